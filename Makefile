@@ -1,0 +1,30 @@
+# One command per chore. `make run` and `make test` set everything up on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+STAMP   = $(VENV)/.installed
+
+.PHONY: run test openapi bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## serve on HOST:PORT (default 127.0.0.1:8000)
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m service serve
+
+test: $(STAMP)  ## the whole test suite
+	$(BIN)/python -m pytest
+
+openapi: $(STAMP)  ## rewrite openapi/openapi.json from the app
+	$(BIN)/python scripts/write_openapi.py
+
+bench: $(STAMP)  ## calculator throughput against /healthz
+	$(BIN)/python benchmarks/bench_calculators.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

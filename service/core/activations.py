@@ -1,0 +1,155 @@
+"""Activation memory of transformer training, after Korthikanti et al. 2022.
+
+"Reducing Activation Recomputation in Large Transformer Models" (Korthikanti, Casper, Lym,
+McAfee, Andersch, Shoeybi, Catanzaro; MLSys 2023, arXiv:2205.05198), §4 and Table 2. The paper's
+per-layer total ``s*b*h*(34 + 5*a*s/h)`` bytes assumes multi-head attention, a 4h GELU MLP,
+16-bit activations and dropout after attention and the MLP. Here each stored tensor is counted
+from the architecture instead, so GQA, SwiGLU, MoE, other MLP widths, no dropout and
+FlashAttention get their own constant; for the paper's setting the terms reduce to its Table 2
+exactly (tests/core/test_activations.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from service.core.architecture import Architecture, Ffn
+from service.core.compute import Recompute
+
+MASK_BYTES = 1  # dropout masks are stored as bytes (Korthikanti §4.1)
+LSE_BYTES = 4  # FlashAttention keeps one fp32 log-sum-exp per query and head (Dao et al. 2022 §3.1)
+LOGIT_BYTES = 4  # cross-entropy keeps fp32 logits (Korthikanti §4.3)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ActivationOptions:
+    """How the activations are kept.
+
+    ``element_bytes`` is 2 for 16-bit (mixed) training, 4 for fp32; ``tp`` the tensor-parallel
+    size; ``sequence_parallel`` shards the non-tensor-parallel parts (norms, dropout) over ``tp``
+    too (Korthikanti §4.2.2); ``flash_attention`` never materialises the ``a*s^2`` scores
+    (Dao et al. 2022); ``dropout`` stores masks after attention scores, attention output, MLP
+    output and embeddings.
+    """
+
+    seq_len: int
+    micro_batch_size: int
+    tp: int = 1
+    sequence_parallel: bool = False
+    recompute: Recompute = Recompute.NONE
+    flash_attention: bool = False
+    dropout: bool = False
+    element_bytes: int = 2
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LayerActivations:
+    """Bytes one transformer layer stores for one micro-batch, by part (after sharding)."""
+
+    replicated_bytes: int  # norms, matmul inputs outside the TP region, dropout masks
+    sharded_bytes: int  # Q, K, V, attention output, MLP intermediates (divided by tp)
+    scores_bytes: int  # softmax output (+ dropout mask and output), or FlashAttention's LSE
+    total_bytes: int
+
+
+def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> LayerActivations:
+    """Bytes of activations stored by one layer for one micro-batch (Korthikanti §4.1-4.2).
+
+    Attention block: input of the QKV projection ``e*sbh``; Q ``e*sb*a*d_head``; K and V
+    ``2*e*sb*k*d_head`` (GQA shrinks them); input of the output projection ``e*sb*a*d_head``;
+    softmax output ``e*a*s^2*b`` (+ dropout mask ``a*s^2*b`` and output ``e*a*s^2*b``); output
+    dropout mask ``sbh``. MLP: its input ``e*sbh``; GELU keeps the activation input and the
+    down-projection input ``2*e*sbf``; SwiGLU keeps the gate and up outputs and the product fed
+    to the down projection ``3*e*sbf`` (Megatron-LM's fused SwiGLU recomputes the SiLU); an MoE
+    token passes ``experts_per_token`` experts; output dropout mask ``sbh``. Norms: each norm's
+    input ``e*sbh``. With MHA, a 4h GELU MLP, ``e = 2`` and dropout this is
+    ``sbh*(10 + 24/t + 5*a*s/(h*t))`` (Table 2).
+
+    Selective recompute drops the scores (``5as/h`` term); full recompute keeps only the layer
+    input ``2*sbh`` (divided by t with sequence parallelism).
+    """
+    s, b, h, e = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes
+    t = opts.tp
+    sbh = s * b * h
+    if opts.recompute is Recompute.FULL:
+        kept = e * sbh
+        if opts.sequence_parallel:
+            kept = math.ceil(kept / t)
+        return LayerActivations(replicated_bytes=kept, sharded_bytes=0, scores_bytes=0, total_bytes=kept)
+
+    shared_input = arch.parallel_attention and arch.norms_per_layer == 1
+    mlp_inputs = 0 if shared_input else e * sbh * arch.experts_per_token
+    replicated = (
+        arch.norms_per_layer * e * sbh  # norm inputs
+        + e * sbh  # QKV projection input
+        + mlp_inputs  # MLP (expert) input; shared with QKV under one parallel norm (Falcon, GPT-J)
+        + (2 * MASK_BYTES * sbh if opts.dropout else 0)  # attention-output and MLP-output dropout
+    )
+    intermediates = 3 if arch.ffn is Ffn.SWIGLU else 2
+    sharded = (
+        e * s * b * (2 * arch.q_dim + 2 * arch.kv_dim)  # Q, K, V and the output-projection input
+        + arch.experts_per_token * intermediates * e * s * b * arch.d_ff  # MLP intermediates
+    )
+    if opts.recompute is Recompute.SELECTIVE:
+        scores = 0
+    elif opts.flash_attention:
+        scores = LSE_BYTES * s * b * arch.n_heads
+    else:
+        per_score = e + (MASK_BYTES + e if opts.dropout else 0)  # softmax (+ mask + dropout out)
+        scores = per_score * arch.n_heads * s * s * b
+    if opts.sequence_parallel:
+        replicated = math.ceil(replicated / t)
+    sharded = math.ceil(sharded / t)
+    scores = math.ceil(scores / t)
+    return LayerActivations(
+        replicated_bytes=replicated,
+        sharded_bytes=sharded,
+        scores_bytes=scores,
+        total_bytes=replicated + sharded + scores,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StageActivations:
+    """Activation bytes of the pipeline's first and last stage, and the larger of the two."""
+
+    per_layer_bytes: int
+    layers_per_stage: int
+    in_flight_microbatches: int
+    first_stage_bytes: int
+    last_stage_bytes: int
+    peak_bytes: int
+
+
+def stage_activation_bytes(arch: Architecture, opts: ActivationOptions, *, pp: int) -> StageActivations:
+    """Activations held by the busiest pipeline stage (Korthikanti §4.2.3 and §4.3).
+
+    Under 1F1B the first stage holds ``pp`` micro-batches in flight, each with ``ceil(L/pp)``
+    layers, so it stores ``L`` layers' worth regardless of ``pp``; it also keeps the embedding
+    dropout mask ``sbh`` per in-flight micro-batch. The last stage holds one micro-batch and the
+    output layer: final-norm and projection inputs ``2*e*sbh`` and fp32 logits ``4*s*b*V/t``
+    (Korthikanti's ``4*sbh/t*(1 + V/h)``). With ``pp = 1`` both are the same stage.
+    """
+    s, b, t, e = opts.seq_len, opts.micro_batch_size, opts.tp, opts.element_bytes
+    sbh = s * b * arch.d_model
+    layer = layer_activation_bytes(arch, opts).total_bytes
+    per_stage = math.ceil(arch.n_layers / pp)
+    embedding_mask = MASK_BYTES * sbh if opts.dropout else 0
+    output_inputs = 2 * e * sbh
+    if opts.sequence_parallel:
+        embedding_mask = math.ceil(embedding_mask / t)
+        output_inputs = math.ceil(output_inputs / t)
+    output = output_inputs + math.ceil(LOGIT_BYTES * s * b * arch.vocab_size / t)
+    first = pp * (per_stage * layer + embedding_mask)
+    last = per_stage * layer + output
+    if pp == 1:
+        first = last = first + output
+    return StageActivations(
+        per_layer_bytes=layer,
+        layers_per_stage=per_stage,
+        in_flight_microbatches=pp,
+        first_stage_bytes=first,
+        last_stage_bytes=last,
+        peak_bytes=max(first, last),
+    )

@@ -1,0 +1,365 @@
+"""Training and inference memory.
+
+Weights, gradients and optimizer states follow Rajbhandari et al. 2020 (ZeRO, §3 and §5);
+activations follow Korthikanti et al. 2022 (:mod:`service.core.activations`); inference follows
+Transformers Math 101 (Anthony, Biderman & Schoelkopf 2023, "Inference": total ≈ 1.2 × weights
+plus the KV cache). All byte counts are exact integers (rounded up where a term is fractional).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from service.core.activations import ActivationOptions, StageActivations, stage_activation_bytes
+from service.core.architecture import Architecture, Ffn, ModelShape
+from service.core.compute import Recompute, require_architecture
+from service.core.dtypes import Dtype, tensor_bytes
+from service.core.errors import InvalidSpecError
+from service.core.limits import check_bytes
+from service.core.params import count_params, norm_params
+
+INFERENCE_OVERHEAD_FRACTION = 0.2  # Transformers Math 101: total ≈ 1.2 × model memory
+
+
+class Precision(StrEnum):
+    """Training number formats.
+
+    ``mixed_bf16``/``mixed_fp16``: 16-bit weights and gradients with an fp32 master copy and
+    fp32 optimizer states (Micikevicius et al. 2018; ZeRO §3: 2 + 2 + 12 bytes/param with AdamW).
+    ``bf16``: everything in bf16, no master copy. ``fp32``: everything in fp32.
+    """
+
+    MIXED_BF16 = "mixed_bf16"
+    MIXED_FP16 = "mixed_fp16"
+    BF16 = "bf16"
+    FP32 = "fp32"
+
+
+class Optimizer(StrEnum):
+    ADAMW = "adamw"
+    ADAMW_8BIT = "adamw_8bit"
+    SGD_MOMENTUM = "sgd_momentum"
+    SGD = "sgd"
+    ADAFACTOR = "adafactor"
+    LION = "lion"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PrecisionBytes:
+    """Bytes per parameter of the weights, the gradients and the master copy, and bytes per
+    optimizer-state element (fp32 states under mixed precision)."""
+
+    weight: int
+    gradient: int
+    master: int
+    state: int
+    activation: int
+
+
+PRECISION_BYTES: dict[Precision, PrecisionBytes] = {
+    Precision.MIXED_BF16: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
+    Precision.MIXED_FP16: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
+    Precision.BF16: PrecisionBytes(weight=2, gradient=2, master=0, state=2, activation=2),
+    Precision.FP32: PrecisionBytes(weight=4, gradient=4, master=0, state=4, activation=4),
+}
+
+EIGHT_BIT_BLOCK = 2048  # Dettmers et al. 2022, "8-bit Optimizers via Block-wise Quantization" §2
+
+
+def factored_elements(arch: Architecture) -> tuple[int, int]:
+    """Adafactor's second-moment elements, and how many parameters they stand for.
+
+    Shazeer & Stern 2018 ("Adafactor", §3): an ``n x m`` matrix keeps a row and a column
+    accumulator (``n + m`` values) instead of ``n*m``; vectors (norms, biases) keep a full one.
+    Returns (elements kept for the matrices, parameters in those matrices).
+    """
+    h, f, q, kv = arch.d_model, arch.d_ff, arch.q_dim, arch.kv_dim
+    mlp_matrices = 3 if arch.ffn is Ffn.SWIGLU else 2
+    per_layer_factored = (h + q) + 2 * (h + kv) + (q + h) + arch.n_experts * mlp_matrices * (h + f)
+    per_layer_params = h * q + 2 * h * kv + q * h + arch.n_experts * mlp_matrices * h * f
+    if arch.is_moe:
+        per_layer_factored += h + arch.n_experts
+        per_layer_params += h * arch.n_experts
+    factored = arch.n_layers * per_layer_factored + (arch.vocab_size + h)
+    params = arch.n_layers * per_layer_params + arch.vocab_size * h
+    if arch.learned_position_rows:
+        factored += arch.learned_position_rows + h
+        params += arch.learned_position_rows * h
+    if not arch.tied_embeddings:
+        factored += arch.vocab_size + h
+        params += arch.vocab_size * h
+    return factored, params
+
+
+def optimizer_state_bytes(
+    n_params: float, optimizer: Optimizer, precision: Precision, arch: Architecture | None = None
+) -> int:
+    """Bytes of optimizer state for ``n_params`` parameters, fp32 master copy included.
+
+    - AdamW: momentum and variance (Loshchilov & Hutter 2019) → mixed precision 4 + 4 + 4 = 12
+      bytes/param (ZeRO §3, K = 12).
+    - 8-bit AdamW: both states in 1 byte plus an fp32 absmax per 2048-value block (Dettmers
+      et al. 2022) → 4 + 2 + 8/2048 bytes/param under mixed precision.
+    - SGD with momentum: one state (4 + 4 = 8); plain SGD: only the master copy (4).
+    - Adafactor without momentum (β1 = 0, its default): factored second moment (Shazeer & Stern
+      2018 §3), a few bytes per matrix row and column; needs the shapes, else counted as 0.
+    - Lion: one momentum state (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms",
+      §2): 4 + 4 = 8.
+    """
+    pb = PRECISION_BYTES[precision]
+    master = pb.master * n_params
+    if optimizer is Optimizer.ADAMW:
+        states = 2 * pb.state * n_params
+    elif optimizer is Optimizer.ADAMW_8BIT:
+        states = 2 * n_params + 2 * 4 * n_params / EIGHT_BIT_BLOCK
+    elif optimizer in (Optimizer.SGD_MOMENTUM, Optimizer.LION):
+        states = pb.state * n_params
+    elif optimizer is Optimizer.SGD:
+        states = 0.0
+    else:  # Adafactor
+        if arch is None:
+            states = 0.0
+        else:
+            total = count_params(arch).total
+            factored, matrix_params = factored_elements(arch)
+            states = pb.state * (factored + (total - matrix_params)) * n_params / total
+    return math.ceil(master + states)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Parallelism:
+    """3D parallelism and ZeRO: ``dp`` data-parallel, ``tp`` tensor-parallel, ``pp`` pipeline
+    stages; ``zero_stage`` 0-3 shards optimizer states (1), gradients (2) and weights (3) over
+    ``dp`` (Rajbhandari et al. 2020 §5); ``offload_optimizer`` keeps the optimizer states and the
+    master copy in host memory (Ren et al. 2021, ZeRO-Offload)."""
+
+    dp: int = 1
+    tp: int = 1
+    pp: int = 1
+    sequence_parallel: bool = False
+    zero_stage: int = 0
+    offload_optimizer: bool = False
+
+    @property
+    def n_gpus(self) -> int:
+        return self.dp * self.tp * self.pp
+
+
+def validate_parallelism(par: Parallelism, model: ModelShape) -> None:
+    """Reject layouts that cannot run: tp must divide the heads, pp cannot exceed the layers."""
+    if par.zero_stage not in (0, 1, 2, 3):
+        raise InvalidSpecError("parallelism.zero_stage", "must be 0, 1, 2 or 3")
+    if par.offload_optimizer and par.zero_stage == 0:
+        raise InvalidSpecError(
+            "parallelism.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)"
+        )
+    if isinstance(model, Architecture):
+        if model.n_heads % par.tp:
+            raise InvalidSpecError(
+                "parallelism.tp", f"tp={par.tp} does not divide n_heads={model.n_heads}"
+            )
+        if model.n_kv_heads % par.tp and par.tp % model.n_kv_heads:
+            raise InvalidSpecError(
+                "parallelism.tp",
+                f"tp={par.tp} and n_kv_heads={model.n_kv_heads}: one must divide the other",
+            )
+        if par.pp > model.n_layers:
+            raise InvalidSpecError(
+                "parallelism.pp", f"pp={par.pp} exceeds n_layers={model.n_layers}"
+            )
+
+
+def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
+    """Parameters held by one GPU of the busiest pipeline stage before ZeRO-3 sharding.
+
+    With the architecture: the first stage holds the embedding and ``ceil(L/pp)`` layers, the
+    last stage those layers, the final norm and the LM head (a tied head is a second copy when
+    pp > 1, as in Megatron-LM); matrices are split over ``tp``, norms are replicated
+    (Shoeybi et al. 2019 §3). With only a count: ``P / (tp * pp)``.
+    """
+    if not isinstance(model, Architecture):
+        return math.ceil(model.n_params / (par.tp * par.pp))
+    b = count_params(model)
+    if par.pp == 1:
+        total, norms = b.total, b.norm
+    else:
+        layers = math.ceil(model.n_layers / par.pp)
+        per_layer = (b.attention + b.mlp) // model.n_layers
+        layer_norms = model.norms_per_layer * norm_params(model)
+        embedding_norm = norm_params(model) if model.embedding_norm else 0
+        first = b.embedding + embedding_norm + layers * (per_layer + layer_norms)
+        last = layers * (per_layer + layer_norms) + norm_params(model) + model.vocab_size * model.d_model
+        total = max(first, last)
+        norms = layers * layer_norms + norm_params(model)
+    return math.ceil((total - norms) / par.tp) + norms
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrainingMemory:
+    """Per-GPU training memory of the busiest pipeline stage, and host memory for offload."""
+
+    params_per_gpu: int
+    weights_bytes: int
+    gradients_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int
+    total_bytes: int
+    cpu_offload_bytes: int
+    activations: StageActivations | None
+    bytes_per_param: dict[str, float]
+    formulas: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def training_memory(
+    model: ModelShape,
+    *,
+    precision: Precision = Precision.MIXED_BF16,
+    optimizer: Optimizer = Optimizer.ADAMW,
+    parallelism: Parallelism = Parallelism(),
+    micro_batch_size: int = 1,
+    seq_len: int | None = None,
+    recompute: Recompute = Recompute.NONE,
+    flash_attention: bool = False,
+    dropout: bool = False,
+    include_activations: bool = True,
+) -> TrainingMemory:
+    """Memory per GPU for training ``model``.
+
+    weights ``P_gpu * w``, gradients ``P_gpu * g``, optimizer ``K * P_gpu`` with P_gpu the
+    parameters of one tp×pp shard; ZeRO stage 1 divides the optimizer term by ``dp``, stage 2 the
+    gradients too, stage 3 the weights too (Rajbhandari et al. 2020 §5.1, Figure 1: 7.5B
+    parameters, dp = 64 → 120 GB, 31.4 GB, 16.6 GB, 1.9 GB). Activations are not sharded by ZeRO
+    (:func:`service.core.activations.stage_activation_bytes`).
+    """
+    validate_parallelism(parallelism, model)
+    par = parallelism
+    pb = PRECISION_BYTES[precision]
+    arch = model if isinstance(model, Architecture) else None
+    notes: list[str] = []
+    p_gpu = params_per_gpu(model, par)
+    weights = pb.weight * p_gpu
+    gradients = pb.gradient * p_gpu
+    optimizer_total = optimizer_state_bytes(p_gpu, optimizer, precision, arch)
+    if optimizer is Optimizer.ADAFACTOR and arch is None:
+        notes.append("Adafactor's factored second moment needs the shapes; counted as 0 bytes")
+    dp = par.dp
+    if par.zero_stage >= 1:
+        optimizer_total = math.ceil(optimizer_total / dp)
+    if par.zero_stage >= 2:
+        gradients = math.ceil(gradients / dp)
+    if par.zero_stage >= 3:
+        weights = math.ceil(weights / dp)
+    cpu_offload = 0
+    if par.offload_optimizer:
+        cpu_offload, optimizer_total = optimizer_total, 0
+    formulas = [
+        "weights + gradients + optimizer per GPU, sharded by tp*pp and ZeRO over dp "
+        "(Rajbhandari et al. 2020, ZeRO §5)",
+    ]
+    stage: StageActivations | None = None
+    activations = 0
+    if include_activations:
+        arch = require_architecture(model, "activation memory")
+        stage = stage_activation_bytes(
+            arch,
+            ActivationOptions(
+                seq_len=seq_len or arch.max_seq_len,
+                micro_batch_size=micro_batch_size,
+                tp=par.tp,
+                sequence_parallel=par.sequence_parallel,
+                recompute=recompute,
+                flash_attention=flash_attention,
+                dropout=dropout,
+                element_bytes=pb.activation,
+            ),
+            pp=par.pp,
+        )
+        activations = stage.peak_bytes
+        formulas.append(
+            "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
+            "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)"
+        )
+    else:
+        notes.append("activations not included")
+    total = weights + gradients + optimizer_total + activations
+    for name, value in (("weights_bytes", weights), ("total_bytes", total), ("cpu_offload_bytes", cpu_offload)):
+        check_bytes(name, value)
+    return TrainingMemory(
+        params_per_gpu=p_gpu,
+        weights_bytes=weights,
+        gradients_bytes=gradients,
+        optimizer_bytes=optimizer_total,
+        activations_bytes=activations,
+        total_bytes=total,
+        cpu_offload_bytes=cpu_offload,
+        activations=stage,
+        bytes_per_param={
+            "weights": pb.weight,
+            "gradients": pb.gradient,
+            "optimizer": optimizer_state_bytes(1e6, optimizer, precision, arch) / 1e6,
+        },
+        formulas=tuple(formulas),
+        notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InferenceMemory:
+    """Serving memory: weights, KV cache and the 20 % overhead, and GPUs needed."""
+
+    weights_bytes: int
+    kv_cache_bytes: int
+    kv_cache_bytes_per_token: int
+    overhead_bytes: int
+    total_bytes: int
+    gpus_needed: int | None
+    formulas: tuple[str, ...]
+
+
+def kv_cache_bytes(arch: Architecture, *, seq_len: int, batch_size: int, kv_dtype: Dtype) -> int:
+    """KV cache: ``2 * L * k * d_head * s * batch * bytes`` — a key and a value vector per KV
+    head, layer and token (Pope et al. 2022, "Efficiently Scaling Transformer Inference" §3.1;
+    GQA/MQA shrink k, Ainslie et al. 2023)."""
+    return tensor_bytes(2 * arch.n_layers * arch.kv_dim * seq_len * batch_size, kv_dtype)
+
+
+def inference_memory(
+    model: ModelShape,
+    *,
+    dtype: Dtype = Dtype.BF16,
+    kv_dtype: Dtype | None = None,
+    batch_size: int = 1,
+    seq_len: int | None = None,
+    gpu_memory_bytes: int | None = None,
+) -> InferenceMemory:
+    """Memory to serve ``model``: weights ``P * bytes(dtype)``, overhead ``0.2 * weights``
+    (Transformers Math 101: total ≈ 1.2 × model memory) and the KV cache for ``batch_size``
+    sequences of ``seq_len`` tokens (default the model's context). ``gpus_needed`` divides the
+    total by one GPU's memory, rounded up (weights sharded with tensor parallelism).
+    A bare parameter count gets a KV cache only when ``seq_len`` is 0 (no cache)."""
+    kv_dtype = kv_dtype or dtype
+    total_params = count_params(model).total if isinstance(model, Architecture) else model.n_params
+    weights = tensor_bytes(total_params, dtype)
+    overhead = math.ceil(weights * INFERENCE_OVERHEAD_FRACTION)
+    formulas = ["memory = 1.2 * P * bytes(dtype) + KV cache (Transformers Math 101)"]
+    if seq_len == 0:
+        kv, per_token = 0, 0
+    else:
+        arch = require_architecture(model, "the KV cache (set seq_len to 0 to leave it out)")
+        kv = kv_cache_bytes(arch, seq_len=seq_len or arch.max_seq_len, batch_size=batch_size, kv_dtype=kv_dtype)
+        per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
+        formulas.append("KV cache = 2*L*k*d_head*s*batch*bytes(kv_dtype) (Pope et al. 2022 §3.1)")
+    total = check_bytes("total_bytes", weights + overhead + kv)
+    gpus = math.ceil(total / gpu_memory_bytes) if gpu_memory_bytes else None
+    return InferenceMemory(
+        weights_bytes=weights,
+        kv_cache_bytes=kv,
+        kv_cache_bytes_per_token=per_token,
+        overhead_bytes=overhead,
+        total_bytes=total,
+        gpus_needed=gpus,
+        formulas=tuple(formulas),
+    )

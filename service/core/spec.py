@@ -1,0 +1,122 @@
+"""Validated construction of model shapes.
+
+Every rule names the field it checks, so the API can turn a :class:`InvalidSpecError` into a 422
+that points at the offending field.
+"""
+
+from __future__ import annotations
+
+from service.core.architecture import Architecture, Ffn, Norm, ParamsOnly, Position
+from service.core.errors import InvalidSpecError
+from service.core.limits import (
+    MAX_DIM,
+    MAX_LAYERS,
+    MAX_PARAMS,
+    MAX_SEQ_LEN,
+    check_positive_int,
+    check_positive_number,
+)
+from service.core.params import count_params
+
+
+def make_params_only(n_params: float, *, prefix: str = "model") -> ParamsOnly:
+    """Validate a bare parameter count (finite, >= 1, at most ``MAX_PARAMS``)."""
+    check_positive_number(f"{prefix}.n_params", n_params, maximum=MAX_PARAMS)
+    if n_params < 1:
+        raise InvalidSpecError(f"{prefix}.n_params", "must be at least 1 parameter")
+    return ParamsOnly(n_params=float(n_params))
+
+
+def make_architecture(
+    *,
+    n_layers: int,
+    d_model: int,
+    n_heads: int,
+    d_ff: int,
+    vocab_size: int,
+    n_kv_heads: int | None = None,
+    d_head: int | None = None,
+    ffn: Ffn | str = Ffn.GELU,
+    norm: Norm | str = Norm.LAYERNORM,
+    bias: bool = False,
+    qkv_bias: bool = False,
+    tied_embeddings: bool = False,
+    position: Position | str = Position.ROTARY,
+    max_seq_len: int = 2048,
+    position_embedding_rows: int | None = None,
+    n_experts: int = 1,
+    experts_per_token: int = 1,
+    parallel_attention: bool = False,
+    norms_per_layer: int = 2,
+    embedding_norm: bool = False,
+    prefix: str = "model",
+) -> Architecture:
+    """Build a validated :class:`Architecture`; every rule names the field it checks.
+
+    Defaults: ``n_kv_heads = n_heads`` (multi-head attention), ``d_head = d_model / n_heads``.
+    """
+
+    def f(name: str) -> str:
+        return f"{prefix}.{name}"
+
+    check_positive_int(f("n_layers"), n_layers, maximum=MAX_LAYERS)
+    check_positive_int(f("d_model"), d_model, maximum=MAX_DIM)
+    check_positive_int(f("n_heads"), n_heads, maximum=MAX_DIM)
+    check_positive_int(f("d_ff"), d_ff, maximum=MAX_DIM * 8)
+    check_positive_int(f("vocab_size"), vocab_size, maximum=MAX_DIM * 10)
+    check_positive_int(f("max_seq_len"), max_seq_len, maximum=MAX_SEQ_LEN)
+    check_positive_int(f("n_experts"), n_experts, maximum=100_000)
+    check_positive_int(f("experts_per_token"), experts_per_token, maximum=100_000)
+    check_positive_int(f("norms_per_layer"), norms_per_layer, maximum=8)
+    if d_model % n_heads:
+        raise InvalidSpecError(f("n_heads"), f"n_heads={n_heads} does not divide d_model={d_model}")
+    if n_kv_heads is None:
+        n_kv_heads = n_heads
+    check_positive_int(f("n_kv_heads"), n_kv_heads, maximum=MAX_DIM)
+    if n_kv_heads > n_heads or n_heads % n_kv_heads:
+        raise InvalidSpecError(
+            f("n_kv_heads"), f"n_kv_heads={n_kv_heads} does not divide n_heads={n_heads}"
+        )
+    if d_head is None:
+        d_head = d_model // n_heads
+    check_positive_int(f("d_head"), d_head, maximum=MAX_DIM)
+    if experts_per_token > n_experts:
+        raise InvalidSpecError(
+            f("experts_per_token"),
+            f"experts_per_token={experts_per_token} exceeds n_experts={n_experts}",
+        )
+    try:
+        ffn, norm, position = Ffn(ffn), Norm(norm), Position(position)
+    except ValueError as exc:  # only reachable from library callers; the API validates enums
+        raise InvalidSpecError(prefix, str(exc)) from exc
+    if position_embedding_rows is not None:
+        check_positive_int(f("position_embedding_rows"), position_embedding_rows, maximum=MAX_SEQ_LEN)
+        if position is not Position.LEARNED:
+            raise InvalidSpecError(
+                f("position_embedding_rows"), "only applies to position='learned'"
+            )
+    arch = Architecture(
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads,
+        d_head=d_head,
+        d_ff=d_ff,
+        vocab_size=vocab_size,
+        ffn=ffn,
+        norm=norm,
+        bias=bias,
+        qkv_bias=qkv_bias,
+        tied_embeddings=tied_embeddings,
+        position=position,
+        max_seq_len=max_seq_len,
+        position_embedding_rows=position_embedding_rows,
+        n_experts=n_experts,
+        experts_per_token=experts_per_token,
+        parallel_attention=parallel_attention,
+        norms_per_layer=norms_per_layer,
+        embedding_norm=embedding_norm,
+    )
+    if count_params(arch).total > MAX_PARAMS:
+        raise InvalidSpecError(prefix, f"the architecture has more than {MAX_PARAMS:g} parameters")
+    return arch

@@ -1,0 +1,99 @@
+"""Service errors and the one place that renders every error as problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.core.errors import InvalidSpecError
+
+PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """An error with an HTTP status; ``errors`` lists field-level problems for a 422."""
+
+    status_code = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    title = "Not found"
+
+
+class Unprocessable(ServiceError):
+    """The request's content is invalid (a field names what and why)."""
+
+    status_code = 422
+    title = "Unprocessable request"
+
+    @classmethod
+    def for_field(cls, field: str, reason: str) -> Unprocessable:
+        return cls(f"{field}: {reason}", errors=[field_error(field, reason)])
+
+
+def field_error(field: str, reason: str, kind: str = "value_error") -> dict[str, Any]:
+    """One 422 entry: ``loc`` as FastAPI writes it (``["body", "model", "n_heads"]``)."""
+    return {"loc": ["body", *field.split(".")], "msg": reason, "type": kind}
+
+
+def problem(status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Keep ``loc``, ``msg`` and ``type`` only: pydantic's ``ctx`` may hold exceptions and its
+    ``input`` may echo a huge or non-JSON value."""
+    return [
+        {"loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in errors
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error as problem+json; nothing escapes as a bare 500 traceback."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_validation_errors(exc.errors())
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
+        return problem(422, "Unprocessable request", detail, errors)
+
+    @app.exception_handler(InvalidSpecError)
+    async def _invalid_spec(_: Request, exc: InvalidSpecError) -> JSONResponse:
+        return problem(422, "Unprocessable request", str(exc), [field_error(exc.field, exc.reason)])
+
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
+        return problem(exc.status_code, exc.title, exc.detail, exc.errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = HTTPStatus(exc.status_code).phrase
+        return problem(exc.status_code, title, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")

@@ -1,0 +1,1 @@
+"""Request and response models: the only place JSON shapes are defined."""

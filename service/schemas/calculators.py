@@ -1,0 +1,207 @@
+"""Request and response models of the calculator endpoints (``/v1/params``, ``/v1/compute/*``,
+``/v1/memory/*``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from service.core.compute import AttentionFormula, Recompute
+from service.core.dtypes import Dtype
+from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
+from service.core.memory import Optimizer, Precision
+from service.schemas.base import Assumptions, Schema
+from service.schemas.model import ModelSpec
+
+SeqLen = Annotated[int, Field(ge=1, le=MAX_SEQ_LEN)]
+Batch = Annotated[int, Field(ge=1, le=MAX_BATCH)]
+GpuId = Annotated[str, Field(min_length=1, max_length=100, description="Catalog GPU id, e.g. `h100-sxm`.")]
+Bytes = Annotated[int, Field(ge=0, le=MAX_INT64)]
+
+LLAMA_2_7B = {"preset": "llama-2-7b"}
+
+
+class Estimate(Schema):
+    """Fields every estimate carries."""
+
+    formulas: list[str] = Field(description="The formulas used, each with its source.")
+    assumptions: Assumptions = Field(description="Defaults filled in for this answer.")
+
+
+# --- /v1/params ---------------------------------------------------------------------------------
+
+
+class ParamsRequest(Schema):
+    model_config = Schema.model_config | {"json_schema_extra": {"examples": [{"model": LLAMA_2_7B}]}}
+
+    model: ModelSpec
+
+
+class ParamsResponse(Estimate):
+    total: int = Field(description="All parameters, tied weights once.")
+    active: int = Field(description="Parameters used per token (MoE: experts_per_token experts).")
+    embedding: int
+    attention: int
+    mlp: int
+    norm: int
+    lm_head: int
+    non_embedding: int = Field(description="total − embedding − lm_head (Kaplan et al. 2020's N).")
+
+
+# --- /v1/compute/training -----------------------------------------------------------------------
+
+
+class TrainingComputeRequest(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {"model": {"preset": "gpt-3-175b"}, "tokens": 300e9},
+                {"model": LLAMA_2_7B, "tokens": 2e12, "include_attention": True, "recompute": "selective"},
+            ]
+        }
+    }
+
+    model: ModelSpec
+    tokens: float = Field(gt=0, le=MAX_TOKENS, description="Training tokens D.")
+    recompute: Recompute = Recompute.NONE
+    include_attention: bool = Field(False, description="Add the attention (sequence-length) FLOPs; false = 6PD.")
+    attention_formula: AttentionFormula = AttentionFormula.PALM
+    causal_attention: bool = Field(False, description="Halve the attention term for causal masking.")
+    seq_len: SeqLen | None = Field(None, description="Training sequence length; default max_seq_len.")
+
+
+class TrainingComputeResponse(Estimate):
+    total_flops: float = Field(description="Model FLOPs of the run (what MFU counts).")
+    flops_per_token: float
+    hardware_flops: float = Field(description="Including recomputation (what HFU counts).")
+    hardware_flops_per_token: float
+    forward_flops_per_token: float
+    backward_flops_per_token: float
+    params: float = Field(description="Parameters P used in the formula (active for MoE).")
+    tokens: float
+
+
+# --- /v1/compute/inference ----------------------------------------------------------------------
+
+
+class InferenceComputeRequest(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {"examples": [{"model": LLAMA_2_7B, "prompt_tokens": 1000, "output_tokens": 200}]}
+    }
+
+    model: ModelSpec
+    prompt_tokens: int = Field(0, ge=0, le=MAX_SEQ_LEN)
+    output_tokens: int = Field(1, ge=0, le=MAX_SEQ_LEN)
+    batch_size: Batch = 1
+    include_attention: bool = Field(True, description="Count attention over the context (needs the architecture).")
+
+
+class InferenceComputeResponse(Estimate):
+    flops_per_token: float = Field(description="Average FLOPs per generated token (prefill average if none).")
+    flops_per_token_weights: float = Field(description="The 2P part of it.")
+    prefill_flops: float
+    decode_flops: float
+    total_flops: float
+
+
+# --- /v1/memory/training ------------------------------------------------------------------------
+
+
+class ParallelismSpec(Schema):
+    dp: int = Field(1, ge=1, le=1_000_000, description="Data-parallel ranks.")
+    tp: int = Field(1, ge=1, le=4096, description="Tensor-parallel ranks.")
+    pp: int = Field(1, ge=1, le=4096, description="Pipeline stages.")
+    sequence_parallel: bool = False
+    zero_stage: int = Field(0, ge=0, le=3)
+    offload_optimizer: bool = False
+
+
+class TrainingMemoryRequest(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "model": LLAMA_2_7B,
+                    "micro_batch_size": 1,
+                    "seq_len": 4096,
+                    "recompute": "selective",
+                    "flash_attention": True,
+                    "parallelism": {"dp": 8, "zero_stage": 1},
+                    "gpu": "a100-80gb-sxm",
+                }
+            ]
+        }
+    }
+
+    model: ModelSpec
+    precision: Precision = Precision.MIXED_BF16
+    optimizer: Optimizer = Optimizer.ADAMW
+    micro_batch_size: Batch = 1
+    seq_len: SeqLen | None = Field(None, description="Default: the model's max_seq_len.")
+    recompute: Recompute = Recompute.NONE
+    flash_attention: bool = False
+    dropout: bool = False
+    include_activations: bool = Field(True, description="False answers for a bare n_params.")
+    parallelism: ParallelismSpec = ParallelismSpec()
+    gpu: GpuId | None = None
+    gpu_memory_bytes: Bytes | None = Field(None, gt=0, description="Instead of gpu.")
+
+
+class PerGpuMemory(Schema):
+    weights_bytes: int
+    gradients_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int
+    total_bytes: int
+    total_gib: float = Field(description="total_bytes / 2^30, a convenience copy.")
+
+
+class ActivationDetail(Schema):
+    per_layer_bytes: int
+    layers_per_stage: int
+    in_flight_microbatches: int
+    first_stage_bytes: int
+    last_stage_bytes: int
+
+
+class TrainingMemoryResponse(Estimate):
+    per_gpu: PerGpuMemory
+    cpu_offload_bytes: int = Field(description="Host memory per GPU for offloaded optimizer states.")
+    params_per_gpu: int
+    n_gpus: int
+    activations: ActivationDetail | None
+    gpu: str | None
+    gpu_memory_bytes: int | None
+    fits: bool | None = Field(description="total_bytes <= the GPU's memory (null without a GPU).")
+
+
+# --- /v1/memory/inference -----------------------------------------------------------------------
+
+
+class InferenceMemoryRequest(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [{"model": {"preset": "llama-2-70b"}, "dtype": "bf16", "batch_size": 8, "seq_len": 4096, "gpu": "h100-sxm"}]
+        }
+    }
+
+    model: ModelSpec
+    dtype: Dtype = Dtype.BF16
+    kv_dtype: Dtype | None = Field(None, description="Default: dtype.")
+    batch_size: Batch = 1
+    seq_len: int | None = Field(None, ge=0, le=MAX_SEQ_LEN, description="Default max_seq_len; 0 = no KV cache.")
+    gpu: GpuId | None = None
+    gpu_memory_bytes: Bytes | None = Field(None, gt=0, description="Instead of gpu.")
+
+
+class InferenceMemoryResponse(Estimate):
+    weights_bytes: int
+    kv_cache_bytes: int
+    kv_cache_bytes_per_token: int
+    overhead_bytes: int
+    total_bytes: int
+    total_gib: float
+    gpu: str | None
+    gpu_memory_bytes: int | None
+    gpus_needed: int | None

@@ -1,0 +1,1 @@
+"""Use cases between the routers and the core: resolve catalog references, then call the core."""

@@ -1,0 +1,185 @@
+"""Calculator use cases: resolve the request's references, call the core, shape the answer."""
+
+from __future__ import annotations
+
+from service.core import compute, memory
+from service.core.architecture import Architecture, ModelShape
+from service.core.params import count_params
+from service.schemas import calculators as s
+from service.services.models import resolve_gpu_memory, resolve_model
+
+GIB = 2**30
+
+
+def _model_assumptions(model: ModelShape) -> dict[str, str | float | int | bool | None]:
+    if isinstance(model, Architecture):
+        return {"architecture": "explicit", "max_seq_len": model.max_seq_len}
+    return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
+
+
+def params(req: s.ParamsRequest) -> s.ParamsResponse:
+    model = resolve_model(req.model)
+    b = count_params(compute.require_architecture(model, "a parameter breakdown"))
+    return s.ParamsResponse(
+        total=b.total,
+        active=b.active,
+        embedding=b.embedding,
+        attention=b.attention,
+        mlp=b.mlp,
+        norm=b.norm,
+        lm_head=b.lm_head,
+        non_embedding=b.non_embedding,
+        formulas=[
+            "P = V*h (+ positions) + L*(attention + n_experts*MLP + router + norms) + final norm "
+            "+ LM head unless tied (exact module count; Transformers Math 101)"
+        ],
+        assumptions={"tied_embeddings_counted_once": True},
+    )
+
+
+def training_compute(req: s.TrainingComputeRequest) -> s.TrainingComputeResponse:
+    model = resolve_model(req.model)
+    r = compute.training_flops(
+        model,
+        req.tokens,
+        recompute=req.recompute,
+        include_attention=req.include_attention,
+        attention_formula=req.attention_formula,
+        seq_len=req.seq_len,
+        causal=req.causal_attention,
+    )
+    assumptions = _model_assumptions(model) | {
+        "recompute": req.recompute.value,
+        "include_attention": req.include_attention,
+        "params_counted": "active parameters (all for a dense model)",
+    }
+    if req.include_attention:
+        assumptions |= {
+            "attention_formula": req.attention_formula.value,
+            "causal_attention": req.causal_attention,
+            "seq_len": req.seq_len or getattr(model, "max_seq_len", None),
+        }
+    return s.TrainingComputeResponse(
+        total_flops=r.model_flops,
+        flops_per_token=r.model_flops_per_token,
+        hardware_flops=r.hardware_flops,
+        hardware_flops_per_token=r.hardware_flops_per_token,
+        forward_flops_per_token=r.forward_flops_per_token,
+        backward_flops_per_token=r.backward_flops_per_token,
+        params=r.params_used,
+        tokens=req.tokens,
+        formulas=[r.formula],
+        assumptions=assumptions,
+    )
+
+
+def inference_compute(req: s.InferenceComputeRequest) -> s.InferenceComputeResponse:
+    model = resolve_model(req.model)
+    r = compute.inference_flops(
+        model,
+        prompt_tokens=req.prompt_tokens,
+        output_tokens=req.output_tokens,
+        batch_size=req.batch_size,
+        include_attention=req.include_attention,
+    )
+    return s.InferenceComputeResponse(
+        flops_per_token=r.flops_per_token,
+        flops_per_token_weights=r.flops_per_token_weights,
+        prefill_flops=r.prefill_flops,
+        decode_flops=r.decode_flops,
+        total_flops=r.total_flops,
+        formulas=[r.formula],
+        assumptions=_model_assumptions(model)
+        | {"include_attention": req.include_attention, "kv_cache": True, "batch_size": req.batch_size},
+    )
+
+
+def training_memory(req: s.TrainingMemoryRequest) -> s.TrainingMemoryResponse:
+    model = resolve_model(req.model)
+    gpu, gpu_bytes = resolve_gpu_memory(req.gpu, req.gpu_memory_bytes)
+    par = memory.Parallelism(**req.parallelism.model_dump())
+    r = memory.training_memory(
+        model,
+        precision=req.precision,
+        optimizer=req.optimizer,
+        parallelism=par,
+        micro_batch_size=req.micro_batch_size,
+        seq_len=req.seq_len,
+        recompute=req.recompute,
+        flash_attention=req.flash_attention,
+        dropout=req.dropout,
+        include_activations=req.include_activations,
+    )
+    act = r.activations
+    assumptions = _model_assumptions(model) | {
+        "precision": req.precision.value,
+        "optimizer": req.optimizer.value,
+        "weight_bytes_per_param": r.bytes_per_param["weights"],
+        "gradient_bytes_per_param": r.bytes_per_param["gradients"],
+        "optimizer_bytes_per_param": r.bytes_per_param["optimizer"],
+        "seq_len": req.seq_len or getattr(model, "max_seq_len", None),
+        "pipeline_schedule": "1F1B, first stage holds pp micro-batches",
+        "excluded": "framework workspace, allocator fragmentation and communication buffers",
+    }
+    for i, note in enumerate(r.notes):
+        assumptions[f"note_{i + 1}"] = note
+    return s.TrainingMemoryResponse(
+        per_gpu=s.PerGpuMemory(
+            weights_bytes=r.weights_bytes,
+            gradients_bytes=r.gradients_bytes,
+            optimizer_bytes=r.optimizer_bytes,
+            activations_bytes=r.activations_bytes,
+            total_bytes=r.total_bytes,
+            total_gib=r.total_bytes / GIB,
+        ),
+        cpu_offload_bytes=r.cpu_offload_bytes,
+        params_per_gpu=r.params_per_gpu,
+        n_gpus=par.n_gpus,
+        activations=None
+        if act is None
+        else s.ActivationDetail(
+            per_layer_bytes=act.per_layer_bytes,
+            layers_per_stage=act.layers_per_stage,
+            in_flight_microbatches=act.in_flight_microbatches,
+            first_stage_bytes=act.first_stage_bytes,
+            last_stage_bytes=act.last_stage_bytes,
+        ),
+        gpu=gpu,
+        gpu_memory_bytes=gpu_bytes,
+        fits=None if gpu_bytes is None else r.total_bytes <= gpu_bytes,
+        formulas=list(r.formulas),
+        assumptions=assumptions,
+    )
+
+
+def inference_memory(req: s.InferenceMemoryRequest) -> s.InferenceMemoryResponse:
+    model = resolve_model(req.model)
+    gpu, gpu_bytes = resolve_gpu_memory(req.gpu, req.gpu_memory_bytes)
+    r = memory.inference_memory(
+        model,
+        dtype=req.dtype,
+        kv_dtype=req.kv_dtype,
+        batch_size=req.batch_size,
+        seq_len=req.seq_len,
+        gpu_memory_bytes=gpu_bytes,
+    )
+    return s.InferenceMemoryResponse(
+        weights_bytes=r.weights_bytes,
+        kv_cache_bytes=r.kv_cache_bytes,
+        kv_cache_bytes_per_token=r.kv_cache_bytes_per_token,
+        overhead_bytes=r.overhead_bytes,
+        total_bytes=r.total_bytes,
+        total_gib=r.total_bytes / GIB,
+        gpu=gpu,
+        gpu_memory_bytes=gpu_bytes,
+        gpus_needed=r.gpus_needed,
+        formulas=list(r.formulas),
+        assumptions=_model_assumptions(model)
+        | {
+            "dtype": req.dtype.value,
+            "kv_dtype": (req.kv_dtype or req.dtype).value,
+            "overhead_fraction": memory.INFERENCE_OVERHEAD_FRACTION,
+            "seq_len": req.seq_len if req.seq_len is not None else getattr(model, "max_seq_len", None),
+            "gpus_needed_rule": "ceil(total / GPU memory), weights sharded by tensor parallelism",
+        },
+    )
