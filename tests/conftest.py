@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-
 import pytest
-
 from fastapi.testclient import TestClient
 
 from service.main import create_app

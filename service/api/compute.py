@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
-from service.api.responses import PROBLEM_422
+from service.api.responses import PROBLEM_422, json_response
 from service.schemas import calculators as s
 from service.services import calculators
 
@@ -12,13 +12,13 @@ router = APIRouter(prefix="/v1/compute", tags=["compute"], responses=PROBLEM_422
 
 
 @router.post("/training", response_model=s.TrainingComputeResponse, summary="Training FLOPs")
-def training(req: s.TrainingComputeRequest) -> s.TrainingComputeResponse:
+async def training(req: s.TrainingComputeRequest) -> Response:
     """FLOPs to train `model` on `tokens` tokens: 6PD by default, optionally with the attention
     term, and the hardware FLOPs that recomputation adds."""
-    return calculators.training_compute(req)
+    return json_response(calculators.training_compute(req))
 
 
 @router.post("/inference", response_model=s.InferenceComputeResponse, summary="Inference FLOPs")
-def inference(req: s.InferenceComputeRequest) -> s.InferenceComputeResponse:
+async def inference(req: s.InferenceComputeRequest) -> Response:
     """FLOPs of a prompt (prefill) and of generating `output_tokens` tokens (decode)."""
-    return calculators.inference_compute(req)
+    return json_response(calculators.inference_compute(req))

@@ -14,6 +14,6 @@ class Health(Schema):
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness")
-def healthz() -> Health:
+async def healthz() -> Health:
     """200 as soon as the process is up; touches nothing else."""
     return Health(status="ok")

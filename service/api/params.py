@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
-from service.api.responses import PROBLEM_422
+from service.api.responses import PROBLEM_422, json_response
 from service.schemas import calculators as s
 from service.services import calculators
 
@@ -12,6 +12,6 @@ router = APIRouter(prefix="/v1", tags=["params"], responses=PROBLEM_422)
 
 
 @router.post("/params", response_model=s.ParamsResponse, summary="Count parameters")
-def count(req: s.ParamsRequest) -> s.ParamsResponse:
+async def count(req: s.ParamsRequest) -> Response:
     """Exact parameter count of an architecture, by part (total and active per token)."""
-    return calculators.params(req)
+    return json_response(calculators.params(req))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
 from pydantic import BaseModel
 
 
@@ -30,3 +31,12 @@ PROBLEM_422: dict[int | str, dict[str, Any]] = {
         "content": {"application/problem+json": {}},
     }
 }
+
+
+def json_response(body: BaseModel) -> Response:
+    """Serialise a response model once, with pydantic's own JSON encoder.
+
+    The service layer has already built (and validated) the model, so FastAPI's second
+    validation and its ``jsonable_encoder`` pass are skipped; the route still declares its
+    ``response_model`` for the OpenAPI contract."""
+    return Response(body.model_dump_json(), media_type="application/json")

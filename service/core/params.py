@@ -9,6 +9,7 @@ once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from service.core.architecture import Architecture, Ffn, Norm
 
@@ -78,6 +79,7 @@ def router_params_per_layer(arch: Architecture) -> int:
     return arch.d_model * arch.n_experts if arch.is_moe else 0
 
 
+@lru_cache(maxsize=1024)  # a pure function of a frozen, hashable architecture
 def count_params(arch: Architecture) -> ParamBreakdown:
     """Exact parameter count of ``arch``.
 

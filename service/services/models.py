@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from service.catalog import loader
@@ -18,19 +19,28 @@ def preset_architecture(preset: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_model(spec: ModelSpec, *, field: str = "model") -> ModelShape:
     """Resolve ``spec`` to an architecture (preset fields, overridden by explicit ones) or a bare
-    parameter count. Unknown presets are a 422 that lists the known ids."""
-    if spec.n_params is not None:
-        return make_params_only(spec.n_params, prefix=field)
+    parameter count. Unknown presets are a 422 that lists the known ids.
+
+    Resolution is memoised on the spec's values: the shapes are immutable, and the same few
+    presets are asked for again and again."""
+    return _resolve(spec.preset, spec.n_params, tuple(spec.explicit_fields().items()), field)
+
+
+@lru_cache(maxsize=4096)
+def _resolve(
+    preset: str | None, n_params: float | None, explicit: tuple[tuple[str, Any], ...], field: str
+) -> ModelShape:
+    if n_params is not None:
+        return make_params_only(n_params, prefix=field)
     fields: dict[str, Any] = {}
-    if spec.preset is not None:
+    if preset is not None:
         presets = loader.model_presets()
-        if spec.preset not in presets:
+        if preset not in presets:
             raise Unprocessable.for_field(
-                f"{field}.preset",
-                f"unknown preset {spec.preset!r}; known: {', '.join(sorted(presets))}",
+                f"{field}.preset", f"unknown preset {preset!r}; known: {', '.join(sorted(presets))}"
             )
-        fields = preset_architecture(presets[spec.preset])
-    fields.update(spec.explicit_fields())
+        fields = preset_architecture(presets[preset])
+    fields.update(explicit)
     return make_architecture(**fields, prefix=field)
 
 

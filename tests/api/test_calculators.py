@@ -1,0 +1,224 @@
+"""The calculator endpoints: answers, their formulas and assumptions, and every bad input as a
+422 problem document naming the field."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+LLAMA_7B = {"preset": "llama-2-7b"}
+LLAMA_7B_FIELDS = {
+    "n_layers": 32, "d_model": 4096, "n_heads": 32, "n_kv_heads": 32, "d_head": 128, "d_ff": 11008,
+    "vocab_size": 32000, "ffn": "swiglu", "norm": "rmsnorm", "bias": False, "tied_embeddings": False,
+    "position": "rotary", "max_seq_len": 4096, "n_experts": 1, "experts_per_token": 1,
+}  # fmt: skip
+
+
+def assert_finite(value: object) -> None:
+    """No NaN or infinity anywhere in a response."""
+    if isinstance(value, float):
+        assert math.isfinite(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            assert_finite(v)
+    elif isinstance(value, list):
+        for v in value:
+            assert_finite(v)
+
+
+def ok(client, path: str, body: dict) -> dict:
+    r = client.post(path, json=body)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert_finite(data)
+    assert data["formulas"] and all(isinstance(f, str) and f for f in data["formulas"])
+    assert isinstance(data["assumptions"], dict)
+    return data
+
+
+def problem(client, path: str, body: dict | bytes, status: int = 422) -> dict:
+    if isinstance(body, bytes):
+        r = client.post(path, content=body, headers={"content-type": "application/json"})
+    else:
+        r = client.post(path, json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    data = r.json()
+    assert {"type", "title", "status", "detail"} <= data.keys()
+    assert data["status"] == status
+    return data
+
+
+def locs(data: dict) -> list[list]:
+    return [e["loc"] for e in data["errors"]]
+
+
+def test_healthz(client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_params_of_explicit_llama_2_7b(client) -> None:
+    data = ok(client, "/v1/params", {"model": LLAMA_7B_FIELDS})
+    assert data["total"] == 6_738_415_616
+    assert data["active"] == data["total"]
+    for key in ("embedding", "attention", "mlp", "norm", "lm_head"):
+        assert isinstance(data[key], int)
+    assert data["embedding"] + data["attention"] + data["mlp"] + data["norm"] + data["lm_head"] == data["total"]
+
+
+def test_explicit_fields_override_a_preset(client) -> None:
+    base = ok(client, "/v1/params", {"model": LLAMA_7B})
+    gqa = ok(client, "/v1/params", {"model": {"preset": "llama-2-7b", "n_kv_heads": 8}})
+    assert base["total"] - gqa["total"] == 32 * 2 * 4096 * (32 - 8) * 128
+
+
+def test_every_preset_answers_every_calculator(client) -> None:
+    from service.catalog import loader
+
+    for model_id in loader.model_presets():
+        model = {"preset": model_id}
+        ok(client, "/v1/params", {"model": model})
+        ok(client, "/v1/compute/training", {"model": model, "tokens": 1e12, "include_attention": True})
+        ok(client, "/v1/compute/inference", {"model": model, "prompt_tokens": 512, "output_tokens": 128})
+        ok(client, "/v1/memory/training", {"model": model, "seq_len": 2048, "flash_attention": True})
+        ok(client, "/v1/memory/inference", {"model": model, "seq_len": 2048, "gpu": "h100-sxm"})
+
+
+def test_training_compute_gpt3(client) -> None:
+    # Brown et al. 2020: 3.14e23 FLOPs for GPT-3 175B on 300B tokens
+    data = ok(client, "/v1/compute/training", {"model": {"preset": "gpt-3-175b"}, "tokens": 300e9})
+    assert data["total_flops"] == pytest.approx(3.14e23, rel=0.005)
+    assert data["flops_per_token"] == pytest.approx(6 * 174_604_259_328)
+    assert "6*P*D" in data["formulas"][0]
+
+
+def test_training_compute_recompute_and_attention(client) -> None:
+    body = {"model": LLAMA_7B, "tokens": 2e12, "recompute": "full", "include_attention": True, "attention_formula": "megatron"}
+    data = ok(client, "/v1/compute/training", body)
+    assert data["hardware_flops"] > data["total_flops"]
+    assert data["assumptions"]["attention_formula"] == "megatron"
+    assert data["assumptions"]["seq_len"] == 4096
+
+
+def test_n_params_alone_where_the_answer_needs_the_architecture(client) -> None:
+    bare = {"n_params": 7e9}
+    assert ok(client, "/v1/compute/training", {"model": bare, "tokens": 1e9})["total_flops"] == 6 * 7e9 * 1e9
+    for path, body in [
+        ("/v1/compute/training", {"model": bare, "tokens": 1e9, "include_attention": True}),
+        ("/v1/memory/training", {"model": bare}),
+        ("/v1/memory/inference", {"model": bare}),
+        ("/v1/params", {"model": bare}),
+    ]:
+        data = problem(client, path, body)
+        assert ["body", "model"] in locs(data)
+        assert "n_layers" in data["detail"]
+    # ...and what it can still answer
+    assert ok(client, "/v1/memory/training", {"model": bare, "include_activations": False})["per_gpu"]["total_bytes"] == 16 * 7e9
+    assert ok(client, "/v1/memory/inference", {"model": bare, "seq_len": 0})["weights_bytes"] == 14e9
+
+
+def test_memory_training_fields_and_fit(client) -> None:
+    body = {
+        "model": LLAMA_7B, "seq_len": 4096, "recompute": "selective", "flash_attention": True,
+        "parallelism": {"dp": 8, "zero_stage": 3}, "gpu": "a100-80gb-sxm",
+    }  # fmt: skip
+    data = ok(client, "/v1/memory/training", body)
+    per_gpu = data["per_gpu"]
+    keys = ("weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes")
+    assert sum(per_gpu[k] for k in keys) == per_gpu["total_bytes"]
+    assert data["fits"] is True
+    assert data["n_gpus"] == 8
+    assert data["assumptions"]["optimizer_bytes_per_param"] == 12
+    tight = ok(client, "/v1/memory/training", {"model": {"preset": "llama-2-70b"}, "gpu": "a100-80gb-sxm"})
+    assert tight["fits"] is False  # an infeasible layout is an answer, not an error
+
+
+def test_memory_inference_gpus_needed(client) -> None:
+    data = ok(client, "/v1/memory/inference", {"model": {"preset": "llama-2-70b"}, "seq_len": 4096, "batch_size": 8, "gpu": "h100-sxm"})
+    assert data["kv_cache_bytes"] == 327_680 * 4096 * 8
+    assert data["total_bytes"] == data["weights_bytes"] + data["overhead_bytes"] + data["kv_cache_bytes"]
+    assert data["gpus_needed"] == math.ceil(data["total_bytes"] / data["gpu_memory_bytes"])
+
+
+def test_compute_inference(client) -> None:
+    data = ok(client, "/v1/compute/inference", {"model": LLAMA_7B, "prompt_tokens": 1000, "output_tokens": 100})
+    assert data["total_flops"] == pytest.approx(data["prefill_flops"] + data["decode_flops"])
+    assert data["flops_per_token"] > data["flops_per_token_weights"] == 2 * 6_738_415_616
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/v1/params", {"model": {**LLAMA_7B_FIELDS, "d_model": -1}}, ["body", "model", "d_model"]),
+        ("/v1/params", {"model": {**LLAMA_7B_FIELDS, "n_layers": 0}}, ["body", "model", "n_layers"]),
+        ("/v1/params", {"model": {**LLAMA_7B_FIELDS, "n_heads": 30}}, ["body", "model", "n_heads"]),
+        ("/v1/params", {"model": {**LLAMA_7B_FIELDS, "n_kv_heads": 5}}, ["body", "model", "n_kv_heads"]),
+        ("/v1/params", {"model": {**LLAMA_7B_FIELDS, "experts_per_token": 2}}, ["body", "model", "experts_per_token"]),
+        ("/v1/params", {"model": {"preset": "gpt-5"}}, ["body", "model", "preset"]),
+        ("/v1/params", {"model": {"preset": "llama-2-7b", "typo_field": 1}}, ["body", "model", "typo_field"]),
+        ("/v1/params", {"model": {"n_layers": "many", "d_model": 4096}}, ["body", "model", "n_layers"]),
+        ("/v1/params", {"model": {**LLAMA_7B_FIELDS, "n_layers": 32.5}}, ["body", "model", "n_layers"]),
+        ("/v1/params", {"model": {**LLAMA_7B_FIELDS, "d_model": 10**9, "n_heads": 1}}, ["body", "model", "d_model"]),
+        ("/v1/compute/training", {"model": LLAMA_7B, "tokens": 0}, ["body", "tokens"]),
+        ("/v1/compute/training", {"model": LLAMA_7B, "tokens": -5}, ["body", "tokens"]),
+        ("/v1/compute/training", {"model": LLAMA_7B, "tokens": 1e30}, ["body", "tokens"]),
+        ("/v1/compute/training", {"model": {"n_params": 1e30}, "tokens": 1e9}, ["body", "model", "n_params"]),
+        ("/v1/compute/training", {"model": {"n_params": 7e9, "n_layers": 3}, "tokens": 1e9}, ["body", "model"]),
+        ("/v1/compute/training", {"model": LLAMA_7B, "tokens": 1e9, "recompute": "sometimes"}, ["body", "recompute"]),
+        ("/v1/compute/training", {"model": LLAMA_7B}, ["body", "tokens"]),
+        ("/v1/compute/inference", {"model": LLAMA_7B, "prompt_tokens": 0, "output_tokens": 0}, ["body", "output_tokens"]),
+        ("/v1/compute/inference", {"model": LLAMA_7B, "batch_size": 0}, ["body", "batch_size"]),
+        ("/v1/memory/training", {"model": LLAMA_7B, "parallelism": {"tp": 3}}, ["body", "parallelism", "tp"]),
+        ("/v1/memory/training", {"model": LLAMA_7B, "parallelism": {"pp": 64}}, ["body", "parallelism", "pp"]),
+        ("/v1/memory/training", {"model": LLAMA_7B, "parallelism": {"zero_stage": 4}}, ["body", "parallelism", "zero_stage"]),
+        ("/v1/memory/training", {"model": LLAMA_7B, "parallelism": {"offload_optimizer": True}}, ["body", "parallelism", "offload_optimizer"]),
+        ("/v1/memory/training", {"model": LLAMA_7B, "micro_batch_size": -1}, ["body", "micro_batch_size"]),
+        ("/v1/memory/training", {"model": LLAMA_7B, "optimizer": "adam9000"}, ["body", "optimizer"]),
+        ("/v1/memory/training", {"model": LLAMA_7B, "gpu": "tpu-v9"}, ["body", "gpu"]),
+        ("/v1/memory/inference", {"model": LLAMA_7B, "dtype": "int3"}, ["body", "dtype"]),
+        ("/v1/memory/inference", {"model": LLAMA_7B, "gpu": "h100-sxm", "gpu_memory_bytes": 10}, ["body", "gpu"]),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(client, path: str, body: dict, loc: list) -> None:
+    data = problem(client, path, body)
+    assert loc in locs(data), data
+    assert all(e["msg"] for e in data["errors"])
+
+
+def test_unknown_preset_lists_the_known_ones(client) -> None:
+    data = problem(client, "/v1/params", {"model": {"preset": "gpt-5"}})
+    assert "llama-2-7b" in data["detail"]
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_rejected(client, literal: bytes) -> None:
+    body = b'{"model": {"preset": "llama-2-7b"}, "tokens": ' + literal + b"}"
+    data = problem(client, "/v1/compute/training", body)
+    assert ["body", "tokens"] in locs(data)
+    body = b'{"model": {"n_params": ' + literal + b'}, "tokens": 1e9}'
+    problem(client, "/v1/compute/training", body)
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b'"text"', b"null", b""])
+def test_malformed_bodies(client, raw: bytes) -> None:
+    problem(client, "/v1/memory/training", raw)
+
+
+def test_absurd_but_valid_magnitudes_stay_finite_or_422(client) -> None:
+    # the largest accepted inputs must still give finite numbers, or a 422 saying why
+    huge = {"n_layers": 100_000, "d_model": 65536, "n_heads": 512, "d_ff": 262144, "vocab_size": 1_000_000}
+    r = client.post("/v1/memory/training", json={"model": huge, "seq_len": 100_000_000, "micro_batch_size": 10_000_000})
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    r = client.post("/v1/compute/training", json={"model": {"n_params": 1e16}, "tokens": 1e18})
+    assert r.status_code == 200
+    assert_finite(r.json())
+    json.dumps(r.json(), allow_nan=False)
+
+
+def test_unknown_route_is_a_problem(client) -> None:
+    r = client.get("/v1/nothing")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")

@@ -1,0 +1,92 @@
+"""Activation memory against Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
+Transformer Models"), Table 2 and §4.3, and the constants derived for other architectures."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.core.activations import ActivationOptions, layer_activation_bytes, stage_activation_bytes
+from service.core.compute import Recompute
+from tests.core.helpers import gpt3_like, preset
+
+S, B, H, A, L, V = 2048, 1, 12288, 96, 96, 51200
+SBH = S * B * H
+
+
+def per_layer(t: int = 1, **kw: object) -> int:
+    opts = ActivationOptions(seq_len=S, micro_batch_size=B, tp=t, dropout=True, **kw)
+    return layer_activation_bytes(gpt3_like(), opts).total_bytes
+
+
+@pytest.mark.parametrize("t", [1, 2, 4, 8])
+def test_table2_no_parallelism_and_tensor_parallel(t: int) -> None:
+    # Table 2, "tensor parallel (baseline)": s*b*h*(10 + 24/t + 5*a*s/(h*t)); t = 1: 34 + 5as/h
+    assert per_layer(t) == SBH * 10 + SBH * 24 // t + 5 * A * S * S * B // t
+
+
+@pytest.mark.parametrize("t", [1, 2, 4, 8])
+def test_table2_sequence_parallel(t: int) -> None:
+    # Table 2, "tensor + sequence parallel": s*b*h*(34/t + 5*a*s/(h*t))
+    assert per_layer(t, sequence_parallel=True) == SBH * 34 // t + 5 * A * S * S * B // t
+
+
+@pytest.mark.parametrize("t", [1, 8])
+def test_table2_selective_recompute(t: int) -> None:
+    # Table 2, "tensor + sequence parallel + selective recompute": s*b*h*34/t;
+    # "tensor parallel + selective": s*b*h*(10 + 24/t)
+    assert per_layer(t, sequence_parallel=True, recompute=Recompute.SELECTIVE) == SBH * 34 // t
+    assert per_layer(t, recompute=Recompute.SELECTIVE) == SBH * 10 + SBH * 24 // t
+
+
+def test_table2_full_recompute_keeps_the_layer_input() -> None:
+    # Table 2, "full activation recomputation": 2*s*b*h per layer
+    assert per_layer(8, recompute=Recompute.FULL) == 2 * SBH
+    assert per_layer(8, recompute=Recompute.FULL, sequence_parallel=True) == 2 * SBH // 8
+
+
+def test_gpt3_attention_scores_dominate() -> None:
+    # §4.1: for GPT-3, 5as/h = 80 against 34 for the rest of the layer
+    assert 5 * A * S / H == 80
+    scores = per_layer() - 34 * SBH
+    assert scores == 80 * SBH
+
+
+def test_section_4_3_first_stage_and_output_layer() -> None:
+    # §4.2.3: under 1F1B the first stage holds p micro-batches of L/p layers = L layers' worth,
+    # plus the embedding dropout mask s*b*h*p/t; §4.3: the output layer 4*s*b*h/t*(1 + V/h).
+    t, p = 8, 8
+    opts = ActivationOptions(seq_len=S, micro_batch_size=B, tp=t, sequence_parallel=True, dropout=True)
+    stage = stage_activation_bytes(gpt3_like(vocab_size=V), opts, pp=p)
+    layer = SBH * 34 // t + 5 * A * S * S * B // t
+    assert stage.first_stage_bytes == L * layer + SBH * p // t
+    assert stage.peak_bytes == stage.first_stage_bytes
+    single = stage_activation_bytes(gpt3_like(vocab_size=V), opts, pp=1)
+    assert single.peak_bytes == L * layer + SBH // t + 4 * SBH // t + 4 * S * B * V // t
+
+
+def test_derived_constant_for_swiglu_without_dropout() -> None:
+    # Llama-2-7B: MHA, SwiGLU with f = 11008, no dropout. Per layer / (s*b*h):
+    # norms 4 + QKV input 2 + MLP input 2 + Q,K,V,out 8 + SwiGLU 3*2*f/h = 32.125 (not 34)
+    arch = preset("llama-2-7b")
+    opts = ActivationOptions(seq_len=4096, micro_batch_size=1, recompute=Recompute.SELECTIVE)
+    sbh = 4096 * 4096
+    assert layer_activation_bytes(arch, opts).total_bytes == sbh * 16 + 6 * 4096 * 11008
+
+
+def test_derived_constant_for_gqa() -> None:
+    # Llama-2-70B: 64 query heads, 8 KV heads of 128: K and V are 1/8 of Q.
+    arch = preset("llama-2-70b")
+    opts = ActivationOptions(seq_len=4096, micro_batch_size=1, recompute=Recompute.SELECTIVE)
+    s, h, f = 4096, 8192, 28672
+    expected = 2 * s * h * 4 + 2 * s * (2 * h + 2 * 1024) + 6 * s * f
+    assert layer_activation_bytes(arch, opts).total_bytes == expected
+
+
+def test_flash_attention_keeps_only_the_log_sum_exp() -> None:
+    arch = preset("llama-2-7b")
+    base = ActivationOptions(seq_len=4096, micro_batch_size=2)
+    flash = ActivationOptions(seq_len=4096, micro_batch_size=2, flash_attention=True)
+    plain, fused = layer_activation_bytes(arch, base), layer_activation_bytes(arch, flash)
+    assert plain.scores_bytes == 2 * 32 * 4096 * 4096 * 2  # softmax output, 2 bytes, no dropout
+    assert fused.scores_bytes == 4 * 4096 * 2 * 32  # fp32 log-sum-exp per query and head
+    assert plain.sharded_bytes == fused.sharded_bytes

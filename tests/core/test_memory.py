@@ -1,0 +1,146 @@
+"""Training and inference memory against the ZeRO paper and Transformers Math 101."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.core.compute import Recompute
+from service.core.dtypes import Dtype
+from service.core.errors import InvalidSpecError, MissingArchitectureError
+from service.core.memory import (
+    Optimizer,
+    Parallelism,
+    Precision,
+    inference_memory,
+    optimizer_state_bytes,
+    training_memory,
+)
+from service.core.spec import make_params_only
+from tests.core.helpers import preset
+
+GB = 1e9
+
+
+@pytest.mark.parametrize(
+    ("stage", "expected_gb"), [(0, 120.0), (1, 31.4), (2, 16.6), (3, 1.9)]
+)
+def test_zero_paper_figure_1_example(stage: int, expected_gb: float) -> None:
+    # Rajbhandari et al. 2020, Figure 1: 7.5B parameters, N_d = 64, K = 12 (mixed-precision Adam):
+    # baseline (2+2+K)*Psi = 120 GB; P_os 31.4 GB; P_os+g 16.6 GB; P_os+g+p 1.9 GB
+    r = training_memory(
+        make_params_only(7.5e9), parallelism=Parallelism(dp=64, zero_stage=stage), include_activations=False
+    )
+    assert r.total_bytes / GB == pytest.approx(expected_gb, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "precision", "bytes_per_param"),
+    [
+        (Optimizer.ADAMW, Precision.MIXED_BF16, 12),  # ZeRO §3: K = 12
+        (Optimizer.ADAMW, Precision.FP32, 8),  # m and v, no master copy
+        (Optimizer.ADAMW, Precision.BF16, 4),  # m and v in bf16
+        (Optimizer.ADAMW_8BIT, Precision.MIXED_BF16, 6 + 8 / 2048),  # master 4 + 1 + 1 + block absmax
+        (Optimizer.SGD_MOMENTUM, Precision.MIXED_BF16, 8),  # master 4 + momentum 4
+        (Optimizer.SGD, Precision.MIXED_BF16, 4),  # master only
+        (Optimizer.SGD, Precision.FP32, 0),
+        (Optimizer.LION, Precision.MIXED_BF16, 8),  # Chen et al. 2023: one momentum
+    ],
+)
+def test_optimizer_bytes_per_param(optimizer: Optimizer, precision: Precision, bytes_per_param: float) -> None:
+    n = 1_000_000_000
+    assert optimizer_state_bytes(n, optimizer, precision) == pytest.approx(n * bytes_per_param, abs=1)
+
+
+def test_transformers_math_101_sixteen_bytes_per_param() -> None:
+    r = training_memory(make_params_only(1e9), include_activations=False)
+    assert (r.weights_bytes, r.gradients_bytes, r.optimizer_bytes) == (2e9, 2e9, 12e9)
+
+
+def test_adafactor_factored_states_are_tiny_next_to_adam() -> None:
+    # Shazeer & Stern 2018 §3: an n x m matrix keeps n + m accumulators instead of n*m
+    arch = preset("llama-2-7b")
+    n = 6_738_415_616
+    ada = optimizer_state_bytes(n, Optimizer.ADAFACTOR, Precision.FP32, arch)
+    per_layer = (4096 + 4096) * 4 + 3 * (4096 + 11008)
+    vectors = (2 * 32 + 1) * 4096  # norm gains keep full second moments
+    expected = 4 * (32 * per_layer + 2 * (32000 + 4096) + vectors)
+    assert ada == expected
+    assert ada < n * 0.01  # under 0.01 byte/param, against AdamW's 8
+
+
+def test_offload_moves_the_optimizer_to_the_host() -> None:
+    on = training_memory(make_params_only(7e9), parallelism=Parallelism(dp=8, zero_stage=2), include_activations=False)
+    off = training_memory(
+        make_params_only(7e9),
+        parallelism=Parallelism(dp=8, zero_stage=2, offload_optimizer=True),
+        include_activations=False,
+    )
+    assert off.optimizer_bytes == 0
+    assert off.cpu_offload_bytes == on.optimizer_bytes == 12 * 7e9 / 8
+    with pytest.raises(InvalidSpecError) as err:
+        training_memory(make_params_only(7e9), parallelism=Parallelism(offload_optimizer=True), include_activations=False)
+    assert err.value.field == "parallelism.offload_optimizer"
+
+
+def test_3d_parallel_shards_and_pipeline_stage() -> None:
+    arch = preset("llama-2-70b")
+    r = training_memory(arch, parallelism=Parallelism(dp=4, tp=8, pp=4, zero_stage=1), seq_len=4096)
+    layers = 20  # 80 / 4
+    per_layer = 8192 * (8192 * 2 + 1024 * 2) + 3 * 8192 * 28672
+    norms = (2 * layers + 1) * 8192
+    # the last stage carries the 32000 x 8192 LM head on top of its 20 layers
+    expected = (layers * per_layer + 32000 * 8192) // 8 + norms
+    assert r.params_per_gpu == expected
+    assert r.weights_bytes == 2 * expected
+    assert r.optimizer_bytes == 12 * expected // 4
+
+
+def test_validation_names_the_field() -> None:
+    arch = preset("llama-2-7b")
+    with pytest.raises(InvalidSpecError, match="does not divide n_heads") as err:
+        training_memory(arch, parallelism=Parallelism(tp=3))
+    assert err.value.field == "parallelism.tp"
+    with pytest.raises(InvalidSpecError) as err:
+        training_memory(arch, parallelism=Parallelism(pp=33))
+    assert err.value.field == "parallelism.pp"
+    with pytest.raises(MissingArchitectureError):
+        training_memory(make_params_only(7e9))
+
+
+def test_full_recompute_uses_less_than_selective_less_than_none() -> None:
+    arch = preset("llama-2-7b")
+    totals = [training_memory(arch, recompute=r, seq_len=4096).activations_bytes for r in Recompute]
+    none, selective, full = totals
+    assert full < selective < none
+    assert full == 32 * 2 * 4096 * 4096 + 4 * 4096 * 4096 + 4 * 4096 * 32000  # + output layer
+
+
+# --- inference -------------------------------------------------------------------------------
+
+
+def test_llama_2_70b_kv_cache_per_token() -> None:
+    # 2 (K, V) * 80 layers * 8 KV heads * 128 * 2 bytes = 327,680 bytes = 320 KiB per token
+    r = inference_memory(preset("llama-2-70b"), seq_len=4096, batch_size=8)
+    assert r.kv_cache_bytes_per_token == 327_680
+    assert r.kv_cache_bytes == 327_680 * 4096 * 8
+
+
+def test_weights_by_dtype_and_the_1_2x_rule() -> None:
+    # Transformers Math 101: bytes/param fp32 4, fp16/bf16 2, int8 1, int4 0.5; total ≈ 1.2 x weights
+    n = 7e9
+    expected = {Dtype.FP32: 28e9, Dtype.BF16: 14e9, Dtype.FP16: 14e9, Dtype.FP8: 7e9, Dtype.INT8: 7e9, Dtype.INT4: 3.5e9}
+    for dtype, weights in expected.items():
+        r = inference_memory(make_params_only(n), dtype=dtype, seq_len=0)
+        assert r.weights_bytes == weights
+        assert r.total_bytes == pytest.approx(1.2 * weights, abs=1)
+
+
+def test_gpus_needed_rounds_up() -> None:
+    r = inference_memory(make_params_only(70e9), seq_len=0, gpu_memory_bytes=80 * 2**30)
+    assert r.total_bytes == 168e9
+    assert r.gpus_needed == 2
+
+
+def test_kv_cache_needs_the_architecture() -> None:
+    with pytest.raises(MissingArchitectureError):
+        inference_memory(make_params_only(7e9))
