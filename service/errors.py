@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.core.errors import InvalidSpecError
@@ -32,6 +33,31 @@ class ServiceError(Exception):
 class NotFound(ServiceError):
     status_code = 404
     title = "Not found"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    title = "Conflict"
+
+
+class PreconditionFailed(ServiceError):
+    status_code = 412
+    title = "Precondition failed"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    title = "Unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    title = "Forbidden"
+
+
+class Unavailable(ServiceError):
+    status_code = 503
+    title = "Service unavailable"
 
 
 class Unprocessable(ServiceError):
@@ -86,7 +112,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        return problem(exc.status_code, exc.title, exc.detail, exc.errors)
+        response = problem(exc.status_code, exc.title, exc.detail, exc.errors)
+        if exc.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="catalog"'
+        return response
+
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        logger.warning("database unavailable: %s", exc)
+        return problem(503, "Service unavailable", "the catalog database is unavailable; calculators that need no catalog still answer")
+
+    for error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(error, _database_down)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service.api import compute, health, memory, params
+from service.api import catalog, compute, health, memory, params
+from service.db.engine import build_engine, session_factory
 from service.errors import install_error_handlers
+from service.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings, get_settings
 
 API_VERSION = "1.0.0"
 DESCRIPTION = """
 Answers the questions teams ask before they train or serve a large language model: parameters,
-training and inference FLOPs, training and serving memory. Every estimate names its formulas and
-sources and the assumptions it filled in. Errors are `application/problem+json` (RFC 9457).
+training and inference FLOPs, training and serving memory, over a catalog of GPUs, cloud prices
+and model presets. Every estimate names its formulas and sources and the assumptions it filled
+in. Errors are `application/problem+json` (RFC 9457). Catalog writes need
+`Authorization: Bearer <API_TOKEN>`.
 """
+logger = logging.getLogger(__name__)
 
 
 def operation_id(route: APIRoute) -> str:
@@ -22,27 +31,64 @@ def operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}"
 
 
+def prepare_database(app: FastAPI) -> None:
+    """Migrate to head and seed an empty catalog, when the settings ask for it (the SQLite
+    default does; Postgres deployments run ``python -m service migrate`` once instead)."""
+    from service.db.migrate import upgrade
+    from service.db.seed import seed_catalog
+
+    upgrade(app.state.engine)
+    with app.state.sessionmaker() as session:
+        if seed_catalog(session):
+            session.commit()
+            logger.info("seeded the empty catalog")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if app.state.settings.migrate_on_start:
+        prepare_database(app)
+    yield
+    app.state.engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; nothing is created at import time beyond this function."""
+    """Build the application; the engine is created here, never at import time."""
     settings = settings or get_settings()
     app = FastAPI(
         title="LLM Training Math",
         version=API_VERSION,
         description=DESCRIPTION,
         generate_unique_id_function=operation_id,
+        lifespan=lifespan,
         openapi_tags=[
-            {"name": "ops", "description": "Liveness and readiness."},
+            {"name": "ops", "description": "Liveness, readiness and metrics."},
             {"name": "params", "description": "Parameter counts of architectures."},
             {"name": "compute", "description": "Training and inference FLOPs."},
             {"name": "memory", "description": "Training and serving memory."},
+            {"name": "gpus", "description": "Accelerator catalog."},
+            {"name": "providers", "description": "Cloud providers."},
+            {"name": "prices", "description": "Prices per GPU-hour, with history."},
+            {"name": "models", "description": "Model presets with exact architectures."},
         ],
     )
     app.state.settings = settings
+    app.state.engine = build_engine(settings.database_url)
+    app.state.sessionmaker = session_factory(app.state.engine)
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health.router)
     for module in (params, compute, memory):
         app.include_router(module.router)
+    for router in catalog.ROUTERS:
+        app.include_router(router)
     return app
 
 
-app = create_app()
+def __getattr__(name: str) -> FastAPI:
+    """``service.main:app`` for uvicorn, built on first access (no engine at import time)."""
+    if name == "app":
+        globals()["app"] = application = create_app()
+        return application
+    raise AttributeError(name)

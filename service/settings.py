@@ -1,21 +1,40 @@
-"""Configuration from the environment (pydantic-settings)."""
+"""Configuration from the environment (pydantic-settings).
+
+``DATABASE_URL`` (default: a SQLite file under the project's ``data/`` folder), ``API_TOKEN``
+(writes to the catalog need it; unset means writes are refused), ``AUTO_MIGRATE`` (migrate and
+seed at start-up; default on for SQLite, off elsewhere so several instances never race a
+migration), ``HOST``/``PORT``/``LOG_LEVEL`` for ``python -m service serve``.
+"""
 
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.db.engine import is_sqlite
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'catalog.sqlite3'}"
 
 
 class Settings(BaseSettings):
-    """``HOST`` and ``PORT`` for ``python -m service serve``; ``LOG_LEVEL`` for uvicorn."""
-
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
+    database_url: str = DEFAULT_DATABASE_URL
+    api_token: SecretStr | None = None
+    auto_migrate: bool | None = Field(None, description="Default: true for SQLite, false otherwise.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "info"
+
+    @property
+    def migrate_on_start(self) -> bool:
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return is_sqlite(self.database_url)
 
 
 @cache

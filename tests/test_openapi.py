@@ -24,15 +24,27 @@ def test_every_operation_has_an_id_tag_summary_and_typed_schemas() -> None:
             ids.append(op["operationId"])
             assert op["tags"], (path, method)
             assert op.get("summary"), (path, method)
-            assert "$ref" in op["responses"]["200"]["content"]["application/json"]["schema"], (path, method)
-            if method == "post":
-                assert "$ref" in op["requestBody"]["content"]["application/json"]["schema"]
-                assert "422" in op["responses"]
+            ok = next(code for code in op["responses"] if code.startswith("2"))
+            if ok != "204" and path != "/metrics":
+                assert "$ref" in op["responses"][ok]["content"]["application/json"]["schema"], (path, method)
+            if method in ("post", "put", "patch"):
+                assert "$ref" in op["requestBody"]["content"]["application/json"]["schema"], (path, method)
+                assert "422" in op["responses"], (path, method)
+            for code, response in op["responses"].items():
+                if code.startswith(("4", "5")):
+                    assert "application/problem+json" in response["content"], (path, method, code)
     assert len(ids) == len(set(ids))
     assert {"params-count", "compute-training", "compute-inference", "memory-training", "memory-inference"} <= set(ids)
+    for resource in ("gpus", "providers", "models"):
+        assert {f"{resource}-{verb}" for verb in ("list", "get", "create", "replace", "update", "delete")} <= set(ids)
+    assert {"prices-list", "prices-get", "prices-create", "prices-delete"} <= set(ids)
 
 
 def test_request_schemas_have_examples() -> None:
     schemas = json.loads(render())["components"]["schemas"]
-    for name in ("ParamsRequest", "TrainingComputeRequest", "InferenceComputeRequest", "TrainingMemoryRequest", "InferenceMemoryRequest", "ModelSpec"):
+    names = (
+        "ParamsRequest", "TrainingComputeRequest", "InferenceComputeRequest", "TrainingMemoryRequest",
+        "InferenceMemoryRequest", "ModelSpec", "GpuIn", "ProviderIn", "PriceIn", "ModelPresetIn",
+    )  # fmt: skip
+    for name in names:
         assert schemas[name].get("examples"), name

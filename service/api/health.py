@@ -1,9 +1,14 @@
-"""Operational routes."""
+"""Operational routes: liveness, readiness, metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
+from service.api.responses import problem_responses
+from service.errors import Unavailable
 from service.schemas.base import Schema
 
 router = APIRouter(tags=["ops"])
@@ -17,3 +22,20 @@ class Health(Schema):
 async def healthz() -> Health:
     """200 as soon as the process is up; touches nothing else."""
     return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, summary="Readiness", responses=problem_responses(503))
+def readyz(request: Request) -> Health:
+    """200 when the catalog database answers; 503 with the reason when it does not."""
+    try:
+        with request.app.state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise Unavailable(f"database unreachable: {type(exc).__name__}") from exc
+    return Health(status="ready")
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+def metrics(request: Request) -> Response:
+    """Request counts and latencies by route, in the Prometheus text format."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -24,13 +24,26 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = None
 
 
-PROBLEM_422: dict[int | str, dict[str, Any]] = {
-    422: {
-        "model": Problem,
-        "description": "Invalid request: `errors` lists each field and the reason.",
-        "content": {"application/problem+json": {}},
-    }
+PROBLEM_DESCRIPTIONS = {
+    401: "Missing or wrong bearer token.",
+    403: "Catalog writes are disabled (no API_TOKEN configured).",
+    404: "No such resource.",
+    409: "Duplicate id, or the resource is still referenced.",
+    412: "If-Match does not match the current ETag.",
+    422: "Invalid request: `errors` lists each field and the reason.",
+    503: "The catalog database is unavailable.",
 }
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for problem+json errors."""
+    return {
+        code: {"model": Problem, "description": PROBLEM_DESCRIPTIONS[code], "content": {"application/problem+json": {}}}
+        for code in codes
+    }
+
+
+PROBLEM_422 = problem_responses(422)
 
 
 def json_response(body: BaseModel) -> Response:

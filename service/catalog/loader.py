@@ -22,3 +22,15 @@ def model_presets() -> dict[str, dict[str, Any]]:
 def gpus() -> dict[str, dict[str, Any]]:
     """Accelerators by id, from ``gpus.json``."""
     return {row["id"]: row for row in _read("gpus.json")["gpus"]}
+
+
+@cache
+def providers() -> dict[str, dict[str, Any]]:
+    """Cloud providers by id, from ``providers.json``."""
+    return {row["id"]: row for row in _read("providers.json")["providers"]}
+
+
+@cache
+def prices() -> tuple[dict[str, Any], ...]:
+    """Observed prices, from ``prices.json``."""
+    return tuple(_read("prices.json")["prices"])

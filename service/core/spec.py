@@ -57,7 +57,7 @@ def make_architecture(
     """
 
     def f(name: str) -> str:
-        return f"{prefix}.{name}"
+        return f"{prefix}.{name}" if prefix else name
 
     check_positive_int(f("n_layers"), n_layers, maximum=MAX_LAYERS)
     check_positive_int(f("d_model"), d_model, maximum=MAX_DIM)

@@ -6,7 +6,9 @@ from service.core import compute, memory
 from service.core.architecture import Architecture, ModelShape
 from service.core.params import count_params
 from service.schemas import calculators as s
-from service.services.models import resolve_gpu_memory, resolve_model
+from sqlalchemy.orm import Session
+
+from service.services.models import resolve_gpu, resolve_model
 
 GIB = 2**30
 
@@ -17,8 +19,8 @@ def _model_assumptions(model: ModelShape) -> dict[str, str | float | int | bool 
     return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
 
 
-def params(req: s.ParamsRequest) -> s.ParamsResponse:
-    model = resolve_model(req.model)
+def params(req: s.ParamsRequest, session: Session) -> s.ParamsResponse:
+    model = resolve_model(req.model, session)
     b = count_params(compute.require_architecture(model, "a parameter breakdown"))
     return s.ParamsResponse(
         total=b.total,
@@ -37,8 +39,8 @@ def params(req: s.ParamsRequest) -> s.ParamsResponse:
     )
 
 
-def training_compute(req: s.TrainingComputeRequest) -> s.TrainingComputeResponse:
-    model = resolve_model(req.model)
+def training_compute(req: s.TrainingComputeRequest, session: Session) -> s.TrainingComputeResponse:
+    model = resolve_model(req.model, session)
     r = compute.training_flops(
         model,
         req.tokens,
@@ -73,8 +75,8 @@ def training_compute(req: s.TrainingComputeRequest) -> s.TrainingComputeResponse
     )
 
 
-def inference_compute(req: s.InferenceComputeRequest) -> s.InferenceComputeResponse:
-    model = resolve_model(req.model)
+def inference_compute(req: s.InferenceComputeRequest, session: Session) -> s.InferenceComputeResponse:
+    model = resolve_model(req.model, session)
     r = compute.inference_flops(
         model,
         prompt_tokens=req.prompt_tokens,
@@ -94,9 +96,9 @@ def inference_compute(req: s.InferenceComputeRequest) -> s.InferenceComputeRespo
     )
 
 
-def training_memory(req: s.TrainingMemoryRequest) -> s.TrainingMemoryResponse:
-    model = resolve_model(req.model)
-    gpu, gpu_bytes = resolve_gpu_memory(req.gpu, req.gpu_memory_bytes)
+def training_memory(req: s.TrainingMemoryRequest, session: Session) -> s.TrainingMemoryResponse:
+    model = resolve_model(req.model, session)
+    gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, session)
     par = memory.Parallelism(**req.parallelism.model_dump())
     r = memory.training_memory(
         model,
@@ -144,7 +146,7 @@ def training_memory(req: s.TrainingMemoryRequest) -> s.TrainingMemoryResponse:
             first_stage_bytes=act.first_stage_bytes,
             last_stage_bytes=act.last_stage_bytes,
         ),
-        gpu=gpu,
+        gpu=gpu_row.id if gpu_row else None,
         gpu_memory_bytes=gpu_bytes,
         fits=None if gpu_bytes is None else r.total_bytes <= gpu_bytes,
         formulas=list(r.formulas),
@@ -152,9 +154,9 @@ def training_memory(req: s.TrainingMemoryRequest) -> s.TrainingMemoryResponse:
     )
 
 
-def inference_memory(req: s.InferenceMemoryRequest) -> s.InferenceMemoryResponse:
-    model = resolve_model(req.model)
-    gpu, gpu_bytes = resolve_gpu_memory(req.gpu, req.gpu_memory_bytes)
+def inference_memory(req: s.InferenceMemoryRequest, session: Session) -> s.InferenceMemoryResponse:
+    model = resolve_model(req.model, session)
+    gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, session)
     r = memory.inference_memory(
         model,
         dtype=req.dtype,
@@ -170,7 +172,7 @@ def inference_memory(req: s.InferenceMemoryRequest) -> s.InferenceMemoryResponse
         overhead_bytes=r.overhead_bytes,
         total_bytes=r.total_bytes,
         total_gib=r.total_bytes / GIB,
-        gpu=gpu,
+        gpu=gpu_row.id if gpu_row else None,
         gpu_memory_bytes=gpu_bytes,
         gpus_needed=r.gpus_needed,
         formulas=list(r.formulas),

@@ -1,0 +1,122 @@
+"""Catalog routes: GPUs, providers and model presets (CRUD with ETags), prices (append-only).
+
+No ``from __future__ import annotations`` here: the router factory builds endpoints whose
+annotations FastAPI must resolve at definition time.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from service.api.deps import IfMatch, SessionDep, WriteSessionDep, Writer
+from service.api.responses import problem_responses
+from service.schemas import catalog as s
+from service.services import catalog
+from service.services.catalog import Resource
+
+READ_ERRORS = problem_responses(404, 422, 503)
+WRITE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 503)
+
+
+def versioned_router(
+    *, res: Resource, tag: str, id_name: str, item_in: type, patch: type, out: type, filters: type
+) -> APIRouter:
+    """list / get / create / replace / update / delete for one versioned resource."""
+    router = APIRouter(prefix=f"/v1/{tag}", tags=[tag])
+    ItemId = Annotated[str, Path(alias=id_name, max_length=64)]
+    label = res.label
+
+    @router.get("", response_model=s.Page[out], summary=f"List {tag}", responses=READ_ERRORS)
+    def list_(session: SessionDep, query: Annotated[filters, Query()]) -> Any:
+        return catalog.list_items(session, res, query)
+
+    @router.get(f"/{{{id_name}}}", response_model=out, summary=f"Get a {label}", responses=READ_ERRORS)
+    def get(item_id: ItemId, session: SessionDep, response: Response) -> Any:
+        """The `ETag` header holds the version to send back in `If-Match`."""
+        item, response.headers["ETag"] = catalog.get_item(session, res, item_id)
+        return item
+
+    @router.post(
+        "", response_model=out, status_code=status.HTTP_201_CREATED, summary=f"Create a {label}",
+        responses=WRITE_ERRORS, dependencies=[Writer],
+    )  # fmt: skip
+    def create(body: item_in, session: WriteSessionDep, response: Response) -> Any:
+        item, response.headers["ETag"] = catalog.create_item(session, res, body)
+        response.headers["Location"] = f"/v1/{tag}/{item.id}"
+        return item
+
+    @router.put(f"/{{{id_name}}}", response_model=out, summary=f"Replace a {label}", responses=WRITE_ERRORS, dependencies=[Writer])
+    def replace(item_id: ItemId, body: item_in, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
+        """Replaces every field; with `If-Match` only if the stored version still matches (412 otherwise)."""
+        item, response.headers["ETag"] = catalog.replace_item(session, res, item_id, body, if_match)
+        return item
+
+    @router.patch(f"/{{{id_name}}}", response_model=out, summary=f"Update a {label}", responses=WRITE_ERRORS, dependencies=[Writer])
+    def update(item_id: ItemId, body: patch, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
+        """Changes the fields given; with `If-Match` only if the stored version still matches (412 otherwise)."""
+        item, response.headers["ETag"] = catalog.patch_item(session, res, item_id, body, if_match)
+        return item
+
+    @router.delete(
+        f"/{{{id_name}}}", status_code=status.HTTP_204_NO_CONTENT, summary=f"Delete a {label}",
+        responses=WRITE_ERRORS, dependencies=[Writer],
+    )  # fmt: skip
+    def delete(item_id: ItemId, session: WriteSessionDep, if_match: IfMatch = None) -> Response:
+        """409 while prices reference it."""
+        catalog.delete_item(session, res, item_id, if_match)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    for route in router.routes:
+        route.name = route.name.rstrip("_")  # operation ids: gpus-list, gpus-get, ...
+    return router
+
+
+gpus = versioned_router(
+    res=catalog.GPUS, tag="gpus", id_name="gpu_id", item_in=s.GpuIn, patch=s.GpuPatch, out=s.GpuOut, filters=s.GpuFilters
+)
+providers = versioned_router(
+    res=catalog.PROVIDERS, tag="providers", id_name="provider_id", item_in=s.ProviderIn,
+    patch=s.ProviderPatch, out=s.ProviderOut, filters=s.ProviderFilters,
+)  # fmt: skip
+models = versioned_router(
+    res=catalog.MODELS, tag="models", id_name="model_id", item_in=s.ModelPresetIn,
+    patch=s.ModelPresetPatch, out=s.ModelPresetOut, filters=s.ModelPresetFilters,
+)  # fmt: skip
+
+prices = APIRouter(prefix="/v1/prices", tags=["prices"])
+
+
+@prices.get("", response_model=s.Page[s.PriceOut], summary="List prices", responses=READ_ERRORS, name="list")
+def list_prices(session: SessionDep, query: Annotated[s.PriceFilters, Query()]) -> Any:
+    """Price history, newest first per GPU, provider and pricing kind; `latest=true` keeps only
+    the current price of each."""
+    return catalog.list_prices(session, query)
+
+
+@prices.get("/{price_id}", response_model=s.PriceOut, summary="Get a price", responses=READ_ERRORS, name="get")
+def get_price(price_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep) -> Any:
+    return catalog.get_price(session, price_id)
+
+
+@prices.post(
+    "", response_model=s.PriceOut, status_code=status.HTTP_201_CREATED, summary="Record a price",
+    responses=WRITE_ERRORS, dependencies=[Writer], name="create",
+)  # fmt: skip
+def create_price(body: s.PriceIn, session: WriteSessionDep, response: Response) -> Any:
+    """Appends a price; older prices stay as history (a price is never overwritten)."""
+    item = catalog.create_price(session, body)
+    response.headers["Location"] = f"/v1/prices/{item.id}"
+    return item
+
+
+@prices.delete(
+    "/{price_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an erroneous price",
+    responses=WRITE_ERRORS, dependencies=[Writer], name="delete",
+)  # fmt: skip
+def delete_price(price_id: Annotated[int, Path(ge=1, le=2**62)], session: WriteSessionDep) -> Response:
+    """Removes a price recorded by mistake (history is otherwise append-only)."""
+    catalog.delete_price(session, price_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+ROUTERS = (gpus, providers, prices, models)

@@ -1,0 +1,53 @@
+"""Annotated dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from service.db.engine import begin_write
+from service.errors import Forbidden, Unauthorized
+from service.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request. It connects only when first used, so calculators that need no
+    catalog never touch the database. Services commit; nothing is committed here."""
+    with request.app.state.sessionmaker() as session:
+        yield session
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session whose transaction starts as a write (see :func:`service.db.engine.begin_write`)."""
+    with request.app.state.sessionmaker() as session:
+        begin_write(session)
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+IfMatch = Annotated[str | None, Header(alias="If-Match", description="ETag from a GET; 412 when stale.")]
+
+
+def require_writer(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Writes need ``Authorization: Bearer <API_TOKEN>``, compared in constant time. Without a
+    configured token every write is refused (403)."""
+    if settings.api_token is None or not settings.api_token.get_secret_value():
+        raise Forbidden("catalog writes are disabled: set the API_TOKEN environment variable to enable them")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <API_TOKEN>'")
+    if not hmac.compare_digest(token.strip().encode(), settings.api_token.get_secret_value().encode()):
+        raise Unauthorized("invalid bearer token")
+
+
+Writer = Depends(require_writer)

@@ -1,0 +1,1 @@
+"""The catalog store: ORM models, engine and session, repositories (every query lives there)."""

@@ -1,0 +1,60 @@
+"""Engine and session factory for a database URL (SQLite by default, Postgres in production)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+
+WRITE_OPTION = "catalog_write"
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def build_engine(url: str) -> Engine:
+    """An engine with the settings each backend needs.
+
+    SQLite: foreign keys switched on per connection (off by default), a busy timeout so that
+    concurrent writers wait instead of failing, and the data folder created. Postgres: psycopg 3
+    (``postgresql+psycopg://``), pre-ping so a restarted server is noticed.
+    """
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+            # let SQLAlchemy emit BEGIN itself (pysqlite's own transaction handling breaks
+            # SAVEPOINTs: SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional DDL")
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection) -> None:  # noqa: ANN001
+            # a writing transaction takes the write lock up front (BEGIN IMMEDIATE), so that
+            # concurrent writers queue on the busy timeout instead of failing with SQLITE_BUSY
+            # when a deferred reader tries to become a writer
+            immediate = connection.get_execution_options().get(WRITE_OPTION)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+def begin_write(session: Session) -> None:
+    """Start the session's transaction as a write (SQLite: BEGIN IMMEDIATE; no-op elsewhere)."""
+    session.connection(execution_options={WRITE_OPTION: True})

@@ -1,0 +1,125 @@
+"""ORM models of the catalog: GPUs, providers, prices (append-only history) and model presets.
+
+Every mutable row carries ``version``, bumped on each write; the API's ETag is built from it and
+``If-Match`` writes are conditional updates on it (optimistic concurrency).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base
+
+SLUG = 64
+
+
+class Versioned:
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class Gpu(Versioned, Base):
+    __tablename__ = "gpus"
+    __table_args__ = (
+        CheckConstraint("memory_bytes > 0", name="memory_positive"),
+        CheckConstraint("memory_bandwidth_bytes_per_s > 0", name="bandwidth_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(String(SLUG), primary_key=True)
+    vendor: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    memory_bandwidth_bytes_per_s: Mapped[int] = mapped_column(BigInteger)
+    peak_tflops: Mapped[dict[str, Any]] = mapped_column(JSON)
+    interconnect_bytes_per_s: Mapped[int | None] = mapped_column(BigInteger)
+    tdp_watts: Mapped[int | None] = mapped_column(Integer)
+    form_factor: Mapped[str | None] = mapped_column(String(64))
+    default_mfu: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class Provider(Versioned, Base):
+    __tablename__ = "providers"
+
+    id: Mapped[str] = mapped_column(String(SLUG), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(String(500))
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class Price(Base):
+    """One observed price. Rows are never updated: a new price is a new row, and the newest
+    ``as_of`` (then the highest id) per GPU, provider and pricing kind is the current one."""
+
+    __tablename__ = "prices"
+    __table_args__ = (
+        CheckConstraint("usd_per_gpu_hour >= 0", name="price_not_negative"),
+        CheckConstraint("pricing IN ('on_demand', 'spot', 'reserved')", name="pricing_kind"),
+        Index("ix_prices_lookup", "gpu_id", "provider_id", "pricing", "as_of"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gpu_id: Mapped[str] = mapped_column(ForeignKey("gpus.id", ondelete="RESTRICT"))
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"), index=True)
+    pricing: Mapped[str] = mapped_column(String(16))
+    usd_per_gpu_hour: Mapped[float] = mapped_column(Float)
+    region: Mapped[str | None] = mapped_column(String(64))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class ModelPreset(Versioned, Base):
+    __tablename__ = "model_presets"
+    __table_args__ = (CheckConstraint("n_layers > 0 AND d_model > 0 AND n_heads > 0", name="positive_shape"),)
+
+    id: Mapped[str] = mapped_column(String(SLUG), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    family: Mapped[str | None] = mapped_column(String(64), index=True)
+    n_layers: Mapped[int] = mapped_column(Integer)
+    d_model: Mapped[int] = mapped_column(Integer)
+    n_heads: Mapped[int] = mapped_column(Integer)
+    n_kv_heads: Mapped[int] = mapped_column(Integer)
+    d_head: Mapped[int] = mapped_column(Integer)
+    d_ff: Mapped[int] = mapped_column(Integer)
+    vocab_size: Mapped[int] = mapped_column(Integer)
+    ffn: Mapped[str] = mapped_column(String(16))
+    norm: Mapped[str] = mapped_column(String(16))
+    bias: Mapped[bool] = mapped_column(Boolean)
+    qkv_bias: Mapped[bool] = mapped_column(Boolean)
+    tied_embeddings: Mapped[bool] = mapped_column(Boolean)
+    position: Mapped[str] = mapped_column(String(16))
+    max_seq_len: Mapped[int] = mapped_column(Integer)
+    position_embedding_rows: Mapped[int | None] = mapped_column(Integer)
+    n_experts: Mapped[int] = mapped_column(Integer)
+    experts_per_token: Mapped[int] = mapped_column(Integer)
+    parallel_attention: Mapped[bool] = mapped_column(Boolean)
+    norms_per_layer: Mapped[int] = mapped_column(Integer)
+    embedding_norm: Mapped[bool] = mapped_column(Boolean)
+    reported_params: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text, default="")

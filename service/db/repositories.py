@@ -1,0 +1,121 @@
+"""Every catalog query lives here. Repositories flush; the service layer commits once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from service.db.models import Gpu, ModelPreset, Price, Provider
+
+M = TypeVar("M", Gpu, Provider, ModelPreset)
+
+
+class VersionedRepository(Generic[M]):
+    """Reads and optimistic-concurrency writes of one versioned catalog table."""
+
+    def __init__(self, session: Session, model: type[M]) -> None:
+        self.session = session
+        self.model = model
+
+    def get(self, item_id: str) -> M | None:
+        return self.session.get(self.model, item_id, populate_existing=True)
+
+    def exists(self, item_id: str) -> bool:
+        stmt = select(self.model.id).where(self.model.id == item_id)
+        return self.session.execute(stmt).first() is not None
+
+    def ids(self) -> list[str]:
+        return list(self.session.scalars(select(self.model.id).order_by(self.model.id)))
+
+    def list(self, filters: Mapping[str, Any], *, limit: int, offset: int) -> tuple[list[M], int]:
+        stmt: Select[Any] = select(self.model)
+        for column, value in filters.items():
+            if value is not None:
+                stmt = stmt.where(getattr(self.model, column) == value)
+        total = self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        rows = self.session.scalars(stmt.order_by(self.model.id).limit(limit).offset(offset))
+        return list(rows), total
+
+    def add(self, values: Mapping[str, Any]) -> M:
+        row = self.model(**values, version=1)
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def update_if_version(self, item_id: str, values: Mapping[str, Any], version: int) -> bool:
+        """``UPDATE ... SET version = version + 1 WHERE id = :id AND version = :version``:
+        atomic on every backend, so of concurrent writers holding the same version exactly one
+        succeeds. Returns whether a row was updated."""
+        stmt = (
+            update(self.model)
+            .where(self.model.id == item_id, self.model.version == version)
+            .values(**values, version=self.model.version + 1, updated_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        return self.session.execute(stmt).rowcount == 1
+
+    def delete(self, item_id: str) -> bool:
+        stmt = delete(self.model).where(self.model.id == item_id)
+        return self.session.execute(stmt).rowcount == 1
+
+
+class PriceRepository:
+    """Append-only price history."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, price_id: int) -> Price | None:
+        return self.session.get(Price, price_id)
+
+    def _filtered(self, filters: Mapping[str, Any]) -> Select[Any]:
+        stmt: Select[Any] = select(Price)
+        for column, value in filters.items():
+            if value is not None:
+                stmt = stmt.where(getattr(Price, column) == value)
+        return stmt
+
+    def list(self, filters: Mapping[str, Any], *, latest: bool, limit: int, offset: int) -> tuple[list[Price], int]:
+        """Prices matching ``filters``; with ``latest`` only the newest per GPU, provider and
+        pricing kind (highest ``as_of``, then highest id)."""
+        stmt = self._filtered(filters)
+        if latest:
+            rank = (
+                func.row_number()
+                .over(
+                    partition_by=(Price.gpu_id, Price.provider_id, Price.pricing),
+                    order_by=(Price.as_of.desc(), Price.id.desc()),
+                )
+                .label("rank")
+            )
+            ranked = self._filtered(filters).add_columns(rank).subquery()
+            newest = select(ranked.c.id).where(ranked.c.rank == 1)
+            stmt = select(Price).where(Price.id.in_(newest))
+        total = self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        order = (Price.gpu_id, Price.provider_id, Price.pricing, Price.as_of.desc(), Price.id.desc())
+        rows = self.session.scalars(stmt.order_by(*order).limit(limit).offset(offset))
+        return list(rows), total
+
+    def add(self, values: Mapping[str, Any]) -> Price:
+        row = Price(**values)
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def delete(self, price_id: int) -> bool:
+        return self.session.execute(delete(Price).where(Price.id == price_id)).rowcount == 1
+
+    def count_referencing(self, *, gpu_id: str | None = None, provider_id: str | None = None) -> int:
+        stmt = select(func.count()).select_from(Price)
+        if gpu_id is not None:
+            stmt = stmt.where(Price.gpu_id == gpu_id)
+        if provider_id is not None:
+            stmt = stmt.where(Price.provider_id == provider_id)
+        return self.session.scalar(stmt) or 0
+
+
+def catalog_is_empty(session: Session) -> bool:
+    return all(session.scalar(select(func.count()).select_from(m)) == 0 for m in (Gpu, Provider, Price, ModelPreset))

@@ -1,0 +1,285 @@
+"""Catalog resources: GPUs, providers, prices and model presets (create, replace, patch, read)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import Field, field_validator
+
+from service.core.architecture import Ffn, Norm, Position
+from service.core.limits import MAX_DIM, MAX_INT64, MAX_LAYERS, MAX_SEQ_LEN
+from service.schemas.base import Schema
+
+Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Lower-case slug, e.g. `h100-sxm`.")]
+Text = Annotated[str, Field(max_length=4000)]
+PositiveBytes = Annotated[int, Field(gt=0, le=MAX_INT64)]
+Tflops = Annotated[float, Field(gt=0, le=1e7)]
+Pricing = Literal["on_demand", "spot", "reserved"]
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+
+T = TypeVar("T")
+
+
+class Page(Schema, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class ListQuery(Schema):
+    """Pagination; each resource adds its filters."""
+
+    limit: int = Field(50, ge=1, le=500, description="Page size (at most 500).")
+    offset: int = Field(0, ge=0, le=10_000_000)
+
+    def filters(self) -> dict[str, object]:
+        return self.model_dump(exclude={"limit", "offset", "latest"})
+
+
+class PeakTflops(Schema):
+    """Dense peak TFLOP/s (TOPS for int8) by dtype, no sparsity; null where unsupported."""
+
+    fp32: Tflops | None = None
+    tf32: Tflops | None = None
+    bf16: Tflops | None = None
+    fp16: Tflops | None = None
+    fp8: Tflops | None = None
+    int8: Tflops | None = None
+
+
+# --- GPU ----------------------------------------------------------------------------------------
+
+
+class GpuFields(Schema):
+    vendor: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    memory_bytes: PositiveBytes
+    memory_bandwidth_bytes_per_s: PositiveBytes
+    peak_tflops: PeakTflops
+    interconnect_bytes_per_s: PositiveBytes | None = None
+    tdp_watts: int | None = Field(None, gt=0, le=100_000)
+    form_factor: str | None = Field(None, max_length=64)
+    default_mfu: float | None = Field(None, gt=0, le=1, description="Typical training MFU on this device.")
+    source: Text = Field(min_length=1)
+    notes: Text = ""
+
+
+class GpuIn(GpuFields):
+    """A GPU to create (with ``id``) or replace (``PUT``, id from the path)."""
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "h100-sxm", "vendor": "NVIDIA", "name": "NVIDIA H100 SXM5 80GB",
+                    "memory_bytes": 85899345920, "memory_bandwidth_bytes_per_s": 3350000000000,
+                    "peak_tflops": {"fp32": 67, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5, "fp8": 1979, "int8": 1979},
+                    "interconnect_bytes_per_s": 900000000000, "tdp_watts": 700, "form_factor": "SXM5",
+                    "default_mfu": 0.4, "source": "NVIDIA H100 datasheet",
+                }
+            ]
+        }
+    }  # fmt: skip
+
+    id: Slug | None = Field(None, description="Required on create; on PUT it must match the path if given.")
+
+
+class GpuPatch(Schema):
+    vendor: str | None = Field(None, min_length=1, max_length=64)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    memory_bytes: PositiveBytes | None = None
+    memory_bandwidth_bytes_per_s: PositiveBytes | None = None
+    peak_tflops: PeakTflops | None = None
+    interconnect_bytes_per_s: PositiveBytes | None = None
+    tdp_watts: int | None = Field(None, gt=0, le=100_000)
+    form_factor: str | None = Field(None, max_length=64)
+    default_mfu: float | None = Field(None, gt=0, le=1)
+    source: Text | None = Field(None, min_length=1)
+    notes: Text | None = None
+
+
+class GpuOut(GpuFields):
+    id: str
+    version: int
+
+
+class GpuFilters(ListQuery):
+    vendor: str | None = None
+
+
+# --- provider -----------------------------------------------------------------------------------
+
+
+class ProviderFields(Schema):
+    name: str = Field(min_length=1, max_length=200)
+    url: str | None = Field(None, max_length=500)
+    notes: Text = ""
+
+
+class ProviderIn(ProviderFields):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {"examples": [{"id": "lambda", "name": "Lambda", "url": "https://lambda.ai/pricing"}]}
+    }
+
+    id: Slug | None = None
+
+
+class ProviderPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    url: str | None = Field(None, max_length=500)
+    notes: Text | None = None
+
+
+class ProviderOut(ProviderFields):
+    id: str
+    version: int
+
+
+class ProviderFilters(ListQuery):
+    name: str | None = None
+
+
+# --- price --------------------------------------------------------------------------------------
+
+
+class PriceIn(Schema):
+    """One observed price per GPU-hour. Prices are history: a new price is a new row."""
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "gpu_id": "h100-sxm", "provider_id": "lambda", "pricing": "on_demand",
+                    "usd_per_gpu_hour": 2.99, "region": "us-east-1", "as_of": "2026-11-01",
+                    "source": "https://lambda.ai/pricing",
+                }
+            ]
+        }
+    }  # fmt: skip
+
+    gpu_id: Slug
+    provider_id: Slug
+    pricing: Pricing = "on_demand"
+    usd_per_gpu_hour: float = Field(ge=0, le=1e6)
+    region: str | None = Field(None, max_length=64)
+    as_of: dt.date
+    source: Text = Field(min_length=1)
+    notes: Text = ""
+
+    @field_validator("as_of")
+    @classmethod
+    def _not_in_future(cls, value: dt.date) -> dt.date:
+        if value > dt.date.today() + dt.timedelta(days=1):
+            raise ValueError("as_of is in the future")
+        if value.year < 2000:
+            raise ValueError("as_of is before 2000")
+        return value
+
+
+class PriceOut(PriceIn):
+    id: int
+
+
+class PriceFilters(ListQuery):
+    gpu_id: str | None = None
+    provider_id: str | None = None
+    pricing: Pricing | None = None
+    region: str | None = None
+    latest: bool = Field(False, description="Only the newest price per GPU, provider and pricing kind.")
+
+
+# --- model preset -------------------------------------------------------------------------------
+
+
+class ModelArchitecture(Schema):
+    n_layers: int = Field(ge=1, le=MAX_LAYERS)
+    d_model: int = Field(ge=1, le=MAX_DIM)
+    n_heads: int = Field(ge=1, le=MAX_DIM)
+    n_kv_heads: int | None = Field(None, ge=1, le=MAX_DIM, description="Default n_heads.")
+    d_head: int | None = Field(None, ge=1, le=MAX_DIM, description="Default d_model / n_heads.")
+    d_ff: int = Field(ge=1, le=MAX_DIM * 8)
+    vocab_size: int = Field(ge=1, le=MAX_DIM * 10)
+    ffn: Ffn = Ffn.GELU
+    norm: Norm = Norm.LAYERNORM
+    bias: bool = False
+    qkv_bias: bool = False
+    tied_embeddings: bool = False
+    position: Position = Position.ROTARY
+    max_seq_len: int = Field(2048, ge=1, le=MAX_SEQ_LEN)
+    position_embedding_rows: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
+    n_experts: int = Field(1, ge=1, le=100_000)
+    experts_per_token: int = Field(1, ge=1, le=100_000)
+    parallel_attention: bool = False
+    norms_per_layer: int = Field(2, ge=1, le=8)
+    embedding_norm: bool = False
+
+
+class ModelPresetFields(ModelArchitecture):
+    name: str = Field(min_length=1, max_length=200)
+    family: str | None = Field(None, max_length=64)
+    reported_params: int | None = Field(None, ge=1, le=MAX_INT64, description="The source's headline count.")
+    source: Text = Field(min_length=1)
+    notes: Text = ""
+
+
+class ModelPresetIn(ModelPresetFields):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "llama-2-7b", "name": "Llama 2 7B", "family": "llama-2", "n_layers": 32,
+                    "d_model": 4096, "n_heads": 32, "n_kv_heads": 32, "d_head": 128, "d_ff": 11008,
+                    "vocab_size": 32000, "ffn": "swiglu", "norm": "rmsnorm", "position": "rotary",
+                    "max_seq_len": 4096, "source": "Touvron et al. 2023",
+                }
+            ]
+        }
+    }  # fmt: skip
+
+    id: Slug | None = None
+
+
+class ModelPresetPatch(Schema):
+    """Any subset of a preset's fields."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    family: str | None = Field(None, max_length=64)
+    reported_params: int | None = Field(None, ge=1, le=MAX_INT64)
+    source: Text | None = Field(None, min_length=1)
+    notes: Text | None = None
+    n_layers: int | None = Field(None, ge=1, le=MAX_LAYERS)
+    d_model: int | None = Field(None, ge=1, le=MAX_DIM)
+    n_heads: int | None = Field(None, ge=1, le=MAX_DIM)
+    n_kv_heads: int | None = Field(None, ge=1, le=MAX_DIM)
+    d_head: int | None = Field(None, ge=1, le=MAX_DIM)
+    d_ff: int | None = Field(None, ge=1, le=MAX_DIM * 8)
+    vocab_size: int | None = Field(None, ge=1, le=MAX_DIM * 10)
+    ffn: Ffn | None = None
+    norm: Norm | None = None
+    bias: bool | None = None
+    qkv_bias: bool | None = None
+    tied_embeddings: bool | None = None
+    position: Position | None = None
+    max_seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
+    position_embedding_rows: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
+    n_experts: int | None = Field(None, ge=1, le=100_000)
+    experts_per_token: int | None = Field(None, ge=1, le=100_000)
+    parallel_attention: bool | None = None
+    norms_per_layer: int | None = Field(None, ge=1, le=8)
+    embedding_norm: bool | None = None
+
+
+class ModelPresetOut(ModelPresetFields):
+    id: str
+    n_kv_heads: int
+    d_head: int
+    version: int
+
+
+class ModelPresetFilters(ListQuery):
+    family: str | None = None
+    ffn: Ffn | None = None
+    norm: Norm | None = None
+    position: Position | None = None

@@ -1,0 +1,212 @@
+"""Catalog use cases: validate → repository → commit once. Optimistic concurrency with ETags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.core.errors import InvalidSpecError
+from service.core.spec import make_architecture
+from service.db.models import Gpu, ModelPreset, Price, Provider
+from service.db.repositories import PriceRepository, VersionedRepository
+from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_error
+from service.schemas import catalog as s
+from service.schemas.base import Schema
+
+MAX_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What the generic service needs to know about one versioned catalog table."""
+
+    label: str
+    model: type[Any]
+    fields: type[Schema]  # every stored field except id and version (validates merged patches)
+    out: type[Schema]
+    normalise: Callable[[dict[str, Any]], dict[str, Any]] = lambda values: values
+    referenced_by: Callable[[Session, str], int] | None = None
+
+
+def _architecture(values: dict[str, Any]) -> dict[str, Any]:
+    """Check a preset's architecture with the core's rules; store the resolved defaults."""
+    names = [f for f in s.ModelArchitecture.model_fields]
+    try:
+        arch = make_architecture(**{k: values[k] for k in names}, prefix="")
+    except InvalidSpecError as exc:
+        raise Unprocessable(str(exc), errors=[field_error(exc.field, exc.reason)]) from exc
+    return values | {"n_kv_heads": arch.n_kv_heads, "d_head": arch.d_head}
+
+
+GPUS = Resource(
+    "GPU", Gpu, s.GpuFields, s.GpuOut,
+    referenced_by=lambda session, item_id: PriceRepository(session).count_referencing(gpu_id=item_id),
+)  # fmt: skip
+PROVIDERS = Resource(
+    "provider", Provider, s.ProviderFields, s.ProviderOut,
+    referenced_by=lambda session, item_id: PriceRepository(session).count_referencing(provider_id=item_id),
+)  # fmt: skip
+MODELS = Resource("model preset", ModelPreset, s.ModelPresetFields, s.ModelPresetOut, normalise=_architecture)
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(header: str | None) -> set[int] | None:
+    """Versions an ``If-Match`` header accepts; ``None`` for no header or ``*`` (any)."""
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    for tag in header.split(","):
+        tag = tag.strip().removeprefix("W/").strip('"')
+        if tag.isdigit():
+            versions.add(int(tag))
+    return versions
+
+
+def _out(res: Resource, row: Any) -> Schema:
+    return res.out.model_validate(row, from_attributes=True)
+
+
+def _stored_values(res: Resource, row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in res.fields.model_fields}
+
+
+def _validated(res: Resource, values: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        fields = res.fields.model_validate(values)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise Unprocessable("; ".join(f"{'.'.join(e['loc'][1:])}: {e['msg']}" for e in errors), errors=errors) from exc
+    return res.normalise(fields.model_dump())
+
+
+def list_items(session: Session, res: Resource, query: s.ListQuery) -> dict[str, Any]:
+    rows, total = VersionedRepository(session, res.model).list(query.filters(), limit=query.limit, offset=query.offset)
+    return {"items": [_out(res, r) for r in rows], "total": total, "limit": query.limit, "offset": query.offset}
+
+
+def get_item(session: Session, res: Resource, item_id: str) -> tuple[Schema, str]:
+    row = VersionedRepository(session, res.model).get(item_id)
+    if row is None:
+        raise NotFound(f"{res.label} {item_id!r} not found")
+    return _out(res, row), etag(row.version)
+
+
+def create_item(session: Session, res: Resource, body: Schema) -> tuple[Schema, str]:
+    data = body.model_dump(exclude={"id"})
+    item_id = getattr(body, "id", None)
+    if item_id is None:
+        raise Unprocessable.for_field("id", "required when creating")
+    repo = VersionedRepository(session, res.model)
+    if repo.exists(item_id):
+        raise Conflict(f"{res.label} {item_id!r} already exists; PUT /{item_id} replaces it")
+    values = _validated(res, data)
+    try:
+        row = repo.add({"id": item_id, **values})
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"{res.label} {item_id!r} already exists") from exc
+    return _out(res, row), etag(row.version)
+
+
+def _write(
+    session: Session, res: Resource, item_id: str, if_match: str | None, merge: Callable[[dict[str, Any]], dict[str, Any]]
+) -> tuple[Schema, str]:
+    """Read, merge, validate, and write with ``UPDATE ... WHERE version = :read_version``.
+
+    With ``If-Match`` the read version must be one it names (412 otherwise) and a concurrent
+    write in between is a 412 too; without it a concurrent write makes us re-read and merge
+    again, so no field another writer changed is silently put back."""
+    repo = VersionedRepository(session, res.model)
+    accepted = parse_if_match(if_match)
+    for _ in range(MAX_RETRIES):
+        row = repo.get(item_id)
+        if row is None:
+            raise NotFound(f"{res.label} {item_id!r} not found")
+        if accepted is not None and row.version not in accepted:
+            raise PreconditionFailed(f"{res.label} {item_id!r} is at version {row.version}; If-Match was {if_match}")
+        values = _validated(res, merge(_stored_values(res, row)))
+        if repo.update_if_version(item_id, values, row.version):
+            session.commit()
+            return get_item(session, res, item_id)
+        session.rollback()
+        if if_match is not None:
+            raise PreconditionFailed(f"{res.label} {item_id!r} changed while this request was applied")
+    raise Conflict(f"{res.label} {item_id!r} is being changed by other writers; try again")
+
+
+def replace_item(session: Session, res: Resource, item_id: str, body: Schema, if_match: str | None) -> tuple[Schema, str]:
+    body_id = getattr(body, "id", None)
+    if body_id is not None and body_id != item_id:
+        raise Unprocessable.for_field("id", f"does not match the path ({item_id!r})")
+    replacement = body.model_dump(exclude={"id"})
+    return _write(session, res, item_id, if_match, lambda _current: replacement)
+
+
+def patch_item(session: Session, res: Resource, item_id: str, patch: Schema, if_match: str | None) -> tuple[Schema, str]:
+    changes = patch.model_dump(exclude_unset=True)
+    return _write(session, res, item_id, if_match, lambda current: current | changes)
+
+
+def delete_item(session: Session, res: Resource, item_id: str, if_match: str | None) -> None:
+    repo = VersionedRepository(session, res.model)
+    row = repo.get(item_id)
+    if row is None:
+        raise NotFound(f"{res.label} {item_id!r} not found")
+    accepted = parse_if_match(if_match)
+    if accepted is not None and row.version not in accepted:
+        raise PreconditionFailed(f"{res.label} {item_id!r} is at version {row.version}; If-Match was {if_match}")
+    if res.referenced_by is not None and (n := res.referenced_by(session, item_id)):
+        raise Conflict(f"{res.label} {item_id!r} is referenced by {n} price(s); delete those first")
+    try:
+        repo.delete(item_id)
+        session.commit()
+    except IntegrityError as exc:  # a price was added concurrently
+        session.rollback()
+        raise Conflict(f"{res.label} {item_id!r} is referenced by prices") from exc
+
+
+# --- prices -------------------------------------------------------------------------------------
+
+
+def list_prices(session: Session, query: s.PriceFilters) -> dict[str, Any]:
+    repo = PriceRepository(session)
+    rows, total = repo.list(query.filters(), latest=query.latest, limit=query.limit, offset=query.offset)
+    items = [s.PriceOut.model_validate(r, from_attributes=True) for r in rows]
+    return {"items": items, "total": total, "limit": query.limit, "offset": query.offset}
+
+
+def get_price(session: Session, price_id: int) -> s.PriceOut:
+    row = PriceRepository(session).get(price_id)
+    if row is None:
+        raise NotFound(f"price {price_id} not found")
+    return s.PriceOut.model_validate(row, from_attributes=True)
+
+
+def create_price(session: Session, body: s.PriceIn) -> s.PriceOut:
+    for field, res, value in (("gpu_id", GPUS, body.gpu_id), ("provider_id", PROVIDERS, body.provider_id)):
+        repo = VersionedRepository(session, res.model)
+        if not repo.exists(value):
+            known = ", ".join(repo.ids())
+            raise Unprocessable.for_field(field, f"unknown {res.label} {value!r}; known: {known}")
+    try:
+        row = PriceRepository(session).add(body.model_dump())
+        session.commit()
+    except IntegrityError as exc:  # the GPU or provider was deleted concurrently
+        session.rollback()
+        raise Conflict("the GPU or provider of this price was just deleted") from exc
+    return s.PriceOut.model_validate(row, from_attributes=True)
+
+
+def delete_price(session: Session, price_id: int) -> None:
+    if not PriceRepository(session).delete(price_id):
+        raise NotFound(f"price {price_id} not found")
+    session.commit()
