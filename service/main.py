@@ -13,6 +13,7 @@ from service.api import catalog, compute, health, memory, params
 from service.db.engine import build_engine, session_factory
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
+from service.services.catalog_reader import CatalogCache
 from service.settings import Settings, get_settings
 
 API_VERSION = "1.0.0"
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = build_engine(settings.database_url)
     app.state.sessionmaker = session_factory(app.state.engine)
+    app.state.catalog_cache = CatalogCache(settings.catalog_cache_seconds)
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)

@@ -105,6 +105,7 @@ def _client(app) -> Iterator[TestClient]:
 def db_connection(app, seeded_engine: Engine):
     """One connection in an outer transaction, rolled back after the test; the app's sessions
     join it and turn their commits into savepoints."""
+    app.state.catalog_cache.clear()
     connection = seeded_engine.connect()
     outer = connection.begin()
     original = app.state.sessionmaker
@@ -113,6 +114,7 @@ def db_connection(app, seeded_engine: Engine):
     )
     yield connection
     app.state.sessionmaker = original
+    app.state.catalog_cache.clear()
     outer.rollback()
     connection.close()
 

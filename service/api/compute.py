@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import SessionDep
-from service.api.responses import json_response, problem_responses
+from service.api.deps import CatalogDep
+from service.api.responses import answer, problem_responses
 from service.schemas import calculators as s
 from service.services import calculators
 
@@ -13,13 +13,13 @@ router = APIRouter(prefix="/v1/compute", tags=["compute"], responses=problem_res
 
 
 @router.post("/training", response_model=s.TrainingComputeResponse, summary="Training FLOPs")
-def training(req: s.TrainingComputeRequest, session: SessionDep) -> Response:
+async def training(req: s.TrainingComputeRequest, catalog: CatalogDep) -> Response:
     """FLOPs to train `model` on `tokens` tokens: 6PD by default, optionally with the attention
     term, and the hardware FLOPs that recomputation adds."""
-    return json_response(calculators.training_compute(req, session))
+    return await answer(calculators.training_compute, req, catalog)
 
 
 @router.post("/inference", response_model=s.InferenceComputeResponse, summary="Inference FLOPs")
-def inference(req: s.InferenceComputeRequest, session: SessionDep) -> Response:
+async def inference(req: s.InferenceComputeRequest, catalog: CatalogDep) -> Response:
     """FLOPs of a prompt (prefill) and of generating `output_tokens` tokens (decode)."""
-    return json_response(calculators.inference_compute(req, session))
+    return await answer(calculators.inference_compute, req, catalog)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlalchemy import event
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from service.db.engine import begin_write
 from service.errors import Forbidden, Unauthorized
+from service.services.catalog_reader import CatalogReader
 from service.settings import Settings
 
 
@@ -26,15 +29,32 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 def get_write_session(request: Request) -> Iterator[Session]:
-    """A session whose transaction starts as a write (see :func:`service.db.engine.begin_write`)."""
+    """A session whose transaction starts as a write (see :func:`service.db.engine.begin_write`);
+    each commit clears the calculators' catalog cache."""
     with request.app.state.sessionmaker() as session:
+        event.listen(session, "after_commit", request.app.state.catalog_cache.clear)
         begin_write(session)
         yield session
+
+
+async def get_catalog(request: Request) -> AsyncIterator[CatalogReader]:
+    """A catalog reader for calculators. An async dependency, so a request that finds all it
+    needs in the cache never touches the thread pool; a session that did connect is closed
+    (its connection returned to the pool) off the event loop."""
+    session = request.app.state.sessionmaker()
+    try:
+        yield CatalogReader(session, request.app.state.catalog_cache)
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+CatalogDep = Annotated[CatalogReader, Depends(get_catalog)]
 IfMatch = Annotated[str | None, Header(alias="If-Match", description="ETag from a GET; 412 when stale.")]
 
 

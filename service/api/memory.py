@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import SessionDep
-from service.api.responses import json_response, problem_responses
+from service.api.deps import CatalogDep
+from service.api.responses import answer, problem_responses
 from service.schemas import calculators as s
 from service.services import calculators
 
@@ -13,13 +13,13 @@ router = APIRouter(prefix="/v1/memory", tags=["memory"], responses=problem_respo
 
 
 @router.post("/training", response_model=s.TrainingMemoryResponse, summary="Training memory per GPU")
-def training(req: s.TrainingMemoryRequest, session: SessionDep) -> Response:
+async def training(req: s.TrainingMemoryRequest, catalog: CatalogDep) -> Response:
     """Per-GPU weights, gradients, optimizer states and activations under 3D parallelism and ZeRO;
     `fits` when a GPU is given. An infeasible layout is an answer (`fits: false`), not an error."""
-    return json_response(calculators.training_memory(req, session))
+    return await answer(calculators.training_memory, req, catalog)
 
 
 @router.post("/inference", response_model=s.InferenceMemoryResponse, summary="Serving memory")
-def inference(req: s.InferenceMemoryRequest, session: SessionDep) -> Response:
+async def inference(req: s.InferenceMemoryRequest, catalog: CatalogDep) -> Response:
     """Weights by dtype, KV cache, the 20 % overhead rule, and GPUs needed for a given GPU."""
-    return json_response(calculators.inference_memory(req, session))
+    return await answer(calculators.inference_memory, req, catalog)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import SessionDep
-from service.api.responses import json_response, problem_responses
+from service.api.deps import CatalogDep
+from service.api.responses import answer, problem_responses
 from service.schemas import calculators as s
 from service.services import calculators
 
@@ -13,6 +13,6 @@ router = APIRouter(prefix="/v1", tags=["params"], responses=problem_responses(42
 
 
 @router.post("/params", response_model=s.ParamsResponse, summary="Count parameters")
-def count(req: s.ParamsRequest, session: SessionDep) -> Response:
+async def count(req: s.ParamsRequest, catalog: CatalogDep) -> Response:
     """Exact parameter count of an architecture, by part (total and active per token)."""
-    return json_response(calculators.params(req, session))
+    return await answer(calculators.params, req, catalog)

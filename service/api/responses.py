@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from service.services.catalog_reader import CacheMiss, CatalogReader
+
+Req = TypeVar("Req")
 
 
 class FieldProblem(BaseModel):
@@ -53,3 +59,13 @@ def json_response(body: BaseModel) -> Response:
     validation and its ``jsonable_encoder`` pass are skipped; the route still declares its
     ``response_model`` for the OpenAPI contract."""
     return Response(body.model_dump_json(), media_type="application/json")
+
+
+async def answer(compute: Callable[[Req, CatalogReader], BaseModel], req: Req, catalog: CatalogReader) -> Response:
+    """Run a calculator: on the event loop when every catalog row it needs is cached (or none
+    is needed), else in the thread pool, where it may read the store without blocking the loop."""
+    try:
+        result = compute(req, catalog.cached_only())
+    except CacheMiss:
+        result = await run_in_threadpool(compute, req, catalog)
+    return json_response(result)

@@ -6,8 +6,7 @@ from service.core import compute, memory
 from service.core.architecture import Architecture, ModelShape
 from service.core.params import count_params
 from service.schemas import calculators as s
-from sqlalchemy.orm import Session
-
+from service.services.catalog_reader import CatalogReader
 from service.services.models import resolve_gpu, resolve_model
 
 GIB = 2**30
@@ -19,8 +18,8 @@ def _model_assumptions(model: ModelShape) -> dict[str, str | float | int | bool 
     return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
 
 
-def params(req: s.ParamsRequest, session: Session) -> s.ParamsResponse:
-    model = resolve_model(req.model, session)
+def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
+    model = resolve_model(req.model, catalog)
     b = count_params(compute.require_architecture(model, "a parameter breakdown"))
     return s.ParamsResponse(
         total=b.total,
@@ -39,8 +38,8 @@ def params(req: s.ParamsRequest, session: Session) -> s.ParamsResponse:
     )
 
 
-def training_compute(req: s.TrainingComputeRequest, session: Session) -> s.TrainingComputeResponse:
-    model = resolve_model(req.model, session)
+def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s.TrainingComputeResponse:
+    model = resolve_model(req.model, catalog)
     r = compute.training_flops(
         model,
         req.tokens,
@@ -75,8 +74,8 @@ def training_compute(req: s.TrainingComputeRequest, session: Session) -> s.Train
     )
 
 
-def inference_compute(req: s.InferenceComputeRequest, session: Session) -> s.InferenceComputeResponse:
-    model = resolve_model(req.model, session)
+def inference_compute(req: s.InferenceComputeRequest, catalog: CatalogReader) -> s.InferenceComputeResponse:
+    model = resolve_model(req.model, catalog)
     r = compute.inference_flops(
         model,
         prompt_tokens=req.prompt_tokens,
@@ -96,9 +95,9 @@ def inference_compute(req: s.InferenceComputeRequest, session: Session) -> s.Inf
     )
 
 
-def training_memory(req: s.TrainingMemoryRequest, session: Session) -> s.TrainingMemoryResponse:
-    model = resolve_model(req.model, session)
-    gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, session)
+def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.TrainingMemoryResponse:
+    model = resolve_model(req.model, catalog)
+    gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
     par = memory.Parallelism(**req.parallelism.model_dump())
     r = memory.training_memory(
         model,
@@ -154,9 +153,9 @@ def training_memory(req: s.TrainingMemoryRequest, session: Session) -> s.Trainin
     )
 
 
-def inference_memory(req: s.InferenceMemoryRequest, session: Session) -> s.InferenceMemoryResponse:
-    model = resolve_model(req.model, session)
-    gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, session)
+def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s.InferenceMemoryResponse:
+    model = resolve_model(req.model, catalog)
+    gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
     r = memory.inference_memory(
         model,
         dtype=req.dtype,

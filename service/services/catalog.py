@@ -31,6 +31,7 @@ class Resource:
     out: type[Schema]
     normalise: Callable[[dict[str, Any]], dict[str, Any]] = lambda values: values
     referenced_by: Callable[[Session, str], int] | None = None
+    merge_patch: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] = lambda current, changes: current | changes
 
 
 def _architecture(values: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +44,18 @@ def _architecture(values: dict[str, Any]) -> dict[str, Any]:
     return values | {"n_kv_heads": arch.n_kv_heads, "d_head": arch.d_head}
 
 
+def _merge_preset_patch(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A patch of ``n_heads`` or ``d_model`` keeps derived fields derived: a ``d_head`` that was
+    ``d_model / n_heads`` and an ``n_kv_heads`` that was ``n_heads`` (MHA) follow the change
+    unless the patch sets them too."""
+    merged = current | changes
+    if "d_head" not in changes and current["d_head"] * current["n_heads"] == current["d_model"]:
+        merged["d_head"] = None
+    if "n_kv_heads" not in changes and current["n_kv_heads"] == current["n_heads"]:
+        merged["n_kv_heads"] = None
+    return merged
+
+
 GPUS = Resource(
     "GPU", Gpu, s.GpuFields, s.GpuOut,
     referenced_by=lambda session, item_id: PriceRepository(session).count_referencing(gpu_id=item_id),
@@ -51,7 +64,10 @@ PROVIDERS = Resource(
     "provider", Provider, s.ProviderFields, s.ProviderOut,
     referenced_by=lambda session, item_id: PriceRepository(session).count_referencing(provider_id=item_id),
 )  # fmt: skip
-MODELS = Resource("model preset", ModelPreset, s.ModelPresetFields, s.ModelPresetOut, normalise=_architecture)
+MODELS = Resource(
+    "model preset", ModelPreset, s.ModelPresetFields, s.ModelPresetOut,
+    normalise=_architecture, merge_patch=_merge_preset_patch,
+)  # fmt: skip
 
 
 def etag(version: int) -> str:
@@ -59,14 +75,16 @@ def etag(version: int) -> str:
 
 
 def parse_if_match(header: str | None) -> set[int] | None:
-    """Versions an ``If-Match`` header accepts; ``None`` for no header or ``*`` (any)."""
+    """Versions an ``If-Match`` header accepts; ``None`` for no header or ``*`` (any).
+
+    If-Match uses the strong comparison (RFC 9110 §13.1.1): a weak tag ``W/"3"`` never matches."""
     if header is None or header.strip() == "*":
         return None
     versions = set()
     for tag in header.split(","):
-        tag = tag.strip().removeprefix("W/").strip('"')
-        if tag.isdigit():
-            versions.add(int(tag))
+        tag = tag.strip()
+        if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
+            versions.add(int(tag[1:-1]))
     return versions
 
 
@@ -153,7 +171,7 @@ def replace_item(session: Session, res: Resource, item_id: str, body: Schema, if
 
 def patch_item(session: Session, res: Resource, item_id: str, patch: Schema, if_match: str | None) -> tuple[Schema, str]:
     changes = patch.model_dump(exclude_unset=True)
-    return _write(session, res, item_id, if_match, lambda current: current | changes)
+    return _write(session, res, item_id, if_match, lambda current: res.merge_patch(current, changes))
 
 
 def delete_item(session: Session, res: Resource, item_id: str, if_match: str | None) -> None:

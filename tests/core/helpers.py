@@ -5,7 +5,12 @@ from __future__ import annotations
 from service.catalog import loader
 from service.core.architecture import Architecture
 from service.core.spec import make_architecture
-from service.services.models import preset_architecture
+from service.schemas.model import ARCHITECTURE_FIELDS
+
+
+def preset_architecture(preset: dict[str, object]) -> dict[str, object]:
+    """The architecture fields of a seed-file preset."""
+    return {name: preset[name] for name in ARCHITECTURE_FIELDS if preset.get(name) is not None}
 
 
 def preset(model_id: str, **overrides: object) -> Architecture:

@@ -12,7 +12,7 @@ import pytest
 from service.catalog import loader
 from service.core.params import count_params
 from service.core.spec import make_architecture
-from service.services.models import preset_architecture
+from tests.core.helpers import preset, preset_architecture
 
 # id -> exact total parameters of the reference implementation
 EXACT_TOTALS = {
@@ -42,10 +42,6 @@ EXACT_TOTALS = {
     "qwen2.5-7b": 7_615_616_512,  # Qwen2ForCausalLM (QKV biases)
     "falcon-7b": 6_921_720_704,  # FalconForCausalLM (MQA, one shared LayerNorm, tied)
 }
-
-
-def preset(model_id: str):
-    return make_architecture(**preset_architecture(loader.model_presets()[model_id]))
 
 
 @pytest.mark.parametrize(("model_id", "expected"), sorted(EXACT_TOTALS.items()))
