@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service.api import catalog, compute, health, memory, params
+from service.api import budget, catalog, compute, cost, health, memory, params
 from service.db.engine import build_engine, session_factory
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "params", "description": "Parameter counts of architectures."},
             {"name": "compute", "description": "Training and inference FLOPs."},
             {"name": "memory", "description": "Training and serving memory."},
+            {"name": "cost", "description": "Time and dollars of training and serving."},
+            {"name": "budget", "description": "Dollars to compute-optimal model size and predicted loss."},
             {"name": "gpus", "description": "Accelerator catalog."},
             {"name": "providers", "description": "Cloud providers."},
             {"name": "prices", "description": "Prices per GPU-hour, with history."},
@@ -81,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (params, compute, memory):
+    for module in (params, compute, memory, cost, budget):
         app.include_router(module.router)
     for router in catalog.ROUTERS:
         app.include_router(router)

@@ -363,3 +363,31 @@ def inference_memory(
         gpus_needed=gpus,
         formulas=tuple(formulas),
     )
+
+
+def smallest_training_footprint(model: ModelShape, *, n_gpus: int, seq_len: int | None = None) -> int:
+    """The least per-GPU training memory over sensible layouts of ``n_gpus`` GPUs: tensor
+    parallelism 1/2/4/8 inside a node (where it divides the heads and the GPU count), data
+    parallelism over the rest with ZeRO-3, full recompute, FlashAttention, micro-batch 1,
+    mixed-precision AdamW. A GPU whose memory is below this cannot hold the job at any
+    reasonable parallelism (a smaller micro-batch or more offload is not tried)."""
+    best: int | None = None
+    for tp in (1, 2, 4, 8):
+        if tp > n_gpus or n_gpus % tp:
+            continue
+        par = Parallelism(dp=n_gpus // tp, tp=tp, zero_stage=3, sequence_parallel=tp > 1)
+        try:
+            validate_parallelism(par, model)
+        except InvalidSpecError:
+            continue
+        r = training_memory(
+            model,
+            parallelism=par,
+            recompute=Recompute.FULL,
+            flash_attention=True,
+            seq_len=seq_len,
+            include_activations=isinstance(model, Architecture),
+        )
+        best = r.total_bytes if best is None else min(best, r.total_bytes)
+    assert best is not None  # tp = 1 is always valid
+    return best

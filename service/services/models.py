@@ -26,7 +26,10 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
                 f"{field}.preset", f"unknown preset {spec.preset!r}; known: {', '.join(catalog.preset_ids())}"
             )
         fields = dict(preset)
-    fields.update(spec.explicit_fields())
+    explicit = spec.explicit_fields()
+    if explicit.get("position", "learned") != "learned" and "position_embedding_rows" not in explicit:
+        fields.pop("position_embedding_rows", None)  # a preset's learned-table size goes with its positions
+    fields.update(explicit)
     return _architecture(tuple(sorted(fields.items())), field)
 
 

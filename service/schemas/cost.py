@@ -1,0 +1,265 @@
+"""Request and response models of the cost and budget endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from service.core.compute import Recompute
+from service.core.dtypes import Dtype
+from service.core.limits import MAX_SEQ_LEN, MAX_TOKENS
+from service.core.scaling import ScalingLaw
+from service.schemas.base import Schema
+from service.schemas.calculators import Estimate
+from service.schemas.model import ModelSpec
+
+GpuId = Annotated[str, Field(min_length=1, max_length=64, description="Catalog GPU id, e.g. `h100-sxm`.")]
+Pricing = Literal["on_demand", "spot", "reserved"]
+PeakDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
+NGpus = Annotated[int, Field(ge=1, le=1_000_000)]
+Mfu = Annotated[float, Field(gt=0, le=1, description="Model FLOPs utilisation in (0, 1].")]
+
+
+class PriceChoice(Schema):
+    """How to price GPU-hours: an explicit price, a provider's current price, or (neither) the
+    cheapest current price for the GPU in the catalog."""
+
+    usd_per_gpu_hour: float | None = Field(None, gt=0, le=1e6)
+    provider: str | None = Field(None, min_length=1, max_length=64)
+    pricing: Pricing = "on_demand"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PriceChoice:
+        if self.usd_per_gpu_hour is not None and self.provider is not None:
+            raise ValueError("give usd_per_gpu_hour or provider, not both")
+        return self
+
+
+class Throughput(Schema):
+    """How fast one GPU runs: MFU × the GPU's dense peak for ``dtype``, or an explicit figure."""
+
+    mfu: Mfu | None = Field(None, description="Default: the GPU's catalog default_mfu, else 0.40.")
+    achieved_tflops_per_gpu: float | None = Field(None, gt=0, le=1e6, description="Instead of mfu.")
+    dtype: PeakDtype = Field("bf16", description="Which peak the MFU applies to.")
+    scaling_efficiency: float | None = Field(
+        None, gt=0, le=1, description="Throughput kept at n_gpus vs n × one GPU; default: a documented heuristic."
+    )
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> Throughput:
+        if self.mfu is not None and self.achieved_tflops_per_gpu is not None:
+            raise ValueError("give mfu or achieved_tflops_per_gpu, not both")
+        return self
+
+
+class PriceOut(Schema):
+    usd_per_gpu_hour: float
+    provider: str | None
+    pricing: str | None
+    as_of: dt.date | None
+    source: str
+    chosen: str = Field(description="explicit, provider, or cheapest")
+
+
+class TrainingCostRequest(Throughput, PriceChoice):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {"model": {"preset": "llama-2-7b"}, "tokens": 2e12, "gpu": "a100-80gb-sxm", "n_gpus": 1024, "mfu": 0.4},
+                {"model": {"n_params": 7e9}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 64, "provider": "lambda"},
+            ]
+        }
+    }
+
+    model: ModelSpec
+    tokens: float = Field(gt=0, le=MAX_TOKENS)
+    gpu: GpuId
+    n_gpus: NGpus = 8
+    recompute: Recompute = Field(Recompute.NONE, description="Full recompute costs a forward pass of time, not model FLOPs.")
+    include_attention: bool = False
+    seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
+
+
+class TrainingCostResponse(Estimate):
+    total_flops: float = Field(description="Model FLOPs of the run.")
+    hardware_flops: float = Field(description="Including recomputation: what the GPUs execute.")
+    gpu_hours: float
+    wall_clock_hours: float
+    wall_clock_days: float
+    cost_usd: float
+    price: PriceOut
+    gpu: str
+    n_gpus: int
+    mfu: float | None
+    achieved_tflops_per_gpu: float = Field(description="After MFU and scaling efficiency.")
+    scaling_efficiency: float
+
+
+class CompareRequest(Throughput):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {"examples": [{"model": {"preset": "llama-3-8b"}, "tokens": 15e12, "n_gpus": 512, "sort_by": "cost"}]}
+    }
+
+    model: ModelSpec
+    tokens: float = Field(gt=0, le=MAX_TOKENS)
+    n_gpus: NGpus = 8
+    pricing: Pricing = "on_demand"
+    gpus: list[GpuId] | None = Field(None, max_length=100, description="Only these GPUs.")
+    providers: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=100)
+    sort_by: Literal["cost", "time"] = "cost"
+    seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN, description="For the memory check; default max_seq_len.")
+
+
+class CompareRow(Schema):
+    gpu: str
+    provider: str
+    pricing: str
+    usd_per_gpu_hour: float
+    as_of: dt.date
+    gpu_hours: float | None
+    wall_clock_hours: float | None
+    cost_usd: float | None
+    mfu: float | None
+    fits: bool
+    min_memory_bytes_per_gpu: int | None = Field(description="Least per-GPU memory over the layouts tried.")
+    note: str
+
+
+class CompareResponse(Estimate):
+    rows: list[CompareRow]
+    total_flops: float
+
+
+class BudgetRequest(Throughput, PriceChoice):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {"budget_usd": 1_000_000, "gpu": "h100-sxm", "scaling_law": "hoffmann2022", "n_gpus": 256},
+                {"compute_flops": 5.76e23, "scaling_law": "besiroglu2024"},
+                {"budget_usd": 100_000, "gpu": "h100-sxm", "tokens_per_param": 200},
+            ]
+        }
+    }
+
+    budget_usd: float | None = Field(None, gt=0, le=1e13)
+    compute_flops: float | None = Field(None, gt=0, le=1e35)
+    gpu: GpuId | None = None
+    n_gpus: NGpus | None = Field(None, description="Adds wall-clock time.")
+    scaling_law: ScalingLaw = ScalingLaw.HOFFMANN2022
+    n_params: float | None = Field(None, ge=1, le=1e16, description="Fixed model size instead of the optimum.")
+    tokens_per_param: float | None = Field(None, gt=0, le=1e6, description="Fixed data/model ratio instead of the optimum.")
+
+    @model_validator(mode="after")
+    def _budget_or_compute(self) -> BudgetRequest:
+        if (self.budget_usd is None) == (self.compute_flops is None):
+            raise ValueError("give exactly one of budget_usd or compute_flops")
+        if self.budget_usd is not None and self.gpu is None:
+            raise ValueError("budget_usd needs a gpu to turn dollars into FLOPs")
+        if self.n_params is not None and self.tokens_per_param is not None:
+            raise ValueError("give n_params or tokens_per_param, not both")
+        return self
+
+
+class LossMeaning(Schema):
+    unit: str = "nats per token"
+    meaning: str
+    limits: str
+
+
+LOSS_MEANING = LossMeaning(
+    meaning=(
+        "cross-entropy the fit predicts on its own training distribution (MassiveText for the "
+        "Hoffmann fit and its Besiroglu refit); compare losses only under the same law"
+    ),
+    limits=(
+        "an extrapolation outside roughly 70M-16B parameters and 5B-500B tokens; it says nothing "
+        "about other data, tokenizers, architectures or downstream accuracy"
+    ),
+)
+
+
+class BudgetResponse(Estimate):
+    compute_flops: float
+    params: float
+    tokens: float
+    tokens_per_param: float
+    predicted_loss: float
+    optimal_params: float
+    optimal_tokens: float
+    optimal_loss: float
+    loss_gap: float = Field(description="predicted_loss − optimal_loss: what a non-optimal shape gives up.")
+    loss: LossMeaning
+    gpu_hours: float | None
+    wall_clock_hours: float | None
+    cost_usd: float | None
+    price: PriceOut | None
+
+
+class ForLossRequest(Throughput, PriceChoice):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {"examples": [{"target_loss": 2.0, "scaling_law": "hoffmann2022", "gpu": "h100-sxm"}]}
+    }
+
+    target_loss: float = Field(gt=0, le=100, description="Nats per token on the fit's data.")
+    scaling_law: ScalingLaw = ScalingLaw.HOFFMANN2022
+    gpu: GpuId | None = None
+    n_gpus: NGpus | None = None
+
+
+class LifetimeRequest(Throughput, PriceChoice):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {"examples": [{"target_loss": 2.0, "inference_tokens": 2e13, "gpu": "h100-sxm"}]}
+    }
+
+    target_loss: float = Field(gt=0, le=100)
+    inference_tokens: float = Field(ge=0, le=1e18, description="Tokens served over the model's lifetime.")
+    scaling_law: Literal["hoffmann2022", "besiroglu2024"] = "hoffmann2022"
+    gpu: GpuId | None = None
+
+
+class LifetimeResponse(Estimate):
+    params: float
+    tokens: float
+    tokens_per_param: float
+    training_flops: float
+    inference_flops: float
+    total_flops: float
+    chinchilla_params: float
+    chinchilla_tokens: float
+    chinchilla_total_flops: float
+    flops_saved_fraction: float = Field(description="1 − total / Chinchilla-optimal total for the same loss.")
+    total_cost_usd: float | None
+    chinchilla_total_cost_usd: float | None
+    price: PriceOut | None
+
+
+class InferenceCostRequest(PriceChoice):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {"examples": [{"model": {"preset": "llama-2-70b"}, "gpu": "h100-sxm", "n_gpus": 2, "batch_size": 32, "prompt_tokens": 1000, "output_tokens": 250}]}
+    }
+
+    model: ModelSpec
+    gpu: GpuId
+    n_gpus: NGpus = 1
+    batch_size: int = Field(1, ge=1, le=100_000)
+    prompt_tokens: int = Field(512, ge=0, le=MAX_SEQ_LEN)
+    output_tokens: int = Field(256, ge=1, le=MAX_SEQ_LEN)
+    dtype: Dtype = Dtype.BF16
+    kv_dtype: Dtype | None = None
+    bandwidth_utilisation: float = Field(0.8, gt=0, le=1, description="Share of peak memory bandwidth reached.")
+    compute_utilisation: float = Field(0.5, gt=0, le=1, description="MFU of prefill and compute-bound decode.")
+
+
+class InferenceCostResponse(Estimate):
+    usd_per_million_output_tokens: float
+    usd_per_million_input_tokens: float | None
+    output_tokens_per_second: float
+    decode_step_seconds: float
+    decode_bound: str
+    prefill_seconds: float
+    fits: bool
+    memory_needed_bytes: int
+    memory_available_bytes: int
+    price: PriceOut

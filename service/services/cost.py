@@ -1,0 +1,306 @@
+"""Cost and budget use cases: catalog GPU and price → core cost, compute and scaling math."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.core import compute, cost, memory, scaling
+from service.core.architecture import Architecture
+from service.core.dtypes import Dtype
+from service.core.params import count_params
+from service.db.models import Gpu, Provider
+from service.db.repositories import PriceRepository, VersionedRepository
+from service.errors import Unprocessable
+from service.schemas import cost as s
+from service.services.catalog_reader import CatalogReader, GpuView
+from service.services.models import resolve_gpu, resolve_model
+
+DEFAULT_MFU = 0.40  # Transformers Math 101 / formula sheet: 37-50 % is what good large runs reach
+
+
+@dataclass(frozen=True)
+class Rate:
+    flops_per_gpu: float  # before scaling efficiency
+    mfu: float | None
+    assumptions: dict[str, Any]
+
+
+def _gpu(catalog: CatalogReader, gpu_id: str) -> GpuView:
+    view, _ = resolve_gpu(gpu_id, None, catalog)
+    assert view is not None
+    return view
+
+
+def _rate(gpu: GpuView, req: s.Throughput) -> Rate:
+    """Per-GPU FLOP/s from the request's MFU (or the catalog's, or 0.40) and the GPU's peak."""
+    if req.achieved_tflops_per_gpu is not None:
+        flops = cost.achieved_flops_per_gpu(peak_tflops=None, mfu=None, achieved_tflops=req.achieved_tflops_per_gpu)
+        return Rate(flops, None, {"achieved_tflops_per_gpu": req.achieved_tflops_per_gpu, "mfu_source": "explicit achieved TFLOP/s"})
+    peak = gpu.peak_tflops.get(req.dtype)
+    if peak is None:
+        known = ", ".join(k for k, v in gpu.peak_tflops.items() if v)
+        raise Unprocessable.for_field("dtype", f"the catalog has no dense {req.dtype} peak for {gpu.id}; it has: {known}")
+    if req.mfu is not None:
+        mfu, source = req.mfu, "request"
+    elif gpu.default_mfu is not None:
+        mfu, source = gpu.default_mfu, f"catalog default for {gpu.id}"
+    else:
+        mfu, source = DEFAULT_MFU, "service default (no catalog MFU for this GPU)"
+    flops = cost.achieved_flops_per_gpu(peak_tflops=peak, mfu=mfu, achieved_tflops=None)
+    return Rate(flops, mfu, {"mfu": mfu, "mfu_source": source, "peak_tflops": peak, "peak_dtype": req.dtype})
+
+
+def _efficiency(req: s.Throughput, n_gpus: int) -> tuple[float, str]:
+    if req.scaling_efficiency is not None:
+        return req.scaling_efficiency, "request"
+    return cost.default_scaling_efficiency(n_gpus), "heuristic max(0.5, 1 - 0.03*log2(n/8)) beyond one 8-GPU node"
+
+
+def resolve_price(catalog: CatalogReader, gpu_id: str, choice: s.PriceChoice) -> s.PriceOut:
+    """An explicit price, the provider's current price, or the cheapest current price."""
+    if choice.usd_per_gpu_hour is not None:
+        return s.PriceOut(
+            usd_per_gpu_hour=choice.usd_per_gpu_hour, provider=None, pricing=None, as_of=None, source="request", chosen="explicit"
+        )
+    session = catalog.session
+    if choice.provider is not None:
+        providers = VersionedRepository(session, Provider)
+        if not providers.exists(choice.provider):
+            raise Unprocessable.for_field("provider", f"unknown provider {choice.provider!r}; known: {', '.join(providers.ids())}")
+    filters = {"gpu_id": gpu_id, "provider_id": choice.provider, "pricing": choice.pricing}
+    rows, _ = PriceRepository(session).list(filters, latest=True, limit=1000, offset=0)
+    if not rows:
+        where = f" from {choice.provider}" if choice.provider else ""
+        raise Unprocessable.for_field(
+            "usd_per_gpu_hour", f"the catalog has no {choice.pricing} price for {gpu_id}{where}; give usd_per_gpu_hour"
+        )
+    row = min(rows, key=lambda r: (r.usd_per_gpu_hour, r.provider_id))
+    return s.PriceOut(
+        usd_per_gpu_hour=row.usd_per_gpu_hour,
+        provider=row.provider_id,
+        pricing=row.pricing,
+        as_of=row.as_of,
+        source=row.source,
+        chosen="provider" if choice.provider else "cheapest",
+    )
+
+
+def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.TrainingCostResponse:
+    model = resolve_model(req.model, catalog)
+    gpu = _gpu(catalog, req.gpu)
+    rate = _rate(gpu, req)
+    efficiency, efficiency_source = _efficiency(req, req.n_gpus)
+    price = resolve_price(catalog, gpu.id, req)
+    flops = compute.training_flops(
+        model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
+    )
+    # the GPUs execute hardware FLOPs (recompute included) at the MFU-implied rate of model FLOPs
+    r = cost.training_cost(
+        flops.hardware_flops,
+        flops_per_gpu=rate.flops_per_gpu,
+        n_gpus=req.n_gpus,
+        scaling_efficiency=efficiency,
+        usd_per_gpu_hour=price.usd_per_gpu_hour,
+        mfu=rate.mfu,
+    )
+    return s.TrainingCostResponse(
+        total_flops=flops.model_flops,
+        hardware_flops=flops.hardware_flops,
+        gpu_hours=r.gpu_hours,
+        wall_clock_hours=r.wall_clock_hours,
+        wall_clock_days=r.wall_clock_hours / 24,
+        cost_usd=r.cost_usd or 0.0,
+        price=price,
+        gpu=gpu.id,
+        n_gpus=req.n_gpus,
+        mfu=rate.mfu,
+        achieved_tflops_per_gpu=r.achieved_flops_per_gpu / 1e12,
+        scaling_efficiency=efficiency,
+        formulas=[
+            flops.formula,
+            "GPU-hours = FLOPs / (peak * MFU * scaling_efficiency) / 3600; wall clock = GPU-hours / n_gpus "
+            "(C = tau*T, Transformers Math 101)",
+        ],
+        assumptions=rate.assumptions
+        | {
+            "scaling_efficiency": efficiency,
+            "scaling_efficiency_source": efficiency_source,
+            "price_as_of": price.as_of.isoformat() if price.as_of else None,
+            "price_chosen": price.chosen,
+        },
+    )
+
+
+def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
+    model = resolve_model(req.model, catalog)
+    flops = compute.training_flops(model, req.tokens)
+    session = catalog.session
+    rows, _ = PriceRepository(session).list({"pricing": req.pricing}, latest=True, limit=100_000, offset=0)
+    wanted_gpus = set(req.gpus) if req.gpus else None
+    wanted_providers = set(req.providers) if req.providers else None
+    for field, wanted, repo in (("gpus", wanted_gpus, VersionedRepository(session, Gpu)), ("providers", wanted_providers, VersionedRepository(session, Provider))):
+        unknown = sorted((wanted or set()) - set(repo.ids()))
+        if unknown:
+            raise Unprocessable.for_field(field, f"unknown: {', '.join(unknown)}; known: {', '.join(repo.ids())}")
+    efficiency, efficiency_source = _efficiency(req, req.n_gpus)
+    footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=req.seq_len)
+    out: list[s.CompareRow] = []
+    for row in rows:
+        if (wanted_gpus and row.gpu_id not in wanted_gpus) or (wanted_providers and row.provider_id not in wanted_providers):
+            continue
+        gpu = _gpu(catalog, row.gpu_id)
+        fits = footprint <= gpu.memory_bytes
+        note = "" if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best; has {gpu.memory_bytes / 2**30:.1f} GiB"
+        try:
+            rate = _rate(gpu, req)
+        except Unprocessable as exc:
+            out.append(s.CompareRow(gpu=gpu.id, provider=row.provider_id, pricing=row.pricing, usd_per_gpu_hour=row.usd_per_gpu_hour, as_of=row.as_of, gpu_hours=None, wall_clock_hours=None, cost_usd=None, mfu=None, fits=fits, min_memory_bytes_per_gpu=footprint, note=exc.detail))
+            continue
+        r = cost.training_cost(flops.model_flops, flops_per_gpu=rate.flops_per_gpu, n_gpus=req.n_gpus, scaling_efficiency=efficiency, usd_per_gpu_hour=row.usd_per_gpu_hour, mfu=rate.mfu)
+        out.append(
+            s.CompareRow(
+                gpu=gpu.id, provider=row.provider_id, pricing=row.pricing, usd_per_gpu_hour=row.usd_per_gpu_hour,
+                as_of=row.as_of, gpu_hours=r.gpu_hours, wall_clock_hours=r.wall_clock_hours, cost_usd=r.cost_usd,
+                mfu=rate.mfu, fits=fits, min_memory_bytes_per_gpu=footprint, note=note,
+            )  # fmt: skip
+        )
+    key = (lambda r: (not r.fits, r.cost_usd is None, r.cost_usd or 0.0)) if req.sort_by == "cost" else (lambda r: (not r.fits, r.wall_clock_hours is None, r.wall_clock_hours or 0.0))
+    out.sort(key=key)
+    return s.CompareResponse(
+        rows=out,
+        total_flops=flops.model_flops,
+        formulas=[flops.formula, "cost = FLOPs / (peak * MFU * scaling_efficiency) / 3600 * price (Transformers Math 101)",
+                  "fits: least per-GPU memory over tp 1/2/4/8, ZeRO-3, full recompute, micro-batch 1 (Rajbhandari et al. 2020; Korthikanti et al. 2022)"],
+        assumptions={"pricing": req.pricing, "scaling_efficiency": efficiency, "scaling_efficiency_source": efficiency_source,
+                     "mfu": req.mfu, "mfu_source": "request" if req.mfu else "each GPU's catalog default, else 0.40",
+                     "sort_by": req.sort_by, "unfit_rows": "sorted last"},
+    )  # fmt: skip
+
+
+def _run_economics(catalog: CatalogReader, req: Any, compute_flops: float, n_gpus: int | None) -> tuple[float | None, float | None, float | None, s.PriceOut | None, dict[str, Any]]:
+    """GPU-hours, wall clock, dollars and the price for ``compute_flops`` on ``req.gpu``."""
+    if req.gpu is None:
+        return None, None, None, None, {}
+    gpu = _gpu(catalog, req.gpu)
+    rate = _rate(gpu, req)
+    efficiency, efficiency_source = _efficiency(req, n_gpus or 1)
+    price = resolve_price(catalog, gpu.id, req)
+    r = cost.training_cost(compute_flops, flops_per_gpu=rate.flops_per_gpu, n_gpus=n_gpus or 1, scaling_efficiency=efficiency, usd_per_gpu_hour=price.usd_per_gpu_hour, mfu=rate.mfu)
+    assumptions = rate.assumptions | {"scaling_efficiency": efficiency, "scaling_efficiency_source": efficiency_source, "price_as_of": price.as_of.isoformat() if price.as_of else None}
+    return r.gpu_hours, (r.wall_clock_hours if n_gpus else None), r.cost_usd, price, assumptions
+
+
+def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
+    assumptions: dict[str, Any] = {"scaling_law": req.scaling_law.value}
+    if req.budget_usd is not None:
+        gpu = _gpu(catalog, req.gpu)
+        rate = _rate(gpu, req)
+        efficiency, efficiency_source = _efficiency(req, req.n_gpus or 1)
+        price = resolve_price(catalog, gpu.id, req)
+        flops = cost.flops_for_budget(req.budget_usd, usd_per_gpu_hour=price.usd_per_gpu_hour, flops_per_gpu=rate.flops_per_gpu, scaling_efficiency=efficiency)
+    else:
+        flops = req.compute_flops
+    shape = scaling.shape_for_budget(
+        flops, req.scaling_law, n_params=req.n_params, tokens_per_param=req.tokens_per_param,
+        budget_field="budget_usd" if req.budget_usd is not None else "compute_flops",
+    )  # fmt: skip
+    gpu_hours, wall, dollars, price, more = _run_economics(catalog, req, flops, req.n_gpus)
+    if req.n_params is not None:
+        assumptions["shape"] = "fixed n_params: tokens = C / (6N)"
+    elif req.tokens_per_param is not None:
+        assumptions["shape"] = "fixed tokens_per_param r: N = sqrt(C / (6r))"
+    else:
+        assumptions["shape"] = "compute-optimal under the law"
+    return s.BudgetResponse(
+        compute_flops=shape.compute_flops, params=shape.params, tokens=shape.tokens, tokens_per_param=shape.tokens_per_param,
+        predicted_loss=shape.predicted_loss, optimal_params=shape.optimal_params, optimal_tokens=shape.optimal_tokens,
+        optimal_loss=shape.optimal_loss, loss_gap=shape.loss_gap, loss=s.LOSS_MEANING, gpu_hours=gpu_hours,
+        wall_clock_hours=wall, cost_usd=dollars,
+        price=price, formulas=list(shape.formulas), assumptions=assumptions | more,
+    )  # fmt: skip
+
+
+def for_loss(req: s.ForLossRequest, catalog: CatalogReader) -> s.BudgetResponse:
+    shape = scaling.compute_for_loss(req.target_loss, req.scaling_law)
+    gpu_hours, wall, dollars, price, more = _run_economics(catalog, req, shape.compute_flops, req.n_gpus)
+    return s.BudgetResponse(
+        compute_flops=shape.compute_flops, params=shape.params, tokens=shape.tokens, tokens_per_param=shape.tokens_per_param,
+        predicted_loss=shape.predicted_loss, optimal_params=shape.optimal_params, optimal_tokens=shape.optimal_tokens,
+        optimal_loss=shape.optimal_loss, loss_gap=shape.loss_gap, loss=s.LOSS_MEANING, gpu_hours=gpu_hours,
+        wall_clock_hours=wall, cost_usd=dollars, price=price,
+        formulas=[*shape.formulas, "inverse: on the optimal path alpha*A/N^alpha = beta*B/D^beta, so L - E = (A/N^alpha)(1 + alpha/beta)"],
+        assumptions={"scaling_law": req.scaling_law.value, "target_loss": req.target_loss} | more,
+    )  # fmt: skip
+
+
+def lifetime(req: s.LifetimeRequest, catalog: CatalogReader) -> s.LifetimeResponse:
+    law = scaling.ScalingLaw(req.scaling_law)
+    r = scaling.lifetime_optimal(req.target_loss, req.inference_tokens, law)
+    total_cost = chinchilla_cost = None
+    price = None
+    more: dict[str, Any] = {}
+    if req.gpu is not None:
+        _, _, total_cost, price, more = _run_economics(catalog, req, r.total_flops, None)
+        _, _, chinchilla_cost, _, _ = _run_economics(catalog, req, r.chinchilla_total_flops, None)
+        more["cost_note"] = "training and inference FLOPs priced at the same achieved FLOP/s (Sardana et al. 2023 §3 also model a lower inference MFU)"
+    return s.LifetimeResponse(
+        params=r.params, tokens=r.tokens, tokens_per_param=r.tokens / r.params, training_flops=r.training_flops,
+        inference_flops=r.inference_flops, total_flops=r.total_flops, chinchilla_params=r.chinchilla_params,
+        chinchilla_tokens=r.chinchilla_tokens, chinchilla_total_flops=r.chinchilla_total_flops,
+        flops_saved_fraction=1 - r.total_flops / r.chinchilla_total_flops, total_cost_usd=total_cost,
+        chinchilla_total_cost_usd=chinchilla_cost, price=price, formulas=list(r.formulas),
+        assumptions={"scaling_law": law.value, "inference_flops_per_token": "2*N (Kaplan et al. 2020)"} | more,
+    )  # fmt: skip
+
+
+def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader) -> s.InferenceCostResponse:
+    model = resolve_model(req.model, catalog)
+    arch = compute.require_architecture(model, "serving cost (the KV cache)")
+    gpu = _gpu(catalog, req.gpu)
+    price = resolve_price(catalog, gpu.id, req)
+    context = req.prompt_tokens + req.output_tokens
+    mem = memory.inference_memory(arch, dtype=req.dtype, kv_dtype=req.kv_dtype, batch_size=req.batch_size, seq_len=context)
+    peak_dtype = {Dtype.FP32: "fp32", Dtype.BF16: "bf16", Dtype.FP16: "fp16", Dtype.FP8: "fp8", Dtype.INT8: "int8", Dtype.INT4: "int8"}[req.dtype]
+    peak = gpu.peak_tflops.get(peak_dtype) or gpu.peak_tflops.get("bf16")
+    if peak is None:
+        raise Unprocessable.for_field("dtype", f"the catalog has no {peak_dtype} or bf16 peak for {gpu.id}")
+    r = cost.serving_cost(
+        weights_bytes=mem.weights_bytes,
+        kv_cache_bytes_per_token=mem.kv_cache_bytes_per_token,
+        active_params=float(count_params(arch).active),
+        batch_size=req.batch_size,
+        context_tokens=req.prompt_tokens + req.output_tokens // 2,
+        prompt_tokens=req.prompt_tokens,
+        memory_needed_bytes=mem.total_bytes,
+        n_gpus=req.n_gpus,
+        gpu_memory_bytes=gpu.memory_bytes,
+        memory_bandwidth_bytes_per_s=gpu.memory_bandwidth_bytes_per_s,
+        peak_flops_per_s=peak * 1e12,
+        bandwidth_utilisation=req.bandwidth_utilisation,
+        compute_utilisation=req.compute_utilisation,
+        usd_per_gpu_hour=price.usd_per_gpu_hour,
+    )
+    return s.InferenceCostResponse(
+        usd_per_million_output_tokens=r.usd_per_million_output_tokens or 0.0,
+        usd_per_million_input_tokens=r.usd_per_million_input_tokens,
+        output_tokens_per_second=r.output_tokens_per_second,
+        decode_step_seconds=r.decode_step_seconds,
+        decode_bound=r.decode_bound,
+        prefill_seconds=r.prefill_seconds,
+        fits=r.fits,
+        memory_needed_bytes=r.memory_needed_bytes,
+        memory_available_bytes=r.memory_available_bytes,
+        price=price,
+        formulas=[
+            "decode step = max(weights + KV read / (n * bandwidth * u_mem), 2*P*batch / (n * peak * u_c)) (Pope et al. 2022 §2)",
+            "prefill = 2*P*prompt*batch / (n * peak * u_c); $/M tokens = hourly price / 3600 / tokens per s * 1e6",
+            *mem.formulas,
+        ],
+        assumptions={
+            "bandwidth_utilisation": req.bandwidth_utilisation, "compute_utilisation": req.compute_utilisation,
+            "mean_context_tokens": req.prompt_tokens + req.output_tokens // 2, "peak_dtype": peak_dtype,
+            "price_as_of": price.as_of.isoformat() if price.as_of else None,
+            "replica": f"{req.n_gpus} x {gpu.id}, weights sharded with tensor parallelism",
+        },
+    )  # fmt: skip

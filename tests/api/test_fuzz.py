@@ -1,0 +1,328 @@
+"""Property-based API fuzzing with Schemathesis, in-process against the ASGI app.
+
+The contract fuzzed is the committed ``openapi/openapi.json`` (``tests/test_openapi.py`` keeps it equal
+to what the app serves). Every generated request must keep the project's invariants:
+
+* no input yields a 5xx;
+* every error is ``application/problem+json`` with ``type``, ``title``, ``status``, ``detail``
+  (a 422 also carries ``errors: [{loc, msg, type}]``);
+* no response contains NaN or +-Infinity;
+* a 200 conforms to the documented schema (Schemathesis' ``response_schema_conformance``).
+
+A 422 for a schema-valid but semantically inconsistent body (``n_heads`` not dividing ``d_model``,
+an unknown preset, ``gpu`` and ``gpu_memory_bytes`` together, ...) is the API working as designed,
+not a failure.
+
+Two test functions:
+
+* ``test_contract`` runs Schemathesis' examples, coverage (boundary values, wrong types, missing
+  fields, bad content types) and fuzzing phases, positive and negative, on the raw contract.
+* ``test_consistent_models`` fuzzes positive bodies whose model and parallelism are repaired into a
+  consistent architecture first, so the calculators run on random shapes (most raw bodies stop
+  at a semantic 422 before reaching the math, where a NaN or an invalid 200 would come from).
+
+Bounded for CI: ``MAX_EXAMPLES`` fuzzed cases per operation and test, derandomized, no example
+database, no deadline (the coverage phase adds a fixed, deterministic set on top).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from math import gcd
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from sqlalchemy.orm import Session
+
+from service.catalog import loader
+from service.db.engine import build_engine, session_factory
+from service.db.migrate import upgrade
+from service.db.seed import seed_catalog
+from service.main import create_app
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT = json.loads((ROOT / "openapi" / "openapi.json").read_text(encoding="utf-8"))
+PROBLEM_JSON = "application/problem+json"
+# Per operation and test; FUZZ_MAX_EXAMPLES=1000 for a deeper local run (still derandomized).
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50"))
+
+FUZZ_SETTINGS = settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    # Bodies are large nested objects; Hypothesis' size/filter health checks are noise here.
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+
+
+def _config(mode: str = "all", **phases: Any) -> schemathesis.Config:
+    return schemathesis.Config.from_dict(
+        {
+            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "mode": mode},
+            "phases": phases,
+            # Show request bodies verbatim in failure reports: fields such as `tokens` and
+            # `prompt_tokens` are not secrets, and "[Filtered]" makes a report unreproducible.
+            "output": {"sanitization": {"enabled": False}},
+        }
+    )
+
+
+# The operations fuzzed here: the calculators and liveness. (The catalog CRUD routes are not
+# part of this test; add their operation ids to extend it.)
+OPERATIONS = ["ops-healthz", "params-count", "compute-training", "compute-inference", "memory-training", "memory-inference"]
+
+# Schemathesis needs the app when the tests are collected; the database it reads is created and
+# seeded by the `catalog_db` fixture below. This in-memory engine is never connected to.
+app = create_app(Settings(database_url="sqlite://", api_token=None, auto_migrate=False))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def catalog_db(tmp_path_factory: pytest.TempPathFactory):
+    """A throwaway SQLite catalog, migrated and seeded, so presets and GPUs resolve (and nothing
+    under the project's data/ folder is touched)."""
+    engine = build_engine(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'catalog.sqlite3'}")
+    upgrade(engine)
+    with Session(engine) as session:
+        seed_catalog(session)
+        session.commit()
+    unused = app.state.engine
+    app.state.engine, app.state.sessionmaker = engine, session_factory(engine)
+    yield engine
+    engine.dispose()
+    unused.dispose()
+
+
+def _schema(config: schemathesis.Config, operations: list[str]) -> Any:
+    schema = schemathesis.openapi.from_dict(CONTRACT, config=config).include(operation_id=operations)
+    schema.app = app  # what `from_asgi` does: requests go to the ASGI app, in-process
+    return schema
+
+
+contract = _schema(_config(), OPERATIONS)
+consistent = _schema(
+    _config("positive", examples={"enabled": False}, coverage={"enabled": False}, stateful={"enabled": False}),
+    [op for op in OPERATIONS if op != "ops-healthz"],  # the ones with a `model` body
+)
+
+
+# --- the project's invariants, asserted on every response ---------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _non_finite_paths(value: Any, path: str = "$") -> list[str]:
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite_paths(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite_paths(v, f"{path}[{i}]")]
+    return []
+
+
+def _sent(response: schemathesis.Response) -> str:
+    request = response.request
+    body = request.body.decode("utf-8", "replace") if isinstance(request.body, bytes) else request.body
+    return f"{request.method} {request.url}\n  body: {body}"
+
+
+def assert_project_invariants(response: schemathesis.Response) -> None:
+    __tracebackhide__ = True
+    status = response.status_code
+    sent = _sent(response)
+    assert status < 500, f"server error {status} for\n  {sent}\n  response: {response.text[:2000]}"
+
+    content_type = (response.headers.get("content-type") or [""])[0].split(";")[0].strip().lower()
+    assert content_type in ("application/json", PROBLEM_JSON), f"{content_type!r} for\n  {sent}"
+    try:
+        # Python's json accepts NaN/Infinity/-Infinity by default; JSON (RFC 8259) does not.
+        body = json.loads(response.content, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise AssertionError(f"response is not strict JSON ({exc}) for\n  {sent}\n  {response.text[:2000]}") from exc
+    # A literal such as 1e999 parses to inf: no number may be non-finite either.
+    assert not _non_finite_paths(body), f"non-finite numbers at {_non_finite_paths(body)} for\n  {sent}"
+
+    if status < 400:
+        assert content_type == "application/json", f"{status} with {content_type!r} for\n  {sent}"
+        return
+    assert content_type == PROBLEM_JSON, f"{status} error is {content_type!r}, not problem+json, for\n  {sent}"
+    assert isinstance(body, dict), f"problem is not an object: {body!r}"
+    for key, kind in (("type", str), ("title", str), ("status", int), ("detail", str)):
+        assert isinstance(body.get(key), kind), f"problem lacks a {kind.__name__} {key!r}: {body!r}\n  {sent}"
+    assert body["status"] == status, f"problem status {body['status']} != HTTP {status}"
+    if status == 422:
+        errors = body.get("errors")
+        assert isinstance(errors, list) and errors, f"422 without errors: {body!r}\n  {sent}"
+        for error in errors:
+            assert isinstance(error, dict), error
+            assert isinstance(error.get("loc"), list), error
+            assert all(isinstance(part, (str, int)) for part in error["loc"]), error
+            assert isinstance(error.get("msg"), str) and isinstance(error.get("type"), str), error
+
+
+# --- Schemathesis checks that flag deliberate behaviour ------------------------------------------
+# Each filter drops one precisely described kind of failure and keeps every other failure of the
+# same check; the project invariants above are asserted regardless of these filters.
+
+
+def _body_is_json(response: schemathesis.Response) -> bool:
+    try:
+        json.loads(response.request.body or b"")
+    except ValueError:
+        return False
+    return True
+
+
+def _is_valid_problem_422(response: schemathesis.Response) -> bool:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return False
+    return response.status_code == 422 and isinstance(body, dict) and bool(body.get("errors"))
+
+
+def _lax_coercion(case: schemathesis.Case) -> bool:
+    """The coverage phase sent a wrong JSON type that pydantic's (default) lax mode coerces:
+    ``false``/``true`` for an integer/number field, ``0``/``1`` for a boolean field."""
+    data = case.meta.phase.data if case.meta is not None else None
+    if getattr(getattr(data, "scenario", None), "value", None) != "incorrect_type":
+        return False
+    segments = str(getattr(data, "location", "")).strip("/").split("/")
+    names = [segments[i + 1] for i, s in enumerate(segments[:-1]) if s == "properties"]
+    value: Any = case.body
+    for name in names:
+        if not isinstance(value, dict) or name not in value:
+            return False
+        value = value[name]
+    return isinstance(value, bool) or (type(value) is int and value in (0, 1))
+
+
+def filter_failure(ctx, failure, case, response) -> bool:  # noqa: ANN001 (Schemathesis hook signature)
+    code = failure.code
+    # ST202 positive_data_acceptance: a schema-valid body may still be semantically invalid (heads
+    # that do not divide d_model, an unknown preset, gpu and gpu_memory_bytes together, ...). The API
+    # answers those with a documented 422 problem; any other status for valid data still fails.
+    if code == "ST202" and _is_valid_problem_422(response):
+        return False
+    # ST103 status_code_conformance: a body that is not JSON at all (negative fuzzing sends raw
+    # bytes) gets FastAPI's 400 "There was an error parsing the body", which FastAPI never lists in
+    # the OpenAPI it generates. It is still problem+json (asserted above). Other statuses still fail.
+    if code == "ST103" and response.status_code == 400 and not _body_is_json(response):
+        return False
+    # ST201 negative_data_rejection: the service validates with pydantic's default lax mode, which
+    # accepts `false` for an integer and `0` for a boolean. Other accepted negatives still fail.
+    if code == "ST201" and response.status_code < 300 and _lax_coercion(case):
+        return False
+    return True
+
+
+contract.hook(filter_failure)
+consistent.hook(filter_failure)
+
+
+# --- repairing generated bodies into consistent models (for test_consistent_models) ---------------
+
+PRESETS = loader.model_presets()
+GPUS = sorted(loader.gpus())
+ARCH_FIELDS = (
+    "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size", "ffn", "norm",
+    "bias", "qkv_bias", "tied_embeddings", "position", "max_seq_len", "position_embedding_rows",
+    "n_experts", "experts_per_token", "parallel_attention", "norms_per_layer", "embedding_norm",
+)  # fmt: skip
+SMALL = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_ff": 256, "vocab_size": 1000}
+
+
+def _repair_architecture(arch: dict[str, Any]) -> dict[str, Any]:
+    # JSON Schema lets an integer be written 1.0; do the arithmetic on ints.
+    arch = {k: int(v) if isinstance(v, float) else v for k, v in arch.items()}
+    arch["n_heads"] = n_heads = min(arch["n_heads"], arch["d_model"])
+    arch["d_model"] = arch["d_model"] // n_heads * n_heads
+    arch["n_kv_heads"] = gcd(arch.get("n_kv_heads") or n_heads, n_heads)
+    if arch.get("experts_per_token", 1) > arch.get("n_experts", 1):
+        arch["n_experts"] = arch["experts_per_token"]
+    if arch.get("position") != "learned":
+        arch.pop("position_embedding_rows", None)
+    return arch
+
+
+def _repair_model(model: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A consistent model spec, and its resolved architecture (None for a bare n_params)."""
+    model = {k: v for k, v in model.items() if v is not None}
+    explicit = {k: v for k, v in model.items() if k in ARCH_FIELDS}
+    if "preset" in model:
+        preset_id = sorted(PRESETS)[len(model["preset"]) % len(PRESETS)]
+        base = {k: PRESETS[preset_id][k] for k in ARCH_FIELDS if PRESETS[preset_id].get(k) is not None}
+        if "position_embedding_rows" in base and "position_embedding_rows" not in explicit:
+            explicit.pop("position", None)  # a preset's learned rows cannot be unset: keep its positions
+        arch = _repair_architecture(base | explicit)
+        sent = {k: v for k, v in arch.items() if k in explicit or base.get(k) != v}
+        return {"preset": preset_id, **sent}, arch
+    if "n_params" in model and not explicit:
+        return {"n_params": model["n_params"]}, None
+    arch = _repair_architecture(SMALL | explicit)
+    return arch, arch
+
+
+def _repair_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    body = dict(body)
+    body["model"], arch = _repair_model(body.get("model") or {})
+    if arch is None and path == "/v1/params":  # a breakdown needs the shape
+        body["model"], arch = _repair_model({k: v for k, v in body["model"].items() if k != "n_params"})
+    if arch is None:  # only a parameter count: ask only what needs no shape
+        if path in ("/v1/compute/training", "/v1/compute/inference"):
+            body["include_attention"] = False
+        elif path == "/v1/memory/training":
+            body["include_activations"] = False
+        elif path == "/v1/memory/inference":
+            body["seq_len"] = 0
+    if path.startswith("/v1/memory"):
+        if body.get("gpu") is not None:
+            body["gpu"] = GPUS[len(body["gpu"]) % len(GPUS)]
+            body.pop("gpu_memory_bytes", None)
+    if path == "/v1/compute/inference" and body.get("prompt_tokens", 0) + body.get("output_tokens", 1) < 1:
+        body["output_tokens"] = 1
+    if path == "/v1/memory/training" and isinstance(body.get("parallelism"), dict):
+        par = dict(body["parallelism"])
+        if arch is not None:
+            par["tp"] = gcd(int(par.get("tp", 1)), arch["n_kv_heads"])
+            par["pp"] = min(int(par.get("pp", 1)), arch["n_layers"])
+        if par.get("offload_optimizer") and not par.get("zero_stage"):
+            par["zero_stage"] = 1
+        body["parallelism"] = par
+    return body
+
+
+@consistent.hook
+def map_body(ctx, body):  # noqa: ANN001 (Schemathesis hook signature)
+    if not isinstance(body, dict) or not isinstance(body.get("model"), dict):
+        return body
+    return _repair_body(ctx.operation.path, body)
+
+
+# --- the tests ------------------------------------------------------------------------------------
+
+
+@contract.parametrize()
+@FUZZ_SETTINGS
+def test_contract(case: schemathesis.Case) -> None:
+    response = case.call()
+    assert_project_invariants(response)
+    case.validate_response(response)
+
+
+@consistent.parametrize()
+@FUZZ_SETTINGS
+def test_consistent_models(case: schemathesis.Case) -> None:
+    response = case.call()
+    assert_project_invariants(response)
+    case.validate_response(response)
