@@ -6,8 +6,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from service.db.base import Base
 from service.db import models  # noqa: F401  (registers the tables)
+from service.db.base import Base
 from service.db.engine import build_engine
 from service.settings import get_settings
 

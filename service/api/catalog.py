@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from service.api.deps import IfMatch, SessionDep, WriteSessionDep, Writer
+from service.api.deps import IfMatch, SessionDep, Writer, WriteSessionDep
 from service.api.responses import problem_responses
 from service.schemas import catalog as s
 from service.services import catalog

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import CatalogDep
+from service.api.deps import CatalogDep, SessionDep
 from service.api.responses import json_response, problem_responses
 from service.schemas import cost as s
 from service.services import cost
@@ -13,21 +13,21 @@ router = APIRouter(prefix="/v1/cost", tags=["cost"], responses=problem_responses
 
 
 @router.post("/training", response_model=s.TrainingCostResponse, summary="Training time and cost")
-def training(req: s.TrainingCostRequest, catalog: CatalogDep) -> Response:
+def training(req: s.TrainingCostRequest, catalog: CatalogDep, session: SessionDep) -> Response:
     """FLOPs, GPU-hours, wall-clock time and dollars of a training run on `n_gpus` catalog GPUs,
     priced explicitly, at a provider's current price, or at the cheapest current price."""
-    return json_response(cost.training_cost(req, catalog))
+    return json_response(cost.training_cost(req, catalog, session))
 
 
 @router.post("/compare", response_model=s.CompareResponse, summary="Compare GPUs and providers")
-def compare(req: s.CompareRequest, catalog: CatalogDep) -> Response:
+def compare(req: s.CompareRequest, catalog: CatalogDep, session: SessionDep) -> Response:
     """The same run priced on every GPU × provider with a current price, sorted by cost or time;
     GPUs that cannot hold the job at any sensible layout are marked `fits: false` and sorted last."""
-    return json_response(cost.compare(req, catalog))
+    return json_response(cost.compare(req, catalog, session))
 
 
 @router.post("/inference", response_model=s.InferenceCostResponse, summary="Serving cost")
-def inference(req: s.InferenceCostRequest, catalog: CatalogDep) -> Response:
+def inference(req: s.InferenceCostRequest, catalog: CatalogDep, session: SessionDep) -> Response:
     """Dollars per million output (and input) tokens from the decode/prefill roofline, with the
     memory check."""
-    return json_response(cost.inference_cost(req, catalog))
+    return json_response(cost.inference_cost(req, catalog, session))

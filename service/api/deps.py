@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy import event
-from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from service.db.engine import begin_write
@@ -37,18 +36,9 @@ def get_write_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-async def get_catalog(request: Request) -> AsyncIterator[CatalogReader]:
-    """A catalog reader for calculators. An async dependency, so a request that finds all it
-    needs in the cache never touches the thread pool; a session that did connect is closed
-    (its connection returned to the pool) off the event loop."""
-    session = request.app.state.sessionmaker()
-    try:
-        yield CatalogReader(session, request.app.state.catalog_cache)
-    finally:
-        if session.in_transaction():
-            await run_in_threadpool(session.close)
-        else:
-            session.close()
+async def get_catalog(request: Request) -> CatalogReader:
+    """A catalog reader for calculators; it opens a session only on a cache miss."""
+    return CatalogReader(request.app.state.sessionmaker, request.app.state.catalog_cache)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

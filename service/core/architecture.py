@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
-
 class Ffn(StrEnum):
     """MLP kind. ``gelu`` (also any 2-matrix MLP such as OPT's ReLU): up and down projections;
     ``swiglu``: gate, up and down (Shazeer 2020, "GLU Variants Improve Transformer")."""

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.core.errors import InvalidSpecError
 from service.core.spec import make_architecture
-from service.db.models import Gpu, ModelPreset, Price, Provider
+from service.db.models import Gpu, ModelPreset, Provider
 from service.db.repositories import PriceRepository, VersionedRepository
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_error
 from service.schemas import catalog as s

@@ -69,37 +69,50 @@ class GpuView:
 
 
 class CatalogReader:
-    """Cached lookups of presets and GPUs; the session connects only on a miss. A reader built
-    with ``session=None`` answers from the cache alone and raises :class:`CacheMiss` otherwise,
-    so a request can be answered without a thread or a connection when everything is cached."""
+    """Cached lookups of presets and GPUs. A miss opens a short session of its own, so a
+    request that finds everything cached never creates one. A reader built without a session
+    factory answers from the cache alone and raises :class:`CacheMiss` otherwise, so a request
+    can be answered without a thread or a connection when everything is cached."""
 
-    def __init__(self, session: Session | None, cache: CatalogCache) -> None:
-        self.session = session
+    def __init__(self, open_session: Callable[[], Session] | None, cache: CatalogCache) -> None:
+        self.open_session = open_session
         self.cache = cache
 
     def cached_only(self) -> CatalogReader:
         return CatalogReader(None, self.cache)
 
-    def _load(self, load: Callable[[], T | None]) -> Callable[[], T | None] | None:
-        return None if self.session is None else load
+    def _read(self, key: tuple[str, str], read: Callable[[Session], T | None]) -> T | None:
+        if self.open_session is None:
+            return self.cache.get(key, None)
+        open_session = self.open_session
+
+        def load() -> T | None:
+            with open_session() as session:
+                return read(session)
+
+        return self.cache.get(key, load)
+
+    def _ids(self, model: type[Any]) -> list[str]:
+        if self.open_session is None:
+            raise CacheMiss((model.__tablename__, "*"))
+        with self.open_session() as session:
+            return VersionedRepository(session, model).ids()
 
     def preset_fields(self, preset_id: str) -> dict[str, Any] | None:
-        def load() -> dict[str, Any] | None:
-            row = VersionedRepository(self.session, ModelPreset).get(preset_id)
+        def read(session: Session) -> dict[str, Any] | None:
+            row = VersionedRepository(session, ModelPreset).get(preset_id)
             if row is None:
                 return None
             return {name: getattr(row, name) for name in ARCHITECTURE_FIELDS if getattr(row, name) is not None}
 
-        return self.cache.get(("preset", preset_id), self._load(load))
+        return self._read(("preset", preset_id), read)
 
     def preset_ids(self) -> list[str]:
-        if self.session is None:
-            raise CacheMiss(("preset", "*"))
-        return VersionedRepository(self.session, ModelPreset).ids()
+        return self._ids(ModelPreset)
 
     def gpu(self, gpu_id: str) -> GpuView | None:
-        def load() -> GpuView | None:
-            row = VersionedRepository(self.session, Gpu).get(gpu_id)
+        def read(session: Session) -> GpuView | None:
+            row = VersionedRepository(session, Gpu).get(gpu_id)
             if row is None:
                 return None
             return GpuView(
@@ -110,9 +123,7 @@ class CatalogReader:
                 default_mfu=row.default_mfu,
             )
 
-        return self.cache.get(("gpu", gpu_id), self._load(load))
+        return self._read(("gpu", gpu_id), read)
 
     def gpu_ids(self) -> list[str]:
-        if self.session is None:
-            raise CacheMiss(("gpu", "*"))
-        return VersionedRepository(self.session, Gpu).ids()
+        return self._ids(Gpu)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from service.core import compute, cost, memory, scaling
-from service.core.architecture import Architecture
 from service.core.dtypes import Dtype
 from service.core.params import count_params
 from service.db.models import Gpu, Provider
@@ -57,13 +58,12 @@ def _efficiency(req: s.Throughput, n_gpus: int) -> tuple[float, str]:
     return cost.default_scaling_efficiency(n_gpus), "heuristic max(0.5, 1 - 0.03*log2(n/8)) beyond one 8-GPU node"
 
 
-def resolve_price(catalog: CatalogReader, gpu_id: str, choice: s.PriceChoice) -> s.PriceOut:
+def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.PriceOut:
     """An explicit price, the provider's current price, or the cheapest current price."""
     if choice.usd_per_gpu_hour is not None:
         return s.PriceOut(
             usd_per_gpu_hour=choice.usd_per_gpu_hour, provider=None, pricing=None, as_of=None, source="request", chosen="explicit"
         )
-    session = catalog.session
     if choice.provider is not None:
         providers = VersionedRepository(session, Provider)
         if not providers.exists(choice.provider):
@@ -86,12 +86,12 @@ def resolve_price(catalog: CatalogReader, gpu_id: str, choice: s.PriceChoice) ->
     )
 
 
-def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.TrainingCostResponse:
+def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: Session) -> s.TrainingCostResponse:
     model = resolve_model(req.model, catalog)
     gpu = _gpu(catalog, req.gpu)
     rate = _rate(gpu, req)
     efficiency, efficiency_source = _efficiency(req, req.n_gpus)
-    price = resolve_price(catalog, gpu.id, req)
+    price = resolve_price(session, gpu.id, req)
     flops = compute.training_flops(
         model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
     )
@@ -132,10 +132,9 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     )
 
 
-def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
+def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> s.CompareResponse:
     model = resolve_model(req.model, catalog)
     flops = compute.training_flops(model, req.tokens)
-    session = catalog.session
     rows, _ = PriceRepository(session).list({"pricing": req.pricing}, latest=True, limit=100_000, offset=0)
     wanted_gpus = set(req.gpus) if req.gpus else None
     wanted_providers = set(req.providers) if req.providers else None
@@ -178,26 +177,26 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
     )  # fmt: skip
 
 
-def _run_economics(catalog: CatalogReader, req: Any, compute_flops: float, n_gpus: int | None) -> tuple[float | None, float | None, float | None, s.PriceOut | None, dict[str, Any]]:
+def _run_economics(catalog: CatalogReader, session: Session, req: Any, compute_flops: float, n_gpus: int | None) -> tuple[float | None, float | None, float | None, s.PriceOut | None, dict[str, Any]]:
     """GPU-hours, wall clock, dollars and the price for ``compute_flops`` on ``req.gpu``."""
     if req.gpu is None:
         return None, None, None, None, {}
     gpu = _gpu(catalog, req.gpu)
     rate = _rate(gpu, req)
     efficiency, efficiency_source = _efficiency(req, n_gpus or 1)
-    price = resolve_price(catalog, gpu.id, req)
+    price = resolve_price(session, gpu.id, req)
     r = cost.training_cost(compute_flops, flops_per_gpu=rate.flops_per_gpu, n_gpus=n_gpus or 1, scaling_efficiency=efficiency, usd_per_gpu_hour=price.usd_per_gpu_hour, mfu=rate.mfu)
     assumptions = rate.assumptions | {"scaling_efficiency": efficiency, "scaling_efficiency_source": efficiency_source, "price_as_of": price.as_of.isoformat() if price.as_of else None}
     return r.gpu_hours, (r.wall_clock_hours if n_gpus else None), r.cost_usd, price, assumptions
 
 
-def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
+def budget(req: s.BudgetRequest, catalog: CatalogReader, session: Session) -> s.BudgetResponse:
     assumptions: dict[str, Any] = {"scaling_law": req.scaling_law.value}
     if req.budget_usd is not None:
         gpu = _gpu(catalog, req.gpu)
         rate = _rate(gpu, req)
         efficiency, efficiency_source = _efficiency(req, req.n_gpus or 1)
-        price = resolve_price(catalog, gpu.id, req)
+        price = resolve_price(session, gpu.id, req)
         flops = cost.flops_for_budget(req.budget_usd, usd_per_gpu_hour=price.usd_per_gpu_hour, flops_per_gpu=rate.flops_per_gpu, scaling_efficiency=efficiency)
     else:
         flops = req.compute_flops
@@ -205,7 +204,7 @@ def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
         flops, req.scaling_law, n_params=req.n_params, tokens_per_param=req.tokens_per_param,
         budget_field="budget_usd" if req.budget_usd is not None else "compute_flops",
     )  # fmt: skip
-    gpu_hours, wall, dollars, price, more = _run_economics(catalog, req, flops, req.n_gpus)
+    gpu_hours, wall, dollars, price, more = _run_economics(catalog, session, req, flops, req.n_gpus)
     if req.n_params is not None:
         assumptions["shape"] = "fixed n_params: tokens = C / (6N)"
     elif req.tokens_per_param is not None:
@@ -221,9 +220,9 @@ def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
     )  # fmt: skip
 
 
-def for_loss(req: s.ForLossRequest, catalog: CatalogReader) -> s.BudgetResponse:
+def for_loss(req: s.ForLossRequest, catalog: CatalogReader, session: Session) -> s.BudgetResponse:
     shape = scaling.compute_for_loss(req.target_loss, req.scaling_law)
-    gpu_hours, wall, dollars, price, more = _run_economics(catalog, req, shape.compute_flops, req.n_gpus)
+    gpu_hours, wall, dollars, price, more = _run_economics(catalog, session, req, shape.compute_flops, req.n_gpus)
     return s.BudgetResponse(
         compute_flops=shape.compute_flops, params=shape.params, tokens=shape.tokens, tokens_per_param=shape.tokens_per_param,
         predicted_loss=shape.predicted_loss, optimal_params=shape.optimal_params, optimal_tokens=shape.optimal_tokens,
@@ -234,15 +233,15 @@ def for_loss(req: s.ForLossRequest, catalog: CatalogReader) -> s.BudgetResponse:
     )  # fmt: skip
 
 
-def lifetime(req: s.LifetimeRequest, catalog: CatalogReader) -> s.LifetimeResponse:
+def lifetime(req: s.LifetimeRequest, catalog: CatalogReader, session: Session) -> s.LifetimeResponse:
     law = scaling.ScalingLaw(req.scaling_law)
     r = scaling.lifetime_optimal(req.target_loss, req.inference_tokens, law)
     total_cost = chinchilla_cost = None
     price = None
     more: dict[str, Any] = {}
     if req.gpu is not None:
-        _, _, total_cost, price, more = _run_economics(catalog, req, r.total_flops, None)
-        _, _, chinchilla_cost, _, _ = _run_economics(catalog, req, r.chinchilla_total_flops, None)
+        _, _, total_cost, price, more = _run_economics(catalog, session, req, r.total_flops, None)
+        _, _, chinchilla_cost, _, _ = _run_economics(catalog, session, req, r.chinchilla_total_flops, None)
         more["cost_note"] = "training and inference FLOPs priced at the same achieved FLOP/s (Sardana et al. 2023 §3 also model a lower inference MFU)"
     return s.LifetimeResponse(
         params=r.params, tokens=r.tokens, tokens_per_param=r.tokens / r.params, training_flops=r.training_flops,
@@ -254,11 +253,11 @@ def lifetime(req: s.LifetimeRequest, catalog: CatalogReader) -> s.LifetimeRespon
     )  # fmt: skip
 
 
-def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader) -> s.InferenceCostResponse:
+def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader, session: Session) -> s.InferenceCostResponse:
     model = resolve_model(req.model, catalog)
     arch = compute.require_architecture(model, "serving cost (the KV cache)")
     gpu = _gpu(catalog, req.gpu)
-    price = resolve_price(catalog, gpu.id, req)
+    price = resolve_price(session, gpu.id, req)
     context = req.prompt_tokens + req.output_tokens
     mem = memory.inference_memory(arch, dtype=req.dtype, kv_dtype=req.kv_dtype, batch_size=req.batch_size, seq_len=context)
     peak_dtype = {Dtype.FP32: "fp32", Dtype.BF16: "bf16", Dtype.FP16: "fp16", Dtype.FP8: "fp8", Dtype.INT8: "int8", Dtype.INT4: "int8"}[req.dtype]

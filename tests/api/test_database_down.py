@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.settings import Settings
-from tests.conftest import AUTH, API_TOKEN
+from tests.conftest import API_TOKEN, AUTH
 
 ARCH = {"n_layers": 32, "d_model": 4096, "n_heads": 32, "d_ff": 11008, "vocab_size": 32000, "ffn": "swiglu", "norm": "rmsnorm"}
 

@@ -62,13 +62,13 @@ def test_exactly_one_writer_wins_each_round_and_no_price_is_lost(server: str) ->
             etag = http.get("/v1/gpus/a100-80gb-sxm").headers["ETag"]
             barrier = threading.Barrier(WRITERS + PRICES_PER_ROUND)
 
-            def patch(i: int) -> int:
+            def patch(i: int, barrier=barrier, round_no=round_no, etag=etag) -> int:
                 with httpx.Client(base_url=server, timeout=60) as own:
                     barrier.wait()
                     body = {"notes": f"round {round_no} writer {i}"}
                     return own.patch("/v1/gpus/a100-80gb-sxm", json=body, headers=AUTH | {"If-Match": etag}).status_code
 
-            def add_price(i: int) -> int:
+            def add_price(i: int, barrier=barrier, round_no=round_no) -> int:
                 with httpx.Client(base_url=server, timeout=60) as own:
                     barrier.wait()
                     body = {
