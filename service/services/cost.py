@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -138,10 +138,11 @@ def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> 
     rows, _ = PriceRepository(session).list({"pricing": req.pricing}, latest=True, limit=100_000, offset=0)
     wanted_gpus = set(req.gpus) if req.gpus else None
     wanted_providers = set(req.providers) if req.providers else None
-    for field, wanted, repo in (("gpus", wanted_gpus, VersionedRepository(session, Gpu)), ("providers", wanted_providers, VersionedRepository(session, Provider))):
-        unknown = sorted((wanted or set()) - set(repo.ids()))
+    for name, wanted, table in (("gpus", wanted_gpus, Gpu), ("providers", wanted_providers, Provider)):
+        known = VersionedRepository(session, table).ids()
+        unknown = sorted((wanted or set()) - set(known))
         if unknown:
-            raise Unprocessable.for_field(field, f"unknown: {', '.join(unknown)}; known: {', '.join(repo.ids())}")
+            raise Unprocessable.for_field(name, f"unknown: {', '.join(unknown)}; known: {', '.join(known)}")
     efficiency, efficiency_source = _efficiency(req, req.n_gpus)
     footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=req.seq_len)
     out: list[s.CompareRow] = []
@@ -151,21 +152,26 @@ def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> 
         gpu = _gpu(catalog, row.gpu_id)
         fits = footprint <= gpu.memory_bytes
         note = "" if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best; has {gpu.memory_bytes / 2**30:.1f} GiB"
+        row_fields = {
+            "gpu": gpu.id, "provider": row.provider_id, "pricing": row.pricing, "usd_per_gpu_hour": row.usd_per_gpu_hour,
+            "as_of": row.as_of, "fits": fits, "min_memory_bytes_per_gpu": footprint,
+        }  # fmt: skip
         try:
             rate = _rate(gpu, req)
-        except Unprocessable as exc:
-            out.append(s.CompareRow(gpu=gpu.id, provider=row.provider_id, pricing=row.pricing, usd_per_gpu_hour=row.usd_per_gpu_hour, as_of=row.as_of, gpu_hours=None, wall_clock_hours=None, cost_usd=None, mfu=None, fits=fits, min_memory_bytes_per_gpu=footprint, note=exc.detail))
+        except Unprocessable as exc:  # no peak for the dtype: listed, not priced
+            out.append(s.CompareRow(**row_fields, gpu_hours=None, wall_clock_hours=None, cost_usd=None, mfu=None, note=exc.detail))
             continue
-        r = cost.training_cost(flops.model_flops, flops_per_gpu=rate.flops_per_gpu, n_gpus=req.n_gpus, scaling_efficiency=efficiency, usd_per_gpu_hour=row.usd_per_gpu_hour, mfu=rate.mfu)
+        r = cost.training_cost(
+            flops.model_flops, flops_per_gpu=rate.flops_per_gpu, n_gpus=req.n_gpus, scaling_efficiency=efficiency,
+            usd_per_gpu_hour=row.usd_per_gpu_hour, mfu=rate.mfu,
+        )  # fmt: skip
         out.append(
             s.CompareRow(
-                gpu=gpu.id, provider=row.provider_id, pricing=row.pricing, usd_per_gpu_hour=row.usd_per_gpu_hour,
-                as_of=row.as_of, gpu_hours=r.gpu_hours, wall_clock_hours=r.wall_clock_hours, cost_usd=r.cost_usd,
-                mfu=rate.mfu, fits=fits, min_memory_bytes_per_gpu=footprint, note=note,
-            )  # fmt: skip
+                **row_fields, gpu_hours=r.gpu_hours, wall_clock_hours=r.wall_clock_hours, cost_usd=r.cost_usd, mfu=rate.mfu, note=note
+            )
         )
-    key = (lambda r: (not r.fits, r.cost_usd is None, r.cost_usd or 0.0)) if req.sort_by == "cost" else (lambda r: (not r.fits, r.wall_clock_hours is None, r.wall_clock_hours or 0.0))
-    out.sort(key=key)
+    metric = "cost_usd" if req.sort_by == "cost" else "wall_clock_hours"
+    out.sort(key=lambda r: (not r.fits, getattr(r, metric) is None, getattr(r, metric) or 0.0))
     return s.CompareResponse(
         rows=out,
         total_flops=flops.model_flops,
@@ -177,78 +183,112 @@ def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> 
     )  # fmt: skip
 
 
-def _run_economics(catalog: CatalogReader, session: Session, req: Any, compute_flops: float, n_gpus: int | None) -> tuple[float | None, float | None, float | None, s.PriceOut | None, dict[str, Any]]:
-    """GPU-hours, wall clock, dollars and the price for ``compute_flops`` on ``req.gpu``."""
+@dataclass(frozen=True)
+class Economics:
+    """GPU-hours, wall clock, dollars and the price of some FLOPs on the request's GPU (all
+    None without a GPU)."""
+
+    gpu_hours: float | None = None
+    wall_clock_hours: float | None = None
+    cost_usd: float | None = None
+    price: s.PriceOut | None = None
+    assumptions: dict[str, Any] = field(default_factory=dict)
+
+
+def _run_economics(catalog: CatalogReader, session: Session, req: Any, compute_flops: float, n_gpus: int | None) -> Economics:
     if req.gpu is None:
-        return None, None, None, None, {}
+        return Economics()
     gpu = _gpu(catalog, req.gpu)
     rate = _rate(gpu, req)
     efficiency, efficiency_source = _efficiency(req, n_gpus or 1)
     price = resolve_price(session, gpu.id, req)
-    r = cost.training_cost(compute_flops, flops_per_gpu=rate.flops_per_gpu, n_gpus=n_gpus or 1, scaling_efficiency=efficiency, usd_per_gpu_hour=price.usd_per_gpu_hour, mfu=rate.mfu)
-    assumptions = rate.assumptions | {"scaling_efficiency": efficiency, "scaling_efficiency_source": efficiency_source, "price_as_of": price.as_of.isoformat() if price.as_of else None}
-    return r.gpu_hours, (r.wall_clock_hours if n_gpus else None), r.cost_usd, price, assumptions
+    r = cost.training_cost(
+        compute_flops, flops_per_gpu=rate.flops_per_gpu, n_gpus=n_gpus or 1, scaling_efficiency=efficiency,
+        usd_per_gpu_hour=price.usd_per_gpu_hour, mfu=rate.mfu,
+    )  # fmt: skip
+    return Economics(
+        gpu_hours=r.gpu_hours,
+        wall_clock_hours=r.wall_clock_hours if n_gpus else None,
+        cost_usd=r.cost_usd,
+        price=price,
+        assumptions=rate.assumptions
+        | {
+            "scaling_efficiency": efficiency,
+            "scaling_efficiency_source": efficiency_source,
+            "price_as_of": price.as_of.isoformat() if price.as_of else None,
+        },
+    )
+
+
+def _budget_response(
+    shape: scaling.TrainingShape, economics: Economics, assumptions: dict[str, Any], extra_formulas: tuple[str, ...] = ()
+) -> s.BudgetResponse:
+    return s.BudgetResponse(
+        compute_flops=shape.compute_flops,
+        params=shape.params,
+        tokens=shape.tokens,
+        tokens_per_param=shape.tokens_per_param,
+        predicted_loss=shape.predicted_loss,
+        optimal_params=shape.optimal_params,
+        optimal_tokens=shape.optimal_tokens,
+        optimal_loss=shape.optimal_loss,
+        loss_gap=shape.loss_gap,
+        loss=s.LOSS_MEANING,
+        gpu_hours=economics.gpu_hours,
+        wall_clock_hours=economics.wall_clock_hours,
+        cost_usd=economics.cost_usd,
+        price=economics.price,
+        formulas=[*shape.formulas, *extra_formulas],
+        assumptions=assumptions | economics.assumptions,
+    )
 
 
 def budget(req: s.BudgetRequest, catalog: CatalogReader, session: Session) -> s.BudgetResponse:
-    assumptions: dict[str, Any] = {"scaling_law": req.scaling_law.value}
     if req.budget_usd is not None:
         gpu = _gpu(catalog, req.gpu)
         rate = _rate(gpu, req)
-        efficiency, efficiency_source = _efficiency(req, req.n_gpus or 1)
+        efficiency, _ = _efficiency(req, req.n_gpus or 1)
         price = resolve_price(session, gpu.id, req)
-        flops = cost.flops_for_budget(req.budget_usd, usd_per_gpu_hour=price.usd_per_gpu_hour, flops_per_gpu=rate.flops_per_gpu, scaling_efficiency=efficiency)
+        flops = cost.flops_for_budget(
+            req.budget_usd, usd_per_gpu_hour=price.usd_per_gpu_hour, flops_per_gpu=rate.flops_per_gpu, scaling_efficiency=efficiency
+        )
     else:
         flops = req.compute_flops
     shape = scaling.shape_for_budget(
         flops, req.scaling_law, n_params=req.n_params, tokens_per_param=req.tokens_per_param,
         budget_field="budget_usd" if req.budget_usd is not None else "compute_flops",
     )  # fmt: skip
-    gpu_hours, wall, dollars, price, more = _run_economics(catalog, session, req, flops, req.n_gpus)
     if req.n_params is not None:
-        assumptions["shape"] = "fixed n_params: tokens = C / (6N)"
+        how = "fixed n_params: tokens = C / (6N)"
     elif req.tokens_per_param is not None:
-        assumptions["shape"] = "fixed tokens_per_param r: N = sqrt(C / (6r))"
+        how = "fixed tokens_per_param r: N = sqrt(C / (6r))"
     else:
-        assumptions["shape"] = "compute-optimal under the law"
-    return s.BudgetResponse(
-        compute_flops=shape.compute_flops, params=shape.params, tokens=shape.tokens, tokens_per_param=shape.tokens_per_param,
-        predicted_loss=shape.predicted_loss, optimal_params=shape.optimal_params, optimal_tokens=shape.optimal_tokens,
-        optimal_loss=shape.optimal_loss, loss_gap=shape.loss_gap, loss=s.LOSS_MEANING, gpu_hours=gpu_hours,
-        wall_clock_hours=wall, cost_usd=dollars,
-        price=price, formulas=list(shape.formulas), assumptions=assumptions | more,
-    )  # fmt: skip
+        how = "compute-optimal under the law"
+    economics = _run_economics(catalog, session, req, flops, req.n_gpus)
+    return _budget_response(shape, economics, {"scaling_law": req.scaling_law.value, "shape": how})
 
 
 def for_loss(req: s.ForLossRequest, catalog: CatalogReader, session: Session) -> s.BudgetResponse:
     shape = scaling.compute_for_loss(req.target_loss, req.scaling_law)
-    gpu_hours, wall, dollars, price, more = _run_economics(catalog, session, req, shape.compute_flops, req.n_gpus)
-    return s.BudgetResponse(
-        compute_flops=shape.compute_flops, params=shape.params, tokens=shape.tokens, tokens_per_param=shape.tokens_per_param,
-        predicted_loss=shape.predicted_loss, optimal_params=shape.optimal_params, optimal_tokens=shape.optimal_tokens,
-        optimal_loss=shape.optimal_loss, loss_gap=shape.loss_gap, loss=s.LOSS_MEANING, gpu_hours=gpu_hours,
-        wall_clock_hours=wall, cost_usd=dollars, price=price,
-        formulas=[*shape.formulas, "inverse: on the optimal path alpha*A/N^alpha = beta*B/D^beta, so L - E = (A/N^alpha)(1 + alpha/beta)"],
-        assumptions={"scaling_law": req.scaling_law.value, "target_loss": req.target_loss} | more,
-    )  # fmt: skip
+    economics = _run_economics(catalog, session, req, shape.compute_flops, req.n_gpus)
+    inverse = "inverse: on the optimal path alpha*A/N^alpha = beta*B/D^beta, so L - E = (A/N^alpha)(1 + alpha/beta)"
+    return _budget_response(shape, economics, {"scaling_law": req.scaling_law.value, "target_loss": req.target_loss}, (inverse,))
 
 
 def lifetime(req: s.LifetimeRequest, catalog: CatalogReader, session: Session) -> s.LifetimeResponse:
     law = scaling.ScalingLaw(req.scaling_law)
     r = scaling.lifetime_optimal(req.target_loss, req.inference_tokens, law)
-    total_cost = chinchilla_cost = None
-    price = None
-    more: dict[str, Any] = {}
+    ours = _run_economics(catalog, session, req, r.total_flops, None)
+    chinchilla = _run_economics(catalog, session, req, r.chinchilla_total_flops, None)
+    more = dict(ours.assumptions)
     if req.gpu is not None:
-        _, _, total_cost, price, more = _run_economics(catalog, session, req, r.total_flops, None)
-        _, _, chinchilla_cost, _, _ = _run_economics(catalog, session, req, r.chinchilla_total_flops, None)
         more["cost_note"] = "training and inference FLOPs priced at the same achieved FLOP/s (Sardana et al. 2023 §3 also model a lower inference MFU)"
     return s.LifetimeResponse(
         params=r.params, tokens=r.tokens, tokens_per_param=r.tokens / r.params, training_flops=r.training_flops,
         inference_flops=r.inference_flops, total_flops=r.total_flops, chinchilla_params=r.chinchilla_params,
         chinchilla_tokens=r.chinchilla_tokens, chinchilla_total_flops=r.chinchilla_total_flops,
-        flops_saved_fraction=1 - r.total_flops / r.chinchilla_total_flops, total_cost_usd=total_cost,
-        chinchilla_total_cost_usd=chinchilla_cost, price=price, formulas=list(r.formulas),
+        flops_saved_fraction=1 - r.total_flops / r.chinchilla_total_flops, total_cost_usd=ours.cost_usd,
+        chinchilla_total_cost_usd=chinchilla.cost_usd, price=ours.price, formulas=list(r.formulas),
         assumptions={"scaling_law": law.value, "inference_flops_per_token": "2*N (Kaplan et al. 2020)"} | more,
     )  # fmt: skip
 
