@@ -225,12 +225,12 @@ def _budget_response(
 ) -> s.BudgetResponse:
     return s.BudgetResponse(
         compute_flops=shape.compute_flops,
-        params=shape.params,
-        tokens=shape.tokens,
+        params=round(shape.params),  # counts are answered as integer-valued numbers (API.md)
+        tokens=round(shape.tokens),
         tokens_per_param=shape.tokens_per_param,
         predicted_loss=shape.predicted_loss,
-        optimal_params=shape.optimal_params,
-        optimal_tokens=shape.optimal_tokens,
+        optimal_params=round(shape.optimal_params),
+        optimal_tokens=round(shape.optimal_tokens),
         optimal_loss=shape.optimal_loss,
         loss_gap=shape.loss_gap,
         loss=s.LOSS_MEANING,
@@ -284,9 +284,9 @@ def lifetime(req: s.LifetimeRequest, catalog: CatalogReader, session: Session) -
     if req.gpu is not None:
         more["cost_note"] = "training and inference FLOPs priced at the same achieved FLOP/s (Sardana et al. 2023 §3 also model a lower inference MFU)"
     return s.LifetimeResponse(
-        params=r.params, tokens=r.tokens, tokens_per_param=r.tokens / r.params, training_flops=r.training_flops,
-        inference_flops=r.inference_flops, total_flops=r.total_flops, chinchilla_params=r.chinchilla_params,
-        chinchilla_tokens=r.chinchilla_tokens, chinchilla_total_flops=r.chinchilla_total_flops,
+        params=round(r.params), tokens=round(r.tokens), tokens_per_param=r.tokens / r.params, training_flops=r.training_flops,
+        inference_flops=r.inference_flops, total_flops=r.total_flops, chinchilla_params=round(r.chinchilla_params),
+        chinchilla_tokens=round(r.chinchilla_tokens), chinchilla_total_flops=r.chinchilla_total_flops,
         flops_saved_fraction=1 - r.total_flops / r.chinchilla_total_flops, total_cost_usd=ours.cost_usd,
         chinchilla_total_cost_usd=chinchilla.cost_usd, price=ours.price, formulas=list(r.formulas),
         assumptions={"scaling_law": law.value, "inference_flops_per_token": "2*N (Kaplan et al. 2020)"} | more,

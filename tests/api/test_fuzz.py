@@ -7,19 +7,31 @@ to what the app serves). Every generated request must keep the project's invaria
 * every error is ``application/problem+json`` with ``type``, ``title``, ``status``, ``detail``
   (a 422 also carries ``errors: [{loc, msg, type}]``);
 * no response contains NaN or +-Infinity;
-* a 200 conforms to the documented schema (Schemathesis' ``response_schema_conformance``).
+* a 200/201 conforms to the documented schema (Schemathesis' ``response_schema_conformance``);
+  a 204 has no body; ``/metrics`` answers Prometheus text, not JSON.
 
 A 422 for a schema-valid but semantically inconsistent body (``n_heads`` not dividing ``d_model``,
 an unknown preset, ``gpu`` and ``gpu_memory_bytes`` together, ...) is the API working as designed,
 not a failure.
 
+A 404, 409 or 412 for a fuzzed catalog write (an unknown id, a duplicate or a still-referenced row,
+a stale ``If-Match``) is also the API working as designed.
+
 Two test functions:
 
 * ``test_contract`` runs Schemathesis' examples, coverage (boundary values, wrong types, missing
-  fields, bad content types) and fuzzing phases, positive and negative, on the raw contract.
-* ``test_consistent_models`` fuzzes positive bodies whose model and parallelism are repaired into a
-  consistent architecture first, so the calculators run on random shapes (most raw bodies stop
-  at a semantic 422 before reaching the math, where a NaN or an invalid 200 would come from).
+  fields, bad content types) and fuzzing phases, positive and negative, on the raw contract: every
+  operation of ``openapi/openapi.json``. The app has an API token and every request carries it, so
+  catalog writes reach the real write logic, and three in four positive path ids are pointed at
+  rows the seed created (else nearly every get/replace/update/delete would stop at a 404).
+* ``test_consistent_models`` fuzzes positive bodies repaired into consistent ones first (a
+  consistent architecture and parallelism, catalog GPUs and providers, one budget source, ...), so
+  the calculators, cost, budget and preset writes run on random shapes (most raw bodies stop at a
+  semantic 422 before reaching the math or the store, where a NaN or an invalid 200 would come from).
+
+Each test item (one operation of one test function) gets its own throwaway SQLite catalog, a copy
+of one migrated and seeded per module: fuzzed writes never leak into another item or another test
+file, and nothing under the project's data/ folder is touched.
 
 Bounded for CI: ``MAX_EXAMPLES`` fuzzed cases per operation and test, derandomized, no example
 database, no deadline (the coverage phase adds a fixed, deterministic set on top).
@@ -30,6 +42,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import zlib
 from math import gcd
 from pathlib import Path
 from typing import Any
@@ -37,6 +51,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.core.parameters import ParameterLocation
 from sqlalchemy.orm import Session
 
 from service.catalog import loader
@@ -45,12 +60,13 @@ from service.db.migrate import upgrade
 from service.db.seed import seed_catalog
 from service.main import create_app
 from service.settings import Settings
+from tests.conftest import API_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = json.loads((ROOT / "openapi" / "openapi.json").read_text(encoding="utf-8"))
 PROBLEM_JSON = "application/problem+json"
 # Per operation and test; FUZZ_MAX_EXAMPLES=1000 for a deeper local run (still derandomized).
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
 
 FUZZ_SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
@@ -59,8 +75,11 @@ FUZZ_SETTINGS = settings(
     database=None,
     print_blob=True,
     # Bodies are large nested objects; Hypothesis' size/filter health checks are noise here.
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
+    # The `fresh_catalog` fixture is per test item on purpose, not per generated example.
+    suppress_health_check=[
+        HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture,
+    ],
+)  # fmt: skip
 
 
 def _config(mode: str = "all", **phases: Any) -> schemathesis.Config:
@@ -68,6 +87,8 @@ def _config(mode: str = "all", **phases: Any) -> schemathesis.Config:
         {
             "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "mode": mode},
             "phases": phases,
+            # Every request carries the bearer token, so catalog writes get past the 401.
+            "headers": {"Authorization": f"Bearer {API_TOKEN}"},
             # Show request bodies verbatim in failure reports: fields such as `tokens` and
             # `prompt_tokens` are not secrets, and "[Filtered]" makes a report unreproducible.
             "output": {"sanitization": {"enabled": False}},
@@ -75,29 +96,48 @@ def _config(mode: str = "all", **phases: Any) -> schemathesis.Config:
     )
 
 
-# The operations fuzzed here: the calculators and liveness. (The catalog CRUD routes are not
-# part of this test; add their operation ids to extend it.)
-OPERATIONS = ["ops-healthz", "params-count", "compute-training", "compute-inference", "memory-training", "memory-inference"]
+# Every operation of the contract (test_contract), and those whose bodies `_repair_body` makes
+# consistent (test_consistent_models).
+OPERATIONS = sorted(op["operationId"] for item in CONTRACT["paths"].values() for op in item.values())
+CONSISTENT = [
+    "params-count", "compute-training", "compute-inference", "memory-training", "memory-inference",
+    "cost-training", "cost-compare", "cost-inference", "budget-budget", "budget-for_loss", "budget-lifetime",
+    "models-create", "models-replace", "models-update",
+]  # fmt: skip
 
-# Schemathesis needs the app when the tests are collected; the database it reads is created and
-# seeded by the `catalog_db` fixture below. This in-memory engine is never connected to.
-app = create_app(Settings(database_url="sqlite://", api_token=None, auto_migrate=False))
+# Schemathesis needs the app when the tests are collected; the database it reads is swapped in
+# per test item by the `fresh_catalog` fixture below. This in-memory engine is never connected to.
+# Writes need the token: without one every write would stop at a 403.
+app = create_app(Settings(database_url="sqlite://", api_token=API_TOKEN, auto_migrate=False))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def catalog_db(tmp_path_factory: pytest.TempPathFactory):
-    """A throwaway SQLite catalog, migrated and seeded, so presets and GPUs resolve (and nothing
-    under the project's data/ folder is touched)."""
-    engine = build_engine(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'catalog.sqlite3'}")
+@pytest.fixture(scope="module")
+def seeded_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite catalog file, migrated and seeded once per module, for `fresh_catalog` to copy."""
+    path = tmp_path_factory.mktemp("fuzz") / "seeded.sqlite3"
+    engine = build_engine(f"sqlite:///{path}")
     upgrade(engine)
     with Session(engine) as session:
         seed_catalog(session)
         session.commit()
-    unused = app.state.engine
+    engine.dispose()  # the last connection closing checkpoints the WAL: the file alone is the catalog
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fresh_catalog(seeded_catalog: Path, tmp_path: Path):
+    """A throwaway copy of the seeded catalog for each test item, so presets, GPUs and prices
+    resolve, fuzzed writes die with the item, and nothing under data/ is touched."""
+    path = tmp_path / "catalog.sqlite3"
+    shutil.copyfile(seeded_catalog, path)
+    engine = build_engine(f"sqlite:///{path}")
+    previous = app.state.engine, app.state.sessionmaker
     app.state.engine, app.state.sessionmaker = engine, session_factory(engine)
+    app.state.catalog_cache.clear()
     yield engine
+    app.state.catalog_cache.clear()
+    app.state.engine, app.state.sessionmaker = previous
     engine.dispose()
-    unused.dispose()
 
 
 def _schema(config: schemathesis.Config, operations: list[str]) -> Any:
@@ -109,7 +149,7 @@ def _schema(config: schemathesis.Config, operations: list[str]) -> Any:
 contract = _schema(_config(), OPERATIONS)
 consistent = _schema(
     _config("positive", examples={"enabled": False}, coverage={"enabled": False}, stateful={"enabled": False}),
-    [op for op in OPERATIONS if op != "ops-healthz"],  # the ones with a `model` body
+    CONSISTENT,
 )
 
 
@@ -143,6 +183,12 @@ def assert_project_invariants(response: schemathesis.Response) -> None:
     assert status < 500, f"server error {status} for\n  {sent}\n  response: {response.text[:2000]}"
 
     content_type = (response.headers.get("content-type") or [""])[0].split(";")[0].strip().lower()
+    if status == 204:
+        assert not response.content, f"204 with a body for\n  {sent}\n  {response.text[:2000]}"
+        return
+    if status == 200 and response.request.url.split("?")[0].endswith("/metrics"):
+        assert content_type == "text/plain", f"metrics as {content_type!r}"  # Prometheus text, not JSON
+        return
     assert content_type in ("application/json", PROBLEM_JSON), f"{content_type!r} for\n  {sent}"
     try:
         # Python's json accepts NaN/Infinity/-Infinity by default; JSON (RFC 8259) does not.
@@ -213,6 +259,10 @@ def filter_failure(ctx, failure, case, response) -> bool:  # noqa: ANN001 (Schem
     # that do not divide d_model, an unknown preset, gpu and gpu_memory_bytes together, ...). The API
     # answers those with a documented 422 problem; any other status for valid data still fails.
     if code == "ST202" and _is_valid_problem_422(response):
+        return False
+    # ... and a generated `If-Match` is a valid header that names some other version of the row:
+    # the documented 412 (404 and 409, the other outcomes of a well-formed write, pass the check).
+    if code == "ST202" and response.status_code == 412 and "if-match" in {h.lower() for h in response.request.headers}:
         return False
     # ST103 status_code_conformance: a body that is not JSON at all (negative fuzzing sends raw
     # bytes) gets FastAPI's 400 "There was an error parsing the body", which FastAPI never lists in
