@@ -28,6 +28,7 @@ def versioned_router(
 
     @router.get("", response_model=s.Page[out], summary=f"List {tag}", responses=READ_ERRORS)
     def list_(session: SessionDep, query: Annotated[filters, Query()]) -> Any:
+        """A page of items (`limit`, `offset`), filtered by the key fields given, ordered by id."""
         return catalog.list_items(session, res, query)
 
     @router.get(f"/{{{id_name}}}", response_model=out, summary=f"Get a {label}", responses=READ_ERRORS)
@@ -41,6 +42,7 @@ def versioned_router(
         responses=WRITE_ERRORS, dependencies=[Writer],
     )  # fmt: skip
     def create(body: item_in, session: WriteSessionDep, response: Response) -> Any:
+        """Creates the item under its `id` (409 when taken); answers its `Location` and `ETag`."""
         item, response.headers["ETag"] = catalog.create_item(session, res, body)
         response.headers["Location"] = f"/v1/{tag}/{item.id}"
         return item
@@ -95,6 +97,7 @@ def list_prices(session: SessionDep, query: Annotated[s.PriceFilters, Query()]) 
 
 @prices.get("/{price_id}", response_model=s.PriceOut, summary="Get a price", responses=READ_ERRORS, name="get")
 def get_price(price_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep) -> Any:
+    """One recorded price."""
     return catalog.get_price(session, price_id)
 
 
