@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from service.api import budget, catalog, compute, cost, health, memory, params
+from service.api.json_body import add_body_schemas
 from service.db.engine import build_engine, session_factory
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
@@ -87,6 +89,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for router in catalog.ROUTERS:
         app.include_router(router)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_body_schemas(generate_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from service.api.deps import CatalogDep
+from service.api.json_body import json_body, parse_body
 from service.api.responses import answer, problem_responses
 from service.schemas import calculators as s
 from service.services import calculators
@@ -12,14 +13,24 @@ from service.services import calculators
 router = APIRouter(prefix="/v1/memory", tags=["memory"], responses=problem_responses(422, 503))
 
 
-@router.post("/training", response_model=s.TrainingMemoryResponse, summary="Training memory per GPU")
-async def training(req: s.TrainingMemoryRequest, catalog: CatalogDep) -> Response:
+@router.post(
+    "/training",
+    response_model=s.TrainingMemoryResponse,
+    summary="Training memory per GPU",
+    openapi_extra=json_body(s.TrainingMemoryRequest),
+)
+async def training(request: Request, catalog: CatalogDep) -> Response:
     """Per-GPU weights, gradients, optimizer states and activations under 3D parallelism and ZeRO;
     `fits` when a GPU is given. An infeasible layout is an answer (`fits: false`), not an error."""
-    return await answer(calculators.training_memory, req, catalog)
+    return await answer(calculators.training_memory, await parse_body(request, s.TrainingMemoryRequest), catalog)
 
 
-@router.post("/inference", response_model=s.InferenceMemoryResponse, summary="Serving memory")
-async def inference(req: s.InferenceMemoryRequest, catalog: CatalogDep) -> Response:
+@router.post(
+    "/inference",
+    response_model=s.InferenceMemoryResponse,
+    summary="Serving memory",
+    openapi_extra=json_body(s.InferenceMemoryRequest),
+)
+async def inference(request: Request, catalog: CatalogDep) -> Response:
     """Weights by dtype, KV cache, the 20 % overhead rule, and GPUs needed for a given GPU."""
-    return await answer(calculators.inference_memory, req, catalog)
+    return await answer(calculators.inference_memory, await parse_body(request, s.InferenceMemoryRequest), catalog)

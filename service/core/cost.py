@@ -76,6 +76,8 @@ def training_cost(
     if not 0 < scaling_efficiency <= 1:
         raise InvalidSpecError("scaling_efficiency", f"must be in (0, 1], got {scaling_efficiency}")
     effective = flops_per_gpu * scaling_efficiency
+    if not effective >= 1.0:  # also catches NaN and underflow to 0
+        raise InvalidSpecError("achieved_tflops_per_gpu", "the achieved throughput is below 1 FLOP/s")
     gpu_hours = total_flops / effective / SECONDS_PER_HOUR
     check_flops("gpu_hours", gpu_hours)
     return TrainingCost(
@@ -92,7 +94,7 @@ def training_cost(
 
 def flops_for_budget(budget_usd: float, *, usd_per_gpu_hour: float, flops_per_gpu: float, scaling_efficiency: float) -> float:
     """FLOPs a budget buys: ``budget / price * 3600 * achieved FLOP/s``."""
-    if usd_per_gpu_hour <= 0:
+    if not usd_per_gpu_hour > 0:
         raise InvalidSpecError("usd_per_gpu_hour", "must be greater than 0 to turn dollars into compute")
     return check_flops("compute_flops", budget_usd / usd_per_gpu_hour * SECONDS_PER_HOUR * flops_per_gpu * scaling_efficiency)
 
@@ -138,6 +140,8 @@ def serving_cost(
     memory_time = bytes_per_step / (n_gpus * memory_bandwidth_bytes_per_s * bandwidth_utilisation)
     compute_time = 2 * active_params * batch_size / (n_gpus * peak_flops_per_s * compute_utilisation)
     step = max(memory_time, compute_time)
+    if not (0 < step < 1e9):  # utilisations or bandwidths so small the roofline is meaningless
+        raise InvalidSpecError("bandwidth_utilisation", "the decode step would take longer than 30 years")
     tokens_per_second = batch_size / step
     prefill = 2 * active_params * prompt_tokens * batch_size / (n_gpus * peak_flops_per_s * compute_utilisation)
     hourly = None if usd_per_gpu_hour is None else usd_per_gpu_hour * n_gpus

@@ -107,7 +107,7 @@ def optimal_shape(compute_flops: float, law: ScalingLaw) -> tuple[float, float]:
         return n, CHINCHILLA_TOKENS_PER_PARAM * n
     fit = FITS[law]
     n = fit.G * (compute_flops / 6) ** (fit.beta / (fit.alpha + fit.beta))
-    return n, compute_flops / (6 * n)
+    return n, (compute_flops / (6 * n) if n > 0 else 0.0)
 
 
 def shape_for_budget(
@@ -126,6 +126,10 @@ def shape_for_budget(
         raise InvalidSpecError("n_params", "give n_params or tokens_per_param, not both")
     fit = FITS[law]
     n_opt, d_opt = optimal_shape(compute_flops, law)
+    if not (n_opt >= 1 and d_opt >= 1):
+        raise InvalidSpecError(
+            budget_field, f"the budget buys {compute_flops:.3g} FLOPs: under one parameter or one token"
+        )
     formulas = [
         "C = 6*N*D (Kaplan et al. 2020 §2.1)",
         "N = sqrt(C/120), D = 20*N (Hoffmann et al. 2022 Table 3)"
@@ -141,10 +145,12 @@ def shape_for_budget(
         d = tokens_per_param * n
     else:
         n, d = n_opt, d_opt
-    if n < 1 or d < 1:
+    if not (n >= 1 and d >= 1):
         raise InvalidSpecError(
             budget_field, f"the budget buys {compute_flops:.3g} FLOPs: under one parameter or one token"
         )
+    if not (math.isfinite(n) and math.isfinite(d)):
+        raise InvalidSpecError("tokens_per_param", "the shape overflows; choose a ratio nearer 20")
     return TrainingShape(
         compute_flops=compute_flops,
         params=n,
@@ -192,7 +198,7 @@ def compute_for_loss(target_loss: float, law: ScalingLaw) -> TrainingShape:
     compute = 6 * n * d
     if not math.isfinite(compute) or compute > 1e40:
         raise InvalidSpecError("target_loss", f"{target_loss:g} needs more than 1e40 FLOPs; choose a higher target")
-    return shape_for_budget(compute, law)
+    return shape_for_budget(compute, law, budget_field="target_loss")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

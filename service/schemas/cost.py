@@ -19,14 +19,14 @@ GpuId = Annotated[str, Field(min_length=1, max_length=64, description="Catalog G
 Pricing = Literal["on_demand", "spot", "reserved"]
 PeakDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
 NGpus = Annotated[int, Field(ge=1, le=1_000_000)]
-Mfu = Annotated[float, Field(gt=0, le=1, description="Model FLOPs utilisation in (0, 1].")]
+Mfu = Annotated[float, Field(ge=0.001, le=1, description="Model FLOPs utilisation in (0, 1] (at least 0.001).")]
 
 
 class PriceChoice(Schema):
     """How to price GPU-hours: an explicit price, a provider's current price, or (neither) the
     cheapest current price for the GPU in the catalog."""
 
-    usd_per_gpu_hour: float | None = Field(None, gt=0, le=1e6)
+    usd_per_gpu_hour: float | None = Field(None, ge=1e-6, le=1e6)
     provider: str | None = Field(None, min_length=1, max_length=64)
     pricing: Pricing = "on_demand"
 
@@ -41,10 +41,10 @@ class Throughput(Schema):
     """How fast one GPU runs: MFU × the GPU's dense peak for ``dtype``, or an explicit figure."""
 
     mfu: Mfu | None = Field(None, description="Default: the GPU's catalog default_mfu, else 0.40.")
-    achieved_tflops_per_gpu: float | None = Field(None, gt=0, le=1e6, description="Instead of mfu.")
+    achieved_tflops_per_gpu: float | None = Field(None, ge=1e-6, le=1e6, description="Instead of mfu.")
     dtype: PeakDtype = Field("bf16", description="Which peak the MFU applies to.")
     scaling_efficiency: float | None = Field(
-        None, gt=0, le=1, description="Throughput kept at n_gpus vs n × one GPU; default: a documented heuristic."
+        None, ge=0.01, le=1, description="Throughput kept at n_gpus vs n × one GPU; default: a documented heuristic."
     )
 
     @model_validator(mode="after")
@@ -149,7 +149,7 @@ class BudgetRequest(Throughput, PriceChoice):
     n_gpus: NGpus | None = Field(None, description="Adds wall-clock time.")
     scaling_law: ScalingLaw = ScalingLaw.HOFFMANN2022
     n_params: float | None = Field(None, ge=1, le=1e16, description="Fixed model size instead of the optimum.")
-    tokens_per_param: float | None = Field(None, gt=0, le=1e6, description="Fixed data/model ratio instead of the optimum.")
+    tokens_per_param: float | None = Field(None, ge=1e-3, le=1e6, description="Fixed data/model ratio instead of the optimum.")
 
     @model_validator(mode="after")
     def _budget_or_compute(self) -> BudgetRequest:
@@ -248,8 +248,8 @@ class InferenceCostRequest(PriceChoice):
     output_tokens: int = Field(256, ge=1, le=MAX_SEQ_LEN)
     dtype: Dtype = Dtype.BF16
     kv_dtype: Dtype | None = None
-    bandwidth_utilisation: float = Field(0.8, gt=0, le=1, description="Share of peak memory bandwidth reached.")
-    compute_utilisation: float = Field(0.5, gt=0, le=1, description="MFU of prefill and compute-bound decode.")
+    bandwidth_utilisation: float = Field(0.8, ge=0.01, le=1, description="Share of peak memory bandwidth reached.")
+    compute_utilisation: float = Field(0.5, ge=0.001, le=1, description="MFU of prefill and compute-bound decode.")
 
 
 class InferenceCostResponse(Estimate):
