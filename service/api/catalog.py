@@ -18,9 +18,7 @@ READ_ERRORS = problem_responses(404, 422, 503)
 WRITE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 503)
 
 
-def versioned_router(
-    *, res: Resource, tag: str, id_name: str, item_in: type, patch: type, out: type, filters: type
-) -> APIRouter:
+def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, patch: type, out: type, filters: type) -> APIRouter:
     """list / get / create / replace / update / delete for one versioned resource."""
     router = APIRouter(prefix=f"/v1/{tag}", tags=[tag])
     ItemId = Annotated[str, Path(alias=id_name, max_length=64)]
@@ -47,13 +45,17 @@ def versioned_router(
         response.headers["Location"] = f"/v1/{tag}/{item.id}"
         return item
 
-    @router.put(f"/{{{id_name}}}", response_model=out, summary=f"Replace a {label}", responses=WRITE_ERRORS, dependencies=[Writer])
+    @router.put(
+        f"/{{{id_name}}}", response_model=out, summary=f"Replace a {label}", responses=WRITE_ERRORS, dependencies=[Writer]
+    )
     def replace(item_id: ItemId, body: item_in, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
         """Replaces every field; with `If-Match` only if the stored version still matches (412 otherwise)."""
         item, response.headers["ETag"] = catalog.replace_item(session, res, item_id, body, if_match)
         return item
 
-    @router.patch(f"/{{{id_name}}}", response_model=out, summary=f"Update a {label}", responses=WRITE_ERRORS, dependencies=[Writer])
+    @router.patch(
+        f"/{{{id_name}}}", response_model=out, summary=f"Update a {label}", responses=WRITE_ERRORS, dependencies=[Writer]
+    )
     def update(item_id: ItemId, body: patch, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
         """Changes the fields given; with `If-Match` only if the stored version still matches (412 otherwise)."""
         item, response.headers["ETag"] = catalog.patch_item(session, res, item_id, body, if_match)

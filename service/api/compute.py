@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from service.api.deps import CatalogDep
-from service.api.json_body import json_body, parse_body
+from service.api.json_body import json_body
 from service.api.responses import answer, problem_responses
 from service.schemas import calculators as s
 from service.services import calculators
@@ -19,10 +18,10 @@ router = APIRouter(prefix="/v1/compute", tags=["compute"], responses=problem_res
     summary="Training FLOPs",
     openapi_extra=json_body(s.TrainingComputeRequest),
 )
-async def training(request: Request, catalog: CatalogDep) -> Response:
+async def training(request: Request) -> Response:
     """FLOPs to train `model` on `tokens` tokens: 6PD by default, optionally with the attention
     term, and the hardware FLOPs that recomputation adds."""
-    return await answer(calculators.training_compute, await parse_body(request, s.TrainingComputeRequest), catalog)
+    return await answer(calculators.training_compute, request, s.TrainingComputeRequest)
 
 
 @router.post(
@@ -31,6 +30,6 @@ async def training(request: Request, catalog: CatalogDep) -> Response:
     summary="Inference FLOPs",
     openapi_extra=json_body(s.InferenceComputeRequest),
 )
-async def inference(request: Request, catalog: CatalogDep) -> Response:
+async def inference(request: Request) -> Response:
     """FLOPs of a prompt (prefill) and of generating `output_tokens` tokens (decode)."""
-    return await answer(calculators.inference_compute, await parse_body(request, s.InferenceComputeRequest), catalog)
+    return await answer(calculators.inference_compute, request, s.InferenceComputeRequest)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from service.api.deps import CatalogDep
-from service.api.json_body import json_body, parse_body
+from service.api.json_body import json_body
 from service.api.responses import answer, problem_responses
 from service.schemas import calculators as s
 from service.services import calculators
@@ -19,10 +18,10 @@ router = APIRouter(prefix="/v1/memory", tags=["memory"], responses=problem_respo
     summary="Training memory per GPU",
     openapi_extra=json_body(s.TrainingMemoryRequest),
 )
-async def training(request: Request, catalog: CatalogDep) -> Response:
+async def training(request: Request) -> Response:
     """Per-GPU weights, gradients, optimizer states and activations under 3D parallelism and ZeRO;
     `fits` when a GPU is given. An infeasible layout is an answer (`fits: false`), not an error."""
-    return await answer(calculators.training_memory, await parse_body(request, s.TrainingMemoryRequest), catalog)
+    return await answer(calculators.training_memory, request, s.TrainingMemoryRequest)
 
 
 @router.post(
@@ -31,6 +30,6 @@ async def training(request: Request, catalog: CatalogDep) -> Response:
     summary="Serving memory",
     openapi_extra=json_body(s.InferenceMemoryRequest),
 )
-async def inference(request: Request, catalog: CatalogDep) -> Response:
+async def inference(request: Request) -> Response:
     """Weights by dtype, KV cache, the 20 % overhead rule, and GPUs needed for a given GPU."""
-    return await answer(calculators.inference_memory, await parse_body(request, s.InferenceMemoryRequest), catalog)
+    return await answer(calculators.inference_memory, request, s.InferenceMemoryRequest)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from service.api.deps import CatalogDep
-from service.api.json_body import json_body, parse_body
+from service.api.json_body import json_body
 from service.api.responses import answer, problem_responses
 from service.schemas import calculators as s
 from service.services import calculators
@@ -14,6 +13,6 @@ router = APIRouter(prefix="/v1", tags=["params"], responses=problem_responses(42
 
 
 @router.post("/params", response_model=s.ParamsResponse, summary="Count parameters", openapi_extra=json_body(s.ParamsRequest))
-async def count(request: Request, catalog: CatalogDep) -> Response:
+async def count(request: Request) -> Response:
     """Exact parameter count of an architecture, by part (total and active per token)."""
-    return await answer(calculators.params, await parse_body(request, s.ParamsRequest), catalog)
+    return await answer(calculators.params, request, s.ParamsRequest)

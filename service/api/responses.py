@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import Response
+from fastapi import Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from service.api.json_body import parse_body
 from service.services.catalog_reader import CacheMiss, CatalogReader
 
-Req = TypeVar("Req")
+Req = TypeVar("Req", bound=BaseModel)
 
 
 class FieldProblem(BaseModel):
@@ -61,9 +62,13 @@ def json_response(body: BaseModel) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-async def answer(compute: Callable[[Req, CatalogReader], BaseModel], req: Req, catalog: CatalogReader) -> Response:
-    """Run a calculator: on the event loop when every catalog row it needs is cached (or none
-    is needed), else in the thread pool, where it may read the store without blocking the loop."""
+async def answer(compute: Callable[[Req, CatalogReader], BaseModel], request: Request, body: type[Req]) -> Response:
+    """Run a calculator on the request's JSON body: on the event loop when every catalog row it
+    needs is cached (or none is needed), else in the thread pool, where it may read the store
+    without blocking the loop."""
+    req = await parse_body(request, body)
+    state = request.app.state
+    catalog = CatalogReader(state.sessionmaker, state.catalog_cache)
     try:
         result = compute(req, catalog.cached_only())
     except CacheMiss:
