@@ -22,8 +22,9 @@ Two test functions:
 * ``test_contract`` runs Schemathesis' examples, coverage (boundary values, wrong types, missing
   fields, bad content types) and fuzzing phases, positive and negative, on the raw contract: every
   operation of ``openapi/openapi.json``. The app has an API token and every request carries it, so
-  catalog writes reach the real write logic, and three in four positive path ids are pointed at
-  rows the seed created (else nearly every get/replace/update/delete would stop at a 404).
+  catalog writes reach the real write logic; three in four positive path ids are pointed at rows
+  the seed created and half the generated ``If-Match`` values at ``*`` or the seeded version
+  (else nearly every get/replace/update/delete would stop at a 404 or a 412).
 * ``test_consistent_models`` fuzzes positive bodies repaired into consistent ones first (a
   consistent architecture and parallelism, catalog GPUs and providers, one budget source, ...), so
   the calculators, cost, budget and preset writes run on random shapes (most raw bodies stop at a
@@ -39,11 +40,11 @@ database, no deadline (the coverage phase adds a fixed, deterministic set on top
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import shutil
-import zlib
 from math import gcd
 from pathlib import Path
 from typing import Any
@@ -96,13 +97,13 @@ def _config(mode: str = "all", **phases: Any) -> schemathesis.Config:
     )
 
 
-# Every operation of the contract (test_contract), and those whose bodies `_repair_body` makes
+# Every operation of the contract (test_contract), and those whose bodies `map_body` makes
 # consistent (test_consistent_models).
 OPERATIONS = sorted(op["operationId"] for item in CONTRACT["paths"].values() for op in item.values())
 CONSISTENT = [
     "params-count", "compute-training", "compute-inference", "memory-training", "memory-inference",
     "cost-training", "cost-compare", "cost-inference", "budget-budget", "budget-for_loss", "budget-lifetime",
-    "models-create", "models-replace", "models-update",
+    "models-create", "models-replace",
 ]  # fmt: skip
 
 # Schemathesis needs the app when the tests are collected; the database it reads is swapped in
@@ -238,19 +239,31 @@ def _is_valid_problem_422(response: schemathesis.Response) -> bool:
 
 
 def _lax_coercion(case: schemathesis.Case) -> bool:
-    """The coverage phase sent a wrong JSON type that pydantic's (default) lax mode coerces:
-    ``false``/``true`` for an integer/number field, ``0``/``1`` for a boolean field."""
+    """The negative body is wrong only by JSON types that pydantic's (default) lax mode coerces:
+    ``false``/``true`` for an integer/number field, ``0``/``1`` (or ``0.0``/``1.0``) for a boolean
+    field. The coverage phase sends one such value (``incorrect_type``); a fuzzing-phase case counts
+    when every mutation it applied left such a value in the body."""
     data = case.meta.phase.data if case.meta is not None else None
-    if getattr(getattr(data, "scenario", None), "value", None) != "incorrect_type":
-        return False
-    segments = str(getattr(data, "location", "")).strip("/").split("/")
-    names = [segments[i + 1] for i, s in enumerate(segments[:-1]) if s == "properties"]
-    value: Any = case.body
-    for name in names:
-        if not isinstance(value, dict) or name not in value:
+    if getattr(getattr(data, "scenario", None), "value", None) == "incorrect_type":
+        segments = str(getattr(data, "location", "")).strip("/").split("/")
+        paths = [[segments[i + 1] for i, s in enumerate(segments[:-1]) if s == "properties"]]
+    elif mutations := getattr(data, "mutations", ()):
+        if any(m.parameter_location != ParameterLocation.BODY for m in mutations):
             return False
-        value = value[name]
-    return isinstance(value, bool) or (type(value) is int and value in (0, 1))
+        paths = [list(m.path) for m in mutations]
+    else:
+        return False
+    return all(_coercible(case.body, path) for path in paths)
+
+
+def _coercible(body: Any, path: list[str | int]) -> bool:
+    value = body
+    try:
+        for key in path:
+            value = value[key]
+    except (KeyError, IndexError, TypeError):
+        return False
+    return isinstance(value, bool) or (type(value) in (int, float) and value in (0, 1))
 
 
 def filter_failure(ctx, failure, case, response) -> bool:  # noqa: ANN001 (Schemathesis hook signature)
@@ -270,8 +283,9 @@ def filter_failure(ctx, failure, case, response) -> bool:  # noqa: ANN001 (Schem
     if code == "ST103" and response.status_code == 400 and not _body_is_json(response):
         return False
     # ST201 negative_data_rejection: the service validates with pydantic's default lax mode, which
-    # accepts `false` for an integer and `0` for a boolean. Other accepted negatives still fail.
-    if code == "ST201" and response.status_code < 300 and _lax_coercion(case):
+    # accepts `false` for an integer and `0` for a boolean (a write so accepted may then meet a stale
+    # `If-Match`: 412). Other accepted negatives still fail.
+    if code == "ST201" and (response.status_code < 300 or response.status_code == 412) and _lax_coercion(case):
         return False
     return True
 
@@ -280,7 +294,13 @@ contract.hook(filter_failure)
 consistent.hook(filter_failure)
 
 
-# --- pointing path ids at seeded rows ------------------------------------------------------------
+# --- aiming positive cases at stored rows ---------------------------------------------------------
+
+
+def _stable_hash(value: Any) -> int:
+    """A hash of `repr(value)` that is the same in every run (`hash` of a str is salted per process)."""
+    return int.from_bytes(hashlib.sha256(repr(value).encode()).digest()[:8], "big")
+
 
 SEEDED_IDS = {
     "gpu_id": sorted(loader.gpus()),
@@ -290,21 +310,24 @@ SEEDED_IDS = {
 }
 
 
-def map_case(ctx, case):  # noqa: ANN001 (Schemathesis hook signature)
-    """Three in four positive path ids become a seeded row's id (chosen by a CRC of the generated
-    one: deterministic, unlike `hash`), so get/replace/update/delete reach the row; the fourth
-    keeps its generated id and the 404 path. Negative path ids stay as generated."""
-    if case.meta is not None and case.meta.is_negative_at(ParameterLocation.PATH):
-        return case
-    for name, value in (case.path_parameters or {}).items():
-        pick = zlib.crc32(str(value).encode())
-        if name in SEEDED_IDS and pick % 4:
-            case.path_parameters[name] = SEEDED_IDS[name][pick // 4 % len(SEEDED_IDS[name])]
-    return case
-
-
-contract.hook(map_case)
-consistent.hook(map_case)
+def aim_at_stored_rows(case: schemathesis.Case) -> None:
+    """Aim positive cases at the stored rows, choosing by a stable hash of the generated values
+    (the body too: the coverage phase sends one path id and one If-Match with many bodies). Three
+    in four path ids become a seeded row's id, so get/replace/update/delete reach the row (the
+    fourth keeps the 404 path); half of the `If-Match` values become `*` or the seeded version
+    `"1"`, so writes also get past the 412 (the other half keep it). Negative path ids and headers
+    stay as generated."""
+    negative = case.meta.is_negative_at if case.meta is not None else lambda _location: False
+    body = case.body if isinstance(case.body, (dict, list)) else None
+    if not negative(ParameterLocation.PATH):
+        for name, value in (case.path_parameters or {}).items():
+            pick = _stable_hash((value, body))
+            if name in SEEDED_IDS and pick % 4:
+                case.path_parameters[name] = SEEDED_IDS[name][pick // 4 % len(SEEDED_IDS[name])]
+    if not negative(ParameterLocation.HEADER) and "If-Match" in (case.headers or {}):
+        pick = _stable_hash((case.headers["If-Match"], body))
+        if pick % 2:
+            case.headers["If-Match"] = ("*", '"1"')[pick // 2 % 2]
 
 
 # --- repairing generated bodies into consistent models (for test_consistent_models) ---------------
@@ -350,13 +373,13 @@ def _repair_model(model: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return arch, arch
 
 
-def _repair_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
+def _repair_model_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
     body = dict(body)
     body["model"], arch = _repair_model(body.get("model") or {})
     if arch is None and path == "/v1/params":  # a breakdown needs the shape
         body["model"], arch = _repair_model({k: v for k, v in body["model"].items() if k != "n_params"})
     if arch is None:  # only a parameter count: ask only what needs no shape
-        if path in ("/v1/compute/training", "/v1/compute/inference"):
+        if path in ("/v1/compute/training", "/v1/compute/inference", "/v1/cost/training"):
             body["include_attention"] = False
         elif path == "/v1/memory/training":
             body["include_activations"] = False
@@ -379,11 +402,84 @@ def _repair_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+# Seeded prices as (gpu, provider, pricing): a GPU and provider drawn from one of them has a price.
+PRICED = sorted({(p["gpu_id"], p["provider_id"], p["pricing"]) for p in loader.prices()})
+PROVIDERS = sorted(loader.providers())
+
+
+def _pick(options: list[Any], seed: Any) -> Any:
+    """One of `options`, chosen by a stable hash of the generated value."""
+    return options[_stable_hash(seed) % len(options)]
+
+
+def _repair_rate_and_price(body: dict[str, Any]) -> None:
+    """One rate (mfu or achieved TFLOP/s), one price source, and a catalog GPU (and provider)
+    with a seeded price of the requested kind when the price is not explicit."""
+    if body.get("mfu") is not None:
+        body.pop("achieved_tflops_per_gpu", None)
+    if body.get("usd_per_gpu_hour") is not None:
+        body.pop("provider", None)
+    if body.get("gpu") is None:
+        return
+    if body.get("usd_per_gpu_hour") is not None:
+        body["gpu"] = _pick(GPUS, body["gpu"])
+        return
+    kind = body.get("pricing", "on_demand")
+    body["gpu"], provider, _ = _pick([row for row in PRICED if row[2] == kind], body["gpu"])
+    if body.get("provider") is not None:
+        body["provider"] = provider
+
+
+def _repair_cost_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    body = _repair_model_body(path, body)
+    _repair_rate_and_price(body)
+    if body.get("gpus"):
+        body["gpus"] = sorted({_pick(GPUS, gpu) for gpu in body["gpus"]})
+    if body.get("providers"):
+        body["providers"] = sorted({_pick(PROVIDERS, provider) for provider in body["providers"]})
+    return body
+
+
+def _repair_budget_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    body = dict(body)
+    if path == "/v1/budget":  # exactly one of budget_usd and compute_flops; dollars need a GPU
+        if body.get("budget_usd") is not None and body.get("compute_flops") is not None:
+            body.pop(_pick(["budget_usd", "compute_flops"], body["budget_usd"]))
+        elif body.get("budget_usd") is None and body.get("compute_flops") is None:
+            body["compute_flops"] = 1e22
+        if body.get("budget_usd") is not None and body.get("gpu") is None:
+            body["gpu"] = "h100-sxm"
+        if body.get("n_params") is not None:
+            body.pop("tokens_per_param", None)
+    _repair_rate_and_price(body)
+    return body
+
+
+def _repair_preset_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A preset with a consistent architecture; on create an id, on replace the path's."""
+    arch = _repair_architecture({k: v for k, v in body.items() if k in ARCH_FIELDS and v is not None})
+    body = {k: v for k, v in body.items() if k not in ARCH_FIELDS} | arch
+    if path.endswith("}"):
+        body.pop("id", None)
+    elif body.get("id") is None:
+        body["id"] = f"fuzz-{_stable_hash(sorted(body.items())) % 10**8}"
+    return body
+
+
 @consistent.hook
 def map_body(ctx, body):  # noqa: ANN001 (Schemathesis hook signature)
-    if not isinstance(body, dict) or not isinstance(body.get("model"), dict):
+    if not isinstance(body, dict):
         return body
-    return _repair_body(ctx.operation.path, body)
+    path = ctx.operation.path
+    if path.startswith("/v1/models"):
+        return _repair_preset_body(path, body)
+    if path.startswith("/v1/budget"):
+        return _repair_budget_body(path, body)
+    if not isinstance(body.get("model"), dict):
+        return body
+    if path.startswith("/v1/cost"):
+        return _repair_cost_body(path, body)
+    return _repair_model_body(path, body)
 
 
 # --- the tests ------------------------------------------------------------------------------------
@@ -392,6 +488,7 @@ def map_body(ctx, body):  # noqa: ANN001 (Schemathesis hook signature)
 @contract.parametrize()
 @FUZZ_SETTINGS
 def test_contract(case: schemathesis.Case) -> None:
+    aim_at_stored_rows(case)
     response = case.call()
     assert_project_invariants(response)
     case.validate_response(response)
@@ -400,6 +497,7 @@ def test_contract(case: schemathesis.Case) -> None:
 @consistent.parametrize()
 @FUZZ_SETTINGS
 def test_consistent_models(case: schemathesis.Case) -> None:
+    aim_at_stored_rows(case)
     response = case.call()
     assert_project_invariants(response)
     case.validate_response(response)
