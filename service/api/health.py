@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.responses import problem_responses
+from service.db.repositories import ping
 from service.errors import Unavailable
 from service.schemas.base import Schema
 
@@ -28,8 +28,7 @@ async def healthz() -> Health:
 def readyz(request: Request) -> Health:
     """200 when the catalog database answers; 503 with the reason when it does not."""
     try:
-        with request.app.state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        ping(request.app.state.engine)
     except SQLAlchemyError as exc:
         raise Unavailable(f"database unreachable: {type(exc).__name__}") from exc
     return Health(status="ready")

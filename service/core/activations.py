@@ -88,9 +88,11 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     )
     intermediates = 3 if arch.ffn is Ffn.SWIGLU else 2
     sharded = (
-        e * s * b * (2 * arch.q_dim + 2 * arch.kv_dim)  # Q, K, V and the output-projection input
+        e * s * b * 2 * arch.q_dim  # Q and the output-projection input
         + arch.experts_per_token * intermediates * e * s * b * arch.d_ff  # MLP intermediates
     )
+    # K and V split over at most n_kv_heads ranks: GQA heads are replicated beyond that
+    kv = math.ceil(e * s * b * 2 * arch.kv_dim / min(t, arch.n_kv_heads))
     if opts.recompute is Recompute.SELECTIVE:
         scores = 0
     elif opts.flash_attention:
@@ -100,7 +102,7 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
         scores = per_score * arch.n_heads * s * s * b
     if opts.sequence_parallel:
         replicated = math.ceil(replicated / t)
-    sharded = math.ceil(sharded / t)
+    sharded = math.ceil(sharded / t) + kv
     scores = math.ceil(scores / t)
     return LayerActivations(
         replicated_bytes=replicated,

@@ -120,10 +120,12 @@ def training_flops(
         forward = 2 * p
         formula = "C = 6*P*D (Kaplan et al. 2020 §2.1; Transformers Math 101)"
     elif attention_formula is AttentionFormula.KAPLAN:
-        # Kaplan Table 1: forward 2N + 2*L*n_ctx*d_attn (N non-embedding); training = 3 x forward
-        attention_fwd = 2.0 * arch.n_layers * s * arch.q_dim / (2 if causal else 1)
-        forward = 2 * count_params(arch).non_embedding + attention_fwd
-        formula = "C = (6*N + 6*L*s*d_attn)*D, N non-embedding (Kaplan et al. 2020, Table 1)"
+        # Kaplan Table 1: forward 2N + 2*L*n_ctx*d_attn (N non-embedding, active experts only);
+        # training = 3 x forward
+        b = count_params(arch)
+        kaplan_attention = 2.0 * arch.n_layers * s * arch.q_dim / (2 if causal else 1)
+        forward = 2 * (b.active - b.embedding - b.lm_head) + kaplan_attention
+        formula = "C = (6*N + 6*L*s*d_attn)*D, N non-embedding active (Kaplan et al. 2020, Table 1)"
     elif attention_formula is AttentionFormula.MEGATRON:
         forward = 2 * active_matmul_weights(arch) + attention_fwd
         formula = (

@@ -40,7 +40,7 @@ def default_scaling_efficiency(n_gpus: int) -> float:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingCost:
     total_flops: float
-    achieved_flops_per_gpu: float  # per second, after MFU and scaling efficiency
+    achieved_flops_per_s_per_gpu: float  # after MFU and scaling efficiency
     gpu_hours: float
     wall_clock_hours: float
     cost_usd: float | None
@@ -49,7 +49,7 @@ class TrainingCost:
     scaling_efficiency: float
 
 
-def achieved_flops_per_gpu(
+def achieved_flops_per_s(
     *, peak_tflops: float | None, mfu: float | None, achieved_tflops: float | None
 ) -> float:
     """FLOP/s one GPU delivers: ``peak * MFU``, or an explicit achieved figure."""
@@ -65,24 +65,24 @@ def achieved_flops_per_gpu(
 def training_cost(
     total_flops: float,
     *,
-    flops_per_gpu: float,
+    flops_per_s_per_gpu: float,
     n_gpus: int,
     scaling_efficiency: float,
     usd_per_gpu_hour: float | None,
     mfu: float | None = None,
 ) -> TrainingCost:
-    """GPU-hours ``C / (flops_per_gpu * efficiency) / 3600``; wall clock = GPU-hours / n_gpus;
+    """GPU-hours ``C / (flops_per_s_per_gpu * efficiency) / 3600``; wall clock = GPU-hours / n_gpus;
     dollars = GPU-hours * price (Transformers Math 101, "Compute Requirements")."""
     if not 0 < scaling_efficiency <= 1:
         raise InvalidSpecError("scaling_efficiency", f"must be in (0, 1], got {scaling_efficiency}")
-    effective = flops_per_gpu * scaling_efficiency
+    effective = flops_per_s_per_gpu * scaling_efficiency
     if not effective >= 1.0:  # also catches NaN and underflow to 0
         raise InvalidSpecError("achieved_tflops_per_gpu", "the achieved throughput is below 1 FLOP/s")
     gpu_hours = total_flops / effective / SECONDS_PER_HOUR
     check_flops("gpu_hours", gpu_hours)
     return TrainingCost(
         total_flops=total_flops,
-        achieved_flops_per_gpu=effective,
+        achieved_flops_per_s_per_gpu=effective,
         gpu_hours=gpu_hours,
         wall_clock_hours=gpu_hours / n_gpus,
         cost_usd=None if usd_per_gpu_hour is None else check_flops("cost_usd", gpu_hours * usd_per_gpu_hour),
@@ -92,11 +92,11 @@ def training_cost(
     )
 
 
-def flops_for_budget(budget_usd: float, *, usd_per_gpu_hour: float, flops_per_gpu: float, scaling_efficiency: float) -> float:
+def flops_for_budget(budget_usd: float, *, usd_per_gpu_hour: float, flops_per_s_per_gpu: float, scaling_efficiency: float) -> float:
     """FLOPs a budget buys: ``budget / price * 3600 * achieved FLOP/s``."""
     if not usd_per_gpu_hour > 0:
         raise InvalidSpecError("usd_per_gpu_hour", "must be greater than 0 to turn dollars into compute")
-    return check_flops("compute_flops", budget_usd / usd_per_gpu_hour * SECONDS_PER_HOUR * flops_per_gpu * scaling_efficiency)
+    return check_flops("compute_flops", budget_usd / usd_per_gpu_hour * SECONDS_PER_HOUR * flops_per_s_per_gpu * scaling_efficiency)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

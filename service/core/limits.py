@@ -45,11 +45,14 @@ def check_positive_number(field: str, value: float, *, maximum: float) -> float:
     return value
 
 
-def check_bytes(field: str, value: int) -> int:
-    """Reject a byte count that does not fit a signed 64-bit integer."""
+def check_bytes(name: str, value: int, *, field: str = "model") -> int:
+    """Reject an estimate whose byte count ``name`` does not fit a signed 64-bit integer; the
+    error names the request ``field`` that made it so large."""
     if value > MAX_INT64:
         raise InvalidSpecError(
-            field, f"the result ({value:.3e} bytes) exceeds what a 64-bit integer holds; reduce it"
+            field,
+            f"the estimate's {name} ({value:.3e} bytes) exceeds what a 64-bit integer holds; "
+            "reduce the model, seq_len or batch size",
         )
     return value
 

@@ -177,15 +177,16 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     With the architecture: the first stage holds the embedding and ``ceil(L/pp)`` layers, the
     last stage those layers, the final norm and the LM head (a tied head is a second copy when
     pp > 1, as in Megatron-LM); matrices are split over ``tp``, norms are replicated
-    (Shoeybi et al. 2019 §3). With only a count: ``P / (tp * pp)``.
+    (Shoeybi et al. 2019 §3), and K/V projections split over at most ``n_kv_heads`` ranks (GQA
+    heads are replicated beyond that). With only a count: ``P / (tp * pp)``.
     """
     if not isinstance(model, Architecture):
         return math.ceil(model.n_params / (par.tp * par.pp))
     b = count_params(model)
+    layers = model.n_layers if par.pp == 1 else math.ceil(model.n_layers / par.pp)
     if par.pp == 1:
         total, norms = b.total, b.norm
     else:
-        layers = math.ceil(model.n_layers / par.pp)
         per_layer = (b.attention + b.mlp) // model.n_layers
         layer_norms = model.norms_per_layer * norm_params(model)
         embedding_norm = norm_params(model) if model.embedding_norm else 0
@@ -193,7 +194,11 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
         last = layers * (per_layer + layer_norms) + norm_params(model) + model.vocab_size * model.d_model
         total = max(first, last)
         norms = layers * layer_norms + norm_params(model)
-    return math.ceil((total - norms) / par.tp) + norms
+    # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
+    kv_ranks = min(par.tp, model.n_kv_heads)
+    kv_per_layer = 2 * model.d_model * model.kv_dim + (2 * model.kv_dim if model.bias or model.qkv_bias else 0)
+    kv_replication = layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
+    return math.ceil((total - norms) / par.tp + kv_replication) + norms
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Engine, Select, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from service.db.models import Gpu, ModelPreset, Price, Provider
@@ -119,3 +119,9 @@ class PriceRepository:
 
 def catalog_is_empty(session: Session) -> bool:
     return all(session.scalar(select(func.count()).select_from(m)) == 0 for m in (Gpu, Provider, Price, ModelPreset))
+
+
+def ping(engine: Engine) -> None:
+    """Raise if the database does not answer ``SELECT 1``."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

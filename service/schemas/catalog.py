@@ -144,8 +144,21 @@ class ProviderFilters(ListQuery):
 # --- price --------------------------------------------------------------------------------------
 
 
-class PriceIn(Schema):
+class PriceFields(Schema):
     """One observed price per GPU-hour. Prices are history: a new price is a new row."""
+
+    gpu_id: Slug
+    provider_id: Slug
+    pricing: Pricing = "on_demand"
+    usd_per_gpu_hour: float = Field(ge=0, le=1e6)
+    region: str | None = Field(None, max_length=64)
+    as_of: dt.date
+    source: Text = Field(min_length=1)
+    notes: Text = ""
+
+
+class PriceIn(PriceFields):
+    """A price to record; ``as_of`` may not lie in the future."""
 
     model_config = Schema.model_config | {
         "json_schema_extra": {
@@ -159,15 +172,6 @@ class PriceIn(Schema):
         }
     }  # fmt: skip
 
-    gpu_id: Slug
-    provider_id: Slug
-    pricing: Pricing = "on_demand"
-    usd_per_gpu_hour: float = Field(ge=0, le=1e6)
-    region: str | None = Field(None, max_length=64)
-    as_of: dt.date
-    source: Text = Field(min_length=1)
-    notes: Text = ""
-
     @field_validator("as_of")
     @classmethod
     def _not_in_future(cls, value: dt.date) -> dt.date:
@@ -178,7 +182,7 @@ class PriceIn(Schema):
         return value
 
 
-class PriceOut(PriceIn):
+class PriceOut(PriceFields):
     id: int
 
 

@@ -77,7 +77,10 @@ class TrainingCostRequest(Throughput, PriceChoice):
     tokens: float = Field(gt=0, le=MAX_TOKENS)
     gpu: GpuId
     n_gpus: NGpus = 8
-    recompute: Recompute = Field(Recompute.NONE, description="Full recompute costs a forward pass of time, not model FLOPs.")
+    recompute: Recompute = Field(
+        Recompute.NONE,
+        description="Adds hardware FLOPs (reported, with the HFU they imply); time follows model FLOPs at the MFU.",
+    )
     include_attention: bool = False
     seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
 

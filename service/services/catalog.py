@@ -17,6 +17,7 @@ from service.db.repositories import PriceRepository, VersionedRepository
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_error
 from service.schemas import catalog as s
 from service.schemas.base import Schema
+from service.services.models import merge_architecture
 
 MAX_RETRIES = 5
 
@@ -44,18 +45,6 @@ def _architecture(values: dict[str, Any]) -> dict[str, Any]:
     return values | {"n_kv_heads": arch.n_kv_heads, "d_head": arch.d_head}
 
 
-def _merge_preset_patch(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """A patch of ``n_heads`` or ``d_model`` keeps derived fields derived: a ``d_head`` that was
-    ``d_model / n_heads`` and an ``n_kv_heads`` that was ``n_heads`` (MHA) follow the change
-    unless the patch sets them too."""
-    merged = current | changes
-    if "d_head" not in changes and current["d_head"] * current["n_heads"] == current["d_model"]:
-        merged["d_head"] = None
-    if "n_kv_heads" not in changes and current["n_kv_heads"] == current["n_heads"]:
-        merged["n_kv_heads"] = None
-    return merged
-
-
 GPUS = Resource(
     "GPU", Gpu, s.GpuFields, s.GpuOut,
     referenced_by=lambda session, item_id: PriceRepository(session).count_referencing(gpu_id=item_id),
@@ -66,7 +55,7 @@ PROVIDERS = Resource(
 )  # fmt: skip
 MODELS = Resource(
     "model preset", ModelPreset, s.ModelPresetFields, s.ModelPresetOut,
-    normalise=_architecture, merge_patch=_merge_preset_patch,
+    normalise=_architecture, merge_patch=merge_architecture,
 )  # fmt: skip
 
 

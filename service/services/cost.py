@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.core import compute, cost, memory, scaling
-from service.core.dtypes import Dtype
+from service.core.dtypes import PEAK_KEY, serving_peak
 from service.core.params import count_params
 from service.db.models import Gpu, Provider
 from service.db.repositories import PriceRepository, VersionedRepository
@@ -22,7 +22,7 @@ DEFAULT_MFU = 0.40  # Transformers Math 101 / formula sheet: 37-50 % is what goo
 
 @dataclass(frozen=True)
 class Rate:
-    flops_per_gpu: float  # before scaling efficiency
+    flops_per_s_per_gpu: float  # before scaling efficiency
     mfu: float | None
     assumptions: dict[str, Any]
 
@@ -36,7 +36,7 @@ def _gpu(catalog: CatalogReader, gpu_id: str) -> GpuView:
 def _rate(gpu: GpuView, req: s.Throughput) -> Rate:
     """Per-GPU FLOP/s from the request's MFU (or the catalog's, or 0.40) and the GPU's peak."""
     if req.achieved_tflops_per_gpu is not None:
-        flops = cost.achieved_flops_per_gpu(peak_tflops=None, mfu=None, achieved_tflops=req.achieved_tflops_per_gpu)
+        flops = cost.achieved_flops_per_s(peak_tflops=None, mfu=None, achieved_tflops=req.achieved_tflops_per_gpu)
         return Rate(flops, None, {"achieved_tflops_per_gpu": req.achieved_tflops_per_gpu, "mfu_source": "explicit achieved TFLOP/s"})
     peak = gpu.peak_tflops.get(req.dtype)
     if peak is None:
@@ -48,7 +48,7 @@ def _rate(gpu: GpuView, req: s.Throughput) -> Rate:
         mfu, source = gpu.default_mfu, f"catalog default for {gpu.id}"
     else:
         mfu, source = DEFAULT_MFU, "service default (no catalog MFU for this GPU)"
-    flops = cost.achieved_flops_per_gpu(peak_tflops=peak, mfu=mfu, achieved_tflops=None)
+    flops = cost.achieved_flops_per_s(peak_tflops=peak, mfu=mfu, achieved_tflops=None)
     return Rate(flops, mfu, {"mfu": mfu, "mfu_source": source, "peak_tflops": peak, "peak_dtype": req.dtype})
 
 
@@ -95,10 +95,11 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
     flops = compute.training_flops(
         model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
     )
-    # the GPUs execute hardware FLOPs (recompute included) at the MFU-implied rate of model FLOPs
+    # MFU counts model FLOPs only (PaLM App. B): time = model FLOPs / (peak * MFU). Recompute
+    # changes what the GPUs execute (hardware FLOPs, HFU), not the time at a given MFU.
     r = cost.training_cost(
-        flops.hardware_flops,
-        flops_per_gpu=rate.flops_per_gpu,
+        flops.model_flops,
+        flops_per_s_per_gpu=rate.flops_per_s_per_gpu,
         n_gpus=req.n_gpus,
         scaling_efficiency=efficiency,
         usd_per_gpu_hour=price.usd_per_gpu_hour,
@@ -115,7 +116,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
         gpu=gpu.id,
         n_gpus=req.n_gpus,
         mfu=rate.mfu,
-        achieved_tflops_per_gpu=r.achieved_flops_per_gpu / 1e12,
+        achieved_tflops_per_gpu=r.achieved_flops_per_s_per_gpu / 1e12,
         scaling_efficiency=efficiency,
         formulas=[
             flops.formula,
@@ -128,6 +129,8 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
             "scaling_efficiency_source": efficiency_source,
             "price_as_of": price.as_of.isoformat() if price.as_of else None,
             "price_chosen": price.chosen,
+            "time_from": "model FLOPs at the MFU (recompute is already inside a measured MFU)",
+            "implied_hfu": None if rate.mfu is None else rate.mfu * flops.hardware_flops / flops.model_flops,
         },
     )
 
@@ -162,7 +165,7 @@ def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> 
             out.append(s.CompareRow(**row_fields, gpu_hours=None, wall_clock_hours=None, cost_usd=None, mfu=None, note=exc.detail))
             continue
         r = cost.training_cost(
-            flops.model_flops, flops_per_gpu=rate.flops_per_gpu, n_gpus=req.n_gpus, scaling_efficiency=efficiency,
+            flops.model_flops, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, n_gpus=req.n_gpus, scaling_efficiency=efficiency,
             usd_per_gpu_hour=row.usd_per_gpu_hour, mfu=rate.mfu,
         )  # fmt: skip
         out.append(
@@ -203,7 +206,7 @@ def _run_economics(catalog: CatalogReader, session: Session, req: Any, compute_f
     efficiency, efficiency_source = _efficiency(req, n_gpus or 1)
     price = resolve_price(session, gpu.id, req)
     r = cost.training_cost(
-        compute_flops, flops_per_gpu=rate.flops_per_gpu, n_gpus=n_gpus or 1, scaling_efficiency=efficiency,
+        compute_flops, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, n_gpus=n_gpus or 1, scaling_efficiency=efficiency,
         usd_per_gpu_hour=price.usd_per_gpu_hour, mfu=rate.mfu,
     )  # fmt: skip
     return Economics(
@@ -249,8 +252,12 @@ def budget(req: s.BudgetRequest, catalog: CatalogReader, session: Session) -> s.
         rate = _rate(gpu, req)
         efficiency, _ = _efficiency(req, req.n_gpus or 1)
         price = resolve_price(session, gpu.id, req)
+        if price.usd_per_gpu_hour <= 0:
+            raise Unprocessable.for_field(
+                "gpu", f"the current price for {gpu.id} is $0/GPU-hour, so any budget buys unlimited compute; give usd_per_gpu_hour"
+            )
         flops = cost.flops_for_budget(
-            req.budget_usd, usd_per_gpu_hour=price.usd_per_gpu_hour, flops_per_gpu=rate.flops_per_gpu, scaling_efficiency=efficiency
+            req.budget_usd, usd_per_gpu_hour=price.usd_per_gpu_hour, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, scaling_efficiency=efficiency
         )
     else:
         flops = req.compute_flops
@@ -300,10 +307,10 @@ def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader, session:
     price = resolve_price(session, gpu.id, req)
     context = req.prompt_tokens + req.output_tokens
     mem = memory.inference_memory(arch, dtype=req.dtype, kv_dtype=req.kv_dtype, batch_size=req.batch_size, seq_len=context)
-    peak_dtype = {Dtype.FP32: "fp32", Dtype.BF16: "bf16", Dtype.FP16: "fp16", Dtype.FP8: "fp8", Dtype.INT8: "int8", Dtype.INT4: "int8"}[req.dtype]
-    peak = gpu.peak_tflops.get(peak_dtype) or gpu.peak_tflops.get("bf16")
-    if peak is None:
-        raise Unprocessable.for_field("dtype", f"the catalog has no {peak_dtype} or bf16 peak for {gpu.id}")
+    found = serving_peak(req.dtype, gpu.peak_tflops)
+    if found is None:
+        raise Unprocessable.for_field("dtype", f"the catalog has no {PEAK_KEY[req.dtype]} or bf16 peak for {gpu.id}")
+    peak_dtype, peak = found
     r = cost.serving_cost(
         weights_bytes=mem.weights_bytes,
         kv_cache_bytes_per_token=mem.kv_cache_bytes_per_token,

@@ -26,11 +26,23 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
                 f"{field}.preset", f"unknown preset {spec.preset!r}; known: {', '.join(catalog.preset_ids())}"
             )
         fields = dict(preset)
-    explicit = spec.explicit_fields()
-    if explicit.get("position", "learned") != "learned" and "position_embedding_rows" not in explicit:
-        fields.pop("position_embedding_rows", None)  # a preset's learned-table size goes with its positions
-    fields.update(explicit)
+    fields = merge_architecture(fields, spec.explicit_fields())
     return _architecture(tuple(sorted(fields.items())), field)
+
+
+def merge_architecture(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` overridden by ``changes``, keeping derived fields derived: a ``d_head`` that was
+    ``d_model / n_heads`` and an ``n_kv_heads`` that was ``n_heads`` (MHA) are dropped unless the
+    changes set them, so they follow a new ``d_model`` or ``n_heads``; a learned-position table
+    size is dropped with the learned positions. Used for preset overrides and for PATCH."""
+    merged = base | changes
+    if "d_head" not in changes and base.get("d_head") is not None and base["d_head"] * base["n_heads"] == base["d_model"]:
+        merged["d_head"] = None
+    if "n_kv_heads" not in changes and base.get("n_kv_heads") is not None and base["n_kv_heads"] == base["n_heads"]:
+        merged["n_kv_heads"] = None
+    if merged.get("position", "learned") != "learned" and "position_embedding_rows" not in changes:
+        merged["position_embedding_rows"] = None
+    return {name: value for name, value in merged.items() if value is not None or name in changes}
 
 
 @lru_cache(maxsize=4096)

@@ -97,7 +97,9 @@ def test_training_compute_gpt3(client) -> None:
 def test_training_compute_recompute_and_attention(client) -> None:
     body = {"model": LLAMA_7B, "tokens": 2e12, "recompute": "full", "include_attention": True, "attention_formula": "megatron"}
     data = ok(client, "/v1/compute/training", body)
-    assert data["hardware_flops"] > data["total_flops"]
+    # full recompute re-runs the layers' forward pass but not the 2*V*h logit layer (Megatron):
+    # hardware = model * 4/3 - 2*V*h*D
+    assert data["hardware_flops"] == pytest.approx(data["total_flops"] * 4 / 3 - 2 * 32000 * 4096 * 2e12)
     assert data["assumptions"]["attention_formula"] == "megatron"
     assert data["assumptions"]["seq_len"] == 4096
 
@@ -222,3 +224,22 @@ def test_unknown_route_is_a_problem(client) -> None:
     r = client.get("/v1/nothing")
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_preset_overrides_keep_derived_fields_derived(client) -> None:
+    # a wider Llama-2-7B: d_head follows d_model / n_heads (API.md), n_kv_heads follows n_heads
+    wider = ok(client, "/v1/params", {"model": {"preset": "llama-2-7b", "d_model": 5120}})
+    explicit = ok(client, "/v1/params", {"model": {**LLAMA_7B_FIELDS, "d_model": 5120, "d_head": 160}})
+    assert wider["total"] == explicit["total"]
+    fewer_heads = ok(client, "/v1/params", {"model": {"preset": "llama-2-7b", "n_heads": 16}})
+    assert fewer_heads["total"] == 6_738_415_616  # same widths, d_head 256, still MHA
+    gqa = ok(client, "/v1/params", {"model": {"preset": "llama-2-70b", "n_heads": 32}})
+    assert gqa["attention"] == 80 * (8192 * 8192 * 2 + 2 * 8192 * 8 * 256)  # keeps its 8 KV heads
+
+
+def test_kaplan_formula_counts_active_experts_only(client) -> None:
+    body = {"model": {"preset": "mixtral-8x7b"}, "tokens": 1.0, "include_attention": True, "seq_len": 4096}
+    kaplan = ok(client, "/v1/compute/training", body | {"attention_formula": "kaplan"})
+    # N = active non-embedding parameters: 12,879,925,248 - 2 * 32000 * 4096
+    n = 12_879_925_248 - 2 * 32000 * 4096
+    assert kaplan["flops_per_token"] == pytest.approx(6 * n + 6 * 32 * 4096 * 4096)

@@ -242,3 +242,21 @@ def test_bad_cost_input_is_a_422(client, path: str, body: dict, loc: list) -> No
 def test_unknown_gpu_lists_the_known_ids(client) -> None:
     data = problem(client, "/v1/cost/training", {"model": {"n_params": 7e9}, "tokens": 1e12, "gpu": "tpu-v9"})
     assert "h100-sxm" in data["detail"]
+
+
+def test_recompute_changes_hardware_flops_not_time_at_a_given_mfu(client) -> None:
+    # MFU counts model FLOPs only (Chowdhery et al. 2022, App. B): at the same MFU a full-recompute
+    # run takes the same time, and its hardware FLOPs imply an HFU a third higher
+    base = {"model": {"preset": "llama-2-7b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 8, "mfu": 0.5, "usd_per_gpu_hour": 2.0}
+    plain = ok(client, "/v1/cost/training", base)
+    full = ok(client, "/v1/cost/training", base | {"recompute": "full"})
+    assert full["gpu_hours"] == plain["gpu_hours"]
+    assert full["hardware_flops"] == pytest.approx(plain["total_flops"] * 4 / 3)
+    assert full["assumptions"]["implied_hfu"] == pytest.approx(0.5 * 4 / 3)
+
+
+def test_a_zero_catalog_price_cannot_price_a_budget(client) -> None:
+    client.post("/v1/prices", headers=AUTH, json={"gpu_id": "l4", "provider_id": "lambda", "pricing": "on_demand",
+                                                 "usd_per_gpu_hour": 0, "as_of": "2026-11-28", "source": "free credits"})  # fmt: skip
+    data = problem(client, "/v1/budget", {"budget_usd": 1000, "gpu": "l4"})
+    assert ["body", "gpu"] in locs(data) and "$0" in data["detail"]

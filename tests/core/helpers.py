@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from service.catalog import loader
 from service.core.architecture import Architecture
 from service.core.spec import make_architecture
-from service.schemas.model import ARCHITECTURE_FIELDS
 
 
 def preset_architecture(preset: dict[str, object]) -> dict[str, object]:
     """The architecture fields of a seed-file preset."""
-    return {name: preset[name] for name in ARCHITECTURE_FIELDS if preset.get(name) is not None}
+    names = [f.name for f in fields(Architecture)]
+    return {name: preset[name] for name in names if preset.get(name) is not None}
 
 
 def preset(model_id: str, **overrides: object) -> Architecture:

@@ -144,3 +144,18 @@ def test_gpus_needed_rounds_up() -> None:
 def test_kv_cache_needs_the_architecture() -> None:
     with pytest.raises(MissingArchitectureError):
         inference_memory(make_params_only(7e9))
+
+
+def test_kv_heads_are_replicated_when_tp_exceeds_them() -> None:
+    # Llama-2-70B has 8 KV heads: at tp = 16 each rank still holds a whole KV head, so K and V
+    # weights and activations per rank stay those of tp = 8 (Megatron-LM replicates them)
+    arch = preset("llama-2-70b")
+    at8 = training_memory(arch, parallelism=Parallelism(tp=8, sequence_parallel=True), seq_len=4096, recompute=Recompute.SELECTIVE)
+    at16 = training_memory(arch, parallelism=Parallelism(tp=16, sequence_parallel=True), seq_len=4096, recompute=Recompute.SELECTIVE)
+    kv_weights = 80 * 2 * 8192 * 1024  # K and V, all layers
+    total, norms = 68_976_648_192, (2 * 80 + 1) * 8192
+    assert at16.params_per_gpu == round((total - norms) / 16 + kv_weights * (1 / 8 - 1 / 16)) + norms
+    kv_acts = 2 * 4096 * 2 * 1024 // 8  # e * s * b * 2 * kv_dim per layer, on each of 8 KV ranks
+    # with sequence parallelism everything else halves from tp = 8 to tp = 16; K and V do not
+    assert at16.activations.per_layer_bytes == (at8.activations.per_layer_bytes - kv_acts) // 2 + kv_acts
+    assert at8.params_per_gpu > at16.params_per_gpu
