@@ -50,9 +50,6 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-PROBLEM_422 = problem_responses(422)
-
-
 def json_response(body: BaseModel) -> Response:
     """Serialise a response model once, with pydantic's own JSON encoder.
 

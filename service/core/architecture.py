@@ -94,11 +94,11 @@ class ParamsOnly:
     """A model known only by its parameter count (``{"n_params": 7e9}``)."""
 
     n_params: float
-    active_params: float | None = None
 
     @property
     def active(self) -> float:
-        return self.active_params if self.active_params is not None else self.n_params
+        """A bare count is taken as a dense model: every parameter is active."""
+        return self.n_params
 
 
 ModelShape = Architecture | ParamsOnly

@@ -14,7 +14,7 @@ from service.core.errors import InvalidSpecError, MissingArchitectureError
 from service.core.limits import check_flops
 from service.core.params import active_matmul_weights, count_params
 
-ARCHITECTURE_FIELDS = ("n_layers", "d_model", "n_heads", "d_ff", "vocab_size")
+REQUIRED_ARCHITECTURE_FIELDS = ("n_layers", "d_model", "n_heads", "d_ff", "vocab_size")
 
 
 class Recompute(StrEnum):
@@ -47,7 +47,7 @@ def require_architecture(model: ModelShape, needed_for: str) -> Architecture:
     """Return ``model`` as an :class:`Architecture`, or raise naming the missing fields."""
     if isinstance(model, Architecture):
         return model
-    raise MissingArchitectureError(needed_for, ARCHITECTURE_FIELDS)
+    raise MissingArchitectureError(needed_for, REQUIRED_ARCHITECTURE_FIELDS)
 
 
 def active_params(model: ModelShape) -> float:

@@ -54,7 +54,9 @@ class Throughput(Schema):
         return self
 
 
-class PriceOut(Schema):
+class PriceQuote(Schema):
+    """The price an estimate used, and where it came from."""
+
     usd_per_gpu_hour: float
     provider: str | None
     pricing: str | None
@@ -92,7 +94,7 @@ class TrainingCostResponse(Estimate):
     wall_clock_hours: float
     wall_clock_days: float
     cost_usd: float
-    price: PriceOut
+    price: PriceQuote
     gpu: str
     n_gpus: int
     mfu: float | None
@@ -197,7 +199,7 @@ class BudgetResponse(Estimate):
     gpu_hours: float | None
     wall_clock_hours: float | None
     cost_usd: float | None
-    price: PriceOut | None
+    price: PriceQuote | None
 
 
 class ForLossRequest(Throughput, PriceChoice):
@@ -235,7 +237,7 @@ class LifetimeResponse(Estimate):
     flops_saved_fraction: float = Field(description="1 − total / Chinchilla-optimal total for the same loss.")
     total_cost_usd: float | None
     chinchilla_total_cost_usd: float | None
-    price: PriceOut | None
+    price: PriceQuote | None
 
 
 class InferenceCostRequest(PriceChoice):
@@ -265,4 +267,4 @@ class InferenceCostResponse(Estimate):
     fits: bool
     memory_needed_bytes: int
     memory_available_bytes: int
-    price: PriceOut
+    price: PriceQuote

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from service.core.architecture import Ffn, Norm, Position
+from service.core.compute import REQUIRED_ARCHITECTURE_FIELDS
 from service.core.limits import MAX_DIM, MAX_LAYERS, MAX_PARAMS, MAX_SEQ_LEN
 from service.schemas.base import Schema
 
@@ -78,7 +79,7 @@ class ModelSpec(Schema):
         if self.n_params is not None and (given or self.preset is not None):
             raise ValueError("give n_params alone, or a preset / architecture, not both")
         if self.n_params is None and self.preset is None:
-            missing = [n for n in ("n_layers", "d_model", "n_heads", "d_ff", "vocab_size") if getattr(self, n) is None]
+            missing = [n for n in REQUIRED_ARCHITECTURE_FIELDS if getattr(self, n) is None]
             if missing:
                 raise ValueError(
                     "give a preset, n_params, or the architecture; missing: " + ", ".join(missing)

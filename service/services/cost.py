@@ -58,10 +58,10 @@ def _efficiency(req: s.Throughput, n_gpus: int) -> tuple[float, str]:
     return cost.default_scaling_efficiency(n_gpus), "heuristic max(0.5, 1 - 0.03*log2(n/8)) beyond one 8-GPU node"
 
 
-def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.PriceOut:
+def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.PriceQuote:
     """An explicit price, the provider's current price, or the cheapest current price."""
     if choice.usd_per_gpu_hour is not None:
-        return s.PriceOut(
+        return s.PriceQuote(
             usd_per_gpu_hour=choice.usd_per_gpu_hour, provider=None, pricing=None, as_of=None, source="request", chosen="explicit"
         )
     if choice.provider is not None:
@@ -76,7 +76,7 @@ def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.Pri
             "usd_per_gpu_hour", f"the catalog has no {choice.pricing} price for {gpu_id}{where}; give usd_per_gpu_hour"
         )
     row = min(rows, key=lambda r: (r.usd_per_gpu_hour, r.provider_id))
-    return s.PriceOut(
+    return s.PriceQuote(
         usd_per_gpu_hour=row.usd_per_gpu_hour,
         provider=row.provider_id,
         pricing=row.pricing,
@@ -194,7 +194,7 @@ class Economics:
     gpu_hours: float | None = None
     wall_clock_hours: float | None = None
     cost_usd: float | None = None
-    price: s.PriceOut | None = None
+    price: s.PriceQuote | None = None
     assumptions: dict[str, Any] = field(default_factory=dict)
 
 
