@@ -7,8 +7,11 @@ server's speed and flatters the ratio). The endpoints alternate in rounds, so th
 same machine noise. Reports requests per second of each and their ratio; the target is
 that the calculator reaches at least 70 % of the health endpoint's throughput (the math must cost
 almost nothing next to the framework). A third route, POST /bench/echo (benchmarks/bench_app.py),
-validates the same request body and answers a constant: it shows how much of the gap is the
-framework's own cost of a JSON body. Exit status 1 when the median ratio misses the target.
+reads and validates the same body through the same lean route path and answers a constant: the
+framework's floor for that body, so calc/echo is the share left after the calculator's own work
+(catalog lookups, the formulas, building and serialising the answer). On Linux it also reports
+the server's CPU time per request, which does not depend on the client. Exit status 1 when the
+median ratio misses the target.
 
     make bench            # or: .venv/bin/python benchmarks/bench_calculators.py --rounds 5
 """
@@ -72,13 +75,23 @@ async def connection(host: str, port: int, request: bytes, deadline: float) -> i
     return done
 
 
-async def run_round(host: str, port: int, request: bytes, seconds: float, concurrency: int) -> float:
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of process ``pid`` (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_round(host: str, port: int, request: bytes, seconds: float, concurrency: int) -> tuple[float, int]:
+    """Requests per second over one round, and how many were answered."""
     start = time.perf_counter()
     counts = await asyncio.gather(*(connection(host, port, request, start + seconds) for _ in range(concurrency)))
-    return sum(counts) / (time.perf_counter() - start)
+    return sum(counts) / (time.perf_counter() - start), sum(counts)
 
 
-async def main_async(host: str, port: int, rounds: int, seconds: float, concurrency: int) -> float:
+async def main_async(host: str, port: int, server_pid: int, rounds: int, seconds: float, concurrency: int) -> float:
     requests = {
         "/healthz": encode("GET", "/healthz", None),
         "/bench/echo": encode("POST", "/bench/echo", MEMORY_BODY),
@@ -86,8 +99,15 @@ async def main_async(host: str, port: int, rounds: int, seconds: float, concurre
     }
     await run_round(host, port, requests["/v1/memory/training"], 1.0, concurrency)  # warm-up
     ratios, floors = [], []
+    cpu_us: dict[str, list[float]] = {path: [] for path in requests}
     for i in range(rounds):
-        rps = {path: await run_round(host, port, req, seconds, concurrency) for path, req in requests.items()}
+        rps = {}
+        for path, req in requests.items():
+            before = cpu_seconds(server_pid)
+            rps[path], answered = await run_round(host, port, req, seconds, concurrency)
+            after = cpu_seconds(server_pid)
+            if before is not None and after is not None and answered:
+                cpu_us[path].append(1e6 * (after - before) / answered)
         ratios.append(rps["/v1/memory/training"] / rps["/healthz"])
         floors.append(rps["/bench/echo"] / rps["/healthz"])
         print(
@@ -95,10 +115,12 @@ async def main_async(host: str, port: int, rounds: int, seconds: float, concurre
             + f"   calc/health {ratios[-1]:.2f}   echo/health {floors[-1]:.2f}"
             + f"   calc/echo {rps['/v1/memory/training'] / rps['/bench/echo']:.2f}"
         )
-    print(
-        f"median echo/health {statistics.median(floors):.2f}: what parsing and validating the same body "
-        "costs the framework before any math"
-    )
+    print(f"median echo/health {statistics.median(floors):.2f}: the framework's floor for the same body, no math")
+    if all(cpu_us.values()):
+        print(
+            "median server CPU per request: "
+            + "   ".join(f"{path} {statistics.median(values):.0f} µs" for path, values in cpu_us.items())
+        )
     return statistics.median(ratios)
 
 
@@ -127,7 +149,7 @@ def main() -> int:
         else:
             print("server did not start", file=sys.stderr)
             return 2
-        ratio = asyncio.run(main_async("127.0.0.1", port, args.rounds, args.seconds, args.concurrency))
+        ratio = asyncio.run(main_async("127.0.0.1", port, server.pid, args.rounds, args.seconds, args.concurrency))
     finally:
         server.terminate()
         server.wait(timeout=10)

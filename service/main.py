@@ -8,14 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from service.api import budget, catalog, compute, cost, health, memory, params
 from service.api.json_body import add_body_schemas
+from service.api.routing import attach, move_docs_last, operation_id
 from service.db.engine import build_engine, session_factory
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
-from service.services.catalog_reader import CatalogCache
+from service.services.catalog_reader import CatalogCache, CatalogReader
 from service.settings import Settings, get_settings
 
 API_VERSION = "1.0.0"
@@ -27,11 +27,6 @@ in. Errors are `application/problem+json` (RFC 9457). Catalog writes need
 `Authorization: Bearer <API_TOKEN>`.
 """
 logger = logging.getLogger(__name__)
-
-
-def operation_id(route: APIRoute) -> str:
-    """Stable operation ids for generated clients: ``<tag>-<function name>``."""
-    return f"{route.tags[0]}-{route.name}"
 
 
 def prepare_database(app: FastAPI) -> None:
@@ -81,14 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = build_engine(settings.database_url)
     app.state.sessionmaker = session_factory(app.state.engine)
     app.state.catalog_cache = CatalogCache(settings.catalog_cache_seconds)
+    # one shared reader; it opens sessions through app.state, so a swapped sessionmaker is used
+    app.state.catalog = CatalogReader(lambda: app.state.sessionmaker(), app.state.catalog_cache)
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    app.include_router(health.router)
-    for module in (params, compute, memory, cost, budget):
-        app.include_router(module.router)
-    for router in catalog.ROUTERS:
-        app.include_router(router)
+    # flat route table, in this order, the docs pages last (see service/api/routing.py)
+    for router in (health.router, params.router, compute.router, memory.router, cost.router, budget.router, *catalog.ROUTERS):
+        attach(app, router)
+    move_docs_last(app)
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from service.api.deps import IfMatch, SessionDep, Writer, WriteSessionDep
 from service.api.responses import problem_responses
+from service.api.routing import api_router
 from service.schemas import catalog as s
 from service.services import catalog
 from service.services.catalog import Resource
@@ -20,11 +21,11 @@ WRITE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 503)
 
 def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, patch: type, out: type, filters: type) -> APIRouter:
     """list / get / create / replace / update / delete for one versioned resource."""
-    router = APIRouter(prefix=f"/v1/{tag}", tags=[tag])
+    router = api_router(prefix=f"/v1/{tag}", tags=[tag])
     ItemId = Annotated[str, Path(alias=id_name, max_length=64)]
     label = res.label
 
-    @router.get("", response_model=s.Page[out], summary=f"List {tag}", responses=READ_ERRORS)
+    @router.get("", response_model=s.Page[out], summary=f"List {tag}", responses=READ_ERRORS, name="list")
     def list_(session: SessionDep, query: Annotated[filters, Query()]) -> Any:
         """A page of items (`limit`, `offset`), filtered by the key fields given, ordered by id."""
         return catalog.list_items(session, res, query)
@@ -87,7 +88,7 @@ models = versioned_router(
     patch=s.ModelPresetPatch, out=s.ModelPresetOut, filters=s.ModelPresetFilters,
 )  # fmt: skip
 
-prices = APIRouter(prefix="/v1/prices", tags=["prices"])
+prices = api_router(prefix="/v1/prices", tags=["prices"])
 
 
 @prices.get("", response_model=s.Page[s.PriceOut], summary="List prices", responses=READ_ERRORS, name="list")

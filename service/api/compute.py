@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from service.api.json_body import json_body
 from service.api.responses import answer, problem_responses
+from service.api.routing import handler_router
 from service.schemas import calculators as s
 from service.services import calculators
 
-router = APIRouter(prefix="/v1/compute", tags=["compute"], responses=problem_responses(422, 503))
+router = handler_router(prefix="/v1/compute", tags=["compute"], responses=problem_responses(422, 503))
 
 
 @router.post(

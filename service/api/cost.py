@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from service.api.deps import CatalogDep, SessionDep
 from service.api.responses import json_response, problem_responses
+from service.api.routing import api_router
 from service.schemas import cost as s
 from service.services import cost
 
-router = APIRouter(prefix="/v1/cost", tags=["cost"], responses=problem_responses(422, 503))
+router = api_router(prefix="/v1/cost", tags=["cost"], responses=problem_responses(422, 503))
 
 
 @router.post("/training", response_model=s.TrainingCostResponse, summary="Training time and cost")

@@ -38,7 +38,7 @@ def get_write_session(request: Request) -> Iterator[Session]:
 
 async def get_catalog(request: Request) -> CatalogReader:
     """A catalog reader for calculators; it opens a session only on a cache miss."""
-    return CatalogReader(request.app.state.sessionmaker, request.app.state.catalog_cache)
+    return request.app.state.catalog
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

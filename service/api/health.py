@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.responses import problem_responses
+from service.api.routing import api_router
 from service.db.repositories import ping
 from service.errors import Unavailable
 from service.schemas.base import Schema
 
-router = APIRouter(tags=["ops"])
+router = api_router(tags=["ops"])
 
 
 class Health(Schema):

@@ -64,8 +64,7 @@ async def answer(compute: Callable[[Req, CatalogReader], BaseModel], request: Re
     needs is cached (or none is needed), else in the thread pool, where it may read the store
     without blocking the loop."""
     req = await parse_body(request, body)
-    state = request.app.state
-    catalog = CatalogReader(state.sessionmaker, state.catalog_cache)
+    catalog: CatalogReader = request.app.state.catalog
     try:
         result = compute(req, catalog.cached_only())
     except CacheMiss:

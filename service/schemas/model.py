@@ -18,6 +18,7 @@ ARCHITECTURE_FIELDS = (
     "bias", "qkv_bias", "tied_embeddings", "position", "max_seq_len", "position_embedding_rows",
     "n_experts", "experts_per_token", "parallel_attention", "norms_per_layer", "embedding_norm",
 )  # fmt: skip
+_ARCHITECTURE_FIELD_SET = frozenset(ARCHITECTURE_FIELDS)
 
 
 class ModelSpec(Schema):
@@ -75,7 +76,7 @@ class ModelSpec(Schema):
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelSpec:
-        given = [name for name in ARCHITECTURE_FIELDS if getattr(self, name) is not None]
+        given = self.explicit_fields()
         if self.n_params is not None and (given or self.preset is not None):
             raise ValueError("give n_params alone, or a preset / architecture, not both")
         if self.n_params is None and self.preset is None:
@@ -87,5 +88,9 @@ class ModelSpec(Schema):
         return self
 
     def explicit_fields(self) -> dict[str, object]:
-        """The architecture fields the client set (they override a preset's)."""
-        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS if getattr(self, name) is not None}
+        """The architecture fields the client set (they override a preset's). A field that was not
+        given is None, so only the given ones are read (most requests give none: a preset)."""
+        given = self.model_fields_set
+        if given.isdisjoint(_ARCHITECTURE_FIELD_SET):
+            return {}
+        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS if name in given and getattr(self, name) is not None}

@@ -18,6 +18,13 @@ def _model_assumptions(model: ModelShape) -> dict[str, str | float | int | bool 
     return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
 
 
+def _parallelism(p: s.ParallelismSpec) -> memory.Parallelism:
+    return memory.Parallelism(
+        dp=p.dp, tp=p.tp, pp=p.pp, sequence_parallel=p.sequence_parallel,
+        zero_stage=p.zero_stage, offload_optimizer=p.offload_optimizer,
+    )
+
+
 def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
     model = resolve_model(req.model, catalog)
     b = count_params(compute.require_architecture(model, "a parameter breakdown"))
@@ -98,7 +105,7 @@ def inference_compute(req: s.InferenceComputeRequest, catalog: CatalogReader) ->
 def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.TrainingMemoryResponse:
     model = resolve_model(req.model, catalog)
     gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
-    par = memory.Parallelism(**req.parallelism.model_dump())
+    par = _parallelism(req.parallelism)
     r = memory.training_memory(
         model,
         precision=req.precision,

@@ -77,9 +77,14 @@ class CatalogReader:
     def __init__(self, open_session: Callable[[], Session] | None, cache: CatalogCache) -> None:
         self.open_session = open_session
         self.cache = cache
+        self._cached_only = self if open_session is None else None
 
     def cached_only(self) -> CatalogReader:
-        return CatalogReader(None, self.cache)
+        """A reader over the same cache that never opens a session (readers hold no per-request
+        state, so one is built once and shared)."""
+        if self._cached_only is None:
+            self._cached_only = CatalogReader(None, self.cache)
+        return self._cached_only
 
     def _read(self, key: tuple[str, str], read: Callable[[Session], T | None]) -> T | None:
         if self.open_session is None:
@@ -98,12 +103,16 @@ class CatalogReader:
         with self.open_session() as session:
             return VersionedRepository(session, model).ids()
 
-    def preset_fields(self, preset_id: str) -> dict[str, Any] | None:
-        def read(session: Session) -> dict[str, Any] | None:
+    def preset_fields(self, preset_id: str) -> tuple[tuple[str, Any], ...] | None:
+        """The preset's architecture fields that are set, as sorted ``(name, value)`` pairs:
+        immutable, since the cache shares them, and hashable, as the memoised architecture
+        builder (:func:`service.services.models.resolve_model`) needs."""
+
+        def read(session: Session) -> tuple[tuple[str, Any], ...] | None:
             row = VersionedRepository(session, ModelPreset).get(preset_id)
             if row is None:
                 return None
-            return {name: getattr(row, name) for name in ARCHITECTURE_FIELDS if getattr(row, name) is not None}
+            return tuple(sorted((name, getattr(row, name)) for name in ARCHITECTURE_FIELDS if getattr(row, name) is not None))
 
         return self._read(("preset", preset_id), read)
 

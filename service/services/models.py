@@ -19,14 +19,17 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
     if spec.n_params is not None:
         return make_params_only(spec.n_params, prefix=field)
     fields: dict[str, Any] = {}
+    explicit = spec.explicit_fields()
     if spec.preset is not None:
         preset = catalog.preset_fields(spec.preset)
         if preset is None:
             raise Unprocessable.for_field(
                 f"{field}.preset", f"unknown preset {spec.preset!r}; known: {', '.join(catalog.preset_ids())}"
             )
+        if not explicit:  # the common case: the cached pairs are already the memo key
+            return _architecture(preset, field)
         fields = dict(preset)
-    fields = merge_architecture(fields, spec.explicit_fields())
+    fields = merge_architecture(fields, explicit)
     return _architecture(tuple(sorted(fields.items())), field)
 
 
