@@ -20,12 +20,14 @@ What ``make bench`` measures (``benchmarks/bench_calculators.py``) shaped three 
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, request_response, wrap_app_with_body_limit
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 
@@ -40,7 +42,11 @@ class HandlerRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if list(inspect.signature(endpoint).parameters) != ["request"]:
             raise TypeError(f"{endpoint.__name__}: a HandlerRoute endpoint takes exactly one parameter, `request`")
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(f"{endpoint.__name__}: a HandlerRoute endpoint must be `async def`")
         super().__init__(path, endpoint, **kwargs)
+        if self.dependencies:  # the route's and its router's: a HandlerRoute would never run them
+            raise TypeError(f"{endpoint.__name__}: a HandlerRoute runs no dependencies (an auth check would be skipped)")
         handler = self.endpoint
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,7 +76,21 @@ def attach(app: FastAPI, router: APIRouter) -> None:
     for route in router.routes:
         if isinstance(route, APIRoute) and route.generate_unique_id_function is not operation_id:
             raise ValueError(f"{route.path}: attach() needs a router built with generate_unique_id_function=operation_id")
-        app.router.routes.append(route)
+        app.router.routes.append(_bound_to(route, app))
+
+
+def _bound_to(route: BaseRoute, app: FastAPI) -> BaseRoute:
+    """A copy of ``route`` whose dependencies honour ``app.dependency_overrides``, as an
+    included route's would. Router modules build their routes once, at import, with no app
+    to point at, and several apps can share them (tests build more than one); so each app gets
+    its own copy, with its request handler rebuilt as :class:`APIRoute` builds it. A
+    :class:`HandlerRoute` has no dependencies and is shared as it is."""
+    if not isinstance(route, APIRoute) or isinstance(route, HandlerRoute):
+        return route
+    bound = copy.copy(route)
+    bound.dependency_overrides_provider = app
+    bound.app = wrap_app_with_body_limit(request_response(bound.get_route_handler()), bound.max_body_size)
+    return bound
 
 
 def move_docs_last(app: FastAPI) -> None:

@@ -8,10 +8,12 @@ import asyncio
 import json
 
 import pytest
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
+from service.api.deps import get_session, require_writer
 from service.api.routing import HandlerRoute, attach, handler_router
+from service.errors import Unavailable
 from service.services.catalog_reader import CatalogCache, CatalogReader
 
 
@@ -23,6 +25,38 @@ def test_a_handler_route_takes_only_the_request() -> None:
         @router.post("/x")
         async def x(request: Request, n: int) -> Response:  # pragma: no cover - never registered
             return Response()
+
+
+def test_a_handler_route_is_async_and_runs_no_dependencies() -> None:
+    router = handler_router(tags=["t"])
+    with pytest.raises(TypeError, match="async def"):
+
+        @router.post("/sync")
+        def sync(request: Request) -> Response:  # pragma: no cover - never registered
+            return Response()
+
+    guarded = handler_router(tags=["t"], dependencies=[Depends(require_writer)])
+    with pytest.raises(TypeError, match="runs no dependencies"):
+
+        @guarded.post("/guarded")
+        async def write(request: Request) -> Response:  # pragma: no cover - never registered
+            return Response()
+
+
+def test_dependency_overrides_reach_attached_routes(app, client) -> None:
+    """FastAPI's documented way to swap a dependency (tests, integrations) works on the flat
+    route table as it did on included routers, for this app only."""
+
+    def no_database() -> None:
+        raise Unavailable("override reached the route")
+
+    app.dependency_overrides[get_session] = no_database
+    try:
+        r = client.get("/v1/gpus")
+        assert r.status_code == 503 and r.json()["detail"] == "override reached the route"
+    finally:
+        app.dependency_overrides.clear()
+    assert client.get("/v1/gpus").status_code == 200
 
 
 def test_attach_needs_the_apps_operation_ids(app) -> None:
