@@ -81,8 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    # flat route table, in this order, the docs pages last (see service/api/routing.py)
-    for router in (health.router, params.router, compute.router, memory.router, cost.router, budget.router, *catalog.ROUTERS):
+    # one flat route table, matched in this order: liveness, the calculators, the rest of the API,
+    # readiness and metrics, the docs pages last (see service/api/routing.py)
+    for router in (
+        health.liveness, params.router, compute.router, memory.router, cost.router, budget.router, *catalog.ROUTERS,
+        health.router,
+    ):  # fmt: skip
         attach(app, router)
     move_docs_last(app)
     generate_openapi = app.openapi
