@@ -131,32 +131,35 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
     }
     for i, note in enumerate(r.notes):
         assumptions[f"note_{i + 1}"] = note
-    return s.TrainingMemoryResponse(
-        per_gpu=s.PerGpuMemory(
-            weights_bytes=r.weights_bytes,
-            gradients_bytes=r.gradients_bytes,
-            optimizer_bytes=r.optimizer_bytes,
-            activations_bytes=r.activations_bytes,
-            total_bytes=r.total_bytes,
-            total_gib=r.total_bytes / GIB,
-        ),
-        cpu_offload_bytes=r.cpu_offload_bytes,
-        params_per_gpu=r.params_per_gpu,
-        n_gpus=par.n_gpus,
-        activations=None
-        if act is None
-        else s.ActivationDetail(
-            per_layer_bytes=act.per_layer_bytes,
-            layers_per_stage=act.layers_per_stage,
-            in_flight_microbatches=act.in_flight_microbatches,
-            first_stage_bytes=act.first_stage_bytes,
-            last_stage_bytes=act.last_stage_bytes,
-        ),
-        gpu=gpu_row.id if gpu_row else None,
-        gpu_memory_bytes=gpu_bytes,
-        fits=None if gpu_bytes is None else r.total_bytes <= gpu_bytes,
-        formulas=list(r.formulas),
-        assumptions=assumptions,
+    # one validation pass over the whole answer (nested parts as dicts), not one per model
+    return s.TrainingMemoryResponse.model_validate(
+        {
+            "per_gpu": {
+                "weights_bytes": r.weights_bytes,
+                "gradients_bytes": r.gradients_bytes,
+                "optimizer_bytes": r.optimizer_bytes,
+                "activations_bytes": r.activations_bytes,
+                "total_bytes": r.total_bytes,
+                "total_gib": r.total_bytes / GIB,
+            },
+            "cpu_offload_bytes": r.cpu_offload_bytes,
+            "params_per_gpu": r.params_per_gpu,
+            "n_gpus": par.n_gpus,
+            "activations": None
+            if act is None
+            else {
+                "per_layer_bytes": act.per_layer_bytes,
+                "layers_per_stage": act.layers_per_stage,
+                "in_flight_microbatches": act.in_flight_microbatches,
+                "first_stage_bytes": act.first_stage_bytes,
+                "last_stage_bytes": act.last_stage_bytes,
+            },
+            "gpu": gpu_row.id if gpu_row else None,
+            "gpu_memory_bytes": gpu_bytes,
+            "fits": None if gpu_bytes is None else r.total_bytes <= gpu_bytes,
+            "formulas": list(r.formulas),
+            "assumptions": assumptions,
+        }
     )
 
 
