@@ -12,8 +12,7 @@ framework's floor for that body, so calc/echo is the share left after the calcul
 (catalog lookups, the formulas, building and serialising the answer). On Linux it also reports
 the server's CPU time per request, which does not depend on the client. Where the machine has
 two CPUs or more, the server is pinned to one and the client to the others (Linux affinity),
-which steadies the rounds. Exit status 1 when the
-median ratio misses the target.
+which steadies the rounds. Exit status 1 when the median ratio misses the target.
 
     make bench            # or: .venv/bin/python benchmarks/bench_calculators.py --rounds 5
 """

@@ -4,8 +4,9 @@ FastAPI's generic body handling (``json.loads``, then validation of a Python dic
 dependency machinery) costs about 60 µs a request here, more than the formulas themselves; the
 calculators therefore read the raw body and validate it in one step with
 ``Model.model_validate_json`` — the pattern FastAPI documents under "Custom OpenAPI path
-operation schema" (their routes are :class:`service.api.routing.HandlerRoute`). :func:`json_body` declares the body in the OpenAPI document exactly as FastAPI
-would, and :func:`add_body_schemas` adds the models to ``components.schemas``.
+operation schema" (their routes are :class:`service.api.routing.HandlerRoute`). :func:`json_body`
+declares the body in the OpenAPI document exactly as FastAPI would, and :func:`add_body_schemas`
+adds the models to ``components.schemas``.
 """
 
 from __future__ import annotations

@@ -77,13 +77,11 @@ class CatalogReader:
     def __init__(self, open_session: Callable[[], Session] | None, cache: CatalogCache) -> None:
         self.open_session = open_session
         self.cache = cache
-        self._cached_only = self if open_session is None else None
+        self._cached_only = self if open_session is None else CatalogReader(None, cache)
 
     def cached_only(self) -> CatalogReader:
         """A reader over the same cache that never opens a session (readers hold no per-request
-        state, so one is built once and shared)."""
-        if self._cached_only is None:
-            self._cached_only = CatalogReader(None, self.cache)
+        state, so one is built with this reader and shared)."""
         return self._cached_only
 
     def _read(self, key: tuple[str, str], read: Callable[[Session], T | None]) -> T | None:
