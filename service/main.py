@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service.api import budget, catalog, compute, cost, health, memory, params
+from service.api import budget, catalog, compute, cost, health, memory, params, plan
 from service.api.json_body import add_body_schemas
 from service.api.routing import attach, move_docs_last, operation_id
 from service.db.engine import build_engine, session_factory
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "memory", "description": "Training and serving memory."},
             {"name": "cost", "description": "Time and dollars of training and serving."},
             {"name": "budget", "description": "Dollars to compute-optimal model size and predicted loss."},
+            {"name": "plan", "description": "Parallel layouts ranked by a step-time model."},
             {"name": "gpus", "description": "Accelerator catalog."},
             {"name": "providers", "description": "Cloud providers."},
             {"name": "prices", "description": "Prices per GPU-hour, with history."},
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # one flat route table, matched in this order: liveness, the calculators, the rest of the API,
     # readiness and metrics, the docs pages last (see service/api/routing.py)
     for router in (
-        health.liveness, params.router, compute.router, memory.router, cost.router, budget.router, *catalog.ROUTERS,
+        health.liveness, params.router, compute.router, memory.router, cost.router, budget.router, plan.router, *catalog.ROUTERS,
         health.router,
     ):  # fmt: skip
         attach(app, router)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from service.core.architecture import Architecture, Ffn
 from service.core.compute import Recompute
@@ -118,39 +119,60 @@ class StageActivations:
 
     per_layer_bytes: int
     layers_per_stage: int
-    in_flight_microbatches: int
+    in_flight_microbatches: float
     first_stage_bytes: int
     last_stage_bytes: int
     peak_bytes: int
 
 
-def stage_activation_bytes(arch: Architecture, opts: ActivationOptions, *, pp: int) -> StageActivations:
+def layers_per_stage(n_layers: Any, pp: Any, virtual_stages: Any = 1) -> Any:
+    """Layers on the busiest pipeline stage: ``v`` chunks of ``ceil(L/(pp*v))`` layers — stages
+    may be uneven (Llama 3 ran 126 layers on 16 stages, Dubey et al. 2024 §3.3.2); ``ceil(L/pp)``
+    without interleaving. Integer arithmetic, so NumPy arrays work too."""
+    return -(-n_layers // (pp * virtual_stages)) * virtual_stages
+
+
+def in_flight_microbatches(pp: int, virtual_stages: int = 1, microbatches: int | None = None) -> float:
+    """Micro-batches' worth of stage activations the first pipeline stage holds under 1F1B:
+    ``pp`` (Narayanan et al. 2021 §2.2.1), never more than the step has, times
+    ``1 + (pp - 1)/(pp * v)`` with ``v`` interleaved chunks (Korthikanti et al. 2022 §4.2.3)."""
+    held = pp if microbatches is None else min(pp, microbatches)
+    if virtual_stages > 1:
+        return held * (1 + (pp - 1) / (pp * virtual_stages))
+    return float(held)
+
+
+def stage_activation_bytes(
+    arch: Architecture, opts: ActivationOptions, *, pp: int, virtual_stages: int = 1, microbatches: int | None = None
+) -> StageActivations:
     """Activations held by the busiest pipeline stage (Korthikanti §4.2.3 and §4.3).
 
-    Under 1F1B the first stage holds ``pp`` micro-batches in flight, each with ``ceil(L/pp)``
-    layers, so it stores ``L`` layers' worth regardless of ``pp``; it also keeps the embedding
-    dropout mask ``sbh`` per in-flight micro-batch. The last stage holds one micro-batch and the
+    Under 1F1B the first stage holds ``pp`` micro-batches in flight, each with
+    :func:`layers_per_stage` layers, so it stores ``L`` layers' worth regardless of ``pp`` (fewer when the step has fewer
+    micro-batches; more with interleaving: :func:`in_flight_microbatches`); it also keeps the
+    embedding dropout mask ``sbh`` per in-flight micro-batch. The last stage holds one micro-batch and the
     output layer: final-norm and projection inputs ``2*e*sbh`` and fp32 logits ``4*s*b*V/t``
     (Korthikanti's ``4*sbh/t*(1 + V/h)``). With ``pp = 1`` both are the same stage.
     """
     s, b, t, e = opts.seq_len, opts.micro_batch_size, opts.tp, opts.element_bytes
     sbh = s * b * arch.d_model
     layer = layer_activation_bytes(arch, opts).total_bytes
-    per_stage = math.ceil(arch.n_layers / pp)
+    per_stage = layers_per_stage(arch.n_layers, pp, virtual_stages)
     embedding_mask = MASK_BYTES * sbh if opts.dropout else 0
     output_inputs = 2 * e * sbh
     if opts.sequence_parallel:
         embedding_mask = math.ceil(embedding_mask / t)
         output_inputs = math.ceil(output_inputs / t)
     output = output_inputs + math.ceil(LOGIT_BYTES * s * b * arch.vocab_size / t)
-    first = pp * (per_stage * layer + embedding_mask)
+    in_flight = in_flight_microbatches(pp, virtual_stages, microbatches)
+    first = math.ceil(in_flight * (per_stage * layer + embedding_mask))
     last = per_stage * layer + output
     if pp == 1:
-        first = last = first + output
+        first = last = per_stage * layer + embedding_mask + output
     return StageActivations(
         per_layer_bytes=layer,
         layers_per_stage=per_stage,
-        in_flight_microbatches=pp,
+        in_flight_microbatches=in_flight,
         first_stage_bytes=first,
         last_stage_bytes=last,
         peak_bytes=max(first, last),

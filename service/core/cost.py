@@ -1,46 +1,34 @@
 """Time and dollars of training and serving.
 
 ``C = tau * T`` (Transformers Math 101): the run's FLOPs divided by the achieved throughput,
-``tau = n_gpus * peak * MFU * scaling_efficiency``. MFU counts model FLOPs only (Chowdhery et
-al. 2022, Appendix B). Serving follows the roofline of decoding: each generated token reads every
+``tau = n_gpus * peak * MFU``. MFU counts model FLOPs only (Chowdhery et al. 2022, Appendix B).
+A published MFU is measured at its run's scale and already holds the losses of communication and
+bubbles: it is never multiplied by a second efficiency (``scaling_efficiency`` is 1 unless a
+caller gives one). Where the layout is known the throughput comes from the step-time model
+instead (:func:`planned_training_cost`). Serving follows the roofline of decoding: each generated token reads every
 weight and the KV cache once, so small batches are bound by memory bandwidth, large ones by
 compute (Pope et al. 2022, "Efficiently Scaling Transformer Inference", §2-3).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from service.core.errors import InvalidSpecError
 from service.core.limits import check_flops
 
 SECONDS_PER_HOUR = 3600.0
-NODE_SIZE = 8  # GPUs that share NVLink in one server
-EFFICIENCY_LOSS_PER_DOUBLING = 0.03
-MIN_SCALING_EFFICIENCY = 0.5
-
-
-def default_scaling_efficiency(n_gpus: int) -> float:
-    """A documented heuristic for what N GPUs lose against N times one GPU.
-
-    1.0 within one 8-GPU node; beyond it, 3 % of throughput per doubling (inter-node
-    communication, pipeline bubbles, stragglers, restarts), floored at 0.5:
-    ``max(0.5, 1 - 0.03*log2(n/8))`` — 0.85 at 256 GPUs, 0.76 at 2,048, 0.67 at 16,384. It is
-    calibrated so that the ~50-55 % MFU of a well-tuned single node lands near the 38-46 % that
-    large published runs report (Narayanan et al. 2021; Chowdhery et al. 2022; Llama 3, Dubey et
-    al. 2024 §3.3). Give ``scaling_efficiency`` (or an MFU measured at the target scale with
-    ``scaling_efficiency`` 1) when you know better.
-    """
-    if n_gpus <= NODE_SIZE:
-        return 1.0
-    return max(MIN_SCALING_EFFICIENCY, 1 - EFFICIENCY_LOSS_PER_DOUBLING * math.log2(n_gpus / NODE_SIZE))
+# Long runs lose time to failures, restarts from checkpoints and evaluation: Llama 3 reports
+# "higher than 90 % effective training time" over a 54-day period with 466 interruptions on
+# 16K H100s (Dubey et al. 2024, §3.3.4); MegaScale reports the same figure (Jiang et al. 2024,
+# §1). A step-time model predicts the steady state; wall clock divides by this fraction.
+EFFECTIVE_TRAINING_TIME_FRACTION = 0.90
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingCost:
     total_flops: float
-    achieved_flops_per_s_per_gpu: float  # after MFU and scaling efficiency
+    achieved_flops_per_s_per_gpu: float  # model FLOPs over GPU-seconds
     gpu_hours: float
     wall_clock_hours: float
     cost_usd: float | None
@@ -97,6 +85,34 @@ def flops_for_budget(budget_usd: float, *, usd_per_gpu_hour: float, flops_per_s_
     if not usd_per_gpu_hour > 0:
         raise InvalidSpecError("usd_per_gpu_hour", "must be greater than 0 to turn dollars into compute")
     return check_flops("compute_flops", budget_usd / usd_per_gpu_hour * SECONDS_PER_HOUR * flops_per_s_per_gpu * scaling_efficiency)
+
+
+def planned_training_cost(
+    *,
+    tokens: float,
+    model_flops: float,
+    tokens_per_second: float,
+    n_gpus: int,
+    effective_time_fraction: float,
+    usd_per_gpu_hour: float | None,
+) -> TrainingCost:
+    """Time and dollars of a run from a plan's steady-state throughput: wall clock
+    ``tokens / tokens_per_second / effective_time_fraction``, GPU-hours ``n_gpus x`` that
+    (C = tau*T, Transformers Math 101; the fraction: :data:`EFFECTIVE_TRAINING_TIME_FRACTION`)."""
+    if not 0 < effective_time_fraction <= 1:
+        raise InvalidSpecError("effective_time_fraction", f"must be in (0, 1], got {effective_time_fraction}")
+    wall_clock_hours = tokens / tokens_per_second / effective_time_fraction / SECONDS_PER_HOUR
+    gpu_hours = check_flops("gpu_hours", wall_clock_hours * n_gpus)
+    return TrainingCost(
+        total_flops=model_flops,
+        achieved_flops_per_s_per_gpu=model_flops / (gpu_hours * SECONDS_PER_HOUR),
+        gpu_hours=gpu_hours,
+        wall_clock_hours=wall_clock_hours,
+        cost_usd=None if usd_per_gpu_hour is None else check_flops("cost_usd", gpu_hours * usd_per_gpu_hour),
+        n_gpus=n_gpus,
+        mfu=None,
+        scaling_efficiency=1.0,
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

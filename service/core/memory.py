@@ -12,13 +12,13 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from service.core.activations import ActivationOptions, StageActivations, stage_activation_bytes
+from service.core.activations import ActivationOptions, StageActivations, layers_per_stage, stage_activation_bytes
 from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.dtypes import Dtype, tensor_bytes
 from service.core.errors import InvalidSpecError
 from service.core.limits import check_bytes
-from service.core.params import count_params, norm_params
+from service.core.params import count_params, mlp_params_per_expert, norm_params
 
 INFERENCE_OVERHEAD_FRACTION = 0.2  # Transformers Math 101: total ≈ 1.2 × model memory
 
@@ -132,19 +132,32 @@ def optimizer_state_bytes(
 class Parallelism:
     """3D parallelism and ZeRO: ``dp`` data-parallel, ``tp`` tensor-parallel, ``pp`` pipeline
     stages; ``zero_stage`` 0-3 shards optimizer states (1), gradients (2) and weights (3) over
-    ``dp`` (Rajbhandari et al. 2020 §5); ``offload_optimizer`` keeps the optimizer states and the
-    master copy in host memory (Ren et al. 2021, ZeRO-Offload)."""
+    the ``dp * cp`` ranks that hold the same weights (Rajbhandari et al. 2020 §5; Megatron-LM's
+    distributed optimizer shards over data- and context-parallel ranks); ``offload_optimizer``
+    keeps the optimizer states and the master copy in host memory (Ren et al. 2021,
+    ZeRO-Offload). ``cp`` context-parallel ranks split each sequence (ring attention, Liu et al.
+    2023); ``ep`` expert-parallel ranks split a mixture's experts, carved out of the
+    data-parallel ranks (Lepikhin et al. 2020, GShard §2.2); ``virtual_stages`` interleaved
+    pipeline chunks per GPU (Narayanan et al. 2021 §2.2.2)."""
 
     dp: int = 1
     tp: int = 1
     pp: int = 1
+    cp: int = 1
+    ep: int = 1
+    virtual_stages: int = 1
     sequence_parallel: bool = False
     zero_stage: int = 0
     offload_optimizer: bool = False
 
     @property
     def n_gpus(self) -> int:
-        return self.dp * self.tp * self.pp
+        return self.dp * self.tp * self.pp * self.cp
+
+    @property
+    def zero_shards(self) -> int:
+        """Ranks that hold the same weights and share their optimizer states under ZeRO."""
+        return self.dp * self.cp
 
 
 def validate_parallelism(par: Parallelism, model: ModelShape) -> None:
@@ -169,12 +182,23 @@ def validate_parallelism(par: Parallelism, model: ModelShape) -> None:
             raise InvalidSpecError(
                 "parallelism.pp", f"pp={par.pp} exceeds n_layers={model.n_layers}"
             )
+        if par.virtual_stages > 1 and (par.pp == 1 or par.pp * par.virtual_stages > model.n_layers):
+            raise InvalidSpecError(
+                "parallelism.virtual_stages",
+                f"interleaving needs pp > 1 and at least one of the n_layers={model.n_layers} layers per chunk",
+            )
+        if par.ep > 1 and (model.n_experts % par.ep or par.dp % par.ep):
+            raise InvalidSpecError(
+                "parallelism.ep", f"ep={par.ep} must divide n_experts={model.n_experts} and dp={par.dp}"
+            )
 
 
 def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     """Parameters held by one GPU of the busiest pipeline stage before ZeRO-3 sharding.
 
-    With the architecture: the first stage holds the embedding and ``ceil(L/pp)`` layers, the
+    With the architecture: the first stage holds the embedding and
+    :func:`~service.core.activations.layers_per_stage` layers (``ceil(L/pp)`` without
+    interleaving), the
     last stage those layers, the final norm and the LM head (a tied head is a second copy when
     pp > 1, as in Megatron-LM); matrices are split over ``tp``, norms are replicated
     (Shoeybi et al. 2019 §3), and K/V projections split over at most ``n_kv_heads`` ranks (GQA
@@ -183,7 +207,7 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     if not isinstance(model, Architecture):
         return math.ceil(model.n_params / (par.tp * par.pp))
     b = count_params(model)
-    layers = model.n_layers if par.pp == 1 else math.ceil(model.n_layers / par.pp)
+    layers = layers_per_stage(model.n_layers, par.pp, par.virtual_stages)
     if par.pp == 1:
         total, norms = b.total, b.norm
     else:
@@ -198,7 +222,9 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     kv_ranks = min(par.tp, model.n_kv_heads)
     kv_per_layer = 2 * model.d_model * model.kv_dim + (2 * model.kv_dim if model.bias or model.qkv_bias else 0)
     kv_replication = layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
-    return math.ceil((total - norms) / par.tp + kv_replication) + norms
+    # expert parallelism: each rank keeps n_experts / ep of every layer's experts
+    experts_elsewhere = layers * (model.n_experts - model.n_experts // par.ep) * mlp_params_per_expert(model)
+    return math.ceil((total - norms - experts_elsewhere) / par.tp + kv_replication) + norms
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -230,6 +256,7 @@ def training_memory(
     flash_attention: bool = False,
     dropout: bool = False,
     include_activations: bool = True,
+    microbatches: int | None = None,
 ) -> TrainingMemory:
     """Memory per GPU for training ``model``.
 
@@ -250,7 +277,7 @@ def training_memory(
     optimizer_total = optimizer_state_bytes(p_gpu, optimizer, precision, arch)
     if optimizer is Optimizer.ADAFACTOR and arch is None:
         notes.append("Adafactor's factored second moment needs the shapes; counted as 0 bytes")
-    dp = par.dp
+    dp = par.zero_shards
     if par.zero_stage >= 1:
         optimizer_total = math.ceil(optimizer_total / dp)
     if par.zero_stage >= 2:
@@ -268,10 +295,15 @@ def training_memory(
     activations = 0
     if include_activations:
         arch = require_architecture(model, "activation memory")
+        full_seq = seq_len or arch.max_seq_len
+        if par.cp > 1 and (full_seq % par.cp or not flash_attention):
+            raise InvalidSpecError(
+                "parallelism.cp", f"context parallelism needs flash_attention and seq_len={full_seq} divisible by cp={par.cp}"
+            )
         stage = stage_activation_bytes(
             arch,
             ActivationOptions(
-                seq_len=seq_len or arch.max_seq_len,
+                seq_len=full_seq // par.cp,
                 micro_batch_size=micro_batch_size,
                 tp=par.tp,
                 sequence_parallel=par.sequence_parallel,
@@ -281,6 +313,8 @@ def training_memory(
                 element_bytes=pb.activation,
             ),
             pp=par.pp,
+            virtual_stages=par.virtual_stages,
+            microbatches=microbatches,
         )
         activations = stage.peak_bytes
         formulas.append(

@@ -43,6 +43,10 @@ class Gpu(Versioned, Base):
     __table_args__ = (
         CheckConstraint("memory_bytes > 0", name="memory_positive"),
         CheckConstraint("memory_bandwidth_bytes_per_s > 0", name="bandwidth_positive"),
+        CheckConstraint("gpus_per_node > 0", name="gpus_per_node_positive"),
+        CheckConstraint("intra_node_bandwidth_bytes_per_s > 0", name="intra_node_bandwidth_positive"),
+        CheckConstraint("inter_node_bandwidth_bytes_per_s > 0", name="inter_node_bandwidth_positive"),
+        CheckConstraint("matmul_efficiency > 0 AND matmul_efficiency <= 1", name="matmul_efficiency_fraction"),
     )
 
     id: Mapped[str] = mapped_column(String(SLUG), primary_key=True)
@@ -51,10 +55,18 @@ class Gpu(Versioned, Base):
     memory_bytes: Mapped[int] = mapped_column(BigInteger)
     memory_bandwidth_bytes_per_s: Mapped[int] = mapped_column(BigInteger)
     peak_tflops: Mapped[dict[str, Any]] = mapped_column(JSON)
-    interconnect_bytes_per_s: Mapped[int | None] = mapped_column(BigInteger)
+    interconnect_bytes_per_s: Mapped[int | None] = mapped_column(BigInteger)  # total, both directions
     tdp_watts: Mapped[int | None] = mapped_column(Integer)
     form_factor: Mapped[str | None] = mapped_column(String(64))
     default_mfu: Mapped[float | None] = mapped_column(Float)
+    # the cluster a planner assumes: GPUs sharing the fast link, and per-GPU bandwidths in ONE
+    # direction (what ring-collective formulas take), nominal link rates
+    gpus_per_node: Mapped[int | None] = mapped_column(Integer)
+    intra_node_bandwidth_bytes_per_s: Mapped[int | None] = mapped_column(BigInteger)
+    inter_node_bandwidth_bytes_per_s: Mapped[int | None] = mapped_column(BigInteger)
+    intra_node_link: Mapped[str | None] = mapped_column(String(64))
+    # fraction of the dense bf16 peak that large bf16 GEMMs reach (MAMF / peak)
+    matmul_efficiency: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text, default="")
 

@@ -15,6 +15,37 @@ Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z
 Text = Annotated[str, Field(max_length=4000)]
 PositiveBytes = Annotated[int, Field(gt=0, le=MAX_INT64)]
 Tflops = Annotated[float, Field(gt=0, le=1e7)]
+GpusPerNode = Annotated[
+    int,
+    Field(ge=1, le=1024, description="GPUs sharing the fast intra-node link in a typical server (HGX: 8; GB200 NVL72: 72)."),
+]
+IntraNodeBandwidth = Annotated[
+    int,
+    Field(
+        gt=0, le=MAX_INT64,
+        description="Bytes/s per GPU, ONE direction, nominal, to its node peers (NVLink 4: 450e9). Ring collectives use this; "
+        "`interconnect_bytes_per_s` is the total of both directions.",
+    ),
+]  # fmt: skip
+InterNodeBandwidth = Annotated[
+    int,
+    Field(
+        gt=0, le=MAX_INT64,
+        description="Bytes/s per GPU, ONE direction, nominal, of the scale-out network in common clusters "
+        "(one 400 Gb/s NIC per GPU: 50e9).",
+    ),
+]  # fmt: skip
+IntraNodeLink = Annotated[
+    str, Field(min_length=1, max_length=64, description='The intra-node link, e.g. "NVLink 4", "PCIe Gen4 x16", "ICI".')
+]
+MatmulEfficiency = Annotated[
+    float,
+    Field(
+        gt=0, le=1,
+        description="Fraction of the dense bf16 peak that large bf16 GEMMs reach (maximum achievable matmul FLOP/s "
+        "/ `peak_tflops.bf16`); null where no measurement is published.",
+    ),
+]  # fmt: skip
 Pricing = Literal["on_demand", "spot", "reserved"]
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
@@ -58,10 +89,17 @@ class GpuFields(Schema):
     memory_bytes: PositiveBytes
     memory_bandwidth_bytes_per_s: PositiveBytes
     peak_tflops: PeakTflops
-    interconnect_bytes_per_s: PositiveBytes | None = None
+    interconnect_bytes_per_s: PositiveBytes | None = Field(
+        None, description="Bytes/s per GPU, nominal, both directions added, of its GPU-to-GPU links (Gaudi: all on-chip RoCE ports)."
+    )
     tdp_watts: int | None = Field(None, gt=0, le=100_000)
     form_factor: str | None = Field(None, max_length=64)
     default_mfu: float | None = Field(None, gt=0, le=1, description="Typical training MFU on this device.")
+    gpus_per_node: GpusPerNode | None = None
+    intra_node_bandwidth_bytes_per_s: IntraNodeBandwidth | None = None
+    inter_node_bandwidth_bytes_per_s: InterNodeBandwidth | None = None
+    intra_node_link: IntraNodeLink | None = None
+    matmul_efficiency: MatmulEfficiency | None = None
     source: Text = Field(min_length=1)
     notes: Text = ""
 
@@ -77,7 +115,10 @@ class GpuIn(GpuFields):
                     "memory_bytes": 85899345920, "memory_bandwidth_bytes_per_s": 3350000000000,
                     "peak_tflops": {"fp32": 67, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5, "fp8": 1979, "int8": 1979},
                     "interconnect_bytes_per_s": 900000000000, "tdp_watts": 700, "form_factor": "SXM5",
-                    "default_mfu": 0.4, "source": "NVIDIA H100 datasheet",
+                    "default_mfu": 0.4, "gpus_per_node": 8, "intra_node_bandwidth_bytes_per_s": 450000000000,
+                    "inter_node_bandwidth_bytes_per_s": 50000000000, "intra_node_link": "NVLink 4",
+                    "matmul_efficiency": 0.8,
+                    "source": "NVIDIA H100 datasheet; DGX H100 User Guide; Bekman, ML Engineering Open Book (MAMF)",
                 }
             ]
         }
@@ -96,6 +137,11 @@ class GpuPatch(Schema):
     tdp_watts: int | None = Field(None, gt=0, le=100_000)
     form_factor: str | None = Field(None, max_length=64)
     default_mfu: float | None = Field(None, gt=0, le=1)
+    gpus_per_node: GpusPerNode | None = None
+    intra_node_bandwidth_bytes_per_s: IntraNodeBandwidth | None = None
+    inter_node_bandwidth_bytes_per_s: InterNodeBandwidth | None = None
+    intra_node_link: IntraNodeLink | None = None
+    matmul_efficiency: MatmulEfficiency | None = None
     source: Text | None = Field(None, min_length=1)
     notes: Text | None = None
 

@@ -13,6 +13,7 @@ from service.core.limits import MAX_SEQ_LEN, MAX_TOKENS
 from service.core.scaling import ScalingLaw
 from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
+from service.schemas.layout import PlanItem
 from service.schemas.model import ModelSpec
 
 GpuId = Annotated[str, Field(min_length=1, max_length=64, description="Catalog GPU id, e.g. `h100-sxm`.")]
@@ -44,7 +45,7 @@ class Throughput(Schema):
     achieved_tflops_per_gpu: float | None = Field(None, ge=1e-6, le=1e6, description="Instead of mfu.")
     dtype: PeakDtype = Field("bf16", description="Which peak the MFU applies to.")
     scaling_efficiency: float | None = Field(
-        None, ge=0.01, le=1, description="Throughput kept at n_gpus vs n × one GPU; default: a documented heuristic."
+        None, ge=0.01, le=1, description="Multiplies the MFU's throughput; default 1 (a measured MFU already holds the losses of scale)."
     )
 
     @model_validator(mode="after")
@@ -97,9 +98,12 @@ class TrainingCostResponse(Estimate):
     price: PriceQuote
     gpu: str
     n_gpus: int
-    mfu: float | None
-    achieved_tflops_per_gpu: float = Field(description="After MFU and scaling efficiency.")
-    scaling_efficiency: float
+    mfu: float | None = Field(description="The request's or catalog's MFU, or the planner's predicted MFU.")
+    achieved_tflops_per_gpu: float = Field(description="Model FLOPs of the run over its GPU-seconds, 10^12.")
+    scaling_efficiency: float = Field(description="1 unless the request gives one: an MFU already holds the losses of scale.")
+    fits: bool | None = Field(description="Whether any layout fits (null when the planner was not used).")
+    reason: str | None = Field(description="Why no layout fits, when `fits` is false.")
+    plan: PlanItem | None = Field(description="The best plan the time comes from, when the planner priced the run.")
 
 
 class CompareRequest(Throughput):
@@ -128,7 +132,8 @@ class CompareRow(Schema):
     cost_usd: float | None
     mfu: float | None
     fits: bool
-    min_memory_bytes_per_gpu: int | None = Field(description="Least per-GPU memory over the layouts tried.")
+    min_memory_bytes_per_gpu: int | None = Field(description="Per-GPU memory of the best plan, else the least over the layouts tried.")
+    plan: str | None = Field(description="The plan the time comes from, when the planner priced the row.")
     note: str
 
 

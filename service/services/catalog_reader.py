@@ -66,6 +66,12 @@ class GpuView:
     peak_tflops: dict[str, float | None]
     memory_bandwidth_bytes_per_s: int
     default_mfu: float | None
+    # the cluster around it: bandwidths per GPU in ONE direction (interconnect: both), nominal
+    interconnect_bytes_per_s: int | None = None
+    gpus_per_node: int | None = None
+    intra_node_bandwidth_bytes_per_s: int | None = None
+    inter_node_bandwidth_bytes_per_s: int | None = None
+    matmul_efficiency: float | None = None  # MAMF / dense bf16 peak
 
 
 class CatalogReader:
@@ -128,6 +134,11 @@ class CatalogReader:
                 peak_tflops=dict(row.peak_tflops),
                 memory_bandwidth_bytes_per_s=row.memory_bandwidth_bytes_per_s,
                 default_mfu=row.default_mfu,
+                interconnect_bytes_per_s=row.interconnect_bytes_per_s,
+                gpus_per_node=row.gpus_per_node,
+                intra_node_bandwidth_bytes_per_s=row.intra_node_bandwidth_bytes_per_s,
+                inter_node_bandwidth_bytes_per_s=row.inter_node_bandwidth_bytes_per_s,
+                matmul_efficiency=row.matmul_efficiency,
             )
 
         return self._read(("gpu", gpu_id), read)

@@ -8,14 +8,20 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.core import compute, cost, memory, scaling
+from service.core.architecture import Architecture, ModelShape
 from service.core.dtypes import PEAK_KEY, serving_peak
+from service.core.errors import InvalidSpecError
+from service.core.memory import Precision
 from service.core.params import count_params
+from service.core.plan import PlanResult
 from service.db.models import Gpu, Provider
 from service.db.repositories import PriceRepository, VersionedRepository
 from service.errors import Unprocessable
 from service.schemas import cost as s
+from service.services import plan as plan_service
 from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import resolve_gpu, resolve_model
+from service.services.plan import Cluster
 
 DEFAULT_MFU = 0.40  # Transformers Math 101 / formula sheet: 37-50 % is what good large runs reach
 
@@ -52,10 +58,48 @@ def _rate(gpu: GpuView, req: s.Throughput) -> Rate:
     return Rate(flops, mfu, {"mfu": mfu, "mfu_source": source, "peak_tflops": peak, "peak_dtype": req.dtype})
 
 
-def _efficiency(req: s.Throughput, n_gpus: int) -> tuple[float, str]:
+def _efficiency(req: s.Throughput) -> tuple[float, str]:
+    """An explicit scaling efficiency, else 1: an MFU (catalog or request) is an at-scale figure
+    that already holds the losses of communication and bubbles (formula sheet, "Compute")."""
     if req.scaling_efficiency is not None:
         return req.scaling_efficiency, "request"
-    return cost.default_scaling_efficiency(n_gpus), "heuristic max(0.5, 1 - 0.03*log2(n/8)) beyond one 8-GPU node"
+    return 1.0, "none applied: an MFU is measured at its run's scale and already holds the losses of scale"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The planner's answer for a training run on a catalog GPU: its best plan, or why none fits."""
+
+    plan: PlanResult | None
+    cluster: Cluster | None
+    seq_len: int
+    global_batch_size: int
+    reason: str | None
+
+
+def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, req: s.Throughput) -> Planned | None:
+    """The step-time model's best plan when the architecture is known and no throughput was given
+    (None otherwise: the answer then uses the MFU)."""
+    if req.mfu is not None or req.achieved_tflops_per_gpu is not None or not isinstance(model, Architecture):
+        return None
+    seq = seq_len or model.max_seq_len
+    batch, _ = plan_service.batch_size(seq, None, None)
+    try:
+        cluster = plan_service.cluster_for(gpu, Precision.MIXED_BF16)
+        result = plan_service.best_plan(model, cluster, n_gpus=n_gpus, seq_len=seq, global_batch_size=batch)
+    except (Unprocessable, InvalidSpecError) as exc:
+        reason = exc.detail if isinstance(exc, Unprocessable) else f"{exc.field}: {exc.reason}"
+        return Planned(plan=None, cluster=None, seq_len=seq, global_batch_size=batch, reason=reason)
+    return Planned(plan=result, cluster=cluster, seq_len=seq, global_batch_size=batch, reason=result.reason)
+
+
+def _plan_assumptions(planned: Planned) -> dict[str, Any]:
+    out: dict[str, Any] = {"seq_len": planned.seq_len, "global_batch_size": planned.global_batch_size}
+    if planned.plan is not None and planned.plan.plans:
+        best = planned.plan.plans[0]
+        out |= {"time_from": "the planner's best plan (step-time model, POST /v1/plan)", "plan": plan_service.plan_summary(best),
+                "predicted_mfu": best.mfu, "effective_time_fraction": cost.EFFECTIVE_TRAINING_TIME_FRACTION}  # fmt: skip
+    return out
 
 
 def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.PriceQuote:
@@ -89,22 +133,40 @@ def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.Pri
 def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: Session) -> s.TrainingCostResponse:
     model = resolve_model(req.model, catalog)
     gpu = _gpu(catalog, req.gpu)
-    rate = _rate(gpu, req)
-    efficiency, efficiency_source = _efficiency(req, req.n_gpus)
     price = resolve_price(session, gpu.id, req)
     flops = compute.training_flops(
         model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
     )
-    # MFU counts model FLOPs only (PaLM App. B): time = model FLOPs / (peak * MFU). Recompute
-    # changes what the GPUs execute (hardware FLOPs, HFU), not the time at a given MFU.
-    r = cost.training_cost(
-        flops.model_flops,
-        flops_per_s_per_gpu=rate.flops_per_s_per_gpu,
-        n_gpus=req.n_gpus,
-        scaling_efficiency=efficiency,
-        usd_per_gpu_hour=price.usd_per_gpu_hour,
-        mfu=rate.mfu,
-    )
+    planned = _planned(model, gpu, req.n_gpus, req.seq_len, req)
+    best = planned.plan.plans[0] if planned and planned.plan and planned.plan.plans else None
+    if best is not None:
+        r = cost.planned_training_cost(
+            tokens=req.tokens, model_flops=flops.model_flops, tokens_per_second=best.tokens_per_second, n_gpus=req.n_gpus,
+            effective_time_fraction=cost.EFFECTIVE_TRAINING_TIME_FRACTION, usd_per_gpu_hour=price.usd_per_gpu_hour,
+        )  # fmt: skip
+        rate_assumptions: dict[str, Any] = {"mfu_source": "predicted by the step-time model"}
+        mfu, efficiency, efficiency_source = best.mfu, 1.0, "none applied: the step-time model prices the plan's communication"
+        time_formula = ("wall clock = tokens / (plan tokens/s) / effective-time fraction; GPU-hours = n_gpus * wall clock "
+                        "(step-time model: POST /v1/plan)")  # fmt: skip
+    else:
+        rate = _rate(gpu, req)
+        efficiency, efficiency_source = _efficiency(req)
+        # MFU counts model FLOPs only (PaLM App. B): time = model FLOPs / (peak * MFU). Recompute
+        # changes what the GPUs execute (hardware FLOPs, HFU), not the time at a given MFU.
+        r = cost.training_cost(
+            flops.model_flops, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, n_gpus=req.n_gpus, scaling_efficiency=efficiency,
+            usd_per_gpu_hour=price.usd_per_gpu_hour, mfu=rate.mfu,
+        )  # fmt: skip
+        rate_assumptions, mfu = rate.assumptions | {"time_from": "model FLOPs at the MFU (recompute is already inside a measured MFU)"}, rate.mfu
+        time_formula = ("GPU-hours = FLOPs / (peak * MFU * scaling_efficiency) / 3600; wall clock = GPU-hours / n_gpus "
+                        "(C = tau*T, Transformers Math 101)")  # fmt: skip
+        if planned is None and not isinstance(model, Architecture) and req.mfu is None and req.achieved_tflops_per_gpu is None:
+            rate_assumptions["planner"] = "not used: the step-time model needs the architecture (a preset or its fields)"
+    fits = None if planned is None else best is not None
+    plan_item = None
+    if best is not None:
+        plan_item = plan_service.plan_item(gpu.id, req.n_gpus, best, req.tokens, cost.EFFECTIVE_TRAINING_TIME_FRACTION,
+                                           price.usd_per_gpu_hour, planned.plan.model_flops_per_token)  # fmt: skip
     return s.TrainingCostResponse(
         total_flops=flops.model_flops,
         hardware_flops=flops.hardware_flops,
@@ -115,22 +177,21 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
         price=price,
         gpu=gpu.id,
         n_gpus=req.n_gpus,
-        mfu=rate.mfu,
+        mfu=mfu,
         achieved_tflops_per_gpu=r.achieved_flops_per_s_per_gpu / 1e12,
         scaling_efficiency=efficiency,
-        formulas=[
-            flops.formula,
-            "GPU-hours = FLOPs / (peak * MFU * scaling_efficiency) / 3600; wall clock = GPU-hours / n_gpus "
-            "(C = tau*T, Transformers Math 101)",
-        ],
-        assumptions=rate.assumptions
+        fits=fits,
+        reason=planned.reason if planned is not None and best is None else None,
+        plan=plan_item,
+        formulas=[flops.formula, time_formula],
+        assumptions=rate_assumptions
+        | (_plan_assumptions(planned) if planned else {})
         | {
             "scaling_efficiency": efficiency,
             "scaling_efficiency_source": efficiency_source,
             "price_as_of": price.as_of.isoformat() if price.as_of else None,
             "price_chosen": price.chosen,
-            "time_from": "model FLOPs at the MFU (recompute is already inside a measured MFU)",
-            "implied_hfu": None if rate.mfu is None else rate.mfu * flops.hardware_flops / flops.model_flops,
+            "implied_hfu": None if mfu is None or best is not None else mfu * flops.hardware_flops / flops.model_flops,
         },
     )
 
@@ -146,19 +207,39 @@ def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> 
         unknown = sorted((wanted or set()) - set(known))
         if unknown:
             raise Unprocessable.for_field(name, f"unknown: {', '.join(unknown)}; known: {', '.join(known)}")
-    efficiency, efficiency_source = _efficiency(req, req.n_gpus)
+    efficiency, efficiency_source = _efficiency(req)
     footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=req.seq_len)
+    planned: dict[str, Planned | None] = {}
     out: list[s.CompareRow] = []
     for row in rows:
         if (wanted_gpus and row.gpu_id not in wanted_gpus) or (wanted_providers and row.provider_id not in wanted_providers):
             continue
         gpu = _gpu(catalog, row.gpu_id)
-        fits = footprint <= gpu.memory_bytes
-        note = "" if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best; has {gpu.memory_bytes / 2**30:.1f} GiB"
+        if gpu.id not in planned:  # one plan per GPU type, whatever its providers
+            planned[gpu.id] = _planned(model, gpu, req.n_gpus, req.seq_len, req)
+        plan = planned[gpu.id]
+        best = plan.plan.plans[0] if plan and plan.plan and plan.plan.plans else None
+        if plan is not None:
+            fits = best is not None
+            note = "" if fits else (plan.reason or "no layout fits")
+            least = best.memory.total_bytes if best else footprint
+        else:
+            fits = footprint <= gpu.memory_bytes
+            note = "" if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best; has {gpu.memory_bytes / 2**30:.1f} GiB"
+            least = footprint
         row_fields = {
             "gpu": gpu.id, "provider": row.provider_id, "pricing": row.pricing, "usd_per_gpu_hour": row.usd_per_gpu_hour,
-            "as_of": row.as_of, "fits": fits, "min_memory_bytes_per_gpu": footprint,
+            "as_of": row.as_of, "fits": fits, "min_memory_bytes_per_gpu": least,
+            "plan": plan_service.plan_summary(best) if best else None,
         }  # fmt: skip
+        if best is not None:
+            r = cost.planned_training_cost(
+                tokens=req.tokens, model_flops=flops.model_flops, tokens_per_second=best.tokens_per_second, n_gpus=req.n_gpus,
+                effective_time_fraction=cost.EFFECTIVE_TRAINING_TIME_FRACTION, usd_per_gpu_hour=row.usd_per_gpu_hour,
+            )  # fmt: skip
+            out.append(s.CompareRow(**row_fields, gpu_hours=r.gpu_hours, wall_clock_hours=r.wall_clock_hours, cost_usd=r.cost_usd,
+                                    mfu=best.mfu, note=note))  # fmt: skip
+            continue
         try:
             rate = _rate(gpu, req)
         except Unprocessable as exc:  # no peak for the dtype: listed, not priced
@@ -178,10 +259,16 @@ def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> 
     return s.CompareResponse(
         rows=out,
         total_flops=flops.model_flops,
-        formulas=[flops.formula, "cost = FLOPs / (peak * MFU * scaling_efficiency) / 3600 * price (Transformers Math 101)",
-                  "fits: least per-GPU memory over tp 1/2/4/8, ZeRO-3, full recompute, micro-batch 1 (Rajbhandari et al. 2020; Korthikanti et al. 2022)"],
+        formulas=[flops.formula,
+                  "with the architecture: time from each GPU type's best plan (step-time model, POST /v1/plan) / effective-time fraction",
+                  "otherwise: cost = FLOPs / (peak * MFU * scaling_efficiency) / 3600 * price (Transformers Math 101)",
+                  "fits: a plan fits (planner), else least per-GPU memory over tp 1/2/4/8, ZeRO-3, full recompute, micro-batch 1 "
+                  "(Rajbhandari et al. 2020; Korthikanti et al. 2022)"],
         assumptions={"pricing": req.pricing, "scaling_efficiency": efficiency, "scaling_efficiency_source": efficiency_source,
-                     "mfu": req.mfu, "mfu_source": "request" if req.mfu else "each GPU's catalog default, else 0.40",
+                     "mfu": req.mfu, "mfu_source": "request" if req.mfu else (
+                         "predicted per GPU type by the step-time model" if isinstance(model, Architecture)
+                         else "each GPU's catalog default (an at-scale figure), else 0.40"),
+                     "effective_time_fraction": cost.EFFECTIVE_TRAINING_TIME_FRACTION,
                      "sort_by": req.sort_by, "unfit_rows": "sorted last"},
     )  # fmt: skip
 
@@ -203,7 +290,7 @@ def _run_economics(catalog: CatalogReader, session: Session, req: Any, compute_f
         return Economics()
     gpu = _gpu(catalog, req.gpu)
     rate = _rate(gpu, req)
-    efficiency, efficiency_source = _efficiency(req, n_gpus or 1)
+    efficiency, efficiency_source = _efficiency(req)
     price = resolve_price(session, gpu.id, req)
     r = cost.training_cost(
         compute_flops, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, n_gpus=n_gpus or 1, scaling_efficiency=efficiency,
@@ -250,7 +337,7 @@ def budget(req: s.BudgetRequest, catalog: CatalogReader, session: Session) -> s.
     if req.budget_usd is not None:
         gpu = _gpu(catalog, req.gpu)
         rate = _rate(gpu, req)
-        efficiency, _ = _efficiency(req, req.n_gpus or 1)
+        efficiency, _ = _efficiency(req)
         price = resolve_price(session, gpu.id, req)
         if price.usd_per_gpu_hour <= 0:
             raise Unprocessable.for_field(

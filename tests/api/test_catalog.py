@@ -23,8 +23,14 @@ NEW_GPU = {
     "id": "test-gpu", "vendor": "TestCo", "name": "Test GPU 48GB", "memory_bytes": 48 * 2**30,
     "memory_bandwidth_bytes_per_s": 2_000_000_000_000, "peak_tflops": {"bf16": 400.0, "fp32": 50.0},
     "interconnect_bytes_per_s": 400_000_000_000, "tdp_watts": 450, "form_factor": "PCIe",
-    "default_mfu": 0.35, "source": "test fixture", "notes": "made up",
+    "default_mfu": 0.35, "gpus_per_node": 4, "intra_node_bandwidth_bytes_per_s": 200_000_000_000,
+    "inter_node_bandwidth_bytes_per_s": 12_500_000_000, "intra_node_link": "TestLink 1", "matmul_efficiency": 0.7,
+    "source": "test fixture", "notes": "made up",
 }  # fmt: skip
+CLUSTER_FIELDS = (
+    "gpus_per_node", "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s", "intra_node_link",
+    "matmul_efficiency",
+)  # fmt: skip
 NEW_PROVIDER = {"id": "test-cloud", "name": "Test Cloud", "url": "https://example.com/pricing", "notes": "made up"}
 NEW_MODEL = {
     "id": "tiny-test", "name": "Tiny Test", "family": "test", "n_layers": 2, "d_model": 64, "n_heads": 4,
@@ -196,6 +202,13 @@ def test_get_fields(client) -> None:
     assert gpu["memory_bytes"] == 80 * 2**30
     assert gpu["peak_tflops"]["bf16"] == 989.5
     assert gpu["peak_tflops"].keys() == {"fp32", "tf32", "bf16", "fp16", "fp8", "int8"}
+    # NVLink 4: 900 GB/s both ways = 450 GB/s each way; one 400 Gb/s NIC per GPU; Bekman's MAMF 794.5 / 989.5
+    assert {k: gpu[k] for k in CLUSTER_FIELDS} == {
+        "gpus_per_node": 8, "intra_node_bandwidth_bytes_per_s": 450_000_000_000,
+        "inter_node_bandwidth_bytes_per_s": 50_000_000_000, "intra_node_link": "NVLink 4", "matmul_efficiency": 0.8,
+    }  # fmt: skip
+    assert gpu["interconnect_bytes_per_s"] == 2 * gpu["intra_node_bandwidth_bytes_per_s"]
+    assert client.get("/v1/gpus/l4").json()["matmul_efficiency"] is None  # no published measurement
     model = client.get("/v1/models/llama-2-7b").json()
     assert (model["n_layers"], model["d_model"], model["n_heads"], model["d_head"], model["d_ff"]) == (32, 4096, 32, 128, 11008)
     assert model["source"]
@@ -319,6 +332,17 @@ def test_writes_without_a_configured_token_are_a_403(app, client) -> None:
         ("gpus", {"memory_bandwidth_bytes_per_s": -5}, ["body", "memory_bandwidth_bytes_per_s"]),
         ("gpus", {"peak_tflops": {"bf16": -1.0}}, ["body", "peak_tflops", "bf16"]),
         ("gpus", {"default_mfu": 1.5}, ["body", "default_mfu"]),
+        ("gpus", {"gpus_per_node": 0}, ["body", "gpus_per_node"]),
+        ("gpus", {"gpus_per_node": 1025}, ["body", "gpus_per_node"]),
+        ("gpus", {"gpus_per_node": 7.5}, ["body", "gpus_per_node"]),
+        ("gpus", {"intra_node_bandwidth_bytes_per_s": 0}, ["body", "intra_node_bandwidth_bytes_per_s"]),
+        ("gpus", {"intra_node_bandwidth_bytes_per_s": 2.5e9 + 0.5}, ["body", "intra_node_bandwidth_bytes_per_s"]),
+        ("gpus", {"inter_node_bandwidth_bytes_per_s": -1}, ["body", "inter_node_bandwidth_bytes_per_s"]),
+        ("gpus", {"inter_node_bandwidth_bytes_per_s": 2**63}, ["body", "inter_node_bandwidth_bytes_per_s"]),
+        ("gpus", {"intra_node_link": ""}, ["body", "intra_node_link"]),
+        ("gpus", {"intra_node_link": "x" * 65}, ["body", "intra_node_link"]),
+        ("gpus", {"matmul_efficiency": 0}, ["body", "matmul_efficiency"]),
+        ("gpus", {"matmul_efficiency": 1.01}, ["body", "matmul_efficiency"]),
         ("gpus", {"id": "Not A Slug"}, ["body", "id"]),
         ("gpus", {"colour": "green"}, ["body", "colour"]),
         ("gpus", {"peak_tflops": {"fp4": 9000}}, ["body", "peak_tflops", "fp4"]),
@@ -378,6 +402,7 @@ def test_put_replaces_every_field(client) -> None:
     assert (gpu["interconnect_bytes_per_s"], gpu["tdp_watts"], gpu["form_factor"], gpu["default_mfu"], gpu["notes"]) == (
         None, None, None, None, ""
     )  # fmt: skip
+    assert {k: gpu[k] for k in CLUSTER_FIELDS} == dict.fromkeys(CLUSTER_FIELDS)
     assert gpu["version"] == 2
     assert client.get("/v1/gpus/test-gpu").json() == gpu
 
@@ -430,6 +455,20 @@ def test_patch_changes_only_the_given_fields(client) -> None:
     assert got.json() == after and got.headers["ETag"] == '"2"'
     r = client.patch("/v1/gpus/h100-sxm", json={"name": "H100 again"}, headers=AUTH)
     assert r.headers["ETag"] == '"3"' and r.json()["tdp_watts"] == 750
+
+
+def test_patch_and_clear_the_cluster_fields(client) -> None:
+    before = client.get("/v1/gpus/h100-sxm").json()
+    changes = {"gpus_per_node": 16, "inter_node_bandwidth_bytes_per_s": 100_000_000_000, "matmul_efficiency": 0.75}
+    r = client.patch("/v1/gpus/h100-sxm", json=changes, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json() == before | changes | {"version": 2}
+    cleared = client.patch("/v1/gpus/h100-sxm", json={"matmul_efficiency": None, "intra_node_link": None}, headers=AUTH)
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json() == before | changes | {"matmul_efficiency": None, "intra_node_link": None, "version": 3}
+    data = problem(client.patch("/v1/gpus/h100-sxm", json={"matmul_efficiency": 2}, headers=AUTH), 422)
+    assert ["body", "matmul_efficiency"] in locs(data)
+    assert client.get("/v1/gpus/h100-sxm").headers["ETag"] == '"3"'
 
 
 def test_patch_a_model_preset(client) -> None:

@@ -7,6 +7,7 @@ from dataclasses import fields
 from service.catalog import loader
 from service.core.architecture import Architecture
 from service.core.spec import make_architecture
+from service.core.steptime import Hardware
 
 
 def preset_architecture(preset: dict[str, object]) -> dict[str, object]:
@@ -27,3 +28,15 @@ def gpt3_like(**overrides: object) -> Architecture:
         position="learned", max_seq_len=2048, bias=True, tied_embeddings=True,
     )  # fmt: skip
     return make_architecture(**(fields | overrides))
+
+
+def hardware(gpu_id: str, **overrides: object) -> Hardware:
+    """A seed-file GPU as the step-time model sees it (bf16 peak, catalog interconnect)."""
+    row = loader.gpus()[gpu_id]
+    fields: dict[str, object] = dict(
+        peak_flops_per_s=row["peak_tflops"]["bf16"] * 1e12, matmul_efficiency=row["matmul_efficiency"],
+        memory_bytes=row["memory_bytes"], memory_bandwidth_bytes_per_s=row["memory_bandwidth_bytes_per_s"],
+        gpus_per_node=row["gpus_per_node"], intra_node_bandwidth_bytes_per_s=row["intra_node_bandwidth_bytes_per_s"],
+        inter_node_bandwidth_bytes_per_s=row["inter_node_bandwidth_bytes_per_s"],
+    )  # fmt: skip
+    return Hardware(**(fields | overrides))  # type: ignore[arg-type]

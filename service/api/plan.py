@@ -1,0 +1,25 @@
+"""Planner routes: the fastest parallel layouts of a model on a cluster."""
+
+from __future__ import annotations
+
+from fastapi import Response
+
+from service.api.deps import CatalogDep, SessionDep
+from service.api.responses import json_response, problem_responses
+from service.api.routing import api_router
+from service.schemas import plan as s
+from service.services import plan
+
+router = api_router(prefix="/v1/plan", tags=["plan"], responses=problem_responses(422, 503))
+
+
+@router.post("", response_model=s.PlanResponse, summary="Parallelism plans")
+def training(req: s.PlanRequest, catalog: CatalogDep, session: SessionDep) -> Response:
+    """Every layout of `model` on `n_gpus` GPUs — data, tensor, pipeline, context and expert
+    parallel sizes, ZeRO 0-3, offload, micro-batch, recompute, sequence parallelism, interleaving —
+    pruned by per-GPU memory and ranked by the step-time model: the fastest `top_k`, each with
+    its memory and step-time breakdown, MFU and HFU, and with `tokens` its hours and dollars. A
+    list of GPUs compares their best plans; `tokens` + `deadline_days` instead of `n_gpus` finds
+    the cluster size that meets the deadline at the least cost. No plan that fits is a 200 with
+    `plans: []` and the reason."""
+    return json_response(plan.plan(req, catalog, session))

@@ -1,0 +1,526 @@
+"""The parallelism planner: every layout of a model on a cluster, the fastest ones that fit.
+
+The search is exhaustive over data (``dp``), tensor (``tp``), pipeline (``pp``), context (``cp``)
+and expert (``ep``) parallel sizes, ZeRO stage 0-3, optimizer offload, micro-batch size,
+recompute none/selective/full, sequence parallelism and interleaved pipeline chunks. Rules of a
+valid layout (Narayanan et al. 2021 §3; Korthikanti et al. 2022 §4):
+
+- ``tp * pp * dp * cp = n_gpus``; ``tp`` stays inside a node and divides the heads (and the KV
+  heads divide it or it divides them); ``pp <= n_layers``, stages may be uneven (the busiest
+  holds ``ceil(L/pp)`` layers: Llama 3 ran 126 layers on 16 stages, Dubey et al. 2024 §3.3.2);
+  ``dp * micro_batch_size`` divides the global batch; interleaving needs a layer per chunk
+  (``pp * v <= n_layers``) and the micro-batches divisible by ``pp`` (Megatron-LM's rule); ``cp`` needs FlashAttention and divides the
+  sequence; ``ep`` divides the experts and ``dp``; ZeRO needs more than one data-parallel rank
+  (or offload: ZeRO-Offload trains on one GPU), offload needs ZeRO; sequence parallelism needs
+  ``tp > 1``.
+
+Each layout's per-GPU memory (the busiest stage) is computed with the same formulas as
+:func:`service.core.memory.training_memory` — its per-shard parts are taken from that module and
+combined here over arrays — and layouts that do not fit are pruned before the step-time model
+(:mod:`service.core.steptime`) prices the rest. The returned plans are recomputed one by one
+with the scalar core, so what a plan reports is exactly what the memory calculator answers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from service.core.activations import LOGIT_BYTES, MASK_BYTES, ActivationOptions, layer_activation_bytes, layers_per_stage
+from service.core.architecture import Architecture
+from service.core.compute import AttentionFormula, Recompute, training_flops
+from service.core.errors import InvalidSpecError
+from service.core.memory import (
+    PRECISION_BYTES,
+    Optimizer,
+    Parallelism,
+    Precision,
+    TrainingMemory,
+    optimizer_state_bytes,
+    params_per_gpu,
+    training_memory,
+)
+from service.core.steptime import RECOMPUTE_CODES, Hardware, Layout, StepTime, Workload, step_time
+
+RECOMPUTES = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL)
+MICRO_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+VIRTUAL_STAGES = (1, 2, 3, 4, 5, 6, 8)
+CONTEXT_PARALLEL = (1, 2, 4, 8, 16, 32)
+DEFAULT_TIME_LIMIT_SECONDS = 5.0
+DIMENSIONS = (
+    "tp", "pp", "dp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_size", "recompute",
+    "sequence_parallel", "virtual_stages",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlanSpec:
+    """What to plan: ``n_gpus`` of one type, the step's batch, the number formats, and any
+    dimension held ``fixed`` (names in :data:`DIMENSIONS`; ``recompute`` as a string).
+    ``usable_memory_fraction`` of the GPU's memory is what a plan may fill (the rest holds the
+    CUDA context, NCCL buffers and allocator fragmentation); ``time_limit_seconds`` bounds the
+    search."""
+
+    n_gpus: int
+    seq_len: int
+    global_batch_size: int
+    precision: Precision = Precision.MIXED_BF16
+    optimizer: Optimizer = Optimizer.ADAMW
+    flash_attention: bool = True
+    dropout: bool = False
+    fixed: dict[str, Any] = field(default_factory=dict)
+    top_k: int = 10
+    usable_memory_fraction: float = 0.95
+    time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS
+    overlap_grad_reduce: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    """One layout with its memory (from :func:`service.core.memory.training_memory`) and step
+    time (from :func:`service.core.steptime.step_time`)."""
+
+    tp: int
+    pp: int
+    dp: int
+    cp: int
+    ep: int
+    zero_stage: int
+    offload_optimizer: bool
+    micro_batch_size: int
+    gradient_accumulation_steps: int
+    recompute: Recompute
+    sequence_parallel: bool
+    virtual_stages: int
+    memory: TrainingMemory
+    step: dict[str, float]
+    step_seconds: float
+    tokens_per_second: float
+    tflops_per_gpu: float
+    mfu: float
+    hfu: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Search:
+    considered: int
+    feasible: int
+    returned: int
+    seconds: float
+    cut: bool
+    searched: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlanResult:
+    plans: list[Plan]
+    search: Search
+    reason: str | None
+    model_flops_per_token: float
+
+
+def _divisors(n: int) -> list[int]:
+    small = [i for i in range(1, math.isqrt(n) + 1) if n % i == 0]
+    return sorted(set(small + [n // i for i in small]))
+
+
+def _axis(name: str, default: list[Any], fixed: dict[str, Any]) -> np.ndarray:
+    values = [fixed[name]] if name in fixed else default
+    return np.asarray(values)
+
+
+def workload_for(spec: PlanSpec) -> Workload:
+    """The step-time model's view of the spec: 16-bit activations and weights (fp32 for fp32
+    training), gradients reduced in the gradient dtype, and the optimizer's bytes per parameter
+    (master copy and states, :func:`service.core.memory.optimizer_state_bytes`)."""
+    pb = PRECISION_BYTES[spec.precision]
+    return Workload(
+        seq_len=spec.seq_len,
+        global_batch_size=spec.global_batch_size,
+        flash_attention=spec.flash_attention,
+        dropout=spec.dropout,
+        element_bytes=pb.activation,
+        weight_bytes=pb.weight,
+        gradient_bytes=pb.gradient,
+        optimizer_bytes_per_param=optimizer_state_bytes(1e6, spec.optimizer, spec.precision) / 1e6,
+        overlap_grad_reduce=spec.overlap_grad_reduce,
+    )
+
+
+AXES = ("tp", "pp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_size", "recompute",
+        "sequence_parallel", "virtual_stages")  # fmt: skip
+
+
+def _axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, np.ndarray]:
+    """The values each dimension may take (a fixed dimension: its one value)."""
+    n, s, fixed = spec.n_gpus, spec.seq_len, spec.fixed
+    node = min(hw.gpus_per_node, n)
+    tps = [t for t in _divisors(arch.n_heads) if t <= node and n % t == 0
+           and (arch.n_kv_heads % t == 0 or t % arch.n_kv_heads == 0)]  # fmt: skip
+    defaults: dict[str, list[Any]] = {
+        "tp": tps,
+        "pp": [p for p in _divisors(n) if p <= arch.n_layers],
+        "cp": [c for c in CONTEXT_PARALLEL if s % c == 0 and n % c == 0] if spec.flash_attention else [1],
+        "ep": _divisors(arch.n_experts) if arch.is_moe else [1],
+        "zero_stage": [0, 1, 2, 3],
+        "offload_optimizer": [False, True],
+        "micro_batch_size": list(MICRO_BATCH_SIZES),
+        "recompute": [0, 1, 2],
+        "sequence_parallel": [False, True],
+        "virtual_stages": list(VIRTUAL_STAGES),
+    }
+    if "recompute" in fixed:
+        fixed = fixed | {"recompute": RECOMPUTE_CODES[fixed["recompute"]]}
+    return {name: _axis(name, values, fixed) for name, values in defaults.items()}
+
+
+OUTER = ("tp", "pp", "cp", "ep", "micro_batch_size", "virtual_stages")
+INNER = ("zero_stage", "offload_optimizer", "recompute", "sequence_parallel")
+
+
+def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every structurally valid layout, as flat arrays (one entry per layout); ``i_<dim>`` holds
+    each layout's index into ``axes[dim]``. Built in two products so that the rules on sizes
+    prune before the memory and recompute choices multiply them."""
+    n = spec.n_gpus
+    outer = np.indices(tuple(len(axes[k]) for k in OUTER), dtype=np.int32).reshape(len(OUTER), -1)
+    t, p, c, ep, b, v = (axes[k][outer[i]].astype(np.int64) for i, k in enumerate(OUTER))
+    model_parallel = t * p * c
+    ok = n % model_parallel == 0
+    d = np.maximum(n // model_parallel, 1)
+    if "dp" in spec.fixed:
+        ok &= d == spec.fixed["dp"]
+    ok &= spec.global_batch_size % (d * b) == 0
+    m = spec.global_batch_size // (d * b)
+    ok &= d % ep == 0
+    ok &= (v == 1) | ((p > 1) & (p * v <= arch.n_layers) & (m % p == 0))
+    keep = np.flatnonzero(ok)
+    outer, d, m = outer[:, keep], d[keep], m[keep]
+    inner = np.indices(tuple(len(axes[k]) for k in INNER), dtype=np.int32).reshape(len(INNER), -1)
+    rows = np.repeat(np.arange(len(keep)), inner.shape[1])
+    cols = np.tile(np.arange(inner.shape[1]), len(keep))
+    index = {k: outer[i][rows] for i, k in enumerate(OUTER)} | {k: inner[i][cols] for i, k in enumerate(INNER)}
+    g = {k: axes[k][index[k]] for k in AXES}
+    d, m = d[rows], m[rows]
+    z, off, sp = g["zero_stage"], g["offload_optimizer"].astype(bool), g["sequence_parallel"].astype(bool)
+    # ZeRO shards over more than one rank, or (ZeRO-Offload, Ren et al. 2021) moves the states off
+    ok = ((z == 0) | (d * g["cp"] > 1) | off) & (~off | (z >= 1)) & (~sp | (g["tp"] > 1))
+    keep = np.flatnonzero(ok)
+    out = {k: a[keep] for k, a in g.items()}
+    out.update({f"i_{k}": a[keep] for k, a in index.items()})
+    out["dp"] = d[keep]
+    out["microbatches"] = m[keep]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """Per-shard terms from the scalar core over the small products of the axes they depend
+    on: parameters and optimizer bytes by (tp, pp, ep, virtual stages); one layer's activation bytes by
+    (tp, sequence_parallel, recompute, micro-batch, cp)."""
+
+    params: np.ndarray
+    optimizer: np.ndarray
+    layer_activations: np.ndarray
+
+
+def _tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _Tables:
+    shard = ("tp", "pp", "ep", "virtual_stages")
+    params = np.zeros(tuple(len(axes[k]) for k in shard), dtype=np.int64)
+    optimizer = np.zeros_like(params)
+    for idx in np.ndindex(params.shape):
+        t, p, ep, v = (axes[k][i].item() for k, i in zip(shard, idx, strict=True))
+        if p * v > arch.n_layers or (v > 1 and p == 1):
+            continue  # never a valid layout
+        count = params_per_gpu(arch, Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v))
+        params[idx] = count
+        optimizer[idx] = optimizer_state_bytes(count, spec.optimizer, spec.precision, arch)
+    e = PRECISION_BYTES[spec.precision].activation
+    names = ("tp", "sequence_parallel", "recompute", "micro_batch_size", "cp")
+    layer = np.empty(tuple(len(axes[k]) for k in names), dtype=np.int64)
+    for idx in np.ndindex(layer.shape):
+        t, sp, rc, b, c = (axes[k][i].item() for k, i in zip(names, idx, strict=True))
+        opts = ActivationOptions(
+            seq_len=spec.seq_len // c, micro_batch_size=b, tp=t, sequence_parallel=bool(sp), recompute=RECOMPUTES[rc],
+            flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e,
+        )  # fmt: skip
+        layer[idx] = layer_activation_bytes(arch, opts).total_bytes
+    return _Tables(params=params, optimizer=optimizer, layer_activations=layer)
+
+
+def _memory_arrays(arch: Architecture, spec: PlanSpec, g: dict[str, np.ndarray], tables: _Tables) -> dict[str, np.ndarray]:
+    """Per-GPU bytes of every layout, as :func:`service.core.memory.training_memory` combines
+    the per-shard terms (ZeRO over ``dp * cp``, offload, the busiest stage's activations)."""
+    pb = PRECISION_BYTES[spec.precision]
+    t, p, c = g["tp"], g["pp"], g["cp"]
+    shard = (g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
+    params = tables.params[shard]
+    weights = pb.weight * params
+    gradients = pb.gradient * params
+    optimizer = tables.optimizer[shard]
+    shards = g["dp"] * c
+    z = g["zero_stage"]
+    optimizer = np.where(z >= 1, -(-optimizer // shards), optimizer)
+    gradients = np.where(z >= 2, -(-gradients // shards), gradients)
+    weights = np.where(z >= 3, -(-weights // shards), weights)
+    offloaded = np.where(g["offload_optimizer"], optimizer, 0)
+    optimizer = np.where(g["offload_optimizer"], 0, optimizer)
+
+    layer = tables.layer_activations[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
+    # the stage's total, as service.core.activations.stage_activation_bytes builds it
+    e, s, b, sp = pb.activation, spec.seq_len, g["micro_batch_size"], g["sequence_parallel"]
+    sbh = (s // c) * b * arch.d_model
+    embedding_mask = MASK_BYTES * sbh if spec.dropout else np.zeros_like(sbh)
+    output_inputs = 2 * e * sbh
+    embedding_mask = np.where(sp, -(-embedding_mask // t), embedding_mask)
+    output_inputs = np.where(sp, -(-output_inputs // t), output_inputs)
+    output = output_inputs + np.ceil(LOGIT_BYTES * (s // c) * b * arch.vocab_size / t).astype(np.int64)
+    v = g["virtual_stages"]
+    per_stage = layers_per_stage(arch.n_layers, p, v)
+    held = np.minimum(p, g["microbatches"]).astype(np.float64)
+    in_flight = np.where(v > 1, held * (1 + (p - 1) / (p * v)), held)
+    first = np.ceil(in_flight * (per_stage * layer + embedding_mask)).astype(np.int64)
+    last = per_stage * layer + output
+    single = per_stage * layer + embedding_mask + output
+    activations = np.where(p == 1, single, np.maximum(first, last))
+    total = weights + gradients + optimizer + activations
+    return {"params": params, "total": total, "weights": weights, "gradients": gradients, "optimizer": optimizer,
+            "activations": activations, "offloaded": offloaded}  # fmt: skip
+
+
+def _flops_per_token(arch: Architecture, seq_len: int) -> tuple[float, np.ndarray]:
+    """Model FLOPs per token (every matmul, the full attention square: Narayanan et al. 2021
+    §5.1, as PaLM's MFU counts), and hardware FLOPs per token for none/selective/full recompute."""
+    by_recompute = [
+        training_flops(arch, 1.0, recompute=r, include_attention=True, attention_formula=AttentionFormula.MEGATRON, seq_len=seq_len)
+        for r in RECOMPUTES
+    ]
+    return by_recompute[0].model_flops_per_token, np.asarray([f.hardware_flops_per_token for f in by_recompute])
+
+
+def validate_spec(arch: Architecture, hw: Hardware, spec: PlanSpec) -> None:
+    """Reject what no layout can satisfy, naming the field."""
+    n, node = spec.n_gpus, hw.gpus_per_node
+    if n > node and n % node:
+        raise InvalidSpecError("n_gpus", f"n_gpus={n} is not a multiple of gpus_per_node={node} (whole nodes, or less than one)")
+    fixed = spec.fixed
+    for name, value in fixed.items():
+        if name not in DIMENSIONS:
+            raise InvalidSpecError(f"fixed.{name}", f"unknown dimension; known: {', '.join(DIMENSIONS)}")
+        if name in ("tp", "pp", "dp", "cp", "ep", "micro_batch_size", "virtual_stages") and not (isinstance(value, int) and value >= 1):
+            raise InvalidSpecError(f"fixed.{name}", "must be a positive integer")
+    tp = fixed.get("tp")
+    if tp is not None:
+        if arch.n_heads % tp or (arch.n_kv_heads % tp and tp % arch.n_kv_heads):
+            raise InvalidSpecError("fixed.tp", f"tp={tp} must divide n_heads={arch.n_heads} (and n_kv_heads={arch.n_kv_heads} divide it or it them)")
+        if tp > min(node, n):
+            raise InvalidSpecError("fixed.tp", f"tp={tp} exceeds the {min(node, n)} GPUs of a node: tensor parallelism stays on the intra-node link")
+    if fixed.get("pp", 1) > arch.n_layers:
+        raise InvalidSpecError("fixed.pp", f"pp={fixed['pp']} exceeds n_layers={arch.n_layers}")
+    if fixed.get("zero_stage", 0) not in (0, 1, 2, 3):
+        raise InvalidSpecError("fixed.zero_stage", "must be 0, 1, 2 or 3")
+    if fixed.get("ep", 1) > 1 and (not arch.is_moe or arch.n_experts % fixed["ep"]):
+        raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} needs a mixture of experts whose n_experts={arch.n_experts} it divides")
+    if fixed.get("cp", 1) > 1 and (not spec.flash_attention or spec.seq_len % fixed["cp"]):
+        raise InvalidSpecError("fixed.cp", f"cp={fixed['cp']} needs flash_attention and must divide seq_len={spec.seq_len}")
+    if "recompute" in fixed and fixed["recompute"] not in RECOMPUTE_CODES:
+        raise InvalidSpecError("fixed.recompute", "must be none, selective or full")
+    for name, value in (("tp", tp), ("pp", fixed.get("pp")), ("dp", fixed.get("dp")), ("cp", fixed.get("cp"))):
+        if value is not None and n % value:
+            raise InvalidSpecError(f"fixed.{name}", f"{name}={value} does not divide n_gpus={n}")
+
+
+def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workload, row: dict[str, Any],
+                 model_per_token: float, hardware_per_token: np.ndarray) -> Plan:  # fmt: skip
+    """One layout, priced with the scalar core (exact memory) and the same step-time model."""
+    par = Parallelism(
+        dp=row["dp"], tp=row["tp"], pp=row["pp"], cp=row["cp"], ep=row["ep"], virtual_stages=row["virtual_stages"],
+        sequence_parallel=row["sequence_parallel"], zero_stage=row["zero_stage"], offload_optimizer=row["offload_optimizer"],
+    )  # fmt: skip
+    recompute = RECOMPUTES[row["recompute"]]
+    microbatches = spec.global_batch_size // (row["dp"] * row["micro_batch_size"])
+    mem = training_memory(
+        arch, precision=spec.precision, optimizer=spec.optimizer, parallelism=par, micro_batch_size=row["micro_batch_size"],
+        seq_len=spec.seq_len, recompute=recompute, flash_attention=spec.flash_attention, dropout=spec.dropout,
+        microbatches=microbatches,
+    )  # fmt: skip
+    lay = Layout(
+        tp=row["tp"], pp=row["pp"], dp=row["dp"], cp=row["cp"], ep=row["ep"], zero_stage=row["zero_stage"],
+        offload_optimizer=row["offload_optimizer"], micro_batch_size=row["micro_batch_size"], recompute=row["recompute"],
+        sequence_parallel=row["sequence_parallel"], virtual_stages=row["virtual_stages"], params_per_gpu=mem.params_per_gpu,
+    )  # fmt: skip
+    st = step_time(arch, hw, work, lay)
+    step = float(st.step_seconds)
+    tokens_per_second = spec.global_batch_size * spec.seq_len / step
+    per_gpu = tokens_per_second / spec.n_gpus
+    return Plan(
+        tp=row["tp"], pp=row["pp"], dp=row["dp"], cp=row["cp"], ep=row["ep"], zero_stage=row["zero_stage"],
+        offload_optimizer=row["offload_optimizer"], micro_batch_size=row["micro_batch_size"],
+        gradient_accumulation_steps=microbatches, recompute=recompute, sequence_parallel=row["sequence_parallel"],
+        virtual_stages=row["virtual_stages"], memory=mem,
+        step={name: float(getattr(st, name)) for name in StepTime.__slots__ if name.endswith("_seconds") and name != "step_seconds"},
+        step_seconds=step, tokens_per_second=tokens_per_second, tflops_per_gpu=model_per_token * per_gpu / 1e12,
+        mfu=model_per_token * per_gpu / hw.peak_flops_per_s, hfu=float(hardware_per_token[row["recompute"]]) * per_gpu / hw.peak_flops_per_s,
+    )  # fmt: skip
+
+
+def _no_fit_reason(mem: dict[str, np.ndarray], g: dict[str, np.ndarray], usable_bytes: float) -> str:
+    i = int(np.argmin(mem["total"]))
+    gib = 2**30
+    return (
+        f"no layout fits: the least memory over {len(mem['total'])} layouts is {mem['total'][i] / gib:.1f} GiB per GPU "
+        f"(tp={g['tp'][i]}, pp={g['pp'][i]}, dp={g['dp'][i]}, cp={g['cp'][i]}, ZeRO-{g['zero_stage'][i]}, "
+        f"recompute={RECOMPUTES[g['recompute'][i]].value}, micro-batch {g['micro_batch_size'][i]}: weights "
+        f"{mem['weights'][i] / gib:.1f}, gradients {mem['gradients'][i] / gib:.1f}, optimizer {mem['optimizer'][i] / gib:.1f}, "
+        f"activations {mem['activations'][i] / gib:.1f} GiB) against {usable_bytes / gib:.1f} GiB usable"
+    )
+
+
+def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
+    """The ``top_k`` fastest layouts of ``arch`` on ``spec.n_gpus`` GPUs that fit in memory.
+
+    Exhaustive over the space in the module docstring, evaluated in chunks of pipeline sizes;
+    past ``time_limit_seconds`` the search stops, says ``cut`` and which pipeline sizes it covered.
+    No layout that fits is an answer with ``plans: []`` and the reason.
+    """
+    validate_spec(arch, hw, spec)
+    started = time.perf_counter()
+    work = workload_for(spec)
+    axes = _axes(arch, hw, spec)
+    grid = _grid(arch, spec, axes)
+    if not len(grid["tp"]):
+        raise InvalidSpecError(
+            "global_batch_size",
+            f"no layout of {spec.n_gpus} GPUs splits global_batch_size={spec.global_batch_size} "
+            f"under the fixed dimensions {spec.fixed or '{}'} (dp * micro_batch_size must divide it)",
+        )
+    model_per_token, hardware_per_token = _flops_per_token(arch, spec.seq_len)
+    tables = _tables(arch, spec, axes)
+    usable = hw.memory_bytes * spec.usable_memory_fraction
+    considered = feasible = 0
+    best_keys: list[np.ndarray] = []
+    best_rows: list[dict[str, np.ndarray]] = []
+    cut = False
+    pipeline_sizes = np.unique(grid["pp"])
+    searched: list[int] = []
+    smallest: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+    for p in pipeline_sizes.tolist():
+        if time.perf_counter() - started > spec.time_limit_seconds:
+            cut = True
+            break
+        chunk = {k: a[grid["pp"] == p] for k, a in grid.items()}
+        mem = _memory_arrays(arch, spec, chunk, tables)
+        considered += len(mem["total"])
+        searched.append(p)
+        fits = mem["total"] <= usable
+        if not fits.any():
+            i = int(np.argmin(mem["total"]))
+            if smallest is None or mem["total"][i] < smallest[0]["total"][int(np.argmin(smallest[0]["total"]))]:
+                smallest = (mem, chunk)
+            continue
+        idx = np.flatnonzero(fits)
+        feasible += len(idx)
+        rows = {k: a[idx] for k, a in chunk.items()}
+        st = step_time(arch, hw, work, Layout(**{k: rows[k] for k in DIMENSIONS}, params_per_gpu=mem["params"][idx]))
+        step = np.asarray(st.step_seconds, dtype=np.float64)
+        keep = np.argpartition(step, spec.top_k)[: spec.top_k] if len(step) > spec.top_k else np.arange(len(step))
+        best_keys.append(np.stack([step[keep], mem["total"][idx][keep].astype(np.float64)], axis=1))
+        best_rows.append({k: a[keep] for k, a in rows.items()})
+    plans: list[Plan] = []
+    if best_keys:
+        keys = np.concatenate(best_keys)
+        rows = {k: np.concatenate([r[k] for r in best_rows]) for k in best_rows[0]}
+        order = np.lexsort((keys[:, 1], keys[:, 0]))[: spec.top_k]
+        for i in order.tolist():
+            row = {k: rows[k][i].item() for k in rows if not k.startswith("i_")}
+            plans.append(_scalar_plan(arch, hw, spec, work, row, model_per_token, hardware_per_token))
+    reason = None
+    if not plans:
+        assert smallest is not None or cut
+        reason = _no_fit_reason(*smallest, usable) if smallest is not None else "the search was cut before any layout fitted"
+    seconds = time.perf_counter() - started
+    where = f"pp in {searched}" if cut else f"all {len(pipeline_sizes)} pipeline sizes"
+    return PlanResult(
+        plans=plans,
+        search=Search(considered=considered, feasible=feasible, returned=len(plans), seconds=seconds, cut=cut, searched=where),
+        reason=reason,
+        model_flops_per_token=model_per_token,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeadlineResult:
+    """The GPU count that meets a deadline at the least GPU-hours, its plans, and every count
+    tried with its wall-clock hours (None: no layout fits or none splits the batch)."""
+
+    n_gpus: int | None
+    result: PlanResult | None
+    tried: list[tuple[int, float | None]]
+    cut: bool
+
+
+def gpu_counts(gpus_per_node: int, max_gpus: int) -> list[int]:
+    """Candidate cluster sizes: 1, 2, 4... below a node, then whole nodes in a 1-1.5-2 series
+    (1, 2, 3, 4, 6, 8, 12, 16... nodes)."""
+    counts = [n for n in (1, 2, 4) if n < gpus_per_node]
+    nodes = 1
+    while nodes * gpus_per_node <= max_gpus:
+        counts.append(nodes * gpus_per_node)
+        if nodes >= 2 and nodes * 3 // 2 * gpus_per_node <= max_gpus and (nodes & (nodes - 1)) == 0:
+            counts.append(nodes * 3 // 2 * gpus_per_node)
+        nodes *= 2
+    return sorted(set(counts))
+
+
+def plan_for_deadline(
+    arch: Architecture,
+    hw: Hardware,
+    spec: PlanSpec,
+    *,
+    tokens: float,
+    deadline_hours: float,
+    effective_time_fraction: float,
+    max_gpus: int = 131072,
+) -> DeadlineResult:
+    """The smallest-GPU-hours cluster (from :func:`gpu_counts`) whose best plan trains
+    ``tokens`` within ``deadline_hours``. GPU-hours grow with the cluster (communication,
+    bubbles), so the search walks up the sizes, and looks two sizes past the first that meets
+    the deadline in case a larger one lays out better. Stops, ``cut``, past the spec's time
+    limit."""
+    started = time.perf_counter()
+    tried: list[tuple[int, float | None]] = []
+    best: tuple[float, int, PlanResult] | None = None
+    after = 0
+    cut = False
+    for n in gpu_counts(hw.gpus_per_node, max_gpus):
+        if time.perf_counter() - started > spec.time_limit_seconds:
+            cut = True
+            break
+        probe = PlanSpec(**{**_spec_fields(spec), "n_gpus": n, "time_limit_seconds": spec.time_limit_seconds})
+        try:
+            result = plan(arch, hw, probe)
+        except InvalidSpecError:  # the batch no longer splits over this many GPUs
+            tried.append((n, None))
+            break
+        if not result.plans:
+            tried.append((n, None))
+            continue
+        hours = tokens / result.plans[0].tokens_per_second / effective_time_fraction / 3600
+        tried.append((n, hours))
+        if hours <= deadline_hours:
+            if best is None or hours * n < best[0]:
+                best = (hours * n, n, result)
+            after += 1
+            if after > 2:
+                break
+    if best is None:
+        return DeadlineResult(n_gpus=None, result=None, tried=tried, cut=cut)
+    return DeadlineResult(n_gpus=best[1], result=best[2], tried=tried, cut=cut)
+
+
+def _spec_fields(spec: PlanSpec) -> dict[str, Any]:
+    return {name: getattr(spec, name) for name in PlanSpec.__dataclass_fields__}

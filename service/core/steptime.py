@@ -1,0 +1,359 @@
+"""The time of one training step under data, tensor, pipeline, context and expert parallelism.
+
+Every term is a physical cost with its source, computed from the architecture, the layout and
+the hardware — no fitted per-model factor:
+
+- **compute**: each matrix multiply on its per-GPU shape at the GPU's achievable matmul
+  efficiency, or at its memory roofline when the shape is too thin to be compute-bound
+  (Williams et al. 2009, "Roofline"); the attention core (FlashAttention at a kernel efficiency,
+  or Megatron's batched matmuls plus a fused softmax) and the memory-bound element-wise kernels
+  (norms, residual adds, activation functions, rotary embeddings) at the achievable memory
+  bandwidth. Backward costs twice the forward matmuls (Kaplan et al. 2020 §2.1). Small
+  ``h/tp`` loses efficiency here by itself: the element-wise bytes grow as ``h``, the matmul
+  FLOPs as ``h^2/tp``.
+- **recompute**: full recomputation repeats the layer's forward; selective repeats the
+  attention core (Korthikanti et al. 2022 §5).
+- **tensor parallelism**: two all-reduces of the ``b*s*h`` activations per layer in the forward
+  and two in the backward (Shoeybi et al. 2019 §3), or the same bytes as reduce-scatter +
+  all-gather with sequence parallelism (Korthikanti §4.2.2), on the intra-node link, exposed
+  (Megatron-LM runs them on the critical path).
+- **pipeline**: the bubble ``(p-1)/(v*m)`` of the ideal time for 1F1B with ``v`` interleaved
+  chunks and ``m`` micro-batches (Narayanan et al. 2021 §2.2), and the point-to-point sends of
+  ``b*s*h/t`` per micro-batch boundary (§4.1, scatter/gather), ``v`` times more when interleaved.
+- **data parallelism**: the gradient all-reduce (ZeRO-0), reduce-scatter + parameter all-gather
+  (ZeRO-1/2; ZeRO-2 reduces every micro-batch), or ZeRO-3's parameter all-gathers in forward and
+  backward for every micro-batch (Rajbhandari et al. 2020 §7: 1.5x the all-reduce volume per
+  pass), over the inter-node network; overlapped with the backward pass of the micro-batch
+  that produces the gradients and with the forward that needs the parameters, as PyTorch DDP
+  buckets (Li et al. 2020 §3.2.3) and FSDP prefetching (Zhao et al. 2023 §3.3) do: only what
+  exceeds that window is exposed.
+- **context parallelism**: the ring exchange of K and V chunks, ``cp - 1`` steps, overlapped with
+  the attention computation (Liu et al. 2023, Ring Attention §3).
+- **expert parallelism**: two all-to-alls (dispatch, combine) per MoE layer in the forward and two
+  in the backward (Lepikhin et al. 2020, GShard §2.2), exposed.
+- **optimizer**: the memory-bound update of the local (ZeRO-sharded) parameters; with offload,
+  the host update and the PCIe copies (Ren et al. 2021, ZeRO-Offload §4).
+
+Ring collectives cost ``2(n-1)/n * S / B`` (all-reduce) or ``(n-1)/n * S / B`` (reduce-scatter,
+all-gather) plus a latency per hop (Patarasuk & Yuan 2009; Thakur et al. 2005), with ``B`` the
+link's achievable bus bandwidth.
+
+The functions take NumPy arrays (or scalars) for the layout, so one call prices a whole search
+space (:mod:`service.core.plan`) and the same code prices one configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.core.activations import layers_per_stage
+from service.core.architecture import Architecture, Ffn, Position
+
+# Achievable fractions of nominal bandwidths. nccl-tests on DGX A100 report ~230-240 GB/s of
+# NVLink 3's 300 GB/s per direction for large all-reduces (bus bandwidth), and ~20-23 GB/s of a
+# 200 Gb/s HDR port (NVIDIA, "NCCL tests" PERFORMANCE.md; DGX A100 user guide): about 0.8.
+COLLECTIVE_BANDWIDTH_EFFICIENCY = 0.8
+# Per-hop latency of a collective step: ~5 µs inside a node, ~10 µs across InfiniBand
+# (NCCL's tuning model, src/graph/tuning.cc base latencies). NCCL uses trees at scale, so the
+# hops grow with log2(n) (Sanders et al. 2009, two-tree broadcast/reduction).
+INTRA_NODE_LATENCY_SECONDS = 5e-6
+INTER_NODE_LATENCY_SECONDS = 10e-6
+# Streaming kernels reach ~90 % of HBM bandwidth (Jia et al. 2018, "Dissecting the NVIDIA Volta
+# GPU Architecture via Microbenchmarking", §3: 850 of 900 GB/s).
+MEMORY_BANDWIDTH_EFFICIENCY = 0.9
+# MAMF (the catalog's ``matmul_efficiency``) is the best rate over a sweep of large shapes. The
+# GEMMs of a real step (per-GPU shapes, fused epilogues, wave quantization, clocks held down by
+# the power limit under sustained load) reach less: transformer-shaped GEMMs on an A100 run at
+# ~200-250 TFLOP/s, 65-80 % of peak, against MAMF's 86 % (Anthony et al. 2024, "The Case for
+# Co-Designing Model Architectures with Hardware", §5). One factor for every GPU, set once from
+# the A100: 0.78 x 0.86 = 0.67 of peak.
+SUSTAINED_FRACTION_OF_MAMF = 0.78
+# FlashAttention-2 reaches 50-73 % of A100 peak forward and less backward (Dao 2023, §4.1) where
+# cuBLAS GEMMs reach ~86 %: the attention core runs at ~0.75 of the matmul efficiency.
+FLASH_ATTENTION_EFFICIENCY_RATIO = 0.75
+# Matmul efficiency when the catalog has none: the median of measured "maximum achievable matmul
+# FLOPS" over current accelerators (Bekman, Machine Learning Engineering, "Accelerators" chapter).
+DEFAULT_MATMUL_EFFICIENCY = 0.75
+# Communication hidden under compute is not free: NCCL runs one thread block per channel on the
+# SMs the matmuls use, and its copies take HBM bandwidth (NCCL docs, NCCL_MIN/MAX_NCHANNELS: up
+# to 16-32 channels; Rashidi et al. 2021 / Jangda et al. 2022 report 10-20 % slowdowns of
+# overlapped GEMMs). An overlapped collective therefore costs this fraction of its own time.
+OVERLAP_INTERFERENCE = 0.15
+# Host side of ZeRO-Offload: the CPU Adam update streams the states through host memory, ~25 GB/s
+# per GPU on a dual-socket 8-GPU server; gradients and parameters cross PCIe Gen4 x16 at ~25 GB/s
+# achieved (Ren et al. 2021, ZeRO-Offload §4 and §6).
+HOST_MEMORY_BANDWIDTH_PER_GPU = 25e9
+PCIE_BANDWIDTH = 25e9
+
+RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Hardware:
+    """One GPU type in a cluster: dense peak of the training dtype, achievable matmul
+    efficiency, HBM size and bandwidth, and the two network tiers, per GPU and one direction."""
+
+    peak_flops_per_s: float
+    matmul_efficiency: float
+    memory_bytes: int
+    memory_bandwidth_bytes_per_s: float
+    gpus_per_node: int
+    intra_node_bandwidth_bytes_per_s: float
+    inter_node_bandwidth_bytes_per_s: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Workload:
+    """What one optimizer step does: ``global_batch_size`` sequences of ``seq_len`` tokens,
+    16-bit activations (``element_bytes``), gradients reduced in ``gradient_bytes`` per
+    element, weights gathered in ``weight_bytes``, ``optimizer_bytes_per_param`` of states and
+    master copy updated per parameter. ``overlap_grad_reduce`` false reduces the gradients
+    after the backward pass instead of beside it (Megatron-LM's ``local`` DDP of 2021)."""
+
+    seq_len: int
+    global_batch_size: int
+    flash_attention: bool = True
+    dropout: bool = False
+    element_bytes: int = 2
+    weight_bytes: int = 2
+    gradient_bytes: int = 2
+    optimizer_bytes_per_param: float = 12.0
+    overlap_grad_reduce: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Layout:
+    """Parallel layouts as arrays (or scalars) that broadcast together. ``recompute`` holds
+    :data:`RECOMPUTE_CODES`; ``params_per_gpu`` the parameters of the busiest stage's shard
+    before ZeRO (:func:`service.core.memory.params_per_gpu`)."""
+
+    tp: Any
+    pp: Any
+    dp: Any
+    cp: Any
+    ep: Any
+    zero_stage: Any
+    offload_optimizer: Any
+    micro_batch_size: Any
+    recompute: Any
+    sequence_parallel: Any
+    virtual_stages: Any
+    params_per_gpu: Any
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepTime:
+    """Seconds of one optimizer step on the busiest pipeline stage, by part; the parts sum to
+    ``step_seconds``. Communication parts are what is exposed (not hidden under compute)."""
+
+    compute_seconds: Any
+    recompute_seconds: Any
+    tp_comm_seconds: Any
+    cp_comm_seconds: Any
+    ep_comm_seconds: Any
+    pp_comm_seconds: Any
+    bubble_seconds: Any
+    dp_comm_seconds: Any
+    optimizer_seconds: Any
+    step_seconds: Any
+    microbatches: Any
+
+
+def ring_all_reduce_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) -> Any:
+    """Ring all-reduce of ``size_bytes`` over ``n`` ranks: ``2(n-1)/n * S / B`` plus
+    ``2*log2(n)`` latency hops (Patarasuk & Yuan 2009; formula sheet, "Parallel time"); 0 when
+    ``n == 1``."""
+    n = np.asarray(n, dtype=np.float64)
+    hops = 2 * np.log2(np.maximum(n, 1.0))
+    return np.where(n > 1, 2 * (n - 1) / n * size_bytes / bandwidth + hops * latency, 0.0)
+
+
+def ring_gather_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) -> Any:
+    """Reduce-scatter or all-gather of a ``size_bytes`` tensor over ``n`` ranks: half an
+    all-reduce, ``(n-1)/n * S / B`` plus ``log2(n)`` latency hops; 0 when ``n == 1``."""
+    n = np.asarray(n, dtype=np.float64)
+    hops = np.log2(np.maximum(n, 1.0))
+    return np.where(n > 1, (n - 1) / n * size_bytes / bandwidth + hops * latency, 0.0)
+
+
+def all_to_all_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) -> Any:
+    """All-to-all where each rank holds ``size_bytes`` and keeps ``1/n`` of it: ``(n-1)/n * S /
+    B`` plus ``n - 1`` latencies (pairwise exchange, Thakur et al. 2005 §4.5)."""
+    n = np.asarray(n, dtype=np.float64)
+    return np.where(n > 1, (n - 1) / n * size_bytes / bandwidth + (n - 1) * latency, 0.0)
+
+
+def matmul_seconds(m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int) -> Any:
+    """An ``m x k`` by ``k x n`` matrix multiply: ``2mkn`` FLOPs at the achievable matmul rate,
+    or its operands and result through HBM, whichever is longer (roofline, Williams et al. 2009)."""
+    flops = 2.0 * m * k * n
+    moved = element_bytes * (m * k + k * n + m * n)
+    return np.maximum(
+        flops / (hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF),
+        moved / (hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY),
+    )
+
+
+def _overlapped(comm: Any, window: Any) -> Any:
+    """What ``comm`` adds to the step when it runs beside ``window`` seconds of compute: the part
+    beyond the window, plus the interference of the hidden part (:data:`OVERLAP_INTERFERENCE`)."""
+    return np.maximum(0.0, comm - window) + OVERLAP_INTERFERENCE * np.minimum(comm, window)
+
+
+def _link(hw: Hardware, group_span: Any) -> tuple[Any, Any]:
+    """Achievable bandwidth and hop latency for a group spanning ``group_span`` consecutive GPUs:
+    NVLink-class inside a node, the scale-out network beyond it. Ranks are laid out as
+    Megatron-LM orders them, tensor-parallel innermost, then context, expert/data, and pipeline
+    outermost (Megatron-Core ``parallel_state``, order "tp-cp-ep-dp-pp"): a tp group spans ``tp``
+    GPUs, a cp group ``tp*cp``, an ep group ``tp*cp*ep``, a dp group ``tp*cp*dp``, and
+    neighbouring pipeline stages the whole job."""
+    inside = group_span <= hw.gpus_per_node
+    bandwidth = np.where(inside, hw.intra_node_bandwidth_bytes_per_s, hw.inter_node_bandwidth_bytes_per_s)
+    latency = np.where(inside, INTRA_NODE_LATENCY_SECONDS, INTER_NODE_LATENCY_SECONDS)
+    return bandwidth * COLLECTIVE_BANDWIDTH_EFFICIENCY, latency
+
+
+def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> StepTime:
+    """Seconds of one optimizer step for each layout in ``lay`` (see the module docstring for
+    every term and its source). Layout arrays must already be valid (dividing, fitting);
+    :mod:`service.core.plan` checks that."""
+    e = work.element_bytes
+    s = work.seq_len
+    h, a, k, q, kv, f, vocab = arch.d_model, arch.n_heads, arch.n_kv_heads, arch.q_dim, arch.kv_dim, arch.d_ff, arch.vocab_size
+    t = np.asarray(lay.tp, dtype=np.float64)
+    p = np.asarray(lay.pp, dtype=np.float64)
+    c = np.asarray(lay.cp, dtype=np.float64)
+    ep = np.asarray(lay.ep, dtype=np.float64)
+    b = np.asarray(lay.micro_batch_size, dtype=np.float64)
+    v = np.asarray(lay.virtual_stages, dtype=np.float64)
+    d = np.asarray(lay.dp, dtype=np.float64)
+    rc = np.asarray(lay.recompute)
+    sp = np.asarray(lay.sequence_parallel, dtype=bool)
+    zero = np.asarray(lay.zero_stage)
+    mem_bw = hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY
+    experts = arch.experts_per_token
+
+    tokens = b * s / c  # tokens of one micro-batch on one GPU
+    kv_ranks = np.minimum(t, k)  # K/V heads are replicated beyond n_kv_heads ranks
+    n_gpus = t * p * d * c
+    # --- one layer's forward, one micro-batch ---
+    qkv = matmul_seconds(tokens, h, q / t + 2 * kv / kv_ranks, hw, e)  # fused Q, K, V projection
+    out = matmul_seconds(tokens, q / t, h, hw, e)  # attention output projection
+    up_width = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / t  # gate and up fused, or up alone
+    up = matmul_seconds(tokens * experts, h, up_width, hw, e)
+    down = matmul_seconds(tokens * experts, f / t, h, hw, e)
+    router = matmul_seconds(tokens, h, arch.n_experts, hw, e) if arch.is_moe else 0.0
+    matmuls = qkv + out + up + down + router
+    heads = b * a / t  # attention heads on this GPU, over the micro-batch
+    if work.flash_attention:
+        # causal FlashAttention skips the masked half: 4*s*(s/2)*d_head FLOPs per head and query
+        # block (QK^T and PV), at the kernel's efficiency (Dao 2023)
+        attention_flops = 4.0 * tokens * (s / 2) * q / t
+        attention = attention_flops / (
+            hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF * FLASH_ATTENTION_EFFICIENCY_RATIO
+        )
+        softmax = 0.0
+    else:
+        # Megatron-LM: QK^T and softmax(.)V as batched matmuls over the full s x s square, and a
+        # fused scale-mask-softmax (+ dropout) that reads and writes every score (Shoeybi et al.
+        # 2019; Korthikanti et al. 2022 §4.1)
+        attention = heads * (
+            matmul_seconds(s, arch.d_head, s, hw, e) + matmul_seconds(s, s, arch.d_head, hw, e)
+        )
+        per_score = 2 * e + ((2 * e + 1) if work.dropout else 0)
+        softmax = heads * s * s * per_score / mem_bw
+    mask = 1 if work.dropout else 0
+    replicated = tokens * h * (arch.norms_per_layer * 2 * e + 2 * (3 * e + mask))  # norms; residual adds (+ dropout)
+    replicated = np.where(sp, replicated / t, replicated)
+    activation = (3 if arch.ffn is Ffn.SWIGLU else 2) * e * tokens * experts * f / t  # GELU in/out; SiLU(gate)*up
+    rotary = 2 * e * tokens * (q + kv) / t if arch.position is Position.ROTARY else 0.0
+    elementwise = (replicated + activation + rotary) / mem_bw + softmax
+    forward = matmuls + attention + elementwise
+    backward = 2 * forward  # dgrad + wgrad per matmul; element-wise backward reads and writes twice
+    recompute_layer = np.where(rc == 2, forward, np.where(rc == 1, attention + softmax, 0.0))
+
+    # tensor parallelism: 2 all-reduces forward, 2 backward, 2 more when the forward is repeated
+    intra_bw, intra_lat = _link(hw, t)
+    tp_one = ring_all_reduce_seconds(e * tokens * h, t, intra_bw, intra_lat)
+    tp_layer = tp_one * (4 + np.where(rc == 2, 2, 0))
+    # context parallelism: cp-1 ring steps of this rank's K and V chunk, under the attention
+    cp_bw, cp_lat = _link(hw, t * c)
+    kv_chunk = 2 * e * tokens * kv / kv_ranks
+    cp_pass = (c - 1) * (kv_chunk / cp_bw + cp_lat)
+    cp_layer = _overlapped(cp_pass, attention) + _overlapped(2 * cp_pass, 2 * attention)
+    cp_layer = cp_layer + np.where(rc == 2, _overlapped(cp_pass, attention), 0.0)
+    # expert parallelism: dispatch and combine all-to-alls of the routed tokens
+    if arch.is_moe:
+        ep_bw, ep_lat = _link(hw, t * c * ep)
+        ep_one = all_to_all_seconds(e * tokens * experts * h, ep, ep_bw, ep_lat)
+        ep_layer = ep_one * (4 + np.where(rc == 2, 2, 0))
+    else:
+        ep_layer = 0.0
+
+    # --- the busiest stage: v chunks of ceil(L/(p*v)) layers, plus the output layer on the last ---
+    layers = layers_per_stage(arch.n_layers, p, v)
+    logits = 3 * matmul_seconds(tokens, h, vocab / t, hw, e) + 3 * 4 * tokens * vocab / t / mem_bw  # fp32 logits
+    compute_mb = layers * (forward + backward) + logits
+    recompute_mb = layers * recompute_layer
+    tp_mb = layers * tp_layer
+    cp_mb = layers * cp_layer
+    ep_mb = layers * ep_layer
+    micro = layers * (forward + backward + recompute_layer + tp_layer + cp_layer + ep_layer) + logits
+    m = work.global_batch_size / (d * b)  # micro-batches per step on each pipeline
+    bubble = (p - 1) / v * micro
+
+    # pipeline point-to-point: activations forward, gradients backward, per chunk boundary
+    pp_bw, pp_lat = _link(hw, n_gpus)
+    send = e * tokens * h / t / pp_bw + pp_lat
+    pp_comm = np.where(p > 1, m * 2 * v * send, 0.0)
+
+    # data parallelism over the dp*cp ranks holding the same weights
+    params = np.asarray(lay.params_per_gpu, dtype=np.float64)
+    group = d * c
+    dp_bw, dp_lat = _link(hw, group * t)
+    grads = work.gradient_bytes * params
+    weights = work.weight_bytes * params
+    forward_mb = layers * forward
+    backward_mb = layers * (backward + recompute_layer) if work.overlap_grad_reduce else 0.0
+    all_reduce = ring_all_reduce_seconds(grads, group, dp_bw, dp_lat)
+    reduce_scatter = ring_gather_seconds(grads, group, dp_bw, dp_lat)
+    gather = ring_gather_seconds(weights, group, dp_bw, dp_lat)
+
+    dp_comm = np.select(
+        [zero == 0, zero == 1, zero == 2],
+        [
+            _overlapped(all_reduce, backward_mb),
+            _overlapped(reduce_scatter, backward_mb) + _overlapped(gather, forward_mb),
+            m * _overlapped(reduce_scatter, backward_mb) + _overlapped(gather, forward_mb),
+        ],
+        m * (_overlapped(gather, forward_mb) + _overlapped(gather + reduce_scatter, backward_mb)),
+    )
+
+    # optimizer: read gradients and states, write states and 16-bit weights, on the local shard
+    local = np.where(zero >= 1, params / group, params)
+    update_bytes = local * (2 * work.optimizer_bytes_per_param + work.gradient_bytes + work.weight_bytes)
+    offload = np.asarray(lay.offload_optimizer, dtype=bool)
+    optimizer = np.where(
+        offload,
+        update_bytes / HOST_MEMORY_BANDWIDTH_PER_GPU + local * (work.gradient_bytes + work.weight_bytes) / PCIE_BANDWIDTH,
+        update_bytes / mem_bw,
+    )
+
+    compute = m * compute_mb
+    step = m * micro + bubble + pp_comm + dp_comm + optimizer
+    return StepTime(
+        compute_seconds=compute,
+        recompute_seconds=m * recompute_mb,
+        tp_comm_seconds=m * tp_mb,
+        cp_comm_seconds=m * cp_mb,
+        ep_comm_seconds=m * ep_mb,
+        pp_comm_seconds=pp_comm,
+        bubble_seconds=bubble,
+        dp_comm_seconds=dp_comm,
+        optimizer_seconds=optimizer,
+        step_seconds=step,
+        microbatches=m,
+    )

@@ -1,0 +1,127 @@
+"""Request and response models of the parallelism planner (``POST /v1/plan``)."""
+
+# PlanItem, PlanMemory and StepTimeParts live in service.schemas.layout (cost answers use them too)
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from service.core.compute import Recompute
+from service.core.limits import MAX_BATCH, MAX_SEQ_LEN, MAX_TOKENS
+from service.core.memory import Optimizer, Precision
+from service.schemas.base import Schema
+from service.schemas.calculators import Estimate
+from service.schemas.cost import GpuId, NGpus, PriceChoice, PriceQuote
+from service.schemas.layout import PlanItem
+from service.schemas.model import ModelSpec
+
+Size = Annotated[int, Field(ge=1, le=1_000_000)]
+Bandwidth = Annotated[int, Field(ge=1_000_000, le=10**15, description="Bytes per second, per GPU, one direction.")]
+
+
+class FixedDimensions(Schema):
+    """Dimensions held fixed; each one given is not searched."""
+
+    tp: Size | None = Field(None, description="Tensor-parallel size (inside a node, divides the heads).")
+    pp: Size | None = Field(None, description="Pipeline stages (uneven stages allowed).")
+    dp: Size | None = Field(None, description="Data-parallel size.")
+    cp: Size | None = Field(None, description="Context-parallel size (needs flash_attention).")
+    ep: Size | None = Field(None, description="Expert-parallel size (mixtures of experts).")
+    zero_stage: int | None = Field(None, ge=0, le=3)
+    micro_batch_size: Size | None = None
+    recompute: Recompute | None = None
+    sequence_parallel: bool | None = None
+    virtual_stages: Annotated[int, Field(ge=1, le=64)] | None = Field(None, description="Interleaved chunks per GPU.")
+    offload_optimizer: bool | None = None
+
+
+class PlanRequest(PriceChoice):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {"model": {"preset": "llama-3-70b"}, "gpu": "h100-sxm", "n_gpus": 256, "seq_len": 8192,
+                 "global_batch_size": 512, "tokens": 15e12, "top_k": 5},
+                {"model": {"preset": "llama-3.1-405b"}, "gpu": "h100-sxm", "n_gpus": 16384, "gpus_per_node": 8,
+                 "seq_len": 8192, "global_batch_size": 2048, "fixed": {"tp": 8, "pp": 16}, "top_k": 3},
+                {"model": {"preset": "llama-2-7b"}, "gpu": ["h100-sxm", "a100-80gb-sxm", "l40s"], "tokens": 2e12,
+                 "deadline_days": 30},
+            ]
+        }
+    }  # fmt: skip
+
+    model: ModelSpec
+    gpu: GpuId | list[GpuId] = Field(description="A catalog GPU id, or a list of ids to plan each and compare.")
+    n_gpus: NGpus | None = Field(None, description="Cluster size; omit it and give tokens + deadline_days to have it found.")
+    gpus_per_node: Size | None = Field(None, description="Default: the catalog's, else 8.")
+    intra_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's (NVLink, xGMI...).")
+    inter_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's (InfiniBand, RoCE...).")
+    seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN, description="Training sequence length; default the model's max_seq_len.")
+    global_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH, description="Sequences per optimizer step.")
+    global_batch_tokens: int | None = Field(
+        None, ge=1, le=10**12, description="Tokens per optimizer step instead of sequences; default 4M tokens (Llama 2 §2.2)."
+    )
+    precision: Precision = Precision.MIXED_BF16
+    optimizer: Optimizer = Optimizer.ADAMW
+    flash_attention: bool = True
+    dropout: bool = False
+    fixed: FixedDimensions = Field(default_factory=FixedDimensions)
+    top_k: int = Field(10, ge=1, le=100, description="Plans returned per GPU type.")
+    tokens: float | None = Field(None, gt=0, le=MAX_TOKENS, description="Training tokens, for hours and dollars.")
+    deadline_days: float | None = Field(None, gt=0, le=36_500, description="With tokens and no n_gpus: find the cluster size.")
+    usable_memory_fraction: float = Field(
+        0.95, ge=0.5, le=1, description="Share of GPU memory a plan may use (the rest: CUDA context, NCCL buffers, fragmentation)."
+    )
+    effective_time_fraction: float = Field(
+        0.9, ge=0.1, le=1, description="Wall-clock share spent training (failures, restarts); Llama 3 §3.3.4 reports > 90 %."
+    )
+
+    @model_validator(mode="after")
+    def _cluster(self) -> PlanRequest:
+        if self.global_batch_size is not None and self.global_batch_tokens is not None:
+            raise ValueError("give global_batch_size or global_batch_tokens, not both")
+        if self.n_gpus is None and (self.tokens is None or self.deadline_days is None):
+            raise ValueError("give n_gpus, or tokens and deadline_days to find the cluster size")
+        if self.n_gpus is not None and self.deadline_days is not None:
+            raise ValueError("give n_gpus or deadline_days, not both")
+        if isinstance(self.gpu, list) and not 1 <= len(self.gpu) <= 20:
+            raise ValueError("gpu: give 1 to 20 GPU ids")
+        return self
+
+
+class SearchStats(Schema):
+    considered: int = Field(description="Valid layouts evaluated (never silently fewer than all unless cut).")
+    feasible: int = Field(description="Layouts that fit in memory.")
+    returned: int
+    seconds: float
+    cut: bool = Field(description="True when the search hit its time bound; `searched` says what it covered.")
+    searched: str
+
+
+class GpuSummary(Schema):
+    """The best plan of one GPU type, or why it has none."""
+
+    gpu: str
+    n_gpus: int | None
+    fits: bool
+    reason: str | None
+    tokens_per_second: float | None
+    mfu: float | None
+    training_hours: float | None
+    gpu_hours: float | None
+    cost_usd: float | None
+    price: PriceQuote | None
+    search: SearchStats
+    tried_n_gpus: list[int] | None = Field(None, description="Deadline search: the cluster sizes priced.")
+
+
+class PlanResponse(Estimate):
+    plans: list[PlanItem] = Field(description="Best first: the fastest of each GPU type's top plans.")
+    search: SearchStats = Field(description="Summed over GPU types (and cluster sizes in a deadline search).")
+    reason: str | None = Field(description="Why no plan fits, when `plans` is empty.")
+    gpus: list[GpuSummary]
+    fastest_gpu: str | None
+    cheapest_gpu: str | None
+    global_batch_size: int
+    seq_len: int

@@ -1,0 +1,271 @@
+"""Planner use cases: catalog GPUs (with their interconnect) → core planner → ranked plans,
+priced when the request gives the run's tokens. Cost and budget answers reuse :func:`best_plan`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.core import plan as core
+from service.core.architecture import Architecture
+from service.core.compute import require_architecture
+from service.core.cost import planned_training_cost
+from service.core.errors import InvalidSpecError
+from service.core.memory import Optimizer, Precision
+from service.core.steptime import DEFAULT_MATMUL_EFFICIENCY, Hardware
+from service.errors import Unprocessable
+from service.schemas import plan as s
+from service.schemas.cost import PriceChoice, PriceQuote
+from service.schemas.layout import PlanItem, PlanMemory, StepTimeParts
+from service.services.catalog_reader import CatalogReader, GpuView
+from service.services.models import resolve_gpu, resolve_model
+
+DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens per step: Llama 2 (Touvron et al. 2023 §2.2), LLaMA (§2.3)
+DEFAULT_GPUS_PER_NODE = 8  # HGX/DGX servers
+PEAK_FOR_PRECISION = {Precision.MIXED_BF16: "bf16", Precision.BF16: "bf16", Precision.MIXED_FP16: "fp16", Precision.FP32: "fp32"}
+
+FORMULAS = [
+    "step = m*(compute + recompute + exposed tp/cp/ep comm) + bubble (p-1)/v*T_mb + pp sends + exposed dp comm + optimizer "
+    "(Narayanan et al. 2021 §2-3; Korthikanti et al. 2022 §4-5; Rajbhandari et al. 2020 §7)",
+    "matmul time = max(2mkn / (peak * MAMF * 0.78), bytes / (0.9 * HBM bandwidth)) on the per-GPU shape (roofline, Williams et al. 2009)",
+    "ring all-reduce = 2(n-1)/n * S / (0.8 * link bandwidth) + latency hops (Patarasuk & Yuan 2009)",
+    "memory per GPU = weights + gradients + optimizer (ZeRO over dp*cp) + busiest stage's activations "
+    "(Rajbhandari et al. 2020 §5; Korthikanti et al. 2022 §4)",
+    "MFU = model FLOPs per token (every matmul + full attention, Narayanan et al. 2021 §5.1) * tokens/s / (n * peak)",
+]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A GPU type as the step-time model sees it, and where each number came from."""
+
+    gpu: GpuView
+    hardware: Hardware
+    assumptions: dict[str, Any]
+
+
+def cluster_for(
+    gpu: GpuView,
+    precision: Precision,
+    *,
+    gpus_per_node: int | None = None,
+    intra_node_bandwidth_bytes_per_s: int | None = None,
+    inter_node_bandwidth_bytes_per_s: int | None = None,
+) -> Cluster:
+    """The hardware of ``gpu`` for ``precision``: request overrides, else the catalog, else a
+    stated default (8 GPUs per node; half the catalog's bidirectional interconnect; 25 GB/s per
+    GPU scale-out, one HDR InfiniBand port)."""
+    peak_key = PEAK_FOR_PRECISION[precision]
+    peak = gpu.peak_tflops.get(peak_key)
+    if not peak:
+        raise Unprocessable.for_field("precision", f"the catalog has no dense {peak_key} peak for {gpu.id}")
+    notes: dict[str, Any] = {}
+
+    def pick(name: str, given: Any, catalog: Any, default: Any, default_note: str) -> Any:
+        if given is not None:
+            notes[f"{gpu.id}.{name}_source"] = "request"
+            return given
+        if catalog is not None:
+            notes[f"{gpu.id}.{name}_source"] = "catalog"
+            return catalog
+        notes[f"{gpu.id}.{name}_source"] = default_note
+        return default
+
+    node = pick("gpus_per_node", gpus_per_node, gpu.gpus_per_node, DEFAULT_GPUS_PER_NODE, "default 8")
+    half_interconnect = gpu.interconnect_bytes_per_s / 2 if gpu.interconnect_bytes_per_s else 32e9
+    intra = pick("intra_node_bandwidth_bytes_per_s", intra_node_bandwidth_bytes_per_s, gpu.intra_node_bandwidth_bytes_per_s,
+                 half_interconnect, "half the catalog's bidirectional interconnect")  # fmt: skip
+    inter = pick("inter_node_bandwidth_bytes_per_s", inter_node_bandwidth_bytes_per_s, gpu.inter_node_bandwidth_bytes_per_s,
+                 25e9, "default 25 GB/s (one 200 Gb/s port per GPU)")  # fmt: skip
+    mamf = pick("matmul_efficiency", None, gpu.matmul_efficiency, DEFAULT_MATMUL_EFFICIENCY, f"default {DEFAULT_MATMUL_EFFICIENCY}")
+    notes.update({f"{gpu.id}.gpus_per_node": node, f"{gpu.id}.intra_node_bandwidth_bytes_per_s": float(intra),
+                  f"{gpu.id}.inter_node_bandwidth_bytes_per_s": float(inter), f"{gpu.id}.matmul_efficiency": mamf,
+                  f"{gpu.id}.peak_tflops": peak, f"{gpu.id}.peak_dtype": peak_key})  # fmt: skip
+    hardware = Hardware(
+        peak_flops_per_s=peak * 1e12,
+        matmul_efficiency=mamf,
+        memory_bytes=gpu.memory_bytes,
+        memory_bandwidth_bytes_per_s=float(gpu.memory_bandwidth_bytes_per_s),
+        gpus_per_node=node,
+        intra_node_bandwidth_bytes_per_s=float(intra),
+        inter_node_bandwidth_bytes_per_s=float(inter),
+    )
+    return Cluster(gpu=gpu, hardware=hardware, assumptions=notes)
+
+
+def batch_size(seq_len: int, global_batch_size: int | None, global_batch_tokens: int | None) -> tuple[int, str]:
+    """Sequences per step: given, from tokens, or ~4M tokens (at least one sequence)."""
+    if global_batch_size is not None:
+        return global_batch_size, "request"
+    tokens = global_batch_tokens or DEFAULT_BATCH_TOKENS
+    source = "request global_batch_tokens" if global_batch_tokens else "default ~4M tokens per step (Llama 2 §2.2)"
+    return max(1, round(tokens / seq_len)), source
+
+
+@lru_cache(maxsize=512)
+def _cached_plan(arch: Architecture, hardware: Hardware, key: tuple[Any, ...]) -> core.PlanResult:
+    fields = dict(key)
+    fields["fixed"] = dict(fields["fixed"])
+    return core.plan(arch, hardware, core.PlanSpec(**fields))
+
+
+def run_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> core.PlanResult:
+    """:func:`service.core.plan.plan`, memoised: the answer is a pure function of its inputs."""
+    key = tuple((name, getattr(spec, name)) for name in core.PlanSpec.__dataclass_fields__ if name != "fixed")
+    key += (("fixed", tuple(sorted(spec.fixed.items()))),)
+    return _cached_plan(arch, hardware, key)
+
+
+def best_plan(
+    arch: Architecture, cluster: Cluster, *, n_gpus: int, seq_len: int, global_batch_size: int,
+    precision: Precision = Precision.MIXED_BF16, optimizer: Optimizer = Optimizer.ADAMW,
+) -> core.PlanResult:  # fmt: skip
+    """The fastest plan that fits (``top_k`` 1), for the cost and budget answers."""
+    spec = core.PlanSpec(n_gpus=n_gpus, seq_len=seq_len, global_batch_size=global_batch_size, precision=precision,
+                         optimizer=optimizer, top_k=1)  # fmt: skip
+    return run_plan(arch, cluster.hardware, spec)
+
+
+def plan_summary(plan: core.Plan) -> str:
+    """A plan in one line, for ``assumptions``."""
+    return (
+        f"tp={plan.tp} pp={plan.pp} dp={plan.dp} cp={plan.cp} ZeRO-{plan.zero_stage} micro-batch {plan.micro_batch_size} "
+        f"recompute={plan.recompute.value}{' sp' if plan.sequence_parallel else ''}"
+        f"{f' v={plan.virtual_stages}' if plan.virtual_stages > 1 else ''}"
+        f"{' optimizer offloaded to the host' if plan.offload_optimizer else ''}"
+    )
+
+
+def _fixed(req: s.PlanRequest) -> dict[str, Any]:
+    fixed = req.fixed.model_dump(exclude_none=True)
+    if "recompute" in fixed:
+        fixed["recompute"] = fixed["recompute"].value
+    return fixed
+
+
+def plan_item(gpu: str, n_gpus: int, plan: core.Plan, tokens: float | None, eff: float, price: float | None, flops_per_token: float) -> PlanItem:
+    run = None
+    if tokens is not None:
+        run = planned_training_cost(tokens=tokens, model_flops=flops_per_token * tokens, tokens_per_second=plan.tokens_per_second,
+                                    n_gpus=n_gpus, effective_time_fraction=eff, usd_per_gpu_hour=price)  # fmt: skip
+    mem = plan.memory
+    return PlanItem(
+        gpu=gpu, n_gpus=n_gpus, tp=plan.tp, pp=plan.pp, dp=plan.dp, cp=plan.cp, ep=plan.ep, zero_stage=plan.zero_stage,
+        micro_batch_size=plan.micro_batch_size, gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        recompute=plan.recompute, sequence_parallel=plan.sequence_parallel, virtual_stages=plan.virtual_stages,
+        offload_optimizer=plan.offload_optimizer, per_gpu_total_bytes=mem.total_bytes,
+        per_gpu=PlanMemory(weights_bytes=mem.weights_bytes, gradients_bytes=mem.gradients_bytes,
+                             optimizer_bytes=mem.optimizer_bytes, activations_bytes=mem.activations_bytes),
+        cpu_offload_bytes=mem.cpu_offload_bytes, step_time_seconds=plan.step_seconds, step_time=StepTimeParts(**plan.step),
+        tokens_per_second=plan.tokens_per_second, tflops_per_gpu=plan.tflops_per_gpu, mfu=plan.mfu, hfu=plan.hfu,
+        training_hours=run.wall_clock_hours if run else None, gpu_hours=run.gpu_hours if run else None,
+        cost_usd=run.cost_usd if run else None,
+    )  # fmt: skip
+
+
+def _stats(search: core.Search) -> s.SearchStats:
+    return s.SearchStats(considered=search.considered, feasible=search.feasible, returned=search.returned,
+                         seconds=search.seconds, cut=search.cut, searched=search.searched)  # fmt: skip
+
+
+def _price(session: Session, gpu_id: str, req: s.PlanRequest, many: bool) -> PriceQuote | None:
+    from service.services.cost import resolve_price  # cost imports this module for its plans
+
+    if req.tokens is None:
+        return None
+    try:
+        return resolve_price(session, gpu_id, PriceChoice(usd_per_gpu_hour=req.usd_per_gpu_hour, provider=req.provider, pricing=req.pricing))
+    except Unprocessable:
+        if many:  # a compared GPU without a price is listed unpriced
+            return None
+        raise
+
+
+def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.PlanResponse:
+    arch = require_architecture(resolve_model(req.model, catalog), "the planner")
+    seq_len = req.seq_len or arch.max_seq_len
+    batch, batch_source = batch_size(seq_len, req.global_batch_size, req.global_batch_tokens)
+    gpu_ids = req.gpu if isinstance(req.gpu, list) else [req.gpu]
+    many = len(gpu_ids) > 1
+    fixed = _fixed(req)
+    items: list[PlanItem] = []
+    summaries: list[s.GpuSummary] = []
+    totals = [0, 0, 0, 0.0, False]
+    searched: list[str] = []
+    assumptions: dict[str, Any] = {"seq_len": seq_len, "global_batch_size": batch, "global_batch_source": batch_source,
+                                   "effective_time_fraction": req.effective_time_fraction,
+                                   "usable_memory_fraction": req.usable_memory_fraction, "flash_attention": req.flash_attention}  # fmt: skip
+    for gpu_id in gpu_ids:
+        view, _ = resolve_gpu(gpu_id, None, catalog)
+        assert view is not None
+        cluster = cluster_for(view, req.precision, gpus_per_node=req.gpus_per_node,
+                              intra_node_bandwidth_bytes_per_s=req.intra_node_bandwidth_bytes_per_s,
+                              inter_node_bandwidth_bytes_per_s=req.inter_node_bandwidth_bytes_per_s)  # fmt: skip
+        assumptions.update(cluster.assumptions)
+        spec = core.PlanSpec(
+            n_gpus=req.n_gpus or cluster.hardware.gpus_per_node, seq_len=seq_len, global_batch_size=batch,
+            precision=req.precision, optimizer=req.optimizer, flash_attention=req.flash_attention, dropout=req.dropout,
+            fixed=fixed, top_k=req.top_k, usable_memory_fraction=req.usable_memory_fraction,
+        )  # fmt: skip
+        tried = None
+        try:
+            if req.n_gpus is not None:
+                result, n_gpus = run_plan(arch, cluster.hardware, spec), req.n_gpus
+            else:
+                assert req.tokens is not None and req.deadline_days is not None
+                found = core.plan_for_deadline(arch, cluster.hardware, spec, tokens=req.tokens, deadline_hours=req.deadline_days * 24,
+                                               effective_time_fraction=req.effective_time_fraction)  # fmt: skip
+                tried = [n for n, _ in found.tried]
+                result, n_gpus = found.result, found.n_gpus
+        except InvalidSpecError as exc:
+            if not many:
+                raise
+            summaries.append(_unfit(gpu_id, None, f"{exc.field}: {exc.reason}", None, tried))
+            continue
+        if result is None:  # deadline search: no cluster size meets it
+            summaries.append(_unfit(gpu_id, None, f"no cluster of up to {tried[-1] if tried else 0} GPUs trains {req.tokens:g} tokens "
+                                                  f"within {req.deadline_days:g} days", None, tried))  # fmt: skip
+            continue
+        totals = [totals[0] + result.search.considered, totals[1] + result.search.feasible, totals[2] + result.search.returned,
+                  totals[3] + result.search.seconds, totals[4] or result.search.cut]  # fmt: skip
+        searched.append(f"{gpu_id}: {result.search.searched}")
+        price = _price(session, view.id, req, many)
+        usd = price.usd_per_gpu_hour if price else None
+        gpu_items = [plan_item(view.id, n_gpus, p, req.tokens, req.effective_time_fraction, usd, result.model_flops_per_token)
+                     for p in result.plans]  # fmt: skip
+        items.extend(gpu_items)
+        if not gpu_items:
+            summaries.append(_unfit(view.id, n_gpus, result.reason, _stats(result.search), tried))
+            continue
+        top = gpu_items[0]
+        summaries.append(s.GpuSummary(
+            gpu=view.id, n_gpus=n_gpus, fits=True, reason=None, tokens_per_second=top.tokens_per_second, mfu=top.mfu,
+            training_hours=top.training_hours, gpu_hours=top.gpu_hours, cost_usd=top.cost_usd, price=price,
+            search=_stats(result.search), tried_n_gpus=tried,
+        ))  # fmt: skip
+    if req.n_gpus is not None:  # the same cluster size everywhere: the fastest step first
+        items.sort(key=lambda i: (i.step_time_seconds, i.per_gpu_total_bytes))
+    else:  # each GPU type's deadline-meeting size: the cheapest run first
+        items.sort(key=lambda i: (i.cost_usd is None, i.cost_usd or 0.0, i.gpu_hours or 0.0, i.step_time_seconds))
+    fitting = [g for g in summaries if g.fits]
+    fastest = max(fitting, key=lambda g: g.tokens_per_second or 0.0).gpu if fitting else None
+    priced = [g for g in fitting if g.cost_usd is not None]
+    cheapest = min(priced, key=lambda g: g.cost_usd or 0.0).gpu if priced else None
+    reasons = [f"{g.gpu}: {g.reason}" for g in summaries if not g.fits]
+    return s.PlanResponse(
+        plans=items,
+        search=s.SearchStats(considered=totals[0], feasible=totals[1], returned=len(items), seconds=totals[3], cut=totals[4],
+                             searched="; ".join(searched) or "nothing"),
+        reason=None if items else "; ".join(reasons),
+        gpus=summaries, fastest_gpu=fastest, cheapest_gpu=cheapest, global_batch_size=batch, seq_len=seq_len,
+        formulas=FORMULAS, assumptions=assumptions,
+    )  # fmt: skip
+
+
+def _unfit(gpu: str, n_gpus: int | None, reason: str | None, stats: s.SearchStats | None, tried: list[int] | None) -> s.GpuSummary:
+    empty = s.SearchStats(considered=0, feasible=0, returned=0, seconds=0.0, cut=False, searched="nothing")
+    return s.GpuSummary(gpu=gpu, n_gpus=n_gpus, fits=False, reason=reason, tokens_per_second=None, mfu=None, training_hours=None,
+                        gpu_hours=None, cost_usd=None, price=None, search=stats or empty, tried_n_gpus=tried)  # fmt: skip

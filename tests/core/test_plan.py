@@ -1,0 +1,251 @@
+"""The step-time model and the planner against published runs, and the planner's rules.
+
+Goldens cite their table; the tolerance is the issue's ±10 % on throughput. The model has no
+per-run factor: one set of hardware numbers (the seed catalog) and the sourced constants of
+service.core.steptime price every row.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from service.core.compute import AttentionFormula, Recompute, training_flops
+from service.core.errors import InvalidSpecError
+from service.core.memory import Parallelism, params_per_gpu, training_memory
+from service.core.plan import (
+    DIMENSIONS,
+    RECOMPUTES,
+    PlanSpec,
+    _axes,
+    _grid,
+    _memory_arrays,
+    _tables,
+    gpu_counts,
+    plan,
+    plan_for_deadline,
+)
+from service.core.spec import make_architecture
+from service.core.steptime import Layout, Workload, ring_all_reduce_seconds, ring_gather_seconds, step_time
+from tests.core.helpers import hardware, preset
+
+TOLERANCE = 0.10
+
+# Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using
+# Megatron-LM", Table 1: GPT models on A100-80GB (DGX A100: NVLink 3, 8 x 200 Gb/s HDR per node),
+# seq 2048, vocabulary 51,200, full recomputation, fp16. Micro-batch sizes and interleaving from
+# the paper's scripts (Megatron-LM examples/sc21/run_table_1.sh); rows from 39B on used
+# Megatron's "local" DDP, which reduces gradients after the backward pass.
+# (params, heads, hidden, layers, tp, pp, gpus, batch, micro-batch, virtual stages, TFLOP/s per GPU)
+NARAYANAN_TABLE_1 = [
+    ("1.7B", 24, 2304, 24, 1, 1, 32, 512, 16, 1, 137),
+    ("3.6B", 32, 3072, 30, 2, 1, 64, 512, 16, 1, 138),
+    ("7.5B", 32, 4096, 36, 4, 1, 128, 512, 16, 1, 142),
+    ("18.4B", 48, 6144, 40, 8, 1, 256, 1024, 8, 1, 135),
+    ("39.1B", 64, 8192, 48, 8, 2, 512, 1536, 4, 1, 138),
+    ("76.1B", 80, 10240, 60, 8, 4, 1024, 1792, 2, 3, 140),
+    ("145.6B", 96, 12288, 80, 8, 8, 1536, 2304, 2, 2, 148),
+    ("310.1B", 128, 16384, 96, 8, 16, 1920, 2160, 1, 2, 155),
+    ("529.6B", 128, 20480, 105, 8, 35, 2520, 2520, 1, 3, 163),
+    ("1008.0B", 160, 25600, 128, 8, 64, 3072, 3072, 1, 1, 163),
+]
+
+
+def gpt(heads: int, hidden: int, layers: int):
+    return make_architecture(n_layers=layers, d_model=hidden, n_heads=heads, d_ff=4 * hidden, vocab_size=51200,
+                             position="learned", max_seq_len=2048, bias=True, tied_embeddings=True)  # fmt: skip
+
+
+def narayanan_spec(n: int, batch: int, *, overlap: bool, fixed: dict | None = None) -> PlanSpec:
+    return PlanSpec(n_gpus=n, seq_len=2048, global_batch_size=batch, flash_attention=False, dropout=True,
+                    overlap_grad_reduce=overlap, fixed=fixed or {}, top_k=1)  # fmt: skip
+
+
+@pytest.mark.parametrize("row", NARAYANAN_TABLE_1, ids=[r[0] for r in NARAYANAN_TABLE_1])
+def test_narayanan_table_1_throughput_and_the_planner_beats_it(row) -> None:
+    name, heads, hidden, layers, tp, pp, n, batch, mbs, v, paper_tflops = row
+    arch = gpt(heads, hidden, layers)
+    a100 = hardware("a100-80gb-sxm")
+    dp = n // (tp * pp)
+    overlap = tp < 8 and pp == 1  # torch DDP (overlapping) for the first three rows, "local" DDP after
+    fixed = {"tp": tp, "pp": pp, "dp": dp, "cp": 1, "ep": 1, "zero_stage": 0, "offload_optimizer": False,
+             "micro_batch_size": mbs, "recompute": "full", "sequence_parallel": False, "virtual_stages": v}  # fmt: skip
+    paper = plan(arch, a100, narayanan_spec(n, batch, overlap=overlap, fixed=fixed))
+    assert paper.search.considered == 1 and len(paper.plans) == 1, paper.reason
+    p = paper.plans[0]
+    # the paper counts hardware FLOPs with full recompute: 96*B*s*l*h^2*(1 + s/6h + V/16lh) (§5.1)
+    megatron = 96 * batch * 2048 * layers * hidden**2 * (1 + 2048 / (6 * hidden) + 51200 / (16 * layers * hidden))
+    predicted = megatron / p.step_seconds / n / 1e12
+    assert predicted == pytest.approx(paper_tflops, rel=TOLERANCE), name
+    assert p.hfu * 312 == pytest.approx(predicted, rel=0.01)  # hfu counts the same FLOPs
+    # the planner, free to choose everything for the same model, cluster and batch, does at least as well
+    best = plan(arch, a100, narayanan_spec(n, batch, overlap=overlap))
+    assert best.plans and best.plans[0].step_seconds <= p.step_seconds * (1 + 1e-9)
+    assert best.search.considered > 100 and not best.search.cut
+
+
+def test_memory_arrays_equal_the_scalar_core() -> None:
+    # the vectorised memory the planner prunes with is the memory calculator's, layout by layout
+    arch = preset("llama-2-13b")
+    spec = PlanSpec(n_gpus=64, seq_len=4096, global_batch_size=256, dropout=True)
+    axes = _axes(arch, hardware("h100-sxm"), spec)
+    grid = _grid(arch, spec, axes)
+    mem = _memory_arrays(arch, spec, grid, _tables(arch, spec, axes))
+    rng = random.Random(7)
+    for i in rng.sample(range(len(grid["tp"])), 60):
+        row = {k: grid[k][i].item() for k in grid}
+        par = Parallelism(dp=row["dp"], tp=row["tp"], pp=row["pp"], cp=row["cp"], ep=row["ep"],
+                          virtual_stages=row["virtual_stages"], sequence_parallel=row["sequence_parallel"],
+                          zero_stage=row["zero_stage"], offload_optimizer=row["offload_optimizer"])  # fmt: skip
+        exact = training_memory(arch, parallelism=par, micro_batch_size=row["micro_batch_size"], seq_len=4096,
+                                recompute=RECOMPUTES[row["recompute"]], flash_attention=True, dropout=True,
+                                microbatches=row["microbatches"])  # fmt: skip
+        assert mem["total"][i] == exact.total_bytes, row
+        assert mem["activations"][i] == exact.activations_bytes, row
+
+
+def test_step_parts_sum_and_vanish_without_their_parallelism() -> None:
+    arch = preset("llama-2-7b")
+    h100 = hardware("h100-sxm")
+    work = Workload(seq_len=4096, global_batch_size=64)
+    params = params_per_gpu(arch, Parallelism())
+
+    def at(**kw):
+        base = dict(tp=1, pp=1, dp=8, cp=1, ep=1, zero_stage=1, offload_optimizer=False, micro_batch_size=1, recompute=0,
+                    sequence_parallel=False, virtual_stages=1, params_per_gpu=params)  # fmt: skip
+        return step_time(arch, h100, work, Layout(**(base | kw)))
+
+    single = at()
+    parts = [single.compute_seconds, single.recompute_seconds, single.tp_comm_seconds, single.cp_comm_seconds,
+             single.ep_comm_seconds, single.pp_comm_seconds, single.bubble_seconds, single.dp_comm_seconds,
+             single.optimizer_seconds]  # fmt: skip
+    assert float(sum(parts)) == pytest.approx(float(single.step_seconds))
+    assert single.tp_comm_seconds == single.pp_comm_seconds == single.bubble_seconds == single.cp_comm_seconds == 0
+    assert single.recompute_seconds == 0
+    # full recompute repeats the forward: a third of forward + backward
+    full = at(recompute=2)
+    assert float(full.recompute_seconds) == pytest.approx(float(full.compute_seconds - 0) / 3, rel=0.02)
+    # the bubble is (p-1)/(v*m) of the ideal pipeline time, m = 64 / (dp * b) micro-batches
+    piped = at(pp=4, dp=2, params_per_gpu=params_per_gpu(arch, Parallelism(pp=4)))
+    ideal = piped.compute_seconds + piped.recompute_seconds + piped.tp_comm_seconds
+    assert float(piped.bubble_seconds) == pytest.approx(float(ideal) * 3 / 32)
+    interleaved = at(pp=4, dp=2, virtual_stages=2, params_per_gpu=params_per_gpu(arch, Parallelism(pp=4)))
+    assert float(interleaved.bubble_seconds) == pytest.approx(float(piped.bubble_seconds) / 2)
+    # tensor parallelism pays its all-reduces on NVLink; more ranks, more exposed communication
+    assert 0 < float(at(tp=2, dp=4).tp_comm_seconds) < float(at(tp=8, dp=1).tp_comm_seconds)
+
+
+def test_ring_collectives() -> None:
+    # formula sheet, "Parallel time": 2(n-1)/n * S / B for an all-reduce, half for RS or AG
+    assert float(ring_all_reduce_seconds(8e9, 8, 100e9, 0.0)) == pytest.approx(2 * 7 / 8 * 8e9 / 100e9)
+    assert float(ring_gather_seconds(8e9, 8, 100e9, 0.0)) == pytest.approx(7 / 8 * 8e9 / 100e9)
+    assert float(ring_all_reduce_seconds(8e9, 1, 100e9, 1e-5)) == 0.0
+    assert float(ring_all_reduce_seconds(1.0, 1024, 100e9, 1e-5)) == pytest.approx(20 * 1e-5, rel=0.01)  # latency-bound
+
+
+def test_small_hidden_per_tensor_rank_runs_less_efficiently() -> None:
+    # the same model on the same 8 GPUs: more tensor parallelism, thinner matmuls, lower MFU
+    arch = preset("llama-2-7b")
+    spec = lambda tp: PlanSpec(n_gpus=8, seq_len=4096, global_batch_size=64,  # noqa: E731
+                               fixed={"tp": tp, "pp": 1, "zero_stage": 0, "recompute": "none", "micro_batch_size": 1,
+                                      "sequence_parallel": tp > 1, "cp": 1, "virtual_stages": 1, "offload_optimizer": False})  # fmt: skip
+    mfu = [plan(arch, hardware("h100-sxm", memory_bytes=10**12), spec(tp)).plans[0].mfu for tp in (1, 2, 4, 8)]
+    assert mfu == sorted(mfu, reverse=True) and mfu[0] > mfu[-1] * 1.1
+
+
+def test_nothing_fits_is_an_answer_with_the_reason() -> None:
+    result = plan(preset("llama-2-70b"), hardware("h100-sxm"), PlanSpec(n_gpus=1, seq_len=4096, global_batch_size=8))
+    assert result.plans == [] and result.search.feasible == 0 and result.search.considered > 0
+    assert "GiB per GPU" in result.reason and "weights" in result.reason
+
+
+def test_every_dimension_fixed_is_one_prediction() -> None:
+    arch = preset("llama-2-7b")
+    fixed = {"tp": 2, "pp": 2, "dp": 2, "cp": 2, "ep": 1, "zero_stage": 2, "offload_optimizer": False, "micro_batch_size": 2,
+             "recompute": "selective", "sequence_parallel": True, "virtual_stages": 2}  # fmt: skip
+    result = plan(arch, hardware("h100-sxm"), PlanSpec(n_gpus=16, seq_len=4096, global_batch_size=64, fixed=fixed))
+    assert result.search.considered == 1 and len(result.plans) == 1
+    p = result.plans[0]
+    assert {k: getattr(p, k) if k != "recompute" else p.recompute.value for k in DIMENSIONS} == fixed
+    assert p.gradient_accumulation_steps == 64 // (2 * 2)
+    exact = training_memory(arch, parallelism=Parallelism(dp=2, tp=2, pp=2, cp=2, virtual_stages=2, sequence_parallel=True,
+                                                          zero_stage=2), micro_batch_size=2, seq_len=4096,
+                            recompute=Recompute.SELECTIVE, flash_attention=True, microbatches=16)  # fmt: skip
+    assert p.memory.total_bytes == exact.total_bytes
+    flops = training_flops(arch, 1, include_attention=True, attention_formula=AttentionFormula.MEGATRON, seq_len=4096)
+    assert p.mfu == pytest.approx(flops.model_flops_per_token * p.tokens_per_second / 16 / 989.5e12)
+
+
+def test_plans_are_ranked_and_fit() -> None:
+    h100 = hardware("h100-sxm")
+    result = plan(preset("llama-3-70b"), h100, PlanSpec(n_gpus=256, seq_len=8192, global_batch_size=512, top_k=10))
+    steps = [p.step_seconds for p in result.plans]
+    assert len(steps) == 10 and steps == sorted(steps)
+    assert all(p.memory.total_bytes <= h100.memory_bytes * 0.95 for p in result.plans)
+    assert all(p.tp * p.pp * p.dp * p.cp == 256 and p.tp <= 8 for p in result.plans)
+    assert result.search.considered >= result.search.feasible >= 10 and not result.search.cut
+    assert 0.3 < result.plans[0].mfu < 0.7 and result.plans[0].hfu >= result.plans[0].mfu
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (dict(n_gpus=12, seq_len=4096, global_batch_size=64), "n_gpus"),
+        (dict(n_gpus=16, seq_len=4096, global_batch_size=64, fixed={"tp": 3}), "fixed.tp"),
+        (dict(n_gpus=16, seq_len=4096, global_batch_size=64, fixed={"pp": 64}), "fixed.pp"),
+        (dict(n_gpus=16, seq_len=4096, global_batch_size=64, fixed={"ep": 2}), "fixed.ep"),
+        (dict(n_gpus=16, seq_len=4096, global_batch_size=7, fixed={"dp": 16}), "global_batch_size"),
+        (dict(n_gpus=16, seq_len=4096, global_batch_size=64, fixed={"cp": 2}, flash_attention=False), "fixed.cp"),
+    ],
+)
+def test_impossible_requests_name_the_field(spec: dict, field: str) -> None:
+    with pytest.raises(InvalidSpecError) as err:
+        plan(preset("llama-2-7b"), hardware("h100-sxm"), PlanSpec(**spec))
+    assert err.value.field == field
+
+
+def test_uneven_pipeline_stages_are_searched() -> None:
+    # 126 layers on 16 stages (Llama 3 405B): the busiest stage holds ceil(126/16) = 8 layers
+    arch = preset("llama-3.1-405b")
+    result = plan(arch, hardware("h100-sxm"), PlanSpec(n_gpus=1024, seq_len=8192, global_batch_size=512, fixed={"pp": 16, "tp": 8}))
+    assert result.plans and all(p.pp == 16 for p in result.plans)
+    assert result.plans[0].memory.activations is not None and result.plans[0].memory.activations.layers_per_stage == 8
+
+
+def test_mixture_of_experts_searches_expert_parallelism() -> None:
+    result = plan(preset("mixtral-8x7b"), hardware("h100-sxm"), PlanSpec(n_gpus=64, seq_len=4096, global_batch_size=256, top_k=20))
+    assert result.plans and {p.ep for p in result.plans} - {1}
+    assert any(p.step["ep_comm_seconds"] > 0 for p in result.plans if p.ep > 1)
+
+
+def test_a_search_past_its_time_bound_says_cut() -> None:
+    spec = PlanSpec(n_gpus=1024, seq_len=4096, global_batch_size=1024, time_limit_seconds=0.0)
+    result = plan(preset("llama-2-70b"), hardware("h100-sxm"), spec)
+    assert result.search.cut and "pp in" in result.search.searched
+    full = plan(preset("llama-2-70b"), hardware("h100-sxm"), PlanSpec(n_gpus=1024, seq_len=4096, global_batch_size=1024))
+    assert result.search.considered < full.search.considered and not full.search.cut
+
+
+def test_deadline_finds_the_smallest_cluster_that_meets_it() -> None:
+    arch, h100 = preset("llama-2-7b"), hardware("h100-sxm")
+    spec = PlanSpec(n_gpus=8, seq_len=4096, global_batch_size=1024)
+    found = plan_for_deadline(arch, h100, spec, tokens=2e12, deadline_hours=30 * 24, effective_time_fraction=0.9)
+    assert found.n_gpus is not None and found.result is not None
+    hours = dict(found.tried)
+    meeting = {n: h for n, h in hours.items() if h is not None and h <= 30 * 24}
+    assert found.n_gpus in meeting and min(meeting, key=lambda n: n * meeting[n]) == found.n_gpus  # least GPU-hours
+    assert any(h is not None and h > 30 * 24 for n, h in hours.items() if n < min(meeting))  # smaller clusters are too slow
+    assert gpu_counts(8, 64) == [1, 2, 4, 8, 16, 24, 32, 48, 64]
+
+
+def test_grid_respects_every_rule() -> None:
+    arch = preset("llama-3-8b")
+    spec = PlanSpec(n_gpus=64, seq_len=8192, global_batch_size=128)
+    g = _grid(arch, spec, _axes(arch, hardware("h100-sxm"), spec))
+    t, p, d, c, b, v, z = (g[k] for k in ("tp", "pp", "dp", "cp", "micro_batch_size", "virtual_stages", "zero_stage"))
+    assert np.all(t * p * d * c == 64) and np.all(arch.n_heads % t == 0) and np.all(t <= 8)
+    assert np.all(128 % (d * b) == 0)
+    assert np.all((v == 1) | ((p * v <= arch.n_layers) & (g["microbatches"] % p == 0)))
+    assert np.all(~g["sequence_parallel"] | (t > 1)) and np.all(~g["offload_optimizer"] | (z >= 1))
