@@ -1,0 +1,146 @@
+"""POST /v1/plan, and the cost answers that take their time from it, against published runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.test_calculators import problem
+from tests.api.test_cost import ok
+
+# LLaMA (Touvron et al. 2023a, Table 2 and §2.4): no preset, so the architecture is given
+LLAMA_7B = {"n_layers": 32, "d_model": 4096, "n_heads": 32, "d_ff": 11008, "vocab_size": 32000, "ffn": "swiglu",
+            "norm": "rmsnorm", "max_seq_len": 2048}  # fmt: skip
+LLAMA_65B = LLAMA_7B | {"n_layers": 80, "d_model": 8192, "n_heads": 64, "d_ff": 22016}
+TOLERANCE = 0.10
+
+
+@pytest.mark.parametrize(
+    ("model", "tokens", "gpu_hours"),
+    [
+        # Touvron et al. 2023a (LLaMA), Table 15: 1,022,362 GPU-hours for 65B on 1.4T tokens, and
+        # 82,432 for 7B on 1T, on 2,048 A100-80GB
+        (LLAMA_65B, 1.4e12, 1_022_362),
+        (LLAMA_7B, 1.0e12, 82_432),
+        # Touvron et al. 2023b (Llama 2), Table 2: 1,720,320 GPU-hours for 70B on 2T tokens
+        ({"preset": "llama-2-70b"}, 2e12, 1_720_320),
+    ],
+    ids=["llama-65b", "llama-7b", "llama-2-70b"],
+)
+def test_published_gpu_hours_from_the_step_time_model(client, model: dict, tokens: float, gpu_hours: int) -> None:
+    # no MFU given: the time comes from the best plan on 2,048 A100-80GB (default ~4M-token batch)
+    body = {"model": model, "tokens": tokens, "gpu": "a100-80gb-sxm", "n_gpus": 2048, "usd_per_gpu_hour": 1.0}
+    data = ok(client, "/v1/cost/training", body)
+    assert data["gpu_hours"] == pytest.approx(gpu_hours, rel=TOLERANCE)
+    assert data["fits"] is True and data["plan"]["n_gpus"] == 2048
+    assert data["assumptions"]["time_from"].startswith("the planner's best plan")
+    assert 0.3 < data["assumptions"]["predicted_mfu"] < 0.7
+    assert data["scaling_efficiency"] == 1
+
+
+def test_a_measured_throughput_is_used_exactly(client) -> None:
+    # LLaMA-65B's 380 tokens/s/GPU is 148.7 TFLOP/s at 6*P: C / tau, with no other factor
+    body = {"model": LLAMA_65B, "tokens": 1.4e12, "gpu": "a100-80gb-sxm", "n_gpus": 2048, "usd_per_gpu_hour": 1.0,
+            "achieved_tflops_per_gpu": 148.7}  # fmt: skip
+    data = ok(client, "/v1/cost/training", body)
+    assert data["gpu_hours"] == pytest.approx(data["total_flops"] / 148.7e12 / 3600, rel=1e-12)
+    assert data["achieved_tflops_per_gpu"] == pytest.approx(148.7)
+    mfu = ok(client, "/v1/cost/training", body | {"achieved_tflops_per_gpu": None, "mfu": 0.45})
+    assert mfu["gpu_hours"] == pytest.approx(mfu["total_flops"] / (312e12 * 0.45) / 3600, rel=1e-12)
+
+
+def test_a_run_that_fits_no_layout_says_so(client) -> None:
+    body = {"model": {"preset": "llama-2-70b"}, "tokens": 2e12, "gpu": "h100-sxm", "n_gpus": 1, "usd_per_gpu_hour": 2.0}
+    data = ok(client, "/v1/cost/training", body)
+    assert data["fits"] is False and "no layout fits" in data["reason"] and "GiB" in data["reason"]
+    assert data["plan"] is None
+
+
+def test_plan_llama_3_70b_on_256_h100(client) -> None:
+    body = {"model": {"preset": "llama-3-70b"}, "gpu": "h100-sxm", "n_gpus": 256, "seq_len": 8192, "global_batch_size": 512,
+            "tokens": 15e12, "top_k": 5}  # fmt: skip
+    data = ok(client, "/v1/plan", body)
+    plans = data["plans"]
+    assert len(plans) == 5 and [p["step_time_seconds"] for p in plans] == sorted(p["step_time_seconds"] for p in plans)
+    search = data["search"]
+    assert search["considered"] >= search["feasible"] >= 5 and search["returned"] == 5 and not search["cut"]
+    best = plans[0]
+    assert best["tp"] * best["pp"] * best["dp"] * best["cp"] == 256
+    assert best["step_time_seconds"] == pytest.approx(sum(best["step_time"].values()))
+    assert best["tokens_per_second"] == pytest.approx(512 * 8192 / best["step_time_seconds"])
+    assert best["training_hours"] == pytest.approx(15e12 / best["tokens_per_second"] / 0.9 / 3600)
+    assert best["gpu_hours"] == pytest.approx(best["training_hours"] * 256) and best["cost_usd"] > 0
+    assert 0.3 < best["mfu"] < 0.7 and best["hfu"] >= best["mfu"]
+    assert best["per_gpu_total_bytes"] <= 0.95 * 80 * 2**30
+    assert data["gpus"][0]["price"]["as_of"] and data["fastest_gpu"] == data["cheapest_gpu"] == "h100-sxm"
+    # the plan's memory is exactly what the memory calculator answers for that layout
+    memory = ok(client, "/v1/memory/training", {
+        "model": {"preset": "llama-3-70b"}, "seq_len": 8192, "micro_batch_size": best["micro_batch_size"],
+        "recompute": best["recompute"], "flash_attention": True,
+        "parallelism": {"dp": best["dp"] * best["cp"], "tp": best["tp"], "pp": best["pp"], "sequence_parallel": best["sequence_parallel"],
+                        "zero_stage": best["zero_stage"], "offload_optimizer": best["offload_optimizer"]},
+    })  # fmt: skip
+    assert memory["per_gpu"]["weights_bytes"] == best["per_gpu"]["weights_bytes"]
+    assert memory["per_gpu"]["optimizer_bytes"] == best["per_gpu"]["optimizer_bytes"]
+
+
+def test_plan_compares_gpu_types(client) -> None:
+    body = {"model": {"preset": "llama-2-70b"}, "gpu": ["h100-sxm", "a100-80gb-sxm", "l40s"], "n_gpus": 256, "tokens": 2e12, "top_k": 2}
+    data = ok(client, "/v1/plan", body)
+    by_gpu = {g["gpu"]: g for g in data["gpus"]}
+    assert set(by_gpu) == {"h100-sxm", "a100-80gb-sxm", "l40s"} and all(g["fits"] for g in by_gpu.values())
+    assert data["fastest_gpu"] == "h100-sxm"
+    assert data["cheapest_gpu"] == min(by_gpu.values(), key=lambda g: g["cost_usd"])["gpu"]
+    # PCIe-only L40S nodes run a 70B model at a lower MFU than NVLink H100s
+    assert by_gpu["l40s"]["mfu"] < by_gpu["h100-sxm"]["mfu"]
+    assert len(data["plans"]) == 6
+
+
+def test_plan_finds_the_cluster_for_a_deadline(client) -> None:
+    body = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "tokens": 2e12, "deadline_days": 30, "usd_per_gpu_hour": 2.0}
+    data = ok(client, "/v1/plan", body)
+    summary = data["gpus"][0]
+    assert summary["fits"] and summary["training_hours"] <= 30 * 24
+    assert summary["n_gpus"] in summary["tried_n_gpus"] and summary["n_gpus"] % 8 == 0
+    assert all(p["n_gpus"] == summary["n_gpus"] for p in data["plans"])
+    shorter = ok(client, "/v1/plan", body | {"deadline_days": 7})
+    assert shorter["gpus"][0]["n_gpus"] > summary["n_gpus"]
+
+
+def test_plan_with_no_fitting_layout_is_a_200_with_the_reason(client) -> None:
+    data = ok(client, "/v1/plan", {"model": {"preset": "llama-2-70b"}, "gpu": "h100-sxm", "n_gpus": 1})
+    assert data["plans"] == [] and "no layout fits" in data["reason"] and "GiB" in data["reason"]
+    assert data["gpus"][0]["fits"] is False
+
+
+def test_plan_fixed_dimensions_and_overrides(client) -> None:
+    fixed = {"tp": 4, "pp": 2, "zero_stage": 1, "recompute": "selective", "micro_batch_size": 1, "cp": 1, "sequence_parallel": True,
+             "virtual_stages": 1, "offload_optimizer": False}  # fmt: skip
+    body = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "n_gpus": 64, "fixed": fixed, "global_batch_tokens": 2**21}
+    data = ok(client, "/v1/plan", body)
+    assert data["search"]["considered"] == 1 and data["global_batch_size"] == 2**21 // 4096
+    plan = data["plans"][0]
+    assert {k: plan[k] for k in fixed} == fixed and plan["dp"] == 8
+    slow = ok(client, "/v1/plan", body | {"intra_node_bandwidth_bytes_per_s": 10**10})
+    assert slow["plans"][0]["step_time"]["tp_comm_seconds"] > plan["step_time"]["tp_comm_seconds"] * 5
+    assert slow["assumptions"]["h100-sxm.intra_node_bandwidth_bytes_per_s_source"] == "request"
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"n_gpus": 12}, ["body", "n_gpus"]),
+        ({"n_gpus": 0}, ["body", "n_gpus"]),
+        ({"n_gpus": 16, "fixed": {"tp": 3}}, ["body", "fixed", "tp"]),
+        ({"n_gpus": 16, "fixed": {"dp": 16}, "global_batch_size": 7}, ["body", "global_batch_size"]),
+        ({"n_gpus": 16, "gpu": "no-such-gpu"}, ["body", "gpu"]),
+        ({"n_gpus": 16, "model": {"n_params": 7e9}}, ["body", "model"]),
+        ({"n_gpus": 16, "fixed": {"zero_stage": 4}}, ["body", "fixed", "zero_stage"]),
+        ({"tokens": 1e12}, ["body"]),
+        ({"n_gpus": 16, "seq_len": 0}, ["body", "seq_len"]),
+        ({"n_gpus": 16, "top_k": 1000}, ["body", "top_k"]),
+    ],
+)
+def test_plan_bad_input_is_a_422_naming_the_field(client, body: dict, loc: list) -> None:
+    base = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm"}
+    data = problem(client, "/v1/plan", base | body)
+    assert any(error["loc"][: len(loc)] == loc for error in data["errors"]), data
