@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint openapi bench clean
+.PHONY: run test lint openapi bench bench-planner clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ openapi: $(STAMP)  ## rewrite openapi/openapi.json from the app
 
 bench: $(STAMP)  ## calculator throughput against /healthz
 	$(BIN)/python benchmarks/bench_calculators.py
+
+bench-planner: $(STAMP)  ## planner: configurations per second, cold POST /v1/plan times
+	$(BIN)/python benchmarks/bench_planner.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,156 @@
+"""Speed of the parallelism planner: configurations evaluated per second, and cold HTTP answers.
+
+1. The core search (``service.core.plan.plan``) on a few clusters: layouts considered (every
+   structurally valid one, memory-checked; the ones that fit are then priced by the step-time
+   model) divided by the search's own time. Target: at least 1,000,000 per second.
+2. ``POST /v1/plan`` on one uvicorn worker: Llama-3.1-405B on 16,384 H100s (target < 1 s) and
+   Llama-3-70B on 1,024 (target < 0.2 s), each request cold — the service memoises identical
+   plans, so every request here asks a different ``top_k`` — with ``GET /healthz`` in the same
+   run as the floor of a request on this machine.
+
+Exit status 1 when a target is missed.
+
+    make bench-planner      # or: .venv/bin/python benchmarks/bench_planner.py --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_calculators import free_port  # noqa: E402
+from service.catalog import loader  # noqa: E402
+from service.core.plan import PlanSpec, plan  # noqa: E402
+from service.core.spec import make_architecture  # noqa: E402
+from service.core.steptime import Hardware  # noqa: E402
+
+TARGET_CONFIGS_PER_SECOND = 1_000_000
+HTTP_CASES = [  # (name, body, target seconds)
+    ("llama-3.1-405b on 16,384 h100-sxm",
+     {"model": {"preset": "llama-3.1-405b"}, "gpu": "h100-sxm", "n_gpus": 16384, "seq_len": 8192, "global_batch_size": 2048}, 1.0),
+    ("llama-3-70b on 1,024 h100-sxm",
+     {"model": {"preset": "llama-3-70b"}, "gpu": "h100-sxm", "n_gpus": 1024, "seq_len": 8192, "global_batch_size": 512}, 0.2),
+]  # fmt: skip
+CORE_CASES = [  # (preset, gpu, n_gpus, seq_len, global batch)
+    ("llama-3-70b", "h100-sxm", 1024, 8192, 512),
+    ("llama-3.1-405b", "h100-sxm", 16384, 8192, 2048),
+    ("llama-2-7b", "a100-80gb-sxm", 2048, 4096, 1024),
+    ("mixtral-8x7b", "h100-sxm", 256, 4096, 1024),
+    ("gpt-3-175b", "a100-80gb-sxm", 1536, 2048, 1536),
+]
+
+
+def hardware(gpu_id: str) -> Hardware:
+    row = loader.gpus()[gpu_id]
+    return Hardware(
+        peak_flops_per_s=row["peak_tflops"]["bf16"] * 1e12, matmul_efficiency=row["matmul_efficiency"],
+        memory_bytes=row["memory_bytes"], memory_bandwidth_bytes_per_s=row["memory_bandwidth_bytes_per_s"],
+        gpus_per_node=row["gpus_per_node"], intra_node_bandwidth_bytes_per_s=row["intra_node_bandwidth_bytes_per_s"],
+        inter_node_bandwidth_bytes_per_s=row["inter_node_bandwidth_bytes_per_s"],
+    )  # fmt: skip
+
+
+def architecture(preset_id: str):
+    row = loader.model_presets()[preset_id]
+    names = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size", "ffn", "norm", "bias", "qkv_bias",
+             "tied_embeddings", "position", "max_seq_len", "position_embedding_rows", "n_experts", "experts_per_token",
+             "parallel_attention", "norms_per_layer", "embedding_norm")  # fmt: skip
+    return make_architecture(**{k: row[k] for k in names if row.get(k) is not None})
+
+
+def core_rates(repeats: int) -> float:
+    """Configurations per second over all cases (total considered / total search seconds)."""
+    considered = seconds = 0.0
+    for preset_id, gpu, n, seq, batch in CORE_CASES:
+        arch, hw = architecture(preset_id), hardware(gpu)
+        spec = PlanSpec(n_gpus=n, seq_len=seq, global_batch_size=batch)
+        plan(arch, hw, spec)  # warm NumPy and the parameter-count caches
+        times = []
+        for _ in range(repeats):
+            result = plan(arch, hw, spec)
+            times.append(result.search.seconds)
+        best = result.plans[0] if result.plans else None
+        median = statistics.median(times)
+        considered += result.search.considered * repeats
+        seconds += sum(times)
+        layout = f"tp={best.tp} pp={best.pp} dp={best.dp} cp={best.cp} ep={best.ep} MFU {best.mfu:.2f}" if best else result.reason
+        print(f"{preset_id:>15} on {n:>6} {gpu:<14} {result.search.considered:>8} layouts, {result.search.feasible:>7} fit, "
+              f"{median * 1e3:7.1f} ms  {result.search.considered / median / 1e6:5.2f} M/s   best: {layout}")  # fmt: skip
+    rate = considered / seconds
+    verdict = "meets" if rate >= TARGET_CONFIGS_PER_SECOND else "MISSES"
+    print(f"configurations evaluated per second: {rate / 1e6:.2f} M — {verdict} the {TARGET_CONFIGS_PER_SECOND / 1e6:.0f} M target")
+    return rate
+
+
+def http_times(repeats: int) -> bool:
+    port = free_port()
+    db = Path(os.environ.get("BENCH_DB", ROOT / "data" / "bench-planner.sqlite3"))
+    db.parent.mkdir(exist_ok=True)
+    env = {"DATABASE_URL": f"sqlite:///{db}"} | dict(os.environ)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env | {"PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    ok = True
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=60) as client:
+            for _ in range(200):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                print("server did not start", file=sys.stderr)
+                return False
+            client.post("/v1/plan", json=HTTP_CASES[1][1] | {"top_k": 100})  # warm the catalog cache and imports
+            health = []
+            for _ in range(20):
+                start = time.perf_counter()
+                client.get("/healthz")
+                health.append(time.perf_counter() - start)
+            print(f"GET /healthz: median {statistics.median(health) * 1e3:.1f} ms (the floor of one request here)")
+            for name, body, target in HTTP_CASES:
+                times = []
+                for k in range(repeats):  # a new top_k each time: a cold search, never the memo
+                    start = time.perf_counter()
+                    r = client.post("/v1/plan", json=body | {"top_k": 3 + k})
+                    times.append(time.perf_counter() - start)
+                    if r.status_code != 200:
+                        print(f"{name}: HTTP {r.status_code} {r.text[:200]}", file=sys.stderr)
+                        return False
+                search = r.json()["search"]
+                median, worst = statistics.median(times), max(times)
+                verdict = "meets" if worst < target else "MISSES"
+                ok &= worst < target
+                print(f"POST /v1/plan {name}: median {median * 1e3:.0f} ms, worst {worst * 1e3:.0f} ms over {repeats} cold requests "
+                      f"({search['considered']} layouts) — {verdict} the {target * 1e3:.0f} ms target")  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-http", action="store_true", help="only the core search")
+    args = parser.parse_args()
+    rate = core_rates(args.repeats)
+    http_ok = True if args.no_http else http_times(args.repeats)
+    return 0 if rate >= TARGET_CONFIGS_PER_SECOND and http_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
