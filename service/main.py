@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from service.api import budget, catalog, compute, cost, health, memory, params, plan
+from service.api.docs import add_docs_pages
 from service.api.json_body import add_body_schemas
 from service.api.routing import attach, move_docs_last, operation_id
 from service.db.engine import build_engine, session_factory
@@ -59,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         generate_unique_id_function=operation_id,
         lifespan=lifespan,
+        # FastAPI's pages load their JS/CSS from a CDN; add_docs_pages serves local copies
+        docs_url=None,
+        redoc_url=None,
         openapi_tags=[
             {"name": "ops", "description": "Liveness, readiness and metrics."},
             {"name": "params", "description": "Parameter counts of architectures."},
@@ -82,8 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
+    add_docs_pages(app)
     # one flat route table, matched in this order: liveness, the calculators, the rest of the API,
-    # readiness and metrics, the docs pages last (see service/api/routing.py)
+    # readiness and metrics, the docs pages and their assets last (see service/api/routing.py)
     for router in (
         health.liveness, params.router, compute.router, memory.router, cost.router, budget.router, plan.router, *catalog.ROUTERS,
         health.router,

@@ -14,8 +14,8 @@ What ``make bench`` measures (``benchmarks/bench_calculators.py``) shaped three 
 * :func:`attach` instead of ``include_router``: in this FastAPI line an included router is a
   lazy branch, matched once to find it and again inside it; every router here is put on the
   app's own route table instead (about 15 µs less per calculator request).
-* :func:`move_docs_last`: routes are matched in order, and FastAPI registers the OpenAPI
-  document and the docs pages first, so every request tested those four paths first.
+* :func:`move_docs_last`: routes are matched in order, and the OpenAPI document, the docs pages
+  and their assets' mount are registered first, so every request would test those paths first.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute, request_response, wrap_app_with_body_limit
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
+
+from service.api.docs import ASSETS_URL, DOCS_URL, REDOC_URL
 
 
 def operation_id(route: APIRoute) -> str:
@@ -94,10 +96,13 @@ def _bound_to(route: BaseRoute, app: FastAPI) -> BaseRoute:
 
 
 def move_docs_last(app: FastAPI) -> None:
-    """Move the OpenAPI document and the docs pages, which FastAPI registers first, to the end
-    of the route table: routes are matched in order, and every API request would otherwise test
-    these four paths before its own."""
-    docs_paths = {app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url} - {None}
+    """Move the OpenAPI document, the docs pages and their assets' mount (FastAPI registers the
+    first, :func:`service.api.docs.add_docs_pages` the others, before the API) to the end of the
+    route table, in the order they were added: routes are matched in order, and every API request
+    would otherwise test these paths before its own."""
+    docs_paths = {
+        app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url, DOCS_URL, REDOC_URL, ASSETS_URL,
+    } - {None}  # fmt: skip
     routes = app.router.routes
     docs = [route for route in routes if getattr(route, "path", None) in docs_paths and not isinstance(route, APIRoute)]
     routes[:] = [route for route in routes if route not in docs] + docs

@@ -105,7 +105,8 @@ def planned_training_cost(
     gpu_hours = check_flops("gpu_hours", wall_clock_hours * n_gpus)
     return TrainingCost(
         total_flops=model_flops,
-        achieved_flops_per_s_per_gpu=model_flops / (gpu_hours * SECONDS_PER_HOUR),
+        # FLOPs per GPU-second, written so that a vanishing run cannot divide by zero
+        achieved_flops_per_s_per_gpu=model_flops / tokens * tokens_per_second * effective_time_fraction / n_gpus,
         gpu_hours=gpu_hours,
         wall_clock_hours=wall_clock_hours,
         cost_usd=None if usd_per_gpu_hour is None else check_flops("cost_usd", gpu_hours * usd_per_gpu_hour),

@@ -162,7 +162,9 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
                         "(C = tau*T, Transformers Math 101)")  # fmt: skip
         if planned is None and not isinstance(model, Architecture) and req.mfu is None and req.achieved_tflops_per_gpu is None:
             rate_assumptions["planner"] = "not used: the step-time model needs the architecture (a preset or its fields)"
-    fits = None if planned is None else best is not None
+        elif planned is not None and planned.plan is None:  # the cluster or batch admits no layout at all
+            rate_assumptions["planner"] = f"not used: {planned.reason}"
+    fits = None if planned is None or planned.plan is None else best is not None
     plan_item = None
     if best is not None:
         plan_item = plan_service.plan_item(gpu.id, req.n_gpus, best, req.tokens, cost.EFFECTIVE_TRAINING_TIME_FRACTION,
@@ -181,7 +183,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
         achieved_tflops_per_gpu=r.achieved_flops_per_s_per_gpu / 1e12,
         scaling_efficiency=efficiency,
         fits=fits,
-        reason=planned.reason if planned is not None and best is None else None,
+        reason=planned.reason if fits is False and planned is not None else None,
         plan=plan_item,
         formulas=[flops.formula, time_formula],
         assumptions=rate_assumptions
@@ -219,7 +221,7 @@ def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> 
             planned[gpu.id] = _planned(model, gpu, req.n_gpus, req.seq_len, req)
         plan = planned[gpu.id]
         best = plan.plan.plans[0] if plan and plan.plan and plan.plan.plans else None
-        if plan is not None:
+        if plan is not None and plan.plan is not None:
             fits = best is not None
             note = "" if fits else (plan.reason or "no layout fits")
             least = best.memory.total_bytes if best else footprint

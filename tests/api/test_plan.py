@@ -144,3 +144,10 @@ def test_plan_bad_input_is_a_422_naming_the_field(client, body: dict, loc: list)
     base = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm"}
     data = problem(client, "/v1/plan", base | body)
     assert any(error["loc"][: len(loc)] == loc for error in data["errors"]), data
+
+
+def test_a_cluster_the_planner_cannot_lay_out_falls_back_to_the_mfu_and_says_why(client) -> None:
+    body = {"model": {"preset": "llama-2-7b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 12, "usd_per_gpu_hour": 2.0}
+    data = ok(client, "/v1/cost/training", body)
+    assert data["fits"] is None and data["plan"] is None and data["mfu"] == 0.4
+    assert "not a multiple of gpus_per_node" in data["assumptions"]["planner"]

@@ -10,6 +10,7 @@ import json
 import pytest
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
+from starlette.routing import Mount
 
 from service.api.deps import get_session, require_writer
 from service.api.routing import HandlerRoute, attach, handler_router
@@ -76,7 +77,8 @@ def test_the_route_table_is_flat_liveness_first_and_docs_last(app) -> None:
     assert None not in paths, "every route sits on the app's own table (no lazily included routers)"
     assert paths[:6] == ["/healthz", "/v1/params", "/v1/compute/training", "/v1/compute/inference",
                          "/v1/memory/training", "/v1/memory/inference"]  # fmt: skip
-    assert paths[-6:] == ["/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"]
+    assert paths[-7:] == ["/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static/docs"]
+    assert isinstance(routes[-1], Mount) and routes[-1].name == "docs-assets"
     calculators = {"/v1/params", "/v1/compute/training", "/v1/compute/inference", "/v1/memory/training", "/v1/memory/inference"}
     for route in routes:
         if isinstance(route, APIRoute):
