@@ -86,6 +86,9 @@ class TrainingCostRequest(Throughput, PriceChoice):
     )
     include_attention: bool = False
     seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
+    global_batch_tokens: int | None = Field(
+        None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
+    )
 
 
 class TrainingCostResponse(Estimate):
@@ -119,6 +122,9 @@ class CompareRequest(Throughput):
     providers: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=100)
     sort_by: Literal["cost", "time"] = "cost"
     seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN, description="For the memory check; default max_seq_len.")
+    global_batch_tokens: int | None = Field(
+        None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
+    )
 
 
 class CompareRow(Schema):

@@ -83,7 +83,7 @@ def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, 
     if req.mfu is not None or req.achieved_tflops_per_gpu is not None or not isinstance(model, Architecture):
         return None
     seq = seq_len or model.max_seq_len
-    batch, _ = plan_service.batch_size(seq, None, None)
+    batch, _ = plan_service.batch_size(seq, None, getattr(req, "global_batch_tokens", None), n_gpus)
     try:
         cluster = plan_service.cluster_for(gpu, Precision.MIXED_BF16)
         result = plan_service.best_plan(model, cluster, n_gpus=n_gpus, seq_len=seq, global_batch_size=batch)

@@ -24,6 +24,7 @@ from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import resolve_gpu, resolve_model
 
 DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens per step: Llama 2 (Touvron et al. 2023 §2.2), LLaMA (§2.3)
+DEFAULT_BATCH_TOKENS_PER_GPU = 1024  # Llama 3 405B: 16M tokens per step on 16K GPUs (Dubey et al. 2024 §3.4.1)
 DEFAULT_GPUS_PER_NODE = 8  # HGX/DGX servers
 PEAK_FOR_PRECISION = {Precision.MIXED_BF16: "bf16", Precision.BF16: "bf16", Precision.MIXED_FP16: "fp16", Precision.FP32: "fp32"}
 
@@ -96,13 +97,18 @@ def cluster_for(
     return Cluster(gpu=gpu, hardware=hardware, assumptions=notes)
 
 
-def batch_size(seq_len: int, global_batch_size: int | None, global_batch_tokens: int | None) -> tuple[int, str]:
-    """Sequences per step: given, from tokens, or ~4M tokens (at least one sequence)."""
+def batch_size(
+    seq_len: int, global_batch_size: int | None, global_batch_tokens: int | None, n_gpus: int | None = None
+) -> tuple[int, str]:
+    """Sequences per step: given, from tokens, or the default: 4M tokens (LLaMA §2.3 and Llama 2
+    §2.2 on 2,048 GPUs) or 1,024 tokens per GPU on larger clusters (Llama 3 405B: 16M-token
+    batches on 16K GPUs, Dubey et al. 2024 §3.4.1), whichever is larger; at least one sequence."""
     if global_batch_size is not None:
         return global_batch_size, "request"
-    tokens = global_batch_tokens or DEFAULT_BATCH_TOKENS
-    source = "request global_batch_tokens" if global_batch_tokens else "default ~4M tokens per step (Llama 2 §2.2)"
-    return max(1, round(tokens / seq_len)), source
+    if global_batch_tokens is not None:
+        return max(1, round(global_batch_tokens / seq_len)), "request global_batch_tokens"
+    tokens = max(DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_PER_GPU * (n_gpus or 0))
+    return max(1, round(tokens / seq_len)), "default: max(4M tokens, 1,024 tokens per GPU) (Llama 2 §2.2; Llama 3 §3.4.1)"
 
 
 @lru_cache(maxsize=512)
@@ -187,7 +193,7 @@ def _price(session: Session, gpu_id: str, req: s.PlanRequest, many: bool) -> Pri
 def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.PlanResponse:
     arch = require_architecture(resolve_model(req.model, catalog), "the planner")
     seq_len = req.seq_len or arch.max_seq_len
-    batch, batch_source = batch_size(seq_len, req.global_batch_size, req.global_batch_tokens)
+    batch, batch_source = batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, req.n_gpus)
     gpu_ids = req.gpu if isinstance(req.gpu, list) else [req.gpu]
     many = len(gpu_ids) > 1
     fixed = _fixed(req)

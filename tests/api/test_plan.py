@@ -151,3 +151,16 @@ def test_a_cluster_the_planner_cannot_lay_out_falls_back_to_the_mfu_and_says_why
     data = ok(client, "/v1/cost/training", body)
     assert data["fits"] is None and data["plan"] is None and data["mfu"] == 0.4
     assert "not a multiple of gpus_per_node" in data["assumptions"]["planner"]
+
+
+def test_llama_3_405b_gpu_hours_with_the_default_batch(client) -> None:
+    # Llama 3.1 model card: 30.84M H100-80GB GPU-hours for 405B (15.6T tokens, Dubey et al. 2024
+    # §3.3-3.4: up to 16,384 GPUs, 8K sequences, batches growing to 16M tokens). The default
+    # batch on 16,384 GPUs is 1,024 tokens per GPU: 2,048 sequences of 8,192.
+    body = {"model": {"preset": "llama-3.1-405b"}, "tokens": 15.6e12, "gpu": "h100-sxm", "n_gpus": 16384, "seq_len": 8192,
+            "usd_per_gpu_hour": 2.0}  # fmt: skip
+    data = ok(client, "/v1/cost/training", body)
+    assert data["assumptions"]["global_batch_size"] == 2048
+    assert data["gpu_hours"] == pytest.approx(30.84e6, rel=TOLERANCE)
+    small = ok(client, "/v1/cost/training", body | {"global_batch_tokens": 4 * 2**20})
+    assert small["assumptions"]["global_batch_size"] == 512 and small["gpu_hours"] > data["gpu_hours"]  # a deeper bubble
