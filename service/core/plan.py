@@ -230,7 +230,9 @@ class _Tables:
 
 def _tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _Tables:
     shard = ("tp", "pp", "ep", "virtual_stages")
-    params = np.zeros(tuple(len(axes[k]) for k in shard), dtype=np.int64)
+    # float64 throughout the pruning arithmetic: exact for integer byte counts below 2^53 (8 PiB,
+    # far beyond any GPU), and an absurd request overflows to inf (never fits) instead of wrapping
+    params = np.zeros(tuple(len(axes[k]) for k in shard), dtype=np.float64)
     optimizer = np.zeros_like(params)
     for idx in np.ndindex(params.shape):
         t, p, ep, v = (axes[k][i].item() for k, i in zip(shard, idx, strict=True))
@@ -241,7 +243,7 @@ def _tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> 
         optimizer[idx] = optimizer_state_bytes(count, spec.optimizer, spec.precision, arch)
     e = PRECISION_BYTES[spec.precision].activation
     names = ("tp", "sequence_parallel", "recompute", "micro_batch_size", "cp")
-    layer = np.empty(tuple(len(axes[k]) for k in names), dtype=np.int64)
+    layer = np.empty(tuple(len(axes[k]) for k in names), dtype=np.float64)
     for idx in np.ndindex(layer.shape):
         t, sp, rc, b, c = (axes[k][i].item() for k, i in zip(names, idx, strict=True))
         opts = ActivationOptions(
@@ -273,17 +275,17 @@ def _memory_arrays(arch: Architecture, spec: PlanSpec, g: dict[str, np.ndarray],
     layer = tables.layer_activations[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
     # the stage's total, as service.core.activations.stage_activation_bytes builds it
     e, s, b, sp = pb.activation, spec.seq_len, g["micro_batch_size"], g["sequence_parallel"]
-    sbh = (s // c) * b * arch.d_model
+    sbh = (s // c) * b.astype(np.float64) * arch.d_model
     embedding_mask = MASK_BYTES * sbh if spec.dropout else np.zeros_like(sbh)
     output_inputs = 2 * e * sbh
     embedding_mask = np.where(sp, -(-embedding_mask // t), embedding_mask)
     output_inputs = np.where(sp, -(-output_inputs // t), output_inputs)
-    output = output_inputs + np.ceil(LOGIT_BYTES * (s // c) * b * arch.vocab_size / t).astype(np.int64)
+    output = output_inputs + np.ceil(LOGIT_BYTES * (s // c) * b * arch.vocab_size / t)
     v = g["virtual_stages"]
     per_stage = layers_per_stage(arch.n_layers, p, v)
     held = np.minimum(p, g["microbatches"]).astype(np.float64)
     in_flight = np.where(v > 1, held * (1 + (p - 1) / (p * v)), held)
-    first = np.ceil(in_flight * (per_stage * layer + embedding_mask)).astype(np.int64)
+    first = np.ceil(in_flight * (per_stage * layer + embedding_mask))
     last = per_stage * layer + output
     single = per_stage * layer + embedding_mask + output
     activations = np.where(p == 1, single, np.maximum(first, last))
@@ -409,7 +411,7 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
     searched: list[int] = []
     smallest: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
     for p in pipeline_sizes.tolist():
-        if time.perf_counter() - started > spec.time_limit_seconds:
+        if searched and time.perf_counter() - started > spec.time_limit_seconds:  # at least one size is searched
             cut = True
             break
         chunk = {k: a[grid["pp"] == p] for k, a in grid.items()}
@@ -500,12 +502,14 @@ def plan_for_deadline(
         if time.perf_counter() - started > spec.time_limit_seconds:
             cut = True
             break
-        probe = PlanSpec(**{**_spec_fields(spec), "n_gpus": n, "time_limit_seconds": spec.time_limit_seconds})
+        remaining = spec.time_limit_seconds - (time.perf_counter() - started)
+        probe = PlanSpec(**{**spec_fields(spec), "n_gpus": n, "time_limit_seconds": remaining})
         try:
             result = plan(arch, hw, probe)
         except InvalidSpecError:  # the batch no longer splits over this many GPUs
             tried.append((n, None))
             break
+        cut = cut or result.search.cut
         if not result.plans:
             tried.append((n, None))
             continue
@@ -522,5 +526,5 @@ def plan_for_deadline(
     return DeadlineResult(n_gpus=best[1], result=best[2], tried=tried, cut=cut)
 
 
-def _spec_fields(spec: PlanSpec) -> dict[str, Any]:
+def spec_fields(spec: PlanSpec) -> dict[str, Any]:
     return {name: getattr(spec, name) for name in PlanSpec.__dataclass_fields__}

@@ -26,6 +26,7 @@ from service.services.models import resolve_gpu, resolve_model
 DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens per step: Llama 2 (Touvron et al. 2023 §2.2), LLaMA (§2.3)
 DEFAULT_BATCH_TOKENS_PER_GPU = 1024  # Llama 3 405B: 16M tokens per step on 16K GPUs (Dubey et al. 2024 §3.4.1)
 DEFAULT_GPUS_PER_NODE = 8  # HGX/DGX servers
+DEADLINE_SEARCH_SECONDS = 10.0  # the bound on a deadline search, over all the GPU types of a request
 PEAK_FOR_PRECISION = {Precision.MIXED_BF16: "bf16", Precision.BF16: "bf16", Precision.MIXED_FP16: "fp16", Precision.FP32: "fp32"}
 
 FORMULAS = [
@@ -200,6 +201,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.Plan
     items: list[PlanItem] = []
     summaries: list[s.GpuSummary] = []
     totals = [0, 0, 0, 0.0, False]
+    deadline_cut = False
     searched: list[str] = []
     assumptions: dict[str, Any] = {"seq_len": seq_len, "global_batch_size": batch, "global_batch_source": batch_source,
                                    "effective_time_fraction": req.effective_time_fraction,
@@ -222,18 +224,22 @@ def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.Plan
                 result, n_gpus = run_plan(arch, cluster.hardware, spec), req.n_gpus
             else:
                 assert req.tokens is not None and req.deadline_days is not None
-                found = core.plan_for_deadline(arch, cluster.hardware, spec, tokens=req.tokens, deadline_hours=req.deadline_days * 24,
+                # one time bound for the whole request, shared by the GPU types
+                budget = core.PlanSpec(**{**core.spec_fields(spec), "time_limit_seconds": DEADLINE_SEARCH_SECONDS / len(gpu_ids)})
+                found = core.plan_for_deadline(arch, cluster.hardware, budget, tokens=req.tokens, deadline_hours=req.deadline_days * 24,
                                                effective_time_fraction=req.effective_time_fraction)  # fmt: skip
                 tried = [n for n, _ in found.tried]
                 result, n_gpus = found.result, found.n_gpus
+                deadline_cut = deadline_cut or found.cut
         except InvalidSpecError as exc:
             if not many:
                 raise
             summaries.append(_unfit(gpu_id, None, f"{exc.field}: {exc.reason}", None, tried))
             continue
         if result is None:  # deadline search: no cluster size meets it
+            stopped = " (the search stopped at its time bound)" if found.cut else ""
             summaries.append(_unfit(gpu_id, None, f"no cluster of up to {tried[-1] if tried else 0} GPUs trains {req.tokens:g} tokens "
-                                                  f"within {req.deadline_days:g} days", None, tried))  # fmt: skip
+                                                  f"within {req.deadline_days:g} days{stopped}", None, tried))  # fmt: skip
             continue
         totals = [totals[0] + result.search.considered, totals[1] + result.search.feasible, totals[2] + result.search.returned,
                   totals[3] + result.search.seconds, totals[4] or result.search.cut]  # fmt: skip
@@ -263,7 +269,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.Plan
     reasons = [f"{g.gpu}: {g.reason}" for g in summaries if not g.fits]
     return s.PlanResponse(
         plans=items,
-        search=s.SearchStats(considered=totals[0], feasible=totals[1], returned=len(items), seconds=totals[3], cut=totals[4],
+        search=s.SearchStats(considered=totals[0], feasible=totals[1], returned=len(items), seconds=totals[3], cut=totals[4] or deadline_cut,
                              searched="; ".join(searched) or "nothing"),
         reason=None if items else "; ".join(reasons),
         gpus=summaries, fastest_gpu=fastest, cheapest_gpu=cheapest, global_batch_size=batch, seq_len=seq_len,
