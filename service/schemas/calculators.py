@@ -112,8 +112,11 @@ class ParallelismSpec(Schema):
     dp: int = Field(1, ge=1, le=1_000_000, description="Data-parallel ranks.")
     tp: int = Field(1, ge=1, le=4096, description="Tensor-parallel ranks.")
     pp: int = Field(1, ge=1, le=4096, description="Pipeline stages.")
+    cp: int = Field(1, ge=1, le=4096, description="Context-parallel ranks (each holds seq_len/cp tokens; needs flash_attention).")
+    ep: int = Field(1, ge=1, le=4096, description="Expert-parallel ranks, within dp (mixtures of experts).")
+    virtual_stages: int = Field(1, ge=1, le=64, description="Interleaved pipeline chunks per GPU.")
     sequence_parallel: bool = False
-    zero_stage: int = Field(0, ge=0, le=3)
+    zero_stage: int = Field(0, ge=0, le=3, description="ZeRO shards over the dp*cp ranks that hold the same weights.")
     offload_optimizer: bool = False
 
 
@@ -144,6 +147,9 @@ class TrainingMemoryRequest(Schema):
     dropout: bool = False
     include_activations: bool = Field(True, description="False answers for a bare n_params.")
     parallelism: ParallelismSpec = ParallelismSpec()
+    gradient_accumulation_steps: int | None = Field(
+        None, ge=1, le=MAX_BATCH, description="Micro-batches per step; fewer than pp leaves the pipeline's first stage holding fewer."
+    )
     gpu: GpuId | None = None
     gpu_memory_bytes: Bytes | None = Field(None, gt=0, description="Instead of gpu.")
 
@@ -160,7 +166,7 @@ class PerGpuMemory(Schema):
 class ActivationDetail(Schema):
     per_layer_bytes: int
     layers_per_stage: int
-    in_flight_microbatches: int
+    in_flight_microbatches: float = Field(description="Micro-batches' worth held by the first stage (fractional when interleaved).")
     first_stage_bytes: int
     last_stage_bytes: int
 

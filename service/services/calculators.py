@@ -20,7 +20,7 @@ def _model_assumptions(model: ModelShape) -> dict[str, str | float | int | bool 
 
 def _parallelism(p: s.ParallelismSpec) -> memory.Parallelism:
     return memory.Parallelism(
-        dp=p.dp, tp=p.tp, pp=p.pp, sequence_parallel=p.sequence_parallel,
+        dp=p.dp, tp=p.tp, pp=p.pp, cp=p.cp, ep=p.ep, virtual_stages=p.virtual_stages, sequence_parallel=p.sequence_parallel,
         zero_stage=p.zero_stage, offload_optimizer=p.offload_optimizer,
     )
 
@@ -117,6 +117,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         flash_attention=req.flash_attention,
         dropout=req.dropout,
         include_activations=req.include_activations,
+        microbatches=req.gradient_accumulation_steps,
     )
     act = r.activations
     assumptions = _model_assumptions(model) | {

@@ -76,11 +76,12 @@ def test_plan_llama_3_70b_on_256_h100(client) -> None:
     memory = ok(client, "/v1/memory/training", {
         "model": {"preset": "llama-3-70b"}, "seq_len": 8192, "micro_batch_size": best["micro_batch_size"],
         "recompute": best["recompute"], "flash_attention": True,
-        "parallelism": {"dp": best["dp"] * best["cp"], "tp": best["tp"], "pp": best["pp"], "sequence_parallel": best["sequence_parallel"],
-                        "zero_stage": best["zero_stage"], "offload_optimizer": best["offload_optimizer"]},
+        "parallelism": {k: best[k] for k in ("dp", "tp", "pp", "cp", "ep", "virtual_stages", "sequence_parallel", "zero_stage",
+                                             "offload_optimizer")},
+        "gradient_accumulation_steps": best["gradient_accumulation_steps"],
     })  # fmt: skip
-    assert memory["per_gpu"]["weights_bytes"] == best["per_gpu"]["weights_bytes"]
-    assert memory["per_gpu"]["optimizer_bytes"] == best["per_gpu"]["optimizer_bytes"]
+    assert memory["per_gpu"]["total_bytes"] == best["per_gpu_total_bytes"]
+    assert {k: memory["per_gpu"][k] for k in best["per_gpu"]} == best["per_gpu"]
 
 
 def test_plan_compares_gpu_types(client) -> None:
@@ -164,3 +165,30 @@ def test_llama_3_405b_gpu_hours_with_the_default_batch(client) -> None:
     assert data["gpu_hours"] == pytest.approx(30.84e6, rel=TOLERANCE)
     small = ok(client, "/v1/cost/training", body | {"global_batch_tokens": 4 * 2**20})
     assert small["assumptions"]["global_batch_size"] == 512 and small["gpu_hours"] > data["gpu_hours"]  # a deeper bubble
+
+
+@pytest.mark.parametrize(
+    ("parallelism", "extra", "loc"),
+    [
+        ({"cp": 2}, {"flash_attention": False}, ["body", "parallelism", "cp"]),
+        ({"cp": 3}, {"flash_attention": True}, ["body", "parallelism", "cp"]),
+        ({"ep": 2, "dp": 2}, {}, ["body", "parallelism", "ep"]),
+        ({"pp": 4, "virtual_stages": 9}, {}, ["body", "parallelism", "virtual_stages"]),
+    ],
+)
+def test_memory_rejects_layouts_that_cannot_run(client, parallelism: dict, extra: dict, loc: list) -> None:
+    body = {"model": {"preset": "llama-2-7b"}, "seq_len": 4096, "parallelism": parallelism} | extra
+    data = problem(client, "/v1/memory/training", body)
+    assert any(error["loc"][: len(loc)] == loc for error in data["errors"]), data
+
+
+def test_memory_with_context_parallelism_and_interleaving(client) -> None:
+    base = {"model": {"preset": "llama-2-7b"}, "seq_len": 8192, "flash_attention": True}
+    plain = ok(client, "/v1/memory/training", base | {"parallelism": {"pp": 4}})
+    split = ok(client, "/v1/memory/training", base | {"parallelism": {"pp": 4, "cp": 2}})
+    assert split["per_gpu"]["activations_bytes"] < plain["per_gpu"]["activations_bytes"] * 0.55  # half the tokens each
+    interleaved = ok(client, "/v1/memory/training", base | {"parallelism": {"pp": 4, "virtual_stages": 2}})
+    # Korthikanti et al. 2022 §4.2.3: the first stage holds (1 + (p-1)/(p*v)) times more
+    assert interleaved["activations"]["in_flight_microbatches"] == pytest.approx(4 * (1 + 3 / 8))
+    few = ok(client, "/v1/memory/training", base | {"parallelism": {"pp": 4}, "gradient_accumulation_steps": 2})
+    assert few["activations"]["in_flight_microbatches"] == 2
