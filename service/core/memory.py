@@ -160,10 +160,17 @@ class Parallelism:
         return self.dp * self.cp
 
 
-def validate_parallelism(par: Parallelism, model: ModelShape) -> None:
-    """Reject layouts that cannot run: tp must divide the heads, pp cannot exceed the layers."""
+def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int | None = None) -> None:
+    """Reject layouts that cannot run: tp must divide the heads, pp cannot exceed the layers,
+    interleaving needs pp > 1 and (Megatron-LM's rule) micro-batches in multiples of pp."""
     if par.zero_stage not in (0, 1, 2, 3):
         raise InvalidSpecError("parallelism.zero_stage", "must be 0, 1, 2 or 3")
+    if par.virtual_stages > 1 and par.pp == 1:
+        raise InvalidSpecError("parallelism.virtual_stages", "interleaving needs pp > 1")
+    if par.virtual_stages > 1 and microbatches is not None and microbatches % par.pp:
+        raise InvalidSpecError(
+            "gradient_accumulation_steps", f"the interleaved schedule needs micro-batches in multiples of pp={par.pp}"
+        )
     if par.offload_optimizer and par.zero_stage == 0:
         raise InvalidSpecError(
             "parallelism.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)"
@@ -227,6 +234,26 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     return math.ceil((total - norms - experts_elsewhere) / par.tp + kv_replication) + norms
 
 
+def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
+    """The routed experts' share of :func:`params_per_gpu`: ``n_experts / ep`` expert MLPs per
+    layer of the busiest stage, split over ``tp``. Each is replicated over only ``dp*cp/ep``
+    ranks, so ZeRO shards it over those (Megatron-Core's expert data-parallel group; Rajbhandari
+    et al. 2022, DeepSpeed-MoE §5). 0 for a dense model or ``ep = 1`` (the experts then follow
+    the dense parameters)."""
+    if not isinstance(model, Architecture) or not model.is_moe or par.ep == 1:
+        return 0
+    layers = layers_per_stage(model.n_layers, par.pp, par.virtual_stages)
+    return math.ceil(layers * (model.n_experts // par.ep) * mlp_params_per_expert(model) / par.tp)
+
+
+def zero_sharded_bytes(dense_bytes: int, expert_bytes: int, *, sharded: bool, shards: int, ep: int) -> int:
+    """Bytes left on one GPU after ZeRO: the dense part over ``shards`` ranks, the expert part
+    over ``shards / ep`` (rounded up each); unchanged when this stage does not shard the term."""
+    if not sharded:
+        return dense_bytes + expert_bytes
+    return math.ceil(dense_bytes / shards) + math.ceil(expert_bytes * ep / shards)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingMemory:
     """Per-GPU training memory of the busiest pipeline stage, and host memory for offload."""
@@ -266,24 +293,24 @@ def training_memory(
     parameters, dp = 64 → 120 GB, 31.4 GB, 16.6 GB, 1.9 GB). Activations are not sharded by ZeRO
     (:func:`service.core.activations.stage_activation_bytes`).
     """
-    validate_parallelism(parallelism, model)
+    validate_parallelism(parallelism, model, microbatches)
     par = parallelism
     pb = PRECISION_BYTES[precision]
     arch = model if isinstance(model, Architecture) else None
     notes: list[str] = []
     p_gpu = params_per_gpu(model, par)
-    weights = pb.weight * p_gpu
-    gradients = pb.gradient * p_gpu
-    optimizer_total = optimizer_state_bytes(p_gpu, optimizer, precision, arch)
+    p_expert = expert_params_per_gpu(model, par)
+    p_dense = p_gpu - p_expert
     if optimizer is Optimizer.ADAFACTOR and arch is None:
         notes.append("Adafactor's factored second moment needs the shapes; counted as 0 bytes")
-    dp = par.zero_shards
-    if par.zero_stage >= 1:
-        optimizer_total = math.ceil(optimizer_total / dp)
-    if par.zero_stage >= 2:
-        gradients = math.ceil(gradients / dp)
-    if par.zero_stage >= 3:
-        weights = math.ceil(weights / dp)
+    shards, z, ep = par.zero_shards, par.zero_stage, par.ep
+    optimizer_total = zero_sharded_bytes(
+        optimizer_state_bytes(p_dense, optimizer, precision, arch),
+        optimizer_state_bytes(p_expert, optimizer, precision, arch) if p_expert else 0,
+        sharded=z >= 1, shards=shards, ep=ep,
+    )
+    gradients = zero_sharded_bytes(pb.gradient * p_dense, pb.gradient * p_expert, sharded=z >= 2, shards=shards, ep=ep)
+    weights = zero_sharded_bytes(pb.weight * p_dense, pb.weight * p_expert, sharded=z >= 3, shards=shards, ep=ep)
     cpu_offload = 0
     if par.offload_optimizer:
         cpu_offload, optimizer_total = optimizer_total, 0

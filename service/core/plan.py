@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ from service.core.memory import (
     Parallelism,
     Precision,
     TrainingMemory,
+    expert_params_per_gpu,
     optimizer_state_bytes,
     params_per_gpu,
     training_memory,
@@ -218,61 +220,77 @@ def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> di
 
 
 @dataclass(frozen=True, slots=True)
-class _Tables:
-    """Per-shard terms from the scalar core over the small products of the axes they depend
-    on: parameters and optimizer bytes by (tp, pp, ep, virtual stages); one layer's activation bytes by
-    (tp, sequence_parallel, recompute, micro-batch, cp)."""
+class _ShardTable:
+    """Per-shard terms from the scalar core by (tp, pp, ep, virtual stages): the busiest stage's
+    dense and expert parameters and their optimizer bytes. float64 throughout the pruning
+    arithmetic: exact for integer byte counts below 2^53 (8 PiB, far beyond any GPU), and an
+    absurd request overflows to inf (never fits) instead of wrapping."""
 
-    params: np.ndarray
-    optimizer: np.ndarray
-    layer_activations: np.ndarray
+    dense: np.ndarray
+    expert: np.ndarray
+    optimizer_dense: np.ndarray
+    optimizer_expert: np.ndarray
 
 
-def _tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _Tables:
-    shard = ("tp", "pp", "ep", "virtual_stages")
-    # float64 throughout the pruning arithmetic: exact for integer byte counts below 2^53 (8 PiB,
-    # far beyond any GPU), and an absurd request overflows to inf (never fits) instead of wrapping
-    params = np.zeros(tuple(len(axes[k]) for k in shard), dtype=np.float64)
-    optimizer = np.zeros_like(params)
-    for idx in np.ndindex(params.shape):
-        t, p, ep, v = (axes[k][i].item() for k, i in zip(shard, idx, strict=True))
+def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _ShardTable:
+    names = ("tp", "pp", "ep", "virtual_stages")
+    dense = np.zeros(tuple(len(axes[k]) for k in names), dtype=np.float64)
+    expert, optimizer_dense, optimizer_expert = np.zeros_like(dense), np.zeros_like(dense), np.zeros_like(dense)
+    for idx in np.ndindex(dense.shape):
+        t, p, ep, v = (axes[k][i].item() for k, i in zip(names, idx, strict=True))
         if p * v > arch.n_layers or (v > 1 and p == 1):
             continue  # never a valid layout
-        count = params_per_gpu(arch, Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v))
-        params[idx] = count
-        optimizer[idx] = optimizer_state_bytes(count, spec.optimizer, spec.precision, arch)
+        par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v)
+        total, experts = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
+        dense[idx], expert[idx] = total - experts, experts
+        optimizer_dense[idx] = optimizer_state_bytes(total - experts, spec.optimizer, spec.precision, arch)
+        optimizer_expert[idx] = optimizer_state_bytes(experts, spec.optimizer, spec.precision, arch) if experts else 0
+    return _ShardTable(dense=dense, expert=expert, optimizer_dense=optimizer_dense, optimizer_expert=optimizer_expert)
+
+
+LAYER_AXES = ("tp", "sequence_parallel", "recompute", "micro_batch_size", "cp")
+
+
+def _layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> np.ndarray:
+    """One layer's activation bytes by (tp, sequence_parallel, recompute, micro-batch, cp),
+    from :func:`service.core.activations.layer_activation_bytes`."""
     e = PRECISION_BYTES[spec.precision].activation
-    names = ("tp", "sequence_parallel", "recompute", "micro_batch_size", "cp")
-    layer = np.empty(tuple(len(axes[k]) for k in names), dtype=np.float64)
+    layer = np.empty(tuple(len(axes[k]) for k in LAYER_AXES), dtype=np.float64)
     for idx in np.ndindex(layer.shape):
-        t, sp, rc, b, c = (axes[k][i].item() for k, i in zip(names, idx, strict=True))
+        t, sp, rc, b, c = (axes[k][i].item() for k, i in zip(LAYER_AXES, idx, strict=True))
         opts = ActivationOptions(
             seq_len=spec.seq_len // c, micro_batch_size=b, tp=t, sequence_parallel=bool(sp), recompute=RECOMPUTES[rc],
             flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e,
         )  # fmt: skip
         layer[idx] = layer_activation_bytes(arch, opts).total_bytes
-    return _Tables(params=params, optimizer=optimizer, layer_activations=layer)
+    return layer
 
 
-def _memory_arrays(arch: Architecture, spec: PlanSpec, g: dict[str, np.ndarray], tables: _Tables) -> dict[str, np.ndarray]:
+def _memory_arrays(
+    arch: Architecture, spec: PlanSpec, g: dict[str, np.ndarray], shard_table: _ShardTable, layer_table: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-GPU bytes of every layout, as :func:`service.core.memory.training_memory` combines
-    the per-shard terms (ZeRO over ``dp * cp``, offload, the busiest stage's activations)."""
+    the per-shard terms (ZeRO over ``dp * cp``, experts over ``dp * cp / ep``, offload, the
+    busiest stage's activations)."""
     pb = PRECISION_BYTES[spec.precision]
     t, p, c = g["tp"], g["pp"], g["cp"]
     shard = (g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
-    params = tables.params[shard]
-    weights = pb.weight * params
-    gradients = pb.gradient * params
-    optimizer = tables.optimizer[shard]
-    shards = g["dp"] * c
+    dense, expert = shard_table.dense[shard], shard_table.expert[shard]
+    shards = (g["dp"] * c).astype(np.float64)
+    expert_shards = shards / g["ep"]
     z = g["zero_stage"]
-    optimizer = np.where(z >= 1, -(-optimizer // shards), optimizer)
-    gradients = np.where(z >= 2, -(-gradients // shards), gradients)
-    weights = np.where(z >= 3, -(-weights // shards), weights)
+
+    def sharded(dense_bytes: np.ndarray, expert_bytes: np.ndarray, applies: np.ndarray) -> np.ndarray:
+        # service.core.memory.zero_sharded_bytes over arrays
+        return np.where(applies, -(-dense_bytes // shards) - (-expert_bytes // expert_shards), dense_bytes + expert_bytes)
+
+    weights = sharded(pb.weight * dense, pb.weight * expert, z >= 3)
+    gradients = sharded(pb.gradient * dense, pb.gradient * expert, z >= 2)
+    optimizer = sharded(shard_table.optimizer_dense[shard], shard_table.optimizer_expert[shard], z >= 1)
     offloaded = np.where(g["offload_optimizer"], optimizer, 0)
     optimizer = np.where(g["offload_optimizer"], 0, optimizer)
 
-    layer = tables.layer_activations[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
+    layer = layer_table[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
     # the stage's total, as service.core.activations.stage_activation_bytes builds it
     e, s, b, sp = pb.activation, spec.seq_len, g["micro_batch_size"], g["sequence_parallel"]
     sbh = (s // c) * b.astype(np.float64) * arch.d_model
@@ -290,50 +308,73 @@ def _memory_arrays(arch: Architecture, spec: PlanSpec, g: dict[str, np.ndarray],
     single = per_stage * layer + embedding_mask + output
     activations = np.where(p == 1, single, np.maximum(first, last))
     total = weights + gradients + optimizer + activations
-    return {"params": params, "total": total, "weights": weights, "gradients": gradients, "optimizer": optimizer,
-            "activations": activations, "offloaded": offloaded}  # fmt: skip
+    return {"params": dense + expert, "expert_params": expert, "total": total, "weights": weights, "gradients": gradients,
+            "optimizer": optimizer, "activations": activations, "offloaded": offloaded}  # fmt: skip
 
 
-def _flops_per_token(arch: Architecture, seq_len: int) -> tuple[float, np.ndarray]:
-    """Model FLOPs per token (every matmul, the full attention square: Narayanan et al. 2021
-    §5.1, as PaLM's MFU counts), and hardware FLOPs per token for none/selective/full recompute."""
+def _flops_per_token(arch: Architecture, seq_len: int, causal: bool) -> tuple[float, np.ndarray]:
+    """Model FLOPs per token (every matmul and the attention core, Narayanan et al. 2021 §5.1,
+    as PaLM's MFU counts them) and hardware FLOPs per token for none/selective/full recompute.
+    The attention square is halved where the kernel skips the masked half (causal
+    FlashAttention), so MFU counts the work the step-time model times and stays below 1."""
     by_recompute = [
-        training_flops(arch, 1.0, recompute=r, include_attention=True, attention_formula=AttentionFormula.MEGATRON, seq_len=seq_len)
+        training_flops(arch, 1.0, recompute=r, include_attention=True, attention_formula=AttentionFormula.MEGATRON,
+                       seq_len=seq_len, causal=causal)  # fmt: skip
         for r in RECOMPUTES
     ]
     return by_recompute[0].model_flops_per_token, np.asarray([f.hardware_flops_per_token for f in by_recompute])
 
 
-def validate_spec(arch: Architecture, hw: Hardware, spec: PlanSpec) -> None:
-    """Reject what no layout can satisfy, naming the field."""
-    n, node = spec.n_gpus, hw.gpus_per_node
-    if n > node and n % node:
-        raise InvalidSpecError("n_gpus", f"n_gpus={n} is not a multiple of gpus_per_node={node} (whole nodes, or less than one)")
+SIZES = ("tp", "pp", "dp", "cp", "ep", "micro_batch_size", "virtual_stages")
+
+
+def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
+    """Reject fixed dimensions no cluster size can satisfy, naming the field."""
     fixed = spec.fixed
+    if spec.top_k < 1:
+        raise InvalidSpecError("top_k", "must be at least 1")
     for name, value in fixed.items():
         if name not in DIMENSIONS:
             raise InvalidSpecError(f"fixed.{name}", f"unknown dimension; known: {', '.join(DIMENSIONS)}")
-        if name in ("tp", "pp", "dp", "cp", "ep", "micro_batch_size", "virtual_stages") and not (isinstance(value, int) and value >= 1):
+        if name in SIZES and not (isinstance(value, int) and value >= 1):
             raise InvalidSpecError(f"fixed.{name}", "must be a positive integer")
     tp = fixed.get("tp")
-    if tp is not None:
-        if arch.n_heads % tp or (arch.n_kv_heads % tp and tp % arch.n_kv_heads):
-            raise InvalidSpecError("fixed.tp", f"tp={tp} must divide n_heads={arch.n_heads} (and n_kv_heads={arch.n_kv_heads} divide it or it them)")
-        if tp > min(node, n):
-            raise InvalidSpecError("fixed.tp", f"tp={tp} exceeds the {min(node, n)} GPUs of a node: tensor parallelism stays on the intra-node link")
+    if tp is not None and (arch.n_heads % tp or (arch.n_kv_heads % tp and tp % arch.n_kv_heads)):
+        raise InvalidSpecError("fixed.tp", f"tp={tp} must divide n_heads={arch.n_heads} (and n_kv_heads={arch.n_kv_heads} divide it or it them)")
     if fixed.get("pp", 1) > arch.n_layers:
         raise InvalidSpecError("fixed.pp", f"pp={fixed['pp']} exceeds n_layers={arch.n_layers}")
     if fixed.get("zero_stage", 0) not in (0, 1, 2, 3):
         raise InvalidSpecError("fixed.zero_stage", "must be 0, 1, 2 or 3")
     if fixed.get("ep", 1) > 1 and (not arch.is_moe or arch.n_experts % fixed["ep"]):
         raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} needs a mixture of experts whose n_experts={arch.n_experts} it divides")
+    if fixed.get("ep", 1) > 1 and "dp" in fixed and fixed["dp"] % fixed["ep"]:
+        raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} must divide dp={fixed['dp']} (experts are spread over data-parallel ranks)")
     if fixed.get("cp", 1) > 1 and (not spec.flash_attention or spec.seq_len % fixed["cp"]):
         raise InvalidSpecError("fixed.cp", f"cp={fixed['cp']} needs flash_attention and must divide seq_len={spec.seq_len}")
     if "recompute" in fixed and fixed["recompute"] not in RECOMPUTE_CODES:
         raise InvalidSpecError("fixed.recompute", "must be none, selective or full")
-    for name, value in (("tp", tp), ("pp", fixed.get("pp")), ("dp", fixed.get("dp")), ("cp", fixed.get("cp"))):
-        if value is not None and n % value:
-            raise InvalidSpecError(f"fixed.{name}", f"{name}={value} does not divide n_gpus={n}")
+    if fixed.get("sequence_parallel") and fixed.get("tp") == 1:
+        raise InvalidSpecError("fixed.sequence_parallel", "sequence parallelism needs tp > 1")
+    if fixed.get("offload_optimizer") and fixed.get("zero_stage") == 0:
+        raise InvalidSpecError("fixed.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
+    if fixed.get("virtual_stages", 1) > 1 and (fixed.get("pp") == 1 or fixed.get("pp", 1) * fixed["virtual_stages"] > arch.n_layers):
+        raise InvalidSpecError("fixed.virtual_stages", "interleaving needs pp > 1 and a layer per chunk (pp * virtual_stages <= n_layers)")
+    if fixed.get("zero_stage", 0) >= 1 and not fixed.get("offload_optimizer") and fixed.get("dp") == 1 and fixed.get("cp") == 1:
+        raise InvalidSpecError("fixed.zero_stage", "ZeRO shards over the dp*cp ranks: with dp = cp = 1 there is nothing to shard")
+
+
+def validate_spec(arch: Architecture, hw: Hardware, spec: PlanSpec) -> None:
+    """Reject what no layout can satisfy, naming the field: :func:`validate_fixed`, and the rules
+    that depend on the cluster size."""
+    validate_fixed(arch, spec)
+    n, node, fixed = spec.n_gpus, hw.gpus_per_node, spec.fixed
+    if n > node and n % node:
+        raise InvalidSpecError("n_gpus", f"n_gpus={n} is not a multiple of gpus_per_node={node} (whole nodes, or less than one)")
+    if fixed.get("tp", 1) > min(node, n):
+        raise InvalidSpecError("fixed.tp", f"tp={fixed['tp']} exceeds the {min(node, n)} GPUs of a node: tensor parallelism stays on the intra-node link")
+    for name in ("tp", "pp", "dp", "cp"):
+        if name in fixed and n % fixed[name]:
+            raise InvalidSpecError(f"fixed.{name}", f"{name}={fixed[name]} does not divide n_gpus={n}")
 
 
 def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workload, row: dict[str, Any],
@@ -354,6 +395,7 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
         tp=row["tp"], pp=row["pp"], dp=row["dp"], cp=row["cp"], ep=row["ep"], zero_stage=row["zero_stage"],
         offload_optimizer=row["offload_optimizer"], micro_batch_size=row["micro_batch_size"], recompute=row["recompute"],
         sequence_parallel=row["sequence_parallel"], virtual_stages=row["virtual_stages"], params_per_gpu=mem.params_per_gpu,
+        expert_params_per_gpu=expert_params_per_gpu(arch, par),
     )  # fmt: skip
     st = step_time(arch, hw, work, lay)
     step = float(st.step_seconds)
@@ -370,82 +412,96 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
     )  # fmt: skip
 
 
-def _no_fit_reason(mem: dict[str, np.ndarray], g: dict[str, np.ndarray], usable_bytes: float) -> str:
+def _no_fit_reason(mem: dict[str, np.ndarray], g: dict[str, np.ndarray], usable_bytes: float, considered: int) -> str:
     i = int(np.argmin(mem["total"]))
     gib = 2**30
     return (
-        f"no layout fits: the least memory over {len(mem['total'])} layouts is {mem['total'][i] / gib:.1f} GiB per GPU "
-        f"(tp={g['tp'][i]}, pp={g['pp'][i]}, dp={g['dp'][i]}, cp={g['cp'][i]}, ZeRO-{g['zero_stage'][i]}, "
-        f"recompute={RECOMPUTES[g['recompute'][i]].value}, micro-batch {g['micro_batch_size'][i]}: weights "
-        f"{mem['weights'][i] / gib:.1f}, gradients {mem['gradients'][i] / gib:.1f}, optimizer {mem['optimizer'][i] / gib:.1f}, "
-        f"activations {mem['activations'][i] / gib:.1f} GiB) against {usable_bytes / gib:.1f} GiB usable"
+        f"no layout fits: the least memory over {considered} layouts is {mem['total'][i] / gib:.1f} GiB per GPU "
+        f"(tp={g['tp'][i]}, pp={g['pp'][i]}, dp={g['dp'][i]}, cp={g['cp'][i]}, ep={g['ep'][i]}, ZeRO-{g['zero_stage'][i]}"
+        f"{' with offload' if g['offload_optimizer'][i] else ''}, recompute={RECOMPUTES[g['recompute'][i]].value}, "
+        f"micro-batch {g['micro_batch_size'][i]}: weights {mem['weights'][i] / gib:.1f}, gradients {mem['gradients'][i] / gib:.1f}, "
+        f"optimizer {mem['optimizer'][i] / gib:.1f}, activations {mem['activations'][i] / gib:.1f} GiB) "
+        f"against {usable_bytes / gib:.1f} GiB usable"
     )
+
+
+def _top(step: np.ndarray, total: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` fastest, ties broken by less memory (every tie at the k-th time is
+    kept for the sort, so a leaner plan is never dropped for an equally fast one)."""
+    if len(step) > k:
+        kth = np.partition(step, k - 1)[k - 1]
+        candidates = np.flatnonzero(step <= kth)
+    else:
+        candidates = np.arange(len(step))
+    return candidates[np.lexsort((total[candidates], step[candidates]))[:k]]
 
 
 def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
     """The ``top_k`` fastest layouts of ``arch`` on ``spec.n_gpus`` GPUs that fit in memory.
 
-    Exhaustive over the space in the module docstring, evaluated in chunks of pipeline sizes;
-    past ``time_limit_seconds`` the search stops, says ``cut`` and which pipeline sizes it covered.
-    No layout that fits is an answer with ``plans: []`` and the reason.
+    Exhaustive over the space in the module docstring, built and evaluated in chunks, one per
+    (pipeline size, expert-parallel size); past ``time_limit_seconds`` the search stops (after
+    at least one chunk), says ``cut`` and which chunks it covered. No layout that fits is an
+    answer with ``plans: []`` and the reason.
     """
     validate_spec(arch, hw, spec)
     started = time.perf_counter()
     work = workload_for(spec)
     axes = _axes(arch, hw, spec)
-    grid = _grid(arch, spec, axes)
-    if not len(grid["tp"]):
+    model_per_token, hardware_per_token = _flops_per_token(arch, spec.seq_len, causal=spec.flash_attention)
+    layer_table = _layer_table(arch, spec, axes)
+    usable = hw.memory_bytes * spec.usable_memory_fraction
+    considered = feasible = 0
+    best: list[dict[str, np.ndarray]] = []
+    chunks = [(p, ep) for p in axes["pp"].tolist() for ep in axes["ep"].tolist()]
+    done: list[tuple[int, int]] = []
+    smallest: tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+    for p, ep in chunks:
+        if done and time.perf_counter() - started > spec.time_limit_seconds:  # at least one chunk is searched
+            break
+        done.append((p, ep))
+        chunk_axes = axes | {"pp": np.asarray([p]), "ep": np.asarray([ep])}
+        grid = _grid(arch, spec, chunk_axes)
+        if not len(grid["tp"]):
+            continue
+        mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, chunk_axes), layer_table)
+        considered += len(mem["total"])
+        fits = mem["total"] <= usable
+        if not fits.any():
+            i = int(np.argmin(mem["total"]))
+            if smallest is None or mem["total"][i] < smallest[0]:
+                smallest = (float(mem["total"][i]), mem, grid)
+            continue
+        idx = np.flatnonzero(fits)
+        feasible += len(idx)
+        rows = {k: a[idx] for k, a in grid.items()}
+        lay = Layout(**{k: rows[k] for k in DIMENSIONS}, params_per_gpu=mem["params"][idx], expert_params_per_gpu=mem["expert_params"][idx])
+        step = np.asarray(step_time(arch, hw, work, lay).step_seconds, dtype=np.float64)
+        keep = _top(step, mem["total"][idx], spec.top_k)
+        best.append({k: a[keep] for k, a in rows.items()} | {"_step": step[keep], "_total": mem["total"][idx][keep]})
+    cut = len(done) < len(chunks)
+    if considered == 0 and not cut:
         raise InvalidSpecError(
             "global_batch_size",
             f"no layout of {spec.n_gpus} GPUs splits global_batch_size={spec.global_batch_size} "
             f"under the fixed dimensions {spec.fixed or '{}'} (dp * micro_batch_size must divide it)",
         )
-    model_per_token, hardware_per_token = _flops_per_token(arch, spec.seq_len)
-    tables = _tables(arch, spec, axes)
-    usable = hw.memory_bytes * spec.usable_memory_fraction
-    considered = feasible = 0
-    best_keys: list[np.ndarray] = []
-    best_rows: list[dict[str, np.ndarray]] = []
-    cut = False
-    pipeline_sizes = np.unique(grid["pp"])
-    searched: list[int] = []
-    smallest: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
-    for p in pipeline_sizes.tolist():
-        if searched and time.perf_counter() - started > spec.time_limit_seconds:  # at least one size is searched
-            cut = True
-            break
-        chunk = {k: a[grid["pp"] == p] for k, a in grid.items()}
-        mem = _memory_arrays(arch, spec, chunk, tables)
-        considered += len(mem["total"])
-        searched.append(p)
-        fits = mem["total"] <= usable
-        if not fits.any():
-            i = int(np.argmin(mem["total"]))
-            if smallest is None or mem["total"][i] < smallest[0]["total"][int(np.argmin(smallest[0]["total"]))]:
-                smallest = (mem, chunk)
-            continue
-        idx = np.flatnonzero(fits)
-        feasible += len(idx)
-        rows = {k: a[idx] for k, a in chunk.items()}
-        st = step_time(arch, hw, work, Layout(**{k: rows[k] for k in DIMENSIONS}, params_per_gpu=mem["params"][idx]))
-        step = np.asarray(st.step_seconds, dtype=np.float64)
-        keep = np.argpartition(step, spec.top_k)[: spec.top_k] if len(step) > spec.top_k else np.arange(len(step))
-        best_keys.append(np.stack([step[keep], mem["total"][idx][keep].astype(np.float64)], axis=1))
-        best_rows.append({k: a[keep] for k, a in rows.items()})
     plans: list[Plan] = []
-    if best_keys:
-        keys = np.concatenate(best_keys)
-        rows = {k: np.concatenate([r[k] for r in best_rows]) for k in best_rows[0]}
-        order = np.lexsort((keys[:, 1], keys[:, 0]))[: spec.top_k]
-        for i in order.tolist():
-            row = {k: rows[k][i].item() for k in rows if not k.startswith("i_")}
+    if best:
+        rows = {k: np.concatenate([r[k] for r in best]) for k in best[0]}
+        for i in _top(rows["_step"], rows["_total"], spec.top_k).tolist():
+            row = {k: rows[k][i].item() for k in rows if not k.startswith(("i_", "_"))}
             plans.append(_scalar_plan(arch, hw, spec, work, row, model_per_token, hardware_per_token))
     reason = None
+    covered = sorted({p for p, _ in done})
+    stopped = f"the search stopped at its time bound after pp in {covered}" if cut else ""
     if not plans:
-        assert smallest is not None or cut
-        reason = _no_fit_reason(*smallest, usable) if smallest is not None else "the search was cut before any layout fitted"
+        if smallest is not None:
+            reason = _no_fit_reason(smallest[1], smallest[2], usable, considered) + (f"; {stopped}" if cut else "")
+        else:
+            reason = stopped or "no layout"
     seconds = time.perf_counter() - started
-    where = f"pp in {searched}" if cut else f"all {len(pipeline_sizes)} pipeline sizes"
+    where = f"{len(done)} of {len(chunks)} (pp, ep) chunks: pp in {covered}" if cut else f"all {len(axes['pp'])} pipeline sizes"
     return PlanResult(
         plans=plans,
         search=Search(considered=considered, feasible=feasible, returned=len(plans), seconds=seconds, cut=cut, searched=where),
@@ -456,13 +512,16 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineResult:
-    """The GPU count that meets a deadline at the least GPU-hours, its plans, and every count
-    tried with its wall-clock hours (None: no layout fits or none splits the batch)."""
+    """The GPU count that meets a deadline at the least GPU-hours, its plans, every count tried
+    with its wall-clock hours (None: no layout fits, or the fixed dimensions do not tile it),
+    and the layouts considered and fitting over all the counts tried."""
 
     n_gpus: int | None
     result: PlanResult | None
     tried: list[tuple[int, float | None]]
     cut: bool
+    considered: int
+    feasible: int
 
 
 def gpu_counts(gpus_per_node: int, max_gpus: int) -> list[int]:
@@ -486,29 +545,36 @@ def plan_for_deadline(
     tokens: float,
     deadline_hours: float,
     effective_time_fraction: float,
+    batch_for: Callable[[int], int] | None = None,
     max_gpus: int = 131072,
 ) -> DeadlineResult:
     """The smallest-GPU-hours cluster (from :func:`gpu_counts`) whose best plan trains
     ``tokens`` within ``deadline_hours``. GPU-hours grow with the cluster (communication,
-    bubbles), so the search walks up the sizes, and looks two sizes past the first that meets
-    the deadline in case a larger one lays out better. Stops, ``cut``, past the spec's time
-    limit."""
+    bubbles), so the search walks up the sizes and looks two sizes past the first that meets
+    the deadline in case a larger one lays out better. ``batch_for(n)`` gives the global batch
+    for ``n`` GPUs (default: the spec's). Sizes the fixed dimensions cannot tile are skipped; the
+    walk ends where the batch no longer splits, or, ``cut``, past the spec's time limit."""
+    validate_fixed(arch, spec)  # a fixed dimension no size can satisfy is the caller's error
     started = time.perf_counter()
     tried: list[tuple[int, float | None]] = []
     best: tuple[float, int, PlanResult] | None = None
-    after = 0
+    after = considered = feasible = 0
     cut = False
     for n in gpu_counts(hw.gpus_per_node, max_gpus):
-        if time.perf_counter() - started > spec.time_limit_seconds:
+        remaining = spec.time_limit_seconds - (time.perf_counter() - started)
+        if remaining <= 0:
             cut = True
             break
-        remaining = spec.time_limit_seconds - (time.perf_counter() - started)
-        probe = PlanSpec(**{**spec_fields(spec), "n_gpus": n, "time_limit_seconds": remaining})
+        batch = batch_for(n) if batch_for else spec.global_batch_size
+        probe = PlanSpec(**{**spec_fields(spec), "n_gpus": n, "global_batch_size": batch, "time_limit_seconds": remaining})
         try:
             result = plan(arch, hw, probe)
-        except InvalidSpecError:  # the batch no longer splits over this many GPUs
+        except InvalidSpecError as exc:
             tried.append((n, None))
-            break
+            if exc.field == "global_batch_size":
+                break  # more GPUs only split the batch further
+            continue  # this size does not tile the fixed dimensions; a larger one may
+        considered, feasible = considered + result.search.considered, feasible + result.search.feasible
         cut = cut or result.search.cut
         if not result.plans:
             tried.append((n, None))
@@ -521,9 +587,10 @@ def plan_for_deadline(
             after += 1
             if after > 2:
                 break
+    common = {"tried": tried, "cut": cut, "considered": considered, "feasible": feasible}
     if best is None:
-        return DeadlineResult(n_gpus=None, result=None, tried=tried, cut=cut)
-    return DeadlineResult(n_gpus=best[1], result=best[2], tried=tried, cut=cut)
+        return DeadlineResult(n_gpus=None, result=None, **common)
+    return DeadlineResult(n_gpus=best[1], result=best[2], **common)
 
 
 def spec_fields(spec: PlanSpec) -> dict[str, Any]:

@@ -129,7 +129,8 @@ class Workload:
 class Layout:
     """Parallel layouts as arrays (or scalars) that broadcast together. ``recompute`` holds
     :data:`RECOMPUTE_CODES`; ``params_per_gpu`` the parameters of the busiest stage's shard
-    before ZeRO (:func:`service.core.memory.params_per_gpu`)."""
+    before ZeRO (:func:`service.core.memory.params_per_gpu`), of which ``expert_params_per_gpu``
+    are routed experts, reduced over ``dp*cp/ep`` ranks only."""
 
     tp: Any
     pp: Any
@@ -143,6 +144,7 @@ class Layout:
     sequence_parallel: Any
     virtual_stages: Any
     params_per_gpu: Any
+    expert_params_per_gpu: Any = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -312,16 +314,21 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     pp_comm = np.where(p > 1, m * 2 * v * send, 0.0)
 
     # data parallelism over the dp*cp ranks holding the same weights
-    params = np.asarray(lay.params_per_gpu, dtype=np.float64)
+    expert = np.asarray(lay.expert_params_per_gpu, dtype=np.float64)
+    dense = np.asarray(lay.params_per_gpu, dtype=np.float64) - expert
     group = d * c
+    expert_group = group / ep
     dp_bw, dp_lat = _link(hw, group * t)
-    grads = work.gradient_bytes * params
-    weights = work.weight_bytes * params
     forward_mb = layers * forward
     backward_mb = layers * (backward + recompute_layer) if work.overlap_grad_reduce else 0.0
-    all_reduce = ring_all_reduce_seconds(grads, group, dp_bw, dp_lat)
-    reduce_scatter = ring_gather_seconds(grads, group, dp_bw, dp_lat)
-    gather = ring_gather_seconds(weights, group, dp_bw, dp_lat)
+
+    def over_groups(collective: Any, element_bytes: int) -> Any:
+        # dense parameters over the dp*cp ranks, routed experts over the dp*cp/ep that share them
+        return collective(element_bytes * dense, group, dp_bw, dp_lat) + collective(element_bytes * expert, expert_group, dp_bw, dp_lat)
+
+    all_reduce = over_groups(ring_all_reduce_seconds, work.gradient_bytes)
+    reduce_scatter = over_groups(ring_gather_seconds, work.gradient_bytes)
+    gather = over_groups(ring_gather_seconds, work.weight_bytes)
 
     dp_comm = np.select(
         [zero == 0, zero == 1, zero == 2],
@@ -334,7 +341,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     )
 
     # optimizer: read gradients and states, write states and 16-bit weights, on the local shard
-    local = np.where(zero >= 1, params / group, params)
+    local = np.where(zero >= 1, dense / group + expert / expert_group, dense + expert)
     update_bytes = local * (2 * work.optimizer_bytes_per_param + work.gradient_bytes + work.weight_bytes)
     offload = np.asarray(lay.offload_optimizer, dtype=bool)
     optimizer = np.where(

@@ -113,15 +113,16 @@ class GpuSummary(Schema):
     cost_usd: float | None
     price: PriceQuote | None
     search: SearchStats
+    global_batch_size: int | None = Field(None, description="Sequences per step of this GPU type's plans.")
     tried_n_gpus: list[int] | None = Field(None, description="Deadline search: the cluster sizes priced.")
 
 
 class PlanResponse(Estimate):
     plans: list[PlanItem] = Field(description="Best first: the fastest of each GPU type's top plans.")
-    search: SearchStats = Field(description="Summed over GPU types (and cluster sizes in a deadline search).")
+    search: SearchStats = Field(description="Summed over GPU types (and every cluster size tried in a deadline search).")
     reason: str | None = Field(description="Why no plan fits, when `plans` is empty.")
     gpus: list[GpuSummary]
     fastest_gpu: str | None
     cheapest_gpu: str | None
-    global_batch_size: int
+    global_batch_size: int = Field(description="Sequences per step (in a deadline search: of the first GPU type's chosen size).")
     seq_len: int

@@ -77,16 +77,26 @@ class Planned:
     reason: str | None
 
 
+PRECISION_FOR_DTYPE = {"bf16": Precision.MIXED_BF16, "fp16": Precision.MIXED_FP16, "fp32": Precision.FP32}
+
+
 def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, req: s.Throughput) -> Planned | None:
     """The step-time model's best plan when the architecture is known and no throughput was given
-    (None otherwise: the answer then uses the MFU)."""
+    (None otherwise: the answer then uses the MFU). A recompute setting the request gives is
+    held fixed; the planner models 16- and 32-bit training (another dtype falls back to the MFU)."""
     if req.mfu is not None or req.achieved_tflops_per_gpu is not None or not isinstance(model, Architecture):
         return None
-    seq = seq_len or model.max_seq_len
+    seq, _ = plan_service.training_seq_len(model, seq_len)
     batch, _ = plan_service.batch_size(seq, None, getattr(req, "global_batch_tokens", None), n_gpus)
+    fixed = {"recompute": req.recompute.value} if "recompute" in req.model_fields_set and hasattr(req, "recompute") else {}
+    precision = PRECISION_FOR_DTYPE.get(req.dtype)
+    if precision is None:
+        return Planned(plan=None, cluster=None, seq_len=seq, global_batch_size=batch,
+                       reason=f"the planner models bf16, fp16 and fp32 training, not {req.dtype}")  # fmt: skip
     try:
-        cluster = plan_service.cluster_for(gpu, Precision.MIXED_BF16)
-        result = plan_service.best_plan(model, cluster, n_gpus=n_gpus, seq_len=seq, global_batch_size=batch)
+        cluster = plan_service.cluster_for(gpu, precision)
+        result = plan_service.best_plan(model, cluster, n_gpus=n_gpus, seq_len=seq, global_batch_size=batch,
+                                        precision=precision, fixed=fixed)  # fmt: skip
     except (Unprocessable, InvalidSpecError) as exc:
         reason = exc.detail if isinstance(exc, Unprocessable) else f"{exc.field}: {exc.reason}"
         return Planned(plan=None, cluster=None, seq_len=seq, global_batch_size=batch, reason=reason)
@@ -144,8 +154,14 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
             tokens=req.tokens, model_flops=flops.model_flops, tokens_per_second=best.tokens_per_second, n_gpus=req.n_gpus,
             effective_time_fraction=cost.EFFECTIVE_TRAINING_TIME_FRACTION, usd_per_gpu_hour=price.usd_per_gpu_hour,
         )  # fmt: skip
-        rate_assumptions: dict[str, Any] = {"mfu_source": "predicted by the step-time model"}
-        mfu, efficiency, efficiency_source = best.mfu, 1.0, "none applied: the step-time model prices the plan's communication"
+        assert planned is not None and planned.cluster is not None
+        # MFU of the run as this answer counts its FLOPs (the request's formula, over the
+        # wall clock): consistent with achieved_tflops_per_gpu; the plan's own is in assumptions
+        mfu = r.achieved_flops_per_s_per_gpu / planned.cluster.hardware.peak_flops_per_s
+        rate_assumptions: dict[str, Any] = {
+            "mfu_source": "the step-time model's plan, counted with this answer's FLOPs over the wall clock (downtime included)"
+        }
+        efficiency, efficiency_source = 1.0, "none applied: the step-time model prices the plan's communication"
         time_formula = ("wall clock = tokens / (plan tokens/s) / effective-time fraction; GPU-hours = n_gpus * wall clock "
                         "(step-time model: POST /v1/plan)")  # fmt: skip
     else:

@@ -15,7 +15,13 @@ from service.core.compute import require_architecture
 from service.core.cost import planned_training_cost
 from service.core.errors import InvalidSpecError
 from service.core.memory import Optimizer, Precision
-from service.core.steptime import DEFAULT_MATMUL_EFFICIENCY, Hardware
+from service.core.steptime import (
+    COLLECTIVE_BANDWIDTH_EFFICIENCY,
+    DEFAULT_MATMUL_EFFICIENCY,
+    MEMORY_BANDWIDTH_EFFICIENCY,
+    SUSTAINED_FRACTION_OF_MAMF,
+    Hardware,
+)
 from service.errors import Unprocessable
 from service.schemas import plan as s
 from service.schemas.cost import PriceChoice, PriceQuote
@@ -29,14 +35,18 @@ DEFAULT_GPUS_PER_NODE = 8  # HGX/DGX servers
 DEADLINE_SEARCH_SECONDS = 10.0  # the bound on a deadline search, over all the GPU types of a request
 PEAK_FOR_PRECISION = {Precision.MIXED_BF16: "bf16", Precision.BF16: "bf16", Precision.MIXED_FP16: "fp16", Precision.FP32: "fp32"}
 
+DEFAULT_TRAINING_SEQ_LEN = 8192  # pre-training runs at <= 8K and extends the context at the end (Llama 3 §3.4.1-3.4.2)
+
 FORMULAS = [
     "step = m*(compute + recompute + exposed tp/cp/ep comm) + bubble (p-1)/v*T_mb + pp sends + exposed dp comm + optimizer "
     "(Narayanan et al. 2021 §2-3; Korthikanti et al. 2022 §4-5; Rajbhandari et al. 2020 §7)",
-    "matmul time = max(2mkn / (peak * MAMF * 0.78), bytes / (0.9 * HBM bandwidth)) on the per-GPU shape (roofline, Williams et al. 2009)",
-    "ring all-reduce = 2(n-1)/n * S / (0.8 * link bandwidth) + latency hops (Patarasuk & Yuan 2009)",
+    f"matmul time = max(2mkn / (peak * MAMF * {SUSTAINED_FRACTION_OF_MAMF}), bytes / ({MEMORY_BANDWIDTH_EFFICIENCY} * HBM bandwidth)) "
+    "on the per-GPU shape (roofline, Williams et al. 2009)",
+    f"ring all-reduce = 2(n-1)/n * S / ({COLLECTIVE_BANDWIDTH_EFFICIENCY} * link bandwidth) + latency hops (Patarasuk & Yuan 2009)",
     "memory per GPU = weights + gradients + optimizer (ZeRO over dp*cp) + busiest stage's activations "
     "(Rajbhandari et al. 2020 §5; Korthikanti et al. 2022 §4)",
-    "MFU = model FLOPs per token (every matmul + full attention, Narayanan et al. 2021 §5.1) * tokens/s / (n * peak)",
+    "MFU = model FLOPs per token (every matmul + the attention core, halved by causal FlashAttention; Narayanan et al. 2021 §5.1) "
+    "* tokens/s / (n * peak)",
 ]
 
 
@@ -112,28 +122,47 @@ def batch_size(
     return max(1, round(tokens / seq_len)), "default: max(4M tokens, 1,024 tokens per GPU) (Llama 2 §2.2; Llama 3 §3.4.1)"
 
 
+def training_seq_len(arch: Architecture, seq_len: int | None) -> tuple[int, str]:
+    """The training sequence length: given, else the model's context up to 8K tokens."""
+    if seq_len is not None:
+        return seq_len, "request"
+    return min(arch.max_seq_len, DEFAULT_TRAINING_SEQ_LEN), "default: the model's context, at most 8,192 (Llama 3 §3.4)"
+
+
 @lru_cache(maxsize=512)
 def _cached_plan(arch: Architecture, hardware: Hardware, key: tuple[Any, ...]) -> core.PlanResult:
     fields = dict(key)
     fields["fixed"] = dict(fields["fixed"])
-    return core.plan(arch, hardware, core.PlanSpec(**fields))
+    result = core.plan(arch, hardware, core.PlanSpec(**fields))
+    if result.search.cut:  # a search cut by its time bound is not the answer to keep
+        raise _Uncacheable(result)
+    return result
 
 
-def run_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> core.PlanResult:
-    """:func:`service.core.plan.plan`, memoised: the answer is a pure function of its inputs."""
+class _Uncacheable(Exception):
+    def __init__(self, result: core.PlanResult) -> None:
+        self.result = result
+
+
+def cached_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> core.PlanResult:
+    """:func:`service.core.plan.plan`, memoised (the answer is a pure function of its inputs)
+    unless the search was cut; for the cost answers, which ask the same plan again and again."""
     key = tuple((name, getattr(spec, name)) for name in core.PlanSpec.__dataclass_fields__ if name != "fixed")
     key += (("fixed", tuple(sorted(spec.fixed.items()))),)
-    return _cached_plan(arch, hardware, key)
+    try:
+        return _cached_plan(arch, hardware, key)
+    except _Uncacheable as uncached:
+        return uncached.result
 
 
 def best_plan(
     arch: Architecture, cluster: Cluster, *, n_gpus: int, seq_len: int, global_batch_size: int,
-    precision: Precision = Precision.MIXED_BF16, optimizer: Optimizer = Optimizer.ADAMW,
+    precision: Precision = Precision.MIXED_BF16, optimizer: Optimizer = Optimizer.ADAMW, fixed: dict[str, Any] | None = None,
 ) -> core.PlanResult:  # fmt: skip
     """The fastest plan that fits (``top_k`` 1), for the cost and budget answers."""
     spec = core.PlanSpec(n_gpus=n_gpus, seq_len=seq_len, global_batch_size=global_batch_size, precision=precision,
-                         optimizer=optimizer, top_k=1)  # fmt: skip
-    return run_plan(arch, cluster.hardware, spec)
+                         optimizer=optimizer, top_k=1, fixed=fixed or {})  # fmt: skip
+    return cached_plan(arch, cluster.hardware, spec)
 
 
 def plan_summary(plan: core.Plan) -> str:
@@ -193,7 +222,7 @@ def _price(session: Session, gpu_id: str, req: s.PlanRequest, many: bool) -> Pri
 
 def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.PlanResponse:
     arch = require_architecture(resolve_model(req.model, catalog), "the planner")
-    seq_len = req.seq_len or arch.max_seq_len
+    seq_len, seq_source = training_seq_len(arch, req.seq_len)
     batch, batch_source = batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, req.n_gpus)
     gpu_ids = req.gpu if isinstance(req.gpu, list) else [req.gpu]
     many = len(gpu_ids) > 1
@@ -203,7 +232,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.Plan
     totals = [0, 0, 0, 0.0, False]
     deadline_cut = False
     searched: list[str] = []
-    assumptions: dict[str, Any] = {"seq_len": seq_len, "global_batch_size": batch, "global_batch_source": batch_source,
+    assumptions: dict[str, Any] = {"seq_len": seq_len, "seq_len_source": seq_source, "global_batch_size": batch,
+                                   "global_batch_source": batch_source if req.n_gpus else f"{batch_source}, for each cluster size tried",
                                    "effective_time_fraction": req.effective_time_fraction,
                                    "usable_memory_fraction": req.usable_memory_fraction, "flash_attention": req.flash_attention}  # fmt: skip
     for gpu_id in gpu_ids:
@@ -221,16 +251,20 @@ def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.Plan
         tried = None
         try:
             if req.n_gpus is not None:
-                result, n_gpus = run_plan(arch, cluster.hardware, spec), req.n_gpus
+                result, n_gpus = core.plan(arch, cluster.hardware, spec), req.n_gpus
             else:
                 assert req.tokens is not None and req.deadline_days is not None
                 # one time bound for the whole request, shared by the GPU types
                 budget = core.PlanSpec(**{**core.spec_fields(spec), "time_limit_seconds": DEADLINE_SEARCH_SECONDS / len(gpu_ids)})
-                found = core.plan_for_deadline(arch, cluster.hardware, budget, tokens=req.tokens, deadline_hours=req.deadline_days * 24,
-                                               effective_time_fraction=req.effective_time_fraction)  # fmt: skip
+                found = core.plan_for_deadline(
+                    arch, cluster.hardware, budget, tokens=req.tokens, deadline_hours=req.deadline_days * 24,
+                    effective_time_fraction=req.effective_time_fraction,
+                    batch_for=lambda n: batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n)[0],
+                )  # fmt: skip
                 tried = [n for n, _ in found.tried]
                 result, n_gpus = found.result, found.n_gpus
                 deadline_cut = deadline_cut or found.cut
+                totals[0], totals[1] = totals[0] + found.considered, totals[1] + found.feasible
         except InvalidSpecError as exc:
             if not many:
                 raise
@@ -241,8 +275,9 @@ def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.Plan
             summaries.append(_unfit(gpu_id, None, f"no cluster of up to {tried[-1] if tried else 0} GPUs trains {req.tokens:g} tokens "
                                                   f"within {req.deadline_days:g} days{stopped}", None, tried))  # fmt: skip
             continue
-        totals = [totals[0] + result.search.considered, totals[1] + result.search.feasible, totals[2] + result.search.returned,
-                  totals[3] + result.search.seconds, totals[4] or result.search.cut]  # fmt: skip
+        if req.n_gpus is not None:  # a deadline search counted every size it tried above
+            totals[0], totals[1] = totals[0] + result.search.considered, totals[1] + result.search.feasible
+        totals[3], totals[4] = totals[3] + result.search.seconds, totals[4] or result.search.cut
         searched.append(f"{gpu_id}: {result.search.searched}")
         price = _price(session, view.id, req, many)
         usd = price.usd_per_gpu_hour if price else None
@@ -253,10 +288,13 @@ def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.Plan
             summaries.append(_unfit(view.id, n_gpus, result.reason, _stats(result.search), tried))
             continue
         top = gpu_items[0]
+        if req.n_gpus is None and not any(g.fits for g in summaries):
+            batch = batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n_gpus)[0]
         summaries.append(s.GpuSummary(
             gpu=view.id, n_gpus=n_gpus, fits=True, reason=None, tokens_per_second=top.tokens_per_second, mfu=top.mfu,
             training_hours=top.training_hours, gpu_hours=top.gpu_hours, cost_usd=top.cost_usd, price=price,
             search=_stats(result.search), tried_n_gpus=tried,
+            global_batch_size=batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n_gpus)[0],
         ))  # fmt: skip
     if req.n_gpus is not None:  # the same cluster size everywhere: the fastest step first
         items.sort(key=lambda i: (i.step_time_seconds, i.per_gpu_total_bytes))

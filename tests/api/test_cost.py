@@ -77,7 +77,7 @@ def test_thousand_gpus_for_an_hour_is_not_one_gpu_for_a_thousand_hours(client) -
     assert many["gpu_hours"] > one["gpu_hours"] * 1.05
     assert many["wall_clock_hours"] * 1024 == pytest.approx(many["gpu_hours"])
     assert many["plan"]["step_time"]["dp_comm_seconds"] + many["plan"]["step_time"]["tp_comm_seconds"] > 0
-    assert many["mfu"] < one["mfu"] and many["assumptions"]["mfu_source"] == "predicted by the step-time model"
+    assert many["mfu"] < one["mfu"] and many["assumptions"]["mfu_source"].startswith("the step-time model")
 
 
 # --- prices ---------------------------------------------------------------------------------------

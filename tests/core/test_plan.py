@@ -8,21 +8,23 @@ service.core.steptime price every row.
 from __future__ import annotations
 
 import random
+import time
 
 import numpy as np
 import pytest
 
 from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.errors import InvalidSpecError
-from service.core.memory import Parallelism, params_per_gpu, training_memory
+from service.core.memory import Parallelism, expert_params_per_gpu, params_per_gpu, training_memory
 from service.core.plan import (
     DIMENSIONS,
     RECOMPUTES,
     PlanSpec,
     _axes,
     _grid,
+    _layer_table,
     _memory_arrays,
-    _tables,
+    _shard_table,
     gpu_counts,
     plan,
     plan_for_deadline,
@@ -86,24 +88,42 @@ def test_narayanan_table_1_throughput_and_the_planner_beats_it(row) -> None:
     assert best.search.considered > 100 and not best.search.cut
 
 
-def test_memory_arrays_equal_the_scalar_core() -> None:
+@pytest.mark.parametrize(("model", "n_gpus", "dropout"), [("llama-2-13b", 64, True), ("mixtral-8x7b", 64, False), ("gpt2", 16, True)])
+def test_memory_arrays_equal_the_scalar_core(model: str, n_gpus: int, dropout: bool) -> None:
     # the vectorised memory the planner prunes with is the memory calculator's, layout by layout
-    arch = preset("llama-2-13b")
-    spec = PlanSpec(n_gpus=64, seq_len=4096, global_batch_size=256, dropout=True)
+    # (experts included: ZeRO shards them over dp*cp/ep ranks)
+    arch = preset(model)
+    spec = PlanSpec(n_gpus=n_gpus, seq_len=1024, global_batch_size=256, dropout=dropout)
     axes = _axes(arch, hardware("h100-sxm"), spec)
     grid = _grid(arch, spec, axes)
-    mem = _memory_arrays(arch, spec, grid, _tables(arch, spec, axes))
+    mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, axes), _layer_table(arch, spec, axes))
     rng = random.Random(7)
-    for i in rng.sample(range(len(grid["tp"])), 60):
+    for i in rng.sample(range(len(grid["tp"])), 80):
         row = {k: grid[k][i].item() for k in grid}
         par = Parallelism(dp=row["dp"], tp=row["tp"], pp=row["pp"], cp=row["cp"], ep=row["ep"],
                           virtual_stages=row["virtual_stages"], sequence_parallel=row["sequence_parallel"],
                           zero_stage=row["zero_stage"], offload_optimizer=row["offload_optimizer"])  # fmt: skip
-        exact = training_memory(arch, parallelism=par, micro_batch_size=row["micro_batch_size"], seq_len=4096,
-                                recompute=RECOMPUTES[row["recompute"]], flash_attention=True, dropout=True,
+        exact = training_memory(arch, parallelism=par, micro_batch_size=row["micro_batch_size"], seq_len=1024,
+                                recompute=RECOMPUTES[row["recompute"]], flash_attention=True, dropout=dropout,
                                 microbatches=row["microbatches"])  # fmt: skip
         assert mem["total"][i] == exact.total_bytes, row
-        assert mem["activations"][i] == exact.activations_bytes, row
+        assert (mem["weights"][i], mem["gradients"][i], mem["optimizer"][i], mem["activations"][i]) == (
+            exact.weights_bytes, exact.gradients_bytes, exact.optimizer_bytes, exact.activations_bytes), row
+
+
+def test_zero_shards_experts_over_their_own_replicas() -> None:
+    # Mixtral on 8 GPUs with ep = 8: each GPU holds one expert per layer, replicated nowhere else,
+    # so ZeRO shards only the dense parameters (DeepSpeed-MoE §5; Megatron-Core's expert
+    # data-parallel group): ZeRO-3 saves 7/8 of the dense weights and nothing of the experts'
+    arch = preset("mixtral-8x7b")
+    par = Parallelism(dp=8, ep=8)
+    experts = expert_params_per_gpu(arch, par)
+    assert experts == 32 * 3 * 4096 * 14336  # 32 layers, one expert each
+    dense = params_per_gpu(arch, par) - experts
+    zero0 = training_memory(arch, parallelism=par, seq_len=1024, flash_attention=True)
+    zero3 = training_memory(arch, parallelism=Parallelism(dp=8, ep=8, zero_stage=3), seq_len=1024, flash_attention=True)
+    assert zero0.weights_bytes - zero3.weights_bytes == 2 * dense - -(-2 * dense // 8)
+    assert zero3.weights_bytes >= 2 * experts
 
 
 def test_step_parts_sum_and_vanish_without_their_parallelism() -> None:
@@ -174,7 +194,7 @@ def test_every_dimension_fixed_is_one_prediction() -> None:
                                                           zero_stage=2), micro_batch_size=2, seq_len=4096,
                             recompute=Recompute.SELECTIVE, flash_attention=True, microbatches=16)  # fmt: skip
     assert p.memory.total_bytes == exact.total_bytes
-    flops = training_flops(arch, 1, include_attention=True, attention_formula=AttentionFormula.MEGATRON, seq_len=4096)
+    flops = training_flops(arch, 1, include_attention=True, attention_formula=AttentionFormula.MEGATRON, seq_len=4096, causal=True)
     assert p.mfu == pytest.approx(flops.model_flops_per_token * p.tokens_per_second / 16 / 989.5e12)
 
 
@@ -249,3 +269,44 @@ def test_grid_respects_every_rule() -> None:
     assert np.all(128 % (d * b) == 0)
     assert np.all((v == 1) | ((p * v <= arch.n_layers) & (g["microbatches"] % p == 0)))
     assert np.all(~g["sequence_parallel"] | (t > 1)) and np.all(~g["offload_optimizer"] | (z >= 1))
+
+
+def test_mfu_stays_below_one_at_long_context() -> None:
+    # MFU counts the attention the kernel runs: causal FlashAttention skips the masked half
+    arch = make_architecture(n_layers=8, d_model=1024, n_heads=8, d_ff=4096, vocab_size=32000, max_seq_len=1 << 20)
+    for gpu in ("gaudi2", "a100-80gb-sxm", "h100-sxm"):
+        result = plan(arch, hardware(gpu), PlanSpec(n_gpus=8, seq_len=1 << 18, global_batch_size=8))
+        assert result.plans and all(0 < p.mfu <= p.hfu < 1 for p in result.plans), gpu
+
+
+@pytest.mark.parametrize(
+    ("fixed", "field"),
+    [
+        ({"tp": 1, "sequence_parallel": True}, "fixed.sequence_parallel"),
+        ({"zero_stage": 0, "offload_optimizer": True}, "fixed.offload_optimizer"),
+        ({"pp": 1, "virtual_stages": 2}, "fixed.virtual_stages"),
+        ({"dp": 1, "cp": 1, "zero_stage": 2}, "fixed.zero_stage"),
+    ],
+)
+def test_incompatible_fixed_dimensions_name_their_field(fixed: dict, field: str) -> None:
+    with pytest.raises(InvalidSpecError) as err:
+        plan(preset("llama-2-7b"), hardware("h100-sxm"), PlanSpec(n_gpus=8, seq_len=4096, global_batch_size=64, fixed=fixed))
+    assert err.value.field == field
+
+
+def test_deadline_search_skips_sizes_the_fixed_dimensions_cannot_tile() -> None:
+    arch, h100 = preset("llama-2-70b"), hardware("h100-sxm")
+    spec = PlanSpec(n_gpus=8, seq_len=4096, global_batch_size=1024, fixed={"tp": 8})
+    found = plan_for_deadline(arch, h100, spec, tokens=2e12, deadline_hours=60 * 24, effective_time_fraction=0.9,
+                              batch_for=lambda n: max(1024, n // 4))  # fmt: skip
+    assert found.n_gpus is not None and found.n_gpus >= 64 and all(p.tp == 8 for p in found.result.plans)
+    assert dict(found.tried)[1] is None and found.considered > found.feasible > 0
+
+
+def test_the_time_bound_holds_for_a_huge_space() -> None:
+    # a mixture with 5,040 experts (60 expert-parallel sizes) on 5,040 nodes: thousands of chunks
+    arch = make_architecture(n_layers=2520, d_model=64, n_heads=8, d_ff=16, vocab_size=100, n_experts=5040, experts_per_token=1)
+    spec = PlanSpec(n_gpus=8 * 5040, seq_len=64, global_batch_size=8 * 5040 * 4, time_limit_seconds=0.5)
+    started = time.perf_counter()
+    result = plan(arch, hardware("h100-sxm"), spec)
+    assert time.perf_counter() - started < 5 and result.search.cut and result.search.considered > 0
