@@ -8,7 +8,9 @@ from service.api.deps import CatalogDep, SessionDep
 from service.api.responses import json_response, problem_responses
 from service.api.routing import api_router
 from service.schemas import plan as s
+from service.schemas.serving import ServingPlanRequest, ServingPlanResponse
 from service.services import plan
+from service.services import serving as serving_service
 
 router = api_router(prefix="/v1/plan", tags=["plan"], responses=problem_responses(422, 503))
 
@@ -23,3 +25,13 @@ def training(req: s.PlanRequest, catalog: CatalogDep, session: SessionDep) -> Re
     the cluster size that meets the deadline at the least cost. No plan that fits is a 200 with
     `plans: []` and the reason."""
     return json_response(plan.plan(req, catalog, session))
+
+
+@router.post("/serving", response_model=ServingPlanResponse, summary="Serving plans")
+def serving(req: ServingPlanRequest, catalog: CatalogDep, session: SessionDep) -> Response:
+    """For each GPU type: the smallest tensor-parallel replica that holds the model and a
+    sequence's KV cache in usable memory (and meets the latency bounds), the batch its KV cache
+    admits, time to first token and per output token, tokens per second per user and per
+    replica, the replicas the target needs, and dollars per million input and output tokens. A
+    GPU that cannot serve the target is listed with `fits: false` and the reason."""
+    return json_response(serving_service.plan_serving(req, catalog, session))

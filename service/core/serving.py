@@ -1,0 +1,261 @@
+"""Serving: weights by format, the KV cache a replica can hold, prefill and decode times, and the
+replica that serves a target of users, tokens per second or latency at the least cost.
+
+One model prices every serving answer (the serving plan, ``/v1/cost/inference``):
+
+- **Weights** (:func:`weight_bytes`): the linear layers in the weight format — bf16/fp16 2 bytes,
+  fp8 1 byte with a per-tensor scale (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"
+  §4), int8 1 byte with an fp16 scale per output channel (Dettmers et al. 2022, LLM.int8() §3;
+  Xiao et al. 2023, SmoothQuant), int4 half a byte with an fp16 scale and a 4-bit zero point per
+  group of 128 (Frantar et al. 2023, GPTQ §5; Lin et al. 2024, AWQ §3.3); embeddings, the LM
+  head and norms stay 16-bit, as GPTQ/AWQ checkpoints keep them.
+- **Memory** (vLLM-style, Kwon et al. 2023 §4): a replica of ``tp`` GPUs may fill
+  ``gpu_memory_utilization`` (vLLM's default 0.9) of each GPU, less a runtime reserve per GPU
+  (activations of the largest forward, CUDA graphs, NCCL buffers); the weights are sharded over
+  ``tp``; what is left holds the KV cache, and its size caps the batch.
+- **Prefill** (compute-bound): every matmul of the prompt on its per-GPU shape
+  (:func:`service.core.steptime.matmul_seconds`), causal FlashAttention over the prompt, and two
+  tensor-parallel all-reduces per layer.
+- **Decode** (memory-bound roofline, Pope et al. 2022 §2-3): a step reads the weights once and
+  every sequence's KV cache at its context; it is compute-bound beyond the ridge point; plus two
+  all-reduces per layer, latency-bound at small batches.
+- **Continuous batching**: the prompts of new requests run on the same GPUs between decode steps
+  (Yu et al. 2022, Orca; Agrawal et al. 2024, Sarathi-Serve), so in the steady state each output
+  token of a user waits for ``batch x prefill / output_tokens`` of prefill work besides the
+  decode step: the time per output token is ``decode(batch) + batch * prefill / output``.
+- **Dollars**: the replica's hourly price split by where its time goes — prefill time to the
+  input tokens, decode time to the output tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from service.core.architecture import Architecture, Ffn
+from service.core.dtypes import Dtype
+from service.core.errors import InvalidSpecError
+from service.core.memory import kv_cache_bytes
+from service.core.params import count_params
+from service.core.steptime import (
+    FLASH_ATTENTION_EFFICIENCY_RATIO,
+    MEMORY_BANDWIDTH_EFFICIENCY,
+    SUSTAINED_FRACTION_OF_MAMF,
+    Hardware,
+    matmul_seconds,
+    ring_all_reduce_seconds,
+)
+
+GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default gpu_memory_utilization (vLLM engine arguments)
+RUNTIME_RESERVE_BYTES = 2 * 2**30  # per GPU: CUDA context (~0.5 GiB), CUDA graphs, NCCL, peak activations
+INT4_GROUP_SIZE = 128  # GPTQ (Frantar et al. 2023 §5) and AWQ (Lin et al. 2024 §3.3) default
+INTRA_NODE_LATENCY_SECONDS = 5e-6  # per all-reduce hop, as service.core.steptime prices them
+SECONDS_PER_HOUR = 3600.0
+
+
+class WeightFormat(StrEnum):
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP8 = "fp8"
+    INT8 = "int8"
+    INT4 = "int4"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Weights:
+    """Bytes of a model's weights in a format: the quantised linear layers, their scales (and
+    zero points), and the 16-bit rest."""
+
+    total_bytes: int
+    quantized_params: int
+    scale_bytes: int
+    other_bytes: int
+    format: WeightFormat
+
+
+def _linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
+    """(count, in_features, out_features) of every linear layer a quantiser converts: Q, K, V and
+    O projections, and each expert's MLP matrices (the router stays 16-bit)."""
+    h, q, kv, f, L = arch.d_model, arch.q_dim, arch.kv_dim, arch.d_ff, arch.n_layers
+    mlp = [(1, h, f), (1, f, h)] + ([(1, h, f)] if arch.ffn is Ffn.SWIGLU else [])
+    shapes = [(L, h, q), (2 * L, h, kv), (L, q, h)]
+    shapes += [(L * arch.n_experts * n, i, o) for n, i, o in mlp]
+    return shapes
+
+
+def weight_bytes(arch: Architecture, fmt: WeightFormat, *, group_size: int = INT4_GROUP_SIZE) -> Weights:
+    """Serving bytes of ``arch``'s weights in ``fmt`` (module docstring for each format's source)."""
+    if group_size < 1:
+        raise InvalidSpecError("group_size", "must be at least 1")
+    shapes = _linear_shapes(arch)
+    quantized = sum(n * i * o for n, i, o in shapes)
+    rest = count_params(arch).total - quantized  # embeddings, LM head, norms, biases, router
+    if fmt in (WeightFormat.BF16, WeightFormat.FP16):
+        return Weights(total_bytes=2 * count_params(arch).total, quantized_params=0, scale_bytes=0,
+                       other_bytes=2 * count_params(arch).total, format=fmt)  # fmt: skip
+    if fmt is WeightFormat.FP8:
+        body, scales = quantized, 4 * sum(n for n, _, _ in shapes)  # one fp32 scale per tensor
+    elif fmt is WeightFormat.INT8:
+        body, scales = quantized, 2 * sum(n * o for n, _, o in shapes)  # fp16 scale per output channel
+    else:  # int4: half a byte, and per group of `group_size` inputs an fp16 scale and a 4-bit zero
+        body = math.ceil(quantized / 2)
+        scales = math.ceil(sum(n * math.ceil(i / group_size) * o for n, i, o in shapes) * 2.5)
+    return Weights(total_bytes=body + scales + 2 * rest, quantized_params=quantized, scale_bytes=scales,
+                   other_bytes=2 * rest, format=fmt)  # fmt: skip
+
+
+def valid_tensor_parallel(arch: Architecture, gpus_per_node: int) -> list[int]:
+    """Tensor-parallel degrees a replica can use: inside a node, dividing the query heads, and
+    dividing the KV heads or divided by them (KV heads are then replicated)."""
+    return [
+        t for t in range(1, gpus_per_node + 1)
+        if arch.n_heads % t == 0 and (arch.n_kv_heads % t == 0 or t % arch.n_kv_heads == 0)
+    ]  # fmt: skip
+
+
+def check_tensor_parallel(arch: Architecture, tp: int, field: str = "n_gpus") -> None:
+    if arch.n_heads % tp or (arch.n_kv_heads % tp and tp % arch.n_kv_heads):
+        raise InvalidSpecError(
+            field, f"tensor parallelism over {tp} GPUs must divide n_heads={arch.n_heads} and n_kv_heads={arch.n_kv_heads} "
+            "(or be a multiple of n_kv_heads)",
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Replica:
+    """One replica of ``tp`` GPUs at a batch: its memory, and its prefill and decode times."""
+
+    tp: int
+    usable_memory_bytes: int  # the replica's, all its GPUs
+    weights_bytes: int
+    kv_cache_bytes_per_token: int
+    kv_cache_bytes_per_sequence: int
+    max_batch: int  # sequences the KV cache holds at prompt + output tokens
+    batch: int
+    prefill_seconds: float  # one prompt
+    decode_step_seconds: float  # one token for every sequence of the batch
+    decode_bound: str  # "memory" or "compute"
+    time_to_first_token_seconds: float
+    time_per_output_token_seconds: float  # decode step + the batch's share of prefill
+    output_tokens_per_second_per_user: float
+    output_tokens_per_second: float  # the replica's
+
+
+def usable_memory_bytes(hw: Hardware, tp: int, *, utilization: float, reserve_bytes: int) -> int:
+    """What a replica of ``tp`` GPUs may fill: ``tp * (memory * utilization - reserve)``."""
+    return max(0, tp * (math.floor(hw.memory_bytes * utilization) - reserve_bytes))
+
+
+def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2) -> float:
+    """One prompt through the replica: every matmul on its per-GPU shape, causal FlashAttention
+    (``4*L*a*d_head*n^2/2`` FLOPs), the output layer for the last token, and two all-reduces of
+    ``n*h`` activations per layer (Shoeybi et al. 2019 §3). Experts see their routed tokens."""
+    if prompt_tokens == 0:
+        return 0.0
+    n, h, q, kv, f, L = prompt_tokens, arch.d_model, arch.q_dim, arch.kv_dim, arch.d_ff, arch.n_layers
+    kv_ranks = min(tp, arch.n_kv_heads)
+    per_layer = (
+        matmul_seconds(n, h, q / tp + 2 * kv / kv_ranks, hw, element_bytes)  # QKV
+        + matmul_seconds(n, q / tp, h, hw, element_bytes)  # output projection
+        + matmul_seconds(n * arch.experts_per_token, h, (2 if arch.ffn is Ffn.SWIGLU else 1) * f / tp, hw, element_bytes)
+        + matmul_seconds(n * arch.experts_per_token, f / tp, h, hw, element_bytes)
+    )
+    attention = 4.0 * q / tp * n * n / 2 / (hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF
+                                            * FLASH_ATTENTION_EFFICIENCY_RATIO)  # fmt: skip
+    comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, hw.intra_node_bandwidth_bytes_per_s * 0.8, INTRA_NODE_LATENCY_SECONDS)
+    logits = matmul_seconds(1, h, arch.vocab_size / tp, hw, element_bytes)
+    return float(L * (per_layer + attention + comm) + logits)
+
+
+def decode_step_seconds(
+    arch: Architecture, hw: Hardware, *, tp: int, batch: np.ndarray | int, context_tokens: float, weights_bytes: int,
+    kv_bytes_per_token: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One decode step for ``batch`` sequences at a mean context: the weights read once and every
+    sequence's KV cache (``kv_bytes_per_token * context`` each, K/V heads replicated beyond
+    ``n_kv_heads`` ranks) at the achievable HBM bandwidth, or the step's FLOPs
+    (``2*P_active + 4*L*a*d_head*context`` per sequence) at the matmul rate, whichever is longer
+    (Pope et al. 2022 §2-3); plus two all-reduces of ``batch*h`` per layer. Returns the seconds
+    and whether memory bounds them."""
+    b = np.asarray(batch, dtype=np.float64)
+    replication = tp / min(tp, arch.n_kv_heads)
+    per_gpu_bytes = weights_bytes / tp + b * kv_bytes_per_token * context_tokens * replication / tp
+    memory_time = per_gpu_bytes / (hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY)
+    flops = b * (2.0 * count_params(arch).active + 4.0 * arch.n_layers * arch.q_dim * context_tokens) / tp
+    compute_time = flops / (hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF)
+    comm = 2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, hw.intra_node_bandwidth_bytes_per_s * 0.8,
+                                                       INTRA_NODE_LATENCY_SECONDS)  # fmt: skip
+    return np.maximum(memory_time, compute_time) + comm, memory_time >= compute_time
+
+
+def replica(
+    arch: Architecture, hw: Hardware, *, tp: int, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
+    batch: int | None = None, max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
+    reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+) -> Replica:  # fmt: skip
+    """A replica of ``tp`` GPUs at ``batch`` sequences (default: the largest the KV cache holds,
+    lowered to meet ``max_time_per_output_token_seconds``); ``max_batch`` 0 means the weights
+    leave no room for one sequence."""
+    check_tensor_parallel(arch, tp)
+    usable = usable_memory_bytes(hw, tp, utilization=utilization, reserve_bytes=reserve_bytes)
+    per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
+    # K/V heads replicated over tensor ranks beyond n_kv_heads take more room
+    stored_per_token = math.ceil(per_token * tp / min(tp, arch.n_kv_heads))
+    per_sequence = stored_per_token * (prompt_tokens + output_tokens)
+    free = usable - weights.total_bytes
+    max_batch = max(0, free // per_sequence) if per_sequence else 0
+    prefill = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens)
+    context = prompt_tokens + output_tokens / 2
+    if batch is None:
+        batch = max(1, max_batch)
+        if max_time_per_output_token_seconds is not None and max_batch > 0:
+            sizes = np.arange(1, max_batch + 1)
+            steps, _ = decode_step_seconds(arch, hw, tp=tp, batch=sizes, context_tokens=context, weights_bytes=weights.total_bytes,
+                                           kv_bytes_per_token=per_token)  # fmt: skip
+            tpot = steps + sizes * prefill / output_tokens
+            ok = np.flatnonzero(tpot <= max_time_per_output_token_seconds)
+            batch = int(sizes[ok[-1]]) if len(ok) else 1
+    step, memory_bound = decode_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context, weights_bytes=weights.total_bytes,
+                                             kv_bytes_per_token=per_token)  # fmt: skip
+    step_s = float(step)
+    tpot = step_s + batch * prefill / output_tokens
+    return Replica(
+        tp=tp, usable_memory_bytes=usable, weights_bytes=weights.total_bytes, kv_cache_bytes_per_token=per_token,
+        kv_cache_bytes_per_sequence=per_sequence, max_batch=int(max_batch), batch=int(batch), prefill_seconds=prefill,
+        decode_step_seconds=step_s, decode_bound="memory" if bool(memory_bound) else "compute",
+        time_to_first_token_seconds=prefill + step_s, time_per_output_token_seconds=tpot,
+        output_tokens_per_second_per_user=1 / tpot, output_tokens_per_second=batch / tpot,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServingCost:
+    usd_per_hour: float  # the replica's
+    usd_per_million_output_tokens: float
+    usd_per_million_input_tokens: float | None
+
+
+def serving_cost(r: Replica, *, usd_per_gpu_hour: float, prompt_tokens: int, output_tokens: int) -> ServingCost:
+    """The replica's hourly price split by where its time goes: per output token the decode
+    step's share (``decode / batch``), per input token the prefill's (``prefill / prompt``) —
+    together the whole replica-time of a request."""
+    hourly = usd_per_gpu_hour * r.tp
+    per_second = hourly / SECONDS_PER_HOUR
+    output = per_second * r.decode_step_seconds / r.batch * 1e6
+    inputs = per_second * r.prefill_seconds / prompt_tokens * 1e6 if prompt_tokens else None
+    return ServingCost(usd_per_hour=hourly, usd_per_million_output_tokens=output, usd_per_million_input_tokens=inputs)
+
+
+def smallest_fitting_tp(arch: Architecture, hw: Hardware, weights: Weights, kv_dtype: Dtype, *, sequence_tokens: int,
+                        utilization: float = GPU_MEMORY_UTILIZATION, reserve_bytes: int = RUNTIME_RESERVE_BYTES) -> int | None:  # fmt: skip
+    """The smallest valid tensor-parallel degree whose usable memory holds the weights and one
+    sequence's KV cache; None when no degree inside a node does."""
+    per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
+    for tp in valid_tensor_parallel(arch, hw.gpus_per_node):
+        need = weights.total_bytes + math.ceil(per_token * tp / min(tp, arch.n_kv_heads)) * sequence_tokens
+        if need <= usable_memory_bytes(hw, tp, utilization=utilization, reserve_bytes=reserve_bytes):
+            return tp
+    return None

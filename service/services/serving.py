@@ -1,0 +1,150 @@
+"""Serving plans: catalog GPUs → core serving model → one replica layout per GPU type, priced."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.core import serving as core
+from service.core.architecture import Architecture
+from service.core.compute import require_architecture
+from service.core.memory import Precision
+from service.core.steptime import Hardware
+from service.errors import Unprocessable
+from service.schemas import serving as s
+from service.schemas.cost import PriceChoice, PriceQuote
+from service.services.catalog_reader import CatalogReader, GpuView
+from service.services.models import resolve_gpu, resolve_model
+from service.services.plan import cluster_for
+
+FORMULAS = [
+    "weights: linear layers in the weight format + scales (fp8 per tensor; int8 per output channel; int4 fp16 scale + "
+    "4-bit zero per group: GPTQ, Frantar et al. 2023; AWQ, Lin et al. 2024) + 16-bit embeddings, head and norms",
+    "usable memory = tp * (GPU memory * utilization - runtime reserve); max batch = (usable - weights) / KV per sequence "
+    "(vLLM, Kwon et al. 2023 §4)",
+    "KV per token = 2 * L * n_kv_heads * d_head * bytes(kv_dtype) (Pope et al. 2022 §3.1)",
+    "prefill = the prompt's matmuls on per-GPU shapes + causal attention + 2 all-reduces per layer (compute-bound)",
+    "decode step = max((weights/tp + batch * KV read) / HBM bandwidth, FLOPs / matmul rate) + 2 all-reduces per layer "
+    "(Pope et al. 2022 §2-3)",
+    "time per output token = decode step + batch * prefill / output_tokens (continuous batching: Orca, Yu et al. 2022; "
+    "Sarathi-Serve, Agrawal et al. 2024)",
+    "$/M output = replica $/s * decode step / batch * 1e6; $/M input = replica $/s * prefill / prompt * 1e6",
+]
+
+PEAK_FOR_WEIGHTS = {core.WeightFormat.FP8: "fp8", core.WeightFormat.FP16: "fp16"}  # else bf16 (weight-only quantisation)
+
+
+def serving_hardware(gpu: GpuView, fmt: core.WeightFormat) -> tuple[Hardware, str]:
+    """The GPU as the serving model sees it: the catalog's cluster, at the peak the weight format
+    computes at (fp8 tensor cores for fp8 weights; int8/int4 weights are dequantised into 16-bit
+    matmuls by GPTQ/AWQ kernels)."""
+    cluster = cluster_for(gpu, Precision.MIXED_BF16)
+    key = PEAK_FOR_WEIGHTS.get(fmt, "bf16")
+    peak = gpu.peak_tflops.get(key) or gpu.peak_tflops.get("bf16")
+    if key != "bf16" and not gpu.peak_tflops.get(key):
+        key = "bf16"
+    return dataclasses.replace(cluster.hardware, peak_flops_per_s=float(peak) * 1e12), key
+
+
+def _price(session: Session, gpu_id: str, req: s.ServingPlanRequest, many: bool) -> PriceQuote | None:
+    from service.services.cost import resolve_price  # cost imports the planner services
+
+    try:
+        return resolve_price(session, gpu_id, PriceChoice(usd_per_gpu_hour=req.usd_per_gpu_hour, provider=req.provider, pricing=req.pricing))
+    except Unprocessable:
+        if many:
+            return None
+        raise
+
+
+def _unfit(gpu: str, reason: str) -> s.ServingOption:
+    empty = dict.fromkeys(s.ServingOption.model_fields, None)
+    return s.ServingOption(**(empty | {"gpu": gpu, "fits": False, "reason": reason}))
+
+
+def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader, session: Session) -> s.ServingPlanResponse:
+    arch = require_architecture(resolve_model(req.model, catalog), "a serving plan (the KV cache)")
+    weights = core.weight_bytes(arch, req.weights_dtype, group_size=req.group_size)
+    sequence = req.prompt_tokens + req.output_tokens
+    warnings: list[str] = []
+    if sequence > arch.max_seq_len:
+        warnings.append(f"prompt_tokens + output_tokens = {sequence} exceeds the model's context of {arch.max_seq_len} tokens")
+    if req.tp is not None:
+        core.check_tensor_parallel(arch, req.tp, field="tp")
+    gpu_ids = req.gpu if isinstance(req.gpu, list) else [req.gpu]
+    many = len(gpu_ids) > 1
+    options: list[s.ServingOption] = []
+    assumptions: dict[str, Any] = {
+        "weights_dtype": req.weights_dtype.value, "kv_dtype": req.kv_dtype.value, "gpu_memory_utilization": req.gpu_memory_utilization,
+        "runtime_reserve_bytes": req.runtime_reserve_bytes, "group_size": req.group_size if req.weights_dtype is core.WeightFormat.INT4 else None,
+        "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2,
+        "tp_rule": "the degree (dividing heads and KV heads, inside a node) with the most output tokens/s per GPU among those "
+                   "that fit and meet the latency bounds",
+        "target": ("concurrent_users" if req.concurrent_users else "tokens_per_second" if req.tokens_per_second
+                   else "one replica at its largest batch"),
+    }  # fmt: skip
+    for gpu_id in gpu_ids:
+        view, _ = resolve_gpu(gpu_id, None, catalog)
+        assert view is not None
+        hw, peak_key = serving_hardware(view, req.weights_dtype)
+        assumptions[f"{view.id}.peak_dtype"] = peak_key
+        options.append(_option(arch, hw, view, weights, req, _price(session, view.id, req, many)))
+    options.sort(key=lambda o: (not o.fits, o.usd_per_million_output_tokens is None, o.usd_per_million_output_tokens or 0.0))
+    priced = [o for o in options if o.fits and o.usd_per_million_output_tokens is not None]
+    return s.ServingPlanResponse(
+        options=options, cheapest_gpu=priced[0].gpu if priced else None, warnings=warnings, formulas=FORMULAS, assumptions=assumptions
+    )
+
+
+def _option(
+    arch: Architecture, hw: Hardware, view: GpuView, weights: core.Weights, req: s.ServingPlanRequest, price: PriceQuote | None
+) -> s.ServingOption:
+    common = dict(weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens,
+                  utilization=req.gpu_memory_utilization, reserve_bytes=req.runtime_reserve_bytes)  # fmt: skip
+    tps = [req.tp] if req.tp is not None else core.valid_tensor_parallel(arch, hw.gpus_per_node)
+    candidates: list[core.Replica] = []
+    why = "no tensor-parallel degree inside a node divides the heads"
+    for tp in tps:
+        r = core.replica(arch, hw, tp=tp, max_time_per_output_token_seconds=req.max_time_per_output_token_seconds, **common)
+        if r.max_batch == 0:
+            why = (f"at tp={tp} the weights ({weights.total_bytes / 2**30:.1f} GiB) and one sequence's KV cache "
+                   f"({r.kv_cache_bytes_per_sequence / 2**30:.2f} GiB) exceed the {r.usable_memory_bytes / 2**30:.1f} GiB usable")  # fmt: skip
+            continue
+        if req.max_time_to_first_token_seconds is not None and r.time_to_first_token_seconds > req.max_time_to_first_token_seconds:
+            why = f"at tp={tp} the first token takes {r.time_to_first_token_seconds:.3f} s"
+            continue
+        if req.max_time_per_output_token_seconds is not None and r.time_per_output_token_seconds > req.max_time_per_output_token_seconds:
+            why = f"at tp={tp} even one sequence takes {r.time_per_output_token_seconds * 1e3:.1f} ms per output token"
+            continue
+        candidates.append(r)
+    if not candidates:
+        return _unfit(view.id, why)
+    # of the degrees that fit and meet the bounds (the smallest first), the one that serves the
+    # most output tokens per second per GPU at its largest batch: the cheapest per token
+    chosen = max(candidates, key=lambda r: (r.output_tokens_per_second / r.tp, -r.tp))
+    cap = chosen.batch
+    if req.concurrent_users is not None:
+        replicas = math.ceil(req.concurrent_users / cap)
+        batch = math.ceil(req.concurrent_users / replicas)
+        chosen = core.replica(arch, hw, tp=chosen.tp, batch=batch, **common)
+    elif req.tokens_per_second is not None:
+        replicas = math.ceil(req.tokens_per_second / chosen.output_tokens_per_second)
+    else:
+        replicas = 1
+    cost = None if price is None else core.serving_cost(chosen, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens,
+                                                         output_tokens=req.output_tokens)  # fmt: skip
+    return s.ServingOption(
+        gpu=view.id, fits=True, reason=None, tp=chosen.tp, replicas=replicas, n_gpus=chosen.tp * replicas,
+        max_batch_per_replica=chosen.max_batch, batch_per_replica=chosen.batch, usable_memory_bytes=chosen.usable_memory_bytes,
+        weights_bytes=chosen.weights_bytes, kv_cache_bytes_per_token=chosen.kv_cache_bytes_per_token,
+        kv_cache_bytes_per_sequence=chosen.kv_cache_bytes_per_sequence, time_to_first_token_seconds=chosen.time_to_first_token_seconds,
+        time_per_output_token_seconds=chosen.time_per_output_token_seconds, decode_bound=chosen.decode_bound,
+        output_tokens_per_second_per_user=chosen.output_tokens_per_second_per_user,
+        output_tokens_per_second_per_replica=chosen.output_tokens_per_second, output_tokens_per_second=chosen.output_tokens_per_second * replicas,
+        usd_per_hour=cost.usd_per_hour * replicas if cost else None,
+        usd_per_million_output_tokens=cost.usd_per_million_output_tokens if cost else None,
+        usd_per_million_input_tokens=cost.usd_per_million_input_tokens if cost else None, price=price,
+    )  # fmt: skip

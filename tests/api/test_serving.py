@@ -1,0 +1,74 @@
+"""POST /v1/plan/serving: options per GPU type, targets, bounds, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.test_calculators import problem
+from tests.api.test_cost import ok
+
+
+def test_serving_plan_compares_gpus_for_a_user_target(client) -> None:
+    body = {"model": {"preset": "llama-3.1-70b"}, "gpu": ["h100-sxm", "a100-80gb-sxm", "a10g"], "weights_dtype": "fp8",
+            "kv_dtype": "fp8", "prompt_tokens": 5000, "output_tokens": 500, "concurrent_users": 200}  # fmt: skip
+    data = ok(client, "/v1/plan/serving", body)
+    options = data["options"]
+    assert [o["gpu"] for o in options if o["fits"]] and options[0]["gpu"] == data["cheapest_gpu"]
+    costs = [o["usd_per_million_output_tokens"] for o in options if o["fits"]]
+    assert costs == sorted(costs)
+    for o in options:
+        assert o["replicas"] * o["batch_per_replica"] >= 200 and o["batch_per_replica"] <= o["max_batch_per_replica"]
+        assert 64 % o["tp"] == 0 and 8 % o["tp"] == 0 and o["n_gpus"] == o["tp"] * o["replicas"]
+        assert o["weights_bytes"] + o["batch_per_replica"] * o["kv_cache_bytes_per_sequence"] <= o["usable_memory_bytes"]
+        assert o["output_tokens_per_second_per_replica"] == pytest.approx(o["batch_per_replica"] / o["time_per_output_token_seconds"])
+        assert o["usd_per_million_input_tokens"] > 0 and o["price"]["as_of"]
+    assert data["assumptions"]["kv_dtype"] == "fp8"
+
+
+def test_int4_weights_count_their_scales_and_kv_stays_bf16(client) -> None:
+    # the measured case: Llama-3.1-70B in int4 at 32K context x 16 users on H100s
+    body = {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "weights_dtype": "int4", "prompt_tokens": 30000,
+            "output_tokens": 2000, "concurrent_users": 16}  # fmt: skip
+    data = ok(client, "/v1/plan/serving", body)
+    o = data["options"][0]
+    assert data["assumptions"]["kv_dtype"] == "bf16" and o["kv_cache_bytes_per_token"] == 2 * 80 * 8 * 128 * 2
+    assert o["weights_bytes"] > 70.6e9 / 2  # 4 bits plus the scales, and 16-bit embeddings
+    assert o["fits"] and o["tp"] >= 2  # 16 users of 32K tokens do not fit beside the weights on one 80 GB GPU
+
+
+def test_latency_bounds_shape_the_replica(client) -> None:
+    base = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "prompt_tokens": 1000, "output_tokens": 200, "tokens_per_second": 20000}
+    loose = ok(client, "/v1/plan/serving", base)["options"][0]
+    tight = ok(client, "/v1/plan/serving", base | {"max_time_per_output_token_seconds": 0.02})["options"][0]
+    assert tight["time_per_output_token_seconds"] <= 0.02 < loose["time_per_output_token_seconds"]
+    assert tight["n_gpus"] >= loose["n_gpus"]  # lower latency costs GPUs
+    assert tight["output_tokens_per_second"] >= 20000
+    impossible = ok(client, "/v1/plan/serving", base | {"max_time_per_output_token_seconds": 0.0005})["options"][0]
+    assert impossible["fits"] is False and "per output token" in impossible["reason"]
+
+
+def test_a_context_beyond_the_model_is_a_warning(client) -> None:
+    data = ok(client, "/v1/plan/serving", {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "prompt_tokens": 8000})
+    assert data["warnings"] and "exceeds the model's context" in data["warnings"][0]
+
+
+def test_a_model_too_big_for_a_node_is_listed_with_its_reason(client) -> None:
+    data = ok(client, "/v1/plan/serving", {"model": {"preset": "llama-3.1-405b"}, "gpu": "a10g", "usd_per_gpu_hour": 1.0})
+    o = data["options"][0]
+    assert o["fits"] is False and "GiB usable" in o["reason"] and data["cheapest_gpu"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"tp": 3}, ["body", "tp"]),
+        ({"concurrent_users": 0}, ["body", "concurrent_users"]),
+        ({"weights_dtype": "int3"}, ["body", "weights_dtype"]),
+        ({"output_tokens": 0}, ["body", "output_tokens"]),
+        ({"model": {"n_params": 7e9}}, ["body", "model"]),
+        ({"concurrent_users": 5, "tokens_per_second": 10}, ["body"]),
+    ],
+)
+def test_serving_bad_input_is_a_422(client, body: dict, loc: list) -> None:
+    data = problem(client, "/v1/plan/serving", {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm"} | body)
+    assert any(error["loc"][: len(loc)] == loc for error in data["errors"]), data
