@@ -5,9 +5,7 @@
 A published MFU is measured at its run's scale and already holds the losses of communication and
 bubbles: it is never multiplied by a second efficiency (``scaling_efficiency`` is 1 unless a
 caller gives one). Where the layout is known the throughput comes from the step-time model
-instead (:func:`planned_training_cost`). Serving follows the roofline of decoding: each generated token reads every
-weight and the KV cache once, so small batches are bound by memory bandwidth, large ones by
-compute (Pope et al. 2022, "Efficiently Scaling Transformer Inference", §2-3).
+instead (:func:`planned_training_cost`). Serving is priced by :mod:`service.core.serving`.
 """
 
 from __future__ import annotations
@@ -113,68 +111,4 @@ def planned_training_cost(
         n_gpus=n_gpus,
         mfu=None,
         scaling_efficiency=1.0,
-    )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ServingCost:
-    """Roofline of serving one model replica on ``n_gpus`` GPUs at a batch size."""
-
-    decode_step_seconds: float
-    decode_bound: str  # "memory" or "compute"
-    output_tokens_per_second: float
-    prefill_seconds: float
-    usd_per_million_output_tokens: float | None
-    usd_per_million_input_tokens: float | None
-    fits: bool
-    memory_needed_bytes: int
-    memory_available_bytes: int
-
-
-def serving_cost(
-    *,
-    weights_bytes: int,
-    kv_cache_bytes_per_token: int,
-    active_params: float,
-    batch_size: int,
-    context_tokens: int,
-    prompt_tokens: int,
-    memory_needed_bytes: int,
-    n_gpus: int,
-    gpu_memory_bytes: int,
-    memory_bandwidth_bytes_per_s: float,
-    peak_flops_per_s: float,
-    bandwidth_utilisation: float,
-    compute_utilisation: float,
-    usd_per_gpu_hour: float | None,
-) -> ServingCost:
-    """Decode step time ``max(bytes_read / (n * bandwidth * u_mem), 2*P*batch / (n * peak * u_c))``
-    where one step reads the weights once and each sequence's KV cache at the mean context
-    (Pope et al. 2022 §2; the 'memory-bound decode' roofline); prefill is compute-bound:
-    ``2*P*prompt*batch / (n * peak * u_c)``. Dollars per million tokens from the replica's
-    hourly price and its tokens per second."""
-    bytes_per_step = weights_bytes + kv_cache_bytes_per_token * context_tokens * batch_size
-    memory_time = bytes_per_step / (n_gpus * memory_bandwidth_bytes_per_s * bandwidth_utilisation)
-    compute_time = 2 * active_params * batch_size / (n_gpus * peak_flops_per_s * compute_utilisation)
-    step = max(memory_time, compute_time)
-    if not (0 < step < 1e9):  # utilisations or bandwidths so small the roofline is meaningless
-        raise InvalidSpecError("bandwidth_utilisation", "the decode step would take longer than 30 years")
-    tokens_per_second = batch_size / step
-    prefill = 2 * active_params * prompt_tokens * batch_size / (n_gpus * peak_flops_per_s * compute_utilisation)
-    hourly = None if usd_per_gpu_hour is None else usd_per_gpu_hour * n_gpus
-    per_output = None if hourly is None else hourly / SECONDS_PER_HOUR / tokens_per_second * 1e6
-    per_input = None
-    if hourly is not None and prompt_tokens:
-        per_input = hourly / SECONDS_PER_HOUR * prefill / (prompt_tokens * batch_size) * 1e6
-    available = gpu_memory_bytes * n_gpus
-    return ServingCost(
-        decode_step_seconds=step,
-        decode_bound="memory" if memory_time >= compute_time else "compute",
-        output_tokens_per_second=tokens_per_second,
-        prefill_seconds=prefill,
-        usd_per_million_output_tokens=per_output,
-        usd_per_million_input_tokens=per_input,
-        fits=memory_needed_bytes <= available,
-        memory_needed_bytes=memory_needed_bytes,
-        memory_available_bytes=available,
     )

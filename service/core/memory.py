@@ -400,15 +400,19 @@ def inference_memory(
     batch_size: int = 1,
     seq_len: int | None = None,
     gpu_memory_bytes: int | None = None,
+    weights_bytes: int | None = None,
 ) -> InferenceMemory:
     """Memory to serve ``model``: weights ``P * bytes(dtype)``, overhead ``0.2 * weights``
     (Transformers Math 101: total ≈ 1.2 × model memory) and the KV cache for ``batch_size``
     sequences of ``seq_len`` tokens (default the model's context). ``gpus_needed`` divides the
     total by one GPU's memory, rounded up (weights sharded with tensor parallelism).
-    A bare parameter count gets a KV cache only when ``seq_len`` is 0 (no cache)."""
-    kv_dtype = kv_dtype or dtype
+    A bare parameter count gets a KV cache only when ``seq_len`` is 0 (no cache). The KV cache is
+    bf16 unless ``kv_dtype`` says otherwise (never the weights' format silently);
+    ``weights_bytes`` replaces ``P * bytes(dtype)`` where a caller counts quantisation scales
+    (:func:`service.core.serving.weight_bytes`)."""
+    kv_dtype = kv_dtype or Dtype.BF16
     total_params = count_params(model).total if isinstance(model, Architecture) else model.n_params
-    weights = tensor_bytes(total_params, dtype)
+    weights = tensor_bytes(total_params, dtype) if weights_bytes is None else weights_bytes
     overhead = math.ceil(weights * INFERENCE_OVERHEAD_FRACTION)
     formulas = ["memory = 1.2 * P * bytes(dtype) + KV cache (Transformers Math 101)"]
     if seq_len == 0:

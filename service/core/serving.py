@@ -1,9 +1,10 @@
 """Serving: weights by format, the KV cache a replica can hold, prefill and decode times, and the
 replica that serves a target of users, tokens per second or latency at the least cost.
 
-One model prices every serving answer (the serving plan, ``/v1/cost/inference``):
+One model prices every serving answer (the serving plan, ``/v1/cost/inference``, the GPUs
+``/v1/memory/inference`` says a model needs):
 
-- **Weights** (:func:`weight_bytes`): the linear layers in the weight format — bf16/fp16 2 bytes,
+- **Weights** (:func:`weight_bytes`): the linear layers in the weight format — fp32 4 bytes, bf16/fp16 2 bytes,
   fp8 1 byte with a per-tensor scale (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"
   §4), int8 1 byte with an fp16 scale per output channel (Dettmers et al. 2022, LLM.int8() §3;
   Xiao et al. 2023, SmoothQuant), int4 half a byte with an fp16 scale and a 4-bit zero point per
@@ -57,11 +58,19 @@ SECONDS_PER_HOUR = 3600.0
 
 
 class WeightFormat(StrEnum):
+    FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
     FP8 = "fp8"
     INT8 = "int8"
     INT4 = "int4"
+
+
+FORMAT_FOR_DTYPE: dict[Dtype, WeightFormat] = {
+    Dtype.FP32: WeightFormat.FP32, Dtype.BF16: WeightFormat.BF16, Dtype.FP16: WeightFormat.FP16,
+    Dtype.FP8: WeightFormat.FP8, Dtype.INT8: WeightFormat.INT8, Dtype.INT4: WeightFormat.INT4,
+}  # fmt: skip
+"""The serving weight format of each storage dtype the calculators accept."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -93,9 +102,9 @@ def weight_bytes(arch: Architecture, fmt: WeightFormat, *, group_size: int = INT
     shapes = _linear_shapes(arch)
     quantized = sum(n * i * o for n, i, o in shapes)
     rest = count_params(arch).total - quantized  # embeddings, LM head, norms, biases, router
-    if fmt in (WeightFormat.BF16, WeightFormat.FP16):
-        return Weights(total_bytes=2 * count_params(arch).total, quantized_params=0, scale_bytes=0,
-                       other_bytes=2 * count_params(arch).total, format=fmt)  # fmt: skip
+    if fmt in (WeightFormat.FP32, WeightFormat.BF16, WeightFormat.FP16):
+        size = (4 if fmt is WeightFormat.FP32 else 2) * count_params(arch).total
+        return Weights(total_bytes=size, quantized_params=0, scale_bytes=0, other_bytes=size, format=fmt)
     if fmt is WeightFormat.FP8:
         body, scales = quantized, 4 * sum(n for n, _, _ in shapes)  # one fp32 scale per tensor
     elif fmt is WeightFormat.INT8:
@@ -144,9 +153,10 @@ class Replica:
     output_tokens_per_second: float  # the replica's
 
 
-def usable_memory_bytes(hw: Hardware, tp: int, *, utilization: float, reserve_bytes: int) -> int:
-    """What a replica of ``tp`` GPUs may fill: ``tp * (memory * utilization - reserve)``."""
-    return max(0, tp * (math.floor(hw.memory_bytes * utilization) - reserve_bytes))
+def usable_memory_bytes(memory_bytes: int, tp: int, *, utilization: float, reserve_bytes: int) -> int:
+    """What a replica of ``tp`` GPUs of ``memory_bytes`` each may fill: ``tp * (memory *
+    utilization - reserve)``."""
+    return max(0, tp * (math.floor(memory_bytes * utilization) - reserve_bytes))
 
 
 def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2) -> float:
@@ -200,7 +210,7 @@ def replica(
     lowered to meet ``max_time_per_output_token_seconds``); ``max_batch`` 0 means the weights
     leave no room for one sequence."""
     check_tensor_parallel(arch, tp)
-    usable = usable_memory_bytes(hw, tp, utilization=utilization, reserve_bytes=reserve_bytes)
+    usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
     # K/V heads replicated over tensor ranks beyond n_kv_heads take more room
     stored_per_token = math.ceil(per_token * tp / min(tp, arch.n_kv_heads))
@@ -249,13 +259,16 @@ def serving_cost(r: Replica, *, usd_per_gpu_hour: float, prompt_tokens: int, out
     return ServingCost(usd_per_hour=hourly, usd_per_million_output_tokens=output, usd_per_million_input_tokens=inputs)
 
 
-def smallest_fitting_tp(arch: Architecture, hw: Hardware, weights: Weights, kv_dtype: Dtype, *, sequence_tokens: int,
-                        utilization: float = GPU_MEMORY_UTILIZATION, reserve_bytes: int = RUNTIME_RESERVE_BYTES) -> int | None:  # fmt: skip
-    """The smallest valid tensor-parallel degree whose usable memory holds the weights and one
-    sequence's KV cache; None when no degree inside a node does."""
+def smallest_fitting_tp(
+    arch: Architecture, *, memory_bytes: int, gpus_per_node: int, weights_bytes: int, kv_dtype: Dtype, sequence_tokens: int,
+    utilization: float = GPU_MEMORY_UTILIZATION, reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+) -> int | None:  # fmt: skip
+    """The smallest valid tensor-parallel degree whose usable memory holds the weights and
+    ``sequence_tokens`` of KV cache (all sequences together); None when no degree inside a node
+    does."""
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
-    for tp in valid_tensor_parallel(arch, hw.gpus_per_node):
-        need = weights.total_bytes + math.ceil(per_token * tp / min(tp, arch.n_kv_heads)) * sequence_tokens
-        if need <= usable_memory_bytes(hw, tp, utilization=utilization, reserve_bytes=reserve_bytes):
+    for tp in valid_tensor_parallel(arch, gpus_per_node):
+        need = weights_bytes + math.ceil(per_token * tp / min(tp, arch.n_kv_heads)) * sequence_tokens
+        if need <= usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes):
             return tp
     return None

@@ -262,10 +262,14 @@ class InferenceCostRequest(PriceChoice):
     batch_size: int = Field(1, ge=1, le=100_000)
     prompt_tokens: int = Field(512, ge=0, le=MAX_SEQ_LEN)
     output_tokens: int = Field(256, ge=1, le=MAX_SEQ_LEN)
-    dtype: Dtype = Dtype.BF16
-    kv_dtype: Dtype | None = None
-    bandwidth_utilisation: float = Field(0.8, ge=0.01, le=1, description="Share of peak memory bandwidth reached.")
-    compute_utilisation: float = Field(0.5, ge=0.001, le=1, description="MFU of prefill and compute-bound decode.")
+    dtype: Dtype = Field(Dtype.BF16, description="Weight format (int4: GPTQ/AWQ-style, scales counted).")
+    kv_dtype: Dtype | None = Field(None, description="KV-cache format; default bf16 (never the weights' format silently).")
+    bandwidth_utilisation: float | None = Field(
+        None, ge=0.01, le=1, deprecated=True, description="Ignored: the serving model's sourced efficiencies apply."
+    )
+    compute_utilisation: float | None = Field(
+        None, ge=0.001, le=1, deprecated=True, description="Ignored: the serving model's sourced efficiencies apply."
+    )
 
 
 class InferenceCostResponse(Estimate):
@@ -275,6 +279,7 @@ class InferenceCostResponse(Estimate):
     decode_step_seconds: float
     decode_bound: str
     prefill_seconds: float
+    time_per_output_token_seconds: float = Field(description="Decode step plus the batch's share of prefill (continuous batching).")
     fits: bool
     memory_needed_bytes: int
     memory_available_bytes: int

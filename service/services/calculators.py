@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from service.core import compute, memory
+from service.core import compute, memory, serving
 from service.core.architecture import Architecture, ModelShape
+from service.core.dtypes import Dtype
 from service.core.params import count_params
 from service.schemas import calculators as s
 from service.services.catalog_reader import CatalogReader
@@ -167,14 +168,28 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
 def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s.InferenceMemoryResponse:
     model = resolve_model(req.model, catalog)
     gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
+    kv_dtype = req.kv_dtype or Dtype.BF16
+    arch = model if isinstance(model, Architecture) else None
+    weights = serving.weight_bytes(arch, serving.FORMAT_FOR_DTYPE[req.dtype]) if arch is not None else None
     r = memory.inference_memory(
         model,
         dtype=req.dtype,
-        kv_dtype=req.kv_dtype,
+        kv_dtype=kv_dtype,
         batch_size=req.batch_size,
         seq_len=req.seq_len,
         gpu_memory_bytes=gpu_bytes,
+        weights_bytes=weights.total_bytes if weights else None,
     )
+    gpus_needed, rule = r.gpus_needed, "ceil(total / GPU memory), weights sharded by tensor parallelism"
+    if arch is not None and gpu_bytes is not None and weights is not None:
+        # the serving model's rule: the smallest tensor-parallel degree (dividing the heads) whose
+        # usable memory (vLLM's 0.9, less a runtime reserve) holds the weights and the KV cache
+        seq = req.seq_len if req.seq_len is not None else arch.max_seq_len
+        node = (gpu_row.gpus_per_node if gpu_row else None) or 8
+        gpus_needed = serving.smallest_fitting_tp(arch, memory_bytes=gpu_bytes, gpus_per_node=node, weights_bytes=weights.total_bytes,
+                                                  kv_dtype=kv_dtype, sequence_tokens=seq * req.batch_size)  # fmt: skip
+        rule = (f"smallest tensor-parallel degree dividing the heads whose {serving.GPU_MEMORY_UTILIZATION:.0%} of memory, less "
+                f"{serving.RUNTIME_RESERVE_BYTES / GIB:.0f} GiB per GPU, holds the weights and the KV cache; null: none within a node of {node}")  # fmt: skip
     return s.InferenceMemoryResponse(
         weights_bytes=r.weights_bytes,
         kv_cache_bytes=r.kv_cache_bytes,
@@ -184,14 +199,20 @@ def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s
         total_gib=r.total_bytes / GIB,
         gpu=gpu_row.id if gpu_row else None,
         gpu_memory_bytes=gpu_bytes,
-        gpus_needed=r.gpus_needed,
-        formulas=list(r.formulas),
+        gpus_needed=gpus_needed,
+        formulas=list(r.formulas) + ([serving_formula] if weights and weights.scale_bytes else []),
         assumptions=_model_assumptions(model)
         | {
             "dtype": req.dtype.value,
-            "kv_dtype": (req.kv_dtype or req.dtype).value,
+            "kv_dtype": kv_dtype.value,
+            "kv_dtype_source": "request" if req.kv_dtype else "default bf16 (not the weights' format)",
             "overhead_fraction": memory.INFERENCE_OVERHEAD_FRACTION,
             "seq_len": req.seq_len if req.seq_len is not None else getattr(model, "max_seq_len", None),
-            "gpus_needed_rule": "ceil(total / GPU memory), weights sharded by tensor parallelism",
+            "gpus_needed_rule": rule,
+            "quantisation_scale_bytes": weights.scale_bytes if weights else 0,
         },
     )
+
+
+serving_formula = ("quantised weights count their scales: int8 an fp16 scale per output channel, int4 an fp16 scale and 4-bit "
+                   "zero per group of 128 (GPTQ, Frantar et al. 2023; AWQ, Lin et al. 2024), embeddings and head in 16 bits")  # fmt: skip

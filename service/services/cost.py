@@ -7,18 +7,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.core import compute, cost, memory, scaling
+from service.core import compute, cost, memory, scaling, serving
 from service.core.architecture import Architecture, ModelShape
-from service.core.dtypes import PEAK_KEY, serving_peak
+from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
 from service.core.memory import Precision
-from service.core.params import count_params
 from service.core.plan import PlanResult
 from service.db.models import Gpu, Provider
 from service.db.repositories import PriceRepository, VersionedRepository
 from service.errors import Unprocessable
 from service.schemas import cost as s
 from service.services import plan as plan_service
+from service.services import serving as serving_service
 from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import resolve_gpu, resolve_model
 from service.services.plan import Cluster
@@ -406,52 +406,44 @@ def lifetime(req: s.LifetimeRequest, catalog: CatalogReader, session: Session) -
 
 
 def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader, session: Session) -> s.InferenceCostResponse:
+    """A replica of ``n_gpus`` (tensor-parallel) GPUs at ``batch_size``, priced by the serving
+    model that ``POST /v1/plan/serving`` uses (:mod:`service.core.serving`)."""
     model = resolve_model(req.model, catalog)
     arch = compute.require_architecture(model, "serving cost (the KV cache)")
+    serving.check_tensor_parallel(arch, req.n_gpus)
     gpu = _gpu(catalog, req.gpu)
     price = resolve_price(session, gpu.id, req)
-    context = req.prompt_tokens + req.output_tokens
-    mem = memory.inference_memory(arch, dtype=req.dtype, kv_dtype=req.kv_dtype, batch_size=req.batch_size, seq_len=context)
-    found = serving_peak(req.dtype, gpu.peak_tflops)
-    if found is None:
-        raise Unprocessable.for_field("dtype", f"the catalog has no {PEAK_KEY[req.dtype]} or bf16 peak for {gpu.id}")
-    peak_dtype, peak = found
-    r = cost.serving_cost(
-        weights_bytes=mem.weights_bytes,
-        kv_cache_bytes_per_token=mem.kv_cache_bytes_per_token,
-        active_params=float(count_params(arch).active),
-        batch_size=req.batch_size,
-        context_tokens=req.prompt_tokens + req.output_tokens // 2,
-        prompt_tokens=req.prompt_tokens,
-        memory_needed_bytes=mem.total_bytes,
-        n_gpus=req.n_gpus,
-        gpu_memory_bytes=gpu.memory_bytes,
-        memory_bandwidth_bytes_per_s=gpu.memory_bandwidth_bytes_per_s,
-        peak_flops_per_s=peak * 1e12,
-        bandwidth_utilisation=req.bandwidth_utilisation,
-        compute_utilisation=req.compute_utilisation,
-        usd_per_gpu_hour=price.usd_per_gpu_hour,
-    )
+    fmt = serving.FORMAT_FOR_DTYPE[req.dtype]
+    hw, peak_dtype = serving_service.serving_hardware(gpu, fmt)
+    kv_dtype = req.kv_dtype or Dtype.BF16
+    weights = serving.weight_bytes(arch, fmt)
+    r = serving.replica(arch, hw, tp=req.n_gpus, weights=weights, kv_dtype=kv_dtype, prompt_tokens=req.prompt_tokens,
+                        output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
+    money = serving.serving_cost(r, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens)
+    needed = r.weights_bytes + req.batch_size * r.kv_cache_bytes_per_sequence
+    assumptions: dict[str, Any] = {
+        "kv_dtype": kv_dtype.value, "kv_dtype_source": "request" if req.kv_dtype else "default bf16 (not the weights' format)",
+        "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2, "peak_dtype": peak_dtype,
+        "gpu_memory_utilization": serving.GPU_MEMORY_UTILIZATION, "runtime_reserve_bytes": serving.RUNTIME_RESERVE_BYTES,
+        "price_as_of": price.as_of.isoformat() if price.as_of else None,
+        "replica": f"{req.n_gpus} x {gpu.id}, weights sharded with tensor parallelism",
+        "model": "the serving model of POST /v1/plan/serving",
+    }  # fmt: skip
+    if {"bandwidth_utilisation", "compute_utilisation"} & req.model_fields_set:  # read without the deprecation warning
+        assumptions["utilisation_fields"] = "ignored: the serving model's sourced efficiencies apply (deprecated fields)"
     return s.InferenceCostResponse(
-        usd_per_million_output_tokens=r.usd_per_million_output_tokens or 0.0,
-        usd_per_million_input_tokens=r.usd_per_million_input_tokens,
+        usd_per_million_output_tokens=money.usd_per_million_output_tokens,
+        usd_per_million_input_tokens=money.usd_per_million_input_tokens,
         output_tokens_per_second=r.output_tokens_per_second,
         decode_step_seconds=r.decode_step_seconds,
         decode_bound=r.decode_bound,
         prefill_seconds=r.prefill_seconds,
-        fits=r.fits,
-        memory_needed_bytes=r.memory_needed_bytes,
-        memory_available_bytes=r.memory_available_bytes,
+        time_per_output_token_seconds=r.time_per_output_token_seconds,
+        fits=r.max_batch >= req.batch_size,
+        memory_needed_bytes=needed,
+        memory_available_bytes=r.usable_memory_bytes,
         price=price,
-        formulas=[
-            "decode step = max(weights + KV read / (n * bandwidth * u_mem), 2*P*batch / (n * peak * u_c)) (Pope et al. 2022 §2)",
-            "prefill = 2*P*prompt*batch / (n * peak * u_c); $/M tokens = hourly price / 3600 / tokens per s * 1e6",
-            *mem.formulas,
-        ],
-        assumptions={
-            "bandwidth_utilisation": req.bandwidth_utilisation, "compute_utilisation": req.compute_utilisation,
-            "mean_context_tokens": req.prompt_tokens + req.output_tokens // 2, "peak_dtype": peak_dtype,
-            "price_as_of": price.as_of.isoformat() if price.as_of else None,
-            "replica": f"{req.n_gpus} x {gpu.id}, weights sharded with tensor parallelism",
-        },
-    )  # fmt: skip
+        formulas=list(serving_service.FORMULAS),
+        assumptions=assumptions,
+    )
+
