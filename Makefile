@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint openapi bench bench-planner clean
+.PHONY: run test lint openapi bench bench-planner bench-serving clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: $(STAMP)  ## calculator throughput against /healthz
 
 bench-planner: $(STAMP)  ## planner: configurations per second, cold POST /v1/plan times
 	$(BIN)/python benchmarks/bench_planner.py
+
+bench-serving: $(STAMP)  ## serving plans per second against /healthz
+	$(BIN)/python benchmarks/bench_serving.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -18,17 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_calculators import free_port  # noqa: E402
+from benchmarks.server import running_service  # noqa: E402
 from service.catalog import loader  # noqa: E402
 from service.core.plan import PlanSpec, plan  # noqa: E402
 from service.core.spec import make_architecture  # noqa: E402
@@ -93,52 +90,31 @@ def core_rates(repeats: int) -> float:
 
 
 def http_times(repeats: int) -> bool:
-    port = free_port()
     db = Path(os.environ.get("BENCH_DB", ROOT / "data" / "bench-planner.sqlite3"))
-    db.parent.mkdir(exist_ok=True)
-    env = {"DATABASE_URL": f"sqlite:///{db}"} | dict(os.environ)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env | {"PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
     ok = True
-    try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=60) as client:
-            for _ in range(200):
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            else:
-                print("server did not start", file=sys.stderr)
-                return False
-            client.post("/v1/plan", json=HTTP_CASES[1][1] | {"top_k": 100})  # warm the catalog cache and imports
-            health = []
-            for _ in range(20):
+    with running_service(db) as client:
+        client.post("/v1/plan", json=HTTP_CASES[1][1] | {"top_k": 100})  # warm the catalog cache and imports
+        health = []
+        for _ in range(20):
+            start = time.perf_counter()
+            client.get("/healthz")
+            health.append(time.perf_counter() - start)
+        print(f"GET /healthz: median {statistics.median(health) * 1e3:.1f} ms (the floor of one request here)")
+        for name, body, target in HTTP_CASES:
+            times = []
+            for k in range(repeats):  # a new top_k each time: a cold search, never a memo
                 start = time.perf_counter()
-                client.get("/healthz")
-                health.append(time.perf_counter() - start)
-            print(f"GET /healthz: median {statistics.median(health) * 1e3:.1f} ms (the floor of one request here)")
-            for name, body, target in HTTP_CASES:
-                times = []
-                for k in range(repeats):  # a new top_k each time: a cold search, never the memo
-                    start = time.perf_counter()
-                    r = client.post("/v1/plan", json=body | {"top_k": 3 + k})
-                    times.append(time.perf_counter() - start)
-                    if r.status_code != 200:
-                        print(f"{name}: HTTP {r.status_code} {r.text[:200]}", file=sys.stderr)
-                        return False
-                search = r.json()["search"]
-                median, worst = statistics.median(times), max(times)
-                verdict = "meets" if worst < target else "MISSES"
-                ok &= worst < target
-                print(f"POST /v1/plan {name}: median {median * 1e3:.0f} ms, worst {worst * 1e3:.0f} ms over {repeats} cold requests "
-                      f"({search['considered']} layouts) — {verdict} the {target * 1e3:.0f} ms target")  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+                r = client.post("/v1/plan", json=body | {"top_k": 3 + k})
+                times.append(time.perf_counter() - start)
+                if r.status_code != 200:
+                    print(f"{name}: HTTP {r.status_code} {r.text[:200]}", file=sys.stderr)
+                    return False
+            search = r.json()["search"]
+            median, worst = statistics.median(times), max(times)
+            verdict = "meets" if worst < target else "MISSES"
+            ok &= worst < target
+            print(f"POST /v1/plan {name}: median {median * 1e3:.0f} ms, worst {worst * 1e3:.0f} ms over {repeats} cold requests "
+                  f"({search['considered']} layouts) — {verdict} the {target * 1e3:.0f} ms target")  # fmt: skip
     return ok
 
 

@@ -30,3 +30,13 @@ def test_the_planner_benchmark_runs(tmp_path: Path) -> None:
     assert run.returncode in (0, 1), run.stderr  # 1 only means this short, noisy run missed a target
     assert "configurations evaluated per second" in run.stdout
     assert run.stdout.count("POST /v1/plan") == 2
+
+
+def test_the_serving_benchmark_runs(tmp_path: Path) -> None:
+    env = dict(os.environ, BENCH_DB=str(tmp_path / "serving.sqlite3"))
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_serving.py", "--rounds", "1", "--seconds", "0.3"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "serving plans/s" in run.stdout and "of /healthz" in run.stdout
