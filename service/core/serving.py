@@ -272,3 +272,56 @@ def smallest_fitting_tp(
         if need <= usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes):
             return tp
     return None
+
+
+def choose_replica(
+    arch: Architecture, hw: Hardware, *, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
+    tp: int | None = None, max_time_to_first_token_seconds: float | None = None,
+    max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
+    reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+) -> Replica | str:  # fmt: skip
+    """The replica to serve with: of the tensor-parallel degrees (``tp``, or every valid one in a
+    node) whose usable memory holds the weights and a sequence and that meet the latency
+    bounds, the one with the most output tokens per second per GPU at its largest batch — the
+    cheapest per token; the smaller degree on a tie. A string says why none qualifies."""
+    candidates: list[Replica] = []
+    why = "no tensor-parallel degree inside a node divides the heads"
+    for degree in [tp] if tp is not None else valid_tensor_parallel(arch, hw.gpus_per_node):
+        r = replica(arch, hw, tp=degree, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                    max_time_per_output_token_seconds=max_time_per_output_token_seconds, utilization=utilization,
+                    reserve_bytes=reserve_bytes)  # fmt: skip
+        if r.max_batch == 0:
+            why = (f"at tp={degree} the weights ({weights.total_bytes / 2**30:.1f} GiB) and one sequence's KV cache "
+                   f"({r.kv_cache_bytes_per_sequence / 2**30:.2f} GiB) exceed the {r.usable_memory_bytes / 2**30:.1f} GiB usable")  # fmt: skip
+            continue
+        if max_time_to_first_token_seconds is not None and r.time_to_first_token_seconds > max_time_to_first_token_seconds:
+            why = f"at tp={degree} the first token takes {r.time_to_first_token_seconds:.3f} s"
+            continue
+        if max_time_per_output_token_seconds is not None and r.time_per_output_token_seconds > max_time_per_output_token_seconds:
+            why = f"at tp={degree} even one sequence takes {r.time_per_output_token_seconds * 1e3:.1f} ms per output token"
+            continue
+        candidates.append(r)
+    if not candidates:
+        return why
+    return max(candidates, key=lambda r: (r.output_tokens_per_second / r.tp, -r.tp))
+
+
+def representative_architecture(n_params: float) -> Architecture:
+    """A Llama-style decoder of about ``n_params`` parameters, for answers that know only the
+    count (the lifetime optimum): d_model = 128 x n_layers (Llama 2 7B: 4,096 over 32 layers;
+    Kaplan et al. 2020 §3.1 find the loss nearly flat in the aspect ratio), heads of 128, SwiGLU
+    with d_ff = 8/3 d_model rounded up to 256, RMSNorm, a 32,000-token vocabulary, and 8 KV heads
+    (GQA, as Llama 2 70B) from 32 heads up where 8 divides them; the layer count whose total is
+    closest to ``n_params``."""
+    from service.core.spec import make_architecture  # spec validates; it imports nothing of serving
+
+    def build(layers: int) -> Architecture:
+        h = 128 * layers
+        gqa = layers >= 32 and layers % 8 == 0
+        return make_architecture(n_layers=layers, d_model=h, n_heads=layers, n_kv_heads=8 if gqa else layers,
+                                 d_ff=-(-8 * h // 3 // 256) * 256, vocab_size=32000, ffn="swiglu", norm="rmsnorm",
+                                 max_seq_len=4096)  # fmt: skip
+
+    guess = max(1, round((max(n_params, 1.0) / (12 * 128**2)) ** (1 / 3)))  # 12 h^2 per layer, h = 128 L
+    nearby = range(max(1, guess - 3), guess + 4)
+    return min((build(layers) for layers in nearby), key=lambda arch: abs(count_params(arch).total - n_params))

@@ -233,6 +233,8 @@ class LifetimeRequest(Throughput, PriceChoice):
     inference_tokens: float = Field(ge=0, le=1e18, description="Tokens served over the model's lifetime.")
     scaling_law: Literal["hoffmann2022", "besiroglu2024"] = "hoffmann2022"
     gpu: GpuId | None = None
+    prompt_tokens: int = Field(1000, ge=0, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")
+    output_tokens: int = Field(200, ge=1, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")
 
 
 class LifetimeResponse(Estimate):
@@ -247,6 +249,7 @@ class LifetimeResponse(Estimate):
     chinchilla_total_flops: float
     flops_saved_fraction: float = Field(description="1 − total / Chinchilla-optimal total for the same loss.")
     total_cost_usd: float | None
+    usd_per_million_served_tokens: float | None = Field(description="What serving costs per million tokens (prompt and output).")
     chinchilla_total_cost_usd: float | None
     price: PriceQuote | None
 

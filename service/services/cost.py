@@ -387,21 +387,58 @@ def for_loss(req: s.ForLossRequest, catalog: CatalogReader, session: Session) ->
     return _budget_response(shape, economics, {"scaling_law": req.scaling_law.value, "target_loss": req.target_loss}, (inverse,))
 
 
+def _served_token_usd(n_params: float, gpu: GpuView, price: s.PriceQuote, req: s.LifetimeRequest) -> tuple[float | None, str]:
+    """Dollars per served token of a model of ``n_params``, from the serving model (the same one
+    /v1/plan/serving and /v1/cost/inference use) on a representative Llama-style shape: a
+    request's replica-time (its prefill and its share of decode steps at the largest batch the
+    KV cache admits) over its prompt + output tokens."""
+    arch = serving.representative_architecture(n_params)
+    hw, _ = serving_service.serving_hardware(gpu, serving.WeightFormat.BF16)
+    chosen = serving.choose_replica(arch, hw, weights=serving.weight_bytes(arch, serving.WeightFormat.BF16), kv_dtype=Dtype.BF16,
+                                    prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens)  # fmt: skip
+    if isinstance(chosen, str):
+        return None, f"no replica inside a node serves {n_params:.3g} parameters ({chosen})"
+    seconds = chosen.prefill_seconds + req.output_tokens * chosen.decode_step_seconds / chosen.batch
+    usd = price.usd_per_gpu_hour * chosen.tp / cost.SECONDS_PER_HOUR * seconds / (req.prompt_tokens + req.output_tokens)
+    shape = f"{arch.n_layers} layers x d_model {arch.d_model}, tp={chosen.tp}, batch {chosen.batch}"
+    return usd, shape
+
+
 def lifetime(req: s.LifetimeRequest, catalog: CatalogReader, session: Session) -> s.LifetimeResponse:
     law = scaling.ScalingLaw(req.scaling_law)
     r = scaling.lifetime_optimal(req.target_loss, req.inference_tokens, law)
-    ours = _run_economics(catalog, session, req, r.total_flops, None)
-    chinchilla = _run_economics(catalog, session, req, r.chinchilla_total_flops, None)
-    more = dict(ours.assumptions)
+    more: dict[str, Any] = {}
+    totals: list[float | None] = [None, None]
+    price = None
+    serving_usd: float | None = None
     if req.gpu is not None:
-        more["cost_note"] = "training and inference FLOPs priced at the same achieved FLOP/s (Sardana et al. 2023 §3 also model a lower inference MFU)"
+        gpu = _gpu(catalog, req.gpu)
+        for i, (params, training_flops, inference_flops) in enumerate(
+            ((r.params, r.training_flops, r.inference_flops),
+             (r.chinchilla_params, 6 * r.chinchilla_params * r.chinchilla_tokens, 2 * r.chinchilla_params * req.inference_tokens))
+        ):
+            train = _run_economics(catalog, session, req, training_flops, None)
+            price = price or train.price
+            assert train.cost_usd is not None and train.price is not None
+            per_token, how = _served_token_usd(params, gpu, train.price, req)
+            if per_token is None:  # too big for one node: the inference FLOPs at the training rate, said so
+                serve = _run_economics(catalog, session, req, inference_flops, None).cost_usd or 0.0
+            else:
+                serve = per_token * req.inference_tokens
+            totals[i] = train.cost_usd + serve
+            if i == 0:
+                serving_usd = None if per_token is None else per_token * 1e6
+                more |= train.assumptions | {"serving": how, "training_cost_usd": train.cost_usd, "inference_cost_usd": serve}
+        more["cost_note"] = ("training FLOPs at the training throughput; served tokens priced by the serving model "
+                             "(/v1/plan/serving) on a representative Llama-style shape, bf16 weights and KV cache")  # fmt: skip
     return s.LifetimeResponse(
         params=round(r.params), tokens=round(r.tokens), tokens_per_param=r.tokens / r.params, training_flops=r.training_flops,
         inference_flops=r.inference_flops, total_flops=r.total_flops, chinchilla_params=round(r.chinchilla_params),
         chinchilla_tokens=round(r.chinchilla_tokens), chinchilla_total_flops=r.chinchilla_total_flops,
-        flops_saved_fraction=1 - r.total_flops / r.chinchilla_total_flops, total_cost_usd=ours.cost_usd,
-        chinchilla_total_cost_usd=chinchilla.cost_usd, price=ours.price, formulas=list(r.formulas),
-        assumptions={"scaling_law": law.value, "inference_flops_per_token": "2*N (Kaplan et al. 2020)"} | more,
+        flops_saved_fraction=1 - r.total_flops / r.chinchilla_total_flops, total_cost_usd=totals[0],
+        chinchilla_total_cost_usd=totals[1], usd_per_million_served_tokens=serving_usd, price=price, formulas=list(r.formulas),
+        assumptions={"scaling_law": law.value, "inference_flops_per_token": "2*N (Kaplan et al. 2020)",
+                     "prompt_tokens": req.prompt_tokens, "output_tokens": req.output_tokens} | more,
     )  # fmt: skip
 
 

@@ -104,27 +104,12 @@ def _option(
 ) -> s.ServingOption:
     common = dict(weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens,
                   utilization=req.gpu_memory_utilization, reserve_bytes=req.runtime_reserve_bytes)  # fmt: skip
-    tps = [req.tp] if req.tp is not None else core.valid_tensor_parallel(arch, hw.gpus_per_node)
-    candidates: list[core.Replica] = []
-    why = "no tensor-parallel degree inside a node divides the heads"
-    for tp in tps:
-        r = core.replica(arch, hw, tp=tp, max_time_per_output_token_seconds=req.max_time_per_output_token_seconds, **common)
-        if r.max_batch == 0:
-            why = (f"at tp={tp} the weights ({weights.total_bytes / 2**30:.1f} GiB) and one sequence's KV cache "
-                   f"({r.kv_cache_bytes_per_sequence / 2**30:.2f} GiB) exceed the {r.usable_memory_bytes / 2**30:.1f} GiB usable")  # fmt: skip
-            continue
-        if req.max_time_to_first_token_seconds is not None and r.time_to_first_token_seconds > req.max_time_to_first_token_seconds:
-            why = f"at tp={tp} the first token takes {r.time_to_first_token_seconds:.3f} s"
-            continue
-        if req.max_time_per_output_token_seconds is not None and r.time_per_output_token_seconds > req.max_time_per_output_token_seconds:
-            why = f"at tp={tp} even one sequence takes {r.time_per_output_token_seconds * 1e3:.1f} ms per output token"
-            continue
-        candidates.append(r)
-    if not candidates:
-        return _unfit(view.id, why)
-    # of the degrees that fit and meet the bounds (the smallest first), the one that serves the
-    # most output tokens per second per GPU at its largest batch: the cheapest per token
-    chosen = max(candidates, key=lambda r: (r.output_tokens_per_second / r.tp, -r.tp))
+    chosen = core.choose_replica(
+        arch, hw, tp=req.tp, max_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
+        max_time_per_output_token_seconds=req.max_time_per_output_token_seconds, **common,
+    )
+    if isinstance(chosen, str):
+        return _unfit(view.id, chosen)
     cap = chosen.batch
     if req.concurrent_users is not None:
         replicas = math.ceil(req.concurrent_users / cap)
