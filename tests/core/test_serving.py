@@ -14,6 +14,7 @@ from service.core.errors import InvalidSpecError
 from service.core.serving import (
     WeightFormat,
     check_tensor_parallel,
+    prefill_seconds,
     replica,
     serving_cost,
     usable_memory_bytes,
@@ -112,3 +113,14 @@ def test_serving_cost_splits_the_replica_hour() -> None:
     per_request = (1000 * cost.usd_per_million_input_tokens + 200 * cost.usd_per_million_output_tokens) / 1e6
     assert per_request == pytest.approx(3.6 / 3600 * (r.prefill_seconds + 200 * r.decode_step_seconds / 32))
     assert usable_memory_bytes(h100.memory_bytes, 2, utilization=0.9, reserve_bytes=2**30) == 2 * (int(h100.memory_bytes * 0.9) - 2**30)
+
+
+def test_long_prompts_pay_for_their_attention() -> None:
+    # the measured gap: prefill at 30K context left out the attention FLOPs. With them, ten times
+    # the prompt costs more than ten times the time (the attention term grows as the square)
+    arch, h100 = preset("llama-3.1-8b"), hardware("h100-sxm")
+    short = prefill_seconds(arch, h100, tp=1, prompt_tokens=3000)
+    long = prefill_seconds(arch, h100, tp=1, prompt_tokens=30000)
+    assert long > 10.5 * short
+    linear_part = 2 * 8.03e9 * 30000 / (989.5e12 * 0.80 * 0.75)
+    assert long > linear_part * 1.2
