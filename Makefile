@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint openapi bench bench-planner bench-serving clean
+.PHONY: run test lint openapi bench bench-planner bench-serving bench-load clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench-planner: $(STAMP)  ## planner: configurations per second, cold POST /v1/pl
 
 bench-serving: $(STAMP)  ## serving plans per second against /healthz
 	$(BIN)/python benchmarks/bench_serving.py
+
+bench-load: $(STAMP)  ## a mix of catalog-backed requests under 64 connections against /healthz
+	$(BIN)/python benchmarks/bench_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

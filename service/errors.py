@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from service.core.errors import InvalidSpecError
+from service.logging_config import REQUEST_ID_HEADER, current_request_id
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -147,5 +148,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error", exc_info=exc)
-        return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+        logger.exception("unhandled error", exc_info=exc)  # with the request id (service.logging_config)
+        response = problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+        if (request_id := current_request_id()) is not None:  # this handler answers outside the middleware
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response

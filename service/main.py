@@ -8,14 +8,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from service.api import budget, catalog, compute, cost, health, memory, params, plan
 from service.api.docs import add_docs_pages
 from service.api.json_body import add_body_schemas
+from service.api.middleware import REQUEST_ID_HEADER, BodyGuardMiddleware, RequestMiddleware
 from service.api.routing import attach, move_docs_last, operation_id
 from service.db.engine import build_engine, session_factory
 from service.errors import install_error_handlers
-from service.metrics import Metrics, MetricsMiddleware
+from service.metrics import Metrics
 from service.services.catalog_reader import CatalogCache, CatalogReader
 from service.settings import Settings, get_settings
 
@@ -51,6 +53,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine.dispose()
 
 
+def add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Pure ASGI middleware, outermost first: request id, access log and metrics; CORS (only
+    when ``CORS_ORIGINS`` is set); the body limit and JSON-only check, so that their 413/415
+    answers carry the request id and the CORS headers too."""
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", REQUEST_ID_HEADER],
+            expose_headers=["ETag", "Location", REQUEST_ID_HEADER],
+        )
+    app.add_middleware(RequestMiddleware, metrics=app.state.metrics)  # added last: the outermost
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; the engine is created here, never at import time."""
     settings = settings or get_settings()
@@ -58,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="LLM Training Math",
         version=API_VERSION,
         description=DESCRIPTION,
+        license_info={"name": "MIT", "identifier": "MIT"},
+        servers=[{"url": "http://127.0.0.1:8000", "description": "make run"}],
         generate_unique_id_function=operation_id,
         lifespan=lifespan,
         # FastAPI's pages load their JS/CSS from a CDN; add_docs_pages serves local copies
@@ -84,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # one shared reader; it opens sessions through app.state, so a swapped sessionmaker is used
     app.state.catalog = CatalogReader(lambda: app.state.sessionmaker(), app.state.catalog_cache)
     app.state.metrics = Metrics()
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    add_middleware(app, settings)
     install_error_handlers(app)
     add_docs_pages(app)
     # one flat route table, matched in this order: liveness, the calculators, the rest of the API,

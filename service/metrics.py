@@ -1,8 +1,8 @@
-"""Prometheus request metrics, as a plain ASGI middleware with a registry per app (no globals)."""
+"""Prometheus request metrics with a registry per app (no globals); observed by the request
+middleware (:class:`service.api.middleware.RequestMiddleware`)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -28,30 +28,3 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
-
-
-class MetricsMiddleware:
-    """Counts each request and observes its latency under its route template (not the raw
-    path, so ids do not explode the label set)."""
-
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = [500]
-
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            template = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe(scope["method"], template, status[0], time.perf_counter() - start)

@@ -4,16 +4,21 @@
 (writes to the catalog need it; unset means writes are refused), ``AUTO_MIGRATE`` (migrate and
 seed at start-up; default on for SQLite, off elsewhere so several instances never race a
 migration), ``CATALOG_CACHE_SECONDS`` (how long calculators may reuse a preset or GPU read from
-the store; 0 disables), ``HOST``/``PORT``/``LOG_LEVEL`` for ``python -m service serve``.
+the store; 0 disables), ``CORS_ORIGINS`` (comma-separated origins allowed to call from a browser;
+empty: no CORS headers), ``MAX_BODY_BYTES`` (larger request bodies get 413), and for
+``python -m service serve``: ``HOST``/``PORT``, ``WORKERS``, ``LOG_LEVEL``, ``LOG_FORMAT``
+(``json`` or ``text``) and ``SHUTDOWN_TIMEOUT_SECONDS`` (how long in-flight requests may finish
+after SIGTERM). ``.env.example`` lists them all with their defaults.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.db.engine import is_sqlite
 
@@ -30,7 +35,26 @@ class Settings(BaseSettings):
     catalog_cache_seconds: float = Field(5.0, ge=0, le=3600, description="TTL of cached presets and GPUs.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins for CORS; empty: no CORS headers."
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=0, description="Larger request bodies are refused with 413.")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes for `python -m service serve`.")
+    shutdown_timeout_seconds: int = Field(20, ge=0, description="Grace for in-flight requests after SIGTERM.")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     @property
     def migrate_on_start(self) -> bool:

@@ -40,3 +40,14 @@ def test_the_serving_benchmark_runs(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "serving plans/s" in run.stdout and "of /healthz" in run.stdout
+
+
+def test_the_load_benchmark_runs() -> None:
+    run = subprocess.run(  # on a throwaway SQLite file of its own
+        [sys.executable, "benchmarks/bench_load.py", "--clients", "4", "--seconds", "0.5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode in (0, 1), run.stderr  # 1 only means this short, noisy run missed a bar
+    for name in ("mix ", "/healthz ", "mix/healthz "):
+        assert name in run.stdout
+    assert run.stdout.count("errors 0") == 2, run.stdout  # the mix and /healthz

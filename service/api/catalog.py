@@ -15,8 +15,27 @@ from service.schemas import catalog as s
 from service.services import catalog
 from service.services.catalog import Resource
 
-READ_ERRORS = problem_responses(404, 422, 503)
-WRITE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 503)
+LIST_ERRORS = problem_responses(422, 503)
+GET_ERRORS = problem_responses(404, 422, 503)
+CREATE_ERRORS = problem_responses(401, 403, 409, 422, 503)
+WRITE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 503)  # writes to an existing item, with If-Match
+DELETE_PRICE_ERRORS = problem_responses(401, 403, 404, 422, 503)
+
+ETAG = {
+    "ETag": {
+        "description": 'The item\'s version as a strong entity tag (`"3"`); send it back in `If-Match`.',
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+LOCATION = {
+    "Location": {"description": "The created item's path, e.g. `/v1/gpus/h100-sxm`.", "required": True, "schema": {"type": "string"}}
+}
+
+
+def with_headers(status_code: int, errors: dict[int | str, dict[str, Any]], headers: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """``responses``: ``errors`` and the headers the success response ``status_code`` carries."""
+    return {status_code: {"headers": headers}, **errors}
 
 
 def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, patch: type, out: type, filters: type) -> APIRouter:
@@ -25,20 +44,20 @@ def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, pa
     ItemId = Annotated[str, Path(alias=id_name, max_length=64)]
     label = res.label
 
-    @router.get("", response_model=s.Page[out], summary=f"List {tag}", responses=READ_ERRORS, name="list")
+    @router.get("", response_model=s.Page[out], summary=f"List {tag}", responses=LIST_ERRORS, name="list")
     def list_(session: SessionDep, query: Annotated[filters, Query()]) -> Any:
         """A page of items (`limit`, `offset`), filtered by the key fields given, ordered by id."""
-        return catalog.list_items(session, res, query)
+        return Response(catalog.list_items(session, res, query).model_dump_json(), media_type="application/json")
 
-    @router.get(f"/{{{id_name}}}", response_model=out, summary=f"Get a {label}", responses=READ_ERRORS)
+    @router.get(f"/{{{id_name}}}", response_model=out, summary=f"Get a {label}", responses=with_headers(200, GET_ERRORS, ETAG))
     def get(item_id: ItemId, session: SessionDep, response: Response) -> Any:
         """The `ETag` header holds the version to send back in `If-Match`."""
-        item, response.headers["ETag"] = catalog.get_item(session, res, item_id)
-        return item
+        item, etag = catalog.get_item(session, res, item_id)  # serialised once, as FastAPI would (same bytes)
+        return Response(item.model_dump_json(), media_type="application/json", headers={"ETag": etag})
 
     @router.post(
         "", response_model=out, status_code=status.HTTP_201_CREATED, summary=f"Create a {label}",
-        responses=WRITE_ERRORS, dependencies=[Writer],
+        responses=with_headers(201, CREATE_ERRORS, LOCATION | ETAG), dependencies=[Writer],
     )  # fmt: skip
     def create(body: item_in, session: WriteSessionDep, response: Response) -> Any:
         """Creates the item under its `id` (409 when taken); answers its `Location` and `ETag`."""
@@ -47,7 +66,8 @@ def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, pa
         return item
 
     @router.put(
-        f"/{{{id_name}}}", response_model=out, summary=f"Replace a {label}", responses=WRITE_ERRORS, dependencies=[Writer]
+        f"/{{{id_name}}}", response_model=out, summary=f"Replace a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG),
+        dependencies=[Writer],
     )
     def replace(item_id: ItemId, body: item_in, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
         """Replaces every field; with `If-Match` only if the stored version still matches (412 otherwise)."""
@@ -55,7 +75,8 @@ def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, pa
         return item
 
     @router.patch(
-        f"/{{{id_name}}}", response_model=out, summary=f"Update a {label}", responses=WRITE_ERRORS, dependencies=[Writer]
+        f"/{{{id_name}}}", response_model=out, summary=f"Update a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG),
+        dependencies=[Writer],
     )
     def update(item_id: ItemId, body: patch, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
         """Changes the fields given; with `If-Match` only if the stored version still matches (412 otherwise)."""
@@ -91,22 +112,22 @@ models = versioned_router(
 prices = api_router(prefix="/v1/prices", tags=["prices"])
 
 
-@prices.get("", response_model=s.Page[s.PriceOut], summary="List prices", responses=READ_ERRORS, name="list")
+@prices.get("", response_model=s.Page[s.PriceOut], summary="List prices", responses=LIST_ERRORS, name="list")
 def list_prices(session: SessionDep, query: Annotated[s.PriceFilters, Query()]) -> Any:
     """Price history, newest first per GPU, provider and pricing kind; `latest=true` keeps only
     the current price of each."""
-    return catalog.list_prices(session, query)
+    return Response(catalog.list_prices(session, query).model_dump_json(), media_type="application/json")
 
 
-@prices.get("/{price_id}", response_model=s.PriceOut, summary="Get a price", responses=READ_ERRORS, name="get")
+@prices.get("/{price_id}", response_model=s.PriceOut, summary="Get a price", responses=GET_ERRORS, name="get")
 def get_price(price_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep) -> Any:
     """One recorded price."""
-    return catalog.get_price(session, price_id)
+    return Response(catalog.get_price(session, price_id).model_dump_json(), media_type="application/json")
 
 
 @prices.post(
     "", response_model=s.PriceOut, status_code=status.HTTP_201_CREATED, summary="Record a price",
-    responses=WRITE_ERRORS, dependencies=[Writer], name="create",
+    responses=with_headers(201, CREATE_ERRORS, LOCATION), dependencies=[Writer], name="create",
 )  # fmt: skip
 def create_price(body: s.PriceIn, session: WriteSessionDep, response: Response) -> Any:
     """Appends a price; older prices stay as history (a price is never overwritten)."""
@@ -117,7 +138,7 @@ def create_price(body: s.PriceIn, session: WriteSessionDep, response: Response) 
 
 @prices.delete(
     "/{price_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an erroneous price",
-    responses=WRITE_ERRORS, dependencies=[Writer], name="delete",
+    responses=DELETE_PRICE_ERRORS, dependencies=[Writer], name="delete",
 )  # fmt: skip
 def delete_price(price_id: Annotated[int, Path(ge=1, le=2**62)], session: WriteSessionDep) -> Response:
     """Removes a price recorded by mistake (history is otherwise append-only)."""

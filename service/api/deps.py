@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -45,18 +46,33 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 CatalogDep = Annotated[CatalogReader, Depends(get_catalog)]
-IfMatch = Annotated[str | None, Header(alias="If-Match", description="ETag from a GET; 412 when stale.")]
+IfMatch = Annotated[
+    str,  # optional where used (`= None`); a header is omitted, never null
+    Header(
+        alias="If-Match",
+        description='The `ETag` a GET or write answered (e.g. `"3"`), a comma-separated list of them, or `*`: the write '
+        "happens only while the item is at one of those versions, else 412. Omit it to write unconditionally.",
+    ),
+]
 
 
-def require_writer(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
+bearer = HTTPBearer(
+    scheme_name="bearerAuth",
+    description="`Authorization: Bearer <API_TOKEN>`, the token the service is configured with; catalog writes only.",
+    auto_error=False,  # require_writer answers with the service's own 401/403 problems
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def require_writer(settings: SettingsDep, credentials: BearerDep) -> None:
     """Writes need ``Authorization: Bearer <API_TOKEN>``, compared in constant time. Without a
-    configured token every write is refused (403)."""
+    configured token every write is refused (403). ``bearer`` declares the scheme in the OpenAPI
+    document and parses the header (None when it is missing, empty or not a bearer token)."""
     if settings.api_token is None or not settings.api_token.get_secret_value():
         raise Forbidden("catalog writes are disabled: set the API_TOKEN environment variable to enable them")
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if credentials is None:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <API_TOKEN>'")
-    if not hmac.compare_digest(token.strip().encode(), settings.api_token.get_secret_value().encode()):
+    if not hmac.compare_digest(credentials.credentials.encode(), settings.api_token.get_secret_value().encode()):
         raise Unauthorized("invalid bearer token")
 
 

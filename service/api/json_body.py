@@ -18,26 +18,37 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
+from service.api.openapi_document import finish_document
+
 M = TypeVar("M", bound=BaseModel)
 
-BODY_MODELS: dict[str, type[BaseModel]] = {}  # declared bodies, filled as the routers are defined
+# models the document references by name but FastAPI does not see: declared bodies and the
+# problem document, filled as the routers are defined
+BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def component(model: type[BaseModel]) -> str:
+    """Put ``model`` into ``components.schemas`` (see :func:`add_body_schemas`); its ``$ref``."""
+    BODY_MODELS[model.__name__] = model
+    return f"#/components/schemas/{model.__name__}"
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` declaring ``model`` as the required JSON request body."""
-    BODY_MODELS[model.__name__] = model
-    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    schema = {"$ref": component(model)}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def add_body_schemas(openapi: dict[str, Any]) -> None:
-    """Put every declared body model (and the models it nests) into ``components.schemas``."""
+    """Put every declared model (and the models it nests) into ``components.schemas``, then give
+    the document its finishing touches for generated clients (:func:`finish_document`)."""
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     for name, model in BODY_MODELS.items():
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[name] = schema
     openapi["components"]["schemas"] = dict(sorted(schemas.items()))
+    finish_document(openapi)
 
 
 async def read_body(request: Request) -> bytes:

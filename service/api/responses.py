@@ -6,30 +6,33 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from service.api.json_body import parse_body
+from service.api.json_body import component, parse_body
+from service.errors import PROBLEM_JSON
 from service.services.catalog_reader import CacheMiss, CatalogReader
 
 Req = TypeVar("Req", bound=BaseModel)
 
 
 class FieldProblem(BaseModel):
-    loc: list[str | int]
+    loc: list[str | int] = Field(description='Where: `["body", "model", "n_heads"]`, `["query", "limit"]`, ...')
     msg: str
     type: str
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document (`application/problem+json`)."""
 
     type: str
     title: str
-    status: int
+    status: int = Field(ge=100, le=599)
     detail: str
-    errors: list[FieldProblem] | None = None
+    errors: list[FieldProblem] = Field(None, description="422 only: each bad field and the reason (absent otherwise).")
 
+
+PROBLEM_REF = component(Problem)
 
 PROBLEM_DESCRIPTIONS = {
     401: "Missing or wrong bearer token.",
@@ -43,9 +46,10 @@ PROBLEM_DESCRIPTIONS = {
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for problem+json errors."""
+    """OpenAPI ``responses`` entries for problem+json errors: the ``Problem`` schema under the
+    media type the error handlers send (``service.errors.problem``), and nothing else."""
     return {
-        code: {"model": Problem, "description": PROBLEM_DESCRIPTIONS[code], "content": {"application/problem+json": {}}}
+        code: {"description": PROBLEM_DESCRIPTIONS[code], "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}}
         for code in codes
     }
 

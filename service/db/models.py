@@ -135,3 +135,15 @@ class ModelPreset(Versioned, Base):
     reported_params: Mapped[int | None] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class CatalogVersion(Base):
+    """One row (``id`` 1) whose ``version`` every catalog write bumps in its own transaction, so
+    an instance holding a snapshot of the catalog learns with one primary-key read whether any
+    instance has written since (:mod:`service.services.catalog_reader`)."""
+
+    __tablename__ = "catalog_version"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)

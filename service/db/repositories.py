@@ -1,14 +1,18 @@
-"""Every catalog query lives here. Repositories flush; the service layer commits once."""
+"""Every catalog query lives here. Repositories flush; the service layer commits once.
+
+Every write that changes a catalog row also bumps ``catalog_version`` in the same transaction
+(last, so the counter's row lock is held only until the commit), which is how other instances'
+snapshots of the catalog learn of it (:mod:`service.services.catalog_reader`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, Select, delete, func, select, text, update
+from sqlalchemy import Engine, Row, Select, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from service.db.models import Gpu, ModelPreset, Price, Provider
+from service.db.models import CatalogVersion, Gpu, ModelPreset, Price, Provider
 
 M = TypeVar("M", Gpu, Provider, ModelPreset)
 
@@ -43,6 +47,7 @@ class VersionedRepository(Generic[M]):
         row = self.model(**values, version=1)
         self.session.add(row)
         self.session.flush()
+        bump_catalog_version(self.session)
         return row
 
     def update_if_version(self, item_id: str, values: Mapping[str, Any], version: int) -> bool:
@@ -55,11 +60,15 @@ class VersionedRepository(Generic[M]):
             .values(**values, version=self.model.version + 1, updated_at=func.now())
             .execution_options(synchronize_session=False)
         )
-        return self.session.execute(stmt).rowcount == 1
+        return _bumped_if(self.session, self.session.execute(stmt).rowcount == 1)
 
     def delete(self, item_id: str) -> bool:
         stmt = delete(self.model).where(self.model.id == item_id)
-        return self.session.execute(stmt).rowcount == 1
+        return _bumped_if(self.session, self.session.execute(stmt).rowcount == 1)
+
+
+# the order of price history: per GPU, provider and pricing kind, newest first
+PRICE_ORDER = (Price.gpu_id, Price.provider_id, Price.pricing, Price.as_of.desc(), Price.id.desc())
 
 
 class PriceRepository:
@@ -95,18 +104,18 @@ class PriceRepository:
             newest = select(ranked.c.id).where(ranked.c.rank == 1)
             stmt = select(Price).where(Price.id.in_(newest))
         total = self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-        order = (Price.gpu_id, Price.provider_id, Price.pricing, Price.as_of.desc(), Price.id.desc())
-        rows = self.session.scalars(stmt.order_by(*order).limit(limit).offset(offset))
+        rows = self.session.scalars(stmt.order_by(*PRICE_ORDER).limit(limit).offset(offset))
         return list(rows), total
 
     def add(self, values: Mapping[str, Any]) -> Price:
         row = Price(**values)
         self.session.add(row)
         self.session.flush()
+        bump_catalog_version(self.session)
         return row
 
     def delete(self, price_id: int) -> bool:
-        return self.session.execute(delete(Price).where(Price.id == price_id)).rowcount == 1
+        return _bumped_if(self.session, self.session.execute(delete(Price).where(Price.id == price_id)).rowcount == 1)
 
     def count_referencing(self, *, gpu_id: str | None = None, provider_id: str | None = None) -> int:
         stmt = select(func.count()).select_from(Price)
@@ -115,6 +124,34 @@ class PriceRepository:
         if provider_id is not None:
             stmt = stmt.where(Price.provider_id == provider_id)
         return self.session.scalar(stmt) or 0
+
+
+def bump_catalog_version(session: Session) -> None:
+    """Count one more catalog write, in the caller's transaction."""
+    stmt = update(CatalogVersion).where(CatalogVersion.id == 1).values(version=CatalogVersion.version + 1)
+    session.execute(stmt.execution_options(synchronize_session=False))
+
+
+def _bumped_if(session: Session, changed: bool) -> bool:
+    if changed:
+        bump_catalog_version(session)
+    return changed
+
+
+def catalog_version(session: Session) -> int | None:
+    """The catalog's write counter (None where the row is missing: no migration 0003)."""
+    return session.scalar(select(CatalogVersion.version).where(CatalogVersion.id == 1))
+
+
+def catalog_rows(session: Session) -> dict[str, list[Row[Any]]]:
+    """Every row of the catalog's tables by table name, as plain rows (no ORM identity), in the
+    order the list endpoints answer: by id, prices in :data:`PRICE_ORDER`. Read the version
+    first, in the same transaction: on Postgres each statement sees the commits made before it,
+    so rows read after the version are at least as new as it."""
+    out: dict[str, list[Row[Any]]] = {}
+    for model, order in ((Gpu, (Gpu.id,)), (Provider, (Provider.id,)), (ModelPreset, (ModelPreset.id,)), (Price, PRICE_ORDER)):
+        out[model.__tablename__] = list(session.execute(select(*model.__table__.columns).order_by(*order)))
+    return out
 
 
 def catalog_is_empty(session: Session) -> bool:

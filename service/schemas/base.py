@@ -1,7 +1,9 @@
-"""The project base model: unknown fields are rejected, NaN and infinities too."""
+"""The project base model: unknown fields are rejected, NaN and infinities too. Also the small
+vocabularies (enums) several schemas share, so each is one named schema in the contract."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,9 +14,33 @@ class Schema(BaseModel):
 
     ``extra="forbid"`` turns a typo in a client's payload into a 422 naming the field;
     ``allow_inf_nan=False`` keeps NaN and Infinity out of requests and responses.
+    ``json_schema_serialization_defaults_required``: a response always carries every field (null
+    where there is no value), so the response schemas mark them all required; request schemas keep
+    the defaults optional.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, use_enum_values=False)
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, use_enum_values=False, json_schema_serialization_defaults_required=True
+    )
+
+
+class Pricing(StrEnum):
+    """How a GPU-hour is bought: on demand, spot (preemptible) or reserved (committed)."""
+
+    ON_DEMAND = "on_demand"
+    SPOT = "spot"
+    RESERVED = "reserved"
+
+
+class PeakDtype(StrEnum):
+    """A dtype of a GPU's dense peak table (``peak_tflops``; TOPS for int8)."""
+
+    FP32 = "fp32"
+    TF32 = "tf32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP8 = "fp8"
+    INT8 = "int8"
 
 
 Assumptions = dict[str, str | float | int | bool | None]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import Field, field_validator
 
 from service.core.architecture import Ffn, Norm, Position
 from service.core.limits import MAX_DIM, MAX_INT64, MAX_LAYERS, MAX_SEQ_LEN
-from service.schemas.base import Schema
+from service.schemas.base import Pricing, Schema
 
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Lower-case slug, e.g. `h100-sxm`.")]
 Text = Annotated[str, Field(max_length=4000)]
@@ -46,7 +46,6 @@ MatmulEfficiency = Annotated[
         "/ `peak_tflops.bf16`); null where no measurement is published.",
     ),
 ]  # fmt: skip
-Pricing = Literal["on_demand", "spot", "reserved"]
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
 T = TypeVar("T")
@@ -60,7 +59,9 @@ class Page(Schema, Generic[T]):
 
 
 class ListQuery(Schema):
-    """Pagination; each resource adds its filters."""
+    """Pagination; each resource adds its filters. A filter not given is None; its type has no
+    ``| None`` because a query parameter is omitted, never null, so the contract shows it as an
+    optional, non-nullable parameter."""
 
     limit: int = Field(50, ge=1, le=500, description="Page size (at most 500).")
     offset: int = Field(0, ge=0, le=10_000_000)
@@ -78,6 +79,11 @@ class PeakTflops(Schema):
     fp16: Tflops | None = None
     fp8: Tflops | None = None
     int8: Tflops | None = None
+
+
+class PeakTflopsOut(PeakTflops):
+    """Dense peak TFLOP/s (TOPS for int8) by dtype, no sparsity; every dtype is present, null where
+    unsupported. (A model of its own: the request's ``PeakTflops`` lets a dtype be omitted.)"""
 
 
 # --- GPU ----------------------------------------------------------------------------------------
@@ -128,11 +134,18 @@ class GpuIn(GpuFields):
 
 
 class GpuPatch(Schema):
-    vendor: str | None = Field(None, min_length=1, max_length=64)
-    name: str | None = Field(None, min_length=1, max_length=200)
-    memory_bytes: PositiveBytes | None = None
-    memory_bandwidth_bytes_per_s: PositiveBytes | None = None
-    peak_tflops: PeakTflops | None = None
+    """Any subset of a GPU's fields. A field that may be null on the GPU can be cleared with null;
+    the others can be changed, not cleared (``notes``: send ``""``)."""
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": {"examples": [{"default_mfu": 0.42, "notes": "MFU from our own runs"}, {"matmul_efficiency": None}]}
+    }
+
+    vendor: str = Field(None, min_length=1, max_length=64)
+    name: str = Field(None, min_length=1, max_length=200)
+    memory_bytes: PositiveBytes = None
+    memory_bandwidth_bytes_per_s: PositiveBytes = None
+    peak_tflops: PeakTflops = None
     interconnect_bytes_per_s: PositiveBytes | None = None
     tdp_watts: int | None = Field(None, gt=0, le=100_000)
     form_factor: str | None = Field(None, max_length=64)
@@ -142,17 +155,18 @@ class GpuPatch(Schema):
     inter_node_bandwidth_bytes_per_s: InterNodeBandwidth | None = None
     intra_node_link: IntraNodeLink | None = None
     matmul_efficiency: MatmulEfficiency | None = None
-    source: Text | None = Field(None, min_length=1)
-    notes: Text | None = None
+    source: Text = Field(None, min_length=1)
+    notes: Text = None
 
 
 class GpuOut(GpuFields):
+    peak_tflops: PeakTflopsOut
     id: str
     version: int
 
 
 class GpuFilters(ListQuery):
-    vendor: str | None = None
+    vendor: str = None
 
 
 # --- provider -----------------------------------------------------------------------------------
@@ -173,9 +187,13 @@ class ProviderIn(ProviderFields):
 
 
 class ProviderPatch(Schema):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    """Any subset of a provider's fields; ``url`` can be cleared with null."""
+
+    model_config = Schema.model_config | {"json_schema_extra": {"examples": [{"url": "https://lambda.ai/service/gpu-cloud"}]}}
+
+    name: str = Field(None, min_length=1, max_length=200)
     url: str | None = Field(None, max_length=500)
-    notes: Text | None = None
+    notes: Text = None
 
 
 class ProviderOut(ProviderFields):
@@ -184,7 +202,7 @@ class ProviderOut(ProviderFields):
 
 
 class ProviderFilters(ListQuery):
-    name: str | None = None
+    name: str = None
 
 
 # --- price --------------------------------------------------------------------------------------
@@ -195,7 +213,7 @@ class PriceFields(Schema):
 
     gpu_id: Slug
     provider_id: Slug
-    pricing: Pricing = "on_demand"
+    pricing: Pricing = Pricing.ON_DEMAND
     usd_per_gpu_hour: float = Field(ge=0, le=1e6)
     region: str | None = Field(None, max_length=64)
     as_of: dt.date
@@ -233,10 +251,10 @@ class PriceOut(PriceFields):
 
 
 class PriceFilters(ListQuery):
-    gpu_id: str | None = None
-    provider_id: str | None = None
-    pricing: Pricing | None = None
-    region: str | None = None
+    gpu_id: str = None
+    provider_id: str = None
+    pricing: Pricing = None
+    region: str = None
     latest: bool = Field(False, description="Only the newest price per GPU, provider and pricing kind.")
 
 
@@ -292,33 +310,37 @@ class ModelPresetIn(ModelPresetFields):
 
 
 class ModelPresetPatch(Schema):
-    """Any subset of a preset's fields."""
+    """Any subset of a preset's fields. ``family``, ``reported_params``, ``n_kv_heads``, ``d_head``
+    and ``position_embedding_rows`` can be cleared with null (the last three then follow the
+    architecture again); the others can be changed, not cleared."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    model_config = Schema.model_config | {"json_schema_extra": {"examples": [{"max_seq_len": 8192}, {"n_kv_heads": 8}]}}
+
+    name: str = Field(None, min_length=1, max_length=200)
     family: str | None = Field(None, max_length=64)
     reported_params: int | None = Field(None, ge=1, le=MAX_INT64)
-    source: Text | None = Field(None, min_length=1)
-    notes: Text | None = None
-    n_layers: int | None = Field(None, ge=1, le=MAX_LAYERS)
-    d_model: int | None = Field(None, ge=1, le=MAX_DIM)
-    n_heads: int | None = Field(None, ge=1, le=MAX_DIM)
+    source: Text = Field(None, min_length=1)
+    notes: Text = None
+    n_layers: int = Field(None, ge=1, le=MAX_LAYERS)
+    d_model: int = Field(None, ge=1, le=MAX_DIM)
+    n_heads: int = Field(None, ge=1, le=MAX_DIM)
     n_kv_heads: int | None = Field(None, ge=1, le=MAX_DIM)
     d_head: int | None = Field(None, ge=1, le=MAX_DIM)
-    d_ff: int | None = Field(None, ge=1, le=MAX_DIM * 8)
-    vocab_size: int | None = Field(None, ge=1, le=MAX_DIM * 10)
-    ffn: Ffn | None = None
-    norm: Norm | None = None
-    bias: bool | None = None
-    qkv_bias: bool | None = None
-    tied_embeddings: bool | None = None
-    position: Position | None = None
-    max_seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
+    d_ff: int = Field(None, ge=1, le=MAX_DIM * 8)
+    vocab_size: int = Field(None, ge=1, le=MAX_DIM * 10)
+    ffn: Ffn = None
+    norm: Norm = None
+    bias: bool = None
+    qkv_bias: bool = None
+    tied_embeddings: bool = None
+    position: Position = None
+    max_seq_len: int = Field(None, ge=1, le=MAX_SEQ_LEN)
     position_embedding_rows: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
-    n_experts: int | None = Field(None, ge=1, le=100_000)
-    experts_per_token: int | None = Field(None, ge=1, le=100_000)
-    parallel_attention: bool | None = None
-    norms_per_layer: int | None = Field(None, ge=1, le=8)
-    embedding_norm: bool | None = None
+    n_experts: int = Field(None, ge=1, le=100_000)
+    experts_per_token: int = Field(None, ge=1, le=100_000)
+    parallel_attention: bool = None
+    norms_per_layer: int = Field(None, ge=1, le=8)
+    embedding_norm: bool = None
 
 
 class ModelPresetOut(ModelPresetFields):
@@ -329,7 +351,7 @@ class ModelPresetOut(ModelPresetFields):
 
 
 class ModelPresetFilters(ListQuery):
-    family: str | None = None
-    ffn: Ffn | None = None
-    norm: Norm | None = None
-    position: Position | None = None
+    family: str = None
+    ffn: Ffn = None
+    norm: Norm = None
+    position: Position = None

@@ -11,14 +11,12 @@ from service.core.compute import Recompute
 from service.core.dtypes import Dtype
 from service.core.limits import MAX_SEQ_LEN, MAX_TOKENS
 from service.core.scaling import ScalingLaw
-from service.schemas.base import Schema
+from service.schemas.base import PeakDtype, Pricing, Schema
 from service.schemas.calculators import Estimate
 from service.schemas.layout import PlanItem
 from service.schemas.model import ModelSpec
 
 GpuId = Annotated[str, Field(min_length=1, max_length=64, description="Catalog GPU id, e.g. `h100-sxm`.")]
-Pricing = Literal["on_demand", "spot", "reserved"]
-PeakDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
 NGpus = Annotated[int, Field(ge=1, le=1_000_000)]
 Mfu = Annotated[float, Field(ge=0.001, le=1, description="Model FLOPs utilisation in (0, 1] (at least 0.001).")]
 
@@ -29,7 +27,7 @@ class PriceChoice(Schema):
 
     usd_per_gpu_hour: float | None = Field(None, ge=1e-6, le=1e6)
     provider: str | None = Field(None, min_length=1, max_length=64)
-    pricing: Pricing = "on_demand"
+    pricing: Pricing = Pricing.ON_DEMAND
 
     @model_validator(mode="after")
     def _one_source(self) -> PriceChoice:
@@ -43,7 +41,7 @@ class Throughput(Schema):
 
     mfu: Mfu | None = Field(None, description="Default: the GPU's catalog default_mfu, else 0.40.")
     achieved_tflops_per_gpu: float | None = Field(None, ge=1e-6, le=1e6, description="Instead of mfu.")
-    dtype: PeakDtype = Field("bf16", description="Which peak the MFU applies to.")
+    dtype: PeakDtype = Field(PeakDtype.BF16, description="Which peak the MFU applies to.")
     scaling_efficiency: float | None = Field(
         None, ge=0.01, le=1, description="Multiplies the MFU's throughput; default 1 (a measured MFU already holds the losses of scale)."
     )
@@ -60,7 +58,7 @@ class PriceQuote(Schema):
 
     usd_per_gpu_hour: float
     provider: str | None
-    pricing: str | None
+    pricing: Pricing | None
     as_of: dt.date | None
     source: str
     chosen: str = Field(description="explicit, provider, or cheapest")
@@ -117,7 +115,7 @@ class CompareRequest(Throughput):
     model: ModelSpec
     tokens: float = Field(gt=0, le=MAX_TOKENS)
     n_gpus: NGpus = 8
-    pricing: Pricing = "on_demand"
+    pricing: Pricing = Pricing.ON_DEMAND
     gpus: list[GpuId] | None = Field(None, max_length=100, description="Only these GPUs.")
     providers: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=100)
     sort_by: Literal["cost", "time"] = "cost"
@@ -130,7 +128,7 @@ class CompareRequest(Throughput):
 class CompareRow(Schema):
     gpu: str
     provider: str
-    pricing: str
+    pricing: Pricing
     usd_per_gpu_hour: float
     as_of: dt.date
     gpu_hours: float | None

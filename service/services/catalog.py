@@ -17,6 +17,7 @@ from service.db.repositories import PriceRepository, VersionedRepository
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_error
 from service.schemas import catalog as s
 from service.schemas.base import Schema
+from service.services.catalog_reader import catalog_snapshot
 from service.services.models import merge_architecture
 
 MAX_RETRIES = 5
@@ -94,12 +95,26 @@ def _validated(res: Resource, values: Mapping[str, Any]) -> dict[str, Any]:
     return res.normalise(fields.model_dump())
 
 
-def list_items(session: Session, res: Resource, query: s.ListQuery) -> dict[str, Any]:
-    rows, total = VersionedRepository(session, res.model).list(query.filters(), limit=query.limit, offset=query.offset)
-    return {"items": [_out(res, r) for r in rows], "total": total, "limit": query.limit, "offset": query.offset}
+def list_items(session: Session, res: Resource, query: s.ListQuery) -> s.Page[Any]:
+    """A page of the catalog snapshot (:mod:`service.services.catalog_reader`), as the store
+    would answer it: filtered, ordered by id."""
+    items, total = catalog_snapshot(session).page(
+        res.model.__tablename__, query.filters(), limit=query.limit, offset=query.offset
+    )
+    return s.Page[res.out](items=items, total=total, limit=query.limit, offset=query.offset)
 
 
 def get_item(session: Session, res: Resource, item_id: str) -> tuple[Schema, str]:
+    """The item from the catalog snapshot, and its ETag."""
+    found = catalog_snapshot(session).item(res.model.__tablename__, item_id)
+    if found is None:
+        raise NotFound(f"{res.label} {item_id!r} not found")
+    item, row = found
+    return item, etag(row.version)
+
+
+def _stored_item(session: Session, res: Resource, item_id: str) -> tuple[Schema, str]:
+    """The item as the write's own session reads it back from the store, and its ETag."""
     row = VersionedRepository(session, res.model).get(item_id)
     if row is None:
         raise NotFound(f"{res.label} {item_id!r} not found")
@@ -143,7 +158,7 @@ def _write(
         values = _validated(res, merge(_stored_values(res, row)))
         if repo.update_if_version(item_id, values, row.version):
             session.commit()
-            return get_item(session, res, item_id)
+            return _stored_item(session, res, item_id)
         session.rollback()
         if if_match is not None:
             raise PreconditionFailed(f"{res.label} {item_id!r} changed while this request was applied")
@@ -184,18 +199,19 @@ def delete_item(session: Session, res: Resource, item_id: str, if_match: str | N
 # --- prices -------------------------------------------------------------------------------------
 
 
-def list_prices(session: Session, query: s.PriceFilters) -> dict[str, Any]:
-    repo = PriceRepository(session)
-    rows, total = repo.list(query.filters(), latest=query.latest, limit=query.limit, offset=query.offset)
-    items = [s.PriceOut.model_validate(r, from_attributes=True) for r in rows]
-    return {"items": items, "total": total, "limit": query.limit, "offset": query.offset}
+def list_prices(session: Session, query: s.PriceFilters) -> s.Page[s.PriceOut]:
+    """A page of price history from the catalog snapshot; ``latest`` keeps the current prices."""
+    items, total = catalog_snapshot(session).page(
+        "prices", query.filters(), latest=query.latest, limit=query.limit, offset=query.offset
+    )
+    return s.Page[s.PriceOut](items=items, total=total, limit=query.limit, offset=query.offset)
 
 
 def get_price(session: Session, price_id: int) -> s.PriceOut:
-    row = PriceRepository(session).get(price_id)
-    if row is None:
+    found = catalog_snapshot(session).item("prices", price_id)
+    if found is None:
         raise NotFound(f"price {price_id} not found")
-    return s.PriceOut.model_validate(row, from_attributes=True)
+    return found[0]
 
 
 def create_price(session: Session, body: s.PriceIn) -> s.PriceOut:

@@ -1,35 +1,253 @@
-"""Read-through cache of the catalog rows the calculators look up (presets and GPUs).
+"""Catalog reads served from an in-process snapshot of the whole catalog.
 
-Calculators ask for the same few presets and GPUs again and again; reading them from the store
-on every request would cost more than the math. Entries live ``CATALOG_CACHE_SECONDS`` (default
-5 s); a write committed by this process clears the cache at once, a write by another instance
-is seen within the TTL.
+The catalog is small (tens of GPUs, providers and presets, hundreds of prices) and read far more
+often than written, so every read is answered from one immutable snapshot of it per database,
+held by this process: the list and get endpoints (:mod:`service.services.catalog`), the prices
+the cost and budget answers look up (:func:`service.services.cost.resolve_price`) and the presets
+and GPUs the calculators resolve (:class:`CatalogReader`).
+
+Freshness:
+
+* every catalog write bumps the ``catalog_version`` row in its own transaction
+  (:mod:`service.db.repositories`); a snapshot last checked more than :data:`MAX_STALE_SECONDS`
+  ago is checked against that row with one primary-key read before it is used, and the whole
+  catalog is read again when the version changed. So a write committed by another worker or
+  replica on the same database is served here at most 1 s (plus one reload) after its commit;
+* a write committed by this process drops its snapshots at once (the write session's
+  ``after_commit`` calls :meth:`CatalogCache.clear`): this process reads its own writes;
+* with the database down a snapshot due for its check fails with it, and the read answers 503
+  as before; calculators that need no catalog keep answering.
+
+``CATALOG_CACHE_SECONDS`` below 1 shortens the calculators' check interval (0: a check on
+every read).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy import Engine, Row
 from sqlalchemy.orm import Session
 
-from service.db.models import Gpu, ModelPreset
-from service.db.repositories import VersionedRepository
+from service.db.repositories import catalog_rows, catalog_version
+from service.schemas import catalog as s
+from service.schemas.base import Schema
 from service.schemas.model import ARCHITECTURE_FIELDS
 
 T = TypeVar("T")
+
+MAX_STALE_SECONDS = 1.0  # how long a snapshot is used before it is checked against catalog_version
 
 
 class CacheMiss(Exception):
     """A cache-only reader needed a row that is not cached (the caller retries with the store)."""
 
 
+@dataclass(frozen=True, slots=True)
+class GpuView:
+    """What calculators need of a catalog GPU."""
+
+    id: str
+    memory_bytes: int
+    peak_tflops: dict[str, float | None]
+    memory_bandwidth_bytes_per_s: int
+    default_mfu: float | None
+    # the cluster around it: bandwidths per GPU in ONE direction (interconnect: both), nominal
+    interconnect_bytes_per_s: int | None = None
+    gpus_per_node: int | None = None
+    intra_node_bandwidth_bytes_per_s: int | None = None
+    inter_node_bandwidth_bytes_per_s: int | None = None
+    matmul_efficiency: float | None = None  # MAMF / dense bf16 peak
+
+
+class Table:
+    """One table's rows in the order the list endpoints answer (the store's ``ORDER BY``, so its
+    collation decides), each with its API answer."""
+
+    def __init__(self, rows: Sequence[Row[Any]], out: type[Schema]) -> None:
+        self.rows = tuple(rows)
+        self.outs = tuple(out.model_validate(row, from_attributes=True) for row in self.rows)
+        self._index = {row.id: i for i, row in enumerate(self.rows)}
+
+    def find(self, item_id: object) -> int | None:
+        return self._index.get(item_id)
+
+    def matching(self, filters: Mapping[str, Any]) -> list[int]:
+        """Positions of the rows equal to every filter that is not None (``WHERE col = :value``)."""
+        wanted = [(column, value) for column, value in filters.items() if value is not None]
+        if not wanted:
+            return list(range(len(self.rows)))
+        return [i for i, row in enumerate(self.rows) if all(getattr(row, column) == value for column, value in wanted)]
+
+    def ids(self) -> list[str]:
+        return [row.id for row in self.rows]
+
+
+def newest_per_kind(prices: Sequence[Row[Any]], positions: list[int]) -> list[int]:
+    """Of ``positions`` (in price history order: GPU, provider, pricing kind, then newest
+    ``as_of`` and highest id first), the first per GPU, provider and pricing kind: the current
+    prices, as ``row_number() OVER (PARTITION BY ... ORDER BY as_of DESC, id DESC) = 1`` picks."""
+    seen: set[tuple[str, str, str]] = set()
+    newest = []
+    for i in positions:
+        row = prices[i]
+        kind = (row.gpu_id, row.provider_id, row.pricing)
+        if kind not in seen:
+            seen.add(kind)
+            newest.append(i)
+    return newest
+
+
+class CatalogSnapshot:
+    """The whole catalog at one ``catalog_version``; immutable once built (readers share it)."""
+
+    def __init__(self, version: int | None, rows: Mapping[str, Sequence[Row[Any]]]) -> None:
+        self.version = version
+        self.tables = {
+            "gpus": Table(rows["gpus"], s.GpuOut),
+            "providers": Table(rows["providers"], s.ProviderOut),
+            "model_presets": Table(rows["model_presets"], s.ModelPresetOut),
+            "prices": Table(rows["prices"], s.PriceOut),
+        }
+        self.empty = not any(table.rows for table in self.tables.values())
+        self.gpu_views = {row.id: _gpu_view(row) for row in self.tables["gpus"].rows}
+        self.preset_fields = {row.id: _preset_fields(row) for row in self.tables["model_presets"].rows}
+
+    @classmethod
+    def load(cls, session: Session, version: int | None) -> CatalogSnapshot:
+        """Read every table; ``version`` must have been read first, in the same transaction."""
+        return cls(version, catalog_rows(session))
+
+    def item(self, table: str, item_id: object) -> tuple[Schema, Row[Any]] | None:
+        """A row's API answer and the row (its ``version`` is the ETag), or None."""
+        t = self.tables[table]
+        i = t.find(item_id)
+        return None if i is None else (t.outs[i], t.rows[i])
+
+    def page(
+        self, table: str, filters: Mapping[str, Any], *, limit: int, offset: int, latest: bool = False
+    ) -> tuple[list[Schema], int]:
+        """A page of API answers of the rows matching ``filters``, and how many match; for prices,
+        ``latest`` keeps the current price of each GPU, provider and pricing kind."""
+        t = self.tables[table]
+        positions = t.matching(filters)
+        if latest:
+            positions = newest_per_kind(t.rows, positions)
+        return [t.outs[i] for i in positions[offset : offset + limit]], len(positions)
+
+    def current_prices(self, filters: Mapping[str, Any]) -> list[Row[Any]]:
+        """The current price rows matching ``filters`` (gpu_id, provider_id, pricing, region), in
+        price history order."""
+        t = self.tables["prices"]
+        return [t.rows[i] for i in newest_per_kind(t.rows, t.matching(filters))]
+
+    def ids(self, table: str) -> list[str]:
+        return self.tables[table].ids()
+
+
+def _gpu_view(row: Row[Any]) -> GpuView:
+    return GpuView(
+        id=row.id,
+        memory_bytes=row.memory_bytes,
+        peak_tflops=dict(row.peak_tflops),
+        memory_bandwidth_bytes_per_s=row.memory_bandwidth_bytes_per_s,
+        default_mfu=row.default_mfu,
+        interconnect_bytes_per_s=row.interconnect_bytes_per_s,
+        gpus_per_node=row.gpus_per_node,
+        intra_node_bandwidth_bytes_per_s=row.intra_node_bandwidth_bytes_per_s,
+        inter_node_bandwidth_bytes_per_s=row.inter_node_bandwidth_bytes_per_s,
+        matmul_efficiency=row.matmul_efficiency,
+    )
+
+
+def _preset_fields(row: Row[Any]) -> tuple[tuple[str, Any], ...]:
+    """The preset's architecture fields that are set, as sorted ``(name, value)`` pairs:
+    immutable, since readers share them, and hashable, as the memoised architecture builder
+    (:func:`service.services.models.resolve_model`) needs."""
+    return tuple(sorted((name, getattr(row, name)) for name in ARCHITECTURE_FIELDS if getattr(row, name) is not None))
+
+
+_DATABASE_KEYS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def database_of(session: Session) -> str:
+    """The URL of the database a session reads (its engine's, also for a session bound to a
+    connection), as a string: the key of that database's snapshot. Engines built for the same
+    URL share it."""
+    engine = session.get_bind().engine
+    key = _DATABASE_KEYS.get(engine)
+    if key is None:
+        key = _DATABASE_KEYS[engine] = engine.url.render_as_string(hide_password=False)
+    return key
+
+
+class Snapshots:
+    """This process's catalog snapshots, one per database, and when each was last checked."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, tuple[CatalogSnapshot, float]] = {}
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped by clear(): a load that raced a local write is not kept
+
+    def peek(self, database: str | None, max_age: float) -> CatalogSnapshot | None:
+        """The database's snapshot if it was checked less than ``max_age`` seconds ago (no I/O)."""
+        slot = self._slots.get(database)
+        if slot is not None and time.monotonic() - slot[1] < max_age:
+            return slot[0]
+        return None
+
+    def get(self, session: Session, max_age: float = MAX_STALE_SECONDS) -> CatalogSnapshot:
+        """The snapshot of the session's database: as held if checked less than ``max_age``
+        seconds ago; else as held if ``catalog_version`` has not moved since it was loaded (one
+        primary-key read in ``session``); else the catalog read again in ``session``. An empty
+        snapshot (a catalog not yet seeded: seeding bumps no version), or one of a database
+        without the version row, is read again at every check."""
+        database = database_of(session)
+        now = time.monotonic()
+        slot = self._slots.get(database)
+        if slot is not None and now - slot[1] < max_age:
+            return slot[0]
+        generation = self._generation
+        version = catalog_version(session)
+        held = slot[0] if slot is not None else None
+        if held is not None and version is not None and held.version == version and not held.empty:
+            snapshot = held
+        else:
+            snapshot = CatalogSnapshot.load(session, version)
+        with self._lock:
+            if generation == self._generation:
+                self._slots[database] = (snapshot, now)
+        return snapshot
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._slots.clear()
+
+
+SNAPSHOTS = Snapshots()  # the process's; empty until the first read
+
+
+def catalog_snapshot(session: Session) -> CatalogSnapshot:
+    """The catalog as the request's ``session`` sees it, at most :data:`MAX_STALE_SECONDS` behind
+    another instance's writes and never behind this process's."""
+    return SNAPSHOTS.get(session, MAX_STALE_SECONDS)
+
+
 class CatalogCache:
+    """One app's handle on the process's catalog snapshots: how often its calculators check them
+    (``min(ttl_seconds, MAX_STALE_SECONDS)``), which database they read, and keyed values derived
+    from the store (``ttl_seconds`` each). :meth:`clear` drops both, for every database."""
+
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
+        self.max_age = min(ttl_seconds, MAX_STALE_SECONDS)
+        self.database: str | None = None  # set by the first read through a session
         self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._generation = 0  # bumped by clear(): a load that raced a write is not stored
@@ -51,34 +269,31 @@ class CatalogCache:
                     self._entries[key] = (now + self.ttl_seconds, value)
         return value
 
+    def snapshot(self, open_session: Callable[[], Session] | None) -> CatalogSnapshot:
+        """The current snapshot; without ``open_session`` only one checked within ``max_age``
+        (else :class:`CacheMiss`), with it one checked or loaded through a session of its own."""
+        snapshot = SNAPSHOTS.peek(self.database, self.max_age)
+        if snapshot is not None:
+            return snapshot
+        if open_session is None:
+            raise CacheMiss(("catalog", "snapshot"))
+        with open_session() as session:
+            self.database = database_of(session)
+            return SNAPSHOTS.get(session, self.max_age)
+
     def clear(self, *_: object) -> None:
         with self._lock:
             self._generation += 1
             self._entries.clear()
-
-
-@dataclass(frozen=True, slots=True)
-class GpuView:
-    """What calculators need of a catalog GPU."""
-
-    id: str
-    memory_bytes: int
-    peak_tflops: dict[str, float | None]
-    memory_bandwidth_bytes_per_s: int
-    default_mfu: float | None
-    # the cluster around it: bandwidths per GPU in ONE direction (interconnect: both), nominal
-    interconnect_bytes_per_s: int | None = None
-    gpus_per_node: int | None = None
-    intra_node_bandwidth_bytes_per_s: int | None = None
-    inter_node_bandwidth_bytes_per_s: int | None = None
-    matmul_efficiency: float | None = None  # MAMF / dense bf16 peak
+        SNAPSHOTS.clear()
 
 
 class CatalogReader:
-    """Cached lookups of presets and GPUs. A miss opens a short session of its own, so a
-    request that finds everything cached never creates one. A reader built without a session
-    factory answers from the cache alone and raises :class:`CacheMiss` otherwise, so a request
-    can be answered without a thread or a connection when everything is cached."""
+    """Presets and GPUs for calculators, from the catalog snapshot. A snapshot due for its check
+    opens a short session of its own, so a request that finds it fresh never creates one. A
+    reader built without a session factory answers from a fresh snapshot alone and raises
+    :class:`CacheMiss` otherwise, so a request can be answered without a thread or a connection
+    when the snapshot is fresh."""
 
     def __init__(self, open_session: Callable[[], Session] | None, cache: CatalogCache) -> None:
         self.open_session = open_session
@@ -90,58 +305,19 @@ class CatalogReader:
         state, so one is built with this reader and shared)."""
         return self._cached_only
 
-    def _read(self, key: tuple[str, str], read: Callable[[Session], T | None]) -> T | None:
-        if self.open_session is None:
-            return self.cache.get(key, None)
-        open_session = self.open_session
-
-        def load() -> T | None:
-            with open_session() as session:
-                return read(session)
-
-        return self.cache.get(key, load)
-
-    def _ids(self, model: type[Any]) -> list[str]:
-        if self.open_session is None:
-            raise CacheMiss((model.__tablename__, "*"))
-        with self.open_session() as session:
-            return VersionedRepository(session, model).ids()
+    def snapshot(self) -> CatalogSnapshot:
+        return self.cache.snapshot(self.open_session)
 
     def preset_fields(self, preset_id: str) -> tuple[tuple[str, Any], ...] | None:
-        """The preset's architecture fields that are set, as sorted ``(name, value)`` pairs:
-        immutable, since the cache shares them, and hashable, as the memoised architecture
-        builder (:func:`service.services.models.resolve_model`) needs."""
-
-        def read(session: Session) -> tuple[tuple[str, Any], ...] | None:
-            row = VersionedRepository(session, ModelPreset).get(preset_id)
-            if row is None:
-                return None
-            return tuple(sorted((name, getattr(row, name)) for name in ARCHITECTURE_FIELDS if getattr(row, name) is not None))
-
-        return self._read(("preset", preset_id), read)
+        """The preset's architecture fields that are set, as sorted ``(name, value)`` pairs
+        (shared and hashable: see :func:`_preset_fields`)."""
+        return self.snapshot().preset_fields.get(preset_id)
 
     def preset_ids(self) -> list[str]:
-        return self._ids(ModelPreset)
+        return self.snapshot().ids("model_presets")
 
     def gpu(self, gpu_id: str) -> GpuView | None:
-        def read(session: Session) -> GpuView | None:
-            row = VersionedRepository(session, Gpu).get(gpu_id)
-            if row is None:
-                return None
-            return GpuView(
-                id=row.id,
-                memory_bytes=row.memory_bytes,
-                peak_tflops=dict(row.peak_tflops),
-                memory_bandwidth_bytes_per_s=row.memory_bandwidth_bytes_per_s,
-                default_mfu=row.default_mfu,
-                interconnect_bytes_per_s=row.interconnect_bytes_per_s,
-                gpus_per_node=row.gpus_per_node,
-                intra_node_bandwidth_bytes_per_s=row.intra_node_bandwidth_bytes_per_s,
-                inter_node_bandwidth_bytes_per_s=row.inter_node_bandwidth_bytes_per_s,
-                matmul_efficiency=row.matmul_efficiency,
-            )
-
-        return self._read(("gpu", gpu_id), read)
+        return self.snapshot().gpu_views.get(gpu_id)
 
     def gpu_ids(self) -> list[str]:
-        return self._ids(Gpu)
+        return self.snapshot().ids("gpus")

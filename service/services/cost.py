@@ -14,12 +14,12 @@ from service.core.errors import InvalidSpecError
 from service.core.memory import Precision
 from service.core.plan import PlanResult
 from service.db.models import Gpu, Provider
-from service.db.repositories import PriceRepository, VersionedRepository
+from service.db.repositories import VersionedRepository
 from service.errors import Unprocessable
 from service.schemas import cost as s
 from service.services import plan as plan_service
 from service.services import serving as serving_service
-from service.services.catalog_reader import CatalogReader, GpuView
+from service.services.catalog_reader import CatalogReader, GpuView, catalog_snapshot
 from service.services.models import resolve_gpu, resolve_model
 from service.services.plan import Cluster
 
@@ -118,12 +118,11 @@ def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.Pri
         return s.PriceQuote(
             usd_per_gpu_hour=choice.usd_per_gpu_hour, provider=None, pricing=None, as_of=None, source="request", chosen="explicit"
         )
-    if choice.provider is not None:
-        providers = VersionedRepository(session, Provider)
-        if not providers.exists(choice.provider):
-            raise Unprocessable.for_field("provider", f"unknown provider {choice.provider!r}; known: {', '.join(providers.ids())}")
-    filters = {"gpu_id": gpu_id, "provider_id": choice.provider, "pricing": choice.pricing}
-    rows, _ = PriceRepository(session).list(filters, latest=True, limit=1000, offset=0)
+    catalog = catalog_snapshot(session)
+    if choice.provider is not None and catalog.item("providers", choice.provider) is None:
+        known = ", ".join(catalog.ids("providers"))
+        raise Unprocessable.for_field("provider", f"unknown provider {choice.provider!r}; known: {known}")
+    rows = catalog.current_prices({"gpu_id": gpu_id, "provider_id": choice.provider, "pricing": choice.pricing})
     if not rows:
         where = f" from {choice.provider}" if choice.provider else ""
         raise Unprocessable.for_field(
@@ -217,7 +216,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
 def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> s.CompareResponse:
     model = resolve_model(req.model, catalog)
     flops = compute.training_flops(model, req.tokens)
-    rows, _ = PriceRepository(session).list({"pricing": req.pricing}, latest=True, limit=100_000, offset=0)
+    rows = catalog_snapshot(session).current_prices({"pricing": req.pricing})
     wanted_gpus = set(req.gpus) if req.gpus else None
     wanted_providers = set(req.providers) if req.providers else None
     for name, wanted, table in (("gpus", wanted_gpus, Gpu), ("providers", wanted_providers, Provider)):
