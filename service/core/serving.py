@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
@@ -57,22 +56,6 @@ INTRA_NODE_LATENCY_SECONDS = 5e-6  # per all-reduce hop, as service.core.steptim
 SECONDS_PER_HOUR = 3600.0
 
 
-class WeightFormat(StrEnum):
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
-    FP8 = "fp8"
-    INT8 = "int8"
-    INT4 = "int4"
-
-
-FORMAT_FOR_DTYPE: dict[Dtype, WeightFormat] = {
-    Dtype.FP32: WeightFormat.FP32, Dtype.BF16: WeightFormat.BF16, Dtype.FP16: WeightFormat.FP16,
-    Dtype.FP8: WeightFormat.FP8, Dtype.INT8: WeightFormat.INT8, Dtype.INT4: WeightFormat.INT4,
-}  # fmt: skip
-"""The serving weight format of each storage dtype the calculators accept."""
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Weights:
     """Bytes of a model's weights in a format: the quantised linear layers, their scales (and
@@ -82,7 +65,7 @@ class Weights:
     quantized_params: int
     scale_bytes: int
     other_bytes: int
-    format: WeightFormat
+    format: Dtype
 
 
 def _linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
@@ -95,19 +78,19 @@ def _linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def weight_bytes(arch: Architecture, fmt: WeightFormat, *, group_size: int = INT4_GROUP_SIZE) -> Weights:
+def weight_bytes(arch: Architecture, fmt: Dtype, *, group_size: int = INT4_GROUP_SIZE) -> Weights:
     """Serving bytes of ``arch``'s weights in ``fmt`` (module docstring for each format's source)."""
     if group_size < 1:
         raise InvalidSpecError("group_size", "must be at least 1")
     shapes = _linear_shapes(arch)
     quantized = sum(n * i * o for n, i, o in shapes)
     rest = count_params(arch).total - quantized  # embeddings, LM head, norms, biases, router
-    if fmt in (WeightFormat.FP32, WeightFormat.BF16, WeightFormat.FP16):
-        size = (4 if fmt is WeightFormat.FP32 else 2) * count_params(arch).total
+    if fmt in (Dtype.FP32, Dtype.BF16, Dtype.FP16):
+        size = (4 if fmt is Dtype.FP32 else 2) * count_params(arch).total
         return Weights(total_bytes=size, quantized_params=0, scale_bytes=0, other_bytes=size, format=fmt)
-    if fmt is WeightFormat.FP8:
+    if fmt is Dtype.FP8:
         body, scales = quantized, 4 * sum(n for n, _, _ in shapes)  # one fp32 scale per tensor
-    elif fmt is WeightFormat.INT8:
+    elif fmt is Dtype.INT8:
         body, scales = quantized, 2 * sum(n * o for n, _, o in shapes)  # fp16 scale per output channel
     else:  # int4: half a byte, and per group of `group_size` inputs an fp16 scale and a 4-bit zero
         body = math.ceil(quantized / 2)

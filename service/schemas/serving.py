@@ -6,7 +6,7 @@ from pydantic import Field, model_validator
 
 from service.core.dtypes import Dtype
 from service.core.limits import MAX_INT64, MAX_SEQ_LEN
-from service.core.serving import GPU_MEMORY_UTILIZATION, INT4_GROUP_SIZE, RUNTIME_RESERVE_BYTES, WeightFormat
+from service.core.serving import GPU_MEMORY_UTILIZATION, INT4_GROUP_SIZE, RUNTIME_RESERVE_BYTES
 from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, PriceChoice, PriceQuote
@@ -27,7 +27,7 @@ class ServingPlanRequest(PriceChoice):
 
     model: ModelSpec
     gpu: GpuId | list[GpuId] = Field(description="A catalog GPU id, or a list of ids to compare.")
-    weights_dtype: WeightFormat = Field(WeightFormat.BF16, description="int4: GPTQ/AWQ-style, with an fp16 scale and zero per group.")
+    weights_dtype: Dtype = Field(Dtype.BF16, description="int4: GPTQ/AWQ-style, with an fp16 scale and zero per group.")
     group_size: int = Field(INT4_GROUP_SIZE, ge=1, le=1_000_000, description="int4 quantisation group (inputs per scale).")
     kv_dtype: Dtype = Field(Dtype.BF16, description="KV-cache format; bf16 unless given (never the weights' format silently).")
     prompt_tokens: int = Field(1000, ge=0, le=MAX_SEQ_LEN)

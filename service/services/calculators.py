@@ -170,7 +170,7 @@ def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s
     gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
     kv_dtype = req.kv_dtype or Dtype.BF16
     arch = model if isinstance(model, Architecture) else None
-    weights = serving.weight_bytes(arch, serving.FORMAT_FOR_DTYPE[req.dtype]) if arch is not None else None
+    weights = serving.weight_bytes(arch, req.dtype) if arch is not None else None
     r = memory.inference_memory(
         model,
         dtype=req.dtype,

@@ -139,6 +139,17 @@ def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.Pri
     )
 
 
+def listed_price(session: Session, gpu_id: str, choice: s.PriceChoice, *, many: bool) -> s.PriceQuote | None:
+    """:func:`resolve_price`, except that a GPU compared among ``many`` without a price is listed
+    unpriced (None) rather than failing the whole answer."""
+    try:
+        return resolve_price(session, gpu_id, choice)
+    except Unprocessable:
+        if many:
+            return None
+        raise
+
+
 def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: Session) -> s.TrainingCostResponse:
     model = resolve_model(req.model, catalog)
     gpu = _gpu(catalog, req.gpu)
@@ -392,8 +403,8 @@ def _served_token_usd(n_params: float, gpu: GpuView, price: s.PriceQuote, req: s
     request's replica-time (its prefill and its share of decode steps at the largest batch the
     KV cache admits) over its prompt + output tokens."""
     arch = serving.representative_architecture(n_params)
-    hw, _ = serving_service.serving_hardware(gpu, serving.WeightFormat.BF16)
-    chosen = serving.choose_replica(arch, hw, weights=serving.weight_bytes(arch, serving.WeightFormat.BF16), kv_dtype=Dtype.BF16,
+    hw, _ = serving_service.serving_hardware(gpu, Dtype.BF16)
+    chosen = serving.choose_replica(arch, hw, weights=serving.weight_bytes(arch, Dtype.BF16), kv_dtype=Dtype.BF16,
                                     prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens)  # fmt: skip
     if isinstance(chosen, str):
         return None, f"no replica inside a node serves {n_params:.3g} parameters ({chosen})"
@@ -449,7 +460,7 @@ def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader, session:
     serving.check_tensor_parallel(arch, req.n_gpus)
     gpu = _gpu(catalog, req.gpu)
     price = resolve_price(session, gpu.id, req)
-    fmt = serving.FORMAT_FOR_DTYPE[req.dtype]
+    fmt = req.dtype
     hw, peak_dtype = serving_service.serving_hardware(gpu, fmt)
     kv_dtype = req.kv_dtype or Dtype.BF16
     weights = serving.weight_bytes(arch, fmt)

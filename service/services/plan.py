@@ -24,7 +24,7 @@ from service.core.steptime import (
 )
 from service.errors import Unprocessable
 from service.schemas import plan as s
-from service.schemas.cost import PriceChoice, PriceQuote
+from service.schemas.cost import PriceQuote
 from service.schemas.layout import PlanItem, PlanMemory, StepTimeParts
 from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import resolve_gpu, resolve_model
@@ -208,16 +208,9 @@ def _stats(search: core.Search) -> s.SearchStats:
 
 
 def _price(session: Session, gpu_id: str, req: s.PlanRequest, many: bool) -> PriceQuote | None:
-    from service.services.cost import resolve_price  # cost imports this module for its plans
+    from service.services.cost import listed_price  # cost imports this module for its plans
 
-    if req.tokens is None:
-        return None
-    try:
-        return resolve_price(session, gpu_id, PriceChoice(usd_per_gpu_hour=req.usd_per_gpu_hour, provider=req.provider, pricing=req.pricing))
-    except Unprocessable:
-        if many:  # a compared GPU without a price is listed unpriced
-            return None
-        raise
+    return None if req.tokens is None else listed_price(session, gpu_id, req, many=many)
 
 
 def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.PlanResponse:

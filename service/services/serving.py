@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 from service.core import serving as core
 from service.core.architecture import Architecture
 from service.core.compute import require_architecture
+from service.core.dtypes import Dtype
 from service.core.memory import Precision
 from service.core.steptime import Hardware
-from service.errors import Unprocessable
 from service.schemas import serving as s
-from service.schemas.cost import PriceChoice, PriceQuote
+from service.schemas.cost import PriceQuote
 from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import resolve_gpu, resolve_model
 from service.services.plan import cluster_for
@@ -34,10 +34,10 @@ FORMULAS = [
     "$/M output = replica $/s * decode step / batch * 1e6; $/M input = replica $/s * prefill / prompt * 1e6",
 ]
 
-PEAK_FOR_WEIGHTS = {core.WeightFormat.FP8: "fp8", core.WeightFormat.FP16: "fp16"}  # else bf16 (weight-only quantisation)
+PEAK_FOR_WEIGHTS = {Dtype.FP8: "fp8", Dtype.FP16: "fp16"}  # else bf16 (weight-only quantisation)
 
 
-def serving_hardware(gpu: GpuView, fmt: core.WeightFormat) -> tuple[Hardware, str]:
+def serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
     """The GPU as the serving model sees it: the catalog's cluster, at the peak the weight format
     computes at (fp8 tensor cores for fp8 weights; int8/int4 weights are dequantised into 16-bit
     matmuls by GPTQ/AWQ kernels)."""
@@ -50,14 +50,9 @@ def serving_hardware(gpu: GpuView, fmt: core.WeightFormat) -> tuple[Hardware, st
 
 
 def _price(session: Session, gpu_id: str, req: s.ServingPlanRequest, many: bool) -> PriceQuote | None:
-    from service.services.cost import resolve_price  # cost imports the planner services
+    from service.services.cost import listed_price  # cost imports the planner services
 
-    try:
-        return resolve_price(session, gpu_id, PriceChoice(usd_per_gpu_hour=req.usd_per_gpu_hour, provider=req.provider, pricing=req.pricing))
-    except Unprocessable:
-        if many:
-            return None
-        raise
+    return listed_price(session, gpu_id, req, many=many)
 
 
 def _unfit(gpu: str, reason: str) -> s.ServingOption:
@@ -79,7 +74,7 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader, session: Ses
     options: list[s.ServingOption] = []
     assumptions: dict[str, Any] = {
         "weights_dtype": req.weights_dtype.value, "kv_dtype": req.kv_dtype.value, "gpu_memory_utilization": req.gpu_memory_utilization,
-        "runtime_reserve_bytes": req.runtime_reserve_bytes, "group_size": req.group_size if req.weights_dtype is core.WeightFormat.INT4 else None,
+        "runtime_reserve_bytes": req.runtime_reserve_bytes, "group_size": req.group_size if req.weights_dtype is Dtype.INT4 else None,
         "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2,
         "tp_rule": "the degree (dividing heads and KV heads, inside a node) with the most output tokens/s per GPU among those "
                    "that fit and meet the latency bounds",

@@ -12,7 +12,6 @@ import pytest
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
 from service.core.serving import (
-    WeightFormat,
     check_tensor_parallel,
     prefill_seconds,
     replica,
@@ -39,7 +38,7 @@ def h100_fp8():
 
 def nim_replica(hw, batch=None, **kw):
     arch = preset("llama-3.1-70b")
-    return replica(arch, hw, tp=2, weights=weight_bytes(arch, WeightFormat.FP8), kv_dtype=Dtype.FP8, batch=batch, **(NIM_70B | kw))
+    return replica(arch, hw, tp=2, weights=weight_bytes(arch, Dtype.FP8), kv_dtype=Dtype.FP8, batch=batch, **(NIM_70B | kw))
 
 
 @pytest.mark.parametrize(("concurrency", "itl_ms", "tolerance"), [(25, 38.75, 0.15), (50, 59.73, 0.15), (1, 18.58, 0.25)])
@@ -69,7 +68,7 @@ def test_vllm_paper_memory_split() -> None:
     opt_13b = make_architecture(n_layers=40, d_model=5120, n_heads=40, d_ff=20480, vocab_size=50272, bias=True,
                                 tied_embeddings=True, position="learned", max_seq_len=2048)  # fmt: skip
     a100 = hardware("a100-40gb-sxm")
-    r = replica(opt_13b, a100, tp=1, weights=weight_bytes(opt_13b, WeightFormat.FP16), kv_dtype=Dtype.FP16, prompt_tokens=1024,
+    r = replica(opt_13b, a100, tp=1, weights=weight_bytes(opt_13b, Dtype.FP16), kv_dtype=Dtype.FP16, prompt_tokens=1024,
                 output_tokens=1024)  # fmt: skip
     assert r.kv_cache_bytes_per_token == 2 * 5120 * 40 * 2 == 819_200
     assert r.weights_bytes == pytest.approx(26e9, rel=0.02)  # "26 GB, 65 %" of the paper's 40 GB
@@ -79,14 +78,14 @@ def test_vllm_paper_memory_split() -> None:
 
 def test_weight_formats_count_their_scales() -> None:
     arch = preset("llama-3.1-70b")
-    bf16, fp8, int8, int4 = (weight_bytes(arch, f) for f in (WeightFormat.BF16, WeightFormat.FP8, WeightFormat.INT8, WeightFormat.INT4))
+    bf16, fp8, int8, int4 = (weight_bytes(arch, f) for f in (Dtype.BF16, Dtype.FP8, Dtype.INT8, Dtype.INT4))
     assert bf16.total_bytes == 2 * 70_553_706_496  # every parameter in 16 bits
     assert fp8.quantized_params == int4.quantized_params and fp8.scale_bytes == 4 * 80 * 7
     assert int8.total_bytes - fp8.total_bytes == int8.scale_bytes - fp8.scale_bytes > 0
     # int4 with group 128: 4 bits + (16-bit scale + 4-bit zero) / 128 = 4.156 bits per quantised weight
     assert (int4.total_bytes - int4.other_bytes) * 8 / int4.quantized_params == pytest.approx(4 + 20 / 128, rel=1e-3)
     assert int4.other_bytes == 2 * 2 * 128256 * 8192 + 2 * 8192 * (2 * 80 + 1)  # embeddings, head, norms in 16 bits
-    assert weight_bytes(arch, WeightFormat.INT4, group_size=32).total_bytes > int4.total_bytes
+    assert weight_bytes(arch, Dtype.INT4, group_size=32).total_bytes > int4.total_bytes
 
 
 def test_tensor_parallel_must_divide_the_heads() -> None:
@@ -99,14 +98,14 @@ def test_tensor_parallel_must_divide_the_heads() -> None:
 
 def test_decode_is_memory_bound_at_small_batch_and_compute_bound_past_the_ridge() -> None:
     arch, h100 = preset("llama-2-7b"), hardware("h100-sxm")
-    common = dict(weights=weight_bytes(arch, WeightFormat.BF16), kv_dtype=Dtype.BF16, prompt_tokens=0, output_tokens=16)
+    common = dict(weights=weight_bytes(arch, Dtype.BF16), kv_dtype=Dtype.BF16, prompt_tokens=0, output_tokens=16)
     assert replica(arch, h100, tp=1, batch=1, **common).decode_bound == "memory"
     assert replica(arch, h100, tp=1, batch=2048, **common).decode_bound == "compute"
 
 
 def test_serving_cost_splits_the_replica_hour() -> None:
     arch, h100 = preset("llama-2-7b"), hardware("h100-sxm")
-    r = replica(arch, h100, tp=1, weights=weight_bytes(arch, WeightFormat.BF16), kv_dtype=Dtype.BF16, prompt_tokens=1000,
+    r = replica(arch, h100, tp=1, weights=weight_bytes(arch, Dtype.BF16), kv_dtype=Dtype.BF16, prompt_tokens=1000,
                 output_tokens=200, batch=32)  # fmt: skip
     cost = serving_cost(r, usd_per_gpu_hour=3.6, prompt_tokens=1000, output_tokens=200)
     # a request's replica-time (its prefill and its share of 200 decode steps) is paid exactly once
