@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from service.api.deps import IfMatch, SessionDep, Writer, WriteSessionDep
+from service.api.deps import IfMatch, SnapshotDep, Writer, WriteSessionDep
 from service.api.responses import problem_responses
 from service.api.routing import api_router
 from service.schemas import catalog as s
@@ -45,15 +45,15 @@ def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, pa
     label = res.label
 
     @router.get("", response_model=s.Page[out], summary=f"List {tag}", responses=LIST_ERRORS, name="list")
-    def list_(session: SessionDep, query: Annotated[filters, Query()]) -> Any:
+    async def list_(snapshot: SnapshotDep, query: Annotated[filters, Query()]) -> Any:
         """A page of items (`limit`, `offset`), filtered by the key fields given, ordered by id."""
-        return Response(catalog.list_items(session, res, query).model_dump_json(), media_type="application/json")
+        return Response(catalog.list_items(snapshot, res, query), media_type="application/json")
 
     @router.get(f"/{{{id_name}}}", response_model=out, summary=f"Get a {label}", responses=with_headers(200, GET_ERRORS, ETAG))
-    def get(item_id: ItemId, session: SessionDep, response: Response) -> Any:
+    async def get(item_id: ItemId, snapshot: SnapshotDep) -> Any:
         """The `ETag` header holds the version to send back in `If-Match`."""
-        item, etag = catalog.get_item(session, res, item_id)  # serialised once, as FastAPI would (same bytes)
-        return Response(item.model_dump_json(), media_type="application/json", headers={"ETag": etag})
+        item, etag = catalog.get_item(snapshot, res, item_id)  # serialised once, as FastAPI would (same bytes)
+        return Response(item, media_type="application/json", headers={"ETag": etag})
 
     @router.post(
         "", response_model=out, status_code=status.HTTP_201_CREATED, summary=f"Create a {label}",
@@ -113,16 +113,16 @@ prices = api_router(prefix="/v1/prices", tags=["prices"])
 
 
 @prices.get("", response_model=s.Page[s.PriceOut], summary="List prices", responses=LIST_ERRORS, name="list")
-def list_prices(session: SessionDep, query: Annotated[s.PriceFilters, Query()]) -> Any:
+async def list_prices(snapshot: SnapshotDep, query: Annotated[s.PriceFilters, Query()]) -> Any:
     """Price history, newest first per GPU, provider and pricing kind; `latest=true` keeps only
     the current price of each."""
-    return Response(catalog.list_prices(session, query).model_dump_json(), media_type="application/json")
+    return Response(catalog.list_prices(snapshot, query), media_type="application/json")
 
 
 @prices.get("/{price_id}", response_model=s.PriceOut, summary="Get a price", responses=GET_ERRORS, name="get")
-def get_price(price_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep) -> Any:
+async def get_price(price_id: Annotated[int, Path(ge=1, le=2**62)], snapshot: SnapshotDep) -> Any:
     """One recorded price."""
-    return Response(catalog.get_price(session, price_id).model_dump_json(), media_type="application/json")
+    return Response(catalog.get_price(snapshot, price_id), media_type="application/json")
 
 
 @prices.post(

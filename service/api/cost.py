@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from fastapi import Request, Response
 
-from service.api.deps import CatalogDep, SessionDep
-from service.api.responses import json_response, problem_responses
+from service.api.responses import answer_model, problem_responses
 from service.api.routing import api_router
 from service.schemas import cost as s
 from service.services import cost
@@ -14,21 +13,21 @@ router = api_router(prefix="/v1/cost", tags=["cost"], responses=problem_response
 
 
 @router.post("/training", response_model=s.TrainingCostResponse, summary="Training time and cost")
-def training(req: s.TrainingCostRequest, catalog: CatalogDep, session: SessionDep) -> Response:
+async def training(req: s.TrainingCostRequest, request: Request) -> Response:
     """FLOPs, GPU-hours, wall-clock time and dollars of a training run on `n_gpus` catalog GPUs,
     priced explicitly, at a provider's current price, or at the cheapest current price."""
-    return json_response(cost.training_cost(req, catalog, session))
+    return await answer_model(cost.training_cost, req, request)
 
 
 @router.post("/compare", response_model=s.CompareResponse, summary="Compare GPUs and providers")
-def compare(req: s.CompareRequest, catalog: CatalogDep, session: SessionDep) -> Response:
+async def compare(req: s.CompareRequest, request: Request) -> Response:
     """The same run priced on every GPU × provider with a current price, sorted by cost or time;
     GPUs that cannot hold the job at any sensible layout are marked `fits: false` and sorted last."""
-    return json_response(cost.compare(req, catalog, session))
+    return await answer_model(cost.compare, req, request)
 
 
 @router.post("/inference", response_model=s.InferenceCostResponse, summary="Serving cost")
-def inference(req: s.InferenceCostRequest, catalog: CatalogDep, session: SessionDep) -> Response:
+async def inference(req: s.InferenceCostRequest, request: Request) -> Response:
     """Dollars per million output (and input) tokens from the decode/prefill roofline, with the
     memory check."""
-    return json_response(cost.inference_cost(req, catalog, session))
+    return await answer_model(cost.inference_cost, req, request)

@@ -10,10 +10,11 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service.db.engine import begin_write
 from service.errors import Forbidden, Unauthorized
-from service.services.catalog_reader import CatalogReader
+from service.services.catalog_reader import CacheMiss, CatalogReader, CatalogSnapshot
 from service.settings import Settings
 
 
@@ -42,10 +43,20 @@ async def get_catalog(request: Request) -> CatalogReader:
     return request.app.state.catalog
 
 
+async def get_snapshot(catalog: Annotated[CatalogReader, Depends(get_catalog)]) -> CatalogSnapshot:
+    """The catalog snapshot for a read: on the event loop when it is fresh, else checked (and
+    reloaded if a write moved ``catalog_version``) in the thread pool, where the store may block."""
+    try:
+        return catalog.cached_only().snapshot()
+    except CacheMiss:
+        return await run_in_threadpool(catalog.snapshot)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 CatalogDep = Annotated[CatalogReader, Depends(get_catalog)]
+SnapshotDep = Annotated[CatalogSnapshot, Depends(get_snapshot)]
 IfMatch = Annotated[
     str,  # optional where used (`= None`); a header is omitted, never null
     Header(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Response
 
-from service.api.deps import CatalogDep, SessionDep
+from service.api.deps import CatalogDep
 from service.api.responses import json_response, problem_responses
 from service.api.routing import api_router
 from service.schemas import plan as s
@@ -16,7 +16,7 @@ router = api_router(prefix="/v1/plan", tags=["plan"], responses=problem_response
 
 
 @router.post("", response_model=s.PlanResponse, summary="Parallelism plans")
-def training(req: s.PlanRequest, catalog: CatalogDep, session: SessionDep) -> Response:
+def training(req: s.PlanRequest, catalog: CatalogDep) -> Response:
     """Every layout of `model` on `n_gpus` GPUs — data, tensor, pipeline, context and expert
     parallel sizes, ZeRO 0-3, offload, micro-batch, recompute, sequence parallelism, interleaving —
     pruned by per-GPU memory and ranked by the step-time model: the fastest `top_k`, each with
@@ -24,14 +24,14 @@ def training(req: s.PlanRequest, catalog: CatalogDep, session: SessionDep) -> Re
     list of GPUs compares their best plans; `tokens` + `deadline_days` instead of `n_gpus` finds
     the cluster size that meets the deadline at the least cost. No plan that fits is a 200 with
     `plans: []` and the reason."""
-    return json_response(plan.plan(req, catalog, session))
+    return json_response(plan.plan(req, catalog))
 
 
 @router.post("/serving", response_model=ServingPlanResponse, summary="Serving plans")
-def serving(req: ServingPlanRequest, catalog: CatalogDep, session: SessionDep) -> Response:
+def serving(req: ServingPlanRequest, catalog: CatalogDep) -> Response:
     """For each GPU type: the smallest tensor-parallel replica that holds the model and a
     sequence's KV cache in usable memory (and meets the latency bounds), the batch its KV cache
     admits, time to first token and per output token, tokens per second per user and per
     replica, the replicas the target needs, and dollars per million input and output tokens. A
     GPU that cannot serve the target is listed with `fits: false` and the reason."""
-    return json_response(serving_service.plan_serving(req, catalog, session))
+    return json_response(serving_service.plan_serving(req, catalog))

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.json_body import component, parse_body
 from service.errors import PROBLEM_JSON
-from service.services.catalog_reader import CacheMiss, CatalogReader
+from service.services.catalog_reader import CacheMiss, CatalogReader, on_event_loop
 
 Req = TypeVar("Req", bound=BaseModel)
 
@@ -64,13 +64,17 @@ def json_response(body: BaseModel) -> Response:
 
 
 async def answer(compute: Callable[[Req, CatalogReader], BaseModel], request: Request, body: type[Req]) -> Response:
-    """Run a calculator on the request's JSON body: on the event loop when every catalog row it
-    needs is cached (or none is needed), else in the thread pool, where it may read the store
-    without blocking the loop."""
-    req = await parse_body(request, body)
+    """Run a calculator on the request's JSON body (see :func:`answer_model`)."""
+    return await answer_model(compute, await parse_body(request, body), request)
+
+
+async def answer_model(compute: Callable[[Req, CatalogReader], BaseModel], req: Req, request: Request) -> Response:
+    """Answer ``req``: on the event loop when every catalog row it needs is in the fresh snapshot
+    and it needs no heavy work (a plan search not yet cached), else in the thread pool, where it
+    may read the store and compute without holding up the loop's other requests."""
     catalog: CatalogReader = request.app.state.catalog
     try:
-        result = compute(req, catalog.cached_only())
+        result = on_event_loop(compute, req, catalog.cached_only())
     except CacheMiss:
         result = await run_in_threadpool(compute, req, catalog)
     return json_response(result)

@@ -48,6 +48,12 @@ def achieved_flops_per_s(
     return peak_tflops * 1e12 * mfu
 
 
+def dollars(gpu_hours: float, usd_per_gpu_hour: float) -> float:
+    """Dollars = GPU-hours * price per GPU-hour (Transformers Math 101, "Compute Requirements");
+    a finite result or InvalidSpecError."""
+    return check_flops("cost_usd", gpu_hours * usd_per_gpu_hour)
+
+
 def training_cost(
     total_flops: float,
     *,
@@ -71,7 +77,7 @@ def training_cost(
         achieved_flops_per_s_per_gpu=effective,
         gpu_hours=gpu_hours,
         wall_clock_hours=gpu_hours / n_gpus,
-        cost_usd=None if usd_per_gpu_hour is None else check_flops("cost_usd", gpu_hours * usd_per_gpu_hour),
+        cost_usd=None if usd_per_gpu_hour is None else dollars(gpu_hours, usd_per_gpu_hour),
         n_gpus=n_gpus,
         mfu=mfu,
         scaling_efficiency=scaling_efficiency,
@@ -107,7 +113,7 @@ def planned_training_cost(
         achieved_flops_per_s_per_gpu=model_flops / tokens * tokens_per_second * effective_time_fraction / n_gpus,
         gpu_hours=gpu_hours,
         wall_clock_hours=wall_clock_hours,
-        cost_usd=None if usd_per_gpu_hour is None else check_flops("cost_usd", gpu_hours * usd_per_gpu_hour),
+        cost_usd=None if usd_per_gpu_hour is None else dollars(gpu_hours, usd_per_gpu_hour),
         n_gpus=n_gpus,
         mfu=None,
         scaling_efficiency=1.0,

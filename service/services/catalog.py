@@ -17,7 +17,7 @@ from service.db.repositories import PriceRepository, VersionedRepository
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_error
 from service.schemas import catalog as s
 from service.schemas.base import Schema
-from service.services.catalog_reader import catalog_snapshot
+from service.services.catalog_reader import CatalogSnapshot
 from service.services.models import merge_architecture
 
 MAX_RETRIES = 5
@@ -95,22 +95,26 @@ def _validated(res: Resource, values: Mapping[str, Any]) -> dict[str, Any]:
     return res.normalise(fields.model_dump())
 
 
-def list_items(session: Session, res: Resource, query: s.ListQuery) -> s.Page[Any]:
-    """A page of the catalog snapshot (:mod:`service.services.catalog_reader`), as the store
-    would answer it: filtered, ordered by id."""
-    items, total = catalog_snapshot(session).page(
-        res.model.__tablename__, query.filters(), limit=query.limit, offset=query.offset
-    )
-    return s.Page[res.out](items=items, total=total, limit=query.limit, offset=query.offset)
+def list_items(snapshot: CatalogSnapshot, res: Resource, query: s.ListQuery) -> str:
+    """A page of the catalog snapshot (:mod:`service.services.catalog_reader`) as JSON, as the
+    store would answer it: filtered, ordered by id. Kept with the snapshot per query."""
+    table = res.model.__tablename__
+
+    def page() -> str:
+        items, total = snapshot.page(table, query.filters(), limit=query.limit, offset=query.offset)
+        return s.Page[res.out](items=items, total=total, limit=query.limit, offset=query.offset).model_dump_json()
+
+    return snapshot.derived(("page", table, query.model_dump_json()), page)
 
 
-def get_item(session: Session, res: Resource, item_id: str) -> tuple[Schema, str]:
-    """The item from the catalog snapshot, and its ETag."""
-    found = catalog_snapshot(session).item(res.model.__tablename__, item_id)
+def get_item(snapshot: CatalogSnapshot, res: Resource, item_id: str) -> tuple[str, str]:
+    """The item from the catalog snapshot as JSON, and its ETag."""
+    table = res.model.__tablename__
+    found = snapshot.item(table, item_id)
     if found is None:
         raise NotFound(f"{res.label} {item_id!r} not found")
     item, row = found
-    return item, etag(row.version)
+    return snapshot.derived(("item", table, item_id), item.model_dump_json), etag(row.version)
 
 
 def _stored_item(session: Session, res: Resource, item_id: str) -> tuple[Schema, str]:
@@ -199,19 +203,22 @@ def delete_item(session: Session, res: Resource, item_id: str, if_match: str | N
 # --- prices -------------------------------------------------------------------------------------
 
 
-def list_prices(session: Session, query: s.PriceFilters) -> s.Page[s.PriceOut]:
-    """A page of price history from the catalog snapshot; ``latest`` keeps the current prices."""
-    items, total = catalog_snapshot(session).page(
-        "prices", query.filters(), latest=query.latest, limit=query.limit, offset=query.offset
-    )
-    return s.Page[s.PriceOut](items=items, total=total, limit=query.limit, offset=query.offset)
+def list_prices(snapshot: CatalogSnapshot, query: s.PriceFilters) -> str:
+    """A page of price history from the catalog snapshot as JSON; ``latest`` keeps the current
+    prices. Kept with the snapshot per query."""
+
+    def page() -> str:
+        items, total = snapshot.page("prices", query.filters(), latest=query.latest, limit=query.limit, offset=query.offset)
+        return s.Page[s.PriceOut](items=items, total=total, limit=query.limit, offset=query.offset).model_dump_json()
+
+    return snapshot.derived(("page", "prices", query.model_dump_json()), page)
 
 
-def get_price(session: Session, price_id: int) -> s.PriceOut:
-    found = catalog_snapshot(session).item("prices", price_id)
+def get_price(snapshot: CatalogSnapshot, price_id: int) -> str:
+    found = snapshot.item("prices", price_id)
     if found is None:
         raise NotFound(f"price {price_id} not found")
-    return found[0]
+    return snapshot.derived(("item", "prices", price_id), found[0].model_dump_json)
 
 
 def create_price(session: Session, body: s.PriceIn) -> s.PriceOut:

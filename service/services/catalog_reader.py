@@ -28,7 +28,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Row
@@ -42,10 +44,35 @@ from service.schemas.model import ARCHITECTURE_FIELDS
 T = TypeVar("T")
 
 MAX_STALE_SECONDS = 1.0  # how long a snapshot is used before it is checked against catalog_version
+MAX_DERIVED = 4096  # values derived from one snapshot and kept with it (pages' JSON, price lists)
 
 
 class CacheMiss(Exception):
     """A cache-only reader needed a row that is not cached (the caller retries with the store)."""
+
+
+class HeavyWork(CacheMiss):
+    """Work too slow for the event loop was asked for while :func:`light_work_only` holds (a
+    plan search not yet cached, say); the caller retries in the thread pool, as on a miss."""
+
+
+_LIGHT_WORK_ONLY: ContextVar[bool] = ContextVar("light_work_only", default=False)
+
+
+def light_work_only() -> bool:
+    """True while an answer is computed on the event loop (:func:`on_event_loop`): a service
+    about to do heavy work raises :class:`HeavyWork` instead."""
+    return _LIGHT_WORK_ONLY.get()
+
+
+def on_event_loop(compute: Callable[..., T], *args: Any) -> T:
+    """``compute(*args)`` with :func:`light_work_only` holding; :class:`CacheMiss` (or
+    :class:`HeavyWork`) propagates, and the caller runs it again where it may block."""
+    token = _LIGHT_WORK_ONLY.set(True)
+    try:
+        return compute(*args)
+    finally:
+        _LIGHT_WORK_ONLY.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +97,9 @@ class Table:
     collation decides), each with its API answer."""
 
     def __init__(self, rows: Sequence[Row[Any]], out: type[Schema]) -> None:
-        self.rows = tuple(rows)
+        # plain attribute bags: a SQLAlchemy Row's attribute access costs about 1 µs, and a
+        # comparison reads five columns of each of ~50 current prices
+        self.rows = tuple(SimpleNamespace(**row._asdict()) for row in rows)
         self.outs = tuple(out.model_validate(row, from_attributes=True) for row in self.rows)
         self._index = {row.id: i for i, row in enumerate(self.rows)}
 
@@ -117,6 +146,20 @@ class CatalogSnapshot:
         self.empty = not any(table.rows for table in self.tables.values())
         self.gpu_views = {row.id: _gpu_view(row) for row in self.tables["gpus"].rows}
         self.preset_fields = {row.id: _preset_fields(row) for row in self.tables["model_presets"].rows}
+        self._derived: dict[tuple[Any, ...], Any] = {}
+
+    def derived(self, key: tuple[Any, ...], build: Callable[[], T]) -> T:
+        """``build()``, kept with this snapshot under ``key``: the snapshot never changes, so
+        what is computed from it alone (a page's JSON, the current prices of a filter) is a pure
+        function of the key while the snapshot is in use. At most :data:`MAX_DERIVED` values are
+        kept; beyond that they are computed again (threads may race to build one: same value)."""
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = build()
+            if len(self._derived) < MAX_DERIVED:
+                self._derived[key] = value
+            return value
 
     @classmethod
     def load(cls, session: Session, version: int | None) -> CatalogSnapshot:
@@ -140,11 +183,14 @@ class CatalogSnapshot:
             positions = newest_per_kind(t.rows, positions)
         return [t.outs[i] for i in positions[offset : offset + limit]], len(positions)
 
-    def current_prices(self, filters: Mapping[str, Any]) -> list[Row[Any]]:
+    def current_prices(self, filters: Mapping[str, Any]) -> tuple[Row[Any], ...]:
         """The current price rows matching ``filters`` (gpu_id, provider_id, pricing, region), in
         price history order."""
         t = self.tables["prices"]
-        return [t.rows[i] for i in newest_per_kind(t.rows, t.matching(filters))]
+        return self.derived(
+            ("current_prices", *sorted(filters.items())),
+            lambda: tuple(t.rows[i] for i in newest_per_kind(t.rows, t.matching(filters))),
+        )
 
     def ids(self, table: str) -> list[str]:
         return self.tables[table].ids()
@@ -246,11 +292,15 @@ class CatalogCache:
 
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
-        self.max_age = min(ttl_seconds, MAX_STALE_SECONDS)
         self.database: str | None = None  # set by the first read through a session
         self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._generation = 0  # bumped by clear(): a load that raced a write is not stored
+
+    @property
+    def max_age(self) -> float:
+        """How long a snapshot is used before its check: ``min(ttl_seconds, MAX_STALE_SECONDS)``."""
+        return min(self.ttl_seconds, MAX_STALE_SECONDS)
 
     def get(self, key: tuple[str, str], load: Callable[[], T | None] | None) -> T | None:
         """The cached value, else ``load()`` (cached when found); ``load=None`` means cache

@@ -5,21 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from service.core import compute, cost, memory, scaling, serving
 from service.core.architecture import Architecture, ModelShape
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
 from service.core.memory import Precision
 from service.core.plan import PlanResult
-from service.db.models import Gpu, Provider
-from service.db.repositories import VersionedRepository
 from service.errors import Unprocessable
 from service.schemas import cost as s
 from service.services import plan as plan_service
 from service.services import serving as serving_service
-from service.services.catalog_reader import CatalogReader, GpuView, catalog_snapshot
+from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import resolve_gpu, resolve_model
 from service.services.plan import Cluster
 
@@ -56,6 +52,13 @@ def _rate(gpu: GpuView, req: s.Throughput) -> Rate:
         mfu, source = DEFAULT_MFU, "service default (no catalog MFU for this GPU)"
     flops = cost.achieved_flops_per_s(peak_tflops=peak, mfu=mfu, achieved_tflops=None)
     return Rate(flops, mfu, {"mfu": mfu, "mfu_source": source, "peak_tflops": peak, "peak_dtype": req.dtype})
+
+
+def _rate_or_error(gpu: GpuView, req: s.Throughput) -> Rate | Unprocessable:
+    try:
+        return _rate(gpu, req)
+    except Unprocessable as exc:
+        return exc
 
 
 def _efficiency(req: s.Throughput) -> tuple[float, str]:
@@ -112,13 +115,13 @@ def _plan_assumptions(planned: Planned) -> dict[str, Any]:
     return out
 
 
-def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.PriceQuote:
+def resolve_price(catalog_reader: CatalogReader, gpu_id: str, choice: s.PriceChoice) -> s.PriceQuote:
     """An explicit price, the provider's current price, or the cheapest current price."""
     if choice.usd_per_gpu_hour is not None:
         return s.PriceQuote(
             usd_per_gpu_hour=choice.usd_per_gpu_hour, provider=None, pricing=None, as_of=None, source="request", chosen="explicit"
         )
-    catalog = catalog_snapshot(session)
+    catalog = catalog_reader.snapshot()
     if choice.provider is not None and catalog.item("providers", choice.provider) is None:
         known = ", ".join(catalog.ids("providers"))
         raise Unprocessable.for_field("provider", f"unknown provider {choice.provider!r}; known: {known}")
@@ -139,21 +142,21 @@ def resolve_price(session: Session, gpu_id: str, choice: s.PriceChoice) -> s.Pri
     )
 
 
-def listed_price(session: Session, gpu_id: str, choice: s.PriceChoice, *, many: bool) -> s.PriceQuote | None:
+def listed_price(catalog: CatalogReader, gpu_id: str, choice: s.PriceChoice, *, many: bool) -> s.PriceQuote | None:
     """:func:`resolve_price`, except that a GPU compared among ``many`` without a price is listed
     unpriced (None) rather than failing the whole answer."""
     try:
-        return resolve_price(session, gpu_id, choice)
+        return resolve_price(catalog, gpu_id, choice)
     except Unprocessable:
         if many:
             return None
         raise
 
 
-def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: Session) -> s.TrainingCostResponse:
+def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.TrainingCostResponse:
     model = resolve_model(req.model, catalog)
     gpu = _gpu(catalog, req.gpu)
-    price = resolve_price(session, gpu.id, req)
+    price = resolve_price(catalog, gpu.id, req)
     flops = compute.training_flops(
         model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
     )
@@ -224,64 +227,33 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
     )
 
 
-def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> s.CompareResponse:
+def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
     model = resolve_model(req.model, catalog)
     flops = compute.training_flops(model, req.tokens)
-    rows = catalog_snapshot(session).current_prices({"pricing": req.pricing})
+    snapshot = catalog.snapshot()
+    rows = snapshot.current_prices({"pricing": req.pricing})
     wanted_gpus = set(req.gpus) if req.gpus else None
     wanted_providers = set(req.providers) if req.providers else None
-    for name, wanted, table in (("gpus", wanted_gpus, Gpu), ("providers", wanted_providers, Provider)):
-        known = VersionedRepository(session, table).ids()
+    for name, wanted, table in (("gpus", wanted_gpus, "gpus"), ("providers", wanted_providers, "providers")):
+        known = snapshot.ids(table)
         unknown = sorted((wanted or set()) - set(known))
         if unknown:
             raise Unprocessable.for_field(name, f"unknown: {', '.join(unknown)}; known: {', '.join(known)}")
     efficiency, efficiency_source = _efficiency(req)
     footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=req.seq_len)
-    planned: dict[str, Planned | None] = {}
+    per_gpu: dict[str, dict[str, Any]] = {}  # one plan and one unpriced run per GPU type, whatever its providers
     out: list[s.CompareRow] = []
     for row in rows:
         if (wanted_gpus and row.gpu_id not in wanted_gpus) or (wanted_providers and row.provider_id not in wanted_providers):
             continue
-        gpu = _gpu(catalog, row.gpu_id)
-        if gpu.id not in planned:  # one plan per GPU type, whatever its providers
-            planned[gpu.id] = _planned(model, gpu, req.n_gpus, req.seq_len, req)
-        plan = planned[gpu.id]
-        best = plan.plan.plans[0] if plan and plan.plan and plan.plan.plans else None
-        if plan is not None and plan.plan is not None:
-            fits = best is not None
-            note = "" if fits else (plan.reason or "no layout fits")
-            least = best.memory.total_bytes if best else footprint
-        else:
-            fits = footprint <= gpu.memory_bytes
-            note = "" if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best; has {gpu.memory_bytes / 2**30:.1f} GiB"
-            least = footprint
-        row_fields = {
-            "gpu": gpu.id, "provider": row.provider_id, "pricing": row.pricing, "usd_per_gpu_hour": row.usd_per_gpu_hour,
-            "as_of": row.as_of, "fits": fits, "min_memory_bytes_per_gpu": least,
-            "plan": plan_service.plan_summary(best) if best else None,
-        }  # fmt: skip
-        if best is not None:
-            r = cost.planned_training_cost(
-                tokens=req.tokens, model_flops=flops.model_flops, tokens_per_second=best.tokens_per_second, n_gpus=req.n_gpus,
-                effective_time_fraction=cost.EFFECTIVE_TRAINING_TIME_FRACTION, usd_per_gpu_hour=row.usd_per_gpu_hour,
-            )  # fmt: skip
-            out.append(s.CompareRow(**row_fields, gpu_hours=r.gpu_hours, wall_clock_hours=r.wall_clock_hours, cost_usd=r.cost_usd,
-                                    mfu=best.mfu, note=note))  # fmt: skip
-            continue
-        try:
-            rate = _rate(gpu, req)
-        except Unprocessable as exc:  # no peak for the dtype: listed, not priced
-            out.append(s.CompareRow(**row_fields, gpu_hours=None, wall_clock_hours=None, cost_usd=None, mfu=None, note=exc.detail))
-            continue
-        r = cost.training_cost(
-            flops.model_flops, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, n_gpus=req.n_gpus, scaling_efficiency=efficiency,
-            usd_per_gpu_hour=row.usd_per_gpu_hour, mfu=rate.mfu,
-        )  # fmt: skip
-        out.append(
-            s.CompareRow(
-                **row_fields, gpu_hours=r.gpu_hours, wall_clock_hours=r.wall_clock_hours, cost_usd=r.cost_usd, mfu=rate.mfu, note=note
-            )
-        )
+        terms = per_gpu.get(row.gpu_id)
+        if terms is None:
+            terms = per_gpu[row.gpu_id] = _compare_terms(_gpu(catalog, row.gpu_id), model, flops.model_flops, footprint, efficiency, req)
+        gpu_hours = terms["gpu_hours"]
+        out.append(s.CompareRow(
+            **terms, provider=row.provider_id, pricing=row.pricing, usd_per_gpu_hour=row.usd_per_gpu_hour, as_of=row.as_of,
+            cost_usd=None if gpu_hours is None else cost.dollars(gpu_hours, row.usd_per_gpu_hour),
+        ))  # fmt: skip
     metric = "cost_usd" if req.sort_by == "cost" else "wall_clock_hours"
     out.sort(key=lambda r: (not r.fits, getattr(r, metric) is None, getattr(r, metric) or 0.0))
     return s.CompareResponse(
@@ -301,6 +273,39 @@ def compare(req: s.CompareRequest, catalog: CatalogReader, session: Session) -> 
     )  # fmt: skip
 
 
+def _compare_terms(
+    gpu: GpuView, model: ModelShape, model_flops: float, footprint: int, efficiency: float, req: s.CompareRequest
+) -> dict[str, Any]:
+    """What a comparison row of ``gpu`` holds whatever its provider and price: whether and how the
+    run fits, its GPU-hours and wall clock (from the best plan, else the MFU), the MFU, a note."""
+    plan = _planned(model, gpu, req.n_gpus, req.seq_len, req)
+    best = plan.plan.plans[0] if plan and plan.plan and plan.plan.plans else None
+    if plan is not None and plan.plan is not None:
+        fits = best is not None
+        note = "" if fits else (plan.reason or "no layout fits")
+        least = best.memory.total_bytes if best else footprint
+    else:
+        fits = footprint <= gpu.memory_bytes
+        note = "" if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best; has {gpu.memory_bytes / 2**30:.1f} GiB"
+        least = footprint
+    terms: dict[str, Any] = {"gpu": gpu.id, "fits": fits, "min_memory_bytes_per_gpu": least,
+                             "plan": plan_service.plan_summary(best) if best else None}  # fmt: skip
+    if best is not None:
+        r = cost.planned_training_cost(
+            tokens=req.tokens, model_flops=model_flops, tokens_per_second=best.tokens_per_second, n_gpus=req.n_gpus,
+            effective_time_fraction=cost.EFFECTIVE_TRAINING_TIME_FRACTION, usd_per_gpu_hour=None,
+        )  # fmt: skip
+        return terms | {"gpu_hours": r.gpu_hours, "wall_clock_hours": r.wall_clock_hours, "mfu": best.mfu, "note": note}
+    rate = _rate_or_error(gpu, req)
+    if isinstance(rate, Unprocessable):  # no peak for the dtype: listed, not priced
+        return terms | {"gpu_hours": None, "wall_clock_hours": None, "mfu": None, "note": rate.detail}
+    r = cost.training_cost(
+        model_flops, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, n_gpus=req.n_gpus, scaling_efficiency=efficiency,
+        usd_per_gpu_hour=None, mfu=rate.mfu,
+    )  # fmt: skip
+    return terms | {"gpu_hours": r.gpu_hours, "wall_clock_hours": r.wall_clock_hours, "mfu": rate.mfu, "note": note}
+
+
 @dataclass(frozen=True)
 class Economics:
     """GPU-hours, wall clock, dollars and the price of some FLOPs on the request's GPU (all
@@ -313,13 +318,13 @@ class Economics:
     assumptions: dict[str, Any] = field(default_factory=dict)
 
 
-def _run_economics(catalog: CatalogReader, session: Session, req: Any, compute_flops: float, n_gpus: int | None) -> Economics:
+def _run_economics(catalog: CatalogReader, req: Any, compute_flops: float, n_gpus: int | None) -> Economics:
     if req.gpu is None:
         return Economics()
     gpu = _gpu(catalog, req.gpu)
     rate = _rate(gpu, req)
     efficiency, efficiency_source = _efficiency(req)
-    price = resolve_price(session, gpu.id, req)
+    price = resolve_price(catalog, gpu.id, req)
     r = cost.training_cost(
         compute_flops, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, n_gpus=n_gpus or 1, scaling_efficiency=efficiency,
         usd_per_gpu_hour=price.usd_per_gpu_hour, mfu=rate.mfu,
@@ -361,12 +366,12 @@ def _budget_response(
     )
 
 
-def budget(req: s.BudgetRequest, catalog: CatalogReader, session: Session) -> s.BudgetResponse:
+def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
     if req.budget_usd is not None:
         gpu = _gpu(catalog, req.gpu)
         rate = _rate(gpu, req)
         efficiency, _ = _efficiency(req)
-        price = resolve_price(session, gpu.id, req)
+        price = resolve_price(catalog, gpu.id, req)
         if price.usd_per_gpu_hour <= 0:
             raise Unprocessable.for_field(
                 "gpu", f"the current price for {gpu.id} is $0/GPU-hour, so any budget buys unlimited compute; give usd_per_gpu_hour"
@@ -386,13 +391,13 @@ def budget(req: s.BudgetRequest, catalog: CatalogReader, session: Session) -> s.
         how = "fixed tokens_per_param r: N = sqrt(C / (6r))"
     else:
         how = "compute-optimal under the law"
-    economics = _run_economics(catalog, session, req, flops, req.n_gpus)
+    economics = _run_economics(catalog, req, flops, req.n_gpus)
     return _budget_response(shape, economics, {"scaling_law": req.scaling_law.value, "shape": how})
 
 
-def for_loss(req: s.ForLossRequest, catalog: CatalogReader, session: Session) -> s.BudgetResponse:
+def for_loss(req: s.ForLossRequest, catalog: CatalogReader) -> s.BudgetResponse:
     shape = scaling.compute_for_loss(req.target_loss, req.scaling_law)
-    economics = _run_economics(catalog, session, req, shape.compute_flops, req.n_gpus)
+    economics = _run_economics(catalog, req, shape.compute_flops, req.n_gpus)
     inverse = "inverse: on the optimal path alpha*A/N^alpha = beta*B/D^beta, so L - E = (A/N^alpha)(1 + alpha/beta)"
     return _budget_response(shape, economics, {"scaling_law": req.scaling_law.value, "target_loss": req.target_loss}, (inverse,))
 
@@ -414,7 +419,7 @@ def _served_token_usd(n_params: float, gpu: GpuView, price: s.PriceQuote, req: s
     return usd, shape
 
 
-def lifetime(req: s.LifetimeRequest, catalog: CatalogReader, session: Session) -> s.LifetimeResponse:
+def lifetime(req: s.LifetimeRequest, catalog: CatalogReader) -> s.LifetimeResponse:
     law = scaling.ScalingLaw(req.scaling_law)
     r = scaling.lifetime_optimal(req.target_loss, req.inference_tokens, law)
     more: dict[str, Any] = {}
@@ -427,12 +432,12 @@ def lifetime(req: s.LifetimeRequest, catalog: CatalogReader, session: Session) -
             ((r.params, r.training_flops, r.inference_flops),
              (r.chinchilla_params, 6 * r.chinchilla_params * r.chinchilla_tokens, 2 * r.chinchilla_params * req.inference_tokens))
         ):
-            train = _run_economics(catalog, session, req, training_flops, None)
+            train = _run_economics(catalog, req, training_flops, None)
             price = price or train.price
             assert train.cost_usd is not None and train.price is not None
             per_token, how = _served_token_usd(params, gpu, train.price, req)
             if per_token is None:  # too big for one node: the inference FLOPs at the training rate, said so
-                serve = _run_economics(catalog, session, req, inference_flops, None).cost_usd or 0.0
+                serve = _run_economics(catalog, req, inference_flops, None).cost_usd or 0.0
             else:
                 serve = per_token * req.inference_tokens
             totals[i] = train.cost_usd + serve
@@ -452,14 +457,14 @@ def lifetime(req: s.LifetimeRequest, catalog: CatalogReader, session: Session) -
     )  # fmt: skip
 
 
-def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader, session: Session) -> s.InferenceCostResponse:
+def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader) -> s.InferenceCostResponse:
     """A replica of ``n_gpus`` (tensor-parallel) GPUs at ``batch_size``, priced by the serving
     model that ``POST /v1/plan/serving`` uses (:mod:`service.core.serving`)."""
     model = resolve_model(req.model, catalog)
     arch = compute.require_architecture(model, "serving cost (the KV cache)")
     serving.check_tensor_parallel(arch, req.n_gpus)
     gpu = _gpu(catalog, req.gpu)
-    price = resolve_price(session, gpu.id, req)
+    price = resolve_price(catalog, gpu.id, req)
     fmt = req.dtype
     hw, peak_dtype = serving_service.serving_hardware(gpu, fmt)
     kv_dtype = req.kv_dtype or Dtype.BF16

@@ -3,11 +3,10 @@ priced when the request gives the run's tokens. Cost and budget answers reuse :f
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from service.core import plan as core
 from service.core.architecture import Architecture
@@ -26,7 +25,7 @@ from service.errors import Unprocessable
 from service.schemas import plan as s
 from service.schemas.cost import PriceQuote
 from service.schemas.layout import PlanItem, PlanMemory, StepTimeParts
-from service.services.catalog_reader import CatalogReader, GpuView
+from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, light_work_only
 from service.services.models import resolve_gpu, resolve_model
 
 DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens per step: Llama 2 (Touvron et al. 2023 §2.2), LLaMA (§2.3)
@@ -129,30 +128,58 @@ def training_seq_len(arch: Architecture, seq_len: int | None) -> tuple[int, str]
     return min(arch.max_seq_len, DEFAULT_TRAINING_SEQ_LEN), "default: the model's context, at most 8,192 (Llama 3 §3.4)"
 
 
-@lru_cache(maxsize=512)
-def _cached_plan(arch: Architecture, hardware: Hardware, key: tuple[Any, ...]) -> core.PlanResult:
-    fields = dict(key)
-    fields["fixed"] = dict(fields["fixed"])
-    result = core.plan(arch, hardware, core.PlanSpec(**fields))
-    if result.search.cut:  # a search cut by its time bound is not the answer to keep
-        raise _Uncacheable(result)
-    return result
+PLAN_CACHE_SIZE = 512
 
 
-class _Uncacheable(Exception):
-    def __init__(self, result: core.PlanResult) -> None:
-        self.result = result
+class PlanCache:
+    """Plans already searched, least recently used dropped first (a plan is a pure function of
+    its inputs, so it never goes stale). Several threads share it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._plans: OrderedDict[tuple[Any, ...], core.PlanResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> core.PlanResult | None:
+        with self._lock:
+            found = self._plans.get(key)
+            if found is not None:
+                self._plans.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[Any, ...], result: core.PlanResult) -> None:
+        with self._lock:
+            self._plans[key] = result
+            self._plans.move_to_end(key)
+            while len(self._plans) > self.size:
+                self._plans.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._plans.clear()
+
+
+PLANS = PlanCache(PLAN_CACHE_SIZE)
 
 
 def cached_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> core.PlanResult:
     """:func:`service.core.plan.plan`, memoised (the answer is a pure function of its inputs)
-    unless the search was cut; for the cost answers, which ask the same plan again and again."""
-    key = tuple((name, getattr(spec, name)) for name in core.PlanSpec.__dataclass_fields__ if name != "fixed")
+    unless the search was cut; for the cost answers, which ask the same plan again and again.
+
+    A search not yet cached is heavy work (milliseconds to seconds): called on the event loop
+    (:func:`service.services.catalog_reader.light_work_only`) it raises :class:`HeavyWork`, and
+    the route runs the answer again in the thread pool."""
+    key = (arch, hardware, *((name, getattr(spec, name)) for name in core.PlanSpec.__dataclass_fields__ if name != "fixed"))
     key += (("fixed", tuple(sorted(spec.fixed.items()))),)
-    try:
-        return _cached_plan(arch, hardware, key)
-    except _Uncacheable as uncached:
-        return uncached.result
+    found = PLANS.get(key)
+    if found is not None:
+        return found
+    if light_work_only():
+        raise HeavyWork("plan search")
+    result = core.plan(arch, hardware, spec)
+    if not result.search.cut:  # a search cut by its time bound is not the answer to keep
+        PLANS.put(key, result)
+    return result
 
 
 def best_plan(
@@ -207,13 +234,13 @@ def _stats(search: core.Search) -> s.SearchStats:
                          seconds=search.seconds, cut=search.cut, searched=search.searched)  # fmt: skip
 
 
-def _price(session: Session, gpu_id: str, req: s.PlanRequest, many: bool) -> PriceQuote | None:
+def _price(catalog: CatalogReader, gpu_id: str, req: s.PlanRequest, many: bool) -> PriceQuote | None:
     from service.services.cost import listed_price  # cost imports this module for its plans
 
-    return None if req.tokens is None else listed_price(session, gpu_id, req, many=many)
+    return None if req.tokens is None else listed_price(catalog, gpu_id, req, many=many)
 
 
-def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.PlanResponse:
+def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     arch = require_architecture(resolve_model(req.model, catalog), "the planner")
     seq_len, seq_source = training_seq_len(arch, req.seq_len)
     batch, batch_source = batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, req.n_gpus)
@@ -272,7 +299,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.Plan
             totals[0], totals[1] = totals[0] + result.search.considered, totals[1] + result.search.feasible
         totals[3], totals[4] = totals[3] + result.search.seconds, totals[4] or result.search.cut
         searched.append(f"{gpu_id}: {result.search.searched}")
-        price = _price(session, view.id, req, many)
+        price = _price(catalog, view.id, req, many)
         usd = price.usd_per_gpu_hour if price else None
         gpu_items = [plan_item(view.id, n_gpus, p, req.tokens, req.effective_time_fraction, usd, result.model_flops_per_token)
                      for p in result.plans]  # fmt: skip

@@ -6,8 +6,6 @@ import dataclasses
 import math
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from service.core import serving as core
 from service.core.architecture import Architecture
 from service.core.compute import require_architecture
@@ -49,10 +47,10 @@ def serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
     return dataclasses.replace(cluster.hardware, peak_flops_per_s=float(peak) * 1e12), key
 
 
-def _price(session: Session, gpu_id: str, req: s.ServingPlanRequest, many: bool) -> PriceQuote | None:
+def _price(catalog: CatalogReader, gpu_id: str, req: s.ServingPlanRequest, many: bool) -> PriceQuote | None:
     from service.services.cost import listed_price  # cost imports the planner services
 
-    return listed_price(session, gpu_id, req, many=many)
+    return listed_price(catalog, gpu_id, req, many=many)
 
 
 def _unfit(gpu: str, reason: str) -> s.ServingOption:
@@ -60,7 +58,7 @@ def _unfit(gpu: str, reason: str) -> s.ServingOption:
     return s.ServingOption(**(empty | {"gpu": gpu, "fits": False, "reason": reason}))
 
 
-def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader, session: Session) -> s.ServingPlanResponse:
+def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.ServingPlanResponse:
     arch = require_architecture(resolve_model(req.model, catalog), "a serving plan (the KV cache)")
     weights = core.weight_bytes(arch, req.weights_dtype, group_size=req.group_size)
     sequence = req.prompt_tokens + req.output_tokens
@@ -86,7 +84,7 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader, session: Ses
         assert view is not None
         hw, peak_key = serving_hardware(view, req.weights_dtype)
         assumptions[f"{view.id}.peak_dtype"] = peak_key
-        options.append(_option(arch, hw, view, weights, req, _price(session, view.id, req, many)))
+        options.append(_option(arch, hw, view, weights, req, _price(catalog, view.id, req, many)))
     options.sort(key=lambda o: (not o.fits, o.usd_per_million_output_tokens is None, o.usd_per_million_output_tokens or 0.0))
     priced = [o for o in options if o.fits and o.usd_per_million_output_tokens is not None]
     return s.ServingPlanResponse(

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
-from service.api.deps import get_session, require_writer
+from service.api.deps import get_catalog, require_writer
 from service.api.routing import HandlerRoute, attach, handler_router
 from service.errors import Unavailable
 from service.services.catalog_reader import CatalogCache, CatalogReader
@@ -51,7 +51,7 @@ def test_dependency_overrides_reach_attached_routes(app, client) -> None:
     def no_database() -> None:
         raise Unavailable("override reached the route")
 
-    app.dependency_overrides[get_session] = no_database
+    app.dependency_overrides[get_catalog] = no_database
     try:
         r = client.get("/v1/gpus")
         assert r.status_code == 503 and r.json()["detail"] == "override reached the route"

@@ -227,3 +227,51 @@ def test_an_empty_snapshot_is_read_again_once_seeded(backend: str, make_database
             assert not snapshots.get(session, max_age=0).empty
     finally:
         engine.dispose()
+
+
+def test_derived_values_are_kept_with_their_snapshot_and_equal_a_fresh_build(client, app, monkeypatch) -> None:
+    """Pages' JSON and current-price lists are computed once per snapshot; a write makes a new
+    snapshot, so nothing derived from the old one is served after it."""
+    first = client.get("/v1/prices", params={"latest": "true", "limit": 7})
+    assert client.get("/v1/prices", params={"latest": "true", "limit": 7}).content == first.content
+    with app.state.sessionmaker() as session:
+        snapshot = catalog_snapshot(session)
+        query = s.PriceFilters(latest=True, limit=7)
+        items, total = snapshot.page("prices", query.filters(), latest=True, limit=7, offset=0)
+        assert first.json() == s.Page[s.PriceOut](items=items, total=total, limit=7, offset=0).model_dump(mode="json")
+        assert snapshot.current_prices({"gpu_id": "h100-sxm"}) is snapshot.current_prices({"gpu_id": "h100-sxm"})
+    assert client.post("/v1/prices", json=price(usd_per_gpu_hour=0.01), headers=AUTH).status_code == 201
+    after = client.get("/v1/prices", params={"latest": "true", "gpu_id": "h100-sxm", "provider_id": "lambda"}).json()["items"]
+    assert 0.01 in [item["usd_per_gpu_hour"] for item in after]
+    built = []
+    monkeypatch.setattr(catalog_reader, "MAX_DERIVED", 0)  # nothing kept: every read builds again
+    with app.state.sessionmaker() as session:
+        snapshot = catalog_snapshot(session)
+        assert snapshot.derived(("k",), lambda: built.append(1) or "v") == "v"
+        assert snapshot.derived(("k",), lambda: built.append(1) or "v") == "v"
+    assert built == [1, 1]
+
+
+def test_heavy_work_leaves_the_event_loop(client, app) -> None:
+    """On the event loop a plan search not yet cached raises HeavyWork (the route then answers
+    from the thread pool); once cached the same answer is served on the loop, identical."""
+    from service.core.memory import Precision
+    from service.schemas.model import ModelSpec
+    from service.services import plan as plan_service
+    from service.services.catalog_reader import HeavyWork, on_event_loop
+    from service.services.models import resolve_model
+
+    plan_service.PLANS.clear()
+    reader = app.state.catalog
+    arch = resolve_model(ModelSpec.model_validate({"preset": "llama-2-7b"}), reader)
+    cluster = plan_service.cluster_for(reader.gpu("h100-sxm"), Precision.MIXED_BF16)
+    args = dict(n_gpus=8, seq_len=4096, global_batch_size=256)
+    with pytest.raises(HeavyWork):
+        on_event_loop(lambda: plan_service.best_plan(arch, cluster, **args))
+    searched = plan_service.best_plan(arch, cluster, **args)  # off the loop: searched, then kept
+    assert on_event_loop(lambda: plan_service.best_plan(arch, cluster, **args)) is searched
+    body = {"model": {"preset": "llama-2-7b"}, "tokens": 1e12, "gpu": "a100-80gb-sxm", "n_gpus": 64}
+    cold = client.post("/v1/cost/training", json=body)
+    warm = client.post("/v1/cost/training", json=body)
+    assert cold.status_code == warm.status_code == 200 and cold.json() == warm.json()
+    assert cold.json()["assumptions"]["time_from"].startswith("the planner's best plan")
