@@ -133,7 +133,7 @@ def test_etag_location_and_if_match(spec) -> None:
     paths = spec["paths"]
 
     def headers(op: dict[str, Any], code: str) -> set[str]:
-        return set(op["responses"][code].get("headers", {}))
+        return set(op["responses"][code].get("headers", {})) - {"X-Request-ID"}  # on every response (below)
 
     for resource in VERSIONED:
         item = paths[f"/v1/{resource}/{{{resource[:-1] if resource != 'models' else 'model'}_id}}"]
@@ -184,7 +184,7 @@ def test_response_fields_are_required(spec) -> None:
         for code, response in op["responses"].items()
         if code.startswith("2")
         for node in schema_nodes(response)
-        if isinstance(ref := node.get("$ref"), str)
+        if isinstance(ref := node.get("$ref"), str) and ref.startswith("#/components/schemas/")
     }
     seen = set()
     while names - seen:
@@ -279,3 +279,22 @@ def test_every_request_body_has_media_type_examples(spec) -> None:
         model = schemas[media["schema"]["$ref"].rpartition("/")[2]]
         assert [example["value"] for example in media["examples"].values()] == model["examples"], (path, method)
     assert bodies == 13 + 2 * 3 + 3 + 1  # calculators, plans, budget; PUT+PATCH; POST of versioned; POST price
+
+
+def test_middleware_answers_and_the_request_id_are_declared(spec) -> None:
+    """413 and 415 come from the body guard before any route runs, on every operation that takes
+    a body; every response carries X-Request-ID."""
+    assert spec["components"]["headers"]["X-Request-ID"]["schema"] == {"type": "string", "maxLength": 128}
+    bodies = 0
+    for path, method, op in operations(spec):
+        for code, response in op["responses"].items():
+            assert response["headers"]["X-Request-ID"] == {"$ref": "#/components/headers/X-Request-ID"}, (path, method, code)
+        if "requestBody" in op:
+            bodies += 1
+            for code in ("413", "415"):
+                assert op["responses"][code]["content"] == {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                }, (path, method, code)
+        else:
+            assert "413" not in op["responses"] and "415" not in op["responses"], (path, method)
+    assert bodies >= 20

@@ -14,6 +14,9 @@ here only undoes how they are rendered:
   default value worth stating, so ``default: null`` is dropped; real defaults stay.
 * Every request body gets its schema's examples at the media-type level (Swagger UI and the
   generators read them there).
+* What the middleware answers before any route runs is declared too (``service.api.middleware``):
+  every operation with a request body may answer 413 (over ``MAX_BODY_BYTES``) and 415 (not
+  JSON), as problem+json; every response carries ``X-Request-ID`` (a shared header component).
 """
 
 from __future__ import annotations
@@ -26,10 +29,40 @@ BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 DATA_KEYS = frozenset({"example", "examples"})  # example values are data, not schemas
 
 
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+MIDDLEWARE_ERRORS = {
+    "413": "The request body is larger than the service's limit (`MAX_BODY_BYTES`); nothing past the limit is read.",
+    "415": "The request body is not JSON: send it with `Content-Type: application/json`.",
+}
+REQUEST_ID = {
+    "description": "The request's id: the `X-Request-ID` the client sent (when it is a sane token of at most 128 "
+    "characters), else a new one; the same id is in the service's log line of the request.",
+    "schema": {"type": "string", "maxLength": 128},
+}
+
+
 def finish_document(document: dict[str, Any]) -> None:
     """Apply the finishing touches to ``document`` in place."""
     _walk(document)
     _add_body_examples(document)
+    _add_middleware_answers(document)
+
+
+def _add_middleware_answers(document: dict[str, Any]) -> None:
+    document.setdefault("components", {}).setdefault("headers", {})["X-Request-ID"] = REQUEST_ID
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "requestBody" in operation:
+                for code, description in MIDDLEWARE_ERRORS.items():
+                    responses.setdefault(code, {"description": description,
+                                                "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}})  # fmt: skip
+            for response in responses.values():
+                response.setdefault("headers", {})["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
+            operation["responses"] = dict(sorted(responses.items()))
 
 
 def _walk(node: Any) -> None:
