@@ -18,6 +18,7 @@ from service.api.routing import attach, move_docs_last, operation_id
 from service.db.engine import build_engine, session_factory
 from service.errors import install_error_handlers
 from service.metrics import Metrics
+from service.services.answers import AnswerCache
 from service.services.catalog_reader import CatalogCache, CatalogReader
 from service.settings import Settings, get_settings
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog_cache = CatalogCache(settings.catalog_cache_seconds)
     # one shared reader; it opens sessions through app.state, so a swapped sessionmaker is used
     app.state.catalog = CatalogReader(lambda: app.state.sessionmaker(), app.state.catalog_cache)
+    app.state.answers = AnswerCache()  # priced answers, kept while their catalog snapshot is current
     app.state.metrics = Metrics()
     add_middleware(app, settings)
     install_error_handlers(app)

@@ -19,17 +19,17 @@ router = api_router(prefix="/v1/budget", tags=["budget"], responses=problem_resp
 async def optimal_model(req: s.BudgetRequest, request: Request) -> Response:
     """Dollars → FLOPs → the compute-optimal parameters and tokens under a scaling law and the
     loss it predicts; or a fixed size or tokens-per-parameter and the loss that costs."""
-    return await answer_model(cost.budget, req, request)
+    return await answer_model(cost.budget, req, request, keep=True)
 
 
 @router.post("/for-loss", response_model=s.BudgetResponse, summary="Budget for a loss")
 async def model_for_loss(req: s.ForLossRequest, request: Request) -> Response:
     """The cheapest compute-optimal run that reaches `target_loss`, and its dollars on a GPU."""
-    return await answer_model(cost.for_loss, req, request)
+    return await answer_model(cost.for_loss, req, request, keep=True)
 
 
 @router.post("/lifetime", response_model=s.LifetimeResponse, summary="Training plus serving optimum")
 async def lifetime_optimum(req: s.LifetimeRequest, request: Request) -> Response:
     """The model size that minimises training plus lifetime inference compute for a target loss
     (Sardana et al. 2023): heavy serving favours a smaller model trained on more tokens."""
-    return await answer_model(cost.lifetime, req, request)
+    return await answer_model(cost.lifetime, req, request, keep=True)

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.json_body import component, parse_body
 from service.errors import PROBLEM_JSON
+from service.services.answers import AnswerCache, traced
 from service.services.catalog_reader import CacheMiss, CatalogReader, on_event_loop
 
 Req = TypeVar("Req", bound=BaseModel)
@@ -68,13 +69,26 @@ async def answer(compute: Callable[[Req, CatalogReader], BaseModel], request: Re
     return await answer_model(compute, await parse_body(request, body), request)
 
 
-async def answer_model(compute: Callable[[Req, CatalogReader], BaseModel], req: Req, request: Request) -> Response:
+async def answer_model(
+    compute: Callable[[Req, CatalogReader], BaseModel], req: Req, request: Request, *, keep: bool = False
+) -> Response:
     """Answer ``req``: on the event loop when every catalog row it needs is in the fresh snapshot
     and it needs no heavy work (a plan search not yet cached), else in the thread pool, where it
-    may read the store and compute without holding up the loop's other requests."""
+    may read the store and compute without holding up the loop's other requests. With ``keep``
+    the answer's JSON is kept while the snapshot it read is current
+    (:mod:`service.services.answers`) and served again for the same request."""
     catalog: CatalogReader = request.app.state.catalog
+    key = (compute.__module__, compute.__qualname__, req.model_dump_json()) if keep else None
+    answers: AnswerCache = request.app.state.answers
     try:
-        result = on_event_loop(compute, req, catalog.cached_only())
+        if key is not None:
+            kept = answers.get(key, catalog.cached_only().snapshot().serial)
+            if kept is not None:
+                return Response(kept, media_type="application/json")
+        result, trace = on_event_loop(traced, compute, req, catalog.cached_only())
     except CacheMiss:
-        result = await run_in_threadpool(compute, req, catalog)
-    return json_response(result)
+        result, trace = await run_in_threadpool(traced, compute, req, catalog)
+    body = result.model_dump_json()
+    if key is not None:
+        answers.put(key, trace, body)
+    return Response(body, media_type="application/json")

@@ -24,6 +24,7 @@ every read).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import weakref
@@ -40,6 +41,7 @@ from service.db.repositories import catalog_rows, catalog_version
 from service.schemas import catalog as s
 from service.schemas.base import Schema
 from service.schemas.model import ARCHITECTURE_FIELDS
+from service.services.answers import note_snapshot
 
 T = TypeVar("T")
 
@@ -132,11 +134,15 @@ def newest_per_kind(prices: Sequence[Row[Any]], positions: list[int]) -> list[in
     return newest
 
 
+_SERIALS = itertools.count(1)
+
+
 class CatalogSnapshot:
     """The whole catalog at one ``catalog_version``; immutable once built (readers share it)."""
 
     def __init__(self, version: int | None, rows: Mapping[str, Sequence[Row[Any]]]) -> None:
         self.version = version
+        self.serial = next(_SERIALS)  # unique in this process: what answers derived from it are keyed by
         self.tables = {
             "gpus": Table(rows["gpus"], s.GpuOut),
             "providers": Table(rows["providers"], s.ProviderOut),
@@ -356,7 +362,9 @@ class CatalogReader:
         return self._cached_only
 
     def snapshot(self) -> CatalogSnapshot:
-        return self.cache.snapshot(self.open_session)
+        snapshot = self.cache.snapshot(self.open_session)
+        note_snapshot(snapshot.serial)  # an answer computed from it is kept only while it is current
+        return snapshot
 
     def preset_fields(self, preset_id: str) -> tuple[tuple[str, Any], ...] | None:
         """The preset's architecture fields that are set, as sorted ``(name, value)`` pairs

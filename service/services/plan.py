@@ -25,6 +25,7 @@ from service.errors import Unprocessable
 from service.schemas import plan as s
 from service.schemas.cost import PriceQuote
 from service.schemas.layout import PlanItem, PlanMemory, StepTimeParts
+from service.services.answers import not_keepable
 from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, light_work_only
 from service.services.models import resolve_gpu, resolve_model
 
@@ -177,7 +178,9 @@ def cached_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> 
     if light_work_only():
         raise HeavyWork("plan search")
     result = core.plan(arch, hardware, spec)
-    if not result.search.cut:  # a search cut by its time bound is not the answer to keep
+    if result.search.cut:  # a search cut by its time bound is not the answer to keep
+        not_keepable()
+    else:
         PLANS.put(key, result)
     return result
 

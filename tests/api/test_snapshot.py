@@ -275,3 +275,49 @@ def test_heavy_work_leaves_the_event_loop(client, app) -> None:
     warm = client.post("/v1/cost/training", json=body)
     assert cold.status_code == warm.status_code == 200 and cold.json() == warm.json()
     assert cold.json()["assumptions"]["time_from"].startswith("the planner's best plan")
+
+
+def test_priced_answers_are_kept_only_while_their_snapshot_is_current(client, app) -> None:
+    """A cost answer is served again for the same request while the catalog it read is unchanged;
+    a price written here is in the next answer; a cut plan search is never kept."""
+    from service.services import answers as answer_cache
+
+    app.state.answers.clear()
+    body = {"model": {"n_params": 7e9}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 8}
+    first = client.post("/v1/cost/training", json=body)
+    assert first.status_code == 200 and len(app.state.answers._answers) == 1
+    assert client.post("/v1/cost/training", json=body).content == first.content
+    cheapest = first.json()["price"]["usd_per_gpu_hour"]
+    assert client.post("/v1/prices", json=price(usd_per_gpu_hour=cheapest / 2), headers=AUTH).status_code == 201
+    second = client.post("/v1/cost/training", json=body).json()
+    assert second["price"]["usd_per_gpu_hour"] == cheapest / 2
+    assert second["cost_usd"] == pytest.approx(first.json()["cost_usd"] / 2)
+
+    trace = answer_cache.Trace()
+    cache = answer_cache.AnswerCache(size=2)
+    cache.put("explicit", trace, "{}")  # read no snapshot: valid whatever the catalog
+    assert cache.get("explicit", 12345) == "{}"
+    cut = answer_cache.Trace(snapshots={7}, keepable=False)
+    cache.put("cut", cut, "{}")
+    assert cache.get("cut", 7) is None
+    cache.put("a", answer_cache.Trace(snapshots={7}), "a")
+    cache.put("b", answer_cache.Trace(snapshots={7}), "b")
+    assert cache.get("explicit", 7) is None  # least recently used, dropped at size 2
+    assert cache.get("a", 8) is None and cache.get("a", 7) is None  # another snapshot: dropped
+    assert cache.get("b", 7) == "b"
+
+
+def test_a_trace_sees_snapshots_read_in_the_thread_pool(app) -> None:
+    import asyncio
+
+    from starlette.concurrency import run_in_threadpool
+
+    from service.services.answers import traced
+
+    reader = app.state.catalog
+
+    async def in_thread():
+        return await run_in_threadpool(traced, lambda: reader.gpu("h100-sxm"))
+
+    view, trace = asyncio.run(in_thread())
+    assert view.id == "h100-sxm" and trace.snapshots == {reader.snapshot().serial}
