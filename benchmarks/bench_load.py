@@ -115,7 +115,8 @@ async def drive(port: int, mix: list[tuple[str, str, dict | None]], clients: int
     requests = [(f"{method} {path}", encode(method, path, body)) for method, path, body in mix]
     tally = Tally()
     began = time.perf_counter()
-    await asyncio.gather(*(client("127.0.0.1", port, requests, i, began + seconds, tally) for i in range(clients)))
+    starts = [i * len(requests) // clients if len(requests) > clients else i for i in range(clients)]  # spread over the list
+    await asyncio.gather(*(client("127.0.0.1", port, requests, start, began + seconds, tally) for start in starts))
     tally.seconds = time.perf_counter() - began
     return tally
 
@@ -138,6 +139,24 @@ def prepare_postgres(url: str) -> None:
         engine.dispose()
 
 
+PRICED = ("/v1/cost/training", "/v1/budget", "/v1/cost/compare")
+
+
+def distinct_mix(variants: int) -> list[tuple[str, str, dict | None]]:
+    """The mix with ``variants`` different bodies of each priced request (other token counts and
+    budgets), interleaved, so that with more variants than the service keeps answers
+    (``ANSWER_CACHE_SIZE``) every priced answer is computed afresh."""
+    if variants <= 1:
+        return MIX
+    mix = []
+    for i in range(variants):
+        for method, path, body in MIX:
+            if path in PRICED and body is not None:
+                body = body | ({"budget_usd": body["budget_usd"] + i} if "budget_usd" in body else {"tokens": body["tokens"] + i * 1e9})
+            mix.append((method, path, body))
+    return mix
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=64)
@@ -145,7 +164,12 @@ def main() -> int:
     parser.add_argument(
         "--database-url", help="a Postgres database to use (migrated and seeded); default a throwaway SQLite file"
     )
+    parser.add_argument(
+        "--distinct", type=int, default=1,
+        help="bodies per priced request (default 1: the same request again; 2000: every priced answer computed afresh)",
+    )
     args = parser.parse_args()
+    mix_requests = distinct_mix(args.distinct)
     with tempfile.TemporaryDirectory() as tmp:
         database = Path(tmp) / "load.sqlite3"
         url = args.database_url or f"sqlite:///{database}"
@@ -160,11 +184,12 @@ def main() -> int:
                 if r.status_code != 200:
                     print(f"{method} {path}: HTTP {r.status_code} {r.text[:300]}", file=sys.stderr)
                     return 2
-            asyncio.run(drive(port, MIX, args.clients, min(2.0, args.seconds)))  # warm-up
-            mix = asyncio.run(drive(port, MIX, args.clients, args.seconds))
+            asyncio.run(drive(port, mix_requests, args.clients, min(2.0, args.seconds)))  # warm-up
+            mix = asyncio.run(drive(port, mix_requests, args.clients, args.seconds))
             health = asyncio.run(drive(port, HEALTH, args.clients, args.seconds))
     backend = "postgres" if args.database_url else "sqlite"
-    print(f"{args.clients} clients, {args.seconds:g} s each, {backend}; mix: " + ", ".join(f"{m} {p}" for m, p, _ in MIX))
+    print(f"{args.clients} clients, {args.seconds:g} s each, {backend}, {args.distinct} bodies per priced request; mix: "
+          + ", ".join(f"{m} {p}" for m, p, _ in MIX))  # fmt: skip
     print(mix.line("mix"))
     print(health.line("/healthz"))
     ratio = mix.rate / health.rate if health.rate else 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -51,3 +52,16 @@ def test_the_load_benchmark_runs() -> None:
     for name in ("mix ", "/healthz ", "mix/healthz "):
         assert name in run.stdout
     assert run.stdout.count("errors 0") == 2, run.stdout  # the mix and /healthz
+
+
+def test_distinct_mix_varies_only_the_priced_requests() -> None:
+    from benchmarks.bench_load import MIX, PRICED, distinct_mix
+
+    assert distinct_mix(1) == MIX
+    varied = distinct_mix(3)
+    assert len(varied) == 3 * len(MIX)
+    for path in PRICED:
+        bodies = [json.dumps(body, sort_keys=True) for _, p, body in varied if p == path]
+        assert len(set(bodies)) == 3, path
+    unpriced = [(m, p, b) for m, p, b in varied if p not in PRICED]
+    assert unpriced == [(m, p, b) for m, p, b in MIX if p not in PRICED] * 3
