@@ -57,21 +57,23 @@ async function runFit(panel) {
   panel.dataset.request = JSON.stringify(body);
   const answer = await api("v1/memory/training", body);
   let advice = [];
+  let together = false; // no single change fits: the advice is one combination of changes
   if (answer.fits === false) {
     const values = Object.fromEntries(FIT_FIELDS.map((name) => [name, readValue(document.getElementsByName(name)[0])]));
     const { singles, combined } = memoryChanges(values);
     advice = await askAll("v1/memory/training", FIT_FIELDS, singles);
-    if (advice.length === 0) {
+    together = advice.length === 0;
+    if (together) {
       for (const change of combined) {
         advice = await askAll("v1/memory/training", FIT_FIELDS, [change]);
         if (advice.length) break;
       }
     }
   }
-  return () => drawFit(panel, answer, advice);
+  return () => drawFit(panel, answer, advice, together);
 }
 
-function drawFit(panel, answer, advice) {
+function drawFit(panel, answer, advice, together) {
   const rows = [{ label: "this setup", answer }, ...advice].map((row) => ({
     ...row,
     data: {
@@ -122,7 +124,9 @@ function drawFit(panel, answer, advice) {
   box.replaceChildren();
   if (answer.fits === false) {
     const heading = document.createElement("p");
-    heading.textContent = advice.length ? "What to change (each fits on its own):" : "No change tried here makes it fit: use a GPU with more memory, or ask the layout view for a plan.";
+    heading.textContent = !advice.length
+      ? "No change tried here makes it fit: use a GPU with more memory, or ask the layout view for a plan."
+      : together ? "No single change makes it fit; these together do:" : "What to change (each fits on its own):";
     box.append(heading);
     if (advice.length) {
       const list = document.createElement("ul");
@@ -392,12 +396,20 @@ async function refresh(view) {
     panel.dataset.state = "ready";
   } catch (error) {
     if (mine !== generation[view]) return;
+    clearDrawing(panel); // an earlier answer must not stand beside an error about the new inputs
     status.className = "status bad";
     showError(error, status);
     panel.dataset.state = "error";
   } finally {
     if (mine === generation[view]) panel.removeAttribute("aria-busy");
   }
+}
+
+function clearDrawing(panel) {
+  const canvas = panel.querySelector("canvas");
+  Chart.getChart(canvas)?.destroy();
+  delete canvas.dataset.series;
+  for (const part of panel.querySelectorAll(".table, .advice, .formulas")) part.replaceChildren();
 }
 
 function inputsChanged() {
