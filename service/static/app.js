@@ -35,11 +35,17 @@ function memoryChanges(v) {
     [`tp ${v.tp} → ${2 * v.tp} (${v.dp * 2 * v.tp * v.pp} GPUs)`, { tp: 2 * v.tp, sequence_parallel: true }],
     [`pp ${v.pp} → ${2 * v.pp} (${v.dp * v.tp * 2 * v.pp} GPUs)`, { pp: 2 * v.pp }],
   ];
-  // every memory saver at once, then with more tensor parallelism, for setups no single change saves
-  const all = { flash_attention: true, recompute: "full", micro_batch_size: 1, ...(v.dp > 1 ? { zero_stage: 3 } : {}) };
-  const combined = [["all of: fused attention, full recompute, micro-batch 1" + (v.dp > 1 ? ", ZeRO-3" : ""), all]];
+  // the memory savers not already on, all at once, then with more tensor parallelism, for setups
+  // that no single change saves
+  const savers = [
+    ["fused attention", "flash_attention", true], ["full recompute", "recompute", "full"], ["micro-batch 1", "micro_batch_size", 1],
+    ...(v.dp > 1 ? [["ZeRO-3", "zero_stage", 3]] : []),
+  ].filter(([, name, value]) => v[name] !== value);
+  const all = Object.fromEntries(savers.map(([, name, value]) => [name, value]));
+  const names = savers.map(([label]) => label).join(", ");
+  const combined = savers.length > 1 ? [[names, all]] : [];
   for (const factor of [2, 4, 8]) {
-    combined.push([`all of those and tp ${v.tp} → ${factor * v.tp} (${v.dp * factor * v.tp * v.pp} GPUs)`,
+    combined.push([`${names ? `${names}, ` : ""}tp ${v.tp} → ${factor * v.tp} (${v.dp * factor * v.tp * v.pp} GPUs)`,
       { ...all, tp: factor * v.tp, sequence_parallel: true }]);
   }
   return { singles: singles.filter(([, patch]) => patch), combined };
