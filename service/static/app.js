@@ -165,7 +165,11 @@ let latestPrices = null; // the catalog's current prices, for each row's source 
 async function runCost(panel) {
   const body = buildRequest(["model", "n_gpus", "seq_len", "tokens", "pricing", "sort_by"]);
   panel.dataset.request = JSON.stringify(body);
-  const [answer, prices] = await Promise.all([api("v1/cost/compare", body), (latestPrices ??= listAll("v1/prices?latest=true"))]);
+  latestPrices ??= listAll("v1/prices?latest=true").catch((error) => {
+    latestPrices = null; // asked again next time
+    throw error;
+  });
+  const [answer, prices] = await Promise.all([api("v1/cost/compare", body), latestPrices]);
   const source = new Map(prices.map((p) => [`${p.gpu_id}|${p.provider_id}|${p.pricing}`, p.source]));
   return () => drawCost(panel, answer, source);
 }
@@ -257,9 +261,12 @@ async function runBudget(panel) {
   const sizes = [];
   for (let k = -12; k <= 8; k++) if (k !== 0) sizes.push(Math.round(optimum.params * 10 ** (k / ISOFLOP_STEPS)));
   const shapes = OVERTRAINED.filter((ratio) => ratio > 1.5 * optimum.tokens_per_param);
+  // a shape the API declines (a model too small to count, at a tiny budget) is left off the curve
+  const answered = async (bodies) => (await Promise.allSettled(bodies.map((b) => api("v1/budget", b))))
+    .filter((r) => r.status === "fulfilled").map((r) => r.value);
   const [curve, overtrained] = await Promise.all([
-    Promise.all(sizes.map((n) => api("v1/budget", { compute_flops: compute, n_params: n, scaling_law: law }))),
-    Promise.all(shapes.map((r) => api("v1/budget", { compute_flops: compute, tokens_per_param: r, scaling_law: law }))),
+    answered(sizes.map((n) => ({ compute_flops: compute, n_params: n, scaling_law: law }))),
+    answered(shapes.map((r) => ({ compute_flops: compute, tokens_per_param: r, scaling_law: law }))),
   ]);
   return () => drawBudget(panel, optimum, [...curve, optimum].sort((a, b) => a.params - b.params), overtrained);
 }
@@ -458,29 +465,38 @@ function wire() {
   }
 }
 
+/** Put the catalog's options in a select, keeping its value (one the catalog lacks stays, marked). */
 function fill(select, options) {
+  const wanted = select.value || select.dataset.default;
   select.replaceChildren(...options.map(([value, text]) => new Option(text, value)));
-  const preferred = select.dataset.default;
-  if (options.some(([value]) => value === preferred)) select.value = preferred;
+  setValue(select, wanted);
 }
 
-async function main() {
+async function loadCatalog() {
+  const [models, gpus] = await Promise.all([listAll("v1/models"), listAll("v1/gpus")]);
+  fill(document.getElementById("model"), models.map((m) => [m.id, m.name ? `${m.name} (${m.id})` : m.id]));
+  fill(document.getElementById("gpu"), gpus.map((g) => [g.id, `${g.name} (${fmt.gib(g.memory_bytes)})`]));
+}
+
+function main() {
   wire();
-  const status = document.querySelector("#fit .status");
-  try {
-    const [models, gpus] = await Promise.all([listAll("v1/models"), listAll("v1/gpus")]);
-    fill(document.getElementById("model"), models.map((m) => [m.id, m.name ? `${m.name} (${m.id})` : m.id]));
-    fill(document.getElementById("gpu"), gpus.map((g) => [g.id, `${g.name} (${fmt.gib(g.memory_bytes)})`]));
-  } catch (error) {
-    status.className = "status bad";
-    showError(error, status);
-    status.textContent = `The catalog could not be read: ${status.textContent}`;
-    return;
+  // the first view is asked for at once, with the preset and GPU the address (or the default)
+  // names; the pickers get the catalog's full lists when they arrive
+  const params = new URLSearchParams(location.search);
+  for (const select of [document.getElementById("model"), document.getElementById("gpu")]) {
+    const wanted = params.get(select.name) ?? select.dataset.default;
+    select.replaceChildren(new Option(wanted, wanted));
   }
   openView(readUrl() ?? "fit");
   const first = document.getElementById(active);
   const ready = () => first.dataset.state !== "loading" && performance.mark("first-view");
   new MutationObserver((_, observer) => ready() && observer.disconnect()).observe(first, { attributes: true, attributeFilter: ["data-state"] });
+  loadCatalog().catch((error) => {
+    const status = document.getElementById("catalog-status");
+    status.hidden = false;
+    showError(error, status);
+    status.textContent = `The catalog could not be read: ${status.textContent}`;
+  });
 }
 
 main();
