@@ -98,6 +98,7 @@ function drawFit(panel, answer, advice, together) {
   status.textContent = answer.fits
     ? `Fits: ${fmt.gib(total)} of ${fmt.gib(gpuBytes)} per GPU on ${answer.gpu} (${fmt.gib(gpuBytes - total)} left).`
     : `Does not fit: ${fmt.gib(total)} per GPU, ${fmt.gib(total - gpuBytes)} over the ${fmt.gib(gpuBytes)} of ${answer.gpu}.`;
+  if (answer.cpu_offload_bytes > 0) status.textContent += ` Plus ${fmt.gib(answer.cpu_offload_bytes)} of host memory per GPU for the offloaded optimizer states.`;
   drawChart(panel.querySelector("canvas"), {
     type: "bar",
     data: {
