@@ -116,12 +116,25 @@ def post(server: Server, path: str, body: dict) -> dict:
     return response.json()
 
 
-def test_the_first_view_is_usable_within_a_second(page, server: Server) -> None:
+def first_view_ms(browser, server: Server) -> float:
+    """From the start of navigation to the first view drawn (page, scripts, the memory answer,
+    the chart), in a fresh browser context: nothing cached."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        fresh = context.new_page()
+        fresh.goto(f"{server.url}/")
+        wait_ready(fresh, "fit")
+        return fresh.evaluate("performance.getEntriesByName('first-view')[0].startTime")
+    finally:
+        context.close()
+
+
+def test_the_first_view_is_usable_within_a_second(page, browser, server: Server) -> None:
+    # the median of three cold loads: one load can meet another process's burst on a shared machine
+    loads = sorted(first_view_ms(browser, server) for _ in range(3))
+    assert loads[1] < 1000, f"first view after {', '.join(f'{ms:.0f}' for ms in loads)} ms"
     page.goto(f"{server.url}/")
     wait_ready(page, "fit")
-    # from the start of navigation to the first view drawn: catalog lists, the memory answer, the chart
-    first_view_ms = page.evaluate("performance.getEntriesByName('first-view')[0].startTime")
-    assert first_view_ms < 1000, f"first view after {first_view_ms:.0f} ms"
     assert page.get_attribute("#tab-fit", "aria-selected") == "true"
     assert len(series(page, "fit")["datasets"]) == 4 and page.is_enabled("#model")
     # the pickers get the whole catalog (asked for beside the first view, not before it)

@@ -4,7 +4,7 @@
 // body it sent), so what is shown can be checked against the API.
 
 import {
-  api, buildRequest, clearErrors, controls, drawChart, fmt, GiB, limitLine, listAll, readUrl, readValue, renderTable,
+  api, buildRequest, clearErrors, controls, drawChart, fmt, GiB, limitLine, listAll, loadChart, readUrl, readValue, renderTable,
   setValue, showError, writeUrl,
 } from "./lib.js";
 
@@ -84,9 +84,8 @@ function drawFit(panel, answer, advice, together) {
     ...row,
     data: {
       label: row.label,
-      ...Object.fromEntries(MEMORY_PARTS.map(([key]) => [key.replace(/_(.)/g, (_, c) => c.toUpperCase()), row.answer.per_gpu[key]])),
-      totalBytes: row.answer.per_gpu.total_bytes,
-      gpuMemoryBytes: row.answer.gpu_memory_bytes,
+      ...row.answer.per_gpu, // weights_bytes ... total_bytes (and total_gib)
+      gpu_memory_bytes: row.answer.gpu_memory_bytes,
       fits: row.answer.fits,
     },
     className: row.answer.fits === false ? "unfit" : "",
@@ -185,8 +184,8 @@ function drawCost(panel, answer, source) {
       title: `${row.gpu} at ${row.provider}: ${fmt.usdPerHour(row.usd_per_gpu_hour)}, price as of ${row.as_of}; source: ${from}`,
       className: [row.gpu === chosen ? "chosen" : "", row.cost_usd == null || row.fits === false ? "unfit" : ""].join(" ").trim(),
       data: {
-        gpu: row.gpu, provider: row.provider, costUsd: row.cost_usd, wallClockHours: row.wall_clock_hours,
-        gpuHours: row.gpu_hours, usdPerGpuHour: row.usd_per_gpu_hour, asOf: row.as_of, source: from, fits: row.fits,
+        gpu: row.gpu, provider: row.provider, cost_usd: row.cost_usd, wall_clock_hours: row.wall_clock_hours,
+        gpu_hours: row.gpu_hours, usd_per_gpu_hour: row.usd_per_gpu_hour, as_of: row.as_of, source: from, fits: row.fits,
       },
     };
   });
@@ -309,7 +308,7 @@ function drawBudget(panel, optimum, curve, overtrained) {
   const row = (kind, a) => ({
     ...a, kind,
     className: kind === "compute-optimal" ? "chosen" : "",
-    data: { kind, params: a.params, tokens: a.tokens, loss: a.predicted_loss, tokensPerParam: a.tokens_per_param },
+    data: { kind, params: a.params, tokens: a.tokens, loss: a.predicted_loss, tokens_per_param: a.tokens_per_param },
   });
   renderTable(panel.querySelector(".table"), `Models trainable with ${fmt.flops(optimum.compute_flops)} FLOPs`, [
     { label: "shape", value: (r) => r.kind },
@@ -378,9 +377,9 @@ function drawPlan(panel, answer) {
   ], plans.map((p, i) => ({
     ...p, label: labels[i],
     data: {
-      rank: i + 1, tp: p.tp, pp: p.pp, dp: p.dp, zeroStage: p.zero_stage, microBatchSize: p.micro_batch_size, recompute: p.recompute,
-      stepTimeSeconds: p.step_time_seconds, perGpuTotalBytes: p.per_gpu_total_bytes,
-      ...Object.fromEntries(STEP_PARTS.map(([key]) => [key.replace(/_(.)/g, (_, c) => c.toUpperCase()), p.step_time[key]])),
+      rank: i + 1, tp: p.tp, pp: p.pp, dp: p.dp, zero_stage: p.zero_stage, micro_batch_size: p.micro_batch_size, recompute: p.recompute,
+      step_time_seconds: p.step_time_seconds, per_gpu_total_bytes: p.per_gpu_total_bytes,
+      ...p.step_time, // compute_seconds ... optimizer_seconds
     },
   })));
   panel.querySelector(".formulas").textContent = answer.formulas.join(" · ");
@@ -404,6 +403,7 @@ async function refresh(view) {
   clearErrors();
   try {
     const draw = await VIEWS[view](panel);
+    await loadChart();
     if (mine !== generation[view]) return;
     draw();
     stale.delete(view);
@@ -421,7 +421,7 @@ async function refresh(view) {
 
 function clearDrawing(panel) {
   const canvas = panel.querySelector("canvas");
-  Chart.getChart(canvas)?.destroy();
+  window.Chart?.getChart(canvas)?.destroy();
   delete canvas.dataset.series;
   for (const part of panel.querySelectorAll(".table, .advice, .formulas")) part.replaceChildren();
 }
@@ -488,7 +488,8 @@ function main() {
     const wanted = params.get(select.name) ?? select.dataset.default;
     select.replaceChildren(new Option(wanted, wanted));
   }
-  openView(readUrl() ?? "fit");
+  openView(readUrl() ?? "fit"); // sends the first view's request
+  loadChart().catch(() => {}); // a failure is shown by the view that draws
   const first = document.getElementById(active);
   const ready = () => first.dataset.state !== "loading" && performance.mark("first-view");
   new MutationObserver((_, observer) => ready() && observer.disconnect()).observe(first, { attributes: true, attributeFilter: ["data-state"] });

@@ -176,8 +176,13 @@ export const fmt = {
 
 // --- the accessible table each chart is drawn from ----------------------------------------------
 
+/** `weights_bytes` -> `weightsBytes`: an API field's name as a `dataset` key (`data-weights-bytes`). */
+function camelCase(name) {
+  return name.replace(/_(.)/g, (_, c) => c.toUpperCase());
+}
+
 /** Render `rows` as a table: `columns` are `{label, value(row) -> text}`; each row's `data`
- * (name -> raw number or string) becomes `data-*` attributes, `title` its hover text and
+ * (name -> raw number or string; API field names kept) becomes `data-*` attributes, `title` its hover text and
  * `className` its class. The chart is drawn from the same rows. */
 export function renderTable(container, caption, columns, rows) {
   const table = document.createElement("table");
@@ -192,7 +197,7 @@ export function renderTable(container, caption, columns, rows) {
   const tbody = table.createTBody();
   for (const row of rows) {
     const tr = tbody.insertRow();
-    for (const [name, value] of Object.entries(row.data ?? {})) if (value != null) tr.dataset[name] = String(value);
+    for (const [name, value] of Object.entries(row.data ?? {})) if (value != null) tr.dataset[camelCase(name)] = String(value);
     if (row.title) tr.title = row.title;
     if (row.className) tr.className = row.className;
     columns.forEach((column, i) => {
@@ -205,6 +210,25 @@ export function renderTable(container, caption, columns, rows) {
     });
   }
   container.replaceChildren(table);
+}
+
+let chartLoading = null;
+
+/** Run Chart.js (index.html preloads it) and settle once it has run. The page calls this just
+ * after its first view has sent its request, so that parsing the library overlaps the answer. */
+export function loadChart() {
+  chartLoading ??= new Promise((resolve, reject) => {
+    if (window.Chart) return resolve();
+    const script = document.createElement("script");
+    script.src = document.getElementById("chart-js").href;
+    script.addEventListener("load", () => resolve());
+    script.addEventListener("error", () => {
+      chartLoading = null; // tried again by the next view drawn
+      reject(new Error("the charting library did not load"));
+    });
+    document.head.append(script);
+  });
+  return chartLoading;
 }
 
 /** Draw (or redraw) the chart on `canvas`; its labels and datasets are also written to the
