@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint openapi bench bench-planner bench-serving bench-load clean web-vendor
+.PHONY: run test lint openapi bench bench-planner bench-serving bench-load clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,7 @@ bench-load: $(STAMP)  ## a mix of catalog-backed requests under 64 connections a
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
 
+.PHONY: web-vendor
 web-vendor:  ## re-vendor the page's charting library from web/package-lock.json (needs npm; `make run` does not)
 	cd web && npm ci --ignore-scripts --no-audit --no-fund
 	cp web/node_modules/chart.js/dist/chart.umd.min.js service/static/vendor/chart.umd.min.js

@@ -178,8 +178,10 @@ def test_fit_view_draws_the_api_answer_for_a_picked_preset_and_gpu(page, server:
     screenshot(page, "fit-does-not-fit")
 
     # applying the first change gives the setup it promised, now checked by the API as the setup itself
-    page.click("#fit .advice li button >> nth=0")
+    page.focus("#fit .advice li button >> nth=0")
+    page.keyboard.press("Enter")  # from the keyboard
     applied = wait_ready(page, "fit")
+    assert page.evaluate("document.activeElement.matches('#fit .status')")
     assert applied != body
     again = post(server, "/v1/memory/training", applied)
     assert again["fits"] is True and again["per_gpu"]["total_bytes"] == int(advice[0]["totalBytes"])

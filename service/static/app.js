@@ -143,7 +143,12 @@ function drawFit(panel, answer, advice, together) {
         apply.type = "button";
         apply.textContent = "Apply";
         apply.setAttribute("aria-label", `Apply: ${row.label}`);
-        apply.addEventListener("click", () => applyPatch(row.patch));
+        apply.addEventListener("click", () => {
+          applyPatch(row.patch);
+          const status = panel.querySelector(".status"); // the button goes; keyboard focus lands on the new verdict
+          status.tabIndex = -1;
+          status.focus();
+        });
         item.append(apply);
         list.append(item);
       }
