@@ -337,6 +337,13 @@ def test_api_errors_show_beside_the_field_they_name(page, server: Server) -> Non
     assert "unknown preset 'no-such-model'" in page.text_content("#model-error")
     assert page.input_value("#model") == "no-such-model"
 
+    # a field this view does not show (the plan's precision, on the fit view's form): the message
+    # goes to the view's status line, not beside a hidden field
+    page.goto(f"{server.url}/?view=plan&gpu=v100-32gb-sxm")
+    page.wait_for_selector("#plan[data-state=error]")
+    assert "precision: the catalog has no dense bf16 peak for v100-32gb-sxm" in page.text_content("#plan .status")
+    assert page.locator(".field-error:not([hidden])").count() == 0
+
 
 def test_the_page_fits_a_phone(browser, server: Server) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)

@@ -140,7 +140,8 @@ export function showError(error, status) {
   for (const item of fields) {
     const path = (item.loc ?? []).filter((part) => part !== "body").join(".");
     const el = fieldFor(path);
-    const box = el && document.getElementById(`${el.id}-error`);
+    // a field on another (hidden) view would hide its message: the status line carries it instead
+    const box = el && !el.closest("[hidden]") && document.getElementById(`${el.id}-error`);
     if (!box) {
       unplaced.push(`${path || "request"}: ${item.msg}`);
       continue;
