@@ -197,9 +197,12 @@ function drawCost(panel, answer, source) {
   const drawn = rows.filter((row) => row.cost_usd != null && row.fits !== false);
   const status = panel.querySelector(".status");
   status.className = "status";
+  const byTime = answer.assumptions.sort_by === "time";
+  const left = rows.length - drawn.length;
   status.textContent = drawn.length
-    ? `${fmt.flops(answer.total_flops)} FLOPs. Cheapest: ${drawn[0].gpu} at ${drawn[0].provider}, ${fmt.usd(drawn[0].cost_usd)} in ${fmt.hours(drawn[0].wall_clock_hours)}` +
-      ` (${answer.assumptions.sort_by === "time" ? "sorted by time" : "sorted by cost"}; ${rows.length - drawn.length} rows without an estimate are in the table).`
+    ? `${fmt.flops(answer.total_flops)} FLOPs. ${byTime ? "Fastest" : "Cheapest"}: ${drawn[0].gpu} at ${drawn[0].provider}, ` +
+      `${fmt.usd(drawn[0].cost_usd)} in ${fmt.hours(drawn[0].wall_clock_hours)}` +
+      (left ? ` (${left} ${left === 1 ? "row" : "rows"} without an estimate only in the table).` : ".")
     : "No GPU in the catalog has a priced estimate for this run.";
   panel.querySelector(".chart").style.height = `${Math.max(20, 2.5 + drawn.length * 1.15)}rem`;
   drawChart(panel.querySelector("canvas"), {
