@@ -40,3 +40,9 @@ bench-load: $(STAMP)  ## a mix of catalog-backed requests under 64 connections a
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+.PHONY: web-vendor
+web-vendor:  ## re-vendor the page's charting library from web/package-lock.json (needs npm; `make run` does not)
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+	cp web/node_modules/chart.js/dist/chart.umd.min.js service/static/vendor/chart.umd.min.js
+	cp web/node_modules/chart.js/LICENSE.md service/static/vendor/chart.js.LICENSE.md

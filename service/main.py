@@ -14,6 +14,7 @@ from service.api import budget, catalog, compute, cost, health, memory, params, 
 from service.api.docs import add_docs_pages
 from service.api.json_body import add_body_schemas
 from service.api.middleware import REQUEST_ID_HEADER, BodyGuardMiddleware, RequestMiddleware
+from service.api.page import add_page
 from service.api.routing import attach, move_docs_last, operation_id
 from service.db.engine import build_engine, session_factory
 from service.errors import install_error_handlers
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):  # fmt: skip
         attach(app, router)
     move_docs_last(app)
+    add_page(app)  # the calculator page at / and its assets, after everything else
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -77,8 +77,11 @@ def test_the_route_table_is_flat_liveness_first_and_docs_last(app) -> None:
     assert None not in paths, "every route sits on the app's own table (no lazily included routers)"
     assert paths[:6] == ["/healthz", "/v1/params", "/v1/compute/training", "/v1/compute/inference",
                          "/v1/memory/training", "/v1/memory/inference"]  # fmt: skip
-    assert paths[-7:] == ["/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static/docs"]
-    assert isinstance(routes[-1], Mount) and routes[-1].name == "docs-assets"
+    assert paths[-9:-2] == ["/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static/docs"]
+    assert isinstance(routes[-3], Mount) and routes[-3].name == "docs-assets"
+    # the calculator page and its assets after everything else (service/api/page.py)
+    assert paths[-2:] == ["/", "/static/app"]
+    assert isinstance(routes[-1], Mount) and routes[-1].name == "page-assets"
     calculators = {"/v1/params", "/v1/compute/training", "/v1/compute/inference", "/v1/memory/training", "/v1/memory/inference"}
     for route in routes:
         if isinstance(route, APIRoute):
