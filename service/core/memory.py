@@ -17,6 +17,7 @@ from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.dtypes import Dtype, tensor_bytes
 from service.core.errors import InvalidSpecError
+from service.core.kernels import Kernels, resolve_kernels
 from service.core.limits import check_bytes
 from service.core.params import count_params, mlp_params_per_expert, norm_params
 
@@ -284,6 +285,7 @@ def training_memory(
     dropout: bool = False,
     include_activations: bool = True,
     microbatches: int | None = None,
+    kernels: Kernels = Kernels(),
 ) -> TrainingMemory:
     """Memory per GPU for training ``model``.
 
@@ -291,7 +293,8 @@ def training_memory(
     parameters of one tp×pp shard; ZeRO stage 1 divides the optimizer term by ``dp``, stage 2 the
     gradients too, stage 3 the weights too (Rajbhandari et al. 2020 §5.1, Figure 1: 7.5B
     parameters, dp = 64 → 120 GB, 31.4 GB, 16.6 GB, 1.9 GB). Activations are not sharded by ZeRO
-    (:func:`service.core.activations.stage_activation_bytes`).
+    (:func:`service.core.activations.stage_activation_bytes`) and depend on the implementation's
+    ``kernels`` (:mod:`service.core.kernels`; transformers with SDPA unless stated).
     """
     validate_parallelism(parallelism, model, microbatches)
     par = parallelism
@@ -338,6 +341,7 @@ def training_memory(
                 flash_attention=flash_attention,
                 dropout=dropout,
                 element_bytes=pb.activation,
+                kernels=kernels,
             ),
             pp=par.pp,
             virtual_stages=par.virtual_stages,
@@ -347,6 +351,12 @@ def training_memory(
         formulas.append(
             "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
             "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)"
+        )
+        k = resolve_kernels(kernels, arch, flash_attention=flash_attention)
+        formulas.append(
+            f"kept tensors of {k.framework.value} kernels: attention {k.attention.value}, fp32 softmax {k.fp32_softmax}, "
+            f"fp32 norms {k.fp32_norms}, fused activation {k.fused_activation}, K/V repeated in eager {k.repeat_kv}, "
+            f"residual dropout {k.residual_dropout} (measured against PyTorch: ACCURACY.md)"
         )
     else:
         notes.append("activations not included")
