@@ -17,7 +17,7 @@ from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.dtypes import Dtype, tensor_bytes
 from service.core.errors import InvalidSpecError
-from service.core.kernels import Kernels, resolve_kernels
+from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
 from service.core.limits import check_bytes
 from service.core.params import count_params, mlp_params_per_expert, norm_params
 
@@ -326,7 +326,8 @@ def training_memory(
     if include_activations:
         arch = require_architecture(model, "activation memory")
         full_seq = seq_len or arch.max_seq_len
-        if par.cp > 1 and (full_seq % par.cp or not flash_attention):
+        k = resolve_kernels(kernels, arch, flash_attention=flash_attention)
+        if par.cp > 1 and (full_seq % par.cp or k.attention is AttentionKernel.EAGER):
             raise InvalidSpecError(
                 "parallelism.cp", f"context parallelism needs flash_attention and seq_len={full_seq} divisible by cp={par.cp}"
             )
@@ -352,7 +353,6 @@ def training_memory(
             "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
             "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)"
         )
-        k = resolve_kernels(kernels, arch, flash_attention=flash_attention)
         formulas.append(
             f"kept tensors of {k.framework.value} kernels: attention {k.attention.value}, fp32 softmax {k.fp32_softmax}, "
             f"fp32 norms {k.fp32_norms}, fused activation {k.fused_activation}, K/V repeated in eager {k.repeat_kv}, "
