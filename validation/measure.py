@@ -62,10 +62,11 @@ def neox(n_layers: int, *, dropout: float = 0.0) -> tuple[object, dict, dict]:
     return cfg, arch, {}
 
 
-def llama(n_layers: int, *, d_model: int = 256, n_heads: int = 4, n_kv_heads: int = 4, d_ff: int = 688,
+def llama(n_layers: int, *, d_model: int = 256, n_heads: int = 4, n_kv_heads: int | None = None, d_ff: int = 688,
           vocab_size: int = 1024, tied: bool = False, dropout: float = 0.0) -> tuple[object, dict, dict]:  # fmt: skip
     """Llama: RMSNorm that upcasts to fp32, the shared eager attention (fp32 softmax, K and V
     repeated to every query head), SwiGLU as ``act(gate) * up`` (unfused), attention dropout only."""
+    n_kv_heads = n_kv_heads or n_heads
     cfg = transformers.LlamaConfig(
         num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads, num_key_value_heads=n_kv_heads,
         intermediate_size=d_ff, vocab_size=vocab_size, max_position_embeddings=512, tie_word_embeddings=tied,
