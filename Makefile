@@ -31,6 +31,7 @@ $(VSTAMP): pyproject.toml
 	test -x $(VBIN)/python || $(PYTHON) -m venv $(VALIDATION_VENV)
 	$(VBIN)/python -m pip install --quiet --upgrade pip
 	$(VBIN)/python -m pip install --quiet 'torch==2.13.0' -e '.[validation]'
+	$(VBIN)/python -m pip install --quiet 'bitsandbytes>=0.45' || echo "bitsandbytes did not install: 8-bit AdamW is not measured"
 	touch $(VSTAMP)
 
 measure: $(VSTAMP)  ## measure real PyTorch implementations on the CPU (validation/measurements/), then ACCURACY.md

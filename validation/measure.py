@@ -207,22 +207,29 @@ def optimizer_case(name: str, cfg: object, arch: dict, optimizer: str, dtype: to
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adamw":
         opt = torch.optim.AdamW(params, lr=1e-4)
+    elif optimizer == "adamw_8bit":
+        import bitsandbytes  # optional: only where it installs
+
+        opt = bitsandbytes.optim.AdamW8bit(params, lr=1e-4)
     else:
         opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
     ids = torch.randint(0, 1000, (1, 16))
     model(input_ids=ids).logits.float().sum().backward()
     opt.step()
-    per_param = scalars = 0
+    seen: dict[int, tuple[str, int]] = {}  # unique storages: bitsandbytes shares its quantisation maps
     for p in params:
-        for value in opt.state[p].values():
-            if torch.is_tensor(value) and value.numel() == p.numel() and value.dim() > 0:
-                per_param += value.numel() * value.element_size()
-            elif torch.is_tensor(value):
-                scalars += value.numel() * value.element_size()
+        for key, value in opt.state[p].items():
+            if torch.is_tensor(value) and value.numel() > 0:
+                ptr = value.untyped_storage().data_ptr()
+                part = "step" if key == "step" else ("qmap" if key.startswith("qmap") else
+                                                     ("small" if p.numel() < 4096 and optimizer == "adamw_8bit" else "state"))  # fmt: skip
+                seen[ptr] = (part, value.numel() * value.element_size())
+    parts = {part: sum(n for q, n in seen.values() if q == part) for part in ("state", "small", "qmap", "step")}
     precision = {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype]
     return {"case": name, "kind": "optimizer_state", "architecture": arch, "optimizer": optimizer,
-            "precision": precision, "n_params": sum(p.numel() for p in params), "measured_bytes": per_param,
-            "step_counter_bytes": scalars}  # fmt: skip
+            "precision": precision, "n_params": sum(p.numel() for p in params),
+            "measured_bytes": parts["state"] + parts["small"] + parts["qmap"], "step_counter_bytes": parts["step"],
+            "small_tensor_state_bytes": parts["small"], "quantisation_map_bytes": parts["qmap"]}  # fmt: skip
 
 
 def main() -> None:
@@ -280,9 +287,22 @@ def main() -> None:
     for opt in ("adamw", "sgd_momentum"):
         for dtype in (torch.float32, torch.bfloat16):
             records.append(optimizer_case(f"llama {opt} {dtype}".replace("torch.", ""), cfg, arch, opt, dtype))
+    try:
+        import bitsandbytes  # noqa: F401 - 8-bit AdamW only where bitsandbytes installs
+    except ImportError:
+        print("bitsandbytes not installed: 8-bit AdamW not measured", file=sys.stderr)
+    else:
+        cfg, arch, _ = llama(2, d_model=512, n_heads=8, d_ff=1376, vocab_size=4096)
+        records.append(optimizer_case("llama h512 adamw_8bit float32", cfg, arch, "adamw_8bit", torch.float32))
     OUT.mkdir(exist_ok=True)
     env = {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
            "device": "cpu", "machine": platform.machine()}  # fmt: skip
+    try:
+        import bitsandbytes
+
+        env["bitsandbytes"] = bitsandbytes.__version__
+    except ImportError:
+        pass
     path = OUT / "cpu.json"
     path.write_text(json.dumps({"environment": env, "records": records}, indent=1) + "\n")
     print(f"wrote {len(records)} records to {path}", file=sys.stderr)

@@ -40,7 +40,7 @@ def test_zero_paper_figure_1_example(stage: int, expected_gb: float) -> None:
         (Optimizer.ADAMW, Precision.MIXED_BF16, 12),  # ZeRO §3: K = 12
         (Optimizer.ADAMW, Precision.FP32, 8),  # m and v, no master copy
         (Optimizer.ADAMW, Precision.BF16, 4),  # m and v in bf16
-        (Optimizer.ADAMW_8BIT, Precision.MIXED_BF16, 6 + 8 / 2048),  # master 4 + 1 + 1 + block absmax
+        (Optimizer.ADAMW_8BIT, Precision.MIXED_BF16, 6 + 8 / 256),  # master 4 + 1 + 1 + bitsandbytes' absmax per 256
         (Optimizer.SGD_MOMENTUM, Precision.MIXED_BF16, 8),  # master 4 + momentum 4
         (Optimizer.SGD, Precision.MIXED_BF16, 4),  # master only
         (Optimizer.SGD, Precision.FP32, 0),
