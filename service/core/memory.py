@@ -17,7 +17,7 @@ from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.dtypes import Dtype, tensor_bytes
 from service.core.errors import InvalidSpecError
-from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
+from service.core.kernels import MEGATRON, AttentionKernel, Kernels, resolve_kernels
 from service.core.limits import check_bytes
 from service.core.params import count_params, mlp_params_per_expert, norm_params
 
@@ -453,8 +453,9 @@ def smallest_training_footprint(model: ModelShape, *, n_gpus: int, seq_len: int 
     """The least per-GPU training memory over sensible layouts of ``n_gpus`` GPUs: tensor
     parallelism 1/2/4/8 inside a node (where it divides the heads and the GPU count), data
     parallelism over the rest with ZeRO-3, full recompute, FlashAttention, micro-batch 1,
-    mixed-precision AdamW. A GPU whose memory is below this cannot hold the job at any
-    reasonable parallelism (a smaller micro-batch or more offload is not tried)."""
+    mixed-precision AdamW, Megatron-LM's kernels (as the planner lays them out). A GPU whose
+    memory is below this cannot hold the job at any reasonable parallelism (a smaller micro-batch
+    or more offload is not tried)."""
     best: int | None = None
     for tp in (1, 2, 4, 8):
         if tp > n_gpus or n_gpus % tp:
@@ -471,6 +472,7 @@ def smallest_training_footprint(model: ModelShape, *, n_gpus: int, seq_len: int 
             flash_attention=True,
             seq_len=seq_len,
             include_activations=isinstance(model, Architecture),
+            kernels=MEGATRON,
         )
         best = r.total_bytes if best is None else min(best, r.total_bytes)
     assert best is not None  # tp = 1 is always valid
