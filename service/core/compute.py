@@ -130,7 +130,8 @@ def training_flops(
         # training = 3 x forward
         b = count_params(arch)
         kaplan_attention = 2.0 * arch.n_layers * s * arch.q_dim / (2 if causal else 1)
-        forward = 2 * (b.active - b.embedding - b.lm_head) + kaplan_attention
+        p = float(b.active - b.embedding - b.lm_head)
+        forward = 2 * p + kaplan_attention
         formula = "C = (6*N + 6*L*s*d_attn)*D, N non-embedding active (Kaplan et al. 2020, Table 1)"
     elif attention_formula is AttentionFormula.MEGATRON:
         p = float(active_matmul_weights(arch))

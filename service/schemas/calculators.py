@@ -79,7 +79,10 @@ class TrainingComputeResponse(Estimate):
     hardware_flops_per_token: float
     forward_flops_per_token: float
     backward_flops_per_token: float
-    params: float = Field(description="Parameters P used in the formula (active for MoE).")
+    params: float = Field(
+        description="Parameters P used in the formula: the active parameters for 6PD (embedding table included); with "
+        "include_attention the active matmul weights (palm, megatron: the embedding lookup is free) or Kaplan's non-embedding N."
+    )
     tokens: float
 
 
