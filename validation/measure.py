@@ -159,9 +159,11 @@ def param_case(name: str, cfg: object, arch: dict) -> dict:
     return {"case": name, "kind": "params", "architecture": arch, "measured": sum(seen.values())}
 
 
-def flop_case(name: str, cfg: object, arch: dict, *, seq_len: int = SEQ_LEN, batch: int = BATCH) -> dict:
-    model = build(cfg, attn="eager", dtype=torch.float32)
-    ids = torch.randint(0, 1000, (batch, seq_len))
+def flop_case(name: str, cfg: object, arch: dict, *, seq_len: int = SEQ_LEN, batch: int = BATCH, device: str = "cpu") -> dict:
+    """FLOPs of a forward and a forward + backward pass. On the meta device (shapes only) a full-size
+    model costs no memory and no time: the counter reads the shapes."""
+    model = build(cfg, attn="eager", dtype=torch.float32, device=device)
+    ids = torch.randint(0, 1000, (batch, seq_len), device=device)
     with FlopCounterMode(display=False) as fwd:
         model(input_ids=ids)
     with FlopCounterMode(display=False) as both:
@@ -272,6 +274,9 @@ def main() -> None:
         "llama gqa": llama(2, d_model=512, n_heads=8, n_kv_heads=2, d_ff=1376, vocab_size=4096),
     }.items():
         records.append(flop_case(name, cfg, arch))
+    cfg, arch, _ = llama(32, d_model=4096, n_heads=32, n_kv_heads=8, d_ff=14336, vocab_size=128256)
+    arch["max_seq_len"] = cfg.max_position_embeddings = 8192
+    records.append(flop_case("llama-3-8b shape (meta device)", cfg, arch, seq_len=8192, batch=1, device="meta"))
     for name, (cfg, arch, _) in {
         "llama h512 v4096": llama(2, d_model=512, n_heads=8, d_ff=1376, vocab_size=4096),
         "gpt2 tied": gpt2(2),
