@@ -5,8 +5,12 @@ BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP   = $(VENV)/.installed
+# torch and transformers live in their own environment: `make test` never imports them
+VALIDATION_VENV ?= .venv-validation
+VBIN    = $(VALIDATION_VENV)/bin
+VSTAMP  = $(VALIDATION_VENV)/.installed
 
-.PHONY: run test lint openapi bench bench-planner bench-serving bench-load clean
+.PHONY: run test lint openapi bench bench-planner bench-serving bench-load measure accuracy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +25,21 @@ test: $(STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)  ## static checks
-	$(BIN)/ruff check service tests benchmarks scripts migrations
+	$(BIN)/ruff check service tests benchmarks scripts migrations validation
+
+$(VSTAMP): pyproject.toml
+	test -x $(VBIN)/python || $(PYTHON) -m venv $(VALIDATION_VENV)
+	$(VBIN)/python -m pip install --quiet --upgrade pip
+	$(VBIN)/python -m pip install --quiet 'torch==2.13.0' -e '.[validation]'
+	$(VBIN)/python -m pip install --quiet 'bitsandbytes>=0.45' || echo "bitsandbytes did not install: 8-bit AdamW is not measured"
+	touch $(VSTAMP)
+
+measure: $(VSTAMP)  ## measure real PyTorch implementations on the CPU (validation/measurements/), then ACCURACY.md
+	$(VBIN)/python validation/measure.py
+	$(MAKE) accuracy
+
+accuracy: $(STAMP)  ## ACCURACY.md from the recorded measurements and the estimator (no torch)
+	$(BIN)/python -m validation.accuracy
 
 openapi: $(STAMP)  ## rewrite openapi/openapi.json from the app
 	$(BIN)/python scripts/write_openapi.py
@@ -39,7 +57,7 @@ bench-load: $(STAMP)  ## a mix of catalog-backed requests under 64 connections a
 	$(BIN)/python benchmarks/bench_load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VALIDATION_VENV) .pytest_cache .hypothesis
 
 .PHONY: web-vendor
 web-vendor:  ## re-vendor the page's charting library from web/package-lock.json (needs npm; `make run` does not)

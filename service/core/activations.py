@@ -15,8 +15,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from service.core.architecture import Architecture, Ffn
+from service.core.architecture import Architecture
 from service.core.compute import Recompute
+from service.core.kernels import AttentionKernel, Kernels, bytes_per_score, mlp_intermediates, norm_kept_bytes, resolve_kernels
 
 MASK_BYTES = 1  # dropout masks are stored as bytes (Korthikanti §4.1)
 LSE_BYTES = 4  # FlashAttention keeps one fp32 log-sum-exp per query and head (Dao et al. 2022 §3.1)
@@ -31,7 +32,9 @@ class ActivationOptions:
     size; ``sequence_parallel`` shards the non-tensor-parallel parts (norms, dropout) over ``tp``
     too (Korthikanti §4.2.2); ``flash_attention`` never materialises the ``a*s^2`` scores
     (Dao et al. 2022); ``dropout`` stores masks after attention scores, attention output, MLP
-    output and embeddings.
+    output and embeddings (the last two only with ``kernels.residual_dropout``); ``kernels`` the
+    implementation (:mod:`service.core.kernels`): transformers with SDPA unless stated,
+    :data:`service.core.kernels.MEGATRON` for Korthikanti's fused-kernel count.
     """
 
     seq_len: int
@@ -42,6 +45,7 @@ class ActivationOptions:
     flash_attention: bool = False
     dropout: bool = False
     element_bytes: int = 2
+    kernels: Kernels = Kernels()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -65,7 +69,16 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     to the down projection ``3*e*sbf`` (Megatron-LM's fused SwiGLU recomputes the SiLU); an MoE
     token passes ``experts_per_token`` experts; output dropout mask ``sbh``. Norms: each norm's
     input ``e*sbh``. With MHA, a 4h GELU MLP, ``e = 2`` and dropout this is
-    ``sbh*(10 + 24/t + 5*a*s/(h*t))`` (Table 2).
+    ``sbh*(10 + 24/t + 5*a*s/(h*t))`` (Table 2) — with Megatron's kernels
+    (:data:`service.core.kernels.MEGATRON`).
+
+    Other implementations keep other tensors (:mod:`service.core.kernels`, measured in
+    ``ACCURACY.md``): an fp32-upcasting norm keeps ``(4 + e)*sbh`` instead of ``e*sbh``; a
+    parallel block's two norms read one residual tensor (kept once); unfused activations keep 4
+    (SwiGLU) or 5 (GELU) ``d_ff``-wide tensors; eager attention keeps ``bytes_per_score`` per
+    score (6 with transformers' fp32 softmax, 7 with dropout) and, in transformers, K and V
+    repeated to the query width; SDPA and FlashAttention keep the fp32 log-sum-exp instead of the
+    scores and need no score mask.
 
     Selective recompute drops the scores (``5as/h`` term); full recompute keeps only the layer
     input ``2*sbh`` (divided by t with sequence parallelism).
@@ -79,28 +92,35 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
             kept = math.ceil(kept / t)
         return LayerActivations(replicated_bytes=kept, sharded_bytes=0, scores_bytes=0, total_bytes=kept)
 
+    k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
     shared_input = arch.parallel_attention and arch.norms_per_layer == 1
     mlp_inputs = 0 if shared_input else e * sbh * arch.experts_per_token
+    if k.fp32_norms:  # each norm keeps its own fp32 copy and 16-bit normalised tensor
+        norm_inputs = arch.norms_per_layer * norm_kept_bytes(k, e) * sbh
+    else:  # a parallel block's norms read the same residual tensor: one copy is kept
+        norm_inputs = (1 if arch.parallel_attention else arch.norms_per_layer) * e * sbh
+    residual_dropout = opts.dropout and k.residual_dropout
     replicated = (
-        arch.norms_per_layer * e * sbh  # norm inputs
+        norm_inputs  # norm inputs
         + e * sbh  # QKV projection input
         + mlp_inputs  # MLP (expert) input; shared with QKV under one parallel norm (Falcon, GPT-J)
-        + (2 * MASK_BYTES * sbh if opts.dropout else 0)  # attention-output and MLP-output dropout
+        + (2 * MASK_BYTES * sbh if residual_dropout else 0)  # attention-output and MLP-output dropout
     )
-    intermediates = 3 if arch.ffn is Ffn.SWIGLU else 2
+    intermediates = mlp_intermediates(k, arch.ffn)
     sharded = (
         e * s * b * 2 * arch.q_dim  # Q and the output-projection input
         + arch.experts_per_token * intermediates * e * s * b * arch.d_ff  # MLP intermediates
     )
-    # K and V split over at most n_kv_heads ranks: GQA heads are replicated beyond that
-    kv = math.ceil(e * s * b * 2 * arch.kv_dim / min(t, arch.n_kv_heads))
+    if k.keeps_scores and k.repeat_kv:  # eager attention repeats K and V to every query head
+        kv = math.ceil(e * s * b * 2 * arch.q_dim / t)
+    else:  # K and V split over at most n_kv_heads ranks: GQA heads are replicated beyond that
+        kv = math.ceil(e * s * b * 2 * arch.kv_dim / min(t, arch.n_kv_heads))
     if opts.recompute is Recompute.SELECTIVE:
         scores = 0
-    elif opts.flash_attention:
+    elif k.attention is not AttentionKernel.EAGER:
         scores = LSE_BYTES * s * b * arch.n_heads
-    else:
-        per_score = e + (MASK_BYTES + e if opts.dropout else 0)  # softmax (+ mask + dropout out)
-        scores = per_score * arch.n_heads * s * s * b
+    else:  # softmax output (+ mask + dropout output), or the fp32 probabilities and their cast
+        scores = bytes_per_score(k, e, dropout=opts.dropout) * arch.n_heads * s * s * b
     if opts.sequence_parallel:
         replicated = math.ceil(replicated / t)
     sharded = math.ceil(sharded / t) + kv
@@ -158,8 +178,9 @@ def stage_activation_bytes(
     sbh = s * b * arch.d_model
     layer = layer_activation_bytes(arch, opts).total_bytes
     per_stage = layers_per_stage(arch.n_layers, pp, virtual_stages)
-    embedding_mask = MASK_BYTES * sbh if opts.dropout else 0
-    output_inputs = 2 * e * sbh
+    k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
+    embedding_mask = MASK_BYTES * sbh if opts.dropout and k.residual_dropout else 0
+    output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
     if opts.sequence_parallel:
         embedding_mask = math.ceil(embedding_mask / t)
         output_inputs = math.ceil(output_inputs / t)

@@ -31,8 +31,11 @@ class AttentionFormula(StrEnum):
 
     ``kaplan``: ``6*N + 6*L*s*d_attn`` per token, N without embeddings (Kaplan et al. 2020,
     Table 1, training = 3 x forward).
-    ``palm``: ``6*N + 12*L*a*d_head*s`` per token (Chowdhery et al. 2022, Appendix B), N the
-    active parameters.
+    ``palm``: ``6*N + 12*L*a*d_head*s`` per token (Chowdhery et al. 2022, Appendix B). PaLM ties
+    its input and output embeddings, so its N counts the ``V*h`` table once, as the logit
+    projection; here N is the active matmul weights (the layers' projections and the ``V*h``
+    logit projection), which is PaLM's N for a tied model and leaves out the free embedding
+    lookup of an untied one (Llama-3-8B's 128K vocabulary would add 7 %).
     ``megatron``: every matmul counted: ``6*(L*(attention+MLP weights)) + 12*L*a*d_head*s + 6*V*h``
     per token — Narayanan et al. 2021 §5.1 (``72*L*h^2*(1 + s/(6h)) + 6*V*h`` for MHA with a 4h
     GELU MLP), generalised to GQA, SwiGLU and MoE.
@@ -102,8 +105,11 @@ def training_flops(
     """Training FLOPs for ``tokens`` tokens.
 
     Default: ``C = 6*P*D`` — forward ``2PD``, backward ``4PD`` (Kaplan et al. 2020 §2.1;
-    Anthony, Biderman & Schoelkopf 2023, "Transformers Math 101"), P the active parameters.
-    With ``include_attention`` the sequence-length term of ``attention_formula`` is added.
+    Anthony, Biderman & Schoelkopf 2023, "Transformers Math 101"), P all active parameters,
+    the embedding table included (the rule of thumb as published).
+    With ``include_attention`` only matrix multiplies are counted — what a FLOP counter such as
+    ``torch.utils.flop_counter`` sees — and the sequence-length term of ``attention_formula`` is
+    added (``palm`` and ``megatron``: the active matmul weights, embedding lookup free).
     Recompute adds hardware FLOPs only: ``full`` one more forward pass (``8PD``, Korthikanti et al.
     2022 §5; PaLM Appendix B), ``selective`` the forward attention core it re-runs, ``4*L*a*d_head*s`` per
     token (Korthikanti §5 quote 2.7 % for GPT-3, the size of the whole fwd+bwd attention term;
@@ -118,23 +124,29 @@ def training_flops(
         attention_fwd = attention_score_flops_per_token(arch, s, causal=causal)
     if not include_attention:
         forward = 2 * p
-        formula = "C = 6*P*D (Kaplan et al. 2020 §2.1; Transformers Math 101)"
+        formula = "C = 6*P*D, P all active parameters incl. the embedding table (Kaplan et al. 2020 §2.1; Transformers Math 101)"
     elif attention_formula is AttentionFormula.KAPLAN:
         # Kaplan Table 1: forward 2N + 2*L*n_ctx*d_attn (N non-embedding, active experts only);
         # training = 3 x forward
         b = count_params(arch)
         kaplan_attention = 2.0 * arch.n_layers * s * arch.q_dim / (2 if causal else 1)
-        forward = 2 * (b.active - b.embedding - b.lm_head) + kaplan_attention
+        p = float(b.active - b.embedding - b.lm_head)
+        forward = 2 * p + kaplan_attention
         formula = "C = (6*N + 6*L*s*d_attn)*D, N non-embedding active (Kaplan et al. 2020, Table 1)"
     elif attention_formula is AttentionFormula.MEGATRON:
-        forward = 2 * active_matmul_weights(arch) + attention_fwd
+        p = float(active_matmul_weights(arch))
+        forward = 2 * p + attention_fwd
         formula = (
             "C = (6*W + 12*L*a*d_head*s)*D, W the active matmul weights incl. the V*h logit layer "
             "(Narayanan et al. 2021 §5.1, generalised to GQA/SwiGLU/MoE)"
         )
     else:
+        p = float(active_matmul_weights(arch))
         forward = 2 * p + attention_fwd
-        formula = "C = (6*P + 12*L*a*d_head*s)*D (Chowdhery et al. 2022, PaLM Appendix B)"
+        formula = (
+            "C = (6*N + 12*L*a*d_head*s)*D, N the active matmul weights incl. the V*h logit projection, "
+            "the embedding lookup free (Chowdhery et al. 2022, PaLM Appendix B)"
+        )
     if include_attention and causal:
         formula += "; causal masking halves the attention term"
     backward = 2 * forward
@@ -168,8 +180,8 @@ def training_flops(
 class InferenceCompute:
     """FLOPs of serving ``batch_size`` sequences: a prompt (prefill) then generated tokens (decode).
 
-    ``flops_per_token`` is the average decode cost of one generated token (the prefill average
-    when nothing is generated); ``flops_per_token_weights`` is the ``2P`` part alone.
+    ``flops_per_token`` is the average cost of one decode step (the prefill average when no
+    decode step runs); ``flops_per_token_weights`` is its weights part alone (``2*W``).
     """
 
     prefill_flops: float
@@ -197,28 +209,42 @@ def inference_flops(
     batch_size: int = 1,
     include_attention: bool = True,
 ) -> InferenceCompute:
-    """Forward FLOPs of prefill and decode.
+    """Forward FLOPs of generating ``output_tokens`` tokens after a prompt, matrix multiplies only.
 
-    Per token ``2*P`` for the weights (Kaplan et al. 2020 §2.1: forward = 2N per token) plus,
-    with ``include_attention``, ``4*L*a*d_head*t`` for attending over the ``t`` tokens before it
-    and itself (QK^T and AV, PaLM Appendix B); a prompt of n tokens therefore costs
-    ``2*P*n + 4*L*a*d_head*n(n+1)/2``. Decode reads the KV cache, so the prompt is not
-    recomputed.
+    The prefill runs the layers over the ``n`` prompt tokens and the logit projection once (only
+    the last position's logits are needed: they give the first new token); each later token is a
+    decode step that feeds the previous token through the layers and the logit projection, reading
+    the KV cache — ``n + m - 1`` token passes and ``m`` logit projections for ``m`` new tokens, as
+    transformers' ``generate`` and serving engines run it. Per token pass ``2*W_layers`` (the
+    layers' projection weights, active experts only; Kaplan et al. 2020 §2.1: forward = 2N) plus,
+    with ``include_attention``, ``4*L*a*d_head*t`` over the ``t`` cached positions including its
+    own (QK^T and AV, PaLM Appendix B); per logit projection ``2*V*h``. The embedding lookup costs
+    no FLOPs. Without a prompt every new token is fed in: ``m`` passes. A bare parameter count is
+    taken as ``2*P`` per pass (the shape, hence the lookup, unknown).
     """
     if prompt_tokens < 0 or output_tokens < 0 or prompt_tokens + output_tokens < 1:
         raise InvalidSpecError("output_tokens", "prompt_tokens + output_tokens must be at least 1")
-    p = active_params(model)
     arch = require_architecture(model, "include_attention") if include_attention else None
-    prefill = 2 * p * prompt_tokens + _attention_over_positions(arch, 1, prompt_tokens)
-    decode = 2 * p * output_tokens + _attention_over_positions(
-        arch, prompt_tokens + 1, prompt_tokens + output_tokens
+    if isinstance(model, Architecture):
+        logits = float(model.vocab_size * model.d_model)
+        layers = float(active_matmul_weights(model)) - logits
+        weights_formula = "2*W_layers per token pass + 2*V*h per generated token (matmuls only, lookup free)"
+    else:
+        logits, layers = 0.0, active_params(model)
+        weights_formula = "2*P per token pass (P all parameters: the shape is unknown)"
+    # the prefill's last position yields the first new token; later tokens need a decode pass each
+    decode_steps = output_tokens - 1 if prompt_tokens and output_tokens else output_tokens
+    prefill_logits = 1 if prompt_tokens else 0
+    prefill = 2 * layers * prompt_tokens + 2 * logits * prefill_logits + _attention_over_positions(arch, 1, prompt_tokens)
+    decode = (2 * layers + 2 * logits) * decode_steps + _attention_over_positions(
+        arch, prompt_tokens + 1, prompt_tokens + decode_steps
     )
     prefill, decode = prefill * batch_size, decode * batch_size
-    if output_tokens:
-        per_token = decode / (batch_size * output_tokens)
+    if decode_steps:
+        per_token = decode / (batch_size * decode_steps)
     else:
         per_token = prefill / (batch_size * prompt_tokens)
-    formula = "FLOPs/token = 2*P (Kaplan et al. 2020 §2.1)"
+    formula = f"FLOPs = {weights_formula} (Kaplan et al. 2020 §2.1)"
     if include_attention:
         formula += " + 4*L*a*d_head*t over t cached tokens (PaLM Appendix B)"
     return InferenceCompute(
@@ -226,6 +252,6 @@ def inference_flops(
         decode_flops=check_flops("decode_flops", decode),
         total_flops=check_flops("total_flops", prefill + decode),
         flops_per_token=per_token,
-        flops_per_token_weights=2 * p,
+        flops_per_token_weights=2 * (layers + logits),
         formula=formula,
     )

@@ -17,6 +17,7 @@ from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.dtypes import Dtype, tensor_bytes
 from service.core.errors import InvalidSpecError
+from service.core.kernels import MEGATRON, AttentionKernel, Kernels, resolve_kernels
 from service.core.limits import check_bytes
 from service.core.params import count_params, mlp_params_per_expert, norm_params
 
@@ -65,7 +66,10 @@ PRECISION_BYTES: dict[Precision, PrecisionBytes] = {
     Precision.FP32: PrecisionBytes(weight=4, gradient=4, master=0, state=4, activation=4),
 }
 
-EIGHT_BIT_BLOCK = 2048  # Dettmers et al. 2022, "8-bit Optimizers via Block-wise Quantization" §2
+# Dettmers et al. 2022 ("8-bit Optimizers via Block-wise Quantization") use blocks of 2048 (§2);
+# bitsandbytes' AdamW8bit, what users run, keeps one fp32 absmax per 256 values of each state
+# (measured: ACCURACY.md)
+EIGHT_BIT_BLOCK = 256
 
 
 def factored_elements(arch: Architecture) -> tuple[int, int]:
@@ -100,8 +104,9 @@ def optimizer_state_bytes(
 
     - AdamW: momentum and variance (Loshchilov & Hutter 2019) → mixed precision 4 + 4 + 4 = 12
       bytes/param (ZeRO §3, K = 12).
-    - 8-bit AdamW: both states in 1 byte plus an fp32 absmax per 2048-value block (Dettmers
-      et al. 2022) → 4 + 2 + 8/2048 bytes/param under mixed precision.
+    - 8-bit AdamW: both states in 1 byte plus an fp32 absmax per block (Dettmers et al. 2022;
+      bitsandbytes' blocks of 256) → 4 + 2 + 8/256 bytes/param under mixed precision
+      (bitsandbytes keeps tensors under 4096 values in 32 bits: norms, biases).
     - SGD with momentum: one state (4 + 4 = 8); plain SGD: only the master copy (4).
     - Adafactor without momentum (β1 = 0, its default): factored second moment (Shazeer & Stern
       2018 §3), a few bytes per matrix row and column; needs the shapes, else counted as 0.
@@ -284,6 +289,7 @@ def training_memory(
     dropout: bool = False,
     include_activations: bool = True,
     microbatches: int | None = None,
+    kernels: Kernels = Kernels(),
 ) -> TrainingMemory:
     """Memory per GPU for training ``model``.
 
@@ -291,7 +297,8 @@ def training_memory(
     parameters of one tp×pp shard; ZeRO stage 1 divides the optimizer term by ``dp``, stage 2 the
     gradients too, stage 3 the weights too (Rajbhandari et al. 2020 §5.1, Figure 1: 7.5B
     parameters, dp = 64 → 120 GB, 31.4 GB, 16.6 GB, 1.9 GB). Activations are not sharded by ZeRO
-    (:func:`service.core.activations.stage_activation_bytes`).
+    (:func:`service.core.activations.stage_activation_bytes`) and depend on the implementation's
+    ``kernels`` (:mod:`service.core.kernels`; transformers with SDPA unless stated).
     """
     validate_parallelism(parallelism, model, microbatches)
     par = parallelism
@@ -323,7 +330,8 @@ def training_memory(
     if include_activations:
         arch = require_architecture(model, "activation memory")
         full_seq = seq_len or arch.max_seq_len
-        if par.cp > 1 and (full_seq % par.cp or not flash_attention):
+        k = resolve_kernels(kernels, arch, flash_attention=flash_attention)
+        if par.cp > 1 and (full_seq % par.cp or k.attention is AttentionKernel.EAGER):
             raise InvalidSpecError(
                 "parallelism.cp", f"context parallelism needs flash_attention and seq_len={full_seq} divisible by cp={par.cp}"
             )
@@ -338,6 +346,7 @@ def training_memory(
                 flash_attention=flash_attention,
                 dropout=dropout,
                 element_bytes=pb.activation,
+                kernels=kernels,
             ),
             pp=par.pp,
             virtual_stages=par.virtual_stages,
@@ -347,6 +356,11 @@ def training_memory(
         formulas.append(
             "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
             "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)"
+        )
+        formulas.append(
+            f"kept tensors of {k.framework.value} kernels: attention {k.attention.value}, fp32 softmax {k.fp32_softmax}, "
+            f"fp32 norms {k.fp32_norms}, fused activation {k.fused_activation}, K/V repeated in eager {k.repeat_kv}, "
+            f"residual dropout {k.residual_dropout} (measured against PyTorch: ACCURACY.md)"
         )
     else:
         notes.append("activations not included")
@@ -439,8 +453,9 @@ def smallest_training_footprint(model: ModelShape, *, n_gpus: int, seq_len: int 
     """The least per-GPU training memory over sensible layouts of ``n_gpus`` GPUs: tensor
     parallelism 1/2/4/8 inside a node (where it divides the heads and the GPU count), data
     parallelism over the rest with ZeRO-3, full recompute, FlashAttention, micro-batch 1,
-    mixed-precision AdamW. A GPU whose memory is below this cannot hold the job at any
-    reasonable parallelism (a smaller micro-batch or more offload is not tried)."""
+    mixed-precision AdamW, Megatron-LM's kernels (as the planner lays them out). A GPU whose
+    memory is below this cannot hold the job at any reasonable parallelism (a smaller micro-batch
+    or more offload is not tried)."""
     best: int | None = None
     for tp in (1, 2, 4, 8):
         if tp > n_gpus or n_gpus % tp:
@@ -457,6 +472,7 @@ def smallest_training_footprint(model: ModelShape, *, n_gpus: int, seq_len: int 
             flash_attention=True,
             seq_len=seq_len,
             include_activations=isinstance(model, Architecture),
+            kernels=MEGATRON,
         )
         best = r.total_bytes if best is None else min(best, r.total_bytes)
     assert best is not None  # tp = 1 is always valid

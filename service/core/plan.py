@@ -15,7 +15,9 @@ valid layout (Narayanan et al. 2021 §3; Korthikanti et al. 2022 §4):
   ``tp > 1``.
 
 Each layout's per-GPU memory (the busiest stage) is computed with the same formulas as
-:func:`service.core.memory.training_memory` — its per-shard parts are taken from that module and
+:func:`service.core.memory.training_memory`, for Megatron-LM's fused kernels
+(:data:`service.core.kernels.MEGATRON`: the planner lays out tensor, sequence and pipeline
+parallelism as Megatron-LM runs them) — its per-shard parts are taken from that module and
 combined here over arrays — and layouts that do not fit are pruned before the step-time model
 (:mod:`service.core.steptime`) prices the rest. The returned plans are recomputed one by one
 with the scalar core, so what a plan reports is exactly what the memory calculator answers.
@@ -35,6 +37,7 @@ from service.core.activations import LOGIT_BYTES, MASK_BYTES, ActivationOptions,
 from service.core.architecture import Architecture
 from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.errors import InvalidSpecError
+from service.core.kernels import MEGATRON
 from service.core.memory import (
     PRECISION_BYTES,
     Optimizer,
@@ -260,7 +263,7 @@ def _layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
         t, sp, rc, b, c = (axes[k][i].item() for k, i in zip(LAYER_AXES, idx, strict=True))
         opts = ActivationOptions(
             seq_len=spec.seq_len // c, micro_batch_size=b, tp=t, sequence_parallel=bool(sp), recompute=RECOMPUTES[rc],
-            flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e,
+            flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e, kernels=MEGATRON,
         )  # fmt: skip
         layer[idx] = layer_activation_bytes(arch, opts).total_bytes
     return layer
@@ -389,7 +392,7 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
     mem = training_memory(
         arch, precision=spec.precision, optimizer=spec.optimizer, parallelism=par, micro_batch_size=row["micro_batch_size"],
         seq_len=spec.seq_len, recompute=recompute, flash_attention=spec.flash_attention, dropout=spec.dropout,
-        microbatches=microbatches,
+        microbatches=microbatches, kernels=MEGATRON,
     )  # fmt: skip
     lay = Layout(
         tp=row["tp"], pp=row["pp"], dp=row["dp"], cp=row["cp"], ep=row["ep"], zero_stage=row["zero_stage"],

@@ -39,7 +39,7 @@ from service.core.architecture import Architecture, Ffn
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
 from service.core.memory import kv_cache_bytes
-from service.core.params import count_params
+from service.core.params import active_matmul_weights, count_params
 from service.core.steptime import (
     FLASH_ATTENTION_EFFICIENCY_RATIO,
     MEMORY_BANDWIDTH_EFFICIENCY,
@@ -170,14 +170,15 @@ def decode_step_seconds(
     """One decode step for ``batch`` sequences at a mean context: the weights read once and every
     sequence's KV cache (``kv_bytes_per_token * context`` each, K/V heads replicated beyond
     ``n_kv_heads`` ranks) at the achievable HBM bandwidth, or the step's FLOPs
-    (``2*P_active + 4*L*a*d_head*context`` per sequence) at the matmul rate, whichever is longer
+    (``2*W + 4*L*a*d_head*context`` per sequence, W the active matmul weights: the embedding
+    lookup is free) at the matmul rate, whichever is longer
     (Pope et al. 2022 §2-3); plus two all-reduces of ``batch*h`` per layer. Returns the seconds
     and whether memory bounds them."""
     b = np.asarray(batch, dtype=np.float64)
     replication = tp / min(tp, arch.n_kv_heads)
     per_gpu_bytes = weights_bytes / tp + b * kv_bytes_per_token * context_tokens * replication / tp
     memory_time = per_gpu_bytes / (hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY)
-    flops = b * (2.0 * count_params(arch).active + 4.0 * arch.n_layers * arch.q_dim * context_tokens) / tp
+    flops = b * (2.0 * active_matmul_weights(arch) + 4.0 * arch.n_layers * arch.q_dim * context_tokens) / tp
     compute_time = flops / (hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF)
     comm = 2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, hw.intra_node_bandwidth_bytes_per_s * 0.8,
                                                        INTRA_NODE_LATENCY_SECONDS)  # fmt: skip

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
+from service.core.kernels import AttentionKernel, Framework
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import Optimizer, Precision
 from service.schemas.base import Assumptions, Schema
@@ -78,7 +79,10 @@ class TrainingComputeResponse(Estimate):
     hardware_flops_per_token: float
     forward_flops_per_token: float
     backward_flops_per_token: float
-    params: float = Field(description="Parameters P used in the formula (active for MoE).")
+    params: float = Field(
+        description="Parameters P used in the formula: the active parameters for 6PD (embedding table included); with "
+        "include_attention the active matmul weights (palm, megatron: the embedding lookup is free) or Kaplan's non-embedding N."
+    )
     tokens: float
 
 
@@ -152,6 +156,28 @@ class TrainingMemoryRequest(Schema):
     )
     gpu: GpuId | None = None
     gpu_memory_bytes: Bytes | None = Field(None, gt=0, description="Instead of gpu.")
+    framework: Framework = Field(
+        Framework.HUGGINGFACE,
+        description="Whose kernels keep the activations: `huggingface` (PyTorch + transformers, the stack most users run) or "
+        "`megatron` (Megatron-LM's fused kernels, Korthikanti et al. 2022's count). Unset choices below take its values.",
+    )
+    attention_implementation: AttentionKernel | None = Field(
+        None,
+        description="`eager` keeps the a*s^2 scores, `sdpa` and `flash` an fp32 log-sum-exp per query and head. Default: `flash` "
+        "with flash_attention=true; else `sdpa` (transformers) or `eager` (megatron, or flash_attention=false given explicitly).",
+    )
+    fp32_softmax: bool | None = Field(
+        None, description="Eager softmax in fp32: keeps fp32 probabilities and their 16-bit copy. Default: true for transformers."
+    )
+    fp32_norms: bool | None = Field(
+        None, description="Norms upcast their input to fp32 and keep the copy. Default: transformers' RMSNorm does, LayerNorm does not."
+    )
+    fused_activation: bool | None = Field(
+        None, description="The MLP activation is one kernel. Default: megatron yes; transformers: GELU yes, SwiGLU no (act(gate)*up)."
+    )
+    residual_dropout: bool = Field(
+        True, description="With dropout: also on the embedding, attention output and MLP output (GPT-2, NeoX; not Llama)."
+    )
 
 
 class PerGpuMemory(Schema):

@@ -5,17 +5,25 @@ from __future__ import annotations
 from service.core import compute, memory, serving
 from service.core.architecture import Architecture, ModelShape
 from service.core.dtypes import Dtype
+from service.core.errors import InvalidSpecError
+from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
 from service.core.params import count_params
 from service.schemas import calculators as s
+from service.schemas.model import ModelSpec
 from service.services.catalog_reader import CatalogReader
 from service.services.models import resolve_gpu, resolve_model
 
 GIB = 2**30
 
 
-def _model_assumptions(model: ModelShape) -> dict[str, str | float | int | bool | None]:
+def _model_assumptions(model: ModelShape, spec: ModelSpec) -> dict[str, str | float | int | bool | None]:
     if isinstance(model, Architecture):
-        return {"architecture": "explicit", "max_seq_len": model.max_seq_len}
+        if spec.preset is None:
+            source = "explicit"
+        else:
+            overridden = sorted(spec.explicit_fields())
+            source = f"preset {spec.preset}" + (f" with {', '.join(overridden)} overridden" if overridden else "")
+        return {"architecture": source, "max_seq_len": model.max_seq_len}
     return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
 
 
@@ -57,10 +65,14 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
         seq_len=req.seq_len,
         causal=req.causal_attention,
     )
-    assumptions = _model_assumptions(model) | {
+    assumptions = _model_assumptions(model, req.model) | {
         "recompute": req.recompute.value,
         "include_attention": req.include_attention,
-        "params_counted": "active parameters (all for a dense model)",
+        "params_counted": "active parameters, embedding table included (all for a dense model)"
+        if not req.include_attention
+        else {
+            compute.AttentionFormula.KAPLAN: "active non-embedding parameters (Kaplan's N)",
+        }.get(req.attention_formula, "active matmul weights: layers and the V*h logit projection, embedding lookup free"),
     }
     if req.include_attention:
         assumptions |= {
@@ -98,13 +110,28 @@ def inference_compute(req: s.InferenceComputeRequest, catalog: CatalogReader) ->
         decode_flops=r.decode_flops,
         total_flops=r.total_flops,
         formulas=[r.formula],
-        assumptions=_model_assumptions(model)
+        assumptions=_model_assumptions(model, req.model)
         | {"include_attention": req.include_attention, "kv_cache": True, "batch_size": req.batch_size},
+    )
+
+
+def _kernels(req: s.TrainingMemoryRequest) -> Kernels:
+    """The request's implementation. ``flash_attention`` (the older input) keeps its meaning: true
+    is FlashAttention, false given explicitly is eager attention with the scores kept."""
+    attention = req.attention_implementation
+    if req.flash_attention and attention not in (None, AttentionKernel.FLASH):
+        raise InvalidSpecError("attention_implementation", f"'{attention.value}' contradicts flash_attention=true")
+    if attention is None and not req.flash_attention and "flash_attention" in req.model_fields_set:
+        attention = AttentionKernel.EAGER
+    return Kernels(
+        framework=req.framework, attention=attention, fp32_softmax=req.fp32_softmax, fp32_norms=req.fp32_norms,
+        fused_activation=req.fused_activation, residual_dropout=req.residual_dropout,
     )
 
 
 def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.TrainingMemoryResponse:
     model = resolve_model(req.model, catalog)
+    kernels = _kernels(req)
     gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
     par = _parallelism(req.parallelism)
     r = memory.training_memory(
@@ -119,9 +146,10 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         dropout=req.dropout,
         include_activations=req.include_activations,
         microbatches=req.gradient_accumulation_steps,
+        kernels=kernels,
     )
     act = r.activations
-    assumptions = _model_assumptions(model) | {
+    assumptions = _model_assumptions(model, req.model) | {
         "precision": req.precision.value,
         "optimizer": req.optimizer.value,
         "weight_bytes_per_param": r.bytes_per_param["weights"],
@@ -129,8 +157,13 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         "optimizer_bytes_per_param": r.bytes_per_param["optimizer"],
         "seq_len": req.seq_len or getattr(model, "max_seq_len", None),
         "pipeline_schedule": "1F1B, first stage holds pp micro-batches",
+        "framework": req.framework.value,
         "excluded": "framework workspace, allocator fragmentation and communication buffers",
     }
+    if act is not None and isinstance(model, Architecture):
+        k = resolve_kernels(kernels, model, flash_attention=req.flash_attention)
+        assumptions |= {"attention_implementation": k.attention.value, "fp32_softmax": k.fp32_softmax, "fp32_norms": k.fp32_norms,
+                        "fused_activation": k.fused_activation, "eager_repeats_kv": k.repeat_kv}  # fmt: skip
     for i, note in enumerate(r.notes):
         assumptions[f"note_{i + 1}"] = note
     # one validation pass over the whole answer (nested parts as dicts), not one per model
@@ -201,7 +234,7 @@ def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s
         gpu_memory_bytes=gpu_bytes,
         gpus_needed=gpus_needed,
         formulas=list(r.formulas) + ([serving_formula] if weights and weights.scale_bytes else []),
-        assumptions=_model_assumptions(model)
+        assumptions=_model_assumptions(model, req.model)
         | {
             "dtype": req.dtype.value,
             "kv_dtype": kv_dtype.value,

@@ -258,7 +258,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     assumptions: dict[str, Any] = {"seq_len": seq_len, "seq_len_source": seq_source, "global_batch_size": batch,
                                    "global_batch_source": batch_source if req.n_gpus else f"{batch_source}, for each cluster size tried",
                                    "effective_time_fraction": req.effective_time_fraction,
-                                   "usable_memory_fraction": req.usable_memory_fraction, "flash_attention": req.flash_attention}  # fmt: skip
+                                   "usable_memory_fraction": req.usable_memory_fraction, "flash_attention": req.flash_attention,
+                                   "activation_kernels": "megatron (Megatron-LM's fused kernels, Korthikanti et al. 2022)"}  # fmt: skip
     for gpu_id in gpu_ids:
         view, _ = resolve_gpu(gpu_id, None, catalog)
         assert view is not None

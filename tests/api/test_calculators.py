@@ -156,7 +156,8 @@ def test_memory_inference_gpus_needed(client) -> None:
 def test_compute_inference(client) -> None:
     data = ok(client, "/v1/compute/inference", {"model": LLAMA_7B, "prompt_tokens": 1000, "output_tokens": 100})
     assert data["total_flops"] == pytest.approx(data["prefill_flops"] + data["decode_flops"])
-    assert data["flops_per_token"] > data["flops_per_token_weights"] == 2 * 6_738_415_616
+    # matmul weights: all parameters but the embedding lookup table and the 65 RMSNorm gains
+    assert data["flops_per_token"] > data["flops_per_token_weights"] == 2 * (6_738_415_616 - 32000 * 4096 - 65 * 4096)
 
 
 @pytest.mark.parametrize(
@@ -252,3 +253,40 @@ def test_kaplan_formula_counts_active_experts_only(client) -> None:
     # N = active non-embedding parameters: 12,879,925,248 - 2 * 32000 * 4096
     n = 12_879_925_248 - 2 * 32000 * 4096
     assert kaplan["flops_per_token"] == pytest.approx(6 * n + 6 * 32 * 4096 * 4096)
+
+
+def test_a_preset_answer_names_the_preset(client) -> None:
+    data = ok(client, "/v1/compute/training", {"model": LLAMA_7B, "tokens": 1e9})
+    assert data["assumptions"]["architecture"] == "preset llama-2-7b"
+    assert "embedding table included" in data["assumptions"]["params_counted"]
+    wider = ok(client, "/v1/compute/training", {"model": LLAMA_7B | {"vocab_size": 32064}, "tokens": 1e9, "include_attention": True})
+    assert wider["assumptions"]["architecture"] == "preset llama-2-7b with vocab_size overridden"
+    assert "lookup free" in wider["assumptions"]["params_counted"]
+    explicit = ok(client, "/v1/compute/inference", {"model": {"n_layers": 2, "d_model": 64, "n_heads": 2, "d_ff": 256, "vocab_size": 100}})
+    assert explicit["assumptions"]["architecture"] == "explicit"
+
+
+def test_training_memory_kernels(client) -> None:
+    # Llama-2-7B, s = 4096, b = 1, no recompute: per layer, in units of s*b*h bytes
+    base = {"model": LLAMA_7B, "seq_len": 4096, "include_activations": True}
+    sbh, f_over_h, a_s_over_h = 4096 * 4096, 11008 / 4096, 32 * 4096 / 4096
+    default = ok(client, "/v1/memory/training", base)
+    assert default["assumptions"]["attention_implementation"] == "sdpa" and default["assumptions"]["fp32_norms"] is True
+    # transformers + SDPA: 2 upcast RMSNorms (4 + 2 each), QKV and MLP inputs 2 + 2, Q, K, V and
+    # the output-projection input 8, unfused SwiGLU 4 * 2 * f/h, fp32 log-sum-exp 4*a*s*b
+    lse = 4 * 4096 * 32
+    assert default["activations"]["per_layer_bytes"] == 12 * sbh + 4 * sbh + 8 * sbh + 8 * 11008 * 4096 + lse
+    eager = ok(client, "/v1/memory/training", base | {"attention_implementation": "eager"})
+    # + fp32 probabilities and their 16-bit copy: 6 bytes per score
+    assert eager["activations"]["per_layer_bytes"] == default["activations"]["per_layer_bytes"] - lse + 6 * a_s_over_h * sbh
+    assert eager == ok(client, "/v1/memory/training", base | {"flash_attention": False})  # the older input: eager
+    megatron = ok(client, "/v1/memory/training", base | {"framework": "megatron"})
+    # Korthikanti's count for SwiGLU without dropout: 16 + 3*2*f/h, softmax output 2 bytes per score
+    assert megatron["activations"]["per_layer_bytes"] == (16 + 6 * f_over_h + 2 * a_s_over_h) * sbh
+    assert megatron["assumptions"]["attention_implementation"] == "eager"
+    assert any("megatron kernels" in f for f in megatron["formulas"])
+
+
+def test_training_memory_rejects_contradicting_attention_inputs(client) -> None:
+    r = client.post("/v1/memory/training", json={"model": LLAMA_7B, "flash_attention": True, "attention_implementation": "eager"})
+    assert r.status_code == 422 and "attention_implementation" in r.text

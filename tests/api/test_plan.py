@@ -72,10 +72,11 @@ def test_plan_llama_3_70b_on_256_h100(client) -> None:
     assert 0.3 < best["mfu"] < 0.7 and best["hfu"] >= best["mfu"]
     assert best["per_gpu_total_bytes"] <= 0.95 * 80 * 2**30
     assert data["gpus"][0]["price"]["as_of"] and data["fastest_gpu"] == data["cheapest_gpu"] == "h100-sxm"
-    # the plan's memory is exactly what the memory calculator answers for that layout
+    # the plan's memory is exactly what the memory calculator answers for that layout, with the
+    # Megatron-LM kernels the planner lays out
     memory = ok(client, "/v1/memory/training", {
         "model": {"preset": "llama-3-70b"}, "seq_len": 8192, "micro_batch_size": best["micro_batch_size"],
-        "recompute": best["recompute"], "flash_attention": True,
+        "recompute": best["recompute"], "flash_attention": True, "framework": "megatron",
         "parallelism": {k: best[k] for k in ("dp", "tp", "pp", "cp", "ep", "virtual_stages", "sequence_parallel", "zero_stage",
                                              "offload_optimizer")},
         "gradient_accumulation_steps": best["gradient_accumulation_steps"],

@@ -7,6 +7,7 @@ import pytest
 
 from service.core.activations import ActivationOptions, layer_activation_bytes, stage_activation_bytes
 from service.core.compute import Recompute
+from service.core.kernels import MEGATRON
 from tests.core.helpers import gpt3_like, preset
 
 S, B, H, A, L, V = 2048, 1, 12288, 96, 96, 51200
@@ -14,7 +15,7 @@ SBH = S * B * H
 
 
 def per_layer(t: int = 1, **kw: object) -> int:
-    opts = ActivationOptions(seq_len=S, micro_batch_size=B, tp=t, dropout=True, **kw)
+    opts = ActivationOptions(seq_len=S, micro_batch_size=B, tp=t, dropout=True, kernels=MEGATRON, **kw)
     return layer_activation_bytes(gpt3_like(), opts).total_bytes
 
 
@@ -55,7 +56,7 @@ def test_section_4_3_first_stage_and_output_layer() -> None:
     # §4.2.3: under 1F1B the first stage holds p micro-batches of L/p layers = L layers' worth,
     # plus the embedding dropout mask s*b*h*p/t; §4.3: the output layer 4*s*b*h/t*(1 + V/h).
     t, p = 8, 8
-    opts = ActivationOptions(seq_len=S, micro_batch_size=B, tp=t, sequence_parallel=True, dropout=True)
+    opts = ActivationOptions(seq_len=S, micro_batch_size=B, tp=t, sequence_parallel=True, dropout=True, kernels=MEGATRON)
     stage = stage_activation_bytes(gpt3_like(vocab_size=V), opts, pp=p)
     layer = SBH * 34 // t + 5 * A * S * S * B // t
     assert stage.first_stage_bytes == L * layer + SBH * p // t
@@ -68,7 +69,7 @@ def test_derived_constant_for_swiglu_without_dropout() -> None:
     # Llama-2-7B: MHA, SwiGLU with f = 11008, no dropout. Per layer / (s*b*h):
     # norms 4 + QKV input 2 + MLP input 2 + Q,K,V,out 8 + SwiGLU 3*2*f/h = 32.125 (not 34)
     arch = preset("llama-2-7b")
-    opts = ActivationOptions(seq_len=4096, micro_batch_size=1, recompute=Recompute.SELECTIVE)
+    opts = ActivationOptions(seq_len=4096, micro_batch_size=1, recompute=Recompute.SELECTIVE, kernels=MEGATRON)
     sbh = 4096 * 4096
     assert layer_activation_bytes(arch, opts).total_bytes == sbh * 16 + 6 * 4096 * 11008
 
@@ -76,7 +77,7 @@ def test_derived_constant_for_swiglu_without_dropout() -> None:
 def test_derived_constant_for_gqa() -> None:
     # Llama-2-70B: 64 query heads, 8 KV heads of 128: K and V are 1/8 of Q.
     arch = preset("llama-2-70b")
-    opts = ActivationOptions(seq_len=4096, micro_batch_size=1, recompute=Recompute.SELECTIVE)
+    opts = ActivationOptions(seq_len=4096, micro_batch_size=1, recompute=Recompute.SELECTIVE, kernels=MEGATRON)
     s, h, f = 4096, 8192, 28672
     expected = 2 * s * h * 4 + 2 * s * (2 * h + 2 * 1024) + 6 * s * f
     assert layer_activation_bytes(arch, opts).total_bytes == expected
@@ -84,8 +85,8 @@ def test_derived_constant_for_gqa() -> None:
 
 def test_flash_attention_keeps_only_the_log_sum_exp() -> None:
     arch = preset("llama-2-7b")
-    base = ActivationOptions(seq_len=4096, micro_batch_size=2)
-    flash = ActivationOptions(seq_len=4096, micro_batch_size=2, flash_attention=True)
+    base = ActivationOptions(seq_len=4096, micro_batch_size=2, kernels=MEGATRON)
+    flash = ActivationOptions(seq_len=4096, micro_batch_size=2, flash_attention=True, kernels=MEGATRON)
     plain, fused = layer_activation_bytes(arch, base), layer_activation_bytes(arch, flash)
     assert plain.scores_bytes == 2 * 32 * 4096 * 4096 * 2  # softmax output, 2 bytes, no dropout
     assert fused.scores_bytes == 4 * 4096 * 2 * 32  # fp32 log-sum-exp per query and head

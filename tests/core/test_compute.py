@@ -97,16 +97,29 @@ def test_attention_needs_the_architecture() -> None:
 
 
 def test_inference_prefill_and_decode_closed_form_matches_a_sum() -> None:
+    # the prefill runs the layers over n tokens and the logit projection once (the first new
+    # token); m new tokens then need m - 1 decode passes, each through the layers and the logits
     arch = preset("llama-2-7b")
     n, m = 37, 11
     r = inference_flops(arch, prompt_tokens=n, output_tokens=m, batch_size=3)
-    p = r.flops_per_token_weights / 2
+    logits = 2 * 32000 * 4096
+    layers = 2 * (6_738_415_616 - 2 * 32000 * 4096 - 65 * 4096)  # no embedding, head or norms
+    assert r.flops_per_token_weights == layers + logits
     per_pos = 4 * 32 * 4096
-    prefill = sum(2 * p + per_pos * t for t in range(1, n + 1))
-    decode = sum(2 * p + per_pos * t for t in range(n + 1, n + m + 1))
+    prefill = sum(layers + per_pos * t for t in range(1, n + 1)) + logits
+    decode = sum(layers + logits + per_pos * t for t in range(n + 1, n + m))
     assert r.prefill_flops == pytest.approx(3 * prefill)
     assert r.decode_flops == pytest.approx(3 * decode)
-    assert r.flops_per_token == pytest.approx(decode / m)
+    assert r.flops_per_token == pytest.approx(decode / (m - 1))
+
+
+def test_inference_counts_no_embedding_lookup() -> None:
+    # an untied model's input table is a lookup: one more vocabulary row of weights adds FLOPs
+    # only through the logit projection, per generated token
+    arch, wider = preset("llama-2-7b"), preset("llama-2-7b", vocab_size=32001)
+    a = inference_flops(arch, prompt_tokens=10, output_tokens=5, include_attention=False)
+    b = inference_flops(wider, prompt_tokens=10, output_tokens=5, include_attention=False)
+    assert b.total_flops - a.total_flops == 5 * 2 * 4096
 
 
 def test_inference_two_p_rule_without_attention() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.errors import InvalidSpecError
+from service.core.kernels import MEGATRON
 from service.core.memory import Parallelism, expert_params_per_gpu, params_per_gpu, training_memory
 from service.core.plan import (
     DIMENSIONS,
@@ -105,7 +106,7 @@ def test_memory_arrays_equal_the_scalar_core(model: str, n_gpus: int, dropout: b
                           zero_stage=row["zero_stage"], offload_optimizer=row["offload_optimizer"])  # fmt: skip
         exact = training_memory(arch, parallelism=par, micro_batch_size=row["micro_batch_size"], seq_len=1024,
                                 recompute=RECOMPUTES[row["recompute"]], flash_attention=True, dropout=dropout,
-                                microbatches=row["microbatches"])  # fmt: skip
+                                microbatches=row["microbatches"], kernels=MEGATRON)  # fmt: skip
         assert mem["total"][i] == exact.total_bytes, row
         assert (mem["weights"][i], mem["gradients"][i], mem["optimizer"][i], mem["activations"][i]) == (
             exact.weights_bytes, exact.gradients_bytes, exact.optimizer_bytes, exact.activations_bytes), row
@@ -120,8 +121,9 @@ def test_zero_shards_experts_over_their_own_replicas() -> None:
     experts = expert_params_per_gpu(arch, par)
     assert experts == 32 * 3 * 4096 * 14336  # 32 layers, one expert each
     dense = params_per_gpu(arch, par) - experts
-    zero0 = training_memory(arch, parallelism=par, seq_len=1024, flash_attention=True)
-    zero3 = training_memory(arch, parallelism=Parallelism(dp=8, ep=8, zero_stage=3), seq_len=1024, flash_attention=True)
+    zero0 = training_memory(arch, parallelism=par, seq_len=1024, flash_attention=True, kernels=MEGATRON)
+    zero3 = training_memory(arch, parallelism=Parallelism(dp=8, ep=8, zero_stage=3), seq_len=1024, flash_attention=True,
+                            kernels=MEGATRON)
     assert zero0.weights_bytes - zero3.weights_bytes == 2 * dense - -(-2 * dense // 8)
     assert zero3.weights_bytes >= 2 * experts
 
@@ -192,7 +194,7 @@ def test_every_dimension_fixed_is_one_prediction() -> None:
     assert p.gradient_accumulation_steps == 64 // (2 * 2)
     exact = training_memory(arch, parallelism=Parallelism(dp=2, tp=2, pp=2, cp=2, virtual_stages=2, sequence_parallel=True,
                                                           zero_stage=2), micro_batch_size=2, seq_len=4096,
-                            recompute=Recompute.SELECTIVE, flash_attention=True, microbatches=16)  # fmt: skip
+                            recompute=Recompute.SELECTIVE, flash_attention=True, microbatches=16, kernels=MEGATRON)  # fmt: skip
     assert p.memory.total_bytes == exact.total_bytes
     flops = training_flops(arch, 1, include_attention=True, attention_formula=AttentionFormula.MEGATRON, seq_len=4096, causal=True)
     assert p.mfu == pytest.approx(flops.model_flops_per_token * p.tokens_per_second / 16 / 989.5e12)

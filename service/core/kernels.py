@@ -1,0 +1,147 @@
+"""How an implementation runs a transformer layer: the kernels that decide which tensors a
+training step keeps for backward.
+
+Korthikanti et al. 2022 (§4.1, Table 2) count what Megatron-LM's fused kernels keep: a 16-bit
+norm input, a 16-bit softmax output (fused scale-mask-softmax), one tensor per activation input.
+The stack most users run — PyTorch with Hugging Face ``transformers`` — keeps more, and each
+difference is a property of the implementation, measured tensor by tensor
+(``validation/measure.py``, ``ACCURACY.md``):
+
+- **attention**: ``eager`` materialises the ``a*s^2`` scores; ``sdpa``
+  (``torch.nn.functional.scaled_dot_product_attention``, transformers' default since 4.36, which
+  on a GPU in 16 bits runs the FlashAttention or memory-efficient kernel) and ``flash``
+  (FlashAttention 2, Dao 2023) keep only the output and an fp32 log-sum-exp per query and head
+  (Dao et al. 2022 §3.1), and drop the scores' dropout mask (the kernel regenerates it).
+- **fp32 softmax**: transformers' shared eager attention computes the softmax in fp32
+  (``softmax(..., dtype=float32).to(q.dtype)``): it keeps the fp32 probabilities (4 bytes per
+  score) and the 16-bit copy the value matmul reads (``e`` more). Megatron's fused kernel and
+  GPT-2's own eager code keep one 16-bit tensor.
+- **fp32 norms**: an RMSNorm written as transformers' ``LlamaRMSNorm`` (Llama, Mistral, Qwen2 and
+  their copies) upcasts its input: it keeps the fp32 copy (4 bytes) and the 16-bit normalised
+  tensor its weight multiplies (``e``) instead of the 16-bit input; ``torch.nn.LayerNorm`` in 16 bits
+  keeps its 16-bit input and two fp32 scalars per token.
+- **fused activation**: one kernel (torch's ``gelu``, Megatron's fused bias-GELU / bias-SwiGLU)
+  keeps only its input: a GELU MLP keeps the activation input and the down-projection input
+  (``2*e*f`` per token), a fused SwiGLU the gate-and-up output and the product (``3*e*f``,
+  Megatron recomputes the SiLU). Written as separate tensor ops, SwiGLU ``act(gate) * up`` also
+  keeps the SiLU output (``4*e*f``), and a GELU formula (``0.5*x*(1 + tanh(...))`` as GPT-2's
+  ``gelu_new``, or the erf form) keeps three intermediates more (``5*e*f``).
+- **K/V repeat**: transformers' eager attention repeats the K and V heads to every query head
+  (``repeat_kv``) before the matmuls, so with GQA the kept K and V have the query width; SDPA with
+  ``enable_gqa`` (no mask, head size up to 256), FlashAttention and Megatron read the shared heads.
+- **residual dropout**: dropout on the embedding, the attention output and the MLP output
+  (GPT-2, GPT-NeoX, Megatron; 1-byte masks); Llama's implementation has attention dropout only.
+
+Unset fields take the framework's value; transformers' values for norms and activations follow
+the architecture (RMSNorm upcasts, LayerNorm does not; SwiGLU is unfused, GELU is torch's
+kernel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from service.core.architecture import Architecture, Ffn, Norm
+
+
+class AttentionKernel(StrEnum):
+    """How the attention core runs: ``eager`` (matmuls and a softmax; the scores are kept),
+    ``sdpa`` (PyTorch's fused ``scaled_dot_product_attention``) or ``flash`` (FlashAttention)."""
+
+    EAGER = "eager"
+    SDPA = "sdpa"
+    FLASH = "flash"
+
+
+class Framework(StrEnum):
+    """Whose kernels: ``huggingface`` (PyTorch + transformers, the stack most users run) or
+    ``megatron`` (Megatron-LM's fused kernels, the setting of Korthikanti et al. 2022)."""
+
+    HUGGINGFACE = "huggingface"
+    MEGATRON = "megatron"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Kernels:
+    """The implementation choices that decide the kept activations; ``None`` takes the framework's
+    value (see the module docstring). ``Kernels()`` is transformers with SDPA; :data:`MEGATRON` is
+    Korthikanti's count."""
+
+    framework: Framework = Framework.HUGGINGFACE
+    attention: AttentionKernel | None = None
+    fp32_softmax: bool | None = None
+    fp32_norms: bool | None = None
+    fused_activation: bool | None = None
+    residual_dropout: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResolvedKernels:
+    """:class:`Kernels` with every choice made for one architecture."""
+
+    framework: Framework
+    attention: AttentionKernel
+    fp32_softmax: bool
+    fp32_norms: bool
+    fused_activation: bool
+    repeat_kv: bool
+    residual_dropout: bool
+
+    @property
+    def keeps_scores(self) -> bool:
+        return self.attention is AttentionKernel.EAGER
+
+
+MEGATRON = Kernels(framework=Framework.MEGATRON)
+
+
+def resolve_kernels(kernels: Kernels, arch: Architecture, *, flash_attention: bool = False) -> ResolvedKernels:
+    """Fill the unset choices from the framework and the architecture. ``flash_attention`` (the
+    older boolean input) selects ``flash`` when no attention kernel is named."""
+    hf = kernels.framework is Framework.HUGGINGFACE
+    attention = kernels.attention
+    if attention is None:
+        if flash_attention:
+            attention = AttentionKernel.FLASH
+        else:
+            attention = AttentionKernel.SDPA if hf else AttentionKernel.EAGER
+
+    def pick(value: bool | None, default: bool) -> bool:
+        return default if value is None else value
+
+    return ResolvedKernels(
+        framework=kernels.framework,
+        attention=attention,
+        fp32_softmax=pick(kernels.fp32_softmax, hf),
+        fp32_norms=pick(kernels.fp32_norms, hf and arch.norm is Norm.RMSNORM),
+        fused_activation=pick(kernels.fused_activation, not hf or arch.ffn is Ffn.GELU),
+        repeat_kv=hf,
+        residual_dropout=kernels.residual_dropout,
+    )
+
+
+def norm_kept_bytes(k: ResolvedKernels, element_bytes: int) -> int:
+    """Bytes one norm keeps per element of its input: the input (``e``), or with an fp32 upcast
+    the fp32 copy and the ``e``-byte normalised tensor (``4 + e``)."""
+    return 4 + element_bytes if k.fp32_norms else element_bytes
+
+
+def mlp_intermediates(k: ResolvedKernels, ffn: Ffn) -> int:
+    """``d_ff``-wide tensors one MLP keeps per token: GELU 2 fused / 5 as separate ops, SwiGLU 3
+    fused (Megatron recomputes the SiLU) / 4 as ``act(gate) * up``."""
+    if ffn is Ffn.SWIGLU:
+        return 3 if k.fused_activation else 4
+    return 2 if k.fused_activation else 5
+
+
+def bytes_per_score(k: ResolvedKernels, element_bytes: int, *, dropout: bool) -> int:
+    """Bytes an eager attention keeps per attention score: the softmax output (4 in fp32, else
+    ``e``), then with dropout a 1-byte mask and the dropped-out ``e``-byte copy the value matmul
+    reads, or without dropout the ``e``-byte cast of fp32 probabilities (none when already ``e``).
+    Megatron's fused softmax: 2 without dropout, 5 with (Korthikanti §4.1)."""
+    e = element_bytes
+    softmax = 4 if k.fp32_softmax else e
+    if dropout:
+        return softmax + 1 + e
+    return softmax + (e if k.fp32_softmax and e < 4 else 0)
