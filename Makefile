@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint openapi bench bench-planner bench-serving bench-load clean
+.PHONY: run test lint openapi bench bench-planner bench-serving bench-load measure-hf clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ test: $(STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)  ## static checks
-	$(BIN)/ruff check service tests benchmarks scripts migrations
+	$(BIN)/ruff check service tests benchmarks scripts migrations validation
 
 openapi: $(STAMP)  ## rewrite openapi/openapi.json from the app
 	$(BIN)/python scripts/write_openapi.py
@@ -37,6 +37,10 @@ bench-serving: $(STAMP)  ## serving plans per second against /healthz
 
 bench-load: $(STAMP)  ## a mix of catalog-backed requests under 64 connections against /healthz
 	$(BIN)/python benchmarks/bench_load.py
+
+measure-hf: $(STAMP)  ## re-measure validation/measurements/hf_models.json with transformers (needs the validation extra)
+	@$(BIN)/python -c "import torch, transformers" 2>/dev/null || { echo "needs the validation extra: $(BIN)/pip install torch==2.13.0 && $(BIN)/pip install -e '.[dev,validation]'"; exit 1; }
+	$(BIN)/python validation/measure_hf_models.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
