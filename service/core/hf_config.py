@@ -13,12 +13,14 @@ default taken is reported in :attr:`HfMapping.assumptions`; keys that fix the sh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from service.core.architecture import Architecture, Ffn, Norm, Position
 from service.core.errors import InvalidSpecError
+from service.core.limits import MAX_SEQ_LEN
 from service.core.spec import make_architecture
 
 GATED_ACTIVATIONS = ("silu", "swish", "gelu", "gelu_pytorch_tanh", "gelu_new", "gelu_fast", "relu", "gelu_tanh")
@@ -81,7 +83,14 @@ def _context(r: _Reader, max_positions: int | None) -> int | None:
         return max_positions
     kind = scaling.get("rope_type", scaling.get("type"))
     factor = scaling.get("factor")
-    if kind in (None, "default") or not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor <= 1:
+    if (
+        kind in (None, "default")
+        or not isinstance(factor, (int, float))
+        or isinstance(factor, bool)
+        or not math.isfinite(factor)
+        or factor <= 1
+        or factor > MAX_SEQ_LEN
+    ):
         return max_positions
     original = scaling.get("original_max_position_embeddings", r.config.get("original_max_position_embeddings"))
     if isinstance(original, int) and not isinstance(original, bool):

@@ -271,6 +271,7 @@ class TrainingMemory:
     bytes_per_param: dict[str, float]
     formulas: tuple[str, ...]
     notes: tuple[str, ...]
+    resident_params_per_gpu: int = 0  # after ZeRO-3 sharding (params_per_gpu is the tp x pp shard before it)
 
 
 def training_memory(
@@ -371,6 +372,7 @@ def training_memory(
         },
         formulas=tuple(formulas),
         notes=tuple(notes),
+        resident_params_per_gpu=zero_sharded_bytes(p_dense, p_expert, sharded=z >= 3, shards=shards, ep=ep),
     )
 
 

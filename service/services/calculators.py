@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from service.core import compute, memory, serving
 from service.core.architecture import Architecture, ModelShape
+from service.core.context import check_context
 from service.core.dtypes import Dtype
 from service.core.params import count_params
 from service.schemas import calculators as s
@@ -13,10 +14,26 @@ from service.services.models import resolve_gpu, resolve_model
 GIB = 2**30
 
 
-def _model_assumptions(model: ModelShape) -> dict[str, str | float | int | bool | None]:
-    if isinstance(model, Architecture):
-        return {"architecture": "explicit", "max_seq_len": model.max_seq_len}
-    return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
+def _model_assumptions(model: ModelShape, seq_len: int | None = None) -> dict[str, str | float | int | bool | None]:
+    """What the answer took from the model: its defaults and inferences (``notes``), its attention
+    kind, and a ``seq_len_warning`` when ``seq_len`` is beyond its context."""
+    if not isinstance(model, Architecture):
+        return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
+    out: dict[str, str | float | int | bool | None] = {"architecture": "explicit", "max_seq_len": model.max_seq_len}
+    for name, note in model.notes:
+        out[f"model.{name}"] = note
+    if model.is_mla:
+        out["attention"] = (
+            f"multi-head latent attention: KV cache of kv_lora_rank + qk_rope_head_dim = "
+            f"{(model.kv_lora_rank or 0) + (model.qk_rope_head_dim or 0)} values per token and layer"
+        )
+    if model.sliding_window is not None:
+        out["sliding_window"] = model.sliding_window
+        out["sliding_window_layers"] = model.local_layers
+    warning = check_context(model, seq_len)
+    if warning:
+        out["seq_len_warning"] = warning
+    return out
 
 
 def _parallelism(p: s.ParallelismSpec) -> memory.Parallelism:
@@ -28,7 +45,8 @@ def _parallelism(p: s.ParallelismSpec) -> memory.Parallelism:
 
 def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
     model = resolve_model(req.model, catalog)
-    b = count_params(compute.require_architecture(model, "a parameter breakdown"))
+    b_arch = compute.require_architecture(model, "a parameter breakdown")
+    b = count_params(b_arch)
     return s.ParamsResponse(
         total=b.total,
         active=b.active,
@@ -41,8 +59,10 @@ def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
         formulas=[
             "P = V*h (+ positions) + L*(attention + n_experts*MLP + router + norms) + final norm "
             "+ LM head unless tied (exact module count; Transformers Math 101)"
-        ],
-        assumptions={"tied_embeddings_counted_once": True},
+        ]
+        + (["MLA attention: query/KV down- and up-projections, their RMSNorms and the output (DeepSeek-V2 §2.1)"] if b_arch.is_mla else [])
+        + (["first_k_dense dense layers, then routed + shared experts and the router (DeepSeekMoE §3)"] if b_arch.is_moe and (b_arch.first_k_dense or b_arch.n_shared_experts) else []),
+        assumptions=_model_assumptions(model) | {"tied_embeddings_counted_once": True},
     )
 
 
@@ -57,7 +77,7 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
         seq_len=req.seq_len,
         causal=req.causal_attention,
     )
-    assumptions = _model_assumptions(model) | {
+    assumptions = _model_assumptions(model, req.seq_len) | {
         "recompute": req.recompute.value,
         "include_attention": req.include_attention,
         "params_counted": "active parameters (all for a dense model)",
@@ -98,7 +118,7 @@ def inference_compute(req: s.InferenceComputeRequest, catalog: CatalogReader) ->
         decode_flops=r.decode_flops,
         total_flops=r.total_flops,
         formulas=[r.formula],
-        assumptions=_model_assumptions(model)
+        assumptions=_model_assumptions(model, req.prompt_tokens + req.output_tokens)
         | {"include_attention": req.include_attention, "kv_cache": True, "batch_size": req.batch_size},
     )
 
@@ -121,7 +141,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         microbatches=req.gradient_accumulation_steps,
     )
     act = r.activations
-    assumptions = _model_assumptions(model) | {
+    assumptions = _model_assumptions(model, req.seq_len) | {
         "precision": req.precision.value,
         "optimizer": req.optimizer.value,
         "weight_bytes_per_param": r.bytes_per_param["weights"],
@@ -145,7 +165,8 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
                 "total_gib": r.total_bytes / GIB,
             },
             "cpu_offload_bytes": r.cpu_offload_bytes,
-            "params_per_gpu": r.params_per_gpu,
+            "params_per_gpu": r.resident_params_per_gpu,
+            "params_per_gpu_before_zero": r.params_per_gpu,
             "n_gpus": par.n_gpus,
             "activations": None
             if act is None
@@ -201,7 +222,7 @@ def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s
         gpu_memory_bytes=gpu_bytes,
         gpus_needed=gpus_needed,
         formulas=list(r.formulas) + ([serving_formula] if weights and weights.scale_bytes else []),
-        assumptions=_model_assumptions(model)
+        assumptions=_model_assumptions(model, req.seq_len)
         | {
             "dtype": req.dtype.value,
             "kv_dtype": kv_dtype.value,
