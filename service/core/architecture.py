@@ -90,7 +90,7 @@ class Architecture:
     router_bias: bool = False
     qk_norm: bool = False
     # where fields were defaulted or inferred (e.g. from a config.json); not part of the shape
-    notes: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    assumptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def is_moe(self) -> bool:

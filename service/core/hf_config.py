@@ -77,7 +77,9 @@ def _context(r: _Reader, max_positions: int | None) -> int | None:
     """The context a config was built for: ``max_position_embeddings``, extended by RoPE scaling
     (``rope_scaling``, or ``rope_parameters`` in transformers 5) to ``factor *
     original_max_position_embeddings`` for yarn/longrope/llama3/dynamic/linear scaling (Peng et al.
-    2023, YaRN §3; Meta's Llama 3.1 card), whichever is larger."""
+    2023, YaRN §3; Meta's Llama 3.1 card), whichever is larger. Without
+    ``original_max_position_embeddings`` the config's ``max_position_embeddings`` is taken as the
+    scaled context (Gemma 3: 131,072 with a linear factor of 8)."""
     scaling = r.config.get("rope_scaling") or r.config.get("rope_parameters")
     if not isinstance(scaling, Mapping) or max_positions is None:
         return max_positions
@@ -96,9 +98,11 @@ def _context(r: _Reader, max_positions: int | None) -> int | None:
     if isinstance(original, int) and not isinstance(original, bool):
         scaled = int(factor * original)
         r.assumptions["context"] = f"max(max_position_embeddings, {kind} factor {factor:g} x original {original})"
-    else:
-        scaled = int(factor * max_positions)
-        r.assumptions["context"] = f"max_position_embeddings x {kind} factor {factor:g}"
+    else:  # e.g. Gemma 3's linear factor 8: max_position_embeddings is already the scaled context
+        scaled = max_positions
+        r.assumptions["context"] = (
+            f"max_position_embeddings ({kind} rope scaling without original_max_position_embeddings is taken as already applied)"
+        )
     return max(max_positions, scaled)
 
 
@@ -479,11 +483,11 @@ HF_KEYS = {
 
 def architecture_from_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> Architecture:
     """:func:`map_hf_config` then :func:`~service.core.spec.make_architecture`, the assumptions kept
-    in :attr:`Architecture.notes`."""
+    in :attr:`Architecture.assumptions`."""
     m = map_hf_config(config, prefix=prefix)
     fields = dict(m.fields)
     try:
-        return make_architecture(**fields, prefix=prefix, notes=m.assumptions)
+        return make_architecture(**fields, prefix=prefix, assumptions=m.assumptions)
     except TypeError as exc:  # a key of the wrong JSON type reaching a comparison
         raise InvalidSpecError(prefix, f"a key has the wrong JSON type ({exc})") from exc
     except InvalidSpecError as exc:

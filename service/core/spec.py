@@ -57,14 +57,14 @@ def make_architecture(
     v_head_dim: int | None = None,
     sliding_window: int | None = None,
     sliding_window_layers: int | None = None,
-    n_shared_experts: int = 0,
+    n_shared_experts: int | None = 0,
     d_ff_shared: int | None = None,
-    shared_expert_gate: bool = False,
-    first_k_dense: int = 0,
+    shared_expert_gate: bool | None = False,
+    first_k_dense: int | None = 0,
     d_ff_dense: int | None = None,
-    router_bias: bool = False,
-    qk_norm: bool = False,
-    notes: tuple[tuple[str, str], ...] = (),
+    router_bias: bool | None = False,
+    qk_norm: bool | None = False,
+    assumptions: tuple[tuple[str, str], ...] = (),
 ) -> Architecture:
     """Build a validated :class:`Architecture`; every rule names the field it checks.
 
@@ -73,6 +73,10 @@ def make_architecture(
 
     def f(name: str) -> str:
         return f"{prefix}.{name}" if prefix else name
+
+    # a stored preset keeps the newer fields null where they do not apply
+    n_shared_experts, first_k_dense = n_shared_experts or 0, first_k_dense or 0
+    shared_expert_gate, router_bias, qk_norm = bool(shared_expert_gate), bool(router_bias), bool(qk_norm)
 
     check_positive_int(f("n_layers"), n_layers, maximum=MAX_LAYERS)
     check_positive_int(f("d_model"), d_model, maximum=MAX_DIM)
@@ -166,7 +170,7 @@ def make_architecture(
         d_ff_dense=d_ff_dense,
         router_bias=router_bias,
         qk_norm=qk_norm,
-        notes=tuple(notes),
+        assumptions=tuple(assumptions),
     )
     if count_params(arch).total > MAX_PARAMS:
         raise InvalidSpecError(prefix, f"the architecture has more than {MAX_PARAMS:g} parameters")

@@ -20,7 +20,7 @@ def _model_assumptions(model: ModelShape, seq_len: int | None = None) -> dict[st
     if not isinstance(model, Architecture):
         return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
     out: dict[str, str | float | int | bool | None] = {"architecture": "explicit", "max_seq_len": model.max_seq_len}
-    for name, note in model.notes:
+    for name, note in model.assumptions:
         out[f"model.{name}"] = note
     if model.is_mla:
         out["attention"] = (

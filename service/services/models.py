@@ -78,7 +78,7 @@ def merge_architecture(base: dict[str, Any], changes: dict[str, Any]) -> dict[st
 @lru_cache(maxsize=4096)
 def _architecture(fields: tuple[tuple[str, Any], ...], field: str, notes: tuple[tuple[str, str], ...] = ()) -> ModelShape:
     """Validated architectures, memoised on their (immutable) field values."""
-    return make_architecture(**dict(fields), prefix=field, notes=notes)
+    return make_architecture(**dict(fields), prefix=field, assumptions=notes)
 
 
 def resolve_gpu(

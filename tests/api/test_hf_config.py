@@ -59,7 +59,7 @@ def test_mistral_at_32k_caches_its_window(client):
         ({"hf_config": {"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 64, "num_hidden_layers": 2,
                         "num_attention_heads": 4, "vocab_size": 10, "num_experts_per_tok": 9}},
          "hf_config.num_experts_per_tok", "exceeds"),
-        ({"hf_config": []}, "hf_config", "object"),
+        ({"hf_config": []}, "hf_config", "valid dictionary"),
     ],
 )  # fmt: skip
 def test_bad_configs_are_422_naming_the_key(client, body, field, words):
@@ -120,3 +120,25 @@ def test_moe_expert_parallelism_with_shared_experts_and_dense_layers(client):
     data = ok(client, "/v1/memory/training", body)
     expert = 3 * 7168 * 2048
     assert data["params_per_gpu"] == 671_026_419_200 - 58 * (256 - 4) * expert
+
+
+def test_models_can_be_searched(client):
+    r = client.get("/v1/models", params={"q": "deepseek"})
+    assert r.status_code == 200
+    assert [m["id"] for m in r.json()["items"]] == ["deepseek-v2", "deepseek-v2-lite", "deepseek-v3"]
+    words = client.get("/v1/models", params={"q": "Gemma 2"}).json()["items"]  # every word, any case
+    assert {m["id"] for m in words} >= {"gemma-2-2b", "gemma-2-9b", "gemma-2-27b"}
+    assert all("gemma" in m["id"] and "2" in (m["id"] + m["name"]) for m in words)
+    assert client.get("/v1/models", params={"q": "no-such-model"}).json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
+
+
+@pytest.mark.parametrize("preset_id", ["deepseek-v3", "gemma-2-9b", "qwen3-8b", "llama-3.3-70b", "mixtral-8x22b", "gemma-3-27b"])
+def test_new_presets_answer_with_their_exact_count(client, preset_id):
+    from service.catalog import loader
+
+    row = loader.model_presets()[preset_id]
+    data = ok(client, "/v1/params", {"model": {"preset": preset_id}})
+    assert data["total"] == row["reference_params"]
+    ok(client, "/v1/memory/inference", {"model": {"preset": preset_id}, "seq_len": 4096})
+    ok(client, "/v1/memory/training", {"model": {"preset": preset_id}, "seq_len": 4096, "flash_attention": True,
+                                       "parallelism": {"dp": 8, "zero_stage": 3}})  # fmt: skip
