@@ -80,7 +80,7 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
         return LayerActivations(replicated_bytes=kept, sharded_bytes=0, scores_bytes=0, total_bytes=kept)
 
     shared_input = arch.parallel_attention and arch.norms_per_layer == 1
-    mlp_inputs = 0 if shared_input else e * sbh * arch.experts_per_token
+    mlp_inputs = 0 if shared_input else e * sbh * (arch.experts_per_token + (arch.n_shared_experts if arch.is_moe else 0))
     replicated = (
         arch.norms_per_layer * e * sbh  # norm inputs
         + e * sbh  # QKV projection input
@@ -90,7 +90,7 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     intermediates = 3 if arch.ffn is Ffn.SWIGLU else 2
     sharded = (
         e * s * b * 2 * arch.q_dim  # Q and the output-projection input
-        + arch.experts_per_token * intermediates * e * s * b * arch.d_ff  # MLP intermediates
+        + intermediates * e * s * b * mlp_width_per_token(arch)  # MLP intermediates
     )
     # K and V split over at most n_kv_heads ranks: GQA heads are replicated beyond that
     kv = math.ceil(e * s * b * 2 * arch.kv_dim / min(t, arch.n_kv_heads))
@@ -177,3 +177,13 @@ def stage_activation_bytes(
         last_stage_bytes=last,
         peak_bytes=max(first, last),
     )
+
+
+def mlp_width_per_token(arch: Architecture) -> int:
+    """The MLP width one token passes through in a layer: ``d_ff``; for a mixture its
+    ``experts_per_token`` routed experts plus the shared ones (DeepSeekMoE §3), or a first dense
+    layer's ``d_ff_dense`` where that is wider (every layer is counted at the wider of the two)."""
+    if not arch.is_moe:
+        return arch.d_ff
+    moe = arch.experts_per_token * arch.d_ff + arch.n_shared_experts * (arch.d_ff_shared or arch.d_ff)
+    return max(moe, arch.d_ff_dense or arch.d_ff) if arch.first_k_dense else moe

@@ -400,6 +400,12 @@ def kv_cache_elements_per_token_per_layer(arch: Architecture) -> int:
     return 2 * arch.kv_dim
 
 
+def kv_cache_tensor_shards(arch: Architecture) -> int:
+    """Ranks a layer's KV cache can be split over with tensor parallelism: one per KV head; an MLA
+    latent is shared by every head, so each tensor-parallel rank keeps all of it (1)."""
+    return 1 if arch.is_mla else arch.n_kv_heads
+
+
 def cached_tokens(arch: Architecture, seq_len: int) -> int:
     """Token slots held over all layers after ``seq_len`` tokens: ``seq_len`` per global layer,
     ``min(seq_len, sliding_window)`` per sliding-window layer (a rolling buffer, Jiang et al. 2023,

@@ -142,3 +142,17 @@ def test_new_presets_answer_with_their_exact_count(client, preset_id):
     ok(client, "/v1/memory/inference", {"model": {"preset": preset_id}, "seq_len": 4096})
     ok(client, "/v1/memory/training", {"model": {"preset": preset_id}, "seq_len": 4096, "flash_attention": True,
                                        "parallelism": {"dp": 8, "zero_stage": 3}})  # fmt: skip
+
+
+def test_planner_and_serving_take_the_new_architectures(client):
+    """DeepSeek-V3 on 2,048 H800-class GPUs (the report's §3.1 cluster; H100 here): the planner finds
+    a layout; a serving replica keeps the 576-value MLA latent on every tensor-parallel rank."""
+    plan = ok(client, "/v1/plan", {"model": {"preset": "deepseek-v3"}, "gpu": "h100-sxm", "n_gpus": 2048, "seq_len": 4096,
+                                   "global_batch_size": 4096, "top_k": 1})  # fmt: skip
+    assert plan["plans"] and plan["plans"][0]["per_gpu_total_bytes"] <= 80 * 10**9
+    serving = ok(client, "/v1/plan/serving", {"model": {"preset": "gemma-2-9b"}, "gpu": "h100-sxm", "prompt_tokens": 8000,
+                                              "output_tokens": 192, "concurrent_users": 64})  # fmt: skip
+    option = serving["options"][0]
+    per_token = 2 * 8 * 256 * 2  # K and V, 8 KV heads of 256, bf16
+    # 21 global layers hold all 8,192 tokens, 21 local layers their 4,096-token window
+    assert option["kv_cache_bytes_per_sequence"] == per_token * (21 * 8192 + 21 * 4096) * option["tp"] // min(option["tp"], 8)
