@@ -175,9 +175,7 @@ def _llama_like(r: _Reader, model_type: str, *, max_pos: int, tie: bool, window_
         elif mlp_bias:
             raise InvalidSpecError(f"{r.prefix}.mlp_bias", "MLP biases without attention biases are not modelled")
     if window_rule is not None:
-        window = r.config.get("sliding_window")
-        if model_type in ("qwen2", "qwen2_moe", "qwen3") and not r.config.get("use_sliding_window", False):
-            window = None
+        window = r.optional("sliding_window", 4096 if model_type == "mistral" else None)
         f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, window_rule)
     return f
 
@@ -201,7 +199,7 @@ def _map_qwen2(r: _Reader) -> dict[str, Any]:
     f = _llama_like(r, "qwen2", max_pos=32768, tie=False, window_rule=None)
     f["qkv_bias"] = True  # Qwen2Attention: q, k, v with bias, o without
     max_window = r.optional("max_window_layers", 28) if r.config.get("use_sliding_window") else 0
-    window = r.config.get("sliding_window") if r.config.get("use_sliding_window") else None
+    window = r.optional("sliding_window", 4096) if r.config.get("use_sliding_window") else None
     f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: i >= max_window)
     return f
 
@@ -210,7 +208,7 @@ def _map_qwen3(r: _Reader) -> dict[str, Any]:
     f = _llama_like(r, "qwen3", max_pos=32768, tie=False, window_rule=None)
     f["qk_norm"] = True  # Qwen3Attention: q_norm, k_norm over head_dim
     max_window = r.optional("max_window_layers", 28) if r.config.get("use_sliding_window") else 0
-    window = r.config.get("sliding_window") if r.config.get("use_sliding_window") else None
+    window = r.optional("sliding_window", 4096) if r.config.get("use_sliding_window") else None
     f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: i >= max_window)
     return f
 
@@ -236,7 +234,7 @@ def _map_qwen2_moe(r: _Reader) -> dict[str, Any]:
         if dense:
             r.assumptions["first_k_dense"] = f"{dense} dense layers (mlp_only_layers / decoder_sparse_step); their order does not change the counts"
     max_window = r.optional("max_window_layers", 28) if r.config.get("use_sliding_window") else 0
-    window = r.config.get("sliding_window") if r.config.get("use_sliding_window") else None
+    window = r.optional("sliding_window", 4096) if r.config.get("use_sliding_window") else None
     f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(
         r, n_layers, window, lambda i: bool((i + 1) % 2) and i < max_window
     )

@@ -190,3 +190,33 @@ def test_bad_configs_name_the_key(config, field, words):
         architecture_from_hf_config(config)
     assert err.value.field.startswith(field)
     assert words in err.value.reason
+
+
+def test_a_missing_window_takes_the_library_default_and_says_so():
+    """MistralConfig's sliding_window defaults to 4096: a config without the key gets it, noted."""
+    config = {k: v for k, v in MODELS["mistral-7b-v0.1"]["config"].items() if k != "sliding_window"}
+    m = map_hf_config(config)
+    assert dict(m.fields)["sliding_window"] == 4096
+    assert "4096" in dict(m.assumptions)["sliding_window"]
+    assert "sliding_window" not in dict(map_hf_config(MODELS["mistral-7b-v0.3"]["config"]).fields)  # explicit null
+
+
+def test_a_multimodal_gemma3_config_is_read_from_its_text_config():
+    text = MODELS["gemma-3-27b"]["config"]
+    wrapped = {"model_type": "gemma3", "text_config": {k: v for k, v in text.items() if k != "model_type"},
+               "vision_config": {"hidden_size": 1152}}  # fmt: skip
+    arch = architecture_from_hf_config(wrapped)
+    assert count_params(arch).total == MODELS["gemma-3-27b"]["parameters"]
+    assert "vision tower is not counted" in dict(arch.assumptions)["text_config"]
+    assert (arch.sliding_window, arch.local_layers, arch.max_seq_len) == (1024, 52, 131_072)
+
+
+def test_qwen2_moe_dense_layers_and_shared_expert():
+    """Qwen1.5-MoE-A2.7B: 60 experts of 1408, 4 active, one shared expert of 5632 with a sigmoid gate;
+    14.3B total, 2.7B activated (Qwen blog, 'Qwen1.5-MoE'), exact against transformers above."""
+    arch = architecture_from_hf_config(MODELS["qwen1.5-moe-a2.7b"]["config"])
+    b = count_params(arch)
+    assert (arch.n_shared_experts, arch.d_ff_shared, arch.shared_expert_gate) == (1, 5632, True)
+    assert b.active / 1e9 == pytest.approx(2.7, rel=0.01)  # "A2.7B": 2.69B activated
+    tiny = architecture_from_hf_config(MODELS["tiny-qwen2-moe-dense-layers"]["config"])
+    assert tiny.first_k_dense == 3  # decoder_sparse_step 2 and mlp_only_layers [3]: layers 0, 2, 3 dense
