@@ -77,13 +77,28 @@ def factored_elements(arch: Architecture) -> tuple[int, int]:
     """
     h, f, q, kv = arch.d_model, arch.d_ff, arch.q_dim, arch.kv_dim
     mlp_matrices = 3 if arch.ffn is Ffn.SWIGLU else 2
-    per_layer_factored = (h + q) + 2 * (h + kv) + (q + h) + arch.n_experts * mlp_matrices * (h + f)
-    per_layer_params = h * q + 2 * h * kv + q * h + arch.n_experts * mlp_matrices * h * f
-    if arch.is_moe:
-        per_layer_factored += h + arch.n_experts
-        per_layer_params += h * arch.n_experts
+    if arch.is_mla:  # MLA's projections (DeepSeek-V2 §2.1): (rows, cols) of each matrix
+        a, d_c, rope = arch.n_heads, arch.kv_lora_rank or 0, arch.qk_rope_head_dim or 0
+        nope, d_v, d_q = arch.qk_nope_head_dim or 0, arch.v_head_dim or 0, arch.q_lora_rank
+        queries = [(h, d_q), (d_q, a * (nope + rope))] if d_q else [(h, a * (nope + rope))]
+        attention = [*queries, (h, d_c + rope), (d_c, a * (nope + d_v)), (a * d_v, h)]
+    else:
+        attention = [(h, q), (h, kv), (h, kv), (q, h)]
+    per_layer_factored = sum(r + c for r, c in attention)
+    per_layer_params = sum(r * c for r, c in attention)
     factored = arch.n_layers * per_layer_factored + (arch.vocab_size + h)
     params = arch.n_layers * per_layer_params + arch.vocab_size * h
+    if arch.is_moe:  # routed experts + router + shared experts in the MoE layers, one MLP in the dense ones
+        f_shared, f_dense = arch.d_ff_shared or f, arch.d_ff_dense or f
+        factored += arch.moe_layers * (
+            arch.n_experts * mlp_matrices * (h + f) + (h + arch.n_experts) + arch.n_shared_experts * mlp_matrices * (h + f_shared)
+        ) + arch.dense_mlp_layers * mlp_matrices * (h + f_dense)
+        params += arch.moe_layers * (
+            arch.n_experts * mlp_matrices * h * f + h * arch.n_experts + arch.n_shared_experts * mlp_matrices * h * f_shared
+        ) + arch.dense_mlp_layers * mlp_matrices * h * f_dense
+    else:
+        factored += arch.n_layers * mlp_matrices * (h + f)
+        params += arch.n_layers * mlp_matrices * h * f
     if arch.learned_position_rows:
         factored += arch.learned_position_rows + h
         params += arch.learned_position_rows * h

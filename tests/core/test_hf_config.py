@@ -220,3 +220,14 @@ def test_qwen2_moe_dense_layers_and_shared_expert():
     assert b.active / 1e9 == pytest.approx(2.7, rel=0.01)  # "A2.7B": 2.69B activated
     tiny = architecture_from_hf_config(MODELS["tiny-qwen2-moe-dense-layers"]["config"])
     assert tiny.first_k_dense == 3  # decoder_sparse_step 2 and mlp_only_layers [3]: layers 0, 2, 3 dense
+
+
+def test_adafactor_factors_every_mla_and_expert_matrix():
+    """Shazeer & Stern 2018 §3: only matrices are factored; what is left of DeepSeek-V3 are its vectors:
+    61 x 2 block norms + the final norm, the q_a (1536) and kv_a (512) norms, 58 x 256 router biases."""
+    from service.core.memory import factored_elements
+
+    arch = architecture_from_hf_config(MODELS["deepseek-v3"]["config"])
+    _, matrix_params = factored_elements(arch)
+    vectors = 61 * 2 * 7168 + 7168 + 61 * (1536 + 512) + 58 * 256
+    assert count_params(arch).total - matrix_params == vectors
