@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.core import plan as core
 from service.core.architecture import Architecture
 from service.core.compute import require_architecture
+from service.core.context import check_context
 from service.core.cost import planned_training_cost
 from service.core.errors import InvalidSpecError
 from service.core.memory import Optimizer, Precision
@@ -229,6 +230,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader, session: Session) -> s.Plan
                                    "global_batch_source": batch_source if req.n_gpus else f"{batch_source}, for each cluster size tried",
                                    "effective_time_fraction": req.effective_time_fraction,
                                    "usable_memory_fraction": req.usable_memory_fraction, "flash_attention": req.flash_attention}  # fmt: skip
+    if warning := check_context(arch, seq_len):
+        assumptions["seq_len_warning"] = warning
     for gpu_id in gpu_ids:
         view, _ = resolve_gpu(gpu_id, None, catalog)
         assert view is not None

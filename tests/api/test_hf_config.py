@@ -156,3 +156,8 @@ def test_planner_and_serving_take_the_new_architectures(client):
     per_token = 2 * 8 * 256 * 2  # K and V, 8 KV heads of 256, bf16
     # 21 global layers hold all 8,192 tokens, 21 local layers their 4,096-token window
     assert option["kv_cache_bytes_per_sequence"] == per_token * (21 * 8192 + 21 * 4096) * option["tp"] // min(option["tp"], 8)
+
+
+def test_the_planner_warns_beyond_the_context(client):
+    body = {"model": {"preset": "llama-3-70b"}, "gpu": "h100-sxm", "n_gpus": 64, "seq_len": 32_768, "global_batch_size": 64, "top_k": 1}
+    assert "exceeds the model's context" in ok(client, "/v1/plan", body)["assumptions"]["seq_len_warning"]
