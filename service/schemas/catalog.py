@@ -322,6 +322,13 @@ class ModelPresetIn(ModelPresetFields):
 
     id: Slug | None = None
 
+    @field_validator("id")
+    @classmethod
+    def _not_an_action(cls, value: str | None) -> str | None:
+        if value == "from-hf-config":
+            raise ValueError("'from-hf-config' is the name of an action (POST /v1/models/from-hf-config), not a preset id")
+        return value
+
 
 class ModelPresetPatch(Schema):
     """Any subset of a preset's fields. ``family``, ``reported_params``, ``n_kv_heads``, ``d_head``
