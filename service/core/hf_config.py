@@ -195,21 +195,27 @@ def _map_mixtral(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _qwen_window(r: _Reader, f: dict[str, Any], sliding: Callable[[int, int], bool]) -> None:
+    """Qwen's windows apply only with ``use_sliding_window``; ``sliding(i, max_window_layers)`` is the
+    config class's rule for which layers use them (its ``layer_types`` win when given)."""
+    if not r.config.get("use_sliding_window"):
+        return
+    max_window = r.optional("max_window_layers", 28)
+    window = r.optional("sliding_window", 4096)
+    f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: sliding(i, max_window))
+
+
 def _map_qwen2(r: _Reader) -> dict[str, Any]:
     f = _llama_like(r, "qwen2", max_pos=32768, tie=False, window_rule=None)
     f["qkv_bias"] = True  # Qwen2Attention: q, k, v with bias, o without
-    max_window = r.optional("max_window_layers", 28) if r.config.get("use_sliding_window") else 0
-    window = r.optional("sliding_window", 4096) if r.config.get("use_sliding_window") else None
-    f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: i >= max_window)
+    _qwen_window(r, f, lambda i, max_window: i >= max_window)
     return f
 
 
 def _map_qwen3(r: _Reader) -> dict[str, Any]:
     f = _llama_like(r, "qwen3", max_pos=32768, tie=False, window_rule=None)
     f["qk_norm"] = True  # Qwen3Attention: q_norm, k_norm over head_dim
-    max_window = r.optional("max_window_layers", 28) if r.config.get("use_sliding_window") else 0
-    window = r.optional("sliding_window", 4096) if r.config.get("use_sliding_window") else None
-    f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: i >= max_window)
+    _qwen_window(r, f, lambda i, max_window: i >= max_window)
     return f
 
 
@@ -233,11 +239,7 @@ def _map_qwen2_moe(r: _Reader) -> dict[str, Any]:
         f["first_k_dense"] = dense
         if dense:
             r.assumptions["first_k_dense"] = f"{dense} dense layers (mlp_only_layers / decoder_sparse_step); their order does not change the counts"
-    max_window = r.optional("max_window_layers", 28) if r.config.get("use_sliding_window") else 0
-    window = r.optional("sliding_window", 4096) if r.config.get("use_sliding_window") else None
-    f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(
-        r, n_layers, window, lambda i: bool((i + 1) % 2) and i < max_window
-    )
+    _qwen_window(r, f, lambda i, max_window: bool((i + 1) % 2) and i < max_window)
     return f
 
 
@@ -482,7 +484,11 @@ HF_KEYS = {
 def architecture_from_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> Architecture:
     """:func:`map_hf_config` then :func:`~service.core.spec.make_architecture`, the assumptions kept
     in :attr:`Architecture.assumptions`."""
-    m = map_hf_config(config, prefix=prefix)
+    return architecture_from_mapping(map_hf_config(config, prefix=prefix), prefix=prefix)
+
+
+def architecture_from_mapping(m: HfMapping, *, prefix: str = "hf_config") -> Architecture:
+    """The validated architecture of a :class:`HfMapping`; a rejected field is named by its config key."""
     fields = dict(m.fields)
     try:
         return make_architecture(**fields, prefix=prefix, assumptions=m.assumptions)

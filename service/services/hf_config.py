@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.core.dtypes import Dtype
-from service.core.hf_config import architecture_from_hf_config, map_hf_config
+from service.core.hf_config import architecture_from_mapping, map_hf_config
 from service.core.memory import kv_cache_bytes
 from service.core.params import count_params
 from service.schemas.hf_config import HfConfigRequest, HfConfigResponse
@@ -14,7 +14,7 @@ from service.services.catalog_reader import CatalogReader
 def from_hf_config(req: HfConfigRequest, catalog: CatalogReader) -> HfConfigResponse:
     """The mapped architecture (validated as any ``model`` is), its counts and what was assumed."""
     mapping = map_hf_config(req.hf_config, prefix="hf_config")
-    arch = architecture_from_hf_config(req.hf_config, prefix="hf_config")
+    arch = architecture_from_mapping(mapping, prefix="hf_config")
     fields = {name: (value.value if hasattr(value, "value") else value) for name, value in mapping.fields}
     b = count_params(arch)
     return HfConfigResponse(
