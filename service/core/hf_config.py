@@ -495,7 +495,16 @@ def architecture_from_mapping(m: HfMapping, *, prefix: str = "hf_config") -> Arc
     except TypeError as exc:  # a key of the wrong JSON type reaching a comparison
         raise InvalidSpecError(prefix, f"a key has the wrong JSON type ({exc})") from exc
     except InvalidSpecError as exc:
-        name = exc.field.removeprefix(f"{prefix}.")
-        if name in HF_KEYS:
-            raise InvalidSpecError(f"{prefix}.{HF_KEYS[name]}", exc.reason.replace(name, HF_KEYS[name])) from exc
-        raise
+        renamed = in_config_terms(exc, field_prefix=prefix, config_prefix=prefix)
+        if renamed is exc:
+            raise
+        raise renamed from exc
+
+
+def in_config_terms(exc: InvalidSpecError, *, field_prefix: str, config_prefix: str) -> InvalidSpecError:
+    """``exc`` about a core field (``field_prefix.d_model``) renamed to the config key it was read
+    from (``config_prefix.hidden_size``); unchanged for a field with no such key."""
+    name = exc.field.removeprefix(f"{field_prefix}.")
+    if name not in HF_KEYS:
+        return exc
+    return InvalidSpecError(f"{config_prefix}.{HF_KEYS[name]}", exc.reason.replace(name, HF_KEYS[name]))

@@ -7,7 +7,7 @@ from typing import Any
 
 from service.core.architecture import ModelShape
 from service.core.errors import InvalidSpecError
-from service.core.hf_config import HF_KEYS, map_hf_config
+from service.core.hf_config import in_config_terms, map_hf_config
 from service.core.spec import make_architecture, make_params_only
 from service.errors import Unprocessable
 from service.schemas.model import ModelSpec
@@ -28,11 +28,11 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
         notes = mapping.assumptions + tuple((f"{name}_source", "request (overrides hf_config)") for name in explicit)
         try:
             return _architecture(tuple(sorted(fields.items())), field, notes)
-        except InvalidSpecError as exc:  # name the config's key in the config's own terms
-            name = exc.field.removeprefix(f"{field}.")
-            if name in HF_KEYS and name not in explicit:
-                raise InvalidSpecError(f"{field}.hf_config.{HF_KEYS[name]}", exc.reason.replace(name, HF_KEYS[name])) from exc
-            raise
+        except InvalidSpecError as exc:  # a key of the config named in the config's own terms
+            renamed = in_config_terms(exc, field_prefix=field, config_prefix=f"{field}.hf_config")
+            if renamed is exc or exc.field.removeprefix(f"{field}.") in explicit:
+                raise
+            raise renamed from exc
     if spec.preset is not None:
         preset = catalog.preset_fields(spec.preset)
         if preset is None:
