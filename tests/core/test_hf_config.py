@@ -231,3 +231,24 @@ def test_adafactor_factors_every_mla_and_expert_matrix():
     _, matrix_params = factored_elements(arch)
     vectors = 61 * 2 * 7168 + 7168 + 61 * (1536 + 512) + 58 * 256
     assert count_params(arch).total - matrix_params == vectors
+
+
+def test_step_time_computes_the_mla_and_shared_expert_flops():
+    """The planner's step-time compute for DeepSeek-V3 is its matmul FLOPs (MLA projections, 8 routed
+    + 1 shared expert, router, logits: 6 x active matmul weights per token) and causal attention at the
+    matmul rate, plus the few per cent of elementwise traffic (norms, activations, fp32 logits) the
+    model adds for any transformer; MHA-sized projections or missing shared experts would be ~1.7x."""
+    from service.core.memory import Parallelism, params_per_gpu
+    from service.core.params import active_matmul_weights
+    from service.core.steptime import FLASH_ATTENTION_EFFICIENCY_RATIO, SUSTAINED_FRACTION_OF_MAMF, Layout, Workload, step_time
+    from tests.core.helpers import hardware
+
+    arch = architecture_from_hf_config(MODELS["deepseek-v3"]["config"])
+    hw = hardware("h100-sxm")
+    layout = Layout(tp=1, pp=1, dp=1, cp=1, ep=1, zero_stage=1, offload_optimizer=False, micro_batch_size=1, recompute=0,
+                    sequence_parallel=False, virtual_stages=1, params_per_gpu=params_per_gpu(arch, Parallelism()))  # fmt: skip
+    compute = float(step_time(arch, hw, Workload(seq_len=4096, global_batch_size=8), layout).compute_seconds)
+    tokens, rate = 8 * 4096, hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF
+    matmuls = 6 * active_matmul_weights(arch) * tokens / rate
+    attention = 3 * tokens * attention_score_flops_per_token(arch, 4096, causal=True) / (rate * FLASH_ATTENTION_EFFICIENCY_RATIO)
+    assert 1.0 < compute / (matmuls + attention) < 1.08  # 1.062
