@@ -87,8 +87,8 @@ def make_architecture(
     check_positive_int(f("n_experts"), n_experts, maximum=100_000)
     check_positive_int(f("experts_per_token"), experts_per_token, maximum=100_000)
     check_positive_int(f("norms_per_layer"), norms_per_layer, maximum=8)
-    if d_model % n_heads and d_head is None and kv_lora_rank is None:  # d_head is d_model / n_heads only by default
-        raise InvalidSpecError(f("n_heads"), f"n_heads={n_heads} does not divide d_model={d_model} (give d_head)")
+    if d_model % n_heads:
+        raise InvalidSpecError(f("n_heads"), f"n_heads={n_heads} does not divide d_model={d_model}")
     if n_kv_heads is None:
         n_kv_heads = n_heads
     check_positive_int(f("n_kv_heads"), n_kv_heads, maximum=MAX_DIM)

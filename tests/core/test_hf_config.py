@@ -252,13 +252,3 @@ def test_step_time_computes_the_mla_and_shared_expert_flops():
     matmuls = 6 * active_matmul_weights(arch) * tokens / rate
     attention = 3 * tokens * attention_score_flops_per_token(arch, 4096, causal=True) / (rate * FLASH_ATTENTION_EFFICIENCY_RATIO)
     assert 1.0 < compute / (matmuls + attention) < 1.08  # 1.062
-
-
-def test_heads_need_not_divide_the_width_when_head_dim_is_given():
-    """head_dim is its own key (Gemma 7B: 16 x 256 heads on a 3,072 width); only the default
-    d_model / n_heads needs the division."""
-    config = {"model_type": "llama", "hidden_size": 100, "intermediate_size": 128, "num_hidden_layers": 2,
-              "num_attention_heads": 3, "num_key_value_heads": 1, "head_dim": 32, "vocab_size": 50}  # fmt: skip
-    arch = architecture_from_hf_config(config)
-    # embedding + lm head, per layer q (100x96) + k,v (100x32 each) + o (96x100) + 3 MLP matrices + 2 norms, final norm
-    assert count_params(arch).total == 2 * 50 * 100 + 2 * (100 * 96 + 2 * 100 * 32 + 96 * 100 + 3 * 100 * 128 + 2 * 100) + 100
