@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from service.api import budget, catalog, compute, cost, health, memory, params, plan
+from service.api import budget, catalog, compute, cost, health, hf_config, memory, params, plan
 from service.api.docs import add_docs_pages
 from service.api.json_body import add_body_schemas
 from service.api.middleware import REQUEST_ID_HEADER, BodyGuardMiddleware, RequestMiddleware
@@ -113,7 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # one flat route table, matched in this order: liveness, the calculators, the rest of the API,
     # readiness and metrics, the docs pages and their assets last (see service/api/routing.py)
     for router in (
-        health.liveness, params.router, compute.router, memory.router, cost.router, budget.router, plan.router, *catalog.ROUTERS,
+        health.liveness, params.router, compute.router, memory.router, cost.router, budget.router, plan.router, hf_config.router,
+        *catalog.ROUTERS,
         health.router,
     ):  # fmt: skip
         attach(app, router)

@@ -7,6 +7,7 @@ annotations FastAPI must resolve at definition time.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from service.api.deps import IfMatch, SnapshotDep, Writer, WriteSessionDep
 from service.api.responses import problem_responses
@@ -38,18 +39,32 @@ def with_headers(status_code: int, errors: dict[int | str, dict[str, Any]], head
     return {status_code: {"headers": headers}, **errors}
 
 
-def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, patch: type, out: type, filters: type) -> APIRouter:
-    """list / get / create / replace / update / delete for one versioned resource."""
+class PresetId(StringConvertor):
+    """A model preset id in a path: any segment but the names of the ``/v1/models`` actions
+    (``POST /v1/models/from-hf-config``), so those paths belong to their action alone."""
+
+    regex = "(?!from-hf-config$)[^/]+"
+
+
+register_url_convertor("preset_id", PresetId())
+
+
+def versioned_router(
+    *, res: Resource, tag: str, id_name: str, item_in: type, patch: type, out: type, filters: type, id_type: str = ""
+) -> APIRouter:
+    """list / get / create / replace / update / delete for one versioned resource (``id_type``: a
+    path convertor for the id, e.g. ``:preset_id``)."""
     router = api_router(prefix=f"/v1/{tag}", tags=[tag])
     ItemId = Annotated[str, Path(alias=id_name, max_length=64)]
     label = res.label
+    item = f"/{{{id_name}{id_type}}}"
 
     @router.get("", response_model=s.Page[out], summary=f"List {tag}", responses=LIST_ERRORS, name="list")
     async def list_(snapshot: SnapshotDep, query: Annotated[filters, Query()]) -> Any:
         """A page of items (`limit`, `offset`), filtered by the key fields given, ordered by id."""
         return Response(catalog.list_items(snapshot, res, query), media_type="application/json")
 
-    @router.get(f"/{{{id_name}}}", response_model=out, summary=f"Get a {label}", responses=with_headers(200, GET_ERRORS, ETAG))
+    @router.get(item, response_model=out, summary=f"Get a {label}", responses=with_headers(200, GET_ERRORS, ETAG))
     async def get(item_id: ItemId, snapshot: SnapshotDep) -> Any:
         """The `ETag` header holds the version to send back in `If-Match`."""
         item, etag = catalog.get_item(snapshot, res, item_id)  # serialised once, as FastAPI would (same bytes)
@@ -66,7 +81,7 @@ def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, pa
         return item
 
     @router.put(
-        f"/{{{id_name}}}", response_model=out, summary=f"Replace a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG),
+        item, response_model=out, summary=f"Replace a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG),
         dependencies=[Writer],
     )
     def replace(item_id: ItemId, body: item_in, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
@@ -75,7 +90,7 @@ def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, pa
         return item
 
     @router.patch(
-        f"/{{{id_name}}}", response_model=out, summary=f"Update a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG),
+        item, response_model=out, summary=f"Update a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG),
         dependencies=[Writer],
     )
     def update(item_id: ItemId, body: patch, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
@@ -84,7 +99,7 @@ def versioned_router(*, res: Resource, tag: str, id_name: str, item_in: type, pa
         return item
 
     @router.delete(
-        f"/{{{id_name}}}", status_code=status.HTTP_204_NO_CONTENT, summary=f"Delete a {label}",
+        item, status_code=status.HTTP_204_NO_CONTENT, summary=f"Delete a {label}",
         responses=WRITE_ERRORS, dependencies=[Writer],
     )  # fmt: skip
     def delete(item_id: ItemId, session: WriteSessionDep, if_match: IfMatch = None) -> Response:
@@ -106,7 +121,7 @@ providers = versioned_router(
 )  # fmt: skip
 models = versioned_router(
     res=catalog.MODELS, tag="models", id_name="model_id", item_in=s.ModelPresetIn,
-    patch=s.ModelPresetPatch, out=s.ModelPresetOut, filters=s.ModelPresetFilters,
+    patch=s.ModelPresetPatch, out=s.ModelPresetOut, filters=s.ModelPresetFilters, id_type=":preset_id",
 )  # fmt: skip
 
 prices = api_router(prefix="/v1/prices", tags=["prices"])

@@ -94,7 +94,7 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
 
     k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
     shared_input = arch.parallel_attention and arch.norms_per_layer == 1
-    mlp_inputs = 0 if shared_input else e * sbh * arch.experts_per_token
+    mlp_inputs = 0 if shared_input else e * sbh * (arch.experts_per_token + (arch.n_shared_experts if arch.is_moe else 0))
     if k.fp32_norms:  # each norm keeps its own fp32 copy and 16-bit normalised tensor
         norm_inputs = arch.norms_per_layer * norm_kept_bytes(k, e) * sbh
     else:  # a parallel block's norms read the same residual tensor: one copy is kept
@@ -109,7 +109,7 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     intermediates = mlp_intermediates(k, arch.ffn)
     sharded = (
         e * s * b * 2 * arch.q_dim  # Q and the output-projection input
-        + arch.experts_per_token * intermediates * e * s * b * arch.d_ff  # MLP intermediates
+        + intermediates * e * s * b * mlp_width_per_token(arch)  # MLP intermediates
     )
     if k.keeps_scores and k.repeat_kv:  # eager attention repeats K and V to every query head
         kv = math.ceil(e * s * b * 2 * arch.q_dim / t)
@@ -198,3 +198,13 @@ def stage_activation_bytes(
         last_stage_bytes=last,
         peak_bytes=max(first, last),
     )
+
+
+def mlp_width_per_token(arch: Architecture) -> int:
+    """The MLP width one token passes through in a layer: ``d_ff``; for a mixture its
+    ``experts_per_token`` routed experts plus the shared ones (DeepSeekMoE §3), or a first dense
+    layer's ``d_ff_dense`` where that is wider (every layer is counted at the wider of the two)."""
+    if not arch.is_moe:
+        return arch.d_ff
+    moe = arch.experts_per_token * arch.d_ff + arch.n_shared_experts * (arch.d_ff_shared or arch.d_ff)
+    return max(moe, arch.d_ff_dense or arch.d_ff) if arch.first_k_dense else moe

@@ -8,7 +8,7 @@ parameter count is a :class:`ParamsOnly`; formulas that need the shape raise
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -66,6 +66,31 @@ class Architecture:
     parallel_attention: bool = False
     norms_per_layer: int = 2
     embedding_norm: bool = False
+    # multi-head latent attention (DeepSeek-V2 §2.1), used when kv_lora_rank is set: queries through
+    # an optional rank-q_lora_rank bottleneck, keys and values from one rank-kv_lora_rank latent plus
+    # a shared qk_rope_head_dim rotary key; heads of qk_nope_head_dim + qk_rope_head_dim (Q, K) and
+    # v_head_dim (V)
+    q_lora_rank: int | None = None
+    kv_lora_rank: int | None = None
+    qk_nope_head_dim: int | None = None
+    qk_rope_head_dim: int | None = None
+    v_head_dim: int | None = None
+    # sliding-window attention (Beltagy et al. 2020; Mistral 7B): sliding_window_layers of the
+    # n_layers layers (all when None) attend to the last sliding_window tokens only
+    sliding_window: int | None = None
+    sliding_window_layers: int | None = None
+    # shared + routed experts (DeepSeekMoE, Dai et al. 2024 §3): n_shared_experts always-active MLPs
+    # of width d_ff_shared (default d_ff) beside the routed ones; the first first_k_dense layers have
+    # one dense MLP of width d_ff_dense (default d_ff) instead of experts
+    n_shared_experts: int = 0
+    d_ff_shared: int | None = None
+    shared_expert_gate: bool = False
+    first_k_dense: int = 0
+    d_ff_dense: int | None = None
+    router_bias: bool = False
+    qk_norm: bool = False
+    # where fields were defaulted or inferred (e.g. from a config.json); not part of the shape
+    assumptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def is_moe(self) -> bool:
@@ -80,6 +105,27 @@ class Architecture:
     def kv_dim(self) -> int:
         """Width of all key (or value) heads together, ``k * d_head``."""
         return self.n_kv_heads * self.d_head
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank is not None
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers with routed experts (all but the ``first_k_dense`` dense ones; 0 when dense)."""
+        return self.n_layers - self.first_k_dense if self.is_moe else 0
+
+    @property
+    def dense_mlp_layers(self) -> int:
+        """Layers with one dense MLP."""
+        return self.n_layers - self.moe_layers
+
+    @property
+    def local_layers(self) -> int:
+        """Layers that attend through the sliding window (0 without one)."""
+        if self.sliding_window is None:
+            return 0
+        return self.n_layers if self.sliding_window_layers is None else self.sliding_window_layers
 
     @property
     def learned_position_rows(self) -> int:

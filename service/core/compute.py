@@ -67,9 +67,28 @@ def attention_score_flops_per_token(arch: Architecture, context: float, *, causa
     layer (PaLM Appendix B counts both). Causal masking lets a kernel skip half of a training
     sequence's scores on average, halving the term; without ``causal`` the full square is counted,
     as PaLM and Megatron's formulas do.
+    Multi-head latent attention scores over ``qk_nope_head_dim + qk_rope_head_dim`` and mixes
+    ``v_head_dim`` values per head (DeepSeek-V2 §2.1). Sliding-window layers attend to at most
+    ``sliding_window`` keys (Beltagy et al. 2020 §3.1); with ``causal``, a sequence of ``s`` tokens then
+    averages ``w - w^2/(2s)`` keys per query instead of ``s/2``.
     """
-    flops = 4.0 * arch.n_layers * arch.q_dim * context
-    return flops / 2 if causal else flops
+    per_key = 2.0 * attention_width_per_key(arch)  # QK^T + AV, multiply-add = 2 FLOPs
+    local, w = arch.local_layers, float(arch.sliding_window or 0)
+    if causal:
+        global_keys = context / 2
+        local_keys = context / 2 if context <= w else w - w * w / (2 * context)
+    else:
+        global_keys = context
+        local_keys = min(context, w)
+    return per_key * ((arch.n_layers - local) * global_keys + local * local_keys)
+
+
+def attention_width_per_key(arch: Architecture) -> int:
+    """Per layer and key, the widths QK^T and AV multiply over: ``a*d_head`` each, or for multi-head
+    latent attention ``a*(qk_nope_head_dim + qk_rope_head_dim)`` and ``a*v_head_dim``."""
+    if arch.is_mla:
+        return arch.n_heads * ((arch.qk_nope_head_dim or 0) + (arch.qk_rope_head_dim or 0) + (arch.v_head_dim or 0))
+    return 2 * arch.q_dim
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -198,7 +217,16 @@ def _attention_over_positions(arch: Architecture | None, first: int, last: int) 
     if arch is None or last < first:
         return 0.0
     positions = (first + last) * (last - first + 1) / 2
-    return attention_score_flops_per_token(arch, positions, causal=False)
+    per_key = 2.0 * attention_width_per_key(arch)
+    local = arch.local_layers
+    if not local:
+        return per_key * arch.n_layers * positions
+    w = arch.sliding_window or 0
+    # a sliding-window layer: position t attends to min(t, w) keys
+    below = max(0, min(last, w) - first + 1)  # positions first..min(last, w) attend to t keys
+    below_sum = (first + first + below - 1) * below / 2 if below else 0.0
+    windowed = below_sum + w * (last - first + 1 - below)
+    return per_key * ((arch.n_layers - local) * positions + local * windowed)
 
 
 def inference_flops(

@@ -81,13 +81,28 @@ def factored_elements(arch: Architecture) -> tuple[int, int]:
     """
     h, f, q, kv = arch.d_model, arch.d_ff, arch.q_dim, arch.kv_dim
     mlp_matrices = 3 if arch.ffn is Ffn.SWIGLU else 2
-    per_layer_factored = (h + q) + 2 * (h + kv) + (q + h) + arch.n_experts * mlp_matrices * (h + f)
-    per_layer_params = h * q + 2 * h * kv + q * h + arch.n_experts * mlp_matrices * h * f
-    if arch.is_moe:
-        per_layer_factored += h + arch.n_experts
-        per_layer_params += h * arch.n_experts
+    if arch.is_mla:  # MLA's projections (DeepSeek-V2 §2.1): (rows, cols) of each matrix
+        a, d_c, rope = arch.n_heads, arch.kv_lora_rank or 0, arch.qk_rope_head_dim or 0
+        nope, d_v, d_q = arch.qk_nope_head_dim or 0, arch.v_head_dim or 0, arch.q_lora_rank
+        queries = [(h, d_q), (d_q, a * (nope + rope))] if d_q else [(h, a * (nope + rope))]
+        attention = [*queries, (h, d_c + rope), (d_c, a * (nope + d_v)), (a * d_v, h)]
+    else:
+        attention = [(h, q), (h, kv), (h, kv), (q, h)]
+    per_layer_factored = sum(r + c for r, c in attention)
+    per_layer_params = sum(r * c for r, c in attention)
     factored = arch.n_layers * per_layer_factored + (arch.vocab_size + h)
     params = arch.n_layers * per_layer_params + arch.vocab_size * h
+    if arch.is_moe:  # routed experts + router + shared experts in the MoE layers, one MLP in the dense ones
+        f_shared, f_dense = arch.d_ff_shared or f, arch.d_ff_dense or f
+        factored += arch.moe_layers * (
+            arch.n_experts * mlp_matrices * (h + f) + (h + arch.n_experts) + arch.n_shared_experts * mlp_matrices * (h + f_shared)
+        ) + arch.dense_mlp_layers * mlp_matrices * (h + f_dense)
+        params += arch.moe_layers * (
+            arch.n_experts * mlp_matrices * h * f + h * arch.n_experts + arch.n_shared_experts * mlp_matrices * h * f_shared
+        ) + arch.dense_mlp_layers * mlp_matrices * h * f_dense
+    else:
+        factored += arch.n_layers * mlp_matrices * (h + f)
+        params += arch.n_layers * mlp_matrices * h * f
     if arch.learned_position_rows:
         factored += arch.learned_position_rows + h
         params += arch.learned_position_rows * h
@@ -235,7 +250,8 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     kv_per_layer = 2 * model.d_model * model.kv_dim + (2 * model.kv_dim if model.bias or model.qkv_bias else 0)
     kv_replication = layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
     # expert parallelism: each rank keeps n_experts / ep of every layer's experts
-    experts_elsewhere = layers * (model.n_experts - model.n_experts // par.ep) * mlp_params_per_expert(model)
+    moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts
+    experts_elsewhere = moe_layers * (model.n_experts - model.n_experts // par.ep) * mlp_params_per_expert(model)
     return math.ceil((total - norms - experts_elsewhere) / par.tp + kv_replication) + norms
 
 
@@ -248,7 +264,8 @@ def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     if not isinstance(model, Architecture) or not model.is_moe or par.ep == 1:
         return 0
     layers = layers_per_stage(model.n_layers, par.pp, par.virtual_stages)
-    return math.ceil(layers * (model.n_experts // par.ep) * mlp_params_per_expert(model) / par.tp)
+    moe_layers = min(layers, model.moe_layers)
+    return math.ceil(moe_layers * (model.n_experts // par.ep) * mlp_params_per_expert(model) / par.tp)
 
 
 def zero_sharded_bytes(dense_bytes: int, expert_bytes: int, *, sharded: bool, shards: int, ep: int) -> int:
@@ -274,6 +291,7 @@ class TrainingMemory:
     bytes_per_param: dict[str, float]
     formulas: tuple[str, ...]
     notes: tuple[str, ...]
+    resident_params_per_gpu: int = 0  # after ZeRO-3 sharding (params_per_gpu is the tp x pp shard before it)
 
 
 def training_memory(
@@ -383,6 +401,7 @@ def training_memory(
         },
         formulas=tuple(formulas),
         notes=tuple(notes),
+        resident_params_per_gpu=zero_sharded_bytes(p_dense, p_expert, sharded=z >= 3, shards=shards, ep=ep),
     )
 
 
@@ -399,11 +418,42 @@ class InferenceMemory:
     formulas: tuple[str, ...]
 
 
+def kv_cache_elements_per_token_per_layer(arch: Architecture) -> int:
+    """Cached values per token and layer: a key and a value per KV head, ``2*k*d_head`` (Pope et
+    al. 2022 §3.1); for multi-head latent attention the compressed latent and the shared rotary key,
+    ``kv_lora_rank + qk_rope_head_dim`` (DeepSeek-V2, Liu et al. 2024, §2.1.2 and Table 1: 4.5
+    d_h per layer for d_c = 4 d_h, d_r = d_h/2), as DeepSeek's inference code and vLLM/SGLang cache
+    it with the up-projections absorbed."""
+    if arch.is_mla:
+        return (arch.kv_lora_rank or 0) + (arch.qk_rope_head_dim or 0)
+    return 2 * arch.kv_dim
+
+
+def kv_cache_tensor_shards(arch: Architecture) -> int:
+    """Ranks a layer's KV cache can be split over with tensor parallelism: one per KV head; an MLA
+    latent is shared by every head, so each tensor-parallel rank keeps all of it (1)."""
+    return 1 if arch.is_mla else arch.n_kv_heads
+
+
+def cached_tokens(arch: Architecture, seq_len: int) -> int:
+    """Token slots held over all layers after ``seq_len`` tokens: ``seq_len`` per global layer,
+    ``min(seq_len, sliding_window)`` per sliding-window layer (a rolling buffer, Jiang et al. 2023,
+    Mistral 7B §2 "Rolling Buffer Cache"; Gemma 2 alternates local and global layers, Gemma Team
+    2024 §2)."""
+    local = arch.local_layers
+    window = min(seq_len, arch.sliding_window or seq_len)
+    return (arch.n_layers - local) * seq_len + local * window
+
+
 def kv_cache_bytes(arch: Architecture, *, seq_len: int, batch_size: int, kv_dtype: Dtype) -> int:
     """KV cache: ``2 * L * k * d_head * s * batch * bytes`` — a key and a value vector per KV
     head, layer and token (Pope et al. 2022, "Efficiently Scaling Transformer Inference" §3.1;
-    GQA/MQA shrink k, Ainslie et al. 2023)."""
-    return tensor_bytes(2 * arch.n_layers * arch.kv_dim * seq_len * batch_size, kv_dtype)
+    GQA/MQA shrink k, Ainslie et al. 2023). Multi-head latent attention caches
+    ``kv_lora_rank + qk_rope_head_dim`` values instead of ``2*k*d_head``; sliding-window layers hold
+    at most ``sliding_window`` tokens (:func:`kv_cache_elements_per_token_per_layer`,
+    :func:`cached_tokens`)."""
+    per = kv_cache_elements_per_token_per_layer(arch)
+    return tensor_bytes(per * cached_tokens(arch, seq_len) * batch_size, kv_dtype)
 
 
 def inference_memory(
@@ -435,7 +485,18 @@ def inference_memory(
         arch = require_architecture(model, "the KV cache (set seq_len to 0 to leave it out)")
         kv = kv_cache_bytes(arch, seq_len=seq_len or arch.max_seq_len, batch_size=batch_size, kv_dtype=kv_dtype)
         per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
-        formulas.append("KV cache = 2*L*k*d_head*s*batch*bytes(kv_dtype) (Pope et al. 2022 §3.1)")
+        if arch.is_mla:
+            formulas.append(
+                "KV cache = L*(kv_lora_rank + qk_rope_head_dim)*s*batch*bytes(kv_dtype), the compressed latent "
+                "(DeepSeek-V2 §2.1.2, Table 1)"
+            )
+        else:
+            formulas.append("KV cache = 2*L*k*d_head*s*batch*bytes(kv_dtype) (Pope et al. 2022 §3.1)")
+        if arch.local_layers:
+            formulas.append(
+                f"{arch.local_layers} of {arch.n_layers} layers cache at most sliding_window={arch.sliding_window} "
+                "tokens (Mistral 7B §2, rolling buffer cache)"
+            )
     total = check_bytes("total_bytes", weights + overhead + kv)
     gpus = math.ceil(total / gpu_memory_bytes) if gpu_memory_bytes else None
     return InferenceMemory(

@@ -52,13 +52,75 @@ def attention_params_per_layer(arch: Architecture) -> int:
     GQA). Biases: every projection when ``bias`` (GPT-2, Pythia), only Q/K/V with ``qkv_bias``
     (Qwen2).
     """
+    if arch.is_mla:
+        return mla_params_per_layer(arch)
     h, q, kv = arch.d_model, arch.q_dim, arch.kv_dim
     weights = h * q + 2 * h * kv + q * h  # q proj + k,v proj + out proj
+    qk_norm = 2 * arch.d_head if arch.qk_norm else 0  # RMSNorm over each head's q and k (Qwen3, Gemma 3)
     if arch.bias:
-        return weights + q + 2 * kv + h
+        return weights + q + 2 * kv + h + qk_norm
     if arch.qkv_bias:
-        return weights + q + 2 * kv
-    return weights
+        return weights + q + 2 * kv + qk_norm
+    return weights + qk_norm
+
+
+def mla_params_per_layer(arch: Architecture) -> int:
+    """Multi-head latent attention parameters of one layer (DeepSeek-V2, Liu et al. 2024, §2.1.2-2.1.3,
+    equations 9-19; module names of ``DeepseekV3Attention`` in ``transformers``).
+
+    With ``a`` heads, ``d_qk = qk_nope_head_dim + qk_rope_head_dim``, ``d_c = kv_lora_rank``,
+    ``d_r = qk_rope_head_dim``, ``d_v = v_head_dim``, ``d_q = q_lora_rank``:
+    queries ``h*d_q + d_q`` (down-projection and its RMSNorm) ``+ d_q*a*d_qk`` (up), or ``h*a*d_qk``
+    without a query rank; keys and values ``h*(d_c + d_r)`` (latent and the shared rotary key)
+    ``+ d_c`` (RMSNorm) ``+ d_c*a*(qk_nope_head_dim + d_v)`` (up); output ``a*d_v*h``. With
+    ``bias`` the down-projections and the output carry biases (``attention_bias``).
+    """
+    h, a = arch.d_model, arch.n_heads
+    nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
+    d_c, d_qk = arch.kv_lora_rank or 0, nope + rope
+    if arch.q_lora_rank:
+        d_q = arch.q_lora_rank
+        query = h * d_q + d_q + d_q * a * d_qk + (d_q if arch.bias else 0)  # q_a_proj + q_a_layernorm + q_b_proj
+    else:
+        query = h * a * d_qk  # q_proj
+    kv = h * (d_c + rope) + d_c + d_c * a * (nope + d_v) + ((d_c + rope) if arch.bias else 0)  # kv_a + norm + kv_b
+    out = a * d_v * h + (h if arch.bias else 0)  # o_proj
+    return query + kv + out
+
+
+def attention_matmul_weights_per_layer(arch: Architecture) -> int:
+    """Matrix weights of one layer's attention (what a token multiplies through): Q/K/V/O, or MLA's
+    projections (:func:`mla_params_per_layer` without norms and biases)."""
+    if not arch.is_mla:
+        return 2 * arch.d_model * arch.q_dim + 2 * arch.d_model * arch.kv_dim
+    h, a = arch.d_model, arch.n_heads
+    nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
+    d_c, d_qk = arch.kv_lora_rank or 0, nope + rope
+    query = h * arch.q_lora_rank + arch.q_lora_rank * a * d_qk if arch.q_lora_rank else h * a * d_qk
+    return query + h * (d_c + rope) + d_c * a * (nope + d_v) + a * d_v * h
+
+
+def mlp_params(arch: Architecture, d_ff: int) -> int:
+    """Parameters of one MLP of width ``d_ff`` (see :func:`mlp_params_per_expert`)."""
+    h = arch.d_model
+    if arch.ffn is Ffn.SWIGLU:
+        return 3 * h * d_ff + ((2 * d_ff + h) if arch.bias else 0)
+    return 2 * h * d_ff + ((d_ff + h) if arch.bias else 0)
+
+
+def shared_expert_params_per_layer(arch: Architecture) -> int:
+    """Always-active shared experts of one MoE layer (DeepSeekMoE, Dai et al. 2024 §3.2;
+    Qwen2-MoE adds a ``h x 1`` sigmoid gate on their output)."""
+    if not arch.is_moe or not arch.n_shared_experts:
+        return 0
+    gate = arch.d_model if arch.shared_expert_gate else 0
+    return arch.n_shared_experts * mlp_params(arch, arch.d_ff_shared or arch.d_ff) + gate
+
+
+def dense_mlp_params(arch: Architecture) -> int:
+    """The MLP of a dense layer: width ``d_ff_dense`` in a mixture's first dense layers (DeepSeek's
+    ``intermediate_size``), else ``d_ff``."""
+    return mlp_params(arch, (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff)
 
 
 def mlp_params_per_expert(arch: Architecture) -> int:
@@ -67,16 +129,17 @@ def mlp_params_per_expert(arch: Architecture) -> int:
     2-matrix MLP (GELU/ReLU, Vaswani et al. 2017 §3.3): ``2*h*f`` (+ ``f + h`` biases).
     SwiGLU (Shazeer 2020): gate, up and down, ``3*h*f`` (+ ``2f + h`` biases).
     """
-    h, f = arch.d_model, arch.d_ff
-    if arch.ffn is Ffn.SWIGLU:
-        return 3 * h * f + ((2 * f + h) if arch.bias else 0)
-    return 2 * h * f + ((f + h) if arch.bias else 0)
+    return mlp_params(arch, arch.d_ff)
 
 
 def router_params_per_layer(arch: Architecture) -> int:
     """Router of a mixture-of-experts layer: a ``h x n_experts`` linear map, no bias
-    (Fedus et al. 2021, Switch Transformer §2.1; Jiang et al. 2024, Mixtral §2.1). 0 when dense."""
-    return arch.d_model * arch.n_experts if arch.is_moe else 0
+    (Fedus et al. 2021, Switch Transformer §2.1; Jiang et al. 2024, Mixtral §2.1). 0 when dense.
+    ``router_bias``: DeepSeek-V3's per-expert load-balancing bias (DeepSeek-V3 §2.1.2, auxiliary-loss-free
+    balancing) adds ``n_experts``."""
+    if not arch.is_moe:
+        return 0
+    return arch.d_model * arch.n_experts + (arch.n_experts if arch.router_bias else 0)
 
 
 @lru_cache(maxsize=1024)  # a pure function of a frozen, hashable architecture
@@ -97,11 +160,14 @@ def count_params(arch: Architecture) -> ParamBreakdown:
     attention = n_layers * attention_params_per_layer(arch)
     expert = mlp_params_per_expert(arch)
     router = router_params_per_layer(arch)
-    mlp = n_layers * (arch.n_experts * expert + router)
+    # MoE layers: routed experts + router + shared experts; dense layers (all of a dense model,
+    # the first_k_dense of a mixture): one MLP
+    moe_layer = arch.n_experts * expert + router + shared_expert_params_per_layer(arch)
+    mlp = arch.moe_layers * moe_layer + arch.dense_mlp_layers * dense_mlp_params(arch)
     norms = n_layers * arch.norms_per_layer * norm + norm + embedding_norm  # + final norm
     lm_head = 0 if arch.tied_embeddings else arch.vocab_size * h
     total = embedding + attention + mlp + norms + lm_head
-    inactive = n_layers * (arch.n_experts - arch.experts_per_token) * expert
+    inactive = arch.moe_layers * (arch.n_experts - arch.experts_per_token) * expert
     return ParamBreakdown(
         total=total,
         active=total - inactive,
@@ -118,8 +184,13 @@ def active_matmul_weights(arch: Architecture) -> int:
     MLPs, the router and the logit projection ``V*h`` (computed even when tied). Biases, norms
     and the embedding lookup cost no matmul FLOPs. Megatron-LM's FLOP count is built the same way
     (Narayanan et al. 2021 §5.1)."""
-    h, f, n_layers = arch.d_model, arch.d_ff, arch.n_layers
-    attention = h * arch.q_dim + 2 * h * arch.kv_dim + arch.q_dim * h
-    mlp = (3 if arch.ffn is Ffn.SWIGLU else 2) * h * f
-    per_layer = attention + arch.experts_per_token * mlp + router_params_per_layer(arch)
-    return n_layers * per_layer + arch.vocab_size * h
+    h, n_layers = arch.d_model, arch.n_layers
+    matrices = 3 if arch.ffn is Ffn.SWIGLU else 2
+    attention = attention_matmul_weights_per_layer(arch)
+    moe_mlp = (
+        arch.experts_per_token * matrices * h * arch.d_ff
+        + arch.n_shared_experts * matrices * h * (arch.d_ff_shared or arch.d_ff)
+        + h * arch.n_experts  # router
+    )
+    dense_mlp = matrices * h * ((arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff)
+    return n_layers * attention + arch.moe_layers * moe_mlp + arch.dense_mlp_layers * dense_mlp + arch.vocab_size * h

@@ -38,7 +38,7 @@ import numpy as np
 from service.core.architecture import Architecture, Ffn
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
-from service.core.memory import kv_cache_bytes
+from service.core.memory import kv_cache_bytes, kv_cache_tensor_shards
 from service.core.params import active_matmul_weights, count_params
 from service.core.steptime import (
     FLASH_ATTENTION_EFFICIENCY_RATIO,
@@ -196,9 +196,10 @@ def replica(
     check_tensor_parallel(arch, tp)
     usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
-    # K/V heads replicated over tensor ranks beyond n_kv_heads take more room
-    stored_per_token = math.ceil(per_token * tp / min(tp, arch.n_kv_heads))
-    per_sequence = stored_per_token * (prompt_tokens + output_tokens)
+    # K/V heads replicated over tensor ranks beyond n_kv_heads (an MLA latent: over every rank) take more
+    # room; a sliding-window layer keeps at most its window of a sequence
+    shards = min(tp, kv_cache_tensor_shards(arch))
+    per_sequence = math.ceil(kv_cache_bytes(arch, seq_len=prompt_tokens + output_tokens, batch_size=1, kv_dtype=kv_dtype) * tp / shards)
     free = usable - weights.total_bytes
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     prefill = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens)
@@ -252,7 +253,7 @@ def smallest_fitting_tp(
     does."""
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
     for tp in valid_tensor_parallel(arch, gpus_per_node):
-        need = weights_bytes + math.ceil(per_token * tp / min(tp, arch.n_kv_heads)) * sequence_tokens
+        need = weights_bytes + math.ceil(per_token * tp / min(tp, kv_cache_tensor_shards(arch))) * sequence_tokens
         if need <= usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes):
             return tp
     return None

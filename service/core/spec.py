@@ -50,6 +50,21 @@ def make_architecture(
     norms_per_layer: int = 2,
     embedding_norm: bool = False,
     prefix: str = "model",
+    q_lora_rank: int | None = None,
+    kv_lora_rank: int | None = None,
+    qk_nope_head_dim: int | None = None,
+    qk_rope_head_dim: int | None = None,
+    v_head_dim: int | None = None,
+    sliding_window: int | None = None,
+    sliding_window_layers: int | None = None,
+    n_shared_experts: int | None = 0,
+    d_ff_shared: int | None = None,
+    shared_expert_gate: bool | None = False,
+    first_k_dense: int | None = 0,
+    d_ff_dense: int | None = None,
+    router_bias: bool | None = False,
+    qk_norm: bool | None = False,
+    assumptions: tuple[tuple[str, str], ...] = (),
 ) -> Architecture:
     """Build a validated :class:`Architecture`; every rule names the field it checks.
 
@@ -58,6 +73,10 @@ def make_architecture(
 
     def f(name: str) -> str:
         return f"{prefix}.{name}" if prefix else name
+
+    # a stored preset keeps the newer fields null where they do not apply
+    n_shared_experts, first_k_dense = n_shared_experts or 0, first_k_dense or 0
+    shared_expert_gate, router_bias, qk_norm = bool(shared_expert_gate), bool(router_bias), bool(qk_norm)
 
     check_positive_int(f("n_layers"), n_layers, maximum=MAX_LAYERS)
     check_positive_int(f("d_model"), d_model, maximum=MAX_DIM)
@@ -89,6 +108,27 @@ def make_architecture(
         ffn, norm, position = Ffn(ffn), Norm(norm), Position(position)
     except ValueError as exc:  # only reachable from library callers; the API validates enums
         raise InvalidSpecError(prefix, str(exc)) from exc
+    _check_extensions(
+        f,
+        n_layers=n_layers,
+        n_experts=n_experts,
+        q_lora_rank=q_lora_rank,
+        kv_lora_rank=kv_lora_rank,
+        qk_nope_head_dim=qk_nope_head_dim,
+        qk_rope_head_dim=qk_rope_head_dim,
+        v_head_dim=v_head_dim,
+        sliding_window=sliding_window,
+        sliding_window_layers=sliding_window_layers,
+        n_shared_experts=n_shared_experts,
+        d_ff_shared=d_ff_shared,
+        shared_expert_gate=shared_expert_gate,
+        first_k_dense=first_k_dense,
+        d_ff_dense=d_ff_dense,
+        router_bias=router_bias,
+    )
+    if kv_lora_rank is not None:  # MLA: the heads' query/key width is nope + rope
+        d_head = (qk_nope_head_dim or 0) + (qk_rope_head_dim or 0)
+        n_kv_heads = n_heads
     if position_embedding_rows is not None:
         check_positive_int(f("position_embedding_rows"), position_embedding_rows, maximum=MAX_SEQ_LEN)
         if position is not Position.LEARNED:
@@ -116,7 +156,83 @@ def make_architecture(
         parallel_attention=parallel_attention,
         norms_per_layer=norms_per_layer,
         embedding_norm=embedding_norm,
+        q_lora_rank=q_lora_rank,
+        kv_lora_rank=kv_lora_rank,
+        qk_nope_head_dim=qk_nope_head_dim,
+        qk_rope_head_dim=qk_rope_head_dim,
+        v_head_dim=v_head_dim,
+        sliding_window=sliding_window,
+        sliding_window_layers=sliding_window_layers,
+        n_shared_experts=n_shared_experts,
+        d_ff_shared=d_ff_shared,
+        shared_expert_gate=shared_expert_gate,
+        first_k_dense=first_k_dense,
+        d_ff_dense=d_ff_dense,
+        router_bias=router_bias,
+        qk_norm=qk_norm,
+        assumptions=tuple(assumptions),
     )
     if count_params(arch).total > MAX_PARAMS:
         raise InvalidSpecError(prefix, f"the architecture has more than {MAX_PARAMS:g} parameters")
     return arch
+
+
+def _check_extensions(
+    f,
+    *,
+    n_layers: int,
+    n_experts: int,
+    q_lora_rank: int | None,
+    kv_lora_rank: int | None,
+    qk_nope_head_dim: int | None,
+    qk_rope_head_dim: int | None,
+    v_head_dim: int | None,
+    sliding_window: int | None,
+    sliding_window_layers: int | None,
+    n_shared_experts: int,
+    d_ff_shared: int | None,
+    shared_expert_gate: bool,
+    first_k_dense: int,
+    d_ff_dense: int | None,
+    router_bias: bool,
+) -> None:
+    """Rules of the multi-head latent attention, sliding-window and shared-expert fields."""
+    mla = {"qk_nope_head_dim": qk_nope_head_dim, "qk_rope_head_dim": qk_rope_head_dim, "v_head_dim": v_head_dim}
+    if kv_lora_rank is not None:
+        check_positive_int(f("kv_lora_rank"), kv_lora_rank, maximum=MAX_DIM)
+        for name, value in mla.items():
+            if value is None:
+                raise InvalidSpecError(f(name), "multi-head latent attention (kv_lora_rank) needs it")
+            if name == "qk_nope_head_dim" and value == 0:
+                continue
+            check_positive_int(f(name), value, maximum=MAX_DIM)
+        if q_lora_rank is not None:
+            check_positive_int(f("q_lora_rank"), q_lora_rank, maximum=MAX_DIM)
+    else:
+        for name, value in {**mla, "q_lora_rank": q_lora_rank}.items():
+            if value is not None:
+                raise InvalidSpecError(f(name), "only applies to multi-head latent attention: set kv_lora_rank")
+    if sliding_window is not None:
+        check_positive_int(f("sliding_window"), sliding_window, maximum=MAX_SEQ_LEN)
+    if sliding_window_layers is not None:
+        if sliding_window is None:
+            raise InvalidSpecError(f("sliding_window_layers"), "needs sliding_window")
+        if not 0 <= sliding_window_layers <= n_layers:
+            raise InvalidSpecError(f("sliding_window_layers"), f"must be between 0 and n_layers={n_layers}")
+    moe_only = {
+        "n_shared_experts": n_shared_experts, "d_ff_shared": d_ff_shared, "shared_expert_gate": shared_expert_gate,
+        "first_k_dense": first_k_dense, "d_ff_dense": d_ff_dense, "router_bias": router_bias,
+    }  # fmt: skip
+    if n_experts == 1:
+        for name, value in moe_only.items():
+            if value:
+                raise InvalidSpecError(f(name), "only applies to a mixture of experts (n_experts > 1)")
+        return
+    if not 0 <= n_shared_experts <= 1_000:
+        raise InvalidSpecError(f("n_shared_experts"), "must be between 0 and 1000")
+    if d_ff_shared is not None:
+        check_positive_int(f("d_ff_shared"), d_ff_shared, maximum=MAX_DIM * 8)
+    if d_ff_dense is not None:
+        check_positive_int(f("d_ff_dense"), d_ff_dense, maximum=MAX_DIM * 8)
+    if not 0 <= first_k_dense < n_layers:
+        raise InvalidSpecError(f("first_k_dense"), f"must be between 0 and n_layers - 1 = {n_layers - 1}")

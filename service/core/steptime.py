@@ -51,6 +51,8 @@ import numpy as np
 
 from service.core.activations import layers_per_stage
 from service.core.architecture import Architecture, Ffn, Position
+from service.core.compute import attention_score_flops_per_token
+from service.core.params import attention_matmul_weights_per_layer
 
 # Achievable fractions of nominal bandwidths. nccl-tests on DGX A100 report ~230-240 GB/s of
 # NVLink 3's 300 GB/s per direction for large all-reduces (bus bandwidth), and ~20-23 GB/s of a
@@ -243,18 +245,30 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     kv_ranks = np.minimum(t, k)  # K/V heads are replicated beyond n_kv_heads ranks
     n_gpus = t * p * d * c
     # --- one layer's forward, one micro-batch ---
-    qkv = matmul_seconds(tokens, h, q / t + 2 * kv / kv_ranks, hw, e)  # fused Q, K, V projection
-    out = matmul_seconds(tokens, q / t, h, hw, e)  # attention output projection
+    if arch.is_mla:
+        # multi-head latent attention: its down- and up-projections (DeepSeek-V2 §2.1), as one h-deep
+        # matmul of the same FLOPs; the output projection reads a*v_head_dim
+        v_width = a * (arch.v_head_dim or 0)
+        qkv = matmul_seconds(tokens, h, (attention_matmul_weights_per_layer(arch) - v_width * h) / (h * t), hw, e)
+        out = matmul_seconds(tokens, v_width / t, h, hw, e)
+    else:
+        qkv = matmul_seconds(tokens, h, q / t + 2 * kv / kv_ranks, hw, e)  # fused Q, K, V projection
+        out = matmul_seconds(tokens, q / t, h, hw, e)  # attention output projection
     up_width = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / t  # gate and up fused, or up alone
     up = matmul_seconds(tokens * experts, h, up_width, hw, e)
     down = matmul_seconds(tokens * experts, f / t, h, hw, e)
     router = matmul_seconds(tokens, h, arch.n_experts, hw, e) if arch.is_moe else 0.0
+    if arch.is_moe and arch.n_shared_experts:  # always-active shared experts (DeepSeekMoE §3.2)
+        shared_f = arch.n_shared_experts * (arch.d_ff_shared or f)
+        up = up + matmul_seconds(tokens, h, (2 if arch.ffn is Ffn.SWIGLU else 1) * shared_f / t, hw, e)
+        down = down + matmul_seconds(tokens, shared_f / t, h, hw, e)
     matmuls = qkv + out + up + down + router
     heads = b * a / t  # attention heads on this GPU, over the micro-batch
     if work.flash_attention:
         # causal FlashAttention skips the masked half: 4*s*(s/2)*d_head FLOPs per head and query
         # block (QK^T and PV), at the kernel's efficiency (Dao 2023)
-        attention_flops = 4.0 * tokens * (s / 2) * q / t
+        # (a sliding-window layer over at most its window; MLA over its own head widths)
+        attention_flops = tokens * attention_score_flops_per_token(arch, s, causal=True) / arch.n_layers / t
         attention = attention_flops / (
             hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF * FLASH_ATTENTION_EFFICIENCY_RATIO
         )

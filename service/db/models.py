@@ -135,6 +135,21 @@ class ModelPreset(Versioned, Base):
     reported_params: Mapped[int | None] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # newer architectures (migration 0004): null where a preset does not use them
+    q_lora_rank: Mapped[int | None] = mapped_column(Integer)
+    kv_lora_rank: Mapped[int | None] = mapped_column(Integer)
+    qk_nope_head_dim: Mapped[int | None] = mapped_column(Integer)
+    qk_rope_head_dim: Mapped[int | None] = mapped_column(Integer)
+    v_head_dim: Mapped[int | None] = mapped_column(Integer)
+    sliding_window: Mapped[int | None] = mapped_column(Integer)
+    sliding_window_layers: Mapped[int | None] = mapped_column(Integer)
+    n_shared_experts: Mapped[int | None] = mapped_column(Integer)
+    d_ff_shared: Mapped[int | None] = mapped_column(Integer)
+    shared_expert_gate: Mapped[bool | None] = mapped_column(Boolean)
+    first_k_dense: Mapped[int | None] = mapped_column(Integer)
+    d_ff_dense: Mapped[int | None] = mapped_column(Integer)
+    router_bias: Mapped[bool | None] = mapped_column(Boolean)
+    qk_norm: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class CatalogVersion(Base):

@@ -200,12 +200,15 @@ class ActivationDetail(Schema):
 class TrainingMemoryResponse(Estimate):
     per_gpu: PerGpuMemory
     cpu_offload_bytes: int = Field(description="Host memory per GPU for offloaded optimizer states.")
-    params_per_gpu: int
+    params_per_gpu: int = Field(description="Parameters one GPU holds: its tp x pp shard, divided over the ZeRO-3 shards.")
     n_gpus: int
     activations: ActivationDetail | None
     gpu: str | None
     gpu_memory_bytes: int | None
     fits: bool | None = Field(description="total_bytes <= the GPU's memory (null without a GPU).")
+    params_per_gpu_before_zero: int | None = Field(
+        None, description="The tp x pp shard before ZeRO-3 divides it (what each GPU gathers layer by layer)."
+    )
 
 
 # --- /v1/memory/inference -----------------------------------------------------------------------

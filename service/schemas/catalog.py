@@ -282,6 +282,20 @@ class ModelArchitecture(Schema):
     parallel_attention: bool = False
     norms_per_layer: int = Field(2, ge=1, le=8)
     embedding_norm: bool = False
+    q_lora_rank: int | None = Field(None, ge=1, le=MAX_DIM, description="MLA query rank (DeepSeek-V2/V3).")
+    kv_lora_rank: int | None = Field(None, ge=1, le=MAX_DIM, description="MLA compressed KV rank; selects MLA.")
+    qk_nope_head_dim: int | None = Field(None, ge=0, le=MAX_DIM)
+    qk_rope_head_dim: int | None = Field(None, ge=1, le=MAX_DIM)
+    v_head_dim: int | None = Field(None, ge=1, le=MAX_DIM)
+    sliding_window: int | None = Field(None, ge=1, le=MAX_SEQ_LEN, description="Sliding-window attention span.")
+    sliding_window_layers: int | None = Field(None, ge=0, le=MAX_LAYERS, description="Layers using it; default all.")
+    n_shared_experts: int | None = Field(None, ge=0, le=1_000)
+    d_ff_shared: int | None = Field(None, ge=1, le=MAX_DIM * 8)
+    shared_expert_gate: bool | None = None
+    first_k_dense: int | None = Field(None, ge=0, le=MAX_LAYERS)
+    d_ff_dense: int | None = Field(None, ge=1, le=MAX_DIM * 8)
+    router_bias: bool | None = None
+    qk_norm: bool | None = None
 
 
 class ModelPresetFields(ModelArchitecture):
@@ -307,6 +321,13 @@ class ModelPresetIn(ModelPresetFields):
     }  # fmt: skip
 
     id: Slug | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _not_an_action(cls, value: str | None) -> str | None:
+        if value == "from-hf-config":
+            raise ValueError("'from-hf-config' is the name of an action (POST /v1/models/from-hf-config), not a preset id")
+        return value
 
 
 class ModelPresetPatch(Schema):
@@ -341,6 +362,20 @@ class ModelPresetPatch(Schema):
     parallel_attention: bool = None
     norms_per_layer: int = Field(None, ge=1, le=8)
     embedding_norm: bool = None
+    q_lora_rank: int | None = Field(None, ge=1, le=MAX_DIM)
+    kv_lora_rank: int | None = Field(None, ge=1, le=MAX_DIM)
+    qk_nope_head_dim: int | None = Field(None, ge=0, le=MAX_DIM)
+    qk_rope_head_dim: int | None = Field(None, ge=1, le=MAX_DIM)
+    v_head_dim: int | None = Field(None, ge=1, le=MAX_DIM)
+    sliding_window: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
+    sliding_window_layers: int | None = Field(None, ge=0, le=MAX_LAYERS)
+    n_shared_experts: int | None = Field(None, ge=0, le=1_000)
+    d_ff_shared: int | None = Field(None, ge=1, le=MAX_DIM * 8)
+    shared_expert_gate: bool | None = None
+    first_k_dense: int | None = Field(None, ge=0, le=MAX_LAYERS)
+    d_ff_dense: int | None = Field(None, ge=1, le=MAX_DIM * 8)
+    router_bias: bool | None = None
+    qk_norm: bool | None = None
 
 
 class ModelPresetOut(ModelPresetFields):
@@ -352,6 +387,7 @@ class ModelPresetOut(ModelPresetFields):
 
 class ModelPresetFilters(ListQuery):
     family: str = None
+    q: str = Field(None, min_length=1, max_length=100, description="Words that must all appear in the id, name or family (any case).")
     ffn: Ffn = None
     norm: Norm = None
     position: Position = None

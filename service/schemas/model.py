@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -18,15 +18,22 @@ ARCHITECTURE_FIELDS = (
     "bias", "qkv_bias", "tied_embeddings", "position", "max_seq_len", "position_embedding_rows",
     "n_experts", "experts_per_token", "parallel_attention", "norms_per_layer", "embedding_norm",
 )  # fmt: skip
-_ARCHITECTURE_FIELD_SET = frozenset(ARCHITECTURE_FIELDS)
+# fields of the newer architectures (multi-head latent attention, sliding windows, shared experts);
+# a preset row does not store them (yet), so they are kept apart from ARCHITECTURE_FIELDS
+EXTENDED_ARCHITECTURE_FIELDS = (
+    "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "sliding_window",
+    "sliding_window_layers", "n_shared_experts", "d_ff_shared", "shared_expert_gate", "first_k_dense", "d_ff_dense",
+    "router_bias", "qk_norm",
+)  # fmt: skip
+_ARCHITECTURE_FIELD_SET = frozenset(ARCHITECTURE_FIELDS) | frozenset(EXTENDED_ARCHITECTURE_FIELDS)
 
 
 class ModelSpec(Schema):
     """The model an estimate is for.
 
-    Give ``preset`` (a stored model id), or the architecture fields (``n_layers``, ``d_model``,
-    ``n_heads``, ``d_ff``, ``vocab_size`` at least), or only ``n_params``. Explicit fields
-    override a preset's. Answers that need the shape (activations, KV cache, attention FLOPs)
+    Give ``preset`` (a stored model id), ``hf_config`` (a Hugging Face ``config.json``), or the
+    architecture fields (``n_layers``, ``d_model``, ``n_heads``, ``d_ff``, ``vocab_size`` at least),
+    or only ``n_params``. Explicit fields override a preset's or a config's. Answers that need the shape (activations, KV cache, attention FLOPs)
     reject a bare ``n_params`` with a 422 naming the missing fields.
     """
 
@@ -73,13 +80,40 @@ class ModelSpec(Schema):
         None, ge=1, le=8, description="Norm modules per block: 2, or 1 where one feeds both branches."
     )
     embedding_norm: bool | None = Field(None, description="A norm after the embedding (BLOOM).")
+    q_lora_rank: PositiveDim | None = Field(None, description="MLA: rank of the query bottleneck (none: a full query projection).")
+    kv_lora_rank: PositiveDim | None = Field(
+        None, description="MLA (DeepSeek-V2/V3): rank of the compressed KV latent; setting it selects multi-head latent attention."
+    )
+    qk_nope_head_dim: int | None = Field(None, ge=0, le=MAX_DIM, description="MLA: per-head query/key width without rotary.")
+    qk_rope_head_dim: PositiveDim | None = Field(None, description="MLA: rotary query/key width (one shared rotary key).")
+    v_head_dim: PositiveDim | None = Field(None, description="MLA: per-head value width.")
+    sliding_window: int | None = Field(
+        None, ge=1, le=MAX_SEQ_LEN, description="Tokens a sliding-window layer attends to (and caches)."
+    )
+    sliding_window_layers: int | None = Field(
+        None, ge=0, le=MAX_LAYERS, description="Layers using the window (Gemma 2: half); default all."
+    )
+    n_shared_experts: int | None = Field(None, ge=0, le=1_000, description="Always-active shared experts per MoE layer.")
+    d_ff_shared: int | None = Field(None, ge=1, le=MAX_DIM * 8, description="Width of each shared expert; default d_ff.")
+    shared_expert_gate: bool | None = Field(None, description="A sigmoid gate on the shared experts (Qwen2-MoE).")
+    first_k_dense: int | None = Field(None, ge=0, le=MAX_LAYERS, description="Leading layers with one dense MLP instead of experts.")
+    d_ff_dense: int | None = Field(None, ge=1, le=MAX_DIM * 8, description="MLP width of those dense layers; default d_ff.")
+    router_bias: bool | None = Field(None, description="A per-expert router bias (DeepSeek-V3's load-balancing bias).")
+    qk_norm: bool | None = Field(None, description="RMSNorm on each head's query and key (Qwen3, Gemma 3).")
+    hf_config: dict[str, Any] | None = Field(
+        None,
+        description="A Hugging Face config.json (model_type llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, gemma, "
+        "gemma2, gemma3, phi3, gpt2, gpt_neox, falcon, deepseek_v2, deepseek_v3); explicit fields override it.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelSpec:
         given = self.explicit_fields()
-        if self.n_params is not None and (given or self.preset is not None):
+        if self.n_params is not None and (given or self.preset is not None or self.hf_config is not None):
             raise ValueError("give n_params alone, or a preset / architecture, not both")
-        if self.n_params is None and self.preset is None:
+        if self.hf_config is not None and self.preset is not None:
+            raise ValueError("give hf_config or preset, not both")
+        if self.n_params is None and self.preset is None and self.hf_config is None:
             missing = [n for n in REQUIRED_ARCHITECTURE_FIELDS if getattr(self, n) is None]
             if missing:
                 raise ValueError(
@@ -93,4 +127,8 @@ class ModelSpec(Schema):
         given = self.model_fields_set
         if given.isdisjoint(_ARCHITECTURE_FIELD_SET):
             return {}
-        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS if name in given and getattr(self, name) is not None}
+        return {
+            name: getattr(self, name)
+            for name in (*ARCHITECTURE_FIELDS, *EXTENDED_ARCHITECTURE_FIELDS)
+            if name in given and getattr(self, name) is not None
+        }

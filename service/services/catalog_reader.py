@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from service.db.repositories import catalog_rows, catalog_version
 from service.schemas import catalog as s
 from service.schemas.base import Schema
-from service.schemas.model import ARCHITECTURE_FIELDS
+from service.schemas.model import ARCHITECTURE_FIELDS, EXTENDED_ARCHITECTURE_FIELDS
 from service.services.answers import note_snapshot
 
 T = TypeVar("T")
@@ -113,10 +113,19 @@ class Table:
         wanted = [(column, value) for column, value in filters.items() if value is not None]
         if not wanted:
             return list(range(len(self.rows)))
-        return [i for i, row in enumerate(self.rows) if all(getattr(row, column) == value for column, value in wanted)]
+        return [i for i, row in enumerate(self.rows) if all(_matches(row, column, value) for column, value in wanted)]
 
     def ids(self) -> list[str]:
         return [row.id for row in self.rows]
+
+
+def _matches(row: Row[Any], column: str, value: Any) -> bool:
+    """``column = value``; for ``q`` (model search) every word of ``value`` appears, in any case, in
+    the row's id, name or family."""
+    if column == "q":
+        text = " ".join(str(getattr(row, name, None) or "") for name in ("id", "name", "family")).lower()
+        return all(word in text for word in str(value).lower().split())
+    return getattr(row, column) == value
 
 
 def newest_per_kind(prices: Sequence[Row[Any]], positions: list[int]) -> list[int]:
@@ -221,7 +230,8 @@ def _preset_fields(row: Row[Any]) -> tuple[tuple[str, Any], ...]:
     """The preset's architecture fields that are set, as sorted ``(name, value)`` pairs:
     immutable, since readers share them, and hashable, as the memoised architecture builder
     (:func:`service.services.models.resolve_model`) needs."""
-    return tuple(sorted((name, getattr(row, name)) for name in ARCHITECTURE_FIELDS if getattr(row, name) is not None))
+    names = (*ARCHITECTURE_FIELDS, *EXTENDED_ARCHITECTURE_FIELDS)
+    return tuple(sorted((name, getattr(row, name)) for name in names if getattr(row, name) is not None))
 
 
 _DATABASE_KEYS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()

@@ -6,6 +6,8 @@ from functools import lru_cache
 from typing import Any
 
 from service.core.architecture import ModelShape
+from service.core.errors import InvalidSpecError
+from service.core.hf_config import in_config_terms, map_hf_config
 from service.core.spec import make_architecture, make_params_only
 from service.errors import Unprocessable
 from service.schemas.model import ModelSpec
@@ -20,6 +22,17 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
         return make_params_only(spec.n_params, prefix=field)
     fields: dict[str, Any] = {}
     explicit = spec.explicit_fields()
+    if spec.hf_config is not None:
+        mapping = map_hf_config(spec.hf_config, prefix=f"{field}.hf_config")
+        fields = merge_architecture(dict(mapping.fields), explicit)
+        notes = mapping.assumptions + tuple((f"{name}_source", "request (overrides hf_config)") for name in explicit)
+        try:
+            return _architecture(tuple(sorted(fields.items())), field, notes)
+        except InvalidSpecError as exc:  # a key of the config named in the config's own terms
+            renamed = in_config_terms(exc, field_prefix=field, config_prefix=f"{field}.hf_config")
+            if renamed is exc or exc.field.removeprefix(f"{field}.") in explicit:
+                raise
+            raise renamed from exc
     if spec.preset is not None:
         preset = catalog.preset_fields(spec.preset)
         if preset is None:
@@ -29,8 +42,22 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
         if not explicit:  # the common case: the cached pairs are already the memo key
             return _architecture(preset, field)
         fields = dict(preset)
+    else:
+        defaulted = [name for name in DEFAULTED_SILENTLY if name not in explicit]
+        notes = tuple((f"{name}_default", DEFAULTED_SILENTLY[name]) for name in defaulted)
+        fields = merge_architecture(fields, explicit)
+        return _architecture(tuple(sorted(fields.items())), field, notes)
     fields = merge_architecture(fields, explicit)
     return _architecture(tuple(sorted(fields.items())), field)
+
+
+# an explicit architecture that leaves these out gets the defaults below: said in the answer
+DEFAULTED_SILENTLY = {
+    "ffn": "gelu (a 2-matrix MLP); give ffn='swiglu' for a gated MLP (Llama, Mistral, Qwen...)",
+    "norm": "layernorm (weight and bias); give norm='rmsnorm' for Llama-style models",
+    "position": "rotary (no position parameters)",
+    "tied_embeddings": "false (a separate LM head)",
+}
 
 
 def merge_architecture(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -49,9 +76,9 @@ def merge_architecture(base: dict[str, Any], changes: dict[str, Any]) -> dict[st
 
 
 @lru_cache(maxsize=4096)
-def _architecture(fields: tuple[tuple[str, Any], ...], field: str) -> ModelShape:
+def _architecture(fields: tuple[tuple[str, Any], ...], field: str, notes: tuple[tuple[str, str], ...] = ()) -> ModelShape:
     """Validated architectures, memoised on their (immutable) field values."""
-    return make_architecture(**dict(fields), prefix=field)
+    return make_architecture(**dict(fields), prefix=field, assumptions=notes)
 
 
 def resolve_gpu(

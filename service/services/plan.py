@@ -11,6 +11,7 @@ from typing import Any
 from service.core import plan as core
 from service.core.architecture import Architecture
 from service.core.compute import require_architecture
+from service.core.context import check_context
 from service.core.cost import planned_training_cost
 from service.core.errors import InvalidSpecError
 from service.core.memory import Optimizer, Precision
@@ -260,6 +261,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
                                    "effective_time_fraction": req.effective_time_fraction,
                                    "usable_memory_fraction": req.usable_memory_fraction, "flash_attention": req.flash_attention,
                                    "activation_kernels": "megatron (Megatron-LM's fused kernels, Korthikanti et al. 2022)"}  # fmt: skip
+    if warning := check_context(arch, seq_len):
+        assumptions["seq_len_warning"] = warning
     for gpu_id in gpu_ids:
         view, _ = resolve_gpu(gpu_id, None, catalog)
         assert view is not None

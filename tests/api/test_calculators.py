@@ -82,8 +82,8 @@ def test_every_preset_answers_every_calculator(client) -> None:
         ok(client, "/v1/params", {"model": model})
         ok(client, "/v1/compute/training", {"model": model, "tokens": 1e12, "include_attention": True})
         ok(client, "/v1/compute/inference", {"model": model, "prompt_tokens": 512, "output_tokens": 128})
-        ok(client, "/v1/memory/training", {"model": model, "seq_len": 2048, "flash_attention": True})
-        ok(client, "/v1/memory/inference", {"model": model, "seq_len": 2048, "gpu": "h100-sxm"})
+        ok(client, "/v1/memory/training", {"model": model, "seq_len": 1024, "flash_attention": True})
+        ok(client, "/v1/memory/inference", {"model": model, "seq_len": 1024, "gpu": "h100-sxm"})
 
 
 def test_training_compute_gpt3(client) -> None:

@@ -1,0 +1,510 @@
+"""A Hugging Face ``config.json`` mapped onto :class:`~service.core.architecture.Architecture`.
+
+Each supported ``model_type`` is read the way its ``transformers`` implementation builds its modules
+(``modeling_<type>.py``: which projections carry biases, how many norms a block holds, which layers
+use a sliding window or experts), so that :func:`service.core.params.count_params` of the result
+equals the reference implementation's parameter count exactly; ``validation/measure_hf_models.py``
+measures those counts on the meta device and ``tests/core/test_hf_config.py`` checks them.
+
+Keys that only tune behaviour default to the value the ``transformers`` config class uses, and every
+default taken is reported in :attr:`HfMapping.assumptions`; keys that fix the shape (``hidden_size``,
+``num_hidden_layers``, ...) are required. Pure: a dict in, a dataclass out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.core.architecture import Architecture, Ffn, Norm, Position
+from service.core.errors import InvalidSpecError
+from service.core.limits import MAX_SEQ_LEN
+from service.core.spec import make_architecture
+
+GATED_ACTIVATIONS = ("silu", "swish", "gelu", "gelu_pytorch_tanh", "gelu_new", "gelu_fast", "relu", "gelu_tanh")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HfMapping:
+    """A config mapped to core fields.
+
+    ``fields`` are :func:`~service.core.spec.make_architecture`'s keyword arguments (as sorted pairs);
+    ``assumptions`` say which keys were defaulted or how a key was read; ``context_tokens`` is the
+    context the model was built for (``max_position_embeddings``, or the RoPE-scaled context).
+    """
+
+    model_type: str
+    fields: tuple[tuple[str, Any], ...]
+    assumptions: tuple[tuple[str, str], ...]
+    context_tokens: int
+
+
+class _Reader:
+    """Reads keys of one config, recording defaults and naming missing keys."""
+
+    def __init__(self, config: Mapping[str, Any], prefix: str) -> None:
+        self.config = config
+        self.prefix = prefix
+        self.missing: list[str] = []
+        self.assumptions: dict[str, str] = {}
+
+    def required(self, *names: str) -> Any:
+        """The first of ``names`` that is present (aliases, e.g. ``n_embd``/``hidden_size``)."""
+        for name in names:
+            if self.config.get(name) is not None:
+                return self.config[name]
+        self.missing.append(names[0])
+        return None
+
+    def optional(self, name: str, default: Any, *, why: str | None = None) -> Any:
+        """``name`` if present, else ``default`` (reported in assumptions)."""
+        if name in self.config:
+            return self.config[name]
+        self.assumptions[name] = f"not given; {default!r}" + (f" ({why})" if why else " (the transformers default)")
+        return default
+
+    def check_missing(self, model_type: str) -> None:
+        if self.missing:
+            raise InvalidSpecError(
+                f"{self.prefix}.{self.missing[0]}",
+                f"a {model_type} config needs {', '.join(self.missing)} (missing)",
+            )
+
+
+def _context(r: _Reader, max_positions: int | None) -> int | None:
+    """The context a config was built for: ``max_position_embeddings``, extended by RoPE scaling
+    (``rope_scaling``, or ``rope_parameters`` in transformers 5) to ``factor *
+    original_max_position_embeddings`` for yarn/longrope/llama3/dynamic/linear scaling (Peng et al.
+    2023, YaRN §3; Meta's Llama 3.1 card), whichever is larger. Without
+    ``original_max_position_embeddings`` the config's ``max_position_embeddings`` is taken as the
+    scaled context (Gemma 3: 131,072 with a linear factor of 8)."""
+    scaling = r.config.get("rope_scaling") or r.config.get("rope_parameters")
+    if not isinstance(scaling, Mapping) or max_positions is None:
+        return max_positions
+    kind = scaling.get("rope_type", scaling.get("type"))
+    factor = scaling.get("factor")
+    if (
+        kind in (None, "default")
+        or not isinstance(factor, (int, float))
+        or isinstance(factor, bool)
+        or not math.isfinite(factor)
+        or factor <= 1
+        or factor > MAX_SEQ_LEN
+    ):
+        return max_positions
+    original = scaling.get("original_max_position_embeddings", r.config.get("original_max_position_embeddings"))
+    if isinstance(original, int) and not isinstance(original, bool):
+        scaled = int(factor * original)
+        r.assumptions["context"] = f"max(max_position_embeddings, {kind} factor {factor:g} x original {original})"
+    else:  # e.g. Gemma 3's linear factor 8: max_position_embeddings is already the scaled context
+        scaled = max_positions
+        r.assumptions["context"] = (
+            f"max_position_embeddings ({kind} rope scaling without original_max_position_embeddings is taken as already applied)"
+        )
+    return max(max_positions, scaled)
+
+
+def _gated_ffn(r: _Reader, key: str, default: str) -> Ffn:
+    """Families whose MLP is gated (gate, up, down: Shazeer 2020) whatever ``hidden_act`` is."""
+    act = r.optional(key, default)
+    if act not in GATED_ACTIVATIONS:
+        r.assumptions[key] = f"{act!r}: counted as a gated 3-matrix MLP (the family's module)"
+    return Ffn.SWIGLU
+
+
+def _sliding_layers(r: _Reader, n_layers: int, window: int | None, rule: Callable[[int], bool]) -> tuple[int | None, int | None]:
+    """(sliding_window, how many layers use it): from ``layer_types`` when given, else ``rule``
+    (the config class's default pattern)."""
+    if not window:
+        return None, None
+    types = r.config.get("layer_types")
+    if isinstance(types, list) and len(types) == n_layers:
+        count = sum(1 for t in types if t == "sliding_attention")
+    else:
+        count = sum(1 for i in range(n_layers) if rule(i))
+    if count == 0:
+        return None, None
+    return window, (None if count == n_layers else count)
+
+
+def _common_decoder(r: _Reader, model_type: str) -> dict[str, Any]:
+    """The Llama-style keys most families share."""
+    fields: dict[str, Any] = {
+        "n_layers": r.required("num_hidden_layers"),
+        "d_model": r.required("hidden_size"),
+        "n_heads": r.required("num_attention_heads"),
+        "d_ff": r.required("intermediate_size"),
+        "vocab_size": r.required("vocab_size"),
+        "norm": Norm.RMSNORM,
+        "position": Position.ROTARY,
+    }
+    r.check_missing(model_type)
+    kv = r.config.get("num_key_value_heads")
+    if kv is None:
+        r.assumptions["num_key_value_heads"] = "not given; num_attention_heads (multi-head attention)"
+    fields["n_kv_heads"] = kv or fields["n_heads"]
+    head_dim = r.config.get("head_dim")
+    if head_dim is not None:
+        fields["d_head"] = head_dim
+    return fields
+
+
+def _max_positions(r: _Reader, default: int) -> int:
+    return r.optional("max_position_embeddings", default)
+
+
+def _llama_like(r: _Reader, model_type: str, *, max_pos: int, tie: bool, window_rule: Callable[[int], bool] | None) -> dict[str, Any]:
+    f = _common_decoder(r, model_type)
+    if model_type.startswith("gemma"):  # GeGLU; transformers reads hidden_activation
+        key = "hidden_activation" if "hidden_activation" in r.config else "hidden_act"
+        f["ffn"] = _gated_ffn(r, key, "gelu_pytorch_tanh")
+    else:
+        f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
+    f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", tie))
+    f["max_seq_len"] = _max_positions(r, max_pos)
+    if model_type in ("llama", "mistral", "mixtral", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text"):
+        attention_bias = bool(r.optional("attention_bias", False))
+        mlp_bias = bool(r.optional("mlp_bias", False)) if model_type == "llama" else False
+        if attention_bias and mlp_bias:
+            f["bias"] = True
+        elif attention_bias:
+            f["qkv_bias"] = True
+            r.assumptions["attention_bias"] = "true: Q/K/V biases counted; the output projection's bias is not modelled"
+        elif mlp_bias:
+            raise InvalidSpecError(f"{r.prefix}.mlp_bias", "MLP biases without attention biases are not modelled")
+    if window_rule is not None:
+        window = r.optional("sliding_window", 4096 if model_type == "mistral" else None)
+        f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, window_rule)
+    return f
+
+
+def _map_llama(r: _Reader) -> dict[str, Any]:
+    return _llama_like(r, "llama", max_pos=2048, tie=False, window_rule=None)
+
+
+def _map_mistral(r: _Reader) -> dict[str, Any]:
+    return _llama_like(r, "mistral", max_pos=4096 * 32, tie=False, window_rule=lambda i: True)
+
+
+def _map_mixtral(r: _Reader) -> dict[str, Any]:
+    f = _llama_like(r, "mixtral", max_pos=4096 * 32, tie=False, window_rule=lambda i: True)
+    f["n_experts"] = r.optional("num_local_experts", 8)
+    f["experts_per_token"] = r.optional("num_experts_per_tok", 2)
+    return f
+
+
+def _qwen_window(r: _Reader, f: dict[str, Any], sliding: Callable[[int, int], bool]) -> None:
+    """Qwen's windows apply only with ``use_sliding_window``; ``sliding(i, max_window_layers)`` is the
+    config class's rule for which layers use them (its ``layer_types`` win when given)."""
+    if not r.config.get("use_sliding_window"):
+        return
+    max_window = r.optional("max_window_layers", 28)
+    window = r.optional("sliding_window", 4096)
+    f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: sliding(i, max_window))
+
+
+def _map_qwen2(r: _Reader) -> dict[str, Any]:
+    f = _llama_like(r, "qwen2", max_pos=32768, tie=False, window_rule=None)
+    f["qkv_bias"] = True  # Qwen2Attention: q, k, v with bias, o without
+    _qwen_window(r, f, lambda i, max_window: i >= max_window)
+    return f
+
+
+def _map_qwen3(r: _Reader) -> dict[str, Any]:
+    f = _llama_like(r, "qwen3", max_pos=32768, tie=False, window_rule=None)
+    f["qk_norm"] = True  # Qwen3Attention: q_norm, k_norm over head_dim
+    _qwen_window(r, f, lambda i, max_window: i >= max_window)
+    return f
+
+
+def _map_qwen2_moe(r: _Reader) -> dict[str, Any]:
+    f = _llama_like(r, "qwen2_moe", max_pos=32768, tie=False, window_rule=None)
+    f["qkv_bias"] = bool(r.optional("qkv_bias", True))
+    n_layers = f["n_layers"]
+    step = r.optional("decoder_sparse_step", 1)
+    mlp_only = set(r.optional("mlp_only_layers", None) or [])
+    n_experts = r.optional("num_experts", 60)
+    moe = [i for i in range(n_layers) if i not in mlp_only and n_experts > 0 and (i + 1) % step == 0]
+    if n_experts > 1 and moe:
+        dense = n_layers - len(moe)
+        f["d_ff_dense"] = f["d_ff"]  # dense layers keep intermediate_size
+        f["d_ff"] = r.optional("moe_intermediate_size", 1408)
+        f["n_experts"] = n_experts
+        f["experts_per_token"] = r.optional("num_experts_per_tok", 4)
+        shared = r.optional("shared_expert_intermediate_size", 5632)
+        if shared:
+            f["n_shared_experts"], f["d_ff_shared"], f["shared_expert_gate"] = 1, shared, True
+        f["first_k_dense"] = dense
+        if dense:
+            r.assumptions["first_k_dense"] = f"{dense} dense layers (mlp_only_layers / decoder_sparse_step); their order does not change the counts"
+    _qwen_window(r, f, lambda i, max_window: bool((i + 1) % 2) and i < max_window)
+    return f
+
+
+def _map_gemma(r: _Reader) -> dict[str, Any]:
+    f = _llama_like(r, "gemma", max_pos=8192, tie=True, window_rule=None)
+    r.assumptions.setdefault("embedding", "scaled by sqrt(hidden_size): no parameters")
+    if "head_dim" not in r.config:
+        f["d_head"] = 256
+        r.assumptions["head_dim"] = "not given; 256 (the transformers default)"
+    return f
+
+
+def _map_gemma2(r: _Reader, *, pattern: int = 2, model_type: str = "gemma2") -> dict[str, Any]:
+    f = _llama_like(r, model_type, max_pos=8192 if model_type == "gemma2" else 131072, tie=True, window_rule=None)
+    f["norms_per_layer"] = 4  # input, post-attention, pre- and post-feedforward RMSNorms
+    if "head_dim" not in r.config:
+        f["d_head"] = 256
+        r.assumptions["head_dim"] = "not given; 256 (the transformers default)"
+    window = r.optional("sliding_window", 4096 if model_type == "gemma2" else 512)
+    if model_type == "gemma3_text":
+        f["qk_norm"] = True
+        pattern = r.config.get("sliding_window_pattern", 6)
+    f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: bool((i + 1) % pattern))
+    return f
+
+
+def _map_gemma3_text(r: _Reader) -> dict[str, Any]:
+    return _map_gemma2(r, model_type="gemma3_text")
+
+
+def _map_phi3(r: _Reader) -> dict[str, Any]:
+    f = _llama_like(r, "phi3", max_pos=4096, tie=False, window_rule=lambda i: True)
+    if r.config.get("sliding_window") is None:
+        f["sliding_window"], f["sliding_window_layers"] = None, None
+    return f
+
+
+def _map_gpt2(r: _Reader) -> dict[str, Any]:
+    f: dict[str, Any] = {
+        "n_layers": r.required("n_layer", "num_hidden_layers"),
+        "d_model": r.required("n_embd", "hidden_size"),
+        "n_heads": r.required("n_head", "num_attention_heads"),
+        "vocab_size": r.required("vocab_size"),
+    }
+    r.check_missing("gpt2")
+    inner = r.config.get("n_inner")
+    if inner is None:
+        r.assumptions["n_inner"] = "not given; 4 x n_embd"
+    f |= {
+        "d_ff": inner or 4 * f["d_model"],
+        "ffn": Ffn.GELU,
+        "norm": Norm.LAYERNORM,
+        "bias": True,
+        "position": Position.LEARNED,
+        "max_seq_len": r.optional("n_positions", 1024),
+        "tied_embeddings": bool(r.optional("tie_word_embeddings", True)),
+    }
+    return f
+
+
+def _map_gpt_neox(r: _Reader) -> dict[str, Any]:
+    f = _common_decoder(r, "gpt_neox")
+    if not r.optional("attention_bias", True):
+        raise InvalidSpecError(f"{r.prefix}.attention_bias", "GPT-NeoX without attention biases is not modelled")
+    f |= {
+        "ffn": Ffn.GELU,
+        "norm": Norm.LAYERNORM,
+        "bias": True,
+        "parallel_attention": bool(r.optional("use_parallel_residual", True)),
+        "tied_embeddings": bool(r.optional("tie_word_embeddings", False)),
+        "max_seq_len": _max_positions(r, 2048),
+    }
+    return f
+
+
+def _map_falcon(r: _Reader) -> dict[str, Any]:
+    f: dict[str, Any] = {
+        "n_layers": r.required("num_hidden_layers", "n_layer"),
+        "d_model": r.required("hidden_size"),
+        "n_heads": r.required("num_attention_heads", "n_head"),
+        "vocab_size": r.required("vocab_size"),
+    }
+    r.check_missing("falcon")
+    new_arch = bool(r.optional("new_decoder_architecture", False))
+    multi_query = bool(r.optional("multi_query", True))
+    parallel = bool(r.optional("parallel_attn", True))
+    if new_arch:
+        kv = r.required("num_kv_heads", "n_head_kv")
+        r.check_missing("falcon")
+    elif multi_query:
+        kv = 1
+    else:
+        kv = f["n_heads"]
+    ln_in_parallel = r.config.get("num_ln_in_parallel_attn") or (2 if new_arch else None)
+    if new_arch and ln_in_parallel == 2:
+        norms = 2  # ln_attn, ln_mlp
+    else:
+        norms = 1 if parallel else 2  # input_layernorm (+ post_attention_layernorm)
+    ffn_hidden = r.config.get("ffn_hidden_size")
+    if ffn_hidden is None:
+        r.assumptions["ffn_hidden_size"] = "not given; 4 x hidden_size"
+    alibi = bool(r.optional("alibi", False))
+    f |= {
+        "n_kv_heads": kv,
+        "d_ff": ffn_hidden or 4 * f["d_model"],
+        "ffn": Ffn.GELU,
+        "norm": Norm.LAYERNORM,
+        "bias": bool(r.optional("bias", False)),
+        "parallel_attention": parallel or new_arch,
+        "norms_per_layer": norms,
+        "position": Position.ALIBI if alibi else Position.ROTARY,
+        "tied_embeddings": bool(r.optional("tie_word_embeddings", True)),
+        "max_seq_len": _max_positions(r, 2048),
+    }
+    return f
+
+
+def _map_deepseek(r: _Reader, model_type: str) -> dict[str, Any]:
+    v3 = model_type == "deepseek_v3"
+    f = _common_decoder(r, model_type)
+    f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
+    f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", False))
+    f["max_seq_len"] = _max_positions(r, 4096 if v3 else 2048)
+    if r.optional("attention_bias", False):
+        f["bias"] = True
+        r.assumptions["attention_bias"] = "true: biases counted on the MLA down- and output projections"
+    f.pop("d_head", None)
+    f.pop("n_kv_heads", None)
+    f["q_lora_rank"] = r.optional("q_lora_rank", 1536)
+    f["kv_lora_rank"] = r.optional("kv_lora_rank", 512)
+    f["qk_nope_head_dim"] = r.optional("qk_nope_head_dim", 128)
+    f["qk_rope_head_dim"] = r.optional("qk_rope_head_dim", 64)
+    f["v_head_dim"] = r.optional("v_head_dim", 128)
+    n_experts = r.optional("n_routed_experts", 256 if v3 else 64)
+    if n_experts and n_experts > 1:
+        top_k = r.config.get("num_experts_per_tok")
+        if top_k is None:
+            r.missing.append("num_experts_per_tok")
+            r.check_missing(model_type)
+        first_dense = r.optional("first_k_dense_replace", 3 if v3 else 0)
+        if r.config.get("moe_layer_freq", 1) != 1:
+            r.assumptions["moe_layer_freq"] = "ignored: the transformers implementation puts experts in every layer after first_k_dense_replace"
+        f["d_ff_dense"] = f["d_ff"]
+        f["d_ff"] = r.optional("moe_intermediate_size", 2048 if v3 else 1407)
+        f["n_experts"] = n_experts
+        f["experts_per_token"] = top_k
+        shared = r.optional("n_shared_experts", 1 if v3 else 2)
+        if shared:
+            # one MLP of width moe_intermediate_size * n_shared_experts (DeepseekV3MoE.shared_experts)
+            f["n_shared_experts"] = shared
+        f["first_k_dense"] = first_dense
+        f["router_bias"] = v3  # e_score_correction_bias (a buffer in transformers, stored in the checkpoint)
+        if v3:
+            r.assumptions["router_bias"] = (
+                "e_score_correction_bias counted (n_routed_experts per MoE layer: stored in the checkpoint, "
+                "a buffer in transformers)"
+            )
+    if v3 and r.config.get("num_nextn_predict_layers"):
+        r.assumptions["num_nextn_predict_layers"] = (
+            "the multi-token-prediction module is not counted (transformers does not build it; DeepSeek-V3's "
+            "671B excludes its 14B)"
+        )
+    return f
+
+
+MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
+    "llama": _map_llama,
+    "mistral": _map_mistral,
+    "mixtral": _map_mixtral,
+    "qwen2": _map_qwen2,
+    "qwen2_moe": _map_qwen2_moe,
+    "qwen3": _map_qwen3,
+    "gemma": _map_gemma,
+    "gemma2": _map_gemma2,
+    "gemma3_text": _map_gemma3_text,
+    "phi3": _map_phi3,
+    "gpt2": _map_gpt2,
+    "gpt_neox": _map_gpt_neox,
+    "falcon": _map_falcon,
+    "deepseek_v2": lambda r: _map_deepseek(r, "deepseek_v2"),
+    "deepseek_v3": lambda r: _map_deepseek(r, "deepseek_v3"),
+}
+SUPPORTED_MODEL_TYPES = tuple(MAPPERS)
+
+
+def map_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> HfMapping:
+    """Map a ``config.json`` dict to core fields; raise :class:`InvalidSpecError` naming an unknown
+    ``model_type`` or the missing keys. A multimodal ``gemma3`` config is read from its
+    ``text_config`` (the vision tower is not counted)."""
+    if not isinstance(config, Mapping):
+        raise InvalidSpecError(prefix, "must be a JSON object (the model's config.json)")
+    model_type = config.get("model_type")
+    if model_type is None:
+        raise InvalidSpecError(f"{prefix}.model_type", f"missing; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+    extra: dict[str, str] = {}
+    if model_type == "gemma3" and isinstance(config.get("text_config"), Mapping):
+        config = {"model_type": "gemma3_text"} | dict(config["text_config"])
+        prefix = f"{prefix}.text_config"
+        model_type = "gemma3_text"
+        extra["text_config"] = "the language model of a multimodal gemma3 config; the vision tower is not counted"
+    mapper = MAPPERS.get(model_type)
+    if mapper is None:
+        raise InvalidSpecError(
+            f"{prefix}.model_type", f"unsupported model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    r = _Reader(config, prefix)
+    r.assumptions |= extra
+    try:
+        fields = mapper(r)
+        r.check_missing(model_type)
+        fields = {k: v for k, v in fields.items() if v is not None}
+        context = _context(r, fields.get("max_seq_len"))
+    except TypeError as exc:  # e.g. a string where a number belongs
+        raise InvalidSpecError(prefix, f"a key has the wrong JSON type ({exc})") from exc
+    if context is not None:
+        fields["max_seq_len"] = context
+    return HfMapping(
+        model_type=model_type,
+        fields=tuple(sorted(fields.items())),
+        assumptions=tuple(sorted(r.assumptions.items())),
+        context_tokens=context or 0,
+    )
+
+
+# core field -> the config key it usually comes from, to name a rejected key in its own terms
+HF_KEYS = {
+    "n_layers": "num_hidden_layers",
+    "d_model": "hidden_size",
+    "n_heads": "num_attention_heads",
+    "n_kv_heads": "num_key_value_heads",
+    "d_head": "head_dim",
+    "d_ff": "intermediate_size",
+    "max_seq_len": "max_position_embeddings",
+    "n_experts": "num_experts",
+    "experts_per_token": "num_experts_per_tok",
+    "first_k_dense": "first_k_dense_replace",
+    "d_ff_dense": "intermediate_size",
+    "d_ff_shared": "shared_expert_intermediate_size",
+}
+
+
+def architecture_from_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> Architecture:
+    """:func:`map_hf_config` then :func:`~service.core.spec.make_architecture`, the assumptions kept
+    in :attr:`Architecture.assumptions`."""
+    return architecture_from_mapping(map_hf_config(config, prefix=prefix), prefix=prefix)
+
+
+def architecture_from_mapping(m: HfMapping, *, prefix: str = "hf_config") -> Architecture:
+    """The validated architecture of a :class:`HfMapping`; a rejected field is named by its config key."""
+    fields = dict(m.fields)
+    try:
+        return make_architecture(**fields, prefix=prefix, assumptions=m.assumptions)
+    except TypeError as exc:  # a key of the wrong JSON type reaching a comparison
+        raise InvalidSpecError(prefix, f"a key has the wrong JSON type ({exc})") from exc
+    except InvalidSpecError as exc:
+        renamed = in_config_terms(exc, field_prefix=prefix, config_prefix=prefix)
+        if renamed is exc:
+            raise
+        raise renamed from exc
+
+
+def in_config_terms(exc: InvalidSpecError, *, field_prefix: str, config_prefix: str) -> InvalidSpecError:
+    """``exc`` about a core field (``field_prefix.d_model``) renamed to the config key it was read
+    from (``config_prefix.hidden_size``); unchanged for a field with no such key."""
+    name = exc.field.removeprefix(f"{field_prefix}.")
+    if name not in HF_KEYS:
+        return exc
+    return InvalidSpecError(f"{config_prefix}.{HF_KEYS[name]}", exc.reason.replace(name, HF_KEYS[name]))

@@ -1,0 +1,254 @@
+"""``config.json`` mapping, MLA, sliding windows and shared experts against the reference implementation.
+
+``validation/measurements/hf_models.json`` holds what ``transformers`` builds from each hand-written
+config on the meta device (``make measure-hf`` re-measures; torch is not imported here): parameter
+counts, and for tiny sliding-window and MLA models the bytes of the library's KV cache after a prompt
+and after one decoded token. Every count here is exact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.core.architecture import Architecture
+from service.core.compute import attention_score_flops_per_token, inference_flops
+from service.core.dtypes import Dtype
+from service.core.errors import InvalidSpecError
+from service.core.hf_config import SUPPORTED_MODEL_TYPES, architecture_from_hf_config, map_hf_config
+from service.core.memory import kv_cache_bytes, kv_cache_elements_per_token_per_layer
+from service.core.params import count_params
+from service.core.spec import make_architecture
+
+MEASURED = json.loads((Path(__file__).resolve().parents[2] / "validation" / "measurements" / "hf_models.json").read_text())
+MODELS = MEASURED["models"]
+
+
+def test_every_mapped_model_type_is_measured():
+    measured_types = {m["config"]["model_type"] for m in MODELS.values()}
+    assert measured_types == set(SUPPORTED_MODEL_TYPES)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_parameter_count_equals_the_reference_implementation(name):
+    m = MODELS[name]
+    arch = architecture_from_hf_config(m["config"])
+    # DeepSeek-V3's router bias is a buffer in transformers, a tensor in the checkpoint: counted by us
+    assert count_params(arch).total == m["parameters"] + m["checkpoint_buffers"]
+
+
+# published totals (model cards / papers), as a check that the hand-written configs are the real ones
+PUBLISHED_BILLIONS = {
+    "llama-3.1-8b": 8.03, "llama-3.1-70b": 70.6, "llama-3.1-405b": 405.9, "llama-3.2-1b": 1.24, "mixtral-8x7b": 46.7,
+    "mixtral-8x22b": 140.6, "qwen2.5-7b": 7.61, "qwen2.5-0.5b": 0.494, "qwen3-8b": 8.19, "gemma-2-9b": 9.24,
+    "gemma-2-27b": 27.2, "phi-3-mini-4k": 3.82, "phi-4": 14.7, "deepseek-v2": 236, "deepseek-v2-lite": 15.7,
+    "deepseek-v3": 671, "falcon-40b": 41.3, "qwen1.5-moe-a2.7b": 14.3,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "billions"), sorted(PUBLISHED_BILLIONS.items()))
+def test_hand_written_configs_match_the_published_sizes(name, billions):
+    total = count_params(architecture_from_hf_config(MODELS[name]["config"])).total
+    assert total / 1e9 == pytest.approx(billions, rel=0.005)
+
+
+def test_deepseek_v3_is_671b_total_37b_active():
+    """DeepSeek-V3 technical report (arXiv 2412.19437) abstract: 671B total, 37B activated per token,
+    the 14B multi-token-prediction module excluded (§4.2 counts the main model only)."""
+    b = count_params(architecture_from_hf_config(MODELS["deepseek-v3"]["config"]))
+    assert b.total == 671_026_419_200  # transformers' 671,026,404,352 parameters + 58 x 256 router biases
+    assert b.active == 37_552_297_472
+    # DeepSeek's "activated" leaves out the input embedding (a lookup, no FLOPs): 36.6B -> "37B"
+    assert round((b.active - b.embedding) / 1e9) == 37
+
+
+def test_deepseek_v2_active_parameters():
+    """DeepSeek-V2 (arXiv 2405.04434) abstract: 236B total, 21B activated; V2-Lite: 15.7B, 2.4B."""
+    v2 = count_params(architecture_from_hf_config(MODELS["deepseek-v2"]["config"]))
+    lite = count_params(architecture_from_hf_config(MODELS["deepseek-v2-lite"]["config"]))
+    # activated parameters without the input embedding, as DeepSeek counts them (see V3 above)
+    assert round((v2.active - v2.embedding) / 1e9) == 21
+    assert (lite.active - lite.embedding) / 1e9 == pytest.approx(2.4, rel=0.03)  # 2.45
+
+
+def test_mixtral_active_parameters():
+    """Jiang et al. 2024 (Mixtral of Experts) §2: 47B total, 13B active."""
+    b = count_params(architecture_from_hf_config(MODELS["mixtral-8x7b"]["config"]))
+    assert b.active == 12_879_925_248
+
+
+CACHED = [(name, row) for name, m in MODELS.items() for row in m.get("kv_cache", [])]
+
+
+@pytest.mark.parametrize(("name", "row"), CACHED, ids=[f"{n}-{r['prompt_tokens']}" for n, r in CACHED])
+def test_kv_cache_bytes_against_the_reference_cache(name, row):
+    """The cache transformers returns after a prompt, and after one more decoded token. Its
+    sliding-window layers keep ``sliding_window - 1`` tokens between steps and append the new one, so
+    a step holds (and attends over) ``sliding_window``: ours counts those, one token per full
+    sliding layer more than the cache keeps between steps. MLA caches the latent (kv_lora_rank) and
+    the rotary key (qk_rope_head_dim) per token and layer."""
+    arch = architecture_from_hf_config(MODELS[name]["config"])
+    per_token_layer = tensor_bytes = kv_cache_elements_per_token_per_layer(arch) * 2  # bf16
+    for tokens, measured in ((row["prompt_tokens"], row["bytes_after_prompt"]),
+                             (row["prompt_tokens"] + 1, row["bytes_after_one_decoded_token"])):  # fmt: skip
+        ours = kv_cache_bytes(arch, seq_len=tokens, batch_size=1, kv_dtype=Dtype.BF16)
+        full_windows = arch.local_layers if arch.sliding_window and tokens >= arch.sliding_window else 0
+        assert ours == measured + full_windows * per_token_layer, (tokens, ours, measured)
+    assert tensor_bytes > 0
+
+
+def test_mla_cache_is_the_latent_not_the_heads():
+    """DeepSeek-V2 §2.1.2, Table 1: MLA caches (d_c + d_h^R) = 4.5 d_h elements per token and layer
+    (d_c = 4 d_h = 512, d_h^R = 64 for V3): 61 x 576 x 2 bytes = 70,272 bytes per token in bf16, 1/71.1
+    of the 128 heads x (192 + 128) keys and values of the decompressed attention."""
+    arch = architecture_from_hf_config(MODELS["deepseek-v3"]["config"])
+    assert kv_cache_elements_per_token_per_layer(arch) == 576
+    assert kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=Dtype.BF16) == 70_272
+    assert kv_cache_bytes(arch, seq_len=32_768, batch_size=1, kv_dtype=Dtype.BF16) == 70_272 * 32_768
+
+
+def test_mistral_32k_cache_is_capped_at_its_4096_window():
+    """Mistral 7B v0.1 (Jiang et al. 2023 §2): a 4,096-token rolling buffer, so a 32K context caches
+    4,096 tokens per layer, 1/8 of the uncapped cache."""
+    arch = architecture_from_hf_config(MODELS["mistral-7b-v0.1"]["config"])
+    capped = kv_cache_bytes(arch, seq_len=32_768, batch_size=1, kv_dtype=Dtype.BF16)
+    assert capped == 2 * 32 * 8 * 128 * 4096 * 2
+    assert kv_cache_bytes(arch, seq_len=4096, batch_size=1, kv_dtype=Dtype.BF16) == capped
+
+
+def test_gemma2_alternates_local_and_global_layers():
+    arch = architecture_from_hf_config(MODELS["gemma-2-9b"]["config"])
+    assert (arch.sliding_window, arch.local_layers) == (4096, 21)
+    per_token = 2 * 8 * 256 * 2
+    assert kv_cache_bytes(arch, seq_len=8192, batch_size=1, kv_dtype=Dtype.BF16) == per_token * (21 * 8192 + 21 * 4096)
+
+
+def test_sliding_window_attention_flops_use_the_window():
+    """Beltagy et al. 2020 §3.1: a window of w costs O(n*w), not O(n^2)."""
+    arch = architecture_from_hf_config(MODELS["mistral-7b-v0.1"]["config"])
+    full = make_architecture(**{**_fields(arch), "sliding_window": None})
+    assert attention_score_flops_per_token(arch, 32_768, causal=False) * 8 == attention_score_flops_per_token(
+        full, 32_768, causal=False
+    )
+    assert attention_score_flops_per_token(arch, 2048, causal=True) == attention_score_flops_per_token(full, 2048, causal=True)
+    # causal average over s = 32768 with w = 4096: w - w^2/(2s) keys per query
+    expected = 4.0 * arch.q_dim * arch.n_layers * (4096 - 4096**2 / (2 * 32_768))
+    assert attention_score_flops_per_token(arch, 32_768, causal=True) == pytest.approx(expected, rel=1e-12)
+    # decoding: the tokens after the window attend to 4,096 keys each
+    r = inference_flops(arch, prompt_tokens=0, output_tokens=10_000)
+    attention = r.total_flops - r.flops_per_token_weights * 10_000  # the weights part: 2*W per decode step
+    keys = sum(min(t, 4096) for t in range(1, 10_001))
+    assert attention == pytest.approx(4.0 * arch.q_dim * arch.n_layers * keys, rel=1e-12)
+
+
+def test_mla_attention_flops_use_its_head_widths():
+    """DeepSeek-V2 §2.1: scores over qk_nope + qk_rope = 192 per head, values of 128."""
+    arch = architecture_from_hf_config(MODELS["deepseek-v3"]["config"])
+    assert attention_score_flops_per_token(arch, 1000, causal=False) == 2.0 * 128 * (192 + 128) * 61 * 1000
+
+
+def _fields(arch: Architecture) -> dict:
+    names = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size", "ffn", "norm",
+             "tied_embeddings", "max_seq_len", "sliding_window")  # fmt: skip
+    return {n: getattr(arch, n) for n in names}
+
+
+def test_defaults_and_context_are_reported():
+    m = map_hf_config({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                       "num_attention_heads": 4, "vocab_size": 100})  # fmt: skip
+    notes = dict(m.assumptions)
+    assert "num_key_value_heads" in notes and "tie_word_embeddings" in notes and "max_position_embeddings" in notes
+    yarn = map_hf_config(MODELS["deepseek-v3"]["config"])
+    assert yarn.context_tokens == 163_840
+    qwen_yarn = dict(MODELS["qwen2.5-7b"]["config"]) | {
+        "max_position_embeddings": 32768,
+        "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
+    }
+    assert map_hf_config(qwen_yarn).context_tokens == 131_072
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "words"),
+    [
+        ({"model_type": "bert"}, "hf_config.model_type", "unsupported model_type 'bert'"),
+        ({}, "hf_config.model_type", "missing"),
+        ({"model_type": "llama", "hidden_size": 64}, "hf_config.num_hidden_layers",
+         "num_hidden_layers, num_attention_heads, intermediate_size, vocab_size (missing)"),
+        ({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+          "num_attention_heads": 5, "vocab_size": 100}, "hf_config.num_attention_heads", "does not divide"),
+        ({"model_type": "llama", "hidden_size": "64", "intermediate_size": 128, "num_hidden_layers": 2,
+          "num_attention_heads": 4, "vocab_size": 100}, "hf_config.hidden_size", "must be an integer"),
+        ({"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+          "num_attention_heads": 4, "vocab_size": 100, "num_local_experts": 2, "num_experts_per_tok": 3},
+         "hf_config.num_experts_per_tok", "exceeds"),
+    ],
+)  # fmt: skip
+def test_bad_configs_name_the_key(config, field, words):
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(config)
+    assert err.value.field.startswith(field)
+    assert words in err.value.reason
+
+
+def test_a_missing_window_takes_the_library_default_and_says_so():
+    """MistralConfig's sliding_window defaults to 4096: a config without the key gets it, noted."""
+    config = {k: v for k, v in MODELS["mistral-7b-v0.1"]["config"].items() if k != "sliding_window"}
+    m = map_hf_config(config)
+    assert dict(m.fields)["sliding_window"] == 4096
+    assert "4096" in dict(m.assumptions)["sliding_window"]
+    assert "sliding_window" not in dict(map_hf_config(MODELS["mistral-7b-v0.3"]["config"]).fields)  # explicit null
+
+
+def test_a_multimodal_gemma3_config_is_read_from_its_text_config():
+    text = MODELS["gemma-3-27b"]["config"]
+    wrapped = {"model_type": "gemma3", "text_config": {k: v for k, v in text.items() if k != "model_type"},
+               "vision_config": {"hidden_size": 1152}}  # fmt: skip
+    arch = architecture_from_hf_config(wrapped)
+    assert count_params(arch).total == MODELS["gemma-3-27b"]["parameters"]
+    assert "vision tower is not counted" in dict(arch.assumptions)["text_config"]
+    assert (arch.sliding_window, arch.local_layers, arch.max_seq_len) == (1024, 52, 131_072)
+
+
+def test_qwen2_moe_dense_layers_and_shared_expert():
+    """Qwen1.5-MoE-A2.7B: 60 experts of 1408, 4 active, one shared expert of 5632 with a sigmoid gate;
+    14.3B total, 2.7B activated (Qwen blog, 'Qwen1.5-MoE'), exact against transformers above."""
+    arch = architecture_from_hf_config(MODELS["qwen1.5-moe-a2.7b"]["config"])
+    b = count_params(arch)
+    assert (arch.n_shared_experts, arch.d_ff_shared, arch.shared_expert_gate) == (1, 5632, True)
+    assert b.active / 1e9 == pytest.approx(2.7, rel=0.01)  # "A2.7B": 2.69B activated
+    tiny = architecture_from_hf_config(MODELS["tiny-qwen2-moe-dense-layers"]["config"])
+    assert tiny.first_k_dense == 3  # decoder_sparse_step 2 and mlp_only_layers [3]: layers 0, 2, 3 dense
+
+
+def test_adafactor_factors_every_mla_and_expert_matrix():
+    """Shazeer & Stern 2018 §3: only matrices are factored; what is left of DeepSeek-V3 are its vectors:
+    61 x 2 block norms + the final norm, the q_a (1536) and kv_a (512) norms, 58 x 256 router biases."""
+    from service.core.memory import factored_elements
+
+    arch = architecture_from_hf_config(MODELS["deepseek-v3"]["config"])
+    _, matrix_params = factored_elements(arch)
+    vectors = 61 * 2 * 7168 + 7168 + 61 * (1536 + 512) + 58 * 256
+    assert count_params(arch).total - matrix_params == vectors
+
+
+def test_step_time_computes_the_mla_and_shared_expert_flops():
+    """The planner's step-time compute for DeepSeek-V3 is its matmul FLOPs (MLA projections, 8 routed
+    + 1 shared expert, router, logits: 6 x active matmul weights per token) and causal attention at the
+    matmul rate, plus the few per cent of elementwise traffic (norms, activations, fp32 logits) the
+    model adds for any transformer; MHA-sized projections or missing shared experts would be ~1.7x."""
+    from service.core.memory import Parallelism, params_per_gpu
+    from service.core.params import active_matmul_weights
+    from service.core.steptime import FLASH_ATTENTION_EFFICIENCY_RATIO, SUSTAINED_FRACTION_OF_MAMF, Layout, Workload, step_time
+    from tests.core.helpers import hardware
+
+    arch = architecture_from_hf_config(MODELS["deepseek-v3"]["config"])
+    hw = hardware("h100-sxm")
+    layout = Layout(tp=1, pp=1, dp=1, cp=1, ep=1, zero_stage=1, offload_optimizer=False, micro_batch_size=1, recompute=0,
+                    sequence_parallel=False, virtual_stages=1, params_per_gpu=params_per_gpu(arch, Parallelism()))  # fmt: skip
+    compute = float(step_time(arch, hw, Workload(seq_len=4096, global_batch_size=8), layout).compute_seconds)
+    tokens, rate = 8 * 4096, hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF
+    matmuls = 6 * active_matmul_weights(arch) * tokens / rate
+    attention = 3 * tokens * attention_score_flops_per_token(arch, 4096, causal=True) / (rate * FLASH_ATTENTION_EFFICIENCY_RATIO)
+    assert 1.0 < compute / (matmuls + attention) < 1.08  # 1.062
