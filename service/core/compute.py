@@ -87,6 +87,7 @@ class TrainingCompute:
     hardware_flops: float
     formula: str
     params_used: float
+    attention_flops_per_token: float = 0.0  # the attention core's share of forward_flops_per_token
 
 
 def training_flops(
@@ -111,6 +112,7 @@ def training_flops(
     """
     p = active_params(model)
     attention_fwd = 0.0  # forward attention-core FLOPs per token
+    attention_in_forward = 0.0  # the part of ``forward`` that is the attention core
     if include_attention or recompute is Recompute.SELECTIVE:
         reason = "include_attention" if include_attention else "recompute='selective'"
         arch = require_architecture(model, reason)
@@ -125,15 +127,18 @@ def training_flops(
         b = count_params(arch)
         kaplan_attention = 2.0 * arch.n_layers * s * arch.q_dim / (2 if causal else 1)
         forward = 2 * (b.active - b.embedding - b.lm_head) + kaplan_attention
+        attention_in_forward = kaplan_attention
         formula = "C = (6*N + 6*L*s*d_attn)*D, N non-embedding active (Kaplan et al. 2020, Table 1)"
     elif attention_formula is AttentionFormula.MEGATRON:
         forward = 2 * active_matmul_weights(arch) + attention_fwd
+        attention_in_forward = attention_fwd
         formula = (
             "C = (6*W + 12*L*a*d_head*s)*D, W the active matmul weights incl. the V*h logit layer "
             "(Narayanan et al. 2021 §5.1, generalised to GQA/SwiGLU/MoE)"
         )
     else:
         forward = 2 * p + attention_fwd
+        attention_in_forward = attention_fwd
         formula = "C = (6*P + 12*L*a*d_head*s)*D (Chowdhery et al. 2022, PaLM Appendix B)"
     if include_attention and causal:
         formula += "; causal masking halves the attention term"
@@ -161,6 +166,7 @@ def training_flops(
         hardware_flops=check_flops("hardware_flops", hardware_per_token * tokens),
         formula=formula,
         params_used=p,
+        attention_flops_per_token=attention_in_forward,
     )
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import Optimizer, Precision
 from service.schemas.base import Assumptions, Schema
+from service.schemas.finetune import Finetune, FinetuneComputeDetail, FinetuneMemoryDetail, lora_shorthand
 from service.schemas.model import ModelSpec
 
 SeqLen = Annotated[int, Field(ge=1, le=MAX_SEQ_LEN)]
@@ -20,6 +21,10 @@ GpuId = Annotated[str, Field(min_length=1, max_length=100, description="Catalog 
 Bytes = Annotated[int, Field(ge=0, le=MAX_INT64)]
 
 LLAMA_2_7B = {"preset": "llama-2-7b"}
+FINETUNE_DESCRIPTION = (
+    "Fine-tuning method: absent or `full` trains every weight; `lora`/`qlora` freeze the base and train adapters. "
+    "Top-level `lora: {...}` or `qlora: {...}` are shorthands for it."
+)
 
 
 class Estimate(Schema):
@@ -69,6 +74,12 @@ class TrainingComputeRequest(Schema):
     attention_formula: AttentionFormula = AttentionFormula.PALM
     causal_attention: bool = Field(False, description="Halve the attention term for causal masking.")
     seq_len: SeqLen | None = Field(None, description="Training sequence length; default max_seq_len.")
+    finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_shorthand(cls, data: object) -> object:
+        return lora_shorthand(data)
 
 
 class TrainingComputeResponse(Estimate):
@@ -80,6 +91,7 @@ class TrainingComputeResponse(Estimate):
     backward_flops_per_token: float
     params: float = Field(description="Parameters P used in the formula (active for MoE).")
     tokens: float
+    finetune: FinetuneComputeDetail | None = Field(None, description="LoRA/QLoRA: the adapters' share (null for full training).")
 
 
 # --- /v1/compute/inference ----------------------------------------------------------------------
@@ -152,6 +164,12 @@ class TrainingMemoryRequest(Schema):
     )
     gpu: GpuId | None = None
     gpu_memory_bytes: Bytes | None = Field(None, gt=0, description="Instead of gpu.")
+    finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_shorthand(cls, data: object) -> object:
+        return lora_shorthand(data)
 
 
 class PerGpuMemory(Schema):
@@ -180,6 +198,7 @@ class TrainingMemoryResponse(Estimate):
     gpu: str | None
     gpu_memory_bytes: int | None
     fits: bool | None = Field(description="total_bytes <= the GPU's memory (null without a GPU).")
+    finetune: FinetuneMemoryDetail | None = Field(None, description="LoRA/QLoRA: the parts behind per_gpu (null for full training).")
 
 
 # --- /v1/memory/inference -----------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.core import compute, memory, serving
+from service.core import compute, finetune, memory, serving
 from service.core.architecture import Architecture, ModelShape
 from service.core.dtypes import Dtype
 from service.core.params import count_params
@@ -48,15 +48,14 @@ def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
 
 def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s.TrainingComputeResponse:
     model = resolve_model(req.model, catalog)
-    r = compute.training_flops(
-        model,
-        req.tokens,
-        recompute=req.recompute,
-        include_attention=req.include_attention,
-        attention_formula=req.attention_formula,
-        seq_len=req.seq_len,
-        causal=req.causal_attention,
-    )
+    ft = req.finetune if req.finetune and req.finetune.is_adapter else None
+    options = dict(recompute=req.recompute, include_attention=req.include_attention, attention_formula=req.attention_formula,
+                   seq_len=req.seq_len, causal=req.causal_attention)  # fmt: skip
+    if ft is None:
+        r, ft_detail = compute.training_flops(model, req.tokens, **options), None  # type: ignore[arg-type]
+    else:
+        r, ft_compute = finetune.finetune_training_flops(model, req.tokens, ft.spec(), **options)  # type: ignore[arg-type]
+        ft_detail = finetune_compute_detail(ft, ft_compute, model)
     assumptions = _model_assumptions(model) | {
         "recompute": req.recompute.value,
         "include_attention": req.include_attention,
@@ -68,6 +67,8 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
             "causal_attention": req.causal_attention,
             "seq_len": req.seq_len or getattr(model, "max_seq_len", None),
         }
+    if ft_detail is not None:
+        assumptions |= finetune_assumptions(ft_detail.method.value, ft_detail.rank, ft_detail.target_modules)
     return s.TrainingComputeResponse(
         total_flops=r.model_flops,
         flops_per_token=r.model_flops_per_token,
@@ -79,7 +80,28 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
         tokens=req.tokens,
         formulas=[r.formula],
         assumptions=assumptions,
+        finetune=ft_detail,
     )
+
+
+def finetune_compute_detail(ft: s.Finetune, r: finetune.FinetuneCompute, model: ModelShape) -> s.FinetuneComputeDetail:
+    """The adapters' share of a LoRA/QLoRA answer's FLOPs."""
+    spec = ft.spec()
+    targets = finetune.resolve_targets(compute.require_architecture(model, "LoRA adapters"), spec.targets)
+    return s.FinetuneComputeDetail(
+        method=spec.method, rank=spec.rank, target_modules=[t.value for t in targets], trainable_params=r.trainable_params,
+        active_adapter_params=r.active_adapter_params, adapter_flops_per_token=r.adapter_flops_per_token,
+        full_training_flops_per_token=r.full_training_flops_per_token, flops_saved_fraction=r.flops_saved_fraction,
+    )  # fmt: skip
+
+
+def finetune_assumptions(method: str, rank: int, targets: list[str]) -> dict[str, str | float | int | bool | None]:
+    return {
+        "finetune": method,
+        "lora_rank": rank,
+        "lora_targets": ", ".join(targets),
+        "frozen_base": "no weight gradients or optimizer states for the base; activation gradients still flow through it",
+    }
 
 
 def inference_compute(req: s.InferenceComputeRequest, catalog: CatalogReader) -> s.InferenceComputeResponse:
@@ -107,19 +129,13 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
     model = resolve_model(req.model, catalog)
     gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
     par = _parallelism(req.parallelism)
-    r = memory.training_memory(
-        model,
-        precision=req.precision,
-        optimizer=req.optimizer,
-        parallelism=par,
-        micro_batch_size=req.micro_batch_size,
-        seq_len=req.seq_len,
-        recompute=req.recompute,
-        flash_attention=req.flash_attention,
-        dropout=req.dropout,
-        include_activations=req.include_activations,
-        microbatches=req.gradient_accumulation_steps,
-    )
+    options = dict(
+        precision=req.precision, optimizer=req.optimizer, parallelism=par, micro_batch_size=req.micro_batch_size,
+        seq_len=req.seq_len, recompute=req.recompute, flash_attention=req.flash_attention, dropout=req.dropout,
+        include_activations=req.include_activations, microbatches=req.gradient_accumulation_steps,
+    )  # fmt: skip
+    ft = finetune.finetune_memory(model, req.finetune.spec(), **options) if req.finetune and req.finetune.is_adapter else None  # type: ignore[arg-type]
+    r = ft.memory if ft else memory.training_memory(model, **options)  # type: ignore[arg-type]
     act = r.activations
     assumptions = _model_assumptions(model) | {
         "precision": req.precision.value,
@@ -131,6 +147,13 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         "pipeline_schedule": "1F1B, first stage holds pp micro-batches",
         "excluded": "framework workspace, allocator fragmentation and communication buffers",
     }
+    if ft is not None:
+        assumptions |= finetune_assumptions(ft.method.value, req.finetune.spec().rank, [t.value for t in ft.targets]) | {  # type: ignore[union-attr]
+            "bytes_per_param_basis": "weights per base parameter (constants included); gradients and optimizer per adapter parameter",
+            "base_format": ft.base_format.value,
+            "paged_optimizer": "counted on the GPU in total_bytes; finetune.total_if_paged_bytes if it all paged to the host"
+            if ft.paged_optimizer else "off",
+        }  # fmt: skip
     for i, note in enumerate(r.notes):
         assumptions[f"note_{i + 1}"] = note
     # one validation pass over the whole answer (nested parts as dicts), not one per model
@@ -161,8 +184,28 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
             "fits": None if gpu_bytes is None else r.total_bytes <= gpu_bytes,
             "formulas": list(r.formulas),
             "assumptions": assumptions,
+            "finetune": None if ft is None else _finetune_memory_detail(ft, req.finetune, gpu_bytes),  # type: ignore[arg-type]
         }
     )
+
+
+def _finetune_memory_detail(ft: finetune.FinetuneMemory, req: s.Finetune, gpu_bytes: int | None) -> dict[str, object]:
+    spec = req.spec()
+    return {
+        "method": ft.method, "rank": spec.rank, "alpha": spec.alpha, "target_modules": [t.value for t in ft.targets],
+        "trainable_params": ft.trainable_params, "total_params": ft.total_params,
+        "trainable_fraction": ft.trainable_params / ft.total_params,
+        "adapter_params_by_module": {t.value: n for t, n in ft.adapter_params_by_target.items()},
+        "base_format": ft.base_format, "kept_dtype": ft.kept_dtype, "base_weights_bytes": ft.base_weights_bytes,
+        "quantization_constants_bytes": ft.base.constants_bytes,
+        "dequantization_buffer_bytes": ft.base.dequantization_buffer_bytes,
+        "adapter_weights_bytes": ft.adapter_weights_bytes, "adapter_gradients_bytes": ft.adapter_gradients_bytes,
+        "adapter_optimizer_bytes": ft.adapter_optimizer_bytes, "adapter_activations_bytes": ft.adapter_activations_bytes,
+        "base_activations_bytes": ft.memory.activations_bytes - ft.adapter_activations_bytes,
+        "adapter_checkpoint_bytes": ft.adapter_checkpoint_bytes, "paged_optimizer": ft.paged_optimizer,
+        "pageable_bytes": ft.pageable_bytes, "total_if_paged_bytes": ft.total_if_paged_bytes,
+        "fits_if_paged": None if gpu_bytes is None else ft.total_if_paged_bytes <= gpu_bytes,
+    }  # fmt: skip
 
 
 def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s.InferenceMemoryResponse:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.core import compute, cost, memory, scaling, serving
+from service.core import compute, cost, finetune, memory, scaling, serving
 from service.core.architecture import Architecture, ModelShape
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
@@ -19,6 +19,7 @@ from service.errors import Unprocessable
 from service.schemas import cost as s
 from service.services import plan as plan_service
 from service.services import serving as serving_service
+from service.services.calculators import finetune_assumptions, finetune_compute_detail
 from service.services.catalog_reader import CatalogReader, GpuView, catalog_snapshot
 from service.services.models import resolve_gpu, resolve_model
 from service.services.plan import Cluster
@@ -154,10 +155,19 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
     model = resolve_model(req.model, catalog)
     gpu = _gpu(catalog, req.gpu)
     price = resolve_price(session, gpu.id, req)
-    flops = compute.training_flops(
-        model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
-    )
-    planned = _planned(model, gpu, req.n_gpus, req.seq_len, req)
+    ft = req.finetune if req.finetune and req.finetune.is_adapter else None
+    ft_detail = None
+    if ft is None:
+        flops = compute.training_flops(
+            model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
+        )
+    else:
+        flops, ft_compute = finetune.finetune_training_flops(
+            model, req.tokens, ft.spec(), recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
+        )
+        ft_detail = finetune_compute_detail(ft, ft_compute, model)
+    # the step-time model plans full training; LoRA's (4P + 6P_a)D is timed at the MFU instead
+    planned = None if ft is not None else _planned(model, gpu, req.n_gpus, req.seq_len, req)
     best = planned.plan.plans[0] if planned and planned.plan and planned.plan.plans else None
     if best is not None:
         r = cost.planned_training_cost(
@@ -186,7 +196,11 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
         rate_assumptions, mfu = rate.assumptions | {"time_from": "model FLOPs at the MFU (recompute is already inside a measured MFU)"}, rate.mfu
         time_formula = ("GPU-hours = FLOPs / (peak * MFU * scaling_efficiency) / 3600; wall clock = GPU-hours / n_gpus "
                         "(C = tau*T, Transformers Math 101)")  # fmt: skip
-        if planned is None and not isinstance(model, Architecture) and req.mfu is None and req.achieved_tflops_per_gpu is None:
+        if ft is not None:
+            rate_assumptions["planner"] = ("not used: the step-time model plans full training; LoRA/QLoRA FLOPs are timed at the MFU "
+                                           "(a pre-training MFU: small fine-tuning batches and QLoRA's dequantisation run slower)")  # fmt: skip
+            rate_assumptions |= finetune_assumptions(ft_detail.method.value, ft_detail.rank, ft_detail.target_modules)  # type: ignore[union-attr]
+        elif planned is None and not isinstance(model, Architecture) and req.mfu is None and req.achieved_tflops_per_gpu is None:
             rate_assumptions["planner"] = "not used: the step-time model needs the architecture (a preset or its fields)"
         elif planned is not None and planned.plan is None:  # the cluster or batch admits no layout at all
             rate_assumptions["planner"] = f"not used: {planned.reason}"
@@ -211,6 +225,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
         fits=fits,
         reason=planned.reason if fits is False and planned is not None else None,
         plan=plan_item,
+        finetune=ft_detail,
         formulas=[flops.formula, time_formula],
         assumptions=rate_assumptions
         | (_plan_assumptions(planned) if planned else {})
