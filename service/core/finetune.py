@@ -7,9 +7,9 @@ projection ``W`` (``in x out``) gains a trainable update ``B·A`` with ``A`` ``r
 format and get no gradients and no optimizer states (§4.2: "we do not need to store the optimizer
 states for the frozen parameters"). What LoRA does *not* save: the activations. The gradient must
 still flow back through every frozen layer to reach the adapters below it, so the forward pass
-keeps what full training keeps (Korthikanti et al. 2022, :mod:`service.core.activations`), plus
-each adapter's own ``x·A`` (``r`` values a token) and, with LoRA dropout, the dropped copy of its
-input. Dettmers et al. 2023 (QLoRA §2): "most of the memory footprint for LLM finetuning comes
+keeps what full training keeps (Korthikanti et al. 2022, :mod:`service.core.activations`) except
+the inputs that only a frozen weight's gradient would read, plus each adapter's own ``x·A``
+(``r`` values a token) and, with LoRA dropout, the dropped copy of its input. Dettmers et al. 2023 (QLoRA §2): "most of the memory footprint for LLM finetuning comes
 from activation gradients and not from the learned LoRA parameters".
 
 **FLOPs**: the forward pass is unchanged (``2PD``) plus the adapters' ``2·P_a·D``; the backward
@@ -259,6 +259,41 @@ def adapter_activation_bytes_per_layer(
     return total
 
 
+def frozen_input_bytes_per_layer(
+    arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], *, tokens: int, element_bytes: int,
+    flash_attention: bool,
+) -> int:
+    """Bytes of one layer's full-training activations that a frozen projection no longer needs.
+
+    Full training keeps each matmul's input for its weight gradient (Korthikanti et al. 2022 §4.1:
+    the QKV input, the output projection's input, the MLP input and the down projection's input).
+    A frozen weight needs no weight gradient, and autograd saves a matmul input only for the
+    gradient that uses it (PyTorch saves ``self`` of ``mm`` only when ``mat2`` requires grad), so
+    these inputs are dropped unless an adapter reads them (without LoRA dropout an adapter's
+    ``x·A`` saves the same ``x``; with dropout it saves its own dropped copy instead, counted by
+    :func:`adapter_activation_bytes_per_layer`) or another operation keeps them: FlashAttention
+    keeps its output, the output projection's input (Dao et al. 2022 §3.1). Everything the backward
+    pass needs to reach the layers below stays: norm inputs, Q, K, V, scores, the MLP's
+    nonlinearity inputs.
+    """
+    t, e = tokens, element_bytes
+    experts = arch.experts_per_token
+    keeps = set() if spec.dropout > 0 else set(targets)
+    qkv_read = bool(keeps & {Projection.Q, Projection.K, Projection.V})
+    mlp_read = bool(keeps & {Projection.GATE, Projection.UP})
+    dropped = 0
+    if arch.parallel_attention and arch.norms_per_layer == 1:  # one input feeds attention and the MLP
+        dropped += 0 if (qkv_read or mlp_read) else e * t * arch.d_model
+    else:
+        dropped += 0 if qkv_read else e * t * arch.d_model
+        dropped += 0 if mlp_read else e * t * arch.d_model * experts
+    if not flash_attention and Projection.O not in keeps:
+        dropped += e * t * arch.q_dim
+    if Projection.DOWN not in keeps:
+        dropped += e * t * arch.d_ff * experts
+    return dropped
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FinetuneMemory:
     """Per-GPU fine-tuning memory (``memory``, the same parts as full training) and its detail."""
@@ -277,6 +312,7 @@ class FinetuneMemory:
     adapter_gradients_bytes: int
     adapter_optimizer_bytes: int
     adapter_activations_bytes: int
+    frozen_inputs_not_kept_bytes: int  # full training's matmul inputs that frozen weights do not need
     adapter_checkpoint_bytes: int  # the trained adapters saved in their format
     paged_optimizer: bool
     pageable_bytes: int
@@ -335,8 +371,10 @@ def finetune_memory(
       Paged (QLoRA §3), they may move to host memory when the GPU runs short: they are counted on
       the GPU in ``total_bytes`` and reported as ``pageable_bytes``, with ``total_if_paged_bytes``
       the GPU memory if they all moved (a slower optimizer step, not a smaller model).
-    - activations: those of full training (:func:`service.core.memory.training_memory`) plus the
-      adapters' own (:func:`adapter_activation_bytes_per_layer`), none of which full recompute keeps.
+    - activations: those of full training (:func:`service.core.memory.training_memory`), less the
+      matmul inputs only a frozen weight's gradient would have read
+      (:func:`frozen_input_bytes_per_layer`), plus the adapters' own
+      (:func:`adapter_activation_bytes_per_layer`); full recompute keeps each layer's input either way.
     - ZeRO over ``dp``: stage 1 shards the adapters' optimizer states, 2 their gradients too, 3
       every weight, the frozen base included (FSDP with LoRA); ``offload_optimizer`` moves the
       states to the host.
@@ -382,13 +420,16 @@ def finetune_memory(
     cpu_offload = 0
     if par.offload_optimizer:
         cpu_offload, optimizer_gpu = optimizer_gpu, 0
-    adapter_acts = 0
-    if include_activations and recompute is not Recompute.FULL:
-        full_seq = seq_len or arch.max_seq_len
+    adapter_acts = frozen_inputs = 0
+    if include_activations and recompute is not Recompute.FULL:  # full recompute keeps only each layer's input
+        tokens = (seq_len or arch.max_seq_len) * micro_batch_size
         adapter_acts = arch.n_layers * adapter_activation_bytes_per_layer(
-            arch, spec, targets, tokens=full_seq * micro_batch_size, element_bytes=pb.activation
+            arch, spec, targets, tokens=tokens, element_bytes=pb.activation
         )
-    activations = base_mem.activations_bytes + adapter_acts
+        frozen_inputs = arch.n_layers * frozen_input_bytes_per_layer(
+            arch, spec, targets, tokens=tokens, element_bytes=pb.activation, flash_attention=flash_attention
+        )
+    activations = base_mem.activations_bytes - frozen_inputs + adapter_acts
     total = weights + gradients + optimizer_gpu + activations
     paged = spec.paged_optimizer if spec.paged_optimizer is not None else spec.method is FinetuneMethod.QLORA
     pageable = optimizer_gpu if paged else 0
@@ -398,9 +439,9 @@ def finetune_memory(
     formulas = [
         f"LoRA: frozen base, adapters B*A on {', '.join(targets)}: r*(in+out) parameters per adapted matrix, "
         "their own gradients and optimizer states (Hu et al. 2021 §4.1, §5.1)",
-        "activations as in full training: gradients flow back through the frozen layers (Korthikanti et al. 2022 §4), "
-        "plus each adapter's x*A and, with LoRA dropout, its dropped input (QLoRA §2: activation gradients, not "
-        "adapters, dominate)",
+        "activations as in full training, since gradients flow back through the frozen layers (Korthikanti et al. 2022 §4), "
+        "less the matmul inputs only frozen weights' gradients would read, plus each adapter's x*A and, with LoRA dropout, "
+        "its dropped input (QLoRA §2: activation gradients, not adapters, dominate)",
     ]
     if fmt in FOUR_BIT:
         formulas.append(
@@ -416,7 +457,8 @@ def finetune_memory(
     notes = list(base_mem.notes) + [
         f"adapters in {adapter_format}; " + ("32-bit optimizer states, no master copy (QLoRA Eq. 5)" if spec.method is FinetuneMethod.QLORA
                                               else "gradients, master copy and optimizer states as the precision says"),
-        "LoRA does not save activation memory: the frozen layers' activations are kept for the backward pass",
+        "LoRA saves little activation memory: the frozen layers' activations are kept for the backward pass; only the "
+        "inputs of frozen matmuls no adapter reads are not",
     ]  # fmt: skip
     if optimizer is Optimizer.ADAFACTOR:
         notes.append("Adafactor's factored adapter states are counted as 0 bytes (r + in values per matrix)")
@@ -452,6 +494,7 @@ def finetune_memory(
         adapter_gradients_bytes=gradients,
         adapter_optimizer_bytes=optimizer_gpu,
         adapter_activations_bytes=adapter_acts,
+        frozen_inputs_not_kept_bytes=frozen_inputs,
         adapter_checkpoint_bytes=adapter_bytes * p_a,
         paged_optimizer=paged,
         pageable_bytes=pageable,

@@ -140,6 +140,9 @@ class FinetuneMemoryDetail(Schema):
     adapter_optimizer_bytes: int
     adapter_activations_bytes: int = Field(description="What the adapters add to the activations (x*A, LoRA dropout copies).")
     base_activations_bytes: int = Field(description="Activations of the frozen layers: what LoRA does not save.")
+    frozen_inputs_not_kept_bytes: int = Field(
+        description="Full training's matmul inputs that frozen, unadapted projections do not need (already left out of per_gpu)."
+    )
     adapter_checkpoint_bytes: int = Field(description="The trained adapters saved in their format.")
     paged_optimizer: bool
     pageable_bytes: int = Field(description="Optimizer states that may page to host memory (counted on the GPU in total_bytes).")

@@ -202,6 +202,7 @@ def _finetune_memory_detail(ft: finetune.FinetuneMemory, req: s.Finetune, gpu_by
         "adapter_weights_bytes": ft.adapter_weights_bytes, "adapter_gradients_bytes": ft.adapter_gradients_bytes,
         "adapter_optimizer_bytes": ft.adapter_optimizer_bytes, "adapter_activations_bytes": ft.adapter_activations_bytes,
         "base_activations_bytes": ft.memory.activations_bytes - ft.adapter_activations_bytes,
+        "frozen_inputs_not_kept_bytes": ft.frozen_inputs_not_kept_bytes,
         "adapter_checkpoint_bytes": ft.adapter_checkpoint_bytes, "paged_optimizer": ft.paged_optimizer,
         "pageable_bytes": ft.pageable_bytes, "total_if_paged_bytes": ft.total_if_paged_bytes,
         "fits_if_paged": None if gpu_bytes is None else ft.total_if_paged_bytes <= gpu_bytes,

@@ -181,8 +181,27 @@ def test_lora_does_not_save_activations() -> None:
     dropped = finetune_memory(arch, FinetuneSpec(rank=16, dropout=0.1), seq_len=2048, flash_attention=True)
     inputs = 6 * 4096 + 11008  # q, k, v, gate, up see h; o sees a*d_head = h; down sees f
     assert dropped.adapter_activations_bytes - lora.adapter_activations_bytes == 32 * 2048 * 3 * inputs
+    # with dropout the adapters read their own copies: the frozen matmuls' inputs are not kept
+    # (the output projection's input stays: FlashAttention keeps its output)
+    assert dropped.frozen_inputs_not_kept_bytes == 32 * 2048 * 2 * (4096 + 4096 + 11008)
     trainable_states = lora.adapter_weights_bytes + lora.memory.gradients_bytes + lora.memory.optimizer_bytes
     assert lora.memory.activations_bytes > 10 * trainable_states  # one 2k-token sequence outweighs the adapters' states
+
+
+def test_frozen_matmul_inputs_are_not_kept() -> None:
+    # a frozen weight needs no weight gradient, so its input is kept only if an adapter reads it:
+    # with W_q, W_v adapted (no FlashAttention), the output projection's, the MLP's and the down
+    # projection's inputs go; the QKV input stays (the q and v adapters read it)
+    arch = llama1("7b")
+    full = training_memory(arch, seq_len=1024)
+    lora = finetune_memory(arch, FinetuneSpec(rank=8, targets=Q_V), seq_len=1024)
+    per_layer = 2 * 1024 * (4096 + 4096 + 11008)  # bf16: o input (a*d_head), MLP input (h), down input (f)
+    assert lora.frozen_inputs_not_kept_bytes == 32 * per_layer
+    assert lora.memory.activations_bytes == full.activations_bytes - 32 * per_layer + lora.adapter_activations_bytes
+    everything = finetune_memory(arch, FinetuneSpec(rank=8), seq_len=1024)
+    assert everything.frozen_inputs_not_kept_bytes == 0  # every input is read by an adapter
+    recomputed = finetune_memory(arch, FinetuneSpec(rank=8, targets=Q_V), seq_len=1024, recompute=Recompute.FULL)
+    assert recomputed.memory.activations_bytes == training_memory(arch, seq_len=1024, recompute=Recompute.FULL).activations_bytes
 
 
 def test_zero_shards_the_frozen_base_only_at_stage_3() -> None:
