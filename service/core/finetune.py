@@ -31,7 +31,7 @@ Hugging Face PEFT's ``prepare_model_for_kbit_training`` casts those to fp32.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from service.core.architecture import Architecture, Ffn, ModelShape
@@ -430,6 +430,12 @@ def finetune_memory(
             arch, spec, targets, tokens=tokens, element_bytes=pb.activation, flash_attention=flash_attention
         )
     activations = base_mem.activations_bytes - frozen_inputs + adapter_acts
+    stage = base_mem.activations
+    if stage is not None:  # one pipeline stage (pp = 1): every layer changes by the same bytes
+        delta = adapter_acts - frozen_inputs
+        stage = replace(stage, per_layer_bytes=stage.per_layer_bytes + delta // arch.n_layers,
+                        first_stage_bytes=stage.first_stage_bytes + delta, last_stage_bytes=stage.last_stage_bytes + delta,
+                        peak_bytes=stage.peak_bytes + delta)  # fmt: skip
     total = weights + gradients + optimizer_gpu + activations
     paged = spec.paged_optimizer if spec.paged_optimizer is not None else spec.method is FinetuneMethod.QLORA
     pageable = optimizer_gpu if paged else 0
@@ -470,7 +476,7 @@ def finetune_memory(
         activations_bytes=activations,
         total_bytes=total,
         cpu_offload_bytes=cpu_offload,
-        activations=base_mem.activations,
+        activations=stage,
         bytes_per_param={
             "weights": base.weights_bytes / total_params,
             "gradients": adapter_grads / p_a,

@@ -284,3 +284,11 @@ def test_qlora_rejects_a_16_bit_base_and_unmodelled_layouts() -> None:
 def test_eight_bit_adam_on_adapters() -> None:
     m = finetune_memory(llama1("7b"), FinetuneSpec(rank=16), optimizer=Optimizer.ADAMW_8BIT, include_activations=False)
     assert m.adapter_optimizer_bytes == pytest.approx(m.trainable_params * (4 + 2 + 8 / 2048), abs=1)
+
+
+def test_activation_detail_matches_the_lora_total() -> None:
+    m = finetune_memory(llama1("7b"), FinetuneSpec(rank=8, targets=Q_V, dropout=0.05), seq_len=1024)
+    stage = m.memory.activations
+    assert stage is not None
+    assert stage.peak_bytes == stage.first_stage_bytes == m.memory.activations_bytes
+    assert stage.per_layer_bytes * 32 < stage.peak_bytes  # the output layer's logits come on top
