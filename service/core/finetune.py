@@ -299,7 +299,7 @@ class FinetuneMemory:
     """Per-GPU fine-tuning memory (``memory``, the same parts as full training) and its detail."""
 
     memory: TrainingMemory
-    method: FinetuneMethod
+    spec: FinetuneSpec
     base_format: BaseFormat
     kept_dtype: BaseFormat | None
     targets: tuple[Projection, ...]
@@ -487,7 +487,7 @@ def finetune_memory(
     )
     return FinetuneMemory(
         memory=mem,
-        method=spec.method,
+        spec=spec,
         base_format=fmt,
         kept_dtype=kept_dtype,
         targets=targets,
@@ -512,6 +512,8 @@ def finetune_memory(
 class FinetuneCompute:
     """LoRA's FLOPs next to full training's for the same tokens."""
 
+    spec: FinetuneSpec
+    targets: tuple[Projection, ...]
     trainable_params: int
     active_adapter_params: int
     adapter_flops_per_token: float  # forward 2*P_a + backward 4*P_a
@@ -571,6 +573,8 @@ def finetune_training_flops(
         attention_flops_per_token=attention,
     )
     detail = FinetuneCompute(
+        spec=spec,
+        targets=targets,
         trainable_params=p_a,
         active_adapter_params=p_a_active,
         adapter_flops_per_token=6.0 * p_a_active,

@@ -55,7 +55,7 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
         r, ft_detail = compute.training_flops(model, req.tokens, **options), None  # type: ignore[arg-type]
     else:
         r, ft_compute = finetune.finetune_training_flops(model, req.tokens, ft.spec(), **options)  # type: ignore[arg-type]
-        ft_detail = finetune_compute_detail(ft, ft_compute, model)
+        ft_detail = finetune_compute_detail(ft_compute)
     assumptions = _model_assumptions(model) | {
         "recompute": req.recompute.value,
         "include_attention": req.include_attention,
@@ -68,7 +68,7 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
             "seq_len": req.seq_len or getattr(model, "max_seq_len", None),
         }
     if ft_detail is not None:
-        assumptions |= finetune_assumptions(ft_detail.method.value, ft_detail.rank, ft_detail.target_modules)
+        assumptions |= finetune_assumptions(ft_compute.spec, ft_compute.targets)
     return s.TrainingComputeResponse(
         total_flops=r.model_flops,
         flops_per_token=r.model_flops_per_token,
@@ -84,21 +84,20 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
     )
 
 
-def finetune_compute_detail(ft: s.Finetune, r: finetune.FinetuneCompute, model: ModelShape) -> s.FinetuneComputeDetail:
+def finetune_compute_detail(r: finetune.FinetuneCompute) -> s.FinetuneComputeDetail:
     """The adapters' share of a LoRA/QLoRA answer's FLOPs."""
-    spec = ft.spec()
-    targets = finetune.resolve_targets(compute.require_architecture(model, "LoRA adapters"), spec.targets)
     return s.FinetuneComputeDetail(
-        method=spec.method, rank=spec.rank, target_modules=[t.value for t in targets], trainable_params=r.trainable_params,
+        method=r.spec.method, rank=r.spec.rank, target_modules=[t.value for t in r.targets], trainable_params=r.trainable_params,
         active_adapter_params=r.active_adapter_params, adapter_flops_per_token=r.adapter_flops_per_token,
         full_training_flops_per_token=r.full_training_flops_per_token, flops_saved_fraction=r.flops_saved_fraction,
     )  # fmt: skip
 
 
-def finetune_assumptions(method: str, rank: int, targets: list[str]) -> dict[str, str | float | int | bool | None]:
+def finetune_assumptions(spec: finetune.FinetuneSpec, targets: tuple[finetune.Projection, ...]) -> dict[str, str | float | int | bool | None]:
+    """What every LoRA/QLoRA answer assumed."""
     return {
-        "finetune": method,
-        "lora_rank": rank,
+        "finetune": spec.method.value,
+        "lora_rank": spec.rank,
         "lora_targets": ", ".join(targets),
         "frozen_base": "no weight gradients or optimizer states for the base; activation gradients still flow through it",
     }
@@ -148,7 +147,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         "excluded": "framework workspace, allocator fragmentation and communication buffers",
     }
     if ft is not None:
-        assumptions |= finetune_assumptions(ft.method.value, req.finetune.spec().rank, [t.value for t in ft.targets]) | {  # type: ignore[union-attr]
+        assumptions |= finetune_assumptions(ft.spec, ft.targets) | {
             "bytes_per_param_basis": "weights per base parameter (constants included); gradients and optimizer per adapter parameter",
             "base_format": ft.base_format.value,
             "paged_optimizer": "counted on the GPU in total_bytes; finetune.total_if_paged_bytes if it all paged to the host"
@@ -184,15 +183,14 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
             "fits": None if gpu_bytes is None else r.total_bytes <= gpu_bytes,
             "formulas": list(r.formulas),
             "assumptions": assumptions,
-            "finetune": None if ft is None else _finetune_memory_detail(ft, req.finetune, gpu_bytes),  # type: ignore[arg-type]
+            "finetune": None if ft is None else _finetune_memory_detail(ft, gpu_bytes),
         }
     )
 
 
-def _finetune_memory_detail(ft: finetune.FinetuneMemory, req: s.Finetune, gpu_bytes: int | None) -> dict[str, object]:
-    spec = req.spec()
+def _finetune_memory_detail(ft: finetune.FinetuneMemory, gpu_bytes: int | None) -> dict[str, object]:
     return {
-        "method": ft.method, "rank": spec.rank, "alpha": spec.alpha, "target_modules": [t.value for t in ft.targets],
+        "method": ft.spec.method, "rank": ft.spec.rank, "alpha": ft.spec.alpha, "target_modules": [t.value for t in ft.targets],
         "trainable_params": ft.trainable_params, "total_params": ft.total_params,
         "trainable_fraction": ft.trainable_params / ft.total_params,
         "adapter_params_by_module": {t.value: n for t, n in ft.adapter_params_by_target.items()},

@@ -165,7 +165,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
         flops, ft_compute = finetune.finetune_training_flops(
             model, req.tokens, ft.spec(), recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
         )
-        ft_detail = finetune_compute_detail(ft, ft_compute, model)
+        ft_detail = finetune_compute_detail(ft_compute)
     # the step-time model plans full training; LoRA's (4P + 6P_a)D is timed at the MFU instead
     planned = None if ft is not None else _planned(model, gpu, req.n_gpus, req.seq_len, req)
     best = planned.plan.plans[0] if planned and planned.plan and planned.plan.plans else None
@@ -199,7 +199,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
         if ft is not None:
             rate_assumptions["planner"] = ("not used: the step-time model plans full training; LoRA/QLoRA FLOPs are timed at the MFU "
                                            "(a pre-training MFU: small fine-tuning batches and QLoRA's dequantisation run slower)")  # fmt: skip
-            rate_assumptions |= finetune_assumptions(ft_detail.method.value, ft_detail.rank, ft_detail.target_modules)  # type: ignore[union-attr]
+            rate_assumptions |= finetune_assumptions(ft_compute.spec, ft_compute.targets)
         elif planned is None and not isinstance(model, Architecture) and req.mfu is None and req.achieved_tflops_per_gpu is None:
             rate_assumptions["planner"] = "not used: the step-time model needs the architecture (a preset or its fields)"
         elif planned is not None and planned.plan is None:  # the cluster or batch admits no layout at all
