@@ -391,6 +391,8 @@ def finetune_memory(
     pb = PRECISION_BYTES[precision]
     fmt = resolve_base_format(spec, precision)
     quantised = fmt not in FLOAT_BYTES
+    if spec.kept_dtype is not None and not quantised:
+        raise InvalidSpecError("finetune.kept_dtype", f"only applies to a quantised base (int8, nf4, fp4), not {fmt.value}")
     kept_dtype = (spec.kept_dtype or BaseFormat.FP32) if quantised else None
     if kept_dtype is not None and kept_dtype not in FLOAT_BYTES:
         raise InvalidSpecError("finetune.kept_dtype", "the unquantised parts are kept in fp32, bf16 or fp16")

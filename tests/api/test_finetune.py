@@ -66,6 +66,8 @@ def test_qlora_reports_quantisation_paging_and_fit(client) -> None:
         ({"qlora": {"base_format": "bf16"}}, "finetune.base_format"),
         ({"model": {"n_params": 7e9}, "lora": {}, "include_activations": False}, "model"),
         ({"lora": {}, "parallelism": {"tp": 2}}, "parallelism.tp"),
+        ({"lora": {"kept_dtype": "bf16"}}, "finetune.kept_dtype"),
+        ({"qlora": {"kept_dtype": "nf4"}}, "finetune.kept_dtype"),
         ({"model": {"preset": "gpt2"}, "lora": {"target_modules": ["gate"]}}, "finetune.target_modules"),
     ],
 )

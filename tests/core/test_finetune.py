@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.errors import InvalidSpecError, MissingArchitectureError
@@ -22,6 +24,7 @@ from service.core.memory import Optimizer, Parallelism, Precision, training_memo
 from service.core.params import count_params
 from service.core.spec import make_architecture, make_params_only
 from tests.core.helpers import preset
+from tests.core.test_properties import architectures
 
 GB = 1e9
 GIB = 2**30
@@ -292,3 +295,32 @@ def test_activation_detail_matches_the_lora_total() -> None:
     assert stage is not None
     assert stage.peak_bytes == stage.first_stage_bytes == m.memory.activations_bytes
     assert stage.per_layer_bytes * 32 < stage.peak_bytes  # the output layer's logits come on top
+
+
+# --- properties over random architectures ---------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    architectures(),
+    st.integers(1, 128),
+    st.sampled_from([FinetuneMethod.LORA, FinetuneMethod.QLORA]),
+    st.sampled_from(list(Recompute)),
+    st.booleans(),
+    st.sampled_from([0.0, 0.05]),
+    st.sets(st.sampled_from(list(Projection)), min_size=1),
+)
+def test_finetune_memory_and_flops_properties(arch, rank, method, recompute, flash, lora_dropout, targets) -> None:
+    available = set(projection_shapes(arch))
+    spec = FinetuneSpec(method=method, rank=rank, dropout=lora_dropout, targets=tuple(sorted(targets & available)) or None)
+    m = finetune_memory(arch, spec, seq_len=128, recompute=recompute, flash_attention=flash)
+    mem = m.memory
+    parts = (mem.weights_bytes, mem.gradients_bytes, mem.optimizer_bytes, mem.activations_bytes)
+    assert min(parts) >= 0 and mem.total_bytes == sum(parts)
+    assert mem.gradients_bytes == m.adapter_gradients_bytes and m.trainable_params > 0
+    full = training_memory(arch, seq_len=128, recompute=recompute, flash_attention=flash)
+    assert mem.activations_bytes - m.adapter_activations_bytes <= full.activations_bytes  # never more than full training keeps
+    c, d = finetune_training_flops(arch, 1e6, spec)
+    p = count_params(arch).active
+    # LoRA = full training - the frozen weights' gradients (2P) + the adapters' 6 P_a
+    assert c.model_flops_per_token == pytest.approx(6 * p - 2 * p + 6 * d.active_adapter_params)
