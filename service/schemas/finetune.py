@@ -99,9 +99,20 @@ class Finetune(Schema):
         return self.method is not FinetuneMethod.FULL
 
 
+STORAGE_FORMATS = ("int8", "int4", "nf4", "fp4", "4bit", "8bit")
+
+
 def lora_shorthand(data: Any) -> Any:
-    """Turn a top-level ``lora`` or ``qlora`` object into ``finetune`` with that method."""
-    if not isinstance(data, dict) or not any(k in data for k in SHORTHANDS):
+    """Turn a top-level ``lora`` or ``qlora`` object into ``finetune`` with that method; point a
+    4- or 8-bit ``precision`` (a frozen base's storage format, not a training precision) at them."""
+    if not isinstance(data, dict):
+        return data
+    if isinstance(data.get("precision"), str) and data["precision"].lower() in STORAGE_FORMATS:
+        raise ValueError(
+            f"precision: {data['precision']!r} stores a frozen base, it does not train one; keep a training precision "
+            "(mixed_bf16...) and give qlora: {...} for a 4-bit base, or finetune.base_format"
+        )
+    if not any(k in data for k in SHORTHANDS):
         return data
     given = [k for k in (*SHORTHANDS, "finetune") if k in data]
     if len(given) > 1:

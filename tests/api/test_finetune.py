@@ -68,6 +68,7 @@ def test_qlora_reports_quantisation_paging_and_fit(client) -> None:
         ({"lora": {}, "parallelism": {"tp": 2}}, "parallelism.tp"),
         ({"lora": {"kept_dtype": "bf16"}}, "finetune.kept_dtype"),
         ({"qlora": {"kept_dtype": "nf4"}}, "finetune.kept_dtype"),
+        ({"precision": "int4"}, "qlora"),  # a user's first try at a 4-bit base
         ({"model": {"preset": "gpt2"}, "lora": {"target_modules": ["gate"]}}, "finetune.target_modules"),
     ],
 )
