@@ -584,3 +584,24 @@ def finetune_training_flops(
         flops_saved_fraction=1 - per_token / full.model_flops_per_token,
     )
     return compute, detail
+
+
+def smallest_finetune_footprint(
+    model: ModelShape, spec: FinetuneSpec, *, n_gpus: int, seq_len: int | None = None, precision: Precision = Precision.MIXED_BF16
+) -> tuple[int, str]:
+    """The least per-GPU memory of a LoRA/QLoRA job on ``n_gpus`` GPUs, and its layout: data
+    parallelism with every GPU holding the frozen base (ZeRO 0), or with everything sharded
+    (ZeRO-3, FSDP), each with gradient checkpointing (full recompute), FlashAttention and one
+    sequence a micro-batch. Paged optimizer states count as on the GPU. A GPU with less memory
+    cannot hold the job in these layouts (host offload and tensor parallelism are not tried)."""
+    best: tuple[int, str] | None = None
+    for zero in (0, 3):
+        if zero == 3 and n_gpus == 1:
+            continue
+        m = finetune_memory(model, spec, precision=precision, parallelism=Parallelism(dp=n_gpus, zero_stage=zero),
+                            seq_len=seq_len, recompute=Recompute.FULL, flash_attention=True)  # fmt: skip
+        layout = f"dp={n_gpus}, ZeRO-{zero}, full recompute, FlashAttention, micro-batch 1"
+        if best is None or m.memory.total_bytes < best[0]:
+            best = (m.memory.total_bytes, layout)
+    assert best is not None
+    return best

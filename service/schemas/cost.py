@@ -109,7 +109,9 @@ class TrainingCostResponse(Estimate):
     mfu: float | None = Field(description="The request's or catalog's MFU, or the planner's predicted MFU.")
     achieved_tflops_per_gpu: float = Field(description="Model FLOPs of the run over its GPU-seconds, 10^12.")
     scaling_efficiency: float = Field(description="1 unless the request gives one: an MFU already holds the losses of scale.")
-    fits: bool | None = Field(description="Whether any layout fits (null when the planner was not used).")
+    fits: bool | None = Field(
+        description="Whether any layout fits (null when the planner was not used; LoRA/QLoRA: the least-memory data-parallel layout)."
+    )
     reason: str | None = Field(description="Why no layout fits, when `fits` is false.")
     plan: PlanItem | None = Field(description="The best plan the time comes from, when the planner priced the run.")
     finetune: FinetuneComputeDetail | None = Field(None, description="LoRA/QLoRA: the adapters' share of the FLOPs (null for full training).")

@@ -205,6 +205,14 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
         elif planned is not None and planned.plan is None:  # the cluster or batch admits no layout at all
             rate_assumptions["planner"] = f"not used: {planned.reason}"
     fits = None if planned is None or planned.plan is None else best is not None
+    reason = planned.reason if fits is False and planned is not None else None
+    if ft is not None:  # the memory check the planner would have made, for the frozen base and adapters
+        precision = PRECISION_FOR_DTYPE.get(req.dtype, Precision.MIXED_BF16)
+        footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=req.seq_len,
+                                                                 precision=precision)  # fmt: skip
+        fits = footprint <= gpu.memory_bytes
+        reason = None if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best ({layout}); {gpu.id} has {gpu.memory_bytes / 2**30:.1f} GiB"
+        rate_assumptions |= {"fits_layout": layout, "fits_memory_bytes_per_gpu": footprint}
     plan_item = None
     if best is not None:
         plan_item = plan_service.plan_item(gpu.id, req.n_gpus, best, req.tokens, cost.EFFECTIVE_TRAINING_TIME_FRACTION,
@@ -223,7 +231,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader, session: S
         achieved_tflops_per_gpu=r.achieved_flops_per_s_per_gpu / 1e12,
         scaling_efficiency=efficiency,
         fits=fits,
-        reason=planned.reason if fits is False and planned is not None else None,
+        reason=reason,
         plan=plan_item,
         finetune=ft_detail,
         formulas=[flops.formula, time_formula],

@@ -107,3 +107,15 @@ def test_full_method_is_todays_answer(client) -> None:
     assert ok(client, "/v1/memory/training", base | {"finetune": {"method": "full"}})["per_gpu"] == ok(
         client, "/v1/memory/training", base
     )["per_gpu"]
+
+
+def test_qlora_cost_says_whether_the_job_fits(client) -> None:
+    # LLaMA-2-70B: QLoRA fits one 80 GB H100, LoRA on a bf16 base (140 GB) does not; on 8 GPUs
+    # ZeRO-3 shards the frozen base and LoRA fits too
+    body = {"model": {"preset": "llama-2-70b"}, "tokens": 1e8, "gpu": "h100-sxm", "usd_per_gpu_hour": 2.0, "seq_len": 2048}
+    q = ok(client, "/v1/cost/training", body | {"n_gpus": 1, "qlora": {"r": 64}})
+    assert q["fits"] is True and q["reason"] is None and "ZeRO-0" in q["assumptions"]["fits_layout"]
+    lora = ok(client, "/v1/cost/training", body | {"n_gpus": 1, "lora": {"r": 64}})
+    assert lora["fits"] is False and "GiB per GPU" in lora["reason"]
+    sharded = ok(client, "/v1/cost/training", body | {"n_gpus": 8, "lora": {"r": 64}})
+    assert sharded["fits"] is True and "ZeRO-3" in sharded["assumptions"]["fits_layout"]
