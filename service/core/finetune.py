@@ -200,6 +200,22 @@ class BaseWeights:
     dequantization_buffer_bytes: int
 
 
+def quantized_matrix_bytes(rows_in: int, cols_out: int, fmt: BaseFormat, *, double_quant: bool) -> tuple[int, int]:
+    """Bytes of one quantised ``rows_in x cols_out`` weight as bitsandbytes stores it: (data,
+    constants). 4-bit (``quantize_4bit``, QLoRA §3): two values a byte, the flattened matrix in
+    blocks of 64 with an absmax each: fp32, or double-quantised to one byte with an fp32 absmax per
+    256 blocks and one fp32 offset (their mean) per matrix. int8 (LLM.int8, Dettmers et al. 2022
+    §3): a byte a value and an fp32 scale per output row."""
+    n = rows_in * cols_out
+    if fmt in FOUR_BIT:
+        blocks = math.ceil(n / QUANT_BLOCK)
+        constants = blocks + 4 * math.ceil(blocks / DOUBLE_QUANT_BLOCK) + 4 if double_quant else 4 * blocks
+        return math.ceil(n / 2), constants
+    if fmt is BaseFormat.INT8:
+        return n, 4 * cols_out
+    raise InvalidSpecError("finetune.base_format", f"{fmt.value} is not a quantised format")
+
+
 def base_weight_bytes(
     arch: Architecture, fmt: BaseFormat, *, double_quant: bool, kept_dtype: BaseFormat, compute_bytes: int
 ) -> BaseWeights:
@@ -220,16 +236,11 @@ def base_weight_bytes(
     quantized = data = constants = largest = 0
     for m in _block_matrices(arch):
         n, copies = m.rows_in * m.cols_out, arch.n_layers * m.per_layer
+        matrix_data, matrix_constants = quantized_matrix_bytes(m.rows_in, m.cols_out, fmt, double_quant=double_quant)
         quantized += n * copies
         largest = max(largest, n)
-        if fmt in FOUR_BIT:
-            blocks = math.ceil(n / QUANT_BLOCK)
-            per_matrix = blocks + 4 * math.ceil(blocks / DOUBLE_QUANT_BLOCK) + 4 if double_quant else 4 * blocks
-            data += copies * math.ceil(n / 2)
-        else:  # int8 with an fp32 scale per output row
-            per_matrix = 4 * m.cols_out
-            data += copies * n
-        constants += copies * per_matrix
+        data += copies * matrix_data
+        constants += copies * matrix_constants
     kept = total - quantized
     kept_bytes = kept * FLOAT_BYTES[kept_dtype]
     return BaseWeights(
