@@ -572,6 +572,8 @@ def finetune_training_flops(
         f"C = (4*P + 6*P_a)*D: forward 2*P + 2*P_a, backward 2*P through the frozen weights (activation gradients only) "
         f"+ 4*P_a for the adapters (Hu et al. 2021 §4.2); the base's terms as in: {full.formula}"
     )
+    if spec.method is FinetuneMethod.QLORA:
+        formula += "; QLoRA dequantises each 4-bit weight to bf16 when used (QLoRA Eq. 6): memory traffic, no extra matmul FLOPs"
     compute = TrainingCompute(
         tokens=tokens,
         model_flops_per_token=per_token,
