@@ -109,6 +109,7 @@ class TrainingCompute:
     hardware_flops: float
     formula: str
     params_used: float
+    attention_flops_per_token: float = 0.0  # the attention core's share of forward_flops_per_token
 
 
 def training_flops(
@@ -136,6 +137,7 @@ def training_flops(
     """
     p = active_params(model)
     attention_fwd = 0.0  # forward attention-core FLOPs per token
+    attention_in_forward = 0.0  # the part of ``forward`` that is the attention core
     if include_attention or recompute is Recompute.SELECTIVE:
         reason = "include_attention" if include_attention else "recompute='selective'"
         arch = require_architecture(model, reason)
@@ -151,10 +153,12 @@ def training_flops(
         kaplan_attention = 2.0 * arch.n_layers * s * arch.q_dim / (2 if causal else 1)
         p = float(b.active - b.embedding - b.lm_head)
         forward = 2 * p + kaplan_attention
+        attention_in_forward = kaplan_attention
         formula = "C = (6*N + 6*L*s*d_attn)*D, N non-embedding active (Kaplan et al. 2020, Table 1)"
     elif attention_formula is AttentionFormula.MEGATRON:
         p = float(active_matmul_weights(arch))
         forward = 2 * p + attention_fwd
+        attention_in_forward = attention_fwd
         formula = (
             "C = (6*W + 12*L*a*d_head*s)*D, W the active matmul weights incl. the V*h logit layer "
             "(Narayanan et al. 2021 §5.1, generalised to GQA/SwiGLU/MoE)"
@@ -162,6 +166,7 @@ def training_flops(
     else:
         p = float(active_matmul_weights(arch))
         forward = 2 * p + attention_fwd
+        attention_in_forward = attention_fwd
         formula = (
             "C = (6*N + 12*L*a*d_head*s)*D, N the active matmul weights incl. the V*h logit projection, "
             "the embedding lookup free (Chowdhery et al. 2022, PaLM Appendix B)"
@@ -192,6 +197,7 @@ def training_flops(
         hardware_flops=check_flops("hardware_flops", hardware_per_token * tokens),
         formula=formula,
         params_used=p,
+        attention_flops_per_token=attention_in_forward,
     )
 
 

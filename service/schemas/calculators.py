@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
@@ -13,6 +13,7 @@ from service.core.kernels import AttentionKernel, Framework
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import Optimizer, Precision
 from service.schemas.base import Assumptions, Schema
+from service.schemas.finetune import Finetune, FinetuneComputeDetail, FinetuneMemoryDetail, lora_shorthand
 from service.schemas.model import ModelSpec
 
 SeqLen = Annotated[int, Field(ge=1, le=MAX_SEQ_LEN)]
@@ -21,6 +22,10 @@ GpuId = Annotated[str, Field(min_length=1, max_length=100, description="Catalog 
 Bytes = Annotated[int, Field(ge=0, le=MAX_INT64)]
 
 LLAMA_2_7B = {"preset": "llama-2-7b"}
+FINETUNE_DESCRIPTION = (
+    "Fine-tuning method: absent or `full` trains every weight; `lora`/`qlora` freeze the base and train adapters. "
+    "Top-level `lora: {...}` or `qlora: {...}` are shorthands for it."
+)
 
 
 class Estimate(Schema):
@@ -70,6 +75,12 @@ class TrainingComputeRequest(Schema):
     attention_formula: AttentionFormula = AttentionFormula.PALM
     causal_attention: bool = Field(False, description="Halve the attention term for causal masking.")
     seq_len: SeqLen | None = Field(None, description="Training sequence length; default max_seq_len.")
+    finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_shorthand(cls, data: object) -> object:
+        return lora_shorthand(data)
 
 
 class TrainingComputeResponse(Estimate):
@@ -84,6 +95,7 @@ class TrainingComputeResponse(Estimate):
         "include_attention the active matmul weights (palm, megatron: the embedding lookup is free) or Kaplan's non-embedding N."
     )
     tokens: float
+    finetune: FinetuneComputeDetail | None = Field(None, description="LoRA/QLoRA: the adapters' share (null for full training).")
 
 
 # --- /v1/compute/inference ----------------------------------------------------------------------
@@ -178,6 +190,12 @@ class TrainingMemoryRequest(Schema):
     residual_dropout: bool = Field(
         True, description="With dropout: also on the embedding, attention output and MLP output (GPT-2, NeoX; not Llama)."
     )
+    finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_shorthand(cls, data: object) -> object:
+        return lora_shorthand(data)
 
 
 class PerGpuMemory(Schema):
@@ -209,6 +227,7 @@ class TrainingMemoryResponse(Estimate):
     params_per_gpu_before_zero: int | None = Field(
         None, description="The tp x pp shard before ZeRO-3 divides it (what each GPU gathers layer by layer)."
     )
+    finetune: FinetuneMemoryDetail | None = Field(None, description="LoRA/QLoRA: the parts behind per_gpu (null for full training).")
 
 
 # --- /v1/memory/inference -----------------------------------------------------------------------

@@ -12,7 +12,8 @@ from service.core.dtypes import Dtype
 from service.core.limits import MAX_SEQ_LEN, MAX_TOKENS
 from service.core.scaling import ScalingLaw
 from service.schemas.base import PeakDtype, Pricing, Schema
-from service.schemas.calculators import Estimate
+from service.schemas.calculators import FINETUNE_DESCRIPTION, Estimate
+from service.schemas.finetune import Finetune, FinetuneComputeDetail, lora_shorthand
 from service.schemas.layout import PlanItem
 from service.schemas.model import ModelSpec
 
@@ -87,6 +88,12 @@ class TrainingCostRequest(Throughput, PriceChoice):
     global_batch_tokens: int | None = Field(
         None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
     )
+    finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION + " LoRA is timed at the MFU (the planner plans full training).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_shorthand(cls, data: object) -> object:
+        return lora_shorthand(data)
 
 
 class TrainingCostResponse(Estimate):
@@ -102,9 +109,12 @@ class TrainingCostResponse(Estimate):
     mfu: float | None = Field(description="The request's or catalog's MFU, or the planner's predicted MFU.")
     achieved_tflops_per_gpu: float = Field(description="Model FLOPs of the run over its GPU-seconds, 10^12.")
     scaling_efficiency: float = Field(description="1 unless the request gives one: an MFU already holds the losses of scale.")
-    fits: bool | None = Field(description="Whether any layout fits (null when the planner was not used).")
+    fits: bool | None = Field(
+        description="Whether any layout fits (null when the planner was not used; LoRA/QLoRA: the least-memory data-parallel layout)."
+    )
     reason: str | None = Field(description="Why no layout fits, when `fits` is false.")
     plan: PlanItem | None = Field(description="The best plan the time comes from, when the planner priced the run.")
+    finetune: FinetuneComputeDetail | None = Field(None, description="LoRA/QLoRA: the adapters' share of the FLOPs (null for full training).")
 
 
 class CompareRequest(Throughput):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.core import compute, memory, serving
+from service.core import compute, finetune, memory, serving
 from service.core.architecture import Architecture, ModelShape
 from service.core.context import check_context
 from service.core.dtypes import Dtype
@@ -79,15 +79,14 @@ def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
 
 def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s.TrainingComputeResponse:
     model = resolve_model(req.model, catalog)
-    r = compute.training_flops(
-        model,
-        req.tokens,
-        recompute=req.recompute,
-        include_attention=req.include_attention,
-        attention_formula=req.attention_formula,
-        seq_len=req.seq_len,
-        causal=req.causal_attention,
-    )
+    ft = req.finetune if req.finetune and req.finetune.is_adapter else None
+    options = dict(recompute=req.recompute, include_attention=req.include_attention, attention_formula=req.attention_formula,
+                   seq_len=req.seq_len, causal=req.causal_attention)  # fmt: skip
+    if ft is None:
+        r, ft_detail = compute.training_flops(model, req.tokens, **options), None  # type: ignore[arg-type]
+    else:
+        r, ft_compute = finetune.finetune_training_flops(model, req.tokens, ft.spec(), **options)  # type: ignore[arg-type]
+        ft_detail = finetune_compute_detail(ft_compute)
     assumptions = _model_assumptions(model, req.model, req.seq_len) | {
         "recompute": req.recompute.value,
         "include_attention": req.include_attention,
@@ -103,6 +102,8 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
             "causal_attention": req.causal_attention,
             "seq_len": req.seq_len or getattr(model, "max_seq_len", None),
         }
+    if ft_detail is not None:
+        assumptions |= finetune_assumptions(ft_compute.spec, ft_compute.targets)
     return s.TrainingComputeResponse(
         total_flops=r.model_flops,
         flops_per_token=r.model_flops_per_token,
@@ -114,7 +115,27 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
         tokens=req.tokens,
         formulas=[r.formula],
         assumptions=assumptions,
+        finetune=ft_detail,
     )
+
+
+def finetune_compute_detail(r: finetune.FinetuneCompute) -> s.FinetuneComputeDetail:
+    """The adapters' share of a LoRA/QLoRA answer's FLOPs."""
+    return s.FinetuneComputeDetail(
+        method=r.spec.method, rank=r.spec.rank, target_modules=[t.value for t in r.targets], trainable_params=r.trainable_params,
+        active_adapter_params=r.active_adapter_params, adapter_flops_per_token=r.adapter_flops_per_token,
+        full_training_flops_per_token=r.full_training_flops_per_token, flops_saved_fraction=r.flops_saved_fraction,
+    )  # fmt: skip
+
+
+def finetune_assumptions(spec: finetune.FinetuneSpec, targets: tuple[finetune.Projection, ...]) -> dict[str, str | float | int | bool | None]:
+    """What every LoRA/QLoRA answer assumed."""
+    return {
+        "finetune": spec.method.value,
+        "lora_rank": spec.rank,
+        "lora_targets": ", ".join(targets),
+        "frozen_base": "no weight gradients or optimizer states for the base; activation gradients still flow through it",
+    }
 
 
 def inference_compute(req: s.InferenceComputeRequest, catalog: CatalogReader) -> s.InferenceComputeResponse:
@@ -157,20 +178,13 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
     kernels = _kernels(req)
     gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
     par = _parallelism(req.parallelism)
-    r = memory.training_memory(
-        model,
-        precision=req.precision,
-        optimizer=req.optimizer,
-        parallelism=par,
-        micro_batch_size=req.micro_batch_size,
-        seq_len=req.seq_len,
-        recompute=req.recompute,
-        flash_attention=req.flash_attention,
-        dropout=req.dropout,
-        include_activations=req.include_activations,
-        microbatches=req.gradient_accumulation_steps,
-        kernels=kernels,
-    )
+    options = dict(
+        precision=req.precision, optimizer=req.optimizer, parallelism=par, micro_batch_size=req.micro_batch_size,
+        seq_len=req.seq_len, recompute=req.recompute, flash_attention=req.flash_attention, dropout=req.dropout,
+        include_activations=req.include_activations, microbatches=req.gradient_accumulation_steps, kernels=kernels,
+    )  # fmt: skip
+    ft = finetune.finetune_memory(model, req.finetune.spec(), **options) if req.finetune and req.finetune.is_adapter else None  # type: ignore[arg-type]
+    r = ft.memory if ft else memory.training_memory(model, **options)  # type: ignore[arg-type]
     act = r.activations
     assumptions = _model_assumptions(model, req.model, req.seq_len) | {
         "precision": req.precision.value,
@@ -187,6 +201,13 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         k = resolve_kernels(kernels, model, flash_attention=req.flash_attention)
         assumptions |= {"attention_implementation": k.attention.value, "fp32_softmax": k.fp32_softmax, "fp32_norms": k.fp32_norms,
                         "fused_activation": k.fused_activation, "eager_repeats_kv": k.repeat_kv}  # fmt: skip
+    if ft is not None:
+        assumptions |= finetune_assumptions(ft.spec, ft.targets) | {
+            "bytes_per_param_basis": "weights per base parameter (constants included); gradients and optimizer per adapter parameter",
+            "base_format": ft.base_format.value,
+            "paged_optimizer": "counted on the GPU in total_bytes; finetune.total_if_paged_bytes if it all paged to the host"
+            if ft.paged_optimizer else "off",
+        }  # fmt: skip
     for i, note in enumerate(r.notes):
         assumptions[f"note_{i + 1}"] = note
     # one validation pass over the whole answer (nested parts as dicts), not one per model
@@ -218,8 +239,28 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
             "fits": None if gpu_bytes is None else r.total_bytes <= gpu_bytes,
             "formulas": list(r.formulas),
             "assumptions": assumptions,
+            "finetune": None if ft is None else _finetune_memory_detail(ft, gpu_bytes),
         }
     )
+
+
+def _finetune_memory_detail(ft: finetune.FinetuneMemory, gpu_bytes: int | None) -> dict[str, object]:
+    return {
+        "method": ft.spec.method, "rank": ft.spec.rank, "alpha": ft.spec.alpha, "target_modules": [t.value for t in ft.targets],
+        "trainable_params": ft.trainable_params, "total_params": ft.total_params,
+        "trainable_fraction": ft.trainable_params / ft.total_params,
+        "adapter_params_by_module": {t.value: n for t, n in ft.adapter_params_by_target.items()},
+        "base_format": ft.base_format, "kept_dtype": ft.kept_dtype, "base_weights_bytes": ft.base_weights_bytes,
+        "quantization_constants_bytes": ft.base.constants_bytes,
+        "dequantization_buffer_bytes": ft.base.dequantization_buffer_bytes,
+        "adapter_weights_bytes": ft.adapter_weights_bytes, "adapter_gradients_bytes": ft.adapter_gradients_bytes,
+        "adapter_optimizer_bytes": ft.adapter_optimizer_bytes, "adapter_activations_bytes": ft.adapter_activations_bytes,
+        "base_activations_bytes": ft.memory.activations_bytes - ft.adapter_activations_bytes,
+        "frozen_inputs_not_kept_bytes": ft.frozen_inputs_not_kept_bytes,
+        "adapter_checkpoint_bytes": ft.adapter_checkpoint_bytes, "paged_optimizer": ft.paged_optimizer,
+        "pageable_bytes": ft.pageable_bytes, "total_if_paged_bytes": ft.total_if_paged_bytes,
+        "fits_if_paged": None if gpu_bytes is None else ft.total_if_paged_bytes <= gpu_bytes,
+    }  # fmt: skip
 
 
 def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s.InferenceMemoryResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.core import compute, cost, memory, scaling, serving
+from service.core import compute, cost, finetune, memory, scaling, serving
 from service.core.architecture import Architecture, ModelShape
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
@@ -15,6 +15,7 @@ from service.errors import Unprocessable
 from service.schemas import cost as s
 from service.services import plan as plan_service
 from service.services import serving as serving_service
+from service.services.calculators import finetune_assumptions, finetune_compute_detail
 from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import resolve_gpu, resolve_model
 from service.services.plan import Cluster
@@ -157,10 +158,19 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     model = resolve_model(req.model, catalog)
     gpu = _gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
-    flops = compute.training_flops(
-        model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
-    )
-    planned = _planned(model, gpu, req.n_gpus, req.seq_len, req)
+    ft = req.finetune if req.finetune and req.finetune.is_adapter else None
+    ft_detail = None
+    if ft is None:
+        flops = compute.training_flops(
+            model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
+        )
+    else:
+        flops, ft_compute = finetune.finetune_training_flops(
+            model, req.tokens, ft.spec(), recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
+        )
+        ft_detail = finetune_compute_detail(ft_compute)
+    # the step-time model plans full training; LoRA's (4P + 6P_a)D is timed at the MFU instead
+    planned = None if ft is not None else _planned(model, gpu, req.n_gpus, req.seq_len, req)
     best = planned.plan.plans[0] if planned and planned.plan and planned.plan.plans else None
     if best is not None:
         r = cost.planned_training_cost(
@@ -189,11 +199,23 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
         rate_assumptions, mfu = rate.assumptions | {"time_from": "model FLOPs at the MFU (recompute is already inside a measured MFU)"}, rate.mfu
         time_formula = ("GPU-hours = FLOPs / (peak * MFU * scaling_efficiency) / 3600; wall clock = GPU-hours / n_gpus "
                         "(C = tau*T, Transformers Math 101)")  # fmt: skip
-        if planned is None and not isinstance(model, Architecture) and req.mfu is None and req.achieved_tflops_per_gpu is None:
+        if ft is not None:
+            rate_assumptions["planner"] = ("not used: the step-time model plans full training; LoRA/QLoRA FLOPs are timed at the MFU "
+                                           "(a pre-training MFU: small fine-tuning batches and QLoRA's dequantisation run slower)")  # fmt: skip
+            rate_assumptions |= finetune_assumptions(ft_compute.spec, ft_compute.targets)
+        elif planned is None and not isinstance(model, Architecture) and req.mfu is None and req.achieved_tflops_per_gpu is None:
             rate_assumptions["planner"] = "not used: the step-time model needs the architecture (a preset or its fields)"
         elif planned is not None and planned.plan is None:  # the cluster or batch admits no layout at all
             rate_assumptions["planner"] = f"not used: {planned.reason}"
     fits = None if planned is None or planned.plan is None else best is not None
+    reason = planned.reason if fits is False and planned is not None else None
+    if ft is not None:  # the memory check the planner would have made, for the frozen base and adapters
+        precision = PRECISION_FOR_DTYPE.get(req.dtype, Precision.MIXED_BF16)
+        footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=req.seq_len,
+                                                                 precision=precision)  # fmt: skip
+        fits = footprint <= gpu.memory_bytes
+        reason = None if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best ({layout}); {gpu.id} has {gpu.memory_bytes / 2**30:.1f} GiB"
+        rate_assumptions |= {"fits_layout": layout, "fits_memory_bytes_per_gpu": footprint}
     plan_item = None
     if best is not None:
         plan_item = plan_service.plan_item(gpu.id, req.n_gpus, best, req.tokens, cost.EFFECTIVE_TRAINING_TIME_FRACTION,
@@ -212,8 +234,9 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
         achieved_tflops_per_gpu=r.achieved_flops_per_s_per_gpu / 1e12,
         scaling_efficiency=efficiency,
         fits=fits,
-        reason=planned.reason if fits is False and planned is not None else None,
+        reason=reason,
         plan=plan_item,
+        finetune=ft_detail,
         formulas=[flops.formula, time_formula],
         assumptions=rate_assumptions
         | (_plan_assumptions(planned) if planned else {})

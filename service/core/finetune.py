@@ -1,0 +1,630 @@
+"""Fine-tuning: LoRA and QLoRA memory and FLOPs.
+
+**LoRA** (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models", §4.1): a frozen
+projection ``W`` (``in x out``) gains a trainable update ``B·A`` with ``A`` ``r x in`` and ``B``
+``out x r``, so each adapted matrix adds ``r * (in + out)`` parameters (§5.1:
+``|Θ| = 2 * L_LoRA * d_model * r`` when ``in = out = d_model``). The base weights keep their
+format and get no gradients and no optimizer states (§4.2: "we do not need to store the optimizer
+states for the frozen parameters"). What LoRA does *not* save: the activations. The gradient must
+still flow back through every frozen layer to reach the adapters below it, so the forward pass
+keeps what full training keeps (Korthikanti et al. 2022, :mod:`service.core.activations`) except
+the inputs that only a frozen weight's gradient would read, plus each adapter's own ``x·A``
+(``r`` values a token) and, with LoRA dropout, the dropped copy of its input. Dettmers et al. 2023 (QLoRA §2): "most of the memory footprint for LLM finetuning comes
+from activation gradients and not from the learned LoRA parameters".
+
+**FLOPs**: the forward pass is unchanged (``2PD``) plus the adapters' ``2·P_a·D``; the backward
+pass computes activation gradients through the frozen weights (``2PD``) but no weight gradients
+for them, plus the adapters' input and weight gradients (``4·P_a·D``): ``≈ 4PD + 6·P_a·D`` instead
+of ``6PD`` (Hu et al. 2021 §4.2 measure a 25 % speed-up on GPT-3 175B, footnote 5: 32.5 → 43.1
+tokens/s per V100). The attention core has no weights: its backward is unchanged.
+
+**QLoRA** (Dettmers et al. 2023, §3): the base's linear layers in 4-bit NormalFloat, blocks of 64
+values with one quantisation constant each; double quantisation stores those constants in 8 bits
+with one fp32 constant per 256 of them: ``8/64 + 32/(64*256) = 0.127`` bits a parameter instead of
+``32/64 = 0.5``. Adapters in bf16 (Eq. 5), the optimizer's states paged to host memory when the
+GPU runs short (NVIDIA unified memory). Each 4-bit weight is dequantised to bf16 when used
+(Eq. 6), one matrix at a time. bitsandbytes (the reference implementation) quantises every
+``nn.Linear`` of the blocks and keeps the embedding, the LM head, norms and biases unquantised;
+Hugging Face PEFT's ``prepare_model_for_kbit_training`` casts those to fp32.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from service.core.architecture import Architecture, Ffn, ModelShape
+from service.core.compute import AttentionFormula, Recompute, TrainingCompute, require_architecture, training_flops
+from service.core.errors import InvalidSpecError
+from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
+from service.core.limits import check_bytes, check_flops
+from service.core.memory import (
+    PRECISION_BYTES,
+    Optimizer,
+    Parallelism,
+    Precision,
+    TrainingMemory,
+    optimizer_state_bytes,
+    training_memory,
+    zero_sharded_bytes,
+)
+from service.core.params import count_params
+
+QUANT_BLOCK = 64  # QLoRA §3: block size 64 for W
+DOUBLE_QUANT_BLOCK = 256  # QLoRA §3: block size 256 for the second quantisation of the constants
+MASK_BYTES = 1  # PyTorch keeps a dropout mask as one byte an element
+
+
+class FinetuneMethod(StrEnum):
+    """``full``: every weight trained (today's training memory). ``lora``: frozen base in its
+    format, rank-r adapters trained (Hu et al. 2021). ``qlora``: ``lora`` on a 4-bit NormalFloat base
+    with double quantisation, bf16 adapters and a paged optimizer (Dettmers et al. 2023)."""
+
+    FULL = "full"
+    LORA = "lora"
+    QLORA = "qlora"
+
+
+class Projection(StrEnum):
+    """The linear projections of a transformer block an adapter may target (Llama's
+    ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``, ``gate_proj``, ``up_proj``, ``down_proj``; a
+    2-matrix MLP has ``up`` and ``down`` only)."""
+
+    Q = "q"
+    K = "k"
+    V = "v"
+    O = "o"  # noqa: E741 - the output projection's usual name
+    GATE = "gate"
+    UP = "up"
+    DOWN = "down"
+
+
+class BaseFormat(StrEnum):
+    """Storage format of the frozen base's linear layers: 16/32-bit floats, LLM.int8 (int8 with an
+    fp32 scale per output row; Dettmers et al. 2022), or bitsandbytes' 4-bit ``nf4``/``fp4`` with
+    block constants (QLoRA §3)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+    INT8 = "int8"
+    NF4 = "nf4"
+    FP4 = "fp4"
+
+
+FLOAT_BYTES = {BaseFormat.FP32: 4, BaseFormat.BF16: 2, BaseFormat.FP16: 2}
+FOUR_BIT = (BaseFormat.NF4, BaseFormat.FP4)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FinetuneSpec:
+    """How a model is fine-tuned.
+
+    ``targets`` None adapts every linear projection of the blocks (QLoRA §4: "LoRA on all linear
+    transformer block layers are required to match full finetuning performance").
+    ``base_format`` None: the precision's 16/32-bit weight format for ``lora``, ``nf4`` for
+    ``qlora``. ``kept_dtype`` (the unquantised embedding, LM head, norms and biases of a quantised
+    base) None: fp32, as PEFT's ``prepare_model_for_kbit_training`` leaves them.
+    ``paged_optimizer`` None: on for ``qlora``. ``dropout`` is LoRA's dropout on the adapters'
+    inputs. ``alpha`` scales the update (``alpha / r``) and changes no byte or FLOP.
+    """
+
+    method: FinetuneMethod = FinetuneMethod.LORA
+    rank: int = 16
+    alpha: float | None = None
+    targets: tuple[Projection, ...] | None = None
+    dropout: float = 0.0
+    base_format: BaseFormat | None = None
+    double_quant: bool = True
+    kept_dtype: BaseFormat | None = None
+    paged_optimizer: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MatrixShape:
+    """One kind of weight matrix in every block: ``rows_in x cols_out``, ``per_layer`` copies
+    (``n_experts`` for an expert MLP), of which ``active_per_layer`` see each token."""
+
+    rows_in: int
+    cols_out: int
+    per_layer: int
+    active_per_layer: int
+
+
+def projection_shapes(arch: Architecture) -> dict[Projection, MatrixShape]:
+    """The block's linear projections and their shapes: Q ``h x a*d_head``, K and V
+    ``h x k*d_head`` (GQA/MQA shrink them; Ainslie et al. 2023), O ``a*d_head x h``; SwiGLU gate
+    and up ``h x f`` and down ``f x h`` (Shazeer 2020), a 2-matrix MLP up and down only; one per
+    expert in a mixture (every expert has its own)."""
+    if arch.is_mla or arch.n_shared_experts or arch.first_k_dense:
+        raise InvalidSpecError(
+            "finetune",
+            "LoRA adapters are modelled for standard attention (MHA/GQA/MQA) and dense or routed-expert MLPs; "
+            "multi-head latent attention, shared experts and dense first layers are not modelled yet",
+        )
+    h, f = arch.d_model, arch.d_ff
+    e, k = arch.n_experts, arch.experts_per_token
+    shapes = {
+        Projection.Q: MatrixShape(rows_in=h, cols_out=arch.q_dim, per_layer=1, active_per_layer=1),
+        Projection.K: MatrixShape(rows_in=h, cols_out=arch.kv_dim, per_layer=1, active_per_layer=1),
+        Projection.V: MatrixShape(rows_in=h, cols_out=arch.kv_dim, per_layer=1, active_per_layer=1),
+        Projection.O: MatrixShape(rows_in=arch.q_dim, cols_out=h, per_layer=1, active_per_layer=1),
+    }
+    if arch.ffn is Ffn.SWIGLU:
+        shapes[Projection.GATE] = MatrixShape(rows_in=h, cols_out=f, per_layer=e, active_per_layer=k)
+    shapes[Projection.UP] = MatrixShape(rows_in=h, cols_out=f, per_layer=e, active_per_layer=k)
+    shapes[Projection.DOWN] = MatrixShape(rows_in=f, cols_out=h, per_layer=e, active_per_layer=k)
+    return shapes
+
+
+def resolve_targets(arch: Architecture, targets: tuple[Projection, ...] | None) -> tuple[Projection, ...]:
+    """The adapted projections: the request's, or every linear projection the block has."""
+    shapes = projection_shapes(arch)
+    if targets is None:
+        return tuple(shapes)
+    missing = [t.value for t in targets if t not in shapes]
+    if missing:
+        raise InvalidSpecError(
+            "finetune.target_modules",
+            f"{', '.join(missing)}: this model's MLP (ffn={arch.ffn.value}) has no such projection; it has "
+            + ", ".join(shapes),
+        )
+    return tuple(dict.fromkeys(targets))  # keep order, drop repeats
+
+
+def adapter_params(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> dict[Projection, int]:
+    """Trainable parameters per targeted projection, all layers: ``L * copies * r * (in + out)``
+    (Hu et al. 2021 §4.1; §5.1's ``2 * L_LoRA * d_model * r`` for square matrices)."""
+    shapes = projection_shapes(arch)
+    return {t: arch.n_layers * shapes[t].per_layer * rank * (shapes[t].rows_in + shapes[t].cols_out) for t in targets}
+
+
+def active_adapter_params(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> int:
+    """Adapter parameters one token passes through (``experts_per_token`` experts' adapters)."""
+    shapes = projection_shapes(arch)
+    return sum(arch.n_layers * shapes[t].active_per_layer * rank * (shapes[t].rows_in + shapes[t].cols_out) for t in targets)
+
+
+def _block_matrices(arch: Architecture) -> list[MatrixShape]:
+    """Every matmul weight of the blocks (what bitsandbytes quantises): the projections and, for a
+    mixture, the router ``h x n_experts``."""
+    matrices = list(projection_shapes(arch).values())
+    if arch.is_moe:
+        matrices.append(MatrixShape(rows_in=arch.d_model, cols_out=arch.n_experts, per_layer=1, active_per_layer=1))
+    return matrices
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BaseWeights:
+    """The frozen base: its stored bytes, the quantisation constants among them, and the largest
+    dequantised matrix a 4-bit or int8 base materialises while it is used."""
+
+    weights_bytes: int  # everything, constants included
+    quantized_params: int
+    kept_params: int  # stored unquantised (embedding, LM head, norms, biases) when quantised
+    constants_bytes: int
+    dequantization_buffer_bytes: int
+
+
+def quantized_matrix_bytes(rows_in: int, cols_out: int, fmt: BaseFormat, *, double_quant: bool) -> tuple[int, int]:
+    """Bytes of one quantised ``rows_in x cols_out`` weight as bitsandbytes stores it: (data,
+    constants). 4-bit (``quantize_4bit``, QLoRA §3): two values a byte, the flattened matrix in
+    blocks of 64 with an absmax each: fp32, or double-quantised to one byte with an fp32 absmax per
+    256 blocks and one fp32 offset (their mean) per matrix. int8 (LLM.int8, Dettmers et al. 2022
+    §3): a byte a value and an fp32 scale per output row."""
+    n = rows_in * cols_out
+    if fmt in FOUR_BIT:
+        blocks = math.ceil(n / QUANT_BLOCK)
+        constants = blocks + 4 * math.ceil(blocks / DOUBLE_QUANT_BLOCK) + 4 if double_quant else 4 * blocks
+        return math.ceil(n / 2), constants
+    if fmt is BaseFormat.INT8:
+        return n, 4 * cols_out
+    raise InvalidSpecError("finetune.base_format", f"{fmt.value} is not a quantised format")
+
+
+def base_weight_bytes(
+    arch: Architecture, fmt: BaseFormat, *, double_quant: bool, kept_dtype: BaseFormat, compute_bytes: int
+) -> BaseWeights:
+    """Bytes of the frozen base in ``fmt``.
+
+    16/32-bit: ``P * bytes``. Quantised (bitsandbytes' layout): each block matrix flattened into
+    blocks; 4-bit stores ``ceil(n/2)`` bytes and one constant per 64 values — fp32 (``0.5`` bits a
+    value) or, double-quantised, one byte plus an fp32 constant per 256 blocks and an fp32 mean per
+    matrix (``0.127`` bits; QLoRA §3); int8 stores ``n`` bytes and an fp32 scale per output row
+    (LLM.int8, Dettmers et al. 2022 §3). The embedding, LM head, norms and biases stay in
+    ``kept_dtype``. While a quantised matrix is used it is dequantised to the compute format (QLoRA
+    Eq. 6), one at a time: the largest such matrix is the buffer counted.
+    """
+    total = count_params(arch).total
+    if fmt in FLOAT_BYTES:
+        return BaseWeights(weights_bytes=total * FLOAT_BYTES[fmt], quantized_params=0, kept_params=total,
+                           constants_bytes=0, dequantization_buffer_bytes=0)  # fmt: skip
+    quantized = data = constants = largest = 0
+    for m in _block_matrices(arch):
+        n, copies = m.rows_in * m.cols_out, arch.n_layers * m.per_layer
+        matrix_data, matrix_constants = quantized_matrix_bytes(m.rows_in, m.cols_out, fmt, double_quant=double_quant)
+        quantized += n * copies
+        largest = max(largest, n)
+        data += copies * matrix_data
+        constants += copies * matrix_constants
+    kept = total - quantized
+    kept_bytes = kept * FLOAT_BYTES[kept_dtype]
+    return BaseWeights(
+        weights_bytes=data + constants + kept_bytes,
+        quantized_params=quantized,
+        kept_params=kept,
+        constants_bytes=constants,
+        dequantization_buffer_bytes=largest * compute_bytes,
+    )
+
+
+def adapter_activation_bytes_per_layer(
+    arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], *, tokens: int, element_bytes: int
+) -> int:
+    """What the adapters add to one layer's stored activations for ``tokens = s * b`` tokens:
+    each adapter's ``x·A`` (``r`` values a token, needed for B's gradient) and, with LoRA dropout,
+    the dropped copy of its input (for A's gradient) and its one-byte mask. An expert's adapters see
+    the ``experts_per_token`` share of the tokens."""
+    shapes = projection_shapes(arch)
+    total = 0
+    for t in targets:
+        m = shapes[t]
+        per_token = element_bytes * spec.rank
+        if spec.dropout > 0:
+            per_token += (element_bytes + MASK_BYTES) * m.rows_in
+        total += m.active_per_layer * tokens * per_token
+    return total
+
+
+def frozen_input_bytes_per_layer(
+    arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], *, tokens: int, element_bytes: int,
+    fused_attention: bool,
+) -> int:
+    """Bytes of one layer's full-training activations that a frozen projection no longer needs.
+
+    Full training keeps each matmul's input for its weight gradient (Korthikanti et al. 2022 §4.1:
+    the QKV input, the output projection's input, the MLP input and the down projection's input).
+    A frozen weight needs no weight gradient, and autograd saves a matmul input only for the
+    gradient that uses it (PyTorch saves ``self`` of ``mm`` only when ``mat2`` requires grad), so
+    these inputs are dropped unless an adapter reads them (without LoRA dropout an adapter's
+    ``x·A`` saves the same ``x``; with dropout it saves its own dropped copy instead, counted by
+    :func:`adapter_activation_bytes_per_layer`) or another operation keeps them: FlashAttention
+    keeps its output, the output projection's input (Dao et al. 2022 §3.1), as does PyTorch's fused
+    SDPA (``fused_attention``: any kernel but eager). Everything the backward
+    pass needs to reach the layers below stays: norm inputs, Q, K, V, scores, the MLP's
+    nonlinearity inputs.
+    """
+    t, e = tokens, element_bytes
+    experts = arch.experts_per_token
+    keeps = set() if spec.dropout > 0 else set(targets)
+    qkv_read = bool(keeps & {Projection.Q, Projection.K, Projection.V})
+    mlp_read = bool(keeps & {Projection.GATE, Projection.UP})
+    dropped = 0
+    if arch.parallel_attention and arch.norms_per_layer == 1:  # one input feeds attention and the MLP
+        dropped += 0 if (qkv_read or mlp_read) else e * t * arch.d_model
+    else:
+        dropped += 0 if qkv_read else e * t * arch.d_model
+        dropped += 0 if mlp_read else e * t * arch.d_model * experts
+    if not fused_attention and Projection.O not in keeps:
+        dropped += e * t * arch.q_dim
+    if Projection.DOWN not in keeps:
+        dropped += e * t * arch.d_ff * experts
+    return dropped
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FinetuneMemory:
+    """Per-GPU fine-tuning memory (``memory``, the same parts as full training) and its detail."""
+
+    memory: TrainingMemory
+    spec: FinetuneSpec
+    base_format: BaseFormat
+    kept_dtype: BaseFormat | None
+    targets: tuple[Projection, ...]
+    trainable_params: int
+    total_params: int
+    adapter_params_by_target: dict[Projection, int]
+    base: BaseWeights
+    base_weights_bytes: int  # per GPU, after ZeRO-3
+    adapter_weights_bytes: int
+    adapter_gradients_bytes: int
+    adapter_optimizer_bytes: int
+    adapter_activations_bytes: int
+    frozen_inputs_not_kept_bytes: int  # full training's matmul inputs that frozen weights do not need
+    adapter_checkpoint_bytes: int  # the trained adapters saved in their format
+    paged_optimizer: bool
+    pageable_bytes: int
+    total_if_paged_bytes: int
+
+
+def _check_layout(par: Parallelism) -> None:
+    for name in ("tp", "pp", "cp", "ep"):
+        if getattr(par, name) > 1:
+            raise InvalidSpecError(
+                f"parallelism.{name}",
+                "LoRA/QLoRA memory is modelled for data parallelism (with ZeRO 0-3 and optimizer offload); "
+                f"{name} > 1 is not modelled for fine-tuning yet",
+            )
+
+
+def resolve_base_format(spec: FinetuneSpec, precision: Precision) -> BaseFormat:
+    """The base's format: the request's, else nf4 for ``qlora`` and the precision's weight format
+    (bf16, fp16 or fp32) for ``lora``."""
+    if spec.base_format is not None:
+        if spec.method is FinetuneMethod.QLORA and spec.base_format not in FOUR_BIT:
+            raise InvalidSpecError(
+                "finetune.base_format", "qlora quantises the base to nf4 or fp4; use method 'lora' for another base format"
+            )
+        return spec.base_format
+    if spec.method is FinetuneMethod.QLORA:
+        return BaseFormat.NF4
+    return {Precision.MIXED_FP16: BaseFormat.FP16, Precision.FP32: BaseFormat.FP32}.get(precision, BaseFormat.BF16)
+
+
+def finetune_memory(
+    model: ModelShape,
+    spec: FinetuneSpec,
+    *,
+    precision: Precision = Precision.MIXED_BF16,
+    optimizer: Optimizer = Optimizer.ADAMW,
+    parallelism: Parallelism = Parallelism(),
+    micro_batch_size: int = 1,
+    seq_len: int | None = None,
+    recompute: Recompute = Recompute.NONE,
+    flash_attention: bool = False,
+    dropout: bool = False,
+    include_activations: bool = True,
+    microbatches: int | None = None,
+    kernels: Kernels = Kernels(),
+) -> FinetuneMemory:
+    """Per-GPU memory of LoRA or QLoRA fine-tuning under data parallelism.
+
+    - weights: the frozen base (:func:`base_weight_bytes`) plus the adapters; a quantised base adds
+      its dequantisation buffer.
+    - gradients: the adapters' only. LoRA adapters follow ``precision`` as full training does
+      (mixed: 16-bit weights and gradients, fp32 master copy and states; the same 16 bytes a
+      parameter as PEFT's fp32 adapters under autocast); QLoRA adapters are bf16 (fp32 under
+      ``precision=fp32``) with 32-bit optimizer states and no master copy (QLoRA Eq. 5; the
+      reference uses bitsandbytes' ``paged_adamw_32bit``).
+    - optimizer: the adapters' states (:func:`service.core.memory.optimizer_state_bytes`).
+      Paged (QLoRA §3), they may move to host memory when the GPU runs short: they are counted on
+      the GPU in ``total_bytes`` and reported as ``pageable_bytes``, with ``total_if_paged_bytes``
+      the GPU memory if they all moved (a slower optimizer step, not a smaller model).
+    - activations: those of full training (:func:`service.core.memory.training_memory`), less the
+      matmul inputs only a frozen weight's gradient would have read
+      (:func:`frozen_input_bytes_per_layer`), plus the adapters' own
+      (:func:`adapter_activation_bytes_per_layer`); full recompute keeps each layer's input either way.
+    - ZeRO over ``dp``: stage 1 shards the adapters' optimizer states, 2 their gradients too, 3
+      every weight, the frozen base included (FSDP with LoRA); ``offload_optimizer`` moves the
+      states to the host.
+    """
+    if spec.method is FinetuneMethod.FULL:
+        raise InvalidSpecError("finetune.method", "'full' is ordinary training: use the training memory")
+    arch = require_architecture(model, "LoRA adapters (their shapes)")
+    _check_layout(parallelism)
+    base_mem = training_memory(
+        arch, precision=precision, optimizer=optimizer, parallelism=parallelism, micro_batch_size=micro_batch_size,
+        seq_len=seq_len, recompute=recompute, flash_attention=flash_attention, dropout=dropout,
+        include_activations=include_activations, microbatches=microbatches, kernels=kernels,
+    )  # fmt: skip
+    pb = PRECISION_BYTES[precision]
+    fmt = resolve_base_format(spec, precision)
+    quantised = fmt not in FLOAT_BYTES
+    if spec.kept_dtype is not None and not quantised:
+        raise InvalidSpecError("finetune.kept_dtype", f"only applies to a quantised base (int8, nf4, fp4), not {fmt.value}")
+    kept_dtype = (spec.kept_dtype or BaseFormat.FP32) if quantised else None
+    if kept_dtype is not None and kept_dtype not in FLOAT_BYTES:
+        raise InvalidSpecError("finetune.kept_dtype", "the unquantised parts are kept in fp32, bf16 or fp16")
+    base = base_weight_bytes(arch, fmt, double_quant=spec.double_quant, kept_dtype=kept_dtype or BaseFormat.FP32,
+                             compute_bytes=pb.activation)  # fmt: skip
+    targets = resolve_targets(arch, spec.targets)
+    by_target = adapter_params(arch, spec.rank, targets)
+    p_a = sum(by_target.values())
+    if spec.method is FinetuneMethod.QLORA:
+        adapter_bytes = 4 if precision is Precision.FP32 else 2
+        adapter_weights, adapter_grads = adapter_bytes * p_a, adapter_bytes * p_a
+        state_precision = Precision.BF16 if precision is Precision.BF16 else Precision.FP32
+        adapter_states = optimizer_state_bytes(p_a, optimizer, state_precision)
+        adapter_format = "bf16" if adapter_bytes == 2 else "fp32"
+    else:
+        adapter_bytes = pb.weight
+        adapter_weights, adapter_grads = pb.weight * p_a, pb.gradient * p_a
+        adapter_states = optimizer_state_bytes(p_a, optimizer, precision)
+        adapter_format = {2: "16-bit", 4: "fp32"}[pb.weight]
+    par = parallelism
+    shards, z = par.zero_shards, par.zero_stage
+    optimizer_gpu = zero_sharded_bytes(adapter_states, 0, sharded=z >= 1, shards=shards, ep=1)
+    gradients = zero_sharded_bytes(adapter_grads, 0, sharded=z >= 2, shards=shards, ep=1)
+    base_gpu = zero_sharded_bytes(base.weights_bytes, 0, sharded=z >= 3, shards=shards, ep=1)
+    adapters_gpu = zero_sharded_bytes(adapter_weights, 0, sharded=z >= 3, shards=shards, ep=1)
+    weights = base_gpu + adapters_gpu + base.dequantization_buffer_bytes
+    cpu_offload = 0
+    if par.offload_optimizer:
+        cpu_offload, optimizer_gpu = optimizer_gpu, 0
+    adapter_acts = frozen_inputs = 0
+    if include_activations and recompute is not Recompute.FULL:  # full recompute keeps only each layer's input
+        tokens = (seq_len or arch.max_seq_len) * micro_batch_size
+        adapter_acts = arch.n_layers * adapter_activation_bytes_per_layer(
+            arch, spec, targets, tokens=tokens, element_bytes=pb.activation
+        )
+        frozen_inputs = arch.n_layers * frozen_input_bytes_per_layer(
+            arch, spec, targets, tokens=tokens, element_bytes=pb.activation,
+            fused_attention=resolve_kernels(kernels, arch, flash_attention=flash_attention).attention is not AttentionKernel.EAGER,
+        )
+    activations = base_mem.activations_bytes - frozen_inputs + adapter_acts
+    stage = base_mem.activations
+    if stage is not None:  # one pipeline stage (pp = 1): every layer changes by the same bytes
+        delta = adapter_acts - frozen_inputs
+        stage = replace(stage, per_layer_bytes=stage.per_layer_bytes + delta // arch.n_layers,
+                        first_stage_bytes=stage.first_stage_bytes + delta, last_stage_bytes=stage.last_stage_bytes + delta,
+                        peak_bytes=stage.peak_bytes + delta)  # fmt: skip
+    total = weights + gradients + optimizer_gpu + activations
+    paged = spec.paged_optimizer if spec.paged_optimizer is not None else spec.method is FinetuneMethod.QLORA
+    pageable = optimizer_gpu if paged else 0
+    for name, value in (("weights_bytes", weights), ("total_bytes", total)):
+        check_bytes(name, value)
+    total_params = count_params(arch).total
+    formulas = [
+        f"LoRA: frozen base, adapters B*A on {', '.join(targets)}: r*(in+out) parameters per adapted matrix, "
+        "their own gradients and optimizer states (Hu et al. 2021 §4.1, §5.1)",
+        "activations as in full training, since gradients flow back through the frozen layers (Korthikanti et al. 2022 §4), "
+        "less the matmul inputs only frozen weights' gradients would read, plus each adapter's x*A and, with LoRA dropout, "
+        "its dropped input (QLoRA §2: activation gradients, not adapters, dominate)",
+    ]
+    if fmt in FOUR_BIT:
+        formulas.append(
+            f"{fmt.value} base: 4 bits a weight + "
+            + ("double-quantised constants 8/64 + 32/(64*256) = 0.127 bits" if spec.double_quant else "an fp32 constant per 64 (0.5 bits)")
+            + f" (Dettmers et al. 2023, QLoRA §3); embedding, LM head, norms and biases in {kept_dtype}; one matrix "
+            "dequantised to the compute format at a time (QLoRA Eq. 6)"
+        )
+    elif fmt is BaseFormat.INT8:
+        formulas.append(f"int8 base with an fp32 scale per output row (LLM.int8, Dettmers et al. 2022 §3); the rest in {kept_dtype}")
+    if paged:
+        formulas.append("paged optimizer: states in unified memory, paged to the host when the GPU runs short (QLoRA §3)")
+    notes = list(base_mem.notes) + [
+        f"adapters in {adapter_format}; " + ("32-bit optimizer states, no master copy (QLoRA Eq. 5)" if spec.method is FinetuneMethod.QLORA
+                                              else "gradients, master copy and optimizer states as the precision says"),
+        "LoRA saves little activation memory: the frozen layers' activations are kept for the backward pass; only the "
+        "inputs of frozen matmuls no adapter reads are not",
+    ]  # fmt: skip
+    if optimizer is Optimizer.ADAFACTOR:
+        notes.append("Adafactor's factored adapter states are counted as 0 bytes (r + in values per matrix)")
+    mem = TrainingMemory(
+        params_per_gpu=total_params + p_a,
+        weights_bytes=weights,
+        gradients_bytes=gradients,
+        optimizer_bytes=optimizer_gpu,
+        activations_bytes=activations,
+        total_bytes=total,
+        cpu_offload_bytes=cpu_offload,
+        activations=stage,
+        bytes_per_param={
+            "weights": base.weights_bytes / total_params,
+            "gradients": adapter_grads / p_a,
+            "optimizer": adapter_states / p_a,
+        },
+        formulas=tuple(formulas),
+        notes=tuple(notes),
+    )
+    return FinetuneMemory(
+        memory=mem,
+        spec=spec,
+        base_format=fmt,
+        kept_dtype=kept_dtype,
+        targets=targets,
+        trainable_params=p_a,
+        total_params=total_params,
+        adapter_params_by_target=by_target,
+        base=base,
+        base_weights_bytes=base_gpu,
+        adapter_weights_bytes=adapters_gpu,
+        adapter_gradients_bytes=gradients,
+        adapter_optimizer_bytes=optimizer_gpu,
+        adapter_activations_bytes=adapter_acts,
+        frozen_inputs_not_kept_bytes=frozen_inputs,
+        adapter_checkpoint_bytes=adapter_bytes * p_a,
+        paged_optimizer=paged,
+        pageable_bytes=pageable,
+        total_if_paged_bytes=total - pageable,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FinetuneCompute:
+    """LoRA's FLOPs next to full training's for the same tokens."""
+
+    spec: FinetuneSpec
+    targets: tuple[Projection, ...]
+    trainable_params: int
+    active_adapter_params: int
+    adapter_flops_per_token: float  # forward 2*P_a + backward 4*P_a
+    full_training_flops_per_token: float
+    flops_saved_fraction: float
+
+
+def finetune_training_flops(
+    model: ModelShape,
+    tokens: float,
+    spec: FinetuneSpec,
+    *,
+    recompute: Recompute = Recompute.NONE,
+    include_attention: bool = False,
+    attention_formula: AttentionFormula = AttentionFormula.PALM,
+    seq_len: int | None = None,
+    causal: bool = False,
+) -> tuple[TrainingCompute, FinetuneCompute]:
+    """FLOPs of LoRA/QLoRA fine-tuning on ``tokens`` tokens.
+
+    forward = the base's forward (``2P`` + attention, per :func:`service.core.compute.training_flops`)
+    + ``2*P_a``; backward = activation gradients through the frozen weights (their forward again:
+    ``2P``) + the attention core's backward (twice its forward, as in full training) + the adapters'
+    input and weight gradients ``4*P_a``: ``C ≈ (4P + 6P_a)*D`` against ``6PD`` (Hu et al. 2021 §4.2).
+    Full recompute runs the forward once more, adapters included. QLoRA's dequantisation adds memory
+    traffic, not matmul FLOPs.
+    """
+    if spec.method is FinetuneMethod.FULL:
+        raise InvalidSpecError("finetune.method", "'full' is ordinary training: use the training FLOPs")
+    arch = require_architecture(model, "LoRA adapters (their shapes)")
+    full = training_flops(arch, tokens, recompute=recompute, include_attention=include_attention,
+                          attention_formula=attention_formula, seq_len=seq_len, causal=causal)  # fmt: skip
+    targets = resolve_targets(arch, spec.targets)
+    p_a = sum(adapter_params(arch, spec.rank, targets).values())
+    p_a_active = active_adapter_params(arch, spec.rank, targets)
+    attention = full.attention_flops_per_token
+    weights_forward = full.forward_flops_per_token - attention
+    forward = full.forward_flops_per_token + 2.0 * p_a_active
+    backward = weights_forward + 2.0 * attention + 4.0 * p_a_active
+    extra = full.recompute_flops_per_token + (2.0 * p_a_active if recompute is Recompute.FULL else 0.0)
+    per_token = forward + backward
+    formula = (
+        f"C = (4*P + 6*P_a)*D: forward 2*P + 2*P_a, backward 2*P through the frozen weights (activation gradients only) "
+        f"+ 4*P_a for the adapters (Hu et al. 2021 §4.2); the base's terms as in: {full.formula}"
+    )
+    if spec.method is FinetuneMethod.QLORA:
+        formula += "; QLoRA dequantises each 4-bit weight to bf16 when used (QLoRA Eq. 6): memory traffic, no extra matmul FLOPs"
+    compute = TrainingCompute(
+        tokens=tokens,
+        model_flops_per_token=per_token,
+        hardware_flops_per_token=per_token + extra,
+        forward_flops_per_token=forward,
+        backward_flops_per_token=backward,
+        recompute_flops_per_token=extra,
+        model_flops=check_flops("total_flops", per_token * tokens),
+        hardware_flops=check_flops("hardware_flops", (per_token + extra) * tokens),
+        formula=formula,
+        params_used=full.params_used,
+        attention_flops_per_token=attention,
+    )
+    detail = FinetuneCompute(
+        spec=spec,
+        targets=targets,
+        trainable_params=p_a,
+        active_adapter_params=p_a_active,
+        adapter_flops_per_token=6.0 * p_a_active,
+        full_training_flops_per_token=full.model_flops_per_token,
+        flops_saved_fraction=1 - per_token / full.model_flops_per_token,
+    )
+    return compute, detail
+
+
+def smallest_finetune_footprint(
+    model: ModelShape, spec: FinetuneSpec, *, n_gpus: int, seq_len: int | None = None, precision: Precision = Precision.MIXED_BF16
+) -> tuple[int, str]:
+    """The least per-GPU memory of a LoRA/QLoRA job on ``n_gpus`` GPUs, and its layout: data
+    parallelism with every GPU holding the frozen base (ZeRO 0), or with everything sharded
+    (ZeRO-3, FSDP), each with gradient checkpointing (full recompute), FlashAttention and one
+    sequence a micro-batch. Paged optimizer states count as on the GPU. A GPU with less memory
+    cannot hold the job in these layouts (host offload and tensor parallelism are not tried)."""
+    best: tuple[int, str] | None = None
+    for zero in (0, 3):
+        if zero == 3 and n_gpus == 1:
+            continue
+        m = finetune_memory(model, spec, precision=precision, parallelism=Parallelism(dp=n_gpus, zero_stage=zero),
+                            seq_len=seq_len, recompute=Recompute.FULL, flash_attention=True)  # fmt: skip
+        layout = f"dp={n_gpus}, ZeRO-{zero}, full recompute, FlashAttention, micro-batch 1"
+        if best is None or m.memory.total_bytes < best[0]:
+            best = (m.memory.total_bytes, layout)
+    assert best is not None
+    return best

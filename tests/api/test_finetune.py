@@ -1,0 +1,131 @@
+"""Fine-tuning through the training endpoints: `finetune` (and the `lora`/`qlora` shorthands) on
+/v1/memory/training, /v1/compute/training and /v1/cost/training."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.test_calculators import ok
+
+LLAMA_7B = {"preset": "llama-2-7b"}
+
+
+def test_lora_shorthand_is_accepted_and_equals_finetune(client) -> None:
+    # the shape a user tried first used to be a 422 "Extra inputs are not permitted"
+    short = ok(client, "/v1/memory/training", {"model": LLAMA_7B, "lora": {"r": 16}, "seq_len": 1024})
+    long = ok(client, "/v1/memory/training", {"model": LLAMA_7B, "finetune": {"method": "lora", "r": 16}, "seq_len": 1024})
+    assert short["per_gpu"] == long["per_gpu"]
+    ft = short["finetune"]
+    assert ft["method"] == "lora" and ft["rank"] == 16
+    # every linear projection of Llama-2-7B: 32 layers * 16 * (4*(4096+4096) + 2*(4096+11008) + (11008+4096))
+    assert ft["trainable_params"] == 32 * 16 * (4 * 8192 + 3 * 15104)
+    assert ft["target_modules"] == ["q", "k", "v", "o", "gate", "up", "down"]
+    assert short["assumptions"]["finetune"] == "lora"
+    assert any("Hu et al. 2021" in f for f in short["formulas"])
+
+
+def test_lora_memory_parts_add_up_and_base_has_no_gradients(client) -> None:
+    full = ok(client, "/v1/memory/training", {"model": LLAMA_7B, "seq_len": 1024, "flash_attention": True})
+    lora = ok(client, "/v1/memory/training",
+              {"model": LLAMA_7B, "seq_len": 1024, "flash_attention": True, "finetune": {"r": 8, "target_modules": ["q_proj", "v_proj"]}})  # fmt: skip
+    p, ft = lora["per_gpu"], lora["finetune"]
+    assert p["total_bytes"] == p["weights_bytes"] + p["gradients_bytes"] + p["optimizer_bytes"] + p["activations_bytes"]
+    assert p["gradients_bytes"] == ft["adapter_gradients_bytes"] == 2 * ft["trainable_params"]
+    assert p["optimizer_bytes"] == 12 * ft["trainable_params"]  # fp32 master + AdamW m, v for the adapters only
+    assert p["weights_bytes"] == 2 * ft["total_params"] + 2 * ft["trainable_params"]  # bf16 frozen base + adapters
+    # what LoRA does not save: the frozen layers' activations are kept, less the inputs of the frozen
+    # MLP matrices (q, v read the QKV input; FlashAttention keeps the output projection's input)
+    dropped = 32 * 1024 * 2 * (4096 + 11008)
+    assert ft["frozen_inputs_not_kept_bytes"] == dropped
+    assert ft["base_activations_bytes"] == full["per_gpu"]["activations_bytes"] - dropped
+    assert p["activations_bytes"] == full["per_gpu"]["activations_bytes"] - dropped + ft["adapter_activations_bytes"]
+    assert p["total_bytes"] < full["per_gpu"]["total_bytes"] / 2
+
+
+def test_qlora_reports_quantisation_paging_and_fit(client) -> None:
+    body = {"model": LLAMA_7B, "seq_len": 512, "recompute": "full", "qlora": {"r": 64}, "gpu_memory_bytes": 8 * 2**30}
+    d = ok(client, "/v1/memory/training", body)
+    ft = d["finetune"]
+    assert ft["method"] == "qlora" and ft["base_format"] == "nf4" and ft["kept_dtype"] == "fp32"
+    assert ft["quantization_constants_bytes"] > 0 and ft["dequantization_buffer_bytes"] == 2 * 4096 * 11008
+    assert ft["paged_optimizer"] is True and ft["pageable_bytes"] == d["per_gpu"]["optimizer_bytes"]
+    assert ft["total_if_paged_bytes"] == d["per_gpu"]["total_bytes"] - ft["pageable_bytes"]
+    assert d["fits"] is (d["per_gpu"]["total_bytes"] <= 8 * 2**30)
+    assert ft["fits_if_paged"] is (ft["total_if_paged_bytes"] <= 8 * 2**30)
+    assert any("QLoRA §3" in f for f in d["formulas"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"lora": {"r": 0}}, "r"),
+        ({"finetune": {"method": "lora", "target_modules": ["q", "attn"]}}, "target_modules"),
+        ({"finetune": {"method": "full", "r": 8}}, "finetune"),
+        ({"lora": {"r": 8}, "qlora": {"r": 8}}, "qlora"),
+        ({"lora": 16}, "lora"),
+        ({"qlora": {"base_format": "bf16"}}, "finetune.base_format"),
+        ({"model": {"n_params": 7e9}, "lora": {}, "include_activations": False}, "model"),
+        ({"lora": {}, "parallelism": {"tp": 2}}, "parallelism.tp"),
+        ({"lora": {"kept_dtype": "bf16"}}, "finetune.kept_dtype"),
+        ({"qlora": {"kept_dtype": "nf4"}}, "finetune.kept_dtype"),
+        ({"precision": "int4"}, "qlora"),  # a user's first try at a 4-bit base
+        ({"model": {"preset": "gpt2"}, "lora": {"target_modules": ["gate"]}}, "finetune.target_modules"),
+    ],
+)
+def test_bad_finetune_requests_are_422_naming_the_field(client, body: dict, field: str) -> None:
+    r = client.post("/v1/memory/training", json={"model": LLAMA_7B} | body)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert field in r.text
+
+
+def test_lora_compute_is_about_four_pd(client) -> None:
+    full = ok(client, "/v1/compute/training", {"model": LLAMA_7B, "tokens": 1e9})
+    lora = ok(client, "/v1/compute/training", {"model": LLAMA_7B, "tokens": 1e9, "lora": {"r": 16, "target_modules": ["q", "v"]}})
+    ft = lora["finetune"]
+    p = full["params"]
+    assert lora["flops_per_token"] == pytest.approx(4 * p + 6 * ft["active_adapter_params"])
+    assert ft["full_training_flops_per_token"] == full["flops_per_token"]
+    assert ft["flops_saved_fraction"] == pytest.approx(1 / 3, rel=0.01)
+    assert "Hu et al. 2021" in lora["formulas"][0]
+
+
+def test_lora_cost_uses_lora_flops_at_the_mfu(client) -> None:
+    body = {"model": LLAMA_7B, "tokens": 1e9, "gpu": "h100-sxm", "n_gpus": 1, "usd_per_gpu_hour": 2.0}
+    full = ok(client, "/v1/cost/training", body | {"mfu": 0.4})
+    lora = ok(client, "/v1/cost/training", body | {"lora": {"r": 16}})
+    assert lora["total_flops"] < full["total_flops"] * 0.7
+    assert lora["plan"] is None and "plans full training" in lora["assumptions"]["planner"]
+    assert lora["finetune"]["trainable_params"] > 0
+    # same MFU, fewer FLOPs: proportionally fewer GPU-hours
+    lora_at_04 = ok(client, "/v1/cost/training", body | {"lora": {"r": 16}, "mfu": 0.4})
+    assert lora_at_04["gpu_hours"] / full["gpu_hours"] == pytest.approx(lora["total_flops"] / full["total_flops"])
+
+
+def test_full_method_is_todays_answer(client) -> None:
+    base = {"model": LLAMA_7B, "seq_len": 1024}
+    assert ok(client, "/v1/memory/training", base | {"finetune": {"method": "full"}})["per_gpu"] == ok(
+        client, "/v1/memory/training", base
+    )["per_gpu"]
+
+
+def test_qlora_cost_says_whether_the_job_fits(client) -> None:
+    # LLaMA-2-70B: QLoRA fits one 80 GB H100, LoRA on a bf16 base (140 GB) does not; on 8 GPUs
+    # ZeRO-3 shards the frozen base and LoRA fits too
+    body = {"model": {"preset": "llama-2-70b"}, "tokens": 1e8, "gpu": "h100-sxm", "usd_per_gpu_hour": 2.0, "seq_len": 2048}
+    q = ok(client, "/v1/cost/training", body | {"n_gpus": 1, "qlora": {"r": 64}})
+    assert q["fits"] is True and q["reason"] is None and "ZeRO-0" in q["assumptions"]["fits_layout"]
+    lora = ok(client, "/v1/cost/training", body | {"n_gpus": 1, "lora": {"r": 64}})
+    assert lora["fits"] is False and "GiB per GPU" in lora["reason"]
+    sharded = ok(client, "/v1/cost/training", body | {"n_gpus": 8, "lora": {"r": 64}})
+    assert sharded["fits"] is True and "ZeRO-3" in sharded["assumptions"]["fits_layout"]
+
+
+@pytest.mark.parametrize("preset", ["deepseek-v3", "deepseek-v2-lite"])
+def test_lora_on_shapes_not_modelled_is_a_clear_422(client, preset: str) -> None:
+    """MLA projections, shared experts and dense first layers are not in the adapter shapes yet:
+    a 422 on `finetune` that says so, never a silently wrong count."""
+    for path, extra in (("/v1/memory/training", {"seq_len": 1024}), ("/v1/compute/training", {"tokens": 1e9})):
+        r = client.post(path, json={"model": {"preset": preset}, "finetune": {"method": "lora"}} | extra)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["loc"][-1] == "finetune" and "not modelled yet" in r.json()["detail"]

@@ -1,0 +1,332 @@
+"""LoRA and QLoRA against the papers: Hu et al. 2021 (LoRA, arXiv:2106.09685) and Dettmers et al.
+2023 (QLoRA, arXiv:2305.14314)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.core.compute import AttentionFormula, Recompute, training_flops
+from service.core.errors import InvalidSpecError, MissingArchitectureError
+from service.core.finetune import (
+    BaseFormat,
+    FinetuneMethod,
+    FinetuneSpec,
+    Projection,
+    adapter_params,
+    base_weight_bytes,
+    finetune_memory,
+    finetune_training_flops,
+    projection_shapes,
+)
+from service.core.kernels import AttentionKernel, Kernels
+from service.core.memory import Optimizer, Parallelism, Precision, training_memory
+from service.core.params import count_params
+from service.core.spec import make_architecture, make_params_only
+from tests.core.helpers import preset
+from tests.core.test_properties import architectures
+
+GB = 1e9
+GIB = 2**30
+TOLERANCE = 0.10  # the published figures are reproduced within 10 %
+
+# LLaMA-1 (Touvron et al. 2023, Table 2), as the QLoRA paper fine-tunes them: SwiGLU, RMSNorm, 32k vocabulary
+LLAMA_1 = {
+    "7b": dict(n_layers=32, d_model=4096, n_heads=32, d_ff=11008),
+    "13b": dict(n_layers=40, d_model=5120, n_heads=40, d_ff=13824),
+    "33b": dict(n_layers=60, d_model=6656, n_heads=52, d_ff=17920),
+    "65b": dict(n_layers=80, d_model=8192, n_heads=64, d_ff=22016),
+}
+Q_V = (Projection.Q, Projection.V)
+
+
+def llama1(size: str):
+    return make_architecture(**LLAMA_1[size], vocab_size=32000, ffn="swiglu", norm="rmsnorm", max_seq_len=2048)
+
+
+def guanaco(size: str, **overrides: object):
+    """QLoRA's Guanaco setting (Dettmers et al. 2023, Appendix B and Figure 6): NF4 + double
+    quantisation, r = 64 on every linear layer, bf16 adapters, paged 32-bit AdamW, gradient
+    checkpointing, batch size 1, sequence length 512."""
+    spec = FinetuneSpec(method=FinetuneMethod.QLORA, rank=64, alpha=16)
+    options: dict[str, object] = dict(micro_batch_size=1, seq_len=512, recompute=Recompute.FULL) | overrides
+    return finetune_memory(llama1(size), spec, **options)  # type: ignore[arg-type]
+
+
+# --- adapter parameter counts (exact) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rank", "expected"), [(1, 4_718_592), (8, 37_748_736)])
+def test_lora_table_4_gpt3_trainable_parameters(rank: int, expected: int) -> None:
+    # Hu et al. 2021, Table 4: GPT-3 175B with LoRA, 4.7M and 37.7M trainable parameters; §5.1:
+    # |Θ| = 2 * L_LoRA * d_model * r with W_q and W_v adapted in all 96 layers (the ranks are what
+    # the formula gives for those counts: r = 1 and r = 8)
+    by_target = adapter_params(preset("gpt-3-175b"), rank, Q_V)
+    assert sum(by_target.values()) == expected == 2 * (2 * 96) * 12288 * rank
+    assert sum(by_target.values()) / 1e6 == pytest.approx({1: 4.7, 8: 37.7}[rank], abs=0.05)
+
+
+@pytest.mark.parametrize(
+    "targets", [(Projection.Q,), (Projection.K,), (Projection.V,), (Projection.O,), Q_V, (Projection.Q, Projection.K, Projection.V, Projection.O)]
+)
+def test_lora_section_7_1_parameter_budget_of_18m(targets: tuple[Projection, ...]) -> None:
+    # Hu et al. 2021 §7.1, Table 5: "a parameter budget of 18M (roughly 35MB if stored in FP16) on
+    # GPT-3 175B, which corresponds to r = 8 if we adapt one type of attention weights or r = 4 if
+    # we adapt two types, for all 96 layers" (and r = 2 for all four)
+    rank = {1: 8, 2: 4, 4: 2}[len(targets)]
+    m = finetune_memory(preset("gpt-3-175b"), FinetuneSpec(rank=rank, targets=targets), precision=Precision.MIXED_FP16,
+                        include_activations=False)  # fmt: skip
+    assert m.trainable_params == 18_874_368
+    assert m.trainable_params == pytest.approx(18e6, rel=TOLERANCE)
+    assert m.adapter_checkpoint_bytes == pytest.approx(35e6, rel=TOLERANCE)  # fp16 adapters: "roughly 35MB"
+
+
+def test_lora_section_4_2_gpt3_vram_350gb() -> None:
+    # Hu et al. 2021 §4.2: "On GPT-3 175B, we reduce the VRAM consumption during training from 1.2TB
+    # to 350GB", r = 4 on W_q and W_v: the fp16 frozen base plus the adapters' weights, gradients and
+    # Adam states (model states; the paper's figure does not split out activations)
+    m = finetune_memory(preset("gpt-3-175b"), FinetuneSpec(rank=4, targets=Q_V), precision=Precision.MIXED_FP16,
+                        include_activations=False)  # fmt: skip
+    assert m.memory.total_bytes == pytest.approx(350 * GB, rel=TOLERANCE)
+    # adapters: 16-bit weights and gradients, fp32 master copy and Adam states (2 + 2 + 12 bytes)
+    assert m.adapter_weights_bytes + m.memory.gradients_bytes + m.memory.optimizer_bytes == 16 * m.trainable_params
+    full = training_memory(preset("gpt-3-175b"), precision=Precision.MIXED_FP16, include_activations=False)
+    # "we reduce that VRAM usage by up to 2/3": mixed-precision Adam's 16 bytes a parameter -> 2
+    assert 1 - m.memory.total_bytes / full.total_bytes > 2 / 3
+
+
+def test_gqa_and_moe_adapter_shapes() -> None:
+    # K and V of a GQA model are h x (k * d_head); every expert of a mixture gets its own adapters
+    mixtral = preset("mixtral-8x7b")
+    shapes = projection_shapes(mixtral)
+    assert (shapes[Projection.K].rows_in, shapes[Projection.K].cols_out) == (4096, 8 * 128)
+    by_target = adapter_params(mixtral, 8, (Projection.K, Projection.UP))
+    assert by_target[Projection.K] == 32 * 8 * (4096 + 1024)
+    assert by_target[Projection.UP] == 32 * 8 * 8 * (4096 + 14336)  # 8 experts a layer
+    c, detail = finetune_training_flops(mixtral, 1e6, FinetuneSpec(rank=8, targets=(Projection.UP,)))
+    assert detail.active_adapter_params == 32 * 2 * 8 * (4096 + 14336)  # 2 experts a token
+
+
+# --- QLoRA -------------------------------------------------------------------------------------------
+
+
+def test_double_quantisation_is_0_127_bits_per_parameter() -> None:
+    # QLoRA §3: "8/64 + 32/(64*256) = 0.127 bits" per parameter instead of 32/64 = 0.5
+    arch = llama1("65b")
+    dq = base_weight_bytes(arch, BaseFormat.NF4, double_quant=True, kept_dtype=BaseFormat.BF16, compute_bytes=2)
+    plain = base_weight_bytes(arch, BaseFormat.NF4, double_quant=False, kept_dtype=BaseFormat.BF16, compute_bytes=2)
+    assert dq.constants_bytes * 8 / dq.quantized_params == pytest.approx(0.127, abs=0.0005)
+    assert plain.constants_bytes * 8 / plain.quantized_params == 0.5
+    # "saving an average of about 0.37 bits per parameter (approximately 3 GB for a 65B model)"
+    assert (plain.weights_bytes - dq.weights_bytes) / GB == pytest.approx(3.0, rel=TOLERANCE)
+
+
+@pytest.mark.parametrize(("size", "figure_mb"), [("13b", 8476), ("33b", 19302), ("65b", 37074)])
+def test_qlora_figure_6_base_model_memory(size: str, figure_mb: int) -> None:
+    # QLoRA Figure 6 (Appendix G), the 4-bit base model's memory for LLaMA 7B/13B/33B/65B:
+    # 5,046 / 8,476 / 19,302 / 37,074 MB (MB = 1e6 bytes assumed). Counted: NF4 with double
+    # quantisation, embedding and LM head unquantised in fp32 (PEFT's prepare_model_for_kbit_training),
+    # plus the one dequantised bf16 matrix. The 7B figure (5,046 MB; §2 "5,048 MB") is 11 % above this
+    # count, beyond the 10 % bar: see test_qlora_7b_base_model_is_below_the_measured_figure.
+    m = guanaco(size)
+    assert (m.base.weights_bytes + m.base.dequantization_buffer_bytes) / 1e6 == pytest.approx(figure_mb, rel=TOLERANCE)
+
+
+def test_qlora_7b_base_model_is_below_the_measured_figure() -> None:
+    # QLoRA §2: "the 4-bit base model consumes 5,048 MB of memory" (LLaMA 7B). The count is 4,481 MB:
+    # the measured figure holds what a tensor count does not (CUDA context, allocator caching);
+    # within 12 %, and never above the measurement.
+    m = guanaco("7b")
+    counted_mb = (m.base.weights_bytes + m.base.dequantization_buffer_bytes) / 1e6
+    assert counted_mb == pytest.approx(5048, rel=0.12)
+    assert counted_mb < 5048
+
+
+def test_qlora_65b_fits_one_48gb_gpu() -> None:
+    # QLoRA abstract: "finetune a 65B parameter model on a single 48GB GPU"; §1: regular 16-bit
+    # finetuning of LLaMA 65B "requires more than 780 GB of GPU memory"
+    m = guanaco("65b")
+    gpu_48gb = 48 * GIB  # RTX A6000 / L40S
+    assert m.memory.total_bytes <= gpu_48gb
+    assert m.memory.total_bytes > 40 * GIB  # not a 40 GB A100: the 48 GB card is what it takes
+    full = training_memory(llama1("65b"), seq_len=512, recompute=Recompute.FULL, flash_attention=True)
+    assert full.total_bytes > 780 * GB
+    assert m.trainable_params == 80 * 64 * (4 * 2 * 8192 + 3 * (8192 + 22016))  # r = 64, all 7 projections
+
+
+def test_qlora_33b_needs_paging_on_a_24gb_gpu() -> None:
+    # QLoRA §4: "paged optimizers are critical to do 33B/65B QLoRA tuning on a single 24/48GB GPU":
+    # with the optimizer states on the GPU the 33B job leaves under 1 GiB of a 24 GB card for the
+    # CUDA context and spikes; paged out, it has room.
+    m = guanaco("33b")
+    assert m.paged_optimizer and m.pageable_bytes == m.memory.optimizer_bytes
+    assert 23 * GIB < m.memory.total_bytes <= 24 * GIB
+    assert m.total_if_paged_bytes < 20 * GIB
+
+
+def test_qlora_adapters_are_bf16_with_32_bit_states() -> None:
+    # QLoRA Eq. 5: L1, L2 in BF16; paged_adamw_32bit: fp32 m and v, no master copy
+    m = guanaco("7b")
+    assert m.adapter_weights_bytes == m.adapter_gradients_bytes == 2 * m.trainable_params
+    assert m.adapter_optimizer_bytes == 8 * m.trainable_params
+    assert m.adapter_activations_bytes == 0  # gradient checkpointing keeps only the layer inputs
+
+
+def test_lora_does_not_save_activations() -> None:
+    # QLoRA §2: "most of the memory footprint for LLM finetuning comes from activation gradients and
+    # not from the learned LoRA parameters": LoRA keeps full training's activations, and adds its own
+    arch = llama1("7b")
+    full = training_memory(arch, seq_len=2048, flash_attention=True)
+    lora = finetune_memory(arch, FinetuneSpec(rank=16), seq_len=2048, flash_attention=True)
+    assert lora.memory.activations_bytes - lora.adapter_activations_bytes == full.activations_bytes
+    # x*A for 7 adapters of r = 16 in 32 layers: 2 bytes * 2048 tokens * 16 * 7 * 32
+    assert lora.adapter_activations_bytes == 2 * 2048 * 16 * 7 * 32
+    dropped = finetune_memory(arch, FinetuneSpec(rank=16, dropout=0.1), seq_len=2048, flash_attention=True)
+    inputs = 6 * 4096 + 11008  # q, k, v, gate, up see h; o sees a*d_head = h; down sees f
+    assert dropped.adapter_activations_bytes - lora.adapter_activations_bytes == 32 * 2048 * 3 * inputs
+    # with dropout the adapters read their own copies: the frozen matmuls' inputs are not kept
+    # (the output projection's input stays: FlashAttention keeps its output)
+    assert dropped.frozen_inputs_not_kept_bytes == 32 * 2048 * 2 * (4096 + 4096 + 11008)
+    trainable_states = lora.adapter_weights_bytes + lora.memory.gradients_bytes + lora.memory.optimizer_bytes
+    assert lora.memory.activations_bytes > 10 * trainable_states  # one 2k-token sequence outweighs the adapters' states
+
+
+def test_frozen_matmul_inputs_are_not_kept() -> None:
+    # a frozen weight needs no weight gradient, so its input is kept only if an adapter reads it:
+    # with W_q, W_v adapted (eager attention), the output projection's, the MLP's and the down
+    # projection's inputs go; the QKV input stays (the q and v adapters read it)
+    arch = llama1("7b")
+    eager = Kernels(attention=AttentionKernel.EAGER)
+    full = training_memory(arch, seq_len=1024, kernels=eager)
+    lora = finetune_memory(arch, FinetuneSpec(rank=8, targets=Q_V), seq_len=1024, kernels=eager)
+    per_layer = 2 * 1024 * (4096 + 4096 + 11008)  # bf16: o input (a*d_head), MLP input (h), down input (f)
+    assert lora.frozen_inputs_not_kept_bytes == 32 * per_layer
+    assert lora.memory.activations_bytes == full.activations_bytes - 32 * per_layer + lora.adapter_activations_bytes
+    # a fused kernel (SDPA, the default; or flash) keeps its output, the output projection's input
+    for kernels in (Kernels(), Kernels(attention=AttentionKernel.FLASH)):
+        fused = finetune_memory(arch, FinetuneSpec(rank=8, targets=Q_V), seq_len=1024, kernels=kernels)
+        assert fused.frozen_inputs_not_kept_bytes == 32 * 2 * 1024 * (4096 + 11008)
+    everything = finetune_memory(arch, FinetuneSpec(rank=8), seq_len=1024)
+    assert everything.frozen_inputs_not_kept_bytes == 0  # every input is read by an adapter
+    recomputed = finetune_memory(arch, FinetuneSpec(rank=8, targets=Q_V), seq_len=1024, recompute=Recompute.FULL)
+    assert recomputed.memory.activations_bytes == training_memory(arch, seq_len=1024, recompute=Recompute.FULL).activations_bytes
+
+
+def test_zero_shards_the_frozen_base_only_at_stage_3() -> None:
+    arch = llama1("65b")
+    spec = FinetuneSpec(rank=16)
+    one = finetune_memory(arch, spec, include_activations=False)
+    z2 = finetune_memory(arch, spec, parallelism=Parallelism(dp=8, zero_stage=2), include_activations=False)
+    z3 = finetune_memory(arch, spec, parallelism=Parallelism(dp=8, zero_stage=3), include_activations=False)
+    assert z2.base_weights_bytes == one.base_weights_bytes
+    assert z2.memory.optimizer_bytes == pytest.approx(one.memory.optimizer_bytes / 8, abs=1)
+    assert z3.base_weights_bytes == pytest.approx(one.base_weights_bytes / 8, abs=1)
+
+
+def test_int8_base_counts_a_scale_per_output_row() -> None:
+    arch = llama1("7b")
+    w = base_weight_bytes(arch, BaseFormat.INT8, double_quant=True, kept_dtype=BaseFormat.BF16, compute_bytes=2)
+    rows = 32 * (4096 + 2 * 4096 + 4096 + 2 * 11008 + 4096)  # output rows of q, k, v, o, gate, up, down
+    assert w.constants_bytes == 4 * rows
+    assert w.weights_bytes == w.quantized_params + 4 * rows + 2 * (count_params(arch).total - w.quantized_params)
+
+
+# --- FLOPs -------------------------------------------------------------------------------------------
+
+
+def test_lora_flops_are_4pd_plus_adapters() -> None:
+    arch = preset("llama-2-7b")
+    spec = FinetuneSpec(rank=16, targets=Q_V)
+    c, d = finetune_training_flops(arch, 1e9, spec)
+    p = count_params(arch).active
+    assert c.forward_flops_per_token == 2 * p + 2 * d.active_adapter_params
+    assert c.backward_flops_per_token == 2 * p + 4 * d.active_adapter_params
+    assert c.model_flops == pytest.approx((4 * p + 6 * d.trainable_params) * 1e9)
+
+
+def test_lora_attention_backward_is_unchanged() -> None:
+    # the attention core has no weights: LoRA's backward still pays 2x its forward
+    arch = preset("llama-2-7b")
+    spec = FinetuneSpec(rank=8, targets=Q_V)
+    options = dict(include_attention=True, attention_formula=AttentionFormula.MEGATRON, seq_len=4096)
+    full = training_flops(arch, 1e9, **options)  # type: ignore[arg-type]
+    lora, d = finetune_training_flops(arch, 1e9, spec, **options)  # type: ignore[arg-type]
+    attention = full.attention_flops_per_token
+    assert attention > 0
+    assert lora.backward_flops_per_token - 4 * d.active_adapter_params == pytest.approx(
+        full.forward_flops_per_token - attention + 2 * attention
+    )
+
+
+def test_lora_gpt3_speedup_footnote_5() -> None:
+    # Hu et al. 2021 §4.2, footnote 5: GPT-3 175B full fine-tuning 32.5 tokens/s per V100, LoRA 43.1
+    # (r = 4 on W_q, W_v). With activation recomputation (175B on V100s), hardware FLOPs per token are
+    # 8P for full training and 6P + 8P_a for LoRA: the same GPUs run LoRA 1.333x faster (measured 1.326x)
+    arch = preset("gpt-3-175b")
+    full = training_flops(arch, 1e9, recompute=Recompute.FULL)
+    lora, _ = finetune_training_flops(arch, 1e9, FinetuneSpec(rank=4, targets=Q_V), recompute=Recompute.FULL)
+    assert full.hardware_flops / lora.hardware_flops == pytest.approx(43.1 / 32.5, rel=0.01)
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+def test_lora_needs_the_architecture() -> None:
+    with pytest.raises(MissingArchitectureError):
+        finetune_memory(make_params_only(7e9), FinetuneSpec(), include_activations=False)
+
+
+def test_qlora_rejects_a_16_bit_base_and_unmodelled_layouts() -> None:
+    arch = llama1("7b")
+    with pytest.raises(InvalidSpecError, match="nf4 or fp4") as e:
+        finetune_memory(arch, FinetuneSpec(method=FinetuneMethod.QLORA, base_format=BaseFormat.BF16))
+    assert e.value.field == "finetune.base_format"
+    with pytest.raises(InvalidSpecError) as e:
+        finetune_memory(arch, FinetuneSpec(), parallelism=Parallelism(tp=2))
+    assert e.value.field == "parallelism.tp"
+    with pytest.raises(InvalidSpecError) as e:
+        finetune_memory(preset("gpt2"), FinetuneSpec(targets=(Projection.GATE,)))
+    assert e.value.field == "finetune.target_modules"
+
+
+def test_eight_bit_adam_on_adapters() -> None:
+    m = finetune_memory(llama1("7b"), FinetuneSpec(rank=16), optimizer=Optimizer.ADAMW_8BIT, include_activations=False)
+    assert m.adapter_optimizer_bytes == pytest.approx(m.trainable_params * (4 + 2 + 8 / 256), abs=1)  # fp32 master, 2 int8 states, absmax per 256
+
+
+def test_activation_detail_matches_the_lora_total() -> None:
+    m = finetune_memory(llama1("7b"), FinetuneSpec(rank=8, targets=Q_V, dropout=0.05), seq_len=1024)
+    stage = m.memory.activations
+    assert stage is not None
+    assert stage.peak_bytes == stage.first_stage_bytes == m.memory.activations_bytes
+    assert stage.per_layer_bytes * 32 < stage.peak_bytes  # the output layer's logits come on top
+
+
+# --- properties over random architectures ---------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    architectures(),
+    st.integers(1, 128),
+    st.sampled_from([FinetuneMethod.LORA, FinetuneMethod.QLORA]),
+    st.sampled_from(list(Recompute)),
+    st.booleans(),
+    st.sampled_from([0.0, 0.05]),
+    st.sets(st.sampled_from(list(Projection)), min_size=1),
+)
+def test_finetune_memory_and_flops_properties(arch, rank, method, recompute, flash, lora_dropout, targets) -> None:
+    available = set(projection_shapes(arch))
+    spec = FinetuneSpec(method=method, rank=rank, dropout=lora_dropout, targets=tuple(sorted(targets & available)) or None)
+    m = finetune_memory(arch, spec, seq_len=128, recompute=recompute, flash_attention=flash)
+    mem = m.memory
+    parts = (mem.weights_bytes, mem.gradients_bytes, mem.optimizer_bytes, mem.activations_bytes)
+    assert min(parts) >= 0 and mem.total_bytes == sum(parts)
+    assert mem.gradients_bytes == m.adapter_gradients_bytes and m.trainable_params > 0
+    full = training_memory(arch, seq_len=128, recompute=recompute, flash_attention=flash)
+    assert mem.activations_bytes - m.adapter_activations_bytes <= full.activations_bytes  # never more than full training keeps
+    c, d = finetune_training_flops(arch, 1e6, spec)
+    p = count_params(arch).active
+    # LoRA = full training - the frozen weights' gradients (2P) + the adapters' 6 P_a
+    assert c.model_flops_per_token == pytest.approx(6 * p - 2 * p + 6 * d.active_adapter_params)
