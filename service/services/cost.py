@@ -265,7 +265,7 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
     efficiency, efficiency_source = _efficiency(req)
     footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=req.seq_len)
     per_gpu: dict[str, dict[str, Any]] = {}  # one plan and one unpriced run per GPU type, whatever its providers
-    out: list[s.CompareRow] = []
+    out: list[dict[str, Any]] = []  # rows as dicts: the response validates them all in one pass
     for row in rows:
         if (wanted_gpus and row.gpu_id not in wanted_gpus) or (wanted_providers and row.provider_id not in wanted_providers):
             continue
@@ -273,13 +273,13 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
         if terms is None:
             terms = per_gpu[row.gpu_id] = _compare_terms(_gpu(catalog, row.gpu_id), model, flops.model_flops, footprint, efficiency, req)
         gpu_hours = terms["gpu_hours"]
-        out.append(s.CompareRow(
-            **terms, provider=row.provider_id, pricing=row.pricing, usd_per_gpu_hour=row.usd_per_gpu_hour, as_of=row.as_of,
-            cost_usd=None if gpu_hours is None else cost.dollars(gpu_hours, row.usd_per_gpu_hour),
-        ))  # fmt: skip
+        out.append(terms | {
+            "provider": row.provider_id, "pricing": row.pricing, "usd_per_gpu_hour": row.usd_per_gpu_hour, "as_of": row.as_of,
+            "cost_usd": None if gpu_hours is None else cost.dollars(gpu_hours, row.usd_per_gpu_hour),
+        })  # fmt: skip
     metric = "cost_usd" if req.sort_by == "cost" else "wall_clock_hours"
-    out.sort(key=lambda r: (not r.fits, getattr(r, metric) is None, getattr(r, metric) or 0.0))
-    return s.CompareResponse(
+    out.sort(key=lambda r: (not r["fits"], r[metric] is None, r[metric] or 0.0))
+    return s.CompareResponse.model_validate(dict(
         rows=out,
         total_flops=flops.model_flops,
         formulas=[flops.formula,
@@ -293,7 +293,7 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
                          else "each GPU's catalog default (an at-scale figure), else 0.40"),
                      "effective_time_fraction": cost.EFFECTIVE_TRAINING_TIME_FRACTION,
                      "sort_by": req.sort_by, "unfit_rows": "sorted last"},
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def _compare_terms(
