@@ -78,7 +78,8 @@ async def answer_model(
     the answer's JSON is kept while the snapshot it read is current
     (:mod:`service.services.answers`) and served again for the same request."""
     catalog: CatalogReader = request.app.state.catalog
-    key = (compute.__module__, compute.__qualname__, req.model_dump_json()) if keep else None
+    # the fields as sent: a service may treat a field given explicitly differently from its default
+    key = (compute.__module__, compute.__qualname__, req.model_dump_json(exclude_unset=True)) if keep else None
     answers: AnswerCache = request.app.state.answers
     try:
         if key is not None:

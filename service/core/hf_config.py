@@ -95,7 +95,11 @@ def _context(r: _Reader, max_positions: int | None) -> int | None:
     ):
         return max_positions
     original = scaling.get("original_max_position_embeddings", r.config.get("original_max_position_embeddings"))
-    if isinstance(original, int) and not isinstance(original, bool):
+    if original is not None and (isinstance(original, bool) or not isinstance(original, int) or not 0 < original <= MAX_SEQ_LEN):
+        raise InvalidSpecError(
+            f"{r.prefix}.rope_scaling.original_max_position_embeddings", f"must be an integer from 1 to {MAX_SEQ_LEN}, got {original!r:.40}"
+        )
+    if original is not None:
         scaled = int(factor * original)
         r.assumptions["context"] = f"max(max_position_embeddings, {kind} factor {factor:g} x original {original})"
     else:  # e.g. Gemma 3's linear factor 8: max_position_embeddings is already the scaled context
@@ -144,7 +148,7 @@ def _common_decoder(r: _Reader, model_type: str) -> dict[str, Any]:
     kv = r.config.get("num_key_value_heads")
     if kv is None:
         r.assumptions["num_key_value_heads"] = "not given; num_attention_heads (multi-head attention)"
-    fields["n_kv_heads"] = kv or fields["n_heads"]
+    fields["n_kv_heads"] = fields["n_heads"] if kv is None else kv  # 0 or a bad value: the spec check names it
     head_dim = r.config.get("head_dim")
     if head_dim is not None:
         fields["d_head"] = head_dim
@@ -434,6 +438,8 @@ def map_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> Hf
     model_type = config.get("model_type")
     if model_type is None:
         raise InvalidSpecError(f"{prefix}.model_type", f"missing; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+    if not isinstance(model_type, str):
+        raise InvalidSpecError(f"{prefix}.model_type", f"must be a string, got {type(model_type).__name__}")
     extra: dict[str, str] = {}
     if model_type == "gemma3" and isinstance(config.get("text_config"), Mapping):
         config = {"model_type": "gemma3_text"} | dict(config["text_config"])

@@ -28,20 +28,30 @@ def check_positive_int(field: str, value: int, *, maximum: int) -> int:
     if value < 1:
         raise InvalidSpecError(field, f"must be at least 1, got {value}")
     if value > maximum:
-        raise InvalidSpecError(field, f"must be at most {maximum:g}, got {value:g}")
+        raise InvalidSpecError(field, f"must be at most {maximum:g}, got {_short(value)}")
     return value
+
+
+def _short(value: float) -> str:
+    """``value`` for a message: ``%g``, or its digit count when it is too large for a float."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        return f"an integer of {len(str(abs(int(value))))} digits"
 
 
 def check_positive_number(field: str, value: float, *, maximum: float) -> float:
     """Reject NaN, infinities, values <= 0 or above ``maximum`` with a message naming ``field``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidSpecError(field, f"must be a number, got {value!r}")
+    if isinstance(value, int) and value > maximum:  # before any float conversion: 10**400 overflows one
+        raise InvalidSpecError(field, f"must be at most {maximum:g}, got {_short(value)}")
     if not math.isfinite(value):
         raise InvalidSpecError(field, "must be a finite number")
     if value <= 0:
-        raise InvalidSpecError(field, f"must be greater than 0, got {value:g}")
+        raise InvalidSpecError(field, f"must be greater than 0, got {_short(value)}")
     if value > maximum:
-        raise InvalidSpecError(field, f"must be at most {maximum:g}, got {value:g}")
+        raise InvalidSpecError(field, f"must be at most {maximum:g}, got {_short(value)}")
     return value
 
 

@@ -179,6 +179,46 @@ def count_params(arch: Architecture) -> ParamBreakdown:
     )
 
 
+def attention_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
+    """``(count per layer, in_features, out_features)`` of one layer's attention projections:
+    Q, K, V and O, or multi-head latent attention's ``q_proj`` (or ``q_a_proj`` and ``q_b_proj``),
+    ``kv_a_proj_with_mqa``, ``kv_b_proj`` and ``o_proj`` (DeepSeek-V2 §2.1; the shapes of
+    :func:`attention_matmul_weights_per_layer`)."""
+    h = arch.d_model
+    if not arch.is_mla:
+        return [(1, h, arch.q_dim), (2, h, arch.kv_dim), (1, arch.q_dim, h)]
+    a = arch.n_heads
+    nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
+    d_c = arch.kv_lora_rank or 0
+    query = [(1, h, arch.q_lora_rank), (1, arch.q_lora_rank, a * (nope + rope))] if arch.q_lora_rank else [(1, h, a * (nope + rope))]
+    return query + [(1, h, d_c + rope), (1, d_c, a * (nope + d_v)), (1, a * d_v, h)]
+
+
+def mlp_linear_shapes(arch: Architecture, d_ff: int) -> list[tuple[int, int, int]]:
+    """``(count, in_features, out_features)`` of one MLP of width ``d_ff``: up and down, and the
+    gate of a SwiGLU MLP (Shazeer 2020)."""
+    h = arch.d_model
+    return [(2 if arch.ffn is Ffn.SWIGLU else 1, h, d_ff), (1, d_ff, h)]
+
+
+def block_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
+    """``(count, in_features, out_features)`` of every linear layer of the blocks, all layers (what
+    a weight quantiser converts): attention (:func:`attention_linear_shapes`), the dense layers'
+    MLP, and in a mixture every routed expert's and shared expert's MLP. Routers, norms, biases,
+    embeddings and the LM head are not in it. Their weights add up to the blocks' matmul weights
+    of :func:`count_params`."""
+    shapes = [(arch.n_layers * n, i, o) for n, i, o in attention_linear_shapes(arch)]
+    dense_width = (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff
+    if arch.dense_mlp_layers:
+        shapes += [(arch.dense_mlp_layers * n, i, o) for n, i, o in mlp_linear_shapes(arch, dense_width)]
+    if arch.moe_layers:
+        shapes += [(arch.moe_layers * arch.n_experts * n, i, o) for n, i, o in mlp_linear_shapes(arch, arch.d_ff)]
+        if arch.n_shared_experts:
+            width = arch.d_ff_shared or arch.d_ff
+            shapes += [(arch.moe_layers * arch.n_shared_experts * n, i, o) for n, i, o in mlp_linear_shapes(arch, width)]
+    return shapes
+
+
 def active_matmul_weights(arch: Architecture) -> int:
     """Weights that take part in a matrix multiply for one token: Q/K/V/O, the active experts'
     MLPs, the router and the logit projection ``V*h`` (computed even when tied). Biases, norms

@@ -35,11 +35,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.core.architecture import Architecture, Ffn
+from service.core.architecture import Architecture
+from service.core.compute import attention_score_flops_per_token
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
-from service.core.memory import kv_cache_bytes, kv_cache_tensor_shards
-from service.core.params import active_matmul_weights, count_params
+from service.core.memory import cached_tokens, kv_cache_bytes, kv_cache_tensor_shards
+from service.core.params import (
+    active_matmul_weights,
+    attention_linear_shapes,
+    block_linear_shapes,
+    count_params,
+    mlp_linear_shapes,
+)
 from service.core.steptime import (
     FLASH_ATTENTION_EFFICIENCY_RATIO,
     MEMORY_BANDWIDTH_EFFICIENCY,
@@ -69,13 +76,10 @@ class Weights:
 
 
 def _linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
-    """(count, in_features, out_features) of every linear layer a quantiser converts: Q, K, V and
-    O projections, and each expert's MLP matrices (the router stays 16-bit)."""
-    h, q, kv, f, L = arch.d_model, arch.q_dim, arch.kv_dim, arch.d_ff, arch.n_layers
-    mlp = [(1, h, f), (1, f, h)] + ([(1, h, f)] if arch.ffn is Ffn.SWIGLU else [])
-    shapes = [(L, h, q), (2 * L, h, kv), (L, q, h)]
-    shapes += [(L * arch.n_experts * n, i, o) for n, i, o in mlp]
-    return shapes
+    """(count, in_features, out_features) of every linear layer a quantiser converts: the
+    attention projections (MLA's included) and every dense, routed and shared expert MLP matrix
+    (:func:`service.core.params.block_linear_shapes`; the router stays 16-bit)."""
+    return block_linear_shapes(arch)
 
 
 def weight_bytes(arch: Architecture, fmt: Dtype, *, group_size: int = INT4_GROUP_SIZE) -> Weights:
@@ -85,6 +89,8 @@ def weight_bytes(arch: Architecture, fmt: Dtype, *, group_size: int = INT4_GROUP
     shapes = _linear_shapes(arch)
     quantized = sum(n * i * o for n, i, o in shapes)
     rest = count_params(arch).total - quantized  # embeddings, LM head, norms, biases, router
+    if rest < 0:
+        raise AssertionError(f"the quantised layers ({quantized}) exceed the model's parameters")
     if fmt in (Dtype.FP32, Dtype.BF16, Dtype.FP16):
         size = (4 if fmt is Dtype.FP32 else 2) * count_params(arch).total
         return Weights(total_bytes=size, quantized_params=0, scale_bytes=0, other_bytes=size, format=fmt)
@@ -143,24 +149,45 @@ def usable_memory_bytes(memory_bytes: int, tp: int, *, utilization: float, reser
 
 
 def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2) -> float:
-    """One prompt through the replica: every matmul on its per-GPU shape, causal FlashAttention
-    (``4*L*a*d_head*n^2/2`` FLOPs), the output layer for the last token, and two all-reduces of
-    ``n*h`` activations per layer (Shoeybi et al. 2019 §3). Experts see their routed tokens."""
+    """One prompt through the replica: every matmul on its per-GPU shape (tensor parallelism splits
+    each projection's output, or its input for the output and down projections; an MLA latent's
+    down-projections are not split), the causal attention core over the prompt at the
+    FlashAttention rate (:func:`service.core.compute.attention_score_flops_per_token`: windows and
+    MLA widths included), the output layer for the last token, and two all-reduces of ``n*h``
+    activations per layer (Shoeybi et al. 2019 §3). Routed experts see their share of the tokens;
+    dense first layers and shared experts see every token."""
     if prompt_tokens == 0:
         return 0.0
-    n, h, q, kv, f, L = prompt_tokens, arch.d_model, arch.q_dim, arch.kv_dim, arch.d_ff, arch.n_layers
-    kv_ranks = min(tp, arch.n_kv_heads)
-    per_layer = (
-        matmul_seconds(n, h, q / tp + 2 * kv / kv_ranks, hw, element_bytes)  # QKV
-        + matmul_seconds(n, q / tp, h, hw, element_bytes)  # output projection
-        + matmul_seconds(n * arch.experts_per_token, h, (2 if arch.ffn is Ffn.SWIGLU else 1) * f / tp, hw, element_bytes)
-        + matmul_seconds(n * arch.experts_per_token, f / tp, h, hw, element_bytes)
+    n, h, L = prompt_tokens, arch.d_model, arch.n_layers
+
+    def projections(shapes: list[tuple[int, int, int]], tokens: float) -> float:
+        seconds = 0.0
+        for count, k_in, n_out in shapes:
+            if n_out == h:  # row-parallel (output, down): the input is split
+                seconds += count * matmul_seconds(tokens, k_in / tp, n_out, hw, element_bytes)
+            elif arch.is_mla and k_in == h and count == 1 and n_out in (arch.q_lora_rank, (arch.kv_lora_rank or 0) + (arch.qk_rope_head_dim or 0)):
+                seconds += count * matmul_seconds(tokens, k_in, n_out, hw, element_bytes)  # a latent: every rank computes it
+            else:  # column-parallel; K and V split over at most n_kv_heads ranks
+                ranks = min(tp, arch.n_kv_heads) if (not arch.is_mla and n_out == arch.kv_dim and count == 2) else tp
+                seconds += count * matmul_seconds(tokens, k_in, n_out / ranks, hw, element_bytes)
+        return seconds
+
+    attention = projections(attention_linear_shapes(arch), n) * L
+    mlp = 0.0
+    if arch.dense_mlp_layers:
+        width = (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff
+        mlp += arch.dense_mlp_layers * projections(mlp_linear_shapes(arch, width), n)
+    if arch.moe_layers:
+        mlp += arch.moe_layers * projections(mlp_linear_shapes(arch, arch.d_ff), n * arch.experts_per_token)
+        if arch.n_shared_experts:
+            shared = mlp_linear_shapes(arch, arch.d_ff_shared or arch.d_ff)
+            mlp += arch.moe_layers * arch.n_shared_experts * projections(shared, n)
+    core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (
+        hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF * FLASH_ATTENTION_EFFICIENCY_RATIO
     )
-    attention = 4.0 * q / tp * n * n / 2 / (hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF
-                                            * FLASH_ATTENTION_EFFICIENCY_RATIO)  # fmt: skip
     comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, hw.intra_node_bandwidth_bytes_per_s * 0.8, INTRA_NODE_LATENCY_SECONDS)
     logits = matmul_seconds(1, h, arch.vocab_size / tp, hw, element_bytes)
-    return float(L * (per_layer + attention + comm) + logits)
+    return float(attention + mlp + core + L * comm + logits)
 
 
 def decode_step_seconds(
@@ -168,17 +195,21 @@ def decode_step_seconds(
     kv_bytes_per_token: int,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """One decode step for ``batch`` sequences at a mean context: the weights read once and every
-    sequence's KV cache (``kv_bytes_per_token * context`` each, K/V heads replicated beyond
-    ``n_kv_heads`` ranks) at the achievable HBM bandwidth, or the step's FLOPs
-    (``2*W + 4*L*a*d_head*context`` per sequence, W the active matmul weights: the embedding
-    lookup is free) at the matmul rate, whichever is longer
-    (Pope et al. 2022 §2-3); plus two all-reduces of ``batch*h`` per layer. Returns the seconds
-    and whether memory bounds them."""
+    sequence's KV cache at the achievable HBM bandwidth, or the step's FLOPs at the matmul rate,
+    whichever is longer (Pope et al. 2022 §2-3); plus two all-reduces of ``batch*h`` per layer.
+    A sequence's cache read is ``kv_bytes_per_token`` (all layers) times the tokens each layer holds
+    (:func:`service.core.memory.cached_tokens`: a sliding-window layer at most its window) over the
+    layers, replicated over tensor ranks beyond ``kv_cache_tensor_shards`` (KV heads; an MLA latent
+    on every rank). FLOPs per sequence: ``2*W`` (W the active matmul weights: the embedding lookup
+    is free) plus the attention core over the context
+    (:func:`service.core.compute.attention_score_flops_per_token`). Returns the seconds and
+    whether memory bounds them."""
     b = np.asarray(batch, dtype=np.float64)
-    replication = tp / min(tp, arch.n_kv_heads)
-    per_gpu_bytes = weights_bytes / tp + b * kv_bytes_per_token * context_tokens * replication / tp
+    replication = tp / min(tp, kv_cache_tensor_shards(arch))
+    read_per_sequence = kv_bytes_per_token * cached_tokens(arch, context_tokens) / arch.n_layers
+    per_gpu_bytes = weights_bytes / tp + b * read_per_sequence * replication / tp
     memory_time = per_gpu_bytes / (hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY)
-    flops = b * (2.0 * active_matmul_weights(arch) + 4.0 * arch.n_layers * arch.q_dim * context_tokens) / tp
+    flops = b * (2.0 * active_matmul_weights(arch) + attention_score_flops_per_token(arch, context_tokens, causal=False)) / tp
     compute_time = flops / (hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF)
     comm = 2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, hw.intra_node_bandwidth_bytes_per_s * 0.8,
                                                        INTRA_NODE_LATENCY_SECONDS)  # fmt: skip

@@ -160,6 +160,11 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     price = resolve_price(catalog, gpu.id, req)
     ft = req.finetune if req.finetune and req.finetune.is_adapter else None
     ft_detail = None
+    if ft is not None and ft.method == "qlora" and req.dtype not in PRECISION_FOR_DTYPE:
+        raise Unprocessable.for_field(
+            "dtype", f"QLoRA dequantises its 4-bit base to 16-bit for every matmul (Dettmers et al. 2023 §3): "
+            f"time it at a bf16, fp16 or fp32 peak, not {req.dtype}",
+        )
     if ft is None:
         flops = compute.training_flops(
             model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
@@ -211,6 +216,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     reason = planned.reason if fits is False and planned is not None else None
     if ft is not None:  # the memory check the planner would have made, for the frozen base and adapters
         precision = PRECISION_FOR_DTYPE.get(req.dtype, Precision.MIXED_BF16)
+        rate_assumptions["fits_precision"] = precision.value
         footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=req.seq_len,
                                                                  precision=precision)  # fmt: skip
         fits = footprint <= gpu.memory_bytes

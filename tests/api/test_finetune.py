@@ -129,3 +129,11 @@ def test_lora_on_shapes_not_modelled_is_a_clear_422(client, preset: str) -> None
         r = client.post(path, json={"model": {"preset": preset}, "finetune": {"method": "lora"}} | extra)
         assert r.status_code == 422, r.text
         assert r.json()["errors"][0]["loc"][-1] == "finetune" and "not modelled yet" in r.json()["detail"]
+
+
+def test_qlora_is_timed_at_a_16_bit_peak(client) -> None:
+    body = {"model": {"preset": "llama-3-8b"}, "tokens": 1e9, "gpu": "h100-sxm", "n_gpus": 1, "finetune": {"method": "qlora"}}
+    r = client.post("/v1/cost/training", json=body | {"dtype": "fp8"})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "dtype"
+    ok_answer = client.post("/v1/cost/training", json=body).json()
+    assert ok_answer["assumptions"]["peak_dtype"] == "bf16" and ok_answer["assumptions"]["fits_precision"] == "mixed_bf16"

@@ -321,3 +321,13 @@ def test_a_trace_sees_snapshots_read_in_the_thread_pool(app) -> None:
 
     view, trace = asyncio.run(in_thread())
     assert view.id == "h100-sxm" and trace.snapshots == {reader.snapshot().serial}
+
+
+def test_kept_answers_are_keyed_by_the_fields_sent(client, app) -> None:
+    """A field given explicitly may change the answer (a recompute setting is then held fixed in
+    the plan search), so a body that states a default is not served the answer of one that omits it."""
+    app.state.answers.clear()
+    body = {"model": {"preset": "llama-2-7b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 8}
+    assert client.post("/v1/cost/training", json=body).status_code == 200
+    assert client.post("/v1/cost/training", json=body | {"recompute": "none"}).status_code == 200
+    assert len(app.state.answers._answers) == 2

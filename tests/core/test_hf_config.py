@@ -252,3 +252,26 @@ def test_step_time_computes_the_mla_and_shared_expert_flops():
     matmuls = 6 * active_matmul_weights(arch) * tokens / rate
     attention = 3 * tokens * attention_score_flops_per_token(arch, 4096, causal=True) / (rate * FLASH_ATTENTION_EFFICIENCY_RATIO)
     assert 1.0 < compute / (matmuls + attention) < 1.08  # 1.062
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"intermediate_size": 10**400}, "hf_config.intermediate_size"),
+        ({"hidden_size": 10**400}, "hf_config.hidden_size"),
+        ({"model_type": ["llama"]}, "hf_config.model_type"),
+        ({"num_key_value_heads": 0}, "hf_config.num_key_value_heads"),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 10**400}},
+         "hf_config.rope_scaling.original_max_position_embeddings"),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": "8192"}},
+         "hf_config.rope_scaling.original_max_position_embeddings"),
+    ],
+)
+def test_hostile_config_values_name_their_key(change: dict, field: str) -> None:
+    """Values no real config holds (integers past any float, wrong types, zero heads) are refused
+    with the config key, never an overflow or a silent default."""
+    base = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "intermediate_size": 11008, "vocab_size": 32000}  # fmt: skip
+    with pytest.raises(InvalidSpecError) as e:
+        architecture_from_hf_config(base | change)
+    assert e.value.field == field

@@ -13,6 +13,7 @@ from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
 from service.core.serving import (
     check_tensor_parallel,
+    decode_step_seconds,
     prefill_seconds,
     replica,
     serving_cost,
@@ -123,3 +124,44 @@ def test_long_prompts_pay_for_their_attention() -> None:
     assert long > 10.5 * short
     linear_part = 2 * 8.03e9 * 30000 / (989.5e12 * 0.80 * 0.75)
     assert long > linear_part * 1.2
+
+
+def test_quantised_weights_cover_every_block_matrix_of_every_preset() -> None:
+    """The layers a quantiser converts are the blocks' matrices, MLA's and every expert's included:
+    never more than the model, and what stays 16-bit is the embeddings, LM head, norms, biases and
+    routers."""
+    from service.catalog import loader
+    from service.core.params import count_params
+
+    for model_id in loader.model_presets():
+        arch = preset(model_id)
+        total = count_params(arch).total
+        w = weight_bytes(arch, Dtype.INT8)
+        assert 0 < w.quantized_params <= total and w.other_bytes >= 0, model_id
+        assert w.total_bytes >= w.quantized_params, model_id
+    ds = preset("deepseek-v3")
+    rest = count_params(ds).total - weight_bytes(ds, Dtype.FP8).quantized_params
+    embeddings = 2 * 129_280 * 7168  # untied input and output tables
+    routers = 58 * 256 * 7168  # the 58 MoE layers' routers stay 16-bit
+    assert embeddings + routers < rest < embeddings + routers + 2_000_000  # + norms and router biases
+
+
+def test_decode_reads_what_the_cache_holds() -> None:
+    """A sliding-window layer's step reads at most its window; an MLA latent is read whole on every
+    tensor-parallel rank (it is not split over heads)."""
+    from service.core.memory import kv_cache_bytes
+    from service.core.steptime import MEMORY_BANDWIDTH_EFFICIENCY
+
+    hw = hardware("h100-sxm")
+    mistral = preset("mistral-7b")
+    per_token = kv_cache_bytes(mistral, seq_len=1, batch_size=1, kv_dtype=Dtype.BF16)
+    for context in (2048, 32_768):
+        step, bound = decode_step_seconds(mistral, hw, tp=1, batch=64, context_tokens=context, weights_bytes=0,
+                                          kv_bytes_per_token=per_token)  # fmt: skip
+        read = 64 * kv_cache_bytes(mistral, seq_len=context, batch_size=1, kv_dtype=Dtype.BF16)
+        assert bool(bound) and float(step) == pytest.approx(read / (hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY), rel=0.02)
+    ds = preset("deepseek-v3")
+    ds_token = kv_cache_bytes(ds, seq_len=1, batch_size=1, kv_dtype=Dtype.BF16)
+    one, _ = decode_step_seconds(ds, hw, tp=1, batch=256, context_tokens=8192, weights_bytes=0, kv_bytes_per_token=ds_token)
+    eight, _ = decode_step_seconds(ds, hw, tp=8, batch=256, context_tokens=8192, weights_bytes=0, kv_bytes_per_token=ds_token)
+    assert float(eight) >= float(one) * 0.95  # the latent read is not divided by tensor parallelism
