@@ -107,11 +107,23 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
         + (2 * MASK_BYTES * sbh if residual_dropout else 0)  # attention-output and MLP-output dropout
     )
     intermediates = mlp_intermediates(k, arch.ffn)
+    if arch.is_mla:  # DeepSeek-V2 §2.1: heads of d_qk for Q and K, d_v for V and the output projection's input
+        d_qk = (arch.qk_nope_head_dim or 0) + (arch.qk_rope_head_dim or 0)
+        q_and_out = arch.n_heads * (d_qk + (arch.v_head_dim or 0))
+        kv_width = q_and_out  # K at d_qk, V at d_v per head, after the up-projection
+        # the latents every rank computes (down-projections are not split): each one's norm input
+        # and the up-projection's input; the kv_a output also carries the shared rotary key
+        latents = (arch.q_lora_rank or 0) + (arch.kv_lora_rank or 0)
+        replicated += (norm_kept_bytes(k, e) + e) * s * b * latents + e * s * b * (arch.qk_rope_head_dim or 0)
+    else:
+        q_and_out, kv_width = 2 * arch.q_dim, None
     sharded = (
-        e * s * b * 2 * arch.q_dim  # Q and the output-projection input
+        e * s * b * q_and_out  # Q and the output-projection input
         + intermediates * e * s * b * mlp_width_per_token(arch)  # MLP intermediates
     )
-    if k.keeps_scores and k.repeat_kv:  # eager attention repeats K and V to every query head
+    if kv_width is not None:  # MLA: every head has its own K and V after the up-projection
+        kv = math.ceil(e * s * b * kv_width / t)
+    elif k.keeps_scores and k.repeat_kv:  # eager attention repeats K and V to every query head
         kv = math.ceil(e * s * b * 2 * arch.q_dim / t)
     else:  # K and V split over at most n_kv_heads ranks: GQA heads are replicated beyond that
         kv = math.ceil(e * s * b * 2 * arch.kv_dim / min(t, arch.n_kv_heads))
