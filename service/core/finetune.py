@@ -156,7 +156,11 @@ def _mlp_shapes(arch: Architecture) -> dict[Projection, tuple[MatrixShape, ...]]
     mixture's ``first_k_dense`` dense layers with one MLP of width ``d_ff_dense`` and no experts, and
     its other layers with ``n_experts`` routed experts of width ``d_ff`` (``experts_per_token``
     active) and ``n_shared_experts`` always-active shared experts of width ``d_ff_shared``
-    (DeepSeekMoE, Dai et al. 2024 §3; DeepSeek-V3 §2.1.2). The router is not a projection."""
+    (DeepSeekMoE, Dai et al. 2024 §3; DeepSeek-V3 §2.1.2). The shared experts are one linear layer
+    each of gate, up and down, ``n_shared_experts * d_ff_shared`` wide, as DeepSeek's modelling code
+    and ``transformers`` build them (``DeepseekV2MoE.shared_experts``): the same weights as separate
+    experts, but one adapter of ``r * (h + n * d_ff_shared)`` rather than ``n`` of ``r * (h + d_ff_shared)``.
+    The router is not a projection."""
     h = arch.d_model
     names = (Projection.GATE, Projection.UP, Projection.DOWN) if arch.ffn is Ffn.SWIGLU else (Projection.UP, Projection.DOWN)
     kinds: list[tuple[int, int, int, int, str]] = []  # (width, layers, per_layer, active_per_layer, module prefix)
@@ -166,9 +170,8 @@ def _mlp_shapes(arch: Architecture) -> dict[Projection, tuple[MatrixShape, ...]]
         if arch.dense_mlp_layers:
             kinds.append((arch.d_ff_dense or arch.d_ff, arch.dense_mlp_layers, 1, 1, "mlp"))
         kinds.append((arch.d_ff, arch.moe_layers, arch.n_experts, arch.experts_per_token, "mlp.experts.*"))
-        if arch.n_shared_experts:
-            kinds.append((arch.d_ff_shared or arch.d_ff, arch.moe_layers, arch.n_shared_experts, arch.n_shared_experts,
-                          "mlp.shared_experts"))  # fmt: skip
+        if arch.n_shared_experts:  # DeepSeek's code builds them as one MLP n_shared_experts times as wide
+            kinds.append((arch.n_shared_experts * (arch.d_ff_shared or arch.d_ff), arch.moe_layers, 1, 1, "mlp.shared_experts"))
     shapes: dict[Projection, tuple[MatrixShape, ...]] = {}
     for p in names:
         shapes[p] = tuple(
