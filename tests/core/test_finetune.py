@@ -19,6 +19,7 @@ from service.core.finetune import (
     finetune_memory,
     finetune_training_flops,
     projection_shapes,
+    resolve_targets,
 )
 from service.core.kernels import AttentionKernel, Kernels
 from service.core.memory import Optimizer, Parallelism, Precision, training_memory
@@ -330,3 +331,53 @@ def test_finetune_memory_and_flops_properties(arch, rank, method, recompute, fla
     p = count_params(arch).active
     # LoRA = full training - the frozen weights' gradients (2P) + the adapters' 6 P_a
     assert c.model_flops_per_token == pytest.approx(6 * p - 2 * p + 6 * d.active_adapter_params)
+
+
+# --- today's architectures: MLA, shared experts, dense first layers --------------------------------
+
+
+def test_deepseek_v3_adapter_shapes_by_layer_type() -> None:
+    """DeepSeek-V3 (DeepSeek-V3 §4.2 hyper-parameters): h 7168, 128 heads, q rank 1536, kv rank 512,
+    rotary 64, no-rope 128 and value 128 per head; 3 dense layers of width 18432, then 58 layers of
+    256 routed experts (8 a token) and 1 shared expert, all 2048 wide."""
+    v3, r = preset("deepseek-v3"), 4
+    h, a, layers, moe = 7168, 128, 61, 58
+    attention = {
+        Projection.Q_A: (h, 1536), Projection.Q_B: (1536, a * (128 + 64)),
+        Projection.KV_A: (h, 512 + 64), Projection.KV_B: (512, a * (128 + 128)), Projection.O: (a * 128, h),
+    }  # fmt: skip
+    by_target = adapter_params(v3, r, tuple(attention))
+    for p, (rows_in, cols_out) in attention.items():
+        assert by_target[p] == layers * r * (rows_in + cols_out)
+    per_mlp = {2048: 256 + 1, 18432: 1}  # width -> copies in a layer of that type
+    up = adapter_params(v3, r, (Projection.UP,))[Projection.UP]
+    assert up == moe * per_mlp[2048] * r * (h + 2048) + 3 * r * (h + 18432)
+    assert up != layers * 256 * r * (h + 2048)  # not n_layers x one shape
+    _, d = finetune_training_flops(v3, 1e6, FinetuneSpec(rank=r, targets=(Projection.DOWN,)))
+    assert d.active_adapter_params == moe * (8 + 1) * r * (2048 + h) + 3 * r * (18432 + h)
+
+
+def test_generic_names_map_onto_mla() -> None:
+    v3, lite = preset("deepseek-v3"), preset("deepseek-v2-lite")
+    assert resolve_targets(v3, (Projection.Q, Projection.V)) == (Projection.Q_A, Projection.Q_B, Projection.KV_A, Projection.KV_B)
+    assert resolve_targets(lite, (Projection.Q, Projection.K)) == (Projection.Q, Projection.KV_A, Projection.KV_B)
+    with pytest.raises(InvalidSpecError, match="q_b") as e:
+        resolve_targets(lite, (Projection.Q_B,))  # no query rank: one q_proj
+    assert e.value.field == "finetune.target_modules"
+    with pytest.raises(InvalidSpecError, match="kv_a"):
+        resolve_targets(llama1("7b"), (Projection.KV_A,))
+
+
+def test_qlora_quantises_mla_and_expert_matrices_and_keeps_the_norms() -> None:
+    """A 4-bit DeepSeek-V3 keeps the embedding, LM head, every norm (MLA's latent RMSNorms among
+    them) and the routers' balancing biases unquantised; everything else is a block matrix."""
+    v3 = preset("deepseek-v3")
+    m = finetune_memory(v3, FinetuneSpec(method=FinetuneMethod.QLORA), include_activations=False)
+    c = count_params(v3)
+    latent_norms = 61 * (1536 + 512)
+    assert m.base.kept_params == c.embedding + c.lm_head + c.norm + latent_norms + 58 * 256
+    assert m.base.quantized_params + m.base.kept_params == c.total
+    # 4-bit data + double-quantised constants: 0.5 + 0.127/8 bytes a quantised weight
+    assert m.base.weights_bytes == pytest.approx(m.base.quantized_params * (4 + 0.127) / 8 + 4 * m.base.kept_params, rel=1e-3)
+    # the largest dequantised matrix is a dense first layer's 7168 x 18432 MLP matrix
+    assert m.base.dequantization_buffer_bytes == 2 * 7168 * 18432
