@@ -600,6 +600,15 @@ def finetune_memory(
     ]  # fmt: skip
     if optimizer is Optimizer.ADAFACTOR:
         notes.append("Adafactor's factored adapter states are counted as 0 bytes (r + in values per matrix)")
+    if arch.is_moe:
+        notes.append(
+            "mixture: one adapter per routed expert and projection (each expert an nn.Linear, as DeepSeek's and Mixtral's "
+            "published code and transformers 4 build them); the router is not adapted"
+            + ("; the shared experts are one MLP n_shared_experts times as wide, one adapter each" if arch.n_shared_experts else "")
+        )
+    if arch.is_mla:
+        notes.append("multi-head latent attention: adapters on q_a/q_b (or q), kv_a_proj_with_mqa, kv_b_proj and o_proj; "
+                     "the latent RMSNorms are neither adapted nor quantised")  # fmt: skip
     mem = TrainingMemory(
         params_per_gpu=total_params + p_a,
         weights_bytes=weights,
