@@ -381,3 +381,44 @@ def test_qlora_quantises_mla_and_expert_matrices_and_keeps_the_norms() -> None:
     assert m.base.weights_bytes == pytest.approx(m.base.quantized_params * (4 + 0.127) / 8 + 4 * m.base.kept_params, rel=1e-3)
     # the largest dequantised matrix is a dense first layer's 7168 x 18432 MLP matrix
     assert m.base.dequantization_buffer_bytes == 2 * 7168 * 18432
+
+
+@st.composite
+def deepseek_like(draw):
+    """MLA (with or without a query rank) and a mixture with shared experts and dense first layers."""
+    n_heads, nope, rope = draw(st.sampled_from([1, 2, 4, 8])), draw(st.sampled_from([8, 16, 32])), draw(st.sampled_from([8, 16]))
+    n_experts, n_layers = draw(st.sampled_from([4, 8, 16])), draw(st.integers(1, 8))
+    return make_architecture(
+        n_layers=n_layers, d_model=draw(st.sampled_from([32, 64, 128])), n_heads=n_heads, d_head=nope + rope,
+        d_ff=draw(st.integers(8, 96)), vocab_size=draw(st.integers(16, 512)), ffn=draw(st.sampled_from(["gelu", "swiglu"])),
+        norm="rmsnorm", q_lora_rank=draw(st.sampled_from([None, 16, 24])), kv_lora_rank=draw(st.sampled_from([16, 32])),
+        qk_nope_head_dim=nope, qk_rope_head_dim=rope, v_head_dim=draw(st.sampled_from([8, 16, 32])),
+        n_experts=n_experts, experts_per_token=draw(st.integers(1, n_experts)), n_shared_experts=draw(st.integers(0, 2)),
+        d_ff_shared=draw(st.sampled_from([None, 24])), first_k_dense=draw(st.integers(0, n_layers - 1)),
+        d_ff_dense=draw(st.sampled_from([None, 160])), router_bias=draw(st.booleans()),
+    )  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(deepseek_like(), st.integers(1, 64), st.sampled_from([FinetuneMethod.LORA, FinetuneMethod.QLORA]))
+def test_adapted_matrices_are_the_model_s_matrices(arch, rank, method) -> None:
+    """Every matrix LoRA may adapt, with the routers, is every matrix the parameter count has in its
+    blocks (:func:`service.core.params.count_params`, checked against transformers): a 4-bit base
+    quantises exactly those and keeps the embedding, LM head, norms (MLA's latent norms too) and the
+    routers' biases. Adapters add ``r * (in + out)`` for each copy of each matrix."""
+    m = finetune_memory(arch, FinetuneSpec(method=method, rank=rank), seq_len=64)
+    c = count_params(arch)
+    shapes = [s for group in projection_shapes(arch).values() for s in group]
+    latent_norms = arch.n_layers * ((arch.q_lora_rank or 0) + (arch.kv_lora_rank or 0))
+    router = arch.moe_layers * arch.d_model * arch.n_experts
+    in_blocks = sum(s.copies(arch.n_layers) * s.rows_in * s.cols_out for s in shapes) + router
+    assert in_blocks == c.total - c.embedding - c.lm_head - c.norm - latent_norms - (arch.moe_layers * arch.n_experts if arch.router_bias else 0)
+    if method is FinetuneMethod.QLORA:
+        assert m.base.quantized_params == in_blocks
+    assert m.trainable_params == sum(s.copies(arch.n_layers) * rank * (s.rows_in + s.cols_out) for s in shapes)
+    mem = m.memory
+    assert mem.total_bytes == mem.weights_bytes + mem.gradients_bytes + mem.optimizer_bytes + mem.activations_bytes
+    assert min(mem.weights_bytes, mem.activations_bytes, m.frozen_inputs_not_kept_bytes) >= 0
+    c_lora, d = finetune_training_flops(arch, 1e6, FinetuneSpec(method=method, rank=rank))
+    assert 0 < d.active_adapter_params <= d.trainable_params
+    assert c_lora.model_flops_per_token == pytest.approx(4 * c.active + 6 * d.active_adapter_params)
