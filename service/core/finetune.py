@@ -223,7 +223,7 @@ def projection_shapes(arch: Architecture) -> dict[Projection, tuple[MatrixShape,
     layer type: attention's (:func:`_attention_shapes`) in every layer; the MLP's
     (:func:`_mlp_shapes`) — SwiGLU gate and up ``h x f`` and down ``f x h`` (Shazeer 2020), a
     2-matrix MLP up and down only — once per dense layer, once per routed expert (every expert has
-    its own) and once per shared expert of a mixture's layers."""
+    its own) and once for an expert layer's shared experts (one wider MLP)."""
     shapes = {p: (m,) for p, m in _attention_shapes(arch).items()}
     shapes.update(_mlp_shapes(arch))
     return shapes
