@@ -10,7 +10,7 @@ VALIDATION_VENV ?= .venv-validation
 VBIN    = $(VALIDATION_VENV)/bin
 VSTAMP  = $(VALIDATION_VENV)/.installed
 
-.PHONY: run test lint openapi bench bench-planner bench-serving bench-load measure accuracy measure-hf clean
+.PHONY: run test lint openapi bench bench-planner bench-serving bench-load measure accuracy measure-hf measure-lora clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-load: $(STAMP)  ## a mix of catalog-backed requests under 64 connections a
 measure-hf: $(STAMP)  ## re-measure validation/measurements/hf_models.json with transformers (needs the validation extra)
 	@$(BIN)/python -c "import torch, transformers" 2>/dev/null || { echo "needs the validation extra: $(BIN)/pip install torch==2.13.0 && $(BIN)/pip install -e '.[dev,validation]'"; exit 1; }
 	$(BIN)/python validation/measure_hf_models.py
+
+measure-lora: $(STAMP)  ## re-measure validation/measurements/lora_params.json with transformers and peft (needs the validation extra)
+	@$(BIN)/python -c "import torch, transformers, peft" 2>/dev/null || { echo "needs the validation extra: $(BIN)/pip install torch==2.13.0 && $(BIN)/pip install -e '.[dev,validation]'"; exit 1; }
+	$(BIN)/python validation/measure_lora.py
 
 clean:
 	rm -rf $(VENV) $(VALIDATION_VENV) .pytest_cache .hypothesis

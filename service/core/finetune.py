@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from service.core.activations import mlp_width_per_token
 from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import AttentionFormula, Recompute, TrainingCompute, require_architecture, training_flops
 from service.core.errors import InvalidSpecError
@@ -69,7 +70,10 @@ class FinetuneMethod(StrEnum):
 class Projection(StrEnum):
     """The linear projections of a transformer block an adapter may target (Llama's
     ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``, ``gate_proj``, ``up_proj``, ``down_proj``; a
-    2-matrix MLP has ``up`` and ``down`` only)."""
+    2-matrix MLP has ``up`` and ``down`` only). Multi-head latent attention (DeepSeek-V2 §2.1.2-2.1.3,
+    ``DeepseekV3Attention`` in ``transformers``) has ``q_proj`` (no query rank) or ``q_a_proj`` and
+    ``q_b_proj``, then ``kv_a_proj_with_mqa``, ``kv_b_proj`` and ``o_proj``; on such a model the
+    generic names map onto them (:func:`resolve_targets`)."""
 
     Q = "q"
     K = "k"
@@ -78,6 +82,11 @@ class Projection(StrEnum):
     GATE = "gate"
     UP = "up"
     DOWN = "down"
+    # multi-head latent attention (DeepSeek-V2/V3): q_a_proj, q_b_proj, kv_a_proj_with_mqa, kv_b_proj
+    Q_A = "q_a"
+    Q_B = "q_b"
+    KV_A = "kv_a"
+    KV_B = "kv_b"
 
 
 class BaseFormat(StrEnum):
@@ -130,68 +139,152 @@ class MatrixShape:
     cols_out: int
     per_layer: int
     active_per_layer: int
+    layers: int | None = None  # blocks that have it; None: every block
+    module: str = ""  # Hugging Face's module name (PEFT's target name)
+
+    def copies(self, n_layers: int) -> int:
+        """Matrices of this kind in the whole model."""
+        return (n_layers if self.layers is None else self.layers) * self.per_layer
+
+    def active_copies(self, n_layers: int) -> int:
+        """Matrices of this kind one token passes through, all layers."""
+        return (n_layers if self.layers is None else self.layers) * self.active_per_layer
 
 
-def projection_shapes(arch: Architecture) -> dict[Projection, MatrixShape]:
-    """The block's linear projections and their shapes: Q ``h x a*d_head``, K and V
-    ``h x k*d_head`` (GQA/MQA shrink them; Ainslie et al. 2023), O ``a*d_head x h``; SwiGLU gate
-    and up ``h x f`` and down ``f x h`` (Shazeer 2020), a 2-matrix MLP up and down only; one per
-    expert in a mixture (every expert has its own)."""
-    if arch.is_mla or arch.n_shared_experts or arch.first_k_dense:
-        raise InvalidSpecError(
-            "finetune",
-            "LoRA adapters are modelled for standard attention (MHA/GQA/MQA) and dense or routed-expert MLPs; "
-            "multi-head latent attention, shared experts and dense first layers are not modelled yet",
-        )
-    h, f = arch.d_model, arch.d_ff
-    e, k = arch.n_experts, arch.experts_per_token
-    shapes = {
-        Projection.Q: MatrixShape(rows_in=h, cols_out=arch.q_dim, per_layer=1, active_per_layer=1),
-        Projection.K: MatrixShape(rows_in=h, cols_out=arch.kv_dim, per_layer=1, active_per_layer=1),
-        Projection.V: MatrixShape(rows_in=h, cols_out=arch.kv_dim, per_layer=1, active_per_layer=1),
-        Projection.O: MatrixShape(rows_in=arch.q_dim, cols_out=h, per_layer=1, active_per_layer=1),
-    }
-    if arch.ffn is Ffn.SWIGLU:
-        shapes[Projection.GATE] = MatrixShape(rows_in=h, cols_out=f, per_layer=e, active_per_layer=k)
-    shapes[Projection.UP] = MatrixShape(rows_in=h, cols_out=f, per_layer=e, active_per_layer=k)
-    shapes[Projection.DOWN] = MatrixShape(rows_in=f, cols_out=h, per_layer=e, active_per_layer=k)
+def _mlp_shapes(arch: Architecture) -> dict[Projection, tuple[MatrixShape, ...]]:
+    """The MLP matrices by layer type: a dense model's one MLP of width ``d_ff`` in every layer; a
+    mixture's ``first_k_dense`` dense layers with one MLP of width ``d_ff_dense`` and no experts, and
+    its other layers with ``n_experts`` routed experts of width ``d_ff`` (``experts_per_token``
+    active) and ``n_shared_experts`` always-active shared experts of width ``d_ff_shared``
+    (DeepSeekMoE, Dai et al. 2024 §3; DeepSeek-V3 §2.1.2). The shared experts are one linear layer
+    each of gate, up and down, ``n_shared_experts * d_ff_shared`` wide, as DeepSeek's modelling code
+    and ``transformers`` build them (``DeepseekV2MoE.shared_experts``): the same weights as separate
+    experts, but one adapter of ``r * (h + n * d_ff_shared)`` rather than ``n`` of ``r * (h + d_ff_shared)``.
+    The router is not a projection."""
+    h = arch.d_model
+    names = (Projection.GATE, Projection.UP, Projection.DOWN) if arch.ffn is Ffn.SWIGLU else (Projection.UP, Projection.DOWN)
+    kinds: list[tuple[int, int, int, int, str]] = []  # (width, layers, per_layer, active_per_layer, module prefix)
+    if not arch.is_moe:
+        kinds.append((arch.d_ff, arch.n_layers, 1, 1, "mlp"))
+    else:
+        if arch.dense_mlp_layers:
+            kinds.append((arch.d_ff_dense or arch.d_ff, arch.dense_mlp_layers, 1, 1, "mlp"))
+        kinds.append((arch.d_ff, arch.moe_layers, arch.n_experts, arch.experts_per_token, "mlp.experts.*"))
+        if arch.n_shared_experts:  # DeepSeek's code builds them as one MLP n_shared_experts times as wide
+            kinds.append((arch.n_shared_experts * (arch.d_ff_shared or arch.d_ff), arch.moe_layers, 1, 1, "mlp.shared_experts"))
+    shapes: dict[Projection, tuple[MatrixShape, ...]] = {}
+    for p in names:
+        shapes[p] = tuple(
+            MatrixShape(rows_in=f if p is Projection.DOWN else h, cols_out=h if p is Projection.DOWN else f,
+                        per_layer=copies, active_per_layer=active, layers=layers, module=f"{prefix}.{p.value}_proj")
+            for f, layers, copies, active, prefix in kinds
+            if layers
+        )  # fmt: skip
     return shapes
 
 
+def _attention_shapes(arch: Architecture) -> dict[Projection, MatrixShape]:
+    """Attention's linear projections: Q ``h x a*d_head``, K and V ``h x k*d_head`` (GQA/MQA shrink
+    them; Ainslie et al. 2023), O ``a*d_head x h``. Multi-head latent attention (DeepSeek-V2,
+    Liu et al. 2024, §2.1.2-2.1.3, eqs. 9-19; ``DeepseekV3Attention`` in ``transformers``), with
+    ``d_qk = qk_nope_head_dim + qk_rope_head_dim``: ``q_a_proj`` ``h x q_lora_rank`` and ``q_b_proj``
+    ``q_lora_rank x a*d_qk`` (or ``q_proj`` ``h x a*d_qk`` without a query rank);
+    ``kv_a_proj_with_mqa`` ``h x (kv_lora_rank + qk_rope_head_dim)`` (the latent and the shared
+    rotary key); ``kv_b_proj`` ``kv_lora_rank x a*(qk_nope_head_dim + v_head_dim)``; ``o_proj``
+    ``a*v_head_dim x h``. The RMSNorms on the two latents are not linear layers."""
+    h, a = arch.d_model, arch.n_heads
+
+    def one(rows_in: int, cols_out: int, module: str) -> MatrixShape:
+        return MatrixShape(rows_in=rows_in, cols_out=cols_out, per_layer=1, active_per_layer=1, module=f"self_attn.{module}")
+
+    if not arch.is_mla:
+        return {
+            Projection.Q: one(h, arch.q_dim, "q_proj"),
+            Projection.K: one(h, arch.kv_dim, "k_proj"),
+            Projection.V: one(h, arch.kv_dim, "v_proj"),
+            Projection.O: one(arch.q_dim, h, "o_proj"),
+        }
+    nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
+    d_c = arch.kv_lora_rank or 0
+    shapes: dict[Projection, MatrixShape] = {}
+    if arch.q_lora_rank:
+        shapes[Projection.Q_A] = one(h, arch.q_lora_rank, "q_a_proj")
+        shapes[Projection.Q_B] = one(arch.q_lora_rank, a * (nope + rope), "q_b_proj")
+    else:
+        shapes[Projection.Q] = one(h, a * (nope + rope), "q_proj")
+    shapes[Projection.KV_A] = one(h, d_c + rope, "kv_a_proj_with_mqa")
+    shapes[Projection.KV_B] = one(d_c, a * (nope + d_v), "kv_b_proj")
+    shapes[Projection.O] = one(a * d_v, h, "o_proj")
+    return shapes
+
+
+def projection_shapes(arch: Architecture) -> dict[Projection, tuple[MatrixShape, ...]]:
+    """The block's linear projections (every one a LoRA adapter may target) and their shapes by
+    layer type: attention's (:func:`_attention_shapes`) in every layer; the MLP's
+    (:func:`_mlp_shapes`) — SwiGLU gate and up ``h x f`` and down ``f x h`` (Shazeer 2020), a
+    2-matrix MLP up and down only — once per dense layer, once per routed expert (every expert has
+    its own) and once for an expert layer's shared experts (one wider MLP)."""
+    shapes = {p: (m,) for p, m in _attention_shapes(arch).items()}
+    shapes.update(_mlp_shapes(arch))
+    return shapes
+
+
+# the generic names on multi-head latent attention: the query path, and the joint key-value latent
+MLA_ALIASES = {Projection.K: (Projection.KV_A, Projection.KV_B), Projection.V: (Projection.KV_A, Projection.KV_B)}
+
+
 def resolve_targets(arch: Architecture, targets: tuple[Projection, ...] | None) -> tuple[Projection, ...]:
-    """The adapted projections: the request's, or every linear projection the block has."""
+    """The adapted projections: the request's, or every linear projection the block has.
+
+    On multi-head latent attention the generic names are mapped onto its projections: ``q`` is the
+    query path (``q_proj``, or ``q_a_proj`` and ``q_b_proj`` with a query rank), ``k`` and ``v``
+    both the joint key-value path (``kv_a_proj_with_mqa`` and ``kv_b_proj``: keys and values come
+    from one latent, so neither can be adapted alone); ``o`` is ``o_proj``. The MLA names
+    (``q_a``, ``q_b``, ``kv_a``, ``kv_b``) select one matrix each."""
     shapes = projection_shapes(arch)
     if targets is None:
         return tuple(shapes)
-    missing = [t.value for t in targets if t not in shapes]
+    aliases = dict(MLA_ALIASES) if arch.is_mla else {}
+    if arch.is_mla and arch.q_lora_rank:
+        aliases[Projection.Q] = (Projection.Q_A, Projection.Q_B)
+    resolved = [a for t in targets for a in aliases.get(t, (t,))]
+    missing = [t.value for t in resolved if t not in shapes]
     if missing:
+        attention = "multi-head latent attention" if arch.is_mla else "standard attention"
         raise InvalidSpecError(
             "finetune.target_modules",
-            f"{', '.join(missing)}: this model's MLP (ffn={arch.ffn.value}) has no such projection; it has "
-            + ", ".join(shapes),
+            f"{', '.join(dict.fromkeys(missing))}: this model ({attention}, ffn={arch.ffn.value}) has no such projection; "
+            "it has " + ", ".join(shapes),
         )
-    return tuple(dict.fromkeys(targets))  # keep order, drop repeats
+    return tuple(dict.fromkeys(resolved))  # keep order, drop repeats
 
 
 def adapter_params(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> dict[Projection, int]:
-    """Trainable parameters per targeted projection, all layers: ``L * copies * r * (in + out)``
-    (Hu et al. 2021 §4.1; §5.1's ``2 * L_LoRA * d_model * r`` for square matrices)."""
+    """Trainable parameters per targeted projection, all layers: ``copies * r * (in + out)`` summed
+    over the layer types (Hu et al. 2021 §4.1; §5.1's ``2 * L_LoRA * d_model * r`` for square
+    matrices)."""
     shapes = projection_shapes(arch)
-    return {t: arch.n_layers * shapes[t].per_layer * rank * (shapes[t].rows_in + shapes[t].cols_out) for t in targets}
+    return {t: sum(m.copies(arch.n_layers) * rank * (m.rows_in + m.cols_out) for m in shapes[t]) for t in targets}
 
 
 def active_adapter_params(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> int:
-    """Adapter parameters one token passes through (``experts_per_token`` experts' adapters)."""
+    """Adapter parameters one token passes through (``experts_per_token`` routed experts' adapters,
+    every shared expert's, each layer type's own)."""
     shapes = projection_shapes(arch)
-    return sum(arch.n_layers * shapes[t].active_per_layer * rank * (shapes[t].rows_in + shapes[t].cols_out) for t in targets)
+    return sum(m.active_copies(arch.n_layers) * rank * (m.rows_in + m.cols_out) for t in targets for m in shapes[t])
 
 
 def _block_matrices(arch: Architecture) -> list[MatrixShape]:
-    """Every matmul weight of the blocks (what bitsandbytes quantises): the projections and, for a
-    mixture, the router ``h x n_experts``."""
-    matrices = list(projection_shapes(arch).values())
+    """Every matmul weight of the blocks (what bitsandbytes quantises): the projections (MLA's
+    included; its latent RMSNorms are norms and stay unquantised) and, in a mixture's expert layers,
+    the router ``h x n_experts`` and a shared-expert gate ``h x 1`` (Qwen2-MoE)."""
+    matrices = [m for shapes in projection_shapes(arch).values() for m in shapes]
     if arch.is_moe:
-        matrices.append(MatrixShape(rows_in=arch.d_model, cols_out=arch.n_experts, per_layer=1, active_per_layer=1))
+        matrices.append(MatrixShape(rows_in=arch.d_model, cols_out=arch.n_experts, per_layer=1, active_per_layer=1,
+                                    layers=arch.moe_layers, module="mlp.gate"))  # fmt: skip
+        if arch.n_shared_experts and arch.shared_expert_gate:
+            matrices.append(MatrixShape(rows_in=arch.d_model, cols_out=1, per_layer=1, active_per_layer=1,
+                                        layers=arch.moe_layers, module="mlp.shared_expert_gate"))  # fmt: skip
     return matrices
 
 
@@ -242,7 +335,7 @@ def base_weight_bytes(
                            constants_bytes=0, dequantization_buffer_bytes=0)  # fmt: skip
     quantized = data = constants = largest = 0
     for m in _block_matrices(arch):
-        n, copies = m.rows_in * m.cols_out, arch.n_layers * m.per_layer
+        n, copies = m.rows_in * m.cols_out, m.copies(arch.n_layers)
         matrix_data, matrix_constants = quantized_matrix_bytes(m.rows_in, m.cols_out, fmt, double_quant=double_quant)
         quantized += n * copies
         largest = max(largest, n)
@@ -259,22 +352,32 @@ def base_weight_bytes(
     )
 
 
-def adapter_activation_bytes_per_layer(
+def adapter_activation_bytes(
     arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], *, tokens: int, element_bytes: int
 ) -> int:
-    """What the adapters add to one layer's stored activations for ``tokens = s * b`` tokens:
+    """What the adapters add to the stored activations of all layers for ``tokens = s * b`` tokens:
     each adapter's ``x·A`` (``r`` values a token, needed for B's gradient) and, with LoRA dropout,
-    the dropped copy of its input (for A's gradient) and its one-byte mask. An expert's adapters see
-    the ``experts_per_token`` share of the tokens."""
+    the dropped copy of its input (for A's gradient) and its one-byte mask. A routed expert's
+    adapters see the ``experts_per_token`` share of the tokens, a shared expert's all of them; each
+    layer type (dense first layers, expert layers) counts its own matrices."""
     shapes = projection_shapes(arch)
     total = 0
     for t in targets:
-        m = shapes[t]
-        per_token = element_bytes * spec.rank
-        if spec.dropout > 0:
-            per_token += (element_bytes + MASK_BYTES) * m.rows_in
-        total += m.active_per_layer * tokens * per_token
+        for m in shapes[t]:
+            per_token = element_bytes * spec.rank
+            if spec.dropout > 0:
+                per_token += (element_bytes + MASK_BYTES) * m.rows_in
+            total += m.active_copies(arch.n_layers) * tokens * per_token
     return total
+
+
+def adapter_activation_bytes_per_layer(
+    arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], *, tokens: int, element_bytes: int
+) -> int:
+    """:func:`adapter_activation_bytes` of one layer: exact when every layer has the same
+    projections, the mean over the layers (rounded up) when a mixture's first layers are dense."""
+    total = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes)
+    return -(-total // arch.n_layers)
 
 
 def frozen_input_bytes_per_layer(
@@ -294,11 +397,19 @@ def frozen_input_bytes_per_layer(
     SDPA (``fused_attention``: any kernel but eager). Everything the backward
     pass needs to reach the layers below stays: norm inputs, Q, K, V, scores, the MLP's
     nonlinearity inputs.
+
+    The terms mirror the full-training count they are taken from
+    (:func:`service.core.activations.layer_activation_bytes`), which counts every layer alike: the
+    attention input (read by ``q``/``k``/``v`` or, under MLA, ``q_a``/``kv_a``/``q``), the MLP input
+    once per routed expert a token passes and per shared expert, the output projection's input and
+    the down projections' inputs at :func:`service.core.activations.mlp_width_per_token`. MLA's
+    latents (the inputs of ``q_b_proj`` and ``kv_b_proj``) are not in that count, so none is dropped
+    for them: an approximation that errs towards more memory.
     """
     t, e = tokens, element_bytes
-    experts = arch.experts_per_token
+    experts = arch.experts_per_token + (arch.n_shared_experts if arch.is_moe else 0)
     keeps = set() if spec.dropout > 0 else set(targets)
-    qkv_read = bool(keeps & {Projection.Q, Projection.K, Projection.V})
+    qkv_read = bool(keeps & {Projection.Q, Projection.K, Projection.V, Projection.Q_A, Projection.KV_A})
     mlp_read = bool(keeps & {Projection.GATE, Projection.UP})
     dropped = 0
     if arch.parallel_attention and arch.norms_per_layer == 1:  # one input feeds attention and the MLP
@@ -306,10 +417,10 @@ def frozen_input_bytes_per_layer(
     else:
         dropped += 0 if qkv_read else e * t * arch.d_model
         dropped += 0 if mlp_read else e * t * arch.d_model * experts
-    if not fused_attention and Projection.O not in keeps:
-        dropped += e * t * arch.q_dim
+    if not fused_attention and Projection.O not in keeps:  # the output projection's input: a*d_v (MLA) or a*d_head
+        dropped += e * t * (arch.n_heads * (arch.v_head_dim or 0) if arch.is_mla else arch.q_dim)
     if Projection.DOWN not in keeps:
-        dropped += e * t * arch.d_ff * experts
+        dropped += e * t * mlp_width_per_token(arch)
     return dropped
 
 
@@ -445,9 +556,7 @@ def finetune_memory(
     adapter_acts = frozen_inputs = 0
     if include_activations and recompute is not Recompute.FULL:  # full recompute keeps only each layer's input
         tokens = (seq_len or arch.max_seq_len) * micro_batch_size
-        adapter_acts = arch.n_layers * adapter_activation_bytes_per_layer(
-            arch, spec, targets, tokens=tokens, element_bytes=pb.activation
-        )
+        adapter_acts = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=pb.activation)
         frozen_inputs = arch.n_layers * frozen_input_bytes_per_layer(
             arch, spec, targets, tokens=tokens, element_bytes=pb.activation,
             fused_attention=resolve_kernels(kernels, arch, flash_attention=flash_attention).attention is not AttentionKernel.EAGER,
@@ -491,6 +600,15 @@ def finetune_memory(
     ]  # fmt: skip
     if optimizer is Optimizer.ADAFACTOR:
         notes.append("Adafactor's factored adapter states are counted as 0 bytes (r + in values per matrix)")
+    if arch.is_moe:
+        notes.append(
+            "mixture: one adapter per routed expert and projection (each expert an nn.Linear, as DeepSeek's and Mixtral's "
+            "published code and transformers 4 build them); the router is not adapted"
+            + ("; the shared experts are one MLP n_shared_experts times as wide, one adapter each" if arch.n_shared_experts else "")
+        )
+    if arch.is_mla:
+        notes.append("multi-head latent attention: adapters on q_a/q_b (or q), kv_a_proj_with_mqa, kv_b_proj and o_proj; "
+                     "the latent RMSNorms are neither adapted nor quantised")  # fmt: skip
     mem = TrainingMemory(
         params_per_gpu=total_params + p_a,
         weights_bytes=weights,

@@ -11,8 +11,8 @@ from pydantic import Field, field_validator, model_validator
 from service.core.finetune import BaseFormat, FinetuneMethod, FinetuneSpec, Projection
 from service.schemas.base import Schema
 
-# Hugging Face PEFT's module names for Llama-style models, and its "all-linear" shorthand
-PEFT_NAMES = {f"{p.value}_proj": p.value for p in Projection}
+# Hugging Face PEFT's module names for Llama-style and DeepSeek-V2/V3 models, and its "all-linear" shorthand
+PEFT_NAMES = {f"{p.value}_proj": p.value for p in Projection} | {"kv_a_proj_with_mqa": Projection.KV_A.value}
 ALL_LINEAR = ("all-linear", "all_linear", "all")
 SHORTHANDS = ("lora", "qlora")
 LORA_ONLY_FIELDS = ("r", "alpha", "target_modules", "dropout", "base_format", "double_quant", "kept_dtype", "paged_optimizer")
@@ -40,8 +40,12 @@ class Finetune(Schema):
     target_modules: list[str] | None = Field(
         None,
         min_length=1,
-        max_length=7,
-        description="Projections to adapt: q, k, v, o, gate, up, down (PEFT's q_proj... accepted; 'all-linear' = every one). "
+        max_length=len(Projection),
+        description="Projections to adapt: q, k, v, o, gate, up, down, and under multi-head latent attention (DeepSeek-V2/V3) "
+        "q_a, q_b, kv_a, kv_b (PEFT's q_proj..., kv_a_proj_with_mqa accepted; 'all-linear' = every one). On an MLA model q "
+        "adapts the query path (q_proj, or q_a_proj and q_b_proj), k and v both adapt the joint key-value path "
+        "(kv_a_proj_with_mqa and kv_b_proj). gate, up and down adapt every MLP of that name: dense layers', every routed "
+        "expert's and every shared expert's; the router is never adapted. "
         "Default: every linear projection of the blocks (QLoRA §4), every expert's in a mixture.",
     )
     dropout: float | None = Field(None, ge=0, lt=1, description="LoRA dropout on the adapters' inputs; default 0 (stores a dropped copy when > 0).")
@@ -68,7 +72,10 @@ class Finetune(Schema):
         for n in names:
             name = PEFT_NAMES.get(n, n)
             if name not in Projection.__members__.values():
-                raise ValueError(f"unknown module {n!r}; use q, k, v, o, gate, up, down (or q_proj..., or 'all-linear')")
+                raise ValueError(
+                    f"unknown module {n!r}; use q, k, v, o, gate, up, down, or for MLA q_a, q_b, kv_a, kv_b "
+                    "(or q_proj..., or 'all-linear')"
+                )
             out.append(name)
         return out
 

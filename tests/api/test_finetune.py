@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.api.test_calculators import ok
 
 LLAMA_7B = {"preset": "llama-2-7b"}
+MEASURED_LORA = json.loads((Path(__file__).resolve().parents[2] / "validation" / "measurements" / "lora_params.json").read_text())
 
 
 def test_lora_shorthand_is_accepted_and_equals_finetune(client) -> None:
@@ -121,14 +125,37 @@ def test_qlora_cost_says_whether_the_job_fits(client) -> None:
     assert sharded["fits"] is True and "ZeRO-3" in sharded["assumptions"]["fits_layout"]
 
 
-@pytest.mark.parametrize("preset", ["deepseek-v3", "deepseek-v2-lite"])
-def test_lora_on_shapes_not_modelled_is_a_clear_422(client, preset: str) -> None:
-    """MLA projections, shared experts and dense first layers are not in the adapter shapes yet:
-    a 422 on `finetune` that says so, never a silently wrong count."""
-    for path, extra in (("/v1/memory/training", {"seq_len": 1024}), ("/v1/compute/training", {"tokens": 1e9})):
-        r = client.post(path, json={"model": {"preset": preset}, "finetune": {"method": "lora"}} | extra)
-        assert r.status_code == 422, r.text
-        assert r.json()["errors"][0]["loc"][-1] == "finetune" and "not modelled yet" in r.json()["detail"]
+def test_deepseek_v3_lora_and_qlora_answer_with_the_exact_trainable_count(client) -> None:
+    """Multi-head latent attention, 256 routed experts, a shared expert and 3 dense first layers:
+    the adapters PEFT creates on DeepSeek-V3 (validation/measurements/lora_params.json, rank 8,
+    every linear projection of the blocks, the router left out)."""
+    measured = MEASURED_LORA["models"]["deepseek-v3"]["cases"][0]
+    rank = MEASURED_LORA["rank"]
+    v3 = {"model": {"preset": "deepseek-v3"}}
+    for method in ("lora", "qlora"):
+        mem = ok(client, "/v1/memory/training", v3 | {"seq_len": 1024, method: {"r": rank}})
+        ft = mem["finetune"]
+        assert ft["trainable_params"] == measured["lora_params"]
+        assert ft["target_modules"] == ["q_a", "q_b", "kv_a", "kv_b", "o", "gate", "up", "down"]
+        by_module = {m.removesuffix("_with_mqa").removesuffix("_proj"): n for m, n in measured["by_module"].items()}
+        assert ft["adapter_params_by_module"] == by_module
+        compute = ok(client, "/v1/compute/training", v3 | {"tokens": 1e9, method: {"r": rank}})
+        assert compute["finetune"]["trainable_params"] == measured["lora_params"]
+        # a token passes 8 of the 256 routed experts' adapters, the shared expert's and the attention's
+        assert compute["finetune"]["active_adapter_params"] < measured["lora_params"] / 10
+    qlora = ok(client, "/v1/memory/training", v3 | {"seq_len": 1024, "qlora": {"r": rank}, "include_activations": False})
+    assert qlora["per_gpu"]["weights_bytes"] < 0.6 * 671e9  # 4-bit MLA, expert and shared-expert matrices
+    # the generic names on MLA: q is the query path, k or v the joint key-value path
+    qv = ok(client, "/v1/compute/training", v3 | {"tokens": 1e9, "lora": {"r": rank, "target_modules": ["q_proj", "v_proj"]}})
+    assert qv["finetune"]["target_modules"] == ["q_a", "q_b", "kv_a", "kv_b"]
+
+
+def test_mla_module_names_a_model_lacks_are_a_422(client) -> None:
+    # DeepSeek-V2-Lite has no query rank: one q_proj, no q_a_proj
+    r = client.post("/v1/compute/training", json={"model": {"preset": "deepseek-v2-lite"}, "tokens": 1e9,
+                                                  "lora": {"target_modules": ["q_a_proj", "kv_a_proj_with_mqa"]}})  # fmt: skip
+    assert r.status_code == 422, r.text
+    assert "finetune.target_modules" in r.text and "q_a" in r.json()["detail"]
 
 
 def test_qlora_is_timed_at_a_16_bit_peak(client) -> None:

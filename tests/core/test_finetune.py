@@ -19,6 +19,7 @@ from service.core.finetune import (
     finetune_memory,
     finetune_training_flops,
     projection_shapes,
+    resolve_targets,
 )
 from service.core.kernels import AttentionKernel, Kernels
 from service.core.memory import Optimizer, Parallelism, Precision, training_memory
@@ -100,7 +101,7 @@ def test_gqa_and_moe_adapter_shapes() -> None:
     # K and V of a GQA model are h x (k * d_head); every expert of a mixture gets its own adapters
     mixtral = preset("mixtral-8x7b")
     shapes = projection_shapes(mixtral)
-    assert (shapes[Projection.K].rows_in, shapes[Projection.K].cols_out) == (4096, 8 * 128)
+    assert [(m.rows_in, m.cols_out) for m in shapes[Projection.K]] == [(4096, 8 * 128)]
     by_target = adapter_params(mixtral, 8, (Projection.K, Projection.UP))
     assert by_target[Projection.K] == 32 * 8 * (4096 + 1024)
     assert by_target[Projection.UP] == 32 * 8 * 8 * (4096 + 14336)  # 8 experts a layer
@@ -330,3 +331,94 @@ def test_finetune_memory_and_flops_properties(arch, rank, method, recompute, fla
     p = count_params(arch).active
     # LoRA = full training - the frozen weights' gradients (2P) + the adapters' 6 P_a
     assert c.model_flops_per_token == pytest.approx(6 * p - 2 * p + 6 * d.active_adapter_params)
+
+
+# --- today's architectures: MLA, shared experts, dense first layers --------------------------------
+
+
+def test_deepseek_v3_adapter_shapes_by_layer_type() -> None:
+    """DeepSeek-V3 (DeepSeek-V3 §4.2 hyper-parameters): h 7168, 128 heads, q rank 1536, kv rank 512,
+    rotary 64, no-rope 128 and value 128 per head; 3 dense layers of width 18432, then 58 layers of
+    256 routed experts (8 a token) and 1 shared expert, all 2048 wide."""
+    v3, r = preset("deepseek-v3"), 4
+    h, a, layers, moe = 7168, 128, 61, 58
+    attention = {
+        Projection.Q_A: (h, 1536), Projection.Q_B: (1536, a * (128 + 64)),
+        Projection.KV_A: (h, 512 + 64), Projection.KV_B: (512, a * (128 + 128)), Projection.O: (a * 128, h),
+    }  # fmt: skip
+    by_target = adapter_params(v3, r, tuple(attention))
+    for p, (rows_in, cols_out) in attention.items():
+        assert by_target[p] == layers * r * (rows_in + cols_out)
+    per_mlp = {2048: 256 + 1, 18432: 1}  # width -> copies in a layer of that type
+    up = adapter_params(v3, r, (Projection.UP,))[Projection.UP]
+    assert up == moe * per_mlp[2048] * r * (h + 2048) + 3 * r * (h + 18432)
+    assert up != layers * 256 * r * (h + 2048)  # not n_layers x one shape
+    _, d = finetune_training_flops(v3, 1e6, FinetuneSpec(rank=r, targets=(Projection.DOWN,)))
+    assert d.active_adapter_params == moe * (8 + 1) * r * (2048 + h) + 3 * r * (18432 + h)
+
+
+def test_generic_names_map_onto_mla() -> None:
+    v3, lite = preset("deepseek-v3"), preset("deepseek-v2-lite")
+    assert resolve_targets(v3, (Projection.Q, Projection.V)) == (Projection.Q_A, Projection.Q_B, Projection.KV_A, Projection.KV_B)
+    assert resolve_targets(lite, (Projection.Q, Projection.K)) == (Projection.Q, Projection.KV_A, Projection.KV_B)
+    with pytest.raises(InvalidSpecError, match="q_b") as e:
+        resolve_targets(lite, (Projection.Q_B,))  # no query rank: one q_proj
+    assert e.value.field == "finetune.target_modules"
+    with pytest.raises(InvalidSpecError, match="kv_a"):
+        resolve_targets(llama1("7b"), (Projection.KV_A,))
+
+
+def test_qlora_quantises_mla_and_expert_matrices_and_keeps_the_norms() -> None:
+    """A 4-bit DeepSeek-V3 keeps the embedding, LM head, every norm (MLA's latent RMSNorms among
+    them) and the routers' balancing biases unquantised; everything else is a block matrix."""
+    v3 = preset("deepseek-v3")
+    m = finetune_memory(v3, FinetuneSpec(method=FinetuneMethod.QLORA), include_activations=False)
+    c = count_params(v3)
+    latent_norms = 61 * (1536 + 512)
+    assert m.base.kept_params == c.embedding + c.lm_head + c.norm + latent_norms + 58 * 256
+    assert m.base.quantized_params + m.base.kept_params == c.total
+    # 4-bit data + double-quantised constants: 0.5 + 0.127/8 bytes a quantised weight
+    assert m.base.weights_bytes == pytest.approx(m.base.quantized_params * (4 + 0.127) / 8 + 4 * m.base.kept_params, rel=1e-3)
+    # the largest dequantised matrix is a dense first layer's 7168 x 18432 MLP matrix
+    assert m.base.dequantization_buffer_bytes == 2 * 7168 * 18432
+
+
+@st.composite
+def deepseek_like(draw):
+    """MLA (with or without a query rank) and a mixture with shared experts and dense first layers."""
+    n_heads, nope, rope = draw(st.sampled_from([1, 2, 4, 8])), draw(st.sampled_from([8, 16, 32])), draw(st.sampled_from([8, 16]))
+    n_experts, n_layers = draw(st.sampled_from([4, 8, 16])), draw(st.integers(1, 8))
+    return make_architecture(
+        n_layers=n_layers, d_model=draw(st.sampled_from([32, 64, 128])), n_heads=n_heads, d_head=nope + rope,
+        d_ff=draw(st.integers(8, 96)), vocab_size=draw(st.integers(16, 512)), ffn=draw(st.sampled_from(["gelu", "swiglu"])),
+        norm="rmsnorm", q_lora_rank=draw(st.sampled_from([None, 16, 24])), kv_lora_rank=draw(st.sampled_from([16, 32])),
+        qk_nope_head_dim=nope, qk_rope_head_dim=rope, v_head_dim=draw(st.sampled_from([8, 16, 32])),
+        n_experts=n_experts, experts_per_token=draw(st.integers(1, n_experts)), n_shared_experts=draw(st.integers(0, 2)),
+        d_ff_shared=draw(st.sampled_from([None, 24])), first_k_dense=draw(st.integers(0, n_layers - 1)),
+        d_ff_dense=draw(st.sampled_from([None, 160])), router_bias=draw(st.booleans()),
+    )  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(deepseek_like(), st.integers(1, 64), st.sampled_from([FinetuneMethod.LORA, FinetuneMethod.QLORA]))
+def test_adapted_matrices_are_the_model_s_matrices(arch, rank, method) -> None:
+    """Every matrix LoRA may adapt, with the routers, is every matrix the parameter count has in its
+    blocks (:func:`service.core.params.count_params`, checked against transformers): a 4-bit base
+    quantises exactly those and keeps the embedding, LM head, norms (MLA's latent norms too) and the
+    routers' biases. Adapters add ``r * (in + out)`` for each copy of each matrix."""
+    m = finetune_memory(arch, FinetuneSpec(method=method, rank=rank), seq_len=64)
+    c = count_params(arch)
+    shapes = [s for group in projection_shapes(arch).values() for s in group]
+    latent_norms = arch.n_layers * ((arch.q_lora_rank or 0) + (arch.kv_lora_rank or 0))
+    router = arch.moe_layers * arch.d_model * arch.n_experts
+    in_blocks = sum(s.copies(arch.n_layers) * s.rows_in * s.cols_out for s in shapes) + router
+    assert in_blocks == c.total - c.embedding - c.lm_head - c.norm - latent_norms - (arch.moe_layers * arch.n_experts if arch.router_bias else 0)
+    if method is FinetuneMethod.QLORA:
+        assert m.base.quantized_params == in_blocks
+    assert m.trainable_params == sum(s.copies(arch.n_layers) * rank * (s.rows_in + s.cols_out) for s in shapes)
+    mem = m.memory
+    assert mem.total_bytes == mem.weights_bytes + mem.gradients_bytes + mem.optimizer_bytes + mem.activations_bytes
+    assert min(mem.weights_bytes, mem.activations_bytes, m.frozen_inputs_not_kept_bytes) >= 0
+    c_lora, d = finetune_training_flops(arch, 1e6, FinetuneSpec(method=method, rank=rank))
+    assert 0 < d.active_adapter_params <= d.trainable_params
+    assert c_lora.model_flops_per_token == pytest.approx(4 * c.active + 6 * d.active_adapter_params)

@@ -92,6 +92,6 @@ def test_lora_saves_what_the_core_says(targets: tuple[str, ...]) -> None:
     spec = FinetuneSpec(rank=RANK, targets=chosen)
     options = dict(tokens=TOKENS, element_bytes=4)  # fp32 on the CPU
     expected = adapter_activation_bytes_per_layer(ARCH, spec, chosen, **options) - frozen_input_bytes_per_layer(
-        ARCH, spec, chosen, flash_attention=False, **options
+        ARCH, spec, chosen, fused_attention=False, **options
     )
     assert lora - full == expected
