@@ -90,6 +90,29 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "qwen3-32b": {"model_type": "qwen3", "hidden_size": 5120, "intermediate_size": 25600, "num_hidden_layers": 64,
                   "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
                   "max_position_embeddings": 40960, "tie_word_embeddings": False},
+    # Qwen/Qwen3-30B-A3B and Qwen/Qwen3-235B-A22B config.json (Qwen3 Technical Report, Table 2)
+    "qwen3-30b-a3b": {"model_type": "qwen3_moe", "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 48,
+                      "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128, "vocab_size": 151936,
+                      "max_position_embeddings": 40960, "num_experts": 128, "num_experts_per_tok": 8,
+                      "moe_intermediate_size": 768, "decoder_sparse_step": 1, "mlp_only_layers": [], "norm_topk_prob": True,
+                      "attention_bias": False, "use_sliding_window": False, "sliding_window": None, "max_window_layers": 48,
+                      "tie_word_embeddings": False},
+    "qwen3-235b-a22b": {"model_type": "qwen3_moe", "hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 94,
+                        "num_attention_heads": 64, "num_key_value_heads": 4, "head_dim": 128, "vocab_size": 151936,
+                        "max_position_embeddings": 40960, "num_experts": 128, "num_experts_per_tok": 8,
+                        "moe_intermediate_size": 1536, "decoder_sparse_step": 1, "mlp_only_layers": [], "norm_topk_prob": True,
+                        "attention_bias": False, "use_sliding_window": False, "sliding_window": None, "max_window_layers": 94,
+                        "tie_word_embeddings": False},
+    # dense layers by step and by list, a head_dim wider than hidden_size / heads, tied embeddings
+    "tiny-qwen3-moe-dense-layers": {"model_type": "qwen3_moe", "hidden_size": 64, "intermediate_size": 160,
+                                    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+                                    "vocab_size": 128, "num_experts": 6, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                    "decoder_sparse_step": 2, "mlp_only_layers": [3], "norm_topk_prob": False,
+                                    "tie_word_embeddings": True},
+    "tiny-qwen3-moe-window": {"model_type": "qwen3_moe", "hidden_size": 64, "intermediate_size": 160, "num_hidden_layers": 3,
+                              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "num_experts": 4,
+                              "num_experts_per_tok": 2, "moe_intermediate_size": 32, "max_position_embeddings": 256,
+                              "use_sliding_window": True, "sliding_window": 16},
     "gemma-7b": {"model_type": "gemma", "hidden_size": 3072, "intermediate_size": 24576, "num_hidden_layers": 28,
                  "num_attention_heads": 16, "num_key_value_heads": 16, "head_dim": 256, "vocab_size": 256000,
                  "max_position_embeddings": 8192, "hidden_act": "gelu"},
@@ -177,5 +200,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured
-CACHE_MEASURED = ("tiny-mistral-window", "tiny-qwen2-window", "tiny-gemma2-window", "tiny-gemma3-window", "tiny-deepseek-v3")
+CACHE_MEASURED = ("tiny-mistral-window", "tiny-qwen2-window", "tiny-gemma2-window", "tiny-gemma3-window", "tiny-deepseek-v3",
+                  "tiny-qwen3-moe-window")
 CACHE_TOKENS = (8, 40)  # below and beyond the tiny configs' 16-token windows

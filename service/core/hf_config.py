@@ -223,27 +223,58 @@ def _map_qwen3(r: _Reader) -> dict[str, Any]:
     return f
 
 
-def _map_qwen2_moe(r: _Reader) -> dict[str, Any]:
-    f = _llama_like(r, "qwen2_moe", max_pos=32768, tie=False, window_rule=None)
-    f["qkv_bias"] = bool(r.optional("qkv_bias", True))
+def _qwen_moe_layers(r: _Reader, f: dict[str, Any], *, experts: int, top_k: int, moe_ff: int) -> bool:
+    """The sparse layers of Qwen2-MoE and Qwen3-MoE (``Qwen2MoeDecoderLayer``, ``Qwen3MoeDecoderLayer``):
+    layer ``i`` has ``num_experts`` routed experts of ``moe_intermediate_size`` and a bias-free router
+    unless it is in ``mlp_only_layers``, when ``num_experts > 0`` and ``(i + 1) % decoder_sparse_step
+    == 0``; the other layers keep a dense MLP of ``intermediate_size``. The defaults are the config
+    class's. True when some layer is sparse."""
     n_layers = f["n_layers"]
     step = r.optional("decoder_sparse_step", 1)
     mlp_only = set(r.optional("mlp_only_layers", None) or [])
-    n_experts = r.optional("num_experts", 60)
+    n_experts = r.optional("num_experts", experts)
     moe = [i for i in range(n_layers) if i not in mlp_only and n_experts > 0 and (i + 1) % step == 0]
-    if n_experts > 1 and moe:
-        dense = n_layers - len(moe)
-        f["d_ff_dense"] = f["d_ff"]  # dense layers keep intermediate_size
-        f["d_ff"] = r.optional("moe_intermediate_size", 1408)
-        f["n_experts"] = n_experts
-        f["experts_per_token"] = r.optional("num_experts_per_tok", 4)
+    if not (n_experts > 1 and moe):
+        return False
+    dense = n_layers - len(moe)
+    f["d_ff_dense"] = f["d_ff"]  # dense layers keep intermediate_size
+    f["d_ff"] = r.optional("moe_intermediate_size", moe_ff)
+    f["n_experts"] = n_experts
+    f["experts_per_token"] = r.optional("num_experts_per_tok", top_k)
+    f["first_k_dense"] = dense
+    if dense:
+        r.assumptions["first_k_dense"] = f"{dense} dense layers (mlp_only_layers / decoder_sparse_step); their order does not change the counts"
+    return True
+
+
+def _map_qwen2_moe(r: _Reader) -> dict[str, Any]:
+    f = _llama_like(r, "qwen2_moe", max_pos=32768, tie=False, window_rule=None)
+    f["qkv_bias"] = bool(r.optional("qkv_bias", True))
+    if _qwen_moe_layers(r, f, experts=60, top_k=4, moe_ff=1408):
         shared = r.optional("shared_expert_intermediate_size", 5632)
         if shared:
             f["n_shared_experts"], f["d_ff_shared"], f["shared_expert_gate"] = 1, shared, True
-        f["first_k_dense"] = dense
-        if dense:
-            r.assumptions["first_k_dense"] = f"{dense} dense layers (mlp_only_layers / decoder_sparse_step); their order does not change the counts"
     _qwen_window(r, f, lambda i, max_window: bool((i + 1) % 2) and i < max_window)
+    return f
+
+
+def _map_qwen3_moe(r: _Reader) -> dict[str, Any]:
+    """Qwen3-MoE (Qwen3 Technical Report, Yang et al. 2025, §2 and Table 2: 128 experts, 8 routed per
+    token, no shared experts; ``modeling_qwen3_moe.py``): Qwen3's attention (``head_dim`` given, which
+    need not be ``hidden_size / num_attention_heads``; RMSNorm on q and k per head) with Qwen2-MoE's
+    layer rule. ``norm_topk_prob`` only rescales the routing weights: no parameters, no FLOPs counted.
+    With ``use_sliding_window`` every layer uses the window (the config class has no per-layer rule)."""
+    f = _llama_like(r, "qwen3_moe", max_pos=32768, tie=False, window_rule=None)
+    f["qk_norm"] = True  # Qwen3MoeAttention: q_norm, k_norm over head_dim
+    if _qwen_moe_layers(r, f, experts=128, top_k=8, moe_ff=768):
+        renormalised = r.optional("norm_topk_prob", False)
+        r.assumptions["norm_topk_prob"] = (
+            f"{bool(renormalised)}: the top-k routing weights are {'' if renormalised else 'not '}renormalised "
+            "(no parameters; counts and FLOPs unchanged)"
+        )
+    if r.config.get("use_sliding_window"):
+        window = r.optional("sliding_window", 4096)
+        f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: True)
     return f
 
 
@@ -416,6 +447,7 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "qwen2": _map_qwen2,
     "qwen2_moe": _map_qwen2_moe,
     "qwen3": _map_qwen3,
+    "qwen3_moe": _map_qwen3_moe,
     "gemma": _map_gemma,
     "gemma2": _map_gemma2,
     "gemma3_text": _map_gemma3_text,

@@ -227,10 +227,7 @@ def replica(
     check_tensor_parallel(arch, tp)
     usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
-    # K/V heads replicated over tensor ranks beyond n_kv_heads (an MLA latent: over every rank) take more
-    # room; a sliding-window layer keeps at most its window of a sequence
-    shards = min(tp, kv_cache_tensor_shards(arch))
-    per_sequence = math.ceil(kv_cache_bytes(arch, seq_len=prompt_tokens + output_tokens, batch_size=1, kv_dtype=kv_dtype) * tp / shards)
+    per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
     free = usable - weights.total_bytes
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     prefill = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens)
@@ -275,16 +272,24 @@ def serving_cost(r: Replica, *, usd_per_gpu_hour: float, prompt_tokens: int, out
     return ServingCost(usd_per_hour=hourly, usd_per_million_output_tokens=output, usd_per_million_input_tokens=inputs)
 
 
+def replica_kv_cache_bytes(arch: Architecture, *, tp: int, seq_len: int, kv_dtype: Dtype) -> int:
+    """One sequence's KV cache over all ``tp`` GPUs of a replica: :func:`kv_cache_bytes` (a
+    sliding-window layer keeps at most its window, Mistral 7B §2), times ``tp / min(tp, shards)``
+    where K/V heads are replicated over the tensor ranks beyond ``n_kv_heads`` (an MLA latent over
+    every rank: DeepSeek-V2 §2.1.2, :func:`kv_cache_tensor_shards`)."""
+    shards = min(tp, kv_cache_tensor_shards(arch))
+    return math.ceil(kv_cache_bytes(arch, seq_len=seq_len, batch_size=1, kv_dtype=kv_dtype) * tp / shards)
+
+
 def smallest_fitting_tp(
-    arch: Architecture, *, memory_bytes: int, gpus_per_node: int, weights_bytes: int, kv_dtype: Dtype, sequence_tokens: int,
-    utilization: float = GPU_MEMORY_UTILIZATION, reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+    arch: Architecture, *, memory_bytes: int, gpus_per_node: int, weights_bytes: int, kv_dtype: Dtype, seq_len: int,
+    batch_size: int = 1, utilization: float = GPU_MEMORY_UTILIZATION, reserve_bytes: int = RUNTIME_RESERVE_BYTES,
 ) -> int | None:  # fmt: skip
-    """The smallest valid tensor-parallel degree whose usable memory holds the weights and
-    ``sequence_tokens`` of KV cache (all sequences together); None when no degree inside a node
-    does."""
-    per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
+    """The smallest valid tensor-parallel degree whose usable memory holds the weights and the KV
+    cache of ``batch_size`` sequences of ``seq_len`` tokens (sliding-window layers capped at their
+    window, as :func:`replica` counts them); None when no degree inside a node does."""
     for tp in valid_tensor_parallel(arch, gpus_per_node):
-        need = weights_bytes + math.ceil(per_token * tp / min(tp, kv_cache_tensor_shards(arch))) * sequence_tokens
+        need = weights_bytes + replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) * batch_size
         if need <= usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes):
             return tp
     return None

@@ -3,48 +3,16 @@
 from __future__ import annotations
 
 from service.core import compute, finetune, memory, serving
-from service.core.architecture import Architecture, ModelShape
-from service.core.context import check_context
+from service.core.architecture import Architecture
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
 from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
 from service.core.params import count_params
 from service.schemas import calculators as s
-from service.schemas.model import ModelSpec
 from service.services.catalog_reader import CatalogReader
-from service.services.models import resolve_gpu, resolve_model
+from service.services.models import model_assumptions, resolve_gpu, resolve_model
 
 GIB = 2**30
-
-
-def _model_assumptions(
-    model: ModelShape, spec: ModelSpec, seq_len: int | None = None
-) -> dict[str, str | float | int | bool | None]:
-    """What the answer took from the model: where its architecture came from (explicit, or the
-    preset and the fields overridden), its defaults and inferences (``notes``), its attention
-    kind, and a ``seq_len_warning`` when ``seq_len`` is beyond its context."""
-    if not isinstance(model, Architecture):
-        return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
-    if spec.preset is None:
-        source = "explicit"
-    else:
-        overridden = sorted(spec.explicit_fields())
-        source = f"preset {spec.preset}" + (f" with {', '.join(overridden)} overridden" if overridden else "")
-    out: dict[str, str | float | int | bool | None] = {"architecture": source, "max_seq_len": model.max_seq_len}
-    for name, note in model.assumptions:
-        out[f"model.{name}"] = note
-    if model.is_mla:
-        out["attention"] = (
-            f"multi-head latent attention: KV cache of kv_lora_rank + qk_rope_head_dim = "
-            f"{(model.kv_lora_rank or 0) + (model.qk_rope_head_dim or 0)} values per token and layer"
-        )
-    if model.sliding_window is not None:
-        out["sliding_window"] = model.sliding_window
-        out["sliding_window_layers"] = model.local_layers
-    warning = check_context(model, seq_len)
-    if warning:
-        out["seq_len_warning"] = warning
-    return out
 
 
 def _parallelism(p: s.ParallelismSpec) -> memory.Parallelism:
@@ -73,7 +41,7 @@ def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
         ]
         + (["MLA attention: query/KV down- and up-projections, their RMSNorms and the output (DeepSeek-V2 §2.1)"] if b_arch.is_mla else [])
         + (["first_k_dense dense layers, then routed + shared experts and the router (DeepSeekMoE §3)"] if b_arch.is_moe and (b_arch.first_k_dense or b_arch.n_shared_experts) else []),
-        assumptions=_model_assumptions(model, req.model) | {"tied_embeddings_counted_once": True},
+        assumptions=model_assumptions(model, req.model) | {"tied_embeddings_counted_once": True},
     )
 
 
@@ -87,7 +55,7 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
     else:
         r, ft_compute = finetune.finetune_training_flops(model, req.tokens, ft.spec(), **options)  # type: ignore[arg-type]
         ft_detail = finetune_compute_detail(ft_compute)
-    assumptions = _model_assumptions(model, req.model, req.seq_len) | {
+    assumptions = model_assumptions(model, req.model, req.seq_len) | {
         "recompute": req.recompute.value,
         "include_attention": req.include_attention,
         "params_counted": "active parameters, embedding table included (all for a dense model)"
@@ -154,7 +122,7 @@ def inference_compute(req: s.InferenceComputeRequest, catalog: CatalogReader) ->
         decode_flops=r.decode_flops,
         total_flops=r.total_flops,
         formulas=[r.formula],
-        assumptions=_model_assumptions(model, req.model, req.prompt_tokens + req.output_tokens)
+        assumptions=model_assumptions(model, req.model, req.prompt_tokens + req.output_tokens, field="output_tokens")
         | {"include_attention": req.include_attention, "kv_cache": True, "batch_size": req.batch_size},
     )
 
@@ -186,7 +154,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
     ft = finetune.finetune_memory(model, req.finetune.spec(), **options) if req.finetune and req.finetune.is_adapter else None  # type: ignore[arg-type]
     r = ft.memory if ft else memory.training_memory(model, **options)  # type: ignore[arg-type]
     act = r.activations
-    assumptions = _model_assumptions(model, req.model, req.seq_len) | {
+    assumptions = model_assumptions(model, req.model, req.seq_len) | {
         "precision": req.precision.value,
         "optimizer": req.optimizer.value,
         "weight_bytes_per_param": r.bytes_per_param["weights"],
@@ -285,7 +253,7 @@ def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s
         seq = req.seq_len if req.seq_len is not None else arch.max_seq_len
         node = (gpu_row.gpus_per_node if gpu_row else None) or 8
         gpus_needed = serving.smallest_fitting_tp(arch, memory_bytes=gpu_bytes, gpus_per_node=node, weights_bytes=weights.total_bytes,
-                                                  kv_dtype=kv_dtype, sequence_tokens=seq * req.batch_size)  # fmt: skip
+                                                  kv_dtype=kv_dtype, seq_len=seq, batch_size=req.batch_size)  # fmt: skip
         rule = (f"smallest tensor-parallel degree dividing the heads whose {serving.GPU_MEMORY_UTILIZATION:.0%} of memory, less "
                 f"{serving.RUNTIME_RESERVE_BYTES / GIB:.0f} GiB per GPU, holds the weights and the KV cache; null: none within a node of {node}")  # fmt: skip
     return s.InferenceMemoryResponse(
@@ -299,7 +267,7 @@ def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s
         gpu_memory_bytes=gpu_bytes,
         gpus_needed=gpus_needed,
         formulas=list(r.formulas) + ([serving_formula] if weights and weights.scale_bytes else []),
-        assumptions=_model_assumptions(model, req.model, req.seq_len)
+        assumptions=model_assumptions(model, req.model, req.seq_len)
         | {
             "dtype": req.dtype.value,
             "kv_dtype": kv_dtype.value,

@@ -17,7 +17,7 @@ from service.services import plan as plan_service
 from service.services import serving as serving_service
 from service.services.calculators import finetune_assumptions, finetune_compute_detail
 from service.services.catalog_reader import CatalogReader, GpuView
-from service.services.models import resolve_gpu, resolve_model
+from service.services.models import model_assumptions, resolve_gpu, resolve_model
 from service.services.plan import Cluster
 
 DEFAULT_MFU = 0.40  # Transformers Math 101 / formula sheet: 37-50 % is what good large runs reach
@@ -156,6 +156,7 @@ def listed_price(catalog: CatalogReader, gpu_id: str, choice: s.PriceChoice, *, 
 
 def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.TrainingCostResponse:
     model = resolve_model(req.model, catalog)
+    model_notes = model_assumptions(model, req.model, req.seq_len)
     gpu = _gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
     ft = req.finetune if req.finetune and req.finetune.is_adapter else None
@@ -244,7 +245,8 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
         plan=plan_item,
         finetune=ft_detail,
         formulas=[flops.formula, time_formula],
-        assumptions=rate_assumptions
+        assumptions=model_notes
+        | rate_assumptions
         | (_plan_assumptions(planned) if planned else {})
         | {
             "scaling_efficiency": efficiency,
@@ -258,6 +260,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
 
 def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
     model = resolve_model(req.model, catalog)
+    model_notes = model_assumptions(model, req.model, req.seq_len)
     flops = compute.training_flops(model, req.tokens)
     snapshot = catalog.snapshot()
     rows = snapshot.current_prices({"pricing": req.pricing})
@@ -293,7 +296,8 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
                   "otherwise: cost = FLOPs / (peak * MFU * scaling_efficiency) / 3600 * price (Transformers Math 101)",
                   "fits: a plan fits (planner), else least per-GPU memory over tp 1/2/4/8, ZeRO-3, full recompute, micro-batch 1 "
                   "(Rajbhandari et al. 2020; Korthikanti et al. 2022)"],
-        assumptions={"pricing": req.pricing, "scaling_efficiency": efficiency, "scaling_efficiency_source": efficiency_source,
+        assumptions=model_notes | {
+                     "pricing": req.pricing, "scaling_efficiency": efficiency, "scaling_efficiency_source": efficiency_source,
                      "mfu": req.mfu, "mfu_source": "request" if req.mfu else (
                          "predicted per GPU type by the step-time model" if isinstance(model, Architecture)
                          else "each GPU's catalog default (an at-scale figure), else 0.40"),
@@ -491,6 +495,7 @@ def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader) -> s.Inf
     model that ``POST /v1/plan/serving`` uses (:mod:`service.core.serving`)."""
     model = resolve_model(req.model, catalog)
     arch = compute.require_architecture(model, "serving cost (the KV cache)")
+    model_notes = model_assumptions(model, req.model, req.prompt_tokens + req.output_tokens, field="output_tokens")
     serving.check_tensor_parallel(arch, req.n_gpus)
     gpu = _gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
@@ -502,7 +507,7 @@ def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader) -> s.Inf
                         output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
     money = serving.serving_cost(r, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens)
     needed = r.weights_bytes + req.batch_size * r.kv_cache_bytes_per_sequence
-    assumptions: dict[str, Any] = {
+    assumptions: dict[str, Any] = model_notes | {
         "kv_dtype": kv_dtype.value, "kv_dtype_source": "request" if req.kv_dtype else "default bf16 (not the weights' format)",
         "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2, "peak_dtype": peak_dtype,
         "gpu_memory_utilization": serving.GPU_MEMORY_UTILIZATION, "runtime_reserve_bytes": serving.RUNTIME_RESERVE_BYTES,

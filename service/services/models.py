@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from service.core.architecture import ModelShape
+from service.core.architecture import Architecture, ModelShape
+from service.core.context import check_context
 from service.core.errors import InvalidSpecError
 from service.core.hf_config import in_config_terms, map_hf_config
 from service.core.spec import make_architecture, make_params_only
@@ -49,6 +50,38 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
         return _architecture(tuple(sorted(fields.items())), field, notes)
     fields = merge_architecture(fields, explicit)
     return _architecture(tuple(sorted(fields.items())), field)
+
+
+def model_assumptions(
+    model: ModelShape, spec: ModelSpec, seq_len: int | None = None, *, field: str = "seq_len"
+) -> dict[str, str | float | int | bool | None]:
+    """What the answer took from the model: where its architecture came from (explicit, or the
+    preset and the fields overridden), its defaults and inferences (``notes``), its attention
+    kind, and a ``seq_len_warning`` when ``seq_len`` is beyond its context (a 422 naming ``field``
+    beyond a learned position table: :func:`service.core.context.check_context`). Every answer
+    about a model (calculators, cost, serving) says these the same way."""
+    if not isinstance(model, Architecture):
+        return {"architecture": "unknown (n_params only)", "n_params": model.n_params}
+    if spec.preset is None:
+        source = "explicit"
+    else:
+        overridden = sorted(spec.explicit_fields())
+        source = f"preset {spec.preset}" + (f" with {', '.join(overridden)} overridden" if overridden else "")
+    out: dict[str, str | float | int | bool | None] = {"architecture": source, "max_seq_len": model.max_seq_len}
+    for name, note in model.assumptions:
+        out[f"model.{name}"] = note
+    if model.is_mla:
+        out["attention"] = (
+            f"multi-head latent attention: KV cache of kv_lora_rank + qk_rope_head_dim = "
+            f"{(model.kv_lora_rank or 0) + (model.qk_rope_head_dim or 0)} values per token and layer"
+        )
+    if model.sliding_window is not None:
+        out["sliding_window"] = model.sliding_window
+        out["sliding_window_layers"] = model.local_layers
+    warning = check_context(model, seq_len, field=field)
+    if warning:
+        out["seq_len_warning"] = warning
+    return out
 
 
 # an explicit architecture that leaves these out gets the defaults below: said in the answer

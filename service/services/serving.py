@@ -15,7 +15,7 @@ from service.core.steptime import Hardware
 from service.schemas import serving as s
 from service.schemas.cost import PriceQuote
 from service.services.catalog_reader import CatalogReader, GpuView
-from service.services.models import resolve_gpu, resolve_model
+from service.services.models import model_assumptions, resolve_gpu, resolve_model
 from service.services.plan import cluster_for
 
 FORMULAS = [
@@ -61,7 +61,8 @@ def _unfit(gpu: str, reason: str) -> s.ServingOption:
 
 
 def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.ServingPlanResponse:
-    arch = require_architecture(resolve_model(req.model, catalog), "a serving plan (the KV cache)")
+    model = resolve_model(req.model, catalog)
+    arch = require_architecture(model, "a serving plan (the KV cache)")
     weights = core.weight_bytes(arch, req.weights_dtype, group_size=req.group_size)
     sequence = req.prompt_tokens + req.output_tokens
     warnings: list[str] = []
@@ -72,7 +73,7 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
     gpu_ids = req.gpu if isinstance(req.gpu, list) else [req.gpu]
     many = len(gpu_ids) > 1
     options: list[s.ServingOption] = []
-    assumptions: dict[str, Any] = {
+    assumptions: dict[str, Any] = model_assumptions(model, req.model, sequence, field="output_tokens") | {
         "weights_dtype": req.weights_dtype.value, "kv_dtype": req.kv_dtype.value, "gpu_memory_utilization": req.gpu_memory_utilization,
         "runtime_reserve_bytes": req.runtime_reserve_bytes, "group_size": req.group_size if req.weights_dtype is Dtype.INT4 else None,
         "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2,

@@ -132,7 +132,8 @@ def test_models_can_be_searched(client):
     assert client.get("/v1/models", params={"q": "no-such-model"}).json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
 
 
-@pytest.mark.parametrize("preset_id", ["deepseek-v3", "gemma-2-9b", "qwen3-8b", "llama-3.3-70b", "mixtral-8x22b", "gemma-3-27b"])
+@pytest.mark.parametrize("preset_id", ["deepseek-v3", "gemma-2-9b", "qwen3-8b", "llama-3.3-70b", "mixtral-8x22b", "gemma-3-27b",
+                                       "qwen3-30b-a3b", "qwen3-235b-a22b"])
 def test_new_presets_answer_with_their_exact_count(client, preset_id):
     from service.catalog import loader
 

@@ -44,7 +44,7 @@ PUBLISHED_BILLIONS = {
     "llama-3.1-8b": 8.03, "llama-3.1-70b": 70.6, "llama-3.1-405b": 405.9, "llama-3.2-1b": 1.24, "mixtral-8x7b": 46.7,
     "mixtral-8x22b": 140.6, "qwen2.5-7b": 7.61, "qwen2.5-0.5b": 0.494, "qwen3-8b": 8.19, "gemma-2-9b": 9.24,
     "gemma-2-27b": 27.2, "phi-3-mini-4k": 3.82, "phi-4": 14.7, "deepseek-v2": 236, "deepseek-v2-lite": 15.7,
-    "deepseek-v3": 671, "falcon-40b": 41.3, "qwen1.5-moe-a2.7b": 14.3,
+    "deepseek-v3": 671, "falcon-40b": 41.3, "qwen1.5-moe-a2.7b": 14.3, "qwen3-30b-a3b": 30.5, "qwen3-235b-a22b": 235.1,
 }  # fmt: skip
 
 
@@ -220,6 +220,28 @@ def test_qwen2_moe_dense_layers_and_shared_expert():
     assert b.active / 1e9 == pytest.approx(2.7, rel=0.01)  # "A2.7B": 2.69B activated
     tiny = architecture_from_hf_config(MODELS["tiny-qwen2-moe-dense-layers"]["config"])
     assert tiny.first_k_dense == 3  # decoder_sparse_step 2 and mlp_only_layers [3]: layers 0, 2, 3 dense
+
+
+def test_qwen3_moe_module_by_module():
+    """Qwen3-30B-A3B (Qwen3 Technical Report, arXiv 2505.09388, Table 2; model card: 30.5B total, 3.3B
+    activated): 48 layers, 32 query and 4 KV heads of head_dim 128 (wider than 2048 / 32), q/k RMSNorms,
+    128 experts of 768 with 8 routed per token and no shared expert, a bias-free router, untied head."""
+    arch = architecture_from_hf_config(MODELS["qwen3-30b-a3b"]["config"])
+    b = count_params(arch)
+    attention = 2048 * 32 * 128 + 2 * 2048 * 4 * 128 + 32 * 128 * 2048 + 2 * 128  # q, k and v, o; q_norm, k_norm
+    experts = 128 * 3 * 2048 * 768 + 128 * 2048  # gate_up and down of each expert; router
+    layer = attention + experts + 2 * 2048  # two block norms
+    assert b.total == 48 * layer + 2 * 151_936 * 2048 + 2048 == 30_532_122_624 == MODELS["qwen3-30b-a3b"]["parameters"]
+    assert (arch.n_shared_experts, arch.first_k_dense, arch.d_head, arch.qk_norm) == (0, 0, 128, True)
+    assert round(b.active / 1e9, 1) == 3.4  # 3.35B: the card's "3.3B activated" (3.04B without the input embedding)
+    big = count_params(architecture_from_hf_config(MODELS["qwen3-235b-a22b"]["config"]))
+    assert (big.total, big.active) == (235_093_634_560, 22_190_763_520)  # "235B total, 22B activated"
+    tiny = architecture_from_hf_config(MODELS["tiny-qwen3-moe-dense-layers"]["config"])
+    assert (tiny.first_k_dense, tiny.d_ff_dense, tiny.d_ff) == (3, 160, 32)  # layers 0, 2, 3 keep intermediate_size
+    notes = dict(map_hf_config(MODELS["qwen3-30b-a3b"]["config"]).assumptions)
+    assert "renormalised" in notes["norm_topk_prob"]
+    window = architecture_from_hf_config(MODELS["tiny-qwen3-moe-window"]["config"])
+    assert (window.sliding_window, window.local_layers) == (16, 3)  # use_sliding_window: every layer
 
 
 def test_adafactor_factors_every_mla_and_expert_matrix():

@@ -21,7 +21,7 @@ def test_upgrade_adds_the_new_presets_to_a_seeded_store(backend: str, make_datab
         presets = Table("model_presets", MetaData(), autoload_with=engine)
         assert "kv_lora_rank" not in presets.c
         old_columns = [c.name for c in presets.c if c.name != "updated_at"]
-        new_ids = set(_new_ids())
+        new_ids = set(new_preset_ids("0004")) | set(new_preset_ids("0005"))  # later revisions' presets came later
         before_0004 = [k for k in SEED if k not in new_ids]
         with engine.begin() as connection:
             connection.execute(insert(presets), [{k: SEED[i].get(k) for k in old_columns} | {"version": 1} for i in before_0004])
@@ -43,11 +43,12 @@ def test_upgrade_adds_the_new_presets_to_a_seeded_store(backend: str, make_datab
         engine.dispose()
 
 
-def _new_ids() -> list[str]:
+def new_preset_ids(revision: str) -> list[str]:
+    """The ids of the presets migration ``revision`` inserts into a seeded store."""
     import importlib.util
 
-    path = next((PROJECT_ROOT / "migrations" / "versions").glob("*_0004.py"))
-    spec = importlib.util.spec_from_file_location("migration_0004", path)
+    path = next((PROJECT_ROOT / "migrations" / "versions").glob(f"*_{revision}.py"))
+    spec = importlib.util.spec_from_file_location(f"migration_{revision}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     ids = [row["id"] for row in module.NEW_PRESETS]
