@@ -42,7 +42,6 @@ from service.core.errors import InvalidSpecError
 from service.core.memory import cached_tokens, kv_cache_bytes, kv_cache_tensor_shards
 from service.core.params import (
     active_matmul_weights,
-    attention_linear_shapes,
     block_linear_shapes,
     count_params,
     mlp_linear_shapes,
@@ -75,18 +74,11 @@ class Weights:
     format: Dtype
 
 
-def _linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
-    """(count, in_features, out_features) of every linear layer a quantiser converts: the
-    attention projections (MLA's included) and every dense, routed and shared expert MLP matrix
-    (:func:`service.core.params.block_linear_shapes`; the router stays 16-bit)."""
-    return block_linear_shapes(arch)
-
-
 def weight_bytes(arch: Architecture, fmt: Dtype, *, group_size: int = INT4_GROUP_SIZE) -> Weights:
     """Serving bytes of ``arch``'s weights in ``fmt`` (module docstring for each format's source)."""
     if group_size < 1:
         raise InvalidSpecError("group_size", "must be at least 1")
-    shapes = _linear_shapes(arch)
+    shapes = block_linear_shapes(arch)  # the router stays 16-bit
     quantized = sum(n * i * o for n, i, o in shapes)
     rest = count_params(arch).total - quantized  # embeddings, LM head, norms, biases, router
     if rest < 0:
@@ -148,6 +140,31 @@ def usable_memory_bytes(memory_bytes: int, tp: int, *, utilization: float, reser
     return max(0, tp * (math.floor(memory_bytes * utilization) - reserve_bytes))
 
 
+def _attention_shapes_per_gpu(arch: Architecture, tp: int) -> list[tuple[int, float, float]]:
+    """``(count, in, out)`` of one layer's attention matmuls on one of ``tp`` ranks (Shoeybi et al.
+    2019 §3): Q column-split, K and V over at most ``n_kv_heads`` ranks, the output projection
+    row-split; for multi-head latent attention the down-projections to the latents (``q_a``,
+    ``kv_a``) are not split, the up-projections are column-split
+    (:func:`service.core.params.attention_linear_shapes` for the full shapes)."""
+    h = arch.d_model
+    if not arch.is_mla:
+        return [(1, h, arch.q_dim / tp), (2, h, arch.kv_dim / min(tp, arch.n_kv_heads)), (1, arch.q_dim / tp, h)]
+    a, d_c = arch.n_heads, arch.kv_lora_rank or 0
+    nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
+    if arch.q_lora_rank:
+        query = [(1, h, arch.q_lora_rank), (1, arch.q_lora_rank, a * (nope + rope) / tp)]
+    else:
+        query = [(1, h, a * (nope + rope) / tp)]
+    return query + [(1, h, d_c + rope), (1, d_c, a * (nope + d_v) / tp), (1, a * d_v / tp, h)]
+
+
+def _mlp_shapes_per_gpu(arch: Architecture, d_ff: int, tp: int) -> list[tuple[int, float, float]]:
+    """One MLP of width ``d_ff`` on one of ``tp`` ranks: up (and gate) column-split, down row-split
+    (:func:`service.core.params.mlp_linear_shapes` for the full shapes)."""
+    (up_count, h, _), _down = mlp_linear_shapes(arch, d_ff)
+    return [(up_count, h, d_ff / tp), (1, d_ff / tp, h)]
+
+
 def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2) -> float:
     """One prompt through the replica: every matmul on its per-GPU shape (tensor parallelism splits
     each projection's output, or its input for the output and down projections; an MLA latent's
@@ -160,28 +177,19 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
         return 0.0
     n, h, L = prompt_tokens, arch.d_model, arch.n_layers
 
-    def projections(shapes: list[tuple[int, int, int]], tokens: float) -> float:
-        seconds = 0.0
-        for count, k_in, n_out in shapes:
-            if n_out == h:  # row-parallel (output, down): the input is split
-                seconds += count * matmul_seconds(tokens, k_in / tp, n_out, hw, element_bytes)
-            elif arch.is_mla and k_in == h and count == 1 and n_out in (arch.q_lora_rank, (arch.kv_lora_rank or 0) + (arch.qk_rope_head_dim or 0)):
-                seconds += count * matmul_seconds(tokens, k_in, n_out, hw, element_bytes)  # a latent: every rank computes it
-            else:  # column-parallel; K and V split over at most n_kv_heads ranks
-                ranks = min(tp, arch.n_kv_heads) if (not arch.is_mla and n_out == arch.kv_dim and count == 2) else tp
-                seconds += count * matmul_seconds(tokens, k_in, n_out / ranks, hw, element_bytes)
-        return seconds
+    def seconds(per_gpu: list[tuple[int, float, float]], tokens: float) -> float:
+        return sum(count * matmul_seconds(tokens, k_in, n_out, hw, element_bytes) for count, k_in, n_out in per_gpu)
 
-    attention = projections(attention_linear_shapes(arch), n) * L
+    attention = L * seconds(_attention_shapes_per_gpu(arch, tp), n)
     mlp = 0.0
     if arch.dense_mlp_layers:
         width = (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff
-        mlp += arch.dense_mlp_layers * projections(mlp_linear_shapes(arch, width), n)
+        mlp += arch.dense_mlp_layers * seconds(_mlp_shapes_per_gpu(arch, width, tp), n)
     if arch.moe_layers:
-        mlp += arch.moe_layers * projections(mlp_linear_shapes(arch, arch.d_ff), n * arch.experts_per_token)
+        mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.d_ff, tp), n * arch.experts_per_token)
         if arch.n_shared_experts:
-            shared = mlp_linear_shapes(arch, arch.d_ff_shared or arch.d_ff)
-            mlp += arch.moe_layers * arch.n_shared_experts * projections(shared, n)
+            shared = _mlp_shapes_per_gpu(arch, arch.d_ff_shared or arch.d_ff, tp)
+            mlp += arch.moe_layers * arch.n_shared_experts * seconds(shared, n)
     core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (
         hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF * FLASH_ATTENTION_EFFICIENCY_RATIO
     )

@@ -12,12 +12,12 @@ is not kept (a later search may get further), nor are errors.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from service.services.lru import LruCache
 
 T = TypeVar("T")
 
@@ -62,36 +62,29 @@ def traced(compute: Callable[..., T], *args: Any) -> tuple[T, Trace]:
 
 
 class AnswerCache:
-    """Answers' JSON by key, each with the snapshot serials it read; least recently used dropped
-    first. Several threads share it."""
+    """Answers' JSON by key, each with the snapshot serials it read (:class:`LruCache`: least
+    recently used dropped first; several threads share it)."""
 
     def __init__(self, size: int = ANSWER_CACHE_SIZE) -> None:
-        self.size = size
-        self._answers: OrderedDict[Hashable, tuple[frozenset[int], str]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._answers: LruCache[tuple[frozenset[int], str]] = LruCache(size)
 
     def get(self, key: Hashable, current_serial: int) -> str | None:
         """The kept answer if every snapshot it read is the current one (or it read none)."""
-        with self._lock:
-            found = self._answers.get(key)
-            if found is None:
-                return None
-            serials, body = found
-            if serials and serials != {current_serial}:
-                del self._answers[key]
-                return None
-            self._answers.move_to_end(key)
-            return body
+        found = self._answers.get(key)
+        if found is None:
+            return None
+        serials, body = found
+        if serials and serials != {current_serial}:
+            self._answers.discard(key)
+            return None
+        return body
 
     def put(self, key: Hashable, trace: Trace, body: str) -> None:
-        if not trace.keepable or len(trace.snapshots) > 1:
-            return
-        with self._lock:
-            self._answers[key] = (frozenset(trace.snapshots), body)
-            self._answers.move_to_end(key)
-            while len(self._answers) > self.size:
-                self._answers.popitem(last=False)
+        if trace.keepable and len(trace.snapshots) <= 1:
+            self._answers.put(key, (frozenset(trace.snapshots), body))
 
     def clear(self) -> None:
-        with self._lock:
-            self._answers.clear()
+        self._answers.clear()
+
+    def __len__(self) -> int:
+        return len(self._answers)

@@ -3,8 +3,6 @@ priced when the request gives the run's tokens. Cost and budget answers reuse :f
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +26,7 @@ from service.schemas.cost import PriceQuote
 from service.schemas.layout import PlanItem, PlanMemory, StepTimeParts
 from service.services.answers import not_keepable
 from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, light_work_only
+from service.services.lru import LruCache
 from service.services.models import resolve_gpu, resolve_model
 
 DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens per step: Llama 2 (Touvron et al. 2023 §2.2), LLaMA (§2.3)
@@ -131,37 +130,7 @@ def training_seq_len(arch: Architecture, seq_len: int | None) -> tuple[int, str]
 
 
 PLAN_CACHE_SIZE = 512
-
-
-class PlanCache:
-    """Plans already searched, least recently used dropped first (a plan is a pure function of
-    its inputs, so it never goes stale). Several threads share it."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._plans: OrderedDict[tuple[Any, ...], core.PlanResult] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...]) -> core.PlanResult | None:
-        with self._lock:
-            found = self._plans.get(key)
-            if found is not None:
-                self._plans.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[Any, ...], result: core.PlanResult) -> None:
-        with self._lock:
-            self._plans[key] = result
-            self._plans.move_to_end(key)
-            while len(self._plans) > self.size:
-                self._plans.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._plans.clear()
-
-
-PLANS = PlanCache(PLAN_CACHE_SIZE)
+PLANS: LruCache[core.PlanResult] = LruCache(PLAN_CACHE_SIZE)  # plans already searched (pure: never stale)
 
 
 def cached_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> core.PlanResult:

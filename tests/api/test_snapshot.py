@@ -285,7 +285,7 @@ def test_priced_answers_are_kept_only_while_their_snapshot_is_current(client, ap
     app.state.answers.clear()
     body = {"model": {"n_params": 7e9}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 8}
     first = client.post("/v1/cost/training", json=body)
-    assert first.status_code == 200 and len(app.state.answers._answers) == 1
+    assert first.status_code == 200 and len(app.state.answers) == 1
     assert client.post("/v1/cost/training", json=body).content == first.content
     cheapest = first.json()["price"]["usd_per_gpu_hour"]
     assert client.post("/v1/prices", json=price(usd_per_gpu_hour=cheapest / 2), headers=AUTH).status_code == 201
@@ -330,4 +330,4 @@ def test_kept_answers_are_keyed_by_the_fields_sent(client, app) -> None:
     body = {"model": {"preset": "llama-2-7b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 8}
     assert client.post("/v1/cost/training", json=body).status_code == 200
     assert client.post("/v1/cost/training", json=body | {"recompute": "none"}).status_code == 200
-    assert len(app.state.answers._answers) == 2
+    assert len(app.state.answers) == 2
