@@ -254,6 +254,7 @@ class Snapshots:
     def __init__(self) -> None:
         self._slots: dict[str, tuple[CatalogSnapshot, float]] = {}
         self._lock = threading.Lock()
+        self._check_lock = threading.Lock()  # held while one thread checks (or loads) a snapshot
         self._generation = 0  # bumped by clear(): a load that raced a local write is not kept
 
     def peek(self, database: str | None, max_age: float) -> CatalogSnapshot | None:
@@ -270,21 +271,27 @@ class Snapshots:
         snapshot (a catalog not yet seeded: seeding bumps no version), or one of a database
         without the version row, is read again at every check."""
         database = database_of(session)
-        now = time.monotonic()
         slot = self._slots.get(database)
-        if slot is not None and now - slot[1] < max_age:
+        if slot is not None and time.monotonic() - slot[1] < max_age:
             return slot[0]
-        generation = self._generation
-        version = catalog_version(session)
-        held = slot[0] if slot is not None else None
-        if held is not None and version is not None and held.version == version and not held.empty:
-            snapshot = held
-        else:
-            snapshot = CatalogSnapshot.load(session, version)
-        with self._lock:
-            if generation == self._generation:
-                self._slots[database] = (snapshot, now)
-        return snapshot
+        # one check at a time: the requests that found the snapshot due together wait for it
+        # instead of each reading catalog_version (and the whole catalog) again
+        with self._check_lock:
+            now = time.monotonic()
+            slot = self._slots.get(database)
+            if slot is not None and now - slot[1] < max_age:
+                return slot[0]
+            generation = self._generation
+            version = catalog_version(session)
+            held = slot[0] if slot is not None else None
+            if held is not None and version is not None and held.version == version and not held.empty:
+                snapshot = held
+            else:
+                snapshot = CatalogSnapshot.load(session, version)
+            with self._lock:
+                if generation == self._generation:
+                    self._slots[database] = (snapshot, now)
+            return snapshot
 
     def clear(self) -> None:
         with self._lock:

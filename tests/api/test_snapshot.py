@@ -331,3 +331,30 @@ def test_kept_answers_are_keyed_by_the_fields_sent(client, app) -> None:
     assert client.post("/v1/cost/training", json=body).status_code == 200
     assert client.post("/v1/cost/training", json=body | {"recompute": "none"}).status_code == 200
     assert len(app.state.answers) == 2
+
+
+def test_threads_that_find_the_snapshot_due_together_check_it_once(app, monkeypatch) -> None:
+    """Requests that find the snapshot due at the same moment wait for one check of
+    catalog_version instead of each reading it (and the catalog) again."""
+    import threading
+    import time as clock
+
+    reader = app.state.catalog
+    reader.snapshot()  # held, then due at once
+    monkeypatch.setattr(catalog_reader, "MAX_STALE_SECONDS", 0.5)
+    calls = []
+    real = catalog_reader.catalog_version
+
+    def slow_version(session: Session) -> int | None:
+        calls.append(1)
+        clock.sleep(0.05)
+        return real(session)
+
+    monkeypatch.setattr(catalog_reader, "catalog_version", slow_version)
+    clock.sleep(0.6)
+    threads = [threading.Thread(target=reader.snapshot) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
