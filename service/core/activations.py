@@ -94,7 +94,8 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
 
     k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
     shared_input = arch.parallel_attention and arch.norms_per_layer == 1
-    mlp_inputs = 0 if shared_input else e * sbh * (arch.experts_per_token + (arch.n_shared_experts if arch.is_moe else 0))
+    # each routed expert keeps its tokens' input; the shared experts are one MLP with one input
+    mlp_inputs = 0 if shared_input else e * sbh * (arch.experts_per_token + (1 if arch.shared_expert_width else 0))
     if k.fp32_norms:  # each norm keeps its own fp32 copy and 16-bit normalised tensor
         norm_inputs = arch.norms_per_layer * norm_kept_bytes(k, e) * sbh
     else:  # a parallel block's norms read the same residual tensor: one copy is kept
@@ -218,5 +219,5 @@ def mlp_width_per_token(arch: Architecture) -> int:
     layer's ``d_ff_dense`` where that is wider (every layer is counted at the wider of the two)."""
     if not arch.is_moe:
         return arch.d_ff
-    moe = arch.experts_per_token * arch.d_ff + arch.n_shared_experts * (arch.d_ff_shared or arch.d_ff)
+    moe = arch.experts_per_token * arch.d_ff + arch.shared_expert_width
     return max(moe, arch.d_ff_dense or arch.d_ff) if arch.first_k_dense else moe

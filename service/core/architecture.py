@@ -116,6 +116,16 @@ class Architecture:
         return self.n_layers - self.first_k_dense if self.is_moe else 0
 
     @property
+    def shared_expert_width(self) -> int:
+        """Width of a MoE layer's shared experts taken together, ``n_shared * d_ff_shared`` (0 without
+        them). They see the same input and their outputs are summed, so they are one MLP that wide:
+        the reference implementations build them so (``DeepseekV3MoE.shared_experts`` is one MLP of
+        ``moe_intermediate_size * n_shared_experts``; Qwen2-MoE's one ``shared_expert``)."""
+        if not self.is_moe or not self.n_shared_experts:
+            return 0
+        return self.n_shared_experts * (self.d_ff_shared or self.d_ff)
+
+    @property
     def dense_mlp_layers(self) -> int:
         """Layers with one dense MLP."""
         return self.n_layers - self.moe_layers

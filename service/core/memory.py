@@ -93,12 +93,13 @@ def factored_elements(arch: Architecture) -> tuple[int, int]:
     factored = arch.n_layers * per_layer_factored + (arch.vocab_size + h)
     params = arch.n_layers * per_layer_params + arch.vocab_size * h
     if arch.is_moe:  # routed experts + router + shared experts in the MoE layers, one MLP in the dense ones
-        f_shared, f_dense = arch.d_ff_shared or f, arch.d_ff_dense or f
+        f_shared, f_dense = arch.shared_expert_width, arch.d_ff_dense or f  # the shared experts: one MLP that wide
+        shared_factored = mlp_matrices * (h + f_shared) if f_shared else 0
         factored += arch.moe_layers * (
-            arch.n_experts * mlp_matrices * (h + f) + (h + arch.n_experts) + arch.n_shared_experts * mlp_matrices * (h + f_shared)
+            arch.n_experts * mlp_matrices * (h + f) + (h + arch.n_experts) + shared_factored
         ) + arch.dense_mlp_layers * mlp_matrices * (h + f_dense)
         params += arch.moe_layers * (
-            arch.n_experts * mlp_matrices * h * f + h * arch.n_experts + arch.n_shared_experts * mlp_matrices * h * f_shared
+            arch.n_experts * mlp_matrices * h * f + h * arch.n_experts + mlp_matrices * h * f_shared
         ) + arch.dense_mlp_layers * mlp_matrices * h * f_dense
     else:
         factored += arch.n_layers * mlp_matrices * (h + f)

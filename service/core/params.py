@@ -109,12 +109,13 @@ def mlp_params(arch: Architecture, d_ff: int) -> int:
 
 
 def shared_expert_params_per_layer(arch: Architecture) -> int:
-    """Always-active shared experts of one MoE layer (DeepSeekMoE, Dai et al. 2024 §3.2;
-    Qwen2-MoE adds a ``h x 1`` sigmoid gate on their output)."""
-    if not arch.is_moe or not arch.n_shared_experts:
+    """Always-active shared experts of one MoE layer (DeepSeekMoE, Dai et al. 2024 §3.2), one MLP
+    of :attr:`Architecture.shared_expert_width` (biases included once); Qwen2-MoE adds a ``h x 1``
+    sigmoid gate on their output."""
+    if not arch.shared_expert_width:
         return 0
     gate = arch.d_model if arch.shared_expert_gate else 0
-    return arch.n_shared_experts * mlp_params(arch, arch.d_ff_shared or arch.d_ff) + gate
+    return mlp_params(arch, arch.shared_expert_width) + gate
 
 
 def dense_mlp_params(arch: Architecture) -> int:
@@ -204,7 +205,7 @@ def mlp_linear_shapes(arch: Architecture, d_ff: int) -> list[tuple[int, int, int
 def block_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     """``(count, in_features, out_features)`` of every linear layer of the blocks, all layers (what
     a weight quantiser converts): attention (:func:`attention_linear_shapes`), the dense layers'
-    MLP, and in a mixture every routed expert's and shared expert's MLP. Routers, norms, biases,
+    MLP, and in a mixture every routed expert's MLP and the shared experts' one wide MLP. Routers, norms, biases,
     embeddings and the LM head are not in it. Their weights add up to the blocks' matmul weights
     of :func:`count_params`."""
     shapes = [(arch.n_layers * n, i, o) for n, i, o in attention_linear_shapes(arch)]
@@ -213,9 +214,8 @@ def block_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
         shapes += [(arch.dense_mlp_layers * n, i, o) for n, i, o in mlp_linear_shapes(arch, dense_width)]
     if arch.moe_layers:
         shapes += [(arch.moe_layers * arch.n_experts * n, i, o) for n, i, o in mlp_linear_shapes(arch, arch.d_ff)]
-        if arch.n_shared_experts:
-            width = arch.d_ff_shared or arch.d_ff
-            shapes += [(arch.moe_layers * arch.n_shared_experts * n, i, o) for n, i, o in mlp_linear_shapes(arch, width)]
+        if arch.shared_expert_width:
+            shapes += [(arch.moe_layers * n, i, o) for n, i, o in mlp_linear_shapes(arch, arch.shared_expert_width)]
     return shapes
 
 
@@ -229,7 +229,7 @@ def active_matmul_weights(arch: Architecture) -> int:
     attention = attention_matmul_weights_per_layer(arch)
     moe_mlp = (
         arch.experts_per_token * matrices * h * arch.d_ff
-        + arch.n_shared_experts * matrices * h * (arch.d_ff_shared or arch.d_ff)
+        + matrices * h * arch.shared_expert_width
         + h * arch.n_experts  # router
     )
     dense_mlp = matrices * h * ((arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff)

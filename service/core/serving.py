@@ -187,9 +187,8 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
         mlp += arch.dense_mlp_layers * seconds(_mlp_shapes_per_gpu(arch, width, tp), n)
     if arch.moe_layers:
         mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.d_ff, tp), n * arch.experts_per_token)
-        if arch.n_shared_experts:
-            shared = _mlp_shapes_per_gpu(arch, arch.d_ff_shared or arch.d_ff, tp)
-            mlp += arch.moe_layers * arch.n_shared_experts * seconds(shared, n)
+        if arch.shared_expert_width:  # one MLP of the shared experts' total width
+            mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
     core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (
         hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF * FLASH_ATTENTION_EFFICIENCY_RATIO
     )

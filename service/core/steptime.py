@@ -258,8 +258,8 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     up = matmul_seconds(tokens * experts, h, up_width, hw, e)
     down = matmul_seconds(tokens * experts, f / t, h, hw, e)
     router = matmul_seconds(tokens, h, arch.n_experts, hw, e) if arch.is_moe else 0.0
-    if arch.is_moe and arch.n_shared_experts:  # always-active shared experts (DeepSeekMoE §3.2)
-        shared_f = arch.n_shared_experts * (arch.d_ff_shared or f)
+    if arch.shared_expert_width:  # always-active shared experts (DeepSeekMoE §3.2), one wide MLP
+        shared_f = arch.shared_expert_width
         up = up + matmul_seconds(tokens, h, (2 if arch.ffn is Ffn.SWIGLU else 1) * shared_f / t, hw, e)
         down = down + matmul_seconds(tokens, shared_f / t, h, hw, e)
     matmuls = qkv + out + up + down + router

@@ -99,3 +99,35 @@ def test_headline_sizes_within_rounding() -> None:
     assert count_params(preset("palm-540b")).total == pytest.approx(540.35e9, rel=0.001)
     for model_id, size in (("llama-2-13b", 13e9), ("llama-2-70b", 70e9), ("llama-3.1-405b", 405e9)):
         assert count_params(preset(model_id)).total == pytest.approx(size, rel=0.02)
+
+
+def test_shared_experts_are_one_mlp_of_their_total_width() -> None:
+    # DeepSeekMoE §3.2's shared experts see the same input and their outputs are summed: one MLP of
+    # n_shared * d_ff_shared, as transformers builds them (DeepseekV3MoE.shared_experts is one
+    # DeepseekV3MLP of moe_intermediate_size * n_shared_experts). Two shared experts of width f and
+    # one of 2f are the same layer: parameters (biases once), quantised weights and their scales,
+    # activations, Adafactor's factored states and prefill time all agree.
+    from service.core.activations import ActivationOptions, layer_activation_bytes
+    from service.core.compute import Recompute
+    from service.core.dtypes import Dtype
+    from service.core.memory import factored_elements
+    from service.core.params import block_linear_shapes
+    from service.core.serving import prefill_seconds, weight_bytes
+    from tests.core.helpers import hardware
+
+    common = dict(n_layers=4, d_model=512, n_heads=8, d_ff=256, vocab_size=1000, ffn="swiglu", norm="rmsnorm",
+                  n_experts=8, experts_per_token=2, first_k_dense=1, d_ff_dense=1024, bias=True)  # fmt: skip
+    two = make_architecture(**common, n_shared_experts=2, d_ff_shared=384)  # type: ignore[arg-type]
+    one = make_architecture(**common, n_shared_experts=1, d_ff_shared=768)  # type: ignore[arg-type]
+    assert two.shared_expert_width == one.shared_expert_width == 768
+    assert count_params(two) == count_params(one)
+    # a gate and an up projection of 512 -> 768 and one down of 768 -> 512 in each of the 3 MoE layers
+    assert (6, 512, 768) in block_linear_shapes(two) and (3, 768, 512) in block_linear_shapes(two)
+    assert block_linear_shapes(two) == block_linear_shapes(one)
+    for fmt in (Dtype.INT8, Dtype.INT4):
+        assert weight_bytes(two, fmt) == weight_bytes(one, fmt)
+    opts = ActivationOptions(seq_len=128, micro_batch_size=2, recompute=Recompute.NONE, flash_attention=True)
+    assert layer_activation_bytes(two, opts) == layer_activation_bytes(one, opts)
+    assert factored_elements(two) == factored_elements(one)
+    h100 = hardware("h100-sxm")
+    assert prefill_seconds(two, h100, tp=1, prompt_tokens=512) == prefill_seconds(one, h100, tp=1, prompt_tokens=512)
