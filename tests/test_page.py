@@ -30,7 +30,7 @@ ARTIFACTS = Path(os.environ.get("PAGE_ARTIFACTS_DIR", ROOT / "test-artifacts" / 
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu"]
 GiB = 2**30
 TIMEOUT_MS = 30_000  # a view's answer on a busy machine (the cost view plans every GPU type)
-MEMORY_PARTS = ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes"]
+MEMORY_PARTS = ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "cuda_context_bytes"]
 
 
 def _no_browser(reason: str) -> None:
@@ -166,9 +166,11 @@ def test_fit_view_draws_the_api_answer_for_a_picked_preset_and_gpu(page, server:
     assert int(first["optimizerBytes"]) == answer["per_gpu"]["optimizer_bytes"]
     assert int(first["activationsBytes"]) == answer["per_gpu"]["activations_bytes"]
     assert int(first["totalBytes"]) == answer["per_gpu"]["total_bytes"]
+    assert int(first["cudaContextBytes"]) == answer["per_gpu"]["cuda_context_bytes"] > 0
+    assert int(first["deviceTotalBytes"]) == answer["per_gpu"]["device_total_bytes"]
     assert int(first["gpuMemoryBytes"]) == answer["gpu_memory_bytes"] == gpu["memory_bytes"]
     drawn = series(page, "fit")
-    assert [d["label"] for d in drawn["datasets"]] == ["weights", "gradients", "optimizer states", "activations"]
+    assert [d["label"] for d in drawn["datasets"]] == ["weights", "gradients", "optimizer states", "activations", "CUDA context"]
     for dataset, key in zip(drawn["datasets"], MEMORY_PARTS, strict=True):
         assert dataset["data"][0] == pytest.approx(answer["per_gpu"][key] / GiB, rel=1e-12)
 
@@ -178,7 +180,7 @@ def test_fit_view_draws_the_api_answer_for_a_picked_preset_and_gpu(page, server:
     advice = rows[1:]
     assert advice and page.locator("#fit .advice li").count() == len(advice)
     for row in advice:  # every change offered fits, and saves memory
-        assert row["fits"] == "true" and int(row["totalBytes"]) <= gpu["memory_bytes"] < answer["per_gpu"]["total_bytes"]
+        assert row["fits"] == "true" and int(row["deviceTotalBytes"]) <= gpu["memory_bytes"] < answer["per_gpu"]["device_total_bytes"]
     assert len(drawn["labels"]) == len(rows)
     screenshot(page, "fit-does-not-fit")
 

@@ -41,11 +41,13 @@ from service.core.errors import InvalidSpecError
 from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
 from service.core.limits import check_bytes, check_flops
 from service.core.memory import (
+    CUDA_CONTEXT_BYTES,
     PRECISION_BYTES,
     Optimizer,
     Parallelism,
     Precision,
     TrainingMemory,
+    device_total_bytes,
     optimizer_state_bytes,
     training_memory,
     zero_sharded_bytes,
@@ -728,9 +730,11 @@ def finetune_training_flops(
 
 
 def smallest_finetune_footprint(
-    model: ModelShape, spec: FinetuneSpec, *, n_gpus: int, seq_len: int | None = None, precision: Precision = Precision.MIXED_BF16
+    model: ModelShape, spec: FinetuneSpec, *, n_gpus: int, seq_len: int | None = None, precision: Precision = Precision.MIXED_BF16,
+    cuda_context_bytes: int = CUDA_CONTEXT_BYTES,
 ) -> tuple[int, str]:
-    """The least per-GPU memory of a LoRA/QLoRA job on ``n_gpus`` GPUs, and its layout: data
+    """The least per-GPU memory of a LoRA/QLoRA job on ``n_gpus`` GPUs, CUDA context included
+    (:func:`service.core.memory.device_total_bytes`), and its layout: data
     parallelism with every GPU holding the frozen base (ZeRO 0), or with everything sharded
     (ZeRO-3, FSDP), each with gradient checkpointing (full recompute), FlashAttention and one
     sequence a micro-batch. Paged optimizer states count as on the GPU. A GPU with less memory
@@ -745,4 +749,4 @@ def smallest_finetune_footprint(
         if best is None or m.memory.total_bytes < best[0]:
             best = (m.memory.total_bytes, layout)
     assert best is not None
-    return best
+    return device_total_bytes(best[0], cuda_context_bytes), best[1]

@@ -71,6 +71,16 @@ PRECISION_BYTES: dict[Precision, PrecisionBytes] = {
 # (measured: ACCURACY.md)
 EIGHT_BIT_BLOCK = 256
 
+# The process's CUDA context: the driver's state, the kernels loaded so far (lazily since CUDA 11.7,
+# PyTorch's default) and local memory reserved for every resident thread. PyTorch's maintainers put
+# it at "around 400MB if CUDA >= 11.7 is used and lazy module loading enabled" (pytorch/pytorch
+# issue 109888); 426 MiB is what nvidia-smi showed after the first CUDA call with PyTorch 2.10 and
+# CUDA 13.0 on an RTX 6000 Ada (unslothai/unsloth-zoo pull request 1053). Loaded eagerly, the kernels
+# alone take 1-2 GB (transformers docs, "Model training anatomy": 1,343 MB). It grows with the SM
+# count and the libraries loaded (cuBLAS, NCCL); nvidia-smi's figure less
+# torch.cuda.memory_reserved() measures it.
+CUDA_CONTEXT_BYTES = 426 * 2**20
+
 
 def factored_elements(arch: Architecture) -> tuple[int, int]:
     """Adafactor's second-moment elements, and how many parameters they stand for.
@@ -511,8 +521,18 @@ def inference_memory(
     )
 
 
-def smallest_training_footprint(model: ModelShape, *, n_gpus: int, seq_len: int | None = None) -> int:
-    """The least per-GPU training memory over sensible layouts of ``n_gpus`` GPUs: tensor
+def device_total_bytes(tensor_bytes: int, cuda_context_bytes: int = CUDA_CONTEXT_BYTES) -> int:
+    """GPU memory a process needs: its tensors plus its CUDA context (:data:`CUDA_CONTEXT_BYTES`), the
+    part ``torch.cuda.memory_allocated`` never shows and ``nvidia-smi`` always does. Allocator
+    fragmentation and communication buffers are not in it."""
+    return check_bytes("device_total_bytes", tensor_bytes + cuda_context_bytes)
+
+
+def smallest_training_footprint(
+    model: ModelShape, *, n_gpus: int, seq_len: int | None = None, cuda_context_bytes: int = CUDA_CONTEXT_BYTES
+) -> int:
+    """The least per-GPU training memory, CUDA context included (:func:`device_total_bytes`), over
+    sensible layouts of ``n_gpus`` GPUs: tensor
     parallelism 1/2/4/8 inside a node (where it divides the heads and the GPU count), data
     parallelism over the rest with ZeRO-3, full recompute, FlashAttention, micro-batch 1,
     mixed-precision AdamW, Megatron-LM's kernels (as the planner lays them out). A GPU whose
@@ -538,4 +558,4 @@ def smallest_training_footprint(model: ModelShape, *, n_gpus: int, seq_len: int 
         )
         best = r.total_bytes if best is None else min(best, r.total_bytes)
     assert best is not None  # tp = 1 is always valid
-    return best
+    return device_total_bytes(best, cuda_context_bytes)

@@ -11,7 +11,7 @@ from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
 from service.core.kernels import AttentionKernel, Framework
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
-from service.core.memory import Optimizer, Precision
+from service.core.memory import CUDA_CONTEXT_BYTES, Optimizer, Precision
 from service.schemas.base import Assumptions, Schema
 from service.schemas.finetune import Finetune, FinetuneComputeDetail, FinetuneMemoryDetail, lora_shorthand
 from service.schemas.model import ModelSpec
@@ -191,6 +191,13 @@ class TrainingMemoryRequest(Schema):
         True, description="With dropout: also on the embedding, attention output and MLP output (GPT-2, NeoX; not Llama)."
     )
     finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
+    cuda_context_bytes: Bytes = Field(
+        CUDA_CONTEXT_BYTES,
+        le=64 * 2**30,
+        description="The process's CUDA context on each GPU (driver state, loaded kernels): about 400 MiB with CUDA's lazy "
+        "module loading (PyTorch's default since CUDA 11.7), 1-2 GB loaded eagerly. Measure: nvidia-smi's used memory less "
+        "torch.cuda.memory_reserved(). Counted in device_total_bytes and fits.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -203,8 +210,10 @@ class PerGpuMemory(Schema):
     gradients_bytes: int
     optimizer_bytes: int
     activations_bytes: int
-    total_bytes: int
+    total_bytes: int = Field(description="The tensors: weights + gradients + optimizer states + activations.")
     total_gib: float = Field(description="total_bytes / 2^30, a convenience copy.")
+    cuda_context_bytes: int = Field(description="The CUDA context, as given (not a tensor; nvidia-smi shows it).")
+    device_total_bytes: int = Field(description="total_bytes + cuda_context_bytes: the GPU memory the job needs.")
 
 
 class ActivationDetail(Schema):
@@ -223,7 +232,7 @@ class TrainingMemoryResponse(Estimate):
     activations: ActivationDetail | None
     gpu: str | None
     gpu_memory_bytes: int | None
-    fits: bool | None = Field(description="total_bytes <= the GPU's memory (null without a GPU).")
+    fits: bool | None = Field(description="per_gpu.device_total_bytes <= the GPU's memory (null without a GPU).")
     params_per_gpu_before_zero: int | None = Field(
         None, description="The tp x pp shard before ZeRO-3 divides it (what each GPU gathers layer by layer)."
     )

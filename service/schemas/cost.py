@@ -146,7 +146,10 @@ class CompareRow(Schema):
     cost_usd: float | None
     mfu: float | None
     fits: bool
-    min_memory_bytes_per_gpu: int | None = Field(description="Per-GPU memory of the best plan, else the least over the layouts tried.")
+    min_memory_bytes_per_gpu: int | None = Field(
+        description="GPU memory each GPU needs, CUDA context included: the best plan's tensors plus the context, else the least "
+        "over the layouts tried."
+    )
     plan: str | None = Field(description="The plan the time comes from, when the planner priced the row.")
     note: str
 

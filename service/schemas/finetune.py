@@ -164,8 +164,10 @@ class FinetuneMemoryDetail(Schema):
     adapter_checkpoint_bytes: int = Field(description="The trained adapters saved in their format.")
     paged_optimizer: bool
     pageable_bytes: int = Field(description="Optimizer states that may page to host memory (counted on the GPU in total_bytes).")
-    total_if_paged_bytes: int = Field(description="GPU memory if the pageable states all moved to the host.")
-    fits_if_paged: bool | None = Field(description="total_if_paged_bytes <= the GPU's memory (null without a GPU).")
+    total_if_paged_bytes: int = Field(description="The tensors on the GPU if the pageable states all moved to the host.")
+    fits_if_paged: bool | None = Field(
+        description="total_if_paged_bytes + per_gpu.cuda_context_bytes <= the GPU's memory (null without a GPU)."
+    )
 
 
 class FinetuneComputeDetail(Schema):

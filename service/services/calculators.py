@@ -163,7 +163,8 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         "seq_len": req.seq_len or getattr(model, "max_seq_len", None),
         "pipeline_schedule": "1F1B, first stage holds pp micro-batches",
         "framework": req.framework.value,
-        "excluded": "framework workspace, allocator fragmentation and communication buffers",
+        "cuda_context_bytes": req.cuda_context_bytes,
+        "excluded": "allocator fragmentation, framework workspaces and communication buffers (the CUDA context is in device_total_bytes)",
     }
     if act is not None and isinstance(model, Architecture):
         k = resolve_kernels(kernels, model, flash_attention=req.flash_attention)
@@ -178,6 +179,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         }  # fmt: skip
     for i, note in enumerate(r.notes):
         assumptions[f"note_{i + 1}"] = note
+    device_total = memory.device_total_bytes(r.total_bytes, req.cuda_context_bytes)
     # one validation pass over the whole answer (nested parts as dicts), not one per model
     return s.TrainingMemoryResponse.model_validate(
         {
@@ -188,6 +190,8 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
                 "activations_bytes": r.activations_bytes,
                 "total_bytes": r.total_bytes,
                 "total_gib": r.total_bytes / GIB,
+                "cuda_context_bytes": req.cuda_context_bytes,
+                "device_total_bytes": device_total,
             },
             "cpu_offload_bytes": r.cpu_offload_bytes,
             "params_per_gpu": r.resident_params_per_gpu,
@@ -204,15 +208,15 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
             },
             "gpu": gpu_row.id if gpu_row else None,
             "gpu_memory_bytes": gpu_bytes,
-            "fits": None if gpu_bytes is None else r.total_bytes <= gpu_bytes,
-            "formulas": list(r.formulas),
+            "fits": None if gpu_bytes is None else device_total <= gpu_bytes,
+            "formulas": [*r.formulas, "device_total_bytes = total_bytes + the CUDA context (about 400 MiB with lazy kernel loading; PyTorch issue 109888)"],
             "assumptions": assumptions,
-            "finetune": None if ft is None else _finetune_memory_detail(ft, gpu_bytes),
+            "finetune": None if ft is None else _finetune_memory_detail(ft, gpu_bytes, req.cuda_context_bytes),
         }
     )
 
 
-def _finetune_memory_detail(ft: finetune.FinetuneMemory, gpu_bytes: int | None) -> dict[str, object]:
+def _finetune_memory_detail(ft: finetune.FinetuneMemory, gpu_bytes: int | None, cuda_context_bytes: int) -> dict[str, object]:
     return {
         "method": ft.spec.method, "rank": ft.spec.rank, "alpha": ft.spec.alpha, "target_modules": [t.value for t in ft.targets],
         "trainable_params": ft.trainable_params, "total_params": ft.total_params,
@@ -227,7 +231,7 @@ def _finetune_memory_detail(ft: finetune.FinetuneMemory, gpu_bytes: int | None) 
         "frozen_inputs_not_kept_bytes": ft.frozen_inputs_not_kept_bytes,
         "adapter_checkpoint_bytes": ft.adapter_checkpoint_bytes, "paged_optimizer": ft.paged_optimizer,
         "pageable_bytes": ft.pageable_bytes, "total_if_paged_bytes": ft.total_if_paged_bytes,
-        "fits_if_paged": None if gpu_bytes is None else ft.total_if_paged_bytes <= gpu_bytes,
+        "fits_if_paged": None if gpu_bytes is None else memory.device_total_bytes(ft.total_if_paged_bytes, cuda_context_bytes) <= gpu_bytes,
     }  # fmt: skip
 
 

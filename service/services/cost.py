@@ -316,7 +316,7 @@ def _compare_terms(
     if plan is not None and plan.plan is not None:
         fits = best is not None
         note = "" if fits else (plan.reason or "no layout fits")
-        least = best.memory.total_bytes if best else footprint
+        least = memory.device_total_bytes(best.memory.total_bytes) if best else footprint
     else:
         fits = footprint <= gpu.memory_bytes
         note = "" if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best; has {gpu.memory_bytes / 2**30:.1f} GiB"

@@ -18,7 +18,7 @@ const FIT_FIELDS = [
 ];
 const MEMORY_PARTS = [
   ["weights_bytes", "weights"], ["gradients_bytes", "gradients"], ["optimizer_bytes", "optimizer states"],
-  ["activations_bytes", "activations"],
+  ["activations_bytes", "activations"], ["cuda_context_bytes", "CUDA context"],
 ];
 
 /** Changes to try when a setup does not fit, each a patch of input names -> values (or null when
@@ -84,14 +84,14 @@ function drawFit(panel, answer, advice, together) {
     ...row,
     data: {
       label: row.label,
-      ...row.answer.per_gpu, // weights_bytes ... total_bytes (and total_gib)
+      ...row.answer.per_gpu, // weights_bytes ... total_bytes, cuda_context_bytes, device_total_bytes
       gpu_memory_bytes: row.answer.gpu_memory_bytes,
       fits: row.answer.fits,
     },
     className: row.answer.fits === false ? "unfit" : "",
   }));
   const gpuBytes = answer.gpu_memory_bytes;
-  const total = answer.per_gpu.total_bytes;
+  const total = answer.per_gpu.device_total_bytes; // the tensors and the CUDA context: what fits compares
   const status = panel.querySelector(".status");
   status.className = `status verdict ${answer.fits ? "ok" : "bad"}`;
   status.textContent = answer.fits
@@ -122,7 +122,7 @@ function drawFit(panel, answer, advice, together) {
   renderTable(panel.querySelector(".table"), "Memory per GPU", [
     { label: "setup", value: (r) => r.label },
     ...MEMORY_PARTS.map(([key, label]) => ({ label, value: (r) => fmt.gib(r.answer.per_gpu[key]) })),
-    { label: "total", value: (r) => fmt.gib(r.answer.per_gpu.total_bytes) },
+    { label: "total", value: (r) => fmt.gib(r.answer.per_gpu.device_total_bytes) },
     { label: "GPUs", value: (r) => String(r.answer.n_gpus) },
     { label: "fits", value: (r) => (r.answer.fits ? "yes" : "no") },
   ], rows);
@@ -138,7 +138,7 @@ function drawFit(panel, answer, advice, together) {
       const list = document.createElement("ul");
       for (const row of advice) {
         const item = document.createElement("li");
-        item.textContent = `${row.label}: ${fmt.gib(row.answer.per_gpu.total_bytes)} per GPU`;
+        item.textContent = `${row.label}: ${fmt.gib(row.answer.per_gpu.device_total_bytes)} per GPU`;
         const apply = document.createElement("button");
         apply.type = "button";
         apply.textContent = "Apply";

@@ -137,6 +137,28 @@ def test_memory_training_fields_and_fit(client) -> None:
     assert tight["fits"] is False  # an infeasible layout is an answer, not an error
 
 
+def test_fits_counts_the_cuda_context(client) -> None:
+    # the tensors and the process's CUDA context (426 MiB by default, an input) must both fit: a job
+    # whose tensors leave less than the context free does not fit, and says what it needs
+    body = {"model": LLAMA_7B, "seq_len": 2048, "recompute": "full", "flash_attention": True,
+            "parallelism": {"dp": 8, "zero_stage": 3}}  # fmt: skip
+    data = ok(client, "/v1/memory/training", body)
+    per_gpu = data["per_gpu"]
+    assert per_gpu["cuda_context_bytes"] == 426 * 2**20 == data["assumptions"]["cuda_context_bytes"]
+    assert per_gpu["device_total_bytes"] == per_gpu["total_bytes"] + per_gpu["cuda_context_bytes"]
+    just_the_tensors = per_gpu["total_bytes"] + 2**20  # room for the tensors and 1 MiB more
+    short = ok(client, "/v1/memory/training", body | {"gpu_memory_bytes": just_the_tensors})
+    assert short["fits"] is False
+    enough = ok(client, "/v1/memory/training", body | {"gpu_memory_bytes": per_gpu["device_total_bytes"]})
+    assert enough["fits"] is True
+    # an eagerly loaded context (1-2 GB, transformers' "Model training anatomy") or none at all
+    eager = ok(client, "/v1/memory/training", body | {"gpu_memory_bytes": per_gpu["device_total_bytes"], "cuda_context_bytes": 1_343_000_000})
+    assert eager["fits"] is False and eager["per_gpu"]["total_bytes"] == per_gpu["total_bytes"]
+    bare = ok(client, "/v1/memory/training", body | {"gpu_memory_bytes": just_the_tensors, "cuda_context_bytes": 0})
+    assert bare["fits"] is True
+    problem(client, "/v1/memory/training", body | {"cuda_context_bytes": -1})
+
+
 def test_memory_inference_gpus_needed(client) -> None:
     data = ok(client, "/v1/memory/inference", {"model": {"preset": "llama-2-70b"}, "seq_len": 4096, "batch_size": 8, "gpu": "h100-sxm"})
     assert data["kv_cache_bytes"] == 327_680 * 4096 * 8

@@ -22,7 +22,7 @@ from service.core.finetune import (
     resolve_targets,
 )
 from service.core.kernels import AttentionKernel, Kernels
-from service.core.memory import Optimizer, Parallelism, Precision, training_memory
+from service.core.memory import Optimizer, Parallelism, Precision, device_total_bytes, training_memory
 from service.core.params import count_params
 from service.core.spec import make_architecture, make_params_only
 from tests.core.helpers import preset
@@ -123,25 +123,21 @@ def test_double_quantisation_is_0_127_bits_per_parameter() -> None:
     assert (plain.weights_bytes - dq.weights_bytes) / GB == pytest.approx(3.0, rel=TOLERANCE)
 
 
-@pytest.mark.parametrize(("size", "figure_mb"), [("13b", 8476), ("33b", 19302), ("65b", 37074)])
+@pytest.mark.parametrize(("size", "figure_mb"), [("7b", 5046), ("13b", 8476), ("33b", 19302), ("65b", 37074)])
 def test_qlora_figure_6_base_model_memory(size: str, figure_mb: int) -> None:
     # QLoRA Figure 6 (Appendix G), the 4-bit base model's memory for LLaMA 7B/13B/33B/65B:
-    # 5,046 / 8,476 / 19,302 / 37,074 MB (MB = 1e6 bytes assumed). Counted: NF4 with double
-    # quantisation, embedding and LM head unquantised in fp32 (PEFT's prepare_model_for_kbit_training),
-    # plus the one dequantised bf16 matrix. The 7B figure (5,046 MB; §2 "5,048 MB") is 11 % above this
-    # count, beyond the 10 % bar: see test_qlora_7b_base_model_is_below_the_measured_figure.
+    # 5,046 / 8,476 / 19,302 / 37,074 MB (MB = 1e6 bytes assumed); §2 on 7B: "the 4-bit base model
+    # consumes 5,048 MB of memory". Counted: NF4 with double quantisation, the embedding and LM head
+    # unquantised in fp32 (PEFT's prepare_model_for_kbit_training), the one dequantised bf16 matrix,
+    # and the CUDA context that any reading of a loaded model's GPU memory includes (426 MiB, a
+    # measurement independent of the paper: service.core.memory.CUDA_CONTEXT_BYTES). The tensors
+    # alone fall short of every bar by 0.5-1.2 GB, 11 % at 7B; with the context all four are within
+    # 2.5 %.
     m = guanaco(size)
-    assert (m.base.weights_bytes + m.base.dequantization_buffer_bytes) / 1e6 == pytest.approx(figure_mb, rel=TOLERANCE)
-
-
-def test_qlora_7b_base_model_is_below_the_measured_figure() -> None:
-    # QLoRA §2: "the 4-bit base model consumes 5,048 MB of memory" (LLaMA 7B). The count is 4,481 MB:
-    # the measured figure holds what a tensor count does not (CUDA context, allocator caching);
-    # within 12 %, and never above the measurement.
-    m = guanaco("7b")
-    counted_mb = (m.base.weights_bytes + m.base.dequantization_buffer_bytes) / 1e6
-    assert counted_mb == pytest.approx(5048, rel=0.12)
-    assert counted_mb < 5048
+    tensors = m.base.weights_bytes + m.base.dequantization_buffer_bytes
+    assert device_total_bytes(tensors) / 1e6 == pytest.approx(figure_mb, rel=0.025)
+    assert device_total_bytes(tensors) / 1e6 == pytest.approx(figure_mb, rel=TOLERANCE)  # the issue's bar
+    assert tensors / 1e6 < figure_mb  # the count holds nothing the measurement does not
 
 
 def test_qlora_65b_fits_one_48gb_gpu() -> None:
@@ -149,7 +145,7 @@ def test_qlora_65b_fits_one_48gb_gpu() -> None:
     # finetuning of LLaMA 65B "requires more than 780 GB of GPU memory"
     m = guanaco("65b")
     gpu_48gb = 48 * GIB  # RTX A6000 / L40S
-    assert m.memory.total_bytes <= gpu_48gb
+    assert device_total_bytes(m.memory.total_bytes) <= gpu_48gb
     assert m.memory.total_bytes > 40 * GIB  # not a 40 GB A100: the 48 GB card is what it takes
     full = training_memory(llama1("65b"), seq_len=512, recompute=Recompute.FULL, flash_attention=True)
     assert full.total_bytes > 780 * GB
@@ -158,12 +154,12 @@ def test_qlora_65b_fits_one_48gb_gpu() -> None:
 
 def test_qlora_33b_needs_paging_on_a_24gb_gpu() -> None:
     # QLoRA §4: "paged optimizers are critical to do 33B/65B QLoRA tuning on a single 24/48GB GPU":
-    # with the optimizer states on the GPU the 33B job leaves under 1 GiB of a 24 GB card for the
-    # CUDA context and spikes; paged out, it has room.
+    # with the optimizer states and the CUDA context on the GPU the 33B job leaves under half a GiB
+    # of a 24 GiB card for gradient checkpointing's spikes; paged out, it has room.
     m = guanaco("33b")
     assert m.paged_optimizer and m.pageable_bytes == m.memory.optimizer_bytes
-    assert 23 * GIB < m.memory.total_bytes <= 24 * GIB
-    assert m.total_if_paged_bytes < 20 * GIB
+    assert 23.5 * GIB < device_total_bytes(m.memory.total_bytes) <= 24 * GIB
+    assert device_total_bytes(m.total_if_paged_bytes) < 20 * GIB
 
 
 def test_qlora_adapters_are_bf16_with_32_bit_states() -> None:
