@@ -17,6 +17,7 @@ router = api_router(prefix="/v1/models", tags=["models"], responses=problem_resp
 def from_hf_config(req: s.HfConfigRequest, catalog: CatalogDep) -> Response:
     """Map a Hugging Face `config.json` (llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, gemma, gemma2,
     gemma3, phi3, gpt2, gpt_neox, falcon, deepseek_v2, deepseek_v3) to a ModelSpec, with its exact
-    parameter count and the defaults it assumed. Nothing is downloaded. The same config is accepted as
-    `"model": {"hf_config": {...}}` by every calculator."""
+    parameter count and the defaults it assumed. Nothing is downloaded. The body is
+    `{"hf_config": {...}}`, or the bare config.json itself (`curl -d @config.json`). The same config
+    is accepted as `"model": {"hf_config": {...}}` by every calculator."""
     return json_response(hf_config.from_hf_config(req, catalog))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
@@ -18,9 +18,21 @@ LLAMA_3_1_8B_CONFIG = {
 
 
 class HfConfigRequest(Schema):
+    """``{"hf_config": {...}}``; a bare config.json (an object with ``model_type`` and no ``hf_config``)
+    is accepted as the body too."""
+
     model_config = Schema.model_config | {"json_schema_extra": {"examples": [{"hf_config": LLAMA_3_1_8B_CONFIG}]}}
 
     hf_config: dict[str, Any] = Field(description="The model's config.json, as published with its weights.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_config(cls, data: object) -> object:
+        """A bare config.json sent as the body (``curl -d @config.json``): an object with a
+        ``model_type`` and no ``hf_config`` is read as ``{"hf_config": <body>}``."""
+        if isinstance(data, dict) and "hf_config" not in data and "model_type" in data:
+            return {"hf_config": data}
+        return data
 
 
 class HfConfigResponse(Estimate):

@@ -28,6 +28,17 @@ def test_a_pasted_llama_3_config_counts_8_03b(client):
     assert again["total"] == 8_030_261_248
 
 
+def test_a_bare_config_json_is_accepted_as_the_body(client):
+    """`curl -d @config.json`: the file itself, not wrapped in {"hf_config": ...}, gives the same answer."""
+    wrapped = ok(client, "/v1/models/from-hf-config", {"hf_config": DEEPSEEK_V3})
+    bare = ok(client, "/v1/models/from-hf-config", DEEPSEEK_V3)
+    assert bare == wrapped and bare["total_params"] > 671e9
+    r = client.post("/v1/models/from-hf-config", json={"model_type": "qwen2", "hidden_size": 896})
+    assert r.status_code == 422 and "num_hidden_layers" in r.text
+    r = client.post("/v1/models/from-hf-config", json={"hidden_size": 896})  # neither a config nor a wrapped one
+    assert r.status_code == 422 and "hf_config" in r.text
+
+
 def test_hf_config_is_accepted_as_a_model(client):
     data = ok(client, "/v1/params", {"model": {"hf_config": DEEPSEEK_V3}})
     assert (data["total"], data["active"]) == (671_026_419_200, 37_552_297_472)
