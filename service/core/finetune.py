@@ -403,13 +403,13 @@ def frozen_input_bytes_per_layer(
     The terms mirror the full-training count they are taken from
     (:func:`service.core.activations.layer_activation_bytes`), which counts every layer alike: the
     attention input (read by ``q``/``k``/``v`` or, under MLA, ``q_a``/``kv_a``/``q``), the MLP input
-    once per routed expert a token passes and per shared expert, the output projection's input and
+    once per routed expert a token passes and once for the shared experts (one MLP), the output projection's input and
     the down projections' inputs at :func:`service.core.activations.mlp_width_per_token`. MLA's
     latents (the inputs of ``q_b_proj`` and ``kv_b_proj``) are not in that count, so none is dropped
     for them: an approximation that errs towards more memory.
     """
     t, e = tokens, element_bytes
-    experts = arch.experts_per_token + (arch.n_shared_experts if arch.is_moe else 0)
+    experts = arch.experts_per_token + (1 if arch.shared_expert_width else 0)  # the shared experts: one MLP, one input
     keeps = set() if spec.dropout > 0 else set(targets)
     qkv_read = bool(keeps & {Projection.Q, Projection.K, Projection.V, Projection.Q_A, Projection.KV_A})
     mlp_read = bool(keeps & {Projection.GATE, Projection.UP})

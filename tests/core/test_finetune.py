@@ -418,3 +418,17 @@ def test_adapted_matrices_are_the_model_s_matrices(arch, rank, method) -> None:
     c_lora, d = finetune_training_flops(arch, 1e6, FinetuneSpec(method=method, rank=rank))
     assert 0 < d.active_adapter_params <= d.trainable_params
     assert c_lora.model_flops_per_token == pytest.approx(4 * c.active + 6 * d.active_adapter_params)
+
+
+def test_lora_counts_the_shared_experts_as_one_mlp() -> None:
+    # the shared experts are one MLP n_shared * d_ff_shared wide (DeepseekV3MoE.shared_experts): two
+    # of width f and one of 2f are the same layer for LoRA too (adapters, dropped frozen inputs, total)
+    common = dict(n_layers=4, d_model=512, n_heads=8, d_ff=256, vocab_size=1000, ffn="swiglu", norm="rmsnorm",
+                  n_experts=8, experts_per_token=2, first_k_dense=1, d_ff_dense=1024)  # fmt: skip
+    two = make_architecture(**common, n_shared_experts=2, d_ff_shared=384)  # type: ignore[arg-type]
+    one = make_architecture(**common, n_shared_experts=1, d_ff_shared=768)  # type: ignore[arg-type]
+    for targets in (Q_V, (Projection.GATE, Projection.UP, Projection.DOWN)):
+        a, b = (finetune_memory(m, FinetuneSpec(rank=8, targets=targets), seq_len=256) for m in (two, one))
+        assert a.trainable_params == b.trainable_params
+        assert a.frozen_inputs_not_kept_bytes == b.frozen_inputs_not_kept_bytes
+        assert a.memory.total_bytes == b.memory.total_bytes
