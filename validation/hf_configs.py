@@ -318,10 +318,45 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "tiny-gpt-oss-window": {"model_type": "gpt_oss", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 3,
                             "num_attention_heads": 8, "vocab_size": 128, "num_local_experts": 4, "num_experts_per_tok": 2,
                             "sliding_window": 16, "max_position_embeddings": 256},
+    # GLM-4-0414: head_dim (128), num_key_value_heads (2) and attention_bias (true) left to the config class
+    "tiny-glm4": {"model_type": "glm4", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                  "num_attention_heads": 4, "vocab_size": 128, "max_position_embeddings": 256, "pad_token_id": None},
+    # ERNIE 4.5 dense: head_dim (128), 2 KV heads and tied embeddings by default; use_bias on every projection
+    "tiny-ernie4.5-bias": {"model_type": "ernie4_5", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                           "num_attention_heads": 4, "vocab_size": 128, "use_bias": True, "pad_token_id": None},
+    "tiny-ernie4.5": {"model_type": "ernie4_5", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                      "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 16, "vocab_size": 128,
+                      "tie_word_embeddings": False, "pad_token_id": None},
+    # Seed-OSS: Q/K/V biases, head_dim 128 and 8 KV heads by default; then every projection with a bias
+    "tiny-seed-oss": {"model_type": "seed_oss", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                      "num_attention_heads": 8, "vocab_size": 128, "pad_token_id": None},
+    "tiny-seed-oss-all-biases": {"model_type": "seed_oss", "hidden_size": 64, "intermediate_size": 128,
+                                 "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                                 "vocab_size": 128, "attention_out_bias": True, "mlp_bias": True, "pad_token_id": None},
+    # Arcee AFM: a 2-matrix ReLU^2 MLP; with attention and MLP biases
+    "tiny-arcee": {"model_type": "arcee", "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128},
+    "tiny-arcee-bias": {"model_type": "arcee", "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2,
+                        "num_attention_heads": 4, "vocab_size": 128, "attention_bias": True, "mlp_bias": True},
+    # Hunyuan dense: per-head q/k norms
+    "tiny-hunyuan-v1-dense": {"model_type": "hunyuan_v1_dense", "hidden_size": 64, "intermediate_size": 128,
+                              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                              "head_dim": 16, "vocab_size": 128, "pad_token_id": None},
+    # EXAONE 4.0: per-head q/k norms, no input norm; windows by sliding_window_pattern (3: layers 0, 1, 3, 4 slide)
+    # and by an LLLG string; num_key_value_heads left to the config class (32 -> here given, 4 heads)
+    "tiny-exaone4-window": {"model_type": "exaone4", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 6,
+                            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128,
+                            "max_position_embeddings": 256, "sliding_window": 16, "sliding_window_pattern": 3,
+                            "pad_token_id": None},
+    "tiny-exaone4-lllg": {"model_type": "exaone4", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 8,
+                          "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 128, "sliding_window": 16,
+                          "sliding_window_pattern": "LLLG", "pad_token_id": None,
+                          "layer_types": ["sliding_attention"] * 3 + ["full_attention"] + ["sliding_attention"] * 3
+                                         + ["full_attention"]},
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured
 CACHE_MEASURED = ("tiny-mistral-window", "tiny-qwen2-window", "tiny-gemma2-window", "tiny-gemma3-window", "tiny-deepseek-v3",
                   "tiny-qwen3-moe-window", "tiny-smollm3-window", "tiny-starcoder2-window", "tiny-qwen2.5-vl-window",
-                  "tiny-gpt-oss-window")
+                  "tiny-gpt-oss-window", "tiny-exaone4-window")
 CACHE_TOKENS = (8, 40)  # below and beyond the tiny configs' 16-token windows

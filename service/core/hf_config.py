@@ -355,6 +355,103 @@ def _map_smollm3(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _gated_decoder(r: _Reader, model_type: str, *, kv_default: int, head_dim: int, tie: bool, max_pos: int) -> dict[str, Any]:
+    """A gated-MLP decoder whose config class has defaults of its own for ``num_key_value_heads`` and
+    ``head_dim`` (not ``hidden_size / heads``), ``tie_word_embeddings`` and ``max_position_embeddings``."""
+    f = _common_decoder(r, model_type, kv_default=kv_default)
+    if "head_dim" not in r.config:
+        f["d_head"] = head_dim
+        r.assumptions["head_dim"] = f"not given; {head_dim} (the transformers default)"
+    f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
+    f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", tie))
+    f["max_seq_len"] = _max_positions(r, max_pos)
+    return f
+
+
+def _bias_flags(r: _Reader, f: dict[str, Any], *, qkv: tuple[str, bool] | None, rest: tuple[tuple[str, bool], ...]) -> None:
+    """Bias switches of a family: every one on is ``bias`` (every projection), only ``qkv`` on is
+    ``qkv_bias``, none on is no bias; any other mix is refused naming a key that is on."""
+    on_qkv = bool(r.optional(*qkv)) if qkv else False
+    on = [key for key, default in rest if r.optional(key, default)]
+    if on and len(on) == len(rest) and (on_qkv or qkv is None):
+        f["bias"] = True
+    elif on:
+        raise InvalidSpecError(f"{r.prefix}.{on[0]}", "only biases on every projection" + (", or on Q/K/V alone," if qkv else "") + " are modelled")
+    elif on_qkv:
+        f["qkv_bias"] = True
+
+
+def _map_glm4(r: _Reader) -> dict[str, Any]:
+    """GLM-4-0414 (``modeling_glm4.py``): Q/K/V biases when ``attention_bias`` (the default; the output
+    projection has none), a fused gate/up MLP, and four RMSNorms a layer (input, after attention,
+    before and after the MLP: ``post_self_attn_layernorm``, ``post_mlp_layernorm``); ``head_dim`` 128
+    and 2 KV heads unless given (the config class's defaults)."""
+    f = _gated_decoder(r, "glm4", kv_default=2, head_dim=128, tie=False, max_pos=131072)
+    f |= {"norms_per_layer": 4, "qkv_bias": bool(r.optional("attention_bias", True))}
+    return f
+
+
+def _map_ernie4_5(r: _Reader) -> dict[str, Any]:
+    """ERNIE 4.5 dense (``modeling_ernie4_5.py``): Llama's modules, every projection of attention and
+    MLP with a bias when ``use_bias``; ``head_dim`` 128, 2 KV heads and tied embeddings unless given."""
+    f = _gated_decoder(r, "ernie4_5", kv_default=2, head_dim=128, tie=True, max_pos=131072)
+    f["bias"] = bool(r.optional("use_bias", False))
+    return f
+
+
+def _map_seed_oss(r: _Reader) -> dict[str, Any]:
+    """Seed-OSS (``modeling_seed_oss.py``): Llama's modules with Q/K/V biases (``attention_bias``, on
+    by default), the output projection's bias apart (``attention_out_bias``, off) and MLP biases
+    (``mlp_bias``, off); ``head_dim`` 128 and 8 KV heads unless given. The two combinations a
+    checkpoint uses, Q/K/V only or all of them, are counted; the others are refused."""
+    f = _gated_decoder(r, "seed_oss", kv_default=8, head_dim=128, tie=False, max_pos=524288)
+    _bias_flags(r, f, qkv=("attention_bias", True), rest=(("attention_out_bias", False), ("mlp_bias", False)))
+    return f
+
+
+def _map_arcee(r: _Reader) -> dict[str, Any]:
+    """Arcee AFM (``modeling_arcee.py``): Llama's attention and a 2-matrix MLP (``up_proj``,
+    ``down_proj``) with ReLU² (``relu2``); biases as Llama's ``attention_bias`` / ``mlp_bias``."""
+    f = _common_decoder(r, "arcee")
+    r.optional("hidden_act", "relu2")
+    f |= {"ffn": Ffn.GELU, "tied_embeddings": bool(r.optional("tie_word_embeddings", False)), "max_seq_len": _max_positions(r, 4096)}
+    _bias_flags(r, f, qkv=None, rest=(("attention_bias", False), ("mlp_bias", False)))
+    return f
+
+
+def _map_hunyuan_v1_dense(r: _Reader) -> dict[str, Any]:
+    """Hunyuan dense (``modeling_hunyuan_v1_dense.py``): Llama's modules plus an RMSNorm over each
+    head's query and key (``query_layernorm``, ``key_layernorm``); no biases by default. ``head_dim``
+    is required: the config class defaults it to None, on which the attention module fails."""
+    r.required("head_dim")
+    f = _llama_like(r, "hunyuan_v1_dense", max_pos=2048, tie=False, window_rule=None)
+    if r.optional("attention_bias", False):
+        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+    f["qk_norm"] = True
+    return f
+
+
+def _map_exaone4(r: _Reader) -> dict[str, Any]:
+    """EXAONE 4.0 (``modeling_exaone4.py``): no biases, a per-head q/k RMSNorm, two RMSNorms a layer
+    (after attention and after the MLP: no input norm); ``sliding_window`` (4096 by default) on the
+    layers ``layer_types`` marks, else by ``sliding_window_pattern``: an integer p slides every layer
+    but each p-th, a string such as ``LLLG`` repeats from layer 0 (``Exaone4Config``)."""
+    f = _llama_like(r, "exaone4", max_pos=2048, tie=False, window_rule=None, kv_default=32)
+    f["qk_norm"] = True
+    window = r.optional("sliding_window", 4096)
+    pattern = r.optional("sliding_window_pattern", 4)
+    if isinstance(pattern, str) and pattern:
+        rule: Callable[[int], bool] = lambda i: pattern[i % len(pattern)] == "L"  # noqa: E731
+    elif isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 0:
+        rule = lambda i: (i + 1) % pattern != 0  # noqa: E731
+    elif window and not isinstance(r.config.get("layer_types"), list):
+        raise InvalidSpecError(f"{r.prefix}.sliding_window_pattern", f"must be a positive integer or a string such as 'LLLG', got {pattern!r:.40}")
+    else:
+        rule = lambda i: False  # noqa: E731
+    f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, rule)
+    return f
+
+
 def _map_starcoder2(r: _Reader) -> dict[str, Any]:
     """StarCoder2 (Lozhkov et al. 2024, §5; ``modeling_starcoder2.py``): GQA attention and a 2-matrix
     MLP (``c_fc``, ``c_proj``), every projection with a bias when ``use_bias`` (the default), LayerNorms
@@ -594,6 +691,12 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "granite": _map_granite,
     "smollm3": _map_smollm3,
     "starcoder2": _map_starcoder2,
+    "glm4": _map_glm4,
+    "ernie4_5": _map_ernie4_5,
+    "seed_oss": _map_seed_oss,
+    "arcee": _map_arcee,
+    "hunyuan_v1_dense": _map_hunyuan_v1_dense,
+    "exaone4": _map_exaone4,
     "gpt2": _map_gpt2,
     "gpt_neox": _map_gpt_neox,
     "falcon": _map_falcon,

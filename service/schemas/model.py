@@ -108,8 +108,8 @@ class ModelSpec(Schema):
     hf_config: dict[str, Any] | None = Field(
         None,
         description="A Hugging Face config.json (model_type llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, "
-        "gemma, gemma2, gemma3_text, phi3, granite, smollm3, starcoder2, gpt2, gpt_neox, falcon, deepseek_v2, deepseek_v3, "
-        "glm4_moe, gpt_oss; multimodal gemma3, mistral3, llava, llava_next, qwen2_vl, qwen2_5_vl read from their "
+        "gemma, gemma2, gemma3_text, phi3, granite, smollm3, starcoder2, glm4, ernie4_5, seed_oss, arcee, hunyuan_v1_dense, "
+        "exaone4, gpt2, gpt_neox, falcon, deepseek_v2, deepseek_v3, glm4_moe, gpt_oss; multimodal gemma3, mistral3, llava, llava_next, qwen2_vl, qwen2_5_vl read from their "
         "text_config); explicit fields override it.",
     )
 

@@ -453,3 +453,51 @@ def test_hostile_values_of_the_new_types_name_their_key(config: dict, field: str
     with pytest.raises(InvalidSpecError) as e:
         architecture_from_hf_config(base | config)
     assert e.value.field.startswith(field), e.value.field
+
+
+def test_llama_shaped_families_take_their_config_classes_defaults():
+    """GLM-4 (head_dim 128, 2 KV heads, Q/K/V biases, four norms a layer), ERNIE 4.5 (head_dim 128,
+    2 KV heads, tied; use_bias on every projection), Seed-OSS (head_dim 128, 8 KV heads, Q/K/V
+    biases), Arcee (a 2-matrix ReLU^2 MLP), Hunyuan and EXAONE 4.0 (per-head q/k norms): each
+    measured above; here what was defaulted."""
+    glm4 = map_hf_config(MODELS["tiny-glm4"]["config"])
+    f, notes = dict(glm4.fields), dict(glm4.assumptions)
+    assert (f["d_head"], f["n_kv_heads"], f["qkv_bias"], f["norms_per_layer"]) == (128, 2, True, 4)
+    assert {"head_dim", "num_key_value_heads", "attention_bias"} <= set(notes)
+    ernie = architecture_from_hf_config(MODELS["tiny-ernie4.5-bias"]["config"])
+    assert (ernie.d_head, ernie.n_kv_heads, ernie.tied_embeddings, ernie.bias) == (128, 2, True, True)
+    seed = architecture_from_hf_config(MODELS["tiny-seed-oss"]["config"])
+    assert (seed.d_head, seed.n_kv_heads, seed.qkv_bias, seed.bias) == (128, 8, True, False)
+    assert architecture_from_hf_config(MODELS["tiny-seed-oss-all-biases"]["config"]).bias
+    arcee = architecture_from_hf_config(MODELS["tiny-arcee"]["config"])
+    assert arcee.ffn.value == "gelu"  # up and down only
+    assert architecture_from_hf_config(MODELS["tiny-hunyuan-v1-dense"]["config"]).qk_norm
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field"),
+    [
+        ("tiny-seed-oss", {"mlp_bias": True}, "hf_config.mlp_bias"),
+        ("tiny-seed-oss", {"attention_bias": False, "attention_out_bias": True}, "hf_config.attention_out_bias"),
+        ("tiny-arcee", {"attention_bias": True}, "hf_config.attention_bias"),
+        ("tiny-hunyuan-v1-dense", {"head_dim": None}, "hf_config.head_dim"),
+        ("tiny-hunyuan-v1-dense", {"attention_bias": True}, "hf_config.attention_bias"),
+        ("tiny-exaone4-window", {"sliding_window_pattern": 0}, "hf_config.sliding_window_pattern"),
+        ("tiny-exaone4-window", {"sliding_window_pattern": [4]}, "hf_config.sliding_window_pattern"),
+    ],
+)
+def test_unmodelled_combinations_are_refused_naming_the_key(name, change, field):
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(MODELS[name]["config"] | change)
+    assert err.value.field == field
+
+
+def test_exaone4_window_patterns():
+    """Exaone4Config: an integer pattern p slides every layer but each p-th; a string repeats from
+    layer 0 ('LLLG': 3 of every 4); layer_types win; no sliding_window, no windows."""
+    tiny = architecture_from_hf_config(MODELS["tiny-exaone4-window"]["config"])
+    assert (tiny.sliding_window, tiny.local_layers, tiny.qk_norm, tiny.norms_per_layer) == (16, 4, True, 2)
+    lllg = {k: v for k, v in MODELS["tiny-exaone4-lllg"]["config"].items() if k != "layer_types"}
+    assert architecture_from_hf_config(lllg).local_layers == 6
+    assert architecture_from_hf_config(MODELS["tiny-exaone4-window"]["config"] | {"sliding_window": None}).sliding_window is None
+    assert "32" in dict(map_hf_config({k: v for k, v in lllg.items() if k != "num_key_value_heads"}).assumptions)["num_key_value_heads"]
