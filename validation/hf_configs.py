@@ -19,6 +19,15 @@ LLAMA_3_1_8B = {
     "rope_theta": 500000.0, "tie_word_embeddings": False, "hidden_act": "silu", "rms_norm_eps": 1e-5,
 }  # fmt: skip
 
+GPT_OSS_20B = {
+    "model_type": "gpt_oss", "hidden_size": 2880, "intermediate_size": 2880, "num_hidden_layers": 24,
+    "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 201088, "num_local_experts": 32,
+    "num_experts_per_tok": 4, "sliding_window": 128, "attention_bias": True, "max_position_embeddings": 131072,
+    "tie_word_embeddings": False, "swiglu_limit": 7.0, "layer_types": ["sliding_attention", "full_attention"] * 12,
+    "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False,
+                     "original_max_position_embeddings": 4096},
+}  # fmt: skip
+
 CONFIGS: dict[str, dict[str, Any]] = {
     # published sizes: meta-llama model cards
     "llama-3.1-8b": LLAMA_3_1_8B,
@@ -112,7 +121,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "tiny-qwen3-moe-window": {"model_type": "qwen3_moe", "hidden_size": 64, "intermediate_size": 160, "num_hidden_layers": 3,
                               "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "num_experts": 4,
                               "num_experts_per_tok": 2, "moe_intermediate_size": 32, "max_position_embeddings": 256,
-                              "use_sliding_window": True, "sliding_window": 16},
+                              "use_sliding_window": True, "sliding_window": 16, "pad_token_id": None},
     "gemma-7b": {"model_type": "gemma", "hidden_size": 3072, "intermediate_size": 24576, "num_hidden_layers": 28,
                  "num_attention_heads": 16, "num_key_value_heads": 16, "head_dim": 256, "vocab_size": 256000,
                  "max_position_embeddings": 8192, "hidden_act": "gelu"},
@@ -197,9 +206,157 @@ CONFIGS: dict[str, dict[str, Any]] = {
                                    "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16,
                                    "moe_intermediate_size": 32, "n_routed_experts": 8, "n_shared_experts": 2,
                                    "num_experts_per_tok": 2, "first_k_dense_replace": 1},
+    # multimodal configs: the language model in text_config (the vision tower is measured apart, not counted)
+    # mistralai/Mistral-Small-3.1-24B-Instruct-2503: its text_config's shape keys (Mistral3Config's defaults are
+    # taken from that checkpoint); tie_word_embeddings false given at the top level, as the checkpoint stores
+    # lm_head apart (Mistral3Config would tie it)
+    "mistral-small-3.1-24b": {"model_type": "mistral3", "tie_word_embeddings": False,
+                              "text_config": {"model_type": "mistral", "hidden_size": 5120, "intermediate_size": 32768,
+                                              "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8,
+                                              "head_dim": 128, "vocab_size": 131072, "max_position_embeddings": 131072,
+                                              "sliding_window": None, "rope_theta": 1000000000.0},
+                              "vision_config": {"model_type": "pixtral", "hidden_size": 1024, "intermediate_size": 4096,
+                                                "num_hidden_layers": 24, "num_attention_heads": 16, "head_dim": 64,
+                                                "patch_size": 14, "image_size": 1540}},
+    # no top-level tie_word_embeddings: Mistral3Config's default ties lm_head; text_config names no model_type
+    "tiny-mistral3": {"model_type": "mistral3",
+                      "text_config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                                      "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "vocab_size": 128,
+                                      "max_position_embeddings": 256, "sliding_window": None},
+                      "vision_config": {"model_type": "pixtral", "hidden_size": 32, "intermediate_size": 64,
+                                        "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 16,
+                                        "patch_size": 14, "image_size": 28}},
+    # LlavaConfig forwards the text config's tie_word_embeddings true to the top
+    "tiny-llava": {"model_type": "llava",
+                   "text_config": {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+                                   "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 160,
+                                   "tie_word_embeddings": True},
+                   "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                                     "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": 14, "image_size": 28,
+                                     "projection_dim": 16}},
+    # a Qwen2 language model under LLaVA-NeXT (LlavaNextConfig does not forward tying)
+    "tiny-llava-next-qwen2": {"model_type": "llava_next", "image_grid_pinpoints": [[28, 28]],
+                              "text_config": {"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128,
+                                              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                                              "vocab_size": 160, "tie_word_embeddings": True},
+                              "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32,
+                                                "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                                "patch_size": 14, "image_size": 28, "projection_dim": 16}},
+    # Qwen/Qwen2.5-VL-7B-Instruct config.json: flat (text keys at the top), as published
+    "qwen2.5-vl-7b": {"model_type": "qwen2_5_vl", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                      "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
+                      "max_position_embeddings": 128000, "tie_word_embeddings": False, "use_sliding_window": False,
+                      "sliding_window": 32768, "max_window_layers": 28, "rope_theta": 1000000.0,
+                      "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+                      "vision_config": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                                        "out_hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2,
+                                        "temporal_patch_size": 2, "window_size": 112,
+                                        "fullatt_block_indexes": [7, 15, 23, 31]}},
+    # nested (as transformers 5 saves it); num_key_value_heads and head_dim left to the text config class
+    "tiny-qwen2.5-vl-window": {"model_type": "qwen2_5_vl",
+                               "text_config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
+                                               "num_attention_heads": 8, "vocab_size": 160, "max_position_embeddings": 256,
+                                               "use_sliding_window": True, "sliding_window": 16, "max_window_layers": 2,
+                                               "rope_scaling": {"type": "mrope", "mrope_section": [2, 1, 1]}},
+                               "vision_config": {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+                                                 "out_hidden_size": 64, "patch_size": 14, "fullatt_block_indexes": [0]}},
+    "tiny-qwen2-vl-flat": {"model_type": "qwen2_vl", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                           "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 160,
+                           "tie_word_embeddings": True,
+                           "vision_config": {"depth": 1, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2}},
+    "tiny-gemma3-multimodal": {"model_type": "gemma3", "mm_tokens_per_image": 4,
+                               "text_config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 7,
+                                               "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                                               "vocab_size": 300, "max_position_embeddings": 256, "sliding_window": 16},
+                               "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 32,
+                                                 "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                 "patch_size": 14, "image_size": 56}},
+    # ibm-granite/granite-3.0-8b-base (Granite 3.0 report, Table 1: 40 layers, 4096 wide, 32 heads, 8 KV heads,
+    # MLP 12800, vocabulary 49155, tied embeddings)
+    "granite-3.0-8b": {"model_type": "granite", "hidden_size": 4096, "intermediate_size": 12800, "num_hidden_layers": 40,
+                       "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 49155,
+                       "max_position_embeddings": 4096, "tie_word_embeddings": True, "attention_bias": False,
+                       "mlp_bias": False, "embedding_multiplier": 12.0, "logits_scaling": 16.0,
+                       "residual_multiplier": 0.22, "attention_multiplier": 0.0078125},
+    "tiny-granite-bias": {"model_type": "granite", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+                          "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "attention_bias": True,
+                          "mlp_bias": True, "embedding_multiplier": 12.0},
+    # HuggingFaceTB/SmolLM3-3B (SmolLM3Config's defaults are taken from it): NoPE every 4th layer, tied embeddings
+    "smollm3-3b": {"model_type": "smollm3", "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
+                   "num_attention_heads": 16, "num_key_value_heads": 4, "vocab_size": 128256,
+                   "max_position_embeddings": 65536, "no_rope_layer_interval": 4, "use_sliding_window": False,
+                   "tie_word_embeddings": True},
+    # num_key_value_heads and tie_word_embeddings left to the config class (4, true); windows on the NoPE layers
+    "tiny-smollm3-window": {"model_type": "smollm3", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 8,
+                            "num_attention_heads": 8, "vocab_size": 128, "max_position_embeddings": 256,
+                            "use_sliding_window": True, "sliding_window": 16, "pad_token_id": None},
+    # StarCoder2: use_bias, num_key_value_heads (2) and tie_word_embeddings (true) left to the config class
+    "tiny-starcoder2-window": {"model_type": "starcoder2", "hidden_size": 64, "intermediate_size": 256,
+                               "num_hidden_layers": 3, "num_attention_heads": 4, "vocab_size": 128,
+                               "max_position_embeddings": 256, "sliding_window": 16},
+    "tiny-starcoder2-no-bias": {"model_type": "starcoder2", "hidden_size": 64, "intermediate_size": 256,
+                                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
+                                "vocab_size": 128, "use_bias": False, "tie_word_embeddings": False},
+    # zai-org/GLM-4.5-Air config.json ("106B total, 12B active"; the MTP layer, num_nextn_predict_layers, is not built)
+    "glm-4.5-air": {"model_type": "glm4_moe", "hidden_size": 4096, "intermediate_size": 10944, "num_hidden_layers": 46,
+                    "num_attention_heads": 96, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151552,
+                    "max_position_embeddings": 131072, "attention_bias": True, "partial_rotary_factor": 0.5,
+                    "moe_intermediate_size": 1408, "n_routed_experts": 128, "n_shared_experts": 1,
+                    "num_experts_per_tok": 8, "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1,
+                    "norm_topk_prob": True, "routed_scaling_factor": 1.0, "use_qk_norm": False,
+                    "num_nextn_predict_layers": 1, "tie_word_embeddings": False, "rope_theta": 1000000},
+    # q/k norms, two shared experts, two dense layers, head_dim left to hidden_size / heads, tied embeddings
+    "tiny-glm4-moe": {"model_type": "glm4_moe", "hidden_size": 64, "intermediate_size": 160, "num_hidden_layers": 4,
+                      "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "max_position_embeddings": 256,
+                      "moe_intermediate_size": 32, "n_routed_experts": 8, "n_shared_experts": 2, "num_experts_per_tok": 2,
+                      "first_k_dense_replace": 2, "use_qk_norm": True, "tie_word_embeddings": True},
+    # openai/gpt-oss-20b and gpt-oss-120b config.json (model card: 20.9B total / 3.6B active, 116.8B / 5.1B)
+    "gpt-oss-20b": GPT_OSS_20B,
+    "gpt-oss-120b": GPT_OSS_20B | {"num_hidden_layers": 36, "num_local_experts": 128,
+                                   "layer_types": ["sliding_attention", "full_attention"] * 18},
+    # head_dim (64), num_key_value_heads (8) and the window pattern left to the config class
+    "tiny-gpt-oss-window": {"model_type": "gpt_oss", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 3,
+                            "num_attention_heads": 8, "vocab_size": 128, "num_local_experts": 4, "num_experts_per_tok": 2,
+                            "sliding_window": 16, "max_position_embeddings": 256},
+    # GLM-4-0414: head_dim (128), num_key_value_heads (2) and attention_bias (true) left to the config class
+    "tiny-glm4": {"model_type": "glm4", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                  "num_attention_heads": 4, "vocab_size": 128, "max_position_embeddings": 256, "pad_token_id": None},
+    # ERNIE 4.5 dense: head_dim (128), 2 KV heads and tied embeddings by default; use_bias on every projection
+    "tiny-ernie4.5-bias": {"model_type": "ernie4_5", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                           "num_attention_heads": 4, "vocab_size": 128, "use_bias": True, "pad_token_id": None},
+    "tiny-ernie4.5": {"model_type": "ernie4_5", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                      "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 16, "vocab_size": 128,
+                      "tie_word_embeddings": False, "pad_token_id": None},
+    # Seed-OSS: Q/K/V biases, head_dim 128 and 8 KV heads by default; then every projection with a bias
+    "tiny-seed-oss": {"model_type": "seed_oss", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                      "num_attention_heads": 8, "vocab_size": 128, "pad_token_id": None},
+    "tiny-seed-oss-all-biases": {"model_type": "seed_oss", "hidden_size": 64, "intermediate_size": 128,
+                                 "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                                 "vocab_size": 128, "attention_out_bias": True, "mlp_bias": True, "pad_token_id": None},
+    # Arcee AFM: a 2-matrix ReLU^2 MLP; with attention and MLP biases
+    "tiny-arcee": {"model_type": "arcee", "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128},
+    "tiny-arcee-bias": {"model_type": "arcee", "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2,
+                        "num_attention_heads": 4, "vocab_size": 128, "attention_bias": True, "mlp_bias": True},
+    # Hunyuan dense: per-head q/k norms
+    "tiny-hunyuan-v1-dense": {"model_type": "hunyuan_v1_dense", "hidden_size": 64, "intermediate_size": 128,
+                              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                              "head_dim": 16, "vocab_size": 128, "pad_token_id": None},
+    # EXAONE 4.0: per-head q/k norms, no input norm; windows by sliding_window_pattern (3: layers 0, 1, 3, 4 slide)
+    # and by an LLLG string; num_key_value_heads left to the config class (32 -> here given, 4 heads)
+    "tiny-exaone4-window": {"model_type": "exaone4", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 6,
+                            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128,
+                            "max_position_embeddings": 256, "sliding_window": 16, "sliding_window_pattern": 3,
+                            "pad_token_id": None},
+    "tiny-exaone4-lllg": {"model_type": "exaone4", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 8,
+                          "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 128, "sliding_window": 16,
+                          "sliding_window_pattern": "LLLG", "pad_token_id": None,
+                          "layer_types": ["sliding_attention"] * 3 + ["full_attention"] + ["sliding_attention"] * 3
+                                         + ["full_attention"]},
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured
 CACHE_MEASURED = ("tiny-mistral-window", "tiny-qwen2-window", "tiny-gemma2-window", "tiny-gemma3-window", "tiny-deepseek-v3",
-                  "tiny-qwen3-moe-window")
+                  "tiny-qwen3-moe-window", "tiny-smollm3-window", "tiny-starcoder2-window", "tiny-qwen2.5-vl-window",
+                  "tiny-gpt-oss-window", "tiny-exaone4-window")
 CACHE_TOKENS = (8, 40)  # below and beyond the tiny configs' 16-token windows

@@ -2,7 +2,9 @@
 
 Every config of :mod:`hf_configs` is built with ``AutoModelForCausalLM.from_config`` on the meta
 device (no weights are allocated, nothing is downloaded) and its parameters are counted once each
-(tied weights once, as ``model.parameters()`` yields them); persistent buffers stored in a checkpoint
+(tied weights once, as ``model.parameters()`` yields them); a multimodal config is built with
+``AutoModelForImageTextToText`` and only its language model and ``lm_head`` are counted (the vision
+tower and projector are recorded apart as ``vision_parameters``); persistent buffers stored in a checkpoint
 (DeepSeek-V3's ``e_score_correction_bias``) are counted apart. The tiny configs in ``CACHE_MEASURED``
 are also built on the CPU in bf16 and run over ``CACHE_TOKENS`` prompt tokens and one decoded token;
 the bytes of the returned cache (the library's ``DynamicCache`` and its sliding-window layers) are
@@ -20,13 +22,16 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hf_configs import CACHE_MEASURED, CACHE_TOKENS, CONFIGS  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "measurements" / "hf_models.json"
 CHECKPOINT_BUFFERS = ("e_score_correction_bias",)
+# multimodal configs: ``<Type>ForConditionalGeneration``, of which the language model and lm_head are counted
+MULTIMODAL = ("gemma3", "mistral3", "llava", "llava_next", "qwen2_vl", "qwen2_5_vl")
+LANGUAGE_PARTS = ("model.language_model.", "lm_head.")
 
 
 def build_config(raw: dict):
@@ -34,13 +39,23 @@ def build_config(raw: dict):
     return AutoConfig.for_model(raw["model_type"], **kwargs)
 
 
+def model_class(raw: dict):
+    return AutoModelForImageTextToText if raw["model_type"] in MULTIMODAL else AutoModelForCausalLM
+
+
 def count(raw: dict) -> dict:
     config = build_config(raw)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    params = sum(p.numel() for p in model.parameters())
+        model = model_class(raw).from_config(config)
+    named = dict(model.named_parameters())  # tied weights once
     buffers = sum(b.numel() for name, b in model.named_buffers() if name.rsplit(".", 1)[-1] in CHECKPOINT_BUFFERS)
-    return {"parameters": params, "checkpoint_buffers": buffers, "model_class": type(model).__name__}
+    if raw["model_type"] not in MULTIMODAL:
+        return {"parameters": sum(p.numel() for p in named.values()), "checkpoint_buffers": buffers,
+                "model_class": type(model).__name__}  # fmt: skip
+    language = sum(p.numel() for name, p in named.items() if name.startswith(LANGUAGE_PARTS))
+    return {"parameters": language, "checkpoint_buffers": buffers, "model_class": type(model).__name__,
+            "vision_parameters": sum(p.numel() for p in named.values()) - language,
+            "counted": "model.language_model and lm_head"}  # fmt: skip
 
 
 def cache_bytes(cache) -> tuple[int, list[int]]:
@@ -56,14 +71,15 @@ def cache_bytes(cache) -> tuple[int, list[int]]:
 def measure_cache(raw: dict) -> list[dict]:
     config = build_config(raw)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    model = model_class(raw).from_config(config, dtype=torch.bfloat16).eval()
+    vocab = config.get_text_config().vocab_size
     rows = []
     for n in CACHE_TOKENS:
-        ids = torch.randint(0, config.vocab_size, (1, n))
+        ids = torch.randint(0, vocab, (1, n))
         with torch.no_grad():
             out = model(input_ids=ids, use_cache=True)
             prefill, prefill_tokens = cache_bytes(out.past_key_values)
-            nxt = torch.randint(0, config.vocab_size, (1, 1))
+            nxt = torch.randint(0, vocab, (1, 1))
             out2 = model(input_ids=nxt, past_key_values=out.past_key_values, use_cache=True)
             decode, decode_tokens = cache_bytes(out2.past_key_values)
         rows.append({"prompt_tokens": n, "bytes_after_prompt": prefill, "tokens_per_layer_after_prompt": prefill_tokens,
@@ -83,7 +99,7 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "what": "parameter counts (model.parameters(), tied weights once) of AutoModelForCausalLM.from_config on the "
-        "meta device; checkpoint_buffers: persistent buffers a checkpoint stores (DeepSeek-V3 router bias); kv_cache: "
+        "meta device (of a multimodal config, its language model and lm_head; vision_parameters: the rest); checkpoint_buffers: persistent buffers a checkpoint stores (DeepSeek-V3 router bias); kv_cache: "
         "bytes of the DynamicCache after a prompt and after one decoded token (bf16, batch 1)",
         "transformers": transformers.__version__,
         "torch": torch.__version__,

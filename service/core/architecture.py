@@ -89,6 +89,10 @@ class Architecture:
     d_ff_dense: int | None = None
     router_bias: bool = False
     qk_norm: bool = False
+    # one learned attention-sink logit per head and layer (gpt-oss: ``GptOssAttention.sinks``, a
+    # softmax term that takes no value: "a learned bias in the denominator of the softmax", OpenAI's
+    # gpt-oss-120b & gpt-oss-20b model card, 2025, Architecture)
+    attention_sinks: bool = False
     # where fields were defaulted or inferred (e.g. from a config.json); not part of the shape
     assumptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 

@@ -32,13 +32,18 @@ class HfMapping:
 
     ``fields`` are :func:`~service.core.spec.make_architecture`'s keyword arguments (as sorted pairs);
     ``assumptions`` say which keys were defaulted or how a key was read; ``context_tokens`` is the
-    context the model was built for (``max_position_embeddings``, or the RoPE-scaled context).
+    context the model was built for (``max_position_embeddings``, or the RoPE-scaled context);
+    ``key_prefix`` is where the mapped keys sit (``hf_config.text_config`` for a multimodal config);
+    ``key_names``: core fields read from another key than :data:`HF_KEYS` says (a mixture's ``d_ff``
+    from ``moe_intermediate_size``).
     """
 
     model_type: str
     fields: tuple[tuple[str, Any], ...]
     assumptions: tuple[tuple[str, str], ...]
     context_tokens: int
+    key_prefix: str = "hf_config"
+    key_names: tuple[tuple[str, str], ...] = ()
 
 
 class _Reader:
@@ -49,6 +54,7 @@ class _Reader:
         self.prefix = prefix
         self.missing: list[str] = []
         self.assumptions: dict[str, str] = {}
+        self.key_names: dict[str, str] = {}  # core field -> its config key, where not HF_KEYS'
 
     def required(self, *names: str) -> Any:
         """The first of ``names`` that is present (aliases, e.g. ``n_embd``/``hidden_size``)."""
@@ -133,8 +139,9 @@ def _sliding_layers(r: _Reader, n_layers: int, window: int | None, rule: Callabl
     return window, (None if count == n_layers else count)
 
 
-def _common_decoder(r: _Reader, model_type: str) -> dict[str, Any]:
-    """The Llama-style keys most families share."""
+def _common_decoder(r: _Reader, model_type: str, *, kv_default: int | None = None) -> dict[str, Any]:
+    """The Llama-style keys most families share. ``kv_default``: the config class's
+    ``num_key_value_heads`` when it is not the head count (SmolLM3's 4, StarCoder2's 2)."""
     fields: dict[str, Any] = {
         "n_layers": r.required("num_hidden_layers"),
         "d_model": r.required("hidden_size"),
@@ -146,9 +153,13 @@ def _common_decoder(r: _Reader, model_type: str) -> dict[str, Any]:
     }
     r.check_missing(model_type)
     kv = r.config.get("num_key_value_heads")
-    if kv is None:
+    if kv is None and kv_default is None:
         r.assumptions["num_key_value_heads"] = "not given; num_attention_heads (multi-head attention)"
-    fields["n_kv_heads"] = fields["n_heads"] if kv is None else kv  # 0 or a bad value: the spec check names it
+        kv = fields["n_heads"]
+    elif kv is None:
+        r.assumptions["num_key_value_heads"] = f"not given; {kv_default} (the transformers default)"
+        kv = kv_default
+    fields["n_kv_heads"] = kv  # 0 or a bad value: the spec check names it
     head_dim = r.config.get("head_dim")
     if head_dim is not None:
         fields["d_head"] = head_dim
@@ -159,8 +170,10 @@ def _max_positions(r: _Reader, default: int) -> int:
     return r.optional("max_position_embeddings", default)
 
 
-def _llama_like(r: _Reader, model_type: str, *, max_pos: int, tie: bool, window_rule: Callable[[int], bool] | None) -> dict[str, Any]:
-    f = _common_decoder(r, model_type)
+def _llama_like(
+    r: _Reader, model_type: str, *, max_pos: int, tie: bool, window_rule: Callable[[int], bool] | None, kv_default: int | None = None
+) -> dict[str, Any]:
+    f = _common_decoder(r, model_type, kv_default=kv_default)
     if model_type.startswith("gemma"):  # GeGLU; transformers reads hidden_activation
         key = "hidden_activation" if "hidden_activation" in r.config else "hidden_act"
         f["ffn"] = _gated_ffn(r, key, "gelu_pytorch_tanh")
@@ -168,9 +181,9 @@ def _llama_like(r: _Reader, model_type: str, *, max_pos: int, tie: bool, window_
         f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
     f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", tie))
     f["max_seq_len"] = _max_positions(r, max_pos)
-    if model_type in ("llama", "mistral", "mixtral", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text"):
+    if model_type in ("llama", "mistral", "mixtral", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text", "granite", "smollm3"):
         attention_bias = bool(r.optional("attention_bias", False))
-        mlp_bias = bool(r.optional("mlp_bias", False)) if model_type == "llama" else False
+        mlp_bias = bool(r.optional("mlp_bias", False)) if model_type in ("llama", "granite", "smollm3") else False
         if attention_bias and mlp_bias:
             f["bias"] = True
         elif attention_bias:
@@ -196,6 +209,7 @@ def _map_mixtral(r: _Reader) -> dict[str, Any]:
     f = _llama_like(r, "mixtral", max_pos=4096 * 32, tie=False, window_rule=lambda i: True)
     f["n_experts"] = r.optional("num_local_experts", 8)
     f["experts_per_token"] = r.optional("num_experts_per_tok", 2)
+    r.key_names["n_experts"] = "num_local_experts"
     return f
 
 
@@ -239,6 +253,7 @@ def _qwen_moe_layers(r: _Reader, f: dict[str, Any], *, experts: int, top_k: int,
     dense = n_layers - len(moe)
     f["d_ff_dense"] = f["d_ff"]  # dense layers keep intermediate_size
     f["d_ff"] = r.optional("moe_intermediate_size", moe_ff)
+    r.key_names["d_ff"] = "moe_intermediate_size"
     f["n_experts"] = n_experts
     f["experts_per_token"] = r.optional("num_experts_per_tok", top_k)
     f["first_k_dense"] = dense
@@ -309,6 +324,152 @@ def _map_phi3(r: _Reader) -> dict[str, Any]:
     f = _llama_like(r, "phi3", max_pos=4096, tie=False, window_rule=lambda i: True)
     if r.config.get("sliding_window") is None:
         f["sliding_window"], f["sliding_window_layers"] = None, None
+    return f
+
+
+def _map_granite(r: _Reader) -> dict[str, Any]:
+    """IBM Granite 3.x (``modeling_granite.py``): Llama's modules. ``embedding_multiplier``,
+    ``residual_multiplier``, ``attention_multiplier`` and ``logits_scaling`` scale activations only:
+    no parameters, no matmul FLOPs."""
+    f = _llama_like(r, "granite", max_pos=2048, tie=False, window_rule=None)
+    r.assumptions["multipliers"] = "embedding/residual/attention multipliers and logits_scaling scale activations: no parameters"
+    return f
+
+
+def _map_smollm3(r: _Reader) -> dict[str, Any]:
+    """SmolLM3 (``modeling_smollm3.py``): Llama's modules; every ``no_rope_layer_interval``-th layer
+    skips RoPE (NoPE, no parameters either way). With ``use_sliding_window`` the NoPE layers
+    (``no_rope_layers[i] == 0``) attend through the window, unless ``layer_types`` says otherwise
+    (``SmolLM3Config.__post_init__``)."""
+    f = _llama_like(r, "smollm3", max_pos=32768, tie=True, window_rule=None, kv_default=4)
+    if r.config.get("use_sliding_window") and r.config.get("sliding_window"):
+        no_rope = r.config.get("no_rope_layers")
+        if isinstance(no_rope, list) and len(no_rope) == f["n_layers"]:
+            rule: Callable[[int], bool] = lambda i: not no_rope[i]  # noqa: E731
+        else:
+            interval = r.optional("no_rope_layer_interval", 4)
+            if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+                raise InvalidSpecError(f"{r.prefix}.no_rope_layer_interval", f"must be a positive integer, got {interval!r:.40}")
+            rule = lambda i: (i + 1) % interval == 0  # noqa: E731
+        f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], r.config["sliding_window"], rule)
+    return f
+
+
+def _gated_decoder(r: _Reader, model_type: str, *, kv_default: int, head_dim: int, tie: bool, max_pos: int) -> dict[str, Any]:
+    """A gated-MLP decoder whose config class has defaults of its own for ``num_key_value_heads`` and
+    ``head_dim`` (not ``hidden_size / heads``), ``tie_word_embeddings`` and ``max_position_embeddings``."""
+    f = _common_decoder(r, model_type, kv_default=kv_default)
+    if "head_dim" not in r.config:
+        f["d_head"] = head_dim
+        r.assumptions["head_dim"] = f"not given; {head_dim} (the transformers default)"
+    f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
+    f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", tie))
+    f["max_seq_len"] = _max_positions(r, max_pos)
+    return f
+
+
+def _bias_flags(r: _Reader, f: dict[str, Any], *, qkv: tuple[str, bool] | None, rest: tuple[tuple[str, bool], ...]) -> None:
+    """Bias switches of a family: every one on is ``bias`` (every projection), only ``qkv`` on is
+    ``qkv_bias``, none on is no bias; any other mix is refused naming a key that is on."""
+    on_qkv = bool(r.optional(*qkv)) if qkv else False
+    on = [key for key, default in rest if r.optional(key, default)]
+    if on and len(on) == len(rest) and (on_qkv or qkv is None):
+        f["bias"] = True
+    elif on:
+        raise InvalidSpecError(f"{r.prefix}.{on[0]}", "only biases on every projection" + (", or on Q/K/V alone," if qkv else "") + " are modelled")
+    elif on_qkv:
+        f["qkv_bias"] = True
+
+
+def _map_glm4(r: _Reader) -> dict[str, Any]:
+    """GLM-4-0414 (``modeling_glm4.py``): Q/K/V biases when ``attention_bias`` (the default; the output
+    projection has none), a fused gate/up MLP, and four RMSNorms a layer (input, after attention,
+    before and after the MLP: ``post_self_attn_layernorm``, ``post_mlp_layernorm``); ``head_dim`` 128
+    and 2 KV heads unless given (the config class's defaults)."""
+    f = _gated_decoder(r, "glm4", kv_default=2, head_dim=128, tie=False, max_pos=131072)
+    f |= {"norms_per_layer": 4, "qkv_bias": bool(r.optional("attention_bias", True))}
+    return f
+
+
+def _map_ernie4_5(r: _Reader) -> dict[str, Any]:
+    """ERNIE 4.5 dense (``modeling_ernie4_5.py``): Llama's modules, every projection of attention and
+    MLP with a bias when ``use_bias``; ``head_dim`` 128, 2 KV heads and tied embeddings unless given."""
+    f = _gated_decoder(r, "ernie4_5", kv_default=2, head_dim=128, tie=True, max_pos=131072)
+    f["bias"] = bool(r.optional("use_bias", False))
+    return f
+
+
+def _map_seed_oss(r: _Reader) -> dict[str, Any]:
+    """Seed-OSS (``modeling_seed_oss.py``): Llama's modules with Q/K/V biases (``attention_bias``, on
+    by default), the output projection's bias apart (``attention_out_bias``, off) and MLP biases
+    (``mlp_bias``, off); ``head_dim`` 128 and 8 KV heads unless given. The two combinations a
+    checkpoint uses, Q/K/V only or all of them, are counted; the others are refused."""
+    f = _gated_decoder(r, "seed_oss", kv_default=8, head_dim=128, tie=False, max_pos=524288)
+    _bias_flags(r, f, qkv=("attention_bias", True), rest=(("attention_out_bias", False), ("mlp_bias", False)))
+    return f
+
+
+def _map_arcee(r: _Reader) -> dict[str, Any]:
+    """Arcee AFM (``modeling_arcee.py``): Llama's attention and a 2-matrix MLP (``up_proj``,
+    ``down_proj``) with ReLU² (``relu2``); biases as Llama's ``attention_bias`` / ``mlp_bias``."""
+    f = _common_decoder(r, "arcee")
+    r.optional("hidden_act", "relu2")
+    f |= {"ffn": Ffn.GELU, "tied_embeddings": bool(r.optional("tie_word_embeddings", False)), "max_seq_len": _max_positions(r, 4096)}
+    _bias_flags(r, f, qkv=None, rest=(("attention_bias", False), ("mlp_bias", False)))
+    return f
+
+
+def _map_hunyuan_v1_dense(r: _Reader) -> dict[str, Any]:
+    """Hunyuan dense (``modeling_hunyuan_v1_dense.py``): Llama's modules plus an RMSNorm over each
+    head's query and key (``query_layernorm``, ``key_layernorm``); no biases by default. ``head_dim``
+    is required: the config class defaults it to None, on which the attention module fails."""
+    r.required("head_dim")
+    f = _llama_like(r, "hunyuan_v1_dense", max_pos=2048, tie=False, window_rule=None)
+    if r.optional("attention_bias", False):
+        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+    f["qk_norm"] = True
+    return f
+
+
+def _map_exaone4(r: _Reader) -> dict[str, Any]:
+    """EXAONE 4.0 (``modeling_exaone4.py``): no biases, a per-head q/k RMSNorm, two RMSNorms a layer
+    (after attention and after the MLP: no input norm); ``sliding_window`` (4096 by default) on the
+    layers ``layer_types`` marks, else by ``sliding_window_pattern``: an integer p slides every layer
+    but each p-th, a string such as ``LLLG`` repeats from layer 0 (``Exaone4Config``)."""
+    f = _llama_like(r, "exaone4", max_pos=2048, tie=False, window_rule=None, kv_default=32)
+    f["qk_norm"] = True
+    window = r.optional("sliding_window", 4096)
+    pattern = r.optional("sliding_window_pattern", 4)
+    if isinstance(pattern, str) and pattern:
+        rule: Callable[[int], bool] = lambda i: pattern[i % len(pattern)] == "L"  # noqa: E731
+    elif isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 0:
+        rule = lambda i: (i + 1) % pattern != 0  # noqa: E731
+    elif window and not isinstance(r.config.get("layer_types"), list):
+        raise InvalidSpecError(f"{r.prefix}.sliding_window_pattern", f"must be a positive integer or a string such as 'LLLG', got {pattern!r:.40}")
+    else:
+        rule = lambda i: False  # noqa: E731
+    f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, rule)
+    return f
+
+
+def _map_starcoder2(r: _Reader) -> dict[str, Any]:
+    """StarCoder2 (Lozhkov et al. 2024, §5; ``modeling_starcoder2.py``): GQA attention and a 2-matrix
+    MLP (``c_fc``, ``c_proj``), every projection with a bias when ``use_bias`` (the default), LayerNorms
+    (weight and bias) before attention, before the MLP and at the end; ``sliding_window`` on every
+    layer when set."""
+    f = _common_decoder(r, "starcoder2", kv_default=2)
+    act = r.optional("hidden_act", "gelu_pytorch_tanh")
+    if act in ("silu", "swish"):
+        r.assumptions["hidden_act"] = f"{act!r}: StarCoder2's MLP has two matrices whatever the activation"
+    window = r.optional("sliding_window", None)
+    f |= {
+        "ffn": Ffn.GELU,
+        "norm": Norm.LAYERNORM,
+        "bias": bool(r.optional("use_bias", True)),
+        "tied_embeddings": bool(r.optional("tie_word_embeddings", True)),
+        "max_seq_len": _max_positions(r, 4096),
+        "sliding_window": window or None,
+    }
     return f
 
 
@@ -419,6 +580,7 @@ def _map_deepseek(r: _Reader, model_type: str) -> dict[str, Any]:
             r.assumptions["moe_layer_freq"] = "ignored: the transformers implementation puts experts in every layer after first_k_dense_replace"
         f["d_ff_dense"] = f["d_ff"]
         f["d_ff"] = r.optional("moe_intermediate_size", 2048 if v3 else 1407)
+        r.key_names |= {"d_ff": "moe_intermediate_size", "n_experts": "n_routed_experts"}
         f["n_experts"] = n_experts
         f["experts_per_token"] = top_k
         shared = r.optional("n_shared_experts", 1 if v3 else 2)
@@ -440,6 +602,80 @@ def _map_deepseek(r: _Reader, model_type: str) -> dict[str, Any]:
     return f
 
 
+def _int_key(r: _Reader, name: str, default: int, *, minimum: int = 0) -> int:
+    """An integer key of the config (``default`` when absent), refused naming the key otherwise."""
+    value = r.optional(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 1_000_000:
+        raise InvalidSpecError(f"{r.prefix}.{name}", f"must be an integer from {minimum} to 1000000, got {value!r:.40}")
+    return value
+
+
+def _map_glm4_moe(r: _Reader) -> dict[str, Any]:
+    """GLM-4.5 / GLM-4.6 (``modeling_glm4_moe.py``; GLM-4.5 report, Zeng et al. 2025, §2.1): GQA
+    attention with Q/K/V biases when ``attention_bias`` (the output projection has none), a per-head
+    q/k RMSNorm when ``use_qk_norm``, partial rotary (no parameters); the first
+    ``first_k_dense_replace`` layers keep a dense MLP of ``intermediate_size``, the others hold
+    ``n_routed_experts`` experts of ``moe_intermediate_size``, one shared MLP of
+    ``moe_intermediate_size * n_shared_experts`` and DeepSeek-V3's sigmoid router with its
+    ``e_score_correction_bias`` (a buffer in transformers, stored in the checkpoint: counted)."""
+    f = _common_decoder(r, "glm4_moe", kv_default=8)
+    f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
+    f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", False))
+    f["max_seq_len"] = _max_positions(r, 131072)
+    if r.optional("attention_bias", False):
+        f["qkv_bias"] = True  # q, k, v with bias; o_proj without
+    f["qk_norm"] = bool(r.optional("use_qk_norm", False))
+    n_experts = _int_key(r, "n_routed_experts", 128, minimum=2)
+    first_dense = _int_key(r, "first_k_dense_replace", 1)
+    if isinstance(f["n_layers"], int) and first_dense >= f["n_layers"]:
+        r.assumptions["first_k_dense_replace"] = f"{first_dense}: every layer keeps a dense MLP (no experts are built)"
+        return f
+    f["d_ff_dense"] = f["d_ff"]
+    f["d_ff"] = r.optional("moe_intermediate_size", 1408)
+    r.key_names |= {"d_ff": "moe_intermediate_size", "n_experts": "n_routed_experts", "d_ff_dense": "intermediate_size"}
+    f["n_experts"] = n_experts
+    f["experts_per_token"] = r.optional("num_experts_per_tok", 8)
+    f["n_shared_experts"] = _int_key(r, "n_shared_experts", 1)
+    f["first_k_dense"] = first_dense
+    f["router_bias"] = True
+    r.assumptions["router_bias"] = (
+        "e_score_correction_bias counted (n_routed_experts per MoE layer: stored in the checkpoint, a buffer in transformers)"
+    )
+    for key in ("num_nextn_predict_layers", "num_mtp_layers"):
+        if r.config.get(key):
+            r.assumptions[key] = "the multi-token-prediction layer is not counted (transformers does not build it)"
+    return f
+
+
+def _map_gpt_oss(r: _Reader) -> dict[str, Any]:
+    """gpt-oss (OpenAI's gpt-oss-120b & gpt-oss-20b model card, 2025, Architecture;
+    ``modeling_gpt_oss.py``): GQA attention with biases on Q, K, V and O and one learned sink logit
+    per head; every layer a mixture of ``num_local_experts`` SwiGLU experts whose fused gate/up and
+    down projections carry biases, routed by a linear router with a bias; layers alternate between a
+    ``sliding_window`` (128) band and full attention (``layer_types``, by default the even layers
+    slide); ``head_dim`` 64 unless given (the config class's default)."""
+    f = _common_decoder(r, "gpt_oss", kv_default=8)
+    if "head_dim" not in r.config:
+        f["d_head"] = 64
+        r.assumptions["head_dim"] = "not given; 64 (the transformers default)"
+    if not r.optional("attention_bias", True):
+        raise InvalidSpecError(f"{r.prefix}.attention_bias", "gpt-oss without attention biases is not modelled (its experts keep theirs)")
+    f |= {
+        "ffn": Ffn.SWIGLU,  # the clamped SwiGLU of swiglu_alpha / swiglu_limit: no parameters
+        "bias": True,  # q/k/v/o biases, each expert's gate_up and down biases
+        "attention_sinks": True,
+        "tied_embeddings": bool(r.optional("tie_word_embeddings", False)),
+        "max_seq_len": _max_positions(r, 131072),
+        "n_experts": _int_key(r, "num_local_experts", 128, minimum=2),
+        "experts_per_token": r.optional("num_experts_per_tok", 4),
+        "router_bias": True,  # GptOssTopKRouter.bias
+    }
+    r.key_names["n_experts"] = "num_local_experts"
+    window = r.optional("sliding_window", 128)
+    f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: bool((i + 1) % 2))
+    return f
+
+
 MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "llama": _map_llama,
     "mistral": _map_mistral,
@@ -452,19 +688,124 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "gemma2": _map_gemma2,
     "gemma3_text": _map_gemma3_text,
     "phi3": _map_phi3,
+    "granite": _map_granite,
+    "smollm3": _map_smollm3,
+    "starcoder2": _map_starcoder2,
+    "glm4": _map_glm4,
+    "ernie4_5": _map_ernie4_5,
+    "seed_oss": _map_seed_oss,
+    "arcee": _map_arcee,
+    "hunyuan_v1_dense": _map_hunyuan_v1_dense,
+    "exaone4": _map_exaone4,
     "gpt2": _map_gpt2,
     "gpt_neox": _map_gpt_neox,
     "falcon": _map_falcon,
     "deepseek_v2": lambda r: _map_deepseek(r, "deepseek_v2"),
     "deepseek_v3": lambda r: _map_deepseek(r, "deepseek_v3"),
+    "glm4_moe": _map_glm4_moe,
+    "gpt_oss": _map_gpt_oss,
 }
-SUPPORTED_MODEL_TYPES = tuple(MAPPERS)
+@dataclass(frozen=True, slots=True)
+class _Wrapper:
+    """A multimodal config whose language model is built from its ``text_config``
+    (``<Type>ForConditionalGeneration``: ``model.language_model`` and a bias-free ``lm_head``).
+
+    ``text_type``: the text config's ``model_type`` when it names none (the config class's
+    ``sub_configs_defaults``); ``fixed``: the text config class is fixed, so a ``model_type`` in it is
+    ignored; ``tie``: the wrapper's own ``tie_word_embeddings`` default, which transformers 5 reads to
+    tie ``lm_head`` (the text config's key is not read); ``forward_tie``: the config class forwards a
+    true ``text_config.tie_word_embeddings`` to the top (``LlavaConfig``, ``Qwen2VLConfig``
+    ``__post_init__``); ``flat``: the text keys may sit at the top level instead (Qwen2-VL hub configs).
+    """
+
+    text_type: str
+    fixed: bool
+    tie: bool
+    forward_tie: bool = False
+    flat: bool = False
+
+
+WRAPPERS: dict[str, _Wrapper] = {
+    "gemma3": _Wrapper("gemma3_text", fixed=True, tie=True),
+    "mistral3": _Wrapper("mistral", fixed=False, tie=True),
+    "llava": _Wrapper("llama", fixed=False, tie=False, forward_tie=True),
+    "llava_next": _Wrapper("llama", fixed=False, tie=False),
+    "qwen2_vl": _Wrapper("qwen2_vl_text", fixed=True, tie=False, forward_tie=True, flat=True),
+    "qwen2_5_vl": _Wrapper("qwen2_5_vl_text", fixed=True, tie=False, forward_tie=True, flat=True),
+}
+
+
+def _map_qwen_vl_text(r: _Reader) -> dict[str, Any]:
+    """The language model of Qwen2-VL and Qwen2.5-VL (``Qwen2VLTextModel``, ``Qwen2_5_VLTextModel``):
+    Qwen2's modules (Q/K/V biases, output without), ``head_dim = hidden_size / num_attention_heads``
+    whatever ``head_dim`` says, the text config class's defaults (8 KV heads, windows from
+    ``max_window_layers`` on when ``use_sliding_window``). M-RoPE has no parameters."""
+    f = _llama_like(r, "qwen2", max_pos=32768, tie=False, window_rule=None, kv_default=8)
+    f.pop("d_head", None)
+    f["qkv_bias"] = True
+    if r.config.get("use_sliding_window"):
+        max_window = r.optional("max_window_layers", 80)
+        window = r.optional("sliding_window", 4096)
+        f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: i >= max_window)
+    return f
+
+
+# language models reachable only through a wrapper's text_config
+_TEXT_ONLY: dict[str, Callable[[_Reader], dict[str, Any]]] = {
+    "qwen2_vl_text": _map_qwen_vl_text,
+    "qwen2_5_vl_text": _map_qwen_vl_text,
+}
+SUPPORTED_MODEL_TYPES = tuple(MAPPERS) + tuple(WRAPPERS)
+_NON_TEXT_KEYS = ("model_type", "text_config", "vision_config", "architectures")
+
+
+def _text_of_wrapper(config: Mapping[str, Any], prefix: str, model_type: str) -> tuple[Mapping[str, Any], str, str]:
+    """(the language model's config, the prefix its keys are named by, its model_type)."""
+    w = WRAPPERS[model_type]
+    text = config.get("text_config")
+    if text is None and w.flat:
+        return {k: v for k, v in config.items() if k not in _NON_TEXT_KEYS}, prefix, w.text_type
+    if not isinstance(text, Mapping):
+        raise InvalidSpecError(
+            f"{prefix}.text_config", f"a {model_type} config needs its language model's text_config (a JSON object)"
+        )
+    text_prefix = f"{prefix}.text_config"
+    text_type = w.text_type if w.fixed else text.get("model_type", w.text_type)
+    if not isinstance(text_type, str):
+        raise InvalidSpecError(f"{text_prefix}.model_type", f"must be a string, got {type(text_type).__name__}")
+    if text_type not in MAPPERS and text_type not in _TEXT_ONLY:
+        raise InvalidSpecError(
+            f"{text_prefix}.model_type",
+            f"unsupported language model {text_type!r} in a {model_type} config; supported: {', '.join(MAPPERS)}",
+        )
+    return text, text_prefix, text_type
+
+
+def _wrapper_tie(config: Mapping[str, Any], model_type: str, fields: dict[str, Any], r: _Reader) -> None:
+    """``lm_head`` tied as the wrapper's config says (see :class:`_Wrapper`), not as the text config's."""
+    w = WRAPPERS[model_type]
+    text_tie = bool(fields.get("tied_embeddings"))
+    r.assumptions.pop("tie_word_embeddings", None)
+    top = config.get("tie_word_embeddings")
+    if top is None:
+        tied = w.tie
+        r.assumptions["tie_word_embeddings"] = (
+            f"not given at the top level; {w.tie!r} (the {model_type} config class's default, which transformers 5 "
+            "reads to tie lm_head; a checkpoint that stores lm_head apart loads untied: give false for its count)"
+        )
+    else:
+        tied = bool(top)
+    if w.forward_tie and not tied and text_tie:
+        tied = True
+        r.assumptions["tie_word_embeddings"] = f"true: text_config's true is forwarded to the {model_type} config"
+    fields["tied_embeddings"] = tied
 
 
 def map_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> HfMapping:
     """Map a ``config.json`` dict to core fields; raise :class:`InvalidSpecError` naming an unknown
-    ``model_type`` or the missing keys. A multimodal ``gemma3`` config is read from its
-    ``text_config`` (the vision tower is not counted)."""
+    ``model_type`` or the missing keys. A multimodal config (:data:`WRAPPERS`: gemma3, mistral3,
+    llava, llava_next, qwen2_vl, qwen2_5_vl) is read from its ``text_config`` (the vision tower and
+    the projector are not counted); its keys are then named ``<prefix>.text_config.<key>``."""
     if not isinstance(config, Mapping):
         raise InvalidSpecError(prefix, "must be a JSON object (the model's config.json)")
     model_type = config.get("model_type")
@@ -472,26 +813,26 @@ def map_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> Hf
         raise InvalidSpecError(f"{prefix}.model_type", f"missing; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
     if not isinstance(model_type, str):
         raise InvalidSpecError(f"{prefix}.model_type", f"must be a string, got {type(model_type).__name__}")
-    extra: dict[str, str] = {}
-    if model_type == "gemma3" and isinstance(config.get("text_config"), Mapping):
-        config = {"model_type": "gemma3_text"} | dict(config["text_config"])
-        prefix = f"{prefix}.text_config"
-        model_type = "gemma3_text"
-        extra["text_config"] = "the language model of a multimodal gemma3 config; the vision tower is not counted"
-    mapper = MAPPERS.get(model_type)
-    if mapper is None:
+    if model_type not in MAPPERS and model_type not in WRAPPERS:
         raise InvalidSpecError(
             f"{prefix}.model_type", f"unsupported model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
-    r = _Reader(config, prefix)
-    r.assumptions |= extra
+    text, key_prefix, text_type = config, prefix, model_type
+    if model_type in WRAPPERS:
+        text, key_prefix, text_type = _text_of_wrapper(config, prefix, model_type)
+    r = _Reader(text, key_prefix)
     try:
-        fields = mapper(r)
-        r.check_missing(model_type)
+        fields = (MAPPERS.get(text_type) or _TEXT_ONLY[text_type])(r)
+        r.check_missing(text_type)
+        if model_type in WRAPPERS:
+            _wrapper_tie(config, model_type, fields, r)
+            r.assumptions["text_config"] = (
+                f"the {text_type} language model of a multimodal {model_type} config; the vision tower and projector are not counted"
+            )
         fields = {k: v for k, v in fields.items() if v is not None}
         context = _context(r, fields.get("max_seq_len"))
     except TypeError as exc:  # e.g. a string where a number belongs
-        raise InvalidSpecError(prefix, f"a key has the wrong JSON type ({exc})") from exc
+        raise InvalidSpecError(key_prefix, f"a key has the wrong JSON type ({exc})") from exc
     if context is not None:
         fields["max_seq_len"] = context
     return HfMapping(
@@ -499,6 +840,8 @@ def map_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> Hf
         fields=tuple(sorted(fields.items())),
         assumptions=tuple(sorted(r.assumptions.items())),
         context_tokens=context or 0,
+        key_prefix=key_prefix,
+        key_names=tuple(sorted(r.key_names.items())),
     )
 
 
@@ -533,16 +876,20 @@ def architecture_from_mapping(m: HfMapping, *, prefix: str = "hf_config") -> Arc
     except TypeError as exc:  # a key of the wrong JSON type reaching a comparison
         raise InvalidSpecError(prefix, f"a key has the wrong JSON type ({exc})") from exc
     except InvalidSpecError as exc:
-        renamed = in_config_terms(exc, field_prefix=prefix, config_prefix=prefix)
+        renamed = in_config_terms(exc, field_prefix=prefix, config_prefix=m.key_prefix, key_names=dict(m.key_names))
         if renamed is exc:
             raise
         raise renamed from exc
 
 
-def in_config_terms(exc: InvalidSpecError, *, field_prefix: str, config_prefix: str) -> InvalidSpecError:
+def in_config_terms(
+    exc: InvalidSpecError, *, field_prefix: str, config_prefix: str, key_names: Mapping[str, str] | None = None
+) -> InvalidSpecError:
     """``exc`` about a core field (``field_prefix.d_model``) renamed to the config key it was read
-    from (``config_prefix.hidden_size``); unchanged for a field with no such key."""
+    from (``config_prefix.hidden_size``; ``key_names`` first, then :data:`HF_KEYS`); unchanged for a
+    field with no such key."""
     name = exc.field.removeprefix(f"{field_prefix}.")
-    if name not in HF_KEYS:
+    key = (key_names or {}).get(name) or HF_KEYS.get(name)
+    if key is None:
         return exc
-    return InvalidSpecError(f"{config_prefix}.{HF_KEYS[name]}", exc.reason.replace(name, HF_KEYS[name]))
+    return InvalidSpecError(f"{config_prefix}.{key}", exc.reason.replace(name, key))

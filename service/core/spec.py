@@ -64,6 +64,7 @@ def make_architecture(
     d_ff_dense: int | None = None,
     router_bias: bool | None = False,
     qk_norm: bool | None = False,
+    attention_sinks: bool | None = False,
     assumptions: tuple[tuple[str, str], ...] = (),
 ) -> Architecture:
     """Build a validated :class:`Architecture`; every rule names the field it checks.
@@ -77,6 +78,7 @@ def make_architecture(
     # a stored preset keeps the newer fields null where they do not apply
     n_shared_experts, first_k_dense = n_shared_experts or 0, first_k_dense or 0
     shared_expert_gate, router_bias, qk_norm = bool(shared_expert_gate), bool(router_bias), bool(qk_norm)
+    attention_sinks = bool(attention_sinks)
 
     check_positive_int(f("n_layers"), n_layers, maximum=MAX_LAYERS)
     check_positive_int(f("d_model"), d_model, maximum=MAX_DIM)
@@ -87,7 +89,7 @@ def make_architecture(
     check_positive_int(f("n_experts"), n_experts, maximum=100_000)
     check_positive_int(f("experts_per_token"), experts_per_token, maximum=100_000)
     check_positive_int(f("norms_per_layer"), norms_per_layer, maximum=8)
-    if d_model % n_heads:
+    if d_head is None and d_model % n_heads:  # a given d_head need not be d_model / n_heads (GLM-4.5: 96 x 128 on 4096)
         raise InvalidSpecError(f("n_heads"), f"n_heads={n_heads} does not divide d_model={d_model}")
     if n_kv_heads is None:
         n_kv_heads = n_heads
@@ -170,6 +172,7 @@ def make_architecture(
         d_ff_dense=d_ff_dense,
         router_bias=router_bias,
         qk_norm=qk_norm,
+        attention_sinks=attention_sinks,
         assumptions=tuple(assumptions),
     )
     if count_params(arch).total > MAX_PARAMS:

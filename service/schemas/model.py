@@ -25,7 +25,11 @@ EXTENDED_ARCHITECTURE_FIELDS = (
     "sliding_window_layers", "n_shared_experts", "d_ff_shared", "shared_expert_gate", "first_k_dense", "d_ff_dense",
     "router_bias", "qk_norm",
 )  # fmt: skip
-_ARCHITECTURE_FIELD_SET = frozenset(ARCHITECTURE_FIELDS) | frozenset(EXTENDED_ARCHITECTURE_FIELDS)
+# fields only a request (or a mapped config.json) gives: no preset stores them
+SPEC_ONLY_ARCHITECTURE_FIELDS = ("attention_sinks",)
+_ARCHITECTURE_FIELD_SET = (
+    frozenset(ARCHITECTURE_FIELDS) | frozenset(EXTENDED_ARCHITECTURE_FIELDS) | frozenset(SPEC_ONLY_ARCHITECTURE_FIELDS)
+)
 
 
 class ModelSpec(Schema):
@@ -100,10 +104,13 @@ class ModelSpec(Schema):
     d_ff_dense: int | None = Field(None, ge=1, le=MAX_DIM * 8, description="MLP width of those dense layers; default d_ff.")
     router_bias: bool | None = Field(None, description="A per-expert router bias (DeepSeek-V3's load-balancing bias).")
     qk_norm: bool | None = Field(None, description="RMSNorm on each head's query and key (Qwen3, Gemma 3).")
+    attention_sinks: bool | None = Field(None, description="One learned attention-sink logit per head and layer (gpt-oss).")
     hf_config: dict[str, Any] | None = Field(
         None,
-        description="A Hugging Face config.json (model_type llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, gemma, "
-        "gemma2, gemma3, phi3, gpt2, gpt_neox, falcon, deepseek_v2, deepseek_v3); explicit fields override it.",
+        description="A Hugging Face config.json (model_type llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, "
+        "gemma, gemma2, gemma3_text, phi3, granite, smollm3, starcoder2, glm4, ernie4_5, seed_oss, arcee, hunyuan_v1_dense, "
+        "exaone4, gpt2, gpt_neox, falcon, deepseek_v2, deepseek_v3, glm4_moe, gpt_oss; multimodal gemma3, mistral3, llava, llava_next, qwen2_vl, qwen2_5_vl read from their "
+        "text_config); explicit fields override it.",
     )
 
     @model_validator(mode="after")
@@ -129,6 +136,6 @@ class ModelSpec(Schema):
             return {}
         return {
             name: getattr(self, name)
-            for name in (*ARCHITECTURE_FIELDS, *EXTENDED_ARCHITECTURE_FIELDS)
+            for name in (*ARCHITECTURE_FIELDS, *EXTENDED_ARCHITECTURE_FIELDS, *SPEC_ONLY_ARCHITECTURE_FIELDS)
             if name in given and getattr(self, name) is not None
         }

@@ -30,7 +30,7 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
         try:
             return _architecture(tuple(sorted(fields.items())), field, notes)
         except InvalidSpecError as exc:  # a key of the config named in the config's own terms
-            renamed = in_config_terms(exc, field_prefix=field, config_prefix=f"{field}.hf_config")
+            renamed = in_config_terms(exc, field_prefix=field, config_prefix=mapping.key_prefix, key_names=dict(mapping.key_names))
             if renamed is exc or exc.field.removeprefix(f"{field}.") in explicit:
                 raise
             raise renamed from exc

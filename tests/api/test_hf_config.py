@@ -14,6 +14,8 @@ MODELS = json.loads((Path(__file__).resolve().parents[2] / "validation" / "measu
 LLAMA_3_1_8B = MODELS["llama-3.1-8b"]["config"]
 DEEPSEEK_V3 = MODELS["deepseek-v3"]["config"]
 MISTRAL_7B = MODELS["mistral-7b-v0.1"]["config"]
+GPT_OSS_20B = MODELS["gpt-oss-20b"]["config"]
+MISTRAL_SMALL = MODELS["mistral-small-3.1-24b"]["config"]
 
 
 def test_a_pasted_llama_3_config_counts_8_03b(client):
@@ -173,3 +175,33 @@ def test_planner_and_serving_take_the_new_architectures(client):
 def test_the_planner_warns_beyond_the_context(client):
     body = {"model": {"preset": "llama-3-70b"}, "gpu": "h100-sxm", "n_gpus": 64, "seq_len": 32_768, "global_batch_size": 64, "top_k": 1}
     assert "exceeds the model's context" in ok(client, "/v1/plan", body)["assumptions"]["seq_len_warning"]
+
+
+def test_gpt_oss_through_the_api_round_trips_its_sinks(client):
+    """gpt-oss-20b: 20,914,757,184 parameters as transformers builds it; the returned spec carries
+    attention_sinks (and the biases, router bias, 12 sliding layers) and counts the same sent back."""
+    data = ok(client, "/v1/models/from-hf-config", {"hf_config": GPT_OSS_20B})
+    assert data["total_params"] == MODELS["gpt-oss-20b"]["parameters"] == 20_914_757_184
+    spec = data["model"]
+    assert (spec["attention_sinks"], spec["bias"], spec["router_bias"], spec["sliding_window_layers"]) == (True, True, True, 12)
+    assert ok(client, "/v1/params", {"model": spec})["total"] == 20_914_757_184
+    without = ok(client, "/v1/params", {"model": spec | {"attention_sinks": False}})["total"]
+    assert 20_914_757_184 - without == 24 * 64  # one sink per head and layer
+    mem = ok(client, "/v1/memory/training", {"model": {"hf_config": GPT_OSS_20B}, "seq_len": 4096, "flash_attention": True,
+                                             "parallelism": {"dp": 8, "zero_stage": 3}})  # fmt: skip
+    assert mem["params_per_gpu_before_zero"] == 20_914_757_184
+
+
+def test_a_multimodal_config_through_the_api(client):
+    """Mistral Small 3.1: its language model counted, the vision tower said to be left out; a bad key
+    of its text_config is a 422 naming model.hf_config.text_config.<key>."""
+    data = ok(client, "/v1/models/from-hf-config", {"hf_config": MISTRAL_SMALL})
+    assert (data["model_type"], data["total_params"]) == ("mistral3", 23_572_403_200)
+    assert "vision tower" in data["assumptions"]["text_config"]
+    mem = ok(client, "/v1/memory/training", {"model": {"hf_config": MISTRAL_SMALL}, "seq_len": 4096, "flash_attention": True,
+                                             "parallelism": {"dp": 8, "zero_stage": 3}})  # fmt: skip
+    assert mem["params_per_gpu_before_zero"] == 23_572_403_200
+    bad = MISTRAL_SMALL | {"text_config": MISTRAL_SMALL["text_config"] | {"num_attention_heads": 0}}
+    r = client.post("/v1/memory/training", json={"model": {"hf_config": bad}, "seq_len": 4096})
+    assert r.status_code == 422, r.text
+    assert "model.hf_config.text_config.num_attention_heads" in r.text

@@ -45,6 +45,7 @@ PUBLISHED_BILLIONS = {
     "mixtral-8x22b": 140.6, "qwen2.5-7b": 7.61, "qwen2.5-0.5b": 0.494, "qwen3-8b": 8.19, "gemma-2-9b": 9.24,
     "gemma-2-27b": 27.2, "phi-3-mini-4k": 3.82, "phi-4": 14.7, "deepseek-v2": 236, "deepseek-v2-lite": 15.7,
     "deepseek-v3": 671, "falcon-40b": 41.3, "qwen1.5-moe-a2.7b": 14.3, "qwen3-30b-a3b": 30.5, "qwen3-235b-a22b": 235.1,
+    "gpt-oss-20b": 20.9, "gpt-oss-120b": 116.8,
 }  # fmt: skip
 
 
@@ -207,7 +208,7 @@ def test_a_multimodal_gemma3_config_is_read_from_its_text_config():
                "vision_config": {"hidden_size": 1152}}  # fmt: skip
     arch = architecture_from_hf_config(wrapped)
     assert count_params(arch).total == MODELS["gemma-3-27b"]["parameters"]
-    assert "vision tower is not counted" in dict(arch.assumptions)["text_config"]
+    assert "vision tower and projector are not counted" in dict(arch.assumptions)["text_config"]
     assert (arch.sliding_window, arch.local_layers, arch.max_seq_len) == (1024, 52, 131_072)
 
 
@@ -297,3 +298,206 @@ def test_hostile_config_values_name_their_key(change: dict, field: str) -> None:
     with pytest.raises(InvalidSpecError) as e:
         architecture_from_hf_config(base | change)
     assert e.value.field == field
+
+
+def _wrap(model_type: str, text: dict, **top) -> dict:
+    return {"model_type": model_type, "text_config": text, "vision_config": {"hidden_size": 32}} | top
+
+
+def test_multimodal_wrappers_count_their_language_model():
+    """Mistral Small 3.1 (mistral3): the measured language model and lm_head; with the measured vision
+    tower and projector, the card's 24B. Qwen2.5-VL-7B, flat as published, has Qwen2.5-7B's language
+    model exactly (7,615,616,512 both)."""
+    small = MODELS["mistral-small-3.1-24b"]
+    arch = architecture_from_hf_config(small["config"])
+    assert count_params(arch).total == small["parameters"] == 23_572_403_200
+    assert round((small["parameters"] + small["vision_parameters"]) / 1e9) == 24
+    assert (arch.tied_embeddings, arch.sliding_window, arch.max_seq_len) == (False, None, 131_072)
+    assert "mistral language model" in dict(arch.assumptions)["text_config"]
+    vl = architecture_from_hf_config(MODELS["qwen2.5-vl-7b"]["config"])
+    assert count_params(vl).total == MODELS["qwen2.5-7b"]["parameters"] == MODELS["qwen2.5-vl-7b"]["parameters"]
+    assert vl.qkv_bias and map_hf_config(MODELS["qwen2.5-vl-7b"]["config"]).key_prefix == "hf_config"  # flat: top-level keys
+
+
+def test_a_wrapper_ties_lm_head_as_its_own_config_says():
+    """transformers 5 ties a wrapper's lm_head by the wrapper's tie_word_embeddings: Mistral3Config and
+    Gemma3Config default to true; LlavaConfig and Qwen2VLConfig forward a true from text_config,
+    LlavaNextConfig does not (all measured above)."""
+    tiny = map_hf_config(MODELS["tiny-mistral3"]["config"])
+    assert dict(tiny.fields)["tied_embeddings"] is True
+    assert "mistral3 config class's default" in dict(tiny.assumptions)["tie_word_embeddings"]
+    assert dict(map_hf_config(MODELS["tiny-llava"]["config"]).fields)["tied_embeddings"] is True
+    assert dict(map_hf_config(MODELS["tiny-llava-next-qwen2"]["config"]).fields)["tied_embeddings"] is False
+    assert dict(map_hf_config(MODELS["tiny-qwen2-vl-flat"]["config"]).fields)["tied_embeddings"] is True
+    untied = MODELS["tiny-mistral3"]["config"] | {"tie_word_embeddings": False}
+    assert dict(map_hf_config(untied).fields)["tied_embeddings"] is False
+
+
+def test_qwen_vl_text_ignores_head_dim_and_defaults_to_8_kv_heads():
+    """Qwen2_5_VLAttention takes head_dim = hidden_size / heads; Qwen2_5_VLTextConfig has 8 KV heads by
+    default and windows from max_window_layers on (tiny: layers 2 and 3, measured in its cache)."""
+    text = MODELS["tiny-qwen2.5-vl-window"]["config"]["text_config"]
+    arch = architecture_from_hf_config(_wrap("qwen2_5_vl", text | {"head_dim": 999}))
+    assert (arch.d_head, arch.n_kv_heads, arch.sliding_window, arch.local_layers) == (8, 8, 16, 2)
+    assert "8" in dict(arch.assumptions)["num_key_value_heads"]
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "words"),
+    [
+        (_wrap("mistral3", {"hidden_size": 64}), "hf_config.text_config.num_hidden_layers", "missing"),
+        (_wrap("llava", {"model_type": "clip_text_model", "hidden_size": 64}), "hf_config.text_config.model_type",
+         "unsupported language model 'clip_text_model'"),
+        (_wrap("llava", {"model_type": 7}), "hf_config.text_config.model_type", "must be a string"),
+        ({"model_type": "mistral3", "text_config": "mistral"}, "hf_config.text_config", "text_config (a JSON object)"),
+        ({"model_type": "gemma3"}, "hf_config.text_config", "text_config"),
+        (_wrap("mistral3", {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 5,
+                            "vocab_size": 100}), "hf_config.text_config.num_attention_heads", "does not divide"),
+        (_wrap("gemma3", {"hidden_size": "64", "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                          "vocab_size": 100}), "hf_config.text_config.hidden_size", "must be an integer"),
+        (_wrap("qwen2_5_vl", {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                              "vocab_size": 100, "num_key_value_heads": [2]}), "hf_config.text_config", ""),
+    ],
+)  # fmt: skip
+def test_a_wrappers_422_names_the_text_config_key(config, field, words):
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(config)
+    assert err.value.field.startswith(field), err.value.field
+    assert words in err.value.reason
+
+
+def test_granite_and_smollm3_are_llama_shaped():
+    """Granite 3.0 8B (report, Table 1): the multipliers scale activations and add nothing. SmolLM3:
+    4 KV heads and tied embeddings by default; with use_sliding_window the NoPE layers (every 4th)
+    use the window."""
+    granite = architecture_from_hf_config(MODELS["granite-3.0-8b"]["config"])
+    assert count_params(granite).total == 8_170_848_256
+    assert "no parameters" in dict(granite.assumptions)["multipliers"]
+    tiny = architecture_from_hf_config(MODELS["tiny-granite-bias"]["config"])
+    assert tiny.bias  # attention_bias and mlp_bias: every projection
+    smol = map_hf_config(MODELS["tiny-smollm3-window"]["config"])
+    fields, notes = dict(smol.fields), dict(smol.assumptions)
+    assert (fields["n_kv_heads"], fields["tied_embeddings"], fields["sliding_window"], fields["sliding_window_layers"]) == (4, True, 16, 2)
+    assert "4" in notes["num_key_value_heads"] and "tie_word_embeddings" in notes
+    every_other = MODELS["tiny-smollm3-window"]["config"] | {"no_rope_layers": [1, 0] * 4}
+    assert dict(map_hf_config(every_other).fields)["sliding_window_layers"] == 4
+
+
+def test_starcoder2_module_by_module():
+    """StarCoder2 (``modeling_starcoder2.py``): q/k/v/o and c_fc/c_proj with biases, three LayerNorms
+    of weight and bias per layer pair plus the final one, 2 KV heads and tied embeddings by default."""
+    arch = architecture_from_hf_config(MODELS["tiny-starcoder2-window"]["config"])
+    h, f, kv = 64, 256, 2 * 16
+    attention = 2 * h * h + 2 * h * kv + (h + 2 * kv + h)  # q, o; k, v; biases
+    mlp = 2 * h * f + f + h
+    assert count_params(arch).total == 3 * (attention + mlp + 2 * 2 * h) + 2 * h + 128 * h == MODELS["tiny-starcoder2-window"]["parameters"]
+    assert (arch.n_kv_heads, arch.tied_embeddings, arch.sliding_window, arch.local_layers) == (2, True, 16, 3)
+    assert not architecture_from_hf_config(MODELS["tiny-starcoder2-no-bias"]["config"]).bias
+
+
+def test_glm4_moe_shared_experts_dense_layers_and_router_bias():
+    """GLM-4.5-Air: 128 routed experts of 1408 (8 active) and one shared, the first layer dense
+    (10944), Q/K/V biases, 96 heads of 128 on a 4096 model, the router's e_score_correction_bias
+    counted as the checkpoint stores it (45 x 128 = 5,760 beyond transformers' parameters):
+    106.85B, the card's "106B total" (the MTP layer is not built)."""
+    m = MODELS["glm-4.5-air"]
+    arch = architecture_from_hf_config(m["config"])
+    assert (arch.n_experts, arch.experts_per_token, arch.first_k_dense, arch.d_ff_dense, arch.shared_expert_width) == (128, 8, 1, 10944, 1408)
+    assert arch.qkv_bias and not arch.bias and arch.router_bias and arch.q_dim == 96 * 128
+    assert count_params(arch).total == m["parameters"] + 45 * 128 == 106_852_251_264
+    assert "not counted" in dict(arch.assumptions)["num_nextn_predict_layers"]
+    tiny = architecture_from_hf_config(MODELS["tiny-glm4-moe"]["config"])
+    assert (tiny.qk_norm, tiny.first_k_dense, tiny.n_shared_experts, tiny.shared_expert_width) == (True, 2, 2, 64)
+    dense = architecture_from_hf_config(MODELS["tiny-glm4-moe"]["config"] | {"first_k_dense_replace": 4})
+    assert not dense.is_moe and dense.d_ff == 160
+
+
+def test_gpt_oss_sinks_biases_and_alternating_windows():
+    """gpt-oss model card (OpenAI 2025), Table 1: gpt-oss-20b 20.9B total, 3.6B active; gpt-oss-120b
+    116.8B, 5.1B (active without the embedding): q/k/v/o biases, one sink logit per head, experts'
+    biases and a biased router; 128-token windows on every other layer."""
+    for name, active in (("gpt-oss-20b", 3.6), ("gpt-oss-120b", 5.1)):
+        arch = architecture_from_hf_config(MODELS[name]["config"])
+        b = count_params(arch)
+        assert round((b.active - b.embedding) / 1e9, 1) == active
+        assert (arch.attention_sinks, arch.bias, arch.router_bias, arch.sliding_window) == (True, True, True, 128)
+        assert arch.local_layers == arch.n_layers // 2
+    arch = architecture_from_hf_config(MODELS["tiny-gpt-oss-window"]["config"])
+    without_sinks = make_architecture(**{**_fields(arch), "n_kv_heads": 8, "d_head": 64, "bias": True, "n_experts": 4,
+                                         "experts_per_token": 2, "router_bias": True})  # fmt: skip
+    assert count_params(arch).total - count_params(without_sinks).total == 3 * 8  # 8 heads x 3 layers
+    assert (arch.d_head, arch.n_kv_heads, arch.local_layers) == (64, 8, 2)  # class defaults; layers 0 and 2 slide
+    notes = dict(map_hf_config(MODELS["tiny-gpt-oss-window"]["config"]).assumptions)
+    assert "64" in notes["head_dim"]
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(MODELS["tiny-gpt-oss-window"]["config"] | {"attention_bias": False})
+    assert err.value.field == "hf_config.attention_bias"
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"model_type": "glm4_moe", "n_routed_experts": "128"}, "hf_config.n_routed_experts"),
+        ({"model_type": "glm4_moe", "first_k_dense_replace": -1}, "hf_config.first_k_dense_replace"),
+        ({"model_type": "glm4_moe", "n_shared_experts": 10**400}, "hf_config.n_shared_experts"),
+        ({"model_type": "gpt_oss", "num_local_experts": 1}, "hf_config.num_local_experts"),
+        ({"model_type": "glm4_moe", "moe_intermediate_size": "a"}, "hf_config.moe_intermediate_size"),  # not d_ff's usual key
+        ({"model_type": "mixtral", "num_local_experts": 10**9}, "hf_config.num_local_experts"),
+        ({"model_type": "smollm3", "use_sliding_window": True, "sliding_window": 16, "no_rope_layer_interval": 0},
+         "hf_config.no_rope_layer_interval"),
+        ({"model_type": "llava", "text_config": {"model_type": "llama", "hidden_size": 10**400}}, "hf_config.text_config."),
+    ],
+)  # fmt: skip
+def test_hostile_values_of_the_new_types_name_their_key(config: dict, field: str) -> None:
+    base = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100}
+    with pytest.raises(InvalidSpecError) as e:
+        architecture_from_hf_config(base | config)
+    assert e.value.field.startswith(field), e.value.field
+
+
+def test_llama_shaped_families_take_their_config_classes_defaults():
+    """GLM-4 (head_dim 128, 2 KV heads, Q/K/V biases, four norms a layer), ERNIE 4.5 (head_dim 128,
+    2 KV heads, tied; use_bias on every projection), Seed-OSS (head_dim 128, 8 KV heads, Q/K/V
+    biases), Arcee (a 2-matrix ReLU^2 MLP), Hunyuan and EXAONE 4.0 (per-head q/k norms): each
+    measured above; here what was defaulted."""
+    glm4 = map_hf_config(MODELS["tiny-glm4"]["config"])
+    f, notes = dict(glm4.fields), dict(glm4.assumptions)
+    assert (f["d_head"], f["n_kv_heads"], f["qkv_bias"], f["norms_per_layer"]) == (128, 2, True, 4)
+    assert {"head_dim", "num_key_value_heads", "attention_bias"} <= set(notes)
+    ernie = architecture_from_hf_config(MODELS["tiny-ernie4.5-bias"]["config"])
+    assert (ernie.d_head, ernie.n_kv_heads, ernie.tied_embeddings, ernie.bias) == (128, 2, True, True)
+    seed = architecture_from_hf_config(MODELS["tiny-seed-oss"]["config"])
+    assert (seed.d_head, seed.n_kv_heads, seed.qkv_bias, seed.bias) == (128, 8, True, False)
+    assert architecture_from_hf_config(MODELS["tiny-seed-oss-all-biases"]["config"]).bias
+    arcee = architecture_from_hf_config(MODELS["tiny-arcee"]["config"])
+    assert arcee.ffn.value == "gelu"  # up and down only
+    assert architecture_from_hf_config(MODELS["tiny-hunyuan-v1-dense"]["config"]).qk_norm
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field"),
+    [
+        ("tiny-seed-oss", {"mlp_bias": True}, "hf_config.mlp_bias"),
+        ("tiny-seed-oss", {"attention_bias": False, "attention_out_bias": True}, "hf_config.attention_out_bias"),
+        ("tiny-arcee", {"attention_bias": True}, "hf_config.attention_bias"),
+        ("tiny-hunyuan-v1-dense", {"head_dim": None}, "hf_config.head_dim"),
+        ("tiny-hunyuan-v1-dense", {"attention_bias": True}, "hf_config.attention_bias"),
+        ("tiny-exaone4-window", {"sliding_window_pattern": 0}, "hf_config.sliding_window_pattern"),
+        ("tiny-exaone4-window", {"sliding_window_pattern": [4]}, "hf_config.sliding_window_pattern"),
+    ],
+)
+def test_unmodelled_combinations_are_refused_naming_the_key(name, change, field):
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(MODELS[name]["config"] | change)
+    assert err.value.field == field
+
+
+def test_exaone4_window_patterns():
+    """Exaone4Config: an integer pattern p slides every layer but each p-th; a string repeats from
+    layer 0 ('LLLG': 3 of every 4); layer_types win; no sliding_window, no windows."""
+    tiny = architecture_from_hf_config(MODELS["tiny-exaone4-window"]["config"])
+    assert (tiny.sliding_window, tiny.local_layers, tiny.qk_norm, tiny.norms_per_layer) == (16, 4, True, 2)
+    lllg = {k: v for k, v in MODELS["tiny-exaone4-lllg"]["config"].items() if k != "layer_types"}
+    assert architecture_from_hf_config(lllg).local_layers == 6
+    assert architecture_from_hf_config(MODELS["tiny-exaone4-window"]["config"] | {"sliding_window": None}).sliding_window is None
+    assert "32" in dict(map_hf_config({k: v for k, v in lllg.items() if k != "num_key_value_heads"}).assumptions)["num_key_value_heads"]
