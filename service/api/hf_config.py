@@ -7,17 +7,22 @@ from fastapi import Response
 from service.api.deps import CatalogDep
 from service.api.responses import json_response, problem_responses
 from service.api.routing import api_router
+from service.core.hf_config import MAPPERS, WRAPPERS
 from service.schemas import hf_config as s
 from service.services import hf_config
 
 router = api_router(prefix="/v1/models", tags=["models"], responses=problem_responses(422))
 
 
-@router.post("/from-hf-config", response_model=s.HfConfigResponse, summary="Model from a config.json")
+DESCRIPTION = (
+    "Map a Hugging Face `config.json` to a ModelSpec, with its exact parameter count and the defaults it assumed. "
+    f"Model types: {', '.join(MAPPERS)}; multimodal configs read from their `text_config` (the vision tower is not "
+    f"counted): {', '.join(WRAPPERS)}. Nothing is downloaded. The body is `{{\"hf_config\": {{...}}}}`, or the bare "
+    "config.json itself (`curl -d @config.json`). The same config is accepted as `\"model\": {\"hf_config\": {...}}` by "
+    "every calculator."
+)
+
+
+@router.post("/from-hf-config", response_model=s.HfConfigResponse, summary="Model from a config.json", description=DESCRIPTION)
 def from_hf_config(req: s.HfConfigRequest, catalog: CatalogDep) -> Response:
-    """Map a Hugging Face `config.json` (llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, gemma, gemma2,
-    gemma3, phi3, gpt2, gpt_neox, falcon, deepseek_v2, deepseek_v3) to a ModelSpec, with its exact
-    parameter count and the defaults it assumed. Nothing is downloaded. The body is
-    `{"hf_config": {...}}`, or the bare config.json itself (`curl -d @config.json`). The same config
-    is accepted as `"model": {"hf_config": {...}}` by every calculator."""
     return json_response(hf_config.from_hf_config(req, catalog))
