@@ -164,3 +164,20 @@ def test_qlora_is_timed_at_a_16_bit_peak(client) -> None:
     assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "dtype"
     ok_answer = client.post("/v1/cost/training", json=body).json()
     assert ok_answer["assumptions"]["peak_dtype"] == "bf16" and ok_answer["assumptions"]["fits_precision"] == "mixed_bf16"
+
+
+def test_fine_tuning_on_24_and_48_gb_workstation_cards(client) -> None:
+    # the cards fine-tuning users hold, in the catalog (migration 0006): QLoRA's 65B on one 48 GB card
+    # (Dettmers et al. 2023, abstract) and a Llama-3.1-8B QLoRA on a 24 GB RTX 4090, whose bf16 LoRA at
+    # 8K tokens does not fit without more memory
+    llama_65b = {"n_layers": 80, "d_model": 8192, "n_heads": 64, "d_ff": 22016, "vocab_size": 32000, "ffn": "swiglu",
+                 "norm": "rmsnorm", "max_seq_len": 2048}  # fmt: skip
+    guanaco = {"model": llama_65b, "qlora": {"r": 64, "alpha": 16}, "seq_len": 512, "recompute": "full", "flash_attention": True}
+    a6000 = ok(client, "/v1/memory/training", guanaco | {"gpu": "rtx-a6000"})
+    assert a6000["fits"] is True and a6000["gpu_memory_bytes"] == 48 * 2**30
+    assert ok(client, "/v1/memory/training", guanaco | {"gpu": "a100-40gb-sxm"})["fits"] is False
+    eight_b = {"model": {"preset": "llama-3.1-8b"}, "recompute": "full", "flash_attention": True, "gpu": "rtx-4090"}
+    qlora = ok(client, "/v1/memory/training", eight_b | {"qlora": {"r": 16}, "seq_len": 2048})
+    assert qlora["fits"] is True and qlora["per_gpu"]["device_total_bytes"] < 12 * 2**30
+    lora_8k = ok(client, "/v1/memory/training", eight_b | {"lora": {"r": 16}, "seq_len": 8192, "recompute": "none"})
+    assert lora_8k["fits"] is False and lora_8k["gpu_memory_bytes"] == 24 * 2**30

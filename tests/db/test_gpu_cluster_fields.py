@@ -5,7 +5,6 @@ reader return it, and migration 0002 backfills a catalog seeded before it existe
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import re
 
 import pytest
@@ -17,24 +16,18 @@ from service.db.engine import build_engine
 from service.db.migrate import downgrade, upgrade
 from service.schemas.catalog import GpuFields
 from service.services.catalog_reader import CatalogCache, CatalogReader
-from service.settings import PROJECT_ROOT
+from tests.db.migration_files import migration_module
 
 CLUSTER = (
     "gpus_per_node", "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s", "intra_node_link",
     "matmul_efficiency",
 )  # fmt: skip
 SEED = loader.gpus()
+# the GPUs a store seeded before 0002 could hold (0006 brought the workstation cards later)
+BEFORE_0006 = [k for k in SEED if k not in ("rtx-4090", "rtx-3090", "rtx-a6000", "rtx-6000-ada")]
 
 
-def _migration_0002():
-    path = next((PROJECT_ROOT / "migrations" / "versions").glob("*_0002.py"))
-    spec = importlib.util.spec_from_file_location("migration_0002", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BACKFILL = _migration_0002().BACKFILL
+BACKFILL = migration_module("0002").BACKFILL
 
 
 # --- the seed data --------------------------------------------------------------------------------
@@ -96,7 +89,7 @@ def test_reference_values() -> None:
 
 
 def test_the_migration_backfills_what_the_seed_holds() -> None:
-    assert BACKFILL.keys() == SEED.keys()
+    assert BACKFILL.keys() == set(BEFORE_0006)  # the GPUs seeded since came with their cluster fields
     for gpu_id, values in BACKFILL.items():
         assert values == tuple(SEED[gpu_id][f] for f in CLUSTER), gpu_id
 
@@ -138,7 +131,7 @@ def test_upgrade_backfills_rows_seeded_before_0002(backend: str, make_database) 
             return row | changes
 
         with engine.begin() as connection:
-            connection.execute(insert(gpus), [old_row(k) for k in SEED if k not in ("h100-sxm", "mi300x")])
+            connection.execute(insert(gpus), [old_row(k) for k in BEFORE_0006 if k not in ("h100-sxm", "mi300x")])
             connection.execute(insert(gpus), [
                 old_row("h100-sxm", version=4),  # edited through the API, text untouched
                 old_row("mi300x", notes="an operator's own note"),
@@ -156,8 +149,9 @@ def test_upgrade_backfills_rows_seeded_before_0002(backend: str, make_database) 
         with engine.connect() as connection:
             rows = {r.id: r for r in connection.execute(select(gpus))}
             assert connection.execute(select(prices.c.gpu_id)).scalars().all() == ["h100-sxm"]
-        for gpu_id, seed in SEED.items():
-            row = rows[gpu_id]
+        assert set(rows) == set(SEED) | {"my-gpu"}  # 0006 added the GPUs it brings
+        for gpu_id in BEFORE_0006:
+            seed, row = SEED[gpu_id], rows[gpu_id]
             assert tuple(getattr(row, f) for f in CLUSTER) == tuple(seed[f] for f in CLUSTER), gpu_id
             assert row.version == (5 if gpu_id == "h100-sxm" else 2), gpu_id  # ETags taken before no longer match
             assert row.source == seed["source"], gpu_id  # the sources of the new numbers
@@ -171,6 +165,6 @@ def test_upgrade_backfills_rows_seeded_before_0002(backend: str, make_database) 
         assert "gpus_per_node" not in {c["name"] for c in inspect(engine).get_columns("gpus")}
         with Session(engine) as session:
             assert session.execute(select(prices.c.gpu_id)).scalars().all() == ["h100-sxm"]
-            assert len(session.execute(select(Table("gpus", MetaData(), autoload_with=engine))).all()) == len(SEED) + 1
+            assert len(session.execute(select(Table("gpus", MetaData(), autoload_with=engine))).all()) == len(BEFORE_0006) + 1
     finally:
         engine.dispose()

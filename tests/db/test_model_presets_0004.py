@@ -8,7 +8,7 @@ from sqlalchemy import MetaData, Table, insert, inspect, select
 from service.catalog import loader
 from service.db.engine import build_engine
 from service.db.migrate import downgrade, upgrade
-from service.settings import PROJECT_ROOT
+from tests.db.migration_files import migration_module
 
 SEED = loader.model_presets()
 NEW = ("deepseek-v3", "gemma-2-9b", "qwen3-8b", "llama-3.3-70b", "phi-4")
@@ -45,12 +45,6 @@ def test_upgrade_adds_the_new_presets_to_a_seeded_store(backend: str, make_datab
 
 def new_preset_ids(revision: str) -> list[str]:
     """The ids of the presets migration ``revision`` inserts into a seeded store."""
-    import importlib.util
-
-    path = next((PROJECT_ROOT / "migrations" / "versions").glob(f"*_{revision}.py"))
-    spec = importlib.util.spec_from_file_location(f"migration_{revision}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    ids = [row["id"] for row in module.NEW_PRESETS]
+    ids = [row["id"] for row in migration_module(revision).NEW_PRESETS]
     assert set(ids) <= set(SEED)
     return ids

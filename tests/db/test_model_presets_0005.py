@@ -45,12 +45,3 @@ def test_upgrade_adds_the_qwen3_moe_presets_to_a_seeded_store(backend: str, make
     finally:
         engine.dispose()
 
-
-def test_an_empty_store_is_left_to_the_seed(backend: str, make_database) -> None:
-    engine = build_engine(make_database(backend))
-    try:
-        upgrade(engine)
-        with engine.connect() as connection:
-            assert connection.execute(select(Table("model_presets", MetaData(), autoload_with=engine).c.id)).first() is None
-    finally:
-        engine.dispose()
