@@ -84,7 +84,10 @@ class TrainingCostRequest(Throughput, PriceChoice):
         description="Adds hardware FLOPs (reported, with the HFU they imply); time follows model FLOPs at the MFU.",
     )
     include_attention: bool = False
-    seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
+    seq_len: int | None = Field(
+        None, ge=1, le=MAX_SEQ_LEN,
+        description="Tokens per sequence, for the planner and the memory check; default: the model's context, at most 8,192.",
+    )  # fmt: skip
     global_batch_tokens: int | None = Field(
         None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
     )
@@ -129,7 +132,10 @@ class CompareRequest(Throughput):
     gpus: list[GpuId] | None = Field(None, max_length=100, description="Only these GPUs.")
     providers: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=100)
     sort_by: Literal["cost", "time"] = "cost"
-    seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN, description="For the memory check; default max_seq_len.")
+    seq_len: int | None = Field(
+        None, ge=1, le=MAX_SEQ_LEN,
+        description="Tokens per sequence, for the planner and the memory check; default: the model's context, at most 8,192.",
+    )  # fmt: skip
     global_batch_tokens: int | None = Field(
         None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
     )

@@ -84,6 +84,12 @@ class Planned:
 PRECISION_FOR_DTYPE = {"bf16": Precision.MIXED_BF16, "fp16": Precision.MIXED_FP16, "fp32": Precision.FP32}
 
 
+def _fit_seq_len(model: ModelShape, seq_len: int | None) -> int | None:
+    """The sequence length of a memory check: the request's, else the planner's default (the model's
+    context, at most 8K tokens), never a long-context model's whole window unasked."""
+    return plan_service.training_seq_len(model, seq_len)[0] if isinstance(model, Architecture) else seq_len
+
+
 def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, req: s.Throughput) -> Planned | None:
     """The step-time model's best plan when the architecture is known and no throughput was given
     (None otherwise: the answer then uses the MFU). A recompute setting the request gives is
@@ -218,11 +224,12 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     if ft is not None:  # the memory check the planner would have made, for the frozen base and adapters
         precision = PRECISION_FOR_DTYPE.get(req.dtype, Precision.MIXED_BF16)
         rate_assumptions["fits_precision"] = precision.value
-        footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=req.seq_len,
+        seq = _fit_seq_len(model, req.seq_len)
+        footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=seq,
                                                                  precision=precision)  # fmt: skip
         fits = footprint <= gpu.memory_bytes
         reason = None if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best ({layout}); {gpu.id} has {gpu.memory_bytes / 2**30:.1f} GiB"
-        rate_assumptions |= {"fits_layout": layout, "fits_memory_bytes_per_gpu": footprint}
+        rate_assumptions |= {"fits_layout": layout, "fits_memory_bytes_per_gpu": footprint, "fits_seq_len": seq}
     plan_item = None
     if best is not None:
         plan_item = plan_service.plan_item(gpu.id, req.n_gpus, best, req.tokens, cost.EFFECTIVE_TRAINING_TIME_FRACTION,
@@ -272,7 +279,7 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
         if unknown:
             raise Unprocessable.for_field(name, f"unknown: {', '.join(unknown)}; known: {', '.join(known)}")
     efficiency, efficiency_source = _efficiency(req)
-    footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=req.seq_len)
+    footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=_fit_seq_len(model, req.seq_len))
     per_gpu: dict[str, dict[str, Any]] = {}  # one plan and one unpriced run per GPU type, whatever its providers
     out: list[dict[str, Any]] = []  # rows as dicts: the response validates them all in one pass
     for row in rows:

@@ -181,3 +181,14 @@ def test_fine_tuning_on_24_and_48_gb_workstation_cards(client) -> None:
     assert qlora["fits"] is True and qlora["per_gpu"]["device_total_bytes"] < 12 * 2**30
     lora_8k = ok(client, "/v1/memory/training", eight_b | {"lora": {"r": 16}, "seq_len": 8192, "recompute": "none"})
     assert lora_8k["fits"] is False and lora_8k["gpu_memory_bytes"] == 24 * 2**30
+
+
+def test_cost_memory_check_defaults_to_the_planners_sequence_length(client) -> None:
+    # Llama 3.1 has a 131,072-token context: checking the fit of a fine-tune at that length unasked said
+    # "needs 106.9 GiB" for a QLoRA run that fits a 24 GB card at the planner's default of 8,192
+    body = {"model": {"preset": "llama-3.1-8b"}, "qlora": {"r": 16}, "tokens": 1e8, "gpu": "rtx-4090", "n_gpus": 1,
+            "usd_per_gpu_hour": 0.5}  # fmt: skip
+    data = ok(client, "/v1/cost/training", body)
+    assert data["fits"] is True and data["assumptions"]["fits_seq_len"] == 8192
+    long = ok(client, "/v1/cost/training", body | {"seq_len": 131_072})
+    assert long["fits"] is False and "needs" in long["reason"] and long["assumptions"]["fits_seq_len"] == 131_072
