@@ -74,7 +74,7 @@ class TrainingComputeRequest(Schema):
     include_attention: bool = Field(False, description="Add the attention (sequence-length) FLOPs; false = 6PD.")
     attention_formula: AttentionFormula = AttentionFormula.PALM
     causal_attention: bool = Field(False, description="Halve the attention term for causal masking.")
-    seq_len: SeqLen | None = Field(None, description="Training sequence length; default max_seq_len.")
+    seq_len: SeqLen | None = Field(None, description="Training sequence length; default: the model's context, at most 8,192.")
     finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
 
     @model_validator(mode="before")
@@ -157,7 +157,7 @@ class TrainingMemoryRequest(Schema):
     precision: Precision = Precision.MIXED_BF16
     optimizer: Optimizer = Optimizer.ADAMW
     micro_batch_size: Batch = 1
-    seq_len: SeqLen | None = Field(None, description="Default: the model's max_seq_len.")
+    seq_len: SeqLen | None = Field(None, description="Default: the model's context, at most 8,192 (as the planner).")
     recompute: Recompute = Recompute.NONE
     flash_attention: bool = False
     dropout: bool = False

@@ -10,7 +10,7 @@ from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
 from service.core.params import count_params
 from service.schemas import calculators as s
 from service.services.catalog_reader import CatalogReader
-from service.services.models import model_assumptions, resolve_gpu, resolve_model
+from service.services.models import model_assumptions, resolve_gpu, resolve_model, training_seq_len_or_none
 
 GIB = 2**30
 
@@ -45,11 +45,15 @@ def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
     )
 
 
+SEQ_LEN_SOURCE = "default: the model's context, at most 8,192 (Llama 3 §3.4: pre-training at 8K, the long context added at the end)"
+
+
 def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s.TrainingComputeResponse:
     model = resolve_model(req.model, catalog)
     ft = req.finetune if req.finetune and req.finetune.is_adapter else None
+    seq = training_seq_len_or_none(model, req.seq_len)
     options = dict(recompute=req.recompute, include_attention=req.include_attention, attention_formula=req.attention_formula,
-                   seq_len=req.seq_len, causal=req.causal_attention)  # fmt: skip
+                   seq_len=seq, causal=req.causal_attention)  # fmt: skip
     if ft is None:
         r, ft_detail = compute.training_flops(model, req.tokens, **options), None  # type: ignore[arg-type]
     else:
@@ -68,7 +72,8 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
         assumptions |= {
             "attention_formula": req.attention_formula.value,
             "causal_attention": req.causal_attention,
-            "seq_len": req.seq_len or getattr(model, "max_seq_len", None),
+            "seq_len": seq,
+            "seq_len_source": SEQ_LEN_SOURCE if req.seq_len is None else "request",
         }
     if ft_detail is not None:
         assumptions |= finetune_assumptions(ft_compute.spec, ft_compute.targets)
@@ -146,9 +151,10 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
     kernels = _kernels(req)
     gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
     par = _parallelism(req.parallelism)
+    seq = training_seq_len_or_none(model, req.seq_len)
     options = dict(
         precision=req.precision, optimizer=req.optimizer, parallelism=par, micro_batch_size=req.micro_batch_size,
-        seq_len=req.seq_len, recompute=req.recompute, flash_attention=req.flash_attention, dropout=req.dropout,
+        seq_len=seq, recompute=req.recompute, flash_attention=req.flash_attention, dropout=req.dropout,
         include_activations=req.include_activations, microbatches=req.gradient_accumulation_steps, kernels=kernels,
     )  # fmt: skip
     ft = finetune.finetune_memory(model, req.finetune.spec(), **options) if req.finetune and req.finetune.is_adapter else None  # type: ignore[arg-type]
@@ -160,7 +166,8 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         "weight_bytes_per_param": r.bytes_per_param["weights"],
         "gradient_bytes_per_param": r.bytes_per_param["gradients"],
         "optimizer_bytes_per_param": r.bytes_per_param["optimizer"],
-        "seq_len": req.seq_len or getattr(model, "max_seq_len", None),
+        "seq_len": seq,
+        "seq_len_source": SEQ_LEN_SOURCE if req.seq_len is None else "request",
         "pipeline_schedule": "1F1B, first stage holds pp micro-batches",
         "framework": req.framework.value,
         "cuda_context_bytes": req.cuda_context_bytes,

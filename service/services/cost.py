@@ -17,7 +17,7 @@ from service.services import plan as plan_service
 from service.services import serving as serving_service
 from service.services.calculators import finetune_assumptions, finetune_compute_detail
 from service.services.catalog_reader import CatalogReader, GpuView
-from service.services.models import model_assumptions, resolve_gpu, resolve_model
+from service.services.models import model_assumptions, resolve_gpu, resolve_model, training_seq_len, training_seq_len_or_none
 from service.services.plan import Cluster
 
 DEFAULT_MFU = 0.40  # Transformers Math 101 / formula sheet: 37-50 % is what good large runs reach
@@ -84,19 +84,13 @@ class Planned:
 PRECISION_FOR_DTYPE = {"bf16": Precision.MIXED_BF16, "fp16": Precision.MIXED_FP16, "fp32": Precision.FP32}
 
 
-def _fit_seq_len(model: ModelShape, seq_len: int | None) -> int | None:
-    """The sequence length of a memory check: the request's, else the planner's default (the model's
-    context, at most 8K tokens), never a long-context model's whole window unasked."""
-    return plan_service.training_seq_len(model, seq_len)[0] if isinstance(model, Architecture) else seq_len
-
-
 def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, req: s.Throughput) -> Planned | None:
     """The step-time model's best plan when the architecture is known and no throughput was given
     (None otherwise: the answer then uses the MFU). A recompute setting the request gives is
     held fixed; the planner models 16- and 32-bit training (another dtype falls back to the MFU)."""
     if req.mfu is not None or req.achieved_tflops_per_gpu is not None or not isinstance(model, Architecture):
         return None
-    seq, _ = plan_service.training_seq_len(model, seq_len)
+    seq, _ = training_seq_len(model, seq_len)
     batch, _ = plan_service.batch_size(seq, None, getattr(req, "global_batch_tokens", None), n_gpus)
     fixed = {"recompute": req.recompute.value} if "recompute" in req.model_fields_set and hasattr(req, "recompute") else {}
     precision = PRECISION_FOR_DTYPE.get(req.dtype)
@@ -224,7 +218,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     if ft is not None:  # the memory check the planner would have made, for the frozen base and adapters
         precision = PRECISION_FOR_DTYPE.get(req.dtype, Precision.MIXED_BF16)
         rate_assumptions["fits_precision"] = precision.value
-        seq = _fit_seq_len(model, req.seq_len)
+        seq = training_seq_len_or_none(model, req.seq_len)
         footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=seq,
                                                                  precision=precision)  # fmt: skip
         fits = footprint <= gpu.memory_bytes
@@ -279,7 +273,7 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
         if unknown:
             raise Unprocessable.for_field(name, f"unknown: {', '.join(unknown)}; known: {', '.join(known)}")
     efficiency, efficiency_source = _efficiency(req)
-    footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=_fit_seq_len(model, req.seq_len))
+    footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=training_seq_len_or_none(model, req.seq_len))
     per_gpu: dict[str, dict[str, Any]] = {}  # one plan and one unpriced run per GPU type, whatever its providers
     out: list[dict[str, Any]] = []  # rows as dicts: the response validates them all in one pass
     for row in rows:

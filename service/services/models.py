@@ -126,3 +126,19 @@ def resolve_gpu(
     if view is None:
         raise Unprocessable.for_field("gpu", f"unknown GPU {gpu!r}; known: {', '.join(catalog.gpu_ids())}")
     return view, view.memory_bytes
+
+
+DEFAULT_TRAINING_SEQ_LEN = 8192  # pre-training runs at <= 8K and extends the context at the end (Llama 3 §3.4.1-3.4.2)
+
+
+def training_seq_len(arch: Architecture, seq_len: int | None) -> tuple[int, str]:
+    """The training sequence length: given, else the model's context up to 8K tokens."""
+    if seq_len is not None:
+        return seq_len, "request"
+    return min(arch.max_seq_len, DEFAULT_TRAINING_SEQ_LEN), "default: the model's context, at most 8,192 (Llama 3 §3.4)"
+
+
+def training_seq_len_or_none(model: ModelShape, seq_len: int | None) -> int | None:
+    """:func:`training_seq_len` for an architecture (a memory check or an attention count never takes a
+    long-context model's whole window unasked); ``seq_len`` as given for a bare parameter count."""
+    return training_seq_len(model, seq_len)[0] if isinstance(model, Architecture) else seq_len

@@ -27,7 +27,7 @@ from service.schemas.layout import PlanItem, PlanMemory, StepTimeParts
 from service.services.answers import not_keepable
 from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, light_work_only
 from service.services.lru import LruCache
-from service.services.models import resolve_gpu, resolve_model
+from service.services.models import resolve_gpu, resolve_model, training_seq_len
 
 DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens per step: Llama 2 (Touvron et al. 2023 §2.2), LLaMA (§2.3)
 DEFAULT_BATCH_TOKENS_PER_GPU = 1024  # Llama 3 405B: 16M tokens per step on 16K GPUs (Dubey et al. 2024 §3.4.1)
@@ -35,7 +35,6 @@ DEFAULT_GPUS_PER_NODE = 8  # HGX/DGX servers
 DEADLINE_SEARCH_SECONDS = 10.0  # the bound on a deadline search, over all the GPU types of a request
 PEAK_FOR_PRECISION = {Precision.MIXED_BF16: "bf16", Precision.BF16: "bf16", Precision.MIXED_FP16: "fp16", Precision.FP32: "fp32"}
 
-DEFAULT_TRAINING_SEQ_LEN = 8192  # pre-training runs at <= 8K and extends the context at the end (Llama 3 §3.4.1-3.4.2)
 
 FORMULAS = [
     "step = m*(compute + recompute + exposed tp/cp/ep comm) + bubble (p-1)/v*T_mb + pp sends + exposed dp comm + optimizer "
@@ -120,13 +119,6 @@ def batch_size(
         return max(1, round(global_batch_tokens / seq_len)), "request global_batch_tokens"
     tokens = max(DEFAULT_BATCH_TOKENS, DEFAULT_BATCH_TOKENS_PER_GPU * (n_gpus or 0))
     return max(1, round(tokens / seq_len)), "default: max(4M tokens, 1,024 tokens per GPU) (Llama 2 §2.2; Llama 3 §3.4.1)"
-
-
-def training_seq_len(arch: Architecture, seq_len: int | None) -> tuple[int, str]:
-    """The training sequence length: given, else the model's context up to 8K tokens."""
-    if seq_len is not None:
-        return seq_len, "request"
-    return min(arch.max_seq_len, DEFAULT_TRAINING_SEQ_LEN), "default: the model's context, at most 8,192 (Llama 3 §3.4)"
 
 
 PLAN_CACHE_SIZE = 512

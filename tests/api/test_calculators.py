@@ -313,3 +313,19 @@ def test_training_memory_kernels(client) -> None:
 def test_training_memory_rejects_contradicting_attention_inputs(client) -> None:
     r = client.post("/v1/memory/training", json={"model": LLAMA_7B, "flash_attention": True, "attention_implementation": "eager"})
     assert r.status_code == 422 and "attention_implementation" in r.text
+
+
+def test_training_defaults_to_8k_tokens_not_a_long_context_window(client) -> None:
+    # Llama 3.1's context is 131,072 tokens, but it was pre-trained at 8,192 (Llama 3 §3.4): a training
+    # answer without seq_len takes the context up to 8,192 and says so; 131,072 is used when asked
+    body = {"model": {"preset": "llama-3.1-8b"}, "flash_attention": True, "recompute": "full"}
+    default = ok(client, "/v1/memory/training", body)
+    assert default["assumptions"]["seq_len"] == 8192 and "default" in default["assumptions"]["seq_len_source"]
+    asked = ok(client, "/v1/memory/training", body | {"seq_len": 8192})
+    assert asked["per_gpu"] == default["per_gpu"] and asked["assumptions"]["seq_len_source"] == "request"
+    long = ok(client, "/v1/memory/training", body | {"seq_len": 131_072})
+    assert long["per_gpu"]["activations_bytes"] == 16 * default["per_gpu"]["activations_bytes"]
+    short_context = ok(client, "/v1/memory/training", {"model": {"preset": "llama-2-7b"}})
+    assert short_context["assumptions"]["seq_len"] == 4096  # a context under 8K is taken whole
+    compute = ok(client, "/v1/compute/training", {"model": {"preset": "llama-3.1-8b"}, "tokens": 1e12, "include_attention": True})
+    assert compute["assumptions"]["seq_len"] == 8192
