@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from service.core.architecture import Ffn, Norm, Position
 from service.core.compute import REQUIRED_ARCHITECTURE_FIELDS
+from service.core.hf_config import MAPPERS, WRAPPERS
 from service.core.limits import MAX_DIM, MAX_LAYERS, MAX_PARAMS, MAX_SEQ_LEN
 from service.schemas.base import Schema
 
@@ -107,10 +108,8 @@ class ModelSpec(Schema):
     attention_sinks: bool | None = Field(None, description="One learned attention-sink logit per head and layer (gpt-oss).")
     hf_config: dict[str, Any] | None = Field(
         None,
-        description="A Hugging Face config.json (model_type llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, "
-        "gemma, gemma2, gemma3_text, phi3, granite, smollm3, starcoder2, glm4, ernie4_5, seed_oss, arcee, hunyuan_v1_dense, "
-        "exaone4, gpt2, gpt_neox, falcon, deepseek_v2, deepseek_v3, glm4_moe, gpt_oss; multimodal gemma3, mistral3, llava, llava_next, qwen2_vl, qwen2_5_vl read from their "
-        "text_config); explicit fields override it.",
+        description=f"A Hugging Face config.json (model_type {', '.join(MAPPERS)}; multimodal {', '.join(WRAPPERS)} read "
+        "from their text_config); explicit fields override it.",
     )
 
     @model_validator(mode="after")
