@@ -410,6 +410,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "tiny-llama4-text-dense": {"model_type": "llama4_text", "hidden_size": 128, "intermediate_size": 32,
                                "intermediate_size_mlp": 96, "num_hidden_layers": 2, "num_attention_heads": 16,
                                "vocab_size": 128, "moe_layers": [], "pad_token_id": None},
+    # OLMo 2: q_norm / k_norm over the whole projection (4 x 16 and 2 x 16 here), norms after attention and MLP;
+    # num_key_value_heads left to the config class (the head count) in the second, with a head_dim given apart from
+    # hidden_size / heads and tied embeddings
+    "tiny-olmo2": {"model_type": "olmo2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "max_position_embeddings": 256,
+                   "pad_token_id": None},
+    "tiny-olmo2-head-dim": {"model_type": "olmo2", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 3,
+                            "num_attention_heads": 4, "head_dim": 32, "vocab_size": 128, "tie_word_embeddings": True,
+                            "pad_token_id": None},
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured

@@ -452,6 +452,19 @@ def _map_exaone4(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _map_olmo2(r: _Reader) -> dict[str, Any]:
+    """OLMo 2 ("2 OLMo 2 Furious", OLMo et al. 2024, arXiv 2501.00656; ``modeling_olmo2.py``): Llama's
+    projections and gated MLP, no biases (``attention_bias`` puts one on q, k, v and o: refused, the MLP
+    has none); the RMSNorms sit after attention and after the MLP (``post_attention_layernorm``,
+    ``post_feedforward_layernorm``: two a layer, no input norm), and ``q_norm``/``k_norm`` are
+    RMSNorms over the whole projection (``a*d_head`` and ``k*d_head`` weights), not per head."""
+    f = _llama_like(r, "olmo2", max_pos=2048, tie=False, window_rule=None)
+    if r.optional("attention_bias", False):
+        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+    f["qk_norm_full_width"] = True
+    return f
+
+
 def _map_starcoder2(r: _Reader) -> dict[str, Any]:
     """StarCoder2 (Lozhkov et al. 2024, §5; ``modeling_starcoder2.py``): GQA attention and a 2-matrix
     MLP (``c_fc``, ``c_proj``), every projection with a bias when ``use_bias`` (the default), LayerNorms
@@ -791,6 +804,7 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "arcee": _map_arcee,
     "hunyuan_v1_dense": _map_hunyuan_v1_dense,
     "exaone4": _map_exaone4,
+    "olmo2": _map_olmo2,
     "gpt2": _map_gpt2,
     "gpt_neox": _map_gpt_neox,
     "falcon": _map_falcon,

@@ -27,7 +27,7 @@ EXTENDED_ARCHITECTURE_FIELDS = (
     "router_bias", "qk_norm",
 )  # fmt: skip
 # fields only a request (or a mapped config.json) gives: no preset stores them
-SPEC_ONLY_ARCHITECTURE_FIELDS = ("attention_sinks",)
+SPEC_ONLY_ARCHITECTURE_FIELDS = ("attention_sinks", "qk_norm_full_width")
 _ARCHITECTURE_FIELD_SET = (
     frozenset(ARCHITECTURE_FIELDS) | frozenset(EXTENDED_ARCHITECTURE_FIELDS) | frozenset(SPEC_ONLY_ARCHITECTURE_FIELDS)
 )
@@ -106,6 +106,9 @@ class ModelSpec(Schema):
     router_bias: bool | None = Field(None, description="A per-expert router bias (DeepSeek-V3's load-balancing bias).")
     qk_norm: bool | None = Field(None, description="RMSNorm on each head's query and key (Qwen3, Gemma 3).")
     attention_sinks: bool | None = Field(None, description="One learned attention-sink logit per head and layer (gpt-oss).")
+    qk_norm_full_width: bool | None = Field(
+        None, description="RMSNorm over the whole query and the whole key projection, not per head (OLMo 2); excludes qk_norm."
+    )
     hf_config: dict[str, Any] | None = Field(
         None,
         description=f"A Hugging Face config.json (model_type {', '.join(MAPPERS)}; multimodal {', '.join(WRAPPERS)} read "

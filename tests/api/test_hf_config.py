@@ -229,3 +229,18 @@ def test_llama4_maverick_through_the_api(client):
     r = client.post("/v1/params", json={"model": {"hf_config": bad}})
     assert r.status_code == 422, r.text
     assert "model.hf_config.text_config.num_local_experts" in r.text
+
+
+def test_olmo2_full_width_qk_norm_round_trips(client):
+    """OLMo 2: the returned spec carries qk_norm_full_width (a request field, no preset column) and
+    counts the same sent back; with qk_norm as well it is a 422 naming the field."""
+    m = MODELS["tiny-olmo2"]
+    data = ok(client, "/v1/models/from-hf-config", {"hf_config": m["config"]})
+    assert data["total_params"] == m["parameters"]
+    spec = data["model"]
+    assert spec["qk_norm_full_width"] is True and "qk_norm" not in spec
+    assert ok(client, "/v1/params", {"model": spec})["total"] == m["parameters"]
+    without = ok(client, "/v1/params", {"model": spec | {"qk_norm_full_width": False}})["total"]
+    assert m["parameters"] - without == 2 * (4 * 16 + 2 * 16)  # two layers of q_norm (a*d_head) and k_norm (k*d_head)
+    r = client.post("/v1/params", json={"model": spec | {"qk_norm": True}})
+    assert r.status_code == 422 and "model.qk_norm_full_width" in r.text, r.text

@@ -586,3 +586,33 @@ def test_llama4_bad_text_config_is_refused_naming_text_config_key(change, field)
     with pytest.raises(InvalidSpecError) as err:  # the text model alone names the top-level key
         architecture_from_hf_config({"model_type": "llama4_text"} | _TINY_L4_TEXT | change)
     assert err.value.field == f"hf_config.{field}", (err.value.field, err.value.reason)
+
+
+def test_olmo2_full_width_qk_norms_module_by_module():
+    """OLMo 2 (``modeling_olmo2.py``): q_norm over a*d_head and k_norm over k*d_head (not 2*d_head per
+    head as Qwen3's), two RMSNorms a layer (after attention, after the MLP), no biases."""
+    m = MODELS["tiny-olmo2"]
+    arch = architecture_from_hf_config(m["config"])
+    assert arch.qk_norm_full_width and not arch.qk_norm and arch.norms_per_layer == 2
+    h, f, q, kv, vocab = 64, 128, 4 * 16, 2 * 16, 128
+    layer = h * q + 2 * h * kv + q * h + (q + kv) + 3 * h * f + 2 * h
+    assert count_params(arch).total == 2 * layer + h + 2 * vocab * h == m["parameters"]
+    per_head = make_architecture(**{**_fields(arch), "qk_norm_full_width": False, "qk_norm": True})
+    assert count_params(arch).total - count_params(per_head).total == 2 * ((q + kv) - 2 * 16)
+    wide = architecture_from_hf_config(MODELS["tiny-olmo2-head-dim"]["config"])
+    assert (wide.d_head, wide.n_kv_heads, wide.tied_embeddings) == (32, 4, True)  # head_dim given, KV heads = heads
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(m["config"] | {"attention_bias": True})
+    assert err.value.field == "hf_config.attention_bias"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"qk_norm": True}, "qk_norm_full_width"),
+     ({"kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8}, "qk_norm_full_width")],
+)  # fmt: skip
+def test_full_width_qk_norm_excludes_per_head_norms_and_mla(change, field):
+    arch = architecture_from_hf_config(MODELS["tiny-olmo2"]["config"])
+    with pytest.raises(InvalidSpecError) as err:
+        make_architecture(**{**_fields(arch), "qk_norm_full_width": True, **change})
+    assert err.value.field == f"model.{field}", err.value.reason
