@@ -28,6 +28,35 @@ GPT_OSS_20B = {
                      "original_max_position_embeddings": 4096},
 }  # fmt: skip
 
+# meta-llama/Llama-4-Scout-17B-16E: the text and vision configs as transformers 4.51 prints them (its param table
+# totals 109,676,279,296 with the vision encoder); Maverick (Llama-4-Maverick-17B-128E) keeps every shape key but
+# 128 experts on every other layer (interleave_moe_layer_step 2, the others dense MLPs of intermediate_size_mlp),
+# no q/k norm and a 1M context (TensorRT-LLM's test copy of its config, there cut to 2 of its 48 layers).
+# attn_temperature_tuning is published as 4; transformers 5.24's strict config takes a bool (no parameters either way)
+LLAMA_4_VISION = {
+    "model_type": "llama4_vision_model", "hidden_size": 1408, "intermediate_size": 5632, "num_hidden_layers": 34,
+    "num_attention_heads": 16, "image_size": 336, "patch_size": 14, "vision_output_dim": 4096,
+    "projector_input_dim": 4096, "projector_output_dim": 4096, "pixel_shuffle_ratio": 0.5, "multi_modal_projector_bias": False,
+    "rope_theta": 10000, "norm_eps": 1e-5,
+}  # fmt: skip
+LLAMA_4_SCOUT_TEXT = {
+    "model_type": "llama4_text", "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+    "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 202048,
+    "num_local_experts": 16, "num_experts_per_tok": 1, "interleave_moe_layer_step": 1, "moe_layers": list(range(48)),
+    "no_rope_layers": [1, 1, 1, 0] * 12, "attention_chunk_size": 8192, "use_qk_norm": True, "attention_bias": False,
+    "attn_temperature_tuning": True, "attn_scale": 0.1, "floor_scale": 8192, "max_position_embeddings": 262144,
+    "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "rope_theta": 500000.0, "hidden_act": "silu", "rms_norm_eps": 1e-5, "tie_word_embeddings": False,
+}  # fmt: skip
+LLAMA_4_MAVERICK_TEXT = {k: v for k, v in LLAMA_4_SCOUT_TEXT.items() if k not in ("moe_layers", "no_rope_layers")} | {
+    "num_local_experts": 128, "interleave_moe_layer_step": 2, "use_qk_norm": False, "max_position_embeddings": 1048576,
+    "rope_scaling": None,
+}  # fmt: skip
+LLAMA_4_TINY_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 28, "patch_size": 14, "vision_output_dim": 64, "projector_input_dim": 64,
+                       "projector_output_dim": 64}  # fmt: skip
+
 CONFIGS: dict[str, dict[str, Any]] = {
     # published sizes: meta-llama model cards
     "llama-3.1-8b": LLAMA_3_1_8B,
@@ -353,10 +382,47 @@ CONFIGS: dict[str, dict[str, Any]] = {
                           "sliding_window_pattern": "LLLG", "pad_token_id": None,
                           "layer_types": ["sliding_attention"] * 3 + ["full_attention"] + ["sliding_attention"] * 3
                                          + ["full_attention"]},
+    # Llama 4: the language model of the multimodal config (the vision encoder and projector measured apart)
+    "llama-4-scout-17b-16e": {"model_type": "llama4", "tie_word_embeddings": False, "text_config": LLAMA_4_SCOUT_TEXT,
+                              "vision_config": LLAMA_4_VISION},
+    "llama-4-maverick-17b-128e": {"model_type": "llama4", "tie_word_embeddings": False,
+                                  "text_config": LLAMA_4_MAVERICK_TEXT, "vision_config": LLAMA_4_VISION},
+    # MoE layers 1, 3, 5 (interleave_moe_layer_step 2) with a shared expert, dense MLPs of intermediate_size_mlp
+    # between them; 16-token chunks on the RoPE layers (layer 3 is NoPE: no_rope_layer_interval 4 by default)
+    "tiny-llama4": {"model_type": "llama4",
+                    "text_config": {"hidden_size": 64, "intermediate_size": 32, "intermediate_size_mlp": 96,
+                                    "num_hidden_layers": 6, "num_attention_heads": 4, "num_key_value_heads": 2,
+                                    "head_dim": 16, "vocab_size": 128, "num_local_experts": 4, "num_experts_per_tok": 2,
+                                    "interleave_moe_layer_step": 2, "attention_chunk_size": 16,
+                                    "max_position_embeddings": 256, "pad_token_id": None},
+                    "vision_config": LLAMA_4_TINY_VISION},
+    # moe_layers listed (0 and 3), NoPE layers listed, no q/k norm; lm_head tied by text_config's key (the
+    # top-level false is not read)
+    "tiny-llama4-moe-layers": {"model_type": "llama4", "tie_word_embeddings": False,
+                               "text_config": {"hidden_size": 64, "intermediate_size": 32, "intermediate_size_mlp": 96,
+                                               "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 1,
+                                               "vocab_size": 128, "num_local_experts": 3, "moe_layers": [0, 3],
+                                               "no_rope_layers": [1, 0, 1, 0], "attention_chunk_size": 16,
+                                               "use_qk_norm": False, "tie_word_embeddings": True, "pad_token_id": None},
+                               "vision_config": LLAMA_4_TINY_VISION},
+    # the text model alone (Llama4ForCausalLM), no MoE layer (moe_layers empty): dense MLPs of intermediate_size_mlp;
+    # head_dim, num_key_value_heads (8) and the chunk size (8192) left to the config class
+    "tiny-llama4-text-dense": {"model_type": "llama4_text", "hidden_size": 128, "intermediate_size": 32,
+                               "intermediate_size_mlp": 96, "num_hidden_layers": 2, "num_attention_heads": 16,
+                               "vocab_size": 128, "moe_layers": [], "pad_token_id": None},
+    # OLMo 2: q_norm / k_norm over the whole projection (4 x 16 and 2 x 16 here), norms after attention and MLP;
+    # num_key_value_heads left to the config class (the head count) in the second, with a head_dim given apart from
+    # hidden_size / heads and tied embeddings
+    "tiny-olmo2": {"model_type": "olmo2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "max_position_embeddings": 256,
+                   "pad_token_id": None},
+    "tiny-olmo2-head-dim": {"model_type": "olmo2", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 3,
+                            "num_attention_heads": 4, "head_dim": 32, "vocab_size": 128, "tie_word_embeddings": True,
+                            "pad_token_id": None},
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured
 CACHE_MEASURED = ("tiny-mistral-window", "tiny-qwen2-window", "tiny-gemma2-window", "tiny-gemma3-window", "tiny-deepseek-v3",
                   "tiny-qwen3-moe-window", "tiny-smollm3-window", "tiny-starcoder2-window", "tiny-qwen2.5-vl-window",
-                  "tiny-gpt-oss-window", "tiny-exaone4-window")
+                  "tiny-gpt-oss-window", "tiny-exaone4-window", "tiny-llama4", "tiny-llama4-moe-layers")
 CACHE_TOKENS = (8, 40)  # below and beyond the tiny configs' 16-token windows

@@ -3,7 +3,8 @@
 Every config of :mod:`hf_configs` is built with ``AutoModelForCausalLM.from_config`` on the meta
 device (no weights are allocated, nothing is downloaded) and its parameters are counted once each
 (tied weights once, as ``model.parameters()`` yields them); a multimodal config is built with
-``AutoModelForImageTextToText`` and only its language model and ``lm_head`` are counted (the vision
+``AutoModelForImageTextToText`` and only its language model and ``lm_head`` are counted
+(``model.language_model`` and ``lm_head``, or Llama 4's ``language_model``, which holds both; the vision
 tower and projector are recorded apart as ``vision_parameters``); persistent buffers stored in a checkpoint
 (DeepSeek-V3's ``e_score_correction_bias``) are counted apart. The tiny configs in ``CACHE_MEASURED``
 are also built on the CPU in bf16 and run over ``CACHE_TOKENS`` prompt tokens and one decoded token;
@@ -30,8 +31,10 @@ from hf_configs import CACHE_MEASURED, CACHE_TOKENS, CONFIGS  # noqa: E402
 OUT = Path(__file__).resolve().parent / "measurements" / "hf_models.json"
 CHECKPOINT_BUFFERS = ("e_score_correction_bias",)
 # multimodal configs: ``<Type>ForConditionalGeneration``, of which the language model and lm_head are counted
-MULTIMODAL = ("gemma3", "mistral3", "llava", "llava_next", "qwen2_vl", "qwen2_5_vl")
+MULTIMODAL = ("gemma3", "mistral3", "llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "llama4")
 LANGUAGE_PARTS = ("model.language_model.", "lm_head.")
+# Llama4ForConditionalGeneration holds a whole Llama4ForCausalLM: language_model.model and language_model.lm_head
+LANGUAGE_PARTS_OF = {"llama4": ("language_model.",)}
 
 
 def build_config(raw: dict):
@@ -52,10 +55,11 @@ def count(raw: dict) -> dict:
     if raw["model_type"] not in MULTIMODAL:
         return {"parameters": sum(p.numel() for p in named.values()), "checkpoint_buffers": buffers,
                 "model_class": type(model).__name__}  # fmt: skip
-    language = sum(p.numel() for name, p in named.items() if name.startswith(LANGUAGE_PARTS))
+    parts = LANGUAGE_PARTS_OF.get(raw["model_type"], LANGUAGE_PARTS)
+    language = sum(p.numel() for name, p in named.items() if name.startswith(parts))
     return {"parameters": language, "checkpoint_buffers": buffers, "model_class": type(model).__name__,
             "vision_parameters": sum(p.numel() for p in named.values()) - language,
-            "counted": "model.language_model and lm_head"}  # fmt: skip
+            "counted": " and ".join(p.rstrip(".") for p in parts)}  # fmt: skip
 
 
 def cache_bytes(cache) -> tuple[int, list[int]]:
@@ -72,6 +76,10 @@ def measure_cache(raw: dict) -> list[dict]:
     config = build_config(raw)
     torch.manual_seed(0)
     model = model_class(raw).from_config(config, dtype=torch.bfloat16).eval()
+    if raw["model_type"] in LANGUAGE_PARTS_OF:
+        # transformers 5.24's Llama4ForConditionalGeneration.forward fails without images (it reads
+        # outputs.image_outputs from its language model's output); its language model builds the same cache
+        model = model.language_model
     vocab = config.get_text_config().vocab_size
     rows = []
     for n in CACHE_TOKENS:

@@ -93,6 +93,10 @@ class Architecture:
     # softmax term that takes no value: "a learned bias in the denominator of the softmax", OpenAI's
     # gpt-oss-120b & gpt-oss-20b model card, 2025, Architecture)
     attention_sinks: bool = False
+    # one RMSNorm over the whole query projection (a*d_head) and one over the whole key projection
+    # (k*d_head), not per head (OLMo 2: ``Olmo2Attention.q_norm``/``k_norm``; "2 OLMo 2 Furious", OLMo et al.
+    # 2024, arXiv 2501.00656, QK-norm); excludes ``qk_norm``
+    qk_norm_full_width: bool = False
     # where fields were defaulted or inferred (e.g. from a config.json); not part of the shape
     assumptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from service.core.architecture import Architecture, Ffn, Norm, Position
 from service.core.errors import InvalidSpecError
-from service.core.limits import MAX_SEQ_LEN
+from service.core.limits import MAX_LAYERS, MAX_SEQ_LEN
 from service.core.spec import make_architecture
 
 GATED_ACTIVATIONS = ("silu", "swish", "gelu", "gelu_pytorch_tanh", "gelu_new", "gelu_fast", "relu", "gelu_tanh")
@@ -452,6 +452,19 @@ def _map_exaone4(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _map_olmo2(r: _Reader) -> dict[str, Any]:
+    """OLMo 2 ("2 OLMo 2 Furious", OLMo et al. 2024, arXiv 2501.00656; ``modeling_olmo2.py``): Llama's
+    projections and gated MLP, no biases (``attention_bias`` puts one on q, k, v and o: refused, the MLP
+    has none); the RMSNorms sit after attention and after the MLP (``post_attention_layernorm``,
+    ``post_feedforward_layernorm``: two a layer, no input norm), and ``q_norm``/``k_norm`` are
+    RMSNorms over the whole projection (``a*d_head`` and ``k*d_head`` weights), not per head."""
+    f = _llama_like(r, "olmo2", max_pos=2048, tie=False, window_rule=None)
+    if r.optional("attention_bias", False):
+        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+    f["qk_norm_full_width"] = True
+    return f
+
+
 def _map_starcoder2(r: _Reader) -> dict[str, Any]:
     """StarCoder2 (Lozhkov et al. 2024, §5; ``modeling_starcoder2.py``): GQA attention and a 2-matrix
     MLP (``c_fc``, ``c_proj``), every projection with a bias when ``use_bias`` (the default), LayerNorms
@@ -676,6 +689,100 @@ def _map_gpt_oss(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _int_list(r: _Reader, name: str) -> list[int] | None:
+    """A list-of-integers key (``moe_layers``, ``no_rope_layers``), None when absent or null; refused
+    naming the key when it is anything else."""
+    value = r.config.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        raise InvalidSpecError(f"{r.prefix}.{name}", f"must be a list of integers, got {value!r:.40}")
+    return value
+
+
+def _llama4_chunked_layers(r: _Reader, n_layers: int) -> int:
+    """How many layers attend in chunks (``Llama4TextConfig.__post_init__``): ``layer_types`` when it
+    lists every layer, else the RoPE layers (``no_rope_layers[i] == 1``; by default all but each
+    ``no_rope_layer_interval``-th, 4) while ``attention_chunk_size`` is set. The NoPE layers attend
+    over the whole context and have the same modules (no parameters either way)."""
+    types = r.config.get("layer_types")
+    if isinstance(types, list) and len(types) == n_layers:
+        return sum(1 for t in types if t == "chunked_attention")
+    no_rope = _int_list(r, "no_rope_layers")
+    if no_rope:  # an empty list takes the default, as the config class does
+        if len(no_rope) < n_layers:
+            raise InvalidSpecError(f"{r.prefix}.no_rope_layers", f"must list at least num_hidden_layers={n_layers} entries")
+        return sum(1 for i in range(n_layers) if no_rope[i])
+    interval = _int_key(r, "no_rope_layer_interval", 4, minimum=1)
+    return sum(1 for i in range(n_layers) if (i + 1) % interval != 0)
+
+
+def _map_llama4_text(r: _Reader) -> dict[str, Any]:
+    """The language model of Llama 4 Scout and Maverick (``modeling_llama4.py``: ``Llama4TextModel``;
+    Meta's Llama 4 model cards, 2025: 17B active of 109B and 400B with the vision encoder).
+
+    Llama's attention without biases (``attention_bias`` puts one on q, k, v and o alike: refused, as
+    the MLPs keep none) and two RMSNorms a layer. A layer listed in ``moe_layers`` (by default every
+    ``interleave_moe_layer_step``-th, from layer ``step - 1``) holds ``num_local_experts`` routed
+    experts of ``intermediate_size`` (fused ``gate_up_proj`` ``E x h x 2f`` and ``down_proj``
+    ``E x f x h``: ``3hf`` each, as three matrices), a bias-free router ``h x E`` choosing
+    ``num_experts_per_tok``, and one always-on ``shared_expert`` MLP of ``intermediate_size``
+    (``Llama4TextMoe``); the other layers hold one dense MLP of ``intermediate_size_mlp``
+    (``Llama4TextMLP``). ``use_qk_norm`` is an L2 norm without weights (``Llama4TextL2Norm``).
+    Defaults are ``Llama4TextConfig``'s (Scout's shape: 8 KV heads, ``head_dim`` 128)."""
+    f = _common_decoder(r, "llama4_text", kv_default=8)
+    if "head_dim" not in r.config:
+        f["d_head"] = 128
+        r.assumptions["head_dim"] = "not given; 128 (the transformers default)"
+    f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
+    f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", False))
+    f["max_seq_len"] = _max_positions(r, 4096 * 32)
+    if r.optional("attention_bias", False):
+        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+    if r.optional("use_qk_norm", True):
+        r.assumptions["use_qk_norm"] = "an L2 norm of q and k on the RoPE layers: no parameters"
+    n_layers = f["n_layers"]
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or not 0 < n_layers <= MAX_LAYERS:
+        return f  # the spec check names num_hidden_layers
+    listed = _int_list(r, "moe_layers")
+    if listed is None:
+        step = _int_key(r, "interleave_moe_layer_step", 1, minimum=1)
+        moe = len(range(step - 1, n_layers, step))
+    else:
+        moe = len(set(listed) & set(range(n_layers)))
+    dense_width = r.optional("intermediate_size_mlp", 16384)
+    if moe == 0:
+        r.assumptions["moe_layers"] = "no layer holds experts: every layer is a dense MLP of intermediate_size_mlp"
+        f["d_ff"] = dense_width
+        r.key_names["d_ff"] = "intermediate_size_mlp"
+    else:
+        f |= {
+            "n_experts": _int_key(r, "num_local_experts", 16, minimum=2),
+            "experts_per_token": r.optional("num_experts_per_tok", 1),
+            "n_shared_experts": 1,  # Llama4TextMoe.shared_expert: one MLP of intermediate_size
+            "first_k_dense": n_layers - moe,
+        }
+        r.key_names |= {"n_experts": "num_local_experts", "first_k_dense": "moe_layers"}
+        if moe < n_layers:
+            f["d_ff_dense"] = dense_width
+            r.key_names["d_ff_dense"] = "intermediate_size_mlp"
+            r.assumptions["first_k_dense"] = (
+                f"{n_layers - moe} dense layers of intermediate_size_mlp, interleaved with the {moe} MoE layers (not first): "
+                "counts and FLOPs are the same; a pipeline stage holds a different mix than the first-k layout suggests"
+            )
+    chunk = r.optional("attention_chunk_size", 8192)
+    chunked = _llama4_chunked_layers(r, n_layers) if chunk is not None else 0
+    if chunked:
+        f["sliding_window"], f["sliding_window_layers"] = chunk, (None if chunked == n_layers else chunked)
+        r.key_names["sliding_window"] = "attention_chunk_size"
+        r.assumptions["attention_chunk_size"] = (
+            f"chunked attention on {chunked} of {n_layers} layers modelled as a sliding window of {chunk}: the cache "
+            f"holds at most {chunk} tokens either way, but a chunk's token attends to 1 to {chunk} earlier tokens "
+            f"(about half a chunk on average), a window's to {chunk}: attention FLOPs past {chunk} tokens are overstated"
+        )
+    return f
+
+
 MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "llama": _map_llama,
     "mistral": _map_mistral,
@@ -697,6 +804,7 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "arcee": _map_arcee,
     "hunyuan_v1_dense": _map_hunyuan_v1_dense,
     "exaone4": _map_exaone4,
+    "olmo2": _map_olmo2,
     "gpt2": _map_gpt2,
     "gpt_neox": _map_gpt_neox,
     "falcon": _map_falcon,
@@ -704,6 +812,7 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "deepseek_v3": lambda r: _map_deepseek(r, "deepseek_v3"),
     "glm4_moe": _map_glm4_moe,
     "gpt_oss": _map_gpt_oss,
+    "llama4_text": _map_llama4_text,
 }
 @dataclass(frozen=True, slots=True)
 class _Wrapper:
@@ -715,7 +824,10 @@ class _Wrapper:
     ignored; ``tie``: the wrapper's own ``tie_word_embeddings`` default, which transformers 5 reads to
     tie ``lm_head`` (the text config's key is not read); ``forward_tie``: the config class forwards a
     true ``text_config.tie_word_embeddings`` to the top (``LlavaConfig``, ``Qwen2VLConfig``
-    ``__post_init__``); ``flat``: the text keys may sit at the top level instead (Qwen2-VL hub configs).
+    ``__post_init__``); ``flat``: the text keys may sit at the top level instead (Qwen2-VL hub configs);
+    ``nested_lm``: the language model is a whole ``<Type>ForCausalLM`` (``language_model.lm_head``)
+    that ties its own ``lm_head`` by the text config's ``tie_word_embeddings``, the wrapper's key unread
+    (``Llama4ForConditionalGeneration``).
     """
 
     text_type: str
@@ -723,6 +835,7 @@ class _Wrapper:
     tie: bool
     forward_tie: bool = False
     flat: bool = False
+    nested_lm: bool = False
 
 
 WRAPPERS: dict[str, _Wrapper] = {
@@ -732,6 +845,7 @@ WRAPPERS: dict[str, _Wrapper] = {
     "llava_next": _Wrapper("llama", fixed=False, tie=False),
     "qwen2_vl": _Wrapper("qwen2_vl_text", fixed=True, tie=False, forward_tie=True, flat=True),
     "qwen2_5_vl": _Wrapper("qwen2_5_vl_text", fixed=True, tie=False, forward_tie=True, flat=True),
+    "llama4": _Wrapper("llama4_text", fixed=True, tie=False, nested_lm=True),
 }
 
 
@@ -785,6 +899,13 @@ def _wrapper_tie(config: Mapping[str, Any], model_type: str, fields: dict[str, A
     """``lm_head`` tied as the wrapper's config says (see :class:`_Wrapper`), not as the text config's."""
     w = WRAPPERS[model_type]
     text_tie = bool(fields.get("tied_embeddings"))
+    if w.nested_lm:  # the text config's key (or its class's default) ties lm_head; the wrapper's is not read
+        if config.get("tie_word_embeddings") is not None and bool(config["tie_word_embeddings"]) != text_tie:
+            r.assumptions["tie_word_embeddings"] = (
+                f"text_config's {text_tie!r} ties lm_head (the {model_type} language model ties its own); "
+                "the top-level key is not read"
+            )
+        return
     r.assumptions.pop("tie_word_embeddings", None)
     top = config.get("tie_word_embeddings")
     if top is None:
@@ -804,7 +925,7 @@ def _wrapper_tie(config: Mapping[str, Any], model_type: str, fields: dict[str, A
 def map_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> HfMapping:
     """Map a ``config.json`` dict to core fields; raise :class:`InvalidSpecError` naming an unknown
     ``model_type`` or the missing keys. A multimodal config (:data:`WRAPPERS`: gemma3, mistral3,
-    llava, llava_next, qwen2_vl, qwen2_5_vl) is read from its ``text_config`` (the vision tower and
+    llava, llava_next, qwen2_vl, qwen2_5_vl, llama4) is read from its ``text_config`` (the vision tower and
     the projector are not counted); its keys are then named ``<prefix>.text_config.<key>``."""
     if not isinstance(config, Mapping):
         raise InvalidSpecError(prefix, "must be a JSON object (the model's config.json)")

@@ -50,15 +50,17 @@ def attention_params_per_layer(arch: Architecture) -> int:
     ``h*(a*d_head)`` for Q, ``2*h*(k*d_head)`` for K and V (GQA/MQA shrink only these), and
     ``(a*d_head)*h`` for the output projection (Vaswani et al. 2017 §3.2; Ainslie et al. 2023 for
     GQA). Biases: every projection when ``bias`` (GPT-2, Pythia, gpt-oss), only Q/K/V with ``qkv_bias``
-    (Qwen2). ``qk_norm`` adds ``2*d_head`` (a per-head RMSNorm on q and on k, Qwen3); ``attention_sinks``
-    adds ``a``, one learned sink logit per head (``GptOssAttention.sinks``; gpt-oss model card,
-    Architecture).
+    (Qwen2). ``qk_norm`` adds ``2*d_head`` (a per-head RMSNorm on q and on k, Qwen3); ``qk_norm_full_width``
+    adds ``a*d_head + k*d_head`` (one RMSNorm over the whole q and one over the whole k projection:
+    ``Olmo2Attention.q_norm``/``k_norm``); ``attention_sinks`` adds ``a``, one learned sink logit per
+    head (``GptOssAttention.sinks``; gpt-oss model card, Architecture).
     """
     if arch.is_mla:
         return mla_params_per_layer(arch)
     h, q, kv = arch.d_model, arch.q_dim, arch.kv_dim
     weights = h * q + 2 * h * kv + q * h  # q proj + k,v proj + out proj
     qk_norm = 2 * arch.d_head if arch.qk_norm else 0  # RMSNorm over each head's q and k (Qwen3, Gemma 3)
+    qk_norm += q + kv if arch.qk_norm_full_width else 0  # RMSNorm over all of q and all of k (OLMo 2)
     qk_norm += arch.n_heads if arch.attention_sinks else 0  # one sink logit per head (gpt-oss)
     if arch.bias:
         return weights + q + 2 * kv + h + qk_norm

@@ -65,6 +65,7 @@ def make_architecture(
     router_bias: bool | None = False,
     qk_norm: bool | None = False,
     attention_sinks: bool | None = False,
+    qk_norm_full_width: bool | None = False,
     assumptions: tuple[tuple[str, str], ...] = (),
 ) -> Architecture:
     """Build a validated :class:`Architecture`; every rule names the field it checks.
@@ -78,7 +79,11 @@ def make_architecture(
     # a stored preset keeps the newer fields null where they do not apply
     n_shared_experts, first_k_dense = n_shared_experts or 0, first_k_dense or 0
     shared_expert_gate, router_bias, qk_norm = bool(shared_expert_gate), bool(router_bias), bool(qk_norm)
-    attention_sinks = bool(attention_sinks)
+    attention_sinks, qk_norm_full_width = bool(attention_sinks), bool(qk_norm_full_width)
+    if qk_norm_full_width and qk_norm:
+        raise InvalidSpecError(f("qk_norm_full_width"), "give qk_norm (per head) or qk_norm_full_width (whole projection), not both")
+    if qk_norm_full_width and kv_lora_rank is not None:
+        raise InvalidSpecError(f("qk_norm_full_width"), "does not apply to multi-head latent attention (kv_lora_rank)")
 
     check_positive_int(f("n_layers"), n_layers, maximum=MAX_LAYERS)
     check_positive_int(f("d_model"), d_model, maximum=MAX_DIM)
@@ -173,6 +178,7 @@ def make_architecture(
         router_bias=router_bias,
         qk_norm=qk_norm,
         attention_sinks=attention_sinks,
+        qk_norm_full_width=qk_norm_full_width,
         assumptions=tuple(assumptions),
     )
     if count_params(arch).total > MAX_PARAMS:

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from service.core.architecture import Ffn, Norm, Position
 from service.core.compute import REQUIRED_ARCHITECTURE_FIELDS
+from service.core.hf_config import MAPPERS, WRAPPERS
 from service.core.limits import MAX_DIM, MAX_LAYERS, MAX_PARAMS, MAX_SEQ_LEN
 from service.schemas.base import Schema
 
@@ -26,7 +27,7 @@ EXTENDED_ARCHITECTURE_FIELDS = (
     "router_bias", "qk_norm",
 )  # fmt: skip
 # fields only a request (or a mapped config.json) gives: no preset stores them
-SPEC_ONLY_ARCHITECTURE_FIELDS = ("attention_sinks",)
+SPEC_ONLY_ARCHITECTURE_FIELDS = ("attention_sinks", "qk_norm_full_width")
 _ARCHITECTURE_FIELD_SET = (
     frozenset(ARCHITECTURE_FIELDS) | frozenset(EXTENDED_ARCHITECTURE_FIELDS) | frozenset(SPEC_ONLY_ARCHITECTURE_FIELDS)
 )
@@ -105,12 +106,13 @@ class ModelSpec(Schema):
     router_bias: bool | None = Field(None, description="A per-expert router bias (DeepSeek-V3's load-balancing bias).")
     qk_norm: bool | None = Field(None, description="RMSNorm on each head's query and key (Qwen3, Gemma 3).")
     attention_sinks: bool | None = Field(None, description="One learned attention-sink logit per head and layer (gpt-oss).")
+    qk_norm_full_width: bool | None = Field(
+        None, description="RMSNorm over the whole query and the whole key projection, not per head (OLMo 2); excludes qk_norm."
+    )
     hf_config: dict[str, Any] | None = Field(
         None,
-        description="A Hugging Face config.json (model_type llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, "
-        "gemma, gemma2, gemma3_text, phi3, granite, smollm3, starcoder2, glm4, ernie4_5, seed_oss, arcee, hunyuan_v1_dense, "
-        "exaone4, gpt2, gpt_neox, falcon, deepseek_v2, deepseek_v3, glm4_moe, gpt_oss; multimodal gemma3, mistral3, llava, llava_next, qwen2_vl, qwen2_5_vl read from their "
-        "text_config); explicit fields override it.",
+        description=f"A Hugging Face config.json (model_type {', '.join(MAPPERS)}; multimodal {', '.join(WRAPPERS)} read "
+        "from their text_config); explicit fields override it.",
     )
 
     @model_validator(mode="after")

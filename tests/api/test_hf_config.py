@@ -205,3 +205,42 @@ def test_a_multimodal_config_through_the_api(client):
     r = client.post("/v1/memory/training", json={"model": {"hf_config": bad}, "seq_len": 4096})
     assert r.status_code == 422, r.text
     assert "model.hf_config.text_config.num_attention_heads" in r.text
+
+
+def test_llama4_maverick_through_the_api(client):
+    """Llama 4 Maverick's published config (a llama4 wrapper): its language model as transformers builds
+    it, 400,711,848,960 parameters, 17.18 B active; the 24 dense layers sent back as first_k_dense (said
+    to be interleaved), the chunks as a window on the 36 RoPE layers, which cap the cache at 8,192 tokens
+    there; a bad text_config key is a 422 naming model.hf_config.text_config.<key>."""
+    maverick = MODELS["llama-4-maverick-17b-128e"]["config"]
+    data = ok(client, "/v1/models/from-hf-config", {"hf_config": maverick})
+    assert (data["model_type"], data["total_params"]) == ("llama4", MODELS["llama-4-maverick-17b-128e"]["parameters"])
+    assert data["total_params"] == 400_711_848_960 and data["active_params"] == 17_184_691_200
+    spec = data["model"]
+    assert (spec["n_experts"], spec["first_k_dense"], spec["d_ff_dense"], spec["n_shared_experts"]) == (128, 24, 16384, 1)
+    assert (spec["sliding_window"], spec["sliding_window_layers"]) == (8192, 36)
+    assert "interleaved" in data["assumptions"]["first_k_dense"]
+    assert "sliding window" in data["assumptions"]["attention_chunk_size"]
+    assert ok(client, "/v1/params", {"model": spec})["total"] == 400_711_848_960
+    mem = ok(client, "/v1/memory/inference", {"model": {"hf_config": maverick}, "seq_len": 32_768})
+    per_token_layer = 2 * 8 * 128 * 2  # K and V, 8 KV heads of 128, bf16
+    assert mem["kv_cache_bytes"] == per_token_layer * (12 * 32_768 + 36 * 8192)
+    bad = maverick | {"text_config": maverick["text_config"] | {"num_local_experts": 1}}
+    r = client.post("/v1/params", json={"model": {"hf_config": bad}})
+    assert r.status_code == 422, r.text
+    assert "model.hf_config.text_config.num_local_experts" in r.text
+
+
+def test_olmo2_full_width_qk_norm_round_trips(client):
+    """OLMo 2: the returned spec carries qk_norm_full_width (a request field, no preset column) and
+    counts the same sent back; with qk_norm as well it is a 422 naming the field."""
+    m = MODELS["tiny-olmo2"]
+    data = ok(client, "/v1/models/from-hf-config", {"hf_config": m["config"]})
+    assert data["total_params"] == m["parameters"]
+    spec = data["model"]
+    assert spec["qk_norm_full_width"] is True and "qk_norm" not in spec
+    assert ok(client, "/v1/params", {"model": spec})["total"] == m["parameters"]
+    without = ok(client, "/v1/params", {"model": spec | {"qk_norm_full_width": False}})["total"]
+    assert m["parameters"] - without == 2 * (4 * 16 + 2 * 16)  # two layers of q_norm (a*d_head) and k_norm (k*d_head)
+    r = client.post("/v1/params", json={"model": spec | {"qk_norm": True}})
+    assert r.status_code == 422 and "model.qk_norm_full_width" in r.text, r.text

@@ -501,3 +501,118 @@ def test_exaone4_window_patterns():
     assert architecture_from_hf_config(lllg).local_layers == 6
     assert architecture_from_hf_config(MODELS["tiny-exaone4-window"]["config"] | {"sliding_window": None}).sliding_window is None
     assert "32" in dict(map_hf_config({k: v for k, v in lllg.items() if k != "num_key_value_heads"}).assumptions)["num_key_value_heads"]
+
+
+def test_llama4_interleaved_moe_shared_expert_and_chunks():
+    """Llama 4 (``modeling_llama4.py``; Meta's model cards: Scout 17B active of 109B, Maverick 17B of
+    400B, both with the vision encoder). Scout: 16 experts of 8192 and one shared on all 48 layers;
+    Maverick: 128 experts on every other layer, the 24 others dense MLPs of 16384. The language
+    models are measured exactly; with the measured vision encoder and projector (871,932,416) the
+    totals round to the cards'; active = embedding + lm_head + attention + one routed and the
+    shared expert per MoE layer (+ the dense MLPs)."""
+    scout, maverick = MODELS["llama-4-scout-17b-16e"], MODELS["llama-4-maverick-17b-128e"]
+    s, m = architecture_from_hf_config(scout["config"]), architecture_from_hf_config(maverick["config"])
+    assert (s.n_experts, s.experts_per_token, s.moe_layers, s.dense_mlp_layers, s.shared_expert_width) == (16, 1, 48, 0, 8192)
+    assert (m.n_experts, m.moe_layers, m.dense_mlp_layers, m.d_ff_dense, m.shared_expert_width) == (128, 24, 24, 16384, 8192)
+    assert not (s.router_bias or s.shared_expert_gate or s.qk_norm or s.bias or s.tied_embeddings)
+    sb, mb = count_params(s), count_params(m)
+    assert (sb.total, mb.total) == (scout["parameters"], maverick["parameters"]) == (107_769_861_120, 400_711_848_960)
+    assert scout["vision_parameters"] == maverick["vision_parameters"] == 871_932_416
+    assert round((sb.total + scout["vision_parameters"]) / 1e9) == 109
+    assert (mb.total + maverick["vision_parameters"]) / 1e9 == pytest.approx(400, rel=0.005)  # 401.58
+    h, f, attention = 5120, 8192, 2 * 5120 * 5120 + 2 * 5120 * 1024
+    head = 2 * 202_048 * h + h  # embedding, lm_head, final norm
+    layer_norms = 2 * h
+    assert sb.active == head + 48 * (attention + 2 * 3 * h * f + h * 16 + layer_norms) == 17_172_894_720
+    assert mb.active == head + 48 * (attention + layer_norms) + 24 * (2 * 3 * h * f + h * 128) + 24 * 3 * h * 16384
+    assert round(sb.active / 1e9) == round(mb.active / 1e9) == 17
+    # 8192-token chunks on the RoPE layers (3 of every 4), the chunking approximation and the
+    # interleaving said
+    assert (s.sliding_window, s.local_layers, m.local_layers) == (8192, 36, 36)
+    notes = dict(m.assumptions)
+    assert "interleaved" in notes["first_k_dense"] and "24 dense layers" in notes["first_k_dense"]
+    assert "1 to 8192" in notes["attention_chunk_size"] and "overstated" in notes["attention_chunk_size"]
+    assert "no parameters" in dict(s.assumptions)["use_qk_norm"]
+
+
+def test_llama4_tiny_configs_layer_rules_and_tying():
+    """The tiny configs keep the structure: interleave_moe_layer_step 2 (layers 1, 3, 5 MoE), a listed
+    moe_layers, an empty one (no MoE layer: a dense model of intermediate_size_mlp), the NoPE layers
+    outside the chunks, and lm_head tied by text_config's key alone (Llama4ForCausalLM ties its own)."""
+    tiny = architecture_from_hf_config(MODELS["tiny-llama4"]["config"])
+    assert (tiny.moe_layers, tiny.first_k_dense, tiny.d_ff_dense, tiny.local_layers) == (3, 3, 96, 5)
+    listed = map_hf_config(MODELS["tiny-llama4-moe-layers"]["config"])
+    fields = dict(listed.fields)
+    assert (fields["first_k_dense"], fields["sliding_window_layers"], fields["tied_embeddings"]) == (2, 2, True)
+    assert "not read" in dict(listed.assumptions)["tie_word_embeddings"]
+    dense = map_hf_config(MODELS["tiny-llama4-text-dense"]["config"])
+    fields, notes = dict(dense.fields), dict(dense.assumptions)
+    assert (fields["d_ff"], fields["d_head"], fields["n_kv_heads"], fields.get("n_experts", 1)) == (96, 128, 8, 1)
+    assert {"head_dim", "num_key_value_heads", "attention_chunk_size", "moe_layers"} <= set(notes)
+    step4 = MODELS["tiny-llama4"]["config"]["text_config"] | {"interleave_moe_layer_step": 4}
+    assert architecture_from_hf_config(_wrap("llama4", step4)).moe_layers == 1  # layer 3 only
+    unchunked = MODELS["tiny-llama4"]["config"]["text_config"] | {"attention_chunk_size": None}
+    assert architecture_from_hf_config(_wrap("llama4", unchunked)).sliding_window is None
+
+
+_TINY_L4_TEXT = {"hidden_size": 64, "intermediate_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "vocab_size": 128}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"num_local_experts": 1}, "num_local_experts"),
+        ({"num_local_experts": "16"}, "num_local_experts"),
+        ({"num_experts_per_tok": 17}, "num_experts_per_tok"),  # of the default 16
+        ({"intermediate_size_mlp": 0, "interleave_moe_layer_step": 2}, "intermediate_size_mlp"),
+        ({"intermediate_size_mlp": 10**400, "moe_layers": []}, "intermediate_size_mlp"),
+        ({"interleave_moe_layer_step": 0}, "interleave_moe_layer_step"),
+        ({"moe_layers": [0, "1"]}, "moe_layers"),
+        ({"moe_layers": 2}, "moe_layers"),
+        ({"no_rope_layers": [1, 0]}, "no_rope_layers"),
+        ({"no_rope_layer_interval": -4}, "no_rope_layer_interval"),
+        ({"attention_chunk_size": 0}, "attention_chunk_size"),
+        ({"attention_chunk_size": 10**400}, "attention_chunk_size"),
+        ({"attention_bias": True}, "attention_bias"),
+        ({"num_hidden_layers": 10**400}, "num_hidden_layers"),
+        ({"hidden_size": None}, "hidden_size"),
+    ],
+)  # fmt: skip
+def test_llama4_bad_text_config_is_refused_naming_text_config_key(change, field):
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(_wrap("llama4", _TINY_L4_TEXT | change))
+    assert err.value.field == f"hf_config.text_config.{field}", (err.value.field, err.value.reason)
+    with pytest.raises(InvalidSpecError) as err:  # the text model alone names the top-level key
+        architecture_from_hf_config({"model_type": "llama4_text"} | _TINY_L4_TEXT | change)
+    assert err.value.field == f"hf_config.{field}", (err.value.field, err.value.reason)
+
+
+def test_olmo2_full_width_qk_norms_module_by_module():
+    """OLMo 2 (``modeling_olmo2.py``): q_norm over a*d_head and k_norm over k*d_head (not 2*d_head per
+    head as Qwen3's), two RMSNorms a layer (after attention, after the MLP), no biases."""
+    m = MODELS["tiny-olmo2"]
+    arch = architecture_from_hf_config(m["config"])
+    assert arch.qk_norm_full_width and not arch.qk_norm and arch.norms_per_layer == 2
+    h, f, q, kv, vocab = 64, 128, 4 * 16, 2 * 16, 128
+    layer = h * q + 2 * h * kv + q * h + (q + kv) + 3 * h * f + 2 * h
+    assert count_params(arch).total == 2 * layer + h + 2 * vocab * h == m["parameters"]
+    per_head = make_architecture(**{**_fields(arch), "qk_norm_full_width": False, "qk_norm": True})
+    assert count_params(arch).total - count_params(per_head).total == 2 * ((q + kv) - 2 * 16)
+    wide = architecture_from_hf_config(MODELS["tiny-olmo2-head-dim"]["config"])
+    assert (wide.d_head, wide.n_kv_heads, wide.tied_embeddings) == (32, 4, True)  # head_dim given, KV heads = heads
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(m["config"] | {"attention_bias": True})
+    assert err.value.field == "hf_config.attention_bias"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"qk_norm": True}, "qk_norm_full_width"),
+     ({"kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8}, "qk_norm_full_width")],
+)  # fmt: skip
+def test_full_width_qk_norm_excludes_per_head_norms_and_mla(change, field):
+    arch = architecture_from_hf_config(MODELS["tiny-olmo2"]["config"])
+    with pytest.raises(InvalidSpecError) as err:
+        make_architecture(**{**_fields(arch), "qk_norm_full_width": True, **change})
+    assert err.value.field == f"model.{field}", err.value.reason
