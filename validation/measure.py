@@ -78,6 +78,32 @@ def llama(n_layers: int, *, d_model: int = 256, n_heads: int = 4, n_kv_heads: in
     return cfg, arch, {"residual_dropout": False}
 
 
+def qwen3(n_layers: int, *, dropout: float = 0.0) -> tuple[object, dict, dict]:
+    """Qwen3: Llama's block with an RMSNorm on each head's query and key (``q_norm``, ``k_norm``),
+    head_dim 64 on 4 query and 2 key-value heads."""
+    cfg = transformers.Qwen3Config(
+        num_hidden_layers=n_layers, hidden_size=256, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
+        intermediate_size=688, vocab_size=1024, max_position_embeddings=512, tie_word_embeddings=False,
+        attention_dropout=dropout, bos_token_id=0, eos_token_id=0,
+    )
+    arch = dict(n_layers=n_layers, d_model=256, n_heads=4, n_kv_heads=2, d_head=64, d_ff=688, vocab_size=1024, ffn="swiglu",
+                norm="rmsnorm", tied_embeddings=False, position="rotary", max_seq_len=512, qk_norm=True)  # fmt: skip
+    return cfg, arch, {"residual_dropout": False}
+
+
+def olmo2(n_layers: int, *, dropout: float = 0.0) -> tuple[object, dict, dict]:
+    """OLMo 2: norms after attention and after the MLP, an RMSNorm over the whole query and key
+    projections, and every RMSNorm multiplying by its weight in fp32."""
+    cfg = transformers.Olmo2Config(
+        num_hidden_layers=n_layers, hidden_size=256, num_attention_heads=4, num_key_value_heads=2, intermediate_size=688,
+        vocab_size=1024, max_position_embeddings=512, tie_word_embeddings=False, attention_dropout=dropout,
+        bos_token_id=0, eos_token_id=0, pad_token_id=0,
+    )
+    arch = dict(n_layers=n_layers, d_model=256, n_heads=4, n_kv_heads=2, d_ff=688, vocab_size=1024, ffn="swiglu",
+                norm="rmsnorm", tied_embeddings=False, position="rotary", max_seq_len=512, qk_norm_full_width=True)  # fmt: skip
+    return cfg, arch, {"residual_dropout": False}
+
+
 def build(cfg: object, *, attn: str, dtype: torch.dtype = torch.bfloat16, device: str = "cpu") -> torch.nn.Module:
     cfg._attn_implementation = attn
     with torch.device(device):
@@ -257,6 +283,10 @@ def main() -> None:
         activation_case("llama gqa eager", llama, attn="eager", n_heads=8, n_kv_heads=2),
         activation_case("llama gqa sdpa", llama, attn="sdpa", n_heads=8, n_kv_heads=2),
         activation_case("llama h512 gqa sdpa", llama, attn="sdpa", d_model=512, n_heads=8, n_kv_heads=2, d_ff=1376),
+        activation_case("qwen3 eager (q/k norm per head)", qwen3, attn="eager"),
+        activation_case("qwen3 sdpa (q/k norm per head)", qwen3, attn="sdpa"),
+        activation_case("olmo2 eager (q/k norm over the projection)", olmo2, attn="eager"),
+        activation_case("olmo2 sdpa (q/k norm over the projection)", olmo2, attn="sdpa"),
     ]
     # parameters
     for name, (cfg, arch, _) in {

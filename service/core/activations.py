@@ -64,7 +64,7 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     Attention block: input of the QKV projection ``e*sbh``; Q ``e*sb*a*d_head``; K and V
     ``2*e*sb*k*d_head`` (GQA shrinks them); input of the output projection ``e*sb*a*d_head``;
     softmax output ``e*a*s^2*b`` (+ dropout mask ``a*s^2*b`` and output ``e*a*s^2*b``); output
-    dropout mask ``sbh``. MLP: its input ``e*sbh``; GELU keeps the activation input and the
+    dropout mask ``sbh``; a norm on Q and K (``qk_norm``) keeps what a norm keeps per element of them. MLP: its input ``e*sbh``; GELU keeps the activation input and the
     down-projection input ``2*e*sbf``; SwiGLU keeps the gate and up outputs and the product fed
     to the down projection ``3*e*sbf`` (Megatron-LM's fused SwiGLU recomputes the SiLU); an MoE
     token passes ``experts_per_token`` experts; output dropout mask ``sbh``. Norms: each norm's
@@ -128,6 +128,13 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
         kv = math.ceil(e * s * b * 2 * arch.q_dim / t)
     else:  # K and V split over at most n_kv_heads ranks: GQA heads are replicated beyond that
         kv = math.ceil(e * s * b * 2 * arch.kv_dim / min(t, arch.n_kv_heads))
+    if arch.qk_norm or arch.qk_norm_full_width:
+        # a norm on Q and on K (per head: Qwen3, Gemma 3; over the whole projection: OLMo 2) keeps its
+        # input and normalised copy as any norm does (measured: ACCURACY.md), Q split over t ranks,
+        # K over at most n_kv_heads
+        per_element = norm_kept_bytes(k, e)
+        sharded += per_element * s * b * arch.q_dim
+        kv += math.ceil(per_element * s * b * arch.kv_dim / min(t, arch.n_kv_heads))
     if opts.recompute is Recompute.SELECTIVE:
         scores = 0
     elif k.attention is not AttentionKernel.EAGER:
