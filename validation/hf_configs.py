@@ -419,6 +419,43 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "tiny-olmo2-head-dim": {"model_type": "olmo2", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 3,
                             "num_attention_heads": 4, "head_dim": 32, "vocab_size": 128, "tie_word_embeddings": True,
                             "pad_token_id": None},
+    # allenai/OLMoE-1B-7B-0924 config.json (paper, arXiv 2409.02060: 6.9B total, 1.3B active): 64 experts, 8 routed
+    "olmoe-1b-7b": {"model_type": "olmoe", "hidden_size": 2048, "intermediate_size": 1024, "num_hidden_layers": 16,
+                    "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 50304, "num_experts": 64,
+                    "num_experts_per_tok": 8, "max_position_embeddings": 4096, "rope_theta": 10000.0, "clip_qkv": None,
+                    "norm_topk_prob": False, "tie_word_embeddings": False, "pad_token_id": 1, "eos_token_id": 50279},
+    # OLMoE with GQA: q_norm over hidden_size (64), k_norm over 2 x 16; the expert count by its alias num_local_experts
+    "tiny-olmoe": {"model_type": "olmoe", "hidden_size": 64, "intermediate_size": 32, "num_hidden_layers": 2,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "num_local_experts": 4,
+                   "num_experts_per_tok": 2, "pad_token_id": None, "eos_token_id": None},
+    # ibm-granite/granite-3.0-1b-a400m-base config.json (model card: 1.3B total, 400M active): 32 experts, 8 routed
+    "granite-3.0-1b-a400m": {"model_type": "granitemoe", "hidden_size": 1024, "intermediate_size": 512,
+                             "num_hidden_layers": 24, "num_attention_heads": 16, "num_key_value_heads": 8,
+                             "vocab_size": 49155, "num_local_experts": 32, "num_experts_per_tok": 8,
+                             "max_position_embeddings": 4096, "tie_word_embeddings": True, "attention_multiplier": 0.015625,
+                             "embedding_multiplier": 12.0, "logits_scaling": 6.0, "residual_multiplier": 0.22,
+                             "rope_theta": 10000, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0},
+    # num_local_experts (8) and num_experts_per_tok (2) left to the config class
+    "tiny-granitemoe": {"model_type": "granitemoe", "hidden_size": 64, "intermediate_size": 32, "num_hidden_layers": 2,
+                        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128},
+    # a shared gated MLP of shared_intermediate_size beside the routed experts
+    "tiny-granitemoeshared": {"model_type": "granitemoeshared", "hidden_size": 64, "intermediate_size": 32,
+                              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                              "vocab_size": 128, "num_local_experts": 4, "num_experts_per_tok": 2,
+                              "shared_intermediate_size": 48},
+    # databricks/dbrx-base config.json (model card: 132B total, 36B active): 16 experts, 4 routed, nested configs
+    "dbrx-base": {"model_type": "dbrx", "d_model": 6144, "n_heads": 48, "n_layers": 40, "max_seq_len": 32768,
+                  "vocab_size": 100352, "attn_config": {"clip_qkv": 8, "kv_n_heads": 8, "rope_theta": 500000},
+                  "ffn_config": {"ffn_hidden_size": 10752, "moe_num_experts": 16, "moe_top_k": 4,
+                                 "ffn_act_fn": {"name": "silu"}, "moe_jitter_eps": 0.0, "moe_loss_weight": 0.05},
+                  "tie_word_embeddings": False},
+    "tiny-dbrx": {"model_type": "dbrx", "d_model": 64, "n_heads": 4, "n_layers": 2, "max_seq_len": 256,
+                  "vocab_size": 128, "attn_config": {"kv_n_heads": 2, "rope_theta": 10000},
+                  "ffn_config": {"ffn_hidden_size": 32, "moe_num_experts": 4, "moe_top_k": 2}},
+    # kv_n_heads and ffn_config left out: one KV head, 4 experts of 3584, 1 routed (the config classes' defaults);
+    # attn_config.rope_theta is given as transformers 5.24's DbrxAttention reads it and DbrxAttentionConfig has no default
+    "tiny-dbrx-defaults": {"model_type": "dbrx", "d_model": 64, "n_heads": 4, "n_layers": 1, "vocab_size": 128,
+                           "attn_config": {"rope_theta": 10000}},
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured

@@ -197,6 +197,14 @@ def _llama_like(
     return f
 
 
+def _refuse_attention_bias(r: _Reader) -> None:
+    """Families whose ``attention_bias`` puts a bias on q, k, v and o alike while the MLP keeps none:
+    not a combination :class:`Architecture` counts (``bias`` is every projection, ``qkv_bias`` Q/K/V
+    alone), so a true value is refused naming the key."""
+    if r.optional("attention_bias", False):
+        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+
+
 def _map_llama(r: _Reader) -> dict[str, Any]:
     return _llama_like(r, "llama", max_pos=2048, tie=False, window_rule=None)
 
@@ -425,8 +433,7 @@ def _map_hunyuan_v1_dense(r: _Reader) -> dict[str, Any]:
     is required: the config class defaults it to None, on which the attention module fails."""
     r.required("head_dim")
     f = _llama_like(r, "hunyuan_v1_dense", max_pos=2048, tie=False, window_rule=None)
-    if r.optional("attention_bias", False):
-        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+    _refuse_attention_bias(r)
     f["qk_norm"] = True
     return f
 
@@ -459,8 +466,7 @@ def _map_olmo2(r: _Reader) -> dict[str, Any]:
     ``post_feedforward_layernorm``: two a layer, no input norm), and ``q_norm``/``k_norm`` are
     RMSNorms over the whole projection (``a*d_head`` and ``k*d_head`` weights), not per head."""
     f = _llama_like(r, "olmo2", max_pos=2048, tie=False, window_rule=None)
-    if r.optional("attention_bias", False):
-        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+    _refuse_attention_bias(r)
     f["qk_norm_full_width"] = True
     return f
 
@@ -737,8 +743,7 @@ def _map_llama4_text(r: _Reader) -> dict[str, Any]:
     f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
     f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", False))
     f["max_seq_len"] = _max_positions(r, 4096 * 32)
-    if r.optional("attention_bias", False):
-        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+    _refuse_attention_bias(r)
     if r.optional("use_qk_norm", True):
         r.assumptions["use_qk_norm"] = "an L2 norm of q and k on the RoPE layers: no parameters"
     n_layers = f["n_layers"]
@@ -783,6 +788,120 @@ def _map_llama4_text(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _experts_key(r: _Reader, primary: str, alias: str) -> str:
+    """The key a config gives its expert count by: ``primary``, or ``alias`` where only that is given
+    (the config class's ``attribute_map`` reads one as the other)."""
+    return alias if alias in r.config and primary not in r.config else primary
+
+
+def _head_dim_of_hidden(r: _Reader, f: dict[str, Any], model_type: str) -> None:
+    """Families whose modules size a norm or projection by ``hidden_size`` itself, so that a
+    ``head_dim`` other than ``hidden_size // num_attention_heads`` cannot be built: refused naming it."""
+    given = f.pop("d_head", None)
+    d, a = f["d_model"], f["n_heads"]
+    if given is not None and isinstance(d, int) and isinstance(a, int) and a > 0 and given != d // a:
+        raise InvalidSpecError(
+            f"{r.prefix}.head_dim", f"a {model_type} model sizes its modules by hidden_size / num_attention_heads ({d // a}), got {given!r:.40}"
+        )
+
+
+def _map_olmoe(r: _Reader) -> dict[str, Any]:
+    """OLMoE (Muennighoff et al. 2024, "OLMoE: Open Mixture-of-Experts Language Models", arXiv
+    2409.02060, §2; ``modeling_olmoe.py``): Llama's attention without biases (``attention_bias`` puts
+    one on q, k, v and o: refused) with an RMSNorm over the whole query (``q_norm``: ``hidden_size``
+    weights) and the whole key projection (``k_norm``: ``k*d_head``), as OLMo 2; every layer holds
+    ``num_experts`` SwiGLU experts of ``intermediate_size`` (fused ``gate_up_proj`` and ``down_proj``)
+    and a bias-free router (``OlmoeTopKRouter``) choosing ``num_experts_per_tok``; two RMSNorms a layer.
+    ``clip_qkv`` and ``norm_topk_prob`` have no parameters."""
+    f = _llama_like(r, "olmoe", max_pos=4096, tie=False, window_rule=None)
+    _head_dim_of_hidden(r, f, "olmoe")  # q_norm is hidden_size wide
+    _refuse_attention_bias(r)
+    key = _experts_key(r, "num_experts", "num_local_experts")
+    f |= {
+        "qk_norm_full_width": True,
+        "n_experts": _int_key(r, key, 64, minimum=2),
+        "experts_per_token": r.optional("num_experts_per_tok", 8),
+    }
+    r.key_names["n_experts"] = key
+    return f
+
+
+def _map_granitemoe(r: _Reader, model_type: str = "granitemoe") -> dict[str, Any]:
+    """IBM Granite 3.0 MoE (``modeling_granitemoe.py``; ``granitemoeshared`` adds one shared MLP):
+    Llama's attention without biases (``attention_bias`` puts one on q, k, v and o: refused), every
+    layer ``num_local_experts`` SwiGLU experts of ``intermediate_size`` (fused ``gate_up_proj``,
+    ``down_proj``) behind a bias-free router (``GraniteMoeTopKRouter``); with ``granitemoeshared``,
+    a ``shared_mlp`` of ``shared_intermediate_size`` (gated, ``input_linear`` ``h x 2s`` and
+    ``output_linear``, no gate on its output) when that is not 0. The multipliers scale activations
+    only: no parameters."""
+    f = _llama_like(r, model_type, max_pos=2048, tie=False, window_rule=None)
+    _refuse_attention_bias(r)
+    key = _experts_key(r, "num_local_experts", "num_experts")
+    f |= {"n_experts": _int_key(r, key, 8, minimum=2), "experts_per_token": r.optional("num_experts_per_tok", 2)}
+    r.key_names["n_experts"] = key
+    r.assumptions["multipliers"] = "embedding/residual/attention multipliers and logits_scaling scale activations: no parameters"
+    if model_type == "granitemoeshared":
+        shared = _int_key(r, "shared_intermediate_size", 0)
+        if shared:
+            f |= {"n_shared_experts": 1, "d_ff_shared": shared}
+    return f
+
+
+def _nested(r: _Reader, name: str) -> _Reader:
+    """A reader of the nested config ``name`` (DBRX's ``attn_config``, ``ffn_config``), its keys named
+    ``<prefix>.<name>.<key>``; absent, the config class's defaults are taken (and said)."""
+    sub = r.config.get(name)
+    if sub is None:
+        r.assumptions[name] = "not given; the config class's defaults"
+        sub = {}
+    if not isinstance(sub, Mapping):
+        raise InvalidSpecError(f"{r.prefix}.{name}", f"must be a JSON object, got {type(sub).__name__}")
+    return _Reader(sub, f"{r.prefix}.{name}")
+
+
+def _map_dbrx(r: _Reader) -> dict[str, Any]:
+    """DBRX (Databricks' DBRX model card and "Introducing DBRX", 2024: 132B total, 36B active;
+    ``modeling_dbrx.py``): a fused ``Wqkv`` (``h x (h + 2*k*d_head)``, ``d_head = d_model / n_heads``)
+    and ``out_proj`` without biases, KV heads from ``attn_config.kv_n_heads``; every layer holds
+    ``ffn_config.moe_num_experts`` GLU experts (``w1``, ``v1``, ``w2``: ``3*h*f`` each, ``f =
+    ffn_hidden_size``) behind a bias-free router choosing ``moe_top_k``; two LayerNorms a layer and a
+    final one, all without bias (``nn.LayerNorm(d_model, bias=False)``: ``h`` weights each, counted as
+    an RMSNorm's). Tied embeddings are refused by the config class itself."""
+    f: dict[str, Any] = {
+        "n_layers": r.required("n_layers"),
+        "d_model": r.required("d_model"),
+        "n_heads": r.required("n_heads"),
+        "vocab_size": r.required("vocab_size"),
+    }
+    r.check_missing("dbrx")
+    if r.optional("tie_word_embeddings", False):
+        raise InvalidSpecError(f"{r.prefix}.tie_word_embeddings", "DBRX does not tie its embeddings (its config class refuses it)")
+    attn, ffn = _nested(r, "attn_config"), _nested(r, "ffn_config")
+    act = ffn.optional("ffn_act_fn", {"name": "silu"})
+    if not isinstance(act, Mapping):
+        raise InvalidSpecError(f"{ffn.prefix}.ffn_act_fn", f"must be a JSON object such as {{'name': 'silu'}}, got {act!r:.40}")
+    f |= {
+        "n_kv_heads": attn.optional("kv_n_heads", 1),
+        "d_ff": ffn.optional("ffn_hidden_size", 3584),
+        "n_experts": _int_key(ffn, "moe_num_experts", 4, minimum=2),
+        "experts_per_token": ffn.optional("moe_top_k", 1),
+        "ffn": Ffn.SWIGLU,  # w1 (gate), v1 (up), w2 (down) whatever the activation
+        "norm": Norm.RMSNORM,  # LayerNorm without bias: h weights, as an RMSNorm
+        "position": Position.ROTARY,
+        "tied_embeddings": False,
+        "max_seq_len": r.optional("max_seq_len", 2048),
+    }
+    for sub in (attn, ffn):
+        r.assumptions |= {f"{sub.prefix.removeprefix(r.prefix + '.')}.{k}": v for k, v in sub.assumptions.items()}
+    r.assumptions["norm"] = "LayerNorms without bias (h weights each), counted as RMSNorms"
+    r.key_names |= {
+        "n_layers": "n_layers", "d_model": "d_model", "n_heads": "n_heads", "max_seq_len": "max_seq_len",
+        "n_kv_heads": "attn_config.kv_n_heads", "d_ff": "ffn_config.ffn_hidden_size",
+        "n_experts": "ffn_config.moe_num_experts", "experts_per_token": "ffn_config.moe_top_k",
+    }  # fmt: skip
+    return f
+
+
 MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "llama": _map_llama,
     "mistral": _map_mistral,
@@ -813,6 +932,10 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "glm4_moe": _map_glm4_moe,
     "gpt_oss": _map_gpt_oss,
     "llama4_text": _map_llama4_text,
+    "olmoe": _map_olmoe,
+    "granitemoe": _map_granitemoe,
+    "granitemoeshared": lambda r: _map_granitemoe(r, "granitemoeshared"),
+    "dbrx": _map_dbrx,
 }
 @dataclass(frozen=True, slots=True)
 class _Wrapper:

@@ -244,3 +244,16 @@ def test_olmo2_full_width_qk_norm_round_trips(client):
     assert m["parameters"] - without == 2 * (4 * 16 + 2 * 16)  # two layers of q_norm (a*d_head) and k_norm (k*d_head)
     r = client.post("/v1/params", json={"model": spec | {"qk_norm": True}})
     assert r.status_code == 422 and "model.qk_norm_full_width" in r.text, r.text
+
+
+def test_dbrx_nested_config_through_the_api(client):
+    """DBRX's pasted config.json: the card's 132B from the nested attn_config / ffn_config, sent back as a
+    ModelSpec it counts the same; a bad nested key is a 422 naming it with its path."""
+    m = MODELS["dbrx-base"]
+    data = ok(client, "/v1/models/from-hf-config", {"hf_config": m["config"]})
+    assert data["total_params"] == m["parameters"] == 131_596_523_520
+    assert ok(client, "/v1/params", {"model": data["model"]})["total"] == m["parameters"]
+    bad = m["config"] | {"ffn_config": m["config"]["ffn_config"] | {"moe_top_k": 17}}
+    r = client.post("/v1/params", json={"model": {"hf_config": bad}})
+    assert r.status_code == 422, r.text
+    assert "model.hf_config.ffn_config.moe_top_k" in r.text

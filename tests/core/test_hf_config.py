@@ -45,7 +45,7 @@ PUBLISHED_BILLIONS = {
     "mixtral-8x22b": 140.6, "qwen2.5-7b": 7.61, "qwen2.5-0.5b": 0.494, "qwen3-8b": 8.19, "gemma-2-9b": 9.24,
     "gemma-2-27b": 27.2, "phi-3-mini-4k": 3.82, "phi-4": 14.7, "deepseek-v2": 236, "deepseek-v2-lite": 15.7,
     "deepseek-v3": 671, "falcon-40b": 41.3, "qwen1.5-moe-a2.7b": 14.3, "qwen3-30b-a3b": 30.5, "qwen3-235b-a22b": 235.1,
-    "gpt-oss-20b": 20.9, "gpt-oss-120b": 116.8,
+    "gpt-oss-20b": 20.9, "gpt-oss-120b": 116.8, "olmoe-1b-7b": 6.92, "granite-3.0-1b-a400m": 1.33, "dbrx-base": 132,
 }  # fmt: skip
 
 
@@ -616,3 +616,75 @@ def test_full_width_qk_norm_excludes_per_head_norms_and_mla(change, field):
     with pytest.raises(InvalidSpecError) as err:
         make_architecture(**{**_fields(arch), "qk_norm_full_width": True, **change})
     assert err.value.field == f"model.{field}", err.value.reason
+
+
+def test_olmoe_full_width_qk_norms_and_experts_module_by_module():
+    """OLMoE (``modeling_olmoe.py``): q_norm over hidden_size, k_norm over k*d_head (OLMo 2's), 4 SwiGLU
+    experts of 32 and a bias-free 64 x 4 router in each layer; the paper's 6.9B total, 1.3B active."""
+    m = MODELS["tiny-olmoe"]
+    arch = architecture_from_hf_config(m["config"])
+    assert arch.qk_norm_full_width and (arch.n_experts, arch.experts_per_token) == (4, 2)
+    h, f, q, kv, vocab = 64, 32, 64, 2 * 16, 128
+    layer = h * q + 2 * h * kv + q * h + (q + kv) + 4 * 3 * h * f + h * 4 + 2 * h
+    assert count_params(arch).total == 2 * layer + h + 2 * vocab * h == m["parameters"]
+    assert dict(map_hf_config(m["config"]).key_names)["n_experts"] == "num_local_experts"  # the alias given
+    big = count_params(architecture_from_hf_config(MODELS["olmoe-1b-7b"]["config"]))
+    assert big.active / 1e9 == pytest.approx(1.28, abs=0.01)  # "1B active" without the embedding's 0.1B lookup
+
+
+def test_granite_moe_experts_shared_mlp_and_defaults():
+    """Granite 3.0 MoE: 8 experts, 2 routed unless given (the config class's), a bias-free router;
+    granitemoeshared adds one gated shared MLP of shared_intermediate_size (3*h*s, no output gate)."""
+    m = map_hf_config(MODELS["tiny-granitemoe"]["config"])
+    f, notes = dict(m.fields), dict(m.assumptions)
+    assert (f["n_experts"], f["experts_per_token"]) == (8, 2) and {"num_local_experts", "num_experts_per_tok"} <= set(notes)
+    shared = architecture_from_hf_config(MODELS["tiny-granitemoeshared"]["config"])
+    assert (shared.n_shared_experts, shared.d_ff_shared, shared.shared_expert_gate) == (1, 48, False)
+    without = architecture_from_hf_config(MODELS["tiny-granitemoeshared"]["config"] | {"shared_intermediate_size": 0})
+    assert count_params(shared).total - count_params(without).total == 2 * 3 * 64 * 48
+    published = count_params(architecture_from_hf_config(MODELS["granite-3.0-1b-a400m"]["config"]))
+    assert published.active / 1e9 == pytest.approx(0.43, abs=0.01)  # the card's "400M active"
+
+
+def test_dbrx_nested_configs_and_bias_free_layernorms():
+    """DBRX: keys read from attn_config / ffn_config (their classes' defaults said when absent), a fused
+    Wqkv, GLU experts, LayerNorms without bias (h weights); the card's 132B total and 36B active."""
+    m = MODELS["tiny-dbrx"]
+    arch = architecture_from_hf_config(m["config"])
+    assert (arch.n_kv_heads, arch.d_ff, arch.n_experts, arch.experts_per_token) == (2, 32, 4, 2)
+    h, kv, vocab = 64, 2 * 16, 128
+    layer = h * (h + 2 * kv) + h * h + 4 * 3 * h * 32 + h * 4 + 2 * h
+    assert count_params(arch).total == 2 * layer + h + 2 * vocab * h == m["parameters"]
+    notes = dict(map_hf_config(MODELS["tiny-dbrx-defaults"]["config"]).assumptions)
+    assert {"attn_config.kv_n_heads", "ffn_config", "norm"} <= set(notes)
+    b = count_params(architecture_from_hf_config(MODELS["dbrx-base"]["config"]))
+    assert round(b.active / 1e9) == 36
+
+
+_TINY_DBRX = MODELS["tiny-dbrx"]["config"]
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        (MODELS["tiny-olmoe"]["config"] | {"head_dim": 32}, "hf_config.head_dim"),
+        (MODELS["tiny-olmoe"]["config"] | {"attention_bias": True}, "hf_config.attention_bias"),
+        (MODELS["tiny-olmoe"]["config"] | {"num_local_experts": 1}, "hf_config.num_local_experts"),
+        (MODELS["tiny-granitemoe"]["config"] | {"attention_bias": True}, "hf_config.attention_bias"),
+        (MODELS["tiny-granitemoeshared"]["config"] | {"shared_intermediate_size": -1}, "hf_config.shared_intermediate_size"),
+        (_TINY_DBRX | {"tie_word_embeddings": True}, "hf_config.tie_word_embeddings"),
+        (_TINY_DBRX | {"attn_config": [2]}, "hf_config.attn_config"),
+        (_TINY_DBRX | {"attn_config": {"kv_n_heads": 0}}, "hf_config.attn_config.kv_n_heads"),
+        (_TINY_DBRX | {"attn_config": {"kv_n_heads": 3}}, "hf_config.attn_config.kv_n_heads"),
+        (_TINY_DBRX | {"ffn_config": {"moe_num_experts": 1}}, "hf_config.ffn_config.moe_num_experts"),
+        (_TINY_DBRX | {"ffn_config": {"ffn_hidden_size": 10**400}}, "hf_config.ffn_config.ffn_hidden_size"),
+        (_TINY_DBRX | {"ffn_config": {"moe_top_k": 9}}, "hf_config.ffn_config.moe_top_k"),
+        (_TINY_DBRX | {"ffn_config": {"ffn_act_fn": "silu"}}, "hf_config.ffn_config.ffn_act_fn"),
+        ({k: v for k, v in _TINY_DBRX.items() if k != "d_model"}, "hf_config.d_model"),
+        (_TINY_DBRX | {"n_heads": 5}, "hf_config.n_heads"),
+    ],
+)  # fmt: skip
+def test_the_moe_families_name_the_key_they_refuse(config, field):
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(config)
+    assert err.value.field == field, (err.value.field, err.value.reason)
