@@ -993,6 +993,62 @@ _TEXT_ONLY: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "qwen2_5_vl_text": _map_qwen_vl_text,
 }
 SUPPORTED_MODEL_TYPES = tuple(MAPPERS) + tuple(WRAPPERS)
+
+_STATE_SPACE = "a state-space model (selective-scan layers, no attention: Mamba, Gu & Dao 2023; Mamba-2, Dao & Gu 2024)"
+_HYBRID = "a hybrid whose layers mix attention with state-space or linear-attention mixers that the core does not model"
+_ENCODER_DECODER = "an encoder-decoder model (an encoder stack and a decoder with cross-attention)"
+_ENCODER = "an encoder-only model (bidirectional, no causal LM head)"
+# model types that are not decoder-only transformers of the kinds mapped: refused saying why, not just "unsupported"
+NOT_DECODER_TRANSFORMERS: dict[str, str] = {
+    "mamba": _STATE_SPACE,
+    "mamba2": _STATE_SPACE,
+    "falcon_mamba": _STATE_SPACE,
+    "rwkv": "a recurrent model (RWKV's time-mixing and channel-mixing blocks, no attention: Peng et al. 2023)",
+    "xlstm": "a recurrent model (xLSTM blocks, no attention: Beck et al. 2024)",
+    "recurrent_gemma": _HYBRID + " (Griffin's recurrent blocks)",
+    "jamba": _HYBRID + " (Mamba layers between attention layers)",
+    "falcon_h1": _HYBRID + " (attention and Mamba-2 heads side by side in each layer)",
+    "zamba": _HYBRID + " (Mamba layers and a shared attention block)",
+    "zamba2": _HYBRID + " (Mamba-2 layers and shared attention blocks)",
+    "bamba": _HYBRID + " (Mamba-2 layers between attention layers)",
+    "nemotron_h": _HYBRID + " (Mamba-2 layers between attention layers)",
+    "granitemoehybrid": _HYBRID + " (Mamba-2 layers between attention layers)",
+    "lfm2": _HYBRID + " (short convolution blocks between attention layers)",
+    "qwen3_next": _HYBRID + " (Gated DeltaNet linear attention in three of every four layers)",
+    "minimax": _HYBRID + " (lightning linear attention in most layers)",
+    "t5": _ENCODER_DECODER,
+    "mt5": _ENCODER_DECODER,
+    "umt5": _ENCODER_DECODER,
+    "longt5": _ENCODER_DECODER,
+    "switch_transformers": _ENCODER_DECODER,
+    "bart": _ENCODER_DECODER,
+    "mbart": _ENCODER_DECODER,
+    "pegasus": _ENCODER_DECODER,
+    "marian": _ENCODER_DECODER,
+    "whisper": _ENCODER_DECODER + ", speech to text",
+    "encoder-decoder": _ENCODER_DECODER,
+    "bert": _ENCODER,
+    "roberta": _ENCODER,
+    "xlm-roberta": _ENCODER,
+    "distilbert": _ENCODER,
+    "deberta": _ENCODER,
+    "deberta-v2": _ENCODER,
+    "electra": _ENCODER,
+    "modernbert": _ENCODER,
+}
+
+
+def _unsupported(field: str, model_type: str, what: str) -> InvalidSpecError:
+    """The 422 of an unmapped ``model_type``: why, for a kind that is no decoder-only transformer
+    (:data:`NOT_DECODER_TRANSFORMERS`), else the list of supported types."""
+    why = NOT_DECODER_TRANSFORMERS.get(model_type)
+    if why is not None:
+        return InvalidSpecError(
+            field,
+            f"{what} {model_type!r} is {why}, not a decoder-only transformer of the kinds mapped; its parameters and "
+            "memory cannot be counted from this config (give n_params or an explicit architecture instead)",
+        )
+    return InvalidSpecError(field, f"unsupported {what} {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
 _NON_TEXT_KEYS = ("model_type", "text_config", "vision_config", "architectures")
 
 
@@ -1011,6 +1067,8 @@ def _text_of_wrapper(config: Mapping[str, Any], prefix: str, model_type: str) ->
     if not isinstance(text_type, str):
         raise InvalidSpecError(f"{text_prefix}.model_type", f"must be a string, got {type(text_type).__name__}")
     if text_type not in MAPPERS and text_type not in _TEXT_ONLY:
+        if text_type in NOT_DECODER_TRANSFORMERS:
+            raise _unsupported(f"{text_prefix}.model_type", text_type, f"the language model of a {model_type} config,")
         raise InvalidSpecError(
             f"{text_prefix}.model_type",
             f"unsupported language model {text_type!r} in a {model_type} config; supported: {', '.join(MAPPERS)}",
@@ -1058,9 +1116,7 @@ def map_hf_config(config: Mapping[str, Any], *, prefix: str = "hf_config") -> Hf
     if not isinstance(model_type, str):
         raise InvalidSpecError(f"{prefix}.model_type", f"must be a string, got {type(model_type).__name__}")
     if model_type not in MAPPERS and model_type not in WRAPPERS:
-        raise InvalidSpecError(
-            f"{prefix}.model_type", f"unsupported model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
-        )
+        raise _unsupported(f"{prefix}.model_type", model_type, "model_type")
     text, key_prefix, text_type = config, prefix, model_type
     if model_type in WRAPPERS:
         text, key_prefix, text_type = _text_of_wrapper(config, prefix, model_type)

@@ -67,7 +67,8 @@ def test_mistral_at_32k_caches_its_window(client):
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
-        ({"hf_config": {"model_type": "t5", "d_model": 512}}, "hf_config.model_type", "unsupported model_type 't5'"),
+        ({"hf_config": {"model_type": "t5", "d_model": 512}}, "hf_config.model_type", "model_type 't5' is an encoder-decoder model"),
+        ({"hf_config": {"model_type": "made_up"}}, "hf_config.model_type", "unsupported model_type 'made_up'"),
         ({"hf_config": {"model_type": "qwen2", "hidden_size": 896}}, "hf_config.num_hidden_layers", "missing"),
         ({"hf_config": {"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 64, "num_hidden_layers": 2,
                         "num_attention_heads": 4, "vocab_size": 10, "num_experts_per_tok": 9}},
@@ -257,3 +258,9 @@ def test_dbrx_nested_config_through_the_api(client):
     r = client.post("/v1/params", json={"model": {"hf_config": bad}})
     assert r.status_code == 422, r.text
     assert "model.hf_config.ffn_config.moe_top_k" in r.text
+
+
+def test_a_mamba_config_is_a_422_that_says_why(client):
+    r = client.post("/v1/models/from-hf-config", json={"model_type": "mamba", "hidden_size": 768, "num_hidden_layers": 24})
+    assert r.status_code == 422, r.text
+    assert "state-space model" in r.text and "hf_config.model_type" in r.text

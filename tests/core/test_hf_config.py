@@ -173,7 +173,8 @@ def test_defaults_and_context_are_reported():
 @pytest.mark.parametrize(
     ("config", "field", "words"),
     [
-        ({"model_type": "bert"}, "hf_config.model_type", "unsupported model_type 'bert'"),
+        ({"model_type": "bert"}, "hf_config.model_type", "model_type 'bert' is an encoder-only model"),
+        ({"model_type": "made_up"}, "hf_config.model_type", "unsupported model_type 'made_up'; supported: llama"),
         ({}, "hf_config.model_type", "missing"),
         ({"model_type": "llama", "hidden_size": 64}, "hf_config.num_hidden_layers",
          "num_hidden_layers, num_attention_heads, intermediate_size, vocab_size (missing)"),
@@ -688,3 +689,27 @@ def test_the_moe_families_name_the_key_they_refuse(config, field):
     with pytest.raises(InvalidSpecError) as err:
         architecture_from_hf_config(config)
     assert err.value.field == field, (err.value.field, err.value.reason)
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "words"),
+    [
+        ({"model_type": "mamba", "hidden_size": 768}, "hf_config.model_type", "state-space model"),
+        ({"model_type": "jamba"}, "hf_config.model_type", "hybrid"),
+        ({"model_type": "qwen3_next"}, "hf_config.model_type", "Gated DeltaNet"),
+        ({"model_type": "falcon_h1"}, "hf_config.model_type", "Mamba-2"),
+        ({"model_type": "zamba2"}, "hf_config.model_type", "hybrid"),
+        ({"model_type": "rwkv"}, "hf_config.model_type", "recurrent model"),
+        ({"model_type": "t5"}, "hf_config.model_type", "encoder-decoder"),
+        ({"model_type": "bert"}, "hf_config.model_type", "encoder-only"),
+        ({"model_type": "llava", "text_config": {"model_type": "mamba"}}, "hf_config.text_config.model_type", "state-space"),
+    ],
+)  # fmt: skip
+def test_models_that_are_not_decoder_only_transformers_say_why(config, field, words):
+    """Mamba, hybrids, RWKV, encoder-decoders and encoders: a 422 that says what the model is, not only
+    that the type is unsupported."""
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(config)
+    assert err.value.field == field
+    assert words in err.value.reason and "not a decoder-only transformer" in err.value.reason
+    assert "supported:" not in err.value.reason
