@@ -456,6 +456,31 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # attn_config.rope_theta is given as transformers 5.24's DbrxAttention reads it and DbrxAttentionConfig has no default
     "tiny-dbrx-defaults": {"model_type": "dbrx", "d_model": 64, "n_heads": 4, "n_layers": 1, "vocab_size": 128,
                            "attn_config": {"rope_theta": 10000}},
+    # microsoft/phi-2 and phi-1_5 config.json (cards: 2.7B, 1.3B): parallel blocks, one LayerNorm a layer, an LM-head bias
+    "phi-2": {"model_type": "phi", "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 32,
+              "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 51200, "max_position_embeddings": 2048,
+              "partial_rotary_factor": 0.4, "hidden_act": "gelu_new", "layer_norm_eps": 1e-5, "qk_layernorm": False,
+              "rope_theta": 10000.0, "tie_word_embeddings": False, "bos_token_id": 50256, "eos_token_id": 50256},
+    "phi-1.5": {"model_type": "phi", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
+                "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 51200, "max_position_embeddings": 2048,
+                "partial_rotary_factor": 0.5, "hidden_act": "gelu_new", "layer_norm_eps": 1e-5, "qk_layernorm": False,
+                "rope_theta": 10000.0, "tie_word_embeddings": False},
+    # GQA and tied: the LM head keeps its bias (V values) when its weight is the embedding's
+    "tiny-phi-tied": {"model_type": "phi", "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2,
+                      "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "tie_word_embeddings": True,
+                      "bos_token_id": None, "eos_token_id": None},
+    # microsoft/Phi-3.5-MoE-instruct config.json (card: 42B total, 6.6B active) without its longrope rope_scaling
+    # (short/long factor lists: no parameters)
+    "phi-3.5-moe": {"model_type": "phimoe", "hidden_size": 4096, "intermediate_size": 6400, "num_hidden_layers": 32,
+                    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32064, "num_local_experts": 16,
+                    "num_experts_per_tok": 2, "attention_bias": True, "lm_head_bias": True,
+                    "max_position_embeddings": 131072, "sliding_window": 131072, "rms_norm_eps": 1e-5,
+                    "rope_theta": 10000.0, "tie_word_embeddings": False, "router_jitter_noise": 0.01,
+                    "input_jitter_noise": 0.01, "bos_token_id": 1, "eos_token_id": 32000},
+    # attention and LM-head biases off, experts (16) and routing (2) left to the config class
+    "tiny-phimoe": {"model_type": "phimoe", "hidden_size": 64, "intermediate_size": 32, "num_hidden_layers": 2,
+                    "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "bos_token_id": None,
+                    "eos_token_id": None},
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured

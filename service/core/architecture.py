@@ -97,6 +97,12 @@ class Architecture:
     # (k*d_head), not per head (OLMo 2: ``Olmo2Attention.q_norm``/``k_norm``; "2 OLMo 2 Furious", OLMo et al.
     # 2024, arXiv 2501.00656, QK-norm); excludes ``qk_norm``
     qk_norm_full_width: bool = False
+    # biases on the four attention projections, Q, K, V and output, but not on the MLP (Phi-3.5-MoE's
+    # ``attention_bias``: ``PhimoeAttention.q_proj``...``o_proj``); ``bias`` has them too, ``qkv_bias`` not the output's
+    attention_bias: bool = False
+    # a bias on the LM head, ``V`` values, kept when the weight is tied (Phi-1/1.5/2: ``PhiForCausalLM.lm_head``
+    # is ``nn.Linear(h, V, bias=True)``; Phi-3.5-MoE's ``lm_head_bias``)
+    lm_head_bias: bool = False
     # where fields were defaulted or inferred (e.g. from a config.json); not part of the shape
     assumptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 

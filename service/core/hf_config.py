@@ -902,6 +902,57 @@ def _map_dbrx(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _map_phi(r: _Reader) -> dict[str, Any]:
+    """Phi-1, Phi-1.5 and Phi-2 (Gunasekar et al. 2023, "Textbooks Are All You Need"; Li et al. 2023,
+    arXiv 2309.05463; ``modeling_phi.py``): attention and a 2-matrix MLP (``fc1``, ``fc2``) side by side
+    after one LayerNorm a layer (``input_layernorm``: a parallel block), every projection with a bias
+    (``q_proj``, ``k_proj``, ``v_proj``, ``dense``, ``fc1``, ``fc2``), a final LayerNorm, and an LM head
+    with a bias (``nn.Linear(h, V, bias=True)``, kept when the weight is tied). Partial rotary
+    (``partial_rotary_factor``) has no parameters. ``qk_layernorm`` (a LayerNorm with bias over one
+    head's q and k) is refused: it is neither :attr:`Architecture.qk_norm`'s RMSNorm nor used by a
+    published Phi."""
+    f = _common_decoder(r, "phi")
+    if r.optional("qk_layernorm", False):
+        raise InvalidSpecError(f"{r.prefix}.qk_layernorm", "per-head q/k LayerNorms with biases are not modelled")
+    act = r.optional("hidden_act", "gelu_new")
+    if act not in ("gelu_new", "gelu", "gelu_pytorch_tanh", "gelu_fast", "relu"):
+        r.assumptions["hidden_act"] = f"{act!r}: Phi's MLP has two matrices whatever the activation"
+    f |= {
+        "ffn": Ffn.GELU,
+        "norm": Norm.LAYERNORM,
+        "bias": True,
+        "parallel_attention": True,
+        "norms_per_layer": 1,
+        "lm_head_bias": True,
+        "tied_embeddings": bool(r.optional("tie_word_embeddings", False)),
+        "max_seq_len": _max_positions(r, 2048),
+    }
+    return f
+
+
+def _map_phimoe(r: _Reader) -> dict[str, Any]:
+    """Phi-3.5-MoE (Abdin et al. 2024, "Phi-3 Technical Report", arXiv 2404.14219, §2 and the
+    Phi-3.5-MoE card: 16 experts, 2 routed, 42B total / 6.6B active; ``modeling_phimoe.py``): GQA
+    attention with biases on q, k, v and o when ``attention_bias`` (:attr:`Architecture.attention_bias`;
+    the experts have none), every layer ``num_local_experts`` SwiGLU experts of ``intermediate_size``
+    behind a bias-free router (``PhimoeTopKRouter``), two LayerNorms with bias a layer and a final one
+    (``nn.LayerNorm``, eps from ``rms_norm_eps``), an LM head with a bias when ``lm_head_bias``;
+    ``sliding_window`` on every layer when set. The jitter noises have no parameters."""
+    f = _llama_like(r, "phimoe", max_pos=4096 * 32, tie=False, window_rule=lambda i: True)
+    if r.config.get("sliding_window") is None:
+        f["sliding_window"], f["sliding_window_layers"] = None, None
+    key = _experts_key(r, "num_local_experts", "num_experts")
+    f |= {
+        "norm": Norm.LAYERNORM,
+        "attention_bias": bool(r.optional("attention_bias", False)),
+        "lm_head_bias": bool(r.optional("lm_head_bias", False)),
+        "n_experts": _int_key(r, key, 16, minimum=2),
+        "experts_per_token": r.optional("num_experts_per_tok", 2),
+    }
+    r.key_names["n_experts"] = key
+    return f
+
+
 MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "llama": _map_llama,
     "mistral": _map_mistral,
@@ -936,6 +987,8 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "granitemoe": _map_granitemoe,
     "granitemoeshared": lambda r: _map_granitemoe(r, "granitemoeshared"),
     "dbrx": _map_dbrx,
+    "phimoe": _map_phimoe,
+    "phi": _map_phi,
 }
 @dataclass(frozen=True, slots=True)
 class _Wrapper:

@@ -253,12 +253,13 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
         layer_norms = model.norms_per_layer * norm_params(model)
         embedding_norm = norm_params(model) if model.embedding_norm else 0
         first = b.embedding + embedding_norm + layers * (per_layer + layer_norms)
-        last = layers * (per_layer + layer_norms) + norm_params(model) + model.vocab_size * model.d_model
+        last = layers * (per_layer + layer_norms) + norm_params(model) + model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
         total = max(first, last)
         norms = layers * layer_norms + norm_params(model)
     # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
     kv_ranks = min(par.tp, model.n_kv_heads)
-    kv_per_layer = 2 * model.d_model * model.kv_dim + (2 * model.kv_dim if model.bias or model.qkv_bias else 0)
+    kv_bias = model.bias or model.qkv_bias or model.attention_bias
+    kv_per_layer = 2 * model.d_model * model.kv_dim + (2 * model.kv_dim if kv_bias else 0)
     kv_replication = layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
     # expert parallelism: each rank keeps n_experts / ep of every layer's experts
     moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts

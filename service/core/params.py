@@ -22,7 +22,7 @@ class ParamBreakdown:
     mixture of experts only ``experts_per_token`` expert MLPs are active). ``attention``, ``mlp``
     (experts and router) and ``norm`` sum over all layers (``norm`` includes the final norm and an
     embedding norm); ``embedding`` is the token table plus learned positions; ``lm_head`` is 0
-    when tied to the embedding.
+    when tied to the embedding (its bias, ``V``, when it has one).
     """
 
     total: int
@@ -49,8 +49,8 @@ def attention_params_per_layer(arch: Architecture) -> int:
 
     ``h*(a*d_head)`` for Q, ``2*h*(k*d_head)`` for K and V (GQA/MQA shrink only these), and
     ``(a*d_head)*h`` for the output projection (Vaswani et al. 2017 §3.2; Ainslie et al. 2023 for
-    GQA). Biases: every projection when ``bias`` (GPT-2, Pythia, gpt-oss), only Q/K/V with ``qkv_bias``
-    (Qwen2). ``qk_norm`` adds ``2*d_head`` (a per-head RMSNorm on q and on k, Qwen3); ``qk_norm_full_width``
+    GQA). Biases: every projection when ``bias`` (GPT-2, Pythia, gpt-oss) or ``attention_bias`` (Q, K, V
+    and output, the MLP keeping none: Phi-3.5-MoE), only Q/K/V with ``qkv_bias`` (Qwen2). ``qk_norm`` adds ``2*d_head`` (a per-head RMSNorm on q and on k, Qwen3); ``qk_norm_full_width``
     adds ``a*d_head + k*d_head`` (one RMSNorm over the whole q and one over the whole k projection:
     ``Olmo2Attention.q_norm``/``k_norm``); ``attention_sinks`` adds ``a``, one learned sink logit per
     head (``GptOssAttention.sinks``; gpt-oss model card, Architecture).
@@ -62,7 +62,7 @@ def attention_params_per_layer(arch: Architecture) -> int:
     qk_norm = 2 * arch.d_head if arch.qk_norm else 0  # RMSNorm over each head's q and k (Qwen3, Gemma 3)
     qk_norm += q + kv if arch.qk_norm_full_width else 0  # RMSNorm over all of q and all of k (OLMo 2)
     qk_norm += arch.n_heads if arch.attention_sinks else 0  # one sink logit per head (gpt-oss)
-    if arch.bias:
+    if arch.bias or arch.attention_bias:
         return weights + q + 2 * kv + h + qk_norm
     if arch.qkv_bias:
         return weights + q + 2 * kv + qk_norm
@@ -171,7 +171,8 @@ def count_params(arch: Architecture) -> ParamBreakdown:
     moe_layer = arch.n_experts * expert + router + shared_expert_params_per_layer(arch)
     mlp = arch.moe_layers * moe_layer + arch.dense_mlp_layers * dense_mlp_params(arch)
     norms = n_layers * arch.norms_per_layer * norm + norm + embedding_norm  # + final norm
-    lm_head = 0 if arch.tied_embeddings else arch.vocab_size * h
+    # + V for an LM-head bias (PhiForCausalLM.lm_head), which tying the weight leaves in place
+    lm_head = (0 if arch.tied_embeddings else arch.vocab_size * h) + (arch.vocab_size if arch.lm_head_bias else 0)
     total = embedding + attention + mlp + norms + lm_head
     inactive = arch.moe_layers * (arch.n_experts - arch.experts_per_token) * expert
     return ParamBreakdown(

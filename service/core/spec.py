@@ -66,6 +66,8 @@ def make_architecture(
     qk_norm: bool | None = False,
     attention_sinks: bool | None = False,
     qk_norm_full_width: bool | None = False,
+    attention_bias: bool | None = False,
+    lm_head_bias: bool | None = False,
     assumptions: tuple[tuple[str, str], ...] = (),
 ) -> Architecture:
     """Build a validated :class:`Architecture`; every rule names the field it checks.
@@ -84,6 +86,9 @@ def make_architecture(
         raise InvalidSpecError(f("qk_norm_full_width"), "give qk_norm (per head) or qk_norm_full_width (whole projection), not both")
     if qk_norm_full_width and kv_lora_rank is not None:
         raise InvalidSpecError(f("qk_norm_full_width"), "does not apply to multi-head latent attention (kv_lora_rank)")
+    attention_bias, lm_head_bias = bool(attention_bias), bool(lm_head_bias)
+    if attention_bias and kv_lora_rank is not None:
+        raise InvalidSpecError(f("attention_bias"), "does not apply to multi-head latent attention (kv_lora_rank; give bias)")
 
     check_positive_int(f("n_layers"), n_layers, maximum=MAX_LAYERS)
     check_positive_int(f("d_model"), d_model, maximum=MAX_DIM)
@@ -179,6 +184,8 @@ def make_architecture(
         qk_norm=qk_norm,
         attention_sinks=attention_sinks,
         qk_norm_full_width=qk_norm_full_width,
+        attention_bias=attention_bias,
+        lm_head_bias=lm_head_bias,
         assumptions=tuple(assumptions),
     )
     if count_params(arch).total > MAX_PARAMS:

@@ -27,7 +27,7 @@ EXTENDED_ARCHITECTURE_FIELDS = (
     "router_bias", "qk_norm",
 )  # fmt: skip
 # fields only a request (or a mapped config.json) gives: no preset stores them
-SPEC_ONLY_ARCHITECTURE_FIELDS = ("attention_sinks", "qk_norm_full_width")
+SPEC_ONLY_ARCHITECTURE_FIELDS = ("attention_sinks", "qk_norm_full_width", "attention_bias", "lm_head_bias")
 _ARCHITECTURE_FIELD_SET = (
     frozenset(ARCHITECTURE_FIELDS) | frozenset(EXTENDED_ARCHITECTURE_FIELDS) | frozenset(SPEC_ONLY_ARCHITECTURE_FIELDS)
 )
@@ -109,6 +109,10 @@ class ModelSpec(Schema):
     qk_norm_full_width: bool | None = Field(
         None, description="RMSNorm over the whole query and the whole key projection, not per head (OLMo 2); excludes qk_norm."
     )
+    attention_bias: bool | None = Field(
+        None, description="Biases on the Q, K, V and output projections but not the MLP (Phi-3.5-MoE); bias implies them."
+    )
+    lm_head_bias: bool | None = Field(None, description="A bias on the LM head, V values, kept when tied (Phi-2, Phi-3.5-MoE).")
     hf_config: dict[str, Any] | None = Field(
         None,
         description=f"A Hugging Face config.json (model_type {', '.join(MAPPERS)}; multimodal {', '.join(WRAPPERS)} read "

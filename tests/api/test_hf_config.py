@@ -264,3 +264,20 @@ def test_a_mamba_config_is_a_422_that_says_why(client):
     r = client.post("/v1/models/from-hf-config", json={"model_type": "mamba", "hidden_size": 768, "num_hidden_layers": 24})
     assert r.status_code == 422, r.text
     assert "state-space model" in r.text and "hf_config.model_type" in r.text
+
+
+def test_phi_request_fields_round_trip(client):
+    """Phi-2 and Phi-3.5-MoE: the returned spec carries lm_head_bias and attention_bias (request fields,
+    no preset column) and counts the same sent back; without them, V and the four attention biases less."""
+    phi = MODELS["phi-2"]
+    data = ok(client, "/v1/models/from-hf-config", {"hf_config": phi["config"]})
+    assert data["total_params"] == phi["parameters"] == 2_779_683_840
+    spec = data["model"]
+    assert spec["lm_head_bias"] is True
+    assert ok(client, "/v1/params", {"model": spec})["total"] == phi["parameters"]
+    assert ok(client, "/v1/params", {"model": spec | {"lm_head_bias": False}})["total"] == phi["parameters"] - 51200
+    moe = MODELS["phi-3.5-moe"]
+    spec = ok(client, "/v1/models/from-hf-config", {"hf_config": moe["config"]})["model"]
+    assert spec["attention_bias"] is True and ok(client, "/v1/params", {"model": spec})["total"] == moe["parameters"]
+    without = ok(client, "/v1/params", {"model": spec | {"attention_bias": False}})["total"]
+    assert moe["parameters"] - without == 32 * (4096 + 2 * 1024 + 4096)

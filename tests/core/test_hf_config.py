@@ -46,6 +46,7 @@ PUBLISHED_BILLIONS = {
     "gemma-2-27b": 27.2, "phi-3-mini-4k": 3.82, "phi-4": 14.7, "deepseek-v2": 236, "deepseek-v2-lite": 15.7,
     "deepseek-v3": 671, "falcon-40b": 41.3, "qwen1.5-moe-a2.7b": 14.3, "qwen3-30b-a3b": 30.5, "qwen3-235b-a22b": 235.1,
     "gpt-oss-20b": 20.9, "gpt-oss-120b": 116.8, "olmoe-1b-7b": 6.92, "granite-3.0-1b-a400m": 1.33, "dbrx-base": 132,
+    "phi-2": 2.78, "phi-1.5": 1.42, "phi-3.5-moe": 41.9,
 }  # fmt: skip
 
 
@@ -713,3 +714,47 @@ def test_models_that_are_not_decoder_only_transformers_say_why(config, field, wo
     assert err.value.field == field
     assert words in err.value.reason and "not a decoder-only transformer" in err.value.reason
     assert "supported:" not in err.value.reason
+
+
+def test_phi_parallel_block_one_layernorm_biases_and_lm_head_bias():
+    """Phi-1/1.5/2 (``modeling_phi.py``): one LayerNorm a layer before attention and MLP side by side,
+    biases on q, k, v, dense, fc1 and fc2, and an LM head with a bias that tying leaves in place."""
+    m = MODELS["tiny-phi-tied"]
+    arch = architecture_from_hf_config(m["config"])
+    assert (arch.parallel_attention, arch.norms_per_layer, arch.bias, arch.lm_head_bias, arch.tied_embeddings) == (
+        True, 1, True, True, True)  # fmt: skip
+    h, f, q, kv, vocab = 64, 256, 64, 2 * 16, 128
+    layer = (h * q + 2 * h * kv + q * h + q + 2 * kv + h) + (2 * h * f + f + h) + 2 * h
+    b = count_params(arch)
+    assert b.total == 2 * layer + 2 * h + vocab * h + vocab == m["parameters"]
+    assert b.lm_head == vocab  # the bias alone: the weight is the embedding's
+    untied = make_architecture(**{**_fields(arch), "bias": True, "lm_head_bias": False, "tied_embeddings": True,
+                                  "parallel_attention": True, "norms_per_layer": 1})  # fmt: skip
+    assert b.total - count_params(untied).total == vocab
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(m["config"] | {"qk_layernorm": True})
+    assert err.value.field == "hf_config.qk_layernorm"
+
+
+def test_phimoe_attention_biases_lm_head_bias_and_defaults():
+    """Phi-3.5-MoE: attention_bias on q, k, v and o (not the experts), lm_head_bias, LayerNorms with
+    bias; 16 experts and 2 routed unless given; the card's 42B total and 6.6B active."""
+    big = architecture_from_hf_config(MODELS["phi-3.5-moe"]["config"])
+    assert (big.attention_bias, big.bias, big.qkv_bias, big.lm_head_bias, big.norm.value) == (True, False, False, True, "layernorm")
+    assert big.sliding_window == 131072 and big.sliding_window_layers is None
+    b = count_params(big)
+    assert b.active / 1e9 == pytest.approx(6.6, abs=0.05)
+    no_bias = make_architecture(**{**_fields(big), "n_experts": 16, "experts_per_token": 2, "lm_head_bias": True})
+    assert b.total - count_params(no_bias).total == 32 * (4096 + 2 * 1024 + 4096)  # q, k, v and o biases
+    m = map_hf_config(MODELS["tiny-phimoe"]["config"])
+    f, notes = dict(m.fields), dict(m.assumptions)
+    assert (f["n_experts"], f["experts_per_token"], f["attention_bias"], f["lm_head_bias"]) == (16, 2, False, False)
+    assert {"num_local_experts", "num_experts_per_tok", "attention_bias", "lm_head_bias"} <= set(notes)
+
+
+def test_attention_bias_does_not_apply_to_mla():
+    arch = architecture_from_hf_config(MODELS["tiny-phimoe"]["config"])
+    with pytest.raises(InvalidSpecError) as err:
+        make_architecture(**{**_fields(arch), "attention_bias": True, "kv_lora_rank": 16, "qk_nope_head_dim": 8,
+                             "qk_rope_head_dim": 8, "v_head_dim": 8})  # fmt: skip
+    assert err.value.field == "model.attention_bias"
