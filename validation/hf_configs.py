@@ -481,6 +481,21 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "tiny-phimoe": {"model_type": "phimoe", "hidden_size": 64, "intermediate_size": 32, "num_hidden_layers": 2,
                     "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "bos_token_id": None,
                     "eos_token_id": None},
+    # CohereForAI/c4ai-command-r-v01 and c4ai-command-r-plus config.json (cards: 35B, 104B): parallel blocks, tied
+    "command-r-v01": {"model_type": "cohere", "hidden_size": 8192, "intermediate_size": 22528, "num_hidden_layers": 40,
+                      "num_attention_heads": 64, "num_key_value_heads": 64, "vocab_size": 256000,
+                      "max_position_embeddings": 8192, "logit_scale": 0.0625, "use_qk_norm": False,
+                      "tie_word_embeddings": True, "rope_theta": 8000000.0, "layer_norm_eps": 1e-5},
+    "command-r-plus": {"model_type": "cohere", "hidden_size": 12288, "intermediate_size": 33792, "num_hidden_layers": 64,
+                       "num_attention_heads": 96, "num_key_value_heads": 8, "vocab_size": 256000,
+                       "max_position_embeddings": 8192, "logit_scale": 0.8333333333333334, "use_qk_norm": True,
+                       "tie_word_embeddings": True, "rope_theta": 75000000.0, "layer_norm_eps": 1e-5},
+    # q/k norms of (heads, head_dim) and (kv heads, head_dim), attention biases on q, k, v and o, untied
+    "tiny-cohere-qk-norm-bias": {"model_type": "cohere", "hidden_size": 64, "intermediate_size": 128,
+                                 "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                                 "vocab_size": 128, "use_qk_norm": True, "attention_bias": True,
+                                 "tie_word_embeddings": False, "pad_token_id": None, "bos_token_id": None,
+                                 "eos_token_id": None},
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured

@@ -953,6 +953,28 @@ def _map_phimoe(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _map_cohere(r: _Reader) -> dict[str, Any]:
+    """Command R and R+ (Cohere's model cards, 2024: 35B and 104B; ``modeling_cohere.py``): attention and a
+    gated MLP side by side after one norm a layer (``input_layernorm``: a parallel block), a final norm,
+    tied embeddings by default; the norms are ``CohereLayerNorm``, mean-centred but with a weight only
+    (``h`` values, counted as an RMSNorm's). ``use_qk_norm`` adds a ``CohereLayerNorm`` over q of shape
+    ``(a, d_head)`` and over k of ``(k, d_head)``: ``a*d_head + k*d_head`` weights, counted as
+    :attr:`Architecture.qk_norm_full_width`. ``attention_bias`` puts biases on q, k, v and o
+    (:attr:`Architecture.attention_bias`). ``logit_scale`` has no parameters."""
+    f = _common_decoder(r, "cohere")
+    f |= {
+        "ffn": _gated_ffn(r, "hidden_act", "silu"),
+        "parallel_attention": True,
+        "norms_per_layer": 1,
+        "attention_bias": bool(r.optional("attention_bias", False)),
+        "qk_norm_full_width": bool(r.optional("use_qk_norm", False)),
+        "tied_embeddings": bool(r.optional("tie_word_embeddings", True)),
+        "max_seq_len": _max_positions(r, 8192),
+    }
+    r.assumptions["norm"] = "LayerNorms without bias (h weights each), counted as RMSNorms"
+    return f
+
+
 MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "llama": _map_llama,
     "mistral": _map_mistral,
@@ -989,6 +1011,7 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "dbrx": _map_dbrx,
     "phimoe": _map_phimoe,
     "phi": _map_phi,
+    "cohere": _map_cohere,
 }
 @dataclass(frozen=True, slots=True)
 class _Wrapper:

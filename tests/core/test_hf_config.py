@@ -46,7 +46,7 @@ PUBLISHED_BILLIONS = {
     "gemma-2-27b": 27.2, "phi-3-mini-4k": 3.82, "phi-4": 14.7, "deepseek-v2": 236, "deepseek-v2-lite": 15.7,
     "deepseek-v3": 671, "falcon-40b": 41.3, "qwen1.5-moe-a2.7b": 14.3, "qwen3-30b-a3b": 30.5, "qwen3-235b-a22b": 235.1,
     "gpt-oss-20b": 20.9, "gpt-oss-120b": 116.8, "olmoe-1b-7b": 6.92, "granite-3.0-1b-a400m": 1.33, "dbrx-base": 132,
-    "phi-2": 2.78, "phi-1.5": 1.42, "phi-3.5-moe": 41.9,
+    "phi-2": 2.78, "phi-1.5": 1.42, "phi-3.5-moe": 41.9, "command-r-v01": 35.0, "command-r-plus": 103.8,
 }  # fmt: skip
 
 
@@ -758,3 +758,18 @@ def test_attention_bias_does_not_apply_to_mla():
         make_architecture(**{**_fields(arch), "attention_bias": True, "kv_lora_rank": 16, "qk_nope_head_dim": 8,
                              "qk_rope_head_dim": 8, "v_head_dim": 8})  # fmt: skip
     assert err.value.field == "model.attention_bias"
+
+
+def test_cohere_parallel_block_bias_free_layernorms_and_qk_norms():
+    """Command R (``modeling_cohere.py``): one weight-only LayerNorm a layer (h values) before attention
+    and the gated MLP side by side, tied by default; use_qk_norm's norms have a weight per head and
+    dimension (a*d_head for q, k*d_head for k); attention_bias on q, k, v and o."""
+    m = MODELS["tiny-cohere-qk-norm-bias"]
+    arch = architecture_from_hf_config(m["config"])
+    assert (arch.parallel_attention, arch.norms_per_layer, arch.qk_norm_full_width, arch.attention_bias) == (True, 1, True, True)
+    h, f, q, kv, vocab = 64, 128, 64, 2 * 16, 128
+    layer = (h * q + 2 * h * kv + q * h) + (q + 2 * kv + h) + (q + kv) + 3 * h * f + h
+    assert count_params(arch).total == 2 * layer + h + 2 * vocab * h == m["parameters"]
+    untold = {k: v for k, v in MODELS["command-r-v01"]["config"].items() if k != "tie_word_embeddings"}
+    assert architecture_from_hf_config(untold).tied_embeddings  # the config class's default
+    assert {"norm", "tie_word_embeddings"} <= set(dict(map_hf_config(untold).assumptions))
