@@ -76,6 +76,16 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "tiny-llama-bias": {"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
                         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "attention_bias": True,
                         "mlp_bias": True},
+    # attention_bias alone: q, k, v and o carry biases, the MLP none (LlamaAttention, Qwen3Attention)
+    "tiny-llama-attention-bias": {"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+                                  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "attention_bias": True},
+    "tiny-qwen3-attention-bias": {"model_type": "qwen3", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+                                  "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 128,
+                                  "attention_bias": True, "tie_word_embeddings": False},
+    # MistralAttention builds no biases whatever attention_bias says
+    "tiny-mistral-attention-bias-ignored": {"model_type": "mistral", "hidden_size": 64, "intermediate_size": 96,
+                                            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                                            "vocab_size": 128, "attention_bias": True},
     "mistral-7b-v0.1": {"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
                         "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000,
                         "max_position_embeddings": 32768, "sliding_window": 4096, "tie_word_embeddings": False},

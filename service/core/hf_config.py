@@ -181,14 +181,18 @@ def _llama_like(
         f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
     f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", tie))
     f["max_seq_len"] = _max_positions(r, max_pos)
-    if model_type in ("llama", "mistral", "mixtral", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text", "granite", "smollm3"):
+    if model_type in ("mistral", "mixtral"):  # MistralAttention/MixtralAttention build every projection without a bias
+        if r.config.get("attention_bias"):
+            r.assumptions["attention_bias"] = f"ignored: {model_type}'s modelling code builds no attention biases"
+    elif model_type in ("llama", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text", "granite", "smollm3"):
+        # attention_bias puts a bias on q, k, v and o alike (LlamaAttention and its copies); mlp_bias on
+        # gate, up and down (llama, granite, smollm3)
         attention_bias = bool(r.optional("attention_bias", False))
         mlp_bias = bool(r.optional("mlp_bias", False)) if model_type in ("llama", "granite", "smollm3") else False
         if attention_bias and mlp_bias:
             f["bias"] = True
         elif attention_bias:
-            f["qkv_bias"] = True
-            r.assumptions["attention_bias"] = "true: Q/K/V biases counted; the output projection's bias is not modelled"
+            f["attention_bias"] = True
         elif mlp_bias:
             raise InvalidSpecError(f"{r.prefix}.mlp_bias", "MLP biases without attention biases are not modelled")
     if window_rule is not None:

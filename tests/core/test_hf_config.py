@@ -773,3 +773,15 @@ def test_cohere_parallel_block_bias_free_layernorms_and_qk_norms():
     untold = {k: v for k, v in MODELS["command-r-v01"]["config"].items() if k != "tie_word_embeddings"}
     assert architecture_from_hf_config(untold).tied_embeddings  # the config class's default
     assert {"norm", "tie_word_embeddings"} <= set(dict(map_hf_config(untold).assumptions))
+
+
+def test_attention_bias_is_every_attention_projection_and_mistral_ignores_it():
+    # LlamaAttention (and Qwen3's, Gemma's, Granite's, SmolLM3's) biases q, k, v and o alike: counted
+    # exactly; MistralAttention builds no bias whatever the config says, and the answer says so
+    llama = architecture_from_hf_config(MODELS["tiny-llama-attention-bias"]["config"])
+    assert llama.attention_bias and not llama.bias and not llama.qkv_bias
+    mistral = architecture_from_hf_config(MODELS["tiny-mistral-attention-bias-ignored"]["config"])
+    assert not (mistral.attention_bias or mistral.bias or mistral.qkv_bias)
+    assert "ignored" in dict(mistral.assumptions)["attention_bias"]
+    for name in ("tiny-llama-attention-bias", "tiny-qwen3-attention-bias", "tiny-mistral-attention-bias-ignored"):
+        assert count_params(architecture_from_hf_config(MODELS[name]["config"])).total == MODELS[name]["parameters"]
