@@ -195,6 +195,32 @@ def test_fit_view_draws_the_api_answer_for_a_picked_preset_and_gpu(page, server:
     assert "Fits" in page.text_content("#fit .status")
 
 
+def test_fit_view_fine_tunes_with_lora_and_qlora(page, server: Server) -> None:
+    # "can I fine-tune this model on my GPU?": QLoRA on one 24 GB card, sent as the API's finetune
+    # object (full training sends none), its numbers drawn as the API gives them
+    page.goto(f"{server.url}/?model=llama-3.1-8b&gpu=rtx-4090&seq_len=2048&dp=1&recompute=full&zero_stage=0")
+    body = wait_ready(page, "fit", model={"preset": "llama-3.1-8b"}, gpu="rtx-4090")
+    assert "finetune" not in body
+    assert page.text_content("#fit .status").startswith("Does not fit")  # 8B with AdamW: 16 bytes a parameter
+    advice = [row["label"] for row in table_rows(page, "fit")[1:]]
+    assert "QLoRA (4-bit base)" in advice  # offered because it fits
+    page.select_option("#finetune", "qlora")
+    body = wait_ready(page, "fit", finetune={"method": "qlora", "r": 16})
+    answer = post(server, "/v1/memory/training", body)
+    first = table_rows(page, "fit")[0]
+    assert int(first["weightsBytes"]) == answer["per_gpu"]["weights_bytes"]
+    assert int(first["deviceTotalBytes"]) == answer["per_gpu"]["device_total_bytes"] <= 24 * 2**30
+    assert answer["fits"] is True and answer["finetune"]["method"] == "qlora"
+    status = page.text_content("#fit .status")
+    assert status.startswith("Fits") and "QLoRA" in status and "trainable parameters" in status
+    assert "finetune=qlora" in page.url and "lora_r=16" in page.url  # the scenario is in the address
+    screenshot(page, "fit-qlora")
+    page.fill("#lora_r", "0")  # a rank the API refuses: the message shows beside the rank
+    page.press("#lora_r", "Enter")
+    page.wait_for_selector("#fit[data-state=error]")
+    assert page.is_visible("#lora_r-error")
+
+
 def test_cost_view_sorts_the_api_rows_and_shows_each_price_on_hover(page, server: Server) -> None:
     page.goto(f"{server.url}/")
     wait_ready(page, "fit")

@@ -13,7 +13,7 @@ const COLORS = ["#0b5cad", "#e8710a", "#1a7f37", "#8250df", "#b3261e", "#0598bc"
 // --- Will it fit? ---------------------------------------------------------------------------
 
 const FIT_FIELDS = [
-  "model", "gpu", "seq_len", "precision", "optimizer", "micro_batch_size", "recompute", "flash_attention",
+  "model", "gpu", "seq_len", "finetune", "lora_r", "precision", "optimizer", "micro_batch_size", "recompute", "flash_attention",
   "dp", "tp", "pp", "zero_stage", "sequence_parallel", "offload_optimizer",
 ];
 const MEMORY_PARTS = [
@@ -25,6 +25,8 @@ const MEMORY_PARTS = [
  * it does not apply). They are asked of the API like the setup itself; the ones that fit are shown. */
 function memoryChanges(v) {
   const singles = [
+    ["LoRA (frozen base, rank-r adapters)", v.finetune === "full" && { finetune: "lora" }],
+    ["QLoRA (4-bit base)", v.finetune !== "qlora" && { finetune: "qlora" }],
     ["fused attention", !v.flash_attention && { flash_attention: true }],
     ["selective recompute", v.recompute === "none" && { recompute: "selective" }],
     ["full recompute", v.recompute !== "full" && { recompute: "full" }],
@@ -51,15 +53,22 @@ function memoryChanges(v) {
   return { singles: singles.filter(([, patch]) => patch), combined };
 }
 
-async function askAll(path, names, changes) {
-  const answers = await Promise.allSettled(changes.map(([, patch]) => api(path, buildRequest(names, patch))));
+/** The fit view's request: full training sends no `finetune` (a rank applies to adapters only). */
+function fitRequest(patch = {}) {
+  const body = buildRequest(FIT_FIELDS, patch);
+  if (body.finetune.method === "full") delete body.finetune;
+  return body;
+}
+
+async function askAll(path, build, changes) {
+  const answers = await Promise.allSettled(changes.map(([, patch]) => api(path, build(patch))));
   return changes
     .map(([label, patch], i) => ({ label, patch, answer: answers[i].value }))
     .filter((row) => row.answer?.fits === true); // a change the API rejects (tp not dividing the heads) is no advice
 }
 
 async function runFit(panel) {
-  const body = buildRequest(FIT_FIELDS);
+  const body = fitRequest();
   panel.dataset.request = JSON.stringify(body);
   const answer = await api("v1/memory/training", body);
   let advice = [];
@@ -67,11 +76,11 @@ async function runFit(panel) {
   if (answer.fits === false) {
     const values = Object.fromEntries(FIT_FIELDS.map((name) => [name, readValue(document.getElementsByName(name)[0])]));
     const { singles, combined } = memoryChanges(values);
-    advice = await askAll("v1/memory/training", FIT_FIELDS, singles);
+    advice = await askAll("v1/memory/training", fitRequest, singles);
     together = advice.length === 0;
     if (together) {
       for (const change of combined) {
-        advice = await askAll("v1/memory/training", FIT_FIELDS, [change]);
+        advice = await askAll("v1/memory/training", fitRequest, [change]);
         if (advice.length) break;
       }
     }
@@ -98,6 +107,11 @@ function drawFit(panel, answer, advice, together) {
     ? `Fits: ${fmt.gib(total)} of ${fmt.gib(gpuBytes)} per GPU on ${answer.gpu} (${fmt.gib(gpuBytes - total)} left).`
     : `Does not fit: ${fmt.gib(total)} per GPU, ${fmt.gib(total - gpuBytes)} over the ${fmt.gib(gpuBytes)} of ${answer.gpu}.`;
   if (answer.cpu_offload_bytes > 0) status.textContent += ` Plus ${fmt.gib(answer.cpu_offload_bytes)} of host memory per GPU for the offloaded optimizer states.`;
+  if (answer.finetune) {
+    const ft = answer.finetune;
+    status.textContent += ` ${ft.method === "qlora" ? "QLoRA" : "LoRA"}: ${fmt.count(ft.trainable_params)} trainable parameters `
+      + `(${fmt.percent(ft.trainable_fraction)} of ${fmt.count(ft.total_params)}); the frozen base keeps its activations.`;
+  }
   drawChart(panel.querySelector("canvas"), {
     type: "bar",
     data: {
