@@ -124,10 +124,18 @@ def _gated_ffn(r: _Reader, key: str, default: str) -> Ffn:
     return Ffn.SWIGLU
 
 
+def _layer_count(n_layers: Any) -> int | None:
+    """``n_layers`` when it is an integer the spec accepts (1 to ``MAX_LAYERS``), else None: a per-layer
+    rule is then not walked (a hostile ``10**15`` layers would take hours) and the spec check names the key."""
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or not 0 < n_layers <= MAX_LAYERS:
+        return None
+    return n_layers
+
+
 def _sliding_layers(r: _Reader, n_layers: int, window: int | None, rule: Callable[[int], bool]) -> tuple[int | None, int | None]:
     """(sliding_window, how many layers use it): from ``layer_types`` when given, else ``rule``
     (the config class's default pattern)."""
-    if not window:
+    if not window or _layer_count(n_layers) is None:
         return None, None
     types = r.config.get("layer_types")
     if isinstance(types, list) and len(types) == n_layers:
@@ -255,8 +263,10 @@ def _qwen_moe_layers(r: _Reader, f: dict[str, Any], *, experts: int, top_k: int,
     unless it is in ``mlp_only_layers``, when ``num_experts > 0`` and ``(i + 1) % decoder_sparse_step
     == 0``; the other layers keep a dense MLP of ``intermediate_size``. The defaults are the config
     class's. True when some layer is sparse."""
-    n_layers = f["n_layers"]
-    step = r.optional("decoder_sparse_step", 1)
+    n_layers = _layer_count(f["n_layers"])
+    if n_layers is None:
+        return False  # the spec check names num_hidden_layers
+    step = _int_key(r, "decoder_sparse_step", 1, minimum=1)
     mlp_only = set(r.optional("mlp_only_layers", None) or [])
     n_experts = r.optional("num_experts", experts)
     moe = [i for i in range(n_layers) if i not in mlp_only and n_experts > 0 and (i + 1) % step == 0]
@@ -323,7 +333,7 @@ def _map_gemma2(r: _Reader, *, pattern: int = 2, model_type: str = "gemma2") -> 
     window = r.optional("sliding_window", 4096 if model_type == "gemma2" else 512)
     if model_type == "gemma3_text":
         f["qk_norm"] = True
-        pattern = r.config.get("sliding_window_pattern", 6)
+        pattern = _int_key(r, "sliding_window_pattern", 6, minimum=1) if "sliding_window_pattern" in r.config else 6
     f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: bool((i + 1) % pattern))
     return f
 

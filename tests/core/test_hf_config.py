@@ -448,6 +448,11 @@ def test_gpt_oss_sinks_biases_and_alternating_windows():
         ({"model_type": "smollm3", "use_sliding_window": True, "sliding_window": 16, "no_rope_layer_interval": 0},
          "hf_config.no_rope_layer_interval"),
         ({"model_type": "llava", "text_config": {"model_type": "llama", "hidden_size": 10**400}}, "hf_config.text_config."),
+        # a per-layer rule is not walked over 10**15 layers (it hung), nor divided by a zero step or pattern (a 500)
+        ({"model_type": "mistral", "num_hidden_layers": 10**15}, "hf_config.num_hidden_layers"),
+        ({"model_type": "qwen2_moe", "num_hidden_layers": 10**15}, "hf_config.num_hidden_layers"),
+        ({"model_type": "qwen2_moe", "decoder_sparse_step": 0}, "hf_config.decoder_sparse_step"),
+        ({"model_type": "gemma3_text", "sliding_window_pattern": 0}, "hf_config.sliding_window_pattern"),
     ],
 )  # fmt: skip
 def test_hostile_values_of_the_new_types_name_their_key(config: dict, field: str) -> None:
