@@ -506,10 +506,73 @@ CONFIGS: dict[str, dict[str, Any]] = {
                                  "vocab_size": 128, "use_qk_norm": True, "attention_bias": True,
                                  "tie_word_embeddings": False, "pad_token_id": None, "bos_token_id": None,
                                  "eos_token_id": None},
+    # Cohere2 (Command R7B's structure): windows of 16 on three layers of four (sliding_window_pattern 4, the default), tied
+    "tiny-cohere2-window": {"model_type": "cohere2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
+                            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128, "sliding_window": 16,
+                            "pad_token_id": None, "bos_token_id": None, "eos_token_id": None},
+    # every other layer slides (pattern 2), attention biases on q, k, v and o, untied; a head_dim of 8
+    # given is kept (not hidden_size / heads = 16)
+    "tiny-cohere2-bias-pattern": {"model_type": "cohere2", "hidden_size": 64, "intermediate_size": 128, "head_dim": 8,
+                                  "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
+                                  "vocab_size": 128, "sliding_window": 16, "sliding_window_pattern": 2,
+                                  "attention_bias": True, "tie_word_embeddings": False, "pad_token_id": None,
+                                  "bos_token_id": None, "eos_token_id": None},
+    # StableLmConfig's defaults are stabilityai/stablelm-3b-4e1t's shape (its docstring; card: 2.8B): given in full
+    "stablelm-3b-4e1t": {"model_type": "stablelm", "hidden_size": 2560, "intermediate_size": 6912, "num_hidden_layers": 32,
+                         "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 50304,
+                         "max_position_embeddings": 4096, "use_qkv_bias": False, "use_parallel_residual": False,
+                         "qk_layernorm": False, "tie_word_embeddings": False, "layer_norm_eps": 1e-5},
+    # Q/K/V biases, per-head q/k LayerNorms, one LayerNorm a layer (parallel residual), GQA
+    "tiny-stablelm-qk-parallel": {"model_type": "stablelm", "hidden_size": 64, "intermediate_size": 128,
+                                  "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                                  "vocab_size": 128, "use_qkv_bias": True, "qk_layernorm": True,
+                                  "use_parallel_residual": True},
+    # num_key_value_heads left to the config class (32, not num_attention_heads)
+    "tiny-stablelm-defaults": {"model_type": "stablelm", "hidden_size": 256, "intermediate_size": 64,
+                               "num_hidden_layers": 1, "num_attention_heads": 32, "vocab_size": 128},
+    # bigcode/starcoder (Li et al. 2023, Table 1 / §5: 15.5B, multi-query, 8K context): the shape keys of its config
+    "starcoder": {"model_type": "gpt_bigcode", "n_embd": 6144, "n_head": 48, "n_layer": 40, "n_inner": 24576,
+                  "n_positions": 8192, "vocab_size": 49152, "multi_query": True, "activation_function": "gelu_pytorch_tanh",
+                  "layer_norm_epsilon": 1e-5, "scale_attn_weights": True},
+    # multi-head (multi_query false), n_inner and n_positions left to the class (4 x n_embd, 1024 rows)
+    "tiny-gpt-bigcode-mha": {"model_type": "gpt_bigcode", "n_embd": 64, "n_head": 4, "n_layer": 2, "vocab_size": 128,
+                             "multi_query": False},
+    "tiny-gpt-bigcode-mqa": {"model_type": "gpt_bigcode", "n_embd": 64, "n_head": 4, "n_layer": 2, "vocab_size": 128,
+                             "n_inner": 96, "n_positions": 64, "tie_word_embeddings": False},
+    # facebook/opt-125m and opt-1.3b (Zhang et al. 2022, Table 1: 12 x 768 x 12 heads, 24 x 2048 x 32): their configs
+    "opt-125m": {"model_type": "opt", "hidden_size": 768, "ffn_dim": 3072, "num_hidden_layers": 12,
+                 "num_attention_heads": 12, "vocab_size": 50272, "max_position_embeddings": 2048,
+                 "do_layer_norm_before": True, "word_embed_proj_dim": 768, "activation_function": "relu",
+                 "enable_bias": True, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2},
+    "opt-1.3b": {"model_type": "opt", "hidden_size": 2048, "ffn_dim": 8192, "num_hidden_layers": 24,
+                 "num_attention_heads": 32, "vocab_size": 50272, "max_position_embeddings": 2048,
+                 "do_layer_norm_before": True, "word_embed_proj_dim": 2048, "activation_function": "relu",
+                 "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2},
+    # 64 positions (66 rows), no biases, untied
+    "tiny-opt-no-bias": {"model_type": "opt", "hidden_size": 64, "ffn_dim": 128, "num_hidden_layers": 2,
+                         "num_attention_heads": 4, "vocab_size": 128, "max_position_embeddings": 64, "enable_bias": False,
+                         "tie_word_embeddings": False, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2},
+    # bigscience/bloom-560m and bloom (BigScience 2022, Table 3: 24 x 1024 x 16 heads; 70 x 14336 x 112 heads,
+    # vocabulary 250,880); the 176B one spells the width n_embed, as its config does and BloomConfig still reads
+    "bloom-560m": {"model_type": "bloom", "hidden_size": 1024, "n_layer": 24, "n_head": 16, "vocab_size": 250880,
+                   "layer_norm_epsilon": 1e-5, "apply_residual_connection_post_layernorm": False},
+    "bloom-176b": {"model_type": "bloom", "n_embed": 14336, "n_layer": 70, "num_attention_heads": 112,
+                   "vocab_size": 250880, "layer_norm_epsilon": 1e-5},
+    "tiny-bloom-untied": {"model_type": "bloom", "hidden_size": 64, "n_layer": 2, "n_head": 4, "vocab_size": 128,
+                          "tie_word_embeddings": False},
+    # mosaicml/mpt-7b (MosaicML, "Introducing MPT-7B", 2023: 6.7B, ALiBi, no biases): the shape keys of its config
+    "mpt-7b": {"model_type": "mpt", "d_model": 4096, "n_heads": 32, "n_layers": 32, "expansion_ratio": 4,
+               "max_seq_len": 2048, "vocab_size": 50432, "no_bias": True, "learned_pos_emb": True,
+               "attn_config": {"alibi": True, "alibi_bias_max": 8, "attn_type": "multihead_attention", "clip_qkv": None,
+                               "qk_ln": False, "prefix_lm": False, "attn_impl": "torch"}},
+    # attn_config left to the config class; untied
+    "tiny-mpt": {"model_type": "mpt", "d_model": 64, "n_heads": 4, "n_layers": 2, "max_seq_len": 64, "vocab_size": 128,
+                 "tie_word_embeddings": False},
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured
 CACHE_MEASURED = ("tiny-mistral-window", "tiny-qwen2-window", "tiny-gemma2-window", "tiny-gemma3-window", "tiny-deepseek-v3",
                   "tiny-qwen3-moe-window", "tiny-smollm3-window", "tiny-starcoder2-window", "tiny-qwen2.5-vl-window",
-                  "tiny-gpt-oss-window", "tiny-exaone4-window", "tiny-llama4", "tiny-llama4-moe-layers")
+                  "tiny-gpt-oss-window", "tiny-exaone4-window", "tiny-llama4", "tiny-llama4-moe-layers",
+                  "tiny-cohere2-window", "tiny-cohere2-bias-pattern")
 CACHE_TOKENS = (8, 40)  # below and beyond the tiny configs' 16-token windows

@@ -281,3 +281,23 @@ def test_phi_request_fields_round_trip(client):
     assert spec["attention_bias"] is True and ok(client, "/v1/params", {"model": spec})["total"] == moe["parameters"]
     without = ok(client, "/v1/params", {"model": spec | {"attention_bias": False}})["total"]
     assert moe["parameters"] - without == 32 * (4096 + 2 * 1024 + 4096)
+
+
+def test_gpt_era_configs_round_trip(client):
+    """OPT's 2,050-row position table and BLOOM's embedding LayerNorm come back in the ModelSpec and
+    count the same sent back; StarCoder's one KV head likewise; a bad key is a 422 naming it as the
+    config spells it (n_embd, attn_config.qk_ln)."""
+    for name in ("opt-1.3b", "bloom-560m", "starcoder", "mpt-7b", "tiny-cohere2-window", "tiny-stablelm-qk-parallel"):
+        m = MODELS[name]
+        data = ok(client, "/v1/models/from-hf-config", {"hf_config": m["config"]})
+        assert data["total_params"] == m["parameters"], name
+        assert ok(client, "/v1/params", {"model": data["model"]})["total"] == m["parameters"], name
+    opt = ok(client, "/v1/models/from-hf-config", {"hf_config": MODELS["opt-1.3b"]["config"]})["model"]
+    assert (opt["position"], opt["position_embedding_rows"], opt["max_seq_len"]) == ("learned", 2050, 2048)
+    assert ok(client, "/v1/models/from-hf-config", {"hf_config": MODELS["bloom-560m"]["config"]})["model"]["embedding_norm"] is True
+    bad = MODELS["starcoder"]["config"] | {"n_embd": 0}
+    r = client.post("/v1/params", json={"model": {"hf_config": bad}})
+    assert r.status_code == 422 and "model.hf_config.n_embd" in r.text, r.text
+    bad = MODELS["mpt-7b"]["config"] | {"attn_config": {"qk_ln": True}}
+    r = client.post("/v1/memory/training", json={"model": {"hf_config": bad}, "seq_len": 2048})
+    assert r.status_code == 422 and "model.hf_config.attn_config.qk_ln" in r.text, r.text

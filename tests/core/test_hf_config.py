@@ -47,6 +47,8 @@ PUBLISHED_BILLIONS = {
     "deepseek-v3": 671, "falcon-40b": 41.3, "qwen1.5-moe-a2.7b": 14.3, "qwen3-30b-a3b": 30.5, "qwen3-235b-a22b": 235.1,
     "gpt-oss-20b": 20.9, "gpt-oss-120b": 116.8, "olmoe-1b-7b": 6.92, "granite-3.0-1b-a400m": 1.33, "dbrx-base": 132,
     "phi-2": 2.78, "phi-1.5": 1.42, "phi-3.5-moe": 41.9, "command-r-v01": 35.0, "command-r-plus": 103.8,
+    "stablelm-3b-4e1t": 2.8, "starcoder": 15.5, "opt-125m": 0.125, "opt-1.3b": 1.316, "bloom-560m": 0.559,
+    "bloom-176b": 176.2, "mpt-7b": 6.65,
 }  # fmt: skip
 
 
@@ -448,6 +450,11 @@ def test_gpt_oss_sinks_biases_and_alternating_windows():
         ({"model_type": "smollm3", "use_sliding_window": True, "sliding_window": 16, "no_rope_layer_interval": 0},
          "hf_config.no_rope_layer_interval"),
         ({"model_type": "llava", "text_config": {"model_type": "llama", "hidden_size": 10**400}}, "hf_config.text_config."),
+        # a per-layer rule is not walked over 10**15 layers (it hung), nor divided by a zero step or pattern (a 500)
+        ({"model_type": "mistral", "num_hidden_layers": 10**15}, "hf_config.num_hidden_layers"),
+        ({"model_type": "qwen2_moe", "num_hidden_layers": 10**15}, "hf_config.num_hidden_layers"),
+        ({"model_type": "qwen2_moe", "decoder_sparse_step": 0}, "hf_config.decoder_sparse_step"),
+        ({"model_type": "gemma3_text", "sliding_window_pattern": 0}, "hf_config.sliding_window_pattern"),
     ],
 )  # fmt: skip
 def test_hostile_values_of_the_new_types_name_their_key(config: dict, field: str) -> None:
@@ -785,3 +792,111 @@ def test_attention_bias_is_every_attention_projection_and_mistral_ignores_it():
     assert "ignored" in dict(mistral.assumptions)["attention_bias"]
     for name in ("tiny-llama-attention-bias", "tiny-qwen3-attention-bias", "tiny-mistral-attention-bias-ignored"):
         assert count_params(architecture_from_hf_config(MODELS[name]["config"])).total == MODELS[name]["parameters"]
+
+
+def test_cohere2_windows_three_layers_of_four_and_keeps_command_rs_block():
+    """Command R7B (``modeling_cohere2.py``): Command R's parallel block and weight-only norms, no q/k
+    norm; sliding_window (4096 unless given) on all but each sliding_window_pattern-th layer (4), or as
+    layer_types says; a pattern of 0 is a 422 naming it."""
+    arch = architecture_from_hf_config(MODELS["tiny-cohere2-window"]["config"])
+    assert (arch.parallel_attention, arch.norms_per_layer, arch.tied_embeddings, arch.qk_norm_full_width) == (True, 1, True, False)
+    assert (arch.sliding_window, arch.local_layers) == (16, 3)
+    biased = architecture_from_hf_config(MODELS["tiny-cohere2-bias-pattern"]["config"])
+    assert (biased.attention_bias, biased.local_layers, biased.d_head, biased.tied_embeddings) == (True, 2, 8, False)
+    base = {k: v for k, v in MODELS["tiny-cohere2-window"]["config"].items() if k != "sliding_window"}
+    mapped = map_hf_config(base)
+    assert dict(mapped.fields)["sliding_window"] == 4096
+    assert {"sliding_window", "sliding_window_pattern", "norm"} <= set(dict(mapped.assumptions))
+    typed = architecture_from_hf_config(base | {"layer_types": ["sliding_attention", "full_attention"] * 2})
+    assert typed.local_layers == 2
+    assert architecture_from_hf_config(base | {"sliding_window": None}).sliding_window is None
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(base | {"sliding_window_pattern": 0})
+    assert err.value.field == "hf_config.sliding_window_pattern"
+
+
+def test_stablelm_layernorms_qkv_bias_and_per_head_qk_layernorms():
+    """StableLM (``modeling_stablelm.py``): LayerNorms with bias, a gated bias-free MLP, Q/K/V biases
+    (use_qkv_bias), per-head bias-free q/k LayerNorms (a*d_head + k*d_head weights), one norm a layer
+    with use_parallel_residual; 32 KV heads unless given; a head_dim that is not hidden / heads is refused."""
+    m = MODELS["tiny-stablelm-qk-parallel"]
+    arch = architecture_from_hf_config(m["config"])
+    h, f, q, kv, vocab = 64, 128, 64, 32, 128
+    layer = (2 * h * q + 2 * h * kv) + (q + 2 * kv) + (q + kv) + 3 * h * f + 2 * h
+    assert count_params(arch).total == 2 * layer + 2 * h + 2 * vocab * h == m["parameters"]
+    assert (arch.qkv_bias, arch.bias, arch.parallel_attention, arch.norms_per_layer) == (True, False, True, 1)
+    defaults = map_hf_config(MODELS["tiny-stablelm-defaults"]["config"])
+    assert dict(defaults.fields)["n_kv_heads"] == 32 and "32" in dict(defaults.assumptions)["num_key_value_heads"]
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(m["config"] | {"head_dim": 8})
+    assert err.value.field == "hf_config.head_dim"
+
+
+def test_gpt_bigcode_multi_query_and_learned_positions():
+    """StarCoder (``modeling_gpt_bigcode.py``): one KV head with multi_query (the default), a learned
+    table of n_positions rows counted as GPT-2's, biases everywhere; add_cross_attention refused; a bad
+    n_embd is a 422 naming n_embd, the key the config spells."""
+    star = architecture_from_hf_config(MODELS["starcoder"]["config"])
+    assert (star.n_kv_heads, star.position, star.learned_position_rows, star.bias) == (1, "learned", 8192, True)
+    assert count_params(star).embedding == (49152 + 8192) * 6144
+    mha = map_hf_config(MODELS["tiny-gpt-bigcode-mha"]["config"])
+    fields, notes = dict(mha.fields), dict(mha.assumptions)
+    assert (fields["n_kv_heads"], fields["d_ff"], fields["max_seq_len"]) == (4, 256, 1024)
+    assert {"n_inner", "n_positions"} <= set(notes)
+    for change, key in (({"add_cross_attention": True}, "add_cross_attention"), ({"n_embd": 10**400}, "n_embd"),
+                        ({"n_positions": 0}, "n_positions")):  # fmt: skip
+        with pytest.raises(InvalidSpecError) as err:
+            architecture_from_hf_config(MODELS["tiny-gpt-bigcode-mqa"]["config"] | change)
+        assert err.value.field == f"hf_config.{key}"
+
+
+def test_opt_positions_are_offset_by_two_rows():
+    """OPT (``OPTLearnedPositionalEmbedding``: num_embeddings + 2): 2,050 rows for 2,048 positions, the
+    context still 2,048; enable_bias false drops every projection's bias; the shapes not counted are
+    refused naming their key."""
+    opt = architecture_from_hf_config(MODELS["opt-125m"]["config"])
+    assert (opt.max_seq_len, opt.learned_position_rows, opt.bias, opt.tied_embeddings) == (2048, 2050, True, True)
+    assert count_params(opt).embedding == (50272 + 2050) * 768
+    tiny = architecture_from_hf_config(MODELS["tiny-opt-no-bias"]["config"])
+    assert (tiny.learned_position_rows, tiny.bias) == (66, False)
+    base = MODELS["opt-125m"]["config"]
+    for change, key in (({"word_embed_proj_dim": 512}, "word_embed_proj_dim"),
+                        ({"do_layer_norm_before": False}, "do_layer_norm_before"),
+                        ({"_remove_final_layer_norm": True}, "_remove_final_layer_norm"),
+                        ({"layer_norm_elementwise_affine": False}, "layer_norm_elementwise_affine"),
+                        ({"ffn_dim": "3072"}, "ffn_dim"), ({"max_position_embeddings": 0}, "max_position_embeddings")):  # fmt: skip
+        with pytest.raises(InvalidSpecError) as err:
+            architecture_from_hf_config(base | change)
+        assert err.value.field == f"hf_config.{key}", change
+
+
+def test_bloom_embedding_layernorm_alibi_and_4h_mlp():
+    """BLOOM (``modeling_bloom.py``): a LayerNorm after the embedding, ALiBi (no table), an MLP of 4h
+    whatever the config, biases everywhere; n_embed (the 176B config's spelling) read as the width."""
+    arch = architecture_from_hf_config(MODELS["bloom-176b"]["config"])
+    assert (arch.d_model, arch.d_ff, arch.embedding_norm, arch.position, arch.learned_position_rows) == (
+        14336, 4 * 14336, True, "alibi", 0)  # fmt: skip
+    assert count_params(arch).total == 176_247_271_424 == MODELS["bloom-176b"]["parameters"]
+    assert "seq_length" in dict(map_hf_config(MODELS["bloom-560m"]["config"]).assumptions)
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config(MODELS["bloom-176b"]["config"] | {"n_embed": 0})
+    assert err.value.field == "hf_config.n_embed"
+
+
+def test_mpt_is_built_bias_free_with_alibi_and_refuses_what_transformers_cannot_build():
+    """MPT (``modeling_mpt.py``): no biases, LayerNorms with their bias removed (h weights), an MLP of
+    4 x d_model, no position table; keys describing a checkpoint transformers' MPT would not load are
+    refused naming them (attn_config's with their path)."""
+    arch = architecture_from_hf_config(MODELS["mpt-7b"]["config"])
+    assert (arch.bias, arch.norm, arch.d_ff, arch.position, arch.tied_embeddings) == (False, "rmsnorm", 16384, "alibi", True)
+    notes = dict(map_hf_config(MODELS["tiny-mpt"]["config"]).assumptions)
+    assert {"attn_config", "norm", "learned_pos_emb"} <= set(notes)
+    base = MODELS["tiny-mpt"]["config"]
+    for change, key in (({"expansion_ratio": 2}, "expansion_ratio"), ({"no_bias": False}, "no_bias"),
+                        ({"attn_config": {"alibi": False}}, "attn_config.alibi"),
+                        ({"attn_config": {"qk_ln": True}}, "attn_config.qk_ln"),
+                        ({"attn_config": {"attn_type": "multiquery_attention"}}, "attn_config.attn_type"),
+                        ({"attn_config": "x"}, "attn_config"), ({"d_model": -1}, "d_model"), ({"n_layers": 0}, "n_layers")):  # fmt: skip
+        with pytest.raises(InvalidSpecError) as err:
+            architecture_from_hf_config(base | change)
+        assert err.value.field == f"hf_config.{key}", change
