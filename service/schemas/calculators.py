@@ -191,8 +191,9 @@ class TrainingMemoryRequest(Schema):
         True, description="With dropout: also on the embedding, attention output and MLP output (GPT-2, NeoX; not Llama)."
     )
     finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
-    cuda_context_bytes: Bytes = Field(
+    cuda_context_bytes: int = Field(
         CUDA_CONTEXT_BYTES,
+        ge=0,
         le=64 * 2**30,
         description="The process's CUDA context on each GPU (driver state, loaded kernels): about 400 MiB with CUDA's lazy "
         "module loading (PyTorch's default since CUDA 11.7), 1-2 GB loaded eagerly. Measure: nvidia-smi's used memory less "

@@ -48,6 +48,13 @@ def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
 SEQ_LEN_SOURCE = "default: the model's context, at most 8,192 (Llama 3 §3.4: pre-training at 8K, the long context added at the end)"
 
 
+def seq_len_source(asked: int | None, used: int | None) -> str | None:
+    """Where a training answer's sequence length came from (none for a bare parameter count)."""
+    if used is None:
+        return None
+    return "request" if asked is not None else SEQ_LEN_SOURCE
+
+
 def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s.TrainingComputeResponse:
     model = resolve_model(req.model, catalog)
     ft = req.finetune if req.finetune and req.finetune.is_adapter else None
@@ -73,7 +80,7 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
             "attention_formula": req.attention_formula.value,
             "causal_attention": req.causal_attention,
             "seq_len": seq,
-            "seq_len_source": SEQ_LEN_SOURCE if req.seq_len is None else "request",
+            "seq_len_source": seq_len_source(req.seq_len, seq),
         }
     if ft_detail is not None:
         assumptions |= finetune_assumptions(ft_compute.spec, ft_compute.targets)
@@ -167,7 +174,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         "gradient_bytes_per_param": r.bytes_per_param["gradients"],
         "optimizer_bytes_per_param": r.bytes_per_param["optimizer"],
         "seq_len": seq,
-        "seq_len_source": SEQ_LEN_SOURCE if req.seq_len is None else "request",
+        "seq_len_source": seq_len_source(req.seq_len, seq),
         "pipeline_schedule": "1F1B, first stage holds pp micro-batches",
         "framework": req.framework.value,
         "cuda_context_bytes": req.cuda_context_bytes,

@@ -166,13 +166,12 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
             "dtype", f"QLoRA dequantises its 4-bit base to 16-bit for every matmul (Dettmers et al. 2023 §3): "
             f"time it at a bf16, fp16 or fp32 peak, not {req.dtype}",
         )
+    seq = training_seq_len_or_none(model, req.seq_len)  # the planner's, the memory check's and the attention FLOPs' length
     if ft is None:
-        flops = compute.training_flops(
-            model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
-        )
+        flops = compute.training_flops(model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=seq)
     else:
         flops, ft_compute = finetune.finetune_training_flops(
-            model, req.tokens, ft.spec(), recompute=req.recompute, include_attention=req.include_attention, seq_len=req.seq_len
+            model, req.tokens, ft.spec(), recompute=req.recompute, include_attention=req.include_attention, seq_len=seq
         )
         ft_detail = finetune_compute_detail(ft_compute)
     # the step-time model plans full training; LoRA's (4P + 6P_a)D is timed at the MFU instead
@@ -218,7 +217,6 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     if ft is not None:  # the memory check the planner would have made, for the frozen base and adapters
         precision = PRECISION_FOR_DTYPE.get(req.dtype, Precision.MIXED_BF16)
         rate_assumptions["fits_precision"] = precision.value
-        seq = training_seq_len_or_none(model, req.seq_len)
         footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=seq,
                                                                  precision=precision)  # fmt: skip
         fits = footprint <= gpu.memory_bytes
@@ -255,7 +253,8 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
             "price_as_of": price.as_of.isoformat() if price.as_of else None,
             "price_chosen": price.chosen,
             "implied_hfu": None if mfu is None or best is not None else mfu * flops.hardware_flops / flops.model_flops,
-        },
+        }
+        | ({"attention_seq_len": seq} if req.include_attention else {}),
     )
 
 

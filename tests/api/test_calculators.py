@@ -329,3 +329,16 @@ def test_training_defaults_to_8k_tokens_not_a_long_context_window(client) -> Non
     assert short_context["assumptions"]["seq_len"] == 4096  # a context under 8K is taken whole
     compute = ok(client, "/v1/compute/training", {"model": {"preset": "llama-3.1-8b"}, "tokens": 1e12, "include_attention": True})
     assert compute["assumptions"]["seq_len"] == 8192
+
+
+def test_review_findings_are_422s_or_stated(client) -> None:
+    # a CUDA context past 64 GiB is a 422 on that field; MLA with per-head q/k norms or attention sinks
+    # (no model pairs them, and the parameter count would not hold them) is refused by name; a bare
+    # parameter count has no sequence length to source
+    r = client.post("/v1/memory/training", json={"model": {"preset": "llama-2-7b"}, "cuda_context_bytes": 65 * 2**30})
+    assert r.status_code == 422 and any(e["loc"][-1] == "cuda_context_bytes" for e in r.json()["errors"])
+    for field in ("qk_norm", "attention_sinks"):
+        r = client.post("/v1/params", json={"model": {"preset": "deepseek-v2-lite", field: True}})
+        assert r.status_code == 422 and field in r.text and "latent" in r.text, r.text
+    bare = ok(client, "/v1/memory/training", {"model": {"n_params": 7e9}, "include_activations": False})
+    assert bare["assumptions"]["seq_len"] is None and bare["assumptions"]["seq_len_source"] is None

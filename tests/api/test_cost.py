@@ -282,3 +282,17 @@ def test_a_zero_catalog_price_cannot_price_a_budget(client) -> None:
                                                  "usd_per_gpu_hour": 0, "as_of": "2026-11-28", "source": "free credits"})  # fmt: skip
     data = problem(client, "/v1/budget", {"budget_usd": 1000, "gpu": "l4"})
     assert ["body", "gpu"] in locs(data) and "$0" in data["detail"]
+
+
+def test_training_cost_counts_attention_at_the_planners_sequence_length(client) -> None:
+    # Llama 3.1's 131,072-token context is not its training length: the attention FLOPs, the plan that
+    # times them and the memory check all take 8,192 unless asked, so the MFU stays a fraction
+    from tests.api.test_calculators import ok
+
+    body = {"model": {"preset": "llama-3.1-8b"}, "tokens": 1e9, "include_attention": True, "gpu": "h100-sxm", "n_gpus": 8,
+            "usd_per_gpu_hour": 2.0}  # fmt: skip
+    default = ok(client, "/v1/cost/training", body)
+    asked = ok(client, "/v1/cost/training", body | {"seq_len": 8192})
+    compute = ok(client, "/v1/compute/training", {"model": body["model"], "tokens": 1e9, "include_attention": True})
+    assert default["total_flops"] == asked["total_flops"] == compute["total_flops"]
+    assert default["assumptions"]["attention_seq_len"] == 8192 and 0 < default["mfu"] < 1
