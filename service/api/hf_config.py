@@ -7,7 +7,7 @@ from fastapi import Response
 from service.api.deps import CatalogDep
 from service.api.responses import json_response, problem_responses
 from service.api.routing import api_router
-from service.core.hf_config import MAPPERS, WRAPPERS
+from service.core.hf_config import SUPPORTED_TYPES_TEXT
 from service.schemas import hf_config as s
 from service.services import hf_config
 
@@ -15,9 +15,8 @@ router = api_router(prefix="/v1/models", tags=["models"], responses=problem_resp
 
 
 DESCRIPTION = (
-    "Map a Hugging Face `config.json` to a ModelSpec, with its exact parameter count and the defaults it assumed. "
-    f"Model types: {', '.join(MAPPERS)}; multimodal configs read from their `text_config` (the vision tower is not "
-    f"counted): {', '.join(WRAPPERS)}. Nothing is downloaded. The body is `{{\"hf_config\": {{...}}}}`, or the bare "
+    "Map a Hugging Face `config.json` to a ModelSpec, with its exact parameter count and the defaults it assumed "
+    f"({SUPPORTED_TYPES_TEXT}). Nothing is downloaded. The body is `{{\"hf_config\": {{...}}}}`, or the bare "
     "config.json itself (`curl -d @config.json`). The same config is accepted as `\"model\": {\"hf_config\": {...}}` by "
     "every calculator."
 )

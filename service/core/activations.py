@@ -94,8 +94,7 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
 
     k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
     shared_input = arch.parallel_attention and arch.norms_per_layer == 1
-    # each routed expert keeps its tokens' input; the shared experts are one MLP with one input
-    mlp_inputs = 0 if shared_input else e * sbh * (arch.experts_per_token + (1 if arch.shared_expert_width else 0))
+    mlp_inputs = 0 if shared_input else e * sbh * mlp_inputs_per_token(arch)
     if k.fp32_norms:  # each norm keeps its own fp32 copy and 16-bit normalised tensor
         norm_inputs = arch.norms_per_layer * norm_kept_bytes(k, e) * sbh
     else:  # a parallel block's norms read the same residual tensor: one copy is kept
@@ -218,6 +217,13 @@ def stage_activation_bytes(
         last_stage_bytes=last,
         peak_bytes=max(first, last),
     )
+
+
+def mlp_inputs_per_token(arch: Architecture) -> int:
+    """Copies of a token's MLP input that are kept: one per routed expert the token passes (each
+    expert's matmul keeps its own gathered input; 1 for a dense MLP) and one for the shared experts,
+    which are one MLP (:attr:`Architecture.shared_expert_width`)."""
+    return arch.experts_per_token + (1 if arch.shared_expert_width else 0)
 
 
 def mlp_width_per_token(arch: Architecture) -> int:

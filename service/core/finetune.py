@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from service.core.activations import mlp_width_per_token
+from service.core.activations import mlp_inputs_per_token, mlp_width_per_token
 from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import AttentionFormula, Recompute, TrainingCompute, require_architecture, training_flops
 from service.core.errors import InvalidSpecError
@@ -409,7 +409,7 @@ def frozen_input_bytes_per_layer(
     for them: an approximation that errs towards more memory.
     """
     t, e = tokens, element_bytes
-    experts = arch.experts_per_token + (1 if arch.shared_expert_width else 0)  # the shared experts: one MLP, one input
+    experts = mlp_inputs_per_token(arch)
     keeps = set() if spec.dropout > 0 else set(targets)
     qkv_read = bool(keeps & {Projection.Q, Projection.K, Projection.V, Projection.Q_A, Projection.KV_A})
     mlp_read = bool(keeps & {Projection.GATE, Projection.UP})

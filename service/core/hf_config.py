@@ -1308,6 +1308,11 @@ _TEXT_ONLY: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "qwen2_5_vl_text": _map_qwen_vl_text,
 }
 SUPPORTED_MODEL_TYPES = tuple(MAPPERS) + tuple(WRAPPERS)
+# the supported types in words, for the API's descriptions
+SUPPORTED_TYPES_TEXT = (
+    f"model_type {', '.join(MAPPERS)}; multimodal {', '.join(WRAPPERS)}, read from their text_config (the vision tower "
+    "is not counted)"
+)
 
 _STATE_SPACE = "a state-space model (selective-scan layers, no attention: Mamba, Gu & Dao 2023; Mamba-2, Dao & Gu 2024)"
 _HYBRID = "a hybrid whose layers mix attention with state-space or linear-attention mixers that the core does not model"

@@ -84,12 +84,12 @@ def make_architecture(
     attention_sinks, qk_norm_full_width = bool(attention_sinks), bool(qk_norm_full_width)
     if qk_norm_full_width and qk_norm:
         raise InvalidSpecError(f("qk_norm_full_width"), "give qk_norm (per head) or qk_norm_full_width (whole projection), not both")
-    for name, given in (("qk_norm_full_width", qk_norm_full_width), ("qk_norm", qk_norm), ("attention_sinks", attention_sinks)):
-        if given and kv_lora_rank is not None:  # MLA's latents carry their own norms; no model pairs them
-            raise InvalidSpecError(f(name), "does not apply to multi-head latent attention (kv_lora_rank)")
     attention_bias, lm_head_bias = bool(attention_bias), bool(lm_head_bias)
-    if attention_bias and kv_lora_rank is not None:
-        raise InvalidSpecError(f("attention_bias"), "does not apply to multi-head latent attention (kv_lora_rank; give bias)")
+    not_for_mla = (("qk_norm_full_width", qk_norm_full_width, ""), ("qk_norm", qk_norm, ""),
+                   ("attention_sinks", attention_sinks, ""), ("attention_bias", attention_bias, "; give bias"))  # fmt: skip
+    for name, given, hint in not_for_mla:
+        if given and kv_lora_rank is not None:  # MLA's latents carry their own norms and biases; no model pairs them
+            raise InvalidSpecError(f(name), f"does not apply to multi-head latent attention (kv_lora_rank{hint})")
 
     check_positive_int(f("n_layers"), n_layers, maximum=MAX_LAYERS)
     check_positive_int(f("d_model"), d_model, maximum=MAX_DIM)

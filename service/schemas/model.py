@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from service.core.architecture import Ffn, Norm, Position
 from service.core.compute import REQUIRED_ARCHITECTURE_FIELDS
-from service.core.hf_config import MAPPERS, WRAPPERS
+from service.core.hf_config import SUPPORTED_TYPES_TEXT
 from service.core.limits import MAX_DIM, MAX_LAYERS, MAX_PARAMS, MAX_SEQ_LEN
 from service.schemas.base import Schema
 
@@ -115,8 +115,7 @@ class ModelSpec(Schema):
     lm_head_bias: bool | None = Field(None, description="A bias on the LM head, V values, kept when tied (Phi-2, Phi-3.5-MoE).")
     hf_config: dict[str, Any] | None = Field(
         None,
-        description=f"A Hugging Face config.json (model_type {', '.join(MAPPERS)}; multimodal {', '.join(WRAPPERS)} read "
-        "from their text_config); explicit fields override it.",
+        description=f"A Hugging Face config.json ({SUPPORTED_TYPES_TEXT}); explicit fields override it.",
     )
 
     @model_validator(mode="after")

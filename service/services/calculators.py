@@ -10,7 +10,7 @@ from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
 from service.core.params import count_params
 from service.schemas import calculators as s
 from service.services.catalog_reader import CatalogReader
-from service.services.models import model_assumptions, resolve_gpu, resolve_model, training_seq_len_or_none
+from service.services.models import model_assumptions, model_training_seq_len, resolve_gpu, resolve_model
 
 GIB = 2**30
 
@@ -45,20 +45,10 @@ def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
     )
 
 
-SEQ_LEN_SOURCE = "default: the model's context, at most 8,192 (Llama 3 §3.4: pre-training at 8K, the long context added at the end)"
-
-
-def seq_len_source(asked: int | None, used: int | None) -> str | None:
-    """Where a training answer's sequence length came from (none for a bare parameter count)."""
-    if used is None:
-        return None
-    return "request" if asked is not None else SEQ_LEN_SOURCE
-
-
 def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s.TrainingComputeResponse:
     model = resolve_model(req.model, catalog)
     ft = req.finetune if req.finetune and req.finetune.is_adapter else None
-    seq = training_seq_len_or_none(model, req.seq_len)
+    seq, seq_source = model_training_seq_len(model, req.seq_len)
     options = dict(recompute=req.recompute, include_attention=req.include_attention, attention_formula=req.attention_formula,
                    seq_len=seq, causal=req.causal_attention)  # fmt: skip
     if ft is None:
@@ -80,7 +70,7 @@ def training_compute(req: s.TrainingComputeRequest, catalog: CatalogReader) -> s
             "attention_formula": req.attention_formula.value,
             "causal_attention": req.causal_attention,
             "seq_len": seq,
-            "seq_len_source": seq_len_source(req.seq_len, seq),
+            "seq_len_source": seq_source,
         }
     if ft_detail is not None:
         assumptions |= finetune_assumptions(ft_compute.spec, ft_compute.targets)
@@ -158,7 +148,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
     kernels = _kernels(req)
     gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
     par = _parallelism(req.parallelism)
-    seq = training_seq_len_or_none(model, req.seq_len)
+    seq, seq_source = model_training_seq_len(model, req.seq_len)
     options = dict(
         precision=req.precision, optimizer=req.optimizer, parallelism=par, micro_batch_size=req.micro_batch_size,
         seq_len=seq, recompute=req.recompute, flash_attention=req.flash_attention, dropout=req.dropout,
@@ -174,7 +164,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         "gradient_bytes_per_param": r.bytes_per_param["gradients"],
         "optimizer_bytes_per_param": r.bytes_per_param["optimizer"],
         "seq_len": seq,
-        "seq_len_source": seq_len_source(req.seq_len, seq),
+        "seq_len_source": seq_source,
         "pipeline_schedule": "1F1B, first stage holds pp micro-batches",
         "framework": req.framework.value,
         "cuda_context_bytes": req.cuda_context_bytes,

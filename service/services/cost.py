@@ -17,7 +17,7 @@ from service.services import plan as plan_service
 from service.services import serving as serving_service
 from service.services.calculators import finetune_assumptions, finetune_compute_detail
 from service.services.catalog_reader import CatalogReader, GpuView
-from service.services.models import model_assumptions, resolve_gpu, resolve_model, training_seq_len, training_seq_len_or_none
+from service.services.models import model_assumptions, model_training_seq_len, resolve_gpu, resolve_model, training_seq_len
 from service.services.plan import Cluster
 
 DEFAULT_MFU = 0.40  # Transformers Math 101 / formula sheet: 37-50 % is what good large runs reach
@@ -166,7 +166,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
             "dtype", f"QLoRA dequantises its 4-bit base to 16-bit for every matmul (Dettmers et al. 2023 §3): "
             f"time it at a bf16, fp16 or fp32 peak, not {req.dtype}",
         )
-    seq = training_seq_len_or_none(model, req.seq_len)  # the planner's, the memory check's and the attention FLOPs' length
+    seq, _ = model_training_seq_len(model, req.seq_len)  # the planner's, the memory check's and the attention FLOPs' length
     if ft is None:
         flops = compute.training_flops(model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=seq)
     else:
@@ -272,7 +272,7 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
         if unknown:
             raise Unprocessable.for_field(name, f"unknown: {', '.join(unknown)}; known: {', '.join(known)}")
     efficiency, efficiency_source = _efficiency(req)
-    footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=training_seq_len_or_none(model, req.seq_len))
+    footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=model_training_seq_len(model, req.seq_len)[0])
     per_gpu: dict[str, dict[str, Any]] = {}  # one plan and one unpriced run per GPU type, whatever its providers
     out: list[dict[str, Any]] = []  # rows as dicts: the response validates them all in one pass
     for row in rows:

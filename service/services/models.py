@@ -138,7 +138,10 @@ def training_seq_len(arch: Architecture, seq_len: int | None) -> tuple[int, str]
     return min(arch.max_seq_len, DEFAULT_TRAINING_SEQ_LEN), "default: the model's context, at most 8,192 (Llama 3 §3.4)"
 
 
-def training_seq_len_or_none(model: ModelShape, seq_len: int | None) -> int | None:
+def model_training_seq_len(model: ModelShape, seq_len: int | None) -> tuple[int | None, str | None]:
     """:func:`training_seq_len` for an architecture (a memory check or an attention count never takes a
-    long-context model's whole window unasked); ``seq_len`` as given for a bare parameter count."""
-    return training_seq_len(model, seq_len)[0] if isinstance(model, Architecture) else seq_len
+    long-context model's whole window unasked); for a bare parameter count, ``seq_len`` as given (and
+    no source when none is)."""
+    if isinstance(model, Architecture):
+        return training_seq_len(model, seq_len)
+    return seq_len, None if seq_len is None else "request"
