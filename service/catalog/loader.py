@@ -34,3 +34,9 @@ def providers() -> dict[str, dict[str, Any]]:
 def prices() -> tuple[dict[str, Any], ...]:
     """Observed prices, from ``prices.json``."""
     return tuple(_read("prices.json")["prices"])
+
+
+@cache
+def kernel_efficiency() -> dict[str, Any]:
+    """Per-GPU kernel efficiencies and measured attention curves, from ``kernel_efficiency.json``."""
+    return _read("kernel_efficiency.json")

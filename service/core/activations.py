@@ -15,9 +15,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from service.core import pipeline
 from service.core.architecture import Architecture
 from service.core.compute import Recompute
 from service.core.kernels import AttentionKernel, Kernels, bytes_per_score, mlp_intermediates, norm_kept_bytes, resolve_kernels
+from service.core.pipeline import SCHEDULE_CODES, PipelineSchedule, default_schedule
 
 MASK_BYTES = 1  # dropout masks are stored as bytes (Korthikanti §4.1)
 LSE_BYTES = 4  # FlashAttention keeps one fp32 log-sum-exp per query and head (Dao et al. 2022 §3.1)
@@ -167,36 +169,51 @@ class StageActivations:
 def layers_per_stage(n_layers: Any, pp: Any, virtual_stages: Any = 1) -> Any:
     """Layers on the busiest pipeline stage: ``v`` chunks of ``ceil(L/(pp*v))`` layers — stages
     may be uneven (Llama 3 ran 126 layers on 16 stages, Dubey et al. 2024 §3.3.2); ``ceil(L/pp)``
-    without interleaving. Integer arithmetic, so NumPy arrays work too."""
+    without interleaving. Integer arithmetic, so NumPy arrays work too. Where the first and last
+    stages hold fewer: :func:`service.core.pipeline.stage_layers`."""
     return -(-n_layers // (pp * virtual_stages)) * virtual_stages
 
 
-def in_flight_microbatches(pp: int, virtual_stages: int = 1, microbatches: int | None = None) -> float:
-    """Micro-batches' worth of stage activations the first pipeline stage holds under 1F1B:
+def in_flight_microbatches(
+    pp: int, virtual_stages: int = 1, microbatches: int | None = None, schedule: PipelineSchedule | None = None
+) -> float:
+    """Micro-batches' worth of stage activations the first pipeline stage holds: under 1F1B
     ``pp`` (Narayanan et al. 2021 §2.2.1), never more than the step has, times
-    ``1 + (pp - 1)/(pp * v)`` with ``v`` interleaved chunks (Korthikanti et al. 2022 §4.2.3)."""
-    held = pp if microbatches is None else min(pp, microbatches)
-    if virtual_stages > 1:
-        return held * (1 + (pp - 1) / (pp * virtual_stages))
-    return float(held)
+    ``1 + (pp - 1)/(pp * v)`` with ``v`` interleaved chunks (Korthikanti et al. 2022 §4.2.3); other
+    schedules: :func:`service.core.pipeline.in_flight`."""
+    schedule = schedule or default_schedule(virtual_stages)
+    m = pp if microbatches is None else microbatches
+    return float(pipeline.in_flight(SCHEDULE_CODES[schedule], pp, virtual_stages, m, rank=0))
 
 
 def stage_activation_bytes(
-    arch: Architecture, opts: ActivationOptions, *, pp: int, virtual_stages: int = 1, microbatches: int | None = None
+    arch: Architecture,
+    opts: ActivationOptions,
+    *,
+    pp: int,
+    virtual_stages: int = 1,
+    microbatches: int | None = None,
+    schedule: PipelineSchedule | None = None,
 ) -> StageActivations:
     """Activations held by the busiest pipeline stage (Korthikanti §4.2.3 and §4.3).
 
-    Under 1F1B the first stage holds ``pp`` micro-batches in flight, each with
-    :func:`layers_per_stage` layers, so it stores ``L`` layers' worth regardless of ``pp`` (fewer when the step has fewer
-    micro-batches; more with interleaving: :func:`in_flight_microbatches`); it also keeps the
-    embedding dropout mask ``sbh`` per in-flight micro-batch. The last stage holds one micro-batch and the
-    output layer: final-norm and projection inputs ``2*e*sbh`` and fp32 logits ``4*s*b*V/t``
-    (Korthikanti's ``4*sbh/t*(1 + V/h)``). With ``pp = 1`` both are the same stage.
+    Under 1F1B stage ``r`` holds ``pp - r`` micro-batches in flight (fewer when the step has
+    fewer; more with interleaving, other schedules: :mod:`service.core.pipeline`), each with that
+    stage's layers (:func:`service.core.pipeline.stage_layers`: the first and last stages hold
+    one layer fewer where the stages have room), so the first stage stores about ``L`` layers' worth
+    regardless of ``pp``, and also keeps the embedding dropout mask ``sbh`` per in-flight
+    micro-batch; the second stage holds one micro-batch fewer of a full stage. The last stage
+    holds one micro-batch and the output layer: final-norm and projection inputs ``2*e*sbh`` and
+    fp32 logits ``4*s*b*V/t`` (Korthikanti's ``4*sbh/t*(1 + V/h)``). With ``pp = 1`` all are the
+    same stage. DualPipe's GPUs hold both ends of the pipeline (the first and the last stage's
+    layers, the embedding and the output layer).
     """
     s, b, t, e = opts.seq_len, opts.micro_batch_size, opts.tp, opts.element_bytes
     sbh = s * b * arch.d_model
     layer = layer_activation_bytes(arch, opts).total_bytes
-    per_stage = layers_per_stage(arch.n_layers, pp, virtual_stages)
+    schedule = schedule or default_schedule(virtual_stages)
+    code = SCHEDULE_CODES[schedule]
+    first_layers, per_stage, last_layers = pipeline.stage_layers(arch.n_layers, pp, virtual_stages)
     k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
     embedding_mask = MASK_BYTES * sbh if opts.dropout and k.residual_dropout else 0
     output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
@@ -204,11 +221,18 @@ def stage_activation_bytes(
         embedding_mask = math.ceil(embedding_mask / t)
         output_inputs = math.ceil(output_inputs / t)
     output = output_inputs + math.ceil(LOGIT_BYTES * s * b * arch.vocab_size / t)
-    in_flight = in_flight_microbatches(pp, virtual_stages, microbatches)
-    first = math.ceil(in_flight * (per_stage * layer + embedding_mask))
-    last = per_stage * layer + output
+    m = pp if microbatches is None else microbatches
+    in_flight = float(pipeline.in_flight(code, pp, virtual_stages, m, rank=0))
     if pp == 1:
         first = last = per_stage * layer + embedding_mask + output
+    elif code in (pipeline.DUALPIPE, pipeline.DUALPIPEV):
+        first = last = math.ceil(in_flight * (per_stage * layer + embedding_mask)) + output
+    else:
+        first = math.ceil(in_flight * (first_layers * layer + embedding_mask))
+        if pp > 2:  # the second stage: a full stage, one micro-batch fewer in flight
+            second = math.ceil(float(pipeline.in_flight(code, pp, virtual_stages, m, rank=1)) * per_stage * layer)
+            first = max(first, second)
+        last = last_layers * layer + output
     return StageActivations(
         per_layer_bytes=layer,
         layers_per_stage=per_stage,

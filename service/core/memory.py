@@ -17,9 +17,18 @@ from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.dtypes import Dtype, tensor_bytes
 from service.core.errors import InvalidSpecError
+from service.core.fp8 import BF16_OPS, Fp8Recipe, weight_copy_bytes_per_param
 from service.core.kernels import MEGATRON, AttentionKernel, Kernels, resolve_kernels
 from service.core.limits import check_bytes
 from service.core.params import count_params, mlp_params_per_expert, norm_params
+from service.core.pipeline import (
+    SCHEDULE_CODES,
+    PipelineSchedule,
+    default_schedule,
+    parameter_copies,
+    schedule_problem,
+    stage_layers,
+)
 
 INFERENCE_OVERHEAD_FRACTION = 0.2  # Transformers Math 101: total ≈ 1.2 × model memory
 
@@ -29,13 +38,16 @@ class Precision(StrEnum):
 
     ``mixed_bf16``/``mixed_fp16``: 16-bit weights and gradients with an fp32 master copy and
     fp32 optimizer states (Micikevicius et al. 2018; ZeRO §3: 2 + 2 + 12 bytes/param with AdamW).
-    ``bf16``: everything in bf16, no master copy. ``fp32``: everything in fp32.
+    ``bf16``: everything in bf16, no master copy. ``fp32``: everything in fp32. ``fp8``:
+    mixed bf16 with the blocks' matmuls in FP8 and FP8 copies of their weights
+    (:mod:`service.core.fp8`).
     """
 
     MIXED_BF16 = "mixed_bf16"
     MIXED_FP16 = "mixed_fp16"
     BF16 = "bf16"
     FP32 = "fp32"
+    FP8 = "fp8"
 
 
 class Optimizer(StrEnum):
@@ -64,7 +76,17 @@ PRECISION_BYTES: dict[Precision, PrecisionBytes] = {
     Precision.MIXED_FP16: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
     Precision.BF16: PrecisionBytes(weight=2, gradient=2, master=0, state=2, activation=2),
     Precision.FP32: PrecisionBytes(weight=4, gradient=4, master=0, state=4, activation=4),
+    Precision.FP8: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
 }
+
+
+def fp8_copy_params(model: ModelShape, params: int) -> float:
+    """The matmul weights among ``params`` of a shard (the blocks' share of all parameters:
+    embeddings, the output layer and norms keep no FP8 copy), for :mod:`service.core.fp8`."""
+    if not isinstance(model, Architecture):
+        return float(params)
+    b = count_params(model)
+    return params * (b.attention + b.mlp) / b.total
 
 # Dettmers et al. 2022 ("8-bit Optimizers via Block-wise Quantization") use blocks of 2048 (§2);
 # bitsandbytes' AdamW8bit, what users run, keeps one fp32 absmax per 256 values of each state
@@ -169,7 +191,8 @@ class Parallelism:
     ZeRO-Offload). ``cp`` context-parallel ranks split each sequence (ring attention, Liu et al.
     2023); ``ep`` expert-parallel ranks split a mixture's experts, carved out of the
     data-parallel ranks (Lepikhin et al. 2020, GShard §2.2); ``virtual_stages`` interleaved
-    pipeline chunks per GPU (Narayanan et al. 2021 §2.2.2)."""
+    pipeline chunks per GPU (Narayanan et al. 2021 §2.2.2); ``pipeline_schedule`` how the stages
+    run (:mod:`service.core.pipeline`; default: interleaved with ``virtual_stages > 1``, else 1F1B)."""
 
     dp: int = 1
     tp: int = 1
@@ -180,6 +203,12 @@ class Parallelism:
     sequence_parallel: bool = False
     zero_stage: int = 0
     offload_optimizer: bool = False
+    pipeline_schedule: PipelineSchedule | None = None
+
+    @property
+    def schedule(self) -> PipelineSchedule:
+        """The pipeline schedule, the default one when none is named."""
+        return self.pipeline_schedule or default_schedule(self.virtual_stages)
 
     @property
     def n_gpus(self) -> int:
@@ -198,6 +227,8 @@ def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int 
         raise InvalidSpecError("parallelism.zero_stage", "must be 0, 1, 2 or 3")
     if par.virtual_stages > 1 and par.pp == 1:
         raise InvalidSpecError("parallelism.virtual_stages", "interleaving needs pp > 1")
+    if par.pp > 1 and (problem := schedule_problem(par.schedule, par.pp, par.virtual_stages, microbatches)):
+        raise InvalidSpecError("parallelism.pipeline_schedule", problem)
     if par.virtual_stages > 1 and microbatches is not None and microbatches % par.pp:
         raise InvalidSpecError(
             "gradient_accumulation_steps", f"the interleaved schedule needs micro-batches in multiples of pp={par.pp}"
@@ -234,27 +265,30 @@ def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int 
 def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     """Parameters held by one GPU of the busiest pipeline stage before ZeRO-3 sharding.
 
-    With the architecture: the first stage holds the embedding and
+    With the architecture: the first stage holds the embedding and its layers, a middle stage
     :func:`~service.core.activations.layers_per_stage` layers (``ceil(L/pp)`` without
-    interleaving), the
-    last stage those layers, the final norm and the LM head (a tied head is a second copy when
-    pp > 1, as in Megatron-LM); matrices are split over ``tp``, norms are replicated
-    (Shoeybi et al. 2019 §3), and K/V projections split over at most ``n_kv_heads`` ranks (GQA
-    heads are replicated beyond that). With only a count: ``P / (tp * pp)``.
+    interleaving), the last stage its layers, the final norm and the LM head (a tied head is a
+    second copy when pp > 1, as in Megatron-LM); the first and last stages hold one layer fewer
+    where the stages have room (:func:`service.core.pipeline.stage_layers`); matrices are split
+    over ``tp``, norms are replicated (Shoeybi et al. 2019 §3), and K/V projections split over at
+    most ``n_kv_heads`` ranks (GQA heads are replicated beyond that). DualPipe keeps two copies
+    (:func:`service.core.pipeline.parameter_copies`). With only a count: ``P / (tp * pp)``.
     """
+    copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
     if not isinstance(model, Architecture):
-        return math.ceil(model.n_params / (par.tp * par.pp))
+        return copies * math.ceil(model.n_params / (par.tp * par.pp))
     b = count_params(model)
-    layers = layers_per_stage(model.n_layers, par.pp, par.virtual_stages)
+    first_layers, layers, last_layers = stage_layers(model.n_layers, par.pp, par.virtual_stages)
     if par.pp == 1:
         total, norms = b.total, b.norm
     else:
         per_layer = (b.attention + b.mlp) // model.n_layers
         layer_norms = model.norms_per_layer * norm_params(model)
         embedding_norm = norm_params(model) if model.embedding_norm else 0
-        first = b.embedding + embedding_norm + layers * (per_layer + layer_norms)
-        last = layers * (per_layer + layer_norms) + norm_params(model) + model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
-        total = max(first, last)
+        first = b.embedding + embedding_norm + first_layers * (per_layer + layer_norms)
+        last = last_layers * (per_layer + layer_norms) + norm_params(model) + model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
+        middle = layers * (per_layer + layer_norms) if par.pp > 2 else 0
+        total = max(first, middle, last)
         norms = layers * layer_norms + norm_params(model)
     # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
     kv_ranks = min(par.tp, model.n_kv_heads)
@@ -264,7 +298,7 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     # expert parallelism: each rank keeps n_experts / ep of every layer's experts
     moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts
     experts_elsewhere = moe_layers * (model.n_experts - model.n_experts // par.ep) * mlp_params_per_expert(model)
-    return math.ceil((total - norms - experts_elsewhere) / par.tp + kv_replication) + norms
+    return copies * (math.ceil((total - norms - experts_elsewhere) / par.tp + kv_replication) + norms)
 
 
 def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
@@ -277,7 +311,8 @@ def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
         return 0
     layers = layers_per_stage(model.n_layers, par.pp, par.virtual_stages)
     moe_layers = min(layers, model.moe_layers)
-    return math.ceil(moe_layers * (model.n_experts // par.ep) * mlp_params_per_expert(model) / par.tp)
+    copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
+    return copies * math.ceil(moe_layers * (model.n_experts // par.ep) * mlp_params_per_expert(model) / par.tp)
 
 
 def zero_sharded_bytes(dense_bytes: int, expert_bytes: int, *, sharded: bool, shards: int, ep: int) -> int:
@@ -320,6 +355,7 @@ def training_memory(
     include_activations: bool = True,
     microbatches: int | None = None,
     kernels: Kernels = Kernels(),
+    fp8_recipe: Fp8Recipe = Fp8Recipe.TENSORWISE,
 ) -> TrainingMemory:
     """Memory per GPU for training ``model``.
 
@@ -348,6 +384,11 @@ def training_memory(
     )
     gradients = zero_sharded_bytes(pb.gradient * p_dense, pb.gradient * p_expert, sharded=z >= 2, shards=shards, ep=ep)
     weights = zero_sharded_bytes(pb.weight * p_dense, pb.weight * p_expert, sharded=z >= 3, shards=shards, ep=ep)
+    if precision is Precision.FP8:  # the FP8 row- and column-wise copies of the matmul weights (service.core.fp8)
+        per_param = weight_copy_bytes_per_param(fp8_recipe)
+        weights += zero_sharded_bytes(math.ceil(per_param * fp8_copy_params(model, p_dense)),
+                                      math.ceil(per_param * fp8_copy_params(model, p_expert)), sharded=z >= 3, shards=shards, ep=ep)  # fmt: skip
+        notes.append(f"FP8 ({fp8_recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {BF16_OPS}")
     cpu_offload = 0
     if par.offload_optimizer:
         cpu_offload, optimizer_total = optimizer_total, 0
@@ -381,6 +422,7 @@ def training_memory(
             pp=par.pp,
             virtual_stages=par.virtual_stages,
             microbatches=microbatches,
+            schedule=par.schedule,
         )
         activations = stage.peak_bytes
         formulas.append(

@@ -33,10 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from service.core.activations import LOGIT_BYTES, MASK_BYTES, ActivationOptions, layer_activation_bytes, layers_per_stage
+from service.core import pipeline
+from service.core.activations import LOGIT_BYTES, MASK_BYTES, ActivationOptions, layer_activation_bytes
 from service.core.architecture import Architecture
 from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.errors import InvalidSpecError
+from service.core.fp8 import Fp8Recipe, cast_bytes_per_element, weight_copy_bytes_per_param
 from service.core.kernels import MEGATRON
 from service.core.memory import (
     PRECISION_BYTES,
@@ -45,10 +47,12 @@ from service.core.memory import (
     Precision,
     TrainingMemory,
     expert_params_per_gpu,
+    fp8_copy_params,
     optimizer_state_bytes,
     params_per_gpu,
     training_memory,
 )
+from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule, schedule_problem
 from service.core.steptime import RECOMPUTE_CODES, Hardware, Layout, StepTime, Workload, step_time
 
 RECOMPUTES = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL)
@@ -58,7 +62,7 @@ CONTEXT_PARALLEL = (1, 2, 4, 8, 16, 32)
 DEFAULT_TIME_LIMIT_SECONDS = 5.0
 DIMENSIONS = (
     "tp", "pp", "dp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_size", "recompute",
-    "sequence_parallel", "virtual_stages",
+    "sequence_parallel", "virtual_stages", "pipeline_schedule",
 )  # fmt: skip
 
 
@@ -82,6 +86,8 @@ class PlanSpec:
     usable_memory_fraction: float = 0.95
     time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS
     overlap_grad_reduce: bool = True
+    fp8_recipe: Fp8Recipe = Fp8Recipe.TENSORWISE
+    tp_comm_overlap: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,6 +107,7 @@ class Plan:
     recompute: Recompute
     sequence_parallel: bool
     virtual_stages: int
+    pipeline_schedule: PipelineSchedule
     memory: TrainingMemory
     step: dict[str, float]
     step_seconds: float
@@ -143,21 +150,24 @@ def workload_for(spec: PlanSpec) -> Workload:
     training), gradients reduced in the gradient dtype, and the optimizer's bytes per parameter
     (master copy and states, :func:`service.core.memory.optimizer_state_bytes`)."""
     pb = PRECISION_BYTES[spec.precision]
+    fp8 = spec.precision is Precision.FP8
     return Workload(
         seq_len=spec.seq_len,
         global_batch_size=spec.global_batch_size,
         flash_attention=spec.flash_attention,
         dropout=spec.dropout,
         element_bytes=pb.activation,
-        weight_bytes=pb.weight,
+        weight_bytes=1 if fp8 else pb.weight,  # FP8 training gathers its parameters in FP8
         gradient_bytes=pb.gradient,
         optimizer_bytes_per_param=optimizer_state_bytes(1e6, spec.optimizer, spec.precision) / 1e6,
         overlap_grad_reduce=spec.overlap_grad_reduce,
+        fp8_cast_bytes_per_element=cast_bytes_per_element(spec.fp8_recipe) if fp8 else 0.0,
+        tp_comm_overlap=spec.tp_comm_overlap,
     )
 
 
 AXES = ("tp", "pp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_size", "recompute",
-        "sequence_parallel", "virtual_stages")  # fmt: skip
+        "sequence_parallel", "virtual_stages", "pipeline_schedule")  # fmt: skip
 
 
 def _axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, np.ndarray]:
@@ -177,13 +187,16 @@ def _axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, np.ndar
         "recompute": [0, 1, 2],
         "sequence_parallel": [False, True],
         "virtual_stages": list(VIRTUAL_STAGES),
+        "pipeline_schedule": list(range(len(SCHEDULES))),
     }
     if "recompute" in fixed:
         fixed = fixed | {"recompute": RECOMPUTE_CODES[fixed["recompute"]]}
+    if "pipeline_schedule" in fixed:
+        fixed = fixed | {"pipeline_schedule": SCHEDULE_CODES[fixed["pipeline_schedule"]]}
     return {name: _axis(name, values, fixed) for name, values in defaults.items()}
 
 
-OUTER = ("tp", "pp", "cp", "ep", "micro_batch_size", "virtual_stages")
+OUTER = ("tp", "pp", "cp", "ep", "micro_batch_size", "virtual_stages", "pipeline_schedule")
 INNER = ("zero_stage", "offload_optimizer", "recompute", "sequence_parallel")
 
 
@@ -193,7 +206,7 @@ def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> di
     prune before the memory and recompute choices multiply them."""
     n = spec.n_gpus
     outer = np.indices(tuple(len(axes[k]) for k in OUTER), dtype=np.int32).reshape(len(OUTER), -1)
-    t, p, c, ep, b, v = (axes[k][outer[i]].astype(np.int64) for i, k in enumerate(OUTER))
+    t, p, c, ep, b, v, sched = (axes[k][outer[i]].astype(np.int64) for i, k in enumerate(OUTER))
     model_parallel = t * p * c
     ok = n % model_parallel == 0
     d = np.maximum(n // model_parallel, 1)
@@ -203,6 +216,11 @@ def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> di
     m = spec.global_batch_size // (d * b)
     ok &= d % ep == 0
     ok &= (v == 1) | ((p > 1) & (p * v <= arch.n_layers) & (m % p == 0))
+    # one schedule per layout: 1F1B without a pipeline; interleaved exactly when v > 1; DualPipe
+    # with an even pp and at least 2*pp micro-batches (service.core.pipeline.schedule_problem)
+    dual = (sched == pipeline.DUALPIPE) | (sched == pipeline.DUALPIPEV)
+    ok &= np.where(p == 1, sched == pipeline.ONE_F_ONE_B, (sched == pipeline.INTERLEAVED) == (v > 1))
+    ok &= ~dual | ((p % 2 == 0) & (m >= 2 * p))
     keep = np.flatnonzero(ok)
     outer, d, m = outer[:, keep], d[keep], m[keep]
     inner = np.indices(tuple(len(axes[k]) for k in INNER), dtype=np.int32).reshape(len(INNER), -1)
@@ -236,14 +254,17 @@ class _ShardTable:
 
 
 def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _ShardTable:
+    """Indexed by (parameter copies - 1, tp, pp, ep, virtual stages): DualPipe keeps two copies."""
     names = ("tp", "pp", "ep", "virtual_stages")
-    dense = np.zeros(tuple(len(axes[k]) for k in names), dtype=np.float64)
+    dense = np.zeros((2, *(len(axes[k]) for k in names)), dtype=np.float64)
     expert, optimizer_dense, optimizer_expert = np.zeros_like(dense), np.zeros_like(dense), np.zeros_like(dense)
+    dual = pipeline.DUALPIPE in axes["pipeline_schedule"]
     for idx in np.ndindex(dense.shape):
-        t, p, ep, v = (axes[k][i].item() for k, i in zip(names, idx, strict=True))
-        if p * v > arch.n_layers or (v > 1 and p == 1):
+        twice, (t, p, ep, v) = idx[0], (axes[k][i].item() for k, i in zip(names, idx[1:], strict=True))
+        if p * v > arch.n_layers or (v > 1 and p == 1) or (twice and (not dual or v > 1 or p % 2)):
             continue  # never a valid layout
-        par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v)
+        schedule = PipelineSchedule.DUALPIPE if twice else None
+        par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=schedule)
         total, experts = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
         dense[idx], expert[idx] = total - experts, experts
         optimizer_dense[idx] = optimizer_state_bytes(total - experts, spec.optimizer, spec.precision, arch)
@@ -277,7 +298,9 @@ def _memory_arrays(
     busiest stage's activations)."""
     pb = PRECISION_BYTES[spec.precision]
     t, p, c = g["tp"], g["pp"], g["cp"]
-    shard = (g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
+    code = g["pipeline_schedule"]
+    copies = (code == pipeline.DUALPIPE) & (p > 1)
+    shard = (copies.astype(np.int64), g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
     dense, expert = shard_table.dense[shard], shard_table.expert[shard]
     shards = (g["dp"] * c).astype(np.float64)
     expert_shards = shards / g["ep"]
@@ -288,6 +311,9 @@ def _memory_arrays(
         return np.where(applies, -(-dense_bytes // shards) - (-expert_bytes // expert_shards), dense_bytes + expert_bytes)
 
     weights = sharded(pb.weight * dense, pb.weight * expert, z >= 3)
+    if spec.precision is Precision.FP8:  # FP8 weight copies, as service.core.memory.training_memory counts them
+        per_param = weight_copy_bytes_per_param(spec.fp8_recipe)
+        weights = weights + sharded(np.ceil(per_param * fp8_copy_params(arch, dense)), np.ceil(per_param * fp8_copy_params(arch, expert)), z >= 3)
     gradients = sharded(pb.gradient * dense, pb.gradient * expert, z >= 2)
     optimizer = sharded(shard_table.optimizer_dense[shard], shard_table.optimizer_expert[shard], z >= 1)
     offloaded = np.where(g["offload_optimizer"], optimizer, 0)
@@ -302,14 +328,16 @@ def _memory_arrays(
     embedding_mask = np.where(sp, -(-embedding_mask // t), embedding_mask)
     output_inputs = np.where(sp, -(-output_inputs // t), output_inputs)
     output = output_inputs + np.ceil(LOGIT_BYTES * (s // c) * b * arch.vocab_size / t)
-    v = g["virtual_stages"]
-    per_stage = layers_per_stage(arch.n_layers, p, v)
-    held = np.minimum(p, g["microbatches"]).astype(np.float64)
-    in_flight = np.where(v > 1, held * (1 + (p - 1) / (p * v)), held)
-    first = np.ceil(in_flight * (per_stage * layer + embedding_mask))
-    last = per_stage * layer + output
+    v, m = g["virtual_stages"], g["microbatches"]
+    first_layers, per_stage, last_layers = pipeline.stage_layers(arch.n_layers, p, v)
+    in_flight = pipeline.in_flight(code, p, v, m, rank=0)
+    first = np.ceil(in_flight * (first_layers * layer + embedding_mask))
+    second = np.where(p > 2, np.ceil(pipeline.in_flight(code, p, v, m, rank=1) * per_stage * layer), 0.0)
+    first = np.maximum(first, second)
+    last = last_layers * layer + output
+    both_ends = np.ceil(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
     single = per_stage * layer + embedding_mask + output
-    activations = np.where(p == 1, single, np.maximum(first, last))
+    activations = np.where(p == 1, single, np.where(pipeline.hides_communication(code), both_ends, np.maximum(first, last)))
     total = weights + gradients + optimizer + activations
     return {"params": dense + expert, "expert_params": expert, "total": total, "weights": weights, "gradients": gradients,
             "optimizer": optimizer, "activations": activations, "offloaded": offloaded}  # fmt: skip
@@ -362,8 +390,27 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
         raise InvalidSpecError("fixed.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
     if fixed.get("virtual_stages", 1) > 1 and (fixed.get("pp") == 1 or fixed.get("pp", 1) * fixed["virtual_stages"] > arch.n_layers):
         raise InvalidSpecError("fixed.virtual_stages", "interleaving needs pp > 1 and a layer per chunk (pp * virtual_stages <= n_layers)")
+    if "pipeline_schedule" in fixed:
+        validate_fixed_schedule(fixed)
     if fixed.get("zero_stage", 0) >= 1 and not fixed.get("offload_optimizer") and fixed.get("dp") == 1 and fixed.get("cp") == 1:
         raise InvalidSpecError("fixed.zero_stage", "ZeRO shards over the dp*cp ranks: with dp = cp = 1 there is nothing to shard")
+
+
+def validate_fixed_schedule(fixed: dict[str, Any]) -> None:
+    """A fixed ``pipeline_schedule`` is a known one that the other fixed dimensions allow
+    (:func:`service.core.pipeline.schedule_problem`)."""
+    name = fixed["pipeline_schedule"]
+    if name not in SCHEDULE_CODES:
+        raise InvalidSpecError("fixed.pipeline_schedule", f"unknown schedule {name!r}; known: {', '.join(SCHEDULE_CODES)}")
+    schedule = PipelineSchedule(name)
+    if fixed.get("pp") == 1 and schedule is not PipelineSchedule.ONE_F_ONE_B:
+        raise InvalidSpecError("fixed.pipeline_schedule", f"{name} needs pipeline stages (pp > 1)")
+    v = fixed.get("virtual_stages")
+    if schedule is PipelineSchedule.INTERLEAVED and v == 1:
+        raise InvalidSpecError("fixed.pipeline_schedule", "the interleaved schedule needs virtual_stages > 1")
+    problem = schedule_problem(schedule, fixed.get("pp", 2), v or (2 if schedule is PipelineSchedule.INTERLEAVED else 1), None)
+    if problem:
+        raise InvalidSpecError("fixed.pipeline_schedule", problem)
 
 
 def validate_spec(arch: Architecture, hw: Hardware, spec: PlanSpec) -> None:
@@ -386,19 +433,20 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
     par = Parallelism(
         dp=row["dp"], tp=row["tp"], pp=row["pp"], cp=row["cp"], ep=row["ep"], virtual_stages=row["virtual_stages"],
         sequence_parallel=row["sequence_parallel"], zero_stage=row["zero_stage"], offload_optimizer=row["offload_optimizer"],
+        pipeline_schedule=SCHEDULES[row["pipeline_schedule"]],
     )  # fmt: skip
     recompute = RECOMPUTES[row["recompute"]]
     microbatches = spec.global_batch_size // (row["dp"] * row["micro_batch_size"])
     mem = training_memory(
         arch, precision=spec.precision, optimizer=spec.optimizer, parallelism=par, micro_batch_size=row["micro_batch_size"],
         seq_len=spec.seq_len, recompute=recompute, flash_attention=spec.flash_attention, dropout=spec.dropout,
-        microbatches=microbatches, kernels=MEGATRON,
+        microbatches=microbatches, kernels=MEGATRON, fp8_recipe=spec.fp8_recipe,
     )  # fmt: skip
     lay = Layout(
         tp=row["tp"], pp=row["pp"], dp=row["dp"], cp=row["cp"], ep=row["ep"], zero_stage=row["zero_stage"],
         offload_optimizer=row["offload_optimizer"], micro_batch_size=row["micro_batch_size"], recompute=row["recompute"],
         sequence_parallel=row["sequence_parallel"], virtual_stages=row["virtual_stages"], params_per_gpu=mem.params_per_gpu,
-        expert_params_per_gpu=expert_params_per_gpu(arch, par),
+        expert_params_per_gpu=expert_params_per_gpu(arch, par), pipeline_schedule=row["pipeline_schedule"],
     )  # fmt: skip
     st = step_time(arch, hw, work, lay)
     step = float(st.step_seconds)
@@ -408,7 +456,7 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
         tp=row["tp"], pp=row["pp"], dp=row["dp"], cp=row["cp"], ep=row["ep"], zero_stage=row["zero_stage"],
         offload_optimizer=row["offload_optimizer"], micro_batch_size=row["micro_batch_size"],
         gradient_accumulation_steps=microbatches, recompute=recompute, sequence_parallel=row["sequence_parallel"],
-        virtual_stages=row["virtual_stages"], memory=mem,
+        virtual_stages=row["virtual_stages"], pipeline_schedule=par.schedule, memory=mem,
         step={name: float(getattr(st, name)) for name in StepTime.__slots__ if name.endswith("_seconds") and name != "step_seconds"},
         step_seconds=step, tokens_per_second=tokens_per_second, tflops_per_gpu=model_per_token * per_gpu / 1e12,
         mfu=model_per_token * per_gpu / hw.peak_flops_per_s, hfu=float(hardware_per_token[row["recompute"]]) * per_gpu / hw.peak_flops_per_s,

@@ -47,11 +47,9 @@ from service.core.params import (
     mlp_linear_shapes,
 )
 from service.core.steptime import (
-    FLASH_ATTENTION_EFFICIENCY_RATIO,
-    MEMORY_BANDWIDTH_EFFICIENCY,
-    SUSTAINED_FRACTION_OF_MAMF,
     Hardware,
     matmul_seconds,
+    memory_rate,
     ring_all_reduce_seconds,
 )
 
@@ -189,10 +187,10 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
         mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.d_ff, tp), n * arch.experts_per_token)
         if arch.shared_expert_width:  # one MLP of the shared experts' total width
             mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
-    core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (
-        hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF * FLASH_ATTENTION_EFFICIENCY_RATIO
-    )
-    comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, hw.intra_node_bandwidth_bytes_per_s * 0.8, INTRA_NODE_LATENCY_SECONDS)
+    forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)  # the kernel's measured rate at this prompt
+    core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (hw.peak_flops_per_s * forward_fraction)
+    link = hw.intra_node_bandwidth_bytes_per_s * hw.kernels.intra_node_collective
+    comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, link, INTRA_NODE_LATENCY_SECONDS)
     logits = matmul_seconds(1, h, arch.vocab_size / tp, hw, element_bytes)
     return float(attention + mlp + core + L * comm + logits)
 
@@ -215,11 +213,11 @@ def decode_step_seconds(
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
     read_per_sequence = kv_bytes_per_token * cached_tokens(arch, context_tokens) / arch.n_layers
     per_gpu_bytes = weights_bytes / tp + b * read_per_sequence * replication / tp
-    memory_time = per_gpu_bytes / (hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY)
+    memory_time = per_gpu_bytes / memory_rate(hw)
     flops = b * (2.0 * active_matmul_weights(arch) + attention_score_flops_per_token(arch, context_tokens, causal=False)) / tp
-    compute_time = flops / (hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF)
-    comm = 2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, hw.intra_node_bandwidth_bytes_per_s * 0.8,
-                                                       INTRA_NODE_LATENCY_SECONDS)  # fmt: skip
+    compute_time = flops / (hw.peak_flops_per_s * hw.kernels.matmul)
+    link = hw.intra_node_bandwidth_bytes_per_s * hw.kernels.intra_node_collective
+    comm = 2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, link, INTRA_NODE_LATENCY_SECONDS)
     return np.maximum(memory_time, compute_time) + comm, memory_time >= compute_time
 
 

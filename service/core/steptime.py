@@ -17,9 +17,11 @@ the hardware — no fitted per-model factor:
   and two in the backward (Shoeybi et al. 2019 §3), or the same bytes as reduce-scatter +
   all-gather with sequence parallelism (Korthikanti §4.2.2), on the intra-node link, exposed
   (Megatron-LM runs them on the critical path).
-- **pipeline**: the bubble ``(p-1)/(v*m)`` of the ideal time for 1F1B with ``v`` interleaved
-  chunks and ``m`` micro-batches (Narayanan et al. 2021 §2.2), and the point-to-point sends of
-  ``b*s*h/t`` per micro-batch boundary (§4.1, scatter/gather), ``v`` times more when interleaved.
+- **pipeline**: the bubble of the schedule (:mod:`service.core.pipeline`): ``(p-1)/(v*m)`` of the
+  ideal time for 1F1B with ``v`` interleaved chunks and ``m`` micro-batches (Narayanan et al. 2021
+  §2.2), less for zero-bubble and DualPipe schedules; the busiest stage is a middle one or the last
+  with the output layer; and the point-to-point sends of ``b*s*h/t`` per micro-batch boundary
+  (§4.1, scatter/gather), ``v`` times more when interleaved (hidden under compute by DualPipe).
 - **data parallelism**: the gradient all-reduce (ZeRO-0), reduce-scatter + parameter all-gather
   (ZeRO-1/2; ZeRO-2 reduces every micro-batch), or ZeRO-3's parameter all-gathers in forward and
   backward for every micro-batch (Rajbhandari et al. 2020 §7: 1.5x the all-reduce volume per
@@ -49,37 +51,17 @@ from typing import Any
 
 import numpy as np
 
-from service.core.activations import layers_per_stage
+from service.core import pipeline
 from service.core.architecture import Architecture, Ffn, Position
 from service.core.compute import attention_score_flops_per_token
+from service.core.efficiency import KernelEfficiency, default_efficiency
 from service.core.params import attention_matmul_weights_per_layer
 
-# Achievable fractions of nominal bandwidths. nccl-tests on DGX A100 report ~230-240 GB/s of
-# NVLink 3's 300 GB/s per direction for large all-reduces (bus bandwidth), and ~20-23 GB/s of a
-# 200 Gb/s HDR port (NVIDIA, "NCCL tests" PERFORMANCE.md; DGX A100 user guide): about 0.8.
-COLLECTIVE_BANDWIDTH_EFFICIENCY = 0.8
 # Per-hop latency of a collective step: ~5 µs inside a node, ~10 µs across InfiniBand
 # (NCCL's tuning model, src/graph/tuning.cc base latencies). NCCL uses trees at scale, so the
 # hops grow with log2(n) (Sanders et al. 2009, two-tree broadcast/reduction).
 INTRA_NODE_LATENCY_SECONDS = 5e-6
 INTER_NODE_LATENCY_SECONDS = 10e-6
-# Streaming kernels reach ~90 % of HBM bandwidth (Jia et al. 2018, "Dissecting the NVIDIA Volta
-# GPU Architecture via Microbenchmarking", §3: 850 of 900 GB/s).
-MEMORY_BANDWIDTH_EFFICIENCY = 0.9
-# MAMF (the catalog's ``matmul_efficiency``) is the best rate over a sweep of large shapes. The
-# GEMMs of a real step (per-GPU shapes, fused epilogues, wave quantization, clocks held down by
-# the power limit under sustained load) reach less: transformer-shaped GEMMs on an A100 run at
-# ~200-250 TFLOP/s, 65-80 % of peak, against MAMF's 87 % (Anthony et al. 2024, "The Case for
-# Co-Designing Model Architectures with Hardware", §5). One factor for every GPU, set once on the
-# A100 (0.75 x 0.87 = 0.65 of peak, ~204 TFLOP/s) as the value that centres the published A100
-# runs the tests check (Narayanan et al. 2021 Table 1; LLaMA; Llama 2), and never set per run.
-SUSTAINED_FRACTION_OF_MAMF = 0.75
-# FlashAttention-2 reaches 50-73 % of A100 peak forward and less backward (Dao 2023, §4.1) where
-# cuBLAS GEMMs reach ~86 %: the attention core runs at ~0.75 of the matmul efficiency.
-FLASH_ATTENTION_EFFICIENCY_RATIO = 0.75
-# Matmul efficiency when the catalog has none: the median of measured "maximum achievable matmul
-# FLOPS" over current accelerators (Bekman, Machine Learning Engineering, "Accelerators" chapter).
-DEFAULT_MATMUL_EFFICIENCY = 0.75
 # Communication hidden under compute is not free: NCCL runs one thread block per channel on the
 # SMs the matmuls use, and its copies take HBM bandwidth (NCCL docs, NCCL_MIN/MAX_NCHANNELS: up
 # to 16-32 channels; Rashidi et al. 2021 / Jangda et al. 2022 report 10-20 % slowdowns of
@@ -96,8 +78,10 @@ RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Hardware:
-    """One GPU type in a cluster: dense peak of the training dtype, achievable matmul
-    efficiency, HBM size and bandwidth, and the two network tiers, per GPU and one direction."""
+    """One GPU type in a cluster: dense peak of the training dtype, MAMF (the catalog's
+    ``matmul_efficiency``), HBM size and bandwidth, and the two network tiers, per GPU and one
+    direction; ``efficiency`` the kernel efficiencies (:mod:`service.core.efficiency`; None: the
+    defaults from MAMF); ``fp8_peak_flops_per_s`` the dense FP8 peak (None: no FP8 tensor cores)."""
 
     peak_flops_per_s: float
     matmul_efficiency: float
@@ -106,6 +90,13 @@ class Hardware:
     gpus_per_node: int
     intra_node_bandwidth_bytes_per_s: float
     inter_node_bandwidth_bytes_per_s: float
+    efficiency: KernelEfficiency | None = None
+    fp8_peak_flops_per_s: float | None = None
+
+    @property
+    def kernels(self) -> KernelEfficiency:
+        """The kernel efficiencies in force: the given ones, else :func:`default_efficiency`."""
+        return self.efficiency or default_efficiency(self.matmul_efficiency)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -125,6 +116,12 @@ class Workload:
     gradient_bytes: int = 2
     optimizer_bytes_per_param: float = 12.0
     overlap_grad_reduce: bool = True
+    fp8_cast_bytes_per_element: float = 0.0  # > 0: the blocks' matmuls run in FP8 (service.core.fp8)
+    tp_comm_overlap: bool = False
+
+    @property
+    def fp8(self) -> bool:
+        return self.fp8_cast_bytes_per_element > 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -147,6 +144,7 @@ class Layout:
     virtual_stages: Any
     params_per_gpu: Any
     expert_params_per_gpu: Any = 0
+    pipeline_schedule: Any = None  # codes of service.core.pipeline.SCHEDULES; None: interleaved when v > 1, else 1F1B
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -191,15 +189,24 @@ def all_to_all_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) 
     return np.where(n > 1, (n - 1) / n * size_bytes / bandwidth + (n - 1) * latency, 0.0)
 
 
-def matmul_seconds(m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int) -> Any:
-    """An ``m x k`` by ``k x n`` matrix multiply: ``2mkn`` FLOPs at the achievable matmul rate,
-    or its operands and result through HBM, whichever is longer (roofline, Williams et al. 2009)."""
+def matmul_seconds(m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int, *, fp8: bool = False) -> Any:
+    """An ``m x k`` by ``k x n`` matrix multiply: ``2mkn`` FLOPs at the sustained matmul rate
+    (:mod:`service.core.efficiency`; the FP8 rate with ``fp8``, operands of one byte), or its
+    operands and result through HBM, whichever is longer (roofline, Williams et al. 2009)."""
+    eff = hw.kernels
     flops = 2.0 * m * k * n
-    moved = element_bytes * (m * k + k * n + m * n)
-    return np.maximum(
-        flops / (hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF),
-        moved / (hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY),
-    )
+    if fp8 and hw.fp8_peak_flops_per_s:
+        rate = hw.fp8_peak_flops_per_s * (eff.matmul_fp8 or eff.matmul)
+        moved = (m * k + k * n) + element_bytes * m * n
+    else:
+        rate = hw.peak_flops_per_s * eff.matmul
+        moved = element_bytes * (m * k + k * n + m * n)
+    return np.maximum(flops / rate, moved / memory_rate(hw))
+
+
+def memory_rate(hw: Hardware) -> float:
+    """Bytes per second memory-bound kernels stream through HBM."""
+    return hw.memory_bandwidth_bytes_per_s * hw.kernels.memory_bandwidth
 
 
 def _overlapped(comm: Any, window: Any) -> Any:
@@ -216,9 +223,11 @@ def _link(hw: Hardware, group_span: Any) -> tuple[Any, Any]:
     GPUs, a cp group ``tp*cp``, an ep group ``tp*cp*ep``, a dp group ``tp*cp*dp``, and
     neighbouring pipeline stages the whole job."""
     inside = group_span <= hw.gpus_per_node
-    bandwidth = np.where(inside, hw.intra_node_bandwidth_bytes_per_s, hw.inter_node_bandwidth_bytes_per_s)
+    eff = hw.kernels
+    bandwidth = np.where(inside, hw.intra_node_bandwidth_bytes_per_s * eff.intra_node_collective,
+                         hw.inter_node_bandwidth_bytes_per_s * eff.inter_node_collective)  # fmt: skip
     latency = np.where(inside, INTRA_NODE_LATENCY_SECONDS, INTER_NODE_LATENCY_SECONDS)
-    return bandwidth * COLLECTIVE_BANDWIDTH_EFFICIENCY, latency
+    return bandwidth, latency
 
 
 def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> StepTime:
@@ -226,6 +235,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     every term and its source). Layout arrays must already be valid (dividing, fitting);
     :mod:`service.core.plan` checks that."""
     e = work.element_bytes
+    fp8 = work.fp8
     s = work.seq_len
     h, a, k, q, kv, f, vocab = arch.d_model, arch.n_heads, arch.n_kv_heads, arch.q_dim, arch.kv_dim, arch.d_ff, arch.vocab_size
     t = np.asarray(lay.tp, dtype=np.float64)
@@ -238,7 +248,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     rc = np.asarray(lay.recompute)
     sp = np.asarray(lay.sequence_parallel, dtype=bool)
     zero = np.asarray(lay.zero_stage)
-    mem_bw = hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY
+    mem_bw = memory_rate(hw)
     experts = arch.experts_per_token
 
     tokens = b * s / c  # tokens of one micro-batch on one GPU
@@ -249,29 +259,39 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         # multi-head latent attention: its down- and up-projections (DeepSeek-V2 §2.1), as one h-deep
         # matmul of the same FLOPs; the output projection reads a*v_head_dim
         v_width = a * (arch.v_head_dim or 0)
-        qkv = matmul_seconds(tokens, h, (attention_matmul_weights_per_layer(arch) - v_width * h) / (h * t), hw, e)
-        out = matmul_seconds(tokens, v_width / t, h, hw, e)
+        qkv_width = (attention_matmul_weights_per_layer(arch) - v_width * h) / (h * t)
+        qkv = matmul_seconds(tokens, h, qkv_width, hw, e, fp8=fp8)
+        out = matmul_seconds(tokens, v_width / t, h, hw, e, fp8=fp8)
+        cast_widths = h + qkv_width + v_width / t + h  # each FP8 GEMM's input (forward) and output gradient (backward)
     else:
-        qkv = matmul_seconds(tokens, h, q / t + 2 * kv / kv_ranks, hw, e)  # fused Q, K, V projection
-        out = matmul_seconds(tokens, q / t, h, hw, e)  # attention output projection
+        qkv = matmul_seconds(tokens, h, q / t + 2 * kv / kv_ranks, hw, e, fp8=fp8)  # fused Q, K, V projection
+        out = matmul_seconds(tokens, q / t, h, hw, e, fp8=fp8)  # attention output projection
+        cast_widths = h + q / t + 2 * kv / kv_ranks + q / t + h
     up_width = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / t  # gate and up fused, or up alone
-    up = matmul_seconds(tokens * experts, h, up_width, hw, e)
-    down = matmul_seconds(tokens * experts, f / t, h, hw, e)
-    router = matmul_seconds(tokens, h, arch.n_experts, hw, e) if arch.is_moe else 0.0
+    up = matmul_seconds(tokens * experts, h, up_width, hw, e, fp8=fp8)
+    down = matmul_seconds(tokens * experts, f / t, h, hw, e, fp8=fp8)
+    cast_tokens = tokens * (cast_widths + experts * (h + up_width + f / t + h))
+    router = matmul_seconds(tokens, h, arch.n_experts, hw, e) if arch.is_moe else 0.0  # the router stays in BF16
     if arch.shared_expert_width:  # always-active shared experts (DeepSeekMoE §3.2), one wide MLP
         shared_f = arch.shared_expert_width
-        up = up + matmul_seconds(tokens, h, (2 if arch.ffn is Ffn.SWIGLU else 1) * shared_f / t, hw, e)
-        down = down + matmul_seconds(tokens, shared_f / t, h, hw, e)
+        shared_up = (2 if arch.ffn is Ffn.SWIGLU else 1) * shared_f / t
+        up = up + matmul_seconds(tokens, h, shared_up, hw, e, fp8=fp8)
+        down = down + matmul_seconds(tokens, shared_f / t, h, hw, e, fp8=fp8)
+        cast_tokens = cast_tokens + tokens * (h + shared_up + shared_f / t + h)
     matmuls = qkv + out + up + down + router
+    # FP8: each GEMM input quantised in the forward, each output gradient in the backward (service.core.fp8)
+    fp8_casts = work.fp8_cast_bytes_per_element * cast_tokens / mem_bw if fp8 else 0.0
     heads = b * a / t  # attention heads on this GPU, over the micro-batch
     if work.flash_attention:
         # causal FlashAttention skips the masked half: 4*s*(s/2)*d_head FLOPs per head and query
-        # block (QK^T and PV), at the kernel's efficiency (Dao 2023)
-        # (a sliding-window layer over at most its window; MLA over its own head widths)
+        # block (QK^T and PV) forward, 2.5 times that backward (it recomputes QK^T; Dao 2023 §3.1),
+        # at the implementation's measured rate for this GPU, sequence chunk and head dimension
+        # (service.core.efficiency; a sliding-window layer over at most its window; MLA over its own
+        # head widths)
         attention_flops = tokens * attention_score_flops_per_token(arch, s, causal=True) / arch.n_layers / t
-        attention = attention_flops / (
-            hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF * FLASH_ATTENTION_EFFICIENCY_RATIO
-        )
+        fwd_fraction, bwd_fraction = hw.kernels.attention_fractions(s / c, arch.d_head)
+        attention = attention_flops / (hw.peak_flops_per_s * fwd_fraction)
+        attention_backward = 2.5 * attention_flops / (hw.peak_flops_per_s * bwd_fraction)
         softmax = 0.0
     else:
         # Megatron-LM: QK^T and softmax(.)V as batched matmuls over the full s x s square, and a
@@ -282,20 +302,28 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         )
         per_score = 2 * e + ((2 * e + 1) if work.dropout else 0)
         softmax = heads * s * s * per_score / mem_bw
+        attention_backward = 2 * (attention + softmax)
     mask = 1 if work.dropout else 0
     replicated = tokens * h * (arch.norms_per_layer * 2 * e + 2 * (3 * e + mask))  # norms; residual adds (+ dropout)
     replicated = np.where(sp, replicated / t, replicated)
     activation = (3 if arch.ffn is Ffn.SWIGLU else 2) * e * tokens * experts * f / t  # GELU in/out; SiLU(gate)*up
     rotary = 2 * e * tokens * (q + kv) / t if arch.position is Position.ROTARY else 0.0
     elementwise = (replicated + activation + rotary) / mem_bw + softmax
-    forward = matmuls + attention + elementwise
-    backward = 2 * forward  # dgrad + wgrad per matmul; element-wise backward reads and writes twice
+    forward = matmuls + attention + elementwise + fp8_casts / 2  # the inputs' casts
+    # dgrad + wgrad per matmul; element-wise backward reads and writes twice; the attention core's own;
+    # the output gradients' casts
+    backward = 2 * (matmuls + elementwise - softmax) + attention_backward + fp8_casts / 2
     recompute_layer = np.where(rc == 2, forward, np.where(rc == 1, attention + softmax, 0.0))
 
     # tensor parallelism: 2 all-reduces forward, 2 backward, 2 more when the forward is repeated
     intra_bw, intra_lat = _link(hw, t)
     tp_one = ring_all_reduce_seconds(e * tokens * h, t, intra_bw, intra_lat)
     tp_layer = tp_one * (4 + np.where(rc == 2, 2, 0))
+    if work.tp_comm_overlap:
+        # Megatron-Core's --tp-comm-overlap (Transformer Engine userbuffers): the all-gathers and
+        # reduce-scatters split into chunks pipelined with the adjacent GEMMs (Wang et al. 2023,
+        # "Overlap Communication with Dependent Computation via Decomposition" §3): exposed beyond them
+        tp_layer = _overlapped(tp_layer, matmuls * (3 + np.where(rc == 2, 1, 0)))
     # context parallelism: cp-1 ring steps of this rank's K and V chunk, under the attention
     cp_bw, cp_lat = _link(hw, t * c)
     kv_chunk = 2 * e * tokens * kv / kv_ranks
@@ -310,22 +338,36 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     else:
         ep_layer = 0.0
 
-    # --- the busiest stage: v chunks of ceil(L/(p*v)) layers, plus the output layer on the last ---
-    layers = layers_per_stage(arch.n_layers, p, v)
+    # --- the busiest stage: a middle stage of v chunks of ceil(L/(p*v)) layers, or the last with the
+    # output layer (the first and last hold a layer fewer where the stages have room) ---
+    code = np.where(v > 1, pipeline.INTERLEAVED, pipeline.ONE_F_ONE_B) if lay.pipeline_schedule is None else np.asarray(lay.pipeline_schedule)
+    dual = pipeline.hides_communication(code)
+    if arch.is_moe:  # DualPipe pairs a chunk's forward with another's backward: the all-to-alls hide
+        ep_layer = np.where(dual, _overlapped(ep_layer, forward + backward), ep_layer)
+    first_layers, middle_layers, last_layers = pipeline.stage_layers(arch.n_layers, p, v)
+    middle_layers = np.where(p > 2, middle_layers, 0)
     logits = 3 * matmul_seconds(tokens, h, vocab / t, hw, e) + 3 * 4 * tokens * vocab / t / mem_bw  # fp32 logits
+    per_layer = forward + backward + recompute_layer + tp_layer + cp_layer + ep_layer
+    on_last = last_layers * per_layer + logits >= np.maximum(middle_layers, first_layers) * per_layer
+    layers = np.where(on_last, last_layers, np.maximum(middle_layers, first_layers))
+    logits = np.where(on_last, logits, 0.0)
     compute_mb = layers * (forward + backward) + logits
     recompute_mb = layers * recompute_layer
     tp_mb = layers * tp_layer
     cp_mb = layers * cp_layer
     ep_mb = layers * ep_layer
-    micro = layers * (forward + backward + recompute_layer + tp_layer + cp_layer + ep_layer) + logits
+    micro = layers * per_layer + logits
     m = work.global_batch_size / (d * b)  # micro-batches per step on each pipeline
-    bubble = (p - 1) / v * micro
+    # backward of the stage (B) and its weight-gradient half (W: one more pass of the forward matmuls)
+    stage_backward = layers * (backward + recompute_layer) + logits * 2 / 3
+    stage_weight_grad = layers * matmuls + logits / 3
+    bubble = pipeline.bubble_seconds(code, p, v, micro, stage_backward, stage_weight_grad)
 
     # pipeline point-to-point: activations forward, gradients backward, per chunk boundary
     pp_bw, pp_lat = _link(hw, n_gpus)
     send = e * tokens * h / t / pp_bw + pp_lat
     pp_comm = np.where(p > 1, m * 2 * v * send, 0.0)
+    pp_comm = np.where(dual, _overlapped(pp_comm, m * micro), pp_comm)
 
     # data parallelism over the dp*cp ranks holding the same weights
     expert = np.asarray(lay.expert_params_per_gpu, dtype=np.float64)

@@ -9,9 +9,11 @@ from pydantic import Field, model_validator
 
 from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
+from service.core.fp8 import Fp8Recipe
 from service.core.kernels import AttentionKernel, Framework
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import CUDA_CONTEXT_BYTES, Optimizer, Precision
+from service.core.pipeline import PipelineSchedule
 from service.schemas.base import Assumptions, Schema
 from service.schemas.finetune import Finetune, FinetuneComputeDetail, FinetuneMemoryDetail, lora_shorthand
 from service.schemas.model import ModelSpec
@@ -134,6 +136,10 @@ class ParallelismSpec(Schema):
     sequence_parallel: bool = False
     zero_stage: int = Field(0, ge=0, le=3, description="ZeRO shards over the dp*cp ranks that hold the same weights.")
     offload_optimizer: bool = False
+    pipeline_schedule: PipelineSchedule | None = Field(
+        None, description="1f1b, interleaved, zero_bubble, dualpipe (two copies of the parameters) or dualpipev; default interleaved "
+        "with virtual_stages > 1, else 1f1b. Sets the micro-batches the busiest stage holds in flight."
+    )
 
 
 class TrainingMemoryRequest(Schema):
@@ -155,6 +161,7 @@ class TrainingMemoryRequest(Schema):
 
     model: ModelSpec
     precision: Precision = Precision.MIXED_BF16
+    fp8_recipe: Fp8Recipe = Field(Fp8Recipe.TENSORWISE, description="With precision fp8: how the FP8 weight copies are scaled.")
     optimizer: Optimizer = Optimizer.ADAMW
     micro_batch_size: Batch = 1
     seq_len: SeqLen | None = Field(None, description="Default: the model's context, at most 8,192 (as the planner).")

@@ -14,7 +14,7 @@ from service.core.scaling import ScalingLaw
 from service.schemas.base import PeakDtype, Pricing, Schema
 from service.schemas.calculators import FINETUNE_DESCRIPTION, Estimate
 from service.schemas.finetune import Finetune, FinetuneComputeDetail, lora_shorthand
-from service.schemas.layout import PlanItem
+from service.schemas.layout import FixedDimensions, PlanItem, StepTimeOptions
 from service.schemas.model import ModelSpec
 
 GpuId = Annotated[str, Field(min_length=1, max_length=64, description="Catalog GPU id, e.g. `h100-sxm`.")]
@@ -65,7 +65,7 @@ class PriceQuote(Schema):
     chosen: str = Field(description="explicit, provider, or cheapest")
 
 
-class TrainingCostRequest(Throughput, PriceChoice):
+class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice):
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -92,6 +92,7 @@ class TrainingCostRequest(Throughput, PriceChoice):
         None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
     )
     finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION + " LoRA is timed at the MFU (the planner plans full training).")
+    fixed: FixedDimensions | None = Field(None, description="Layout dimensions the planner holds fixed (as POST /v1/plan's `fixed`).")
 
     @model_validator(mode="before")
     @classmethod

@@ -8,10 +8,75 @@ from typing import Annotated
 from pydantic import Field
 
 from service.core.compute import Recompute
+from service.core.fp8 import Fp8Recipe
 from service.core.limits import MAX_INT64
+from service.core.memory import Precision
+from service.core.pipeline import PipelineSchedule
 from service.schemas.base import Schema
 
 Bytes = Annotated[int, Field(ge=0, le=MAX_INT64)]
+Size = Annotated[int, Field(ge=1, le=1_000_000)]
+Bandwidth = Annotated[int, Field(ge=1_000_000, le=10**14, description="Bytes per second, per GPU, one direction (at most 100 TB/s).")]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class FixedDimensions(Schema):
+    """Dimensions held fixed; each one given is not searched."""
+
+    tp: Size | None = Field(None, description="Tensor-parallel size (inside a node, divides the heads).")
+    pp: Size | None = Field(None, description="Pipeline stages (uneven stages allowed).")
+    dp: Size | None = Field(None, description="Data-parallel size.")
+    cp: Size | None = Field(None, description="Context-parallel size (needs flash_attention).")
+    ep: Size | None = Field(None, description="Expert-parallel size (mixtures of experts).")
+    zero_stage: int | None = Field(None, ge=0, le=3)
+    micro_batch_size: Size | None = None
+    recompute: Recompute | None = None
+    sequence_parallel: bool | None = None
+    virtual_stages: Annotated[int, Field(ge=1, le=64)] | None = Field(None, description="Interleaved chunks per GPU.")
+    offload_optimizer: bool | None = None
+    pipeline_schedule: PipelineSchedule | None = Field(
+        None, description="1f1b, interleaved (with virtual_stages > 1), zero_bubble (ZB-H1), dualpipe or dualpipev (even pp)."
+    )
+
+
+class EfficiencyOverrides(Schema):
+    """Kernel efficiencies to use instead of the GPU's (each a fraction in (0, 1]); unset ones keep the
+    catalog's, stated in `assumptions` as `<gpu>.efficiency.*`."""
+
+    matmul: Fraction | None = Field(None, description="Sustained share of the dense peak a step's GEMMs reach.")
+    matmul_fp8: Fraction | None = Field(None, description="The same for FP8 GEMMs, of the dense FP8 peak.")
+    attention_core: Fraction | None = Field(
+        None, description="Share of the dense peak the attention core reaches, forward and backward (instead of the measured curve)."
+    )
+    memory_bandwidth: Fraction | None = Field(None, description="Share of HBM bandwidth streaming kernels reach.")
+    intra_node_collective: Fraction | None = Field(None, description="NCCL bus bandwidth over the intra-node link rate.")
+    inter_node_collective: Fraction | None = Field(None, description="NCCL bus bandwidth over the scale-out link rate.")
+
+
+class StepTimeOptions(Schema):
+    """How the step-time model runs a training step: precision, FP8 recipe, kernels, overlaps."""
+
+    precision: Precision = Field(
+        Precision.MIXED_BF16,
+        description="mixed_bf16 (default), mixed_fp16, bf16, fp32, or fp8: the blocks' matmuls in FP8 with BF16 master weights and "
+        "gradients as Transformer Engine runs them (needs FP8 tensor cores); MFU stays against the dense BF16 peak.",
+    )
+    fp8_recipe: Fp8Recipe = Field(
+        Fp8Recipe.TENSORWISE,
+        description="With precision fp8: tensorwise (one scale per tensor), blockwise (DeepSeek-V3's 1x128 / 128x128) or mxfp8 (Blackwell).",
+    )
+    attention_kernel: str | None = Field(
+        None,
+        max_length=32,
+        description="The attention implementation whose measured rates time the attention core: flash2, flash3, cudnn (Hopper), "
+        "flash4 (Blackwell); default the GPU family's (cudnn on Hopper, flash2 on Ampere).",
+    )
+    tp_comm_overlap: bool = Field(
+        False, description="Tensor-parallel collectives pipelined with their GEMMs (Megatron-Core --tp-comm-overlap); default exposed."
+    )
+    efficiency: EfficiencyOverrides | None = Field(None, description="Kernel efficiencies instead of the GPU's.")
+
+
 
 
 class PlanMemory(Schema):
@@ -31,7 +96,7 @@ class StepTimeParts(Schema):
     cp_comm_seconds: float = Field(description="Context-parallel K/V ring exchange beyond the attention it hides under.")
     ep_comm_seconds: float = Field(description="Expert-parallel all-to-alls.")
     pp_comm_seconds: float = Field(description="Pipeline point-to-point sends.")
-    bubble_seconds: float = Field(description="Pipeline fill and drain, (p-1)/(v*m) of the ideal time.")
+    bubble_seconds: float = Field(description="Pipeline fill and drain, by schedule: (p-1)/(v*m) of the ideal time for 1F1B and interleaved.")
     dp_comm_seconds: float = Field(description="Gradient reduction and ZeRO gathers beyond the compute they overlap.")
     optimizer_seconds: float = Field(description="The optimizer update (on the host with offload).")
 
@@ -51,6 +116,7 @@ class PlanItem(Schema):
     sequence_parallel: bool
     virtual_stages: int
     offload_optimizer: bool
+    pipeline_schedule: PipelineSchedule = Field(description="The schedule whose bubble and in-flight memory the plan has.")
     per_gpu_total_bytes: Bytes = Field(description="Busiest pipeline stage, as /v1/memory/training answers.")
     per_gpu: PlanMemory
     cpu_offload_bytes: Bytes

@@ -4,40 +4,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import Field, model_validator
 
-from service.core.compute import Recompute
 from service.core.limits import MAX_BATCH, MAX_SEQ_LEN, MAX_TOKENS
-from service.core.memory import Optimizer, Precision
+from service.core.memory import Optimizer
 from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, NGpus, PriceChoice, PriceQuote
-from service.schemas.layout import PlanItem
+from service.schemas.layout import Bandwidth, FixedDimensions, PlanItem, Size, StepTimeOptions
 from service.schemas.model import ModelSpec
 
-Size = Annotated[int, Field(ge=1, le=1_000_000)]
-Bandwidth = Annotated[int, Field(ge=1_000_000, le=10**15, description="Bytes per second, per GPU, one direction.")]
 
-
-class FixedDimensions(Schema):
-    """Dimensions held fixed; each one given is not searched."""
-
-    tp: Size | None = Field(None, description="Tensor-parallel size (inside a node, divides the heads).")
-    pp: Size | None = Field(None, description="Pipeline stages (uneven stages allowed).")
-    dp: Size | None = Field(None, description="Data-parallel size.")
-    cp: Size | None = Field(None, description="Context-parallel size (needs flash_attention).")
-    ep: Size | None = Field(None, description="Expert-parallel size (mixtures of experts).")
-    zero_stage: int | None = Field(None, ge=0, le=3)
-    micro_batch_size: Size | None = None
-    recompute: Recompute | None = None
-    sequence_parallel: bool | None = None
-    virtual_stages: Annotated[int, Field(ge=1, le=64)] | None = Field(None, description="Interleaved chunks per GPU.")
-    offload_optimizer: bool | None = None
-
-
-class PlanRequest(PriceChoice):
+class PlanRequest(StepTimeOptions, PriceChoice):
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -62,7 +40,6 @@ class PlanRequest(PriceChoice):
     global_batch_tokens: int | None = Field(
         None, ge=1, le=10**12, description="Tokens per optimizer step instead of sequences; default 4M tokens (Llama 2 §2.2)."
     )
-    precision: Precision = Precision.MIXED_BF16
     optimizer: Optimizer = Optimizer.ADAMW
     flash_attention: bool = True
     dropout: bool = False

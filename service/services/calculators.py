@@ -18,7 +18,7 @@ GIB = 2**30
 def _parallelism(p: s.ParallelismSpec) -> memory.Parallelism:
     return memory.Parallelism(
         dp=p.dp, tp=p.tp, pp=p.pp, cp=p.cp, ep=p.ep, virtual_stages=p.virtual_stages, sequence_parallel=p.sequence_parallel,
-        zero_stage=p.zero_stage, offload_optimizer=p.offload_optimizer,
+        zero_stage=p.zero_stage, offload_optimizer=p.offload_optimizer, pipeline_schedule=p.pipeline_schedule,
     )
 
 
@@ -155,7 +155,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         include_activations=req.include_activations, microbatches=req.gradient_accumulation_steps, kernels=kernels,
     )  # fmt: skip
     ft = finetune.finetune_memory(model, req.finetune.spec(), **options) if req.finetune and req.finetune.is_adapter else None  # type: ignore[arg-type]
-    r = ft.memory if ft else memory.training_memory(model, **options)  # type: ignore[arg-type]
+    r = ft.memory if ft else memory.training_memory(model, **options, fp8_recipe=req.fp8_recipe)  # type: ignore[arg-type]
     act = r.activations
     assumptions = model_assumptions(model, req.model, req.seq_len) | {
         "precision": req.precision.value,

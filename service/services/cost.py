@@ -13,6 +13,7 @@ from service.core.memory import Precision
 from service.core.plan import PlanResult
 from service.errors import Unprocessable
 from service.schemas import cost as s
+from service.schemas.layout import StepTimeOptions
 from service.services import plan as plan_service
 from service.services import serving as serving_service
 from service.services.calculators import finetune_assumptions, finetune_compute_detail
@@ -92,15 +93,21 @@ def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, 
         return None
     seq, _ = training_seq_len(model, seq_len)
     batch, _ = plan_service.batch_size(seq, None, getattr(req, "global_batch_tokens", None), n_gpus)
-    fixed = {"recompute": req.recompute.value} if "recompute" in req.model_fields_set and hasattr(req, "recompute") else {}
-    precision = PRECISION_FOR_DTYPE.get(req.dtype)
+    fixed = plan_service.fixed_dimensions(getattr(req, "fixed", None))
+    if "recompute" in req.model_fields_set and hasattr(req, "recompute"):
+        fixed["recompute"] = req.recompute.value
+    options = req if isinstance(req, StepTimeOptions) else None
+    if options is not None and "precision" in req.model_fields_set:
+        precision: Precision | None = options.precision  # the planner's precision, FP8 included
+    else:
+        precision = PRECISION_FOR_DTYPE.get(req.dtype)
     if precision is None:
         return Planned(plan=None, cluster=None, seq_len=seq, global_batch_size=batch,
-                       reason=f"the planner models bf16, fp16 and fp32 training, not {req.dtype}")  # fmt: skip
+                       reason=f"the planner models bf16, fp16, fp32 and fp8 training (give precision), not {req.dtype}")  # fmt: skip
     try:
-        cluster = plan_service.cluster_for(gpu, precision)
+        cluster = plan_service.cluster_for(gpu, precision, **plan_service.cluster_options(options))
         result = plan_service.best_plan(model, cluster, n_gpus=n_gpus, seq_len=seq, global_batch_size=batch,
-                                        precision=precision, fixed=fixed)  # fmt: skip
+                                        precision=precision, fixed=fixed, options=options)  # fmt: skip
     except (Unprocessable, InvalidSpecError) as exc:
         reason = exc.detail if isinstance(exc, Unprocessable) else f"{exc.field}: {exc.reason}"
         return Planned(plan=None, cluster=None, seq_len=seq, global_batch_size=batch, reason=reason)
@@ -109,6 +116,8 @@ def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, 
 
 def _plan_assumptions(planned: Planned) -> dict[str, Any]:
     out: dict[str, Any] = {"seq_len": planned.seq_len, "global_batch_size": planned.global_batch_size}
+    if planned.cluster is not None:
+        out |= planned.cluster.assumptions
     if planned.plan is not None and planned.plan.plans:
         best = planned.plan.plans[0]
         out |= {"time_from": "the planner's best plan (step-time model, POST /v1/plan)", "plan": plan_service.plan_summary(best),

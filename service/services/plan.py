@@ -11,21 +11,18 @@ from service.core.architecture import Architecture
 from service.core.compute import require_architecture
 from service.core.context import check_context
 from service.core.cost import planned_training_cost
+from service.core.efficiency import DEFAULT_MATMUL_EFFICIENCY
 from service.core.errors import InvalidSpecError
+from service.core.fp8 import BF16_OPS, check_recipe
 from service.core.memory import Optimizer, Precision
-from service.core.steptime import (
-    COLLECTIVE_BANDWIDTH_EFFICIENCY,
-    DEFAULT_MATMUL_EFFICIENCY,
-    MEMORY_BANDWIDTH_EFFICIENCY,
-    SUSTAINED_FRACTION_OF_MAMF,
-    Hardware,
-)
+from service.core.steptime import Hardware
 from service.errors import Unprocessable
 from service.schemas import plan as s
 from service.schemas.cost import PriceQuote
-from service.schemas.layout import PlanItem, PlanMemory, StepTimeParts
+from service.schemas.layout import FixedDimensions, PlanItem, PlanMemory, StepTimeOptions, StepTimeParts
 from service.services.answers import not_keepable
 from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, light_work_only
+from service.services.efficiency import gpu_efficiency
 from service.services.lru import LruCache
 from service.services.models import resolve_gpu, resolve_model, training_seq_len
 
@@ -33,15 +30,23 @@ DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens per step: Llama 2 (Touvron et al. 
 DEFAULT_BATCH_TOKENS_PER_GPU = 1024  # Llama 3 405B: 16M tokens per step on 16K GPUs (Dubey et al. 2024 §3.4.1)
 DEFAULT_GPUS_PER_NODE = 8  # HGX/DGX servers
 DEADLINE_SEARCH_SECONDS = 10.0  # the bound on a deadline search, over all the GPU types of a request
-PEAK_FOR_PRECISION = {Precision.MIXED_BF16: "bf16", Precision.BF16: "bf16", Precision.MIXED_FP16: "fp16", Precision.FP32: "fp32"}
+# the peak each precision's MFU is stated against: FP8 training against the dense BF16 peak (its
+# attention, norms and output layer run there), with the FP8 peak in the hardware for its matmuls
+PEAK_FOR_PRECISION = {Precision.MIXED_BF16: "bf16", Precision.BF16: "bf16", Precision.MIXED_FP16: "fp16", Precision.FP32: "fp32",
+                      Precision.FP8: "bf16"}  # fmt: skip
 
 
 FORMULAS = [
     "step = m*(compute + recompute + exposed tp/cp/ep comm) + bubble (p-1)/v*T_mb + pp sends + exposed dp comm + optimizer "
     "(Narayanan et al. 2021 §2-3; Korthikanti et al. 2022 §4-5; Rajbhandari et al. 2020 §7)",
-    f"matmul time = max(2mkn / (peak * MAMF * {SUSTAINED_FRACTION_OF_MAMF}), bytes / ({MEMORY_BANDWIDTH_EFFICIENCY} * HBM bandwidth)) "
-    "on the per-GPU shape (roofline, Williams et al. 2009)",
-    f"ring all-reduce = 2(n-1)/n * S / ({COLLECTIVE_BANDWIDTH_EFFICIENCY} * link bandwidth) + latency hops (Patarasuk & Yuan 2009)",
+    "matmul time = max(2mkn / (peak * sustained matmul efficiency), bytes / (HBM efficiency * HBM bandwidth)) "
+    "on the per-GPU shape (roofline, Williams et al. 2009); efficiencies per GPU in assumptions (<gpu>.efficiency.*)",
+    "attention core = causal FLOPs / (peak * the kernel's measured fraction at the sequence chunk and head dimension), "
+    "backward 2.5x the forward FLOPs (FlashAttention-2/3 and cuDNN curves: Dao 2023 §4.1; Shah et al. 2024 §4.1)",
+    "ring all-reduce = 2(n-1)/n * S / (collective efficiency * link bandwidth) + latency hops (Patarasuk & Yuan 2009; "
+    "efficiencies from nccl-tests per link)",
+    "pipeline bubble by schedule: 1F1B (p-1)(F+B), interleaved (p-1)(F+B)/v, ZB-H1 (p-1)(F+B-2W), DualPipe (p/2-1)(F&B+B-3W) "
+    "(Narayanan et al. 2021 §2.2; Qi et al. 2023 §3.1; DeepSeek-V3 §3.2.1)",
     "memory per GPU = weights + gradients + optimizer (ZeRO over dp*cp) + busiest stage's activations "
     "(Rajbhandari et al. 2020 §5; Korthikanti et al. 2022 §4)",
     "MFU = model FLOPs per token (every matmul + the attention core, halved by causal FlashAttention; Narayanan et al. 2021 §5.1) "
@@ -65,14 +70,23 @@ def cluster_for(
     gpus_per_node: int | None = None,
     intra_node_bandwidth_bytes_per_s: int | None = None,
     inter_node_bandwidth_bytes_per_s: int | None = None,
+    attention_kernel: str | None = None,
+    efficiency: dict[str, float | None] | None = None,
 ) -> Cluster:
     """The hardware of ``gpu`` for ``precision``: request overrides, else the catalog, else a
     stated default (8 GPUs per node; half the catalog's bidirectional interconnect; 25 GB/s per
-    GPU scale-out, one HDR InfiniBand port)."""
+    GPU scale-out, one HDR InfiniBand port); the kernel efficiencies of the GPU
+    (:func:`service.services.efficiency.gpu_efficiency`) with the request's overrides. FP8
+    training computes its matmuls at the dense FP8 peak and needs FP8 tensor cores."""
     peak_key = PEAK_FOR_PRECISION[precision]
     peak = gpu.peak_tflops.get(peak_key)
     if not peak:
         raise Unprocessable.for_field("precision", f"the catalog has no dense {peak_key} peak for {gpu.id}")
+    fp8_peak = gpu.peak_tflops.get("fp8")
+    if precision is Precision.FP8 and not fp8_peak:
+        raise Unprocessable.for_field(
+            "precision", f"{gpu.id} has no FP8 tensor cores (no dense fp8 peak in the catalog): train in mixed_bf16 there"
+        )
     notes: dict[str, Any] = {}
 
     def pick(name: str, given: Any, catalog: Any, default: Any, default_note: str) -> Any:
@@ -92,9 +106,12 @@ def cluster_for(
     inter = pick("inter_node_bandwidth_bytes_per_s", inter_node_bandwidth_bytes_per_s, gpu.inter_node_bandwidth_bytes_per_s,
                  25e9, "default 25 GB/s (one 200 Gb/s port per GPU)")  # fmt: skip
     mamf = pick("matmul_efficiency", None, gpu.matmul_efficiency, DEFAULT_MATMUL_EFFICIENCY, f"default {DEFAULT_MATMUL_EFFICIENCY}")
+    kernels, kernel_notes = gpu_efficiency(gpu.id, gpu.matmul_efficiency, attention_kernel=attention_kernel, overrides=efficiency)
     notes.update({f"{gpu.id}.gpus_per_node": node, f"{gpu.id}.intra_node_bandwidth_bytes_per_s": float(intra),
                   f"{gpu.id}.inter_node_bandwidth_bytes_per_s": float(inter), f"{gpu.id}.matmul_efficiency": mamf,
-                  f"{gpu.id}.peak_tflops": peak, f"{gpu.id}.peak_dtype": peak_key})  # fmt: skip
+                  f"{gpu.id}.peak_tflops": peak, f"{gpu.id}.peak_dtype": peak_key} | kernel_notes)  # fmt: skip
+    if precision is Precision.FP8:
+        notes[f"{gpu.id}.fp8_peak_tflops"] = fp8_peak
     hardware = Hardware(
         peak_flops_per_s=peak * 1e12,
         matmul_efficiency=mamf,
@@ -103,6 +120,8 @@ def cluster_for(
         gpus_per_node=node,
         intra_node_bandwidth_bytes_per_s=float(intra),
         inter_node_bandwidth_bytes_per_s=float(inter),
+        efficiency=kernels,
+        fp8_peak_flops_per_s=float(fp8_peak) * 1e12 if fp8_peak else None,
     )
     return Cluster(gpu=gpu, hardware=hardware, assumptions=notes)
 
@@ -150,11 +169,41 @@ def cached_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> 
 def best_plan(
     arch: Architecture, cluster: Cluster, *, n_gpus: int, seq_len: int, global_batch_size: int,
     precision: Precision = Precision.MIXED_BF16, optimizer: Optimizer = Optimizer.ADAMW, fixed: dict[str, Any] | None = None,
+    options: StepTimeOptions | None = None,
 ) -> core.PlanResult:  # fmt: skip
     """The fastest plan that fits (``top_k`` 1), for the cost and budget answers."""
     spec = core.PlanSpec(n_gpus=n_gpus, seq_len=seq_len, global_batch_size=global_batch_size, precision=precision,
-                         optimizer=optimizer, top_k=1, fixed=fixed or {})  # fmt: skip
+                         optimizer=optimizer, top_k=1, fixed=fixed or {}, **spec_options(options, cluster))  # fmt: skip
     return cached_plan(arch, cluster.hardware, spec)
+
+
+def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str, Any]:
+    """The request's step-time options as :class:`service.core.plan.PlanSpec` fields; an FP8 recipe
+    the GPU cannot run is a 422."""
+    if options is None:
+        return {}
+    if options.precision is Precision.FP8:
+        check_recipe(options.fp8_recipe, gpu=cluster.gpu.id, blackwell=cluster.assumptions.get(f"{cluster.gpu.id}.family") == "blackwell")
+    return {"fp8_recipe": options.fp8_recipe, "tp_comm_overlap": options.tp_comm_overlap}
+
+
+def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:
+    """What the step-time options assumed, for ``assumptions``."""
+    out: dict[str, Any] = {"tp_comm_overlap": options.tp_comm_overlap}
+    if options.precision is Precision.FP8:
+        out |= {"fp8_recipe": options.fp8_recipe.value, "fp8_matmuls": "the blocks' Q/K/V, output, MLP and expert projections, "
+                "forward and both backward GEMMs, at the dense FP8 peak", "bf16_ops": BF16_OPS,
+                "fp8_memory": "BF16 weights + FP8 row- and column-wise copies of the matmul weights; parameters gathered in FP8",
+                "mfu_peak": "dense BF16 peak"}  # fmt: skip
+    return out
+
+
+def cluster_options(options: StepTimeOptions | None) -> dict[str, Any]:
+    """The request's kernel choices for :func:`cluster_for`."""
+    if options is None:
+        return {}
+    overrides = options.efficiency.model_dump() if options.efficiency else None
+    return {"attention_kernel": options.attention_kernel, "efficiency": overrides}
 
 
 def plan_summary(plan: core.Plan) -> str:
@@ -167,10 +216,12 @@ def plan_summary(plan: core.Plan) -> str:
     )
 
 
-def _fixed(req: s.PlanRequest) -> dict[str, Any]:
-    fixed = req.fixed.model_dump(exclude_none=True)
-    if "recompute" in fixed:
-        fixed["recompute"] = fixed["recompute"].value
+def fixed_dimensions(fixed_request: FixedDimensions | None) -> dict[str, Any]:
+    """A request's fixed dimensions for :class:`service.core.plan.PlanSpec` (enums as their names)."""
+    fixed = fixed_request.model_dump(exclude_none=True) if fixed_request else {}
+    for name in ("recompute", "pipeline_schedule"):
+        if name in fixed:
+            fixed[name] = fixed[name].value
     return fixed
 
 
@@ -184,7 +235,7 @@ def plan_item(gpu: str, n_gpus: int, plan: core.Plan, tokens: float | None, eff:
         gpu=gpu, n_gpus=n_gpus, tp=plan.tp, pp=plan.pp, dp=plan.dp, cp=plan.cp, ep=plan.ep, zero_stage=plan.zero_stage,
         micro_batch_size=plan.micro_batch_size, gradient_accumulation_steps=plan.gradient_accumulation_steps,
         recompute=plan.recompute, sequence_parallel=plan.sequence_parallel, virtual_stages=plan.virtual_stages,
-        offload_optimizer=plan.offload_optimizer, per_gpu_total_bytes=mem.total_bytes,
+        offload_optimizer=plan.offload_optimizer, pipeline_schedule=plan.pipeline_schedule, per_gpu_total_bytes=mem.total_bytes,
         per_gpu=PlanMemory(weights_bytes=mem.weights_bytes, gradients_bytes=mem.gradients_bytes,
                              optimizer_bytes=mem.optimizer_bytes, activations_bytes=mem.activations_bytes),
         cpu_offload_bytes=mem.cpu_offload_bytes, step_time_seconds=plan.step_seconds, step_time=StepTimeParts(**plan.step),
@@ -211,7 +262,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     batch, batch_source = batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, req.n_gpus)
     gpu_ids = req.gpu if isinstance(req.gpu, list) else [req.gpu]
     many = len(gpu_ids) > 1
-    fixed = _fixed(req)
+    fixed = fixed_dimensions(req.fixed)
     items: list[PlanItem] = []
     summaries: list[s.GpuSummary] = []
     totals = [0, 0, 0, 0.0, False]
@@ -222,6 +273,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
                                    "effective_time_fraction": req.effective_time_fraction,
                                    "usable_memory_fraction": req.usable_memory_fraction, "flash_attention": req.flash_attention,
                                    "activation_kernels": "megatron (Megatron-LM's fused kernels, Korthikanti et al. 2022)"}  # fmt: skip
+    assumptions |= options_assumptions(req)
     if warning := check_context(arch, seq_len):
         assumptions["seq_len_warning"] = warning
     for gpu_id in gpu_ids:
@@ -229,12 +281,12 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         assert view is not None
         cluster = cluster_for(view, req.precision, gpus_per_node=req.gpus_per_node,
                               intra_node_bandwidth_bytes_per_s=req.intra_node_bandwidth_bytes_per_s,
-                              inter_node_bandwidth_bytes_per_s=req.inter_node_bandwidth_bytes_per_s)  # fmt: skip
+                              inter_node_bandwidth_bytes_per_s=req.inter_node_bandwidth_bytes_per_s, **cluster_options(req))  # fmt: skip
         assumptions.update(cluster.assumptions)
         spec = core.PlanSpec(
             n_gpus=req.n_gpus or cluster.hardware.gpus_per_node, seq_len=seq_len, global_batch_size=batch,
             precision=req.precision, optimizer=req.optimizer, flash_attention=req.flash_attention, dropout=req.dropout,
-            fixed=fixed, top_k=req.top_k, usable_memory_fraction=req.usable_memory_fraction,
+            fixed=fixed, top_k=req.top_k, usable_memory_fraction=req.usable_memory_fraction, **spec_options(req, cluster),
         )  # fmt: skip
         tried = None
         try:

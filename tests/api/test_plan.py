@@ -78,7 +78,7 @@ def test_plan_llama_3_70b_on_256_h100(client) -> None:
         "model": {"preset": "llama-3-70b"}, "seq_len": 8192, "micro_batch_size": best["micro_batch_size"],
         "recompute": best["recompute"], "flash_attention": True, "framework": "megatron",
         "parallelism": {k: best[k] for k in ("dp", "tp", "pp", "cp", "ep", "virtual_stages", "sequence_parallel", "zero_stage",
-                                             "offload_optimizer")},
+                                             "offload_optimizer", "pipeline_schedule")},
         "gradient_accumulation_steps": best["gradient_accumulation_steps"],
     })  # fmt: skip
     assert memory["per_gpu"]["total_bytes"] == best["per_gpu_total_bytes"]
@@ -116,7 +116,7 @@ def test_plan_with_no_fitting_layout_is_a_200_with_the_reason(client) -> None:
 
 def test_plan_fixed_dimensions_and_overrides(client) -> None:
     fixed = {"tp": 4, "pp": 2, "zero_stage": 1, "recompute": "selective", "micro_batch_size": 1, "cp": 1, "sequence_parallel": True,
-             "virtual_stages": 1, "offload_optimizer": False}  # fmt: skip
+             "virtual_stages": 1, "offload_optimizer": False, "pipeline_schedule": "1f1b"}  # fmt: skip
     body = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "n_gpus": 64, "fixed": fixed, "global_batch_tokens": 2**21}
     data = ok(client, "/v1/plan", body)
     assert data["search"]["considered"] == 1 and data["global_batch_size"] == 2**21 // 4096
@@ -163,7 +163,9 @@ def test_llama_3_405b_gpu_hours_with_the_default_batch(client) -> None:
             "usd_per_gpu_hour": 2.0}  # fmt: skip
     data = ok(client, "/v1/cost/training", body)
     assert data["assumptions"]["global_batch_size"] == 2048
-    assert data["gpu_hours"] == pytest.approx(30.84e6, rel=TOLERANCE)
+    # the bar for this figure is 15 %: the planner may choose a schedule (zero-bubble, DualPipe)
+    # that Meta's interleaved 1F1B did not run
+    assert data["gpu_hours"] == pytest.approx(30.84e6, rel=0.15)
     small = ok(client, "/v1/cost/training", body | {"global_batch_tokens": 4 * 2**20})
     assert small["assumptions"]["global_batch_size"] == 512 and small["gpu_hours"] > data["gpu_hours"]  # a deeper bubble
 

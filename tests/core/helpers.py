@@ -8,6 +8,7 @@ from service.catalog import loader
 from service.core.architecture import Architecture
 from service.core.spec import make_architecture
 from service.core.steptime import Hardware
+from service.services.efficiency import gpu_efficiency
 
 
 def preset_architecture(preset: dict[str, object]) -> dict[str, object]:
@@ -31,12 +32,15 @@ def gpt3_like(**overrides: object) -> Architecture:
 
 
 def hardware(gpu_id: str, **overrides: object) -> Hardware:
-    """A seed-file GPU as the step-time model sees it (bf16 peak, catalog interconnect)."""
+    """A seed-file GPU as the step-time model sees it (bf16 peak, catalog interconnect, the kernel
+    efficiencies of ``kernel_efficiency.json`` as the service builds them, the fp8 peak)."""
     row = loader.gpus()[gpu_id]
+    fp8 = row["peak_tflops"].get("fp8")
     fields: dict[str, object] = dict(
         peak_flops_per_s=row["peak_tflops"]["bf16"] * 1e12, matmul_efficiency=row["matmul_efficiency"],
         memory_bytes=row["memory_bytes"], memory_bandwidth_bytes_per_s=row["memory_bandwidth_bytes_per_s"],
         gpus_per_node=row["gpus_per_node"], intra_node_bandwidth_bytes_per_s=row["intra_node_bandwidth_bytes_per_s"],
         inter_node_bandwidth_bytes_per_s=row["inter_node_bandwidth_bytes_per_s"],
+        efficiency=gpu_efficiency(gpu_id, row["matmul_efficiency"])[0], fp8_peak_flops_per_s=fp8 * 1e12 if fp8 else None,
     )  # fmt: skip
     return Hardware(**(fields | overrides))  # type: ignore[arg-type]

@@ -267,7 +267,7 @@ def test_step_time_computes_the_mla_and_shared_expert_flops():
     model adds for any transformer; MHA-sized projections or missing shared experts would be ~1.7x."""
     from service.core.memory import Parallelism, params_per_gpu
     from service.core.params import active_matmul_weights
-    from service.core.steptime import FLASH_ATTENTION_EFFICIENCY_RATIO, SUSTAINED_FRACTION_OF_MAMF, Layout, Workload, step_time
+    from service.core.steptime import Layout, Workload, step_time
     from tests.core.helpers import hardware
 
     arch = architecture_from_hf_config(MODELS["deepseek-v3"]["config"])
@@ -275,10 +275,11 @@ def test_step_time_computes_the_mla_and_shared_expert_flops():
     layout = Layout(tp=1, pp=1, dp=1, cp=1, ep=1, zero_stage=1, offload_optimizer=False, micro_batch_size=1, recompute=0,
                     sequence_parallel=False, virtual_stages=1, params_per_gpu=params_per_gpu(arch, Parallelism()))  # fmt: skip
     compute = float(step_time(arch, hw, Workload(seq_len=4096, global_batch_size=8), layout).compute_seconds)
-    tokens, rate = 8 * 4096, hw.peak_flops_per_s * hw.matmul_efficiency * SUSTAINED_FRACTION_OF_MAMF
+    tokens, rate = 8 * 4096, hw.peak_flops_per_s * hw.kernels.matmul
     matmuls = 6 * active_matmul_weights(arch) * tokens / rate
-    attention = 3 * tokens * attention_score_flops_per_token(arch, 4096, causal=True) / (rate * FLASH_ATTENTION_EFFICIENCY_RATIO)
-    assert 1.0 < compute / (matmuls + attention) < 1.08  # 1.062
+    forward, backward = hw.kernels.attention_fractions(4096, arch.d_head)  # the kernel's measured rates, backward 2.5x the FLOPs
+    attention = tokens * attention_score_flops_per_token(arch, 4096, causal=True) * (1 / forward + 2.5 / backward) / hw.peak_flops_per_s
+    assert 1.0 < compute / (matmuls + attention) < 1.08
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.errors import InvalidSpecError
 from service.core.kernels import MEGATRON
 from service.core.memory import Parallelism, expert_params_per_gpu, params_per_gpu, training_memory
+from service.core.pipeline import SCHEDULES
 from service.core.plan import (
     DIMENSIONS,
     RECOMPUTES,
@@ -74,7 +75,8 @@ def test_narayanan_table_1_throughput_and_the_planner_beats_it(row) -> None:
     dp = n // (tp * pp)
     overlap = tp < 8 and pp == 1  # torch DDP (overlapping) for the first three rows, "local" DDP after
     fixed = {"tp": tp, "pp": pp, "dp": dp, "cp": 1, "ep": 1, "zero_stage": 0, "offload_optimizer": False,
-             "micro_batch_size": mbs, "recompute": "full", "sequence_parallel": False, "virtual_stages": v}  # fmt: skip
+             "micro_batch_size": mbs, "recompute": "full", "sequence_parallel": False, "virtual_stages": v,
+             "pipeline_schedule": "interleaved" if v > 1 else "1f1b"}  # fmt: skip
     paper = plan(arch, a100, narayanan_spec(n, batch, overlap=overlap, fixed=fixed))
     assert paper.search.considered == 1 and len(paper.plans) == 1, paper.reason
     p = paper.plans[0]
@@ -103,7 +105,8 @@ def test_memory_arrays_equal_the_scalar_core(model: str, n_gpus: int, dropout: b
         row = {k: grid[k][i].item() for k in grid}
         par = Parallelism(dp=row["dp"], tp=row["tp"], pp=row["pp"], cp=row["cp"], ep=row["ep"],
                           virtual_stages=row["virtual_stages"], sequence_parallel=row["sequence_parallel"],
-                          zero_stage=row["zero_stage"], offload_optimizer=row["offload_optimizer"])  # fmt: skip
+                          zero_stage=row["zero_stage"], offload_optimizer=row["offload_optimizer"],
+                          pipeline_schedule=SCHEDULES[row["pipeline_schedule"]])  # fmt: skip
         exact = training_memory(arch, parallelism=par, micro_batch_size=row["micro_batch_size"], seq_len=1024,
                                 recompute=RECOMPUTES[row["recompute"]], flash_attention=True, dropout=dropout,
                                 microbatches=row["microbatches"], kernels=MEGATRON)  # fmt: skip
@@ -146,9 +149,10 @@ def test_step_parts_sum_and_vanish_without_their_parallelism() -> None:
     assert float(sum(parts)) == pytest.approx(float(single.step_seconds))
     assert single.tp_comm_seconds == single.pp_comm_seconds == single.bubble_seconds == single.cp_comm_seconds == 0
     assert single.recompute_seconds == 0
-    # full recompute repeats the forward: a third of forward + backward
+    # full recompute repeats the forward: about a third of forward + backward (a little less: the attention
+    # core's backward is 2.5x its forward FLOPs, at the kernel's slower backward rate)
     full = at(recompute=2)
-    assert float(full.recompute_seconds) == pytest.approx(float(full.compute_seconds - 0) / 3, rel=0.02)
+    assert 0.28 < float(full.recompute_seconds) / float(full.compute_seconds) < 1 / 3
     # the bubble is (p-1)/(v*m) of the ideal pipeline time, m = 64 / (dp * b) micro-batches
     piped = at(pp=4, dp=2, params_per_gpu=params_per_gpu(arch, Parallelism(pp=4)))
     ideal = piped.compute_seconds + piped.recompute_seconds + piped.tp_comm_seconds
@@ -186,7 +190,7 @@ def test_nothing_fits_is_an_answer_with_the_reason() -> None:
 def test_every_dimension_fixed_is_one_prediction() -> None:
     arch = preset("llama-2-7b")
     fixed = {"tp": 2, "pp": 2, "dp": 2, "cp": 2, "ep": 1, "zero_stage": 2, "offload_optimizer": False, "micro_batch_size": 2,
-             "recompute": "selective", "sequence_parallel": True, "virtual_stages": 2}  # fmt: skip
+             "recompute": "selective", "sequence_parallel": True, "virtual_stages": 2, "pipeline_schedule": "interleaved"}  # fmt: skip
     result = plan(arch, hardware("h100-sxm"), PlanSpec(n_gpus=16, seq_len=4096, global_batch_size=64, fixed=fixed))
     assert result.search.considered == 1 and len(result.plans) == 1
     p = result.plans[0]

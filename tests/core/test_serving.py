@@ -150,7 +150,7 @@ def test_decode_reads_what_the_cache_holds() -> None:
     """A sliding-window layer's step reads at most its window; an MLA latent is read whole on every
     tensor-parallel rank (it is not split over heads)."""
     from service.core.memory import kv_cache_bytes
-    from service.core.steptime import MEMORY_BANDWIDTH_EFFICIENCY
+    from service.core.steptime import memory_rate
 
     hw = hardware("h100-sxm")
     mistral = preset("mistral-7b")
@@ -159,7 +159,7 @@ def test_decode_reads_what_the_cache_holds() -> None:
         step, bound = decode_step_seconds(mistral, hw, tp=1, batch=64, context_tokens=context, weights_bytes=0,
                                           kv_bytes_per_token=per_token)  # fmt: skip
         read = 64 * kv_cache_bytes(mistral, seq_len=context, batch_size=1, kv_dtype=Dtype.BF16)
-        assert bool(bound) and float(step) == pytest.approx(read / (hw.memory_bandwidth_bytes_per_s * MEMORY_BANDWIDTH_EFFICIENCY), rel=0.02)
+        assert bool(bound) and float(step) == pytest.approx(read / memory_rate(hw), rel=0.02)
     ds = preset("deepseek-v3")
     ds_token = kv_cache_bytes(ds, seq_len=1, batch_size=1, kv_dtype=Dtype.BF16)
     one, _ = decode_step_seconds(ds, hw, tp=1, batch=256, context_tokens=8192, weights_bytes=0, kv_bytes_per_token=ds_token)

@@ -1,0 +1,67 @@
+"""FP8 training as Transformer Engine and DeepSeek-V3 run it: which matmuls run at the FP8 peak,
+what they cost to cast, and what the FP8 weight copies hold.
+
+- **What runs in FP8**: the linear layers of every transformer block — the Q/K/V (or MLA)
+  projections, the attention output projection, the MLP or expert up/gate and down projections —
+  forward (Fprop) and both backward GEMMs (Dgrad, Wgrad). The attention core, norms, the router,
+  the embedding and the output layer stay in BF16/FP32; weights' master copy, gradients and
+  optimizer states keep their mixed-precision formats (Micikevicius et al. 2022, "FP8 Formats for
+  Deep Learning" §4; NVIDIA Transformer Engine docs, "Using FP8 with Transformer Engine";
+  DeepSeek-AI 2024, DeepSeek-V3 technical report §3.3: "embedding module, the output head, MoE
+  gating modules, normalization operators, and attention operators" kept in BF16/FP32).
+- **Recipes** (how tensors are scaled):
+  ``tensorwise`` — one scale per tensor (Transformer Engine's delayed or current scaling);
+  ``blockwise`` — DeepSeek-V3's 1x128 tiles for activations and 128x128 blocks for weights, one
+  fp32 scale each (§3.3.1); ``mxfp8`` — OCP Microscaling: one E8M0 (1-byte) scale per 32
+  elements (OCP MX specification v1.0 §5; Blackwell's native FP8 format).
+- **Casts**: every FP8 GEMM input is quantised from BF16 — the forward input and the backward
+  output gradient each read 2 bytes and write 1 byte per element, twice (the row-wise copy and the
+  transposed/column-wise one the other GEMM of the pair reads) — memory-bound kernels at the HBM
+  rate; weights are cast once per step (cached across micro-batches).
+- **Memory**: the BF16 weights stay (the optimizer updates them) and the FP8 row-wise and
+  column-wise copies are kept beside them: 2 bytes per matmul weight, plus the recipe's scales.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from service.core.errors import InvalidSpecError
+
+
+class Fp8Recipe(StrEnum):
+    TENSORWISE = "tensorwise"
+    BLOCKWISE = "blockwise"
+    MXFP8 = "mxfp8"
+
+
+FP8_WEIGHT_COPIES = 2  # the row-wise and the column-wise (transposed) FP8 copy of each matmul weight
+FP8_CAST_BYTES_PER_ELEMENT = FP8_WEIGHT_COPIES * (2 + 1)  # read BF16, write FP8, for each of the two copies
+
+# Scale bytes per element of each FP8 copy: none per tensor; DeepSeek-V3's one fp32 scale per 128x128
+# weight block; MX: one 1-byte E8M0 scale per 32 elements
+SCALE_BYTES_PER_WEIGHT = {Fp8Recipe.TENSORWISE: 0.0, Fp8Recipe.BLOCKWISE: 4 / (128 * 128), Fp8Recipe.MXFP8: 1 / 32}
+# ...and per activation element (1x128 tiles with an fp32 scale; MX blocks of 32)
+SCALE_BYTES_PER_ACTIVATION = {Fp8Recipe.TENSORWISE: 0.0, Fp8Recipe.BLOCKWISE: 4 / 128, Fp8Recipe.MXFP8: 1 / 32}
+
+# Which recipes each GPU generation runs natively: MX scaling is a Blackwell tensor-core format
+# (NVIDIA Blackwell architecture technical brief; Transformer Engine's MXFP8BlockScaling needs sm100)
+MXFP8_NEEDS = "Blackwell tensor cores (B200, GB200)"
+
+BF16_OPS = "attention core, norms, router, embedding and output layer in BF16/FP32"
+
+
+def weight_copy_bytes_per_param(recipe: Fp8Recipe) -> float:
+    """Bytes of FP8 weight copies (and their scales) per matmul parameter."""
+    return FP8_WEIGHT_COPIES * (1 + SCALE_BYTES_PER_WEIGHT[recipe])
+
+
+def cast_bytes_per_element(recipe: Fp8Recipe) -> float:
+    """HBM bytes to quantise one BF16 element into both FP8 copies with the recipe's scales."""
+    return FP8_CAST_BYTES_PER_ELEMENT + FP8_WEIGHT_COPIES * SCALE_BYTES_PER_ACTIVATION[recipe]
+
+
+def check_recipe(recipe: Fp8Recipe, *, gpu: str, blackwell: bool) -> None:
+    """MXFP8 needs Blackwell tensor cores; the other recipes run on any GPU with FP8."""
+    if recipe is Fp8Recipe.MXFP8 and not blackwell:
+        raise InvalidSpecError("fp8_recipe", f"mxfp8 needs {MXFP8_NEEDS}; {gpu} runs tensorwise or blockwise scaling")
