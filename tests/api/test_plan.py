@@ -127,6 +127,17 @@ def test_plan_fixed_dimensions_and_overrides(client) -> None:
     assert slow["assumptions"]["h100-sxm.intra_node_bandwidth_bytes_per_s_source"] == "request"
 
 
+
+def test_the_h800s_cut_nvlink_slows_tensor_parallelism(client) -> None:
+    # DeepSeek ISCA 2025 §4.1: H800 is H100's compute with NVLink cut from 900 to 400 GB/s (450 -> 200 each way)
+    fixed = {"tp": 8, "pp": 1, "zero_stage": 1, "recompute": "selective", "micro_batch_size": 1, "cp": 1, "sequence_parallel": True,
+             "virtual_stages": 1, "offload_optimizer": False}  # fmt: skip
+    body = {"model": {"preset": "llama-2-70b"}, "n_gpus": 64, "fixed": fixed, "global_batch_tokens": 2**22}
+    h100, h800 = (ok(client, "/v1/plan", body | {"gpu": gpu})["plans"][0]["step_time"] for gpu in ("h100-sxm", "h800-sxm"))
+    # exposed TP time grows by up to the bandwidth ratio; compute differs only by the MAMF (H100's measured
+    # 0.80, H800's unmeasured default 0.75)
+    assert 2 < h800["tp_comm_seconds"] / h100["tp_comm_seconds"] <= 450 / 200
+
 @pytest.mark.parametrize(
     ("body", "loc"),
     [

@@ -23,8 +23,8 @@ CLUSTER = (
     "matmul_efficiency",
 )  # fmt: skip
 SEED = loader.gpus()
-# the GPUs a store seeded before 0002 could hold (0006 brought the workstation cards later)
-BEFORE_0006 = [k for k in SEED if k not in ("rtx-4090", "rtx-3090", "rtx-a6000", "rtx-6000-ada")]
+# the GPUs a store seeded before 0002 could hold (0006 brought the workstation cards later, 0007 H800 and H20)
+BEFORE_0006 = [k for k in SEED if k not in {row["id"] for rev in ("0006", "0007") for row in migration_module(rev).NEW_GPUS}]
 
 
 BACKFILL = migration_module("0002").BACKFILL
@@ -67,7 +67,9 @@ def test_one_direction_is_half_the_total_interconnect(gpu_id: str) -> None:
 
 def test_nvlink_is_an_order_of_magnitude_faster_than_the_network() -> None:
     nvlink = {k: g for k, g in SEED.items() if g["intra_node_link"].startswith("NVLink")}
-    assert {"h100-sxm", "a100-80gb-sxm", "v100-32gb-sxm", "b200", "gb200"} <= nvlink.keys()
+    assert {"h100-sxm", "a100-80gb-sxm", "v100-32gb-sxm", "b200", "gb200", "h20"} <= nvlink.keys()
+    export_limited = nvlink.pop("h800-sxm")  # NVLink cut to 400 GB/s both ways beside a 400 Gb/s NIC per GPU
+    assert export_limited["intra_node_bandwidth_bytes_per_s"] == 4 * export_limited["inter_node_bandwidth_bytes_per_s"]
     for gpu_id, g in nvlink.items():
         assert g["intra_node_bandwidth_bytes_per_s"] >= 9 * g["inter_node_bandwidth_bytes_per_s"], gpu_id
     for gpu_id, g in SEED.items():
@@ -86,6 +88,10 @@ def test_reference_values() -> None:
     assert cluster["a10g"][2] == 100e9 / 8 / 8  # g5.48xlarge: 100 Gbps for 8 GPUs
     assert cluster["tpu-v5e"][:3] == (4, 200e9, 6.4e12 / 256 / 8)  # 1,600 Gbps ICI; 6.4 Tbps DCN per 256 chips
     assert cluster["mi300x"][4] == pytest.approx(668.4 / 1307.4, abs=0.005)  # Bekman v2 MAMF
+    # DeepSeek ISCA 2025 §4.1: H800 NVLink 900 -> 400 GB/s, eight 400G CX7 per node (V3 report §3.2.2 measures
+    # 160 and 50 GB/s); Ant Group's H20 nodes: 900 GB/s NVLink, 4 x 400 Gb/s RDMA per 8 GPUs
+    assert cluster["h800-sxm"][:3] == (8, 400e9 / 2, 8 * 400e9 / 8 / 8)
+    assert cluster["h20"][:3] == (8, 900e9 / 2, 4 * 400e9 / 8 / 8)
 
 
 def test_the_migration_backfills_what_the_seed_holds() -> None:
@@ -149,7 +155,7 @@ def test_upgrade_backfills_rows_seeded_before_0002(backend: str, make_database) 
         with engine.connect() as connection:
             rows = {r.id: r for r in connection.execute(select(gpus))}
             assert connection.execute(select(prices.c.gpu_id)).scalars().all() == ["h100-sxm"]
-        assert set(rows) == set(SEED) | {"my-gpu"}  # 0006 added the GPUs it brings
+        assert set(rows) == set(SEED) | {"my-gpu"}  # 0006 and 0007 added the GPUs they bring
         for gpu_id in BEFORE_0006:
             seed, row = SEED[gpu_id], rows[gpu_id]
             assert tuple(getattr(row, f) for f in CLUSTER) == tuple(seed[f] for f in CLUSTER), gpu_id

@@ -5,12 +5,12 @@ takes them away, and an empty store is left to the seed."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import MetaData, Table, insert, select, text
+from sqlalchemy import MetaData, Table, select
 
 from service.catalog import loader
 from service.db.engine import build_engine
 from service.db.migrate import downgrade, upgrade
-from tests.db.migration_files import migration_module
+from tests.db.migration_files import migration_module, upgrade_a_store_seeded_at
 
 SEED = loader.gpus()
 ADDED = {"rtx-4090", "rtx-3090", "rtx-a6000", "rtx-6000-ada"}
@@ -28,31 +28,21 @@ def test_upgrade_adds_the_workstation_gpus_to_a_seeded_store(backend: str, make_
     assert set(added) == ADDED
     engine = build_engine(make_database(backend))
     try:
-        upgrade(engine, "0005")
-        gpus = Table("gpus", MetaData(), autoload_with=engine)
-        columns = [c.name for c in gpus.c if c.name != "updated_at"]
-        before = [k for k in SEED if k not in added]
-        with engine.begin() as connection:
-            connection.execute(insert(gpus), [{k: SEED[i].get(k) for k in columns} | {"version": 1} for i in before])
-            connection.execute(text("UPDATE catalog_version SET version = 7"))
-        upgrade(engine)
-        with engine.connect() as connection:
-            rows = {r.id: r._asdict() for r in connection.execute(select(gpus))}
-            version = connection.execute(text("SELECT version FROM catalog_version")).scalar_one()
-        assert set(rows) == set(SEED) and version == 8  # what a fresh seed holds; running instances reload
-        for gpu_id in added:  # exactly the seed file's row
-            assert {k: rows[gpu_id][k] for k in columns if k != "version"} == {k: SEED[gpu_id].get(k) for k in columns if k != "version"}
-        assert rows["rtx-4090"]["memory_bytes"] == 24 * 2**30 and rows["rtx-a6000"]["memory_bytes"] == 48 * 2**30
+        later = set(added) | set(new_gpu_ids("0007"))  # 0007's GPUs came later still
+        store = upgrade_a_store_seeded_at(engine, "0005", "gpus", SEED, later)
+        assert set(store.rows) == set(SEED) and store.version == 9  # a fresh seed's GPUs; one bump each for 0006 and 0007
+        assert all(store.stored_as_seeded(gpu_id, SEED) for gpu_id in added)
+        assert store.rows["rtx-4090"]["memory_bytes"] == 24 * 2**30 and store.rows["rtx-a6000"]["memory_bytes"] == 48 * 2**30
         downgrade(engine, "0005")
         with engine.connect() as connection:
-            assert set(connection.execute(select(gpus.c.id)).scalars()) == set(before)
+            assert set(connection.execute(select(store.table.c.id)).scalars()) == set(store.before)
     finally:
         engine.dispose()
 
 
 @pytest.mark.parametrize("table", ["gpus", "model_presets"])
 def test_an_empty_store_is_left_to_the_seed(table: str, backend: str, make_database) -> None:
-    """Revisions 0004-0006 insert rows into a store seeded before them, never into an empty one."""
+    """Revisions 0004-0007 insert rows into a store seeded before them, never into an empty one."""
     engine = build_engine(make_database(backend))
     try:
         upgrade(engine)
