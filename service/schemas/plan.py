@@ -14,6 +14,7 @@ from service.core.memory import Optimizer, Precision
 from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, NGpus, PriceChoice, PriceQuote
+from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
 from service.schemas.layout import PlanItem
 from service.schemas.model import ModelSpec
 
@@ -37,7 +38,7 @@ class FixedDimensions(Schema):
     offload_optimizer: bool | None = None
 
 
-class PlanRequest(PriceChoice):
+class PlanRequest(PriceChoice, EnergyChoice):
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -110,6 +111,8 @@ class GpuSummary(Schema):
     mfu: float | None
     training_hours: float | None
     gpu_hours: float | None
+    energy_kwh: EnergyKwh = None
+    co2e_tonnes: Co2eTonnes = None
     cost_usd: float | None
     price: PriceQuote | None
     search: SearchStats
