@@ -13,6 +13,7 @@ from service.core.limits import MAX_SEQ_LEN, MAX_TOKENS
 from service.core.scaling import ScalingLaw
 from service.schemas.base import PeakDtype, Pricing, Schema
 from service.schemas.calculators import FINETUNE_DESCRIPTION, Estimate
+from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
 from service.schemas.finetune import Finetune, FinetuneComputeDetail, lora_shorthand
 from service.schemas.layout import FixedDimensions, PlanItem, StepTimeOptions
 from service.schemas.model import ModelSpec
@@ -65,7 +66,7 @@ class PriceQuote(Schema):
     chosen: str = Field(description="explicit, provider, or cheapest")
 
 
-class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice):
+class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice, EnergyChoice):
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -104,6 +105,8 @@ class TrainingCostResponse(Estimate):
     total_flops: float = Field(description="Model FLOPs of the run.")
     hardware_flops: float = Field(description="Including recomputation: what the GPUs execute.")
     gpu_hours: float
+    energy_kwh: EnergyKwh = None
+    co2e_tonnes: Co2eTonnes = None
     wall_clock_hours: float
     wall_clock_days: float
     cost_usd: float
@@ -121,7 +124,7 @@ class TrainingCostResponse(Estimate):
     finetune: FinetuneComputeDetail | None = Field(None, description="LoRA/QLoRA: the adapters' share of the FLOPs (null for full training).")
 
 
-class CompareRequest(Throughput):
+class CompareRequest(Throughput, EnergyChoice):
     model_config = Schema.model_config | {
         "json_schema_extra": {"examples": [{"model": {"preset": "llama-3-8b"}, "tokens": 15e12, "n_gpus": 512, "sort_by": "cost"}]}
     }
@@ -149,6 +152,8 @@ class CompareRow(Schema):
     usd_per_gpu_hour: float
     as_of: dt.date
     gpu_hours: float | None
+    energy_kwh: EnergyKwh = None
+    co2e_tonnes: Co2eTonnes = None
     wall_clock_hours: float | None
     cost_usd: float | None
     mfu: float | None
@@ -166,7 +171,7 @@ class CompareResponse(Estimate):
     total_flops: float
 
 
-class BudgetRequest(Throughput, PriceChoice):
+class BudgetRequest(Throughput, PriceChoice, EnergyChoice):
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -226,12 +231,14 @@ class BudgetResponse(Estimate):
     loss_gap: float = Field(description="predicted_loss − optimal_loss: what a non-optimal shape gives up.")
     loss: LossMeaning
     gpu_hours: float | None
+    energy_kwh: EnergyKwh = None
+    co2e_tonnes: Co2eTonnes = None
     wall_clock_hours: float | None
     cost_usd: float | None
     price: PriceQuote | None
 
 
-class ForLossRequest(Throughput, PriceChoice):
+class ForLossRequest(Throughput, PriceChoice, EnergyChoice):
     model_config = Schema.model_config | {
         "json_schema_extra": {"examples": [{"target_loss": 2.0, "scaling_law": "hoffmann2022", "gpu": "h100-sxm"}]}
     }

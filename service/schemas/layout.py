@@ -13,6 +13,7 @@ from service.core.limits import MAX_INT64
 from service.core.memory import Precision
 from service.core.pipeline import PipelineSchedule
 from service.schemas.base import Schema
+from service.schemas.energy import Co2eTonnes, EnergyKwh
 
 Bytes = Annotated[int, Field(ge=0, le=MAX_INT64)]
 Size = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -128,6 +129,8 @@ class PlanItem(Schema):
     hfu: float
     training_hours: float | None = Field(description="With tokens: wall clock, after the effective-time fraction.")
     gpu_hours: float | None
+    energy_kwh: EnergyKwh = None
+    co2e_tonnes: Co2eTonnes = None
     cost_usd: float | None
 
 

@@ -11,11 +11,12 @@ from service.core.memory import Optimizer
 from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, NGpus, PriceChoice, PriceQuote
+from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
 from service.schemas.layout import Bandwidth, FixedDimensions, PlanItem, Size, StepTimeOptions
 from service.schemas.model import ModelSpec
 
 
-class PlanRequest(StepTimeOptions, PriceChoice):
+class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -87,6 +88,8 @@ class GpuSummary(Schema):
     mfu: float | None
     training_hours: float | None
     gpu_hours: float | None
+    energy_kwh: EnergyKwh = None
+    co2e_tonnes: Co2eTonnes = None
     cost_usd: float | None
     price: PriceQuote | None
     search: SearchStats

@@ -92,6 +92,7 @@ class GpuView:
     intra_node_bandwidth_bytes_per_s: int | None = None
     inter_node_bandwidth_bytes_per_s: int | None = None
     matmul_efficiency: float | None = None  # MAMF / dense bf16 peak
+    tdp_watts: int | None = None  # for energy and CO2e (service.core.energy)
 
 
 class Table:
@@ -223,6 +224,7 @@ def _gpu_view(row: Row[Any]) -> GpuView:
         intra_node_bandwidth_bytes_per_s=row.intra_node_bandwidth_bytes_per_s,
         inter_node_bandwidth_bytes_per_s=row.inter_node_bandwidth_bytes_per_s,
         matmul_efficiency=row.matmul_efficiency,
+        tdp_watts=row.tdp_watts,
     )
 
 

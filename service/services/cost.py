@@ -14,6 +14,7 @@ from service.core.plan import PlanResult
 from service.errors import Unprocessable
 from service.schemas import cost as s
 from service.schemas.layout import StepTimeOptions
+from service.services import energy as energy_service
 from service.services import plan as plan_service
 from service.services import serving as serving_service
 from service.services.calculators import finetune_assumptions, finetune_compute_detail
@@ -168,6 +169,8 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     model_notes = model_assumptions(model, req.model, req.seq_len)
     gpu = _gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
+    energy = energy_service.terms(req)
+    gpu_energy = energy.for_gpu(gpu)
     ft = req.finetune if req.finetune and req.finetune.is_adapter else None
     ft_detail = None
     if ft is not None and ft.method == "qlora" and req.dtype not in PRECISION_FOR_DTYPE:
@@ -234,11 +237,12 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     plan_item = None
     if best is not None:
         plan_item = plan_service.plan_item(gpu.id, req.n_gpus, best, req.tokens, cost.EFFECTIVE_TRAINING_TIME_FRACTION,
-                                           price.usd_per_gpu_hour, planned.plan.model_flops_per_token)  # fmt: skip
+                                           price.usd_per_gpu_hour, planned.plan.model_flops_per_token, energy=gpu_energy)  # fmt: skip
     return s.TrainingCostResponse(
         total_flops=flops.model_flops,
         hardware_flops=flops.hardware_flops,
         gpu_hours=r.gpu_hours,
+        **gpu_energy.fields(r.gpu_hours),
         wall_clock_hours=r.wall_clock_hours,
         wall_clock_days=r.wall_clock_hours / 24,
         cost_usd=r.cost_usd or 0.0,
@@ -252,7 +256,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
         reason=reason,
         plan=plan_item,
         finetune=ft_detail,
-        formulas=[flops.formula, time_formula],
+        formulas=[flops.formula, time_formula, energy_service.FORMULA],
         assumptions=model_notes
         | rate_assumptions
         | (_plan_assumptions(planned) if planned else {})
@@ -263,6 +267,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
             "price_chosen": price.chosen,
             "implied_hfu": None if mfu is None or best is not None else mfu * flops.hardware_flops / flops.model_flops,
         }
+        | energy.assumptions([gpu], per_gpu=False)
         | ({"attention_seq_len": seq} if req.include_attention else {}),
     )
 
@@ -281,15 +286,20 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
         if unknown:
             raise Unprocessable.for_field(name, f"unknown: {', '.join(unknown)}; known: {', '.join(known)}")
     efficiency, efficiency_source = _efficiency(req)
+    energy = energy_service.terms(req)
     footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=model_training_seq_len(model, req.seq_len)[0])
     per_gpu: dict[str, dict[str, Any]] = {}  # one plan and one unpriced run per GPU type, whatever its providers
+    views: list[GpuView] = []  # the GPU types listed, for their TDPs
     out: list[dict[str, Any]] = []  # rows as dicts: the response validates them all in one pass
     for row in rows:
         if (wanted_gpus and row.gpu_id not in wanted_gpus) or (wanted_providers and row.provider_id not in wanted_providers):
             continue
         terms = per_gpu.get(row.gpu_id)
         if terms is None:
-            terms = per_gpu[row.gpu_id] = _compare_terms(_gpu(catalog, row.gpu_id), model, flops.model_flops, footprint, efficiency, req)
+            gpu = _gpu(catalog, row.gpu_id)
+            views.append(gpu)
+            terms = per_gpu[row.gpu_id] = _compare_terms(gpu, model, flops.model_flops, footprint, efficiency, req)
+            terms |= energy.for_gpu(gpu).fields(terms["gpu_hours"])
         gpu_hours = terms["gpu_hours"]
         out.append(terms | {
             "provider": row.provider_id, "pricing": row.pricing, "usd_per_gpu_hour": row.usd_per_gpu_hour, "as_of": row.as_of,
@@ -304,14 +314,15 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
                   "with the architecture: time from each GPU type's best plan (step-time model, POST /v1/plan) / effective-time fraction",
                   "otherwise: cost = FLOPs / (peak * MFU * scaling_efficiency) / 3600 * price (Transformers Math 101)",
                   "fits: a plan fits (planner), else least per-GPU memory over tp 1/2/4/8, ZeRO-3, full recompute, micro-batch 1 "
-                  "(Rajbhandari et al. 2020; Korthikanti et al. 2022)"],
+                  "(Rajbhandari et al. 2020; Korthikanti et al. 2022)", energy_service.FORMULA],
         assumptions=model_notes | {
                      "pricing": req.pricing, "scaling_efficiency": efficiency, "scaling_efficiency_source": efficiency_source,
                      "mfu": req.mfu, "mfu_source": "request" if req.mfu else (
                          "predicted per GPU type by the step-time model" if isinstance(model, Architecture)
                          else "each GPU's catalog default (an at-scale figure), else 0.40"),
                      "effective_time_fraction": cost.EFFECTIVE_TRAINING_TIME_FRACTION,
-                     "sort_by": req.sort_by, "unfit_rows": "sorted last"},
+                     "sort_by": req.sort_by, "unfit_rows": "sorted last"}
+                    | energy.assumptions(views, per_gpu=True),
     ))  # fmt: skip
 
 
@@ -350,17 +361,22 @@ def _compare_terms(
 
 @dataclass(frozen=True)
 class Economics:
-    """GPU-hours, wall clock, dollars and the price of some FLOPs on the request's GPU (all
-    None without a GPU)."""
+    """GPU-hours, wall clock, dollars and the price of some FLOPs on the request's GPU, and their
+    energy and CO2e when asked for (all None without a GPU)."""
 
     gpu_hours: float | None = None
     wall_clock_hours: float | None = None
     cost_usd: float | None = None
     price: s.PriceQuote | None = None
     assumptions: dict[str, Any] = field(default_factory=dict)
+    energy: dict[str, float | None] = field(default_factory=dict)  # energy_kwh and co2e_tonnes, when asked for
+    formulas: tuple[str, ...] = ()
 
 
-def _run_economics(catalog: CatalogReader, req: Any, compute_flops: float, n_gpus: int | None) -> Economics:
+def _run_economics(
+    catalog: CatalogReader, req: Any, compute_flops: float, n_gpus: int | None, energy: energy_service.EnergyTerms | None = None
+) -> Economics:
+    """With ``energy`` (the request's inputs), also the energy and CO2e of the GPU-hours."""
     if req.gpu is None:
         return Economics()
     gpu = _gpu(catalog, req.gpu)
@@ -381,7 +397,10 @@ def _run_economics(catalog: CatalogReader, req: Any, compute_flops: float, n_gpu
             "scaling_efficiency": efficiency,
             "scaling_efficiency_source": efficiency_source,
             "price_as_of": price.as_of.isoformat() if price.as_of else None,
-        },
+        }
+        | (energy.assumptions([gpu], per_gpu=False) if energy else {}),
+        energy=energy.for_gpu(gpu).fields(r.gpu_hours) if energy else {},
+        formulas=(energy_service.FORMULA,) if energy else (),
     )
 
 
@@ -400,10 +419,11 @@ def _budget_response(
         loss_gap=shape.loss_gap,
         loss=s.LOSS_MEANING,
         gpu_hours=economics.gpu_hours,
+        **economics.energy,
         wall_clock_hours=economics.wall_clock_hours,
         cost_usd=economics.cost_usd,
         price=economics.price,
-        formulas=[*shape.formulas, *extra_formulas],
+        formulas=[*shape.formulas, *extra_formulas, *economics.formulas],
         assumptions=assumptions | economics.assumptions,
     )
 
@@ -433,13 +453,13 @@ def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
         how = "fixed tokens_per_param r: N = sqrt(C / (6r))"
     else:
         how = "compute-optimal under the law"
-    economics = _run_economics(catalog, req, flops, req.n_gpus)
+    economics = _run_economics(catalog, req, flops, req.n_gpus, energy_service.terms(req))
     return _budget_response(shape, economics, {"scaling_law": req.scaling_law.value, "shape": how})
 
 
 def for_loss(req: s.ForLossRequest, catalog: CatalogReader) -> s.BudgetResponse:
     shape = scaling.compute_for_loss(req.target_loss, req.scaling_law)
-    economics = _run_economics(catalog, req, shape.compute_flops, req.n_gpus)
+    economics = _run_economics(catalog, req, shape.compute_flops, req.n_gpus, energy_service.terms(req))
     inverse = "inverse: on the optimal path alpha*A/N^alpha = beta*B/D^beta, so L - E = (A/N^alpha)(1 + alpha/beta)"
     return _budget_response(shape, economics, {"scaling_law": req.scaling_law.value, "target_loss": req.target_loss}, (inverse,))
 

@@ -20,6 +20,7 @@ from service.errors import Unprocessable
 from service.schemas import plan as s
 from service.schemas.cost import PriceQuote
 from service.schemas.layout import FixedDimensions, PlanItem, PlanMemory, StepTimeOptions, StepTimeParts
+from service.services import energy as energy_service
 from service.services.answers import not_keepable
 from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, light_work_only
 from service.services.efficiency import gpu_efficiency
@@ -225,7 +226,12 @@ def fixed_dimensions(fixed_request: FixedDimensions | None) -> dict[str, Any]:
     return fixed
 
 
-def plan_item(gpu: str, n_gpus: int, plan: core.Plan, tokens: float | None, eff: float, price: float | None, flops_per_token: float) -> PlanItem:
+def plan_item(
+    gpu: str, n_gpus: int, plan: core.Plan, tokens: float | None, eff: float, price: float | None, flops_per_token: float,
+    energy: energy_service.GpuEnergy | None = None,
+) -> PlanItem:
+    """One plan as answers give it; with ``tokens``, the run's hours and dollars (and with
+    ``energy``, its energy and CO2e)."""
     run = None
     if tokens is not None:
         run = planned_training_cost(tokens=tokens, model_flops=flops_per_token * tokens, tokens_per_second=plan.tokens_per_second,
@@ -242,6 +248,7 @@ def plan_item(gpu: str, n_gpus: int, plan: core.Plan, tokens: float | None, eff:
         tokens_per_second=plan.tokens_per_second, tflops_per_gpu=plan.tflops_per_gpu, mfu=plan.mfu, hfu=plan.hfu,
         training_hours=run.wall_clock_hours if run else None, gpu_hours=run.gpu_hours if run else None,
         cost_usd=run.cost_usd if run else None,
+        **(energy.fields(run.gpu_hours if run else None) if energy else {}),
     )  # fmt: skip
 
 
@@ -268,6 +275,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     totals = [0, 0, 0, 0.0, False]
     deadline_cut = False
     searched: list[str] = []
+    energy = energy_service.terms(req)
+    views: list[GpuView] = []  # the GPU types planned, for their TDPs
     assumptions: dict[str, Any] = {"seq_len": seq_len, "seq_len_source": seq_source, "global_batch_size": batch,
                                    "global_batch_source": batch_source if req.n_gpus else f"{batch_source}, for each cluster size tried",
                                    "effective_time_fraction": req.effective_time_fraction,
@@ -321,8 +330,9 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         searched.append(f"{gpu_id}: {result.search.searched}")
         price = _price(catalog, view.id, req, many)
         usd = price.usd_per_gpu_hour if price else None
-        gpu_items = [plan_item(view.id, n_gpus, p, req.tokens, req.effective_time_fraction, usd, result.model_flops_per_token)
-                     for p in result.plans]  # fmt: skip
+        views.append(view)
+        gpu_items = [plan_item(view.id, n_gpus, p, req.tokens, req.effective_time_fraction, usd, result.model_flops_per_token,
+                               energy=energy.for_gpu(view)) for p in result.plans]  # fmt: skip
         items.extend(gpu_items)
         if not gpu_items:
             summaries.append(_unfit(view.id, n_gpus, result.reason, _stats(result.search), tried))
@@ -332,7 +342,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
             batch = batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n_gpus)[0]
         summaries.append(s.GpuSummary(
             gpu=view.id, n_gpus=n_gpus, fits=True, reason=None, tokens_per_second=top.tokens_per_second, mfu=top.mfu,
-            training_hours=top.training_hours, gpu_hours=top.gpu_hours, cost_usd=top.cost_usd, price=price,
+            training_hours=top.training_hours, gpu_hours=top.gpu_hours, energy_kwh=top.energy_kwh, co2e_tonnes=top.co2e_tonnes,
+            cost_usd=top.cost_usd, price=price,
             search=_stats(result.search), tried_n_gpus=tried,
             global_batch_size=batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n_gpus)[0],
         ))  # fmt: skip
@@ -345,13 +356,15 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     priced = [g for g in fitting if g.cost_usd is not None]
     cheapest = min(priced, key=lambda g: g.cost_usd or 0.0).gpu if priced else None
     reasons = [f"{g.gpu}: {g.reason}" for g in summaries if not g.fits]
+    if req.tokens is not None and views:  # the answer has GPU-hours
+        assumptions |= energy.assumptions(views, per_gpu=True)
     return s.PlanResponse(
         plans=items,
         search=s.SearchStats(considered=totals[0], feasible=totals[1], returned=len(items), seconds=totals[3], cut=totals[4] or deadline_cut,
                              searched="; ".join(searched) or "nothing"),
         reason=None if items else "; ".join(reasons),
         gpus=summaries, fastest_gpu=fastest, cheapest_gpu=cheapest, global_batch_size=batch, seq_len=seq_len,
-        formulas=FORMULAS, assumptions=assumptions,
+        formulas=FORMULAS + ([energy_service.FORMULA] if req.tokens is not None and views else []), assumptions=assumptions,
     )  # fmt: skip
 
 
