@@ -19,7 +19,9 @@ what they cost to cast, and what the FP8 weight copies hold.
   transposed/column-wise one the other GEMM of the pair reads) — memory-bound kernels at the HBM
   rate; weights are cast once per step (cached across micro-batches).
 - **Memory**: the BF16 weights stay (the optimizer updates them) and the FP8 row-wise and
-  column-wise copies are kept beside them: 2 bytes per matmul weight, plus the recipe's scales.
+  column-wise copies are kept beside them: 2 bytes per matmul weight, plus the recipe's scales;
+  under ZeRO-3 the weights are gathered in FP8 one layer at a time and freed (torchtitan's
+  FSDP2 Float8 all-gather; Megatron's --fp8-param-gather), so no copy persists.
 """
 
 from __future__ import annotations

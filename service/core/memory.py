@@ -20,11 +20,20 @@ from service.core.errors import InvalidSpecError
 from service.core.fp8 import BF16_OPS, Fp8Recipe, weight_copy_bytes_per_param
 from service.core.kernels import MEGATRON, AttentionKernel, Kernels, resolve_kernels
 from service.core.limits import check_bytes
-from service.core.params import count_params, mlp_params_per_expert, norm_params
+from service.core.params import (
+    attention_params_per_layer,
+    count_params,
+    dense_mlp_params,
+    mlp_params_per_expert,
+    norm_params,
+    router_params_per_layer,
+    shared_expert_params_per_layer,
+)
 from service.core.pipeline import (
     SCHEDULE_CODES,
     PipelineSchedule,
     default_schedule,
+    max_chunks,
     parameter_copies,
     schedule_problem,
     stage_layers,
@@ -251,10 +260,10 @@ def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int 
             raise InvalidSpecError(
                 "parallelism.pp", f"pp={par.pp} exceeds n_layers={model.n_layers}"
             )
-        if par.virtual_stages > 1 and (par.pp == 1 or par.pp * par.virtual_stages > model.n_layers):
+        if par.virtual_stages > 1 and (par.pp == 1 or par.pp * par.virtual_stages > max_chunks(model.n_layers)):
             raise InvalidSpecError(
                 "parallelism.virtual_stages",
-                f"interleaving needs pp > 1 and at least one of the n_layers={model.n_layers} layers per chunk",
+                f"interleaving needs pp > 1 and at least one of the n_layers={model.n_layers} layers per chunk (the embedding and the output layer may fill one each)",
             )
         if par.ep > 1 and (model.n_experts % par.ep or par.dp % par.ep):
             raise InvalidSpecError(
@@ -282,12 +291,12 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     if par.pp == 1:
         total, norms = b.total, b.norm
     else:
-        per_layer = (b.attention + b.mlp) // model.n_layers
         layer_norms = model.norms_per_layer * norm_params(model)
         embedding_norm = norm_params(model) if model.embedding_norm else 0
-        first = b.embedding + embedding_norm + first_layers * (per_layer + layer_norms)
-        last = last_layers * (per_layer + layer_norms) + norm_params(model) + model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
-        middle = layers * (per_layer + layer_norms) if par.pp > 2 else 0
+        first = b.embedding + embedding_norm + stage_block_params(model, first_layers) + first_layers * layer_norms
+        last = (stage_block_params(model, last_layers) + last_layers * layer_norms + norm_params(model)
+                + model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0))  # fmt: skip
+        middle = stage_block_params(model, layers) + layers * layer_norms if par.pp > 2 else 0
         total = max(first, middle, last)
         norms = layers * layer_norms + norm_params(model)
     # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
@@ -299,6 +308,15 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts
     experts_elsewhere = moe_layers * (model.n_experts - model.n_experts // par.ep) * mlp_params_per_expert(model)
     return copies * (math.ceil((total - norms - experts_elsewhere) / par.tp + kv_replication) + norms)
+
+
+def stage_block_params(arch: Architecture, layers: int) -> int:
+    """Attention and MLP parameters of ``layers`` layers of a stage: a mixture's stage is counted
+    with as many of its layers routed-expert layers as the model has (the busiest case), the rest
+    dense (DeepSeek's first dense layers)."""
+    moe = min(layers, arch.moe_layers)
+    moe_layer = arch.n_experts * mlp_params_per_expert(arch) + router_params_per_layer(arch) + shared_expert_params_per_layer(arch)
+    return layers * attention_params_per_layer(arch) + moe * moe_layer + (layers - moe) * dense_mlp_params(arch)
 
 
 def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
@@ -384,11 +402,12 @@ def training_memory(
     )
     gradients = zero_sharded_bytes(pb.gradient * p_dense, pb.gradient * p_expert, sharded=z >= 2, shards=shards, ep=ep)
     weights = zero_sharded_bytes(pb.weight * p_dense, pb.weight * p_expert, sharded=z >= 3, shards=shards, ep=ep)
-    if precision is Precision.FP8:  # the FP8 row- and column-wise copies of the matmul weights (service.core.fp8)
+    if precision is Precision.FP8 and z < 3:  # the FP8 row- and column-wise copies of the matmul weights (service.core.fp8)
         per_param = weight_copy_bytes_per_param(fp8_recipe)
-        weights += zero_sharded_bytes(math.ceil(per_param * fp8_copy_params(model, p_dense)),
-                                      math.ceil(per_param * fp8_copy_params(model, p_expert)), sharded=z >= 3, shards=shards, ep=ep)  # fmt: skip
+        weights += math.ceil(per_param * fp8_copy_params(model, p_dense)) + math.ceil(per_param * fp8_copy_params(model, p_expert))
         notes.append(f"FP8 ({fp8_recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {BF16_OPS}")
+    elif precision is Precision.FP8:
+        notes.append(f"FP8 ({fp8_recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {BF16_OPS}")
     cpu_offload = 0
     if par.offload_optimizer:
         cpu_offload, optimizer_total = optimizer_total, 0

@@ -75,6 +75,14 @@ def schedule_problem(schedule: PipelineSchedule, pp: int, virtual_stages: int, m
     return None
 
 
+def max_chunks(n_layers: Any) -> Any:
+    """The most pipeline chunks (``pp * virtual_stages``) ``n_layers`` layers fill: one layer each,
+    and the embedding and the output layer may each fill one (Llama 3 §3.3.2: "the first model chunk
+    on the first stage has only the embedding, and the last model chunk on the last stage has only
+    output projection and loss calculation")."""
+    return n_layers + 2
+
+
 def stage_layers(n_layers: Any, pp: Any, virtual_stages: Any = 1) -> tuple[Any, Any, Any]:
     """Layers on the first, a middle and the last stage: ``S = v * ceil(L/(p v))`` on the middle
     stages; with room to spare, one fewer on the first stage, then on the last (module

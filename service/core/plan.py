@@ -9,7 +9,7 @@ valid layout (Narayanan et al. 2021 §3; Korthikanti et al. 2022 §4):
   heads divide it or it divides them); ``pp <= n_layers``, stages may be uneven (the busiest
   holds ``ceil(L/pp)`` layers: Llama 3 ran 126 layers on 16 stages, Dubey et al. 2024 §3.3.2);
   ``dp * micro_batch_size`` divides the global batch; interleaving needs a layer per chunk
-  (``pp * v <= n_layers``) and the micro-batches divisible by ``pp`` (Megatron-LM's rule); ``cp`` needs FlashAttention and divides the
+  (``pp * v <= n_layers + 2``: the embedding and the output layer may fill a chunk each) and the micro-batches divisible by ``pp`` (Megatron-LM's rule); ``cp`` needs FlashAttention and divides the
   sequence; ``ep`` divides the experts and ``dp``; ZeRO needs more than one data-parallel rank
   (or offload: ZeRO-Offload trains on one GPU), offload needs ZeRO; sequence parallelism needs
   ``tp > 1``.
@@ -88,6 +88,8 @@ class PlanSpec:
     overlap_grad_reduce: bool = True
     fp8_recipe: Fp8Recipe = Fp8Recipe.TENSORWISE
     tp_comm_overlap: bool = False
+    ep_comm_overlap: bool = False
+    moe_max_nodes_per_token: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -163,6 +165,8 @@ def workload_for(spec: PlanSpec) -> Workload:
         overlap_grad_reduce=spec.overlap_grad_reduce,
         fp8_cast_bytes_per_element=cast_bytes_per_element(spec.fp8_recipe) if fp8 else 0.0,
         tp_comm_overlap=spec.tp_comm_overlap,
+        ep_comm_overlap=spec.ep_comm_overlap,
+        moe_max_nodes_per_token=spec.moe_max_nodes_per_token,
     )
 
 
@@ -215,7 +219,7 @@ def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> di
     ok &= spec.global_batch_size % (d * b) == 0
     m = spec.global_batch_size // (d * b)
     ok &= d % ep == 0
-    ok &= (v == 1) | ((p > 1) & (p * v <= arch.n_layers) & (m % p == 0))
+    ok &= (v == 1) | ((p > 1) & (p * v <= pipeline.max_chunks(arch.n_layers)) & (m % p == 0))
     # one schedule per layout: 1F1B without a pipeline; interleaved exactly when v > 1; DualPipe
     # with an even pp and at least 2*pp micro-batches (service.core.pipeline.schedule_problem)
     dual = (sched == pipeline.DUALPIPE) | (sched == pipeline.DUALPIPEV)
@@ -261,7 +265,7 @@ def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
     dual = pipeline.DUALPIPE in axes["pipeline_schedule"]
     for idx in np.ndindex(dense.shape):
         twice, (t, p, ep, v) = idx[0], (axes[k][i].item() for k, i in zip(names, idx[1:], strict=True))
-        if p * v > arch.n_layers or (v > 1 and p == 1) or (twice and (not dual or v > 1 or p % 2)):
+        if p * v > pipeline.max_chunks(arch.n_layers) or (v > 1 and p == 1) or (twice and (not dual or v > 1 or p % 2)):
             continue  # never a valid layout
         schedule = PipelineSchedule.DUALPIPE if twice else None
         par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=schedule)
@@ -311,9 +315,10 @@ def _memory_arrays(
         return np.where(applies, -(-dense_bytes // shards) - (-expert_bytes // expert_shards), dense_bytes + expert_bytes)
 
     weights = sharded(pb.weight * dense, pb.weight * expert, z >= 3)
-    if spec.precision is Precision.FP8:  # FP8 weight copies, as service.core.memory.training_memory counts them
+    if spec.precision is Precision.FP8:  # FP8 weight copies below ZeRO-3, as service.core.memory.training_memory counts them
         per_param = weight_copy_bytes_per_param(spec.fp8_recipe)
-        weights = weights + sharded(np.ceil(per_param * fp8_copy_params(arch, dense)), np.ceil(per_param * fp8_copy_params(arch, expert)), z >= 3)
+        copies = np.ceil(per_param * fp8_copy_params(arch, dense)) + np.ceil(per_param * fp8_copy_params(arch, expert))
+        weights = weights + np.where(z >= 3, 0, copies)
     gradients = sharded(pb.gradient * dense, pb.gradient * expert, z >= 2)
     optimizer = sharded(shard_table.optimizer_dense[shard], shard_table.optimizer_expert[shard], z >= 1)
     offloaded = np.where(g["offload_optimizer"], optimizer, 0)
@@ -388,8 +393,9 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
         raise InvalidSpecError("fixed.sequence_parallel", "sequence parallelism needs tp > 1")
     if fixed.get("offload_optimizer") and fixed.get("zero_stage") == 0:
         raise InvalidSpecError("fixed.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
-    if fixed.get("virtual_stages", 1) > 1 and (fixed.get("pp") == 1 or fixed.get("pp", 1) * fixed["virtual_stages"] > arch.n_layers):
-        raise InvalidSpecError("fixed.virtual_stages", "interleaving needs pp > 1 and a layer per chunk (pp * virtual_stages <= n_layers)")
+    if fixed.get("virtual_stages", 1) > 1 and (fixed.get("pp") == 1 or fixed.get("pp", 1) * fixed["virtual_stages"] > pipeline.max_chunks(arch.n_layers)):
+        raise InvalidSpecError("fixed.virtual_stages", "interleaving needs pp > 1 and a layer per chunk (pp * virtual_stages <= n_layers + 2: "
+                                                       "the embedding and the output layer may fill one each)")
     if "pipeline_schedule" in fixed:
         validate_fixed_schedule(fixed)
     if fixed.get("zero_stage", 0) >= 1 and not fixed.get("offload_optimizer") and fixed.get("dp") == 1 and fixed.get("cp") == 1:

@@ -118,6 +118,8 @@ class Workload:
     overlap_grad_reduce: bool = True
     fp8_cast_bytes_per_element: float = 0.0  # > 0: the blocks' matmuls run in FP8 (service.core.fp8)
     tp_comm_overlap: bool = False
+    ep_comm_overlap: bool = False
+    moe_max_nodes_per_token: int | None = None
 
     @property
     def fp8(self) -> bool:
@@ -187,6 +189,43 @@ def all_to_all_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) 
     B`` plus ``n - 1`` latencies (pairwise exchange, Thakur et al. 2005 §4.5)."""
     n = np.asarray(n, dtype=np.float64)
     return np.where(n > 1, (n - 1) / n * size_bytes / bandwidth + (n - 1) * latency, 0.0)
+
+
+# Megatron-Core DistributedDataParallel's smallest gradient bucket, 40M parameters
+# (megatron/core/distributed/distributed_data_parallel.py, bucket_size's default floor)
+DDP_BUCKET_PARAMS = 40e6
+FP8_DISPATCH_BYTES = 1 + 4 / 128  # an FP8 token with one fp32 scale per 128 channels (DeepSeek-V3 §3.3.2; DeepEP)
+
+
+def expert_all_to_all_seconds(
+    tokens: Any, experts_per_token: int, d_model: int, inner: Any, ep: Any, hw: Hardware, max_nodes: int | None = None
+) -> Any:
+    """Seconds per byte of element width for one dispatch (or combine) of ``tokens`` routed tokens,
+    each to ``experts_per_token`` experts spread over ``ep`` ranks, ``inner`` GPUs apart (tensor x
+    context parallel ranks; the group spans ``inner * ep`` GPUs).
+
+    Inside one node it is a pairwise all-to-all over NVLink (Thakur et al. 2005 §4.5). Across nodes
+    a token is sent once to each node holding one of its experts and forwarded inside that node
+    over NVLink (DeepSeek-V3 §3.2.2; DeepEP's normal kernels): the scale-out link carries
+    ``R = (N - 1)(1 - (1 - 1/N)^k)`` copies per token, the expected number of other nodes among
+    ``N`` that ``k`` uniformly routed experts land on, while NVLink fans the ``k`` copies out; the
+    two run at once, so the slower one sets the time (plus a latency per peer). Node-limited routing
+    (``max_nodes``: DeepSeek-V3 §2.1.2 and §3.2.2, each token to at most M = 4 nodes) caps the
+    nodes a token reaches at ``M``, of which ``(N - 1)/N`` are other nodes."""
+    span = np.asarray(inner * ep, dtype=np.float64)
+    eff = hw.kernels
+    nvlink = hw.intra_node_bandwidth_bytes_per_s * eff.intra_node_collective
+    network = hw.inter_node_bandwidth_bytes_per_s * eff.inter_node_collective
+    n = np.asarray(ep, dtype=np.float64)
+    fan_out = tokens * experts_per_token * d_model * (n - 1) / np.maximum(n, 1)
+    nodes = np.maximum(span / hw.gpus_per_node, 1.0)
+    remote = (nodes - 1) * (1 - (1 - 1 / nodes) ** experts_per_token)
+    if max_nodes is not None:
+        remote = np.minimum(remote, max_nodes * (nodes - 1) / nodes)
+    inside = span <= hw.gpus_per_node
+    across = np.maximum(tokens * d_model * remote / network, fan_out / nvlink) + (n - 1) * INTER_NODE_LATENCY_SECONDS
+    within = fan_out / nvlink + (n - 1) * INTRA_NODE_LATENCY_SECONDS
+    return np.where(n > 1, np.where(inside, within, across), 0.0)
 
 
 def matmul_seconds(m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int, *, fp8: bool = False) -> Any:
@@ -330,11 +369,17 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     cp_pass = (c - 1) * (kv_chunk / cp_bw + cp_lat)
     cp_layer = _overlapped(cp_pass, attention) + _overlapped(2 * cp_pass, 2 * attention)
     cp_layer = cp_layer + np.where(rc == 2, _overlapped(cp_pass, attention), 0.0)
-    # expert parallelism: dispatch and combine all-to-alls of the routed tokens
+    # expert parallelism: dispatch and combine of the routed tokens (expert_all_to_all_seconds)
     if arch.is_moe:
-        ep_bw, ep_lat = _link(hw, t * c * ep)
-        ep_one = all_to_all_seconds(e * tokens * experts * h, ep, ep_bw, ep_lat)
-        ep_layer = ep_one * (4 + np.where(rc == 2, 2, 0))
+        dispatched = np.where(sp, tokens / t, tokens)  # with sequence parallelism each tensor rank routes its own share
+        per_byte = expert_all_to_all_seconds(dispatched, experts, h, t * c, ep, hw, work.moe_max_nodes_per_token)
+        dispatch_bytes = FP8_DISPATCH_BYTES if fp8 else e  # FP8 training dispatches in FP8, combines in BF16 (DeepSeek-V3 §3.3)
+        forward_bytes = dispatch_bytes + e
+        ep_layer = per_byte * (forward_bytes + 2 * e + np.where(rc == 2, forward_bytes, 0))
+        if work.ep_comm_overlap:
+            # Megatron-Core's batch-level overlap (--overlap-moe-expert-parallel-comm, v0.14): one
+            # micro-batch's all-to-alls run under another's forward and backward compute
+            ep_layer = _overlapped(ep_layer, matmuls * 3 + attention + attention_backward)
     else:
         ep_layer = 0.0
 
@@ -342,7 +387,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     # output layer (the first and last hold a layer fewer where the stages have room) ---
     code = np.where(v > 1, pipeline.INTERLEAVED, pipeline.ONE_F_ONE_B) if lay.pipeline_schedule is None else np.asarray(lay.pipeline_schedule)
     dual = pipeline.hides_communication(code)
-    if arch.is_moe:  # DualPipe pairs a chunk's forward with another's backward: the all-to-alls hide
+    if arch.is_moe and not work.ep_comm_overlap:  # DualPipe pairs a chunk's forward with another's backward: the all-to-alls hide
         ep_layer = np.where(dual, _overlapped(ep_layer, forward + backward), ep_layer)
     first_layers, middle_layers, last_layers = pipeline.stage_layers(arch.n_layers, p, v)
     middle_layers = np.where(p > 2, middle_layers, 0)
@@ -395,6 +440,18 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         ],
         m * (_overlapped(gather, forward_mb) + _overlapped(gather + reduce_scatter, backward_mb)),
     )
+    # the edges nothing hides: the first bucket's gather before the forward and the last bucket's
+    # reduction after the backward (DDP buckets of at least 40M parameters, Megatron-Core's floor, the
+    # embedding in one piece; FSDP's unit of one layer or the embedding)
+    embedding = arch.vocab_size * h / t
+    bucket = np.where(zero >= 3, np.maximum(dense / np.maximum(layers, 1), embedding), np.maximum(DDP_BUCKET_PARAMS, embedding))
+    bucket = np.minimum(bucket, dense)
+    edge = np.where(
+        zero == 0,
+        ring_all_reduce_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat),
+        ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat) + ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat),
+    )
+    dp_comm = dp_comm + edge
 
     # optimizer: read gradients and states, write states and 16-bit weights, on the local shard
     local = np.where(zero >= 1, dense / group + expert / expert_group, dense + expert)

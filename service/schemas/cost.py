@@ -94,6 +94,10 @@ class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice, EnergyChoice
     )
     finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION + " LoRA is timed at the MFU (the planner plans full training).")
     fixed: FixedDimensions | None = Field(None, description="Layout dimensions the planner holds fixed (as POST /v1/plan's `fixed`).")
+    effective_time_fraction: float = Field(
+        0.9, ge=0.1, le=1, description="With the planner: wall-clock share spent training (failures, restarts); Llama 3 §3.3.4 "
+        "reports > 90 %. 1 compares with a throughput-only figure (DeepSeek-V3's GPU-hours per trillion tokens).",
+    )
 
     @model_validator(mode="before")
     @classmethod

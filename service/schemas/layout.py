@@ -75,6 +75,14 @@ class StepTimeOptions(Schema):
     tp_comm_overlap: bool = Field(
         False, description="Tensor-parallel collectives pipelined with their GEMMs (Megatron-Core --tp-comm-overlap); default exposed."
     )
+    ep_comm_overlap: bool = Field(
+        False, description="Expert-parallel all-to-alls overlapped with another micro-batch's compute (Megatron-Core "
+        "--overlap-moe-expert-parallel-comm); default exposed (DualPipe schedules hide them anyway).",
+    )
+    moe_max_nodes_per_token: int | None = Field(
+        None, ge=1, le=4096, description="Node-limited routing: each token's experts on at most this many nodes (DeepSeek-V3: 4); "
+        "default unlimited (experts chosen uniformly). Sets the scale-out traffic of the expert all-to-alls.",
+    )
     efficiency: EfficiencyOverrides | None = Field(None, description="Kernel efficiencies instead of the GPU's.")
 
 

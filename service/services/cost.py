@@ -81,6 +81,7 @@ class Planned:
     seq_len: int
     global_batch_size: int
     reason: str | None
+    effective_time_fraction: float = cost.EFFECTIVE_TRAINING_TIME_FRACTION
 
 
 PRECISION_FOR_DTYPE = {"bf16": Precision.MIXED_BF16, "fp16": Precision.MIXED_FP16, "fp32": Precision.FP32}
@@ -112,7 +113,8 @@ def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, 
     except (Unprocessable, InvalidSpecError) as exc:
         reason = exc.detail if isinstance(exc, Unprocessable) else f"{exc.field}: {exc.reason}"
         return Planned(plan=None, cluster=None, seq_len=seq, global_batch_size=batch, reason=reason)
-    return Planned(plan=result, cluster=cluster, seq_len=seq, global_batch_size=batch, reason=result.reason)
+    return Planned(plan=result, cluster=cluster, seq_len=seq, global_batch_size=batch, reason=result.reason,
+                   effective_time_fraction=getattr(req, "effective_time_fraction", cost.EFFECTIVE_TRAINING_TIME_FRACTION))  # fmt: skip
 
 
 def _plan_assumptions(planned: Planned) -> dict[str, Any]:
@@ -122,7 +124,7 @@ def _plan_assumptions(planned: Planned) -> dict[str, Any]:
     if planned.plan is not None and planned.plan.plans:
         best = planned.plan.plans[0]
         out |= {"time_from": "the planner's best plan (step-time model, POST /v1/plan)", "plan": plan_service.plan_summary(best),
-                "predicted_mfu": best.mfu, "effective_time_fraction": cost.EFFECTIVE_TRAINING_TIME_FRACTION}  # fmt: skip
+                "predicted_mfu": best.mfu, "effective_time_fraction": planned.effective_time_fraction}  # fmt: skip
     return out
 
 
@@ -192,7 +194,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     if best is not None:
         r = cost.planned_training_cost(
             tokens=req.tokens, model_flops=flops.model_flops, tokens_per_second=best.tokens_per_second, n_gpus=req.n_gpus,
-            effective_time_fraction=cost.EFFECTIVE_TRAINING_TIME_FRACTION, usd_per_gpu_hour=price.usd_per_gpu_hour,
+            effective_time_fraction=req.effective_time_fraction, usd_per_gpu_hour=price.usd_per_gpu_hour,
         )  # fmt: skip
         assert planned is not None and planned.cluster is not None
         # MFU of the run as this answer counts its FLOPs (the request's formula, over the
@@ -236,7 +238,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
         rate_assumptions |= {"fits_layout": layout, "fits_memory_bytes_per_gpu": footprint, "fits_seq_len": seq}
     plan_item = None
     if best is not None:
-        plan_item = plan_service.plan_item(gpu.id, req.n_gpus, best, req.tokens, cost.EFFECTIVE_TRAINING_TIME_FRACTION,
+        plan_item = plan_service.plan_item(gpu.id, req.n_gpus, best, req.tokens, req.effective_time_fraction,
                                            price.usd_per_gpu_hour, planned.plan.model_flops_per_token, energy=gpu_energy)  # fmt: skip
     return s.TrainingCostResponse(
         total_flops=flops.model_flops,
