@@ -182,7 +182,7 @@ def in_flight_microbatches(
     ``1 + (pp - 1)/(pp * v)`` with ``v`` interleaved chunks (Korthikanti et al. 2022 §4.2.3); other
     schedules: :func:`service.core.pipeline.in_flight`."""
     schedule = schedule or default_schedule(virtual_stages)
-    m = pp if microbatches is None else microbatches
+    m = math.inf if microbatches is None else microbatches  # unknown: enough that none of the caps binds
     return float(pipeline.in_flight(SCHEDULE_CODES[schedule], pp, virtual_stages, m, rank=0))
 
 
@@ -221,7 +221,7 @@ def stage_activation_bytes(
         embedding_mask = math.ceil(embedding_mask / t)
         output_inputs = math.ceil(output_inputs / t)
     output = output_inputs + math.ceil(LOGIT_BYTES * s * b * arch.vocab_size / t)
-    m = pp if microbatches is None else microbatches
+    m = math.inf if microbatches is None else microbatches  # unknown: enough that none of the caps binds
     in_flight = float(pipeline.in_flight(code, pp, virtual_stages, m, rank=0))
     if pp == 1:
         first = last = per_stage * layer + embedding_mask + output

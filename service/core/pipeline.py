@@ -14,10 +14,11 @@ Schedules (``p`` stages, ``m`` micro-batches per step, ``v`` interleaved chunks 
 - ``dualpipe``: DeepSeek-V3's bidirectional schedule (DeepSeek-AI 2024, arXiv 2412.19437 §3.2.1;
   ``deepseek-ai/DualPipe`` README): bubble ``(p/2 - 1)(F&B + B - 3W)``, two copies of the
   parameters, ``p + 1`` micro-batches of activations; the forward and backward chunks it pairs
-  hide each other's all-to-all and pipeline communication. ``p`` even, ``m >= 2p``.
-- ``dualpipev``: DualPipe "cut in half" (the V-shape variant in the same README): each GPU holds
-  two chunks of half a stage, so one copy of the parameters; the README gives it DualPipe's bubble
-  and activations.
+  hide each other's all-to-all and pipeline communication. ``p`` even, ``m >= 2p`` (both schedules).
+- ``dualpipev``: DualPipe "cut in half" (the V-shape variant in the same README, whose row is for
+  PP stages on PP/2 devices): ``p`` GPUs run ``2p`` half-size stages, two per GPU, so one copy of
+  the parameters, a bubble of ``(2p/2 - 1)`` half-stage ``(F&B + B - 3W)`` = ``(p - 1)/2`` of a GPU's,
+  and ``2p + 1`` half-stage micro-batches of activations (``p + 1/2`` of a GPU's stage); any ``p``.
 
 ``F`` is a micro-batch's forward over a stage, ``B`` its whole backward, ``W`` the weight-gradient
 part of ``B``, ``F&B`` a forward and a backward overlapped (their compute adds; their
@@ -68,7 +69,7 @@ def schedule_problem(schedule: PipelineSchedule, pp: int, virtual_stages: int, m
     if virtual_stages > 1:
         return f"{schedule.value} runs one chunk per stage (virtual_stages = 1); interleaving is the 'interleaved' schedule"
     if schedule in (PipelineSchedule.DUALPIPE, PipelineSchedule.DUALPIPEV):
-        if pp > 1 and pp % 2:
+        if schedule is PipelineSchedule.DUALPIPE and pp > 1 and pp % 2:
             return f"{schedule.value} needs an even pipeline size (pp={pp}): micro-batches enter from both ends"
         if pp > 1 and microbatches is not None and microbatches < 2 * pp:
             return f"{schedule.value} needs at least 2*pp = {2 * pp} micro-batches per step (has {microbatches})"
@@ -107,12 +108,12 @@ def in_flight(schedule: Any, pp: Any, virtual_stages: Any, microbatches: Any, ra
     r = np.minimum(rank, p - 1)
     held = np.minimum(p, m)
     one_f_one_b = np.maximum(np.minimum(p - r, m), 1.0)
-    interleaved = np.maximum(held * (1 + (p - 1) / (p * v)) - 2 * r / v, 1.0)
-    dual = p + 1
+    # Megatron-LM runs every chunk's forward first when the warm-up reaches the step's m*v chunks
+    interleaved = np.minimum(np.maximum(held * (1 + (p - 1) / (p * v)) - 2 * r / v, 1.0), m)
     code = np.asarray(schedule)
     out = np.select(
         [code == INTERLEAVED, code == DUALPIPE, code == DUALPIPEV],
-        [interleaved, dual, dual],
+        [interleaved, p + 1, p + 0.5],  # DualPipeV: 2p + 1 half-stage micro-batches
         one_f_one_b,
     )
     return np.where(p == 1, 1.0, out)
@@ -130,10 +131,11 @@ def bubble_seconds(schedule: Any, pp: Any, virtual_stages: Any, micro: Any, back
     p = np.asarray(pp, dtype=np.float64)
     v = np.asarray(virtual_stages, dtype=np.float64)
     code = np.asarray(schedule)
-    dual = np.maximum(p / 2 - 1, 0.0) * np.maximum(micro + backward - 3 * weight_grad, 0.0)
+    paired = np.maximum(micro + backward - 3 * weight_grad, 0.0)  # F&B + B - 3W
     return np.select(
         [code == INTERLEAVED, code == ZERO_BUBBLE, code == DUALPIPE, code == DUALPIPEV],
-        [(p - 1) / v * micro, (p - 1) * np.maximum(micro - 2 * weight_grad, 0.0), dual, dual],
+        [(p - 1) / v * micro, (p - 1) * np.maximum(micro - 2 * weight_grad, 0.0), np.maximum(p / 2 - 1, 0.0) * paired,
+         (p - 1) / 2 * paired],
         (p - 1) * micro,
     )  # fmt: skip
 

@@ -221,10 +221,10 @@ def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> di
     ok &= d % ep == 0
     ok &= (v == 1) | ((p > 1) & (p * v <= pipeline.max_chunks(arch.n_layers)) & (m % p == 0))
     # one schedule per layout: 1F1B without a pipeline; interleaved exactly when v > 1; DualPipe
-    # with an even pp and at least 2*pp micro-batches (service.core.pipeline.schedule_problem)
+    # (DualPipeV with any pp) with at least 2*pp micro-batches (service.core.pipeline.schedule_problem)
     dual = (sched == pipeline.DUALPIPE) | (sched == pipeline.DUALPIPEV)
     ok &= np.where(p == 1, sched == pipeline.ONE_F_ONE_B, (sched == pipeline.INTERLEAVED) == (v > 1))
-    ok &= ~dual | ((p % 2 == 0) & (m >= 2 * p))
+    ok &= ~dual | (((p % 2 == 0) | (sched == pipeline.DUALPIPEV)) & (m >= 2 * p))
     keep = np.flatnonzero(ok)
     outer, d, m = outer[:, keep], d[keep], m[keep]
     inner = np.indices(tuple(len(axes[k]) for k in INNER), dtype=np.int32).reshape(len(INNER), -1)

@@ -82,6 +82,8 @@ class Planned:
     global_batch_size: int
     reason: str | None
     effective_time_fraction: float = cost.EFFECTIVE_TRAINING_TIME_FRACTION
+    options: StepTimeOptions | None = None
+    precision: Precision = Precision.MIXED_BF16
 
 
 PRECISION_FOR_DTYPE = {"bf16": Precision.MIXED_BF16, "fp16": Precision.MIXED_FP16, "fp32": Precision.FP32}
@@ -111,16 +113,33 @@ def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, 
         result = plan_service.best_plan(model, cluster, n_gpus=n_gpus, seq_len=seq, global_batch_size=batch,
                                         precision=precision, fixed=fixed, options=options)  # fmt: skip
     except (Unprocessable, InvalidSpecError) as exc:
+        loc = (exc.errors[0].get("loc") or ["body"])[1:] if isinstance(exc, Unprocessable) and exc.errors else []
+        field = exc.field if isinstance(exc, InvalidSpecError) else ".".join(str(part) for part in loc)
+        if options is not None and _names_an_option(field, req):  # the request asked for what cannot run: say so
+            raise
         reason = exc.detail if isinstance(exc, Unprocessable) else f"{exc.field}: {exc.reason}"
         return Planned(plan=None, cluster=None, seq_len=seq, global_batch_size=batch, reason=reason)
     return Planned(plan=result, cluster=cluster, seq_len=seq, global_batch_size=batch, reason=result.reason,
-                   effective_time_fraction=getattr(req, "effective_time_fraction", cost.EFFECTIVE_TRAINING_TIME_FRACTION))  # fmt: skip
+                   effective_time_fraction=getattr(req, "effective_time_fraction", cost.EFFECTIVE_TRAINING_TIME_FRACTION),
+                   options=options, precision=precision)  # fmt: skip
+
+
+STEP_TIME_FIELDS = ("precision", "fp8_recipe", "attention_kernel", "efficiency", "fixed")
+
+
+def _names_an_option(field: str, req: s.Throughput) -> bool:
+    """Whether a planner error is about a step-time option the request itself gave (a 422 then),
+    rather than about a cluster the planner cannot lay out (the answer then falls back to the MFU)."""
+    root = field.split(".")[0]
+    return root in STEP_TIME_FIELDS and root in req.model_fields_set
 
 
 def _plan_assumptions(planned: Planned) -> dict[str, Any]:
     out: dict[str, Any] = {"seq_len": planned.seq_len, "global_batch_size": planned.global_batch_size}
     if planned.cluster is not None:
         out |= planned.cluster.assumptions
+    if planned.options is not None:
+        out |= plan_service.options_assumptions(planned.options) | {"precision": planned.precision.value}
     if planned.plan is not None and planned.plan.plans:
         best = planned.plan.plans[0]
         out |= {"time_from": "the planner's best plan (step-time model, POST /v1/plan)", "plan": plan_service.plan_summary(best),

@@ -195,17 +195,8 @@ def test_fraction_and_bandwidth_checks() -> None:
 # --- the catalog ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel_efficiency.json lists 'gh200', which service/catalog/gpus.json (and so the seeded store) does not have",
-)
 def test_every_gpu_in_the_table_is_in_the_gpu_catalog() -> None:
     assert set(TABLE["gpus"]) <= set(loader.gpus())
-
-
-def test_every_listed_gpu_but_gh200_is_in_the_gpu_catalog() -> None:
-    # the rest of the table, while the one stray row above stands
-    assert set(TABLE["gpus"]) - set(loader.gpus()) <= {"gh200"}
 
 
 def test_every_family_and_implementation_named_exists() -> None:

@@ -32,18 +32,6 @@ from service.core.pipeline import (
 from service.core.plan import RECOMPUTES, PlanSpec, _axes, _grid, _layer_table, _memory_arrays, _shard_table
 from tests.core.helpers import hardware, preset
 
-# Known defects, each pinned by a strict xfail below
-WARM_UP_NOT_CAPPED = (
-    "in_flight(INTERLEAVED) does not cap the warm-up at the step's micro-batches: Megatron-LM sets "
-    "num_warmup_microbatches = total_num_microbatches (m*v chunks) when 2(p-r-1)+(v-1)p reaches it, so with "
-    "m = p (the fewest the schedule allows) rank 0 holds all m micro-batches, not p + (p-1)/v (5.5 for p=4, v=2, m=4)"
-)
-DUALPIPEV_STAGES = (
-    "dualpipev is given DualPipe's bubble on the same pp GPUs, but the README's DualPipeV row is for PP "
-    "stages on PP/2 devices: on p GPUs it runs 2p half-size stages, a bubble of (2p/2-1) half-stage times = "
-    "(p-1)/2 (F&B+B-3W) of a GPU's stage, not (p/2-1)(F&B+B-3W)"
-)
-
 # One micro-batch over one stage: forward F, whole backward B (of which W is the weight-gradient part)
 F, B, W = 1.0, 2.0, 1.0
 
@@ -91,8 +79,8 @@ def test_no_bubble_without_a_pipeline_and_none_below_zero() -> None:
 def test_bubbles_vectorise_over_schedules_and_sizes() -> None:
     codes = np.arange(len(SCHEDULES))
     got = bubble_seconds(codes, np.full(5, 8), np.array([1, 2, 1, 1, 1]), F + B, B, W)
-    # 1F1B 7*3; interleaved 7/2*3; ZB-H1 7*(3-2); DualPipe and DualPipeV 3*(3+2-3)
-    assert got.tolist() == pytest.approx([21.0, 10.5, 7.0, 6.0, 6.0], rel=1e-12)
+    # 1F1B 7*3; interleaved 7/2*3; ZB-H1 7*(3-2); DualPipe 3*(3+2-3); DualPipeV 16 half-stages: 7/2*(3+2-3)
+    assert got.tolist() == pytest.approx([21.0, 10.5, 7.0, 6.0, 7.0], rel=1e-12)
 
 
 # --- activations in flight -----------------------------------------------------------------------
@@ -131,7 +119,6 @@ def test_interleaved_in_flight_is_megatrons_warm_up(pp: int, v: int) -> None:
     assert float(in_flight(INTERLEAVED, pp, v, m, rank=0)) == pytest.approx(pp * (1 + (pp - 1) / (pp * v)), rel=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason=WARM_UP_NOT_CAPPED)
 def test_interleaved_in_flight_never_exceeds_the_micro_batches_of_the_step() -> None:
     # p = 4, v = 2, m = 4: total chunk micro-batches m*v = 8; warm-up 2*3 + 4 = 10 >= 8, so every
     # chunk forward runs before the first backward: 8 chunks = 4 stage micro-batches
@@ -140,10 +127,11 @@ def test_interleaved_in_flight_never_exceeds_the_micro_batches_of_the_step() -> 
 
 @pytest.mark.parametrize("pp", [2, 4, 8, 16])
 def test_dualpipe_holds_pp_plus_one_and_two_parameter_copies(pp: int) -> None:
-    # deepseek-ai/DualPipe README table: DualPipe 2x parameters, PP+1 activations; 1F1B and ZB1P 1x
+    # deepseek-ai/DualPipe README table: DualPipe 2x parameters, PP+1 activations; 1F1B and ZB1P 1x;
+    # DualPipeV's row is for PP stages on PP/2 devices: pp GPUs hold 2pp + 1 half-stage micro-batches
     for r in range(pp):
         assert float(in_flight(DUALPIPE, pp, 1, 2 * pp, rank=r)) == pp + 1
-        assert float(in_flight(DUALPIPEV, pp, 1, 2 * pp, rank=r)) == pp + 1
+        assert float(in_flight(DUALPIPEV, pp, 1, 2 * pp, rank=r)) == (2 * pp + 1) / 2
     assert [int(parameter_copies(code)) for code in range(len(SCHEDULES))] == [1, 1, 1, 2, 1]
     assert parameter_copies(np.array([DUALPIPE, ONE_F_ONE_B])).tolist() == [2, 1]
 
@@ -156,7 +144,6 @@ def test_dualpipe_doubles_the_parameters_a_gpu_holds() -> None:
     assert params_per_gpu(arch, Parallelism(pp=4, pipeline_schedule=PipelineSchedule.ZERO_BUBBLE)) == one
 
 
-@pytest.mark.xfail(strict=True, reason=DUALPIPEV_STAGES)
 def test_dualpipev_bubble_counts_its_half_stages() -> None:
     # deepseek-ai/DualPipe README (DualPipeV row, "based on the same number of PP stages", #Devices PP/2):
     # 8 GPUs run 16 stages of half a GPU's layers, each F, B, W half as long
@@ -209,7 +196,7 @@ def test_stage_layers_vectorise() -> None:
 def test_schedule_problems_name_the_rule() -> None:
     dual, dualv = PipelineSchedule.DUALPIPE, PipelineSchedule.DUALPIPEV
     assert schedule_problem(dual, 3, 1, 8) == "dualpipe needs an even pipeline size (pp=3): micro-batches enter from both ends"
-    assert "even pipeline size (pp=5)" in schedule_problem(dualv, 5, 1, 20)
+    assert schedule_problem(dualv, 5, 1, 20) is None  # DualPipeV runs 2pp half-stages: any pp
     assert schedule_problem(dual, 4, 1, 7) == "dualpipe needs at least 2*pp = 8 micro-batches per step (has 7)"
     assert schedule_problem(dualv, 4, 1, 5) == "dualpipev needs at least 2*pp = 8 micro-batches per step (has 5)"
     assert schedule_problem(PipelineSchedule.INTERLEAVED, 4, 1, 8) == "the interleaved schedule needs virtual_stages > 1"
