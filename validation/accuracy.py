@@ -25,6 +25,7 @@ from service.core.kernels import MEGATRON, AttentionKernel, Kernels
 from service.core.memory import Optimizer, Precision, kv_cache_bytes, optimizer_state_bytes
 from service.core.params import count_params
 from service.core.spec import make_architecture
+from validation.throughput import Prediction, predictions, render_section
 
 ROOT = Path(__file__).resolve().parent
 MEASUREMENTS = ROOT / "measurements"
@@ -168,8 +169,9 @@ def _number(x: float) -> str:
     return f"{x:,.0f}" if abs(x) < 1e15 else f"{x:.4e}"
 
 
-def render(environments: list[dict], rows: list[Row]) -> str:
-    """ACCURACY.md: every case, estimate, measurement, error, tolerance and verdict."""
+def render(environments: list[dict], rows: list[Row], throughput: list[Prediction] | None = None) -> str:
+    """ACCURACY.md: every case, estimate, measurement, error, tolerance and verdict; then the training
+    throughput of published runs against the step-time model (:mod:`validation.throughput`)."""
     passed = sum(r.within for r in rows)
     lines = [
         "# Accuracy: the estimator against real PyTorch runs",
@@ -234,6 +236,7 @@ def render(environments: list[dict], rows: list[Row]) -> str:
         "The GPU step (peak allocated memory with AdamW in bf16, step time) is not measured here: it needs a GPU.",
         "",
     ]
+    lines += render_section(throughput if throughput is not None else predictions())
     return "\n".join(lines)
 
 

@@ -90,6 +90,7 @@ class PlanSpec:
     tp_comm_overlap: bool = False
     ep_comm_overlap: bool = False
     moe_max_nodes_per_token: int | None = None
+    fused_kernels: bool = True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -167,6 +168,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         tp_comm_overlap=spec.tp_comm_overlap,
         ep_comm_overlap=spec.ep_comm_overlap,
         moe_max_nodes_per_token=spec.moe_max_nodes_per_token,
+        fused_kernels=spec.fused_kernels,
     )
 
 

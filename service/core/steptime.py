@@ -120,6 +120,7 @@ class Workload:
     tp_comm_overlap: bool = False
     ep_comm_overlap: bool = False
     moe_max_nodes_per_token: int | None = None
+    fused_kernels: bool = True  # False: PyTorch eager's element-wise kernels (EAGER_*)
 
     @property
     def fp8(self) -> bool:
@@ -194,6 +195,15 @@ def all_to_all_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) 
 # Megatron-Core DistributedDataParallel's smallest gradient bucket, 40M parameters
 # (megatron/core/distributed/distributed_data_parallel.py, bucket_size's default floor)
 DDP_BUCKET_PARAMS = 40e6
+# PyTorch eager, one kernel per op (bf16 activations), HBM bytes per element of the forward, read from
+# the modelling code: an RMSNorm as x.float(), pow(2).mean(-1), rsqrt, x * r, .type_as(x), * weight (torchtitan's
+# and transformers' Llama RMSNorm): 2+4, 4+4, 4, 4+4, 4+2, 2+2 = 36 (fused: read 2, write 2); rotary as
+# view_as_complex(x.float()) * freqs, view_as_real, type_as: 2+4, 4+4+4, 4+2 = 24 (fused: 4); SwiGLU as
+# silu(gate) * up: 2+2, 4+2 = 10 per d_ff element (fused: 6); GELU as one torch kernel: 4 (as fused)
+EAGER_NORM_BYTES = 36
+EAGER_ROTARY_BYTES = 24
+EAGER_SWIGLU_BYTES = 10
+EAGER_GELU_BYTES = 4
 FP8_DISPATCH_BYTES = 1 + 4 / 128  # an FP8 token with one fp32 scale per 128 channels (DeepSeek-V3 §3.3.2; DeepEP)
 
 
@@ -343,10 +353,15 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         softmax = heads * s * s * per_score / mem_bw
         attention_backward = 2 * (attention + softmax)
     mask = 1 if work.dropout else 0
-    replicated = tokens * h * (arch.norms_per_layer * 2 * e + 2 * (3 * e + mask))  # norms; residual adds (+ dropout)
+    # HBM bytes per element: one fused kernel per op (Megatron/Transformer Engine, torch.compile), or
+    # PyTorch eager's separate kernels (EAGER_*: each intermediate written and read back)
+    norm_bytes = EAGER_NORM_BYTES if not work.fused_kernels else 2 * e
+    replicated = tokens * h * (arch.norms_per_layer * norm_bytes + 2 * (3 * e + mask))  # norms; residual adds (+ dropout)
     replicated = np.where(sp, replicated / t, replicated)
-    activation = (3 if arch.ffn is Ffn.SWIGLU else 2) * e * tokens * experts * f / t  # GELU in/out; SiLU(gate)*up
-    rotary = 2 * e * tokens * (q + kv) / t if arch.position is Position.ROTARY else 0.0
+    act_bytes = (EAGER_SWIGLU_BYTES if arch.ffn is Ffn.SWIGLU else EAGER_GELU_BYTES) if not work.fused_kernels else (3 if arch.ffn is Ffn.SWIGLU else 2) * e
+    activation = act_bytes * tokens * experts * f / t  # GELU in/out; SiLU(gate)*up
+    rotary_bytes = EAGER_ROTARY_BYTES if not work.fused_kernels else 2 * e
+    rotary = rotary_bytes * tokens * (q + kv) / t if arch.position is Position.ROTARY else 0.0
     elementwise = (replicated + activation + rotary) / mem_bw + softmax
     forward = matmuls + attention + elementwise + fp8_casts / 2  # the inputs' casts
     # dgrad + wgrad per matmul; element-wise backward reads and writes twice; the attention core's own;

@@ -83,6 +83,10 @@ class StepTimeOptions(Schema):
         None, ge=1, le=4096, description="Node-limited routing: each token's experts on at most this many nodes (DeepSeek-V3: 4); "
         "default unlimited (experts chosen uniformly). Sets the scale-out traffic of the expert all-to-alls.",
     )
+    fused_kernels: bool = Field(
+        True, description="Element-wise work (norms, rotary, activation) in fused kernels, as Megatron-LM / Transformer Engine or "
+        "torch.compile run it; false: PyTorch eager, one kernel per op, each intermediate through HBM.",
+    )
     efficiency: EfficiencyOverrides | None = Field(None, description="Kernel efficiencies instead of the GPU's.")
 
 
