@@ -91,6 +91,7 @@ class PlanSpec:
     ep_comm_overlap: bool = False
     moe_max_nodes_per_token: int | None = None
     fused_kernels: bool = True
+    moe_load_imbalance: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -169,6 +170,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         ep_comm_overlap=spec.ep_comm_overlap,
         moe_max_nodes_per_token=spec.moe_max_nodes_per_token,
         fused_kernels=spec.fused_kernels,
+        moe_load_imbalance=spec.moe_load_imbalance,
     )
 
 

@@ -121,6 +121,7 @@ class Workload:
     ep_comm_overlap: bool = False
     moe_max_nodes_per_token: int | None = None
     fused_kernels: bool = True  # False: PyTorch eager's element-wise kernels (EAGER_*)
+    moe_load_imbalance: float = 1.0  # tokens of the busiest expert-parallel rank over the mean
 
     @property
     def fp8(self) -> bool:
@@ -317,8 +318,13 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         out = matmul_seconds(tokens, q / t, h, hw, e, fp8=fp8)  # attention output projection
         cast_widths = h + q / t + 2 * kv / kv_ranks + q / t + h
     up_width = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / t  # gate and up fused, or up alone
-    up = matmul_seconds(tokens * experts, h, up_width, hw, e, fp8=fp8)
-    down = matmul_seconds(tokens * experts, f / t, h, hw, e, fp8=fp8)
+    # routed experts: each of this rank's n_experts/ep experts multiplies its share of the routed tokens
+    # (the busiest rank's share times the load imbalance) by its own weights: a grouped GEMM, each
+    # expert's matmul at its own roofline, so a small per-expert batch reads its weights for few tokens
+    local_experts = arch.n_experts / ep
+    per_expert = tokens * experts * work.moe_load_imbalance / local_experts
+    up = local_experts * matmul_seconds(per_expert, h, up_width, hw, e, fp8=fp8)
+    down = local_experts * matmul_seconds(per_expert, f / t, h, hw, e, fp8=fp8)
     cast_tokens = tokens * (cast_widths + experts * (h + up_width + f / t + h))
     router = matmul_seconds(tokens, h, arch.n_experts, hw, e) if arch.is_moe else 0.0  # the router stays in BF16
     if arch.shared_expert_width:  # always-active shared experts (DeepSeekMoE §3.2), one wide MLP
@@ -390,7 +396,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         per_byte = expert_all_to_all_seconds(dispatched, experts, h, t * c, ep, hw, work.moe_max_nodes_per_token)
         dispatch_bytes = FP8_DISPATCH_BYTES if fp8 else e  # FP8 training dispatches in FP8, combines in BF16 (DeepSeek-V3 §3.3)
         forward_bytes = dispatch_bytes + e
-        ep_layer = per_byte * (forward_bytes + 2 * e + np.where(rc == 2, forward_bytes, 0))
+        ep_layer = work.moe_load_imbalance * per_byte * (forward_bytes + 2 * e + np.where(rc == 2, forward_bytes, 0))
         if work.ep_comm_overlap:
             # Megatron-Core's batch-level overlap (--overlap-moe-expert-parallel-comm, v0.14): one
             # micro-batch's all-to-alls run under another's forward and backward compute

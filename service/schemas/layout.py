@@ -83,6 +83,11 @@ class StepTimeOptions(Schema):
         None, ge=1, le=4096, description="Node-limited routing: each token's experts on at most this many nodes (DeepSeek-V3: 4); "
         "default unlimited (experts chosen uniformly). Sets the scale-out traffic of the expert all-to-alls.",
     )
+    moe_load_imbalance: float = Field(
+        1.0, ge=1, le=64, description="Routed tokens of the busiest expert-parallel rank over the mean (its expert GEMMs and "
+        "all-to-alls wait for it); default 1.0: balanced, as the published MoE benchmarks force it. Dropless runs without "
+        "balancing see more.",
+    )
     fused_kernels: bool = Field(
         True, description="Element-wise work (norms, rotary, activation) in fused kernels, as Megatron-LM / Transformer Engine or "
         "torch.compile run it; false: PyTorch eager, one kernel per op, each intermediate through HBM.",

@@ -272,7 +272,9 @@ def test_step_time_computes_the_mla_and_shared_expert_flops():
 
     arch = architecture_from_hf_config(MODELS["deepseek-v3"]["config"])
     hw = hardware("h100-sxm")
-    layout = Layout(tp=1, pp=1, dp=1, cp=1, ep=1, zero_stage=1, offload_optimizer=False, micro_batch_size=1, recompute=0,
+    # one micro-batch of 8 sequences: 1,024 tokens per expert, enough for each expert's GEMM to be
+    # compute-bound (at 128 tokens per expert its weights' reads bound it: a small per-expert batch)
+    layout = Layout(tp=1, pp=1, dp=1, cp=1, ep=1, zero_stage=1, offload_optimizer=False, micro_batch_size=8, recompute=0,
                     sequence_parallel=False, virtual_stages=1, params_per_gpu=params_per_gpu(arch, Parallelism()))  # fmt: skip
     compute = float(step_time(arch, hw, Workload(seq_len=4096, global_batch_size=8), layout).compute_seconds)
     tokens, rate = 8 * 4096, hw.peak_flops_per_s * hw.kernels.matmul
