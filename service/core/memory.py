@@ -213,6 +213,19 @@ class Parallelism:
     zero_stage: int = 0
     offload_optimizer: bool = False
     pipeline_schedule: PipelineSchedule | None = None
+    expert_tensor_parallel: int | None = None
+
+    @property
+    def etp(self) -> int:
+        """The experts' own tensor-parallel size: ``tp`` unless set; 1 is Megatron-Core's MoE
+        parallel folding (Liu et al. 2025, "MoE Parallel Folding"): whole experts, expert parallelism
+        across the tensor- and data-parallel ranks."""
+        return self.expert_tensor_parallel or self.tp
+
+    @property
+    def expert_fold(self) -> int:
+        """How many more ranks share an expert's ZeRO shard under folding: ``tp / etp``."""
+        return self.tp // self.etp
 
     @property
     def schedule(self) -> PipelineSchedule:
@@ -265,9 +278,12 @@ def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int 
                 "parallelism.virtual_stages",
                 f"interleaving needs pp > 1 and at least one of the n_layers={model.n_layers} layers per chunk (the embedding and the output layer may fill one each)",
             )
-        if par.ep > 1 and (model.n_experts % par.ep or par.dp % par.ep):
+        if par.etp not in (1, par.tp):
+            raise InvalidSpecError("parallelism.expert_tensor_parallel", f"must be 1 (parallel folding) or tp={par.tp}")
+        if par.ep > 1 and (model.n_experts % par.ep or (par.dp * par.expert_fold) % par.ep):
+            ranks = f"tp*dp={par.tp * par.dp}" if par.expert_fold > 1 else f"dp={par.dp}"
             raise InvalidSpecError(
-                "parallelism.ep", f"ep={par.ep} must divide n_experts={model.n_experts} and dp={par.dp}"
+                "parallelism.ep", f"ep={par.ep} must divide n_experts={model.n_experts} and {ranks}"
             )
 
 
@@ -307,7 +323,10 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     # expert parallelism: each rank keeps n_experts / ep of every layer's experts
     moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts
     experts_elsewhere = moe_layers * (model.n_experts - model.n_experts // par.ep) * mlp_params_per_expert(model)
-    return copies * (math.ceil((total - norms - experts_elsewhere) / par.tp + kv_replication) + norms)
+    if par.etp == par.tp:
+        return copies * (math.ceil((total - norms - experts_elsewhere) / par.tp + kv_replication) + norms)
+    local = moe_layers * (model.n_experts // par.ep) * mlp_params_per_expert(model)  # whole experts under folding
+    return copies * (math.ceil((total - norms - experts_elsewhere - local) / par.tp + local / par.etp + kv_replication) + norms)
 
 
 def stage_block_params(arch: Architecture, layers: int) -> int:
@@ -330,15 +349,16 @@ def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     layers = layers_per_stage(model.n_layers, par.pp, par.virtual_stages)
     moe_layers = min(layers, model.moe_layers)
     copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
-    return copies * math.ceil(moe_layers * (model.n_experts // par.ep) * mlp_params_per_expert(model) / par.tp)
+    return copies * math.ceil(moe_layers * (model.n_experts // par.ep) * mlp_params_per_expert(model) / par.etp)
 
 
-def zero_sharded_bytes(dense_bytes: int, expert_bytes: int, *, sharded: bool, shards: int, ep: int) -> int:
+def zero_sharded_bytes(dense_bytes: int, expert_bytes: int, *, sharded: bool, shards: int, ep: int, fold: int = 1) -> int:
     """Bytes left on one GPU after ZeRO: the dense part over ``shards`` ranks, the expert part
-    over ``shards / ep`` (rounded up each); unchanged when this stage does not shard the term."""
+    over ``shards * fold / ep`` (``fold`` = tp / etp under parallel folding; rounded up each);
+    unchanged when this stage does not shard the term."""
     if not sharded:
         return dense_bytes + expert_bytes
-    return math.ceil(dense_bytes / shards) + math.ceil(expert_bytes * ep / shards)
+    return math.ceil(dense_bytes / shards) + math.ceil(expert_bytes * ep / (shards * fold))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -394,14 +414,14 @@ def training_memory(
     p_dense = p_gpu - p_expert
     if optimizer is Optimizer.ADAFACTOR and arch is None:
         notes.append("Adafactor's factored second moment needs the shapes; counted as 0 bytes")
-    shards, z, ep = par.zero_shards, par.zero_stage, par.ep
+    shards, z, ep, fold = par.zero_shards, par.zero_stage, par.ep, par.expert_fold
     optimizer_total = zero_sharded_bytes(
         optimizer_state_bytes(p_dense, optimizer, precision, arch),
         optimizer_state_bytes(p_expert, optimizer, precision, arch) if p_expert else 0,
-        sharded=z >= 1, shards=shards, ep=ep,
+        sharded=z >= 1, shards=shards, ep=ep, fold=fold,
     )
-    gradients = zero_sharded_bytes(pb.gradient * p_dense, pb.gradient * p_expert, sharded=z >= 2, shards=shards, ep=ep)
-    weights = zero_sharded_bytes(pb.weight * p_dense, pb.weight * p_expert, sharded=z >= 3, shards=shards, ep=ep)
+    gradients = zero_sharded_bytes(pb.gradient * p_dense, pb.gradient * p_expert, sharded=z >= 2, shards=shards, ep=ep, fold=fold)
+    weights = zero_sharded_bytes(pb.weight * p_dense, pb.weight * p_expert, sharded=z >= 3, shards=shards, ep=ep, fold=fold)
     if precision is Precision.FP8 and z < 3:  # the FP8 row- and column-wise copies of the matmul weights (service.core.fp8)
         per_param = weight_copy_bytes_per_param(fp8_recipe)
         weights += math.ceil(per_param * fp8_copy_params(model, p_dense)) + math.ceil(per_param * fp8_copy_params(model, p_expert))
@@ -474,7 +494,7 @@ def training_memory(
         },
         formulas=tuple(formulas),
         notes=tuple(notes),
-        resident_params_per_gpu=zero_sharded_bytes(p_dense, p_expert, sharded=z >= 3, shards=shards, ep=ep),
+        resident_params_per_gpu=zero_sharded_bytes(p_dense, p_expert, sharded=z >= 3, shards=shards, ep=ep, fold=fold),
     )
 
 

@@ -92,6 +92,7 @@ class PlanSpec:
     moe_max_nodes_per_token: int | None = None
     fused_kernels: bool = True
     moe_load_imbalance: float = 1.0
+    expert_tensor_parallel: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -171,6 +172,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         moe_max_nodes_per_token=spec.moe_max_nodes_per_token,
         fused_kernels=spec.fused_kernels,
         moe_load_imbalance=spec.moe_load_imbalance,
+        expert_tensor_parallel=spec.expert_tensor_parallel,
     )
 
 
@@ -222,7 +224,7 @@ def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> di
         ok &= d == spec.fixed["dp"]
     ok &= spec.global_batch_size % (d * b) == 0
     m = spec.global_batch_size // (d * b)
-    ok &= d % ep == 0
+    ok &= (d * (t if spec.expert_tensor_parallel == 1 else 1)) % ep == 0  # experts over dp (or tp*dp, folded)
     ok &= (v == 1) | ((p > 1) & (p * v <= pipeline.max_chunks(arch.n_layers)) & (m % p == 0))
     # one schedule per layout: 1F1B without a pipeline; interleaved exactly when v > 1; DualPipe
     # (DualPipeV with any pp) with at least 2*pp micro-batches (service.core.pipeline.schedule_problem)
@@ -272,7 +274,8 @@ def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
         if p * v > pipeline.max_chunks(arch.n_layers) or (v > 1 and p == 1) or (twice and (not dual or v > 1 or p % 2)):
             continue  # never a valid layout
         schedule = PipelineSchedule.DUALPIPE if twice else None
-        par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=schedule)
+        par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=schedule,
+                          expert_tensor_parallel=spec.expert_tensor_parallel)  # fmt: skip
         total, experts = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
         dense[idx], expert[idx] = total - experts, experts
         optimizer_dense[idx] = optimizer_state_bytes(total - experts, spec.optimizer, spec.precision, arch)
@@ -311,7 +314,7 @@ def _memory_arrays(
     shard = (copies.astype(np.int64), g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
     dense, expert = shard_table.dense[shard], shard_table.expert[shard]
     shards = (g["dp"] * c).astype(np.float64)
-    expert_shards = shards / g["ep"]
+    expert_shards = shards * (t if spec.expert_tensor_parallel == 1 else 1) / g["ep"]  # folded: tp*dp*cp/ep
     z = g["zero_stage"]
 
     def sharded(dense_bytes: np.ndarray, expert_bytes: np.ndarray, applies: np.ndarray) -> np.ndarray:
@@ -387,8 +390,13 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
         raise InvalidSpecError("fixed.zero_stage", "must be 0, 1, 2 or 3")
     if fixed.get("ep", 1) > 1 and (not arch.is_moe or arch.n_experts % fixed["ep"]):
         raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} needs a mixture of experts whose n_experts={arch.n_experts} it divides")
-    if fixed.get("ep", 1) > 1 and "dp" in fixed and fixed["dp"] % fixed["ep"]:
-        raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} must divide dp={fixed['dp']} (experts are spread over data-parallel ranks)")
+    if spec.expert_tensor_parallel not in (None, 1):
+        raise InvalidSpecError("expert_tensor_parallel", "1 (MoE parallel folding: whole experts over tensor and data ranks) or unset (tp)")
+    folded = spec.expert_tensor_parallel == 1 and "tp" in fixed
+    ranks = fixed.get("dp", 0) * (fixed["tp"] if folded else 1)
+    if fixed.get("ep", 1) > 1 and "dp" in fixed and (spec.expert_tensor_parallel != 1 or folded) and ranks % fixed["ep"]:
+        where = f"tp*dp={ranks} (parallel folding)" if folded else f"dp={fixed['dp']} (experts are spread over data-parallel ranks)"
+        raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} must divide {where}")
     if fixed.get("cp", 1) > 1 and (not spec.flash_attention or spec.seq_len % fixed["cp"]):
         raise InvalidSpecError("fixed.cp", f"cp={fixed['cp']} needs flash_attention and must divide seq_len={spec.seq_len}")
     if "recompute" in fixed and fixed["recompute"] not in RECOMPUTE_CODES:
@@ -423,6 +431,22 @@ def validate_fixed_schedule(fixed: dict[str, Any]) -> None:
         raise InvalidSpecError("fixed.pipeline_schedule", problem)
 
 
+def _check_expert_ranks(spec: PlanSpec, axes: dict[str, np.ndarray]) -> None:
+    """A fixed ``ep`` that no layout's data-parallel ranks (tensor x data under folding) can hold
+    is the ``fixed.ep`` field's fault, not the batch's."""
+    ep = spec.fixed.get("ep", 1)
+    if ep <= 1:
+        return
+    folded = spec.expert_tensor_parallel == 1
+    for t in axes["tp"].tolist():
+        for p in axes["pp"].tolist():
+            for c in axes["cp"].tolist():
+                if spec.n_gpus % (t * p * c) == 0 and (spec.n_gpus // (t * p * c) * (t if folded else 1)) % ep == 0:
+                    return
+    hint = "tp*dp" if folded else "dp (or tp*dp with expert_tensor_parallel 1: MoE parallel folding)"
+    raise InvalidSpecError("fixed.ep", f"ep={ep} divides no layout's {hint} under the fixed dimensions {spec.fixed}")
+
+
 def validate_spec(arch: Architecture, hw: Hardware, spec: PlanSpec) -> None:
     """Reject what no layout can satisfy, naming the field: :func:`validate_fixed`, and the rules
     that depend on the cluster size."""
@@ -443,7 +467,7 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
     par = Parallelism(
         dp=row["dp"], tp=row["tp"], pp=row["pp"], cp=row["cp"], ep=row["ep"], virtual_stages=row["virtual_stages"],
         sequence_parallel=row["sequence_parallel"], zero_stage=row["zero_stage"], offload_optimizer=row["offload_optimizer"],
-        pipeline_schedule=SCHEDULES[row["pipeline_schedule"]],
+        pipeline_schedule=SCHEDULES[row["pipeline_schedule"]], expert_tensor_parallel=spec.expert_tensor_parallel,
     )  # fmt: skip
     recompute = RECOMPUTES[row["recompute"]]
     microbatches = spec.global_batch_size // (row["dp"] * row["micro_batch_size"])
@@ -542,6 +566,7 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
         best.append({k: a[keep] for k, a in rows.items()} | {"_step": step[keep], "_total": mem["total"][idx][keep]})
     cut = len(done) < len(chunks)
     if considered == 0 and not cut:
+        _check_expert_ranks(spec, axes)
         raise InvalidSpecError(
             "global_batch_size",
             f"no layout of {spec.n_gpus} GPUs splits global_batch_size={spec.global_batch_size} "

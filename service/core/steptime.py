@@ -122,6 +122,7 @@ class Workload:
     moe_max_nodes_per_token: int | None = None
     fused_kernels: bool = True  # False: PyTorch eager's element-wise kernels (EAGER_*)
     moe_load_imbalance: float = 1.0  # tokens of the busiest expert-parallel rank over the mean
+    expert_tensor_parallel: int | None = None  # 1: MoE parallel folding; None: the experts split over tp
 
     @property
     def fp8(self) -> bool:
@@ -317,15 +318,18 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         qkv = matmul_seconds(tokens, h, q / t + 2 * kv / kv_ranks, hw, e, fp8=fp8)  # fused Q, K, V projection
         out = matmul_seconds(tokens, q / t, h, hw, e, fp8=fp8)  # attention output projection
         cast_widths = h + q / t + 2 * kv / kv_ranks + q / t + h
-    up_width = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / t  # gate and up fused, or up alone
     # routed experts: each of this rank's n_experts/ep experts multiplies its share of the routed tokens
     # (the busiest rank's share times the load imbalance) by its own weights: a grouped GEMM, each
     # expert's matmul at its own roofline, so a small per-expert batch reads its weights for few tokens
+    # (parallel folding, expert_tensor_parallel = 1: whole experts, each rank routing its own
+    # sequence-parallel share of the tokens; else the experts split over the tensor ranks)
+    etp = t if work.expert_tensor_parallel is None else np.asarray(work.expert_tensor_parallel, dtype=np.float64)
     local_experts = arch.n_experts / ep
-    per_expert = tokens * experts * work.moe_load_imbalance / local_experts
-    up = local_experts * matmul_seconds(per_expert, h, up_width, hw, e, fp8=fp8)
-    down = local_experts * matmul_seconds(per_expert, f / t, h, hw, e, fp8=fp8)
-    cast_tokens = tokens * (cast_widths + experts * (h + up_width + f / t + h))
+    per_expert = tokens * experts * work.moe_load_imbalance * etp / t / local_experts
+    expert_up = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / etp  # gate and up fused, or up alone
+    up = local_experts * matmul_seconds(per_expert, h, expert_up, hw, e, fp8=fp8)
+    down = local_experts * matmul_seconds(per_expert, f / etp, h, hw, e, fp8=fp8)
+    cast_tokens = tokens * cast_widths + tokens * experts * etp / t * (h + expert_up + f / etp + h)
     router = matmul_seconds(tokens, h, arch.n_experts, hw, e) if arch.is_moe else 0.0  # the router stays in BF16
     if arch.shared_expert_width:  # always-active shared experts (DeepSeekMoE §3.2), one wide MLP
         shared_f = arch.shared_expert_width
@@ -393,7 +397,8 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     # expert parallelism: dispatch and combine of the routed tokens (expert_all_to_all_seconds)
     if arch.is_moe:
         dispatched = np.where(sp, tokens / t, tokens)  # with sequence parallelism each tensor rank routes its own share
-        per_byte = expert_all_to_all_seconds(dispatched, experts, h, t * c, ep, hw, work.moe_max_nodes_per_token)
+        inner = t * c if work.expert_tensor_parallel is None else etp  # folded: the expert group's ranks are contiguous
+        per_byte = expert_all_to_all_seconds(dispatched, experts, h, inner, ep, hw, work.moe_max_nodes_per_token)
         dispatch_bytes = FP8_DISPATCH_BYTES if fp8 else e  # FP8 training dispatches in FP8, combines in BF16 (DeepSeek-V3 §3.3)
         forward_bytes = dispatch_bytes + e
         ep_layer = work.moe_load_imbalance * per_byte * (forward_bytes + 2 * e + np.where(rc == 2, forward_bytes, 0))
@@ -439,7 +444,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     expert = np.asarray(lay.expert_params_per_gpu, dtype=np.float64)
     dense = np.asarray(lay.params_per_gpu, dtype=np.float64) - expert
     group = d * c
-    expert_group = group / ep
+    expert_group = group * (t / etp if arch.is_moe else 1) / ep  # folded: the experts' data-parallel ranks span tp too
     dp_bw, dp_lat = _link(hw, group * t)
     forward_mb = layers * forward
     backward_mb = layers * (backward + recompute_layer) if work.overlap_grad_reduce else 0.0

@@ -88,6 +88,10 @@ class StepTimeOptions(Schema):
         "all-to-alls wait for it); default 1.0: balanced, as the published MoE benchmarks force it. Dropless runs without "
         "balancing see more.",
     )
+    expert_tensor_parallel: int | None = Field(
+        None, ge=1, le=1, description="1: MoE parallel folding (Megatron-Core): whole experts on each rank, expert parallelism "
+        "across the tensor- and data-parallel ranks (ep divides tp*dp); default unset: the experts split over tp like the rest.",
+    )
     fused_kernels: bool = Field(
         True, description="Element-wise work (norms, rotary, activation) in fused kernels, as Megatron-LM / Transformer Engine or "
         "torch.compile run it; false: PyTorch eager, one kernel per op, each intermediate through HBM.",

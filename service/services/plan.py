@@ -187,14 +187,15 @@ def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str,
         check_recipe(options.fp8_recipe, gpu=cluster.gpu.id, blackwell=cluster.assumptions.get(f"{cluster.gpu.id}.family") == "blackwell")
     return {"fp8_recipe": options.fp8_recipe, "tp_comm_overlap": options.tp_comm_overlap, "ep_comm_overlap": options.ep_comm_overlap,
             "moe_max_nodes_per_token": options.moe_max_nodes_per_token, "fused_kernels": options.fused_kernels,
-            "moe_load_imbalance": options.moe_load_imbalance}
+            "moe_load_imbalance": options.moe_load_imbalance, "expert_tensor_parallel": options.expert_tensor_parallel}
 
 
 def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:
     """What the step-time options assumed, for ``assumptions``."""
     out: dict[str, Any] = {"tp_comm_overlap": options.tp_comm_overlap, "ep_comm_overlap": options.ep_comm_overlap,
                            "moe_max_nodes_per_token": options.moe_max_nodes_per_token or "unlimited (uniform routing)",
-                           "fused_kernels": options.fused_kernels, "moe_load_imbalance": options.moe_load_imbalance}
+                           "fused_kernels": options.fused_kernels, "moe_load_imbalance": options.moe_load_imbalance,
+                           "expert_tensor_parallel": options.expert_tensor_parallel or "tp (the experts split like the rest)"}
     if options.precision is Precision.FP8:
         out |= {"fp8_recipe": options.fp8_recipe.value, "fp8_matmuls": "the blocks' Q/K/V, output, MLP and expert projections, "
                 "forward and both backward GEMMs, at the dense FP8 peak", "bf16_ops": BF16_OPS,

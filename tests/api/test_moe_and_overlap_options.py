@@ -99,3 +99,16 @@ def test_out_of_range_options_are_a_422_naming_the_field(client, extra: dict, lo
             continue  # the planner's own bound is tested with it
         data = problem(client, path, body | extra)
         assert any(error["loc"][: len(loc)] == loc for error in data["errors"]), (path, data)
+
+
+def test_parallel_folding_lays_experts_over_tensor_and_data_ranks(client) -> None:
+    # Qwen3-235B-A22B as Megatron-Bridge runs it: tp 2, pp 8, ep 32 on 256 GPUs (dp 16): ep divides
+    # tp*dp only with whole experts on each rank (expert_tensor_parallel 1, Megatron-Core's folding)
+    body = {"model": {"preset": "qwen3-235b-a22b"}, "gpu": "h100-sxm", "n_gpus": 256, "seq_len": 4096, "global_batch_size": 2048,
+            "fixed": {"tp": 2, "pp": 8, "ep": 32, "cp": 1, "virtual_stages": 4, "micro_batch_size": 1}, "top_k": 1}  # fmt: skip
+    refused = problem(client, "/v1/plan", body)
+    assert any(error["loc"][:3] == ["body", "fixed", "ep"] for error in refused["errors"]), refused
+    folded = ok(client, "/v1/plan", body | {"expert_tensor_parallel": 1})
+    best = folded["plans"][0]
+    assert best["ep"] == 32 and best["dp"] == 16 and folded["assumptions"]["expert_tensor_parallel"] == 1
+    assert problem(client, "/v1/plan", body | {"expert_tensor_parallel": 2})["errors"][0]["loc"] == ["body", "expert_tensor_parallel"]

@@ -14,7 +14,7 @@ import pytest
 from service.core import pipeline
 from service.core.fp8 import Fp8Recipe
 from service.core.kernels import MEGATRON
-from service.core.memory import Parallelism, Precision, params_per_gpu, training_memory
+from service.core.memory import Parallelism, Precision, expert_params_per_gpu, params_per_gpu, training_memory
 from service.core.pipeline import (
     DUALPIPE,
     DUALPIPEV,
@@ -266,3 +266,30 @@ def test_fp8_weight_copies_add_to_the_weights() -> None:
     assert 2 * bf16.params_per_gpu < fp8.weights_bytes < 4 * bf16.params_per_gpu
     for part in ("gradients_bytes", "optimizer_bytes", "activations_bytes"):
         assert getattr(fp8, part) == getattr(bf16, part), part
+
+
+@pytest.mark.parametrize("model", ["mixtral-8x7b", "qwen3-30b-a3b"])
+def test_parallel_folding_memory_arrays_equal_the_scalar_core(model: str) -> None:
+    # expert_tensor_parallel = 1 (Megatron-Core's MoE parallel folding): whole experts, expert
+    # parallelism over tp*dp, their ZeRO shards over tp*dp*cp/ep; the planner's arrays match the core
+    arch = preset(model)
+    spec = PlanSpec(n_gpus=32, seq_len=1024, global_batch_size=256, expert_tensor_parallel=1)
+    axes = _axes(arch, hardware("h100-sxm"), spec)
+    grid = _grid(arch, spec, axes)
+    folded = np.flatnonzero((grid["tp"] > 1) & (grid["ep"] > 1) & (grid["dp"] % grid["ep"] != 0))
+    assert len(folded), "layouts only folding allows (ep dividing tp*dp, not dp) are searched"
+    mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, axes), _layer_table(arch, spec, axes))
+    rng = np.random.default_rng(3)
+    for i in rng.choice(np.flatnonzero(grid["ep"] > 1), 60).tolist():
+        row = {k: grid[k][i].item() for k in grid}
+        par = Parallelism(dp=row["dp"], tp=row["tp"], pp=row["pp"], cp=row["cp"], ep=row["ep"], virtual_stages=row["virtual_stages"],
+                          sequence_parallel=row["sequence_parallel"], zero_stage=row["zero_stage"],
+                          offload_optimizer=row["offload_optimizer"], pipeline_schedule=SCHEDULES[row["pipeline_schedule"]],
+                          expert_tensor_parallel=1)  # fmt: skip
+        exact = training_memory(arch, parallelism=par, micro_batch_size=row["micro_batch_size"], seq_len=1024,
+                                recompute=RECOMPUTES[row["recompute"]], flash_attention=True, microbatches=row["microbatches"],
+                                kernels=MEGATRON)  # fmt: skip
+        assert mem["total"][i] == exact.total_bytes, row
+    # whole experts: tp 2 holds twice the expert weights of the split layout, nothing else changes
+    split = Parallelism(tp=2, dp=16, ep=8)
+    assert expert_params_per_gpu(arch, Parallelism(tp=2, dp=16, ep=8, expert_tensor_parallel=1)) == 2 * expert_params_per_gpu(arch, split)
