@@ -118,10 +118,13 @@ def default_efficiency(mamf: float | None) -> KernelEfficiency:
     return KernelEfficiency(matmul=(mamf or DEFAULT_MATMUL_EFFICIENCY) * DEFAULT_SUSTAINED_FRACTION_OF_MAMF)
 
 
+MIN_EFFICIENCY = 0.001  # below 0.1 % of a peak no kernel is worth timing, and a denormal overflows the times
+
+
 def check_fraction(name: str, value: float | None) -> None:
-    """An efficiency is in (0, 1]."""
-    if value is not None and not (math.isfinite(value) and 0 < value <= 1):
-        raise InvalidSpecError(name, f"{value} is not an efficiency: must be in (0, 1]")
+    """An efficiency is in [0.001, 1]."""
+    if value is not None and not (math.isfinite(value) and MIN_EFFICIENCY <= value <= 1):
+        raise InvalidSpecError(name, f"{value} is not an efficiency: must be in [{MIN_EFFICIENCY}, 1]")
 
 
 def check_bandwidth(name: str, value: float | None) -> None:
@@ -132,7 +135,7 @@ def check_bandwidth(name: str, value: float | None) -> None:
 
 def with_overrides(base: KernelEfficiency, **overrides: float | None) -> KernelEfficiency:
     """``base`` with the given fractions replaced (None keeps the base value); each checked to be
-    in (0, 1], naming ``efficiency.<field>``."""
+    in [0.001, 1], naming ``efficiency.<field>``."""
     given = {k: v for k, v in overrides.items() if v is not None}
     for name, value in given.items():
         if name not in {"matmul", "matmul_fp8", "attention_override", "memory_bandwidth", "intra_node_collective",

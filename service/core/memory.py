@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from service.core.activations import ActivationOptions, StageActivations, layers_per_stage, stage_activation_bytes
+from service.core.activations import ActivationOptions, StageActivations, stage_activation_bytes
 from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.dtypes import Dtype, tensor_bytes
@@ -294,39 +294,54 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     :func:`~service.core.activations.layers_per_stage` layers (``ceil(L/pp)`` without
     interleaving), the last stage its layers, the final norm and the LM head (a tied head is a
     second copy when pp > 1, as in Megatron-LM); the first and last stages hold one layer fewer
-    where the stages have room (:func:`service.core.pipeline.stage_layers`); matrices are split
-    over ``tp``, norms are replicated (Shoeybi et al. 2019 §3), and K/V projections split over at
-    most ``n_kv_heads`` ranks (GQA heads are replicated beyond that). DualPipe keeps two copies
+    where the stages have room (:func:`service.core.pipeline.stage_layers`); each stage's shard is
+    counted from its own layers and the largest is the busiest. Matrices are split over ``tp``,
+    norms are replicated (Shoeybi et al. 2019 §3), K/V projections split over at most
+    ``n_kv_heads`` ranks (GQA heads are replicated beyond that), routed experts over ``ep`` (and
+    over ``tp``, or whole under parallel folding). DualPipe keeps two copies
     (:func:`service.core.pipeline.parameter_copies`). With only a count: ``P / (tp * pp)``.
     """
+    return _busiest_shard(model, par)[0]
+
+
+def _busiest_shard(model: ModelShape, par: Parallelism) -> tuple[int, int]:
+    """(parameters, of which routed experts) on one GPU of the stage with the most parameters."""
     copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
     if not isinstance(model, Architecture):
-        return copies * math.ceil(model.n_params / (par.tp * par.pp))
+        return copies * math.ceil(model.n_params / (par.tp * par.pp)), 0
     b = count_params(model)
-    first_layers, layers, last_layers = stage_layers(model.n_layers, par.pp, par.virtual_stages)
+    norm = norm_params(model)
+    layer_norms = model.norms_per_layer * norm
     if par.pp == 1:
-        total, norms = b.total, b.norm
+        stages = [(model.n_layers, b.total, b.norm)]
     else:
-        layer_norms = model.norms_per_layer * norm_params(model)
-        embedding_norm = norm_params(model) if model.embedding_norm else 0
-        first = b.embedding + embedding_norm + stage_block_params(model, first_layers) + first_layers * layer_norms
-        last = (stage_block_params(model, last_layers) + last_layers * layer_norms + norm_params(model)
-                + model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0))  # fmt: skip
-        middle = stage_block_params(model, layers) + layers * layer_norms if par.pp > 2 else 0
-        total = max(first, middle, last)
-        norms = layers * layer_norms + norm_params(model)
+        first_layers, layers, last_layers = stage_layers(model.n_layers, par.pp, par.virtual_stages)
+        head = model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
+        embedding = b.embedding + (norm if model.embedding_norm else 0)
+        stages = [(first_layers, embedding + stage_block_params(model, first_layers) + first_layers * layer_norms),
+                  (last_layers, stage_block_params(model, last_layers) + last_layers * layer_norms + norm + head)]
+        if par.pp > 2:
+            stages.append((layers, stage_block_params(model, layers) + layers * layer_norms))
+        stages = [(k, total, k * layer_norms + norm) for k, total in stages]
     # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
     kv_ranks = min(par.tp, model.n_kv_heads)
     kv_bias = model.bias or model.qkv_bias or model.attention_bias
     kv_per_layer = 2 * model.d_model * model.kv_dim + (2 * model.kv_dim if kv_bias else 0)
-    kv_replication = layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
-    # expert parallelism: each rank keeps n_experts / ep of every layer's experts
-    moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts
-    experts_elsewhere = moe_layers * (model.n_experts - model.n_experts // par.ep) * mlp_params_per_expert(model)
-    if par.etp == par.tp:
-        return copies * (math.ceil((total - norms - experts_elsewhere) / par.tp + kv_replication) + norms)
-    local = moe_layers * (model.n_experts // par.ep) * mlp_params_per_expert(model)  # whole experts under folding
-    return copies * (math.ceil((total - norms - experts_elsewhere - local) / par.tp + local / par.etp + kv_replication) + norms)
+    per_expert = mlp_params_per_expert(model)
+    best = (-1, 0)
+    for layers, total, norms in stages:
+        kv_replication = layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
+        # expert parallelism: each rank keeps n_experts / ep of every layer's experts
+        moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts
+        elsewhere = moe_layers * (model.n_experts - model.n_experts // par.ep) * per_expert
+        local = moe_layers * (model.n_experts // par.ep) * per_expert
+        if par.etp == par.tp:
+            shard = math.ceil((total - norms - elsewhere) / par.tp + kv_replication) + norms
+        else:  # whole experts under parallel folding
+            shard = math.ceil((total - norms - elsewhere - local) / par.tp + local / par.etp + kv_replication) + norms
+        experts = math.ceil(local / par.etp) if model.is_moe and par.ep > 1 else 0
+        best = max(best, (shard, experts))
+    return copies * best[0], copies * best[1]
 
 
 def stage_block_params(arch: Architecture, layers: int) -> int:
@@ -344,12 +359,7 @@ def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     ranks, so ZeRO shards it over those (Megatron-Core's expert data-parallel group; Rajbhandari
     et al. 2022, DeepSpeed-MoE §5). 0 for a dense model or ``ep = 1`` (the experts then follow
     the dense parameters)."""
-    if not isinstance(model, Architecture) or not model.is_moe or par.ep == 1:
-        return 0
-    layers = layers_per_stage(model.n_layers, par.pp, par.virtual_stages)
-    moe_layers = min(layers, model.moe_layers)
-    copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
-    return copies * math.ceil(moe_layers * (model.n_experts // par.ep) * mlp_params_per_expert(model) / par.etp)
+    return _busiest_shard(model, par)[1]
 
 
 def zero_sharded_bytes(dense_bytes: int, expert_bytes: int, *, sharded: bool, shards: int, ep: int, fold: int = 1) -> int:

@@ -162,7 +162,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         flash_attention=spec.flash_attention,
         dropout=spec.dropout,
         element_bytes=pb.activation,
-        weight_bytes=1 if fp8 else pb.weight,  # FP8 training gathers its parameters in FP8
+        weight_bytes=pb.weight,  # ZeRO-3 under FP8 gathers in FP8 (service.core.steptime)
         gradient_bytes=pb.gradient,
         optimizer_bytes_per_param=optimizer_state_bytes(1e6, spec.optimizer, spec.precision) / 1e6,
         overlap_grad_reduce=spec.overlap_grad_reduce,
@@ -452,6 +452,10 @@ def validate_spec(arch: Architecture, hw: Hardware, spec: PlanSpec) -> None:
     that depend on the cluster size."""
     validate_fixed(arch, spec)
     n, node, fixed = spec.n_gpus, hw.gpus_per_node, spec.fixed
+    if n == 1 and fixed.get("pipeline_schedule", "1f1b") != "1f1b":
+        raise InvalidSpecError("fixed.pipeline_schedule", f"{fixed['pipeline_schedule']} needs pipeline stages: one GPU has none")
+    if n == 1 and fixed.get("virtual_stages", 1) > 1:
+        raise InvalidSpecError("fixed.virtual_stages", "interleaving needs pipeline stages: one GPU has none")
     if n > node and n % node:
         raise InvalidSpecError("n_gpus", f"n_gpus={n} is not a multiple of gpus_per_node={node} (whole nodes, or less than one)")
     if fixed.get("tp", 1) > min(node, n):
@@ -484,6 +488,8 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
     )  # fmt: skip
     st = step_time(arch, hw, work, lay)
     step = float(st.step_seconds)
+    if not (math.isfinite(step) and step > 0):  # efficiencies and bandwidths are bounded so that this cannot happen
+        raise InvalidSpecError("efficiency", f"the step time of {row} is not a positive finite number ({step})")
     tokens_per_second = spec.global_batch_size * spec.seq_len / step
     per_gpu = tokens_per_second / spec.n_gpus
     return Plan(

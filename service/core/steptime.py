@@ -32,7 +32,11 @@ the hardware — no fitted per-model factor:
 - **context parallelism**: the ring exchange of K and V chunks, ``cp - 1`` steps, overlapped with
   the attention computation (Liu et al. 2023, Ring Attention §3).
 - **expert parallelism**: two all-to-alls (dispatch, combine) per MoE layer in the forward and two
-  in the backward (Lepikhin et al. 2020, GShard §2.2), exposed.
+  in the backward (Lepikhin et al. 2020, GShard §2.2): a token sent once to each node holding one of
+  its experts and fanned out over NVLink (DeepEP; node-limited routing caps the nodes), dispatched in
+  FP8 under FP8 training; exposed, unless overlapped with another micro-batch's compute
+  (``ep_comm_overlap``) or hidden by DualPipe's paired chunks. Each local expert's GEMM runs at its
+  own roofline on its share of the routed tokens, times the busiest rank's load imbalance.
 - **optimizer**: the memory-bound update of the local (ZeRO-sharded) parameters; with offload,
   the host update and the PCIe copies (Ren et al. 2021, ZeRO-Offload §4).
 
@@ -325,7 +329,8 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     # sequence-parallel share of the tokens; else the experts split over the tensor ranks)
     etp = t if work.expert_tensor_parallel is None else np.asarray(work.expert_tensor_parallel, dtype=np.float64)
     local_experts = arch.n_experts / ep
-    per_expert = tokens * experts * work.moe_load_imbalance * etp / t / local_experts
+    imbalance = np.where(ep > 1, work.moe_load_imbalance, 1.0) if arch.is_moe else 1.0  # one rank running every expert waits for no other
+    per_expert = tokens * experts * imbalance * etp / t / local_experts
     expert_up = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / etp  # gate and up fused, or up alone
     up = local_experts * matmul_seconds(per_expert, h, expert_up, hw, e, fp8=fp8)
     down = local_experts * matmul_seconds(per_expert, f / etp, h, hw, e, fp8=fp8)
@@ -401,7 +406,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         per_byte = expert_all_to_all_seconds(dispatched, experts, h, inner, ep, hw, work.moe_max_nodes_per_token)
         dispatch_bytes = FP8_DISPATCH_BYTES if fp8 else e  # FP8 training dispatches in FP8, combines in BF16 (DeepSeek-V3 §3.3)
         forward_bytes = dispatch_bytes + e
-        ep_layer = work.moe_load_imbalance * per_byte * (forward_bytes + 2 * e + np.where(rc == 2, forward_bytes, 0))
+        ep_layer = imbalance * per_byte * (forward_bytes + 2 * e + np.where(rc == 2, forward_bytes, 0))
         if work.ep_comm_overlap:
             # Megatron-Core's batch-level overlap (--overlap-moe-expert-parallel-comm, v0.14): one
             # micro-batch's all-to-alls run under another's forward and backward compute
@@ -455,7 +460,11 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
 
     all_reduce = over_groups(ring_all_reduce_seconds, work.gradient_bytes)
     reduce_scatter = over_groups(ring_gather_seconds, work.gradient_bytes)
+    # ZeRO-3 gathers each layer's weights for its matmuls, in FP8 under FP8 training (torchtitan's
+    # Float8 all-gather, Megatron's --fp8-param-gather); ZeRO-1/2 gather the updated BF16 weights
     gather = over_groups(ring_gather_seconds, work.weight_bytes)
+    if fp8:
+        gather = np.where(zero >= 3, over_groups(ring_gather_seconds, 1), gather)
 
     dp_comm = np.select(
         [zero == 0, zero == 1, zero == 2],
@@ -477,7 +486,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         ring_all_reduce_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat),
         ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat) + ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat),
     )
-    dp_comm = dp_comm + edge
+    dp_comm = dp_comm + (edge if work.overlap_grad_reduce else np.where(zero == 0, 0.0, edge))
 
     # optimizer: read gradients and states, write states and 16-bit weights, on the local shard
     local = np.where(zero >= 1, dense / group + expert / expert_group, dense + expert)

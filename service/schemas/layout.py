@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from service.core.compute import Recompute
 from service.core.fp8 import Fp8Recipe
@@ -18,7 +18,8 @@ from service.schemas.energy import Co2eTonnes, EnergyKwh
 Bytes = Annotated[int, Field(ge=0, le=MAX_INT64)]
 Size = Annotated[int, Field(ge=1, le=1_000_000)]
 Bandwidth = Annotated[int, Field(ge=1_000_000, le=10**14, description="Bytes per second, per GPU, one direction (at most 100 TB/s).")]
-Fraction = Annotated[float, Field(gt=0, le=1)]
+# an efficiency: no kernel worth timing reaches less than 0.1 % of its peak (and a denormal would overflow)
+Fraction = Annotated[float, Field(ge=0.001, le=1)]
 
 
 class FixedDimensions(Schema):
@@ -36,7 +37,7 @@ class FixedDimensions(Schema):
     virtual_stages: Annotated[int, Field(ge=1, le=64)] | None = Field(None, description="Interleaved chunks per GPU.")
     offload_optimizer: bool | None = None
     pipeline_schedule: PipelineSchedule | None = Field(
-        None, description="1f1b, interleaved (with virtual_stages > 1), zero_bubble (ZB-H1), dualpipe or dualpipev (even pp)."
+        None, description="1f1b, interleaved (with virtual_stages > 1), zero_bubble (ZB-H1), dualpipe (even pp) or dualpipev."
     )
 
 
@@ -97,6 +98,12 @@ class StepTimeOptions(Schema):
         "torch.compile run it; false: PyTorch eager, one kernel per op, each intermediate through HBM.",
     )
     efficiency: EfficiencyOverrides | None = Field(None, description="Kernel efficiencies instead of the GPU's.")
+
+    @model_validator(mode="after")
+    def _recipe_with_fp8(self) -> StepTimeOptions:
+        if "fp8_recipe" in self.model_fields_set and self.precision is not Precision.FP8:
+            raise ValueError("fp8_recipe applies to precision fp8 only")
+        return self
 
 
 

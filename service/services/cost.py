@@ -245,6 +245,9 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
             rate_assumptions["planner"] = "not used: the step-time model needs the architecture (a preset or its fields)"
         elif planned is not None and planned.plan is None:  # the cluster or batch admits no layout at all
             rate_assumptions["planner"] = f"not used: {planned.reason}"
+        given = sorted(set(req.model_fields_set) & set(StepTimeOptions.model_fields) | ({"fixed"} & req.model_fields_set))
+        if given:  # the step-time options shape the planner's answer only
+            rate_assumptions["ignored"] = f"{', '.join(given)}: the time comes from the MFU, not the step-time model"
     fits = None if planned is None or planned.plan is None else best is not None
     reason = planned.reason if fits is False and planned is not None else None
     if ft is not None:  # the memory check the planner would have made, for the frozen base and adapters

@@ -112,3 +112,35 @@ def test_parallel_folding_lays_experts_over_tensor_and_data_ranks(client) -> Non
     best = folded["plans"][0]
     assert best["ep"] == 32 and best["dp"] == 16 and folded["assumptions"]["expert_tensor_parallel"] == 1
     assert problem(client, "/v1/plan", body | {"expert_tensor_parallel": 2})["errors"][0]["loc"] == ["body", "expert_tensor_parallel"]
+
+
+def test_load_imbalance_leaves_dense_models_and_unspread_experts_alone(client) -> None:
+    # the busiest expert-parallel rank waits for its extra tokens; one rank running every expert does not
+    dense, _ = plan(client, DENSE)
+    assert plan(client, DENSE | {"moe_load_imbalance": 4})[0]["step_time_seconds"] == dense["step_time_seconds"]
+    unspread = MOE | {"fixed": MOE_FIXED | {"ep": 1, "zero_stage": 3}}  # ZeRO-3: every expert on each rank still fits
+    assert plan(client, unspread | {"moe_load_imbalance": 4})[0]["step_time_seconds"] == plan(client, unspread)[0]["step_time_seconds"]
+
+
+@pytest.mark.parametrize("efficiency", [{"matmul": 5e-324}, {"memory_bandwidth": 1e-310}, {"attention_core": 1e-4}])
+def test_vanishing_efficiencies_are_refused(client, efficiency: dict) -> None:
+    for path, body in (("/v1/plan", DENSE), ("/v1/cost/training", {"model": {"preset": "llama-3-8b"}, "tokens": 1e12,
+                                                                   "gpu": "h100-sxm", "n_gpus": 8, "usd_per_gpu_hour": 2.0})):  # fmt: skip
+        data = problem(client, path, body | {"efficiency": efficiency})
+        assert data["errors"][0]["loc"][:3] == ["body", "efficiency", next(iter(efficiency))], data
+
+
+def test_a_fixed_schedule_on_one_gpu_names_the_field_and_the_deadline_search_walks_on(client) -> None:
+    body = {"model": {"preset": "llama-3-8b"}, "gpu": "h100-sxm", "n_gpus": 1, "seq_len": 4096, "global_batch_size": 64,
+            "fixed": {"pipeline_schedule": "zero_bubble"}}  # fmt: skip
+    assert problem(client, "/v1/plan", body)["errors"][0]["loc"] == ["body", "fixed", "pipeline_schedule"]
+    found = ok(client, "/v1/plan", {k: v for k, v in body.items() if k not in ("n_gpus", "global_batch_size")}
+               | {"tokens": 1e12, "deadline_days": 30})  # fmt: skip
+    assert found["plans"] and found["plans"][0]["pipeline_schedule"] == "zero_bubble" and found["plans"][0]["n_gpus"] > 1
+
+
+def test_a_recipe_needs_fp8_and_the_mfu_path_says_what_it_ignored(client) -> None:
+    body = {"model": {"preset": "llama-3-8b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 8, "usd_per_gpu_hour": 2.0}
+    assert problem(client, "/v1/cost/training", body | {"fp8_recipe": "blockwise"})["errors"][0]["loc"][:1] == ["body"]
+    data = ok(client, "/v1/cost/training", body | {"mfu": 0.4, "tp_comm_overlap": True, "fixed": {"tp": 2}})
+    assert "tp_comm_overlap" in data["assumptions"]["ignored"] and "fixed" in data["assumptions"]["ignored"]

@@ -161,7 +161,7 @@ def test_overrides_replace_only_what_they_name() -> None:
 def test_an_override_outside_0_1_is_refused_naming_the_field(name: str, field: str, value: float) -> None:
     with pytest.raises(InvalidSpecError) as caught:
         with_overrides(KernelEfficiency(matmul=0.6), **{name: value})
-    assert caught.value.field == field and "(0, 1]" in caught.value.reason
+    assert caught.value.field == field and "[0.001, 1]" in caught.value.reason
 
 
 def test_an_unknown_override_is_refused() -> None:

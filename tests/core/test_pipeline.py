@@ -29,7 +29,7 @@ from service.core.pipeline import (
     schedule_problem,
     stage_layers,
 )
-from service.core.plan import RECOMPUTES, PlanSpec, _axes, _grid, _layer_table, _memory_arrays, _shard_table
+from service.core.plan import RECOMPUTES, PlanSpec, _axes, _grid, _layer_table, _memory_arrays, _shard_table, plan
 from tests.core.helpers import hardware, preset
 
 # One micro-batch over one stage: forward F, whole backward B (of which W is the weight-gradient part)
@@ -293,3 +293,17 @@ def test_parallel_folding_memory_arrays_equal_the_scalar_core(model: str) -> Non
     # whole experts: tp 2 holds twice the expert weights of the split layout, nothing else changes
     split = Parallelism(tp=2, dp=16, ep=8)
     assert expert_params_per_gpu(arch, Parallelism(tp=2, dp=16, ep=8, expert_tensor_parallel=1)) == 2 * expert_params_per_gpu(arch, split)
+
+
+@pytest.mark.parametrize("model", ["deepseek-v3", "mixtral-8x7b"])
+def test_every_step_part_is_non_negative_on_uneven_interleaved_moe_stages(model: str) -> None:
+    # pp 2 with interleaving leaves both stages a layer light: each stage's shard is counted from its
+    # own layers (a DeepSeek stage once came out with negative dense parameters and exposed time)
+    arch = preset(model)
+    result = plan(arch, hardware("h100-sxm"), PlanSpec(n_gpus=64, seq_len=4096, global_batch_size=256, top_k=50,
+                                                       fixed={"pp": 2, "ep": 8}))  # fmt: skip
+    assert result.plans
+    for p in result.plans:
+        assert all(v >= 0 for v in p.step.values()), p.step
+        par = Parallelism(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep, virtual_stages=p.virtual_stages, pipeline_schedule=p.pipeline_schedule)
+        assert params_per_gpu(arch, par) >= expert_params_per_gpu(arch, par) >= 0
