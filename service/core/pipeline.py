@@ -14,7 +14,7 @@ Schedules (``p`` stages, ``m`` micro-batches per step, ``v`` interleaved chunks 
 - ``dualpipe``: DeepSeek-V3's bidirectional schedule (DeepSeek-AI 2024, arXiv 2412.19437 §3.2.1;
   ``deepseek-ai/DualPipe`` README): bubble ``(p/2 - 1)(F&B + B - 3W)``, two copies of the
   parameters, ``p + 1`` micro-batches of activations; the forward and backward chunks it pairs
-  hide each other's all-to-all and pipeline communication. ``p`` even, ``m >= 2p`` (both schedules).
+  hide each other's all-to-all and pipeline communication. ``p`` even; ``m >= 2p`` (DualPipeV too).
 - ``dualpipev``: DualPipe "cut in half" (the V-shape variant in the same README, whose row is for
   PP stages on PP/2 devices): ``p`` GPUs run ``2p`` half-size stages, two per GPU, so one copy of
   the parameters, a bubble of ``(2p/2 - 1)`` half-stage ``(F&B + B - 3W)`` = ``(p - 1)/2`` of a GPU's,
@@ -28,7 +28,9 @@ Layer placement (Llama 3, Dubey et al. 2024 §3.3.2; Megatron-Core's
 ``account_for_embedding_in_pipeline_split`` / ``account_for_loss_in_pipeline_split``): when the
 stages have room to spare (``p * ceil(L/p) > L``), the first stage — which holds the most
 micro-batches in flight and the embedding — and then the last — which holds the output layer
-and the loss — take one layer fewer. Llama 3 405B's 126 layers on 16 stages: 7, 8 x 14, 7.
+and the loss — take one layer fewer. Llama 3 405B's 126 layers on 16 stages: 7, 8 x 14, 7; with
+8 interleaved chunks per stage the embedding and the output layer fill a chunk each
+(:func:`max_chunks`).
 
 Every function takes NumPy arrays (or scalars) for the layout, so the planner prices a whole
 search space with the same code that prices one configuration.
