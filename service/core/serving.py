@@ -48,6 +48,7 @@ from service.core.params import (
 )
 from service.core.steptime import (
     Hardware,
+    link_bandwidths,
     matmul_seconds,
     memory_rate,
     ring_all_reduce_seconds,
@@ -189,8 +190,7 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
             mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
     forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)  # the kernel's measured rate at this prompt
     core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (hw.peak_flops_per_s * forward_fraction)
-    link = hw.intra_node_bandwidth_bytes_per_s * hw.kernels.intra_node_collective
-    comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, link, INTRA_NODE_LATENCY_SECONDS)
+    comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
     logits = matmul_seconds(1, h, arch.vocab_size / tp, hw, element_bytes)
     return float(attention + mlp + core + L * comm + logits)
 
@@ -216,8 +216,7 @@ def decode_step_seconds(
     memory_time = per_gpu_bytes / memory_rate(hw)
     flops = b * (2.0 * active_matmul_weights(arch) + attention_score_flops_per_token(arch, context_tokens, causal=False)) / tp
     compute_time = flops / (hw.peak_flops_per_s * hw.kernels.matmul)
-    link = hw.intra_node_bandwidth_bytes_per_s * hw.kernels.intra_node_collective
-    comm = 2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, link, INTRA_NODE_LATENCY_SECONDS)
+    comm = 2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
     return np.maximum(memory_time, compute_time) + comm, memory_time >= compute_time
 
 

@@ -229,9 +229,7 @@ def expert_all_to_all_seconds(
     (``max_nodes``: DeepSeek-V3 §2.1.2 and §3.2.2, each token to at most M = 4 nodes) caps the
     nodes a token reaches at ``M``, of which ``(N - 1)/N`` are other nodes."""
     span = np.asarray(inner * ep, dtype=np.float64)
-    eff = hw.kernels
-    nvlink = hw.intra_node_bandwidth_bytes_per_s * eff.intra_node_collective
-    network = hw.inter_node_bandwidth_bytes_per_s * eff.inter_node_collective
+    nvlink, network = link_bandwidths(hw)
     n = np.asarray(ep, dtype=np.float64)
     fan_out = tokens * experts_per_token * d_model * (n - 1) / np.maximum(n, 1)
     nodes = np.maximum(span / hw.gpus_per_node, 1.0)
@@ -259,6 +257,14 @@ def matmul_seconds(m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int, *, 
     return np.maximum(flops / rate, moved / memory_rate(hw))
 
 
+def link_bandwidths(hw: Hardware) -> tuple[float, float]:
+    """Achievable collective bandwidth per GPU and direction inside a node and across nodes: the
+    links' rates at NCCL's measured bus-bandwidth shares (:mod:`service.core.efficiency`)."""
+    eff = hw.kernels
+    return (hw.intra_node_bandwidth_bytes_per_s * eff.intra_node_collective,
+            hw.inter_node_bandwidth_bytes_per_s * eff.inter_node_collective)  # fmt: skip
+
+
 def memory_rate(hw: Hardware) -> float:
     """Bytes per second memory-bound kernels stream through HBM."""
     return hw.memory_bandwidth_bytes_per_s * hw.kernels.memory_bandwidth
@@ -278,9 +284,8 @@ def _link(hw: Hardware, group_span: Any) -> tuple[Any, Any]:
     GPUs, a cp group ``tp*cp``, an ep group ``tp*cp*ep``, a dp group ``tp*cp*dp``, and
     neighbouring pipeline stages the whole job."""
     inside = group_span <= hw.gpus_per_node
-    eff = hw.kernels
-    bandwidth = np.where(inside, hw.intra_node_bandwidth_bytes_per_s * eff.intra_node_collective,
-                         hw.inter_node_bandwidth_bytes_per_s * eff.inter_node_collective)  # fmt: skip
+    nvlink, network = link_bandwidths(hw)
+    bandwidth = np.where(inside, nvlink, network)
     latency = np.where(inside, INTRA_NODE_LATENCY_SECONDS, INTER_NODE_LATENCY_SECONDS)
     return bandwidth, latency
 
