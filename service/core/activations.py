@@ -221,8 +221,7 @@ def stage_activation_bytes(
         embedding_mask = math.ceil(embedding_mask / t)
         output_inputs = math.ceil(output_inputs / t)
     output = output_inputs + math.ceil(LOGIT_BYTES * s * b * arch.vocab_size / t)
-    m = math.inf if microbatches is None else microbatches  # unknown: enough that none of the caps binds
-    in_flight = float(pipeline.in_flight(code, pp, virtual_stages, m, rank=0))
+    in_flight = in_flight_microbatches(pp, virtual_stages, microbatches, schedule)
     if pp == 1:
         first = last = per_stage * layer + embedding_mask + output
     elif code in (pipeline.DUALPIPE, pipeline.DUALPIPEV):
@@ -230,6 +229,7 @@ def stage_activation_bytes(
     else:
         first = math.ceil(in_flight * (first_layers * layer + embedding_mask))
         if pp > 2:  # the second stage: a full stage, one micro-batch fewer in flight
+            m = math.inf if microbatches is None else microbatches  # unknown: enough that none of the caps binds
             second = math.ceil(float(pipeline.in_flight(code, pp, virtual_stages, m, rank=1)) * per_stage * layer)
             first = max(first, second)
         last = last_layers * layer + output

@@ -94,6 +94,12 @@ class PlanSpec:
     moe_load_imbalance: float = 1.0
     expert_tensor_parallel: int | None = None
 
+    def expert_fold(self, tp: Any) -> Any:
+        """Ranks an expert's data-parallel replicas span per data-parallel rank: ``tp`` under MoE
+        parallel folding (``expert_tensor_parallel`` 1: experts over tp*dp), else 1 (over dp), as
+        :attr:`service.core.memory.Parallelism.expert_fold`."""
+        return tp if self.expert_tensor_parallel == 1 else 1
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
@@ -224,7 +230,7 @@ def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> di
         ok &= d == spec.fixed["dp"]
     ok &= spec.global_batch_size % (d * b) == 0
     m = spec.global_batch_size // (d * b)
-    ok &= (d * (t if spec.expert_tensor_parallel == 1 else 1)) % ep == 0  # experts over dp (or tp*dp, folded)
+    ok &= (d * spec.expert_fold(t)) % ep == 0  # experts over dp (or tp*dp, folded)
     ok &= (v == 1) | ((p > 1) & (p * v <= pipeline.max_chunks(arch.n_layers)) & (m % p == 0))
     # one schedule per layout: 1F1B without a pipeline; interleaved exactly when v > 1; DualPipe
     # (DualPipeV with any pp) with at least 2*pp micro-batches (service.core.pipeline.schedule_problem)
@@ -314,7 +320,7 @@ def _memory_arrays(
     shard = (copies.astype(np.int64), g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
     dense, expert = shard_table.dense[shard], shard_table.expert[shard]
     shards = (g["dp"] * c).astype(np.float64)
-    expert_shards = shards * (t if spec.expert_tensor_parallel == 1 else 1) / g["ep"]  # folded: tp*dp*cp/ep
+    expert_shards = shards * spec.expert_fold(t) / g["ep"]  # folded: tp*dp*cp/ep
     z = g["zero_stage"]
 
     def sharded(dense_bytes: np.ndarray, expert_bytes: np.ndarray, applies: np.ndarray) -> np.ndarray:
@@ -393,7 +399,7 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
     if spec.expert_tensor_parallel not in (None, 1):
         raise InvalidSpecError("expert_tensor_parallel", "1 (MoE parallel folding: whole experts over tensor and data ranks) or unset (tp)")
     folded = spec.expert_tensor_parallel == 1 and "tp" in fixed
-    ranks = fixed.get("dp", 0) * (fixed["tp"] if folded else 1)
+    ranks = fixed.get("dp", 0) * spec.expert_fold(fixed.get("tp", 1))
     if fixed.get("ep", 1) > 1 and "dp" in fixed and (spec.expert_tensor_parallel != 1 or folded) and ranks % fixed["ep"]:
         where = f"tp*dp={ranks} (parallel folding)" if folded else f"dp={fixed['dp']} (experts are spread over data-parallel ranks)"
         raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} must divide {where}")
@@ -437,13 +443,12 @@ def _check_expert_ranks(spec: PlanSpec, axes: dict[str, np.ndarray]) -> None:
     ep = spec.fixed.get("ep", 1)
     if ep <= 1:
         return
-    folded = spec.expert_tensor_parallel == 1
     for t in axes["tp"].tolist():
         for p in axes["pp"].tolist():
             for c in axes["cp"].tolist():
-                if spec.n_gpus % (t * p * c) == 0 and (spec.n_gpus // (t * p * c) * (t if folded else 1)) % ep == 0:
+                if spec.n_gpus % (t * p * c) == 0 and (spec.n_gpus // (t * p * c) * spec.expert_fold(t)) % ep == 0:
                     return
-    hint = "tp*dp" if folded else "dp (or tp*dp with expert_tensor_parallel 1: MoE parallel folding)"
+    hint = "tp*dp" if spec.expert_tensor_parallel == 1 else "dp (or tp*dp with expert_tensor_parallel 1: MoE parallel folding)"
     raise InvalidSpecError("fixed.ep", f"ep={ep} divides no layout's {hint} under the fixed dimensions {spec.fixed}")
 
 
