@@ -10,7 +10,7 @@ VALIDATION_VENV ?= .venv-validation
 VBIN    = $(VALIDATION_VENV)/bin
 VSTAMP  = $(VALIDATION_VENV)/.installed
 
-.PHONY: run test lint openapi bench bench-planner bench-serving bench-load measure accuracy measure-hf measure-lora clean
+.PHONY: run test lint openapi bench bench-planner bench-serving bench-load bench-writes measure accuracy measure-hf measure-lora clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-serving: $(STAMP)  ## serving plans per second against /healthz
 
 bench-load: $(STAMP)  ## a mix of catalog-backed requests under 64 connections against /healthz
 	$(BIN)/python benchmarks/bench_load.py
+
+bench-writes: $(STAMP)  ## 256 concurrent catalog writers with reads and plans, SQLite and Postgres, 1 and 2 workers
+	$(BIN)/python benchmarks/bench_writes.py
 
 measure-hf: $(STAMP)  ## re-measure validation/measurements/hf_models.json with transformers (needs the validation extra)
 	@$(BIN)/python -c "import torch, transformers" 2>/dev/null || { echo "needs the validation extra: $(BIN)/pip install torch==2.13.0 && $(BIN)/pip install -e '.[dev,validation]'"; exit 1; }

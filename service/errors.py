@@ -25,6 +25,7 @@ class ServiceError(Exception):
 
     status_code = 400
     title = "Bad request"
+    retry_after_seconds: int | None = None  # sent as ``Retry-After`` when set
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -60,6 +61,16 @@ class Forbidden(ServiceError):
 class Unavailable(ServiceError):
     status_code = 503
     title = "Service unavailable"
+    retry_after_seconds = 5
+
+
+class Busy(Unavailable):
+    """The catalog's write lane is full, or its write lock was not free in time: try again soon."""
+
+    retry_after_seconds = 1
+
+
+NOT_MIGRATED = "run `python -m service migrate`"
 
 
 class Unprocessable(ServiceError):
@@ -110,6 +121,38 @@ def allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
+def service_problem(exc: ServiceError) -> JSONResponse:
+    response = problem(exc.status_code, exc.title, exc.detail, exc.errors)
+    if exc.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="catalog"'
+    if exc.retry_after_seconds is not None:
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return response
+
+
+# SQLSTATEs (PostgreSQL Appendix A) and SQLite messages: a schema older than the code, or a lock
+# that was not granted within the write's wait (lock_timeout, busy_timeout)
+MISSING_SCHEMA_STATES = {"42P01", "42703"}  # undefined_table, undefined_column
+LOCK_STATES = {"55P03", "40P01", "40001"}  # lock_not_available, deadlock_detected, serialization_failure
+MISSING_SCHEMA_MESSAGES = ("no such table", "no such column")
+LOCK_MESSAGES = ("database is locked", "database table is locked")
+
+
+def database_unavailable(exc: Exception) -> Unavailable | None:
+    """The 503 a database error answers, or None where it is not the store's state but a defect
+    (a ProgrammingError other than a missing table or column)."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    message = str(orig or exc).lower()
+    if state in MISSING_SCHEMA_STATES or any(m in message for m in MISSING_SCHEMA_MESSAGES):
+        return Unavailable(f"the catalog database is not migrated to this version of the service: {NOT_MIGRATED}")
+    if state in LOCK_STATES or any(m in message for m in LOCK_MESSAGES):
+        return Busy("the catalog is busy with other writes; retry after the Retry-After seconds")
+    if isinstance(exc, sa_exc.ProgrammingError):
+        return None
+    return Unavailable("the catalog database is unavailable; calculators that need no catalog still answer")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error as problem+json; nothing escapes as a bare 500 traceback."""
 
@@ -125,17 +168,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        response = problem(exc.status_code, exc.title, exc.detail, exc.errors)
-        if exc.status_code == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="catalog"'
-        return response
+        return service_problem(exc)
 
-    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
-        logger.warning("database unavailable: %s", exc)
-        return problem(503, "Service unavailable", "the catalog database is unavailable; calculators that need no catalog still answer")
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        unavailable = database_unavailable(exc)
+        if unavailable is None:  # a statement the schema cannot run for another reason: a defect
+            return await _unexpected(request, exc)
+        logger.warning("%s: %s", unavailable.detail, exc)
+        return service_problem(unavailable)
 
-    for error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
-        app.add_exception_handler(error, _database_down)
+    for error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.ProgrammingError):
+        app.add_exception_handler(error, _database_error)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -16,11 +16,13 @@ from service.api.json_body import add_body_schemas
 from service.api.middleware import REQUEST_ID_HEADER, BodyGuardMiddleware, RequestMiddleware
 from service.api.page import add_page
 from service.api.routing import attach, move_docs_last, operation_id
+from service.api.write_lane import WriteLane
 from service.db.engine import build_engine, session_factory
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.services.answers import AnswerCache
 from service.services.catalog_reader import CatalogCache, CatalogReader
+from service.services.writes import Replayed
 from service.settings import Settings, get_settings
 
 API_VERSION = "1.0.0"
@@ -47,10 +49,30 @@ def prepare_database(app: FastAPI) -> None:
             logger.info("seeded the empty catalog")
 
 
+def check_database(app: FastAPI) -> None:
+    """Log why the database cannot serve the catalog yet (AUTO_MIGRATE off: Postgres by
+    default), when it answers but is not at the code's newest migration. ``python -m service
+    serve`` refuses to start then; an app started another way answers ``/readyz`` and every
+    catalog request with 503 naming the fix, and its calculators that need no catalog still answer."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.db.migrate import schema_problem
+
+    try:
+        problem = schema_problem(app.state.engine)
+    except SQLAlchemyError as exc:
+        logger.warning("database not reachable at start-up (%s); /readyz answers 503 until it is", type(exc).__name__)
+        return
+    if problem is not None:
+        logger.error("catalog not served: %s", problem)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.settings.migrate_on_start:
         prepare_database(app)
+    else:
+        check_database(app)
     yield
     app.state.engine.dispose()
 
@@ -106,9 +128,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # one shared reader; it opens sessions through app.state, so a swapped sessionmaker is used
     app.state.catalog = CatalogReader(lambda: app.state.sessionmaker(), app.state.catalog_cache)
     app.state.answers = AnswerCache()  # priced answers, kept while their catalog snapshot is current
+    # catalog writes wait here, bounded, never in the thread pool (service/api/write_lane.py)
+    app.state.write_lane = WriteLane(settings.write_lane_slots, settings.write_queue, settings.write_wait_seconds)
     app.state.metrics = Metrics()
     add_middleware(app, settings)
     install_error_handlers(app)
+    app.add_exception_handler(Replayed, lambda _request, exc: catalog.write_response(exc.answer))
     add_docs_pages(app)
     # one flat route table, matched in this order: liveness, the calculators, the rest of the API,
     # readiness and metrics, the docs pages and their assets last (see service/api/routing.py)

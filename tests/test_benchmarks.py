@@ -65,3 +65,16 @@ def test_distinct_mix_varies_only_the_priced_requests() -> None:
         assert len(set(bodies)) == 3, path
     unpriced = [(m, p, b) for m, p, b in varied if p not in PRICED]
     assert unpriced == [(m, p, b) for m, p, b in MIX if p not in PRICED] * 3
+
+
+def test_the_write_storm_benchmark_checks_what_it_stores() -> None:
+    run = subprocess.run(  # a small storm on a throwaway SQLite catalog, one worker
+        [sys.executable, "benchmarks/bench_writes.py", "--writers", "24", "--readers", "2", "--pollers", "4",
+         "--backends", "sqlite", "--workers", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert "Traceback" not in run.stderr, run.stderr
+    assert "twice 0, lost 0, extra 0" in run.stdout, run.stdout  # every 201 stored once
+    assert run.stdout.count("twice 0") == 2, run.stdout  # ... and the keyed retry stored nothing twice
+    assert "batch of 1000: HTTP 201" in run.stdout, run.stdout
+    assert "read errors" not in run.stdout and "without Retry-After" not in run.stdout, run.stdout

@@ -127,7 +127,7 @@ def test_catalog_writes_declare_bearer_auth(spec) -> None:
         writes += is_write
         assert op.get("security") == ([{"bearerAuth": []}] if is_write else None), (path, method)
         assert all(p["name"].lower() != "authorization" for p in op.get("parameters", ())), (path, method)
-    assert writes == 3 * 4 + 2  # create, replace, update, delete of gpus, providers, models; create, delete of prices
+    assert writes == 3 * 4 + 3  # create, replace, update, delete of gpus, providers, models; create, batch, delete of prices
 
 
 def test_etag_location_and_if_match(spec) -> None:
@@ -139,17 +139,30 @@ def test_etag_location_and_if_match(spec) -> None:
     for resource in VERSIONED:
         item = paths[f"/v1/{resource}/{{{resource[:-1] if resource != 'models' else 'model'}_id}}"]
         assert headers(item["get"], "200") == {"ETag"}
-        assert headers(paths[f"/v1/{resource}"]["post"], "201") == {"Location", "ETag"}
+        assert headers(paths[f"/v1/{resource}"]["post"], "201") == {"Location", "ETag", "Idempotent-Replayed"}
         for method in ("put", "patch"):
-            assert headers(item[method], "200") == {"ETag"}, (resource, method)
+            assert headers(item[method], "200") == {"ETag", "Idempotent-Replayed"}, (resource, method)
         for method in ("put", "patch", "delete"):
-            names = [p["name"] for p in item[method]["parameters"] if p["in"] == "header"]
-            assert names == ["If-Match"] and "412" in item[method]["responses"], (resource, method)
-    assert headers(paths["/v1/prices"]["post"], "201") == {"Location"}
+            names = {p["name"] for p in item[method]["parameters"] if p["in"] == "header"}
+            assert names == {"If-Match", "Idempotency-Key"} and "412" in item[method]["responses"], (resource, method)
+    assert headers(paths["/v1/prices"]["post"], "201") == {"Location", "Idempotent-Replayed"}
+    assert headers(paths["/v1/prices/batch"]["post"], "201") == {"Idempotent-Replayed"}
     assert spec["components"]["schemas"]["GpuOut"]["properties"]["version"]["type"] == "integer"
     for path, method, op in operations(spec):  # 412 only where an If-Match can fail
         has_if_match = any(p["name"] == "If-Match" for p in op.get("parameters", ()))
         assert ("412" in op["responses"]) == has_if_match, (path, method)
+
+
+def test_catalog_writes_take_an_idempotency_key_and_say_when_to_retry(spec) -> None:
+    writes = 0
+    for path, method, op in operations(spec):
+        if not (path.startswith(CATALOG) and method in WRITES and path != "/v1/models/from-hf-config"):
+            continue
+        writes += 1
+        key = [p for p in op.get("parameters", ()) if p["name"] == "Idempotency-Key"]
+        assert len(key) == 1 and key[0]["in"] == "header" and not key[0].get("required"), (path, method)
+        assert op["responses"]["503"]["headers"]["Retry-After"]["schema"]["type"] == "integer", (path, method)
+    assert writes == 15
 
 
 def test_no_null_defaults_and_real_defaults_kept(spec) -> None:
@@ -279,7 +292,7 @@ def test_every_request_body_has_media_type_examples(spec) -> None:
         assert media.get("examples"), (path, method)
         model = schemas[media["schema"]["$ref"].rpartition("/")[2]]
         assert [example["value"] for example in media["examples"].values()] == model["examples"], (path, method)
-    assert bodies == 14 + 2 * 3 + 3 + 1  # calculators (from-hf-config too), plans, budget; PUT+PATCH; POST of versioned; POST price
+    assert bodies == 14 + 2 * 3 + 3 + 2  # calculators (from-hf-config too), plans, budget; PUT+PATCH; POST of versioned; POST price, batch
 
 
 def test_middleware_answers_and_the_request_id_are_declared(spec) -> None:

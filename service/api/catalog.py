@@ -15,12 +15,43 @@ from service.api.routing import api_router
 from service.schemas import catalog as s
 from service.services import catalog
 from service.services.catalog import Resource
+from service.services.writes import WriteAnswer
+
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again (1 when the write lane is full, 5 when the database is down).",
+        "required": True,
+        "schema": {"type": "integer"},
+    }
+}
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when the answer is the stored one of an earlier write with the same `Idempotency-Key`.",
+        "required": False,
+        "schema": {"type": "string"},
+    }
+}
+
+
+def write_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Problem responses of a write; its 503 carries ``Retry-After``."""
+    errors = problem_responses(*codes, 503)
+    errors[503] = errors[503] | {"headers": RETRY_AFTER}
+    return errors
+
 
 LIST_ERRORS = problem_responses(422, 503)
 GET_ERRORS = problem_responses(404, 422, 503)
-CREATE_ERRORS = problem_responses(401, 403, 409, 422, 503)
-WRITE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 503)  # writes to an existing item, with If-Match
-DELETE_PRICE_ERRORS = problem_responses(401, 403, 404, 422, 503)
+CREATE_ERRORS = write_errors(401, 403, 409, 422)
+WRITE_ERRORS = write_errors(401, 403, 404, 409, 412, 422)  # writes to an existing item, with If-Match
+DELETE_PRICE_ERRORS = write_errors(401, 403, 404, 422)
+BATCH_ERRORS = write_errors(401, 403, 409, 422)
+
+
+def write_response(answer: WriteAnswer) -> Response:
+    """A write's answer, byte for byte as it is stored for replays."""
+    media_type = "application/json" if answer.body is not None else None
+    return Response(answer.body, status_code=answer.status_code, headers=dict(answer.headers), media_type=media_type)
 
 ETAG = {
     "ETag": {
@@ -46,7 +77,15 @@ class PresetId(StringConvertor):
     regex = "(?!from-hf-config$)[^/]+"
 
 
+class PriceId(StringConvertor):
+    """A price id in a path: any segment but ``batch`` (``POST /v1/prices/batch``), so that path
+    belongs to the batch alone (its ``Allow`` is POST); ids are validated as integers after."""
+
+    regex = "(?!batch$)[^/]+"
+
+
 register_url_convertor("preset_id", PresetId())
+register_url_convertor("price_id", PriceId())
 
 
 def versioned_router(
@@ -72,31 +111,27 @@ def versioned_router(
 
     @router.post(
         "", response_model=out, status_code=status.HTTP_201_CREATED, summary=f"Create a {label}",
-        responses=with_headers(201, CREATE_ERRORS, LOCATION | ETAG), dependencies=[Writer],
+        responses=with_headers(201, CREATE_ERRORS, LOCATION | ETAG | REPLAYED), dependencies=[Writer],
     )  # fmt: skip
-    def create(body: item_in, session: WriteSessionDep, response: Response) -> Any:
+    def create(body: item_in, session: WriteSessionDep) -> Any:
         """Creates the item under its `id` (409 when taken); answers its `Location` and `ETag`."""
-        item, response.headers["ETag"] = catalog.create_item(session, res, body)
-        response.headers["Location"] = f"/v1/{tag}/{item.id}"
-        return item
+        return write_response(catalog.create_item(session, res, body))
 
     @router.put(
-        item, response_model=out, summary=f"Replace a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG),
+        item, response_model=out, summary=f"Replace a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG | REPLAYED),
         dependencies=[Writer],
     )
-    def replace(item_id: ItemId, body: item_in, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
+    def replace(item_id: ItemId, body: item_in, session: WriteSessionDep, if_match: IfMatch = None) -> Any:
         """Replaces every field; with `If-Match` only if the stored version still matches (412 otherwise)."""
-        item, response.headers["ETag"] = catalog.replace_item(session, res, item_id, body, if_match)
-        return item
+        return write_response(catalog.replace_item(session, res, item_id, body, if_match))
 
     @router.patch(
-        item, response_model=out, summary=f"Update a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG),
+        item, response_model=out, summary=f"Update a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG | REPLAYED),
         dependencies=[Writer],
     )
-    def update(item_id: ItemId, body: patch, session: WriteSessionDep, response: Response, if_match: IfMatch = None) -> Any:
+    def update(item_id: ItemId, body: patch, session: WriteSessionDep, if_match: IfMatch = None) -> Any:
         """Changes the fields given; with `If-Match` only if the stored version still matches (412 otherwise)."""
-        item, response.headers["ETag"] = catalog.patch_item(session, res, item_id, body, if_match)
-        return item
+        return write_response(catalog.patch_item(session, res, item_id, body, if_match))
 
     @router.delete(
         item, status_code=status.HTTP_204_NO_CONTENT, summary=f"Delete a {label}",
@@ -104,8 +139,7 @@ def versioned_router(
     )  # fmt: skip
     def delete(item_id: ItemId, session: WriteSessionDep, if_match: IfMatch = None) -> Response:
         """409 while prices reference it."""
-        catalog.delete_item(session, res, item_id, if_match)
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return write_response(catalog.delete_item(session, res, item_id, if_match))
 
     for route in router.routes:
         route.name = route.name.rstrip("_")  # operation ids: gpus-list, gpus-get, ...
@@ -134,7 +168,7 @@ async def list_prices(snapshot: SnapshotDep, query: Annotated[s.PriceFilters, Qu
     return Response(catalog.list_prices(snapshot, query), media_type="application/json")
 
 
-@prices.get("/{price_id}", response_model=s.PriceOut, summary="Get a price", responses=GET_ERRORS, name="get")
+@prices.get("/{price_id:price_id}", response_model=s.PriceOut, summary="Get a price", responses=GET_ERRORS, name="get")
 async def get_price(price_id: Annotated[int, Path(ge=1, le=2**62)], snapshot: SnapshotDep) -> Any:
     """One recorded price."""
     return Response(catalog.get_price(snapshot, price_id), media_type="application/json")
@@ -142,23 +176,31 @@ async def get_price(price_id: Annotated[int, Path(ge=1, le=2**62)], snapshot: Sn
 
 @prices.post(
     "", response_model=s.PriceOut, status_code=status.HTTP_201_CREATED, summary="Record a price",
-    responses=with_headers(201, CREATE_ERRORS, LOCATION), dependencies=[Writer], name="create",
+    responses=with_headers(201, CREATE_ERRORS, LOCATION | REPLAYED), dependencies=[Writer], name="create",
 )  # fmt: skip
-def create_price(body: s.PriceIn, session: WriteSessionDep, response: Response) -> Any:
+def create_price(body: s.PriceIn, session: WriteSessionDep) -> Any:
     """Appends a price; older prices stay as history (a price is never overwritten)."""
-    item = catalog.create_price(session, body)
-    response.headers["Location"] = f"/v1/prices/{item.id}"
-    return item
+    return write_response(catalog.create_price(session, body))
+
+
+@prices.post(
+    "/batch", response_model=s.PriceBatchOut, status_code=status.HTTP_201_CREATED, summary="Record prices in one batch",
+    responses=with_headers(201, BATCH_ERRORS, REPLAYED), dependencies=[Writer], name="create_batch",
+)  # fmt: skip
+def create_prices(body: s.PriceBatchIn, session: WriteSessionDep) -> Any:
+    """Appends up to 1,000 prices (a price feed's update) in one transaction: all are stored or
+    none; a row naming an unknown GPU or provider refuses the batch, each such row named in
+    `errors`. Every reader sees the whole batch at once (one catalog version)."""
+    return write_response(catalog.create_prices(session, body))
 
 
 @prices.delete(
-    "/{price_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an erroneous price",
+    "/{price_id:price_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an erroneous price",
     responses=DELETE_PRICE_ERRORS, dependencies=[Writer], name="delete",
 )  # fmt: skip
 def delete_price(price_id: Annotated[int, Path(ge=1, le=2**62)], session: WriteSessionDep) -> Response:
     """Removes a price recorded by mistake (history is otherwise append-only)."""
-    catalog.delete_price(session, price_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return write_response(catalog.delete_price(session, price_id))
 
 
 ROUTERS = (gpus, providers, prices, models)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from service.db.engine import begin_write
 from service.errors import Forbidden, Unauthorized
 from service.services.catalog_reader import CacheMiss, CatalogReader, CatalogSnapshot
+from service.services.writes import KEY_HEADER, KEY_PATTERN, MAX_KEY_LENGTH, IdempotentRequest, fingerprint, replay_or_remember
 from service.settings import Settings
 
 
@@ -29,12 +30,55 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_write_session(request: Request) -> Iterator[Session]:
-    """A session whose transaction starts as a write (see :func:`service.db.engine.begin_write`);
-    each commit clears the calculators' catalog cache."""
+async def write_slot(request: Request) -> AsyncIterator[None]:
+    """A place in the write lane (:mod:`service.api.write_lane`), held until the write's session
+    has closed; waited for on the event loop, so a waiting write holds no thread. 503 with
+    ``Retry-After`` when the lane is full or the wait runs out."""
+    async with request.app.state.write_lane.slot():
+        yield
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=KEY_HEADER,
+        pattern=KEY_PATTERN,
+        max_length=MAX_KEY_LENGTH,
+        description="Any unique string (a UUID, say; 1-255 visible ASCII characters). A write retried with the same key "
+        "is applied once: the retry gets the first answer again (with `Idempotent-Replayed: true`); the same key with "
+        "another request is a 422. Keys are kept for IDEMPOTENCY_KEY_HOURS (24 h by default).",
+    ),
+]
+
+
+async def idempotent_request(request: Request, key: IdempotencyKey = None) -> IdempotentRequest | None:
+    """The write's key and its request's fingerprint, when it sent a key."""
+    if key is None:
+        return None
+    settings: Settings = request.app.state.settings
+    scope = request.scope
+    path = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else "")
+    return IdempotentRequest(
+        key=key,
+        fingerprint=fingerprint(request.method, path, request.headers.get("if-match"), await request.body()),
+        ttl_seconds=settings.idempotency_key_hours * 3600,
+        wait_seconds=settings.write_wait_seconds,
+    )
+
+
+def get_write_session(
+    request: Request,
+    _slot: Annotated[None, Depends(write_slot)],
+    idempotent: Annotated[IdempotentRequest | None, Depends(idempotent_request)],
+) -> Iterator[Session]:
+    """A session whose transaction starts as a write, with the lane's bounded lock wait (see
+    :func:`service.db.engine.begin_write`); a key already used answers its stored write
+    (:func:`service.services.writes.replay_or_remember`). Each commit clears the calculators'
+    catalog cache."""
     with request.app.state.sessionmaker() as session:
         event.listen(session, "after_commit", request.app.state.catalog_cache.clear)
-        begin_write(session)
+        begin_write(session, request.app.state.settings.write_wait_seconds)
+        replay_or_remember(session, idempotent)
         yield session
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.responses import problem_responses
 from service.api.routing import api_router
-from service.db.repositories import ping
+from service.db.migrate import schema_problem
 from service.errors import Unavailable
 from service.schemas.base import Schema
 
@@ -28,11 +28,14 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, summary="Readiness", responses=problem_responses(503))
 def readyz(request: Request) -> Health:
-    """200 when the catalog database answers; 503 with the reason when it does not."""
+    """200 when the catalog database answers and its schema is at this service's newest
+    migration; 503 with the reason (and the fix: `python -m service migrate`) when it does not."""
     try:
-        ping(request.app.state.engine)
+        problem = schema_problem(request.app.state.engine)
     except SQLAlchemyError as exc:
         raise Unavailable(f"database unreachable: {type(exc).__name__}") from exc
+    if problem is not None:
+        raise Unavailable(problem)
     return Health(status="ready")
 
 

@@ -42,7 +42,7 @@ PROBLEM_DESCRIPTIONS = {
     409: "Duplicate id, or the resource is still referenced.",
     412: "If-Match does not match the current ETag.",
     422: "Invalid request: `errors` lists each field and the reason.",
-    503: "The catalog database is unavailable.",
+    503: "The catalog database is unavailable, not migrated, or busy with other writes (writes: see `Retry-After`).",
 }
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-WRITE_OPTION = "catalog_write"
+WRITE_OPTION = "catalog_write"  # execution option: the write's longest wait for the write lock, in ms
+READ_BUSY_TIMEOUT_MS = 30_000  # SQLite readers (WAL: they wait only in rare recovery cases)
 
 
 def is_sqlite(url: str) -> bool:
@@ -26,7 +27,7 @@ def build_engine(url: str) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": READ_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -42,9 +43,13 @@ def build_engine(url: str) -> Engine:
         def _sqlite_begin(connection) -> None:  # noqa: ANN001
             # a writing transaction takes the write lock up front (BEGIN IMMEDIATE), so that
             # concurrent writers queue on the busy timeout instead of failing with SQLITE_BUSY
-            # when a deferred reader tries to become a writer
-            immediate = connection.get_execution_options().get(WRITE_OPTION)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            # when a deferred reader tries to become a writer; it waits at most its own bound
+            wait_ms = connection.get_execution_options().get(WRITE_OPTION)
+            busy_ms = int(wait_ms) if wait_ms else READ_BUSY_TIMEOUT_MS
+            if connection.info.get("busy_timeout_ms") != busy_ms:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")
+                connection.info["busy_timeout_ms"] = busy_ms
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if wait_ms else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
@@ -54,6 +59,12 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
 
-def begin_write(session: Session) -> None:
-    """Start the session's transaction as a write (SQLite: BEGIN IMMEDIATE; no-op elsewhere)."""
-    session.connection(execution_options={WRITE_OPTION: True})
+def begin_write(session: Session, wait_seconds: float = 30.0) -> None:
+    """Start the session's transaction as a write that waits at most ``wait_seconds`` for a lock:
+    SQLite takes the database's write lock now (BEGIN IMMEDIATE, ``busy_timeout``); Postgres
+    bounds each lock wait of the transaction (``SET LOCAL lock_timeout``). A wait that runs out
+    raises OperationalError (SQLITE_BUSY, SQLSTATE 55P03), which answers 503 with Retry-After."""
+    wait_ms = max(1, round(1000 * wait_seconds))
+    connection = session.connection(execution_options={WRITE_OPTION: wait_ms})
+    if connection.dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = {wait_ms}"))

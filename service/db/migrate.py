@@ -1,11 +1,17 @@
-"""Run Alembic migrations and seed the catalog, from code (start-up, CLI, tests)."""
+"""Run Alembic migrations from code (start-up, CLI, tests), and say whether a database is at the
+code's head (readiness, start-up)."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
+from service.errors import NOT_MIGRATED
 from service.settings import PROJECT_ROOT
 
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
@@ -29,3 +35,33 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), revision)
+
+
+@cache
+def head_revision() -> str:
+    """The newest migration this code ships (Alembic's head)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the project always ships migrations
+        raise RuntimeError("no migrations found")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (its ``alembic_version`` row), None when never migrated."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why the database's schema cannot serve this code (behind, empty, or migrated by another
+    version), naming the fix; None when it is at the code's head. Raises SQLAlchemyError when
+    the database does not answer."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return f"the database has no schema (never migrated; this service needs revision {head}): {NOT_MIGRATED}"
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if current in known:
+        return f"the database schema is at revision {current}, behind this service's {head}: {NOT_MIGRATED}"
+    return f"the database schema is at revision {current}, which this service does not know (it needs {head}); it was migrated by another version"

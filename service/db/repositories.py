@@ -6,13 +6,14 @@ snapshots of the catalog learn of it (:mod:`service.services.catalog_reader`).""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, Row, Select, delete, func, select, text, update
+from sqlalchemy import Row, Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from service.db.models import CatalogVersion, Gpu, ModelPreset, Price, Provider
+from service.db.models import CatalogVersion, Gpu, IdempotencyKey, ModelPreset, Price, Provider
 
 M = TypeVar("M", Gpu, Provider, ModelPreset)
 
@@ -114,6 +115,14 @@ class PriceRepository:
         bump_catalog_version(self.session)
         return row
 
+    def add_many(self, rows: list[Mapping[str, Any]]) -> list[Price]:
+        """Append every row in the caller's transaction, with one catalog version bump."""
+        prices = [Price(**values) for values in rows]
+        self.session.add_all(prices)
+        self.session.flush()
+        bump_catalog_version(self.session)
+        return prices
+
     def delete(self, price_id: int) -> bool:
         return _bumped_if(self.session, self.session.execute(delete(Price).where(Price.id == price_id)).rowcount == 1)
 
@@ -158,7 +167,25 @@ def catalog_is_empty(session: Session) -> bool:
     return all(session.scalar(select(func.count()).select_from(m)) == 0 for m in (Gpu, Provider, Price, ModelPreset))
 
 
-def ping(engine: Engine) -> None:
-    """Raise if the database does not answer ``SELECT 1``."""
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+class IdempotencyRepository:
+    """Stored answers of writes sent with an ``Idempotency-Key``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def find(self, key: str, now: dt.datetime) -> IdempotencyKey | None:
+        """The key's stored answer, unless it has expired."""
+        stmt = select(IdempotencyKey).where(IdempotencyKey.key == key, IdempotencyKey.expires_at > now)
+        return self.session.scalars(stmt).first()
+
+    def add(self, values: Mapping[str, Any], now: dt.datetime) -> None:
+        """Store an answer under its key (an expired row of the same key is replaced); a live
+        row of the same key, stored concurrently, raises IntegrityError at the flush."""
+        expired = delete(IdempotencyKey).where(IdempotencyKey.key == values["key"], IdempotencyKey.expires_at <= now)
+        self.session.execute(expired)
+        self.session.add(IdempotencyKey(**values))
+        self.session.flush()
+
+    def purge(self, now: dt.datetime) -> int:
+        """Delete every expired key; how many."""
+        return self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now)).rowcount

@@ -250,6 +250,44 @@ class PriceOut(PriceFields):
     id: int
 
 
+MAX_PRICE_BATCH = 1000
+
+
+class PriceBatchIn(Schema):
+    """Prices to record together (a price feed's update): all are stored, or none."""
+
+    prices: list[PriceIn] = Field(
+        min_length=1, max_length=MAX_PRICE_BATCH,
+        description=f"1 to {MAX_PRICE_BATCH} prices; a row naming an unknown GPU or provider refuses the whole batch.",
+    )  # fmt: skip
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "prices": [
+                        {
+                            "gpu_id": "h100-sxm", "provider_id": "lambda", "pricing": "on_demand",
+                            "usd_per_gpu_hour": 2.99, "as_of": "2026-11-01", "source": "https://lambda.ai/pricing",
+                        },
+                        {
+                            "gpu_id": "a100-80gb-sxm", "provider_id": "lambda", "pricing": "on_demand",
+                            "usd_per_gpu_hour": 1.79, "as_of": "2026-11-01", "source": "https://lambda.ai/pricing",
+                        },
+                    ]
+                }
+            ]
+        }
+    }  # fmt: skip
+
+
+class PriceBatchOut(Schema):
+    """The stored prices, in the order sent, with their ids."""
+
+    items: list[PriceOut]
+    count: int = Field(description="How many prices were stored (all that were sent).")
+
+
 class PriceFilters(ListQuery):
     gpu_id: str = None
     provider_id: str = None

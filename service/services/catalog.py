@@ -19,6 +19,7 @@ from service.schemas import catalog as s
 from service.schemas.base import Schema
 from service.services.catalog_reader import CatalogSnapshot
 from service.services.models import merge_architecture
+from service.services.writes import WriteAnswer, finish
 
 MAX_RETRIES = 5
 
@@ -28,6 +29,7 @@ class Resource:
     """What the generic service needs to know about one versioned catalog table."""
 
     label: str
+    path: str  # the collection's path; an item's is ``{path}/{id}``
     model: type[Any]
     fields: type[Schema]  # every stored field except id and version (validates merged patches)
     out: type[Schema]
@@ -47,15 +49,15 @@ def _architecture(values: dict[str, Any]) -> dict[str, Any]:
 
 
 GPUS = Resource(
-    "GPU", Gpu, s.GpuFields, s.GpuOut,
+    "GPU", "/v1/gpus", Gpu, s.GpuFields, s.GpuOut,
     referenced_by=lambda session, item_id: PriceRepository(session).count_referencing(gpu_id=item_id),
 )  # fmt: skip
 PROVIDERS = Resource(
-    "provider", Provider, s.ProviderFields, s.ProviderOut,
+    "provider", "/v1/providers", Provider, s.ProviderFields, s.ProviderOut,
     referenced_by=lambda session, item_id: PriceRepository(session).count_referencing(provider_id=item_id),
 )  # fmt: skip
 MODELS = Resource(
-    "model preset", ModelPreset, s.ModelPresetFields, s.ModelPresetOut,
+    "model preset", "/v1/models", ModelPreset, s.ModelPresetFields, s.ModelPresetOut,
     normalise=_architecture, merge_patch=merge_architecture,
 )  # fmt: skip
 
@@ -117,15 +119,24 @@ def get_item(snapshot: CatalogSnapshot, res: Resource, item_id: str) -> tuple[st
     return snapshot.derived(("item", table, item_id), item.model_dump_json), etag(row.version)
 
 
-def _stored_item(session: Session, res: Resource, item_id: str) -> tuple[Schema, str]:
-    """The item as the write's own session reads it back from the store, and its ETag."""
+def _item_answer(res: Resource, row: Any, status_code: int = 200, *, created: bool = False) -> WriteAnswer:
+    """The written item as JSON with its ``ETag`` (and ``Location`` when created)."""
+    headers = {"ETag": etag(row.version)}
+    if created:
+        headers = {"Location": f"{res.path}/{row.id}"} | headers
+    return WriteAnswer(status_code, _out(res, row).model_dump_json(), headers)
+
+
+def _stored_item(session: Session, res: Resource, item_id: str) -> WriteAnswer:
+    """The item as the write's own transaction reads it back from the store (the values the
+    database filled in included), with its ETag."""
     row = VersionedRepository(session, res.model).get(item_id)
     if row is None:
         raise NotFound(f"{res.label} {item_id!r} not found")
-    return _out(res, row), etag(row.version)
+    return _item_answer(res, row)
 
 
-def create_item(session: Session, res: Resource, body: Schema) -> tuple[Schema, str]:
+def create_item(session: Session, res: Resource, body: Schema) -> WriteAnswer:
     data = body.model_dump(exclude={"id"})
     item_id = getattr(body, "id", None)
     if item_id is None:
@@ -136,16 +147,15 @@ def create_item(session: Session, res: Resource, body: Schema) -> tuple[Schema, 
     values = _validated(res, data)
     try:
         row = repo.add({"id": item_id, **values})
-        session.commit()
     except IntegrityError as exc:
         session.rollback()
         raise Conflict(f"{res.label} {item_id!r} already exists") from exc
-    return _out(res, row), etag(row.version)
+    return finish(session, _item_answer(res, row, 201, created=True))
 
 
 def _write(
     session: Session, res: Resource, item_id: str, if_match: str | None, merge: Callable[[dict[str, Any]], dict[str, Any]]
-) -> tuple[Schema, str]:
+) -> WriteAnswer:
     """Read, merge, validate, and write with ``UPDATE ... WHERE version = :read_version``.
 
     With ``If-Match`` the read version must be one it names (412 otherwise) and a concurrent
@@ -161,15 +171,14 @@ def _write(
             raise PreconditionFailed(f"{res.label} {item_id!r} is at version {row.version}; If-Match was {if_match}")
         values = _validated(res, merge(_stored_values(res, row)))
         if repo.update_if_version(item_id, values, row.version):
-            session.commit()
-            return _stored_item(session, res, item_id)
+            return finish(session, _stored_item(session, res, item_id))
         session.rollback()
         if if_match is not None:
             raise PreconditionFailed(f"{res.label} {item_id!r} changed while this request was applied")
     raise Conflict(f"{res.label} {item_id!r} is being changed by other writers; try again")
 
 
-def replace_item(session: Session, res: Resource, item_id: str, body: Schema, if_match: str | None) -> tuple[Schema, str]:
+def replace_item(session: Session, res: Resource, item_id: str, body: Schema, if_match: str | None) -> WriteAnswer:
     body_id = getattr(body, "id", None)
     if body_id is not None and body_id != item_id:
         raise Unprocessable.for_field("id", f"does not match the path ({item_id!r})")
@@ -177,12 +186,12 @@ def replace_item(session: Session, res: Resource, item_id: str, body: Schema, if
     return _write(session, res, item_id, if_match, lambda _current: replacement)
 
 
-def patch_item(session: Session, res: Resource, item_id: str, patch: Schema, if_match: str | None) -> tuple[Schema, str]:
+def patch_item(session: Session, res: Resource, item_id: str, patch: Schema, if_match: str | None) -> WriteAnswer:
     changes = patch.model_dump(exclude_unset=True)
     return _write(session, res, item_id, if_match, lambda current: res.merge_patch(current, changes))
 
 
-def delete_item(session: Session, res: Resource, item_id: str, if_match: str | None) -> None:
+def delete_item(session: Session, res: Resource, item_id: str, if_match: str | None) -> WriteAnswer:
     repo = VersionedRepository(session, res.model)
     row = repo.get(item_id)
     if row is None:
@@ -194,10 +203,10 @@ def delete_item(session: Session, res: Resource, item_id: str, if_match: str | N
         raise Conflict(f"{res.label} {item_id!r} is referenced by {n} price(s); delete those first")
     try:
         repo.delete(item_id)
-        session.commit()
     except IntegrityError as exc:  # a price was added concurrently
         session.rollback()
         raise Conflict(f"{res.label} {item_id!r} is referenced by prices") from exc
+    return finish(session, WriteAnswer(204))
 
 
 # --- prices -------------------------------------------------------------------------------------
@@ -221,22 +230,53 @@ def get_price(snapshot: CatalogSnapshot, price_id: int) -> str:
     return snapshot.derived(("item", "prices", price_id), found[0].model_dump_json)
 
 
-def create_price(session: Session, body: s.PriceIn) -> s.PriceOut:
-    for field, res, value in (("gpu_id", GPUS, body.gpu_id), ("provider_id", PROVIDERS, body.provider_id)):
-        repo = VersionedRepository(session, res.model)
-        if not repo.exists(value):
-            known = ", ".join(repo.ids())
-            raise Unprocessable.for_field(field, f"unknown {res.label} {value!r}; known: {known}")
+def _unknown_references(session: Session, rows: list[s.PriceIn], *, batch: bool) -> list[dict[str, Any]]:
+    """422 entries for the rows whose GPU or provider is not in the catalog."""
+    errors = []
+    for field_name, res in (("gpu_id", GPUS), ("provider_id", PROVIDERS)):
+        ids = VersionedRepository(session, res.model).ids()  # in the store's order
+        known = set(ids)
+        for i, row in enumerate(rows):
+            value = getattr(row, field_name)
+            if value not in known:
+                error = field_error(field_name, f"unknown {res.label} {value!r}; known: {', '.join(ids)}")
+                if batch:  # the row's index, an integer as in FastAPI's own errors
+                    error["loc"] = ["body", "prices", i, field_name]
+                errors.append(error)
+    return errors
+
+
+def create_price(session: Session, body: s.PriceIn) -> WriteAnswer:
+    if errors := _unknown_references(session, [body], batch=False):
+        first = errors[0]
+        raise Unprocessable.for_field(first["loc"][-1], first["msg"])
     try:
         row = PriceRepository(session).add(body.model_dump())
-        session.commit()
     except IntegrityError as exc:  # the GPU or provider was deleted concurrently
         session.rollback()
         raise Conflict("the GPU or provider of this price was just deleted") from exc
-    return s.PriceOut.model_validate(row, from_attributes=True)
+    item = s.PriceOut.model_validate(row, from_attributes=True)
+    return finish(session, WriteAnswer(201, item.model_dump_json(), {"Location": f"/v1/prices/{row.id}"}))
 
 
-def delete_price(session: Session, price_id: int) -> None:
+def create_prices(session: Session, body: s.PriceBatchIn) -> WriteAnswer:
+    """Every row of the batch or none, in one transaction with one catalog version bump; rows
+    naming an unknown GPU or provider refuse the whole batch, each named in ``errors``."""
+    if errors := _unknown_references(session, body.prices, batch=True):
+        rows = sorted({int(e["loc"][2]) for e in errors})
+        named = ", ".join(map(str, rows[:20])) + (f" and {len(rows) - 20} more" if len(rows) > 20 else "")
+        raise Unprocessable(f"prices: rows {named} reference an unknown GPU or provider; nothing was stored", errors=errors)
+    try:
+        rows = PriceRepository(session).add_many([row.model_dump() for row in body.prices])
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict("a GPU or provider of this batch was just deleted; nothing was stored") from exc
+    items = [s.PriceOut.model_validate(row, from_attributes=True) for row in rows]
+    out = s.PriceBatchOut(items=items, count=len(items))
+    return finish(session, WriteAnswer(201, out.model_dump_json()))
+
+
+def delete_price(session: Session, price_id: int) -> WriteAnswer:
     if not PriceRepository(session).delete(price_id):
         raise NotFound(f"price {price_id} not found")
-    session.commit()
+    return finish(session, WriteAnswer(204))

@@ -12,7 +12,8 @@ Freshness:
   (:mod:`service.db.repositories`); a snapshot last checked more than :data:`MAX_STALE_SECONDS`
   ago is checked against that row with one primary-key read before it is used, and the whole
   catalog is read again when the version changed. So a write committed by another worker or
-  replica on the same database is served here at most 1 s (plus one reload) after its commit;
+  replica on the same database is served here at most 0.5 s (plus one reload) after its
+  commit;
 * a write committed by this process drops its snapshots at once (the write session's
   ``after_commit`` calls :meth:`CatalogCache.clear`): this process reads its own writes;
 * with the database down a snapshot due for its check fails with it, and the read answers 503
@@ -45,7 +46,7 @@ from service.services.answers import note_snapshot
 
 T = TypeVar("T")
 
-MAX_STALE_SECONDS = 1.0  # how long a snapshot is used before it is checked against catalog_version
+MAX_STALE_SECONDS = 0.5  # how long a snapshot is used before it is checked against catalog_version
 MAX_DERIVED = 4096  # values derived from one snapshot and kept with it (pages' JSON, price lists)
 
 

@@ -305,7 +305,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         tried = None
         try:
             if req.n_gpus is not None:
-                result, n_gpus = core.plan(arch, cluster.hardware, spec), req.n_gpus
+                result, n_gpus = cached_plan(arch, cluster.hardware, spec), req.n_gpus
             else:
                 assert req.tokens is not None and req.deadline_days is not None
                 # one time bound for the whole request, shared by the GPU types

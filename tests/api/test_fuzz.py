@@ -247,7 +247,8 @@ def _lax_coercion(case: schemathesis.Case) -> bool:
     data = case.meta.phase.data if case.meta is not None else None
     if getattr(getattr(data, "scenario", None), "value", None) == "incorrect_type":
         segments = str(getattr(data, "location", "")).strip("/").split("/")
-        paths = [[segments[i + 1] for i, s in enumerate(segments[:-1]) if s == "properties"]]
+        # "items" steps into an array (a batch's rows): any element, written "*"
+        paths = [[segments[i + 1] if s == "properties" else "*" for i, s in enumerate(segments[:-1]) if s in ("properties", "items")]]
     elif mutations := getattr(data, "mutations", ()):
         if any(m.parameter_location != ParameterLocation.BODY for m in mutations):
             return False
@@ -260,7 +261,9 @@ def _lax_coercion(case: schemathesis.Case) -> bool:
 def _coercible(body: Any, path: list[str | int]) -> bool:
     value = body
     try:
-        for key in path:
+        for depth, key in enumerate(path):
+            if key == "*":  # some element of the array holds the coercible value
+                return any(_coercible(element, path[depth + 1 :]) for element in value)
             value = value[key]
     except (KeyError, IndexError, TypeError):
         return False

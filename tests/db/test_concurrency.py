@@ -4,23 +4,14 @@ time are all kept. Runs on SQLite and Postgres, without the rollback fixture (re
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
-from sqlalchemy.orm import Session
 
-from service.db.engine import build_engine
-from service.db.migrate import upgrade
-from service.db.seed import seed_catalog
-from service.main import create_app
-from service.settings import Settings
-from tests.conftest import API_TOKEN, AUTH
+from tests.conftest import AUTH
 
 WRITERS = 8
 ROUNDS = 5
@@ -28,30 +19,8 @@ PRICES_PER_ROUND = 4
 
 
 @pytest.fixture
-def server(backend: str, make_database):
-    url = make_database(backend)
-    engine = build_engine(url)
-    upgrade(engine)
-    with Session(engine) as session:
-        seed_catalog(session)
-        session.commit()
-    engine.dispose()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(Settings(database_url=url, api_token=API_TOKEN, auto_migrate=False))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield base
-    srv.should_exit = True
-    thread.join(timeout=10)
+def server(live_server) -> str:
+    return live_server.base
 
 
 def test_exactly_one_writer_wins_each_round_and_no_price_is_lost(server: str) -> None:
