@@ -112,7 +112,8 @@ async def main_async(host: str, port: int, server_pid: int, rounds: int, seconds
         ratios.append(rps["/v1/memory/training"] / rps["/healthz"])
         floors.append(rps["/bench/echo"] / rps["/healthz"])
         print(
-            f"round {i + 1}: " + "   ".join(f"{path} {value:7.0f} req/s" for path, value in rps.items())
+            f"round {i + 1}: "
+            + "   ".join(f"{path} {value:7.0f} req/s" for path, value in rps.items())
             + f"   calc/health {ratios[-1]:.2f}   echo/health {floors[-1]:.2f}"
             + f"   calc/echo {rps['/v1/memory/training'] / rps['/bench/echo']:.2f}"
         )
@@ -136,8 +137,20 @@ def main() -> int:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     pin = len(cpus) >= 2  # server and client on CPUs of their own: steadier rounds
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--app-dir", "benchmarks", "bench_app:app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            "benchmarks",
+            "bench_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         env=env | {"PYTHONPATH": str(ROOT)},
         preexec_fn=(lambda: os.sched_setaffinity(0, {cpus[-1]})) if pin else None,

@@ -152,7 +152,9 @@ def distinct_mix(variants: int) -> list[tuple[str, str, dict | None]]:
     for i in range(variants):
         for method, path, body in MIX:
             if path in PRICED and body is not None:
-                body = body | ({"budget_usd": body["budget_usd"] + i} if "budget_usd" in body else {"tokens": body["tokens"] + i * 1e9})
+                body = body | (
+                    {"budget_usd": body["budget_usd"] + i} if "budget_usd" in body else {"tokens": body["tokens"] + i * 1e9}
+                )
             mix.append((method, path, body))
     return mix
 
@@ -165,7 +167,9 @@ def main() -> int:
         "--database-url", help="a Postgres database to use (migrated and seeded); default a throwaway SQLite file"
     )
     parser.add_argument(
-        "--distinct", type=int, default=1,
+        "--distinct",
+        type=int,
+        default=1,
         help="bodies per priced request (default 1: the same request again; 2000: every priced answer computed afresh)",
     )
     args = parser.parse_args()

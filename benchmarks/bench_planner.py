@@ -85,7 +85,9 @@ def core_rates(repeats: int) -> float:
               f"{median * 1e3:7.1f} ms  {result.search.considered / median / 1e6:5.2f} M/s   best: {layout}")  # fmt: skip
     rate = considered / seconds
     verdict = "meets" if rate >= TARGET_CONFIGS_PER_SECOND else "MISSES"
-    print(f"configurations evaluated per second: {rate / 1e6:.2f} M — {verdict} the {TARGET_CONFIGS_PER_SECOND / 1e6:.0f} M target")
+    print(
+        f"configurations evaluated per second: {rate / 1e6:.2f} M — {verdict} the {TARGET_CONFIGS_PER_SECOND / 1e6:.0f} M target"
+    )
     return rate
 
 

@@ -49,8 +49,10 @@ def main() -> int:
             health.append(rate(client, "GET", "/healthz", None, args.seconds))
             print(f"round {i + 1}: POST /v1/plan/serving {plans[-1]:7.1f} req/s   GET /healthz {health[-1]:7.1f} req/s   "
                   f"ratio {plans[-1] / health[-1]:.2f}")  # fmt: skip
-    print(f"median: {statistics.median(plans):.1f} serving plans/s (3 GPU types each), "
-          f"{statistics.median(p / h for p, h in zip(plans, health, strict=True)):.2f} of /healthz")
+    print(
+        f"median: {statistics.median(plans):.1f} serving plans/s (3 GPU types each), "
+        f"{statistics.median(p / h for p, h in zip(plans, health, strict=True)):.2f} of /healthz"
+    )
     return 0
 
 

@@ -162,7 +162,9 @@ def stored_prices(url: str, run: str) -> Counter:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(text("SELECT id, usd_per_gpu_hour FROM prices WHERE source = :s"), {"s": f"bench-writes {run}"})
+            rows = connection.execute(
+                text("SELECT id, usd_per_gpu_hour FROM prices WHERE source = :s"), {"s": f"bench-writes {run}"}
+            )
             return Counter(round((usd - 1) * 1000) for _id, usd in rows)
     finally:
         engine.dispose()
@@ -277,8 +279,14 @@ def run_case(backend: str, workers: int, args: argparse.Namespace, tmp: Path) ->
         print("  " + line)
         created = Counter(i for i, a in enumerate(answers) if a.status == 201)
         stored = stored_prices(url, run)
-        twice, lost, extra = [i for i, n in stored.items() if n > 1], [i for i in created if stored[i] != 1], set(stored) - set(created)
-        print(f"  stored {sum(stored.values())} rows for {len(created)} answers 201: twice {len(twice)}, lost {len(lost)}, extra {len(extra)}")
+        twice, lost, extra = (
+            [i for i, n in stored.items() if n > 1],
+            [i for i in created if stored[i] != 1],
+            set(stored) - set(created),
+        )
+        print(
+            f"  stored {sum(stored.values())} rows for {len(created)} answers 201: twice {len(twice)}, lost {len(lost)}, extra {len(extra)}"
+        )
         if twice or lost or extra:
             misses.append(f"{backend}/{workers}: exactly once broken (twice {len(twice)}, lost {len(lost)}, extra {len(extra)})")
         reads = ["/v1/gpus/h100-sxm", "/v1/prices?latest=true", "/v1/memory/training"]

@@ -105,7 +105,11 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     """Keep ``loc``, ``msg`` and ``type`` only: pydantic's ``ctx`` may hold exceptions and its
     ``input`` may echo a huge or non-JSON value."""
     return [
-        {"loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        {
+            "loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
         for e in errors
     ]
 

@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=0, description="Larger request bodies are refused with 413.")
     workers: int = Field(1, ge=1, description="uvicorn worker processes for `python -m service serve`.")
     shutdown_timeout_seconds: int = Field(20, ge=0, description="Grace for in-flight requests after SIGTERM.")
-    write_slots: int | None = Field(None, ge=1, le=64, description="Concurrent catalog writes per worker; default 1 on SQLite, 2 else.")
+    write_slots: int | None = Field(
+        None, ge=1, le=64, description="Concurrent catalog writes per worker; default 1 on SQLite, 2 else."
+    )
     write_queue: int = Field(64, ge=0, le=10_000, description="Catalog writes that may wait for a slot; beyond it 503 at once.")
     write_wait_seconds: float = Field(
         1.0, gt=0, le=30, description="Longest wait for a write slot, and for the database's write lock, before a 503."

@@ -26,7 +26,12 @@ def test_the_throughput_benchmark_runs(tmp_path: Path) -> None:
 def test_the_planner_benchmark_runs(tmp_path: Path) -> None:
     env = dict(os.environ, BENCH_DB=str(tmp_path / "planner.sqlite3"))
     run = subprocess.run(
-        [sys.executable, "benchmarks/bench_planner.py", "--repeats", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "benchmarks/bench_planner.py", "--repeats", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode in (0, 1), run.stderr  # 1 only means this short, noisy run missed a target
     assert "configurations evaluated per second" in run.stdout

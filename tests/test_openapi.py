@@ -175,7 +175,9 @@ def test_no_null_defaults_and_real_defaults_kept(spec) -> None:
     assert "default" not in schemas["TrainingMemoryRequest"]["properties"]["gpu"]
 
 
-@pytest.mark.parametrize(("patch", "full"), [("GpuPatch", "GpuIn"), ("ProviderPatch", "ProviderIn"), ("ModelPresetPatch", "ModelPresetIn")])
+@pytest.mark.parametrize(
+    ("patch", "full"), [("GpuPatch", "GpuIn"), ("ProviderPatch", "ProviderIn"), ("ModelPresetPatch", "ModelPresetIn")]
+)
 def test_patch_fields_are_nullable_exactly_where_null_clears(spec, patch: str, full: str) -> None:
     """A PATCH field is nullable iff the stored field may be null (so null clears it); the others
     are optional but not nullable (null there is a 422)."""
@@ -215,7 +217,10 @@ def test_response_fields_are_required(spec) -> None:
 def test_repeated_enums_are_named_schemas(spec) -> None:
     schemas = spec["components"]["schemas"]
     inline = Counter(
-        tuple(node["enum"]) for name, schema in schemas.items() for node in schema_nodes(schema) if "enum" in node and node is not schema
+        tuple(node["enum"])
+        for name, schema in schemas.items()
+        for node in schema_nodes(schema)
+        if "enum" in node and node is not schema
     )
     inline.update(tuple(n["enum"]) for path in spec["paths"].values() for n in schema_nodes(path) if "enum" in n)
     assert [values for values, count in inline.items() if count > 1] == []
@@ -292,7 +297,9 @@ def test_every_request_body_has_media_type_examples(spec) -> None:
         assert media.get("examples"), (path, method)
         model = schemas[media["schema"]["$ref"].rpartition("/")[2]]
         assert [example["value"] for example in media["examples"].values()] == model["examples"], (path, method)
-    assert bodies == 14 + 2 * 3 + 3 + 2  # calculators (from-hf-config too), plans, budget; PUT+PATCH; POST of versioned; POST price, batch
+    assert (
+        bodies == 14 + 2 * 3 + 3 + 2
+    )  # calculators (from-hf-config too), plans, budget; PUT+PATCH; POST of versioned; POST price, batch
 
 
 def test_middleware_answers_and_the_request_id_are_declared(spec) -> None:

@@ -143,7 +143,9 @@ def test_the_first_view_is_usable_within_a_second(page, browser, server: Server)
     assert page.get_attribute("#tab-fit", "aria-selected") == "true"
     assert len(series(page, "fit")["datasets"]) == len(MEMORY_PARTS) and page.is_enabled("#model")
     # the pickers get the whole catalog (asked for beside the first view, not before it)
-    page.wait_for_function("document.querySelectorAll('#model option').length >= 20 && document.querySelectorAll('#gpu option').length >= 10")
+    page.wait_for_function(
+        "document.querySelectorAll('#model option').length >= 20 && document.querySelectorAll('#gpu option').length >= 10"
+    )
     assert page.input_value("#model") == "llama-3-8b" and page.input_value("#gpu") == "h100-sxm"
     screenshot(page, "fit")
 
@@ -180,7 +182,10 @@ def test_fit_view_draws_the_api_answer_for_a_picked_preset_and_gpu(page, server:
     advice = rows[1:]
     assert advice and page.locator("#fit .advice li").count() == len(advice)
     for row in advice:  # every change offered fits, and saves memory
-        assert row["fits"] == "true" and int(row["deviceTotalBytes"]) <= gpu["memory_bytes"] < answer["per_gpu"]["device_total_bytes"]
+        assert (
+            row["fits"] == "true"
+            and int(row["deviceTotalBytes"]) <= gpu["memory_bytes"] < answer["per_gpu"]["device_total_bytes"]
+        )
     assert len(drawn["labels"]) == len(rows)
     screenshot(page, "fit-does-not-fit")
 
@@ -269,14 +274,20 @@ def test_budget_view_draws_the_isoflop_curve_with_its_optimum(page, server: Serv
     rows = table_rows(page, "budget")
     best = [r for r in rows if r["kind"] == "compute-optimal"]
     assert len(best) == 1
-    assert float(best[0]["params"]) == optimum["params"] and float(best[0]["loss"]) == pytest.approx(optimum["predicted_loss"], rel=1e-12)
+    assert float(best[0]["params"]) == optimum["params"] and float(best[0]["loss"]) == pytest.approx(
+        optimum["predicted_loss"], rel=1e-12
+    )
     drawn = series(page, "budget")
     assert drawn["datasets"][1]["data"] == [{"x": optimum["params"], "y": pytest.approx(optimum["predicted_loss"], rel=1e-12)}]
 
     curve = [r for r in rows if r["kind"] == "IsoFLOP curve"]
     assert len(curve) == 20 and len(drawn["datasets"][0]["data"]) == 21  # the curve passes through the optimum
     for row in curve:  # each point is the API's loss for that size at the same compute, and none beats the optimum
-        at = post(server, "/v1/budget", {"compute_flops": optimum["compute_flops"], "n_params": float(row["params"]), "scaling_law": "hoffmann2022"})
+        at = post(
+            server,
+            "/v1/budget",
+            {"compute_flops": optimum["compute_flops"], "n_params": float(row["params"]), "scaling_law": "hoffmann2022"},
+        )
         assert float(row["loss"]) == pytest.approx(at["predicted_loss"], rel=1e-12)
         assert float(row["tokens"]) == pytest.approx(at["tokens"], rel=1e-12)
         assert at["predicted_loss"] > optimum["predicted_loss"]
@@ -296,7 +307,12 @@ def test_plan_view_draws_the_ranked_plans_step_time_breakdown(page, server: Serv
     rows = table_rows(page, "plan")
     assert len(rows) == len(answer["plans"]) > 1
     for shown, plan in zip(rows, answer["plans"], strict=True):
-        assert (int(shown["tp"]), int(shown["pp"]), int(shown["dp"]), int(shown["zeroStage"])) == (plan["tp"], plan["pp"], plan["dp"], plan["zero_stage"])
+        assert (int(shown["tp"]), int(shown["pp"]), int(shown["dp"]), int(shown["zeroStage"])) == (
+            plan["tp"],
+            plan["pp"],
+            plan["dp"],
+            plan["zero_stage"],
+        )
         assert float(shown["stepTimeSeconds"]) == pytest.approx(plan["step_time_seconds"], rel=1e-12)
         assert float(shown["computeSeconds"]) == pytest.approx(plan["step_time"]["compute_seconds"], rel=1e-12)
     drawn = series(page, "plan")

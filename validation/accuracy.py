@@ -182,7 +182,8 @@ def render(environments: list[dict], rows: list[Row], throughput: list[Predictio
         "",
         f"**{passed} of {len(rows)} rows within tolerance**; the others are explained below the table.",
         "",
-        "Measured on: " + "; ".join(
+        "Measured on: "
+        + "; ".join(
             f"`{e['file']}`: torch {e['torch']}, transformers {e['transformers']}"
             + (f", bitsandbytes {e['bitsandbytes']}" if "bitsandbytes" in e else "")
             + f", {e['device']} ({e['machine']})"

@@ -571,8 +571,21 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 # configs small enough to run a forward pass on a CPU: their KV cache is measured
-CACHE_MEASURED = ("tiny-mistral-window", "tiny-qwen2-window", "tiny-gemma2-window", "tiny-gemma3-window", "tiny-deepseek-v3",
-                  "tiny-qwen3-moe-window", "tiny-smollm3-window", "tiny-starcoder2-window", "tiny-qwen2.5-vl-window",
-                  "tiny-gpt-oss-window", "tiny-exaone4-window", "tiny-llama4", "tiny-llama4-moe-layers",
-                  "tiny-cohere2-window", "tiny-cohere2-bias-pattern")
+CACHE_MEASURED = (
+    "tiny-mistral-window",
+    "tiny-qwen2-window",
+    "tiny-gemma2-window",
+    "tiny-gemma3-window",
+    "tiny-deepseek-v3",
+    "tiny-qwen3-moe-window",
+    "tiny-smollm3-window",
+    "tiny-starcoder2-window",
+    "tiny-qwen2.5-vl-window",
+    "tiny-gpt-oss-window",
+    "tiny-exaone4-window",
+    "tiny-llama4",
+    "tiny-llama4-moe-layers",
+    "tiny-cohere2-window",
+    "tiny-cohere2-bias-pattern",
+)
 CACHE_TOKENS = (8, 40)  # below and beyond the tiny configs' 16-token windows

@@ -41,8 +41,17 @@ def gpt2(n_layers: int, *, dropout: float = 0.0, activation: str = "gelu_new") -
     the input dtype (no fp32 upcast), residual and attention dropout; ``gelu_new`` is the tanh GELU
     written as separate tensor ops (unfused), ``gelu`` torch's one-kernel GELU."""
     cfg = transformers.GPT2Config(
-        n_layer=n_layers, n_embd=256, n_head=4, n_positions=512, vocab_size=1024, activation_function=activation,
-        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, bos_token_id=0, eos_token_id=0,
+        n_layer=n_layers,
+        n_embd=256,
+        n_head=4,
+        n_positions=512,
+        vocab_size=1024,
+        activation_function=activation,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     arch = dict(n_layers=n_layers, d_model=256, n_heads=4, d_ff=1024, vocab_size=1024, ffn="gelu", norm="layernorm",
                 bias=True, tied_embeddings=True, position="learned", max_seq_len=512)  # fmt: skip
@@ -53,9 +62,20 @@ def neox(n_layers: int, *, dropout: float = 0.0) -> tuple[object, dict, dict]:
     """GPT-NeoX (Pythia): a parallel block with two LayerNorms reading the same input, partial
     rotary (25 %), the shared eager attention (fp32 softmax), torch's GELU kernel."""
     cfg = transformers.GPTNeoXConfig(
-        num_hidden_layers=n_layers, hidden_size=256, num_attention_heads=4, intermediate_size=1024, vocab_size=1024,
-        max_position_embeddings=512, rotary_pct=0.25, use_parallel_residual=True, hidden_act="gelu",
-        attention_dropout=dropout, hidden_dropout=dropout, tie_word_embeddings=False, bos_token_id=0, eos_token_id=0,
+        num_hidden_layers=n_layers,
+        hidden_size=256,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        vocab_size=1024,
+        max_position_embeddings=512,
+        rotary_pct=0.25,
+        use_parallel_residual=True,
+        hidden_act="gelu",
+        attention_dropout=dropout,
+        hidden_dropout=dropout,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     arch = dict(n_layers=n_layers, d_model=256, n_heads=4, d_ff=1024, vocab_size=1024, ffn="gelu", norm="layernorm",
                 bias=True, tied_embeddings=False, position="rotary", max_seq_len=512, parallel_attention=True)  # fmt: skip
@@ -68,9 +88,17 @@ def llama(n_layers: int, *, d_model: int = 256, n_heads: int = 4, n_kv_heads: in
     repeated to every query head), SwiGLU as ``act(gate) * up`` (unfused), attention dropout only."""
     n_kv_heads = n_kv_heads or n_heads
     cfg = transformers.LlamaConfig(
-        num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads, num_key_value_heads=n_kv_heads,
-        intermediate_size=d_ff, vocab_size=vocab_size, max_position_embeddings=512, tie_word_embeddings=tied,
-        attention_dropout=dropout, bos_token_id=0, eos_token_id=0,
+        num_hidden_layers=n_layers,
+        hidden_size=d_model,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv_heads,
+        intermediate_size=d_ff,
+        vocab_size=vocab_size,
+        max_position_embeddings=512,
+        tie_word_embeddings=tied,
+        attention_dropout=dropout,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     arch = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, d_ff=d_ff,
                 vocab_size=vocab_size, ffn="swiglu", norm="rmsnorm", tied_embeddings=tied, position="rotary",
@@ -82,9 +110,18 @@ def qwen3(n_layers: int, *, dropout: float = 0.0) -> tuple[object, dict, dict]:
     """Qwen3: Llama's block with an RMSNorm on each head's query and key (``q_norm``, ``k_norm``),
     head_dim 64 on 4 query and 2 key-value heads."""
     cfg = transformers.Qwen3Config(
-        num_hidden_layers=n_layers, hidden_size=256, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
-        intermediate_size=688, vocab_size=1024, max_position_embeddings=512, tie_word_embeddings=False,
-        attention_dropout=dropout, bos_token_id=0, eos_token_id=0,
+        num_hidden_layers=n_layers,
+        hidden_size=256,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        intermediate_size=688,
+        vocab_size=1024,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        attention_dropout=dropout,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     arch = dict(n_layers=n_layers, d_model=256, n_heads=4, n_kv_heads=2, d_head=64, d_ff=688, vocab_size=1024, ffn="swiglu",
                 norm="rmsnorm", tied_embeddings=False, position="rotary", max_seq_len=512, qk_norm=True)  # fmt: skip
@@ -95,9 +132,18 @@ def olmo2(n_layers: int, *, dropout: float = 0.0) -> tuple[object, dict, dict]:
     """OLMo 2: norms after attention and after the MLP, an RMSNorm over the whole query and key
     projections, and every RMSNorm multiplying by its weight in fp32."""
     cfg = transformers.Olmo2Config(
-        num_hidden_layers=n_layers, hidden_size=256, num_attention_heads=4, num_key_value_heads=2, intermediate_size=688,
-        vocab_size=1024, max_position_embeddings=512, tie_word_embeddings=False, attention_dropout=dropout,
-        bos_token_id=0, eos_token_id=0, pad_token_id=0,
+        num_hidden_layers=n_layers,
+        hidden_size=256,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=688,
+        vocab_size=1024,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        attention_dropout=dropout,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
     )
     arch = dict(n_layers=n_layers, d_model=256, n_heads=4, n_kv_heads=2, d_ff=688, vocab_size=1024, ffn="swiglu",
                 norm="rmsnorm", tied_embeddings=False, position="rotary", max_seq_len=512, qk_norm_full_width=True)  # fmt: skip
@@ -290,7 +336,10 @@ def main() -> None:
     ]
     # parameters
     for name, (cfg, arch, _) in {
-        "gpt2 tiny": gpt2(4), "neox tiny": neox(4), "llama tiny": llama(4), "llama tiny tied": llama(4, tied=True),
+        "gpt2 tiny": gpt2(4),
+        "neox tiny": neox(4),
+        "llama tiny": llama(4),
+        "llama tiny tied": llama(4, tied=True),
         "llama gqa": llama(4, d_model=512, n_heads=8, n_kv_heads=2, d_ff=1376),
         "llama h512 v4096": llama(4, d_model=512, n_heads=8, d_ff=1376, vocab_size=4096),
         "llama h1024 v4096": llama(4, d_model=1024, n_heads=16, d_ff=2752, vocab_size=4096),
@@ -299,7 +348,9 @@ def main() -> None:
         records.append(param_case(name, cfg, arch))
     # FLOPs (fp32 eager: the counter sees every matmul)
     for name, (cfg, arch, _) in {
-        "gpt2 tied": gpt2(2), "neox": neox(2), "llama h512 v4096": llama(2, d_model=512, n_heads=8, d_ff=1376, vocab_size=4096),
+        "gpt2 tied": gpt2(2),
+        "neox": neox(2),
+        "llama h512 v4096": llama(2, d_model=512, n_heads=8, d_ff=1376, vocab_size=4096),
         "llama h1024 v4096": llama(2, d_model=1024, n_heads=16, d_ff=2752, vocab_size=4096),
         "llama gqa": llama(2, d_model=512, n_heads=8, n_kv_heads=2, d_ff=1376, vocab_size=4096),
     }.items():
@@ -314,7 +365,8 @@ def main() -> None:
         records.append(inference_flop_case(name, cfg, arch, prompt=16, new_tokens=32))
     # KV cache
     for name, (cfg, arch, _) in {
-        "llama mha": llama(2), "llama gqa": llama(2, d_model=512, n_heads=8, n_kv_heads=2, d_ff=1376),
+        "llama mha": llama(2),
+        "llama gqa": llama(2, d_model=512, n_heads=8, n_kv_heads=2, d_ff=1376),
     }.items():
         records.append(kv_case(name, cfg, arch, prompt=24, new_tokens=40, batch=3))
     # optimizer states

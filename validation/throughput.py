@@ -137,7 +137,9 @@ def predict(row: dict[str, Any]) -> Prediction:
                           predicted_tokens_per_second_per_gpu=None, result=empty)  # fmt: skip
     published = published_tokens_per_second(row, arch, result.model_flops_per_token)
     predicted = result.plans[0].tokens_per_second / row["n_gpus"] if result.plans else None
-    return Prediction(row=row, published_tokens_per_second_per_gpu=published, predicted_tokens_per_second_per_gpu=predicted, result=result)
+    return Prediction(
+        row=row, published_tokens_per_second_per_gpu=published, predicted_tokens_per_second_per_gpu=predicted, result=result
+    )
 
 
 def predictions() -> list[Prediction]:
@@ -202,11 +204,20 @@ def whole_runs() -> list[WholeRun]:
     )  # fmt: skip
     llama, llama_note = _run_gpu_hours("llama-3.1-405b", "h100-sxm", 16384, 15.6e12, 8192, 2048, 0.9, time_limit_seconds=60.0)
     return [
-        WholeRun(name="DeepSeek-V3 pre-training, 14.8T tokens on 2,048 H800, FP8 blockwise, DualPipe, EP 64, node-limited routing "
-                      "(4 nodes), batches of 15,360 x 4K; a throughput figure, so no downtime", gpu_hours=dsv3,
-                 published_gpu_hours=2.664e6, note=dsv3_note),  # fmt: skip
-        WholeRun(name="Llama 3.1 405B, 15.6T tokens on 16,384 H100, 8K sequences, the default batch (2,048 sequences), 90 % of the "
-                      "wall clock training", gpu_hours=llama, published_gpu_hours=30.84e6, note=llama_note),  # fmt: skip
+        WholeRun(
+            name="DeepSeek-V3 pre-training, 14.8T tokens on 2,048 H800, FP8 blockwise, DualPipe, EP 64, node-limited routing "
+            "(4 nodes), batches of 15,360 x 4K; a throughput figure, so no downtime",
+            gpu_hours=dsv3,
+            published_gpu_hours=2.664e6,
+            note=dsv3_note,
+        ),  # fmt: skip
+        WholeRun(
+            name="Llama 3.1 405B, 15.6T tokens on 16,384 H100, 8K sequences, the default batch (2,048 sequences), 90 % of the "
+            "wall clock training",
+            gpu_hours=llama,
+            published_gpu_hours=30.84e6,
+            note=llama_note,
+        ),  # fmt: skip
     ]
 
 
@@ -264,9 +275,17 @@ def render_section(preds: list[Prediction]) -> list[str]:
     for p in preds:
         if not within(p):
             lines.append(f"- **{p.row['id']}**: {KNOWN_EXCEPTIONS.get(p.row['id'], 'no reason recorded: a regression.')}")
-    lines += ["", "### Whole runs", "", "| run | predicted GPU-hours | published | error | best plan |", "|---|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "### Whole runs",
+        "",
+        "| run | predicted GPU-hours | published | error | best plan |",
+        "|---|---:|---:|---:|---|",
+    ]
     for run in whole_runs():
-        lines.append(f"| {run.name} | {run.gpu_hours / 1e6:.3f} M | {run.published_gpu_hours / 1e6:.3f} M | {run.error:+.1%} | {run.note} |")
+        lines.append(
+            f"| {run.name} | {run.gpu_hours / 1e6:.3f} M | {run.published_gpu_hours / 1e6:.3f} M | {run.error:+.1%} | {run.note} |"
+        )
     lines += [
         "",
         "The Llama 3.1 card's 8B (1.46 M GPU-hours) and 70B (7.0 M) figures imply about 14 % and 26 % MFU for 15T tokens. The",
@@ -279,7 +298,9 @@ def render_section(preds: list[Prediction]) -> list[str]:
     card = {"llama-3.1-8b": 1.46e6, "llama-3.1-70b": 7.0e6}
     for model, n, batch, hours, mfu in card_sizes():
         mark = " (within 15 %)" if abs(hours / card[model] - 1) <= 0.15 else ""
-        lines.append(f"| {model} | {n:,} | {batch / 2**20:.0f}M | {hours / 1e6:.2f} M{mark} | {card[model] / 1e6:.2f} M | {mfu:.2f} |")
+        lines.append(
+            f"| {model} | {n:,} | {batch / 2**20:.0f}M | {hours / 1e6:.2f} M{mark} | {card[model] / 1e6:.2f} M | {mfu:.2f} |"
+        )
     lines.append("")
     return lines
 
@@ -290,4 +311,6 @@ if __name__ == "__main__":
         where = (f"{best.pipeline_schedule.value} v={best.virtual_stages} mbs={best.micro_batch_size} rc={best.recompute.value} "
                  f"z={best.zero_stage} mfu={best.mfu:.2f} mem={best.memory.total_bytes / 2**30:.0f}G") if best else p.result.reason  # fmt: skip
         err = f"{p.error:+.1%}" if p.error is not None else "none"
-        print(f"{p.row['id']:36s} pub {p.published_tokens_per_second_per_gpu:9.0f} pred {p.predicted_tokens_per_second_per_gpu or 0:9.0f} {err:>8s}  {where}")
+        print(
+            f"{p.row['id']:36s} pub {p.published_tokens_per_second_per_gpu:9.0f} pred {p.predicted_tokens_per_second_per_gpu or 0:9.0f} {err:>8s}  {where}"
+        )

@@ -53,6 +53,7 @@ def write_response(answer: WriteAnswer) -> Response:
     media_type = "application/json" if answer.body is not None else None
     return Response(answer.body, status_code=answer.status_code, headers=dict(answer.headers), media_type=media_type)
 
+
 ETAG = {
     "ETag": {
         "description": 'The item\'s version as a strong entity tag (`"3"`); send it back in `If-Match`.',
@@ -61,11 +62,17 @@ ETAG = {
     }
 }
 LOCATION = {
-    "Location": {"description": "The created item's path, e.g. `/v1/gpus/h100-sxm`.", "required": True, "schema": {"type": "string"}}
+    "Location": {
+        "description": "The created item's path, e.g. `/v1/gpus/h100-sxm`.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
 }
 
 
-def with_headers(status_code: int, errors: dict[int | str, dict[str, Any]], headers: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+def with_headers(
+    status_code: int, errors: dict[int | str, dict[str, Any]], headers: dict[str, Any]
+) -> dict[int | str, dict[str, Any]]:
     """``responses``: ``errors`` and the headers the success response ``status_code`` carries."""
     return {status_code: {"headers": headers}, **errors}
 
@@ -118,7 +125,10 @@ def versioned_router(
         return write_response(catalog.create_item(session, res, body))
 
     @router.put(
-        item, response_model=out, summary=f"Replace a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG | REPLAYED),
+        item,
+        response_model=out,
+        summary=f"Replace a {label}",
+        responses=with_headers(200, WRITE_ERRORS, ETAG | REPLAYED),
         dependencies=[Writer],
     )
     def replace(item_id: ItemId, body: item_in, session: WriteSessionDep, if_match: IfMatch = None) -> Any:
@@ -126,7 +136,10 @@ def versioned_router(
         return write_response(catalog.replace_item(session, res, item_id, body, if_match))
 
     @router.patch(
-        item, response_model=out, summary=f"Update a {label}", responses=with_headers(200, WRITE_ERRORS, ETAG | REPLAYED),
+        item,
+        response_model=out,
+        summary=f"Update a {label}",
+        responses=with_headers(200, WRITE_ERRORS, ETAG | REPLAYED),
         dependencies=[Writer],
     )
     def update(item_id: ItemId, body: patch, session: WriteSessionDep, if_match: IfMatch = None) -> Any:

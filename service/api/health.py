@@ -40,7 +40,10 @@ def readyz(request: Request) -> Health:
 
 
 @router.get(
-    "/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}}
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
 def metrics(request: Request) -> Response:
     """Request counts and latencies by route, in the Prometheus text format."""

@@ -16,8 +16,8 @@ router = api_router(prefix="/v1/models", tags=["models"], responses=problem_resp
 
 DESCRIPTION = (
     "Map a Hugging Face `config.json` to a ModelSpec, with its exact parameter count and the defaults it assumed "
-    f"({SUPPORTED_TYPES_TEXT}). Nothing is downloaded. The body is `{{\"hf_config\": {{...}}}}`, or the bare "
-    "config.json itself (`curl -d @config.json`). The same config is accepted as `\"model\": {\"hf_config\": {...}}` by "
+    f'({SUPPORTED_TYPES_TEXT}). Nothing is downloaded. The body is `{{"hf_config": {{...}}}}`, or the bare '
+    'config.json itself (`curl -d @config.json`). The same config is accepted as `"model": {"hf_config": {...}}` by '
     "every calculator."
 )
 

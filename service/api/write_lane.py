@@ -72,7 +72,9 @@ class WriteLane:
             if len(self._waiting) >= self.queue:
                 raise Busy(f"{self._busy} catalog writes are running and {len(self._waiting)} waiting; retry shortly")
             if (len(self._waiting) + 1) * self.hold_seconds / self.slots > self.wait_seconds:
-                raise Busy(f"{len(self._waiting)} catalog writes are waiting, more than {self.wait_seconds:g} s of work; retry shortly")
+                raise Busy(
+                    f"{len(self._waiting)} catalog writes are waiting, more than {self.wait_seconds:g} s of work; retry shortly"
+                )
             waiter = _Waiter(asyncio.get_running_loop().create_future())
             self._waiting.append(waiter)
         try:

@@ -23,8 +23,9 @@ def check_context(model: ModelShape, seq_len: int | None, *, field: str = "seq_l
         rows = model.learned_position_rows
         if seq_len > rows:
             raise InvalidSpecError(
-                field, f"seq_len={seq_len} exceeds the model's {rows} learned positions (no embedding exists beyond them); "
-                "to model a longer table give max_seq_len or position_embedding_rows"
+                field,
+                f"seq_len={seq_len} exceeds the model's {rows} learned positions (no embedding exists beyond them); "
+                "to model a longer table give max_seq_len or position_embedding_rows",
             )
         return None
     return (

@@ -35,9 +35,7 @@ class TrainingCost:
     scaling_efficiency: float
 
 
-def achieved_flops_per_s(
-    *, peak_tflops: float | None, mfu: float | None, achieved_tflops: float | None
-) -> float:
+def achieved_flops_per_s(*, peak_tflops: float | None, mfu: float | None, achieved_tflops: float | None) -> float:
     """FLOP/s one GPU delivers: ``peak * MFU``, or an explicit achieved figure."""
     if achieved_tflops is not None:
         return achieved_tflops * 1e12
@@ -84,11 +82,15 @@ def training_cost(
     )
 
 
-def flops_for_budget(budget_usd: float, *, usd_per_gpu_hour: float, flops_per_s_per_gpu: float, scaling_efficiency: float) -> float:
+def flops_for_budget(
+    budget_usd: float, *, usd_per_gpu_hour: float, flops_per_s_per_gpu: float, scaling_efficiency: float
+) -> float:
     """FLOPs a budget buys: ``budget / price * 3600 * achieved FLOP/s``."""
     if not usd_per_gpu_hour > 0:
         raise InvalidSpecError("usd_per_gpu_hour", "must be greater than 0 to turn dollars into compute")
-    return check_flops("compute_flops", budget_usd / usd_per_gpu_hour * SECONDS_PER_HOUR * flops_per_s_per_gpu * scaling_efficiency)
+    return check_flops(
+        "compute_flops", budget_usd / usd_per_gpu_hour * SECONDS_PER_HOUR * flops_per_s_per_gpu * scaling_efficiency
+    )
 
 
 def planned_training_cost(

@@ -89,7 +89,9 @@ def check_inputs(inputs: EnergyInputs) -> None:
     if not (math.isfinite(inputs.grid_kg_co2e_per_kwh) and low <= inputs.grid_kg_co2e_per_kwh <= high):
         raise InvalidSpecError("grid_kg_co2e_per_kwh", f"must be in [{low:g}, {high:g}], got {inputs.grid_kg_co2e_per_kwh}")
     if not (math.isfinite(inputs.gpu_power_fraction) and 0 < inputs.gpu_power_fraction <= MAX_GPU_POWER_FRACTION):
-        raise InvalidSpecError("gpu_power_fraction", f"must be in (0, {MAX_GPU_POWER_FRACTION:g}], got {inputs.gpu_power_fraction}")
+        raise InvalidSpecError(
+            "gpu_power_fraction", f"must be in (0, {MAX_GPU_POWER_FRACTION:g}], got {inputs.gpu_power_fraction}"
+        )
 
 
 def energy_kwh(gpu_hours: float, *, tdp_watts: float, gpu_power_fraction: float, pue: float) -> float:

@@ -30,7 +30,6 @@ class MissingArchitectureError(InvalidSpecError):
     def __init__(self, needed_for: str, missing: tuple[str, ...]) -> None:
         super().__init__(
             "model",
-            f"{needed_for} needs the architecture, not only n_params; "
-            f"give a preset or these fields: {', '.join(missing)}",
+            f"{needed_for} needs the architecture, not only n_params; give a preset or these fields: {', '.join(missing)}",
         )
         self.missing = missing

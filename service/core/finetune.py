@@ -383,7 +383,12 @@ def adapter_activation_bytes_per_layer(
 
 
 def frozen_input_bytes_per_layer(
-    arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], *, tokens: int, element_bytes: int,
+    arch: Architecture,
+    spec: FinetuneSpec,
+    targets: tuple[Projection, ...],
+    *,
+    tokens: int,
+    element_bytes: int,
     fused_attention: bool,
 ) -> int:
     """Bytes of one layer's full-training activations that a frozen projection no longer needs.
@@ -560,8 +565,13 @@ def finetune_memory(
         tokens = (seq_len or arch.max_seq_len) * micro_batch_size
         adapter_acts = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=pb.activation)
         frozen_inputs = arch.n_layers * frozen_input_bytes_per_layer(
-            arch, spec, targets, tokens=tokens, element_bytes=pb.activation,
-            fused_attention=resolve_kernels(kernels, arch, flash_attention=flash_attention).attention is not AttentionKernel.EAGER,
+            arch,
+            spec,
+            targets,
+            tokens=tokens,
+            element_bytes=pb.activation,
+            fused_attention=resolve_kernels(kernels, arch, flash_attention=flash_attention).attention
+            is not AttentionKernel.EAGER,
         )
     activations = base_mem.activations_bytes - frozen_inputs + adapter_acts
     stage = base_mem.activations
@@ -586,12 +596,18 @@ def finetune_memory(
     if fmt in FOUR_BIT:
         formulas.append(
             f"{fmt.value} base: 4 bits a weight + "
-            + ("double-quantised constants 8/64 + 32/(64*256) = 0.127 bits" if spec.double_quant else "an fp32 constant per 64 (0.5 bits)")
+            + (
+                "double-quantised constants 8/64 + 32/(64*256) = 0.127 bits"
+                if spec.double_quant
+                else "an fp32 constant per 64 (0.5 bits)"
+            )
             + f" (Dettmers et al. 2023, QLoRA §3); embedding, LM head, norms and biases in {kept_dtype}; one matrix "
             "dequantised to the compute format at a time (QLoRA Eq. 6)"
         )
     elif fmt is BaseFormat.INT8:
-        formulas.append(f"int8 base with an fp32 scale per output row (LLM.int8, Dettmers et al. 2022 §3); the rest in {kept_dtype}")
+        formulas.append(
+            f"int8 base with an fp32 scale per output row (LLM.int8, Dettmers et al. 2022 §3); the rest in {kept_dtype}"
+        )
     if paged:
         formulas.append("paged optimizer: states in unified memory, paged to the host when the GPU runs short (QLoRA §3)")
     notes = list(base_mem.notes) + [
@@ -606,7 +622,11 @@ def finetune_memory(
         notes.append(
             "mixture: one adapter per routed expert and projection (each expert an nn.Linear, as DeepSeek's and Mixtral's "
             "published code and transformers 4 build them); the router is not adapted"
-            + ("; the shared experts are one MLP n_shared_experts times as wide, one adapter each" if arch.n_shared_experts else "")
+            + (
+                "; the shared experts are one MLP n_shared_experts times as wide, one adapter each"
+                if arch.n_shared_experts
+                else ""
+            )
         )
     if arch.is_mla:
         notes.append("multi-head latent attention: adapters on q_a/q_b (or q), kv_a_proj_with_mqa, kv_b_proj and o_proj; "
@@ -730,7 +750,12 @@ def finetune_training_flops(
 
 
 def smallest_finetune_footprint(
-    model: ModelShape, spec: FinetuneSpec, *, n_gpus: int, seq_len: int | None = None, precision: Precision = Precision.MIXED_BF16,
+    model: ModelShape,
+    spec: FinetuneSpec,
+    *,
+    n_gpus: int,
+    seq_len: int | None = None,
+    precision: Precision = Precision.MIXED_BF16,
     cuda_context_bytes: int = CUDA_CONTEXT_BYTES,
 ) -> tuple[int, str]:
     """The least per-GPU memory of a LoRA/QLoRA job on ``n_gpus`` GPUs, CUDA context included

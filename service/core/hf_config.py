@@ -103,7 +103,8 @@ def _context(r: _Reader, max_positions: int | None) -> int | None:
     original = scaling.get("original_max_position_embeddings", r.config.get("original_max_position_embeddings"))
     if original is not None and (isinstance(original, bool) or not isinstance(original, int) or not 0 < original <= MAX_SEQ_LEN):
         raise InvalidSpecError(
-            f"{r.prefix}.rope_scaling.original_max_position_embeddings", f"must be an integer from 1 to {MAX_SEQ_LEN}, got {original!r:.40}"
+            f"{r.prefix}.rope_scaling.original_max_position_embeddings",
+            f"must be an integer from 1 to {MAX_SEQ_LEN}, got {original!r:.40}",
         )
     if original is not None:
         scaled = int(factor * original)
@@ -179,7 +180,13 @@ def _max_positions(r: _Reader, default: int) -> int:
 
 
 def _llama_like(
-    r: _Reader, model_type: str, *, max_pos: int, tie: bool, window_rule: Callable[[int], bool] | None, kv_default: int | None = None
+    r: _Reader,
+    model_type: str,
+    *,
+    max_pos: int,
+    tie: bool,
+    window_rule: Callable[[int], bool] | None,
+    kv_default: int | None = None,
 ) -> dict[str, Any]:
     f = _common_decoder(r, model_type, kv_default=kv_default)
     if model_type.startswith("gemma"):  # GeGLU; transformers reads hidden_activation
@@ -214,7 +221,9 @@ def _refuse_attention_bias(r: _Reader) -> None:
     not a combination :class:`Architecture` counts (``bias`` is every projection, ``qkv_bias`` Q/K/V
     alone), so a true value is refused naming the key."""
     if r.optional("attention_bias", False):
-        raise InvalidSpecError(f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled")
+        raise InvalidSpecError(
+            f"{r.prefix}.attention_bias", "attention biases (Q/K/V and output) without MLP biases are not modelled"
+        )
 
 
 def _map_llama(r: _Reader) -> dict[str, Any]:
@@ -280,7 +289,9 @@ def _qwen_moe_layers(r: _Reader, f: dict[str, Any], *, experts: int, top_k: int,
     f["experts_per_token"] = r.optional("num_experts_per_tok", top_k)
     f["first_k_dense"] = dense
     if dense:
-        r.assumptions["first_k_dense"] = f"{dense} dense layers (mlp_only_layers / decoder_sparse_step); their order does not change the counts"
+        r.assumptions["first_k_dense"] = (
+            f"{dense} dense layers (mlp_only_layers / decoder_sparse_step); their order does not change the counts"
+        )
     return True
 
 
@@ -398,7 +409,9 @@ def _bias_flags(r: _Reader, f: dict[str, Any], *, qkv: tuple[str, bool] | None, 
     if on and len(on) == len(rest) and (on_qkv or qkv is None):
         f["bias"] = True
     elif on:
-        raise InvalidSpecError(f"{r.prefix}.{on[0]}", "only biases on every projection" + (", or on Q/K/V alone," if qkv else "") + " are modelled")
+        raise InvalidSpecError(
+            f"{r.prefix}.{on[0]}", "only biases on every projection" + (", or on Q/K/V alone," if qkv else "") + " are modelled"
+        )
     elif on_qkv:
         f["qkv_bias"] = True
 
@@ -436,7 +449,11 @@ def _map_arcee(r: _Reader) -> dict[str, Any]:
     ``down_proj``) with ReLU² (``relu2``); biases as Llama's ``attention_bias`` / ``mlp_bias``."""
     f = _common_decoder(r, "arcee")
     r.optional("hidden_act", "relu2")
-    f |= {"ffn": Ffn.GELU, "tied_embeddings": bool(r.optional("tie_word_embeddings", False)), "max_seq_len": _max_positions(r, 4096)}
+    f |= {
+        "ffn": Ffn.GELU,
+        "tied_embeddings": bool(r.optional("tie_word_embeddings", False)),
+        "max_seq_len": _max_positions(r, 4096),
+    }
     _bias_flags(r, f, qkv=None, rest=(("attention_bias", False), ("mlp_bias", False)))
     return f
 
@@ -466,7 +483,9 @@ def _map_exaone4(r: _Reader) -> dict[str, Any]:
     elif isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 0:
         rule = lambda i: (i + 1) % pattern != 0  # noqa: E731
     elif window and not isinstance(r.config.get("layer_types"), list):
-        raise InvalidSpecError(f"{r.prefix}.sliding_window_pattern", f"must be a positive integer or a string such as 'LLLG', got {pattern!r:.40}")
+        raise InvalidSpecError(
+            f"{r.prefix}.sliding_window_pattern", f"must be a positive integer or a string such as 'LLLG', got {pattern!r:.40}"
+        )
     else:
         rule = lambda i: False  # noqa: E731
     f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, rule)
@@ -610,7 +629,9 @@ def _map_deepseek(r: _Reader, model_type: str) -> dict[str, Any]:
             r.check_missing(model_type)
         first_dense = r.optional("first_k_dense_replace", 3 if v3 else 0)
         if r.config.get("moe_layer_freq", 1) != 1:
-            r.assumptions["moe_layer_freq"] = "ignored: the transformers implementation puts experts in every layer after first_k_dense_replace"
+            r.assumptions["moe_layer_freq"] = (
+                "ignored: the transformers implementation puts experts in every layer after first_k_dense_replace"
+            )
         f["d_ff_dense"] = f["d_ff"]
         f["d_ff"] = r.optional("moe_intermediate_size", 2048 if v3 else 1407)
         r.key_names |= {"d_ff": "moe_intermediate_size", "n_experts": "n_routed_experts"}
@@ -692,7 +713,9 @@ def _map_gpt_oss(r: _Reader) -> dict[str, Any]:
         f["d_head"] = 64
         r.assumptions["head_dim"] = "not given; 64 (the transformers default)"
     if not r.optional("attention_bias", True):
-        raise InvalidSpecError(f"{r.prefix}.attention_bias", "gpt-oss without attention biases is not modelled (its experts keep theirs)")
+        raise InvalidSpecError(
+            f"{r.prefix}.attention_bias", "gpt-oss without attention biases is not modelled (its experts keep theirs)"
+        )
     f |= {
         "ffn": Ffn.SWIGLU,  # the clamped SwiGLU of swiglu_alpha / swiglu_limit: no parameters
         "bias": True,  # q/k/v/o biases, each expert's gate_up and down biases
@@ -815,7 +838,8 @@ def _head_dim_of_hidden(r: _Reader, f: dict[str, Any], model_type: str) -> None:
     d, a = f["d_model"], f["n_heads"]
     if given is not None and isinstance(d, int) and isinstance(a, int) and a > 0 and given != d // a:
         raise InvalidSpecError(
-            f"{r.prefix}.head_dim", f"a {model_type} model sizes its modules by hidden_size / num_attention_heads ({d // a}), got {given!r:.40}"
+            f"{r.prefix}.head_dim",
+            f"a {model_type} model sizes its modules by hidden_size / num_attention_heads ({d // a}), got {given!r:.40}",
         )
 
 
@@ -889,7 +913,9 @@ def _map_dbrx(r: _Reader) -> dict[str, Any]:
     }
     r.check_missing("dbrx")
     if r.optional("tie_word_embeddings", False):
-        raise InvalidSpecError(f"{r.prefix}.tie_word_embeddings", "DBRX does not tie its embeddings (its config class refuses it)")
+        raise InvalidSpecError(
+            f"{r.prefix}.tie_word_embeddings", "DBRX does not tie its embeddings (its config class refuses it)"
+        )
     attn, ffn = _nested(r, "attn_config"), _nested(r, "ffn_config")
     act = ffn.optional("ffn_act_fn", {"name": "silu"})
     if not isinstance(act, Mapping):
@@ -1073,7 +1099,11 @@ def _map_gpt_bigcode(r: _Reader) -> dict[str, Any]:
     2*d_head)``), else as many as query heads. ``add_cross_attention`` (cross-attention to an encoder) is
     refused."""
     f = _gpt2_keys(
-        r, "gpt_bigcode", layers=("n_layer", "num_hidden_layers"), hidden=("n_embd", "hidden_size"), heads=("n_head", "num_attention_heads")
+        r,
+        "gpt_bigcode",
+        layers=("n_layer", "num_hidden_layers"),
+        hidden=("n_embd", "hidden_size"),
+        heads=("n_head", "num_attention_heads"),
     )
     if r.optional("add_cross_attention", False):
         raise InvalidSpecError(f"{r.prefix}.add_cross_attention", "cross-attention to an encoder is not modelled")
@@ -1081,7 +1111,9 @@ def _map_gpt_bigcode(r: _Reader) -> dict[str, Any]:
     if inner is None:
         r.assumptions["n_inner"] = "not given; 4 x n_embd"
     multi_query = bool(r.optional("multi_query", True))
-    positions_key = "max_position_embeddings" if "max_position_embeddings" in r.config and "n_positions" not in r.config else "n_positions"
+    positions_key = (
+        "max_position_embeddings" if "max_position_embeddings" in r.config and "n_positions" not in r.config else "n_positions"
+    )
     f |= {
         "n_kv_heads": 1 if multi_query else f["n_heads"],
         "d_ff": inner or 4 * f["d_model"],
@@ -1153,7 +1185,11 @@ def _map_bloom(r: _Reader) -> dict[str, Any]:
     length) unless ``seq_length`` is given."""
     # BloomConfig.__post_init__ takes the old n_embed over hidden_size when given
     f = _gpt2_keys(
-        r, "bloom", layers=("n_layer", "num_hidden_layers"), hidden=("n_embed", "hidden_size"), heads=("n_head", "num_attention_heads")
+        r,
+        "bloom",
+        layers=("n_layer", "num_hidden_layers"),
+        hidden=("n_embed", "hidden_size"),
+        heads=("n_head", "num_attention_heads"),
     )
     f |= {
         "d_ff": 4 * f["d_model"] if isinstance(f["d_model"], int) else f["d_model"],
@@ -1179,17 +1215,27 @@ def _map_mpt(r: _Reader) -> dict[str, Any]:
     ``attn_config.alibi`` false (a learned table instead), ``attn_config.qk_ln``, ``attn_config.attn_type``
     other than multi-head."""
     f = _gpt2_keys(
-        r, "mpt", layers=("n_layers", "num_hidden_layers"), hidden=("d_model", "hidden_size"), heads=("n_heads", "num_attention_heads")
+        r,
+        "mpt",
+        layers=("n_layers", "num_hidden_layers"),
+        hidden=("d_model", "hidden_size"),
+        heads=("n_heads", "num_attention_heads"),
     )
     attn = _nested(r, "attn_config")
     if r.optional("expansion_ratio", 4) != 4:
-        raise InvalidSpecError(f"{r.prefix}.expansion_ratio", "transformers' MPT builds an MLP of 4 x d_model; other ratios are not modelled")
+        raise InvalidSpecError(
+            f"{r.prefix}.expansion_ratio", "transformers' MPT builds an MLP of 4 x d_model; other ratios are not modelled"
+        )
     if not r.optional("no_bias", True):
         raise InvalidSpecError(f"{r.prefix}.no_bias", "transformers' MPT builds no biases; an MPT with them is not modelled")
     if not attn.optional("alibi", True):
-        raise InvalidSpecError(f"{attn.prefix}.alibi", "transformers' MPT uses ALiBi and builds no position table; other MPTs are not modelled")
+        raise InvalidSpecError(
+            f"{attn.prefix}.alibi", "transformers' MPT uses ALiBi and builds no position table; other MPTs are not modelled"
+        )
     if attn.optional("qk_ln", False):
-        raise InvalidSpecError(f"{attn.prefix}.qk_ln", "transformers' MPT builds no q/k LayerNorms; an MPT with them is not modelled")
+        raise InvalidSpecError(
+            f"{attn.prefix}.qk_ln", "transformers' MPT builds no q/k LayerNorms; an MPT with them is not modelled"
+        )
     if attn.optional("attn_type", "multihead_attention") != "multihead_attention":
         raise InvalidSpecError(f"{attn.prefix}.attn_type", "transformers' MPT builds multi-head attention only")
     if r.config.get("learned_pos_emb", True):
@@ -1252,6 +1298,8 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "bloom": _map_bloom,
     "mpt": _map_mpt,
 }
+
+
 @dataclass(frozen=True, slots=True)
 class _Wrapper:
     """A multimodal config whose language model is built from its ``text_config``
@@ -1369,6 +1417,8 @@ def _unsupported(field: str, model_type: str, what: str) -> InvalidSpecError:
             "memory cannot be counted from this config (give n_params or an explicit architecture instead)",
         )
     return InvalidSpecError(field, f"unsupported {what} {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+
+
 _NON_TEXT_KEYS = ("model_type", "text_config", "vision_config", "architectures")
 
 

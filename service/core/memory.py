@@ -97,6 +97,7 @@ def fp8_copy_params(model: ModelShape, params: int) -> float:
     b = count_params(model)
     return params * (b.attention + b.mlp) / b.total
 
+
 # Dettmers et al. 2022 ("8-bit Optimizers via Block-wise Quantization") use blocks of 2048 (§2);
 # bitsandbytes' AdamW8bit, what users run, keeps one fp32 absmax per 256 values of each state
 # (measured: ACCURACY.md)
@@ -139,9 +140,10 @@ def factored_elements(arch: Architecture) -> tuple[int, int]:
         factored += arch.moe_layers * (
             arch.n_experts * mlp_matrices * (h + f) + (h + arch.n_experts) + shared_factored
         ) + arch.dense_mlp_layers * mlp_matrices * (h + f_dense)
-        params += arch.moe_layers * (
-            arch.n_experts * mlp_matrices * h * f + h * arch.n_experts + mlp_matrices * h * f_shared
-        ) + arch.dense_mlp_layers * mlp_matrices * h * f_dense
+        params += (
+            arch.moe_layers * (arch.n_experts * mlp_matrices * h * f + h * arch.n_experts + mlp_matrices * h * f_shared)
+            + arch.dense_mlp_layers * mlp_matrices * h * f_dense
+        )
     else:
         factored += arch.n_layers * mlp_matrices * (h + f)
         params += arch.n_layers * mlp_matrices * h * f
@@ -154,9 +156,7 @@ def factored_elements(arch: Architecture) -> tuple[int, int]:
     return factored, params
 
 
-def optimizer_state_bytes(
-    n_params: float, optimizer: Optimizer, precision: Precision, arch: Architecture | None = None
-) -> int:
+def optimizer_state_bytes(n_params: float, optimizer: Optimizer, precision: Precision, arch: Architecture | None = None) -> int:
     """Bytes of optimizer state for ``n_params`` parameters, fp32 master copy included.
 
     - AdamW: momentum and variance (Loshchilov & Hutter 2019) → mixed precision 4 + 4 + 4 = 12
@@ -256,23 +256,17 @@ def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int 
             "gradient_accumulation_steps", f"the interleaved schedule needs micro-batches in multiples of pp={par.pp}"
         )
     if par.offload_optimizer and par.zero_stage == 0:
-        raise InvalidSpecError(
-            "parallelism.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)"
-        )
+        raise InvalidSpecError("parallelism.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
     if isinstance(model, Architecture):
         if model.n_heads % par.tp:
-            raise InvalidSpecError(
-                "parallelism.tp", f"tp={par.tp} does not divide n_heads={model.n_heads}"
-            )
+            raise InvalidSpecError("parallelism.tp", f"tp={par.tp} does not divide n_heads={model.n_heads}")
         if model.n_kv_heads % par.tp and par.tp % model.n_kv_heads:
             raise InvalidSpecError(
                 "parallelism.tp",
                 f"tp={par.tp} and n_kv_heads={model.n_kv_heads}: one must divide the other",
             )
         if par.pp > model.n_layers:
-            raise InvalidSpecError(
-                "parallelism.pp", f"pp={par.pp} exceeds n_layers={model.n_layers}"
-            )
+            raise InvalidSpecError("parallelism.pp", f"pp={par.pp} exceeds n_layers={model.n_layers}")
         if par.virtual_stages > 1 and (par.pp == 1 or par.pp * par.virtual_stages > max_chunks(model.n_layers)):
             raise InvalidSpecError(
                 "parallelism.virtual_stages",
@@ -282,9 +276,7 @@ def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int 
             raise InvalidSpecError("parallelism.expert_tensor_parallel", f"must be 1 (parallel folding) or tp={par.tp}")
         if par.ep > 1 and (model.n_experts % par.ep or (par.dp * par.expert_fold) % par.ep):
             ranks = f"tp*dp={par.tp * par.dp}" if par.expert_fold > 1 else f"dp={par.dp}"
-            raise InvalidSpecError(
-                "parallelism.ep", f"ep={par.ep} must divide n_experts={model.n_experts} and {ranks}"
-            )
+            raise InvalidSpecError("parallelism.ep", f"ep={par.ep} must divide n_experts={model.n_experts} and {ranks}")
 
 
 def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
@@ -318,8 +310,10 @@ def _busiest_shard(model: ModelShape, par: Parallelism) -> tuple[int, int]:
         first_layers, layers, last_layers = stage_layers(model.n_layers, par.pp, par.virtual_stages)
         head = model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
         embedding = b.embedding + (norm if model.embedding_norm else 0)
-        stages = [(first_layers, embedding + stage_block_params(model, first_layers) + first_layers * layer_norms),
-                  (last_layers, stage_block_params(model, last_layers) + last_layers * layer_norms + norm + head)]
+        stages = [
+            (first_layers, embedding + stage_block_params(model, first_layers) + first_layers * layer_norms),
+            (last_layers, stage_block_params(model, last_layers) + last_layers * layer_norms + norm + head),
+        ]
         if par.pp > 2:
             stages.append((layers, stage_block_params(model, layers) + layers * layer_norms))
         stages = [(k, total, k * layer_norms + norm) for k, total in stages]
@@ -349,7 +343,9 @@ def stage_block_params(arch: Architecture, layers: int) -> int:
     with as many of its layers routed-expert layers as the model has (the busiest case), the rest
     dense (DeepSeek's first dense layers)."""
     moe = min(layers, arch.moe_layers)
-    moe_layer = arch.n_experts * mlp_params_per_expert(arch) + router_params_per_layer(arch) + shared_expert_params_per_layer(arch)
+    moe_layer = (
+        arch.n_experts * mlp_params_per_expert(arch) + router_params_per_layer(arch) + shared_expert_params_per_layer(arch)
+    )
     return layers * attention_params_per_layer(arch) + moe * moe_layer + (layers - moe) * dense_mlp_params(arch)
 
 
@@ -428,22 +424,28 @@ def training_memory(
     optimizer_total = zero_sharded_bytes(
         optimizer_state_bytes(p_dense, optimizer, precision, arch),
         optimizer_state_bytes(p_expert, optimizer, precision, arch) if p_expert else 0,
-        sharded=z >= 1, shards=shards, ep=ep, fold=fold,
+        sharded=z >= 1,
+        shards=shards,
+        ep=ep,
+        fold=fold,
     )
     gradients = zero_sharded_bytes(pb.gradient * p_dense, pb.gradient * p_expert, sharded=z >= 2, shards=shards, ep=ep, fold=fold)
     weights = zero_sharded_bytes(pb.weight * p_dense, pb.weight * p_expert, sharded=z >= 3, shards=shards, ep=ep, fold=fold)
     if precision is Precision.FP8 and z < 3:  # the FP8 row- and column-wise copies of the matmul weights (service.core.fp8)
         per_param = weight_copy_bytes_per_param(fp8_recipe)
-        weights += math.ceil(per_param * fp8_copy_params(model, p_dense)) + math.ceil(per_param * fp8_copy_params(model, p_expert))
+        weights += math.ceil(per_param * fp8_copy_params(model, p_dense)) + math.ceil(
+            per_param * fp8_copy_params(model, p_expert)
+        )
         notes.append(f"FP8 ({fp8_recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {BF16_OPS}")
     elif precision is Precision.FP8:
-        notes.append(f"FP8 ({fp8_recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {BF16_OPS}")
+        notes.append(
+            f"FP8 ({fp8_recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {BF16_OPS}"
+        )
     cpu_offload = 0
     if par.offload_optimizer:
         cpu_offload, optimizer_total = optimizer_total, 0
     formulas = [
-        "weights + gradients + optimizer per GPU, sharded by tp*pp and ZeRO over dp "
-        "(Rajbhandari et al. 2020, ZeRO §5)",
+        "weights + gradients + optimizer per GPU, sharded by tp*pp and ZeRO over dp (Rajbhandari et al. 2020, ZeRO §5)",
     ]
     stage: StageActivations | None = None
     activations = 0

@@ -197,7 +197,9 @@ def attention_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     a = arch.n_heads
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
     d_c = arch.kv_lora_rank or 0
-    query = [(1, h, arch.q_lora_rank), (1, arch.q_lora_rank, a * (nope + rope))] if arch.q_lora_rank else [(1, h, a * (nope + rope))]
+    query = (
+        [(1, h, arch.q_lora_rank), (1, arch.q_lora_rank, a * (nope + rope))] if arch.q_lora_rank else [(1, h, a * (nope + rope))]
+    )
     return query + [(1, h, d_c + rope), (1, d_c, a * (nope + d_v)), (1, a * d_v, h)]
 
 
@@ -234,9 +236,7 @@ def active_matmul_weights(arch: Architecture) -> int:
     matrices = 3 if arch.ffn is Ffn.SWIGLU else 2
     attention = attention_matmul_weights_per_layer(arch)
     moe_mlp = (
-        arch.experts_per_token * matrices * h * arch.d_ff
-        + matrices * h * arch.shared_expert_width
-        + h * arch.n_experts  # router
+        arch.experts_per_token * matrices * h * arch.d_ff + matrices * h * arch.shared_expert_width + h * arch.n_experts  # router
     )
     dense_mlp = matrices * h * ((arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff)
     return n_layers * attention + arch.moe_layers * moe_mlp + arch.dense_mlp_layers * dense_mlp + arch.vocab_size * h

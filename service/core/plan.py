@@ -367,8 +367,15 @@ def _flops_per_token(arch: Architecture, seq_len: int, causal: bool) -> tuple[fl
     The attention square is halved where the kernel skips the masked half (causal
     FlashAttention), so MFU counts the work the step-time model times and stays below 1."""
     by_recompute = [
-        training_flops(arch, 1.0, recompute=r, include_attention=True, attention_formula=AttentionFormula.MEGATRON,
-                       seq_len=seq_len, causal=causal)  # fmt: skip
+        training_flops(
+            arch,
+            1.0,
+            recompute=r,
+            include_attention=True,
+            attention_formula=AttentionFormula.MEGATRON,
+            seq_len=seq_len,
+            causal=causal,
+        )  # fmt: skip
         for r in RECOMPUTES
     ]
     return by_recompute[0].model_flops_per_token, np.asarray([f.hardware_flops_per_token for f in by_recompute])
@@ -389,19 +396,27 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
             raise InvalidSpecError(f"fixed.{name}", "must be a positive integer")
     tp = fixed.get("tp")
     if tp is not None and (arch.n_heads % tp or (arch.n_kv_heads % tp and tp % arch.n_kv_heads)):
-        raise InvalidSpecError("fixed.tp", f"tp={tp} must divide n_heads={arch.n_heads} (and n_kv_heads={arch.n_kv_heads} divide it or it them)")
+        raise InvalidSpecError(
+            "fixed.tp", f"tp={tp} must divide n_heads={arch.n_heads} (and n_kv_heads={arch.n_kv_heads} divide it or it them)"
+        )
     if fixed.get("pp", 1) > arch.n_layers:
         raise InvalidSpecError("fixed.pp", f"pp={fixed['pp']} exceeds n_layers={arch.n_layers}")
     if fixed.get("zero_stage", 0) not in (0, 1, 2, 3):
         raise InvalidSpecError("fixed.zero_stage", "must be 0, 1, 2 or 3")
     if fixed.get("ep", 1) > 1 and (not arch.is_moe or arch.n_experts % fixed["ep"]):
-        raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} needs a mixture of experts whose n_experts={arch.n_experts} it divides")
+        raise InvalidSpecError(
+            "fixed.ep", f"ep={fixed['ep']} needs a mixture of experts whose n_experts={arch.n_experts} it divides"
+        )
     if spec.expert_tensor_parallel not in (None, 1):
-        raise InvalidSpecError("expert_tensor_parallel", "1 (MoE parallel folding: whole experts over tensor and data ranks) or unset (tp)")
+        raise InvalidSpecError(
+            "expert_tensor_parallel", "1 (MoE parallel folding: whole experts over tensor and data ranks) or unset (tp)"
+        )
     folded = spec.expert_tensor_parallel == 1 and "tp" in fixed
     ranks = fixed.get("dp", 0) * spec.expert_fold(fixed.get("tp", 1))
     if fixed.get("ep", 1) > 1 and "dp" in fixed and (spec.expert_tensor_parallel != 1 or folded) and ranks % fixed["ep"]:
-        where = f"tp*dp={ranks} (parallel folding)" if folded else f"dp={fixed['dp']} (experts are spread over data-parallel ranks)"
+        where = (
+            f"tp*dp={ranks} (parallel folding)" if folded else f"dp={fixed['dp']} (experts are spread over data-parallel ranks)"
+        )
         raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} must divide {where}")
     if fixed.get("cp", 1) > 1 and (not spec.flash_attention or spec.seq_len % fixed["cp"]):
         raise InvalidSpecError("fixed.cp", f"cp={fixed['cp']} needs flash_attention and must divide seq_len={spec.seq_len}")
@@ -411,9 +426,14 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
         raise InvalidSpecError("fixed.sequence_parallel", "sequence parallelism needs tp > 1")
     if fixed.get("offload_optimizer") and fixed.get("zero_stage") == 0:
         raise InvalidSpecError("fixed.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
-    if fixed.get("virtual_stages", 1) > 1 and (fixed.get("pp") == 1 or fixed.get("pp", 1) * fixed["virtual_stages"] > pipeline.max_chunks(arch.n_layers)):
-        raise InvalidSpecError("fixed.virtual_stages", "interleaving needs pp > 1 and a layer per chunk (pp * virtual_stages <= n_layers + 2: "
-                                                       "the embedding and the output layer may fill one each)")
+    if fixed.get("virtual_stages", 1) > 1 and (
+        fixed.get("pp") == 1 or fixed.get("pp", 1) * fixed["virtual_stages"] > pipeline.max_chunks(arch.n_layers)
+    ):
+        raise InvalidSpecError(
+            "fixed.virtual_stages",
+            "interleaving needs pp > 1 and a layer per chunk (pp * virtual_stages <= n_layers + 2: "
+            "the embedding and the output layer may fill one each)",
+        )
     if "pipeline_schedule" in fixed:
         validate_fixed_schedule(fixed)
     if fixed.get("zero_stage", 0) >= 1 and not fixed.get("offload_optimizer") and fixed.get("dp") == 1 and fixed.get("cp") == 1:
@@ -464,7 +484,10 @@ def validate_spec(arch: Architecture, hw: Hardware, spec: PlanSpec) -> None:
     if n > node and n % node:
         raise InvalidSpecError("n_gpus", f"n_gpus={n} is not a multiple of gpus_per_node={node} (whole nodes, or less than one)")
     if fixed.get("tp", 1) > min(node, n):
-        raise InvalidSpecError("fixed.tp", f"tp={fixed['tp']} exceeds the {min(node, n)} GPUs of a node: tensor parallelism stays on the intra-node link")
+        raise InvalidSpecError(
+            "fixed.tp",
+            f"tp={fixed['tp']} exceeds the {min(node, n)} GPUs of a node: tensor parallelism stays on the intra-node link",
+        )
     for name in ("tp", "pp", "dp", "cp"):
         if name in fixed and n % fixed[name]:
             raise InvalidSpecError(f"fixed.{name}", f"{name}={fixed[name]} does not divide n_gpus={n}")
@@ -571,7 +594,9 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
         idx = np.flatnonzero(fits)
         feasible += len(idx)
         rows = {k: a[idx] for k, a in grid.items()}
-        lay = Layout(**{k: rows[k] for k in DIMENSIONS}, params_per_gpu=mem["params"][idx], expert_params_per_gpu=mem["expert_params"][idx])
+        lay = Layout(
+            **{k: rows[k] for k in DIMENSIONS}, params_per_gpu=mem["params"][idx], expert_params_per_gpu=mem["expert_params"][idx]
+        )
         step = np.asarray(step_time(arch, hw, work, lay).step_seconds, dtype=np.float64)
         keep = _top(step, mem["total"][idx], spec.top_k)
         best.append({k: a[keep] for k, a in rows.items()} | {"_step": step[keep], "_total": mem["total"][idx][keep]})

@@ -127,9 +127,7 @@ def shape_for_budget(
     fit = FITS[law]
     n_opt, d_opt = optimal_shape(compute_flops, law)
     if not (n_opt >= 1 and d_opt >= 1):
-        raise InvalidSpecError(
-            budget_field, f"the budget buys {compute_flops:.3g} FLOPs: under one parameter or one token"
-        )
+        raise InvalidSpecError(budget_field, f"the budget buys {compute_flops:.3g} FLOPs: under one parameter or one token")
     formulas = [
         "C = 6*N*D (Kaplan et al. 2020 §2.1)",
         "N = sqrt(C/120), D = 20*N (Hoffmann et al. 2022 Table 3)"
@@ -146,9 +144,7 @@ def shape_for_budget(
     else:
         n, d = n_opt, d_opt
     if not (n >= 1 and d >= 1):
-        raise InvalidSpecError(
-            budget_field, f"the budget buys {compute_flops:.3g} FLOPs: under one parameter or one token"
-        )
+        raise InvalidSpecError(budget_field, f"the budget buys {compute_flops:.3g} FLOPs: under one parameter or one token")
     if not (math.isfinite(n) and math.isfinite(d)):
         raise InvalidSpecError("tokens_per_param", "the shape overflows; choose a ratio nearer 20")
     return TrainingShape(
@@ -176,9 +172,7 @@ def compute_for_loss(target_loss: float, law: ScalingLaw) -> TrainingShape:
     """
     fit = FITS[law]
     if not math.isfinite(target_loss) or target_loss <= fit.E:
-        raise InvalidSpecError(
-            "target_loss", f"{target_loss:g} is at or below the law's irreducible loss E = {fit.E} nats/token"
-        )
+        raise InvalidSpecError("target_loss", f"{target_loss:g} is at or below the law's irreducible loss E = {fit.E} nats/token")
     if law is ScalingLaw.CHINCHILLA_20:
         lo, hi = 0.0, math.log(1e30)  # log N
         for _ in range(200):

@@ -216,7 +216,9 @@ def decode_step_seconds(
     memory_time = per_gpu_bytes / memory_rate(hw)
     flops = b * (2.0 * active_matmul_weights(arch) + attention_score_flops_per_token(arch, context_tokens, causal=False)) / tp
     compute_time = flops / (hw.peak_flops_per_s * hw.kernels.matmul)
-    comm = 2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
+    comm = (
+        2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
+    )
     return np.maximum(memory_time, compute_time) + comm, memory_time >= compute_time
 
 

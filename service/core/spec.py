@@ -83,7 +83,9 @@ def make_architecture(
     shared_expert_gate, router_bias, qk_norm = bool(shared_expert_gate), bool(router_bias), bool(qk_norm)
     attention_sinks, qk_norm_full_width = bool(attention_sinks), bool(qk_norm_full_width)
     if qk_norm_full_width and qk_norm:
-        raise InvalidSpecError(f("qk_norm_full_width"), "give qk_norm (per head) or qk_norm_full_width (whole projection), not both")
+        raise InvalidSpecError(
+            f("qk_norm_full_width"), "give qk_norm (per head) or qk_norm_full_width (whole projection), not both"
+        )
     attention_bias, lm_head_bias = bool(attention_bias), bool(lm_head_bias)
     not_for_mla = (("qk_norm_full_width", qk_norm_full_width, ""), ("qk_norm", qk_norm, ""),
                    ("attention_sinks", attention_sinks, ""), ("attention_bias", attention_bias, "; give bias"))  # fmt: skip
@@ -106,9 +108,7 @@ def make_architecture(
         n_kv_heads = n_heads
     check_positive_int(f("n_kv_heads"), n_kv_heads, maximum=MAX_DIM)
     if n_kv_heads > n_heads or n_heads % n_kv_heads:
-        raise InvalidSpecError(
-            f("n_kv_heads"), f"n_kv_heads={n_kv_heads} does not divide n_heads={n_heads}"
-        )
+        raise InvalidSpecError(f("n_kv_heads"), f"n_kv_heads={n_kv_heads} does not divide n_heads={n_heads}")
     if d_head is None:
         d_head = d_model // n_heads
     check_positive_int(f("d_head"), d_head, maximum=MAX_DIM)
@@ -145,9 +145,7 @@ def make_architecture(
     if position_embedding_rows is not None:
         check_positive_int(f("position_embedding_rows"), position_embedding_rows, maximum=MAX_SEQ_LEN)
         if position is not Position.LEARNED:
-            raise InvalidSpecError(
-                f("position_embedding_rows"), "only applies to position='learned'"
-            )
+            raise InvalidSpecError(f("position_embedding_rows"), "only applies to position='learned'")
     arch = Architecture(
         n_layers=n_layers,
         d_model=d_model,

@@ -334,7 +334,9 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     # sequence-parallel share of the tokens; else the experts split over the tensor ranks)
     etp = t if work.expert_tensor_parallel is None else np.asarray(work.expert_tensor_parallel, dtype=np.float64)
     local_experts = arch.n_experts / ep
-    imbalance = np.where(ep > 1, work.moe_load_imbalance, 1.0) if arch.is_moe else 1.0  # one rank running every expert waits for no other
+    imbalance = (
+        np.where(ep > 1, work.moe_load_imbalance, 1.0) if arch.is_moe else 1.0
+    )  # one rank running every expert waits for no other
     per_expert = tokens * experts * imbalance * etp / t / local_experts
     expert_up = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / etp  # gate and up fused, or up alone
     up = local_experts * matmul_seconds(per_expert, h, expert_up, hw, e, fp8=fp8)
@@ -366,9 +368,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         # Megatron-LM: QK^T and softmax(.)V as batched matmuls over the full s x s square, and a
         # fused scale-mask-softmax (+ dropout) that reads and writes every score (Shoeybi et al.
         # 2019; Korthikanti et al. 2022 §4.1)
-        attention = heads * (
-            matmul_seconds(s, arch.d_head, s, hw, e) + matmul_seconds(s, s, arch.d_head, hw, e)
-        )
+        attention = heads * (matmul_seconds(s, arch.d_head, s, hw, e) + matmul_seconds(s, s, arch.d_head, hw, e))
         per_score = 2 * e + ((2 * e + 1) if work.dropout else 0)
         softmax = heads * s * s * per_score / mem_bw
         attention_backward = 2 * (attention + softmax)
@@ -378,7 +378,11 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     norm_bytes = EAGER_NORM_BYTES if not work.fused_kernels else 2 * e
     replicated = tokens * h * (arch.norms_per_layer * norm_bytes + 2 * (3 * e + mask))  # norms; residual adds (+ dropout)
     replicated = np.where(sp, replicated / t, replicated)
-    act_bytes = (EAGER_SWIGLU_BYTES if arch.ffn is Ffn.SWIGLU else EAGER_GELU_BYTES) if not work.fused_kernels else (3 if arch.ffn is Ffn.SWIGLU else 2) * e
+    act_bytes = (
+        (EAGER_SWIGLU_BYTES if arch.ffn is Ffn.SWIGLU else EAGER_GELU_BYTES)
+        if not work.fused_kernels
+        else (3 if arch.ffn is Ffn.SWIGLU else 2) * e
+    )
     activation = act_bytes * tokens * experts * f / t  # GELU in/out; SiLU(gate)*up
     rotary_bytes = EAGER_ROTARY_BYTES if not work.fused_kernels else 2 * e
     rotary = rotary_bytes * tokens * (q + kv) / t if arch.position is Position.ROTARY else 0.0
@@ -421,7 +425,11 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
 
     # --- the busiest stage: a middle stage of v chunks of ceil(L/(p*v)) layers, or the last with the
     # output layer (the first and last hold a layer fewer where the stages have room) ---
-    code = np.where(v > 1, pipeline.INTERLEAVED, pipeline.ONE_F_ONE_B) if lay.pipeline_schedule is None else np.asarray(lay.pipeline_schedule)
+    code = (
+        np.where(v > 1, pipeline.INTERLEAVED, pipeline.ONE_F_ONE_B)
+        if lay.pipeline_schedule is None
+        else np.asarray(lay.pipeline_schedule)
+    )
     dual = pipeline.hides_communication(code)
     if arch.is_moe and not work.ep_comm_overlap:  # DualPipe pairs a chunk's forward with another's backward: the all-to-alls hide
         ep_layer = np.where(dual, _overlapped(ep_layer, forward + backward), ep_layer)
@@ -461,7 +469,9 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
 
     def over_groups(collective: Any, element_bytes: int) -> Any:
         # dense parameters over the dp*cp ranks, routed experts over the dp*cp/ep that share them
-        return collective(element_bytes * dense, group, dp_bw, dp_lat) + collective(element_bytes * expert, expert_group, dp_bw, dp_lat)
+        return collective(element_bytes * dense, group, dp_bw, dp_lat) + collective(
+            element_bytes * expert, expert_group, dp_bw, dp_lat
+        )
 
     all_reduce = over_groups(ring_all_reduce_seconds, work.gradient_bytes)
     reduce_scatter = over_groups(ring_gather_seconds, work.gradient_bytes)
@@ -489,7 +499,8 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     edge = np.where(
         zero == 0,
         ring_all_reduce_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat),
-        ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat) + ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat),
+        ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat)
+        + ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat),
     )
     dp_comm = dp_comm + (edge if work.overlap_grad_reduce else np.where(zero == 0, 0.0, edge))
 

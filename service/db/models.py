@@ -33,9 +33,7 @@ SLUG = 64
 
 class Versioned:
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class Gpu(Versioned, Base):
@@ -100,9 +98,7 @@ class Price(Base):
     as_of: Mapped[dt.date] = mapped_column(Date)
     source: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class ModelPreset(Versioned, Base):

@@ -21,12 +21,8 @@ def seed_catalog(session: Session) -> bool:
     if not catalog_is_empty(session):
         return False
     session.add_all(Gpu(**{k: row.get(k) for k in GPU_FIELDS}, version=1) for row in loader.gpus().values())
-    session.add_all(
-        Provider(**{k: row.get(k) for k in PROVIDER_FIELDS}, version=1) for row in loader.providers().values()
-    )
-    session.add_all(
-        ModelPreset(**{k: row.get(k) for k in MODEL_FIELDS}, version=1) for row in loader.model_presets().values()
-    )
+    session.add_all(Provider(**{k: row.get(k) for k in PROVIDER_FIELDS}, version=1) for row in loader.providers().values())
+    session.add_all(ModelPreset(**{k: row.get(k) for k in MODEL_FIELDS}, version=1) for row in loader.model_presets().values())
     session.flush()
     session.add_all(
         Price(**(row | {"as_of": dt.date.fromisoformat(row["as_of"]), "notes": row.get("notes") or ""}))

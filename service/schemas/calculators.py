@@ -137,8 +137,9 @@ class ParallelismSpec(Schema):
     zero_stage: int = Field(0, ge=0, le=3, description="ZeRO shards over the dp*cp ranks that hold the same weights.")
     offload_optimizer: bool = False
     pipeline_schedule: PipelineSchedule | None = Field(
-        None, description="1f1b, interleaved, zero_bubble, dualpipe (two copies of the parameters) or dualpipev; default interleaved "
-        "with virtual_stages > 1, else 1f1b. Sets the micro-batches the busiest stage holds in flight."
+        None,
+        description="1f1b, interleaved, zero_bubble, dualpipe (two copies of the parameters) or dualpipev; default interleaved "
+        "with virtual_stages > 1, else 1f1b. Sets the micro-batches the busiest stage holds in flight.",
     )
 
 
@@ -171,7 +172,10 @@ class TrainingMemoryRequest(Schema):
     include_activations: bool = Field(True, description="False answers for a bare n_params.")
     parallelism: ParallelismSpec = ParallelismSpec()
     gradient_accumulation_steps: int | None = Field(
-        None, ge=1, le=MAX_BATCH, description="Micro-batches per step; fewer than pp leaves the pipeline's first stage holding fewer."
+        None,
+        ge=1,
+        le=MAX_BATCH,
+        description="Micro-batches per step; fewer than pp leaves the pipeline's first stage holding fewer.",
     )
     gpu: GpuId | None = None
     gpu_memory_bytes: Bytes | None = Field(None, gt=0, description="Instead of gpu.")
@@ -189,10 +193,12 @@ class TrainingMemoryRequest(Schema):
         None, description="Eager softmax in fp32: keeps fp32 probabilities and their 16-bit copy. Default: true for transformers."
     )
     fp32_norms: bool | None = Field(
-        None, description="Norms upcast their input to fp32 and keep the copy. Default: transformers' RMSNorm does, LayerNorm does not."
+        None,
+        description="Norms upcast their input to fp32 and keep the copy. Default: transformers' RMSNorm does, LayerNorm does not.",
     )
     fused_activation: bool | None = Field(
-        None, description="The MLP activation is one kernel. Default: megatron yes; transformers: GELU yes, SwiGLU no (act(gate)*up)."
+        None,
+        description="The MLP activation is one kernel. Default: megatron yes; transformers: GELU yes, SwiGLU no (act(gate)*up).",
     )
     residual_dropout: bool = Field(
         True, description="With dropout: also on the embedding, attention output and MLP output (GPT-2, NeoX; not Llama)."
@@ -227,7 +233,9 @@ class PerGpuMemory(Schema):
 class ActivationDetail(Schema):
     per_layer_bytes: int
     layers_per_stage: int
-    in_flight_microbatches: float = Field(description="Micro-batches' worth held by the first stage (fractional when interleaved).")
+    in_flight_microbatches: float = Field(
+        description="Micro-batches' worth held by the first stage (fractional when interleaved)."
+    )
     first_stage_bytes: int
     last_stage_bytes: int
 
@@ -244,7 +252,9 @@ class TrainingMemoryResponse(Estimate):
     params_per_gpu_before_zero: int | None = Field(
         None, description="The tp x pp shard before ZeRO-3 divides it (what each GPU gathers layer by layer)."
     )
-    finetune: FinetuneMemoryDetail | None = Field(None, description="LoRA/QLoRA: the parts behind per_gpu (null for full training).")
+    finetune: FinetuneMemoryDetail | None = Field(
+        None, description="LoRA/QLoRA: the parts behind per_gpu (null for full training)."
+    )
 
 
 # --- /v1/memory/inference -----------------------------------------------------------------------
@@ -253,7 +263,9 @@ class TrainingMemoryResponse(Estimate):
 class InferenceMemoryRequest(Schema):
     model_config = Schema.model_config | {
         "json_schema_extra": {
-            "examples": [{"model": {"preset": "llama-2-70b"}, "dtype": "bf16", "batch_size": 8, "seq_len": 4096, "gpu": "h100-sxm"}]
+            "examples": [
+                {"model": {"preset": "llama-2-70b"}, "dtype": "bf16", "batch_size": 8, "seq_len": 4096, "gpu": "h100-sxm"}
+            ]
         }
     }
 

@@ -11,7 +11,9 @@ from service.core.architecture import Ffn, Norm, Position
 from service.core.limits import MAX_DIM, MAX_INT64, MAX_LAYERS, MAX_SEQ_LEN
 from service.schemas.base import Pricing, Schema
 
-Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Lower-case slug, e.g. `h100-sxm`.")]
+Slug = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Lower-case slug, e.g. `h100-sxm`.")
+]
 Text = Annotated[str, Field(max_length=4000)]
 PositiveBytes = Annotated[int, Field(gt=0, le=MAX_INT64)]
 Tflops = Annotated[float, Field(gt=0, le=1e7)]
@@ -96,7 +98,8 @@ class GpuFields(Schema):
     memory_bandwidth_bytes_per_s: PositiveBytes
     peak_tflops: PeakTflops
     interconnect_bytes_per_s: PositiveBytes | None = Field(
-        None, description="Bytes/s per GPU, nominal, both directions added, of its GPU-to-GPU links (Gaudi: all on-chip RoCE ports)."
+        None,
+        description="Bytes/s per GPU, nominal, both directions added, of its GPU-to-GPU links (Gaudi: all on-chip RoCE ports).",
     )
     tdp_watts: int | None = Field(None, gt=0, le=100_000)
     form_factor: str | None = Field(None, max_length=64)
@@ -425,7 +428,9 @@ class ModelPresetOut(ModelPresetFields):
 
 class ModelPresetFilters(ListQuery):
     family: str = None
-    q: str = Field(None, min_length=1, max_length=100, description="Words that must all appear in the id, name or family (any case).")
+    q: str = Field(
+        None, min_length=1, max_length=100, description="Words that must all appear in the id, name or family (any case)."
+    )
     ffn: Ffn = None
     norm: Norm = None
     position: Position = None

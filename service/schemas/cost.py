@@ -45,7 +45,10 @@ class Throughput(Schema):
     achieved_tflops_per_gpu: float | None = Field(None, ge=1e-6, le=1e6, description="Instead of mfu.")
     dtype: PeakDtype = Field(PeakDtype.BF16, description="Which peak the MFU applies to.")
     scaling_efficiency: float | None = Field(
-        None, ge=0.01, le=1, description="Multiplies the MFU's throughput; default 1 (a measured MFU already holds the losses of scale)."
+        None,
+        ge=0.01,
+        le=1,
+        description="Multiplies the MFU's throughput; default 1 (a measured MFU already holds the losses of scale).",
     )
 
     @model_validator(mode="after")
@@ -92,10 +95,17 @@ class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice, EnergyChoice
     global_batch_tokens: int | None = Field(
         None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
     )
-    finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION + " LoRA is timed at the MFU (the planner plans full training).")
-    fixed: FixedDimensions | None = Field(None, description="Layout dimensions the planner holds fixed (as POST /v1/plan's `fixed`).")
+    finetune: Finetune | None = Field(
+        None, description=FINETUNE_DESCRIPTION + " LoRA is timed at the MFU (the planner plans full training)."
+    )
+    fixed: FixedDimensions | None = Field(
+        None, description="Layout dimensions the planner holds fixed (as POST /v1/plan's `fixed`)."
+    )
     effective_time_fraction: float = Field(
-        0.9, ge=0.1, le=1, description="With the planner: wall-clock share spent training (failures, restarts); Llama 3 §3.3.4 "
+        0.9,
+        ge=0.1,
+        le=1,
+        description="With the planner: wall-clock share spent training (failures, restarts); Llama 3 §3.3.4 "
         "reports > 90 %. 1 compares with a throughput-only figure (DeepSeek-V3's GPU-hours per trillion tokens).",
     )
 
@@ -125,12 +135,16 @@ class TrainingCostResponse(Estimate):
     )
     reason: str | None = Field(description="Why no layout fits, when `fits` is false.")
     plan: PlanItem | None = Field(description="The best plan the time comes from, when the planner priced the run.")
-    finetune: FinetuneComputeDetail | None = Field(None, description="LoRA/QLoRA: the adapters' share of the FLOPs (null for full training).")
+    finetune: FinetuneComputeDetail | None = Field(
+        None, description="LoRA/QLoRA: the adapters' share of the FLOPs (null for full training)."
+    )
 
 
 class CompareRequest(Throughput, EnergyChoice):
     model_config = Schema.model_config | {
-        "json_schema_extra": {"examples": [{"model": {"preset": "llama-3-8b"}, "tokens": 15e12, "n_gpus": 512, "sort_by": "cost"}]}
+        "json_schema_extra": {
+            "examples": [{"model": {"preset": "llama-3-8b"}, "tokens": 15e12, "n_gpus": 512, "sort_by": "cost"}]
+        }
     }
 
     model: ModelSpec
@@ -285,7 +299,18 @@ class LifetimeResponse(Estimate):
 
 class InferenceCostRequest(PriceChoice):
     model_config = Schema.model_config | {
-        "json_schema_extra": {"examples": [{"model": {"preset": "llama-2-70b"}, "gpu": "h100-sxm", "n_gpus": 2, "batch_size": 32, "prompt_tokens": 1000, "output_tokens": 250}]}
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "model": {"preset": "llama-2-70b"},
+                    "gpu": "h100-sxm",
+                    "n_gpus": 2,
+                    "batch_size": 32,
+                    "prompt_tokens": 1000,
+                    "output_tokens": 250,
+                }
+            ]
+        }
     }
 
     model: ModelSpec
@@ -311,7 +336,9 @@ class InferenceCostResponse(Estimate):
     decode_step_seconds: float
     decode_bound: str
     prefill_seconds: float
-    time_per_output_token_seconds: float = Field(description="Decode step plus the batch's share of prefill (continuous batching).")
+    time_per_output_token_seconds: float = Field(
+        description="Decode step plus the batch's share of prefill (continuous batching)."
+    )
     fits: bool
     memory_needed_bytes: int
     memory_available_bytes: int

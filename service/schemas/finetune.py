@@ -36,7 +36,9 @@ class Finetune(Schema):
 
     method: FinetuneMethod = Field(FinetuneMethod.LORA, description="full, lora or qlora.")
     r: int | None = Field(None, ge=1, le=65_536, description="Adapter rank; default 16.")
-    alpha: float | None = Field(None, gt=0, le=1e6, description="LoRA's alpha (scales the update by alpha/r); changes no byte or FLOP.")
+    alpha: float | None = Field(
+        None, gt=0, le=1e6, description="LoRA's alpha (scales the update by alpha/r); changes no byte or FLOP."
+    )
     target_modules: list[str] | None = Field(
         None,
         min_length=1,
@@ -48,13 +50,16 @@ class Finetune(Schema):
         "expert's and every shared expert's; the router is never adapted. "
         "Default: every linear projection of the blocks (QLoRA §4), every expert's in a mixture.",
     )
-    dropout: float | None = Field(None, ge=0, lt=1, description="LoRA dropout on the adapters' inputs; default 0 (stores a dropped copy when > 0).")
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="LoRA dropout on the adapters' inputs; default 0 (stores a dropped copy when > 0)."
+    )
     base_format: BaseFormat | None = Field(
         None, description="Format of the frozen base's linear layers; default the precision's (lora) or nf4 (qlora)."
     )
     double_quant: bool | None = Field(None, description="Quantise the 4-bit base's block constants (QLoRA §3); default true.")
     kept_dtype: BaseFormat | None = Field(
-        None, description="Format of a quantised base's embedding, LM head, norms and biases; default fp32 (PEFT's prepare_model_for_kbit_training)."
+        None,
+        description="Format of a quantised base's embedding, LM head, norms and biases; default fp32 (PEFT's prepare_model_for_kbit_training).",
     )
     paged_optimizer: bool | None = Field(None, description="Optimizer states may page to host memory; default true for qlora.")
 
@@ -130,7 +135,7 @@ def lora_shorthand(data: Any) -> Any:
     if body is None or body is True:
         body = {}
     if not isinstance(body, dict):
-        raise ValueError(f"{key}: an object such as {{\"r\": 16}} (it stands for finetune: {{\"method\": \"{key}\", ...}})")
+        raise ValueError(f'{key}: an object such as {{"r": 16}} (it stands for finetune: {{"method": "{key}", ...}})')
     if body.get("method", key) != key:
         raise ValueError(f"{key}.method: {body['method']!r} contradicts {key}")
     data["finetune"] = body | {"method": key}
@@ -152,7 +157,9 @@ class FinetuneMemoryDetail(Schema):
     kept_dtype: BaseFormat | None = Field(description="A quantised base's unquantised parts (embedding, LM head, norms, biases).")
     base_weights_bytes: int = Field(description="The frozen base, quantisation constants included (after ZeRO-3).")
     quantization_constants_bytes: int = Field(description="Block constants of a quantised base (whole model).")
-    dequantization_buffer_bytes: int = Field(description="The largest base matrix dequantised to the compute format while in use.")
+    dequantization_buffer_bytes: int = Field(
+        description="The largest base matrix dequantised to the compute format while in use."
+    )
     adapter_weights_bytes: int
     adapter_gradients_bytes: int
     adapter_optimizer_bytes: int
@@ -177,7 +184,9 @@ class FinetuneComputeDetail(Schema):
     rank: int
     target_modules: list[str]
     trainable_params: int
-    active_adapter_params: int = Field(description="Adapter parameters a token passes (experts_per_token experts' for a mixture).")
+    active_adapter_params: int = Field(
+        description="Adapter parameters a token passes (experts_per_token experts' for a mixture)."
+    )
     adapter_flops_per_token: float = Field(description="6 * active adapter parameters.")
     full_training_flops_per_token: float = Field(description="What full training would cost per token.")
     flops_saved_fraction: float

@@ -17,7 +17,9 @@ from service.schemas.energy import Co2eTonnes, EnergyKwh
 
 Bytes = Annotated[int, Field(ge=0, le=MAX_INT64)]
 Size = Annotated[int, Field(ge=1, le=1_000_000)]
-Bandwidth = Annotated[int, Field(ge=1_000_000, le=10**14, description="Bytes per second, per GPU, one direction (at most 100 TB/s).")]
+Bandwidth = Annotated[
+    int, Field(ge=1_000_000, le=10**14, description="Bytes per second, per GPU, one direction (at most 100 TB/s).")
+]
 # an efficiency: no kernel worth timing reaches less than 0.1 % of its peak (and a denormal would overflow)
 Fraction = Annotated[float, Field(ge=0.001, le=1)]
 
@@ -48,7 +50,8 @@ class EfficiencyOverrides(Schema):
     matmul: Fraction | None = Field(None, description="Sustained share of the dense peak a step's GEMMs reach.")
     matmul_fp8: Fraction | None = Field(None, description="The same for FP8 GEMMs, of the dense FP8 peak.")
     attention_core: Fraction | None = Field(
-        None, description="Share of the dense peak the attention core reaches, forward and backward (instead of the measured curve)."
+        None,
+        description="Share of the dense peak the attention core reaches, forward and backward (instead of the measured curve).",
     )
     memory_bandwidth: Fraction | None = Field(None, description="Share of HBM bandwidth streaming kernels reach.")
     intra_node_collective: Fraction | None = Field(None, description="NCCL bus bandwidth over the intra-node link rate.")
@@ -74,27 +77,39 @@ class StepTimeOptions(Schema):
         "flash4 (Blackwell); default the GPU family's (cudnn on Hopper, flash2 on Ampere).",
     )
     tp_comm_overlap: bool = Field(
-        False, description="Tensor-parallel collectives pipelined with their GEMMs (Megatron-Core --tp-comm-overlap); default exposed."
+        False,
+        description="Tensor-parallel collectives pipelined with their GEMMs (Megatron-Core --tp-comm-overlap); default exposed.",
     )
     ep_comm_overlap: bool = Field(
-        False, description="Expert-parallel all-to-alls overlapped with another micro-batch's compute (Megatron-Core "
+        False,
+        description="Expert-parallel all-to-alls overlapped with another micro-batch's compute (Megatron-Core "
         "--overlap-moe-expert-parallel-comm); default exposed (DualPipe schedules hide them anyway).",
     )
     moe_max_nodes_per_token: int | None = Field(
-        None, ge=1, le=4096, description="Node-limited routing: each token's experts on at most this many nodes (DeepSeek-V3: 4); "
+        None,
+        ge=1,
+        le=4096,
+        description="Node-limited routing: each token's experts on at most this many nodes (DeepSeek-V3: 4); "
         "default unlimited (experts chosen uniformly). Sets the scale-out traffic of the expert all-to-alls.",
     )
     moe_load_imbalance: float = Field(
-        1.0, ge=1, le=64, description="Routed tokens of the busiest expert-parallel rank over the mean (its expert GEMMs and "
+        1.0,
+        ge=1,
+        le=64,
+        description="Routed tokens of the busiest expert-parallel rank over the mean (its expert GEMMs and "
         "all-to-alls wait for it); default 1.0: balanced, as the published MoE benchmarks force it. Dropless runs without "
         "balancing see more.",
     )
     expert_tensor_parallel: int | None = Field(
-        None, ge=1, le=1, description="1: MoE parallel folding (Megatron-Core): whole experts on each rank, expert parallelism "
+        None,
+        ge=1,
+        le=1,
+        description="1: MoE parallel folding (Megatron-Core): whole experts on each rank, expert parallelism "
         "across the tensor- and data-parallel ranks (ep divides tp*dp); default unset: the experts split over tp like the rest.",
     )
     fused_kernels: bool = Field(
-        True, description="Element-wise work (norms, rotary, activation) in fused kernels, as Megatron-LM / Transformer Engine or "
+        True,
+        description="Element-wise work (norms, rotary, activation) in fused kernels, as Megatron-LM / Transformer Engine or "
         "torch.compile run it; false: PyTorch eager, one kernel per op, each intermediate through HBM.",
     )
     efficiency: EfficiencyOverrides | None = Field(None, description="Kernel efficiencies instead of the GPU's.")
@@ -104,8 +119,6 @@ class StepTimeOptions(Schema):
         if "fp8_recipe" in self.model_fields_set and self.precision is not Precision.FP8:
             raise ValueError("fp8_recipe applies to precision fp8 only")
         return self
-
-
 
 
 class PlanMemory(Schema):
@@ -125,7 +138,9 @@ class StepTimeParts(Schema):
     cp_comm_seconds: float = Field(description="Context-parallel K/V ring exchange beyond the attention it hides under.")
     ep_comm_seconds: float = Field(description="Expert-parallel all-to-alls.")
     pp_comm_seconds: float = Field(description="Pipeline point-to-point sends.")
-    bubble_seconds: float = Field(description="Pipeline fill and drain, by schedule: (p-1)/(v*m) of the ideal time for 1F1B and interleaved.")
+    bubble_seconds: float = Field(
+        description="Pipeline fill and drain, by schedule: (p-1)/(v*m) of the ideal time for 1F1B and interleaved."
+    )
     dp_comm_seconds: float = Field(description="Gradient reduction and ZeRO gathers beyond the compute they overlap.")
     optimizer_seconds: float = Field(description="The optimizer update (on the host with offload).")
 
@@ -160,5 +175,3 @@ class PlanItem(Schema):
     energy_kwh: EnergyKwh = None
     co2e_tonnes: Co2eTonnes = None
     cost_usd: float | None
-
-

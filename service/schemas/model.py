@@ -58,9 +58,7 @@ class ModelSpec(Schema):
     }  # fmt: skip
 
     preset: str | None = Field(None, max_length=100, description="Stored model id, e.g. `llama-2-70b`.")
-    n_params: float | None = Field(
-        None, ge=1, le=MAX_PARAMS, description="Total parameters, when the architecture is unknown."
-    )
+    n_params: float | None = Field(None, ge=1, le=MAX_PARAMS, description="Total parameters, when the architecture is unknown.")
     n_layers: int | None = Field(None, ge=1, le=MAX_LAYERS)
     d_model: PositiveDim | None = None
     n_heads: PositiveDim | None = None
@@ -85,9 +83,12 @@ class ModelSpec(Schema):
         None, ge=1, le=8, description="Norm modules per block: 2, or 1 where one feeds both branches."
     )
     embedding_norm: bool | None = Field(None, description="A norm after the embedding (BLOOM).")
-    q_lora_rank: PositiveDim | None = Field(None, description="MLA: rank of the query bottleneck (none: a full query projection).")
+    q_lora_rank: PositiveDim | None = Field(
+        None, description="MLA: rank of the query bottleneck (none: a full query projection)."
+    )
     kv_lora_rank: PositiveDim | None = Field(
-        None, description="MLA (DeepSeek-V2/V3): rank of the compressed KV latent; setting it selects multi-head latent attention."
+        None,
+        description="MLA (DeepSeek-V2/V3): rank of the compressed KV latent; setting it selects multi-head latent attention.",
     )
     qk_nope_head_dim: int | None = Field(None, ge=0, le=MAX_DIM, description="MLA: per-head query/key width without rotary.")
     qk_rope_head_dim: PositiveDim | None = Field(None, description="MLA: rotary query/key width (one shared rotary key).")
@@ -101,7 +102,9 @@ class ModelSpec(Schema):
     n_shared_experts: int | None = Field(None, ge=0, le=1_000, description="Always-active shared experts per MoE layer.")
     d_ff_shared: int | None = Field(None, ge=1, le=MAX_DIM * 8, description="Width of each shared expert; default d_ff.")
     shared_expert_gate: bool | None = Field(None, description="A sigmoid gate on the shared experts (Qwen2-MoE).")
-    first_k_dense: int | None = Field(None, ge=0, le=MAX_LAYERS, description="Leading layers with one dense MLP instead of experts.")
+    first_k_dense: int | None = Field(
+        None, ge=0, le=MAX_LAYERS, description="Leading layers with one dense MLP instead of experts."
+    )
     d_ff_dense: int | None = Field(None, ge=1, le=MAX_DIM * 8, description="MLP width of those dense layers; default d_ff.")
     router_bias: bool | None = Field(None, description="A per-expert router bias (DeepSeek-V3's load-balancing bias).")
     qk_norm: bool | None = Field(None, description="RMSNorm on each head's query and key (Qwen3, Gemma 3).")
@@ -128,9 +131,7 @@ class ModelSpec(Schema):
         if self.n_params is None and self.preset is None and self.hf_config is None:
             missing = [n for n in REQUIRED_ARCHITECTURE_FIELDS if getattr(self, n) is None]
             if missing:
-                raise ValueError(
-                    "give a preset, n_params, or the architecture; missing: " + ", ".join(missing)
-                )
+                raise ValueError("give a preset, n_params, or the architecture; missing: " + ", ".join(missing))
         return self
 
     def explicit_fields(self) -> dict[str, object]:

@@ -36,7 +36,9 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
     gpus_per_node: Size | None = Field(None, description="Default: the catalog's, else 8.")
     intra_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's (NVLink, xGMI...).")
     inter_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's (InfiniBand, RoCE...).")
-    seq_len: int | None = Field(None, ge=1, le=MAX_SEQ_LEN, description="Training sequence length; default the model's max_seq_len.")
+    seq_len: int | None = Field(
+        None, ge=1, le=MAX_SEQ_LEN, description="Training sequence length; default the model's max_seq_len."
+    )
     global_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH, description="Sequences per optimizer step.")
     global_batch_tokens: int | None = Field(
         None, ge=1, le=10**12, description="Tokens per optimizer step instead of sequences; default 4M tokens (Llama 2 §2.2)."
@@ -49,7 +51,10 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
     tokens: float | None = Field(None, gt=0, le=MAX_TOKENS, description="Training tokens, for hours and dollars.")
     deadline_days: float | None = Field(None, gt=0, le=36_500, description="With tokens and no n_gpus: find the cluster size.")
     usable_memory_fraction: float = Field(
-        0.95, ge=0.5, le=1, description="Share of GPU memory a plan may use (the rest: CUDA context, NCCL buffers, fragmentation)."
+        0.95,
+        ge=0.5,
+        le=1,
+        description="Share of GPU memory a plan may use (the rest: CUDA context, NCCL buffers, fragmentation).",
     )
     effective_time_fraction: float = Field(
         0.9, ge=0.1, le=1, description="Wall-clock share spent training (failures, restarts); Llama 3 §3.3.4 reports > 90 %."

@@ -37,8 +37,15 @@ class ServingPlanRequest(PriceChoice):
     max_time_to_first_token_seconds: float | None = Field(None, gt=0, le=86_400)
     max_time_per_output_token_seconds: float | None = Field(None, gt=0, le=3_600)
     tp: int | None = Field(None, ge=1, le=1024, description="Tensor-parallel GPUs per replica; default the smallest that fits.")
-    gpu_memory_utilization: float = Field(GPU_MEMORY_UTILIZATION, ge=0.1, le=1, description="Share of each GPU's memory a replica may fill (vLLM's default).")
-    runtime_reserve_bytes: int = Field(RUNTIME_RESERVE_BYTES, ge=0, le=MAX_INT64, description="Per GPU, for the runtime: CUDA context, graphs, NCCL, activations.")
+    gpu_memory_utilization: float = Field(
+        GPU_MEMORY_UTILIZATION, ge=0.1, le=1, description="Share of each GPU's memory a replica may fill (vLLM's default)."
+    )
+    runtime_reserve_bytes: int = Field(
+        RUNTIME_RESERVE_BYTES,
+        ge=0,
+        le=MAX_INT64,
+        description="Per GPU, for the runtime: CUDA context, graphs, NCCL, activations.",
+    )
 
     @model_validator(mode="after")
     def _targets(self) -> ServingPlanRequest:

@@ -17,8 +17,16 @@ GIB = 2**30
 
 def _parallelism(p: s.ParallelismSpec) -> memory.Parallelism:
     return memory.Parallelism(
-        dp=p.dp, tp=p.tp, pp=p.pp, cp=p.cp, ep=p.ep, virtual_stages=p.virtual_stages, sequence_parallel=p.sequence_parallel,
-        zero_stage=p.zero_stage, offload_optimizer=p.offload_optimizer, pipeline_schedule=p.pipeline_schedule,
+        dp=p.dp,
+        tp=p.tp,
+        pp=p.pp,
+        cp=p.cp,
+        ep=p.ep,
+        virtual_stages=p.virtual_stages,
+        sequence_parallel=p.sequence_parallel,
+        zero_stage=p.zero_stage,
+        offload_optimizer=p.offload_optimizer,
+        pipeline_schedule=p.pipeline_schedule,
     )
 
 
@@ -39,8 +47,16 @@ def params(req: s.ParamsRequest, catalog: CatalogReader) -> s.ParamsResponse:
             "P = V*h (+ positions) + L*(attention + n_experts*MLP + router + norms) + final norm "
             "+ LM head unless tied (exact module count; Transformers Math 101)"
         ]
-        + (["MLA attention: query/KV down- and up-projections, their RMSNorms and the output (DeepSeek-V2 §2.1)"] if b_arch.is_mla else [])
-        + (["first_k_dense dense layers, then routed + shared experts and the router (DeepSeekMoE §3)"] if b_arch.is_moe and (b_arch.first_k_dense or b_arch.n_shared_experts) else []),
+        + (
+            ["MLA attention: query/KV down- and up-projections, their RMSNorms and the output (DeepSeek-V2 §2.1)"]
+            if b_arch.is_mla
+            else []
+        )
+        + (
+            ["first_k_dense dense layers, then routed + shared experts and the router (DeepSeekMoE §3)"]
+            if b_arch.is_moe and (b_arch.first_k_dense or b_arch.n_shared_experts)
+            else []
+        ),
         assumptions=model_assumptions(model, req.model) | {"tied_embeddings_counted_once": True},
     )
 
@@ -98,7 +114,9 @@ def finetune_compute_detail(r: finetune.FinetuneCompute) -> s.FinetuneComputeDet
     )  # fmt: skip
 
 
-def finetune_assumptions(spec: finetune.FinetuneSpec, targets: tuple[finetune.Projection, ...]) -> dict[str, str | float | int | bool | None]:
+def finetune_assumptions(
+    spec: finetune.FinetuneSpec, targets: tuple[finetune.Projection, ...]
+) -> dict[str, str | float | int | bool | None]:
     """What every LoRA/QLoRA answer assumed."""
     return {
         "finetune": spec.method.value,
@@ -138,8 +156,12 @@ def _kernels(req: s.TrainingMemoryRequest) -> Kernels:
     if attention is None and not req.flash_attention and "flash_attention" in req.model_fields_set:
         attention = AttentionKernel.EAGER
     return Kernels(
-        framework=req.framework, attention=attention, fp32_softmax=req.fp32_softmax, fp32_norms=req.fp32_norms,
-        fused_activation=req.fused_activation, residual_dropout=req.residual_dropout,
+        framework=req.framework,
+        attention=attention,
+        fp32_softmax=req.fp32_softmax,
+        fp32_norms=req.fp32_norms,
+        fused_activation=req.fused_activation,
+        residual_dropout=req.residual_dropout,
     )
 
 
@@ -213,7 +235,10 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
             "gpu": gpu_row.id if gpu_row else None,
             "gpu_memory_bytes": gpu_bytes,
             "fits": None if gpu_bytes is None else device_total <= gpu_bytes,
-            "formulas": [*r.formulas, "device_total_bytes = total_bytes + the CUDA context (about 400 MiB with lazy kernel loading; PyTorch issue 109888)"],
+            "formulas": [
+                *r.formulas,
+                "device_total_bytes = total_bytes + the CUDA context (about 400 MiB with lazy kernel loading; PyTorch issue 109888)",
+            ],
             "assumptions": assumptions,
             "finetune": None if ft is None else _finetune_memory_detail(ft, gpu_bytes, req.cuda_context_bytes),
         }

@@ -42,7 +42,9 @@ def _rate(gpu: GpuView, req: s.Throughput) -> Rate:
     """Per-GPU FLOP/s from the request's MFU (or the catalog's, or 0.40) and the GPU's peak."""
     if req.achieved_tflops_per_gpu is not None:
         flops = cost.achieved_flops_per_s(peak_tflops=None, mfu=None, achieved_tflops=req.achieved_tflops_per_gpu)
-        return Rate(flops, None, {"achieved_tflops_per_gpu": req.achieved_tflops_per_gpu, "mfu_source": "explicit achieved TFLOP/s"})
+        return Rate(
+            flops, None, {"achieved_tflops_per_gpu": req.achieved_tflops_per_gpu, "mfu_source": "explicit achieved TFLOP/s"}
+        )
     peak = gpu.peak_tflops.get(req.dtype)
     if peak is None:
         known = ", ".join(k for k, v in gpu.peak_tflops.items() if v)
@@ -196,12 +198,15 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     ft_detail = None
     if ft is not None and ft.method == "qlora" and req.dtype not in PRECISION_FOR_DTYPE:
         raise Unprocessable.for_field(
-            "dtype", f"QLoRA dequantises its 4-bit base to 16-bit for every matmul (Dettmers et al. 2023 §3): "
+            "dtype",
+            f"QLoRA dequantises its 4-bit base to 16-bit for every matmul (Dettmers et al. 2023 §3): "
             f"time it at a bf16, fp16 or fp32 peak, not {req.dtype}",
         )
     seq, _ = model_training_seq_len(model, req.seq_len)  # the planner's, the memory check's and the attention FLOPs' length
     if ft is None:
-        flops = compute.training_flops(model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=seq)
+        flops = compute.training_flops(
+            model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=seq
+        )
     else:
         flops, ft_compute = finetune.finetune_training_flops(
             model, req.tokens, ft.spec(), recompute=req.recompute, include_attention=req.include_attention, seq_len=seq
@@ -234,7 +239,10 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
             flops.model_flops, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, n_gpus=req.n_gpus, scaling_efficiency=efficiency,
             usd_per_gpu_hour=price.usd_per_gpu_hour, mfu=rate.mfu,
         )  # fmt: skip
-        rate_assumptions, mfu = rate.assumptions | {"time_from": "model FLOPs at the MFU (recompute is already inside a measured MFU)"}, rate.mfu
+        rate_assumptions, mfu = (
+            rate.assumptions | {"time_from": "model FLOPs at the MFU (recompute is already inside a measured MFU)"},
+            rate.mfu,
+        )
         time_formula = ("GPU-hours = FLOPs / (peak * MFU * scaling_efficiency) / 3600; wall clock = GPU-hours / n_gpus "
                         "(C = tau*T, Transformers Math 101)")  # fmt: skip
         if ft is not None:
@@ -256,7 +264,11 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
         footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=seq,
                                                                  precision=precision)  # fmt: skip
         fits = footprint <= gpu.memory_bytes
-        reason = None if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best ({layout}); {gpu.id} has {gpu.memory_bytes / 2**30:.1f} GiB"
+        reason = (
+            None
+            if fits
+            else f"needs {footprint / 2**30:.1f} GiB per GPU at best ({layout}); {gpu.id} has {gpu.memory_bytes / 2**30:.1f} GiB"
+        )
         rate_assumptions |= {"fits_layout": layout, "fits_memory_bytes_per_gpu": footprint, "fits_seq_len": seq}
     plan_item = None
     if best is not None:
@@ -311,7 +323,9 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
             raise Unprocessable.for_field(name, f"unknown: {', '.join(unknown)}; known: {', '.join(known)}")
     efficiency, efficiency_source = _efficiency(req)
     energy = energy_service.terms(req)
-    footprint = memory.smallest_training_footprint(model, n_gpus=req.n_gpus, seq_len=model_training_seq_len(model, req.seq_len)[0])
+    footprint = memory.smallest_training_footprint(
+        model, n_gpus=req.n_gpus, seq_len=model_training_seq_len(model, req.seq_len)[0]
+    )
     per_gpu: dict[str, dict[str, Any]] = {}  # one plan and one unpriced run per GPU type, whatever its providers
     views: list[GpuView] = []  # the GPU types listed, for their TDPs
     out: list[dict[str, Any]] = []  # rows as dicts: the response validates them all in one pass
@@ -460,10 +474,14 @@ def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
         price = resolve_price(catalog, gpu.id, req)
         if price.usd_per_gpu_hour <= 0:
             raise Unprocessable.for_field(
-                "gpu", f"the current price for {gpu.id} is $0/GPU-hour, so any budget buys unlimited compute; give usd_per_gpu_hour"
+                "gpu",
+                f"the current price for {gpu.id} is $0/GPU-hour, so any budget buys unlimited compute; give usd_per_gpu_hour",
             )
         flops = cost.flops_for_budget(
-            req.budget_usd, usd_per_gpu_hour=price.usd_per_gpu_hour, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, scaling_efficiency=efficiency
+            req.budget_usd,
+            usd_per_gpu_hour=price.usd_per_gpu_hour,
+            flops_per_s_per_gpu=rate.flops_per_s_per_gpu,
+            scaling_efficiency=efficiency,
         )
     else:
         flops = req.compute_flops
@@ -515,8 +533,14 @@ def lifetime(req: s.LifetimeRequest, catalog: CatalogReader) -> s.LifetimeRespon
     if req.gpu is not None:
         gpu = _gpu(catalog, req.gpu)
         for i, (params, training_flops, inference_flops) in enumerate(
-            ((r.params, r.training_flops, r.inference_flops),
-             (r.chinchilla_params, 6 * r.chinchilla_params * r.chinchilla_tokens, 2 * r.chinchilla_params * req.inference_tokens))
+            (
+                (r.params, r.training_flops, r.inference_flops),
+                (
+                    r.chinchilla_params,
+                    6 * r.chinchilla_params * r.chinchilla_tokens,
+                    2 * r.chinchilla_params * req.inference_tokens,
+                ),
+            )
         ):
             train = _run_economics(catalog, req, training_flops, None)
             price = price or train.price
@@ -558,7 +582,9 @@ def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader) -> s.Inf
     weights = serving.weight_bytes(arch, fmt)
     r = serving.replica(arch, hw, tp=req.n_gpus, weights=weights, kv_dtype=kv_dtype, prompt_tokens=req.prompt_tokens,
                         output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
-    money = serving.serving_cost(r, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens)
+    money = serving.serving_cost(
+        r, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens
+    )
     needed = r.weights_bytes + req.batch_size * r.kv_cache_bytes_per_sequence
     assumptions: dict[str, Any] = model_notes | {
         "kv_dtype": kv_dtype.value, "kv_dtype_source": "request" if req.kv_dtype else "default bf16 (not the weights' format)",
@@ -585,4 +611,3 @@ def inference_cost(req: s.InferenceCostRequest, catalog: CatalogReader) -> s.Inf
         formulas=list(serving_service.FORMULAS),
         assumptions=assumptions,
     )
-

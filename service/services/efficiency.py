@@ -79,13 +79,16 @@ def gpu_efficiency(
             notes[f"{gpu_id}.efficiency.{name}"] = getattr(base, name) if name != "matmul_fp8" else None
     if "matmul" not in row:
         notes[f"{gpu_id}.efficiency.matmul_source"] = (
-            f"MAMF {mamf or 'default'} x {DEFAULT_SUSTAINED_FRACTION_OF_MAMF} (the A100-fitted fraction; no per-GPU value)")
+            f"MAMF {mamf or 'default'} x {DEFAULT_SUSTAINED_FRACTION_OF_MAMF} (the A100-fitted fraction; no per-GPU value)"
+        )
     curve = None
     family = row.get("family")
     known = attention_kernels(gpu_id)
     if attention_kernel is not None and attention_kernel not in known:
         measured = ", ".join(known) or "none"
-        raise Unprocessable.for_field("attention_kernel", f"{attention_kernel} has no measured rates for {gpu_id} (measured: {measured})")
+        raise Unprocessable.for_field(
+            "attention_kernel", f"{attention_kernel} has no measured rates for {gpu_id} (measured: {measured})"
+        )
     notes[f"{gpu_id}.family"] = family or "not listed (generic efficiencies)"
     if family:
         name = attention_kernel or table["attention"][family]["default"]

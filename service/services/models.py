@@ -30,7 +30,9 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
         try:
             return _architecture(tuple(sorted(fields.items())), field, notes)
         except InvalidSpecError as exc:  # a key of the config named in the config's own terms
-            renamed = in_config_terms(exc, field_prefix=field, config_prefix=mapping.key_prefix, key_names=dict(mapping.key_names))
+            renamed = in_config_terms(
+                exc, field_prefix=field, config_prefix=mapping.key_prefix, key_names=dict(mapping.key_names)
+            )
             if renamed is exc or exc.field.removeprefix(f"{field}.") in explicit:
                 raise
             raise renamed from exc
@@ -114,9 +116,7 @@ def _architecture(fields: tuple[tuple[str, Any], ...], field: str, notes: tuple[
     return make_architecture(**dict(fields), prefix=field, assumptions=notes)
 
 
-def resolve_gpu(
-    gpu: str | None, gpu_memory_bytes: int | None, catalog: CatalogReader
-) -> tuple[GpuView | None, int | None]:
+def resolve_gpu(gpu: str | None, gpu_memory_bytes: int | None, catalog: CatalogReader) -> tuple[GpuView | None, int | None]:
     """The catalog GPU (if named) and the memory to fit into: a GPU id or an explicit size."""
     if gpu is not None and gpu_memory_bytes is not None:
         raise Unprocessable.for_field("gpu", "give gpu or gpu_memory_bytes, not both")

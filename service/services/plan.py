@@ -106,7 +106,9 @@ def cluster_for(
                  half_interconnect, "half the catalog's bidirectional interconnect")  # fmt: skip
     inter = pick("inter_node_bandwidth_bytes_per_s", inter_node_bandwidth_bytes_per_s, gpu.inter_node_bandwidth_bytes_per_s,
                  25e9, "default 25 GB/s (one 200 Gb/s port per GPU)")  # fmt: skip
-    mamf = pick("matmul_efficiency", None, gpu.matmul_efficiency, DEFAULT_MATMUL_EFFICIENCY, f"default {DEFAULT_MATMUL_EFFICIENCY}")
+    mamf = pick(
+        "matmul_efficiency", None, gpu.matmul_efficiency, DEFAULT_MATMUL_EFFICIENCY, f"default {DEFAULT_MATMUL_EFFICIENCY}"
+    )
     kernels, kernel_notes = gpu_efficiency(gpu.id, gpu.matmul_efficiency, attention_kernel=attention_kernel, overrides=efficiency)
     notes.update({f"{gpu.id}.gpus_per_node": node, f"{gpu.id}.intra_node_bandwidth_bytes_per_s": float(intra),
                   f"{gpu.id}.inter_node_bandwidth_bytes_per_s": float(inter), f"{gpu.id}.matmul_efficiency": mamf,
@@ -184,18 +186,30 @@ def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str,
     if options is None:
         return {}
     if options.precision is Precision.FP8:
-        check_recipe(options.fp8_recipe, gpu=cluster.gpu.id, blackwell=cluster.assumptions.get(f"{cluster.gpu.id}.family") == "blackwell")
-    return {"fp8_recipe": options.fp8_recipe, "tp_comm_overlap": options.tp_comm_overlap, "ep_comm_overlap": options.ep_comm_overlap,
-            "moe_max_nodes_per_token": options.moe_max_nodes_per_token, "fused_kernels": options.fused_kernels,
-            "moe_load_imbalance": options.moe_load_imbalance, "expert_tensor_parallel": options.expert_tensor_parallel}
+        check_recipe(
+            options.fp8_recipe, gpu=cluster.gpu.id, blackwell=cluster.assumptions.get(f"{cluster.gpu.id}.family") == "blackwell"
+        )
+    return {
+        "fp8_recipe": options.fp8_recipe,
+        "tp_comm_overlap": options.tp_comm_overlap,
+        "ep_comm_overlap": options.ep_comm_overlap,
+        "moe_max_nodes_per_token": options.moe_max_nodes_per_token,
+        "fused_kernels": options.fused_kernels,
+        "moe_load_imbalance": options.moe_load_imbalance,
+        "expert_tensor_parallel": options.expert_tensor_parallel,
+    }
 
 
 def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:
     """What the step-time options assumed, for ``assumptions``."""
-    out: dict[str, Any] = {"tp_comm_overlap": options.tp_comm_overlap, "ep_comm_overlap": options.ep_comm_overlap,
-                           "moe_max_nodes_per_token": options.moe_max_nodes_per_token or "unlimited (uniform routing)",
-                           "fused_kernels": options.fused_kernels, "moe_load_imbalance": options.moe_load_imbalance,
-                           "expert_tensor_parallel": options.expert_tensor_parallel or "tp (the experts split like the rest)"}
+    out: dict[str, Any] = {
+        "tp_comm_overlap": options.tp_comm_overlap,
+        "ep_comm_overlap": options.ep_comm_overlap,
+        "moe_max_nodes_per_token": options.moe_max_nodes_per_token or "unlimited (uniform routing)",
+        "fused_kernels": options.fused_kernels,
+        "moe_load_imbalance": options.moe_load_imbalance,
+        "expert_tensor_parallel": options.expert_tensor_parallel or "tp (the experts split like the rest)",
+    }
     if options.precision is Precision.FP8:
         out |= {"fp8_recipe": options.fp8_recipe.value, "fp8_matmuls": "the blocks' Q/K/V, output, MLP and expert projections, "
                 "forward and both backward GEMMs, at the dense FP8 peak", "bf16_ops": BF16_OPS,
@@ -232,7 +246,13 @@ def fixed_dimensions(fixed_request: FixedDimensions | None) -> dict[str, Any]:
 
 
 def plan_item(
-    gpu: str, n_gpus: int, plan: core.Plan, tokens: float | None, eff: float, price: float | None, flops_per_token: float,
+    gpu: str,
+    n_gpus: int,
+    plan: core.Plan,
+    tokens: float | None,
+    eff: float,
+    price: float | None,
+    flops_per_token: float,
     energy: energy_service.GpuEnergy | None = None,
 ) -> PlanItem:
     """One plan as answers give it; with ``tokens``, the run's hours and dollars (and with
@@ -373,7 +393,9 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     )  # fmt: skip
 
 
-def _unfit(gpu: str, n_gpus: int | None, reason: str | None, stats: s.SearchStats | None, tried: list[int] | None) -> s.GpuSummary:
+def _unfit(
+    gpu: str, n_gpus: int | None, reason: str | None, stats: s.SearchStats | None, tried: list[int] | None
+) -> s.GpuSummary:
     empty = s.SearchStats(considered=0, feasible=0, returned=0, seconds=0.0, cut=False, searched="nothing")
     return s.GpuSummary(gpu=gpu, n_gpus=n_gpus, fits=False, reason=reason, tokens_per_second=None, mfu=None, training_hours=None,
                         gpu_hours=None, cost_usd=None, price=None, search=stats or empty, tried_n_gpus=tried)  # fmt: skip

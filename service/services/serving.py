@@ -91,7 +91,11 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
     options.sort(key=lambda o: (not o.fits, o.usd_per_million_output_tokens is None, o.usd_per_million_output_tokens or 0.0))
     priced = [o for o in options if o.fits and o.usd_per_million_output_tokens is not None]
     return s.ServingPlanResponse(
-        options=options, cheapest_gpu=priced[0].gpu if priced else None, warnings=warnings, formulas=FORMULAS, assumptions=assumptions
+        options=options,
+        cheapest_gpu=priced[0].gpu if priced else None,
+        warnings=warnings,
+        formulas=FORMULAS,
+        assumptions=assumptions,
     )
 
 
@@ -101,8 +105,12 @@ def _option(
     common = dict(weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens,
                   utilization=req.gpu_memory_utilization, reserve_bytes=req.runtime_reserve_bytes)  # fmt: skip
     chosen = core.choose_replica(
-        arch, hw, tp=req.tp, max_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
-        max_time_per_output_token_seconds=req.max_time_per_output_token_seconds, **common,
+        arch,
+        hw,
+        tp=req.tp,
+        max_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
+        max_time_per_output_token_seconds=req.max_time_per_output_token_seconds,
+        **common,
     )
     if isinstance(chosen, str):
         return _unfit(view.id, chosen)

@@ -152,7 +152,11 @@ def test_fits_counts_the_cuda_context(client) -> None:
     enough = ok(client, "/v1/memory/training", body | {"gpu_memory_bytes": per_gpu["device_total_bytes"]})
     assert enough["fits"] is True
     # an eagerly loaded context (1-2 GB, transformers' "Model training anatomy") or none at all
-    eager = ok(client, "/v1/memory/training", body | {"gpu_memory_bytes": per_gpu["device_total_bytes"], "cuda_context_bytes": 1_343_000_000})
+    eager = ok(
+        client,
+        "/v1/memory/training",
+        body | {"gpu_memory_bytes": per_gpu["device_total_bytes"], "cuda_context_bytes": 1_343_000_000},
+    )
     assert eager["fits"] is False and eager["per_gpu"]["total_bytes"] == per_gpu["total_bytes"]
     bare = ok(client, "/v1/memory/training", body | {"gpu_memory_bytes": just_the_tensors, "cuda_context_bytes": 0})
     assert bare["fits"] is True
@@ -160,7 +164,9 @@ def test_fits_counts_the_cuda_context(client) -> None:
 
 
 def test_memory_inference_gpus_needed(client) -> None:
-    data = ok(client, "/v1/memory/inference", {"model": {"preset": "llama-2-70b"}, "seq_len": 4096, "batch_size": 8, "gpu": "h100-sxm"})
+    data = ok(
+        client, "/v1/memory/inference", {"model": {"preset": "llama-2-70b"}, "seq_len": 4096, "batch_size": 8, "gpu": "h100-sxm"}
+    )
     assert data["kv_cache_bytes"] == 327_680 * 4096 * 8
     assert data["total_bytes"] == data["weights_bytes"] + data["overhead_bytes"] + data["kv_cache_bytes"]
     # the smallest tensor-parallel degree dividing the 64 heads whose usable memory (0.9, less a
@@ -208,7 +214,11 @@ def test_compute_inference(client) -> None:
         ("/v1/memory/training", {"model": LLAMA_7B, "parallelism": {"tp": 3}}, ["body", "parallelism", "tp"]),
         ("/v1/memory/training", {"model": LLAMA_7B, "parallelism": {"pp": 64}}, ["body", "parallelism", "pp"]),
         ("/v1/memory/training", {"model": LLAMA_7B, "parallelism": {"zero_stage": 4}}, ["body", "parallelism", "zero_stage"]),
-        ("/v1/memory/training", {"model": LLAMA_7B, "parallelism": {"offload_optimizer": True}}, ["body", "parallelism", "offload_optimizer"]),
+        (
+            "/v1/memory/training",
+            {"model": LLAMA_7B, "parallelism": {"offload_optimizer": True}},
+            ["body", "parallelism", "offload_optimizer"],
+        ),
         ("/v1/memory/training", {"model": LLAMA_7B, "micro_batch_size": -1}, ["body", "micro_batch_size"]),
         ("/v1/memory/training", {"model": LLAMA_7B, "optimizer": "adam9000"}, ["body", "optimizer"]),
         ("/v1/memory/training", {"model": LLAMA_7B, "gpu": "tpu-v9"}, ["body", "gpu"]),
@@ -282,10 +292,14 @@ def test_a_preset_answer_names_the_preset(client) -> None:
     data = ok(client, "/v1/compute/training", {"model": LLAMA_7B, "tokens": 1e9})
     assert data["assumptions"]["architecture"] == "preset llama-2-7b"
     assert "embedding table included" in data["assumptions"]["params_counted"]
-    wider = ok(client, "/v1/compute/training", {"model": LLAMA_7B | {"vocab_size": 32064}, "tokens": 1e9, "include_attention": True})
+    wider = ok(
+        client, "/v1/compute/training", {"model": LLAMA_7B | {"vocab_size": 32064}, "tokens": 1e9, "include_attention": True}
+    )
     assert wider["assumptions"]["architecture"] == "preset llama-2-7b with vocab_size overridden"
     assert "lookup free" in wider["assumptions"]["params_counted"]
-    explicit = ok(client, "/v1/compute/inference", {"model": {"n_layers": 2, "d_model": 64, "n_heads": 2, "d_ff": 256, "vocab_size": 100}})
+    explicit = ok(
+        client, "/v1/compute/inference", {"model": {"n_layers": 2, "d_model": 64, "n_heads": 2, "d_ff": 256, "vocab_size": 100}}
+    )
     assert explicit["assumptions"]["architecture"] == "explicit"
 
 

@@ -604,9 +604,13 @@ def test_prices_are_appended_and_latest_is_the_newest(client) -> None:
     created(client, "gpus", NEW_GPU)
     created(client, "providers", NEW_PROVIDER)
     query = "gpu_id=test-gpu&provider_id=test-cloud&pricing=on_demand"
-    old = created(client, "prices", price_body(gpu_id="test-gpu", provider_id="test-cloud", usd_per_gpu_hour=3.0, as_of="2026-01-15"))
+    old = created(
+        client, "prices", price_body(gpu_id="test-gpu", provider_id="test-cloud", usd_per_gpu_hour=3.0, as_of="2026-01-15")
+    )
     new = created(client, "prices", price_body(gpu_id="test-gpu", provider_id="test-cloud", usd_per_gpu_hour=2.0))
-    spot = created(client, "prices", price_body(gpu_id="test-gpu", provider_id="test-cloud", pricing="spot", usd_per_gpu_hour=1.0))
+    spot = created(
+        client, "prices", price_body(gpu_id="test-gpu", provider_id="test-cloud", pricing="spot", usd_per_gpu_hour=1.0)
+    )
     history = client.get(f"/v1/prices?{query}").json()
     assert history["total"] == 2
     assert [p["id"] for p in history["items"]] == [new["id"], old["id"]]  # newest first
@@ -689,8 +693,7 @@ def test_405_names_the_allowed_methods(client) -> None:
 def test_failed_writes_change_nothing(client) -> None:
     def snapshot() -> dict:
         return {
-            resource: client.get(f"/v1/{resource}?limit=500").json()
-            for resource in ("gpus", "providers", "models", "prices")
+            resource: client.get(f"/v1/{resource}?limit=500").json() for resource in ("gpus", "providers", "models", "prices")
         }
 
     before = snapshot()
@@ -774,7 +777,16 @@ def test_patched_gpu_memory_is_used_by_the_calculators(client) -> None:
 
 
 def test_patching_heads_keeps_derived_fields_derived(client) -> None:
-    body = {"id": "tiny-mha", "name": "Tiny", "n_layers": 2, "d_model": 64, "n_heads": 4, "d_ff": 256, "vocab_size": 100, "source": "test"}
+    body = {
+        "id": "tiny-mha",
+        "name": "Tiny",
+        "n_layers": 2,
+        "d_model": 64,
+        "n_heads": 4,
+        "d_ff": 256,
+        "vocab_size": 100,
+        "source": "test",
+    }
     created = client.post("/v1/models", json=body, headers=AUTH).json()
     assert (created["n_kv_heads"], created["d_head"]) == (4, 16)
     patched = client.patch("/v1/models/tiny-mha", json={"n_heads": 8}, headers=AUTH).json()

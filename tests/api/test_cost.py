@@ -87,7 +87,9 @@ def test_price_sources(client) -> None:
     base = {"model": {"n_params": 7e9}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 8}
     cheapest = ok(client, "/v1/cost/training", base)["price"]
     assert cheapest["chosen"] == "cheapest" and cheapest["provider"] and cheapest["as_of"]
-    listed = client.get("/v1/prices", params={"gpu_id": "h100-sxm", "pricing": "on_demand", "latest": "true", "limit": 500}).json()
+    listed = client.get(
+        "/v1/prices", params={"gpu_id": "h100-sxm", "pricing": "on_demand", "latest": "true", "limit": 500}
+    ).json()
     assert cheapest["usd_per_gpu_hour"] == min(p["usd_per_gpu_hour"] for p in listed["items"])
     aws = ok(client, "/v1/cost/training", base | {"provider": "aws"})["price"]
     assert (aws["provider"], aws["chosen"]) == ("aws", "provider")
@@ -136,7 +138,17 @@ def test_compare_sorts_and_marks_gpus_that_cannot_hold_the_job(client) -> None:
         if row["gpu"] == "a100-80gb-sxm":
             assert "offloaded" in row["plan"]
     assert "GiB" in not_fitting[0]["note"]
-    by_time = ok(client, "/v1/cost/compare", {"model": {"preset": "llama-2-7b"}, "tokens": 2e12, "n_gpus": 64, "sort_by": "time", "gpus": ["h100-sxm", "a100-80gb-sxm"]})
+    by_time = ok(
+        client,
+        "/v1/cost/compare",
+        {
+            "model": {"preset": "llama-2-7b"},
+            "tokens": 2e12,
+            "n_gpus": 64,
+            "sort_by": "time",
+            "gpus": ["h100-sxm", "a100-80gb-sxm"],
+        },
+    )
     hours = [r["wall_clock_hours"] for r in by_time["rows"]]
     assert hours == sorted(hours) and {r["gpu"] for r in by_time["rows"]} == {"h100-sxm", "a100-80gb-sxm"}
 
@@ -163,7 +175,9 @@ def test_budget_from_compute_under_each_law(client) -> None:
         data = ok(client, "/v1/budget", {"compute_flops": 5.76e23, "scaling_law": law})
         assert data["compute_flops"] == 5.76e23
         assert data["gpu_hours"] is None
-    assert ok(client, "/v1/budget", {"compute_flops": 5.76e23, "scaling_law": "chinchilla_20"})["tokens_per_param"] == pytest.approx(20)
+    assert ok(client, "/v1/budget", {"compute_flops": 5.76e23, "scaling_law": "chinchilla_20"})[
+        "tokens_per_param"
+    ] == pytest.approx(20)
 
 
 def test_overtrained_fixed_size_gives_up_loss(client) -> None:
@@ -185,13 +199,17 @@ def test_more_dollars_never_smaller_model_or_higher_loss(client) -> None:
 
 def test_for_loss_round_trip(client) -> None:
     forward = ok(client, "/v1/budget", {"budget_usd": 5e6, "gpu": "h100-sxm", "usd_per_gpu_hour": 2.0})
-    back = ok(client, "/v1/budget/for-loss", {"target_loss": forward["predicted_loss"], "gpu": "h100-sxm", "usd_per_gpu_hour": 2.0})
+    back = ok(
+        client, "/v1/budget/for-loss", {"target_loss": forward["predicted_loss"], "gpu": "h100-sxm", "usd_per_gpu_hour": 2.0}
+    )
     assert back["cost_usd"] == pytest.approx(5e6, rel=0.01)
     assert back["params"] == pytest.approx(forward["params"], rel=0.01)
 
 
 def test_lifetime_optimum(client) -> None:
-    data = ok(client, "/v1/budget/lifetime", {"target_loss": 2.0, "inference_tokens": 1e14, "gpu": "h100-sxm", "usd_per_gpu_hour": 2.0})
+    data = ok(
+        client, "/v1/budget/lifetime", {"target_loss": 2.0, "inference_tokens": 1e14, "gpu": "h100-sxm", "usd_per_gpu_hour": 2.0}
+    )
     assert data["params"] < data["chinchilla_params"]
     assert 0 < data["flops_saved_fraction"] < 1
     assert data["total_cost_usd"] < data["chinchilla_total_cost_usd"]
@@ -250,8 +268,24 @@ def test_serving_cost_roofline(client) -> None:
         ("/v1/budget", {"compute_flops": 1e20, "scaling_law": "kaplan"}, ["body", "scaling_law"]),
         ("/v1/budget/for-loss", {"target_loss": 1.5}, ["body", "target_loss"]),
         ("/v1/budget/for-loss", {"target_loss": 1.8, "scaling_law": "besiroglu2024"}, ["body", "target_loss"]),
-        ("/v1/cost/training", {"model": {"n_params": 7e9}, "tokens": 1e12, "gpu": "h100-sxm", "scaling_efficiency": 0}, ["body", "scaling_efficiency"]),
-        ("/v1/cost/training", {"model": {"n_params": 7e9}, "tokens": 1e12, "gpu": "h100-sxm", "dtype": "fp8", "mfu": 0.3, "usd_per_gpu_hour": 1, "n_gpus": 0}, ["body", "n_gpus"]),
+        (
+            "/v1/cost/training",
+            {"model": {"n_params": 7e9}, "tokens": 1e12, "gpu": "h100-sxm", "scaling_efficiency": 0},
+            ["body", "scaling_efficiency"],
+        ),
+        (
+            "/v1/cost/training",
+            {
+                "model": {"n_params": 7e9},
+                "tokens": 1e12,
+                "gpu": "h100-sxm",
+                "dtype": "fp8",
+                "mfu": 0.3,
+                "usd_per_gpu_hour": 1,
+                "n_gpus": 0,
+            },
+            ["body", "n_gpus"],
+        ),
         ("/v1/cost/training", {"model": {"n_params": 7e9}, "tokens": 1e12, "gpu": "tpu-v5e", "dtype": "fp32"}, ["body", "dtype"]),
         ("/v1/cost/inference", {"model": {"n_params": 7e9}, "gpu": "h100-sxm"}, ["body", "model"]),
     ],
@@ -269,7 +303,14 @@ def test_unknown_gpu_lists_the_known_ids(client) -> None:
 def test_recompute_changes_hardware_flops_not_time_at_a_given_mfu(client) -> None:
     # MFU counts model FLOPs only (Chowdhery et al. 2022, App. B): at the same MFU a full-recompute
     # run takes the same time, and its hardware FLOPs imply an HFU a third higher
-    base = {"model": {"preset": "llama-2-7b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 8, "mfu": 0.5, "usd_per_gpu_hour": 2.0}
+    base = {
+        "model": {"preset": "llama-2-7b"},
+        "tokens": 1e12,
+        "gpu": "h100-sxm",
+        "n_gpus": 8,
+        "mfu": 0.5,
+        "usd_per_gpu_hour": 2.0,
+    }
     plain = ok(client, "/v1/cost/training", base)
     full = ok(client, "/v1/cost/training", base | {"recompute": "full"})
     assert full["gpu_hours"] == plain["gpu_hours"]

@@ -35,7 +35,9 @@ def assert_defaults_stated(data: dict, tdp_key: str = "tdp_watts", *, every_tdp_
     notes = data["assumptions"]
     assert notes["gpu_power_fraction"] == 1.0 and "TDP" in notes["gpu_power_fraction_source"]
     assert notes["pue"] == DEFAULT_PUE == 1.09 and notes["pue_source"].startswith("default: Meta")
-    assert notes["grid_kg_co2e_per_kwh"] == DEFAULT_GRID_KG_CO2E_PER_KWH == 0.366 and "EIA" in notes["grid_kg_co2e_per_kwh_source"]
+    assert (
+        notes["grid_kg_co2e_per_kwh"] == DEFAULT_GRID_KG_CO2E_PER_KWH == 0.366 and "EIA" in notes["grid_kg_co2e_per_kwh_source"]
+    )
     assert notes[tdp_key] == 700
     assert ("energy_unavailable" not in notes) is every_tdp_known
     assert any(f.startswith("energy_kwh = GPU-hours * TDP/1000") for f in data["formulas"])

@@ -108,9 +108,10 @@ def test_lora_cost_uses_lora_flops_at_the_mfu(client) -> None:
 
 def test_full_method_is_todays_answer(client) -> None:
     base = {"model": LLAMA_7B, "seq_len": 1024}
-    assert ok(client, "/v1/memory/training", base | {"finetune": {"method": "full"}})["per_gpu"] == ok(
-        client, "/v1/memory/training", base
-    )["per_gpu"]
+    assert (
+        ok(client, "/v1/memory/training", base | {"finetune": {"method": "full"}})["per_gpu"]
+        == ok(client, "/v1/memory/training", base)["per_gpu"]
+    )
 
 
 def test_qlora_cost_says_whether_the_job_fits(client) -> None:

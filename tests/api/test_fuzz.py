@@ -248,7 +248,9 @@ def _lax_coercion(case: schemathesis.Case) -> bool:
     if getattr(getattr(data, "scenario", None), "value", None) == "incorrect_type":
         segments = str(getattr(data, "location", "")).strip("/").split("/")
         # "items" steps into an array (a batch's rows): any element, written "*"
-        paths = [[segments[i + 1] if s == "properties" else "*" for i, s in enumerate(segments[:-1]) if s in ("properties", "items")]]
+        paths = [
+            [segments[i + 1] if s == "properties" else "*" for i, s in enumerate(segments[:-1]) if s in ("properties", "items")]
+        ]
     elif mutations := getattr(data, "mutations", ()):
         if any(m.parameter_location != ParameterLocation.BODY for m in mutations):
             return False

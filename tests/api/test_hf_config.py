@@ -10,7 +10,9 @@ import pytest
 
 from tests.api.test_calculators import ok
 
-MODELS = json.loads((Path(__file__).resolve().parents[2] / "validation" / "measurements" / "hf_models.json").read_text())["models"]
+MODELS = json.loads((Path(__file__).resolve().parents[2] / "validation" / "measurements" / "hf_models.json").read_text())[
+    "models"
+]
 LLAMA_3_1_8B = MODELS["llama-3.1-8b"]["config"]
 DEEPSEEK_V3 = MODELS["deepseek-v3"]["config"]
 MISTRAL_7B = MODELS["mistral-7b-v0.1"]["config"]
@@ -100,7 +102,9 @@ def test_seq_len_beyond_the_context_is_a_warning(client):
     assert "exceeds the model's context of 8192" in data["assumptions"]["seq_len_warning"]
     within = ok(client, "/v1/memory/training", {"model": {"preset": "llama-3-70b"}, "seq_len": 8192, "flash_attention": True})
     assert "seq_len_warning" not in within["assumptions"]
-    compute = ok(client, "/v1/compute/inference", {"model": {"preset": "llama-3-70b"}, "prompt_tokens": 9000, "output_tokens": 10})
+    compute = ok(
+        client, "/v1/compute/inference", {"model": {"preset": "llama-3-70b"}, "prompt_tokens": 9000, "output_tokens": 10}
+    )
     assert "seq_len_warning" in compute["assumptions"]
 
 
@@ -146,8 +150,19 @@ def test_models_can_be_searched(client):
     assert client.get("/v1/models", params={"q": "no-such-model"}).json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
 
 
-@pytest.mark.parametrize("preset_id", ["deepseek-v3", "gemma-2-9b", "qwen3-8b", "llama-3.3-70b", "mixtral-8x22b", "gemma-3-27b",
-                                       "qwen3-30b-a3b", "qwen3-235b-a22b"])
+@pytest.mark.parametrize(
+    "preset_id",
+    [
+        "deepseek-v3",
+        "gemma-2-9b",
+        "qwen3-8b",
+        "llama-3.3-70b",
+        "mixtral-8x22b",
+        "gemma-3-27b",
+        "qwen3-30b-a3b",
+        "qwen3-235b-a22b",
+    ],
+)
 def test_new_presets_answer_with_their_exact_count(client, preset_id):
     from service.catalog import loader
 
@@ -174,7 +189,14 @@ def test_planner_and_serving_take_the_new_architectures(client):
 
 
 def test_the_planner_warns_beyond_the_context(client):
-    body = {"model": {"preset": "llama-3-70b"}, "gpu": "h100-sxm", "n_gpus": 64, "seq_len": 32_768, "global_batch_size": 64, "top_k": 1}
+    body = {
+        "model": {"preset": "llama-3-70b"},
+        "gpu": "h100-sxm",
+        "n_gpus": 64,
+        "seq_len": 32_768,
+        "global_batch_size": 64,
+        "top_k": 1,
+    }
     assert "exceeds the model's context" in ok(client, "/v1/plan", body)["assumptions"]["seq_len_warning"]
 
 
@@ -294,7 +316,9 @@ def test_gpt_era_configs_round_trip(client):
         assert ok(client, "/v1/params", {"model": data["model"]})["total"] == m["parameters"], name
     opt = ok(client, "/v1/models/from-hf-config", {"hf_config": MODELS["opt-1.3b"]["config"]})["model"]
     assert (opt["position"], opt["position_embedding_rows"], opt["max_seq_len"]) == ("learned", 2050, 2048)
-    assert ok(client, "/v1/models/from-hf-config", {"hf_config": MODELS["bloom-560m"]["config"]})["model"]["embedding_norm"] is True
+    assert (
+        ok(client, "/v1/models/from-hf-config", {"hf_config": MODELS["bloom-560m"]["config"]})["model"]["embedding_norm"] is True
+    )
     bad = MODELS["starcoder"]["config"] | {"n_embd": 0}
     r = client.post("/v1/params", json={"model": {"hf_config": bad}})
     assert r.status_code == 422 and "model.hf_config.n_embd" in r.text, r.text

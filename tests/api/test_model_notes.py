@@ -44,7 +44,10 @@ def test_inference_cost_says_mla_and_warns_past_prompt_plus_output(client):
     body = {"model": {"preset": "llama-3-8b"}, "gpu": "h100-sxm", "n_gpus": 1, "batch_size": 1} | PRICE
     beyond = ok(client, "/v1/cost/inference", body | {"prompt_tokens": 8000, "output_tokens": 500})["assumptions"]
     assert "seq_len=8500 exceeds the model's context of 8192" in beyond["seq_len_warning"]
-    assert "seq_len_warning" not in ok(client, "/v1/cost/inference", body | {"prompt_tokens": 7000, "output_tokens": 500})["assumptions"]
+    assert (
+        "seq_len_warning"
+        not in ok(client, "/v1/cost/inference", body | {"prompt_tokens": 7000, "output_tokens": 500})["assumptions"]
+    )
 
 
 def test_serving_beyond_a_learned_position_table_is_422_naming_output_tokens(client):

@@ -42,7 +42,11 @@ def test_load_imbalance_slows_the_busiest_expert_rank(client) -> None:
     skewed, _ = plan(client, MOE | {"moe_load_imbalance": 1.5})
     # its expert GEMMs and all-to-alls take 1.5x; attention and the dense parts do not
     assert skewed["step_time"]["ep_comm_seconds"] == pytest.approx(1.5 * balanced["step_time"]["ep_comm_seconds"], rel=1e-9)
-    assert balanced["step_time"]["compute_seconds"] < skewed["step_time"]["compute_seconds"] < 1.5 * balanced["step_time"]["compute_seconds"]
+    assert (
+        balanced["step_time"]["compute_seconds"]
+        < skewed["step_time"]["compute_seconds"]
+        < 1.5 * balanced["step_time"]["compute_seconds"]
+    )
     assert skewed["per_gpu_total_bytes"] == balanced["per_gpu_total_bytes"]
 
 
@@ -111,7 +115,10 @@ def test_parallel_folding_lays_experts_over_tensor_and_data_ranks(client) -> Non
     folded = ok(client, "/v1/plan", body | {"expert_tensor_parallel": 1})
     best = folded["plans"][0]
     assert best["ep"] == 32 and best["dp"] == 16 and folded["assumptions"]["expert_tensor_parallel"] == 1
-    assert problem(client, "/v1/plan", body | {"expert_tensor_parallel": 2})["errors"][0]["loc"] == ["body", "expert_tensor_parallel"]
+    assert problem(client, "/v1/plan", body | {"expert_tensor_parallel": 2})["errors"][0]["loc"] == [
+        "body",
+        "expert_tensor_parallel",
+    ]
 
 
 def test_load_imbalance_leaves_dense_models_and_unspread_experts_alone(client) -> None:
@@ -119,7 +126,10 @@ def test_load_imbalance_leaves_dense_models_and_unspread_experts_alone(client) -
     dense, _ = plan(client, DENSE)
     assert plan(client, DENSE | {"moe_load_imbalance": 4})[0]["step_time_seconds"] == dense["step_time_seconds"]
     unspread = MOE | {"fixed": MOE_FIXED | {"ep": 1, "zero_stage": 3}}  # ZeRO-3: every expert on each rank still fits
-    assert plan(client, unspread | {"moe_load_imbalance": 4})[0]["step_time_seconds"] == plan(client, unspread)[0]["step_time_seconds"]
+    assert (
+        plan(client, unspread | {"moe_load_imbalance": 4})[0]["step_time_seconds"]
+        == plan(client, unspread)[0]["step_time_seconds"]
+    )
 
 
 @pytest.mark.parametrize("efficiency", [{"matmul": 5e-324}, {"memory_bandwidth": 1e-310}, {"attention_core": 1e-4}])

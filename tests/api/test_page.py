@@ -67,7 +67,9 @@ def test_the_page_loads_only_its_own_assets(client: TestClient) -> None:
         assert ASSET_TYPES[ref[ref.rindex(".") :]] in r.headers["content-type"], ref
     # the modules import only each other, by relative path
     for module in PAGE_DIR.glob("*.js"):
-        for target in re.findall(r'^\s*(?:import|export)[^;]*?from\s+"([^"]+)"', module.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL):
+        for target in re.findall(
+            r'^\s*(?:import|export)[^;]*?from\s+"([^"]+)"', module.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL
+        ):
             assert target.startswith("./") and (PAGE_DIR / target).is_file(), (module.name, target)
             assert client.get(f"/static/app/{target[2:]}").status_code == 200
 

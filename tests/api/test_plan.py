@@ -86,7 +86,13 @@ def test_plan_llama_3_70b_on_256_h100(client) -> None:
 
 
 def test_plan_compares_gpu_types(client) -> None:
-    body = {"model": {"preset": "llama-2-70b"}, "gpu": ["h100-sxm", "a100-80gb-sxm", "l40s"], "n_gpus": 256, "tokens": 2e12, "top_k": 2}
+    body = {
+        "model": {"preset": "llama-2-70b"},
+        "gpu": ["h100-sxm", "a100-80gb-sxm", "l40s"],
+        "n_gpus": 256,
+        "tokens": 2e12,
+        "top_k": 2,
+    }
     data = ok(client, "/v1/plan", body)
     by_gpu = {g["gpu"]: g for g in data["gpus"]}
     assert set(by_gpu) == {"h100-sxm", "a100-80gb-sxm", "l40s"} and all(g["fits"] for g in by_gpu.values())
@@ -127,7 +133,6 @@ def test_plan_fixed_dimensions_and_overrides(client) -> None:
     assert slow["assumptions"]["h100-sxm.intra_node_bandwidth_bytes_per_s_source"] == "request"
 
 
-
 def test_the_h800s_cut_nvlink_slows_tensor_parallelism(client) -> None:
     # DeepSeek ISCA 2025 §4.1: H800 is H100's compute with NVLink cut from 900 to 400 GB/s (450 -> 200 each way)
     fixed = {"tp": 8, "pp": 1, "zero_stage": 1, "recompute": "selective", "micro_batch_size": 1, "cp": 1, "sequence_parallel": True,
@@ -137,6 +142,7 @@ def test_the_h800s_cut_nvlink_slows_tensor_parallelism(client) -> None:
     # exposed TP time grows by up to the bandwidth ratio; compute differs only by the MAMF (H100's measured
     # 0.80, H800's unmeasured default 0.75)
     assert 2 < h800["tp_comm_seconds"] / h100["tp_comm_seconds"] <= 450 / 200
+
 
 @pytest.mark.parametrize(
     ("body", "loc"),

@@ -20,7 +20,9 @@ def test_serving_plan_compares_gpus_for_a_user_target(client) -> None:
         assert o["replicas"] * o["batch_per_replica"] >= 200 and o["batch_per_replica"] <= o["max_batch_per_replica"]
         assert 64 % o["tp"] == 0 and 8 % o["tp"] == 0 and o["n_gpus"] == o["tp"] * o["replicas"]
         assert o["weights_bytes"] + o["batch_per_replica"] * o["kv_cache_bytes_per_sequence"] <= o["usable_memory_bytes"]
-        assert o["output_tokens_per_second_per_replica"] == pytest.approx(o["batch_per_replica"] / o["time_per_output_token_seconds"])
+        assert o["output_tokens_per_second_per_replica"] == pytest.approx(
+            o["batch_per_replica"] / o["time_per_output_token_seconds"]
+        )
         assert o["usd_per_million_input_tokens"] > 0 and o["price"]["as_of"]
     assert data["assumptions"]["kv_dtype"] == "fp8"
 
@@ -37,7 +39,13 @@ def test_int4_weights_count_their_scales_and_kv_stays_bf16(client) -> None:
 
 
 def test_latency_bounds_shape_the_replica(client) -> None:
-    base = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "prompt_tokens": 1000, "output_tokens": 200, "tokens_per_second": 20000}
+    base = {
+        "model": {"preset": "llama-2-7b"},
+        "gpu": "h100-sxm",
+        "prompt_tokens": 1000,
+        "output_tokens": 200,
+        "tokens_per_second": 20000,
+    }
     loose = ok(client, "/v1/plan/serving", base)["options"][0]
     tight = ok(client, "/v1/plan/serving", base | {"max_time_per_output_token_seconds": 0.02})["options"][0]
     assert tight["time_per_output_token_seconds"] <= 0.02 < loose["time_per_output_token_seconds"]
@@ -82,7 +90,9 @@ def test_lifetime_prices_served_tokens_with_the_serving_model(client) -> None:
     life = ok(client, "/v1/budget/lifetime", body)
     per_million = life["usd_per_million_served_tokens"]
     assert per_million is not None and "layers x d_model" in life["assumptions"]["serving"]
-    assert life["total_cost_usd"] == pytest.approx(life["assumptions"]["training_cost_usd"] + life["assumptions"]["inference_cost_usd"])
+    assert life["total_cost_usd"] == pytest.approx(
+        life["assumptions"]["training_cost_usd"] + life["assumptions"]["inference_cost_usd"]
+    )
     assert life["assumptions"]["inference_cost_usd"] == pytest.approx(per_million * 1e12 / 1e6)
     # the serving plan of the same shape on the same GPU gives the same dollars per request
     from service.core.serving import representative_architecture

@@ -93,7 +93,10 @@ def test_keys_make_put_patch_and_delete_safe_to_retry(client: TestClient) -> Non
     created = client.post("/v1/providers", json=body, headers=key("create-1"))
     assert client.post("/v1/providers", json=body, headers=key("create-1")).status_code == 201  # not a 409
     replaced = client.put("/v1/providers/idem-provider", json=body | {"name": "Replaced"}, headers=key("put-1"))
-    assert client.put("/v1/providers/idem-provider", json=body | {"name": "Replaced"}, headers=key("put-1")).content == replaced.content
+    assert (
+        client.put("/v1/providers/idem-provider", json=body | {"name": "Replaced"}, headers=key("put-1")).content
+        == replaced.content
+    )
     assert created.status_code == 201 and replaced.json()["version"] == 2
     assert client.delete("/v1/providers/idem-provider", headers=key("delete-1")).status_code == 204
     assert client.delete("/v1/providers/idem-provider", headers=key("delete-1")).status_code == 204  # not a 404
@@ -110,7 +113,9 @@ def test_a_refused_write_is_not_stored_under_its_key(client: TestClient, db_conn
 def test_an_expired_key_is_a_new_write(client: TestClient, db_connection) -> None:
     body = PRICE | {"usd_per_gpu_hour": 2.468}
     assert client.post("/v1/prices", json=body, headers=key("expiring")).status_code == 201
-    db_connection.execute(text("UPDATE idempotency_keys SET expires_at = :t WHERE key = 'expiring'"), {"t": "2000-01-01 00:00:00"})
+    db_connection.execute(
+        text("UPDATE idempotency_keys SET expires_at = :t WHERE key = 'expiring'"), {"t": "2000-01-01 00:00:00"}
+    )
     again = client.post("/v1/prices", json=body, headers=key("expiring"))
     assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
     assert prices_in_store(db_connection, usd_per_gpu_hour=2.468) == 2

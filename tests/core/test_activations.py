@@ -99,7 +99,9 @@ def test_qk_norm_keeps_its_input_and_normalised_copy_of_q_and_k() -> None:
     # element of Q and K: with transformers' fp32 upcast 4 + 2 bytes (measured within 0.3 %: ACCURACY.md);
     # Q splits over the tensor-parallel ranks, K over at most n_kv_heads of them
     shape = dict(n_layers=2, d_model=1024, n_heads=16, n_kv_heads=2, d_ff=2816, vocab_size=1000, ffn="swiglu", norm="rmsnorm")
-    plain, per_head, full_width = (make_architecture(**shape, **extra) for extra in ({}, {"qk_norm": True}, {"qk_norm_full_width": True}))  # type: ignore[arg-type]
+    plain, per_head, full_width = (
+        make_architecture(**shape, **extra) for extra in ({}, {"qk_norm": True}, {"qk_norm_full_width": True})
+    )  # type: ignore[arg-type]
     tokens = 512 * 2
     for tp in (1, 4):
         opts = ActivationOptions(seq_len=512, micro_batch_size=2, tp=tp, flash_attention=True)

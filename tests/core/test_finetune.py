@@ -69,7 +69,15 @@ def test_lora_table_4_gpt3_trainable_parameters(rank: int, expected: int) -> Non
 
 
 @pytest.mark.parametrize(
-    "targets", [(Projection.Q,), (Projection.K,), (Projection.V,), (Projection.O,), Q_V, (Projection.Q, Projection.K, Projection.V, Projection.O)]
+    "targets",
+    [
+        (Projection.Q,),
+        (Projection.K,),
+        (Projection.V,),
+        (Projection.O,),
+        Q_V,
+        (Projection.Q, Projection.K, Projection.V, Projection.O),
+    ],
 )
 def test_lora_section_7_1_parameter_budget_of_18m(targets: tuple[Projection, ...]) -> None:
     # Hu et al. 2021 §7.1, Table 5: "a parameter budget of 18M (roughly 35MB if stored in FP16) on
@@ -289,7 +297,9 @@ def test_qlora_rejects_a_16_bit_base_and_unmodelled_layouts() -> None:
 
 def test_eight_bit_adam_on_adapters() -> None:
     m = finetune_memory(llama1("7b"), FinetuneSpec(rank=16), optimizer=Optimizer.ADAMW_8BIT, include_activations=False)
-    assert m.adapter_optimizer_bytes == pytest.approx(m.trainable_params * (4 + 2 + 8 / 256), abs=1)  # fp32 master, 2 int8 states, absmax per 256
+    assert m.adapter_optimizer_bytes == pytest.approx(
+        m.trainable_params * (4 + 2 + 8 / 256), abs=1
+    )  # fp32 master, 2 int8 states, absmax per 256
 
 
 def test_activation_detail_matches_the_lora_total() -> None:
@@ -408,7 +418,9 @@ def test_adapted_matrices_are_the_model_s_matrices(arch, rank, method) -> None:
     latent_norms = arch.n_layers * ((arch.q_lora_rank or 0) + (arch.kv_lora_rank or 0))
     router = arch.moe_layers * arch.d_model * arch.n_experts
     in_blocks = sum(s.copies(arch.n_layers) * s.rows_in * s.cols_out for s in shapes) + router
-    assert in_blocks == c.total - c.embedding - c.lm_head - c.norm - latent_norms - (arch.moe_layers * arch.n_experts if arch.router_bias else 0)
+    assert in_blocks == c.total - c.embedding - c.lm_head - c.norm - latent_norms - (
+        arch.moe_layers * arch.n_experts if arch.router_bias else 0
+    )
     if method is FinetuneMethod.QLORA:
         assert m.base.quantized_params == in_blocks
     assert m.trainable_params == sum(s.copies(arch.n_layers) * rank * (s.rows_in + s.cols_out) for s in shapes)

@@ -280,7 +280,9 @@ def test_step_time_computes_the_mla_and_shared_expert_flops():
     tokens, rate = 8 * 4096, hw.peak_flops_per_s * hw.kernels.matmul
     matmuls = 6 * active_matmul_weights(arch) * tokens / rate
     forward, backward = hw.kernels.attention_fractions(4096, arch.d_head)  # the kernel's measured rates, backward 2.5x the FLOPs
-    attention = tokens * attention_score_flops_per_token(arch, 4096, causal=True) * (1 / forward + 2.5 / backward) / hw.peak_flops_per_s
+    attention = (
+        tokens * attention_score_flops_per_token(arch, 4096, causal=True) * (1 / forward + 2.5 / backward) / hw.peak_flops_per_s
+    )
     assert 1.0 < compute / (matmuls + attention) < 1.08
 
 
@@ -291,10 +293,14 @@ def test_step_time_computes_the_mla_and_shared_expert_flops():
         ({"hidden_size": 10**400}, "hf_config.hidden_size"),
         ({"model_type": ["llama"]}, "hf_config.model_type"),
         ({"num_key_value_heads": 0}, "hf_config.num_key_value_heads"),
-        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 10**400}},
-         "hf_config.rope_scaling.original_max_position_embeddings"),
-        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": "8192"}},
-         "hf_config.rope_scaling.original_max_position_embeddings"),
+        (
+            {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 10**400}},
+            "hf_config.rope_scaling.original_max_position_embeddings",
+        ),
+        (
+            {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": "8192"}},
+            "hf_config.rope_scaling.original_max_position_embeddings",
+        ),
     ],
 )
 def test_hostile_config_values_name_their_key(change: dict, field: str) -> None:
@@ -384,7 +390,12 @@ def test_granite_and_smollm3_are_llama_shaped():
     assert tiny.bias  # attention_bias and mlp_bias: every projection
     smol = map_hf_config(MODELS["tiny-smollm3-window"]["config"])
     fields, notes = dict(smol.fields), dict(smol.assumptions)
-    assert (fields["n_kv_heads"], fields["tied_embeddings"], fields["sliding_window"], fields["sliding_window_layers"]) == (4, True, 16, 2)
+    assert (fields["n_kv_heads"], fields["tied_embeddings"], fields["sliding_window"], fields["sliding_window_layers"]) == (
+        4,
+        True,
+        16,
+        2,
+    )
     assert "4" in notes["num_key_value_heads"] and "tie_word_embeddings" in notes
     every_other = MODELS["tiny-smollm3-window"]["config"] | {"no_rope_layers": [1, 0] * 4}
     assert dict(map_hf_config(every_other).fields)["sliding_window_layers"] == 4
@@ -397,7 +408,11 @@ def test_starcoder2_module_by_module():
     h, f, kv = 64, 256, 2 * 16
     attention = 2 * h * h + 2 * h * kv + (h + 2 * kv + h)  # q, o; k, v; biases
     mlp = 2 * h * f + f + h
-    assert count_params(arch).total == 3 * (attention + mlp + 2 * 2 * h) + 2 * h + 128 * h == MODELS["tiny-starcoder2-window"]["parameters"]
+    assert (
+        count_params(arch).total
+        == 3 * (attention + mlp + 2 * 2 * h) + 2 * h + 128 * h
+        == MODELS["tiny-starcoder2-window"]["parameters"]
+    )
     assert (arch.n_kv_heads, arch.tied_embeddings, arch.sliding_window, arch.local_layers) == (2, True, 16, 3)
     assert not architecture_from_hf_config(MODELS["tiny-starcoder2-no-bias"]["config"]).bias
 
@@ -409,7 +424,13 @@ def test_glm4_moe_shared_experts_dense_layers_and_router_bias():
     106.85B, the card's "106B total" (the MTP layer is not built)."""
     m = MODELS["glm-4.5-air"]
     arch = architecture_from_hf_config(m["config"])
-    assert (arch.n_experts, arch.experts_per_token, arch.first_k_dense, arch.d_ff_dense, arch.shared_expert_width) == (128, 8, 1, 10944, 1408)
+    assert (arch.n_experts, arch.experts_per_token, arch.first_k_dense, arch.d_ff_dense, arch.shared_expert_width) == (
+        128,
+        8,
+        1,
+        10944,
+        1408,
+    )
     assert arch.qkv_bias and not arch.bias and arch.router_bias and arch.q_dim == 96 * 128
     assert count_params(arch).total == m["parameters"] + 45 * 128 == 106_852_251_264
     assert "not counted" in dict(arch.assumptions)["num_nextn_predict_layers"]
@@ -512,7 +533,10 @@ def test_exaone4_window_patterns():
     lllg = {k: v for k, v in MODELS["tiny-exaone4-lllg"]["config"].items() if k != "layer_types"}
     assert architecture_from_hf_config(lllg).local_layers == 6
     assert architecture_from_hf_config(MODELS["tiny-exaone4-window"]["config"] | {"sliding_window": None}).sliding_window is None
-    assert "32" in dict(map_hf_config({k: v for k, v in lllg.items() if k != "num_key_value_heads"}).assumptions)["num_key_value_heads"]
+    assert (
+        "32"
+        in dict(map_hf_config({k: v for k, v in lllg.items() if k != "num_key_value_heads"}).assumptions)["num_key_value_heads"]
+    )
 
 
 def test_llama4_interleaved_moe_shared_expert_and_chunks():
@@ -750,7 +774,13 @@ def test_phimoe_attention_biases_lm_head_bias_and_defaults():
     """Phi-3.5-MoE: attention_bias on q, k, v and o (not the experts), lm_head_bias, LayerNorms with
     bias; 16 experts and 2 routed unless given; the card's 42B total and 6.6B active."""
     big = architecture_from_hf_config(MODELS["phi-3.5-moe"]["config"])
-    assert (big.attention_bias, big.bias, big.qkv_bias, big.lm_head_bias, big.norm.value) == (True, False, False, True, "layernorm")
+    assert (big.attention_bias, big.bias, big.qkv_bias, big.lm_head_bias, big.norm.value) == (
+        True,
+        False,
+        False,
+        True,
+        "layernorm",
+    )
     assert big.sliding_window == 131072 and big.sliding_window_layers is None
     b = count_params(big)
     assert b.active / 1e9 == pytest.approx(6.6, abs=0.05)
@@ -802,7 +832,12 @@ def test_cohere2_windows_three_layers_of_four_and_keeps_command_rs_block():
     norm; sliding_window (4096 unless given) on all but each sliding_window_pattern-th layer (4), or as
     layer_types says; a pattern of 0 is a 422 naming it."""
     arch = architecture_from_hf_config(MODELS["tiny-cohere2-window"]["config"])
-    assert (arch.parallel_attention, arch.norms_per_layer, arch.tied_embeddings, arch.qk_norm_full_width) == (True, 1, True, False)
+    assert (arch.parallel_attention, arch.norms_per_layer, arch.tied_embeddings, arch.qk_norm_full_width) == (
+        True,
+        1,
+        True,
+        False,
+    )
     assert (arch.sliding_window, arch.local_layers) == (16, 3)
     biased = architecture_from_hf_config(MODELS["tiny-cohere2-bias-pattern"]["config"])
     assert (biased.attention_bias, biased.local_layers, biased.d_head, biased.tied_embeddings) == (True, 2, 8, False)

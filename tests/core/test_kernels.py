@@ -24,9 +24,16 @@ def test_defaults_follow_the_framework_and_the_architecture() -> None:
     assert not hf_gpt3.fp32_norms and hf_gpt3.fused_activation  # nn.LayerNorm, torch's GELU kernel
     mega = resolve_kernels(MEGATRON, llama)
     assert (mega.attention, mega.fp32_softmax, mega.fp32_norms, mega.fused_activation, mega.repeat_kv) == (
-        AttentionKernel.EAGER, False, False, True, False)
+        AttentionKernel.EAGER,
+        False,
+        False,
+        True,
+        False,
+    )
     assert resolve_kernels(MEGATRON, llama, flash_attention=True).attention is AttentionKernel.FLASH
-    assert resolve_kernels(Kernels(attention=AttentionKernel.EAGER), llama, flash_attention=True).attention is AttentionKernel.EAGER
+    assert (
+        resolve_kernels(Kernels(attention=AttentionKernel.EAGER), llama, flash_attention=True).attention is AttentionKernel.EAGER
+    )
 
 
 def test_bytes_per_score() -> None:
@@ -77,4 +84,7 @@ def test_parallel_block_norms_read_one_tensor() -> None:
     sequential = gpt3_like(n_layers=1, d_model=256, n_heads=4, d_ff=1024)
     parallel = gpt3_like(n_layers=1, d_model=256, n_heads=4, d_ff=1024, parallel_attention=True)
     opts = ActivationOptions(seq_len=128, micro_batch_size=2, kernels=Kernels(framework=Framework.HUGGINGFACE))
-    assert layer_activation_bytes(sequential, opts).total_bytes - layer_activation_bytes(parallel, opts).total_bytes == 2 * 128 * 2 * 256
+    assert (
+        layer_activation_bytes(sequential, opts).total_bytes - layer_activation_bytes(parallel, opts).total_bytes
+        == 2 * 128 * 2 * 256
+    )

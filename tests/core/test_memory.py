@@ -22,15 +22,11 @@ from tests.core.helpers import preset
 GB = 1e9
 
 
-@pytest.mark.parametrize(
-    ("stage", "expected_gb"), [(0, 120.0), (1, 31.4), (2, 16.6), (3, 1.9)]
-)
+@pytest.mark.parametrize(("stage", "expected_gb"), [(0, 120.0), (1, 31.4), (2, 16.6), (3, 1.9)])
 def test_zero_paper_figure_1_example(stage: int, expected_gb: float) -> None:
     # Rajbhandari et al. 2020, Figure 1: 7.5B parameters, N_d = 64, K = 12 (mixed-precision Adam):
     # baseline (2+2+K)*Psi = 120 GB; P_os 31.4 GB; P_os+g 16.6 GB; P_os+g+p 1.9 GB
-    r = training_memory(
-        make_params_only(7.5e9), parallelism=Parallelism(dp=64, zero_stage=stage), include_activations=False
-    )
+    r = training_memory(make_params_only(7.5e9), parallelism=Parallelism(dp=64, zero_stage=stage), include_activations=False)
     assert r.total_bytes / GB == pytest.approx(expected_gb, abs=0.05)
 
 
@@ -155,8 +151,12 @@ def test_kv_heads_are_replicated_when_tp_exceeds_them() -> None:
     # Llama-2-70B has 8 KV heads: at tp = 16 each rank still holds a whole KV head, so K and V
     # weights and activations per rank stay those of tp = 8 (Megatron-LM replicates them)
     arch = preset("llama-2-70b")
-    at8 = training_memory(arch, parallelism=Parallelism(tp=8, sequence_parallel=True), seq_len=4096, recompute=Recompute.SELECTIVE)
-    at16 = training_memory(arch, parallelism=Parallelism(tp=16, sequence_parallel=True), seq_len=4096, recompute=Recompute.SELECTIVE)
+    at8 = training_memory(
+        arch, parallelism=Parallelism(tp=8, sequence_parallel=True), seq_len=4096, recompute=Recompute.SELECTIVE
+    )
+    at16 = training_memory(
+        arch, parallelism=Parallelism(tp=16, sequence_parallel=True), seq_len=4096, recompute=Recompute.SELECTIVE
+    )
     kv_weights = 80 * 2 * 8192 * 1024  # K and V, all layers
     total, norms = 68_976_648_192, (2 * 80 + 1) * 8192
     assert at16.params_per_gpu == round((total - norms) / 16 + kv_weights * (1 / 8 - 1 / 16)) + norms

@@ -292,7 +292,9 @@ def test_parallel_folding_memory_arrays_equal_the_scalar_core(model: str) -> Non
         assert mem["total"][i] == exact.total_bytes, row
     # whole experts: tp 2 holds twice the expert weights of the split layout, nothing else changes
     split = Parallelism(tp=2, dp=16, ep=8)
-    assert expert_params_per_gpu(arch, Parallelism(tp=2, dp=16, ep=8, expert_tensor_parallel=1)) == 2 * expert_params_per_gpu(arch, split)
+    assert expert_params_per_gpu(arch, Parallelism(tp=2, dp=16, ep=8, expert_tensor_parallel=1)) == 2 * expert_params_per_gpu(
+        arch, split
+    )
 
 
 @pytest.mark.parametrize("model", ["deepseek-v3", "mixtral-8x7b"])
@@ -305,5 +307,7 @@ def test_every_step_part_is_non_negative_on_uneven_interleaved_moe_stages(model:
     assert result.plans
     for p in result.plans:
         assert all(v >= 0 for v in p.step.values()), p.step
-        par = Parallelism(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep, virtual_stages=p.virtual_stages, pipeline_schedule=p.pipeline_schedule)
+        par = Parallelism(
+            tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep, virtual_stages=p.virtual_stages, pipeline_schedule=p.pipeline_schedule
+        )
         assert params_per_gpu(arch, par) >= expert_params_per_gpu(arch, par) >= 0

@@ -91,7 +91,9 @@ def test_narayanan_table_1_throughput_and_the_planner_beats_it(row) -> None:
     assert best.search.considered > 100 and not best.search.cut
 
 
-@pytest.mark.parametrize(("model", "n_gpus", "dropout"), [("llama-2-13b", 64, True), ("mixtral-8x7b", 64, False), ("gpt2", 16, True)])
+@pytest.mark.parametrize(
+    ("model", "n_gpus", "dropout"), [("llama-2-13b", 64, True), ("mixtral-8x7b", 64, False), ("gpt2", 16, True)]
+)
 def test_memory_arrays_equal_the_scalar_core(model: str, n_gpus: int, dropout: bool) -> None:
     # the vectorised memory the planner prunes with is the memory calculator's, layout by layout
     # (experts included: ZeRO shards them over dp*cp/ep ranks)
@@ -112,7 +114,11 @@ def test_memory_arrays_equal_the_scalar_core(model: str, n_gpus: int, dropout: b
                                 microbatches=row["microbatches"], kernels=MEGATRON)  # fmt: skip
         assert mem["total"][i] == exact.total_bytes, row
         assert (mem["weights"][i], mem["gradients"][i], mem["optimizer"][i], mem["activations"][i]) == (
-            exact.weights_bytes, exact.gradients_bytes, exact.optimizer_bytes, exact.activations_bytes), row
+            exact.weights_bytes,
+            exact.gradients_bytes,
+            exact.optimizer_bytes,
+            exact.activations_bytes,
+        ), row
 
 
 def test_zero_shards_experts_over_their_own_replicas() -> None:
@@ -125,8 +131,9 @@ def test_zero_shards_experts_over_their_own_replicas() -> None:
     assert experts == 32 * 3 * 4096 * 14336  # 32 layers, one expert each
     dense = params_per_gpu(arch, par) - experts
     zero0 = training_memory(arch, parallelism=par, seq_len=1024, flash_attention=True, kernels=MEGATRON)
-    zero3 = training_memory(arch, parallelism=Parallelism(dp=8, ep=8, zero_stage=3), seq_len=1024, flash_attention=True,
-                            kernels=MEGATRON)
+    zero3 = training_memory(
+        arch, parallelism=Parallelism(dp=8, ep=8, zero_stage=3), seq_len=1024, flash_attention=True, kernels=MEGATRON
+    )
     assert zero0.weights_bytes - zero3.weights_bytes == 2 * dense - -(-2 * dense // 8)
     assert zero3.weights_bytes >= 2 * experts
 
@@ -200,7 +207,9 @@ def test_every_dimension_fixed_is_one_prediction() -> None:
                                                           zero_stage=2), micro_batch_size=2, seq_len=4096,
                             recompute=Recompute.SELECTIVE, flash_attention=True, microbatches=16, kernels=MEGATRON)  # fmt: skip
     assert p.memory.total_bytes == exact.total_bytes
-    flops = training_flops(arch, 1, include_attention=True, attention_formula=AttentionFormula.MEGATRON, seq_len=4096, causal=True)
+    flops = training_flops(
+        arch, 1, include_attention=True, attention_formula=AttentionFormula.MEGATRON, seq_len=4096, causal=True
+    )
     assert p.mfu == pytest.approx(flops.model_flops_per_token * p.tokens_per_second / 16 / 989.5e12)
 
 
@@ -235,13 +244,17 @@ def test_impossible_requests_name_the_field(spec: dict, field: str) -> None:
 def test_uneven_pipeline_stages_are_searched() -> None:
     # 126 layers on 16 stages (Llama 3 405B): the busiest stage holds ceil(126/16) = 8 layers
     arch = preset("llama-3.1-405b")
-    result = plan(arch, hardware("h100-sxm"), PlanSpec(n_gpus=1024, seq_len=8192, global_batch_size=512, fixed={"pp": 16, "tp": 8}))
+    result = plan(
+        arch, hardware("h100-sxm"), PlanSpec(n_gpus=1024, seq_len=8192, global_batch_size=512, fixed={"pp": 16, "tp": 8})
+    )
     assert result.plans and all(p.pp == 16 for p in result.plans)
     assert result.plans[0].memory.activations is not None and result.plans[0].memory.activations.layers_per_stage == 8
 
 
 def test_mixture_of_experts_searches_expert_parallelism() -> None:
-    result = plan(preset("mixtral-8x7b"), hardware("h100-sxm"), PlanSpec(n_gpus=64, seq_len=4096, global_batch_size=256, top_k=20))
+    result = plan(
+        preset("mixtral-8x7b"), hardware("h100-sxm"), PlanSpec(n_gpus=64, seq_len=4096, global_batch_size=256, top_k=20)
+    )
     assert result.plans and {p.ep for p in result.plans} - {1}
     assert any(p.step["ep_comm_seconds"] > 0 for p in result.plans if p.ep > 1)
 
@@ -249,7 +262,9 @@ def test_mixture_of_experts_searches_expert_parallelism() -> None:
 def test_a_search_past_its_time_bound_says_cut() -> None:
     spec = PlanSpec(n_gpus=1024, seq_len=4096, global_batch_size=1024, time_limit_seconds=0.0)
     result = plan(preset("llama-2-70b"), hardware("h100-sxm"), spec)
-    assert result.search.cut and "pp in [1]" in result.search.searched and result.search.considered > 0  # one size, then the bound
+    assert (
+        result.search.cut and "pp in [1]" in result.search.searched and result.search.considered > 0
+    )  # one size, then the bound
     full = plan(preset("llama-2-70b"), hardware("h100-sxm"), PlanSpec(n_gpus=1024, seq_len=4096, global_batch_size=1024))
     assert result.search.considered < full.search.considered and not full.search.cut
 

@@ -112,7 +112,9 @@ def test_serving_cost_splits_the_replica_hour() -> None:
     # a request's replica-time (its prefill and its share of 200 decode steps) is paid exactly once
     per_request = (1000 * cost.usd_per_million_input_tokens + 200 * cost.usd_per_million_output_tokens) / 1e6
     assert per_request == pytest.approx(3.6 / 3600 * (r.prefill_seconds + 200 * r.decode_step_seconds / 32))
-    assert usable_memory_bytes(h100.memory_bytes, 2, utilization=0.9, reserve_bytes=2**30) == 2 * (int(h100.memory_bytes * 0.9) - 2**30)
+    assert usable_memory_bytes(h100.memory_bytes, 2, utilization=0.9, reserve_bytes=2**30) == 2 * (
+        int(h100.memory_bytes * 0.9) - 2**30
+    )
 
 
 def test_long_prompts_pay_for_their_attention() -> None:

@@ -30,7 +30,9 @@ def test_mistral_7b_at_32k_fits_the_gpus_its_capped_cache_needs():
     GPU's 70 GiB usable (0.9 x 80 GiB less 2 GiB); counted linearly (32 x 4 GiB) they needed 4."""
     arch, h100 = preset("mistral-7b"), hardware("h100-sxm")
     weights = weight_bytes(arch, Dtype.BF16).total_bytes
-    common = dict(memory_bytes=h100.memory_bytes, gpus_per_node=8, weights_bytes=weights, kv_dtype=Dtype.BF16, seq_len=CONTEXT_TOKENS)
+    common = dict(
+        memory_bytes=h100.memory_bytes, gpus_per_node=8, weights_bytes=weights, kv_dtype=Dtype.BF16, seq_len=CONTEXT_TOKENS
+    )
     assert smallest_fitting_tp(arch, batch_size=32, **common) == 1
     # the same rule as the replica's: its largest batch on one GPU fits one GPU, one more does not
     most = replica(arch, h100, tp=1, weights=weight_bytes(arch, Dtype.BF16), kv_dtype=Dtype.BF16, prompt_tokens=CONTEXT_TOKENS - 1,

@@ -24,9 +24,7 @@ def test_upgrade_downgrade_upgrade_and_no_drift(backend: str, make_database) -> 
         upgrade(engine)
         assert set(inspect(engine).get_table_names()) >= TABLES
         with engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection, opts={"compare_type": True, "render_as_batch": backend == "sqlite"}
-            )
+            context = MigrationContext.configure(connection, opts={"compare_type": True, "render_as_batch": backend == "sqlite"})
             diff = compare_metadata(context, Base.metadata)
         assert diff == [], diff
     finally:

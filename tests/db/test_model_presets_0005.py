@@ -29,10 +29,13 @@ def test_upgrade_adds_the_qwen3_moe_presets_to_a_seeded_store(backend: str, make
         for preset_id, (total, active) in COUNTS.items():
             assert store.stored_as_seeded(preset_id, SEED)
             b = count_params(make_architecture(**preset_architecture(store.rows[preset_id])))
-            assert (b.total, b.active) == (total, active) == (SEED[preset_id]["reference_params"], SEED[preset_id]["reference_active_params"])
+            assert (
+                (b.total, b.active)
+                == (total, active)
+                == (SEED[preset_id]["reference_params"], SEED[preset_id]["reference_active_params"])
+            )
         downgrade(engine, "0004")
         with engine.connect() as connection:
             assert set(connection.execute(select(store.table.c.id)).scalars()) == set(store.before)
     finally:
         engine.dispose()
-

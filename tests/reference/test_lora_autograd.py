@@ -37,7 +37,9 @@ class LoraLinear(nn.Module):
         super().__init__()
         self.base = nn.Linear(rows_in, cols_out, bias=False)
         self.base.weight.requires_grad_(train_base)
-        self.adapter = nn.Sequential(nn.Linear(rows_in, RANK, bias=False), nn.Linear(RANK, cols_out, bias=False)) if adapted else None
+        self.adapter = (
+            nn.Sequential(nn.Linear(rows_in, RANK, bias=False), nn.Linear(RANK, cols_out, bias=False)) if adapted else None
+        )
 
     def forward(self, x):
         y = self.base(x)
