@@ -13,6 +13,8 @@ through
     GET  /v1/gpus/h100-sxm
     GET  /v1/gpus?limit=20
     GET  /v1/prices?latest=true
+    POST /v1/plan                   Llama-3-70B on 256 H100s (the contract's example)
+    POST /v1/plan/serving           Llama-3.1-70B for 200 users on H100 and A100 (the contract's example)
 
 then /healthz alone, with the same clients for the same time. Prints requests per second, p50
 and p99 latency and errors of each, and the mix / healthz throughput ratio. Exit status 1 when
@@ -50,6 +52,32 @@ MIX = [
     ("GET", "/v1/gpus/h100-sxm", None),
     ("GET", "/v1/gpus?limit=20", None),
     ("GET", "/v1/prices?latest=true", None),
+    (
+        "POST",
+        "/v1/plan",
+        {
+            "model": {"preset": "llama-3-70b"},
+            "gpu": "h100-sxm",
+            "n_gpus": 256,
+            "seq_len": 8192,
+            "global_batch_size": 512,
+            "tokens": 15e12,
+            "top_k": 5,
+        },
+    ),
+    (
+        "POST",
+        "/v1/plan/serving",
+        {
+            "model": {"preset": "llama-3.1-70b"},
+            "gpu": ["h100-sxm", "a100-80gb-sxm"],
+            "concurrent_users": 200,
+            "prompt_tokens": 2000,
+            "output_tokens": 500,
+            "weights_dtype": "fp8",
+            "kv_dtype": "fp8",
+        },
+    ),
 ]
 HEALTH = [("GET", "/healthz", None)]
 
@@ -139,7 +167,7 @@ def prepare_postgres(url: str) -> None:
         engine.dispose()
 
 
-PRICED = ("/v1/cost/training", "/v1/budget", "/v1/cost/compare")
+PRICED = ("/v1/cost/training", "/v1/budget", "/v1/cost/compare", "/v1/plan", "/v1/plan/serving")
 
 
 def distinct_mix(variants: int) -> list[tuple[str, str, dict | None]]:
@@ -152,9 +180,12 @@ def distinct_mix(variants: int) -> list[tuple[str, str, dict | None]]:
     for i in range(variants):
         for method, path, body in MIX:
             if path in PRICED and body is not None:
-                body = body | (
-                    {"budget_usd": body["budget_usd"] + i} if "budget_usd" in body else {"tokens": body["tokens"] + i * 1e9}
-                )
+                if "budget_usd" in body:
+                    body = body | {"budget_usd": body["budget_usd"] + i}
+                elif "tokens" in body:
+                    body = body | {"tokens": body["tokens"] + i * 1e9}
+                else:  # a serving plan
+                    body = body | {"prompt_tokens": body["prompt_tokens"] + i}
             mix.append((method, path, body))
     return mix
 

@@ -7,29 +7,35 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
-from service.api.responses import answer_model, problem_responses
-from service.api.routing import api_router
+from service.api.json_body import json_body
+from service.api.responses import answer, problem_responses
+from service.api.routing import handler_router
 from service.schemas import cost as s
-from service.services import cost
+from service.services import budget
 
-router = api_router(prefix="/v1/budget", tags=["budget"], responses=problem_responses(422, 503))
+router = handler_router(prefix="/v1/budget", tags=["budget"], responses=problem_responses(422, 503))
 
 
-@router.post("", response_model=s.BudgetResponse, summary="Model for a budget")
-async def optimal_model(req: s.BudgetRequest, request: Request) -> Response:
+@router.post("", response_model=s.BudgetResponse, summary="Model for a budget", openapi_extra=json_body(s.BudgetRequest))
+async def optimal_model(request: Request) -> Response:
     """Dollars → FLOPs → the compute-optimal parameters and tokens under a scaling law and the
     loss it predicts; or a fixed size or tokens-per-parameter and the loss that costs."""
-    return await answer_model(cost.budget, req, request, keep=True)
+    return await answer(budget.budget, request, s.BudgetRequest)
 
 
-@router.post("/for-loss", response_model=s.BudgetResponse, summary="Budget for a loss")
-async def model_for_loss(req: s.ForLossRequest, request: Request) -> Response:
+@router.post("/for-loss", response_model=s.BudgetResponse, summary="Budget for a loss", openapi_extra=json_body(s.ForLossRequest))
+async def model_for_loss(request: Request) -> Response:
     """The cheapest compute-optimal run that reaches `target_loss`, and its dollars on a GPU."""
-    return await answer_model(cost.for_loss, req, request, keep=True)
+    return await answer(budget.for_loss, request, s.ForLossRequest)
 
 
-@router.post("/lifetime", response_model=s.LifetimeResponse, summary="Training plus serving optimum")
-async def lifetime_optimum(req: s.LifetimeRequest, request: Request) -> Response:
+@router.post(
+    "/lifetime",
+    response_model=s.LifetimeResponse,
+    summary="Training plus serving optimum",
+    openapi_extra=json_body(s.LifetimeRequest),
+)
+async def lifetime_optimum(request: Request) -> Response:
     """The model size that minimises training plus lifetime inference compute for a target loss
     (Sardana et al. 2023): heavy serving favours a smaller model trained on more tokens."""
-    return await answer_model(cost.lifetime, req, request, keep=True)
+    return await answer(budget.lifetime, request, s.LifetimeRequest)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from fastapi import Request, Response
 
-from service.api.deps import CatalogDep
-from service.api.responses import json_response, problem_responses
-from service.api.routing import api_router
+from service.api.json_body import json_body
+from service.api.responses import answer, problem_responses
+from service.api.routing import handler_router
 from service.core.hf_config import SUPPORTED_TYPES_TEXT
 from service.schemas import hf_config as s
 from service.services import hf_config
 
-router = api_router(prefix="/v1/models", tags=["models"], responses=problem_responses(422))
+router = handler_router(prefix="/v1/models", tags=["models"], responses=problem_responses(422))
 
 
 DESCRIPTION = (
@@ -22,6 +22,12 @@ DESCRIPTION = (
 )
 
 
-@router.post("/from-hf-config", response_model=s.HfConfigResponse, summary="Model from a config.json", description=DESCRIPTION)
-def from_hf_config(req: s.HfConfigRequest, catalog: CatalogDep) -> Response:
-    return json_response(hf_config.from_hf_config(req, catalog))
+@router.post(
+    "/from-hf-config",
+    response_model=s.HfConfigResponse,
+    summary="Model from a config.json",
+    description=DESCRIPTION,
+    openapi_extra=json_body(s.HfConfigRequest),
+)
+async def from_hf_config(request: Request) -> Response:
+    return await answer(hf_config.from_hf_config, request, s.HfConfigRequest)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from fastapi import Request, Response
 
-from service.api.deps import CatalogDep
-from service.api.responses import json_response, problem_responses
-from service.api.routing import api_router
+from service.api.json_body import json_body
+from service.api.responses import answer, problem_responses
+from service.api.routing import handler_router
 from service.schemas import plan as s
 from service.schemas.serving import ServingPlanRequest, ServingPlanResponse
 from service.services import plan
 from service.services import serving as serving_service
 
-router = api_router(prefix="/v1/plan", tags=["plan"], responses=problem_responses(422, 503))
+router = handler_router(prefix="/v1/plan", tags=["plan"], responses=problem_responses(422, 503))
 
 
-@router.post("", response_model=s.PlanResponse, summary="Parallelism plans")
-def training(req: s.PlanRequest, catalog: CatalogDep) -> Response:
+@router.post("", response_model=s.PlanResponse, summary="Parallelism plans", openapi_extra=json_body(s.PlanRequest))
+async def training(request: Request) -> Response:
     """Every layout of `model` on `n_gpus` GPUs — data, tensor, pipeline, context and expert
     parallel sizes, ZeRO 0-3, offload, micro-batch, recompute, sequence parallelism, interleaving —
     pruned by per-GPU memory and ranked by the step-time model: the fastest `top_k`, each with
@@ -24,14 +24,14 @@ def training(req: s.PlanRequest, catalog: CatalogDep) -> Response:
     list of GPUs compares their best plans; `tokens` + `deadline_days` instead of `n_gpus` finds
     the cluster size that meets the deadline at the least cost. No plan that fits is a 200 with
     `plans: []` and the reason."""
-    return json_response(plan.plan(req, catalog))
+    return await answer(plan.plan, request, s.PlanRequest)
 
 
-@router.post("/serving", response_model=ServingPlanResponse, summary="Serving plans")
-def serving(req: ServingPlanRequest, catalog: CatalogDep) -> Response:
+@router.post("/serving", response_model=ServingPlanResponse, summary="Serving plans", openapi_extra=json_body(ServingPlanRequest))
+async def serving(request: Request) -> Response:
     """For each GPU type: the smallest tensor-parallel replica that holds the model and a
     sequence's KV cache in usable memory (and meets the latency bounds), the batch its KV cache
     admits, time to first token and per output token, tokens per second per user and per
     replica, the replicas the target needs, and dollars per million input and output tokens. A
     GPU that cannot serve the target is listed with `fits: false` and the reason."""
-    return json_response(serving_service.plan_serving(req, catalog))
+    return await answer(serving_service.plan_serving, request, ServingPlanRequest)

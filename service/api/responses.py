@@ -55,41 +55,32 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def json_response(body: BaseModel) -> Response:
-    """Serialise a response model once, with pydantic's own JSON encoder.
-
-    The service layer has already built (and validated) the model, so FastAPI's second
-    validation and its ``jsonable_encoder`` pass are skipped; the route still declares its
-    ``response_model`` for the OpenAPI contract."""
-    return Response(body.model_dump_json(), media_type="application/json")
-
-
 async def answer(compute: Callable[[Req, CatalogReader], BaseModel], request: Request, body: type[Req]) -> Response:
-    """Run a calculator on the request's JSON body (see :func:`answer_model`)."""
-    return await answer_model(compute, await parse_body(request, body), request)
+    """The one way a computation route answers (calculators, cost, budget, plans, serving plans,
+    ``config.json`` import; docs/ARCHITECTURE.md, "A request's path"):
 
-
-async def answer_model(
-    compute: Callable[[Req, CatalogReader], BaseModel], req: Req, request: Request, *, keep: bool = False
-) -> Response:
-    """Answer ``req``: on the event loop when every catalog row it needs is in the fresh snapshot
-    and it needs no heavy work (a plan search not yet cached), else in the thread pool, where it
-    may read the store and compute without holding up the loop's other requests. With ``keep``
-    the answer's JSON is kept while the snapshot it read is current
-    (:mod:`service.services.answers`) and served again for the same request."""
+    1. the JSON body is validated in one step by pydantic (:func:`service.api.json_body.parse_body`);
+    2. an answer kept for the same request (its fields as sent) is served again while the catalog
+       snapshot it read is current (:mod:`service.services.answers`);
+    3. otherwise ``compute`` runs on the event loop with a cache-only catalog reader, and if it
+       needs a row that is not in the fresh snapshot (:class:`CacheMiss`) or work too slow for the
+       loop (:class:`~service.services.catalog_reader.HeavyWork`: a plan search not yet cached), it
+       runs again in the thread pool, where it may read the store and compute without holding up
+       the loop's other requests;
+    4. the answer is serialised once, with pydantic's encoder, and kept (unless a time-bounded
+       search was cut); the route still declares its ``response_model`` for the contract."""
+    req = await parse_body(request, body)
     catalog: CatalogReader = request.app.state.catalog
     # the fields as sent: a service may treat a field given explicitly differently from its default
-    key = (compute.__module__, compute.__qualname__, req.model_dump_json(exclude_unset=True)) if keep else None
+    key = (compute.__module__, compute.__qualname__, req.model_dump_json(exclude_unset=True))
     answers: AnswerCache = request.app.state.answers
     try:
-        if key is not None:
-            kept = answers.get(key, catalog.cached_only().snapshot().serial)
-            if kept is not None:
-                return Response(kept, media_type="application/json")
+        kept = answers.get(key, catalog.cached_only().snapshot().serial)
+        if kept is not None:
+            return Response(kept, media_type="application/json")
         result, trace = on_event_loop(traced, compute, req, catalog.cached_only())
     except CacheMiss:
         result, trace = await run_in_threadpool(traced, compute, req, catalog)
-    body = result.model_dump_json()
-    if key is not None:
-        answers.put(key, trace, body)
-    return Response(body, media_type="application/json")
+    text = result.model_dump_json()
+    answers.put(key, trace, text)
+    return Response(text, media_type="application/json")

@@ -19,8 +19,8 @@ ARCHITECTURE_FIELDS = (
     "bias", "qkv_bias", "tied_embeddings", "position", "max_seq_len", "position_embedding_rows",
     "n_experts", "experts_per_token", "parallel_attention", "norms_per_layer", "embedding_norm",
 )  # fmt: skip
-# fields of the newer architectures (multi-head latent attention, sliding windows, shared experts);
-# a preset row does not store them (yet), so they are kept apart from ARCHITECTURE_FIELDS
+# fields of the newer architectures (multi-head latent attention, sliding windows, shared experts):
+# preset rows store them as nullable columns (migration 0004), null where a model does not use them
 EXTENDED_ARCHITECTURE_FIELDS = (
     "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "sliding_window",
     "sliding_window_layers", "n_shared_experts", "d_ff_shared", "shared_expert_gate", "first_k_dense", "d_ff_dense",

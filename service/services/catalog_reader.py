@@ -3,7 +3,7 @@
 The catalog is small (tens of GPUs, providers and presets, hundreds of prices) and read far more
 often than written, so every read is answered from one immutable snapshot of it per database,
 held by this process: the list and get endpoints (:mod:`service.services.catalog`), the prices
-the cost and budget answers look up (:func:`service.services.cost.resolve_price`) and the presets
+the cost and budget answers look up (:func:`service.services.pricing.resolve_price`) and the presets
 and GPUs the calculators resolve (:class:`CatalogReader`).
 
 Freshness:

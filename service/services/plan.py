@@ -26,6 +26,7 @@ from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, l
 from service.services.efficiency import gpu_efficiency
 from service.services.lru import LruCache
 from service.services.models import resolve_gpu, resolve_model, training_seq_len
+from service.services.pricing import listed_price
 
 DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens per step: Llama 2 (Touvron et al. 2023 §2.2), LLaMA (§2.3)
 DEFAULT_BATCH_TOKENS_PER_GPU = 1024  # Llama 3 405B: 16M tokens per step on 16K GPUs (Dubey et al. 2024 §3.4.1)
@@ -283,8 +284,6 @@ def _stats(search: core.Search) -> s.SearchStats:
 
 
 def _price(catalog: CatalogReader, gpu_id: str, req: s.PlanRequest, many: bool) -> PriceQuote | None:
-    from service.services.cost import listed_price  # cost imports this module for its plans
-
     return None if req.tokens is None else listed_price(catalog, gpu_id, req, many=many)
 
 
@@ -328,6 +327,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
                 result, n_gpus = cached_plan(arch, cluster.hardware, spec), req.n_gpus
             else:
                 assert req.tokens is not None and req.deadline_days is not None
+                if light_work_only():  # a search over cluster sizes: never on the event loop
+                    raise HeavyWork("deadline search")
                 # one time bound for the whole request, shared by the GPU types
                 budget = core.PlanSpec(**{**core.spec_fields(spec), "time_limit_seconds": DEADLINE_SEARCH_SECONDS / len(gpu_ids)})
                 found = core.plan_for_deadline(
@@ -338,6 +339,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
                 tried = [n for n, _ in found.tried]
                 result, n_gpus = found.result, found.n_gpus
                 deadline_cut = deadline_cut or found.cut
+                if found.cut:  # a search cut by its time bound is not the answer to keep
+                    not_keepable()
                 totals[0], totals[1] = totals[0] + found.considered, totals[1] + found.feasible
         except InvalidSpecError as exc:
             if not many:

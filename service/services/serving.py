@@ -1,4 +1,5 @@
-"""Serving plans: catalog GPUs → core serving model → one replica layout per GPU type, priced."""
+"""Serving plans and serving cost: catalog GPUs → core serving model → one replica layout per GPU
+type, priced; and the cost of one given replica (``POST /v1/cost/inference``)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from service.core.compute import require_architecture
 from service.core.dtypes import Dtype
 from service.core.memory import Precision
 from service.core.steptime import Hardware
+from service.schemas import cost as cs
 from service.schemas import serving as s
 from service.schemas.cost import PriceQuote
+from service.services import rates
 from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import model_assumptions, resolve_gpu, resolve_model
 from service.services.plan import cluster_for
+from service.services.pricing import listed_price, resolve_price
 
 FORMULAS = [
     "weights: linear layers in the weight format + scales (fp8 per tensor; int8 per output channel; int4 fp16 scale + "
@@ -50,8 +54,6 @@ def serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
 
 
 def _price(catalog: CatalogReader, gpu_id: str, req: s.ServingPlanRequest, many: bool) -> PriceQuote | None:
-    from service.services.cost import listed_price  # cost imports the planner services
-
     return listed_price(catalog, gpu_id, req, many=many)
 
 
@@ -137,3 +139,49 @@ def _option(
         usd_per_million_output_tokens=cost.usd_per_million_output_tokens if cost else None,
         usd_per_million_input_tokens=cost.usd_per_million_input_tokens if cost else None, price=price,
     )  # fmt: skip
+
+
+def inference_cost(req: cs.InferenceCostRequest, catalog: CatalogReader) -> cs.InferenceCostResponse:
+    """A replica of ``n_gpus`` (tensor-parallel) GPUs at ``batch_size``, priced by the serving
+    model that ``POST /v1/plan/serving`` uses (:mod:`service.core.serving`)."""
+    model = resolve_model(req.model, catalog)
+    arch = require_architecture(model, "serving cost (the KV cache)")
+    model_notes = model_assumptions(model, req.model, req.prompt_tokens + req.output_tokens, field="output_tokens")
+    core.check_tensor_parallel(arch, req.n_gpus)
+    gpu = rates.catalog_gpu(catalog, req.gpu)
+    price = resolve_price(catalog, gpu.id, req)
+    fmt = req.dtype
+    hw, peak_dtype = serving_hardware(gpu, fmt)
+    kv_dtype = req.kv_dtype or Dtype.BF16
+    weights = core.weight_bytes(arch, fmt)
+    r = core.replica(arch, hw, tp=req.n_gpus, weights=weights, kv_dtype=kv_dtype, prompt_tokens=req.prompt_tokens,
+                        output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
+    money = core.serving_cost(
+        r, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens
+    )
+    needed = r.weights_bytes + req.batch_size * r.kv_cache_bytes_per_sequence
+    assumptions: dict[str, Any] = model_notes | {
+        "kv_dtype": kv_dtype.value, "kv_dtype_source": "request" if req.kv_dtype else "default bf16 (not the weights' format)",
+        "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2, "peak_dtype": peak_dtype,
+        "gpu_memory_utilization": core.GPU_MEMORY_UTILIZATION, "runtime_reserve_bytes": core.RUNTIME_RESERVE_BYTES,
+        "price_as_of": price.as_of.isoformat() if price.as_of else None,
+        "replica": f"{req.n_gpus} x {gpu.id}, weights sharded with tensor parallelism",
+        "model": "the serving model of POST /v1/plan/serving",
+    }  # fmt: skip
+    if {"bandwidth_utilisation", "compute_utilisation"} & req.model_fields_set:  # read without the deprecation warning
+        assumptions["utilisation_fields"] = "ignored: the serving model's sourced efficiencies apply (deprecated fields)"
+    return cs.InferenceCostResponse(
+        usd_per_million_output_tokens=money.usd_per_million_output_tokens,
+        usd_per_million_input_tokens=money.usd_per_million_input_tokens,
+        output_tokens_per_second=r.output_tokens_per_second,
+        decode_step_seconds=r.decode_step_seconds,
+        decode_bound=r.decode_bound,
+        prefill_seconds=r.prefill_seconds,
+        time_per_output_token_seconds=r.time_per_output_token_seconds,
+        fits=r.max_batch >= req.batch_size,
+        memory_needed_bytes=needed,
+        memory_available_bytes=r.usable_memory_bytes,
+        price=price,
+        formulas=list(FORMULAS),
+        assumptions=assumptions,
+    )
