@@ -305,45 +305,19 @@ class Snapshots:
 SNAPSHOTS = Snapshots()  # the process's; empty until the first read
 
 
-def catalog_snapshot(session: Session) -> CatalogSnapshot:
-    """The catalog as the request's ``session`` sees it, at most :data:`MAX_STALE_SECONDS` behind
-    another instance's writes and never behind this process's."""
-    return SNAPSHOTS.get(session, MAX_STALE_SECONDS)
-
-
 class CatalogCache:
-    """One app's handle on the process's catalog snapshots: how often its calculators check them
-    (``min(ttl_seconds, MAX_STALE_SECONDS)``), which database they read, and keyed values derived
-    from the store (``ttl_seconds`` each). :meth:`clear` drops both, for every database."""
+    """One app's handle on the process's catalog snapshots: how often its readers check them
+    (``min(ttl_seconds, MAX_STALE_SECONDS)``) and which database they read. :meth:`clear` drops
+    the snapshots, for every database (a local write's commit calls it)."""
 
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
         self.database: str | None = None  # set by the first read through a session
-        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-        self._generation = 0  # bumped by clear(): a load that raced a write is not stored
 
     @property
     def max_age(self) -> float:
         """How long a snapshot is used before its check: ``min(ttl_seconds, MAX_STALE_SECONDS)``."""
         return min(self.ttl_seconds, MAX_STALE_SECONDS)
-
-    def get(self, key: tuple[str, str], load: Callable[[], T | None] | None) -> T | None:
-        """The cached value, else ``load()`` (cached when found); ``load=None`` means cache
-        only: a miss raises :class:`CacheMiss`."""
-        now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        if load is None:
-            raise CacheMiss(key)
-        generation = self._generation
-        value = load()
-        if value is not None and self.ttl_seconds > 0:
-            with self._lock:
-                if generation == self._generation:
-                    self._entries[key] = (now + self.ttl_seconds, value)
-        return value
 
     def snapshot(self, open_session: Callable[[], Session] | None) -> CatalogSnapshot:
         """The current snapshot; without ``open_session`` only one checked within ``max_age``
@@ -358,9 +332,6 @@ class CatalogCache:
             return SNAPSHOTS.get(session, self.max_age)
 
     def clear(self, *_: object) -> None:
-        with self._lock:
-            self._generation += 1
-            self._entries.clear()
         SNAPSHOTS.clear()
 
 

@@ -20,7 +20,7 @@ from service.db.seed import seed_catalog
 from service.schemas import catalog as s
 from service.services import catalog_reader
 from service.services.catalog import GPUS, MODELS, PROVIDERS
-from service.services.catalog_reader import CacheMiss, CatalogSnapshot, Snapshots, catalog_snapshot
+from service.services.catalog_reader import SNAPSHOTS, CacheMiss, CatalogSnapshot, Snapshots
 from tests.conftest import AUTH
 
 TODAY = dt.date.today()
@@ -60,7 +60,7 @@ def test_pages_and_items_match_the_store(client, app) -> None:
     for body in HISTORY:
         assert client.post("/v1/prices", json=body, headers=AUTH).status_code == 201
     with app.state.sessionmaker() as session:
-        snapshot = catalog_snapshot(session)
+        snapshot = SNAPSHOTS.get(session)
         for latest in (False, True):
             for params in PRICE_FILTERS:
                 filters = s.PriceFilters(**params, latest=latest).filters()
@@ -235,7 +235,7 @@ def test_derived_values_are_kept_with_their_snapshot_and_equal_a_fresh_build(cli
     first = client.get("/v1/prices", params={"latest": "true", "limit": 7})
     assert client.get("/v1/prices", params={"latest": "true", "limit": 7}).content == first.content
     with app.state.sessionmaker() as session:
-        snapshot = catalog_snapshot(session)
+        snapshot = SNAPSHOTS.get(session)
         query = s.PriceFilters(latest=True, limit=7)
         items, total = snapshot.page("prices", query.filters(), latest=True, limit=7, offset=0)
         assert first.json() == s.Page[s.PriceOut](items=items, total=total, limit=7, offset=0).model_dump(mode="json")
@@ -246,7 +246,7 @@ def test_derived_values_are_kept_with_their_snapshot_and_equal_a_fresh_build(cli
     built = []
     monkeypatch.setattr(catalog_reader, "MAX_DERIVED", 0)  # nothing kept: every read builds again
     with app.state.sessionmaker() as session:
-        snapshot = catalog_snapshot(session)
+        snapshot = SNAPSHOTS.get(session)
         assert snapshot.derived(("k",), lambda: built.append(1) or "v") == "v"
         assert snapshot.derived(("k",), lambda: built.append(1) or "v") == "v"
     assert built == [1, 1]
