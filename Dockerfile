@@ -8,10 +8,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000
 
 WORKDIR /app
+# the pinned runtime dependencies (`make lock`) in a layer of their own, then the service itself
+# without resolving anything again
+COPY requirements/lock.txt ./requirements/lock.txt
+RUN pip install --no-cache-dir -r requirements/lock.txt
 COPY pyproject.toml README.md alembic.ini ./
 COPY service ./service
 COPY migrations ./migrations
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps . \
+    && pip check \
     && useradd --create-home --uid 10001 app \
     && mkdir -p /app/data && chown app /app/data
 USER app

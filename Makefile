@@ -5,27 +5,48 @@ BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP   = $(VENV)/.installed
+# pinned installs: requirements/lock.txt (runtime, the Dockerfile's) and requirements/dev-lock.txt
+# (runtime + the dev extra, .venv's), both compiled from pyproject.toml by `make lock`
+LOCK     = requirements/lock.txt
+DEV_LOCK = requirements/dev-lock.txt
+UV_VERSION ?= 0.13.9
+# for CPython 3.11 on Linux x86_64 (this machine, CI, the image); the dev lock keeps the runtime lock's pins
+UV_COMPILE = --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+             --custom-compile-command 'make lock' $(LOCK_FLAGS)
+LINT_PATHS = service tests benchmarks scripts migrations validation
 # torch and transformers live in their own environment: `make test` never imports them
 VALIDATION_VENV ?= .venv-validation
 VBIN    = $(VALIDATION_VENV)/bin
 VSTAMP  = $(VALIDATION_VENV)/.installed
 
-.PHONY: run test lint openapi bench bench-planner bench-serving bench-load bench-writes measure accuracy measure-hf measure-lora clean
+.PHONY: run test lint lock lock-upgrade openapi bench bench-planner bench-serving bench-load bench-writes measure accuracy measure-hf measure-lora clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check  # a dependency that pyproject.toml names and the lock lacks: run `make lock`
 	touch $(STAMP)
 
 run: $(STAMP)  ## serve on HOST:PORT (default 127.0.0.1:8000)
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m service serve
 
-test: $(STAMP)  ## the whole test suite
+test: lint  ## the lint, then the whole test suite (`pytest -m "not slow"` for a quick run)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## static checks
-	$(BIN)/ruff check service tests benchmarks scripts migrations validation
+lint: $(STAMP)  ## ruff's checks and its formatting, as the code base keeps them
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+lock:  ## recompile the locks from pyproject.toml with uv, keeping the pins it still allows
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/uv pip compile $(UV_COMPILE) pyproject.toml -o $(LOCK)
+	$(BIN)/uv pip compile $(UV_COMPILE) pyproject.toml --extra dev --constraint $(LOCK) -o $(DEV_LOCK)
+
+lock-upgrade:  ## recompile the locks at the newest versions pyproject.toml allows
+	$(MAKE) --no-print-directory lock LOCK_FLAGS=--upgrade
 
 $(VSTAMP): pyproject.toml
 	test -x $(VBIN)/python || $(PYTHON) -m venv $(VALIDATION_VENV)

@@ -44,5 +44,6 @@ def test_every_exception_names_a_measured_case() -> None:
     assert set(KNOWN_EXCEPTIONS) <= cases
 
 
+@pytest.mark.slow  # every case of ACCURACY.md recomputed
 def test_accuracy_md_is_current() -> None:
     assert REPORT.read_text() == render(ENVIRONMENTS, ROWS), "run `make accuracy`"

@@ -27,6 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import AUTH
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH = {"n_layers": 32, "d_model": 4096, "n_heads": 32, "d_ff": 11008, "vocab_size": 32000, "ffn": "swiglu", "norm": "rmsnorm"}
@@ -185,10 +186,19 @@ def read_response(sock: socket.socket, timeout: float = 10) -> bytes:
     return data
 
 
+@pytest.mark.slow
 def test_logs_are_json_lines_with_the_request_id(server: Server) -> None:
     httpx.post(f"{server.url}/v1/params", json={"model": {"preset": "llama-2-7b"}}, headers={"X-Request-ID": "live-1"})
     httpx.get(f"{server.url}/v1/nowhere", headers={"X-Request-ID": "live-2"})
-    time.sleep(0.2)
+
+    def both_logged() -> bool:  # the access lines are written once the answers are sent
+        try:
+            lines = server.log_lines()
+        except ValueError:  # a line half written
+            return False
+        return {"live-1", "live-2"} <= {line.get("request_id") for line in lines if line["logger"] == "service.access"}
+
+    assert eventually(both_logged), server.log_path.read_text()
     lines = server.log_lines()  # every line parses as JSON: nothing printed around the logger
     access = {line["request_id"]: line for line in lines if line["logger"] == "service.access"}
     assert {k: access[k]["status"] for k in ("live-1", "live-2")} == {"live-1": 200, "live-2": 404}
@@ -198,6 +208,7 @@ def test_logs_are_json_lines_with_the_request_id(server: Server) -> None:
     assert not any(line["logger"] == "uvicorn.access" for line in lines)  # one line per request, not two
 
 
+@pytest.mark.slow
 def test_a_declared_50_mb_body_is_refused_unread(server: Server) -> None:
     sock = raw_request(
         server.port, b"POST /v1/params HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 52428800\r\n\r\n"
@@ -208,6 +219,7 @@ def test_a_declared_50_mb_body_is_refused_unread(server: Server) -> None:
     assert b"application/problem+json" in response and b"connection: close" in response.lower()
 
 
+@pytest.mark.slow
 def test_a_streamed_50_mb_body_is_cut_off(server: Server) -> None:
     head = b"POST /v1/params HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunk = b"%x\r\n" % 65536 + b" " * 65536 + b"\r\n"
@@ -234,6 +246,7 @@ def test_a_streamed_50_mb_body_is_cut_off(server: Server) -> None:
     assert sent < 8 * MiB, sent
 
 
+@pytest.mark.slow
 def test_several_workers_on_one_store(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--workers", "2")  # SQLite: migrated and seeded once, before the workers
     try:
@@ -247,23 +260,58 @@ def test_several_workers_on_one_store(tmp_path: Path) -> None:
     assert sum("Application startup complete" in m for m in messages) == 2
 
 
+PROC_TCP = Path("/proc/net/tcp")
+
+
+def tcp_queues(local_port: int, remote_port: int) -> tuple[int, int] | None:
+    """Linux's send and receive queues (bytes) of the IPv4 TCP socket between the two ports,
+    whether or not a process has accepted it yet; None when there is none."""
+    for line in PROC_TCP.read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if int(local.split(":")[1], 16) == local_port and int(remote.split(":")[1], 16) == remote_port:
+            tx, rx = queues.split(":")
+            return int(tx, 16), int(rx, 16)
+    return None
+
+
+def server_read_all(server: Server, sock: socket.socket) -> bool:
+    """Whether the server process has accepted ``sock``'s connection and read all that was sent
+    on it: every byte acknowledged by the server's end, none left in its receive queue."""
+    client_port = sock.getsockname()[1]
+    client, served = tcp_queues(client_port, server.port), tcp_queues(server.port, client_port)
+    return client is not None and served is not None and client[0] == 0 and served[1] == 0
+
+
 def start_slow_request(server: Server) -> socket.socket:
-    """A calculator request whose body is half sent: in flight until the rest arrives."""
+    """A calculator request whose body is half sent: in flight (its head read by the server)
+    until the rest arrives."""
     body = json.dumps({"model": ARCH}).encode()
     head = b"POST /v1/params HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
     sock = raw_request(server.port, head + body[:10])
-    time.sleep(0.3)
+    if PROC_TCP.exists():
+        assert eventually(lambda: server_read_all(server, sock)), "the server did not read the request's head"
+    else:  # no way to see the server's end here: give it a moment
+        time.sleep(0.3)
     return sock
 
 
+def refuses_connections(server: Server) -> bool:
+    """Whether a new connection is refused (or closed unanswered); a slow answer is not a refusal."""
+    try:
+        httpx.get(f"{server.url}/healthz", timeout=10)
+    except (httpx.ConnectError, httpx.RemoteProtocolError):
+        return True
+    return False
+
+
+@pytest.mark.slow
 def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     server = start_server(tmp_path, SHUTDOWN_TIMEOUT_SECONDS="20")
     with start_slow_request(server) as sock:
         server.process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert server.process.poll() is None  # still waiting for the request
-        with pytest.raises(httpx.TransportError):  # and no longer accepting new ones
-            httpx.get(f"{server.url}/healthz", timeout=0.5)
+        assert eventually(lambda: refuses_connections(server))  # no longer accepting new ones
+        assert server.process.poll() is None  # but still waiting for the request
         body = json.dumps({"model": ARCH}).encode()
         sock.sendall(body[10:])
         response = read_response(sock)
@@ -273,6 +321,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     assert "Application shutdown complete." in [line["message"] for line in server.log_lines()]
 
 
+@pytest.mark.slow
 def test_sigterm_cancels_requests_after_the_timeout(tmp_path: Path) -> None:
     server = start_server(tmp_path, SHUTDOWN_TIMEOUT_SECONDS="1")
     with start_slow_request(server):

@@ -22,6 +22,8 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import API_TOKEN
 
+pytestmark = pytest.mark.slow  # runs the generator
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT / "openapi" / "openapi.json"
 PACKAGE = "llm_training_math_client"  # from the document's title

@@ -25,6 +25,8 @@ import pytest
 
 from tests.test_faults import Server, start_server
 
+pytestmark = pytest.mark.slow  # a real server and a headless browser
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("PAGE_ARTIFACTS_DIR", ROOT / "test-artifacts" / "page"))
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu"]

@@ -23,10 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "clients" / "typescript"
 FILES = ("package.json", "package-lock.json", "tsconfig.json", "example.ts")
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("node") and shutil.which("npm")) and not os.environ.get("CI"),
-    reason="Node.js and npm are not installed (the TypeScript client check runs where they are, and always in CI)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("node") and shutil.which("npm")) and not os.environ.get("CI"),
+        reason="Node.js and npm are not installed (the TypeScript client check runs where they are, and always in CI)",
+    ),
+]
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

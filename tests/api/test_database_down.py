@@ -71,23 +71,26 @@ class TcpProxy:
             self.port = s.getsockname()[1]
         self.connections: list[socket.socket] = []
         self.listener: socket.socket | None = None
+        self.acceptor: threading.Thread | None = None
         self.up()
 
     def up(self) -> None:
         self.listener = listener = socket.create_server(("127.0.0.1", self.port))
         listener.settimeout(0.05)
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self.acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self.acceptor.start()
 
     def down(self) -> None:
         listener, self.listener = self.listener, None
         if listener is not None:
             listener.close()
+        if self.acceptor is not None:  # its accept loop has noticed: no connection is added after this
+            self.acceptor.join(timeout=10)
         for connection in self.connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
             connection.close()
         self.connections.clear()
-        time.sleep(0.1)  # the accept loop notices
 
     def _accept(self, listener: socket.socket) -> None:
         while self.listener is listener:

@@ -63,6 +63,8 @@ from service.main import create_app
 from service.settings import Settings
 from tests.conftest import API_TOKEN
 
+pytestmark = pytest.mark.slow  # hundreds of generated requests
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = json.loads((ROOT / "openapi" / "openapi.json").read_text(encoding="utf-8"))
 PROBLEM_JSON = "application/problem+json"

@@ -103,6 +103,7 @@ def test_plan_compares_gpu_types(client) -> None:
     assert len(data["plans"]) == 6
 
 
+@pytest.mark.slow  # a plan search per cluster size
 def test_plan_finds_the_cluster_for_a_deadline(client) -> None:
     body = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "tokens": 2e12, "deadline_days": 30, "usd_per_gpu_hour": 2.0}
     data = ok(client, "/v1/plan", body)

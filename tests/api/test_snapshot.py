@@ -22,6 +22,7 @@ from service.services import catalog_reader
 from service.services.catalog import GPUS, MODELS, PROVIDERS
 from service.services.catalog_reader import SNAPSHOTS, CacheMiss, CatalogSnapshot, Snapshots
 from tests.conftest import AUTH
+from tests.polling import eventually
 
 TODAY = dt.date.today()
 
@@ -351,7 +352,8 @@ def test_threads_that_find_the_snapshot_due_together_check_it_once(app, monkeypa
         return real(session)
 
     monkeypatch.setattr(catalog_reader, "catalog_version", slow_version)
-    clock.sleep(0.6)
+    # due once MAX_STALE_SECONDS have passed since the check (the reader's own bound if lower)
+    assert eventually(lambda: catalog_reader.SNAPSHOTS.peek(reader.cache.database, reader.cache.max_age) is None)
     threads = [threading.Thread(target=reader.snapshot) for _ in range(8)]
     for thread in threads:
         thread.start()

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import AUTH
 
+pytestmark = pytest.mark.slow  # rounds of concurrent writers against a real server
+
 WRITERS = 8
 ROUNDS = 5
 PRICES_PER_ROUND = 4

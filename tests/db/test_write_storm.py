@@ -15,6 +15,8 @@ from sqlalchemy import text
 
 from tests.conftest import AUTH
 
+pytestmark = pytest.mark.slow  # hundreds of requests against a real server
+
 WRITERS = 256
 
 
