@@ -287,6 +287,52 @@ def _price(catalog: CatalogReader, gpu_id: str, req: s.PlanRequest, many: bool) 
     return None if req.tokens is None else listed_price(catalog, gpu_id, req, many=many)
 
 
+@dataclass
+class _Totals:
+    """What the searches of one request add up to (the response's ``search``)."""
+
+    considered: int = 0
+    feasible: int = 0
+    seconds: float = 0.0
+    cut: bool = False  # a layout search stopped at its time bound
+    deadline_cut: bool = False  # a search over cluster sizes did
+
+
+@dataclass(frozen=True)
+class _Searched:
+    """One GPU type's search: its plans (None: no cluster size meets the deadline), the cluster
+    size, the sizes a deadline search tried, and whether that search was cut."""
+
+    result: core.PlanResult | None
+    n_gpus: int
+    tried: list[int] | None
+    cut: bool
+
+
+def _search(
+    arch: Architecture, cluster: Cluster, spec: core.PlanSpec, req: s.PlanRequest, seq_len: int, n_types: int, totals: _Totals
+) -> _Searched:
+    """The plans on ``req.n_gpus`` GPUs (cached), or the search over cluster sizes for the least
+    cost that meets the deadline (heavy: never on the event loop; not kept when cut)."""
+    if req.n_gpus is not None:
+        return _Searched(cached_plan(arch, cluster.hardware, spec), req.n_gpus, None, False)
+    assert req.tokens is not None and req.deadline_days is not None
+    if light_work_only():  # a search over cluster sizes: never on the event loop
+        raise HeavyWork("deadline search")
+    # one time bound for the whole request, shared by the GPU types
+    budget = core.PlanSpec(**{**core.spec_fields(spec), "time_limit_seconds": DEADLINE_SEARCH_SECONDS / n_types})
+    found = core.plan_for_deadline(
+        arch, cluster.hardware, budget, tokens=req.tokens, deadline_hours=req.deadline_days * 24,
+        effective_time_fraction=req.effective_time_fraction,
+        batch_for=lambda n: batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n)[0],
+    )  # fmt: skip
+    totals.deadline_cut = totals.deadline_cut or found.cut
+    if found.cut:  # a search cut by its time bound is not the answer to keep
+        not_keepable()
+    totals.considered, totals.feasible = totals.considered + found.considered, totals.feasible + found.feasible
+    return _Searched(found.result, found.n_gpus, [n for n, _ in found.tried], found.cut)
+
+
 def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     arch = require_architecture(resolve_model(req.model, catalog), "the planner")
     seq_len, seq_source = training_seq_len(arch, req.seq_len)
@@ -296,8 +342,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     fixed = fixed_dimensions(req.fixed)
     items: list[PlanItem] = []
     summaries: list[s.GpuSummary] = []
-    totals = [0, 0, 0, 0.0, False]
-    deadline_cut = False
+    totals = _Totals()
     searched: list[str] = []
     energy = energy_service.terms(req)
     views: list[GpuView] = []  # the GPU types planned, for their TDPs
@@ -321,40 +366,25 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
             precision=req.precision, optimizer=req.optimizer, flash_attention=req.flash_attention, dropout=req.dropout,
             fixed=fixed, top_k=req.top_k, usable_memory_fraction=req.usable_memory_fraction, **spec_options(req, cluster),
         )  # fmt: skip
-        tried = None
         try:
-            if req.n_gpus is not None:
-                result, n_gpus = cached_plan(arch, cluster.hardware, spec), req.n_gpus
-            else:
-                assert req.tokens is not None and req.deadline_days is not None
-                if light_work_only():  # a search over cluster sizes: never on the event loop
-                    raise HeavyWork("deadline search")
-                # one time bound for the whole request, shared by the GPU types
-                budget = core.PlanSpec(**{**core.spec_fields(spec), "time_limit_seconds": DEADLINE_SEARCH_SECONDS / len(gpu_ids)})
-                found = core.plan_for_deadline(
-                    arch, cluster.hardware, budget, tokens=req.tokens, deadline_hours=req.deadline_days * 24,
-                    effective_time_fraction=req.effective_time_fraction,
-                    batch_for=lambda n: batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n)[0],
-                )  # fmt: skip
-                tried = [n for n, _ in found.tried]
-                result, n_gpus = found.result, found.n_gpus
-                deadline_cut = deadline_cut or found.cut
-                if found.cut:  # a search cut by its time bound is not the answer to keep
-                    not_keepable()
-                totals[0], totals[1] = totals[0] + found.considered, totals[1] + found.feasible
+            searched_gpu = _search(arch, cluster, spec, req, seq_len, len(gpu_ids), totals)
         except InvalidSpecError as exc:
             if not many:
                 raise
-            summaries.append(_unfit(gpu_id, None, f"{exc.field}: {exc.reason}", None, tried))
+            summaries.append(_unfit(gpu_id, None, f"{exc.field}: {exc.reason}", None, None))
             continue
+        result, n_gpus, tried = searched_gpu.result, searched_gpu.n_gpus, searched_gpu.tried
         if result is None:  # deadline search: no cluster size meets it
-            stopped = " (the search stopped at its time bound)" if found.cut else ""
+            stopped = " (the search stopped at its time bound)" if searched_gpu.cut else ""
             summaries.append(_unfit(gpu_id, None, f"no cluster of up to {tried[-1] if tried else 0} GPUs trains {req.tokens:g} tokens "
                                                   f"within {req.deadline_days:g} days{stopped}", None, tried))  # fmt: skip
             continue
-        if req.n_gpus is not None:  # a deadline search counted every size it tried above
-            totals[0], totals[1] = totals[0] + result.search.considered, totals[1] + result.search.feasible
-        totals[3], totals[4] = totals[3] + result.search.seconds, totals[4] or result.search.cut
+        if req.n_gpus is not None:  # a deadline search counted every size it tried in _search
+            totals.considered, totals.feasible = (
+                totals.considered + result.search.considered,
+                totals.feasible + result.search.feasible,
+            )
+        totals.seconds, totals.cut = totals.seconds + result.search.seconds, totals.cut or result.search.cut
         searched.append(f"{gpu_id}: {result.search.searched}")
         price = _price(catalog, view.id, req, many)
         usd = price.usd_per_gpu_hour if price else None
@@ -388,7 +418,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         assumptions |= energy.assumptions(views, per_gpu=True)
     return s.PlanResponse(
         plans=items,
-        search=s.SearchStats(considered=totals[0], feasible=totals[1], returned=len(items), seconds=totals[3], cut=totals[4] or deadline_cut,
+        search=s.SearchStats(considered=totals.considered, feasible=totals.feasible, returned=len(items), seconds=totals.seconds,
+                             cut=totals.cut or totals.deadline_cut,
                              searched="; ".join(searched) or "nothing"),
         reason=None if items else "; ".join(reasons),
         gpus=summaries, fastest_gpu=fastest, cheapest_gpu=cheapest, global_batch_size=batch, seq_len=seq_len,
