@@ -129,9 +129,10 @@ def main() -> int:
         print(f"MISSING: {k[:300]}")
     for k in added:
         print(f"NEW: {k[:300]}")
-    same = len(before.keys() & now.keys()) - len(differ)
+    same = len(before.keys() & now.keys()) - len(differ) - len(cut)
     print(
-        f"{same} of {len(before)} answers byte-identical; {len(differ)} differ, {len(missing)} missing, {len(added)} new ({seconds:.0f} s)"
+        f"{same} of {len(before)} answers byte-identical; {len(differ)} differ, {len(cut)} cut searches not compared, "
+        f"{len(missing)} missing, {len(added)} new ({seconds:.0f} s)"
     )
     return 1 if differ or missing else 0
 
