@@ -1,10 +1,12 @@
-"""How routes are declared and put on the app: flat, with the calculators on a lean path.
+"""How routes are declared and put on the app: flat, with every computation on one lean path.
 
 What ``make bench`` measures (``benchmarks/bench_calculators.py``) shaped three choices:
 
-* :class:`HandlerRoute`, for the calculators: the endpoint *is* the request handler
-  (``async def f(request: Request) -> Response``). It parses its own body
-  (:mod:`service.api.json_body`) and serialises its own response; no dependency solving, no
+* :class:`HandlerRoute`, for every computation route (calculators, cost, budget, plans, serving
+  plans, ``config.json`` import): the endpoint *is* the request handler
+  (``async def f(request: Request) -> Response``), and it answers through
+  :func:`service.api.responses.answer`, which parses the body (:mod:`service.api.json_body`),
+  keeps answers and serialises the response once; no dependency solving, no
   response-model validation and none of FastAPI's per-request AsyncExitStacks. The route's
   declaration (``response_model``, ``openapi_extra``, ``responses``) still writes the OpenAPI
   document, so the contract is what FastAPI would produce. FastAPI documents overriding
