@@ -30,12 +30,18 @@ Hugging Face PEFT's ``prepare_model_for_kbit_training`` casts those to fp32.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from service.core.activations import mlp_inputs_per_token, mlp_width_per_token
-from service.core.architecture import Architecture, Ffn, ModelShape
+from service.core.activations import StageActivations, mlp_inputs_per_token, mlp_width_per_token
+from service.core.adapters import MLA_ALIASES as MLA_ALIASES
+from service.core.adapters import MatrixShape as MatrixShape
+from service.core.adapters import Projection, active_adapter_params, adapter_params, projection_shapes, resolve_targets
+from service.core.architecture import Architecture, ModelShape
+from service.core.base_weights import DOUBLE_QUANT_BLOCK as DOUBLE_QUANT_BLOCK
+from service.core.base_weights import FLOAT_BYTES, FOUR_BIT, BaseFormat, BaseWeights, base_weight_bytes
+from service.core.base_weights import QUANT_BLOCK as QUANT_BLOCK
+from service.core.base_weights import quantized_matrix_bytes as quantized_matrix_bytes
 from service.core.compute import AttentionFormula, Recompute, TrainingCompute, require_architecture, training_flops
 from service.core.errors import InvalidSpecError
 from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
@@ -54,8 +60,6 @@ from service.core.memory import (
 )
 from service.core.params import count_params
 
-QUANT_BLOCK = 64  # QLoRA §3: block size 64 for W
-DOUBLE_QUANT_BLOCK = 256  # QLoRA §3: block size 256 for the second quantisation of the constants
 MASK_BYTES = 1  # PyTorch keeps a dropout mask as one byte an element
 
 
@@ -67,45 +71,6 @@ class FinetuneMethod(StrEnum):
     FULL = "full"
     LORA = "lora"
     QLORA = "qlora"
-
-
-class Projection(StrEnum):
-    """The linear projections of a transformer block an adapter may target (Llama's
-    ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``, ``gate_proj``, ``up_proj``, ``down_proj``; a
-    2-matrix MLP has ``up`` and ``down`` only). Multi-head latent attention (DeepSeek-V2 §2.1.2-2.1.3,
-    ``DeepseekV3Attention`` in ``transformers``) has ``q_proj`` (no query rank) or ``q_a_proj`` and
-    ``q_b_proj``, then ``kv_a_proj_with_mqa``, ``kv_b_proj`` and ``o_proj``; on such a model the
-    generic names map onto them (:func:`resolve_targets`)."""
-
-    Q = "q"
-    K = "k"
-    V = "v"
-    O = "o"  # noqa: E741 - the output projection's usual name
-    GATE = "gate"
-    UP = "up"
-    DOWN = "down"
-    # multi-head latent attention (DeepSeek-V2/V3): q_a_proj, q_b_proj, kv_a_proj_with_mqa, kv_b_proj
-    Q_A = "q_a"
-    Q_B = "q_b"
-    KV_A = "kv_a"
-    KV_B = "kv_b"
-
-
-class BaseFormat(StrEnum):
-    """Storage format of the frozen base's linear layers: 16/32-bit floats, LLM.int8 (int8 with an
-    fp32 scale per output row; Dettmers et al. 2022), or bitsandbytes' 4-bit ``nf4``/``fp4`` with
-    block constants (QLoRA §3)."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
-    INT8 = "int8"
-    NF4 = "nf4"
-    FP4 = "fp4"
-
-
-FLOAT_BYTES = {BaseFormat.FP32: 4, BaseFormat.BF16: 2, BaseFormat.FP16: 2}
-FOUR_BIT = (BaseFormat.NF4, BaseFormat.FP4)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -130,228 +95,6 @@ class FinetuneSpec:
     double_quant: bool = True
     kept_dtype: BaseFormat | None = None
     paged_optimizer: bool | None = None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MatrixShape:
-    """One kind of weight matrix in every block: ``rows_in x cols_out``, ``per_layer`` copies
-    (``n_experts`` for an expert MLP), of which ``active_per_layer`` see each token."""
-
-    rows_in: int
-    cols_out: int
-    per_layer: int
-    active_per_layer: int
-    layers: int | None = None  # blocks that have it; None: every block
-    module: str = ""  # Hugging Face's module name (PEFT's target name)
-
-    def copies(self, n_layers: int) -> int:
-        """Matrices of this kind in the whole model."""
-        return (n_layers if self.layers is None else self.layers) * self.per_layer
-
-    def active_copies(self, n_layers: int) -> int:
-        """Matrices of this kind one token passes through, all layers."""
-        return (n_layers if self.layers is None else self.layers) * self.active_per_layer
-
-
-def _mlp_shapes(arch: Architecture) -> dict[Projection, tuple[MatrixShape, ...]]:
-    """The MLP matrices by layer type: a dense model's one MLP of width ``d_ff`` in every layer; a
-    mixture's ``first_k_dense`` dense layers with one MLP of width ``d_ff_dense`` and no experts, and
-    its other layers with ``n_experts`` routed experts of width ``d_ff`` (``experts_per_token``
-    active) and ``n_shared_experts`` always-active shared experts of width ``d_ff_shared``
-    (DeepSeekMoE, Dai et al. 2024 §3; DeepSeek-V3 §2.1.2). The shared experts are one linear layer
-    each of gate, up and down, ``n_shared_experts * d_ff_shared`` wide, as DeepSeek's modelling code
-    and ``transformers`` build them (``DeepseekV2MoE.shared_experts``): the same weights as separate
-    experts, but one adapter of ``r * (h + n * d_ff_shared)`` rather than ``n`` of ``r * (h + d_ff_shared)``.
-    The router is not a projection."""
-    h = arch.d_model
-    names = (Projection.GATE, Projection.UP, Projection.DOWN) if arch.ffn is Ffn.SWIGLU else (Projection.UP, Projection.DOWN)
-    kinds: list[tuple[int, int, int, int, str]] = []  # (width, layers, per_layer, active_per_layer, module prefix)
-    if not arch.is_moe:
-        kinds.append((arch.d_ff, arch.n_layers, 1, 1, "mlp"))
-    else:
-        if arch.dense_mlp_layers:
-            kinds.append((arch.d_ff_dense or arch.d_ff, arch.dense_mlp_layers, 1, 1, "mlp"))
-        kinds.append((arch.d_ff, arch.moe_layers, arch.n_experts, arch.experts_per_token, "mlp.experts.*"))
-        if arch.n_shared_experts:  # DeepSeek's code builds them as one MLP n_shared_experts times as wide
-            kinds.append((arch.n_shared_experts * (arch.d_ff_shared or arch.d_ff), arch.moe_layers, 1, 1, "mlp.shared_experts"))
-    shapes: dict[Projection, tuple[MatrixShape, ...]] = {}
-    for p in names:
-        shapes[p] = tuple(
-            MatrixShape(rows_in=f if p is Projection.DOWN else h, cols_out=h if p is Projection.DOWN else f,
-                        per_layer=copies, active_per_layer=active, layers=layers, module=f"{prefix}.{p.value}_proj")
-            for f, layers, copies, active, prefix in kinds
-            if layers
-        )  # fmt: skip
-    return shapes
-
-
-def _attention_shapes(arch: Architecture) -> dict[Projection, MatrixShape]:
-    """Attention's linear projections: Q ``h x a*d_head``, K and V ``h x k*d_head`` (GQA/MQA shrink
-    them; Ainslie et al. 2023), O ``a*d_head x h``. Multi-head latent attention (DeepSeek-V2,
-    Liu et al. 2024, §2.1.2-2.1.3, eqs. 9-19; ``DeepseekV3Attention`` in ``transformers``), with
-    ``d_qk = qk_nope_head_dim + qk_rope_head_dim``: ``q_a_proj`` ``h x q_lora_rank`` and ``q_b_proj``
-    ``q_lora_rank x a*d_qk`` (or ``q_proj`` ``h x a*d_qk`` without a query rank);
-    ``kv_a_proj_with_mqa`` ``h x (kv_lora_rank + qk_rope_head_dim)`` (the latent and the shared
-    rotary key); ``kv_b_proj`` ``kv_lora_rank x a*(qk_nope_head_dim + v_head_dim)``; ``o_proj``
-    ``a*v_head_dim x h``. The RMSNorms on the two latents are not linear layers."""
-    h, a = arch.d_model, arch.n_heads
-
-    def one(rows_in: int, cols_out: int, module: str) -> MatrixShape:
-        return MatrixShape(rows_in=rows_in, cols_out=cols_out, per_layer=1, active_per_layer=1, module=f"self_attn.{module}")
-
-    if not arch.is_mla:
-        return {
-            Projection.Q: one(h, arch.q_dim, "q_proj"),
-            Projection.K: one(h, arch.kv_dim, "k_proj"),
-            Projection.V: one(h, arch.kv_dim, "v_proj"),
-            Projection.O: one(arch.q_dim, h, "o_proj"),
-        }
-    nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
-    d_c = arch.kv_lora_rank or 0
-    shapes: dict[Projection, MatrixShape] = {}
-    if arch.q_lora_rank:
-        shapes[Projection.Q_A] = one(h, arch.q_lora_rank, "q_a_proj")
-        shapes[Projection.Q_B] = one(arch.q_lora_rank, a * (nope + rope), "q_b_proj")
-    else:
-        shapes[Projection.Q] = one(h, a * (nope + rope), "q_proj")
-    shapes[Projection.KV_A] = one(h, d_c + rope, "kv_a_proj_with_mqa")
-    shapes[Projection.KV_B] = one(d_c, a * (nope + d_v), "kv_b_proj")
-    shapes[Projection.O] = one(a * d_v, h, "o_proj")
-    return shapes
-
-
-def projection_shapes(arch: Architecture) -> dict[Projection, tuple[MatrixShape, ...]]:
-    """The block's linear projections (every one a LoRA adapter may target) and their shapes by
-    layer type: attention's (:func:`_attention_shapes`) in every layer; the MLP's
-    (:func:`_mlp_shapes`) — SwiGLU gate and up ``h x f`` and down ``f x h`` (Shazeer 2020), a
-    2-matrix MLP up and down only — once per dense layer, once per routed expert (every expert has
-    its own) and once for an expert layer's shared experts (one wider MLP)."""
-    shapes = {p: (m,) for p, m in _attention_shapes(arch).items()}
-    shapes.update(_mlp_shapes(arch))
-    return shapes
-
-
-# the generic names on multi-head latent attention: the query path, and the joint key-value latent
-MLA_ALIASES = {Projection.K: (Projection.KV_A, Projection.KV_B), Projection.V: (Projection.KV_A, Projection.KV_B)}
-
-
-def resolve_targets(arch: Architecture, targets: tuple[Projection, ...] | None) -> tuple[Projection, ...]:
-    """The adapted projections: the request's, or every linear projection the block has.
-
-    On multi-head latent attention the generic names are mapped onto its projections: ``q`` is the
-    query path (``q_proj``, or ``q_a_proj`` and ``q_b_proj`` with a query rank), ``k`` and ``v``
-    both the joint key-value path (``kv_a_proj_with_mqa`` and ``kv_b_proj``: keys and values come
-    from one latent, so neither can be adapted alone); ``o`` is ``o_proj``. The MLA names
-    (``q_a``, ``q_b``, ``kv_a``, ``kv_b``) select one matrix each."""
-    shapes = projection_shapes(arch)
-    if targets is None:
-        return tuple(shapes)
-    aliases = dict(MLA_ALIASES) if arch.is_mla else {}
-    if arch.is_mla and arch.q_lora_rank:
-        aliases[Projection.Q] = (Projection.Q_A, Projection.Q_B)
-    resolved = [a for t in targets for a in aliases.get(t, (t,))]
-    missing = [t.value for t in resolved if t not in shapes]
-    if missing:
-        attention = "multi-head latent attention" if arch.is_mla else "standard attention"
-        raise InvalidSpecError(
-            "finetune.target_modules",
-            f"{', '.join(dict.fromkeys(missing))}: this model ({attention}, ffn={arch.ffn.value}) has no such projection; "
-            "it has " + ", ".join(shapes),
-        )
-    return tuple(dict.fromkeys(resolved))  # keep order, drop repeats
-
-
-def adapter_params(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> dict[Projection, int]:
-    """Trainable parameters per targeted projection, all layers: ``copies * r * (in + out)`` summed
-    over the layer types (Hu et al. 2021 §4.1; §5.1's ``2 * L_LoRA * d_model * r`` for square
-    matrices)."""
-    shapes = projection_shapes(arch)
-    return {t: sum(m.copies(arch.n_layers) * rank * (m.rows_in + m.cols_out) for m in shapes[t]) for t in targets}
-
-
-def active_adapter_params(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> int:
-    """Adapter parameters one token passes through (``experts_per_token`` routed experts' adapters,
-    every shared expert's, each layer type's own)."""
-    shapes = projection_shapes(arch)
-    return sum(m.active_copies(arch.n_layers) * rank * (m.rows_in + m.cols_out) for t in targets for m in shapes[t])
-
-
-def _block_matrices(arch: Architecture) -> list[MatrixShape]:
-    """Every matmul weight of the blocks (what bitsandbytes quantises): the projections (MLA's
-    included; its latent RMSNorms are norms and stay unquantised) and, in a mixture's expert layers,
-    the router ``h x n_experts`` and a shared-expert gate ``h x 1`` (Qwen2-MoE)."""
-    matrices = [m for shapes in projection_shapes(arch).values() for m in shapes]
-    if arch.is_moe:
-        matrices.append(MatrixShape(rows_in=arch.d_model, cols_out=arch.n_experts, per_layer=1, active_per_layer=1,
-                                    layers=arch.moe_layers, module="mlp.gate"))  # fmt: skip
-        if arch.n_shared_experts and arch.shared_expert_gate:
-            matrices.append(MatrixShape(rows_in=arch.d_model, cols_out=1, per_layer=1, active_per_layer=1,
-                                        layers=arch.moe_layers, module="mlp.shared_expert_gate"))  # fmt: skip
-    return matrices
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class BaseWeights:
-    """The frozen base: its stored bytes, the quantisation constants among them, and the largest
-    dequantised matrix a 4-bit or int8 base materialises while it is used."""
-
-    weights_bytes: int  # everything, constants included
-    quantized_params: int
-    kept_params: int  # stored unquantised (embedding, LM head, norms, biases) when quantised
-    constants_bytes: int
-    dequantization_buffer_bytes: int
-
-
-def quantized_matrix_bytes(rows_in: int, cols_out: int, fmt: BaseFormat, *, double_quant: bool) -> tuple[int, int]:
-    """Bytes of one quantised ``rows_in x cols_out`` weight as bitsandbytes stores it: (data,
-    constants). 4-bit (``quantize_4bit``, QLoRA §3): two values a byte, the flattened matrix in
-    blocks of 64 with an absmax each: fp32, or double-quantised to one byte with an fp32 absmax per
-    256 blocks and one fp32 offset (their mean) per matrix. int8 (LLM.int8, Dettmers et al. 2022
-    §3): a byte a value and an fp32 scale per output row."""
-    n = rows_in * cols_out
-    if fmt in FOUR_BIT:
-        blocks = math.ceil(n / QUANT_BLOCK)
-        constants = blocks + 4 * math.ceil(blocks / DOUBLE_QUANT_BLOCK) + 4 if double_quant else 4 * blocks
-        return math.ceil(n / 2), constants
-    if fmt is BaseFormat.INT8:
-        return n, 4 * cols_out
-    raise InvalidSpecError("finetune.base_format", f"{fmt.value} is not a quantised format")
-
-
-def base_weight_bytes(
-    arch: Architecture, fmt: BaseFormat, *, double_quant: bool, kept_dtype: BaseFormat, compute_bytes: int
-) -> BaseWeights:
-    """Bytes of the frozen base in ``fmt``.
-
-    16/32-bit: ``P * bytes``. Quantised (bitsandbytes' layout): each block matrix flattened into
-    blocks; 4-bit stores ``ceil(n/2)`` bytes and one constant per 64 values — fp32 (``0.5`` bits a
-    value) or, double-quantised, one byte plus an fp32 constant per 256 blocks and an fp32 mean per
-    matrix (``0.127`` bits; QLoRA §3); int8 stores ``n`` bytes and an fp32 scale per output row
-    (LLM.int8, Dettmers et al. 2022 §3). The embedding, LM head, norms and biases stay in
-    ``kept_dtype``. While a quantised matrix is used it is dequantised to the compute format (QLoRA
-    Eq. 6), one at a time: the largest such matrix is the buffer counted.
-    """
-    total = count_params(arch).total
-    if fmt in FLOAT_BYTES:
-        return BaseWeights(weights_bytes=total * FLOAT_BYTES[fmt], quantized_params=0, kept_params=total,
-                           constants_bytes=0, dequantization_buffer_bytes=0)  # fmt: skip
-    quantized = data = constants = largest = 0
-    for m in _block_matrices(arch):
-        n, copies = m.rows_in * m.cols_out, m.copies(arch.n_layers)
-        matrix_data, matrix_constants = quantized_matrix_bytes(m.rows_in, m.cols_out, fmt, double_quant=double_quant)
-        quantized += n * copies
-        largest = max(largest, n)
-        data += copies * matrix_data
-        constants += copies * matrix_constants
-    kept = total - quantized
-    kept_bytes = kept * FLOAT_BYTES[kept_dtype]
-    return BaseWeights(
-        weights_bytes=data + constants + kept_bytes,
-        quantized_params=quantized,
-        kept_params=kept,
-        constants_bytes=constants,
-        dequantization_buffer_bytes=largest * compute_bytes,
-    )
 
 
 def adapter_activation_bytes(
@@ -527,6 +270,53 @@ def finetune_memory(
         include_activations=include_activations, microbatches=microbatches, kernels=kernels,
     )  # fmt: skip
     pb = PRECISION_BYTES[precision]
+    fmt, kept_dtype = _base_formats(spec, precision)
+    base = base_weight_bytes(arch, fmt, double_quant=spec.double_quant, kept_dtype=kept_dtype or BaseFormat.FP32,
+                             compute_bytes=pb.activation)  # fmt: skip
+    targets = resolve_targets(arch, spec.targets)
+    by_target = adapter_params(arch, spec.rank, targets)
+    p_a = sum(by_target.values())
+    adapters = _adapter_bytes(spec, precision, optimizer, p_a)
+    base_gpu, adapters_gpu, gradients, optimizer_gpu, cpu_offload = _zero_sharded(parallelism, base, adapters)
+    weights = base_gpu + adapters_gpu + base.dequantization_buffer_bytes
+    adapter_acts = frozen_inputs = 0
+    if include_activations and recompute is not Recompute.FULL:  # full recompute keeps only each layer's input
+        tokens = (seq_len or arch.max_seq_len) * micro_batch_size
+        fused = resolve_kernels(kernels, arch, flash_attention=flash_attention).attention is not AttentionKernel.EAGER
+        adapter_acts, frozen_inputs = _activation_changes(arch, spec, targets, tokens=tokens, element_bytes=pb.activation,
+                                                          fused_attention=fused)  # fmt: skip
+    activations = base_mem.activations_bytes - frozen_inputs + adapter_acts
+    stage = _shifted_stage(base_mem.activations, adapter_acts - frozen_inputs, arch.n_layers)
+    total = weights + gradients + optimizer_gpu + activations
+    paged = spec.paged_optimizer if spec.paged_optimizer is not None else spec.method is FinetuneMethod.QLORA
+    pageable = optimizer_gpu if paged else 0
+    for name, value in (("weights_bytes", weights), ("total_bytes", total)):
+        check_bytes(name, value)
+    total_params = count_params(arch).total
+    mem = TrainingMemory(
+        params_per_gpu=total_params + p_a, weights_bytes=weights, gradients_bytes=gradients, optimizer_bytes=optimizer_gpu,
+        activations_bytes=activations, total_bytes=total, cpu_offload_bytes=cpu_offload, activations=stage,
+        bytes_per_param={
+            "weights": base.weights_bytes / total_params,
+            "gradients": adapters.gradients / p_a,
+            "optimizer": adapters.states / p_a,
+        },
+        formulas=_formulas(spec, targets, fmt, kept_dtype, paged=paged),
+        notes=_notes(spec, arch, optimizer, base_mem.notes, adapters.format),
+    )  # fmt: skip
+    return FinetuneMemory(
+        memory=mem, spec=spec, base_format=fmt, kept_dtype=kept_dtype, targets=targets, trainable_params=p_a,
+        total_params=total_params, adapter_params_by_target=by_target, base=base, base_weights_bytes=base_gpu,
+        adapter_weights_bytes=adapters_gpu, adapter_gradients_bytes=gradients, adapter_optimizer_bytes=optimizer_gpu,
+        adapter_activations_bytes=adapter_acts, frozen_inputs_not_kept_bytes=frozen_inputs,
+        adapter_checkpoint_bytes=adapters.bytes_per_param * p_a, paged_optimizer=paged, pageable_bytes=pageable,
+        total_if_paged_bytes=total - pageable,
+    )  # fmt: skip
+
+
+def _base_formats(spec: FinetuneSpec, precision: Precision) -> tuple[BaseFormat, BaseFormat | None]:
+    """The base's format (:func:`resolve_base_format`) and, for a quantised base, the format of its
+    unquantised parts (None for a 16/32-bit base)."""
     fmt = resolve_base_format(spec, precision)
     quantised = fmt not in FLOAT_BYTES
     if spec.kept_dtype is not None and not quantised:
@@ -534,11 +324,25 @@ def finetune_memory(
     kept_dtype = (spec.kept_dtype or BaseFormat.FP32) if quantised else None
     if kept_dtype is not None and kept_dtype not in FLOAT_BYTES:
         raise InvalidSpecError("finetune.kept_dtype", "the unquantised parts are kept in fp32, bf16 or fp16")
-    base = base_weight_bytes(arch, fmt, double_quant=spec.double_quant, kept_dtype=kept_dtype or BaseFormat.FP32,
-                             compute_bytes=pb.activation)  # fmt: skip
-    targets = resolve_targets(arch, spec.targets)
-    by_target = adapter_params(arch, spec.rank, targets)
-    p_a = sum(by_target.values())
+    return fmt, kept_dtype
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _AdapterBytes:
+    """The adapters' bytes on all GPUs together, before ZeRO, and their format."""
+
+    bytes_per_param: int  # of the weights, as a checkpoint saves them
+    weights: int
+    gradients: int
+    states: int  # optimizer states (and master copy)
+    format: str
+
+
+def _adapter_bytes(spec: FinetuneSpec, precision: Precision, optimizer: Optimizer, p_a: int) -> _AdapterBytes:
+    """The ``p_a`` adapter parameters' weights, gradients and optimizer states: QLoRA's in bf16 (fp32
+    under ``precision=fp32``) with 32-bit states and no master copy (QLoRA Eq. 5); LoRA's as
+    ``precision`` says."""
+    pb = PRECISION_BYTES[precision]
     if spec.method is FinetuneMethod.QLORA:
         adapter_bytes = 4 if precision is Precision.FP32 else 2
         adapter_weights, adapter_grads = adapter_bytes * p_a, adapter_bytes * p_a
@@ -550,42 +354,62 @@ def finetune_memory(
         adapter_weights, adapter_grads = pb.weight * p_a, pb.gradient * p_a
         adapter_states = optimizer_state_bytes(p_a, optimizer, precision)
         adapter_format = {2: "16-bit", 4: "fp32"}[pb.weight]
-    par = parallelism
+    return _AdapterBytes(bytes_per_param=adapter_bytes, weights=adapter_weights, gradients=adapter_grads,
+                         states=adapter_states, format=adapter_format)  # fmt: skip
+
+
+def _zero_sharded(par: Parallelism, base: BaseWeights, adapters: _AdapterBytes) -> tuple[int, int, int, int, int]:
+    """One GPU's share under ZeRO over the data-parallel ranks: (base weights, adapter weights,
+    adapter gradients, optimizer states on the GPU, optimizer states offloaded to the host).
+    Stage 1 shards the adapters' optimizer states, 2 their gradients too, 3 every weight."""
     shards, z = par.zero_shards, par.zero_stage
-    optimizer_gpu = zero_sharded_bytes(adapter_states, 0, sharded=z >= 1, shards=shards, ep=1)
-    gradients = zero_sharded_bytes(adapter_grads, 0, sharded=z >= 2, shards=shards, ep=1)
+    optimizer_gpu = zero_sharded_bytes(adapters.states, 0, sharded=z >= 1, shards=shards, ep=1)
+    gradients = zero_sharded_bytes(adapters.gradients, 0, sharded=z >= 2, shards=shards, ep=1)
     base_gpu = zero_sharded_bytes(base.weights_bytes, 0, sharded=z >= 3, shards=shards, ep=1)
-    adapters_gpu = zero_sharded_bytes(adapter_weights, 0, sharded=z >= 3, shards=shards, ep=1)
-    weights = base_gpu + adapters_gpu + base.dequantization_buffer_bytes
+    adapters_gpu = zero_sharded_bytes(adapters.weights, 0, sharded=z >= 3, shards=shards, ep=1)
     cpu_offload = 0
     if par.offload_optimizer:
         cpu_offload, optimizer_gpu = optimizer_gpu, 0
-    adapter_acts = frozen_inputs = 0
-    if include_activations and recompute is not Recompute.FULL:  # full recompute keeps only each layer's input
-        tokens = (seq_len or arch.max_seq_len) * micro_batch_size
-        adapter_acts = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=pb.activation)
-        frozen_inputs = arch.n_layers * frozen_input_bytes_per_layer(
-            arch,
-            spec,
-            targets,
-            tokens=tokens,
-            element_bytes=pb.activation,
-            fused_attention=resolve_kernels(kernels, arch, flash_attention=flash_attention).attention
-            is not AttentionKernel.EAGER,
-        )
-    activations = base_mem.activations_bytes - frozen_inputs + adapter_acts
-    stage = base_mem.activations
+    return base_gpu, adapters_gpu, gradients, optimizer_gpu, cpu_offload
+
+
+def _activation_changes(
+    arch: Architecture,
+    spec: FinetuneSpec,
+    targets: tuple[Projection, ...],
+    *,
+    tokens: int,
+    element_bytes: int,
+    fused_attention: bool,
+) -> tuple[int, int]:
+    """What LoRA changes in full training's activations of all layers for ``tokens = s * b``
+    tokens: (the adapters' own, :func:`adapter_activation_bytes`; the frozen matmuls' inputs no
+    longer kept, :func:`frozen_input_bytes_per_layer` of every layer)."""
+    adapter_acts = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes)
+    frozen_inputs = arch.n_layers * frozen_input_bytes_per_layer(
+        arch,
+        spec,
+        targets,
+        tokens=tokens,
+        element_bytes=element_bytes,
+        fused_attention=fused_attention,
+    )
+    return adapter_acts, frozen_inputs
+
+
+def _shifted_stage(stage: StageActivations | None, delta: int, n_layers: int) -> StageActivations | None:
+    """Full training's stage activations changed by ``delta`` bytes over all layers."""
     if stage is not None:  # one pipeline stage (pp = 1): every layer changes by the same bytes
-        delta = adapter_acts - frozen_inputs
-        stage = replace(stage, per_layer_bytes=stage.per_layer_bytes + delta // arch.n_layers,
+        stage = replace(stage, per_layer_bytes=stage.per_layer_bytes + delta // n_layers,
                         first_stage_bytes=stage.first_stage_bytes + delta, last_stage_bytes=stage.last_stage_bytes + delta,
                         peak_bytes=stage.peak_bytes + delta)  # fmt: skip
-    total = weights + gradients + optimizer_gpu + activations
-    paged = spec.paged_optimizer if spec.paged_optimizer is not None else spec.method is FinetuneMethod.QLORA
-    pageable = optimizer_gpu if paged else 0
-    for name, value in (("weights_bytes", weights), ("total_bytes", total)):
-        check_bytes(name, value)
-    total_params = count_params(arch).total
+    return stage
+
+
+def _formulas(
+    spec: FinetuneSpec, targets: tuple[Projection, ...], fmt: BaseFormat, kept_dtype: BaseFormat | None, *, paged: bool
+) -> tuple[str, ...]:
+    """The formulas of a LoRA/QLoRA memory answer: adapters, activations, the base's format, paging."""
     formulas = [
         f"LoRA: frozen base, adapters B*A on {', '.join(targets)}: r*(in+out) parameters per adapted matrix, "
         "their own gradients and optimizer states (Hu et al. 2021 §4.1, §5.1)",
@@ -610,7 +434,15 @@ def finetune_memory(
         )
     if paged:
         formulas.append("paged optimizer: states in unified memory, paged to the host when the GPU runs short (QLoRA §3)")
-    notes = list(base_mem.notes) + [
+    return tuple(formulas)
+
+
+def _notes(
+    spec: FinetuneSpec, arch: Architecture, optimizer: Optimizer, base_notes: tuple[str, ...], adapter_format: str
+) -> tuple[str, ...]:
+    """The notes of a LoRA/QLoRA memory answer: full training's, then the adapters' format and what
+    LoRA does not save, Adafactor, a mixture's experts, multi-head latent attention."""
+    notes = list(base_notes) + [
         f"adapters in {adapter_format}; " + ("32-bit optimizer states, no master copy (QLoRA Eq. 5)" if spec.method is FinetuneMethod.QLORA
                                               else "gradients, master copy and optimizer states as the precision says"),
         "LoRA saves little activation memory: the frozen layers' activations are kept for the backward pass; only the "
@@ -631,44 +463,7 @@ def finetune_memory(
     if arch.is_mla:
         notes.append("multi-head latent attention: adapters on q_a/q_b (or q), kv_a_proj_with_mqa, kv_b_proj and o_proj; "
                      "the latent RMSNorms are neither adapted nor quantised")  # fmt: skip
-    mem = TrainingMemory(
-        params_per_gpu=total_params + p_a,
-        weights_bytes=weights,
-        gradients_bytes=gradients,
-        optimizer_bytes=optimizer_gpu,
-        activations_bytes=activations,
-        total_bytes=total,
-        cpu_offload_bytes=cpu_offload,
-        activations=stage,
-        bytes_per_param={
-            "weights": base.weights_bytes / total_params,
-            "gradients": adapter_grads / p_a,
-            "optimizer": adapter_states / p_a,
-        },
-        formulas=tuple(formulas),
-        notes=tuple(notes),
-    )
-    return FinetuneMemory(
-        memory=mem,
-        spec=spec,
-        base_format=fmt,
-        kept_dtype=kept_dtype,
-        targets=targets,
-        trainable_params=p_a,
-        total_params=total_params,
-        adapter_params_by_target=by_target,
-        base=base,
-        base_weights_bytes=base_gpu,
-        adapter_weights_bytes=adapters_gpu,
-        adapter_gradients_bytes=gradients,
-        adapter_optimizer_bytes=optimizer_gpu,
-        adapter_activations_bytes=adapter_acts,
-        frozen_inputs_not_kept_bytes=frozen_inputs,
-        adapter_checkpoint_bytes=adapter_bytes * p_a,
-        paged_optimizer=paged,
-        pageable_bytes=pageable,
-        total_if_paged_bytes=total - pageable,
-    )
+    return tuple(notes)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

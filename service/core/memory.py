@@ -3,7 +3,9 @@
 Weights, gradients and optimizer states follow Rajbhandari et al. 2020 (ZeRO, §3 and §5);
 activations follow Korthikanti et al. 2022 (:mod:`service.core.activations`); inference follows
 Transformers Math 101 (Anthony, Biderman & Schoelkopf 2023, "Inference": total ≈ 1.2 × weights
-plus the KV cache). All byte counts are exact integers (rounded up where a term is fractional).
+plus the KV cache; :mod:`service.core.inference`, whose names this module re-exports). The parallel
+layouts and the parameters each GPU holds are in :mod:`service.core.parallelism`, also re-exported.
+All byte counts are exact integers (rounded up where a term is fractional).
 """
 
 from __future__ import annotations
@@ -15,31 +17,20 @@ from enum import StrEnum
 from service.core.activations import ActivationOptions, StageActivations, stage_activation_bytes
 from service.core.architecture import Architecture, Ffn, ModelShape
 from service.core.compute import Recompute, require_architecture
-from service.core.dtypes import Dtype, tensor_bytes
 from service.core.errors import InvalidSpecError
 from service.core.fp8 import BF16_OPS, Fp8Recipe, weight_copy_bytes_per_param
-from service.core.kernels import MEGATRON, AttentionKernel, Kernels, resolve_kernels
+from service.core.inference import INFERENCE_OVERHEAD_FRACTION as INFERENCE_OVERHEAD_FRACTION
+from service.core.inference import InferenceMemory as InferenceMemory
+from service.core.inference import cached_tokens as cached_tokens
+from service.core.inference import inference_memory as inference_memory
+from service.core.inference import kv_cache_bytes as kv_cache_bytes
+from service.core.inference import kv_cache_elements_per_token_per_layer as kv_cache_elements_per_token_per_layer
+from service.core.inference import kv_cache_tensor_shards as kv_cache_tensor_shards
+from service.core.kernels import MEGATRON, AttentionKernel, Kernels, ResolvedKernels, resolve_kernels
 from service.core.limits import check_bytes
-from service.core.params import (
-    attention_params_per_layer,
-    count_params,
-    dense_mlp_params,
-    mlp_params_per_expert,
-    norm_params,
-    router_params_per_layer,
-    shared_expert_params_per_layer,
-)
-from service.core.pipeline import (
-    SCHEDULE_CODES,
-    PipelineSchedule,
-    default_schedule,
-    max_chunks,
-    parameter_copies,
-    schedule_problem,
-    stage_layers,
-)
-
-INFERENCE_OVERHEAD_FRACTION = 0.2  # Transformers Math 101: total ≈ 1.2 × model memory
+from service.core.parallelism import Parallelism, expert_params_per_gpu, params_per_gpu, validate_parallelism
+from service.core.parallelism import stage_block_params as stage_block_params
+from service.core.params import count_params
 
 
 class Precision(StrEnum):
@@ -190,174 +181,6 @@ def optimizer_state_bytes(n_params: float, optimizer: Optimizer, precision: Prec
     return math.ceil(master + states)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Parallelism:
-    """3D parallelism and ZeRO: ``dp`` data-parallel, ``tp`` tensor-parallel, ``pp`` pipeline
-    stages; ``zero_stage`` 0-3 shards optimizer states (1), gradients (2) and weights (3) over
-    the ``dp * cp`` ranks that hold the same weights (Rajbhandari et al. 2020 §5; Megatron-LM's
-    distributed optimizer shards over data- and context-parallel ranks); ``offload_optimizer``
-    keeps the optimizer states and the master copy in host memory (Ren et al. 2021,
-    ZeRO-Offload). ``cp`` context-parallel ranks split each sequence (ring attention, Liu et al.
-    2023); ``ep`` expert-parallel ranks split a mixture's experts, carved out of the
-    data-parallel ranks (Lepikhin et al. 2020, GShard §2.2); ``virtual_stages`` interleaved
-    pipeline chunks per GPU (Narayanan et al. 2021 §2.2.2); ``pipeline_schedule`` how the stages
-    run (:mod:`service.core.pipeline`; default: interleaved with ``virtual_stages > 1``, else 1F1B)."""
-
-    dp: int = 1
-    tp: int = 1
-    pp: int = 1
-    cp: int = 1
-    ep: int = 1
-    virtual_stages: int = 1
-    sequence_parallel: bool = False
-    zero_stage: int = 0
-    offload_optimizer: bool = False
-    pipeline_schedule: PipelineSchedule | None = None
-    expert_tensor_parallel: int | None = None
-
-    @property
-    def etp(self) -> int:
-        """The experts' own tensor-parallel size: ``tp`` unless set; 1 is Megatron-Core's MoE
-        parallel folding (Liu et al. 2025, "MoE Parallel Folding"): whole experts, expert parallelism
-        across the tensor- and data-parallel ranks."""
-        return self.expert_tensor_parallel or self.tp
-
-    @property
-    def expert_fold(self) -> int:
-        """How many more ranks share an expert's ZeRO shard under folding: ``tp / etp``."""
-        return self.tp // self.etp
-
-    @property
-    def schedule(self) -> PipelineSchedule:
-        """The pipeline schedule, the default one when none is named."""
-        return self.pipeline_schedule or default_schedule(self.virtual_stages)
-
-    @property
-    def n_gpus(self) -> int:
-        return self.dp * self.tp * self.pp * self.cp
-
-    @property
-    def zero_shards(self) -> int:
-        """Ranks that hold the same weights and share their optimizer states under ZeRO."""
-        return self.dp * self.cp
-
-
-def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int | None = None) -> None:
-    """Reject layouts that cannot run: tp must divide the heads, pp cannot exceed the layers,
-    interleaving needs pp > 1 and (Megatron-LM's rule) micro-batches in multiples of pp."""
-    if par.zero_stage not in (0, 1, 2, 3):
-        raise InvalidSpecError("parallelism.zero_stage", "must be 0, 1, 2 or 3")
-    if par.virtual_stages > 1 and par.pp == 1:
-        raise InvalidSpecError("parallelism.virtual_stages", "interleaving needs pp > 1")
-    if par.pp > 1 and (problem := schedule_problem(par.schedule, par.pp, par.virtual_stages, microbatches)):
-        raise InvalidSpecError("parallelism.pipeline_schedule", problem)
-    if par.virtual_stages > 1 and microbatches is not None and microbatches % par.pp:
-        raise InvalidSpecError(
-            "gradient_accumulation_steps", f"the interleaved schedule needs micro-batches in multiples of pp={par.pp}"
-        )
-    if par.offload_optimizer and par.zero_stage == 0:
-        raise InvalidSpecError("parallelism.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
-    if isinstance(model, Architecture):
-        if model.n_heads % par.tp:
-            raise InvalidSpecError("parallelism.tp", f"tp={par.tp} does not divide n_heads={model.n_heads}")
-        if model.n_kv_heads % par.tp and par.tp % model.n_kv_heads:
-            raise InvalidSpecError(
-                "parallelism.tp",
-                f"tp={par.tp} and n_kv_heads={model.n_kv_heads}: one must divide the other",
-            )
-        if par.pp > model.n_layers:
-            raise InvalidSpecError("parallelism.pp", f"pp={par.pp} exceeds n_layers={model.n_layers}")
-        if par.virtual_stages > 1 and (par.pp == 1 or par.pp * par.virtual_stages > max_chunks(model.n_layers)):
-            raise InvalidSpecError(
-                "parallelism.virtual_stages",
-                f"interleaving needs pp > 1 and at least one of the n_layers={model.n_layers} layers per chunk (the embedding and the output layer may fill one each)",
-            )
-        if par.etp not in (1, par.tp):
-            raise InvalidSpecError("parallelism.expert_tensor_parallel", f"must be 1 (parallel folding) or tp={par.tp}")
-        if par.ep > 1 and (model.n_experts % par.ep or (par.dp * par.expert_fold) % par.ep):
-            ranks = f"tp*dp={par.tp * par.dp}" if par.expert_fold > 1 else f"dp={par.dp}"
-            raise InvalidSpecError("parallelism.ep", f"ep={par.ep} must divide n_experts={model.n_experts} and {ranks}")
-
-
-def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
-    """Parameters held by one GPU of the busiest pipeline stage before ZeRO-3 sharding.
-
-    With the architecture: the first stage holds the embedding and its layers, a middle stage
-    :func:`~service.core.activations.layers_per_stage` layers (``ceil(L/pp)`` without
-    interleaving), the last stage its layers, the final norm and the LM head (a tied head is a
-    second copy when pp > 1, as in Megatron-LM); the first and last stages hold one layer fewer
-    where the stages have room (:func:`service.core.pipeline.stage_layers`); each stage's shard is
-    counted from its own layers and the largest is the busiest. Matrices are split over ``tp``,
-    norms are replicated (Shoeybi et al. 2019 §3), K/V projections split over at most
-    ``n_kv_heads`` ranks (GQA heads are replicated beyond that), routed experts over ``ep`` (and
-    over ``tp``, or whole under parallel folding). DualPipe keeps two copies
-    (:func:`service.core.pipeline.parameter_copies`). With only a count: ``P / (tp * pp)``.
-    """
-    return _busiest_shard(model, par)[0]
-
-
-def _busiest_shard(model: ModelShape, par: Parallelism) -> tuple[int, int]:
-    """(parameters, of which routed experts) on one GPU of the stage with the most parameters."""
-    copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
-    if not isinstance(model, Architecture):
-        return copies * math.ceil(model.n_params / (par.tp * par.pp)), 0
-    b = count_params(model)
-    norm = norm_params(model)
-    layer_norms = model.norms_per_layer * norm
-    if par.pp == 1:
-        stages = [(model.n_layers, b.total, b.norm)]
-    else:
-        first_layers, layers, last_layers = stage_layers(model.n_layers, par.pp, par.virtual_stages)
-        head = model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
-        embedding = b.embedding + (norm if model.embedding_norm else 0)
-        stages = [
-            (first_layers, embedding + stage_block_params(model, first_layers) + first_layers * layer_norms),
-            (last_layers, stage_block_params(model, last_layers) + last_layers * layer_norms + norm + head),
-        ]
-        if par.pp > 2:
-            stages.append((layers, stage_block_params(model, layers) + layers * layer_norms))
-        stages = [(k, total, k * layer_norms + norm) for k, total in stages]
-    # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
-    kv_ranks = min(par.tp, model.n_kv_heads)
-    kv_bias = model.bias or model.qkv_bias or model.attention_bias
-    kv_per_layer = 2 * model.d_model * model.kv_dim + (2 * model.kv_dim if kv_bias else 0)
-    per_expert = mlp_params_per_expert(model)
-    best = (-1, 0)
-    for layers, total, norms in stages:
-        kv_replication = layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
-        # expert parallelism: each rank keeps n_experts / ep of every layer's experts
-        moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts
-        elsewhere = moe_layers * (model.n_experts - model.n_experts // par.ep) * per_expert
-        local = moe_layers * (model.n_experts // par.ep) * per_expert
-        if par.etp == par.tp:
-            shard = math.ceil((total - norms - elsewhere) / par.tp + kv_replication) + norms
-        else:  # whole experts under parallel folding
-            shard = math.ceil((total - norms - elsewhere - local) / par.tp + local / par.etp + kv_replication) + norms
-        experts = math.ceil(local / par.etp) if model.is_moe and par.ep > 1 else 0
-        best = max(best, (shard, experts))
-    return copies * best[0], copies * best[1]
-
-
-def stage_block_params(arch: Architecture, layers: int) -> int:
-    """Attention and MLP parameters of ``layers`` layers of a stage: a mixture's stage is counted
-    with as many of its layers routed-expert layers as the model has (the busiest case), the rest
-    dense (DeepSeek's first dense layers)."""
-    moe = min(layers, arch.moe_layers)
-    moe_layer = (
-        arch.n_experts * mlp_params_per_expert(arch) + router_params_per_layer(arch) + shared_expert_params_per_layer(arch)
-    )
-    return layers * attention_params_per_layer(arch) + moe * moe_layer + (layers - moe) * dense_mlp_params(arch)
-
-
-def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
-    """The routed experts' share of :func:`params_per_gpu`: ``n_experts / ep`` expert MLPs per
-    layer of the busiest stage, split over ``tp``. Each is replicated over only ``dp*cp/ep``
-    ranks, so ZeRO shards it over those (Megatron-Core's expert data-parallel group; Rajbhandari
-    et al. 2022, DeepSpeed-MoE §5). 0 for a dense model or ``ep = 1`` (the experts then follow
-    the dense parameters)."""
-    return _busiest_shard(model, par)[1]
-
-
 def zero_sharded_bytes(dense_bytes: int, expert_bytes: int, *, sharded: bool, shards: int, ep: int, fold: int = 1) -> int:
     """Bytes left on one GPU after ZeRO: the dense part over ``shards`` ranks, the expert part
     over ``shards * fold / ep`` (``fold`` = tp / etp under parallel folding; rounded up each);
@@ -421,26 +244,11 @@ def training_memory(
     if optimizer is Optimizer.ADAFACTOR and arch is None:
         notes.append("Adafactor's factored second moment needs the shapes; counted as 0 bytes")
     shards, z, ep, fold = par.zero_shards, par.zero_stage, par.ep, par.expert_fold
-    optimizer_total = zero_sharded_bytes(
-        optimizer_state_bytes(p_dense, optimizer, precision, arch),
-        optimizer_state_bytes(p_expert, optimizer, precision, arch) if p_expert else 0,
-        sharded=z >= 1,
-        shards=shards,
-        ep=ep,
-        fold=fold,
+    weights, gradients, optimizer_total, fp8_note = _sharded_states(
+        model, par, precision=precision, optimizer=optimizer, fp8_recipe=fp8_recipe, p_dense=p_dense, p_expert=p_expert
     )
-    gradients = zero_sharded_bytes(pb.gradient * p_dense, pb.gradient * p_expert, sharded=z >= 2, shards=shards, ep=ep, fold=fold)
-    weights = zero_sharded_bytes(pb.weight * p_dense, pb.weight * p_expert, sharded=z >= 3, shards=shards, ep=ep, fold=fold)
-    if precision is Precision.FP8 and z < 3:  # the FP8 row- and column-wise copies of the matmul weights (service.core.fp8)
-        per_param = weight_copy_bytes_per_param(fp8_recipe)
-        weights += math.ceil(per_param * fp8_copy_params(model, p_dense)) + math.ceil(
-            per_param * fp8_copy_params(model, p_expert)
-        )
-        notes.append(f"FP8 ({fp8_recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {BF16_OPS}")
-    elif precision is Precision.FP8:
-        notes.append(
-            f"FP8 ({fp8_recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {BF16_OPS}"
-        )
+    if fp8_note:
+        notes.append(fp8_note)
     cpu_offload = 0
     if par.offload_optimizer:
         cpu_offload, optimizer_total = optimizer_total, 0
@@ -451,40 +259,12 @@ def training_memory(
     activations = 0
     if include_activations:
         arch = require_architecture(model, "activation memory")
-        full_seq = seq_len or arch.max_seq_len
         k = resolve_kernels(kernels, arch, flash_attention=flash_attention)
-        if par.cp > 1 and (full_seq % par.cp or k.attention is AttentionKernel.EAGER):
-            raise InvalidSpecError(
-                "parallelism.cp", f"context parallelism needs flash_attention and seq_len={full_seq} divisible by cp={par.cp}"
-            )
-        stage = stage_activation_bytes(
-            arch,
-            ActivationOptions(
-                seq_len=full_seq // par.cp,
-                micro_batch_size=micro_batch_size,
-                tp=par.tp,
-                sequence_parallel=par.sequence_parallel,
-                recompute=recompute,
-                flash_attention=flash_attention,
-                dropout=dropout,
-                element_bytes=pb.activation,
-                kernels=kernels,
-            ),
-            pp=par.pp,
-            virtual_stages=par.virtual_stages,
-            microbatches=microbatches,
-            schedule=par.schedule,
-        )
+        stage = _stage_activations(arch, par, k, micro_batch_size=micro_batch_size, seq_len=seq_len, recompute=recompute,
+                                   flash_attention=flash_attention, dropout=dropout, element_bytes=pb.activation,
+                                   microbatches=microbatches, kernels=kernels)  # fmt: skip
         activations = stage.peak_bytes
-        formulas.append(
-            "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
-            "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)"
-        )
-        formulas.append(
-            f"kept tensors of {k.framework.value} kernels: attention {k.attention.value}, fp32 softmax {k.fp32_softmax}, "
-            f"fp32 norms {k.fp32_norms}, fused activation {k.fused_activation}, K/V repeated in eager {k.repeat_kv}, "
-            f"residual dropout {k.residual_dropout} (measured against PyTorch: ACCURACY.md)"
-        )
+        formulas.extend(_activation_formulas(k))
     else:
         notes.append("activations not included")
     total = weights + gradients + optimizer_total + activations
@@ -510,109 +290,96 @@ def training_memory(
     )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InferenceMemory:
-    """Serving memory: weights, KV cache and the 20 % overhead, and GPUs needed."""
-
-    weights_bytes: int
-    kv_cache_bytes: int
-    kv_cache_bytes_per_token: int
-    overhead_bytes: int
-    total_bytes: int
-    gpus_needed: int | None
-    formulas: tuple[str, ...]
-
-
-def kv_cache_elements_per_token_per_layer(arch: Architecture) -> int:
-    """Cached values per token and layer: a key and a value per KV head, ``2*k*d_head`` (Pope et
-    al. 2022 §3.1); for multi-head latent attention the compressed latent and the shared rotary key,
-    ``kv_lora_rank + qk_rope_head_dim`` (DeepSeek-V2, Liu et al. 2024, §2.1.2 and Table 1: 4.5
-    d_h per layer for d_c = 4 d_h, d_r = d_h/2), as DeepSeek's inference code and vLLM/SGLang cache
-    it with the up-projections absorbed."""
-    if arch.is_mla:
-        return (arch.kv_lora_rank or 0) + (arch.qk_rope_head_dim or 0)
-    return 2 * arch.kv_dim
-
-
-def kv_cache_tensor_shards(arch: Architecture) -> int:
-    """Ranks a layer's KV cache can be split over with tensor parallelism: one per KV head; an MLA
-    latent is shared by every head, so each tensor-parallel rank keeps all of it (1)."""
-    return 1 if arch.is_mla else arch.n_kv_heads
-
-
-def cached_tokens(arch: Architecture, seq_len: int) -> int:
-    """Token slots held over all layers after ``seq_len`` tokens: ``seq_len`` per global layer,
-    ``min(seq_len, sliding_window)`` per sliding-window layer (a rolling buffer, Jiang et al. 2023,
-    Mistral 7B §2 "Rolling Buffer Cache"; Gemma 2 alternates local and global layers, Gemma Team
-    2024 §2)."""
-    local = arch.local_layers
-    window = min(seq_len, arch.sliding_window or seq_len)
-    return (arch.n_layers - local) * seq_len + local * window
-
-
-def kv_cache_bytes(arch: Architecture, *, seq_len: int, batch_size: int, kv_dtype: Dtype) -> int:
-    """KV cache: ``2 * L * k * d_head * s * batch * bytes`` — a key and a value vector per KV
-    head, layer and token (Pope et al. 2022, "Efficiently Scaling Transformer Inference" §3.1;
-    GQA/MQA shrink k, Ainslie et al. 2023). Multi-head latent attention caches
-    ``kv_lora_rank + qk_rope_head_dim`` values instead of ``2*k*d_head``; sliding-window layers hold
-    at most ``sliding_window`` tokens (:func:`kv_cache_elements_per_token_per_layer`,
-    :func:`cached_tokens`)."""
-    per = kv_cache_elements_per_token_per_layer(arch)
-    return tensor_bytes(per * cached_tokens(arch, seq_len) * batch_size, kv_dtype)
-
-
-def inference_memory(
+def _sharded_states(
     model: ModelShape,
+    par: Parallelism,
     *,
-    dtype: Dtype = Dtype.BF16,
-    kv_dtype: Dtype | None = None,
-    batch_size: int = 1,
-    seq_len: int | None = None,
-    gpu_memory_bytes: int | None = None,
-    weights_bytes: int | None = None,
-) -> InferenceMemory:
-    """Memory to serve ``model``: weights ``P * bytes(dtype)``, overhead ``0.2 * weights``
-    (Transformers Math 101: total ≈ 1.2 × model memory) and the KV cache for ``batch_size``
-    sequences of ``seq_len`` tokens (default the model's context). ``gpus_needed`` divides the
-    total by one GPU's memory, rounded up (weights sharded with tensor parallelism).
-    A bare parameter count gets a KV cache only when ``seq_len`` is 0 (no cache). The KV cache is
-    bf16 unless ``kv_dtype`` says otherwise (never the weights' format silently);
-    ``weights_bytes`` replaces ``P * bytes(dtype)`` where a caller counts quantisation scales
-    (:func:`service.core.serving.weight_bytes`)."""
-    kv_dtype = kv_dtype or Dtype.BF16
-    total_params = count_params(model).total if isinstance(model, Architecture) else model.n_params
-    weights = tensor_bytes(total_params, dtype) if weights_bytes is None else weights_bytes
-    overhead = math.ceil(weights * INFERENCE_OVERHEAD_FRACTION)
-    formulas = ["memory = 1.2 * P * bytes(dtype) + KV cache (Transformers Math 101)"]
-    if seq_len == 0:
-        kv, per_token = 0, 0
-    else:
-        arch = require_architecture(model, "the KV cache (set seq_len to 0 to leave it out)")
-        kv = kv_cache_bytes(arch, seq_len=seq_len or arch.max_seq_len, batch_size=batch_size, kv_dtype=kv_dtype)
-        per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
-        if arch.is_mla:
-            formulas.append(
-                "KV cache = L*(kv_lora_rank + qk_rope_head_dim)*s*batch*bytes(kv_dtype), the compressed latent "
-                "(DeepSeek-V2 §2.1.2, Table 1)"
-            )
-        else:
-            formulas.append("KV cache = 2*L*k*d_head*s*batch*bytes(kv_dtype) (Pope et al. 2022 §3.1)")
-        if arch.local_layers:
-            formulas.append(
-                f"{arch.local_layers} of {arch.n_layers} layers cache at most sliding_window={arch.sliding_window} "
-                "tokens (Mistral 7B §2, rolling buffer cache)"
-            )
-    total = check_bytes("total_bytes", weights + overhead + kv)
-    gpus = math.ceil(total / gpu_memory_bytes) if gpu_memory_bytes else None
-    return InferenceMemory(
-        weights_bytes=weights,
-        kv_cache_bytes=kv,
-        kv_cache_bytes_per_token=per_token,
-        overhead_bytes=overhead,
-        total_bytes=total,
-        gpus_needed=gpus,
-        formulas=tuple(formulas),
+    precision: Precision,
+    optimizer: Optimizer,
+    fp8_recipe: Fp8Recipe,
+    p_dense: int,
+    p_expert: int,
+) -> tuple[int, int, int, str | None]:
+    """(weights, gradients, optimizer states) on one GPU after ZeRO, the FP8 weight copies
+    included, and the note on FP8 (None unless ``precision`` is FP8)."""
+    pb = PRECISION_BYTES[precision]
+    arch = model if isinstance(model, Architecture) else None
+    shards, z, ep, fold = par.zero_shards, par.zero_stage, par.ep, par.expert_fold
+    optimizer_total = zero_sharded_bytes(
+        optimizer_state_bytes(p_dense, optimizer, precision, arch),
+        optimizer_state_bytes(p_expert, optimizer, precision, arch) if p_expert else 0,
+        sharded=z >= 1,
+        shards=shards,
+        ep=ep,
+        fold=fold,
     )
+    gradients = zero_sharded_bytes(pb.gradient * p_dense, pb.gradient * p_expert, sharded=z >= 2, shards=shards, ep=ep, fold=fold)
+    weights = zero_sharded_bytes(pb.weight * p_dense, pb.weight * p_expert, sharded=z >= 3, shards=shards, ep=ep, fold=fold)
+    note = None
+    if precision is Precision.FP8 and z < 3:  # the FP8 row- and column-wise copies of the matmul weights (service.core.fp8)
+        per_param = weight_copy_bytes_per_param(fp8_recipe)
+        weights += math.ceil(per_param * fp8_copy_params(model, p_dense)) + math.ceil(
+            per_param * fp8_copy_params(model, p_expert)
+        )
+        note = f"FP8 ({fp8_recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {BF16_OPS}"
+    elif precision is Precision.FP8:
+        note = (
+            f"FP8 ({fp8_recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {BF16_OPS}"
+        )
+    return weights, gradients, optimizer_total, note
+
+
+def _stage_activations(
+    arch: Architecture,
+    par: Parallelism,
+    k: ResolvedKernels,
+    *,
+    micro_batch_size: int,
+    seq_len: int | None,
+    recompute: Recompute,
+    flash_attention: bool,
+    dropout: bool,
+    element_bytes: int,
+    microbatches: int | None,
+    kernels: Kernels,
+) -> StageActivations:
+    """The busiest pipeline stage's activations (:func:`service.core.activations.stage_activation_bytes`)
+    for one ``seq_len / cp`` chunk of each sequence, with ``k`` the kernels ``kernels`` resolve to; context
+    parallelism needs a fused attention kernel."""
+    full_seq = seq_len or arch.max_seq_len
+    if par.cp > 1 and (full_seq % par.cp or k.attention is AttentionKernel.EAGER):
+        raise InvalidSpecError(
+            "parallelism.cp", f"context parallelism needs flash_attention and seq_len={full_seq} divisible by cp={par.cp}"
+        )
+    return stage_activation_bytes(
+        arch,
+        ActivationOptions(
+            seq_len=full_seq // par.cp,
+            micro_batch_size=micro_batch_size,
+            tp=par.tp,
+            sequence_parallel=par.sequence_parallel,
+            recompute=recompute,
+            flash_attention=flash_attention,
+            dropout=dropout,
+            element_bytes=element_bytes,
+            kernels=kernels,
+        ),
+        pp=par.pp,
+        virtual_stages=par.virtual_stages,
+        microbatches=microbatches,
+        schedule=par.schedule,
+    )
+
+
+def _activation_formulas(k: ResolvedKernels) -> list[str]:
+    """The activation terms' formulas and the kept tensors of the kernels ``k``."""
+    return [
+        "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
+        "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)",
+        f"kept tensors of {k.framework.value} kernels: attention {k.attention.value}, fp32 softmax {k.fp32_softmax}, "
+        f"fp32 norms {k.fp32_norms}, fused activation {k.fused_activation}, K/V repeated in eager {k.repeat_kv}, "
+        f"residual dropout {k.residual_dropout} (measured against PyTorch: ACCURACY.md)",
+    ]
 
 
 def device_total_bytes(tensor_bytes: int, cuda_context_bytes: int = CUDA_CONTEXT_BYTES) -> int:

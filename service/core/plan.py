@@ -18,9 +18,10 @@ Each layout's per-GPU memory (the busiest stage) is computed with the same formu
 :func:`service.core.memory.training_memory`, for Megatron-LM's fused kernels
 (:data:`service.core.kernels.MEGATRON`: the planner lays out tensor, sequence and pipeline
 parallelism as Megatron-LM runs them) — its per-shard parts are taken from that module and
-combined here over arrays — and layouts that do not fit are pruned before the step-time model
-(:mod:`service.core.steptime`) prices the rest. The returned plans are recomputed one by one
-with the scalar core, so what a plan reports is exactly what the memory calculator answers.
+combined over arrays in :mod:`service.core.plan_space` (the search space, re-exported here) — and
+layouts that do not fit are pruned before the step-time model (:mod:`service.core.steptime`)
+prices the rest. The returned plans are recomputed one by one with the scalar core, so what a
+plan reports is exactly what the memory calculator answers.
 """
 
 from __future__ import annotations
@@ -28,77 +29,47 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from service.core import pipeline
-from service.core.activations import LOGIT_BYTES, MASK_BYTES, ActivationOptions, layer_activation_bytes
 from service.core.architecture import Architecture
-from service.core.compute import AttentionFormula, Recompute, training_flops
+from service.core.compute import Recompute
 from service.core.errors import InvalidSpecError
-from service.core.fp8 import Fp8Recipe, cast_bytes_per_element, weight_copy_bytes_per_param
+from service.core.fp8 import cast_bytes_per_element
 from service.core.kernels import MEGATRON
 from service.core.memory import (
     PRECISION_BYTES,
-    Optimizer,
     Parallelism,
     Precision,
     TrainingMemory,
     expert_params_per_gpu,
-    fp8_copy_params,
     optimizer_state_bytes,
-    params_per_gpu,
     training_memory,
 )
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule, schedule_problem
+from service.core.plan_space import AXES as AXES
+from service.core.plan_space import CONTEXT_PARALLEL as CONTEXT_PARALLEL
+from service.core.plan_space import DEFAULT_TIME_LIMIT_SECONDS as DEFAULT_TIME_LIMIT_SECONDS
+from service.core.plan_space import (
+    DIMENSIONS,
+    RECOMPUTES,
+    PlanSpec,
+    _axes,
+    _flops_per_token,
+    _grid,
+    _layer_table,
+    _memory_arrays,
+    _shard_table,
+)
+from service.core.plan_space import INNER as INNER
+from service.core.plan_space import LAYER_AXES as LAYER_AXES
+from service.core.plan_space import MICRO_BATCH_SIZES as MICRO_BATCH_SIZES
+from service.core.plan_space import OUTER as OUTER
+from service.core.plan_space import VIRTUAL_STAGES as VIRTUAL_STAGES
 from service.core.steptime import RECOMPUTE_CODES, Hardware, Layout, StepTime, Workload, step_time
-
-RECOMPUTES = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL)
-MICRO_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
-VIRTUAL_STAGES = (1, 2, 3, 4, 5, 6, 8)
-CONTEXT_PARALLEL = (1, 2, 4, 8, 16, 32)
-DEFAULT_TIME_LIMIT_SECONDS = 5.0
-DIMENSIONS = (
-    "tp", "pp", "dp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_size", "recompute",
-    "sequence_parallel", "virtual_stages", "pipeline_schedule",
-)  # fmt: skip
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PlanSpec:
-    """What to plan: ``n_gpus`` of one type, the step's batch, the number formats, and any
-    dimension held ``fixed`` (names in :data:`DIMENSIONS`; ``recompute`` as a string).
-    ``usable_memory_fraction`` of the GPU's memory is what a plan may fill (the rest holds the
-    CUDA context, NCCL buffers and allocator fragmentation); ``time_limit_seconds`` bounds the
-    search."""
-
-    n_gpus: int
-    seq_len: int
-    global_batch_size: int
-    precision: Precision = Precision.MIXED_BF16
-    optimizer: Optimizer = Optimizer.ADAMW
-    flash_attention: bool = True
-    dropout: bool = False
-    fixed: dict[str, Any] = field(default_factory=dict)
-    top_k: int = 10
-    usable_memory_fraction: float = 0.95
-    time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS
-    overlap_grad_reduce: bool = True
-    fp8_recipe: Fp8Recipe = Fp8Recipe.TENSORWISE
-    tp_comm_overlap: bool = False
-    ep_comm_overlap: bool = False
-    moe_max_nodes_per_token: int | None = None
-    fused_kernels: bool = True
-    moe_load_imbalance: float = 1.0
-    expert_tensor_parallel: int | None = None
-
-    def expert_fold(self, tp: Any) -> Any:
-        """Ranks an expert's data-parallel replicas span per data-parallel rank: ``tp`` under MoE
-        parallel folding (``expert_tensor_parallel`` 1: experts over tp*dp), else 1 (over dp), as
-        :attr:`service.core.memory.Parallelism.expert_fold`."""
-        return tp if self.expert_tensor_parallel == 1 else 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -146,16 +117,6 @@ class PlanResult:
     model_flops_per_token: float
 
 
-def _divisors(n: int) -> list[int]:
-    small = [i for i in range(1, math.isqrt(n) + 1) if n % i == 0]
-    return sorted(set(small + [n // i for i in small]))
-
-
-def _axis(name: str, default: list[Any], fixed: dict[str, Any]) -> np.ndarray:
-    values = [fixed[name]] if name in fixed else default
-    return np.asarray(values)
-
-
 def workload_for(spec: PlanSpec) -> Workload:
     """The step-time model's view of the spec: 16-bit activations and weights (fp32 for fp32
     training), gradients reduced in the gradient dtype, and the optimizer's bytes per parameter
@@ -180,205 +141,6 @@ def workload_for(spec: PlanSpec) -> Workload:
         moe_load_imbalance=spec.moe_load_imbalance,
         expert_tensor_parallel=spec.expert_tensor_parallel,
     )
-
-
-AXES = ("tp", "pp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_size", "recompute",
-        "sequence_parallel", "virtual_stages", "pipeline_schedule")  # fmt: skip
-
-
-def _axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, np.ndarray]:
-    """The values each dimension may take (a fixed dimension: its one value)."""
-    n, s, fixed = spec.n_gpus, spec.seq_len, spec.fixed
-    node = min(hw.gpus_per_node, n)
-    tps = [t for t in _divisors(arch.n_heads) if t <= node and n % t == 0
-           and (arch.n_kv_heads % t == 0 or t % arch.n_kv_heads == 0)]  # fmt: skip
-    defaults: dict[str, list[Any]] = {
-        "tp": tps,
-        "pp": [p for p in _divisors(n) if p <= arch.n_layers],
-        "cp": [c for c in CONTEXT_PARALLEL if s % c == 0 and n % c == 0] if spec.flash_attention else [1],
-        "ep": _divisors(arch.n_experts) if arch.is_moe else [1],
-        "zero_stage": [0, 1, 2, 3],
-        "offload_optimizer": [False, True],
-        "micro_batch_size": list(MICRO_BATCH_SIZES),
-        "recompute": [0, 1, 2],
-        "sequence_parallel": [False, True],
-        "virtual_stages": list(VIRTUAL_STAGES),
-        "pipeline_schedule": list(range(len(SCHEDULES))),
-    }
-    if "recompute" in fixed:
-        fixed = fixed | {"recompute": RECOMPUTE_CODES[fixed["recompute"]]}
-    if "pipeline_schedule" in fixed:
-        fixed = fixed | {"pipeline_schedule": SCHEDULE_CODES[fixed["pipeline_schedule"]]}
-    return {name: _axis(name, values, fixed) for name, values in defaults.items()}
-
-
-OUTER = ("tp", "pp", "cp", "ep", "micro_batch_size", "virtual_stages", "pipeline_schedule")
-INNER = ("zero_stage", "offload_optimizer", "recompute", "sequence_parallel")
-
-
-def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every structurally valid layout, as flat arrays (one entry per layout); ``i_<dim>`` holds
-    each layout's index into ``axes[dim]``. Built in two products so that the rules on sizes
-    prune before the memory and recompute choices multiply them."""
-    n = spec.n_gpus
-    outer = np.indices(tuple(len(axes[k]) for k in OUTER), dtype=np.int32).reshape(len(OUTER), -1)
-    t, p, c, ep, b, v, sched = (axes[k][outer[i]].astype(np.int64) for i, k in enumerate(OUTER))
-    model_parallel = t * p * c
-    ok = n % model_parallel == 0
-    d = np.maximum(n // model_parallel, 1)
-    if "dp" in spec.fixed:
-        ok &= d == spec.fixed["dp"]
-    ok &= spec.global_batch_size % (d * b) == 0
-    m = spec.global_batch_size // (d * b)
-    ok &= (d * spec.expert_fold(t)) % ep == 0  # experts over dp (or tp*dp, folded)
-    ok &= (v == 1) | ((p > 1) & (p * v <= pipeline.max_chunks(arch.n_layers)) & (m % p == 0))
-    # one schedule per layout: 1F1B without a pipeline; interleaved exactly when v > 1; DualPipe
-    # (DualPipeV with any pp) with at least 2*pp micro-batches (service.core.pipeline.schedule_problem)
-    dual = (sched == pipeline.DUALPIPE) | (sched == pipeline.DUALPIPEV)
-    ok &= np.where(p == 1, sched == pipeline.ONE_F_ONE_B, (sched == pipeline.INTERLEAVED) == (v > 1))
-    ok &= ~dual | (((p % 2 == 0) | (sched == pipeline.DUALPIPEV)) & (m >= 2 * p))
-    keep = np.flatnonzero(ok)
-    outer, d, m = outer[:, keep], d[keep], m[keep]
-    inner = np.indices(tuple(len(axes[k]) for k in INNER), dtype=np.int32).reshape(len(INNER), -1)
-    rows = np.repeat(np.arange(len(keep)), inner.shape[1])
-    cols = np.tile(np.arange(inner.shape[1]), len(keep))
-    index = {k: outer[i][rows] for i, k in enumerate(OUTER)} | {k: inner[i][cols] for i, k in enumerate(INNER)}
-    g = {k: axes[k][index[k]] for k in AXES}
-    d, m = d[rows], m[rows]
-    z, off, sp = g["zero_stage"], g["offload_optimizer"].astype(bool), g["sequence_parallel"].astype(bool)
-    # ZeRO shards over more than one rank, or (ZeRO-Offload, Ren et al. 2021) moves the states off
-    ok = ((z == 0) | (d * g["cp"] > 1) | off) & (~off | (z >= 1)) & (~sp | (g["tp"] > 1))
-    keep = np.flatnonzero(ok)
-    out = {k: a[keep] for k, a in g.items()}
-    out.update({f"i_{k}": a[keep] for k, a in index.items()})
-    out["dp"] = d[keep]
-    out["microbatches"] = m[keep]
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class _ShardTable:
-    """Per-shard terms from the scalar core by (tp, pp, ep, virtual stages): the busiest stage's
-    dense and expert parameters and their optimizer bytes. float64 throughout the pruning
-    arithmetic: exact for integer byte counts below 2^53 (8 PiB, far beyond any GPU), and an
-    absurd request overflows to inf (never fits) instead of wrapping."""
-
-    dense: np.ndarray
-    expert: np.ndarray
-    optimizer_dense: np.ndarray
-    optimizer_expert: np.ndarray
-
-
-def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _ShardTable:
-    """Indexed by (parameter copies - 1, tp, pp, ep, virtual stages): DualPipe keeps two copies."""
-    names = ("tp", "pp", "ep", "virtual_stages")
-    dense = np.zeros((2, *(len(axes[k]) for k in names)), dtype=np.float64)
-    expert, optimizer_dense, optimizer_expert = np.zeros_like(dense), np.zeros_like(dense), np.zeros_like(dense)
-    dual = pipeline.DUALPIPE in axes["pipeline_schedule"]
-    for idx in np.ndindex(dense.shape):
-        twice, (t, p, ep, v) = idx[0], (axes[k][i].item() for k, i in zip(names, idx[1:], strict=True))
-        if p * v > pipeline.max_chunks(arch.n_layers) or (v > 1 and p == 1) or (twice and (not dual or v > 1 or p % 2)):
-            continue  # never a valid layout
-        schedule = PipelineSchedule.DUALPIPE if twice else None
-        par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=schedule,
-                          expert_tensor_parallel=spec.expert_tensor_parallel)  # fmt: skip
-        total, experts = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
-        dense[idx], expert[idx] = total - experts, experts
-        optimizer_dense[idx] = optimizer_state_bytes(total - experts, spec.optimizer, spec.precision, arch)
-        optimizer_expert[idx] = optimizer_state_bytes(experts, spec.optimizer, spec.precision, arch) if experts else 0
-    return _ShardTable(dense=dense, expert=expert, optimizer_dense=optimizer_dense, optimizer_expert=optimizer_expert)
-
-
-LAYER_AXES = ("tp", "sequence_parallel", "recompute", "micro_batch_size", "cp")
-
-
-def _layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> np.ndarray:
-    """One layer's activation bytes by (tp, sequence_parallel, recompute, micro-batch, cp),
-    from :func:`service.core.activations.layer_activation_bytes`."""
-    e = PRECISION_BYTES[spec.precision].activation
-    layer = np.empty(tuple(len(axes[k]) for k in LAYER_AXES), dtype=np.float64)
-    for idx in np.ndindex(layer.shape):
-        t, sp, rc, b, c = (axes[k][i].item() for k, i in zip(LAYER_AXES, idx, strict=True))
-        opts = ActivationOptions(
-            seq_len=spec.seq_len // c, micro_batch_size=b, tp=t, sequence_parallel=bool(sp), recompute=RECOMPUTES[rc],
-            flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e, kernels=MEGATRON,
-        )  # fmt: skip
-        layer[idx] = layer_activation_bytes(arch, opts).total_bytes
-    return layer
-
-
-def _memory_arrays(
-    arch: Architecture, spec: PlanSpec, g: dict[str, np.ndarray], shard_table: _ShardTable, layer_table: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Per-GPU bytes of every layout, as :func:`service.core.memory.training_memory` combines
-    the per-shard terms (ZeRO over ``dp * cp``, experts over ``dp * cp / ep``, offload, the
-    busiest stage's activations)."""
-    pb = PRECISION_BYTES[spec.precision]
-    t, p, c = g["tp"], g["pp"], g["cp"]
-    code = g["pipeline_schedule"]
-    copies = (code == pipeline.DUALPIPE) & (p > 1)
-    shard = (copies.astype(np.int64), g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
-    dense, expert = shard_table.dense[shard], shard_table.expert[shard]
-    shards = (g["dp"] * c).astype(np.float64)
-    expert_shards = shards * spec.expert_fold(t) / g["ep"]  # folded: tp*dp*cp/ep
-    z = g["zero_stage"]
-
-    def sharded(dense_bytes: np.ndarray, expert_bytes: np.ndarray, applies: np.ndarray) -> np.ndarray:
-        # service.core.memory.zero_sharded_bytes over arrays
-        return np.where(applies, -(-dense_bytes // shards) - (-expert_bytes // expert_shards), dense_bytes + expert_bytes)
-
-    weights = sharded(pb.weight * dense, pb.weight * expert, z >= 3)
-    if spec.precision is Precision.FP8:  # FP8 weight copies below ZeRO-3, as service.core.memory.training_memory counts them
-        per_param = weight_copy_bytes_per_param(spec.fp8_recipe)
-        copies = np.ceil(per_param * fp8_copy_params(arch, dense)) + np.ceil(per_param * fp8_copy_params(arch, expert))
-        weights = weights + np.where(z >= 3, 0, copies)
-    gradients = sharded(pb.gradient * dense, pb.gradient * expert, z >= 2)
-    optimizer = sharded(shard_table.optimizer_dense[shard], shard_table.optimizer_expert[shard], z >= 1)
-    offloaded = np.where(g["offload_optimizer"], optimizer, 0)
-    optimizer = np.where(g["offload_optimizer"], 0, optimizer)
-
-    layer = layer_table[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
-    # the stage's total, as service.core.activations.stage_activation_bytes builds it
-    e, s, b, sp = pb.activation, spec.seq_len, g["micro_batch_size"], g["sequence_parallel"]
-    sbh = (s // c) * b.astype(np.float64) * arch.d_model
-    embedding_mask = MASK_BYTES * sbh if spec.dropout else np.zeros_like(sbh)
-    output_inputs = 2 * e * sbh
-    embedding_mask = np.where(sp, -(-embedding_mask // t), embedding_mask)
-    output_inputs = np.where(sp, -(-output_inputs // t), output_inputs)
-    output = output_inputs + np.ceil(LOGIT_BYTES * (s // c) * b * arch.vocab_size / t)
-    v, m = g["virtual_stages"], g["microbatches"]
-    first_layers, per_stage, last_layers = pipeline.stage_layers(arch.n_layers, p, v)
-    in_flight = pipeline.in_flight(code, p, v, m, rank=0)
-    first = np.ceil(in_flight * (first_layers * layer + embedding_mask))
-    second = np.where(p > 2, np.ceil(pipeline.in_flight(code, p, v, m, rank=1) * per_stage * layer), 0.0)
-    first = np.maximum(first, second)
-    last = last_layers * layer + output
-    both_ends = np.ceil(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
-    single = per_stage * layer + embedding_mask + output
-    activations = np.where(p == 1, single, np.where(pipeline.hides_communication(code), both_ends, np.maximum(first, last)))
-    total = weights + gradients + optimizer + activations
-    return {"params": dense + expert, "expert_params": expert, "total": total, "weights": weights, "gradients": gradients,
-            "optimizer": optimizer, "activations": activations, "offloaded": offloaded}  # fmt: skip
-
-
-def _flops_per_token(arch: Architecture, seq_len: int, causal: bool) -> tuple[float, np.ndarray]:
-    """Model FLOPs per token (every matmul and the attention core, Narayanan et al. 2021 §5.1,
-    as PaLM's MFU counts them) and hardware FLOPs per token for none/selective/full recompute.
-    The attention square is halved where the kernel skips the masked half (causal
-    FlashAttention), so MFU counts the work the step-time model times and stays below 1."""
-    by_recompute = [
-        training_flops(
-            arch,
-            1.0,
-            recompute=r,
-            include_attention=True,
-            attention_formula=AttentionFormula.MEGATRON,
-            seq_len=seq_len,
-            causal=causal,
-        )  # fmt: skip
-        for r in RECOMPUTES
-    ]
-    return by_recompute[0].model_flops_per_token, np.asarray([f.hardware_flops_per_token for f in by_recompute])
 
 
 SIZES = ("tp", "pp", "dp", "cp", "ep", "micro_batch_size", "virtual_stages")

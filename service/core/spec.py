@@ -82,17 +82,83 @@ def make_architecture(
     n_shared_experts, first_k_dense = n_shared_experts or 0, first_k_dense or 0
     shared_expert_gate, router_bias, qk_norm = bool(shared_expert_gate), bool(router_bias), bool(qk_norm)
     attention_sinks, qk_norm_full_width = bool(attention_sinks), bool(qk_norm_full_width)
+    attention_bias, lm_head_bias = bool(attention_bias), bool(lm_head_bias)
+    _check_attention_options(f, kv_lora_rank=kv_lora_rank, qk_norm=qk_norm, qk_norm_full_width=qk_norm_full_width,
+                             attention_sinks=attention_sinks, attention_bias=attention_bias)  # fmt: skip
+    n_kv_heads, d_head = _check_shape(
+        f, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff, vocab_size=vocab_size, max_seq_len=max_seq_len,
+        n_experts=n_experts, experts_per_token=experts_per_token, norms_per_layer=norms_per_layer, n_kv_heads=n_kv_heads,
+        d_head=d_head,
+    )  # fmt: skip
+    try:
+        ffn, norm, position = Ffn(ffn), Norm(norm), Position(position)
+    except ValueError as exc:  # only reachable from library callers; the API validates enums
+        raise InvalidSpecError(prefix, str(exc)) from exc
+    _check_extensions(
+        f, n_layers=n_layers, n_experts=n_experts, q_lora_rank=q_lora_rank, kv_lora_rank=kv_lora_rank,
+        qk_nope_head_dim=qk_nope_head_dim, qk_rope_head_dim=qk_rope_head_dim, v_head_dim=v_head_dim,
+        sliding_window=sliding_window, sliding_window_layers=sliding_window_layers, n_shared_experts=n_shared_experts,
+        d_ff_shared=d_ff_shared, shared_expert_gate=shared_expert_gate, first_k_dense=first_k_dense, d_ff_dense=d_ff_dense,
+        router_bias=router_bias,
+    )  # fmt: skip
+    if kv_lora_rank is not None:  # MLA: the heads' query/key width is nope + rope
+        d_head = (qk_nope_head_dim or 0) + (qk_rope_head_dim or 0)
+        n_kv_heads = n_heads
+    if position_embedding_rows is not None:
+        check_positive_int(f("position_embedding_rows"), position_embedding_rows, maximum=MAX_SEQ_LEN)
+        if position is not Position.LEARNED:
+            raise InvalidSpecError(f("position_embedding_rows"), "only applies to position='learned'")
+    arch = Architecture(
+        n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, d_head=d_head, d_ff=d_ff,
+        vocab_size=vocab_size, ffn=ffn, norm=norm, bias=bias, qkv_bias=qkv_bias, tied_embeddings=tied_embeddings,
+        position=position, max_seq_len=max_seq_len, position_embedding_rows=position_embedding_rows, n_experts=n_experts,
+        experts_per_token=experts_per_token, parallel_attention=parallel_attention, norms_per_layer=norms_per_layer,
+        embedding_norm=embedding_norm, q_lora_rank=q_lora_rank, kv_lora_rank=kv_lora_rank,
+        qk_nope_head_dim=qk_nope_head_dim, qk_rope_head_dim=qk_rope_head_dim, v_head_dim=v_head_dim,
+        sliding_window=sliding_window, sliding_window_layers=sliding_window_layers, n_shared_experts=n_shared_experts,
+        d_ff_shared=d_ff_shared, shared_expert_gate=shared_expert_gate, first_k_dense=first_k_dense, d_ff_dense=d_ff_dense,
+        router_bias=router_bias, qk_norm=qk_norm, attention_sinks=attention_sinks, qk_norm_full_width=qk_norm_full_width,
+        attention_bias=attention_bias, lm_head_bias=lm_head_bias, assumptions=tuple(assumptions),
+    )  # fmt: skip
+    if count_params(arch).total > MAX_PARAMS:
+        raise InvalidSpecError(prefix, f"the architecture has more than {MAX_PARAMS:g} parameters")
+    return arch
+
+
+def _check_attention_options(
+    f, *, kv_lora_rank: int | None, qk_norm: bool, qk_norm_full_width: bool, attention_sinks: bool, attention_bias: bool
+) -> None:
+    """Rules of the query/key norms, attention sinks and attention biases: one kind of query/key
+    norm, and none of them on multi-head latent attention."""
     if qk_norm_full_width and qk_norm:
         raise InvalidSpecError(
             f("qk_norm_full_width"), "give qk_norm (per head) or qk_norm_full_width (whole projection), not both"
         )
-    attention_bias, lm_head_bias = bool(attention_bias), bool(lm_head_bias)
     not_for_mla = (("qk_norm_full_width", qk_norm_full_width, ""), ("qk_norm", qk_norm, ""),
                    ("attention_sinks", attention_sinks, ""), ("attention_bias", attention_bias, "; give bias"))  # fmt: skip
     for name, given, hint in not_for_mla:
         if given and kv_lora_rank is not None:  # MLA's latents carry their own norms and biases; no model pairs them
             raise InvalidSpecError(f(name), f"does not apply to multi-head latent attention (kv_lora_rank{hint})")
 
+
+def _check_shape(
+    f,
+    *,
+    n_layers: int,
+    d_model: int,
+    n_heads: int,
+    d_ff: int,
+    vocab_size: int,
+    max_seq_len: int,
+    n_experts: int,
+    experts_per_token: int,
+    norms_per_layer: int,
+    n_kv_heads: int | None,
+    d_head: int | None,
+) -> tuple[int, int]:
+    """Rules of the sizes: each a positive integer within its limit, the heads dividing ``d_model``
+    unless ``d_head`` is given, the KV heads dividing the heads, no more experts per token than
+    experts. Returns ``n_kv_heads`` and ``d_head`` with their defaults filled in."""
     check_positive_int(f("n_layers"), n_layers, maximum=MAX_LAYERS)
     check_positive_int(f("d_model"), d_model, maximum=MAX_DIM)
     check_positive_int(f("n_heads"), n_heads, maximum=MAX_DIM)
@@ -117,79 +183,7 @@ def make_architecture(
             f("experts_per_token"),
             f"experts_per_token={experts_per_token} exceeds n_experts={n_experts}",
         )
-    try:
-        ffn, norm, position = Ffn(ffn), Norm(norm), Position(position)
-    except ValueError as exc:  # only reachable from library callers; the API validates enums
-        raise InvalidSpecError(prefix, str(exc)) from exc
-    _check_extensions(
-        f,
-        n_layers=n_layers,
-        n_experts=n_experts,
-        q_lora_rank=q_lora_rank,
-        kv_lora_rank=kv_lora_rank,
-        qk_nope_head_dim=qk_nope_head_dim,
-        qk_rope_head_dim=qk_rope_head_dim,
-        v_head_dim=v_head_dim,
-        sliding_window=sliding_window,
-        sliding_window_layers=sliding_window_layers,
-        n_shared_experts=n_shared_experts,
-        d_ff_shared=d_ff_shared,
-        shared_expert_gate=shared_expert_gate,
-        first_k_dense=first_k_dense,
-        d_ff_dense=d_ff_dense,
-        router_bias=router_bias,
-    )
-    if kv_lora_rank is not None:  # MLA: the heads' query/key width is nope + rope
-        d_head = (qk_nope_head_dim or 0) + (qk_rope_head_dim or 0)
-        n_kv_heads = n_heads
-    if position_embedding_rows is not None:
-        check_positive_int(f("position_embedding_rows"), position_embedding_rows, maximum=MAX_SEQ_LEN)
-        if position is not Position.LEARNED:
-            raise InvalidSpecError(f("position_embedding_rows"), "only applies to position='learned'")
-    arch = Architecture(
-        n_layers=n_layers,
-        d_model=d_model,
-        n_heads=n_heads,
-        n_kv_heads=n_kv_heads,
-        d_head=d_head,
-        d_ff=d_ff,
-        vocab_size=vocab_size,
-        ffn=ffn,
-        norm=norm,
-        bias=bias,
-        qkv_bias=qkv_bias,
-        tied_embeddings=tied_embeddings,
-        position=position,
-        max_seq_len=max_seq_len,
-        position_embedding_rows=position_embedding_rows,
-        n_experts=n_experts,
-        experts_per_token=experts_per_token,
-        parallel_attention=parallel_attention,
-        norms_per_layer=norms_per_layer,
-        embedding_norm=embedding_norm,
-        q_lora_rank=q_lora_rank,
-        kv_lora_rank=kv_lora_rank,
-        qk_nope_head_dim=qk_nope_head_dim,
-        qk_rope_head_dim=qk_rope_head_dim,
-        v_head_dim=v_head_dim,
-        sliding_window=sliding_window,
-        sliding_window_layers=sliding_window_layers,
-        n_shared_experts=n_shared_experts,
-        d_ff_shared=d_ff_shared,
-        shared_expert_gate=shared_expert_gate,
-        first_k_dense=first_k_dense,
-        d_ff_dense=d_ff_dense,
-        router_bias=router_bias,
-        qk_norm=qk_norm,
-        attention_sinks=attention_sinks,
-        qk_norm_full_width=qk_norm_full_width,
-        attention_bias=attention_bias,
-        lm_head_bias=lm_head_bias,
-        assumptions=tuple(assumptions),
-    )
-    if count_params(arch).total > MAX_PARAMS:
-        raise InvalidSpecError(prefix, f"the architecture has more than {MAX_PARAMS:g} parameters")
-    return arch
+    return n_kv_heads, d_head
 
 
 def _check_extensions(

@@ -58,14 +58,20 @@ import numpy as np
 from service.core import pipeline
 from service.core.architecture import Architecture, Ffn, Position
 from service.core.compute import attention_score_flops_per_token
-from service.core.efficiency import KernelEfficiency, default_efficiency
+from service.core.hardware import (  # re-exported: the step time's callers import them from here
+    INTER_NODE_LATENCY_SECONDS,
+    INTRA_NODE_LATENCY_SECONDS,
+    Hardware,
+    expert_all_to_all_seconds,
+    link_bandwidths,
+    matmul_seconds,
+    memory_rate,
+    ring_all_reduce_seconds,
+    ring_gather_seconds,
+)
+from service.core.hardware import all_to_all_seconds as all_to_all_seconds
 from service.core.params import attention_matmul_weights_per_layer
 
-# Per-hop latency of a collective step: ~5 µs inside a node, ~10 µs across InfiniBand
-# (NCCL's tuning model, src/graph/tuning.cc base latencies). NCCL uses trees at scale, so the
-# hops grow with log2(n) (Sanders et al. 2009, two-tree broadcast/reduction).
-INTRA_NODE_LATENCY_SECONDS = 5e-6
-INTER_NODE_LATENCY_SECONDS = 10e-6
 # Communication hidden under compute is not free: NCCL runs one thread block per channel on the
 # SMs the matmuls use, and its copies take HBM bandwidth (NCCL docs, NCCL_MIN/MAX_NCHANNELS: up
 # to 16-32 channels; Rashidi et al. 2021 / Jangda et al. 2022 report 10-20 % slowdowns of
@@ -78,29 +84,6 @@ HOST_MEMORY_BANDWIDTH_PER_GPU = 25e9
 PCIE_BANDWIDTH = 25e9
 
 RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Hardware:
-    """One GPU type in a cluster: dense peak of the training dtype, MAMF (the catalog's
-    ``matmul_efficiency``), HBM size and bandwidth, and the two network tiers, per GPU and one
-    direction; ``efficiency`` the kernel efficiencies (:mod:`service.core.efficiency`; None: the
-    defaults from MAMF); ``fp8_peak_flops_per_s`` the dense FP8 peak (None: no FP8 tensor cores)."""
-
-    peak_flops_per_s: float
-    matmul_efficiency: float
-    memory_bytes: int
-    memory_bandwidth_bytes_per_s: float
-    gpus_per_node: int
-    intra_node_bandwidth_bytes_per_s: float
-    inter_node_bandwidth_bytes_per_s: float
-    efficiency: KernelEfficiency | None = None
-    fp8_peak_flops_per_s: float | None = None
-
-    @property
-    def kernels(self) -> KernelEfficiency:
-        """The kernel efficiencies in force: the given ones, else :func:`default_efficiency`."""
-        return self.efficiency or default_efficiency(self.matmul_efficiency)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -174,30 +157,6 @@ class StepTime:
     microbatches: Any
 
 
-def ring_all_reduce_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) -> Any:
-    """Ring all-reduce of ``size_bytes`` over ``n`` ranks: ``2(n-1)/n * S / B`` plus
-    ``2*log2(n)`` latency hops (Patarasuk & Yuan 2009; formula sheet, "Parallel time"); 0 when
-    ``n == 1``."""
-    n = np.asarray(n, dtype=np.float64)
-    hops = 2 * np.log2(np.maximum(n, 1.0))
-    return np.where(n > 1, 2 * (n - 1) / n * size_bytes / bandwidth + hops * latency, 0.0)
-
-
-def ring_gather_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) -> Any:
-    """Reduce-scatter or all-gather of a ``size_bytes`` tensor over ``n`` ranks: half an
-    all-reduce, ``(n-1)/n * S / B`` plus ``log2(n)`` latency hops; 0 when ``n == 1``."""
-    n = np.asarray(n, dtype=np.float64)
-    hops = np.log2(np.maximum(n, 1.0))
-    return np.where(n > 1, (n - 1) / n * size_bytes / bandwidth + hops * latency, 0.0)
-
-
-def all_to_all_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) -> Any:
-    """All-to-all where each rank holds ``size_bytes`` and keeps ``1/n`` of it: ``(n-1)/n * S /
-    B`` plus ``n - 1`` latencies (pairwise exchange, Thakur et al. 2005 §4.5)."""
-    n = np.asarray(n, dtype=np.float64)
-    return np.where(n > 1, (n - 1) / n * size_bytes / bandwidth + (n - 1) * latency, 0.0)
-
-
 # Megatron-Core DistributedDataParallel's smallest gradient bucket, 40M parameters
 # (megatron/core/distributed/distributed_data_parallel.py, bucket_size's default floor)
 DDP_BUCKET_PARAMS = 40e6
@@ -211,63 +170,6 @@ EAGER_ROTARY_BYTES = 24
 EAGER_SWIGLU_BYTES = 10
 EAGER_GELU_BYTES = 4
 FP8_DISPATCH_BYTES = 1 + 4 / 128  # an FP8 token with one fp32 scale per 128 channels (DeepSeek-V3 §3.3.2; DeepEP)
-
-
-def expert_all_to_all_seconds(
-    tokens: Any, experts_per_token: int, d_model: int, inner: Any, ep: Any, hw: Hardware, max_nodes: int | None = None
-) -> Any:
-    """Seconds per byte of element width for one dispatch (or combine) of ``tokens`` routed tokens,
-    each to ``experts_per_token`` experts spread over ``ep`` ranks, ``inner`` GPUs apart (tensor x
-    context parallel ranks; the group spans ``inner * ep`` GPUs).
-
-    Inside one node it is a pairwise all-to-all over NVLink (Thakur et al. 2005 §4.5). Across nodes
-    a token is sent once to each node holding one of its experts and forwarded inside that node
-    over NVLink (DeepSeek-V3 §3.2.2; DeepEP's normal kernels): the scale-out link carries
-    ``R = (N - 1)(1 - (1 - 1/N)^k)`` copies per token, the expected number of other nodes among
-    ``N`` that ``k`` uniformly routed experts land on, while NVLink fans the ``k`` copies out; the
-    two run at once, so the slower one sets the time (plus a latency per peer). Node-limited routing
-    (``max_nodes``: DeepSeek-V3 §2.1.2 and §3.2.2, each token to at most M = 4 nodes) caps the
-    nodes a token reaches at ``M``, of which ``(N - 1)/N`` are other nodes."""
-    span = np.asarray(inner * ep, dtype=np.float64)
-    nvlink, network = link_bandwidths(hw)
-    n = np.asarray(ep, dtype=np.float64)
-    fan_out = tokens * experts_per_token * d_model * (n - 1) / np.maximum(n, 1)
-    nodes = np.maximum(span / hw.gpus_per_node, 1.0)
-    remote = (nodes - 1) * (1 - (1 - 1 / nodes) ** experts_per_token)
-    if max_nodes is not None:
-        remote = np.minimum(remote, max_nodes * (nodes - 1) / nodes)
-    inside = span <= hw.gpus_per_node
-    across = np.maximum(tokens * d_model * remote / network, fan_out / nvlink) + (n - 1) * INTER_NODE_LATENCY_SECONDS
-    within = fan_out / nvlink + (n - 1) * INTRA_NODE_LATENCY_SECONDS
-    return np.where(n > 1, np.where(inside, within, across), 0.0)
-
-
-def matmul_seconds(m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int, *, fp8: bool = False) -> Any:
-    """An ``m x k`` by ``k x n`` matrix multiply: ``2mkn`` FLOPs at the sustained matmul rate
-    (:mod:`service.core.efficiency`; the FP8 rate with ``fp8``, operands of one byte), or its
-    operands and result through HBM, whichever is longer (roofline, Williams et al. 2009)."""
-    eff = hw.kernels
-    flops = 2.0 * m * k * n
-    if fp8 and hw.fp8_peak_flops_per_s:
-        rate = hw.fp8_peak_flops_per_s * (eff.matmul_fp8 or eff.matmul)
-        moved = (m * k + k * n) + element_bytes * m * n
-    else:
-        rate = hw.peak_flops_per_s * eff.matmul
-        moved = element_bytes * (m * k + k * n + m * n)
-    return np.maximum(flops / rate, moved / memory_rate(hw))
-
-
-def link_bandwidths(hw: Hardware) -> tuple[float, float]:
-    """Achievable collective bandwidth per GPU and direction inside a node and across nodes: the
-    links' rates at NCCL's measured bus-bandwidth shares (:mod:`service.core.efficiency`)."""
-    eff = hw.kernels
-    return (hw.intra_node_bandwidth_bytes_per_s * eff.intra_node_collective,
-            hw.inter_node_bandwidth_bytes_per_s * eff.inter_node_collective)  # fmt: skip
-
-
-def memory_rate(hw: Hardware) -> float:
-    """Bytes per second memory-bound kernels stream through HBM."""
-    return hw.memory_bandwidth_bytes_per_s * hw.kernels.memory_bandwidth
 
 
 def _overlapped(comm: Any, window: Any) -> Any:
@@ -290,14 +192,34 @@ def _link(hw: Hardware, group_span: Any) -> tuple[Any, Any]:
     return bandwidth, latency
 
 
-def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> StepTime:
-    """Seconds of one optimizer step for each layout in ``lay`` (see the module docstring for
-    every term and its source). Layout arrays must already be valid (dividing, fitting);
-    :mod:`service.core.plan` checks that."""
-    e = work.element_bytes
-    fp8 = work.fp8
+@dataclass(frozen=True, slots=True)
+class _Sizes:
+    """One call's layouts as arrays: the parallel sizes (``t`` tensor, ``p`` pipeline, ``c`` context,
+    ``ep`` expert, ``d`` data), the micro-batch ``b``, the chunks per stage ``v``, the recompute codes,
+    sequence parallelism and ZeRO stages, and what follows from them for one GPU."""
+
+    t: Any
+    p: Any
+    c: Any
+    ep: Any
+    b: Any
+    v: Any
+    d: Any
+    rc: Any
+    sp: Any
+    zero: Any
+    tokens: Any  # tokens of one micro-batch on one GPU
+    kv_ranks: Any  # K/V heads are replicated beyond n_kv_heads ranks
+    n_gpus: Any
+    etp: Any  # the experts' tensor-parallel size: tp, or expert_tensor_parallel (1: parallel folding)
+    imbalance: Any  # the busiest expert-parallel rank's tokens over the mean
+    code: Any  # the pipeline schedule (service.core.pipeline.SCHEDULES)
+    dual: Any  # the schedule hides the communication under paired chunks (DualPipe)
+
+
+def _sizes(arch: Architecture, work: Workload, lay: Layout) -> _Sizes:
+    """The layouts of ``lay`` as float arrays, and the per-GPU sizes the terms share."""
     s = work.seq_len
-    h, a, k, q, kv, f, vocab = arch.d_model, arch.n_heads, arch.n_kv_heads, arch.q_dim, arch.kv_dim, arch.d_ff, arch.vocab_size
     t = np.asarray(lay.tp, dtype=np.float64)
     p = np.asarray(lay.pp, dtype=np.float64)
     c = np.asarray(lay.cp, dtype=np.float64)
@@ -305,16 +227,42 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     b = np.asarray(lay.micro_batch_size, dtype=np.float64)
     v = np.asarray(lay.virtual_stages, dtype=np.float64)
     d = np.asarray(lay.dp, dtype=np.float64)
-    rc = np.asarray(lay.recompute)
-    sp = np.asarray(lay.sequence_parallel, dtype=bool)
-    zero = np.asarray(lay.zero_stage)
-    mem_bw = memory_rate(hw)
-    experts = arch.experts_per_token
+    etp = t if work.expert_tensor_parallel is None else np.asarray(work.expert_tensor_parallel, dtype=np.float64)
+    imbalance = (
+        np.where(ep > 1, work.moe_load_imbalance, 1.0) if arch.is_moe else 1.0
+    )  # one rank running every expert waits for no other
+    code = (
+        np.where(v > 1, pipeline.INTERLEAVED, pipeline.ONE_F_ONE_B)
+        if lay.pipeline_schedule is None
+        else np.asarray(lay.pipeline_schedule)
+    )
+    return _Sizes(
+        t=t,
+        p=p,
+        c=c,
+        ep=ep,
+        b=b,
+        v=v,
+        d=d,
+        rc=np.asarray(lay.recompute),
+        sp=np.asarray(lay.sequence_parallel, dtype=bool),
+        zero=np.asarray(lay.zero_stage),
+        tokens=b * s / c,
+        kv_ranks=np.minimum(t, arch.n_kv_heads),
+        n_gpus=t * p * d * c,
+        etp=etp,
+        imbalance=imbalance,
+        code=code,
+        dual=pipeline.hides_communication(code),
+    )
 
-    tokens = b * s / c  # tokens of one micro-batch on one GPU
-    kv_ranks = np.minimum(t, k)  # K/V heads are replicated beyond n_kv_heads ranks
-    n_gpus = t * p * d * c
-    # --- one layer's forward, one micro-batch ---
+
+def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> tuple[Any, Any]:
+    """One layer's forward matmuls for one micro-batch on one GPU (attention's projections, the
+    routed and shared experts, the router), and the elements their FP8 casts quantise."""
+    e, fp8, h, a, q, kv, f = work.element_bytes, work.fp8, arch.d_model, arch.n_heads, arch.q_dim, arch.kv_dim, arch.d_ff
+    t, ep, tokens, kv_ranks, etp = z.t, z.ep, z.tokens, z.kv_ranks, z.etp
+    experts = arch.experts_per_token
     if arch.is_mla:
         # multi-head latent attention: its down- and up-projections (DeepSeek-V2 §2.1), as one h-deep
         # matmul of the same FLOPs; the output projection reads a*v_head_dim
@@ -332,12 +280,8 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     # expert's matmul at its own roofline, so a small per-expert batch reads its weights for few tokens
     # (parallel folding, expert_tensor_parallel = 1: whole experts, each rank routing its own
     # sequence-parallel share of the tokens; else the experts split over the tensor ranks)
-    etp = t if work.expert_tensor_parallel is None else np.asarray(work.expert_tensor_parallel, dtype=np.float64)
     local_experts = arch.n_experts / ep
-    imbalance = (
-        np.where(ep > 1, work.moe_load_imbalance, 1.0) if arch.is_moe else 1.0
-    )  # one rank running every expert waits for no other
-    per_expert = tokens * experts * imbalance * etp / t / local_experts
+    per_expert = tokens * experts * z.imbalance * etp / t / local_experts
     expert_up = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / etp  # gate and up fused, or up alone
     up = local_experts * matmul_seconds(per_expert, h, expert_up, hw, e, fp8=fp8)
     down = local_experts * matmul_seconds(per_expert, f / etp, h, hw, e, fp8=fp8)
@@ -349,17 +293,20 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         up = up + matmul_seconds(tokens, h, shared_up, hw, e, fp8=fp8)
         down = down + matmul_seconds(tokens, shared_f / t, h, hw, e, fp8=fp8)
         cast_tokens = cast_tokens + tokens * (h + shared_up + shared_f / t + h)
-    matmuls = qkv + out + up + down + router
-    # FP8: each GEMM input quantised in the forward, each output gradient in the backward (service.core.fp8)
-    fp8_casts = work.fp8_cast_bytes_per_element * cast_tokens / mem_bw if fp8 else 0.0
-    heads = b * a / t  # attention heads on this GPU, over the micro-batch
+    return qkv + out + up + down + router, cast_tokens
+
+
+def _attention_core(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> tuple[Any, Any, Any]:
+    """One layer's attention core for one micro-batch on one GPU: (forward, backward, softmax)."""
+    e, s, t, c = work.element_bytes, work.seq_len, z.t, z.c
+    heads = z.b * arch.n_heads / t  # attention heads on this GPU, over the micro-batch
     if work.flash_attention:
         # causal FlashAttention skips the masked half: 4*s*(s/2)*d_head FLOPs per head and query
         # block (QK^T and PV) forward, 2.5 times that backward (it recomputes QK^T; Dao 2023 §3.1),
         # at the implementation's measured rate for this GPU, sequence chunk and head dimension
         # (service.core.efficiency; a sliding-window layer over at most its window; MLA over its own
         # head widths)
-        attention_flops = tokens * attention_score_flops_per_token(arch, s, causal=True) / arch.n_layers / t
+        attention_flops = z.tokens * attention_score_flops_per_token(arch, s, causal=True) / arch.n_layers / t
         fwd_fraction, bwd_fraction = hw.kernels.attention_fractions(s / c, arch.d_head)
         attention = attention_flops / (hw.peak_flops_per_s * fwd_fraction)
         attention_backward = 2.5 * attention_flops / (hw.peak_flops_per_s * bwd_fraction)
@@ -370,102 +317,174 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         # 2019; Korthikanti et al. 2022 §4.1)
         attention = heads * (matmul_seconds(s, arch.d_head, s, hw, e) + matmul_seconds(s, s, arch.d_head, hw, e))
         per_score = 2 * e + ((2 * e + 1) if work.dropout else 0)
-        softmax = heads * s * s * per_score / mem_bw
+        softmax = heads * s * s * per_score / memory_rate(hw)
         attention_backward = 2 * (attention + softmax)
+    return attention, attention_backward, softmax
+
+
+def _elementwise_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> Any:
+    """One layer's memory-bound element-wise kernels for one micro-batch on one GPU, forward: norms,
+    residual adds (and dropout), the activation function, rotary embeddings."""
+    e, h, f, t, tokens = work.element_bytes, arch.d_model, arch.d_ff, z.t, z.tokens
     mask = 1 if work.dropout else 0
     # HBM bytes per element: one fused kernel per op (Megatron/Transformer Engine, torch.compile), or
     # PyTorch eager's separate kernels (EAGER_*: each intermediate written and read back)
     norm_bytes = EAGER_NORM_BYTES if not work.fused_kernels else 2 * e
     replicated = tokens * h * (arch.norms_per_layer * norm_bytes + 2 * (3 * e + mask))  # norms; residual adds (+ dropout)
-    replicated = np.where(sp, replicated / t, replicated)
+    replicated = np.where(z.sp, replicated / t, replicated)
     act_bytes = (
         (EAGER_SWIGLU_BYTES if arch.ffn is Ffn.SWIGLU else EAGER_GELU_BYTES)
         if not work.fused_kernels
         else (3 if arch.ffn is Ffn.SWIGLU else 2) * e
     )
-    activation = act_bytes * tokens * experts * f / t  # GELU in/out; SiLU(gate)*up
+    activation = act_bytes * tokens * arch.experts_per_token * f / t  # GELU in/out; SiLU(gate)*up
     rotary_bytes = EAGER_ROTARY_BYTES if not work.fused_kernels else 2 * e
-    rotary = rotary_bytes * tokens * (q + kv) / t if arch.position is Position.ROTARY else 0.0
-    elementwise = (replicated + activation + rotary) / mem_bw + softmax
+    rotary = rotary_bytes * tokens * (arch.q_dim + arch.kv_dim) / t if arch.position is Position.ROTARY else 0.0
+    return (replicated + activation + rotary) / memory_rate(hw)
+
+
+@dataclass(frozen=True, slots=True)
+class _LayerTimes:
+    """Seconds of one layer's compute for one micro-batch on one GPU."""
+
+    matmuls: Any  # the forward matmuls
+    attention: Any  # the attention core, forward
+    attention_backward: Any
+    forward: Any
+    backward: Any
+    recompute: Any
+
+
+def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> _LayerTimes:
+    """One layer's forward, backward and recomputed forward for one micro-batch on one GPU."""
+    matmuls, cast_tokens = _layer_matmuls(arch, hw, work, z)
+    # FP8: each GEMM input quantised in the forward, each output gradient in the backward (service.core.fp8)
+    fp8_casts = work.fp8_cast_bytes_per_element * cast_tokens / memory_rate(hw) if work.fp8 else 0.0
+    attention, attention_backward, softmax = _attention_core(arch, hw, work, z)
+    elementwise = _elementwise_seconds(arch, hw, work, z) + softmax
     forward = matmuls + attention + elementwise + fp8_casts / 2  # the inputs' casts
     # dgrad + wgrad per matmul; element-wise backward reads and writes twice; the attention core's own;
     # the output gradients' casts
     backward = 2 * (matmuls + elementwise - softmax) + attention_backward + fp8_casts / 2
+    rc = z.rc
     recompute_layer = np.where(rc == 2, forward, np.where(rc == 1, attention + softmax, 0.0))
+    return _LayerTimes(
+        matmuls=matmuls,
+        attention=attention,
+        attention_backward=attention_backward,
+        forward=forward,
+        backward=backward,
+        recompute=recompute_layer,
+    )
 
+
+def _tp_comm_seconds(hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes, d_model: int) -> Any:
+    """One layer's exposed tensor-parallel all-reduces for one micro-batch."""
+    t, rc = z.t, z.rc
     # tensor parallelism: 2 all-reduces forward, 2 backward, 2 more when the forward is repeated
     intra_bw, intra_lat = _link(hw, t)
-    tp_one = ring_all_reduce_seconds(e * tokens * h, t, intra_bw, intra_lat)
+    tp_one = ring_all_reduce_seconds(work.element_bytes * z.tokens * d_model, t, intra_bw, intra_lat)
     tp_layer = tp_one * (4 + np.where(rc == 2, 2, 0))
     if work.tp_comm_overlap:
         # Megatron-Core's --tp-comm-overlap (Transformer Engine userbuffers): the all-gathers and
         # reduce-scatters split into chunks pipelined with the adjacent GEMMs (Wang et al. 2023,
         # "Overlap Communication with Dependent Computation via Decomposition" §3): exposed beyond them
-        tp_layer = _overlapped(tp_layer, matmuls * (3 + np.where(rc == 2, 1, 0)))
+        tp_layer = _overlapped(tp_layer, lt.matmuls * (3 + np.where(rc == 2, 1, 0)))
+    return tp_layer
+
+
+def _cp_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes) -> Any:
+    """One layer's exposed context-parallel ring exchange for one micro-batch."""
+    t, c, attention = z.t, z.c, lt.attention
     # context parallelism: cp-1 ring steps of this rank's K and V chunk, under the attention
     cp_bw, cp_lat = _link(hw, t * c)
-    kv_chunk = 2 * e * tokens * kv / kv_ranks
+    kv_chunk = 2 * work.element_bytes * z.tokens * arch.kv_dim / z.kv_ranks
     cp_pass = (c - 1) * (kv_chunk / cp_bw + cp_lat)
     cp_layer = _overlapped(cp_pass, attention) + _overlapped(2 * cp_pass, 2 * attention)
-    cp_layer = cp_layer + np.where(rc == 2, _overlapped(cp_pass, attention), 0.0)
+    return cp_layer + np.where(z.rc == 2, _overlapped(cp_pass, attention), 0.0)
+
+
+def _ep_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes) -> Any:
+    """One layer's exposed expert-parallel all-to-alls for one micro-batch (0 for a dense model)."""
+    e, t = work.element_bytes, z.t
     # expert parallelism: dispatch and combine of the routed tokens (expert_all_to_all_seconds)
     if arch.is_moe:
-        dispatched = np.where(sp, tokens / t, tokens)  # with sequence parallelism each tensor rank routes its own share
-        inner = t * c if work.expert_tensor_parallel is None else etp  # folded: the expert group's ranks are contiguous
-        per_byte = expert_all_to_all_seconds(dispatched, experts, h, inner, ep, hw, work.moe_max_nodes_per_token)
-        dispatch_bytes = FP8_DISPATCH_BYTES if fp8 else e  # FP8 training dispatches in FP8, combines in BF16 (DeepSeek-V3 §3.3)
+        dispatched = np.where(z.sp, z.tokens / t, z.tokens)  # with sequence parallelism each tensor rank routes its own share
+        inner = t * z.c if work.expert_tensor_parallel is None else z.etp  # folded: the expert group's ranks are contiguous
+        per_byte = expert_all_to_all_seconds(dispatched, arch.experts_per_token, arch.d_model, inner, z.ep, hw,
+                                             work.moe_max_nodes_per_token)  # fmt: skip
+        dispatch_bytes = (
+            FP8_DISPATCH_BYTES if work.fp8 else e
+        )  # FP8 training dispatches in FP8, combines in BF16 (DeepSeek-V3 §3.3)
         forward_bytes = dispatch_bytes + e
-        ep_layer = imbalance * per_byte * (forward_bytes + 2 * e + np.where(rc == 2, forward_bytes, 0))
+        ep_layer = z.imbalance * per_byte * (forward_bytes + 2 * e + np.where(z.rc == 2, forward_bytes, 0))
         if work.ep_comm_overlap:
             # Megatron-Core's batch-level overlap (--overlap-moe-expert-parallel-comm, v0.14): one
             # micro-batch's all-to-alls run under another's forward and backward compute
-            ep_layer = _overlapped(ep_layer, matmuls * 3 + attention + attention_backward)
+            ep_layer = _overlapped(ep_layer, lt.matmuls * 3 + lt.attention + lt.attention_backward)
     else:
         ep_layer = 0.0
+    if arch.is_moe and not work.ep_comm_overlap:  # DualPipe pairs a chunk's forward with another's backward: the all-to-alls hide
+        ep_layer = np.where(z.dual, _overlapped(ep_layer, lt.forward + lt.backward), ep_layer)
+    return ep_layer
 
+
+def _busiest_stage(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, per_layer: Any) -> tuple[Any, Any]:
+    """The busiest stage's layers and output-layer seconds (0 unless it is the last stage), for
+    one micro-batch whose layers take ``per_layer`` seconds each."""
+    e, h, vocab, t, p, tokens = work.element_bytes, arch.d_model, arch.vocab_size, z.t, z.p, z.tokens
     # --- the busiest stage: a middle stage of v chunks of ceil(L/(p*v)) layers, or the last with the
     # output layer (the first and last hold a layer fewer where the stages have room) ---
-    code = (
-        np.where(v > 1, pipeline.INTERLEAVED, pipeline.ONE_F_ONE_B)
-        if lay.pipeline_schedule is None
-        else np.asarray(lay.pipeline_schedule)
-    )
-    dual = pipeline.hides_communication(code)
-    if arch.is_moe and not work.ep_comm_overlap:  # DualPipe pairs a chunk's forward with another's backward: the all-to-alls hide
-        ep_layer = np.where(dual, _overlapped(ep_layer, forward + backward), ep_layer)
-    first_layers, middle_layers, last_layers = pipeline.stage_layers(arch.n_layers, p, v)
+    first_layers, middle_layers, last_layers = pipeline.stage_layers(arch.n_layers, p, z.v)
     middle_layers = np.where(p > 2, middle_layers, 0)
-    logits = 3 * matmul_seconds(tokens, h, vocab / t, hw, e) + 3 * 4 * tokens * vocab / t / mem_bw  # fp32 logits
-    per_layer = forward + backward + recompute_layer + tp_layer + cp_layer + ep_layer
+    logits = 3 * matmul_seconds(tokens, h, vocab / t, hw, e) + 3 * 4 * tokens * vocab / t / memory_rate(hw)  # fp32 logits
     on_last = last_layers * per_layer + logits >= np.maximum(middle_layers, first_layers) * per_layer
     layers = np.where(on_last, last_layers, np.maximum(middle_layers, first_layers))
     logits = np.where(on_last, logits, 0.0)
-    compute_mb = layers * (forward + backward) + logits
-    recompute_mb = layers * recompute_layer
-    tp_mb = layers * tp_layer
-    cp_mb = layers * cp_layer
-    ep_mb = layers * ep_layer
-    micro = layers * per_layer + logits
-    m = work.global_batch_size / (d * b)  # micro-batches per step on each pipeline
+    return layers, logits
+
+
+def _pipeline_seconds(
+    hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes, layers: Any, logits: Any, micro: Any, d_model: int
+) -> tuple[Any, Any, Any]:
+    """(micro-batches per step, bubble, exposed point-to-point sends) of the pipeline, with
+    ``micro`` the busiest stage's seconds per micro-batch."""
+    p, v = z.p, z.v
+    m = work.global_batch_size / (z.d * z.b)  # micro-batches per step on each pipeline
     # backward of the stage (B) and its weight-gradient half (W: one more pass of the forward matmuls)
-    stage_backward = layers * (backward + recompute_layer) + logits * 2 / 3
-    stage_weight_grad = layers * matmuls + logits / 3
-    bubble = pipeline.bubble_seconds(code, p, v, micro, stage_backward, stage_weight_grad)
+    stage_backward = layers * (lt.backward + lt.recompute) + logits * 2 / 3
+    stage_weight_grad = layers * lt.matmuls + logits / 3
+    bubble = pipeline.bubble_seconds(z.code, p, v, micro, stage_backward, stage_weight_grad)
 
     # pipeline point-to-point: activations forward, gradients backward, per chunk boundary
-    pp_bw, pp_lat = _link(hw, n_gpus)
-    send = e * tokens * h / t / pp_bw + pp_lat
+    pp_bw, pp_lat = _link(hw, z.n_gpus)
+    send = work.element_bytes * z.tokens * d_model / z.t / pp_bw + pp_lat
     pp_comm = np.where(p > 1, m * 2 * v * send, 0.0)
-    pp_comm = np.where(dual, _overlapped(pp_comm, m * micro), pp_comm)
+    pp_comm = np.where(z.dual, _overlapped(pp_comm, m * micro), pp_comm)
+    return m, bubble, pp_comm
 
+
+def _dp_groups(arch: Architecture, lay: Layout, z: _Sizes) -> tuple[Any, Any, Any, Any]:
+    """(dense parameters, routed-expert parameters, the dense data-parallel group, the experts'
+    data-parallel group) of one GPU's shard."""
     # data parallelism over the dp*cp ranks holding the same weights
     expert = np.asarray(lay.expert_params_per_gpu, dtype=np.float64)
     dense = np.asarray(lay.params_per_gpu, dtype=np.float64) - expert
-    group = d * c
-    expert_group = group * (t / etp if arch.is_moe else 1) / ep  # folded: the experts' data-parallel ranks span tp too
-    dp_bw, dp_lat = _link(hw, group * t)
-    forward_mb = layers * forward
-    backward_mb = layers * (backward + recompute_layer) if work.overlap_grad_reduce else 0.0
+    group = z.d * z.c
+    expert_group = group * (z.t / z.etp if arch.is_moe else 1) / z.ep  # folded: the experts' data-parallel ranks span tp too
+    return dense, expert, group, expert_group
+
+
+def _dp_comm_seconds(
+    arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: _Sizes, lt: _LayerTimes, layers: Any, m: Any
+) -> Any:
+    """The step's exposed data-parallel communication: gradient reductions and ZeRO's parameter
+    gathers beside the backward and forward passes, and the edges nothing hides."""
+    zero = z.zero
+    dense, expert, group, expert_group = _dp_groups(arch, lay, z)
+    dp_bw, dp_lat = _link(hw, group * z.t)
+    forward_mb = layers * lt.forward
+    backward_mb = layers * (lt.backward + lt.recompute) if work.overlap_grad_reduce else 0.0
 
     def over_groups(collective: Any, element_bytes: int) -> Any:
         # dense parameters over the dp*cp ranks, routed experts over the dp*cp/ep that share them
@@ -478,7 +497,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     # ZeRO-3 gathers each layer's weights for its matmuls, in FP8 under FP8 training (torchtitan's
     # Float8 all-gather, Megatron's --fp8-param-gather); ZeRO-1/2 gather the updated BF16 weights
     gather = over_groups(ring_gather_seconds, work.weight_bytes)
-    if fp8:
+    if work.fp8:
         gather = np.where(zero >= 3, over_groups(ring_gather_seconds, 1), gather)
 
     dp_comm = np.select(
@@ -493,7 +512,7 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     # the edges nothing hides: the first bucket's gather before the forward and the last bucket's
     # reduction after the backward (DDP buckets of at least 40M parameters, Megatron-Core's floor, the
     # embedding in one piece; FSDP's unit of one layer or the embedding)
-    embedding = arch.vocab_size * h / t
+    embedding = arch.vocab_size * arch.d_model / z.t
     bucket = np.where(zero >= 3, np.maximum(dense / np.maximum(layers, 1), embedding), np.maximum(DDP_BUCKET_PARAMS, embedding))
     bucket = np.minimum(bucket, dense)
     edge = np.where(
@@ -502,26 +521,48 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
         ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat)
         + ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat),
     )
-    dp_comm = dp_comm + (edge if work.overlap_grad_reduce else np.where(zero == 0, 0.0, edge))
+    return dp_comm + (edge if work.overlap_grad_reduce else np.where(zero == 0, 0.0, edge))
 
+
+def _optimizer_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: _Sizes) -> Any:
+    """The optimizer step on one GPU's (ZeRO-sharded) parameters, on the GPU or, offloaded, on the host."""
+    dense, expert, group, expert_group = _dp_groups(arch, lay, z)
     # optimizer: read gradients and states, write states and 16-bit weights, on the local shard
-    local = np.where(zero >= 1, dense / group + expert / expert_group, dense + expert)
+    local = np.where(z.zero >= 1, dense / group + expert / expert_group, dense + expert)
     update_bytes = local * (2 * work.optimizer_bytes_per_param + work.gradient_bytes + work.weight_bytes)
     offload = np.asarray(lay.offload_optimizer, dtype=bool)
-    optimizer = np.where(
+    return np.where(
         offload,
         update_bytes / HOST_MEMORY_BANDWIDTH_PER_GPU + local * (work.gradient_bytes + work.weight_bytes) / PCIE_BANDWIDTH,
-        update_bytes / mem_bw,
+        update_bytes / memory_rate(hw),
     )
 
-    compute = m * compute_mb
+
+def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> StepTime:
+    """Seconds of one optimizer step for each layout in ``lay`` (see the module docstring for
+    every term and its source). Layout arrays must already be valid (dividing, fitting);
+    :mod:`service.core.plan` checks that."""
+    z = _sizes(arch, work, lay)
+    # --- one layer's forward, one micro-batch ---
+    lt = _layer_times(arch, hw, work, z)
+    tp_layer = _tp_comm_seconds(hw, work, z, lt, arch.d_model)
+    cp_layer = _cp_comm_seconds(arch, hw, work, z, lt)
+    ep_layer = _ep_comm_seconds(arch, hw, work, z, lt)
+    per_layer = lt.forward + lt.backward + lt.recompute + tp_layer + cp_layer + ep_layer
+    layers, logits = _busiest_stage(arch, hw, work, z, per_layer)
+    micro = layers * per_layer + logits
+    m, bubble, pp_comm = _pipeline_seconds(hw, work, z, lt, layers, logits, micro, arch.d_model)
+    dp_comm = _dp_comm_seconds(arch, hw, work, lay, z, lt, layers, m)
+    optimizer = _optimizer_seconds(arch, hw, work, lay, z)
+
+    compute = m * (layers * (lt.forward + lt.backward) + logits)
     step = m * micro + bubble + pp_comm + dp_comm + optimizer
     return StepTime(
         compute_seconds=compute,
-        recompute_seconds=m * recompute_mb,
-        tp_comm_seconds=m * tp_mb,
-        cp_comm_seconds=m * cp_mb,
-        ep_comm_seconds=m * ep_mb,
+        recompute_seconds=m * (layers * lt.recompute),
+        tp_comm_seconds=m * (layers * tp_layer),
+        cp_comm_seconds=m * (layers * cp_layer),
+        ep_comm_seconds=m * (layers * ep_layer),
         pp_comm_seconds=pp_comm,
         bubble_seconds=bubble,
         dp_comm_seconds=dp_comm,

@@ -1,0 +1,202 @@
+"""Parallel layouts and the parameters each GPU holds under them.
+
+:class:`Parallelism` names a layout: data, tensor (Shoeybi et al. 2019), pipeline (Narayanan et al.
+2021), context (Liu et al. 2023) and expert (Lepikhin et al. 2020) parallel sizes and ZeRO's stage
+(Rajbhandari et al. 2020); :func:`validate_parallelism` rejects layouts that cannot run, and
+:func:`params_per_gpu` and :func:`expert_params_per_gpu` count the busiest pipeline stage's shard.
+:mod:`service.core.memory` re-exports these names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from service.core.architecture import Architecture, ModelShape
+from service.core.errors import InvalidSpecError
+from service.core.params import (
+    attention_params_per_layer,
+    count_params,
+    dense_mlp_params,
+    mlp_params_per_expert,
+    norm_params,
+    router_params_per_layer,
+    shared_expert_params_per_layer,
+)
+from service.core.pipeline import (
+    SCHEDULE_CODES,
+    PipelineSchedule,
+    default_schedule,
+    max_chunks,
+    parameter_copies,
+    schedule_problem,
+    stage_layers,
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Parallelism:
+    """3D parallelism and ZeRO: ``dp`` data-parallel, ``tp`` tensor-parallel, ``pp`` pipeline
+    stages; ``zero_stage`` 0-3 shards optimizer states (1), gradients (2) and weights (3) over
+    the ``dp * cp`` ranks that hold the same weights (Rajbhandari et al. 2020 §5; Megatron-LM's
+    distributed optimizer shards over data- and context-parallel ranks); ``offload_optimizer``
+    keeps the optimizer states and the master copy in host memory (Ren et al. 2021,
+    ZeRO-Offload). ``cp`` context-parallel ranks split each sequence (ring attention, Liu et al.
+    2023); ``ep`` expert-parallel ranks split a mixture's experts, carved out of the
+    data-parallel ranks (Lepikhin et al. 2020, GShard §2.2); ``virtual_stages`` interleaved
+    pipeline chunks per GPU (Narayanan et al. 2021 §2.2.2); ``pipeline_schedule`` how the stages
+    run (:mod:`service.core.pipeline`; default: interleaved with ``virtual_stages > 1``, else 1F1B)."""
+
+    dp: int = 1
+    tp: int = 1
+    pp: int = 1
+    cp: int = 1
+    ep: int = 1
+    virtual_stages: int = 1
+    sequence_parallel: bool = False
+    zero_stage: int = 0
+    offload_optimizer: bool = False
+    pipeline_schedule: PipelineSchedule | None = None
+    expert_tensor_parallel: int | None = None
+
+    @property
+    def etp(self) -> int:
+        """The experts' own tensor-parallel size: ``tp`` unless set; 1 is Megatron-Core's MoE
+        parallel folding (Liu et al. 2025, "MoE Parallel Folding"): whole experts, expert parallelism
+        across the tensor- and data-parallel ranks."""
+        return self.expert_tensor_parallel or self.tp
+
+    @property
+    def expert_fold(self) -> int:
+        """How many more ranks share an expert's ZeRO shard under folding: ``tp / etp``."""
+        return self.tp // self.etp
+
+    @property
+    def schedule(self) -> PipelineSchedule:
+        """The pipeline schedule, the default one when none is named."""
+        return self.pipeline_schedule or default_schedule(self.virtual_stages)
+
+    @property
+    def n_gpus(self) -> int:
+        return self.dp * self.tp * self.pp * self.cp
+
+    @property
+    def zero_shards(self) -> int:
+        """Ranks that hold the same weights and share their optimizer states under ZeRO."""
+        return self.dp * self.cp
+
+
+def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int | None = None) -> None:
+    """Reject layouts that cannot run: tp must divide the heads, pp cannot exceed the layers,
+    interleaving needs pp > 1 and (Megatron-LM's rule) micro-batches in multiples of pp."""
+    if par.zero_stage not in (0, 1, 2, 3):
+        raise InvalidSpecError("parallelism.zero_stage", "must be 0, 1, 2 or 3")
+    if par.virtual_stages > 1 and par.pp == 1:
+        raise InvalidSpecError("parallelism.virtual_stages", "interleaving needs pp > 1")
+    if par.pp > 1 and (problem := schedule_problem(par.schedule, par.pp, par.virtual_stages, microbatches)):
+        raise InvalidSpecError("parallelism.pipeline_schedule", problem)
+    if par.virtual_stages > 1 and microbatches is not None and microbatches % par.pp:
+        raise InvalidSpecError(
+            "gradient_accumulation_steps", f"the interleaved schedule needs micro-batches in multiples of pp={par.pp}"
+        )
+    if par.offload_optimizer and par.zero_stage == 0:
+        raise InvalidSpecError("parallelism.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
+    if isinstance(model, Architecture):
+        if model.n_heads % par.tp:
+            raise InvalidSpecError("parallelism.tp", f"tp={par.tp} does not divide n_heads={model.n_heads}")
+        if model.n_kv_heads % par.tp and par.tp % model.n_kv_heads:
+            raise InvalidSpecError(
+                "parallelism.tp",
+                f"tp={par.tp} and n_kv_heads={model.n_kv_heads}: one must divide the other",
+            )
+        if par.pp > model.n_layers:
+            raise InvalidSpecError("parallelism.pp", f"pp={par.pp} exceeds n_layers={model.n_layers}")
+        if par.virtual_stages > 1 and (par.pp == 1 or par.pp * par.virtual_stages > max_chunks(model.n_layers)):
+            raise InvalidSpecError(
+                "parallelism.virtual_stages",
+                f"interleaving needs pp > 1 and at least one of the n_layers={model.n_layers} layers per chunk (the embedding and the output layer may fill one each)",
+            )
+        if par.etp not in (1, par.tp):
+            raise InvalidSpecError("parallelism.expert_tensor_parallel", f"must be 1 (parallel folding) or tp={par.tp}")
+        if par.ep > 1 and (model.n_experts % par.ep or (par.dp * par.expert_fold) % par.ep):
+            ranks = f"tp*dp={par.tp * par.dp}" if par.expert_fold > 1 else f"dp={par.dp}"
+            raise InvalidSpecError("parallelism.ep", f"ep={par.ep} must divide n_experts={model.n_experts} and {ranks}")
+
+
+def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
+    """Parameters held by one GPU of the busiest pipeline stage before ZeRO-3 sharding.
+
+    With the architecture: the first stage holds the embedding and its layers, a middle stage
+    :func:`~service.core.activations.layers_per_stage` layers (``ceil(L/pp)`` without
+    interleaving), the last stage its layers, the final norm and the LM head (a tied head is a
+    second copy when pp > 1, as in Megatron-LM); the first and last stages hold one layer fewer
+    where the stages have room (:func:`service.core.pipeline.stage_layers`); each stage's shard is
+    counted from its own layers and the largest is the busiest. Matrices are split over ``tp``,
+    norms are replicated (Shoeybi et al. 2019 §3), K/V projections split over at most
+    ``n_kv_heads`` ranks (GQA heads are replicated beyond that), routed experts over ``ep`` (and
+    over ``tp``, or whole under parallel folding). DualPipe keeps two copies
+    (:func:`service.core.pipeline.parameter_copies`). With only a count: ``P / (tp * pp)``.
+    """
+    return _busiest_shard(model, par)[0]
+
+
+def _busiest_shard(model: ModelShape, par: Parallelism) -> tuple[int, int]:
+    """(parameters, of which routed experts) on one GPU of the stage with the most parameters."""
+    copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
+    if not isinstance(model, Architecture):
+        return copies * math.ceil(model.n_params / (par.tp * par.pp)), 0
+    b = count_params(model)
+    norm = norm_params(model)
+    layer_norms = model.norms_per_layer * norm
+    if par.pp == 1:
+        stages = [(model.n_layers, b.total, b.norm)]
+    else:
+        first_layers, layers, last_layers = stage_layers(model.n_layers, par.pp, par.virtual_stages)
+        head = model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
+        embedding = b.embedding + (norm if model.embedding_norm else 0)
+        stages = [
+            (first_layers, embedding + stage_block_params(model, first_layers) + first_layers * layer_norms),
+            (last_layers, stage_block_params(model, last_layers) + last_layers * layer_norms + norm + head),
+        ]
+        if par.pp > 2:
+            stages.append((layers, stage_block_params(model, layers) + layers * layer_norms))
+        stages = [(k, total, k * layer_norms + norm) for k, total in stages]
+    # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
+    kv_ranks = min(par.tp, model.n_kv_heads)
+    kv_bias = model.bias or model.qkv_bias or model.attention_bias
+    kv_per_layer = 2 * model.d_model * model.kv_dim + (2 * model.kv_dim if kv_bias else 0)
+    per_expert = mlp_params_per_expert(model)
+    best = (-1, 0)
+    for layers, total, norms in stages:
+        kv_replication = layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
+        # expert parallelism: each rank keeps n_experts / ep of every layer's experts
+        moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts
+        elsewhere = moe_layers * (model.n_experts - model.n_experts // par.ep) * per_expert
+        local = moe_layers * (model.n_experts // par.ep) * per_expert
+        if par.etp == par.tp:
+            shard = math.ceil((total - norms - elsewhere) / par.tp + kv_replication) + norms
+        else:  # whole experts under parallel folding
+            shard = math.ceil((total - norms - elsewhere - local) / par.tp + local / par.etp + kv_replication) + norms
+        experts = math.ceil(local / par.etp) if model.is_moe and par.ep > 1 else 0
+        best = max(best, (shard, experts))
+    return copies * best[0], copies * best[1]
+
+
+def stage_block_params(arch: Architecture, layers: int) -> int:
+    """Attention and MLP parameters of ``layers`` layers of a stage: a mixture's stage is counted
+    with as many of its layers routed-expert layers as the model has (the busiest case), the rest
+    dense (DeepSeek's first dense layers)."""
+    moe = min(layers, arch.moe_layers)
+    moe_layer = (
+        arch.n_experts * mlp_params_per_expert(arch) + router_params_per_layer(arch) + shared_expert_params_per_layer(arch)
+    )
+    return layers * attention_params_per_layer(arch) + moe * moe_layer + (layers - moe) * dense_mlp_params(arch)
+
+
+def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
+    """The routed experts' share of :func:`params_per_gpu`: ``n_experts / ep`` expert MLPs per
+    layer of the busiest stage, split over ``tp``. Each is replicated over only ``dp*cp/ep``
+    ranks, so ZeRO shards it over those (Megatron-Core's expert data-parallel group; Rajbhandari
+    et al. 2022, DeepSpeed-MoE §5). 0 for a dense model or ``ep = 1`` (the experts then follow
+    the dense parameters)."""
+    return _busiest_shard(model, par)[1]
