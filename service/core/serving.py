@@ -31,6 +31,7 @@ One model prices every serving answer (the serving plan, ``/v1/cost/inference``,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -301,16 +302,15 @@ def smallest_fitting_tp(
     return None
 
 
-def choose_replica(
+def replica_candidates(
     arch: Architecture, hw: Hardware, *, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     tp: int | None = None, max_time_to_first_token_seconds: float | None = None,
     max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
     reserve_bytes: int = RUNTIME_RESERVE_BYTES,
-) -> Replica | str:  # fmt: skip
-    """The replica to serve with: of the tensor-parallel degrees (``tp``, or every valid one in a
-    node) whose usable memory holds the weights and a sequence and that meet the latency
-    bounds, the one with the most output tokens per second per GPU at its largest batch — the
-    cheapest per token; the smaller degree on a tie. A string says why none qualifies."""
+) -> list[Replica] | str:  # fmt: skip
+    """The replicas that can serve, one per tensor-parallel degree (``tp``, or every valid one in
+    a node) whose usable memory holds the weights and a sequence and that meets the latency
+    bounds, each at its largest batch; a string says why none qualifies."""
     candidates: list[Replica] = []
     why = "no tensor-parallel degree inside a node divides the heads"
     for degree in [tp] if tp is not None else valid_tensor_parallel(arch, hw.gpus_per_node):
@@ -328,9 +328,57 @@ def choose_replica(
             why = f"at tp={degree} even one sequence takes {r.time_per_output_token_seconds * 1e3:.1f} ms per output token"
             continue
         candidates.append(r)
-    if not candidates:
-        return why
+    return candidates or why
+
+
+def choose_replica(
+    arch: Architecture, hw: Hardware, *, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
+    tp: int | None = None, max_time_to_first_token_seconds: float | None = None,
+    max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
+    reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+) -> Replica | str:  # fmt: skip
+    """The replica to serve with at saturation: of :func:`replica_candidates`, the one with the
+    most output tokens per second per GPU at its largest batch — the cheapest per token when
+    every replica runs full; the smaller degree on a tie. A string says why none qualifies."""
+    candidates = replica_candidates(
+        arch, hw, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens, tp=tp,
+        max_time_to_first_token_seconds=max_time_to_first_token_seconds,
+        max_time_per_output_token_seconds=max_time_per_output_token_seconds, utilization=utilization, reserve_bytes=reserve_bytes,
+    )  # fmt: skip
+    if isinstance(candidates, str):
+        return candidates
+    return most_per_gpu(candidates)
+
+
+def most_per_gpu(candidates: list[Replica]) -> Replica:
+    """The replica with the most output tokens per second per GPU at its batch; the smaller degree
+    on a tie."""
     return max(candidates, key=lambda r: (r.output_tokens_per_second / r.tp, -r.tp))
+
+
+def at_load(full: Replica, users: int) -> tuple[int, int]:
+    """Replicas of ``full``'s degree that serve ``users`` concurrent sequences, and the batch each
+    then runs (the users spread evenly; at most the replica's largest batch)."""
+    replicas = math.ceil(users / full.batch)
+    return replicas, math.ceil(users / replicas)
+
+
+def cheapest_at_load(candidates: list[Replica], users: int, rerun: Callable[[Replica, int], Replica]) -> tuple[Replica, int]:
+    """Of the replicas that can serve, the one whose fleet serves ``users`` concurrent sequences at
+    the least cost per output token — the fewest GPU-seconds per token, ``tp * replicas / (replicas
+    * tokens/s at the batch the load gives each replica)`` — with the smaller degree on a tie; it
+    is rerun at that batch (``rerun(full, batch)``). At low load a small degree that is not full
+    is cheaper than a larger one that would be faster at saturation; at saturation this is
+    :func:`choose_replica`'s rule. Returns the replica at the load and how many of it."""
+    best: tuple[float, int, Replica, int] | None = None
+    for full in candidates:
+        replicas, batch = at_load(full, users)
+        loaded = rerun(full, batch)
+        gpu_seconds_per_token = full.tp / loaded.output_tokens_per_second
+        if best is None or (gpu_seconds_per_token, full.tp) < (best[0], best[1]):
+            best = (gpu_seconds_per_token, full.tp, loaded, replicas)
+    assert best is not None, "at least one candidate"
+    return best[2], best[3]
 
 
 def representative_architecture(n_params: float) -> Architecture:

@@ -79,8 +79,11 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
         "weights_dtype": req.weights_dtype.value, "kv_dtype": req.kv_dtype.value, "gpu_memory_utilization": req.gpu_memory_utilization,
         "runtime_reserve_bytes": req.runtime_reserve_bytes, "group_size": req.group_size if req.weights_dtype is Dtype.INT4 else None,
         "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2,
-        "tp_rule": "the degree (dividing heads and KV heads, inside a node) with the most output tokens/s per GPU among those "
-                   "that fit and meet the latency bounds",
+        "tp_rule": ("the degree (dividing heads and KV heads, inside a node), among those that fit and meet the latency bounds, "
+                    "whose replicas serve concurrent_users at the least cost per output token (GPUs per token/s at the batch "
+                    "the load gives each replica)" if req.concurrent_users else
+                    "the degree (dividing heads and KV heads, inside a node) with the most output tokens/s per GPU among those "
+                    "that fit and meet the latency bounds"),
         "target": ("concurrent_users" if req.concurrent_users else "tokens_per_second" if req.tokens_per_second
                    else "one replica at its largest batch"),
     }  # fmt: skip
@@ -106,7 +109,7 @@ def _option(
 ) -> s.ServingOption:
     common = dict(weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens,
                   utilization=req.gpu_memory_utilization, reserve_bytes=req.runtime_reserve_bytes)  # fmt: skip
-    chosen = core.choose_replica(
+    candidates = core.replica_candidates(
         arch,
         hw,
         tp=req.tp,
@@ -114,17 +117,25 @@ def _option(
         max_time_per_output_token_seconds=req.max_time_per_output_token_seconds,
         **common,
     )
-    if isinstance(chosen, str):
-        return _unfit(view.id, chosen)
-    cap = chosen.batch
-    if req.concurrent_users is not None:
-        replicas = math.ceil(req.concurrent_users / cap)
-        batch = math.ceil(req.concurrent_users / replicas)
-        chosen = core.replica(arch, hw, tp=chosen.tp, batch=batch, **common)
-    elif req.tokens_per_second is not None:
+    if isinstance(candidates, str):
+        return _unfit(view.id, candidates)
+    if req.concurrent_users is not None:  # the cheapest fleet at the user's load, not at saturation
+        chosen, replicas = core.cheapest_at_load(
+            candidates, req.concurrent_users, lambda full, batch: core.replica(arch, hw, tp=full.tp, batch=batch, **common)
+        )
+        return _served(view, chosen, replicas, req, price)
+    chosen = core.most_per_gpu(candidates)  # at saturation: core.choose_replica's rule
+    if req.tokens_per_second is not None:
         replicas = math.ceil(req.tokens_per_second / chosen.output_tokens_per_second)
     else:
         replicas = 1
+    return _served(view, chosen, replicas, req, price)
+
+
+def _served(
+    view: GpuView, chosen: core.Replica, replicas: int, req: s.ServingPlanRequest, price: PriceQuote | None
+) -> s.ServingOption:
+    """The option of ``replicas`` replicas like ``chosen``, priced."""
     cost = None if price is None else core.serving_cost(chosen, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens,
                                                          output_tokens=req.output_tokens)  # fmt: skip
     return s.ServingOption(

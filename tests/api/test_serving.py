@@ -104,3 +104,19 @@ def test_lifetime_prices_served_tokens_with_the_serving_model(client) -> None:
                                            "output_tokens": 200})["options"][0]  # fmt: skip
     per_request = 1000 * plan["usd_per_million_input_tokens"] + 200 * plan["usd_per_million_output_tokens"]
     assert per_million == pytest.approx(per_request / 1200, rel=1e-9)
+
+
+def test_at_low_load_the_cheapest_fleet_is_chosen_not_the_fastest_at_saturation(client) -> None:
+    # Llama-2-7B for 32 users on H100: a TP-2 replica has the most tokens/s per GPU when full, but
+    # 32 users fill neither; one GPU serves them for half the price, as /v1/cost/inference prices it
+    body = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "prompt_tokens": 1000, "output_tokens": 1000}
+    low = ok(client, "/v1/plan/serving", body | {"concurrent_users": 32})["options"][0]
+    assert (low["tp"], low["replicas"], low["n_gpus"], low["batch_per_replica"]) == (1, 1, 1, 32)
+    saturated = ok(client, "/v1/plan/serving", body)["options"][0]  # one replica at its largest batch
+    assert saturated["tp"] == 2
+    cost = ok(client, "/v1/cost/inference", {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "n_gpus": 1,
+                                               "batch_size": 32, "prompt_tokens": 1000, "output_tokens": 1000})  # fmt: skip
+    assert low["usd_per_million_output_tokens"] == pytest.approx(cost["usd_per_million_output_tokens"])
+    # at a load that fills replicas the per-GPU rate decides again
+    high = ok(client, "/v1/plan/serving", body | {"concurrent_users": 2000})
+    assert high["options"][0]["tp"] == 2 and "least cost per output token" in high["assumptions"]["tp_rule"]

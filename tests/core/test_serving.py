@@ -12,10 +12,15 @@ import pytest
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
 from service.core.serving import (
+    at_load,
+    cheapest_at_load,
     check_tensor_parallel,
+    choose_replica,
     decode_step_seconds,
+    most_per_gpu,
     prefill_seconds,
     replica,
+    replica_candidates,
     serving_cost,
     usable_memory_bytes,
     valid_tensor_parallel,
@@ -167,3 +172,25 @@ def test_decode_reads_what_the_cache_holds() -> None:
     one, _ = decode_step_seconds(ds, hw, tp=1, batch=256, context_tokens=8192, weights_bytes=0, kv_bytes_per_token=ds_token)
     eight, _ = decode_step_seconds(ds, hw, tp=8, batch=256, context_tokens=8192, weights_bytes=0, kv_bytes_per_token=ds_token)
     assert float(eight) >= float(one) * 0.95  # the latent read is not divided by tensor parallelism
+
+
+def test_the_cheapest_fleet_at_a_load_weighs_gpus_per_token_at_the_batch_the_load_gives() -> None:
+    arch, hw = preset("llama-2-7b"), hardware("h100-sxm")
+    common = {"weights": weight_bytes(arch, Dtype.BF16), "kv_dtype": Dtype.BF16, "prompt_tokens": 1000, "output_tokens": 1000}
+    candidates = replica_candidates(arch, hw, **common)
+    assert [r.tp for r in candidates] == [1, 2, 4, 8]
+
+    def rerun(full, batch):
+        return replica(arch, hw, tp=full.tp, batch=batch, **common)
+
+    assert choose_replica(arch, hw, **common).tp == most_per_gpu(candidates).tp == 2  # at saturation
+    for users in (1, 8, 32):
+        chosen, replicas = cheapest_at_load(candidates, users, rerun)
+        assert (chosen.tp, replicas, chosen.batch) == (1, 1, users)
+        tp2, _ = cheapest_at_load([r for r in candidates if r.tp == 2], users, rerun)
+        assert 1 / chosen.output_tokens_per_second < 2 / tp2.output_tokens_per_second  # GPU-seconds per token
+    full = candidates[1]
+    many = 10 * full.batch
+    chosen, replicas = cheapest_at_load(candidates, many, rerun)
+    assert replicas * chosen.batch >= many and chosen.batch <= [r for r in candidates if r.tp == chosen.tp][0].batch
+    assert at_load(full, many) == (10, full.batch)
