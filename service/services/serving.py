@@ -53,6 +53,16 @@ def serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
     return dataclasses.replace(cluster.hardware, peak_flops_per_s=float(peak) * 1e12), key
 
 
+def weight_only_note(gpu: GpuView, fmt: Dtype, peak_key: str) -> str | None:
+    """What a weight format the GPU cannot compute in becomes: FP8 weights on a GPU without FP8
+    tensor cores (A100, V100, ...) are served weight-only, dequantised to 16 bits inside the matmul
+    (vLLM's Marlin FP8 kernels), so they save memory and bandwidth but compute at the bf16 peak."""
+    if fmt is Dtype.FP8 and peak_key != "fp8":
+        return (f"{gpu.id} has no FP8 tensor cores: FP8 weights are served weight-only (dequantised to bf16 in the matmul, "
+                "as vLLM's Marlin FP8 kernels do): half the weight memory and traffic of bf16, compute at the bf16 peak")  # fmt: skip
+    return None
+
+
 def _price(catalog: CatalogReader, gpu_id: str, req: s.ServingPlanRequest, many: bool) -> PriceQuote | None:
     return listed_price(catalog, gpu_id, req, many=many)
 
@@ -92,6 +102,8 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
         assert view is not None
         hw, peak_key = serving_hardware(view, req.weights_dtype)
         assumptions[f"{view.id}.peak_dtype"] = peak_key
+        if note := weight_only_note(view, req.weights_dtype, peak_key):
+            assumptions[f"{view.id}.weights"] = note
         options.append(_option(arch, hw, view, weights, req, _price(catalog, view.id, req, many)))
     options.sort(key=lambda o: (not o.fits, o.usd_per_million_output_tokens is None, o.usd_per_million_output_tokens or 0.0))
     priced = [o for o in options if o.fits and o.usd_per_million_output_tokens is not None]
@@ -179,6 +191,8 @@ def inference_cost(req: cs.InferenceCostRequest, catalog: CatalogReader) -> cs.I
         "replica": f"{req.n_gpus} x {gpu.id}, weights sharded with tensor parallelism",
         "model": "the serving model of POST /v1/plan/serving",
     }  # fmt: skip
+    if note := weight_only_note(gpu, fmt, peak_dtype):
+        assumptions["weights"] = note
     if {"bandwidth_utilisation", "compute_utilisation"} & req.model_fields_set:  # read without the deprecation warning
         assumptions["utilisation_fields"] = "ignored: the serving model's sourced efficiencies apply (deprecated fields)"
     return cs.InferenceCostResponse(

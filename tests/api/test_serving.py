@@ -120,3 +120,14 @@ def test_at_low_load_the_cheapest_fleet_is_chosen_not_the_fastest_at_saturation(
     # at a load that fills replicas the per-GPU rate decides again
     high = ok(client, "/v1/plan/serving", body | {"concurrent_users": 2000})
     assert high["options"][0]["tp"] == 2 and "least cost per output token" in high["assumptions"]["tp_rule"]
+
+
+def test_fp8_weights_on_a_gpu_without_fp8_tensor_cores_are_said_to_be_weight_only(client) -> None:
+    body = {"model": {"preset": "llama-3.1-70b"}, "gpu": ["h100-sxm", "a100-80gb-sxm"], "weights_dtype": "fp8",
+            "prompt_tokens": 1000, "output_tokens": 500, "concurrent_users": 16}  # fmt: skip
+    notes = ok(client, "/v1/plan/serving", body)["assumptions"]
+    assert notes["a100-80gb-sxm.peak_dtype"] == "bf16" and "weight-only" in notes["a100-80gb-sxm.weights"]
+    assert notes["h100-sxm.peak_dtype"] == "fp8" and "h100-sxm.weights" not in notes
+    cost = ok(client, "/v1/cost/inference", {"model": {"preset": "llama-3.1-70b"}, "gpu": "a100-80gb-sxm", "n_gpus": 2,
+                                               "dtype": "fp8", "batch_size": 8, "prompt_tokens": 1000, "output_tokens": 500})  # fmt: skip
+    assert "Marlin" in cost["assumptions"]["weights"]
