@@ -7,9 +7,8 @@ from functools import cache
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect, text
 
 from service.errors import NOT_MIGRATED
 from service.settings import PROJECT_ROOT
@@ -47,9 +46,13 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at (its ``alembic_version`` row), None when never migrated."""
+    """The revision the database is at (its ``alembic_version`` row), None when never migrated.
+    Read with plain SQL: Alembic's own reader logs at INFO on every call, and readiness probes
+    call this every few seconds."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def schema_problem(engine: Engine) -> str | None:
