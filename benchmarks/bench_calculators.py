@@ -51,10 +51,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def encode(method: str, path: str, body: dict | None) -> bytes:
-    """One pre-encoded HTTP/1.1 keep-alive request."""
+def encode(method: str, path: str, body: object | None, headers: dict[str, str] | None = None) -> bytes:
+    """One pre-encoded HTTP/1.1 keep-alive request, with any extra ``headers``."""
     payload = json.dumps(body).encode() if body is not None else b""
-    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        f"{extra}\r\n"
+    )
     return head.encode() + payload
 
 

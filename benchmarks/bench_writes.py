@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_calculators import MEMORY_BODY  # noqa: E402
+from benchmarks.bench_calculators import MEMORY_BODY, encode, free_port  # noqa: E402
 
 TOKEN = "bench-writes-token"
 MAX_WRITE_SECONDS = 2.0
@@ -67,13 +66,6 @@ class Answer:
     seconds: float
     headers: dict[str, str]
     body: bytes
-
-
-def encode(method: str, path: str, body: object | None, headers: dict[str, str] | None = None) -> bytes:
-    payload = json.dumps(body).encode() if body is not None else b""
-    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}\r\n"
-    return head.encode() + payload
 
 
 async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> Answer:
@@ -202,12 +194,6 @@ async def batch_and_visibility(port: int, run: str, pollers: int) -> tuple[Answe
 
     waits = await asyncio.gather(*(seen_by_a_fresh_connection() for _ in range(pollers)))
     return answer, max(waits)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_database(backend: str, tmp: Path, admin_url: str) -> tuple[str, object]:

@@ -14,6 +14,7 @@ from service.services import energy as energy_service
 from service.services import rates
 from service.services import serving as serving_service
 from service.services.catalog_reader import CatalogReader, GpuView
+from service.services.models import catalog_gpu
 from service.services.pricing import resolve_price
 
 
@@ -44,7 +45,7 @@ def _run_economics(
     """With ``energy`` (the request's inputs), also the energy and CO2e of the GPU-hours."""
     if req.gpu is None:
         return Economics()
-    gpu = rates.catalog_gpu(catalog, req.gpu)
+    gpu = catalog_gpu(catalog, req.gpu)
     rate = rates.rate(gpu, req)
     efficiency, efficiency_source = rates.scaling_efficiency(req)
     price = resolve_price(catalog, gpu.id, req)
@@ -95,7 +96,7 @@ def _budget_response(
 
 def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
     if req.budget_usd is not None:
-        gpu = rates.catalog_gpu(catalog, req.gpu)
+        gpu = catalog_gpu(catalog, req.gpu)
         rate = rates.rate(gpu, req)
         efficiency, _ = rates.scaling_efficiency(req)
         price = resolve_price(catalog, gpu.id, req)
@@ -186,7 +187,7 @@ def lifetime(req: s.LifetimeRequest, catalog: CatalogReader) -> s.LifetimeRespon
     total_usd = chinchilla_usd = serving_usd = None
     price = None
     if req.gpu is not None:
-        gpu = rates.catalog_gpu(catalog, req.gpu)
+        gpu = catalog_gpu(catalog, req.gpu)
         optimal = _lifetime_dollars(catalog, req, gpu, r.params, r.training_flops, r.inference_flops)
         chinchilla = _lifetime_dollars(
             catalog, req, gpu, r.chinchilla_params, 6 * r.chinchilla_params * r.chinchilla_tokens,

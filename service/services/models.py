@@ -128,6 +128,13 @@ def resolve_gpu(gpu: str | None, gpu_memory_bytes: int | None, catalog: CatalogR
     return view, view.memory_bytes
 
 
+def catalog_gpu(catalog: CatalogReader, gpu_id: str) -> GpuView:
+    """The catalog GPU ``gpu_id`` (a 422 naming the known ones when there is none)."""
+    view, _ = resolve_gpu(gpu_id, None, catalog)
+    assert view is not None
+    return view
+
+
 DEFAULT_TRAINING_SEQ_LEN = 8192  # pre-training runs at <= 8K and extends the context at the end (Llama 3 §3.4.1-3.4.2)
 
 

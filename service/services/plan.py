@@ -25,7 +25,7 @@ from service.services.answers import not_keepable
 from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, light_work_only
 from service.services.efficiency import gpu_efficiency
 from service.services.lru import LruCache
-from service.services.models import resolve_gpu, resolve_model, training_seq_len
+from service.services.models import catalog_gpu, resolve_model, training_seq_len
 from service.services.pricing import listed_price
 
 DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens per step: Llama 2 (Touvron et al. 2023 §2.2), LLaMA (§2.3)
@@ -355,8 +355,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     if warning := check_context(arch, seq_len):
         assumptions["seq_len_warning"] = warning
     for gpu_id in gpu_ids:
-        view, _ = resolve_gpu(gpu_id, None, catalog)
-        assert view is not None
+        view = catalog_gpu(catalog, gpu_id)
         cluster = cluster_for(view, req.precision, gpus_per_node=req.gpus_per_node,
                               intra_node_bandwidth_bytes_per_s=req.intra_node_bandwidth_bytes_per_s,
                               inter_node_bandwidth_bytes_per_s=req.inter_node_bandwidth_bytes_per_s, **cluster_options(req))  # fmt: skip

@@ -10,8 +10,7 @@ from typing import Any
 from service.core import cost
 from service.errors import Unprocessable
 from service.schemas import cost as s
-from service.services.catalog_reader import CatalogReader, GpuView
-from service.services.models import resolve_gpu
+from service.services.catalog_reader import GpuView
 
 DEFAULT_MFU = 0.40  # Transformers Math 101 / formula sheet: 37-50 % is what good large runs reach
 
@@ -21,12 +20,6 @@ class Rate:
     flops_per_s_per_gpu: float  # before scaling efficiency
     mfu: float | None
     assumptions: dict[str, Any]
-
-
-def catalog_gpu(catalog: CatalogReader, gpu_id: str) -> GpuView:
-    view, _ = resolve_gpu(gpu_id, None, catalog)
-    assert view is not None
-    return view
 
 
 def rate(gpu: GpuView, req: s.Throughput) -> Rate:

@@ -16,9 +16,8 @@ from service.core.steptime import Hardware
 from service.schemas import cost as cs
 from service.schemas import serving as s
 from service.schemas.cost import PriceQuote
-from service.services import rates
 from service.services.catalog_reader import CatalogReader, GpuView
-from service.services.models import model_assumptions, resolve_gpu, resolve_model
+from service.services.models import catalog_gpu, model_assumptions, resolve_model
 from service.services.plan import cluster_for
 from service.services.pricing import listed_price, resolve_price
 
@@ -98,8 +97,7 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
                    else "one replica at its largest batch"),
     }  # fmt: skip
     for gpu_id in gpu_ids:
-        view, _ = resolve_gpu(gpu_id, None, catalog)
-        assert view is not None
+        view = catalog_gpu(catalog, gpu_id)
         hw, peak_key = serving_hardware(view, req.weights_dtype)
         assumptions[f"{view.id}.peak_dtype"] = peak_key
         if note := weight_only_note(view, req.weights_dtype, peak_key):
@@ -171,7 +169,7 @@ def inference_cost(req: cs.InferenceCostRequest, catalog: CatalogReader) -> cs.I
     arch = require_architecture(model, "serving cost (the KV cache)")
     model_notes = model_assumptions(model, req.model, req.prompt_tokens + req.output_tokens, field="output_tokens")
     core.check_tensor_parallel(arch, req.n_gpus)
-    gpu = rates.catalog_gpu(catalog, req.gpu)
+    gpu = catalog_gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
     fmt = req.dtype
     hw, peak_dtype = serving_hardware(gpu, fmt)

@@ -14,13 +14,14 @@ from service.core.memory import Precision
 from service.core.plan import PlanResult
 from service.errors import Unprocessable
 from service.schemas import cost as s
+from service.schemas.finetune import Finetune
 from service.schemas.layout import StepTimeOptions
 from service.services import energy as energy_service
 from service.services import plan as plan_service
 from service.services import rates
 from service.services.calculators import finetune_assumptions, finetune_compute_detail
 from service.services.catalog_reader import CatalogReader, GpuView
-from service.services.models import model_assumptions, model_training_seq_len, resolve_model, training_seq_len
+from service.services.models import catalog_gpu, model_assumptions, model_training_seq_len, resolve_model, training_seq_len
 from service.services.plan import Cluster
 from service.services.pricing import resolve_price
 
@@ -108,7 +109,7 @@ def _plan_assumptions(planned: Planned) -> dict[str, Any]:
 def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.TrainingCostResponse:
     model = resolve_model(req.model, catalog)
     model_notes = model_assumptions(model, req.model, req.seq_len)
-    gpu = rates.catalog_gpu(catalog, req.gpu)
+    gpu = catalog_gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
     energy = energy_service.terms(req)
     gpu_energy = energy.for_gpu(gpu)
@@ -231,7 +232,7 @@ def _time_at_mfu(
 
 
 def _finetune_fits(
-    req: s.TrainingCostRequest, model: ModelShape, ft: Any, gpu: GpuView, seq: int
+    req: s.TrainingCostRequest, model: ModelShape, ft: Finetune, gpu: GpuView, seq: int
 ) -> tuple[bool, str | None, dict[str, Any]]:
     """Whether the adapter fine-tune fits the GPU at its least memory (the check the planner would
     make, for the frozen base and the adapters), why not, and the layout it assumed."""
@@ -279,7 +280,7 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
             continue
         terms = per_gpu.get(row.gpu_id)
         if terms is None:
-            gpu = rates.catalog_gpu(catalog, row.gpu_id)
+            gpu = catalog_gpu(catalog, row.gpu_id)
             views.append(gpu)
             terms = per_gpu[row.gpu_id] = _compare_terms(gpu, model, flops.model_flops, footprint, efficiency, req)
             terms |= energy.for_gpu(gpu).fields(terms["gpu_hours"])
