@@ -10,8 +10,8 @@ from fastapi import Request, Response
 from service.api.json_body import json_body
 from service.api.responses import answer, problem_responses
 from service.api.routing import handler_router
-from service.schemas import cost as s
-from service.services import budget
+from service.schemas import budget as s
+from service.services import budget, lifetime
 
 router = handler_router(prefix="/v1/budget", tags=["budget"], responses=problem_responses(422, 503))
 
@@ -38,4 +38,4 @@ async def model_for_loss(request: Request) -> Response:
 async def lifetime_optimum(request: Request) -> Response:
     """The model size that minimises training plus lifetime inference compute for a target loss
     (Sardana et al. 2023): heavy serving favours a smaller model trained on more tokens."""
-    return await answer(budget.lifetime, request, s.LifetimeRequest)
+    return await answer(lifetime.lifetime, request, s.LifetimeRequest)

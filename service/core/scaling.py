@@ -211,6 +211,21 @@ class LifetimeOptimum:
     formulas: tuple[str, ...]
 
 
+def smallest_params_for_loss(target_loss: float, law: ScalingLaw) -> float:
+    """The size below which ``target_loss`` is unreachable with any data: ``(A / (L - E))^(1/alpha)``
+    (the loss at infinite tokens, Hoffmann et al. 2022 eq. 2)."""
+    fit = FITS[law]
+    return (fit.A / (target_loss - fit.E)) ** (1 / fit.alpha)
+
+
+def tokens_for_loss(n_params: float, target_loss: float, law: ScalingLaw) -> float:
+    """The tokens a model of ``n_params`` needs to reach ``target_loss``: ``D = (B / (L - E - A/N^alpha))^(1/beta)``
+    (Hoffmann et al. 2022 eq. 2 solved for D); infinite at or below :func:`smallest_params_for_loss`."""
+    fit = FITS[law]
+    gap = target_loss - fit.E - fit.A / n_params**fit.alpha
+    return math.inf if gap <= 0 else (fit.B / gap) ** (1 / fit.beta)
+
+
 def lifetime_optimal(target_loss: float, inference_tokens: float, law: ScalingLaw) -> LifetimeOptimum:
     """Minimise ``6*N*D(N) + 2*N*D_inf`` over N subject to ``L(N, D(N)) = target_loss``
     (Sardana, Portes, Doubov & Frankle 2023, "Beyond Chinchilla-Optimal: Accounting for Inference
@@ -221,11 +236,10 @@ def lifetime_optimal(target_loss: float, inference_tokens: float, law: ScalingLa
         law = ScalingLaw.HOFFMANN2022  # the 20x rule has no loss model of its own
     fit = FITS[law]
     chinchilla = compute_for_loss(target_loss, law)
-    n_min = (fit.A / (target_loss - fit.E)) ** (1 / fit.alpha)  # N below which the loss is unreachable
+    n_min = smallest_params_for_loss(target_loss, law)
 
     def tokens_for(n: float) -> float:
-        gap = target_loss - fit.E - fit.A / n**fit.alpha
-        return (fit.B / gap) ** (1 / fit.beta)
+        return tokens_for_loss(n, target_loss, law)
 
     def cost(log_n: float) -> float:
         n = math.exp(log_n)

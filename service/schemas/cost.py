@@ -10,7 +10,6 @@ from pydantic import Field, model_validator
 from service.core.compute import Recompute
 from service.core.dtypes import Dtype
 from service.core.limits import MAX_SEQ_LEN, MAX_TOKENS
-from service.core.scaling import ScalingLaw
 from service.schemas.base import PeakDtype, Pricing, Schema
 from service.schemas.calculators import FINETUNE_DESCRIPTION, Estimate
 from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
@@ -187,114 +186,6 @@ class CompareRow(Schema):
 class CompareResponse(Estimate):
     rows: list[CompareRow]
     total_flops: float
-
-
-class BudgetRequest(Throughput, PriceChoice, EnergyChoice):
-    model_config = Schema.model_config | {
-        "json_schema_extra": {
-            "examples": [
-                {"budget_usd": 1_000_000, "gpu": "h100-sxm", "scaling_law": "hoffmann2022", "n_gpus": 256},
-                {"compute_flops": 5.76e23, "scaling_law": "besiroglu2024"},
-                {"budget_usd": 100_000, "gpu": "h100-sxm", "tokens_per_param": 200},
-            ]
-        }
-    }
-
-    budget_usd: float | None = Field(None, gt=0, le=1e13)
-    compute_flops: float | None = Field(None, gt=0, le=1e35)
-    gpu: GpuId | None = None
-    n_gpus: NGpus | None = Field(None, description="Adds wall-clock time.")
-    scaling_law: ScalingLaw = ScalingLaw.HOFFMANN2022
-    n_params: float | None = Field(None, ge=1, le=1e16, description="Fixed model size instead of the optimum.")
-    tokens_per_param: float | None = Field(None, ge=1e-3, le=1e6, description="Fixed data/model ratio instead of the optimum.")
-
-    @model_validator(mode="after")
-    def _budget_or_compute(self) -> BudgetRequest:
-        if (self.budget_usd is None) == (self.compute_flops is None):
-            raise ValueError("give exactly one of budget_usd or compute_flops")
-        if self.budget_usd is not None and self.gpu is None:
-            raise ValueError("budget_usd needs a gpu to turn dollars into FLOPs")
-        if self.n_params is not None and self.tokens_per_param is not None:
-            raise ValueError("give n_params or tokens_per_param, not both")
-        return self
-
-
-class LossMeaning(Schema):
-    unit: str = "nats per token"
-    meaning: str
-    limits: str
-
-
-LOSS_MEANING = LossMeaning(
-    meaning=(
-        "cross-entropy the fit predicts on its own training distribution (MassiveText for the "
-        "Hoffmann fit and its Besiroglu refit); compare losses only under the same law"
-    ),
-    limits=(
-        "an extrapolation outside roughly 70M-16B parameters and 5B-500B tokens; it says nothing "
-        "about other data, tokenizers, architectures or downstream accuracy"
-    ),
-)
-
-
-class BudgetResponse(Estimate):
-    compute_flops: float
-    params: float
-    tokens: float
-    tokens_per_param: float
-    predicted_loss: float
-    optimal_params: float
-    optimal_tokens: float
-    optimal_loss: float
-    loss_gap: float = Field(description="predicted_loss − optimal_loss: what a non-optimal shape gives up.")
-    loss: LossMeaning
-    gpu_hours: float | None
-    energy_kwh: EnergyKwh = None
-    co2e_tonnes: Co2eTonnes = None
-    wall_clock_hours: float | None
-    cost_usd: float | None
-    price: PriceQuote | None
-
-
-class ForLossRequest(Throughput, PriceChoice, EnergyChoice):
-    model_config = Schema.model_config | {
-        "json_schema_extra": {"examples": [{"target_loss": 2.0, "scaling_law": "hoffmann2022", "gpu": "h100-sxm"}]}
-    }
-
-    target_loss: float = Field(gt=0, le=100, description="Nats per token on the fit's data.")
-    scaling_law: ScalingLaw = ScalingLaw.HOFFMANN2022
-    gpu: GpuId | None = None
-    n_gpus: NGpus | None = None
-
-
-class LifetimeRequest(Throughput, PriceChoice):
-    model_config = Schema.model_config | {
-        "json_schema_extra": {"examples": [{"target_loss": 2.0, "inference_tokens": 2e13, "gpu": "h100-sxm"}]}
-    }
-
-    target_loss: float = Field(gt=0, le=100)
-    inference_tokens: float = Field(ge=0, le=1e18, description="Tokens served over the model's lifetime.")
-    scaling_law: Literal["hoffmann2022", "besiroglu2024"] = "hoffmann2022"
-    gpu: GpuId | None = None
-    prompt_tokens: int = Field(1000, ge=0, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")
-    output_tokens: int = Field(200, ge=1, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")
-
-
-class LifetimeResponse(Estimate):
-    params: float
-    tokens: float
-    tokens_per_param: float
-    training_flops: float
-    inference_flops: float
-    total_flops: float
-    chinchilla_params: float
-    chinchilla_tokens: float
-    chinchilla_total_flops: float
-    flops_saved_fraction: float = Field(description="1 − total / Chinchilla-optimal total for the same loss.")
-    total_cost_usd: float | None
-    usd_per_million_served_tokens: float | None = Field(description="What serving costs per million tokens (prompt and output).")
-    chinchilla_total_cost_usd: float | None
-    price: PriceQuote | None
 
 
 class InferenceCostRequest(PriceChoice):

@@ -89,17 +89,16 @@ def test_lifetime_prices_served_tokens_with_the_serving_model(client) -> None:
             "prompt_tokens": 1000, "output_tokens": 200}  # fmt: skip
     life = ok(client, "/v1/budget/lifetime", body)
     per_million = life["usd_per_million_served_tokens"]
-    assert per_million is not None and "layers x d_model" in life["assumptions"]["serving"]
+    assert per_million is not None and life["assumptions"]["serving"] == life["flop_optimal"]["serving"]
     assert life["total_cost_usd"] == pytest.approx(
         life["assumptions"]["training_cost_usd"] + life["assumptions"]["inference_cost_usd"]
     )
     assert life["assumptions"]["inference_cost_usd"] == pytest.approx(per_million * 1e12 / 1e6)
     # the serving plan of the same shape on the same GPU gives the same dollars per request
-    from service.core.serving import representative_architecture
-
-    arch = representative_architecture(life["params"])
-    fields = {"n_layers": arch.n_layers, "d_model": arch.d_model, "n_heads": arch.n_heads, "n_kv_heads": arch.n_kv_heads,
-              "d_ff": arch.d_ff, "vocab_size": arch.vocab_size, "ffn": "swiglu", "norm": "rmsnorm", "max_seq_len": arch.max_seq_len}  # fmt: skip
+    arch = life["flop_optimal"]["architecture"]
+    assert arch["source"] == "llama3"
+    fields = {name: arch[name] for name in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size",
+                                            "tied_embeddings")} | {"ffn": "swiglu", "norm": "rmsnorm", "max_seq_len": 8192}  # fmt: skip
     plan = ok(client, "/v1/plan/serving", {"model": fields, "gpu": "h100-sxm", "usd_per_gpu_hour": 3.2, "prompt_tokens": 1000,
                                            "output_tokens": 200})["options"][0]  # fmt: skip
     per_request = 1000 * plan["usd_per_million_input_tokens"] + 200 * plan["usd_per_million_output_tokens"]

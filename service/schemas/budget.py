@@ -1,0 +1,264 @@
+"""Request and response models of the budget endpoints: dollars, FLOPs or a loss in, a model
+size, its tokens and loss out, timed by the planner on the request's cluster."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from service.core.limits import MAX_SEQ_LEN
+from service.core.scaling import ScalingLaw
+from service.core.shapes import ShapeFamily
+from service.schemas.base import Schema
+from service.schemas.calculators import Estimate
+from service.schemas.cost import GpuId, NGpus, PriceChoice, PriceQuote, Throughput
+from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
+from service.schemas.layout import PlanItem, StepTimeOptions
+from service.schemas.model import ModelSpec
+
+
+class PlannedRun(StepTimeOptions):
+    """How the planner times a budget's run: on ``n_gpus`` GPUs, or on the cluster a deadline asks
+    for, with the shape of a model family at each size (or one explicit model)."""
+
+    n_gpus: NGpus | None = Field(
+        None, description="Cluster size: the run is timed by its best plan there (the step-time model, POST /v1/plan)."
+    )
+    deadline_days: float | None = Field(
+        None, gt=0, le=36_500, description="Instead of n_gpus: the cluster that finishes within this many days is chosen."
+    )
+    shape_family: ShapeFamily = Field(
+        ShapeFamily.LLAMA3,
+        description="Whose shape rules turn a parameter count into an architecture for the planner: llama3 (default), "
+        "qwen2.5 or olmo2 (depth, width, GQA, d_ff and vocabulary interpolated between the family's released configs).",
+    )
+    seq_len: int | None = Field(
+        None, ge=1, le=MAX_SEQ_LEN, description="Training sequence length; default the family's pre-training length."
+    )
+    global_batch_tokens: int | None = Field(
+        None, ge=1, le=10**12, description="Tokens per optimizer step; default max(4M, 1,024 per GPU), as /v1/cost/training."
+    )
+    effective_time_fraction: float = Field(
+        0.9, ge=0.1, le=1, description="Wall-clock share spent training (failures, restarts), as /v1/cost/training."
+    )
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> PlannedRun:
+        if self.n_gpus is not None and self.deadline_days is not None:
+            raise ValueError("give n_gpus or deadline_days, not both")
+        return self
+
+
+class ShapeUsed(Schema):
+    """The architecture the planner timed."""
+
+    source: str = Field(description="The family whose shape rules built it, or `request` for an explicit model.")
+    params: float = Field(description="Its exact parameter count.")
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    d_ff: int
+    vocab_size: int
+    tied_embeddings: bool
+
+
+class BudgetPoint(Schema):
+    """Another size for the same dollars, timed by its own best plan on the same cluster."""
+
+    label: str = Field(description="`isoflop 0.5x`-style (a size around the optimum) or `tokens_per_param 100`-style.")
+    params: float
+    tokens: float
+    tokens_per_param: float
+    compute_flops: float = Field(description="What the budget buys at this size's own plan.")
+    predicted_loss: float | None = Field(description="None where no layout fits this size.")
+    mfu: float | None
+    plan: str | None = Field(description="The layout, or why none fits.")
+
+
+class BudgetRequest(Throughput, PriceChoice, EnergyChoice, PlannedRun):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {"budget_usd": 1_000_000, "gpu": "h100-sxm", "scaling_law": "hoffmann2022", "n_gpus": 256},
+                {"compute_flops": 5.76e23, "scaling_law": "besiroglu2024"},
+                {"budget_usd": 100_000, "gpu": "h100-sxm", "tokens_per_param": 200},
+                {"budget_usd": 5_000_000, "gpu": "h100-sxm", "deadline_days": 30, "shape_family": "qwen2.5"},
+                {"budget_usd": 10_000_000, "gpu": "a100-80gb-sxm", "n_gpus": 2048, "model": {"preset": "llama-2-70b"}},
+            ]
+        }
+    }
+
+    budget_usd: float | None = Field(None, gt=0, le=1e13)
+    model: ModelSpec | None = Field(
+        None, description="An explicit architecture instead of a family's shape: its size is then fixed (n_params = its count)."
+    )
+    compute_flops: float | None = Field(None, gt=0, le=1e35)
+    gpu: GpuId | None = None
+    scaling_law: ScalingLaw = ScalingLaw.HOFFMANN2022
+    n_params: float | None = Field(None, ge=1, le=1e16, description="Fixed model size instead of the optimum.")
+    tokens_per_param: float | None = Field(None, ge=1e-3, le=1e6, description="Fixed data/model ratio instead of the optimum.")
+
+    @model_validator(mode="after")
+    def _budget_or_compute(self) -> BudgetRequest:
+        if (self.budget_usd is None) == (self.compute_flops is None):
+            raise ValueError("give exactly one of budget_usd or compute_flops")
+        if self.budget_usd is not None and self.gpu is None:
+            raise ValueError("budget_usd needs a gpu to turn dollars into FLOPs")
+        if sum(x is not None for x in (self.n_params, self.tokens_per_param, self.model)) > 1:
+            raise ValueError("give one of n_params, tokens_per_param or model (which fixes the size), not several")
+        return self
+
+
+class LossMeaning(Schema):
+    unit: str = "nats per token"
+    meaning: str
+    limits: str
+
+
+LOSS_MEANING = LossMeaning(
+    meaning=(
+        "cross-entropy the fit predicts on its own training distribution (MassiveText for the "
+        "Hoffmann fit and its Besiroglu refit); compare losses only under the same law"
+    ),
+    limits=(
+        "an extrapolation outside roughly 70M-16B parameters and 5B-500B tokens; it says nothing "
+        "about other data, tokenizers, architectures or downstream accuracy"
+    ),
+)
+
+
+class BudgetResponse(Estimate):
+    compute_flops: float
+    params: float
+    tokens: float
+    tokens_per_param: float
+    predicted_loss: float
+    optimal_params: float
+    optimal_tokens: float
+    optimal_loss: float
+    loss_gap: float = Field(description="predicted_loss − optimal_loss: what a non-optimal shape gives up.")
+    loss: LossMeaning
+    gpu_hours: float | None
+    energy_kwh: EnergyKwh = None
+    co2e_tonnes: Co2eTonnes = None
+    wall_clock_hours: float | None
+    wall_clock_days: float | None = None
+    cost_usd: float | None
+    price: PriceQuote | None
+    n_gpus: int | None = Field(None, description="The cluster the run is timed on: the request's, or the deadline's.")
+    mfu: float | None = Field(
+        None, description="Model FLOPs over the GPU-seconds paid (downtime included), as /v1/cost/training; or the MFU assumed."
+    )
+    time_from: str | None = Field(None, description="`plan` (the step-time model's best plan) or `mfu` (a stated MFU).")
+    fits: bool | None = Field(
+        None, description="False when no layout of this size fits the cluster, or the deadline cannot be met."
+    )
+    reason: str | None = Field(None, description="Why not, when `fits` is false.")
+    plan: PlanItem | None = Field(None, description="The best plan the time comes from.")
+    architecture: ShapeUsed | None = Field(None, description="The architecture the plan is for.")
+    alternatives: list[BudgetPoint] = Field(
+        default_factory=list,
+        description="With a plan and budget_usd: other sizes for the same dollars, each timed by its own plan.",
+    )
+
+
+class ForLossRequest(Throughput, PriceChoice, EnergyChoice, PlannedRun):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {"target_loss": 2.0, "scaling_law": "hoffmann2022", "gpu": "h100-sxm"},
+                {"target_loss": 2.0, "gpu": "h100-sxm", "n_gpus": 1024},
+            ]
+        }
+    }
+
+    target_loss: float = Field(gt=0, le=100, description="Nats per token on the fit's data.")
+    scaling_law: ScalingLaw = ScalingLaw.HOFFMANN2022
+    gpu: GpuId | None = None
+
+
+class LifetimeRequest(Throughput, PriceChoice, PlannedRun):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {"target_loss": 2.0, "inference_tokens": 2e13, "gpu": "h100-sxm"},
+                {"target_loss": 2.0, "inference_tokens": 1e13, "gpu": "h100-sxm", "n_gpus": 1024},
+                {
+                    "target_loss": 2.0,
+                    "inference_tokens": 1e13,
+                    "gpu": "h100-sxm",
+                    "prompt_tokens": 200,
+                    "output_tokens": 800,
+                    "max_time_per_output_token_seconds": 0.02,
+                },
+            ]
+        }
+    }
+
+    target_loss: float = Field(gt=0, le=100)
+    inference_tokens: float = Field(ge=0, le=1e18, description="Tokens served over the model's lifetime.")
+    scaling_law: Literal["hoffmann2022", "besiroglu2024"] = "hoffmann2022"
+    gpu: GpuId | None = None
+    serving_gpu: GpuId | None = Field(None, description="The GPU that serves the model; default `gpu`.")
+    prompt_tokens: int = Field(1000, ge=0, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")
+    output_tokens: int = Field(200, ge=1, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")
+    max_time_to_first_token_seconds: float | None = Field(
+        None, gt=0, le=86_400, description="Latency bound of the served traffic (as /v1/plan/serving): caps the prefill."
+    )
+    max_time_per_output_token_seconds: float | None = Field(
+        None, gt=0, le=3_600, description="Latency bound of the served traffic: caps the decode batch, so serving reads the "
+        "weights for fewer tokens (memory-bound).",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _no_deadline(self) -> LifetimeRequest:
+        if self.deadline_days is not None:
+            raise ValueError("deadline_days: the lifetime optimum times each size on n_gpus; give n_gpus instead")
+        return self
+
+
+class LifetimeChoice(Schema):
+    """One model size for the target loss: its run, and its training and serving dollars."""
+
+    params: float
+    tokens: float
+    tokens_per_param: float
+    training_flops: float
+    training_usd: float
+    serving_usd: float
+    total_usd: float
+    usd_per_million_served_tokens: float | None = Field(description="None: no replica inside a node serves it.")
+    training_mfu: float | None
+    serving: str = Field(description="The serving layout, or why none serves it.")
+    architecture: ShapeUsed = Field(description="The family's shape at this size, trained and served.")
+    serving_usd_per_flop_over_training: float | None = Field(
+        description="Dollars per inference FLOP (2N per token) over dollars per training FLOP: above 1 serving is the dearer "
+        "FLOP (memory-bound decode), which moves the dollar optimum below the FLOP optimum."
+    )
+
+
+class LifetimeResponse(Estimate):
+    params: float
+    tokens: float
+    tokens_per_param: float
+    training_flops: float
+    inference_flops: float
+    total_flops: float
+    chinchilla_params: float
+    chinchilla_tokens: float
+    chinchilla_total_flops: float
+    flops_saved_fraction: float = Field(description="1 − total / Chinchilla-optimal total for the same loss.")
+    total_cost_usd: float | None
+    usd_per_million_served_tokens: float | None = Field(description="What serving costs per million tokens (prompt and output).")
+    chinchilla_total_cost_usd: float | None
+    price: PriceQuote | None
+    flop_optimal: LifetimeChoice | None = Field(
+        None, description="With a gpu: the FLOP-optimal size (Sardana et al.), priced (the top-level params)."
+    )
+    dollar_optimal: LifetimeChoice | None = Field(
+        None, description="With a gpu: the size that minimises training plus serving dollars for the same loss."
+    )
+    usd_saved: float | None = Field(None, description="flop_optimal.total_usd − dollar_optimal.total_usd.")
