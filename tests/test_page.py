@@ -299,6 +299,26 @@ def test_budget_view_draws_the_isoflop_curve_with_its_optimum(page, server: Serv
     assert [float(r["tokensPerParam"]) for r in over] == pytest.approx([100, 300, 1000, 1875], rel=1e-9)
     for row in over:
         assert float(row["params"]) < optimum["params"] and float(row["loss"]) > optimum["predicted_loss"]
+
+    # the plan behind the answer: the page's n_gpus, the API's layout, MFU and days
+    assert optimum["time_from"] == "plan" and optimum["n_gpus"] == body["n_gpus"]
+    behind = page.locator("#budget .plan-behind")
+    assert float(behind.get_attribute("data-mfu")) == pytest.approx(optimum["mfu"], rel=1e-12)
+    assert float(behind.get_attribute("data-days")) == pytest.approx(optimum["wall_clock_days"], rel=1e-12)
+    text = behind.inner_text()
+    assert f"tp={optimum['plan']['tp']} pp={optimum['plan']['pp']}" in text and "MFU" in text
+    assert drawn["datasets"][3]["data"] == [
+        {"x": a["params"], "y": pytest.approx(a["predicted_loss"], rel=1e-12)} for a in optimum["alternatives"]
+    ]
+    # the lifetime choice at the optimum's loss, in dollars: the API's FLOP- and dollar-optimal sizes
+    page.wait_for_function("() => document.querySelector('#budget .lifetime').dataset.usdSaved !== ''")
+    life = post(server, "/v1/budget/lifetime", {"target_loss": optimum["predicted_loss"], "inference_tokens": 1e13,
+                                                "gpu": body["gpu"], "n_gpus": body["n_gpus"], "scaling_law": "hoffmann2022"})  # fmt: skip
+    shown = page.locator("#budget .lifetime")
+    assert float(shown.get_attribute("data-flop-params")) == life["flop_optimal"]["params"]
+    assert float(shown.get_attribute("data-dollar-params")) == life["dollar_optimal"]["params"]
+    assert float(shown.get_attribute("data-usd-saved")) == pytest.approx(life["usd_saved"], rel=1e-12)
+    assert "dollar-optimal" in shown.inner_text()
     screenshot(page, "budget")
 
 

@@ -286,11 +286,42 @@ async function runBudget(panel) {
   // a shape the API declines (a model too small to count, at a tiny budget) is left off the curve
   const answered = async (bodies) => (await Promise.allSettled(bodies.map((b) => api("v1/budget", b))))
     .filter((r) => r.status === "fulfilled").map((r) => r.value);
-  const [curve, overtrained] = await Promise.all([
+  // the lifetime choice for the optimum's loss: the FLOP-optimal and the dollar-optimal size
+  const served = Number(document.getElementById("inference_tokens").value);
+  const lifetimeBody = { target_loss: optimum.predicted_loss, inference_tokens: served, gpu: body.gpu, n_gpus: body.n_gpus,
+    scaling_law: law === "chinchilla_20" ? "hoffmann2022" : law };
+  const [curve, overtrained, lifetime] = await Promise.all([
     answered(sizes.map((n) => ({ compute_flops: compute, n_params: n, scaling_law: law }))),
     answered(shapes.map((r) => ({ compute_flops: compute, tokens_per_param: r, scaling_law: law }))),
+    Number.isFinite(served) && served >= 0 ? api("v1/budget/lifetime", lifetimeBody).catch(() => null) : null,
   ]);
-  return () => drawBudget(panel, optimum, [...curve, optimum].sort((a, b) => a.params - b.params), overtrained);
+  return () => {
+    drawBudget(panel, optimum, [...curve, optimum].sort((a, b) => a.params - b.params), overtrained);
+    drawBudgetPlan(panel, optimum, lifetime, served);
+  };
+}
+
+/** The plan behind the answer (layout, MFU, days) and the lifetime choice in dollars. */
+function drawBudgetPlan(panel, optimum, lifetime, served) {
+  const behind = panel.querySelector(".plan-behind");
+  const p = optimum.plan;
+  behind.textContent = p
+    ? `Timed by its best plan on ${optimum.n_gpus} GPUs: ${layout(p)}, MFU ${fmt.percent(optimum.mfu)}, ` +
+      `${fmt.hours(optimum.wall_clock_hours)} (${optimum.architecture.n_layers} layers × ${optimum.architecture.d_model}, ` +
+      `${optimum.architecture.source} shape).`
+    : `Timed at a stated MFU (${fmt.percent(optimum.mfu)}): ${optimum.reason ?? "give a GPU count to time it by its plan"}.`;
+  behind.dataset.mfu = optimum.mfu ?? "";
+  behind.dataset.days = optimum.wall_clock_days ?? "";
+  const life = panel.querySelector(".lifetime");
+  const [flop, dollar] = [lifetime?.flop_optimal, lifetime?.dollar_optimal];
+  life.textContent = flop && dollar
+    ? `Serving ${fmt.count(served)} tokens ` +
+      `at this loss: FLOP-optimal ${fmt.count(flop.params)} parameters for ${fmt.usd(flop.total_usd)}; dollar-optimal ` +
+      `${fmt.count(dollar.params)} for ${fmt.usd(dollar.total_usd)} (saves ${fmt.usd(lifetime.usd_saved)}).`
+    : "";
+  life.dataset.flopParams = flop?.params ?? "";
+  life.dataset.dollarParams = dollar?.params ?? "";
+  life.dataset.usdSaved = lifetime?.usd_saved ?? "";
 }
 
 function drawBudget(panel, optimum, curve, overtrained) {
@@ -308,6 +339,8 @@ function drawBudget(panel, optimum, curve, overtrained) {
         { label: "IsoFLOP curve", data: curve.map(point), showLine: true, borderColor: COLORS[0], backgroundColor: COLORS[0], pointRadius: 2 },
         { label: "compute-optimal", data: [point(optimum)], pointStyle: "star", pointRadius: 12, borderWidth: 2, borderColor: COLORS[4], backgroundColor: COLORS[4] },
         { label: "over-trained (cheaper to serve)", data: overtrained.map(point), pointStyle: "triangle", pointRadius: 8, borderColor: COLORS[1], backgroundColor: COLORS[1] },
+        { label: "same dollars, each size's own plan", data: (optimum.alternatives ?? []).filter((a) => a.predicted_loss != null).map(point),
+          pointStyle: "rectRot", pointRadius: 7, borderColor: COLORS[2], backgroundColor: COLORS[2] },
       ],
     },
     options: {
@@ -319,7 +352,8 @@ function drawBudget(panel, optimum, curve, overtrained) {
         tooltip: {
           callbacks: {
             label: (c) => {
-              const a = [curve, [optimum], overtrained][c.datasetIndex][c.dataIndex];
+              const planned = (optimum.alternatives ?? []).filter((a) => a.predicted_loss != null);
+              const a = [curve, [optimum], overtrained, planned][c.datasetIndex][c.dataIndex];
               return `${fmt.count(a.params)} params, ${fmt.count(a.tokens)} tokens (${a.tokens_per_param.toFixed(0)}/param): loss ${fmt.loss(a.predicted_loss)}`;
             },
           },
