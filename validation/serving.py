@@ -35,7 +35,9 @@ def _hardware(gpu_id: str) -> Hardware:
     )  # fmt: skip
 
 
-def _workload(model_id: str, gpu_id: str, prompt: int, output: int, tp: int | None = None) -> tuple[int, load.Workload]:
+def trtllm_workload(model_id: str, gpu_id: str, prompt: int, output: int, tp: int | None = None) -> tuple[int, load.Workload]:
+    """The replica TensorRT-LLM serves ``model_id`` with on ``gpu_id`` in FP8 at its largest batch
+    (the degree with the most tokens/s per GPU unless ``tp``): its degree and its workload."""
     arch, hw = _arch(model_id), _hardware(gpu_id)
     weights = weight_bytes(arch, Dtype.FP8)
     found = []
@@ -54,21 +56,21 @@ def rows() -> list[tuple[str, str, float, float, float]]:
     """(row, quantity, published, predicted, bar) for every serving row."""
     out = []
     for gpu_id, offline, server in (("h100-sxm", 24_525, 21_606), ("h200-sxm", 31_303, 29_228)):
-        tp, w = _workload("llama-2-70b", gpu_id, 294, 294)
+        tp, w = trtllm_workload("llama-2-70b", gpu_id, 294, 294)
         n = 8 // tp
         predicted_offline = load.closed_loop(w, w.max_batch).output_tokens_per_second * n
         top = load.max_rate(w, max_p99_time_to_first_token_seconds=2.0, max_time_per_output_token_seconds=0.2)
         predicted_server = top.output_tokens_per_second * n if top else 0.0
         name = f"MLPerf v4.1 Llama-2-70B, 8 x {gpu_id}, TP {tp}"
         out += [(name, "offline tok/s", offline, predicted_offline, 0.15), (name, "server tok/s", server, predicted_server, 0.15)]
-    _, nim = _workload("llama-3.1-70b", "h100-sxm", 5000, 500, tp=2)
+    _, nim = trtllm_workload("llama-3.1-70b", "h100-sxm", 5000, 500, tp=2)
     for users, itl in ((1, 18.58), (25, 38.75), (50, 59.73), (100, 93.0)):
         point = load.closed_loop(nim, users)
         out.append((f"NIM Llama-3.3-70B FP8 TP2 H100, 5000/500, {users} users", "TPOT ms", itl,
                     point.time_per_output_token_seconds * 1e3, 0.10))  # fmt: skip
     out.append(("NIM Llama-3.3-70B FP8 TP2 H100, 5000/500, 1 user", "TTFT ms", 406.77,
                 load.closed_loop(nim, 1).time_to_first_token_seconds * 1e3, 0.25))  # fmt: skip
-    _, short = _workload("llama-3.1-70b", "h100-sxm", 500, 2000, tp=2)
+    _, short = trtllm_workload("llama-3.1-70b", "h100-sxm", 500, 2000, tp=2)
     out.append(("NIM Llama-3.3-70B FP8 TP2 H100, 500/2000, 1 user", "TTFT ms", 47.77,
                 load.closed_loop(short, 1).time_to_first_token_seconds * 1e3, 0.25))  # fmt: skip
     return out

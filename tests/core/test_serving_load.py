@@ -17,8 +17,9 @@ import pytest
 from service.core import serving_load as load
 from service.core.dtypes import Dtype
 from service.core.engines import LAYER_OVERHEAD_SECONDS, Engine, engine_profile, runtime_reserve_bytes
-from service.core.serving import ROOFLINE, most_per_gpu, replica, replica_candidates, weight_bytes
+from service.core.serving import ROOFLINE, replica, weight_bytes
 from tests.core.helpers import hardware, preset
+from validation.serving import trtllm_workload
 
 MLPERF_BAR, TPOT_BAR, TTFT_BAR = 0.15, 0.10, 0.25
 
@@ -30,20 +31,8 @@ def fp8_hardware(gpu_id: str):
 
 
 def trtllm(model: str, gpu_id: str, *, prompt: int, output: int, tp: int | None = None):
-    """The replica TensorRT-LLM serves at its largest batch (the degree with the most tokens/s per
-    GPU unless ``tp``), and its workload for the queueing model."""
-    arch, hw = preset(model), fp8_hardware(gpu_id)
-    weights = weight_bytes(arch, Dtype.FP8)
-    candidates = []
-    for degree in [tp] if tp else [1, 2, 4, 8]:
-        setup = load.engine_setup(Engine.TRTLLM, arch, tp=degree, gpu_memory_bytes=hw.memory_bytes)
-        got = replica_candidates(arch, hw, weights=weights, kv_dtype=Dtype.FP8, prompt_tokens=prompt, output_tokens=output, tp=degree,
-                                 utilization=setup.utilization, reserve_bytes=setup.reserve_bytes, limits=setup.limits)  # fmt: skip
-        candidates += [(r, setup) for r in got] if isinstance(got, list) else []
-    full = most_per_gpu([r for r, _ in candidates])
-    setup = next(s for r, s in candidates if r.tp == full.tp)
-    w = load.workload(arch, hw, full, weights_bytes=weights.total_bytes, setup=setup, prompt_tokens=prompt, output_tokens=output)
-    return full, w
+    """TensorRT-LLM's replica degree and workload, as ACCURACY.md computes them."""
+    return trtllm_workload(model, gpu_id, prompt, output, tp)
 
 
 # MLPerf Inference v4.1, closed division, NVIDIA, TensorRT-LLM, Llama-2-70B (99.9 % accuracy, FP8).
@@ -58,11 +47,11 @@ MLPERF_TOKENS = {"prompt": 294, "output": 294}
 @pytest.mark.parametrize("gpu_id", sorted(MLPERF))
 def test_mlperf_llama_2_70b_offline_and_server(gpu_id: str) -> None:
     offline_published, server_published, _ttft_p99, _tpot = MLPERF[gpu_id]
-    full, w = trtllm("llama-2-70b", gpu_id, **MLPERF_TOKENS)
+    tp, w = trtllm("llama-2-70b", gpu_id, **MLPERF_TOKENS)
     # 80 GB cannot hold 70 GB of FP8 weights and a useful cache on one GPU; 141 GB can
-    assert full.tp == {"h100-sxm": 2, "h200-sxm": 1}[gpu_id]
-    replicas = 8 // full.tp
-    offline = load.closed_loop(w, full.batch).output_tokens_per_second * replicas
+    assert tp == {"h100-sxm": 2, "h200-sxm": 1}[gpu_id]
+    replicas = 8 // tp
+    offline = load.closed_loop(w, w.max_batch).output_tokens_per_second * replicas
     assert offline == pytest.approx(offline_published, rel=MLPERF_BAR)
     server = load.max_rate(w, max_p99_time_to_first_token_seconds=2.0, max_time_per_output_token_seconds=0.2)
     assert server is not None
@@ -101,8 +90,8 @@ def test_nim_time_per_output_token_under_load(nim, users: int) -> None:
 
 
 def test_nim_saturates_at_the_kv_cache(nim) -> None:
-    full, w = nim
-    assert full.batch == pytest.approx(85, rel=0.10)  # 920 tokens/s x 93 ms
+    _, w = nim
+    assert w.max_batch == pytest.approx(85, rel=0.10)  # 920 tokens/s x 93 ms
     assert load.closed_loop(w, 250).output_tokens_per_second == pytest.approx(920, rel=0.10)
 
 
