@@ -25,6 +25,7 @@ from service.core.kernels import MEGATRON, AttentionKernel, Kernels
 from service.core.memory import Optimizer, Precision, kv_cache_bytes, optimizer_state_bytes
 from service.core.params import count_params
 from service.core.spec import make_architecture
+from validation.serving import render_section as serving_section
 from validation.throughput import Prediction, predictions, render_section
 
 ROOT = Path(__file__).resolve().parent
@@ -238,6 +239,7 @@ def render(environments: list[dict], rows: list[Row], throughput: list[Predictio
         "",
     ]
     lines += render_section(throughput if throughput is not None else predictions())
+    lines += ["", *serving_section()]
     return "\n".join(lines)
 
 

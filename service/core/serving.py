@@ -39,6 +39,7 @@ import numpy as np
 from service.core.architecture import Architecture
 from service.core.compute import attention_score_flops_per_token
 from service.core.dtypes import Dtype
+from service.core.engines import LAYER_OVERHEAD_SECONDS, VLLM_HOST_OVERHEAD_SECONDS
 from service.core.errors import InvalidSpecError
 from service.core.memory import cached_tokens, kv_cache_bytes, kv_cache_tensor_shards
 from service.core.params import (
@@ -112,6 +113,30 @@ def check_tensor_parallel(arch: Architecture, tp: int, field: str = "n_gpus") ->
             field, f"tensor parallelism over {tp} GPUs must divide n_heads={arch.n_heads} and n_kv_heads={arch.n_kv_heads} "
             "(or be a multiple of n_kv_heads)",
         )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineLimits:
+    """What a serving engine changes in a replica beside its memory fraction and reserve
+    (:mod:`service.core.engines` for each engine's values and their sources): the KV cache as a
+    fraction of the memory the weights and the reserve leave (TensorRT-LLM's
+    ``free_gpu_memory_fraction``; None: the fraction is of the total, as vLLM and SGLang take it),
+    the most sequences a step decodes (``max_num_seqs``; None: what the KV cache holds), and the
+    per-step overhead every decode step pays, ``n_layers * layer_overhead_seconds +
+    host_overhead_seconds``. The default, :data:`DEFAULT_LIMITS`, is vLLM's overhead; ``ROOFLINE``
+    the bare kernels."""
+
+    kv_fraction_of_free: float | None = None
+    max_num_seqs: int | None = None
+    layer_overhead_seconds: float = LAYER_OVERHEAD_SECONDS
+    host_overhead_seconds: float = VLLM_HOST_OVERHEAD_SECONDS
+
+    def step_overhead_seconds(self, arch: Architecture) -> float:
+        return arch.n_layers * self.layer_overhead_seconds + self.host_overhead_seconds
+
+
+DEFAULT_LIMITS = EngineLimits()
+ROOFLINE = EngineLimits(layer_overhead_seconds=0.0, host_overhead_seconds=0.0)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -226,31 +251,39 @@ def decode_step_seconds(
 def replica(
     arch: Architecture, hw: Hardware, *, tp: int, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     batch: int | None = None, max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
-    reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+    reserve_bytes: int = RUNTIME_RESERVE_BYTES, limits: EngineLimits = DEFAULT_LIMITS,
 ) -> Replica:  # fmt: skip
     """A replica of ``tp`` GPUs at ``batch`` sequences (default: the largest the KV cache holds,
-    lowered to meet ``max_time_per_output_token_seconds``); ``max_batch`` 0 means the weights
-    leave no room for one sequence."""
+    at most ``limits.max_num_seqs``, lowered to meet ``max_time_per_output_token_seconds``);
+    ``max_batch`` 0 means the weights leave no room for one sequence. With
+    ``limits.kv_fraction_of_free`` the KV cache is that fraction of ``tp * (memory - reserve) -
+    weights`` and ``utilization`` does not apply; every decode step pays
+    ``limits.step_overhead_seconds(arch)`` (by default vLLM's)."""
     check_tensor_parallel(arch, tp)
-    usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
+    if limits.kv_fraction_of_free is not None:
+        usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=1.0, reserve_bytes=reserve_bytes)
+        free = math.floor(limits.kv_fraction_of_free * (usable - weights.total_bytes))
+    else:
+        usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
+        free = usable - weights.total_bytes
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
     per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
-    free = usable - weights.total_bytes
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     prefill = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens)
     context = prompt_tokens + output_tokens / 2
+    overhead = limits.step_overhead_seconds(arch)
     if batch is None:
-        batch = max(1, max_batch)
+        batch = max(1, min(max_batch, limits.max_num_seqs or max_batch))
         if max_time_per_output_token_seconds is not None and max_batch > 0:
-            sizes = np.arange(1, max_batch + 1)
+            sizes = np.arange(1, batch + 1)
             steps, _ = decode_step_seconds(arch, hw, tp=tp, batch=sizes, context_tokens=context, weights_bytes=weights.total_bytes,
                                            kv_bytes_per_token=per_token)  # fmt: skip
-            tpot = steps + sizes * prefill / output_tokens
+            tpot = steps + overhead + sizes * prefill / output_tokens
             ok = np.flatnonzero(tpot <= max_time_per_output_token_seconds)
             batch = int(sizes[ok[-1]]) if len(ok) else 1
     step, memory_bound = decode_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context, weights_bytes=weights.total_bytes,
                                              kv_bytes_per_token=per_token)  # fmt: skip
-    step_s = float(step)
+    step_s = float(step) + overhead
     tpot = step_s + batch * prefill / output_tokens
     return Replica(
         tp=tp, usable_memory_bytes=usable, weights_bytes=weights.total_bytes, kv_cache_bytes_per_token=per_token,
@@ -306,7 +339,7 @@ def replica_candidates(
     arch: Architecture, hw: Hardware, *, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     tp: int | None = None, max_time_to_first_token_seconds: float | None = None,
     max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
-    reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+    reserve_bytes: int = RUNTIME_RESERVE_BYTES, limits: EngineLimits = DEFAULT_LIMITS,
 ) -> list[Replica] | str:  # fmt: skip
     """The replicas that can serve, one per tensor-parallel degree (``tp``, or every valid one in
     a node) whose usable memory holds the weights and a sequence and that meets the latency
@@ -316,7 +349,7 @@ def replica_candidates(
     for degree in [tp] if tp is not None else valid_tensor_parallel(arch, hw.gpus_per_node):
         r = replica(arch, hw, tp=degree, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                     max_time_per_output_token_seconds=max_time_per_output_token_seconds, utilization=utilization,
-                    reserve_bytes=reserve_bytes)  # fmt: skip
+                    reserve_bytes=reserve_bytes, limits=limits)  # fmt: skip
         if r.max_batch == 0:
             why = (f"at tp={degree} the weights ({weights.total_bytes / 2**30:.1f} GiB) and one sequence's KV cache "
                    f"({r.kv_cache_bytes_per_sequence / 2**30:.2f} GiB) exceed the {r.usable_memory_bytes / 2**30:.1f} GiB usable")  # fmt: skip
@@ -335,7 +368,7 @@ def choose_replica(
     arch: Architecture, hw: Hardware, *, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     tp: int | None = None, max_time_to_first_token_seconds: float | None = None,
     max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
-    reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+    reserve_bytes: int = RUNTIME_RESERVE_BYTES, limits: EngineLimits = DEFAULT_LIMITS,
 ) -> Replica | str:  # fmt: skip
     """The replica to serve with at saturation: of :func:`replica_candidates`, the one with the
     most output tokens per second per GPU at its largest batch — the cheapest per token when
@@ -344,6 +377,7 @@ def choose_replica(
         arch, hw, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens, tp=tp,
         max_time_to_first_token_seconds=max_time_to_first_token_seconds,
         max_time_per_output_token_seconds=max_time_per_output_token_seconds, utilization=utilization, reserve_bytes=reserve_bytes,
+        limits=limits,
     )  # fmt: skip
     if isinstance(candidates, str):
         return candidates

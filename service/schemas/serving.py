@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from service.core.dtypes import Dtype
+from service.core.engines import Engine
 from service.core.limits import MAX_INT64, MAX_SEQ_LEN
-from service.core.serving import GPU_MEMORY_UTILIZATION, INT4_GROUP_SIZE, RUNTIME_RESERVE_BYTES
+from service.core.serving import INT4_GROUP_SIZE
 from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, PriceChoice, PriceQuote
@@ -21,6 +22,9 @@ class ServingPlanRequest(PriceChoice):
                  "kv_dtype": "fp8", "prompt_tokens": 2000, "output_tokens": 500, "concurrent_users": 200},
                 {"model": {"preset": "llama-3-8b"}, "gpu": "l40s", "prompt_tokens": 1000, "output_tokens": 200,
                  "tokens_per_second": 5000, "max_time_per_output_token_seconds": 0.05},
+                {"model": {"preset": "llama-2-70b"}, "gpu": ["h100-sxm", "h200-sxm"], "weights_dtype": "fp8", "kv_dtype": "fp8",
+                 "engine": "trtllm", "prompt_tokens": 294, "output_tokens": 294, "requests_per_second": 60,
+                 "max_time_to_first_token_seconds": 2, "max_time_per_output_token_seconds": 0.2},
             ]
         }
     }  # fmt: skip
@@ -32,25 +36,47 @@ class ServingPlanRequest(PriceChoice):
     kv_dtype: Dtype = Field(Dtype.BF16, description="KV-cache format; bf16 unless given (never the weights' format silently).")
     prompt_tokens: int = Field(1000, ge=0, le=MAX_SEQ_LEN)
     output_tokens: int = Field(200, ge=1, le=MAX_SEQ_LEN)
-    concurrent_users: int | None = Field(None, ge=1, le=10**9, description="Sequences in flight at once.")
+    engine: Engine = Field(
+        Engine.VLLM,
+        description="Serving engine whose memory defaults, scheduler (token budget, max sequences) and per-step overhead apply; "
+        "each value and its source is in `assumptions`.",
+        examples=["vllm", "sglang", "trtllm"],
+    )
+    concurrent_users: int | None = Field(
+        None,
+        ge=1,
+        le=10**9,
+        description="Closed loop: sequences in flight at once (a new request as soon as one ends).",
+        examples=[200],
+    )
+    requests_per_second: float | None = Field(
+        None, gt=0, le=1e9, description="Open loop: Poisson arrivals per second over the fleet.", examples=[20.0]
+    )
     tokens_per_second: float | None = Field(None, gt=0, le=1e12, description="Output tokens per second over the fleet.")
     max_time_to_first_token_seconds: float | None = Field(None, gt=0, le=86_400)
     max_time_per_output_token_seconds: float | None = Field(None, gt=0, le=3_600)
     tp: int | None = Field(None, ge=1, le=1024, description="Tensor-parallel GPUs per replica; default the smallest that fits.")
-    gpu_memory_utilization: float = Field(
-        GPU_MEMORY_UTILIZATION, ge=0.1, le=1, description="Share of each GPU's memory a replica may fill (vLLM's default)."
-    )
-    runtime_reserve_bytes: int = Field(
-        RUNTIME_RESERVE_BYTES,
+    gpu_memory_utilization: float | None = Field(
+        None, ge=0.1, le=1, description="Share of each GPU's memory a replica may fill; default the engine's (vLLM 0.9).",
+        examples=[0.9],
+    )  # fmt: skip
+    runtime_reserve_bytes: int | None = Field(
+        None,
         ge=0,
         le=MAX_INT64,
-        description="Per GPU, for the runtime: CUDA context, graphs, NCCL, activations.",
+        description="Per GPU, for the runtime: CUDA context, graphs, NCCL, activations; default the engine's.",
+        examples=[2147483648],
     )
 
     @model_validator(mode="after")
     def _targets(self) -> ServingPlanRequest:
-        if self.concurrent_users is not None and self.tokens_per_second is not None:
-            raise ValueError("give concurrent_users or tokens_per_second, not both")
+        given = [
+            name for name in ("concurrent_users", "requests_per_second", "tokens_per_second") if getattr(self, name) is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(
+                f"give one load or target of concurrent_users, requests_per_second, tokens_per_second, not {' and '.join(given)}"
+            )
         if isinstance(self.gpu, list) and not 1 <= len(self.gpu) <= 20:
             raise ValueError("gpu: give 1 to 20 GPU ids")
         return self
@@ -69,8 +95,22 @@ class ServingOption(Schema):
     weights_bytes: int | None
     kv_cache_bytes_per_token: int | None
     kv_cache_bytes_per_sequence: int | None
-    time_to_first_token_seconds: float | None = Field(description="Prefill of one prompt and a decode step, at low load.")
-    time_per_output_token_seconds: float | None = Field(description="Decode step plus the batch's share of prefill.")
+    time_to_first_token_seconds: float | None = Field(
+        description="Mean, at the load: the rest of the step in progress, the wait for a prefill slot (M/D/1), the steps the "
+        "prompt's chunks ride in and its prefill. With one user, one prefill and a decode step."
+    )
+    p99_time_to_first_token_seconds: float | None = Field(
+        None, description="99th percentile of the time to first token at the load (the M/D/1 wait's exponential tail).",
+        examples=[0.45],
+    )  # fmt: skip
+    time_per_output_token_seconds: float | None = Field(
+        description="(latency - time to first token) / (output_tokens - 1) at the load: the decode step with the engine's "
+        "per-step overhead, stretched by the prompts' chunks that share the steps."
+    )
+    latency_seconds: float | None = Field(None, description="Mean, from arrival to the last token, at the load.", examples=[30.5])
+    requests_per_second_per_replica: float | None = Field(
+        None, description="Requests one replica completes per second at the load.", examples=[1.6]
+    )
     decode_bound: str | None = Field(description="memory or compute: what bounds a decode step at this batch.")
     output_tokens_per_second_per_user: float | None
     output_tokens_per_second_per_replica: float | None

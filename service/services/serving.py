@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 from service.core import serving as core
+from service.core import serving_load as load
 from service.core.architecture import Architecture
 from service.core.compute import require_architecture
 from service.core.dtypes import Dtype
+from service.core.engines import LARGE_GPU_BYTES, Engine, engine_profile
 from service.core.memory import Precision
 from service.core.steptime import Hardware
 from service.schemas import cost as cs
@@ -62,6 +65,38 @@ def weight_only_note(gpu: GpuView, fmt: Dtype, peak_key: str) -> str | None:
     return None
 
 
+def engine_assumptions(req: s.ServingPlanRequest, arch: Architecture) -> dict[str, Any]:
+    """What the engine contributes, each value with its source (:mod:`service.core.engines`)."""
+    p = engine_profile(req.engine, tp=1, gpu_memory_bytes=LARGE_GPU_BYTES)
+    memory = (f"KV cache = {p.memory_fraction} of the memory the weights and activation buffers leave (free_gpu_memory_fraction)"
+              if p.fraction_of_free else f"weights + KV cache + reserve within {p.memory_fraction} of each GPU's memory"
+              + (" (0.87/0.85/0.81 at TP 2/4/8)" if req.engine is Engine.SGLANG else ""))  # fmt: skip
+    return {
+        "engine": req.engine.value,
+        "gpu_memory_utilization": req.gpu_memory_utilization if req.gpu_memory_utilization is not None else f"engine default: {memory}",
+        "runtime_reserve_bytes": req.runtime_reserve_bytes if req.runtime_reserve_bytes is not None
+        else "engine default per GPU (vLLM 2 GiB; TensorRT-LLM CUDA context 1 GiB + graphs 0.5 GiB + activation buffers of the "
+        "token budget; SGLang none inside its fraction)",
+        "engine_block_size_tokens": p.block_size_tokens,
+        "engine_scheduler": f"continuous batching with chunked prefill: up to {p.token_budget} tokens a step (prompt chunks beside "
+        f"the decodes; vLLM 2048 on GPUs under 70 GiB or A100), at most {p.max_num_seqs or 'what the KV cache holds'} sequences",
+        "engine_step_overhead_seconds": p.layer_overhead_seconds * arch.n_layers + p.host_overhead_seconds,
+        "engine_step_overhead": f"{p.layer_overhead_seconds * 1e6:.0f} us per layer (launch and synchronisation gaps; fitted on "
+        "the NIM Llama-3.3-70B FP8 TP2 H100 row at concurrency 1) + "
+        f"{p.host_overhead_seconds * 1e3:g} ms per step on the host "
+        + ("(assumed: V1 schedules between steps without --async-scheduling)" if req.engine is Engine.VLLM
+           else "(overlapped)"),
+        "engine_sources": "; ".join(p.sources),
+        "queueing": "TTFT: rest of the step in progress + M/D/1 wait for a slot in the token budget (Poisson arrivals; a closed "
+        "loop priced at its own throughput) + the chunk steps + the prompt's compute; p99 from the wait's exponential tail "
+        "(Cramer-Lundberg); users beyond what a replica holds wait for a slot (Little's law)",
+        "time_per_output_token": "(latency - TTFT) / (output_tokens - 1): decode step with the per-step overhead / (1 - the "
+        "other requests' prompt share of the replica's time)",
+        "latency_bounds": "max_time_to_first_token_seconds bounds the p99 under requests_per_second and the one-request time "
+        "otherwise; max_time_per_output_token_seconds the mean",
+    }  # fmt: skip
+
+
 def _price(catalog: CatalogReader, gpu_id: str, req: s.ServingPlanRequest, many: bool) -> PriceQuote | None:
     return listed_price(catalog, gpu_id, req, many=many)
 
@@ -85,17 +120,17 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
     many = len(gpu_ids) > 1
     options: list[s.ServingOption] = []
     assumptions: dict[str, Any] = model_assumptions(model, req.model, sequence, field="output_tokens") | {
-        "weights_dtype": req.weights_dtype.value, "kv_dtype": req.kv_dtype.value, "gpu_memory_utilization": req.gpu_memory_utilization,
-        "runtime_reserve_bytes": req.runtime_reserve_bytes, "group_size": req.group_size if req.weights_dtype is Dtype.INT4 else None,
+        "weights_dtype": req.weights_dtype.value, "kv_dtype": req.kv_dtype.value, "group_size": req.group_size if req.weights_dtype is Dtype.INT4 else None,
         "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2,
         "tp_rule": ("the degree (dividing heads and KV heads, inside a node), among those that fit and meet the latency bounds, "
-                    "whose replicas serve concurrent_users at the least cost per output token (GPUs per token/s at the batch "
-                    "the load gives each replica)" if req.concurrent_users else
+                    "whose replicas serve the load (concurrent_users or requests_per_second) at the least cost per output "
+                    "token (GPUs per token/s at the batch the load gives each replica)"
+                    if req.concurrent_users or req.requests_per_second else
                     "the degree (dividing heads and KV heads, inside a node) with the most output tokens/s per GPU among those "
                     "that fit and meet the latency bounds"),
-        "target": ("concurrent_users" if req.concurrent_users else "tokens_per_second" if req.tokens_per_second
-                   else "one replica at its largest batch"),
-    }  # fmt: skip
+        "target": ("concurrent_users" if req.concurrent_users else "requests_per_second" if req.requests_per_second
+                   else "tokens_per_second" if req.tokens_per_second else "one replica at its largest batch"),
+    } | engine_assumptions(req, arch)  # fmt: skip
     for gpu_id in gpu_ids:
         view = catalog_gpu(catalog, gpu_id)
         hw, peak_key = serving_hardware(view, req.weights_dtype)
@@ -114,48 +149,112 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
     )
 
 
+def _candidates(
+    arch: Architecture, hw: Hardware, weights: core.Weights, req: s.ServingPlanRequest
+) -> tuple[list[tuple[core.Replica, load.EngineSetup]], str]:
+    """The replicas that can serve, one per tensor-parallel degree, each with its engine's
+    defaults at that degree (SGLang's fraction and TensorRT-LLM's activation buffers depend on it),
+    and why the others cannot."""
+    found: list[tuple[core.Replica, load.EngineSetup]] = []
+    why = "no tensor-parallel degree inside a node divides the heads"
+    for degree in [req.tp] if req.tp is not None else core.valid_tensor_parallel(arch, hw.gpus_per_node):
+        setup = load.engine_setup(req.engine, arch, tp=degree, gpu_memory_bytes=hw.memory_bytes,
+                                  utilization=req.gpu_memory_utilization, reserve_bytes=req.runtime_reserve_bytes)  # fmt: skip
+        got = core.replica_candidates(
+            arch, hw, weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens,
+            tp=degree, max_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
+            max_time_per_output_token_seconds=req.max_time_per_output_token_seconds, utilization=setup.utilization,
+            reserve_bytes=setup.reserve_bytes, limits=setup.limits,
+        )  # fmt: skip
+        if isinstance(got, str):
+            why = got
+        else:
+            found += [(r, setup) for r in got]
+    return found, why
+
+
 def _option(
     arch: Architecture, hw: Hardware, view: GpuView, weights: core.Weights, req: s.ServingPlanRequest, price: PriceQuote | None
 ) -> s.ServingOption:
-    common = dict(weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens,
-                  utilization=req.gpu_memory_utilization, reserve_bytes=req.runtime_reserve_bytes)  # fmt: skip
-    candidates = core.replica_candidates(
-        arch,
-        hw,
-        tp=req.tp,
-        max_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
-        max_time_per_output_token_seconds=req.max_time_per_output_token_seconds,
-        **common,
-    )
-    if isinstance(candidates, str):
-        return _unfit(view.id, candidates)
+    found, why = _candidates(arch, hw, weights, req)
+    if not found:
+        return _unfit(view.id, why)
+    setups = {r.tp: setup for r, setup in found}
+    candidates = [r for r, _ in found]
+
+    def rerun(full: core.Replica, batch: int) -> core.Replica:
+        setup = setups[full.tp]
+        return core.replica(arch, hw, tp=full.tp, batch=batch, weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens,
+                            output_tokens=req.output_tokens, utilization=setup.utilization, reserve_bytes=setup.reserve_bytes,
+                            limits=setup.limits)  # fmt: skip
+
+    def work(full: core.Replica) -> load.Workload:
+        return load.workload(arch, hw, full, weights_bytes=weights.total_bytes, setup=setups[full.tp], prompt_tokens=req.prompt_tokens,
+                             output_tokens=req.output_tokens)  # fmt: skip
+
+    if req.requests_per_second is not None:
+        return _open_loop(view, candidates, req, price, rerun, work)
     if req.concurrent_users is not None:  # the cheapest fleet at the user's load, not at saturation
-        chosen, replicas = core.cheapest_at_load(
-            candidates, req.concurrent_users, lambda full, batch: core.replica(arch, hw, tp=full.tp, batch=batch, **common)
-        )
-        return _served(view, chosen, replicas, req, price)
+        chosen, replicas = core.cheapest_at_load(candidates, req.concurrent_users, rerun)
+        full = next(r for r in candidates if r.tp == chosen.tp)
+        point = load.closed_loop(work(full), chosen.batch)
+        return _served(view, chosen, replicas, req, price, point)
     chosen = core.most_per_gpu(candidates)  # at saturation: core.choose_replica's rule
     if req.tokens_per_second is not None:
         replicas = math.ceil(req.tokens_per_second / chosen.output_tokens_per_second)
     else:
         replicas = 1
-    return _served(view, chosen, replicas, req, price)
+    return _served(view, chosen, replicas, req, price, load.closed_loop(work(chosen), chosen.batch))
+
+
+def _open_loop(
+    view: GpuView, candidates: list[core.Replica], req: s.ServingPlanRequest, price: PriceQuote | None,
+    rerun: Callable[[core.Replica, int], core.Replica], work: Callable[[core.Replica], load.Workload],
+) -> s.ServingOption:  # fmt: skip
+    """Poisson arrivals at ``requests_per_second``: per degree, the most a replica serves stably
+    within the bounds (p99 TTFT, mean TPOT), the replicas that takes, and the degree with the
+    fewest GPU-seconds per output token."""
+    assert req.requests_per_second is not None
+    best: tuple[float, int, core.Replica, int, load.LoadPoint] | None = None
+    why = "no replica serves any load within the bounds"
+    for full in candidates:
+        w = work(full)
+        top = load.max_rate(w, max_p99_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
+                            max_time_per_output_token_seconds=req.max_time_per_output_token_seconds)  # fmt: skip
+        if top is None:
+            why = f"at tp={full.tp} even a trickle of requests misses the latency bounds"
+            continue
+        replicas = math.ceil(req.requests_per_second / top.requests_per_second * (1 - 1e-9))
+        point = load.open_loop(w, req.requests_per_second / replicas)
+        if not point.stable:
+            point = top
+        gpu_seconds_per_token = full.tp * replicas / (req.requests_per_second * req.output_tokens)
+        if best is None or (gpu_seconds_per_token, full.tp) < (best[0], best[1]):
+            best = (gpu_seconds_per_token, full.tp, full, replicas, point)
+    if best is None:
+        return _unfit(view.id, why)
+    _, _, full, replicas, point = best
+    chosen = rerun(full, max(1, min(full.batch, math.ceil(point.batch))))
+    return _served(view, chosen, replicas, req, price, point)
 
 
 def _served(
-    view: GpuView, chosen: core.Replica, replicas: int, req: s.ServingPlanRequest, price: PriceQuote | None
+    view: GpuView, chosen: core.Replica, replicas: int, req: s.ServingPlanRequest, price: PriceQuote | None, point: load.LoadPoint
 ) -> s.ServingOption:
-    """The option of ``replicas`` replicas like ``chosen``, priced."""
+    """The option of ``replicas`` replicas like ``chosen``, priced; latencies at the load
+    (``point``), throughput and dollars from the replica's GPU time at its batch."""
     cost = None if price is None else core.serving_cost(chosen, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens,
                                                          output_tokens=req.output_tokens)  # fmt: skip
+    tpot = point.time_per_output_token_seconds
     return s.ServingOption(
         gpu=view.id, fits=True, reason=None, tp=chosen.tp, replicas=replicas, n_gpus=chosen.tp * replicas,
         max_batch_per_replica=chosen.max_batch, batch_per_replica=chosen.batch, usable_memory_bytes=chosen.usable_memory_bytes,
         weights_bytes=chosen.weights_bytes, kv_cache_bytes_per_token=chosen.kv_cache_bytes_per_token,
-        kv_cache_bytes_per_sequence=chosen.kv_cache_bytes_per_sequence, time_to_first_token_seconds=chosen.time_to_first_token_seconds,
-        time_per_output_token_seconds=chosen.time_per_output_token_seconds, decode_bound=chosen.decode_bound,
-        output_tokens_per_second_per_user=chosen.output_tokens_per_second_per_user,
-        output_tokens_per_second_per_replica=chosen.output_tokens_per_second, output_tokens_per_second=chosen.output_tokens_per_second * replicas,
+        kv_cache_bytes_per_sequence=chosen.kv_cache_bytes_per_sequence, time_to_first_token_seconds=point.time_to_first_token_seconds,
+        p99_time_to_first_token_seconds=point.p99_time_to_first_token_seconds, latency_seconds=point.latency_seconds,
+        requests_per_second_per_replica=point.requests_per_second,
+        time_per_output_token_seconds=tpot, decode_bound=chosen.decode_bound, output_tokens_per_second_per_user=1 / tpot,
+        output_tokens_per_second_per_replica=chosen.batch / tpot, output_tokens_per_second=chosen.batch / tpot * replicas,
         usd_per_hour=cost.usd_per_hour * replicas if cost else None,
         usd_per_million_output_tokens=cost.usd_per_million_output_tokens if cost else None,
         usd_per_million_input_tokens=cost.usd_per_million_input_tokens if cost else None, price=price,

@@ -1,0 +1,271 @@
+"""Latency under load: time to first token with the wait for a prefill slot and its p99, and time
+per output token with the prefill chunks that ride in the decode steps, for a replica under a
+closed loop (``concurrent_users``) or an open loop (``requests_per_second``, Poisson arrivals).
+
+The replica runs continuous batching with chunked prefill (Yu et al. 2022, Orca; Agrawal et al.
+2024, Sarathi-Serve §3-4): every step decodes one token of each running sequence and carries prompt
+chunks up to the engine's token budget. Over a second the GPU spends ``lam * P`` on prefill (``lam``
+requests per second, ``P`` the compute of one prompt), the rest on decode steps of ``S(B)`` each
+(:func:`service.core.serving.decode_step_seconds` with the engine's per-step overhead), so a
+running sequence gets one token every
+
+    tpot = S(B) / (1 - lam' * P)          lam' = the other requests' prefill rate
+
+which is the contract's ``(latency - TTFT) / (output_tokens - 1)``. The batch follows Little's law,
+``B = lam * latency``, ``latency = TTFT + (output - 1) * tpot``: the two are solved together by a
+fixed point.
+
+**Time to first token** = the rest of the step in progress (half a mean step when the replica is
+busy, a whole step at p99) + the wait for a prefill slot + the steps the prompt's chunks ride in
+(``k = ceil(prompt / (budget - B))``, each a mean step) + the prompt's own compute. The wait is an
+**M/D/1 queue** (Poisson arrivals; deterministic service: the share of a step's token budget one
+prompt takes, ``D = tpot * prompt / (budget - B)``): the mean is Pollaczek-Khinchine's
+``rho * D / (2 (1 - rho))`` and the p99 comes from the exponential tail ``P(W > t) ~ C e^(-theta t)``
+(Cramér-Lundberg), ``theta`` solving ``lam (e^(theta D) - 1) = theta`` and ``C = (1 - rho) /
+(lam D e^(theta D) - 1)`` (Asmussen, "Applied Probability and Queues", 2003, XIII.5). A closed
+loop is priced with the same queue at its own throughput (it can only queue less: conservative),
+and users beyond what the KV cache (or ``max_num_seqs``) holds wait for a slot: ``(users - B_max)
+/ throughput`` by Little's law.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from service.core.architecture import Architecture
+from service.core.engines import Engine, EngineProfile, engine_profile, runtime_reserve_bytes
+from service.core.serving import EngineLimits, Replica, decode_step_seconds
+from service.core.steptime import Hardware
+
+P99 = 0.01  # the tail probability of a p99
+FIXED_POINT_ITERATIONS = 60
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Workload:
+    """One replica's work: a prompt's prefill compute (``prefill_seconds``), the decode step at a
+    batch (``step_seconds(batch)``, per-step overhead included), the engine's token budget per step
+    and the most sequences it decodes at once (KV cache or ``max_num_seqs``)."""
+
+    prompt_tokens: int
+    output_tokens: int
+    prefill_seconds: float
+    step_seconds: Callable[[float], float]
+    token_budget: int
+    max_batch: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineSetup:
+    """An engine's defaults applied to one replica degree: the memory fraction and reserve the
+    replica uses (a request's own values win), and its scheduler limits and overheads."""
+
+    profile: EngineProfile
+    utilization: float
+    reserve_bytes: int
+    limits: EngineLimits
+
+
+def engine_setup(
+    engine: Engine, arch: Architecture, *, tp: int, gpu_memory_bytes: int, utilization: float | None = None,
+    reserve_bytes: int | None = None,
+) -> EngineSetup:  # fmt: skip
+    """``engine``'s defaults (:mod:`service.core.engines`) for a replica of ``tp`` GPUs; a given
+    ``utilization`` or ``reserve_bytes`` replaces the engine's."""
+    p = engine_profile(engine, tp=tp, gpu_memory_bytes=gpu_memory_bytes)
+    limits = EngineLimits(kv_fraction_of_free=p.memory_fraction if p.fraction_of_free else None, max_num_seqs=p.max_num_seqs,
+                          layer_overhead_seconds=p.layer_overhead_seconds, host_overhead_seconds=p.host_overhead_seconds)  # fmt: skip
+    return EngineSetup(
+        profile=p,
+        utilization=p.memory_fraction if utilization is None else utilization,
+        reserve_bytes=runtime_reserve_bytes(p, arch, tp=tp) if reserve_bytes is None else reserve_bytes,
+        limits=limits,
+    )
+
+
+def workload(
+    arch: Architecture, hw: Hardware, r: Replica, *, weights_bytes: int, setup: EngineSetup, prompt_tokens: int, output_tokens: int
+) -> Workload:  # fmt: skip
+    """The replica ``r`` as the queueing model sees it: its prefill, its decode step at any batch
+    (at the mean context, with the engine's per-step overhead), the engine's token budget and the
+    most sequences it decodes at once (``r.batch``: the KV cache's and ``max_num_seqs``'s limit)."""
+    context = prompt_tokens + output_tokens / 2
+    overhead = setup.limits.step_overhead_seconds(arch)
+
+    def step(batch: float) -> float:
+        seconds, _ = decode_step_seconds(arch, hw, tp=r.tp, batch=batch, context_tokens=context, weights_bytes=weights_bytes,
+                                         kv_bytes_per_token=r.kv_cache_bytes_per_token)  # fmt: skip
+        return float(seconds) + overhead
+
+    return Workload(prompt_tokens=prompt_tokens, output_tokens=output_tokens, prefill_seconds=r.prefill_seconds, step_seconds=step,
+                    token_budget=setup.profile.token_budget, max_batch=max(1, r.batch))  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LoadPoint:
+    """A replica at a load: means, and the p99 of the time to first token."""
+
+    requests_per_second: float  # the replica's throughput
+    batch: float  # mean sequences decoding at once
+    time_to_first_token_seconds: float
+    p99_time_to_first_token_seconds: float
+    time_per_output_token_seconds: float
+    latency_seconds: float  # arrival to last token
+    output_tokens_per_second: float  # the replica's
+    prefill_share: float  # of the replica's time spent on prompts
+    stable: bool
+    reason: str | None
+
+
+def md1_wait(rate: float, service_seconds: float) -> tuple[float, float]:
+    """Mean and p99 wait of an M/D/1 queue (module docstring); ``inf`` when ``rho >= 1``."""
+    rho = rate * service_seconds
+    if rho <= 0:
+        return 0.0, 0.0
+    if rho >= 1:
+        return math.inf, math.inf
+    mean = rho * service_seconds / (2 * (1 - rho))
+    # theta > 0 with rate * (exp(theta D) - 1) = theta: bisection on [0, hi], hi where the left side wins
+    f = lambda t: rate * math.expm1(t * service_seconds) - t  # noqa: E731
+    lo, hi = 0.0, 1.0 / service_seconds
+    while f(hi) < 0:
+        hi *= 2
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if f(mid) >= 0 else (mid, hi)
+    theta = hi
+    c = (1 - rho) / (rate * service_seconds * math.exp(theta * service_seconds) - 1)
+    p99 = math.log(c / P99) / theta if c > P99 else 0.0
+    return mean, max(p99, 0.0)
+
+
+def chunk_steps(prompt_tokens: int, token_budget: int, batch: float) -> int:
+    """Steps a prompt's chunks ride in: the budget less the decode tokens of the batch, at least
+    one token a step."""
+    if prompt_tokens == 0:
+        return 0
+    return math.ceil(prompt_tokens / max(1.0, token_budget - batch))
+
+
+def _point(w: Workload, rate: float, batch: float, users: float | None) -> tuple[LoadPoint, float]:
+    """One evaluation at an arrival ``rate`` and ``batch``; returns the point and the batch that
+    Little's law gives back."""
+    others = rate * (batch - 1) / batch if users is not None and batch >= 1 else rate  # closed: not its own
+    busy = 1.0 if users is None or users > 1 else 0.0
+    share = others * w.prefill_seconds
+    if share >= 1:
+        return _unstable(rate, batch, "prompts alone need more than the replica's time"), batch
+    step = w.step_seconds(max(batch, 1.0))
+    tpot = step / (1 - share)
+    free = max(1.0, w.token_budget - batch)
+    service = tpot * w.prompt_tokens / free if w.prompt_tokens else 0.0
+    wait, wait_p99 = md1_wait(rate, service) if busy else (0.0, 0.0)
+    if math.isinf(wait):
+        return _unstable(rate, batch, "prompts arrive faster than the token budget admits them"), batch
+    k = chunk_steps(w.prompt_tokens, w.token_budget, batch)
+    ttft = busy * tpot / 2 + wait + k * tpot + w.prefill_seconds
+    ttft_p99 = busy * tpot + wait_p99 + k * tpot + w.prefill_seconds
+    latency = ttft + (w.output_tokens - 1) * tpot
+    point = LoadPoint(
+        requests_per_second=rate, batch=batch, time_to_first_token_seconds=ttft, p99_time_to_first_token_seconds=ttft_p99,
+        time_per_output_token_seconds=tpot, latency_seconds=latency, output_tokens_per_second=rate * w.output_tokens,
+        prefill_share=rate * w.prefill_seconds, stable=True, reason=None,
+    )  # fmt: skip
+    decoding = rate * (w.output_tokens - 1 + k) * tpot  # Little's law over the steps a sequence is in the batch
+    return point, decoding
+
+
+def _unstable(rate: float, batch: float, why: str) -> LoadPoint:
+    inf = math.inf
+    return LoadPoint(requests_per_second=rate, batch=batch, time_to_first_token_seconds=inf, p99_time_to_first_token_seconds=inf,
+                     time_per_output_token_seconds=inf, latency_seconds=inf, output_tokens_per_second=0.0, prefill_share=inf,
+                     stable=False, reason=why)  # fmt: skip
+
+
+def open_loop(w: Workload, rate: float) -> LoadPoint:
+    """The replica under Poisson arrivals at ``rate`` requests per second: the batch and the
+    latencies solved together (module docstring); not stable when the prompts need the whole
+    replica, the token budget cannot admit them, or the batch exceeds ``max_batch``."""
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+    batch = 1.0
+    point = _unstable(rate, batch, "no fixed point")
+    for _ in range(FIXED_POINT_ITERATIONS):
+        point, implied = _point(w, rate, batch, None)
+        if not point.stable:
+            return point
+        implied = max(implied, 1.0)
+        if implied > w.max_batch * 1.5:
+            break
+        if abs(implied - batch) <= 1e-4 * batch:
+            batch = implied
+            break
+        batch = 0.5 * (batch + implied)
+    if batch > w.max_batch:
+        return _unstable(rate, batch, f"{batch:.0f} sequences would decode at once; the replica holds {w.max_batch}")
+    return point
+
+
+def closed_loop(w: Workload, users: int) -> LoadPoint:
+    """The replica with ``users`` sequences in flight and no think time: those the KV cache holds
+    decode at once; the rest wait for a slot (module docstring)."""
+    if users < 1:
+        raise ValueError("users must be at least 1")
+    batch = float(min(users, w.max_batch))
+    # the throughput where rate = batch / latency(rate): latency grows with the rate (the others'
+    # prompts stretch every step), so bisect between nothing and the GPU-time bound
+    lo, hi = 0.0, 1.0 / max(w.prefill_seconds + w.output_tokens * w.step_seconds(batch) / batch, 1e-12)
+    point = _point(w, hi * 1e-9, batch, float(users))[0]
+    for _ in range(FIXED_POINT_ITERATIONS):
+        mid = (lo + hi) / 2
+        trial, _ = _point(w, mid, batch, float(users))
+        if trial.stable and mid <= batch / trial.latency_seconds:
+            lo, point = mid, trial
+        else:
+            hi = mid
+        if hi - lo <= 1e-6 * hi:
+            break
+    if users <= w.max_batch:
+        return point
+    slot_wait = (users - w.max_batch) / point.requests_per_second  # Little's law over the waiting users
+    return LoadPoint(
+        requests_per_second=point.requests_per_second, batch=point.batch,
+        time_to_first_token_seconds=point.time_to_first_token_seconds + slot_wait,
+        p99_time_to_first_token_seconds=point.p99_time_to_first_token_seconds + slot_wait,
+        time_per_output_token_seconds=point.time_per_output_token_seconds, latency_seconds=point.latency_seconds + slot_wait,
+        output_tokens_per_second=point.output_tokens_per_second, prefill_share=point.prefill_share, stable=True, reason=None,
+    )  # fmt: skip
+
+
+def max_rate(
+    w: Workload,
+    *,
+    max_p99_time_to_first_token_seconds: float | None = None,
+    max_time_per_output_token_seconds: float | None = None,
+) -> LoadPoint | None:
+    """The highest Poisson arrival rate the replica serves stably within the bounds (p99 TTFT,
+    mean TPOT; MLPerf's server scenario), by bisection; None when even a trickle misses them."""
+
+    def ok(p: LoadPoint) -> bool:
+        return p.stable and (
+            max_p99_time_to_first_token_seconds is None or p.p99_time_to_first_token_seconds <= max_p99_time_to_first_token_seconds
+        ) and (max_time_per_output_token_seconds is None or p.time_per_output_token_seconds <= max_time_per_output_token_seconds)  # fmt: skip
+
+    saturated = closed_loop(w, w.max_batch)
+    hi = saturated.requests_per_second * 1.05 if saturated.stable else 1.0
+    lo = hi * 1e-4
+    best = open_loop(w, lo)
+    if not ok(best):
+        return None
+    for _ in range(40):
+        mid = math.sqrt(lo * hi)
+        p = open_loop(w, mid)
+        if ok(p):
+            lo, best = mid, p
+        else:
+            hi = mid
+        if hi / lo < 1.002:
+            break
+    return best
