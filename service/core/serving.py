@@ -413,24 +413,3 @@ def cheapest_at_load(candidates: list[Replica], users: int, rerun: Callable[[Rep
             best = (gpu_seconds_per_token, full.tp, loaded, replicas)
     assert best is not None, "at least one candidate"
     return best[2], best[3]
-
-
-def representative_architecture(n_params: float) -> Architecture:
-    """A Llama-style decoder of about ``n_params`` parameters, for answers that know only the
-    count (the lifetime optimum): d_model = 128 x n_layers (Llama 2 7B: 4,096 over 32 layers;
-    Kaplan et al. 2020 §3.1 find the loss nearly flat in the aspect ratio), heads of 128, SwiGLU
-    with d_ff = 8/3 d_model rounded up to 256, RMSNorm, a 32,000-token vocabulary, and 8 KV heads
-    (GQA, as Llama 2 70B) from 32 heads up where 8 divides them; the layer count whose total is
-    closest to ``n_params``."""
-    from service.core.spec import make_architecture  # spec validates; it imports nothing of serving
-
-    def build(layers: int) -> Architecture:
-        h = 128 * layers
-        gqa = layers >= 32 and layers % 8 == 0
-        return make_architecture(n_layers=layers, d_model=h, n_heads=layers, n_kv_heads=8 if gqa else layers,
-                                 d_ff=-(-8 * h // 3 // 256) * 256, vocab_size=32000, ffn="swiglu", norm="rmsnorm",
-                                 max_seq_len=4096)  # fmt: skip
-
-    guess = max(1, round((max(n_params, 1.0) / (12 * 128**2)) ** (1 / 3)))  # 12 h^2 per layer, h = 128 L
-    nearby = range(max(1, guess - 3), guess + 4)
-    return min((build(layers) for layers in nearby), key=lambda arch: abs(count_params(arch).total - n_params))
