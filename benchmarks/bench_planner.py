@@ -7,6 +7,9 @@
    Llama-3-70B on 1,024 (target < 0.2 s), each request cold — the service memoises identical
    plans, so every request here asks a different ``top_k`` — with ``GET /healthz`` in the same
    run as the floor of a request on this machine.
+3. ``POST /v1/budget`` with a cluster, cold: dollars in, the size whose own best plan the dollars
+   buy (a fixed point of a few plans) and four alternatives each on its own plan. Target < 1 s;
+   every request asks a different global batch, so no plan is memoised.
 
 Exit status 1 when a target is missed.
 
@@ -38,6 +41,11 @@ HTTP_CASES = [  # (name, body, target seconds)
     ("llama-3-70b on 1,024 h100-sxm",
      {"model": {"preset": "llama-3-70b"}, "gpu": "h100-sxm", "n_gpus": 1024, "seq_len": 8192, "global_batch_size": 512}, 0.2),
 ]  # fmt: skip
+BUDGET_CASES = [  # (name, body, target seconds)
+    ("$1M on 256 h100-sxm", {"budget_usd": 1e6, "gpu": "h100-sxm", "n_gpus": 256}, 1.0),
+    ("$5M on h100-sxm within 30 days", {"budget_usd": 5e6, "gpu": "h100-sxm", "deadline_days": 30}, 1.0),
+    ("$100M on 16,384 h100-sxm", {"budget_usd": 1e8, "gpu": "h100-sxm", "n_gpus": 16384}, 1.0),
+]
 CORE_CASES = [  # (preset, gpu, n_gpus, seq_len, global batch)
     ("llama-3-70b", "h100-sxm", 1024, 8192, 512),
     ("llama-3.1-405b", "h100-sxm", 16384, 8192, 2048),
@@ -117,6 +125,22 @@ def http_times(repeats: int) -> bool:
             ok &= worst < target
             print(f"POST /v1/plan {name}: median {median * 1e3:.0f} ms, worst {worst * 1e3:.0f} ms over {repeats} cold requests "
                   f"({search['considered']} layouts) — {verdict} the {target * 1e3:.0f} ms target")  # fmt: skip
+        for name, body, target in BUDGET_CASES:
+            times, plans = [], 0
+            for k in range(repeats):  # a new batch each time (64 more 8K sequences): every plan cold
+                start = time.perf_counter()
+                r = client.post("/v1/budget", json=body | {"global_batch_tokens": (512 + 64 * (k + 1)) * 8192})
+                times.append(time.perf_counter() - start)
+                if r.status_code != 200:
+                    print(f"{name}: HTTP {r.status_code} {r.text[:200]}", file=sys.stderr)
+                    return False
+                answer = r.json()
+                plans = int(answer["assumptions"]["fixed_point"].split()[0]) + len(answer["alternatives"])
+            median, worst = statistics.median(times), max(times)
+            verdict = "meets" if worst < target else "MISSES"
+            ok &= worst < target
+            print(f"POST /v1/budget {name}: median {median * 1e3:.0f} ms, worst {worst * 1e3:.0f} ms over {repeats} cold requests "
+                  f"({plans} plans) — {verdict} the {target * 1e3:.0f} ms target")  # fmt: skip
     return ok
 
 

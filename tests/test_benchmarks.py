@@ -58,7 +58,7 @@ def test_the_throughput_benchmark_runs(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_planner_benchmark_runs(tmp_path: Path) -> None:
-    from benchmarks.bench_planner import CORE_CASES, HTTP_CASES
+    from benchmarks.bench_planner import BUDGET_CASES, CORE_CASES, HTTP_CASES
 
     run = run_benchmark("benchmarks/bench_planner.py", "--repeats", "1", timeout=300, BENCH_DB=str(tmp_path / "planner.sqlite3"))
     searches = re.findall(
@@ -76,6 +76,13 @@ def test_the_planner_benchmark_runs(tmp_path: Path) -> None:
             run.stdout,
         )
         assert answer[0] > 0 and answer[0] == answer[1] and answer[2] > 0, run.stdout  # one request: median = worst
+    for name, _body, target in BUDGET_CASES:  # the fixed point and the alternatives: a few plans each
+        (answer,) = numbers(
+            rf"POST /v1/budget {re.escape(name)}: median {NUMBER} ms, worst {NUMBER} ms over 1 cold requests \((\d+) plans\)"
+            rf" — (?:meets|MISSES) the {target * 1e3:.0f} ms target",
+            run.stdout,
+        )
+        assert answer[0] > 0 and answer[0] == answer[1] and 5 <= answer[2] <= 12, run.stdout
 
 
 @pytest.mark.slow
