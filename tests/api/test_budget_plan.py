@@ -112,6 +112,11 @@ def test_a_deadline_no_cluster_meets_is_a_reasoned_answer(client) -> None:
     assert short["fits"] is False and short["reason"].startswith("deadline_days") and short["time_from"] == "mfu"
     huge = ok(client, "/v1/budget", {"budget_usd": 1e10, "gpu": "h100-sxm", "deadline_days": 0.5})
     assert huge["fits"] is False and huge["reason"].startswith("deadline_days")
+    # $50 on 8,192 GPUs is six seconds of training; a step of a 69-billion-token batch is longer
+    step = ok(
+        client, "/v1/budget", {"budget_usd": 50, "gpu": "h100-sxm", "n_gpus": 8192, "global_batch_tokens": 8192 * 8192 * 1024}
+    )
+    assert step["fits"] is False and step["reason"].startswith("budget_usd: one step takes")
 
 
 @pytest.mark.parametrize(
