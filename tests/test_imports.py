@@ -5,9 +5,10 @@ source with ``ast`` (imports inside functions too: a deferred import is still a 
 resolved to the module it names (``from service.services import plan`` is ``service.services.plan``).
 
 Layers (docs/ARCHITECTURE.md): ``core`` (pure math) imports no other layer of the service;
-``schemas`` imports only ``core``; ``db`` imports no web, service or schema module; ``services``
-imports no ``api``; nothing below ``api`` imports ``service.main``. (``core`` importing no web or
-database package is ``tests/core/test_purity.py``.)
+``schemas`` imports only ``core``; ``db`` imports no web, service or schema module (``core`` it may:
+the preset columns follow the architecture's field declarations); ``services`` imports no ``api``;
+nothing below ``api`` imports ``service.main``. (``core`` importing no web or database package is
+``tests/core/test_purity.py``.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ ALLOWED = {
     "core": set(),
     "schemas": {"core"},
     "catalog": set(),
-    "db": {"catalog", "settings", "errors"},
+    "db": {"core", "catalog", "settings", "errors"},
     "services": {"core", "schemas", "db", "errors", "catalog", "settings"},
     "api": {"core", "schemas", "db", "errors", "services", "settings", "logging_config", "metrics"},
 }

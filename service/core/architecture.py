@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from service.core.fields import ArchField, Stored, declare, declared_fields
+from service.core.limits import MAX_DIM, MAX_LAYERS, MAX_SEQ_LEN
+
+ALWAYS, NULLABLE = Stored.ALWAYS, Stored.NULLABLE
+
 
 class Ffn(StrEnum):
     """MLP kind. ``gelu`` (also any 2-matrix MLP such as OPT's ReLU): up and down projections;
@@ -44,65 +49,137 @@ class Architecture:
     Symbols follow the formula sheet: L ``n_layers``, h ``d_model``, a ``n_heads``,
     k ``n_kv_heads`` (GQA/MQA when k < a), ``d_head``, f ``d_ff`` (per expert for MoE),
     V ``vocab_size`` (the padded row count of the embedding matrix).
+
+    This class is the one declaration of the architecture's fields: each carries, besides its type
+    and default, a :func:`~service.core.fields.declare` with its request description and bounds,
+    whether preset rows store it and its usual ``config.json`` key. The spec builder, the request and
+    preset schemas, the preset columns and the config mappers' key names follow from
+    :data:`ARCHITECTURE_FIELDS`. A new field is a line here (and its formula where it counts).
     """
 
-    n_layers: int
-    d_model: int
-    n_heads: int
-    n_kv_heads: int
-    d_head: int
-    d_ff: int
-    vocab_size: int
-    ffn: Ffn = Ffn.GELU
-    norm: Norm = Norm.LAYERNORM
-    bias: bool = False
-    qkv_bias: bool = False
-    tied_embeddings: bool = False
-    position: Position = Position.ROTARY
-    max_seq_len: int = 2048
-    position_embedding_rows: int | None = None
-    n_experts: int = 1
-    experts_per_token: int = 1
-    parallel_attention: bool = False
-    norms_per_layer: int = 2
-    embedding_norm: bool = False
+    n_layers: int = field(metadata=declare(ge=1, le=MAX_LAYERS, stored=ALWAYS, hf_key="num_hidden_layers"))
+    d_model: int = field(metadata=declare(ge=1, le=MAX_DIM, stored=ALWAYS, hf_key="hidden_size"))
+    n_heads: int = field(metadata=declare(ge=1, le=MAX_DIM, stored=ALWAYS, hf_key="num_attention_heads"))
+    n_kv_heads: int = field(
+        metadata=declare("KV heads (GQA/MQA); default n_heads.", ge=1, le=MAX_DIM, stored=ALWAYS, derived=True,
+            preset_doc="Default n_heads.", hf_key="num_key_value_heads"),
+    )  # fmt: skip
+    d_head: int = field(
+        metadata=declare("Head width; default d_model / n_heads.", ge=1, le=MAX_DIM, stored=ALWAYS, derived=True,
+            preset_doc="Default d_model / n_heads.", hf_key="head_dim"),
+    )  # fmt: skip
+    d_ff: int = field(
+        metadata=declare("MLP width (per expert).", ge=1, le=MAX_DIM * 8, stored=ALWAYS, hf_key="intermediate_size")
+    )
+    vocab_size: int = field(metadata=declare(ge=1, le=MAX_DIM * 10, stored=ALWAYS))
+    ffn: Ffn = field(default=Ffn.GELU, metadata=declare(stored=ALWAYS))
+    norm: Norm = field(default=Norm.LAYERNORM, metadata=declare(stored=ALWAYS))
+    bias: bool = field(default=False, metadata=declare("Biases on every linear layer.", stored=ALWAYS))
+    qkv_bias: bool = field(default=False, metadata=declare("Biases on the Q, K, V projections only (Qwen2).", stored=ALWAYS))
+    tied_embeddings: bool = field(default=False, metadata=declare(stored=ALWAYS))
+    position: Position = field(default=Position.ROTARY, metadata=declare(stored=ALWAYS))
+    max_seq_len: int = field(
+        default=2048, metadata=declare(ge=1, le=MAX_SEQ_LEN, stored=ALWAYS, hf_key="max_position_embeddings")
+    )
+    position_embedding_rows: int | None = field(
+        default=None,
+        metadata=declare("Learned position rows if not max_seq_len (OPT: +2).", ge=1, le=MAX_SEQ_LEN, stored=ALWAYS),
+    )
+    n_experts: int = field(default=1, metadata=declare(ge=1, le=100_000, stored=ALWAYS, hf_key="num_experts"))
+    experts_per_token: int = field(default=1, metadata=declare(ge=1, le=100_000, stored=ALWAYS, hf_key="num_experts_per_tok"))
+    parallel_attention: bool = field(default=False, metadata=declare("GPT-J/NeoX-style parallel block.", stored=ALWAYS))
+    norms_per_layer: int = field(
+        default=2,
+        metadata=declare("Norm modules per block: 2, or 1 where one feeds both branches.", ge=1, le=8, stored=ALWAYS),
+    )
+    embedding_norm: bool = field(default=False, metadata=declare("A norm after the embedding (BLOOM).", stored=ALWAYS))
     # multi-head latent attention (DeepSeek-V2 §2.1), used when kv_lora_rank is set: queries through
     # an optional rank-q_lora_rank bottleneck, keys and values from one rank-kv_lora_rank latent plus
     # a shared qk_rope_head_dim rotary key; heads of qk_nope_head_dim + qk_rope_head_dim (Q, K) and
     # v_head_dim (V)
-    q_lora_rank: int | None = None
-    kv_lora_rank: int | None = None
-    qk_nope_head_dim: int | None = None
-    qk_rope_head_dim: int | None = None
-    v_head_dim: int | None = None
+    q_lora_rank: int | None = field(
+        default=None, metadata=declare("MLA: rank of the query bottleneck (none: a full query projection).", ge=1, le=MAX_DIM,
+            stored=NULLABLE, preset_doc="MLA query rank (DeepSeek-V2/V3)."),
+    )  # fmt: skip
+    kv_lora_rank: int | None = field(
+        default=None,
+        metadata=declare(
+            "MLA (DeepSeek-V2/V3): rank of the compressed KV latent; setting it selects multi-head latent attention.",
+            ge=1, le=MAX_DIM, stored=NULLABLE, preset_doc="MLA compressed KV rank; selects MLA."),
+    )  # fmt: skip
+    qk_nope_head_dim: int | None = field(
+        default=None,
+        metadata=declare("MLA: per-head query/key width without rotary.", ge=0, le=MAX_DIM, stored=NULLABLE),
+    )
+    qk_rope_head_dim: int | None = field(
+        default=None,
+        metadata=declare("MLA: rotary query/key width (one shared rotary key).", ge=1, le=MAX_DIM, stored=NULLABLE),
+    )
+    v_head_dim: int | None = field(
+        default=None, metadata=declare("MLA: per-head value width.", ge=1, le=MAX_DIM, stored=NULLABLE)
+    )
     # sliding-window attention (Beltagy et al. 2020; Mistral 7B): sliding_window_layers of the
     # n_layers layers (all when None) attend to the last sliding_window tokens only
-    sliding_window: int | None = None
-    sliding_window_layers: int | None = None
+    sliding_window: int | None = field(
+        default=None, metadata=declare("Tokens a sliding-window layer attends to (and caches).", ge=1, le=MAX_SEQ_LEN,
+            stored=NULLABLE, preset_doc="Sliding-window attention span."),
+    )  # fmt: skip
+    sliding_window_layers: int | None = field(
+        default=None, metadata=declare("Layers using the window (Gemma 2: half); default all.", ge=0, le=MAX_LAYERS,
+            stored=NULLABLE, preset_doc="Layers using it; default all."),
+    )  # fmt: skip
     # shared + routed experts (DeepSeekMoE, Dai et al. 2024 §3): n_shared_experts always-active MLPs
     # of width d_ff_shared (default d_ff) beside the routed ones; the first first_k_dense layers have
     # one dense MLP of width d_ff_dense (default d_ff) instead of experts
-    n_shared_experts: int = 0
-    d_ff_shared: int | None = None
-    shared_expert_gate: bool = False
-    first_k_dense: int = 0
-    d_ff_dense: int | None = None
-    router_bias: bool = False
-    qk_norm: bool = False
+    n_shared_experts: int = field(
+        default=0, metadata=declare("Always-active shared experts per MoE layer.", ge=0, le=1_000, stored=NULLABLE)
+    )
+    d_ff_shared: int | None = field(
+        default=None, metadata=declare("Width of each shared expert; default d_ff.", ge=1, le=MAX_DIM * 8, stored=NULLABLE,
+            hf_key="shared_expert_intermediate_size"),
+    )  # fmt: skip
+    shared_expert_gate: bool = field(
+        default=False, metadata=declare("A sigmoid gate on the shared experts (Qwen2-MoE).", stored=NULLABLE)
+    )
+    first_k_dense: int = field(
+        default=0, metadata=declare("Leading layers with one dense MLP instead of experts.", ge=0, le=MAX_LAYERS,
+            stored=NULLABLE, hf_key="first_k_dense_replace"),
+    )  # fmt: skip
+    d_ff_dense: int | None = field(
+        default=None, metadata=declare("MLP width of those dense layers; default d_ff.", ge=1, le=MAX_DIM * 8,
+            stored=NULLABLE, hf_key="intermediate_size"),
+    )  # fmt: skip
+    router_bias: bool = field(
+        default=False,
+        metadata=declare("A per-expert router bias (DeepSeek-V3's load-balancing bias).", stored=NULLABLE),
+    )
+    qk_norm: bool = field(
+        default=False, metadata=declare("RMSNorm on each head's query and key (Qwen3, Gemma 3).", stored=NULLABLE)
+    )
     # one learned attention-sink logit per head and layer (gpt-oss: ``GptOssAttention.sinks``, a
     # softmax term that takes no value: "a learned bias in the denominator of the softmax", OpenAI's
     # gpt-oss-120b & gpt-oss-20b model card, 2025, Architecture)
-    attention_sinks: bool = False
+    attention_sinks: bool = field(
+        default=False, metadata=declare("One learned attention-sink logit per head and layer (gpt-oss).")
+    )
     # one RMSNorm over the whole query projection (a*d_head) and one over the whole key projection
     # (k*d_head), not per head (OLMo 2: ``Olmo2Attention.q_norm``/``k_norm``; "2 OLMo 2 Furious", OLMo et al.
     # 2024, arXiv 2501.00656, QK-norm); excludes ``qk_norm``
-    qk_norm_full_width: bool = False
+    qk_norm_full_width: bool = field(
+        default=False,
+        metadata=declare("RMSNorm over the whole query and the whole key projection, not per head (OLMo 2); excludes qk_norm."),
+    )
     # biases on the four attention projections, Q, K, V and output, but not on the MLP (Phi-3.5-MoE's
     # ``attention_bias``: ``PhimoeAttention.q_proj``...``o_proj``); ``bias`` has them too, ``qkv_bias`` not the output's
-    attention_bias: bool = False
+    attention_bias: bool = field(
+        default=False,
+        metadata=declare("Biases on the Q, K, V and output projections but not the MLP (Phi-3.5-MoE); bias implies them."),
+    )
     # a bias on the LM head, ``V`` values, kept when the weight is tied (Phi-1/1.5/2: ``PhiForCausalLM.lm_head``
     # is ``nn.Linear(h, V, bias=True)``; Phi-3.5-MoE's ``lm_head_bias``)
-    lm_head_bias: bool = False
+    lm_head_bias: bool = field(
+        default=False, metadata=declare("A bias on the LM head, V values, kept when tied (Phi-2, Phi-3.5-MoE).")
+    )
     # where fields were defaulted or inferred (e.g. from a config.json); not part of the shape
     assumptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
@@ -157,6 +234,10 @@ class Architecture:
         if self.position is not Position.LEARNED:
             return 0
         return self.position_embedding_rows or self.max_seq_len
+
+
+ARCHITECTURE_FIELDS: tuple[ArchField, ...] = declared_fields(Architecture)
+"""The declared fields of :class:`Architecture`, in order (``assumptions`` is not one)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

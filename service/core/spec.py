@@ -6,8 +6,11 @@ that points at the offending field.
 
 from __future__ import annotations
 
-from service.core.architecture import Architecture, Ffn, Norm, ParamsOnly, Position
+from typing import Any
+
+from service.core.architecture import ARCHITECTURE_FIELDS, Architecture, Ffn, Norm, ParamsOnly, Position
 from service.core.errors import InvalidSpecError
+from service.core.fields import Stored
 from service.core.limits import (
     MAX_DIM,
     MAX_LAYERS,
@@ -27,102 +30,69 @@ def make_params_only(n_params: float, *, prefix: str = "model") -> ParamsOnly:
     return ParamsOnly(n_params=float(n_params))
 
 
-def make_architecture(
-    *,
-    n_layers: int,
-    d_model: int,
-    n_heads: int,
-    d_ff: int,
-    vocab_size: int,
-    n_kv_heads: int | None = None,
-    d_head: int | None = None,
-    ffn: Ffn | str = Ffn.GELU,
-    norm: Norm | str = Norm.LAYERNORM,
-    bias: bool = False,
-    qkv_bias: bool = False,
-    tied_embeddings: bool = False,
-    position: Position | str = Position.ROTARY,
-    max_seq_len: int = 2048,
-    position_embedding_rows: int | None = None,
-    n_experts: int = 1,
-    experts_per_token: int = 1,
-    parallel_attention: bool = False,
-    norms_per_layer: int = 2,
-    embedding_norm: bool = False,
-    prefix: str = "model",
-    q_lora_rank: int | None = None,
-    kv_lora_rank: int | None = None,
-    qk_nope_head_dim: int | None = None,
-    qk_rope_head_dim: int | None = None,
-    v_head_dim: int | None = None,
-    sliding_window: int | None = None,
-    sliding_window_layers: int | None = None,
-    n_shared_experts: int | None = 0,
-    d_ff_shared: int | None = None,
-    shared_expert_gate: bool | None = False,
-    first_k_dense: int | None = 0,
-    d_ff_dense: int | None = None,
-    router_bias: bool | None = False,
-    qk_norm: bool | None = False,
-    attention_sinks: bool | None = False,
-    qk_norm_full_width: bool | None = False,
-    attention_bias: bool | None = False,
-    lm_head_bias: bool | None = False,
-    assumptions: tuple[tuple[str, str], ...] = (),
-) -> Architecture:
-    """Build a validated :class:`Architecture`; every rule names the field it checks.
+def make_architecture(*, prefix: str = "model", assumptions: tuple[tuple[str, str], ...] = (), **given: Any) -> Architecture:
+    """Build a validated :class:`Architecture` from its fields (:data:`ARCHITECTURE_FIELDS`, by name);
+    every rule names the field it checks.
 
-    Defaults: ``n_kv_heads = n_heads`` (multi-head attention), ``d_head = d_model / n_heads``.
+    A field not given takes its declared default: ``n_kv_heads = n_heads`` (multi-head attention),
+    ``d_head = d_model / n_heads``, the dataclass's default for the others. A field that preset rows
+    store only where a preset uses it, or that they do not store, reads None as its default (a stored
+    preset keeps the newer fields null where they do not apply). An unknown or missing required
+    field is a ``TypeError``, as for any keyword argument.
     """
 
     def f(name: str) -> str:
         return f"{prefix}.{name}" if prefix else name
 
-    # a stored preset keeps the newer fields null where they do not apply
-    n_shared_experts, first_k_dense = n_shared_experts or 0, first_k_dense or 0
-    shared_expert_gate, router_bias, qk_norm = bool(shared_expert_gate), bool(router_bias), bool(qk_norm)
-    attention_sinks, qk_norm_full_width = bool(attention_sinks), bool(qk_norm_full_width)
-    attention_bias, lm_head_bias = bool(attention_bias), bool(lm_head_bias)
-    _check_attention_options(f, kv_lora_rank=kv_lora_rank, qk_norm=qk_norm, qk_norm_full_width=qk_norm_full_width,
-                             attention_sinks=attention_sinks, attention_bias=attention_bias)  # fmt: skip
-    n_kv_heads, d_head = _check_shape(
-        f, n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_ff=d_ff, vocab_size=vocab_size, max_seq_len=max_seq_len,
-        n_experts=n_experts, experts_per_token=experts_per_token, norms_per_layer=norms_per_layer, n_kv_heads=n_kv_heads,
-        d_head=d_head,
-    )  # fmt: skip
+    v = _with_defaults(given)
+    _check_attention_options(f, kv_lora_rank=v["kv_lora_rank"], qk_norm=v["qk_norm"], qk_norm_full_width=v["qk_norm_full_width"],
+                             attention_sinks=v["attention_sinks"], attention_bias=v["attention_bias"])  # fmt: skip
+    v["n_kv_heads"], v["d_head"] = _check_shape(f, **{name: v[name] for name in _SHAPE_FIELDS})
     try:
-        ffn, norm, position = Ffn(ffn), Norm(norm), Position(position)
+        v["ffn"], v["norm"], v["position"] = Ffn(v["ffn"]), Norm(v["norm"]), Position(v["position"])
     except ValueError as exc:  # only reachable from library callers; the API validates enums
         raise InvalidSpecError(prefix, str(exc)) from exc
-    _check_extensions(
-        f, n_layers=n_layers, n_experts=n_experts, q_lora_rank=q_lora_rank, kv_lora_rank=kv_lora_rank,
-        qk_nope_head_dim=qk_nope_head_dim, qk_rope_head_dim=qk_rope_head_dim, v_head_dim=v_head_dim,
-        sliding_window=sliding_window, sliding_window_layers=sliding_window_layers, n_shared_experts=n_shared_experts,
-        d_ff_shared=d_ff_shared, shared_expert_gate=shared_expert_gate, first_k_dense=first_k_dense, d_ff_dense=d_ff_dense,
-        router_bias=router_bias,
-    )  # fmt: skip
-    if kv_lora_rank is not None:  # MLA: the heads' query/key width is nope + rope
-        d_head = (qk_nope_head_dim or 0) + (qk_rope_head_dim or 0)
-        n_kv_heads = n_heads
-    if position_embedding_rows is not None:
-        check_positive_int(f("position_embedding_rows"), position_embedding_rows, maximum=MAX_SEQ_LEN)
-        if position is not Position.LEARNED:
+    _check_extensions(f, **{name: v[name] for name in _EXTENSION_FIELDS})
+    if v["kv_lora_rank"] is not None:  # MLA: the heads' query/key width is nope + rope
+        v["d_head"] = (v["qk_nope_head_dim"] or 0) + (v["qk_rope_head_dim"] or 0)
+        v["n_kv_heads"] = v["n_heads"]
+    rows = v["position_embedding_rows"]
+    if rows is not None:
+        check_positive_int(f("position_embedding_rows"), rows, maximum=MAX_SEQ_LEN)
+        if v["position"] is not Position.LEARNED:
             raise InvalidSpecError(f("position_embedding_rows"), "only applies to position='learned'")
-    arch = Architecture(
-        n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, d_head=d_head, d_ff=d_ff,
-        vocab_size=vocab_size, ffn=ffn, norm=norm, bias=bias, qkv_bias=qkv_bias, tied_embeddings=tied_embeddings,
-        position=position, max_seq_len=max_seq_len, position_embedding_rows=position_embedding_rows, n_experts=n_experts,
-        experts_per_token=experts_per_token, parallel_attention=parallel_attention, norms_per_layer=norms_per_layer,
-        embedding_norm=embedding_norm, q_lora_rank=q_lora_rank, kv_lora_rank=kv_lora_rank,
-        qk_nope_head_dim=qk_nope_head_dim, qk_rope_head_dim=qk_rope_head_dim, v_head_dim=v_head_dim,
-        sliding_window=sliding_window, sliding_window_layers=sliding_window_layers, n_shared_experts=n_shared_experts,
-        d_ff_shared=d_ff_shared, shared_expert_gate=shared_expert_gate, first_k_dense=first_k_dense, d_ff_dense=d_ff_dense,
-        router_bias=router_bias, qk_norm=qk_norm, attention_sinks=attention_sinks, qk_norm_full_width=qk_norm_full_width,
-        attention_bias=attention_bias, lm_head_bias=lm_head_bias, assumptions=tuple(assumptions),
-    )  # fmt: skip
+    arch = Architecture(**v, assumptions=tuple(assumptions))
     if count_params(arch).total > MAX_PARAMS:
         raise InvalidSpecError(prefix, f"the architecture has more than {MAX_PARAMS:g} parameters")
     return arch
+
+
+_FIELDS = {f.name: f for f in ARCHITECTURE_FIELDS}
+# the keyword arguments of the rule groups below
+_SHAPE_FIELDS = ("n_layers", "d_model", "n_heads", "d_ff", "vocab_size", "max_seq_len", "n_experts", "experts_per_token",
+                 "norms_per_layer", "n_kv_heads", "d_head")  # fmt: skip
+_EXTENSION_FIELDS = ("n_layers", "n_experts", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                     "v_head_dim", "sliding_window", "sliding_window_layers", "n_shared_experts", "d_ff_shared",
+                     "shared_expert_gate", "first_k_dense", "d_ff_dense", "router_bias")  # fmt: skip
+
+
+def _with_defaults(given: dict[str, Any]) -> dict[str, Any]:
+    """Every declared field's value: given, else its default; None read as the default where presets
+    store the field only where it applies (or not at all), a boolean such field as a bool."""
+    unknown = given.keys() - _FIELDS.keys()
+    if unknown:
+        raise TypeError(f"make_architecture() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    missing = [name for name, spec in _FIELDS.items() if spec.required and name not in given]
+    if missing:
+        raise TypeError(f"make_architecture() missing required keyword arguments: {', '.join(missing)}")
+    values = {}
+    for name, spec in _FIELDS.items():
+        value = given.get(name, spec.default)
+        if spec.stored is not Stored.ALWAYS and not spec.optional:
+            value = spec.default if value is None else value
+            value = bool(value) if spec.kind is bool else value
+        values[name] = value
+    return values
 
 
 def _check_attention_options(

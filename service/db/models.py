@@ -7,6 +7,7 @@ Every mutable row carries ``version``, bumped on each write; the API's ETag is b
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -14,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     Float,
@@ -21,11 +23,14 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from service.core.architecture import ARCHITECTURE_FIELDS
+from service.core.fields import Stored
 from service.db.base import Base
 
 SLUG = 64
@@ -101,51 +106,48 @@ class Price(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-class ModelPreset(Versioned, Base):
-    __tablename__ = "model_presets"
-    __table_args__ = (CheckConstraint("n_layers > 0 AND d_model > 0 AND n_heads > 0", name="positive_shape"),)
+def _architecture_columns(stored: Stored) -> list[Column[Any]]:
+    """The preset columns of the architecture fields stored as ``stored``, in their declared order
+    (:data:`service.core.architecture.ARCHITECTURE_FIELDS`): an enum as a short string, a bool as a
+    boolean, an int as an integer; NOT NULL unless the field may be None or is stored nullable."""
+    columns: list[Column[Any]] = []
+    for f in ARCHITECTURE_FIELDS:
+        if f.stored is not stored:
+            continue
+        kind = String(16) if issubclass(f.kind, StrEnum) else Boolean() if f.kind is bool else Integer()
+        columns.append(Column(f.name, kind, nullable=f.optional or stored is Stored.NULLABLE))
+    return columns
 
-    id: Mapped[str] = mapped_column(String(SLUG), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    family: Mapped[str | None] = mapped_column(String(64), index=True)
-    n_layers: Mapped[int] = mapped_column(Integer)
-    d_model: Mapped[int] = mapped_column(Integer)
-    n_heads: Mapped[int] = mapped_column(Integer)
-    n_kv_heads: Mapped[int] = mapped_column(Integer)
-    d_head: Mapped[int] = mapped_column(Integer)
-    d_ff: Mapped[int] = mapped_column(Integer)
-    vocab_size: Mapped[int] = mapped_column(Integer)
-    ffn: Mapped[str] = mapped_column(String(16))
-    norm: Mapped[str] = mapped_column(String(16))
-    bias: Mapped[bool] = mapped_column(Boolean)
-    qkv_bias: Mapped[bool] = mapped_column(Boolean)
-    tied_embeddings: Mapped[bool] = mapped_column(Boolean)
-    position: Mapped[str] = mapped_column(String(16))
-    max_seq_len: Mapped[int] = mapped_column(Integer)
-    position_embedding_rows: Mapped[int | None] = mapped_column(Integer)
-    n_experts: Mapped[int] = mapped_column(Integer)
-    experts_per_token: Mapped[int] = mapped_column(Integer)
-    parallel_attention: Mapped[bool] = mapped_column(Boolean)
-    norms_per_layer: Mapped[int] = mapped_column(Integer)
-    embedding_norm: Mapped[bool] = mapped_column(Boolean)
-    reported_params: Mapped[int | None] = mapped_column(BigInteger)
-    source: Mapped[str] = mapped_column(Text)
-    notes: Mapped[str] = mapped_column(Text, default="")
-    # newer architectures (migration 0004): null where a preset does not use them
-    q_lora_rank: Mapped[int | None] = mapped_column(Integer)
-    kv_lora_rank: Mapped[int | None] = mapped_column(Integer)
-    qk_nope_head_dim: Mapped[int | None] = mapped_column(Integer)
-    qk_rope_head_dim: Mapped[int | None] = mapped_column(Integer)
-    v_head_dim: Mapped[int | None] = mapped_column(Integer)
-    sliding_window: Mapped[int | None] = mapped_column(Integer)
-    sliding_window_layers: Mapped[int | None] = mapped_column(Integer)
-    n_shared_experts: Mapped[int | None] = mapped_column(Integer)
-    d_ff_shared: Mapped[int | None] = mapped_column(Integer)
-    shared_expert_gate: Mapped[bool | None] = mapped_column(Boolean)
-    first_k_dense: Mapped[int | None] = mapped_column(Integer)
-    d_ff_dense: Mapped[int | None] = mapped_column(Integer)
-    router_bias: Mapped[bool | None] = mapped_column(Boolean)
-    qk_norm: Mapped[bool | None] = mapped_column(Boolean)
+
+class ModelPreset(Versioned, Base):
+    """A stored model: its id, name and source, and the architecture fields it stores
+    (:class:`~service.core.fields.Stored`): those every preset has, then the newer ones (migration
+    0004), null where a preset does not use them. The columns of the architecture fields follow
+    from their declaration; a new one needs a migration."""
+
+    __tablename__ = "model_presets"
+    __table__ = Table(
+        __tablename__,
+        Base.metadata,
+        Column("id", String(SLUG), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("family", String(64), index=True),
+        *_architecture_columns(Stored.ALWAYS),
+        Column("reported_params", BigInteger),
+        Column("source", Text, nullable=False),
+        Column("notes", Text, nullable=False, default=""),
+        *_architecture_columns(Stored.NULLABLE),
+        Column("version", Integer, nullable=False, default=1),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        CheckConstraint("n_layers > 0 AND d_model > 0 AND n_heads > 0", name="positive_shape"),
+    )
+
+    id: Mapped[str]
+    name: Mapped[str]
+    family: Mapped[str | None]
+    reported_params: Mapped[int | None]
+    source: Mapped[str]
+    notes: Mapped[str]
 
 
 class CatalogVersion(Base):

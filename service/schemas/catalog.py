@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
 from service.core.architecture import Ffn, Norm, Position
-from service.core.limits import MAX_DIM, MAX_INT64, MAX_LAYERS, MAX_SEQ_LEN
+from service.core.limits import MAX_INT64
+from service.schemas.architecture import patch_fields, preset_fields
 from service.schemas.base import Pricing, Schema
 
 Slug = Annotated[
@@ -302,41 +303,9 @@ class PriceFilters(ListQuery):
 # --- model preset -------------------------------------------------------------------------------
 
 
-class ModelArchitecture(Schema):
-    n_layers: int = Field(ge=1, le=MAX_LAYERS)
-    d_model: int = Field(ge=1, le=MAX_DIM)
-    n_heads: int = Field(ge=1, le=MAX_DIM)
-    n_kv_heads: int | None = Field(None, ge=1, le=MAX_DIM, description="Default n_heads.")
-    d_head: int | None = Field(None, ge=1, le=MAX_DIM, description="Default d_model / n_heads.")
-    d_ff: int = Field(ge=1, le=MAX_DIM * 8)
-    vocab_size: int = Field(ge=1, le=MAX_DIM * 10)
-    ffn: Ffn = Ffn.GELU
-    norm: Norm = Norm.LAYERNORM
-    bias: bool = False
-    qkv_bias: bool = False
-    tied_embeddings: bool = False
-    position: Position = Position.ROTARY
-    max_seq_len: int = Field(2048, ge=1, le=MAX_SEQ_LEN)
-    position_embedding_rows: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
-    n_experts: int = Field(1, ge=1, le=100_000)
-    experts_per_token: int = Field(1, ge=1, le=100_000)
-    parallel_attention: bool = False
-    norms_per_layer: int = Field(2, ge=1, le=8)
-    embedding_norm: bool = False
-    q_lora_rank: int | None = Field(None, ge=1, le=MAX_DIM, description="MLA query rank (DeepSeek-V2/V3).")
-    kv_lora_rank: int | None = Field(None, ge=1, le=MAX_DIM, description="MLA compressed KV rank; selects MLA.")
-    qk_nope_head_dim: int | None = Field(None, ge=0, le=MAX_DIM)
-    qk_rope_head_dim: int | None = Field(None, ge=1, le=MAX_DIM)
-    v_head_dim: int | None = Field(None, ge=1, le=MAX_DIM)
-    sliding_window: int | None = Field(None, ge=1, le=MAX_SEQ_LEN, description="Sliding-window attention span.")
-    sliding_window_layers: int | None = Field(None, ge=0, le=MAX_LAYERS, description="Layers using it; default all.")
-    n_shared_experts: int | None = Field(None, ge=0, le=1_000)
-    d_ff_shared: int | None = Field(None, ge=1, le=MAX_DIM * 8)
-    shared_expert_gate: bool | None = None
-    first_k_dense: int | None = Field(None, ge=0, le=MAX_LAYERS)
-    d_ff_dense: int | None = Field(None, ge=1, le=MAX_DIM * 8)
-    router_bias: bool | None = None
-    qk_norm: bool | None = None
+# the fields preset rows store (n_layers ... qk_norm), from their declaration
+# (service.core.architecture.Architecture): required sizes, defaults, bounds and descriptions
+ModelArchitecture = create_model("ModelArchitecture", __base__=Schema, **preset_fields())
 
 
 class ModelPresetFields(ModelArchitecture):
@@ -371,52 +340,24 @@ class ModelPresetIn(ModelPresetFields):
         return value
 
 
-class ModelPresetPatch(Schema):
-    """Any subset of a preset's fields. ``family``, ``reported_params``, ``n_kv_heads``, ``d_head``
-    and ``position_embedding_rows`` can be cleared with null (the last three then follow the
-    architecture again); the others can be changed, not cleared."""
-
-    model_config = Schema.model_config | {"json_schema_extra": {"examples": [{"max_seq_len": 8192}, {"n_kv_heads": 8}]}}
-
+class _PresetPatchHead(Schema):
     name: str = Field(None, min_length=1, max_length=200)
     family: str | None = Field(None, max_length=64)
     reported_params: int | None = Field(None, ge=1, le=MAX_INT64)
     source: Text = Field(None, min_length=1)
     notes: Text = None
-    n_layers: int = Field(None, ge=1, le=MAX_LAYERS)
-    d_model: int = Field(None, ge=1, le=MAX_DIM)
-    n_heads: int = Field(None, ge=1, le=MAX_DIM)
-    n_kv_heads: int | None = Field(None, ge=1, le=MAX_DIM)
-    d_head: int | None = Field(None, ge=1, le=MAX_DIM)
-    d_ff: int = Field(None, ge=1, le=MAX_DIM * 8)
-    vocab_size: int = Field(None, ge=1, le=MAX_DIM * 10)
-    ffn: Ffn = None
-    norm: Norm = None
-    bias: bool = None
-    qkv_bias: bool = None
-    tied_embeddings: bool = None
-    position: Position = None
-    max_seq_len: int = Field(None, ge=1, le=MAX_SEQ_LEN)
-    position_embedding_rows: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
-    n_experts: int = Field(None, ge=1, le=100_000)
-    experts_per_token: int = Field(None, ge=1, le=100_000)
-    parallel_attention: bool = None
-    norms_per_layer: int = Field(None, ge=1, le=8)
-    embedding_norm: bool = None
-    q_lora_rank: int | None = Field(None, ge=1, le=MAX_DIM)
-    kv_lora_rank: int | None = Field(None, ge=1, le=MAX_DIM)
-    qk_nope_head_dim: int | None = Field(None, ge=0, le=MAX_DIM)
-    qk_rope_head_dim: int | None = Field(None, ge=1, le=MAX_DIM)
-    v_head_dim: int | None = Field(None, ge=1, le=MAX_DIM)
-    sliding_window: int | None = Field(None, ge=1, le=MAX_SEQ_LEN)
-    sliding_window_layers: int | None = Field(None, ge=0, le=MAX_LAYERS)
-    n_shared_experts: int | None = Field(None, ge=0, le=1_000)
-    d_ff_shared: int | None = Field(None, ge=1, le=MAX_DIM * 8)
-    shared_expert_gate: bool | None = None
-    first_k_dense: int | None = Field(None, ge=0, le=MAX_LAYERS)
-    d_ff_dense: int | None = Field(None, ge=1, le=MAX_DIM * 8)
-    router_bias: bool | None = None
-    qk_norm: bool | None = None
+
+
+# then every stored architecture field, each optional (null only where the stored value may be null)
+_PresetPatchFields = create_model("_PresetPatchFields", __base__=_PresetPatchHead, **patch_fields())
+
+
+class ModelPresetPatch(_PresetPatchFields):
+    """Any subset of a preset's fields. ``family``, ``reported_params``, ``n_kv_heads``, ``d_head``
+    and ``position_embedding_rows`` can be cleared with null (the last three then follow the
+    architecture again); the others can be changed, not cleared."""
+
+    model_config = Schema.model_config | {"json_schema_extra": {"examples": [{"max_seq_len": 8192}, {"n_kv_heads": 8}]}}
 
 
 class ModelPresetOut(ModelPresetFields):

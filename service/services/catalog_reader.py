@@ -38,10 +38,11 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, Row
 from sqlalchemy.orm import Session
 
+from service.core.architecture import ARCHITECTURE_FIELDS
+from service.core.fields import Stored
 from service.db.repositories import catalog_rows, catalog_version
 from service.schemas import catalog as s
 from service.schemas.base import Schema
-from service.schemas.model import ARCHITECTURE_FIELDS, EXTENDED_ARCHITECTURE_FIELDS
 from service.services.answers import note_snapshot
 
 T = TypeVar("T")
@@ -233,8 +234,11 @@ def _preset_fields(row: Row[Any]) -> tuple[tuple[str, Any], ...]:
     """The preset's architecture fields that are set, as sorted ``(name, value)`` pairs:
     immutable, since readers share them, and hashable, as the memoised architecture builder
     (:func:`service.services.models.resolve_model`) needs."""
-    names = (*ARCHITECTURE_FIELDS, *EXTENDED_ARCHITECTURE_FIELDS)
-    return tuple(sorted((name, getattr(row, name)) for name in names if getattr(row, name) is not None))
+    return tuple(sorted((name, getattr(row, name)) for name in PRESET_FIELD_NAMES if getattr(row, name) is not None))
+
+
+PRESET_FIELD_NAMES = tuple(f.name for f in ARCHITECTURE_FIELDS if f.stored is not Stored.NO)
+"""The architecture fields preset rows store."""
 
 
 _DATABASE_KEYS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()

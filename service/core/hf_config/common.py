@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.core.architecture import Ffn, Norm, Position
+from service.core.architecture import ARCHITECTURE_FIELDS, Ffn, Norm, Position
 from service.core.errors import InvalidSpecError
 from service.core.limits import MAX_LAYERS, MAX_SEQ_LEN
 
@@ -264,18 +264,6 @@ def _nested(r: _Reader, name: str) -> _Reader:
     return _Reader(sub, f"{r.prefix}.{name}")
 
 
-# core field -> the config key it usually comes from, to name a rejected key in its own terms
-HF_KEYS = {
-    "n_layers": "num_hidden_layers",
-    "d_model": "hidden_size",
-    "n_heads": "num_attention_heads",
-    "n_kv_heads": "num_key_value_heads",
-    "d_head": "head_dim",
-    "d_ff": "intermediate_size",
-    "max_seq_len": "max_position_embeddings",
-    "n_experts": "num_experts",
-    "experts_per_token": "num_experts_per_tok",
-    "first_k_dense": "first_k_dense_replace",
-    "d_ff_dense": "intermediate_size",
-    "d_ff_shared": "shared_expert_intermediate_size",
-}
+# core field -> the config key it usually comes from (declared with the field), to name a rejected
+# key in its own terms
+HF_KEYS = {f.name: f.hf_key for f in ARCHITECTURE_FIELDS if f.hf_key is not None}
