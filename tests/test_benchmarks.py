@@ -93,8 +93,11 @@ def test_the_serving_benchmark_runs(tmp_path: Path) -> None:
         rf"round 1: POST /v1/plan/serving +{NUMBER} req/s +GET /healthz +{NUMBER} req/s +ratio {NUMBER}", run.stdout
     )
     assert all(value > 0 for value in rates), run.stdout
-    (median,) = numbers(rf"median: {NUMBER} serving plans/s \(3 GPU types each\), {NUMBER} of /healthz", run.stdout)
-    assert median[0] == rates[0] and median[1] > 0  # one round: its rate is the median
+    (median,) = numbers(
+        rf"median: {NUMBER} serving plans/s \(5 GPU types each\), {NUMBER} of /healthz — (?:meets|MISSES) the 0.3 target",
+        run.stdout,
+    )
+    assert median[0] == rates[0] and median[1] == rates[2]  # one round: its rate and ratio are the medians
 
 
 @pytest.mark.slow

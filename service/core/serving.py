@@ -30,6 +30,7 @@ One model prices every serving answer (the serving plan, ``/v1/cost/inference``,
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -190,6 +191,7 @@ def _mlp_shapes_per_gpu(arch: Architecture, d_ff: int, tp: int) -> list[tuple[in
     return [(up_count, h, d_ff / tp), (1, d_ff / tp, h)]
 
 
+@functools.lru_cache(maxsize=4096)  # pure; a replica at every batch asks it again
 def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2) -> float:
     """One prompt through the replica: every matmul on its per-GPU shape (tensor parallelism splits
     each projection's output, or its input for the output and down projections; an MLA latent's
@@ -248,6 +250,7 @@ def decode_step_seconds(
     return np.maximum(memory_time, compute_time) + comm, memory_time >= compute_time
 
 
+@functools.lru_cache(maxsize=4096)  # pure: the same model, GPU and request shape at another load
 def replica(
     arch: Architecture, hw: Hardware, *, tp: int, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     batch: int | None = None, max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,

@@ -30,6 +30,7 @@ and users beyond what the KV cache (or ``max_num_seqs``) holds wait for a slot: 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ def workload(
     context = prompt_tokens + output_tokens / 2
     overhead = setup.limits.step_overhead_seconds(arch)
 
+    @functools.lru_cache(maxsize=64)  # a closed loop asks the same batch at every bisection step
     def step(batch: float) -> float:
         seconds, _ = decode_step_seconds(arch, hw, tp=r.tp, batch=batch, context_tokens=context, weights_bytes=weights_bytes,
                                          kv_bytes_per_token=r.kv_cache_bytes_per_token)  # fmt: skip
@@ -119,6 +121,20 @@ class LoadPoint:
     reason: str | None
 
 
+def decay_rate(rho: float) -> float:
+    """The positive root x of ``rho * (exp(x) - 1) = x`` (x = theta * D, the tail's decay rate
+    times the service time), for 0 < rho < 1. The left side less the right is convex with one
+    positive root, so Newton's method from a point past it, ``2 ln(1/rho) + 2``, falls to it
+    monotonically (a dozen steps to machine precision)."""
+    x = 2 * math.log(1 / rho) + 2
+    for _ in range(100):
+        step = (rho * math.expm1(x) - x) / (rho * math.exp(x) - 1)
+        x -= step
+        if step <= 1e-13 * x:
+            break
+    return x
+
+
 def md1_wait(rate: float, service_seconds: float) -> tuple[float, float]:
     """Mean and p99 wait of an M/D/1 queue (module docstring); ``inf`` when ``rho >= 1``."""
     rho = rate * service_seconds
@@ -127,15 +143,7 @@ def md1_wait(rate: float, service_seconds: float) -> tuple[float, float]:
     if rho >= 1:
         return math.inf, math.inf
     mean = rho * service_seconds / (2 * (1 - rho))
-    # theta > 0 with rate * (exp(theta D) - 1) = theta: bisection on [0, hi], hi where the left side wins
-    f = lambda t: rate * math.expm1(t * service_seconds) - t  # noqa: E731
-    lo, hi = 0.0, 1.0 / service_seconds
-    while f(hi) < 0:
-        hi *= 2
-    for _ in range(80):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if f(mid) >= 0 else (mid, hi)
-    theta = hi
+    theta = decay_rate(rho) / service_seconds
     c = (1 - rho) / (rate * service_seconds * math.exp(theta * service_seconds) - 1)
     p99 = math.log(c / P99) / theta if c > P99 else 0.0
     return mean, max(p99, 0.0)
@@ -218,14 +226,27 @@ def closed_loop(w: Workload, users: int) -> LoadPoint:
     # prompts stretch every step), so bisect between nothing and the GPU-time bound
     lo, hi = 0.0, 1.0 / max(w.prefill_seconds + w.output_tokens * w.step_seconds(batch) / batch, 1e-12)
     point = _point(w, hi * 1e-9, batch, float(users))[0]
-    for _ in range(FIXED_POINT_ITERATIONS):
-        mid = (lo + hi) / 2
+    # g(rate) = rate * latency(rate) - batch rises with the rate: regula falsi with the Illinois
+    # halving (Dowell & Jarratt 1971) where both ends are stable, bisection where the upper is not
+    g_lo, g_hi, kept = -float(batch), None, 0
+    top, _ = _point(w, hi * (1 - 1e-7), batch, float(users))
+    if top.stable and hi * (1 - 1e-7) * top.latency_seconds <= batch:  # saturated: the GPU-time bound itself
+        lo, point = hi, top
+    for _ in range(FIXED_POINT_ITERATIONS if lo < hi else 0):
+        mid = (lo + hi) / 2 if g_hi is None else lo - g_lo * (hi - lo) / (g_hi - g_lo)
         trial, _ = _point(w, mid, batch, float(users))
-        if trial.stable and mid <= batch / trial.latency_seconds:
-            lo, point = mid, trial
+        g = mid * trial.latency_seconds - batch if trial.stable else None
+        if g is not None and g <= 0:
+            lo, g_lo, point = mid, g, trial
+            kept = kept + 1 if kept >= 0 else 1
+            if kept >= 2 and g_hi is not None:
+                g_hi /= 2  # the upper end held twice: halve its weight
         else:
-            hi = mid
-        if hi - lo <= 1e-6 * hi:
+            hi, g_hi = mid, g
+            kept = kept - 1 if kept <= 0 else -1
+            if kept <= -2:
+                g_lo /= 2
+        if hi - lo <= 1e-6 * hi or (g is not None and abs(g) <= 1e-9 * batch):
             break
     if users <= w.max_batch:
         return point

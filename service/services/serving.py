@@ -4,6 +4,7 @@ type, priced; and the cost of one given replica (``POST /v1/cost/inference``).""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -151,26 +152,37 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
 
 def _candidates(
     arch: Architecture, hw: Hardware, weights: core.Weights, req: s.ServingPlanRequest
-) -> tuple[list[tuple[core.Replica, load.EngineSetup]], str]:
+) -> tuple[tuple[tuple[core.Replica, load.EngineSetup], ...], str]:
     """The replicas that can serve, one per tensor-parallel degree, each with its engine's
     defaults at that degree (SGLang's fraction and TensorRT-LLM's activation buffers depend on it),
-    and why the others cannot."""
+    and why the others cannot. The same for every load: kept (:func:`_replicas_by_degree`)."""
+    return _replicas_by_degree(
+        arch, hw, weights, req.kv_dtype, req.prompt_tokens, req.output_tokens, req.tp, req.max_time_to_first_token_seconds,
+        req.max_time_per_output_token_seconds, req.engine, req.gpu_memory_utilization, req.runtime_reserve_bytes,
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1024)  # pure: a serving plan asks it once per GPU type, whatever the load
+def _replicas_by_degree(
+    arch: Architecture, hw: Hardware, weights: core.Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
+    tp: int | None, max_ttft: float | None, max_tpot: float | None, engine: Engine, utilization: float | None,
+    reserve_bytes: int | None,
+) -> tuple[tuple[tuple[core.Replica, load.EngineSetup], ...], str]:  # fmt: skip
     found: list[tuple[core.Replica, load.EngineSetup]] = []
     why = "no tensor-parallel degree inside a node divides the heads"
-    for degree in [req.tp] if req.tp is not None else core.valid_tensor_parallel(arch, hw.gpus_per_node):
-        setup = load.engine_setup(req.engine, arch, tp=degree, gpu_memory_bytes=hw.memory_bytes,
-                                  utilization=req.gpu_memory_utilization, reserve_bytes=req.runtime_reserve_bytes)  # fmt: skip
+    for degree in [tp] if tp is not None else core.valid_tensor_parallel(arch, hw.gpus_per_node):
+        setup = load.engine_setup(engine, arch, tp=degree, gpu_memory_bytes=hw.memory_bytes, utilization=utilization,
+                                  reserve_bytes=reserve_bytes)  # fmt: skip
         got = core.replica_candidates(
-            arch, hw, weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens,
-            tp=degree, max_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
-            max_time_per_output_token_seconds=req.max_time_per_output_token_seconds, utilization=setup.utilization,
+            arch, hw, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens, tp=degree,
+            max_time_to_first_token_seconds=max_ttft, max_time_per_output_token_seconds=max_tpot, utilization=setup.utilization,
             reserve_bytes=setup.reserve_bytes, limits=setup.limits,
         )  # fmt: skip
         if isinstance(got, str):
             why = got
         else:
             found += [(r, setup) for r in got]
-    return found, why
+    return tuple(found), why
 
 
 def _option(
