@@ -49,6 +49,7 @@ from service.core.params import (
     count_params,
     mlp_linear_shapes,
 )
+from service.core.speculative import Speculation, cached_prefix_tokens
 from service.core.steptime import (
     Hardware,
     link_bandwidths,
@@ -131,6 +132,8 @@ class EngineLimits:
     max_num_seqs: int | None = None
     layer_overhead_seconds: float = LAYER_OVERHEAD_SECONDS
     host_overhead_seconds: float = VLLM_HOST_OVERHEAD_SECONDS
+    speculation: Speculation | None = None  # speculative decoding (service.core.speculative)
+    prefix_cache_hit_rate: float = 0.0  # of the prompt's tokens, found in the prefix cache
 
     def step_overhead_seconds(self, arch: Architecture) -> float:
         return arch.n_layers * self.layer_overhead_seconds + self.host_overhead_seconds
@@ -158,6 +161,8 @@ class Replica:
     time_per_output_token_seconds: float  # decode step + the batch's share of prefill
     output_tokens_per_second_per_user: float
     output_tokens_per_second: float  # the replica's
+    cached_prompt_tokens: int = 0  # found in the prefix cache
+    fresh_prefill_seconds: float | None = None  # with a cache hit: the new tokens' prefill on their own
 
 
 def usable_memory_bytes(memory_bytes: int, tp: int, *, utilization: float, reserve_bytes: int) -> int:
@@ -224,8 +229,8 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
 
 
 def decode_step_seconds(
-    arch: Architecture, hw: Hardware, *, tp: int, batch: np.ndarray | int, context_tokens: float, weights_bytes: int,
-    kv_bytes_per_token: int,
+    arch: Architecture, hw: Hardware, *, tp: int, batch: np.ndarray | int | float, context_tokens: float, weights_bytes: int,
+    kv_bytes_per_token: int, tokens_per_sequence: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """One decode step for ``batch`` sequences at a mean context: the weights read once and every
     sequence's KV cache at the achievable HBM bandwidth, or the step's FLOPs at the matmul rate,
@@ -235,19 +240,57 @@ def decode_step_seconds(
     layers, replicated over tensor ranks beyond ``kv_cache_tensor_shards`` (KV heads; an MLA latent
     on every rank). FLOPs per sequence: ``2*W`` (W the active matmul weights: the embedding lookup
     is free) plus the attention core over the context
-    (:func:`service.core.compute.attention_score_flops_per_token`). Returns the seconds and
-    whether memory bounds them."""
+    (:func:`service.core.compute.attention_score_flops_per_token`). ``tokens_per_sequence`` > 1 is
+    a speculative verification pass: the reads once, the FLOPs and the all-reduced activations for
+    every position. Returns the seconds and whether memory bounds them."""
     b = np.asarray(batch, dtype=np.float64)
+    positions = b * tokens_per_sequence
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
     read_per_sequence = kv_bytes_per_token * cached_tokens(arch, context_tokens) / arch.n_layers
     per_gpu_bytes = weights_bytes / tp + b * read_per_sequence * replication / tp
     memory_time = per_gpu_bytes / memory_rate(hw)
-    flops = b * (2.0 * active_matmul_weights(arch) + attention_score_flops_per_token(arch, context_tokens, causal=False)) / tp
+    flops = (
+        positions * (2.0 * active_matmul_weights(arch) + attention_score_flops_per_token(arch, context_tokens, causal=False)) / tp
+    )
     compute_time = flops / (hw.peak_flops_per_s * hw.kernels.matmul)
     comm = (
-        2 * arch.n_layers * ring_all_reduce_seconds(2 * b * arch.d_model, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
+        2
+        * arch.n_layers
+        * ring_all_reduce_seconds(2 * positions * arch.d_model, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
     )
     return np.maximum(memory_time, compute_time) + comm, memory_time >= compute_time
+
+
+def token_step_seconds(
+    arch: Architecture, hw: Hardware, *, tp: int, batch: np.ndarray | int | float, context_tokens: float, weights_bytes: int,
+    kv_bytes_per_token: int, limits: EngineLimits,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The decode time per output token of every sequence in the batch, the engine's per-step
+    overhead included: one :func:`decode_step_seconds`, or with speculative decoding the target's
+    pass over ``k + 1`` tokens per sequence plus ``k`` draft steps (each with its own overhead),
+    over the tokens a step yields (:mod:`service.core.speculative`). Also whether memory bounds
+    the target's step."""
+    spec = limits.speculation
+    if spec is None:
+        step, bound = decode_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context_tokens, weights_bytes=weights_bytes,
+                                          kv_bytes_per_token=kv_bytes_per_token)  # fmt: skip
+        return step + limits.step_overhead_seconds(arch), bound
+    verify, bound = decode_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context_tokens, weights_bytes=weights_bytes,
+                                        kv_bytes_per_token=kv_bytes_per_token, tokens_per_sequence=spec.tokens + 1)  # fmt: skip
+    share = count_params(spec.draft).total / count_params(arch).total
+    draft, _ = decode_step_seconds(spec.draft, hw, tp=tp, batch=batch, context_tokens=context_tokens,
+                                   weights_bytes=round(weights_bytes * share),
+                                   kv_bytes_per_token=round(kv_bytes_per_token * spec.draft.n_layers / arch.n_layers))  # fmt: skip
+    step = verify + limits.step_overhead_seconds(arch) + spec.tokens * (draft + limits.step_overhead_seconds(spec.draft))
+    return step / spec.tokens_per_step, bound
+
+
+def prompt_prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, limits: EngineLimits) -> float:
+    """A prompt's prefill less its cached prefix's (:mod:`service.core.speculative`: causal
+    attention makes the rest's cost the difference)."""
+    cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
+    full = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens)
+    return full - prefill_seconds(arch, hw, tp=tp, prompt_tokens=cached) if cached else full
 
 
 @functools.lru_cache(maxsize=4096)  # pure: the same model, GPU and request shape at another load
@@ -272,28 +315,29 @@ def replica(
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
     per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
     max_batch = max(0, free // per_sequence) if per_sequence else 0
-    prefill = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens)
+    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits)
+    cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
     context = prompt_tokens + output_tokens / 2
-    overhead = limits.step_overhead_seconds(arch)
     if batch is None:
         batch = max(1, min(max_batch, limits.max_num_seqs or max_batch))
         if max_time_per_output_token_seconds is not None and max_batch > 0:
             sizes = np.arange(1, batch + 1)
-            steps, _ = decode_step_seconds(arch, hw, tp=tp, batch=sizes, context_tokens=context, weights_bytes=weights.total_bytes,
-                                           kv_bytes_per_token=per_token)  # fmt: skip
-            tpot = steps + overhead + sizes * prefill / output_tokens
+            steps, _ = token_step_seconds(arch, hw, tp=tp, batch=sizes, context_tokens=context, weights_bytes=weights.total_bytes,
+                                          kv_bytes_per_token=per_token, limits=limits)  # fmt: skip
+            tpot = steps + sizes * prefill / output_tokens
             ok = np.flatnonzero(tpot <= max_time_per_output_token_seconds)
             batch = int(sizes[ok[-1]]) if len(ok) else 1
-    step, memory_bound = decode_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context, weights_bytes=weights.total_bytes,
-                                             kv_bytes_per_token=per_token)  # fmt: skip
-    step_s = float(step) + overhead
+    step, memory_bound = token_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context, weights_bytes=weights.total_bytes,
+                                            kv_bytes_per_token=per_token, limits=limits)  # fmt: skip
+    step_s = float(step)
     tpot = step_s + batch * prefill / output_tokens
     return Replica(
         tp=tp, usable_memory_bytes=usable, weights_bytes=weights.total_bytes, kv_cache_bytes_per_token=per_token,
         kv_cache_bytes_per_sequence=per_sequence, max_batch=int(max_batch), batch=int(batch), prefill_seconds=prefill,
         decode_step_seconds=step_s, decode_bound="memory" if bool(memory_bound) else "compute",
         time_to_first_token_seconds=prefill + step_s, time_per_output_token_seconds=tpot,
-        output_tokens_per_second_per_user=1 / tpot, output_tokens_per_second=batch / tpot,
+        output_tokens_per_second_per_user=1 / tpot, output_tokens_per_second=batch / tpot, cached_prompt_tokens=cached,
+        fresh_prefill_seconds=prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens - cached) if cached else None,
     )  # fmt: skip
 
 
@@ -301,16 +345,26 @@ def replica(
 class ServingCost:
     usd_per_hour: float  # the replica's
     usd_per_million_output_tokens: float
-    usd_per_million_input_tokens: float | None
+    usd_per_million_input_tokens: float | None  # with a prefix cache: per token not found in it
+    usd_per_million_cached_input_tokens: float | None = None
 
 
 def serving_cost(r: Replica, *, usd_per_gpu_hour: float, prompt_tokens: int, output_tokens: int) -> ServingCost:
     """The replica's hourly price split by where its time goes: per output token the decode
     step's share (``decode / batch``), per input token the prefill's (``prefill / prompt``) —
-    together the whole replica-time of a request."""
+    together the whole replica-time of a request. With a prefix cache, a new prompt token pays its
+    share of the new tokens' own prefill, a cached one its share of what the new tokens' attention
+    over the prefix adds (:mod:`service.core.speculative`)."""
     hourly = usd_per_gpu_hour * r.tp
     per_second = hourly / SECONDS_PER_HOUR
     output = per_second * r.decode_step_seconds / r.batch * 1e6
+    if r.cached_prompt_tokens and r.fresh_prefill_seconds is not None:
+        # a new token pays its own prefill; a cached one the new tokens' attention over it
+        fresh = prompt_tokens - r.cached_prompt_tokens
+        inputs = per_second * r.fresh_prefill_seconds / fresh * 1e6
+        cached = per_second * max(0.0, r.prefill_seconds - r.fresh_prefill_seconds) / r.cached_prompt_tokens * 1e6
+        return ServingCost(usd_per_hour=hourly, usd_per_million_output_tokens=output, usd_per_million_input_tokens=inputs,
+                           usd_per_million_cached_input_tokens=cached)  # fmt: skip
     inputs = per_second * r.prefill_seconds / prompt_tokens * 1e6 if prompt_tokens else None
     return ServingCost(usd_per_hour=hourly, usd_per_million_output_tokens=output, usd_per_million_input_tokens=inputs)
 

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 
 from service.core.architecture import Architecture
 from service.core.engines import Engine, EngineProfile, engine_profile, runtime_reserve_bytes
-from service.core.serving import EngineLimits, Replica, decode_step_seconds
+from service.core.serving import EngineLimits, Replica, token_step_seconds
+from service.core.speculative import Speculation
 from service.core.steptime import Hardware
 
 P99 = 0.01  # the tail probability of a p99
@@ -71,13 +72,15 @@ class EngineSetup:
 
 def engine_setup(
     engine: Engine, arch: Architecture, *, tp: int, gpu_memory_bytes: int, utilization: float | None = None,
-    reserve_bytes: int | None = None,
+    reserve_bytes: int | None = None, speculation: Speculation | None = None, prefix_cache_hit_rate: float = 0.0,
 ) -> EngineSetup:  # fmt: skip
     """``engine``'s defaults (:mod:`service.core.engines`) for a replica of ``tp`` GPUs; a given
-    ``utilization`` or ``reserve_bytes`` replaces the engine's."""
+    ``utilization`` or ``reserve_bytes`` replaces the engine's; speculative decoding and the prefix
+    cache's hit rate as the request enables them (:mod:`service.core.speculative`)."""
     p = engine_profile(engine, tp=tp, gpu_memory_bytes=gpu_memory_bytes)
     limits = EngineLimits(kv_fraction_of_free=p.memory_fraction if p.fraction_of_free else None, max_num_seqs=p.max_num_seqs,
-                          layer_overhead_seconds=p.layer_overhead_seconds, host_overhead_seconds=p.host_overhead_seconds)  # fmt: skip
+                          layer_overhead_seconds=p.layer_overhead_seconds, host_overhead_seconds=p.host_overhead_seconds,
+                          speculation=speculation, prefix_cache_hit_rate=prefix_cache_hit_rate)  # fmt: skip
     return EngineSetup(
         profile=p,
         utilization=p.memory_fraction if utilization is None else utilization,
@@ -93,13 +96,12 @@ def workload(
     (at the mean context, with the engine's per-step overhead), the engine's token budget and the
     most sequences it decodes at once (``r.batch``: the KV cache's and ``max_num_seqs``'s limit)."""
     context = prompt_tokens + output_tokens / 2
-    overhead = setup.limits.step_overhead_seconds(arch)
 
     @functools.lru_cache(maxsize=64)  # a closed loop asks the same batch at every bisection step
     def step(batch: float) -> float:
-        seconds, _ = decode_step_seconds(arch, hw, tp=r.tp, batch=batch, context_tokens=context, weights_bytes=weights_bytes,
-                                         kv_bytes_per_token=r.kv_cache_bytes_per_token)  # fmt: skip
-        return float(seconds) + overhead
+        seconds, _ = token_step_seconds(arch, hw, tp=r.tp, batch=batch, context_tokens=context, weights_bytes=weights_bytes,
+                                        kv_bytes_per_token=r.kv_cache_bytes_per_token, limits=setup.limits)  # fmt: skip
+        return float(seconds)
 
     return Workload(prompt_tokens=prompt_tokens, output_tokens=output_tokens, prefill_seconds=r.prefill_seconds, step_seconds=step,
                     token_budget=setup.profile.token_budget, max_batch=max(1, r.batch))  # fmt: skip

@@ -8,10 +8,32 @@ from service.core.dtypes import Dtype
 from service.core.engines import Engine
 from service.core.limits import MAX_INT64, MAX_SEQ_LEN
 from service.core.serving import INT4_GROUP_SIZE
+from service.core.speculative import DraftMethod
 from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, PriceChoice, PriceQuote
 from service.schemas.model import ModelSpec
+
+
+class SpeculativeDecoding(Schema):
+    """Speculative decoding: a drafter proposes ``tokens`` per step, the model verifies them in one
+    pass (Leviathan et al. 2023)."""
+
+    method: DraftMethod = Field(
+        description="draft (a separate small model, give draft_model), eagle (one decoder layer on the model's "
+        "features, Li et al. 2024) or mtp (DeepSeek-V3's multi-token-prediction block)."
+    )
+    tokens: int = Field(ge=1, le=16, description="Tokens drafted per step (k).", examples=[3])
+    acceptance_rate: float = Field(
+        ge=0, le=1, description="Probability each drafted token is accepted (DeepSeek-V3's MTP: 0.85-0.9).", examples=[0.8]
+    )
+    draft_model: ModelSpec | None = Field(None, description="With method draft: the drafter.")
+
+    @model_validator(mode="after")
+    def _draft(self) -> SpeculativeDecoding:
+        if (self.method is DraftMethod.DRAFT_MODEL) != (self.draft_model is not None):
+            raise ValueError("draft_model: give it with method draft, and only then")
+        return self
 
 
 class ServingPlanRequest(PriceChoice):
@@ -25,6 +47,8 @@ class ServingPlanRequest(PriceChoice):
                 {"model": {"preset": "llama-2-70b"}, "gpu": ["h100-sxm", "h200-sxm"], "weights_dtype": "fp8", "kv_dtype": "fp8",
                  "engine": "trtllm", "prompt_tokens": 294, "output_tokens": 294, "requests_per_second": 60,
                  "max_time_to_first_token_seconds": 2, "max_time_per_output_token_seconds": 0.2},
+                {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "weights_dtype": "fp8", "concurrent_users": 16,
+                 "prefix_cache_hit_rate": 0.5, "speculative": {"method": "eagle", "tokens": 3, "acceptance_rate": 0.8}},
             ]
         }
     }  # fmt: skip
@@ -56,6 +80,11 @@ class ServingPlanRequest(PriceChoice):
     max_time_to_first_token_seconds: float | None = Field(None, gt=0, le=86_400)
     max_time_per_output_token_seconds: float | None = Field(None, gt=0, le=3_600)
     tp: int | None = Field(None, ge=1, le=1024, description="Tensor-parallel GPUs per replica; default the smallest that fits.")
+    prefix_cache_hit_rate: float = Field(
+        0.0, ge=0, le=1, description="Share of prompt tokens found in the prefix cache (vLLM automatic prefix caching, SGLang "
+        "RadixAttention; DeepSeek's production: 0.563); only the rest is prefilled.", examples=[0.5],
+    )  # fmt: skip
+    speculative: SpeculativeDecoding | None = Field(None, description="Speculative decoding; default none.")
     gpu_memory_utilization: float | None = Field(
         None, ge=0.1, le=1, description="Share of each GPU's memory a replica may fill; default the engine's (vLLM 0.9).",
         examples=[0.9],
@@ -112,12 +141,20 @@ class ServingOption(Schema):
         None, description="Requests one replica completes per second at the load.", examples=[1.6]
     )
     decode_bound: str | None = Field(description="memory or compute: what bounds a decode step at this batch.")
+    speculative_tokens_per_step: float | None = Field(
+        None, description="With speculative decoding: tokens a verification step yields on average, (1 - a^(k+1)) / (1 - a)."
+    )
     output_tokens_per_second_per_user: float | None
     output_tokens_per_second_per_replica: float | None
     output_tokens_per_second: float | None = Field(description="All replicas.")
     usd_per_hour: float | None = Field(description="All replicas.")
     usd_per_million_output_tokens: float | None
     usd_per_million_input_tokens: float | None
+    usd_per_million_cached_input_tokens: float | None = Field(
+        None,
+        description="With prefix_cache_hit_rate: per prompt token found in the cache (the new tokens' attention over it); "
+        "usd_per_million_input_tokens is then per token not found.",
+    )
     price: PriceQuote | None
 
 

@@ -16,6 +16,7 @@ from service.core.compute import require_architecture
 from service.core.dtypes import Dtype
 from service.core.engines import LARGE_GPU_BYTES, Engine, engine_profile
 from service.core.memory import Precision
+from service.core.speculative import Speculation, expected_tokens, speculation
 from service.core.steptime import Hardware
 from service.schemas import cost as cs
 from service.schemas import serving as s
@@ -117,6 +118,7 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
         warnings.append(f"prompt_tokens + output_tokens = {sequence} exceeds the model's context of {arch.max_seq_len} tokens")
     if req.tp is not None:
         core.check_tensor_parallel(arch, req.tp, field="tp")
+    spec = _speculation(arch, req, catalog)
     gpu_ids = req.gpu if isinstance(req.gpu, list) else [req.gpu]
     many = len(gpu_ids) > 1
     options: list[s.ServingOption] = []
@@ -131,14 +133,14 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
                     "that fit and meet the latency bounds"),
         "target": ("concurrent_users" if req.concurrent_users else "requests_per_second" if req.requests_per_second
                    else "tokens_per_second" if req.tokens_per_second else "one replica at its largest batch"),
-    } | engine_assumptions(req, arch)  # fmt: skip
+    } | engine_assumptions(req, arch) | _feature_assumptions(req, spec)  # fmt: skip
     for gpu_id in gpu_ids:
         view = catalog_gpu(catalog, gpu_id)
         hw, peak_key = serving_hardware(view, req.weights_dtype)
         assumptions[f"{view.id}.peak_dtype"] = peak_key
         if note := weight_only_note(view, req.weights_dtype, peak_key):
             assumptions[f"{view.id}.weights"] = note
-        options.append(_option(arch, hw, view, weights, req, _price(catalog, view.id, req, many)))
+        options.append(_option(arch, hw, view, weights, req, _price(catalog, view.id, req, many), spec))
     options.sort(key=lambda o: (not o.fits, o.usd_per_million_output_tokens is None, o.usd_per_million_output_tokens or 0.0))
     priced = [o for o in options if o.fits and o.usd_per_million_output_tokens is not None]
     return s.ServingPlanResponse(
@@ -151,7 +153,7 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
 
 
 def _candidates(
-    arch: Architecture, hw: Hardware, weights: core.Weights, req: s.ServingPlanRequest
+    arch: Architecture, hw: Hardware, weights: core.Weights, req: s.ServingPlanRequest, spec: Speculation | None
 ) -> tuple[tuple[tuple[core.Replica, load.EngineSetup], ...], str]:
     """The replicas that can serve, one per tensor-parallel degree, each with its engine's
     defaults at that degree (SGLang's fraction and TensorRT-LLM's activation buffers depend on it),
@@ -159,20 +161,47 @@ def _candidates(
     return _replicas_by_degree(
         arch, hw, weights, req.kv_dtype, req.prompt_tokens, req.output_tokens, req.tp, req.max_time_to_first_token_seconds,
         req.max_time_per_output_token_seconds, req.engine, req.gpu_memory_utilization, req.runtime_reserve_bytes,
+        spec, req.prefix_cache_hit_rate,
     )  # fmt: skip
+
+
+def _feature_assumptions(req: s.ServingPlanRequest, spec: Speculation | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if req.prefix_cache_hit_rate:
+        out["prefix_cache"] = (f"{req.prefix_cache_hit_rate:.1%} of prompt tokens hit the cache: the prefill is the whole prompt's less "
+                               "the cached prefix's (causal attention); cached tokens stay in the KV cache (no copy), so the input "
+                               "price is per prompt token with the hits at the cost of the new tokens' attention over them")  # fmt: skip
+    if spec is not None:
+        out["speculative"] = (f"{spec.method.value}: {spec.tokens} drafted, each accepted with probability {spec.acceptance_rate}, "
+                              f"{spec.tokens_per_step:.3f} tokens a step (Leviathan et al. 2023 eq. 1); a step is the model's pass over "
+                              f"{spec.tokens + 1} positions per sequence plus {spec.tokens} draft steps of a {spec.draft.n_layers}-layer "
+                              "drafter, each with the engine's per-step overhead")  # fmt: skip
+    return out
+
+
+def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: CatalogReader) -> Speculation | None:
+    """The request's speculative decoding, with its drafter's architecture."""
+    spec = req.speculative
+    if spec is None:
+        return None
+    draft = None
+    if spec.draft_model is not None:
+        model = resolve_model(spec.draft_model, catalog, field="speculative.draft_model")
+        draft = require_architecture(model, "a draft model's decode steps")
+    return speculation(spec.method, target=arch, tokens=spec.tokens, acceptance_rate=spec.acceptance_rate, draft_model=draft)
 
 
 @functools.lru_cache(maxsize=1024)  # pure: a serving plan asks it once per GPU type, whatever the load
 def _replicas_by_degree(
     arch: Architecture, hw: Hardware, weights: core.Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     tp: int | None, max_ttft: float | None, max_tpot: float | None, engine: Engine, utilization: float | None,
-    reserve_bytes: int | None,
+    reserve_bytes: int | None, spec: Speculation | None, hit_rate: float,
 ) -> tuple[tuple[tuple[core.Replica, load.EngineSetup], ...], str]:  # fmt: skip
     found: list[tuple[core.Replica, load.EngineSetup]] = []
     why = "no tensor-parallel degree inside a node divides the heads"
     for degree in [tp] if tp is not None else core.valid_tensor_parallel(arch, hw.gpus_per_node):
         setup = load.engine_setup(engine, arch, tp=degree, gpu_memory_bytes=hw.memory_bytes, utilization=utilization,
-                                  reserve_bytes=reserve_bytes)  # fmt: skip
+                                  reserve_bytes=reserve_bytes, speculation=spec, prefix_cache_hit_rate=hit_rate)  # fmt: skip
         got = core.replica_candidates(
             arch, hw, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens, tp=degree,
             max_time_to_first_token_seconds=max_ttft, max_time_per_output_token_seconds=max_tpot, utilization=setup.utilization,
@@ -186,9 +215,15 @@ def _replicas_by_degree(
 
 
 def _option(
-    arch: Architecture, hw: Hardware, view: GpuView, weights: core.Weights, req: s.ServingPlanRequest, price: PriceQuote | None
+    arch: Architecture,
+    hw: Hardware,
+    view: GpuView,
+    weights: core.Weights,
+    req: s.ServingPlanRequest,
+    price: PriceQuote | None,
+    spec: Speculation | None = None,
 ) -> s.ServingOption:
-    found, why = _candidates(arch, hw, weights, req)
+    found, why = _candidates(arch, hw, weights, req, spec)
     if not found:
         return _unfit(view.id, why)
     setups = {r.tp: setup for r, setup in found}
@@ -265,11 +300,14 @@ def _served(
         kv_cache_bytes_per_sequence=chosen.kv_cache_bytes_per_sequence, time_to_first_token_seconds=point.time_to_first_token_seconds,
         p99_time_to_first_token_seconds=point.p99_time_to_first_token_seconds, latency_seconds=point.latency_seconds,
         requests_per_second_per_replica=point.requests_per_second,
-        time_per_output_token_seconds=tpot, decode_bound=chosen.decode_bound, output_tokens_per_second_per_user=1 / tpot,
+        time_per_output_token_seconds=tpot, decode_bound=chosen.decode_bound,
+        speculative_tokens_per_step=None if req.speculative is None
+        else expected_tokens(req.speculative.acceptance_rate, req.speculative.tokens), output_tokens_per_second_per_user=1 / tpot,
         output_tokens_per_second_per_replica=chosen.batch / tpot, output_tokens_per_second=chosen.batch / tpot * replicas,
         usd_per_hour=cost.usd_per_hour * replicas if cost else None,
         usd_per_million_output_tokens=cost.usd_per_million_output_tokens if cost else None,
         usd_per_million_input_tokens=cost.usd_per_million_input_tokens if cost else None, price=price,
+        usd_per_million_cached_input_tokens=cost.usd_per_million_cached_input_tokens if cost else None,
     )  # fmt: skip
 
 

@@ -172,3 +172,58 @@ def test_an_open_loop_beyond_any_bound_is_an_answer_not_an_error(client) -> None
             "max_time_to_first_token_seconds": 0.001}  # fmt: skip
     o = ok(client, "/v1/plan/serving", body)["options"][0]
     assert o["fits"] is False and o["reason"]
+
+
+MTP = {"method": "mtp", "tokens": 1, "acceptance_rate": 0.875}
+
+
+def test_deepseek_v3_multi_token_prediction_gives_its_published_speed_up(client) -> None:
+    # DeepSeek-V3 §5.4.3: the second token is accepted 85-90 % of the time, for 1.8x the tokens per
+    # second; one 8-GPU H200 node in FP8, one to 32 users
+    for users in (1, 8, 32):
+        body = {"model": {"preset": "deepseek-v3"}, "gpu": "h200-sxm", "weights_dtype": "fp8", "prompt_tokens": 1000,
+                "output_tokens": 1000, "concurrent_users": users}  # fmt: skip
+        plain = ok(client, "/v1/plan/serving", body)["options"][0]
+        drafted = ok(client, "/v1/plan/serving", body | {"speculative": MTP})
+        option = drafted["options"][0]
+        assert option["speculative_tokens_per_step"] == pytest.approx(1.875)
+        speed_up = plain["time_per_output_token_seconds"] / option["time_per_output_token_seconds"]
+        assert speed_up == pytest.approx(1.8, rel=0.05), users
+        assert "Leviathan" in drafted["assumptions"]["speculative"]
+
+
+def test_a_draft_model_and_a_prefix_cache_are_priced(client) -> None:
+    body = {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "weights_dtype": "fp8", "prompt_tokens": 4000,
+            "output_tokens": 500, "concurrent_users": 8}  # fmt: skip
+    plain = ok(client, "/v1/plan/serving", body)["options"][0]
+    draft = {"method": "draft", "tokens": 4, "acceptance_rate": 0.7, "draft_model": {"preset": "llama-3.2-1b"}}
+    drafted = ok(client, "/v1/plan/serving", body | {"speculative": draft})["options"][0]
+    assert drafted["time_per_output_token_seconds"] < plain["time_per_output_token_seconds"]
+    assert drafted["usd_per_million_output_tokens"] < plain["usd_per_million_output_tokens"]
+    cached = ok(client, "/v1/plan/serving", body | {"prefix_cache_hit_rate": 0.563})
+    option = cached["options"][0]
+    assert option["time_to_first_token_seconds"] < 0.6 * plain["time_to_first_token_seconds"]
+    # 1,748 new tokens pay their own prefill, 2,252 cached ones the new tokens' attention over them:
+    # together the cached request's prefill
+    fresh, hits = 4000 - 2252, 2252
+    assert fresh * option["usd_per_million_input_tokens"] + hits * option["usd_per_million_cached_input_tokens"] < (
+        0.6 * 4000 * plain["usd_per_million_input_tokens"]
+    )
+    assert 0 < option["usd_per_million_cached_input_tokens"] < 0.2 * option["usd_per_million_input_tokens"]
+    assert plain["usd_per_million_cached_input_tokens"] is None and "prefix_cache" in cached["assumptions"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "loc"),
+    [
+        ({"speculative": {"method": "eagle", "tokens": 3, "acceptance_rate": 1.5}}, ["body", "speculative", "acceptance_rate"]),
+        ({"speculative": {"method": "eagle", "tokens": 0, "acceptance_rate": 0.5}}, ["body", "speculative", "tokens"]),
+        ({"speculative": {"method": "draft", "tokens": 2, "acceptance_rate": 0.5}}, ["body", "speculative"]),
+        ({"speculative": {"method": "medusa", "tokens": 2, "acceptance_rate": 0.5}}, ["body", "speculative", "method"]),
+        ({"prefix_cache_hit_rate": 1.2}, ["body", "prefix_cache_hit_rate"]),
+        ({"prefix_cache_hit_rate": -0.1}, ["body", "prefix_cache_hit_rate"]),
+    ],
+)
+def test_bad_speculation_or_hit_rate_is_a_422(client, extra: dict, loc: list) -> None:
+    data = problem(client, "/v1/plan/serving", {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm"} | extra)
+    assert any(error["loc"][: len(loc)] == loc for error in data["errors"]), data

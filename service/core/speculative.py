@@ -1,0 +1,84 @@
+"""Speculative decoding and prefix caching, as a serving engine runs them.
+
+**Speculative decoding** (Leviathan, Kalman & Matias 2023; Chen et al. 2023): a cheap drafter
+proposes ``k`` tokens, the target model verifies them in one forward pass over ``k + 1`` positions
+per sequence and keeps the accepted prefix plus one token of its own. With each drafted token
+accepted independently with probability ``alpha``, a verification step yields
+``(1 - alpha^(k+1)) / (1 - alpha)`` tokens on average (Leviathan et al. §3.1, eq. 1). The step
+costs the target's pass over ``k + 1`` tokens per sequence (the weights and the KV cache read once,
+the FLOPs ``k + 1`` times) plus ``k`` sequential draft steps. The drafter is:
+
+- ``draft``: a separate small model (Leviathan et al.; Chen et al.), its own decode steps;
+- ``eagle``: one decoder layer over the target's features, sharing its embedding and output layer
+  (Li et al. 2024, "EAGLE", §3);
+- ``mtp``: DeepSeek-V3's multi-token-prediction module, one transformer block sharing the
+  embedding and output head (DeepSeek-AI 2024, "DeepSeek-V3 Technical Report", §2.2 and §5.4.3:
+  the second token accepted 85-90 % of the time, 1.8x the tokens per second).
+
+The last two are drafted as a one-layer model of the target's width.
+
+**Prefix caching** (vLLM's automatic prefix caching; SGLang's RadixAttention, Zheng et al. 2024):
+a prompt whose first ``h*P`` tokens are in the cache computes only the rest. In a causal model the
+prefix's keys and values do not depend on what follows, so the prefill of the rest costs the
+prefill of all ``P`` tokens less the prefill of the cached ``h*P``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+
+from service.core.architecture import Architecture
+
+
+class DraftMethod(StrEnum):
+    DRAFT_MODEL = "draft"
+    EAGLE = "eagle"
+    MTP = "mtp"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Speculation:
+    """``tokens`` (k) drafted per step, each accepted with probability ``acceptance_rate``;
+    ``draft`` the drafter's architecture (a one-layer model of the target for EAGLE and MTP)."""
+
+    method: DraftMethod
+    tokens: int
+    acceptance_rate: float
+    draft: Architecture
+
+    @property
+    def tokens_per_step(self) -> float:
+        return expected_tokens(self.acceptance_rate, self.tokens)
+
+
+def expected_tokens(acceptance_rate: float, tokens: int) -> float:
+    """Tokens one verification step yields on average: ``(1 - a^(k+1)) / (1 - a)`` (Leviathan et
+    al. 2023 §3.1, eq. 1), ``k + 1`` when every draft is accepted."""
+    if not 0 <= acceptance_rate <= 1 or tokens < 1:
+        raise ValueError("acceptance_rate in [0, 1] and tokens >= 1")
+    if acceptance_rate == 1:
+        return float(tokens + 1)
+    return (1 - acceptance_rate ** (tokens + 1)) / (1 - acceptance_rate)
+
+
+def speculation(
+    method: DraftMethod, *, target: Architecture, tokens: int, acceptance_rate: float, draft_model: Architecture | None = None
+) -> Speculation:
+    """The drafter of ``method`` for ``target``: the given draft model, or one layer of the
+    target's width (EAGLE's head, DeepSeek-V3's MTP block) sharing its embedding and output layer."""
+    if method is DraftMethod.DRAFT_MODEL:
+        if draft_model is None:
+            raise ValueError("draft_model needs the draft model")
+        draft = draft_model
+    else:
+        window = None if target.sliding_window_layers is None else min(target.sliding_window_layers, 1)
+        draft = dataclasses.replace(target, n_layers=1, first_k_dense=0, sliding_window_layers=window)
+    return Speculation(method=method, tokens=tokens, acceptance_rate=acceptance_rate, draft=draft)
+
+
+def cached_prefix_tokens(prompt_tokens: int, hit_rate: float) -> int:
+    """The prompt tokens found in the prefix cache, at most all but one (the last position is
+    always computed: its logits give the first output token)."""
+    return min(max(prompt_tokens - 1, 0), round(prompt_tokens * hit_rate))

@@ -1,0 +1,44 @@
+"""Speculative decoding and prefix caching in the serving model."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.core.serving import ROOFLINE, EngineLimits, prefill_seconds, prompt_prefill_seconds
+from service.core.speculative import DraftMethod, cached_prefix_tokens, expected_tokens, speculation
+from tests.core.helpers import hardware, preset
+
+LLAMA_70B = preset("llama-3.1-70b")
+
+
+@pytest.mark.parametrize(
+    ("alpha", "k", "tokens"),
+    [
+        (0.8, 4, (1 - 0.8**5) / 0.2),  # Leviathan et al. 2023 eq. 1: 3.3616
+        (0.0, 5, 1.0),  # nothing accepted: the model's own token only
+        (1.0, 3, 4.0),  # everything accepted: k + 1
+        (0.875, 1, 1.875),  # DeepSeek-V3's MTP, one drafted token accepted 85-90 % of the time
+    ],
+)
+def test_tokens_a_verification_step_yields(alpha: float, k: int, tokens: float) -> None:
+    assert expected_tokens(alpha, k) == pytest.approx(tokens)
+
+
+def test_eagle_and_mtp_draft_with_one_layer_of_the_target() -> None:
+    spec = speculation(DraftMethod.EAGLE, target=LLAMA_70B, tokens=3, acceptance_rate=0.8)
+    assert spec.draft.n_layers == 1 and spec.draft.d_model == LLAMA_70B.d_model and spec.tokens_per_step == pytest.approx(2.952)
+    with pytest.raises(ValueError):
+        speculation(DraftMethod.DRAFT_MODEL, target=LLAMA_70B, tokens=3, acceptance_rate=0.8)
+
+
+def test_a_cached_prefix_leaves_the_rest_of_the_prefill() -> None:
+    h100 = hardware("h100-sxm")
+    limits = EngineLimits(prefix_cache_hit_rate=0.563)  # DeepSeek's production hit rate
+    cached = cached_prefix_tokens(5000, 0.563)
+    assert cached == 2815 and cached_prefix_tokens(10, 1.0) == 9  # the last position is always computed
+    rest = prompt_prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000, limits=limits)
+    full = prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000)
+    assert rest == pytest.approx(full - prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=2815))
+    # later tokens attend over more: the uncached 44 % costs more than 44 % of the prefill
+    assert 0.437 * full < rest < full
+    assert prompt_prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000, limits=ROOFLINE) == full
