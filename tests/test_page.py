@@ -423,10 +423,35 @@ def test_the_page_fits_a_phone(browser, server: Server) -> None:
         phone.goto(f"{server.url}/")
         wait_ready(phone, "fit")
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390, "no sideways scrolling on a phone"
-        for view in ("fit", "cost", "budget", "plan"):
+        for view in ("fit", "cost", "budget", "plan", "serve"):
             assert phone.is_visible(f"#tab-{view}")
         box = phone.locator("#fit canvas").bounding_box()
         assert box and box["width"] <= 390 and box["height"] > 150
         screenshot(phone, "fit-phone")
     finally:
         context.close()
+
+
+def test_serve_view_compares_gpu_types_at_the_users_load(page, server: Server) -> None:
+    page.goto(f"{server.url}/?view=serve&model=llama-3-8b&concurrent_users=32&serve_gpus=h100-sxm,a100-80gb-sxm,l40s")
+    body = wait_ready(page, "serve", concurrent_users=32)
+    assert body["gpu"] == ["h100-sxm", "a100-80gb-sxm", "l40s"] and "max_time_per_output_token_seconds" not in body
+    answer = post(server, "/v1/plan/serving", body)
+    rows = table_rows(page, "serve")
+    assert [r["gpu"] for r in rows] == [o["gpu"] for o in answer["options"]]
+    for row, option in zip(rows, answer["options"], strict=True):
+        if option["fits"]:
+            assert float(row["usdPerMillionOutputTokens"]) == pytest.approx(option["usd_per_million_output_tokens"], rel=1e-12)
+            assert float(row["timeToFirstTokenSeconds"]) == pytest.approx(option["time_to_first_token_seconds"], rel=1e-12)
+            assert int(row["tp"]) == option["tp"] and int(row["replicas"]) == option["replicas"]
+    drawn = series(page, "serve")
+    priced = [o for o in answer["options"] if o["fits"] and o["usd_per_million_output_tokens"] is not None]
+    assert drawn["datasets"][0]["data"] == pytest.approx([o["usd_per_million_output_tokens"] for o in priced], rel=1e-12)
+    assert priced[0]["gpu"] in page.text_content("#serve .status")
+
+    # a latency bound in the address is sent, and the answer follows it
+    page.goto(f"{server.url}/?view=serve&model=llama-3-8b&concurrent_users=32&serve_gpus=h100-sxm&max_tpot=0.02")
+    body = wait_ready(page, "serve", max_time_per_output_token_seconds=0.02)
+    bounded = post(server, "/v1/plan/serving", body)["options"][0]
+    assert bounded["time_per_output_token_seconds"] <= 0.02
+    screenshot(page, "serve")

@@ -1,4 +1,4 @@
-// The calculator page: four views over the public API, one open at a time. Each view builds
+// The calculator page: five views over the public API, one open at a time. Each view builds
 // its request from the inputs, asks the API, then draws a chart and the table it is drawn from.
 // A view's section carries `data-state` (idle, loading, ready, error) and `data-request` (the
 // body it sent), so what is shown can be checked against the API.
@@ -441,9 +441,69 @@ function drawPlan(panel, answer) {
   panel.querySelector(".formulas").textContent = answer.formulas.join(" · ");
 }
 
+// --- How should I serve it? ------------------------------------------------------------------
+
+async function runServe(panel) {
+  const body = buildRequest(["model", "serve_gpus", "weights_dtype", "engine", "prompt_tokens", "output_tokens", "concurrent_users", "max_tpot"]);
+  body.gpu = String(body.gpu).split(",").map((id) => id.trim()).filter(Boolean);
+  if (body.max_time_per_output_token_seconds === "") delete body.max_time_per_output_token_seconds;
+  panel.dataset.request = JSON.stringify(body);
+  const answer = await api("v1/plan/serving", body);
+  return () => drawServe(panel, answer);
+}
+
+function drawServe(panel, answer) {
+  const served = answer.options.filter((o) => o.fits && o.usd_per_million_output_tokens != null);
+  const status = panel.querySelector(".status");
+  status.className = served.length ? "status" : "status verdict bad";
+  const best = served[0];
+  status.textContent = best
+    ? `Cheapest: ${best.gpu}, ${best.replicas} replica(s) of tp=${best.tp} (${best.n_gpus} GPUs) at ` +
+      `${fmt.price(best.usd_per_million_output_tokens)} per million output tokens; first token in ${fmt.seconds(best.time_to_first_token_seconds)} ` +
+      `(p99 ${fmt.seconds(best.p99_time_to_first_token_seconds)}), then ${fmt.seconds(best.time_per_output_token_seconds)} a token.`
+    : `No GPU type serves the load: ${answer.options.map((o) => `${o.gpu}: ${o.reason}`).join("; ")}`;
+  drawChart(panel.querySelector("canvas"), {
+    type: "bar",
+    data: {
+      labels: served.map((o) => `${o.gpu} (tp=${o.tp} × ${o.replicas})`),
+      datasets: [{ label: "$ per million output tokens", data: served.map((o) => o.usd_per_million_output_tokens), backgroundColor: COLORS[0] }],
+    },
+    options: {
+      indexAxis: "y",
+      scales: { x: { title: { display: true, text: "USD per million output tokens" } } },
+      plugins: {
+        tooltip: {
+          callbacks: {
+            afterBody: (items) => {
+              const o = served[items[0].dataIndex];
+              return `TTFT ${fmt.seconds(o.time_to_first_token_seconds)} (p99 ${fmt.seconds(o.p99_time_to_first_token_seconds)}), ` +
+                `TPOT ${fmt.seconds(o.time_per_output_token_seconds)}, ${o.decode_bound}-bound decode`;
+            },
+          },
+        },
+      },
+    },
+  });
+  renderTable(panel.querySelector(".table"), "Serving options, cheapest first", [
+    { label: "GPU", value: (r) => r.gpu },
+    { label: "layout", value: (r) => (r.fits ? `tp=${r.tp} × ${r.replicas} (${r.n_gpus} GPUs)` : r.reason) },
+    { label: "batch / replica", value: (r) => (r.fits ? `${r.batch_per_replica} of ${r.max_batch_per_replica}` : "—") },
+    { label: "TTFT", value: (r) => fmt.seconds(r.time_to_first_token_seconds) },
+    { label: "TTFT p99", value: (r) => fmt.seconds(r.p99_time_to_first_token_seconds) },
+    { label: "TPOT", value: (r) => fmt.seconds(r.time_per_output_token_seconds) },
+    { label: "$/M output", value: (r) => fmt.price(r.usd_per_million_output_tokens) },
+    { label: "$/M input", value: (r) => fmt.price(r.usd_per_million_input_tokens) },
+  ], answer.options.map((o) => ({
+    ...o, className: o === best ? "chosen" : "",
+    data: { gpu: o.gpu, fits: o.fits, tp: o.tp, replicas: o.replicas, usd_per_million_output_tokens: o.usd_per_million_output_tokens,
+      time_to_first_token_seconds: o.time_to_first_token_seconds, time_per_output_token_seconds: o.time_per_output_token_seconds },
+  })));
+  panel.querySelector(".formulas").textContent = answer.formulas.join(" · ");
+}
+
 // --- the page ------------------------------------------------------------------------------
 
-const VIEWS = { fit: runFit, cost: runCost, budget: runBudget, plan: runPlan };
+const VIEWS = { fit: runFit, cost: runCost, budget: runBudget, plan: runPlan, serve: runServe };
 const generation = {}; // per view: the latest refresh; an older answer is dropped
 const stale = new Set(Object.keys(VIEWS));
 let active = "fit";

@@ -168,6 +168,7 @@ export const fmt = {
   count: (n) => (n == null ? "—" : compact.format(n)),
   usd: (x) => (x == null ? "—" : usd.format(x)),
   usdPerHour: (x) => (x == null ? "—" : `${usdCents.format(x)}/GPU-h`),
+  price: (x) => (x == null ? "—" : usdCents.format(x)),
   hours: (h) => (h == null ? "—" : h >= 48 ? `${(h / 24).toFixed(1)} days` : `${h.toFixed(1)} h`),
   seconds: (s) => (s == null ? "—" : `${s.toFixed(3)} s`),
   percent: (x) => (x == null ? "—" : `${(100 * x).toFixed(1)}%`),
