@@ -126,9 +126,12 @@ class LoadPoint:
 def decay_rate(rho: float) -> float:
     """The positive root x of ``rho * (exp(x) - 1) = x`` (x = theta * D, the tail's decay rate
     times the service time), for 0 < rho < 1. The left side less the right is convex with one
-    positive root, so Newton's method from a point past it, ``2 ln(1/rho) + 2``, falls to it
-    monotonically (a dozen steps to machine precision)."""
-    x = 2 * math.log(1 / rho) + 2
+    positive root, so Newton's method from a point past it falls to it monotonically: the lesser
+    of ``2 (1 - rho) / rho`` (where ``rho (x + x^2/2)``, below the left side, already equals x) and
+    ``2 ln(1/rho) + 2`` taken twice through ``x -> ln(1 + x/rho)`` (which maps points past the root
+    to points past it, nearer), a few steps to machine precision."""
+    far = 2 * math.log(1 / rho) + 2
+    x = min(2 * (1 - rho) / rho, math.log1p(math.log1p(far / rho) / rho))
     for _ in range(100):
         step = (rho * math.expm1(x) - x) / (rho * math.exp(x) - 1)
         x -= step
@@ -227,7 +230,7 @@ def closed_loop(w: Workload, users: int) -> LoadPoint:
     # the throughput where rate = batch / latency(rate): latency grows with the rate (the others'
     # prompts stretch every step), so bisect between nothing and the GPU-time bound
     lo, hi = 0.0, 1.0 / max(w.prefill_seconds + w.output_tokens * w.step_seconds(batch) / batch, 1e-12)
-    point = _point(w, hi * 1e-9, batch, float(users))[0]
+    point: LoadPoint | None = None
     # g(rate) = rate * latency(rate) - batch rises with the rate: regula falsi with the Illinois
     # halving (Dowell & Jarratt 1971) where both ends are stable, bisection where the upper is not
     g_lo, g_hi, kept = -float(batch), None, 0
@@ -250,6 +253,8 @@ def closed_loop(w: Workload, users: int) -> LoadPoint:
                 g_lo /= 2
         if hi - lo <= 1e-6 * hi or (g is not None and abs(g) <= 1e-9 * batch):
             break
+    if point is None:  # not even a trickle meets the fixed point's condition: the trickle's numbers
+        point = _point(w, hi * 1e-9, batch, float(users))[0]
     if users <= w.max_batch:
         return point
     slot_wait = (users - w.max_batch) / point.requests_per_second  # Little's law over the waiting users

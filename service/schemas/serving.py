@@ -111,6 +111,19 @@ class ServingPlanRequest(PriceChoice):
         return self
 
 
+class ServingAlternative(Schema):
+    """Another tensor-parallel degree of the same GPU type at the same load."""
+
+    tp: int
+    replicas: int
+    n_gpus: int
+    batch_per_replica: int
+    time_to_first_token_seconds: float
+    p99_time_to_first_token_seconds: float
+    time_per_output_token_seconds: float
+    usd_per_million_output_tokens: float | None
+
+
 class ServingOption(Schema):
     gpu: str
     fits: bool
@@ -156,6 +169,9 @@ class ServingOption(Schema):
         "usd_per_million_input_tokens is then per token not found.",
     )
     price: PriceQuote | None
+    alternatives: list[ServingAlternative] = Field(
+        default_factory=list, description="The other tensor-parallel degrees that can serve, at the same load and bounds."
+    )
 
 
 class ServingPlanResponse(Estimate):

@@ -105,7 +105,7 @@ def _price(catalog: CatalogReader, gpu_id: str, req: s.ServingPlanRequest, many:
 
 def _unfit(gpu: str, reason: str) -> s.ServingOption:
     empty = dict.fromkeys(s.ServingOption.model_fields, None)
-    return s.ServingOption(**(empty | {"gpu": gpu, "fits": False, "reason": reason}))
+    return s.ServingOption(**(empty | {"gpu": gpu, "fits": False, "reason": reason, "alternatives": []}))
 
 
 def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.ServingPlanResponse:
@@ -241,17 +241,47 @@ def _option(
 
     if req.requests_per_second is not None:
         return _open_loop(view, candidates, req, price, rerun, work)
+
+    def fleet(full: core.Replica) -> tuple[core.Replica, int]:
+        """``full``'s degree at the request's load: the replica at its batch, and how many."""
+        if req.concurrent_users is not None:
+            replicas, batch = core.at_load(full, req.concurrent_users)
+            return rerun(full, batch), replicas
+        if req.tokens_per_second is not None:
+            return full, math.ceil(req.tokens_per_second / full.output_tokens_per_second)
+        return full, 1
+
     if req.concurrent_users is not None:  # the cheapest fleet at the user's load, not at saturation
         chosen, replicas = core.cheapest_at_load(candidates, req.concurrent_users, rerun)
-        full = next(r for r in candidates if r.tp == chosen.tp)
-        point = load.closed_loop(work(full), chosen.batch)
-        return _served(view, chosen, replicas, req, price, point)
-    chosen = core.most_per_gpu(candidates)  # at saturation: core.choose_replica's rule
-    if req.tokens_per_second is not None:
-        replicas = math.ceil(req.tokens_per_second / chosen.output_tokens_per_second)
     else:
-        replicas = 1
-    return _served(view, chosen, replicas, req, price, load.closed_loop(work(chosen), chosen.batch))
+        chosen = core.most_per_gpu(candidates)  # at saturation: core.choose_replica's rule
+        chosen, replicas = fleet(chosen)
+    option = _served(view, chosen, replicas, req, price, load.closed_loop(work(_full(candidates, chosen)), chosen.batch))
+    others = []
+    for full in candidates:
+        if full.tp != chosen.tp:
+            loaded, count = fleet(full)
+            others.append(_alternative(loaded, count, req, price, load.closed_loop(work(full), loaded.batch)))
+    return option.model_copy(update={"alternatives": others})
+
+
+def _full(candidates: list[core.Replica], chosen: core.Replica) -> core.Replica:
+    return next(r for r in candidates if r.tp == chosen.tp)
+
+
+def _alternative(
+    loaded: core.Replica, replicas: int, req: s.ServingPlanRequest, price: PriceQuote | None, point: load.LoadPoint
+) -> s.ServingAlternative:
+    """Another tensor-parallel degree at the same load: its fleet, latencies and price."""
+    cost = None if price is None else core.serving_cost(loaded, usd_per_gpu_hour=price.usd_per_gpu_hour,
+                                                         prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens)  # fmt: skip
+    return s.ServingAlternative(
+        tp=loaded.tp, replicas=replicas, n_gpus=loaded.tp * replicas, batch_per_replica=loaded.batch,
+        time_to_first_token_seconds=point.time_to_first_token_seconds,
+        p99_time_to_first_token_seconds=point.p99_time_to_first_token_seconds,
+        time_per_output_token_seconds=point.time_per_output_token_seconds,
+        usd_per_million_output_tokens=cost.usd_per_million_output_tokens if cost else None,
+    )  # fmt: skip
 
 
 def _open_loop(
@@ -264,6 +294,7 @@ def _open_loop(
     assert req.requests_per_second is not None
     best: tuple[float, int, core.Replica, int, load.LoadPoint] | None = None
     why = "no replica serves any load within the bounds"
+    served: list[tuple[core.Replica, int, load.LoadPoint]] = []
     for full in candidates:
         w = work(full)
         top = load.max_rate(w, max_p99_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
@@ -275,14 +306,19 @@ def _open_loop(
         point = load.open_loop(w, req.requests_per_second / replicas)
         if not point.stable:
             point = top
+        served.append((full, replicas, point))
         gpu_seconds_per_token = full.tp * replicas / (req.requests_per_second * req.output_tokens)
         if best is None or (gpu_seconds_per_token, full.tp) < (best[0], best[1]):
             best = (gpu_seconds_per_token, full.tp, full, replicas, point)
     if best is None:
         return _unfit(view.id, why)
     _, _, full, replicas, point = best
-    chosen = rerun(full, max(1, min(full.batch, math.ceil(point.batch))))
-    return _served(view, chosen, replicas, req, price, point)
+
+    def at(full: core.Replica, point: load.LoadPoint) -> core.Replica:
+        return rerun(full, max(1, min(full.batch, math.ceil(point.batch))))
+
+    others = [_alternative(at(f, p), n, req, price, p) for f, n, p in served if f.tp != full.tp]
+    return _served(view, at(full, point), replicas, req, price, point).model_copy(update={"alternatives": others})
 
 
 def _served(

@@ -227,3 +227,24 @@ def test_a_draft_model_and_a_prefix_cache_are_priced(client) -> None:
 def test_bad_speculation_or_hit_rate_is_a_422(client, extra: dict, loc: list) -> None:
     data = problem(client, "/v1/plan/serving", {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm"} | extra)
     assert any(error["loc"][: len(loc)] == loc for error in data["errors"]), data
+
+
+@pytest.mark.parametrize("load", [{"concurrent_users": 200}, {"requests_per_second": 5.0}, {}])
+def test_the_other_degrees_are_listed_at_the_same_load(client, load: dict) -> None:
+    body = {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "weights_dtype": "fp8", "prompt_tokens": 2000,
+            "output_tokens": 500} | load  # fmt: skip
+    option = ok(client, "/v1/plan/serving", body)["options"][0]
+    others = option["alternatives"]
+    assert sorted(a["tp"] for a in others) == [tp for tp in (1, 2, 4, 8) if tp != option["tp"]]
+    for alt in others:  # none serves the load on fewer GPU-seconds per output token than the chosen degree
+        assert alt["n_gpus"] == alt["tp"] * alt["replicas"]
+        if "requests_per_second" in load:  # the fleet for the arrival rate: its GPUs
+            assert alt["n_gpus"] >= option["n_gpus"]
+        else:
+            assert alt["usd_per_million_output_tokens"] >= option["usd_per_million_output_tokens"] * (1 - 1e-9)
+        assert (
+            0 < alt["time_per_output_token_seconds"]
+            and alt["time_to_first_token_seconds"] <= alt["p99_time_to_first_token_seconds"]
+        )
+        if "concurrent_users" in load:
+            assert alt["replicas"] * alt["batch_per_replica"] >= 200
