@@ -48,6 +48,7 @@ class ActivationOptions:
     dropout: bool = False
     element_bytes: int = 2
     kernels: Kernels = Kernels()
+    layer_delta_bytes: int = 0  # added to every layer of a stage (a LoRA fine-tune's changes: service.core.finetune)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -210,7 +211,7 @@ def stage_activation_bytes(
     """
     s, b, t, e = opts.seq_len, opts.micro_batch_size, opts.tp, opts.element_bytes
     sbh = s * b * arch.d_model
-    layer = layer_activation_bytes(arch, opts).total_bytes
+    layer = layer_activation_bytes(arch, opts).total_bytes + opts.layer_delta_bytes
     schedule = schedule or default_schedule(virtual_stages)
     code = SCHEDULE_CODES[schedule]
     first_layers, per_stage, last_layers = pipeline.stage_layers(arch.n_layers, pp, virtual_stages)

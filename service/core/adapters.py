@@ -180,3 +180,11 @@ def active_adapter_params(arch: Architecture, rank: int, targets: tuple[Projecti
     every shared expert's, each layer type's own)."""
     shapes = projection_shapes(arch)
     return sum(m.active_copies(arch.n_layers) * rank * (m.rows_in + m.cols_out) for t in targets for m in shapes[t])
+
+
+def adapter_params_split(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> tuple[int, int]:
+    """(adapter parameters outside the routed experts, the routed experts'): the routed experts'
+    adapters are split over expert-parallel ranks with their experts, the rest like the layers."""
+    shapes = projection_shapes(arch)
+    routed = sum(m.copies(arch.n_layers) * rank * (m.rows_in + m.cols_out) for t in targets for m in shapes[t] if m.per_layer > 1)
+    return sum(adapter_params(arch, rank, targets).values()) - routed, routed

@@ -30,20 +30,36 @@ Hugging Face PEFT's ``prepare_model_for_kbit_training`` casts those to fp32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from enum import StrEnum
+import math
+from dataclasses import dataclass
 
-from service.core.activations import StageActivations, mlp_inputs_per_token, mlp_width_per_token
+from service.core.activations import StageActivations
 from service.core.adapters import MLA_ALIASES as MLA_ALIASES
 from service.core.adapters import MatrixShape as MatrixShape
-from service.core.adapters import Projection, active_adapter_params, adapter_params, projection_shapes, resolve_targets
+from service.core.adapters import (
+    Projection,
+    active_adapter_params,
+    adapter_params,
+    adapter_params_split,
+    resolve_targets,
+)
+from service.core.adapters import projection_shapes as projection_shapes
 from service.core.architecture import Architecture, ModelShape
 from service.core.base_weights import DOUBLE_QUANT_BLOCK as DOUBLE_QUANT_BLOCK
-from service.core.base_weights import FLOAT_BYTES, FOUR_BIT, BaseFormat, BaseWeights, base_weight_bytes
+from service.core.base_weights import FOUR_BIT, BaseFormat, BaseWeights, base_weight_bytes
 from service.core.base_weights import QUANT_BLOCK as QUANT_BLOCK
 from service.core.base_weights import quantized_matrix_bytes as quantized_matrix_bytes
 from service.core.compute import AttentionFormula, Recompute, TrainingCompute, require_architecture, training_flops
 from service.core.errors import InvalidSpecError
+from service.core.finetune_activations import activation_changes, layer_delta_bytes, shifted_stage
+from service.core.finetune_activations import adapter_activation_bytes as adapter_activation_bytes
+from service.core.finetune_activations import adapter_activation_bytes_per_layer as adapter_activation_bytes_per_layer
+from service.core.finetune_activations import frozen_input_bytes_per_layer as frozen_input_bytes_per_layer
+from service.core.finetune_layout import adapter_bytes, adapter_params_per_gpu, base_bytes_per_gpu, check_layout, zero_sharded
+from service.core.finetune_spec import MASK_BYTES as MASK_BYTES
+from service.core.finetune_spec import FinetuneMethod, FinetuneSpec, base_formats, check_rank
+from service.core.finetune_spec import resolve_base_format as resolve_base_format
+from service.core.fp8 import Fp8Recipe, weight_copy_bytes_per_param
 from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
 from service.core.limits import check_bytes, check_flops
 from service.core.memory import (
@@ -54,124 +70,12 @@ from service.core.memory import (
     Precision,
     TrainingMemory,
     device_total_bytes,
-    optimizer_state_bytes,
+    expert_params_per_gpu,
+    fp8_copy_params,
+    params_per_gpu,
     training_memory,
-    zero_sharded_bytes,
 )
 from service.core.params import count_params
-
-MASK_BYTES = 1  # PyTorch keeps a dropout mask as one byte an element
-
-
-class FinetuneMethod(StrEnum):
-    """``full``: every weight trained (today's training memory). ``lora``: frozen base in its
-    format, rank-r adapters trained (Hu et al. 2021). ``qlora``: ``lora`` on a 4-bit NormalFloat base
-    with double quantisation, bf16 adapters and a paged optimizer (Dettmers et al. 2023)."""
-
-    FULL = "full"
-    LORA = "lora"
-    QLORA = "qlora"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FinetuneSpec:
-    """How a model is fine-tuned.
-
-    ``targets`` None adapts every linear projection of the blocks (QLoRA §4: "LoRA on all linear
-    transformer block layers are required to match full finetuning performance").
-    ``base_format`` None: the precision's 16/32-bit weight format for ``lora``, ``nf4`` for
-    ``qlora``. ``kept_dtype`` (the unquantised embedding, LM head, norms and biases of a quantised
-    base) None: fp32, as PEFT's ``prepare_model_for_kbit_training`` leaves them.
-    ``paged_optimizer`` None: on for ``qlora``. ``dropout`` is LoRA's dropout on the adapters'
-    inputs. ``alpha`` scales the update (``alpha / r``) and changes no byte or FLOP.
-    """
-
-    method: FinetuneMethod = FinetuneMethod.LORA
-    rank: int = 16
-    alpha: float | None = None
-    targets: tuple[Projection, ...] | None = None
-    dropout: float = 0.0
-    base_format: BaseFormat | None = None
-    double_quant: bool = True
-    kept_dtype: BaseFormat | None = None
-    paged_optimizer: bool | None = None
-
-
-def adapter_activation_bytes(
-    arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], *, tokens: int, element_bytes: int
-) -> int:
-    """What the adapters add to the stored activations of all layers for ``tokens = s * b`` tokens:
-    each adapter's ``x·A`` (``r`` values a token, needed for B's gradient) and, with LoRA dropout,
-    the dropped copy of its input (for A's gradient) and its one-byte mask. A routed expert's
-    adapters see the ``experts_per_token`` share of the tokens, a shared expert's all of them; each
-    layer type (dense first layers, expert layers) counts its own matrices."""
-    shapes = projection_shapes(arch)
-    total = 0
-    for t in targets:
-        for m in shapes[t]:
-            per_token = element_bytes * spec.rank
-            if spec.dropout > 0:
-                per_token += (element_bytes + MASK_BYTES) * m.rows_in
-            total += m.active_copies(arch.n_layers) * tokens * per_token
-    return total
-
-
-def adapter_activation_bytes_per_layer(
-    arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], *, tokens: int, element_bytes: int
-) -> int:
-    """:func:`adapter_activation_bytes` of one layer: exact when every layer has the same
-    projections, the mean over the layers (rounded up) when a mixture's first layers are dense."""
-    total = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes)
-    return -(-total // arch.n_layers)
-
-
-def frozen_input_bytes_per_layer(
-    arch: Architecture,
-    spec: FinetuneSpec,
-    targets: tuple[Projection, ...],
-    *,
-    tokens: int,
-    element_bytes: int,
-    fused_attention: bool,
-) -> int:
-    """Bytes of one layer's full-training activations that a frozen projection no longer needs.
-
-    Full training keeps each matmul's input for its weight gradient (Korthikanti et al. 2022 §4.1:
-    the QKV input, the output projection's input, the MLP input and the down projection's input).
-    A frozen weight needs no weight gradient, and autograd saves a matmul input only for the
-    gradient that uses it (PyTorch saves ``self`` of ``mm`` only when ``mat2`` requires grad), so
-    these inputs are dropped unless an adapter reads them (without LoRA dropout an adapter's
-    ``x·A`` saves the same ``x``; with dropout it saves its own dropped copy instead, counted by
-    :func:`adapter_activation_bytes_per_layer`) or another operation keeps them: FlashAttention
-    keeps its output, the output projection's input (Dao et al. 2022 §3.1), as does PyTorch's fused
-    SDPA (``fused_attention``: any kernel but eager). Everything the backward
-    pass needs to reach the layers below stays: norm inputs, Q, K, V, scores, the MLP's
-    nonlinearity inputs.
-
-    The terms mirror the full-training count they are taken from
-    (:func:`service.core.activations.layer_activation_bytes`), which counts every layer alike: the
-    attention input (read by ``q``/``k``/``v`` or, under MLA, ``q_a``/``kv_a``/``q``), the MLP input
-    once per routed expert a token passes and once for the shared experts (one MLP), the output projection's input and
-    the down projections' inputs at :func:`service.core.activations.mlp_width_per_token`. MLA's
-    latents (the inputs of ``q_b_proj`` and ``kv_b_proj``) are not in that count, so none is dropped
-    for them: an approximation that errs towards more memory.
-    """
-    t, e = tokens, element_bytes
-    experts = mlp_inputs_per_token(arch)
-    keeps = set() if spec.dropout > 0 else set(targets)
-    qkv_read = bool(keeps & {Projection.Q, Projection.K, Projection.V, Projection.Q_A, Projection.KV_A})
-    mlp_read = bool(keeps & {Projection.GATE, Projection.UP})
-    dropped = 0
-    if arch.parallel_attention and arch.norms_per_layer == 1:  # one input feeds attention and the MLP
-        dropped += 0 if (qkv_read or mlp_read) else e * t * arch.d_model
-    else:
-        dropped += 0 if qkv_read else e * t * arch.d_model
-        dropped += 0 if mlp_read else e * t * arch.d_model * experts
-    if not fused_attention and Projection.O not in keeps:  # the output projection's input: a*d_v (MLA) or a*d_head
-        dropped += e * t * (arch.n_heads * (arch.v_head_dim or 0) if arch.is_mla else arch.q_dim)
-    if Projection.DOWN not in keeps:
-        dropped += e * t * mlp_width_per_token(arch)
-    return dropped
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -197,30 +101,8 @@ class FinetuneMemory:
     paged_optimizer: bool
     pageable_bytes: int
     total_if_paged_bytes: int
-
-
-def _check_layout(par: Parallelism) -> None:
-    for name in ("tp", "pp", "cp", "ep"):
-        if getattr(par, name) > 1:
-            raise InvalidSpecError(
-                f"parallelism.{name}",
-                "LoRA/QLoRA memory is modelled for data parallelism (with ZeRO 0-3 and optimizer offload); "
-                f"{name} > 1 is not modelled for fine-tuning yet",
-            )
-
-
-def resolve_base_format(spec: FinetuneSpec, precision: Precision) -> BaseFormat:
-    """The base's format: the request's, else nf4 for ``qlora`` and the precision's weight format
-    (bf16, fp16 or fp32) for ``lora``."""
-    if spec.base_format is not None:
-        if spec.method is FinetuneMethod.QLORA and spec.base_format not in FOUR_BIT:
-            raise InvalidSpecError(
-                "finetune.base_format", "qlora quantises the base to nf4 or fp4; use method 'lora' for another base format"
-            )
-        return spec.base_format
-    if spec.method is FinetuneMethod.QLORA:
-        return BaseFormat.NF4
-    return {Precision.MIXED_FP16: BaseFormat.FP16, Precision.FP32: BaseFormat.FP32}.get(precision, BaseFormat.BF16)
+    trainable_params_per_gpu: int = 0  # the adapters on one GPU before ZeRO-3 (tp x pp shard)
+    trainable_expert_params_per_gpu: int = 0  # of which routed experts' (split over ep)
 
 
 def finetune_memory(
@@ -238,11 +120,14 @@ def finetune_memory(
     include_activations: bool = True,
     microbatches: int | None = None,
     kernels: Kernels = Kernels(),
+    fp8_recipe: Fp8Recipe = Fp8Recipe.TENSORWISE,
 ) -> FinetuneMemory:
-    """Per-GPU memory of LoRA or QLoRA fine-tuning under data parallelism.
+    """Per-GPU memory of LoRA or QLoRA fine-tuning.
 
-    - weights: the frozen base (:func:`base_weight_bytes`) plus the adapters; a quantised base adds
-      its dequantisation buffer.
+    - weights: the frozen base (:func:`base_weight_bytes`; one GPU's tp x pp shard of a 16/32-bit
+      base, :mod:`service.core.finetune_layout`) plus the adapters (split as Megatron-Bridge splits
+      them); a quantised base adds its dequantisation buffer, FP8 training the FP8 copies of the
+      frozen matmul weights (as full training counts them).
     - gradients: the adapters' only. LoRA adapters follow ``precision`` as full training does
       (mixed: 16-bit weights and gradients, fp32 master copy and states; the same 16 bytes a
       parameter as PEFT's fp32 adapters under autocast); QLoRA adapters are bf16 (fp32 under
@@ -256,154 +141,88 @@ def finetune_memory(
       matmul inputs only a frozen weight's gradient would have read
       (:func:`frozen_input_bytes_per_layer`), plus the adapters' own
       (:func:`adapter_activation_bytes_per_layer`); full recompute keeps each layer's input either way.
-    - ZeRO over ``dp``: stage 1 shards the adapters' optimizer states, 2 their gradients too, 3
-      every weight, the frozen base included (FSDP with LoRA); ``offload_optimizer`` moves the
-      states to the host.
+    - ZeRO over ``dp * cp`` (:func:`service.core.finetune_layout.zero_sharded`); a quantised base
+      runs under data parallelism only (422 otherwise).
     """
     if spec.method is FinetuneMethod.FULL:
         raise InvalidSpecError("finetune.method", "'full' is ordinary training: use the training memory")
     arch = require_architecture(model, "LoRA adapters (their shapes)")
-    _check_layout(parallelism)
-    base_mem = training_memory(
-        arch, precision=precision, optimizer=optimizer, parallelism=parallelism, micro_batch_size=micro_batch_size,
-        seq_len=seq_len, recompute=recompute, flash_attention=flash_attention, dropout=dropout,
-        include_activations=include_activations, microbatches=microbatches, kernels=kernels,
-    )  # fmt: skip
+    par = parallelism
+    fmt, kept_dtype = base_formats(spec, precision)
+    check_layout(fmt, par)
+    targets = resolve_targets(arch, spec.targets)
+    check_rank(arch, spec, targets)
     pb = PRECISION_BYTES[precision]
-    fmt, kept_dtype = _base_formats(spec, precision)
+    tokens = (seq_len or arch.max_seq_len) // par.cp * micro_batch_size
+    fused = resolve_kernels(kernels, arch, flash_attention=flash_attention).attention is not AttentionKernel.EAGER
+    delta = 0
+    if par.pp > 1 and include_activations:  # every stage's layers change: the stage's peak is counted again
+        delta = layer_delta_bytes(arch, spec, targets, tokens=tokens, element_bytes=pb.activation, fused_attention=fused,
+                                  recompute=recompute, tp=par.tp, sequence_parallel=par.sequence_parallel)  # fmt: skip
+    base_mem = training_memory(
+        arch, precision=precision, optimizer=optimizer, parallelism=par, micro_batch_size=micro_batch_size,
+        seq_len=seq_len, recompute=recompute, flash_attention=flash_attention, dropout=dropout,
+        include_activations=include_activations, microbatches=microbatches, kernels=kernels, layer_delta_bytes=delta,
+    )  # fmt: skip
     base = base_weight_bytes(arch, fmt, double_quant=spec.double_quant, kept_dtype=kept_dtype or BaseFormat.FP32,
                              compute_bytes=pb.activation)  # fmt: skip
-    targets = resolve_targets(arch, spec.targets)
     by_target = adapter_params(arch, spec.rank, targets)
     p_a = sum(by_target.values())
-    adapters = _adapter_bytes(spec, precision, optimizer, p_a)
-    base_gpu, adapters_gpu, gradients, optimizer_gpu, cpu_offload = _zero_sharded(parallelism, base, adapters)
-    weights = base_gpu + adapters_gpu + base.dequantization_buffer_bytes
-    adapter_acts = frozen_inputs = 0
-    if include_activations and recompute is not Recompute.FULL:  # full recompute keeps only each layer's input
-        tokens = (seq_len or arch.max_seq_len) * micro_batch_size
-        fused = resolve_kernels(kernels, arch, flash_attention=flash_attention).attention is not AttentionKernel.EAGER
-        adapter_acts, frozen_inputs = _activation_changes(arch, spec, targets, tokens=tokens, element_bytes=pb.activation,
-                                                          fused_attention=fused)  # fmt: skip
-    activations = base_mem.activations_bytes - frozen_inputs + adapter_acts
-    stage = _shifted_stage(base_mem.activations, adapter_acts - frozen_inputs, arch.n_layers)
-    total = weights + gradients + optimizer_gpu + activations
-    paged = spec.paged_optimizer if spec.paged_optimizer is not None else spec.method is FinetuneMethod.QLORA
-    pageable = optimizer_gpu if paged else 0
+    a_gpu, a_expert = adapter_params_per_gpu(arch, *adapter_params_split(arch, spec.rank, targets), par)
+    adapters = adapter_bytes(spec, precision, optimizer, p_a)
+    p_gpu, p_expert = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
+    on_gpu = zero_sharded(par, base_bytes_per_gpu(base, fmt, p_gpu, p_expert),
+                          adapter_bytes(spec, precision, optimizer, a_gpu - a_expert),
+                          adapter_bytes(spec, precision, optimizer, a_expert))  # fmt: skip
+    weights = on_gpu.base + on_gpu.adapters + base.dequantization_buffer_bytes
+    if precision is Precision.FP8 and par.zero_stage < 3:  # FP8 copies of the frozen matmul weights (service.core.fp8)
+        weights += math.ceil(weight_copy_bytes_per_param(fp8_recipe) * fp8_copy_params(arch, p_gpu))
+    adapter_acts, frozen_inputs, activations, stage = _activations(
+        arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, fused=fused,
+        counted=include_activations and recompute is not Recompute.FULL,  # full recompute keeps only each layer's input
+    )  # fmt: skip
+    total = weights + on_gpu.gradients + on_gpu.optimizer + activations
+    paged = spec.paged
+    pageable = on_gpu.optimizer if paged else 0
     for name, value in (("weights_bytes", weights), ("total_bytes", total)):
         check_bytes(name, value)
     total_params = count_params(arch).total
     mem = TrainingMemory(
-        params_per_gpu=total_params + p_a, weights_bytes=weights, gradients_bytes=gradients, optimizer_bytes=optimizer_gpu,
-        activations_bytes=activations, total_bytes=total, cpu_offload_bytes=cpu_offload, activations=stage,
-        bytes_per_param={
-            "weights": base.weights_bytes / total_params,
-            "gradients": adapters.gradients / p_a,
-            "optimizer": adapters.states / p_a,
-        },
+        params_per_gpu=p_gpu + a_gpu, weights_bytes=weights, gradients_bytes=on_gpu.gradients,
+        optimizer_bytes=on_gpu.optimizer, activations_bytes=activations, total_bytes=total,
+        cpu_offload_bytes=on_gpu.cpu_offload, activations=stage,
+        bytes_per_param={"weights": base.weights_bytes / total_params, "gradients": adapters.gradients / p_a,
+                         "optimizer": adapters.states / p_a},
         formulas=_formulas(spec, targets, fmt, kept_dtype, paged=paged),
         notes=_notes(spec, arch, optimizer, base_mem.notes, adapters.format),
     )  # fmt: skip
     return FinetuneMemory(
         memory=mem, spec=spec, base_format=fmt, kept_dtype=kept_dtype, targets=targets, trainable_params=p_a,
-        total_params=total_params, adapter_params_by_target=by_target, base=base, base_weights_bytes=base_gpu,
-        adapter_weights_bytes=adapters_gpu, adapter_gradients_bytes=gradients, adapter_optimizer_bytes=optimizer_gpu,
-        adapter_activations_bytes=adapter_acts, frozen_inputs_not_kept_bytes=frozen_inputs,
-        adapter_checkpoint_bytes=adapters.bytes_per_param * p_a, paged_optimizer=paged, pageable_bytes=pageable,
-        total_if_paged_bytes=total - pageable,
+        total_params=total_params, adapter_params_by_target=by_target, base=base, base_weights_bytes=on_gpu.base,
+        adapter_weights_bytes=on_gpu.adapters, adapter_gradients_bytes=on_gpu.gradients,
+        adapter_optimizer_bytes=on_gpu.optimizer, adapter_activations_bytes=adapter_acts,
+        frozen_inputs_not_kept_bytes=frozen_inputs, adapter_checkpoint_bytes=adapters.bytes_per_param * p_a,
+        paged_optimizer=paged, pageable_bytes=pageable, total_if_paged_bytes=total - pageable,
+        trainable_params_per_gpu=a_gpu, trainable_expert_params_per_gpu=a_expert,
     )  # fmt: skip
 
 
-def _base_formats(spec: FinetuneSpec, precision: Precision) -> tuple[BaseFormat, BaseFormat | None]:
-    """The base's format (:func:`resolve_base_format`) and, for a quantised base, the format of its
-    unquantised parts (None for a 16/32-bit base)."""
-    fmt = resolve_base_format(spec, precision)
-    quantised = fmt not in FLOAT_BYTES
-    if spec.kept_dtype is not None and not quantised:
-        raise InvalidSpecError("finetune.kept_dtype", f"only applies to a quantised base (int8, nf4, fp4), not {fmt.value}")
-    kept_dtype = (spec.kept_dtype or BaseFormat.FP32) if quantised else None
-    if kept_dtype is not None and kept_dtype not in FLOAT_BYTES:
-        raise InvalidSpecError("finetune.kept_dtype", "the unquantised parts are kept in fp32, bf16 or fp16")
-    return fmt, kept_dtype
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _AdapterBytes:
-    """The adapters' bytes on all GPUs together, before ZeRO, and their format."""
-
-    bytes_per_param: int  # of the weights, as a checkpoint saves them
-    weights: int
-    gradients: int
-    states: int  # optimizer states (and master copy)
-    format: str
-
-
-def _adapter_bytes(spec: FinetuneSpec, precision: Precision, optimizer: Optimizer, p_a: int) -> _AdapterBytes:
-    """The ``p_a`` adapter parameters' weights, gradients and optimizer states: QLoRA's in bf16 (fp32
-    under ``precision=fp32``) with 32-bit states and no master copy (QLoRA Eq. 5); LoRA's as
-    ``precision`` says."""
-    pb = PRECISION_BYTES[precision]
-    if spec.method is FinetuneMethod.QLORA:
-        adapter_bytes = 4 if precision is Precision.FP32 else 2
-        adapter_weights, adapter_grads = adapter_bytes * p_a, adapter_bytes * p_a
-        state_precision = Precision.BF16 if precision is Precision.BF16 else Precision.FP32
-        adapter_states = optimizer_state_bytes(p_a, optimizer, state_precision)
-        adapter_format = "bf16" if adapter_bytes == 2 else "fp32"
-    else:
-        adapter_bytes = pb.weight
-        adapter_weights, adapter_grads = pb.weight * p_a, pb.gradient * p_a
-        adapter_states = optimizer_state_bytes(p_a, optimizer, precision)
-        adapter_format = {2: "16-bit", 4: "fp32"}[pb.weight]
-    return _AdapterBytes(bytes_per_param=adapter_bytes, weights=adapter_weights, gradients=adapter_grads,
-                         states=adapter_states, format=adapter_format)  # fmt: skip
-
-
-def _zero_sharded(par: Parallelism, base: BaseWeights, adapters: _AdapterBytes) -> tuple[int, int, int, int, int]:
-    """One GPU's share under ZeRO over the data-parallel ranks: (base weights, adapter weights,
-    adapter gradients, optimizer states on the GPU, optimizer states offloaded to the host).
-    Stage 1 shards the adapters' optimizer states, 2 their gradients too, 3 every weight."""
-    shards, z = par.zero_shards, par.zero_stage
-    optimizer_gpu = zero_sharded_bytes(adapters.states, 0, sharded=z >= 1, shards=shards, ep=1)
-    gradients = zero_sharded_bytes(adapters.gradients, 0, sharded=z >= 2, shards=shards, ep=1)
-    base_gpu = zero_sharded_bytes(base.weights_bytes, 0, sharded=z >= 3, shards=shards, ep=1)
-    adapters_gpu = zero_sharded_bytes(adapters.weights, 0, sharded=z >= 3, shards=shards, ep=1)
-    cpu_offload = 0
-    if par.offload_optimizer:
-        cpu_offload, optimizer_gpu = optimizer_gpu, 0
-    return base_gpu, adapters_gpu, gradients, optimizer_gpu, cpu_offload
-
-
-def _activation_changes(
-    arch: Architecture,
-    spec: FinetuneSpec,
-    targets: tuple[Projection, ...],
-    *,
-    tokens: int,
-    element_bytes: int,
-    fused_attention: bool,
-) -> tuple[int, int]:
-    """What LoRA changes in full training's activations of all layers for ``tokens = s * b``
-    tokens: (the adapters' own, :func:`adapter_activation_bytes`; the frozen matmuls' inputs no
-    longer kept, :func:`frozen_input_bytes_per_layer` of every layer)."""
-    adapter_acts = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes)
-    frozen_inputs = arch.n_layers * frozen_input_bytes_per_layer(
-        arch,
-        spec,
-        targets,
-        tokens=tokens,
-        element_bytes=element_bytes,
-        fused_attention=fused_attention,
-    )
-    return adapter_acts, frozen_inputs
-
-
-def _shifted_stage(stage: StageActivations | None, delta: int, n_layers: int) -> StageActivations | None:
-    """Full training's stage activations changed by ``delta`` bytes over all layers."""
-    if stage is not None:  # one pipeline stage (pp = 1): every layer changes by the same bytes
-        stage = replace(stage, per_layer_bytes=stage.per_layer_bytes + delta // n_layers,
-                        first_stage_bytes=stage.first_stage_bytes + delta, last_stage_bytes=stage.last_stage_bytes + delta,
-                        peak_bytes=stage.peak_bytes + delta)  # fmt: skip
-    return stage
+def _activations(
+    arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], base_mem: TrainingMemory, par: Parallelism, *,
+    tokens: int, element_bytes: int, fused: bool, counted: bool,
+) -> tuple[int, int, int, StageActivations | None]:  # fmt: skip
+    """(the adapters' activations, the frozen inputs not kept, the stage's activations and their
+    detail): full training's shifted by the changes of every layer with one pipeline stage; with
+    more, the changes are already in each stage's layers (``layer_delta_bytes``)."""
+    adapter_acts = frozen_inputs = 0
+    if counted:
+        adapter_acts, frozen_inputs = activation_changes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes,
+                                                         fused_attention=fused, tp=par.tp,
+                                                         sequence_parallel=par.sequence_parallel)  # fmt: skip
+    if par.pp > 1:
+        return adapter_acts, frozen_inputs, base_mem.activations_bytes, base_mem.activations
+    stage = shifted_stage(base_mem.activations, adapter_acts - frozen_inputs, arch.n_layers)
+    return adapter_acts, frozen_inputs, base_mem.activations_bytes - frozen_inputs + adapter_acts, stage
 
 
 def _formulas(

@@ -223,6 +223,7 @@ def training_memory(
     microbatches: int | None = None,
     kernels: Kernels = Kernels(),
     fp8_recipe: Fp8Recipe = Fp8Recipe.TENSORWISE,
+    layer_delta_bytes: int = 0,
 ) -> TrainingMemory:
     """Memory per GPU for training ``model``.
 
@@ -232,6 +233,8 @@ def training_memory(
     parameters, dp = 64 → 120 GB, 31.4 GB, 16.6 GB, 1.9 GB). Activations are not sharded by ZeRO
     (:func:`service.core.activations.stage_activation_bytes`) and depend on the implementation's
     ``kernels`` (:mod:`service.core.kernels`; transformers with SDPA unless stated).
+    ``layer_delta_bytes`` changes every layer's activations (a LoRA fine-tune's frozen inputs and
+    adapters, :func:`service.core.finetune.finetune_memory`).
     """
     validate_parallelism(parallelism, model, microbatches)
     par = parallelism
@@ -262,7 +265,7 @@ def training_memory(
         k = resolve_kernels(kernels, arch, flash_attention=flash_attention)
         stage = _stage_activations(arch, par, k, micro_batch_size=micro_batch_size, seq_len=seq_len, recompute=recompute,
                                    flash_attention=flash_attention, dropout=dropout, element_bytes=pb.activation,
-                                   microbatches=microbatches, kernels=kernels)  # fmt: skip
+                                   microbatches=microbatches, kernels=kernels, layer_delta_bytes=layer_delta_bytes)  # fmt: skip
         activations = stage.peak_bytes
         formulas.extend(_activation_formulas(k))
     else:
@@ -342,6 +345,7 @@ def _stage_activations(
     element_bytes: int,
     microbatches: int | None,
     kernels: Kernels,
+    layer_delta_bytes: int = 0,
 ) -> StageActivations:
     """The busiest pipeline stage's activations (:func:`service.core.activations.stage_activation_bytes`)
     for one ``seq_len / cp`` chunk of each sequence, with ``k`` the kernels ``kernels`` resolve to; context
@@ -363,6 +367,7 @@ def _stage_activations(
             dropout=dropout,
             element_bytes=element_bytes,
             kernels=kernels,
+            layer_delta_bytes=layer_delta_bytes,
         ),
         pp=par.pp,
         virtual_stages=par.virtual_stages,

@@ -38,6 +38,8 @@ from service.core import pipeline
 from service.core.architecture import Architecture
 from service.core.compute import Recompute
 from service.core.errors import InvalidSpecError
+from service.core.finetune import finetune_memory
+from service.core.finetune_layout import adapter_bytes
 from service.core.fp8 import cast_bytes_per_element
 from service.core.kernels import MEGATRON
 from service.core.memory import (
@@ -47,9 +49,11 @@ from service.core.memory import (
     TrainingMemory,
     expert_params_per_gpu,
     optimizer_state_bytes,
+    params_per_gpu,
     training_memory,
 )
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule, schedule_problem
+from service.core.plan_finetune import adapter_load, check_fixed, finetune_flops_per_token, resolve_finetune
 from service.core.plan_space import AXES as AXES
 from service.core.plan_space import CONTEXT_PARALLEL as CONTEXT_PARALLEL
 from service.core.plan_space import DEFAULT_TIME_LIMIT_SECONDS as DEFAULT_TIME_LIMIT_SECONDS
@@ -70,6 +74,7 @@ from service.core.plan_space import MICRO_BATCH_SIZES as MICRO_BATCH_SIZES
 from service.core.plan_space import OUTER as OUTER
 from service.core.plan_space import VIRTUAL_STAGES as VIRTUAL_STAGES
 from service.core.steptime import RECOMPUTE_CODES, Hardware, Layout, StepTime, Workload, step_time
+from service.core.steptime_finetune import finetune_step_time
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -123,6 +128,9 @@ def workload_for(spec: PlanSpec) -> Workload:
     (master copy and states, :func:`service.core.memory.optimizer_state_bytes`)."""
     pb = PRECISION_BYTES[spec.precision]
     fp8 = spec.precision is Precision.FP8
+    optimizer_bytes = optimizer_state_bytes(1e6, spec.optimizer, spec.precision) / 1e6
+    if spec.finetune is not None:  # the adapters' states alone are updated (QLoRA's 32-bit, no master copy)
+        optimizer_bytes = adapter_bytes(spec.finetune, spec.precision, spec.optimizer, 10**6).states / 1e6
     return Workload(
         seq_len=spec.seq_len,
         global_batch_size=spec.global_batch_size,
@@ -131,7 +139,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         element_bytes=pb.activation,
         weight_bytes=pb.weight,  # ZeRO-3 under FP8 gathers in FP8 (service.core.steptime)
         gradient_bytes=pb.gradient,
-        optimizer_bytes_per_param=optimizer_state_bytes(1e6, spec.optimizer, spec.precision) / 1e6,
+        optimizer_bytes_per_param=optimizer_bytes,
         overlap_grad_reduce=spec.overlap_grad_reduce,
         fp8_cast_bytes_per_element=cast_bytes_per_element(spec.fp8_recipe) if fp8 else 0.0,
         tp_comm_overlap=spec.tp_comm_overlap,
@@ -200,6 +208,8 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
         validate_fixed_schedule(fixed)
     if fixed.get("zero_stage", 0) >= 1 and not fixed.get("offload_optimizer") and fixed.get("dp") == 1 and fixed.get("cp") == 1:
         raise InvalidSpecError("fixed.zero_stage", "ZeRO shards over the dp*cp ranks: with dp = cp = 1 there is nothing to shard")
+    if spec.finetune is not None:  # the fine-tune's own fields, then the layouts its base's kernels run
+        check_fixed(resolve_finetune(arch, spec.finetune, spec.precision), fixed)
 
 
 def validate_fixed_schedule(fixed: dict[str, Any]) -> None:
@@ -265,18 +275,26 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
     )  # fmt: skip
     recompute = RECOMPUTES[row["recompute"]]
     microbatches = spec.global_batch_size // (row["dp"] * row["micro_batch_size"])
-    mem = training_memory(
-        arch, precision=spec.precision, optimizer=spec.optimizer, parallelism=par, micro_batch_size=row["micro_batch_size"],
-        seq_len=spec.seq_len, recompute=recompute, flash_attention=spec.flash_attention, dropout=spec.dropout,
-        microbatches=microbatches, kernels=MEGATRON, fp8_recipe=spec.fp8_recipe,
-    )  # fmt: skip
-    lay = Layout(
-        tp=row["tp"], pp=row["pp"], dp=row["dp"], cp=row["cp"], ep=row["ep"], zero_stage=row["zero_stage"],
-        offload_optimizer=row["offload_optimizer"], micro_batch_size=row["micro_batch_size"], recompute=row["recompute"],
-        sequence_parallel=row["sequence_parallel"], virtual_stages=row["virtual_stages"], params_per_gpu=mem.params_per_gpu,
-        expert_params_per_gpu=expert_params_per_gpu(arch, par), pipeline_schedule=row["pipeline_schedule"],
-    )  # fmt: skip
-    st = step_time(arch, hw, work, lay)
+    options = dict(precision=spec.precision, optimizer=spec.optimizer, parallelism=par, micro_batch_size=row["micro_batch_size"],
+                   seq_len=spec.seq_len, recompute=recompute, flash_attention=spec.flash_attention, dropout=spec.dropout,
+                   microbatches=microbatches, kernels=MEGATRON, fp8_recipe=spec.fp8_recipe)  # fmt: skip
+    sizes = {k: row[k] for k in ("tp", "pp", "dp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_size", "recompute",
+                                 "sequence_parallel", "virtual_stages", "pipeline_schedule")}  # fmt: skip
+    if spec.finetune is None:
+        mem = training_memory(arch, **options)  # type: ignore[arg-type]
+        lay = Layout(**sizes, params_per_gpu=mem.params_per_gpu, expert_params_per_gpu=expert_params_per_gpu(arch, par))
+        st = step_time(arch, hw, work, lay)
+    else:  # the frozen base and its adapters (service.core.finetune), paged states beyond the usable memory
+        ftm = finetune_memory(arch, spec.finetune, **options)  # type: ignore[arg-type]
+        mem = ftm.memory
+        paged = max(0.0, mem.total_bytes - hw.memory_bytes * spec.usable_memory_fraction) if ftm.paged_optimizer else 0.0
+        lay = Layout(
+            **sizes, params_per_gpu=ftm.trainable_params_per_gpu, expert_params_per_gpu=ftm.trainable_expert_params_per_gpu
+        )
+        expert = expert_params_per_gpu(arch, par)
+        load = adapter_load(arch, resolve_finetune(arch, spec.finetune, spec.precision), base_expert_params=expert,
+                            base_params=params_per_gpu(arch, par) - expert, paged_bytes=paged)  # fmt: skip
+        st = finetune_step_time(arch, hw, work, lay, load)
     step = float(st.step_seconds)
     if not (math.isfinite(step) and step > 0):  # efficiencies and bandwidths are bounded so that this cannot happen
         raise InvalidSpecError("efficiency", f"the step time of {row} is not a positive finite number ({step})")
@@ -329,7 +347,11 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
     started = time.perf_counter()
     work = workload_for(spec)
     axes = _axes(arch, hw, spec)
-    model_per_token, hardware_per_token = _flops_per_token(arch, spec.seq_len, causal=spec.flash_attention)
+    ft = None if spec.finetune is None else resolve_finetune(arch, spec.finetune, spec.precision)
+    if ft is None:
+        model_per_token, hardware_per_token = _flops_per_token(arch, spec.seq_len, causal=spec.flash_attention)
+    else:
+        model_per_token, hardware_per_token = finetune_flops_per_token(arch, ft, spec.seq_len, causal=spec.flash_attention)
     layer_table = _layer_table(arch, spec, axes)
     usable = hw.memory_bytes * spec.usable_memory_fraction
     considered = feasible = 0
@@ -348,6 +370,8 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
         mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, chunk_axes), layer_table)
         considered += len(mem["total"])
         fits = mem["total"] <= usable
+        if ft is not None and ft.spec.paged:  # paged optimizer states may leave the GPU (QLoRA §3)
+            fits |= mem["total"] - mem["optimizer"] <= usable
         if not fits.any():
             i = int(np.argmin(mem["total"]))
             if smallest is None or mem["total"][i] < smallest[0]:
@@ -359,7 +383,12 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
         lay = Layout(
             **{k: rows[k] for k in DIMENSIONS}, params_per_gpu=mem["params"][idx], expert_params_per_gpu=mem["expert_params"][idx]
         )
-        step = np.asarray(step_time(arch, hw, work, lay).step_seconds, dtype=np.float64)
+        if ft is None:
+            step = np.asarray(step_time(arch, hw, work, lay).step_seconds, dtype=np.float64)
+        else:
+            load = adapter_load(arch, ft, base_params=mem["base_params"][idx], base_expert_params=mem["base_expert_params"][idx],
+                                paged_bytes=np.maximum(0.0, mem["total"][idx] - usable) if ft.spec.paged else 0.0)  # fmt: skip
+            step = np.asarray(finetune_step_time(arch, hw, work, lay, load).step_seconds, dtype=np.float64)
         keep = _top(step, mem["total"][idx], spec.top_k)
         best.append({k: a[keep] for k, a in rows.items()} | {"_step": step[keep], "_total": mem["total"][idx][keep]})
     cut = len(done) < len(chunks)

@@ -22,6 +22,7 @@ from service.core import pipeline
 from service.core.activations import LOGIT_BYTES, MASK_BYTES, ActivationOptions, layer_activation_bytes
 from service.core.architecture import Architecture
 from service.core.compute import AttentionFormula, Recompute, training_flops
+from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import Fp8Recipe, weight_copy_bytes_per_param
 from service.core.kernels import MEGATRON
 from service.core.memory import (
@@ -35,6 +36,15 @@ from service.core.memory import (
     params_per_gpu,
 )
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule
+from service.core.plan_finetune import (
+    FinetuneShardTable,
+    data_parallel_only,
+    finetune_layer_delta,
+    finetune_shard_table,
+    finetune_state_arrays,
+    resolve_finetune,
+    zero_sharded_arrays,
+)
 from service.core.steptime import RECOMPUTE_CODES, Hardware
 
 RECOMPUTES = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL)
@@ -54,7 +64,8 @@ class PlanSpec:
     dimension held ``fixed`` (names in :data:`DIMENSIONS`; ``recompute`` as a string).
     ``usable_memory_fraction`` of the GPU's memory is what a plan may fill (the rest holds the
     CUDA context, NCCL buffers and allocator fragmentation); ``time_limit_seconds`` bounds the
-    search."""
+    search. ``finetune`` plans a LoRA/QLoRA fine-tune (None: pre-training, or a full fine-tune).
+    """
 
     n_gpus: int
     seq_len: int
@@ -75,6 +86,7 @@ class PlanSpec:
     fused_kernels: bool = True
     moe_load_imbalance: float = 1.0
     expert_tensor_parallel: int | None = None
+    finetune: FinetuneSpec | None = None
 
     def expert_fold(self, tp: Any) -> Any:
         """Ranks an expert's data-parallel replicas span per data-parallel rank: ``tp`` under MoE
@@ -116,6 +128,8 @@ def _axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, np.ndar
         "virtual_stages": list(VIRTUAL_STAGES),
         "pipeline_schedule": list(range(len(SCHEDULES))),
     }
+    if spec.finetune is not None and data_parallel_only(resolve_finetune(arch, spec.finetune, spec.precision)):
+        defaults |= {"tp": [1], "pp": [1], "cp": [1], "ep": [1]}  # a quantised base: data parallelism only
     if "recompute" in fixed:
         fixed = fixed | {"recompute": RECOMPUTE_CODES[fixed["recompute"]]}
     if "pipeline_schedule" in fixed:
@@ -180,8 +194,13 @@ class _ShardTable:
     optimizer_expert: np.ndarray
 
 
-def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _ShardTable:
-    """Indexed by (parameter copies - 1, tp, pp, ep, virtual stages): DualPipe keeps two copies."""
+def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _ShardTable | FinetuneShardTable:
+    """Indexed by (parameter copies - 1, tp, pp, ep, virtual stages): DualPipe keeps two copies.
+    A fine-tune's: :func:`service.core.plan_finetune.finetune_shard_table`."""
+    if spec.finetune is not None:
+        return finetune_shard_table(arch, resolve_finetune(arch, spec.finetune, spec.precision), axes, precision=spec.precision,
+                                    optimizer=spec.optimizer, fp8_recipe=spec.fp8_recipe,
+                                    expert_tensor_parallel=spec.expert_tensor_parallel)  # fmt: skip
     names = ("tp", "pp", "ep", "virtual_stages")
     dense = np.zeros((2, *(len(axes[k]) for k in names)), dtype=np.float64)
     expert, optimizer_dense, optimizer_expert = np.zeros_like(dense), np.zeros_like(dense), np.zeros_like(dense)
@@ -205,8 +224,10 @@ LAYER_AXES = ("tp", "sequence_parallel", "recompute", "micro_batch_size", "cp")
 
 def _layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> np.ndarray:
     """One layer's activation bytes by (tp, sequence_parallel, recompute, micro-batch, cp),
-    from :func:`service.core.activations.layer_activation_bytes`."""
+    from :func:`service.core.activations.layer_activation_bytes` (with a fine-tune's change,
+    :func:`service.core.plan_finetune.finetune_layer_delta`)."""
     e = PRECISION_BYTES[spec.precision].activation
+    ft = None if spec.finetune is None else resolve_finetune(arch, spec.finetune, spec.precision)
     layer = np.empty(tuple(len(axes[k]) for k in LAYER_AXES), dtype=np.float64)
     for idx in np.ndindex(layer.shape):
         t, sp, rc, b, c = (axes[k][i].item() for k, i in zip(LAYER_AXES, idx, strict=True))
@@ -215,38 +236,36 @@ def _layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
             flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e, kernels=MEGATRON,
         )  # fmt: skip
         layer[idx] = layer_activation_bytes(arch, opts).total_bytes
+        if ft is not None:
+            layer[idx] += finetune_layer_delta(arch, ft, tokens=spec.seq_len // c * b, element_bytes=e,
+                                               flash_attention=spec.flash_attention, recompute=RECOMPUTES[rc], tp=t,
+                                               sequence_parallel=bool(sp))  # fmt: skip
     return layer
 
 
 def _memory_arrays(
-    arch: Architecture, spec: PlanSpec, g: dict[str, np.ndarray], shard_table: _ShardTable, layer_table: np.ndarray
+    arch: Architecture,
+    spec: PlanSpec,
+    g: dict[str, np.ndarray],
+    shard_table: _ShardTable | FinetuneShardTable,
+    layer_table: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Per-GPU bytes of every layout, as :func:`service.core.memory.training_memory` combines
     the per-shard terms (ZeRO over ``dp * cp``, experts over ``dp * cp / ep``, offload, the
-    busiest stage's activations)."""
+    busiest stage's activations); a fine-tune's as :func:`service.core.finetune.finetune_memory`
+    (:func:`service.core.plan_finetune.finetune_state_arrays`)."""
     pb = PRECISION_BYTES[spec.precision]
     t, p, c = g["tp"], g["pp"], g["cp"]
     code = g["pipeline_schedule"]
     copies = (code == pipeline.DUALPIPE) & (p > 1)
     shard = (copies.astype(np.int64), g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
-    dense, expert = shard_table.dense[shard], shard_table.expert[shard]
     shards = (g["dp"] * c).astype(np.float64)
     expert_shards = shards * spec.expert_fold(t) / g["ep"]  # folded: tp*dp*cp/ep
     z = g["zero_stage"]
-
-    def sharded(dense_bytes: np.ndarray, expert_bytes: np.ndarray, applies: np.ndarray) -> np.ndarray:
-        # service.core.memory.zero_sharded_bytes over arrays
-        return np.where(applies, -(-dense_bytes // shards) - (-expert_bytes // expert_shards), dense_bytes + expert_bytes)
-
-    weights = sharded(pb.weight * dense, pb.weight * expert, z >= 3)
-    if spec.precision is Precision.FP8:  # FP8 weight copies below ZeRO-3, as service.core.memory.training_memory counts them
-        per_param = weight_copy_bytes_per_param(spec.fp8_recipe)
-        copies = np.ceil(per_param * fp8_copy_params(arch, dense)) + np.ceil(per_param * fp8_copy_params(arch, expert))
-        weights = weights + np.where(z >= 3, 0, copies)
-    gradients = sharded(pb.gradient * dense, pb.gradient * expert, z >= 2)
-    optimizer = sharded(shard_table.optimizer_dense[shard], shard_table.optimizer_expert[shard], z >= 1)
-    offloaded = np.where(g["offload_optimizer"], optimizer, 0)
-    optimizer = np.where(g["offload_optimizer"], 0, optimizer)
+    if isinstance(shard_table, FinetuneShardTable):
+        states = finetune_state_arrays(shard_table, shard, z, g["offload_optimizer"], shards, expert_shards)
+    else:
+        states = _state_arrays(arch, spec, shard_table, shard, z, g["offload_optimizer"], shards, expert_shards)
 
     layer = layer_table[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
     # the stage's total, as service.core.activations.stage_activation_bytes builds it
@@ -267,9 +286,33 @@ def _memory_arrays(
     both_ends = np.ceil(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
     single = per_stage * layer + embedding_mask + output
     activations = np.where(p == 1, single, np.where(pipeline.hides_communication(code), both_ends, np.maximum(first, last)))
-    total = weights + gradients + optimizer + activations
-    return {"params": dense + expert, "expert_params": expert, "total": total, "weights": weights, "gradients": gradients,
-            "optimizer": optimizer, "activations": activations, "offloaded": offloaded}  # fmt: skip
+    total = states["weights"] + states["gradients"] + states["optimizer"] + activations
+    return states | {"total": total, "activations": activations}
+
+
+def _state_arrays(
+    arch: Architecture, spec: PlanSpec, shard_table: _ShardTable, shard: tuple[np.ndarray, ...], z: np.ndarray,
+    offload: np.ndarray, shards: np.ndarray, expert_shards: np.ndarray,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per-GPU weights, gradients and optimizer states (on the GPU and offloaded) of pre-training's
+    layouts, and the parameters of each GPU's shard."""
+    pb = PRECISION_BYTES[spec.precision]
+    dense, expert = shard_table.dense[shard], shard_table.expert[shard]
+
+    def sharded(dense_bytes: np.ndarray, expert_bytes: np.ndarray, applies: np.ndarray) -> np.ndarray:
+        return zero_sharded_arrays(dense_bytes, expert_bytes, applies, shards, expert_shards)
+
+    weights = sharded(pb.weight * dense, pb.weight * expert, z >= 3)
+    if spec.precision is Precision.FP8:  # FP8 weight copies below ZeRO-3, as service.core.memory.training_memory counts them
+        per_param = weight_copy_bytes_per_param(spec.fp8_recipe)
+        copies = np.ceil(per_param * fp8_copy_params(arch, dense)) + np.ceil(per_param * fp8_copy_params(arch, expert))
+        weights = weights + np.where(z >= 3, 0, copies)
+    gradients = sharded(pb.gradient * dense, pb.gradient * expert, z >= 2)
+    optimizer = sharded(shard_table.optimizer_dense[shard], shard_table.optimizer_expert[shard], z >= 1)
+    offloaded = np.where(offload, optimizer, 0)
+    optimizer = np.where(offload, 0, optimizer)
+    return {"params": dense + expert, "expert_params": expert, "weights": weights, "gradients": gradients,
+            "optimizer": optimizer, "offloaded": offloaded}  # fmt: skip
 
 
 def _flops_per_token(arch: Architecture, seq_len: int, causal: bool) -> tuple[float, np.ndarray]:

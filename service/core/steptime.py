@@ -445,15 +445,24 @@ def _busiest_stage(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, 
 
 
 def _pipeline_seconds(
-    hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes, layers: Any, logits: Any, micro: Any, d_model: int
+    hw: Hardware,
+    work: Workload,
+    z: _Sizes,
+    lt: _LayerTimes,
+    layers: Any,
+    logits: Any,
+    micro: Any,
+    d_model: int,
+    weight_grad: Any = None,
 ) -> tuple[Any, Any, Any]:
     """(micro-batches per step, bubble, exposed point-to-point sends) of the pipeline, with
-    ``micro`` the busiest stage's seconds per micro-batch."""
+    ``micro`` the busiest stage's seconds per micro-batch and ``weight_grad`` a layer's
+    weight-gradient seconds (None: one more pass of its forward matmuls)."""
     p, v = z.p, z.v
     m = work.global_batch_size / (z.d * z.b)  # micro-batches per step on each pipeline
     # backward of the stage (B) and its weight-gradient half (W: one more pass of the forward matmuls)
     stage_backward = layers * (lt.backward + lt.recompute) + logits * 2 / 3
-    stage_weight_grad = layers * lt.matmuls + logits / 3
+    stage_weight_grad = layers * (lt.matmuls if weight_grad is None else weight_grad) + logits / 3
     bubble = pipeline.bubble_seconds(z.code, p, v, micro, stage_backward, stage_weight_grad)
 
     # pipeline point-to-point: activations forward, gradients backward, per chunk boundary
@@ -476,10 +485,19 @@ def _dp_groups(arch: Architecture, lay: Layout, z: _Sizes) -> tuple[Any, Any, An
 
 
 def _dp_comm_seconds(
-    arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: _Sizes, lt: _LayerTimes, layers: Any, m: Any
+    arch: Architecture,
+    hw: Hardware,
+    work: Workload,
+    lay: Layout,
+    z: _Sizes,
+    lt: _LayerTimes,
+    layers: Any,
+    m: Any,
+    frozen_gather: Any = None,
 ) -> Any:
     """The step's exposed data-parallel communication: gradient reductions and ZeRO's parameter
-    gathers beside the backward and forward passes, and the edges nothing hides."""
+    gathers beside the backward and forward passes, and the edges nothing hides. ``frozen_gather``:
+    the seconds of ZeRO-3's gather of weights that get no gradient (a fine-tune's frozen base)."""
     zero = z.zero
     dense, expert, group, expert_group = _dp_groups(arch, lay, z)
     dp_bw, dp_lat = _link(hw, group * z.t)
@@ -499,6 +517,8 @@ def _dp_comm_seconds(
     gather = over_groups(ring_gather_seconds, work.weight_bytes)
     if work.fp8:
         gather = np.where(zero >= 3, over_groups(ring_gather_seconds, 1), gather)
+    if frozen_gather is not None:
+        gather = np.where(zero >= 3, gather + frozen_gather, gather)
 
     dp_comm = np.select(
         [zero == 0, zero == 1, zero == 2],
@@ -543,30 +563,28 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     every term and its source). Layout arrays must already be valid (dividing, fitting);
     :mod:`service.core.plan` checks that."""
     z = _sizes(arch, work, lay)
-    # --- one layer's forward, one micro-batch ---
-    lt = _layer_times(arch, hw, work, z)
+    return _step_from_layers(arch, hw, work, lay, z, _layer_times(arch, hw, work, z))
+
+
+def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: _Sizes, lt: _LayerTimes,
+                      weight_grad: Any = None, frozen_gather: Any = None, host_seconds: Any = None) -> StepTime:  # fmt: skip
+    """:func:`step_time` from one layer's times ``lt`` (a fine-tune's: :mod:`service.core.steptime_finetune`,
+    with its weight-gradient seconds, its frozen base's ZeRO-3 gather and its optimizer's paging)."""
     tp_layer = _tp_comm_seconds(hw, work, z, lt, arch.d_model)
     cp_layer = _cp_comm_seconds(arch, hw, work, z, lt)
     ep_layer = _ep_comm_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp_layer + cp_layer + ep_layer
     layers, logits = _busiest_stage(arch, hw, work, z, per_layer)
     micro = layers * per_layer + logits
-    m, bubble, pp_comm = _pipeline_seconds(hw, work, z, lt, layers, logits, micro, arch.d_model)
-    dp_comm = _dp_comm_seconds(arch, hw, work, lay, z, lt, layers, m)
+    m, bubble, pp_comm = _pipeline_seconds(hw, work, z, lt, layers, logits, micro, arch.d_model, weight_grad)
+    dp_comm = _dp_comm_seconds(arch, hw, work, lay, z, lt, layers, m, frozen_gather)
     optimizer = _optimizer_seconds(arch, hw, work, lay, z)
+    if host_seconds is not None:
+        optimizer = optimizer + host_seconds
 
     compute = m * (layers * (lt.forward + lt.backward) + logits)
     step = m * micro + bubble + pp_comm + dp_comm + optimizer
-    return StepTime(
-        compute_seconds=compute,
-        recompute_seconds=m * (layers * lt.recompute),
-        tp_comm_seconds=m * (layers * tp_layer),
-        cp_comm_seconds=m * (layers * cp_layer),
-        ep_comm_seconds=m * (layers * ep_layer),
-        pp_comm_seconds=pp_comm,
-        bubble_seconds=bubble,
-        dp_comm_seconds=dp_comm,
-        optimizer_seconds=optimizer,
-        step_seconds=step,
-        microbatches=m,
-    )
+    return StepTime(compute_seconds=compute, recompute_seconds=m * (layers * lt.recompute), tp_comm_seconds=m * (layers * tp_layer),
+                    cp_comm_seconds=m * (layers * cp_layer), ep_comm_seconds=m * (layers * ep_layer), pp_comm_seconds=pp_comm,
+                    bubble_seconds=bubble, dp_comm_seconds=dp_comm, optimizer_seconds=optimizer, step_seconds=step,
+                    microbatches=m)  # fmt: skip

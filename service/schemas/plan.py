@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from service.core.limits import MAX_BATCH, MAX_SEQ_LEN, MAX_TOKENS
@@ -12,6 +14,7 @@ from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, NGpus, PriceChoice, PriceQuote
 from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
+from service.schemas.finetune import Finetune, lora_shorthand
 from service.schemas.layout import Bandwidth, FixedDimensions, PlanItem, Size, StepTimeOptions
 from service.schemas.model import ModelSpec
 
@@ -26,6 +29,10 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
                  "seq_len": 8192, "global_batch_size": 2048, "fixed": {"tp": 8, "pp": 16}, "top_k": 3},
                 {"model": {"preset": "llama-2-7b"}, "gpu": ["h100-sxm", "a100-80gb-sxm", "l40s"], "tokens": 2e12,
                  "deadline_days": 30},
+                {"model": {"preset": "llama-3-70b"}, "gpu": "h100-sxm", "n_gpus": 8, "seq_len": 4096, "global_batch_size": 32,
+                 "finetune": {"method": "lora", "r": 32}, "tokens": 1e9, "top_k": 3},
+                {"model": {"preset": "llama-3-8b"}, "gpu": "a100-80gb-sxm", "n_gpus": 2, "seq_len": 2048, "global_batch_size": 16,
+                 "qlora": {"r": 64, "dropout": 0.05}, "top_k": 3},
             ]
         }
     }  # fmt: skip
@@ -59,6 +66,18 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
     effective_time_fraction: float = Field(
         0.9, ge=0.1, le=1, description="Wall-clock share spent training (failures, restarts); Llama 3 §3.3.4 reports > 90 %."
     )
+    finetune: Finetune | None = Field(
+        None,
+        description="Plan a fine-tune (the object POST /v1/memory/training takes): absent or `full` plans full training; "
+        "`lora`/`qlora` freeze the base (no gradients or optimizer states for it; ZeRO-3/FSDP still gathers it) and train "
+        "adapters split as Megatron-Bridge splits them over tp, pp and ep. A quantised base (QLoRA's nf4) runs under data "
+        "parallelism with ZeRO/FSDP only. Top-level `lora: {...}` or `qlora: {...}` are shorthands for it.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_shorthand(cls, data: Any) -> Any:
+        return lora_shorthand(data)
 
     @model_validator(mode="after")
     def _cluster(self) -> PlanRequest:

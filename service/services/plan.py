@@ -13,8 +13,10 @@ from service.core.context import check_context
 from service.core.cost import planned_training_cost
 from service.core.efficiency import DEFAULT_MATMUL_EFFICIENCY
 from service.core.errors import InvalidSpecError
+from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import BF16_OPS, check_recipe
 from service.core.memory import Optimizer, Precision
+from service.core.plan_finetune import data_parallel_only, resolve_finetune
 from service.core.steptime import Hardware
 from service.errors import Unprocessable
 from service.schemas import plan as s
@@ -54,6 +56,35 @@ FORMULAS = [
     "MFU = model FLOPs per token (every matmul + the attention core, halved by causal FlashAttention; Narayanan et al. 2021 §5.1) "
     "* tokens/s / (n * peak)",
 ]
+
+
+FINETUNE_FORMULAS = [
+    "fine-tune step: forward + adapters' x*A*B; backward through the frozen base dX only (no dW GEMMs: its matmuls once, "
+    "not twice) + the adapters' dX and dW (Hu et al. 2021 §4.2); QLoRA dequantises each 4-bit matrix before every forward "
+    "and backward matmul, memory-bound (Dettmers et al. 2023 Eq. 6); paged optimizer states cross PCIe twice a step",
+    "fine-tune memory per GPU = frozen base (its tp x pp shard; ZeRO-3 shards it) + adapters with their gradients and "
+    "optimizer states (ZeRO 1-3) + full training's activations less the frozen matmuls' inputs plus the adapters' "
+    "(service.core.finetune; Korthikanti et al. 2022 §4)",
+    "MFU counts a fine-tune's model FLOPs: (4P + 6P_a) per token + the attention core (Hu et al. 2021 §4.2)",
+]
+
+
+def finetune_assumptions(arch: Architecture, spec: FinetuneSpec, precision: Precision) -> dict[str, Any]:
+    """What a planned LoRA/QLoRA fine-tune assumed, for ``assumptions``."""
+    ft = resolve_finetune(arch, spec, precision)
+    return {
+        "finetune": spec.method.value, "finetune_rank": spec.rank, "finetune_target_modules": ", ".join(t.value for t in ft.targets),
+        "finetune_trainable_params": ft.adapter_params, "finetune_base_format": ft.base_format.value,
+        "finetune_paged_optimizer": spec.paged,
+        "finetune_layouts": "tp, pp, cp, ep with a 16/32-bit base (adapters split as Megatron-Bridge's ParallelLinearAdapter); "
+        "data parallelism with ZeRO/FSDP only for a quantised base (bitsandbytes has no tensor-parallel 4-bit layer; QLoRA + "
+        "FSDP as Answer.AI and torchtune run it)" if not data_parallel_only(ft) else
+        "data parallelism with ZeRO/FSDP only: bitsandbytes' 4-bit layers have no tensor-parallel form (QLoRA + FSDP as "
+        "Answer.AI and torchtune run it)",
+        "finetune_paging": "a plan whose memory exceeds the usable share only by paged optimizer states fits, and pays their "
+        "trip over PCIe each step" if spec.paged else "off",
+        "finetune_output_layer": "frozen; its weight-gradient GEMM is still timed (under 2 % of a 7B model's step)",
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -173,11 +204,13 @@ def cached_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> 
 def best_plan(
     arch: Architecture, cluster: Cluster, *, n_gpus: int, seq_len: int, global_batch_size: int,
     precision: Precision = Precision.MIXED_BF16, optimizer: Optimizer = Optimizer.ADAMW, fixed: dict[str, Any] | None = None,
-    options: StepTimeOptions | None = None,
+    options: StepTimeOptions | None = None, finetune: FinetuneSpec | None = None,
 ) -> core.PlanResult:  # fmt: skip
-    """The fastest plan that fits (``top_k`` 1), for the cost and budget answers."""
+    """The fastest plan that fits (``top_k`` 1), for the cost and budget answers (a LoRA/QLoRA
+    fine-tune's with ``finetune``)."""
+    extra = {} if finetune is None else {"finetune": finetune}
     spec = core.PlanSpec(n_gpus=n_gpus, seq_len=seq_len, global_batch_size=global_batch_size, precision=precision,
-                         optimizer=optimizer, top_k=1, fixed=fixed or {}, **spec_options(options, cluster))  # fmt: skip
+                         optimizer=optimizer, top_k=1, fixed=fixed or {}, **spec_options(options, cluster), **extra)  # fmt: skip
     return cached_plan(arch, cluster.hardware, spec)
 
 
@@ -352,6 +385,11 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
                                    "usable_memory_fraction": req.usable_memory_fraction, "flash_attention": req.flash_attention,
                                    "activation_kernels": "megatron (Megatron-LM's fused kernels, Korthikanti et al. 2022)"}  # fmt: skip
     assumptions |= options_assumptions(req)
+    finetune = req.finetune.spec() if req.finetune is not None and req.finetune.is_adapter else None
+    if finetune is not None:
+        assumptions |= finetune_assumptions(arch, finetune, req.precision)
+    elif req.finetune is not None:
+        assumptions["finetune"] = "full: every weight trained, planned as training"
     if warning := check_context(arch, seq_len):
         assumptions["seq_len_warning"] = warning
     for gpu_id in gpu_ids:
@@ -364,6 +402,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
             n_gpus=req.n_gpus or cluster.hardware.gpus_per_node, seq_len=seq_len, global_batch_size=batch,
             precision=req.precision, optimizer=req.optimizer, flash_attention=req.flash_attention, dropout=req.dropout,
             fixed=fixed, top_k=req.top_k, usable_memory_fraction=req.usable_memory_fraction, **spec_options(req, cluster),
+            **({} if finetune is None else {"finetune": finetune}),
         )  # fmt: skip
         try:
             searched_gpu = _search(arch, cluster, spec, req, seq_len, len(gpu_ids), totals)
@@ -422,7 +461,8 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
                              searched="; ".join(searched) or "nothing"),
         reason=None if items else "; ".join(reasons),
         gpus=summaries, fastest_gpu=fastest, cheapest_gpu=cheapest, global_batch_size=batch, seq_len=seq_len,
-        formulas=FORMULAS + ([energy_service.FORMULA] if req.tokens is not None and views else []), assumptions=assumptions,
+        formulas=FORMULAS + (FINETUNE_FORMULAS if finetune is not None else [])
+        + ([energy_service.FORMULA] if req.tokens is not None and views else []), assumptions=assumptions,
     )  # fmt: skip
 
 

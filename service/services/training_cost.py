@@ -10,6 +10,7 @@ from typing import Any
 from service.core import compute, cost, finetune, memory
 from service.core.architecture import Architecture, ModelShape
 from service.core.errors import InvalidSpecError
+from service.core.finetune_spec import FinetuneSpec
 from service.core.memory import Precision
 from service.core.plan import PlanResult
 from service.errors import Unprocessable
@@ -46,12 +47,14 @@ PRECISION_FOR_DTYPE = {"bf16": Precision.MIXED_BF16, "fp16": Precision.MIXED_FP1
 Costed = s.TrainingCostRequest | s.CompareRequest  # the requests whose time the planner may give
 
 
-def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, req: Costed) -> Planned | None:
+def _planned(
+    model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, req: Costed, finetune: FinetuneSpec | None = None
+) -> Planned | None:
     """The step-time model's best plan when the architecture is known and no throughput was given
     (None otherwise: the answer then uses the MFU). A recompute setting the request gives is
     held fixed; the planner models 16- and 32-bit training (another dtype falls back to the MFU).
     A training-cost request also brings its step-time options, fixed dimensions and downtime; a
-    comparison plans with the defaults."""
+    comparison plans with the defaults. ``finetune`` plans a LoRA/QLoRA fine-tune."""
     if req.mfu is not None or req.achieved_tflops_per_gpu is not None or not isinstance(model, Architecture):
         return None
     seq, _ = training_seq_len(model, seq_len)
@@ -70,11 +73,13 @@ def _planned(model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, 
     try:
         cluster = plan_service.cluster_for(gpu, precision, **plan_service.cluster_options(options))
         result = plan_service.best_plan(model, cluster, n_gpus=n_gpus, seq_len=seq, global_batch_size=batch,
-                                        precision=precision, fixed=fixed, options=options)  # fmt: skip
+                                        precision=precision, fixed=fixed, options=options, finetune=finetune)  # fmt: skip
     except (Unprocessable, InvalidSpecError) as exc:
         loc = (exc.errors[0].get("loc") or ["body"])[1:] if isinstance(exc, Unprocessable) and exc.errors else []
         field = exc.field if isinstance(exc, InvalidSpecError) else ".".join(str(part) for part in loc)
         if options is not None and _names_an_option(field, req):  # the request asked for what cannot run: say so
+            raise
+        if finetune is not None and field.startswith("finetune"):  # the fine-tune itself is at fault
             raise
         reason = exc.detail if isinstance(exc, Unprocessable) else f"{exc.field}: {exc.reason}"
         return Planned(plan=None, cluster=None, seq_len=seq, global_batch_size=batch, reason=reason)
@@ -131,8 +136,8 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
             model, req.tokens, ft.spec(), recompute=req.recompute, include_attention=req.include_attention, seq_len=seq
         )
         ft_detail = finetune_compute_detail(ft_compute)
-    # the step-time model plans full training; LoRA's (4P + 6P_a)D is timed at the MFU instead
-    planned = None if ft is not None else _planned(model, gpu, req.n_gpus, req.seq_len, req)
+    # the step-time model plans full training and LoRA/QLoRA fine-tunes (service.core.steptime_finetune)
+    planned = _planned(model, gpu, req.n_gpus, req.seq_len, req, ft.spec() if ft is not None else None)
     best = planned.plan.plans[0] if planned and planned.plan and planned.plan.plans else None
     if best is not None:
         r = cost.planned_training_cost(
@@ -154,9 +159,11 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
         r, mfu, rate_assumptions, efficiency, efficiency_source, time_formula = timed
     fits = None if planned is None or planned.plan is None else best is not None
     reason = planned.reason if fits is False and planned is not None else None
-    if ft is not None:  # the memory check the planner would have made, for the frozen base and adapters
+    if ft is not None and best is None and (planned is None or planned.plan is None):  # no plan: the least footprint
         fits, reason, fit_notes = _finetune_fits(req, model, ft, gpu, seq)
         rate_assumptions |= fit_notes
+    if ft is not None and planned is not None and planned.cluster is not None:
+        rate_assumptions |= plan_service.finetune_assumptions(model, ft.spec(), planned.precision)  # type: ignore[arg-type]
     plan_item = None
     if best is not None:
         plan_item = plan_service.plan_item(gpu.id, req.n_gpus, best, req.tokens, req.effective_time_fraction,
@@ -218,9 +225,11 @@ def _time_at_mfu(
     time_formula = ("GPU-hours = FLOPs / (peak * MFU * scaling_efficiency) / 3600; wall clock = GPU-hours / n_gpus "
                     "(C = tau*T, Transformers Math 101)")  # fmt: skip
     if ft_compute is not None:
-        rate_assumptions["planner"] = ("not used: the step-time model plans full training; LoRA/QLoRA FLOPs are timed at the MFU "
-                                       "(a pre-training MFU: small fine-tuning batches and QLoRA's dequantisation run slower)")  # fmt: skip
         rate_assumptions |= finetune_assumptions(ft_compute.spec, ft_compute.targets)
+    if ft_compute is not None and planned is not None and planned.plan is None:
+        rate_assumptions["planner"] = f"not used: {planned.reason}"
+    elif ft_compute is not None and planned is None:
+        rate_assumptions["planner"] = "not used: an MFU or achieved TFLOP/s was given (or no architecture)"
     elif planned is None and not isinstance(model, Architecture) and req.mfu is None and req.achieved_tflops_per_gpu is None:
         rate_assumptions["planner"] = "not used: the step-time model needs the architecture (a preset or its fields)"
     elif planned is not None and planned.plan is None:  # the cluster or batch admits no layout at all

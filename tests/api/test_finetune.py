@@ -69,7 +69,8 @@ def test_qlora_reports_quantisation_paging_and_fit(client) -> None:
         ({"lora": 16}, "lora"),
         ({"qlora": {"base_format": "bf16"}}, "finetune.base_format"),
         ({"model": {"n_params": 7e9}, "lora": {}, "include_activations": False}, "model"),
-        ({"lora": {}, "parallelism": {"tp": 2}}, "parallelism.tp"),
+        ({"qlora": {}, "parallelism": {"tp": 2}}, "parallelism.tp"),
+        ({"lora": {"r": 5000}}, "finetune.r"),
         ({"lora": {"kept_dtype": "bf16"}}, "finetune.kept_dtype"),
         ({"qlora": {"kept_dtype": "nf4"}}, "finetune.kept_dtype"),
         ({"precision": "int4"}, "qlora"),  # a user's first try at a 4-bit base
@@ -94,12 +95,12 @@ def test_lora_compute_is_about_four_pd(client) -> None:
     assert "Hu et al. 2021" in lora["formulas"][0]
 
 
-def test_lora_cost_uses_lora_flops_at_the_mfu(client) -> None:
+def test_lora_cost_uses_lora_flops_timed_by_the_plan_or_at_a_given_mfu(client) -> None:
     body = {"model": LLAMA_7B, "tokens": 1e9, "gpu": "h100-sxm", "n_gpus": 1, "usd_per_gpu_hour": 2.0}
     full = ok(client, "/v1/cost/training", body | {"mfu": 0.4})
     lora = ok(client, "/v1/cost/training", body | {"lora": {"r": 16}})
     assert lora["total_flops"] < full["total_flops"] * 0.7
-    assert lora["plan"] is None and "plans full training" in lora["assumptions"]["planner"]
+    assert lora["plan"] is not None and lora["assumptions"]["time_from"].startswith("the planner's best plan")
     assert lora["finetune"]["trainable_params"] > 0
     # same MFU, fewer FLOPs: proportionally fewer GPU-hours
     lora_at_04 = ok(client, "/v1/cost/training", body | {"lora": {"r": 16}, "mfu": 0.4})
@@ -119,11 +120,11 @@ def test_qlora_cost_says_whether_the_job_fits(client) -> None:
     # ZeRO-3 shards the frozen base and LoRA fits too
     body = {"model": {"preset": "llama-2-70b"}, "tokens": 1e8, "gpu": "h100-sxm", "usd_per_gpu_hour": 2.0, "seq_len": 2048}
     q = ok(client, "/v1/cost/training", body | {"n_gpus": 1, "qlora": {"r": 64}})
-    assert q["fits"] is True and q["reason"] is None and "ZeRO-0" in q["assumptions"]["fits_layout"]
+    assert q["fits"] is True and q["reason"] is None and q["plan"]["zero_stage"] == 0 and q["plan"]["tp"] == 1
     lora = ok(client, "/v1/cost/training", body | {"n_gpus": 1, "lora": {"r": 64}})
     assert lora["fits"] is False and "GiB per GPU" in lora["reason"]
     sharded = ok(client, "/v1/cost/training", body | {"n_gpus": 8, "lora": {"r": 64}})
-    assert sharded["fits"] is True and "ZeRO-3" in sharded["assumptions"]["fits_layout"]
+    assert sharded["fits"] is True and sharded["plan"]["tp"] * sharded["plan"]["pp"] * sharded["plan"]["dp"] == 8
 
 
 def test_deepseek_v3_lora_and_qlora_answer_with_the_exact_trainable_count(client) -> None:
@@ -164,7 +165,8 @@ def test_qlora_is_timed_at_a_16_bit_peak(client) -> None:
     r = client.post("/v1/cost/training", json=body | {"dtype": "fp8"})
     assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "dtype"
     ok_answer = client.post("/v1/cost/training", json=body).json()
-    assert ok_answer["assumptions"]["peak_dtype"] == "bf16" and ok_answer["assumptions"]["fits_precision"] == "mixed_bf16"
+    assumptions = ok_answer["assumptions"]
+    assert assumptions["h100-sxm.peak_dtype"] == "bf16" and assumptions["precision"] == "mixed_bf16"
 
 
 def test_fine_tuning_on_24_and_48_gb_workstation_cards(client) -> None:
@@ -190,6 +192,6 @@ def test_cost_memory_check_defaults_to_the_planners_sequence_length(client) -> N
     body = {"model": {"preset": "llama-3.1-8b"}, "qlora": {"r": 16}, "tokens": 1e8, "gpu": "rtx-4090", "n_gpus": 1,
             "usd_per_gpu_hour": 0.5}  # fmt: skip
     data = ok(client, "/v1/cost/training", body)
-    assert data["fits"] is True and data["assumptions"]["fits_seq_len"] == 8192
+    assert data["fits"] is True and data["assumptions"]["seq_len"] == 8192
     long = ok(client, "/v1/cost/training", body | {"seq_len": 131_072})
-    assert long["fits"] is False and "needs" in long["reason"] and long["assumptions"]["fits_seq_len"] == 131_072
+    assert long["fits"] is False and "no layout fits" in long["reason"] and long["assumptions"]["seq_len"] == 131_072

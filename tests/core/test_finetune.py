@@ -288,8 +288,11 @@ def test_qlora_rejects_a_16_bit_base_and_unmodelled_layouts() -> None:
         finetune_memory(arch, FinetuneSpec(method=FinetuneMethod.QLORA, base_format=BaseFormat.BF16))
     assert e.value.field == "finetune.base_format"
     with pytest.raises(InvalidSpecError) as e:
-        finetune_memory(arch, FinetuneSpec(), parallelism=Parallelism(tp=2))
-    assert e.value.field == "parallelism.tp"
+        finetune_memory(arch, FinetuneSpec(method=FinetuneMethod.QLORA), parallelism=Parallelism(tp=2))
+    assert e.value.field == "parallelism.tp"  # bitsandbytes' 4-bit layers have no tensor-parallel form
+    with pytest.raises(InvalidSpecError, match="at most min") as e:
+        finetune_memory(arch, FinetuneSpec(rank=8192))
+    assert e.value.field == "finetune.r"
     with pytest.raises(InvalidSpecError) as e:
         finetune_memory(preset("gpt2"), FinetuneSpec(targets=(Projection.GATE,)))
     assert e.value.field == "finetune.target_modules"
@@ -313,6 +316,12 @@ def test_activation_detail_matches_the_lora_total() -> None:
 # --- properties over random architectures ---------------------------------------------------------
 
 
+def largest_rank(arch, targets) -> int:
+    """The largest rank the targeted matrices admit: min(in, out) of the smallest (Hu et al. 2021 §4.1)."""
+    shapes = projection_shapes(arch)
+    return min(min(m.rows_in, m.cols_out) for t in targets for m in shapes[t])
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     architectures(),
@@ -325,7 +334,9 @@ def test_activation_detail_matches_the_lora_total() -> None:
 )
 def test_finetune_memory_and_flops_properties(arch, rank, method, recompute, flash, lora_dropout, targets) -> None:
     available = set(projection_shapes(arch))
-    spec = FinetuneSpec(method=method, rank=rank, dropout=lora_dropout, targets=tuple(sorted(targets & available)) or None)
+    chosen = tuple(sorted(targets & available)) or None
+    rank = min(rank, largest_rank(arch, resolve_targets(arch, chosen)))
+    spec = FinetuneSpec(method=method, rank=rank, dropout=lora_dropout, targets=chosen)
     m = finetune_memory(arch, spec, seq_len=128, recompute=recompute, flash_attention=flash)
     mem = m.memory
     parts = (mem.weights_bytes, mem.gradients_bytes, mem.optimizer_bytes, mem.activations_bytes)
@@ -412,6 +423,7 @@ def test_adapted_matrices_are_the_model_s_matrices(arch, rank, method) -> None:
     blocks (:func:`service.core.params.count_params`, checked against transformers): a 4-bit base
     quantises exactly those and keeps the embedding, LM head, norms (MLA's latent norms too) and the
     routers' biases. Adapters add ``r * (in + out)`` for each copy of each matrix."""
+    rank = min(rank, largest_rank(arch, resolve_targets(arch, None)))
     m = finetune_memory(arch, FinetuneSpec(method=method, rank=rank), seq_len=64)
     c = count_params(arch)
     shapes = [s for group in projection_shapes(arch).values() for s in group]

@@ -1,0 +1,133 @@
+"""A LoRA/QLoRA fine-tune laid out over GPUs: which layouts its kernels run, and one GPU's share of
+the frozen base and of the adapters with their gradients and optimizer states.
+
+- **Tensor, pipeline, context and expert parallelism** (LoRA on a 16/32-bit base): Megatron-Bridge
+  (``megatron.bridge.peft.lora``, from NeMo 2's ``ParallelLinearAdapter``) wraps Megatron-Core's
+  parallel linear layers; each adapter is split over ``tp`` with its layer (a column-parallel
+  layer's ``A`` over the rank and ``B`` over its outputs, a row-parallel one's ``A`` over its
+  inputs), held by the pipeline stage of its layer, and a routed expert's adapters by the
+  expert-parallel rank of its expert. Its published LoRA runs use TP2/PP4/VP20 (Llama3-70B).
+- **Data parallelism with ZeRO/FSDP**: the frozen base is replicated (DDP, ZeRO 0-2) or sharded
+  with everything else (ZeRO-3, FSDP: torchtune's LoRA recipes with FSDP2, PEFT with FSDP or
+  DeepSpeed); the adapters alone have gradients and optimizer states (Hu et al. 2021 §4.2), which
+  ZeRO-1/2 shard (Rajbhandari et al. 2020 §5).
+- **A quantised base** (QLoRA's NF4/FP4, LLM.int8): bitsandbytes' ``Linear4bit``/``Linear8bitLt``
+  store each matrix flattened into blocks (QLoRA §3) and have no tensor-parallel form, and
+  neither Megatron-Bridge nor torchtune shards them over tensor, pipeline, context or expert
+  ranks; they run under data parallelism, sharded by FSDP or ZeRO-3 when the packed 4-bit
+  storage is given a float dtype (Answer.AI's FSDP+QLoRA, bitsandbytes' ``quant_storage``,
+  torchtune's QLoRA recipes). A quantised base with tp, pp, cp or ep above 1 is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from service.core.architecture import Architecture
+from service.core.base_weights import FLOAT_BYTES, BaseFormat, BaseWeights
+from service.core.errors import InvalidSpecError
+from service.core.finetune_spec import FinetuneMethod, FinetuneSpec
+from service.core.memory import PRECISION_BYTES, Optimizer, Precision, optimizer_state_bytes, zero_sharded_bytes
+from service.core.parallelism import Parallelism
+from service.core.pipeline import stage_layers
+
+MODEL_PARALLEL = ("tp", "pp", "cp", "ep")
+
+
+def layout_problem(fmt: BaseFormat, sizes: dict[str, int]) -> tuple[str, str] | None:
+    """(the size, why) when a base in ``fmt`` cannot run with these parallel sizes, else None
+    (module docstring: a quantised base runs under data parallelism and ZeRO/FSDP only)."""
+    if fmt in FLOAT_BYTES:
+        return None
+    for name in MODEL_PARALLEL:
+        if sizes.get(name, 1) > 1:
+            return name, (
+                f"a {fmt.value} base runs under data parallelism with ZeRO/FSDP only: bitsandbytes' quantised linear "
+                f"layers have no tensor-parallel form and neither Megatron-Bridge nor torchtune shards them over "
+                f"{name} (QLoRA + FSDP as Answer.AI and torchtune run it); use {name}=1, or method 'lora' on a bf16 base"
+            )
+    return None
+
+
+def check_layout(fmt: BaseFormat, par: Parallelism, prefix: str = "parallelism") -> None:
+    """:func:`layout_problem` as a 422 naming ``<prefix>.<size>``."""
+    problem = layout_problem(fmt, {name: getattr(par, name) for name in MODEL_PARALLEL})
+    if problem:
+        raise InvalidSpecError(f"{prefix}.{problem[0]}", problem[1])
+
+
+def adapter_params_per_gpu(arch: Architecture, dense: int, routed: int, par: Parallelism) -> tuple[int, int]:
+    """(adapter parameters on one GPU of the busiest stage, of which routed experts'): the stage's
+    layers' share (:func:`service.core.pipeline.stage_layers`), split over ``tp`` (routed experts'
+    over ``ep`` and their own tensor size); with ``ep = 1`` the routed experts' adapters count with
+    the rest, as :func:`service.core.parallelism.expert_params_per_gpu` counts the experts."""
+    layers = max(stage_layers(arch.n_layers, par.pp, par.virtual_stages))
+    if par.ep == 1:
+        return math.ceil((dense + routed) * layers / (arch.n_layers * par.tp)), 0
+    experts = math.ceil(routed * layers / (arch.n_layers * par.ep * par.etp))
+    return math.ceil(dense * layers / (arch.n_layers * par.tp)) + experts, experts
+
+
+def base_bytes_per_gpu(base: BaseWeights, fmt: BaseFormat, params: int, expert_params: int) -> tuple[int, int]:
+    """(the frozen base's bytes on one GPU before ZeRO-3 outside the routed experts, the routed experts'): a 16/32-bit
+    base's ``params`` of the shard (:func:`service.core.parallelism.params_per_gpu`) in its format;
+    a quantised base (data parallelism only) whole."""
+    if fmt in FLOAT_BYTES:
+        return FLOAT_BYTES[fmt] * (params - expert_params), FLOAT_BYTES[fmt] * expert_params
+    return base.weights_bytes, 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AdapterBytes:
+    """Adapter parameters' weights, gradients and optimizer states, and their format."""
+
+    bytes_per_param: int  # of the weights, as a checkpoint saves them
+    weights: int
+    gradients: int
+    states: int  # optimizer states (and master copy)
+    format: str
+
+
+def adapter_bytes(spec: FinetuneSpec, precision: Precision, optimizer: Optimizer, p_a: int) -> AdapterBytes:
+    """The ``p_a`` adapter parameters' weights, gradients and optimizer states: QLoRA's in bf16 (fp32
+    under ``precision=fp32``) with 32-bit states and no master copy (QLoRA Eq. 5); LoRA's as
+    ``precision`` says."""
+    pb = PRECISION_BYTES[precision]
+    if spec.method is FinetuneMethod.QLORA:
+        per_param = 4 if precision is Precision.FP32 else 2
+        state_precision = Precision.BF16 if precision is Precision.BF16 else Precision.FP32
+        return AdapterBytes(bytes_per_param=per_param, weights=per_param * p_a, gradients=per_param * p_a,
+                            states=optimizer_state_bytes(p_a, optimizer, state_precision),
+                            format="bf16" if per_param == 2 else "fp32")  # fmt: skip
+    return AdapterBytes(bytes_per_param=pb.weight, weights=pb.weight * p_a, gradients=pb.gradient * p_a,
+                        states=optimizer_state_bytes(p_a, optimizer, precision), format={2: "16-bit", 4: "fp32"}[pb.weight])  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShardedFinetune:
+    """One GPU's share under ZeRO over the data-parallel ranks."""
+
+    base: int
+    adapters: int
+    gradients: int
+    optimizer: int  # on the GPU
+    cpu_offload: int  # optimizer states offloaded to the host
+
+
+def zero_sharded(par: Parallelism, base: tuple[int, int], dense: AdapterBytes, experts: AdapterBytes) -> ShardedFinetune:
+    """ZeRO over ``dp * cp`` (routed experts over ``dp * cp / ep``): stage 1 shards the adapters'
+    optimizer states, 2 their gradients too, 3 every weight, the frozen base included (FSDP with
+    LoRA); ``offload_optimizer`` moves the states to the host."""
+    shards, z, ep, fold = par.zero_shards, par.zero_stage, par.ep, par.expert_fold
+
+    def shard(dense_bytes: int, expert_bytes: int, stage: int) -> int:
+        return zero_sharded_bytes(dense_bytes, expert_bytes, sharded=z >= stage, shards=shards, ep=ep, fold=fold)
+
+    optimizer_gpu = shard(dense.states, experts.states, 1)
+    cpu_offload = 0
+    if par.offload_optimizer:
+        cpu_offload, optimizer_gpu = optimizer_gpu, 0
+    return ShardedFinetune(base=shard(*base, 3), adapters=shard(dense.weights, experts.weights, 3),
+                           gradients=shard(dense.gradients, experts.gradients, 2), optimizer=optimizer_gpu,
+                           cpu_offload=cpu_offload)  # fmt: skip
