@@ -49,6 +49,8 @@ class ServingPlanRequest(PriceChoice):
                  "max_time_to_first_token_seconds": 2, "max_time_per_output_token_seconds": 0.2},
                 {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "weights_dtype": "fp8", "concurrent_users": 16,
                  "prefix_cache_hit_rate": 0.5, "speculative": {"method": "eagle", "tokens": 3, "acceptance_rate": 0.8}},
+                {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "weights_dtype": "fp8", "prompt_tokens": 2000,
+                 "output_tokens": 500, "requests_per_second": 10, "disaggregated": True, "prefill_gpu": "h200-sxm"},
             ]
         }
     }  # fmt: skip
@@ -85,6 +87,16 @@ class ServingPlanRequest(PriceChoice):
         "RadixAttention; DeepSeek's production: 0.563); only the rest is prefilled.", examples=[0.5],
     )  # fmt: skip
     speculative: SpeculativeDecoding | None = Field(None, description="Speculative decoding; default none.")
+    disaggregated: bool = Field(
+        False, description="Prefill and decode on separate pools sized to each other (DistServe, Splitwise); each option "
+        "then has `disaggregated` parts.",
+    )  # fmt: skip
+    prefill_gpu: GpuId | None = Field(
+        None, description="With disaggregated: the prefill pool's GPU type; default each option's gpu."
+    )
+    decode_gpu: GpuId | None = Field(
+        None, description="With disaggregated: the decode pool's GPU type; default each option's gpu."
+    )
     gpu_memory_utilization: float | None = Field(
         None, ge=0.1, le=1, description="Share of each GPU's memory a replica may fill; default the engine's (vLLM 0.9).",
         examples=[0.9],
@@ -108,6 +120,8 @@ class ServingPlanRequest(PriceChoice):
             )
         if isinstance(self.gpu, list) and not 1 <= len(self.gpu) <= 20:
             raise ValueError("gpu: give 1 to 20 GPU ids")
+        if not self.disaggregated and (self.prefill_gpu or self.decode_gpu):
+            raise ValueError("prefill_gpu and decode_gpu name the pools of a disaggregated plan: give disaggregated: true")
         return self
 
 
@@ -122,6 +136,27 @@ class ServingAlternative(Schema):
     p99_time_to_first_token_seconds: float
     time_per_output_token_seconds: float
     usd_per_million_output_tokens: float | None
+
+
+class PoolPart(Schema):
+    """One pool of a disaggregated option."""
+
+    gpu: str
+    tp: int
+    replicas: int
+    n_gpus: int
+    utilization: float = Field(
+        description="Prefill: each replica's busy share (M/D/1 load). Decode: batch over the largest batch."
+    )
+    seconds_per_request: float = Field(description="Prefill: one prompt. Decode: its output tokens after the first.")
+    usd_per_hour: float | None
+
+
+class DisaggregatedParts(Schema):
+    prefill: PoolPart
+    decode: PoolPart
+    kv_transfer_seconds: float = Field(description="One prompt's KV cache from its prefill replica to a decode replica.")
+    prefill_wait_seconds: float = Field(description="Mean wait for a prefill replica (M/D/1).")
 
 
 class ServingOption(Schema):
@@ -172,6 +207,10 @@ class ServingOption(Schema):
     alternatives: list[ServingAlternative] = Field(
         default_factory=list, description="The other tensor-parallel degrees that can serve, at the same load and bounds."
     )
+    disaggregated: DisaggregatedParts | None = Field(
+        None, description="With disaggregated: the prefill and decode pools; tp, replicas and batch above are the decode pool's, "
+        "n_gpus both pools'.",
+    )  # fmt: skip
 
 
 class ServingPlanResponse(Estimate):

@@ -21,6 +21,7 @@ from service.core.steptime import Hardware
 from service.schemas import cost as cs
 from service.schemas import serving as s
 from service.schemas.cost import PriceQuote
+from service.services import serving_pools as pools
 from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import catalog_gpu, model_assumptions, resolve_model
 from service.services.plan import cluster_for
@@ -134,12 +135,28 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
         "target": ("concurrent_users" if req.concurrent_users else "requests_per_second" if req.requests_per_second
                    else "tokens_per_second" if req.tokens_per_second else "one replica at its largest batch"),
     } | engine_assumptions(req, arch) | _feature_assumptions(req, spec)  # fmt: skip
+    pool_of = {}  # a GPU type as a pool of a disaggregated plan
+
+    def pool(gpu_id: str) -> pools.Pool:
+        if gpu_id not in pool_of:
+            view = catalog_gpu(catalog, gpu_id)
+            hw, _ = serving_hardware(view, req.weights_dtype)
+            found, _ = _candidates(arch, hw, weights, req, spec, bounded=False)
+            pool_of[gpu_id] = pools.Pool(view.id, hw, _price(catalog, view.id, req, True), found)
+        return pool_of[gpu_id]
+
     for gpu_id in gpu_ids:
         view = catalog_gpu(catalog, gpu_id)
         hw, peak_key = serving_hardware(view, req.weights_dtype)
         assumptions[f"{view.id}.peak_dtype"] = peak_key
         if note := weight_only_note(view, req.weights_dtype, peak_key):
             assumptions[f"{view.id}.weights"] = note
+        if req.disaggregated:
+            decode = req.decode_gpu or view.id
+            got = pools.disaggregated_option(arch, pool(req.prefill_gpu or decode), pool(decode), req)
+            options.append(_unfit(decode, got) if isinstance(got, str) else got)
+            assumptions["disaggregated"] = pools.transfer_note()
+            continue
         options.append(_option(arch, hw, view, weights, req, _price(catalog, view.id, req, many), spec))
     options.sort(key=lambda o: (not o.fits, o.usd_per_million_output_tokens is None, o.usd_per_million_output_tokens or 0.0))
     priced = [o for o in options if o.fits and o.usd_per_million_output_tokens is not None]
@@ -153,15 +170,18 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
 
 
 def _candidates(
-    arch: Architecture, hw: Hardware, weights: core.Weights, req: s.ServingPlanRequest, spec: Speculation | None
-) -> tuple[tuple[tuple[core.Replica, load.EngineSetup], ...], str]:
+    arch: Architecture, hw: Hardware, weights: core.Weights, req: s.ServingPlanRequest, spec: Speculation | None,
+    bounded: bool = True,
+) -> tuple[tuple[tuple[core.Replica, load.EngineSetup], ...], str]:  # fmt: skip
     """The replicas that can serve, one per tensor-parallel degree, each with its engine's
     defaults at that degree (SGLang's fraction and TensorRT-LLM's activation buffers depend on it),
-    and why the others cannot. The same for every load: kept (:func:`_replicas_by_degree`)."""
+    and why the others cannot; the latency bounds applied unless not ``bounded`` (the pools of a
+    disaggregated plan meet them their own way). The same for every load: kept
+    (:func:`_replicas_by_degree`)."""
     return _replicas_by_degree(
-        arch, hw, weights, req.kv_dtype, req.prompt_tokens, req.output_tokens, req.tp, req.max_time_to_first_token_seconds,
-        req.max_time_per_output_token_seconds, req.engine, req.gpu_memory_utilization, req.runtime_reserve_bytes,
-        spec, req.prefix_cache_hit_rate,
+        arch, hw, weights, req.kv_dtype, req.prompt_tokens, req.output_tokens, req.tp,
+        req.max_time_to_first_token_seconds if bounded else None, req.max_time_per_output_token_seconds if bounded else None,
+        req.engine, req.gpu_memory_utilization, req.runtime_reserve_bytes, spec, req.prefix_cache_hit_rate,
     )  # fmt: skip
 
 

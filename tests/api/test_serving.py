@@ -243,8 +243,50 @@ def test_the_other_degrees_are_listed_at_the_same_load(client, load: dict) -> No
         else:
             assert alt["usd_per_million_output_tokens"] >= option["usd_per_million_output_tokens"] * (1 - 1e-9)
         assert (
-            0 < alt["time_per_output_token_seconds"]
+            alt["time_per_output_token_seconds"] > 0
             and alt["time_to_first_token_seconds"] <= alt["p99_time_to_first_token_seconds"]
         )
         if "concurrent_users" in load:
             assert alt["replicas"] * alt["batch_per_replica"] >= 200
+
+
+DISAGGREGATED = {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "weights_dtype": "fp8", "prompt_tokens": 2000,
+                 "output_tokens": 500, "requests_per_second": 10}  # fmt: skip
+
+
+def test_disaggregated_pools_are_sized_to_each_other(client) -> None:
+    colocated = ok(client, "/v1/plan/serving", DISAGGREGATED)["options"][0]
+    data = ok(client, "/v1/plan/serving", DISAGGREGATED | {"disaggregated": True, "prefill_gpu": "h200-sxm"})
+    option = data["options"][0]
+    parts = option["disaggregated"]
+    prefill, decode = parts["prefill"], parts["decode"]
+    assert (prefill["gpu"], decode["gpu"], option["gpu"]) == ("h200-sxm", "h100-sxm", "h100-sxm")
+    assert option["n_gpus"] == prefill["n_gpus"] + decode["n_gpus"] and decode["n_gpus"] == option["tp"] * option["replicas"]
+    # the prefill pool: each replica an M/D/1 queue at most 80 % busy with 10 prompts a second over the pool
+    assert prefill["utilization"] == pytest.approx(10 / prefill["replicas"] * prefill["seconds_per_request"])
+    assert prefill["utilization"] <= 0.8
+    # decode steps carry no prompt chunks: a shorter time per output token than the colocated plan's
+    assert option["time_per_output_token_seconds"] < 0.8 * colocated["time_per_output_token_seconds"]
+    assert option["time_to_first_token_seconds"] == pytest.approx(
+        parts["prefill_wait_seconds"] + prefill["seconds_per_request"] + parts["kv_transfer_seconds"]
+        + option["time_per_output_token_seconds"]
+    )  # fmt: skip
+    assert option["usd_per_hour"] == pytest.approx(prefill["usd_per_hour"] + decode["usd_per_hour"])
+    assert option["output_tokens_per_second"] == pytest.approx(10 * 500)
+    assert "DistServe" in data["assumptions"]["disaggregated"]
+
+
+def test_disaggregated_pools_meet_both_latency_bounds(client) -> None:
+    bounds = {"max_time_to_first_token_seconds": 1.0, "max_time_per_output_token_seconds": 0.03}
+    option = ok(client, "/v1/plan/serving", DISAGGREGATED | bounds | {"disaggregated": True})["options"][0]
+    assert option["p99_time_to_first_token_seconds"] <= 1.0 and option["time_per_output_token_seconds"] <= 0.03
+    colocated = ok(client, "/v1/plan/serving", DISAGGREGATED | bounds)["options"][0]
+    assert option["n_gpus"] <= colocated["n_gpus"]  # the goodput DistServe reports: no more GPUs for both bounds
+
+
+def test_a_pool_that_cannot_serve_is_unfit_and_pools_need_disaggregation(client) -> None:
+    # Llama 3.1 405B in bf16 (810 GB) holds on no node of 8 H100 (640 GB)
+    body = DISAGGREGATED | {"model": {"preset": "llama-3.1-405b"}, "weights_dtype": "bf16", "disaggregated": True}
+    data = ok(client, "/v1/plan/serving", body)
+    assert data["options"][0]["fits"] is False and data["options"][0]["reason"]
+    problem(client, "/v1/plan/serving", DISAGGREGATED | {"prefill_gpu": "h200-sxm"})
