@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from service.core.dtypes import Dtype
@@ -51,6 +53,9 @@ class ServingPlanRequest(PriceChoice):
                  "prefix_cache_hit_rate": 0.5, "speculative": {"method": "eagle", "tokens": 3, "acceptance_rate": 0.8}},
                 {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "weights_dtype": "fp8", "prompt_tokens": 2000,
                  "output_tokens": 500, "requests_per_second": 10, "disaggregated": True, "prefill_gpu": "h200-sxm"},
+                {"model": {"preset": "llama-2-70b"}, "gpu": ["h100-sxm", "h200-sxm"], "weights_dtype": "fp8", "kv_dtype": "fp8",
+                 "engine": "trtllm", "prompt_tokens": 294, "output_tokens": 294, "scenario": "server", "n_gpus": 8,
+                 "max_time_to_first_token_seconds": 2, "max_time_per_output_token_seconds": 0.2},
             ]
         }
     }  # fmt: skip
@@ -79,6 +84,11 @@ class ServingPlanRequest(PriceChoice):
         None, gt=0, le=1e9, description="Open loop: Poisson arrivals per second over the fleet.", examples=[20.0]
     )
     tokens_per_second: float | None = Field(None, gt=0, le=1e12, description="Output tokens per second over the fleet.")
+    scenario: Literal["offline", "server"] | None = Field(
+        None, description="MLPerf-style throughput on n_gpus: offline, every replica full (the most tokens/s); server, the most "
+        "Poisson arrivals the replicas take within the latency bounds (p99 TTFT, mean TPOT).", examples=["server"],
+    )  # fmt: skip
+    n_gpus: int | None = Field(None, ge=1, le=1_000_000, description="With scenario: the GPUs of each option.", examples=[8])
     max_time_to_first_token_seconds: float | None = Field(None, gt=0, le=86_400)
     max_time_per_output_token_seconds: float | None = Field(None, gt=0, le=3_600)
     tp: int | None = Field(None, ge=1, le=1024, description="Tensor-parallel GPUs per replica; default the smallest that fits.")
@@ -112,11 +122,16 @@ class ServingPlanRequest(PriceChoice):
     @model_validator(mode="after")
     def _targets(self) -> ServingPlanRequest:
         given = [
-            name for name in ("concurrent_users", "requests_per_second", "tokens_per_second") if getattr(self, name) is not None
+            name
+            for name in ("concurrent_users", "requests_per_second", "tokens_per_second", "scenario")
+            if getattr(self, name) is not None
         ]
+        if (self.scenario is None) != (self.n_gpus is None):
+            raise ValueError("scenario and n_gpus go together: the throughput of a scenario on that many GPUs")
         if len(given) > 1:
             raise ValueError(
-                f"give one load or target of concurrent_users, requests_per_second, tokens_per_second, not {' and '.join(given)}"
+                f"give one load or target of concurrent_users, requests_per_second, tokens_per_second, scenario, "
+                f"not {' and '.join(given)}"
             )
         if isinstance(self.gpu, list) and not 1 <= len(self.gpu) <= 20:
             raise ValueError("gpu: give 1 to 20 GPU ids")

@@ -133,7 +133,8 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
                     "the degree (dividing heads and KV heads, inside a node) with the most output tokens/s per GPU among those "
                     "that fit and meet the latency bounds"),
         "target": ("concurrent_users" if req.concurrent_users else "requests_per_second" if req.requests_per_second
-                   else "tokens_per_second" if req.tokens_per_second else "one replica at its largest batch"),
+                   else "tokens_per_second" if req.tokens_per_second else f"scenario {req.scenario} on {req.n_gpus} GPUs"
+                   if req.scenario else "one replica at its largest batch"),
     } | engine_assumptions(req, arch) | _feature_assumptions(req, spec)  # fmt: skip
     pool_of = {}  # a GPU type as a pool of a disaggregated plan
 
@@ -261,6 +262,8 @@ def _option(
 
     if req.requests_per_second is not None:
         return _open_loop(view, candidates, req, price, rerun, work)
+    if req.scenario is not None:
+        return _scenario(view, candidates, req, price, rerun, work)
 
     def fleet(full: core.Replica) -> tuple[core.Replica, int]:
         """``full``'s degree at the request's load: the replica at its batch, and how many."""
@@ -339,6 +342,42 @@ def _open_loop(
 
     others = [_alternative(at(f, p), n, req, price, p) for f, n, p in served if f.tp != full.tp]
     return _served(view, at(full, point), replicas, req, price, point).model_copy(update={"alternatives": others})
+
+
+def _scenario(
+    view: GpuView, candidates: list[core.Replica], req: s.ServingPlanRequest, price: PriceQuote | None,
+    rerun: Callable[[core.Replica, int], core.Replica], work: Callable[[core.Replica], load.Workload],
+) -> s.ServingOption:  # fmt: skip
+    """MLPerf Inference's scenarios on ``n_gpus``: ``offline``, every replica at its largest batch;
+    ``server``, the most Poisson arrivals a replica takes within the bounds
+    (:func:`service.core.serving_load.max_rate`); the degree whose replicas give the most output
+    tokens per second (the smaller on a tie)."""
+    assert req.n_gpus is not None
+    best: tuple[float, int, core.Replica, int, load.LoadPoint] | None = None
+    why = f"no tensor-parallel degree that holds the model fits in {req.n_gpus} GPUs"
+    for full in candidates:
+        replicas = req.n_gpus // full.tp
+        if not replicas:
+            continue
+        w = work(full)
+        if req.scenario == "offline":
+            point: load.LoadPoint | None = load.closed_loop(w, w.max_batch)
+        else:
+            point = load.max_rate(w, max_p99_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
+                                  max_time_per_output_token_seconds=req.max_time_per_output_token_seconds)  # fmt: skip
+            if point is None:
+                why = f"at tp={full.tp} even a trickle of requests misses the latency bounds"
+                continue
+        total = point.output_tokens_per_second * replicas
+        if best is None or (-total, full.tp) < (-best[0], best[1]):
+            best = (total, full.tp, full, replicas, point)
+    if best is None:
+        return _unfit(view.id, why)
+    _, _, full, replicas, point = best
+    chosen = rerun(full, max(1, min(full.batch, math.ceil(point.batch))))
+    return _served(view, chosen, replicas, req, price, point).model_copy(
+        update={"output_tokens_per_second": point.output_tokens_per_second * replicas}
+    )
 
 
 def _served(

@@ -290,3 +290,28 @@ def test_a_pool_that_cannot_serve_is_unfit_and_pools_need_disaggregation(client)
     data = ok(client, "/v1/plan/serving", body)
     assert data["options"][0]["fits"] is False and data["options"][0]["reason"]
     problem(client, "/v1/plan/serving", DISAGGREGATED | {"prefill_gpu": "h200-sxm"})
+
+
+MLPERF = {"model": {"preset": "llama-2-70b"}, "weights_dtype": "fp8", "kv_dtype": "fp8", "engine": "trtllm",
+          "prompt_tokens": 294, "output_tokens": 294, "n_gpus": 8}  # fmt: skip
+MLPERF_BOUNDS = {"max_time_to_first_token_seconds": 2, "max_time_per_output_token_seconds": 0.2}
+
+
+@pytest.mark.parametrize(("gpu", "offline", "server"), [("h100-sxm", 24_525, 21_606), ("h200-sxm", 31_303, 29_228)])
+def test_mlperf_offline_and_server_tokens_per_second(client, gpu: str, offline: float, server: float) -> None:
+    # MLPerf Inference v4.1 closed, NVIDIA, TensorRT-LLM, Llama-2-70B on 8 GPUs (TTFT <= 2 s p99, TPOT <= 200 ms);
+    # the mean input length is taken as the reference's mean output (294 tokens), as ACCURACY.md states
+    off = ok(client, "/v1/plan/serving", MLPERF | {"gpu": gpu, "scenario": "offline"})["options"][0]
+    assert off["output_tokens_per_second"] == pytest.approx(offline, rel=0.15)
+    assert off["n_gpus"] == off["tp"] * off["replicas"] <= 8
+    srv = ok(client, "/v1/plan/serving", MLPERF | MLPERF_BOUNDS | {"gpu": gpu, "scenario": "server"})["options"][0]
+    assert srv["output_tokens_per_second"] == pytest.approx(server, rel=0.15)
+    assert srv["p99_time_to_first_token_seconds"] <= 2 and srv["time_per_output_token_seconds"] <= 0.2
+
+
+@pytest.mark.parametrize(
+    "extra", [{"scenario": "offline"}, {"n_gpus": 8}, {"scenario": "server", "n_gpus": 8, "concurrent_users": 4},
+              {"scenario": "batch", "n_gpus": 8}, {"scenario": "offline", "n_gpus": 0}],
+)  # fmt: skip
+def test_a_scenario_needs_its_gpus_and_no_other_load(client, extra: dict) -> None:
+    problem(client, "/v1/plan/serving", {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm"} | extra)
