@@ -340,7 +340,18 @@ def test_plan_view_draws_the_ranked_plans_step_time_breakdown(page, server: Serv
     drawn = series(page, "plan")
     for i, plan in enumerate(answer["plans"]):  # the stacked parts add up to the step time
         assert sum(d["data"][i] for d in drawn["datasets"]) == pytest.approx(plan["step_time_seconds"], rel=1e-9)
+    assert "finetune" not in body  # pre-training sends no fine-tune
     screenshot(page, "plan")
+
+    # a LoRA fine-tune from the address: the planner lays out the frozen base with its adapters
+    page.goto(f"{server.url}/?view=plan&plan_finetune=lora&plan_lora_r=32")
+    body = wait_ready(page, "plan", finetune={"method": "lora", "r": 32})
+    answer = post(server, "/v1/plan", body)
+    rows = table_rows(page, "plan")
+    assert [float(r["stepTimeSeconds"]) for r in rows] == pytest.approx(
+        [p["step_time_seconds"] for p in answer["plans"]], rel=1e-12
+    )
+    assert (answer["assumptions"]["finetune"], answer["assumptions"]["finetune_rank"]) == ("lora", 32)
 
 
 def test_a_shared_address_opens_the_same_scenario(page, browser, server: Server) -> None:

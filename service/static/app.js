@@ -395,7 +395,8 @@ function layout(p) {
 }
 
 async function runPlan(panel) {
-  const body = buildRequest(["model", "gpu", "n_gpus", "seq_len", "global_batch_size", "top_k"]);
+  const body = buildRequest(["model", "gpu", "n_gpus", "seq_len", "global_batch_size", "top_k", "plan_finetune", "plan_lora_r"]);
+  if (body.finetune.method === "full") delete body.finetune; // a rank applies to adapters only
   panel.dataset.request = JSON.stringify(body);
   const answer = await api("v1/plan", body);
   return () => drawPlan(panel, answer);
