@@ -52,7 +52,8 @@ def test_the_config_keys_come_from_the_declaration() -> None:
         "n_kv_heads": "num_key_value_heads", "d_head": "head_dim", "d_ff": "intermediate_size",
         "max_seq_len": "max_position_embeddings", "n_experts": "num_experts", "experts_per_token": "num_experts_per_tok",
         "first_k_dense": "first_k_dense_replace", "d_ff_dense": "intermediate_size",
-        "d_ff_shared": "shared_expert_intermediate_size",
+        "d_ff_shared": "shared_expert_intermediate_size", "ssm_state_size": "state_size", "ssm_conv_kernel": "conv_kernel",
+        "ssm_expand": "expand", "ssm_n_heads": "num_heads", "ssm_n_groups": "n_groups", "ssm_dt_rank": "time_step_rank",
     }  # fmt: skip
 
 

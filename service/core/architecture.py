@@ -33,6 +33,25 @@ class Norm(StrEnum):
     RMSNORM = "rmsnorm"
 
 
+class LayerType(StrEnum):
+    """The mixer of one layer. ``attention``: softmax attention over every earlier token (a KV cache
+    growing with the context); ``sliding_attention``: attention over the last ``sliding_window``
+    tokens; ``mamba``: Mamba's selective scan (Gu & Dao 2023, "Mamba", §3); ``mamba2``: Mamba-2's
+    state-space duality layer (Dao & Gu 2024, "Transformers are SSMs", §7); ``rwkv``: RWKV's time
+    mixing, its recurrent WKV, with channel mixing as the layer's MLP (Peng et al. 2023, "RWKV", §3).
+    The last three keep a fixed-size state per sequence instead of a KV cache."""
+
+    ATTENTION = "attention"
+    SLIDING_ATTENTION = "sliding_attention"
+    MAMBA = "mamba"
+    MAMBA2 = "mamba2"
+    RWKV = "rwkv"
+
+
+ATTENTION_TYPES = (LayerType.ATTENTION, LayerType.SLIDING_ATTENTION)
+STATE_SPACE_TYPES = (LayerType.MAMBA, LayerType.MAMBA2)
+
+
 class Position(StrEnum):
     """Position encoding. Only ``learned`` adds parameters (a ``rows x d_model`` table)."""
 
@@ -180,6 +199,63 @@ class Architecture:
     lm_head_bias: bool = field(
         default=False, metadata=declare("A bias on the LM head, V values, kept when tied (Phi-2, Phi-3.5-MoE).")
     )
+    # layers other than attention (API.md, "Beyond transformers"): a list per layer, or a pattern
+    # repeated over the n_layers layers; None: every layer attends
+    layer_types: tuple[LayerType, ...] | None = field(
+        default=None,
+        metadata=declare("Mixer of each layer, or a pattern repeated over n_layers (its length divides n_layers): "
+            "attention, sliding_attention, mamba, mamba2, rwkv; default every layer attention.", stored=NULLABLE,
+            preset_doc="Mixer of each layer, or a repeating pattern; default all attention."),
+    )  # fmt: skip
+    mixer_mlp: bool = field(
+        default=True, metadata=declare("Mamba/Mamba-2 layers carry an MLP after the mixer (Jamba, Bamba); false for "
+            "mixer-only blocks (Mamba, Mamba-2, Falcon-Mamba).", stored=NULLABLE),
+    )  # fmt: skip
+    # state-space layers (Mamba: Gu & Dao 2023 §3.4; Mamba-2: Dao & Gu 2024 §7): inner width
+    # ssm_expand * d_model, a depthwise causal convolution of ssm_conv_kernel taps, a state of
+    # ssm_state_size per channel (Mamba) or per head (Mamba-2: ssm_n_heads heads of ssm_head_dim,
+    # B and C shared by ssm_n_groups groups)
+    ssm_state_size: int | None = field(
+        default=None, metadata=declare("State size N of a Mamba/Mamba-2 layer (d_state).", ge=1, le=MAX_DIM,
+            stored=NULLABLE, hf_key="state_size"),
+    )  # fmt: skip
+    ssm_conv_kernel: int | None = field(
+        default=None, metadata=declare("Taps of the depthwise causal convolution (d_conv); default 4.", ge=1, le=64,
+            stored=NULLABLE, hf_key="conv_kernel"),
+    )  # fmt: skip
+    ssm_expand: int | None = field(
+        default=None, metadata=declare("Inner width over d_model (expand); default 2.", ge=1, le=64, stored=NULLABLE,
+            hf_key="expand"),
+    )  # fmt: skip
+    ssm_n_heads: int | None = field(
+        default=None, metadata=declare("Mamba-2 heads; default ssm_expand * d_model / ssm_head_dim.", ge=1, le=MAX_DIM,
+            stored=NULLABLE, hf_key="num_heads"),
+    )  # fmt: skip
+    ssm_head_dim: int | None = field(
+        default=None, metadata=declare("Mamba-2 head width (headdim); default 64.", ge=1, le=MAX_DIM, stored=NULLABLE)
+    )
+    ssm_n_groups: int | None = field(
+        default=None, metadata=declare("Mamba-2 groups sharing B and C (ngroups); default 1.", ge=1, le=MAX_DIM,
+            stored=NULLABLE, hf_key="n_groups"),
+    )  # fmt: skip
+    ssm_dt_rank: int | None = field(
+        default=None, metadata=declare("Mamba rank of the step-size projection (dt_rank); default ceil(d_model / 16).",
+            ge=1, le=MAX_DIM, stored=NULLABLE, hf_key="time_step_rank"),
+    )  # fmt: skip
+    ssm_conv_bias: bool = field(
+        default=True, metadata=declare("A bias on the convolution (use_conv_bias); default true.", stored=NULLABLE)
+    )
+    ssm_proj_bias: bool = field(
+        default=False, metadata=declare("Biases on the input and output projections (use_bias).", stored=NULLABLE)
+    )
+    ssm_inner_norms: bool = field(
+        default=False, metadata=declare("Mamba RMSNorms with weights on the step size, B and C (Jamba).", stored=NULLABLE)
+    )
+    # RWKV (Peng et al. 2023): version 4 is transformers' RwkvForCausalLM
+    rwkv_version: int | None = field(
+        default=None, metadata=declare("RWKV generation of the rwkv layers: 4 (RWKV-4); default 4.", ge=4, le=4,
+            stored=NULLABLE),
+    )  # fmt: skip
     # where fields were defaulted or inferred (e.g. from a config.json); not part of the shape
     assumptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
@@ -202,9 +278,18 @@ class Architecture:
         return self.kv_lora_rank is not None
 
     @property
+    def mlp_layers(self) -> int:
+        """Layers with an MLP: all of a transformer; not RWKV's (its channel mixing is counted apart)
+        nor mixer-only Mamba blocks (``mixer_mlp`` false)."""
+        without = self.layers_of(LayerType.RWKV)
+        if not self.mixer_mlp:
+            without += self.layers_of(*STATE_SPACE_TYPES)
+        return self.n_layers - without
+
+    @property
     def moe_layers(self) -> int:
-        """Layers with routed experts (all but the ``first_k_dense`` dense ones; 0 when dense)."""
-        return self.n_layers - self.first_k_dense if self.is_moe else 0
+        """Layers with routed experts (all MLP layers but the ``first_k_dense`` dense ones; 0 when dense)."""
+        return self.mlp_layers - self.first_k_dense if self.is_moe else 0
 
     @property
     def shared_expert_width(self) -> int:
@@ -219,14 +304,48 @@ class Architecture:
     @property
     def dense_mlp_layers(self) -> int:
         """Layers with one dense MLP."""
-        return self.n_layers - self.moe_layers
+        return self.mlp_layers - self.moe_layers
+
+    @property
+    def layer_kinds(self) -> tuple[LayerType, ...]:
+        """The mixer of each of the ``n_layers`` layers: ``layer_types`` repeated (a list per layer is
+        a pattern of its own length); every layer ``attention`` without them."""
+        if self.layer_types is None:
+            return (LayerType.ATTENTION,) * self.n_layers
+        return self.layer_types * (self.n_layers // len(self.layer_types))
+
+    def layers_of(self, *kinds: LayerType) -> int:
+        """How many layers have one of ``kinds`` as their mixer."""
+        if self.layer_types is None:
+            return self.n_layers if LayerType.ATTENTION in kinds else 0
+        per_pattern = sum(1 for t in self.layer_types if t in kinds)
+        return per_pattern * (self.n_layers // len(self.layer_types))
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers with softmax attention, full or sliding-window (all without ``layer_types``)."""
+        return self.layers_of(*ATTENTION_TYPES)
+
+    @property
+    def recurrent_layers(self) -> int:
+        """Layers with a fixed-size state instead of a KV cache (Mamba, Mamba-2, RWKV)."""
+        return self.n_layers - self.attention_layers
 
     @property
     def local_layers(self) -> int:
-        """Layers that attend through the sliding window (0 without one)."""
+        """Layers that attend through the sliding window (0 without one): the ``sliding_attention``
+        layers of ``layer_types`` where it names them, else ``sliding_window_layers`` (default all
+        attention layers)."""
         if self.sliding_window is None:
             return 0
-        return self.n_layers if self.sliding_window_layers is None else self.sliding_window_layers
+        if self.layer_types is not None and LayerType.SLIDING_ATTENTION in self.layer_types:
+            return self.layers_of(LayerType.SLIDING_ATTENTION)
+        return self.attention_layers if self.sliding_window_layers is None else self.sliding_window_layers
+
+    @property
+    def global_layers(self) -> int:
+        """Attention layers over the whole context (no window)."""
+        return self.attention_layers - self.local_layers
 
     @property
     def learned_position_rows(self) -> int:

@@ -13,6 +13,7 @@ from service.core.architecture import Architecture, ModelShape
 from service.core.errors import InvalidSpecError, MissingArchitectureError
 from service.core.limits import check_flops
 from service.core.params import active_matmul_weights, count_params
+from service.core.recurrent import recurrence_flops_per_token
 
 REQUIRED_ARCHITECTURE_FIELDS = ("n_layers", "d_model", "n_heads", "d_ff", "vocab_size")
 
@@ -70,7 +71,8 @@ def attention_score_flops_per_token(arch: Architecture, context: float, *, causa
     Multi-head latent attention scores over ``qk_nope_head_dim + qk_rope_head_dim`` and mixes
     ``v_head_dim`` values per head (DeepSeek-V2 §2.1). Sliding-window layers attend to at most
     ``sliding_window`` keys (Beltagy et al. 2020 §3.1); with ``causal``, a sequence of ``s`` tokens then
-    averages ``w - w^2/(2s)`` keys per query instead of ``s/2``.
+    averages ``w - w^2/(2s)`` keys per query instead of ``s/2``. Only the attention layers count
+    (``layer_types``); the recurrent layers' scans are :func:`mixing_flops_per_token`'s.
     """
     per_key = 2.0 * attention_width_per_key(arch)  # QK^T + AV, multiply-add = 2 FLOPs
     local, w = arch.local_layers, float(arch.sliding_window or 0)
@@ -80,7 +82,15 @@ def attention_score_flops_per_token(arch: Architecture, context: float, *, causa
     else:
         global_keys = context
         local_keys = min(context, w)
-    return per_key * ((arch.n_layers - local) * global_keys + local * local_keys)
+    return per_key * (arch.global_layers * global_keys + local * local_keys)
+
+
+def mixing_flops_per_token(arch: Architecture, context: float, *, causal: bool) -> float:
+    """Forward FLOPs of the sequence-mixing cores for one token: the attention layers' scores
+    (:func:`attention_score_flops_per_token`) plus the recurrent layers' scans, constant in the
+    context (:func:`service.core.recurrent.recurrence_flops_per_token`: Mamba's selective scan,
+    Mamba-2's chunked SSD, RWKV's WKV)."""
+    return attention_score_flops_per_token(arch, context, causal=causal) + recurrence_flops_per_token(arch)
 
 
 def attention_width_per_key(arch: Architecture) -> int:
@@ -142,7 +152,7 @@ def training_flops(
         reason = "include_attention" if include_attention else "recompute='selective'"
         arch = require_architecture(model, reason)
         s = seq_len or arch.max_seq_len
-        attention_fwd = attention_score_flops_per_token(arch, s, causal=causal)
+        attention_fwd = mixing_flops_per_token(arch, s, causal=causal)
     if not include_attention:
         forward = 2 * p
         formula = "C = 6*P*D, P all active parameters incl. the embedding table (Kaplan et al. 2020 §2.1; Transformers Math 101)"
@@ -150,7 +160,8 @@ def training_flops(
         # Kaplan Table 1: forward 2N + 2*L*n_ctx*d_attn (N non-embedding, active experts only);
         # training = 3 x forward
         b = count_params(arch)
-        kaplan_attention = 2.0 * arch.n_layers * s * arch.q_dim / (2 if causal else 1)
+        kaplan_attention = 2.0 * arch.attention_layers * s * arch.q_dim / (2 if causal else 1)
+        kaplan_attention += recurrence_flops_per_token(arch)
         p = float(b.active - b.embedding - b.lm_head)
         forward = 2 * p + kaplan_attention
         attention_in_forward = kaplan_attention
@@ -173,6 +184,11 @@ def training_flops(
         )
     if include_attention and causal:
         formula += "; causal masking halves the attention term"
+    if include_attention and arch.recurrent_layers:
+        formula += (
+            f"; + the scans of the {arch.recurrent_layers} recurrent layers: Mamba 9*I*N (Gu & Dao 2023 §3.3.2), "
+            "Mamba-2 chunked SSD (Dao & Gu 2024 §6), RWKV-4 WKV (Peng et al. 2023 §3.1)"
+        )
     backward = 2 * forward
     if recompute is Recompute.FULL:
         # the layers' forward pass runs again; the logit layer is not checkpointed (Megatron)
@@ -226,13 +242,13 @@ def _attention_over_positions(arch: Architecture | None, first: int, last: int) 
     per_key = 2.0 * attention_width_per_key(arch)
     local = arch.local_layers
     if not local:
-        return per_key * arch.n_layers * positions
+        return per_key * arch.attention_layers * positions
     w = arch.sliding_window or 0
     # a sliding-window layer: position t attends to min(t, w) keys
     below = max(0, min(last, w) - first + 1)  # positions first..min(last, w) attend to t keys
     below_sum = (first + first + below - 1) * below / 2 if below else 0.0
     windowed = below_sum + w * (last - first + 1 - below)
-    return per_key * ((arch.n_layers - local) * positions + local * windowed)
+    return per_key * (arch.global_layers * positions + local * windowed)
 
 
 def inference_flops(
@@ -273,6 +289,9 @@ def inference_flops(
     decode = (2 * layers + 2 * logits) * decode_steps + _attention_over_positions(
         arch, prompt_tokens + 1, prompt_tokens + decode_steps
     )
+    if arch is not None and arch.recurrent_layers:  # the scans: chunked over the prompt, one step per new token
+        prefill += recurrence_flops_per_token(arch) * prompt_tokens
+        decode += recurrence_flops_per_token(arch, decode=True) * decode_steps
     prefill, decode = prefill * batch_size, decode * batch_size
     if decode_steps:
         per_token = decode / (batch_size * decode_steps)
@@ -281,6 +300,11 @@ def inference_flops(
     formula = f"FLOPs = {weights_formula} (Kaplan et al. 2020 §2.1)"
     if include_attention:
         formula += " + 4*L*a*d_head*t over t cached tokens (PaLM Appendix B)"
+    if arch is not None and arch.recurrent_layers:
+        formula += (
+            f" + the scans of {arch.recurrent_layers} recurrent layers per token: chunked over the prompt, one "
+            "state update per new token (Gu & Dao 2023 §3.3.2; Dao & Gu 2024 §6; Peng et al. 2023 §3.1)"
+        )
     return InferenceCompute(
         prefill_flops=check_flops("prefill_flops", prefill),
         decode_flops=check_flops("decode_flops", decode),

@@ -69,7 +69,8 @@ REQUIRED: Any = object()
 class ArchField:
     """One declared architecture field.
 
-    ``kind``: the value's type (``int``, ``bool`` or a ``StrEnum``), ``None`` aside; ``optional``: the
+    ``kind``: the value's type (``int``, ``bool``, a ``StrEnum``, or a ``tuple[E, ...]`` of one: a list in
+    JSON, ``layer_types``), ``None`` aside; ``optional``: the
     core type admits None (``position_embedding_rows``). ``default``: the value
     :func:`~service.core.spec.make_architecture` takes when the field is not given (:data:`REQUIRED`
     for the five sizes it needs; None for a ``derived`` one, which it computes from others:
@@ -93,6 +94,11 @@ class ArchField:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    @property
+    def is_sequence(self) -> bool:
+        """The value is a tuple (a JSON list)."""
+        return typing.get_origin(self.kind) is tuple
 
     @property
     def bounds(self) -> dict[str, int]:

@@ -17,6 +17,7 @@ from service.core.compute import require_architecture
 from service.core.dtypes import Dtype, tensor_bytes
 from service.core.limits import check_bytes
 from service.core.params import count_params
+from service.core.recurrent import state_elements_per_sequence
 
 INFERENCE_OVERHEAD_FRACTION = 0.2  # Transformers Math 101: total ≈ 1.2 × model memory
 
@@ -32,6 +33,8 @@ class InferenceMemory:
     total_bytes: int
     gpus_needed: int | None
     formulas: tuple[str, ...]
+    state_cache_bytes: int = 0  # the recurrent layers' states of the batch (0 for a transformer)
+    state_cache_bytes_per_sequence: int = 0
 
 
 def kv_cache_elements_per_token_per_layer(arch: Architecture) -> int:
@@ -55,10 +58,11 @@ def cached_tokens(arch: Architecture, seq_len: int) -> int:
     """Token slots held over all layers after ``seq_len`` tokens: ``seq_len`` per global layer,
     ``min(seq_len, sliding_window)`` per sliding-window layer (a rolling buffer, Jiang et al. 2023,
     Mistral 7B §2 "Rolling Buffer Cache"; Gemma 2 alternates local and global layers, Gemma Team
-    2024 §2)."""
+    2024 §2). Recurrent layers (``layer_types``) cache no tokens: they keep a state
+    (:func:`state_cache_bytes_per_sequence`)."""
     local = arch.local_layers
     window = min(seq_len, arch.sliding_window or seq_len)
-    return (arch.n_layers - local) * seq_len + local * window
+    return arch.global_layers * seq_len + local * window
 
 
 def kv_cache_bytes(arch: Architecture, *, seq_len: int, batch_size: int, kv_dtype: Dtype) -> int:
@@ -70,6 +74,15 @@ def kv_cache_bytes(arch: Architecture, *, seq_len: int, batch_size: int, kv_dtyp
     :func:`cached_tokens`)."""
     per = kv_cache_elements_per_token_per_layer(arch)
     return tensor_bytes(per * cached_tokens(arch, seq_len) * batch_size, kv_dtype)
+
+
+def state_cache_bytes_per_sequence(arch: Architecture, state_dtype: Dtype) -> int:
+    """Bytes of the fixed-size state one sequence keeps in the recurrent layers (Mamba, Mamba-2,
+    RWKV), constant in the context length (:func:`service.core.recurrent.state_elements_per_sequence`:
+    Gu & Dao 2023 §3.4; Dao & Gu 2024 §7; Peng et al. 2023 §3.4); 0 for a transformer. Held in
+    ``state_dtype``, as vLLM holds it in the model's dtype by default (the ``mamba_ssm_cache_dtype``
+    ``auto``); transformers keeps it in the weights' dtype, RWKV-4's in fp32."""
+    return tensor_bytes(state_elements_per_sequence(arch), state_dtype)
 
 
 def inference_memory(
@@ -89,22 +102,39 @@ def inference_memory(
     A bare parameter count gets a KV cache only when ``seq_len`` is 0 (no cache). The KV cache is
     bf16 unless ``kv_dtype`` says otherwise (never the weights' format silently);
     ``weights_bytes`` replaces ``P * bytes(dtype)`` where a caller counts quantisation scales
-    (:func:`service.core.serving.weight_bytes`)."""
+    (:func:`service.core.serving.weight_bytes`). Recurrent layers add a fixed-size state per sequence
+    in ``kv_dtype`` (:func:`state_cache_bytes_per_sequence`), whatever ``seq_len``."""
     kv_dtype = kv_dtype or Dtype.BF16
     total_params = count_params(model).total if isinstance(model, Architecture) else model.n_params
     weights = tensor_bytes(total_params, dtype) if weights_bytes is None else weights_bytes
     overhead = math.ceil(weights * INFERENCE_OVERHEAD_FRACTION)
     formulas = ["memory = 1.2 * P * bytes(dtype) + KV cache (Transformers Math 101)"]
+    state, per_sequence = 0, 0
+    if isinstance(model, Architecture) and model.recurrent_layers:
+        per_sequence = state_cache_bytes_per_sequence(model, kv_dtype)
+        state = per_sequence * batch_size
+        formulas.append(
+            f"state = {model.recurrent_layers} recurrent layers' fixed state per sequence * batch * bytes(kv_dtype), "
+            "constant in the context (Mamba: I*(K + N), Gu & Dao 2023 §3.4; Mamba-2: (I + 2GN)*K + H*P*N, Dao & Gu "
+            "2024 §7; RWKV-4: 5*h, Peng et al. 2023 §3.4)"
+        )
     if seq_len == 0:
         kv, per_token = 0, 0
     else:
         arch = require_architecture(model, "the KV cache (set seq_len to 0 to leave it out)")
         kv = kv_cache_bytes(arch, seq_len=seq_len or arch.max_seq_len, batch_size=batch_size, kv_dtype=kv_dtype)
         per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
-        if arch.is_mla:
+        if not arch.attention_layers:
+            formulas.append("no attention layer: no KV cache")
+        elif arch.is_mla:
             formulas.append(
                 "KV cache = L*(kv_lora_rank + qk_rope_head_dim)*s*batch*bytes(kv_dtype), the compressed latent "
                 "(DeepSeek-V2 §2.1.2, Table 1)"
+            )
+        elif arch.recurrent_layers:
+            formulas.append(
+                f"KV cache = 2*L*k*d_head*s*batch*bytes(kv_dtype) over the {arch.attention_layers} attention layers "
+                "(Pope et al. 2022 §3.1)"
             )
         else:
             formulas.append("KV cache = 2*L*k*d_head*s*batch*bytes(kv_dtype) (Pope et al. 2022 §3.1)")
@@ -113,7 +143,7 @@ def inference_memory(
                 f"{arch.local_layers} of {arch.n_layers} layers cache at most sliding_window={arch.sliding_window} "
                 "tokens (Mistral 7B §2, rolling buffer cache)"
             )
-    total = check_bytes("total_bytes", weights + overhead + kv)
+    total = check_bytes("total_bytes", weights + overhead + kv + state)
     gpus = math.ceil(total / gpu_memory_bytes) if gpu_memory_bytes else None
     return InferenceMemory(
         weights_bytes=weights,
@@ -123,4 +153,6 @@ def inference_memory(
         total_bytes=total,
         gpus_needed=gpus,
         formulas=tuple(formulas),
+        state_cache_bytes=state,
+        state_cache_bytes_per_sequence=per_sequence,
     )

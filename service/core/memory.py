@@ -26,6 +26,7 @@ from service.core.inference import inference_memory as inference_memory
 from service.core.inference import kv_cache_bytes as kv_cache_bytes
 from service.core.inference import kv_cache_elements_per_token_per_layer as kv_cache_elements_per_token_per_layer
 from service.core.inference import kv_cache_tensor_shards as kv_cache_tensor_shards
+from service.core.inference import state_cache_bytes_per_sequence as state_cache_bytes_per_sequence
 from service.core.kernels import MEGATRON, AttentionKernel, Kernels, ResolvedKernels, resolve_kernels
 from service.core.limits import check_bytes
 from service.core.parallelism import Parallelism, expert_params_per_gpu, params_per_gpu, validate_parallelism

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from service.core.architecture import Architecture, Ffn, Norm
+from service.core.recurrent import channel_mix_params, mixer_params, recurrent_linear_shapes, recurrent_matmul_weights
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -22,7 +23,9 @@ class ParamBreakdown:
     mixture of experts only ``experts_per_token`` expert MLPs are active). ``attention``, ``mlp``
     (experts and router) and ``norm`` sum over all layers (``norm`` includes the final norm and an
     embedding norm); ``embedding`` is the token table plus learned positions; ``lm_head`` is 0
-    when tied to the embedding (its bias, ``V``, when it has one).
+    when tied to the embedding (its bias, ``V``, when it has one). In a model with recurrent layers
+    ``attention`` holds every layer's token mixer (attention, or the Mamba, Mamba-2 or RWKV time-mix
+    mixer) and ``mlp`` RWKV's channel mixing with the MLPs.
     """
 
     total: int
@@ -163,13 +166,14 @@ def count_params(arch: Architecture) -> ParamBreakdown:
     norm = norm_params(arch)
     embedding = arch.vocab_size * h + arch.learned_position_rows * h
     embedding_norm = norm if arch.embedding_norm else 0
-    attention = n_layers * attention_params_per_layer(arch)
+    # token mixers: attention layers, then the recurrent layers' mixers (service.core.recurrent)
+    attention = arch.attention_layers * attention_params_per_layer(arch) + mixer_params(arch)
     expert = mlp_params_per_expert(arch)
     router = router_params_per_layer(arch)
     # MoE layers: routed experts + router + shared experts; dense layers (all of a dense model,
     # the first_k_dense of a mixture): one MLP
     moe_layer = arch.n_experts * expert + router + shared_expert_params_per_layer(arch)
-    mlp = arch.moe_layers * moe_layer + arch.dense_mlp_layers * dense_mlp_params(arch)
+    mlp = arch.moe_layers * moe_layer + arch.dense_mlp_layers * dense_mlp_params(arch) + channel_mix_params(arch)
     norms = n_layers * arch.norms_per_layer * norm + norm + embedding_norm  # + final norm
     # + V for an LM-head bias (PhiForCausalLM.lm_head), which tying the weight leaves in place
     lm_head = (0 if arch.tied_embeddings else arch.vocab_size * h) + (arch.vocab_size if arch.lm_head_bias else 0)
@@ -213,10 +217,11 @@ def mlp_linear_shapes(arch: Architecture, d_ff: int) -> list[tuple[int, int, int
 def block_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     """``(count, in_features, out_features)`` of every linear layer of the blocks, all layers (what
     a weight quantiser converts): attention (:func:`attention_linear_shapes`), the dense layers'
-    MLP, and in a mixture every routed expert's MLP and the shared experts' one wide MLP. Routers, norms, biases,
+    MLP, in a mixture every routed expert's MLP and the shared experts' one wide MLP, and the recurrent
+    layers' projections (:func:`~service.core.recurrent.recurrent_linear_shapes`). Routers, norms, biases,
     embeddings and the LM head are not in it. Their weights add up to the blocks' matmul weights
     of :func:`count_params`."""
-    shapes = [(arch.n_layers * n, i, o) for n, i, o in attention_linear_shapes(arch)]
+    shapes = [(arch.attention_layers * n, i, o) for n, i, o in attention_linear_shapes(arch)]
     dense_width = (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff
     if arch.dense_mlp_layers:
         shapes += [(arch.dense_mlp_layers * n, i, o) for n, i, o in mlp_linear_shapes(arch, dense_width)]
@@ -224,7 +229,7 @@ def block_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
         shapes += [(arch.moe_layers * arch.n_experts * n, i, o) for n, i, o in mlp_linear_shapes(arch, arch.d_ff)]
         if arch.shared_expert_width:
             shapes += [(arch.moe_layers * n, i, o) for n, i, o in mlp_linear_shapes(arch, arch.shared_expert_width)]
-    return shapes
+    return shapes + recurrent_linear_shapes(arch)
 
 
 def active_matmul_weights(arch: Architecture) -> int:
@@ -232,11 +237,12 @@ def active_matmul_weights(arch: Architecture) -> int:
     MLPs, the router and the logit projection ``V*h`` (computed even when tied). Biases, norms
     and the embedding lookup cost no matmul FLOPs. Megatron-LM's FLOP count is built the same way
     (Narayanan et al. 2021 §5.1)."""
-    h, n_layers = arch.d_model, arch.n_layers
+    h = arch.d_model
     matrices = 3 if arch.ffn is Ffn.SWIGLU else 2
     attention = attention_matmul_weights_per_layer(arch)
     moe_mlp = (
         arch.experts_per_token * matrices * h * arch.d_ff + matrices * h * arch.shared_expert_width + h * arch.n_experts  # router
     )
     dense_mlp = matrices * h * ((arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff)
-    return n_layers * attention + arch.moe_layers * moe_mlp + arch.dense_mlp_layers * dense_mlp + arch.vocab_size * h
+    mixers = arch.attention_layers * attention + recurrent_matmul_weights(arch)  # + Mamba/RWKV projections
+    return mixers + arch.moe_layers * moe_mlp + arch.dense_mlp_layers * dense_mlp + arch.vocab_size * h

@@ -42,13 +42,14 @@ from service.core.compute import attention_score_flops_per_token
 from service.core.dtypes import Dtype
 from service.core.engines import LAYER_OVERHEAD_SECONDS, VLLM_HOST_OVERHEAD_SECONDS
 from service.core.errors import InvalidSpecError
-from service.core.memory import cached_tokens, kv_cache_bytes, kv_cache_tensor_shards
+from service.core.memory import cached_tokens, kv_cache_bytes, kv_cache_tensor_shards, state_cache_bytes_per_sequence
 from service.core.params import (
     active_matmul_weights,
     block_linear_shapes,
     count_params,
     mlp_linear_shapes,
 )
+from service.core.recurrent import recurrent_linear_shapes
 from service.core.speculative import Speculation, cached_prefix_tokens
 from service.core.steptime import (
     Hardware,
@@ -204,7 +205,9 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
     FlashAttention rate (:func:`service.core.compute.attention_score_flops_per_token`: windows and
     MLA widths included), the output layer for the last token, and two all-reduces of ``n*h``
     activations per layer (Shoeybi et al. 2019 §3). Routed experts see their share of the tokens;
-    dense first layers and shared experts see every token."""
+    dense first layers and shared experts see every token. Recurrent layers (``layer_types``) run
+    their projections (:func:`~service.core.recurrent.recurrent_linear_shapes`, column-split) instead
+    of attention's; their scans are left out (small beside the projections at Mamba's sizes)."""
     if prompt_tokens == 0:
         return 0.0
     n, h, L = prompt_tokens, arch.d_model, arch.n_layers
@@ -212,7 +215,8 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
     def seconds(per_gpu: list[tuple[int, float, float]], tokens: float) -> float:
         return sum(count * matmul_seconds(tokens, k_in, n_out, hw, element_bytes) for count, k_in, n_out in per_gpu)
 
-    attention = L * seconds(_attention_shapes_per_gpu(arch, tp), n)
+    attention = arch.attention_layers * seconds(_attention_shapes_per_gpu(arch, tp), n)
+    attention += seconds([(c, k_in, n_out / tp) for c, k_in, n_out in recurrent_linear_shapes(arch)], n)  # Mamba/RWKV
     mlp = 0.0
     if arch.dense_mlp_layers:
         width = (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff
@@ -246,7 +250,8 @@ def decode_step_seconds(
     b = np.asarray(batch, dtype=np.float64)
     positions = b * tokens_per_sequence
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
-    read_per_sequence = kv_bytes_per_token * cached_tokens(arch, context_tokens) / arch.n_layers
+    # kv_bytes_per_token spans the layers that cache (cached_tokens(arch, 1): every layer of a transformer)
+    read_per_sequence = kv_bytes_per_token * cached_tokens(arch, context_tokens) / max(1, cached_tokens(arch, 1))
     per_gpu_bytes = weights_bytes / tp + b * read_per_sequence * replication / tp
     memory_time = per_gpu_bytes / memory_rate(hw)
     flops = (
@@ -373,9 +378,12 @@ def replica_kv_cache_bytes(arch: Architecture, *, tp: int, seq_len: int, kv_dtyp
     """One sequence's KV cache over all ``tp`` GPUs of a replica: :func:`kv_cache_bytes` (a
     sliding-window layer keeps at most its window, Mistral 7B §2), times ``tp / min(tp, shards)``
     where K/V heads are replicated over the tensor ranks beyond ``n_kv_heads`` (an MLA latent over
-    every rank: DeepSeek-V2 §2.1.2, :func:`kv_cache_tensor_shards`)."""
+    every rank: DeepSeek-V2 §2.1.2, :func:`kv_cache_tensor_shards`); plus the recurrent layers'
+    fixed state per sequence (:func:`~service.core.memory.state_cache_bytes_per_sequence`, split
+    over the ranks with the channels and heads, constant in ``seq_len``)."""
     shards = min(tp, kv_cache_tensor_shards(arch))
-    return math.ceil(kv_cache_bytes(arch, seq_len=seq_len, batch_size=1, kv_dtype=kv_dtype) * tp / shards)
+    kv = math.ceil(kv_cache_bytes(arch, seq_len=seq_len, batch_size=1, kv_dtype=kv_dtype) * tp / shards)
+    return kv + state_cache_bytes_per_sequence(arch, kv_dtype)
 
 
 def smallest_fitting_tp(

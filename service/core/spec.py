@@ -11,6 +11,7 @@ from typing import Any
 from service.core.architecture import ARCHITECTURE_FIELDS, Architecture, Ffn, Norm, ParamsOnly, Position
 from service.core.errors import InvalidSpecError
 from service.core.fields import Stored
+from service.core.layer_rules import check_layers
 from service.core.limits import (
     MAX_DIM,
     MAX_LAYERS,
@@ -53,6 +54,7 @@ def make_architecture(*, prefix: str = "model", assumptions: tuple[tuple[str, st
     except ValueError as exc:  # only reachable from library callers; the API validates enums
         raise InvalidSpecError(prefix, str(exc)) from exc
     _check_extensions(f, **{name: v[name] for name in _EXTENSION_FIELDS})
+    check_layers(f, v)
     if v["kv_lora_rank"] is not None:  # MLA: the heads' query/key width is nope + rope
         v["d_head"] = (v["qk_nope_head_dim"] or 0) + (v["qk_rope_head_dim"] or 0)
         v["n_kv_heads"] = v["n_heads"]

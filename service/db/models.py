@@ -109,12 +109,15 @@ class Price(Base):
 def _architecture_columns(stored: Stored) -> list[Column[Any]]:
     """The preset columns of the architecture fields stored as ``stored``, in their declared order
     (:data:`service.core.architecture.ARCHITECTURE_FIELDS`): an enum as a short string, a bool as a
-    boolean, an int as an integer; NOT NULL unless the field may be None or is stored nullable."""
+    boolean, an int as an integer, a tuple as a JSON list; NOT NULL unless the field may be None or is stored nullable."""
     columns: list[Column[Any]] = []
     for f in ARCHITECTURE_FIELDS:
         if f.stored is not stored:
             continue
-        kind = String(16) if issubclass(f.kind, StrEnum) else Boolean() if f.kind is bool else Integer()
+        if f.is_sequence:
+            kind: Any = JSON()
+        else:
+            kind = String(16) if issubclass(f.kind, StrEnum) else Boolean() if f.kind is bool else Integer()
         columns.append(Column(f.name, kind, nullable=f.optional or stored is Stored.NULLABLE))
     return columns
 

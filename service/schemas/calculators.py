@@ -50,8 +50,8 @@ class ParamsResponse(Estimate):
     total: int = Field(description="All parameters, tied weights once.")
     active: int = Field(description="Parameters used per token (MoE: experts_per_token experts).")
     embedding: int
-    attention: int
-    mlp: int
+    attention: int = Field(description="The token mixers: attention, and the Mamba, Mamba-2 or RWKV time-mix layers.")
+    mlp: int = Field(description="MLPs and experts with their routers, and RWKV's channel mixing.")
     norm: int
     lm_head: int
     non_embedding: int = Field(description="total − embedding − lm_head (Kaplan et al. 2020's N).")
@@ -288,3 +288,12 @@ class InferenceMemoryResponse(Estimate):
     gpu: str | None
     gpu_memory_bytes: int | None
     gpus_needed: int | None
+    state_cache_bytes_per_sequence: int | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="Models with recurrent layers (layer_types: mamba, mamba2, rwkv): the fixed-size state one "
+        "sequence keeps, constant in the context; absent for a transformer.",
+    )
+    state_cache_bytes: int | None = Field(
+        None, exclude_if=lambda v: v is None, description="That state for the whole batch (in total_bytes)."
+    )

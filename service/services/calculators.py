@@ -299,6 +299,8 @@ def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s
         gpu=gpu_row.id if gpu_row else None,
         gpu_memory_bytes=gpu_bytes,
         gpus_needed=gpus_needed,
+        state_cache_bytes_per_sequence=r.state_cache_bytes_per_sequence or None,
+        state_cache_bytes=r.state_cache_bytes if r.state_cache_bytes_per_sequence else None,
         formulas=list(r.formulas) + ([serving_formula] if weights and weights.scale_bytes else []),
         assumptions=model_assumptions(model, req.model, req.seq_len)
         | {

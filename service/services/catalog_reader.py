@@ -234,7 +234,8 @@ def _preset_fields(row: Row[Any]) -> tuple[tuple[str, Any], ...]:
     """The preset's architecture fields that are set, as sorted ``(name, value)`` pairs:
     immutable, since readers share them, and hashable, as the memoised architecture builder
     (:func:`service.services.models.resolve_model`) needs."""
-    return tuple(sorted((name, getattr(row, name)) for name in PRESET_FIELD_NAMES if getattr(row, name) is not None))
+    values = ((name, getattr(row, name)) for name in PRESET_FIELD_NAMES)
+    return tuple(sorted((name, tuple(v) if isinstance(v, list) else v) for name, v in values if v is not None))
 
 
 PRESET_FIELD_NAMES = tuple(f.name for f in ARCHITECTURE_FIELDS if f.stored is not Stored.NO)

@@ -282,10 +282,10 @@ def test_dbrx_nested_config_through_the_api(client):
     assert "model.hf_config.ffn_config.moe_top_k" in r.text
 
 
-def test_a_mamba_config_is_a_422_that_says_why(client):
-    r = client.post("/v1/models/from-hf-config", json={"model_type": "mamba", "hidden_size": 768, "num_hidden_layers": 24})
+def test_a_zamba2_config_is_a_422_that_says_why(client):
+    r = client.post("/v1/models/from-hf-config", json={"model_type": "zamba2", "hidden_size": 768, "num_hidden_layers": 24})
     assert r.status_code == 422, r.text
-    assert "state-space model" in r.text and "hf_config.model_type" in r.text
+    assert "hybrid" in r.text and "hf_config.model_type" in r.text
 
 
 def test_phi_request_fields_round_trip(client):

@@ -24,10 +24,14 @@ from service.core.spec import make_architecture
 
 MEASURED = json.loads((Path(__file__).resolve().parents[2] / "validation" / "measurements" / "hf_models.json").read_text())
 MODELS = MEASURED["models"]
+# the recurrent and hybrid families' counts (validation/measure_recurrent.py), checked in tests/core/test_recurrent.py
+RECURRENT = json.loads(
+    (Path(__file__).resolve().parents[2] / "validation" / "measurements" / "recurrent_models.json").read_text()
+)
 
 
 def test_every_mapped_model_type_is_measured():
-    measured_types = {m["config"]["model_type"] for m in MODELS.values()}
+    measured_types = {m["config"]["model_type"] for m in [*MODELS.values(), *RECURRENT["models"].values()]}
     assert measured_types == set(SUPPORTED_MODEL_TYPES)
 
 
@@ -729,19 +733,18 @@ def test_the_moe_families_name_the_key_they_refuse(config, field):
 @pytest.mark.parametrize(
     ("config", "field", "words"),
     [
-        ({"model_type": "mamba", "hidden_size": 768}, "hf_config.model_type", "state-space model"),
-        ({"model_type": "jamba"}, "hf_config.model_type", "hybrid"),
+        ({"model_type": "bamba"}, "hf_config.model_type", "hybrid"),
         ({"model_type": "qwen3_next"}, "hf_config.model_type", "Gated DeltaNet"),
         ({"model_type": "falcon_h1"}, "hf_config.model_type", "Mamba-2"),
         ({"model_type": "zamba2"}, "hf_config.model_type", "hybrid"),
-        ({"model_type": "rwkv"}, "hf_config.model_type", "recurrent model"),
+        ({"model_type": "xlstm"}, "hf_config.model_type", "recurrent model"),
         ({"model_type": "t5"}, "hf_config.model_type", "encoder-decoder"),
         ({"model_type": "bert"}, "hf_config.model_type", "encoder-only"),
-        ({"model_type": "llava", "text_config": {"model_type": "mamba"}}, "hf_config.text_config.model_type", "state-space"),
+        ({"model_type": "llava", "text_config": {"model_type": "zamba2"}}, "hf_config.text_config.model_type", "hybrid"),
     ],
 )  # fmt: skip
 def test_models_that_are_not_decoder_only_transformers_say_why(config, field, words):
-    """Mamba, hybrids, RWKV, encoder-decoders and encoders: a 422 that says what the model is, not only
+    """Unmapped hybrids, xLSTM, encoder-decoders and encoders: a 422 that says what the model is, not only
     that the type is unsupported."""
     with pytest.raises(InvalidSpecError) as err:
         architecture_from_hf_config(config)

@@ -53,7 +53,7 @@ def upgrade_a_store_seeded_at(
         connection.execute(insert(stored), [{k: seed[i].get(k) for k in columns} | {"version": 1} for i in before])
         connection.execute(text("UPDATE catalog_version SET version = 7"))
     upgrade(engine)
-    with engine.connect() as connection:
-        rows = {r.id: r._asdict() for r in connection.execute(select(stored))}
+    with engine.connect() as connection:  # the rows with the columns of the head (the later revisions' too)
+        rows = {r.id: r._asdict() for r in connection.execute(select(Table(table, MetaData(), autoload_with=engine)))}
         version = connection.execute(text("SELECT version FROM catalog_version")).scalar_one()
     return SeededUpgrade(table=stored, columns=columns, before=before, rows=rows, version=version)

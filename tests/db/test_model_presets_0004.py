@@ -21,7 +21,8 @@ def test_upgrade_adds_the_new_presets_to_a_seeded_store(backend: str, make_datab
         presets = Table("model_presets", MetaData(), autoload_with=engine)
         assert "kv_lora_rank" not in presets.c
         old_columns = [c.name for c in presets.c if c.name != "updated_at"]
-        new_ids = set(new_preset_ids("0004")) | set(new_preset_ids("0005"))  # later revisions' presets came later
+        # later revisions' presets came later
+        new_ids = set(new_preset_ids("0004")) | set(new_preset_ids("0005")) | set(new_preset_ids("0009"))
         before_0004 = [k for k in SEED if k not in new_ids]
         with engine.begin() as connection:
             connection.execute(insert(presets), [{k: SEED[i].get(k) for k in old_columns} | {"version": 1} for i in before_0004])

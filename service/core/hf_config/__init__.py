@@ -14,7 +14,7 @@ Where things live: :mod:`.common` holds the config reader (``_Reader``), :class:
 :data:`HF_KEYS` and the helpers several family groups share; the mappers (``_map_<model_type>``) sit by
 family group in :mod:`.llama_like` (dense, Llama's block), :mod:`.other_dense` (dense, other blocks:
 GPT-2, GPT-NeoX, Falcon, Phi, Cohere, OPT, BLOOM, MPT, ...), :mod:`.moe` (mixtures of experts) and
-:mod:`.deepseek` (MLA and DeepSeek's expert layout); this module holds the registry (:data:`MAPPERS`,
+:mod:`.deepseek` (MLA and DeepSeek's expert layout), :mod:`.recurrent` (Mamba, Mamba-2, RWKV-4, Jamba); this module holds the registry (:data:`MAPPERS`,
 the multimodal :data:`WRAPPERS`, the refused :data:`NOT_DECODER_TRANSFORMERS`) and the entry points
 (:func:`map_hf_config`, :func:`architecture_from_hf_config`, :func:`architecture_from_mapping`,
 :func:`in_config_terms`). A new family: its mapper in the module of its group, a helper it shares with
@@ -77,6 +77,7 @@ from service.core.hf_config.other_dense import (
     _map_stablelm,
     _map_starcoder2,
 )
+from service.core.hf_config.recurrent import _map_falcon_mamba, _map_jamba, _map_mamba, _map_mamba2, _map_rwkv
 from service.core.spec import make_architecture
 
 __all__ = [
@@ -138,6 +139,11 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "opt": _map_opt,
     "bloom": _map_bloom,
     "mpt": _map_mpt,
+    "mamba": _map_mamba,
+    "falcon_mamba": _map_falcon_mamba,
+    "mamba2": _map_mamba2,
+    "rwkv": _map_rwkv,
+    "jamba": _map_jamba,
 }
 
 
@@ -188,19 +194,13 @@ SUPPORTED_TYPES_TEXT = (
     "is not counted)"
 )
 
-_STATE_SPACE = "a state-space model (selective-scan layers, no attention: Mamba, Gu & Dao 2023; Mamba-2, Dao & Gu 2024)"
 _HYBRID = "a hybrid whose layers mix attention with state-space or linear-attention mixers that the core does not model"
 _ENCODER_DECODER = "an encoder-decoder model (an encoder stack and a decoder with cross-attention)"
 _ENCODER = "an encoder-only model (bidirectional, no causal LM head)"
 # model types that are not decoder-only transformers of the kinds mapped: refused saying why, not just "unsupported"
 NOT_DECODER_TRANSFORMERS: dict[str, str] = {
-    "mamba": _STATE_SPACE,
-    "mamba2": _STATE_SPACE,
-    "falcon_mamba": _STATE_SPACE,
-    "rwkv": "a recurrent model (RWKV's time-mixing and channel-mixing blocks, no attention: Peng et al. 2023)",
     "xlstm": "a recurrent model (xLSTM blocks, no attention: Beck et al. 2024)",
     "recurrent_gemma": _HYBRID + " (Griffin's recurrent blocks)",
-    "jamba": _HYBRID + " (Mamba layers between attention layers)",
     "falcon_h1": _HYBRID + " (attention and Mamba-2 heads side by side in each layer)",
     "zamba": _HYBRID + " (Mamba layers and a shared attention block)",
     "zamba2": _HYBRID + " (Mamba-2 layers and shared attention blocks)",

@@ -1,0 +1,122 @@
+"""Rules of the layer list and of the state-space and RWKV fields (API.md, "Beyond transformers").
+
+:func:`check_layers` validates ``layer_types`` (a list per layer, or a pattern whose length divides
+``n_layers``) and the fields of the recurrent layers it names, fills their defaults (the reference
+implementations' own: ``MambaConfig``, ``Mamba2Config``, ``mamba_ssm``'s ``Mamba2``) and refuses a
+field that no layer of the model uses. Every rule names the field it checks. Pure Python.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from service.core.architecture import LayerType
+from service.core.errors import InvalidSpecError
+from service.core.limits import MAX_DIM, check_positive_int
+
+_MAMBA_ONLY = ("ssm_dt_rank", "ssm_inner_norms")
+_MAMBA2_ONLY = ("ssm_n_heads", "ssm_head_dim", "ssm_n_groups")
+_STATE_SPACE = ("ssm_state_size", "ssm_conv_kernel", "ssm_expand", "ssm_proj_bias", *_MAMBA_ONLY, *_MAMBA2_ONLY)
+# bools whose non-default value only a state-space layer reads
+_STATE_SPACE_FLAGS = {"ssm_conv_bias": True, "ssm_proj_bias": False, "ssm_inner_norms": False, "mixer_mlp": True}
+
+
+def check_layers(f: Callable[[str], str], v: dict[str, Any]) -> None:
+    """Check ``layer_types`` and the recurrent layers' fields of the field values ``v`` (in place:
+    ``layer_types`` becomes a tuple of :class:`LayerType`, defaults are filled in)."""
+    types = _layer_types(f, v["layer_types"], v["n_layers"])
+    v["layer_types"] = types
+    kinds = set(types or (LayerType.ATTENTION,))
+    if LayerType.SLIDING_ATTENTION in kinds:
+        if v["sliding_window"] is None:
+            raise InvalidSpecError(f("layer_types"), "a sliding_attention layer needs sliding_window")
+        if v["sliding_window_layers"] is not None:
+            raise InvalidSpecError(
+                f("sliding_window_layers"), "layer_types already says which layers use the window: give one or the other"
+            )
+    mamba, mamba2 = LayerType.MAMBA in kinds, LayerType.MAMBA2 in kinds
+    _refuse_unused(f, v, mamba=mamba, mamba2=mamba2, rwkv=LayerType.RWKV in kinds)
+    if mamba or mamba2:
+        _state_space(f, v, mamba=mamba, mamba2=mamba2)
+    if LayerType.RWKV in kinds:
+        v["rwkv_version"] = v["rwkv_version"] or 4
+        if v["rwkv_version"] != 4:
+            raise InvalidSpecError(f("rwkv_version"), "only RWKV-4 (transformers' RwkvForCausalLM) is modelled")
+        if kinds != {LayerType.RWKV}:
+            raise InvalidSpecError(f("layer_types"), "an RWKV model has rwkv layers only")
+        if v["n_experts"] > 1:
+            raise InvalidSpecError(f("n_experts"), "RWKV's channel mixing is dense: n_experts must be 1")
+    if v["n_experts"] > 1 and (mamba or mamba2) and not v["mixer_mlp"]:
+        raise InvalidSpecError(f("mixer_mlp"), "a mixture of experts with mixer-only Mamba blocks is not modelled")
+
+
+def _layer_types(f: Callable[[str], str], given: Any, n_layers: int) -> tuple[LayerType, ...] | None:
+    """``given`` as a tuple of :class:`LayerType`: non-empty, each a known mixer, its length dividing
+    ``n_layers``; None when every layer is attention (the default)."""
+    if given is None:
+        return None
+    if isinstance(given, str) or not isinstance(given, (list, tuple)) or not given:
+        raise InvalidSpecError(f("layer_types"), "must be a non-empty list of layer types")
+    try:
+        types = tuple(LayerType(t) for t in given)
+    except ValueError as exc:
+        known = ", ".join(t.value for t in LayerType)
+        raise InvalidSpecError(f("layer_types"), f"unknown layer type ({exc}); known: {known}") from exc
+    if len(types) > n_layers or n_layers % len(types):
+        raise InvalidSpecError(
+            f("layer_types"), f"{len(types)} entries do not divide n_layers={n_layers}: give one per layer or a repeating pattern"
+        )
+    return None if set(types) == {LayerType.ATTENTION} else types
+
+
+def _refuse_unused(f: Callable[[str], str], v: dict[str, Any], *, mamba: bool, mamba2: bool, rwkv: bool) -> None:
+    """A field no layer of the model reads is refused, naming it."""
+    unused: list[tuple[str, str]] = []
+    if not (mamba or mamba2):
+        unused += [(name, "mamba or mamba2") for name in _STATE_SPACE if v[name] not in (None, False)]
+        unused += [(name, "mamba or mamba2") for name, default in _STATE_SPACE_FLAGS.items() if v[name] != default]
+    else:
+        if not mamba:
+            unused += [(name, "mamba") for name in _MAMBA_ONLY if v[name] not in (None, False)]
+        if not mamba2:
+            unused += [(name, "mamba2") for name in _MAMBA2_ONLY if v[name] is not None]
+    if not rwkv and v["rwkv_version"] is not None:
+        unused.append(("rwkv_version", "rwkv"))
+    if unused:
+        name, kind = unused[0]
+        raise InvalidSpecError(f(name), f"only applies to {kind} layers (layer_types)")
+
+
+def _state_space(f: Callable[[str], str], v: dict[str, Any], *, mamba: bool, mamba2: bool) -> None:
+    """Sizes of the Mamba / Mamba-2 mixers, with the reference defaults: ``d_conv`` 4, ``expand`` 2,
+    Mamba's ``dt_rank = ceil(d_model / 16)`` (``MambaConfig``), Mamba-2's ``headdim`` 64 and
+    ``ngroups`` 1 (``mamba_ssm.modules.mamba2.Mamba2``), heads ``expand * d_model / headdim``."""
+    if v["ssm_state_size"] is None:
+        raise InvalidSpecError(f("ssm_state_size"), "mamba and mamba2 layers need their state size (d_state)")
+    check_positive_int(f("ssm_state_size"), v["ssm_state_size"], maximum=MAX_DIM)
+    v["ssm_conv_kernel"] = v["ssm_conv_kernel"] or 4
+    v["ssm_expand"] = v["ssm_expand"] or 2
+    check_positive_int(f("ssm_conv_kernel"), v["ssm_conv_kernel"], maximum=64)
+    check_positive_int(f("ssm_expand"), v["ssm_expand"], maximum=64)
+    inner = v["ssm_expand"] * v["d_model"]
+    if mamba:
+        v["ssm_dt_rank"] = v["ssm_dt_rank"] or math.ceil(v["d_model"] / 16)
+        check_positive_int(f("ssm_dt_rank"), v["ssm_dt_rank"], maximum=MAX_DIM)
+    if not mamba2:
+        return
+    head_dim = v["ssm_head_dim"] or (inner // v["ssm_n_heads"] if v["ssm_n_heads"] else 64)
+    check_positive_int(f("ssm_head_dim"), head_dim, maximum=MAX_DIM)
+    heads = v["ssm_n_heads"] or inner // head_dim
+    check_positive_int(f("ssm_n_heads"), heads, maximum=MAX_DIM)
+    if heads * head_dim != inner:
+        raise InvalidSpecError(
+            f("ssm_n_heads"),
+            f"ssm_n_heads * ssm_head_dim = {heads} * {head_dim} must equal ssm_expand * d_model = {inner}",
+        )
+    groups = v["ssm_n_groups"] or 1
+    check_positive_int(f("ssm_n_groups"), groups, maximum=MAX_DIM)
+    if heads % groups:
+        raise InvalidSpecError(f("ssm_n_groups"), f"ssm_n_groups={groups} does not divide ssm_n_heads={heads}")
+    v["ssm_head_dim"], v["ssm_n_heads"], v["ssm_n_groups"] = head_dim, heads, groups

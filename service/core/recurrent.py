@@ -1,0 +1,187 @@
+"""The layers that keep a fixed-size state instead of a KV cache: Mamba, Mamba-2 and RWKV-4.
+
+Parameter counts follow the modules of the reference implementations in ``transformers``
+(``MambaMixer``, ``Mamba2Mixer``, ``JambaMambaMixer``, ``RwkvSelfAttention``/``RwkvFeedForward``)
+term by term; FLOPs and state sizes follow the papers and their kernels, each cited where it is
+counted. Symbols: h ``d_model``, I = ``ssm_expand * h`` the inner width, N ``ssm_state_size``,
+K ``ssm_conv_kernel``, R ``ssm_dt_rank``, H ``ssm_n_heads`` of P ``ssm_head_dim``, G ``ssm_n_groups``,
+f ``d_ff``. Pure Python.
+"""
+
+from __future__ import annotations
+
+from service.core.architecture import Architecture, LayerType
+
+SSD_CHUNK_TOKENS = 256
+"""Chunk length Q of Mamba-2's chunked SSD algorithm (``Mamba2Config.chunk_size`` and the
+``mamba_ssm`` kernels' default)."""
+
+RWKV4_STATE_VECTORS = 5
+"""Vectors of width h an RWKV-4 layer keeps per sequence: the time-mix and channel-mix shifted
+inputs and WKV's numerator, denominator and running maximum (``RwkvModel``'s ``state``, five
+tensors of ``batch x h x layers``)."""
+
+RWKV4_WKV_FLOPS_PER_CHANNEL = 23
+"""Forward FLOPs of one channel's WKV step, counted in RWKV-LM's ``wkv_cuda.cu`` forward kernel
+(Peng et al. 2023, §3.1 eq. 14 and Appendix D): two maxima, four exponentials with their
+subtractions, the numerator, denominator and division of the output, and the decayed numerator
+and denominator, each operation one FLOP."""
+
+MAMBA_SCAN_FLOPS_PER_ELEMENT = 9
+"""Forward FLOPs of Mamba's selective scan per inner channel, state element and token: discretising
+``exp(Δ A)`` and ``Δ B x``, the update ``h = Ā h + B̄ x`` and the readout ``C h`` (Gu & Dao 2023, §3.3.2,
+Algorithm 2; the count ``9 * B * L * D * N`` of ``flops_selective_scan_fn`` in the VMamba code, Liu et
+al. 2024, after the Mamba authors' answer in state-spaces/mamba issue 110), plus ``D x`` and the ``z``
+gate per channel."""
+
+
+def mamba_mixer_params(arch: Architecture) -> int:
+    """Parameters of one Mamba mixer (``MambaMixer``; Gu & Dao 2023 §3.4, Figure 3):
+    ``in_proj`` ``h x 2I``, the depthwise ``conv1d`` ``I*K`` (+ ``I`` bias), ``x_proj`` ``I x (R + 2N)``,
+    ``dt_proj`` ``R x I`` + ``I`` bias, ``A_log`` ``I*N``, ``D`` ``I``, ``out_proj`` ``I x h``;
+    ``ssm_proj_bias`` adds ``2I + h`` (``use_bias``), ``ssm_inner_norms`` Jamba's RMSNorms on the step
+    size and on B and C, ``R + 2N`` (``JambaMambaMixer.dt_layernorm``, ``b_layernorm``, ``c_layernorm``;
+    Falcon-Mamba's are weightless)."""
+    h, inner, n, k, r = arch.d_model, _inner(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0, arch.ssm_dt_rank or 0
+    params = h * 2 * inner  # in_proj (x and the gate z)
+    params += inner * k + (inner if arch.ssm_conv_bias else 0)  # conv1d, depthwise
+    params += inner * (r + 2 * n)  # x_proj: dt, B, C
+    params += r * inner + inner  # dt_proj with its bias
+    params += inner * n + inner  # A_log, D
+    params += inner * h  # out_proj
+    params += 2 * inner + h if arch.ssm_proj_bias else 0
+    params += r + 2 * n if arch.ssm_inner_norms else 0
+    return params
+
+
+def mamba2_conv_width(arch: Architecture) -> int:
+    """Channels of Mamba-2's convolution: x, B and C, ``I + 2*G*N`` (``Mamba2Mixer.conv_dim``)."""
+    return _inner(arch) + 2 * (arch.ssm_n_groups or 0) * (arch.ssm_state_size or 0)
+
+
+def mamba2_mixer_params(arch: Architecture) -> int:
+    """Parameters of one Mamba-2 mixer (``Mamba2Mixer``; Dao & Gu 2024 §7.1, Figure 6, the parallel
+    projections of x, z, B, C and the step size): ``in_proj`` ``h x (2I + 2GN + H)``, the depthwise
+    ``conv1d`` over ``I + 2GN`` channels of K taps (+ bias), ``dt_bias``, ``A_log`` and ``D`` (``H``
+    each), the gated RMSNorm ``I`` and ``out_proj`` ``I x h``; ``ssm_proj_bias`` adds the in and out
+    projections' biases."""
+    h, inner, heads, k = arch.d_model, _inner(arch), arch.ssm_n_heads or 0, arch.ssm_conv_kernel or 0
+    conv = mamba2_conv_width(arch)
+    projection = inner + conv + heads  # z, then x/B/C, then dt
+    params = h * projection + conv * k + (conv if arch.ssm_conv_bias else 0)
+    params += 3 * heads + inner + inner * h  # dt_bias, A_log, D; gated norm; out_proj
+    params += projection + h if arch.ssm_proj_bias else 0
+    return params
+
+
+def rwkv_time_mix_params(arch: Architecture) -> int:
+    """RWKV-4 time mixing (``RwkvSelfAttention``; Peng et al. 2023 §3.1): key, value, receptance and
+    output ``4*h^2``, ``time_decay`` and ``time_first`` ``2h``, three token-shift mixes ``3h``."""
+    h = arch.d_model
+    return 4 * h * h + 5 * h
+
+
+def rwkv_channel_mix_params(arch: Architecture) -> int:
+    """RWKV-4 channel mixing, the layer's MLP (``RwkvFeedForward``; Peng et al. 2023 §3.2): key
+    ``h x f``, value ``f x h``, receptance ``h x h`` and two token-shift mixes ``2h``."""
+    h = arch.d_model
+    return 2 * h * arch.d_ff + h * h + 2 * h
+
+
+def mixer_params(arch: Architecture) -> int:
+    """Parameters of every recurrent layer's mixer (0 for a transformer)."""
+    return (
+        arch.layers_of(LayerType.MAMBA) * mamba_mixer_params(arch)
+        + arch.layers_of(LayerType.MAMBA2) * mamba2_mixer_params(arch)
+        + arch.layers_of(LayerType.RWKV) * rwkv_time_mix_params(arch)
+    )
+
+
+def channel_mix_params(arch: Architecture) -> int:
+    """Parameters of every RWKV layer's channel mixing (counted with the MLPs)."""
+    return arch.layers_of(LayerType.RWKV) * rwkv_channel_mix_params(arch)
+
+
+def recurrent_matmul_weights(arch: Architecture) -> int:
+    """Weights a token multiplies through in the recurrent layers, all of them: the mixers'
+    projections and convolution taps (:func:`mamba_mixer_params` and :func:`mamba2_mixer_params`
+    without biases, norms, ``A_log``, ``D`` and ``dt_bias``), RWKV's ``4h^2`` time-mix and its
+    channel-mix matrices."""
+    h, inner, n, k, r = arch.d_model, _inner(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0, arch.ssm_dt_rank or 0
+    mamba = h * 2 * inner + inner * k + inner * (r + 2 * n) + r * inner + inner * h
+    conv = mamba2_conv_width(arch)
+    mamba2 = h * (inner + conv + (arch.ssm_n_heads or 0)) + conv * k + inner * h
+    rwkv = 4 * h * h + 2 * h * arch.d_ff + h * h
+    return (
+        arch.layers_of(LayerType.MAMBA) * mamba
+        + arch.layers_of(LayerType.MAMBA2) * mamba2
+        + arch.layers_of(LayerType.RWKV) * rwkv
+    )
+
+
+def recurrent_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
+    """``(count, in_features, out_features)`` of the recurrent layers' linear layers, all layers (what
+    a weight quantiser converts; convolutions, ``A_log``, ``D`` and norms stay): Mamba's ``in_proj``,
+    ``x_proj``, ``dt_proj`` and ``out_proj``; Mamba-2's ``in_proj`` and ``out_proj``; RWKV's four
+    time-mix and three channel-mix matrices."""
+    h, inner, n, r = arch.d_model, _inner(arch), arch.ssm_state_size or 0, arch.ssm_dt_rank or 0
+    shapes: list[tuple[int, int, int]] = []
+    if mamba := arch.layers_of(LayerType.MAMBA):
+        shapes += [(mamba, h, 2 * inner), (mamba, inner, r + 2 * n), (mamba, r, inner), (mamba, inner, h)]
+    if mamba2 := arch.layers_of(LayerType.MAMBA2):
+        shapes += [(mamba2, h, inner + mamba2_conv_width(arch) + (arch.ssm_n_heads or 0)), (mamba2, inner, h)]
+    if rwkv := arch.layers_of(LayerType.RWKV):
+        shapes += [(5 * rwkv, h, h), (rwkv, h, arch.d_ff), (rwkv, arch.d_ff, h)]
+    return shapes
+
+
+def recurrence_flops_per_token(arch: Architecture, *, decode: bool = False) -> float:
+    """Forward FLOPs of the recurrences themselves for one token, all layers, beyond the projections'
+    matmuls (:func:`recurrent_matmul_weights`).
+
+    Mamba: the selective scan, ``9*I*N`` plus ``2I`` for ``D x`` and the gate (Gu & Dao 2023 §3.3.2;
+    :data:`MAMBA_SCAN_FLOPS_PER_ELEMENT`), the same per step when decoding.
+    Mamba-2, training and prefill: the chunked SSD algorithm over chunks of Q = 256 tokens (Dao & Gu
+    2024 §6, Figure 5): per token the diagonal block's ``C B^T`` ``2*G*Q*N`` and its product with x
+    ``2*H*Q*P``, the chunk state ``B^T x`` ``2*H*N*P`` and the output from the carried state
+    ``C h`` ``2*H*N*P`` (the block matmuls run whole, as the kernels do). Decoding one token: the state
+    update ``exp(dt A) h + dt B x`` ``3*H*P*N`` and the readout ``C h`` ``2*H*P*N`` (§3, the recurrent
+    mode; ``mamba_ssm``'s ``selective_state_update``).
+    RWKV-4: the WKV recurrence, 23 FLOPs per channel (:data:`RWKV4_WKV_FLOPS_PER_CHANNEL`)."""
+    inner, n = _inner(arch), arch.ssm_state_size or 0
+    mamba = (MAMBA_SCAN_FLOPS_PER_ELEMENT * n + 2) * inner
+    heads, p, g = arch.ssm_n_heads or 0, arch.ssm_head_dim or 0, arch.ssm_n_groups or 0
+    if decode:
+        mamba2 = 5 * heads * p * n
+    else:
+        q = SSD_CHUNK_TOKENS
+        mamba2 = 2 * g * q * n + 2 * heads * q * p + 4 * heads * n * p
+    rwkv = RWKV4_WKV_FLOPS_PER_CHANNEL * arch.d_model
+    return float(
+        arch.layers_of(LayerType.MAMBA) * mamba
+        + arch.layers_of(LayerType.MAMBA2) * mamba2
+        + arch.layers_of(LayerType.RWKV) * rwkv
+    )
+
+
+def state_elements_per_sequence(arch: Architecture) -> int:
+    """Values one sequence keeps in its recurrent layers' state, whatever its length.
+
+    Mamba: the convolution's last K inputs ``I*K`` and the scan state ``I*N`` (Gu & Dao 2023 §3.4,
+    "Efficient Implementation": the recurrent mode; ``mamba_ssm``'s ``allocate_inference_cache`` and
+    transformers' cache keep ``d_conv`` columns). Mamba-2: ``(I + 2GN)*K`` and ``H*P*N`` (Dao & Gu 2024
+    §7). RWKV-4: five vectors of h per layer (:data:`RWKV4_STATE_VECTORS`; Peng et al. 2023 §3.4)."""
+    inner, n, k = _inner(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0
+    mamba = inner * k + inner * n
+    mamba2 = mamba2_conv_width(arch) * k + (arch.ssm_n_heads or 0) * (arch.ssm_head_dim or 0) * n
+    rwkv = RWKV4_STATE_VECTORS * arch.d_model
+    return (
+        arch.layers_of(LayerType.MAMBA) * mamba
+        + arch.layers_of(LayerType.MAMBA2) * mamba2
+        + arch.layers_of(LayerType.RWKV) * rwkv
+    )
+
+
+def _inner(arch: Architecture) -> int:
+    """The state-space layers' inner width ``I = ssm_expand * h`` (0 without them)."""
+    return (arch.ssm_expand or 0) * arch.d_model

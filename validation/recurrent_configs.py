@@ -1,0 +1,64 @@
+"""Hand-written ``config.json`` contents of the recurrent and hybrid families (Mamba, Mamba-2,
+Falcon-Mamba, RWKV-4, Jamba), one or more per ``model_type``.
+
+Full-size entries copy the shape keys of the published configs (the model card named in the
+comment); ``tiny-*`` entries keep a family's structure at a size that runs a forward pass on a CPU
+in milliseconds, for the state measurement. Nothing here is downloaded. Plain data, importable
+without torch (tests read the same dicts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    # state-spaces/mamba-130m-hf and mamba-2.8b-hf (Gu & Dao 2023, Table 3)
+    "mamba-130m": {"model_type": "mamba", "hidden_size": 768, "num_hidden_layers": 24, "vocab_size": 50280,
+                   "state_size": 16, "expand": 2, "conv_kernel": 4, "time_step_rank": 48, "use_bias": False,
+                   "use_conv_bias": True, "tie_word_embeddings": True},
+    "mamba-2.8b": {"model_type": "mamba", "hidden_size": 2560, "num_hidden_layers": 64, "vocab_size": 50280,
+                   "state_size": 16, "expand": 2, "conv_kernel": 4, "time_step_rank": 160, "use_bias": False,
+                   "use_conv_bias": True, "tie_word_embeddings": True},
+    # tiiuae/falcon-mamba-7b (Zuo et al. 2024, "Falcon Mamba: the first competitive attention-free 7B"): an
+    # inner width of 8192 (expand 2 over 4096), dt rank 256, untied
+    "falcon-mamba-7b": {"model_type": "falcon_mamba", "hidden_size": 4096, "num_hidden_layers": 64, "vocab_size": 65024,
+                        "state_size": 16, "expand": 2, "conv_kernel": 4, "time_step_rank": 256, "use_bias": False,
+                        "use_conv_bias": True, "tie_word_embeddings": False, "mixer_rms_eps": 1e-6},
+    # state-spaces/mamba2-2.7b (Dao & Gu 2024): d_model 2560, 64 layers, headdim 64, one group, d_state 128,
+    # the 50,277-token vocabulary padded to a multiple of 16, tied
+    "mamba2-2.7b": {"model_type": "mamba2", "hidden_size": 2560, "num_hidden_layers": 64, "vocab_size": 50288,
+                    "state_size": 128, "expand": 2, "conv_kernel": 4, "num_heads": 80, "head_dim": 64, "n_groups": 1,
+                    "use_bias": False, "use_conv_bias": True, "tie_word_embeddings": True},
+    # mistralai/Mamba-Codestral-7B-v0.1
+    "mamba-codestral-7b": {"model_type": "mamba2", "hidden_size": 4096, "num_hidden_layers": 64, "vocab_size": 32768,
+                           "state_size": 128, "expand": 2, "conv_kernel": 4, "num_heads": 128, "head_dim": 64,
+                           "n_groups": 8, "use_bias": False, "use_conv_bias": True, "tie_word_embeddings": False},
+    # RWKV/rwkv-4-169m-pile and RWKV/rwkv-raven-7b (Peng et al. 2023, Table 1)
+    "rwkv-4-169m": {"model_type": "rwkv", "hidden_size": 768, "num_hidden_layers": 12, "vocab_size": 50277,
+                    "context_length": 1024, "attention_hidden_size": 768, "intermediate_size": 3072,
+                    "tie_word_embeddings": False},
+    "rwkv-4-7b": {"model_type": "rwkv", "hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 50277,
+                  "context_length": 4096, "attention_hidden_size": 4096, "intermediate_size": 16384,
+                  "tie_word_embeddings": False},
+    # ai21labs/AI21-Jamba-1.5-Mini (Jamba Team 2024, "Jamba-1.5", Table 1: 12B active of 52B)
+    "jamba-1.5-mini": {"model_type": "jamba", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                       "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 65536, "num_experts": 16,
+                       "num_experts_per_tok": 2, "expert_layer_period": 2, "expert_layer_offset": 1,
+                       "attn_layer_period": 8, "attn_layer_offset": 4, "mamba_d_state": 16, "mamba_d_conv": 4,
+                       "mamba_expand": 2, "mamba_dt_rank": 256, "mamba_conv_bias": True, "mamba_proj_bias": False,
+                       "max_position_embeddings": 262144, "tie_word_embeddings": False},
+    "tiny-mamba": {"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256,
+                   "state_size": 8, "expand": 2, "conv_kernel": 4},
+    "tiny-mamba2": {"model_type": "mamba2", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256,
+                    "state_size": 16, "expand": 2, "conv_kernel": 4, "num_heads": 8, "head_dim": 16, "n_groups": 2,
+                    "chunk_size": 16},
+    "tiny-rwkv": {"model_type": "rwkv", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256,
+                  "context_length": 256},
+    "tiny-jamba": {"model_type": "jamba", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256, "num_experts": 4,
+                   "num_experts_per_tok": 2, "attn_layer_period": 4, "attn_layer_offset": 2, "mamba_d_state": 8,
+                   "use_mamba_kernels": False},
+}  # fmt: skip
+
+STATE_MEASURED = ("tiny-mamba", "tiny-mamba2", "tiny-rwkv", "tiny-jamba")
+STATE_TOKENS = (8, 24)
