@@ -191,14 +191,8 @@ def test_patch_fields_are_nullable_exactly_where_null_clears(spec, patch: str, f
     assert nullable(schemas["GpuPatch"]["properties"]["default_mfu"])
 
 
-# fields an answer carries only for the models they apply to, so that other models' answers stay as
-# they were: the recurrent layers' state (API.md: "answers then give state_cache_bytes_per_sequence")
-ONLY_WHERE_THEY_APPLY = {"InferenceMemoryResponse": {"state_cache_bytes_per_sequence", "state_cache_bytes"}}
-
-
 def test_response_fields_are_required(spec) -> None:
-    """Every field a response always carries (null where it has no value) is required; the few that
-    appear only where they apply (:data:`ONLY_WHERE_THEY_APPLY`) are not."""
+    """Every field a response carries, always (null where it has no value), is required."""
     schemas = spec["components"]["schemas"]
     names = {
         ref.rpartition("/")[2]
@@ -215,8 +209,7 @@ def test_response_fields_are_required(spec) -> None:
         schema = schemas[name]
         names |= {n["$ref"].rpartition("/")[2] for n in schema_nodes(schema) if "$ref" in n}
         if schema.get("type") == "object" and "properties" in schema:
-            conditional = ONLY_WHERE_THEY_APPLY.get(name, set())
-            assert set(schema.get("required", ())) == set(schema["properties"]) - conditional, name
+            assert set(schema.get("required", ())) == set(schema["properties"]), name
     assert {"GpuOut", "PlanItem", "PriceQuote", "PeakTflopsOut"} <= seen
     assert not [name for name in schemas if name.endswith(("-Input", "-Output"))]
 

@@ -290,10 +290,9 @@ class InferenceMemoryResponse(Estimate):
     gpus_needed: int | None
     state_cache_bytes_per_sequence: int | None = Field(
         None,
-        exclude_if=lambda v: v is None,
         description="Models with recurrent layers (layer_types: mamba, mamba2, rwkv): the fixed-size state one "
-        "sequence keeps, constant in the context; absent for a transformer.",
+        "sequence keeps, constant in the context; null for a transformer.",
     )
     state_cache_bytes: int | None = Field(
-        None, exclude_if=lambda v: v is None, description="That state for the whole batch (in total_bytes)."
+        None, description="That state for the whole batch (in total_bytes); null for a transformer."
     )

@@ -62,9 +62,10 @@ def test_a_hybrid_keeps_a_state_and_caches_only_its_attention_layers(client):
         assert data["kv_cache_bytes"] == JAMBA_KV_BYTES_PER_TOKEN * seq_len
 
 
-def test_a_transformer_answers_no_state_fields(client):
+def test_a_transformer_keeps_no_state(client):
     data = ok(client, "/v1/memory/inference", {"model": {"preset": "llama-2-7b"}, "seq_len": 4096})
-    assert "state_cache_bytes_per_sequence" not in data and "state_cache_bytes" not in data
+    assert data["state_cache_bytes_per_sequence"] is None and data["state_cache_bytes"] is None
+    assert data["total_bytes"] == data["weights_bytes"] + data["kv_cache_bytes"] + data["overhead_bytes"]
 
 
 def test_serving_a_hybrid_at_a_long_context_fits_more_sequences_than_its_kv_alone_would_suggest(client):
