@@ -164,6 +164,7 @@ class Replica:
     output_tokens_per_second: float  # the replica's
     cached_prompt_tokens: int = 0  # found in the prefix cache
     fresh_prefill_seconds: float | None = None  # with a cache hit: the new tokens' prefill on their own
+    state_bytes_per_sequence: int = 0  # recurrent layers' state, read and written every decode step
 
 
 def usable_memory_bytes(memory_bytes: int, tp: int, *, utilization: float, reserve_bytes: int) -> int:
@@ -234,10 +235,11 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
 
 def decode_step_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, batch: np.ndarray | int | float, context_tokens: float, weights_bytes: int,
-    kv_bytes_per_token: int, tokens_per_sequence: int = 1,
+    kv_bytes_per_token: int, tokens_per_sequence: int = 1, state_bytes_per_sequence: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """One decode step for ``batch`` sequences at a mean context: the weights read once and every
-    sequence's KV cache at the achievable HBM bandwidth, or the step's FLOPs at the matmul rate,
+    sequence's KV cache (and a recurrent layer's state, read and written back: Gu & Dao 2023 §3.3.2,
+    the recurrent mode's step) at the achievable HBM bandwidth, or the step's FLOPs at the matmul rate,
     whichever is longer (Pope et al. 2022 §2-3); plus two all-reduces of ``batch*h`` per layer.
     A sequence's cache read is ``kv_bytes_per_token`` (all layers) times the tokens each layer holds
     (:func:`service.core.memory.cached_tokens`: a sliding-window layer at most its window) over the
@@ -252,7 +254,7 @@ def decode_step_seconds(
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
     # kv_bytes_per_token spans the layers that cache (cached_tokens(arch, 1): every layer of a transformer)
     read_per_sequence = kv_bytes_per_token * cached_tokens(arch, context_tokens) / max(1, cached_tokens(arch, 1))
-    per_gpu_bytes = weights_bytes / tp + b * read_per_sequence * replication / tp
+    per_gpu_bytes = weights_bytes / tp + b * (read_per_sequence * replication + 2 * state_bytes_per_sequence) / tp
     memory_time = per_gpu_bytes / memory_rate(hw)
     flops = (
         positions * (2.0 * active_matmul_weights(arch) + attention_score_flops_per_token(arch, context_tokens, causal=False)) / tp
@@ -268,7 +270,7 @@ def decode_step_seconds(
 
 def token_step_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, batch: np.ndarray | int | float, context_tokens: float, weights_bytes: int,
-    kv_bytes_per_token: int, limits: EngineLimits,
+    kv_bytes_per_token: int, limits: EngineLimits, state_bytes_per_sequence: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The decode time per output token of every sequence in the batch, the engine's per-step
     overhead included: one :func:`decode_step_seconds`, or with speculative decoding the target's
@@ -278,10 +280,12 @@ def token_step_seconds(
     spec = limits.speculation
     if spec is None:
         step, bound = decode_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context_tokens, weights_bytes=weights_bytes,
-                                          kv_bytes_per_token=kv_bytes_per_token)  # fmt: skip
+                                          kv_bytes_per_token=kv_bytes_per_token,
+                                          state_bytes_per_sequence=state_bytes_per_sequence)  # fmt: skip
         return step + limits.step_overhead_seconds(arch), bound
     verify, bound = decode_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context_tokens, weights_bytes=weights_bytes,
-                                        kv_bytes_per_token=kv_bytes_per_token, tokens_per_sequence=spec.tokens + 1)  # fmt: skip
+                                        kv_bytes_per_token=kv_bytes_per_token, tokens_per_sequence=spec.tokens + 1,
+                                        state_bytes_per_sequence=state_bytes_per_sequence)  # fmt: skip
     share = count_params(spec.draft).total / count_params(arch).total
     draft, _ = decode_step_seconds(spec.draft, hw, tp=tp, batch=batch, context_tokens=context_tokens,
                                    weights_bytes=round(weights_bytes * share),
@@ -318,6 +322,7 @@ def replica(
         usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
         free = usable - weights.total_bytes
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
+    state = state_cache_bytes_per_sequence(arch, kv_dtype)  # recurrent layers' state, as the memory counts it
     per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits)
@@ -328,12 +333,12 @@ def replica(
         if max_time_per_output_token_seconds is not None and max_batch > 0:
             sizes = np.arange(1, batch + 1)
             steps, _ = token_step_seconds(arch, hw, tp=tp, batch=sizes, context_tokens=context, weights_bytes=weights.total_bytes,
-                                          kv_bytes_per_token=per_token, limits=limits)  # fmt: skip
+                                          kv_bytes_per_token=per_token, limits=limits, state_bytes_per_sequence=state)  # fmt: skip
             tpot = steps + sizes * prefill / output_tokens
             ok = np.flatnonzero(tpot <= max_time_per_output_token_seconds)
             batch = int(sizes[ok[-1]]) if len(ok) else 1
     step, memory_bound = token_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context, weights_bytes=weights.total_bytes,
-                                            kv_bytes_per_token=per_token, limits=limits)  # fmt: skip
+                                            kv_bytes_per_token=per_token, limits=limits, state_bytes_per_sequence=state)  # fmt: skip
     step_s = float(step)
     tpot = step_s + batch * prefill / output_tokens
     return Replica(
@@ -342,6 +347,7 @@ def replica(
         decode_step_seconds=step_s, decode_bound="memory" if bool(memory_bound) else "compute",
         time_to_first_token_seconds=prefill + step_s, time_per_output_token_seconds=tpot,
         output_tokens_per_second_per_user=1 / tpot, output_tokens_per_second=batch / tpot, cached_prompt_tokens=cached,
+        state_bytes_per_sequence=state,
         fresh_prefill_seconds=prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens - cached) if cached else None,
     )  # fmt: skip
 

@@ -100,7 +100,8 @@ def workload(
     @functools.lru_cache(maxsize=64)  # a closed loop asks the same batch at every bisection step
     def step(batch: float) -> float:
         seconds, _ = token_step_seconds(arch, hw, tp=r.tp, batch=batch, context_tokens=context, weights_bytes=weights_bytes,
-                                        kv_bytes_per_token=r.kv_cache_bytes_per_token, limits=setup.limits)  # fmt: skip
+                                        kv_bytes_per_token=r.kv_cache_bytes_per_token, limits=setup.limits,
+                                        state_bytes_per_sequence=r.state_bytes_per_sequence)  # fmt: skip
         return float(seconds)
 
     return Workload(prompt_tokens=prompt_tokens, output_tokens=output_tokens, prefill_seconds=r.prefill_seconds, step_seconds=step,

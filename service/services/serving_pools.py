@@ -46,6 +46,7 @@ def _decode_step(arch: Architecture, pool: Pool, d: _Decode, batch: float, req: 
     step, bound = core.token_step_seconds(
         arch, pool.hw, tp=d.full.tp, batch=batch, context_tokens=req.prompt_tokens + req.output_tokens / 2,
         weights_bytes=d.full.weights_bytes, kv_bytes_per_token=d.full.kv_cache_bytes_per_token, limits=d.setup.limits,
+        state_bytes_per_sequence=d.full.state_bytes_per_sequence,
     )  # fmt: skip
     return float(step), bool(bound)
 
@@ -61,6 +62,7 @@ def _decoders(arch: Architecture, pool: Pool, req: s.ServingPlanRequest) -> list
             steps, _ = core.token_step_seconds(
                 arch, pool.hw, tp=full.tp, batch=sizes, context_tokens=req.prompt_tokens + req.output_tokens / 2,
                 weights_bytes=full.weights_bytes, kv_bytes_per_token=full.kv_cache_bytes_per_token, limits=setup.limits,
+                state_bytes_per_sequence=full.state_bytes_per_sequence,
             )  # fmt: skip
             ok = np.flatnonzero(steps <= req.max_time_per_output_token_seconds)
             if not len(ok):

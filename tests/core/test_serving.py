@@ -196,3 +196,22 @@ def test_the_cheapest_fleet_at_a_load_weighs_gpus_per_token_at_the_batch_the_loa
     chosen, replicas = cheapest_at_load(candidates, many, rerun)
     assert replicas * chosen.batch >= many and chosen.batch <= [r for r in candidates if r.tp == chosen.tp][0].batch
     assert at_load(full, many) == (10, full.batch)
+
+
+def test_a_recurrent_decode_step_reads_and_writes_each_sequences_state() -> None:
+    # Mamba-2 2.7B keeps a fixed state per sequence (no KV cache): each decode step reads and
+    # writes it back (the recurrent mode, Gu & Dao 2023 §3.3.2), so the memory-bound step grows
+    # by twice the state per added sequence
+    from service.core.memory import state_cache_bytes_per_sequence
+    from service.core.serving import decode_step_seconds, memory_rate
+
+    arch, hw = preset("mamba2-2.7b"), hardware("h100-sxm")
+    state = state_cache_bytes_per_sequence(arch, Dtype.BF16)
+    assert state == 86_638_592
+    common = {"tp": 1, "context_tokens": 8000.0, "weights_bytes": 5 * 2**30, "kv_bytes_per_token": 0}
+    one, bound_one = decode_step_seconds(arch, hw, batch=1, state_bytes_per_sequence=state, **common)
+    many, bound_many = decode_step_seconds(arch, hw, batch=65, state_bytes_per_sequence=state, **common)
+    assert bool(bound_one) and bool(bound_many)
+    assert float(many - one) == pytest.approx(64 * 2 * state / memory_rate(hw), rel=1e-9)  # tp 1: no all-reduce
+    stateless, _ = decode_step_seconds(arch, hw, batch=65, **common)
+    assert float(stateless) < float(many)
