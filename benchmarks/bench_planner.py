@@ -3,8 +3,9 @@
 1. The core search (``service.core.plan.plan``) on a few clusters: layouts considered (every
    structurally valid one, memory-checked; the ones that fit are then priced by the step-time
    model) divided by the search's own time. Target: at least 1,000,000 per second.
-2. ``POST /v1/plan`` on one uvicorn worker: Llama-3.1-405B on 16,384 H100s (target < 1 s) and
-   Llama-3-70B on 1,024 (target < 0.2 s), each request cold — the service memoises identical
+2. ``POST /v1/plan`` on one uvicorn worker: Llama-3.1-405B on 16,384 H100s (target < 1 s),
+   Llama-3-70B on 1,024 (target < 0.2 s) and on a mixed cluster of 64 H100s and 256 A100s
+   (target < 2 s: both pools' own searches and the pipelines across them), each request cold — the service memoises identical
    plans, so every request here asks a different ``top_k`` — with ``GET /healthz`` in the same
    run as the floor of a request on this machine.
 3. ``POST /v1/budget`` with a cluster, cold: dollars in, the size whose own best plan the dollars
@@ -40,6 +41,9 @@ HTTP_CASES = [  # (name, body, target seconds)
      {"model": {"preset": "llama-3.1-405b"}, "gpu": "h100-sxm", "n_gpus": 16384, "seq_len": 8192, "global_batch_size": 2048}, 1.0),
     ("llama-3-70b on 1,024 h100-sxm",
      {"model": {"preset": "llama-3-70b"}, "gpu": "h100-sxm", "n_gpus": 1024, "seq_len": 8192, "global_batch_size": 512}, 0.2),
+    ("llama-3-70b on 64 h100-sxm + 256 a100-80gb-sxm",
+     {"model": {"preset": "llama-3-70b"}, "pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "a100-80gb-sxm", "n_gpus": 256}],
+      "seq_len": 8192, "global_batch_size": 512}, 2.0),
 ]  # fmt: skip
 BUDGET_CASES = [  # (name, body, target seconds)
     ("$1M on 256 h100-sxm", {"budget_usd": 1e6, "gpu": "h100-sxm", "n_gpus": 256}, 1.0),

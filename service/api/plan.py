@@ -9,7 +9,7 @@ from service.api.responses import answer, problem_responses
 from service.api.routing import handler_router
 from service.schemas import plan as s
 from service.schemas.serving import ServingPlanRequest, ServingPlanResponse
-from service.services import plan
+from service.services import plan_pools
 from service.services import serving as serving_service
 
 router = handler_router(prefix="/v1/plan", tags=["plan"], responses=problem_responses(422, 503))
@@ -22,9 +22,12 @@ async def training(request: Request) -> Response:
     pruned by per-GPU memory and ranked by the step-time model: the fastest `top_k`, each with
     its memory and step-time breakdown, MFU and HFU, and with `tokens` its hours and dollars. A
     list of GPUs compares their best plans; `tokens` + `deadline_days` instead of `n_gpus` finds
-    the cluster size that meets the deadline at the least cost. No plan that fits is a 200 with
-    `plans: []` and the reason."""
-    return await answer(plan.plan, request, s.PlanRequest)
+    the cluster size that meets the deadline at the least cost. `pools` of several GPU types
+    instead of `gpu` and `n_gpus` adds pipelines across the pools (each stage on one type, its
+    layers sized to the type's speed and memory), ranked with each pool's own plans, and the best
+    single-pool plan as `best_homogeneous`. No plan that fits is a 200 with `plans: []` and the
+    reason."""
+    return await answer(plan_pools.plan, request, s.PlanRequest)
 
 
 @router.post("/serving", response_model=ServingPlanResponse, summary="Serving plans", openapi_extra=json_body(ServingPlanRequest))

@@ -145,22 +145,41 @@ def _busiest_shard(model: ModelShape, par: Parallelism) -> tuple[int, int]:
     copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
     if not isinstance(model, Architecture):
         return copies * math.ceil(model.n_params / (par.tp * par.pp)), 0
-    b = count_params(model)
-    norm = norm_params(model)
-    layer_norms = model.norms_per_layer * norm
     if par.pp == 1:
+        b = count_params(model)
         stages = [(model.n_layers, b.total, b.norm)]
     else:
         first_layers, layers, last_layers = stage_layers(model.n_layers, par.pp, par.virtual_stages)
-        head = model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
-        embedding = b.embedding + (norm if model.embedding_norm else 0)
-        stages = [
-            (first_layers, embedding + stage_block_params(model, first_layers) + first_layers * layer_norms),
-            (last_layers, stage_block_params(model, last_layers) + last_layers * layer_norms + norm + head),
-        ]
+        stages = [_stage_totals(model, first_layers, first=True, last=False),
+                  _stage_totals(model, last_layers, first=False, last=True)]  # fmt: skip
         if par.pp > 2:
-            stages.append((layers, stage_block_params(model, layers) + layers * layer_norms))
-        stages = [(k, total, k * layer_norms + norm) for k, total in stages]
+            stages.append(_stage_totals(model, layers, first=False, last=False))
+    params, experts = _shard_of_stages(model, par, stages)
+    return copies * params, copies * experts
+
+
+def stage_params(model: Architecture, par: Parallelism, layers: int, *, first: bool, last: bool) -> tuple[int, int]:
+    """(parameters, of which routed experts) on one GPU of one pipeline stage of several holding
+    ``layers`` layers, the embedding when ``first`` and the final norm and LM head when ``last``:
+    one stage of :func:`params_per_gpu`, counted the same way (a mixed cluster's stages differ in
+    their layers and tensor-parallel size, :mod:`service.core.plan_mixed`)."""
+    return _shard_of_stages(model, par, [_stage_totals(model, layers, first=first, last=last)])
+
+
+def _stage_totals(model: Architecture, layers: int, *, first: bool, last: bool) -> tuple[int, int, int]:
+    """(layers, parameters, replicated norm parameters) of a stage of a pipeline of several."""
+    b = count_params(model)
+    norm = norm_params(model)
+    layer_norms = model.norms_per_layer * norm
+    head = model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
+    embedding = b.embedding + (norm if model.embedding_norm else 0)
+    total = stage_block_params(model, layers) + layers * layer_norms
+    total += (embedding if first else 0) + (norm + head if last else 0)
+    return layers, total, layers * layer_norms + norm
+
+
+def _shard_of_stages(model: Architecture, par: Parallelism, stages: list[tuple[int, int, int]]) -> tuple[int, int]:
+    """The largest per-GPU shard of ``stages`` (layers, parameters, norms), one copy."""
     # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
     kv_ranks = min(par.tp, model.n_kv_heads)
     kv_bias = model.bias or model.qkv_bias or model.attention_bias
@@ -179,7 +198,7 @@ def _busiest_shard(model: ModelShape, par: Parallelism) -> tuple[int, int]:
             shard = math.ceil((total - norms - elsewhere - local) / par.tp + local / par.etp + kv_replication) + norms
         experts = math.ceil(local / par.etp) if model.is_moe and par.ep > 1 else 0
         best = max(best, (shard, experts))
-    return copies * best[0], copies * best[1]
+    return best
 
 
 def stage_block_params(arch: Architecture, layers: int) -> int:

@@ -145,6 +145,21 @@ class StepTimeParts(Schema):
     optimizer_seconds: float = Field(description="The optimizer update (on the host with offload).")
 
 
+class PlanStage(Schema):
+    """One pipeline stage of a plan over pools: ``dp`` x ``tp`` GPUs of one type holding ``layers``
+    layers; its step-time parts sum to the plan's step (what it waits for is its bubble)."""
+
+    gpu: str
+    n_gpus: int = Field(description="dp x tp GPUs of this stage.")
+    layers: int
+    tp: int
+    dp: int
+    micro_batch_size: int
+    per_gpu_total_bytes: Bytes
+    per_gpu: PlanMemory
+    step_time: StepTimeParts
+
+
 class PlanItem(Schema):
     gpu: str
     n_gpus: int
@@ -175,3 +190,9 @@ class PlanItem(Schema):
     energy_kwh: EnergyKwh = None
     co2e_tonnes: Co2eTonnes = None
     cost_usd: float | None
+    stages: list[PlanStage] | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="A plan over pools: its pipeline stages, first to last, each on one GPU type (absent on one GPU type). "
+        "`gpu` then names the types, `tp` the largest stage's, `pp` the stages, `per_gpu` the stage with the most bytes.",
+    )

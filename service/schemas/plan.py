@@ -19,6 +19,22 @@ from service.schemas.layout import Bandwidth, FixedDimensions, PlanItem, Size, S
 from service.schemas.model import ModelSpec
 
 
+class Pool(Schema):
+    """GPUs of one type that a plan over pools may use."""
+
+    gpu: GpuId
+    n_gpus: NGpus
+    gpus_per_node: Size | None = Field(None, description="Default: the catalog's, else 8; must divide n_gpus beyond a node.")
+    intra_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's.")
+    inter_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's.")
+
+    @model_validator(mode="after")
+    def _whole_nodes(self) -> Pool:
+        if self.gpus_per_node is not None and self.n_gpus > self.gpus_per_node and self.n_gpus % self.gpus_per_node:
+            raise ValueError(f"gpus_per_node={self.gpus_per_node} does not divide n_gpus={self.n_gpus} (whole nodes)")
+        return self
+
+
 class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
     model_config = Schema.model_config | {
         "json_schema_extra": {
@@ -33,12 +49,27 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
                  "finetune": {"method": "lora", "r": 32}, "tokens": 1e9, "top_k": 3},
                 {"model": {"preset": "llama-3-8b"}, "gpu": "a100-80gb-sxm", "n_gpus": 2, "seq_len": 2048, "global_batch_size": 16,
                  "qlora": {"r": 64, "dropout": 0.05}, "top_k": 3},
+                {"model": {"preset": "llama-3-70b"}, "pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "a100-80gb-sxm", "n_gpus": 256}],
+                 "seq_len": 8192, "global_batch_size": 512, "tokens": 15e12, "top_k": 3},
             ]
         }
     }  # fmt: skip
 
     model: ModelSpec
-    gpu: GpuId | list[GpuId] = Field(description="A catalog GPU id, or a list of ids to plan each and compare.")
+    gpu: GpuId | list[GpuId] | None = Field(
+        None, description="A catalog GPU id, or a list of ids to plan each and compare (or `pools` instead)."
+    )
+    pools: list[Pool] | None = Field(
+        None,
+        min_length=1,
+        max_length=4,
+        description="Several GPU types in one job, instead of gpu and n_gpus: pipeline stages placed on the pools, layers "
+        "per stage sized to each type's speed and memory; compared with the best plan on any single pool (best_homogeneous).",
+    )
+    between_pools_bandwidth_bytes_per_s: Bandwidth | None = Field(
+        None,
+        description="With pools: the link between two pools per GPU and direction; default the slower pool's scale-out link.",
+    )
     n_gpus: NGpus | None = Field(None, description="Cluster size; omit it and give tokens + deadline_days to have it found.")
     gpus_per_node: Size | None = Field(None, description="Default: the catalog's, else 8.")
     intra_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's (NVLink, xGMI...).")
@@ -81,6 +112,10 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
 
     @model_validator(mode="after")
     def _cluster(self) -> PlanRequest:
+        if self.pools is not None:
+            return self._pooled()
+        if self.gpu is None:
+            raise ValueError("give gpu (with n_gpus, or tokens and deadline_days), or pools")
         if self.global_batch_size is not None and self.global_batch_tokens is not None:
             raise ValueError("give global_batch_size or global_batch_tokens, not both")
         if self.n_gpus is None and (self.tokens is None or self.deadline_days is None):
@@ -89,6 +124,18 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
             raise ValueError("give n_gpus or deadline_days, not both")
         if isinstance(self.gpu, list) and not 1 <= len(self.gpu) <= 20:
             raise ValueError("gpu: give 1 to 20 GPU ids")
+        return self
+
+    def _pooled(self) -> PlanRequest:
+        """A plan over pools: the pools carry the GPUs, their counts and their links."""
+        given = [name for name in ("gpu", "n_gpus", "deadline_days", "gpus_per_node", "intra_node_bandwidth_bytes_per_s",
+                                   "inter_node_bandwidth_bytes_per_s") if getattr(self, name) is not None]  # fmt: skip
+        if given:
+            raise ValueError(f"pools: give {', '.join(given)} in each pool, not with pools (deadline_days: one GPU type only)")
+        if self.global_batch_size is not None and self.global_batch_tokens is not None:
+            raise ValueError("give global_batch_size or global_batch_tokens, not both")
+        if self.finetune is not None and self.finetune.is_adapter:
+            raise ValueError("pools: plans over pools cover pre-training and full fine-tunes, not LoRA/QLoRA")
         return self
 
 
@@ -126,6 +173,11 @@ class PlanResponse(Estimate):
     search: SearchStats = Field(description="Summed over GPU types (and every cluster size tried in a deadline search).")
     reason: str | None = Field(description="Why no plan fits, when `plans` is empty.")
     gpus: list[GpuSummary]
+    best_homogeneous: PlanItem | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="With pools: the fastest plan on any single pool, to see what mixing buys (absent without pools).",
+    )
     fastest_gpu: str | None
     cheapest_gpu: str | None
     global_batch_size: int = Field(description="Sequences per step (in a deadline search: of the first GPU type's chosen size).")

@@ -186,8 +186,7 @@ def cached_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> 
     A search not yet cached is heavy work (milliseconds to seconds): called on the event loop
     (:func:`service.services.catalog_reader.light_work_only`) it raises :class:`HeavyWork`, and
     the route runs the answer again in the thread pool."""
-    key = (arch, hardware, *((name, getattr(spec, name)) for name in core.PlanSpec.__dataclass_fields__ if name != "fixed"))
-    key += (("fixed", tuple(sorted(spec.fixed.items()))),)
+    key = (arch, hardware, *spec_key(spec))
     found = PLANS.get(key)
     if found is not None:
         return found
@@ -199,6 +198,12 @@ def cached_plan(arch: Architecture, hardware: Hardware, spec: core.PlanSpec) -> 
     else:
         PLANS.put(key, result)
     return result
+
+
+def spec_key(spec: core.PlanSpec) -> tuple[Any, ...]:
+    """A plan spec as a hashable key (its fixed dimensions sorted)."""
+    fields = tuple((name, getattr(spec, name)) for name in core.PlanSpec.__dataclass_fields__ if name != "fixed")
+    return (*fields, ("fixed", tuple(sorted(spec.fixed.items()))))
 
 
 def best_plan(
@@ -370,6 +375,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     arch = require_architecture(resolve_model(req.model, catalog), "the planner")
     seq_len, seq_source = training_seq_len(arch, req.seq_len)
     batch, batch_source = batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, req.n_gpus)
+    assert req.gpu is not None  # the request gives gpu or pools (service.services.plan_pools)
     gpu_ids = req.gpu if isinstance(req.gpu, list) else [req.gpu]
     many = len(gpu_ids) > 1
     fixed = fixed_dimensions(req.fixed)

@@ -1,0 +1,200 @@
+"""The pieces of a pipeline whose stages sit on different GPU types: one layer's seconds on a
+stage's GPUs, a stage's memory, its gradient reduction and optimizer step, the sends between
+stages, and the step of the whole pipeline.
+
+Every piece is the existing model of one GPU type, applied per stage (the stage's own hardware,
+tensor-parallel size and layers):
+
+- **time** of a layer per micro-batch: forward, backward, recompute and the tensor-, context- and
+  expert-parallel communication of :mod:`service.core.steptime`; the output layer (logits and
+  their backward) on the last stage, as ``steptime`` adds it to the last stage;
+- **memory**: :func:`service.core.parallelism.stage_params` for the stage's parameters, ZeRO over
+  the stage's data-parallel ranks (Rajbhandari et al. 2020 §5), one layer's activations from
+  :func:`service.core.activations.layer_activation_bytes` (the planner's table,
+  :func:`service.core.plan_space._layer_table`) times the micro-batches stage ``r`` of ``P`` holds
+  under 1F1B, ``min(P - r, m)`` (Narayanan et al. 2021 §2.2.1), the embedding's dropout mask on
+  the first stage and the output layer's inputs and fp32 logits on the last (Korthikanti et al.
+  2022 §4.3), as :func:`service.core.plan_space._memory_arrays` counts them;
+- **data parallelism and optimizer** of each stage over its own ranks (one GPU type, its own
+  network): ``steptime``'s gradient reduction and ZeRO gathers, and the optimizer update;
+- **pipeline**: 1F1B over stages of unequal time ``t_j`` per micro-batch takes
+  ``sum_j t_j + (m - 1) max_j t_j`` (Zheng et al. 2022, Alpa §5.1 Eq. 2; the cost model of Metis,
+  Um et al. 2024 §5, and of FlashFlex/HexiScale, Yan et al. 2024 §4): the fill and drain pass every
+  stage once, the rest runs at the slowest stage's pace. Equal stages give Narayanan's
+  ``(m + p - 1) t``. Point-to-point sends of ``b*s*h/t`` per micro-batch boundary, forward and
+  backward, at the slowest boundary's link (between pools: the slower of the two pools' scale-out
+  links, or the link given between them; Sailor, Strati et al. 2025 §4.2, costs the
+  inter-zone link the same way).
+
+The functions take NumPy arrays (or scalars) for the layouts, so the search prices many at once
+and the same code prices one stage of the returned plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from service.core.activations import LOGIT_BYTES, MASK_BYTES
+from service.core.architecture import Architecture
+from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
+from service.core.memory import PRECISION_BYTES, Parallelism
+from service.core.parallelism import stage_params
+from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, _layer_table
+from service.core.steptime import (
+    Layout,
+    Workload,
+    _busiest_stage,
+    _cp_comm_seconds,
+    _dp_comm_seconds,
+    _ep_comm_seconds,
+    _layer_times,
+    _link,
+    _optimizer_seconds,
+    _sizes,
+    _tp_comm_seconds,
+)
+
+
+def layout(tp: Any, pp: Any, dp: Any, b: Any, rc: Any, zero: Any, params: Any = 0.0) -> Layout:
+    """A stage's layout for the step-time model: no context or expert parallelism, no
+    interleaving, sequence parallelism wherever ``tp > 1`` (Korthikanti et al. 2022 §4.2.2:
+    the same traffic as tensor parallelism alone, less memory), 1F1B."""
+    tp = np.asarray(tp)
+    return Layout(tp=tp, pp=pp, dp=dp, cp=1, ep=1, zero_stage=zero, offload_optimizer=False, micro_batch_size=b,
+                  recompute=rc, sequence_parallel=tp > 1, virtual_stages=1, params_per_gpu=params, pipeline_schedule=0)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSeconds:
+    """One layer's seconds per micro-batch on one stage's GPUs (``per_layer``: forward, backward,
+    recompute and the exposed tensor-, context- and expert-parallel communication), its parts,
+    and the output layer's seconds should the stage be the last."""
+
+    per_layer: Any
+    compute: Any
+    recompute: Any
+    tp_comm: Any
+    cp_comm: Any
+    ep_comm: Any
+    logits: Any
+
+
+def layer_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> LayerSeconds:
+    """:class:`LayerSeconds` of ``lay`` on ``hw``, from :mod:`service.core.steptime`'s terms."""
+    z = _sizes(arch, work, lay)
+    lt = _layer_times(arch, hw, work, z)
+    tp = _tp_comm_seconds(hw, work, z, lt, arch.d_model)
+    cp = _cp_comm_seconds(arch, hw, work, z, lt)
+    ep = _ep_comm_seconds(arch, hw, work, z, lt)
+    per_layer = lt.forward + lt.backward + lt.recompute + tp + cp + ep
+    # the output layer: steptime's, for a stage that holds it (a one-stage view puts it there)
+    _, logits = _busiest_stage(arch, hw, work, replace(z, p=np.ones_like(z.p)), per_layer)
+    return LayerSeconds(per_layer=per_layer, compute=lt.forward + lt.backward, recompute=lt.recompute, tp_comm=tp, cp_comm=cp,
+                        ep_comm=ep, logits=logits)  # fmt: skip
+
+
+def reduction_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, layers: Any) -> tuple[Any, Any]:
+    """(exposed data-parallel communication, optimizer) of one stage holding ``layers`` layers
+    and ``lay.params_per_gpu`` parameters per GPU, over its own data-parallel ranks."""
+    z = _sizes(arch, work, lay)
+    lt = _layer_times(arch, hw, work, z)
+    m = work.global_batch_size / (z.d * z.b)
+    return _dp_comm_seconds(arch, hw, work, lay, z, lt, layers, m), _optimizer_seconds(arch, hw, work, lay, z)
+
+
+def send_seconds(work: Workload, d_model: int, tp: Any, bandwidth: Any, latency: Any) -> Any:
+    """One micro-batch's activations (or their gradients) across a stage boundary: ``b*s*h/t``
+    bytes per GPU (Narayanan et al. 2021 §4.1, scatter/gather), ``tp`` the smaller side's."""
+    return work.element_bytes * work.seq_len * d_model / np.asarray(tp, dtype=np.float64) / bandwidth + latency
+
+
+def inner_send_seconds(hw: Hardware, work: Workload, d_model: int, lay: Layout, b: Any, stages: Any) -> Any:
+    """A send between two stages of one pool (its node, or its scale-out network when the
+    pool's stages span nodes: ranks ordered as Megatron-LM's, pipeline outermost)."""
+    tp = np.asarray(lay.tp, dtype=np.float64)
+    bandwidth, latency = _link(hw, tp * np.asarray(lay.dp) * stages)
+    return np.where(stages > 1, b * send_seconds(work, d_model, tp, bandwidth, latency), 0.0)
+
+
+def boundary_send_seconds(work: Workload, d_model: int, tp: Any, b: Any, bandwidth: float, efficiency: float) -> Any:
+    """A send between stages on two pools, over the link between them at NCCL's scale-out share."""
+    return b * send_seconds(work, d_model, tp, bandwidth * efficiency, INTER_NODE_LATENCY_SECONDS)
+
+
+def pipeline_seconds(stage_seconds: list[Any], microbatches: Any) -> tuple[Any, Any]:
+    """(the slowest stage's seconds per micro-batch, the step's pipeline seconds) of 1F1B over
+    stages of unequal time: ``sum_j t_j + (m - 1) max_j t_j`` (Alpa §5.1 Eq. 2; module docstring)."""
+    slowest = np.maximum.reduce([np.asarray(t, dtype=np.float64) for t in stage_seconds])
+    return slowest, sum(stage_seconds) + (microbatches - 1) * slowest
+
+
+@dataclass(frozen=True, slots=True)
+class StageMemory:
+    """Per-GPU bytes of one stage: states (ZeRO over the stage's data-parallel ranks) and the
+    activations it holds at its peak."""
+
+    params: Any
+    weights: Any
+    gradients: Any
+    optimizer: Any
+    activations: Any
+
+    @property
+    def total(self) -> Any:
+        return self.weights + self.gradients + self.optimizer + self.activations
+
+
+class MemoryTables:
+    """What a stage's memory needs, tabulated once per search: one layer's activation bytes by
+    (tp, sequence parallelism, recompute, micro-batch) from the planner's table, and the
+    parameters per GPU of a stage as ``p0 + p1 * layers`` by (tp, first, last) from
+    :func:`service.core.parallelism.stage_params` (exact for dense layers: each adds the same)."""
+
+    def __init__(self, arch: Architecture, spec: PlanSpec, tps: list[int]) -> None:
+        self.arch, self.spec = arch, spec
+        self.tps = np.asarray(sorted(set(tps)))
+        axes = {"tp": self.tps, "sequence_parallel": np.asarray([False, True]), "recompute": np.asarray([0, 1, 2]),
+                "micro_batch_size": np.asarray(MICRO_BATCH_SIZES), "cp": np.asarray([1])}  # fmt: skip
+        assert tuple(axes) == LAYER_AXES
+        self.layer = _layer_table(arch, spec, axes)
+        self.params = np.zeros((len(self.tps), 2, 2, 2))  # tp, first, last, (p0, p1)
+        for i, t in enumerate(self.tps.tolist()):
+            for first in (0, 1):
+                for last in (0, 1):
+                    one, two = (stage_params(arch, Parallelism(tp=t), k, first=bool(first), last=bool(last))[0] for k in (1, 2))
+                    self.params[i, first, last] = (2 * one - two, two - one)
+        pb = PRECISION_BYTES[spec.precision]
+        self.weight, self.gradient, self.element = pb.weight, pb.gradient, pb.activation
+
+    def layer_bytes(self, tp: Any, rc: Any, b: Any) -> Any:
+        i = np.searchsorted(self.tps, tp)
+        return self.layer[i, (np.asarray(tp) > 1).astype(int), rc, np.searchsorted(np.asarray(MICRO_BATCH_SIZES), b), 0]
+
+    def stage_params(self, tp: Any, layers: Any, first: Any, last: Any) -> Any:
+        first, last = np.asarray(first, dtype=np.int64), np.asarray(last, dtype=np.int64)
+        p0, p1 = np.moveaxis(self.params[np.searchsorted(self.tps, tp), first, last], -1, 0)
+        return p0 + p1 * layers
+
+    def memory(
+        self, cfg: dict[str, Any], layers: Any, *, in_flight: Any, first: Any, last: Any, optimizer_per_param: float
+    ) -> StageMemory:
+        """Per-GPU bytes of a stage of ``layers`` layers holding ``in_flight`` micro-batches."""
+        tp, dp, zero, b, rc = cfg["tp"], cfg["dp"], cfg["zero"], cfg["b"], cfg["rc"]
+        params = self.stage_params(tp, layers, first, last)
+        shards = np.asarray(dp, dtype=np.float64)
+        weights = np.where(zero >= 3, self.weight * params / shards, self.weight * params)
+        gradients = np.where(zero >= 2, self.gradient * params / shards, self.gradient * params)
+        optimizer = np.where(zero >= 1, optimizer_per_param * params / shards, optimizer_per_param * params)
+        # the stage's activations, as service.core.plan_space._memory_arrays counts them
+        s, h, t = self.spec.seq_len, self.arch.d_model, np.asarray(tp, dtype=np.float64)
+        sbh = s * np.asarray(b, dtype=np.float64) * h
+        sp = t > 1
+        mask = np.where(sp, np.ceil(MASK_BYTES * sbh / t), MASK_BYTES * sbh) if self.spec.dropout else 0.0
+        output = np.where(sp, np.ceil(2 * self.element * sbh / t), 2 * self.element * sbh)
+        output = output + np.ceil(LOGIT_BYTES * s * b * self.arch.vocab_size / t)
+        activations = np.ceil(in_flight * (layers * self.layer_bytes(tp, rc, b) + np.where(first, mask, 0.0)))
+        activations = activations + np.where(last, output, 0.0)
+        return StageMemory(params=params, weights=weights, gradients=gradients, optimizer=optimizer, activations=activations)

@@ -1,0 +1,227 @@
+"""``POST /v1/plan`` over pools of GPU types: each pool's own plans (the single-type planner) and the
+pipelines across pools (:mod:`service.core.plan_mixed`), ranked together, with the best plan on one
+pool as ``best_homogeneous``. Without ``pools`` the request is :func:`service.services.plan.plan`'s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.core import plan as core
+from service.core import plan_mixed as mixed
+from service.core.architecture import Architecture
+from service.core.compute import require_architecture
+from service.core.context import check_context
+from service.core.cost import planned_training_cost
+from service.core.errors import InvalidSpecError
+from service.core.pipeline import PipelineSchedule
+from service.errors import Unprocessable
+from service.schemas import plan as s
+from service.schemas.cost import PriceQuote
+from service.schemas.layout import PlanItem, PlanMemory, PlanStage, StepTimeParts
+from service.services import energy as energy_service
+from service.services import plan as single
+from service.services.answers import not_keepable
+from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, light_work_only
+from service.services.lru import LruCache
+from service.services.models import catalog_gpu, resolve_model, training_seq_len
+from service.services.pricing import listed_price
+
+MIXED_FORMULA = (
+    "plans over pools: one pipeline through the pools, each stage dp x tp GPUs of one type with its own layers; step = "
+    "sum_j t_j + (m-1) max_j t_j (1F1B over unequal stages: Alpa §5.1 Eq. 2; Metis §5; FlashFlex §4) + sends at the slowest "
+    "boundary's link + the slowest stage's own gradient reduction and optimizer; each stage's time and memory from the "
+    "single-type models"
+)
+MIXED_PLANS: LruCache[mixed.MixedResult] = LruCache(64)  # pipelines over pools already searched (pure)
+
+
+@dataclass(frozen=True)
+class _Pool:
+    view: GpuView
+    cluster: single.Cluster
+    n_gpus: int
+
+
+def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
+    """``POST /v1/plan``: over pools when the request gives them, else one GPU type at a time."""
+    if req.pools is None:
+        return single.plan(req, catalog)
+    return plan_over_pools(req, catalog)
+
+
+def _pools(req: s.PlanRequest, catalog: CatalogReader, assumptions: dict[str, Any]) -> list[_Pool]:
+    """The request's pools as clusters (a 422 naming the pool's field), pools of the same GPU on
+    the same hardware merged into one (the step-time model cannot tell them apart)."""
+    assert req.pools is not None
+    known = set(catalog.gpu_ids())
+    pools: list[_Pool] = []
+    for i, pool in enumerate(req.pools):
+        if pool.gpu not in known:
+            raise Unprocessable.for_field(f"pools.{i}.gpu", f"unknown GPU {pool.gpu!r}; known: {', '.join(sorted(known))}")
+        view = catalog_gpu(catalog, pool.gpu)
+        cluster = single.cluster_for(view, req.precision, gpus_per_node=pool.gpus_per_node,
+                                     intra_node_bandwidth_bytes_per_s=pool.intra_node_bandwidth_bytes_per_s,
+                                     inter_node_bandwidth_bytes_per_s=pool.inter_node_bandwidth_bytes_per_s,
+                                     **single.cluster_options(req))  # fmt: skip
+        node = cluster.hardware.gpus_per_node
+        if pool.n_gpus > node and pool.n_gpus % node:
+            raise Unprocessable.for_field(
+                f"pools.{i}.n_gpus", f"n_gpus={pool.n_gpus} is not a multiple of gpus_per_node={node} (whole nodes)"
+            )
+        assumptions.update(cluster.assumptions)
+        same = next((p for p in pools if p.view.id == view.id and p.cluster.hardware == cluster.hardware), None)
+        if same is not None:
+            pools[pools.index(same)] = _Pool(view=view, cluster=cluster, n_gpus=same.n_gpus + pool.n_gpus)
+            assumptions[f"{view.id}.pools_merged"] = "pools of the same GPU on the same hardware plan as one pool of their sum"
+            continue
+        pools.append(_Pool(view=view, cluster=cluster, n_gpus=pool.n_gpus))
+    return pools
+
+
+def _mixed(arch: Architecture, pools: list[_Pool], spec: core.PlanSpec, between: int | None) -> mixed.MixedResult:
+    """:func:`service.core.plan_mixed.plan_mixed`, memoised; heavy work (never on the event loop)."""
+    core_pools = [mixed.Pool(gpu=p.view.id, hardware=p.cluster.hardware, n_gpus=p.n_gpus) for p in pools]
+    key = (arch, tuple(core_pools), between, *single.spec_key(spec))
+    found = MIXED_PLANS.get(key)
+    if found is not None:
+        return found
+    if light_work_only():
+        raise HeavyWork("plan search over pools")
+    result = mixed.plan_mixed(arch, core_pools, spec, between_pools_bytes_per_s=between)
+    if result.search.cut:
+        not_keepable()
+    else:
+        MIXED_PLANS.put(key, result)
+    return result
+
+
+def _mixed_item(plan: mixed.MixedPlan, pools: list[_Pool], req: s.PlanRequest, prices: dict[str, PriceQuote | None],
+                flops_per_token: float, energy: energy_service.EnergyTerms) -> PlanItem:  # fmt: skip
+    """One pipeline over pools as answers give it; with ``tokens``, hours and dollars at each
+    type's price (None when one is unpriced) and energy at each type's TDP."""
+    used = {p.view.id: 0 for p in pools}
+    for st in plan.stages:
+        used[st.gpu] += st.n_gpus
+    run = None
+    if req.tokens is not None:
+        quotes = [prices.get(gpu) for gpu, n in used.items() if n]
+        usd = (
+            None
+            if any(q is None for q in quotes)
+            else sum(prices[g].usd_per_gpu_hour * n for g, n in used.items() if n) / plan.n_gpus
+        )  # type: ignore[union-attr]
+        run = planned_training_cost(tokens=req.tokens, model_flops=flops_per_token * req.tokens, tokens_per_second=plan.tokens_per_second,
+                                    n_gpus=plan.n_gpus, effective_time_fraction=req.effective_time_fraction, usd_per_gpu_hour=usd)  # fmt: skip
+    energy_fields: dict[str, float | None] = {"energy_kwh": None, "co2e_tonnes": None}
+    if run is not None:
+        parts = [energy.for_gpu(p.view).fields(run.wall_clock_hours * used[p.view.id]) for p in pools if used[p.view.id]]
+        if all(part["energy_kwh"] is not None for part in parts):
+            energy_fields = {name: sum(part[name] or 0.0 for part in parts) for name in energy_fields}
+    stages = [PlanStage(gpu=st.gpu, n_gpus=st.n_gpus, layers=st.layers, tp=st.tp, dp=st.dp, micro_batch_size=st.micro_batch_size,
+                        per_gpu_total_bytes=st.memory.total, per_gpu=_memory(st.memory), step_time=StepTimeParts(**st.step))
+              for st in plan.stages]  # fmt: skip
+    fullest = max(plan.stages, key=lambda st: st.memory.total)
+    return PlanItem(
+        gpu=" + ".join(dict.fromkeys(st.gpu for st in plan.stages)), n_gpus=plan.n_gpus, tp=max(st.tp for st in plan.stages),
+        pp=len(plan.stages), dp=plan.dp, cp=1, ep=1, zero_stage=plan.zero_stage, micro_batch_size=plan.micro_batch_size,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps, recompute=plan.recompute,
+        sequence_parallel=any(st.tp > 1 for st in plan.stages), virtual_stages=1, offload_optimizer=False,
+        pipeline_schedule=PipelineSchedule.ONE_F_ONE_B, per_gpu_total_bytes=fullest.memory.total, per_gpu=_memory(fullest.memory),
+        cpu_offload_bytes=0, step_time_seconds=plan.step_seconds, step_time=StepTimeParts(**plan.step),
+        tokens_per_second=plan.tokens_per_second, tflops_per_gpu=plan.tflops_per_gpu, mfu=plan.mfu, hfu=plan.hfu,
+        training_hours=run.wall_clock_hours if run else None, gpu_hours=run.gpu_hours if run else None,
+        cost_usd=run.cost_usd if run else None, stages=stages, **energy_fields,
+    )  # fmt: skip
+
+
+def _memory(mem: Any) -> PlanMemory:
+    return PlanMemory(weights_bytes=mem.weights, gradients_bytes=mem.gradients, optimizer_bytes=mem.optimizer,
+                      activations_bytes=mem.activations)  # fmt: skip
+
+
+def plan_over_pools(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
+    """Each pool's plans, the pipelines over the pools, ranked by step time (one global batch)."""
+    arch = require_architecture(resolve_model(req.model, catalog), "the planner")
+    seq_len, seq_source = training_seq_len(arch, req.seq_len)
+    assumptions: dict[str, Any] = {}
+    pools = _pools(req, catalog, assumptions)
+    total = sum(p.n_gpus for p in pools)
+    batch, batch_source = single.batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, total)
+    fixed = single.fixed_dimensions(req.fixed)
+    assumptions |= {"seq_len": seq_len, "seq_len_source": seq_source, "global_batch_size": batch, "global_batch_source": batch_source,
+                    "effective_time_fraction": req.effective_time_fraction, "usable_memory_fraction": req.usable_memory_fraction,
+                    "flash_attention": req.flash_attention, "between_pools_bandwidth_bytes_per_s": req.between_pools_bandwidth_bytes_per_s
+                    or "the slower pool's scale-out link"} | single.options_assumptions(req)  # fmt: skip
+    if warning := check_context(arch, seq_len):
+        assumptions["seq_len_warning"] = warning
+    energy = energy_service.terms(req)
+    prices = {p.view.id: (None if req.tokens is None else listed_price(catalog, p.view.id, req, many=True)) for p in pools}
+    items: list[PlanItem] = []
+    summaries: list[s.GpuSummary] = []
+    searched: list[str] = []
+    considered = feasible = 0
+    seconds, cut = 0.0, False
+    for pool in pools:
+        spec = core.PlanSpec(n_gpus=pool.n_gpus, seq_len=seq_len, global_batch_size=batch, precision=req.precision,
+                             optimizer=req.optimizer, flash_attention=req.flash_attention, dropout=req.dropout, fixed=fixed,
+                             top_k=req.top_k, usable_memory_fraction=req.usable_memory_fraction,
+                             **single.spec_options(req, pool.cluster))  # fmt: skip
+        try:
+            result = single.cached_plan(arch, pool.cluster.hardware, spec)
+        except InvalidSpecError as exc:
+            summaries.append(single._unfit(pool.view.id, pool.n_gpus, f"{exc.field}: {exc.reason}", None, None))
+            continue
+        considered, feasible = considered + result.search.considered, feasible + result.search.feasible
+        seconds, cut = seconds + result.search.seconds, cut or result.search.cut
+        searched.append(f"{pool.view.id} x{pool.n_gpus}: {result.search.searched}")
+        price = prices[pool.view.id]
+        usd = price.usd_per_gpu_hour if price else None
+        pool_items = [single.plan_item(pool.view.id, pool.n_gpus, p, req.tokens, req.effective_time_fraction, usd,
+                                       result.model_flops_per_token, energy=energy.for_gpu(pool.view)) for p in result.plans]  # fmt: skip
+        items.extend(pool_items)
+        summaries.append(_summary(pool, pool_items, result, price, batch))
+    best_homogeneous = min(items, key=lambda i: i.step_time_seconds) if items else None
+    reasons = [f"{g.gpu}: {g.reason}" for g in summaries if not g.fits]
+    if len(pools) > 1:
+        spec = core.PlanSpec(n_gpus=total, seq_len=seq_len, global_batch_size=batch, precision=req.precision, optimizer=req.optimizer,
+                             flash_attention=req.flash_attention, dropout=req.dropout, fixed=fixed, top_k=req.top_k,
+                             usable_memory_fraction=req.usable_memory_fraction, **single.spec_options(req, pools[0].cluster))  # fmt: skip
+        found = _mixed(arch, pools, spec, req.between_pools_bandwidth_bytes_per_s)
+        considered, feasible = considered + found.search.considered, feasible + found.search.feasible
+        seconds, cut = seconds + found.search.seconds, cut or found.search.cut
+        searched.append(found.search.searched)
+        items.extend(_mixed_item(p, pools, req, prices, found.model_flops_per_token, energy) for p in found.plans)
+        if found.reason and not found.plans:
+            reasons.append(f"pipelines over the pools: {found.reason}")
+    items.sort(key=lambda i: (i.step_time_seconds, i.per_gpu_total_bytes))
+    items = items[: req.top_k]
+    if req.tokens is not None:
+        assumptions |= energy.assumptions([p.view for p in pools], per_gpu=True)
+    fitting = [g for g in summaries if g.fits]
+    priced = [g for g in fitting if g.cost_usd is not None]
+    return s.PlanResponse(
+        plans=items,
+        search=s.SearchStats(considered=considered, feasible=feasible, returned=len(items), seconds=seconds, cut=cut,
+                             searched="; ".join(searched) or "nothing"),
+        reason=None if items else "; ".join(reasons), gpus=summaries, best_homogeneous=best_homogeneous,
+        fastest_gpu=max(fitting, key=lambda g: g.tokens_per_second or 0.0).gpu if fitting else None,
+        cheapest_gpu=min(priced, key=lambda g: g.cost_usd or 0.0).gpu if priced else None,
+        global_batch_size=batch, seq_len=seq_len,
+        formulas=[*single.FORMULAS, MIXED_FORMULA] + ([energy_service.FORMULA] if req.tokens is not None else []),
+        assumptions=assumptions,
+    )  # fmt: skip
+
+
+def _summary(
+    pool: _Pool, pool_items: list[PlanItem], result: core.PlanResult, price: PriceQuote | None, batch: int
+) -> s.GpuSummary:
+    """One pool's best plan alone, or why it has none."""
+    stats = s.SearchStats(considered=result.search.considered, feasible=result.search.feasible, returned=result.search.returned,
+                          seconds=result.search.seconds, cut=result.search.cut, searched=result.search.searched)  # fmt: skip
+    if not pool_items:
+        return single._unfit(pool.view.id, pool.n_gpus, result.reason, stats, None)
+    top = pool_items[0]
+    return s.GpuSummary(gpu=pool.view.id, n_gpus=pool.n_gpus, fits=True, reason=None, tokens_per_second=top.tokens_per_second,
+                        mfu=top.mfu, training_hours=top.training_hours, gpu_hours=top.gpu_hours, energy_kwh=top.energy_kwh,
+                        co2e_tonnes=top.co2e_tonnes, cost_usd=top.cost_usd, price=price, search=stats, global_batch_size=batch)  # fmt: skip

@@ -1,0 +1,81 @@
+"""Plans over pools (service.core.plan_mixed): the pieces agree with the single-type models they
+reuse, and the search covers what it says."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from service.core.compute import Recompute
+from service.core.errors import InvalidSpecError
+from service.core.kernels import MEGATRON
+from service.core.memory import Parallelism, training_memory
+from service.core.mixed_stages import MemoryTables, pipeline_seconds
+from service.core.plan import PlanSpec, plan
+from service.core.plan_mixed import Pool, plan_mixed
+from tests.core.helpers import hardware, preset
+
+
+def test_unequal_stages_take_the_sum_plus_the_slowest_for_the_rest() -> None:
+    # Alpa (Zheng et al. 2022) §5.1 Eq. 2: T = sum_j t_j + (B - 1) max_j t_j; equal stages give
+    # Narayanan et al. 2021 §2.2.1's (m + p - 1) t
+    slowest, total = pipeline_seconds([1.0, 3.0, 2.0], 8)
+    assert (slowest, total) == (3.0, 6.0 + 7 * 3.0)
+    assert pipeline_seconds([2.0] * 4, 16)[1] == (16 + 4 - 1) * 2.0
+
+
+@pytest.mark.parametrize(("recompute", "zero"), [(Recompute.NONE, 1), (Recompute.SELECTIVE, 0), (Recompute.FULL, 3)])
+def test_a_stage_holds_what_the_memory_calculator_says(recompute: Recompute, zero: int) -> None:
+    """The busiest of an evenly split pipeline's stages, stage by stage, is training_memory's answer."""
+    arch = preset("llama-3-70b")  # 80 layers on 4 stages: 20 each, no slack
+    spec = PlanSpec(n_gpus=128, seq_len=4096, global_batch_size=256)
+    tables = MemoryTables(arch, spec, [4])
+    cfg = {"tp": 4, "dp": 8, "zero": zero, "b": 1, "rc": list(Recompute).index(recompute)}
+    m = 256 // 8
+    stages = [
+        tables.memory(cfg, 20, in_flight=min(4 - r, m), first=r == 0, last=r == 3, optimizer_per_param=12.0) for r in range(4)
+    ]
+    expected = training_memory(arch, parallelism=Parallelism(tp=4, pp=4, dp=8, zero_stage=zero, sequence_parallel=True),
+                               micro_batch_size=1, seq_len=4096, recompute=recompute, flash_attention=True, microbatches=m,
+                               kernels=MEGATRON)  # fmt: skip
+    assert max(float(st.total) for st in stages) == pytest.approx(expected.total_bytes, rel=1e-6)
+    assert float(stages[-1].params) == expected.params_per_gpu  # the last stage (LM head) holds the most
+
+
+def test_two_pools_of_one_gpu_pipeline_as_one_pool_does() -> None:
+    """The same layouts (1F1B, no interleaving, no context parallelism) priced over two pools of one
+    GPU and by the single-type planner on their sum agree within 2 % (Alpa's fill and drain over
+    unequal stages against the busiest stage's (p - 1) bubble)."""
+    arch, h100 = preset("gpt-3-175b"), hardware("h100-sxm")
+    spec = PlanSpec(n_gpus=256, seq_len=2048, global_batch_size=1536, top_k=1)
+    split = plan_mixed(arch, [Pool(gpu="h100-sxm", hardware=h100, n_gpus=128)] * 2, spec).plans[0]
+    same_space = {
+        "pipeline_schedule": "1f1b",
+        "virtual_stages": 1,
+        "cp": 1,
+        "offload_optimizer": False,
+        "sequence_parallel": True,
+    }
+    whole = plan(arch, h100, dataclasses.replace(spec, fixed=same_space)).plans[0]
+    assert split.step_seconds == pytest.approx(whole.step_seconds, rel=0.02)
+    assert sum(st.layers for st in split.stages) == arch.n_layers
+    assert split.n_gpus <= 256
+
+
+def test_the_search_says_what_it_covered_and_rejects_what_it_cannot_plan() -> None:
+    arch = preset("llama-3-70b")
+    pools = [Pool(gpu="h100-sxm", hardware=hardware("h100-sxm"), n_gpus=64),
+             Pool(gpu="a100-80gb-sxm", hardware=hardware("a100-80gb-sxm"), n_gpus=256)]  # fmt: skip
+    found = plan_mixed(arch, pools, PlanSpec(n_gpus=320, seq_len=8192, global_batch_size=512, top_k=2))
+    assert not found.search.cut and "all 2 orders" in found.search.searched
+    assert 0 < found.search.feasible <= found.search.considered and len(found.plans) == 2
+    assert found.plans[0].step_seconds <= found.plans[1].step_seconds
+    with pytest.raises(InvalidSpecError) as err:
+        plan_mixed(arch, pools, PlanSpec(n_gpus=320, seq_len=8192, global_batch_size=512, fixed={"cp": 2}))
+    assert err.value.field == "fixed.cp"
+    with pytest.raises(InvalidSpecError) as err:
+        plan_mixed(
+            arch, [dataclasses.replace(pools[0], n_gpus=12), pools[1]], PlanSpec(n_gpus=268, seq_len=8192, global_batch_size=512)
+        )
+    assert err.value.field == "pools.0.n_gpus"
