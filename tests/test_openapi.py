@@ -191,11 +191,6 @@ def test_patch_fields_are_nullable_exactly_where_null_clears(spec, patch: str, f
     assert nullable(schemas["GpuPatch"]["properties"]["default_mfu"])
 
 
-# fields a response carries only in one kind of answer (a plan over pools), absent elsewhere so that
-# the other answers keep their bytes
-ABSENT_UNLESS_GIVEN = {"PlanItem": {"stages"}, "PlanResponse": {"best_homogeneous"}}
-
-
 def test_response_fields_are_required(spec) -> None:
     """Every field a response carries, always (null where it has no value), is required."""
     schemas = spec["components"]["schemas"]
@@ -214,8 +209,7 @@ def test_response_fields_are_required(spec) -> None:
         schema = schemas[name]
         names |= {n["$ref"].rpartition("/")[2] for n in schema_nodes(schema) if "$ref" in n}
         if schema.get("type") == "object" and "properties" in schema:
-            optional = ABSENT_UNLESS_GIVEN.get(name, set())
-            assert set(schema.get("required", ())) == set(schema["properties"]) - optional, name
+            assert set(schema.get("required", ())) == set(schema["properties"]), name
     assert {"GpuOut", "PlanItem", "PriceQuote", "PeakTflopsOut"} <= seen
     assert not [name for name in schemas if name.endswith(("-Input", "-Output"))]
 

@@ -192,7 +192,6 @@ class PlanItem(Schema):
     cost_usd: float | None
     stages: list[PlanStage] | None = Field(
         None,
-        exclude_if=lambda v: v is None,
-        description="A plan over pools: its pipeline stages, first to last, each on one GPU type (absent on one GPU type). "
+        description="A plan over pools: its pipeline stages, first to last, each on one GPU type (null on one GPU type). "
         "`gpu` then names the types, `tp` the largest stage's, `pp` the stages, `per_gpu` the stage with the most bytes.",
     )

@@ -174,9 +174,7 @@ class PlanResponse(Estimate):
     reason: str | None = Field(description="Why no plan fits, when `plans` is empty.")
     gpus: list[GpuSummary]
     best_homogeneous: PlanItem | None = Field(
-        None,
-        exclude_if=lambda v: v is None,
-        description="With pools: the fastest plan on any single pool, to see what mixing buys (absent without pools).",
+        None, description="With pools: the fastest plan on any single pool, to see what mixing buys (null without pools)."
     )
     fastest_gpu: str | None
     cheapest_gpu: str | None
