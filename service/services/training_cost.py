@@ -4,14 +4,16 @@ MFU (:mod:`service.services.rates`), priced by :mod:`service.services.pricing`."
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from service.core import compute, cost, finetune, memory
+from service.core import compute, cost, finetune, memory, spot
 from service.core.architecture import Architecture, ModelShape
 from service.core.errors import InvalidSpecError
 from service.core.finetune_spec import FinetuneSpec
 from service.core.memory import Precision
+from service.core.params import count_params
 from service.core.plan import PlanResult
 from service.errors import Unprocessable
 from service.schemas import cost as s
@@ -157,6 +159,9 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
     else:
         timed = _time_at_mfu(req, gpu, model, flops.model_flops, price, planned, ft_compute if ft is not None else None)
         r, mfu, rate_assumptions, efficiency, efficiency_source, time_formula = timed
+    r, spot_detail = _on_spot(req, r, model, gpu, planned)
+    if spot_detail is not None and mfu is not None:
+        mfu /= spot_detail.overhead_fraction  # the MFU over the wall clock paid for
     fits = None if planned is None or planned.plan is None else best is not None
     reason = planned.reason if fits is False and planned is not None else None
     if ft is not None and best is None and (planned is None or planned.plan is None):  # no plan: the least footprint
@@ -186,6 +191,7 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
         reason=reason,
         plan=plan_item,
         finetune=ft_detail,
+        spot=spot_detail,
         formulas=[flops.formula, time_formula, energy_service.FORMULA],
         assumptions=model_notes
         | rate_assumptions
@@ -200,6 +206,38 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
         | energy.assumptions([gpu], per_gpu=False)
         | ({"attention_seq_len": seq} if req.include_attention else {}),
     )
+
+
+def _on_spot(
+    req: s.TrainingCostRequest, r: cost.TrainingCost, model: ModelShape, gpu: GpuView, planned: Planned | None
+) -> tuple[cost.TrainingCost, s.SpotDetail | None]:
+    """The run on interruptible nodes (:mod:`service.core.spot`): its expected wall clock, GPU-hours
+    and dollars with checkpoints at Daly's interval and restarts; unchanged without ``spot``."""
+    if req.spot is None:
+        return r, None
+    o = req.spot
+    node = (planned.cluster.hardware.gpus_per_node if planned and planned.cluster else None) or gpu.gpus_per_node or 8
+    n_nodes = -(-req.n_gpus // node)
+    checkpoint = o.checkpoint_seconds
+    if checkpoint is None:  # bf16 weights, fp32 master weights and two Adam moments (Transformers Math 101)
+        params = count_params(model).total if isinstance(model, Architecture) else model.n_params
+        checkpoint = CHECKPOINT_BYTES_PER_PARAM * params / (s.DEFAULT_CHECKPOINT_WRITE_BYTES_PER_S_PER_NODE * n_nodes)
+    run = spot.spot_run(r.wall_clock_hours, n_nodes=n_nodes, interruptions_per_node_hour=o.interruptions_per_node_hour,
+                        checkpoint_seconds=checkpoint, restart_seconds=o.restart_seconds,
+                        interval_hours=o.checkpoint_interval_hours)  # fmt: skip
+    gpu_hours = run.expected_wall_clock_hours * req.n_gpus
+    usd = None if r.cost_usd is None else r.cost_usd * run.overhead_fraction
+    adjusted = dataclasses.replace(r, gpu_hours=gpu_hours, wall_clock_hours=run.expected_wall_clock_hours, cost_usd=usd,
+                                   achieved_flops_per_s_per_gpu=r.achieved_flops_per_s_per_gpu / run.overhead_fraction)  # fmt: skip
+    detail = s.SpotDetail(job_interruptions_per_hour=run.job_interruptions_per_hour, mtbf_hours=run.mtbf_hours,
+                          checkpoint_seconds=run.checkpoint_seconds, restart_seconds=run.restart_seconds,
+                          checkpoint_interval_hours=run.checkpoint_interval_hours, young_interval_hours=run.young_interval_hours,
+                          work_hours=r.wall_clock_hours, expected_wall_clock_hours=run.expected_wall_clock_hours,
+                          overhead_fraction=run.overhead_fraction)  # fmt: skip
+    return adjusted, detail
+
+
+CHECKPOINT_BYTES_PER_PARAM = 14  # 2 (bf16 weights) + 4 (fp32 master) + 8 (Adam moments), Transformers Math 101
 
 
 def _time_at_mfu(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -338,3 +340,47 @@ def test_training_cost_counts_attention_at_the_planners_sequence_length(client) 
     compute = ok(client, "/v1/compute/training", {"model": body["model"], "tokens": 1e9, "include_attention": True})
     assert default["total_flops"] == asked["total_flops"] == compute["total_flops"]
     assert default["assumptions"]["attention_seq_len"] == 8192 and 0 < default["mfu"] < 1
+
+
+SPOT_RUN = {"model": {"preset": "llama-3-8b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 256}
+
+
+def test_spot_at_no_interruptions_is_the_on_demand_formula_at_the_spot_price(client) -> None:
+    on_demand = ok(client, "/v1/cost/training", SPOT_RUN | {"usd_per_gpu_hour": 2.0})
+    calm = ok(client, "/v1/cost/training", SPOT_RUN | {"usd_per_gpu_hour": 2.0, "spot": {"interruptions_per_node_hour": 0}})
+    assert calm["cost_usd"] == pytest.approx(on_demand["cost_usd"]) and calm["gpu_hours"] == pytest.approx(on_demand["gpu_hours"])
+    assert calm["spot"]["checkpoint_interval_hours"] is None and on_demand["spot"] is None
+    priced = ok(client, "/v1/cost/training", SPOT_RUN | {"pricing": "spot", "spot": {"interruptions_per_node_hour": 0}})
+    assert priced["price"]["pricing"] == "spot"
+    assert priced["cost_usd"] == pytest.approx(priced["gpu_hours"] * priced["price"]["usd_per_gpu_hour"])
+
+
+def test_spot_interruptions_add_checkpoints_and_lost_work(client) -> None:
+    base = ok(client, "/v1/cost/training", SPOT_RUN | {"usd_per_gpu_hour": 2.0})
+    spot = {"interruptions_per_node_hour": 0.01, "checkpoint_seconds": 120, "restart_seconds": 600}
+    data = ok(client, "/v1/cost/training", SPOT_RUN | {"usd_per_gpu_hour": 2.0, "spot": spot})
+    detail = data["spot"]
+    # 32 nodes of 8 GPUs at 0.01 an hour: the job is interrupted 0.32 times an hour
+    assert detail["job_interruptions_per_hour"] == pytest.approx(0.32) and detail["mtbf_hours"] == pytest.approx(3.125)
+    assert detail["young_interval_hours"] == pytest.approx(math.sqrt(2 * 120 * 3.125 * 3600) / 3600)
+    assert detail["work_hours"] == pytest.approx(base["wall_clock_hours"])
+    assert data["wall_clock_hours"] == pytest.approx(detail["expected_wall_clock_hours"])
+    assert data["wall_clock_hours"] > base["wall_clock_hours"]
+    assert data["cost_usd"] == pytest.approx(base["cost_usd"] * detail["overhead_fraction"])
+    assert data["mfu"] == pytest.approx(base["mfu"] / detail["overhead_fraction"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "loc"),
+    [
+        (
+            {"usd_per_gpu_hour": 2.0, "spot": {"interruptions_per_node_hour": -0.1}},
+            ["body", "spot", "interruptions_per_node_hour"],
+        ),
+        ({"spot": {}}, ["body"]),  # priced on demand: say spot
+        ({"usd_per_gpu_hour": 2.0, "spot": {"checkpoint_interval_hours": 0}}, ["body", "spot", "checkpoint_interval_hours"]),
+    ],
+)
+def test_bad_spot_input_is_a_422(client, extra: dict, loc: list) -> None:
+    data = problem(client, "/v1/cost/training", SPOT_RUN | extra)
+    assert any(error["loc"][: len(loc)] == loc for error in data["errors"]), data
