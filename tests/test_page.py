@@ -434,7 +434,7 @@ def test_the_page_fits_a_phone(browser, server: Server) -> None:
         phone.goto(f"{server.url}/")
         wait_ready(phone, "fit")
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390, "no sideways scrolling on a phone"
-        for view in ("fit", "cost", "budget", "plan", "serve"):
+        for view in ("fit", "cost", "budget", "plan", "serve", "mixed"):
             assert phone.is_visible(f"#tab-{view}")
         box = phone.locator("#fit canvas").bounding_box()
         assert box and box["width"] <= 390 and box["height"] > 150
@@ -466,3 +466,22 @@ def test_serve_view_compares_gpu_types_at_the_users_load(page, server: Server) -
     bounded = post(server, "/v1/plan/serving", body)["options"][0]
     assert bounded["time_per_output_token_seconds"] <= 0.02
     screenshot(page, "serve")
+
+
+def test_mixed_view_draws_the_stages_across_gpu_types_beside_the_best_single_pool(page, server: Server) -> None:
+    page.goto(f"{server.url}/?view=mixed&model=llama-3-70b&seq_len=4096&pool_a_n=64&pool_b_n=256")
+    body = wait_ready(page, "mixed")
+    assert body["pools"] == [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "a100-80gb-sxm", "n_gpus": 256}]
+    answer = post(server, "/v1/plan", body)
+    best, single = answer["plans"][0], answer["best_homogeneous"]
+    assert best["stages"] and single is not None and best["step_time_seconds"] < single["step_time_seconds"]
+    rows = table_rows(page, "mixed")
+    assert [(r["gpu"], int(r["nGpus"]), int(r["layers"])) for r in rows[:-1]] == [
+        (st["gpu"], st["n_gpus"], st["layers"]) for st in best["stages"]
+    ]
+    assert rows[-1]["gpu"] == single["gpu"] and float(rows[-1]["stepTimeSeconds"]) == pytest.approx(single["step_time_seconds"])
+    drawn = series(page, "mixed")
+    for i, stage in enumerate(best["stages"]):  # each stage's stacked parts add up to the plan's step
+        assert sum(d["data"][i] for d in drawn["datasets"]) == pytest.approx(best["step_time_seconds"], rel=1e-9), stage
+    assert "stages over" in page.text_content("#mixed .status")
+    screenshot(page, "mixed")

@@ -1,4 +1,4 @@
-// The calculator page: five views over the public API, one open at a time. Each view builds
+// The calculator page: six views over the public API, one open at a time. Each view builds
 // its request from the inputs, asks the API, then draws a chart and the table it is drawn from.
 // A view's section carries `data-state` (idle, loading, ready, error) and `data-request` (the
 // body it sent), so what is shown can be checked against the API.
@@ -502,9 +502,62 @@ function drawServe(panel, answer) {
   panel.querySelector(".formulas").textContent = answer.formulas.join(" · ");
 }
 
+// --- Mixed cluster ------------------------------------------------------------------------------
+
+async function runMixed(panel) {
+  const v = buildRequest(["model", "seq_len", "pool_a_gpu", "pool_a_n", "pool_b_gpu", "pool_b_n", "mixed_batch"]);
+  const body = {
+    model: v.model, seq_len: v.seq_len, global_batch_size: v.global_batch_size, top_k: 3,
+    pools: [{ gpu: v.pool_a_gpu, n_gpus: v.pool_a_n }, { gpu: v.pool_b_gpu, n_gpus: v.pool_b_n }],
+  };
+  panel.dataset.request = JSON.stringify(body);
+  const answer = await api("v1/plan", body);
+  return () => drawMixed(panel, answer);
+}
+
+function drawMixed(panel, answer) {
+  const best = answer.plans[0];
+  const single = answer.best_homogeneous;
+  const status = panel.querySelector(".status");
+  status.className = best ? "status" : "status verdict bad";
+  if (!best) {
+    status.textContent = `No layout fits: ${answer.reason ?? "no reason given"}`;
+  } else if (best.stages) {
+    status.textContent = `Best plan: ${best.stages.length} stages over ${best.gpu}, ${fmt.seconds(best.step_time_seconds)} a step, ` +
+      `MFU ${fmt.percent(best.mfu)}` + (single ? `; the best single pool (${single.gpu}) takes ${fmt.seconds(single.step_time_seconds)}.` : ".");
+  } else {
+    status.textContent = `Best plan: one pool, ${best.gpu} (${layout(best)}), ${fmt.seconds(best.step_time_seconds)} a step: ` +
+      "mixing the pools is no faster here.";
+  }
+  // bars: each stage of the best plan (or the plan itself), then the best single pool, parts stacked
+  const bars = best ? [...(best.stages ?? [best]).map((st, i) => ({ label: best.stages ? `stage ${i + 1}: ${st.gpu} × ${st.n_gpus} (${st.layers} layers)` : `${best.gpu} × ${best.n_gpus}`, parts: st.step_time, total: best.step_time_seconds, item: st }))] : [];
+  if (single && best?.stages) bars.push({ label: `best single pool: ${single.gpu} × ${single.n_gpus}`, parts: single.step_time, total: single.step_time_seconds, item: single });
+  const parts = STEP_PARTS.filter(([key]) => bars.some((b) => b.parts[key] > 0));
+  drawChart(panel.querySelector("canvas"), {
+    type: "bar",
+    data: {
+      labels: bars.map((b) => b.label),
+      datasets: parts.map(([key, label], i) => ({ label, data: bars.map((b) => b.parts[key]), backgroundColor: COLORS[i % COLORS.length] })),
+    },
+    options: {
+      indexAxis: "y",
+      scales: { x: { stacked: true, title: { display: true, text: "step time (seconds)" } }, y: { stacked: true, ticks: { autoSkip: false } } },
+    },
+  });
+  renderTable(panel.querySelector(".table"), "Stages of the best plan, and the best single pool", [
+    { label: "part", value: (r) => r.label },
+    { label: "GPUs", value: (r) => String(r.item.n_gpus) },
+    { label: "layers", value: (r) => (r.item.layers != null ? String(r.item.layers) : "all") },
+    { label: "tp × dp", value: (r) => `${r.item.tp} × ${r.item.dp}` },
+    { label: "memory/GPU", value: (r) => fmt.gib(r.item.per_gpu_total_bytes) },
+    { label: "step", value: (r) => fmt.seconds(r.total) },
+  ], bars.map((b) => ({ ...b, data: { gpu: b.item.gpu, n_gpus: b.item.n_gpus, layers: b.item.layers, tp: b.item.tp, dp: b.item.dp, step_time_seconds: b.total } })));
+  panel.querySelector(".formulas").textContent = answer.formulas.join(" · ");
+}
+
 // --- the page ------------------------------------------------------------------------------
 
-const VIEWS = { fit: runFit, cost: runCost, budget: runBudget, plan: runPlan, serve: runServe };
+const VIEWS = { fit: runFit, cost: runCost, budget: runBudget, plan: runPlan, serve: runServe, mixed: runMixed };
 const generation = {}; // per view: the latest refresh; an older answer is dropped
 const stale = new Set(Object.keys(VIEWS));
 let active = "fit";
