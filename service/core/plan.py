@@ -460,13 +460,15 @@ def plan_for_deadline(
     effective_time_fraction: float,
     batch_for: Callable[[int], int] | None = None,
     max_gpus: int = 131072,
+    min_gpus: int = 1,
 ) -> DeadlineResult:
     """The smallest-GPU-hours cluster (from :func:`gpu_counts`) whose best plan trains
     ``tokens`` within ``deadline_hours``. GPU-hours grow with the cluster (communication,
     bubbles), so the search walks up the sizes and looks two sizes past the first that meets
     the deadline in case a larger one lays out better. ``batch_for(n)`` gives the global batch
     for ``n`` GPUs (default: the spec's). Sizes the fixed dimensions cannot tile are skipped; the
-    walk ends where the batch no longer splits, or, ``cut``, past the spec's time limit."""
+    walk ends where the batch no longer splits, or, ``cut``, past the spec's time limit. Sizes under
+    ``min_gpus`` (a bound below which no plan can meet the deadline) are not searched."""
     validate_fixed(arch, spec)  # a fixed dimension no size can satisfy is the caller's error
     started = time.perf_counter()
     tried: list[tuple[int, float | None]] = []
@@ -474,6 +476,8 @@ def plan_for_deadline(
     after = considered = feasible = 0
     cut = False
     for n in gpu_counts(hw.gpus_per_node, max_gpus):
+        if n < min_gpus:
+            continue
         remaining = spec.time_limit_seconds - (time.perf_counter() - started)
         if remaining <= 0:
             cut = True

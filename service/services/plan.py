@@ -3,12 +3,13 @@ priced when the request gives the run's tokens. Cost and budget answers reuse :f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from service.core import plan as core
 from service.core.architecture import Architecture
-from service.core.compute import require_architecture
+from service.core.compute import active_params, require_architecture
 from service.core.context import check_context
 from service.core.cost import planned_training_cost
 from service.core.efficiency import DEFAULT_MATMUL_EFFICIENCY
@@ -363,12 +364,26 @@ def _search(
         arch, cluster.hardware, budget, tokens=req.tokens, deadline_hours=req.deadline_days * 24,
         effective_time_fraction=req.effective_time_fraction,
         batch_for=lambda n: batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n)[0],
+        min_gpus=deadline_floor(arch, cluster.hardware, req, adapters=spec.finetune is not None),
     )  # fmt: skip
     totals.deadline_cut = totals.deadline_cut or found.cut
     if found.cut:  # a search cut by its time bound is not the answer to keep
         not_keepable()
     totals.considered, totals.feasible = totals.considered + found.considered, totals.feasible + found.feasible
     return _Searched(found.result, found.n_gpus, [n for n, _ in found.tried], found.cut)
+
+
+def deadline_floor(arch: Architecture, hw: Hardware, req: s.PlanRequest, *, adapters: bool) -> int:
+    """The fewest GPUs that could train ``req.tokens`` within the deadline even at their full peak:
+    a lower bound on the model FLOPs (6P per token, Kaplan et al. 2020 §2.1; 4P for a frozen base
+    with adapters: its forward and input gradients) over the deadline's training seconds at the
+    GPU's dense peak for the precision (FP8's for FP8). No plan on fewer GPUs can meet it, so a
+    deadline search starts there."""
+    assert req.tokens is not None and req.deadline_days is not None
+    flops = (4 if adapters else 6) * active_params(arch) * req.tokens
+    peak = max(hw.peak_flops_per_s, hw.fp8_peak_flops_per_s or 0.0) if req.precision is Precision.FP8 else hw.peak_flops_per_s
+    seconds = req.deadline_days * 86_400 * req.effective_time_fraction
+    return max(1, math.floor(flops / (seconds * peak)))
 
 
 def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
@@ -400,9 +415,15 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         assumptions["seq_len_warning"] = warning
     for gpu_id in gpu_ids:
         view = catalog_gpu(catalog, gpu_id)
-        cluster = cluster_for(view, req.precision, gpus_per_node=req.gpus_per_node,
-                              intra_node_bandwidth_bytes_per_s=req.intra_node_bandwidth_bytes_per_s,
-                              inter_node_bandwidth_bytes_per_s=req.inter_node_bandwidth_bytes_per_s, **cluster_options(req))  # fmt: skip
+        try:
+            cluster = cluster_for(view, req.precision, gpus_per_node=req.gpus_per_node,
+                                  intra_node_bandwidth_bytes_per_s=req.intra_node_bandwidth_bytes_per_s,
+                                  inter_node_bandwidth_bytes_per_s=req.inter_node_bandwidth_bytes_per_s, **cluster_options(req))  # fmt: skip
+        except Unprocessable as exc:  # a GPU type that cannot run the precision: listed, when several are compared
+            if not many:
+                raise
+            summaries.append(_unfit(gpu_id, None, exc.detail, None, None))
+            continue
         assumptions.update(cluster.assumptions)
         spec = core.PlanSpec(
             n_gpus=req.n_gpus or cluster.hardware.gpus_per_node, seq_len=seq_len, global_batch_size=batch,

@@ -213,3 +213,21 @@ def test_memory_with_context_parallelism_and_interleaving(client) -> None:
     assert interleaved["activations"]["in_flight_microbatches"] == pytest.approx(4 * (1 + 3 / 8))
     few = ok(client, "/v1/memory/training", base | {"parallelism": {"pp": 4}, "gradient_accumulation_steps": 2})
     assert few["activations"]["in_flight_microbatches"] == 2
+
+
+def test_a_deadline_search_over_the_catalog_lists_gpus_that_cannot_run_it(client) -> None:
+    # Llama-3-8B, 1T tokens within 30 days on three GPU types: the V100 has no bf16 tensor cores, so
+    # it is listed as unfit with the reason instead of failing the comparison
+    body = {"model": {"preset": "llama-3-8b"}, "gpu": ["h100-sxm", "a100-80gb-sxm", "v100-32gb-sxm"], "seq_len": 8192,
+            "tokens": 1e12, "deadline_days": 30, "top_k": 1}  # fmt: skip
+    r = client.post("/v1/plan", json=body)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    gpus = {g["gpu"]: g for g in data["gpus"]}
+    assert gpus["v100-32gb-sxm"]["fits"] is False and "no dense bf16 peak" in gpus["v100-32gb-sxm"]["reason"]
+    assert gpus["h100-sxm"]["fits"] and gpus["h100-sxm"]["training_hours"] <= 30 * 24
+    # no size below the floor (the model FLOPs at the full peak within the deadline) is searched
+    floor = 6 * 8_030_261_248 * 1e12 / (30 * 86_400 * 0.9 * 989e12)
+    assert min(gpus["h100-sxm"]["tried_n_gpus"]) >= floor
+    single = client.post("/v1/plan", json=body | {"gpu": "v100-32gb-sxm"})
+    assert single.status_code == 422  # asked alone, the GPU that cannot run it is the request's error
