@@ -373,6 +373,19 @@ def _search(
     return _Searched(found.result, found.n_gpus, [n for n, _ in found.tried], found.cut)
 
 
+def _cluster(view: GpuView, req: s.PlanRequest, many: bool) -> Cluster | str:
+    """The request's hardware for ``view``; with several GPU types, why one cannot run the
+    request instead of the 422 it is when asked alone."""
+    try:
+        return cluster_for(view, req.precision, gpus_per_node=req.gpus_per_node,
+                           intra_node_bandwidth_bytes_per_s=req.intra_node_bandwidth_bytes_per_s,
+                           inter_node_bandwidth_bytes_per_s=req.inter_node_bandwidth_bytes_per_s, **cluster_options(req))  # fmt: skip
+    except Unprocessable as exc:
+        if not many:
+            raise
+        return exc.detail
+
+
 def deadline_floor(arch: Architecture, hw: Hardware, req: s.PlanRequest, *, adapters: bool) -> int:
     """The fewest GPUs that could train ``req.tokens`` within the deadline even at their full peak:
     a lower bound on the model FLOPs (6P per token, Kaplan et al. 2020 §2.1; 4P for a frozen base
@@ -415,14 +428,9 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         assumptions["seq_len_warning"] = warning
     for gpu_id in gpu_ids:
         view = catalog_gpu(catalog, gpu_id)
-        try:
-            cluster = cluster_for(view, req.precision, gpus_per_node=req.gpus_per_node,
-                                  intra_node_bandwidth_bytes_per_s=req.intra_node_bandwidth_bytes_per_s,
-                                  inter_node_bandwidth_bytes_per_s=req.inter_node_bandwidth_bytes_per_s, **cluster_options(req))  # fmt: skip
-        except Unprocessable as exc:  # a GPU type that cannot run the precision: listed, when several are compared
-            if not many:
-                raise
-            summaries.append(_unfit(gpu_id, None, exc.detail, None, None))
+        cluster = _cluster(view, req, many)
+        if isinstance(cluster, str):  # a GPU type that cannot run the precision: listed, when several are compared
+            summaries.append(_unfit(gpu_id, None, cluster, None, None))
             continue
         assumptions.update(cluster.assumptions)
         spec = core.PlanSpec(
