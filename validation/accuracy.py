@@ -50,12 +50,6 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
         "Llama (separate projections) and GPT-2 (no rotary) keep neither; an input for one model's code paths "
         "would be a fudge factor, so the row stays outside."
     ),
-    ("activations_per_layer", "olmo2 sdpa (q/k norm over the projection)"): (
-        "OLMo 2's RMSNorm multiplies by its weight in fp32 before casting back (Olmo2RMSNorm), so each of its four "
-        "norms keeps an fp32 normalised tensor (8 bytes an element with its fp32 input, not 4 + 2) and the rotary "
-        "tables are fp32; Gemma's norms do the same. The kernel model counts the Llama-style cast (4 + 2 bytes); the "
-        "q/k norms themselves are counted (qwen3 rows, within 0.3 %). The eager row stays inside its 20 %."
-    ),
     ("optimizer_state", "llama h512 adamw_8bit float32"): (
         "the estimate counts every parameter's two 1-byte states and fp32 absmax per 256 values; bitsandbytes keeps "
         "tensors under 4096 values (here the five 512-wide RMSNorm gains, 20,480 bytes) in 32-bit states and two "
@@ -99,6 +93,7 @@ def _kernels(impl: dict) -> Kernels:
         fp32_norms=impl.get("fp32_norms"),
         fused_activation=impl.get("fused_activation"),
         residual_dropout=impl.get("residual_dropout", True),
+        fp32_norm_weight=impl.get("fp32_norm_weight"),
     )
 
 

@@ -147,7 +147,7 @@ def olmo2(n_layers: int, *, dropout: float = 0.0) -> tuple[object, dict, dict]:
     )
     arch = dict(n_layers=n_layers, d_model=256, n_heads=4, n_kv_heads=2, d_ff=688, vocab_size=1024, ffn="swiglu",
                 norm="rmsnorm", tied_embeddings=False, position="rotary", max_seq_len=512, qk_norm_full_width=True)  # fmt: skip
-    return cfg, arch, {"residual_dropout": False}
+    return cfg, arch, {"residual_dropout": False, "fp32_norm_weight": True}
 
 
 def build(cfg: object, *, attn: str, dtype: torch.dtype = torch.bfloat16, device: str = "cpu") -> torch.nn.Module:

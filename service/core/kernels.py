@@ -20,6 +20,10 @@ difference is a property of the implementation, measured tensor by tensor
   their copies) upcasts its input: it keeps the fp32 copy (4 bytes) and the 16-bit normalised
   tensor its weight multiplies (``e``) instead of the 16-bit input; ``torch.nn.LayerNorm`` in 16 bits
   keeps its 16-bit input and two fp32 scalars per token.
+- **fp32 norm weight**: OLMo 2's and Gemma's RMSNorm (``Olmo2RMSNorm``, ``GemmaRMSNorm``) also
+  multiply by their weight in fp32 before casting back: each keeps the fp32 input and an fp32
+  normalised tensor (8 bytes an element, not ``4 + e``). A per-family input (``fp32_norm_weight``),
+  off unless given.
 - **fused activation**: one kernel (torch's ``gelu``, Megatron's fused bias-GELU / bias-SwiGLU)
   keeps only its input: a GELU MLP keeps the activation input and the down-projection input
   (``2*e*f`` per token), a fused SwiGLU the gate-and-up output and the product (``3*e*f``,
@@ -74,6 +78,7 @@ class Kernels:
     fp32_norms: bool | None = None
     fused_activation: bool | None = None
     residual_dropout: bool = True
+    fp32_norm_weight: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -87,6 +92,7 @@ class ResolvedKernels:
     fused_activation: bool
     repeat_kv: bool
     residual_dropout: bool
+    fp32_norm_weight: bool = False
 
     @property
     def keeps_scores(self) -> bool:
@@ -114,16 +120,20 @@ def resolve_kernels(kernels: Kernels, arch: Architecture, *, flash_attention: bo
         framework=kernels.framework,
         attention=attention,
         fp32_softmax=pick(kernels.fp32_softmax, hf),
-        fp32_norms=pick(kernels.fp32_norms, hf and arch.norm is Norm.RMSNORM),
+        fp32_norms=pick(kernels.fp32_norms, hf and arch.norm is Norm.RMSNORM) or bool(kernels.fp32_norm_weight),
         fused_activation=pick(kernels.fused_activation, not hf or arch.ffn is Ffn.GELU),
         repeat_kv=hf,
         residual_dropout=kernels.residual_dropout,
+        fp32_norm_weight=bool(kernels.fp32_norm_weight),
     )
 
 
 def norm_kept_bytes(k: ResolvedKernels, element_bytes: int) -> int:
     """Bytes one norm keeps per element of its input: the input (``e``), or with an fp32 upcast
-    the fp32 copy and the ``e``-byte normalised tensor (``4 + e``)."""
+    the fp32 copy and the ``e``-byte normalised tensor (``4 + e``), or with the weight multiplied
+    in fp32 too (OLMo 2, Gemma) the fp32 copy and an fp32 normalised tensor (8)."""
+    if k.fp32_norms and k.fp32_norm_weight:
+        return 8
     return 4 + element_bytes if k.fp32_norms else element_bytes
 
 

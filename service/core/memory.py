@@ -383,8 +383,9 @@ def _activation_formulas(k: ResolvedKernels) -> list[str]:
         "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
         "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)",
         f"kept tensors of {k.framework.value} kernels: attention {k.attention.value}, fp32 softmax {k.fp32_softmax}, "
-        f"fp32 norms {k.fp32_norms}, fused activation {k.fused_activation}, K/V repeated in eager {k.repeat_kv}, "
-        f"residual dropout {k.residual_dropout} (measured against PyTorch: ACCURACY.md)",
+        f"fp32 norms {k.fp32_norms}{' with the weight in fp32' if k.fp32_norm_weight else ''}, fused activation "
+        f"{k.fused_activation}, K/V repeated in eager {k.repeat_kv}, residual dropout {k.residual_dropout} "
+        "(measured against PyTorch: ACCURACY.md)",
     ]
 
 

@@ -200,6 +200,11 @@ class TrainingMemoryRequest(Schema):
         None,
         description="The MLP activation is one kernel. Default: megatron yes; transformers: GELU yes, SwiGLU no (act(gate)*up).",
     )
+    fp32_norm_weight: bool | None = Field(
+        None,
+        description="Norms multiply by their weight in fp32 and keep the fp32 normalised tensor, as OLMo 2's and Gemma's "
+        "RMSNorm do in transformers (8 bytes an element). Default: false.",
+    )
     residual_dropout: bool = Field(
         True, description="With dropout: also on the embedding, attention output and MLP output (GPT-2, NeoX; not Llama)."
     )

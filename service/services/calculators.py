@@ -162,6 +162,7 @@ def _kernels(req: s.TrainingMemoryRequest) -> Kernels:
         fp32_norms=req.fp32_norms,
         fused_activation=req.fused_activation,
         residual_dropout=req.residual_dropout,
+        fp32_norm_weight=req.fp32_norm_weight,
     )
 
 
