@@ -249,23 +249,34 @@ def decode_step_seconds(
     (:func:`service.core.compute.attention_score_flops_per_token`). ``tokens_per_sequence`` > 1 is
     a speculative verification pass: the reads once, the FLOPs and the all-reduced activations for
     every position. Returns the seconds and whether memory bounds them."""
-    b = np.asarray(batch, dtype=np.float64)
+    scalar = np.ndim(batch) == 0  # one batch size: plain floats (NumPy's overhead outweighs one element)
+    b = float(batch) if scalar else np.asarray(batch, dtype=np.float64)
     positions = b * tokens_per_sequence
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
-    # kv_bytes_per_token spans the layers that cache (cached_tokens(arch, 1): every layer of a transformer)
-    read_per_sequence = kv_bytes_per_token * cached_tokens(arch, context_tokens) / max(1, cached_tokens(arch, 1))
+    cache_share, matmul_weights, attention_flops = _decode_terms(arch, context_tokens)
+    read_per_sequence = kv_bytes_per_token * cache_share
     per_gpu_bytes = weights_bytes / tp + b * (read_per_sequence * replication + 2 * state_bytes_per_sequence) / tp
     memory_time = per_gpu_bytes / memory_rate(hw)
-    flops = (
-        positions * (2.0 * active_matmul_weights(arch) + attention_score_flops_per_token(arch, context_tokens, causal=False)) / tp
-    )
+    flops = positions * (2.0 * matmul_weights + attention_flops) / tp
     compute_time = flops / (hw.peak_flops_per_s * hw.kernels.matmul)
     comm = (
         2
         * arch.n_layers
         * ring_all_reduce_seconds(2 * positions * arch.d_model, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
     )
+    if scalar:
+        return np.float64(max(memory_time, compute_time) + comm), np.bool_(memory_time >= compute_time)
     return np.maximum(memory_time, compute_time) + comm, memory_time >= compute_time
+
+
+@functools.lru_cache(maxsize=1024)  # pure: a serving plan asks it for every batch it tries
+def _decode_terms(arch: Architecture, context_tokens: float) -> tuple[float, int, float]:
+    """What a decode step reads and computes per sequence that depends only on the model and the
+    context: the share of a token's KV bytes the cache holds at that context
+    (``kv_bytes_per_token`` spans the layers that cache: every layer of a transformer), the active
+    matmul weights, and the attention core's FLOPs over the context."""
+    share = cached_tokens(arch, context_tokens) / max(1, cached_tokens(arch, 1))
+    return share, active_matmul_weights(arch), attention_score_flops_per_token(arch, context_tokens, causal=False)
 
 
 def token_step_seconds(
