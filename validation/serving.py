@@ -48,7 +48,7 @@ def trtllm_workload(model_id: str, gpu_id: str, prompt: int, output: int, tp: in
         found += [(r, setup) for r in got] if isinstance(got, list) else []
     full = most_per_gpu([r for r, _ in found])
     setup = next(s for r, s in found if r.tp == full.tp)
-    return full.tp, load.workload(arch, hw, full, weights_bytes=weights.total_bytes, setup=setup, prompt_tokens=prompt,
+    return full.tp, load.workload(arch, hw, full, setup=setup, prompt_tokens=prompt,
                                   output_tokens=output)  # fmt: skip
 
 

@@ -305,6 +305,16 @@ def token_step_seconds(
     return step / spec.tokens_per_step, bound
 
 
+def replica_step_seconds(
+    arch: Architecture, hw: Hardware, r: Replica, *, batch: np.ndarray | int | float, context_tokens: float, limits: EngineLimits
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """:func:`token_step_seconds` of replica ``r`` (its degree, weights, KV bytes per token and
+    recurrent state) at ``batch``."""
+    return token_step_seconds(arch, hw, tp=r.tp, batch=batch, context_tokens=context_tokens, weights_bytes=r.weights_bytes,
+                              kv_bytes_per_token=r.kv_cache_bytes_per_token, limits=limits,
+                              state_bytes_per_sequence=r.state_bytes_per_sequence)  # fmt: skip
+
+
 def prompt_prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, limits: EngineLimits) -> float:
     """A prompt's prefill less its cached prefix's (:mod:`service.core.speculative`: causal
     attention makes the rest's cost the difference)."""

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from service.core.architecture import Architecture
 from service.core.engines import Engine, EngineProfile, engine_profile, runtime_reserve_bytes
-from service.core.serving import EngineLimits, Replica, token_step_seconds
+from service.core.serving import EngineLimits, Replica, replica_step_seconds
 from service.core.speculative import Speculation
 from service.core.steptime import Hardware
 
@@ -90,7 +90,7 @@ def engine_setup(
 
 
 def workload(
-    arch: Architecture, hw: Hardware, r: Replica, *, weights_bytes: int, setup: EngineSetup, prompt_tokens: int, output_tokens: int
+    arch: Architecture, hw: Hardware, r: Replica, *, setup: EngineSetup, prompt_tokens: int, output_tokens: int
 ) -> Workload:  # fmt: skip
     """The replica ``r`` as the queueing model sees it: its prefill, its decode step at any batch
     (at the mean context, with the engine's per-step overhead), the engine's token budget and the
@@ -99,9 +99,7 @@ def workload(
 
     @functools.lru_cache(maxsize=64)  # a closed loop asks the same batch at every bisection step
     def step(batch: float) -> float:
-        seconds, _ = token_step_seconds(arch, hw, tp=r.tp, batch=batch, context_tokens=context, weights_bytes=weights_bytes,
-                                        kv_bytes_per_token=r.kv_cache_bytes_per_token, limits=setup.limits,
-                                        state_bytes_per_sequence=r.state_bytes_per_sequence)  # fmt: skip
+        seconds, _ = replica_step_seconds(arch, hw, r, batch=batch, context_tokens=context, limits=setup.limits)
         return float(seconds)
 
     return Workload(prompt_tokens=prompt_tokens, output_tokens=output_tokens, prefill_seconds=r.prefill_seconds, step_seconds=step,

@@ -113,7 +113,7 @@ def plan_economics(
     /v1/cost/training prices a planned run."""
     assert timed.best is not None
     eff = req.effective_time_fraction
-    wall_hours = compute_flops / timed.model_flops_per_s / eff / cost.SECONDS_PER_HOUR
+    wall_hours = timed.wall_clock_hours(compute_flops, eff)
     gpu_hours = wall_hours * timed.n_gpus
     energy = _energy(req)
     gpu_energy = energy.for_gpu(gpu) if energy else None

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from service.core import compute, scaling, shapes
+from service.core import compute, cost, scaling, shapes
 from service.core import plan as core
 from service.core.architecture import Architecture
 from service.core.errors import InvalidSpecError
@@ -16,7 +16,7 @@ from service.core.params import count_params
 from service.errors import Unprocessable
 from service.schemas import budget as s
 from service.services import plan as plan_service
-from service.services.catalog_reader import CatalogReader, GpuView, HeavyWork, light_work_only
+from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import resolve_model, training_seq_len
 
 MAX_FIXED_POINT_STEPS = 8
@@ -47,6 +47,10 @@ class Timed:
         """The cluster's model FLOP/s (6P per token) at this plan."""
         assert self.best is not None
         return 6 * self.params * self.best.tokens_per_second
+
+    def wall_clock_hours(self, model_flops: float, effective_time_fraction: float) -> float:
+        """Hours to run ``model_flops`` at this plan, downtime included (as /v1/cost/training)."""
+        return model_flops / self.model_flops_per_s / effective_time_fraction / cost.SECONDS_PER_HOUR
 
     def shape_used(self) -> s.ShapeUsed:
         return shape_used(self.arch, self.source)
@@ -201,20 +205,17 @@ def plan_for_tokens(
     arch: Architecture, source: str, gpu: GpuView, req: Planned, tokens: float
 ) -> tuple[Timed | None, str | None, dict[str, Any]]:
     """``arch`` trained on ``tokens`` tokens: on the request's ``n_gpus``, or on the cluster size of
-    least GPU-hours that meets ``deadline_days`` (:func:`service.core.plan.plan_for_deadline`;
-    heavy, never on the event loop). None with the reason when no size meets the deadline."""
+    least GPU-hours that meets ``deadline_days`` (:func:`service.services.plan.deadline_search`). None with the reason when no size meets the deadline."""
     if req.n_gpus is not None:
         return time_on(arch, source, gpu, req.n_gpus, req), None, {}
     assert req.deadline_days is not None
-    if light_work_only():
-        raise HeavyWork("deadline search")
     seq, _ = training_seq_len(arch, req.seq_len)
     cluster = plan_service.cluster_for(gpu, req.precision, **plan_service.cluster_options(req))
     spec = core.PlanSpec(n_gpus=cluster.hardware.gpus_per_node, seq_len=seq, global_batch_size=1, precision=req.precision,
                          top_k=1, time_limit_seconds=plan_service.DEADLINE_SEARCH_SECONDS,
                          **plan_service.spec_options(req, cluster))  # fmt: skip
-    found = core.plan_for_deadline(
-        arch, cluster.hardware, spec, tokens=tokens, deadline_hours=req.deadline_days * 24,
+    found = plan_service.deadline_search(
+        arch, cluster.hardware, spec, tokens=tokens, deadline_days=req.deadline_days,
         effective_time_fraction=req.effective_time_fraction,
         batch_for=lambda n: plan_service.batch_size(seq, None, req.global_batch_tokens, n)[0],
     )  # fmt: skip

@@ -100,7 +100,7 @@ class Pricer:
             assert self.req.n_gpus is not None
             timed = bp.time_on(arch, self.req.shape_family.value, p.train_gpu, self.req.n_gpus, self.req)
             if timed.best is not None:
-                hours = training_flops / timed.model_flops_per_s / self.req.effective_time_fraction / cost.SECONDS_PER_HOUR
+                hours = timed.wall_clock_hours(training_flops, self.req.effective_time_fraction)
                 return cost.dollars(hours * timed.n_gpus, p.train_price.usd_per_gpu_hour), timed.best.mfu
             self.unplanned = f"{timed.reason} (n_gpus {self.req.n_gpus}); that size is timed at the MFU"
         rate = rates.rate(p.train_gpu, self.req)

@@ -4,6 +4,7 @@ priced when the request gives the run's tokens. Cost and budget answers reuse :f
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -356,19 +357,14 @@ def _search(
     if req.n_gpus is not None:
         return _Searched(cached_plan(arch, cluster.hardware, spec), req.n_gpus, None, False)
     assert req.tokens is not None and req.deadline_days is not None
-    if light_work_only():  # a search over cluster sizes: never on the event loop
-        raise HeavyWork("deadline search")
     # one time bound for the whole request, shared by the GPU types
     budget = core.PlanSpec(**{**core.spec_fields(spec), "time_limit_seconds": DEADLINE_SEARCH_SECONDS / n_types})
-    found = core.plan_for_deadline(
-        arch, cluster.hardware, budget, tokens=req.tokens, deadline_hours=req.deadline_days * 24,
+    found = deadline_search(
+        arch, cluster.hardware, budget, tokens=req.tokens, deadline_days=req.deadline_days,
         effective_time_fraction=req.effective_time_fraction,
         batch_for=lambda n: batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n)[0],
-        min_gpus=deadline_floor(arch, cluster.hardware, req, adapters=spec.finetune is not None),
     )  # fmt: skip
     totals.deadline_cut = totals.deadline_cut or found.cut
-    if found.cut:  # a search cut by its time bound is not the answer to keep
-        not_keepable()
     totals.considered, totals.feasible = totals.considered + found.considered, totals.feasible + found.feasible
     return _Searched(found.result, found.n_gpus, [n for n, _ in found.tried], found.cut)
 
@@ -386,16 +382,36 @@ def _cluster(view: GpuView, req: s.PlanRequest, many: bool) -> Cluster | str:
         return exc.detail
 
 
-def deadline_floor(arch: Architecture, hw: Hardware, req: s.PlanRequest, *, adapters: bool) -> int:
-    """The fewest GPUs that could train ``req.tokens`` within the deadline even at their full peak:
+def deadline_search(
+    arch: Architecture, hw: Hardware, spec: core.PlanSpec, *, tokens: float, deadline_days: float,
+    effective_time_fraction: float, batch_for: Callable[[int], int],
+) -> core.DeadlineResult:  # fmt: skip
+    """:func:`service.core.plan.plan_for_deadline` from :func:`deadline_floor` up: heavy work, never
+    on the event loop; a search cut by its time bound is not an answer to keep."""
+    if light_work_only():
+        raise HeavyWork("deadline search")
+    floor = deadline_floor(arch, hw, tokens=tokens, deadline_days=deadline_days, precision=spec.precision,
+                           effective_time_fraction=effective_time_fraction, adapters=spec.finetune is not None)  # fmt: skip
+    found = core.plan_for_deadline(arch, hw, spec, tokens=tokens, deadline_hours=deadline_days * 24,
+                                   effective_time_fraction=effective_time_fraction, batch_for=batch_for,
+                                   min_gpus=floor)  # fmt: skip
+    if found.cut:
+        not_keepable()
+    return found
+
+
+def deadline_floor(
+    arch: Architecture, hw: Hardware, *, tokens: float, deadline_days: float, precision: Precision,
+    effective_time_fraction: float, adapters: bool,
+) -> int:  # fmt: skip
+    """The fewest GPUs that could train ``tokens`` within the deadline even at their full peak:
     a lower bound on the model FLOPs (6P per token, Kaplan et al. 2020 §2.1; 4P for a frozen base
     with adapters: its forward and input gradients) over the deadline's training seconds at the
     GPU's dense peak for the precision (FP8's for FP8). No plan on fewer GPUs can meet it, so a
     deadline search starts there."""
-    assert req.tokens is not None and req.deadline_days is not None
-    flops = (4 if adapters else 6) * active_params(arch) * req.tokens
-    peak = max(hw.peak_flops_per_s, hw.fp8_peak_flops_per_s or 0.0) if req.precision is Precision.FP8 else hw.peak_flops_per_s
-    seconds = req.deadline_days * 86_400 * req.effective_time_fraction
+    flops = (4 if adapters else 6) * active_params(arch) * tokens
+    peak = max(hw.peak_flops_per_s, hw.fp8_peak_flops_per_s or 0.0) if precision is Precision.FP8 else hw.peak_flops_per_s
+    seconds = deadline_days * 86_400 * effective_time_fraction
     return max(1, math.floor(flops / (seconds * peak)))
 
 

@@ -257,7 +257,7 @@ def _option(
                             limits=setup.limits)  # fmt: skip
 
     def work(full: core.Replica) -> load.Workload:
-        return load.workload(arch, hw, full, weights_bytes=weights.total_bytes, setup=setups[full.tp], prompt_tokens=req.prompt_tokens,
+        return load.workload(arch, hw, full, setup=setups[full.tp], prompt_tokens=req.prompt_tokens,
                              output_tokens=req.output_tokens)  # fmt: skip
 
     if req.requests_per_second is not None:
@@ -336,12 +336,14 @@ def _open_loop(
     if best is None:
         return _unfit(view.id, why)
     _, _, full, replicas, point = best
+    others = [_alternative(_at_point(rerun, f, p), n, req, price, p) for f, n, p in served if f.tp != full.tp]
+    chosen = _at_point(rerun, full, point)
+    return _served(view, chosen, replicas, req, price, point).model_copy(update={"alternatives": others})
 
-    def at(full: core.Replica, point: load.LoadPoint) -> core.Replica:
-        return rerun(full, max(1, min(full.batch, math.ceil(point.batch))))
 
-    others = [_alternative(at(f, p), n, req, price, p) for f, n, p in served if f.tp != full.tp]
-    return _served(view, at(full, point), replicas, req, price, point).model_copy(update={"alternatives": others})
+def _at_point(rerun: Callable[[core.Replica, int], core.Replica], full: core.Replica, point: load.LoadPoint) -> core.Replica:
+    """``full``'s degree rerun at the batch a load point gives it (at least one, at most its largest)."""
+    return rerun(full, max(1, min(full.batch, math.ceil(point.batch))))
 
 
 def _scenario(
@@ -374,7 +376,7 @@ def _scenario(
     if best is None:
         return _unfit(view.id, why)
     _, _, full, replicas, point = best
-    chosen = rerun(full, max(1, min(full.batch, math.ceil(point.batch))))
+    chosen = _at_point(rerun, full, point)
     return _served(view, chosen, replicas, req, price, point).model_copy(
         update={"output_tokens_per_second": point.output_tokens_per_second * replicas}
     )

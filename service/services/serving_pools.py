@@ -40,14 +40,16 @@ class _Decode:
     max_batch: int  # the KV cache's, the engine's and the TPOT bound's limit
 
 
+def _context(req: s.ServingPlanRequest) -> float:
+    """The mean context a decode step reads: the prompt and half the output."""
+    return req.prompt_tokens + req.output_tokens / 2
+
+
 def _decode_step(arch: Architecture, pool: Pool, d: _Decode, batch: float, req: s.ServingPlanRequest) -> tuple[float, bool]:
     """A decode step per output token at ``batch`` with no prompt chunks (the prompts are
     prefilled elsewhere), and whether memory bounds it."""
-    step, bound = core.token_step_seconds(
-        arch, pool.hw, tp=d.full.tp, batch=batch, context_tokens=req.prompt_tokens + req.output_tokens / 2,
-        weights_bytes=d.full.weights_bytes, kv_bytes_per_token=d.full.kv_cache_bytes_per_token, limits=d.setup.limits,
-        state_bytes_per_sequence=d.full.state_bytes_per_sequence,
-    )  # fmt: skip
+    step, bound = core.replica_step_seconds(arch, pool.hw, d.full, batch=batch, context_tokens=_context(req),
+                                            limits=d.setup.limits)  # fmt: skip
     return float(step), bool(bound)
 
 
@@ -59,11 +61,9 @@ def _decoders(arch: Architecture, pool: Pool, req: s.ServingPlanRequest) -> list
         cap = max(1, min(full.max_batch, setup.limits.max_num_seqs or full.max_batch))
         if req.max_time_per_output_token_seconds is not None:
             sizes = np.arange(1, cap + 1)
-            steps, _ = core.token_step_seconds(
-                arch, pool.hw, tp=full.tp, batch=sizes, context_tokens=req.prompt_tokens + req.output_tokens / 2,
-                weights_bytes=full.weights_bytes, kv_bytes_per_token=full.kv_cache_bytes_per_token, limits=setup.limits,
-                state_bytes_per_sequence=full.state_bytes_per_sequence,
-            )  # fmt: skip
+            steps, _ = core.replica_step_seconds(
+                arch, pool.hw, full, batch=sizes, context_tokens=_context(req), limits=setup.limits
+            )
             ok = np.flatnonzero(steps <= req.max_time_per_output_token_seconds)
             if not len(ok):
                 continue
