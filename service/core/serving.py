@@ -300,7 +300,8 @@ def token_step_seconds(
     share = count_params(spec.draft).total / count_params(arch).total
     draft, _ = decode_step_seconds(spec.draft, hw, tp=tp, batch=batch, context_tokens=context_tokens,
                                    weights_bytes=round(weights_bytes * share),
-                                   kv_bytes_per_token=round(kv_bytes_per_token * spec.draft.n_layers / arch.n_layers))  # fmt: skip
+                                   kv_bytes_per_token=round(kv_bytes_per_token * spec.draft.attention_layers
+                                                            / max(1, arch.attention_layers)))  # fmt: skip
     step = verify + limits.step_overhead_seconds(arch) + spec.tokens * (draft + limits.step_overhead_seconds(spec.draft))
     return step / spec.tokens_per_step, bound
 

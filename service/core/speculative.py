@@ -74,7 +74,8 @@ def speculation(
         draft = draft_model
     else:
         window = None if target.sliding_window_layers is None else min(target.sliding_window_layers, 1)
-        draft = dataclasses.replace(target, n_layers=1, first_k_dense=0, sliding_window_layers=window)
+        # one attention layer, whatever mixers the target's layers have (EAGLE's and MTP's block)
+        draft = dataclasses.replace(target, n_layers=1, first_k_dense=0, sliding_window_layers=window, layer_types=None)
     return Speculation(method=method, tokens=tokens, acceptance_rate=acceptance_rate, draft=draft)
 
 

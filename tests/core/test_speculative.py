@@ -42,3 +42,12 @@ def test_a_cached_prefix_leaves_the_rest_of_the_prefill() -> None:
     # later tokens attend over more: the uncached 44 % costs more than 44 % of the prefill
     assert 0.437 * full < rest < full
     assert prompt_prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000, limits=ROOFLINE) == full
+
+
+def test_a_hybrids_one_layer_drafter_is_an_attention_layer() -> None:
+    # Jamba 1.5 Mini mixes Mamba and attention layers; EAGLE's and MTP's drafter is one decoder
+    # layer with attention, whatever the target's pattern
+    jamba = preset("jamba-1.5-mini")
+    spec = speculation(DraftMethod.MTP, target=jamba, tokens=1, acceptance_rate=0.8)
+    assert (spec.draft.n_layers, spec.draft.attention_layers, spec.draft.layer_types) == (1, 1, None)
+    assert jamba.attention_layers == 4
