@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from service.core.serving_load import md1_wait
 
-MAX_PREFILL_UTILIZATION = 0.8  # DistServe §4.1 sizes prefill instances below saturation to bound the queue
+# a stated bound: an M/D/1 queue waits rho / (2 (1 - rho)) service times on average (Pollaczek-Khinchine), 2 at 0.8
+MAX_PREFILL_UTILIZATION = 0.8
 MAX_POOL_REPLICAS = 1_000_000
 
 

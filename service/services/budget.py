@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.core import compute, cost, scaling
+from service.core.architecture import Architecture
 from service.errors import Unprocessable
 from service.schemas import budget as s
 from service.schemas.cost import PriceQuote
@@ -210,7 +211,9 @@ def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
     return _budget_response(shape, mfu_economics(catalog, req, flops), notes)
 
 
-def _time_shape(req: BudgetLike, catalog: CatalogReader, shape: scaling.TrainingShape, fixed: Any = None) -> Economics:
+def _time_shape(
+    req: BudgetLike, catalog: CatalogReader, shape: scaling.TrainingShape, fixed: Architecture | None = None
+) -> Economics:
     """A shape from the law (FLOPs or a loss in) timed by the best plan of its architecture on
     the request's cluster, or on the one that meets its deadline; at the MFU, said so, when none fits."""
     assert req.gpu is not None
@@ -226,7 +229,12 @@ def _time_shape(req: BudgetLike, catalog: CatalogReader, shape: scaling.Training
 
 
 def _budget_by_plan(
-    req: s.BudgetRequest, catalog: CatalogReader, gpu: GpuView, price: PriceQuote, fixed: Any, notes: dict[str, Any]
+    req: s.BudgetRequest,
+    catalog: CatalogReader,
+    gpu: GpuView,
+    price: PriceQuote,
+    fixed: Architecture | None,
+    notes: dict[str, Any],
 ) -> s.BudgetResponse:
     """Dollars → the size whose own best plan on the cluster the dollars buy (the fixed point of
     :func:`service.services.budget_plan.solve_budget`); on a deadline, the cluster that spends
@@ -270,7 +278,7 @@ def _budget_by_plan(
 
 
 def _unfit(
-    req: s.BudgetRequest, catalog: CatalogReader, flops: float, fixed: Any, notes: dict[str, Any], reason: str
+    req: s.BudgetRequest, catalog: CatalogReader, flops: float, fixed: Architecture | None, notes: dict[str, Any], reason: str
 ) -> s.BudgetResponse:
     """A budget no plan can spend as asked: the law's shape at the MFU, with ``fits: false`` and why."""
     n_params = compute.active_params(fixed) if fixed is not None else req.n_params
