@@ -165,6 +165,17 @@ class Replica:
     cached_prompt_tokens: int = 0  # found in the prefix cache
     fresh_prefill_seconds: float | None = None  # with a cache hit: the new tokens' prefill on their own
     state_bytes_per_sequence: int = 0  # recurrent layers' state, read and written every decode step
+    # expert parallelism (service.core.expert_serving): a unit of `ep` GPUs with attention data-parallel
+    ep: int | None = None
+    dp_attention: bool = False
+    prompt_seconds: float | None = None  # one prompt on its GPU when the unit's GPUs prefill side by side
+    replicated_weights_bytes: int = 0  # per GPU of a unit: every weight but the routed experts
+    dispatch_bytes: int = 2  # per element of a unit's expert dispatch
+
+    @property
+    def n_gpus(self) -> int:
+        """GPUs of the replica: ``tp``, or a unit's ``ep``."""
+        return self.ep or self.tp
 
 
 def usable_memory_bytes(memory_bytes: int, tp: int, *, utilization: float, reserve_bytes: int) -> int:
@@ -388,7 +399,7 @@ def serving_cost(r: Replica, *, usd_per_gpu_hour: float, prompt_tokens: int, out
     together the whole replica-time of a request. With a prefix cache, a new prompt token pays its
     share of the new tokens' own prefill, a cached one its share of what the new tokens' attention
     over the prefix adds (:mod:`service.core.speculative`)."""
-    hourly = usd_per_gpu_hour * r.tp
+    hourly = usd_per_gpu_hour * r.n_gpus
     per_second = hourly / SECONDS_PER_HOUR
     output = per_second * r.decode_step_seconds / r.batch * 1e6
     if r.cached_prompt_tokens and r.fresh_prefill_seconds is not None:
@@ -480,7 +491,7 @@ def choose_replica(
 def most_per_gpu(candidates: list[Replica]) -> Replica:
     """The replica with the most output tokens per second per GPU at its batch; the smaller degree
     on a tie."""
-    return max(candidates, key=lambda r: (r.output_tokens_per_second / r.tp, -r.tp))
+    return max(candidates, key=lambda r: (r.output_tokens_per_second / r.n_gpus, -r.n_gpus))
 
 
 def at_load(full: Replica, users: int) -> tuple[int, int]:
@@ -501,8 +512,8 @@ def cheapest_at_load(candidates: list[Replica], users: int, rerun: Callable[[Rep
     for full in candidates:
         replicas, batch = at_load(full, users)
         loaded = rerun(full, batch)
-        gpu_seconds_per_token = full.tp / loaded.output_tokens_per_second
-        if best is None or (gpu_seconds_per_token, full.tp) < (best[0], best[1]):
-            best = (gpu_seconds_per_token, full.tp, loaded, replicas)
+        gpu_seconds_per_token = full.n_gpus / loaded.output_tokens_per_second
+        if best is None or (gpu_seconds_per_token, full.n_gpus) < (best[0], best[1]):
+            best = (gpu_seconds_per_token, full.n_gpus, loaded, replicas)
     assert best is not None, "at least one candidate"
     return best[2], best[3]

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 
 from service.core.architecture import Architecture
 from service.core.engines import Engine, EngineProfile, engine_profile, runtime_reserve_bytes
-from service.core.serving import EngineLimits, Replica, replica_step_seconds
+from service.core.expert_serving import ep_step_seconds
+from service.core.serving import EngineLimits, Replica
 from service.core.speculative import Speculation
 from service.core.steptime import Hardware
 
@@ -57,6 +58,8 @@ class Workload:
     step_seconds: Callable[[float], float]
     token_budget: int
     max_batch: int
+    ranks: int = 1  # data-parallel attention ranks, each scheduling its own prompts (an expert-parallel unit's GPUs)
+    prompt_seconds: float | None = None  # one prompt on its rank, when ranks > 1 (prefill_seconds is then the unit's share)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -99,11 +102,12 @@ def workload(
 
     @functools.lru_cache(maxsize=64)  # a closed loop asks the same batch at every bisection step
     def step(batch: float) -> float:
-        seconds, _ = replica_step_seconds(arch, hw, r, batch=batch, context_tokens=context, limits=setup.limits)
+        seconds, _ = ep_step_seconds(arch, hw, r, batch=batch, context_tokens=context, limits=setup.limits)
         return float(seconds)
 
     return Workload(prompt_tokens=prompt_tokens, output_tokens=output_tokens, prefill_seconds=r.prefill_seconds, step_seconds=step,
-                    token_budget=setup.profile.token_budget, max_batch=max(1, r.batch))  # fmt: skip
+                    token_budget=setup.profile.token_budget, max_batch=max(1, r.batch), ranks=r.ep or 1,
+                    prompt_seconds=r.prompt_seconds)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -171,14 +175,15 @@ def _point(w: Workload, rate: float, batch: float, users: float | None) -> tuple
         return _unstable(rate, batch, "prompts alone need more than the replica's time"), batch
     step = w.step_seconds(max(batch, 1.0))
     tpot = step / (1 - share)
-    free = max(1.0, w.token_budget - batch)
-    service = tpot * w.prompt_tokens / free if w.prompt_tokens else 0.0
+    free = max(1.0, w.token_budget - batch / w.ranks)  # each rank's budget less its own decodes
+    service = tpot * w.prompt_tokens / (free * w.ranks) if w.prompt_tokens else 0.0
     wait, wait_p99 = md1_wait(rate, service) if busy else (0.0, 0.0)
     if math.isinf(wait):
         return _unstable(rate, batch, "prompts arrive faster than the token budget admits them"), batch
-    k = chunk_steps(w.prompt_tokens, w.token_budget, batch)
-    ttft = busy * tpot / 2 + wait + k * tpot + w.prefill_seconds
-    ttft_p99 = busy * tpot + wait_p99 + k * tpot + w.prefill_seconds
+    k = chunk_steps(w.prompt_tokens, w.token_budget, batch / w.ranks)
+    prompt = w.prefill_seconds if w.prompt_seconds is None else w.prompt_seconds
+    ttft = busy * tpot / 2 + wait + k * tpot + prompt
+    ttft_p99 = busy * tpot + wait_p99 + k * tpot + prompt
     latency = ttft + (w.output_tokens - 1) * tpot
     point = LoadPoint(
         requests_per_second=rate, batch=batch, time_to_first_token_seconds=ttft, p99_time_to_first_token_seconds=ttft_p99,

@@ -141,9 +141,11 @@ class ServingPlanRequest(PriceChoice):
 
 
 class ServingAlternative(Schema):
-    """Another tensor-parallel degree of the same GPU type at the same load."""
+    """Another tensor-parallel degree (or expert-parallel unit) of the same GPU type at the same load."""
 
     tp: int
+    ep: int | None = Field(description="Expert-parallel GPUs per replica (a mixture's unit); null for a tensor-parallel replica.")
+    dp_attention: bool = Field(description="Attention data-parallel over the unit's GPUs (with ep).")
     replicas: int
     n_gpus: int
     batch_per_replica: int
@@ -158,6 +160,8 @@ class PoolPart(Schema):
 
     gpu: str
     tp: int
+    ep: int | None = Field(description="Expert-parallel GPUs per replica; null for a tensor-parallel replica.")
+    dp_attention: bool = Field(description="Attention data-parallel over the unit's GPUs (with ep).")
     replicas: int
     n_gpus: int
     utilization: float = Field(
@@ -179,11 +183,19 @@ class ServingOption(Schema):
     fits: bool
     reason: str | None
     tp: int | None = Field(description="GPUs per replica (tensor parallelism; divides the heads and KV heads).")
+    ep: int | None = Field(
+        description="For a mixture of experts served with expert parallelism: GPUs per replica (whole nodes), the routed "
+        "experts sharded over them; tp is then 1. Null for a tensor-parallel replica.",
+    )
+    dp_attention: bool | None = Field(
+        description="With ep: attention (and the dense and shared layers) replicated on every GPU of the unit, each GPU "
+        "attending over its own sequences' KV cache (DeepSeek's and SGLang's DP attention). False otherwise."
+    )
     replicas: int | None
-    n_gpus: int | None = Field(description="tp * replicas.")
+    n_gpus: int | None = Field(description="GPUs per replica (tp, or ep) * replicas.")
     max_batch_per_replica: int | None = Field(description="Sequences the KV cache holds at prompt + output tokens.")
     batch_per_replica: int | None
-    usable_memory_bytes: int | None = Field(description="Per replica: tp * (memory * utilization - reserve).")
+    usable_memory_bytes: int | None = Field(description="Per replica: its GPUs * (memory * utilization - reserve).")
     weights_bytes: int | None
     kv_cache_bytes_per_token: int | None
     kv_cache_bytes_per_sequence: int | None

@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from service.core import expert_serving as ep_core
 from service.core import serving as core
 from service.core import serving_load as load
 from service.core.architecture import Architecture
@@ -135,7 +136,7 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
         "target": ("concurrent_users" if req.concurrent_users else "requests_per_second" if req.requests_per_second
                    else "tokens_per_second" if req.tokens_per_second else f"scenario {req.scenario} on {req.n_gpus} GPUs"
                    if req.scenario else "one replica at its largest batch"),
-    } | engine_assumptions(req, arch) | _feature_assumptions(req, spec)  # fmt: skip
+    } | engine_assumptions(req, arch) | _feature_assumptions(req, spec) | _expert_parallel_note(arch, req, spec)  # fmt: skip
     pool_of = {}  # a GPU type as a pool of a disaggregated plan
 
     def pool(gpu_id: str) -> pools.Pool:
@@ -200,6 +201,21 @@ def _feature_assumptions(req: s.ServingPlanRequest, spec: Speculation | None) ->
     return out
 
 
+def _expert_parallel_note(arch: Architecture, req: s.ServingPlanRequest, spec: Speculation | None) -> dict[str, Any]:
+    """How a mixture's expert-parallel units are priced, where the plan considers them."""
+    if not arch.is_moe:
+        return {}
+    if req.tp is not None or spec is not None:
+        return {"expert_parallel": "not considered: " + ("tp is fixed" if req.tp is not None else "with speculative decoding")}
+    return {"expert_parallel": (
+        "units of ep GPUs (a node and its doublings, at most one GPU per routed expert) beside the tensor-parallel degrees: "
+        "attention, dense layers and shared experts replicated on every GPU (dp_attention), each GPU attending over its own "
+        "sequences' KV cache; routed experts sharded ceil(n_experts / ep) a GPU; a decode step = the GPU's weights read (the "
+        "routed experts its unit's tokens touch) and its KV cache, or its FLOPs, + every MoE layer's all-to-all dispatch "
+        "(FP8 with FP8 weights) and combine (BF16) over NVLink and the scale-out network, not overlapped (DeepSeek-V3 §3.4; "
+        "open-infra-index day 6; SGLang large-EP, 2025-05-05); load imbalance and redundant experts left out")}  # fmt: skip
+
+
 def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: CatalogReader) -> Speculation | None:
     """The request's speculative decoding, with its drafter's architecture."""
     spec = req.speculative
@@ -232,7 +248,34 @@ def _replicas_by_degree(
             why = got
         else:
             found += [(r, setup) for r in got]
+    if tp is None and spec is None:
+        units = _expert_parallel_units(arch, hw, weights, kv_dtype, prompt_tokens, output_tokens, max_ttft, max_tpot, engine,
+                                       utilization, reserve_bytes, hit_rate)  # fmt: skip
+        found += units
     return tuple(found), why
+
+
+def _expert_parallel_units(
+    arch: Architecture, hw: Hardware, weights: core.Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
+    max_ttft: float | None, max_tpot: float | None, engine: Engine, utilization: float | None, reserve_bytes: int | None,
+    hit_rate: float,
+) -> list[tuple[core.Replica, load.EngineSetup]]:  # fmt: skip
+    """A mixture's expert-parallel units (:mod:`service.core.expert_serving`) that hold a
+    sequence on every GPU and meet the latency bounds, each with its engine's defaults at one GPU of
+    attention."""
+    found = []
+    for ep in ep_core.expert_parallel_degrees(arch, hw.gpus_per_node):
+        setup = load.engine_setup(engine, arch, tp=1, gpu_memory_bytes=hw.memory_bytes, utilization=utilization,
+                                  reserve_bytes=reserve_bytes, prefix_cache_hit_rate=hit_rate)  # fmt: skip
+        r = ep_core.ep_replica(arch, hw, ep=ep, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens,
+                               output_tokens=output_tokens, max_time_per_output_token_seconds=max_tpot,
+                               utilization=setup.utilization, reserve_bytes=setup.reserve_bytes, limits=setup.limits)  # fmt: skip
+        if r.max_batch < ep or (max_ttft is not None and r.time_to_first_token_seconds > max_ttft):
+            continue
+        if max_tpot is not None and r.time_per_output_token_seconds > max_tpot:
+            continue
+        found.append((r, setup))
+    return found
 
 
 def _option(
@@ -247,17 +290,21 @@ def _option(
     found, why = _candidates(arch, hw, weights, req, spec)
     if not found:
         return _unfit(view.id, why)
-    setups = {r.tp: setup for r, setup in found}
+    setups = {_layout(r): setup for r, setup in found}
     candidates = [r for r, _ in found]
 
     def rerun(full: core.Replica, batch: int) -> core.Replica:
-        setup = setups[full.tp]
+        setup = setups[_layout(full)]
+        if full.ep is not None:
+            return ep_core.ep_replica(arch, hw, ep=full.ep, batch=batch, weights=weights, kv_dtype=req.kv_dtype,
+                                      prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens, utilization=setup.utilization,
+                                      reserve_bytes=setup.reserve_bytes, limits=setup.limits)  # fmt: skip
         return core.replica(arch, hw, tp=full.tp, batch=batch, weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens,
                             output_tokens=req.output_tokens, utilization=setup.utilization, reserve_bytes=setup.reserve_bytes,
                             limits=setup.limits)  # fmt: skip
 
     def work(full: core.Replica) -> load.Workload:
-        return load.workload(arch, hw, full, setup=setups[full.tp], prompt_tokens=req.prompt_tokens,
+        return load.workload(arch, hw, full, setup=setups[_layout(full)], prompt_tokens=req.prompt_tokens,
                              output_tokens=req.output_tokens)  # fmt: skip
 
     if req.requests_per_second is not None:
@@ -282,14 +329,19 @@ def _option(
     option = _served(view, chosen, replicas, req, price, load.closed_loop(work(_full(candidates, chosen)), chosen.batch))
     others = []
     for full in candidates:
-        if full.tp != chosen.tp:
+        if _layout(full) != _layout(chosen):
             loaded, count = fleet(full)
             others.append(_alternative(loaded, count, req, price, load.closed_loop(work(full), loaded.batch)))
     return option.model_copy(update={"alternatives": others})
 
 
 def _full(candidates: list[core.Replica], chosen: core.Replica) -> core.Replica:
-    return next(r for r in candidates if r.tp == chosen.tp)
+    return next(r for r in candidates if _layout(r) == _layout(chosen))
+
+
+def _layout(r: core.Replica) -> tuple[int, int | None]:
+    """A replica's layout: its tensor-parallel degree and its expert-parallel unit (None: none)."""
+    return r.tp, r.ep
 
 
 def _alternative(
@@ -299,7 +351,8 @@ def _alternative(
     cost = None if price is None else core.serving_cost(loaded, usd_per_gpu_hour=price.usd_per_gpu_hour,
                                                          prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens)  # fmt: skip
     return s.ServingAlternative(
-        tp=loaded.tp, replicas=replicas, n_gpus=loaded.tp * replicas, batch_per_replica=loaded.batch,
+        tp=loaded.tp, ep=loaded.ep, dp_attention=loaded.dp_attention, replicas=replicas, n_gpus=loaded.n_gpus * replicas,
+        batch_per_replica=loaded.batch,
         time_to_first_token_seconds=point.time_to_first_token_seconds,
         p99_time_to_first_token_seconds=point.p99_time_to_first_token_seconds,
         time_per_output_token_seconds=point.time_per_output_token_seconds,
@@ -323,20 +376,20 @@ def _open_loop(
         top = load.max_rate(w, max_p99_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
                             max_time_per_output_token_seconds=req.max_time_per_output_token_seconds)  # fmt: skip
         if top is None:
-            why = f"at tp={full.tp} even a trickle of requests misses the latency bounds"
+            why = f"at {_name(full)} even a trickle of requests misses the latency bounds"
             continue
         replicas = math.ceil(req.requests_per_second / top.requests_per_second * (1 - 1e-9))
         point = load.open_loop(w, req.requests_per_second / replicas)
         if not point.stable:
             point = top
         served.append((full, replicas, point))
-        gpu_seconds_per_token = full.tp * replicas / (req.requests_per_second * req.output_tokens)
-        if best is None or (gpu_seconds_per_token, full.tp) < (best[0], best[1]):
-            best = (gpu_seconds_per_token, full.tp, full, replicas, point)
+        gpu_seconds_per_token = full.n_gpus * replicas / (req.requests_per_second * req.output_tokens)
+        if best is None or (gpu_seconds_per_token, full.n_gpus) < (best[0], best[1]):
+            best = (gpu_seconds_per_token, full.n_gpus, full, replicas, point)
     if best is None:
         return _unfit(view.id, why)
     _, _, full, replicas, point = best
-    others = [_alternative(_at_point(rerun, f, p), n, req, price, p) for f, n, p in served if f.tp != full.tp]
+    others = [_alternative(_at_point(rerun, f, p), n, req, price, p) for f, n, p in served if _layout(f) != _layout(full)]
     chosen = _at_point(rerun, full, point)
     return _served(view, chosen, replicas, req, price, point).model_copy(update={"alternatives": others})
 
@@ -358,7 +411,7 @@ def _scenario(
     best: tuple[float, int, core.Replica, int, load.LoadPoint] | None = None
     why = f"no tensor-parallel degree that holds the model fits in {req.n_gpus} GPUs"
     for full in candidates:
-        replicas = req.n_gpus // full.tp
+        replicas = req.n_gpus // full.n_gpus
         if not replicas:
             continue
         w = work(full)
@@ -368,11 +421,11 @@ def _scenario(
             point = load.max_rate(w, max_p99_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
                                   max_time_per_output_token_seconds=req.max_time_per_output_token_seconds)  # fmt: skip
             if point is None:
-                why = f"at tp={full.tp} even a trickle of requests misses the latency bounds"
+                why = f"at {_name(full)} even a trickle of requests misses the latency bounds"
                 continue
         total = point.output_tokens_per_second * replicas
-        if best is None or (-total, full.tp) < (-best[0], best[1]):
-            best = (total, full.tp, full, replicas, point)
+        if best is None or (-total, full.n_gpus) < (-best[0], best[1]):
+            best = (total, full.n_gpus, full, replicas, point)
     if best is None:
         return _unfit(view.id, why)
     _, _, full, replicas, point = best
@@ -380,6 +433,10 @@ def _scenario(
     return _served(view, chosen, replicas, req, price, point).model_copy(
         update={"output_tokens_per_second": point.output_tokens_per_second * replicas}
     )
+
+
+def _name(r: core.Replica) -> str:
+    return f"tp={r.tp}" if r.ep is None else f"ep={r.ep}"
 
 
 def _served(
@@ -391,7 +448,8 @@ def _served(
                                                          output_tokens=req.output_tokens)  # fmt: skip
     tpot = point.time_per_output_token_seconds
     return s.ServingOption(
-        gpu=view.id, fits=True, reason=None, tp=chosen.tp, replicas=replicas, n_gpus=chosen.tp * replicas,
+        gpu=view.id, fits=True, reason=None, tp=chosen.tp, ep=chosen.ep, dp_attention=chosen.dp_attention, replicas=replicas,
+        n_gpus=chosen.n_gpus * replicas,
         max_batch_per_replica=chosen.max_batch, batch_per_replica=chosen.batch, usable_memory_bytes=chosen.usable_memory_bytes,
         weights_bytes=chosen.weights_bytes, kv_cache_bytes_per_token=chosen.kv_cache_bytes_per_token,
         kv_cache_bytes_per_sequence=chosen.kv_cache_bytes_per_sequence, time_to_first_token_seconds=point.time_to_first_token_seconds,

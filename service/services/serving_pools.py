@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.core import disaggregation as pools
+from service.core import expert_serving as ep_core
 from service.core import serving as core
 from service.core import serving_load as load
 from service.core.architecture import Architecture
@@ -48,8 +49,8 @@ def _context(req: s.ServingPlanRequest) -> float:
 def _decode_step(arch: Architecture, pool: Pool, d: _Decode, batch: float, req: s.ServingPlanRequest) -> tuple[float, bool]:
     """A decode step per output token at ``batch`` with no prompt chunks (the prompts are
     prefilled elsewhere), and whether memory bounds it."""
-    step, bound = core.replica_step_seconds(arch, pool.hw, d.full, batch=batch, context_tokens=_context(req),
-                                            limits=d.setup.limits)  # fmt: skip
+    step, bound = ep_core.ep_step_seconds(arch, pool.hw, d.full, batch=batch, context_tokens=_context(req),
+                                          limits=d.setup.limits)  # fmt: skip
     return float(step), bool(bound)
 
 
@@ -61,7 +62,7 @@ def _decoders(arch: Architecture, pool: Pool, req: s.ServingPlanRequest) -> list
         cap = max(1, min(full.max_batch, setup.limits.max_num_seqs or full.max_batch))
         if req.max_time_per_output_token_seconds is not None:
             sizes = np.arange(1, cap + 1)
-            steps, _ = core.replica_step_seconds(
+            steps, _ = ep_core.ep_step_seconds(
                 arch, pool.hw, full, batch=sizes, context_tokens=_context(req), limits=setup.limits
             )
             ok = np.flatnonzero(steps <= req.max_time_per_output_token_seconds)
@@ -74,7 +75,7 @@ def _decoders(arch: Architecture, pool: Pool, req: s.ServingPlanRequest) -> list
 
 def _prefiller(pool: Pool) -> core.Replica:
     """The prefill degree with the fewest GPU-seconds per prompt (the smaller on a tie)."""
-    return min((r for r, _ in pool.candidates), key=lambda r: (r.tp * r.prefill_seconds, r.tp))
+    return min((r for r, _ in pool.candidates), key=lambda r: (r.n_gpus * r.prefill_seconds, r.n_gpus))
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def _at_load(
     link = min(link_bandwidths(pre.hw)[1], link_bandwidths(dec.hw)[1])
     kv = core.replica_kv_cache_bytes(arch, tp=prefill.tp, seq_len=req.prompt_tokens, kv_dtype=req.kv_dtype)
     transfer = pools.kv_transfer_seconds(kv, prefill_tp=prefill.tp, link_bytes_per_s=link) if req.prompt_tokens else 0.0
-    ttft = prefill.prefill_seconds + transfer
+    prompt = _prompt_seconds(prefill)
+    ttft = prompt + transfer
     plan: _Plan | str = "no fixed point"
     for _ in range(FIXED_POINT_STEPS):
         if req.concurrent_users is not None:
@@ -117,28 +119,34 @@ def _at_load(
         rate = (req.requests_per_second or (req.tokens_per_second or 0) / out) or in_flight / (ttft + (out - 1) * tpot)
         budget = None
         if req.max_time_to_first_token_seconds is not None:
-            budget = req.max_time_to_first_token_seconds - prefill.prefill_seconds - transfer - tpot
+            budget = req.max_time_to_first_token_seconds - prompt - transfer - tpot
             if budget < 0:
                 return f"a prompt's prefill and KV transfer alone take longer than {req.max_time_to_first_token_seconds:g} s"
         pool = pools.prefill_pool(rate, prefill.prefill_seconds, max_p99_wait_seconds=budget)
         if pool is None:
             return "no prefill pool meets the time-to-first-token bound"
-        new_ttft = pool.wait_seconds + prefill.prefill_seconds + transfer + tpot
+        new_ttft = pool.wait_seconds + prompt + transfer + tpot
         plan = _Plan(d, replicas, batch, tpot, bound, rate, pool, transfer, new_ttft,
-                     pool.p99_wait_seconds + prefill.prefill_seconds + transfer + tpot)  # fmt: skip
+                     pool.p99_wait_seconds + prompt + transfer + tpot)  # fmt: skip
         if abs(new_ttft - ttft) <= 1e-9 * new_ttft:
             break
         ttft = new_ttft
     return plan
 
 
+def _prompt_seconds(r: core.Replica) -> float:
+    """One prompt's prefill as its request waits for it: on one GPU of an expert-parallel unit
+    (whose ``prefill_seconds`` is the unit's time per prompt), else the replica's."""
+    return r.prefill_seconds if r.prompt_seconds is None else r.prompt_seconds
+
+
 def _usd_per_second(plan: _Plan, prefill: core.Replica, pre: Pool, dec: Pool) -> tuple[float | None, float | None]:
     """Each pool's dollars per second (None without a price)."""
-    p = None if pre.price is None else plan.prefill.replicas * prefill.tp * pre.price.usd_per_gpu_hour / core.SECONDS_PER_HOUR
+    p = None if pre.price is None else plan.prefill.replicas * prefill.n_gpus * pre.price.usd_per_gpu_hour / core.SECONDS_PER_HOUR
     d = (
         None
         if dec.price is None
-        else plan.decode_replicas * plan.decode.full.tp * dec.price.usd_per_gpu_hour / core.SECONDS_PER_HOUR
+        else plan.decode_replicas * plan.decode.full.n_gpus * dec.price.usd_per_gpu_hour / core.SECONDS_PER_HOUR
     )
     return p, d
 
@@ -156,10 +164,10 @@ def disaggregated_option(arch: Architecture, pre: Pool, dec: Pool, req: s.Servin
             why = plan
             continue
         p_usd, d_usd = _usd_per_second(plan, prefill, pre, dec)
-        gpus = plan.prefill.replicas * prefill.tp + plan.decode_replicas * d.full.tp
+        gpus = plan.prefill.replicas * prefill.n_gpus + plan.decode_replicas * d.full.n_gpus
         key = ((p_usd or 0) + (d_usd or 0)) / (plan.rate * req.output_tokens) if p_usd is not None and d_usd is not None else gpus
-        if best is None or (key, d.full.tp) < (best[0], best[1]):
-            best = (key, d.full.tp, plan)
+        if best is None or (key, d.full.n_gpus) < (best[0], best[1]):
+            best = (key, d.full.n_gpus, plan)
     if best is None:
         return why
     return _option(best[2], prefill, pre, dec, req)
@@ -169,19 +177,21 @@ def _option(plan: _Plan, prefill: core.Replica, pre: Pool, dec: Pool, req: s.Ser
     full, out = plan.decode.full, req.output_tokens
     p_usd, d_usd = _usd_per_second(plan, prefill, pre, dec)
     tokens_per_s = plan.rate * out
-    n_prefill = plan.prefill.replicas * prefill.tp
+    n_prefill = plan.prefill.replicas * prefill.n_gpus
     parts = s.DisaggregatedParts(
-        prefill=s.PoolPart(gpu=pre.gpu, tp=prefill.tp, replicas=plan.prefill.replicas, n_gpus=n_prefill,
-                           utilization=plan.prefill.utilization, seconds_per_request=prefill.prefill_seconds,
+        prefill=s.PoolPart(gpu=pre.gpu, tp=prefill.tp, ep=prefill.ep, dp_attention=prefill.dp_attention,
+                           replicas=plan.prefill.replicas, n_gpus=n_prefill, utilization=plan.prefill.utilization,
+                           seconds_per_request=_prompt_seconds(prefill),
                            usd_per_hour=None if p_usd is None else p_usd * core.SECONDS_PER_HOUR),
-        decode=s.PoolPart(gpu=dec.gpu, tp=full.tp, replicas=plan.decode_replicas, n_gpus=plan.decode_replicas * full.tp,
+        decode=s.PoolPart(gpu=dec.gpu, tp=full.tp, ep=full.ep, dp_attention=full.dp_attention, replicas=plan.decode_replicas,
+                          n_gpus=plan.decode_replicas * full.n_gpus,
                           utilization=min(1.0, plan.batch / plan.decode.max_batch), seconds_per_request=(out - 1) * plan.tpot,
                           usd_per_hour=None if d_usd is None else d_usd * core.SECONDS_PER_HOUR),
         kv_transfer_seconds=plan.transfer, prefill_wait_seconds=plan.prefill.wait_seconds,
     )  # fmt: skip
     return s.ServingOption(
-        gpu=dec.gpu, fits=True, reason=None, tp=full.tp, replicas=plan.decode_replicas,
-        n_gpus=plan.decode_replicas * full.tp + n_prefill, max_batch_per_replica=plan.decode.max_batch, batch_per_replica=plan.batch,
+        gpu=dec.gpu, fits=True, reason=None, tp=full.tp, ep=full.ep, dp_attention=full.dp_attention, replicas=plan.decode_replicas,
+        n_gpus=plan.decode_replicas * full.n_gpus + n_prefill, max_batch_per_replica=plan.decode.max_batch, batch_per_replica=plan.batch,
         usable_memory_bytes=full.usable_memory_bytes, weights_bytes=full.weights_bytes,
         kv_cache_bytes_per_token=full.kv_cache_bytes_per_token, kv_cache_bytes_per_sequence=full.kv_cache_bytes_per_sequence,
         time_to_first_token_seconds=plan.ttft, p99_time_to_first_token_seconds=plan.p99_ttft,

@@ -315,3 +315,23 @@ def test_mlperf_offline_and_server_tokens_per_second(client, gpu: str, offline: 
 )  # fmt: skip
 def test_a_scenario_needs_its_gpus_and_no_other_load(client, extra: dict) -> None:
     problem(client, "/v1/plan/serving", {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm"} | extra)
+
+
+def test_a_mixture_at_scale_is_served_expert_parallel_with_data_parallel_attention(client) -> None:
+    # DeepSeek-V3 §3.4 and open-infra-index day 6: at scale, routed experts sharded over nodes and attention data-parallel
+    body = {"model": {"preset": "deepseek-v3"}, "gpu": "h200-sxm", "weights_dtype": "fp8", "prompt_tokens": 2000,
+            "output_tokens": 1000, "concurrent_users": 4000, "engine": "sglang"}  # fmt: skip
+    data = ok(client, "/v1/plan/serving", body)
+    option = data["options"][0]
+    assert option["ep"] is not None and option["ep"] % 8 == 0 and option["dp_attention"] is True and option["tp"] == 1
+    assert option["n_gpus"] == option["ep"] * option["replicas"]
+    tensor_parallel = [a for a in option["alternatives"] if a["ep"] is None]
+    assert [a["tp"] for a in tensor_parallel] == [8] and tensor_parallel[0]["dp_attention"] is False
+    for alt in option["alternatives"]:  # the cheapest layout at the load was chosen
+        assert alt["usd_per_million_output_tokens"] >= option["usd_per_million_output_tokens"]
+    # the latent cache is replicated over tensor ranks but not over data-parallel ones: the unit holds more
+    assert option["usd_per_million_output_tokens"] < 0.5 * tensor_parallel[0]["usd_per_million_output_tokens"]
+    assert "dp_attention" in data["assumptions"]["expert_parallel"]
+    dense = ok(client, "/v1/plan/serving", body | {"model": {"preset": "llama-3.1-70b"}})
+    assert dense["options"][0]["ep"] is None and dense["options"][0]["dp_attention"] is False
+    assert "expert_parallel" not in dense["assumptions"]
