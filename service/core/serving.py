@@ -270,14 +270,22 @@ def decode_step_seconds(
     memory_time = per_gpu_bytes / memory_rate(hw)
     flops = positions * (2.0 * matmul_weights + attention_flops) / tp
     compute_time = flops / (hw.peak_flops_per_s * hw.kernels.matmul)
-    comm = (
-        2
-        * arch.n_layers
-        * ring_all_reduce_seconds(2 * positions * arch.d_model, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
-    )
+    comm = 2 * arch.n_layers * _all_reduce_seconds(2 * positions * arch.d_model, tp, link_bandwidths(hw)[0])
     if scalar:
         return np.float64(max(memory_time, compute_time) + comm), np.bool_(memory_time >= compute_time)
     return np.maximum(memory_time, compute_time) + comm, memory_time >= compute_time
+
+
+def _all_reduce_seconds(size_bytes: np.ndarray | float, tp: int, bandwidth: float) -> np.ndarray | float:
+    """:func:`~service.core.hardware.ring_all_reduce_seconds` inside a node; for one size in plain
+    floats (the same operations in the same order: NumPy's overhead outweighs one element)."""
+    if not isinstance(size_bytes, float):
+        return ring_all_reduce_seconds(size_bytes, tp, bandwidth, INTRA_NODE_LATENCY_SECONDS)
+    if tp <= 1:
+        return 0.0
+    n = float(tp)
+    hops = 2 * math.log2(n)
+    return 2 * (n - 1) / n * size_bytes / bandwidth + hops * INTRA_NODE_LATENCY_SECONDS
 
 
 @functools.lru_cache(maxsize=1024)  # pure: a serving plan asks it for every batch it tries

@@ -47,10 +47,22 @@ FORMULAS = [
 PEAK_FOR_WEIGHTS = {Dtype.FP8: "fp8", Dtype.FP16: "fp16"}  # else bf16 (weight-only quantisation)
 
 
+_HARDWARE: dict[tuple[str, Dtype], tuple[GpuView, tuple[Hardware, str]]] = {}  # per catalog view (a snapshot's)
+
+
 def serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
     """The GPU as the serving model sees it: the catalog's cluster, at the peak the weight format
     computes at (fp8 tensor cores for fp8 weights; int8/int4 weights are dequantised into 16-bit
-    matmuls by GPTQ/AWQ kernels)."""
+    matmuls by GPTQ/AWQ kernels). Kept while the snapshot hands out the same view."""
+    kept = _HARDWARE.get((gpu.id, fmt))
+    if kept is not None and kept[0] is gpu:
+        return kept[1]
+    found = _serving_hardware(gpu, fmt)
+    _HARDWARE[(gpu.id, fmt)] = (gpu, found)
+    return found
+
+
+def _serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
     cluster = cluster_for(gpu, Precision.MIXED_BF16)
     key = PEAK_FOR_WEIGHTS.get(fmt, "bf16")
     peak = gpu.peak_tflops.get(key) or gpu.peak_tflops.get("bf16")
@@ -293,7 +305,15 @@ def _option(
     setups = {_layout(r): setup for r, setup in found}
     candidates = [r for r, _ in found]
 
+    reruns: dict[tuple[tuple[int, int | None], int], core.Replica] = {}  # the chosen layout and each alternative ask again
+
     def rerun(full: core.Replica, batch: int) -> core.Replica:
+        key = (_layout(full), batch)
+        if key not in reruns:
+            reruns[key] = _rerun(full, batch)
+        return reruns[key]
+
+    def _rerun(full: core.Replica, batch: int) -> core.Replica:
         setup = setups[_layout(full)]
         if full.ep is not None:
             return ep_core.ep_replica(arch, hw, ep=full.ep, batch=batch, weights=weights, kv_dtype=req.kv_dtype,
