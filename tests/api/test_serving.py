@@ -335,3 +335,15 @@ def test_a_mixture_at_scale_is_served_expert_parallel_with_data_parallel_attenti
     dense = ok(client, "/v1/plan/serving", body | {"model": {"preset": "llama-3.1-70b"}})
     assert dense["options"][0]["ep"] is None and dense["options"][0]["dp_attention"] is False
     assert "expert_parallel" not in dense["assumptions"]
+
+
+def test_disaggregated_pools_of_a_mixture_may_be_expert_parallel_units(client) -> None:
+    # DeepSeek's deployment (open-infra-index day 6): prefill and decode on their own expert-parallel units
+    body = {"model": {"preset": "deepseek-v3"}, "gpu": "h200-sxm", "weights_dtype": "fp8", "prompt_tokens": 2000,
+            "output_tokens": 1000, "requests_per_second": 100, "engine": "sglang", "disaggregated": True}  # fmt: skip
+    option = ok(client, "/v1/plan/serving", body)["options"][0]
+    prefill, decode = option["disaggregated"]["prefill"], option["disaggregated"]["decode"]
+    assert decode["ep"] is not None and decode["dp_attention"] is True and option["ep"] == decode["ep"]
+    assert decode["n_gpus"] == decode["ep"] * decode["replicas"] and option["n_gpus"] == prefill["n_gpus"] + decode["n_gpus"]
+    assert prefill["n_gpus"] == (prefill["ep"] or prefill["tp"]) * prefill["replicas"]
+    assert option["time_per_output_token_seconds"] > 0 and option["usd_per_million_output_tokens"] > 0
