@@ -21,7 +21,7 @@ from pathlib import Path
 from service.core.activations import ActivationOptions, layer_activation_bytes
 from service.core.compute import inference_flops, training_flops
 from service.core.dtypes import Dtype
-from service.core.kernels import MEGATRON, AttentionKernel, Kernels
+from service.core.kernels import MEGATRON, AttentionKernel, DeviceConvention, Kernels
 from service.core.memory import Optimizer, Precision, kv_cache_bytes, optimizer_state_bytes
 from service.core.params import count_params
 from service.core.spec import make_architecture
@@ -34,15 +34,7 @@ REPORT = ROOT.parent / "ACCURACY.md"
 
 EXACT, FLOPS_TOLERANCE, FUSED_TOLERANCE, EAGER_TOLERANCE = 0.0, 0.02, 0.10, 0.20
 
-CPU_SDPA_DROPOUT = (
-    "CPU-only: PyTorch's CPU flash kernel has no dropout, so with dropout SDPA falls back to the math path, which "
-    "materialises the scores, their dropout mask and the dropped-out copy. On a GPU, SDPA runs the FlashAttention or "
-    "memory-efficient kernel with dropout inside the kernel (no mask kept), which is what the estimate describes; "
-    "the GPU measurement (device script) is not available to this suite."
-)
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("activations_per_layer", "gpt2 sdpa, gelu kernel, dropout 0.1"): CPU_SDPA_DROPOUT,
-    ("activations_per_layer", "neox sdpa, dropout 0.1"): CPU_SDPA_DROPOUT,
     ("activations_per_layer", "neox sdpa"): (
         "transformers' GPT-NeoX keeps two tensors the kernel model does not: its fused QKV output stays alive whole "
         "because SDPA saves V as a strided view of it, next to the copies of Q and K that partial rotary makes "
@@ -86,7 +78,7 @@ class Row:
         return KNOWN_EXCEPTIONS.get((self.kind, self.case))
 
 
-def _kernels(impl: dict) -> Kernels:
+def _kernels(impl: dict, device: DeviceConvention) -> Kernels:
     return Kernels(
         attention=AttentionKernel(impl["attention"]),
         fp32_softmax=impl.get("fp32_softmax"),
@@ -94,11 +86,13 @@ def _kernels(impl: dict) -> Kernels:
         fused_activation=impl.get("fused_activation"),
         residual_dropout=impl.get("residual_dropout", True),
         fp32_norm_weight=impl.get("fp32_norm_weight"),
+        device=device,
     )
 
 
-def compare(record: dict) -> list[Row]:
-    """The estimate(s) for one measured record."""
+def compare(record: dict, device: str = "cpu") -> list[Row]:
+    """The estimate(s) for one measured record, on the convention of the ``device`` it was measured on
+    (:class:`service.core.kernels.DeviceConvention`: the CPU's dropout masks and SDPA math path)."""
     arch = make_architecture(**record["architecture"])
     kind, case = record["kind"], record["case"]
     if kind == "params":
@@ -107,7 +101,7 @@ def compare(record: dict) -> list[Row]:
     if kind == "activations_per_layer":
         impl = record["implementation"]
         opts = ActivationOptions(seq_len=record["seq_len"], micro_batch_size=record["micro_batch_size"], dropout=impl["dropout"],
-                                 element_bytes=record["element_bytes"], kernels=_kernels(impl))  # fmt: skip
+                                 element_bytes=record["element_bytes"], kernels=_kernels(impl, DeviceConvention(device)))  # fmt: skip
         fused = impl["attention"] != AttentionKernel.EAGER.value
         # before: Korthikanti's fused-kernel count (FlashAttention's log-sum-exp for a fused kernel)
         korthikanti = ActivationOptions(seq_len=record["seq_len"], micro_batch_size=record["micro_batch_size"],
@@ -157,7 +151,7 @@ def load() -> tuple[list[dict], list[Row]]:
             continue
         environments.append({"file": path.name} | data["environment"])
         for record in data["records"]:
-            rows.extend(compare(record))
+            rows.extend(compare(record, data["environment"]["device"]))
     return environments, rows
 
 
@@ -191,12 +185,14 @@ def render(environments: list[dict], rows: list[Row], throughput: list[Predictio
         "- **parameters**: the transformers model built on the meta device, each parameter counted once.",
         "- **activations**: per layer, the bytes of the unique storages autograd saves for backward",
         "  (`torch.autograd.graph.saved_tensors_hooks`; a view keeps its whole storage), parameters excluded,",
-        "  dropout masks at 1 byte per element as CUDA's `native_dropout` keeps them (the CPU keeps them in the",
-        "  input's dtype); the difference between the same model with two layers and one; bf16 weights and",
-        "  activations, no autocast, `use_cache=False` (a training step needs no KV cache).",
-        "  CPU vs GPU: without dropout, the CPU's SDPA runs PyTorch's CPU flash kernel, which keeps what the GPU's",
-        "  flash kernel keeps (output and an fp32 log-sum-exp); with dropout it falls back to the math path (rows",
-        "  marked below).",
+        "  as the CPU keeps them; the difference between the same model with two layers and one; bf16 weights and",
+        "  activations, no autocast, `use_cache=False` (a training step needs no KV cache). The estimates take",
+        "  the CPU convention (`device_convention: cpu`): a dropout mask is a noise tensor of the dropped tensor's",
+        "  dtype (CUDA's `native_dropout` keeps 1 byte an element, the default), and SDPA with dropout runs",
+        "  PyTorch's math path, which upcasts Q, K and V to fp32 and keeps fp32 scores, noise and dropped scores",
+        "  (PyTorch's CPU flash kernel takes no dropout; CUDA's fused kernels regenerate the mask). Without",
+        "  dropout the CPU's SDPA runs the CPU flash kernel, which keeps what the GPU's flash kernel keeps (the",
+        "  output and an fp32 log-sum-exp).",
         "- **FLOPs**: `torch.utils.flop_counter.FlopCounterMode` around a forward, a forward + backward, and",
         "  `generate` (fp32, eager attention: the counter counts the full score square, so the training estimate",
         "  is asked for `causal=False`).",
@@ -229,7 +225,8 @@ def render(environments: list[dict], rows: list[Row], throughput: list[Predictio
     lines += [
         "",
         "Activation kernels are described in `service/core/kernels.py` (`framework`, `attention_implementation`,",
-        "`fp32_softmax`, `fp32_norms`, `fused_activation`, `residual_dropout` in `POST /v1/memory/training`).",
+        "`fp32_softmax`, `fp32_norms`, `fused_activation`, `residual_dropout`, `fp32_norm_weight`, `device_convention` in",
+        "`POST /v1/memory/training`).",
         "The GPU step (peak allocated memory with AdamW in bf16, step time) is not measured here: it needs a GPU.",
         "",
     ]

@@ -6,9 +6,11 @@ downloaded: every model is built from a hand-written config with random weights.
 - parameter counts of the real modules, built on the meta device;
 - activation bytes kept for backward per transformer layer: every tensor autograd saves, seen
   through ``torch.autograd.graph.saved_tensors_hooks``, counted once per storage (a view keeps its
-  whole storage alive), parameters excluded; boolean dropout masks are 1 byte as on a GPU. A
-  layer's share is the difference between the same model with two layers and with one, so the
-  embedding, the output layer and the rotary tables shared by every layer cancel;
+  whole storage alive), parameters excluded, as the CPU keeps them: a dropout mask is a noise tensor
+  of the dropped tensor's dtype (CUDA's ``native_dropout`` keeps 1 byte an element: the elements of
+  the masks are recorded apart). A layer's share is the difference between the same model with two
+  layers and with one, so the embedding, the output layer and the rotary tables shared by every layer
+  cancel;
 - FLOPs of a forward and of a forward + backward pass, and of ``generate`` (prefill + decode with
   the library's KV cache), counted by ``torch.utils.flop_counter.FlopCounterMode``;
 - optimizer-state bytes after one step (AdamW, SGD with momentum);
@@ -163,7 +165,7 @@ def build(cfg: object, *, attn: str, dtype: torch.dtype = torch.bfloat16, device
 class DropoutMasks(TorchDispatchMode):
     """Records the storages of dropout masks. On the CPU, ``dropout`` multiplies by a noise tensor
     of the input's dtype (``bernoulli_`` then a scale); CUDA's fused ``native_dropout`` keeps a
-    bool mask (1 byte per element), which is what is counted."""
+    bool mask (1 byte per element)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -178,11 +180,11 @@ class DropoutMasks(TorchDispatchMode):
         return out
 
 
-def saved_bytes(model: torch.nn.Module, input_ids: torch.Tensor) -> int:
-    """Bytes of the unique storages autograd saves for backward in one training forward pass
-    (parameters excluded; dropout masks 1 byte per element, as a GPU keeps them). ``use_cache`` is
-    off: a training step needs no KV cache (left on, transformers copies each layer's K and V into
-    a cache during training too)."""
+def saved_bytes(model: torch.nn.Module, input_ids: torch.Tensor) -> tuple[int, int]:
+    """Bytes of the unique storages autograd saves for backward in one training forward pass, as the
+    CPU keeps them (parameters excluded), and the elements of the dropout masks among them.
+    ``use_cache`` is off: a training step needs no KV cache (left on, transformers copies each
+    layer's K and V into a cache during training too)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 
@@ -198,25 +200,25 @@ def saved_bytes(model: torch.nn.Module, input_ids: torch.Tensor) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), masks:
         out = model(input_ids=input_ids, use_cache=False)
     out.logits.float().sum().backward()
-    for ptr, numel in masks.masks.items():
-        if ptr in seen:
-            seen[ptr] = numel  # 1 byte per element
-    return sum(seen.values())
+    mask_elements = sum(numel for ptr, numel in masks.masks.items() if ptr in seen)
+    return sum(seen.values()), mask_elements
 
 
 def activation_case(name: str, family, *, attn: str, dropout: float = 0.0, **shape) -> dict:
     ids = torch.randint(0, 1000, (BATCH, SEQ_LEN))
-    totals = []
+    totals, masks = [], []
     for n_layers in (1, 2):
         torch.manual_seed(0)
         cfg, arch, implementation = family(n_layers, dropout=dropout, **shape)
-        totals.append(saved_bytes(build(cfg, attn=attn), ids))
+        kept, mask_elements = saved_bytes(build(cfg, attn=attn), ids)
+        totals.append(kept)
+        masks.append(mask_elements)
     arch["n_layers"] = 1
     return {
         "case": name, "kind": "activations_per_layer", "architecture": arch, "family": family.__name__,
         "implementation": {"attention": attn, "dropout": dropout > 0, **implementation},
         "seq_len": SEQ_LEN, "micro_batch_size": BATCH, "element_bytes": 2,
-        "measured_bytes": totals[1] - totals[0],
+        "measured_bytes": totals[1] - totals[0], "dropout_mask_elements": masks[1] - masks[0],
     }  # fmt: skip
 
 

@@ -18,10 +18,19 @@ from typing import Any
 from service.core import pipeline
 from service.core.architecture import Architecture
 from service.core.compute import Recompute
-from service.core.kernels import AttentionKernel, Kernels, bytes_per_score, mlp_intermediates, norm_kept_bytes, resolve_kernels
+from service.core.kernels import (
+    AttentionKernel,
+    Kernels,
+    bytes_per_score,
+    dropout_mask_bytes,
+    mlp_intermediates,
+    norm_kept_bytes,
+    resolve_kernels,
+    sdpa_math_fallback,
+)
 from service.core.pipeline import SCHEDULE_CODES, PipelineSchedule, default_schedule
 
-MASK_BYTES = 1  # dropout masks are stored as bytes (Korthikanti §4.1)
+MASK_BYTES = 1  # CUDA's dropout keeps a bool mask (Korthikanti §4.1); the CPU's: service.core.kernels.dropout_mask_bytes
 LSE_BYTES = 4  # FlashAttention keeps one fp32 log-sum-exp per query and head (Dao et al. 2022 §3.1)
 LOGIT_BYTES = 4  # cross-entropy keeps fp32 logits (Korthikanti §4.3)
 
@@ -81,7 +90,10 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     (SwiGLU) or 5 (GELU) ``d_ff``-wide tensors; eager attention keeps ``bytes_per_score`` per
     score (6 with transformers' fp32 softmax, 7 with dropout) and, in transformers, K and V
     repeated to the query width; SDPA and FlashAttention keep the fp32 log-sum-exp instead of the
-    scores and need no score mask.
+    scores and need no score mask. On the CPU convention (``kernels.device``) every dropout mask
+    keeps the dropped tensor's dtype, and SDPA with dropout runs the fp32 math path: Q, K and V in
+    fp32 (K and V at the query width where transformers repeats them) and 12 bytes a score
+    (:func:`service.core.kernels.sdpa_math_fallback`).
 
     Selective recompute drops the scores (``5as/h`` term); full recompute keeps only the layer
     input ``2*sbh`` (divided by t with sequence parallelism).
@@ -103,33 +115,37 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     else:  # a parallel block's norms read the same residual tensor: one copy is kept
         norm_inputs = (1 if arch.parallel_attention else arch.norms_per_layer) * e * sbh
     residual_dropout = opts.dropout and k.residual_dropout
+    math_path = sdpa_math_fallback(k, dropout=opts.dropout)  # the CPU's SDPA with dropout: Q, K, V upcast to fp32
+    upcast = 4 - e if math_path else 0
     replicated = (
         norm_inputs  # norm inputs
         + e * sbh  # QKV projection input
         + mlp_inputs  # MLP (expert) input; shared with QKV under one parallel norm (Falcon, GPT-J)
-        + (2 * MASK_BYTES * sbh if residual_dropout else 0)  # attention-output and MLP-output dropout
+        + (2 * dropout_mask_bytes(k, e) * sbh if residual_dropout else 0)  # attention-output and MLP-output dropout
     )
     intermediates = mlp_intermediates(k, arch.ffn)
     if arch.is_mla:  # DeepSeek-V2 §2.1: heads of d_qk for Q and K, d_v for V and the output projection's input
         d_qk = (arch.qk_nope_head_dim or 0) + (arch.qk_rope_head_dim or 0)
-        q_and_out = arch.n_heads * (d_qk + (arch.v_head_dim or 0))
+        q_and_out, q_width = arch.n_heads * (d_qk + (arch.v_head_dim or 0)), arch.n_heads * d_qk
         kv_width = q_and_out  # K at d_qk, V at d_v per head, after the up-projection
         # the latents every rank computes (down-projections are not split): each one's norm input
         # and the up-projection's input; the kv_a output also carries the shared rotary key
         latents = (arch.q_lora_rank or 0) + (arch.kv_lora_rank or 0)
         replicated += (norm_kept_bytes(k, e) + e) * s * b * latents + e * s * b * (arch.qk_rope_head_dim or 0)
     else:
-        q_and_out, kv_width = 2 * arch.q_dim, None
+        q_and_out, q_width, kv_width = 2 * arch.q_dim, arch.q_dim, None
     sharded = (
         e * s * b * q_and_out  # Q and the output-projection input
+        + upcast * s * b * q_width  # the math path's fp32 Q
         + intermediates * e * s * b * mlp_width_per_token(arch)  # MLP intermediates
     )
+    kv_bytes = e + upcast
     if kv_width is not None:  # MLA: every head has its own K and V after the up-projection
-        kv = math.ceil(e * s * b * kv_width / t)
-    elif k.keeps_scores and k.repeat_kv:  # eager attention repeats K and V to every query head
-        kv = math.ceil(e * s * b * 2 * arch.q_dim / t)
+        kv = math.ceil(kv_bytes * s * b * kv_width / t)
+    elif (k.keeps_scores or math_path) and k.repeat_kv:  # transformers' eager attention repeats K and V to every query head
+        kv = math.ceil(kv_bytes * s * b * 2 * arch.q_dim / t)
     else:  # K and V split over at most n_kv_heads ranks: GQA heads are replicated beyond that
-        kv = math.ceil(e * s * b * 2 * arch.kv_dim / min(t, arch.n_kv_heads))
+        kv = math.ceil(kv_bytes * s * b * 2 * arch.kv_dim / min(t, arch.n_kv_heads))
     if arch.qk_norm or arch.qk_norm_full_width:
         # a norm on Q and on K (per head: Qwen3, Gemma 3; over the whole projection: OLMo 2) keeps its
         # input and normalised copy as any norm does (measured: ACCURACY.md), Q split over t ranks,
@@ -139,7 +155,7 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
         kv += math.ceil(per_element * s * b * arch.kv_dim / min(t, arch.n_kv_heads))
     if opts.recompute is Recompute.SELECTIVE:
         scores = 0
-    elif k.attention is not AttentionKernel.EAGER:
+    elif k.attention is not AttentionKernel.EAGER and not math_path:
         scores = LSE_BYTES * s * b * arch.n_heads
     else:  # softmax output (+ mask + dropout output), or the fp32 probabilities and their cast
         scores = bytes_per_score(k, e, dropout=opts.dropout) * arch.n_heads * s * s * b
@@ -216,7 +232,7 @@ def stage_activation_bytes(
     code = SCHEDULE_CODES[schedule]
     first_layers, per_stage, last_layers = pipeline.stage_layers(arch.n_layers, pp, virtual_stages)
     k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
-    embedding_mask = MASK_BYTES * sbh if opts.dropout and k.residual_dropout else 0
+    embedding_mask = dropout_mask_bytes(k, e) * sbh if opts.dropout and k.residual_dropout else 0
     output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
     if opts.sequence_parallel:
         embedding_mask = math.ceil(embedding_mask / t)

@@ -60,7 +60,7 @@ from service.core.finetune_spec import MASK_BYTES as MASK_BYTES
 from service.core.finetune_spec import FinetuneMethod, FinetuneSpec, base_formats, check_rank
 from service.core.finetune_spec import resolve_base_format as resolve_base_format
 from service.core.fp8 import Fp8Recipe, weight_copy_bytes_per_param
-from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
+from service.core.kernels import AttentionKernel, Kernels, dropout_mask_bytes, resolve_kernels, sdpa_math_fallback
 from service.core.limits import check_bytes, check_flops
 from service.core.memory import (
     CUDA_CONTEXT_BYTES,
@@ -154,11 +154,11 @@ def finetune_memory(
     check_rank(arch, spec, targets)
     pb = PRECISION_BYTES[precision]
     tokens = (seq_len or arch.max_seq_len) // par.cp * micro_batch_size
-    fused = resolve_kernels(kernels, arch, flash_attention=flash_attention).attention is not AttentionKernel.EAGER
+    fused, mask = _attention_and_masks(arch, kernels, flash_attention=flash_attention, dropout=dropout, e=pb.activation)
     delta = 0
     if par.pp > 1 and include_activations:  # every stage's layers change: the stage's peak is counted again
         delta = layer_delta_bytes(arch, spec, targets, tokens=tokens, element_bytes=pb.activation, fused_attention=fused,
-                                  recompute=recompute, tp=par.tp, sequence_parallel=par.sequence_parallel)  # fmt: skip
+                                  recompute=recompute, tp=par.tp, sequence_parallel=par.sequence_parallel, mask_bytes=mask)  # fmt: skip
     base_mem = training_memory(
         arch, precision=precision, optimizer=optimizer, parallelism=par, micro_batch_size=micro_batch_size,
         seq_len=seq_len, recompute=recompute, flash_attention=flash_attention, dropout=dropout,
@@ -178,7 +178,7 @@ def finetune_memory(
     if precision is Precision.FP8 and par.zero_stage < 3:  # FP8 copies of the frozen matmul weights (service.core.fp8)
         weights += math.ceil(weight_copy_bytes_per_param(fp8_recipe) * fp8_copy_params(arch, p_gpu))
     adapter_acts, frozen_inputs, activations, stage = _activations(
-        arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, fused=fused,
+        arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, fused=fused, mask_bytes=mask,
         counted=include_activations and recompute is not Recompute.FULL,  # full recompute keeps only each layer's input
     )  # fmt: skip
     total = weights + on_gpu.gradients + on_gpu.optimizer + activations
@@ -207,9 +207,18 @@ def finetune_memory(
     )  # fmt: skip
 
 
+def _attention_and_masks(
+    arch: Architecture, kernels: Kernels, *, flash_attention: bool, dropout: bool, e: int
+) -> tuple[bool, int]:
+    """Whether attention runs a fused kernel that keeps its output (not eager, not the CPU's SDPA math path
+    with dropout), and the bytes a LoRA dropout mask keeps an element (:func:`service.core.kernels.dropout_mask_bytes`)."""
+    k = resolve_kernels(kernels, arch, flash_attention=flash_attention)
+    return k.attention is not AttentionKernel.EAGER and not sdpa_math_fallback(k, dropout=dropout), dropout_mask_bytes(k, e)
+
+
 def _activations(
     arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], base_mem: TrainingMemory, par: Parallelism, *,
-    tokens: int, element_bytes: int, fused: bool, counted: bool,
+    tokens: int, element_bytes: int, fused: bool, mask_bytes: int, counted: bool,
 ) -> tuple[int, int, int, StageActivations | None]:  # fmt: skip
     """(the adapters' activations, the frozen inputs not kept, the stage's activations and their
     detail): full training's shifted by the changes of every layer with one pipeline stage; with
@@ -217,7 +226,7 @@ def _activations(
     adapter_acts = frozen_inputs = 0
     if counted:
         adapter_acts, frozen_inputs = activation_changes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes,
-                                                         fused_attention=fused, tp=par.tp,
+                                                         fused_attention=fused, tp=par.tp, mask_bytes=mask_bytes,
                                                          sequence_parallel=par.sequence_parallel)  # fmt: skip
     if par.pp > 1:
         return adapter_acts, frozen_inputs, base_mem.activations_bytes, base_mem.activations

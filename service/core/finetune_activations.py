@@ -33,10 +33,12 @@ def adapter_activation_bytes(
     element_bytes: int,
     tp: int = 1,
     sequence_parallel: bool = False,
+    mask_bytes: int = MASK_BYTES,
 ) -> int:
     """What the adapters add to the stored activations of all layers for ``tokens = s * b`` tokens:
     each adapter's ``x·A`` (``r`` values a token, needed for B's gradient) and, with LoRA dropout,
-    the dropped copy of its input (for A's gradient) and its one-byte mask. A routed expert's
+    the dropped copy of its input (for A's gradient) and its mask (``mask_bytes`` an element: 1 on
+    CUDA, the activation's bytes on the CPU, :func:`service.core.kernels.dropout_mask_bytes`). A routed expert's
     adapters see the ``experts_per_token`` share of the tokens, a shared expert's all of them; each
     layer type (dense first layers, expert layers) counts its own matrices. Under ``tp`` the
     dropped input of a row-parallel projection is split, a column-parallel one's only with
@@ -48,7 +50,7 @@ def adapter_activation_bytes(
         for m in shapes[t]:
             per_token = element_bytes * spec.rank
             if spec.dropout > 0:
-                per_token += math.ceil((element_bytes + MASK_BYTES) * m.rows_in / split)
+                per_token += math.ceil((element_bytes + mask_bytes) * m.rows_in / split)
             total += m.active_copies(arch.n_layers) * tokens * per_token
     return total
 
@@ -128,6 +130,7 @@ def layer_delta_bytes(
     recompute: Recompute,
     tp: int = 1,
     sequence_parallel: bool = False,
+    mask_bytes: int = MASK_BYTES,
 ) -> int:
     """One layer's change from full training's stored activations on one GPU: the adapters' own
     (mean over the layers, rounded up) less the frozen matmuls' inputs; 0 under full recompute,
@@ -135,7 +138,7 @@ def layer_delta_bytes(
     if recompute is Recompute.FULL:
         return 0
     adapters = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes, tp=tp,
-                                        sequence_parallel=sequence_parallel)  # fmt: skip
+                                        sequence_parallel=sequence_parallel, mask_bytes=mask_bytes)  # fmt: skip
     frozen = frozen_input_bytes_per_layer(arch, spec, targets, tokens=tokens, element_bytes=element_bytes,
                                           fused_attention=fused_attention, tp=tp, sequence_parallel=sequence_parallel)  # fmt: skip
     return -(-adapters // arch.n_layers) - frozen
@@ -151,12 +154,13 @@ def activation_changes(
     fused_attention: bool,
     tp: int = 1,
     sequence_parallel: bool = False,
+    mask_bytes: int = MASK_BYTES,
 ) -> tuple[int, int]:
     """What LoRA changes in full training's activations of all layers for ``tokens = s * b``
     tokens: (the adapters' own, :func:`adapter_activation_bytes`; the frozen matmuls' inputs no
     longer kept, :func:`frozen_input_bytes_per_layer` of every layer)."""
     adapter_acts = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes, tp=tp,
-                                            sequence_parallel=sequence_parallel)  # fmt: skip
+                                            sequence_parallel=sequence_parallel, mask_bytes=mask_bytes)  # fmt: skip
     frozen_inputs = arch.n_layers * frozen_input_bytes_per_layer(
         arch, spec, targets, tokens=tokens, element_bytes=element_bytes, fused_attention=fused_attention, tp=tp,
         sequence_parallel=sequence_parallel,

@@ -16,7 +16,7 @@ from service.core.base_weights import FLOAT_BYTES, FOUR_BIT, BaseFormat
 from service.core.errors import InvalidSpecError
 from service.core.memory import Precision
 
-MASK_BYTES = 1  # PyTorch keeps a dropout mask as one byte an element
+MASK_BYTES = 1  # CUDA keeps a dropout mask as one byte an element (the CPU: service.core.kernels.dropout_mask_bytes)
 
 
 class FinetuneMethod(StrEnum):

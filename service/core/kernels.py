@@ -20,10 +20,14 @@ difference is a property of the implementation, measured tensor by tensor
   their copies) upcasts its input: it keeps the fp32 copy (4 bytes) and the 16-bit normalised
   tensor its weight multiplies (``e``) instead of the 16-bit input; ``torch.nn.LayerNorm`` in 16 bits
   keeps its 16-bit input and two fp32 scalars per token.
-- **fp32 norm weight**: OLMo 2's and Gemma's RMSNorm (``Olmo2RMSNorm``, ``GemmaRMSNorm``) also
-  multiply by their weight in fp32 before casting back: each keeps the fp32 input and an fp32
-  normalised tensor (8 bytes an element, not ``4 + e``). A per-family input (``fp32_norm_weight``),
-  off unless given.
+- **fp32 norm weight**: OLMo 2's and Gemma's RMSNorm also multiply by their weight in fp32 before
+  casting back (transformers' ``GemmaRMSNorm``, ``Gemma2RMSNorm``, ``Gemma3RMSNorm``:
+  ``output * (1.0 + self.weight.float())`` then ``type_as(x)``; ``Olmo2RMSNorm``:
+  ``(self.weight * hidden_states).to(input_dtype)`` on the fp32 ``hidden_states``): each keeps the fp32
+  input and an fp32 normalised tensor (8 bytes an element, not ``4 + e``). It follows the model's
+  family (:func:`family_norm_weight_fp32`: a preset's ``family``, a ``config.json``'s
+  ``model_type``); ``fp32_norm_weight`` given explicitly overrides it. OLMoE's and Llama's RMSNorm
+  cast back before the weight (``weight * hidden_states.to(input_dtype)``).
 - **fused activation**: one kernel (torch's ``gelu``, Megatron's fused bias-GELU / bias-SwiGLU)
   keeps only its input: a GELU MLP keeps the activation input and the down-projection input
   (``2*e*f`` per token), a fused SwiGLU the gate-and-up output and the product (``3*e*f``,
@@ -34,7 +38,17 @@ difference is a property of the implementation, measured tensor by tensor
   (``repeat_kv``) before the matmuls, so with GQA the kept K and V have the query width; SDPA with
   ``enable_gqa`` (no mask, head size up to 256), FlashAttention and Megatron read the shared heads.
 - **residual dropout**: dropout on the embedding, the attention output and the MLP output
-  (GPT-2, GPT-NeoX, Megatron; 1-byte masks); Llama's implementation has attention dropout only.
+  (GPT-2, GPT-NeoX, Megatron); Llama's implementation has attention dropout only.
+- **device convention**: where the step runs decides two things PyTorch keeps differently. On
+  ``cuda`` (the default) ``dropout`` is the fused ``native_dropout``, which keeps a bool mask (1 byte
+  an element), and SDPA with dropout runs the FlashAttention or memory-efficient kernel, which
+  regenerates its mask. On ``cpu`` (the convention of ``validation/measure.py``) ``dropout`` multiplies
+  by a noise tensor of the dropped tensor's dtype (ATen ``Dropout.cpp``, ``_dropout_impl``:
+  ``at::empty_like(input).bernoulli_(1 - p)``, kept for the backward pass), and SDPA with dropout falls
+  back to the math path (PyTorch's CPU flash kernel takes no dropout: ``sdp_utils_cpp.cpp``,
+  ``check_for_dropout``), ``_scaled_dot_product_attention_math``, which upcasts 16-bit Q, K and V to
+  fp32 and keeps the fp32 scaled Q and K, V, the fp32 softmax output, its fp32 noise and the fp32
+  dropped-out scores (seen op by op under a ``TorchDispatchMode``, torch 2.13).
 
 Unset fields take the framework's value; transformers' values for norms and activations follow
 the architecture (RMSNorm upcasts, LayerNorm does not; SwiGLU is unfused, GELU is torch's
@@ -58,6 +72,15 @@ class AttentionKernel(StrEnum):
     FLASH = "flash"
 
 
+class DeviceConvention(StrEnum):
+    """Where the training step runs, for the tensors PyTorch keeps differently there (see the module
+    docstring): ``cuda`` (1-byte dropout masks, SDPA's fused kernels with dropout) or ``cpu`` (noise
+    tensors in the dropped tensor's dtype, SDPA's fp32 math path with dropout)."""
+
+    CUDA = "cuda"
+    CPU = "cpu"
+
+
 class Framework(StrEnum):
     """Whose kernels: ``huggingface`` (PyTorch + transformers, the stack most users run) or
     ``megatron`` (Megatron-LM's fused kernels, the setting of Korthikanti et al. 2022)."""
@@ -79,6 +102,7 @@ class Kernels:
     fused_activation: bool | None = None
     residual_dropout: bool = True
     fp32_norm_weight: bool | None = None
+    device: DeviceConvention = DeviceConvention.CUDA
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -93,6 +117,7 @@ class ResolvedKernels:
     repeat_kv: bool
     residual_dropout: bool
     fp32_norm_weight: bool = False
+    device: DeviceConvention = DeviceConvention.CUDA
 
     @property
     def keeps_scores(self) -> bool:
@@ -100,6 +125,17 @@ class ResolvedKernels:
 
 
 MEGATRON = Kernels(framework=Framework.MEGATRON)
+
+FP32_NORM_WEIGHT_FAMILIES = frozenset({"gemma", "gemma-2", "gemma-3", "olmo-2"})
+"""Preset families whose transformers RMSNorm multiplies by its weight in fp32 (module docstring)."""
+FP32_NORM_WEIGHT_MODEL_TYPES = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text", "olmo2"})
+"""``config.json`` ``model_type`` values of the same modelling code."""
+
+
+def family_norm_weight_fp32(*, family: str | None = None, model_type: str | None = None) -> bool:
+    """Whether the model's norms multiply by their weight in fp32, from a preset's ``family`` or a
+    ``config.json``'s ``model_type`` (Gemma 1-3 and OLMo 2 in transformers; module docstring)."""
+    return family in FP32_NORM_WEIGHT_FAMILIES or model_type in FP32_NORM_WEIGHT_MODEL_TYPES
 
 
 def resolve_kernels(kernels: Kernels, arch: Architecture, *, flash_attention: bool = False) -> ResolvedKernels:
@@ -125,7 +161,20 @@ def resolve_kernels(kernels: Kernels, arch: Architecture, *, flash_attention: bo
         repeat_kv=hf,
         residual_dropout=kernels.residual_dropout,
         fp32_norm_weight=bool(kernels.fp32_norm_weight),
+        device=kernels.device,
     )
+
+
+def dropout_mask_bytes(k: ResolvedKernels, dropped_bytes: int) -> int:
+    """Bytes a dropout keeps per element for its backward pass: CUDA's ``native_dropout`` a bool
+    mask (1); the CPU's ``dropout`` a noise tensor of the dropped tensor's dtype (``dropped_bytes``)."""
+    return dropped_bytes if k.device is DeviceConvention.CPU else 1
+
+
+def sdpa_math_fallback(k: ResolvedKernels, *, dropout: bool) -> bool:
+    """Whether SDPA runs PyTorch's math path: on the CPU with dropout (module docstring), where it keeps
+    fp32 Q, K, V and the fp32 scores, noise and dropped-out scores instead of a log-sum-exp."""
+    return dropout and k.attention is AttentionKernel.SDPA and k.device is DeviceConvention.CPU
 
 
 def norm_kept_bytes(k: ResolvedKernels, element_bytes: int) -> int:
@@ -147,11 +196,14 @@ def mlp_intermediates(k: ResolvedKernels, ffn: Ffn) -> int:
 
 def bytes_per_score(k: ResolvedKernels, element_bytes: int, *, dropout: bool) -> int:
     """Bytes an eager attention keeps per attention score: the softmax output (4 in fp32, else
-    ``e``), then with dropout a 1-byte mask and the dropped-out ``e``-byte copy the value matmul
-    reads, or without dropout the ``e``-byte cast of fp32 probabilities (none when already ``e``).
-    Megatron's fused softmax: 2 without dropout, 5 with (Korthikanti §4.1)."""
+    ``e``), then with dropout its mask (:func:`dropout_mask_bytes`: 1 on CUDA, ``e`` on the CPU) and
+    the dropped-out ``e``-byte copy the value matmul reads, or without dropout the ``e``-byte cast of
+    fp32 probabilities (none when already ``e``). Megatron's fused softmax on CUDA: 2 without dropout,
+    5 with (Korthikanti §4.1). SDPA's math path on the CPU (:func:`sdpa_math_fallback`): 12, all fp32."""
     e = element_bytes
+    if sdpa_math_fallback(k, dropout=dropout):
+        return 4 + dropout_mask_bytes(k, 4) + 4
     softmax = 4 if k.fp32_softmax else e
     if dropout:
-        return softmax + 1 + e
+        return softmax + dropout_mask_bytes(k, e) + e
     return softmax + (e if k.fp32_softmax and e < 4 else 0)

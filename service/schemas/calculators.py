@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
 from service.core.fp8 import Fp8Recipe
-from service.core.kernels import AttentionKernel, Framework
+from service.core.kernels import AttentionKernel, DeviceConvention, Framework
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import CUDA_CONTEXT_BYTES, Optimizer, Precision
 from service.core.pipeline import PipelineSchedule
@@ -203,10 +203,17 @@ class TrainingMemoryRequest(Schema):
     fp32_norm_weight: bool | None = Field(
         None,
         description="Norms multiply by their weight in fp32 and keep the fp32 normalised tensor, as OLMo 2's and Gemma's "
-        "RMSNorm do in transformers (8 bytes an element). Default: false.",
+        "RMSNorm do in transformers (8 bytes an element). Default: the model's family (true for a Gemma or OLMo 2 preset "
+        "or config.json, false otherwise).",
     )
     residual_dropout: bool = Field(
         True, description="With dropout: also on the embedding, attention output and MLP output (GPT-2, NeoX; not Llama)."
+    )
+    device_convention: DeviceConvention = Field(
+        DeviceConvention.CUDA,
+        description="Where the step runs, for what dropout keeps: `cuda` (a 1-byte mask an element, SDPA's fused kernels "
+        "regenerate theirs) or `cpu` (a noise tensor of the dropped tensor's dtype, and SDPA with dropout runs PyTorch's "
+        "fp32 math path), the convention of CPU measurements. Changes nothing without dropout.",
     )
     finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
     cuda_context_bytes: int = Field(

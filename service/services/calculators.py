@@ -6,11 +6,17 @@ from service.core import compute, finetune, memory, serving
 from service.core.architecture import Architecture
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
-from service.core.kernels import AttentionKernel, Kernels, resolve_kernels
+from service.core.kernels import AttentionKernel, DeviceConvention, Kernels, resolve_kernels
 from service.core.params import count_params
 from service.schemas import calculators as s
 from service.services.catalog_reader import CatalogReader
-from service.services.models import model_assumptions, model_training_seq_len, resolve_gpu, resolve_model
+from service.services.models import (
+    model_assumptions,
+    model_training_seq_len,
+    norm_weight_fp32_default,
+    resolve_gpu,
+    resolve_model,
+)
 
 GIB = 2**30
 
@@ -147,9 +153,18 @@ def inference_compute(req: s.InferenceComputeRequest, catalog: CatalogReader) ->
     )
 
 
-def _kernels(req: s.TrainingMemoryRequest) -> Kernels:
+_DROPOUT_CONVENTIONS = {
+    DeviceConvention.CUDA: "cuda: dropout keeps a 1-byte mask an element (native_dropout); SDPA's fused kernels regenerate "
+    "theirs",
+    DeviceConvention.CPU: "cpu: dropout keeps a noise tensor of the dropped tensor's dtype; SDPA with dropout runs the fp32 "
+    "math path (fp32 Q, K, V, scores, noise and dropped scores)",
+}
+
+
+def _kernels(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> Kernels:
     """The request's implementation. ``flash_attention`` (the older input) keeps its meaning: true
-    is FlashAttention, false given explicitly is eager attention with the scores kept."""
+    is FlashAttention, false given explicitly is eager attention with the scores kept;
+    ``fp32_norm_weight`` unset follows the model's family (Gemma, OLMo 2)."""
     attention = req.attention_implementation
     if req.flash_attention and attention not in (None, AttentionKernel.FLASH):
         raise InvalidSpecError("attention_implementation", f"'{attention.value}' contradicts flash_attention=true")
@@ -162,13 +177,14 @@ def _kernels(req: s.TrainingMemoryRequest) -> Kernels:
         fp32_norms=req.fp32_norms,
         fused_activation=req.fused_activation,
         residual_dropout=req.residual_dropout,
-        fp32_norm_weight=req.fp32_norm_weight,
+        fp32_norm_weight=norm_weight_fp32_default(req.model, catalog) if req.fp32_norm_weight is None else req.fp32_norm_weight,
+        device=req.device_convention,
     )
 
 
 def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.TrainingMemoryResponse:
     model = resolve_model(req.model, catalog)
-    kernels = _kernels(req)
+    kernels = _kernels(req, catalog)
     gpu_row, gpu_bytes = resolve_gpu(req.gpu, req.gpu_memory_bytes, catalog)
     par = _parallelism(req.parallelism)
     seq, seq_source = model_training_seq_len(model, req.seq_len)
@@ -197,6 +213,8 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         k = resolve_kernels(kernels, model, flash_attention=req.flash_attention)
         assumptions |= {"attention_implementation": k.attention.value, "fp32_softmax": k.fp32_softmax, "fp32_norms": k.fp32_norms,
                         "fused_activation": k.fused_activation, "eager_repeats_kv": k.repeat_kv}  # fmt: skip
+    if req.dropout or (req.finetune is not None and (req.finetune.dropout or 0) > 0):
+        assumptions["device_convention"] = _DROPOUT_CONVENTIONS[req.device_convention]
     if ft is not None:
         assumptions |= finetune_assumptions(ft.spec, ft.targets) | {
             "bytes_per_param_basis": "weights per base parameter (constants included); gradients and optimizer per adapter parameter",

@@ -9,6 +9,7 @@ from service.core.architecture import Architecture, ModelShape
 from service.core.context import check_context
 from service.core.errors import InvalidSpecError
 from service.core.hf_config import in_config_terms, map_hf_config
+from service.core.kernels import family_norm_weight_fp32
 from service.core.spec import make_architecture, make_params_only
 from service.errors import Unprocessable
 from service.schemas.model import ModelSpec
@@ -52,6 +53,18 @@ def resolve_model(spec: ModelSpec, catalog: CatalogReader, *, field: str = "mode
         return _architecture(tuple(sorted(fields.items())), field, notes)
     fields = merge_architecture(fields, explicit)
     return _architecture(tuple(sorted(fields.items())), field)
+
+
+def norm_weight_fp32_default(spec: ModelSpec, catalog: CatalogReader) -> bool:
+    """Whether the model's norms multiply by their weight in fp32 (Gemma, OLMo 2:
+    :func:`service.core.kernels.family_norm_weight_fp32`), from its ``config.json``'s ``model_type``
+    or its preset's family; False for a model given by its fields alone."""
+    if spec.hf_config is not None:
+        return family_norm_weight_fp32(model_type=str(spec.hf_config.get("model_type")))
+    if spec.preset is not None:
+        item = catalog.snapshot().item("model_presets", spec.preset)
+        return item is not None and family_norm_weight_fp32(family=getattr(item[1], "family", None))
+    return False
 
 
 def model_assumptions(

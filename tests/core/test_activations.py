@@ -130,3 +130,51 @@ def test_olmo2_norms_keep_an_fp32_normalised_tensor() -> None:
     elements = 128 * 2 * (256 + 256 + 256 + 128)  # the four norms' inputs: h, h, the query's 256, the key's 128
     assert kept(olmo2) - kept(llama_style) == 2 * elements
     assert kept(olmo2) == pytest.approx(3_907_584, rel=0.002)
+
+
+@pytest.mark.parametrize("model", ["gpt2", "gpt2-xl"])
+def test_gpt2_layer_with_dropout_on_the_gpu_and_the_cpu_convention(model: str) -> None:
+    # Korthikanti et al. 2022, Table 2 (no parallelism, no recompute, 16-bit): 34*s*b*h + 5*a*s^2*b
+    # bytes a layer with dropout, whose masks CUDA's native_dropout keeps as 1 byte an element (the
+    # default). The CPU keeps each mask as a noise tensor of the dropped tensor's dtype (2 bytes): the
+    # two residual masks add s*b*h, the score mask a*s^2*b
+    from service.core.kernels import DeviceConvention, Kernels
+
+    arch, s, b = preset(model), 1024, 2
+    sbh, scores = s * b * arch.d_model, arch.n_heads * s * s * b
+
+    def kept(**kw: object) -> int:
+        kernels = Kernels(framework=MEGATRON.framework, **kw)  # type: ignore[arg-type]
+        return layer_activation_bytes(
+            arch, ActivationOptions(seq_len=s, micro_batch_size=b, dropout=True, kernels=kernels)
+        ).total_bytes
+
+    assert kept() == 34 * sbh + 5 * scores
+    assert kept(device=DeviceConvention.CPU) == 36 * sbh + 6 * scores
+    no_dropout = ActivationOptions(
+        seq_len=s, micro_batch_size=b, kernels=Kernels(framework=MEGATRON.framework, device=DeviceConvention.CPU)
+    )
+    assert layer_activation_bytes(arch, no_dropout).total_bytes == 32 * sbh + 2 * scores  # nothing moves without dropout
+
+
+def test_cpu_sdpa_with_dropout_runs_the_fp32_math_path() -> None:
+    # PyTorch's CPU flash kernel takes no dropout (sdp_utils_cpp.cpp, check_for_dropout): SDPA runs
+    # _scaled_dot_product_attention_math, which keeps fp32 Q, K, V and 12 bytes a score (fp32 softmax,
+    # noise and dropped scores) instead of the log-sum-exp; on CUDA the fused kernels keep the LSE.
+    # Measured on GPT-2 (transformers, bf16): 4,327,424 bytes a layer (ACCURACY.md)
+    from service.core.kernels import AttentionKernel, DeviceConvention, Kernels
+
+    arch = make_architecture(n_layers=1, d_model=256, n_heads=4, d_ff=1024, vocab_size=1024, ffn="gelu", norm="layernorm",
+                             bias=True, tied_embeddings=True, position="learned", max_seq_len=512)  # fmt: skip
+    s, b = 128, 2
+    sbh, scores = s * b * 256, 4 * s * s * b
+
+    def kept(device: DeviceConvention) -> int:
+        kernels = Kernels(attention=AttentionKernel.SDPA, fp32_softmax=False, fused_activation=True, device=device)
+        opts = ActivationOptions(seq_len=s, micro_batch_size=b, dropout=True, element_bytes=2, kernels=kernels)
+        return layer_activation_bytes(arch, opts).total_bytes
+
+    lse = 4 * s * b * 4
+    # Q, K, V from 2 to 4 bytes; the LSE gives way to 12 bytes a score; residual masks from 1 to 2 bytes
+    assert kept(DeviceConvention.CPU) - kept(DeviceConvention.CUDA) == 3 * 2 * sbh + 12 * scores - lse + 2 * sbh
+    assert kept(DeviceConvention.CPU) == pytest.approx(4_327_424, rel=0.001)

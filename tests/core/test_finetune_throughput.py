@@ -6,12 +6,15 @@ seq 8192, 89.2 s from run start to stop on 11,136 samples)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from service.core.adapters import Projection
 from service.core.finetune_spec import FinetuneMethod, FinetuneSpec
 from service.core.memory import Precision
 from service.core.plan import PlanSpec, plan
+from service.core.time_to_train import EvaluationSchedule, time_to_train
 from tests.core.helpers import preset
 from tests.core.test_plan import hardware
 
@@ -53,17 +56,46 @@ def test_lora_is_faster_than_full_training_by_the_frozen_backward() -> None:
     assert 1.15 < full.step_seconds / lora.step_seconds < 1.5
 
 
+# MLPerf Training v4.0, NVIDIA's llama2_70b_lora submission on 128 DGX H100 (Eos, NeMo 24.04):
+# config_DGXH100_128x8x1xtp4pp1cp2.sh sets TP=4, PP=1, CP=2, SP=1, MINIBS=1 (GBS = 1 * 1024/(4*1)/2 = 128),
+# MBS=1, FP8, no activation checkpointing (ACG unset); megatron_gpt_peft_tuning_config.yaml: LoRA rank 16 on
+# 'attention' (linear_qkv, linear_proj), adapter dropout 0.1, packed 8,192-token sequences, validation at
+# the training GBS. Evaluations: the first after (SKIP_EVALS + 1) * VAL_CHECK_INTERVAL = 19 * 384 = 7,296
+# samples, then every 384 (config_common.sh VAL_CHECK_INTERVAL=384; results/eos_n128_ngc24.04_nemo/
+# llama2_70b_lora/result_0.txt: eval_start at samples_count 7296, 7680, ..., 11136), each over the 173
+# validation samples (the log's eval_samples)
+MLPERF_LAYOUT = {"tp": 4, "pp": 1, "cp": 2, "micro_batch_size": 1, "sequence_parallel": True}
+MLPERF_EVALS = EvaluationSchedule(first_samples=19 * 384, interval_samples=384, eval_samples=173, eval_global_batch=128)
+MLPERF_LORA = FinetuneSpec(method=FinetuneMethod.LORA, rank=16, targets=(Projection.Q, Projection.K, Projection.V, Projection.O),
+                           dropout=0.1)  # fmt: skip
+
+
+def test_mlperf_v4_evaluation_schedule_matches_the_log() -> None:
+    # 11,136 samples: 87 steps of 128, evaluations at 7,296 + 384 k samples up to 11,136: 11 of them,
+    # each 2 global batches of 128 (173 samples), one micro-batch a data-parallel rank (dp = 1024/(4*2))
+    assert MLPERF_EVALS.evaluations(11136) == 11
+    assert MLPERF_EVALS.evaluations(7295) == 0
+    assert MLPERF_EVALS.forward_microbatches(data_parallel=128, micro_batch=1) == 2
+
+
 def test_mlperf_v4_llama2_70b_lora_on_1024_h100() -> None:
-    # MLPerf Training v4.0, NVIDIA Eos: 11,136 samples at GBS 128 = 87 steps in 89.2 s, time-to-train
-    # from run start to stop. The step time leaves out the evaluation passes on the validation set
-    # inside the timed region, the first steps' warm-up and the host's synchronisation between steps:
-    # the predicted steps alone are a lower bound. LoRA rank 16 on the attention projections, dropout
-    # 0.1 (the MLPerf reference), FP8
-    ft = FinetuneSpec(method=FinetuneMethod.LORA, rank=16, targets=(Projection.Q, Projection.K, Projection.V, Projection.O),
-                      dropout=0.1)  # fmt: skip
-    spec = PlanSpec(n_gpus=1024, seq_len=8192, global_batch_size=128, finetune=ft, **FP8)
-    result = plan(preset("llama-2-70b"), H100, spec)
-    steps_seconds = 11136 / 128 * result.plans[0].step_seconds
-    # a lower bound of the published time, not within its 25 % bar (about half of it): the gap is
-    # reported, not fitted
-    assert 0.4 < steps_seconds / 89.2 < 1
+    # 89.2 s from run_start to run_stop (result_0.txt: 89.207 s): 87 training steps and 11 evaluations
+    # at NVIDIA's layout. The log splits it: the first 57 steps 55.8 s, the next 30 steps 20.5 s
+    # (0.685 s a step), the 11 evaluations 12.9 s (1.17 s each). The step-time model at this layout:
+    # 0.437 s a step without recompute, 0.180 s a forward micro-batch; our memory model counts the
+    # frozen base in BF16 plus its FP8 copies (NeMo's fp8_params keeps FP8 weights alone), so at this
+    # layout the planner needs full recompute (0.625 s a step). What the model leaves out: the steady
+    # step is 36 % slower in NeMo 24.04 than the model (calibrated on 2025's Megatron-Bridge, within
+    # 15 % of its LoRA rows), the first block carries about 17 s beyond its steps, and an evaluation
+    # takes 1.17 s for two forward micro-batches. Nothing is fitted: the time-to-train is a lower bound
+    spec = PlanSpec(n_gpus=1024, seq_len=8192, global_batch_size=128, finetune=MLPERF_LORA, fixed=MLPERF_LAYOUT, **FP8)
+    step = plan(preset("llama-2-70b"), H100, spec).plans[0]
+    forward = plan(preset("llama-2-70b"), H100, replace(spec, fixed=MLPERF_LAYOUT | {"recompute": "full"})).plans[0]
+    ttt = time_to_train(samples=11136, global_batch=128, step_seconds=step.step_seconds,
+                        forward_seconds=forward.step["recompute_seconds"] / forward.gradient_accumulation_steps,
+                        schedule=MLPERF_EVALS, data_parallel=step.dp, micro_batch=step.micro_batch_size)  # fmt: skip
+    assert (step.tp, step.pp, step.cp, step.dp) == (4, 1, 2, 128)
+    assert (ttt.steps, ttt.evaluations) == (87, 11)
+    assert ttt.evaluation_seconds == pytest.approx(2 * forward.step["recompute_seconds"])
+    # about 65 % of the published time: outside the calibration sheet's 25 % bar by what the comment says
+    assert 0.55 < ttt.total_seconds / 89.2 < 0.75
