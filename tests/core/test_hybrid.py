@@ -14,7 +14,8 @@ from service.core.architecture import LayerType
 from service.core.errors import InvalidSpecError
 from service.core.hf_config import architecture_from_hf_config
 from service.core.memory import inference_memory
-from service.core.params import count_params
+from service.core.params import active_matmul_weights, block_linear_shapes, count_params
+from service.core.recurrent import mamba2_conv_width
 
 MEASURED = json.loads(
     (Path(__file__).resolve().parents[2] / "validation" / "measurements" / "recurrent_models.json").read_text()
@@ -99,3 +100,19 @@ def test_bad_hybrid_configs_name_the_key(name, changes, key, words):
     with pytest.raises(InvalidSpecError) as err:
         _arch(name, **changes)
     assert err.value.field == f"hf_config.{key}" and words in err.value.reason, (err.value.field, err.value.reason)
+
+
+@pytest.mark.parametrize("name", ["falcon-h1-7b", "nemotron-h-8b", "bamba-9b"])
+def test_every_matmul_weight_of_the_parallel_and_single_operator_layers_is_computed_once(name):
+    """What a token multiplies through: the linear layers of every block (Falcon-H1's attention and Mamba-2 both,
+    Nemotron-H's MLP blocks once), the convolution taps and the logits; all that is left of the count is the embedding, the norms, the
+    convolutions and the per-head dt_bias, A_log and D."""
+    arch = _arch(name)
+    b = count_params(arch)
+    linear = sum(c * i * o for c, i, o in block_linear_shapes(arch))
+    taps = arch.layers_of(LayerType.MAMBA2) * mamba2_conv_width(arch) * (arch.ssm_conv_kernel or 0)  # the convolutions
+    assert active_matmul_weights(arch) == linear + taps + arch.vocab_size * arch.d_model
+    conv = mamba2_conv_width(arch) * ((arch.ssm_conv_kernel or 0) + 1)  # taps and bias
+    small = arch.layers_of(LayerType.MAMBA2) * (conv + 3 * (arch.ssm_n_heads or 0))
+    gated = arch.layers_of(LayerType.MAMBA2) * (arch.ssm_inner_size or 2 * arch.d_model) if arch.ssm_gated_norm else 0
+    assert b.total == linear + b.embedding + b.lm_head + b.norm + small + gated
