@@ -1,5 +1,6 @@
 """Hand-written ``config.json`` contents of the recurrent and hybrid families (Mamba, Mamba-2,
-Falcon-Mamba, RWKV-4, Jamba), one or more per ``model_type``.
+Falcon-Mamba, RWKV-4, Jamba, and the Mamba-2 hybrids Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H),
+one or more per ``model_type``.
 
 Full-size entries copy the shape keys of the published configs (the model card named in the
 comment); ``tiny-*`` entries keep a family's structure at a size that runs a forward pass on a CPU
@@ -10,6 +11,9 @@ without torch (tests read the same dicts).
 from __future__ import annotations
 
 from typing import Any
+
+# Granite 4.0-H's 40 layers: attention at 5, 15, 25 and 35
+_GRANITE_40 = ["mamba"] * 5 + ["attention"] + (["mamba"] * 9 + ["attention"]) * 3 + ["mamba"] * 4
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # state-spaces/mamba-130m-hf and mamba-2.8b-hf (Gu & Dao 2023, Table 3)
@@ -47,6 +51,68 @@ CONFIGS: dict[str, dict[str, Any]] = {
                        "attn_layer_period": 8, "attn_layer_offset": 4, "mamba_d_state": 16, "mamba_d_conv": 4,
                        "mamba_expand": 2, "mamba_dt_rank": 256, "mamba_conv_bias": True, "mamba_proj_bias": False,
                        "max_position_embeddings": 262144, "tie_word_embeddings": False},
+    # ibm-ai-platform/Bamba-9B (IBM et al. 2024): 32 layers, attention at 9, 18 and 27, Mamba-2 of 128 heads of 64,
+    # one group, state 128; the Llama-3 vocabulary of 128,256; untied. The shape keys the public sources show
+    # (hidden, layers, heads, state, attention indices) with BambaConfig's defaults, which are this model's
+    "bamba-9b": {"model_type": "bamba", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                 "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+                 "attn_layer_indices": [9, 18, 27], "mamba_n_heads": 128, "mamba_d_head": 64, "mamba_n_groups": 1,
+                 "mamba_d_state": 128, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_conv_bias": True,
+                 "mamba_proj_bias": False, "max_position_embeddings": 4096, "tie_word_embeddings": False},
+    # nvidia/Nemotron-H-8B-Base-8K (NVIDIA 2025, "Nemotron-H", Table 1): 52 blocks, 24 Mamba-2, 4 attention, 24 MLP
+    "nemotron-h-8b": {"model_type": "nemotron_h", "hidden_size": 4096, "intermediate_size": 21504,
+                      "num_hidden_layers": 52, "num_attention_heads": 32, "num_key_value_heads": 8,
+                      "attention_head_dim": 128, "vocab_size": 131072,
+                      "hybrid_override_pattern": "M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-",
+                      "mamba_num_heads": 128, "mamba_head_dim": 64, "n_groups": 8, "ssm_state_size": 128,
+                      "conv_kernel": 4, "expand": 2, "use_conv_bias": True, "use_bias": False, "mlp_bias": False,
+                      "mlp_hidden_act": "relu2", "attention_bias": False, "max_position_embeddings": 8192,
+                      "tie_word_embeddings": False},
+    # tiiuae/Falcon-H1-3B-Base and tiiuae/Falcon-H1-7B-Base (TII 2025, "Falcon-H1"): attention and Mamba-2 side by side
+    # in every layer; the Mamba width mamba_d_ssm is not expand * hidden_size
+    "falcon-h1-3b": {"model_type": "falcon_h1", "hidden_size": 2560, "intermediate_size": 6144, "num_hidden_layers": 32,
+                     "num_attention_heads": 10, "num_key_value_heads": 2, "head_dim": 128, "vocab_size": 65536,
+                     "mamba_d_ssm": 4096, "mamba_n_heads": 32, "mamba_d_head": 128, "mamba_n_groups": 1,
+                     "mamba_d_state": 256, "mamba_d_conv": 4, "mamba_expand": 2, "max_position_embeddings": 131072,
+                     "tie_word_embeddings": False},
+    "falcon-h1-7b": {"model_type": "falcon_h1", "hidden_size": 3072, "intermediate_size": 12288, "num_hidden_layers": 44,
+                     "num_attention_heads": 12, "num_key_value_heads": 2, "head_dim": 128, "vocab_size": 130048,
+                     "mamba_d_ssm": 3072, "mamba_n_heads": 24, "mamba_d_head": 128, "mamba_n_groups": 1,
+                     "mamba_d_state": 256, "mamba_d_conv": 4, "mamba_expand": 2, "max_position_embeddings": 262144,
+                     "tie_word_embeddings": False},
+    # ibm-granite/granite-4.0-h-tiny and granite-4.0-h-small (IBM 2025, "Granite 4.0"): 40 layers, attention at 5, 15,
+    # 25 and 35, Mamba-2 of 48 (Tiny) heads of 64, a mixture with a shared expert on every layer, tied
+    "granite-4.0-h-tiny": {"model_type": "granitemoehybrid", "hidden_size": 1536, "intermediate_size": 512,
+                           "shared_intermediate_size": 1024, "num_local_experts": 64, "num_experts_per_tok": 6,
+                           "num_hidden_layers": 40, "num_attention_heads": 12, "num_key_value_heads": 4,
+                           "vocab_size": 100352, "layer_types": _GRANITE_40, "mamba_n_heads": 48, "mamba_d_head": 64,
+                           "mamba_n_groups": 1, "mamba_d_state": 128, "mamba_d_conv": 4, "mamba_expand": 2,
+                           "max_position_embeddings": 131072, "position_embedding_type": "nope",
+                           "tie_word_embeddings": True},
+    "granite-4.0-h-1b": {"model_type": "granitemoehybrid", "hidden_size": 1536, "intermediate_size": 4096,
+                         "shared_intermediate_size": 4096, "num_local_experts": 0, "num_experts_per_tok": 0,
+                         "num_hidden_layers": 40, "num_attention_heads": 12, "num_key_value_heads": 4,
+                         "vocab_size": 100352, "layer_types": _GRANITE_40, "mamba_n_heads": 48, "mamba_d_head": 64,
+                         "mamba_n_groups": 1, "mamba_d_state": 128, "mamba_d_conv": 4, "mamba_expand": 2,
+                         "max_position_embeddings": 131072, "position_embedding_type": "nope",
+                         "tie_word_embeddings": True},
+    "tiny-bamba": {"model_type": "bamba", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256, "attn_layer_indices": [2],
+                   "mamba_n_heads": 8, "mamba_d_head": 16, "mamba_n_groups": 2, "mamba_d_state": 16,
+                   "mamba_chunk_size": 16},
+    "tiny-nemotron-h": {"model_type": "nemotron_h", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 5,
+                        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256,
+                        "hybrid_override_pattern": "M-*-M", "mamba_num_heads": 6, "mamba_head_dim": 16, "n_groups": 2,
+                        "ssm_state_size": 16, "chunk_size": 16},
+    "tiny-falcon-h1": {"model_type": "falcon_h1", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                       "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256,
+                       "mamba_d_ssm": 96, "mamba_n_heads": 6, "mamba_d_head": 16, "mamba_n_groups": 2,
+                       "mamba_d_state": 16, "mamba_chunk_size": 16, "mamba_rms_norm": True},
+    "tiny-granite-h": {"model_type": "granitemoehybrid", "hidden_size": 64, "intermediate_size": 32,
+                       "shared_intermediate_size": 48, "num_local_experts": 4, "num_experts_per_tok": 2,
+                       "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
+                       "layer_types": ["mamba", "attention", "mamba", "mamba"], "mamba_n_heads": 8, "mamba_d_head": 16,
+                       "mamba_n_groups": 2, "mamba_d_state": 16, "mamba_chunk_size": 16},
     "tiny-mamba": {"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256,
                    "state_size": 8, "expand": 2, "conv_kernel": 4},
     "tiny-mamba2": {"model_type": "mamba2", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256,
@@ -60,5 +126,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
                    "use_mamba_kernels": False},
 }  # fmt: skip
 
-STATE_MEASURED = ("tiny-mamba", "tiny-mamba2", "tiny-rwkv", "tiny-jamba")
+STATE_MEASURED = (
+    "tiny-mamba",
+    "tiny-mamba2",
+    "tiny-rwkv",
+    "tiny-jamba",
+    "tiny-bamba",
+    "tiny-nemotron-h",
+    "tiny-falcon-h1",
+    "tiny-granite-h",
+)
 STATE_TOKENS = (8, 24)

@@ -39,17 +39,26 @@ class LayerType(StrEnum):
     tokens; ``mamba``: Mamba's selective scan (Gu & Dao 2023, "Mamba", §3); ``mamba2``: Mamba-2's
     state-space duality layer (Dao & Gu 2024, "Transformers are SSMs", §7); ``rwkv``: RWKV's time
     mixing, its recurrent WKV, with channel mixing as the layer's MLP (Peng et al. 2023, "RWKV", §3).
-    The last three keep a fixed-size state per sequence instead of a KV cache."""
+    The last three keep a fixed-size state per sequence instead of a KV cache. ``attention_mamba2``:
+    attention and a Mamba-2 mixer side by side on the same normed input, their outputs summed, then
+    the MLP (Falcon-H1, TII 2025, "Falcon-H1: A Family of Hybrid-Head Language Models", §2.1;
+    ``FalconH1DecoderLayer``): it counts as an attention layer and as a Mamba-2 layer. ``mlp``: a block
+    with an MLP and no token mixer (Nemotron-H's ``-`` blocks, NVIDIA 2025, "Nemotron-H", §2.1); a
+    model with such blocks has mixer-only attention and Mamba blocks (``mixer_mlp`` false)."""
 
     ATTENTION = "attention"
     SLIDING_ATTENTION = "sliding_attention"
     MAMBA = "mamba"
     MAMBA2 = "mamba2"
     RWKV = "rwkv"
+    ATTENTION_MAMBA2 = "attention_mamba2"
+    MLP = "mlp"
 
 
 ATTENTION_TYPES = (LayerType.ATTENTION, LayerType.SLIDING_ATTENTION)
 STATE_SPACE_TYPES = (LayerType.MAMBA, LayerType.MAMBA2)
+# what a parallel attention + Mamba-2 layer counts as
+_BOTH = {LayerType.ATTENTION_MAMBA2: (LayerType.ATTENTION, LayerType.MAMBA2)}
 
 
 class Position(StrEnum):
@@ -204,12 +213,14 @@ class Architecture:
     layer_types: tuple[LayerType, ...] | None = field(
         default=None,
         metadata=declare("Mixer of each layer, or a pattern repeated over n_layers (its length divides n_layers): "
-            "attention, sliding_attention, mamba, mamba2, rwkv; default every layer attention.", stored=NULLABLE,
+            "attention, sliding_attention, mamba, mamba2, rwkv, attention_mamba2 (both side by side, Falcon-H1), "
+            "mlp (an MLP-only block, Nemotron-H); default every layer attention.", stored=NULLABLE,
             preset_doc="Mixer of each layer, or a repeating pattern; default all attention."),
     )  # fmt: skip
     mixer_mlp: bool = field(
         default=True, metadata=declare("Mamba/Mamba-2 layers carry an MLP after the mixer (Jamba, Bamba); false for "
-            "mixer-only blocks (Mamba, Mamba-2, Falcon-Mamba).", stored=NULLABLE),
+            "mixer-only blocks (Mamba, Mamba-2, Falcon-Mamba; with mlp layers, Nemotron-H, attention blocks too).",
+            stored=NULLABLE),
     )  # fmt: skip
     # state-space layers (Mamba: Gu & Dao 2023 §3.4; Mamba-2: Dao & Gu 2024 §7): inner width
     # ssm_expand * d_model, a depthwise causal convolution of ssm_conv_kernel taps, a state of
@@ -248,6 +259,15 @@ class Architecture:
     ssm_proj_bias: bool = field(
         default=False, metadata=declare("Biases on the input and output projections (use_bias).", stored=NULLABLE)
     )
+    ssm_inner_size: int | None = field(
+        default=None, metadata=declare("Inner width I of the state-space layers when not ssm_expand * d_model "
+            "(Falcon-H1's mamba_d_ssm; Nemotron-H's heads * head_dim).", ge=1, le=MAX_DIM * 8, stored=NULLABLE,
+            hf_key="mamba_d_ssm"),
+    )  # fmt: skip
+    ssm_gated_norm: bool = field(
+        default=True, metadata=declare("Mamba-2's gated RMSNorm before out_proj (I weights); false: Falcon-H1 without "
+            "mamba_rms_norm.", stored=NULLABLE),
+    )  # fmt: skip
     ssm_inner_norms: bool = field(
         default=False, metadata=declare("Mamba RMSNorms with weights on the step size, B and C (Jamba).", stored=NULLABLE)
     )
@@ -284,6 +304,8 @@ class Architecture:
         without = self.layers_of(LayerType.RWKV)
         if not self.mixer_mlp:
             without += self.layers_of(*STATE_SPACE_TYPES)
+        if self.layer_types is not None and LayerType.MLP in self.layer_types:
+            without += self.attention_layers  # single-operator blocks: the MLPs are layers of their own
         return self.n_layers - without
 
     @property
@@ -315,10 +337,11 @@ class Architecture:
         return self.layer_types * (self.n_layers // len(self.layer_types))
 
     def layers_of(self, *kinds: LayerType) -> int:
-        """How many layers have one of ``kinds`` as their mixer."""
+        """How many layers have one of ``kinds`` as their mixer (an ``attention_mamba2`` layer has both
+        attention and Mamba-2)."""
         if self.layer_types is None:
             return self.n_layers if LayerType.ATTENTION in kinds else 0
-        per_pattern = sum(1 for t in self.layer_types if t in kinds)
+        per_pattern = sum(1 for t in self.layer_types if t in kinds or any(k in kinds for k in _BOTH.get(t, ())))
         return per_pattern * (self.n_layers // len(self.layer_types))
 
     @property
@@ -328,8 +351,8 @@ class Architecture:
 
     @property
     def recurrent_layers(self) -> int:
-        """Layers with a fixed-size state instead of a KV cache (Mamba, Mamba-2, RWKV)."""
-        return self.n_layers - self.attention_layers
+        """Layers with a fixed-size state (Mamba, Mamba-2, RWKV; a parallel hybrid layer keeps both)."""
+        return self.layers_of(*STATE_SPACE_TYPES, LayerType.RWKV)
 
     @property
     def local_layers(self) -> int:

@@ -18,9 +18,13 @@ from service.core.limits import MAX_DIM, check_positive_int
 
 _MAMBA_ONLY = ("ssm_dt_rank", "ssm_inner_norms")
 _MAMBA2_ONLY = ("ssm_n_heads", "ssm_head_dim", "ssm_n_groups")
-_STATE_SPACE = ("ssm_state_size", "ssm_conv_kernel", "ssm_expand", "ssm_proj_bias", *_MAMBA_ONLY, *_MAMBA2_ONLY)
+_STATE_SPACE = (
+    "ssm_state_size", "ssm_conv_kernel", "ssm_expand", "ssm_inner_size", "ssm_proj_bias", *_MAMBA_ONLY, *_MAMBA2_ONLY
+)  # fmt: skip
 # bools whose non-default value only a state-space layer reads
-_STATE_SPACE_FLAGS = {"ssm_conv_bias": True, "ssm_proj_bias": False, "ssm_inner_norms": False, "mixer_mlp": True}
+_STATE_SPACE_FLAGS = {
+    "ssm_conv_bias": True, "ssm_proj_bias": False, "ssm_inner_norms": False, "mixer_mlp": True, "ssm_gated_norm": True
+}  # fmt: skip
 
 
 def check_layers(f: Callable[[str], str], v: dict[str, Any]) -> None:
@@ -36,7 +40,8 @@ def check_layers(f: Callable[[str], str], v: dict[str, Any]) -> None:
             raise InvalidSpecError(
                 f("sliding_window_layers"), "layer_types already says which layers use the window: give one or the other"
             )
-    mamba, mamba2 = LayerType.MAMBA in kinds, LayerType.MAMBA2 in kinds
+    _blocks(f, v, kinds)
+    mamba, mamba2 = LayerType.MAMBA in kinds, bool(kinds & {LayerType.MAMBA2, LayerType.ATTENTION_MAMBA2})
     _refuse_unused(f, v, mamba=mamba, mamba2=mamba2, rwkv=LayerType.RWKV in kinds)
     if mamba or mamba2:
         _state_space(f, v, mamba=mamba, mamba2=mamba2)
@@ -50,6 +55,20 @@ def check_layers(f: Callable[[str], str], v: dict[str, Any]) -> None:
             raise InvalidSpecError(f("n_experts"), "RWKV's channel mixing is dense: n_experts must be 1")
     if v["n_experts"] > 1 and (mamba or mamba2) and not v["mixer_mlp"]:
         raise InvalidSpecError(f("mixer_mlp"), "a mixture of experts with mixer-only Mamba blocks is not modelled")
+
+
+def _blocks(f: Callable[[str], str], v: dict[str, Any], kinds: set[LayerType]) -> None:
+    """MLP-only blocks (Nemotron-H) make every mixer block MLP-free, so they need ``mixer_mlp`` false and a
+    mixer beside them; a parallel attention + Mamba-2 layer (Falcon-H1) carries its MLP."""
+    if LayerType.MLP in kinds:
+        if kinds == {LayerType.MLP}:
+            raise InvalidSpecError(f("layer_types"), "mlp blocks need mixer layers beside them")
+        if v["mixer_mlp"]:
+            raise InvalidSpecError(f("mixer_mlp"), "with mlp blocks the mixer blocks carry no MLP: mixer_mlp must be false")
+        if LayerType.ATTENTION_MAMBA2 in kinds:
+            raise InvalidSpecError(f("layer_types"), "attention_mamba2 layers carry their MLP: no mlp blocks beside them")
+    elif LayerType.ATTENTION_MAMBA2 in kinds and not v["mixer_mlp"]:
+        raise InvalidSpecError(f("mixer_mlp"), "an attention_mamba2 layer carries its MLP: mixer_mlp must be true")
 
 
 def _layer_types(f: Callable[[str], str], given: Any, n_layers: int) -> tuple[LayerType, ...] | None:
@@ -100,7 +119,11 @@ def _state_space(f: Callable[[str], str], v: dict[str, Any], *, mamba: bool, mam
     v["ssm_expand"] = v["ssm_expand"] or 2
     check_positive_int(f("ssm_conv_kernel"), v["ssm_conv_kernel"], maximum=64)
     check_positive_int(f("ssm_expand"), v["ssm_expand"], maximum=64)
-    inner = v["ssm_expand"] * v["d_model"]
+    inner = v["ssm_inner_size"] or v["ssm_expand"] * v["d_model"]
+    if v["ssm_inner_size"] is not None:
+        check_positive_int(f("ssm_inner_size"), v["ssm_inner_size"], maximum=MAX_DIM * 8)
+        if mamba:
+            raise InvalidSpecError(f("ssm_inner_size"), "only Mamba-2 layers take an inner width other than ssm_expand * d_model")
     if mamba:
         v["ssm_dt_rank"] = v["ssm_dt_rank"] or math.ceil(v["d_model"] / 16)
         check_positive_int(f("ssm_dt_rank"), v["ssm_dt_rank"], maximum=MAX_DIM)
@@ -113,7 +136,8 @@ def _state_space(f: Callable[[str], str], v: dict[str, Any], *, mamba: bool, mam
     if heads * head_dim != inner:
         raise InvalidSpecError(
             f("ssm_n_heads"),
-            f"ssm_n_heads * ssm_head_dim = {heads} * {head_dim} must equal ssm_expand * d_model = {inner}",
+            f"ssm_n_heads * ssm_head_dim = {heads} * {head_dim} must equal the inner width "
+            f"(ssm_inner_size, else ssm_expand * d_model) = {inner}",
         )
     groups = v["ssm_n_groups"] or 1
     check_positive_int(f("ssm_n_groups"), groups, maximum=MAX_DIM)

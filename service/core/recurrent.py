@@ -63,13 +63,15 @@ def mamba2_mixer_params(arch: Architecture) -> int:
     """Parameters of one Mamba-2 mixer (``Mamba2Mixer``; Dao & Gu 2024 §7.1, Figure 6, the parallel
     projections of x, z, B, C and the step size): ``in_proj`` ``h x (2I + 2GN + H)``, the depthwise
     ``conv1d`` over ``I + 2GN`` channels of K taps (+ bias), ``dt_bias``, ``A_log`` and ``D`` (``H``
-    each), the gated RMSNorm ``I`` and ``out_proj`` ``I x h``; ``ssm_proj_bias`` adds the in and out
-    projections' biases."""
+    each), the gated RMSNorm ``I`` (none without ``ssm_gated_norm``: ``FalconH1Mixer`` without
+    ``mamba_rms_norm``) and ``out_proj`` ``I x h``; ``ssm_proj_bias`` adds the in and out projections'
+    biases. The same module is ``BambaMixer``, ``NemotronHMamba2Mixer``, ``GraniteMoeHybridMambaLayer``
+    and ``FalconH1Mixer``."""
     h, inner, heads, k = arch.d_model, _inner(arch), arch.ssm_n_heads or 0, arch.ssm_conv_kernel or 0
     conv = mamba2_conv_width(arch)
     projection = inner + conv + heads  # z, then x/B/C, then dt
     params = h * projection + conv * k + (conv if arch.ssm_conv_bias else 0)
-    params += 3 * heads + inner + inner * h  # dt_bias, A_log, D; gated norm; out_proj
+    params += 3 * heads + (inner if arch.ssm_gated_norm else 0) + inner * h  # dt_bias, A_log, D; gated norm; out_proj
     params += projection + h if arch.ssm_proj_bias else 0
     return params
 
@@ -183,5 +185,6 @@ def state_elements_per_sequence(arch: Architecture) -> int:
 
 
 def _inner(arch: Architecture) -> int:
-    """The state-space layers' inner width ``I = ssm_expand * h`` (0 without them)."""
-    return (arch.ssm_expand or 0) * arch.d_model
+    """The state-space layers' inner width: ``ssm_inner_size`` where given, else ``I = ssm_expand * h``
+    (0 without them)."""
+    return arch.ssm_inner_size or (arch.ssm_expand or 0) * arch.d_model

@@ -733,9 +733,9 @@ def test_the_moe_families_name_the_key_they_refuse(config, field):
 @pytest.mark.parametrize(
     ("config", "field", "words"),
     [
-        ({"model_type": "bamba"}, "hf_config.model_type", "hybrid"),
+        ({"model_type": "lfm2"}, "hf_config.model_type", "hybrid"),
         ({"model_type": "qwen3_next"}, "hf_config.model_type", "Gated DeltaNet"),
-        ({"model_type": "falcon_h1"}, "hf_config.model_type", "Mamba-2"),
+        ({"model_type": "zamba"}, "hf_config.model_type", "shared attention"),
         ({"model_type": "zamba2"}, "hf_config.model_type", "hybrid"),
         ({"model_type": "xlstm"}, "hf_config.model_type", "recurrent model"),
         ({"model_type": "t5"}, "hf_config.model_type", "encoder-decoder"),

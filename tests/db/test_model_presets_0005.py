@@ -24,10 +24,10 @@ def test_upgrade_adds_the_qwen3_moe_presets_to_a_seeded_store(backend: str, make
     assert sorted(added) == sorted(COUNTS)
     engine = build_engine(make_database(backend))
     try:
-        later = set(added) | set(new_preset_ids("0009"))  # revision 0009's presets came later still
+        later = set(added) | set(new_preset_ids("0009")) | set(new_preset_ids("0010"))  # 0009's, 0010's came later still
         store = upgrade_a_store_seeded_at(engine, "0004", "model_presets", SEED, later)
-        # what a fresh seed holds; running instances reload (0005 and 0009 each move the version)
-        assert set(store.rows) == set(SEED) and store.version == 9
+        # what a fresh seed holds; running instances reload (0005, 0009 and 0010 each move the version)
+        assert set(store.rows) == set(SEED) and store.version == 10
         for preset_id, (total, active) in COUNTS.items():
             assert store.stored_as_seeded(preset_id, SEED)
             b = count_params(make_architecture(**preset_architecture(store.rows[preset_id])))

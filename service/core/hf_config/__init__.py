@@ -14,7 +14,7 @@ Where things live: :mod:`.common` holds the config reader (``_Reader``), :class:
 :data:`HF_KEYS` and the helpers several family groups share; the mappers (``_map_<model_type>``) sit by
 family group in :mod:`.llama_like` (dense, Llama's block), :mod:`.other_dense` (dense, other blocks:
 GPT-2, GPT-NeoX, Falcon, Phi, Cohere, OPT, BLOOM, MPT, ...), :mod:`.moe` (mixtures of experts) and
-:mod:`.deepseek` (MLA and DeepSeek's expert layout), :mod:`.recurrent` (Mamba, Mamba-2, RWKV-4, Jamba); this module holds the registry (:data:`MAPPERS`,
+:mod:`.deepseek` (MLA and DeepSeek's expert layout), :mod:`.recurrent` (Mamba, Mamba-2, RWKV-4, Jamba), :mod:`.hybrid` (Bamba, Nemotron-H, Falcon-H1, Granite 4.0-H); this module holds the registry (:data:`MAPPERS`,
 the multimodal :data:`WRAPPERS`, the refused :data:`NOT_DECODER_TRANSFORMERS`) and the entry points
 (:func:`map_hf_config`, :func:`architecture_from_hf_config`, :func:`architecture_from_mapping`,
 :func:`in_config_terms`). A new family: its mapper in the module of its group, a helper it shares with
@@ -32,6 +32,7 @@ from service.core.architecture import Architecture
 from service.core.errors import InvalidSpecError
 from service.core.hf_config.common import GATED_ACTIVATIONS, HF_KEYS, HfMapping, _context, _Reader
 from service.core.hf_config.deepseek import _map_deepseek, _map_glm4_moe
+from service.core.hf_config.hybrid import _map_bamba, _map_falcon_h1, _map_granitemoehybrid, _map_nemotron_h
 from service.core.hf_config.llama_like import (
     _map_arcee,
     _map_ernie4_5,
@@ -144,6 +145,10 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "mamba2": _map_mamba2,
     "rwkv": _map_rwkv,
     "jamba": _map_jamba,
+    "bamba": _map_bamba,
+    "nemotron_h": _map_nemotron_h,
+    "falcon_h1": _map_falcon_h1,
+    "granitemoehybrid": _map_granitemoehybrid,
 }
 
 
@@ -201,12 +206,8 @@ _ENCODER = "an encoder-only model (bidirectional, no causal LM head)"
 NOT_DECODER_TRANSFORMERS: dict[str, str] = {
     "xlstm": "a recurrent model (xLSTM blocks, no attention: Beck et al. 2024)",
     "recurrent_gemma": _HYBRID + " (Griffin's recurrent blocks)",
-    "falcon_h1": _HYBRID + " (attention and Mamba-2 heads side by side in each layer)",
     "zamba": _HYBRID + " (Mamba layers and a shared attention block)",
     "zamba2": _HYBRID + " (Mamba-2 layers and shared attention blocks)",
-    "bamba": _HYBRID + " (Mamba-2 layers between attention layers)",
-    "nemotron_h": _HYBRID + " (Mamba-2 layers between attention layers)",
-    "granitemoehybrid": _HYBRID + " (Mamba-2 layers between attention layers)",
     "lfm2": _HYBRID + " (short convolution blocks between attention layers)",
     "qwen3_next": _HYBRID + " (Gated DeltaNet linear attention in three of every four layers)",
     "minimax": _HYBRID + " (lightning linear attention in most layers)",

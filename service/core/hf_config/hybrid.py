@@ -1,0 +1,212 @@
+"""Mappers of the Mamba-2 hybrids: Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H (``granitemoehybrid``).
+
+Each reads its config the way its ``transformers`` implementation builds its modules
+(``modeling_bamba.py``, ``modeling_nemotron_h.py``, ``modeling_falcon_h1.py``,
+``modeling_granitemoehybrid.py``) so that :func:`service.core.params.count_params` equals the reference
+count (``validation/measure_recurrent.py``). The layer list is spelled per family: Bamba's
+``attn_layer_indices``, Nemotron-H's ``hybrid_override_pattern`` (``M`` Mamba-2, ``*`` attention,
+``-`` MLP, one letter a block), Granite's ``layer_types`` (``mamba``/``attention``), and Falcon-H1's
+every layer both side by side. A config carrying another family's keys, a layer its family cannot
+build, a pattern whose length is not the layer count or a state size of 0 is refused naming the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.core.architecture import Ffn, LayerType
+from service.core.errors import InvalidSpecError
+from service.core.hf_config.common import _common_decoder, _gated_ffn, _int_key, _layer_count, _max_positions, _Reader
+
+# keys only one family's config reads (present and not null in another family's config: two families mixed)
+_OWN_KEYS = {
+    "bamba": ("attn_layer_indices",),
+    "nemotron_h": ("hybrid_override_pattern", "mamba_num_heads", "mamba_head_dim"),
+    "falcon_h1": ("mamba_d_ssm", "attn_out_multiplier", "ssm_out_multiplier", "mamba_rms_norm"),
+    "granitemoehybrid": ("shared_intermediate_size", "num_local_experts"),
+    "jamba": ("attn_layer_period", "attn_layer_offset", "mamba_dt_rank"),
+    "mamba": ("state_size", "time_step_rank"),
+}
+_NEMOTRON_LETTERS = {"M": LayerType.MAMBA2, "*": LayerType.ATTENTION, "-": LayerType.MLP}
+
+
+def _check_foreign(r: _Reader, model_type: str) -> None:
+    for family, keys in _OWN_KEYS.items():
+        if family == model_type:
+            continue
+        for key in keys:
+            if r.config.get(key) is not None:
+                raise InvalidSpecError(
+                    f"{r.prefix}.{key}", f"a {family} key in a {model_type} config: a config mixes two families"
+                )
+
+
+def _state(r: _Reader, key: str, default: int) -> int:
+    """The state size N: a positive integer (0 is refused naming the key)."""
+    return _int_key(r, key, default, minimum=1)
+
+
+def _mamba2(r: _Reader, *, prefix: str, heads_key: str, head_key: str, groups_key: str, state_key: str,
+            defaults: tuple[int, int, int]) -> dict[str, Any]:  # fmt: skip
+    """The Mamba-2 mixer's keys as the family spells them; ``defaults``: (state, groups, conv kernel)."""
+    state, groups, kernel = defaults
+    f = {
+        "ssm_state_size": _state(r, state_key, state),
+        "ssm_n_heads": r.optional(heads_key, 128),
+        "ssm_n_groups": r.optional(groups_key, groups),
+        "ssm_conv_kernel": r.optional(f"{prefix}d_conv" if prefix else "conv_kernel", kernel),
+        "ssm_conv_bias": bool(r.optional(f"{prefix}conv_bias" if prefix else "use_conv_bias", True)),
+        "ssm_proj_bias": bool(r.optional("mamba_proj_bias" if prefix else "use_bias", False)),
+    }
+    head_dim = r.config.get(head_key)
+    if head_dim is not None and head_dim != "auto":
+        f["ssm_head_dim"] = head_dim
+    r.key_names |= {"ssm_state_size": state_key, "ssm_n_heads": heads_key, "ssm_head_dim": head_key,
+                    "ssm_n_groups": groups_key}  # fmt: skip
+    return f
+
+
+def _swiglu_decoder(r: _Reader, model_type: str, *, kv_default: int | None, max_positions: int) -> dict[str, Any]:
+    """The Llama-style keys of Bamba, Falcon-H1 and Granite 4.0-H: a SwiGLU MLP, untied by default,
+    attention biases on all four projections or none."""
+    f = _common_decoder(r, model_type, kv_default=kv_default)
+    f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
+    f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", False))
+    f["max_seq_len"] = _max_positions(r, max_positions)
+    f["attention_bias"] = bool(r.optional("attention_bias", False))
+    return f
+
+
+def _attention_indices(r: _Reader, n_layers: int, key: str) -> tuple[LayerType, ...]:
+    indices = r.config.get(key) or []
+    if not isinstance(indices, list) or not all(isinstance(i, int) and 0 <= i < n_layers for i in indices):
+        raise InvalidSpecError(f"{r.prefix}.{key}", f"must be a list of layer indices below num_hidden_layers={n_layers}")
+    return tuple(LayerType.ATTENTION if i in indices else LayerType.MAMBA2 for i in range(n_layers))
+
+
+def _map_bamba(r: _Reader) -> dict[str, Any]:
+    """Bamba (``BambaForCausalLM``; IBM et al. 2024, "Bamba-9B"): layers ``attn_layer_indices`` attend, the
+    others are Mamba-2 mixers (``BambaMixer``); every layer has two RMSNorms and a SwiGLU MLP."""
+    _check_foreign(r, "bamba")
+    f = _swiglu_decoder(r, "bamba", kv_default=8, max_positions=262144)
+    n_layers = _layer_count(f["n_layers"])
+    if n_layers is None:
+        return f
+    f["layer_types"] = _attention_indices(r, n_layers, "attn_layer_indices")
+    r.key_names["layer_types"] = "attn_layer_indices"
+    f |= _mamba2(r, prefix="mamba_", heads_key="mamba_n_heads", head_key="mamba_d_head", groups_key="mamba_n_groups",
+                 state_key="mamba_d_state", defaults=(256, 1, 4))  # fmt: skip
+    f["ssm_expand"] = r.optional("mamba_expand", 2)
+    r.key_names["ssm_expand"] = "mamba_expand"
+    return f
+
+
+def _map_nemotron_h(r: _Reader) -> dict[str, Any]:
+    """Nemotron-H (``NemotronHForCausalLM``; NVIDIA 2025, "Nemotron-H", §2.1): one block a letter of
+    ``hybrid_override_pattern``, an RMSNorm and one operator each: ``M`` a Mamba-2 mixer of
+    ``mamba_num_heads * mamba_head_dim`` channels, ``*`` attention (heads of ``head_dim``, no positions),
+    ``-`` a squared-ReLU MLP (up and down). ``E`` (mixture-of-experts blocks) is refused."""
+    _check_foreign(r, "nemotron_h")
+    pattern = r.required("hybrid_override_pattern")
+    f = _common_decoder(r, "nemotron_h", kv_default=8)
+    if not isinstance(pattern, str) or not pattern:
+        raise InvalidSpecError(f"{r.prefix}.hybrid_override_pattern", "must be a string of M, * and - letters")
+    if len(pattern) != f["n_layers"]:
+        raise InvalidSpecError(
+            f"{r.prefix}.hybrid_override_pattern",
+            f"{len(pattern)} letters for num_hidden_layers={f['n_layers']!r:.20}: one letter a layer",
+        )
+    for i, letter in enumerate(pattern):
+        if letter not in _NEMOTRON_LETTERS:
+            raise InvalidSpecError(
+                f"{r.prefix}.hybrid_override_pattern",
+                f"letter {i} is {letter!r}: M (Mamba-2), * (attention) and - (MLP) are modelled"
+                + ("; E (mixture-of-experts blocks) is not" if letter == "E" else ""),
+            )
+    f["layer_types"] = tuple(_NEMOTRON_LETTERS[c] for c in pattern)
+    r.key_names["layer_types"] = "hybrid_override_pattern"
+    if "d_head" not in f:
+        f["d_head"] = r.optional("attention_head_dim", 128)
+    if r.config.get("mlp_hidden_act", "relu2") != "relu2" or r.config.get("mlp_bias"):
+        raise InvalidSpecError(f"{r.prefix}.mlp_hidden_act", "Nemotron-H's bias-free squared-ReLU MLP is modelled only")
+    f |= {"ffn": Ffn.GELU, "mixer_mlp": False, "norms_per_layer": 1, "max_seq_len": _max_positions(r, 4096),
+          "tied_embeddings": bool(r.optional("tie_word_embeddings", False)),
+          "attention_bias": bool(r.optional("attention_bias", False))}  # fmt: skip
+    f |= _mamba2(r, prefix="", heads_key="mamba_num_heads", head_key="mamba_head_dim", groups_key="n_groups",
+                 state_key="ssm_state_size", defaults=(128, 8, 4))  # fmt: skip
+    f["ssm_head_dim"] = f.get("ssm_head_dim", 64)
+    heads, head_dim = f["ssm_n_heads"], f["ssm_head_dim"]
+    if isinstance(heads, int) and isinstance(head_dim, int):
+        f["ssm_inner_size"] = heads * head_dim  # NemotronHMamba2Mixer.intermediate_size
+    r.key_names["ssm_inner_size"] = "mamba_head_dim"
+    r.assumptions["layers"] = "nemotron_h: one operator a block (Mamba-2, attention or MLP), one RMSNorm each"
+    r.assumptions["position"] = "no position encoding in Nemotron-H's attention: no parameters"
+    return f
+
+
+def _map_falcon_h1(r: _Reader) -> dict[str, Any]:
+    """Falcon-H1 (``FalconH1ForCausalLM``; TII 2025, "Falcon-H1", §2.1): in every layer attention and a
+    Mamba-2 mixer of ``mamba_d_ssm`` channels read the same normed input and their outputs are summed,
+    then a SwiGLU MLP; two RMSNorms a layer. The gated RMSNorm exists only with ``mamba_rms_norm``; the
+    muP multipliers scale activations and add no parameters (``mup_vector`` is a buffer)."""
+    _check_foreign(r, "falcon_h1")
+    f = _swiglu_decoder(r, "falcon_h1", kv_default=8, max_positions=8192)
+    if r.config.get("mlp_bias"):
+        raise InvalidSpecError(f"{r.prefix}.mlp_bias", "MLP biases without attention biases are not modelled")
+    f["layer_types"] = (LayerType.ATTENTION_MAMBA2,)
+    f |= _mamba2(r, prefix="mamba_", heads_key="mamba_n_heads", head_key="mamba_d_head", groups_key="mamba_n_groups",
+                 state_key="mamba_d_state", defaults=(256, 1, 4))  # fmt: skip
+    if bool(r.optional("projectors_bias", False)) != f["ssm_proj_bias"]:
+        raise InvalidSpecError(f"{r.prefix}.projectors_bias", "must equal mamba_proj_bias (one bias flag is modelled)")
+    d_ssm = r.optional("mamba_d_ssm", 1024)
+    expand = r.optional("mamba_expand", 2)
+    f["ssm_inner_size"] = expand * f["d_model"] if d_ssm is None and isinstance(expand, int) else d_ssm
+    f["ssm_gated_norm"] = bool(r.optional("mamba_rms_norm", False))
+    r.key_names |= {"ssm_inner_size": "mamba_d_ssm", "ssm_gated_norm": "mamba_rms_norm"}
+    r.assumptions["layers"] = "falcon_h1: attention and Mamba-2 side by side in every layer (attention_mamba2)"
+    return f
+
+
+def _map_granitemoehybrid(r: _Reader) -> dict[str, Any]:
+    """Granite 4.0-H (``GraniteMoeHybridForCausalLM``; IBM 2025, "Granite 4.0"): ``layer_types`` of
+    ``mamba`` (Mamba-2) and ``attention``; every layer two RMSNorms, a shared SwiGLU MLP of
+    ``shared_intermediate_size`` and, when ``num_local_experts`` > 0, a mixture of ``num_local_experts``
+    SwiGLU experts of ``intermediate_size`` with a bias-free router; dense (``num_local_experts`` 0) the
+    shared MLP is the layer's only MLP. No positions with ``position_embedding_type`` ``nope``."""
+    _check_foreign(r, "granitemoehybrid")
+    f = _swiglu_decoder(r, "granitemoehybrid", kv_default=None, max_positions=2048)
+    types = r.config.get("layer_types")
+    n_layers = _layer_count(f["n_layers"])
+    if n_layers is None:
+        return f
+    if types is None:
+        f["layer_types"] = (LayerType.MAMBA2,)
+        r.assumptions["layer_types"] = "not given; every layer mamba (the transformers default)"
+    else:
+        names = {"mamba": LayerType.MAMBA2, "attention": LayerType.ATTENTION}
+        if not isinstance(types, list) or len(types) != n_layers:
+            raise InvalidSpecError(f"{r.prefix}.layer_types", f"must list one type for each of the {n_layers} layers")
+        for i, t in enumerate(types):
+            if t not in names:
+                raise InvalidSpecError(
+                    f"{r.prefix}.layer_types",
+                    f"entry {i} is {t!r:.40}: a granitemoehybrid model has mamba and attention layers only",
+                )
+        f["layer_types"] = tuple(names[t] for t in types)
+    f |= _mamba2(r, prefix="mamba_", heads_key="mamba_n_heads", head_key="mamba_d_head", groups_key="mamba_n_groups",
+                 state_key="mamba_d_state", defaults=(256, 1, 4))  # fmt: skip
+    f["ssm_expand"] = r.optional("mamba_expand", 2)
+    r.key_names["ssm_expand"] = "mamba_expand"
+    shared = r.optional("shared_intermediate_size", 1024)
+    experts = _int_key(r, "num_local_experts", 8)
+    if experts > 0:
+        f |= {"n_experts": experts, "experts_per_token": r.optional("num_experts_per_tok", 2), "n_shared_experts": 1,
+              "d_ff_shared": shared}  # fmt: skip
+        r.key_names |= {"n_experts": "num_local_experts", "d_ff_shared": "shared_intermediate_size"}
+    else:
+        f["d_ff"] = shared
+        r.key_names["d_ff"] = "shared_intermediate_size"
+        r.assumptions["num_local_experts"] = "0: dense, the shared MLP is each layer's MLP"
+    if r.config.get("position_embedding_type", "nope") != "nope":
+        r.assumptions["position"] = "rotary positions: no parameters"
+    return f
