@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.core import pipeline
-from service.core.architecture import Architecture
+from service.core.architecture import Architecture, LayerType
 from service.core.compute import Recompute
 from service.core.kernels import (
     AttentionKernel,
@@ -29,6 +29,7 @@ from service.core.kernels import (
     sdpa_math_fallback,
 )
 from service.core.pipeline import SCHEDULE_CODES, PipelineSchedule, default_schedule
+from service.core.recurrent_activations import RECURRENT_TYPES, mixer_activation_bytes
 
 MASK_BYTES = 1  # CUDA's dropout keeps a bool mask (Korthikanti §4.1); the CPU's: service.core.kernels.dropout_mask_bytes
 LSE_BYTES = 4  # FlashAttention keeps one fp32 log-sum-exp per query and head (Dao et al. 2022 §3.1)
@@ -97,6 +98,10 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
 
     Selective recompute drops the scores (``5as/h`` term); full recompute keeps only the layer
     input ``2*sbh`` (divided by t with sequence parallelism).
+
+    A model with recurrent layers (Mamba, Mamba-2, RWKV) answers its mean layer: each recurrent
+    layer's mixer as its training kernel keeps it (:mod:`service.core.recurrent_activations`), its
+    norms and MLP as here (:func:`_recurrent_layer`).
     """
     s, b, h, e = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes
     t = opts.tp
@@ -106,7 +111,16 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
         if opts.sequence_parallel:
             kept = math.ceil(kept / t)
         return LayerActivations(replicated_bytes=kept, sharded_bytes=0, scores_bytes=0, total_bytes=kept)
+    if arch.recurrent_layers:
+        return _mean_layer(arch, opts)
+    return _attention_layer(arch, opts)
 
+
+def _attention_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations:
+    """One attention layer's kept bytes (:func:`layer_activation_bytes`, without full recompute)."""
+    s, b, h, e = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes
+    t = opts.tp
+    sbh = s * b * h
     k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
     shared_input = arch.parallel_attention and arch.norms_per_layer == 1
     mlp_inputs = 0 if shared_input else e * sbh * mlp_inputs_per_token(arch)
@@ -169,6 +183,46 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
         scores_bytes=scores,
         total_bytes=replicated + sharded + scores,
     )
+
+
+def _mean_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations:
+    """The mean layer of a model with recurrent layers: each attention layer as a transformer's, each
+    recurrent one as :func:`_recurrent_layer`, averaged over the ``n_layers`` (a stage's layers are
+    counted at the mean: exact for the whole model, a pipeline stage's mix may differ)."""
+    layers = [(arch.attention_layers, _attention_layer(arch, opts))] if arch.attention_layers else []
+    layers += [(arch.layers_of(kind), _recurrent_layer(arch, kind, opts)) for kind in RECURRENT_TYPES if arch.layers_of(kind)]
+
+    def mean(part: str) -> int:
+        return math.ceil(sum(n * getattr(layer, part) for n, layer in layers) / arch.n_layers)
+
+    replicated, sharded, scores = mean("replicated_bytes"), mean("sharded_bytes"), mean("scores_bytes")
+    return LayerActivations(replicated_bytes=replicated, sharded_bytes=sharded, scores_bytes=scores,
+                            total_bytes=replicated + sharded + scores)  # fmt: skip
+
+
+def _recurrent_layer(arch: Architecture, kind: LayerType, opts: ActivationOptions) -> LayerActivations:
+    """One Mamba, Mamba-2 or RWKV layer: its norms and residual dropout masks as a transformer
+    layer's, its mixer as the training kernel keeps it
+    (:func:`service.core.recurrent_activations.mixer_activation_bytes`) and, where the layer has
+    one (``mixer_mlp``: Jamba), its MLP's input and intermediates. Selective recompute changes
+    nothing here (a mixer keeps no attention scores); the scans recompute their states already."""
+    s, b, h, e, t = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes, opts.tp
+    sbh = s * b * h
+    k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
+    mixer = mixer_activation_bytes(arch, kind, seq_len=s, micro_batch_size=b, element_bytes=e, tp=t)
+    has_mlp = kind is not LayerType.RWKV and arch.mixer_mlp  # RWKV's channel mixing is in its mixer
+    dropout_sites = (2 if has_mlp else 1) if opts.dropout and k.residual_dropout else 0
+    replicated = (
+        arch.norms_per_layer * norm_kept_bytes(k, e) * sbh
+        + mixer.replicated_bytes
+        + (e * sbh * mlp_inputs_per_token(arch) if has_mlp else 0)
+        + dropout_sites * MASK_BYTES * sbh
+    )
+    mlp = math.ceil(mlp_intermediates(k, arch.ffn) * e * s * b * mlp_width_per_token(arch) / t) if has_mlp else 0
+    if opts.sequence_parallel:
+        replicated = math.ceil(replicated / t)
+    sharded = mixer.sharded_bytes + mlp
+    return LayerActivations(replicated_bytes=replicated, sharded_bytes=sharded, scores_bytes=0, total_bytes=replicated + sharded)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -268,7 +268,7 @@ def training_memory(
                                    flash_attention=flash_attention, dropout=dropout, element_bytes=pb.activation,
                                    microbatches=microbatches, kernels=kernels, layer_delta_bytes=layer_delta_bytes)  # fmt: skip
         activations = stage.peak_bytes
-        formulas.extend(_activation_formulas(k))
+        formulas.extend(_activation_formulas(k, recurrent=arch.recurrent_layers))
     else:
         notes.append("activations not included")
     total = weights + gradients + optimizer_total + activations
@@ -377,9 +377,15 @@ def _stage_activations(
     )
 
 
-def _activation_formulas(k: ResolvedKernels) -> list[str]:
+def _activation_formulas(k: ResolvedKernels, *, recurrent: int = 0) -> list[str]:
     """The activation terms' formulas and the kept tensors of the kernels ``k``."""
-    return [
+    mixers = [
+        f"the {recurrent} recurrent layers keep what their fused training kernels save for backward, averaged with the "
+        "attention layers: Mamba-2 zxbcdt, out_x and the gated norm's fp32 rstd (mamba_split_conv1d_scan_combined), "
+        "Mamba xz, x_dbl, B, C, out and fp32 chunk states (mamba_inner_fn, checkpoint_lvl 1), RWKV-4 the WKV kernel's "
+        "k, v, output and the mixing tensors; context parallelism refused (service.core.recurrent_activations)"
+    ]
+    return (mixers if recurrent else []) + [
         "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
         "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)",
         f"kept tensors of {k.framework.value} kernels: attention {k.attention.value}, fp32 softmax {k.fp32_softmax}, "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from service.core.architecture import Architecture, ModelShape
+from service.core.architecture import Architecture, LayerType, ModelShape
 from service.core.errors import InvalidSpecError
 from service.core.params import (
     attention_params_per_layer,
@@ -32,6 +32,7 @@ from service.core.pipeline import (
     schedule_problem,
     stage_layers,
 )
+from service.core.recurrent import channel_mix_params, mixer_params
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,6 +87,41 @@ class Parallelism:
         return self.dp * self.cp
 
 
+def tensor_parallel_problem(arch: Architecture, tp: int) -> str | None:
+    """Why ``tp`` tensor-parallel ranks cannot split ``arch``'s layers, or ``None``: the one rule the
+    calculators, the planner and serving share.
+
+    Attention splits whole heads: ``tp`` divides the query heads, and the KV heads divide it or it
+    them (replicated beyond ``k``; Shoeybi et al. 2019 §3). Mamba-2 splits its heads and its B/C
+    groups (Megatron-LM's ``MambaMixer`` asserts ``nheads`` and ``ngroups`` divisible by the
+    tensor-parallel size); Mamba its inner channels (the depthwise convolution and the scan are
+    per channel; vLLM's ``MambaMixer`` column-splits ``intermediate_size``); RWKV is not split (no
+    tensor-parallel implementation of its WKV)."""
+    if tp == 1:
+        return None
+    if arch.attention_layers and (arch.n_heads % tp or (arch.n_kv_heads % tp and tp % arch.n_kv_heads)):
+        return f"tp={tp} must divide n_heads={arch.n_heads} (and n_kv_heads={arch.n_kv_heads} divide it or it them)"
+    if arch.layers_of(LayerType.MAMBA2) and ((arch.ssm_n_heads or 0) % tp or (arch.ssm_n_groups or 0) % tp):
+        return (f"tp={tp} must divide the Mamba-2 layers' ssm_n_heads={arch.ssm_n_heads} and ssm_n_groups={arch.ssm_n_groups} "
+                "(heads and groups are split whole)")  # fmt: skip
+    if arch.layers_of(LayerType.MAMBA) and ((arch.ssm_expand or 0) * arch.d_model) % tp:
+        return f"tp={tp} must divide the Mamba layers' inner width ssm_expand * d_model"
+    if arch.layers_of(LayerType.RWKV):
+        return f"tp={tp}: RWKV layers are not split over tensor-parallel ranks (no implementation splits WKV); tp must be 1"
+    return None
+
+
+def context_parallel_problem(arch: Architecture, cp: int) -> str | None:
+    """Why ``cp`` context-parallel ranks cannot split ``arch``'s sequences, or ``None``: ring attention
+    splits attention layers (Liu et al. 2023); a recurrent layer's scan would pass its state from
+    rank to rank in sequence order, which is not modelled, so a model with Mamba or RWKV layers is
+    refused rather than answered as if its scans split for free."""
+    if cp > 1 and arch.recurrent_layers:
+        return (f"cp={cp}: context parallelism is not modelled for the {arch.recurrent_layers} recurrent layers "
+                "(their scans carry a state along the sequence); cp must be 1")  # fmt: skip
+    return None
+
+
 def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int | None = None) -> None:
     """Reject layouts that cannot run: tp must divide the heads, pp cannot exceed the layers,
     interleaving needs pp > 1 and (Megatron-LM's rule) micro-batches in multiples of pp."""
@@ -102,13 +138,10 @@ def validate_parallelism(par: Parallelism, model: ModelShape, microbatches: int 
     if par.offload_optimizer and par.zero_stage == 0:
         raise InvalidSpecError("parallelism.offload_optimizer", "optimizer offload needs zero_stage 1, 2 or 3 (ZeRO-Offload)")
     if isinstance(model, Architecture):
-        if model.n_heads % par.tp:
-            raise InvalidSpecError("parallelism.tp", f"tp={par.tp} does not divide n_heads={model.n_heads}")
-        if model.n_kv_heads % par.tp and par.tp % model.n_kv_heads:
-            raise InvalidSpecError(
-                "parallelism.tp",
-                f"tp={par.tp} and n_kv_heads={model.n_kv_heads}: one must divide the other",
-            )
+        if problem := tensor_parallel_problem(model, par.tp):
+            raise InvalidSpecError("parallelism.tp", problem)
+        if problem := context_parallel_problem(model, par.cp):
+            raise InvalidSpecError("parallelism.cp", problem)
         if par.pp > model.n_layers:
             raise InvalidSpecError("parallelism.pp", f"pp={par.pp} exceeds n_layers={model.n_layers}")
         if par.virtual_stages > 1 and (par.pp == 1 or par.pp * par.virtual_stages > max_chunks(model.n_layers)):
@@ -187,7 +220,8 @@ def _shard_of_stages(model: Architecture, par: Parallelism, stages: list[tuple[i
     per_expert = mlp_params_per_expert(model)
     best = (-1, 0)
     for layers, total, norms in stages:
-        kv_replication = layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
+        attention_layers = -(-layers * model.attention_layers // model.n_layers)  # a hybrid's stage: its share
+        kv_replication = attention_layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
         # expert parallelism: each rank keeps n_experts / ep of every layer's experts
         moe_layers = min(layers, model.moe_layers)  # a mixture's first dense layers hold no experts
         elsewhere = moe_layers * (model.n_experts - model.n_experts // par.ep) * per_expert
@@ -204,12 +238,19 @@ def _shard_of_stages(model: Architecture, par: Parallelism, stages: list[tuple[i
 def stage_block_params(arch: Architecture, layers: int) -> int:
     """Attention and MLP parameters of ``layers`` layers of a stage: a mixture's stage is counted
     with as many of its layers routed-expert layers as the model has (the busiest case), the rest
-    dense (DeepSeek's first dense layers)."""
+    dense (DeepSeek's first dense layers). A model with recurrent layers: the stage's share of the
+    mixers (attention and :func:`service.core.recurrent.mixer_params`, RWKV's channel mixing) and
+    of the layers with an MLP, at the model's mean."""
     moe = min(layers, arch.moe_layers)
     moe_layer = (
         arch.n_experts * mlp_params_per_expert(arch) + router_params_per_layer(arch) + shared_expert_params_per_layer(arch)
     )
-    return layers * attention_params_per_layer(arch) + moe * moe_layer + (layers - moe) * dense_mlp_params(arch)
+    if not arch.recurrent_layers:
+        return layers * attention_params_per_layer(arch) + moe * moe_layer + (layers - moe) * dense_mlp_params(arch)
+    mixers = arch.attention_layers * attention_params_per_layer(arch) + mixer_params(arch) + channel_mix_params(arch)
+    mlp_layers = -(-layers * arch.mlp_layers // arch.n_layers)
+    moe = min(moe, mlp_layers)
+    return -(-layers * mixers // arch.n_layers) + moe * moe_layer + (mlp_layers - moe) * dense_mlp_params(arch)
 
 
 def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:

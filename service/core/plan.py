@@ -52,6 +52,7 @@ from service.core.memory import (
     params_per_gpu,
     training_memory,
 )
+from service.core.parallelism import context_parallel_problem, tensor_parallel_problem
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule, schedule_problem
 from service.core.plan_finetune import adapter_load, check_fixed, finetune_flops_per_token, resolve_finetune
 from service.core.plan_space import AXES as AXES
@@ -164,11 +165,10 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
             raise InvalidSpecError(f"fixed.{name}", f"unknown dimension; known: {', '.join(DIMENSIONS)}")
         if name in SIZES and not (isinstance(value, int) and value >= 1):
             raise InvalidSpecError(f"fixed.{name}", "must be a positive integer")
-    tp = fixed.get("tp")
-    if tp is not None and (arch.n_heads % tp or (arch.n_kv_heads % tp and tp % arch.n_kv_heads)):
-        raise InvalidSpecError(
-            "fixed.tp", f"tp={tp} must divide n_heads={arch.n_heads} (and n_kv_heads={arch.n_kv_heads} divide it or it them)"
-        )
+    if problem := tensor_parallel_problem(arch, fixed.get("tp", 1)):
+        raise InvalidSpecError("fixed.tp", problem)
+    if problem := context_parallel_problem(arch, fixed.get("cp", 1)):
+        raise InvalidSpecError("fixed.cp", problem)
     if fixed.get("pp", 1) > arch.n_layers:
         raise InvalidSpecError("fixed.pp", f"pp={fixed['pp']} exceeds n_layers={arch.n_layers}")
     if fixed.get("zero_stage", 0) not in (0, 1, 2, 3):

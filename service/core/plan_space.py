@@ -35,6 +35,7 @@ from service.core.memory import (
     optimizer_state_bytes,
     params_per_gpu,
 )
+from service.core.parallelism import context_parallel_problem, tensor_parallel_problem
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule
 from service.core.plan_finetune import (
     FinetuneShardTable,
@@ -113,12 +114,13 @@ def _axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, np.ndar
     """The values each dimension may take (a fixed dimension: its one value)."""
     n, s, fixed = spec.n_gpus, spec.seq_len, spec.fixed
     node = min(hw.gpus_per_node, n)
-    tps = [t for t in _divisors(arch.n_heads) if t <= node and n % t == 0
-           and (arch.n_kv_heads % t == 0 or t % arch.n_kv_heads == 0)]  # fmt: skip
+    tps = [t for t in range(1, node + 1) if n % t == 0 and tensor_parallel_problem(arch, t) is None]
     defaults: dict[str, list[Any]] = {
         "tp": tps,
         "pp": [p for p in _divisors(n) if p <= arch.n_layers],
-        "cp": [c for c in CONTEXT_PARALLEL if s % c == 0 and n % c == 0] if spec.flash_attention else [1],
+        "cp": [c for c in CONTEXT_PARALLEL if s % c == 0 and n % c == 0 and context_parallel_problem(arch, c) is None]
+        if spec.flash_attention
+        else [1],
         "ep": _divisors(arch.n_experts) if arch.is_moe else [1],
         "zero_stage": [0, 1, 2, 3],
         "offload_optimizer": [False, True],

@@ -43,6 +43,7 @@ from service.core.dtypes import Dtype
 from service.core.engines import LAYER_OVERHEAD_SECONDS, VLLM_HOST_OVERHEAD_SECONDS
 from service.core.errors import InvalidSpecError
 from service.core.memory import cached_tokens, kv_cache_bytes, kv_cache_tensor_shards, state_cache_bytes_per_sequence
+from service.core.parallelism import tensor_parallel_problem
 from service.core.params import (
     active_matmul_weights,
     block_linear_shapes,
@@ -104,18 +105,12 @@ def weight_bytes(arch: Architecture, fmt: Dtype, *, group_size: int = INT4_GROUP
 def valid_tensor_parallel(arch: Architecture, gpus_per_node: int) -> list[int]:
     """Tensor-parallel degrees a replica can use: inside a node, dividing the query heads, and
     dividing the KV heads or divided by them (KV heads are then replicated)."""
-    return [
-        t for t in range(1, gpus_per_node + 1)
-        if arch.n_heads % t == 0 and (arch.n_kv_heads % t == 0 or t % arch.n_kv_heads == 0)
-    ]  # fmt: skip
+    return [t for t in range(1, gpus_per_node + 1) if tensor_parallel_problem(arch, t) is None]
 
 
 def check_tensor_parallel(arch: Architecture, tp: int, field: str = "n_gpus") -> None:
-    if arch.n_heads % tp or (arch.n_kv_heads % tp and tp % arch.n_kv_heads):
-        raise InvalidSpecError(
-            field, f"tensor parallelism over {tp} GPUs must divide n_heads={arch.n_heads} and n_kv_heads={arch.n_kv_heads} "
-            "(or be a multiple of n_kv_heads)",
-        )  # fmt: skip
+    if problem := tensor_parallel_problem(arch, tp):
+        raise InvalidSpecError(field, f"tensor parallelism over {tp} GPUs: {problem}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -114,3 +114,29 @@ def test_bad_recurrent_input_is_a_422_naming_the_key(client, body, loc):
     r = client.post("/v1/params", json={"model": body})
     assert r.status_code == 422, r.text
     assert loc in r.text, r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/v1/memory/training", {"micro_batch_size": 1, "seq_len": 8192, "flash_attention": True,
+                                 "parallelism": {"cp": 2, "dp": 1}}, ["body", "parallelism", "cp"]),
+        ("/v1/plan", {"gpu": "h100-sxm", "n_gpus": 8, "seq_len": 8192, "global_batch_size": 64, "fixed": {"cp": 2}},
+         ["body", "fixed", "cp"]),
+        ("/v1/plan", {"gpu": "h100-sxm", "n_gpus": 8, "seq_len": 8192, "global_batch_size": 64, "fixed": {"tp": 3}},
+         ["body", "fixed", "tp"]),
+    ],
+)  # fmt: skip
+def test_layouts_a_hybrid_cannot_run_are_422s(client, path, body, loc):
+    r = client.post(path, json={"model": {"preset": "jamba-1.5-mini"}} | body)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["loc"] == loc
+
+
+def test_training_memory_of_a_mamba2_model_counts_its_kernels_tensors(client):
+    # 64 Mamba-2 layers at 4,096 tokens: per token the RMSNorm (6 bytes an element), the in_proj input, zxbcdt,
+    # out_x and one fp32 rstd (tests/core/test_recurrent_activations.py), no attention scores and no MLP
+    r = ok(client, "/v1/memory/training", {"model": {"preset": "mamba2-2.7b"}, "micro_batch_size": 1, "seq_len": 4096})
+    per_layer = 4096 * (6 * 2560 + 2 * 2560 + 2 * 10576 + 2 * 5120 + 4)
+    assert r["per_gpu"]["activations_bytes"] >= 64 * per_layer
+    assert r["per_gpu"]["activations_bytes"] - 64 * per_layer < 4096 * 50288 * 4 + 4096 * 2560 * 16  # + logits, output layer

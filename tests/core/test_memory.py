@@ -94,7 +94,7 @@ def test_3d_parallel_shards_and_pipeline_stage() -> None:
 
 def test_validation_names_the_field() -> None:
     arch = preset("llama-2-7b")
-    with pytest.raises(InvalidSpecError, match="does not divide n_heads") as err:
+    with pytest.raises(InvalidSpecError, match="must divide n_heads") as err:
         training_memory(arch, parallelism=Parallelism(tp=3))
     assert err.value.field == "parallelism.tp"
     with pytest.raises(InvalidSpecError) as err:

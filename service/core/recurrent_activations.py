@@ -1,0 +1,113 @@
+"""What a recurrent layer's mixer keeps for the backward pass, as the fused training kernels keep it.
+
+A transformer layer's kept tensors follow Korthikanti et al. 2022 (:mod:`service.core.activations`);
+a Mamba, Mamba-2 or RWKV mixer keeps what its training kernel saves with ``save_for_backward``,
+counted here tensor by tensor from the reference code (each function names it). The rest of such a
+layer (its norms, its MLP where it has one, dropout masks) is counted as a transformer layer's by
+:func:`service.core.activations.layer_activation_bytes`.
+
+Each count is split as the layer is split over ``t`` tensor-parallel ranks: the projection's input
+(``h`` wide) is replicated unless sequence parallelism shards it; the inner channels and heads are
+divided by ``t`` (Megatron-LM's ``MambaMixer`` splits ``nheads`` and ``ngroups`` over the
+tensor-parallel group; the column-parallel ``in_proj`` and row-parallel ``out_proj`` as in the
+attention block). Symbols as in :mod:`service.core.recurrent`: h ``d_model``, I the inner width,
+N the state size, R Mamba's step-size rank, H Mamba-2's heads, G its groups, f ``d_ff``.
+
+Not measured: these kernels run on CUDA only (``selective_scan_cuda``, the Triton SSD kernels, the
+WKV kernel); on the CPU transformers runs its reference loops instead, which keep far more.
+Pure Python.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from service.core.architecture import Architecture, LayerType
+
+SCAN_CHUNK_TOKENS = 2048
+"""Tokens per chunk of ``selective_scan_cuda``'s forward, which keeps the running state (real and
+imaginary parts, fp32) at the end of every chunk for the backward pass (``kChunkSize`` in
+state-spaces/mamba ``csrc/selective_scan``; the ``x`` it returns has ``n_chunks x 2*dstate``
+values per channel)."""
+FP32_BYTES = 4
+RECURRENT_TYPES = (LayerType.MAMBA, LayerType.MAMBA2, LayerType.RWKV)
+"""The mixers counted here."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MixerActivations:
+    """Bytes one recurrent mixer keeps for one micro-batch: ``replicated`` is the ``h``-wide
+    projection input (divided by ``t`` under sequence parallelism by the caller), ``sharded`` what
+    the tensor-parallel ranks split (already divided by ``t``)."""
+
+    replicated_bytes: int
+    sharded_bytes: int
+
+
+def mixer_activation_bytes(
+    arch: Architecture, kind: LayerType, *, seq_len: int, micro_batch_size: int, element_bytes: int, tp: int = 1
+) -> MixerActivations:
+    """The kept bytes of one ``kind`` mixer (``mamba``, ``mamba2`` or ``rwkv``) for ``micro_batch_size``
+    sequences of ``seq_len`` tokens in ``element_bytes``-byte activations, on one of ``tp`` ranks."""
+    tokens, e = seq_len * micro_batch_size, element_bytes
+    h = arch.d_model
+    if kind is LayerType.MAMBA2:
+        per_token, per_sequence = _mamba2(arch, e)
+    elif kind is LayerType.MAMBA:
+        per_token, per_sequence = _mamba(arch, e, seq_len)
+    elif kind is LayerType.RWKV:
+        per_token, per_sequence = _rwkv4(arch, e), 0
+    else:
+        raise ValueError(f"{kind} is not a recurrent mixer")
+    sharded = math.ceil((per_token * tokens + per_sequence * micro_batch_size) / tp)
+    return MixerActivations(replicated_bytes=e * tokens * h, sharded_bytes=sharded)
+
+
+def _mamba2(arch: Architecture, e: int) -> tuple[int, int]:
+    """Mamba-2's memory-efficient path, ``mamba_split_conv1d_scan_combined`` (state-spaces/mamba
+    ``mamba_ssm/ops/triton/ssd_combined.py``, ``MambaSplitConv1dScanCombinedFn``; the default of
+    ``Mamba2`` in training and of transformers' ``Mamba2Mixer`` with the kernels installed; Dao & Gu
+    2024 §8). Beside the ``in_proj`` input it saves the projection's output ``zxbcdt``,
+    ``2I + 2GN + H`` wide, the scan's output before the gated norm ``out_x`` (``I``) and the norm's
+    fp32 reciprocal RMS per group; the convolution, the chunk states, the gate and the ``out_proj``
+    input are recomputed in the backward pass."""
+    inner = (arch.ssm_expand or 0) * arch.d_model
+    groups, n, heads = arch.ssm_n_groups or 0, arch.ssm_state_size or 0, arch.ssm_n_heads or 0
+    return e * (2 * inner + 2 * groups * n + heads) + e * inner + FP32_BYTES * groups, 0
+
+
+def _mamba(arch: Architecture, e: int, seq_len: int) -> tuple[int, int]:
+    """Mamba's fused path, ``mamba_inner_fn`` with ``checkpoint_lvl=1`` (state-spaces/mamba
+    ``mamba_ssm/ops/selective_scan_interface.py``, ``MambaInnerFn``; Gu & Dao 2023 §3.3.2, "we do not
+    save the intermediate states ... but recompute them in the backward pass"): the ``in_proj`` output
+    ``xz`` (``2I``), ``x_dbl`` (``R + 2N``) and contiguous copies of B and C (``2N``), the scan's output
+    ``out`` (``I``) and its chunk states (fp32, ``2N`` per channel every :data:`SCAN_CHUNK_TOKENS`
+    tokens); the convolution's output and the step size are recomputed.
+
+    With norms inside the mixer (``ssm_inner_norms``: Jamba's RMSNorms on the step size, B and C)
+    transformers' ``JambaMambaMixer`` cannot use the fused function and calls the kernels one by one:
+    ``causal_conv1d_fn`` keeps its input (the ``xz`` storage, ``2I``), ``x_proj`` its input (the
+    convolution's output, ``I``), ``selective_scan_fn`` the step size ``delta`` (``I``), its output
+    ``out`` (``I``) beside the gate (in ``xz``), and ``out_proj`` its input (``I``); the three norms keep
+    their ``R + 2N`` inputs as a norm does (an fp32 copy and the normalised tensor), ``dt_proj`` its
+    input ``R`` and the scan contiguous copies of B and C (``2N``)."""
+    inner, n, r = (arch.ssm_expand or 0) * arch.d_model, arch.ssm_state_size or 0, arch.ssm_dt_rank or 0
+    chunk_states = FP32_BYTES * inner * 2 * n * -(-seq_len // SCAN_CHUNK_TOKENS)
+    if arch.ssm_inner_norms:
+        small = (e + FP32_BYTES + e) * (r + 2 * n) + e * r + e * 2 * n
+        return e * 6 * inner + small, chunk_states
+    return e * 3 * inner + e * (r + 2 * n) + e * 2 * n, chunk_states
+
+
+def _rwkv4(arch: Architecture, e: int) -> int:
+    """RWKV-4's time mixing and channel mixing as transformers' ``RwkvSelfAttention`` and
+    ``RwkvFeedForward`` run them with the WKV CUDA kernel (``RwkvLinearAttention``, which saves the
+    key, value and output; Peng et al. 2023 §3.1, §3.2): beyond the ``h``-wide input counted as
+    replicated, the token-shifted copy, the three mixed inputs of key, value and receptance, the
+    sigmoid of the receptance, WKV's key, value and output and the output projection's input (9
+    ``h``-wide tensors); channel mixing keeps its own input, its shifted copy, two mixed inputs, the
+    receptance's sigmoid and the value projection's output (6 of ``h``), and the squared ReLU's input
+    and output (``2f``)."""
+    h, f = arch.d_model, arch.d_ff
+    return e * (9 * h + 6 * h + 2 * f)
