@@ -71,6 +71,7 @@ from service.core.hardware import (  # re-exported: the step time's callers impo
 )
 from service.core.hardware import all_to_all_seconds as all_to_all_seconds
 from service.core.params import attention_matmul_weights_per_layer
+from service.core.steptime_recurrent import mean_layer_matmuls, scan_seconds
 
 # Communication hidden under compute is not free: NCCL runs one thread block per channel on the
 # SMs the matmuls use, and its copies take HBM bandwidth (NCCL docs, NCCL_MIN/MAX_NCHANNELS: up
@@ -293,6 +294,10 @@ def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) 
         up = up + matmul_seconds(tokens, h, shared_up, hw, e, fp8=fp8)
         down = down + matmul_seconds(tokens, shared_f / t, h, hw, e, fp8=fp8)
         cast_tokens = cast_tokens + tokens * (h + shared_up + shared_f / t + h)
+    if arch.recurrent_layers:  # the mean of a model's attention and recurrent layers
+        attention_casts = tokens * cast_widths
+        return mean_layer_matmuls(arch, hw, tokens=tokens, tp=t, element_bytes=e, fp8=fp8, attention=(qkv + out, attention_casts),
+                                  mlp=(up + down + router, cast_tokens - attention_casts))  # fmt: skip
     return qkv + out + up + down + router, cast_tokens
 
 
@@ -340,6 +345,8 @@ def _elementwise_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _S
     activation = act_bytes * tokens * arch.experts_per_token * f / t  # GELU in/out; SiLU(gate)*up
     rotary_bytes = EAGER_ROTARY_BYTES if not work.fused_kernels else 2 * e
     rotary = rotary_bytes * tokens * (arch.q_dim + arch.kv_dim) / t if arch.position is Position.ROTARY else 0.0
+    if arch.recurrent_layers:  # only the layers with an MLP, with attention
+        activation, rotary = activation * arch.mlp_layers / arch.n_layers, rotary * arch.attention_layers / arch.n_layers
     return (replicated + activation + rotary) / memory_rate(hw)
 
 
@@ -361,6 +368,9 @@ def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) ->
     # FP8: each GEMM input quantised in the forward, each output gradient in the backward (service.core.fp8)
     fp8_casts = work.fp8_cast_bytes_per_element * cast_tokens / memory_rate(hw) if work.fp8 else 0.0
     attention, attention_backward, softmax = _attention_core(arch, hw, work, z)
+    if arch.recurrent_layers:  # the scans, as the attention core a mixer runs
+        scan, scan_backward = scan_seconds(arch, hw, tokens=z.tokens, tp=z.t, element_bytes=work.element_bytes)
+        attention, attention_backward = attention + scan, attention_backward + scan_backward
     elementwise = _elementwise_seconds(arch, hw, work, z) + softmax
     forward = matmuls + attention + elementwise + fp8_casts / 2  # the inputs' casts
     # dgrad + wgrad per matmul; element-wise backward reads and writes twice; the attention core's own;

@@ -1,0 +1,82 @@
+"""The step time of a model with recurrent layers (Mamba, Mamba-2, RWKV): its mean layer.
+
+:mod:`service.core.steptime` costs one layer and multiplies it by a stage's layers. A model whose
+layers differ (a hybrid's attention and Mamba layers, a pure state-space model's mixers without an
+MLP) is costed at its mean layer: the attention projections and the MLPs weighted by the share of
+layers that have them, the recurrent layers' own projections
+(:func:`service.core.recurrent.recurrent_linear_shapes`) at their share, and their scan kernels.
+
+The scans are memory-bound: the selective scan reads its inputs from HBM, runs the recurrence in
+SRAM and writes its output (Gu & Dao 2023 §3.3.2, "hardware-aware algorithm": IO of O(BLD) rather
+than the O(BLDN) of a materialised state); Mamba-2's chunked SSD runs its block products as
+matmuls (Dao & Gu 2024 §6), and its FLOPs (:func:`service.core.recurrent.recurrence_flops_per_token`)
+are costed at the matmul rate when they, not the bytes, bound it. The backward pass reads and
+writes twice what the forward did, as the other element-wise kernels here. Pure Python and NumPy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from service.core.architecture import Architecture, LayerType
+from service.core.hardware import Hardware, matmul_seconds, memory_rate
+from service.core.recurrent import recurrence_flops_per_token, recurrent_linear_shapes
+
+
+def mean_layer_matmuls(
+    arch: Architecture,
+    hw: Hardware,
+    *,
+    tokens: Any,
+    tp: Any,
+    element_bytes: int,
+    fp8: bool,
+    attention: tuple[Any, Any],
+    mlp: tuple[Any, Any],
+) -> tuple[Any, Any]:
+    """(forward matmul seconds, FP8-cast elements) of the mean layer: ``attention`` and ``mlp`` are
+    one attention layer's and one MLP's (seconds, cast elements), weighted by the layers that have
+    them; each recurrent linear layer splits over the tensor-parallel ranks along its wider side
+    (``in_proj`` column-parallel, ``out_proj`` row-parallel, as attention's projections)."""
+    n = arch.n_layers
+    attention_share, mlp_share = arch.attention_layers / n, arch.mlp_layers / n
+    seconds = attention[0] * attention_share + mlp[0] * mlp_share
+    casts = attention[1] * attention_share + mlp[1] * mlp_share
+    for count, d_in, d_out in recurrent_linear_shapes(arch):
+        k, width = (d_in, d_out / tp) if d_out >= d_in else (d_in / tp, d_out)
+        seconds = seconds + count / n * matmul_seconds(tokens, k, width, hw, element_bytes, fp8=fp8)
+        casts = casts + count / n * tokens * (k + width)
+    return seconds, casts
+
+
+def scan_bytes_per_token(arch: Architecture, element_bytes: int) -> float:
+    """HBM bytes the mean layer's scan kernels move per token, forward, all ranks together.
+
+    Mamba-2 (``mamba_split_conv1d_scan_combined``): the causal convolution reads and writes its
+    ``I + 2GN`` channels; the chunked scan reads x, B, C, the step size and the gate and writes its
+    output; the gated RMSNorm reads the output and the gate and writes the normalised tensor:
+    ``2(I + 2GN) + (I + 2GN + H + I) + I + 3I`` elements. Mamba (``mamba_inner_fn``): the
+    convolution ``2I``, the scan's inputs x, step size, gate, B, C and its outputs with and without
+    the gate, ``5I + 2N``. RWKV-4's WKV kernel reads k and v and writes its output, ``3h``."""
+    inner, h = (arch.ssm_expand or 0) * arch.d_model, arch.d_model
+    bc, heads = 2 * (arch.ssm_n_groups or 0) * (arch.ssm_state_size or 0), arch.ssm_n_heads or 0
+    mamba2 = 2 * (inner + bc) + (inner + bc + heads + inner) + inner + 3 * inner
+    mamba = 2 * inner + 5 * inner + 2 * (arch.ssm_state_size or 0)
+    elements = (
+        arch.layers_of(LayerType.MAMBA2) * mamba2
+        + arch.layers_of(LayerType.MAMBA) * mamba
+        + arch.layers_of(LayerType.RWKV) * 3 * h
+    )
+    return element_bytes * elements / arch.n_layers
+
+
+def scan_seconds(arch: Architecture, hw: Hardware, *, tokens: Any, tp: Any, element_bytes: int) -> tuple[Any, Any]:
+    """(forward, backward) seconds of the mean layer's scan kernels for ``tokens`` tokens on one of
+    ``tp`` ranks (the channels and heads split): the larger of the bytes at the HBM rate and the
+    recurrence FLOPs at the matmul rate; the backward twice the forward."""
+    moved = tokens * scan_bytes_per_token(arch, element_bytes) / tp / memory_rate(hw)
+    flops = tokens * recurrence_flops_per_token(arch) / arch.n_layers / tp
+    forward = np.maximum(moved, flops / (hw.peak_flops_per_s * hw.kernels.matmul))
+    return forward, 2 * forward
