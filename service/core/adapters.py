@@ -68,12 +68,13 @@ def _mlp_shapes(arch: Architecture) -> dict[Projection, tuple[MatrixShape, ...]]
     each of gate, up and down, ``n_shared_experts * d_ff_shared`` wide, as DeepSeek's modelling code
     and ``transformers`` build them (``DeepseekV2MoE.shared_experts``): the same weights as separate
     experts, but one adapter of ``r * (h + n * d_ff_shared)`` rather than ``n`` of ``r * (h + d_ff_shared)``.
-    The router is not a projection."""
+    The router is not a projection. A model with recurrent layers has an MLP in ``mlp_layers`` of
+    them (none in a pure Mamba model; RWKV's channel mixing is its own)."""
     h = arch.d_model
     names = (Projection.GATE, Projection.UP, Projection.DOWN) if arch.ffn is Ffn.SWIGLU else (Projection.UP, Projection.DOWN)
     kinds: list[tuple[int, int, int, int, str]] = []  # (width, layers, per_layer, active_per_layer, module prefix)
     if not arch.is_moe:
-        kinds.append((arch.d_ff, arch.n_layers, 1, 1, "mlp"))
+        kinds.append((arch.d_ff, arch.mlp_layers, 1, 1, "mlp"))
     else:
         if arch.dense_mlp_layers:
             kinds.append((arch.d_ff_dense or arch.d_ff, arch.dense_mlp_layers, 1, 1, "mlp"))
@@ -101,9 +102,11 @@ def _attention_shapes(arch: Architecture) -> dict[Projection, MatrixShape]:
     rotary key); ``kv_b_proj`` ``kv_lora_rank x a*(qk_nope_head_dim + v_head_dim)``; ``o_proj``
     ``a*v_head_dim x h``. The RMSNorms on the two latents are not linear layers."""
     h, a = arch.d_model, arch.n_heads
+    layers = arch.attention_layers if arch.recurrent_layers else None  # a hybrid's attention layers only
 
     def one(rows_in: int, cols_out: int, module: str) -> MatrixShape:
-        return MatrixShape(rows_in=rows_in, cols_out=cols_out, per_layer=1, active_per_layer=1, module=f"self_attn.{module}")
+        return MatrixShape(rows_in=rows_in, cols_out=cols_out, per_layer=1, active_per_layer=1, layers=layers,
+                           module=f"self_attn.{module}")  # fmt: skip
 
     if not arch.is_mla:
         return {
@@ -132,8 +135,8 @@ def projection_shapes(arch: Architecture) -> dict[Projection, tuple[MatrixShape,
     (:func:`_mlp_shapes`) — SwiGLU gate and up ``h x f`` and down ``f x h`` (Shazeer 2020), a
     2-matrix MLP up and down only — once per dense layer, once per routed expert (every expert has
     its own) and once for an expert layer's shared experts (one wider MLP)."""
-    shapes = {p: (m,) for p, m in _attention_shapes(arch).items()}
-    shapes.update(_mlp_shapes(arch))
+    shapes = {p: (m,) for p, m in _attention_shapes(arch).items()} if arch.attention_layers else {}
+    shapes.update({p: m for p, m in _mlp_shapes(arch).items() if m})
     return shapes
 
 
@@ -150,6 +153,12 @@ def resolve_targets(arch: Architecture, targets: tuple[Projection, ...] | None) 
     from one latent, so neither can be adapted alone); ``o`` is ``o_proj``. The MLA names
     (``q_a``, ``q_b``, ``kv_a``, ``kv_b``) select one matrix each."""
     shapes = projection_shapes(arch)
+    if not shapes:
+        raise InvalidSpecError(
+            "finetune.target_modules",
+            "this model has no attention or MLP projection (only recurrent layers); adapters on the Mamba/RWKV "
+            "projections are not modelled",
+        )
     if targets is None:
         return tuple(shapes)
     aliases = dict(MLA_ALIASES) if arch.is_mla else {}

@@ -17,6 +17,7 @@ from service.core.adapters import MatrixShape, projection_shapes
 from service.core.architecture import Architecture
 from service.core.errors import InvalidSpecError
 from service.core.params import count_params
+from service.core.recurrent import recurrent_linear_shapes
 
 QUANT_BLOCK = 64  # QLoRA §3: block size 64 for W
 DOUBLE_QUANT_BLOCK = 256  # QLoRA §3: block size 256 for the second quantisation of the constants
@@ -42,8 +43,12 @@ FOUR_BIT = (BaseFormat.NF4, BaseFormat.FP4)
 def _block_matrices(arch: Architecture) -> list[MatrixShape]:
     """Every matmul weight of the blocks (what bitsandbytes quantises): the projections (MLA's
     included; its latent RMSNorms are norms and stay unquantised) and, in a mixture's expert layers,
-    the router ``h x n_experts`` and a shared-expert gate ``h x 1`` (Qwen2-MoE)."""
+    the router ``h x n_experts`` and a shared-expert gate ``h x 1`` (Qwen2-MoE); the recurrent layers'
+    ``nn.Linear`` projections (:func:`service.core.recurrent.recurrent_linear_shapes`), which
+    bitsandbytes quantises as any other (their convolutions, ``A_log``, ``D`` and norms stay)."""
     matrices = [m for shapes in projection_shapes(arch).values() for m in shapes]
+    matrices += [MatrixShape(rows_in=rows_in, cols_out=cols_out, per_layer=1, active_per_layer=1, layers=count, module="mixer")
+                 for count, rows_in, cols_out in recurrent_linear_shapes(arch)]  # fmt: skip
     if arch.is_moe:
         matrices.append(MatrixShape(rows_in=arch.d_model, cols_out=arch.n_experts, per_layer=1, active_per_layer=1,
                                     layers=arch.moe_layers, module="mlp.gate"))  # fmt: skip

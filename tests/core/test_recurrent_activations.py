@@ -9,9 +9,12 @@ import dataclasses
 import pytest
 
 from service.core.activations import ActivationOptions, layer_activation_bytes
+from service.core.adapters import Projection, projection_shapes
 from service.core.architecture import LayerType
+from service.core.base_weights import BaseFormat, base_weight_bytes
 from service.core.compute import Recompute
 from service.core.errors import InvalidSpecError
+from service.core.finetune_spec import FinetuneMethod, FinetuneSpec
 from service.core.kernels import MEGATRON
 from service.core.memory import Precision, training_memory
 from service.core.parallelism import Parallelism, context_parallel_problem, params_per_gpu, tensor_parallel_problem
@@ -132,3 +135,22 @@ def test_pipeline_and_tensor_shards_of_a_mamba_model_hold_its_own_layers() -> No
     # tensor parallelism splits the mixers (no attention heads to replicate K/V for); norms stay whole
     total = count_params(arch).total
     assert params_per_gpu(arch, Parallelism(tp=2)) == pytest.approx(total / 2, rel=0.01)
+
+
+def test_a_quantised_base_quantises_the_recurrent_projections_and_keeps_the_rest() -> None:
+    # bitsandbytes quantises every nn.Linear of the blocks: Mamba-2's in_proj and out_proj; the embedding,
+    # norms, convolutions, A_log, D and dt_bias stay in 16 bits
+    arch = preset("mamba2-2.7b")
+    base = base_weight_bytes(arch, BaseFormat.NF4, double_quant=True, kept_dtype=BaseFormat.BF16, compute_bytes=2)
+    assert base.quantized_params == 64 * (2560 * 10576 + 5120 * 2560)
+    assert base.kept_params == count_params(arch).total - base.quantized_params > 50288 * 2560
+
+
+def test_adapters_on_a_model_without_attention_or_mlp_projections_are_refused() -> None:
+    spec = PlanSpec(n_gpus=8, seq_len=2048, global_batch_size=16, finetune=FinetuneSpec(method=FinetuneMethod.QLORA, rank=64))
+    with pytest.raises(InvalidSpecError) as err:
+        plan(preset("mamba2-2.7b"), hardware("a100-80gb-sxm"), spec)
+    assert err.value.field == "finetune.target_modules"
+    # a hybrid's adapters sit on its attention layers and MLPs only
+    jamba = preset("jamba-1.5-mini")
+    assert projection_shapes(jamba)[Projection.Q][0].copies(jamba.n_layers) == 4
