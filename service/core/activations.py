@@ -116,28 +116,34 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     return _attention_layer(arch, opts)
 
 
-def _attention_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations:
-    """One attention layer's kept bytes (:func:`layer_activation_bytes`, without full recompute)."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Parts:
+    """One attention layer's kept bytes by what keeps them, before tensor parallelism divides them."""
+
+    norms: int  # the norms' inputs (and fp32 copies)
+    attention_replicated: int  # the QKV projection's input (and MLA's latents)
+    mlp_replicated: int  # the MLP's (experts') inputs
+    mask: int  # one residual branch's dropout mask
+    attention_sharded: int  # Q, the output projection's input (math path's fp32 Q, Q's norm): divided by t
+    mlp_sharded: int  # the MLP's intermediates: divided by t
+    kv: int  # K and V, already divided over their ranks
+    scores: int  # scores or log-sum-exp: divided by t
+
+
+def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
+    """The terms of :func:`layer_activation_bytes` for one attention layer with its MLP."""
     s, b, h, e = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes
     t = opts.tp
     sbh = s * b * h
     k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
     shared_input = arch.parallel_attention and arch.norms_per_layer == 1
-    mlp_inputs = 0 if shared_input else e * sbh * mlp_inputs_per_token(arch)
     if k.fp32_norms:  # each norm keeps its own fp32 copy and 16-bit normalised tensor
         norm_inputs = arch.norms_per_layer * norm_kept_bytes(k, e) * sbh
     else:  # a parallel block's norms read the same residual tensor: one copy is kept
         norm_inputs = (1 if arch.parallel_attention else arch.norms_per_layer) * e * sbh
-    residual_dropout = opts.dropout and k.residual_dropout
     math_path = sdpa_math_fallback(k, dropout=opts.dropout)  # the CPU's SDPA with dropout: Q, K, V upcast to fp32
     upcast = 4 - e if math_path else 0
-    replicated = (
-        norm_inputs  # norm inputs
-        + e * sbh  # QKV projection input
-        + mlp_inputs  # MLP (expert) input; shared with QKV under one parallel norm (Falcon, GPT-J)
-        + (2 * dropout_mask_bytes(k, e) * sbh if residual_dropout else 0)  # attention-output and MLP-output dropout
-    )
-    intermediates = mlp_intermediates(k, arch.ffn)
+    attention_replicated = e * sbh  # QKV projection input
     if arch.is_mla:  # DeepSeek-V2 §2.1: heads of d_qk for Q and K, d_v for V and the output projection's input
         d_qk = (arch.qk_nope_head_dim or 0) + (arch.qk_rope_head_dim or 0)
         q_and_out, q_width = arch.n_heads * (d_qk + (arch.v_head_dim or 0)), arch.n_heads * d_qk
@@ -145,14 +151,10 @@ def _attention_layer(arch: Architecture, opts: ActivationOptions) -> LayerActiva
         # the latents every rank computes (down-projections are not split): each one's norm input
         # and the up-projection's input; the kv_a output also carries the shared rotary key
         latents = (arch.q_lora_rank or 0) + (arch.kv_lora_rank or 0)
-        replicated += (norm_kept_bytes(k, e) + e) * s * b * latents + e * s * b * (arch.qk_rope_head_dim or 0)
+        attention_replicated += (norm_kept_bytes(k, e) + e) * s * b * latents + e * s * b * (arch.qk_rope_head_dim or 0)
     else:
         q_and_out, q_width, kv_width = 2 * arch.q_dim, arch.q_dim, None
-    sharded = (
-        e * s * b * q_and_out  # Q and the output-projection input
-        + upcast * s * b * q_width  # the math path's fp32 Q
-        + intermediates * e * s * b * mlp_width_per_token(arch)  # MLP intermediates
-    )
+    attention_sharded = e * s * b * q_and_out + upcast * s * b * q_width  # Q, the output-projection input; fp32 Q
     kv_bytes = e + upcast
     if kv_width is not None:  # MLA: every head has its own K and V after the up-projection
         kv = math.ceil(kv_bytes * s * b * kv_width / t)
@@ -165,7 +167,7 @@ def _attention_layer(arch: Architecture, opts: ActivationOptions) -> LayerActiva
         # input and normalised copy as any norm does (measured: ACCURACY.md), Q split over t ranks,
         # K over at most n_kv_heads
         per_element = norm_kept_bytes(k, e)
-        sharded += per_element * s * b * arch.q_dim
+        attention_sharded += per_element * s * b * arch.q_dim
         kv += math.ceil(per_element * s * b * arch.kv_dim / min(t, arch.n_kv_heads))
     if opts.recompute is Recompute.SELECTIVE:
         scores = 0
@@ -173,10 +175,27 @@ def _attention_layer(arch: Architecture, opts: ActivationOptions) -> LayerActiva
         scores = LSE_BYTES * s * b * arch.n_heads
     else:  # softmax output (+ mask + dropout output), or the fp32 probabilities and their cast
         scores = bytes_per_score(k, e, dropout=opts.dropout) * arch.n_heads * s * s * b
+    return _Parts(
+        norms=norm_inputs,
+        attention_replicated=attention_replicated,
+        # MLP (expert) input; shared with QKV under one parallel norm (Falcon, GPT-J)
+        mlp_replicated=0 if shared_input else e * sbh * mlp_inputs_per_token(arch),
+        mask=dropout_mask_bytes(k, e) * sbh if opts.dropout and k.residual_dropout else 0,
+        attention_sharded=attention_sharded,
+        mlp_sharded=mlp_intermediates(k, arch.ffn) * e * s * b * mlp_width_per_token(arch),
+        kv=kv,
+        scores=scores,
+    )
+
+
+def _attention_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations:
+    """One attention layer with its MLP (:func:`layer_activation_bytes`, without full recompute)."""
+    t, p = opts.tp, _attention_parts(arch, opts)
+    replicated = p.norms + p.attention_replicated + p.mlp_replicated + 2 * p.mask  # attention- and MLP-output dropout
     if opts.sequence_parallel:
         replicated = math.ceil(replicated / t)
-    sharded = math.ceil(sharded / t) + kv
-    scores = math.ceil(scores / t)
+    sharded = math.ceil((p.attention_sharded + p.mlp_sharded) / t) + p.kv
+    scores = math.ceil(p.scores / t)
     return LayerActivations(
         replicated_bytes=replicated,
         sharded_bytes=sharded,
@@ -186,43 +205,35 @@ def _attention_layer(arch: Architecture, opts: ActivationOptions) -> LayerActiva
 
 
 def _mean_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations:
-    """The mean layer of a model with recurrent layers: each attention layer as a transformer's, each
-    recurrent one as :func:`_recurrent_layer`, averaged over the ``n_layers`` (a stage's layers are
-    counted at the mean: exact for the whole model, a pipeline stage's mix may differ)."""
-    layers = [(arch.attention_layers, _attention_layer(arch, opts))] if arch.attention_layers else []
-    layers += [(arch.layers_of(kind), _recurrent_layer(arch, kind, opts)) for kind in RECURRENT_TYPES if arch.layers_of(kind)]
+    """The mean layer of a model with recurrent layers, its parts summed over the layers that have
+    them and divided by ``n_layers`` (a pipeline stage's layers are counted at the mean: exact for
+    the whole model, a stage's mix may differ).
 
-    def mean(part: str) -> int:
-        return math.ceil(sum(n * getattr(layer, part) for n, layer in layers) / arch.n_layers)
-
-    replicated, sharded, scores = mean("replicated_bytes"), mean("sharded_bytes"), mean("scores_bytes")
-    return LayerActivations(replicated_bytes=replicated, sharded_bytes=sharded, scores_bytes=scores,
-                            total_bytes=replicated + sharded + scores)  # fmt: skip
-
-
-def _recurrent_layer(arch: Architecture, kind: LayerType, opts: ActivationOptions) -> LayerActivations:
-    """One Mamba, Mamba-2 or RWKV layer: its norms and residual dropout masks as a transformer
-    layer's, its mixer as the training kernel keeps it
-    (:func:`service.core.recurrent_activations.mixer_activation_bytes`) and, where the layer has
-    one (``mixer_mlp``: Jamba), its MLP's input and intermediates. Selective recompute changes
-    nothing here (a mixer keeps no attention scores); the scans recompute their states already."""
-    s, b, h, e, t = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes, opts.tp
-    sbh = s * b * h
-    k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
-    mixer = mixer_activation_bytes(arch, kind, seq_len=s, micro_batch_size=b, element_bytes=e, tp=t)
-    has_mlp = kind is not LayerType.RWKV and arch.mixer_mlp  # RWKV's channel mixing is in its mixer
-    dropout_sites = (2 if has_mlp else 1) if opts.dropout and k.residual_dropout else 0
-    replicated = (
-        arch.norms_per_layer * norm_kept_bytes(k, e) * sbh
-        + mixer.replicated_bytes
-        + (e * sbh * mlp_inputs_per_token(arch) if has_mlp else 0)
-        + dropout_sites * MASK_BYTES * sbh
-    )
-    mlp = math.ceil(mlp_intermediates(k, arch.ffn) * e * s * b * mlp_width_per_token(arch) / t) if has_mlp else 0
+    Every layer keeps its norms; each mixer a residual branch's dropout mask; the attention layers
+    their attention's part of a transformer layer; each recurrent layer its mixer as its training
+    kernel keeps it (:func:`service.core.recurrent_activations.mixer_activation_bytes`; a parallel
+    attention + Mamba-2 layer, Falcon-H1's, reads one normalised input, kept once); the layers with
+    an MLP (``mlp_layers``: Jamba's every layer, Nemotron-H's MLP blocks) its input, intermediates
+    and dropout mask. Selective recompute changes nothing in a recurrent mixer (no attention scores);
+    the scans recompute their states already."""
+    s, b, e, t = opts.seq_len, opts.micro_batch_size, opts.element_bytes, opts.tp
+    p = _attention_parts(arch, opts)
+    mixers = arch.n_layers - arch.layers_of(LayerType.MLP)  # layers with a mixer, each a residual branch
+    replicated = arch.n_layers * p.norms + mixers * p.mask + arch.mlp_layers * (p.mlp_replicated + p.mask)
+    replicated += arch.attention_layers * p.attention_replicated
+    sharded = arch.attention_layers * (math.ceil(p.attention_sharded / t) + p.kv) + arch.mlp_layers * math.ceil(p.mlp_sharded / t)
+    for kind in RECURRENT_TYPES:
+        if n := arch.layers_of(kind):
+            mixer = mixer_activation_bytes(arch, kind, seq_len=s, micro_batch_size=b, element_bytes=e, tp=t)
+            replicated += n * mixer.replicated_bytes
+            sharded += n * mixer.sharded_bytes
+    replicated -= arch.layers_of(LayerType.ATTENTION_MAMBA2) * e * s * b * arch.d_model  # one input read by both mixers
     if opts.sequence_parallel:
         replicated = math.ceil(replicated / t)
-    sharded = mixer.sharded_bytes + mlp
-    return LayerActivations(replicated_bytes=replicated, sharded_bytes=sharded, scores_bytes=0, total_bytes=replicated + sharded)
+    replicated, sharded = math.ceil(replicated / arch.n_layers), math.ceil(sharded / arch.n_layers)
+    scores = math.ceil(arch.attention_layers * math.ceil(p.scores / t) / arch.n_layers)
+    return LayerActivations(replicated_bytes=replicated, sharded_bytes=sharded, scores_bytes=scores,
+                            total_bytes=replicated + sharded + scores)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

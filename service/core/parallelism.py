@@ -32,7 +32,7 @@ from service.core.pipeline import (
     schedule_problem,
     stage_layers,
 )
-from service.core.recurrent import channel_mix_params, mixer_params
+from service.core.recurrent import channel_mix_params, inner_width, mixer_params
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -104,7 +104,7 @@ def tensor_parallel_problem(arch: Architecture, tp: int) -> str | None:
     if arch.layers_of(LayerType.MAMBA2) and ((arch.ssm_n_heads or 0) % tp or (arch.ssm_n_groups or 0) % tp):
         return (f"tp={tp} must divide the Mamba-2 layers' ssm_n_heads={arch.ssm_n_heads} and ssm_n_groups={arch.ssm_n_groups} "
                 "(heads and groups are split whole)")  # fmt: skip
-    if arch.layers_of(LayerType.MAMBA) and ((arch.ssm_expand or 0) * arch.d_model) % tp:
+    if arch.layers_of(LayerType.MAMBA) and inner_width(arch) % tp:
         return f"tp={tp} must divide the Mamba layers' inner width ssm_expand * d_model"
     if arch.layers_of(LayerType.RWKV):
         return f"tp={tp}: RWKV layers are not split over tensor-parallel ranks (no implementation splits WKV); tp must be 1"

@@ -42,7 +42,13 @@ def mamba_mixer_params(arch: Architecture) -> int:
     ``ssm_proj_bias`` adds ``2I + h`` (``use_bias``), ``ssm_inner_norms`` Jamba's RMSNorms on the step
     size and on B and C, ``R + 2N`` (``JambaMambaMixer.dt_layernorm``, ``b_layernorm``, ``c_layernorm``;
     Falcon-Mamba's are weightless)."""
-    h, inner, n, k, r = arch.d_model, _inner(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0, arch.ssm_dt_rank or 0
+    h, inner, n, k, r = (
+        arch.d_model,
+        inner_width(arch),
+        arch.ssm_state_size or 0,
+        arch.ssm_conv_kernel or 0,
+        arch.ssm_dt_rank or 0,
+    )
     params = h * 2 * inner  # in_proj (x and the gate z)
     params += inner * k + (inner if arch.ssm_conv_bias else 0)  # conv1d, depthwise
     params += inner * (r + 2 * n)  # x_proj: dt, B, C
@@ -56,7 +62,7 @@ def mamba_mixer_params(arch: Architecture) -> int:
 
 def mamba2_conv_width(arch: Architecture) -> int:
     """Channels of Mamba-2's convolution: x, B and C, ``I + 2*G*N`` (``Mamba2Mixer.conv_dim``)."""
-    return _inner(arch) + 2 * (arch.ssm_n_groups or 0) * (arch.ssm_state_size or 0)
+    return inner_width(arch) + 2 * (arch.ssm_n_groups or 0) * (arch.ssm_state_size or 0)
 
 
 def mamba2_mixer_params(arch: Architecture) -> int:
@@ -67,7 +73,7 @@ def mamba2_mixer_params(arch: Architecture) -> int:
     ``mamba_rms_norm``) and ``out_proj`` ``I x h``; ``ssm_proj_bias`` adds the in and out projections'
     biases. The same module is ``BambaMixer``, ``NemotronHMamba2Mixer``, ``GraniteMoeHybridMambaLayer``
     and ``FalconH1Mixer``."""
-    h, inner, heads, k = arch.d_model, _inner(arch), arch.ssm_n_heads or 0, arch.ssm_conv_kernel or 0
+    h, inner, heads, k = arch.d_model, inner_width(arch), arch.ssm_n_heads or 0, arch.ssm_conv_kernel or 0
     conv = mamba2_conv_width(arch)
     projection = inner + conv + heads  # z, then x/B/C, then dt
     params = h * projection + conv * k + (conv if arch.ssm_conv_bias else 0)
@@ -109,7 +115,13 @@ def recurrent_matmul_weights(arch: Architecture) -> int:
     projections and convolution taps (:func:`mamba_mixer_params` and :func:`mamba2_mixer_params`
     without biases, norms, ``A_log``, ``D`` and ``dt_bias``), RWKV's ``4h^2`` time-mix and its
     channel-mix matrices."""
-    h, inner, n, k, r = arch.d_model, _inner(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0, arch.ssm_dt_rank or 0
+    h, inner, n, k, r = (
+        arch.d_model,
+        inner_width(arch),
+        arch.ssm_state_size or 0,
+        arch.ssm_conv_kernel or 0,
+        arch.ssm_dt_rank or 0,
+    )
     mamba = h * 2 * inner + inner * k + inner * (r + 2 * n) + r * inner + inner * h
     conv = mamba2_conv_width(arch)
     mamba2 = h * (inner + conv + (arch.ssm_n_heads or 0)) + conv * k + inner * h
@@ -126,7 +138,7 @@ def recurrent_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     a weight quantiser converts; convolutions, ``A_log``, ``D`` and norms stay): Mamba's ``in_proj``,
     ``x_proj``, ``dt_proj`` and ``out_proj``; Mamba-2's ``in_proj`` and ``out_proj``; RWKV's four
     time-mix and three channel-mix matrices."""
-    h, inner, n, r = arch.d_model, _inner(arch), arch.ssm_state_size or 0, arch.ssm_dt_rank or 0
+    h, inner, n, r = arch.d_model, inner_width(arch), arch.ssm_state_size or 0, arch.ssm_dt_rank or 0
     shapes: list[tuple[int, int, int]] = []
     if mamba := arch.layers_of(LayerType.MAMBA):
         shapes += [(mamba, h, 2 * inner), (mamba, inner, r + 2 * n), (mamba, r, inner), (mamba, inner, h)]
@@ -150,7 +162,7 @@ def recurrence_flops_per_token(arch: Architecture, *, decode: bool = False) -> f
     update ``exp(dt A) h + dt B x`` ``3*H*P*N`` and the readout ``C h`` ``2*H*P*N`` (§3, the recurrent
     mode; ``mamba_ssm``'s ``selective_state_update``).
     RWKV-4: the WKV recurrence, 23 FLOPs per channel (:data:`RWKV4_WKV_FLOPS_PER_CHANNEL`)."""
-    inner, n = _inner(arch), arch.ssm_state_size or 0
+    inner, n = inner_width(arch), arch.ssm_state_size or 0
     mamba = (MAMBA_SCAN_FLOPS_PER_ELEMENT * n + 2) * inner
     heads, p, g = arch.ssm_n_heads or 0, arch.ssm_head_dim or 0, arch.ssm_n_groups or 0
     if decode:
@@ -173,7 +185,7 @@ def state_elements_per_sequence(arch: Architecture) -> int:
     "Efficient Implementation": the recurrent mode; ``mamba_ssm``'s ``allocate_inference_cache`` and
     transformers' cache keep ``d_conv`` columns). Mamba-2: ``(I + 2GN)*K`` and ``H*P*N`` (Dao & Gu 2024
     §7). RWKV-4: five vectors of h per layer (:data:`RWKV4_STATE_VECTORS`; Peng et al. 2023 §3.4)."""
-    inner, n, k = _inner(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0
+    inner, n, k = inner_width(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0
     mamba = inner * k + inner * n
     mamba2 = mamba2_conv_width(arch) * k + (arch.ssm_n_heads or 0) * (arch.ssm_head_dim or 0) * n
     rwkv = RWKV4_STATE_VECTORS * arch.d_model
@@ -184,7 +196,7 @@ def state_elements_per_sequence(arch: Architecture) -> int:
     )
 
 
-def _inner(arch: Architecture) -> int:
+def inner_width(arch: Architecture) -> int:
     """The state-space layers' inner width: ``ssm_inner_size`` where given, else ``I = ssm_expand * h``
     (0 without them)."""
     return arch.ssm_inner_size or (arch.ssm_expand or 0) * arch.d_model

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 from service.core.architecture import Architecture, LayerType
+from service.core.recurrent import inner_width
 
 SCAN_CHUNK_TOKENS = 2048
 """Tokens per chunk of ``selective_scan_cuda``'s forward, which keeps the running state (real and
@@ -70,11 +71,13 @@ def _mamba2(arch: Architecture, e: int) -> tuple[int, int]:
     ``Mamba2`` in training and of transformers' ``Mamba2Mixer`` with the kernels installed; Dao & Gu
     2024 §8). Beside the ``in_proj`` input it saves the projection's output ``zxbcdt``,
     ``2I + 2GN + H`` wide, the scan's output before the gated norm ``out_x`` (``I``) and the norm's
-    fp32 reciprocal RMS per group; the convolution, the chunk states, the gate and the ``out_proj``
-    input are recomputed in the backward pass."""
-    inner = (arch.ssm_expand or 0) * arch.d_model
+    fp32 reciprocal RMS per group (none without the gated norm, ``ssm_gated_norm`` false); the
+    convolution, the chunk states, the gate and the ``out_proj`` input are recomputed in the backward
+    pass."""
+    inner = inner_width(arch)
     groups, n, heads = arch.ssm_n_groups or 0, arch.ssm_state_size or 0, arch.ssm_n_heads or 0
-    return e * (2 * inner + 2 * groups * n + heads) + e * inner + FP32_BYTES * groups, 0
+    rstd = FP32_BYTES * groups if arch.ssm_gated_norm else 0
+    return e * (2 * inner + 2 * groups * n + heads) + e * inner + rstd, 0
 
 
 def _mamba(arch: Architecture, e: int, seq_len: int) -> tuple[int, int]:
@@ -92,7 +95,7 @@ def _mamba(arch: Architecture, e: int, seq_len: int) -> tuple[int, int]:
     ``out`` (``I``) beside the gate (in ``xz``), and ``out_proj`` its input (``I``); the three norms keep
     their ``R + 2N`` inputs as a norm does (an fp32 copy and the normalised tensor), ``dt_proj`` its
     input ``R`` and the scan contiguous copies of B and C (``2N``)."""
-    inner, n, r = (arch.ssm_expand or 0) * arch.d_model, arch.ssm_state_size or 0, arch.ssm_dt_rank or 0
+    inner, n, r = inner_width(arch), arch.ssm_state_size or 0, arch.ssm_dt_rank or 0
     chunk_states = FP32_BYTES * inner * 2 * n * -(-seq_len // SCAN_CHUNK_TOKENS)
     if arch.ssm_inner_norms:
         small = (e + FP32_BYTES + e) * (r + 2 * n) + e * r + e * 2 * n

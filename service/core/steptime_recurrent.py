@@ -22,7 +22,7 @@ import numpy as np
 
 from service.core.architecture import Architecture, LayerType
 from service.core.hardware import Hardware, matmul_seconds, memory_rate
-from service.core.recurrent import recurrence_flops_per_token, recurrent_linear_shapes
+from service.core.recurrent import inner_width, recurrence_flops_per_token, recurrent_linear_shapes
 
 
 def mean_layer_matmuls(
@@ -60,7 +60,7 @@ def scan_bytes_per_token(arch: Architecture, element_bytes: int) -> float:
     ``2(I + 2GN) + (I + 2GN + H + I) + I + 3I`` elements. Mamba (``mamba_inner_fn``): the
     convolution ``2I``, the scan's inputs x, step size, gate, B, C and its outputs with and without
     the gate, ``5I + 2N``. RWKV-4's WKV kernel reads k and v and writes its output, ``3h``."""
-    inner, h = (arch.ssm_expand or 0) * arch.d_model, arch.d_model
+    inner, h = inner_width(arch), arch.d_model
     bc, heads = 2 * (arch.ssm_n_groups or 0) * (arch.ssm_state_size or 0), arch.ssm_n_heads or 0
     mamba2 = 2 * (inner + bc) + (inner + bc + heads + inner) + inner + 3 * inner
     mamba = 2 * inner + 5 * inner + 2 * (arch.ssm_state_size or 0)

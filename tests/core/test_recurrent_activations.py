@@ -154,3 +154,22 @@ def test_adapters_on_a_model_without_attention_or_mlp_projections_are_refused() 
     # a hybrid's adapters sit on its attention layers and MLPs only
     jamba = preset("jamba-1.5-mini")
     assert projection_shapes(jamba)[Projection.Q][0].copies(jamba.n_layers) == 4
+
+
+def test_hybrid_blocks_keep_each_part_once() -> None:
+    opts = ActivationOptions(seq_len=S, micro_batch_size=1, flash_attention=True, kernels=MEGATRON)
+    # Nemotron-H: single-operator blocks (Mamba-2, attention or MLP, one norm each): the MLP blocks' parts
+    # are counted once per MLP block, the Mamba-2 blocks keep no MLP
+    nemotron = preset("nemotron-h-8b")
+    assert nemotron.layers_of(LayerType.MLP) == nemotron.mlp_layers > 0 and not nemotron.mixer_mlp
+    mamba_layers, attention_layers = nemotron.layers_of(LayerType.MAMBA2), nemotron.attention_layers
+    assert mamba_layers + attention_layers + nemotron.mlp_layers == nemotron.n_layers
+    whole = layer_activation_bytes(nemotron, opts).total_bytes * nemotron.n_layers
+    mixer = mixer_activation_bytes(nemotron, LayerType.MAMBA2, seq_len=S, micro_batch_size=1, element_bytes=E)
+    assert whole > mamba_layers * (mixer.replicated_bytes + mixer.sharded_bytes)
+    # Falcon-H1: attention and Mamba-2 side by side in every layer, reading one normalised input
+    falcon = preset("falcon-h1-7b")
+    both = layer_activation_bytes(falcon, opts).total_bytes
+    attention = layer_activation_bytes(dataclasses.replace(falcon, layer_types=None), opts).total_bytes
+    mixer = mixer_activation_bytes(falcon, LayerType.MAMBA2, seq_len=S, micro_batch_size=1, element_bytes=E)
+    assert both == pytest.approx(attention + mixer.sharded_bytes, abs=1)
