@@ -42,13 +42,7 @@ def mamba_mixer_params(arch: Architecture) -> int:
     ``ssm_proj_bias`` adds ``2I + h`` (``use_bias``), ``ssm_inner_norms`` Jamba's RMSNorms on the step
     size and on B and C, ``R + 2N`` (``JambaMambaMixer.dt_layernorm``, ``b_layernorm``, ``c_layernorm``;
     Falcon-Mamba's are weightless)."""
-    h, inner, n, k, r = (
-        arch.d_model,
-        inner_width(arch),
-        arch.ssm_state_size or 0,
-        arch.ssm_conv_kernel or 0,
-        arch.ssm_dt_rank or 0,
-    )
+    h, inner, n, k, r = _mamba_sizes(arch)
     params = h * 2 * inner  # in_proj (x and the gate z)
     params += inner * k + (inner if arch.ssm_conv_bias else 0)  # conv1d, depthwise
     params += inner * (r + 2 * n)  # x_proj: dt, B, C
@@ -115,13 +109,7 @@ def recurrent_matmul_weights(arch: Architecture) -> int:
     projections and convolution taps (:func:`mamba_mixer_params` and :func:`mamba2_mixer_params`
     without biases, norms, ``A_log``, ``D`` and ``dt_bias``), RWKV's ``4h^2`` time-mix and its
     channel-mix matrices."""
-    h, inner, n, k, r = (
-        arch.d_model,
-        inner_width(arch),
-        arch.ssm_state_size or 0,
-        arch.ssm_conv_kernel or 0,
-        arch.ssm_dt_rank or 0,
-    )
+    h, inner, n, k, r = _mamba_sizes(arch)
     mamba = h * 2 * inner + inner * k + inner * (r + 2 * n) + r * inner + inner * h
     conv = mamba2_conv_width(arch)
     mamba2 = h * (inner + conv + (arch.ssm_n_heads or 0)) + conv * k + inner * h
@@ -200,3 +188,9 @@ def inner_width(arch: Architecture) -> int:
     """The state-space layers' inner width: ``ssm_inner_size`` where given, else ``I = ssm_expand * h``
     (0 without them)."""
     return arch.ssm_inner_size or (arch.ssm_expand or 0) * arch.d_model
+
+
+def _mamba_sizes(arch: Architecture) -> tuple[int, int, int, int, int]:
+    """Mamba's ``(h, I, N, K, R)``: the model width, the inner width, the state size, the convolution's
+    taps and the step size's rank (0 where unset)."""
+    return arch.d_model, inner_width(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0, arch.ssm_dt_rank or 0
