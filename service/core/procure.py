@@ -6,6 +6,12 @@ rented at a catalog price; a fleet of ``n`` takes the cheapest ``n``), a least a
 a best-case rate per GPU. A fleet is one type (``n`` from :func:`service.core.plan.gpu_counts`, whole
 nodes) or two (a pipeline across both: :mod:`service.core.plan_mixed`); its hours and dollars come
 from its best plan, which the caller's evaluators give (the existing step-time and memory models).
+Two types are mixed where one is *limited*: held at a least count, priced by the request (owned or
+sunk), or unable to meet the goal alone within its most GPUs; that type at its most, the other's
+counts walked as one type's are (Metis, Um et al. 2024 §4, and Sailor, SOSP'25, mix GPU types for
+the same reason: the GPUs a team has, topped up). Mixing two freely rentable types is not searched:
+a pipeline across types runs each no faster per GPU than its own plans (boundary sends, uneven
+stages), so it costs at least the cheaper type's dollars per FLOP.
 
 The search is exhaustive over that space except where a bound proves a fleet cannot win:
 

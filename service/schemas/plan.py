@@ -76,6 +76,9 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
                  "qlora": {"r": 64, "dropout": 0.05}, "top_k": 3},
                 {"model": {"preset": "llama-3-70b"}, "pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "a100-80gb-sxm", "n_gpus": 256}],
                  "seq_len": 8192, "global_batch_size": 512, "tokens": 15e12, "top_k": 3},
+                {"model": {"preset": "llama-3-8b"}, "tokens": 15e12, "deadline_days": 30, "top_k": 3,
+                 "pools": [{"gpu": "h100-sxm", "max_n_gpus": 64, "usd_per_gpu_hour": 0}, {"gpu": "h100-sxm", "max_n_gpus": 4096},
+                           {"gpu": "a100-80gb-sxm", "max_n_gpus": 4096}]},
             ]
         }
     }  # fmt: skip
