@@ -566,6 +566,17 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     return _step_from_layers(arch, hw, work, lay, z, _layer_times(arch, hw, work, z))
 
 
+def step_lower_bound(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> Any:
+    """A floor under :func:`step_time` per layout: the micro-batches times the busiest stage's
+    forward, backward and recomputed forward (no communication, no bubble, no optimizer: each of
+    those parts is non-negative, and the busiest stage's time grows with the per-layer time). The
+    planner skips the full model for layouts whose floor is already slower than its best."""
+    z = _sizes(arch, work, lay)
+    lt = _layer_times(arch, hw, work, z)
+    layers, logits = _busiest_stage(arch, hw, work, z, lt.forward + lt.backward + lt.recompute)
+    return work.global_batch_size / (z.d * z.b) * (layers * (lt.forward + lt.backward + lt.recompute) + logits)
+
+
 def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: _Sizes, lt: _LayerTimes,
                       weight_grad: Any = None, frozen_gather: Any = None, host_seconds: Any = None) -> StepTime:  # fmt: skip
     """:func:`step_time` from one layer's times ``lt`` (a fine-tune's: :mod:`service.core.steptime_finetune`,
