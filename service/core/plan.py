@@ -20,7 +20,8 @@ Each layout's per-GPU memory (the busiest stage) is computed with the same formu
 parallelism as Megatron-LM runs them) — its per-shard parts are taken from that module and
 combined over arrays in :mod:`service.core.plan_space` (the search space, re-exported here) — and
 layouts that do not fit are pruned before the step-time model (:mod:`service.core.steptime`)
-prices the rest. The returned plans are recomputed one by one with the scalar core, so what a
+prices the rest, except those whose floor (:func:`service.core.steptime.step_lower_bound`) is
+already slower than the k-th best of the chunks searched before (they could not be returned). The returned plans are recomputed one by one with the scalar core, so what a
 plan reports is exactly what the memory calculator answers.
 """
 

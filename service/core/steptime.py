@@ -568,9 +568,8 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
 
 def step_lower_bound(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> Any:
     """A floor under :func:`step_time` per layout: the micro-batches times the busiest stage's
-    forward, backward and recomputed forward (no communication, no bubble, no optimizer: each of
-    those parts is non-negative, and the busiest stage's time grows with the per-layer time). The
-    planner skips the full model for layouts whose floor is already slower than its best."""
+    forward, backward and recomputed forward (every other part of a step is non-negative, and the
+    busiest stage's time grows with the per-layer time)."""
     z = _sizes(arch, work, lay)
     lt = _layer_times(arch, hw, work, z)
     layers, logits = _busiest_stage(arch, hw, work, z, lt.forward + lt.backward + lt.recompute)
