@@ -8,7 +8,11 @@
    (target < 2 s: both pools' own searches and the pipelines across them), each request cold — the service memoises identical
    plans, so every request here asks a different ``top_k`` — with ``GET /healthz`` in the same
    run as the floor of a request on this machine.
-3. ``POST /v1/budget`` with a cluster, cold: dollars in, the size whose own best plan the dollars
+3. What to rent (``POST /v1/plan`` with pools carrying ``max_n_gpus``), cold: Llama-3-8B, 15 T tokens
+   within 30 days over every GPU type with a catalog on-demand price (target < 5 s), and the same
+   question asked as a deadline search over the same types (``gpu`` a list; reported beside it,
+   target < 5 s: it walks every type's cluster sizes, where the fleet search cuts by bounds).
+4. ``POST /v1/budget`` with a cluster, cold: dollars in, the size whose own best plan the dollars
    buy (a fixed point of a few plans) and four alternatives each on its own plan. Target < 1 s;
    every request asks a different global batch, so no plan is memoised.
 
@@ -50,6 +54,8 @@ BUDGET_CASES = [  # (name, body, target seconds)
     ("$5M on h100-sxm within 30 days", {"budget_usd": 5e6, "gpu": "h100-sxm", "deadline_days": 30}, 1.0),
     ("$100M on 16,384 h100-sxm", {"budget_usd": 1e8, "gpu": "h100-sxm", "n_gpus": 16384}, 1.0),
 ]
+PROCURE_TARGET_SECONDS = 5.0
+PROCURE_TOKENS, PROCURE_DAYS = 15e12, 30
 CORE_CASES = [  # (preset, gpu, n_gpus, seq_len, global batch)
     ("llama-3-70b", "h100-sxm", 1024, 8192, 512),
     ("llama-3.1-405b", "h100-sxm", 16384, 8192, 2048),
@@ -103,6 +109,56 @@ def core_rates(repeats: int) -> float:
     return rate
 
 
+def priced_gpus() -> list[str]:
+    """GPU types with a catalog on-demand price and a dense BF16 peak (what a mixed_bf16 run can use)."""
+    gpus = loader.gpus()
+    ids = {p["gpu_id"] for p in loader.prices() if p["pricing"] == "on_demand"}
+    return sorted(g for g in ids if (gpus[g].get("peak_tflops") or {}).get("bf16"))
+
+
+def procure_cases() -> list[tuple[str, dict, float]]:
+    """The fleet question over every priced type (up to 1,024 nodes of each), and the deadline search over them."""
+    gpus = loader.gpus()
+    ids = priced_gpus()
+    pools = [{"gpu": g, "max_n_gpus": 1024 * (gpus[g].get("gpus_per_node") or 8)} for g in ids]
+    ask = {"model": {"preset": "llama-3-8b"}, "tokens": PROCURE_TOKENS, "deadline_days": PROCURE_DAYS}
+    return [
+        (
+            f"what to rent: llama-3-8b, 15T tokens, 30 days, {len(ids)} priced types",
+            ask | {"pools": pools},
+            PROCURE_TARGET_SECONDS,
+        ),
+        (f"deadline search: the same over gpu=[{len(ids)} types]", ask | {"gpu": ids}, PROCURE_TARGET_SECONDS),
+    ]
+
+
+def procure_times(client, repeats: int) -> bool:
+    """Each case cold (a new usable memory fraction each time: no plan is memoised), worst of ``repeats``."""
+    ok = True
+    for name, body, target in procure_cases():
+        times = []
+        for k in range(repeats):
+            start = time.perf_counter()
+            r = client.post("/v1/plan", json=body | {"usable_memory_fraction": 0.95 - 0.001 * k})
+            times.append(time.perf_counter() - start)
+            if r.status_code != 200:
+                print(f"{name}: HTTP {r.status_code} {r.text[:200]}", file=sys.stderr)
+                return False
+        answer = r.json()
+        best = answer["plans"][0] if answer["plans"] else None
+        chosen = (
+            f"{best['n_gpus']} {best['gpu']}, {best['training_hours']:.0f} h, ${best['cost_usd']:,.0f}"
+            if best
+            else answer["reason"]
+        )
+        median, worst = statistics.median(times), max(times)
+        verdict = "meets" if worst < target else "MISSES"
+        ok &= worst < target
+        print(f"POST /v1/plan {name}: median {median:.2f} s, worst {worst:.2f} s over {repeats} cold requests "
+              f"(cut: {answer['search']['cut']}; {chosen}) — {verdict} the {target:.0f} s target")  # fmt: skip
+    return ok
+
+
 def http_times(repeats: int) -> bool:
     db = Path(os.environ.get("BENCH_DB", ROOT / "data" / "bench-planner.sqlite3"))
     ok = True
@@ -145,6 +201,7 @@ def http_times(repeats: int) -> bool:
             ok &= worst < target
             print(f"POST /v1/budget {name}: median {median * 1e3:.0f} ms, worst {worst * 1e3:.0f} ms over {repeats} cold requests "
                   f"({plans} plans) — {verdict} the {target * 1e3:.0f} ms target")  # fmt: skip
+        ok &= procure_times(client, repeats)
     return ok
 
 

@@ -58,7 +58,7 @@ def test_the_throughput_benchmark_runs(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_planner_benchmark_runs(tmp_path: Path) -> None:
-    from benchmarks.bench_planner import BUDGET_CASES, CORE_CASES, HTTP_CASES
+    from benchmarks.bench_planner import BUDGET_CASES, CORE_CASES, HTTP_CASES, procure_cases
 
     run = run_benchmark("benchmarks/bench_planner.py", "--repeats", "1", timeout=300, BENCH_DB=str(tmp_path / "planner.sqlite3"))
     searches = re.findall(
@@ -83,6 +83,13 @@ def test_the_planner_benchmark_runs(tmp_path: Path) -> None:
             run.stdout,
         )
         assert answer[0] > 0 and answer[0] == answer[1] and 5 <= answer[2] <= 12, run.stdout
+    for name, _body, target in procure_cases():  # the fleet search and the deadline search name what they chose
+        (answer,) = numbers(
+            rf"POST /v1/plan {re.escape(name)}: median {NUMBER} s, worst {NUMBER} s over 1 cold requests "
+            rf"\(cut: (?:True|False); (\d+) \S+, {NUMBER} h, \$[\d,]+\) — (?:meets|MISSES) the {target:.0f} s target",
+            run.stdout,
+        )
+        assert answer[0] > 0 and answer[0] == answer[1] and answer[2] > 0, run.stdout
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from service.api.responses import answer, problem_responses
 from service.api.routing import handler_router
 from service.schemas import plan as s
 from service.schemas.serving import ServingPlanRequest, ServingPlanResponse
-from service.services import plan_pools
+from service.services import procure
 from service.services import serving as serving_service
 
 router = handler_router(prefix="/v1/plan", tags=["plan"], responses=problem_responses(422, 503))
@@ -25,9 +25,11 @@ async def training(request: Request) -> Response:
     the cluster size that meets the deadline at the least cost. `pools` of several GPU types
     instead of `gpu` and `n_gpus` adds pipelines across the pools (each stage on one type, its
     layers sized to the type's speed and memory), ranked with each pool's own plans, and the best
-    single-pool plan as `best_homogeneous`. No plan that fits is a 200 with `plans: []` and the
-    reason."""
-    return await answer(plan_pools.plan, request, s.PlanRequest)
+    single-pool plan as `best_homogeneous`. Pools with `max_n_gpus` (and a price: owned at $0, a
+    sunk price, else the catalog's) with `tokens` + `deadline_days` or `budget_usd` choose the fleet
+    to rent: how many of each type, the cheapest that meets the deadline or the soonest within the
+    budget. No plan that fits is a 200 with `plans: []` and the reason."""
+    return await answer(procure.plan, request, s.PlanRequest)
 
 
 @router.post("/serving", response_model=ServingPlanResponse, summary="Serving plans", openapi_extra=json_body(ServingPlanRequest))

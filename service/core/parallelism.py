@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -175,6 +176,34 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
 
 def _busiest_shard(model: ModelShape, par: Parallelism) -> tuple[int, int]:
     """(parameters, of which routed experts) on one GPU of the stage with the most parameters."""
+    return _busiest_shard_of(model, _ShardKey(tp=par.tp, pp=par.pp, ep=par.ep, virtual_stages=par.virtual_stages,
+                                              pipeline_schedule=par.schedule, expert_tensor_parallel=par.expert_tensor_parallel))  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _ShardKey:
+    """The fields of :class:`Parallelism` a shard's parameters depend on (the rest: dp, cp, ZeRO...)."""
+
+    tp: int
+    pp: int
+    ep: int
+    virtual_stages: int
+    pipeline_schedule: PipelineSchedule
+    expert_tensor_parallel: int | None
+
+    @property
+    def etp(self) -> int:
+        return self.expert_tensor_parallel or self.tp
+
+    @property
+    def schedule(self) -> PipelineSchedule:
+        return self.pipeline_schedule
+
+
+@functools.lru_cache(maxsize=65_536)
+def _busiest_shard_of(model: ModelShape, par: _ShardKey) -> tuple[int, int]:
+    """:func:`_busiest_shard`, memoised: the planner asks the same shard for every data-parallel
+    size, ZeRO stage and micro-batch of a layout, and again for every cluster size and GPU type."""
     copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
     if not isinstance(model, Architecture):
         return copies * math.ceil(model.n_params / (par.tp * par.pp)), 0
@@ -211,7 +240,7 @@ def _stage_totals(model: Architecture, layers: int, *, first: bool, last: bool) 
     return layers, total, layers * layer_norms + norm
 
 
-def _shard_of_stages(model: Architecture, par: Parallelism, stages: list[tuple[int, int, int]]) -> tuple[int, int]:
+def _shard_of_stages(model: Architecture, par: Parallelism | _ShardKey, stages: list[tuple[int, int, int]]) -> tuple[int, int]:
     """The largest per-GPU shard of ``stages`` (layers, parameters, norms), one copy."""
     # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
     kv_ranks = min(par.tp, model.n_kv_heads)

@@ -20,7 +20,8 @@ Each layout's per-GPU memory (the busiest stage) is computed with the same formu
 parallelism as Megatron-LM runs them) — its per-shard parts are taken from that module and
 combined over arrays in :mod:`service.core.plan_space` (the search space, re-exported here) — and
 layouts that do not fit are pruned before the step-time model (:mod:`service.core.steptime`)
-prices the rest. The returned plans are recomputed one by one with the scalar core, so what a
+prices the rest, except those whose floor (:func:`service.core.steptime.step_lower_bound`) is
+already slower than the k-th best of the chunks searched before (they could not be returned). The returned plans are recomputed one by one with the scalar core, so what a
 plan reports is exactly what the memory calculator answers.
 """
 
@@ -74,7 +75,7 @@ from service.core.plan_space import LAYER_AXES as LAYER_AXES
 from service.core.plan_space import MICRO_BATCH_SIZES as MICRO_BATCH_SIZES
 from service.core.plan_space import OUTER as OUTER
 from service.core.plan_space import VIRTUAL_STAGES as VIRTUAL_STAGES
-from service.core.steptime import RECOMPUTE_CODES, Hardware, Layout, StepTime, Workload, step_time
+from service.core.steptime import RECOMPUTE_CODES, Hardware, Layout, StepTime, Workload, step_lower_bound, step_time
 from service.core.steptime_finetune import finetune_step_time
 
 
@@ -324,6 +325,21 @@ def _no_fit_reason(mem: dict[str, np.ndarray], g: dict[str, np.ndarray], usable_
     )
 
 
+def _within_bound(arch: Architecture, hw: Hardware, work: Workload, grid: dict[str, np.ndarray], mem: dict[str, np.ndarray],
+                  idx: np.ndarray, best: list[dict[str, np.ndarray]], k: int) -> np.ndarray:  # fmt: skip
+    """The layouts of ``idx`` that could still be among the ``k`` fastest: those whose
+    :func:`service.core.steptime.step_lower_bound` is not above the k-th best step of the chunks
+    searched so far (a bound: the plans returned are the same as without it)."""
+    kept = np.concatenate([b["_step"] for b in best]) if best else np.empty(0)
+    if len(kept) < k or not len(idx):
+        return idx
+    kth = np.partition(kept, k - 1)[k - 1]
+    lay = Layout(**{name: grid[name][idx] for name in DIMENSIONS}, params_per_gpu=mem["params"][idx],
+                 expert_params_per_gpu=mem["expert_params"][idx])  # fmt: skip
+    floor = np.asarray(step_lower_bound(arch, hw, work, lay), dtype=np.float64)
+    return idx[floor <= kth * (1 + 1e-9)]
+
+
 def _top(step: np.ndarray, total: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` fastest, ties broken by less memory (every tie at the k-th time is
     kept for the sort, so a leaner plan is never dropped for an equally fast one)."""
@@ -379,6 +395,10 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
             continue
         idx = np.flatnonzero(fits)
         feasible += len(idx)
+        if ft is None:  # layouts whose floor is slower than the k-th best so far cannot be returned
+            idx = _within_bound(arch, hw, work, grid, mem, idx, best, spec.top_k)
+            if not len(idx):
+                continue
         rows = {k: a[idx] for k, a in grid.items()}
         lay = Layout(
             **{k: rows[k] for k in DIMENSIONS}, params_per_gpu=mem["params"][idx], expert_params_per_gpu=mem["expert_params"][idx]

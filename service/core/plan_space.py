@@ -12,6 +12,7 @@ re-exports these names.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,10 +225,34 @@ def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
 LAYER_AXES = ("tp", "sequence_parallel", "recompute", "micro_batch_size", "cp")
 
 
+@functools.lru_cache(maxsize=16_384)
+def _layer_bytes(arch: Architecture, opts: ActivationOptions) -> int:
+    """:func:`service.core.activations.layer_activation_bytes`' total, memoised: every search asks
+    the same (tp, sp, recompute, micro-batch, cp) entries again for each cluster size and GPU type."""
+    return layer_activation_bytes(arch, opts).total_bytes
+
+
 def _layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> np.ndarray:
     """One layer's activation bytes by (tp, sequence_parallel, recompute, micro-batch, cp),
     from :func:`service.core.activations.layer_activation_bytes` (with a fine-tune's change,
-    :func:`service.core.plan_finetune.finetune_layer_delta`)."""
+    :func:`service.core.plan_finetune.finetune_layer_delta`); memoised (read-only): a deadline
+    search asks the same table for every cluster size and GPU type."""
+    return _cached_layer_table(arch, spec.precision, spec.seq_len, spec.flash_attention, spec.dropout, spec.finetune,
+                               tuple(tuple(axes[k].tolist()) for k in LAYER_AXES))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_layer_table(arch: Architecture, precision: Precision, seq_len: int, flash_attention: bool, dropout: bool,
+                        finetune: FinetuneSpec | None, values: tuple[tuple[Any, ...], ...]) -> np.ndarray:  # fmt: skip
+    spec = PlanSpec(n_gpus=1, seq_len=seq_len, global_batch_size=1, precision=precision, flash_attention=flash_attention,
+                    dropout=dropout, finetune=finetune)  # fmt: skip
+    axes = {k: np.asarray(v) for k, v in zip(LAYER_AXES, values, strict=True)}
+    table = _build_layer_table(arch, spec, axes)
+    table.flags.writeable = False
+    return table
+
+
+def _build_layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> np.ndarray:
     e = PRECISION_BYTES[spec.precision].activation
     ft = None if spec.finetune is None else resolve_finetune(arch, spec.finetune, spec.precision)
     layer = np.empty(tuple(len(axes[k]) for k in LAYER_AXES), dtype=np.float64)
@@ -237,7 +262,7 @@ def _layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
             seq_len=spec.seq_len // c, micro_batch_size=b, tp=t, sequence_parallel=bool(sp), recompute=RECOMPUTES[rc],
             flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e, kernels=MEGATRON,
         )  # fmt: skip
-        layer[idx] = layer_activation_bytes(arch, opts).total_bytes
+        layer[idx] = _layer_bytes(arch, opts)
         if ft is not None:
             layer[idx] += finetune_layer_delta(arch, ft, tokens=spec.seq_len // c * b, element_bytes=e,
                                                flash_attention=spec.flash_attention, recompute=RECOMPUTES[rc], tp=t,

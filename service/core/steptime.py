@@ -238,24 +238,10 @@ def _sizes(arch: Architecture, work: Workload, lay: Layout) -> _Sizes:
         else np.asarray(lay.pipeline_schedule)
     )
     return _Sizes(
-        t=t,
-        p=p,
-        c=c,
-        ep=ep,
-        b=b,
-        v=v,
-        d=d,
-        rc=np.asarray(lay.recompute),
-        sp=np.asarray(lay.sequence_parallel, dtype=bool),
-        zero=np.asarray(lay.zero_stage),
-        tokens=b * s / c,
-        kv_ranks=np.minimum(t, arch.n_kv_heads),
-        n_gpus=t * p * d * c,
-        etp=etp,
-        imbalance=imbalance,
-        code=code,
-        dual=pipeline.hides_communication(code),
-    )
+        t=t, p=p, c=c, ep=ep, b=b, v=v, d=d, rc=np.asarray(lay.recompute), sp=np.asarray(lay.sequence_parallel, dtype=bool),
+        zero=np.asarray(lay.zero_stage), tokens=b * s / c, kv_ranks=np.minimum(t, arch.n_kv_heads), n_gpus=t * p * d * c,
+        etp=etp, imbalance=imbalance, code=code, dual=pipeline.hides_communication(code),
+    )  # fmt: skip
 
 
 def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> tuple[Any, Any]:
@@ -378,14 +364,8 @@ def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) ->
     backward = 2 * (matmuls + elementwise - softmax) + attention_backward + fp8_casts / 2
     rc = z.rc
     recompute_layer = np.where(rc == 2, forward, np.where(rc == 1, attention + softmax, 0.0))
-    return _LayerTimes(
-        matmuls=matmuls,
-        attention=attention,
-        attention_backward=attention_backward,
-        forward=forward,
-        backward=backward,
-        recompute=recompute_layer,
-    )
+    return _LayerTimes(matmuls=matmuls, attention=attention, attention_backward=attention_backward, forward=forward,
+                       backward=backward, recompute=recompute_layer)  # fmt: skip
 
 
 def _tp_comm_seconds(hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes, d_model: int) -> Any:
@@ -574,6 +554,16 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     :mod:`service.core.plan` checks that."""
     z = _sizes(arch, work, lay)
     return _step_from_layers(arch, hw, work, lay, z, _layer_times(arch, hw, work, z))
+
+
+def step_lower_bound(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> Any:
+    """A floor under :func:`step_time` per layout: the micro-batches times the busiest stage's
+    forward, backward and recomputed forward (every other part of a step is non-negative, and the
+    busiest stage's time grows with the per-layer time)."""
+    z = _sizes(arch, work, lay)
+    lt = _layer_times(arch, hw, work, z)
+    layers, logits = _busiest_stage(arch, hw, work, z, lt.forward + lt.backward + lt.recompute)
+    return work.global_batch_size / (z.d * z.b) * (layers * (lt.forward + lt.backward + lt.recompute) + logits)
 
 
 def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: _Sizes, lt: _LayerTimes,

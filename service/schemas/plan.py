@@ -20,19 +20,44 @@ from service.schemas.model import ModelSpec
 
 
 class Pool(Schema):
-    """GPUs of one type that a plan over pools may use."""
+    """GPUs of one type that a plan over pools may use: ``n_gpus`` of them, or (with tokens and
+    deadline_days or budget_usd) up to ``max_n_gpus``, as many as the planner chooses to rent."""
 
     gpu: GpuId
-    n_gpus: NGpus
+    n_gpus: NGpus | None = Field(
+        None, description="GPUs in the pool; with max_n_gpus, the least the fleet holds (say, a contract already signed)."
+    )
+    max_n_gpus: NGpus | None = Field(
+        None,
+        description="With tokens and deadline_days (or budget_usd): the most GPUs of this pool the planner may choose; "
+        "it picks the fleet (how many of each pool) that meets the deadline at the least cost, or finishes soonest within the budget.",
+    )
+    usd_per_gpu_hour: float | None = Field(
+        None,
+        ge=0,
+        le=1e6,
+        description="This pool's price: 0 for GPUs owned outright, a sunk or contract price; default the catalog's for the GPU "
+        "(the request's provider and pricing). A fleet uses a GPU type's cheapest pools first.",
+    )
     gpus_per_node: Size | None = Field(None, description="Default: the catalog's, else 8; must divide n_gpus beyond a node.")
     intra_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's.")
     inter_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's.")
 
     @model_validator(mode="after")
     def _whole_nodes(self) -> Pool:
-        if self.gpus_per_node is not None and self.n_gpus > self.gpus_per_node and self.n_gpus % self.gpus_per_node:
-            raise ValueError(f"gpus_per_node={self.gpus_per_node} does not divide n_gpus={self.n_gpus} (whole nodes)")
+        if self.n_gpus is None and self.max_n_gpus is None:
+            raise ValueError("give n_gpus (or max_n_gpus, with tokens and deadline_days or budget_usd)")
+        if self.n_gpus is not None and self.max_n_gpus is not None and self.n_gpus > self.max_n_gpus:
+            raise ValueError(f"n_gpus={self.n_gpus} is more than max_n_gpus={self.max_n_gpus}")
+        for name in ("n_gpus", "max_n_gpus"):
+            n = getattr(self, name)
+            if self.gpus_per_node is not None and n is not None and n > self.gpus_per_node and n % self.gpus_per_node:
+                raise ValueError(f"gpus_per_node={self.gpus_per_node} does not divide {name}={n} (whole nodes)")
         return self
+
+
+MAX_MIXED_POOLS = 4  # pools of fixed counts a pipeline is searched over (service.core.plan_mixed)
+MAX_PROCUREMENT_POOLS = 24  # pools a fleet is chosen from (service.core.procure)
 
 
 class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
@@ -51,6 +76,9 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
                  "qlora": {"r": 64, "dropout": 0.05}, "top_k": 3},
                 {"model": {"preset": "llama-3-70b"}, "pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "a100-80gb-sxm", "n_gpus": 256}],
                  "seq_len": 8192, "global_batch_size": 512, "tokens": 15e12, "top_k": 3},
+                {"model": {"preset": "llama-3-8b"}, "tokens": 15e12, "deadline_days": 30, "top_k": 3,
+                 "pools": [{"gpu": "h100-sxm", "max_n_gpus": 64, "usd_per_gpu_hour": 0}, {"gpu": "h100-sxm", "max_n_gpus": 4096},
+                           {"gpu": "a100-80gb-sxm", "max_n_gpus": 4096}]},
             ]
         }
     }  # fmt: skip
@@ -62,9 +90,16 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
     pools: list[Pool] | None = Field(
         None,
         min_length=1,
-        max_length=4,
+        max_length=MAX_PROCUREMENT_POOLS,
         description="Several GPU types in one job, instead of gpu and n_gpus: pipeline stages placed on the pools, layers "
-        "per stage sized to each type's speed and memory; compared with the best plan on any single pool (best_homogeneous).",
+        "per stage sized to each type's speed and memory; compared with the best plan on any single pool (best_homogeneous). "
+        f"Up to {MAX_MIXED_POOLS} pools of fixed counts; up to {MAX_PROCUREMENT_POOLS} when they carry max_n_gpus (what to rent).",
+    )
+    budget_usd: float | None = Field(
+        None,
+        gt=0,
+        le=1e12,
+        description="With pools carrying max_n_gpus and tokens: the fleet and plan that finish soonest for at most these dollars.",
     )
     between_pools_bandwidth_bytes_per_s: Bandwidth | None = Field(
         None,
@@ -114,6 +149,8 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
     def _cluster(self) -> PlanRequest:
         if self.pools is not None:
             return self._pooled()
+        if self.budget_usd is not None:
+            raise ValueError("budget_usd: give it with pools carrying max_n_gpus (POST /v1/budget sizes a model for dollars)")
         if self.gpu is None:
             raise ValueError("give gpu (with n_gpus, or tokens and deadline_days), or pools")
         if self.global_batch_size is not None and self.global_batch_tokens is not None:
@@ -127,16 +164,32 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
         return self
 
     def _pooled(self) -> PlanRequest:
-        """A plan over pools: the pools carry the GPUs, their counts and their links."""
-        given = [name for name in ("gpu", "n_gpus", "deadline_days", "gpus_per_node", "intra_node_bandwidth_bytes_per_s",
+        """A plan over pools: the pools carry the GPUs, their counts and their links; with max_n_gpus,
+        what to rent for a deadline or a budget."""
+        assert self.pools is not None
+        given = [name for name in ("gpu", "n_gpus", "gpus_per_node", "intra_node_bandwidth_bytes_per_s",
                                    "inter_node_bandwidth_bytes_per_s") if getattr(self, name) is not None]  # fmt: skip
         if given:
-            raise ValueError(f"pools: give {', '.join(given)} in each pool, not with pools (deadline_days: one GPU type only)")
+            raise ValueError(f"pools: give {', '.join(given)} in each pool, not with pools")
+        if self.procurement:
+            if self.tokens is None or (self.deadline_days is None) == (self.budget_usd is None):
+                raise ValueError("pools: max_n_gpus needs tokens and one of deadline_days or budget_usd (what to rent for them)")
+        else:
+            if self.deadline_days is not None or self.budget_usd is not None:
+                name = "deadline_days" if self.deadline_days is not None else "budget_usd"
+                raise ValueError(f"{name}: with pools, give max_n_gpus in the pools the planner may size")
+            if len(self.pools) > MAX_MIXED_POOLS:
+                raise ValueError(f"pools: give 1 to {MAX_MIXED_POOLS} pools of fixed counts (more with max_n_gpus)")
         if self.global_batch_size is not None and self.global_batch_tokens is not None:
             raise ValueError("give global_batch_size or global_batch_tokens, not both")
         if self.finetune is not None and self.finetune.is_adapter:
             raise ValueError("pools: plans over pools cover pre-training and full fine-tunes, not LoRA/QLoRA")
         return self
+
+    @property
+    def procurement(self) -> bool:
+        """Pools of which the planner chooses how many to use (any pool with ``max_n_gpus``)."""
+        return self.pools is not None and any(p.max_n_gpus is not None for p in self.pools)
 
 
 class SearchStats(Schema):

@@ -50,6 +50,28 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     return plan_over_pools(req, catalog)
 
 
+def pool_cluster(
+    req: s.PlanRequest, catalog: CatalogReader, known: set[str], i: int, pool: s.Pool
+) -> tuple[GpuView, single.Cluster]:
+    """Pool ``i``'s GPU and hardware; a 422 names its field when the GPU is unknown or a count is
+    not whole nodes."""
+    if pool.gpu not in known:
+        raise Unprocessable.for_field(f"pools.{i}.gpu", f"unknown GPU {pool.gpu!r}; known: {', '.join(sorted(known))}")
+    view = catalog_gpu(catalog, pool.gpu)
+    cluster = single.cluster_for(view, req.precision, gpus_per_node=pool.gpus_per_node,
+                                 intra_node_bandwidth_bytes_per_s=pool.intra_node_bandwidth_bytes_per_s,
+                                 inter_node_bandwidth_bytes_per_s=pool.inter_node_bandwidth_bytes_per_s,
+                                 **single.cluster_options(req))  # fmt: skip
+    node = cluster.hardware.gpus_per_node
+    for name in ("n_gpus", "max_n_gpus"):
+        n = getattr(pool, name)
+        if n is not None and n > node and n % node:
+            raise Unprocessable.for_field(
+                f"pools.{i}.{name}", f"{name}={n} is not a multiple of gpus_per_node={node} (whole nodes)"
+            )
+    return view, cluster
+
+
 def _pools(req: s.PlanRequest, catalog: CatalogReader, assumptions: dict[str, Any]) -> list[_Pool]:
     """The request's pools as clusters (a 422 naming the pool's field), pools of the same GPU on
     the same hardware merged into one (the step-time model cannot tell them apart)."""
@@ -57,18 +79,8 @@ def _pools(req: s.PlanRequest, catalog: CatalogReader, assumptions: dict[str, An
     known = set(catalog.gpu_ids())
     pools: list[_Pool] = []
     for i, pool in enumerate(req.pools):
-        if pool.gpu not in known:
-            raise Unprocessable.for_field(f"pools.{i}.gpu", f"unknown GPU {pool.gpu!r}; known: {', '.join(sorted(known))}")
-        view = catalog_gpu(catalog, pool.gpu)
-        cluster = single.cluster_for(view, req.precision, gpus_per_node=pool.gpus_per_node,
-                                     intra_node_bandwidth_bytes_per_s=pool.intra_node_bandwidth_bytes_per_s,
-                                     inter_node_bandwidth_bytes_per_s=pool.inter_node_bandwidth_bytes_per_s,
-                                     **single.cluster_options(req))  # fmt: skip
-        node = cluster.hardware.gpus_per_node
-        if pool.n_gpus > node and pool.n_gpus % node:
-            raise Unprocessable.for_field(
-                f"pools.{i}.n_gpus", f"n_gpus={pool.n_gpus} is not a multiple of gpus_per_node={node} (whole nodes)"
-            )
+        view, cluster = pool_cluster(req, catalog, known, i, pool)
+        assert pool.n_gpus is not None  # pools without max_n_gpus give n_gpus (service.schemas.plan.Pool)
         assumptions.update(cluster.assumptions)
         same = next((p for p in pools if p.view.id == view.id and p.cluster.hardware == cluster.hardware), None)
         if same is not None:
@@ -96,21 +108,17 @@ def _mixed(arch: Architecture, pools: list[_Pool], spec: core.PlanSpec, between:
     return result
 
 
-def _mixed_item(plan: mixed.MixedPlan, pools: list[_Pool], req: s.PlanRequest, prices: dict[str, PriceQuote | None],
+def _mixed_item(plan: mixed.MixedPlan, pools: list[_Pool], req: s.PlanRequest, prices: dict[str, float | None],
                 flops_per_token: float, energy: energy_service.EnergyTerms) -> PlanItem:  # fmt: skip
     """One pipeline over pools as answers give it; with ``tokens``, hours and dollars at each
-    type's price (None when one is unpriced) and energy at each type's TDP."""
+    type's price per GPU-hour (None when one is unpriced) and energy at each type's TDP."""
     used = {p.view.id: 0 for p in pools}
     for st in plan.stages:
         used[st.gpu] += st.n_gpus
     run = None
     if req.tokens is not None:
         quotes = [prices.get(gpu) for gpu, n in used.items() if n]
-        usd = (
-            None
-            if any(q is None for q in quotes)
-            else sum(prices[g].usd_per_gpu_hour * n for g, n in used.items() if n) / plan.n_gpus
-        )  # type: ignore[union-attr]
+        usd = None if any(q is None for q in quotes) else sum(prices[g] * n for g, n in used.items() if n) / plan.n_gpus  # type: ignore[operator]
         run = planned_training_cost(tokens=req.tokens, model_flops=flops_per_token * req.tokens, tokens_per_second=plan.tokens_per_second,
                                     n_gpus=plan.n_gpus, effective_time_fraction=req.effective_time_fraction, usd_per_gpu_hour=usd)  # fmt: skip
     energy_fields: dict[str, float | None] = {"energy_kwh": None, "co2e_tonnes": None}
@@ -191,7 +199,8 @@ def plan_over_pools(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanRespons
         considered, feasible = considered + found.search.considered, feasible + found.search.feasible
         seconds, cut = seconds + found.search.seconds, cut or found.search.cut
         searched.append(found.search.searched)
-        items.extend(_mixed_item(p, pools, req, prices, found.model_flops_per_token, energy) for p in found.plans)
+        usd = {gpu: q.usd_per_gpu_hour if q else None for gpu, q in prices.items()}
+        items.extend(_mixed_item(p, pools, req, usd, found.model_flops_per_token, energy) for p in found.plans)
         if found.reason and not found.plans:
             reasons.append(f"pipelines over the pools: {found.reason}")
     items.sort(key=lambda i: (i.step_time_seconds, i.per_gpu_total_bytes))

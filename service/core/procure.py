@@ -1,0 +1,298 @@
+"""What to rent: the fleet (how many GPUs of each type) and its plan that trains ``tokens`` by a
+deadline at the least cost, or soonest within a budget.
+
+Each GPU type has a price ladder (``tiers``: GPUs owned at $0/h or a sunk price first, then what is
+rented at a catalog price; a fleet of ``n`` takes the cheapest ``n``), a least and a most count, and
+a best-case rate per GPU. A fleet is one type (``n`` from :func:`service.core.plan.gpu_counts`, whole
+nodes) or two (a pipeline across both: :mod:`service.core.plan_mixed`); its hours and dollars come
+from its best plan, which the caller's evaluators give (the existing step-time and memory models).
+Two types are mixed where one is *limited*: held at a least count, priced by the request (owned or
+sunk), or unable to meet the goal alone within its most GPUs; that type at its most, the other's
+counts walked as one type's are (Metis, Um et al. 2024 §4, and Sailor, SOSP'25, mix GPU types for
+the same reason: the GPUs a team has, topped up). Mixing two freely rentable types is not searched:
+a pipeline across types runs each no faster per GPU than its own plans (boundary sends, uneven
+stages), so it costs at least the cheaper type's dollars per FLOP.
+
+The search is exhaustive over that space except where a bound proves a fleet cannot win:
+
+- **best case**: ``tokens * model FLOPs per token / (sum of n_k * rate_k)`` hours at the
+  effective-time fraction, ``rate_k`` a type's dense peak times the highest share of it any kernel
+  the step-time model times reaches (its sustained matmul or attention efficiency: MFU cannot pass
+  it); once a type's single-type plans are searched, the best model FLOP/s per GPU they reached
+  (the same model; a pipeline across types only adds boundary sends and uneven stages). A fleet
+  whose best case misses the deadline, costs more than the cheapest answer found, or (budget) is
+  over budget or slower than the fastest found, is not planned (the plan floor of
+  :func:`service.services.plan.deadline_floor`, per fleet).
+- **one type** walks its counts as :func:`service.core.plan.plan_for_deadline` does (up from the
+  floor, two counts past the first that meets the deadline), or down from its most (budget).
+
+Types are tried cheapest best case first, so the bounds cut early; the count of fleets in the space,
+planned and cut by a bound is in ``searched``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.core.plan import gpu_counts
+
+MAX_PAST_FIRST = 2  # counts walked past the first that meets the deadline (plan_for_deadline's rule)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FleetType:
+    """GPUs of one type a fleet may hold: ``tiers`` ((count, usd per GPU-hour), cheapest first),
+    between ``min_gpus`` and ``max_gpus`` (whole nodes of ``gpus_per_node`` beyond one node), each
+    at most ``rate_flops_per_s`` model FLOP/s (the best case)."""
+
+    gpu: str
+    tiers: tuple[tuple[int, float], ...]
+    min_gpus: int
+    max_gpus: int
+    gpus_per_node: int
+    rate_flops_per_s: float
+    priced: bool = False  # a pool of it priced by the request (owned at $0/h or a sunk price)
+
+    def usd_per_hour(self, n: int) -> float:
+        """The cheapest ``n`` GPUs of the ladder, per hour."""
+        usd, left = 0.0, n
+        for count, price in self.tiers:
+            take = min(left, count)
+            usd, left = usd + take * price, left - take
+        return usd
+
+    def sizes(self) -> list[int]:
+        """Counts to try: :func:`service.core.plan.gpu_counts` within [min, max], with the least and
+        the most themselves."""
+        counts = {n for n in gpu_counts(self.gpus_per_node, self.max_gpus) if self.min_gpus <= n <= self.max_gpus}
+        counts |= {n for n in (self.min_gpus, self.max_gpus) if n >= 1}
+        return sorted(counts)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Outcome:
+    """A fleet's best plan as the caller's evaluator gives it: ``hours`` (None: no layout fits),
+    the GPUs of each type the plan uses, its model FLOP/s per GPU of each type, the plan itself
+    (opaque here), and ``stop`` (a larger count cannot split the batch either)."""
+
+    hours: float | None
+    used: dict[str, int] = field(default_factory=dict)
+    flops_per_gpu: dict[str, float] = field(default_factory=dict)
+    plan: Any = None
+    stop: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Fleet:
+    """A fleet planned: GPUs used per type, its hours and dollars, and the plan."""
+
+    used: dict[str, int]
+    hours: float
+    cost_usd: float
+    gpu_hours: float
+    plan: Any
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Goal:
+    """Deadline (least cost that meets ``deadline_hours``) or budget (soonest within ``budget_usd``)."""
+
+    model_flops: float  # tokens x model FLOPs per token
+    effective_time_fraction: float
+    deadline_hours: float | None = None
+    budget_usd: float | None = None
+
+    def best_hours(self, rate_flops_per_s: float) -> float:
+        return self.model_flops / rate_flops_per_s / self.effective_time_fraction / 3600
+
+    def meets(self, hours: float, usd: float) -> bool:
+        if self.deadline_hours is not None:
+            return hours <= self.deadline_hours
+        assert self.budget_usd is not None
+        return usd <= self.budget_usd
+
+    def rank(self, fleet: Fleet) -> tuple[float, float, float]:
+        if self.deadline_hours is not None:
+            return (fleet.cost_usd, fleet.gpu_hours, fleet.hours)
+        return (fleet.hours, fleet.cost_usd, fleet.gpu_hours)
+
+    def cannot_beat(self, hours_lb: float, usd_lb: float, best: Fleet | None) -> bool:
+        """True when a fleet whose best case is (``hours_lb``, ``usd_lb``) can neither meet the goal
+        nor beat ``best`` (costs are compared with a relative margin for rounding)."""
+        if self.deadline_hours is not None:
+            return hours_lb > self.deadline_hours or (best is not None and usd_lb > best.cost_usd * (1 + 1e-9))
+        assert self.budget_usd is not None
+        return usd_lb > self.budget_usd or (best is not None and hours_lb >= best.hours)
+
+
+@dataclass
+class Tally:
+    """What the search covered: fleets in the space, planned, cut by a bound, and whether the time bound stopped it."""
+
+    space: int = 0
+    planned: int = 0
+    bounded: int = 0
+    past: int = 0  # counts past the end of a walk (two past the first that meets the deadline)
+    cut: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TypeResult:
+    """One type alone: its best fleet (None: none meets the goal), the counts planned, and why not."""
+
+    best: Fleet | None
+    tried: list[int]
+    reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProcureResult:
+    fleets: list[Fleet]  # every fleet planned that meets the goal, best first
+    types: dict[str, TypeResult]
+    tally: Tally
+    searched: str
+    reason: str | None
+    seconds: float
+
+
+Single = Callable[[FleetType, int], Outcome]
+Mixed = Callable[[tuple[tuple[FleetType, int], ...]], Outcome]  # a pipeline across two types
+
+
+def _fleet(goal: Goal, types: dict[str, FleetType], outcome: Outcome) -> Fleet | None:
+    """A planned fleet's hours and dollars at the GPUs its plan uses (None: no plan, or it misses the goal)."""
+    if outcome.hours is None:
+        return None
+    usd = outcome.hours * sum(types[g].usd_per_hour(n) for g, n in outcome.used.items() if n)
+    fleet = Fleet(used=dict(outcome.used), hours=outcome.hours, cost_usd=usd,
+                  gpu_hours=outcome.hours * sum(outcome.used.values()), plan=outcome.plan)  # fmt: skip
+    return fleet if goal.meets(fleet.hours, fleet.cost_usd) else None
+
+
+def _bound(goal: Goal, members: tuple[tuple[FleetType, int], ...], rates: dict[str, float]) -> tuple[float, float]:
+    """(hours, dollars) of a fleet at its best case."""
+    hours = goal.best_hours(sum(n * rates[t.gpu] for t, n in members))
+    return hours, hours * sum(t.usd_per_hour(n) for t, n in members)
+
+
+Members = tuple[tuple[FleetType, int], ...]
+
+
+def _walk(goal: Goal, walk: list[Members], evaluate: Callable[[Members], Outcome], rates: dict[str, float],
+          seen: dict[str, float], best: Fleet | None, tally: Tally, deadline_s: float) -> tuple[Fleet | None, list[int], bool]:  # fmt: skip
+    """Fleets that differ in their last type's count, ascending: up from the floor (deadline, two
+    counts past the first that meets it: plan_for_deadline's walk) or down from the most (budget),
+    each bounded by its best case at ``rates``. Gives the best fleet found, the last type's counts
+    planned, and whether any count's best case met the goal; ``seen`` keeps each type's best model
+    FLOP/s per GPU in its own plans."""
+    if goal.budget_usd is not None:
+        walk = walk[::-1]
+    tally.space += len(walk)
+    tried: list[int] = []
+    found: Fleet | None = None
+    after = 0
+    reachable = False  # a count whose best case meets the goal
+    for i, members in enumerate(walk):
+        hours_lb, usd_lb = _bound(goal, members, rates)
+        reachable = reachable or not goal.cannot_beat(hours_lb, usd_lb, None)
+        incumbent = min((f for f in (best, found) if f is not None), key=goal.rank, default=None)
+        if goal.cannot_beat(hours_lb, usd_lb, incumbent):
+            tally.bounded += 1
+            continue
+        if time.perf_counter() > deadline_s:
+            tally.cut = True
+            break
+        outcome = evaluate(members)
+        tally.planned += 1
+        tried.append(members[-1][1])
+        if len(members) == 1:
+            seen[members[0][0].gpu] = max(seen.get(members[0][0].gpu, 0.0), outcome.flops_per_gpu.get(members[0][0].gpu, 0.0))
+        fleet = _fleet(goal, {t.gpu: t for t, _ in members}, outcome)
+        if fleet is not None:
+            after += 1
+            if found is None or goal.rank(fleet) < goal.rank(found):
+                found = fleet
+        if outcome.stop or (goal.deadline_hours is not None and after > MAX_PAST_FIRST):
+            tally.past += len(walk) - i - 1
+            break
+    return found, tried, reachable
+
+
+def _limited(goal: Goal, types: list[FleetType], results: dict[str, TypeResult]) -> list[FleetType]:
+    """Types a fleet mixes with another: held at a least count, priced by the request (owned or sunk:
+    ``priced``), or unable to meet the goal alone within their most GPUs though their best case could."""
+    return [t for t in types if t.min_gpus > 0 or t.priced
+            or (t.gpu in results and results[t.gpu].best is None and results[t.gpu].tried)]  # fmt: skip
+
+
+def procure(
+    types: list[FleetType], goal: Goal, *, single: Single, mixed: Mixed | None, time_limit_seconds: float
+) -> ProcureResult:
+    """The fleets that meet ``goal`` best first (module docstring); ``single(t, n)`` and
+    ``mixed(((a, n_a), (b, n_b)))`` plan one fleet each. Past ``time_limit_seconds`` the search
+    stops between fleets and says ``cut``."""
+    started = time.perf_counter()
+    deadline_s = started + time_limit_seconds
+    tally = Tally()
+    rates = {t.gpu: t.rate_flops_per_s for t in types}
+    deadline = goal.deadline_hours is not None
+    floored = [t for t in types if t.min_gpus > 0]
+    alone = types if not floored else floored if len(floored) == 1 else []
+
+    def first(t: FleetType) -> tuple[float, float]:  # cheapest best case first (deadline), else fastest
+        hours, usd = _bound(goal, ((t, max(1, t.min_gpus) if deadline else t.max_gpus),), rates)
+        return (usd, hours) if deadline else (hours, usd)
+
+    fleets: list[Fleet] = []
+    results: dict[str, TypeResult] = {}
+    seen: dict[str, float] = {}
+    for t in sorted(alone, key=first):
+        best = min(fleets, key=goal.rank, default=None)
+        found, tried, reachable = _walk(goal, [((t, n),) for n in t.sizes()], lambda m: single(m[0][0], m[0][1]), rates, seen,
+                                        best, tally, deadline_s)  # fmt: skip
+        results[t.gpu] = TypeResult(best=found, tried=tried, reason=None if found else _why(goal, t, tried, reachable))
+        fleets.extend([found] if found else [])
+    # mixes: a limited type at its most with each other type's counts, each type's GPUs at most as
+    # fast as the best its own plans reached (when planned)
+    mixing = {g: min(rates[g], seen[g]) if seen.get(g) else rates[g] for g in rates}
+    limited = _limited(goal, types, results) if mixed is not None else []
+    walked: set[tuple[str, str]] = set()
+    for c in limited:
+        for o in types:
+            if o is c or (c.gpu, o.gpu) in walked or any(f is not c and f is not o for f in floored):
+                continue
+            walked.add((c.gpu, o.gpu))
+            assert mixed is not None
+            found, _, _ = _walk(goal, [((c, c.max_gpus), (o, n)) for n in o.sizes()], mixed, mixing, seen,
+                                min(fleets, key=goal.rank, default=None), tally, deadline_s)  # fmt: skip
+            fleets.extend([found] if found else [])
+    fleets = list({tuple(sorted(f.used.items())): f for f in sorted(fleets, key=goal.rank, reverse=True)}.values())
+    fleets.sort(key=goal.rank)
+    searched = (f"{tally.space} fleets ({', '.join(f'{t.gpu} {t.min_gpus}-{t.max_gpus}' for t in types)}; each type alone, "
+                f"and {', '.join(t.gpu for t in limited) or 'no type'} (limited, owned or held) at its most with each other type): "
+                f"{tally.planned} planned, {tally.bounded} cut by their best case, {tally.past} past a walk's end"
+                + (", the rest left at the time bound" if tally.cut else ""))  # fmt: skip
+    reason = None
+    if not fleets:
+        why = "meets the deadline" if deadline else "fits the budget"
+        reason = (
+            f"no fleet {why}"
+            + (" (the search stopped at its time bound)" if tally.cut else "")
+            + ": "
+            + "; ".join(r.reason or "" for r in results.values())
+        )
+    return ProcureResult(fleets=fleets, types=results, tally=tally, searched=searched, reason=reason,
+                         seconds=time.perf_counter() - started)  # fmt: skip
+
+
+def _why(goal: Goal, t: FleetType, tried: list[int], reachable: bool) -> str:
+    goal_text = "meets the deadline" if goal.deadline_hours is not None else "fits the budget"
+    reason = f"no count of up to {t.max_gpus} {t.gpu} {goal_text}"
+    if not tried:
+        reason = (
+            f"{t.gpu} cannot beat the best fleet found even at its best case" if reachable else reason + " even at its best case"
+        )
+    return reason

@@ -1,0 +1,77 @@
+"""What to rent (service.core.procure) and the bounds that prune searches: a bound never cuts what
+it claims to, and the fleet search agrees with the single-type deadline walk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.core import plan as core
+from service.core import procure
+from service.core.plan_space import _axes, _grid, _layer_table, _memory_arrays, _shard_table
+from service.core.steptime import Layout, step_lower_bound, step_time
+from tests.core.helpers import hardware, preset
+
+
+@pytest.mark.parametrize(("model", "gpu", "n_gpus"), [("llama-3-8b", "h100-sxm", 64), ("llama-3-70b", "a100-80gb-sxm", 256),
+                                                      ("mixtral-8x7b", "h100-sxm", 64)])  # fmt: skip
+def test_the_step_floor_is_never_above_the_step(model: str, gpu: str, n_gpus: int) -> None:
+    """step_lower_bound <= step_time on every layout of every pipeline size that fits."""
+    arch, hw = preset(model), hardware(gpu)
+    spec = core.PlanSpec(n_gpus=n_gpus, seq_len=4096, global_batch_size=256)
+    work, axes = core.workload_for(spec), _axes(arch, hw, spec)
+    table = _layer_table(arch, spec, axes)
+    checked = 0
+    for p in axes["pp"].tolist():
+        chunk = axes | {"pp": np.asarray([p]), "ep": axes["ep"][:1]}
+        grid = _grid(arch, spec, chunk)
+        if not len(grid["tp"]):
+            continue
+        mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, chunk), table)
+        lay = Layout(
+            **{k: grid[k] for k in core.DIMENSIONS}, params_per_gpu=mem["params"], expert_params_per_gpu=mem["expert_params"]
+        )
+        floor = np.asarray(step_lower_bound(arch, hw, work, lay))
+        step = np.asarray(step_time(arch, hw, work, lay).step_seconds)
+        assert np.all(floor <= step * (1 + 1e-12)) and np.all(floor > 0)
+        checked += len(step)
+    assert checked > 1000
+
+
+def _kind(gpu: str, *, tiers: tuple[tuple[int, float], ...], most: int, rate: float, least: int = 0) -> procure.FleetType:
+    return procure.FleetType(gpu=gpu, tiers=tiers, min_gpus=least, max_gpus=most, gpus_per_node=8, rate_flops_per_s=rate)
+
+
+def test_a_price_ladder_takes_the_cheapest_gpus_first() -> None:
+    kind = _kind("x", tiers=((64, 0.0), (1000, 2.0)), most=1064, rate=1e15)
+    assert kind.usd_per_hour(64) == 0 and kind.usd_per_hour(96) == 64.0
+    assert kind.sizes()[:4] == [1, 2, 4, 8] and kind.sizes()[-1] == 1064  # the most itself, though not in the series
+
+
+def test_the_fleet_walk_is_the_deadline_walk_and_its_bounds_cut_only_losers() -> None:
+    """With one type, the fleet search picks plan_for_deadline's size; the best case (peak x the
+    best kernel share) cuts only counts that could not meet the deadline."""
+    arch, hw = preset("llama-2-7b"), hardware("h100-sxm")
+    tokens, hours = 2e11, 48.0
+    spec = core.PlanSpec(n_gpus=8, seq_len=4096, global_batch_size=512, top_k=1)
+    walk = core.plan_for_deadline(arch, hw, spec, tokens=tokens, deadline_hours=hours, effective_time_fraction=0.9)
+
+    def single(kind: procure.FleetType, n: int) -> procure.Outcome:
+        result = core.plan(arch, hw, core.PlanSpec(**{**core.spec_fields(spec), "n_gpus": n}))
+        if not result.plans:
+            return procure.Outcome(hours=None)
+        top = result.plans[0]
+        return procure.Outcome(hours=tokens / top.tokens_per_second / 0.9 / 3600, used={kind.gpu: n},
+                               flops_per_gpu={kind.gpu: top.tflops_per_gpu * 1e12}, plan=result)  # fmt: skip
+
+    flops = tokens * walk.result.model_flops_per_token
+    kind = _kind("h100-sxm", tiers=((131072, 3.0),), most=131072, rate=hw.peak_flops_per_s * hw.kernels.matmul)
+    goal = procure.Goal(model_flops=flops, effective_time_fraction=0.9, deadline_hours=hours)
+    found = procure.procure([kind], goal, single=single, mixed=None, time_limit_seconds=60)
+    best = found.fleets[0]
+    assert best.used == {"h100-sxm": walk.n_gpus}
+    assert best.cost_usd == pytest.approx(3.0 * best.gpu_hours)
+    tried = found.types["h100-sxm"].tried
+    assert set(tried) <= {n for n, _ in walk.tried}
+    assert all(h is None or h > hours for n, h in walk.tried if n < min(tried))  # what the bound cut missed the deadline
+    assert found.tally.planned + found.tally.bounded + found.tally.past <= found.tally.space
