@@ -403,7 +403,7 @@ def test_api_errors_show_beside_the_field_they_name(page, server: Server) -> Non
     page.fill("#tp", "3")  # a domain error: 3 does not divide the 32 heads
     page.press("#tp", "Enter")
     page.wait_for_selector("#fit[data-state=error]")
-    assert "does not divide" in page.text_content("#tp-error")
+    assert "must divide" in page.text_content("#tp-error")
     assert table_rows(page, "fit") == [], "the answer to the earlier inputs is no longer shown"
     assert not page.is_visible("#seq_len-error") and page.get_attribute("#seq_len", "aria-invalid") is None
     screenshot(page, "fit-error")

@@ -15,12 +15,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from service.core import pipeline
 from service.core.architecture import Architecture, LayerType
 from service.core.compute import Recompute
 from service.core.kernels import (
     AttentionKernel,
     Kernels,
+    ResolvedKernels,
     bytes_per_score,
     dropout_mask_bytes,
     mlp_intermediates,
@@ -290,39 +293,74 @@ def stage_activation_bytes(
     same stage. DualPipe's GPUs hold both ends of the pipeline (the first and the last stage's
     layers, the embedding and the output layer).
     """
-    s, b, t, e = opts.seq_len, opts.micro_batch_size, opts.tp, opts.element_bytes
-    sbh = s * b * arch.d_model
     layer = layer_activation_bytes(arch, opts).total_bytes + opts.layer_delta_bytes
     schedule = schedule or default_schedule(virtual_stages)
-    code = SCHEDULE_CODES[schedule]
-    first_layers, per_stage, last_layers = pipeline.stage_layers(arch.n_layers, pp, virtual_stages)
     k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
-    embedding_mask = dropout_mask_bytes(k, e) * sbh if opts.dropout and k.residual_dropout else 0
-    output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
-    if opts.sequence_parallel:
-        embedding_mask = math.ceil(embedding_mask / t)
-        output_inputs = math.ceil(output_inputs / t)
-    output = output_inputs + math.ceil(LOGIT_BYTES * s * b * arch.vocab_size / t)
-    in_flight = in_flight_microbatches(pp, virtual_stages, microbatches, schedule)
-    if pp == 1:
-        first = last = per_stage * layer + embedding_mask + output
-    elif code in (pipeline.DUALPIPE, pipeline.DUALPIPEV):
-        first = last = math.ceil(in_flight * (per_stage * layer + embedding_mask)) + output
-    else:
-        first = math.ceil(in_flight * (first_layers * layer + embedding_mask))
-        if pp > 2:  # the second stage: a full stage, one micro-batch fewer in flight
-            m = math.inf if microbatches is None else microbatches  # unknown: enough that none of the caps binds
-            second = math.ceil(float(pipeline.in_flight(code, pp, virtual_stages, m, rank=1)) * per_stage * layer)
-            first = max(first, second)
-        last = last_layers * layer + output
+    embedding_mask, output = stage_end_bytes(arch, k, element_bytes=opts.element_bytes, seq_len=opts.seq_len,
+                                             micro_batch_size=opts.micro_batch_size, tp=opts.tp,
+                                             sequence_parallel=opts.sequence_parallel, dropout=opts.dropout)  # fmt: skip
+    m = math.inf if microbatches is None else microbatches  # unknown: enough that none of the caps binds
+    first, last = stage_peak_bytes(arch.n_layers, layer, embedding_mask, output, pp=pp, virtual_stages=virtual_stages,
+                                   microbatches=m, schedule=SCHEDULE_CODES[schedule])  # fmt: skip
     return StageActivations(
         per_layer_bytes=layer,
-        layers_per_stage=per_stage,
-        in_flight_microbatches=in_flight,
-        first_stage_bytes=first,
-        last_stage_bytes=last,
-        peak_bytes=max(first, last),
+        layers_per_stage=pipeline.stage_layers(arch.n_layers, pp, virtual_stages)[1],
+        in_flight_microbatches=in_flight_microbatches(pp, virtual_stages, microbatches, schedule),
+        first_stage_bytes=int(first),
+        last_stage_bytes=int(last),
+        peak_bytes=int(max(first, last)),
     )
+
+
+def stage_end_bytes(
+    arch: Architecture, k: ResolvedKernels, *, element_bytes: int, seq_len: Any, micro_batch_size: Any, tp: Any,
+    sequence_parallel: Any, dropout: bool,
+) -> tuple[Any, Any]:  # fmt: skip
+    """(the embedding's dropout mask, the output layer's kept bytes) of one micro-batch: the mask
+    ``sbh`` (with residual dropout), the final norm's and the logit projection's inputs and the fp32
+    logits ``4*s*b*V/t`` (Korthikanti §4.3), the first two divided over ``tp`` with sequence
+    parallelism. Scalars or NumPy arrays alike (the planner prices its whole grid with it)."""
+    e = element_bytes
+    sbh = seq_len * micro_batch_size * arch.d_model
+    embedding_mask = dropout_mask_bytes(k, e) * sbh if dropout and k.residual_dropout else 0 * sbh
+    output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
+    embedding_mask = _pick(sequence_parallel, -(-embedding_mask // tp), embedding_mask)
+    output_inputs = _pick(sequence_parallel, -(-output_inputs // tp), output_inputs)
+    return embedding_mask, output_inputs + _ceil(LOGIT_BYTES * seq_len * micro_batch_size * arch.vocab_size / tp)
+
+
+def stage_peak_bytes(
+    n_layers: int, layer: Any, embedding_mask: Any, output: Any, *, pp: Any, virtual_stages: Any, microbatches: Any,
+    schedule: Any,
+) -> tuple[Any, Any]:  # fmt: skip
+    """(first, last) pipeline stage's activation bytes from one layer's, as
+    :func:`stage_activation_bytes` describes them: scalars (exact integers) or NumPy arrays alike,
+    so the planner's grid and one layout are priced by the same lines. ``schedule`` is a schedule
+    code."""
+    first_layers, per_stage, last_layers = pipeline.stage_layers(n_layers, pp, virtual_stages)
+    in_flight = pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=0)
+    first = _ceil(in_flight * (first_layers * layer + embedding_mask))
+    # the second stage: a full stage, one micro-batch fewer in flight
+    second = _ceil(pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=1) * per_stage * layer)
+    first = _pick(np.asarray(pp) > 2, np.maximum(first, second) if np.ndim(first) else max(first, second), first)
+    last = last_layers * layer + output
+    both_ends = _ceil(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
+    single = per_stage * layer + embedding_mask + output
+    ends, one = pipeline.hides_communication(schedule), np.asarray(pp) == 1
+    return _pick(one, single, _pick(ends, both_ends, first)), _pick(one, single, _pick(ends, both_ends, last))
+
+
+def _ceil(x: Any) -> Any:
+    """``ceil`` of a scalar (an exact integer) or of an array."""
+    return np.ceil(x) if np.ndim(x) else math.ceil(x)
+
+
+def _pick(condition: Any, a: Any, b: Any) -> Any:
+    """``a`` where ``condition`` holds, else ``b``: a Python choice between scalars (keeping exact
+    integers), ``np.where`` over arrays."""
+    if np.ndim(condition) or np.ndim(a) or np.ndim(b):
+        return np.where(condition, a, b)
+    return a if condition else b
 
 
 def mlp_inputs_per_token(arch: Architecture) -> int:

@@ -37,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from service.core.activations import LOGIT_BYTES, MASK_BYTES
+from service.core.activations import stage_end_bytes
 from service.core.architecture import Architecture
 from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
+from service.core.kernels import MEGATRON, resolve_kernels
 from service.core.memory import PRECISION_BYTES, Parallelism
 from service.core.parallelism import stage_params
 from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, _layer_table
@@ -188,13 +189,13 @@ class MemoryTables:
         weights = np.where(zero >= 3, self.weight * params / shards, self.weight * params)
         gradients = np.where(zero >= 2, self.gradient * params / shards, self.gradient * params)
         optimizer = np.where(zero >= 1, optimizer_per_param * params / shards, optimizer_per_param * params)
-        # the stage's activations, as service.core.plan_space._memory_arrays counts them
-        s, h, t = self.spec.seq_len, self.arch.d_model, np.asarray(tp, dtype=np.float64)
-        sbh = s * np.asarray(b, dtype=np.float64) * h
-        sp = t > 1
-        mask = np.where(sp, np.ceil(MASK_BYTES * sbh / t), MASK_BYTES * sbh) if self.spec.dropout else 0.0
-        output = np.where(sp, np.ceil(2 * self.element * sbh / t), 2 * self.element * sbh)
-        output = output + np.ceil(LOGIT_BYTES * s * b * self.arch.vocab_size / t)
+        # the stage's activations: its layers, the embedding's mask and the output layer as
+        # service.core.activations.stage_end_bytes counts them for every plan (sequence parallel with tp)
+        t = np.asarray(tp, dtype=np.float64)
+        mask, output = stage_end_bytes(self.arch, resolve_kernels(MEGATRON, self.arch, flash_attention=self.spec.flash_attention),
+                                       element_bytes=self.element, seq_len=self.spec.seq_len,
+                                       micro_batch_size=np.asarray(b, dtype=np.float64), tp=t, sequence_parallel=t > 1,
+                                       dropout=self.spec.dropout)  # fmt: skip
         activations = np.ceil(in_flight * (layers * self.layer_bytes(tp, rc, b) + np.where(first, mask, 0.0)))
         activations = activations + np.where(last, output, 0.0)
         return StageMemory(params=params, weights=weights, gradients=gradients, optimizer=optimizer, activations=activations)

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from service.core import pipeline
-from service.core.activations import LOGIT_BYTES, MASK_BYTES, ActivationOptions, layer_activation_bytes
+from service.core.activations import ActivationOptions, layer_activation_bytes, stage_end_bytes, stage_peak_bytes
 from service.core.architecture import Architecture
 from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import Fp8Recipe, weight_copy_bytes_per_param
-from service.core.kernels import MEGATRON
+from service.core.kernels import MEGATRON, resolve_kernels
 from service.core.memory import (
     PRECISION_BYTES,
     Optimizer,
@@ -295,24 +295,14 @@ def _memory_arrays(
         states = _state_arrays(arch, spec, shard_table, shard, z, g["offload_optimizer"], shards, expert_shards)
 
     layer = layer_table[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
-    # the stage's total, as service.core.activations.stage_activation_bytes builds it
-    e, s, b, sp = pb.activation, spec.seq_len, g["micro_batch_size"], g["sequence_parallel"]
-    sbh = (s // c) * b.astype(np.float64) * arch.d_model
-    embedding_mask = MASK_BYTES * sbh if spec.dropout else np.zeros_like(sbh)
-    output_inputs = 2 * e * sbh
-    embedding_mask = np.where(sp, -(-embedding_mask // t), embedding_mask)
-    output_inputs = np.where(sp, -(-output_inputs // t), output_inputs)
-    output = output_inputs + np.ceil(LOGIT_BYTES * (s // c) * b * arch.vocab_size / t)
-    v, m = g["virtual_stages"], g["microbatches"]
-    first_layers, per_stage, last_layers = pipeline.stage_layers(arch.n_layers, p, v)
-    in_flight = pipeline.in_flight(code, p, v, m, rank=0)
-    first = np.ceil(in_flight * (first_layers * layer + embedding_mask))
-    second = np.where(p > 2, np.ceil(pipeline.in_flight(code, p, v, m, rank=1) * per_stage * layer), 0.0)
-    first = np.maximum(first, second)
-    last = last_layers * layer + output
-    both_ends = np.ceil(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
-    single = per_stage * layer + embedding_mask + output
-    activations = np.where(p == 1, single, np.where(pipeline.hides_communication(code), both_ends, np.maximum(first, last)))
+    # the stage's total, by the lines service.core.activations.stage_activation_bytes uses
+    k = resolve_kernels(MEGATRON, arch, flash_attention=spec.flash_attention)
+    embedding_mask, output = stage_end_bytes(arch, k, element_bytes=pb.activation, seq_len=spec.seq_len // c,
+                                             micro_batch_size=g["micro_batch_size"].astype(np.float64), tp=t,
+                                             sequence_parallel=g["sequence_parallel"], dropout=spec.dropout)  # fmt: skip
+    first, last = stage_peak_bytes(arch.n_layers, layer, embedding_mask, output, pp=p, virtual_stages=g["virtual_stages"],
+                                   microbatches=g["microbatches"], schedule=code)  # fmt: skip
+    activations = np.maximum(first, last)
     total = states["weights"] + states["gradients"] + states["optimizer"] + activations
     return states | {"total": total, "activations": activations}
 
