@@ -29,7 +29,13 @@ from service.core.inference import kv_cache_tensor_shards as kv_cache_tensor_sha
 from service.core.inference import state_cache_bytes_per_sequence as state_cache_bytes_per_sequence
 from service.core.kernels import MEGATRON, AttentionKernel, Kernels, ResolvedKernels, resolve_kernels
 from service.core.limits import check_bytes
-from service.core.parallelism import Parallelism, expert_params_per_gpu, params_per_gpu, validate_parallelism
+from service.core.parallelism import (
+    Parallelism,
+    context_parallel_problem,
+    expert_params_per_gpu,
+    params_per_gpu,
+    validate_parallelism,
+)
 from service.core.parallelism import stage_block_params as stage_block_params
 from service.core.params import count_params
 
@@ -352,10 +358,10 @@ def _stage_activations(
     for one ``seq_len / cp`` chunk of each sequence, with ``k`` the kernels ``kernels`` resolve to; context
     parallelism needs a fused attention kernel."""
     full_seq = seq_len or arch.max_seq_len
-    if par.cp > 1 and (full_seq % par.cp or k.attention is AttentionKernel.EAGER):
-        raise InvalidSpecError(
-            "parallelism.cp", f"context parallelism needs flash_attention and seq_len={full_seq} divisible by cp={par.cp}"
-        )
+    if problem := context_parallel_problem(
+        arch, par.cp, seq_len=full_seq, fused_attention=k.attention is not AttentionKernel.EAGER
+    ):
+        raise InvalidSpecError("parallelism.cp", problem)
     return stage_activation_bytes(
         arch,
         ActivationOptions(

@@ -112,14 +112,22 @@ def tensor_parallel_problem(arch: Architecture, tp: int) -> str | None:
     return None
 
 
-def context_parallel_problem(arch: Architecture, cp: int) -> str | None:
-    """Why ``cp`` context-parallel ranks cannot split ``arch``'s sequences, or ``None``: ring attention
-    splits attention layers (Liu et al. 2023); a recurrent layer's scan would pass its state from
-    rank to rank in sequence order, which is not modelled, so a model with Mamba or RWKV layers is
-    refused rather than answered as if its scans split for free."""
-    if cp > 1 and arch.recurrent_layers:
+def context_parallel_problem(
+    arch: Architecture, cp: int, *, seq_len: int | None = None, fused_attention: bool = True
+) -> str | None:
+    """Why ``cp`` context-parallel ranks cannot split ``arch``'s sequences, or ``None``: the one rule the
+    calculators and the planner share. Ring attention (Liu et al. 2023) passes K/V chunks with their
+    log-sum-exp between fused attention kernels, so it needs one (``flash_attention``) and ``cp``
+    dividing ``seq_len``; a recurrent layer's scan would pass its state from rank to rank in sequence
+    order, which is not modelled, so a model with Mamba or RWKV layers is refused rather than answered
+    as if its scans split for free."""
+    if cp == 1:
+        return None
+    if arch.recurrent_layers:
         return (f"cp={cp}: context parallelism is not modelled for the {arch.recurrent_layers} recurrent layers "
                 "(their scans carry a state along the sequence); cp must be 1")  # fmt: skip
+    if not fused_attention or (seq_len is not None and seq_len % cp):
+        return f"cp={cp} needs flash_attention (ring attention over fused kernels) and must divide seq_len={seq_len}"
     return None
 
 

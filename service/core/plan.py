@@ -168,7 +168,7 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
             raise InvalidSpecError(f"fixed.{name}", "must be a positive integer")
     if problem := tensor_parallel_problem(arch, fixed.get("tp", 1)):
         raise InvalidSpecError("fixed.tp", problem)
-    if problem := context_parallel_problem(arch, fixed.get("cp", 1)):
+    if problem := context_parallel_problem(arch, fixed.get("cp", 1), seq_len=spec.seq_len, fused_attention=spec.flash_attention):
         raise InvalidSpecError("fixed.cp", problem)
     if fixed.get("pp", 1) > arch.n_layers:
         raise InvalidSpecError("fixed.pp", f"pp={fixed['pp']} exceeds n_layers={arch.n_layers}")
@@ -189,8 +189,6 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
             f"tp*dp={ranks} (parallel folding)" if folded else f"dp={fixed['dp']} (experts are spread over data-parallel ranks)"
         )
         raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} must divide {where}")
-    if fixed.get("cp", 1) > 1 and (not spec.flash_attention or spec.seq_len % fixed["cp"]):
-        raise InvalidSpecError("fixed.cp", f"cp={fixed['cp']} needs flash_attention and must divide seq_len={spec.seq_len}")
     if "recompute" in fixed and fixed["recompute"] not in RECOMPUTE_CODES:
         raise InvalidSpecError("fixed.recompute", "must be none, selective or full")
     if fixed.get("sequence_parallel") and fixed.get("tp") == 1:

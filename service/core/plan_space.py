@@ -119,9 +119,11 @@ def _axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, np.ndar
     defaults: dict[str, list[Any]] = {
         "tp": tps,
         "pp": [p for p in _divisors(n) if p <= arch.n_layers],
-        "cp": [c for c in CONTEXT_PARALLEL if s % c == 0 and n % c == 0 and context_parallel_problem(arch, c) is None]
-        if spec.flash_attention
-        else [1],
+        "cp": [
+            c
+            for c in CONTEXT_PARALLEL
+            if n % c == 0 and context_parallel_problem(arch, c, seq_len=s, fused_attention=spec.flash_attention) is None
+        ],  # fmt: skip
         "ep": _divisors(arch.n_experts) if arch.is_moe else [1],
         "zero_stage": [0, 1, 2, 3],
         "offload_optimizer": [False, True],
