@@ -35,6 +35,7 @@ def _hardware(gpu_id: str) -> Hardware:
         gpus_per_node=row["gpus_per_node"], intra_node_bandwidth_bytes_per_s=row["intra_node_bandwidth_bytes_per_s"],
         inter_node_bandwidth_bytes_per_s=row["inter_node_bandwidth_bytes_per_s"],
         efficiency=gpu_efficiency(gpu_id, row["matmul_efficiency"])[0], fp8_peak_flops_per_s=row["peak_tflops"]["fp8"] * 1e12,
+        bf16_peak_flops_per_s=row["peak_tflops"]["bf16"] * 1e12,
     )  # fmt: skip
 
 
@@ -158,9 +159,13 @@ def render_section() -> list[str]:
         "",
         "DeepSeek-V3 production (open-infra-index day 6) on its own units, expert-parallel with data-parallel attention",
         "(`service/core/expert_serving.py`): the mean request is derived from day 6's totals (input / output = 608 / 168,",
-        "prompt + output / 2 = 4,989 tokens of KV), nothing is fitted. Both rows are optimistic: day 6's figures are 24-hour",
-        "averages of nodes that follow the load (so not always full), and the model leaves out expert and rank load",
-        "imbalance, the attention core's BF16 rate, loading cached prefixes from disk, and the micro-batch overlap's costs.",
+        "prompt + output / 2 = 4,989 tokens of KV), nothing is fitted to these rows. The attention core runs at its BF16",
+        "kernels' rates (FlashMLA's published 580 TFLOPS and 3,000 GB/s on H800 in decode), the busiest GPU's routed work at",
+        "the expert load imbalance SGLang measured (1.18, its EP32 prefill at default against perfect balance), and the",
+        "all-to-all beside the compute: the two-micro-batch overlap DeepSeek runs is an option, off, because its perfect form",
+        "gains twice what SGLang measured. Left out: imbalance between data-parallel ranks, loading cached prefixes from",
+        "disk, and day 6's 24-hour averaging over nodes that follow the load; day 6's prefill is also half DeepSeek's own",
+        "balanced profile (62,713 against 32,206 tokens/s per node without cache hits, LMSYS 2025-05-05).",
         "",
         "Not yet compared: SGLang's DeepSeek-V3 on 96 H100 (its output length and batch per GPU are not in the sheet).",
         "",

@@ -68,7 +68,9 @@ def _serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
     peak = gpu.peak_tflops.get(key) or gpu.peak_tflops.get("bf16")
     if key != "bf16" and not gpu.peak_tflops.get(key):
         key = "bf16"
-    return dataclasses.replace(cluster.hardware, peak_flops_per_s=float(peak) * 1e12), key
+    bf16 = gpu.peak_tflops.get("bf16")
+    return dataclasses.replace(cluster.hardware, peak_flops_per_s=float(peak) * 1e12,
+                               bf16_peak_flops_per_s=float(bf16) * 1e12 if bf16 else None), key  # fmt: skip
 
 
 def weight_only_note(gpu: GpuView, fmt: Dtype, peak_key: str) -> str | None:
@@ -222,10 +224,13 @@ def _expert_parallel_note(arch: Architecture, req: s.ServingPlanRequest, spec: S
     return {"expert_parallel": (
         "units of ep GPUs (a node and its doublings, at most one GPU per routed expert) beside the tensor-parallel degrees: "
         "attention, dense layers and shared experts replicated on every GPU (dp_attention), each GPU attending over its own "
-        "sequences' KV cache; routed experts sharded ceil(n_experts / ep) a GPU; a decode step = the GPU's weights read (the "
-        "routed experts its unit's tokens touch) and its KV cache, or its FLOPs, + every MoE layer's all-to-all dispatch "
-        "(FP8 with FP8 weights) and combine (BF16) over NVLink and the scale-out network, not overlapped (DeepSeek-V3 §3.4; "
-        "open-infra-index day 6; SGLang large-EP, 2025-05-05); load imbalance and redundant experts left out")}  # fmt: skip
+        "sequences' KV cache; routed experts sharded ceil(n_experts / ep) a GPU; a decode step = its kernels one after "
+        "another, each at its roofline: the replicated matmuls, the routed experts (weights read, or the busiest GPU's "
+        f"FLOPs at {ep_core.DEFAULT_EXPERT_LOAD_IMBALANCE:.2f} x the mean: SGLang's measured EP32 imbalance, LMSYS 2025-05-05), "
+        "the attention core at its BF16 kernel's rate (multi-head latent attention at FlashMLA's shares of H800's peaks: 580 TFLOPS, 3,000 GB/s), "
+        "+ every MoE layer's all-to-all dispatch (FP8 with FP8 weights) and combine (BF16) over NVLink and "
+        "the scale-out network at the busiest GPU's share, not overlapped (DeepSeek-V3 §3.4; open-infra-index day 6; "
+        "SGLang large-EP, 2025-05-05); a prefill likewise, attention at the BF16 peak; redundant experts' memory left out")}  # fmt: skip
 
 
 def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: CatalogReader) -> Speculation | None:
