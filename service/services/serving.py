@@ -19,6 +19,7 @@ from service.core.engines import LARGE_GPU_BYTES, Engine, engine_profile
 from service.core.memory import Precision
 from service.core.speculative import Speculation, expected_tokens, speculation
 from service.core.steptime import Hardware
+from service.errors import Unprocessable
 from service.schemas import cost as cs
 from service.schemas import serving as s
 from service.schemas.cost import PriceQuote
@@ -504,21 +505,47 @@ def _served(
     )  # fmt: skip
 
 
+def _expert_parallel_unit(
+    arch: Architecture, hw: Hardware, req: cs.InferenceCostRequest, weights: core.Weights, kv_dtype: Dtype
+) -> core.Replica:
+    """The request's expert-parallel unit at its batch (:func:`service.core.expert_serving.ep_replica`);
+    422 naming ``ep`` for a dense model, fewer routed experts than GPUs, or an ``n_gpus`` that differs."""
+    assert req.ep is not None
+    if not arch.is_moe:
+        raise Unprocessable.for_field("ep", "expert parallelism needs a mixture of experts; this model is dense")
+    if req.ep > arch.n_experts:
+        raise Unprocessable.for_field("ep", f"{req.ep} GPUs for {arch.n_experts} routed experts: at most one GPU per expert")
+    if req.n_gpus not in (1, req.ep):
+        raise Unprocessable.for_field("ep", f"a unit of {req.ep} GPUs, but n_gpus is {req.n_gpus}: give n_gpus 1 or {req.ep}")
+    return ep_core.ep_replica(arch, hw, ep=req.ep, weights=weights, kv_dtype=kv_dtype, prompt_tokens=req.prompt_tokens,
+                              output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
+
+
 def inference_cost(req: cs.InferenceCostRequest, catalog: CatalogReader) -> cs.InferenceCostResponse:
-    """A replica of ``n_gpus`` (tensor-parallel) GPUs at ``batch_size``, priced by the serving
-    model that ``POST /v1/plan/serving`` uses (:mod:`service.core.serving`)."""
+    """A replica of ``n_gpus`` (tensor-parallel) GPUs, or a mixture's expert-parallel unit of ``ep``
+    GPUs, at ``batch_size``, priced by the serving model that ``POST /v1/plan/serving`` uses
+    (:mod:`service.core.serving`, :mod:`service.core.expert_serving`)."""
     model = resolve_model(req.model, catalog)
     arch = require_architecture(model, "serving cost (the KV cache)")
     model_notes = model_assumptions(model, req.model, req.prompt_tokens + req.output_tokens, field="output_tokens")
-    core.check_tensor_parallel(arch, req.n_gpus)
+    if req.ep is None:
+        core.check_tensor_parallel(arch, req.n_gpus)
     gpu = catalog_gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
     fmt = req.dtype
     hw, peak_dtype = serving_hardware(gpu, fmt)
     kv_dtype = req.kv_dtype or Dtype.BF16
     weights = core.weight_bytes(arch, fmt)
-    r = core.replica(arch, hw, tp=req.n_gpus, weights=weights, kv_dtype=kv_dtype, prompt_tokens=req.prompt_tokens,
-                        output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
+    if req.ep is None:
+        r = core.replica(arch, hw, tp=req.n_gpus, weights=weights, kv_dtype=kv_dtype, prompt_tokens=req.prompt_tokens,
+                         output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
+        layout = f"{req.n_gpus} x {gpu.id}, weights sharded with tensor parallelism"
+    else:
+        r = _expert_parallel_unit(arch, hw, req, weights, kv_dtype)
+        layout = (f"an expert-parallel unit of {req.ep} x {gpu.id}: routed experts sharded ceil(n_experts / ep) a GPU, "
+                  "attention, dense layers and shared experts on every GPU over its own sequences (dp_attention), the batch "
+                  f"spread over the unit; moe_load_imbalance {r.expert_load_imbalance:.2f} (SGLang's measured EP32 imbalance, "
+                  "LMSYS 2025-05-05), all-to-all not overlapped (service.core.expert_serving)")  # fmt: skip
     money = core.serving_cost(
         r, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens
     )
@@ -528,7 +555,7 @@ def inference_cost(req: cs.InferenceCostRequest, catalog: CatalogReader) -> cs.I
         "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2, "peak_dtype": peak_dtype,
         "gpu_memory_utilization": core.GPU_MEMORY_UTILIZATION, "runtime_reserve_bytes": core.RUNTIME_RESERVE_BYTES,
         "price_as_of": price.as_of.isoformat() if price.as_of else None,
-        "replica": f"{req.n_gpus} x {gpu.id}, weights sharded with tensor parallelism",
+        "replica": layout,
         "model": "the serving model of POST /v1/plan/serving",
     }  # fmt: skip
     if note := weight_only_note(gpu, fmt, peak_dtype):
