@@ -15,25 +15,53 @@ A **unit** of ``ep`` GPUs (whole nodes) serves as one replica:
   modelled);
 - **routed experts sharded**: ``ceil(n_experts / ep)`` experts per GPU (DeepSeek adds redundant
   copies of hot experts, day 6; not counted beyond the ceiling);
-- **a decode step** on one GPU with ``b`` sequences reads its replicated weights, its routed experts
-  (all of them, as a tensor-parallel replica's step reads all its weights: at the batches expert
-  parallelism is for, ``ep * b * k`` routed tokens reach every expert) and its sequences' KV
-  cache, or computes ``b`` tokens'
-  FLOPs, whichever is longer (Pope et al. 2022 §2-3, as :func:`service.core.serving.decode_step_seconds`);
-  beside it the **all-to-all** dispatch and combine of every MoE layer
+- **a decode step** on one GPU with ``b`` sequences runs its kernels one after another, each at its
+  own roofline (Williams et al. 2009): the replicated matmuls (attention projections, dense layers,
+  shared experts, head: their weights read or ``b`` tokens' FLOPs at the matmul rate), the routed
+  experts (all its experts read, as a tensor-parallel replica's step reads all its weights: at the
+  batches expert parallelism is for, ``ep * b * k`` routed tokens reach every expert; or the
+  busiest GPU's routed FLOPs, the mean's times the **load imbalance**, below), and the **attention
+  core** at its kernel's rate, not the matmul rate: for multi-head latent attention FlashMLA's
+  (deepseek-ai/FlashMLA README, 2025-02: up to 3,000 GB/s memory-bound and 580 TFLOPS
+  compute-bound on H800 SXM5, BF16; as fractions of H800's 3.35 TB/s and 989.5 TFLOPS), over the
+  absorbed form's FLOPs ``2 * a * (2 * kv_lora_rank + qk_rope_head_dim)`` per key and layer
+  (DeepSeek-V2 §2.1.2: ``W_UK`` absorbed into the query, ``W_UV`` into the output; FlashMLA's
+  benchmark counts ``2 h_q s_k (d_k + d_v)``), the cache read at its bandwidth; other attention
+  at the BF16 peak times its measured forward fraction (:mod:`service.core.efficiency`) or its
+  cache read at the HBM rate. Beside it the **all-to-all** dispatch and combine of every MoE layer
   (:func:`service.core.hardware.expert_all_to_all_seconds`: NVLink inside a node, the scale-out
-  network across nodes, each token sent once per node it reaches). The dispatch is FP8 when the
-  weights are (DeepSeek-V3 §3.3.2: activations quantised to FP8 before the dispatch), the combine
-  BF16. The step is the GPU's own work **plus** the all-to-all. DeepSeek and SGLang overlap the
-  two with two micro-batches (day 6: dual micro-batch in prefill, a five-stage pipeline in decode;
-  SGLang's two-batch overlap), but each micro-batch then reads the weights again and runs its
-  matmuls at half the batch; the sum is the stated, conservative choice;
+  network across nodes, each token sent once per node it reaches), the busiest GPU's share. The
+  dispatch is FP8 when the weights are (DeepSeek-V3 §3.3.2: activations quantised to FP8 before
+  the dispatch), the combine BF16;
 - **a prefill** on one GPU is its prompt's compute as one GPU would run it (the expert FLOPs the GPU
-  does for others balance those others do for it) plus its tokens' all-to-all.
+  does for others balance those others do for it, times the load imbalance), with the attention
+  core at the BF16 peak times the kernel's measured forward fraction (FlashAttention-3 and
+  DeepSeek's prefill attention are BF16 kernels; the FP8 peak is the matmuls'), and its tokens'
+  all-to-all;
+- **load imbalance** ``expert_load_imbalance`` (the busiest GPU's routed tokens over the mean, an
+  input): the step waits for the busiest GPU (all-to-all is a barrier), so its routed-expert
+  FLOPs and its dispatch and combine take that factor. Default :data:`DEFAULT_EXPERT_LOAD_IMBALANCE`
+  = 1.18: SGLang's DeepSeek-V3 prefill on EP32 H100 at its default expert distribution against a
+  simulated perfectly balanced one (LMSYS 2025-05-05, "Profile Results": 50,302 and 59,337 tokens/s
+  per node), the slowdown taken as the busiest GPU's excess load. DeepSeek's redundant experts and
+  EPLB (V3 report §3.4; deepseek-ai/EPLB) are what keep it that low: without them SGLang measured
+  1.49x (prefill) and 2.54x (decode) slower (same post, "Ablation Study: EPLB");
+- **overlap** (an option, off by default): DeepSeek and SGLang split the batch into two
+  micro-batches and run one's all-to-all under the other's compute (V3 report §3.4: two
+  micro-batches in prefilling; day 6: dual micro-batch in prefill, a five-stage pipeline in decode;
+  deepseek-ai/profile-data; SGLang's two-batch overlap). With it a decode step is two halves of
+  ``max(own work at b/2, all-to-all at b/2)``, each half reading the weights again (decode's
+  all-to-all frees every SM once its writes are issued, profile-data README), and a prefill
+  ``max(compute, all-to-all)`` with the compute on the SMs the all-to-all leaves it (20 of an
+  H800's 132 run it, V3 report §3.2.2). Off, the two add up. The default is off because this
+  overlap is perfect and overstates what is measured: SGLang's two-batch overlap gains 27-35 % in
+  prefill and 25.5 % in decode at 256 sequences a GPU (LMSYS 2025-05-05, "Ablation Study: Two-batch
+  Overlap"), where on DeepSeek-V3's EP32 prefill and EP128 decode units of H800 (4K prompts, 128
+  sequences a GPU) it gains 62 % and 51 %.
 
-Left out: load imbalance between experts and between data-parallel ranks, the redundant experts'
-memory, the micro-batch overlap (above), TP within attention, and loading cached prefixes from
-disk (DeepSeek's KV cache on 3FS).
+Left out: imbalance between data-parallel ranks (sequences per GPU, context lengths), the
+redundant experts' memory, TP within attention, and loading cached prefixes from disk (DeepSeek's
+KV cache on 3FS).
 """
 
 from __future__ import annotations
@@ -44,8 +72,14 @@ import math
 import numpy as np
 
 from service.core.architecture import Architecture
+from service.core.compute import attention_score_flops_per_token
 from service.core.dtypes import Dtype
-from service.core.hardware import INTER_NODE_LATENCY_SECONDS, INTRA_NODE_LATENCY_SECONDS, expert_all_to_all_seconds
+from service.core.hardware import (
+    INTER_NODE_LATENCY_SECONDS,
+    INTRA_NODE_LATENCY_SECONDS,
+    expert_all_to_all_seconds,
+    matmul_seconds,
+)
 from service.core.memory import kv_cache_bytes, state_cache_bytes_per_sequence
 from service.core.params import mlp_params
 from service.core.serving import (
@@ -56,6 +90,7 @@ from service.core.serving import (
     Replica,
     Weights,
     _decode_terms,
+    _mlp_shapes_per_gpu,
     prefill_seconds,
     replica_step_seconds,
     usable_memory_bytes,
@@ -64,6 +99,16 @@ from service.core.speculative import cached_prefix_tokens
 from service.core.steptime import Hardware, memory_rate
 
 COMBINE_BYTES = 2  # the combine returns BF16 (DeepSeek-V3 §3.3.2)
+# FlashMLA on H800 SXM5 (deepseek-ai/FlashMLA README, 2025-02, BF16): up to 580 TFLOPS compute-bound of the
+# 989.5 dense BF16 peak, up to 3,000 GB/s memory-bound of 3.35 TB/s; the 2025-04 kernel reaches 660 TFLOPS
+FLASH_MLA_COMPUTE_FRACTION = 580 / 989.5
+FLASH_MLA_BANDWIDTH_FRACTION = 3000e9 / 3.35e12
+# the busiest GPU's routed tokens over the mean: SGLang's DeepSeek-V3 EP32 prefill on H100, default expert
+# distribution against simulated perfect balance (LMSYS 2025-05-05, "Profile Results": 50,302 and 59,337 tok/s per node)
+DEFAULT_EXPERT_LOAD_IMBALANCE = 59_337 / 50_302
+# overlapped prefill all-to-all runs on 20 of an H800's 132 SMs (DeepSeek-V3 §3.2.2), which the compute then lacks;
+# decode's all-to-all frees every SM once its RDMA writes are issued (deepseek-ai/profile-data README, "Decoding")
+PREFILL_COMMUNICATION_SM_SHARE = 20 / 132
 
 
 def expert_parallel_degrees(arch: Architecture, gpus_per_node: int) -> list[int]:
@@ -115,40 +160,94 @@ def all_to_all_seconds(
     return arch.moe_layers * (one(element_bytes) + one(COMBINE_BYTES))
 
 
+def _routed_active_weights(arch: Architecture) -> int:
+    """Routed-expert matmul weights one token runs through: ``k`` experts in every MoE layer."""
+    return arch.moe_layers * arch.experts_per_token * mlp_params(arch, arch.d_ff)
+
+
+def decode_attention_seconds(
+    arch: Architecture, hw: Hardware, *, batch_per_gpu: np.ndarray, context_tokens: float, kv_bytes_per_token: int,
+    state_bytes_per_sequence: int = 0,
+) -> np.ndarray:  # fmt: skip
+    """The attention core of one decode step on one GPU (module docstring): multi-head latent
+    attention at FlashMLA's rates over the absorbed form's FLOPs, other attention at the BF16 peak
+    times its measured forward fraction; the cache (and a recurrent layer's state, read and written
+    back) at the kernel's bandwidth; whichever is longer."""
+    cache_share, _, attention_flops = _decode_terms(arch, context_tokens)
+    read = batch_per_gpu * (kv_bytes_per_token * cache_share + 2 * state_bytes_per_sequence)
+    bf16_peak = hw.bf16_peak_flops_per_s or hw.peak_flops_per_s
+    if arch.is_mla:
+        d_c, rope = arch.kv_lora_rank or 0, arch.qk_rope_head_dim or 0
+        flops = 2.0 * arch.n_heads * (2 * d_c + rope) * arch.attention_layers * context_tokens
+        rate, bandwidth = bf16_peak * FLASH_MLA_COMPUTE_FRACTION, hw.memory_bandwidth_bytes_per_s * FLASH_MLA_BANDWIDTH_FRACTION
+    else:
+        flops = attention_flops
+        rate, bandwidth = bf16_peak * hw.kernels.attention_fractions(context_tokens, arch.d_head)[0], memory_rate(hw)
+    return np.maximum(read / bandwidth, batch_per_gpu * flops / rate)
+
+
 def ep_decode_step_seconds(
     arch: Architecture, hw: Hardware, *, ep: int, batch_per_gpu: np.ndarray | float, context_tokens: float,
     replicated_bytes: int, routed_bytes_per_gpu: int, kv_bytes_per_token: int, element_bytes: int,
-    state_bytes_per_sequence: int = 0,
+    state_bytes_per_sequence: int = 0, imbalance: float = 1.0, overlap: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """One decode step of a GPU of the unit with ``batch_per_gpu`` sequences (module docstring):
-    ``max(memory, compute) + all-to-all``; a recurrent layer's state is read and written back
-    (as :func:`service.core.serving.decode_step_seconds` counts it). Returns the seconds and whether memory bounds the
-    GPU's own work."""
+    the replicated matmuls, the routed experts (their FLOPs and the all-to-all times
+    ``imbalance``) and the attention core, each at its own roofline, plus the all-to-all; with
+    ``overlap`` two micro-batches of half the sequences, each ``max(own work, all-to-all)``.
+    Returns the seconds and whether memory bounds the GPU's matmuls."""
     b = np.asarray(batch_per_gpu, dtype=np.float64)
-    cache_share, matmul_weights, attention_flops = _decode_terms(arch, context_tokens)
-    read = replicated_bytes + routed_bytes_per_gpu + b * (kv_bytes_per_token * cache_share + 2 * state_bytes_per_sequence)
-    memory_time = read / memory_rate(hw)
-    compute_time = b * (2.0 * matmul_weights + attention_flops) / (hw.peak_flops_per_s * hw.kernels.matmul)
-    local = np.maximum(memory_time, compute_time)
-    comm = all_to_all_seconds(arch, hw, ep=ep, tokens=b, element_bytes=element_bytes)
-    return local + comm, memory_time >= compute_time
+    _, matmul_weights, _ = _decode_terms(arch, context_tokens)
+    routed_weights = _routed_active_weights(arch)
+    rate, hbm = hw.peak_flops_per_s * hw.kernels.matmul, memory_rate(hw)
+
+    def own(tokens: np.ndarray) -> np.ndarray:
+        replicated = np.maximum(replicated_bytes / hbm, tokens * 2.0 * (matmul_weights - routed_weights) / rate)
+        routed = np.maximum(routed_bytes_per_gpu / hbm, imbalance * tokens * 2.0 * routed_weights / rate)
+        core = decode_attention_seconds(arch, hw, batch_per_gpu=tokens, context_tokens=context_tokens,
+                                        kv_bytes_per_token=kv_bytes_per_token, state_bytes_per_sequence=state_bytes_per_sequence)  # fmt: skip
+        return replicated + routed + core
+
+    def comm(tokens: np.ndarray) -> np.ndarray:
+        return imbalance * all_to_all_seconds(arch, hw, ep=ep, tokens=tokens, element_bytes=element_bytes)
+
+    step = 2 * np.maximum(own(b / 2), comm(b / 2)) if overlap else own(b) + comm(b)
+    memory_bound = (replicated_bytes + routed_bytes_per_gpu) / hbm >= b * 2.0 * matmul_weights / rate
+    return step, memory_bound
 
 
-def ep_prompt_seconds(arch: Architecture, hw: Hardware, *, ep: int, prompt_tokens: int, element_bytes: int) -> float:
-    """One prompt on one GPU of the unit: its compute (:func:`service.core.serving.prefill_seconds`
-    at one GPU) or its tokens' all-to-all, whichever is longer (module docstring)."""
+def ep_prompt_seconds(
+    arch: Architecture, hw: Hardware, *, ep: int, prompt_tokens: int, element_bytes: int, imbalance: float = 1.0,
+    overlap: bool = False,
+) -> float:  # fmt: skip
+    """One prompt on one GPU of the unit (module docstring): its compute
+    (:func:`service.core.serving.prefill_seconds` at one GPU) with the attention core at the BF16
+    peak and the routed experts' matmuls times ``imbalance``, and its tokens' all-to-all (times
+    ``imbalance``): their sum, or with ``overlap`` the longer."""
     if prompt_tokens == 0:
         return 0.0
-    compute = prefill_seconds(arch, hw, tp=1, prompt_tokens=prompt_tokens)
-    return compute + float(all_to_all_seconds(arch, hw, ep=ep, tokens=prompt_tokens, element_bytes=element_bytes))
+    n = prompt_tokens
+    compute = prefill_seconds(arch, hw, tp=1, prompt_tokens=n)
+    bf16_peak = hw.bf16_peak_flops_per_s or hw.peak_flops_per_s
+    forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)
+    core_flops = attention_score_flops_per_token(arch, n, causal=True) * n
+    compute += core_flops / (bf16_peak * forward_fraction) - core_flops / (hw.peak_flops_per_s * forward_fraction)
+    if arch.moe_layers:
+        routed = sum(
+            c * matmul_seconds(n * arch.experts_per_token, k, m, hw, 2) for c, k, m in _mlp_shapes_per_gpu(arch, arch.d_ff, 1)
+        )
+        compute += (imbalance - 1) * arch.moe_layers * float(routed)
+    comm = imbalance * float(all_to_all_seconds(arch, hw, ep=ep, tokens=n, element_bytes=element_bytes))
+    return max(compute / (1 - PREFILL_COMMUNICATION_SM_SHARE), comm) if overlap else compute + comm
 
 
 def ep_step_seconds(
     arch: Architecture, hw: Hardware, r: Replica, *, batch: np.ndarray | float, context_tokens: float, limits: EngineLimits
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The decode step of replica ``r`` at ``batch`` sequences over the replica: a unit's
-    (:func:`ep_decode_step_seconds` at ``batch / ep`` a GPU) with the engine's per-step overhead, or a
-    tensor-parallel replica's (:func:`service.core.serving.replica_step_seconds`)."""
+    (:func:`ep_decode_step_seconds` at ``batch / ep`` a GPU, at the unit's imbalance and overlap)
+    with the engine's per-step overhead, or a tensor-parallel replica's
+    (:func:`service.core.serving.replica_step_seconds`)."""
     if r.ep is None:
         return replica_step_seconds(arch, hw, r, batch=batch, context_tokens=context_tokens, limits=limits)
     routed = (r.weights_bytes - r.ep * r.replicated_weights_bytes) // r.ep
@@ -156,6 +255,7 @@ def ep_step_seconds(
         arch, hw, ep=r.ep, batch_per_gpu=np.asarray(batch, dtype=np.float64) / r.ep, context_tokens=context_tokens,
         replicated_bytes=r.replicated_weights_bytes, routed_bytes_per_gpu=routed, kv_bytes_per_token=r.kv_cache_bytes_per_token,
         element_bytes=r.dispatch_bytes, state_bytes_per_sequence=r.state_bytes_per_sequence,
+        imbalance=r.expert_load_imbalance, overlap=r.micro_batch_overlap,
     )  # fmt: skip
     return step + limits.step_overhead_seconds(arch), bound
 
@@ -164,12 +264,14 @@ def ep_replica(
     arch: Architecture, hw: Hardware, *, ep: int, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     batch: int | None = None, max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
     reserve_bytes: int = RUNTIME_RESERVE_BYTES, limits: EngineLimits = DEFAULT_LIMITS,
+    imbalance: float = DEFAULT_EXPERT_LOAD_IMBALANCE, overlap: bool = False,
 ) -> Replica:  # fmt: skip
     """A unit of ``ep`` GPUs at ``batch`` sequences over the unit (default: the most its GPUs' KV
     caches hold, at most ``limits.max_num_seqs`` a GPU, lowered to meet the TPOT bound), as a
     :class:`~service.core.serving.Replica` of ``ep`` GPUs with attention data-parallel.
     ``prefill_seconds`` is the unit's time per prompt (one GPU's prompt over ``ep`` GPUs running
-    theirs at once), ``prompt_seconds`` one prompt on its GPU."""
+    theirs at once), ``prompt_seconds`` one prompt on its GPU; ``imbalance`` the busiest GPU's routed
+    tokens over the mean, ``overlap`` two micro-batches (module docstring)."""
     replicated, routed = per_gpu_weight_bytes(arch, weights, ep)
     if limits.kv_fraction_of_free is not None:
         usable = usable_memory_bytes(hw.memory_bytes, 1, utilization=1.0, reserve_bytes=reserve_bytes)
@@ -185,10 +287,11 @@ def ep_replica(
     per_gpu = min(per_gpu, limits.max_num_seqs or per_gpu)
     element = dispatch_bytes(weights)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    prompt = ep_prompt_seconds(arch, hw, ep=ep, prompt_tokens=prompt_tokens, element_bytes=element)
-    fresh = ep_prompt_seconds(arch, hw, ep=ep, prompt_tokens=prompt_tokens - cached, element_bytes=element) if cached else None
+    given = {"ep": ep, "element_bytes": element, "imbalance": imbalance, "overlap": overlap}
+    prompt = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens, **given)
+    fresh = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens - cached, **given) if cached else None
     if cached:
-        prompt -= ep_prompt_seconds(arch, hw, ep=ep, prompt_tokens=cached, element_bytes=element)
+        prompt -= ep_prompt_seconds(arch, hw, prompt_tokens=cached, **given)
     shell = Replica(
         tp=1, ep=ep, dp_attention=True, usable_memory_bytes=ep * usable, weights_bytes=ep * (replicated + routed),
         kv_cache_bytes_per_token=per_token, kv_cache_bytes_per_sequence=per_sequence, max_batch=int(ep * per_gpu), batch=1,
@@ -196,6 +299,7 @@ def ep_replica(
         time_per_output_token_seconds=0.0, output_tokens_per_second_per_user=0.0, output_tokens_per_second=0.0,
         cached_prompt_tokens=cached, fresh_prefill_seconds=None if fresh is None else fresh / ep, prompt_seconds=prompt,
         replicated_weights_bytes=replicated, dispatch_bytes=element, state_bytes_per_sequence=state,
+        expert_load_imbalance=imbalance, micro_batch_overlap=overlap,
     )  # fmt: skip
     context = prompt_tokens + output_tokens / 2
     if batch is None:

@@ -30,7 +30,9 @@ class Hardware:
     """One GPU type in a cluster: dense peak of the training dtype, MAMF (the catalog's
     ``matmul_efficiency``), HBM size and bandwidth, and the two network tiers, per GPU and one
     direction; ``efficiency`` the kernel efficiencies (:mod:`service.core.efficiency`; None: the
-    defaults from MAMF); ``fp8_peak_flops_per_s`` the dense FP8 peak (None: no FP8 tensor cores)."""
+    defaults from MAMF); ``fp8_peak_flops_per_s`` the dense FP8 peak (None: no FP8 tensor cores);
+    ``bf16_peak_flops_per_s`` the dense 16-bit peak, which attention kernels compute at whatever the
+    weights' format (None: ``peak_flops_per_s``; read by expert-parallel serving only)."""
 
     peak_flops_per_s: float
     matmul_efficiency: float
@@ -41,6 +43,7 @@ class Hardware:
     inter_node_bandwidth_bytes_per_s: float
     efficiency: KernelEfficiency | None = None
     fp8_peak_flops_per_s: float | None = None
+    bf16_peak_flops_per_s: float | None = None
 
     @property
     def kernels(self) -> KernelEfficiency:

@@ -166,6 +166,8 @@ class Replica:
     prompt_seconds: float | None = None  # one prompt on its GPU when the unit's GPUs prefill side by side
     replicated_weights_bytes: int = 0  # per GPU of a unit: every weight but the routed experts
     dispatch_bytes: int = 2  # per element of a unit's expert dispatch
+    expert_load_imbalance: float = 1.0  # a unit's busiest GPU's routed tokens over the mean
+    micro_batch_overlap: bool = False  # a unit runs two micro-batches, one's all-to-all under the other's compute
 
     @property
     def n_gpus(self) -> int:

@@ -265,6 +265,11 @@ class InferenceCostRequest(PriceChoice):
     model: ModelSpec
     gpu: GpuId
     n_gpus: NGpus = 1
+    ep: int | None = Field(
+        None, ge=2, le=4096, description="A mixture's expert-parallel unit of this many GPUs instead of a tensor-parallel "
+        "replica: routed experts sharded, attention data-parallel (DeepSeek-V3 §3.4); batch_size is then the unit's and "
+        "n_gpus must be 1 or ep. Default none: n_gpus GPUs of tensor parallelism.", examples=[32],
+    )  # fmt: skip
     batch_size: int = Field(1, ge=1, le=100_000)
     prompt_tokens: int = Field(512, ge=0, le=MAX_SEQ_LEN)
     output_tokens: int = Field(256, ge=1, le=MAX_SEQ_LEN)

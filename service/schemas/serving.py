@@ -96,6 +96,16 @@ class ServingPlanRequest(PriceChoice):
         0.0, ge=0, le=1, description="Share of prompt tokens found in the prefix cache (vLLM automatic prefix caching, SGLang "
         "RadixAttention; DeepSeek's production: 0.563); only the rest is prefilled.", examples=[0.5],
     )  # fmt: skip
+    moe_load_imbalance: float | None = Field(
+        None, ge=1, le=64, description="Expert-parallel units of a mixture: the busiest GPU's routed tokens over the mean, "
+        "which its routed FLOPs and all-to-all wait for; default 1.18 (SGLang's DeepSeek-V3 EP32 prefill at its default "
+        "expert distribution against perfect balance, LMSYS 2025-05-05).", examples=[1.18],
+    )  # fmt: skip
+    micro_batch_overlap: bool = Field(
+        False, description="Expert-parallel units run two micro-batches, one's all-to-all under the other's compute "
+        "(DeepSeek-V3 §3.4, SGLang two-batch overlap); default off: the perfect overlap modelled gains about twice what "
+        "SGLang measured.",
+    )  # fmt: skip
     speculative: SpeculativeDecoding | None = Field(None, description="Speculative decoding; default none.")
     disaggregated: bool = Field(
         False, description="Prefill and decode on separate pools sized to each other (DistServe, Splitwise); each option "

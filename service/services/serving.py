@@ -19,6 +19,7 @@ from service.core.engines import LARGE_GPU_BYTES, Engine, engine_profile
 from service.core.memory import Precision
 from service.core.speculative import Speculation, expected_tokens, speculation
 from service.core.steptime import Hardware
+from service.errors import Unprocessable
 from service.schemas import cost as cs
 from service.schemas import serving as s
 from service.schemas.cost import PriceQuote
@@ -68,7 +69,9 @@ def _serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
     peak = gpu.peak_tflops.get(key) or gpu.peak_tflops.get("bf16")
     if key != "bf16" and not gpu.peak_tflops.get(key):
         key = "bf16"
-    return dataclasses.replace(cluster.hardware, peak_flops_per_s=float(peak) * 1e12), key
+    bf16 = gpu.peak_tflops.get("bf16")
+    return dataclasses.replace(cluster.hardware, peak_flops_per_s=float(peak) * 1e12,
+                               bf16_peak_flops_per_s=float(bf16) * 1e12 if bf16 else None), key  # fmt: skip
 
 
 def weight_only_note(gpu: GpuView, fmt: Dtype, peak_key: str) -> str | None:
@@ -196,7 +199,14 @@ def _candidates(
         arch, hw, weights, req.kv_dtype, req.prompt_tokens, req.output_tokens, req.tp,
         req.max_time_to_first_token_seconds if bounded else None, req.max_time_per_output_token_seconds if bounded else None,
         req.engine, req.gpu_memory_utilization, req.runtime_reserve_bytes, spec, req.prefix_cache_hit_rate,
+        _expert_options(req),
     )  # fmt: skip
+
+
+def _expert_options(req: s.ServingPlanRequest) -> tuple[float, bool]:
+    """Expert-parallel units' load imbalance (the request's, else the stated default) and overlap."""
+    imbalance = req.moe_load_imbalance or ep_core.DEFAULT_EXPERT_LOAD_IMBALANCE
+    return imbalance, req.micro_batch_overlap
 
 
 def _feature_assumptions(req: s.ServingPlanRequest, spec: Speculation | None) -> dict[str, Any]:
@@ -219,13 +229,20 @@ def _expert_parallel_note(arch: Architecture, req: s.ServingPlanRequest, spec: S
         return {}
     if req.tp is not None or spec is not None:
         return {"expert_parallel": "not considered: " + ("tp is fixed" if req.tp is not None else "with speculative decoding")}
+    imbalance, overlap = _expert_options(req)
+    source = " (request)" if req.moe_load_imbalance else ": default, SGLang's measured EP32 imbalance, LMSYS 2025-05-05"
+    comm = ("two micro-batches, one's all-to-all under the other's compute (micro_batch_overlap)" if overlap else
+            "not overlapped (micro_batch_overlap false: a perfect overlap gains about twice SGLang's measured 25-35 %)")  # fmt: skip
     return {"expert_parallel": (
         "units of ep GPUs (a node and its doublings, at most one GPU per routed expert) beside the tensor-parallel degrees: "
         "attention, dense layers and shared experts replicated on every GPU (dp_attention), each GPU attending over its own "
-        "sequences' KV cache; routed experts sharded ceil(n_experts / ep) a GPU; a decode step = the GPU's weights read (the "
-        "routed experts its unit's tokens touch) and its KV cache, or its FLOPs, + every MoE layer's all-to-all dispatch "
-        "(FP8 with FP8 weights) and combine (BF16) over NVLink and the scale-out network, not overlapped (DeepSeek-V3 §3.4; "
-        "open-infra-index day 6; SGLang large-EP, 2025-05-05); load imbalance and redundant experts left out")}  # fmt: skip
+        "sequences' KV cache; routed experts sharded ceil(n_experts / ep) a GPU; a decode step = its kernels one after "
+        "another, each at its roofline: the replicated matmuls, the routed experts (weights read, or the busiest GPU's "
+        f"FLOPs at moe_load_imbalance = {imbalance:.2f} x the mean{source}), the attention core at its BF16 kernel's rate "
+        "(multi-head latent attention at FlashMLA's shares of H800's peaks: 580 TFLOPS, 3,000 GB/s), + every MoE layer's "
+        "all-to-all dispatch (FP8 with FP8 weights) and combine (BF16) over NVLink and the scale-out network at the busiest "
+        f"GPU's share, {comm} (DeepSeek-V3 §3.4; open-infra-index day 6; SGLang large-EP, 2025-05-05); a prefill likewise, "
+        "attention at the BF16 peak; redundant experts' memory left out")}  # fmt: skip
 
 
 def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: CatalogReader) -> Speculation | None:
@@ -244,7 +261,7 @@ def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: Catalog
 def _replicas_by_degree(
     arch: Architecture, hw: Hardware, weights: core.Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     tp: int | None, max_ttft: float | None, max_tpot: float | None, engine: Engine, utilization: float | None,
-    reserve_bytes: int | None, spec: Speculation | None, hit_rate: float,
+    reserve_bytes: int | None, spec: Speculation | None, hit_rate: float, expert: tuple[float, bool] = (1.0, False),
 ) -> tuple[tuple[tuple[core.Replica, load.EngineSetup], ...], str]:  # fmt: skip
     found: list[tuple[core.Replica, load.EngineSetup]] = []
     why = "no tensor-parallel degree inside a node divides the heads"
@@ -262,7 +279,7 @@ def _replicas_by_degree(
             found += [(r, setup) for r in got]
     if tp is None and spec is None:
         units = _expert_parallel_units(arch, hw, weights, kv_dtype, prompt_tokens, output_tokens, max_ttft, max_tpot, engine,
-                                       utilization, reserve_bytes, hit_rate)  # fmt: skip
+                                       utilization, reserve_bytes, hit_rate, expert)  # fmt: skip
         found += units
     return tuple(found), why
 
@@ -270,18 +287,19 @@ def _replicas_by_degree(
 def _expert_parallel_units(
     arch: Architecture, hw: Hardware, weights: core.Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     max_ttft: float | None, max_tpot: float | None, engine: Engine, utilization: float | None, reserve_bytes: int | None,
-    hit_rate: float,
+    hit_rate: float, expert: tuple[float, bool],
 ) -> list[tuple[core.Replica, load.EngineSetup]]:  # fmt: skip
     """A mixture's expert-parallel units (:mod:`service.core.expert_serving`) that hold a
     sequence on every GPU and meet the latency bounds, each with its engine's defaults at one GPU of
-    attention."""
+    attention, at ``expert``'s load imbalance and micro-batch overlap."""
     found = []
     for ep in ep_core.expert_parallel_degrees(arch, hw.gpus_per_node):
         setup = load.engine_setup(engine, arch, tp=1, gpu_memory_bytes=hw.memory_bytes, utilization=utilization,
                                   reserve_bytes=reserve_bytes, prefix_cache_hit_rate=hit_rate)  # fmt: skip
         r = ep_core.ep_replica(arch, hw, ep=ep, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens,
                                output_tokens=output_tokens, max_time_per_output_token_seconds=max_tpot,
-                               utilization=setup.utilization, reserve_bytes=setup.reserve_bytes, limits=setup.limits)  # fmt: skip
+                               utilization=setup.utilization, reserve_bytes=setup.reserve_bytes, limits=setup.limits,
+                               imbalance=expert[0], overlap=expert[1])  # fmt: skip
         if r.max_batch < ep or (max_ttft is not None and r.time_to_first_token_seconds > max_ttft):
             continue
         if max_tpot is not None and r.time_per_output_token_seconds > max_tpot:
@@ -318,7 +336,8 @@ def _option(
         if full.ep is not None:
             return ep_core.ep_replica(arch, hw, ep=full.ep, batch=batch, weights=weights, kv_dtype=req.kv_dtype,
                                       prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens, utilization=setup.utilization,
-                                      reserve_bytes=setup.reserve_bytes, limits=setup.limits)  # fmt: skip
+                                      reserve_bytes=setup.reserve_bytes, limits=setup.limits, imbalance=full.expert_load_imbalance,
+                                      overlap=full.micro_batch_overlap)  # fmt: skip
         return core.replica(arch, hw, tp=full.tp, batch=batch, weights=weights, kv_dtype=req.kv_dtype, prompt_tokens=req.prompt_tokens,
                             output_tokens=req.output_tokens, utilization=setup.utilization, reserve_bytes=setup.reserve_bytes,
                             limits=setup.limits)  # fmt: skip
@@ -486,21 +505,47 @@ def _served(
     )  # fmt: skip
 
 
+def _expert_parallel_unit(
+    arch: Architecture, hw: Hardware, req: cs.InferenceCostRequest, weights: core.Weights, kv_dtype: Dtype
+) -> core.Replica:
+    """The request's expert-parallel unit at its batch (:func:`service.core.expert_serving.ep_replica`);
+    422 naming ``ep`` for a dense model, fewer routed experts than GPUs, or an ``n_gpus`` that differs."""
+    assert req.ep is not None
+    if not arch.is_moe:
+        raise Unprocessable.for_field("ep", "expert parallelism needs a mixture of experts; this model is dense")
+    if req.ep > arch.n_experts:
+        raise Unprocessable.for_field("ep", f"{req.ep} GPUs for {arch.n_experts} routed experts: at most one GPU per expert")
+    if req.n_gpus not in (1, req.ep):
+        raise Unprocessable.for_field("ep", f"a unit of {req.ep} GPUs, but n_gpus is {req.n_gpus}: give n_gpus 1 or {req.ep}")
+    return ep_core.ep_replica(arch, hw, ep=req.ep, weights=weights, kv_dtype=kv_dtype, prompt_tokens=req.prompt_tokens,
+                              output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
+
+
 def inference_cost(req: cs.InferenceCostRequest, catalog: CatalogReader) -> cs.InferenceCostResponse:
-    """A replica of ``n_gpus`` (tensor-parallel) GPUs at ``batch_size``, priced by the serving
-    model that ``POST /v1/plan/serving`` uses (:mod:`service.core.serving`)."""
+    """A replica of ``n_gpus`` (tensor-parallel) GPUs, or a mixture's expert-parallel unit of ``ep``
+    GPUs, at ``batch_size``, priced by the serving model that ``POST /v1/plan/serving`` uses
+    (:mod:`service.core.serving`, :mod:`service.core.expert_serving`)."""
     model = resolve_model(req.model, catalog)
     arch = require_architecture(model, "serving cost (the KV cache)")
     model_notes = model_assumptions(model, req.model, req.prompt_tokens + req.output_tokens, field="output_tokens")
-    core.check_tensor_parallel(arch, req.n_gpus)
+    if req.ep is None:
+        core.check_tensor_parallel(arch, req.n_gpus)
     gpu = catalog_gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
     fmt = req.dtype
     hw, peak_dtype = serving_hardware(gpu, fmt)
     kv_dtype = req.kv_dtype or Dtype.BF16
     weights = core.weight_bytes(arch, fmt)
-    r = core.replica(arch, hw, tp=req.n_gpus, weights=weights, kv_dtype=kv_dtype, prompt_tokens=req.prompt_tokens,
-                        output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
+    if req.ep is None:
+        r = core.replica(arch, hw, tp=req.n_gpus, weights=weights, kv_dtype=kv_dtype, prompt_tokens=req.prompt_tokens,
+                         output_tokens=req.output_tokens, batch=req.batch_size)  # fmt: skip
+        layout = f"{req.n_gpus} x {gpu.id}, weights sharded with tensor parallelism"
+    else:
+        r = _expert_parallel_unit(arch, hw, req, weights, kv_dtype)
+        layout = (f"an expert-parallel unit of {req.ep} x {gpu.id}: routed experts sharded ceil(n_experts / ep) a GPU, "
+                  "attention, dense layers and shared experts on every GPU over its own sequences (dp_attention), the batch "
+                  f"spread over the unit; moe_load_imbalance {r.expert_load_imbalance:.2f} (SGLang's measured EP32 imbalance, "
+                  "LMSYS 2025-05-05), all-to-all not overlapped (service.core.expert_serving)")  # fmt: skip
     money = core.serving_cost(
         r, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens
     )
@@ -510,7 +555,7 @@ def inference_cost(req: cs.InferenceCostRequest, catalog: CatalogReader) -> cs.I
         "mean_context_tokens": req.prompt_tokens + req.output_tokens / 2, "peak_dtype": peak_dtype,
         "gpu_memory_utilization": core.GPU_MEMORY_UTILIZATION, "runtime_reserve_bytes": core.RUNTIME_RESERVE_BYTES,
         "price_as_of": price.as_of.isoformat() if price.as_of else None,
-        "replica": f"{req.n_gpus} x {gpu.id}, weights sharded with tensor parallelism",
+        "replica": layout,
         "model": "the serving model of POST /v1/plan/serving",
     }  # fmt: skip
     if note := weight_only_note(gpu, fmt, peak_dtype):

@@ -220,6 +220,21 @@ def test_lifetime_optimum(client) -> None:
 # --- serving --------------------------------------------------------------------------------------
 
 
+def test_serving_cost_of_an_expert_parallel_unit(client) -> None:
+    # DeepSeek's decode units (open-infra-index day 6): EP144 on H800, about 88 sequences a GPU at 20-22 tokens/s per user
+    body = {"model": {"preset": "deepseek-v3"}, "gpu": "h800-sxm", "usd_per_gpu_hour": 2.0, "dtype": "fp8", "ep": 144,
+            "batch_size": 144 * 88, "prompt_tokens": 4383, "output_tokens": 1211}  # fmt: skip
+    unit = ok(client, "/v1/cost/inference", body)
+    assert unit["fits"] is True and unit["assumptions"]["replica"].startswith("an expert-parallel unit of 144 x h800-sxm")
+    assert 1 / unit["decode_step_seconds"] >= 20
+    # $2/h a GPU over 144 GPUs, per output token at the unit's decode pace
+    assert unit["usd_per_million_output_tokens"] == pytest.approx(
+        144 * 2.0 / 3600 * unit["decode_step_seconds"] / (144 * 88) * 1e6
+    )
+    for wrong in ({"model": {"preset": "llama-3.1-70b"}}, {"n_gpus": 8}, {"ep": 512}):
+        assert ["body", "ep"] in locs(problem(client, "/v1/cost/inference", body | wrong))
+
+
 def test_serving_cost_roofline(client) -> None:
     base = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "usd_per_gpu_hour": 3.6, "prompt_tokens": 0, "output_tokens": 2}
     one = ok(client, "/v1/cost/inference", base | {"batch_size": 1})

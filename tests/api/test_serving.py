@@ -347,3 +347,24 @@ def test_disaggregated_pools_of_a_mixture_may_be_expert_parallel_units(client) -
     assert decode["n_gpus"] == decode["ep"] * decode["replicas"] and option["n_gpus"] == prefill["n_gpus"] + decode["n_gpus"]
     assert prefill["n_gpus"] == (prefill["ep"] or prefill["tp"]) * prefill["replicas"]
     assert option["time_per_output_token_seconds"] > 0 and option["usd_per_million_output_tokens"] > 0
+
+
+def test_expert_parallel_units_take_the_stated_imbalance_and_overlap(client) -> None:
+    # the busiest GPU's routed tokens over the mean (default 1.18, SGLang's measured EP32 imbalance) slows a unit;
+    # two micro-batches put the all-to-all under the compute (DeepSeek-V3 §3.4; SGLang's two-batch overlap)
+    body = {"model": {"preset": "deepseek-v3"}, "gpu": "h200-sxm", "weights_dtype": "fp8", "prompt_tokens": 2000,
+            "output_tokens": 1000, "concurrent_users": 4000, "engine": "sglang"}  # fmt: skip
+    default = ok(client, "/v1/plan/serving", body)
+    assert "1.18 x the mean: default" in default["assumptions"]["expert_parallel"]
+    balanced = ok(client, "/v1/plan/serving", body | {"moe_load_imbalance": 1.0})
+    assert "1.00 x the mean (request)" in balanced["assumptions"]["expert_parallel"]
+    assert balanced["options"][0]["ep"] is not None
+    cost = "usd_per_million_output_tokens"
+    assert balanced["options"][0][cost] < default["options"][0][cost]
+    overlapped = ok(client, "/v1/plan/serving", body | {"micro_batch_overlap": True})
+    assert "two micro-batches" in overlapped["assumptions"]["expert_parallel"]
+    # on EP16 a GPU holds 16 routed experts a layer (~41 GB), which the second micro-batch reads again: at 250
+    # sequences a GPU that costs more than the two-node all-to-all it hides (the core tests where it pays off)
+    assert overlapped["options"][0]["ep"] == default["options"][0]["ep"] == 16
+    assert overlapped["options"][0][cost] > default["options"][0][cost]
+    assert "moe_load_imbalance" in str(problem(client, "/v1/plan/serving", body | {"moe_load_imbalance": 0.5}))

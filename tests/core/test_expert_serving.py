@@ -5,23 +5,37 @@ EP144 on 18 nodes of H800; per node ~73.7 k input tokens/s in prefill with the c
 output tokens/s in decode; 56.3 % of input tokens hit the KV cache; 20-22 tokens/s per user; mean
 KV length 4,989).
 
-What the model leaves out (each would slow it, towards the published figures): load imbalance
-between experts and between data-parallel ranks, the redundant experts' memory (day 6: 32 per
-unit), the attention core at BF16 rather than the FP8 peak, loading cached prefixes from disk (3FS),
-and the micro-batch overlap's re-reads of the weights; day 6's throughputs are also 24-hour
-averages over nodes that follow the load. Nothing is fitted to these rows."""
+The model runs the attention core at its kernels' BF16 rates (FlashMLA's in decode), the busiest
+GPU's routed work at SGLang's measured imbalance (1.18), and the all-to-all beside the compute, not
+under it (the overlap is an option: its perfect form overstates SGLang's measured gains). What it
+leaves out: imbalance between data-parallel ranks, the redundant experts' memory (day 6: 32 per
+unit), loading cached prefixes from disk (3FS), and the overlap DeepSeek runs; day 6's throughputs
+are also 24-hour averages over nodes that follow the load, and its prefill is half DeepSeek's own
+balanced profile (deepseek-ai/profile-data: 62,713 tokens/s per node at 4K prompts, against day 6's
+32,206 without the cache hits, LMSYS 2025-05-05). Nothing is fitted to these rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from service.core import expert_serving as ep_core
 from service.core.dtypes import Dtype
 from service.core.serving import weight_bytes
 from tests.core.helpers import hardware, preset
-from validation.serving import DEEPSEEK_KV_TOKENS, DEEPSEEK_TOKENS_PER_USER_S, deepseek_request, deepseek_rows, deepseek_unit
+from validation.serving import (
+    DEEPSEEK_KV_TOKENS,
+    DEEPSEEK_TOKENS_PER_USER_S,
+    _arch,
+    _hardware,
+    deepseek_request,
+    deepseek_rows,
+    deepseek_unit,
+    sglang_rows,
+)
 
 
 def test_the_mean_request_is_day_six_totals() -> None:
@@ -63,8 +77,69 @@ def test_dense_models_have_no_expert_parallel_units() -> None:
     assert ep_core.expert_parallel_degrees(preset("deepseek-v3"), 8) == [8, 16, 32, 64, 128, 256]
 
 
-@pytest.mark.xfail(strict=True, reason="the model is 39 % (decode) and 60 % (prefill) above day 6's averages; module docstring")
+def test_mla_decode_attention_runs_at_flash_mla_published_rates() -> None:
+    # FlashMLA README (H800 SXM5, BF16): 580 TFLOPS compute-bound, 3,000 GB/s memory-bound; 128 heads over a
+    # 576-wide latent make a decode query compute-bound (its deep-dive: h_q * s_q >= 128)
+    arch, h800 = _arch("deepseek-v3"), _hardware("h800-sxm")
+    sequences, context = 64, 4096
+    seconds = float(ep_core.decode_attention_seconds(arch, h800, batch_per_gpu=np.asarray(float(sequences)),
+                                                     context_tokens=context, kv_bytes_per_token=arch.n_layers * 576 * 2))  # fmt: skip
+    flops = sequences * context * arch.n_layers * 2 * 128 * (576 + 512)  # FlashMLA's count, 2 h_q s_k (d_k + d_v)
+    assert seconds == pytest.approx(flops / 580e12, rel=1e-3)
+    assert seconds > sequences * context * arch.n_layers * 576 * 2 / 3000e9
+
+
+def test_prefill_attention_core_runs_at_the_bf16_peak() -> None:
+    # the same unit with FP8 weights: only the attention core's rate moves when the BF16 peak is named
+    arch, h800 = _arch("deepseek-v3"), _hardware("h800-sxm")
+    at_fp8_peak = dataclasses.replace(h800, bf16_peak_flops_per_s=None)
+    given = {"ep": 32, "prompt_tokens": 4096, "element_bytes": 1, "imbalance": 1.0}
+    slower = ep_core.ep_prompt_seconds(arch, h800, **given) - ep_core.ep_prompt_seconds(arch, at_fp8_peak, **given)
+    fraction, _ = h800.kernels.attention_fractions(4096, arch.d_head)
+    core_flops = 4096 * 4096 / 2 * 2 * 128 * (192 + 128) * arch.n_layers  # causal: half the scores
+    assert slower == pytest.approx(core_flops / (989.5e12 * fraction) - core_flops / (1979e12 * fraction), rel=1e-6)
+
+
+def test_load_imbalance_slows_a_unit_by_less_than_sglang_measured() -> None:
+    # SGLang, EP32 prefill on H100: 59,337 tokens/s per node at simulated perfect balance, 50,302 at its default
+    # distribution; the factor stretches only the routed experts and the all-to-all, so the whole prompt less
+    arch, h100 = _arch("deepseek-v3"), _hardware("h100-sxm")
+    given = {"ep": 32, "prompt_tokens": 4096, "element_bytes": 1}
+    balanced = ep_core.ep_prompt_seconds(arch, h100, imbalance=1.0, **given)
+    skewed = ep_core.ep_prompt_seconds(arch, h100, imbalance=ep_core.DEFAULT_EXPERT_LOAD_IMBALANCE, **given)
+    assert 1.05 < skewed / balanced < 59_337 / 50_302
+
+
+def test_two_micro_batches_pay_off_only_at_large_decode_batches() -> None:
+    # SGLang's two-batch overlap on H100 (LMSYS 2025-05-05): a loss below 64-128 sequences a GPU (-27 % at 32), a gain
+    # at 256 (+25.5 %); the model's overlap is perfect, so its gain at 256 is larger
+    arch, h100 = _arch("deepseek-v3"), _hardware("h100-sxm")
+    weights = weight_bytes(arch, Dtype.FP8)
+
+    def speedup(per_gpu: int) -> float:
+        steps = [ep_core.ep_replica(arch, h100, ep=64, batch=64 * per_gpu, weights=weights, kv_dtype=Dtype.BF16, prompt_tokens=2000,
+                                    output_tokens=2, overlap=overlap).decode_step_seconds for overlap in (False, True)]  # fmt: skip
+        return steps[0] / steps[1]
+
+    assert speedup(32) < 1 < speedup(128)
+    assert speedup(256) > 1.255
+
+
+def test_deepseek_production_decode_per_node_throughput() -> None:
+    _name, _quantity, published, predicted, bar = deepseek_rows()[1]
+    assert math.isfinite(predicted) and abs(predicted / published - 1) <= bar
+
+
+@pytest.mark.xfail(
+    strict=True, reason="29 % above day 6's prefill average, which is half DeepSeek's own profile; module docstring"
+)
+def test_deepseek_production_prefill_per_node_throughput() -> None:
+    _name, _quantity, published, predicted, bar = deepseek_rows()[0]
+    assert math.isfinite(predicted) and abs(predicted / published - 1) <= bar
+
+
 @pytest.mark.parametrize("index", [0, 1])
-def test_deepseek_production_per_node_throughput(index: int) -> None:
-    _name, _quantity, published, predicted, bar = deepseek_rows()[index]
+def test_sglang_96_h100_per_node_throughput(index: int) -> None:
+    # LMSYS 2025-05-05: 54,543 input tok/s per node (EP32 prefill, 2,000-token prompts), 22,282 output (EP72, 256 a GPU)
+    _name, _quantity, published, predicted, bar = sglang_rows()[index]
     assert math.isfinite(predicted) and abs(predicted / published - 1) <= bar
