@@ -1,4 +1,4 @@
-"""Rules of the layer list and of the state-space and RWKV fields (API.md, "Beyond transformers").
+"""Rules of the layer list and of the state-space, RWKV and Gated DeltaNet fields (API.md, "Beyond transformers").
 
 :func:`check_layers` validates ``layer_types`` (a list per layer, or a pattern whose length divides
 ``n_layers``) and the fields of the recurrent layers it names, fills their defaults (the reference

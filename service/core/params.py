@@ -24,8 +24,8 @@ class ParamBreakdown:
     (experts and router) and ``norm`` sum over all layers (``norm`` includes the final norm and an
     embedding norm); ``embedding`` is the token table plus learned positions; ``lm_head`` is 0
     when tied to the embedding (its bias, ``V``, when it has one). In a model with recurrent layers
-    ``attention`` holds every layer's token mixer (attention, or the Mamba, Mamba-2 or RWKV time-mix
-    mixer) and ``mlp`` RWKV's channel mixing with the MLPs.
+    ``attention`` holds every layer's token mixer (attention, or the Mamba, Mamba-2, RWKV time-mix or
+    Gated DeltaNet mixer) and ``mlp`` RWKV's channel mixing with the MLPs.
     """
 
     total: int
