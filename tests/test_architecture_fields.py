@@ -54,7 +54,8 @@ def test_the_config_keys_come_from_the_declaration() -> None:
         "first_k_dense": "first_k_dense_replace", "d_ff_dense": "intermediate_size",
         "d_ff_shared": "shared_expert_intermediate_size", "ssm_state_size": "state_size", "ssm_conv_kernel": "conv_kernel",
         "ssm_expand": "expand", "ssm_n_heads": "num_heads", "ssm_n_groups": "n_groups", "ssm_dt_rank": "time_step_rank",
-            "ssm_inner_size": "mamba_d_ssm",
+            "ssm_inner_size": "mamba_d_ssm", "linear_n_key_heads": "linear_num_key_heads",
+        "linear_n_value_heads": "linear_num_value_heads", "linear_conv_kernel": "linear_conv_kernel_dim",
     }  # fmt: skip
 
 

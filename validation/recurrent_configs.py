@@ -1,5 +1,6 @@
 """Hand-written ``config.json`` contents of the recurrent and hybrid families (Mamba, Mamba-2,
-Falcon-Mamba, RWKV-4, Jamba, and the Mamba-2 hybrids Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H),
+Falcon-Mamba, RWKV-4, Jamba, the Mamba-2 hybrids Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H, and
+Qwen3-Next's Gated DeltaNet hybrid),
 one or more per ``model_type``.
 
 Full-size entries copy the shape keys of the published configs (the model card named in the
@@ -113,6 +114,26 @@ CONFIGS: dict[str, dict[str, Any]] = {
                        "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
                        "layer_types": ["mamba", "attention", "mamba", "mamba"], "mamba_n_heads": 8, "mamba_d_head": 16,
                        "mamba_n_groups": 2, "mamba_d_state": 16, "mamba_chunk_size": 16},
+    # Qwen/Qwen3-Next-80B-A3B-Instruct (and -Thinking, the same shape), config.json: 48 layers of 2048, attention in
+    # every fourth (16 query heads of 256, 2 KV heads), Gated DeltaNet in the others (16 key heads and 32 value heads of
+    # 128, convolution of 4), 512 experts of 512 with 10 routed and one gated shared expert of 512, the 151,936-token
+    # vocabulary, untied; the model card's "80B in total and 3B activated"
+    "qwen3-next-80b-a3b": {"model_type": "qwen3_next", "hidden_size": 2048, "intermediate_size": 5120,
+                           "num_hidden_layers": 48, "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 256,
+                           "vocab_size": 151936, "full_attention_interval": 4, "linear_num_key_heads": 16,
+                           "linear_num_value_heads": 32, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
+                           "linear_conv_kernel_dim": 4, "num_experts": 512, "num_experts_per_tok": 10,
+                           "moe_intermediate_size": 512, "shared_expert_intermediate_size": 512, "decoder_sparse_step": 1,
+                           "mlp_only_layers": [], "attention_bias": False, "max_position_embeddings": 262144,
+                           "tie_word_embeddings": False},
+    # value heads twice the key heads (repeated), a dense layer among the sparse ones, attention biases
+    "tiny-qwen3-next": {"model_type": "qwen3_next", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4,
+                        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256,
+                        "layer_types": ["linear_attention", "linear_attention", "full_attention", "linear_attention"],
+                        "linear_num_key_heads": 2, "linear_num_value_heads": 4, "linear_key_head_dim": 16,
+                        "linear_value_head_dim": 8, "linear_conv_kernel_dim": 4, "num_experts": 4,
+                        "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 48,
+                        "mlp_only_layers": [1], "attention_bias": True},
     "tiny-mamba": {"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256,
                    "state_size": 8, "expand": 2, "conv_kernel": 4},
     "tiny-mamba2": {"model_type": "mamba2", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256,
@@ -135,5 +156,6 @@ STATE_MEASURED = (
     "tiny-nemotron-h",
     "tiny-falcon-h1",
     "tiny-granite-h",
+    "tiny-qwen3-next",
 )
 STATE_TOKENS = (8, 24)

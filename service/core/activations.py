@@ -158,6 +158,8 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
     else:
         q_and_out, q_width, kv_width = 2 * arch.q_dim, arch.q_dim, None
     attention_sharded = e * s * b * q_and_out + upcast * s * b * q_width  # Q, the output-projection input; fp32 Q
+    if arch.attention_output_gate:  # the gated product's two factors: sigmoid(gate) and the attention output
+        attention_sharded += e * s * b * 2 * arch.q_dim
     kv_bytes = e + upcast
     if kv_width is not None:  # MLA: every head has its own K and V after the up-projection
         kv = math.ceil(kv_bytes * s * b * kv_width / t)

@@ -110,7 +110,7 @@ def _attention_shapes(arch: Architecture) -> dict[Projection, MatrixShape]:
 
     if not arch.is_mla:
         return {
-            Projection.Q: one(h, arch.q_dim, "q_proj"),
+            Projection.Q: one(h, arch.q_proj_width, "q_proj"),  # with its output gate's half (Qwen3-Next)
             Projection.K: one(h, arch.kv_dim, "k_proj"),
             Projection.V: one(h, arch.kv_dim, "v_proj"),
             Projection.O: one(arch.q_dim, h, "o_proj"),

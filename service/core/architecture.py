@@ -44,7 +44,11 @@ class LayerType(StrEnum):
     the MLP (Falcon-H1, TII 2025, "Falcon-H1: A Family of Hybrid-Head Language Models", §2.1;
     ``FalconH1DecoderLayer``): it counts as an attention layer and as a Mamba-2 layer. ``mlp``: a block
     with an MLP and no token mixer (Nemotron-H's ``-`` blocks, NVIDIA 2025, "Nemotron-H", §2.1); a
-    model with such blocks has mixer-only attention and Mamba blocks (``mixer_mlp`` false)."""
+    model with such blocks has mixer-only attention and Mamba blocks (``mixer_mlp`` false).
+    ``gated_deltanet``: Gated DeltaNet's linear attention, a ``d_k x d_v`` matrix state per value head
+    updated by the gated delta rule, then the layer's MLP (Yang, Kautz & Hatamizadeh 2024, "Gated Delta
+    Networks: Improving Mamba2 with Delta Rule", §3; Qwen3-Next's ``linear_attention`` layers,
+    ``Qwen3NextGatedDeltaNet``)."""
 
     ATTENTION = "attention"
     SLIDING_ATTENTION = "sliding_attention"
@@ -53,6 +57,7 @@ class LayerType(StrEnum):
     RWKV = "rwkv"
     ATTENTION_MAMBA2 = "attention_mamba2"
     MLP = "mlp"
+    GATED_DELTANET = "gated_deltanet"
 
 
 ATTENTION_TYPES = (LayerType.ATTENTION, LayerType.SLIDING_ATTENTION)
@@ -214,7 +219,8 @@ class Architecture:
         default=None,
         metadata=declare("Mixer of each layer, or a pattern repeated over n_layers (its length divides n_layers): "
             "attention, sliding_attention, mamba, mamba2, rwkv, attention_mamba2 (both side by side, Falcon-H1), "
-            "mlp (an MLP-only block, Nemotron-H); default every layer attention.", stored=NULLABLE,
+            "mlp (an MLP-only block, Nemotron-H), gated_deltanet (Gated DeltaNet, Qwen3-Next); default every layer "
+            "attention.", stored=NULLABLE,
             preset_doc="Mixer of each layer, or a repeating pattern; default all attention."),
     )  # fmt: skip
     mixer_mlp: bool = field(
@@ -271,6 +277,35 @@ class Architecture:
     ssm_inner_norms: bool = field(
         default=False, metadata=declare("Mamba RMSNorms with weights on the step size, B and C (Jamba).", stored=NULLABLE)
     )
+    # a sigmoid gate on each attention head's output, computed by a query projection twice as wide
+    # (Qiu et al. 2025, "Gated Attention for Large Language Models", §2, G1; Qwen3NextAttention.q_proj is
+    # h x 2*a*d_head, its second half the gate)
+    attention_output_gate: bool = field(
+        default=False, metadata=declare("A sigmoid gate on each attention head's output from a query projection "
+            "twice as wide (Qwen3-Next).", stored=NULLABLE),
+    )  # fmt: skip
+    # Gated DeltaNet layers (Yang et al. 2024 §3.3; Qwen3NextGatedDeltaNet): linear_n_key_heads query/key
+    # heads of linear_key_head_dim, linear_n_value_heads value heads of linear_value_head_dim (query and key
+    # heads repeated to the value heads), a depthwise causal convolution of linear_conv_kernel taps on q, k, v
+    linear_n_key_heads: int | None = field(
+        default=None, metadata=declare("Gated DeltaNet query/key heads.", ge=1, le=MAX_DIM, stored=NULLABLE,
+            hf_key="linear_num_key_heads"),
+    )  # fmt: skip
+    linear_n_value_heads: int | None = field(
+        default=None, metadata=declare("Gated DeltaNet value heads (a state each); default linear_n_key_heads.", ge=1,
+            le=MAX_DIM, stored=NULLABLE, hf_key="linear_num_value_heads"),
+    )  # fmt: skip
+    linear_key_head_dim: int | None = field(
+        default=None, metadata=declare("Gated DeltaNet query/key head width.", ge=1, le=MAX_DIM, stored=NULLABLE)
+    )
+    linear_value_head_dim: int | None = field(
+        default=None, metadata=declare("Gated DeltaNet value head width; default linear_key_head_dim.", ge=1,
+            le=MAX_DIM, stored=NULLABLE),
+    )  # fmt: skip
+    linear_conv_kernel: int | None = field(
+        default=None, metadata=declare("Taps of Gated DeltaNet's short convolution; default 4.", ge=1, le=64,
+            stored=NULLABLE, hf_key="linear_conv_kernel_dim"),
+    )  # fmt: skip
     # RWKV (Peng et al. 2023): version 4 is transformers' RwkvForCausalLM
     rwkv_version: int | None = field(
         default=None, metadata=declare("RWKV generation of the rwkv layers: 4 (RWKV-4); default 4.", ge=4, le=4,
@@ -287,6 +322,12 @@ class Architecture:
     def q_dim(self) -> int:
         """Width of all query heads together, ``a * d_head``."""
         return self.n_heads * self.d_head
+
+    @property
+    def q_proj_width(self) -> int:
+        """Outputs of the query projection: ``a * d_head``, twice that with ``attention_output_gate`` (the
+        gate's half, ``Qwen3NextAttention.q_proj``)."""
+        return self.q_dim * (2 if self.attention_output_gate else 1)
 
     @property
     def kv_dim(self) -> int:
@@ -351,8 +392,9 @@ class Architecture:
 
     @property
     def recurrent_layers(self) -> int:
-        """Layers with a fixed-size state (Mamba, Mamba-2, RWKV; a parallel hybrid layer keeps both)."""
-        return self.layers_of(*STATE_SPACE_TYPES, LayerType.RWKV)
+        """Layers with a fixed-size state (Mamba, Mamba-2, RWKV, Gated DeltaNet; a parallel hybrid layer
+        keeps both)."""
+        return self.layers_of(*STATE_SPACE_TYPES, LayerType.RWKV, LayerType.GATED_DELTANET)
 
     @property
     def local_layers(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from service.core.architecture import Architecture, ModelShape
+from service.core.architecture import Architecture, LayerType, ModelShape
 from service.core.errors import InvalidSpecError, MissingArchitectureError
 from service.core.limits import check_flops
 from service.core.params import active_matmul_weights, count_params
@@ -189,6 +189,8 @@ def training_flops(
             f"; + the scans of the {arch.recurrent_layers} recurrent layers: Mamba 9*I*N (Gu & Dao 2023 §3.3.2), "
             "Mamba-2 chunked SSD (Dao & Gu 2024 §6), RWKV-4 WKV (Peng et al. 2023 §3.1)"
         )
+        if arch.layers_of(LayerType.GATED_DELTANET):
+            formula += ", Gated DeltaNet's chunked delta rule (Yang et al. 2024 §3.3)"
     backward = 2 * forward
     if recompute is Recompute.FULL:
         # the layers' forward pass runs again; the logit layer is not checkpointed (Megatron)
@@ -305,6 +307,8 @@ def inference_flops(
             f" + the scans of {arch.recurrent_layers} recurrent layers per token: chunked over the prompt, one "
             "state update per new token (Gu & Dao 2023 §3.3.2; Dao & Gu 2024 §6; Peng et al. 2023 §3.1)"
         )
+        if arch.layers_of(LayerType.GATED_DELTANET):
+            formula += " (Gated DeltaNet: Yang et al. 2024 §3.3)"
     return InferenceCompute(
         prefill_flops=check_flops("prefill_flops", prefill),
         decode_flops=check_flops("decode_flops", decode),

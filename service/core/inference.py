@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from service.core.architecture import Architecture, ModelShape
+from service.core.architecture import Architecture, LayerType, ModelShape
 from service.core.compute import require_architecture
 from service.core.dtypes import Dtype, tensor_bytes
 from service.core.limits import check_bytes
@@ -118,6 +118,8 @@ def inference_memory(
             "constant in the context (Mamba: I*(K + N), Gu & Dao 2023 §3.4; Mamba-2: (I + 2GN)*K + H*P*N, Dao & Gu "
             "2024 §7; RWKV-4: 5*h, Peng et al. 2023 §3.4)"
         )
+        if model.layers_of(LayerType.GATED_DELTANET):
+            formulas[-1] += " (Gated DeltaNet: conv_dim*K + H_v*d_k*d_v, Yang et al. 2024 §3)"
     if seq_len == 0:
         kv, per_token = 0, 0
     else:

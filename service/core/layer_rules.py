@@ -1,4 +1,4 @@
-"""Rules of the layer list and of the state-space and RWKV fields (API.md, "Beyond transformers").
+"""Rules of the layer list and of the state-space, RWKV and Gated DeltaNet fields (API.md, "Beyond transformers").
 
 :func:`check_layers` validates ``layer_types`` (a list per layer, or a pattern whose length divides
 ``n_layers``) and the fields of the recurrent layers it names, fills their defaults (the reference
@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from service.core.architecture import LayerType
+from service.core.architecture import ATTENTION_TYPES, LayerType
 from service.core.errors import InvalidSpecError
 from service.core.limits import MAX_DIM, check_positive_int
 
@@ -21,6 +21,9 @@ _MAMBA2_ONLY = ("ssm_n_heads", "ssm_head_dim", "ssm_n_groups")
 _STATE_SPACE = (
     "ssm_state_size", "ssm_conv_kernel", "ssm_expand", "ssm_inner_size", "ssm_proj_bias", *_MAMBA_ONLY, *_MAMBA2_ONLY
 )  # fmt: skip
+_DELTANET = ("linear_n_key_heads", "linear_n_value_heads", "linear_key_head_dim", "linear_value_head_dim", "linear_conv_kernel")
+ATTENTION_KINDS = {*ATTENTION_TYPES, LayerType.ATTENTION_MAMBA2}
+_DELTANET_KINDS = {LayerType.GATED_DELTANET, LayerType.ATTENTION, LayerType.SLIDING_ATTENTION}
 # bools whose non-default value only a state-space layer reads
 _STATE_SPACE_FLAGS = {
     "ssm_conv_bias": True, "ssm_proj_bias": False, "ssm_inner_norms": False, "mixer_mlp": True, "ssm_gated_norm": True
@@ -45,6 +48,7 @@ def check_layers(f: Callable[[str], str], v: dict[str, Any]) -> None:
     _refuse_unused(f, v, mamba=mamba, mamba2=mamba2, rwkv=LayerType.RWKV in kinds)
     if mamba or mamba2:
         _state_space(f, v, mamba=mamba, mamba2=mamba2)
+    _gated_deltanet(f, v, kinds)
     if LayerType.RWKV in kinds:
         v["rwkv_version"] = v["rwkv_version"] or 4
         if v["rwkv_version"] != 4:
@@ -69,6 +73,37 @@ def _blocks(f: Callable[[str], str], v: dict[str, Any], kinds: set[LayerType]) -
             raise InvalidSpecError(f("layer_types"), "attention_mamba2 layers carry their MLP: no mlp blocks beside them")
     elif LayerType.ATTENTION_MAMBA2 in kinds and not v["mixer_mlp"]:
         raise InvalidSpecError(f("mixer_mlp"), "an attention_mamba2 layer carries its MLP: mixer_mlp must be true")
+
+
+def _gated_deltanet(f: Callable[[str], str], v: dict[str, Any], kinds: set[LayerType]) -> None:
+    """Gated DeltaNet's sizes (``Qwen3NextGatedDeltaNet``): key heads and their width are required, the
+    value heads and width default to the key's, the convolution to 4 taps (``Qwen3NextConfig``,
+    ``fla``'s ``ShortConvolution``); the value heads are a multiple of the key heads, which are repeated
+    to them. Such a model has attention layers beside them and nothing else; the output gate needs
+    attention layers, and is not modelled with multi-head latent attention."""
+    if v["attention_output_gate"] and (kinds.isdisjoint(ATTENTION_KINDS) or v["kv_lora_rank"] is not None):
+        raise InvalidSpecError(f("attention_output_gate"), "applies to standard (not MLA) attention layers (layer_types)")
+    if LayerType.GATED_DELTANET not in kinds:
+        if unused := next((name for name in _DELTANET if v[name] is not None), None):
+            raise InvalidSpecError(f(unused), "only applies to gated_deltanet layers (layer_types)")
+        return
+    if not kinds <= _DELTANET_KINDS:
+        raise InvalidSpecError(f("layer_types"), "a gated_deltanet model has gated_deltanet and attention layers only")
+    for name in ("linear_n_key_heads", "linear_key_head_dim"):
+        if v[name] is None:
+            raise InvalidSpecError(f(name), "gated_deltanet layers need their key heads and key head width")
+        check_positive_int(f(name), v[name], maximum=MAX_DIM)
+    v["linear_n_value_heads"] = v["linear_n_value_heads"] or v["linear_n_key_heads"]
+    v["linear_value_head_dim"] = v["linear_value_head_dim"] or v["linear_key_head_dim"]
+    v["linear_conv_kernel"] = v["linear_conv_kernel"] or 4
+    check_positive_int(f("linear_n_value_heads"), v["linear_n_value_heads"], maximum=MAX_DIM)
+    check_positive_int(f("linear_value_head_dim"), v["linear_value_head_dim"], maximum=MAX_DIM)
+    check_positive_int(f("linear_conv_kernel"), v["linear_conv_kernel"], maximum=64)
+    if v["linear_n_value_heads"] % v["linear_n_key_heads"]:
+        raise InvalidSpecError(
+            f("linear_n_value_heads"),
+            f"must be a multiple of linear_n_key_heads={v['linear_n_key_heads']} (key heads are repeated to the value heads)",
+        )
 
 
 def _layer_types(f: Callable[[str], str], given: Any, n_layers: int) -> tuple[LayerType, ...] | None:

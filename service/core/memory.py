@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from service.core.activations import ActivationOptions, StageActivations, stage_activation_bytes
-from service.core.architecture import Architecture, Ffn, ModelShape
+from service.core.architecture import Architecture, Ffn, LayerType, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.errors import InvalidSpecError
 from service.core.fp8 import BF16_OPS, Fp8Recipe, weight_copy_bytes_per_param
@@ -274,7 +274,8 @@ def training_memory(
                                    flash_attention=flash_attention, dropout=dropout, element_bytes=pb.activation,
                                    microbatches=microbatches, kernels=kernels, layer_delta_bytes=layer_delta_bytes)  # fmt: skip
         activations = stage.peak_bytes
-        formulas.extend(_activation_formulas(k, recurrent=arch.recurrent_layers))
+        formulas.extend(_activation_formulas(k, recurrent=arch.recurrent_layers,
+                                             deltanet=bool(arch.layers_of(LayerType.GATED_DELTANET))))  # fmt: skip
     else:
         notes.append("activations not included")
     total = weights + gradients + optimizer_total + activations
@@ -383,13 +384,19 @@ def _stage_activations(
     )
 
 
-def _activation_formulas(k: ResolvedKernels, *, recurrent: int = 0) -> list[str]:
+def _activation_formulas(k: ResolvedKernels, *, recurrent: int = 0, deltanet: bool = False) -> list[str]:
     """The activation terms' formulas and the kept tensors of the kernels ``k``."""
     mixers = [
         f"the {recurrent} recurrent layers keep what their fused training kernels save for backward, averaged with the "
         "attention layers: Mamba-2 zxbcdt, out_x and the gated norm's fp32 rstd (mamba_split_conv1d_scan_combined), "
         "Mamba xz, x_dbl, B, C, out and fp32 chunk states (mamba_inner_fn, checkpoint_lvl 1), RWKV-4 the WKV kernel's "
         "k, v, output and the mixing tensors; context parallelism refused (service.core.recurrent_activations)"
+        + (
+            "; Gated DeltaNet the normalised q, k, v, g, beta and the WY block A (fla's chunk_gated_delta_rule), "
+            "the convolution's input and the gated norm's tensors"
+            if deltanet
+            else ""
+        )
     ]
     return (mixers if recurrent else []) + [
         "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "

@@ -95,7 +95,9 @@ def tensor_parallel_problem(arch: Architecture, tp: int) -> str | None:
     Attention splits whole heads: ``tp`` divides the query heads, and the KV heads divide it or it
     them (replicated beyond ``k``; Shoeybi et al. 2019 §3). Mamba-2 splits its heads and its B/C
     groups (Megatron-LM's ``MambaMixer`` asserts ``nheads`` and ``ngroups`` divisible by the
-    tensor-parallel size); Mamba its inner channels (the depthwise convolution and the scan are
+    tensor-parallel size); Gated DeltaNet its key and value heads whole (vLLM's ``Qwen3NextGatedDeltaNet``
+    divides ``num_k_heads`` and ``num_v_heads`` by the tensor-parallel size, each rank keeping its heads'
+    states); Mamba its inner channels (the depthwise convolution and the scan are
     per channel; vLLM's ``MambaMixer`` column-splits ``intermediate_size``); RWKV is not split (no
     tensor-parallel implementation of its WKV)."""
     if tp == 1:
@@ -107,6 +109,11 @@ def tensor_parallel_problem(arch: Architecture, tp: int) -> str | None:
                 "(heads and groups are split whole)")  # fmt: skip
     if arch.layers_of(LayerType.MAMBA) and inner_width(arch) % tp:
         return f"tp={tp} must divide the Mamba layers' inner width ssm_expand * d_model"
+    if arch.layers_of(LayerType.GATED_DELTANET) and (
+        (arch.linear_n_key_heads or 0) % tp or (arch.linear_n_value_heads or 0) % tp
+    ):
+        return (f"tp={tp} must divide the Gated DeltaNet layers' linear_n_key_heads={arch.linear_n_key_heads} and "
+                f"linear_n_value_heads={arch.linear_n_value_heads} (heads are split whole)")  # fmt: skip
     if arch.layers_of(LayerType.RWKV):
         return f"tp={tp}: RWKV layers are not split over tensor-parallel ranks (no implementation splits WKV); tp must be 1"
     return None

@@ -24,8 +24,8 @@ class ParamBreakdown:
     (experts and router) and ``norm`` sum over all layers (``norm`` includes the final norm and an
     embedding norm); ``embedding`` is the token table plus learned positions; ``lm_head`` is 0
     when tied to the embedding (its bias, ``V``, when it has one). In a model with recurrent layers
-    ``attention`` holds every layer's token mixer (attention, or the Mamba, Mamba-2 or RWKV time-mix
-    mixer) and ``mlp`` RWKV's channel mixing with the MLPs.
+    ``attention`` holds every layer's token mixer (attention, or the Mamba, Mamba-2, RWKV time-mix or
+    Gated DeltaNet mixer) and ``mlp`` RWKV's channel mixing with the MLPs.
     """
 
     total: int
@@ -56,19 +56,21 @@ def attention_params_per_layer(arch: Architecture) -> int:
     and output, the MLP keeping none: Phi-3.5-MoE), only Q/K/V with ``qkv_bias`` (Qwen2). ``qk_norm`` adds ``2*d_head`` (a per-head RMSNorm on q and on k, Qwen3); ``qk_norm_full_width``
     adds ``a*d_head + k*d_head`` (one RMSNorm over the whole q and one over the whole k projection:
     ``Olmo2Attention.q_norm``/``k_norm``); ``attention_sinks`` adds ``a``, one learned sink logit per
-    head (``GptOssAttention.sinks``; gpt-oss model card, Architecture).
+    head (``GptOssAttention.sinks``; gpt-oss model card, Architecture). ``attention_output_gate`` widens
+    the query projection (and its bias) to ``2*a*d_head``, the gate's half (Qiu et al. 2025, "Gated
+    Attention for Large Language Models", §2; ``Qwen3NextAttention.q_proj``).
     """
     if arch.is_mla:
         return mla_params_per_layer(arch)
-    h, q, kv = arch.d_model, arch.q_dim, arch.kv_dim
-    weights = h * q + 2 * h * kv + q * h  # q proj + k,v proj + out proj
+    h, q, kv, q_proj = arch.d_model, arch.q_dim, arch.kv_dim, arch.q_proj_width
+    weights = h * q_proj + 2 * h * kv + q * h  # q proj (and output gate) + k,v proj + out proj
     qk_norm = 2 * arch.d_head if arch.qk_norm else 0  # RMSNorm over each head's q and k (Qwen3, Gemma 3)
     qk_norm += q + kv if arch.qk_norm_full_width else 0  # RMSNorm over all of q and all of k (OLMo 2)
     qk_norm += arch.n_heads if arch.attention_sinks else 0  # one sink logit per head (gpt-oss)
     if arch.bias or arch.attention_bias:
-        return weights + q + 2 * kv + h + qk_norm
+        return weights + q_proj + 2 * kv + h + qk_norm
     if arch.qkv_bias:
-        return weights + q + 2 * kv + qk_norm
+        return weights + q_proj + 2 * kv + qk_norm
     return weights + qk_norm
 
 
@@ -99,8 +101,8 @@ def mla_params_per_layer(arch: Architecture) -> int:
 def attention_matmul_weights_per_layer(arch: Architecture) -> int:
     """Matrix weights of one layer's attention (what a token multiplies through): Q/K/V/O, or MLA's
     projections (:func:`mla_params_per_layer` without norms and biases)."""
-    if not arch.is_mla:
-        return 2 * arch.d_model * arch.q_dim + 2 * arch.d_model * arch.kv_dim
+    if not arch.is_mla:  # the output gate's half of the query projection is a matmul too
+        return arch.d_model * (arch.q_proj_width + arch.q_dim) + 2 * arch.d_model * arch.kv_dim
     h, a = arch.d_model, arch.n_heads
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
     d_c, d_qk = arch.kv_lora_rank or 0, nope + rope
@@ -197,7 +199,7 @@ def attention_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     :func:`attention_matmul_weights_per_layer`)."""
     h = arch.d_model
     if not arch.is_mla:
-        return [(1, h, arch.q_dim), (2, h, arch.kv_dim), (1, arch.q_dim, h)]
+        return [(1, h, arch.q_proj_width), (2, h, arch.kv_dim), (1, arch.q_dim, h)]
     a = arch.n_heads
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
     d_c = arch.kv_lora_rank or 0

@@ -1,11 +1,12 @@
-"""The layers that keep a fixed-size state instead of a KV cache: Mamba, Mamba-2 and RWKV-4.
+"""The layers that keep a fixed-size state instead of a KV cache: Mamba, Mamba-2, RWKV-4 and Gated DeltaNet.
 
 Parameter counts follow the modules of the reference implementations in ``transformers``
 (``MambaMixer``, ``Mamba2Mixer``, ``JambaMambaMixer``, ``RwkvSelfAttention``/``RwkvFeedForward``)
 term by term; FLOPs and state sizes follow the papers and their kernels, each cited where it is
 counted. Symbols: h ``d_model``, I = ``ssm_expand * h`` the inner width, N ``ssm_state_size``,
 K ``ssm_conv_kernel``, R ``ssm_dt_rank``, H ``ssm_n_heads`` of P ``ssm_head_dim``, G ``ssm_n_groups``,
-f ``d_ff``. Pure Python.
+f ``d_ff``; Gated DeltaNet (:func:`deltanet_sizes`): ``H_k`` key heads of ``d_k``, ``H_v`` value heads of
+``d_v``, ``K_l`` convolution taps. Pure Python.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from service.core.architecture import Architecture, LayerType
 SSD_CHUNK_TOKENS = 256
 """Chunk length Q of Mamba-2's chunked SSD algorithm (``Mamba2Config.chunk_size`` and the
 ``mamba_ssm`` kernels' default)."""
+
+DELTA_CHUNK_TOKENS = 64
+"""Chunk length C of the chunked gated delta rule (``chunk_size=64`` throughout ``fla``'s
+``fla/ops/gated_delta_rule/chunk.py``: ``chunk_local_cumsum``, ``chunk_scaled_dot_kkt_fwd``, ``solve_tril``)."""
 
 RWKV4_STATE_VECTORS = 5
 """Vectors of width h an RWKV-4 layer keeps per sequence: the time-mix and channel-mix shifted
@@ -90,12 +95,47 @@ def rwkv_channel_mix_params(arch: Architecture) -> int:
     return 2 * h * arch.d_ff + h * h + 2 * h
 
 
+def deltanet_sizes(arch: Architecture) -> tuple[int, int, int, int, int]:
+    """Gated DeltaNet's ``(H_k, H_v, d_k, d_v, K_l)``: key heads, value heads, their widths and the
+    convolution's taps (0 where unset)."""
+    return (arch.linear_n_key_heads or 0, arch.linear_n_value_heads or 0, arch.linear_key_head_dim or 0,
+            arch.linear_value_head_dim or 0, arch.linear_conv_kernel or 0)  # fmt: skip
+
+
+def deltanet_conv_width(arch: Architecture) -> int:
+    """Channels of Gated DeltaNet's convolution, q, k and v: ``2*H_k*d_k + H_v*d_v``
+    (``Qwen3NextGatedDeltaNet.conv_dim``)."""
+    hk, hv, dk, dv, _ = deltanet_sizes(arch)
+    return 2 * hk * dk + hv * dv
+
+
+def deltanet_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
+    """``(count, in, out)`` of one Gated DeltaNet layer's linear layers (``Qwen3NextGatedDeltaNet``):
+    ``in_proj_qkvz`` ``h x (2*H_k*d_k + 2*H_v*d_v)`` (q, k, v and the output gate z), ``in_proj_ba``
+    ``h x 2*H_v`` (per value head the delta rule's step size beta and the decay's input a) and
+    ``out_proj`` ``H_v*d_v x h``."""
+    h, value = arch.d_model, (arch.linear_n_value_heads or 0) * (arch.linear_value_head_dim or 0)
+    return [(1, h, deltanet_conv_width(arch) + value), (1, h, 2 * (arch.linear_n_value_heads or 0)), (1, value, h)]
+
+
+def deltanet_mixer_params(arch: Architecture) -> int:
+    """Parameters of one Gated DeltaNet mixer (``Qwen3NextGatedDeltaNet``; Yang et al. 2024, "Gated Delta
+    Networks", §3.3 and Figure 1, the Mamba-2-like block with a delta-rule state): the projections of
+    :func:`deltanet_linear_shapes`, the bias-free depthwise ``conv1d`` over q, k, v
+    (``conv_width * K_l``), ``dt_bias`` and ``A_log`` (``H_v`` each) and the gated RMSNorm over one
+    head's ``d_v`` channels, its weight shared by the heads (``Qwen3NextRMSNormGated(head_v_dim)``)."""
+    _, hv, _, dv, k = deltanet_sizes(arch)
+    linear = sum(n * i * o for n, i, o in deltanet_linear_shapes(arch))
+    return linear + deltanet_conv_width(arch) * k + 2 * hv + dv
+
+
 def mixer_params(arch: Architecture) -> int:
     """Parameters of every recurrent layer's mixer (0 for a transformer)."""
     return (
         arch.layers_of(LayerType.MAMBA) * mamba_mixer_params(arch)
         + arch.layers_of(LayerType.MAMBA2) * mamba2_mixer_params(arch)
         + arch.layers_of(LayerType.RWKV) * rwkv_time_mix_params(arch)
+        + arch.layers_of(LayerType.GATED_DELTANET) * deltanet_mixer_params(arch)
     )
 
 
@@ -108,7 +148,7 @@ def recurrent_matmul_weights(arch: Architecture) -> int:
     """Weights a token multiplies through in the recurrent layers, all of them: the mixers'
     projections and convolution taps (:func:`mamba_mixer_params` and :func:`mamba2_mixer_params`
     without biases, norms, ``A_log``, ``D`` and ``dt_bias``), RWKV's ``4h^2`` time-mix and its
-    channel-mix matrices."""
+    channel-mix matrices, Gated DeltaNet's projections and convolution taps."""
     h, inner, n, k, r = _mamba_sizes(arch)
     mamba = h * 2 * inner + inner * k + inner * (r + 2 * n) + r * inner + inner * h
     conv = mamba2_conv_width(arch)
@@ -118,14 +158,20 @@ def recurrent_matmul_weights(arch: Architecture) -> int:
         arch.layers_of(LayerType.MAMBA) * mamba
         + arch.layers_of(LayerType.MAMBA2) * mamba2
         + arch.layers_of(LayerType.RWKV) * rwkv
+        + arch.layers_of(LayerType.GATED_DELTANET) * _deltanet_matmul_weights(arch)
     )
+
+
+def _deltanet_matmul_weights(arch: Architecture) -> int:
+    """One Gated DeltaNet layer's projections and convolution taps."""
+    return sum(n * i * o for n, i, o in deltanet_linear_shapes(arch)) + deltanet_conv_width(arch) * (arch.linear_conv_kernel or 0)
 
 
 def recurrent_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     """``(count, in_features, out_features)`` of the recurrent layers' linear layers, all layers (what
     a weight quantiser converts; convolutions, ``A_log``, ``D`` and norms stay): Mamba's ``in_proj``,
     ``x_proj``, ``dt_proj`` and ``out_proj``; Mamba-2's ``in_proj`` and ``out_proj``; RWKV's four
-    time-mix and three channel-mix matrices."""
+    time-mix and three channel-mix matrices; Gated DeltaNet's :func:`deltanet_linear_shapes`."""
     h, inner, n, r = arch.d_model, inner_width(arch), arch.ssm_state_size or 0, arch.ssm_dt_rank or 0
     shapes: list[tuple[int, int, int]] = []
     if mamba := arch.layers_of(LayerType.MAMBA):
@@ -134,6 +180,8 @@ def recurrent_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
         shapes += [(mamba2, h, inner + mamba2_conv_width(arch) + (arch.ssm_n_heads or 0)), (mamba2, inner, h)]
     if rwkv := arch.layers_of(LayerType.RWKV):
         shapes += [(5 * rwkv, h, h), (rwkv, h, arch.d_ff), (rwkv, arch.d_ff, h)]
+    if deltanet := arch.layers_of(LayerType.GATED_DELTANET):
+        shapes += [(deltanet * n, i, o) for n, i, o in deltanet_linear_shapes(arch)]
     return shapes
 
 
@@ -149,7 +197,8 @@ def recurrence_flops_per_token(arch: Architecture, *, decode: bool = False) -> f
     ``C h`` ``2*H*N*P`` (the block matmuls run whole, as the kernels do). Decoding one token: the state
     update ``exp(dt A) h + dt B x`` ``3*H*P*N`` and the readout ``C h`` ``2*H*P*N`` (§3, the recurrent
     mode; ``mamba_ssm``'s ``selective_state_update``).
-    RWKV-4: the WKV recurrence, 23 FLOPs per channel (:data:`RWKV4_WKV_FLOPS_PER_CHANNEL`)."""
+    RWKV-4: the WKV recurrence, 23 FLOPs per channel (:data:`RWKV4_WKV_FLOPS_PER_CHANNEL`).
+    Gated DeltaNet: :func:`deltanet_flops_per_token`."""
     inner, n = inner_width(arch), arch.ssm_state_size or 0
     mamba = (MAMBA_SCAN_FLOPS_PER_ELEMENT * n + 2) * inner
     heads, p, g = arch.ssm_n_heads or 0, arch.ssm_head_dim or 0, arch.ssm_n_groups or 0
@@ -163,7 +212,30 @@ def recurrence_flops_per_token(arch: Architecture, *, decode: bool = False) -> f
         arch.layers_of(LayerType.MAMBA) * mamba
         + arch.layers_of(LayerType.MAMBA2) * mamba2
         + arch.layers_of(LayerType.RWKV) * rwkv
+        + arch.layers_of(LayerType.GATED_DELTANET) * deltanet_flops_per_token(arch, decode=decode)
     )
+
+
+def deltanet_flops_per_token(arch: Architecture, *, decode: bool = False) -> float:
+    """Forward FLOPs of one Gated DeltaNet layer's delta rule for one token, beyond its projections.
+
+    The query and key heads are repeated to the ``H_v`` value heads, each a ``d_k x d_v`` state.
+    Training and prefill, the chunked algorithm over chunks of C = 64 tokens (Yang et al. 2024, "Gated
+    Delta Networks", §3.3, the chunkwise form with the WY representation of Yang et al. 2024,
+    "Parallelizing Linear Transformers with the Delta Rule over Sequence Length", §3.2; ``fla``'s
+    ``chunk_gated_delta_rule_fwd``), per token and head: ``beta K K^T`` ``2*C*d_k``
+    (``chunk_scaled_dot_kkt_fwd``), the triangular inverse ``(2/3)*C^2`` (``solve_tril``, forward
+    substitution on a C x C block per chunk), ``W = T K`` ``2*C*d_k`` and ``U = T V`` ``2*C*d_v``
+    (``recompute_w_u_fwd``), the chunk's new values ``U - W S`` and state update ``S + K^T V_new``
+    ``4*d_k*d_v`` (``chunk_gated_delta_rule_fwd_h``), and the output ``Q S`` ``2*d_k*d_v`` with the
+    intra-chunk ``Q K^T`` ``2*C*d_k`` and its product with ``V_new`` ``2*C*d_v`` (``chunk_fwd_o``).
+    Decoding one token (``fused_recurrent_gated_delta_rule``): the decay ``d_k*d_v``, the readout
+    ``S^T k`` ``2*d_k*d_v``, the rank-one update ``2*d_k*d_v`` and the output ``S^T q`` ``2*d_k*d_v``."""
+    _, hv, dk, dv, _ = deltanet_sizes(arch)
+    if decode:
+        return float(hv * 7 * dk * dv)
+    c = DELTA_CHUNK_TOKENS
+    return hv * (6 * c * dk + 4 * c * dv + 2 * c * c / 3 + 6 * dk * dv)
 
 
 def state_elements_per_sequence(arch: Architecture) -> int:
@@ -172,15 +244,21 @@ def state_elements_per_sequence(arch: Architecture) -> int:
     Mamba: the convolution's last K inputs ``I*K`` and the scan state ``I*N`` (Gu & Dao 2023 §3.4,
     "Efficient Implementation": the recurrent mode; ``mamba_ssm``'s ``allocate_inference_cache`` and
     transformers' cache keep ``d_conv`` columns). Mamba-2: ``(I + 2GN)*K`` and ``H*P*N`` (Dao & Gu 2024
-    §7). RWKV-4: five vectors of h per layer (:data:`RWKV4_STATE_VECTORS`; Peng et al. 2023 §3.4)."""
+    §7). RWKV-4: five vectors of h per layer (:data:`RWKV4_STATE_VECTORS`; Peng et al. 2023 §3.4). Gated
+    DeltaNet: the convolution's last ``K_l`` inputs over q, k, v and a ``d_k x d_v`` matrix per value head
+    (Yang et al. 2024 §3; transformers' ``conv_states`` of ``conv_dim x K_l`` and ``recurrent_states`` of
+    ``H_v x d_k x d_v``)."""
     inner, n, k = inner_width(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0
     mamba = inner * k + inner * n
     mamba2 = mamba2_conv_width(arch) * k + (arch.ssm_n_heads or 0) * (arch.ssm_head_dim or 0) * n
     rwkv = RWKV4_STATE_VECTORS * arch.d_model
+    _, hv, dk, dv, conv_taps = deltanet_sizes(arch)
+    deltanet = deltanet_conv_width(arch) * conv_taps + hv * dk * dv
     return (
         arch.layers_of(LayerType.MAMBA) * mamba
         + arch.layers_of(LayerType.MAMBA2) * mamba2
         + arch.layers_of(LayerType.RWKV) * rwkv
+        + arch.layers_of(LayerType.GATED_DELTANET) * deltanet
     )
 
 

@@ -1,5 +1,7 @@
 """What a recurrent layer's mixer keeps for the backward pass, as the fused training kernels keep it.
 
+Mixers: Mamba, Mamba-2, RWKV-4 and Gated DeltaNet.
+
 A transformer layer's kept tensors follow Korthikanti et al. 2022 (:mod:`service.core.activations`);
 a Mamba, Mamba-2 or RWKV mixer keeps what its training kernel saves with ``save_for_backward``,
 counted here tensor by tensor from the reference code (each function names it). The rest of such a
@@ -24,7 +26,7 @@ import math
 from dataclasses import dataclass
 
 from service.core.architecture import Architecture, LayerType
-from service.core.recurrent import inner_width
+from service.core.recurrent import DELTA_CHUNK_TOKENS, deltanet_conv_width, deltanet_sizes, inner_width
 
 SCAN_CHUNK_TOKENS = 2048
 """Tokens per chunk of ``selective_scan_cuda``'s forward, which keeps the running state (real and
@@ -32,7 +34,7 @@ imaginary parts, fp32) at the end of every chunk for the backward pass (``kChunk
 state-spaces/mamba ``csrc/selective_scan``; the ``x`` it returns has ``n_chunks x 2*dstate``
 values per channel)."""
 FP32_BYTES = 4
-RECURRENT_TYPES = (LayerType.MAMBA, LayerType.MAMBA2, LayerType.RWKV)
+RECURRENT_TYPES = (LayerType.MAMBA, LayerType.MAMBA2, LayerType.RWKV, LayerType.GATED_DELTANET)
 """The mixers counted here."""
 
 
@@ -59,6 +61,8 @@ def mixer_activation_bytes(
         per_token, per_sequence = _mamba(arch, e, seq_len)
     elif kind is LayerType.RWKV:
         per_token, per_sequence = _rwkv4(arch, e), 0
+    elif kind is LayerType.GATED_DELTANET:
+        per_token, per_sequence = _gated_deltanet(arch, e), 0
     else:
         raise ValueError(f"{kind} is not a recurrent mixer")
     sharded = math.ceil((per_token * tokens + per_sequence * micro_batch_size) / tp)
@@ -114,3 +118,24 @@ def _rwkv4(arch: Architecture, e: int) -> int:
     and output (``2f``)."""
     h, f = arch.d_model, arch.d_ff
     return e * (9 * h + 6 * h + 2 * f)
+
+
+def _gated_deltanet(arch: Architecture, e: int) -> int:
+    """Gated DeltaNet as ``Qwen3NextGatedDeltaNet`` runs it with the ``fla`` and ``causal-conv1d`` kernels
+    installed (Yang et al. 2024, "Gated Delta Networks", §3.3). ``chunk_gated_delta_rule``'s autograd
+    function (``ChunkGatedDeltaRuleFunction.forward`` in fla-org/flash-linear-attention
+    ``fla/ops/gated_delta_rule/chunk.py``) saves the L2-normalised q and k with their fp32 reciprocal
+    norms (``l2norm_fwd``; q and k repeated to the ``H_v`` value heads, ``d_k`` wide each), v
+    (``H_v*d_v``), the chunk-local cumulative decay g (fp32, one per head), beta (one per head) and the
+    inverted ``C x C`` WY block ``A`` (C = 64 per token and head, in the activations' dtype: ``solve_tril``
+    with ``output_dtype=k.dtype``); the chunk states ``h`` and the new values are recomputed in the
+    backward pass (``chunk_gated_delta_rule_bwd`` reruns ``recompute_w_u_fwd`` and
+    ``chunk_gated_delta_rule_fwd_h``). Around it: ``causal_conv1d_fn`` keeps its input, the q, k, v
+    projection (``conv_width``); the decay ``-exp(A_log) * softplus(a + dt_bias)`` keeps the softplus's
+    fp32 input and output; ``FusedRMSNormGated`` keeps the kernel's output, the gate z (``H_v*d_v`` each)
+    and an fp32 reciprocal RMS per head; ``out_proj`` its input (``H_v*d_v``)."""
+    _, hv, dk, dv, _ = deltanet_sizes(arch)
+    value = hv * dv
+    kernel = e * (2 * hv * dk + value + hv + DELTA_CHUNK_TOKENS * hv) + FP32_BYTES * 3 * hv  # q, k, v, beta, A; rstd, g
+    around = e * (deltanet_conv_width(arch) + 3 * value) + FP32_BYTES * 3 * hv  # conv input, o, z, norm out; fp32
+    return kernel + around

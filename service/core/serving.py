@@ -189,7 +189,7 @@ def _attention_shapes_per_gpu(arch: Architecture, tp: int) -> list[tuple[int, fl
     (:func:`service.core.params.attention_linear_shapes` for the full shapes)."""
     h = arch.d_model
     if not arch.is_mla:
-        return [(1, h, arch.q_dim / tp), (2, h, arch.kv_dim / min(tp, arch.n_kv_heads)), (1, arch.q_dim / tp, h)]
+        return [(1, h, arch.q_proj_width / tp), (2, h, arch.kv_dim / min(tp, arch.n_kv_heads)), (1, arch.q_dim / tp, h)]
     a, d_c = arch.n_heads, arch.kv_lora_rank or 0
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
     if arch.q_lora_rank:

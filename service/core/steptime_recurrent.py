@@ -1,4 +1,4 @@
-"""The step time of a model with recurrent layers (Mamba, Mamba-2, RWKV): its mean layer.
+"""The step time of a model with recurrent layers (Mamba, Mamba-2, RWKV, Gated DeltaNet): its mean layer.
 
 :mod:`service.core.steptime` costs one layer and multiplies it by a stage's layers. A model whose
 layers differ (a hybrid's attention and Mamba layers, a pure state-space model's mixers without an
@@ -22,7 +22,14 @@ import numpy as np
 
 from service.core.architecture import Architecture, LayerType
 from service.core.hardware import Hardware, matmul_seconds, memory_rate
-from service.core.recurrent import inner_width, recurrence_flops_per_token, recurrent_linear_shapes
+from service.core.recurrent import (
+    DELTA_CHUNK_TOKENS,
+    deltanet_conv_width,
+    deltanet_sizes,
+    inner_width,
+    recurrence_flops_per_token,
+    recurrent_linear_shapes,
+)
 
 
 def mean_layer_matmuls(
@@ -59,15 +66,30 @@ def scan_bytes_per_token(arch: Architecture, element_bytes: int) -> float:
     output; the gated RMSNorm reads the output and the gate and writes the normalised tensor:
     ``2(I + 2GN) + (I + 2GN + H + I) + I + 3I`` elements. Mamba (``mamba_inner_fn``): the
     convolution ``2I``, the scan's inputs x, step size, gate, B, C and its outputs with and without
-    the gate, ``5I + 2N``. RWKV-4's WKV kernel reads k and v and writes its output, ``3h``."""
+    the gate, ``5I + 2N``. RWKV-4's WKV kernel reads k and v and writes its output, ``3h``.
+
+    Gated DeltaNet (``fla``'s ``chunk_gated_delta_rule_fwd`` after ``causal_conv1d_fn``; Yang et al. 2024
+    §3.3), with q and k repeated to the ``H_v`` value heads, per token: the convolution reads and writes
+    its ``2*H_k*d_k + H_v*d_v`` channels; the L2 norms read and write q and k (``4*H_v*d_k``);
+    ``chunk_scaled_dot_kkt_fwd`` reads k and writes the C = 64 wide block A, ``solve_tril`` reads and
+    writes A (``H_v*(d_k + 3C)``); ``recompute_w_u_fwd`` reads k, v and A and writes w and u
+    (``2*H_v*d_k + 2*H_v*d_v + C*H_v``); ``chunk_gated_delta_rule_fwd_h`` reads k, w and u and writes the
+    new values and one ``d_k x d_v`` state per head and chunk (``2*H_v*d_k + 2*H_v*d_v + H_v*d_k*d_v/C``);
+    ``chunk_fwd_o`` reads q, k, the new values and the chunk states and writes the output (``2*H_v*d_k +
+    2*H_v*d_v + H_v*d_k*d_v/C``); the gated RMSNorm reads the output and the gate and writes its result
+    (``3*H_v*d_v``)."""
     inner, h = inner_width(arch), arch.d_model
     bc, heads = 2 * (arch.ssm_n_groups or 0) * (arch.ssm_state_size or 0), arch.ssm_n_heads or 0
     mamba2 = 2 * (inner + bc) + (inner + bc + heads + inner) + inner + 3 * inner
     mamba = 2 * inner + 5 * inner + 2 * (arch.ssm_state_size or 0)
+    _, hv, dk, dv, _ = deltanet_sizes(arch)
+    c = DELTA_CHUNK_TOKENS
+    deltanet = 2 * deltanet_conv_width(arch) + hv * (11 * dk + 9 * dv + 4 * c + 2 * dk * dv / c)
     elements = (
         arch.layers_of(LayerType.MAMBA2) * mamba2
         + arch.layers_of(LayerType.MAMBA) * mamba
         + arch.layers_of(LayerType.RWKV) * 3 * h
+        + arch.layers_of(LayerType.GATED_DELTANET) * deltanet
     )
     return element_bytes * elements / arch.n_layers
 

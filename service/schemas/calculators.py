@@ -50,7 +50,9 @@ class ParamsResponse(Estimate):
     total: int = Field(description="All parameters, tied weights once.")
     active: int = Field(description="Parameters used per token (MoE: experts_per_token experts).")
     embedding: int
-    attention: int = Field(description="The token mixers: attention, and the Mamba, Mamba-2 or RWKV time-mix layers.")
+    attention: int = Field(
+        description="The token mixers: attention, and the Mamba, Mamba-2, RWKV time-mix or Gated DeltaNet layers."
+    )
     mlp: int = Field(description="MLPs and experts with their routers, and RWKV's channel mixing.")
     norm: int
     lm_head: int
@@ -302,7 +304,7 @@ class InferenceMemoryResponse(Estimate):
     gpus_needed: int | None
     state_cache_bytes_per_sequence: int | None = Field(
         None,
-        description="Models with recurrent layers (layer_types: mamba, mamba2, rwkv): the fixed-size state one "
+        description="Models with recurrent layers (layer_types: mamba, mamba2, rwkv, gated_deltanet): the fixed-size state one "
         "sequence keeps, constant in the context; null for a transformer.",
     )
     state_cache_bytes: int | None = Field(

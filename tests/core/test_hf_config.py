@@ -734,7 +734,6 @@ def test_the_moe_families_name_the_key_they_refuse(config, field):
     ("config", "field", "words"),
     [
         ({"model_type": "lfm2"}, "hf_config.model_type", "hybrid"),
-        ({"model_type": "qwen3_next"}, "hf_config.model_type", "Gated DeltaNet"),
         ({"model_type": "zamba"}, "hf_config.model_type", "shared attention"),
         ({"model_type": "zamba2"}, "hf_config.model_type", "hybrid"),
         ({"model_type": "xlstm"}, "hf_config.model_type", "recurrent model"),

@@ -1,12 +1,14 @@
-"""Mappers of the Mamba-2 hybrids: Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H (``granitemoehybrid``).
+"""Mappers of the hybrids: the Mamba-2 hybrids Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H
+(``granitemoehybrid``), and Qwen3-Next's Gated DeltaNet hybrid (``qwen3_next``).
 
 Each reads its config the way its ``transformers`` implementation builds its modules
 (``modeling_bamba.py``, ``modeling_nemotron_h.py``, ``modeling_falcon_h1.py``,
-``modeling_granitemoehybrid.py``) so that :func:`service.core.params.count_params` equals the reference
+``modeling_granitemoehybrid.py``, ``modeling_qwen3_next.py``) so that :func:`service.core.params.count_params` equals the reference
 count (``validation/measure_recurrent.py``). The layer list is spelled per family: Bamba's
 ``attn_layer_indices``, Nemotron-H's ``hybrid_override_pattern`` (``M`` Mamba-2, ``*`` attention,
-``-`` MLP, one letter a block), Granite's ``layer_types`` (``mamba``/``attention``), and Falcon-H1's
-every layer both side by side. A config carrying another family's keys, a layer its family cannot
+``-`` MLP, one letter a block), Granite's ``layer_types`` (``mamba``/``attention``), Falcon-H1's
+every layer both side by side, and Qwen3-Next's ``layer_types`` (``linear_attention``/``full_attention``)
+or ``full_attention_interval``. A config carrying another family's keys, a layer its family cannot
 build, a pattern whose length is not the layer count or a state size of 0 is refused naming the key.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 from service.core.architecture import Ffn, LayerType
 from service.core.errors import InvalidSpecError
 from service.core.hf_config.common import _common_decoder, _gated_ffn, _int_key, _layer_count, _max_positions, _Reader
+from service.core.hf_config.moe import _qwen_moe_layers
 
 # keys only one family's config reads (present and not null in another family's config: two families mixed)
 _OWN_KEYS = {
@@ -26,7 +29,10 @@ _OWN_KEYS = {
     "granitemoehybrid": ("shared_intermediate_size", "num_local_experts"),
     "jamba": ("attn_layer_period", "attn_layer_offset", "mamba_dt_rank"),
     "mamba": ("state_size", "time_step_rank"),
-}
+    "qwen3_next": ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
+                   "linear_conv_kernel_dim", "full_attention_interval"),
+}  # fmt: skip
+_QWEN3_NEXT_LAYERS = {"linear_attention": LayerType.GATED_DELTANET, "full_attention": LayerType.ATTENTION}
 _NEMOTRON_LETTERS = {"M": LayerType.MAMBA2, "*": LayerType.ATTENTION, "-": LayerType.MLP}
 
 
@@ -82,6 +88,20 @@ def _attention_indices(r: _Reader, n_layers: int, key: str) -> tuple[LayerType, 
     if not isinstance(indices, list) or not all(isinstance(i, int) and 0 <= i < n_layers for i in indices):
         raise InvalidSpecError(f"{r.prefix}.{key}", f"must be a list of layer indices below num_hidden_layers={n_layers}")
     return tuple(LayerType.ATTENTION if i in indices else LayerType.MAMBA2 for i in range(n_layers))
+
+
+def _listed_layers(r: _Reader, family: str, types: Any, n_layers: int, names: dict[str, LayerType]) -> tuple[LayerType, ...]:
+    """A config's ``layer_types``, one of ``names`` for each of the ``n_layers`` layers (Granite 4.0-H's,
+    Qwen3-Next's), refused naming the key otherwise."""
+    if not isinstance(types, list) or len(types) != n_layers:
+        raise InvalidSpecError(f"{r.prefix}.layer_types", f"must list one type for each of the {n_layers} layers")
+    for i, t in enumerate(types):
+        if t not in names:
+            raise InvalidSpecError(
+                f"{r.prefix}.layer_types",
+                f"entry {i} is {t!r:.40}: a {family} model has {' and '.join(names)} layers only",
+            )
+    return tuple(names[t] for t in types)
 
 
 def _map_bamba(r: _Reader) -> dict[str, Any]:
@@ -183,16 +203,9 @@ def _map_granitemoehybrid(r: _Reader) -> dict[str, Any]:
         f["layer_types"] = (LayerType.MAMBA2,)
         r.assumptions["layer_types"] = "not given; every layer mamba (the transformers default)"
     else:
-        names = {"mamba": LayerType.MAMBA2, "attention": LayerType.ATTENTION}
-        if not isinstance(types, list) or len(types) != n_layers:
-            raise InvalidSpecError(f"{r.prefix}.layer_types", f"must list one type for each of the {n_layers} layers")
-        for i, t in enumerate(types):
-            if t not in names:
-                raise InvalidSpecError(
-                    f"{r.prefix}.layer_types",
-                    f"entry {i} is {t!r:.40}: a granitemoehybrid model has mamba and attention layers only",
-                )
-        f["layer_types"] = tuple(names[t] for t in types)
+        f["layer_types"] = _listed_layers(
+            r, "granitemoehybrid", types, n_layers, {"mamba": LayerType.MAMBA2, "attention": LayerType.ATTENTION}
+        )
     f |= _mamba2(r, prefix="mamba_", heads_key="mamba_n_heads", head_key="mamba_d_head", groups_key="mamba_n_groups",
                  state_key="mamba_d_state", defaults=(256, 1, 4))  # fmt: skip
     f["ssm_expand"] = r.optional("mamba_expand", 2)
@@ -210,3 +223,46 @@ def _map_granitemoehybrid(r: _Reader) -> dict[str, Any]:
     if r.config.get("position_embedding_type", "nope") != "nope":
         r.assumptions["position"] = "rotary positions: no parameters"
     return f
+
+
+def _map_qwen3_next(r: _Reader) -> dict[str, Any]:
+    """Qwen3-Next (``Qwen3NextForCausalLM``; Qwen team 2025, "Qwen3-Next", the Qwen3-Next-80B-A3B model card):
+    ``layer_types`` of ``linear_attention`` (Gated DeltaNet, ``Qwen3NextGatedDeltaNet``: Yang et al. 2024)
+    and ``full_attention`` (gated attention, ``Qwen3NextAttention``: a query projection twice as wide for
+    the output gate, RMSNorm on q and k per head, heads of ``head_dim`` 256 unless given), or without
+    them every ``full_attention_interval``-th layer (4) attends (``Qwen3NextConfig``); Qwen2-MoE's layer
+    rule with one gated shared expert; two RMSNorms a layer. The multi-token-prediction weights of the
+    checkpoints are not part of the model transformers builds (``_keys_to_ignore_on_load_unexpected``)."""
+    _check_foreign(r, "qwen3_next")
+    f = _common_decoder(r, "qwen3_next", kv_default=2)
+    f |= {"ffn": _gated_ffn(r, "hidden_act", "silu"), "tied_embeddings": bool(r.optional("tie_word_embeddings", False)),
+          "max_seq_len": _max_positions(r, 32768), "attention_bias": bool(r.optional("attention_bias", False)),
+          "qk_norm": True, "attention_output_gate": True}  # fmt: skip
+    if "d_head" not in f:
+        f["d_head"] = 256
+        r.assumptions["head_dim"] = "not given; 256 (the transformers default)"
+    n_layers = _layer_count(f["n_layers"])
+    if n_layers is None:
+        return f
+    f["layer_types"] = _qwen3_next_layers(r, n_layers)
+    f |= {
+        "linear_n_key_heads": _int_key(r, "linear_num_key_heads", 16, minimum=1),
+        "linear_n_value_heads": _int_key(r, "linear_num_value_heads", 32, minimum=1),
+        "linear_key_head_dim": _int_key(r, "linear_key_head_dim", 128, minimum=1),
+        "linear_value_head_dim": _int_key(r, "linear_value_head_dim", 128, minimum=1),
+        "linear_conv_kernel": _int_key(r, "linear_conv_kernel_dim", 4, minimum=1),
+    }
+    if _qwen_moe_layers(r, f, experts=512, top_k=10, moe_ff=512):
+        f |= {"n_shared_experts": 1, "d_ff_shared": _int_key(r, "shared_expert_intermediate_size", 512, minimum=1),
+              "shared_expert_gate": True}  # fmt: skip
+    return f
+
+
+def _qwen3_next_layers(r: _Reader, n_layers: int) -> tuple[LayerType, ...]:
+    """Qwen3-Next's layers: ``layer_types`` one a layer, else attention every ``full_attention_interval``-th."""
+    types = r.config.get("layer_types")
+    if types is None:
+        interval = _int_key(r, "full_attention_interval", 4, minimum=1)
+        r.key_names["layer_types"] = "full_attention_interval"
+        return tuple(LayerType.ATTENTION if (i + 1) % interval == 0 else LayerType.GATED_DELTANET for i in range(n_layers))
+    return _listed_layers(r, "qwen3_next", types, n_layers, _QWEN3_NEXT_LAYERS)
