@@ -326,14 +326,16 @@ def _no_fit_reason(mem: dict[str, np.ndarray], g: dict[str, np.ndarray], usable_
 
 
 def _within_bound(arch: Architecture, hw: Hardware, work: Workload, grid: dict[str, np.ndarray], mem: dict[str, np.ndarray],
-                  idx: np.ndarray, best: list[dict[str, np.ndarray]], k: int) -> np.ndarray:  # fmt: skip
-    """The layouts of ``idx`` that could still be among the ``k`` fastest: those whose
-    :func:`service.core.steptime.step_lower_bound` is not above the k-th best step of the chunks
-    searched so far (a bound: the plans returned are the same as without it)."""
+                  idx: np.ndarray, best: list[dict[str, np.ndarray]], k: int, ceiling: float) -> np.ndarray:  # fmt: skip
+    """The layouts of ``idx`` that could still be among the ``k`` fastest and step within
+    ``ceiling`` seconds: those whose :func:`service.core.steptime.step_lower_bound` is above
+    neither the k-th best step of the chunks searched so far nor the ceiling (a bound: with an
+    infinite ceiling the plans returned are the same as without it; with a finite one, every
+    plan returned whose step is within the ceiling is where it would be without it)."""
     kept = np.concatenate([b["_step"] for b in best]) if best else np.empty(0)
-    if len(kept) < k or not len(idx):
+    if (len(kept) < k and ceiling == math.inf) or not len(idx):
         return idx
-    kth = np.partition(kept, k - 1)[k - 1]
+    kth = min(np.partition(kept, k - 1)[k - 1] if len(kept) >= k else math.inf, ceiling)
     lay = Layout(**{name: grid[name][idx] for name in DIMENSIONS}, params_per_gpu=mem["params"][idx],
                  expert_params_per_gpu=mem["expert_params"][idx])  # fmt: skip
     floor = np.asarray(step_lower_bound(arch, hw, work, lay), dtype=np.float64)
@@ -351,13 +353,16 @@ def _top(step: np.ndarray, total: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.lexsort((total[candidates], step[candidates]))[:k]]
 
 
-def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
+def plan(arch: Architecture, hw: Hardware, spec: PlanSpec, *, step_ceiling_seconds: float = math.inf) -> PlanResult:
     """The ``top_k`` fastest layouts of ``arch`` on ``spec.n_gpus`` GPUs that fit in memory.
 
     Exhaustive over the space in the module docstring, built and evaluated in chunks, one per
     (pipeline size, expert-parallel size); past ``time_limit_seconds`` the search stops (after
     at least one chunk), says ``cut`` and which chunks it covered. No layout that fits is an
-    answer with ``plans: []`` and the reason.
+    answer with ``plans: []`` and the reason. A finite ``step_ceiling_seconds`` (a question that
+    only needs the plans stepping within it: a deadline) skips the layouts whose step floor is
+    above it; the plans returned that step within the ceiling are exact (:func:`_within_bound`),
+    the search's counts (considered, fitting) are unchanged.
     """
     validate_spec(arch, hw, spec)
     started = time.perf_counter()
@@ -396,7 +401,7 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
         idx = np.flatnonzero(fits)
         feasible += len(idx)
         if ft is None:  # layouts whose floor is slower than the k-th best so far cannot be returned
-            idx = _within_bound(arch, hw, work, grid, mem, idx, best, spec.top_k)
+            idx = _within_bound(arch, hw, work, grid, mem, idx, best, spec.top_k, step_ceiling_seconds)
             if not len(idx):
                 continue
         rows = {k: a[idx] for k, a in grid.items()}
@@ -446,7 +451,8 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineResult:
     """The GPU count that meets a deadline at the least GPU-hours, its plans, every count tried
-    with its wall-clock hours (None: no layout fits, or the fixed dimensions do not tile it),
+    with its wall-clock hours (None: no layout fits, none meets the deadline, or the fixed
+    dimensions do not tile it),
     and the layouts considered and fitting over all the counts tried."""
 
     n_gpus: int | None
@@ -488,11 +494,14 @@ def plan_for_deadline(
     the deadline in case a larger one lays out better. ``batch_for(n)`` gives the global batch
     for ``n`` GPUs (default: the spec's). Sizes the fixed dimensions cannot tile are skipped; the
     walk ends where the batch no longer splits, or, ``cut``, past the spec's time limit. Sizes under
-    ``min_gpus`` (a bound below which no plan can meet the deadline) are not searched."""
+    ``min_gpus`` (a bound below which no plan can meet the deadline) are not searched. Each size's
+    search skips the layouts whose step floor misses the deadline (:func:`plan`'s step ceiling):
+    whether a size meets the deadline, and at what hours, is exact; the size chosen is searched
+    again without the ceiling when its plans might miss some that step slower than the deadline."""
     validate_fixed(arch, spec)  # a fixed dimension no size can satisfy is the caller's error
     started = time.perf_counter()
     tried: list[tuple[int, float | None]] = []
-    best: tuple[float, int, PlanResult] | None = None
+    best: tuple[float, int, PlanResult, PlanSpec, float] | None = None
     after = considered = feasible = 0
     cut = False
     for n in gpu_counts(hw.gpus_per_node, max_gpus):
@@ -504,8 +513,10 @@ def plan_for_deadline(
             break
         batch = batch_for(n) if batch_for else spec.global_batch_size
         probe = PlanSpec(**{**spec_fields(spec), "n_gpus": n, "global_batch_size": batch, "time_limit_seconds": remaining})
+        # the slowest step that meets the deadline (a hair generous: a looser ceiling only skips less)
+        ceiling = deadline_hours * 3600 * effective_time_fraction * batch * spec.seq_len / tokens * (1 + 1e-6)
         try:
-            result = plan(arch, hw, probe)
+            result = plan(arch, hw, probe, step_ceiling_seconds=ceiling)
         except InvalidSpecError as exc:
             tried.append((n, None))
             if exc.field == "global_batch_size":
@@ -513,21 +524,26 @@ def plan_for_deadline(
             continue  # this size does not tile the fixed dimensions; a larger one may
         considered, feasible = considered + result.search.considered, feasible + result.search.feasible
         cut = cut or result.search.cut
-        if not result.plans:
+        if not result.plans or result.plans[0].step_seconds > ceiling:  # no plan meets the deadline
             tried.append((n, None))
             continue
         hours = tokens / result.plans[0].tokens_per_second / effective_time_fraction / 3600
         tried.append((n, hours))
         if hours <= deadline_hours:
             if best is None or hours * n < best[0]:
-                best = (hours * n, n, result)
+                best = (hours * n, n, result, probe, ceiling)
             after += 1
             if after > 2:
                 break
     common = {"tried": tried, "cut": cut, "considered": considered, "feasible": feasible}
     if best is None:
         return DeadlineResult(n_gpus=None, result=None, **common)
-    return DeadlineResult(n_gpus=best[1], result=best[2], **common)
+    _, n, result, probe, ceiling = best
+    if len(result.plans) < spec.top_k or result.plans[-1].step_seconds > ceiling:  # some plans may have been skipped
+        remaining = max(0.0, spec.time_limit_seconds - (time.perf_counter() - started))
+        result = plan(arch, hw, PlanSpec(**{**spec_fields(probe), "time_limit_seconds": remaining}))
+        common["cut"] = cut or result.search.cut
+    return DeadlineResult(n_gpus=n, result=result, **common)
 
 
 def spec_fields(spec: PlanSpec) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from service.core.parallelism import context_parallel_problem, tensor_parallel_p
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule
 from service.core.plan_finetune import (
     FinetuneShardTable,
+    ceil_divide,
     data_parallel_only,
     finetune_layer_delta,
     finetune_shard_table,
@@ -300,8 +301,8 @@ def _memory_arrays(
     sbh = (s // c) * b.astype(np.float64) * arch.d_model
     embedding_mask = MASK_BYTES * sbh if spec.dropout else np.zeros_like(sbh)
     output_inputs = 2 * e * sbh
-    embedding_mask = np.where(sp, -(-embedding_mask // t), embedding_mask)
-    output_inputs = np.where(sp, -(-output_inputs // t), output_inputs)
+    embedding_mask = np.where(sp, ceil_divide(embedding_mask, t), embedding_mask)
+    output_inputs = np.where(sp, ceil_divide(output_inputs, t), output_inputs)
     output = output_inputs + np.ceil(LOGIT_BYTES * (s // c) * b * arch.vocab_size / t)
     v, m = g["virtual_stages"], g["microbatches"]
     first_layers, per_stage, last_layers = pipeline.stage_layers(arch.n_layers, p, v)
