@@ -205,21 +205,34 @@ def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
         return finetune_shard_table(arch, resolve_finetune(arch, spec.finetune, spec.precision), axes, precision=spec.precision,
                                     optimizer=spec.optimizer, fp8_recipe=spec.fp8_recipe,
                                     expert_tensor_parallel=spec.expert_tensor_parallel)  # fmt: skip
-    names = ("tp", "pp", "ep", "virtual_stages")
-    dense = np.zeros((2, *(len(axes[k]) for k in names)), dtype=np.float64)
+    return _cached_shard_table(arch, spec.optimizer, spec.precision, spec.expert_tensor_parallel,
+                               tuple(tuple(axes[k].tolist()) for k in SHARD_AXES),
+                               bool(pipeline.DUALPIPE in axes["pipeline_schedule"]))  # fmt: skip
+
+
+SHARD_AXES = ("tp", "pp", "ep", "virtual_stages")
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_shard_table(arch: Architecture, optimizer: Optimizer, precision: Precision, expert_tensor_parallel: int | None,
+                        values: tuple[tuple[int, ...], ...], dual: bool) -> _ShardTable:  # fmt: skip
+    """:func:`_shard_table` of pre-training, memoised (read-only): a deadline search asks the same
+    table of every (pp, ep) chunk again for each cluster size and GPU type."""
+    dense = np.zeros((2, *(len(v) for v in values)), dtype=np.float64)
     expert, optimizer_dense, optimizer_expert = np.zeros_like(dense), np.zeros_like(dense), np.zeros_like(dense)
-    dual = pipeline.DUALPIPE in axes["pipeline_schedule"]
     for idx in np.ndindex(dense.shape):
-        twice, (t, p, ep, v) = idx[0], (axes[k][i].item() for k, i in zip(names, idx[1:], strict=True))
+        twice, (t, p, ep, v) = idx[0], (values[k][i] for k, i in enumerate(idx[1:]))
         if p * v > pipeline.max_chunks(arch.n_layers) or (v > 1 and p == 1) or (twice and (not dual or v > 1 or p % 2)):
             continue  # never a valid layout
         schedule = PipelineSchedule.DUALPIPE if twice else None
         par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=schedule,
-                          expert_tensor_parallel=spec.expert_tensor_parallel)  # fmt: skip
+                          expert_tensor_parallel=expert_tensor_parallel)  # fmt: skip
         total, experts = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
         dense[idx], expert[idx] = total - experts, experts
-        optimizer_dense[idx] = optimizer_state_bytes(total - experts, spec.optimizer, spec.precision, arch)
-        optimizer_expert[idx] = optimizer_state_bytes(experts, spec.optimizer, spec.precision, arch) if experts else 0
+        optimizer_dense[idx] = optimizer_state_bytes(total - experts, optimizer, precision, arch)
+        optimizer_expert[idx] = optimizer_state_bytes(experts, optimizer, precision, arch) if experts else 0
+    for table in (dense, expert, optimizer_dense, optimizer_expert):
+        table.flags.writeable = False
     return _ShardTable(dense=dense, expert=expert, optimizer_dense=optimizer_dense, optimizer_expert=optimizer_expert)
 
 
