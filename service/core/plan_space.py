@@ -169,19 +169,18 @@ def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> di
     keep = np.flatnonzero(ok)
     outer, d, m = outer[:, keep], d[keep], m[keep]
     inner = np.indices(tuple(len(axes[k]) for k in INNER), dtype=np.int32).reshape(len(INNER), -1)
-    rows = np.repeat(np.arange(len(keep)), inner.shape[1])
-    cols = np.tile(np.arange(inner.shape[1]), len(keep))
+    z, off, sp = (axes[k][inner[INNER.index(k)]][None, :] for k in ("zero_stage", "offload_optimizer", "sequence_parallel"))
+    off, sp = off.astype(bool), sp.astype(bool)
+    sharded = (d * axes["cp"][outer[OUTER.index("cp")]] > 1)[:, None]
+    tp_split = (axes["tp"][outer[OUTER.index("tp")]] > 1)[:, None]
+    # ZeRO shards over more than one rank, or (ZeRO-Offload, Ren et al. 2021) moves the states off;
+    # judged on the (outer, inner) table, then only the valid pairs are built (in the same order)
+    rows, cols = np.nonzero(((z == 0) | sharded | off) & (~off | (z >= 1)) & (~sp | tp_split))
     index = {k: outer[i][rows] for i, k in enumerate(OUTER)} | {k: inner[i][cols] for i, k in enumerate(INNER)}
-    g = {k: axes[k][index[k]] for k in AXES}
-    d, m = d[rows], m[rows]
-    z, off, sp = g["zero_stage"], g["offload_optimizer"].astype(bool), g["sequence_parallel"].astype(bool)
-    # ZeRO shards over more than one rank, or (ZeRO-Offload, Ren et al. 2021) moves the states off
-    ok = ((z == 0) | (d * g["cp"] > 1) | off) & (~off | (z >= 1)) & (~sp | (g["tp"] > 1))
-    keep = np.flatnonzero(ok)
-    out = {k: a[keep] for k, a in g.items()}
-    out.update({f"i_{k}": a[keep] for k, a in index.items()})
-    out["dp"] = d[keep]
-    out["microbatches"] = m[keep]
+    out = {k: axes[k][index[k]] for k in AXES}
+    out.update({f"i_{k}": a for k, a in index.items()})
+    out["dp"] = d[rows]
+    out["microbatches"] = m[rows]
     return out
 
 
