@@ -326,8 +326,8 @@ def stage_end_bytes(
     sbh = seq_len * micro_batch_size * arch.d_model
     embedding_mask = dropout_mask_bytes(k, e) * sbh if dropout and k.residual_dropout else 0 * sbh
     output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
-    embedding_mask = _pick(sequence_parallel, -(-embedding_mask // tp), embedding_mask)
-    output_inputs = _pick(sequence_parallel, -(-output_inputs // tp), output_inputs)
+    embedding_mask = _pick(sequence_parallel, _ceil_divide(embedding_mask, tp), embedding_mask)
+    output_inputs = _pick(sequence_parallel, _ceil_divide(output_inputs, tp), output_inputs)
     return embedding_mask, output_inputs + _ceil(LOGIT_BYTES * seq_len * micro_batch_size * arch.vocab_size / tp)
 
 
@@ -355,6 +355,12 @@ def stage_peak_bytes(
 def _ceil(x: Any) -> Any:
     """``ceil`` of a scalar (an exact integer) or of an array."""
     return np.ceil(x) if np.ndim(x) else math.ceil(x)
+
+
+def _ceil_divide(a: Any, b: Any) -> Any:
+    """``ceil(a / b)``: exact integer division of scalars, ``np.ceil(a / b)`` over arrays (the same for
+    whole numbers below 2**53, and far faster than NumPy's float floor division)."""
+    return np.ceil(a / b) if np.ndim(a) or np.ndim(b) else -(-a // b)
 
 
 def _pick(condition: Any, a: Any, b: Any) -> Any:

@@ -324,14 +324,16 @@ def _no_fit_reason(mem: dict[str, np.ndarray], g: dict[str, np.ndarray], usable_
 
 
 def _within_bound(arch: Architecture, hw: Hardware, work: Workload, grid: dict[str, np.ndarray], mem: dict[str, np.ndarray],
-                  idx: np.ndarray, best: list[dict[str, np.ndarray]], k: int) -> np.ndarray:  # fmt: skip
-    """The layouts of ``idx`` that could still be among the ``k`` fastest: those whose
-    :func:`service.core.steptime.step_lower_bound` is not above the k-th best step of the chunks
-    searched so far (a bound: the plans returned are the same as without it)."""
+                  idx: np.ndarray, best: list[dict[str, np.ndarray]], k: int, ceiling: float) -> np.ndarray:  # fmt: skip
+    """The layouts of ``idx`` that could still be among the ``k`` fastest and step within
+    ``ceiling`` seconds: those whose :func:`service.core.steptime.step_lower_bound` is above
+    neither the k-th best step of the chunks searched so far nor the ceiling (a bound: with an
+    infinite ceiling the plans returned are the same as without it; with a finite one, every
+    plan returned whose step is within the ceiling is where it would be without it)."""
     kept = np.concatenate([b["_step"] for b in best]) if best else np.empty(0)
-    if len(kept) < k or not len(idx):
+    if (len(kept) < k and ceiling == math.inf) or not len(idx):
         return idx
-    kth = np.partition(kept, k - 1)[k - 1]
+    kth = min(np.partition(kept, k - 1)[k - 1] if len(kept) >= k else math.inf, ceiling)
     lay = Layout(**{name: grid[name][idx] for name in DIMENSIONS}, params_per_gpu=mem["params"][idx],
                  expert_params_per_gpu=mem["expert_params"][idx])  # fmt: skip
     floor = np.asarray(step_lower_bound(arch, hw, work, lay), dtype=np.float64)
@@ -349,14 +351,41 @@ def _top(step: np.ndarray, total: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.lexsort((total[candidates], step[candidates]))[:k]]
 
 
-def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
+def plan(arch: Architecture, hw: Hardware, spec: PlanSpec, *, step_ceiling_seconds: float = math.inf) -> PlanResult:
     """The ``top_k`` fastest layouts of ``arch`` on ``spec.n_gpus`` GPUs that fit in memory.
 
     Exhaustive over the space in the module docstring, built and evaluated in chunks, one per
     (pipeline size, expert-parallel size); past ``time_limit_seconds`` the search stops (after
     at least one chunk), says ``cut`` and which chunks it covered. No layout that fits is an
-    answer with ``plans: []`` and the reason.
+    answer with ``plans: []`` and the reason. A finite ``step_ceiling_seconds`` (a question that
+    only needs the plans stepping within it: a deadline) skips the layouts whose step floor is
+    above it; the plans returned that step within the ceiling are exact (:func:`_within_bound`),
+    the search's counts (considered, fitting) are unchanged.
     """
+    return _priced(arch, hw, _searched(arch, hw, spec, step_ceiling_seconds), spec.top_k)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Searched:
+    """A search's fastest layouts (rows, before they are priced as :class:`Plan`) and what it covered."""
+
+    spec: PlanSpec
+    work: Workload
+    best: list[dict[str, np.ndarray]]
+    considered: int
+    feasible: int
+    covered: list[int]
+    where: str
+    cut: bool
+    smallest: tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]] | None
+    usable_bytes: float
+    started: float
+    model_per_token: float
+    hardware_per_token: np.ndarray
+
+
+def _searched(arch: Architecture, hw: Hardware, spec: PlanSpec, step_ceiling_seconds: float) -> _Searched:
+    """:func:`plan`'s search: the ``top_k`` fastest rows of every chunk covered."""
     validate_spec(arch, hw, spec)
     started = time.perf_counter()
     work = workload_for(spec)
@@ -394,7 +423,7 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
         idx = np.flatnonzero(fits)
         feasible += len(idx)
         if ft is None:  # layouts whose floor is slower than the k-th best so far cannot be returned
-            idx = _within_bound(arch, hw, work, grid, mem, idx, best, spec.top_k)
+            idx = _within_bound(arch, hw, work, grid, mem, idx, best, spec.top_k, step_ceiling_seconds)
             if not len(idx):
                 continue
         rows = {k: a[idx] for k, a in grid.items()}
@@ -417,34 +446,54 @@ def plan(arch: Architecture, hw: Hardware, spec: PlanSpec) -> PlanResult:
             f"no layout of {spec.n_gpus} GPUs splits global_batch_size={spec.global_batch_size} "
             f"under the fixed dimensions {spec.fixed or '{}'} (dp * micro_batch_size must divide it)",
         )
-    plans: list[Plan] = []
-    if best:
-        rows = {k: np.concatenate([r[k] for r in best]) for k in best[0]}
-        for i in _top(rows["_step"], rows["_total"], spec.top_k).tolist():
-            row = {k: rows[k][i].item() for k in rows if not k.startswith(("i_", "_"))}
-            plans.append(_scalar_plan(arch, hw, spec, work, row, model_per_token, hardware_per_token))
-    reason = None
     covered = sorted({p for p, _ in done})
-    stopped = f"the search stopped at its time bound after pp in {covered}" if cut else ""
+    where = f"{len(done)} of {len(chunks)} (pp, ep) chunks: pp in {covered}" if cut else f"all {len(axes['pp'])} pipeline sizes"
+    return _Searched(spec=spec, work=work, best=best, considered=considered, feasible=feasible, covered=covered, where=where,
+                     cut=cut, smallest=smallest, usable_bytes=usable, started=started, model_per_token=model_per_token,
+                     hardware_per_token=hardware_per_token)  # fmt: skip
+
+
+def _priced(arch: Architecture, hw: Hardware, found: _Searched, k: int) -> PlanResult:
+    """The ``k`` fastest rows of a search priced as plans (``k`` at most the search's ``top_k``:
+    the first ``k`` of its plans), with the search's counts."""
+    spec, considered = found.spec, found.considered
+    plans: list[Plan] = []
+    if found.best:
+        rows = {name: np.concatenate([r[name] for r in found.best]) for name in found.best[0]}
+        for i in _top(rows["_step"], rows["_total"], k).tolist():
+            row = {name: rows[name][i].item() for name in rows if not name.startswith(("i_", "_"))}
+            plans.append(_scalar_plan(arch, hw, spec, found.work, row, found.model_per_token, found.hardware_per_token))
+    reason = None
+    stopped = f"the search stopped at its time bound after pp in {found.covered}" if found.cut else ""
     if not plans:
-        if smallest is not None:
-            reason = _no_fit_reason(smallest[1], smallest[2], usable, considered) + (f"; {stopped}" if cut else "")
+        if found.smallest is not None:
+            smallest = found.smallest
+            reason = _no_fit_reason(smallest[1], smallest[2], found.usable_bytes, considered) + (
+                f"; {stopped}" if found.cut else ""
+            )
         else:
             reason = stopped or "no layout"
-    seconds = time.perf_counter() - started
-    where = f"{len(done)} of {len(chunks)} (pp, ep) chunks: pp in {covered}" if cut else f"all {len(axes['pp'])} pipeline sizes"
+    seconds = time.perf_counter() - found.started
     return PlanResult(
         plans=plans,
-        search=Search(considered=considered, feasible=feasible, returned=len(plans), seconds=seconds, cut=cut, searched=where),
+        search=Search(
+            considered=considered,
+            feasible=found.feasible,
+            returned=len(plans),
+            seconds=seconds,
+            cut=found.cut,
+            searched=found.where,
+        ),  # fmt: skip
         reason=reason,
-        model_flops_per_token=model_per_token,
+        model_flops_per_token=found.model_per_token,
     )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineResult:
     """The GPU count that meets a deadline at the least GPU-hours, its plans, every count tried
-    with its wall-clock hours (None: no layout fits, or the fixed dimensions do not tile it),
+    with its wall-clock hours (None: no layout fits, none meets the deadline, or the fixed
+    dimensions do not tile it),
     and the layouts considered and fitting over all the counts tried."""
 
     n_gpus: int | None
@@ -486,11 +535,15 @@ def plan_for_deadline(
     the deadline in case a larger one lays out better. ``batch_for(n)`` gives the global batch
     for ``n`` GPUs (default: the spec's). Sizes the fixed dimensions cannot tile are skipped; the
     walk ends where the batch no longer splits, or, ``cut``, past the spec's time limit. Sizes under
-    ``min_gpus`` (a bound below which no plan can meet the deadline) are not searched."""
+    ``min_gpus`` (a bound below which no plan can meet the deadline) are not searched. Each size's
+    search skips the layouts whose step floor misses the deadline (:func:`plan`'s step ceiling)
+    and prices its fastest layout alone: whether a size meets the deadline, and at what hours, is
+    exact; the size chosen prices its ``top_k``, and is searched again without the ceiling when
+    those might miss some that step slower than the deadline."""
     validate_fixed(arch, spec)  # a fixed dimension no size can satisfy is the caller's error
     started = time.perf_counter()
     tried: list[tuple[int, float | None]] = []
-    best: tuple[float, int, PlanResult] | None = None
+    best: tuple[float, int, _Searched, PlanSpec, float] | None = None
     after = considered = feasible = 0
     cut = False
     for n in gpu_counts(hw.gpus_per_node, max_gpus):
@@ -502,30 +555,39 @@ def plan_for_deadline(
             break
         batch = batch_for(n) if batch_for else spec.global_batch_size
         probe = PlanSpec(**{**spec_fields(spec), "n_gpus": n, "global_batch_size": batch, "time_limit_seconds": remaining})
+        # the slowest step that meets the deadline (a hair generous: a looser ceiling only skips less)
+        ceiling = deadline_hours * 3600 * effective_time_fraction * batch * spec.seq_len / tokens * (1 + 1e-6)
         try:
-            result = plan(arch, hw, probe)
+            found = _searched(arch, hw, probe, ceiling)
         except InvalidSpecError as exc:
             tried.append((n, None))
             if exc.field == "global_batch_size":
                 break  # more GPUs only split the batch further
             continue  # this size does not tile the fixed dimensions; a larger one may
+        result = _priced(arch, hw, found, 1)  # the fastest plan decides; the size chosen prices its top_k below
         considered, feasible = considered + result.search.considered, feasible + result.search.feasible
         cut = cut or result.search.cut
-        if not result.plans:
+        if not result.plans or result.plans[0].step_seconds > ceiling:  # no plan meets the deadline
             tried.append((n, None))
             continue
         hours = tokens / result.plans[0].tokens_per_second / effective_time_fraction / 3600
         tried.append((n, hours))
         if hours <= deadline_hours:
             if best is None or hours * n < best[0]:
-                best = (hours * n, n, result)
+                best = (hours * n, n, found, probe, ceiling)
             after += 1
             if after > 2:
                 break
     common = {"tried": tried, "cut": cut, "considered": considered, "feasible": feasible}
     if best is None:
         return DeadlineResult(n_gpus=None, result=None, **common)
-    return DeadlineResult(n_gpus=best[1], result=best[2], **common)
+    _, n, found, probe, ceiling = best
+    result = _priced(arch, hw, found, spec.top_k)
+    if len(result.plans) < spec.top_k or result.plans[-1].step_seconds > ceiling:  # some plans may have been skipped
+        remaining = max(0.0, spec.time_limit_seconds - (time.perf_counter() - started))
+        result = plan(arch, hw, PlanSpec(**{**spec_fields(probe), "time_limit_seconds": remaining}))
+        common["cut"] = cut or result.search.cut
+    return DeadlineResult(n_gpus=n, result=result, **common)
 
 
 def spec_fields(spec: PlanSpec) -> dict[str, Any]:

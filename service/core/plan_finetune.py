@@ -122,10 +122,18 @@ def finetune_shard_table(
     return FinetuneShardTable(terms=terms, dequantization_buffer_bytes=ft.base.dequantization_buffer_bytes)
 
 
+def ceil_divide(bytes_: Any, parts: Any) -> Any:
+    """``ceil(bytes_ / parts)`` over float64 arrays of whole numbers, as the scalar core's
+    ``-(-a // b)``: the same value (a true quotient that is not whole lies at least ``1/b`` from
+    a whole number, more than the rounding of one division below 2^53), and NumPy's float
+    ``floor_divide`` is a slow library call where one division and one rounding are not."""
+    return np.ceil(np.divide(bytes_, parts))
+
+
 def zero_sharded_arrays(dense: np.ndarray, expert: np.ndarray, applies: np.ndarray, shards: np.ndarray,
                         expert_shards: np.ndarray) -> np.ndarray:  # fmt: skip
     """:func:`service.core.memory.zero_sharded_bytes` over arrays."""
-    return np.where(applies, -(-dense // shards) - (-expert // expert_shards), dense + expert)
+    return np.where(applies, ceil_divide(dense, shards) + ceil_divide(expert, expert_shards), dense + expert)
 
 
 def finetune_state_arrays(

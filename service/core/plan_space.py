@@ -170,19 +170,18 @@ def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> di
     keep = np.flatnonzero(ok)
     outer, d, m = outer[:, keep], d[keep], m[keep]
     inner = np.indices(tuple(len(axes[k]) for k in INNER), dtype=np.int32).reshape(len(INNER), -1)
-    rows = np.repeat(np.arange(len(keep)), inner.shape[1])
-    cols = np.tile(np.arange(inner.shape[1]), len(keep))
+    z, off, sp = (axes[k][inner[INNER.index(k)]][None, :] for k in ("zero_stage", "offload_optimizer", "sequence_parallel"))
+    off, sp = off.astype(bool), sp.astype(bool)
+    sharded = (d * axes["cp"][outer[OUTER.index("cp")]] > 1)[:, None]
+    tp_split = (axes["tp"][outer[OUTER.index("tp")]] > 1)[:, None]
+    # ZeRO shards over more than one rank, or (ZeRO-Offload, Ren et al. 2021) moves the states off;
+    # judged on the (outer, inner) table, then only the valid pairs are built (in the same order)
+    rows, cols = np.nonzero(((z == 0) | sharded | off) & (~off | (z >= 1)) & (~sp | tp_split))
     index = {k: outer[i][rows] for i, k in enumerate(OUTER)} | {k: inner[i][cols] for i, k in enumerate(INNER)}
-    g = {k: axes[k][index[k]] for k in AXES}
-    d, m = d[rows], m[rows]
-    z, off, sp = g["zero_stage"], g["offload_optimizer"].astype(bool), g["sequence_parallel"].astype(bool)
-    # ZeRO shards over more than one rank, or (ZeRO-Offload, Ren et al. 2021) moves the states off
-    ok = ((z == 0) | (d * g["cp"] > 1) | off) & (~off | (z >= 1)) & (~sp | (g["tp"] > 1))
-    keep = np.flatnonzero(ok)
-    out = {k: a[keep] for k, a in g.items()}
-    out.update({f"i_{k}": a[keep] for k, a in index.items()})
-    out["dp"] = d[keep]
-    out["microbatches"] = m[keep]
+    out = {k: axes[k][index[k]] for k in AXES}
+    out.update({f"i_{k}": a for k, a in index.items()})
+    out["dp"] = d[rows]
+    out["microbatches"] = m[rows]
     return out
 
 
@@ -206,21 +205,34 @@ def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
         return finetune_shard_table(arch, resolve_finetune(arch, spec.finetune, spec.precision), axes, precision=spec.precision,
                                     optimizer=spec.optimizer, fp8_recipe=spec.fp8_recipe,
                                     expert_tensor_parallel=spec.expert_tensor_parallel)  # fmt: skip
-    names = ("tp", "pp", "ep", "virtual_stages")
-    dense = np.zeros((2, *(len(axes[k]) for k in names)), dtype=np.float64)
+    return _cached_shard_table(arch, spec.optimizer, spec.precision, spec.expert_tensor_parallel,
+                               tuple(tuple(axes[k].tolist()) for k in SHARD_AXES),
+                               bool(pipeline.DUALPIPE in axes["pipeline_schedule"]))  # fmt: skip
+
+
+SHARD_AXES = ("tp", "pp", "ep", "virtual_stages")
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_shard_table(arch: Architecture, optimizer: Optimizer, precision: Precision, expert_tensor_parallel: int | None,
+                        values: tuple[tuple[int, ...], ...], dual: bool) -> _ShardTable:  # fmt: skip
+    """:func:`_shard_table` of pre-training, memoised (read-only): a deadline search asks the same
+    table of every (pp, ep) chunk again for each cluster size and GPU type."""
+    dense = np.zeros((2, *(len(v) for v in values)), dtype=np.float64)
     expert, optimizer_dense, optimizer_expert = np.zeros_like(dense), np.zeros_like(dense), np.zeros_like(dense)
-    dual = pipeline.DUALPIPE in axes["pipeline_schedule"]
     for idx in np.ndindex(dense.shape):
-        twice, (t, p, ep, v) = idx[0], (axes[k][i].item() for k, i in zip(names, idx[1:], strict=True))
+        twice, (t, p, ep, v) = idx[0], (values[k][i] for k, i in enumerate(idx[1:]))
         if p * v > pipeline.max_chunks(arch.n_layers) or (v > 1 and p == 1) or (twice and (not dual or v > 1 or p % 2)):
             continue  # never a valid layout
         schedule = PipelineSchedule.DUALPIPE if twice else None
         par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=schedule,
-                          expert_tensor_parallel=spec.expert_tensor_parallel)  # fmt: skip
+                          expert_tensor_parallel=expert_tensor_parallel)  # fmt: skip
         total, experts = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
         dense[idx], expert[idx] = total - experts, experts
-        optimizer_dense[idx] = optimizer_state_bytes(total - experts, spec.optimizer, spec.precision, arch)
-        optimizer_expert[idx] = optimizer_state_bytes(experts, spec.optimizer, spec.precision, arch) if experts else 0
+        optimizer_dense[idx] = optimizer_state_bytes(total - experts, optimizer, precision, arch)
+        optimizer_expert[idx] = optimizer_state_bytes(experts, optimizer, precision, arch) if experts else 0
+    for table in (dense, expert, optimizer_dense, optimizer_expert):
+        table.flags.writeable = False
     return _ShardTable(dense=dense, expert=expert, optimizer_dense=optimizer_dense, optimizer_expert=optimizer_expert)
 
 

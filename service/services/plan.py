@@ -4,8 +4,9 @@ priced when the request gives the run's tokens. Cost and budget answers reuse :f
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.core import plan as core
@@ -336,6 +337,7 @@ class _Totals:
     seconds: float = 0.0
     cut: bool = False  # a layout search stopped at its time bound
     deadline_cut: bool = False  # a search over cluster sizes did
+    started: float = field(default_factory=time.perf_counter)  # when the request's searches began
 
 
 @dataclass(frozen=True)
@@ -350,15 +352,25 @@ class _Searched:
 
 
 def _search(
-    arch: Architecture, cluster: Cluster, spec: core.PlanSpec, req: s.PlanRequest, seq_len: int, n_types: int, totals: _Totals
+    arch: Architecture,
+    cluster: Cluster,
+    spec: core.PlanSpec,
+    req: s.PlanRequest,
+    seq_len: int,
+    types: tuple[int, int],
+    totals: _Totals,
 ) -> _Searched:
     """The plans on ``req.n_gpus`` GPUs (cached), or the search over cluster sizes for the least
-    cost that meets the deadline (heavy: never on the event loop; not kept when cut)."""
+    cost that meets the deadline (heavy: never on the event loop; not kept when cut). ``types``:
+    the request's GPU types, and those not yet searched (this one among them)."""
     if req.n_gpus is not None:
         return _Searched(cached_plan(arch, cluster.hardware, spec), req.n_gpus, None, False)
     assert req.tokens is not None and req.deadline_days is not None
-    # one time bound for the whole request, shared by the GPU types
-    budget = core.PlanSpec(**{**core.spec_fields(spec), "time_limit_seconds": DEADLINE_SEARCH_SECONDS / n_types})
+    # one time bound for the whole request, shared by the GPU types: each its share, or more where
+    # the types before it left time (the rest over the types left)
+    n_types, left = types
+    share = max(DEADLINE_SEARCH_SECONDS / n_types, (DEADLINE_SEARCH_SECONDS - (time.perf_counter() - totals.started)) / left)
+    budget = core.PlanSpec(**{**core.spec_fields(spec), "time_limit_seconds": share})
     found = deadline_search(
         arch, cluster.hardware, budget, tokens=req.tokens, deadline_days=req.deadline_days,
         effective_time_fraction=req.effective_time_fraction,
@@ -442,7 +454,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         assumptions["finetune"] = "full: every weight trained, planned as training"
     if warning := check_context(arch, seq_len):
         assumptions["seq_len_warning"] = warning
-    for gpu_id in gpu_ids:
+    for i, gpu_id in enumerate(gpu_ids):
         view = catalog_gpu(catalog, gpu_id)
         cluster = _cluster(view, req, many)
         if isinstance(cluster, str):  # a GPU type that cannot run the precision: listed, when several are compared
@@ -456,7 +468,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
             **({} if finetune is None else {"finetune": finetune}),
         )  # fmt: skip
         try:
-            searched_gpu = _search(arch, cluster, spec, req, seq_len, len(gpu_ids), totals)
+            searched_gpu = _search(arch, cluster, spec, req, seq_len, (len(gpu_ids), len(gpu_ids) - i), totals)
         except InvalidSpecError as exc:
             if not many:
                 raise

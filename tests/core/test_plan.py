@@ -277,8 +277,24 @@ def test_deadline_finds_the_smallest_cluster_that_meets_it() -> None:
     hours = dict(found.tried)
     meeting = {n: h for n, h in hours.items() if h is not None and h <= 30 * 24}
     assert found.n_gpus in meeting and min(meeting, key=lambda n: n * meeting[n]) == found.n_gpus  # least GPU-hours
-    assert any(h is not None and h > 30 * 24 for n, h in hours.items() if n < min(meeting))  # smaller clusters are too slow
+    assert all(h is None or h > 30 * 24 for n, h in hours.items() if n < min(meeting))  # smaller clusters are too slow
+    assert any(n < min(meeting) for n in hours)
     assert gpu_counts(8, 64) == [1, 2, 4, 8, 16, 24, 32, 48, 64]
+    # the size chosen carries the plans a search of that size alone returns
+    alone = plan(arch, h100, PlanSpec(n_gpus=found.n_gpus, seq_len=4096, global_batch_size=1024))
+    assert found.result.plans == alone.plans and found.result.search.considered == alone.search.considered
+
+
+def test_a_step_ceiling_skips_only_plans_slower_than_it() -> None:
+    arch, a100 = preset("llama-3-8b"), hardware("a100-80gb-sxm")
+    spec = PlanSpec(n_gpus=256, seq_len=8192, global_batch_size=512)
+    full = plan(arch, a100, spec)
+    steps = [p.step_seconds for p in full.plans]
+    for ceiling in (steps[0] * 0.999, steps[0], steps[4], steps[-1] * 1.001):
+        bounded = plan(arch, a100, spec, step_ceiling_seconds=ceiling)
+        within = [p for p in full.plans if p.step_seconds <= ceiling]
+        assert bounded.plans[: len(within)] == within  # every plan within the ceiling, where it was
+        assert (bounded.search.considered, bounded.search.feasible) == (full.search.considered, full.search.feasible)
 
 
 def test_grid_respects_every_rule() -> None:
