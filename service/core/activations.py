@@ -104,7 +104,7 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
 
     A model with recurrent layers (Mamba, Mamba-2, RWKV) answers its mean layer: each recurrent
     layer's mixer as its training kernel keeps it (:mod:`service.core.recurrent_activations`), its
-    norms and MLP as here (:func:`_recurrent_layer`).
+    norms and MLP as here, summed part by part (:func:`_mean_layer`).
     """
     s, b, h, e = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes
     t = opts.tp
@@ -326,8 +326,8 @@ def stage_end_bytes(
     sbh = seq_len * micro_batch_size * arch.d_model
     embedding_mask = dropout_mask_bytes(k, e) * sbh if dropout and k.residual_dropout else 0 * sbh
     output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
-    embedding_mask = _pick(sequence_parallel, _ceil_divide(embedding_mask, tp), embedding_mask)
-    output_inputs = _pick(sequence_parallel, _ceil_divide(output_inputs, tp), output_inputs)
+    embedding_mask = _pick(sequence_parallel, ceil_divide(embedding_mask, tp), embedding_mask)
+    output_inputs = _pick(sequence_parallel, ceil_divide(output_inputs, tp), output_inputs)
     return embedding_mask, output_inputs + _ceil(LOGIT_BYTES * seq_len * micro_batch_size * arch.vocab_size / tp)
 
 
@@ -357,9 +357,11 @@ def _ceil(x: Any) -> Any:
     return np.ceil(x) if np.ndim(x) else math.ceil(x)
 
 
-def _ceil_divide(a: Any, b: Any) -> Any:
-    """``ceil(a / b)``: exact integer division of scalars, ``np.ceil(a / b)`` over arrays (the same for
-    whole numbers below 2**53, and far faster than NumPy's float floor division)."""
+def ceil_divide(a: Any, b: Any) -> Any:
+    """``ceil(a / b)``: exact integer division of scalars, ``np.ceil(a / b)`` over arrays of whole
+    numbers (the same value below 2**53: a true quotient that is not whole lies at least ``1/b`` from
+    a whole number, more than one division's rounding; and far faster than NumPy's float floor
+    division)."""
     return np.ceil(a / b) if np.ndim(a) or np.ndim(b) else -(-a // b)
 
 

@@ -282,18 +282,15 @@ def _shard_of_stages(model: Architecture, par: Parallelism | _ShardKey, stages: 
 def stage_block_params(arch: Architecture, layers: int) -> int:
     """Attention and MLP parameters of ``layers`` layers of a stage: a mixture's stage is counted
     with as many of its layers routed-expert layers as the model has (the busiest case), the rest
-    dense (DeepSeek's first dense layers). A model with recurrent layers: the stage's share of the
-    mixers (attention and :func:`service.core.recurrent.mixer_params`, RWKV's channel mixing) and
-    of the layers with an MLP, at the model's mean."""
-    moe = min(layers, arch.moe_layers)
+    dense (DeepSeek's first dense layers). The stage holds its share of the model's mixers (attention
+    and :func:`service.core.recurrent.mixer_params` with RWKV's channel mixing) and of its layers with
+    an MLP, at the model's mean: exactly ``layers`` of each in a transformer."""
     moe_layer = (
         arch.n_experts * mlp_params_per_expert(arch) + router_params_per_layer(arch) + shared_expert_params_per_layer(arch)
     )
-    if not arch.recurrent_layers:
-        return layers * attention_params_per_layer(arch) + moe * moe_layer + (layers - moe) * dense_mlp_params(arch)
     mixers = arch.attention_layers * attention_params_per_layer(arch) + mixer_params(arch) + channel_mix_params(arch)
     mlp_layers = -(-layers * arch.mlp_layers // arch.n_layers)
-    moe = min(moe, mlp_layers)
+    moe = min(layers, arch.moe_layers, mlp_layers)
     return -(-layers * mixers // arch.n_layers) + moe * moe_layer + (mlp_layers - moe) * dense_mlp_params(arch)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from service.core import pipeline
+from service.core.activations import ceil_divide
 from service.core.adapters import Projection, adapter_params_split, projection_shapes, resolve_targets
 from service.core.architecture import Architecture
 from service.core.base_weights import FLOAT_BYTES, FOUR_BIT, BaseFormat, BaseWeights, base_weight_bytes, quantized_matrix_bytes
@@ -120,14 +121,6 @@ def finetune_shard_table(
         for name, value in zip(SHARD_TERMS, values, strict=True):
             terms[name][idx] = value
     return FinetuneShardTable(terms=terms, dequantization_buffer_bytes=ft.base.dequantization_buffer_bytes)
-
-
-def ceil_divide(bytes_: Any, parts: Any) -> Any:
-    """``ceil(bytes_ / parts)`` over float64 arrays of whole numbers, as the scalar core's
-    ``-(-a // b)``: the same value (a true quotient that is not whole lies at least ``1/b`` from
-    a whole number, more than the rounding of one division below 2^53), and NumPy's float
-    ``floor_divide`` is a slow library call where one division and one rounding are not."""
-    return np.ceil(np.divide(bytes_, parts))
 
 
 def zero_sharded_arrays(dense: np.ndarray, expert: np.ndarray, applies: np.ndarray, shards: np.ndarray,

@@ -51,7 +51,7 @@ class MixerActivations:
 def mixer_activation_bytes(
     arch: Architecture, kind: LayerType, *, seq_len: int, micro_batch_size: int, element_bytes: int, tp: int = 1
 ) -> MixerActivations:
-    """The kept bytes of one ``kind`` mixer (``mamba``, ``mamba2`` or ``rwkv``) for ``micro_batch_size``
+    """The kept bytes of one ``kind`` mixer (one of :data:`RECURRENT_TYPES`) for ``micro_batch_size``
     sequences of ``seq_len`` tokens in ``element_bytes``-byte activations, on one of ``tp`` ranks."""
     tokens, e = seq_len * micro_batch_size, element_bytes
     h = arch.d_model
