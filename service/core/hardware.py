@@ -32,7 +32,7 @@ class Hardware:
     direction; ``efficiency`` the kernel efficiencies (:mod:`service.core.efficiency`; None: the
     defaults from MAMF); ``fp8_peak_flops_per_s`` the dense FP8 peak (None: no FP8 tensor cores);
     ``bf16_peak_flops_per_s`` the dense 16-bit peak, which attention kernels compute at whatever the
-    weights' format (None: ``peak_flops_per_s``; read by expert-parallel serving only)."""
+    weights' format (None: ``peak_flops_per_s``; read by serving's attention core only)."""
 
     peak_flops_per_s: float
     matmul_efficiency: float

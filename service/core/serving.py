@@ -207,7 +207,10 @@ def _mlp_shapes_per_gpu(arch: Architecture, d_ff: int, tp: int) -> list[tuple[in
 
 
 @functools.lru_cache(maxsize=4096)  # pure; a replica at every batch asks it again
-def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2) -> float:
+def prefill_seconds(
+    arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2,
+    attention_peak_flops_per_s: float | None = None,
+) -> float:  # fmt: skip
     """One prompt through the replica: every matmul on its per-GPU shape (tensor parallelism splits
     each projection's output, or its input for the output and down projections; an MLA latent's
     down-projections are not split), the causal attention core over the prompt at the
@@ -216,7 +219,9 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
     activations per layer (Shoeybi et al. 2019 §3). Routed experts see their share of the tokens;
     dense first layers and shared experts see every token. Recurrent layers (``layer_types``) run
     their projections (:func:`~service.core.recurrent.recurrent_linear_shapes`, column-split) instead
-    of attention's; their scans are left out (small beside the projections at Mamba's sizes)."""
+    of attention's; their scans are left out (small beside the projections at Mamba's sizes). The
+    attention core runs at ``attention_peak_flops_per_s`` times the kernel's measured fraction
+    (None: the matmuls' peak; :func:`attention_peak_flops_per_s` by the KV cache's format)."""
     if prompt_tokens == 0:
         return 0.0
     n, h, L = prompt_tokens, arch.d_model, arch.n_layers
@@ -235,7 +240,8 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
         if arch.shared_expert_width:  # one MLP of the shared experts' total width
             mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
     forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)  # the kernel's measured rate at this prompt
-    core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (hw.peak_flops_per_s * forward_fraction)
+    peak = attention_peak_flops_per_s or hw.peak_flops_per_s
+    core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (peak * forward_fraction)
     comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
     logits = matmul_seconds(1, h, arch.vocab_size / tp, hw, element_bytes)
     return float(attention + mlp + core + L * comm + logits)
@@ -332,12 +338,28 @@ def replica_step_seconds(
                               state_bytes_per_sequence=r.state_bytes_per_sequence)  # fmt: skip
 
 
-def prompt_prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, limits: EngineLimits) -> float:
+def attention_peak_flops_per_s(hw: Hardware, kv_dtype: Dtype) -> float:
+    """The peak a prefill's attention core computes at: with an FP8 KV cache the FP8 peak (vLLM's
+    FlashAttention-3 backend quantises the queries and attends in FP8 over an FP8 cache, vLLM docs,
+    "Quantized KV Cache"; TensorRT-LLM's FP8 context FMHA), else the 16-bit peak, whatever the
+    weights' format (FlashAttention-2/3 attend in BF16 or FP16); a GPU without FP8 tensor cores
+    attends at its 16-bit peak either way."""
+    if kv_dtype is Dtype.FP8:
+        return hw.fp8_peak_flops_per_s or hw.peak_flops_per_s
+    return hw.bf16_peak_flops_per_s or hw.peak_flops_per_s
+
+
+def prompt_prefill_seconds(
+    arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, limits: EngineLimits,
+    attention_peak: float | None = None,
+) -> float:  # fmt: skip
     """A prompt's prefill less its cached prefix's (:mod:`service.core.speculative`: causal
-    attention makes the rest's cost the difference)."""
+    attention makes the rest's cost the difference), the attention core at ``attention_peak``."""
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    full = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens)
-    return full - prefill_seconds(arch, hw, tp=tp, prompt_tokens=cached) if cached else full
+    full = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, attention_peak_flops_per_s=attention_peak)
+    if not cached:
+        return full
+    return full - prefill_seconds(arch, hw, tp=tp, prompt_tokens=cached, attention_peak_flops_per_s=attention_peak)
 
 
 @functools.lru_cache(maxsize=4096)  # pure: the same model, GPU and request shape at another load
@@ -363,7 +385,8 @@ def replica(
     state = state_cache_bytes_per_sequence(arch, kv_dtype)  # recurrent layers' state, as the memory counts it
     per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
     max_batch = max(0, free // per_sequence) if per_sequence else 0
-    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits)
+    attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
+    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits, attention_peak=attention_peak)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
     context = prompt_tokens + output_tokens / 2
     if batch is None:
@@ -386,7 +409,8 @@ def replica(
         time_to_first_token_seconds=prefill + step_s, time_per_output_token_seconds=tpot,
         output_tokens_per_second_per_user=1 / tpot, output_tokens_per_second=batch / tpot, cached_prompt_tokens=cached,
         state_bytes_per_sequence=state,
-        fresh_prefill_seconds=prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens - cached) if cached else None,
+        fresh_prefill_seconds=prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens - cached,
+                                              attention_peak_flops_per_s=attention_peak) if cached else None,
     )  # fmt: skip
 
 
