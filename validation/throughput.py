@@ -26,6 +26,7 @@ from service.core.memory import Precision
 from service.core.plan import PlanResult, PlanSpec, plan
 from service.core.spec import make_architecture
 from service.core.steptime import Hardware
+from service.core.steptime_moe import MoeDispatcher
 from service.services.efficiency import gpu_efficiency
 
 ROWS = Path(__file__).resolve().parent / "measurements" / "training_throughput.json"
@@ -35,17 +36,6 @@ MEAN_TOLERANCE = 0.07  # and on the mean absolute error of the rows within their
 
 # Rows outside their bar, each with the reason; a row that comes inside must leave this list.
 KNOWN_EXCEPTIONS: dict[str, str] = {
-    "bridge-qwen3-235b-a22b": (
-        "+104 %, as the 30B-A3B row below: with EP 32 over TP 2 x DP 16 laid out by parallel folding (expert_tensor_parallel 1), "
-        "compute is 85 % of the modelled step, and the published step takes twice as long. The same model, layout and batch reach "
-        "245 TFLOP/s (276 with the all-to-all overlap) with DeepEP in NVIDIA's Megatron-MoE-ModelZoo (best_practice/Qwen3), 1.4-1.55x "
-        "this row's 178: the dispatcher and the many-small-expert kernels, which the model does not distinguish, decide it"
-    ),
-    "bridge-qwen3-30b-a3b-fp8": (
-        "not explained: 3B active parameters per token on 16 GPUs run at 19 % of the BF16 peak; the model's matmuls, attention, "
-        "permutation traffic and all-to-alls (two nodes) add up to half the published step time. Small experts (d_ff 768), "
-        "per-layer router and permutation kernels and the host synchronisation of dropless token counts are not modelled"
-    ),
     "torchtitan-8b-8gpu-compile-fp8": (
         "+19 % on 8 GPUs, +13 % on 128: torchao's Float8 with dynamic (current) tensorwise scaling reads each tensor once more for "
         "its amax and casts in kernels torch.compile does not fuse with their producers; the cast traffic modelled is one read "
@@ -128,6 +118,7 @@ def predict(row: dict[str, Any]) -> Prediction:
         ep_comm_overlap=options.get("ep_comm_overlap", False), usable_memory_fraction=options.get("usable_memory_fraction", 0.95),
         moe_max_nodes_per_token=options.get("moe_max_nodes_per_token"), fused_kernels=options.get("fused_kernels", True),
         expert_tensor_parallel=options.get("expert_tensor_parallel"), time_limit_seconds=60.0,
+        moe_dispatcher=MoeDispatcher(options.get("moe_dispatcher", "deepep")),
     )  # fmt: skip
     try:
         result = plan(arch, hw, spec)
@@ -239,6 +230,7 @@ def card_sizes() -> list[tuple[str, int, int, float, float]]:
 def render_section(preds: list[Prediction]) -> list[str]:
     """ACCURACY.md's training-throughput section: every row, predicted against published."""
     table = loader.kernel_efficiency()["gpus"]["h100-sxm"]
+    gemm, host = loader.kernel_efficiency()["grouped_gemm"], loader.kernel_efficiency()["moe_host"]
     inside = [p for p in preds if within(p)]
     lines = [
         "## Training throughput: the step-time model against published runs",
@@ -258,6 +250,13 @@ def render_section(preds: list[Prediction]) -> list[str]:
         f"- H100 sustained matmul efficiency {table['matmul']}: {table['matmul_source']}",
         f"- H100 FP8 matmul efficiency {table['matmul_fp8']}: {table['matmul_fp8_source']}",
         "- A100: 0.6525 (0.87 MAMF x 0.75), fitted on Narayanan et al. 2021 Table 1 before (tests/core/test_plan.py).",
+        f"- MoE layer host time {host['layer_seconds'] * 1e3:.1f} ms per layer and micro-batch (every GPU): {host['layer_seconds_source']}",
+        "",
+        "MoE layers (`service/core/steptime_moe.py`) also price, from measurements: the experts' grouped GEMMs by their reduction "
+        f"depth (K / (K + K0), K0 = {gemm['fixed_k_bf16']} in BF16 from XLA's H100 matmul table, {gemm['fixed_k_fp8']} in FP8 "
+        "from DeepGEMM's H800 table), the token permutations and FP32 router scores through HBM, and the dispatcher: DeepEP / "
+        "HybridEP send a token once per node, the `alltoall` dispatcher every routed copy. The three MoE rows' layouts, "
+        "dispatchers and overlaps are their recipes' (`source` in the data file).",
         "",
         "Assumptions per row where the source is silent are in the data file (`assumed`).",
         "",

@@ -57,6 +57,7 @@ from service.core.steptime import (
     _sizes,
     _tp_comm_seconds,
 )
+from service.core.steptime_moe import host_wait_seconds
 
 
 def layout(tp: Any, pp: Any, dp: Any, b: Any, rc: Any, zero: Any, params: Any = 0.0) -> Layout:
@@ -71,8 +72,8 @@ def layout(tp: Any, pp: Any, dp: Any, b: Any, rc: Any, zero: Any, params: Any = 
 @dataclass(frozen=True, slots=True)
 class LayerSeconds:
     """One layer's seconds per micro-batch on one stage's GPUs (``per_layer``: forward, backward,
-    recompute and the exposed tensor-, context- and expert-parallel communication), its parts,
-    and the output layer's seconds should the stage be the last."""
+    recompute, the exposed tensor-, context- and expert-parallel communication and the wait on the
+    host), its parts, and the output layer's seconds should the stage be the last."""
 
     per_layer: Any
     compute: Any
@@ -80,6 +81,7 @@ class LayerSeconds:
     tp_comm: Any
     cp_comm: Any
     ep_comm: Any
+    host: Any
     logits: Any
 
 
@@ -91,10 +93,12 @@ def layer_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout)
     cp = _cp_comm_seconds(arch, hw, work, z, lt)
     ep = _ep_comm_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp + cp + ep
+    host = host_wait_seconds(arch, hw, z.rc, per_layer)
+    per_layer = per_layer + host
     # the output layer: steptime's, for a stage that holds it (a one-stage view puts it there)
     _, logits = _busiest_stage(arch, hw, work, replace(z, p=np.ones_like(z.p)), per_layer)
     return LayerSeconds(per_layer=per_layer, compute=lt.forward + lt.backward, recompute=lt.recompute, tp_comm=tp, cp_comm=cp,
-                        ep_comm=ep, logits=logits)  # fmt: skip
+                        ep_comm=ep, host=host, logits=logits)  # fmt: skip
 
 
 def reduction_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, layers: Any) -> tuple[Any, Any]:

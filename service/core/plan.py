@@ -150,6 +150,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         fused_kernels=spec.fused_kernels,
         moe_load_imbalance=spec.moe_load_imbalance,
         expert_tensor_parallel=spec.expert_tensor_parallel,
+        moe_dispatcher=spec.moe_dispatcher,
     )
 
 

@@ -320,7 +320,7 @@ def _parts(
     parts = {"compute_seconds": m * (layers * float(sec.compute) + logits), "recompute_seconds": m * layers * float(sec.recompute),
              "tp_comm_seconds": m * layers * float(sec.tp_comm), "cp_comm_seconds": m * layers * float(sec.cp_comm),
              "ep_comm_seconds": m * layers * float(sec.ep_comm), "pp_comm_seconds": pp_comm, "bubble_seconds": 0.0,
-             "dp_comm_seconds": dp, "optimizer_seconds": opt}  # fmt: skip
+             "dp_comm_seconds": dp, "optimizer_seconds": opt, "host_seconds": m * layers * float(sec.host)}  # fmt: skip
     parts["bubble_seconds"] = max(0.0, step - sum(parts.values()))
     return parts
 

@@ -48,6 +48,7 @@ from service.core.plan_finetune import (
     zero_sharded_arrays,
 )
 from service.core.steptime import RECOMPUTE_CODES, Hardware
+from service.core.steptime_moe import MoeDispatcher
 
 RECOMPUTES = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL)
 MICRO_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -88,6 +89,7 @@ class PlanSpec:
     fused_kernels: bool = True
     moe_load_imbalance: float = 1.0
     expert_tensor_parallel: int | None = None
+    moe_dispatcher: MoeDispatcher = MoeDispatcher.DEEPEP
     finetune: FinetuneSpec | None = None
 
     def expert_fold(self, tp: Any) -> Any:

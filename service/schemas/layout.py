@@ -12,6 +12,7 @@ from service.core.fp8 import Fp8Recipe
 from service.core.limits import MAX_INT64
 from service.core.memory import Precision
 from service.core.pipeline import PipelineSchedule
+from service.core.steptime_moe import MoeDispatcher
 from service.schemas.base import Schema
 from service.schemas.energy import Co2eTonnes, EnergyKwh
 
@@ -100,6 +101,12 @@ class StepTimeOptions(Schema):
         "all-to-alls wait for it); default 1.0: balanced, as the published MoE benchmarks force it. Dropless runs without "
         "balancing see more.",
     )
+    moe_dispatcher: MoeDispatcher = Field(
+        MoeDispatcher.DEEPEP,
+        description="How the expert all-to-alls move tokens: deepep (DeepEP / HybridEP, Megatron-Core's flex dispatcher: "
+        "a token crosses the network once per node holding its experts; the default) or alltoall (NCCL all-to-all: "
+        "every routed copy on its own, and two more permutation passes).",
+    )
     expert_tensor_parallel: int | None = Field(
         None,
         ge=1,
@@ -143,6 +150,10 @@ class StepTimeParts(Schema):
     )
     dp_comm_seconds: float = Field(description="Gradient reduction and ZeRO gathers beyond the compute they overlap.")
     optimizer_seconds: float = Field(description="The optimizer update (on the host with offload).")
+    host_seconds: float = Field(
+        description="The GPU waiting on the host: Mixture-of-Experts layers whose kernels take less time than the host "
+        "needs to issue them (and, dropless, to read their token counts); 0 for dense models."
+    )
 
 
 class PlanStage(Schema):

@@ -387,6 +387,7 @@ const STEP_PARTS = [
   ["compute_seconds", "compute"], ["recompute_seconds", "recompute"], ["tp_comm_seconds", "tensor-parallel comm"],
   ["cp_comm_seconds", "context-parallel comm"], ["ep_comm_seconds", "expert-parallel comm"], ["pp_comm_seconds", "pipeline sends"],
   ["bubble_seconds", "pipeline bubble"], ["dp_comm_seconds", "data-parallel comm"], ["optimizer_seconds", "optimizer"],
+  ["host_seconds", "waiting on the host"],
 ];
 
 function layout(p) {
@@ -436,7 +437,7 @@ function drawPlan(panel, answer) {
     data: {
       rank: i + 1, tp: p.tp, pp: p.pp, dp: p.dp, zero_stage: p.zero_stage, micro_batch_size: p.micro_batch_size, recompute: p.recompute,
       step_time_seconds: p.step_time_seconds, per_gpu_total_bytes: p.per_gpu_total_bytes,
-      ...p.step_time, // compute_seconds ... optimizer_seconds
+      ...p.step_time, // compute_seconds ... host_seconds
     },
   })));
   panel.querySelector(".formulas").textContent = answer.formulas.join(" · ");
