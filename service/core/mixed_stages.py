@@ -101,6 +101,12 @@ def layer_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout)
                         ep_comm=ep, host=host, logits=logits)  # fmt: skip
 
 
+def busiest_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> Any:
+    """The layers of the busiest stage of a pipeline of equal-type stages, as :func:`service.core.steptime.step_time`
+    counts them (its data-parallel overlap windows are that stage's)."""
+    return _busiest_stage(arch, hw, work, _sizes(arch, work, lay), layer_seconds(arch, hw, work, lay).per_layer)[0]
+
+
 def reduction_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, layers: Any) -> tuple[Any, Any]:
     """(exposed data-parallel communication, optimizer) of one stage holding ``layers`` layers
     and ``lay.params_per_gpu`` parameters per GPU, over its own data-parallel ranks."""
