@@ -27,6 +27,7 @@ from service.core.params import count_params
 from service.core.spec import make_architecture
 from validation.serving import render_section as serving_section
 from validation.throughput import Prediction, predictions, render_section
+from validation.throughput_exceptions import render_section as exceptions_section
 
 ROOT = Path(__file__).resolve().parent
 MEASUREMENTS = ROOT / "measurements"
@@ -230,7 +231,8 @@ def render(environments: list[dict], rows: list[Row], throughput: list[Predictio
         "The GPU step (peak allocated memory with AdamW in bf16, step time) is not measured here: it needs a GPU.",
         "",
     ]
-    lines += render_section(throughput if throughput is not None else predictions())
+    throughput = throughput if throughput is not None else predictions()
+    lines += render_section(throughput, exceptions_section(throughput))
     lines += ["", *serving_section()]
     return "\n".join(lines)
 
