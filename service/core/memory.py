@@ -458,6 +458,37 @@ def device_total_bytes(tensor_bytes: int, cuda_context_bytes: int = CUDA_CONTEXT
     return check_bytes("device_total_bytes", tensor_bytes + cuda_context_bytes)
 
 
+def usable_bytes(memory_bytes: Any, usable_fraction: float | None = None) -> Any:
+    """What a training job may fill of a GPU's ``memory_bytes``: all of it (``None``: the need
+    counts the CUDA context itself, :func:`device_total_bytes`), or ``usable_fraction`` of it (the
+    planner's ``usable_memory_fraction``; the rest holds what it does not count: the CUDA context,
+    NCCL's buffers and the allocator's fragmentation)."""
+    return memory_bytes if usable_fraction is None else memory_bytes * usable_fraction
+
+
+def memory_fits(needed_bytes: Any, memory_bytes: Any, *, usable_fraction: float | None = None) -> Any:
+    """Whether a job that needs ``needed_bytes`` per GPU fits GPUs of ``memory_bytes``:
+    ``needed <= usable`` (:func:`usable_bytes`), for one layout or the planner's arrays. Every
+    training answer decides with it, leaving the headroom in one of two ways:
+
+    - counted: ``needed_bytes`` is a device total, the tensors plus the CUDA context
+      (:func:`device_total_bytes`), against the whole memory (``usable_fraction`` None): the
+      memory calculators (``fits``, ``fits_if_paged``) and the least footprints of the cost answers
+      (:func:`smallest_training_footprint`, :func:`service.core.finetune.smallest_finetune_footprint`),
+      which report what ``nvidia-smi`` would show;
+    - a share: ``needed_bytes`` is the tensors, against ``usable_fraction`` of the memory: the
+      planner (:func:`service.core.plan.plan`, its paged fine-tunes and the mixed pools' layer caps),
+      whose ``usable_memory_fraction`` (a request field, 0.95 by default) is the user's margin.
+
+    Serving keeps its own rule, for a reason: an inference engine claims a share of each GPU up
+    front and fills what the weights leave with KV-cache blocks, so its budget is vLLM's
+    (:func:`service.core.serving.usable_memory_bytes`, whole bytes per GPU less a runtime reserve)
+    and it admits sequences by that cache's capacity; it compares with this function where it asks
+    whether bytes fit (:func:`service.core.serving.smallest_fitting_tp`). The 1.2x rule of
+    :func:`service.core.inference.inference_memory` counts GPUs, not a fit."""
+    return needed_bytes <= usable_bytes(memory_bytes, usable_fraction)
+
+
 def smallest_training_footprint(
     model: ModelShape, *, n_gpus: int, seq_len: int | None = None, cuda_context_bytes: int = CUDA_CONTEXT_BYTES
 ) -> int:
