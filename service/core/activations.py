@@ -326,9 +326,9 @@ def stage_end_bytes(
     sbh = seq_len * micro_batch_size * arch.d_model
     embedding_mask = dropout_mask_bytes(k, e) * sbh if dropout and k.residual_dropout else 0 * sbh
     output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
-    embedding_mask = _pick(sequence_parallel, ceil_divide(embedding_mask, tp), embedding_mask)
-    output_inputs = _pick(sequence_parallel, ceil_divide(output_inputs, tp), output_inputs)
-    return embedding_mask, output_inputs + _ceil(LOGIT_BYTES * seq_len * micro_batch_size * arch.vocab_size / tp)
+    embedding_mask = pick(sequence_parallel, ceil_divide(embedding_mask, tp), embedding_mask)
+    output_inputs = pick(sequence_parallel, ceil_divide(output_inputs, tp), output_inputs)
+    return embedding_mask, output_inputs + round_up(LOGIT_BYTES * seq_len * micro_batch_size * arch.vocab_size / tp)
 
 
 def stage_peak_bytes(
@@ -341,18 +341,18 @@ def stage_peak_bytes(
     code."""
     first_layers, per_stage, last_layers = pipeline.stage_layers(n_layers, pp, virtual_stages)
     in_flight = pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=0)
-    first = _ceil(in_flight * (first_layers * layer + embedding_mask))
+    first = round_up(in_flight * (first_layers * layer + embedding_mask))
     # the second stage: a full stage, one micro-batch fewer in flight
-    second = _ceil(pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=1) * per_stage * layer)
-    first = _pick(np.asarray(pp) > 2, np.maximum(first, second) if np.ndim(first) else max(first, second), first)
+    second = round_up(pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=1) * per_stage * layer)
+    first = pick(np.asarray(pp) > 2, np.maximum(first, second) if np.ndim(first) else max(first, second), first)
     last = last_layers * layer + output
-    both_ends = _ceil(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
+    both_ends = round_up(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
     single = per_stage * layer + embedding_mask + output
     ends, one = pipeline.hides_communication(schedule), np.asarray(pp) == 1
-    return _pick(one, single, _pick(ends, both_ends, first)), _pick(one, single, _pick(ends, both_ends, last))
+    return pick(one, single, pick(ends, both_ends, first)), pick(one, single, pick(ends, both_ends, last))
 
 
-def _ceil(x: Any) -> Any:
+def round_up(x: Any) -> Any:
     """``ceil`` of a scalar (an exact integer) or of an array."""
     return np.ceil(x) if np.ndim(x) else math.ceil(x)
 
@@ -365,7 +365,7 @@ def ceil_divide(a: Any, b: Any) -> Any:
     return np.ceil(a / b) if np.ndim(a) or np.ndim(b) else -(-a // b)
 
 
-def _pick(condition: Any, a: Any, b: Any) -> Any:
+def pick(condition: Any, a: Any, b: Any) -> Any:
     """``a`` where ``condition`` holds, else ``b``: a Python choice between scalars (keeping exact
     integers), ``np.where`` over arrays."""
     if np.ndim(condition) or np.ndim(a) or np.ndim(b):

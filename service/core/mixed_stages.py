@@ -192,7 +192,15 @@ class MemoryTables:
     def memory(
         self, cfg: dict[str, Any], layers: Any, *, in_flight: Any, first: Any, last: Any, optimizer_per_param: float
     ) -> StageMemory:
-        """Per-GPU bytes of a stage of ``layers`` layers holding ``in_flight`` micro-batches."""
+        """Per-GPU bytes of a stage of ``layers`` layers holding ``in_flight`` micro-batches.
+
+        The states are ZeRO's terms (:func:`service.core.memory.sharded_states`) for a dense
+        stage in 16 or 32 bits (plans over pools refuse FP8 and fine-tunes), with two differences
+        kept on purpose: each share is left unrounded and the optimizer's bytes are a rate per
+        parameter (the step-time model's, from :func:`service.core.memory.optimizer_state_bytes`),
+        so the memory stays linear in ``layers`` and :func:`service.core.plan_mixed._caps` can
+        solve it for the most layers a stage holds (rounding each term would bend that line by a
+        few bytes); the plan reports each term rounded up once."""
         tp, dp, zero, b, rc = cfg["tp"], cfg["dp"], cfg["zero"], cfg["b"], cfg["rc"]
         params = self.stage_params(tp, layers, first, last)
         shards = np.asarray(dp, dtype=np.float64)

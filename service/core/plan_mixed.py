@@ -36,6 +36,7 @@ from service.core.architecture import Architecture
 from service.core.compute import Recompute
 from service.core.errors import InvalidSpecError
 from service.core.hardware import Hardware
+from service.core.memory import usable_bytes
 from service.core.mixed_stages import (
     MemoryTables,
     StageMemory,
@@ -154,11 +155,13 @@ def _caps(arch: Architecture, pools: list[Pool], order: tuple[int, ...], g: dict
           spec: PlanSpec, work: Workload) -> list[Any]:  # fmt: skip
     """Per pool of the order: the most layers each of its stages may hold, from the memory of its
     first stage (the most micro-batches in flight) and its last (the output layer on the last pool),
-    each linear in the layers (:class:`service.core.mixed_stages.MemoryTables`)."""
+    each linear in the layers (:class:`service.core.mixed_stages.MemoryTables`): the planner's fit
+    rule (:func:`service.core.memory.memory_fits`, ``usable_memory_fraction`` of each pool's
+    memory) solved for the layers."""
     caps, start, last_pool = [], np.zeros_like(g["P"]), len(order) - 1
     for s, k in enumerate(order):
         pp, cfg = g[f"pp{s}"], _segment(g, s)
-        usable = pools[k].hardware.memory_bytes * spec.usable_memory_fraction
+        usable = usable_bytes(pools[k].hardware.memory_bytes, spec.usable_memory_fraction)
         cap = np.full(len(pp), np.inf)
         for position, first, last in (
             (start, s == 0, (s == last_pool) & (pp == 1)),

@@ -42,7 +42,13 @@ from service.core.compute import attention_score_flops_per_token
 from service.core.dtypes import Dtype
 from service.core.engines import LAYER_OVERHEAD_SECONDS, VLLM_HOST_OVERHEAD_SECONDS
 from service.core.errors import InvalidSpecError
-from service.core.memory import cached_tokens, kv_cache_bytes, kv_cache_tensor_shards, state_cache_bytes_per_sequence
+from service.core.memory import (
+    cached_tokens,
+    kv_cache_bytes,
+    kv_cache_tensor_shards,
+    memory_fits,
+    state_cache_bytes_per_sequence,
+)
 from service.core.parallelism import tensor_parallel_problem
 from service.core.params import (
     active_matmul_weights,
@@ -177,7 +183,10 @@ class Replica:
 
 def usable_memory_bytes(memory_bytes: int, tp: int, *, utilization: float, reserve_bytes: int) -> int:
     """What a replica of ``tp`` GPUs of ``memory_bytes`` each may fill: ``tp * (memory *
-    utilization - reserve)``."""
+    utilization - reserve)``, vLLM's budget (``gpu_memory_utilization`` of each GPU, in whole
+    bytes) less :data:`RUNTIME_RESERVE_BYTES`. A rule of its own, not the training one
+    (:func:`service.core.memory.memory_fits`): an engine claims this share up front and fills what
+    the weights leave with KV-cache blocks, so serving sizes its batch by that cache."""
     return max(0, tp * (math.floor(memory_bytes * utilization) - reserve_bytes))
 
 
@@ -463,7 +472,7 @@ def smallest_fitting_tp(
     window, as :func:`replica` counts them); None when no degree inside a node does."""
     for tp in valid_tensor_parallel(arch, gpus_per_node):
         need = weights_bytes + replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) * batch_size
-        if need <= usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes):
+        if memory_fits(need, usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)):
             return tp
     return None
 

@@ -253,7 +253,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
             },
             "gpu": gpu_row.id if gpu_row else None,
             "gpu_memory_bytes": gpu_bytes,
-            "fits": None if gpu_bytes is None else device_total <= gpu_bytes,
+            "fits": None if gpu_bytes is None else memory.memory_fits(device_total, gpu_bytes),
             "formulas": [
                 *r.formulas,
                 "device_total_bytes = total_bytes + the CUDA context (about 400 MiB with lazy kernel loading; PyTorch issue 109888)",
@@ -279,7 +279,7 @@ def _finetune_memory_detail(ft: finetune.FinetuneMemory, gpu_bytes: int | None, 
         "frozen_inputs_not_kept_bytes": ft.frozen_inputs_not_kept_bytes,
         "adapter_checkpoint_bytes": ft.adapter_checkpoint_bytes, "paged_optimizer": ft.paged_optimizer,
         "pageable_bytes": ft.pageable_bytes, "total_if_paged_bytes": ft.total_if_paged_bytes,
-        "fits_if_paged": None if gpu_bytes is None else memory.device_total_bytes(ft.total_if_paged_bytes, cuda_context_bytes) <= gpu_bytes,
+        "fits_if_paged": None if gpu_bytes is None else memory.memory_fits(memory.device_total_bytes(ft.total_if_paged_bytes, cuda_context_bytes), gpu_bytes),
     }  # fmt: skip
 
 

@@ -280,7 +280,7 @@ def _finetune_fits(
     precision = PRECISION_FOR_DTYPE.get(req.dtype, Precision.MIXED_BF16)
     footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=seq,
                                                              precision=precision)  # fmt: skip
-    fits = footprint <= gpu.memory_bytes
+    fits = memory.memory_fits(footprint, gpu.memory_bytes)
     reason = (
         None
         if fits
@@ -363,7 +363,7 @@ def _compare_terms(
         note = "" if fits else (plan.reason or "no layout fits")
         least = memory.device_total_bytes(best.memory.total_bytes) if best else footprint
     else:
-        fits = footprint <= gpu.memory_bytes
+        fits = memory.memory_fits(footprint, gpu.memory_bytes)
         note = "" if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best; has {gpu.memory_bytes / 2**30:.1f} GiB"
         least = footprint
     terms: dict[str, Any] = {"gpu": gpu.id, "fits": fits, "min_memory_bytes_per_gpu": least,
