@@ -103,7 +103,8 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     input ``2*sbh`` (divided by t with sequence parallelism).
 
     A model with recurrent layers (Mamba, Mamba-2, RWKV) answers its mean layer: each recurrent
-    layer's mixer as its training kernel keeps it (:mod:`service.core.recurrent_activations`), its
+    layer's mixer as its training kernel keeps it (:mod:`service.core.recurrent_activations`; on the
+    CPU convention as transformers' reference torch code keeps it), its
     norms and MLP as here, summed part by part (:func:`_mean_layer`).
     """
     s, b, h, e = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes
@@ -229,7 +230,8 @@ def _mean_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations
     sharded = arch.attention_layers * (math.ceil(p.attention_sharded / t) + p.kv) + arch.mlp_layers * math.ceil(p.mlp_sharded / t)
     for kind in RECURRENT_TYPES:
         if n := arch.layers_of(kind):
-            mixer = mixer_activation_bytes(arch, kind, seq_len=s, micro_batch_size=b, element_bytes=e, tp=t)
+            mixer = mixer_activation_bytes(arch, kind, seq_len=s, micro_batch_size=b, element_bytes=e, tp=t,
+                                           device=opts.kernels.device)  # fmt: skip
             replicated += n * mixer.replicated_bytes
             sharded += n * mixer.sharded_bytes
     replicated -= arch.layers_of(LayerType.ATTENTION_MAMBA2) * e * s * b * arch.d_model  # one input read by both mixers

@@ -16,7 +16,8 @@ attention block). Symbols as in :mod:`service.core.recurrent`: h ``d_model``, I 
 N the state size, R Mamba's step-size rank, H Mamba-2's heads, G its groups, f ``d_ff``.
 
 Not measured: these kernels run on CUDA only (``selective_scan_cuda``, the Triton SSD kernels, the
-WKV kernel); on the CPU transformers runs its reference loops instead, which keep far more.
+WKV kernel); on the CPU transformers runs its reference torch code instead, which keeps far more: the
+``cpu`` device convention counts that code (:mod:`service.core.recurrent_activations_cpu`, measured).
 Pure Python.
 """
 
@@ -26,7 +27,9 @@ import math
 from dataclasses import dataclass
 
 from service.core.architecture import Architecture, LayerType
+from service.core.kernels import DeviceConvention
 from service.core.recurrent import DELTA_CHUNK_TOKENS, deltanet_conv_width, deltanet_sizes, inner_width
+from service.core.recurrent_activations_cpu import cpu_mixer_bytes
 
 SCAN_CHUNK_TOKENS = 2048
 """Tokens per chunk of ``selective_scan_cuda``'s forward, which keeps the running state (real and
@@ -49,12 +52,18 @@ class MixerActivations:
 
 
 def mixer_activation_bytes(
-    arch: Architecture, kind: LayerType, *, seq_len: int, micro_batch_size: int, element_bytes: int, tp: int = 1
-) -> MixerActivations:
+    arch: Architecture, kind: LayerType, *, seq_len: int, micro_batch_size: int, element_bytes: int, tp: int = 1,
+    device: DeviceConvention = DeviceConvention.CUDA,
+) -> MixerActivations:  # fmt: skip
     """The kept bytes of one ``kind`` mixer (one of :data:`RECURRENT_TYPES`) for ``micro_batch_size``
-    sequences of ``seq_len`` tokens in ``element_bytes``-byte activations, on one of ``tp`` ranks."""
+    sequences of ``seq_len`` tokens in ``element_bytes``-byte activations, on one of ``tp`` ranks. On
+    the ``cpu`` convention Mamba, Mamba-2 and RWKV-4 follow transformers' reference torch code
+    (:mod:`service.core.recurrent_activations_cpu`); Gated DeltaNet keeps its kernels' count."""
     tokens, e = seq_len * micro_batch_size, element_bytes
     h = arch.d_model
+    if device is DeviceConvention.CPU and _has_cpu_count(arch, kind):
+        kept = cpu_mixer_bytes(arch, kind, seq_len=seq_len, micro_batch_size=micro_batch_size, element_bytes=e)
+        return MixerActivations(replicated_bytes=e * tokens * h, sharded_bytes=math.ceil(kept / tp))
     if kind is LayerType.MAMBA2:
         per_token, per_sequence = _mamba2(arch, e)
     elif kind is LayerType.MAMBA:
@@ -67,6 +76,11 @@ def mixer_activation_bytes(
         raise ValueError(f"{kind} is not a recurrent mixer")
     sharded = math.ceil((per_token * tokens + per_sequence * micro_batch_size) / tp)
     return MixerActivations(replicated_bytes=e * tokens * h, sharded_bytes=sharded)
+
+
+def _has_cpu_count(arch: Architecture, kind: LayerType) -> bool:
+    """Whether the CPU convention has its own count for ``kind``: Mamba, Mamba-2 and RWKV-4."""
+    return kind in (LayerType.MAMBA, LayerType.MAMBA2) or (kind is LayerType.RWKV and (arch.rwkv_version or 4) == 4)
 
 
 def _mamba2(arch: Architecture, e: int) -> tuple[int, int]:

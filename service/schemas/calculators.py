@@ -215,7 +215,9 @@ class TrainingMemoryRequest(Schema):
         DeviceConvention.CUDA,
         description="Where the step runs, for what dropout keeps: `cuda` (a 1-byte mask an element, SDPA's fused kernels "
         "regenerate theirs) or `cpu` (a noise tensor of the dropped tensor's dtype, and SDPA with dropout runs PyTorch's "
-        "fp32 math path), the convention of CPU measurements. Changes nothing without dropout.",
+        "fp32 math path), the convention of CPU measurements. Mamba, Mamba-2 and RWKV-4 layers keep what their fused "
+        "CUDA kernels keep on `cuda`, what transformers' reference torch code keeps on `cpu` (fp32 scan intermediates, "
+        "far more). Changes nothing else without dropout.",
     )
     finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
     cuda_context_bytes: int = Field(
