@@ -147,7 +147,7 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
         norm_inputs = (1 if arch.parallel_attention else arch.norms_per_layer) * e * sbh
     math_path = sdpa_math_fallback(k, dropout=opts.dropout)  # the CPU's SDPA with dropout: Q, K, V upcast to fp32
     upcast = 4 - e if math_path else 0
-    attention_replicated = e * sbh  # QKV projection input
+    attention_replicated = e * s * b * arch.attention_input_width  # QKV projection input (2h into Zamba's shared block)
     if arch.is_mla:  # DeepSeek-V2 §2.1: heads of d_qk for Q and K, d_v for V and the output projection's input
         d_qk = (arch.qk_nope_head_dim or 0) + (arch.qk_rope_head_dim or 0)
         q_and_out, q_width = arch.n_heads * (d_qk + (arch.v_head_dim or 0)), arch.n_heads * d_qk
@@ -219,8 +219,9 @@ def _mean_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations
     their attention's part of a transformer layer; each recurrent layer its mixer as its training
     kernel keeps it (:func:`service.core.recurrent_activations.mixer_activation_bytes`; a parallel
     attention + Mamba-2 layer, Falcon-H1's, reads one normalised input, kept once); the layers with
-    an MLP (``mlp_layers``: Jamba's every layer, Nemotron-H's MLP blocks) its input, intermediates
-    and dropout mask. Selective recompute changes nothing in a recurrent mixer (no attention scores);
+    an MLP (``mlp_layers``: Jamba's every layer, Nemotron-H's MLP blocks, a shared block's every use)
+    its input, intermediates and dropout mask; each use of a shared attention block what
+    :func:`_shared_use_bytes` adds. Selective recompute changes nothing in a recurrent mixer (no attention scores);
     the scans recompute their states already."""
     s, b, e, t = opts.seq_len, opts.micro_batch_size, opts.element_bytes, opts.tp
     p = _attention_parts(arch, opts)
@@ -235,12 +236,26 @@ def _mean_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations
             replicated += n * mixer.replicated_bytes
             sharded += n * mixer.sharded_bytes
     replicated -= arch.layers_of(LayerType.ATTENTION_MAMBA2) * e * s * b * arch.d_model  # one input read by both mixers
+    replicated += arch.shared_attention_layers * _shared_use_bytes(arch, opts)
     if opts.sequence_parallel:
         replicated = math.ceil(replicated / t)
     replicated, sharded = math.ceil(replicated / arch.n_layers), math.ceil(sharded / arch.n_layers)
     scores = math.ceil(arch.attention_layers * math.ceil(p.scores / t) / arch.n_layers)
     return LayerActivations(replicated_bytes=replicated, sharded_bytes=sharded, scores_bytes=scores,
                             total_bytes=replicated + sharded + scores)  # fmt: skip
+
+
+def _shared_use_bytes(arch: Architecture, opts: ActivationOptions) -> int:
+    """What one use of a shared attention block keeps beside its attention and MLP parts (Zamba,
+    ``ZambaAttentionDecoderLayer`` and ``ZambaHybridLayer``; Zamba2's adapters): its two norms' inputs,
+    ``2h`` (the residual stream concatenated with the embeddings) and ``h`` (before the MLP), kept as a
+    norm keeps them; the per-layer ``h x h`` projection's input; each adapter's rank-``r`` intermediate,
+    which its up-projection keeps (the MLP's, and q's, k's and v's with ``shared_attention_adapters``).
+    Replicated over tensor-parallel ranks (split with sequence parallelism)."""
+    s, b, h, e = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes
+    k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
+    adapters = (1 + (3 if arch.shared_attention_adapters else 0)) * (arch.shared_adapter_rank or 0)
+    return s * b * (norm_kept_bytes(k, e) * (arch.attention_input_width + h) + e * (h + adapters))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

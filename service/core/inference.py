@@ -120,6 +120,8 @@ def inference_memory(
         )
         if model.layers_of(LayerType.GATED_DELTANET):
             formulas[-1] += " (Gated DeltaNet: conv_dim*K + H_v*d_k*d_v, Yang et al. 2024 §3)"
+        if model.layers_of(LayerType.SHORT_CONV):
+            formulas[-1] += " (a short convolution: h*K, its last K inputs; LFM2's Lfm2ShortConv)"
     if seq_len == 0:
         kv, per_token = 0, 0
     else:

@@ -1,6 +1,6 @@
 """What a recurrent layer's mixer keeps for the backward pass, as the fused training kernels keep it.
 
-Mixers: Mamba, Mamba-2, RWKV-4 and Gated DeltaNet.
+Mixers: Mamba, Mamba-2, RWKV-4, Gated DeltaNet and LFM2's gated short convolution.
 
 A transformer layer's kept tensors follow Korthikanti et al. 2022 (:mod:`service.core.activations`);
 a Mamba, Mamba-2 or RWKV mixer keeps what its training kernel saves with ``save_for_backward``,
@@ -37,7 +37,7 @@ imaginary parts, fp32) at the end of every chunk for the backward pass (``kChunk
 state-spaces/mamba ``csrc/selective_scan``; the ``x`` it returns has ``n_chunks x 2*dstate``
 values per channel)."""
 FP32_BYTES = 4
-RECURRENT_TYPES = (LayerType.MAMBA, LayerType.MAMBA2, LayerType.RWKV, LayerType.GATED_DELTANET)
+RECURRENT_TYPES = (LayerType.MAMBA, LayerType.MAMBA2, LayerType.RWKV, LayerType.GATED_DELTANET, LayerType.SHORT_CONV)
 """The mixers counted here."""
 
 
@@ -72,6 +72,8 @@ def mixer_activation_bytes(
         per_token, per_sequence = _rwkv4(arch, e), 0
     elif kind is LayerType.GATED_DELTANET:
         per_token, per_sequence = _gated_deltanet(arch, e), 0
+    elif kind is LayerType.SHORT_CONV:
+        per_token, per_sequence = _short_conv(arch, e), 0
     else:
         raise ValueError(f"{kind} is not a recurrent mixer")
     sharded = math.ceil((per_token * tokens + per_sequence * micro_batch_size) / tp)
@@ -153,3 +155,12 @@ def _gated_deltanet(arch: Architecture, e: int) -> int:
     kernel = e * (2 * hv * dk + value + hv + DELTA_CHUNK_TOKENS * hv) + FP32_BYTES * 3 * hv  # q, k, v, beta, A; rstd, g
     around = e * (deltanet_conv_width(arch) + 3 * value) + FP32_BYTES * 3 * hv  # conv input, o, z, norm out; fp32
     return kernel + around
+
+
+def _short_conv(arch: Architecture, e: int) -> int:
+    """LFM2's gated short convolution as ``Lfm2ShortConv`` runs under autograd (``causal_conv1d_fn``, or
+    ``F.conv1d`` without the kernel, saves its input as any convolution does): beyond the ``in_proj``
+    input, the product ``B*x`` keeps both factors, views of ``in_proj``'s ``3h``-wide output, which the
+    later ``C*y`` reads too (the whole output is kept); the convolution its input ``B*x``; ``C*y`` the
+    convolution's output; ``out_proj`` its input: ``3h + h + h + h``."""
+    return e * 6 * arch.d_model

@@ -55,6 +55,7 @@ from service.core.params import (
     block_linear_shapes,
     count_params,
     mlp_linear_shapes,
+    weight_reads_per_token,
 )
 from service.core.recurrent import recurrent_linear_shapes
 from service.core.speculative import Speculation, cached_prefix_tokens
@@ -197,8 +198,9 @@ def _attention_shapes_per_gpu(arch: Architecture, tp: int) -> list[tuple[int, fl
     ``kv_a``) are not split, the up-projections are column-split
     (:func:`service.core.params.attention_linear_shapes` for the full shapes)."""
     h = arch.d_model
-    if not arch.is_mla:
-        return [(1, h, arch.q_proj_width / tp), (2, h, arch.kv_dim / min(tp, arch.n_kv_heads)), (1, arch.q_dim / tp, h)]
+    if not arch.is_mla:  # Q, K and V read 2h in Zamba's shared block (Architecture.attention_input_width)
+        h_in = arch.attention_input_width
+        return [(1, h_in, arch.q_proj_width / tp), (2, h_in, arch.kv_dim / min(tp, arch.n_kv_heads)), (1, arch.q_dim / tp, h)]
     a, d_c = arch.n_heads, arch.kv_lora_rank or 0
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
     if arch.q_lora_rank:
@@ -260,7 +262,8 @@ def decode_step_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, batch: np.ndarray | int | float, context_tokens: float, weights_bytes: int,
     kv_bytes_per_token: int, tokens_per_sequence: int = 1, state_bytes_per_sequence: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """One decode step for ``batch`` sequences at a mean context: the weights read once and every
+    """One decode step for ``batch`` sequences at a mean context: the weights read once (a shared
+    attention block once a use: :func:`service.core.params.weight_reads_per_token`) and every
     sequence's KV cache (and a recurrent layer's state, read and written back: Gu & Dao 2023 §3.3.2,
     the recurrent mode's step) at the achievable HBM bandwidth, or the step's FLOPs at the matmul rate,
     whichever is longer (Pope et al. 2022 §2-3); plus two all-reduces of ``batch*h`` per layer.
@@ -278,7 +281,8 @@ def decode_step_seconds(
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
     cache_share, matmul_weights, attention_flops = _decode_terms(arch, context_tokens)
     read_per_sequence = kv_bytes_per_token * cache_share
-    per_gpu_bytes = weights_bytes / tp + b * (read_per_sequence * replication + 2 * state_bytes_per_sequence) / tp
+    weight_reads = weights_bytes * weight_reads_per_token(arch)  # a shared attention block (Zamba) is read once a use
+    per_gpu_bytes = weight_reads / tp + b * (read_per_sequence * replication + 2 * state_bytes_per_sequence) / tp
     memory_time = per_gpu_bytes / memory_rate(hw)
     flops = positions * (2.0 * matmul_weights + attention_flops) / tp
     compute_time = flops / (hw.peak_flops_per_s * hw.kernels.matmul)

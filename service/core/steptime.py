@@ -263,10 +263,10 @@ def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, 
         out = matmul_seconds(tokens, v_width / t, h, hw, e, fp8=fp8)
         cast_widths = h + qkv_width + v_width / t + h  # each FP8 GEMM's input (forward) and output gradient (backward)
     else:
-        q_proj = arch.q_proj_width  # Q, and the output gate's half (Qwen3-Next)
-        qkv = matmul_seconds(tokens, h, q_proj / t + 2 * kv / kv_ranks, hw, e, fp8=fp8)  # fused Q, K, V projection
+        q_proj, h_in = arch.q_proj_width, arch.attention_input_width  # Q (and Qwen3-Next's gate); 2h into Zamba's
+        qkv = matmul_seconds(tokens, h_in, q_proj / t + 2 * kv / kv_ranks, hw, e, fp8=fp8)  # fused Q, K, V projection
         out = matmul_seconds(tokens, q / t, h, hw, e, fp8=fp8)  # attention output projection
-        cast_widths = h + q_proj / t + 2 * kv / kv_ranks + q / t + h
+        cast_widths = h_in + q_proj / t + 2 * kv / kv_ranks + q / t + h
     attention_casts = tokens * cast_widths
     if arch.recurrent_layers:  # the mean of a model's attention and recurrent layers
         return mean_layer_matmuls(arch, hw, tokens=tokens, tp=t, element_bytes=e, fp8=fp8, attention=(qkv + out, attention_casts),

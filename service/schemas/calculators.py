@@ -51,7 +51,8 @@ class ParamsResponse(Estimate):
     active: int = Field(description="Parameters used per token (MoE: experts_per_token experts).")
     embedding: int
     attention: int = Field(
-        description="The token mixers: attention, and the Mamba, Mamba-2, RWKV time-mix or Gated DeltaNet layers."
+        description="The token mixers: attention (a shared block's once), and the Mamba, Mamba-2, RWKV time-mix, Gated "
+        "DeltaNet or short-convolution layers, with a shared block's per-use projections and adapters."
     )
     mlp: int = Field(description="MLPs and experts with their routers, and RWKV's channel mixing.")
     norm: int
@@ -306,7 +307,8 @@ class InferenceMemoryResponse(Estimate):
     gpus_needed: int | None
     state_cache_bytes_per_sequence: int | None = Field(
         None,
-        description="Models with recurrent layers (layer_types: mamba, mamba2, rwkv, gated_deltanet): the fixed-size state one "
+        description="Models with recurrent layers (layer_types: mamba, mamba2, rwkv, gated_deltanet, short_conv and the "
+        "shared_attention_* layers' mixers): the fixed-size state one "
         "sequence keeps, constant in the context; null for a transformer.",
     )
     state_cache_bytes: int | None = Field(

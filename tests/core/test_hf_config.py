@@ -737,13 +737,12 @@ def test_the_moe_families_name_the_key_they_refuse(config, field):
 @pytest.mark.parametrize(
     ("config", "field", "words"),
     [
-        ({"model_type": "lfm2"}, "hf_config.model_type", "hybrid"),
-        ({"model_type": "zamba"}, "hf_config.model_type", "shared attention"),
-        ({"model_type": "zamba2"}, "hf_config.model_type", "hybrid"),
+        ({"model_type": "recurrent_gemma"}, "hf_config.model_type", "Griffin"),
+        ({"model_type": "minimax"}, "hf_config.model_type", "lightning linear attention"),
         ({"model_type": "xlstm"}, "hf_config.model_type", "recurrent model"),
         ({"model_type": "t5"}, "hf_config.model_type", "encoder-decoder"),
         ({"model_type": "bert"}, "hf_config.model_type", "encoder-only"),
-        ({"model_type": "llava", "text_config": {"model_type": "zamba2"}}, "hf_config.text_config.model_type", "hybrid"),
+        ({"model_type": "llava", "text_config": {"model_type": "minimax"}}, "hf_config.text_config.model_type", "hybrid"),
     ],
 )  # fmt: skip
 def test_models_that_are_not_decoder_only_transformers_say_why(config, field, words):
