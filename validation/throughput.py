@@ -36,16 +36,6 @@ MEAN_TOLERANCE = 0.07  # and on the mean absolute error of the rows within their
 
 # Rows outside their bar, each with the reason; a row that comes inside must leave this list.
 KNOWN_EXCEPTIONS: dict[str, str] = {
-    "torchtitan-8b-8gpu-compile-fp8": (
-        "+18.6 % on 8 GPUs (+12.5 % on 128, where the model exposes more of FSDP's exchange than the run did: its BF16 "
-        "twins lose 6-7 % from 8 to 128 GPUs, the published ones 2-3 %). The BF16 twin on 8 GPUs is +9.5 %: the FP8 step "
-        "itself is faster in the model than in the run (FP8 over BF16: 1.39x modelled, 1.28x published on 8 GPUs and "
-        "1.29x on 128). torchao's Float8 code path (tensorwise dynamic scaling: a max-abs pass before every cast, "
-        "transposed FP8 copies for the backward GEMMs, weights cast after the gather) adds at most 2.4 % to the "
-        "modelled step and leaves +15.8 % (below). Not priced: torchtitan's selective checkpointing is op-level (it "
-        "keeps SDPA's output and every second matmul's, recomputes the rest), the model's recomputes the attention "
-        "core; and the FP8 tensor cores under this part's 500 W cap (the FP8 efficiency was fitted on 700 W H100 SXM rows)"
-    ),
     "torchtitan-8b-128k-cp4": (
         "PyTorch's experimental context parallelism (December 2024): +49 % at cp 4 (128K) and +56 % at cp 8 (256K), "
         "while cp 2 (64K) is +11 % and cp 1 (32K) +18 %, every rank holding 32K tokens in all four. Counted from "

@@ -20,6 +20,7 @@ import numpy as np
 from service.core import pipeline
 from service.core.architecture import Architecture, LayerType
 from service.core.compute import Recompute
+from service.core.errors import InvalidSpecError
 from service.core.kernels import (
     AttentionKernel,
     Kernels,
@@ -31,6 +32,7 @@ from service.core.kernels import (
     resolve_kernels,
     sdpa_math_fallback,
 )
+from service.core.op_checkpoint import op_checkpoint_problem, saved_layer_bytes
 from service.core.pipeline import SCHEDULE_CODES, PipelineSchedule, default_schedule
 from service.core.recurrent_activations import RECURRENT_TYPES, mixer_activation_bytes
 
@@ -100,7 +102,9 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     (:func:`service.core.kernels.sdpa_math_fallback`).
 
     Selective recompute drops the scores (``5as/h`` term); full recompute keeps only the layer
-    input ``2*sbh`` (divided by t with sequence parallelism).
+    input ``2*sbh`` (divided by t with sequence parallelism); ``selective_op`` keeps the block input,
+    every second matmul's output and SDPA's output and log-sum-exp
+    (:func:`service.core.op_checkpoint.saved_layer_bytes`; ``scores_bytes`` holds SDPA's).
 
     A model with recurrent layers (Mamba, Mamba-2, RWKV) answers its mean layer: each recurrent
     layer's mixer as its training kernel keeps it (:mod:`service.core.recurrent_activations`; on the
@@ -115,6 +119,13 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
         if opts.sequence_parallel:
             kept = math.ceil(kept / t)
         return LayerActivations(replicated_bytes=kept, sharded_bytes=0, scores_bytes=0, total_bytes=kept)
+    if opts.recompute is Recompute.SELECTIVE_OP:
+        if reason := op_checkpoint_problem(arch, flash_attention=opts.flash_attention):
+            raise InvalidSpecError("recompute", reason)
+        replicated, sharded, attention = saved_layer_bytes(arch, tokens=s * b, tp=t, sequence_parallel=opts.sequence_parallel,
+                                                           element_bytes=e)  # fmt: skip
+        return LayerActivations(replicated_bytes=replicated, sharded_bytes=sharded, scores_bytes=attention,
+                                total_bytes=replicated + sharded + attention)  # fmt: skip
     if arch.recurrent_layers:
         return _mean_layer(arch, opts)
     return _attention_layer(arch, opts)

@@ -12,6 +12,7 @@ from enum import StrEnum
 from service.core.architecture import Architecture, LayerType, ModelShape
 from service.core.errors import InvalidSpecError, MissingArchitectureError
 from service.core.limits import check_flops
+from service.core.op_checkpoint import recomputed_matmul_weights
 from service.core.params import active_matmul_weights, count_params
 from service.core.recurrent import recurrence_flops_per_token
 
@@ -20,11 +21,15 @@ REQUIRED_ARCHITECTURE_FIELDS = ("n_layers", "d_model", "n_heads", "d_ff", "vocab
 
 class Recompute(StrEnum):
     """Activation recomputation (Korthikanti et al. 2022, §5): ``selective`` recomputes only the
-    attention core (QK^T, softmax, dropout, AV); ``full`` recomputes the whole forward pass."""
+    attention core (QK^T, softmax, dropout, AV); ``full`` recomputes the whole forward pass;
+    ``selective_op`` is PyTorch's op-level selective checkpointing as torchtitan applies it
+    (``mode = "selective"``, ``selective_ac_option = "op"``): it keeps every second matmul's output
+    and SDPA's, and recomputes every other op of the block (:mod:`service.core.op_checkpoint`)."""
 
     NONE = "none"
     SELECTIVE = "selective"
     FULL = "full"
+    SELECTIVE_OP = "selective_op"
 
 
 class AttentionFormula(StrEnum):
@@ -143,7 +148,8 @@ def training_flops(
     Recompute adds hardware FLOPs only: ``full`` one more forward pass (``8PD``, Korthikanti et al.
     2022 §5; PaLM Appendix B), ``selective`` the forward attention core it re-runs, ``4*L*a*d_head*s`` per
     token (Korthikanti §5 quote 2.7 % for GPT-3, the size of the whole fwd+bwd attention term;
-    the forward part alone is under 1 %).
+    the forward part alone is under 1 %), ``selective_op`` the matmuls torchtitan's op policy does
+    not save, ``2*W_r`` per token and layer (:func:`service.core.op_checkpoint.recomputed_matmul_weights`).
     """
     p = active_params(model)
     attention_fwd = 0.0  # forward attention-core FLOPs per token
@@ -204,6 +210,10 @@ def training_flops(
     elif recompute is Recompute.SELECTIVE:
         extra = attention_fwd
         formula += "; selective recompute adds the forward attention core (Korthikanti et al. 2022 §5)"
+    elif recompute is Recompute.SELECTIVE_OP:
+        arch = require_architecture(model, "recompute='selective_op'")
+        extra = 2.0 * arch.n_layers * recomputed_matmul_weights(arch)
+        formula += "; selective_op recompute adds every second matmul of each block (torchtitan's op policy)"
     else:
         extra = 0.0
     model_per_token = forward + backward

@@ -128,24 +128,24 @@ def finetune_memory(
       base, :mod:`service.core.finetune_layout`) plus the adapters (split as Megatron-Bridge splits
       them); a quantised base adds its dequantisation buffer, FP8 training the FP8 copies of the
       frozen matmul weights (as full training counts them).
-    - gradients: the adapters' only. LoRA adapters follow ``precision`` as full training does
-      (mixed: 16-bit weights and gradients, fp32 master copy and states; the same 16 bytes a
-      parameter as PEFT's fp32 adapters under autocast); QLoRA adapters are bf16 (fp32 under
-      ``precision=fp32``) with 32-bit optimizer states and no master copy (QLoRA Eq. 5; the
-      reference uses bitsandbytes' ``paged_adamw_32bit``).
-    - optimizer: the adapters' states (:func:`service.core.memory.optimizer_state_bytes`).
-      Paged (QLoRA §3), they may move to host memory when the GPU runs short: they are counted on
-      the GPU in ``total_bytes`` and reported as ``pageable_bytes``, with ``total_if_paged_bytes``
-      the GPU memory if they all moved (a slower optimizer step, not a smaller model).
-    - activations: those of full training (:func:`service.core.memory.training_memory`), less the
-      matmul inputs only a frozen weight's gradient would have read
-      (:func:`frozen_input_bytes_per_layer`), plus the adapters' own
+    - gradients: the adapters' only. LoRA adapters follow ``precision`` as full training does (mixed:
+      16-bit weights and gradients, fp32 master copy and states; the same 16 bytes a parameter as PEFT's
+      fp32 adapters under autocast); QLoRA adapters are bf16 (fp32 under ``precision=fp32``) with 32-bit
+      optimizer states and no master copy (QLoRA Eq. 5; the reference uses bitsandbytes' ``paged_adamw_32bit``).
+    - optimizer: the adapters' states (:func:`service.core.memory.optimizer_state_bytes`). Paged (QLoRA §3),
+      they may move to host memory when the GPU runs short: they are counted on the GPU in ``total_bytes`` and
+      reported as ``pageable_bytes``, with ``total_if_paged_bytes`` the GPU memory if they all moved (a slower
+      optimizer step, not a smaller model).
+    - activations: those of full training (:func:`service.core.memory.training_memory`), less the matmul inputs
+      only a frozen weight's gradient would have read (:func:`frozen_input_bytes_per_layer`), plus the adapters' own
       (:func:`adapter_activation_bytes_per_layer`); full recompute keeps each layer's input either way.
-    - ZeRO over ``dp * cp`` (:func:`service.core.finetune_layout.zero_sharded`); a quantised base
-      runs under data parallelism only (422 otherwise).
+    - ZeRO over ``dp * cp`` (:func:`service.core.finetune_layout.zero_sharded`); a quantised base runs under dp only
+      (422 otherwise); ``selective_op`` recompute (full training's block, :mod:`service.core.op_checkpoint`) is a 422.
     """
     if spec.method is FinetuneMethod.FULL:
         raise InvalidSpecError("finetune.method", "'full' is ordinary training: use the training memory")
+    if recompute is Recompute.SELECTIVE_OP:
+        raise InvalidSpecError("recompute", "selective_op is not counted for fine-tunes")
     arch = require_architecture(model, "LoRA adapters (their shapes)")
     par = parallelism
     fmt, kept_dtype = base_formats(spec, precision)

@@ -55,6 +55,7 @@ from service.core.memory import (
     training_memory,
     usable_bytes,
 )
+from service.core.op_checkpoint import op_checkpoint_problem
 from service.core.parallelism import context_parallel_problem, tensor_parallel_problem
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule, schedule_problem
 from service.core.plan_finetune import adapter_load, check_fixed, finetune_flops_per_token, resolve_finetune
@@ -193,7 +194,11 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
         )
         raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} must divide {where}")
     if "recompute" in fixed and fixed["recompute"] not in RECOMPUTE_CODES:
-        raise InvalidSpecError("fixed.recompute", "must be none, selective or full")
+        raise InvalidSpecError("fixed.recompute", "must be none, selective, full or selective_op")
+    if fixed.get("recompute") == "selective_op" and (
+        why := op_checkpoint_problem(arch, flash_attention=spec.flash_attention, finetune=spec.finetune is not None)
+    ):
+        raise InvalidSpecError("fixed.recompute", why)
     if fixed.get("sequence_parallel") and fixed.get("tp") == 1:
         raise InvalidSpecError("fixed.sequence_parallel", "sequence parallelism needs tp > 1")
     if fixed.get("offload_optimizer") and fixed.get("zero_stage") == 0:

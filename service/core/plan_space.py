@@ -38,6 +38,7 @@ from service.core.memory import (
     params_per_gpu,
     sharded_states,
 )
+from service.core.op_checkpoint import op_checkpoint_problem
 from service.core.parallelism import context_parallel_problem, tensor_parallel_problem
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule
 from service.core.plan_finetune import (
@@ -51,7 +52,7 @@ from service.core.plan_finetune import (
 from service.core.steptime import RECOMPUTE_CODES, Hardware
 from service.core.steptime_moe import MoeDispatcher
 
-RECOMPUTES = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL)
+RECOMPUTES = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL, Recompute.SELECTIVE_OP)  # by RECOMPUTE_CODES
 MICRO_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 VIRTUAL_STAGES = (1, 2, 3, 4, 5, 6, 8)
 CONTEXT_PARALLEL = (1, 2, 4, 8, 16, 32)
@@ -343,6 +344,8 @@ def _flops_per_token(arch: Architecture, seq_len: int, causal: bool) -> tuple[fl
     as PaLM's MFU counts them) and hardware FLOPs per token for none/selective/full recompute.
     The attention square is halved where the kernel skips the masked half (causal
     FlashAttention), so MFU counts the work the step-time model times and stays below 1."""
+    # selective_op only where torchtitan's op policy applies (service.core.plan refuses it elsewhere): NaN, never chosen
+    applies = op_checkpoint_problem(arch, flash_attention=True) is None
     by_recompute = [
         training_flops(
             arch,
@@ -354,5 +357,7 @@ def _flops_per_token(arch: Architecture, seq_len: int, causal: bool) -> tuple[fl
             causal=causal,
         )  # fmt: skip
         for r in RECOMPUTES
+        if applies or r is not Recompute.SELECTIVE_OP
     ]
-    return by_recompute[0].model_flops_per_token, np.asarray([f.hardware_flops_per_token for f in by_recompute])
+    hardware = [f.hardware_flops_per_token for f in by_recompute] + ([] if applies else [np.nan])
+    return by_recompute[0].model_flops_per_token, np.asarray(hardware)

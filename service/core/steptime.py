@@ -11,8 +11,8 @@ the hardware — no fitted per-model factor:
   bandwidth. Backward costs twice the forward matmuls (Kaplan et al. 2020 §2.1). Small
   ``h/tp`` loses efficiency here by itself: the element-wise bytes grow as ``h``, the matmul
   FLOPs as ``h^2/tp``.
-- **recompute**: full recomputation repeats the layer's forward; selective repeats the
-  attention core (Korthikanti et al. 2022 §5).
+- **recompute**: full repeats the layer's forward; selective the attention core (Korthikanti et al. 2022 §5);
+  selective_op (torchtitan's) every op but the saved matmuls and attention (:mod:`service.core.op_checkpoint`).
 - **tensor parallelism**: two all-reduces of the ``b*s*h`` activations per layer in the forward
   and two in the backward (Shoeybi et al. 2019 §3), or the same bytes as reduce-scatter +
   all-gather with sequence parallelism (Korthikanti §4.2.2), on the intra-node link, exposed
@@ -71,6 +71,7 @@ from service.core.hardware import (  # re-exported: the step time's callers impo
     ring_gather_seconds,
 )
 from service.core.hardware import all_to_all_seconds as all_to_all_seconds
+from service.core.op_checkpoint import recomputed_matmul_seconds
 from service.core.params import attention_matmul_weights_per_layer
 from service.core.steptime_moe import ExpertCosts, MoeDispatcher, expert_costs, host_wait_seconds
 from service.core.steptime_recurrent import mean_layer_matmuls, scan_seconds
@@ -86,7 +87,7 @@ OVERLAP_INTERFERENCE = 0.15
 HOST_MEMORY_BANDWIDTH_PER_GPU = 25e9
 PCIE_BANDWIDTH = 25e9
 
-RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
+RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2, "selective_op": 3}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -366,8 +367,10 @@ def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) ->
     # dgrad + wgrad per matmul; element-wise backward reads and writes twice; the attention core's own;
     # the permutations' gradients; the output gradients' casts
     backward = 2 * (matmuls + elementwise - softmax) + mlp_backward + attention_backward + routing + fp8_casts / 2
-    rc = z.rc
-    recompute_layer = np.where(rc == 2, forward, np.where(rc == 1, attention + softmax, 0.0))
+    rc = z.rc  # selective_op: every op but the saved matmuls and the attention core (service.core.op_checkpoint)
+    op = forward - attention - matmuls + recomputed_matmul_seconds(arch, hw, tokens=z.tokens, tp=z.t, element_bytes=work.element_bytes,
+                                                                   fp8=work.fp8) if np.any(rc == 3) else 0.0  # fmt: skip
+    recompute_layer = np.select([rc == 2, rc == 1, rc == 3], [forward, attention + softmax, op], 0.0)
     return _LayerTimes(matmuls=matmuls, attention=attention, attention_backward=attention_backward, forward=forward,
                        backward=backward, recompute=recompute_layer)  # fmt: skip
 
@@ -378,7 +381,7 @@ def _tp_comm_seconds(hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes, d
     # tensor parallelism: 2 all-reduces forward, 2 backward, 2 more when the forward is repeated
     intra_bw, intra_lat = _link(hw, t)
     tp_one = ring_all_reduce_seconds(work.element_bytes * z.tokens * d_model, t, intra_bw, intra_lat)
-    tp_layer = tp_one * (4 + np.where(rc == 2, 2, 0))
+    tp_layer = tp_one * (4 + np.select([rc == 2, rc == 3], [2, np.where(z.sp, 1, 2)], 0))  # selective_op: all-gathers
     if work.tp_comm_overlap:
         # Megatron-Core's --tp-comm-overlap (Transformer Engine userbuffers): the all-gathers and
         # reduce-scatters split into chunks pipelined with the adjacent GEMMs (Wang et al. 2023,

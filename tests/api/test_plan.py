@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.api.test_calculators import problem
@@ -231,3 +234,27 @@ def test_a_deadline_search_over_the_catalog_lists_gpus_that_cannot_run_it(client
     assert min(gpus["h100-sxm"]["tried_n_gpus"]) >= floor
     single = client.post("/v1/plan", json=body | {"gpu": "v100-32gb-sxm"})
     assert single.status_code == 422  # asked alone, the GPU that cannot run it is the request's error
+
+
+def test_plan_prices_torchtitans_op_level_selective_checkpointing(client) -> None:
+    # torchtitan's selective AC (mode "selective", selective_ac_option "op"): every second matmul and SDPA's
+    # output kept, the rest recomputed; between Korthikanti's selective recompute and full recompute in time
+    base = {"tp": 1, "pp": 1, "cp": 1, "dp": 8, "zero_stage": 3, "micro_batch_size": 1}
+    body = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "n_gpus": 8, "seq_len": 8192, "global_batch_size": 8}
+    steps = {}
+    for mode in ("selective", "selective_op", "full"):
+        plan = ok(client, "/v1/plan", body | {"fixed": base | {"recompute": mode}})["plans"][0]
+        assert plan["recompute"] == mode
+        steps[mode] = plan["step_time"]["recompute_seconds"]
+    assert steps["selective"] < steps["selective_op"] < steps["full"]
+    moe = client.post("/v1/plan", json=body | {"model": {"preset": "deepseek-v3"}, "n_gpus": 64,
+                                               "fixed": {"recompute": "selective_op"}})  # fmt: skip
+    assert moe.status_code == 422 and "fixed.recompute" in moe.text
+    bad = client.post("/v1/plan", json=body | {"fixed": {"recompute": "op"}})
+    assert bad.status_code == 422 and "recompute" in bad.text
+
+
+def test_openapi_lists_selective_op() -> None:
+    spec = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "openapi.json").read_text(encoding="utf-8"))
+    recompute = spec["components"]["schemas"]["Recompute"]
+    assert "selective_op" in recompute["enum"] and "torchtitan" in recompute["description"]

@@ -327,7 +327,7 @@ def largest_rank(arch, targets) -> int:
     architectures(),
     st.integers(1, 128),
     st.sampled_from([FinetuneMethod.LORA, FinetuneMethod.QLORA]),
-    st.sampled_from(list(Recompute)),
+    st.sampled_from([r for r in Recompute if r is not Recompute.SELECTIVE_OP]),  # refused for fine-tunes (below)
     st.booleans(),
     st.sampled_from([0.0, 0.05]),
     st.sets(st.sampled_from(list(Projection)), min_size=1),
@@ -456,3 +456,10 @@ def test_lora_counts_the_shared_experts_as_one_mlp() -> None:
         assert a.trainable_params == b.trainable_params
         assert a.frozen_inputs_not_kept_bytes == b.frozen_inputs_not_kept_bytes
         assert a.memory.total_bytes == b.memory.total_bytes
+
+
+def test_selective_op_is_refused_for_fine_tunes() -> None:
+    spec = FinetuneSpec(method=FinetuneMethod.LORA, rank=8)
+    with pytest.raises(InvalidSpecError) as err:
+        finetune_memory(preset("llama-3.1-8b"), spec, seq_len=128, recompute=Recompute.SELECTIVE_OP, flash_attention=True)
+    assert err.value.field == "recompute"

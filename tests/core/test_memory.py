@@ -149,8 +149,8 @@ def test_validation_names_the_field() -> None:
 
 def test_full_recompute_uses_less_than_selective_less_than_none() -> None:
     arch = preset("llama-2-7b")
-    totals = [training_memory(arch, recompute=r, seq_len=4096).activations_bytes for r in Recompute]
-    none, selective, full = totals
+    totals = [training_memory(arch, recompute=r, seq_len=4096).activations_bytes for r in list(Recompute)[:3]]
+    none, selective, full = totals  # selective_op: tests/core/test_op_checkpoint.py
     assert full < selective < none
     # + output layer: transformers' final RMSNorm keeps its fp32 copy and the 16-bit normalised
     # tensor (4 + 2 bytes), the logit projection its 16-bit input (2), and fp32 logits

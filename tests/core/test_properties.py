@@ -4,11 +4,12 @@ weights held per GPU."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from service.core.compute import Recompute, training_flops
 from service.core.memory import Optimizer, Parallelism, Precision, inference_memory, training_memory
+from service.core.op_checkpoint import op_checkpoint_problem
 from service.core.params import count_params
 from service.core.spec import make_architecture
 
@@ -50,6 +51,8 @@ options = dict(
 
 
 def memory(arch, *, batch=1, seq=128, tp=1, pp=1, dp=1, zero=0, **kw):
+    if kw.get("recompute") is Recompute.SELECTIVE_OP:  # a 422 where torchtitan's op policy does not apply
+        assume(op_checkpoint_problem(arch, flash_attention=kw.get("flash", False)) is None)
     return training_memory(
         arch,
         precision=kw.get("precision", Precision.MIXED_BF16),
@@ -112,5 +115,6 @@ def test_inference_memory_monotone(arch, batch, seq) -> None:
 @settings(max_examples=100, deadline=None)
 @given(arch=architectures(), tokens=st.floats(1, 1e15), recompute=st.sampled_from(list(Recompute)))
 def test_hardware_flops_never_below_model_flops(arch, tokens, recompute) -> None:
+    assume(recompute is not Recompute.SELECTIVE_OP or op_checkpoint_problem(arch, flash_attention=True) is None)
     r = training_flops(arch, tokens, recompute=recompute, include_attention=True)
     assert r.hardware_flops >= r.model_flops > 0
