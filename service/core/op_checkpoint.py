@@ -35,7 +35,7 @@ from service.core.hardware import Hardware, matmul_seconds
 LSE_BYTES = 4  # SDPA's flash/efficient kernels return one fp32 log-sum-exp per query and head (Dao et al. 2022 §3.1)
 
 
-def op_checkpoint_problem(arch: Architecture, *, flash_attention: bool, finetune: bool = False) -> str | None:
+def op_checkpoint_problem(arch: Architecture, flash_attention: bool, finetune: object | None = None) -> str | None:
     """Why ``selective_op`` cannot price this model, or None. The policy is counted on a dense
     transformer block with separate Q/K/V projections (torchtitan's Llama); MLA, MoE (grouped GEMMs
     are not on the 2024 list) and recurrent mixers run other ops, and without SDPA's fused kernels
@@ -44,7 +44,7 @@ def op_checkpoint_problem(arch: Architecture, *, flash_attention: bool, finetune
         return "selective_op is torchtitan's op policy on a dense attention block (no MLA, MoE or recurrent layers)"
     if not flash_attention:
         return "selective_op keeps SDPA's fused attention output (FlashAttention/efficient kernels): needs flash_attention"
-    if finetune:
+    if finetune is not None:
         return "selective_op is not counted for fine-tunes (their frozen matmuls keep other inputs)"
     return None
 

@@ -16,13 +16,13 @@ valid layout (Narayanan et al. 2021 §3; Korthikanti et al. 2022 §4):
 
 Each layout's per-GPU memory (the busiest stage) is computed with the same formulas as
 :func:`service.core.memory.training_memory`, for Megatron-LM's fused kernels
-(:data:`service.core.kernels.MEGATRON`: the planner lays out tensor, sequence and pipeline
-parallelism as Megatron-LM runs them) — its per-shard parts are taken from that module and
-combined over arrays in :mod:`service.core.plan_space` (the search space, re-exported here) — and
-layouts that do not fit are pruned before the step-time model (:mod:`service.core.steptime`)
-prices the rest, except those whose floor (:func:`service.core.steptime.step_lower_bound`) is
-already slower than the k-th best of the chunks searched before (they could not be returned). The returned plans are recomputed one by one with the scalar core, so what a
-plan reports is exactly what the memory calculator answers.
+(:data:`service.core.kernels.MEGATRON`), combined over arrays in :mod:`service.core.plan_space`
+(the search space, re-exported here); layouts that do not fit are pruned before the step-time
+model (:mod:`service.core.steptime`) prices the rest, except those whose floor
+(:func:`service.core.steptime.step_lower_bound`) is already slower than the k-th best found. The
+returned plans are recomputed one by one with the scalar core, so what a plan reports is exactly
+what the memory calculator answers. ``selective_op`` (torchtitan's op-level checkpointing) is
+priced only when ``fixed.recompute`` asks for it; the search does not try it.
 """
 
 from __future__ import annotations
@@ -195,9 +195,7 @@ def validate_fixed(arch: Architecture, spec: PlanSpec) -> None:
         raise InvalidSpecError("fixed.ep", f"ep={fixed['ep']} must divide {where}")
     if "recompute" in fixed and fixed["recompute"] not in RECOMPUTE_CODES:
         raise InvalidSpecError("fixed.recompute", "must be none, selective, full or selective_op")
-    if fixed.get("recompute") == "selective_op" and (
-        why := op_checkpoint_problem(arch, flash_attention=spec.flash_attention, finetune=spec.finetune is not None)
-    ):
+    if fixed.get("recompute") == "selective_op" and (why := op_checkpoint_problem(arch, spec.flash_attention, spec.finetune)):
         raise InvalidSpecError("fixed.recompute", why)
     if fixed.get("sequence_parallel") and fixed.get("tp") == 1:
         raise InvalidSpecError("fixed.sequence_parallel", "sequence parallelism needs tp > 1")
@@ -527,18 +525,9 @@ def gpu_counts(gpus_per_node: int, max_gpus: int) -> list[int]:
     return sorted(set(counts))
 
 
-def plan_for_deadline(
-    arch: Architecture,
-    hw: Hardware,
-    spec: PlanSpec,
-    *,
-    tokens: float,
-    deadline_hours: float,
-    effective_time_fraction: float,
-    batch_for: Callable[[int], int] | None = None,
-    max_gpus: int = 131072,
-    min_gpus: int = 1,
-) -> DeadlineResult:
+def plan_for_deadline(arch: Architecture, hw: Hardware, spec: PlanSpec, *, tokens: float, deadline_hours: float,
+                      effective_time_fraction: float, batch_for: Callable[[int], int] | None = None,
+                      max_gpus: int = 131072, min_gpus: int = 1) -> DeadlineResult:  # fmt: skip
     """The smallest-GPU-hours cluster (from :func:`gpu_counts`) whose best plan trains
     ``tokens`` within ``deadline_hours``. GPU-hours grow with the cluster (communication,
     bubbles), so the search walks up the sizes and looks two sizes past the first that meets
