@@ -16,7 +16,7 @@ def test_every_kind_is_measured() -> None:
     kinds = {r.kind for r in ROWS}
     assert kinds == {"params", "activations_per_layer", "training_flops", "inference_flops", "kv_cache", "optimizer_state"}
     families = {r.case.split()[0] for r in ROWS if r.kind == "activations_per_layer"}
-    assert families == {"gpt2", "neox", "llama", "qwen3", "olmo2"}
+    assert families == {"gpt2", "neox", "llama", "qwen3", "olmo2", "tiny-rwkv6", "tiny-rwkv7"}  # RWKV: fla's kernels
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r.kind}: {r.case}: {r.quantity}")

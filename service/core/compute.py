@@ -14,6 +14,7 @@ from service.core.errors import InvalidSpecError, MissingArchitectureError
 from service.core.limits import check_flops
 from service.core.params import active_matmul_weights, count_params
 from service.core.recurrent import recurrence_flops_per_token
+from service.core.rwkv import wkv_formula
 
 REQUIRED_ARCHITECTURE_FIELDS = ("n_layers", "d_model", "n_heads", "d_ff", "vocab_size")
 
@@ -191,6 +192,7 @@ def training_flops(
         )
         if arch.layers_of(LayerType.GATED_DELTANET):
             formula += ", Gated DeltaNet's chunked delta rule (Yang et al. 2024 §3.3)"
+        formula += wkv_formula(arch)
     backward = 2 * forward
     if recompute is Recompute.FULL:
         # the layers' forward pass runs again; the logit layer is not checkpointed (Megatron)
@@ -309,6 +311,7 @@ def inference_flops(
         )
         if arch.layers_of(LayerType.GATED_DELTANET):
             formula += " (Gated DeltaNet: Yang et al. 2024 §3.3)"
+        formula += wkv_formula(arch)
     return InferenceCompute(
         prefill_flops=check_flops("prefill_flops", prefill),
         decode_flops=check_flops("decode_flops", decode),

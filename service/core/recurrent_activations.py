@@ -1,6 +1,7 @@
 """What a recurrent layer's mixer keeps for the backward pass, as the fused training kernels keep it.
 
-Mixers: Mamba, Mamba-2, RWKV-4 and Gated DeltaNet.
+Mixers: Mamba, Mamba-2, RWKV (4, 6 and 7: :func:`service.core.rwkv.saved_bytes_per_token` for the latter
+two) and Gated DeltaNet.
 
 A transformer layer's kept tensors follow Korthikanti et al. 2022 (:mod:`service.core.activations`);
 a Mamba, Mamba-2 or RWKV mixer keeps what its training kernel saves with ``save_for_backward``,
@@ -16,8 +17,9 @@ attention block). Symbols as in :mod:`service.core.recurrent`: h ``d_model``, I 
 N the state size, R Mamba's step-size rank, H Mamba-2's heads, G its groups, f ``d_ff``.
 
 Not measured: these kernels run on CUDA only (``selective_scan_cuda``, the Triton SSD kernels, the
-WKV kernel); on the CPU transformers runs its reference loops instead, which keep far more.
-Pure Python.
+WKV kernel); on the CPU transformers runs its reference loops instead, which keep far more. RWKV-6/7
+are the exception: fla's Triton kernels run on the CPU in Triton's interpreter
+(``validation/measure_rwkv_layers.py``). Pure Python.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 from service.core.architecture import Architecture, LayerType
 from service.core.recurrent import DELTA_CHUNK_TOKENS, deltanet_conv_width, deltanet_sizes, inner_width
+from service.core.rwkv import saved_bytes_per_token as rwkv_saved_bytes_per_token
 
 SCAN_CHUNK_TOKENS = 2048
 """Tokens per chunk of ``selective_scan_cuda``'s forward, which keeps the running state (real and
@@ -60,7 +63,8 @@ def mixer_activation_bytes(
     elif kind is LayerType.MAMBA:
         per_token, per_sequence = _mamba(arch, e, seq_len)
     elif kind is LayerType.RWKV:
-        per_token, per_sequence = _rwkv4(arch, e), 0
+        per_token = _rwkv4(arch, e) if (arch.rwkv_version or 4) == 4 else rwkv_saved_bytes_per_token(arch, e)
+        per_sequence = 0
     elif kind is LayerType.GATED_DELTANET:
         per_token, per_sequence = _gated_deltanet(arch, e), 0
     else:
