@@ -19,7 +19,7 @@ VALIDATION_VENV ?= .venv-validation
 VBIN    = $(VALIDATION_VENV)/bin
 VSTAMP  = $(VALIDATION_VENV)/.installed
 
-.PHONY: run test lint lock lock-upgrade openapi bench bench-planner bench-serving bench-load bench-writes measure accuracy measure-hf measure-lora clean
+.PHONY: run test lint lock lock-upgrade openapi bench bench-planner bench-serving bench-load bench-writes measure measure-recurrent-acts accuracy measure-hf measure-lora clean
 
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ $(VSTAMP): pyproject.toml
 
 measure: $(VSTAMP)  ## measure real PyTorch implementations on the CPU (validation/measurements/), then ACCURACY.md
 	$(VBIN)/python validation/measure.py
+	$(VBIN)/python validation/measure_recurrent_acts.py
+	$(MAKE) accuracy
+
+measure-recurrent-acts: $(VSTAMP)  ## re-measure Mamba, Mamba-2 and RWKV-4 layers' activations on the CPU, then ACCURACY.md
+	$(VBIN)/python validation/measure_recurrent_acts.py
 	$(MAKE) accuracy
 
 accuracy: $(STAMP)  ## ACCURACY.md from the recorded measurements and the estimator (no torch)

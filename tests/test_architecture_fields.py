@@ -56,6 +56,8 @@ def test_the_config_keys_come_from_the_declaration() -> None:
         "ssm_expand": "expand", "ssm_n_heads": "num_heads", "ssm_n_groups": "n_groups", "ssm_dt_rank": "time_step_rank",
             "ssm_inner_size": "mamba_d_ssm", "linear_n_key_heads": "linear_num_key_heads",
         "linear_n_value_heads": "linear_num_value_heads", "linear_conv_kernel": "linear_conv_kernel_dim",
+        "short_conv_kernel": "conv_L_cache", "short_conv_bias": "conv_bias", "shared_attention_blocks": "num_mem_blocks",
+        "shared_adapter_rank": "adapter_rank", "shared_attention_adapters": "use_shared_attention_adapter",
     }  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Hand-written ``config.json`` contents of the recurrent and hybrid families (Mamba, Mamba-2,
 Falcon-Mamba, RWKV-4, RWKV-6 and RWKV-7 (flash-linear-attention's ``rwkv6``/``rwkv7`` configs), Jamba,
-the Mamba-2 hybrids Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H, and Qwen3-Next's Gated DeltaNet hybrid),
-one or more per ``model_type``.
+the Mamba-2 hybrids Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H, Qwen3-Next's Gated DeltaNet hybrid,
+LFM2's short-convolution hybrids and Zamba's shared-attention hybrids), one or more per ``model_type``.
 
 Full-size entries copy the shape keys of the published configs (the model card named in the
 comment); ``tiny-*`` entries keep a family's structure at a size that runs a forward pass on a CPU
@@ -12,6 +12,19 @@ without torch (tests read the same dicts).
 from __future__ import annotations
 
 from typing import Any
+
+# LFM2 350M, 700M and 1.2B: attention at 2, 5, 8, 10, 12 and 14 of 16 layers (full_attn_idxs of their config.json)
+_LFM2_16 = [2, 5, 8, 10, 12, 14]
+# LFM2-2.6B's 30 layers (layer_types of its config.json): attention at 2, 5, 9, 13, 17, 21, 24 and 27
+_LFM2_30 = ["full_attention" if i in (2, 5, 9, 13, 17, 21, 24, 27) else "conv" for i in range(30)]
+# LFM2-8B-A1B's 24 layers, 6 attention (its model card: "24 (18 conv + 6 attn)"); the positions do not change a count
+_LFM2_24 = ["full_attention" if i in (2, 6, 10, 14, 18, 21) else "conv" for i in range(24)]
+
+
+# Zamba2's layers_block_type: hybrid (a shared attention block, then Mamba-2) at the indices given, mamba elsewhere
+def _zamba2_layers(n: int, hybrid: tuple[int, ...]) -> list[str]:
+    return ["hybrid" if i in hybrid else "mamba" for i in range(n)]
+
 
 # Granite 4.0-H's 40 layers: attention at 5, 15, 25 and 35
 _GRANITE_40 = ["mamba"] * 5 + ["attention"] + (["mamba"] * 9 + ["attention"]) * 3 + ["mamba"] * 4
@@ -186,6 +199,79 @@ CONFIGS: dict[str, dict[str, Any]] = {
                         "linear_value_head_dim": 8, "linear_conv_kernel_dim": 4, "num_experts": 4,
                         "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 48,
                         "mlp_only_layers": [1], "attention_bias": True},
+    # LiquidAI/LFM2-350M, LFM2-700M, LFM2-1.2B (config.json: block_ff_dim resized by block_auto_adjust_ff_dim to 4608,
+    # 6912 and 8192) and LFM2-2.6B (block_ff_dim 10752 as it is: block_auto_adjust_ff_dim false); 65,536-token
+    # vocabulary, tied; the model cards' 354M, 742M, 1.17B and 2.57B parameters
+    "lfm2-350m": {"model_type": "lfm2", "hidden_size": 1024, "num_hidden_layers": 16, "num_attention_heads": 16,
+                  "num_key_value_heads": 8, "block_ff_dim": 6656, "block_auto_adjust_ff_dim": True,
+                  "block_ffn_dim_multiplier": 1.0, "block_multiple_of": 256, "full_attn_idxs": _LFM2_16,
+                  "conv_L_cache": 3, "conv_bias": False, "vocab_size": 65536, "max_position_embeddings": 128000,
+                  "tie_embedding": True},
+    "lfm2-700m": {"model_type": "lfm2", "hidden_size": 1536, "num_hidden_layers": 16, "num_attention_heads": 24,
+                  "num_key_value_heads": 8, "block_ff_dim": 10240, "block_auto_adjust_ff_dim": True,
+                  "block_ffn_dim_multiplier": 1.0, "block_multiple_of": 256, "full_attn_idxs": _LFM2_16,
+                  "conv_L_cache": 3, "conv_bias": False, "vocab_size": 65536, "max_position_embeddings": 128000},
+    "lfm2-1.2b": {"model_type": "lfm2", "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
+                  "num_key_value_heads": 8, "block_ff_dim": 12288, "block_auto_adjust_ff_dim": True,
+                  "block_ffn_dim_multiplier": 1.0, "block_multiple_of": 256, "full_attn_idxs": _LFM2_16,
+                  "conv_L_cache": 3, "conv_bias": False, "vocab_size": 65536, "max_position_embeddings": 128000},
+    "lfm2-2.6b": {"model_type": "lfm2", "hidden_size": 2048, "num_hidden_layers": 30, "num_attention_heads": 32,
+                  "num_key_value_heads": 8, "block_ff_dim": 10752, "intermediate_size": 10752,
+                  "block_auto_adjust_ff_dim": False, "layer_types": _LFM2_30, "conv_L_cache": 3, "conv_bias": False,
+                  "vocab_size": 65536, "max_position_embeddings": 128000},
+    # LiquidAI/LFM2-8B-A1B (model card: 8.3B total, 1.5B active; 24 layers; 32 experts of 1792, 4 active, the first
+    # two layers dense of 7168: Lfm2MoeConfig's defaults, which the transformers docs give as this model's)
+    "lfm2-8b-a1b": {"model_type": "lfm2_moe", "hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 32,
+                    "num_key_value_heads": 8, "intermediate_size": 7168, "moe_intermediate_size": 1792,
+                    "num_experts": 32, "num_experts_per_tok": 4, "num_dense_layers": 2, "layer_types": _LFM2_24,
+                    "conv_L_cache": 3, "conv_bias": False, "vocab_size": 65536, "max_position_embeddings": 128000,
+                    "tie_word_embeddings": True},
+    # Zyphra/Zamba-7B-v1 (config.json; Glorioso et al. 2024, "Zamba", a 7B model): 76 Mamba layers of 3712, two mamba
+    # heads, the shared block every 6 layers from 4 (13 uses), 16 heads of 464 over 2 x 3712, MLP 14848, tied
+    "zamba-7b": {"model_type": "zamba", "hidden_size": 3712, "intermediate_size": 14848, "num_hidden_layers": 76,
+                 "num_attention_heads": 16, "num_key_value_heads": 16, "n_mamba_heads": 2, "mamba_d_state": 16,
+                 "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 232, "mamba_conv_bias": True,
+                 "mamba_proj_bias": False, "attn_layer_period": 6, "attn_layer_offset": 4, "vocab_size": 32000,
+                 "max_position_embeddings": 4096, "hidden_act": "gelu"},
+    # Zyphra/Zamba2-1.2B, Zamba2-2.7B and Zamba2-7B (their config.json; Glorioso et al. 2024, "The Zamba2 Suite": 1.2B,
+    # 2.7B and 7.4B parameters): Mamba-2 heads of 64; one shared block with q/k/v adapters (1.2B), two without (2.7B),
+    # two with (7B); rank-128 adapters; tied. Zamba2-7B's mamba_ngroups of 2 is taken from its transformers-format
+    # config.json as recalled (the original-format config does not give it)
+    "zamba2-1.2b": {"model_type": "zamba2", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 38,
+                    "num_attention_heads": 32, "num_key_value_heads": 32, "n_mamba_heads": 64, "mamba_d_state": 128,
+                    "mamba_d_conv": 4, "mamba_expand": 2, "mamba_ngroups": 1, "num_mem_blocks": 1,
+                    "use_shared_attention_adapter": True, "adapter_rank": 128, "use_mem_rope": True,
+                    "layers_block_type": _zamba2_layers(38, (5, 11, 17, 23, 29, 35)), "vocab_size": 32000,
+                    "max_position_embeddings": 4096},
+    "zamba2-2.7b": {"model_type": "zamba2", "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 54,
+                    "num_attention_heads": 32, "num_key_value_heads": 32, "n_mamba_heads": 80, "mamba_d_state": 64,
+                    "mamba_d_conv": 4, "mamba_expand": 2, "mamba_ngroups": 1, "num_mem_blocks": 2,
+                    "use_shared_attention_adapter": False, "adapter_rank": 128, "use_mem_rope": False,
+                    "layers_block_type": _zamba2_layers(54, (6, 12, 18, 24, 30, 36, 42, 47, 51)), "vocab_size": 32000,
+                    "max_position_embeddings": 4096},
+    "zamba2-7b": {"model_type": "zamba2", "hidden_size": 3584, "intermediate_size": 14336, "num_hidden_layers": 81,
+                  "num_attention_heads": 32, "num_key_value_heads": 32, "n_mamba_heads": 112, "mamba_d_state": 64,
+                  "mamba_d_conv": 4, "mamba_expand": 2, "mamba_ngroups": 2, "num_mem_blocks": 2,
+                  "use_shared_attention_adapter": True, "adapter_rank": 128, "use_mem_rope": True,
+                  "layers_block_type": _zamba2_layers(81, (6, 11, 17, 23, 29, 35, 41, 47, 53, 59, 65, 71, 77)),
+                  "vocab_size": 32000, "max_position_embeddings": 4096},
+    # a convolution bias, a sliding-free attention pair, every state kept
+    "tiny-lfm2": {"model_type": "lfm2", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+                  "num_key_value_heads": 2, "intermediate_size": 192, "layer_types": ["conv", "full_attention", "conv",
+                  "conv"], "conv_L_cache": 3, "conv_bias": True, "vocab_size": 256},
+    "tiny-lfm2-moe": {"model_type": "lfm2_moe", "hidden_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4,
+                      "num_key_value_heads": 2, "intermediate_size": 128, "moe_intermediate_size": 32, "num_experts": 4,
+                      "num_experts_per_tok": 2, "num_dense_layers": 1, "layer_types": ["conv", "full_attention", "conv"],
+                      "conv_L_cache": 4, "vocab_size": 256},
+    "tiny-zamba": {"model_type": "zamba", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 5,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "n_mamba_heads": 2, "mamba_d_state": 8,
+                   "mamba_dt_rank": 8, "attn_layer_period": 2, "attn_layer_offset": 0, "vocab_size": 256},
+    # two blocks, three uses: adapters on q, k and v and on the MLP, each use its own
+    "tiny-zamba2": {"model_type": "zamba2", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 6,
+                    "num_attention_heads": 4, "num_key_value_heads": 4, "n_mamba_heads": 8, "mamba_d_state": 16,
+                    "mamba_ngroups": 2, "num_mem_blocks": 2, "use_shared_attention_adapter": True, "adapter_rank": 8,
+                    "layers_block_type": ["mamba", "hybrid", "mamba", "hybrid", "mamba", "hybrid"], "chunk_size": 16,
+                    "vocab_size": 256},
     "tiny-mamba": {"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256,
                    "state_size": 8, "expand": 2, "conv_kernel": 4},
     "tiny-mamba2": {"model_type": "mamba2", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256,
@@ -209,5 +295,9 @@ STATE_MEASURED = (
     "tiny-falcon-h1",
     "tiny-granite-h",
     "tiny-qwen3-next",
+    "tiny-lfm2",
+    "tiny-lfm2-moe",
+    "tiny-zamba",
+    "tiny-zamba2",
 )
 STATE_TOKENS = (8, 24)

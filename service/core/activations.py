@@ -103,7 +103,8 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     input ``2*sbh`` (divided by t with sequence parallelism).
 
     A model with recurrent layers (Mamba, Mamba-2, RWKV) answers its mean layer: each recurrent
-    layer's mixer as its training kernel keeps it (:mod:`service.core.recurrent_activations`), its
+    layer's mixer as its training kernel keeps it (:mod:`service.core.recurrent_activations`; on the
+    CPU convention as transformers' reference torch code keeps it), its
     norms and MLP as here, summed part by part (:func:`_mean_layer`).
     """
     s, b, h, e = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes
@@ -146,7 +147,7 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
         norm_inputs = (1 if arch.parallel_attention else arch.norms_per_layer) * e * sbh
     math_path = sdpa_math_fallback(k, dropout=opts.dropout)  # the CPU's SDPA with dropout: Q, K, V upcast to fp32
     upcast = 4 - e if math_path else 0
-    attention_replicated = e * sbh  # QKV projection input
+    attention_replicated = e * s * b * arch.attention_input_width  # QKV projection input (2h into Zamba's shared block)
     if arch.is_mla:  # DeepSeek-V2 §2.1: heads of d_qk for Q and K, d_v for V and the output projection's input
         d_qk = (arch.qk_nope_head_dim or 0) + (arch.qk_rope_head_dim or 0)
         q_and_out, q_width = arch.n_heads * (d_qk + (arch.v_head_dim or 0)), arch.n_heads * d_qk
@@ -218,8 +219,9 @@ def _mean_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations
     their attention's part of a transformer layer; each recurrent layer its mixer as its training
     kernel keeps it (:func:`service.core.recurrent_activations.mixer_activation_bytes`; a parallel
     attention + Mamba-2 layer, Falcon-H1's, reads one normalised input, kept once); the layers with
-    an MLP (``mlp_layers``: Jamba's every layer, Nemotron-H's MLP blocks) its input, intermediates
-    and dropout mask. Selective recompute changes nothing in a recurrent mixer (no attention scores);
+    an MLP (``mlp_layers``: Jamba's every layer, Nemotron-H's MLP blocks, a shared block's every use)
+    its input, intermediates and dropout mask; each use of a shared attention block what
+    :func:`_shared_use_bytes` adds. Selective recompute changes nothing in a recurrent mixer (no attention scores);
     the scans recompute their states already."""
     s, b, e, t = opts.seq_len, opts.micro_batch_size, opts.element_bytes, opts.tp
     p = _attention_parts(arch, opts)
@@ -229,16 +231,31 @@ def _mean_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations
     sharded = arch.attention_layers * (math.ceil(p.attention_sharded / t) + p.kv) + arch.mlp_layers * math.ceil(p.mlp_sharded / t)
     for kind in RECURRENT_TYPES:
         if n := arch.layers_of(kind):
-            mixer = mixer_activation_bytes(arch, kind, seq_len=s, micro_batch_size=b, element_bytes=e, tp=t)
+            mixer = mixer_activation_bytes(arch, kind, seq_len=s, micro_batch_size=b, element_bytes=e, tp=t,
+                                           device=opts.kernels.device)  # fmt: skip
             replicated += n * mixer.replicated_bytes
             sharded += n * mixer.sharded_bytes
     replicated -= arch.layers_of(LayerType.ATTENTION_MAMBA2) * e * s * b * arch.d_model  # one input read by both mixers
+    replicated += arch.shared_attention_layers * _shared_use_bytes(arch, opts)
     if opts.sequence_parallel:
         replicated = math.ceil(replicated / t)
     replicated, sharded = math.ceil(replicated / arch.n_layers), math.ceil(sharded / arch.n_layers)
     scores = math.ceil(arch.attention_layers * math.ceil(p.scores / t) / arch.n_layers)
     return LayerActivations(replicated_bytes=replicated, sharded_bytes=sharded, scores_bytes=scores,
                             total_bytes=replicated + sharded + scores)  # fmt: skip
+
+
+def _shared_use_bytes(arch: Architecture, opts: ActivationOptions) -> int:
+    """What one use of a shared attention block keeps beside its attention and MLP parts (Zamba,
+    ``ZambaAttentionDecoderLayer`` and ``ZambaHybridLayer``; Zamba2's adapters): its two norms' inputs,
+    ``2h`` (the residual stream concatenated with the embeddings) and ``h`` (before the MLP), kept as a
+    norm keeps them; the per-layer ``h x h`` projection's input; each adapter's rank-``r`` intermediate,
+    which its up-projection keeps (the MLP's, and q's, k's and v's with ``shared_attention_adapters``).
+    Replicated over tensor-parallel ranks (split with sequence parallelism)."""
+    s, b, h, e = opts.seq_len, opts.micro_batch_size, arch.d_model, opts.element_bytes
+    k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
+    adapters = (1 + (3 if arch.shared_attention_adapters else 0)) * (arch.shared_adapter_rank or 0)
+    return s * b * (norm_kept_bytes(k, e) * (arch.attention_input_width + h) + e * (h + adapters))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -326,9 +343,9 @@ def stage_end_bytes(
     sbh = seq_len * micro_batch_size * arch.d_model
     embedding_mask = dropout_mask_bytes(k, e) * sbh if dropout and k.residual_dropout else 0 * sbh
     output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
-    embedding_mask = _pick(sequence_parallel, ceil_divide(embedding_mask, tp), embedding_mask)
-    output_inputs = _pick(sequence_parallel, ceil_divide(output_inputs, tp), output_inputs)
-    return embedding_mask, output_inputs + _ceil(LOGIT_BYTES * seq_len * micro_batch_size * arch.vocab_size / tp)
+    embedding_mask = pick(sequence_parallel, ceil_divide(embedding_mask, tp), embedding_mask)
+    output_inputs = pick(sequence_parallel, ceil_divide(output_inputs, tp), output_inputs)
+    return embedding_mask, output_inputs + round_up(LOGIT_BYTES * seq_len * micro_batch_size * arch.vocab_size / tp)
 
 
 def stage_peak_bytes(
@@ -341,18 +358,18 @@ def stage_peak_bytes(
     code."""
     first_layers, per_stage, last_layers = pipeline.stage_layers(n_layers, pp, virtual_stages)
     in_flight = pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=0)
-    first = _ceil(in_flight * (first_layers * layer + embedding_mask))
+    first = round_up(in_flight * (first_layers * layer + embedding_mask))
     # the second stage: a full stage, one micro-batch fewer in flight
-    second = _ceil(pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=1) * per_stage * layer)
-    first = _pick(np.asarray(pp) > 2, np.maximum(first, second) if np.ndim(first) else max(first, second), first)
+    second = round_up(pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=1) * per_stage * layer)
+    first = pick(np.asarray(pp) > 2, np.maximum(first, second) if np.ndim(first) else max(first, second), first)
     last = last_layers * layer + output
-    both_ends = _ceil(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
+    both_ends = round_up(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
     single = per_stage * layer + embedding_mask + output
     ends, one = pipeline.hides_communication(schedule), np.asarray(pp) == 1
-    return _pick(one, single, _pick(ends, both_ends, first)), _pick(one, single, _pick(ends, both_ends, last))
+    return pick(one, single, pick(ends, both_ends, first)), pick(one, single, pick(ends, both_ends, last))
 
 
-def _ceil(x: Any) -> Any:
+def round_up(x: Any) -> Any:
     """``ceil`` of a scalar (an exact integer) or of an array."""
     return np.ceil(x) if np.ndim(x) else math.ceil(x)
 
@@ -365,7 +382,7 @@ def ceil_divide(a: Any, b: Any) -> Any:
     return np.ceil(a / b) if np.ndim(a) or np.ndim(b) else -(-a // b)
 
 
-def _pick(condition: Any, a: Any, b: Any) -> Any:
+def pick(condition: Any, a: Any, b: Any) -> Any:
     """``a`` where ``condition`` holds, else ``b``: a Python choice between scalars (keeping exact
     integers), ``np.where`` over arrays."""
     if np.ndim(condition) or np.ndim(a) or np.ndim(b):

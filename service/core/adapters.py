@@ -109,10 +109,11 @@ def _attention_shapes(arch: Architecture) -> dict[Projection, MatrixShape]:
                            module=f"self_attn.{module}")  # fmt: skip
 
     if not arch.is_mla:
+        h_in = arch.attention_input_width  # 2h into Zamba's shared block
         return {
-            Projection.Q: one(h, arch.q_proj_width, "q_proj"),  # with its output gate's half (Qwen3-Next)
-            Projection.K: one(h, arch.kv_dim, "k_proj"),
-            Projection.V: one(h, arch.kv_dim, "v_proj"),
+            Projection.Q: one(h_in, arch.q_proj_width, "q_proj"),  # with its output gate's half (Qwen3-Next)
+            Projection.K: one(h_in, arch.kv_dim, "k_proj"),
+            Projection.V: one(h_in, arch.kv_dim, "v_proj"),
             Projection.O: one(arch.q_dim, h, "o_proj"),
         }
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0

@@ -49,7 +49,17 @@ class LayerType(StrEnum):
     ``gated_deltanet``: Gated DeltaNet's linear attention, a ``d_k x d_v`` matrix state per value head
     updated by the gated delta rule, then the layer's MLP (Yang, Kautz & Hatamizadeh 2024, "Gated Delta
     Networks: Improving Mamba2 with Delta Rule", §3; Qwen3-Next's ``linear_attention`` layers,
-    ``Qwen3NextGatedDeltaNet``)."""
+    ``Qwen3NextGatedDeltaNet``). ``short_conv``: a gated short convolution, ``in_proj`` to three
+    ``h``-wide gates B, C, x, a depthwise causal convolution of ``short_conv_kernel`` taps over ``B*x``,
+    ``C`` times its output, ``out_proj``, then the layer's MLP; it keeps the convolution's last inputs
+    (Liquid AI 2025, LFM2's ``conv`` layers, ``Lfm2ShortConv``; the double-gated convolution of Poli et
+    al. 2023, "Hyena Hierarchy", §3). ``shared_attention_mamba`` / ``shared_attention_mamba2``: a Mamba /
+    Mamba-2 layer before whose mixer a shared attention block runs on the residual stream concatenated
+    with the token embeddings (``2h`` wide), its MLP and a per-layer ``h x h`` projection added to the
+    mixer's input (Glorioso et al. 2024, "Zamba: A Compact 7B SSM Hybrid Model", §2 and Figure 2,
+    ``ZambaHybridLayer``; Glorioso et al. 2024, "The Zamba2 Suite", §2, ``Zamba2HybridLayer``): the
+    ``shared_attention_blocks`` blocks' weights are stored once and used in turn, each use keeping its
+    own KV cache."""
 
     ATTENTION = "attention"
     SLIDING_ATTENTION = "sliding_attention"
@@ -59,12 +69,21 @@ class LayerType(StrEnum):
     ATTENTION_MAMBA2 = "attention_mamba2"
     MLP = "mlp"
     GATED_DELTANET = "gated_deltanet"
+    SHORT_CONV = "short_conv"
+    SHARED_ATTENTION_MAMBA = "shared_attention_mamba"
+    SHARED_ATTENTION_MAMBA2 = "shared_attention_mamba2"
 
 
 ATTENTION_TYPES = (LayerType.ATTENTION, LayerType.SLIDING_ATTENTION)
 STATE_SPACE_TYPES = (LayerType.MAMBA, LayerType.MAMBA2)
-# what a parallel attention + Mamba-2 layer counts as
-_BOTH = {LayerType.ATTENTION_MAMBA2: (LayerType.ATTENTION, LayerType.MAMBA2)}
+SHARED_ATTENTION_TYPES = (LayerType.SHARED_ATTENTION_MAMBA, LayerType.SHARED_ATTENTION_MAMBA2)
+# what a layer of two parts counts as: a parallel attention + Mamba-2 layer (Falcon-H1), a shared
+# attention block before a Mamba or Mamba-2 mixer (Zamba, Zamba2)
+_BOTH = {
+    LayerType.ATTENTION_MAMBA2: (LayerType.ATTENTION, LayerType.MAMBA2),
+    LayerType.SHARED_ATTENTION_MAMBA: (LayerType.ATTENTION, LayerType.MAMBA),
+    LayerType.SHARED_ATTENTION_MAMBA2: (LayerType.ATTENTION, LayerType.MAMBA2),
+}
 
 
 class Position(StrEnum):
@@ -220,8 +239,9 @@ class Architecture:
         default=None,
         metadata=declare("Mixer of each layer, or a pattern repeated over n_layers (its length divides n_layers): "
             "attention, sliding_attention, mamba, mamba2, rwkv, attention_mamba2 (both side by side, Falcon-H1), "
-            "mlp (an MLP-only block, Nemotron-H), gated_deltanet (Gated DeltaNet, Qwen3-Next); default every layer "
-            "attention.", stored=NULLABLE,
+            "mlp (an MLP-only block, Nemotron-H), gated_deltanet (Gated DeltaNet, Qwen3-Next), short_conv (a gated "
+            "short convolution, LFM2), shared_attention_mamba / shared_attention_mamba2 (a shared attention block "
+            "before a Mamba / Mamba-2 mixer, Zamba / Zamba2); default every layer attention.", stored=NULLABLE,
             preset_doc="Mixer of each layer, or a repeating pattern; default all attention."),
     )  # fmt: skip
     mixer_mlp: bool = field(
@@ -307,6 +327,33 @@ class Architecture:
         default=None, metadata=declare("Taps of Gated DeltaNet's short convolution; default 4.", ge=1, le=64,
             stored=NULLABLE, hf_key="linear_conv_kernel_dim"),
     )  # fmt: skip
+    # LFM2's gated short convolution (Lfm2ShortConv): a depthwise causal convolution of short_conv_kernel
+    # taps ("conv_L_cache"), biases on it and on both projections with short_conv_bias ("conv_bias")
+    short_conv_kernel: int | None = field(
+        default=None, metadata=declare("Taps of the short_conv layers' convolution (L_cache); default 3.", ge=1, le=64,
+            stored=NULLABLE, hf_key="conv_L_cache"),
+    )  # fmt: skip
+    short_conv_bias: bool = field(
+        default=False, metadata=declare("Biases on the short_conv layers' convolution and projections.", stored=NULLABLE,
+            hf_key="conv_bias"),
+    )  # fmt: skip
+    # Zamba's shared attention blocks (Glorioso et al. 2024 §2): shared_attention_blocks distinct blocks
+    # (attention over the 2h-wide concatenation of the residual stream and the embeddings, heads of d_head,
+    # and an MLP of d_ff), used in turn by the shared_attention_* layers; Zamba2's per-use LoRA adapters of
+    # rank shared_adapter_rank on the MLP's gate and up projection (and on q, k and v with
+    # shared_attention_adapters)
+    shared_attention_blocks: int | None = field(
+        default=None, metadata=declare("Distinct shared attention blocks the shared_attention_* layers use in turn "
+            "(Zamba2's num_mem_blocks); default 1.", ge=1, le=MAX_LAYERS, stored=NULLABLE, hf_key="num_mem_blocks"),
+    )  # fmt: skip
+    shared_adapter_rank: int | None = field(
+        default=None, metadata=declare("Rank of the per-use LoRA adapters on the shared block's MLP (Zamba2's "
+            "adapter_rank); none: no adapters (Zamba).", ge=1, le=MAX_DIM, stored=NULLABLE, hf_key="adapter_rank"),
+    )  # fmt: skip
+    shared_attention_adapters: bool = field(
+        default=False, metadata=declare("Per-use LoRA adapters on the shared block's q, k and v too (Zamba2's "
+            "use_shared_attention_adapter).", stored=NULLABLE, hf_key="use_shared_attention_adapter"),
+    )  # fmt: skip
     # RWKV: version 4 (Peng et al. 2023) is transformers' RwkvForCausalLM; 6, Finch (Peng et al. 2024, "Eagle and
     # Finch"), and 7, Goose (Peng et al. 2025, "RWKV-7 Goose"), flash-linear-attention's RWKV6/RWKV7ForCausalLM:
     # heads of rwkv_head_size, each a head-size-squared WKV state, and low-rank (LoRA-style) projections that make
@@ -370,13 +417,39 @@ class Architecture:
     @property
     def mlp_layers(self) -> int:
         """Layers with an MLP: all of a transformer; not RWKV's (its channel mixing is counted apart)
-        nor mixer-only Mamba blocks (``mixer_mlp`` false)."""
+        nor mixer-only Mamba blocks (``mixer_mlp`` false); a shared attention layer's MLP is the shared
+        block's, one use a layer (Zamba)."""
         without = self.layers_of(LayerType.RWKV)
         if not self.mixer_mlp:
-            without += self.layers_of(*STATE_SPACE_TYPES)
+            without += self.layers_of(*STATE_SPACE_TYPES) - self.shared_attention_layers
         if self.layer_types is not None and LayerType.MLP in self.layer_types:
             without += self.attention_layers  # single-operator blocks: the MLPs are layers of their own
         return self.n_layers - without
+
+    @property
+    def shared_attention_layers(self) -> int:
+        """Uses of a shared attention block: the ``shared_attention_*`` layers (0 without them)."""
+        return self.layers_of(*SHARED_ATTENTION_TYPES)
+
+    @property
+    def shared_blocks(self) -> int:
+        """Shared attention blocks that hold weights: ``shared_attention_blocks`` (1 when not given), at
+        most one a use; 0 without shared attention layers."""
+        uses = self.shared_attention_layers
+        return min(uses, self.shared_attention_blocks or 1) if uses else 0
+
+    @property
+    def attention_weight_layers(self) -> int:
+        """Attention layers that hold their own weights: every attention layer, a shared block's uses once
+        a block (:attr:`shared_blocks`)."""
+        return self.attention_layers - self.shared_attention_layers + self.shared_blocks
+
+    @property
+    def attention_input_width(self) -> int:
+        """Width of the attention projections' input: ``h``, or ``2h`` for a shared block reading the
+        residual stream concatenated with the embeddings (``ZambaAttention``: ``attention_hidden_size =
+        2 * hidden_size``)."""
+        return 2 * self.d_model if self.shared_attention_layers else self.d_model
 
     @property
     def moe_layers(self) -> int:
@@ -395,8 +468,13 @@ class Architecture:
 
     @property
     def dense_mlp_layers(self) -> int:
-        """Layers with one dense MLP."""
+        """Layers with one dense MLP (a shared block's MLP once a use)."""
         return self.mlp_layers - self.moe_layers
+
+    @property
+    def dense_mlp_weight_layers(self) -> int:
+        """Dense MLPs that hold their own weights: a shared block's once a block."""
+        return self.dense_mlp_layers - self.shared_attention_layers + self.shared_blocks
 
     @property
     def layer_kinds(self) -> tuple[LayerType, ...]:
@@ -421,9 +499,9 @@ class Architecture:
 
     @property
     def recurrent_layers(self) -> int:
-        """Layers with a fixed-size state (Mamba, Mamba-2, RWKV, Gated DeltaNet; a parallel hybrid layer
-        keeps both)."""
-        return self.layers_of(*STATE_SPACE_TYPES, LayerType.RWKV, LayerType.GATED_DELTANET)
+        """Layers with a fixed-size state (Mamba, Mamba-2, RWKV, Gated DeltaNet, a short convolution; a
+        layer of attention and a mixer keeps both)."""
+        return self.layers_of(*STATE_SPACE_TYPES, LayerType.RWKV, LayerType.GATED_DELTANET, LayerType.SHORT_CONV)
 
     @property
     def local_layers(self) -> int:

@@ -192,6 +192,10 @@ def training_flops(
         )
         if arch.layers_of(LayerType.GATED_DELTANET):
             formula += ", Gated DeltaNet's chunked delta rule (Yang et al. 2024 §3.3)"
+        if arch.layers_of(LayerType.SHORT_CONV):
+            formula += ", a short convolution's two gates (LFM2's Lfm2ShortConv)"
+        if arch.shared_attention_layers:
+            formula += f"; a shared attention block's weights counted at each of its {arch.shared_attention_layers} uses (Zamba)"
         formula += wkv_formula(arch)
     backward = 2 * forward
     if recompute is Recompute.FULL:

@@ -21,6 +21,13 @@ achieved rate on each GPU:
   (STREAM-like measurements per GPU).
 - **collectives**: NCCL's bus bandwidth as a fraction of the link rate, inside a node (NVLink,
   xGMI) and across nodes (InfiniBand, RoCE), as nccl-tests measure it.
+- **grouped GEMMs** (a mixture's experts): each output tile pays a fixed cost (filling the
+  pipeline, the epilogue) worth ``K0`` of its reduction loop, so a GEMM reducing over ``K`` runs at
+  ``K / (K + K0)`` of its long-``K`` rate (:mod:`service.core.steptime_moe`); ``K0`` per dtype from
+  published shape sweeps. 0: no shape term.
+- **host**: a Mixture-of-Experts layer launches many small kernels and, dropless, waits once per
+  forward on its token counts; the seconds one layer's forward and backward take on the host
+  (per micro-batch) floor the layer's time. 0: no floor.
 
 Every value is an input: the catalog's per-GPU value, or a request's override.
 """
@@ -91,7 +98,8 @@ class KernelEfficiency:
     """Achieved fractions of one GPU's nominal rates (module docstring). ``attention`` None runs
     the attention core at :data:`DEFAULT_ATTENTION_RATIO` of the matmul rate; ``attention_override``
     is a flat fraction of peak for both passes instead of any curve; ``matmul_fp8`` the sustained
-    fraction of the FP8 dense peak (None: the same as bf16's)."""
+    fraction of the FP8 dense peak (None: the same as bf16's); the grouped-GEMM and host terms
+    as in the module docstring."""
 
     matmul: float
     matmul_fp8: float | None = None
@@ -100,6 +108,9 @@ class KernelEfficiency:
     memory_bandwidth: float = DEFAULT_MEMORY_BANDWIDTH_EFFICIENCY
     intra_node_collective: float = DEFAULT_COLLECTIVE_EFFICIENCY
     inter_node_collective: float = DEFAULT_COLLECTIVE_EFFICIENCY
+    grouped_gemm_fixed_k: float = 0.0  # K0 of a 16-bit grouped GEMM's tiles (module docstring)
+    grouped_gemm_fixed_k_fp8: float = 0.0  # and of an FP8 one
+    moe_layer_host_seconds: float = 0.0  # host seconds of one MoE layer's forward + backward, per micro-batch
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def attention_fractions(self, seq_len: Any, head_dim: float) -> tuple[Any, Any]:

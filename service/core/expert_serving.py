@@ -35,9 +35,28 @@ A **unit** of ``ep`` GPUs (whole nodes) serves as one replica:
   the dispatch), the combine BF16;
 - **a prefill** on one GPU is its prompt's compute as one GPU would run it (the expert FLOPs the GPU
   does for others balance those others do for it, times the load imbalance), with the attention
-  core at the BF16 peak times the kernel's measured forward fraction (FlashAttention-3 and
-  DeepSeek's prefill attention are BF16 kernels; the FP8 peak is the matmuls'), and its tokens'
-  all-to-all;
+  core at the BF16 peak times the kernel's measured forward fraction (day 6: FP8 for the matmuls
+  and the dispatch, BF16 for the core MLA computations and the combine; FlashAttention-3's
+  prefill kernels are BF16 too), and its tokens' all-to-all. With a prefix-cache hit the prompt
+  costs the whole prompt's less the cached prefix's: the new tokens' attention over the prefix is
+  counted (causal attention), and a prefix kept outside the GPUs is **read in** first;
+- **prompt lengths** (``prompt_length_cv``, an input): the matmuls and the all-to-all are linear in
+  a prompt's tokens, the attention core grows as its length squared, so over prompts of mean
+  length ``n`` and coefficient of variation ``cv`` the mean prompt's core costs ``1 + cv**2`` times
+  the core of one prompt of ``n`` tokens (``E[L^2] = (1 + cv^2) E[L]^2``), each prompt hitting the
+  cache at the mean rate; cv 0 is prompts of one length (the benchmarks' fixed-length prompts), 1
+  exponential lengths (the maximum-entropy distribution of a positive length with a given mean,
+  Jaynes 1957, for a workload published only as totals). Decode is linear in the context, so its
+  mean is exact;
+- **prefix read** (``prefix_read_bytes_per_s``, an input per node; None: the prefix stays in GPU
+  memory, as vLLM's automatic prefix caching and SGLang's RadixAttention keep it): DeepSeek keeps
+  its KV cache on disk on 3FS (day 6: 56.3 % of input tokens hit the on-disk KV cache); its
+  KVCache clients read over one 400 Gbps NIC a node at up to 40 GiB/s (deepseek-ai/3FS README,
+  "KVCache": :data:`THREEFS_KVCACHE_READ_BYTES_PER_S`). Every GPU of a node reads its prompts'
+  prefixes at once, each at its share of the node's rate, the cache's bytes per token (the
+  latent's, for multi-head latent attention), before the new tokens run: the read is not overlapped
+  with another prompt's compute (no prefetch is modelled, as the all-to-all is not overlapped by
+  default);
 - **load imbalance** ``expert_load_imbalance`` (the busiest GPU's routed tokens over the mean, an
   input): the step waits for the busiest GPU (all-to-all is a barrier), so its routed-expert
   FLOPs and its dispatch and combine take that factor. Default :data:`DEFAULT_EXPERT_LOAD_IMBALANCE`
@@ -59,9 +78,10 @@ A **unit** of ``ep`` GPUs (whole nodes) serves as one replica:
   Overlap"), where on DeepSeek-V3's EP32 prefill and EP128 decode units of H800 (4K prompts, 128
   sequences a GPU) it gains 62 % and 51 %.
 
-Left out: imbalance between data-parallel ranks (sequences per GPU, context lengths), the
-redundant experts' memory, TP within attention, and loading cached prefixes from disk (DeepSeek's
-KV cache on 3FS).
+Left out: the wait for the slowest data-parallel rank in prefill (day 6's prefill load balancer
+evens out both the core attention and the input tokens of every GPU; its algorithm is not
+published) and in decode (sequences and context lengths per GPU), the redundant experts' memory,
+and TP within attention.
 """
 
 from __future__ import annotations
@@ -109,6 +129,9 @@ DEFAULT_EXPERT_LOAD_IMBALANCE = 59_337 / 50_302
 # overlapped prefill all-to-all runs on 20 of an H800's 132 SMs (DeepSeek-V3 §3.2.2), which the compute then lacks;
 # decode's all-to-all frees every SM once its RDMA writes are issued (deepseek-ai/profile-data README, "Decoding")
 PREFILL_COMMUNICATION_SM_SHARE = 20 / 132
+# DeepSeek's 3FS KVCache clients: one 400 Gbps NIC a node, read throughput peaking at 40 GiB/s (deepseek-ai/3FS README,
+# "KVCache"), the node's rate for reading cached prefixes kept on disk
+THREEFS_KVCACHE_READ_BYTES_PER_S = 40 * 2**30
 
 
 def expert_parallel_degrees(arch: Architecture, gpus_per_node: int) -> list[int]:
@@ -218,20 +241,21 @@ def ep_decode_step_seconds(
 
 def ep_prompt_seconds(
     arch: Architecture, hw: Hardware, *, ep: int, prompt_tokens: int, element_bytes: int, imbalance: float = 1.0,
-    overlap: bool = False,
+    overlap: bool = False, length_cv: float = 0.0,
 ) -> float:  # fmt: skip
     """One prompt on one GPU of the unit (module docstring): its compute
     (:func:`service.core.serving.prefill_seconds` at one GPU) with the attention core at the BF16
-    peak and the routed experts' matmuls times ``imbalance``, and its tokens' all-to-all (times
-    ``imbalance``): their sum, or with ``overlap`` the longer."""
+    peak, times ``1 + length_cv**2`` (the mean prompt's core over prompts of this mean length and
+    coefficient of variation), and the routed experts' matmuls times ``imbalance``, and its tokens'
+    all-to-all (times ``imbalance``): their sum, or with ``overlap`` the longer."""
     if prompt_tokens == 0:
         return 0.0
     n = prompt_tokens
-    compute = prefill_seconds(arch, hw, tp=1, prompt_tokens=n)
     bf16_peak = hw.bf16_peak_flops_per_s or hw.peak_flops_per_s
-    forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)
-    core_flops = attention_score_flops_per_token(arch, n, causal=True) * n
-    compute += core_flops / (bf16_peak * forward_fraction) - core_flops / (hw.peak_flops_per_s * forward_fraction)
+    compute = prefill_seconds(arch, hw, tp=1, prompt_tokens=n, attention_peak_flops_per_s=bf16_peak)
+    if length_cv:  # the core's share beyond the mean prompt's
+        forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)
+        compute += length_cv**2 * attention_score_flops_per_token(arch, n, causal=True) * n / (bf16_peak * forward_fraction)
     if arch.moe_layers:
         routed = sum(
             c * matmul_seconds(n * arch.experts_per_token, k, m, hw, 2) for c, k, m in _mlp_shapes_per_gpu(arch, arch.d_ff, 1)
@@ -239,6 +263,18 @@ def ep_prompt_seconds(
         compute += (imbalance - 1) * arch.moe_layers * float(routed)
     comm = imbalance * float(all_to_all_seconds(arch, hw, ep=ep, tokens=n, element_bytes=element_bytes))
     return max(compute / (1 - PREFILL_COMMUNICATION_SM_SHARE), comm) if overlap else compute + comm
+
+
+def prefix_read_seconds(
+    cached_tokens: int, kv_bytes_per_token: int, read_bytes_per_s: float | None, gpus_per_node: int
+) -> float:  # fmt: skip
+    """Reading one prompt's cached prefix into its GPU from storage outside the GPUs (module
+    docstring): ``cached_tokens`` of ``kv_bytes_per_token`` at the GPU's share of its node's read
+    rate ``read_bytes_per_s`` (every GPU of the node reading at once; DeepSeek's 3FS KVCache clients,
+    :data:`THREEFS_KVCACHE_READ_BYTES_PER_S`); 0 when the prefix stays in GPU memory (None)."""
+    if not cached_tokens or read_bytes_per_s is None:
+        return 0.0
+    return cached_tokens * kv_bytes_per_token * gpus_per_node / read_bytes_per_s
 
 
 def ep_step_seconds(
@@ -264,14 +300,17 @@ def ep_replica(
     arch: Architecture, hw: Hardware, *, ep: int, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     batch: int | None = None, max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
     reserve_bytes: int = RUNTIME_RESERVE_BYTES, limits: EngineLimits = DEFAULT_LIMITS,
-    imbalance: float = DEFAULT_EXPERT_LOAD_IMBALANCE, overlap: bool = False,
+    imbalance: float = DEFAULT_EXPERT_LOAD_IMBALANCE, overlap: bool = False, prompt_length_cv: float = 0.0,
+    prefix_read_bytes_per_s: float | None = None,
 ) -> Replica:  # fmt: skip
     """A unit of ``ep`` GPUs at ``batch`` sequences over the unit (default: the most its GPUs' KV
     caches hold, at most ``limits.max_num_seqs`` a GPU, lowered to meet the TPOT bound), as a
     :class:`~service.core.serving.Replica` of ``ep`` GPUs with attention data-parallel.
     ``prefill_seconds`` is the unit's time per prompt (one GPU's prompt over ``ep`` GPUs running
     theirs at once), ``prompt_seconds`` one prompt on its GPU; ``imbalance`` the busiest GPU's routed
-    tokens over the mean, ``overlap`` two micro-batches (module docstring)."""
+    tokens over the mean, ``overlap`` two micro-batches, ``prompt_length_cv`` the prompts' spread in
+    length, ``prefix_read_bytes_per_s`` a node's read rate for cached prefixes kept outside the GPUs
+    (None: in GPU memory; module docstring)."""
     replicated, routed = per_gpu_weight_bytes(arch, weights, ep)
     if limits.kv_fraction_of_free is not None:
         usable = usable_memory_bytes(hw.memory_bytes, 1, utilization=1.0, reserve_bytes=reserve_bytes)
@@ -287,11 +326,12 @@ def ep_replica(
     per_gpu = min(per_gpu, limits.max_num_seqs or per_gpu)
     element = dispatch_bytes(weights)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    given = {"ep": ep, "element_bytes": element, "imbalance": imbalance, "overlap": overlap}
+    given = {"ep": ep, "element_bytes": element, "imbalance": imbalance, "overlap": overlap, "length_cv": prompt_length_cv}
     prompt = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens, **given)
     fresh = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens - cached, **given) if cached else None
     if cached:
         prompt -= ep_prompt_seconds(arch, hw, prompt_tokens=cached, **given)
+        prompt += prefix_read_seconds(cached, per_token, prefix_read_bytes_per_s, hw.gpus_per_node)
     shell = Replica(
         tp=1, ep=ep, dp_attention=True, usable_memory_bytes=ep * usable, weights_bytes=ep * (replicated + routed),
         kv_cache_bytes_per_token=per_token, kv_cache_bytes_per_sequence=per_sequence, max_batch=int(ep * per_gpu), batch=1,

@@ -30,7 +30,6 @@ Hugging Face PEFT's ``prepare_model_for_kbit_training`` casts those to fp32.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from service.core.activations import StageActivations
@@ -59,7 +58,7 @@ from service.core.finetune_layout import adapter_bytes, adapter_params_per_gpu, 
 from service.core.finetune_spec import MASK_BYTES as MASK_BYTES
 from service.core.finetune_spec import FinetuneMethod, FinetuneSpec, base_formats, check_rank
 from service.core.finetune_spec import resolve_base_format as resolve_base_format
-from service.core.fp8 import Fp8Recipe, weight_copy_bytes_per_param
+from service.core.fp8 import Fp8Recipe
 from service.core.kernels import AttentionKernel, Kernels, dropout_mask_bytes, resolve_kernels, sdpa_math_fallback
 from service.core.limits import check_bytes, check_flops
 from service.core.memory import (
@@ -69,9 +68,10 @@ from service.core.memory import (
     Parallelism,
     Precision,
     TrainingMemory,
+    ZeroSharding,
     device_total_bytes,
     expert_params_per_gpu,
-    fp8_copy_params,
+    fp8_copy_bytes,
     params_per_gpu,
     training_memory,
 )
@@ -171,24 +171,24 @@ def finetune_memory(
     a_gpu, a_expert = adapter_params_per_gpu(arch, *adapter_params_split(arch, spec.rank, targets), par)
     adapters = adapter_bytes(spec, precision, optimizer, p_a)
     p_gpu, p_expert = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
-    on_gpu = zero_sharded(par, base_bytes_per_gpu(base, fmt, p_gpu, p_expert),
-                          adapter_bytes(spec, precision, optimizer, a_gpu - a_expert),
-                          adapter_bytes(spec, precision, optimizer, a_expert))  # fmt: skip
-    weights = on_gpu.base + on_gpu.adapters + base.dequantization_buffer_bytes
-    if precision is Precision.FP8 and par.zero_stage < 3:  # FP8 copies of the frozen matmul weights (service.core.fp8)
-        weights += math.ceil(weight_copy_bytes_per_param(fp8_recipe) * fp8_copy_params(arch, p_gpu))
+    dense, experts = (adapter_bytes(spec, precision, optimizer, n) for n in (a_gpu - a_expert, a_expert))
+    on_gpu = zero_sharded(ZeroSharding.of(par), base=base_bytes_per_gpu(base, fmt, p_gpu, p_expert),
+                          adapters=(dense.weights, experts.weights), gradients=(dense.gradients, experts.gradients),
+                          states=(dense.states, experts.states),
+                          fp8_copies=fp8_copy_bytes(arch, p_gpu, fp8_recipe) if precision is Precision.FP8 else 0,
+                          dequantization_buffer_bytes=base.dequantization_buffer_bytes)  # fmt: skip
     adapter_acts, frozen_inputs, activations, stage = _activations(
         arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, fused=fused, mask_bytes=mask,
         counted=include_activations and recompute is not Recompute.FULL,  # full recompute keeps only each layer's input
     )  # fmt: skip
-    total = weights + on_gpu.gradients + on_gpu.optimizer + activations
+    total = on_gpu.weights + on_gpu.gradients + on_gpu.optimizer + activations
     paged = spec.paged
     pageable = on_gpu.optimizer if paged else 0
-    for name, value in (("weights_bytes", weights), ("total_bytes", total)):
+    for name, value in (("weights_bytes", on_gpu.weights), ("total_bytes", total)):
         check_bytes(name, value)
     total_params = count_params(arch).total
     mem = TrainingMemory(
-        params_per_gpu=p_gpu + a_gpu, weights_bytes=weights, gradients_bytes=on_gpu.gradients,
+        params_per_gpu=p_gpu + a_gpu, weights_bytes=on_gpu.weights, gradients_bytes=on_gpu.gradients,
         optimizer_bytes=on_gpu.optimizer, activations_bytes=activations, total_bytes=total,
         cpu_offload_bytes=on_gpu.cpu_offload, activations=stage,
         bytes_per_param={"weights": base.weights_bytes / total_params, "gradients": adapters.gradients / p_a,

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+from service.core.activations import pick
 from service.core.architecture import Architecture
 from service.core.base_weights import FLOAT_BYTES, BaseFormat, BaseWeights
 from service.core.errors import InvalidSpecError
 from service.core.finetune_spec import FinetuneMethod, FinetuneSpec
-from service.core.memory import PRECISION_BYTES, Optimizer, Precision, optimizer_state_bytes, zero_sharded_bytes
+from service.core.memory import PRECISION_BYTES, Optimizer, Precision, ZeroSharding, optimizer_state_bytes
 from service.core.parallelism import Parallelism
 from service.core.pipeline import stage_layers
 
@@ -106,28 +108,31 @@ def adapter_bytes(spec: FinetuneSpec, precision: Precision, optimizer: Optimizer
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ShardedFinetune:
-    """One GPU's share under ZeRO over the data-parallel ranks."""
+    """One GPU's share under ZeRO over the data-parallel ranks: integers for one layout, NumPy
+    arrays for the planner's grid."""
 
-    base: int
-    adapters: int
-    gradients: int
-    optimizer: int  # on the GPU
-    cpu_offload: int  # optimizer states offloaded to the host
+    base: Any
+    adapters: Any
+    weights: Any  # the base, the adapters, FP8 copies and the dequantisation buffer
+    gradients: Any
+    optimizer: Any  # on the GPU
+    cpu_offload: Any  # optimizer states offloaded to the host
 
 
-def zero_sharded(par: Parallelism, base: tuple[int, int], dense: AdapterBytes, experts: AdapterBytes) -> ShardedFinetune:
-    """ZeRO over ``dp * cp`` (routed experts over ``dp * cp / ep``): stage 1 shards the adapters'
-    optimizer states, 2 their gradients too, 3 every weight, the frozen base included (FSDP with
-    LoRA); ``offload_optimizer`` moves the states to the host."""
-    shards, z, ep, fold = par.zero_shards, par.zero_stage, par.ep, par.expert_fold
-
-    def shard(dense_bytes: int, expert_bytes: int, stage: int) -> int:
-        return zero_sharded_bytes(dense_bytes, expert_bytes, sharded=z >= stage, shards=shards, ep=ep, fold=fold)
-
-    optimizer_gpu = shard(dense.states, experts.states, 1)
-    cpu_offload = 0
-    if par.offload_optimizer:
-        cpu_offload, optimizer_gpu = optimizer_gpu, 0
-    return ShardedFinetune(base=shard(*base, 3), adapters=shard(dense.weights, experts.weights, 3),
-                           gradients=shard(dense.gradients, experts.gradients, 2), optimizer=optimizer_gpu,
-                           cpu_offload=cpu_offload)  # fmt: skip
+def zero_sharded(
+    zero: ZeroSharding, *, base: tuple[Any, Any], adapters: tuple[Any, Any], gradients: tuple[Any, Any],
+    states: tuple[Any, Any], fp8_copies: Any, dequantization_buffer_bytes: int,
+) -> ShardedFinetune:  # fmt: skip
+    """ZeRO over ``dp * cp`` (routed experts over ``dp * cp / ep``) of (dense, expert) byte pairs:
+    stage 1 shards the adapters' optimizer ``states``, 2 their ``gradients`` too, 3 every weight,
+    the frozen ``base`` included (FSDP with LoRA); the weights add the FP8 copies of the frozen
+    matmul weights below ZeRO-3 (as full training counts them,
+    :func:`service.core.memory.sharded_states`) and a quantised base's dequantisation buffer;
+    ``offload`` moves the states to the host. The one formula of
+    :func:`service.core.finetune.finetune_memory` (scalars) and of the planner's grid
+    (:func:`service.core.plan_finetune.finetune_state_arrays`, arrays)."""
+    on_gpu_base, on_gpu_adapters = zero.shard(*base, 3), zero.shard(*adapters, 3)
+    weights = on_gpu_base + on_gpu_adapters + pick(zero.stage >= 3, 0, fp8_copies) + dequantization_buffer_bytes
+    optimizer = zero.shard(*states, 1)
+    return ShardedFinetune(base=on_gpu_base, adapters=on_gpu_adapters, weights=weights, gradients=zero.shard(*gradients, 2),
+                           optimizer=pick(zero.offload, 0, optimizer), cpu_offload=pick(zero.offload, optimizer, 0))  # fmt: skip

@@ -32,7 +32,7 @@ class Hardware:
     direction; ``efficiency`` the kernel efficiencies (:mod:`service.core.efficiency`; None: the
     defaults from MAMF); ``fp8_peak_flops_per_s`` the dense FP8 peak (None: no FP8 tensor cores);
     ``bf16_peak_flops_per_s`` the dense 16-bit peak, which attention kernels compute at whatever the
-    weights' format (None: ``peak_flops_per_s``; read by expert-parallel serving only)."""
+    weights' format (None: ``peak_flops_per_s``; read by serving's attention core only)."""
 
     peak_flops_per_s: float
     matmul_efficiency: float
@@ -76,7 +76,15 @@ def all_to_all_seconds(size_bytes: Any, n: Any, bandwidth: Any, latency: float) 
 
 
 def expert_all_to_all_seconds(
-    tokens: Any, experts_per_token: int, d_model: int, inner: Any, ep: Any, hw: Hardware, max_nodes: int | None = None
+    tokens: Any,
+    experts_per_token: int,
+    d_model: int,
+    inner: Any,
+    ep: Any,
+    hw: Hardware,
+    max_nodes: int | None = None,
+    *,
+    once_per_node: bool = True,
 ) -> Any:
     """Seconds per byte of element width for one dispatch (or combine) of ``tokens`` routed tokens,
     each to ``experts_per_token`` experts spread over ``ep`` ranks, ``inner`` GPUs apart (tensor x
@@ -89,7 +97,11 @@ def expert_all_to_all_seconds(
     ``N`` that ``k`` uniformly routed experts land on, while NVLink fans the ``k`` copies out; the
     two run at once, so the slower one sets the time (plus a latency per peer). Node-limited routing
     (``max_nodes``: DeepSeek-V3 §2.1.2 and §3.2.2, each token to at most M = 4 nodes) caps the
-    nodes a token reaches at ``M``, of which ``(N - 1)/N`` are other nodes."""
+    nodes a token reaches at ``M``, of which ``(N - 1)/N`` are other nodes.
+
+    ``once_per_node`` False is a plain all-to-all of the routed copies (NCCL ``all_to_all``,
+    Megatron-Core's ``alltoall`` token dispatcher): each of the ``k`` copies whose expert sits on
+    another node crosses the scale-out link on its own, ``k (N - 1)/N`` per token."""
     span = np.asarray(inner * ep, dtype=np.float64)
     nvlink, network = link_bandwidths(hw)
     n = np.asarray(ep, dtype=np.float64)
@@ -98,18 +110,21 @@ def expert_all_to_all_seconds(
     remote = (nodes - 1) * (1 - (1 - 1 / nodes) ** experts_per_token)
     if max_nodes is not None:
         remote = np.minimum(remote, max_nodes * (nodes - 1) / nodes)
+    if not once_per_node:
+        remote = experts_per_token * (nodes - 1) / nodes
     inside = span <= hw.gpus_per_node
     across = np.maximum(tokens * d_model * remote / network, fan_out / nvlink) + (n - 1) * INTER_NODE_LATENCY_SECONDS
     within = fan_out / nvlink + (n - 1) * INTRA_NODE_LATENCY_SECONDS
     return np.where(n > 1, np.where(inside, within, across), 0.0)
 
 
-def matmul_seconds(m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int, *, fp8: bool = False) -> Any:
+def matmul_seconds(m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int, *, fp8: bool = False, rate_factor: Any = 1.0) -> Any:
     """An ``m x k`` by ``k x n`` matrix multiply: ``2mkn`` FLOPs at the sustained matmul rate
-    (:mod:`service.core.efficiency`; the FP8 rate with ``fp8``, operands of one byte), or its
-    operands and result through HBM, whichever is longer (roofline, Williams et al. 2009)."""
+    (:mod:`service.core.efficiency`; the FP8 rate with ``fp8``, operands of one byte) times
+    ``rate_factor`` (a shape's share of it: :func:`service.core.steptime_moe.grouped_gemm_factor`),
+    or its operands and result through HBM, whichever is longer (roofline, Williams et al. 2009)."""
     eff = hw.kernels
-    flops = 2.0 * m * k * n
+    flops = 2.0 * m * k * n / rate_factor
     if fp8 and hw.fp8_peak_flops_per_s:
         rate = hw.fp8_peak_flops_per_s * (eff.matmul_fp8 or eff.matmul)
         moved = (m * k + k * n) + element_bytes * m * n

@@ -124,6 +124,8 @@ def inference_memory(
         )
         if model.layers_of(LayerType.GATED_DELTANET):
             formulas[-1] += " (Gated DeltaNet: conv_dim*K + H_v*d_k*d_v, Yang et al. 2024 §3)"
+        if model.layers_of(LayerType.SHORT_CONV):
+            formulas[-1] += " (a short convolution: h*K, its last K inputs; LFM2's Lfm2ShortConv)"
         if (model.rwkv_version or 4) > 4:
             formulas[-1] += (
                 f" (RWKV-{model.rwkv_version}: H*N^2 in fp32 + 2*h per layer, Peng et al. "

@@ -48,7 +48,9 @@ difference is a property of the implementation, measured tensor by tensor
   back to the math path (PyTorch's CPU flash kernel takes no dropout: ``sdp_utils_cpp.cpp``,
   ``check_for_dropout``), ``_scaled_dot_product_attention_math``, which upcasts 16-bit Q, K and V to
   fp32 and keeps the fp32 scaled Q and K, V, the fp32 softmax output, its fp32 noise and the fp32
-  dropped-out scores (seen op by op under a ``TorchDispatchMode``, torch 2.13).
+  dropped-out scores (seen op by op under a ``TorchDispatchMode``, torch 2.13). Mamba, Mamba-2 and
+  RWKV-4 layers keep their fused CUDA kernels' tensors on ``cuda`` and, on ``cpu``, what transformers'
+  reference torch code keeps (:mod:`service.core.recurrent_activations_cpu`).
 
 Unset fields take the framework's value; transformers' values for norms and activations follow
 the architecture (RMSNorm upcasts, LayerNorm does not; SwiGLU is unfused, GELU is torch's
@@ -74,8 +76,9 @@ class AttentionKernel(StrEnum):
 
 class DeviceConvention(StrEnum):
     """Where the training step runs, for the tensors PyTorch keeps differently there (see the module
-    docstring): ``cuda`` (1-byte dropout masks, SDPA's fused kernels with dropout) or ``cpu`` (noise
-    tensors in the dropped tensor's dtype, SDPA's fp32 math path with dropout)."""
+    docstring): ``cuda`` (1-byte dropout masks, SDPA's fused kernels with dropout, recurrent layers'
+    fused kernels) or ``cpu`` (noise tensors in the dropped tensor's dtype, SDPA's fp32 math path with
+    dropout, recurrent layers' reference torch code)."""
 
     CUDA = "cuda"
     CPU = "cpu"

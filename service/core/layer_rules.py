@@ -1,4 +1,5 @@
-"""Rules of the layer list and of the state-space, RWKV and Gated DeltaNet fields (API.md, "Beyond transformers").
+"""Rules of the layer list and of the state-space, RWKV, Gated DeltaNet, short-convolution and shared-block
+fields (API.md, "Beyond transformers").
 
 :func:`check_layers` validates ``layer_types`` (a list per layer, or a pattern whose length divides
 ``n_layers``) and the fields of the recurrent layers it names, fills their defaults (the reference
@@ -12,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from service.core.architecture import ATTENTION_TYPES, LayerType
+from service.core.architecture import ATTENTION_TYPES, SHARED_ATTENTION_TYPES, LayerType
 from service.core.errors import InvalidSpecError
 from service.core.limits import MAX_DIM, check_positive_int
 from service.core.rwkv import rwkv6_default_ranks, rwkv7_default_ranks
@@ -32,6 +33,12 @@ _RWKV_FIELDS = {
     7: ("rwkv_head_size", "rwkv_decay_lora_rank", "rwkv_a_lora_rank", "rwkv_value_lora_rank", "rwkv_gate_lora_rank"),
 }
 _RWKV_ALL = tuple(dict.fromkeys(name for names in _RWKV_FIELDS.values() for name in names))
+_SHORT_CONV_KINDS = {LayerType.SHORT_CONV, LayerType.ATTENTION, LayerType.SLIDING_ATTENTION}
+# a shared-block model's layers: Mamba with Zamba's, Mamba-2 with Zamba2's
+_SHARED_KINDS = (
+    {LayerType.MAMBA, LayerType.SHARED_ATTENTION_MAMBA}, {LayerType.MAMBA2, LayerType.SHARED_ATTENTION_MAMBA2}
+)  # fmt: skip
+_SHARED_FIELDS = {"shared_attention_blocks": None, "shared_adapter_rank": None, "shared_attention_adapters": False}
 # bools whose non-default value only a state-space layer reads
 _STATE_SPACE_FLAGS = {
     "ssm_conv_bias": True, "ssm_proj_bias": False, "ssm_inner_norms": False, "mixer_mlp": True, "ssm_gated_norm": True
@@ -52,11 +59,14 @@ def check_layers(f: Callable[[str], str], v: dict[str, Any]) -> None:
                 f("sliding_window_layers"), "layer_types already says which layers use the window: give one or the other"
             )
     _blocks(f, v, kinds)
-    mamba, mamba2 = LayerType.MAMBA in kinds, bool(kinds & {LayerType.MAMBA2, LayerType.ATTENTION_MAMBA2})
+    mamba = bool(kinds & {LayerType.MAMBA, LayerType.SHARED_ATTENTION_MAMBA})
+    mamba2 = bool(kinds & {LayerType.MAMBA2, LayerType.ATTENTION_MAMBA2, LayerType.SHARED_ATTENTION_MAMBA2})
     _refuse_unused(f, v, mamba=mamba, mamba2=mamba2, rwkv=LayerType.RWKV in kinds)
     if mamba or mamba2:
         _state_space(f, v, mamba=mamba, mamba2=mamba2)
     _gated_deltanet(f, v, kinds)
+    _short_conv(f, v, kinds)
+    _shared_blocks(f, v, kinds)
     _rwkv(f, v, kinds)
     if v["n_experts"] > 1 and (mamba or mamba2) and not v["mixer_mlp"]:
         raise InvalidSpecError(f("mixer_mlp"), "a mixture of experts with mixer-only Mamba blocks is not modelled")
@@ -135,6 +145,53 @@ def _rwkv(f: Callable[[str], str], v: dict[str, Any], kinds: set[LayerType]) -> 
     for name, default in defaults.items():
         v[name] = default if v[name] is None else v[name]
         check_positive_int(f(name), v[name], maximum=MAX_DIM)
+
+
+def _short_conv(f: Callable[[str], str], v: dict[str, Any], kinds: set[LayerType]) -> None:
+    """LFM2's gated short convolution (``Lfm2ShortConv``): ``short_conv_kernel`` taps, 3 by default
+    (``Lfm2Config.conv_L_cache``); such a model has attention layers beside them and nothing else."""
+    if LayerType.SHORT_CONV not in kinds:
+        if v["short_conv_kernel"] is not None or v["short_conv_bias"]:
+            name = "short_conv_kernel" if v["short_conv_kernel"] is not None else "short_conv_bias"
+            raise InvalidSpecError(f(name), "only applies to short_conv layers (layer_types)")
+        return
+    if not kinds <= _SHORT_CONV_KINDS:
+        raise InvalidSpecError(f("layer_types"), "a short_conv model has short_conv and attention layers only")
+    v["short_conv_kernel"] = 3 if v["short_conv_kernel"] is None else v["short_conv_kernel"]
+    check_positive_int(f("short_conv_kernel"), v["short_conv_kernel"], maximum=64)
+
+
+def _shared_blocks(f: Callable[[str], str], v: dict[str, Any], kinds: set[LayerType]) -> None:
+    """Zamba's shared attention blocks: the model's other layers are all Mamba (Zamba) or all Mamba-2
+    (Zamba2), none carrying an MLP of its own (``mixer_mlp`` false), dense; ``shared_attention_blocks``
+    defaults to 1. The attention adapters add a ``2h``-wide low-rank term to q, k and v
+    (``Zamba2Attention.linear_q_adapter_list``...), so they need ``shared_adapter_rank`` and q, k and v
+    ``2h`` wide."""
+    if kinds.isdisjoint(SHARED_ATTENTION_TYPES):
+        if unused := next((name for name, default in _SHARED_FIELDS.items() if v[name] != default), None):
+            raise InvalidSpecError(f(unused), "only applies to shared_attention_mamba(2) layers (layer_types)")
+        return
+    if not any(kinds <= allowed for allowed in _SHARED_KINDS):
+        raise InvalidSpecError(
+            f("layer_types"), "a shared-attention model has shared_attention_mamba with mamba layers, or "
+            "shared_attention_mamba2 with mamba2 layers, only")  # fmt: skip
+    if v["mixer_mlp"]:
+        raise InvalidSpecError(f("mixer_mlp"), "the MLP is the shared block's: the Mamba layers carry none (mixer_mlp false)")
+    if v["n_experts"] > 1:
+        raise InvalidSpecError(f("n_experts"), "the shared block's MLP is dense: n_experts must be 1")
+    v["shared_attention_blocks"] = v["shared_attention_blocks"] or 1
+    check_positive_int(f("shared_attention_blocks"), v["shared_attention_blocks"], maximum=v["n_layers"])
+    if v["shared_adapter_rank"] is not None:
+        check_positive_int(f("shared_adapter_rank"), v["shared_adapter_rank"], maximum=MAX_DIM)
+    if not v["shared_attention_adapters"]:
+        return
+    if v["shared_adapter_rank"] is None:
+        raise InvalidSpecError(f("shared_attention_adapters"), "needs shared_adapter_rank (the adapters' rank)")
+    width = 2 * v["d_model"]
+    if v["n_heads"] * v["d_head"] != width or v["n_kv_heads"] * v["d_head"] != width:
+        raise InvalidSpecError(
+            f("shared_attention_adapters"), f"the adapters add 2 * d_model = {width} values to q, k and v: n_heads * d_head "
+            "and n_kv_heads * d_head must both equal it")  # fmt: skip
 
 
 def _layer_types(f: Callable[[str], str], given: Any, n_layers: int) -> tuple[LayerType, ...] | None:

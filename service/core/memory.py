@@ -13,8 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from service.core.activations import ActivationOptions, StageActivations, stage_activation_bytes
+import numpy as np
+
+from service.core.activations import ActivationOptions, StageActivations, pick, round_up, stage_activation_bytes
 from service.core.architecture import Architecture, Ffn, LayerType, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.errors import InvalidSpecError
@@ -188,13 +191,86 @@ def optimizer_state_bytes(n_params: float, optimizer: Optimizer, precision: Prec
     return math.ceil(master + states)
 
 
-def zero_sharded_bytes(dense_bytes: int, expert_bytes: int, *, sharded: bool, shards: int, ep: int, fold: int = 1) -> int:
+def zero_sharded_bytes(dense_bytes: Any, expert_bytes: Any, *, sharded: Any, shards: Any, ep: Any = 1, fold: Any = 1) -> Any:
     """Bytes left on one GPU after ZeRO: the dense part over ``shards`` ranks, the expert part
     over ``shards * fold / ep`` (``fold`` = tp / etp under parallel folding; rounded up each);
-    unchanged when this stage does not shard the term."""
-    if not sharded:
+    unchanged when this stage does not shard the term. Scalars (integers, exact below 2**53) or
+    NumPy arrays alike."""
+    if np.ndim(sharded) == 0 and not sharded:  # one layout whose stage keeps the term whole
         return dense_bytes + expert_bytes
-    return math.ceil(dense_bytes / shards) + math.ceil(expert_bytes * ep / (shards * fold))
+    shared = round_up(dense_bytes / shards) + round_up(expert_bytes * ep / (shards * fold))
+    return pick(sharded, shared, dense_bytes + expert_bytes)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ZeroSharding:
+    """How ZeRO (Rajbhandari et al. 2020 §5) shards one layout's states: its ``stage``, whether the
+    optimizer states are offloaded to the host (ZeRO-Offload, Ren et al. 2021), the ranks that share
+    the dense states (``dp * cp``) and the experts' ``ep`` and ``fold``
+    (:func:`zero_sharded_bytes`). Integers for one layout, NumPy arrays for the planner's grid."""
+
+    stage: Any
+    offload: Any
+    shards: Any
+    ep: Any = 1
+    fold: Any = 1
+
+    @classmethod
+    def of(cls, par: Parallelism) -> ZeroSharding:
+        return cls(stage=par.zero_stage, offload=par.offload_optimizer, shards=par.zero_shards, ep=par.ep, fold=par.expert_fold)
+
+    def shard(self, dense_bytes: Any, expert_bytes: Any, from_stage: int) -> Any:
+        """One GPU's bytes of a term that stages ``from_stage`` and above shard."""
+        return zero_sharded_bytes(dense_bytes, expert_bytes, sharded=self.stage >= from_stage, shards=self.shards, ep=self.ep,
+                                  fold=self.fold)  # fmt: skip
+
+
+def fp8_copy_bytes(model: ModelShape, params: Any, recipe: Fp8Recipe) -> Any:
+    """Bytes of the FP8 copies of the matmul weights among ``params`` (:func:`fp8_copy_params`;
+    :func:`service.core.fp8.weight_copy_bytes_per_param`), rounded up; scalars or arrays."""
+    return round_up(weight_copy_bytes_per_param(recipe) * fp8_copy_params(model, params))
+
+
+def optimizer_shard_bytes(
+    p_dense: int, p_expert: int, optimizer: Optimizer, precision: Precision, arch: Architecture | None
+) -> tuple[int, int]:
+    """:func:`optimizer_state_bytes` of a shard's dense and routed-expert parameters, each rounded up."""
+    return optimizer_state_bytes(p_dense, optimizer, precision, arch), (
+        optimizer_state_bytes(p_expert, optimizer, precision, arch) if p_expert else 0
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShardedStates:
+    """One GPU's weights (FP8 copies included), gradients and optimizer states after ZeRO, and the
+    optimizer states offloaded to the host: integers for one layout, arrays for the planner's grid."""
+
+    weights: Any
+    gradients: Any
+    optimizer: Any
+    offloaded: Any
+
+
+def sharded_states(
+    model: ModelShape, precision: Precision, zero: ZeroSharding, *, dense_params: Any, expert_params: Any,
+    optimizer_dense: Any, optimizer_expert: Any, fp8_recipe: Fp8Recipe,
+) -> ShardedStates:  # fmt: skip
+    """Weights ``P * w``, gradients ``P * g`` and optimizer states (``optimizer_dense`` and
+    ``optimizer_expert``: :func:`optimizer_shard_bytes`) of a shard of ``dense_params`` and
+    ``expert_params``; ZeRO stage 1 shards the optimizer states, 2 the gradients too, 3 the weights
+    too (Rajbhandari et al. 2020 §5.1); under FP8 the matmul weights keep FP8 copies below ZeRO-3
+    (:mod:`service.core.fp8`); offload moves the optimizer states to the host. The one formula of
+    :func:`training_memory` (scalars, exact integers) and of the planner's grid
+    (:func:`service.core.plan_space._memory_arrays`, NumPy arrays)."""
+    pb = PRECISION_BYTES[precision]
+    weights = zero.shard(pb.weight * dense_params, pb.weight * expert_params, 3)
+    if precision is Precision.FP8:  # the FP8 row- and column-wise copies of the matmul weights
+        copies = fp8_copy_bytes(model, dense_params, fp8_recipe) + fp8_copy_bytes(model, expert_params, fp8_recipe)
+        weights = weights + pick(zero.stage >= 3, 0, copies)
+    gradients = zero.shard(pb.gradient * dense_params, pb.gradient * expert_params, 2)
+    optimizer = zero.shard(optimizer_dense, optimizer_expert, 1)
+    return ShardedStates(weights=weights, gradients=gradients, optimizer=pick(zero.offload, 0, optimizer),
+                         offloaded=pick(zero.offload, optimizer, 0))  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -253,15 +329,13 @@ def training_memory(
     p_dense = p_gpu - p_expert
     if optimizer is Optimizer.ADAFACTOR and arch is None:
         notes.append("Adafactor's factored second moment needs the shapes; counted as 0 bytes")
-    shards, z, ep, fold = par.zero_shards, par.zero_stage, par.ep, par.expert_fold
-    weights, gradients, optimizer_total, fp8_note = _sharded_states(
-        model, par, precision=precision, optimizer=optimizer, fp8_recipe=fp8_recipe, p_dense=p_dense, p_expert=p_expert
-    )
-    if fp8_note:
-        notes.append(fp8_note)
-    cpu_offload = 0
-    if par.offload_optimizer:
-        cpu_offload, optimizer_total = optimizer_total, 0
+    zero = ZeroSharding.of(par)
+    optimizer_dense, optimizer_expert = optimizer_shard_bytes(p_dense, p_expert, optimizer, precision, arch)
+    states = sharded_states(model, precision, zero, dense_params=p_dense, expert_params=p_expert, optimizer_dense=optimizer_dense,
+                            optimizer_expert=optimizer_expert, fp8_recipe=fp8_recipe)  # fmt: skip
+    weights, gradients, optimizer_total, cpu_offload = states.weights, states.gradients, states.optimizer, states.offloaded
+    if precision is Precision.FP8:
+        notes.append(_fp8_note(fp8_recipe, zero_3=par.zero_stage >= 3))
     formulas = [
         "weights + gradients + optimizer per GPU, sharded by tp*pp and ZeRO over dp (Rajbhandari et al. 2020, ZeRO §5)",
     ]
@@ -297,47 +371,16 @@ def training_memory(
         },
         formulas=tuple(formulas),
         notes=tuple(notes),
-        resident_params_per_gpu=zero_sharded_bytes(p_dense, p_expert, sharded=z >= 3, shards=shards, ep=ep, fold=fold),
+        resident_params_per_gpu=zero.shard(p_dense, p_expert, 3),
     )
 
 
-def _sharded_states(
-    model: ModelShape,
-    par: Parallelism,
-    *,
-    precision: Precision,
-    optimizer: Optimizer,
-    fp8_recipe: Fp8Recipe,
-    p_dense: int,
-    p_expert: int,
-) -> tuple[int, int, int, str | None]:
-    """(weights, gradients, optimizer states) on one GPU after ZeRO, the FP8 weight copies
-    included, and the note on FP8 (None unless ``precision`` is FP8)."""
-    pb = PRECISION_BYTES[precision]
-    arch = model if isinstance(model, Architecture) else None
-    shards, z, ep, fold = par.zero_shards, par.zero_stage, par.ep, par.expert_fold
-    optimizer_total = zero_sharded_bytes(
-        optimizer_state_bytes(p_dense, optimizer, precision, arch),
-        optimizer_state_bytes(p_expert, optimizer, precision, arch) if p_expert else 0,
-        sharded=z >= 1,
-        shards=shards,
-        ep=ep,
-        fold=fold,
-    )
-    gradients = zero_sharded_bytes(pb.gradient * p_dense, pb.gradient * p_expert, sharded=z >= 2, shards=shards, ep=ep, fold=fold)
-    weights = zero_sharded_bytes(pb.weight * p_dense, pb.weight * p_expert, sharded=z >= 3, shards=shards, ep=ep, fold=fold)
-    note = None
-    if precision is Precision.FP8 and z < 3:  # the FP8 row- and column-wise copies of the matmul weights (service.core.fp8)
-        per_param = weight_copy_bytes_per_param(fp8_recipe)
-        weights += math.ceil(per_param * fp8_copy_params(model, p_dense)) + math.ceil(
-            per_param * fp8_copy_params(model, p_expert)
-        )
-        note = f"FP8 ({fp8_recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {BF16_OPS}"
-    elif precision is Precision.FP8:
-        note = (
-            f"FP8 ({fp8_recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {BF16_OPS}"
-        )
-    return weights, gradients, optimizer_total, note
+def _fp8_note(recipe: Fp8Recipe, *, zero_3: bool) -> str:
+    """The note on FP8 training: the copies :func:`sharded_states` counts, or none under ZeRO-3."""
+    if not zero_3:
+        per_param = weight_copy_bytes_per_param(recipe)
+        return f"FP8 ({recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {BF16_OPS}"
+    return f"FP8 ({recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {BF16_OPS}"
 
 
 def _stage_activations(
@@ -413,6 +456,37 @@ def device_total_bytes(tensor_bytes: int, cuda_context_bytes: int = CUDA_CONTEXT
     part ``torch.cuda.memory_allocated`` never shows and ``nvidia-smi`` always does. Allocator
     fragmentation and communication buffers are not in it."""
     return check_bytes("device_total_bytes", tensor_bytes + cuda_context_bytes)
+
+
+def usable_bytes(memory_bytes: Any, usable_fraction: float | None = None) -> Any:
+    """What a training job may fill of a GPU's ``memory_bytes``: all of it (``None``: the need
+    counts the CUDA context itself, :func:`device_total_bytes`), or ``usable_fraction`` of it (the
+    planner's ``usable_memory_fraction``; the rest holds what it does not count: the CUDA context,
+    NCCL's buffers and the allocator's fragmentation)."""
+    return memory_bytes if usable_fraction is None else memory_bytes * usable_fraction
+
+
+def memory_fits(needed_bytes: Any, memory_bytes: Any, *, usable_fraction: float | None = None) -> Any:
+    """Whether a job that needs ``needed_bytes`` per GPU fits GPUs of ``memory_bytes``:
+    ``needed <= usable`` (:func:`usable_bytes`), for one layout or the planner's arrays. Every
+    training answer decides with it, leaving the headroom in one of two ways:
+
+    - counted: ``needed_bytes`` is a device total, the tensors plus the CUDA context
+      (:func:`device_total_bytes`), against the whole memory (``usable_fraction`` None): the
+      memory calculators (``fits``, ``fits_if_paged``) and the least footprints of the cost answers
+      (:func:`smallest_training_footprint`, :func:`service.core.finetune.smallest_finetune_footprint`),
+      which report what ``nvidia-smi`` would show;
+    - a share: ``needed_bytes`` is the tensors, against ``usable_fraction`` of the memory: the
+      planner (:func:`service.core.plan.plan`, its paged fine-tunes and the mixed pools' layer caps),
+      whose ``usable_memory_fraction`` (a request field, 0.95 by default) is the user's margin.
+
+    Serving keeps its own rule, for a reason: an inference engine claims a share of each GPU up
+    front and fills what the weights leave with KV-cache blocks, so its budget is vLLM's
+    (:func:`service.core.serving.usable_memory_bytes`, whole bytes per GPU less a runtime reserve)
+    and it admits sequences by that cache's capacity; it compares with this function where it asks
+    whether bytes fit (:func:`service.core.serving.smallest_fitting_tp`). The 1.2x rule of
+    :func:`service.core.inference.inference_memory` counts GPUs, not a fit."""
+    return needed_bytes <= usable_bytes(memory_bytes, usable_fraction)
 
 
 def smallest_training_footprint(

@@ -57,6 +57,7 @@ from service.core.steptime import (
     _sizes,
     _tp_comm_seconds,
 )
+from service.core.steptime_moe import host_wait_seconds
 
 
 def layout(tp: Any, pp: Any, dp: Any, b: Any, rc: Any, zero: Any, params: Any = 0.0) -> Layout:
@@ -71,8 +72,8 @@ def layout(tp: Any, pp: Any, dp: Any, b: Any, rc: Any, zero: Any, params: Any = 
 @dataclass(frozen=True, slots=True)
 class LayerSeconds:
     """One layer's seconds per micro-batch on one stage's GPUs (``per_layer``: forward, backward,
-    recompute and the exposed tensor-, context- and expert-parallel communication), its parts,
-    and the output layer's seconds should the stage be the last."""
+    recompute, the exposed tensor-, context- and expert-parallel communication and the wait on the
+    host), its parts, and the output layer's seconds should the stage be the last."""
 
     per_layer: Any
     compute: Any
@@ -80,6 +81,7 @@ class LayerSeconds:
     tp_comm: Any
     cp_comm: Any
     ep_comm: Any
+    host: Any
     logits: Any
 
 
@@ -91,10 +93,18 @@ def layer_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout)
     cp = _cp_comm_seconds(arch, hw, work, z, lt)
     ep = _ep_comm_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp + cp + ep
+    host = host_wait_seconds(arch, hw, z.rc, per_layer)
+    per_layer = per_layer + host
     # the output layer: steptime's, for a stage that holds it (a one-stage view puts it there)
     _, logits = _busiest_stage(arch, hw, work, replace(z, p=np.ones_like(z.p)), per_layer)
     return LayerSeconds(per_layer=per_layer, compute=lt.forward + lt.backward, recompute=lt.recompute, tp_comm=tp, cp_comm=cp,
-                        ep_comm=ep, logits=logits)  # fmt: skip
+                        ep_comm=ep, host=host, logits=logits)  # fmt: skip
+
+
+def busiest_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> Any:
+    """The layers of the busiest stage of a pipeline of equal-type stages, as :func:`service.core.steptime.step_time`
+    counts them (its data-parallel overlap windows are that stage's)."""
+    return _busiest_stage(arch, hw, work, _sizes(arch, work, lay), layer_seconds(arch, hw, work, lay).per_layer)[0]
 
 
 def reduction_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, layers: Any) -> tuple[Any, Any]:
@@ -182,7 +192,15 @@ class MemoryTables:
     def memory(
         self, cfg: dict[str, Any], layers: Any, *, in_flight: Any, first: Any, last: Any, optimizer_per_param: float
     ) -> StageMemory:
-        """Per-GPU bytes of a stage of ``layers`` layers holding ``in_flight`` micro-batches."""
+        """Per-GPU bytes of a stage of ``layers`` layers holding ``in_flight`` micro-batches.
+
+        The states are ZeRO's terms (:func:`service.core.memory.sharded_states`) for a dense
+        stage in 16 or 32 bits (plans over pools refuse FP8 and fine-tunes), with two differences
+        kept on purpose: each share is left unrounded and the optimizer's bytes are a rate per
+        parameter (the step-time model's, from :func:`service.core.memory.optimizer_state_bytes`),
+        so the memory stays linear in ``layers`` and :func:`service.core.plan_mixed._caps` can
+        solve it for the most layers a stage holds (rounding each term would bend that line by a
+        few bytes); the plan reports each term rounded up once."""
         tp, dp, zero, b, rc = cfg["tp"], cfg["dp"], cfg["zero"], cfg["b"], cfg["rc"]
         params = self.stage_params(tp, layers, first, last)
         shards = np.asarray(dp, dtype=np.float64)

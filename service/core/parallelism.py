@@ -34,6 +34,7 @@ from service.core.pipeline import (
     stage_layers,
 )
 from service.core.recurrent import channel_mix_params, inner_width, mixer_params
+from service.core.shared_blocks import shared_block_norm_params
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -98,8 +99,10 @@ def tensor_parallel_problem(arch: Architecture, tp: int) -> str | None:
     tensor-parallel size); Gated DeltaNet its key and value heads whole (vLLM's ``Qwen3NextGatedDeltaNet``
     divides ``num_k_heads`` and ``num_v_heads`` by the tensor-parallel size, each rank keeping its heads'
     states); Mamba its inner channels (the depthwise convolution and the scan are
-    per channel; vLLM's ``MambaMixer`` column-splits ``intermediate_size``); RWKV is not split (no
-    tensor-parallel implementation of its WKV)."""
+    per channel; vLLM's ``MambaMixer`` column-splits ``intermediate_size``); a short convolution its ``h``
+    channels (vLLM's ``ShortConv`` column-splits ``in_proj`` into B, C and x and runs the depthwise
+    convolution on each rank's channels); RWKV is not split (no tensor-parallel implementation of its
+    WKV)."""
     if tp == 1:
         return None
     if arch.attention_layers and (arch.n_heads % tp or (arch.n_kv_heads % tp and tp % arch.n_kv_heads)):
@@ -114,6 +117,8 @@ def tensor_parallel_problem(arch: Architecture, tp: int) -> str | None:
     ):
         return (f"tp={tp} must divide the Gated DeltaNet layers' linear_n_key_heads={arch.linear_n_key_heads} and "
                 f"linear_n_value_heads={arch.linear_n_value_heads} (heads are split whole)")  # fmt: skip
+    if arch.layers_of(LayerType.SHORT_CONV) and arch.d_model % tp:
+        return f"tp={tp} must divide the short_conv layers' channels d_model={arch.d_model}"
     if arch.layers_of(LayerType.RWKV):
         return f"tp={tp}: RWKV layers are not split over tensor-parallel ranks (no implementation splits WKV); tp must be 1"
     return None
@@ -284,14 +289,19 @@ def stage_block_params(arch: Architecture, layers: int) -> int:
     with as many of its layers routed-expert layers as the model has (the busiest case), the rest
     dense (DeepSeek's first dense layers). The stage holds its share of the model's mixers (attention
     and :func:`service.core.recurrent.mixer_params` with RWKV's channel mixing) and of its layers with
-    an MLP, at the model's mean: exactly ``layers`` of each in a transformer."""
+    an MLP, at the model's mean: exactly ``layers`` of each in a transformer. A stage of a model with
+    shared attention blocks (Zamba) holds every block whole, as each stage runs uses of them."""
     moe_layer = (
         arch.n_experts * mlp_params_per_expert(arch) + router_params_per_layer(arch) + shared_expert_params_per_layer(arch)
     )
-    mixers = arch.attention_layers * attention_params_per_layer(arch) + mixer_params(arch) + channel_mix_params(arch)
-    mlp_layers = -(-layers * arch.mlp_layers // arch.n_layers)
+    blocks = arch.shared_blocks
+    shared = blocks * (attention_params_per_layer(arch) + dense_mlp_params(arch)) + shared_block_norm_params(arch)
+    own_attention = arch.attention_weight_layers - blocks  # attention layers of their own
+    mixers = own_attention * attention_params_per_layer(arch) + mixer_params(arch) + channel_mix_params(arch)
+    mlp_layers = -(-layers * (arch.mlp_layers - arch.shared_attention_layers) // arch.n_layers)
     moe = min(layers, arch.moe_layers, mlp_layers)
-    return -(-layers * mixers // arch.n_layers) + moe * moe_layer + (mlp_layers - moe) * dense_mlp_params(arch)
+    own = -(-layers * mixers // arch.n_layers) + moe * moe_layer + (mlp_layers - moe) * dense_mlp_params(arch)
+    return own + (shared if layers else 0)
 
 
 def expert_params_per_gpu(model: ModelShape, par: Parallelism) -> int:

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from service.core.architecture import Architecture, Ffn, Norm
 from service.core.recurrent import channel_mix_params, mixer_params, recurrent_linear_shapes, recurrent_matmul_weights
+from service.core.shared_blocks import shared_block_norm_params
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -24,8 +25,10 @@ class ParamBreakdown:
     (experts and router) and ``norm`` sum over all layers (``norm`` includes the final norm and an
     embedding norm); ``embedding`` is the token table plus learned positions; ``lm_head`` is 0
     when tied to the embedding (its bias, ``V``, when it has one). In a model with recurrent layers
-    ``attention`` holds every layer's token mixer (attention, or the Mamba, Mamba-2, RWKV time-mix or
-    Gated DeltaNet mixer) and ``mlp`` RWKV's channel mixing with the MLPs.
+    ``attention`` holds every layer's token mixer (attention, or the Mamba, Mamba-2, RWKV time-mix,
+    Gated DeltaNet or short-convolution mixer; a shared attention block's uses their projections and
+    adapters) and ``mlp`` RWKV's channel mixing with the MLPs; a shared block's attention and MLP are
+    counted once a block.
     """
 
     total: int
@@ -58,12 +61,14 @@ def attention_params_per_layer(arch: Architecture) -> int:
     ``Olmo2Attention.q_norm``/``k_norm``); ``attention_sinks`` adds ``a``, one learned sink logit per
     head (``GptOssAttention.sinks``; gpt-oss model card, Architecture). ``attention_output_gate`` widens
     the query projection (and its bias) to ``2*a*d_head``, the gate's half (Qiu et al. 2025, "Gated
-    Attention for Large Language Models", §2; ``Qwen3NextAttention.q_proj``).
+    Attention for Large Language Models", §2; ``Qwen3NextAttention.q_proj``). A shared attention block
+    (Zamba) reads a ``2h``-wide input into Q, K and V (:attr:`Architecture.attention_input_width`).
     """
     if arch.is_mla:
         return mla_params_per_layer(arch)
     h, q, kv, q_proj = arch.d_model, arch.q_dim, arch.kv_dim, arch.q_proj_width
-    weights = h * q_proj + 2 * h * kv + q * h  # q proj (and output gate) + k,v proj + out proj
+    h_in = arch.attention_input_width
+    weights = h_in * q_proj + 2 * h_in * kv + q * h  # q proj (and output gate) + k,v proj + out proj
     qk_norm = 2 * arch.d_head if arch.qk_norm else 0  # RMSNorm over each head's q and k (Qwen3, Gemma 3)
     qk_norm += q + kv if arch.qk_norm_full_width else 0  # RMSNorm over all of q and all of k (OLMo 2)
     qk_norm += arch.n_heads if arch.attention_sinks else 0  # one sink logit per head (gpt-oss)
@@ -102,7 +107,8 @@ def attention_matmul_weights_per_layer(arch: Architecture) -> int:
     """Matrix weights of one layer's attention (what a token multiplies through): Q/K/V/O, or MLA's
     projections (:func:`mla_params_per_layer` without norms and biases)."""
     if not arch.is_mla:  # the output gate's half of the query projection is a matmul too
-        return arch.d_model * (arch.q_proj_width + arch.q_dim) + 2 * arch.d_model * arch.kv_dim
+        h_in = arch.attention_input_width  # 2h into a shared block's Q, K and V (Zamba)
+        return h_in * arch.q_proj_width + arch.d_model * arch.q_dim + 2 * h_in * arch.kv_dim
     h, a = arch.d_model, arch.n_heads
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
     d_c, d_qk = arch.kv_lora_rank or 0, nope + rope
@@ -160,6 +166,8 @@ def count_params(arch: Architecture) -> ParamBreakdown:
     total = embedding (``V*h`` + learned positions ``rows*h`` + an embedding norm)
           + L * (attention + n_experts * mlp + router + norms_per_layer * norm)
           + final norm + LM head (``V*h`` unless tied).
+    A shared attention block's attention, MLP and two norms are counted once a block (Zamba,
+    :mod:`service.core.shared_blocks`), what each use adds with the mixers.
     Source: the formula sheet's parameter section (Transformers Math 101; Narayanan et al. 2021
     §5.1 for ``12*L*h^2`` as the MHA/4h special case), checked against the reference
     implementations' module lists (see tests/core/test_params.py).
@@ -169,14 +177,15 @@ def count_params(arch: Architecture) -> ParamBreakdown:
     embedding = arch.vocab_size * h + arch.learned_position_rows * h
     embedding_norm = norm if arch.embedding_norm else 0
     # token mixers: attention layers, then the recurrent layers' mixers (service.core.recurrent)
-    attention = arch.attention_layers * attention_params_per_layer(arch) + mixer_params(arch)
+    attention = arch.attention_weight_layers * attention_params_per_layer(arch) + mixer_params(arch)
     expert = mlp_params_per_expert(arch)
     router = router_params_per_layer(arch)
     # MoE layers: routed experts + router + shared experts; dense layers (all of a dense model,
     # the first_k_dense of a mixture): one MLP
     moe_layer = arch.n_experts * expert + router + shared_expert_params_per_layer(arch)
-    mlp = arch.moe_layers * moe_layer + arch.dense_mlp_layers * dense_mlp_params(arch) + channel_mix_params(arch)
+    mlp = arch.moe_layers * moe_layer + arch.dense_mlp_weight_layers * dense_mlp_params(arch) + channel_mix_params(arch)
     norms = n_layers * arch.norms_per_layer * norm + norm + embedding_norm  # + final norm
+    norms += shared_block_norm_params(arch)  # a shared block's two norms (Zamba)
     # + V for an LM-head bias (PhiForCausalLM.lm_head), which tying the weight leaves in place
     lm_head = (0 if arch.tied_embeddings else arch.vocab_size * h) + (arch.vocab_size if arch.lm_head_bias else 0)
     total = embedding + attention + mlp + norms + lm_head
@@ -199,7 +208,8 @@ def attention_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     :func:`attention_matmul_weights_per_layer`)."""
     h = arch.d_model
     if not arch.is_mla:
-        return [(1, h, arch.q_proj_width), (2, h, arch.kv_dim), (1, arch.q_dim, h)]
+        h_in = arch.attention_input_width  # 2h into a shared block's Q, K and V (Zamba)
+        return [(1, h_in, arch.q_proj_width), (2, h_in, arch.kv_dim), (1, arch.q_dim, h)]
     a = arch.n_heads
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
     d_c = arch.kv_lora_rank or 0
@@ -222,11 +232,11 @@ def block_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     MLP, in a mixture every routed expert's MLP and the shared experts' one wide MLP, and the recurrent
     layers' projections (:func:`~service.core.recurrent.recurrent_linear_shapes`). Routers, norms, biases,
     embeddings and the LM head are not in it. Their weights add up to the blocks' matmul weights
-    of :func:`count_params`."""
-    shapes = [(arch.attention_layers * n, i, o) for n, i, o in attention_linear_shapes(arch)]
+    of :func:`count_params` (a shared attention block's once a block)."""
+    shapes = [(arch.attention_weight_layers * n, i, o) for n, i, o in attention_linear_shapes(arch)]
     dense_width = (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff
-    if arch.dense_mlp_layers:
-        shapes += [(arch.dense_mlp_layers * n, i, o) for n, i, o in mlp_linear_shapes(arch, dense_width)]
+    if arch.dense_mlp_weight_layers:
+        shapes += [(arch.dense_mlp_weight_layers * n, i, o) for n, i, o in mlp_linear_shapes(arch, dense_width)]
     if arch.moe_layers:
         shapes += [(arch.moe_layers * arch.n_experts * n, i, o) for n, i, o in mlp_linear_shapes(arch, arch.d_ff)]
         if arch.shared_expert_width:
@@ -238,7 +248,7 @@ def active_matmul_weights(arch: Architecture) -> int:
     """Weights that take part in a matrix multiply for one token: Q/K/V/O, the active experts'
     MLPs, the router and the logit projection ``V*h`` (computed even when tied). Biases, norms
     and the embedding lookup cost no matmul FLOPs. Megatron-LM's FLOP count is built the same way
-    (Narayanan et al. 2021 §5.1)."""
+    (Narayanan et al. 2021 §5.1). A shared attention block's weights count once a use (Zamba)."""
     h = arch.d_model
     matrices = 3 if arch.ffn is Ffn.SWIGLU else 2
     attention = attention_matmul_weights_per_layer(arch)
@@ -248,3 +258,14 @@ def active_matmul_weights(arch: Architecture) -> int:
     dense_mlp = matrices * h * ((arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff)
     mixers = arch.attention_layers * attention + recurrent_matmul_weights(arch)  # + Mamba/RWKV projections
     return mixers + arch.moe_layers * moe_mlp + arch.dense_mlp_layers * dense_mlp + arch.vocab_size * h
+
+
+def weight_reads_per_token(arch: Architecture) -> float:
+    """How many times a decode step reads the stored weights, as a multiple of them: once, plus each use of
+    a shared attention block beyond its first reads the block's attention and MLP again (Zamba: a block of
+    Zamba2 7B's is over 600 MB in bf16, far beyond a GPU's L2 cache, so every use streams it from HBM). The
+    block's bytes are taken at the model's mean bytes a parameter."""
+    extra_uses = arch.shared_attention_layers - arch.shared_blocks
+    if extra_uses <= 0:
+        return 1.0
+    return 1.0 + extra_uses * (attention_params_per_layer(arch) + dense_mlp_params(arch)) / count_params(arch).total

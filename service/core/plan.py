@@ -49,9 +49,11 @@ from service.core.memory import (
     Precision,
     TrainingMemory,
     expert_params_per_gpu,
+    memory_fits,
     optimizer_state_bytes,
     params_per_gpu,
     training_memory,
+    usable_bytes,
 )
 from service.core.parallelism import context_parallel_problem, tensor_parallel_problem
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule, schedule_problem
@@ -150,6 +152,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         fused_kernels=spec.fused_kernels,
         moe_load_imbalance=spec.moe_load_imbalance,
         expert_tensor_parallel=spec.expert_tensor_parallel,
+        moe_dispatcher=spec.moe_dispatcher,
     )
 
 
@@ -286,7 +289,9 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
     else:  # the frozen base and its adapters (service.core.finetune), paged states beyond the usable memory
         ftm = finetune_memory(arch, spec.finetune, **options)  # type: ignore[arg-type]
         mem = ftm.memory
-        paged = max(0.0, mem.total_bytes - hw.memory_bytes * spec.usable_memory_fraction) if ftm.paged_optimizer else 0.0
+        paged = (
+            max(0.0, mem.total_bytes - usable_bytes(hw.memory_bytes, spec.usable_memory_fraction)) if ftm.paged_optimizer else 0.0
+        )
         lay = Layout(
             **sizes, params_per_gpu=ftm.trainable_params_per_gpu, expert_params_per_gpu=ftm.trainable_expert_params_per_gpu
         )
@@ -396,7 +401,7 @@ def _searched(arch: Architecture, hw: Hardware, spec: PlanSpec, step_ceiling_sec
     else:
         model_per_token, hardware_per_token = finetune_flops_per_token(arch, ft, spec.seq_len, causal=spec.flash_attention)
     layer_table = _layer_table(arch, spec, axes)
-    usable = hw.memory_bytes * spec.usable_memory_fraction
+    usable = usable_bytes(hw.memory_bytes, spec.usable_memory_fraction)
     considered = feasible = 0
     best: list[dict[str, np.ndarray]] = []
     chunks = [(p, ep) for p in axes["pp"].tolist() for ep in axes["ep"].tolist()]
@@ -412,9 +417,9 @@ def _searched(arch: Architecture, hw: Hardware, spec: PlanSpec, step_ceiling_sec
             continue
         mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, chunk_axes), layer_table)
         considered += len(mem["total"])
-        fits = mem["total"] <= usable
+        fits = memory_fits(mem["total"], hw.memory_bytes, usable_fraction=spec.usable_memory_fraction)
         if ft is not None and ft.spec.paged:  # paged optimizer states may leave the GPU (QLoRA §3)
-            fits |= mem["total"] - mem["optimizer"] <= usable
+            fits |= memory_fits(mem["total"] - mem["optimizer"], hw.memory_bytes, usable_fraction=spec.usable_memory_fraction)
         if not fits.any():
             i = int(np.argmin(mem["total"]))
             if smallest is None or mem["total"][i] < smallest[0]:

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from service.core import pipeline
-from service.core.activations import ceil_divide
 from service.core.adapters import Projection, adapter_params_split, projection_shapes, resolve_targets
 from service.core.architecture import Architecture
 from service.core.base_weights import FLOAT_BYTES, FOUR_BIT, BaseFormat, BaseWeights, base_weight_bytes, quantized_matrix_bytes
@@ -24,16 +23,24 @@ from service.core.compute import AttentionFormula, Recompute
 from service.core.errors import InvalidSpecError
 from service.core.finetune import finetune_training_flops
 from service.core.finetune_activations import layer_delta_bytes
-from service.core.finetune_layout import MODEL_PARALLEL, adapter_bytes, adapter_params_per_gpu, base_bytes_per_gpu, layout_problem
+from service.core.finetune_layout import (
+    MODEL_PARALLEL,
+    adapter_bytes,
+    adapter_params_per_gpu,
+    base_bytes_per_gpu,
+    layout_problem,
+    zero_sharded,
+)
 from service.core.finetune_spec import FinetuneSpec, base_formats, check_rank
-from service.core.fp8 import Fp8Recipe, weight_copy_bytes_per_param
+from service.core.fp8 import Fp8Recipe
 from service.core.memory import (
     PRECISION_BYTES,
     Optimizer,
     Parallelism,
     Precision,
+    ZeroSharding,
     expert_params_per_gpu,
-    fp8_copy_params,
+    fp8_copy_bytes,
     params_per_gpu,
 )
 from service.core.pipeline import PipelineSchedule
@@ -115,36 +122,24 @@ def finetune_shard_table(
             arch, ft.adapter_params - ft.routed_adapter_params, ft.routed_adapter_params, par
         )
         dense, experts = (adapter_bytes(ft.spec, precision, optimizer, n) for n in (a_gpu - a_expert, a_expert))
-        copies = weight_copy_bytes_per_param(fp8_recipe) * fp8_copy_params(arch, p_gpu) if precision is Precision.FP8 else 0
-        values = (base, base_expert, p_gpu - p_expert, p_expert, np.ceil(copies), a_gpu, a_expert, dense.weights,
+        copies = fp8_copy_bytes(arch, p_gpu, fp8_recipe) if precision is Precision.FP8 else 0
+        values = (base, base_expert, p_gpu - p_expert, p_expert, copies, a_gpu, a_expert, dense.weights,
                   experts.weights, dense.gradients, experts.gradients, dense.states, experts.states)  # fmt: skip
         for name, value in zip(SHARD_TERMS, values, strict=True):
             terms[name][idx] = value
     return FinetuneShardTable(terms=terms, dequantization_buffer_bytes=ft.base.dequantization_buffer_bytes)
 
 
-def zero_sharded_arrays(dense: np.ndarray, expert: np.ndarray, applies: np.ndarray, shards: np.ndarray,
-                        expert_shards: np.ndarray) -> np.ndarray:  # fmt: skip
-    """:func:`service.core.memory.zero_sharded_bytes` over arrays."""
-    return np.where(applies, ceil_divide(dense, shards) + ceil_divide(expert, expert_shards), dense + expert)
-
-
-def finetune_state_arrays(
-    table: FinetuneShardTable, shard: tuple[np.ndarray, ...], zero: np.ndarray, offload: np.ndarray, shards: np.ndarray,
-    expert_shards: np.ndarray,
-) -> dict[str, np.ndarray]:  # fmt: skip
-    """Per-GPU weights, gradients and optimizer states (on the GPU and offloaded) of every layout,
-    as :func:`service.core.finetune.finetune_memory` combines them, and the per-GPU parameters the
-    step-time model reads (trainable, frozen)."""
+def finetune_state_arrays(table: FinetuneShardTable, shard: tuple[np.ndarray, ...], zero: ZeroSharding) -> dict[str, np.ndarray]:
+    """Per-GPU weights, gradients and optimizer states (on the GPU and offloaded) of every layout by
+    :func:`service.core.finetune_layout.zero_sharded`, the formula of
+    :func:`service.core.finetune.finetune_memory`, and the per-GPU parameters the step-time model
+    reads (trainable, frozen)."""
     t = {name: table.terms[name][shard] for name in SHARD_TERMS}
-
-    def sharded(name: str, stage: int) -> np.ndarray:
-        return zero_sharded_arrays(t[name], t[f"{name}_expert"], zero >= stage, shards, expert_shards)
-
-    weights = sharded("base", 3) + sharded("weights", 3) + np.where(zero >= 3, 0, t["fp8_copies"])
-    optimizer = sharded("states", 1)
-    return {"weights": weights + table.dequantization_buffer_bytes, "gradients": sharded("gradients", 2),
-            "optimizer": np.where(offload, 0, optimizer), "offloaded": np.where(offload, optimizer, 0),
+    s = zero_sharded(zero, base=(t["base"], t["base_expert"]), adapters=(t["weights"], t["weights_expert"]),
+                     gradients=(t["gradients"], t["gradients_expert"]), states=(t["states"], t["states_expert"]),
+                     fp8_copies=t["fp8_copies"], dequantization_buffer_bytes=table.dequantization_buffer_bytes)  # fmt: skip
+    return {"weights": s.weights, "gradients": s.gradients, "optimizer": s.optimizer, "offloaded": s.cpu_offload,
             "params": t["trainable"], "expert_params": t["trainable_expert"], "base_params": t["base_params"],
             "base_expert_params": t["base_expert_params"]}  # fmt: skip
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from service.core.architecture import Architecture
 from service.core.compute import Recompute
 from service.core.errors import InvalidSpecError
 from service.core.hardware import Hardware
+from service.core.memory import usable_bytes
 from service.core.mixed_stages import (
     MemoryTables,
     StageMemory,
@@ -66,7 +68,9 @@ class Pool:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Stage:
     """One pipeline stage: ``dp x tp`` GPUs of pool ``pool``, its layers, its per-GPU memory and
-    its step-time parts (they sum to the plan's step: its idle time is ``bubble_seconds``)."""
+    its step-time parts (they sum to the plan's step: its idle time is ``bubble_seconds``); the
+    data-parallel ``group`` it belongs to (0: a pipeline across pools is one group), whose
+    replicas each run ``microbatches`` micro-batches a step with ``recompute``."""
 
     gpu: str
     pool: int
@@ -77,6 +81,9 @@ class Stage:
     micro_batch_size: int
     memory: StageMemory
     step: dict[str, float]
+    microbatches: int
+    recompute: Recompute
+    group: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -94,6 +101,8 @@ class MixedPlan:
     tflops_per_gpu: float
     mfu: float
     hfu: float
+    groups: int = 1  # data-parallel groups of different types (service.core.mixed_groups); 1: a pipeline across pools
+    pp: int = 0  # stages of each group's pipeline; 0: every stage is one pipeline's (len(stages))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -146,11 +155,13 @@ def _caps(arch: Architecture, pools: list[Pool], order: tuple[int, ...], g: dict
           spec: PlanSpec, work: Workload) -> list[Any]:  # fmt: skip
     """Per pool of the order: the most layers each of its stages may hold, from the memory of its
     first stage (the most micro-batches in flight) and its last (the output layer on the last pool),
-    each linear in the layers (:class:`service.core.mixed_stages.MemoryTables`)."""
+    each linear in the layers (:class:`service.core.mixed_stages.MemoryTables`): the planner's fit
+    rule (:func:`service.core.memory.memory_fits`, ``usable_memory_fraction`` of each pool's
+    memory) solved for the layers."""
     caps, start, last_pool = [], np.zeros_like(g["P"]), len(order) - 1
     for s, k in enumerate(order):
         pp, cfg = g[f"pp{s}"], _segment(g, s)
-        usable = pools[k].hardware.memory_bytes * spec.usable_memory_fraction
+        usable = usable_bytes(pools[k].hardware.memory_bytes, spec.usable_memory_fraction)
         cap = np.full(len(pp), np.inf)
         for position, first, last in (
             (start, s == 0, (s == last_pool) & (pp == 1)),
@@ -297,7 +308,7 @@ def _materialize(arch: Architecture, pools: list[Pool], order: tuple[int, ...], 
                        step=step)  # fmt: skip
         memory = StageMemory(**{name: int(np.ceil(getattr(mem, name))) for name in StageMemory.__slots__})
         stages.append(Stage(gpu=pools[k].gpu, pool=k, n_gpus=dp * row[f"tp{s}"], layers=layers, tp=row[f"tp{s}"], dp=dp,
-                            micro_batch_size=b, memory=memory, step=parts))  # fmt: skip
+                            micro_batch_size=b, memory=memory, step=parts, microbatches=m, recompute=RECOMPUTES[rc]))  # fmt: skip
     busiest = max(range(len(built)), key=lambda i: built[i][4])
     reducing = max(range(len(built)), key=lambda i: built[i][5] + built[i][6])
     plan_parts = dict(stages[busiest].step) | {"dp_comm_seconds": built[reducing][5], "optimizer_seconds": built[reducing][6]}
@@ -320,9 +331,27 @@ def _parts(
     parts = {"compute_seconds": m * (layers * float(sec.compute) + logits), "recompute_seconds": m * layers * float(sec.recompute),
              "tp_comm_seconds": m * layers * float(sec.tp_comm), "cp_comm_seconds": m * layers * float(sec.cp_comm),
              "ep_comm_seconds": m * layers * float(sec.ep_comm), "pp_comm_seconds": pp_comm, "bubble_seconds": 0.0,
-             "dp_comm_seconds": dp, "optimizer_seconds": opt}  # fmt: skip
+             "dp_comm_seconds": dp, "optimizer_seconds": opt, "host_seconds": m * layers * float(sec.host)}  # fmt: skip
     parts["bubble_seconds"] = max(0.0, step - sum(parts.values()))
     return parts
+
+
+def search_each(items: list[Any], search: Callable[[Any], tuple[int, int, list[tuple[float, Any]]]], started: float,
+                spec: PlanSpec) -> tuple[int, int, int, list[tuple[float, Any]]]:  # fmt: skip
+    """Each item searched in turn (``search``: layouts considered, fitting, candidates (step, what)),
+    at least one, until ``spec.time_limit_seconds`` from ``started``: (items done, considered,
+    fitting, the ``top_k + REPRICED`` fastest candidates)."""
+    considered = feasible = done = 0
+    found: list[tuple[float, Any]] = []
+    for item in items:
+        if done and time.perf_counter() - started > spec.time_limit_seconds:
+            break
+        done += 1
+        seen, fits, candidates = search(item)
+        considered, feasible = considered + seen, feasible + fits
+        found.extend(candidates)
+    found.sort(key=lambda f: f[0])
+    return done, considered, feasible, found[: spec.top_k + REPRICED]
 
 
 def validate_pools(arch: Architecture, pools: list[Pool], spec: PlanSpec) -> None:
@@ -362,22 +391,16 @@ def plan_mixed(
         for c in itertools.combinations(range(len(pools)), r)
         for o in itertools.permutations(c)
     ]
-    considered = feasible = 0
-    found: list[tuple[float, tuple[int, ...], dict[str, int]]] = []
-    done = 0
-    for order in orders:
-        if done and time.perf_counter() - started > spec.time_limit_seconds:
-            break
-        done += 1
+
+    def search(order: tuple[int, ...]) -> tuple[int, int, list[tuple[float, Any]]]:
         seen, fits, best = _search_order(arch, pools, order, spec, work, tables, between_pools_bytes_per_s)
-        considered, feasible = considered + seen, feasible + fits
-        if best is not None:
-            found.extend((float(best["_step"][i]), order, {name: int(a[i]) for name, a in best.items() if name != "_step"})
-                         for i in range(len(best["P"])))  # fmt: skip
-    found.sort(key=lambda f: f[0])
-    found = found[: spec.top_k + REPRICED]
+        rows = [] if best is None else [(float(best["_step"][i]), (order, {name: int(a[i]) for name, a in best.items() if name != "_step"}))
+                                        for i in range(len(best["P"]))]  # fmt: skip
+        return seen, fits, rows
+
+    done, considered, feasible, found = search_each(orders, search, started, spec)
     plans = [
-        _materialize(arch, pools, order, row, spec, work, tables, between_pools_bytes_per_s, flops) for _, order, row in found
+        _materialize(arch, pools, order, row, spec, work, tables, between_pools_bytes_per_s, flops) for _, (order, row) in found
     ]
     plans.sort(key=lambda p: (p.step_seconds, max(st.memory.total for st in p.stages)))
     plans = plans[: spec.top_k]

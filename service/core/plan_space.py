@@ -3,8 +3,9 @@ layout of a chunk as flat arrays, and each layout's per-GPU memory over those ar
 
 :class:`PlanSpec` says what to plan; :func:`_axes` the values of each dimension; :func:`_grid` keeps
 the layouts that obey the rules of :mod:`service.core.plan` (Narayanan et al. 2021 §3; Korthikanti
-et al. 2022 §4); :func:`_memory_arrays` prices their memory as
-:func:`service.core.memory.training_memory` does for Megatron-LM's fused kernels, from per-shard
+et al. 2022 §4); :func:`_memory_arrays` prices their memory with the
+formulas :func:`service.core.memory.training_memory` itself calls (:func:`service.core.memory.sharded_states`,
+:func:`service.core.activations.stage_peak_bytes`), for Megatron-LM's fused kernels, from per-shard
 terms of the scalar core (:func:`_shard_table`, :func:`_layer_table`); :func:`_flops_per_token` the
 FLOPs that MFU and HFU count. :mod:`service.core.plan` searches this space, ranks the layouts and
 re-exports these names.
@@ -24,17 +25,18 @@ from service.core.activations import ActivationOptions, layer_activation_bytes, 
 from service.core.architecture import Architecture
 from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.finetune_spec import FinetuneSpec
-from service.core.fp8 import Fp8Recipe, weight_copy_bytes_per_param
+from service.core.fp8 import Fp8Recipe
 from service.core.kernels import MEGATRON, resolve_kernels
 from service.core.memory import (
     PRECISION_BYTES,
     Optimizer,
     Parallelism,
     Precision,
+    ZeroSharding,
     expert_params_per_gpu,
-    fp8_copy_params,
-    optimizer_state_bytes,
+    optimizer_shard_bytes,
     params_per_gpu,
+    sharded_states,
 )
 from service.core.parallelism import context_parallel_problem, tensor_parallel_problem
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule
@@ -45,9 +47,9 @@ from service.core.plan_finetune import (
     finetune_shard_table,
     finetune_state_arrays,
     resolve_finetune,
-    zero_sharded_arrays,
 )
 from service.core.steptime import RECOMPUTE_CODES, Hardware
+from service.core.steptime_moe import MoeDispatcher
 
 RECOMPUTES = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL)
 MICRO_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -88,6 +90,7 @@ class PlanSpec:
     fused_kernels: bool = True
     moe_load_imbalance: float = 1.0
     expert_tensor_parallel: int | None = None
+    moe_dispatcher: MoeDispatcher = MoeDispatcher.DEEPEP
     finetune: FinetuneSpec | None = None
 
     def expert_fold(self, tp: Any) -> Any:
@@ -229,8 +232,7 @@ def _cached_shard_table(arch: Architecture, optimizer: Optimizer, precision: Pre
                           expert_tensor_parallel=expert_tensor_parallel)  # fmt: skip
         total, experts = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
         dense[idx], expert[idx] = total - experts, experts
-        optimizer_dense[idx] = optimizer_state_bytes(total - experts, optimizer, precision, arch)
-        optimizer_expert[idx] = optimizer_state_bytes(experts, optimizer, precision, arch) if experts else 0
+        optimizer_dense[idx], optimizer_expert[idx] = optimizer_shard_bytes(total - experts, experts, optimizer, precision, arch)
     for table in (dense, expert, optimizer_dense, optimizer_expert):
         table.flags.writeable = False
     return _ShardTable(dense=dense, expert=expert, optimizer_dense=optimizer_dense, optimizer_expert=optimizer_expert)
@@ -291,22 +293,23 @@ def _memory_arrays(
     shard_table: _ShardTable | FinetuneShardTable,
     layer_table: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Per-GPU bytes of every layout, as :func:`service.core.memory.training_memory` combines
-    the per-shard terms (ZeRO over ``dp * cp``, experts over ``dp * cp / ep``, offload, the
-    busiest stage's activations); a fine-tune's as :func:`service.core.finetune.finetune_memory`
-    (:func:`service.core.plan_finetune.finetune_state_arrays`)."""
+    """Per-GPU bytes of every layout by the scalar core's own formulas over arrays: the states by
+    :func:`service.core.memory.sharded_states` (ZeRO over ``dp * cp``, experts over ``dp * cp / ep``,
+    offload), a fine-tune's by :func:`service.core.finetune_layout.zero_sharded`
+    (:func:`service.core.plan_finetune.finetune_state_arrays`), the busiest stage's activations by
+    :func:`service.core.activations.stage_peak_bytes`, as :func:`service.core.memory.training_memory`
+    combines them."""
     pb = PRECISION_BYTES[spec.precision]
     t, p, c = g["tp"], g["pp"], g["cp"]
     code = g["pipeline_schedule"]
     copies = (code == pipeline.DUALPIPE) & (p > 1)
     shard = (copies.astype(np.int64), g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
-    shards = (g["dp"] * c).astype(np.float64)
-    expert_shards = shards * spec.expert_fold(t) / g["ep"]  # folded: tp*dp*cp/ep
-    z = g["zero_stage"]
+    zero = ZeroSharding(stage=g["zero_stage"], offload=g["offload_optimizer"], shards=(g["dp"] * c).astype(np.float64),
+                        ep=g["ep"], fold=spec.expert_fold(t))  # fmt: skip
     if isinstance(shard_table, FinetuneShardTable):
-        states = finetune_state_arrays(shard_table, shard, z, g["offload_optimizer"], shards, expert_shards)
+        states = finetune_state_arrays(shard_table, shard, zero)
     else:
-        states = _state_arrays(arch, spec, shard_table, shard, z, g["offload_optimizer"], shards, expert_shards)
+        states = _state_arrays(arch, spec, shard_table, shard, zero)
 
     layer = layer_table[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
     # the stage's total, by the lines service.core.activations.stage_activation_bytes uses
@@ -322,28 +325,17 @@ def _memory_arrays(
 
 
 def _state_arrays(
-    arch: Architecture, spec: PlanSpec, shard_table: _ShardTable, shard: tuple[np.ndarray, ...], z: np.ndarray,
-    offload: np.ndarray, shards: np.ndarray, expert_shards: np.ndarray,
-) -> dict[str, np.ndarray]:  # fmt: skip
+    arch: Architecture, spec: PlanSpec, shard_table: _ShardTable, shard: tuple[np.ndarray, ...], zero: ZeroSharding
+) -> dict[str, np.ndarray]:
     """Per-GPU weights, gradients and optimizer states (on the GPU and offloaded) of pre-training's
-    layouts, and the parameters of each GPU's shard."""
-    pb = PRECISION_BYTES[spec.precision]
+    layouts (:func:`service.core.memory.sharded_states` over the shard table's terms), and the
+    parameters of each GPU's shard."""
     dense, expert = shard_table.dense[shard], shard_table.expert[shard]
-
-    def sharded(dense_bytes: np.ndarray, expert_bytes: np.ndarray, applies: np.ndarray) -> np.ndarray:
-        return zero_sharded_arrays(dense_bytes, expert_bytes, applies, shards, expert_shards)
-
-    weights = sharded(pb.weight * dense, pb.weight * expert, z >= 3)
-    if spec.precision is Precision.FP8:  # FP8 weight copies below ZeRO-3, as service.core.memory.training_memory counts them
-        per_param = weight_copy_bytes_per_param(spec.fp8_recipe)
-        copies = np.ceil(per_param * fp8_copy_params(arch, dense)) + np.ceil(per_param * fp8_copy_params(arch, expert))
-        weights = weights + np.where(z >= 3, 0, copies)
-    gradients = sharded(pb.gradient * dense, pb.gradient * expert, z >= 2)
-    optimizer = sharded(shard_table.optimizer_dense[shard], shard_table.optimizer_expert[shard], z >= 1)
-    offloaded = np.where(offload, optimizer, 0)
-    optimizer = np.where(offload, 0, optimizer)
-    return {"params": dense + expert, "expert_params": expert, "weights": weights, "gradients": gradients,
-            "optimizer": optimizer, "offloaded": offloaded}  # fmt: skip
+    s = sharded_states(arch, spec.precision, zero, dense_params=dense, expert_params=expert,
+                       optimizer_dense=shard_table.optimizer_dense[shard], optimizer_expert=shard_table.optimizer_expert[shard],
+                       fp8_recipe=spec.fp8_recipe)  # fmt: skip
+    return {"params": dense + expert, "expert_params": expert, "weights": s.weights, "gradients": s.gradients,
+            "optimizer": s.optimizer, "offloaded": s.offloaded}  # fmt: skip
 
 
 def _flops_per_token(arch: Architecture, seq_len: int, causal: bool) -> tuple[float, np.ndarray]:

@@ -1,4 +1,5 @@
-"""The layers that keep a fixed-size state instead of a KV cache: Mamba, Mamba-2, RWKV and Gated DeltaNet.
+"""The layers that keep a fixed-size state instead of a KV cache: Mamba, Mamba-2, RWKV, Gated DeltaNet and
+LFM2's gated short convolution.
 
 Parameter counts follow the modules of the reference implementations in ``transformers``
 (``MambaMixer``, ``Mamba2Mixer``, ``JambaMambaMixer``) term by term, RWKV's (4, 6 and 7) those of
@@ -6,13 +7,16 @@ Parameter counts follow the modules of the reference implementations in ``transf
 counted. Symbols: h ``d_model``, I = ``ssm_expand * h`` the inner width, N ``ssm_state_size``,
 K ``ssm_conv_kernel``, R ``ssm_dt_rank``, H ``ssm_n_heads`` of P ``ssm_head_dim``, G ``ssm_n_groups``,
 f ``d_ff``; Gated DeltaNet (:func:`deltanet_sizes`): ``H_k`` key heads of ``d_k``, ``H_v`` value heads of
-``d_v``, ``K_l`` convolution taps. Pure Python.
+``d_v``, ``K_l`` convolution taps; a short convolution's ``K_s`` taps (``short_conv_kernel``). Zamba's
+shared attention layers are Mamba or Mamba-2 layers here; what their uses add beyond the shared block
+(a projection, Zamba2's adapters) is :mod:`service.core.shared_blocks`'. Pure Python.
 """
 
 from __future__ import annotations
 
 from service.core import rwkv as rwkv_layers
 from service.core.architecture import Architecture, LayerType
+from service.core.shared_blocks import shared_use_linear_shapes, shared_use_params
 
 SSD_CHUNK_TOKENS = 256
 """Chunk length Q of Mamba-2's chunked SSD algorithm (``Mamba2Config.chunk_size`` and the
@@ -105,13 +109,32 @@ def deltanet_mixer_params(arch: Architecture) -> int:
     return linear + deltanet_conv_width(arch) * k + 2 * hv + dv
 
 
+def short_conv_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
+    """``(count, in, out)`` of one short convolution's linear layers (``Lfm2ShortConv``): ``in_proj``
+    ``h x 3h`` (the gates B and C and the input x) and ``out_proj`` ``h x h``."""
+    h = arch.d_model
+    return [(1, h, 3 * h), (1, h, h)]
+
+
+def short_conv_params(arch: Architecture) -> int:
+    """Parameters of one gated short convolution (``Lfm2ShortConv``; Liquid AI 2025, the LFM2 model
+    cards' "double-gated short-range convolution"): ``in_proj`` ``h x 3h``, the depthwise ``conv``
+    ``h*K_s`` and ``out_proj`` ``h x h``; ``short_conv_bias`` (``conv_bias``) adds the biases of all three,
+    ``3h + h + h``."""
+    h, k = arch.d_model, arch.short_conv_kernel or 0
+    return 4 * h * h + h * k + (5 * h if arch.short_conv_bias else 0)
+
+
 def mixer_params(arch: Architecture) -> int:
-    """Parameters of every recurrent layer's mixer (0 for a transformer)."""
+    """Parameters of every recurrent layer's mixer (0 for a transformer), and what each use of a shared
+    attention block adds beside the block (:func:`service.core.shared_blocks.shared_use_params`)."""
     return (
         arch.layers_of(LayerType.MAMBA) * mamba_mixer_params(arch)
         + arch.layers_of(LayerType.MAMBA2) * mamba2_mixer_params(arch)
         + rwkv_layers.mixer_params(arch)
         + arch.layers_of(LayerType.GATED_DELTANET) * deltanet_mixer_params(arch)
+        + arch.layers_of(LayerType.SHORT_CONV) * short_conv_params(arch)
+        + shared_use_params(arch)
     )
 
 
@@ -124,7 +147,8 @@ def recurrent_matmul_weights(arch: Architecture) -> int:
     """Weights a token multiplies through in the recurrent layers, all of them: the mixers'
     projections and convolution taps (:func:`mamba_mixer_params` and :func:`mamba2_mixer_params`
     without biases, norms, ``A_log``, ``D`` and ``dt_bias``), RWKV's time-mix and channel-mix matrices
-    and LoRAs (:func:`service.core.rwkv.matmul_weights`), Gated DeltaNet's projections and convolution taps."""
+    and LoRAs (:func:`service.core.rwkv.matmul_weights`), Gated DeltaNet's projections and convolution taps,
+    a short convolution's projections and taps, the shared attention layers' per-use projections and adapters."""
     h, inner, n, k, r = _mamba_sizes(arch)
     mamba = h * 2 * inner + inner * k + inner * (r + 2 * n) + r * inner + inner * h
     conv = mamba2_conv_width(arch)
@@ -134,6 +158,8 @@ def recurrent_matmul_weights(arch: Architecture) -> int:
         + arch.layers_of(LayerType.MAMBA2) * mamba2
         + rwkv_layers.matmul_weights(arch)
         + arch.layers_of(LayerType.GATED_DELTANET) * _deltanet_matmul_weights(arch)
+        + arch.layers_of(LayerType.SHORT_CONV) * (4 * h * h + h * (arch.short_conv_kernel or 0))
+        + shared_use_params(arch)
     )
 
 
@@ -147,7 +173,9 @@ def recurrent_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     a weight quantiser converts; convolutions, ``A_log``, ``D`` and norms stay): Mamba's ``in_proj``,
     ``x_proj``, ``dt_proj`` and ``out_proj``; Mamba-2's ``in_proj`` and ``out_proj``; RWKV's time-mix and
     channel-mix matrices and LoRAs (:func:`service.core.rwkv.linear_shapes`); Gated DeltaNet's
-    :func:`deltanet_linear_shapes`."""
+    :func:`deltanet_linear_shapes`; a short convolution's :func:`short_conv_linear_shapes`; the shared
+    attention layers' per-use projections and adapters
+    (:func:`service.core.shared_blocks.shared_use_linear_shapes`)."""
     h, inner, n, r = arch.d_model, inner_width(arch), arch.ssm_state_size or 0, arch.ssm_dt_rank or 0
     shapes: list[tuple[int, int, int]] = []
     if mamba := arch.layers_of(LayerType.MAMBA):
@@ -157,7 +185,9 @@ def recurrent_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     shapes += rwkv_layers.linear_shapes(arch)
     if deltanet := arch.layers_of(LayerType.GATED_DELTANET):
         shapes += [(deltanet * n, i, o) for n, i, o in deltanet_linear_shapes(arch)]
-    return shapes
+    if short_conv := arch.layers_of(LayerType.SHORT_CONV):
+        shapes += [(short_conv * n, i, o) for n, i, o in short_conv_linear_shapes(arch)]
+    return shapes + shared_use_linear_shapes(arch)
 
 
 def recurrence_flops_per_token(arch: Architecture, *, decode: bool = False) -> float:
@@ -174,7 +204,8 @@ def recurrence_flops_per_token(arch: Architecture, *, decode: bool = False) -> f
     mode; ``mamba_ssm``'s ``selective_state_update``).
     RWKV: the WKV recurrence, RWKV-4's 23 FLOPs per channel, RWKV-6/7's chunked kernels and decoding step
     (:func:`service.core.rwkv.wkv_flops_per_token`).
-    Gated DeltaNet: :func:`deltanet_flops_per_token`."""
+    Gated DeltaNet: :func:`deltanet_flops_per_token`. A short convolution: its two gates ``B*x`` and
+    ``C*y``, ``2h`` (``Lfm2ShortConv.slow_forward``; the taps are matmul weights), the same per step."""
     inner, n = inner_width(arch), arch.ssm_state_size or 0
     mamba = (MAMBA_SCAN_FLOPS_PER_ELEMENT * n + 2) * inner
     heads, p, g = arch.ssm_n_heads or 0, arch.ssm_head_dim or 0, arch.ssm_n_groups or 0
@@ -188,6 +219,7 @@ def recurrence_flops_per_token(arch: Architecture, *, decode: bool = False) -> f
         + arch.layers_of(LayerType.MAMBA2) * mamba2
         + rwkv_layers.wkv_flops_per_token(arch, decode=decode)
         + arch.layers_of(LayerType.GATED_DELTANET) * deltanet_flops_per_token(arch, decode=decode)
+        + arch.layers_of(LayerType.SHORT_CONV) * 2 * arch.d_model
     )
 
 
@@ -223,7 +255,8 @@ def state_elements_per_sequence(arch: Architecture) -> int:
     matrix per head and two token-shift vectors; Peng et al. 2023 §3.4, 2024, 2025). Gated
     DeltaNet: the convolution's last ``K_l`` inputs over q, k, v and a ``d_k x d_v`` matrix per value head
     (Yang et al. 2024 §3; transformers' ``conv_states`` of ``conv_dim x K_l`` and ``recurrent_states`` of
-    ``H_v x d_k x d_v``)."""
+    ``H_v x d_k x d_v``). A short convolution: its last ``K_s`` inputs, ``h*K_s`` (transformers'
+    ``conv_states`` of ``hidden_size x conv_L_cache``; the decode step ``causal_conv1d_update`` shifts it)."""
     inner, n, k = inner_width(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0
     mamba = inner * k + inner * n
     mamba2 = mamba2_conv_width(arch) * k + (arch.ssm_n_heads or 0) * (arch.ssm_head_dim or 0) * n
@@ -234,6 +267,7 @@ def state_elements_per_sequence(arch: Architecture) -> int:
         + arch.layers_of(LayerType.MAMBA2) * mamba2
         + rwkv_layers.state_elements(arch)
         + arch.layers_of(LayerType.GATED_DELTANET) * deltanet
+        + arch.layers_of(LayerType.SHORT_CONV) * arch.d_model * (arch.short_conv_kernel or 0)
     )
 
 

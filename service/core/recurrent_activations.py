@@ -1,7 +1,7 @@
 """What a recurrent layer's mixer keeps for the backward pass, as the fused training kernels keep it.
 
 Mixers: Mamba, Mamba-2, RWKV (4, 6 and 7: :func:`service.core.rwkv.saved_bytes_per_token` for the latter
-two) and Gated DeltaNet.
+two), Gated DeltaNet and LFM2's gated short convolution.
 
 A transformer layer's kept tensors follow Korthikanti et al. 2022 (:mod:`service.core.activations`);
 a Mamba, Mamba-2 or RWKV mixer keeps what its training kernel saves with ``save_for_backward``,
@@ -17,9 +17,10 @@ attention block). Symbols as in :mod:`service.core.recurrent`: h ``d_model``, I 
 N the state size, R Mamba's step-size rank, H Mamba-2's heads, G its groups, f ``d_ff``.
 
 Not measured: these kernels run on CUDA only (``selective_scan_cuda``, the Triton SSD kernels, the
-WKV kernel); on the CPU transformers runs its reference loops instead, which keep far more. RWKV-6/7
-are the exception: fla's Triton kernels run on the CPU in Triton's interpreter
-(``validation/measure_rwkv_layers.py``). Pure Python.
+WKV kernel); on the CPU transformers runs its reference torch code instead, which keeps far more: the
+``cpu`` device convention counts that code (:mod:`service.core.recurrent_activations_cpu`, measured).
+RWKV-6/7 are the exception: fla's Triton kernels run on the CPU too, in Triton's interpreter
+(``validation/measure_rwkv_layers.py``), so both conventions keep their count. Pure Python.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import math
 from dataclasses import dataclass
 
 from service.core.architecture import Architecture, LayerType
+from service.core.kernels import DeviceConvention
 from service.core.recurrent import DELTA_CHUNK_TOKENS, deltanet_conv_width, deltanet_sizes, inner_width
+from service.core.recurrent_activations_cpu import cpu_mixer_bytes
 from service.core.rwkv import saved_bytes_per_token as rwkv_saved_bytes_per_token
 
 SCAN_CHUNK_TOKENS = 2048
@@ -37,7 +40,7 @@ imaginary parts, fp32) at the end of every chunk for the backward pass (``kChunk
 state-spaces/mamba ``csrc/selective_scan``; the ``x`` it returns has ``n_chunks x 2*dstate``
 values per channel)."""
 FP32_BYTES = 4
-RECURRENT_TYPES = (LayerType.MAMBA, LayerType.MAMBA2, LayerType.RWKV, LayerType.GATED_DELTANET)
+RECURRENT_TYPES = (LayerType.MAMBA, LayerType.MAMBA2, LayerType.RWKV, LayerType.GATED_DELTANET, LayerType.SHORT_CONV)
 """The mixers counted here."""
 
 
@@ -52,12 +55,20 @@ class MixerActivations:
 
 
 def mixer_activation_bytes(
-    arch: Architecture, kind: LayerType, *, seq_len: int, micro_batch_size: int, element_bytes: int, tp: int = 1
-) -> MixerActivations:
+    arch: Architecture, kind: LayerType, *, seq_len: int, micro_batch_size: int, element_bytes: int, tp: int = 1,
+    device: DeviceConvention = DeviceConvention.CUDA,
+) -> MixerActivations:  # fmt: skip
     """The kept bytes of one ``kind`` mixer (one of :data:`RECURRENT_TYPES`) for ``micro_batch_size``
-    sequences of ``seq_len`` tokens in ``element_bytes``-byte activations, on one of ``tp`` ranks."""
+    sequences of ``seq_len`` tokens in ``element_bytes``-byte activations, on one of ``tp`` ranks. On
+    the ``cpu`` convention Mamba, Mamba-2 and RWKV-4 follow transformers' reference torch code
+    (:mod:`service.core.recurrent_activations_cpu`); Gated DeltaNet, RWKV-6/7 (fla's kernels, which run on
+    the CPU in Triton's interpreter) and the short convolution (the same code on either device) keep the
+    counts below."""
     tokens, e = seq_len * micro_batch_size, element_bytes
     h = arch.d_model
+    if device is DeviceConvention.CPU and _has_cpu_count(arch, kind):
+        kept = cpu_mixer_bytes(arch, kind, seq_len=seq_len, micro_batch_size=micro_batch_size, element_bytes=e)
+        return MixerActivations(replicated_bytes=e * tokens * h, sharded_bytes=math.ceil(kept / tp))
     if kind is LayerType.MAMBA2:
         per_token, per_sequence = _mamba2(arch, e)
     elif kind is LayerType.MAMBA:
@@ -67,10 +78,18 @@ def mixer_activation_bytes(
         per_sequence = 0
     elif kind is LayerType.GATED_DELTANET:
         per_token, per_sequence = _gated_deltanet(arch, e), 0
+    elif kind is LayerType.SHORT_CONV:
+        per_token, per_sequence = _short_conv(arch, e), 0
     else:
         raise ValueError(f"{kind} is not a recurrent mixer")
     sharded = math.ceil((per_token * tokens + per_sequence * micro_batch_size) / tp)
     return MixerActivations(replicated_bytes=e * tokens * h, sharded_bytes=sharded)
+
+
+def _has_cpu_count(arch: Architecture, kind: LayerType) -> bool:
+    """Whether the CPU convention has its own count for ``kind``: Mamba, Mamba-2 and RWKV-4 (RWKV-6/7 run
+    fla's kernels on either device)."""
+    return kind in (LayerType.MAMBA, LayerType.MAMBA2) or (kind is LayerType.RWKV and (arch.rwkv_version or 4) == 4)
 
 
 def _mamba2(arch: Architecture, e: int) -> tuple[int, int]:
@@ -143,3 +162,12 @@ def _gated_deltanet(arch: Architecture, e: int) -> int:
     kernel = e * (2 * hv * dk + value + hv + DELTA_CHUNK_TOKENS * hv) + FP32_BYTES * 3 * hv  # q, k, v, beta, A; rstd, g
     around = e * (deltanet_conv_width(arch) + 3 * value) + FP32_BYTES * 3 * hv  # conv input, o, z, norm out; fp32
     return kernel + around
+
+
+def _short_conv(arch: Architecture, e: int) -> int:
+    """LFM2's gated short convolution as ``Lfm2ShortConv`` runs under autograd (``causal_conv1d_fn``, or
+    ``F.conv1d`` without the kernel, saves its input as any convolution does): beyond the ``in_proj``
+    input, the product ``B*x`` keeps both factors, views of ``in_proj``'s ``3h``-wide output, which the
+    later ``C*y`` reads too (the whole output is kept); the convolution its input ``B*x``; ``C*y`` the
+    convolution's output; ``out_proj`` its input: ``3h + h + h + h``."""
+    return e * 6 * arch.d_model

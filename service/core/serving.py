@@ -42,13 +42,20 @@ from service.core.compute import attention_score_flops_per_token
 from service.core.dtypes import Dtype
 from service.core.engines import LAYER_OVERHEAD_SECONDS, VLLM_HOST_OVERHEAD_SECONDS
 from service.core.errors import InvalidSpecError
-from service.core.memory import cached_tokens, kv_cache_bytes, kv_cache_tensor_shards, state_cache_bytes_per_sequence
+from service.core.memory import (
+    cached_tokens,
+    kv_cache_bytes,
+    kv_cache_tensor_shards,
+    memory_fits,
+    state_cache_bytes_per_sequence,
+)
 from service.core.parallelism import tensor_parallel_problem
 from service.core.params import (
     active_matmul_weights,
     block_linear_shapes,
     count_params,
     mlp_linear_shapes,
+    weight_reads_per_token,
 )
 from service.core.recurrent import recurrent_linear_shapes
 from service.core.speculative import Speculation, cached_prefix_tokens
@@ -177,7 +184,10 @@ class Replica:
 
 def usable_memory_bytes(memory_bytes: int, tp: int, *, utilization: float, reserve_bytes: int) -> int:
     """What a replica of ``tp`` GPUs of ``memory_bytes`` each may fill: ``tp * (memory *
-    utilization - reserve)``."""
+    utilization - reserve)``, vLLM's budget (``gpu_memory_utilization`` of each GPU, in whole
+    bytes) less :data:`RUNTIME_RESERVE_BYTES`. A rule of its own, not the training one
+    (:func:`service.core.memory.memory_fits`): an engine claims this share up front and fills what
+    the weights leave with KV-cache blocks, so serving sizes its batch by that cache."""
     return max(0, tp * (math.floor(memory_bytes * utilization) - reserve_bytes))
 
 
@@ -188,8 +198,9 @@ def _attention_shapes_per_gpu(arch: Architecture, tp: int) -> list[tuple[int, fl
     ``kv_a``) are not split, the up-projections are column-split
     (:func:`service.core.params.attention_linear_shapes` for the full shapes)."""
     h = arch.d_model
-    if not arch.is_mla:
-        return [(1, h, arch.q_proj_width / tp), (2, h, arch.kv_dim / min(tp, arch.n_kv_heads)), (1, arch.q_dim / tp, h)]
+    if not arch.is_mla:  # Q, K and V read 2h in Zamba's shared block (Architecture.attention_input_width)
+        h_in = arch.attention_input_width
+        return [(1, h_in, arch.q_proj_width / tp), (2, h_in, arch.kv_dim / min(tp, arch.n_kv_heads)), (1, arch.q_dim / tp, h)]
     a, d_c = arch.n_heads, arch.kv_lora_rank or 0
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
     if arch.q_lora_rank:
@@ -207,7 +218,10 @@ def _mlp_shapes_per_gpu(arch: Architecture, d_ff: int, tp: int) -> list[tuple[in
 
 
 @functools.lru_cache(maxsize=4096)  # pure; a replica at every batch asks it again
-def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2) -> float:
+def prefill_seconds(
+    arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2,
+    attention_peak_flops_per_s: float | None = None,
+) -> float:  # fmt: skip
     """One prompt through the replica: every matmul on its per-GPU shape (tensor parallelism splits
     each projection's output, or its input for the output and down projections; an MLA latent's
     down-projections are not split), the causal attention core over the prompt at the
@@ -216,7 +230,9 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
     activations per layer (Shoeybi et al. 2019 §3). Routed experts see their share of the tokens;
     dense first layers and shared experts see every token. Recurrent layers (``layer_types``) run
     their projections (:func:`~service.core.recurrent.recurrent_linear_shapes`, column-split) instead
-    of attention's; their scans are left out (small beside the projections at Mamba's sizes)."""
+    of attention's; their scans are left out (small beside the projections at Mamba's sizes). The
+    attention core runs at ``attention_peak_flops_per_s`` times the kernel's measured fraction
+    (None: the matmuls' peak; :func:`attention_peak_flops_per_s` by the KV cache's format)."""
     if prompt_tokens == 0:
         return 0.0
     n, h, L = prompt_tokens, arch.d_model, arch.n_layers
@@ -235,7 +251,8 @@ def prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens:
         if arch.shared_expert_width:  # one MLP of the shared experts' total width
             mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
     forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)  # the kernel's measured rate at this prompt
-    core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (hw.peak_flops_per_s * forward_fraction)
+    peak = attention_peak_flops_per_s or hw.peak_flops_per_s
+    core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (peak * forward_fraction)
     comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
     logits = matmul_seconds(1, h, arch.vocab_size / tp, hw, element_bytes)
     return float(attention + mlp + core + L * comm + logits)
@@ -245,7 +262,8 @@ def decode_step_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, batch: np.ndarray | int | float, context_tokens: float, weights_bytes: int,
     kv_bytes_per_token: int, tokens_per_sequence: int = 1, state_bytes_per_sequence: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """One decode step for ``batch`` sequences at a mean context: the weights read once and every
+    """One decode step for ``batch`` sequences at a mean context: the weights read once (a shared
+    attention block once a use: :func:`service.core.params.weight_reads_per_token`) and every
     sequence's KV cache (and a recurrent layer's state, read and written back: Gu & Dao 2023 §3.3.2,
     the recurrent mode's step) at the achievable HBM bandwidth, or the step's FLOPs at the matmul rate,
     whichever is longer (Pope et al. 2022 §2-3); plus two all-reduces of ``batch*h`` per layer.
@@ -263,7 +281,8 @@ def decode_step_seconds(
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
     cache_share, matmul_weights, attention_flops = _decode_terms(arch, context_tokens)
     read_per_sequence = kv_bytes_per_token * cache_share
-    per_gpu_bytes = weights_bytes / tp + b * (read_per_sequence * replication + 2 * state_bytes_per_sequence) / tp
+    weight_reads = weights_bytes * weight_reads_per_token(arch)  # a shared attention block (Zamba) is read once a use
+    per_gpu_bytes = weight_reads / tp + b * (read_per_sequence * replication + 2 * state_bytes_per_sequence) / tp
     memory_time = per_gpu_bytes / memory_rate(hw)
     flops = positions * (2.0 * matmul_weights + attention_flops) / tp
     compute_time = flops / (hw.peak_flops_per_s * hw.kernels.matmul)
@@ -332,12 +351,28 @@ def replica_step_seconds(
                               state_bytes_per_sequence=r.state_bytes_per_sequence)  # fmt: skip
 
 
-def prompt_prefill_seconds(arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, limits: EngineLimits) -> float:
+def attention_peak_flops_per_s(hw: Hardware, kv_dtype: Dtype) -> float:
+    """The peak a prefill's attention core computes at: with an FP8 KV cache the FP8 peak (vLLM's
+    FlashAttention-3 backend quantises the queries and attends in FP8 over an FP8 cache, vLLM docs,
+    "Quantized KV Cache"; TensorRT-LLM's FP8 context FMHA), else the 16-bit peak, whatever the
+    weights' format (FlashAttention-2/3 attend in BF16 or FP16); a GPU without FP8 tensor cores
+    attends at its 16-bit peak either way."""
+    if kv_dtype is Dtype.FP8:
+        return hw.fp8_peak_flops_per_s or hw.peak_flops_per_s
+    return hw.bf16_peak_flops_per_s or hw.peak_flops_per_s
+
+
+def prompt_prefill_seconds(
+    arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, limits: EngineLimits,
+    attention_peak: float | None = None,
+) -> float:  # fmt: skip
     """A prompt's prefill less its cached prefix's (:mod:`service.core.speculative`: causal
-    attention makes the rest's cost the difference)."""
+    attention makes the rest's cost the difference), the attention core at ``attention_peak``."""
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    full = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens)
-    return full - prefill_seconds(arch, hw, tp=tp, prompt_tokens=cached) if cached else full
+    full = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, attention_peak_flops_per_s=attention_peak)
+    if not cached:
+        return full
+    return full - prefill_seconds(arch, hw, tp=tp, prompt_tokens=cached, attention_peak_flops_per_s=attention_peak)
 
 
 @functools.lru_cache(maxsize=4096)  # pure: the same model, GPU and request shape at another load
@@ -363,7 +398,8 @@ def replica(
     state = state_cache_bytes_per_sequence(arch, kv_dtype)  # recurrent layers' state, as the memory counts it
     per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
     max_batch = max(0, free // per_sequence) if per_sequence else 0
-    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits)
+    attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
+    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits, attention_peak=attention_peak)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
     context = prompt_tokens + output_tokens / 2
     if batch is None:
@@ -386,7 +422,8 @@ def replica(
         time_to_first_token_seconds=prefill + step_s, time_per_output_token_seconds=tpot,
         output_tokens_per_second_per_user=1 / tpot, output_tokens_per_second=batch / tpot, cached_prompt_tokens=cached,
         state_bytes_per_sequence=state,
-        fresh_prefill_seconds=prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens - cached) if cached else None,
+        fresh_prefill_seconds=prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens - cached,
+                                              attention_peak_flops_per_s=attention_peak) if cached else None,
     )  # fmt: skip
 
 
@@ -439,7 +476,7 @@ def smallest_fitting_tp(
     window, as :func:`replica` counts them); None when no degree inside a node does."""
     for tp in valid_tensor_parallel(arch, gpus_per_node):
         need = weights_bytes + replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) * batch_size
-        if need <= usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes):
+        if memory_fits(need, usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)):
             return tp
     return None
 

@@ -25,6 +25,21 @@ from dataclasses import dataclass
 
 from service.core.errors import InvalidSpecError
 
+# AWS Spot Instance Advisor's lowest interruption band, "<5 %" of instances a month (730 hours)
+DEFAULT_INTERRUPTIONS_PER_NODE_HOUR = 0.05 / 730
+# Llama 3's checkpoint storage sustains 2 TB/s for 16K GPUs (Dubey et al. 2024 §3.3.1): ~1 GB/s per 8-GPU node
+DEFAULT_CHECKPOINT_WRITE_BYTES_PER_S_PER_NODE = 1e9
+DEFAULT_RESTART_SECONDS = 600.0  # stated, not measured: reschedule the nodes and read the checkpoint back
+CHECKPOINT_BYTES_PER_PARAM = 14  # 2 (bf16 weights) + 4 (fp32 master) + 8 (Adam moments), Transformers Math 101
+
+
+def checkpoint_seconds(
+    n_params: float, n_nodes: int, write_bytes_per_s_per_node: float = DEFAULT_CHECKPOINT_WRITE_BYTES_PER_S_PER_NODE
+) -> float:
+    """One checkpoint's write: the weights, fp32 master copy and Adam moments
+    (:data:`CHECKPOINT_BYTES_PER_PARAM`) written by every node of the job at ``write_bytes_per_s_per_node``."""
+    return CHECKPOINT_BYTES_PER_PARAM * n_params / (write_bytes_per_s_per_node * max(n_nodes, 1))
+
 
 def young_interval_seconds(checkpoint_seconds: float, mtbf_seconds: float) -> float:
     """Young 1974: ``sqrt(2 C M)``."""

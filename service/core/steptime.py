@@ -34,9 +34,10 @@ the hardware — no fitted per-model factor:
 - **expert parallelism**: two all-to-alls (dispatch, combine) per MoE layer in the forward and two
   in the backward (Lepikhin et al. 2020, GShard §2.2): a token sent once to each node holding one of
   its experts and fanned out over NVLink (DeepEP; node-limited routing caps the nodes), dispatched in
-  FP8 under FP8 training; exposed, unless overlapped with another micro-batch's compute
-  (``ep_comm_overlap``) or hidden by DualPipe's paired chunks. Each local expert's GEMM runs at its
-  own roofline on its share of the routed tokens, times the busiest rank's load imbalance.
+  FP8 under FP8 training (the ``alltoall`` dispatcher sends every routed copy on its own); exposed,
+  unless overlapped with another micro-batch's compute (``ep_comm_overlap``) or hidden by DualPipe's
+  paired chunks. The experts' grouped GEMMs (by shape, on the busiest rank's share of the routed
+  tokens), the token permutations and the host floor: :mod:`service.core.steptime_moe`.
 - **optimizer**: the memory-bound update of the local (ZeRO-sharded) parameters; with offload,
   the host update and the PCIe copies (Ren et al. 2021, ZeRO-Offload §4).
 
@@ -71,6 +72,7 @@ from service.core.hardware import (  # re-exported: the step time's callers impo
 )
 from service.core.hardware import all_to_all_seconds as all_to_all_seconds
 from service.core.params import attention_matmul_weights_per_layer
+from service.core.steptime_moe import ExpertCosts, MoeDispatcher, expert_costs, host_wait_seconds
 from service.core.steptime_recurrent import mean_layer_matmuls, scan_seconds
 
 # Communication hidden under compute is not free: NCCL runs one thread block per channel on the
@@ -111,6 +113,7 @@ class Workload:
     fused_kernels: bool = True  # False: PyTorch eager's element-wise kernels (EAGER_*)
     moe_load_imbalance: float = 1.0  # tokens of the busiest expert-parallel rank over the mean
     expert_tensor_parallel: int | None = None  # 1: MoE parallel folding; None: the experts split over tp
+    moe_dispatcher: MoeDispatcher = MoeDispatcher.DEEPEP
 
     @property
     def fp8(self) -> bool:
@@ -154,6 +157,7 @@ class StepTime:
     bubble_seconds: Any
     dp_comm_seconds: Any
     optimizer_seconds: Any
+    host_seconds: Any
     step_seconds: Any
     microbatches: Any
 
@@ -244,12 +248,12 @@ def _sizes(arch: Architecture, work: Workload, lay: Layout) -> _Sizes:
     )  # fmt: skip
 
 
-def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> tuple[Any, Any]:
-    """One layer's forward matmuls for one micro-batch on one GPU (attention's projections, the
-    routed and shared experts, the router), and the elements their FP8 casts quantise."""
-    e, fp8, h, a, q, kv, f = work.element_bytes, work.fp8, arch.d_model, arch.n_heads, arch.q_dim, arch.kv_dim, arch.d_ff
-    t, ep, tokens, kv_ranks, etp = z.t, z.ep, z.tokens, z.kv_ranks, z.etp
-    experts = arch.experts_per_token
+def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, experts: ExpertCosts) -> tuple[Any, Any]:
+    """One layer's forward matmuls for one micro-batch on one GPU (attention's projections, and the
+    MLP's: ``experts``, :func:`service.core.steptime_moe.expert_costs`), and the elements their FP8
+    casts quantise."""
+    e, fp8, h, a, q, kv = work.element_bytes, work.fp8, arch.d_model, arch.n_heads, arch.q_dim, arch.kv_dim
+    t, tokens, kv_ranks = z.t, z.tokens, z.kv_ranks
     if arch.is_mla:
         # multi-head latent attention: its down- and up-projections (DeepSeek-V2 §2.1), as one h-deep
         # matmul of the same FLOPs; the output projection reads a*v_head_dim
@@ -259,33 +263,26 @@ def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) 
         out = matmul_seconds(tokens, v_width / t, h, hw, e, fp8=fp8)
         cast_widths = h + qkv_width + v_width / t + h  # each FP8 GEMM's input (forward) and output gradient (backward)
     else:
-        q_proj = arch.q_proj_width  # Q, and the output gate's half (Qwen3-Next)
-        qkv = matmul_seconds(tokens, h, q_proj / t + 2 * kv / kv_ranks, hw, e, fp8=fp8)  # fused Q, K, V projection
+        q_proj, h_in = arch.q_proj_width, arch.attention_input_width  # Q (and Qwen3-Next's gate); 2h into Zamba's
+        qkv = matmul_seconds(tokens, h_in, q_proj / t + 2 * kv / kv_ranks, hw, e, fp8=fp8)  # fused Q, K, V projection
         out = matmul_seconds(tokens, q / t, h, hw, e, fp8=fp8)  # attention output projection
-        cast_widths = h + q_proj / t + 2 * kv / kv_ranks + q / t + h
-    # routed experts: each of this rank's n_experts/ep experts multiplies its share of the routed tokens
-    # (the busiest rank's share times the load imbalance) by its own weights: a grouped GEMM, each
-    # expert's matmul at its own roofline, so a small per-expert batch reads its weights for few tokens
-    # (parallel folding, expert_tensor_parallel = 1: whole experts, each rank routing its own
-    # sequence-parallel share of the tokens; else the experts split over the tensor ranks)
-    local_experts = arch.n_experts / ep
-    per_expert = tokens * experts * z.imbalance * etp / t / local_experts
-    expert_up = (2 if arch.ffn is Ffn.SWIGLU else 1) * f / etp  # gate and up fused, or up alone
-    up = local_experts * matmul_seconds(per_expert, h, expert_up, hw, e, fp8=fp8)
-    down = local_experts * matmul_seconds(per_expert, f / etp, h, hw, e, fp8=fp8)
-    cast_tokens = tokens * cast_widths + tokens * experts * etp / t * (h + expert_up + f / etp + h)
-    router = matmul_seconds(tokens, h, arch.n_experts, hw, e) if arch.is_moe else 0.0  # the router stays in BF16
-    if arch.shared_expert_width:  # always-active shared experts (DeepSeekMoE §3.2), one wide MLP
-        shared_f = arch.shared_expert_width
-        shared_up = (2 if arch.ffn is Ffn.SWIGLU else 1) * shared_f / t
-        up = up + matmul_seconds(tokens, h, shared_up, hw, e, fp8=fp8)
-        down = down + matmul_seconds(tokens, shared_f / t, h, hw, e, fp8=fp8)
-        cast_tokens = cast_tokens + tokens * (h + shared_up + shared_f / t + h)
+        cast_widths = h_in + q_proj / t + 2 * kv / kv_ranks + q / t + h
+    attention_casts = tokens * cast_widths
     if arch.recurrent_layers:  # the mean of a model's attention and recurrent layers
-        attention_casts = tokens * cast_widths
         return mean_layer_matmuls(arch, hw, tokens=tokens, tp=t, element_bytes=e, fp8=fp8, attention=(qkv + out, attention_casts),
-                                  mlp=(up + down + router, cast_tokens - attention_casts))  # fmt: skip
-    return qkv + out + up + down + router, cast_tokens
+                                  mlp=(experts.forward, experts.cast_tokens))  # fmt: skip
+    return qkv + out + experts.forward, attention_casts + experts.cast_tokens
+
+
+def _experts(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> ExpertCosts:
+    """The layer's MLP on this GPU: the routed experts (each of this rank's ``n_experts/ep`` on its
+    share of the routed tokens, the busiest rank's share times the load imbalance; under parallel
+    folding, ``expert_tensor_parallel`` 1, whole experts and each rank routing its own
+    sequence-parallel share, else the experts split over the tensor ranks), the shared experts and
+    the router (:mod:`service.core.steptime_moe`); a dense model's MLP is one expert."""
+    routed = np.where(z.sp, z.tokens / z.t, z.tokens)  # with sequence parallelism each tensor rank routes its own share
+    return expert_costs(arch, hw, tokens=z.tokens, routed=routed, tp=z.t, ep=z.ep, etp=z.etp, imbalance=z.imbalance,
+                        element_bytes=work.element_bytes, fp8=work.fp8, dispatcher=work.moe_dispatcher)  # fmt: skip
 
 
 def _attention_core(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> tuple[Any, Any, Any]:
@@ -351,7 +348,13 @@ class _LayerTimes:
 
 def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> _LayerTimes:
     """One layer's forward, backward and recomputed forward for one micro-batch on one GPU."""
-    matmuls, cast_tokens = _layer_matmuls(arch, hw, work, z)
+    experts = _experts(arch, hw, work, z)
+    matmuls, cast_tokens = _layer_matmuls(arch, hw, work, z, experts)
+    # the MLP's own backward (grouped GEMMs reduce over other widths) and its memory-bound routing,
+    # over the layers that have an MLP
+    mlp_share = arch.mlp_layers / arch.n_layers if arch.recurrent_layers else 1.0
+    mlp_backward = mlp_share * (experts.backward - 2 * experts.forward)
+    routing = mlp_share * experts.memory
     # FP8: each GEMM input quantised in the forward, each output gradient in the backward (service.core.fp8)
     fp8_casts = work.fp8_cast_bytes_per_element * cast_tokens / memory_rate(hw) if work.fp8 else 0.0
     attention, attention_backward, softmax = _attention_core(arch, hw, work, z)
@@ -359,10 +362,10 @@ def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) ->
         scan, scan_backward = scan_seconds(arch, hw, tokens=z.tokens, tp=z.t, element_bytes=work.element_bytes)
         attention, attention_backward = attention + scan, attention_backward + scan_backward
     elementwise = _elementwise_seconds(arch, hw, work, z) + softmax
-    forward = matmuls + attention + elementwise + fp8_casts / 2  # the inputs' casts
+    forward = matmuls + attention + elementwise + routing + fp8_casts / 2  # the inputs' casts
     # dgrad + wgrad per matmul; element-wise backward reads and writes twice; the attention core's own;
-    # the output gradients' casts
-    backward = 2 * (matmuls + elementwise - softmax) + attention_backward + fp8_casts / 2
+    # the permutations' gradients; the output gradients' casts
+    backward = 2 * (matmuls + elementwise - softmax) + mlp_backward + attention_backward + routing + fp8_casts / 2
     rc = z.rc
     recompute_layer = np.where(rc == 2, forward, np.where(rc == 1, attention + softmax, 0.0))
     return _LayerTimes(matmuls=matmuls, attention=attention, attention_backward=attention_backward, forward=forward,
@@ -402,8 +405,9 @@ def _ep_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes
     if arch.is_moe:
         dispatched = np.where(z.sp, z.tokens / t, z.tokens)  # with sequence parallelism each tensor rank routes its own share
         inner = t * z.c if work.expert_tensor_parallel is None else z.etp  # folded: the expert group's ranks are contiguous
+        once = work.moe_dispatcher != MoeDispatcher.ALLTOALL  # DeepEP / HybridEP: a token once per node
         per_byte = expert_all_to_all_seconds(dispatched, arch.experts_per_token, arch.d_model, inner, z.ep, hw,
-                                             work.moe_max_nodes_per_token)  # fmt: skip
+                                             work.moe_max_nodes_per_token, once_per_node=once)  # fmt: skip
         dispatch_bytes = (
             FP8_DISPATCH_BYTES if work.fp8 else e
         )  # FP8 training dispatches in FP8, combines in BF16 (DeepSeek-V3 §3.3)
@@ -575,6 +579,8 @@ def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Lay
     cp_layer = _cp_comm_seconds(arch, hw, work, z, lt)
     ep_layer = _ep_comm_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp_layer + cp_layer + ep_layer
+    host_layer = host_wait_seconds(arch, hw, z.rc, per_layer)  # a MoE layer no faster than the host issues it
+    per_layer = per_layer + host_layer
     layers, logits = _busiest_stage(arch, hw, work, z, per_layer)
     micro = layers * per_layer + logits
     m, bubble, pp_comm = _pipeline_seconds(hw, work, z, lt, layers, logits, micro, arch.d_model, weight_grad)
@@ -587,5 +593,5 @@ def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Lay
     step = m * micro + bubble + pp_comm + dp_comm + optimizer
     return StepTime(compute_seconds=compute, recompute_seconds=m * (layers * lt.recompute), tp_comm_seconds=m * (layers * tp_layer),
                     cp_comm_seconds=m * (layers * cp_layer), ep_comm_seconds=m * (layers * ep_layer), pp_comm_seconds=pp_comm,
-                    bubble_seconds=bubble, dp_comm_seconds=dp_comm, optimizer_seconds=optimizer, step_seconds=step,
-                    microbatches=m)  # fmt: skip
+                    bubble_seconds=bubble, dp_comm_seconds=dp_comm, optimizer_seconds=optimizer,
+                    host_seconds=m * (layers * host_layer), step_seconds=step, microbatches=m)  # fmt: skip

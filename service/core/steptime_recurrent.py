@@ -1,4 +1,5 @@
-"""The step time of a model with recurrent layers (Mamba, Mamba-2, RWKV, Gated DeltaNet): its mean layer.
+"""The step time of a model with recurrent layers (Mamba, Mamba-2, RWKV, Gated DeltaNet, short convolutions):
+its mean layer.
 
 :mod:`service.core.steptime` costs one layer and multiplies it by a stage's layers. A model whose
 layers differ (a hybrid's attention and Mamba layers, a pure state-space model's mixers without an
@@ -79,8 +80,11 @@ def scan_bytes_per_token(arch: Architecture, element_bytes: int) -> float:
     new values and one ``d_k x d_v`` state per head and chunk (``2*H_v*d_k + 2*H_v*d_v + H_v*d_k*d_v/C``);
     ``chunk_fwd_o`` reads q, k, the new values and the chunk states and writes the output (``2*H_v*d_k +
     2*H_v*d_v + H_v*d_k*d_v/C``); the gated RMSNorm reads the output and the gate and writes its result
-    (``3*H_v*d_v``)."""
-    inner = inner_width(arch)
+    (``3*H_v*d_v``).
+
+    A short convolution (``Lfm2ShortConv``): the gate ``B*x`` reads two ``h``-wide tensors and writes one, the
+    convolution reads and writes ``h``, the gate ``C*y`` reads two and writes one: ``8h``."""
+    inner, h = inner_width(arch), arch.d_model
     bc, heads = 2 * (arch.ssm_n_groups or 0) * (arch.ssm_state_size or 0), arch.ssm_n_heads or 0
     mamba2 = 2 * (inner + bc) + (inner + bc + heads + inner) + inner + 3 * inner
     mamba = 2 * inner + 5 * inner + 2 * (arch.ssm_state_size or 0)
@@ -92,6 +96,7 @@ def scan_bytes_per_token(arch: Architecture, element_bytes: int) -> float:
         + arch.layers_of(LayerType.MAMBA) * mamba
         + arch.layers_of(LayerType.RWKV) * rwkv_scan_elements(arch)
         + arch.layers_of(LayerType.GATED_DELTANET) * deltanet
+        + arch.layers_of(LayerType.SHORT_CONV) * 8 * h
     )
     return element_bytes * elements / arch.n_layers
 

@@ -51,7 +51,8 @@ class ParamsResponse(Estimate):
     active: int = Field(description="Parameters used per token (MoE: experts_per_token experts).")
     embedding: int
     attention: int = Field(
-        description="The token mixers: attention, and the Mamba, Mamba-2, RWKV time-mix or Gated DeltaNet layers."
+        description="The token mixers: attention (a shared block's once), and the Mamba, Mamba-2, RWKV time-mix, Gated "
+        "DeltaNet or short-convolution layers, with a shared block's per-use projections and adapters."
     )
     mlp: int = Field(description="MLPs and experts with their routers, and RWKV's channel mixing.")
     norm: int
@@ -215,7 +216,9 @@ class TrainingMemoryRequest(Schema):
         DeviceConvention.CUDA,
         description="Where the step runs, for what dropout keeps: `cuda` (a 1-byte mask an element, SDPA's fused kernels "
         "regenerate theirs) or `cpu` (a noise tensor of the dropped tensor's dtype, and SDPA with dropout runs PyTorch's "
-        "fp32 math path), the convention of CPU measurements. Changes nothing without dropout.",
+        "fp32 math path), the convention of CPU measurements. Mamba, Mamba-2 and RWKV-4 layers keep what their fused "
+        "CUDA kernels keep on `cuda`, what transformers' reference torch code keeps on `cpu` (fp32 scan intermediates, "
+        "far more). Changes nothing else without dropout.",
     )
     finetune: Finetune | None = Field(None, description=FINETUNE_DESCRIPTION)
     cuda_context_bytes: int = Field(
@@ -304,7 +307,8 @@ class InferenceMemoryResponse(Estimate):
     gpus_needed: int | None
     state_cache_bytes_per_sequence: int | None = Field(
         None,
-        description="Models with recurrent layers (layer_types: mamba, mamba2, rwkv, gated_deltanet): the fixed-size state one "
+        description="Models with recurrent layers (layer_types: mamba, mamba2, rwkv, gated_deltanet, short_conv and the "
+        "shared_attention_* layers' mixers): the fixed-size state one "
         "sequence keeps, constant in the context; null for a transformer.",
     )
     state_cache_bytes: int | None = Field(

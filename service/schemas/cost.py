@@ -16,6 +16,7 @@ from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
 from service.schemas.finetune import Finetune, FinetuneComputeDetail, lora_shorthand
 from service.schemas.layout import FixedDimensions, PlanItem, StepTimeOptions
 from service.schemas.model import ModelSpec
+from service.schemas.spot import SpotDetail, SpotOptions
 
 GpuId = Annotated[str, Field(min_length=1, max_length=64, description="Catalog GPU id, e.g. `h100-sxm`.")]
 NGpus = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -66,44 +67,6 @@ class PriceQuote(Schema):
     as_of: dt.date | None
     source: str
     chosen: str = Field(description="explicit, provider, or cheapest")
-
-
-# AWS Spot Instance Advisor's lowest interruption band, "<5 %" of instances a month (730 hours)
-DEFAULT_INTERRUPTIONS_PER_NODE_HOUR = 0.05 / 730
-# Llama 3's checkpoint storage sustains 2 TB/s for 16K GPUs (Dubey et al. 2024 §3.3.1): ~1 GB/s per 8-GPU node
-DEFAULT_CHECKPOINT_WRITE_BYTES_PER_S_PER_NODE = 1e9
-DEFAULT_RESTART_SECONDS = 600.0  # stated, not measured: reschedule the nodes and read the checkpoint back
-
-
-class SpotOptions(Schema):
-    """Interruptible capacity: the job stops when any of its nodes is taken back, and restarts from
-    its last checkpoint (Young 1974; Daly 2006)."""
-
-    interruptions_per_node_hour: float = Field(
-        DEFAULT_INTERRUPTIONS_PER_NODE_HOUR, ge=0, le=10,
-        description="Interruptions per node-hour; default AWS Spot Instance Advisor's lowest band (< 5 % of instances a "
-        "month). The job's rate is the nodes' sum.",
-    )  # fmt: skip
-    checkpoint_seconds: float | None = Field(
-        None, gt=0, le=86_400, description="One checkpoint's write; default the model's weights, fp32 master copy and Adam "
-        "moments (14 bytes a parameter) at 1 GB/s per node (Llama 3's storage: 2 TB/s for 16K GPUs, §3.3.1).",
-    )  # fmt: skip
-    restart_seconds: float = Field(DEFAULT_RESTART_SECONDS, ge=0, le=86_400, description="Reschedule and reload; default 600.")
-    checkpoint_interval_hours: float | None = Field(
-        None, gt=0, le=10_000, description="Hours of work between checkpoints; default Daly's optimum (2006)."
-    )
-
-
-class SpotDetail(Schema):
-    job_interruptions_per_hour: float
-    mtbf_hours: float | None = Field(description="The job's mean time between interruptions; null with none.")
-    checkpoint_seconds: float
-    restart_seconds: float
-    checkpoint_interval_hours: float | None = Field(description="Null: with no interruptions no checkpoint is needed.")
-    young_interval_hours: float | None = Field(description="Young's sqrt(2 C M), for comparison.")
-    work_hours: float = Field(description="The wall clock without interruptions.")
-    expected_wall_clock_hours: float = Field(description="With interruptions, checkpoints and restarts (Daly 2006).")
-    overhead_fraction: float = Field(description="expected_wall_clock_hours / work_hours.")
 
 
 class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice, EnergyChoice):

@@ -12,8 +12,10 @@ from service.core.fp8 import Fp8Recipe
 from service.core.limits import MAX_INT64
 from service.core.memory import Precision
 from service.core.pipeline import PipelineSchedule
+from service.core.steptime_moe import MoeDispatcher
 from service.schemas.base import Schema
 from service.schemas.energy import Co2eTonnes, EnergyKwh
+from service.schemas.spot import SpotDetail
 
 Bytes = Annotated[int, Field(ge=0, le=MAX_INT64)]
 Size = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -100,6 +102,12 @@ class StepTimeOptions(Schema):
         "all-to-alls wait for it); default 1.0: balanced, as the published MoE benchmarks force it. Dropless runs without "
         "balancing see more.",
     )
+    moe_dispatcher: MoeDispatcher = Field(
+        MoeDispatcher.DEEPEP,
+        description="How the expert all-to-alls move tokens: deepep (DeepEP / HybridEP, Megatron-Core's flex dispatcher: "
+        "a token crosses the network once per node holding its experts; the default) or alltoall (NCCL all-to-all: "
+        "every routed copy on its own, and two more permutation passes).",
+    )
     expert_tensor_parallel: int | None = Field(
         None,
         ge=1,
@@ -143,11 +151,17 @@ class StepTimeParts(Schema):
     )
     dp_comm_seconds: float = Field(description="Gradient reduction and ZeRO gathers beyond the compute they overlap.")
     optimizer_seconds: float = Field(description="The optimizer update (on the host with offload).")
+    host_seconds: float = Field(
+        description="The GPU waiting on the host: Mixture-of-Experts layers whose kernels take less time than the host "
+        "needs to issue them (and, dropless, to read their token counts); 0 for dense models."
+    )
 
 
 class PlanStage(Schema):
     """One pipeline stage of a plan over pools: ``dp`` x ``tp`` GPUs of one type holding ``layers``
-    layers; its step-time parts sum to the plan's step (what it waits for is its bubble)."""
+    layers; its step-time parts sum to the plan's step (what it waits for is its bubble). In
+    data-parallel groups of different types, each group's stages have its own micro-batch size,
+    count and recompute."""
 
     gpu: str
     n_gpus: int = Field(description="dp x tp GPUs of this stage.")
@@ -155,6 +169,12 @@ class PlanStage(Schema):
     tp: int
     dp: int
     micro_batch_size: int
+    gradient_accumulation_steps: int = Field(description="Micro-batches per optimizer step on each of this stage's pipelines.")
+    recompute: Recompute
+    group: int = Field(
+        description="The data-parallel group the stage belongs to: 0 for every stage of a pipeline across pools; data-parallel "
+        "groups of different types number their groups, each a pipeline of `pp` stages on one pool."
+    )
     per_gpu_total_bytes: Bytes
     per_gpu: PlanMemory
     step_time: StepTimeParts
@@ -193,5 +213,12 @@ class PlanItem(Schema):
     stages: list[PlanStage] | None = Field(
         None,
         description="A plan over pools: its pipeline stages, first to last, each on one GPU type (null on one GPU type). "
-        "`gpu` then names the types, `tp` the largest stage's, `pp` the stages, `per_gpu` the stage with the most bytes.",
+        "`gpu` then names the types, `tp` the largest stage's, `pp` the stages, `per_gpu` the stage with the most bytes. "
+        "Data-parallel groups of different types list each group's stages (`group`); `pp` is then each group's stages, `dp` "
+        "the replicas of all groups, and `micro_batch_size`, `gradient_accumulation_steps` and `recompute` the largest group's.",
+    )
+    spot: SpotDetail | None = Field(
+        None,
+        description="A fleet holding spot GPUs (POST /v1/plan with max_n_gpus): the interruptions, checkpoints and restarts "
+        "its training_hours, gpu_hours and cost_usd include (expected values, Daly 2006); null otherwise.",
     )

@@ -10,13 +10,14 @@ from pydantic import Field, model_validator
 
 from service.core.limits import MAX_BATCH, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import Optimizer
-from service.schemas.base import Schema
+from service.schemas.base import Pricing, Schema
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, NGpus, PriceChoice, PriceQuote
 from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
 from service.schemas.finetune import Finetune, lora_shorthand
 from service.schemas.layout import Bandwidth, FixedDimensions, PlanItem, Size, StepTimeOptions
 from service.schemas.model import ModelSpec
+from service.schemas.spot import SpotOptions
 
 
 class Pool(Schema):
@@ -38,6 +39,15 @@ class Pool(Schema):
         le=1e6,
         description="This pool's price: 0 for GPUs owned outright, a sunk or contract price; default the catalog's for the GPU "
         "(the request's provider and pricing). A fleet uses a GPU type's cheapest pools first.",
+    )
+    pricing: Pricing | None = Field(
+        None,
+        description="With max_n_gpus: how this pool's GPUs are bought (default the request's pricing); its catalog price is "
+        "that kind's. Spot GPUs are interruptible: a fleet holding them is priced at its expected hours with checkpoints and "
+        "restarts (`spot`), on demand and spot of one GPU are compared, never mixed.",
+    )
+    interruptions_per_node_hour: float | None = Field(
+        None, ge=0, le=10, description="A spot pool's interruptions per node-hour; default `spot.interruptions_per_node_hour`."
     )
     gpus_per_node: Size | None = Field(None, description="Default: the catalog's, else 8; must divide n_gpus beyond a node.")
     intra_node_bandwidth_bytes_per_s: Bandwidth | None = Field(None, description="Default: the catalog's.")
@@ -101,6 +111,16 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
         le=1e12,
         description="With pools carrying max_n_gpus and tokens: the fleet and plan that finish soonest for at most these dollars.",
     )
+    spot: SpotOptions | None = Field(
+        None,
+        description="With pools carrying max_n_gpus: how spot fleets checkpoint and restart (the interruption rate, the "
+        "checkpoint's write, the restart, the interval: default Daly's optimum); defaults as POST /v1/cost/training's.",
+    )
+    compare_spot: bool = Field(
+        False,
+        description="With pools carrying max_n_gpus: also offer each pool rented at a catalog price (no n_gpus, no "
+        "usd_per_gpu_hour) on spot, at the catalog's spot price, and choose the cheapest fleet over both.",
+    )
     between_pools_bandwidth_bytes_per_s: Bandwidth | None = Field(
         None,
         description="With pools: the link between two pools per GPU and direction; default the slower pool's scale-out link.",
@@ -151,6 +171,9 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
             return self._pooled()
         if self.budget_usd is not None:
             raise ValueError("budget_usd: give it with pools carrying max_n_gpus (POST /v1/budget sizes a model for dollars)")
+        if self.spot is not None or self.compare_spot:
+            name = "spot" if self.spot is not None else "compare_spot"
+            raise ValueError(f"{name}: spot capacity is priced in a fleet search (pools carrying max_n_gpus)")
         if self.gpu is None:
             raise ValueError("give gpu (with n_gpus, or tokens and deadline_days), or pools")
         if self.global_batch_size is not None and self.global_batch_tokens is not None:
@@ -174,7 +197,20 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
         if self.procurement:
             if self.tokens is None or (self.deadline_days is None) == (self.budget_usd is None):
                 raise ValueError("pools: max_n_gpus needs tokens and one of deadline_days or budget_usd (what to rent for them)")
+            for i, p in enumerate(self.pools):
+                if (
+                    p.interruptions_per_node_hour is not None
+                    and (p.pricing or self.pricing) is not Pricing.SPOT
+                    and not self.compare_spot
+                ):
+                    raise ValueError(f"pools.{i}.interruptions_per_node_hour: a spot pool's (pricing: spot, or compare_spot)")
         else:
+            spot = [
+                name for name in ("pricing", "interruptions_per_node_hour") for p in self.pools if getattr(p, name) is not None
+            ]
+            if self.spot is not None or self.compare_spot or spot:
+                name = "spot" if self.spot is not None else "compare_spot" if self.compare_spot else f"pools: {spot[0]}"
+                raise ValueError(f"{name}: spot capacity is priced in a fleet search (pools carrying max_n_gpus)")
             if self.deadline_days is not None or self.budget_usd is not None:
                 name = "deadline_days" if self.deadline_days is not None else "budget_usd"
                 raise ValueError(f"{name}: with pools, give max_n_gpus in the pools the planner may size")
@@ -219,6 +255,10 @@ class GpuSummary(Schema):
     search: SearchStats
     global_batch_size: int | None = Field(None, description="Sequences per step of this GPU type's plans.")
     tried_n_gpus: list[int] | None = Field(None, description="Deadline search: the cluster sizes priced.")
+    pricing: Pricing | None = Field(
+        None, description="A fleet search: spot when this type's fleets rent spot GPUs (one GPU on demand and on spot is two "
+        "types), else the request's pricing; null elsewhere.",
+    )  # fmt: skip
 
 
 class PlanResponse(Estimate):

@@ -155,9 +155,10 @@ def inference_compute(req: s.InferenceComputeRequest, catalog: CatalogReader) ->
 
 _DROPOUT_CONVENTIONS = {
     DeviceConvention.CUDA: "cuda: dropout keeps a 1-byte mask an element (native_dropout); SDPA's fused kernels regenerate "
-    "theirs",
+    "theirs; Mamba, Mamba-2 and RWKV-4 layers keep what their fused kernels save",
     DeviceConvention.CPU: "cpu: dropout keeps a noise tensor of the dropped tensor's dtype; SDPA with dropout runs the fp32 "
-    "math path (fp32 Q, K, V, scores, noise and dropped scores)",
+    "math path (fp32 Q, K, V, scores, noise and dropped scores); Mamba, Mamba-2 and RWKV-4 layers keep what transformers' "
+    "reference torch code saves",
 }
 
 
@@ -213,7 +214,8 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         k = resolve_kernels(kernels, model, flash_attention=req.flash_attention)
         assumptions |= {"attention_implementation": k.attention.value, "fp32_softmax": k.fp32_softmax, "fp32_norms": k.fp32_norms,
                         "fused_activation": k.fused_activation, "eager_repeats_kv": k.repeat_kv}  # fmt: skip
-    if req.dropout or (req.finetune is not None and (req.finetune.dropout or 0) > 0):
+    recurrent = isinstance(model, Architecture) and bool(model.recurrent_layers)
+    if req.dropout or recurrent or (req.finetune is not None and (req.finetune.dropout or 0) > 0):
         assumptions["device_convention"] = _DROPOUT_CONVENTIONS[req.device_convention]
     if ft is not None:
         assumptions |= finetune_assumptions(ft.spec, ft.targets) | {
@@ -253,7 +255,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
             },
             "gpu": gpu_row.id if gpu_row else None,
             "gpu_memory_bytes": gpu_bytes,
-            "fits": None if gpu_bytes is None else device_total <= gpu_bytes,
+            "fits": None if gpu_bytes is None else memory.memory_fits(device_total, gpu_bytes),
             "formulas": [
                 *r.formulas,
                 "device_total_bytes = total_bytes + the CUDA context (about 400 MiB with lazy kernel loading; PyTorch issue 109888)",
@@ -279,7 +281,7 @@ def _finetune_memory_detail(ft: finetune.FinetuneMemory, gpu_bytes: int | None, 
         "frozen_inputs_not_kept_bytes": ft.frozen_inputs_not_kept_bytes,
         "adapter_checkpoint_bytes": ft.adapter_checkpoint_bytes, "paged_optimizer": ft.paged_optimizer,
         "pageable_bytes": ft.pageable_bytes, "total_if_paged_bytes": ft.total_if_paged_bytes,
-        "fits_if_paged": None if gpu_bytes is None else memory.device_total_bytes(ft.total_if_paged_bytes, cuda_context_bytes) <= gpu_bytes,
+        "fits_if_paged": None if gpu_bytes is None else memory.memory_fits(memory.device_total_bytes(ft.total_if_paged_bytes, cuda_context_bytes), gpu_bytes),
     }  # fmt: skip
 
 

@@ -58,6 +58,20 @@ def attention_kernels(gpu_id: str) -> list[str]:
     return list(loader.kernel_efficiency()["attention"][row["family"]]["implementations"])
 
 
+def moe_terms(gpu_id: str, notes: dict[str, Any]) -> dict[str, float]:
+    """The grouped-GEMM shape terms and the MoE layer's host seconds (every GPU takes the table's;
+    :mod:`service.core.steptime_moe`), each noted with its source."""
+    table = loader.kernel_efficiency()
+    gemm, host = table["grouped_gemm"], table["moe_host"]
+    terms = {"grouped_gemm_fixed_k": float(gemm["fixed_k_bf16"]), "grouped_gemm_fixed_k_fp8": float(gemm["fixed_k_fp8"]),
+             "moe_layer_host_seconds": float(host["layer_seconds"])}  # fmt: skip
+    for name, key, section in (("grouped_gemm_fixed_k", "fixed_k_bf16", gemm), ("grouped_gemm_fixed_k_fp8", "fixed_k_fp8", gemm),
+                               ("moe_layer_host_seconds", "layer_seconds", host)):  # fmt: skip
+        notes[f"{gpu_id}.efficiency.{name}"] = terms[name]
+        notes[f"{gpu_id}.efficiency.{name}_source"] = section[f"{key}_source"]
+    return terms
+
+
 def gpu_efficiency(
     gpu_id: str, mamf: float | None, *, attention_kernel: str | None = None, overrides: dict[str, float | None] | None = None
 ) -> tuple[KernelEfficiency, dict[str, Any]]:
@@ -97,7 +111,8 @@ def gpu_efficiency(
         notes[f"{gpu_id}.attention_kernel_source"] = curve.source
     else:
         notes[f"{gpu_id}.attention_kernel"] = f"no measured curve: {DEFAULT_ATTENTION_RATIO} x the matmul rate"
-    efficiency = KernelEfficiency(**({"matmul": base.matmul} | values), attention=curve)
+    moe = moe_terms(gpu_id, notes)
+    efficiency = KernelEfficiency(**({"matmul": base.matmul} | values | moe), attention=curve)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if given:
         renamed = {("attention_override" if k == "attention_core" else k): v for k, v in given.items()}

@@ -239,6 +239,7 @@ def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str,
         "fused_kernels": options.fused_kernels,
         "moe_load_imbalance": options.moe_load_imbalance,
         "expert_tensor_parallel": options.expert_tensor_parallel,
+        "moe_dispatcher": options.moe_dispatcher,
     }
 
 
@@ -251,6 +252,7 @@ def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:
         "fused_kernels": options.fused_kernels,
         "moe_load_imbalance": options.moe_load_imbalance,
         "expert_tensor_parallel": options.expert_tensor_parallel or "tp (the experts split like the rest)",
+        "moe_dispatcher": options.moe_dispatcher.value,
     }
     if options.precision is Precision.FP8:
         out |= {"fp8_recipe": options.fp8_recipe.value, "fp8_matmuls": "the blocks' Q/K/V, output, MLP and expert projections, "

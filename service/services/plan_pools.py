@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.core import mixed_groups
 from service.core import plan as core
 from service.core import plan_mixed as mixed
 from service.core.architecture import Architecture
@@ -31,7 +32,9 @@ MIXED_FORMULA = (
     "plans over pools: one pipeline through the pools, each stage dp x tp GPUs of one type with its own layers; step = "
     "sum_j t_j + (m-1) max_j t_j (1F1B over unequal stages: Alpa §5.1 Eq. 2; Metis §5; FlashFlex §4) + sends at the slowest "
     "boundary's link + the slowest stage's own gradient reduction and optimizer; each stage's time and memory from the "
-    "single-type models"
+    "single-type models. Or data-parallel groups, one per pool, one tp x pp split in all: each group's step = the single-type "
+    "step of its replicas at its own micro-batch size and count, with one gradient ring over every replica at the slowest "
+    "link between the pools; step = the slowest group's, the batch split so they finish together (Whale, ATC'22)"
 )
 MIXED_PLANS: LruCache[mixed.MixedResult] = LruCache(64)  # pipelines over pools already searched (pure)
 
@@ -92,7 +95,8 @@ def _pools(req: s.PlanRequest, catalog: CatalogReader, assumptions: dict[str, An
 
 
 def _mixed(arch: Architecture, pools: list[_Pool], spec: core.PlanSpec, between: int | None) -> mixed.MixedResult:
-    """:func:`service.core.plan_mixed.plan_mixed`, memoised; heavy work (never on the event loop)."""
+    """:func:`service.core.mixed_groups.plan_over_pools` (pipelines across the pools and data-parallel
+    groups of different types), memoised; heavy work (never on the event loop)."""
     core_pools = [mixed.Pool(gpu=p.view.id, hardware=p.cluster.hardware, n_gpus=p.n_gpus) for p in pools]
     key = (arch, tuple(core_pools), between, *single.spec_key(spec))
     found = MIXED_PLANS.get(key)
@@ -100,7 +104,7 @@ def _mixed(arch: Architecture, pools: list[_Pool], spec: core.PlanSpec, between:
         return found
     if light_work_only():
         raise HeavyWork("plan search over pools")
-    result = mixed.plan_mixed(arch, core_pools, spec, between_pools_bytes_per_s=between)
+    result = mixed_groups.plan_over_pools(arch, core_pools, spec, between_pools_bytes_per_s=between)
     if result.search.cut:
         not_keepable()
     else:
@@ -127,12 +131,13 @@ def _mixed_item(plan: mixed.MixedPlan, pools: list[_Pool], req: s.PlanRequest, p
         if all(part["energy_kwh"] is not None for part in parts):
             energy_fields = {name: sum(part[name] or 0.0 for part in parts) for name in energy_fields}
     stages = [PlanStage(gpu=st.gpu, n_gpus=st.n_gpus, layers=st.layers, tp=st.tp, dp=st.dp, micro_batch_size=st.micro_batch_size,
+                        gradient_accumulation_steps=st.microbatches, recompute=st.recompute, group=st.group,
                         per_gpu_total_bytes=st.memory.total, per_gpu=_memory(st.memory), step_time=StepTimeParts(**st.step))
               for st in plan.stages]  # fmt: skip
     fullest = max(plan.stages, key=lambda st: st.memory.total)
     return PlanItem(
         gpu=" + ".join(dict.fromkeys(st.gpu for st in plan.stages)), n_gpus=plan.n_gpus, tp=max(st.tp for st in plan.stages),
-        pp=len(plan.stages), dp=plan.dp, cp=1, ep=1, zero_stage=plan.zero_stage, micro_batch_size=plan.micro_batch_size,
+        pp=plan.pp or len(plan.stages), dp=plan.dp, cp=1, ep=1, zero_stage=plan.zero_stage, micro_batch_size=plan.micro_batch_size,
         gradient_accumulation_steps=plan.gradient_accumulation_steps, recompute=plan.recompute,
         sequence_parallel=any(st.tp > 1 for st in plan.stages), virtual_stages=1, offload_optimizer=False,
         pipeline_schedule=PipelineSchedule.ONE_F_ONE_B, per_gpu_total_bytes=fullest.memory.total, per_gpu=_memory(fullest.memory),

@@ -15,16 +15,20 @@ from typing import Any
 
 from service.core import plan as core
 from service.core import procure as fleet_search
+from service.core import spot
 from service.core.architecture import Architecture
 from service.core.compute import require_architecture
 from service.core.context import check_context
 from service.core.errors import InvalidSpecError
 from service.core.memory import Precision
+from service.core.params import count_params
 from service.core.plan_space import _flops_per_token
 from service.errors import Unprocessable
 from service.schemas import plan as s
-from service.schemas.cost import PriceQuote
+from service.schemas.base import Pricing
+from service.schemas.cost import PriceChoice, PriceQuote
 from service.schemas.layout import PlanItem
+from service.schemas.spot import SpotOptions, spot_detail
 from service.services import energy as energy_service
 from service.services import plan as single
 from service.services import plan_pools as pooled
@@ -38,7 +42,8 @@ FORMULA = (
     "what to rent: fleets of one or two GPU types, each type's GPUs priced cheapest pool first; a fleet's hours = tokens / "
     "its best plan's tokens/s / effective-time fraction, dollars = hours x the GPUs its plan uses x their prices; fleets whose "
     "best case (peak x the highest kernel efficiency; for mixes, each type's best rate in its own plans) cannot win are not "
-    "planned (service.core.procure)"
+    "planned (service.core.procure); a fleet holding spot GPUs: the expected hours of its plan's hours with interruptions, "
+    "checkpoints at Daly's interval and restarts (Daly 2006; service.core.spot), dollars at those hours"
 )
 
 
@@ -58,16 +63,47 @@ class _Type:
     quotes: list[PriceQuote]
 
 
-def _quote(catalog: CatalogReader, req: s.PlanRequest, i: int, pool: s.Pool) -> PriceQuote:
+@dataclass(frozen=True)
+class _Rung:
+    """One pool of a GPU's price ladder: its least and most GPUs, its price, its interruptions per
+    node-hour (None: not spot), and whether it is owned or held (priced by the request or given a
+    least count: in both ladders of a GPU bought on demand and on spot)."""
+
+    least: int
+    most: int
+    quote: PriceQuote
+    interruptions: float | None
+    owned: bool
+
+
+def _quote(catalog: CatalogReader, req: s.PlanRequest, i: int, pool: s.Pool, pricing: Pricing) -> PriceQuote:
     if pool.usd_per_gpu_hour is not None:
-        return PriceQuote(usd_per_gpu_hour=pool.usd_per_gpu_hour, provider=None, pricing=None, as_of=None,
+        return PriceQuote(usd_per_gpu_hour=pool.usd_per_gpu_hour, provider=None, pricing=pool.pricing, as_of=None,
                           source=f"request: pools.{i}.usd_per_gpu_hour", chosen="explicit")  # fmt: skip
-    quote = listed_price(catalog, pool.gpu, req, many=True)
+    quote = listed_price(catalog, pool.gpu, PriceChoice(provider=req.provider, pricing=pricing), many=True)
     if quote is None:
         raise Unprocessable.for_field(
-            f"pools.{i}.usd_per_gpu_hour", f"the catalog has no {req.pricing.value} price for {pool.gpu}: give this pool's price"
+            f"pools.{i}.usd_per_gpu_hour", f"the catalog has no {pricing.value} price for {pool.gpu}: give this pool's price"
         )
     return quote
+
+
+def _rungs(req: s.PlanRequest, catalog: CatalogReader, i: int, pool: s.Pool, assumptions: dict[str, Any]) -> list[_Rung]:
+    """Pool ``i`` as a rung of its GPU's ladder, and with ``compare_spot`` its twin rented on spot."""
+    pricing = pool.pricing or req.pricing
+    options = req.spot or SpotOptions()
+    rate = options.interruptions_per_node_hour if pool.interruptions_per_node_hour is None else pool.interruptions_per_node_hour
+    owned = pool.usd_per_gpu_hour is not None or bool(pool.n_gpus)
+    least, most = pool.n_gpus or 0, pool.max_n_gpus or pool.n_gpus or 0
+    rungs = [_Rung(least=least, most=most, quote=_quote(catalog, req, i, pool, pricing),
+                   interruptions=rate if pricing is Pricing.SPOT else None, owned=owned)]  # fmt: skip
+    if req.compare_spot and pricing is not Pricing.SPOT and not owned:
+        twin = listed_price(catalog, pool.gpu, PriceChoice(provider=req.provider, pricing=Pricing.SPOT), many=True)
+        if twin is None:
+            assumptions[f"pools.{i}.compare_spot"] = f"the catalog has no spot price for {pool.gpu}: on demand only"
+        else:
+            rungs.append(_Rung(least=0, most=most, quote=twin, interruptions=rate, owned=False))
+    return rungs
 
 
 def best_rate_flops_per_s(cluster: single.Cluster, arch: Architecture, seq_len: int, precision: Precision) -> float:
@@ -86,35 +122,67 @@ def best_rate_flops_per_s(cluster: single.Cluster, arch: Architecture, seq_len: 
 def _types(
     req: s.PlanRequest, catalog: CatalogReader, arch: Architecture, seq_len: int, assumptions: dict[str, Any]
 ) -> list[_Type]:
-    """The pools as fleet types (pools of one GPU merged, their prices a ladder cheapest first); a 422 names the pool's field."""
+    """The pools as fleet types: pools of one GPU merged, their prices a ladder cheapest first; a GPU
+    rented on demand and on spot two types (the spot ladder with the GPUs owned or held); a 422 names
+    the pool's field."""
     assert req.pools is not None
     known = set(catalog.gpu_ids())
-    merged: dict[str, tuple[pooled._Pool, list[tuple[int, int, PriceQuote]]]] = {}
+    merged: dict[str, tuple[pooled._Pool, list[_Rung]]] = {}
     for i, pool in enumerate(req.pools):
         view, cluster = pooled.pool_cluster(req, catalog, known, i, pool)
-        least, most = pool.n_gpus or 0, pool.max_n_gpus or pool.n_gpus or 0
         entry = merged.get(view.id)
         if entry is not None and entry[0].cluster.hardware != cluster.hardware:
             raise Unprocessable.for_field(
                 f"pools.{i}", f"pools of {view.id} differ in their node or links: give one pool per GPU type"
             )
         assumptions.update(cluster.assumptions)
-        ladder = ([] if entry is None else entry[1]) + [(least, most, _quote(catalog, req, i, pool))]
-        merged[view.id] = (pooled._Pool(view=view, cluster=cluster, n_gpus=most), ladder)
+        merged[view.id] = (pooled._Pool(view=view, cluster=cluster, n_gpus=0), ([] if entry is None else entry[1]) + _rungs(
+            req, catalog, i, pool, assumptions))  # fmt: skip
     types = []
-    for gpu, (pool, ladder) in merged.items():
-        ladder.sort(key=lambda rung: rung[2].usd_per_gpu_hour)
-        most = sum(rung[1] for rung in ladder)
-        kind = fleet_search.FleetType(gpu=gpu, tiers=tuple((rung[1], rung[2].usd_per_gpu_hour) for rung in ladder),
-                                      min_gpus=sum(rung[0] for rung in ladder), max_gpus=most,
-                                      gpus_per_node=pool.cluster.hardware.gpus_per_node,
-                                      rate_flops_per_s=best_rate_flops_per_s(pool.cluster, arch, seq_len, req.precision),
- priced=any(rung[2].source.startswith('request: pools') for rung in ladder))  # fmt: skip
-        types.append(_Type(pool=pooled._Pool(view=pool.view, cluster=pool.cluster, n_gpus=most), kind=kind,
-                           quotes=[rung[2] for rung in ladder]))  # fmt: skip
-    if sum(t.kind.min_gpus > 0 for t in types) > 2:
+    for gpu, (pool, rungs) in merged.items():
+        on_spot = [r for r in rungs if r.interruptions is not None]
+        ladders = [("", [r for r in rungs if r.interruptions is None])]
+        if on_spot:
+            ladders.append((f"{gpu} spot", on_spot + [r for r in ladders[0][1] if r.owned]))
+        for name, ladder in ladders:
+            if ladder:
+                types.append(_type(gpu, name, pool, sorted(ladder, key=lambda r: r.quote.usd_per_gpu_hour), arch, seq_len, req))
+    if len({t.kind.gpu for t in types if t.kind.min_gpus > 0}) > 2:
         raise Unprocessable.for_field("pools", "a fleet holds one or two GPU types: at most two may fix a least count (n_gpus)")
     return types
+
+
+def _type(gpu: str, name: str, pool: pooled._Pool, ladder: list[_Rung], arch: Architecture, seq_len: int,
+          req: s.PlanRequest) -> _Type:  # fmt: skip
+    most = sum(r.most for r in ladder)
+    kind = fleet_search.FleetType(gpu=gpu, name=name, tiers=tuple((r.most, r.quote.usd_per_gpu_hour) for r in ladder),
+                                  interruptions=tuple(r.interruptions for r in ladder), min_gpus=sum(r.least for r in ladder),
+                                  max_gpus=most, gpus_per_node=pool.cluster.hardware.gpus_per_node,
+                                  rate_flops_per_s=best_rate_flops_per_s(pool.cluster, arch, seq_len, req.precision),
+                                  priced=any(r.quote.source.startswith("request: pools") for r in ladder))  # fmt: skip
+    return _Type(
+        pool=pooled._Pool(view=pool.view, cluster=pool.cluster, n_gpus=most), kind=kind, quotes=[r.quote for r in ladder]
+    )
+
+
+def _spot_terms(req: s.PlanRequest, arch: Architecture) -> fleet_search.SpotTerms:
+    """How a spot fleet checkpoints and restarts: the request's ``spot``, else the stated defaults."""
+    o = req.spot or SpotOptions()
+    return fleet_search.SpotTerms(checkpoint_bytes=spot.CHECKPOINT_BYTES_PER_PARAM * count_params(arch).total,
+                                  checkpoint_seconds=o.checkpoint_seconds, restart_seconds=o.restart_seconds,
+                                  interval_hours=o.checkpoint_interval_hours)  # fmt: skip
+
+
+def _spot_text(terms: fleet_search.SpotTerms | None) -> str:
+    assert terms is not None
+    checkpoint = (f"{terms.checkpoint_seconds:g} s" if terms.checkpoint_seconds is not None else
+                  f"{terms.checkpoint_bytes / 1e9:,.0f} GB ({spot.CHECKPOINT_BYTES_PER_PARAM} bytes a parameter: weights, fp32 "
+                  f"master copy, Adam moments) written at {terms.write_bytes_per_s_per_node / 1e9:g} GB/s per node of the fleet")  # fmt: skip
+    interval = f"every {terms.interval_hours:g} h" if terms.interval_hours is not None else "at Daly's optimal interval"
+    return (f"spot fleets: expected hours and dollars (Daly 2006's complete model): the job is interrupted when any spot node "
+            f"is (each pool's rate per node-hour, summed over its nodes), checkpoints of {checkpoint} {interval} (Young's "
+            f"sqrt(2 C M) to first order), restarts of {terms.restart_seconds:g} s; the deadline is met (the budget spent) in "
+            f"expectation, not with certainty; effective_time_fraction still applies to the work")  # fmt: skip
 
 
 @dataclass
@@ -143,7 +211,7 @@ class _Context:
 
     def single(self, kind: fleet_search.FleetType, n: int) -> fleet_search.Outcome:
         """One type's best plan on ``n`` GPUs (plan_for_deadline's walk: a batch that no longer splits stops it)."""
-        cluster = self.by_gpu[kind.gpu].pool.cluster
+        cluster = self.by_gpu[kind.key].pool.cluster
         try:
             result = single.cached_plan(self.arch, cluster.hardware, self.spec(n, cluster))
         except InvalidSpecError as exc:
@@ -151,13 +219,14 @@ class _Context:
         if not result.plans:
             return fleet_search.Outcome(hours=None)
         top = result.plans[0]
-        return fleet_search.Outcome(hours=self.hours(top.tokens_per_second), used={kind.gpu: n},
-                                    flops_per_gpu={kind.gpu: top.tflops_per_gpu * 1e12}, plan=(kind.gpu, n, result))  # fmt: skip
+        return fleet_search.Outcome(hours=self.hours(top.tokens_per_second), used={kind.key: n},
+                                    flops_per_gpu={kind.gpu: top.tflops_per_gpu * 1e12}, plan=(kind.key, n, result))  # fmt: skip
 
     def mixed(self, members: tuple[tuple[fleet_search.FleetType, int], ...]) -> fleet_search.Outcome:
-        """A pipeline across two types' GPUs (the plan may leave some idle: the fleet is what it uses)."""
+        """A plan over two types' GPUs, a pipeline across them or a data-parallel group on each (a pipeline
+        may leave some idle: the fleet is what it uses)."""
         pools = [
-            pooled._Pool(view=self.by_gpu[k.gpu].pool.view, cluster=self.by_gpu[k.gpu].pool.cluster, n_gpus=n) for k, n in members
+            pooled._Pool(view=self.by_gpu[k.key].pool.view, cluster=self.by_gpu[k.key].pool.cluster, n_gpus=n) for k, n in members
         ]
         total = sum(n for _, n in members)
         try:
@@ -169,22 +238,33 @@ class _Context:
         if not found.plans:
             return fleet_search.Outcome(hours=None)
         top = found.plans[0]
-        used = {p.view.id: 0 for p in pools}
+        used = {k.key: 0 for k, _ in members}
         for st in top.stages:
-            used[st.gpu] += st.n_gpus
+            used[members[st.pool][0].key] += st.n_gpus
         return fleet_search.Outcome(hours=self.hours(top.tokens_per_second), used=used, plan=(pools, found))
 
 
 def _item(ctx: _Context, fleet: fleet_search.Fleet, energy: energy_service.EnergyTerms) -> PlanItem:
-    """A fleet's plan as answers give it, each type's GPUs at the mean price of the pools it uses."""
+    """A fleet's plan as answers give it, each type's GPUs at the mean price of the pools it uses; on
+    spot, its hours, GPU-hours, dollars and energy at the expected wall clock (``spot`` says what
+    they include)."""
     req = ctx.req
-    price = {g: ctx.by_gpu[g].kind.usd_per_hour(n) / n for g, n in fleet.used.items() if n}
+    price = {ctx.by_gpu[k].kind.gpu: ctx.by_gpu[k].kind.usd_per_hour(n) / n for k, n in fleet.used.items() if n}
     if len(fleet.used) == 1:
-        gpu, n, result = fleet.plan
-        return single.plan_item(gpu, n, result.plans[0], req.tokens, req.effective_time_fraction, price[gpu],
-                                result.model_flops_per_token, energy=energy.for_gpu(ctx.by_gpu[gpu].pool.view))  # fmt: skip
-    pools, found = fleet.plan
-    return pooled._mixed_item(found.plans[0], pools, req, price, found.model_flops_per_token, energy)
+        key, n, result = fleet.plan
+        gpu = ctx.by_gpu[key].kind.gpu
+        item = single.plan_item(gpu, n, result.plans[0], req.tokens, req.effective_time_fraction, price[gpu],
+                                result.model_flops_per_token, energy=energy.for_gpu(ctx.by_gpu[key].pool.view))  # fmt: skip
+    else:
+        pools, found = fleet.plan
+        item = pooled._mixed_item(found.plans[0], pools, req, price, found.model_flops_per_token, energy)
+    if fleet.spot is None:
+        return item
+    scale = fleet.hours / fleet.work_hours
+    scaled = {name: None if getattr(item, name) is None else getattr(item, name) * scale
+              for name in ("gpu_hours", "energy_kwh", "co2e_tonnes")}  # fmt: skip
+    return item.model_copy(update=scaled | {"training_hours": fleet.hours, "cost_usd": fleet.cost_usd,
+                                            "spot": spot_detail(fleet.spot, fleet.work_hours)})  # fmt: skip
 
 
 def _summary(ctx: _Context, t: _Type, result: fleet_search.TypeResult | None, item: PlanItem | None) -> s.GpuSummary:
@@ -193,18 +273,23 @@ def _summary(ctx: _Context, t: _Type, result: fleet_search.TypeResult | None, it
     tried = result.tried if result is not None else None
     if item is None:
         reason = result.reason if result is not None else "another pool's least count (n_gpus) is in every fleet"
-        return single._unfit(t.kind.gpu, None, reason, None, tried)
+        return single._unfit(t.kind.gpu, None, reason, None, tried).model_copy(update={"pricing": _pricing(ctx, t)})
     _, _, plans = result.best.plan if result and result.best else (None, None, None)
     stats = single._stats(plans.search) if plans is not None else None
     assert stats is not None
     return s.GpuSummary(gpu=t.kind.gpu, n_gpus=item.n_gpus, fits=True, reason=None, tokens_per_second=item.tokens_per_second,
                         mfu=item.mfu, training_hours=item.training_hours, gpu_hours=item.gpu_hours, energy_kwh=item.energy_kwh,
                         co2e_tonnes=item.co2e_tonnes, cost_usd=item.cost_usd, price=quote, search=stats, tried_n_gpus=tried,
-                        global_batch_size=ctx.batch(item.n_gpus))  # fmt: skip
+                        global_batch_size=ctx.batch(item.n_gpus), pricing=_pricing(ctx, t))  # fmt: skip
+
+
+def _pricing(ctx: _Context, t: _Type) -> Pricing:
+    return Pricing.SPOT if t.kind.spot else ctx.req.pricing
 
 
 def _fleet_text(ctx: _Context, fleet: fleet_search.Fleet) -> str:
-    return " + ".join(f"{n} {g}" for g, n in fleet.used.items() if n) + f": {fleet.hours:.1f} h, ${fleet.cost_usd:,.0f}"
+    expected = " expected" if fleet.spot is not None else ""
+    return " + ".join(f"{n} {g}" for g, n in fleet.used.items() if n) + f": {fleet.hours:.1f} h, ${fleet.cost_usd:,.0f}{expected}"
 
 
 def procure(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
@@ -215,12 +300,13 @@ def procure(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     assumptions: dict[str, Any] = {}
     types = _types(req, catalog, arch, seq_len, assumptions)
     ctx = _Context(
-        req=req, arch=arch, seq_len=seq_len, fixed=single.fixed_dimensions(req.fixed), by_gpu={t.kind.gpu: t for t in types}
+        req=req, arch=arch, seq_len=seq_len, fixed=single.fixed_dimensions(req.fixed), by_gpu={t.kind.key: t for t in types}
     )
     goal = fleet_search.Goal(
         model_flops=req.tokens * _flops_per_token(arch, seq_len, causal=req.flash_attention)[0],
         effective_time_fraction=req.effective_time_fraction,
         deadline_hours=req.deadline_days * 24 if req.deadline_days is not None else None, budget_usd=req.budget_usd,
+        spot=_spot_terms(req, arch),
     )  # fmt: skip
     mixing = req.precision is not Precision.FP8
     found = fleet_search.procure([t.kind for t in types], goal, single=ctx.single, mixed=ctx.mixed if mixing else None,
@@ -231,7 +317,7 @@ def procure(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     items = [_item(ctx, f, energy) for f in found.fleets[: req.top_k]]
     alone = {g: found.types[g].best for g in found.types if found.types[g].best is not None}
     alone_items = {g: _item(ctx, f, energy) for g, f in alone.items()}  # type: ignore[arg-type]
-    summaries = [_summary(ctx, t, found.types.get(t.kind.gpu), alone_items.get(t.kind.gpu)) for t in types]
+    summaries = [_summary(ctx, t, found.types.get(t.kind.key), alone_items.get(t.kind.key)) for t in types]
     homogeneous = [f for f in found.fleets if len(f.used) == 1]
     best_homogeneous = _item(ctx, homogeneous[0], energy) if homogeneous else None
     batch = ctx.batch(sum(found.fleets[0].used.values()) if found.fleets else 1)
@@ -244,11 +330,13 @@ def procure(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
                     "fleet": _fleet_text(ctx, found.fleets[0]) if found.fleets else None,
                     "fleet_bounds": "a fleet's best case: peak x the highest kernel efficiency (matmul, attention) per GPU; a mix: each "
                     "type's best model FLOP/s per GPU in its own plans searched",
-                    "spot": "spot prices as listed; interruptions only through effective_time_fraction" if req.pricing.value == "spot"
-                    else None} | single.options_assumptions(req)  # fmt: skip
+                    "spot": _spot_text(goal.spot) if any(t.kind.spot for t in types) else None,
+                    } | single.options_assumptions(req)  # fmt: skip
     for t in types:
-        assumptions[f"{t.kind.gpu}.fleet_prices"] = "; ".join(
-            f"up to {n} at ${usd:g}/GPU-h ({q.chosen}: {q.source})" for (n, usd), q in zip(t.kind.tiers, t.quotes, strict=True)
+        assumptions[f"{t.kind.key}.fleet_prices"] = "; ".join(
+            f"up to {n} at ${usd:g}/GPU-h{'' if rate is None else f' on spot ({rate:g} interruptions per node-hour)'} "
+            f"({q.chosen}: {q.source})"
+            for (n, usd), rate, q in zip(t.kind.tiers, t.kind.interruptions, t.quotes, strict=True)
         )
     if warning := check_context(arch, seq_len):
         assumptions["seq_len_warning"] = warning

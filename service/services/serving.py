@@ -37,7 +37,8 @@ FORMULAS = [
     "KV per token = 2 * L * n_kv_heads * d_head * bytes(kv_dtype) (Pope et al. 2022 §3.1); multi-head latent attention "
     "caches kv_lora_rank + qk_rope_head_dim per layer, on every tensor rank (DeepSeek-V2 §2.1); a sliding-window layer holds "
     "at most its window (Mistral 7B §2)",
-    "prefill = the prompt's matmuls on per-GPU shapes + causal attention + 2 all-reduces per layer (compute-bound)",
+    "prefill = the prompt's matmuls on per-GPU shapes + causal attention (at the FP8 peak over an FP8 KV cache, as "
+    "FlashAttention-3 and TensorRT-LLM attend; else the 16-bit peak) + 2 all-reduces per layer (compute-bound)",
     "decode step = max((weights/tp + batch * KV read) / HBM bandwidth, FLOPs / matmul rate) + 2 all-reduces per layer "
     "(Pope et al. 2022 §2-3); the KV read is what the cache holds at the mean context (windows capped)",
     "time per output token = decode step + batch * prefill / output_tokens (continuous batching: Orca, Yu et al. 2022; "

@@ -19,6 +19,7 @@ from service.errors import Unprocessable
 from service.schemas import cost as s
 from service.schemas.finetune import Finetune
 from service.schemas.layout import StepTimeOptions
+from service.schemas.spot import spot_detail
 from service.services import energy as energy_service
 from service.services import plan as plan_service
 from service.services import rates
@@ -221,7 +222,7 @@ def _on_spot(
     checkpoint = o.checkpoint_seconds
     if checkpoint is None:  # bf16 weights, fp32 master weights and two Adam moments (Transformers Math 101)
         params = count_params(model).total if isinstance(model, Architecture) else model.n_params
-        checkpoint = CHECKPOINT_BYTES_PER_PARAM * params / (s.DEFAULT_CHECKPOINT_WRITE_BYTES_PER_S_PER_NODE * n_nodes)
+        checkpoint = spot.checkpoint_seconds(params, n_nodes)
     run = spot.spot_run(r.wall_clock_hours, n_nodes=n_nodes, interruptions_per_node_hour=o.interruptions_per_node_hour,
                         checkpoint_seconds=checkpoint, restart_seconds=o.restart_seconds,
                         interval_hours=o.checkpoint_interval_hours)  # fmt: skip
@@ -229,15 +230,8 @@ def _on_spot(
     usd = None if r.cost_usd is None else r.cost_usd * run.overhead_fraction
     adjusted = dataclasses.replace(r, gpu_hours=gpu_hours, wall_clock_hours=run.expected_wall_clock_hours, cost_usd=usd,
                                    achieved_flops_per_s_per_gpu=r.achieved_flops_per_s_per_gpu / run.overhead_fraction)  # fmt: skip
-    detail = s.SpotDetail(job_interruptions_per_hour=run.job_interruptions_per_hour, mtbf_hours=run.mtbf_hours,
-                          checkpoint_seconds=run.checkpoint_seconds, restart_seconds=run.restart_seconds,
-                          checkpoint_interval_hours=run.checkpoint_interval_hours, young_interval_hours=run.young_interval_hours,
-                          work_hours=r.wall_clock_hours, expected_wall_clock_hours=run.expected_wall_clock_hours,
-                          overhead_fraction=run.overhead_fraction)  # fmt: skip
+    detail = spot_detail(run, r.wall_clock_hours)
     return adjusted, detail
-
-
-CHECKPOINT_BYTES_PER_PARAM = 14  # 2 (bf16 weights) + 4 (fp32 master) + 8 (Adam moments), Transformers Math 101
 
 
 def _time_at_mfu(
@@ -286,7 +280,7 @@ def _finetune_fits(
     precision = PRECISION_FOR_DTYPE.get(req.dtype, Precision.MIXED_BF16)
     footprint, layout = finetune.smallest_finetune_footprint(model, ft.spec(), n_gpus=req.n_gpus, seq_len=seq,
                                                              precision=precision)  # fmt: skip
-    fits = footprint <= gpu.memory_bytes
+    fits = memory.memory_fits(footprint, gpu.memory_bytes)
     reason = (
         None
         if fits
@@ -369,7 +363,7 @@ def _compare_terms(
         note = "" if fits else (plan.reason or "no layout fits")
         least = memory.device_total_bytes(best.memory.total_bytes) if best else footprint
     else:
-        fits = footprint <= gpu.memory_bytes
+        fits = memory.memory_fits(footprint, gpu.memory_bytes)
         note = "" if fits else f"needs {footprint / 2**30:.1f} GiB per GPU at best; has {gpu.memory_bytes / 2**30:.1f} GiB"
         least = footprint
     terms: dict[str, Any] = {"gpu": gpu.id, "fits": fits, "min_memory_bytes_per_gpu": least,

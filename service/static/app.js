@@ -387,6 +387,7 @@ const STEP_PARTS = [
   ["compute_seconds", "compute"], ["recompute_seconds", "recompute"], ["tp_comm_seconds", "tensor-parallel comm"],
   ["cp_comm_seconds", "context-parallel comm"], ["ep_comm_seconds", "expert-parallel comm"], ["pp_comm_seconds", "pipeline sends"],
   ["bubble_seconds", "pipeline bubble"], ["dp_comm_seconds", "data-parallel comm"], ["optimizer_seconds", "optimizer"],
+  ["host_seconds", "waiting on the host"],
 ];
 
 function layout(p) {
@@ -436,7 +437,7 @@ function drawPlan(panel, answer) {
     data: {
       rank: i + 1, tp: p.tp, pp: p.pp, dp: p.dp, zero_stage: p.zero_stage, micro_batch_size: p.micro_batch_size, recompute: p.recompute,
       step_time_seconds: p.step_time_seconds, per_gpu_total_bytes: p.per_gpu_total_bytes,
-      ...p.step_time, // compute_seconds ... optimizer_seconds
+      ...p.step_time, // compute_seconds ... host_seconds
     },
   })));
   panel.querySelector(".formulas").textContent = answer.formulas.join(" · ");
@@ -523,14 +524,17 @@ function drawMixed(panel, answer) {
   if (!best) {
     status.textContent = `No layout fits: ${answer.reason ?? "no reason given"}`;
   } else if (best.stages) {
-    status.textContent = `Best plan: ${best.stages.length} stages over ${best.gpu}, ${fmt.seconds(best.step_time_seconds)} a step, ` +
+    const groups = new Set(best.stages.map((st) => st.group)).size;
+    const kind = groups > 1 ? ` as ${groups} data-parallel groups of ${best.pp} (micro-batches split so they finish together)` : "";
+    status.textContent = `Best plan: ${best.stages.length} stages over ${best.gpu}${kind}, ${fmt.seconds(best.step_time_seconds)} a step, ` +
       `MFU ${fmt.percent(best.mfu)}` + (single ? `; the best single pool (${single.gpu}) takes ${fmt.seconds(single.step_time_seconds)}.` : ".");
   } else {
     status.textContent = `Best plan: one pool, ${best.gpu} (${layout(best)}), ${fmt.seconds(best.step_time_seconds)} a step: ` +
       "mixing the pools is no faster here.";
   }
   // bars: each stage of the best plan (or the plan itself), then the best single pool, parts stacked
-  const bars = best ? [...(best.stages ?? [best]).map((st, i) => ({ label: best.stages ? `stage ${i + 1}: ${st.gpu} × ${st.n_gpus} (${st.layers} layers)` : `${best.gpu} × ${best.n_gpus}`, parts: st.step_time, total: best.step_time_seconds, item: st }))] : [];
+  const grouped = best?.stages && new Set(best.stages.map((st) => st.group)).size > 1;
+  const bars = best ? [...(best.stages ?? [best]).map((st, i) => ({ label: best.stages ? `${grouped ? `group ${st.group + 1}, ` : ""}stage ${i + 1}: ${st.gpu} × ${st.n_gpus} (${st.layers} layers, ${st.micro_batch_size} × ${st.gradient_accumulation_steps} per replica)` : `${best.gpu} × ${best.n_gpus}`, parts: st.step_time, total: best.step_time_seconds, item: st }))] : [];
   if (single && best?.stages) bars.push({ label: `best single pool: ${single.gpu} × ${single.n_gpus}`, parts: single.step_time, total: single.step_time_seconds, item: single });
   const parts = STEP_PARTS.filter(([key]) => bars.some((b) => b.parts[key] > 0));
   drawChart(panel.querySelector("canvas"), {

@@ -282,10 +282,18 @@ def test_dbrx_nested_config_through_the_api(client):
     assert "model.hf_config.ffn_config.moe_top_k" in r.text
 
 
-def test_a_zamba2_config_is_a_422_that_says_why(client):
-    r = client.post("/v1/models/from-hf-config", json={"model_type": "zamba2", "hidden_size": 768, "num_hidden_layers": 24})
+def test_an_unmapped_hybrid_config_is_a_422_that_says_why(client):
+    r = client.post("/v1/models/from-hf-config", json={"model_type": "recurrent_gemma", "hidden_size": 768})
     assert r.status_code == 422, r.text
     assert "hybrid" in r.text and "hf_config.model_type" in r.text
+
+
+def test_a_zamba2_config_without_its_layer_list_names_the_key(client):
+    """Zamba2Config's default layers_block_type has 54 entries: another layer count needs its own list."""
+    r = client.post("/v1/models/from-hf-config", json={"model_type": "zamba2", "hidden_size": 768, "num_hidden_layers": 24,
+                                                       "num_attention_heads": 12, "vocab_size": 32000})  # fmt: skip
+    assert r.status_code == 422, r.text
+    assert "hf_config.layers_block_type" in r.text and "54 layers" in r.text
 
 
 def test_phi_request_fields_round_trip(client):

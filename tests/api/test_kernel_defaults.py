@@ -1,9 +1,13 @@
 """The kernel inputs of ``POST /v1/memory/training`` that follow the device and the model's family:
-dropout masks on the CUDA or the CPU convention, and Gemma's and OLMo 2's fp32-weight norms."""
+dropout masks and recurrent layers on the CUDA or the CPU convention, and Gemma's and OLMo 2's
+fp32-weight norms."""
 
 from __future__ import annotations
 
+from service.core.activations import ActivationOptions, layer_activation_bytes
+from service.core.kernels import DeviceConvention, Kernels
 from tests.api.test_calculators import ok
+from tests.core.helpers import preset
 
 GEMMA = {"preset": "gemma-7b"}
 
@@ -62,3 +66,17 @@ def test_lora_dropout_mask_follows_the_device_convention(client) -> None:
 def test_bad_device_convention_is_a_422(client) -> None:
     r = client.post("/v1/memory/training", json={"model": GEMMA, "device_convention": "tpu"})
     assert r.status_code == 422 and "device_convention" in r.text
+
+
+def test_recurrent_layers_follow_the_device_convention(client) -> None:
+    # Mamba-2 on the CPU runs transformers' reference mamba2_chunk_scan, which keeps fp32 C x C blocks per
+    # chunk and head (validation/measurements/recurrent_activations.json); on CUDA the fused kernel's tensors
+    body = {"model": {"preset": "mamba2-2.7b"}, "seq_len": 4096, "micro_batch_size": 1}
+    cuda = ok(client, "/v1/memory/training", body)
+    cpu = ok(client, "/v1/memory/training", body | {"device_convention": "cpu"})
+    arch = preset("mamba2-2.7b")
+    for answer, device in ((cuda, DeviceConvention.CUDA), (cpu, DeviceConvention.CPU)):
+        opts = ActivationOptions(seq_len=4096, micro_batch_size=1, kernels=Kernels(device=device))
+        assert answer["activations"]["per_layer_bytes"] == layer_activation_bytes(arch, opts).total_bytes
+        assert "Mamba-2" in answer["assumptions"]["device_convention"]  # stated without dropout
+    assert cpu["activations"]["per_layer_bytes"] > 4 * cuda["activations"]["per_layer_bytes"]

@@ -59,6 +59,17 @@ def test_expert_all_to_all_overlap_hides_most_of_it(client) -> None:
     assert hidden["step_time_seconds"] < exposed["step_time_seconds"]
 
 
+def test_the_alltoall_dispatcher_sends_each_routed_copy_on_its_own(client) -> None:
+    deepep, notes = plan(client, MOE)
+    assert notes["moe_dispatcher"] == "deepep" and deepep["step_time"]["host_seconds"] >= 0
+    alltoall, notes = plan(client, MOE | {"moe_dispatcher": "alltoall"})
+    assert notes["moe_dispatcher"] == "alltoall"
+    # Mixtral's 2 experts on two nodes: each remote copy crosses InfiniBand, 2 x 1/2 = 1 a token, against
+    # 1 - (1/2)^2 = 3/4 sent once per node; one expert per rank leaves no chunks to sort, so no more permutations
+    assert alltoall["step_time"]["ep_comm_seconds"] > deepep["step_time"]["ep_comm_seconds"]
+    assert alltoall["step_time"]["compute_seconds"] == deepep["step_time"]["compute_seconds"]
+
+
 def test_tensor_parallel_overlap_hides_the_all_reduces(client) -> None:
     exposed, _ = plan(client, DENSE)
     hidden, notes = plan(client, DENSE | {"tp_comm_overlap": True})
@@ -94,6 +105,7 @@ def test_cost_takes_the_options_and_the_effective_time_fraction(client) -> None:
         ({"moe_max_nodes_per_token": 0}, ["body", "moe_max_nodes_per_token"]),
         ({"effective_time_fraction": 0}, ["body", "effective_time_fraction"]),
         ({"tp_comm_overlap": "sometimes"}, ["body", "tp_comm_overlap"]),
+        ({"moe_dispatcher": "nccl"}, ["body", "moe_dispatcher"]),
     ],
 )
 def test_out_of_range_options_are_a_422_naming_the_field(client, extra: dict, loc: list) -> None:

@@ -21,8 +21,10 @@ def test_a_mixed_cluster_pipelines_over_both_types_and_beats_either_alone(client
     assert time.perf_counter() - start < 2.0  # the issue's bound for this request
     best, alone = data["plans"][0], data["best_homogeneous"]
     assert {st["gpu"] for st in best["stages"]} == {"h100-sxm", "a100-80gb-sxm"}
-    assert sum(st["layers"] for st in best["stages"]) == 80  # every layer placed once
-    assert best["pp"] == len(best["stages"]) and best["n_gpus"] == sum(st["n_gpus"] for st in best["stages"]) <= 320
+    groups = {g: [st for st in best["stages"] if st["group"] == g] for g in {st["group"] for st in best["stages"]}}
+    for stages in groups.values():  # one pipeline (or one per data-parallel group): every layer placed once in each
+        assert sum(st["layers"] for st in stages) == 80 and len(stages) == best["pp"]
+    assert best["n_gpus"] == sum(st["n_gpus"] for st in best["stages"]) <= 320
     # each stage's parts add up to the plan's step (what it waits for is its bubble)
     for st in best["stages"]:
         assert sum(st["step_time"].values()) == pytest.approx(best["step_time_seconds"], rel=1e-9)
@@ -32,11 +34,14 @@ def test_a_mixed_cluster_pipelines_over_both_types_and_beats_either_alone(client
     gpus = {g["gpu"]: g for g in data["gpus"]}
     assert alone["gpu"] == "a100-80gb-sxm" and best["step_time_seconds"] < 0.8 * alone["step_time_seconds"]
     assert best["tokens_per_second"] < gpus["h100-sxm"]["tokens_per_second"] + gpus["a100-80gb-sxm"]["tokens_per_second"]
-    # an H100 stage holds more layers per GPU than an A100 stage: layers sized to speed
-    per_gpu = {st["gpu"]: st["layers"] / st["n_gpus"] for st in best["stages"]}
+    # sized to speed: an H100 stage holds more layers per GPU than an A100 stage (a pipeline across the
+    # pools), or an H100 replica more sequences a step than an A100 replica (data-parallel groups)
+    per_gpu = {st["gpu"]: st["layers"] * st["micro_batch_size"] * st["gradient_accumulation_steps"] / st["n_gpus"]
+               for st in best["stages"]}  # fmt: skip
     assert per_gpu["h100-sxm"] > per_gpu["a100-80gb-sxm"]
     assert best["cost_usd"] > 0 and best["energy_kwh"] > 0 and best["mfu"] < 1
     assert "pipelines over h100-sxm x64 + a100-80gb-sxm x256" in data["search"]["searched"]
+    assert "data-parallel groups over h100-sxm x64 + a100-80gb-sxm x256" in data["search"]["searched"]
 
 
 def test_two_pools_of_one_gpu_plan_as_one_pool_of_their_sum(client) -> None:
@@ -100,3 +105,40 @@ def test_no_pool_fits_is_an_answer_with_the_reason(client) -> None:
             "pools": [{"gpu": "l4", "n_gpus": 1}, {"gpu": "a100-40gb-sxm", "n_gpus": 1}]}  # fmt: skip
     data = ok(client, "/v1/plan", body)
     assert data["plans"] == [] and data["reason"] and data.get("best_homogeneous") is None
+
+
+EIGHT_B = {"model": {"preset": "llama-3-8b"}, "seq_len": 4096, "global_batch_size": 512, "top_k": 3}
+
+
+def test_data_parallel_groups_of_different_types_finish_together(client) -> None:
+    """64 H100s and 64 A100 40 GB as two data-parallel groups: each group's replicas take their own
+    micro-batch size and count, the shares sum to the batch, every stage fits its own GPU, and
+    together they step faster than either pool alone."""
+    data = ok(
+        client, "/v1/plan", EIGHT_B | {"pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "a100-40gb-sxm", "n_gpus": 64}]}
+    )
+    best, alone = data["plans"][0], data["best_homogeneous"]
+    assert best["step_time_seconds"] < alone["step_time_seconds"]
+    groups = {st["group"] for st in best["stages"]}
+    assert groups == {0, 1} and len(best["stages"]) == 2 * best["pp"] and best["n_gpus"] == 128
+    shares = {st["gpu"]: st["dp"] * st["micro_batch_size"] * st["gradient_accumulation_steps"] for st in best["stages"]}
+    assert sum(shares.values()) == 512 and shares["h100-sxm"] > shares["a100-40gb-sxm"]
+    assert best["dp"] == sum(st["dp"] for st in best["stages"][:: best["pp"]])
+    for st in best["stages"]:
+        assert sum(st["step_time"].values()) == pytest.approx(best["step_time_seconds"], rel=1e-9)
+        assert st["per_gpu_total_bytes"] <= 0.95 * {"h100-sxm": 80, "a100-40gb-sxm": 40}[st["gpu"]] * 1e9 * 1.08
+    assert "one gradient ring over every replica at the slowest link" in data["search"]["searched"]
+
+
+def test_a_much_slower_pool_never_makes_the_answer_slower(client) -> None:
+    # 8 L4s beside 64 H100s: as a data-parallel group the L4s would take a few sequences, but the
+    # shared split and their slow link cost more than they add: the H100s alone are the answer
+    data = ok(client, "/v1/plan", EIGHT_B | {"pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "l4", "n_gpus": 8}]})
+    best, alone = data["plans"][0], data["best_homogeneous"]
+    assert alone["gpu"] == "h100-sxm" and best["step_time_seconds"] <= alone["step_time_seconds"]
+    for plan in data["plans"]:
+        for st in plan["stages"] or []:
+            if st["gpu"] == "l4" and st["group"]:
+                fast = next(s for s in plan["stages"] if s["gpu"] == "h100-sxm")
+                share = st["micro_batch_size"] * st["gradient_accumulation_steps"] * st["dp"] / st["n_gpus"]
+                assert share < fast["micro_batch_size"] * fast["gradient_accumulation_steps"] * fast["dp"] / fast["n_gpus"]

@@ -4,6 +4,8 @@ with one pool type the answer is the single-type deadline answer; the bad inputs
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from tests.api.test_calculators import problem
@@ -120,3 +122,101 @@ def test_max_n_gpus_without_tokens_is_a_422(client) -> None:
     body = {k: v for k, v in EIGHT_B.items() if k != "tokens"} | {"pools": [POOL], "deadline_days": 10}
     data = problem(client, "/v1/plan", body)
     assert "tokens" in data["detail"]
+
+
+SPOT_H100 = {"gpu": "h100-sxm", "max_n_gpus": 4096, "pricing": "spot"}
+
+
+def test_spot_at_no_interruptions_costs_the_on_demand_formula_at_the_spot_price(client) -> None:
+    """The issue's check: at an interruption rate of 0 the expected hours are the plan's, so the
+    dollars are hours x GPUs x the spot price, as an on-demand pool at that price gives them."""
+    calm = ok(
+        client, "/v1/plan", EIGHT_B | {"deadline_days": 10, "pools": [SPOT_H100], "spot": {"interruptions_per_node_hour": 0}}
+    )
+    best, (summary,) = calm["plans"][0], calm["gpus"]
+    assert summary["pricing"] == "spot" and summary["price"]["pricing"] == "spot"
+    price = summary["price"]["usd_per_gpu_hour"]
+    assert best["spot"]["job_interruptions_per_hour"] == 0 and best["spot"]["overhead_fraction"] == 1
+    assert best["spot"]["checkpoint_interval_hours"] is None and best["spot"]["mtbf_hours"] is None
+    assert best["training_hours"] == best["spot"]["work_hours"] == best["spot"]["expected_wall_clock_hours"]
+    assert best["cost_usd"] == pytest.approx(best["training_hours"] * best["n_gpus"] * price, rel=1e-12)
+    same = ok(client, "/v1/plan", EIGHT_B | {"deadline_days": 10, "pools": [{"gpu": "h100-sxm", "max_n_gpus": 4096,
+                                                                               "usd_per_gpu_hour": price}]})  # fmt: skip
+    plain = same["plans"][0]
+    assert plain["spot"] is None
+    for name in ("n_gpus", "tp", "pp", "dp", "training_hours", "gpu_hours"):
+        assert best[name] == plain[name], name
+    assert best["cost_usd"] == pytest.approx(plain["cost_usd"], rel=1e-12)
+
+
+def test_spot_wins_at_the_stated_interruption_rate(client) -> None:
+    """compare_spot offers each rented pool on spot too: at AWS's lowest band the spot fleet's expected
+    dollars (a little over its plan's hours: checkpoints at Daly's interval, restarts) beat on demand."""
+    data = ok(client, "/v1/plan", EIGHT_B | {"deadline_days": 10, "compare_spot": True,
+                                             "pools": [{"gpu": "h100-sxm", "max_n_gpus": 4096}]})  # fmt: skip
+    gpus = {g["pricing"]: g for g in data["gpus"]}
+    assert set(gpus) == {"on_demand", "spot"} and all(g["gpu"] == "h100-sxm" for g in data["gpus"])
+    best = data["plans"][0]
+    detail = best["spot"]
+    assert detail is not None and best["cost_usd"] == pytest.approx(gpus["spot"]["cost_usd"], rel=1e-12)
+    on_demand = ok(client, "/v1/plan", EIGHT_B | {"deadline_days": 10, "pools": [{"gpu": "h100-sxm", "max_n_gpus": 4096}]})
+    assert best["cost_usd"] < on_demand["plans"][0]["cost_usd"]
+    # on demand was planned at more dollars, or cut because even its best case costs more
+    assert (gpus["on_demand"]["cost_usd"] or math.inf) > best["cost_usd"]
+    assert gpus["on_demand"]["fits"] or "cannot beat the best fleet" in gpus["on_demand"]["reason"]
+    assert 1 < detail["overhead_fraction"] < 1.05 and best["training_hours"] == pytest.approx(detail["expected_wall_clock_hours"])
+    assert best["training_hours"] <= 10 * 24  # the deadline, met in expectation
+    # Young's sqrt(2 C M) for the stated checkpoint and MTBF; Daly's optimum within a percent of it (C << M)
+    young = math.sqrt(2 * detail["checkpoint_seconds"] * detail["mtbf_hours"] * 3600) / 3600
+    assert detail["young_interval_hours"] == pytest.approx(young, rel=1e-12)
+    assert detail["checkpoint_interval_hours"] == pytest.approx(young, rel=0.01)
+    assert detail["mtbf_hours"] == pytest.approx(1 / detail["job_interruptions_per_hour"])
+    assert "in expectation" in data["assumptions"]["spot"]
+
+
+def test_frequent_interruptions_make_on_demand_the_cheaper_fleet(client) -> None:
+    """At half an interruption per node-hour and 10-minute restarts a spot fleet spends more than
+    its discount on lost work and restarts: on demand is chosen, and the spot type says what it costs."""
+    body = EIGHT_B | {"deadline_days": 10, "compare_spot": True, "pools": [{"gpu": "h100-sxm", "max_n_gpus": 4096}],
+                      "spot": {"interruptions_per_node_hour": 0.5, "restart_seconds": 600}}  # fmt: skip
+    data = ok(client, "/v1/plan", body)
+    best = data["plans"][0]
+    assert best["spot"] is None
+    gpus = {g["pricing"]: g for g in data["gpus"]}
+    spot_type = gpus["spot"]
+    discount = gpus["on_demand"]["price"]["usd_per_gpu_hour"] / spot_type["price"]["usd_per_gpu_hour"]
+    if spot_type["fits"]:  # a spot fleet met the deadline in expectation, at more dollars
+        assert spot_type["cost_usd"] > best["cost_usd"]
+        assert spot_type["training_hours"] / (spot_type["gpu_hours"] / spot_type["n_gpus"]) == pytest.approx(1.0)
+    spot_fleets = [p for p in data["plans"] if p["spot"]]
+    assert all(p["spot"]["overhead_fraction"] > discount for p in spot_fleets)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"spot": {"interruptions_per_node_hour": -0.1}}, "interruptions_per_node_hour"),
+        ({"pools": [SPOT_H100 | {"interruptions_per_node_hour": -1}]}, "interruptions_per_node_hour"),
+        ({"spot": {"restart_seconds": -5}}, "restart_seconds"),
+        ({"pools": [SPOT_H100 | {"pricing": "auction"}]}, "pricing"),
+        (
+            {"pools": [SPOT_H100 | {"pricing": "on_demand", "interruptions_per_node_hour": 0.1}]},
+            "pools.0.interruptions_per_node_hour",
+        ),
+    ],
+)
+def test_bad_spot_terms_are_a_422_naming_the_field(client, change: dict, field: str) -> None:
+    body = EIGHT_B | {"deadline_days": 10, "pools": [SPOT_H100]} | change
+    data = problem(client, "/v1/plan", body)
+    assert field in data["detail"] or any(field in ".".join(map(str, e["loc"])) for e in data.get("errors", [])), data
+
+
+@pytest.mark.parametrize(
+    "change", [{"spot": {}}, {"compare_spot": True}, {"pools": [{"gpu": "h100-sxm", "n_gpus": 8, "pricing": "spot"}]}]
+)
+def test_spot_outside_a_fleet_search_is_a_422(client, change: dict) -> None:
+    body = {"model": {"preset": "llama-3-8b"}, "seq_len": 4096, "gpu": "h100-sxm", "n_gpus": 8} | change
+    if "pools" in change:
+        body.pop("gpu"), body.pop("n_gpus")
+    data = problem(client, "/v1/plan", body)
+    assert "fleet search" in data["detail"], data

@@ -4,6 +4,7 @@ measured points, overrides are checked, and every catalog value is a sourced fra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -126,7 +127,11 @@ def test_default_efficiency_for_a_gpu_with_no_values() -> None:
 def test_a_gpu_not_in_the_table_takes_the_generic_efficiencies_and_says_so() -> None:
     assert "l40s" in loader.gpus() and "l40s" not in TABLE["gpus"]
     efficiency, notes = gpu_efficiency("l40s", None)
-    assert efficiency == default_efficiency(None)
+    # every GPU takes the table's grouped-GEMM and MoE host terms (service.core.steptime_moe)
+    moe = {"grouped_gemm_fixed_k": TABLE["grouped_gemm"]["fixed_k_bf16"], "grouped_gemm_fixed_k_fp8": TABLE["grouped_gemm"]["fixed_k_fp8"],
+           "moe_layer_host_seconds": TABLE["moe_host"]["layer_seconds"]}  # fmt: skip
+    assert efficiency == dataclasses.replace(default_efficiency(None), **moe)
+    assert notes["l40s.efficiency.moe_layer_host_seconds_source"].startswith("fitted")
     assert notes["l40s.family"] == "not listed (generic efficiencies)"
     assert notes["l40s.attention_kernel"].startswith("no measured curve")
     assert "no per-GPU value" in notes["l40s.efficiency.matmul_source"]

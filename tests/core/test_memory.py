@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from service.core.compute import Recompute
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError, MissingArchitectureError
+from service.core.fp8 import Fp8Recipe
 from service.core.kernels import MEGATRON
 from service.core.memory import (
+    CUDA_CONTEXT_BYTES,
     Optimizer,
     Parallelism,
     Precision,
+    ZeroSharding,
+    device_total_bytes,
     inference_memory,
+    memory_fits,
     optimizer_state_bytes,
+    sharded_states,
     training_memory,
 )
 from service.core.spec import make_params_only
@@ -28,6 +35,42 @@ def test_zero_paper_figure_1_example(stage: int, expected_gb: float) -> None:
     # baseline (2+2+K)*Psi = 120 GB; P_os 31.4 GB; P_os+g 16.6 GB; P_os+g+p 1.9 GB
     r = training_memory(make_params_only(7.5e9), parallelism=Parallelism(dp=64, zero_stage=stage), include_activations=False)
     assert r.total_bytes / GB == pytest.approx(expected_gb, abs=0.05)
+
+
+def test_zero_paper_figure_1_over_arrays_is_the_scalar_formula() -> None:
+    # the same Figure 1 example with the four ZeRO stages as one array (how the planner prices its
+    # grid): each entry is the scalar answer to the byte, and the published 120 / 31.4 / 16.6 / 1.9 GB
+    model, n = make_params_only(7.5e9), int(7.5e9)
+    optimizer = optimizer_state_bytes(n, Optimizer.ADAMW, Precision.MIXED_BF16)
+    stages = np.arange(4)
+    zero = ZeroSharding(stage=stages, offload=np.zeros(4, dtype=bool), shards=np.full(4, 64.0))
+    s = sharded_states(model, Precision.MIXED_BF16, zero, dense_params=np.full(4, float(n)), expert_params=np.zeros(4),
+                       optimizer_dense=np.full(4, float(optimizer)), optimizer_expert=np.zeros(4),
+                       fp8_recipe=Fp8Recipe.TENSORWISE)  # fmt: skip
+    total = s.weights + s.gradients + s.optimizer
+    scalar = [
+        training_memory(model, parallelism=Parallelism(dp=64, zero_stage=z), include_activations=False).total_bytes
+        for z in range(4)
+    ]
+    assert total.tolist() == scalar
+    assert (total / GB).tolist() == pytest.approx([120.0, 31.4, 16.6, 1.9], abs=0.05)
+
+
+def test_fits_counts_the_context_or_leaves_a_share() -> None:
+    # the Figure 1 example on a 32 GB V100 (32 GiB): the baseline's 120 GB fits neither way; P_os
+    # (31.4 GB) fits with its CUDA context counted (31.9 GB) and within the planner's 95 % (32.6 GB)
+    v100 = 32 * 2**30
+    totals = [
+        training_memory(
+            make_params_only(7.5e9), parallelism=Parallelism(dp=64, zero_stage=z), include_activations=False
+        ).total_bytes
+        for z in (0, 1)
+    ]
+    assert [memory_fits(device_total_bytes(t), v100) for t in totals] == [False, True]
+    assert memory_fits(np.asarray(totals, dtype=np.float64), v100, usable_fraction=0.95).tolist() == [False, True]
+    # the comparison is inclusive: a job that needs exactly the usable memory fits, a byte more does not
+    assert memory_fits(device_total_bytes(v100 - CUDA_CONTEXT_BYTES), v100)
+    assert not memory_fits(device_total_bytes(v100 - CUDA_CONTEXT_BYTES + 1), v100)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 from service.core import plan as core
 from service.core import procure
 from service.core.plan_space import _axes, _grid, _layer_table, _memory_arrays, _shard_table
+from service.core.spot import spot_run
 from service.core.steptime import Layout, step_lower_bound, step_time
 from tests.core.helpers import hardware, preset
 
@@ -75,3 +76,50 @@ def test_the_fleet_walk_is_the_deadline_walk_and_its_bounds_cut_only_losers() ->
     assert set(tried) <= {n for n, _ in walk.tried}
     assert all(h is None or h > hours for n, h in walk.tried if n < min(tried))  # what the bound cut missed the deadline
     assert found.tally.planned + found.tally.bounded + found.tally.past <= found.tally.space
+
+
+def test_a_spot_ladder_counts_the_spot_nodes_it_takes() -> None:
+    """16 GPUs owned, then spot GPUs at 0.01 interruptions per node-hour: a fleet of 44 takes 28 spot
+    GPUs, four nodes (3.5 rounded up), so the job is interrupted 0.04 times an hour; its checkpoint
+    is written by all six of its nodes; the run is spot_run's for that job."""
+    kind = procure.FleetType(gpu="x", name="x spot", tiers=((16, 0.0), (1000, 2.0)), interruptions=(None, 0.01), min_gpus=0,
+                             max_gpus=1016, gpus_per_node=8, rate_flops_per_s=1e15)  # fmt: skip
+    assert kind.key == "x spot" and kind.spot
+    assert kind.interruptions_per_hour(16) is None and kind.interruptions_per_hour(44) == pytest.approx(0.04)
+    terms = procure.SpotTerms(checkpoint_bytes=14 * 8e9)
+    run = terms.run(100.0, [(kind, 44)])
+    expected = spot_run(100.0, n_nodes=4, interruptions_per_node_hour=0.01, checkpoint_seconds=14 * 8e9 / (1e9 * 6),
+                        restart_seconds=600)  # fmt: skip
+    assert run == expected
+    assert terms.run(100.0, [(kind, 16)]) is None  # the owned GPUs alone are not interrupted
+
+
+def _toy(kind: procure.FleetType, n: int) -> procure.Outcome:
+    """A fleet that runs at exactly its best case: 1,000 GPU-hours of work."""
+    return procure.Outcome(hours=1000 / n, used={kind.key: n}, flops_per_gpu={kind.gpu: 1e15}, plan=n)
+
+
+@pytest.mark.parametrize(("rate", "winner"), [(0.0, "x spot"), (0.001, "x spot"), (2.0, "x")])
+def test_spot_against_on_demand_of_one_gpu(rate: float, winner: str) -> None:
+    """One GPU on demand at $2 and on spot at $1: at no interruptions the spot fleet is the
+    on-demand formula at the spot price (the same hours, half the dollars); at two interruptions
+    per node-hour restarts and lost work cost more than the discount and on demand wins."""
+    on_demand = _kind("x", tiers=((4096, 2.0),), most=4096, rate=1e15)  # spot priced: limited, so its mixes are tried
+    on_spot = procure.FleetType(gpu="x", name="x spot", tiers=((4096, 1.0),), interruptions=(rate,), min_gpus=0, max_gpus=4096,
+                                gpus_per_node=8, rate_flops_per_s=1e15, priced=True)  # fmt: skip
+    goal = procure.Goal(model_flops=1000 * 3600 * 1e15, effective_time_fraction=1.0, deadline_hours=100.0,
+                        spot=procure.SpotTerms(checkpoint_bytes=14 * 8e9))  # fmt: skip
+
+    def never(members: procure.Members) -> procure.Outcome:  # one GPU bought two ways is never mixed with itself
+        raise AssertionError(members)
+
+    found = procure.procure([on_demand, on_spot], goal, single=_toy, mixed=never, time_limit_seconds=60)
+    best = found.fleets[0]
+    assert list(best.used) == [winner] and best.hours <= 100.0
+    if rate == 0.0:
+        alone = procure.procure([on_demand], goal, single=_toy, mixed=None, time_limit_seconds=60).fleets[0]
+        assert best.used["x spot"] == alone.used["x"] and best.hours == alone.hours == best.work_hours
+        assert best.cost_usd == pytest.approx(best.hours * best.used["x spot"] * 1.0, rel=1e-15)
+        assert best.cost_usd == pytest.approx(alone.cost_usd / 2, rel=1e-15)
+    else:
+        assert best.spot is None if winner == "x" else best.spot.overhead_fraction > 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from service.catalog import loader
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
 from service.core.serving import (
@@ -133,6 +134,21 @@ def test_long_prompts_pay_for_their_attention() -> None:
     assert long > 10.5 * short
     linear_part = 2 * 8.03e9 * 30000 / (989.5e12 * 0.80 * 0.75)
     assert long > linear_part * 1.2
+
+
+def test_prefill_attention_runs_in_the_kv_caches_format() -> None:
+    # vLLM docs, "Quantized KV Cache": FlashAttention-3 over an FP8 cache attends in FP8 (queries quantised too);
+    # over a 16-bit cache attention is 16-bit, FP8 weights or not: the core moves from the FP8 to the BF16 peak
+    arch = preset("llama-3.1-70b")
+    peaks = loader.gpus()["h100-sxm"]["peak_tflops"]
+    h100 = hardware("h100-sxm", peak_flops_per_s=peaks["fp8"] * 1e12, bf16_peak_flops_per_s=peaks["bf16"] * 1e12)
+    given = {"tp": 2, "weights": weight_bytes(arch, Dtype.FP8), "prompt_tokens": 5000, "output_tokens": 500, "batch": 1}
+    fp8, bf16 = (replica(arch, h100, kv_dtype=kv, **given) for kv in (Dtype.FP8, Dtype.BF16))
+    fraction, _ = h100.kernels.attention_fractions(5000, arch.d_head)
+    core = 80 * 2 * 2 * 5000 * 5000 / 2 * 64 * 128 / 2  # causal scores and values, 64 heads of 128 over two GPUs
+    assert bf16.prefill_seconds - fp8.prefill_seconds == pytest.approx(
+        core / (peaks["bf16"] * 1e12 * fraction) - core / (peaks["fp8"] * 1e12 * fraction), rel=0.01
+    )
 
 
 def test_quantised_weights_cover_every_block_matrix_of_every_preset() -> None:

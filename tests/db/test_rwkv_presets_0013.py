@@ -38,10 +38,10 @@ COUNTS = {
 def test_upgrade_adds_the_rwkv_columns_and_presets_to_a_seeded_store(backend: str, make_database) -> None:
     added = new_preset_ids("0013")
     assert sorted(added) == sorted(COUNTS)
-    assert migration_module("0013").down_revision == "0011"
+    assert migration_module("0013").down_revision == "0012"
     engine = build_engine(make_database(backend))
     try:
-        store = upgrade_a_store_seeded_at(engine, "0011", "model_presets", SEED, set(added))
+        store = upgrade_a_store_seeded_at(engine, "0012", "model_presets", SEED, set(added))
         assert set(store.rows) == set(SEED) and store.version == 8  # running instances reload
         row = store.rows["rwkv7-world-2.9b"]
         assert (row["layer_types"], row["rwkv_version"], row["rwkv_head_size"]) == (["rwkv"], 7, 64)
@@ -53,7 +53,7 @@ def test_upgrade_adds_the_rwkv_columns_and_presets_to_a_seeded_store(backend: st
             assert store.stored_as_seeded(preset_id, SEED)
             b = count_params(make_architecture(**preset_architecture(store.rows[preset_id])))
             assert b.total == b.active == total == SEED[preset_id]["reference_params"] == MEASURED[preset_id]["parameters"]
-        downgrade(engine, "0011")
+        downgrade(engine, "0012")
         with engine.connect() as connection:
             assert set(connection.execute(select(store.table.c.id)).scalars()) == set(store.before)
         columns = {c.name for c in Table("model_presets", MetaData(), autoload_with=engine).c}

@@ -14,7 +14,8 @@ Where things live: :mod:`.common` holds the config reader (``_Reader``), :class:
 :data:`HF_KEYS` and the helpers several family groups share; the mappers (``_map_<model_type>``) sit by
 family group in :mod:`.llama_like` (dense, Llama's block), :mod:`.other_dense` (dense, other blocks:
 GPT-2, GPT-NeoX, Falcon, Phi, Cohere, OPT, BLOOM, MPT, ...), :mod:`.moe` (mixtures of experts) and
-:mod:`.deepseek` (MLA and DeepSeek's expert layout), :mod:`.recurrent` (Mamba, Mamba-2, RWKV-4, Jamba), :mod:`.rwkv` (fla's RWKV-6 and RWKV-7), :mod:`.hybrid` (Bamba, Nemotron-H, Falcon-H1, Granite 4.0-H, Qwen3-Next); this module holds the registry (:data:`MAPPERS`,
+:mod:`.deepseek` (MLA and DeepSeek's expert layout), :mod:`.recurrent` (Mamba, Mamba-2, RWKV-4, Jamba), :mod:`.rwkv` (fla's RWKV-6 and RWKV-7), :mod:`.hybrid` (Bamba, Nemotron-H, Falcon-H1, Granite 4.0-H, Qwen3-Next), :mod:`.lfm2_zamba` (LFM2, LFM2-MoE,
+Zamba, Zamba2); this module holds the registry (:data:`MAPPERS`,
 the multimodal :data:`WRAPPERS`, the refused :data:`NOT_DECODER_TRANSFORMERS`) and the entry points
 (:func:`map_hf_config`, :func:`architecture_from_hf_config`, :func:`architecture_from_mapping`,
 :func:`in_config_terms`). A new family: its mapper in the module of its group, a helper it shares with
@@ -33,6 +34,7 @@ from service.core.errors import InvalidSpecError
 from service.core.hf_config.common import GATED_ACTIVATIONS, HF_KEYS, HfMapping, _context, _Reader
 from service.core.hf_config.deepseek import _map_deepseek, _map_glm4_moe
 from service.core.hf_config.hybrid import _map_bamba, _map_falcon_h1, _map_granitemoehybrid, _map_nemotron_h, _map_qwen3_next
+from service.core.hf_config.lfm2_zamba import _map_lfm2, _map_lfm2_moe, _map_zamba, _map_zamba2
 from service.core.hf_config.llama_like import (
     _map_arcee,
     _map_ernie4_5,
@@ -153,6 +155,10 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "nemotron_h": _map_nemotron_h,
     "falcon_h1": _map_falcon_h1,
     "granitemoehybrid": _map_granitemoehybrid,
+    "lfm2": _map_lfm2,
+    "lfm2_moe": _map_lfm2_moe,
+    "zamba": _map_zamba,
+    "zamba2": _map_zamba2,
 }
 
 
@@ -210,9 +216,6 @@ _ENCODER = "an encoder-only model (bidirectional, no causal LM head)"
 NOT_DECODER_TRANSFORMERS: dict[str, str] = {
     "xlstm": "a recurrent model (xLSTM blocks, no attention: Beck et al. 2024)",
     "recurrent_gemma": _HYBRID + " (Griffin's recurrent blocks)",
-    "zamba": _HYBRID + " (Mamba layers and a shared attention block)",
-    "zamba2": _HYBRID + " (Mamba-2 layers and shared attention blocks)",
-    "lfm2": _HYBRID + " (short convolution blocks between attention layers)",
     "minimax": _HYBRID + " (lightning linear attention in most layers)",
     "t5": _ENCODER_DECODER,
     "mt5": _ENCODER_DECODER,

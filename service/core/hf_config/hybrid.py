@@ -31,14 +31,19 @@ _OWN_KEYS = {
     "mamba": ("state_size", "time_step_rank"),
     "qwen3_next": ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
                    "linear_conv_kernel_dim", "full_attention_interval"),
+    "lfm2": ("conv_L_cache", "block_ff_dim", "full_attn_idxs", "block_auto_adjust_ff_dim"),
+    "zamba": ("n_mamba_heads",),
+    "zamba2": ("num_mem_blocks", "adapter_rank", "use_shared_attention_adapter", "mamba_ngroups", "use_mem_rope"),
 }  # fmt: skip
 _QWEN3_NEXT_LAYERS = {"linear_attention": LayerType.GATED_DELTANET, "full_attention": LayerType.ATTENTION}
 _NEMOTRON_LETTERS = {"M": LayerType.MAMBA2, "*": LayerType.ATTENTION, "-": LayerType.MLP}
 
 
-def _check_foreign(r: _Reader, model_type: str) -> None:
+def _check_foreign(r: _Reader, model_type: str, *, related: tuple[str, ...] = ()) -> None:
+    """Refuse a key only another family's config reads; ``related``: families whose keys this one shares
+    (Zamba's ``attn_layer_period`` is Jamba's too, Zamba2's ``n_mamba_heads`` Zamba's)."""
     for family, keys in _OWN_KEYS.items():
-        if family == model_type:
+        if family == model_type or family in related:
             continue
         for key in keys:
             if r.config.get(key) is not None:
