@@ -27,7 +27,7 @@ def test_every_kind_is_measured() -> None:
     assert kinds == {"params", "activations_per_layer", "training_flops", "inference_flops", "kv_cache", "optimizer_state",
                      "recurrent_activations_per_layer"}  # fmt: skip
     families = {r.case.split()[0] for r in ROWS if r.kind == "activations_per_layer"}
-    assert families == {"gpt2", "neox", "llama", "qwen3", "olmo2"}
+    assert families == {"gpt2", "neox", "llama", "qwen3", "olmo2", "tiny-rwkv6", "tiny-rwkv7"}  # RWKV-6/7: fla's kernels
     recurrent = {r.case.split()[0] for r in ROWS if r.kind == "recurrent_activations_per_layer"}
     assert recurrent == {"mamba", "mamba2", "rwkv"}
 

@@ -1,7 +1,9 @@
 """Measure parameter counts and per-sequence state of the recurrent and hybrid ``model_type``s.
 
 Every config of :mod:`recurrent_configs` is counted as :mod:`measure_hf_models` counts its own
-(``AutoModelForCausalLM.from_config`` on the meta device, tied weights once). The tiny configs in
+(``AutoModelForCausalLM.from_config`` on the meta device, tied weights once); transformers has no RWKV-6
+or RWKV-7, so the ``rwkv6`` and ``rwkv7`` configs are built with flash-linear-attention's own classes
+(``fla.models.RWKV6ForCausalLM``, ``RWKV7ForCausalLM``; :func:`fla_model`), the same way. The tiny configs in
 ``STATE_MEASURED`` are also built on the CPU in fp32 and run over ``STATE_TOKENS`` prompt tokens;
 the bytes of every tensor the returned cache holds (Mamba's convolution and scan states, RWKV's
 five state vectors, a hybrid's attention keys and values) are recorded, with the element count
@@ -72,6 +74,31 @@ def count(raw: dict) -> dict:
             "model_class": type(model).__name__}  # fmt: skip
 
 
+FLA_TYPES = ("rwkv6", "rwkv7")
+"""``model_type``s built with flash-linear-attention rather than transformers."""
+
+
+def fla_model(raw: dict, device: str = "meta"):
+    """An fla RWKV model of the config ``raw`` (its classes directly: importing ``fla`` registers its
+    model types with transformers' auto classes, which the other configs must not see)."""
+    from fla.models import RWKV6Config, RWKV6ForCausalLM, RWKV7Config, RWKV7ForCausalLM
+
+    config_class, model_class = {"rwkv6": (RWKV6Config, RWKV6ForCausalLM), "rwkv7": (RWKV7Config, RWKV7ForCausalLM)}[
+        raw["model_type"]
+    ]
+    config = config_class(**{k: v for k, v in raw.items() if k != "model_type"})
+    with torch.device(device):
+        return model_class(config)
+
+
+def count_fla(raw: dict) -> dict:
+    import fla
+
+    model = fla_model(raw)
+    return {"parameters": sum(p.numel() for p in model.parameters()), "checkpoint_buffers": 0,
+            "model_class": type(model).__name__, "reference": f"flash-linear-attention {fla.__version__}"}  # fmt: skip
+
+
 def measure_state(raw: dict) -> list[dict]:
     config = build_config(raw)
     torch.manual_seed(0)
@@ -117,20 +144,36 @@ def measure_short_conv_saved(raw: dict) -> list[dict]:
 
 
 def main() -> None:
-    models = {}
-    for name, raw in CONFIGS.items():
-        entry = {"config": raw} | count(raw)
-        if name in STATE_MEASURED:
-            entry["state"] = measure_state(raw)
-        if name == "tiny-lfm2":
-            entry["mixer_saved"] = measure_short_conv_saved(raw)
-        models[name] = entry
-        print(f"{name:24s} {entry['parameters']:>16,d}", flush=True)
+    entries = {}
+    # transformers' configs first, with fla hidden: importing fla (transformers' kernel loader tries it for
+    # Qwen3-Next) replaces transformers' mamba and mamba2 auto classes with fla's own (build_config and
+    # causal_lm_class take transformers' own classes whatever is registered)
+    for fla_pass in (False, True):
+        if fla_pass:
+            del sys.modules["fla"]
+        else:
+            sys.modules["fla"] = None  # an import of fla raises ImportError
+        for name, raw in CONFIGS.items():
+            if (raw["model_type"] in FLA_TYPES) is not fla_pass:
+                continue
+            entry = {"config": raw} | (count_fla(raw) if fla_pass else count(raw))
+            if name in STATE_MEASURED:
+                entry["state"] = measure_state(raw)
+            if name == "tiny-lfm2":
+                entry["mixer_saved"] = measure_short_conv_saved(raw)
+            entries[name] = entry
+            print(f"{name:24s} {entry['parameters']:>16,d}", flush=True)
+    models = {name: entries[name] for name in CONFIGS}
+    import fla
+
     document = {
         "what": "parameter counts (model.parameters(), tied weights once) of AutoModelForCausalLM.from_config on the "
-        "meta device; state: every tensor of the cache a forward pass over prompt_tokens returns (fp32, batch 1); "
-        "mixer_saved: bytes one short convolution saves for backward (saved_tensors_hooks, once per storage, fp32)",
+        "meta device (rwkv6 and rwkv7: flash-linear-attention's RWKV6ForCausalLM / RWKV7ForCausalLM, the "
+        "entry's reference); state: every tensor of the cache a forward pass over prompt_tokens returns (fp32, "
+        "batch 1); mixer_saved: bytes one short convolution saves for backward (saved_tensors_hooks, once per "
+        "storage, fp32)",
         "transformers": transformers.__version__,
+        "flash-linear-attention": fla.__version__,
         "torch": torch.__version__,
         "models": models,
     }

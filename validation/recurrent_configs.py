@@ -1,7 +1,7 @@
 """Hand-written ``config.json`` contents of the recurrent and hybrid families (Mamba, Mamba-2,
-Falcon-Mamba, RWKV-4, Jamba, the Mamba-2 hybrids Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H,
-Qwen3-Next's Gated DeltaNet hybrid, LFM2's short-convolution hybrids and Zamba's shared-attention
-hybrids), one or more per ``model_type``.
+Falcon-Mamba, RWKV-4, RWKV-6 and RWKV-7 (flash-linear-attention's ``rwkv6``/``rwkv7`` configs), Jamba,
+the Mamba-2 hybrids Bamba, Nemotron-H, Falcon-H1 and Granite 4.0-H, Qwen3-Next's Gated DeltaNet hybrid,
+LFM2's short-convolution hybrids and Zamba's shared-attention hybrids), one or more per ``model_type``.
 
 Full-size entries copy the shape keys of the published configs (the model card named in the
 comment); ``tiny-*`` entries keep a family's structure at a size that runs a forward pass on a CPU
@@ -58,6 +58,58 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "rwkv-4-7b": {"model_type": "rwkv", "hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 50277,
                   "context_length": 4096, "attention_hidden_size": 4096, "intermediate_size": 16384,
                   "tie_word_embeddings": False},
+    # RWKV-7 "Goose" World (Peng et al. 2025, "RWKV-7 Goose with Expressive Dynamic State Evolution": four
+    # models of 0.19B to 2.9B on the 3.1T-token World v3 corpus), in flash-linear-attention's config format (the
+    # fla-hub / RWKV "RWKV7-Goose-World3-*-HF" conversions): BlinkDL/rwkv-7-world RWKV-x070-World-0.1B-v2.8,
+    # 0.4B-v2.9, 1.5B-v3 and 2.9B-v3 (ctx4096): L12-D768, L24-D1024, L24-D2048, L32-D2560, heads of 64, the
+    # 65,536-token World vocabulary, channel mixing 4*D, untied. LoRA ranks (decay, a, v, gate) are those of the
+    # checkpoints' w1, a1, v1 and g1 matrices: 64/64/32/128 at D 768 and 1024, 96/96/64/256 at 2048 and
+    # 96/96/64/320 at 2560 (RWKV/RWKV7-Goose-World3-1.5B-HF's config.json; RWKV-LM's RWKV-v7 training code)
+    "rwkv7-world-0.1b": {"model_type": "rwkv7", "hidden_size": 768, "num_hidden_layers": 12, "head_dim": 64,
+                         "vocab_size": 65536, "intermediate_size": 3072, "decay_low_rank_dim": 64,
+                         "a_low_rank_dim": 64, "v_low_rank_dim": 32, "gate_low_rank_dim": 128,
+                         "max_position_embeddings": 4096, "tie_word_embeddings": False},
+    "rwkv7-world-0.4b": {"model_type": "rwkv7", "hidden_size": 1024, "num_hidden_layers": 24, "head_dim": 64,
+                         "vocab_size": 65536, "intermediate_size": 4096, "decay_low_rank_dim": 64,
+                         "a_low_rank_dim": 64, "v_low_rank_dim": 32, "gate_low_rank_dim": 128,
+                         "max_position_embeddings": 4096, "tie_word_embeddings": False},
+    "rwkv7-world-1.5b": {"model_type": "rwkv7", "hidden_size": 2048, "num_hidden_layers": 24, "head_dim": 64,
+                         "vocab_size": 65536, "intermediate_size": 8192, "decay_low_rank_dim": 96,
+                         "a_low_rank_dim": 96, "v_low_rank_dim": 64, "gate_low_rank_dim": 256,
+                         "max_position_embeddings": 4096, "tie_word_embeddings": False},
+    "rwkv7-world-2.9b": {"model_type": "rwkv7", "hidden_size": 2560, "num_hidden_layers": 32, "head_dim": 64,
+                         "vocab_size": 65536, "intermediate_size": 10240, "decay_low_rank_dim": 96,
+                         "a_low_rank_dim": 96, "v_low_rank_dim": 64, "gate_low_rank_dim": 320,
+                         "max_position_embeddings": 4096, "tie_word_embeddings": False},
+    # RWKV-6 "Finch" World v2.1 (Peng et al. 2024, "Eagle and Finch: RWKV with Matrix-Valued States and Dynamic
+    # Recurrence": Finch 1.6B, 3B and 7B), BlinkDL/rwkv-6-world, in fla's config format: heads of
+    # 64 (num_heads = D/64), key and value as wide as the model (expand_k = expand_v = 1), channel mixing
+    # int(3.5*D) rounded to 32; the data-dependent token-shift LoRA of rank 32 and the decay LoRA of rank 64, both
+    # doubled at D 4096 (RWKV-LM's RWKV-v5/src/model.py, RWKV_Tmix_x060: D_MIX_LORA, D_DECAY_LORA)
+    "rwkv6-world-1.6b": {"model_type": "rwkv6", "hidden_size": 2048, "num_hidden_layers": 24, "num_heads": 32,
+                         "expand_k": 1, "expand_v": 1, "vocab_size": 65536, "intermediate_size": 7168,
+                         "proj_low_rank_dim": 32, "gate_low_rank_dim": 64, "max_position_embeddings": 4096,
+                         "tie_word_embeddings": False},
+    "rwkv6-world-3b": {"model_type": "rwkv6", "hidden_size": 2560, "num_hidden_layers": 32, "num_heads": 40,
+                       "expand_k": 1, "expand_v": 1, "vocab_size": 65536, "intermediate_size": 8960,
+                       "proj_low_rank_dim": 32, "gate_low_rank_dim": 64, "max_position_embeddings": 4096,
+                       "tie_word_embeddings": False},
+    "rwkv6-world-7b": {"model_type": "rwkv6", "hidden_size": 4096, "num_hidden_layers": 32, "num_heads": 64,
+                       "expand_k": 1, "expand_v": 1, "vocab_size": 65536, "intermediate_size": 14336,
+                       "proj_low_rank_dim": 64, "gate_low_rank_dim": 128, "max_position_embeddings": 4096,
+                       "tie_word_embeddings": False},
+    # the defaults of fla's classes: absent keys take RWKV7Config's ranks and hidden_ratio, null ranks
+    # RWKV7Attention's own formula of hidden_size and head_dim (a head of 128 doubles the decay, a and v ranks)
+    "rwkv7-fla-defaults": {"model_type": "rwkv7", "hidden_size": 1024, "num_hidden_layers": 4, "vocab_size": 1000},
+    "rwkv7-fla-null-ranks": {"model_type": "rwkv7", "hidden_size": 1536, "num_hidden_layers": 4, "vocab_size": 1000,
+                             "head_dim": 128, "decay_low_rank_dim": None, "a_low_rank_dim": None,
+                             "v_low_rank_dim": None, "gate_low_rank_dim": None},
+    # tiny fla models: channel mixing from the configs' default hidden_ratio (4 for RWKV-7, 3.5 for RWKV-6, rounded up
+    # to a multiple of 32)
+    "tiny-rwkv7": {"model_type": "rwkv7", "hidden_size": 64, "num_hidden_layers": 2, "head_dim": 16, "vocab_size": 256,
+                   "decay_low_rank_dim": 8, "a_low_rank_dim": 8, "v_low_rank_dim": 8, "gate_low_rank_dim": 16},
+    "tiny-rwkv6": {"model_type": "rwkv6", "hidden_size": 64, "num_hidden_layers": 2, "num_heads": 4, "expand_k": 1,
+                   "expand_v": 1, "vocab_size": 256, "proj_low_rank_dim": 8, "gate_low_rank_dim": 16},
     # ai21labs/AI21-Jamba-1.5-Mini (Jamba Team 2024, "Jamba-1.5", Table 1: 12B active of 52B)
     "jamba-1.5-mini": {"model_type": "jamba", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
                        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 65536, "num_experts": 16,

@@ -38,7 +38,8 @@ class LayerType(StrEnum):
     growing with the context); ``sliding_attention``: attention over the last ``sliding_window``
     tokens; ``mamba``: Mamba's selective scan (Gu & Dao 2023, "Mamba", §3); ``mamba2``: Mamba-2's
     state-space duality layer (Dao & Gu 2024, "Transformers are SSMs", §7); ``rwkv``: RWKV's time
-    mixing, its recurrent WKV, with channel mixing as the layer's MLP (Peng et al. 2023, "RWKV", §3).
+    mixing, its recurrent WKV, with channel mixing as the layer's MLP (Peng et al. 2023, "RWKV", §3;
+    RWKV-6 and RWKV-7 by ``rwkv_version``: Peng et al. 2024, "Eagle and Finch"; Peng et al. 2025, "RWKV-7 Goose").
     The last three keep a fixed-size state per sequence instead of a KV cache. ``attention_mamba2``:
     attention and a Mamba-2 mixer side by side on the same normed input, their outputs summed, then
     the MLP (Falcon-H1, TII 2025, "Falcon-H1: A Family of Hybrid-Head Language Models", §2.1;
@@ -353,10 +354,38 @@ class Architecture:
         default=False, metadata=declare("Per-use LoRA adapters on the shared block's q, k and v too (Zamba2's "
             "use_shared_attention_adapter).", stored=NULLABLE, hf_key="use_shared_attention_adapter"),
     )  # fmt: skip
-    # RWKV (Peng et al. 2023): version 4 is transformers' RwkvForCausalLM
+    # RWKV: version 4 (Peng et al. 2023) is transformers' RwkvForCausalLM; 6, Finch (Peng et al. 2024, "Eagle and
+    # Finch"), and 7, Goose (Peng et al. 2025, "RWKV-7 Goose"), flash-linear-attention's RWKV6/RWKV7ForCausalLM:
+    # heads of rwkv_head_size, each a head-size-squared WKV state, and low-rank (LoRA-style) projections that make
+    # the token shift (v6), the decay (v6, v7), the in-context learning rate, the value residual and the output
+    # gate (v7) depend on the input (service.core.rwkv)
     rwkv_version: int | None = field(
-        default=None, metadata=declare("RWKV generation of the rwkv layers: 4 (RWKV-4); default 4.", ge=4, le=4,
-            stored=NULLABLE),
+        default=None, metadata=declare("RWKV generation of the rwkv layers: 4, 6 (Finch) or 7 (Goose); default 4.",
+            ge=4, le=7, stored=NULLABLE),
+    )  # fmt: skip
+    rwkv_head_size: int | None = field(
+        default=None, metadata=declare("RWKV-6/7 head width (head_size_a); d_model / rwkv_head_size heads; default 64.",
+            ge=1, le=MAX_DIM, stored=NULLABLE),
+    )  # fmt: skip
+    rwkv_mix_lora_rank: int | None = field(
+        default=None, metadata=declare("RWKV-6: rank of the data-dependent token-shift LoRA (time_maa_w1, fla's "
+            "proj_low_rank_dim); default 32, 64 at d_model 4096.", ge=1, le=MAX_DIM, stored=NULLABLE),
+    )  # fmt: skip
+    rwkv_decay_lora_rank: int | None = field(
+        default=None, metadata=declare("RWKV-6/7: rank of the decay LoRA (time_decay_w1 / w1); RWKV-6 default 64 (128 "
+            "at d_model 4096), RWKV-7 max(32, 1.8*sqrt(d_model) rounded to 32).", ge=1, le=MAX_DIM, stored=NULLABLE),
+    )  # fmt: skip
+    rwkv_a_lora_rank: int | None = field(
+        default=None, metadata=declare("RWKV-7: rank of the in-context learning rate LoRA (a1); default max(32, "
+            "1.8*sqrt(d_model) rounded to 32).", ge=1, le=MAX_DIM, stored=NULLABLE),
+    )  # fmt: skip
+    rwkv_value_lora_rank: int | None = field(
+        default=None, metadata=declare("RWKV-7: rank of the value-residual LoRA (v1), on every layer but the first; "
+            "default max(32, 1.3*sqrt(d_model) rounded to 32).", ge=1, le=MAX_DIM, stored=NULLABLE),
+    )  # fmt: skip
+    rwkv_gate_lora_rank: int | None = field(
+        default=None, metadata=declare("RWKV-7: rank of the output gate LoRA (g1); default max(32, 0.6*d_model^0.8 "
+            "rounded to 32).", ge=1, le=MAX_DIM, stored=NULLABLE),
     )  # fmt: skip
     # where fields were defaulted or inferred (e.g. from a config.json); not part of the shape
     assumptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)

@@ -15,6 +15,7 @@ from service.core.limits import check_flops
 from service.core.op_checkpoint import recomputed_matmul_weights
 from service.core.params import active_matmul_weights, count_params
 from service.core.recurrent import recurrence_flops_per_token
+from service.core.rwkv import wkv_formula
 
 REQUIRED_ARCHITECTURE_FIELDS = ("n_layers", "d_model", "n_heads", "d_ff", "vocab_size")
 
@@ -201,6 +202,7 @@ def training_flops(
             formula += ", a short convolution's two gates (LFM2's Lfm2ShortConv)"
         if arch.shared_attention_layers:
             formula += f"; a shared attention block's weights counted at each of its {arch.shared_attention_layers} uses (Zamba)"
+        formula += wkv_formula(arch)
     backward = 2 * forward
     if recompute is Recompute.FULL:
         # the layers' forward pass runs again; the logit layer is not checkpointed (Megatron)
@@ -323,6 +325,7 @@ def inference_flops(
         )
         if arch.layers_of(LayerType.GATED_DELTANET):
             formula += " (Gated DeltaNet: Yang et al. 2024 §3.3)"
+        formula += wkv_formula(arch)
     return InferenceCompute(
         prefill_flops=check_flops("prefill_flops", prefill),
         decode_flops=check_flops("decode_flops", decode),

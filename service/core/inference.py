@@ -18,6 +18,7 @@ from service.core.dtypes import Dtype, tensor_bytes
 from service.core.limits import check_bytes
 from service.core.params import count_params
 from service.core.recurrent import state_elements_per_sequence
+from service.core.rwkv import fp32_state_elements
 
 INFERENCE_OVERHEAD_FRACTION = 0.2  # Transformers Math 101: total ≈ 1.2 × model memory
 
@@ -81,8 +82,11 @@ def state_cache_bytes_per_sequence(arch: Architecture, state_dtype: Dtype) -> in
     RWKV), constant in the context length (:func:`service.core.recurrent.state_elements_per_sequence`:
     Gu & Dao 2023 §3.4; Dao & Gu 2024 §7; Peng et al. 2023 §3.4); 0 for a transformer. Held in
     ``state_dtype``, as vLLM holds it in the model's dtype by default (the ``mamba_ssm_cache_dtype``
-    ``auto``); transformers keeps it in the weights' dtype, RWKV-4's in fp32."""
-    return tensor_bytes(state_elements_per_sequence(arch), state_dtype)
+    ``auto``); transformers keeps it in the weights' dtype, RWKV-4's in fp32. RWKV-6/7's WKV matrices are
+    fp32 whatever ``state_dtype`` (:func:`service.core.rwkv.fp32_state_elements`: fla's kernels and the rwkv
+    package keep them so), their token-shift vectors in ``state_dtype``."""
+    fp32 = fp32_state_elements(arch)
+    return tensor_bytes(state_elements_per_sequence(arch) - fp32, state_dtype) + 4 * fp32
 
 
 def inference_memory(
@@ -122,6 +126,11 @@ def inference_memory(
             formulas[-1] += " (Gated DeltaNet: conv_dim*K + H_v*d_k*d_v, Yang et al. 2024 §3)"
         if model.layers_of(LayerType.SHORT_CONV):
             formulas[-1] += " (a short convolution: h*K, its last K inputs; LFM2's Lfm2ShortConv)"
+        if (model.rwkv_version or 4) > 4:
+            formulas[-1] += (
+                f" (RWKV-{model.rwkv_version}: H*N^2 in fp32 + 2*h per layer, Peng et al. "
+                f"{2024 if model.rwkv_version == 6 else 2025})"
+            )
     if seq_len == 0:
         kv, per_token = 0, 0
     else:

@@ -16,6 +16,7 @@ from typing import Any
 from service.core.architecture import ATTENTION_TYPES, SHARED_ATTENTION_TYPES, LayerType
 from service.core.errors import InvalidSpecError
 from service.core.limits import MAX_DIM, check_positive_int
+from service.core.rwkv import rwkv6_default_ranks, rwkv7_default_ranks
 
 _MAMBA_ONLY = ("ssm_dt_rank", "ssm_inner_norms")
 _MAMBA2_ONLY = ("ssm_n_heads", "ssm_head_dim", "ssm_n_groups")
@@ -25,6 +26,13 @@ _STATE_SPACE = (
 _DELTANET = ("linear_n_key_heads", "linear_n_value_heads", "linear_key_head_dim", "linear_value_head_dim", "linear_conv_kernel")
 ATTENTION_KINDS = {*ATTENTION_TYPES, LayerType.ATTENTION_MAMBA2}
 _DELTANET_KINDS = {LayerType.GATED_DELTANET, LayerType.ATTENTION, LayerType.SLIDING_ATTENTION}
+# the RWKV fields each version reads (beyond rwkv_version)
+_RWKV_FIELDS = {
+    4: (),
+    6: ("rwkv_head_size", "rwkv_mix_lora_rank", "rwkv_decay_lora_rank"),
+    7: ("rwkv_head_size", "rwkv_decay_lora_rank", "rwkv_a_lora_rank", "rwkv_value_lora_rank", "rwkv_gate_lora_rank"),
+}
+_RWKV_ALL = tuple(dict.fromkeys(name for names in _RWKV_FIELDS.values() for name in names))
 _SHORT_CONV_KINDS = {LayerType.SHORT_CONV, LayerType.ATTENTION, LayerType.SLIDING_ATTENTION}
 # a shared-block model's layers: Mamba with Zamba's, Mamba-2 with Zamba2's
 _SHARED_KINDS = (
@@ -59,14 +67,7 @@ def check_layers(f: Callable[[str], str], v: dict[str, Any]) -> None:
     _gated_deltanet(f, v, kinds)
     _short_conv(f, v, kinds)
     _shared_blocks(f, v, kinds)
-    if LayerType.RWKV in kinds:
-        v["rwkv_version"] = v["rwkv_version"] or 4
-        if v["rwkv_version"] != 4:
-            raise InvalidSpecError(f("rwkv_version"), "only RWKV-4 (transformers' RwkvForCausalLM) is modelled")
-        if kinds != {LayerType.RWKV}:
-            raise InvalidSpecError(f("layer_types"), "an RWKV model has rwkv layers only")
-        if v["n_experts"] > 1:
-            raise InvalidSpecError(f("n_experts"), "RWKV's channel mixing is dense: n_experts must be 1")
+    _rwkv(f, v, kinds)
     if v["n_experts"] > 1 and (mamba or mamba2) and not v["mixer_mlp"]:
         raise InvalidSpecError(f("mixer_mlp"), "a mixture of experts with mixer-only Mamba blocks is not modelled")
 
@@ -114,6 +115,36 @@ def _gated_deltanet(f: Callable[[str], str], v: dict[str, Any], kinds: set[Layer
             f("linear_n_value_heads"),
             f"must be a multiple of linear_n_key_heads={v['linear_n_key_heads']} (key heads are repeated to the value heads)",
         )
+
+
+def _rwkv(f: Callable[[str], str], v: dict[str, Any], kinds: set[LayerType]) -> None:
+    """RWKV's version and sizes (:mod:`service.core.rwkv`): 4, 6 or 7; a field another version reads is
+    refused; RWKV-6/7 heads of ``rwkv_head_size`` (default 64) dividing ``d_model``, LoRA ranks defaulting
+    to the reference code's (:func:`~service.core.rwkv.rwkv6_default_ranks`,
+    :func:`~service.core.rwkv.rwkv7_default_ranks`). Such a model has rwkv layers only, dense."""
+    if LayerType.RWKV not in kinds:
+        if unused := next((name for name in _RWKV_ALL if v[name] is not None), None):
+            raise InvalidSpecError(f(unused), "only applies to rwkv layers (layer_types)")
+        return
+    version = v["rwkv_version"] = v["rwkv_version"] or 4
+    if version not in _RWKV_FIELDS:
+        raise InvalidSpecError(f("rwkv_version"), f"RWKV-{version} is not modelled: 4 (RWKV-4), 6 (Finch) or 7 (Goose)")
+    if kinds != {LayerType.RWKV}:
+        raise InvalidSpecError(f("layer_types"), "an RWKV model has rwkv layers only")
+    if v["n_experts"] > 1:
+        raise InvalidSpecError(f("n_experts"), "RWKV's channel mixing is dense: n_experts must be 1")
+    if unused := next((name for name in _RWKV_ALL if name not in _RWKV_FIELDS[version] and v[name] is not None), None):
+        raise InvalidSpecError(f(unused), f"does not apply to RWKV-{version} layers")
+    if version == 4:
+        return
+    size = v["rwkv_head_size"] = 64 if v["rwkv_head_size"] is None else v["rwkv_head_size"]
+    check_positive_int(f("rwkv_head_size"), size, maximum=MAX_DIM)
+    if v["d_model"] % size:
+        raise InvalidSpecError(f("rwkv_head_size"), f"must divide d_model={v['d_model']} (whole heads of rwkv_head_size)")
+    defaults = (rwkv6_default_ranks if version == 6 else rwkv7_default_ranks)(v["d_model"])
+    for name, default in defaults.items():
+        v[name] = default if v[name] is None else v[name]
+        check_positive_int(f(name), v[name], maximum=MAX_DIM)
 
 
 def _short_conv(f: Callable[[str], str], v: dict[str, Any], kinds: set[LayerType]) -> None:
@@ -193,7 +224,7 @@ def _refuse_unused(f: Callable[[str], str], v: dict[str, Any], *, mamba: bool, m
             unused += [(name, "mamba") for name in _MAMBA_ONLY if v[name] not in (None, False)]
         if not mamba2:
             unused += [(name, "mamba2") for name in _MAMBA2_ONLY if v[name] is not None]
-    if not rwkv and v["rwkv_version"] is not None:
+    if not rwkv and v["rwkv_version"] is not None:  # the other RWKV fields: _rwkv
         unused.append(("rwkv_version", "rwkv"))
     if unused:
         name, kind = unused[0]

@@ -1,9 +1,9 @@
-"""The layers that keep a fixed-size state instead of a KV cache: Mamba, Mamba-2, RWKV-4, Gated DeltaNet and
+"""The layers that keep a fixed-size state instead of a KV cache: Mamba, Mamba-2, RWKV, Gated DeltaNet and
 LFM2's gated short convolution.
 
 Parameter counts follow the modules of the reference implementations in ``transformers``
-(``MambaMixer``, ``Mamba2Mixer``, ``JambaMambaMixer``, ``RwkvSelfAttention``/``RwkvFeedForward``)
-term by term; FLOPs and state sizes follow the papers and their kernels, each cited where it is
+(``MambaMixer``, ``Mamba2Mixer``, ``JambaMambaMixer``) term by term, RWKV's (4, 6 and 7) those of
+:mod:`service.core.rwkv`; FLOPs and state sizes follow the papers and their kernels, each cited where it is
 counted. Symbols: h ``d_model``, I = ``ssm_expand * h`` the inner width, N ``ssm_state_size``,
 K ``ssm_conv_kernel``, R ``ssm_dt_rank``, H ``ssm_n_heads`` of P ``ssm_head_dim``, G ``ssm_n_groups``,
 f ``d_ff``; Gated DeltaNet (:func:`deltanet_sizes`): ``H_k`` key heads of ``d_k``, ``H_v`` value heads of
@@ -14,6 +14,7 @@ shared attention layers are Mamba or Mamba-2 layers here; what their uses add be
 
 from __future__ import annotations
 
+from service.core import rwkv as rwkv_layers
 from service.core.architecture import Architecture, LayerType
 from service.core.shared_blocks import shared_use_linear_shapes, shared_use_params
 
@@ -24,17 +25,6 @@ SSD_CHUNK_TOKENS = 256
 DELTA_CHUNK_TOKENS = 64
 """Chunk length C of the chunked gated delta rule (``chunk_size=64`` throughout ``fla``'s
 ``fla/ops/gated_delta_rule/chunk.py``: ``chunk_local_cumsum``, ``chunk_scaled_dot_kkt_fwd``, ``solve_tril``)."""
-
-RWKV4_STATE_VECTORS = 5
-"""Vectors of width h an RWKV-4 layer keeps per sequence: the time-mix and channel-mix shifted
-inputs and WKV's numerator, denominator and running maximum (``RwkvModel``'s ``state``, five
-tensors of ``batch x h x layers``)."""
-
-RWKV4_WKV_FLOPS_PER_CHANNEL = 23
-"""Forward FLOPs of one channel's WKV step, counted in RWKV-LM's ``wkv_cuda.cu`` forward kernel
-(Peng et al. 2023, §3.1 eq. 14 and Appendix D): two maxima, four exponentials with their
-subtractions, the numerator, denominator and division of the output, and the decayed numerator
-and denominator, each operation one FLOP."""
 
 MAMBA_SCAN_FLOPS_PER_ELEMENT = 9
 """Forward FLOPs of Mamba's selective scan per inner channel, state element and token: discretising
@@ -83,20 +73,6 @@ def mamba2_mixer_params(arch: Architecture) -> int:
     params += 3 * heads + (inner if arch.ssm_gated_norm else 0) + inner * h  # dt_bias, A_log, D; gated norm; out_proj
     params += projection + h if arch.ssm_proj_bias else 0
     return params
-
-
-def rwkv_time_mix_params(arch: Architecture) -> int:
-    """RWKV-4 time mixing (``RwkvSelfAttention``; Peng et al. 2023 §3.1): key, value, receptance and
-    output ``4*h^2``, ``time_decay`` and ``time_first`` ``2h``, three token-shift mixes ``3h``."""
-    h = arch.d_model
-    return 4 * h * h + 5 * h
-
-
-def rwkv_channel_mix_params(arch: Architecture) -> int:
-    """RWKV-4 channel mixing, the layer's MLP (``RwkvFeedForward``; Peng et al. 2023 §3.2): key
-    ``h x f``, value ``f x h``, receptance ``h x h`` and two token-shift mixes ``2h``."""
-    h = arch.d_model
-    return 2 * h * arch.d_ff + h * h + 2 * h
 
 
 def deltanet_sizes(arch: Architecture) -> tuple[int, int, int, int, int]:
@@ -155,7 +131,7 @@ def mixer_params(arch: Architecture) -> int:
     return (
         arch.layers_of(LayerType.MAMBA) * mamba_mixer_params(arch)
         + arch.layers_of(LayerType.MAMBA2) * mamba2_mixer_params(arch)
-        + arch.layers_of(LayerType.RWKV) * rwkv_time_mix_params(arch)
+        + rwkv_layers.mixer_params(arch)
         + arch.layers_of(LayerType.GATED_DELTANET) * deltanet_mixer_params(arch)
         + arch.layers_of(LayerType.SHORT_CONV) * short_conv_params(arch)
         + shared_use_params(arch)
@@ -164,24 +140,23 @@ def mixer_params(arch: Architecture) -> int:
 
 def channel_mix_params(arch: Architecture) -> int:
     """Parameters of every RWKV layer's channel mixing (counted with the MLPs)."""
-    return arch.layers_of(LayerType.RWKV) * rwkv_channel_mix_params(arch)
+    return rwkv_layers.channel_mix_params(arch)
 
 
 def recurrent_matmul_weights(arch: Architecture) -> int:
     """Weights a token multiplies through in the recurrent layers, all of them: the mixers'
     projections and convolution taps (:func:`mamba_mixer_params` and :func:`mamba2_mixer_params`
-    without biases, norms, ``A_log``, ``D`` and ``dt_bias``), RWKV's ``4h^2`` time-mix and its
-    channel-mix matrices, Gated DeltaNet's projections and convolution taps, a short convolution's
-    projections and taps, the shared attention layers' per-use projections and adapters."""
+    without biases, norms, ``A_log``, ``D`` and ``dt_bias``), RWKV's time-mix and channel-mix matrices
+    and LoRAs (:func:`service.core.rwkv.matmul_weights`), Gated DeltaNet's projections and convolution taps,
+    a short convolution's projections and taps, the shared attention layers' per-use projections and adapters."""
     h, inner, n, k, r = _mamba_sizes(arch)
     mamba = h * 2 * inner + inner * k + inner * (r + 2 * n) + r * inner + inner * h
     conv = mamba2_conv_width(arch)
     mamba2 = h * (inner + conv + (arch.ssm_n_heads or 0)) + conv * k + inner * h
-    rwkv = 4 * h * h + 2 * h * arch.d_ff + h * h
     return (
         arch.layers_of(LayerType.MAMBA) * mamba
         + arch.layers_of(LayerType.MAMBA2) * mamba2
-        + arch.layers_of(LayerType.RWKV) * rwkv
+        + rwkv_layers.matmul_weights(arch)
         + arch.layers_of(LayerType.GATED_DELTANET) * _deltanet_matmul_weights(arch)
         + arch.layers_of(LayerType.SHORT_CONV) * (4 * h * h + h * (arch.short_conv_kernel or 0))
         + shared_use_params(arch)
@@ -196,18 +171,18 @@ def _deltanet_matmul_weights(arch: Architecture) -> int:
 def recurrent_linear_shapes(arch: Architecture) -> list[tuple[int, int, int]]:
     """``(count, in_features, out_features)`` of the recurrent layers' linear layers, all layers (what
     a weight quantiser converts; convolutions, ``A_log``, ``D`` and norms stay): Mamba's ``in_proj``,
-    ``x_proj``, ``dt_proj`` and ``out_proj``; Mamba-2's ``in_proj`` and ``out_proj``; RWKV's four
-    time-mix and three channel-mix matrices; Gated DeltaNet's :func:`deltanet_linear_shapes`; a short
-    convolution's :func:`short_conv_linear_shapes`; the shared attention layers' per-use projections and
-    adapters (:func:`service.core.shared_blocks.shared_use_linear_shapes`)."""
+    ``x_proj``, ``dt_proj`` and ``out_proj``; Mamba-2's ``in_proj`` and ``out_proj``; RWKV's time-mix and
+    channel-mix matrices and LoRAs (:func:`service.core.rwkv.linear_shapes`); Gated DeltaNet's
+    :func:`deltanet_linear_shapes`; a short convolution's :func:`short_conv_linear_shapes`; the shared
+    attention layers' per-use projections and adapters
+    (:func:`service.core.shared_blocks.shared_use_linear_shapes`)."""
     h, inner, n, r = arch.d_model, inner_width(arch), arch.ssm_state_size or 0, arch.ssm_dt_rank or 0
     shapes: list[tuple[int, int, int]] = []
     if mamba := arch.layers_of(LayerType.MAMBA):
         shapes += [(mamba, h, 2 * inner), (mamba, inner, r + 2 * n), (mamba, r, inner), (mamba, inner, h)]
     if mamba2 := arch.layers_of(LayerType.MAMBA2):
         shapes += [(mamba2, h, inner + mamba2_conv_width(arch) + (arch.ssm_n_heads or 0)), (mamba2, inner, h)]
-    if rwkv := arch.layers_of(LayerType.RWKV):
-        shapes += [(5 * rwkv, h, h), (rwkv, h, arch.d_ff), (rwkv, arch.d_ff, h)]
+    shapes += rwkv_layers.linear_shapes(arch)
     if deltanet := arch.layers_of(LayerType.GATED_DELTANET):
         shapes += [(deltanet * n, i, o) for n, i, o in deltanet_linear_shapes(arch)]
     if short_conv := arch.layers_of(LayerType.SHORT_CONV):
@@ -227,7 +202,8 @@ def recurrence_flops_per_token(arch: Architecture, *, decode: bool = False) -> f
     ``C h`` ``2*H*N*P`` (the block matmuls run whole, as the kernels do). Decoding one token: the state
     update ``exp(dt A) h + dt B x`` ``3*H*P*N`` and the readout ``C h`` ``2*H*P*N`` (§3, the recurrent
     mode; ``mamba_ssm``'s ``selective_state_update``).
-    RWKV-4: the WKV recurrence, 23 FLOPs per channel (:data:`RWKV4_WKV_FLOPS_PER_CHANNEL`).
+    RWKV: the WKV recurrence, RWKV-4's 23 FLOPs per channel, RWKV-6/7's chunked kernels and decoding step
+    (:func:`service.core.rwkv.wkv_flops_per_token`).
     Gated DeltaNet: :func:`deltanet_flops_per_token`. A short convolution: its two gates ``B*x`` and
     ``C*y``, ``2h`` (``Lfm2ShortConv.slow_forward``; the taps are matmul weights), the same per step."""
     inner, n = inner_width(arch), arch.ssm_state_size or 0
@@ -238,11 +214,10 @@ def recurrence_flops_per_token(arch: Architecture, *, decode: bool = False) -> f
     else:
         q = SSD_CHUNK_TOKENS
         mamba2 = 2 * g * q * n + 2 * heads * q * p + 4 * heads * n * p
-    rwkv = RWKV4_WKV_FLOPS_PER_CHANNEL * arch.d_model
     return float(
         arch.layers_of(LayerType.MAMBA) * mamba
         + arch.layers_of(LayerType.MAMBA2) * mamba2
-        + arch.layers_of(LayerType.RWKV) * rwkv
+        + rwkv_layers.wkv_flops_per_token(arch, decode=decode)
         + arch.layers_of(LayerType.GATED_DELTANET) * deltanet_flops_per_token(arch, decode=decode)
         + arch.layers_of(LayerType.SHORT_CONV) * 2 * arch.d_model
     )
@@ -276,7 +251,8 @@ def state_elements_per_sequence(arch: Architecture) -> int:
     Mamba: the convolution's last K inputs ``I*K`` and the scan state ``I*N`` (Gu & Dao 2023 §3.4,
     "Efficient Implementation": the recurrent mode; ``mamba_ssm``'s ``allocate_inference_cache`` and
     transformers' cache keep ``d_conv`` columns). Mamba-2: ``(I + 2GN)*K`` and ``H*P*N`` (Dao & Gu 2024
-    §7). RWKV-4: five vectors of h per layer (:data:`RWKV4_STATE_VECTORS`; Peng et al. 2023 §3.4). Gated
+    §7). RWKV: :func:`service.core.rwkv.state_elements` (RWKV-4 five vectors of h; RWKV-6/7 an ``N x N``
+    matrix per head and two token-shift vectors; Peng et al. 2023 §3.4, 2024, 2025). Gated
     DeltaNet: the convolution's last ``K_l`` inputs over q, k, v and a ``d_k x d_v`` matrix per value head
     (Yang et al. 2024 §3; transformers' ``conv_states`` of ``conv_dim x K_l`` and ``recurrent_states`` of
     ``H_v x d_k x d_v``). A short convolution: its last ``K_s`` inputs, ``h*K_s`` (transformers'
@@ -284,13 +260,12 @@ def state_elements_per_sequence(arch: Architecture) -> int:
     inner, n, k = inner_width(arch), arch.ssm_state_size or 0, arch.ssm_conv_kernel or 0
     mamba = inner * k + inner * n
     mamba2 = mamba2_conv_width(arch) * k + (arch.ssm_n_heads or 0) * (arch.ssm_head_dim or 0) * n
-    rwkv = RWKV4_STATE_VECTORS * arch.d_model
     _, hv, dk, dv, conv_taps = deltanet_sizes(arch)
     deltanet = deltanet_conv_width(arch) * conv_taps + hv * dk * dv
     return (
         arch.layers_of(LayerType.MAMBA) * mamba
         + arch.layers_of(LayerType.MAMBA2) * mamba2
-        + arch.layers_of(LayerType.RWKV) * rwkv
+        + rwkv_layers.state_elements(arch)
         + arch.layers_of(LayerType.GATED_DELTANET) * deltanet
         + arch.layers_of(LayerType.SHORT_CONV) * arch.d_model * (arch.short_conv_kernel or 0)
     )

@@ -1,6 +1,7 @@
 """What a recurrent layer's mixer keeps for the backward pass, as the fused training kernels keep it.
 
-Mixers: Mamba, Mamba-2, RWKV-4, Gated DeltaNet and LFM2's gated short convolution.
+Mixers: Mamba, Mamba-2, RWKV (4, 6 and 7: :func:`service.core.rwkv.saved_bytes_per_token` for the latter
+two), Gated DeltaNet and LFM2's gated short convolution.
 
 A transformer layer's kept tensors follow Korthikanti et al. 2022 (:mod:`service.core.activations`);
 a Mamba, Mamba-2 or RWKV mixer keeps what its training kernel saves with ``save_for_backward``,
@@ -18,7 +19,8 @@ N the state size, R Mamba's step-size rank, H Mamba-2's heads, G its groups, f `
 Not measured: these kernels run on CUDA only (``selective_scan_cuda``, the Triton SSD kernels, the
 WKV kernel); on the CPU transformers runs its reference torch code instead, which keeps far more: the
 ``cpu`` device convention counts that code (:mod:`service.core.recurrent_activations_cpu`, measured).
-Pure Python.
+RWKV-6/7 are the exception: fla's Triton kernels run on the CPU too, in Triton's interpreter
+(``validation/measure_rwkv_layers.py``), so both conventions keep their count. Pure Python.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from service.core.architecture import Architecture, LayerType
 from service.core.kernels import DeviceConvention
 from service.core.recurrent import DELTA_CHUNK_TOKENS, deltanet_conv_width, deltanet_sizes, inner_width
 from service.core.recurrent_activations_cpu import cpu_mixer_bytes
+from service.core.rwkv import saved_bytes_per_token as rwkv_saved_bytes_per_token
 
 SCAN_CHUNK_TOKENS = 2048
 """Tokens per chunk of ``selective_scan_cuda``'s forward, which keeps the running state (real and
@@ -58,7 +61,9 @@ def mixer_activation_bytes(
     """The kept bytes of one ``kind`` mixer (one of :data:`RECURRENT_TYPES`) for ``micro_batch_size``
     sequences of ``seq_len`` tokens in ``element_bytes``-byte activations, on one of ``tp`` ranks. On
     the ``cpu`` convention Mamba, Mamba-2 and RWKV-4 follow transformers' reference torch code
-    (:mod:`service.core.recurrent_activations_cpu`); Gated DeltaNet keeps its kernels' count."""
+    (:mod:`service.core.recurrent_activations_cpu`); Gated DeltaNet, RWKV-6/7 (fla's kernels, which run on
+    the CPU in Triton's interpreter) and the short convolution (the same code on either device) keep the
+    counts below."""
     tokens, e = seq_len * micro_batch_size, element_bytes
     h = arch.d_model
     if device is DeviceConvention.CPU and _has_cpu_count(arch, kind):
@@ -69,7 +74,8 @@ def mixer_activation_bytes(
     elif kind is LayerType.MAMBA:
         per_token, per_sequence = _mamba(arch, e, seq_len)
     elif kind is LayerType.RWKV:
-        per_token, per_sequence = _rwkv4(arch, e), 0
+        per_token = _rwkv4(arch, e) if (arch.rwkv_version or 4) == 4 else rwkv_saved_bytes_per_token(arch, e)
+        per_sequence = 0
     elif kind is LayerType.GATED_DELTANET:
         per_token, per_sequence = _gated_deltanet(arch, e), 0
     elif kind is LayerType.SHORT_CONV:
@@ -81,7 +87,8 @@ def mixer_activation_bytes(
 
 
 def _has_cpu_count(arch: Architecture, kind: LayerType) -> bool:
-    """Whether the CPU convention has its own count for ``kind``: Mamba, Mamba-2 and RWKV-4."""
+    """Whether the CPU convention has its own count for ``kind``: Mamba, Mamba-2 and RWKV-4 (RWKV-6/7 run
+    fla's kernels on either device)."""
     return kind in (LayerType.MAMBA, LayerType.MAMBA2) or (kind is LayerType.RWKV and (arch.rwkv_version or 4) == 4)
 
 

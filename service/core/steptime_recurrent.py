@@ -31,6 +31,7 @@ from service.core.recurrent import (
     recurrence_flops_per_token,
     recurrent_linear_shapes,
 )
+from service.core.rwkv import scan_elements_per_token as rwkv_scan_elements
 
 
 def mean_layer_matmuls(
@@ -67,7 +68,8 @@ def scan_bytes_per_token(arch: Architecture, element_bytes: int) -> float:
     output; the gated RMSNorm reads the output and the gate and writes the normalised tensor:
     ``2(I + 2GN) + (I + 2GN + H + I) + I + 3I`` elements. Mamba (``mamba_inner_fn``): the
     convolution ``2I``, the scan's inputs x, step size, gate, B, C and its outputs with and without
-    the gate, ``5I + 2N``. RWKV-4's WKV kernel reads k and v and writes its output, ``3h``.
+    the gate, ``5I + 2N``. RWKV's WKV kernels: RWKV-4's reads k and v and writes its output, ``3h``;
+    RWKV-6's and RWKV-7's chunked kernels :func:`service.core.rwkv.scan_elements_per_token`.
 
     Gated DeltaNet (``fla``'s ``chunk_gated_delta_rule_fwd`` after ``causal_conv1d_fn``; Yang et al. 2024
     §3.3), with q and k repeated to the ``H_v`` value heads, per token: the convolution reads and writes
@@ -92,7 +94,7 @@ def scan_bytes_per_token(arch: Architecture, element_bytes: int) -> float:
     elements = (
         arch.layers_of(LayerType.MAMBA2) * mamba2
         + arch.layers_of(LayerType.MAMBA) * mamba
-        + arch.layers_of(LayerType.RWKV) * 3 * h
+        + arch.layers_of(LayerType.RWKV) * rwkv_scan_elements(arch)
         + arch.layers_of(LayerType.GATED_DELTANET) * deltanet
         + arch.layers_of(LayerType.SHORT_CONV) * 8 * h
     )

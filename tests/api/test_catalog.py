@@ -94,8 +94,9 @@ def test_list_is_a_page(client, resource: str) -> None:
 
 def test_seeded_catalog(client) -> None:
     assert total(client, "gpus") == 24  # the H800 and H20 of revision 0007 included
-    # the Qwen3 MoE presets of 0005, the state-space ones of 0009, the hybrids of 0010, 0011's, 0012's LFM2 and Zamba
-    assert total(client, "models") == 71
+    # the Qwen3 MoE presets of 0005, the state-space ones of 0009, the hybrids of 0010, 0011's, 0012's LFM2 and Zamba,
+    # 0013's RWKV-6/7
+    assert total(client, "models") == 78
     ids = {g["id"] for g in client.get("/v1/gpus?limit=500").json()["items"]}
     assert {"h100-sxm", "a100-80gb-sxm"} <= ids
     providers = {p["id"] for p in client.get("/v1/providers?limit=500").json()["items"]}

@@ -94,8 +94,9 @@ def test_chunked_ssd_flops_and_the_recurrent_step():
     assert recurrence_flops_per_token(arch, decode=True) == 64 * 5 * heads * p * n
 
 
-def test_decoding_a_state_space_model_costs_the_same_at_any_context():
-    arch = architecture_from_hf_config(MEASURED["falcon-mamba-7b"]["config"])
+@pytest.mark.parametrize("name", ["falcon-mamba-7b", "rwkv6-world-1.6b", "rwkv7-world-2.9b"])
+def test_decoding_a_state_space_model_costs_the_same_at_any_context(name):
+    arch = architecture_from_hf_config(MEASURED[name]["config"])
     short = inference_flops(arch, prompt_tokens=100, output_tokens=11)
     long = inference_flops(arch, prompt_tokens=100_000, output_tokens=11)
     assert short.decode_flops == long.decode_flops

@@ -26,9 +26,9 @@ def test_upgrade_adds_the_gated_deltanet_columns_and_preset_to_a_seeded_store(ba
     assert sorted(added) == sorted(COUNTS)
     engine = build_engine(make_database(backend))
     try:
-        later = set(added) | set(new_preset_ids("0012"))  # revision 0012's presets came later still
+        later = set(added) | set(new_preset_ids("0012")) | set(new_preset_ids("0013"))  # 0012's, 0013's came later still
         store = upgrade_a_store_seeded_at(engine, "0010", "model_presets", SEED, later)
-        assert set(store.rows) == set(SEED) and store.version == 9  # running instances reload (0011 and 0012)
+        assert set(store.rows) == set(SEED) and store.version == 10  # running instances reload (0011, 0012 and 0013)
         row = store.rows["qwen3-next-80b-a3b"]
         assert row["layer_types"] == ["gated_deltanet"] * 3 + ["attention"]
         assert (row["linear_n_key_heads"], row["linear_n_value_heads"], row["attention_output_gate"]) == (16, 32, True)

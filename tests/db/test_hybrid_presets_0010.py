@@ -30,6 +30,7 @@ def test_upgrade_adds_the_hybrid_columns_and_presets_to_a_seeded_store(backend: 
     engine = build_engine(make_database(backend))
     try:
         later = set(added) | set(new_preset_ids("0011")) | set(new_preset_ids("0012"))  # 0011's, 0012's came later still
+        later |= set(new_preset_ids("0013"))  # and 0013's
         store = upgrade_a_store_seeded_at(engine, "0009", "model_presets", SEED, later)
         assert set(store.rows) == set(SEED)
         assert store.rows["falcon-h1-7b"]["layer_types"] == ["attention_mamba2"]

@@ -33,8 +33,9 @@ def test_upgrade_adds_the_short_conv_and_shared_block_columns_and_presets(backen
     assert sorted(added) == sorted(COUNTS)
     engine = build_engine(make_database(backend))
     try:
-        store = upgrade_a_store_seeded_at(engine, "0011", "model_presets", SEED, set(added))
-        assert set(store.rows) == set(SEED) and store.version == 8  # running instances reload
+        later = set(added) | set(new_preset_ids("0013"))  # revision 0013's presets came later still
+        store = upgrade_a_store_seeded_at(engine, "0011", "model_presets", SEED, later)
+        assert set(store.rows) == set(SEED) and store.version == 9  # running instances reload (0012 and 0013)
         assert store.rows["lfm2-1.2b"]["short_conv_kernel"] == 3 and store.rows["lfm2-1.2b"]["layer_types"][2] == "attention"
         zamba2 = store.rows["zamba2-7b"]
         assert (zamba2["shared_attention_blocks"], zamba2["shared_adapter_rank"], zamba2["shared_attention_adapters"]) == (

@@ -24,6 +24,7 @@ def test_upgrade_adds_the_new_presets_to_a_seeded_store(backend: str, make_datab
         # later revisions' presets came later
         new_ids = set(new_preset_ids("0004")) | set(new_preset_ids("0005")) | set(new_preset_ids("0009"))
         new_ids |= set(new_preset_ids("0010")) | set(new_preset_ids("0011")) | set(new_preset_ids("0012"))
+        new_ids |= set(new_preset_ids("0013"))
         before_0004 = [k for k in SEED if k not in new_ids]
         with engine.begin() as connection:
             connection.execute(insert(presets), [{k: SEED[i].get(k) for k in old_columns} | {"version": 1} for i in before_0004])

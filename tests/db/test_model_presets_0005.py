@@ -25,10 +25,10 @@ def test_upgrade_adds_the_qwen3_moe_presets_to_a_seeded_store(backend: str, make
     engine = build_engine(make_database(backend))
     try:
         later = set(added) | set(new_preset_ids("0009")) | set(new_preset_ids("0010"))  # 0009's, 0010's came later still
-        later |= set(new_preset_ids("0011")) | set(new_preset_ids("0012"))  # and 0011's, 0012's
+        later |= set(new_preset_ids("0011")) | set(new_preset_ids("0012")) | set(new_preset_ids("0013"))  # and 0011's to 0013's
         store = upgrade_a_store_seeded_at(engine, "0004", "model_presets", SEED, later)
-        # what a fresh seed holds; running instances reload (0005, 0009, 0010, 0011 and 0012 each move the version)
-        assert set(store.rows) == set(SEED) and store.version == 12
+        # what a fresh seed holds; running instances reload (0005, 0009, 0010, 0011, 0012 and 0013 each move the version)
+        assert set(store.rows) == set(SEED) and store.version == 13
         for preset_id, (total, active) in COUNTS.items():
             assert store.stored_as_seeded(preset_id, SEED)
             b = count_params(make_architecture(**preset_architecture(store.rows[preset_id])))

@@ -31,9 +31,9 @@ def test_upgrade_adds_the_state_space_columns_and_presets_to_a_seeded_store(back
     engine = build_engine(make_database(backend))
     try:
         later = set(added) | set(new_preset_ids("0010")) | set(new_preset_ids("0011"))  # 0010's, 0011's came later still
-        later |= set(new_preset_ids("0012"))  # and 0012's
+        later |= set(new_preset_ids("0012")) | set(new_preset_ids("0013"))  # and 0012's, 0013's
         store = upgrade_a_store_seeded_at(engine, "0008", "model_presets", SEED, later)
-        assert set(store.rows) == set(SEED) and store.version == 11  # what a fresh seed holds; running instances reload
+        assert set(store.rows) == set(SEED) and store.version == 12  # what a fresh seed holds; running instances reload
         assert store.rows["jamba-1.5-mini"]["layer_types"] == ["mamba"] * 4 + ["attention"] + ["mamba"] * 3
         for preset_id, (total, active) in COUNTS.items():
             assert store.stored_as_seeded(preset_id, SEED)

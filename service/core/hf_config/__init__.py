@@ -14,7 +14,7 @@ Where things live: :mod:`.common` holds the config reader (``_Reader``), :class:
 :data:`HF_KEYS` and the helpers several family groups share; the mappers (``_map_<model_type>``) sit by
 family group in :mod:`.llama_like` (dense, Llama's block), :mod:`.other_dense` (dense, other blocks:
 GPT-2, GPT-NeoX, Falcon, Phi, Cohere, OPT, BLOOM, MPT, ...), :mod:`.moe` (mixtures of experts) and
-:mod:`.deepseek` (MLA and DeepSeek's expert layout), :mod:`.recurrent` (Mamba, Mamba-2, RWKV-4, Jamba), :mod:`.hybrid` (Bamba, Nemotron-H, Falcon-H1, Granite 4.0-H, Qwen3-Next), :mod:`.lfm2_zamba` (LFM2, LFM2-MoE,
+:mod:`.deepseek` (MLA and DeepSeek's expert layout), :mod:`.recurrent` (Mamba, Mamba-2, RWKV-4, Jamba), :mod:`.rwkv` (fla's RWKV-6 and RWKV-7), :mod:`.hybrid` (Bamba, Nemotron-H, Falcon-H1, Granite 4.0-H, Qwen3-Next), :mod:`.lfm2_zamba` (LFM2, LFM2-MoE,
 Zamba, Zamba2); this module holds the registry (:data:`MAPPERS`,
 the multimodal :data:`WRAPPERS`, the refused :data:`NOT_DECODER_TRANSFORMERS`) and the entry points
 (:func:`map_hf_config`, :func:`architecture_from_hf_config`, :func:`architecture_from_mapping`,
@@ -81,6 +81,7 @@ from service.core.hf_config.other_dense import (
     _map_starcoder2,
 )
 from service.core.hf_config.recurrent import _map_falcon_mamba, _map_jamba, _map_mamba, _map_mamba2, _map_rwkv
+from service.core.hf_config.rwkv import _map_rwkv6, _map_rwkv7
 from service.core.spec import make_architecture
 
 __all__ = [
@@ -147,6 +148,8 @@ MAPPERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "falcon_mamba": _map_falcon_mamba,
     "mamba2": _map_mamba2,
     "rwkv": _map_rwkv,
+    "rwkv6": _map_rwkv6,  # flash-linear-attention's RWKV6Config
+    "rwkv7": _map_rwkv7,  # flash-linear-attention's RWKV7Config
     "jamba": _map_jamba,
     "bamba": _map_bamba,
     "nemotron_h": _map_nemotron_h,
