@@ -128,6 +128,21 @@ class TrainingCompute:
     attention_flops_per_token: float = 0.0  # the attention core's share of forward_flops_per_token
 
 
+def _recurrent_formula(arch: Architecture) -> str:
+    """The sources of a recurrent model's scan FLOPs, as :func:`training_flops` adds them."""
+    formula = (
+        f"; + the scans of the {arch.recurrent_layers} recurrent layers: Mamba 9*I*N (Gu & Dao 2023 §3.3.2), "
+        "Mamba-2 chunked SSD (Dao & Gu 2024 §6), RWKV-4 WKV (Peng et al. 2023 §3.1)"
+    )
+    if arch.layers_of(LayerType.GATED_DELTANET):
+        formula += ", Gated DeltaNet's chunked delta rule (Yang et al. 2024 §3.3)"
+    if arch.layers_of(LayerType.SHORT_CONV):
+        formula += ", a short convolution's two gates (LFM2's Lfm2ShortConv)"
+    if arch.shared_attention_layers:
+        formula += f"; a shared attention block's weights counted at each of its {arch.shared_attention_layers} uses (Zamba)"
+    return formula + wkv_formula(arch)
+
+
 def training_flops(
     model: ModelShape,
     tokens: float,
@@ -192,17 +207,7 @@ def training_flops(
     if include_attention and causal:
         formula += "; causal masking halves the attention term"
     if include_attention and arch.recurrent_layers:
-        formula += (
-            f"; + the scans of the {arch.recurrent_layers} recurrent layers: Mamba 9*I*N (Gu & Dao 2023 §3.3.2), "
-            "Mamba-2 chunked SSD (Dao & Gu 2024 §6), RWKV-4 WKV (Peng et al. 2023 §3.1)"
-        )
-        if arch.layers_of(LayerType.GATED_DELTANET):
-            formula += ", Gated DeltaNet's chunked delta rule (Yang et al. 2024 §3.3)"
-        if arch.layers_of(LayerType.SHORT_CONV):
-            formula += ", a short convolution's two gates (LFM2's Lfm2ShortConv)"
-        if arch.shared_attention_layers:
-            formula += f"; a shared attention block's weights counted at each of its {arch.shared_attention_layers} uses (Zamba)"
-        formula += wkv_formula(arch)
+        formula += _recurrent_formula(arch)
     backward = 2 * forward
     if recompute is Recompute.FULL:
         # the layers' forward pass runs again; the logit layer is not checkpointed (Megatron)
