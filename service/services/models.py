@@ -135,16 +135,15 @@ def resolve_gpu(gpu: str | None, gpu_memory_bytes: int | None, catalog: CatalogR
         raise Unprocessable.for_field("gpu", "give gpu or gpu_memory_bytes, not both")
     if gpu is None:
         return None, gpu_memory_bytes
-    view = catalog.gpu(gpu)
-    if view is None:
-        raise Unprocessable.for_field("gpu", f"unknown GPU {gpu!r}; known: {', '.join(catalog.gpu_ids())}")
+    view = catalog_gpu(catalog, gpu)
     return view, view.memory_bytes
 
 
-def catalog_gpu(catalog: CatalogReader, gpu_id: str) -> GpuView:
-    """The catalog GPU ``gpu_id`` (a 422 naming the known ones when there is none)."""
-    view, _ = resolve_gpu(gpu_id, None, catalog)
-    assert view is not None
+def catalog_gpu(catalog: CatalogReader, gpu_id: str, *, field: str = "gpu") -> GpuView:
+    """The catalog GPU ``gpu_id`` (a 422 on ``field`` naming the known ones when there is none)."""
+    view = catalog.gpu(gpu_id)
+    if view is None:
+        raise Unprocessable.for_field(field, f"unknown GPU {gpu_id!r}; known: {', '.join(catalog.gpu_ids())}")
     return view
 
 

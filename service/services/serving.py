@@ -153,6 +153,9 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
                    else "tokens_per_second" if req.tokens_per_second else f"scenario {req.scenario} on {req.n_gpus} GPUs"
                    if req.scenario else "one replica at its largest batch"),
     } | engine_assumptions(req, arch) | _feature_assumptions(req, spec) | _expert_parallel_note(arch, req, spec)  # fmt: skip
+    for field in ("prefill_gpu", "decode_gpu"):  # a pool's unknown GPU is a 422 on its own field
+        if (named := getattr(req, field)) is not None:
+            catalog_gpu(catalog, named, field=field)
     pool_of = {}  # a GPU type as a pool of a disaggregated plan
 
     def pool(gpu_id: str) -> pools.Pool:
