@@ -118,3 +118,18 @@ def test_a_pool_outside_a_disaggregated_plan_is_a_422_naming_it(client, pool: st
     body = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "requests_per_second": 5, pool: "h200-sxm"}
     detail = problem(client, "/v1/plan/serving", body)["detail"]
     assert pool in detail and "disaggregated: true" in detail
+
+
+def test_qwen3_moe_is_offered_expert_parallel_units_beside_tensor_parallel_ones(client) -> None:
+    # the issue names Qwen3-MoE beside DeepSeek-V3: both layouts are weighed at the load, the cheapest chosen
+    body = {"model": {"preset": "qwen3-235b-a22b"}, "gpu": "h200-sxm", "weights_dtype": "fp8", "prompt_tokens": 2000,
+            "output_tokens": 1000, "concurrent_users": 4000, "engine": "sglang"}  # fmt: skip
+    data = ok(client, "/v1/plan/serving", body)
+    option = data["options"][0]
+    layouts = [(a["tp"], a["ep"]) for a in option["alternatives"]] + [(option["tp"], option["ep"])]
+    assert any(ep is None for _, ep in layouts) and any(ep is not None for _, ep in layouts)
+    for alt in option["alternatives"]:
+        assert alt["usd_per_million_output_tokens"] >= option["usd_per_million_output_tokens"]
+        assert alt["dp_attention"] is (alt["ep"] is not None)
+    assert option["n_gpus"] == (option["ep"] or option["tp"]) * option["replicas"]
+    assert "expert_parallel" in data["assumptions"]
