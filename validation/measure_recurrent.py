@@ -32,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recurrent_configs import CONFIGS, STATE_MEASURED, STATE_TOKENS  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "measurements" / "recurrent_models.json"
+# persistent buffers a checkpoint stores, counted as parameters (Nemotron 3 Nano's router bias), as
+# measure_hf_models.CHECKPOINT_BUFFERS
+CHECKPOINT_BUFFERS = ("e_score_correction_bias",)
 
 
 def tensors(obj, seen: set[int]) -> list[torch.Tensor]:
@@ -70,7 +73,8 @@ def count(raw: dict) -> dict:
     config = build_config(raw)
     with torch.device("meta"):
         model = causal_lm_class(raw)._from_config(config)
-    return {"parameters": sum(p.numel() for p in dict(model.named_parameters()).values()), "checkpoint_buffers": 0,
+    buffers = sum(b.numel() for name, b in model.named_buffers() if name.rsplit(".", 1)[-1] in CHECKPOINT_BUFFERS)
+    return {"parameters": sum(p.numel() for p in dict(model.named_parameters()).values()), "checkpoint_buffers": buffers,
             "model_class": type(model).__name__}  # fmt: skip
 
 
@@ -168,7 +172,7 @@ def main() -> None:
 
     document = {
         "what": "parameter counts (model.parameters(), tied weights once) of AutoModelForCausalLM.from_config on the "
-        "meta device (rwkv6 and rwkv7: flash-linear-attention's RWKV6ForCausalLM / RWKV7ForCausalLM, the "
+        "meta device (checkpoint_buffers: persistent buffers a checkpoint stores, Nemotron 3 Nano's router bias; rwkv6 and rwkv7: flash-linear-attention's RWKV6ForCausalLM / RWKV7ForCausalLM, the "
         "entry's reference); state: every tensor of the cache a forward pass over prompt_tokens returns (fp32, "
         "batch 1); mixer_saved: bytes one short convolution saves for backward (saved_tensors_hooks, once per "
         "storage, fp32)",

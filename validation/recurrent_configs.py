@@ -134,6 +134,22 @@ CONFIGS: dict[str, dict[str, Any]] = {
                       "conv_kernel": 4, "expand": 2, "use_conv_bias": True, "use_bias": False, "mlp_bias": False,
                       "mlp_hidden_act": "relu2", "attention_bias": False, "max_position_embeddings": 8192,
                       "tie_word_embeddings": False},
+    # nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16, config.json (NVIDIA 2025, the model card's "31.6B total parameters,
+    # approximately 3.2B active (3.6B including embeddings)"): 52 blocks, 23 Mamba-2, 23 mixture-of-experts (E), 6
+    # attention; 128 squared-ReLU experts of 1856, 6 routed, one shared MLP of 3712. The shape keys are the ones
+    # transformers' Nemotron3_5TranscribeConfig gives its nemotron_h text model (this backbone); the rest are
+    # NemotronHConfig's defaults, as in the model's config.json
+    "nemotron-3-nano-30b-a3b": {"model_type": "nemotron_h", "hidden_size": 2688, "intermediate_size": 1856,
+                                "num_hidden_layers": 52, "num_attention_heads": 32, "num_key_value_heads": 2,
+                                "head_dim": 128, "vocab_size": 131072,
+                                "hybrid_override_pattern": "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME",
+                                "mamba_num_heads": 64, "mamba_head_dim": 64, "n_groups": 8, "ssm_state_size": 128,
+                                "conv_kernel": 4, "use_conv_bias": True, "use_bias": False, "mlp_bias": False,
+                                "mlp_hidden_act": "relu2", "attention_bias": False, "n_routed_experts": 128,
+                                "num_experts_per_tok": 6, "moe_intermediate_size": 1856,
+                                "moe_shared_expert_intermediate_size": 3712, "n_shared_experts": 1,
+                                "routed_scaling_factor": 2.5, "n_group": 1, "topk_group": 1, "norm_topk_prob": True,
+                                "max_position_embeddings": 262144, "tie_word_embeddings": False},
     # tiiuae/Falcon-H1-3B-Base and tiiuae/Falcon-H1-7B-Base (TII 2025, "Falcon-H1"): attention and Mamba-2 side by side
     # in every layer; the Mamba width mamba_d_ssm is not expand * hidden_size
     "falcon-h1-3b": {"model_type": "falcon_h1", "hidden_size": 2560, "intermediate_size": 6144, "num_hidden_layers": 32,
@@ -170,6 +186,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
                         "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256,
                         "hybrid_override_pattern": "M-*-M", "mamba_num_heads": 6, "mamba_head_dim": 16, "n_groups": 2,
                         "ssm_state_size": 16, "chunk_size": 16},
+    # Nemotron-H's mixture-of-experts blocks, listed the newer way (layers_block_type), 4 groups of routed experts
+    "tiny-nemotron-h-moe": {"model_type": "nemotron_h", "hidden_size": 64, "intermediate_size": 32,
+                            "num_hidden_layers": 5, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                            "vocab_size": 256, "layers_block_type": ["linear_attention", "moe", "full_attention", "moe",
+                                                                     "linear_attention"],
+                            "mamba_num_heads": 6, "mamba_head_dim": 16, "n_groups": 2, "ssm_state_size": 16,
+                            "chunk_size": 16, "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 4,
+                            "topk_group": 2, "moe_intermediate_size": 24, "moe_shared_expert_intermediate_size": 40},
     "tiny-falcon-h1": {"model_type": "falcon_h1", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256,
                        "mamba_d_ssm": 96, "mamba_n_heads": 6, "mamba_d_head": 16, "mamba_n_groups": 2,
@@ -292,6 +316,7 @@ STATE_MEASURED = (
     "tiny-jamba",
     "tiny-bamba",
     "tiny-nemotron-h",
+    "tiny-nemotron-h-moe",
     "tiny-falcon-h1",
     "tiny-granite-h",
     "tiny-qwen3-next",

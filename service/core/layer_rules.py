@@ -68,8 +68,8 @@ def check_layers(f: Callable[[str], str], v: dict[str, Any]) -> None:
     _short_conv(f, v, kinds)
     _shared_blocks(f, v, kinds)
     _rwkv(f, v, kinds)
-    if v["n_experts"] > 1 and (mamba or mamba2) and not v["mixer_mlp"]:
-        raise InvalidSpecError(f("mixer_mlp"), "a mixture of experts with mixer-only Mamba blocks is not modelled")
+    if v["n_experts"] > 1 and (mamba or mamba2) and not v["mixer_mlp"] and LayerType.MLP not in kinds:
+        raise InvalidSpecError(f("mixer_mlp"), "a mixture of experts with mixer-only Mamba blocks needs mlp blocks")
 
 
 def _blocks(f: Callable[[str], str], v: dict[str, Any], kinds: set[LayerType]) -> None:

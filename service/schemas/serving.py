@@ -191,7 +191,11 @@ class DisaggregatedParts(Schema):
 class ServingOption(Schema):
     gpu: str
     fits: bool
-    reason: str | None
+    reason: str | None = Field(
+        description="Why the GPU type cannot serve; where it can, what limits the batch: the memory each sequence holds "
+        "(the attention layers' KV cache, growing with the context, and the recurrent layers' state, constant in it) "
+        "against what the weights leave, and what keeps the batch below that."
+    )
     tp: int | None = Field(description="GPUs per replica (tensor parallelism; divides the heads and KV heads).")
     ep: int | None = Field(
         description="For a mixture of experts served with expert parallelism: GPUs per replica (whole nodes), the routed "
@@ -208,7 +212,13 @@ class ServingOption(Schema):
     usable_memory_bytes: int | None = Field(description="Per replica: its GPUs * (memory * utilization - reserve).")
     weights_bytes: int | None
     kv_cache_bytes_per_token: int | None
-    kv_cache_bytes_per_sequence: int | None
+    kv_cache_bytes_per_sequence: int | None = Field(
+        description="Per sequence at prompt + output tokens: the attention layers' KV cache plus the recurrent layers' state."
+    )
+    state_cache_bytes_per_sequence: int | None = Field(
+        None, description="Of kv_cache_bytes_per_sequence, the recurrent layers' fixed state (Mamba, RWKV, Gated DeltaNet, "
+        "short convolutions), the same at any context; null for a model without recurrent layers.", examples=[50331648],
+    )  # fmt: skip
     time_to_first_token_seconds: float | None = Field(
         description="Mean, at the load: the rest of the step in progress, the wait for a prefill slot (M/D/1), the steps the "
         "prompt's chunks ride in and its prefill. With one user, one prefill and a decode step."

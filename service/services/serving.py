@@ -17,6 +17,7 @@ from service.core.compute import require_architecture
 from service.core.dtypes import Dtype
 from service.core.engines import LARGE_GPU_BYTES, Engine, engine_profile
 from service.core.memory import Precision
+from service.core.serving_reason import batch_limit_reason
 from service.core.speculative import Speculation, expected_tokens, speculation
 from service.core.steptime import Hardware
 from service.errors import Unprocessable
@@ -491,11 +492,13 @@ def _served(
                                                          output_tokens=req.output_tokens)  # fmt: skip
     tpot = point.time_per_output_token_seconds
     return s.ServingOption(
-        gpu=view.id, fits=True, reason=None, tp=chosen.tp, ep=chosen.ep, dp_attention=chosen.dp_attention, replicas=replicas,
+        gpu=view.id, fits=True, reason=batch_limit_reason(chosen, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens),
+        tp=chosen.tp, ep=chosen.ep, dp_attention=chosen.dp_attention, replicas=replicas,
         n_gpus=chosen.n_gpus * replicas,
         max_batch_per_replica=chosen.max_batch, batch_per_replica=chosen.batch, usable_memory_bytes=chosen.usable_memory_bytes,
         weights_bytes=chosen.weights_bytes, kv_cache_bytes_per_token=chosen.kv_cache_bytes_per_token,
-        kv_cache_bytes_per_sequence=chosen.kv_cache_bytes_per_sequence, time_to_first_token_seconds=point.time_to_first_token_seconds,
+        kv_cache_bytes_per_sequence=chosen.kv_cache_bytes_per_sequence,
+        state_cache_bytes_per_sequence=chosen.state_bytes_per_sequence or None, time_to_first_token_seconds=point.time_to_first_token_seconds,
         p99_time_to_first_token_seconds=point.p99_time_to_first_token_seconds, latency_seconds=point.latency_seconds,
         requests_per_second_per_replica=point.requests_per_second,
         time_per_output_token_seconds=tpot, decode_bound=chosen.decode_bound,

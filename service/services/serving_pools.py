@@ -4,7 +4,7 @@ types, sized to each other at the request's load (:mod:`service.core.disaggregat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from service.core import serving as core
 from service.core import serving_load as load
 from service.core.architecture import Architecture
 from service.core.hardware import link_bandwidths
+from service.core.serving_reason import batch_limit_reason
 from service.core.speculative import expected_tokens
 from service.core.steptime import Hardware
 from service.schemas import serving as s
@@ -190,11 +191,13 @@ def _option(plan: _Plan, prefill: core.Replica, pre: Pool, dec: Pool, req: s.Ser
         kv_transfer_seconds=plan.transfer, prefill_wait_seconds=plan.prefill.wait_seconds,
     )  # fmt: skip
     return s.ServingOption(
-        gpu=dec.gpu, fits=True, reason=None, tp=full.tp, ep=full.ep, dp_attention=full.dp_attention, replicas=plan.decode_replicas,
+        gpu=dec.gpu, fits=True, tp=full.tp,
+        reason=batch_limit_reason(replace(full, batch=plan.batch, max_batch=plan.decode.max_batch),
+                                  prompt_tokens=req.prompt_tokens, output_tokens=out), ep=full.ep, dp_attention=full.dp_attention, replicas=plan.decode_replicas,
         n_gpus=plan.decode_replicas * full.n_gpus + n_prefill, max_batch_per_replica=plan.decode.max_batch, batch_per_replica=plan.batch,
         usable_memory_bytes=full.usable_memory_bytes, weights_bytes=full.weights_bytes,
         kv_cache_bytes_per_token=full.kv_cache_bytes_per_token, kv_cache_bytes_per_sequence=full.kv_cache_bytes_per_sequence,
-        time_to_first_token_seconds=plan.ttft, p99_time_to_first_token_seconds=plan.p99_ttft,
+        state_cache_bytes_per_sequence=full.state_bytes_per_sequence or None, time_to_first_token_seconds=plan.ttft, p99_time_to_first_token_seconds=plan.p99_ttft,
         time_per_output_token_seconds=plan.tpot, latency_seconds=plan.ttft + (out - 1) * plan.tpot,
         requests_per_second_per_replica=plan.rate / plan.decode_replicas, decode_bound="memory" if plan.bound else "compute",
         speculative_tokens_per_step=None if req.speculative is None

@@ -54,11 +54,34 @@ def test_a_hybrid_state_is_constant_and_its_attention_cache_grows(client, preset
         assert data["kv_cache_bytes"] == kv_per_token * seq_len
 
 
-def test_serving_a_hybrid_at_8k_and_256k(client):
-    body = {"model": {"preset": "nemotron-h-8b"}, "gpu": "h100-sxm", "prompt_tokens": 8000, "output_tokens": 200}
-    short = ok(client, "/v1/plan/serving", body)
-    long = ok(client, "/v1/plan/serving", body | {"prompt_tokens": 250000})
-    assert short["options"] and long["options"]
+@pytest.mark.parametrize(
+    ("preset_id", "state", "kv_per_token"),
+    [("nemotron-h-8b", NEMOTRON_STATE_BYTES, NEMOTRON_KV_BYTES_PER_TOKEN),
+     ("falcon-h1-7b", FALCON_STATE_BYTES, FALCON_KV_BYTES_PER_TOKEN)],
+)  # fmt: skip
+def test_serving_a_hybrid_at_8k_and_256k(client, preset_id, state, kv_per_token):
+    """The serving plan at 8K and at 256K context: each sequence's recurrent state the same, its attention layers' KV
+    cache growing by kv_per_token a token, fewer sequences a replica, and the reason says what limits the batch."""
+    body = {"model": {"preset": preset_id}, "gpu": "h100-sxm", "prompt_tokens": 8_000, "output_tokens": 192,
+            "scenario": "offline", "n_gpus": 8}  # fmt: skip
+    answers = [ok(client, "/v1/plan/serving", body | {"prompt_tokens": p})["options"][0] for p in (8_000, 262_000)]
+    for o, tokens in zip(answers, (8_192, 262_192), strict=True):
+        assert o["fits"] and o["tp"] * o["replicas"] == 8
+        assert o["state_cache_bytes_per_sequence"] == state
+        assert o["kv_cache_bytes_per_token"] == kv_per_token
+        assert o["kv_cache_bytes_per_sequence"] == state + kv_per_token * tokens
+        assert "of recurrent state, the same at any context" in o["reason"], o["reason"]
+        assert "of attention KV cache, growing with the context" in o["reason"]
+        assert f"holds {o['max_batch_per_replica']:,} a replica" in o["reason"]
+    short, long = answers
+    assert long["max_batch_per_replica"] < short["max_batch_per_replica"]
+
+
+def test_serving_a_transformer_names_no_recurrent_state(client):
+    body = {"model": {"preset": "llama-3-8b"}, "gpu": "h100-sxm", "prompt_tokens": 8_000, "output_tokens": 192}
+    o = ok(client, "/v1/plan/serving", body)["options"][0]
+    assert o["state_cache_bytes_per_sequence"] is None and "recurrent state" not in o["reason"]
+    assert o["kv_cache_bytes_per_sequence"] == o["kv_cache_bytes_per_token"] * 8_192
 
 
 NEMOTRON = MEASURED["nemotron-h-8b"]["config"]

@@ -1,4 +1,4 @@
-"""The Mamba-2 hybrids (Bamba, Nemotron-H, Falcon-H1, Granite 4.0-H): exact counts against transformers
+"""The Mamba-2 hybrids (Bamba, Nemotron-H and its mixture-of-experts Nemotron 3 Nano, Falcon-H1, Granite 4.0-H): exact counts against transformers
 (``validation/measurements/recurrent_models.json``, compared for every config by
 ``tests/core/test_recurrent.py``), the published sizes, how each family's layer list is read and
 which layers carry attention, state and MLPs, and the bad configs, refused naming the key."""
@@ -25,15 +25,17 @@ MEASURED = json.loads(
 EXACT = {
     "bamba-9b": (9_780_235_392, 9_780_235_392),
     "nemotron-h-8b": (8_100_852_736, 8_100_852_736),
+    "nemotron-3-nano-30b-a3b": (31_577_940_288, 3_580_076_352),
     "falcon-h1-3b": (3_149_256_192, 3_149_256_192),
     "falcon-h1-7b": (7_585_513_568, 7_585_513_568),
     "granite-4.0-h-tiny": (6_939_037_248, 1_465_470_528),
     "granite-4.0-h-1b": (1_461_538_368, 1_461_538_368),
 }
 # published sizes: Bamba-9B (9B), Nemotron-H-8B (8B, Nemotron-H Table 1), Falcon-H1 3B and 7B (model names),
-# Granite 4.0-H Tiny 7B total / 1B active, Granite 4.0-H 1B (IBM's Granite 4.0 model cards, rounded there)
+# Granite 4.0-H Tiny 7B total / 1B active, Granite 4.0-H 1B (IBM's Granite 4.0 model cards, rounded there),
+# Nemotron 3 Nano 31.6B total (the NVIDIA-Nemotron-3-Nano-30B-A3B model card)
 PUBLISHED_BILLIONS = {"bamba-9b": 9.78, "nemotron-h-8b": 8.1, "falcon-h1-3b": 3.15, "falcon-h1-7b": 7.59,
-                      "granite-4.0-h-tiny": 6.9, "granite-4.0-h-1b": 1.46}  # fmt: skip
+                      "granite-4.0-h-tiny": 6.9, "granite-4.0-h-1b": 1.46, "nemotron-3-nano-30b-a3b": 31.6}  # fmt: skip
 
 
 def _arch(name: str, **changes):
@@ -44,7 +46,7 @@ def _arch(name: str, **changes):
 def test_published_hybrids_count_what_transformers_builds(name):
     b = count_params(_arch(name))
     assert (b.total, b.active) == EXACT[name]
-    assert MEASURED[name]["parameters"] == b.total
+    assert MEASURED[name]["parameters"] + MEASURED[name]["checkpoint_buffers"] == b.total
     assert b.total / 1e9 == pytest.approx(PUBLISHED_BILLIONS[name], rel=0.01)
 
 
@@ -53,6 +55,23 @@ def test_nemotron_h_pattern_gives_mixer_only_blocks_and_mlp_blocks():
     assert (arch.layers_of(LayerType.MAMBA2), arch.attention_layers, arch.layers_of(LayerType.MLP)) == (24, 4, 24)
     assert arch.mlp_layers == 24 and arch.recurrent_layers == 24 and not arch.mixer_mlp
     assert arch.ssm_inner_size == 128 * 64 and arch.d_head == 128
+
+
+def test_nemotron_3_nano_e_blocks_are_a_mixture_with_one_shared_mlp():
+    """23 Mamba-2, 23 E and 6 attention blocks; each E block 128 squared-ReLU experts (up and down) of 1856, a router
+    with its stored correction bias and one shared MLP of 3712; the model card's "approximately 3.2B active (3.6B
+    including embeddings)": 3.58B with the untied embedding and LM head, 3.23B without the embedding."""
+    arch = _arch("nemotron-3-nano-30b-a3b")
+    assert (arch.layers_of(LayerType.MAMBA2), arch.attention_layers, arch.moe_layers, arch.dense_mlp_layers) == (23, 6, 23, 0)
+    assert (arch.n_experts, arch.experts_per_token, arch.d_ff, arch.shared_expert_width) == (128, 6, 1856, 3712)
+    assert MEASURED["nemotron-3-nano-30b-a3b"]["checkpoint_buffers"] == 23 * 128  # e_score_correction_bias
+    b = count_params(arch)
+    assert b.active / 1e9 == pytest.approx(3.6, rel=0.01) and (b.active - b.embedding) / 1e9 == pytest.approx(3.2, rel=0.01)
+    listed = {"M": "linear_attention", "E": "moe", "*": "full_attention"}
+    config = MEASURED["nemotron-3-nano-30b-a3b"]["config"]
+    blocks = [listed[c] for c in config["hybrid_override_pattern"]]
+    newer = {k: v for k, v in config.items() if k != "hybrid_override_pattern"} | {"layers_block_type": blocks}
+    assert count_params(architecture_from_hf_config(newer)) == b
 
 
 def test_falcon_h1_layers_each_hold_attention_and_a_mamba2_state():
@@ -81,8 +100,14 @@ def test_bamba_attends_at_its_indices():
 @pytest.mark.parametrize(
     ("name", "changes", "key", "words"),
     [
-        ("nemotron-h-8b", {"hybrid_override_pattern": "M-*"}, "hybrid_override_pattern", "one letter a layer"),
-        ("nemotron-h-8b", {"hybrid_override_pattern": "ME*" + "-" * 49}, "hybrid_override_pattern", "E"),
+        ("nemotron-h-8b", {"hybrid_override_pattern": "M-*"}, "hybrid_override_pattern", "one block a layer"),
+        ("nemotron-h-8b", {"hybrid_override_pattern": "MR*" + "-" * 49}, "hybrid_override_pattern", "letter 1 is 'R'"),
+        ("nemotron-h-8b", {"hybrid_override_pattern": "ME*" + "-" * 49}, "hybrid_override_pattern", "beside mixture-of-experts"),
+        ("nemotron-3-nano-30b-a3b", {"moe_latent_size": 1024}, "moe_latent_size", "latent projection"),
+        ("nemotron-3-nano-30b-a3b", {"n_routed_experts": 0}, "n_routed_experts", "from 2"),
+        ("tiny-nemotron-h-moe", {"layers_block_type": ["mamba", "moe", "full_attention", "moe", "moe"]}, "layers_block_type",
+         "entry 0 is 'mamba'"),
+        ("tiny-nemotron-h-moe", {"layers_block_type": ["moe", "full_attention"]}, "layers_block_type", "one block a layer"),
         ("nemotron-h-8b", {"ssm_state_size": 0}, "ssm_state_size", "from 1"),
         ("nemotron-h-8b", {"mamba_d_ssm": 4096}, "mamba_d_ssm", "mixes two families"),
         ("falcon-h1-7b", {"mamba_d_state": 0}, "mamba_d_state", "from 1"),

@@ -24,7 +24,8 @@ from service.core.hf_config.moe import _qwen_moe_layers
 # keys only one family's config reads (present and not null in another family's config: two families mixed)
 _OWN_KEYS = {
     "bamba": ("attn_layer_indices",),
-    "nemotron_h": ("hybrid_override_pattern", "mamba_num_heads", "mamba_head_dim"),
+    "nemotron_h": ("hybrid_override_pattern", "mamba_num_heads", "mamba_head_dim",
+                   "moe_shared_expert_intermediate_size", "moe_latent_size"),
     "falcon_h1": ("mamba_d_ssm", "attn_out_multiplier", "ssm_out_multiplier", "mamba_rms_norm"),
     "granitemoehybrid": ("shared_intermediate_size", "num_local_experts"),
     "jamba": ("attn_layer_period", "attn_layer_offset", "mamba_dt_rank"),
@@ -36,7 +37,9 @@ _OWN_KEYS = {
     "zamba2": ("num_mem_blocks", "adapter_rank", "use_shared_attention_adapter", "mamba_ngroups", "use_mem_rope"),
 }  # fmt: skip
 _QWEN3_NEXT_LAYERS = {"linear_attention": LayerType.GATED_DELTANET, "full_attention": LayerType.ATTENTION}
-_NEMOTRON_LETTERS = {"M": LayerType.MAMBA2, "*": LayerType.ATTENTION, "-": LayerType.MLP}
+# Nemotron-H's blocks: an ``E`` (mixture-of-experts) block is an MLP block of a mixture model
+_NEMOTRON_LETTERS = {"M": LayerType.MAMBA2, "*": LayerType.ATTENTION, "-": LayerType.MLP, "E": LayerType.MLP}
+_NEMOTRON_BLOCKS = {"linear_attention": "M", "full_attention": "*", "mlp": "-", "moe": "E"}
 
 
 def _check_foreign(r: _Reader, model_type: str, *, related: tuple[str, ...] = ()) -> None:
@@ -127,29 +130,20 @@ def _map_bamba(r: _Reader) -> dict[str, Any]:
 
 
 def _map_nemotron_h(r: _Reader) -> dict[str, Any]:
-    """Nemotron-H (``NemotronHForCausalLM``; NVIDIA 2025, "Nemotron-H", §2.1): one block a letter of
-    ``hybrid_override_pattern``, an RMSNorm and one operator each: ``M`` a Mamba-2 mixer of
+    """Nemotron-H (``NemotronHForCausalLM``; NVIDIA 2025, "Nemotron-H", §2.1; Nemotron 3 Nano, NVIDIA 2025,
+    the NVIDIA-Nemotron-3-Nano-30B-A3B model card): one block a letter of ``hybrid_override_pattern`` (or
+    one entry of ``layers_block_type``), an RMSNorm and one operator each: ``M`` a Mamba-2 mixer of
     ``mamba_num_heads * mamba_head_dim`` channels, ``*`` attention (heads of ``head_dim``, no positions),
-    ``-`` a squared-ReLU MLP (up and down). ``E`` (mixture-of-experts blocks) is refused."""
+    ``-`` a squared-ReLU MLP (up and down), ``E`` a mixture of such MLPs (``NemotronHMoE``, :func:`_nemotron_moe`)."""
     _check_foreign(r, "nemotron_h")
-    pattern = r.required("hybrid_override_pattern")
+    pattern, key = _nemotron_pattern(r)
     f = _common_decoder(r, "nemotron_h", kv_default=8)
-    if not isinstance(pattern, str) or not pattern:
-        raise InvalidSpecError(f"{r.prefix}.hybrid_override_pattern", "must be a string of M, * and - letters")
     if len(pattern) != f["n_layers"]:
         raise InvalidSpecError(
-            f"{r.prefix}.hybrid_override_pattern",
-            f"{len(pattern)} letters for num_hidden_layers={f['n_layers']!r:.20}: one letter a layer",
+            f"{r.prefix}.{key}", f"{len(pattern)} blocks for num_hidden_layers={f['n_layers']!r:.20}: one block a layer"
         )
-    for i, letter in enumerate(pattern):
-        if letter not in _NEMOTRON_LETTERS:
-            raise InvalidSpecError(
-                f"{r.prefix}.hybrid_override_pattern",
-                f"letter {i} is {letter!r}: M (Mamba-2), * (attention) and - (MLP) are modelled"
-                + ("; E (mixture-of-experts blocks) is not" if letter == "E" else ""),
-            )
     f["layer_types"] = tuple(_NEMOTRON_LETTERS[c] for c in pattern)
-    r.key_names["layer_types"] = "hybrid_override_pattern"
+    r.key_names["layer_types"] = key
     if "d_head" not in f:
         f["d_head"] = r.optional("attention_head_dim", 128)
     if r.config.get("mlp_hidden_act", "relu2") != "relu2" or r.config.get("mlp_bias"):
@@ -164,9 +158,64 @@ def _map_nemotron_h(r: _Reader) -> dict[str, Any]:
     if isinstance(heads, int) and isinstance(head_dim, int):
         f["ssm_inner_size"] = heads * head_dim  # NemotronHMamba2Mixer.intermediate_size
     r.key_names["ssm_inner_size"] = "mamba_head_dim"
-    r.assumptions["layers"] = "nemotron_h: one operator a block (Mamba-2, attention or MLP), one RMSNorm each"
+    if "E" in pattern:
+        _nemotron_moe(r, f)
+    r.assumptions["layers"] = "nemotron_h: one operator a block (Mamba-2, attention, MLP or MoE), one RMSNorm each"
     r.assumptions["position"] = "no position encoding in Nemotron-H's attention: no parameters"
     return f
+
+
+def _nemotron_pattern(r: _Reader) -> tuple[str, str]:
+    """Nemotron-H's blocks as pattern letters and the key that listed them: ``hybrid_override_pattern``, else
+    ``layers_block_type`` (``NemotronHConfig._pattern_to_list``: ``linear_attention`` is Mamba-2's ``M``)."""
+    key = "hybrid_override_pattern"
+    pattern = r.config.get(key)
+    if pattern is None and r.config.get("layers_block_type") is not None:
+        key, blocks = "layers_block_type", r.config["layers_block_type"]
+        if not isinstance(blocks, list) or not blocks:
+            raise InvalidSpecError(f"{r.prefix}.{key}", f"must list one of {', '.join(_NEMOTRON_BLOCKS)} a layer")
+        for i, block in enumerate(blocks):
+            if block not in _NEMOTRON_BLOCKS:
+                raise InvalidSpecError(
+                    f"{r.prefix}.{key}", f"entry {i} is {block!r:.40}: a nemotron_h block is {', '.join(_NEMOTRON_BLOCKS)}"
+                )
+        pattern = "".join(_NEMOTRON_BLOCKS[b] for b in blocks)
+    if pattern is None:
+        r.required(key)
+        r.check_missing("nemotron_h")
+    if not isinstance(pattern, str) or not pattern:
+        raise InvalidSpecError(f"{r.prefix}.{key}", "must be a string of M, *, - and E letters")
+    for i, letter in enumerate(pattern):
+        if letter not in _NEMOTRON_LETTERS:
+            raise InvalidSpecError(
+                f"{r.prefix}.{key}",
+                f"letter {i} is {letter!r}: a nemotron_h block is M (Mamba-2), * (attention), - (MLP) or E (MoE)",
+            )
+    if "E" in pattern and "-" in pattern:
+        raise InvalidSpecError(
+            f"{r.prefix}.{key}", "dense MLP blocks (- or mlp) beside mixture-of-experts blocks (E or moe) are not modelled"
+        )
+    return pattern, key
+
+
+def _nemotron_moe(r: _Reader, f: dict[str, Any]) -> None:
+    """Nemotron-H's ``E`` blocks (``NemotronHMoE``): ``n_routed_experts`` squared-ReLU experts of
+    ``moe_intermediate_size`` (up and down, no gate: ``NemotronHExperts``), ``num_experts_per_tok`` of them
+    routed by a bias-free ``h x n_routed_experts`` sigmoid router whose ``e_score_correction_bias`` (a buffer
+    in transformers, stored in the checkpoint: counted, as DeepSeek-V3's), and one shared MLP of
+    ``moe_shared_expert_intermediate_size`` (``NemotronHMoE.shared_experts``: one MLP whatever
+    ``n_shared_experts`` says). ``moe_latent_size`` (experts on a projected latent) is refused."""
+    if r.config.get("moe_latent_size") is not None:
+        raise InvalidSpecError(f"{r.prefix}.moe_latent_size", "experts on a latent projection are not modelled")
+    f |= {"n_experts": _int_key(r, "n_routed_experts", 8, minimum=2),
+          "experts_per_token": _int_key(r, "num_experts_per_tok", 2, minimum=1),
+          "d_ff": _int_key(r, "moe_intermediate_size", 7688, minimum=1), "n_shared_experts": 1,
+          "d_ff_shared": _int_key(r, "moe_shared_expert_intermediate_size", 7688, minimum=1), "router_bias": True}  # fmt: skip
+    r.key_names |= {"n_experts": "n_routed_experts", "d_ff": "moe_intermediate_size",
+                    "d_ff_shared": "moe_shared_expert_intermediate_size"}  # fmt: skip
+    if r.config.get("n_shared_experts", 1) != 1:
+        r.assumptions["n_shared_experts"] = "ignored: NemotronHMoE builds one shared MLP"
+    r.assumptions["router_bias"] = "e_score_correction_bias counted (n_routed_experts per E block: stored in the checkpoint)"
 
 
 def _map_falcon_h1(r: _Reader) -> dict[str, Any]:
