@@ -575,7 +575,7 @@ def step_lower_bound(arch: Architecture, hw: Hardware, work: Workload, lay: Layo
 
 
 def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: _Sizes, lt: _LayerTimes,
-                      weight_grad: Any = None, frozen_gather: Any = None, host_seconds: Any = None) -> StepTime:  # fmt: skip
+                      weight_grad: Any = None, frozen_gather: Any = None, paging_seconds: Any = None) -> StepTime:  # fmt: skip
     """:func:`step_time` from one layer's times ``lt`` (a fine-tune's: :mod:`service.core.steptime_finetune`,
     with its weight-gradient seconds, its frozen base's ZeRO-3 gather and its optimizer's paging)."""
     tp_layer = _tp_comm_seconds(hw, work, z, lt, arch.d_model)
@@ -589,8 +589,8 @@ def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Lay
     m, bubble, pp_comm = _pipeline_seconds(hw, work, z, lt, layers, logits, micro, arch.d_model, weight_grad)
     dp_comm = _dp_comm_seconds(arch, hw, work, lay, z, lt, layers, m, frozen_gather)
     optimizer = _optimizer_seconds(arch, hw, work, lay, z)
-    if host_seconds is not None:
-        optimizer = optimizer + host_seconds
+    if paging_seconds is not None:  # a paged optimizer's states to the GPU and back, with the update
+        optimizer = optimizer + paging_seconds
 
     compute = m * (layers * (lt.forward + lt.backward) + logits)
     step = m * micro + bubble + pp_comm + dp_comm + optimizer

@@ -134,4 +134,4 @@ def finetune_step_time(arch: Architecture, hw: Hardware, work: Workload, lay: La
     )
     paging = 2 * np.asarray(load.paged_bytes, dtype=np.float64) / PCIE_BANDWIDTH  # to the GPU for the update and back
     return _step_from_layers(arch, hw, work, lay, z, lt, weight_grad=adapters, frozen_gather=frozen_gather,
-                             host_seconds=paging)  # fmt: skip
+                             paging_seconds=paging)  # fmt: skip

@@ -76,10 +76,15 @@ def grouped_gemm_factor(k: Any, fixed_k: float) -> Any:
     return np.minimum(1.0, k / (k + fixed_k) * (REFERENCE_K + fixed_k) / REFERENCE_K)
 
 
+def _up_width(arch: Architecture, d_ff: Any) -> Any:
+    """Output width of an MLP's first GEMM: gate and up fused (SwiGLU), or up alone."""
+    return (2 if arch.ffn is Ffn.SWIGLU else 1) * d_ff
+
+
 def _routed_experts(arch: Architecture, hw: Hardware, rows: Any, local: Any, etp: Any, e: int, fp8: bool) -> tuple[Any, Any]:
     """(forward, backward) seconds of this GPU's ``local`` experts, ``rows`` tokens each."""
     h, f = arch.d_model, arch.d_ff / etp
-    up_width = (2 if arch.ffn is Ffn.SWIGLU else 1) * f  # gate and up fused, or up alone
+    up_width = _up_width(arch, f)
     if not arch.is_moe:  # a dense MLP: one GEMM pair at the fitted rate, backward twice the forward
         forward = matmul_seconds(rows, h, up_width, hw, e, fp8=fp8) + matmul_seconds(rows, f, h, hw, e, fp8=fp8)
         return forward, 2 * forward
@@ -117,8 +122,7 @@ def expert_costs(
     local = arch.n_experts / ep
     copies = tokens * k * imbalance * etp / tp  # the routed rows this GPU's experts multiply
     forward, backward = _routed_experts(arch, hw, copies / local, local, etp, e, fp8)
-    up_width = (2 if arch.ffn is Ffn.SWIGLU else 1) * arch.d_ff / etp
-    cast_tokens = tokens * k * etp / tp * (h + up_width + arch.d_ff / etp + h)
+    cast_tokens = tokens * k * etp / tp * (h + _up_width(arch, arch.d_ff / etp) + arch.d_ff / etp + h)
     memory = 0.0
     if arch.is_moe:
         router = matmul_seconds(tokens, h, arch.n_experts, hw, e)  # the router stays in BF16
@@ -128,7 +132,7 @@ def expert_costs(
         memory = (permuted + routed * arch.n_experts * ROUTER_BYTES_PER_SCORE) / memory_rate(hw)
     if arch.shared_expert_width:  # always-active shared experts (DeepSeekMoE §3.2), one wide MLP
         shared_f = arch.shared_expert_width
-        shared_up = (2 if arch.ffn is Ffn.SWIGLU else 1) * shared_f / tp
+        shared_up = _up_width(arch, shared_f / tp)
         shared = matmul_seconds(tokens, h, shared_up, hw, e, fp8=fp8) + matmul_seconds(tokens, shared_f / tp, h, hw, e, fp8=fp8)
         forward, backward = forward + shared, backward + 2 * shared
         cast_tokens = cast_tokens + tokens * (h + shared_up + shared_f / tp + h)
