@@ -297,10 +297,11 @@ def start_slow_request(server: Server) -> socket.socket:
 
 
 def refuses_connections(server: Server) -> bool:
-    """Whether a new connection is refused (or closed unanswered); a slow answer is not a refusal."""
+    """Whether a new connection is refused (or closed unanswered: closed, or reset when the listening
+    socket closes with it still in the backlog); a slow answer is not a refusal."""
     try:
         httpx.get(f"{server.url}/healthz", timeout=10)
-    except (httpx.ConnectError, httpx.RemoteProtocolError):
+    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
         return True
     return False
 
