@@ -80,12 +80,17 @@ def deepseek_unit(ep: int) -> tuple[Architecture, Hardware, ep_core.Replica, loa
     arch, hw = _arch("deepseek-v3"), _hardware("h800-sxm")
     prompt, output = deepseek_request()
     setup = load.engine_setup(
-        Engine.SGLANG, arch, tp=1, gpu_memory_bytes=hw.memory_bytes, prefix_cache_hit_rate=DEEPSEEK_HIT_RATE
+        Engine.SGLANG,
+        arch,
+        tp=1,
+        gpu_memory_bytes=hw.memory_bytes,
+        prefix_cache_hit_rate=DEEPSEEK_HIT_RATE,
+        prompt_length_cv=DEEPSEEK_PROMPT_LENGTH_CV,
+        prefix_read_bytes_per_s=ep_core.THREEFS_KVCACHE_READ_BYTES_PER_S,
     )
     r = ep_core.ep_replica(arch, hw, ep=ep, weights=weight_bytes(arch, Dtype.FP8), kv_dtype=Dtype.BF16, prompt_tokens=prompt,
                            output_tokens=output, utilization=setup.utilization, reserve_bytes=setup.reserve_bytes,
-                           limits=setup.limits, prompt_length_cv=DEEPSEEK_PROMPT_LENGTH_CV,
-                           prefix_read_bytes_per_s=ep_core.THREEFS_KVCACHE_READ_BYTES_PER_S)  # fmt: skip
+                           limits=setup.limits)  # fmt: skip
     return arch, hw, r, setup
 
 

@@ -112,6 +112,7 @@ from service.core.serving import (
     _decode_terms,
     _mlp_shapes_per_gpu,
     prefill_seconds,
+    prefix_read_seconds,
     replica_step_seconds,
     usable_memory_bytes,
 )
@@ -265,18 +266,6 @@ def ep_prompt_seconds(
     return max(compute / (1 - PREFILL_COMMUNICATION_SM_SHARE), comm) if overlap else compute + comm
 
 
-def prefix_read_seconds(
-    cached_tokens: int, kv_bytes_per_token: int, read_bytes_per_s: float | None, gpus_per_node: int
-) -> float:  # fmt: skip
-    """Reading one prompt's cached prefix into its GPU from storage outside the GPUs (module
-    docstring): ``cached_tokens`` of ``kv_bytes_per_token`` at the GPU's share of its node's read
-    rate ``read_bytes_per_s`` (every GPU of the node reading at once; DeepSeek's 3FS KVCache clients,
-    :data:`THREEFS_KVCACHE_READ_BYTES_PER_S`); 0 when the prefix stays in GPU memory (None)."""
-    if not cached_tokens or read_bytes_per_s is None:
-        return 0.0
-    return cached_tokens * kv_bytes_per_token * gpus_per_node / read_bytes_per_s
-
-
 def ep_step_seconds(
     arch: Architecture, hw: Hardware, r: Replica, *, batch: np.ndarray | float, context_tokens: float, limits: EngineLimits
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -300,17 +289,16 @@ def ep_replica(
     arch: Architecture, hw: Hardware, *, ep: int, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     batch: int | None = None, max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
     reserve_bytes: int = RUNTIME_RESERVE_BYTES, limits: EngineLimits = DEFAULT_LIMITS,
-    imbalance: float = DEFAULT_EXPERT_LOAD_IMBALANCE, overlap: bool = False, prompt_length_cv: float = 0.0,
-    prefix_read_bytes_per_s: float | None = None,
+    imbalance: float = DEFAULT_EXPERT_LOAD_IMBALANCE, overlap: bool = False,
 ) -> Replica:  # fmt: skip
     """A unit of ``ep`` GPUs at ``batch`` sequences over the unit (default: the most its GPUs' KV
     caches hold, at most ``limits.max_num_seqs`` a GPU, lowered to meet the TPOT bound), as a
     :class:`~service.core.serving.Replica` of ``ep`` GPUs with attention data-parallel.
     ``prefill_seconds`` is the unit's time per prompt (one GPU's prompt over ``ep`` GPUs running
     theirs at once), ``prompt_seconds`` one prompt on its GPU; ``imbalance`` the busiest GPU's routed
-    tokens over the mean, ``overlap`` two micro-batches, ``prompt_length_cv`` the prompts' spread in
-    length, ``prefix_read_bytes_per_s`` a node's read rate for cached prefixes kept outside the GPUs
-    (None: in GPU memory; module docstring)."""
+    tokens over the mean, ``overlap`` two micro-batches; ``limits.prompt_length_cv`` the prompts'
+    spread in length, ``limits.prefix_read_bytes_per_s`` a node's read rate for cached prefixes kept
+    outside the GPUs (None: in GPU memory; module docstring)."""
     replicated, routed = per_gpu_weight_bytes(arch, weights, ep)
     if limits.kv_fraction_of_free is not None:
         usable = usable_memory_bytes(hw.memory_bytes, 1, utilization=1.0, reserve_bytes=reserve_bytes)
@@ -326,12 +314,12 @@ def ep_replica(
     per_gpu = min(per_gpu, limits.max_num_seqs or per_gpu)
     element = dispatch_bytes(weights)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    given = {"ep": ep, "element_bytes": element, "imbalance": imbalance, "overlap": overlap, "length_cv": prompt_length_cv}
+    given = {"ep": ep, "element_bytes": element, "imbalance": imbalance, "overlap": overlap, "length_cv": limits.prompt_length_cv}
     prompt = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens, **given)
     fresh = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens - cached, **given) if cached else None
     if cached:
         prompt -= ep_prompt_seconds(arch, hw, prompt_tokens=cached, **given)
-        prompt += prefix_read_seconds(cached, per_token, prefix_read_bytes_per_s, hw.gpus_per_node)
+        prompt += prefix_read_seconds(cached, per_token, limits.prefix_read_bytes_per_s, hw.gpus_per_node)
     shell = Replica(
         tp=1, ep=ep, dp_attention=True, usable_memory_bytes=ep * usable, weights_bytes=ep * (replicated + routed),
         kv_cache_bytes_per_token=per_token, kv_cache_bytes_per_sequence=per_sequence, max_batch=int(ep * per_gpu), batch=1,

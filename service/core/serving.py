@@ -137,6 +137,8 @@ class EngineLimits:
     host_overhead_seconds: float = VLLM_HOST_OVERHEAD_SECONDS
     speculation: Speculation | None = None  # speculative decoding (service.core.speculative)
     prefix_cache_hit_rate: float = 0.0  # of the prompt's tokens, found in the prefix cache
+    prompt_length_cv: float = 0.0  # the prompts' coefficient of variation in length (0: one length)
+    prefix_read_bytes_per_s: float | None = None  # a node's read rate for cached prefixes kept off the GPUs (None: in HBM)
 
     def step_overhead_seconds(self, arch: Architecture) -> float:
         return arch.n_layers * self.layer_overhead_seconds + self.host_overhead_seconds
@@ -220,7 +222,7 @@ def _mlp_shapes_per_gpu(arch: Architecture, d_ff: int, tp: int) -> list[tuple[in
 @functools.lru_cache(maxsize=4096)  # pure; a replica at every batch asks it again
 def prefill_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2,
-    attention_peak_flops_per_s: float | None = None,
+    attention_peak_flops_per_s: float | None = None, length_cv: float = 0.0,
 ) -> float:  # fmt: skip
     """One prompt through the replica: every matmul on its per-GPU shape (tensor parallelism splits
     each projection's output, or its input for the output and down projections; an MLA latent's
@@ -232,7 +234,11 @@ def prefill_seconds(
     their projections (:func:`~service.core.recurrent.recurrent_linear_shapes`, column-split) instead
     of attention's; their scans are left out (small beside the projections at Mamba's sizes). The
     attention core runs at ``attention_peak_flops_per_s`` times the kernel's measured fraction
-    (None: the matmuls' peak; :func:`attention_peak_flops_per_s` by the KV cache's format)."""
+    (None: the matmuls' peak; :func:`attention_peak_flops_per_s` by the KV cache's format).
+    ``length_cv``: prompts of this mean length spread with that coefficient of variation; the
+    matmuls are linear in a prompt's tokens, the causal core grows as its length squared, so the
+    mean prompt's core costs ``1 + length_cv**2`` times one prompt's of the mean length
+    (``E[L^2] = (1 + cv^2) E[L]^2``; :mod:`service.core.expert_serving` for cv 1)."""
     if prompt_tokens == 0:
         return 0.0
     n, h, L = prompt_tokens, arch.d_model, arch.n_layers
@@ -252,7 +258,7 @@ def prefill_seconds(
             mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
     forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)  # the kernel's measured rate at this prompt
     peak = attention_peak_flops_per_s or hw.peak_flops_per_s
-    core = attention_score_flops_per_token(arch, n, causal=True) * n / tp / (peak * forward_fraction)
+    core = (1.0 + length_cv**2) * attention_score_flops_per_token(arch, n, causal=True) * n / tp / (peak * forward_fraction)
     comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
     logits = matmul_seconds(1, h, arch.vocab_size / tp, hw, element_bytes)
     return float(attention + mlp + core + L * comm + logits)
@@ -364,15 +370,35 @@ def attention_peak_flops_per_s(hw: Hardware, kv_dtype: Dtype) -> float:
 
 def prompt_prefill_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, limits: EngineLimits,
-    attention_peak: float | None = None,
+    attention_peak: float | None = None, kv_bytes_per_token: int = 0,
 ) -> float:  # fmt: skip
     """A prompt's prefill less its cached prefix's (:mod:`service.core.speculative`: causal
-    attention makes the rest's cost the difference), the attention core at ``attention_peak``."""
+    attention makes the rest's cost the difference), the attention core at ``attention_peak`` over
+    prompts spread by ``limits.prompt_length_cv`` (each hitting the cache at the mean rate); a
+    prefix kept off the GPUs (``limits.prefix_read_bytes_per_s``) is read in first
+    (:func:`prefix_read_seconds`, the node's ``gpus_per_node / tp`` replicas reading at once)."""
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    full = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, attention_peak_flops_per_s=attention_peak)
+    given = {"tp": tp, "attention_peak_flops_per_s": attention_peak, "length_cv": limits.prompt_length_cv}
+    full = prefill_seconds(arch, hw, prompt_tokens=prompt_tokens, **given)
     if not cached:
         return full
-    return full - prefill_seconds(arch, hw, tp=tp, prompt_tokens=cached, attention_peak_flops_per_s=attention_peak)
+    read = prefix_read_seconds(cached, kv_bytes_per_token, limits.prefix_read_bytes_per_s, max(1, hw.gpus_per_node // tp))
+    return full - prefill_seconds(arch, hw, prompt_tokens=cached, **given) + read
+
+
+def prefix_read_seconds(
+    cached_tokens: int, kv_bytes_per_token: int, read_bytes_per_s: float | None, readers_per_node: int
+) -> float:  # fmt: skip
+    """Reading one prompt's cached prefix into its GPUs from storage outside them: ``cached_tokens``
+    of ``kv_bytes_per_token`` (every layer's) at its share of the node's read rate
+    ``read_bytes_per_s``, the node's ``readers_per_node`` replicas (or expert-parallel GPUs) reading
+    at once, none overlapped with compute (no prefetch modelled). DeepSeek keeps its prefix cache on
+    3FS, read over one 400 Gbps NIC a node at up to 40 GiB/s (deepseek-ai/3FS README, "KVCache";
+    open-infra-index day 6); 0 when the prefix stays in GPU memory (None), as vLLM's automatic
+    prefix caching and SGLang's RadixAttention keep it."""
+    if not cached_tokens or read_bytes_per_s is None:
+        return 0.0
+    return cached_tokens * kv_bytes_per_token * readers_per_node / read_bytes_per_s
 
 
 @functools.lru_cache(maxsize=4096)  # pure: the same model, GPU and request shape at another load
@@ -399,7 +425,8 @@ def replica(
     per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
-    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits, attention_peak=attention_peak)
+    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits, attention_peak=attention_peak,
+                                     kv_bytes_per_token=per_token)  # fmt: skip
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
     context = prompt_tokens + output_tokens / 2
     if batch is None:

@@ -76,14 +76,17 @@ class EngineSetup:
 def engine_setup(
     engine: Engine, arch: Architecture, *, tp: int, gpu_memory_bytes: int, utilization: float | None = None,
     reserve_bytes: int | None = None, speculation: Speculation | None = None, prefix_cache_hit_rate: float = 0.0,
+    prompt_length_cv: float = 0.0, prefix_read_bytes_per_s: float | None = None,
 ) -> EngineSetup:  # fmt: skip
     """``engine``'s defaults (:mod:`service.core.engines`) for a replica of ``tp`` GPUs; a given
     ``utilization`` or ``reserve_bytes`` replaces the engine's; speculative decoding and the prefix
-    cache's hit rate as the request enables them (:mod:`service.core.speculative`)."""
+    cache's hit rate as the request enables them (:mod:`service.core.speculative`), the prompts'
+    spread in length and where cached prefixes are read from (:class:`~service.core.serving.EngineLimits`)."""
     p = engine_profile(engine, tp=tp, gpu_memory_bytes=gpu_memory_bytes)
     limits = EngineLimits(kv_fraction_of_free=p.memory_fraction if p.fraction_of_free else None, max_num_seqs=p.max_num_seqs,
                           layer_overhead_seconds=p.layer_overhead_seconds, host_overhead_seconds=p.host_overhead_seconds,
-                          speculation=speculation, prefix_cache_hit_rate=prefix_cache_hit_rate)  # fmt: skip
+                          speculation=speculation, prefix_cache_hit_rate=prefix_cache_hit_rate,
+                          prompt_length_cv=prompt_length_cv, prefix_read_bytes_per_s=prefix_read_bytes_per_s)  # fmt: skip
     return EngineSetup(
         profile=p,
         utilization=p.memory_fraction if utilization is None else utilization,

@@ -96,6 +96,18 @@ class ServingPlanRequest(PriceChoice):
         0.0, ge=0, le=1, description="Share of prompt tokens found in the prefix cache (vLLM automatic prefix caching, SGLang "
         "RadixAttention; DeepSeek's production: 0.563); only the rest is prefilled.", examples=[0.5],
     )  # fmt: skip
+    prompt_length_cv: float = Field(
+        0.0, ge=0, le=10, description="Prompts' coefficient of variation in length about prompt_tokens (their mean): the "
+        "causal attention core of a prefill grows as a prompt's length squared, so the mean prompt's core costs 1 + cv^2 "
+        "times one mean-length prompt's; 0 (default): prompts of one length, as benchmarks send them; 1: exponential "
+        "lengths, for a workload known only by its totals.", examples=[1.0],
+    )  # fmt: skip
+    prefix_read_bytes_per_s: int | None = Field(
+        None, gt=0, le=10**14, description="With prefix_cache_hit_rate: a node's read rate for cached prefixes kept off the "
+        "GPUs (DeepSeek's 3FS KVCache: 40 GiB/s a node over one 400 Gbps NIC), read before the new tokens run; default "
+        "none: cached prefixes stay in GPU memory (vLLM automatic prefix caching, SGLang RadixAttention).",
+        examples=[42949672960],
+    )  # fmt: skip
     moe_load_imbalance: float | None = Field(
         None, ge=1, le=64, description="Expert-parallel units of a mixture: the busiest GPU's routed tokens over the mean, "
         "which its routed FLOPs and all-to-all wait for; default 1.18 (SGLang's DeepSeek-V3 EP32 prefill at its default "

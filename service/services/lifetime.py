@@ -161,7 +161,7 @@ def lifetime(req: s.LifetimeRequest, catalog: CatalogReader) -> s.LifetimeRespon
     price = None
     if req.gpu is not None:
         train_gpu = catalog_gpu(catalog, req.gpu)
-        serve_gpu = catalog_gpu(catalog, req.serving_gpu) if req.serving_gpu else train_gpu
+        serve_gpu = catalog_gpu(catalog, req.serving_gpu, field="serving_gpu") if req.serving_gpu else train_gpu
         pricing = Pricing(train_gpu, price_for(catalog, train_gpu, req), serve_gpu, price_for(catalog, serve_gpu, req))
         price = pricing.train_price
         pricer = Pricer(req, catalog, pricing)

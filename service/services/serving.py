@@ -15,7 +15,7 @@ from service.core import serving_load as load
 from service.core.architecture import Architecture
 from service.core.compute import require_architecture
 from service.core.dtypes import Dtype
-from service.core.engines import LARGE_GPU_BYTES, Engine, engine_profile
+from service.core.engines import Engine
 from service.core.memory import Precision
 from service.core.serving_reason import batch_limit_reason
 from service.core.speculative import Speculation, expected_tokens, speculation
@@ -24,6 +24,7 @@ from service.errors import Unprocessable
 from service.schemas import cost as cs
 from service.schemas import serving as s
 from service.schemas.cost import PriceQuote
+from service.services import serving_notes as notes
 from service.services import serving_pools as pools
 from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import catalog_gpu, model_assumptions, resolve_model
@@ -86,38 +87,6 @@ def weight_only_note(gpu: GpuView, fmt: Dtype, peak_key: str) -> str | None:
     return None
 
 
-def engine_assumptions(req: s.ServingPlanRequest, arch: Architecture) -> dict[str, Any]:
-    """What the engine contributes, each value with its source (:mod:`service.core.engines`)."""
-    p = engine_profile(req.engine, tp=1, gpu_memory_bytes=LARGE_GPU_BYTES)
-    memory = (f"KV cache = {p.memory_fraction} of the memory the weights and activation buffers leave (free_gpu_memory_fraction)"
-              if p.fraction_of_free else f"weights + KV cache + reserve within {p.memory_fraction} of each GPU's memory"
-              + (" (0.87/0.85/0.81 at TP 2/4/8)" if req.engine is Engine.SGLANG else ""))  # fmt: skip
-    return {
-        "engine": req.engine.value,
-        "gpu_memory_utilization": req.gpu_memory_utilization if req.gpu_memory_utilization is not None else f"engine default: {memory}",
-        "runtime_reserve_bytes": req.runtime_reserve_bytes if req.runtime_reserve_bytes is not None
-        else "engine default per GPU (vLLM 2 GiB; TensorRT-LLM CUDA context 1 GiB + graphs 0.5 GiB + activation buffers of the "
-        "token budget; SGLang none inside its fraction)",
-        "engine_block_size_tokens": p.block_size_tokens,
-        "engine_scheduler": f"continuous batching with chunked prefill: up to {p.token_budget} tokens a step (prompt chunks beside "
-        f"the decodes; vLLM 2048 on GPUs under 70 GiB or A100), at most {p.max_num_seqs or 'what the KV cache holds'} sequences",
-        "engine_step_overhead_seconds": p.layer_overhead_seconds * arch.n_layers + p.host_overhead_seconds,
-        "engine_step_overhead": f"{p.layer_overhead_seconds * 1e6:.0f} us per layer (launch and synchronisation gaps; fitted on "
-        "the NIM Llama-3.3-70B FP8 TP2 H100 row at concurrency 1) + "
-        f"{p.host_overhead_seconds * 1e3:g} ms per step on the host "
-        + ("(assumed: V1 schedules between steps without --async-scheduling)" if req.engine is Engine.VLLM
-           else "(overlapped)"),
-        "engine_sources": "; ".join(p.sources),
-        "queueing": "TTFT: rest of the step in progress + M/D/1 wait for a slot in the token budget (Poisson arrivals; a closed "
-        "loop priced at its own throughput) + the chunk steps + the prompt's compute; p99 from the wait's exponential tail "
-        "(Cramer-Lundberg); users beyond what a replica holds wait for a slot (Little's law)",
-        "time_per_output_token": "(latency - TTFT) / (output_tokens - 1): decode step with the per-step overhead / (1 - the "
-        "other requests' prompt share of the replica's time)",
-        "latency_bounds": "max_time_to_first_token_seconds bounds the p99 under requests_per_second and the one-request time "
-        "otherwise; max_time_per_output_token_seconds the mean",
-    }  # fmt: skip
-
-
 def _price(catalog: CatalogReader, gpu_id: str, req: s.ServingPlanRequest, many: bool) -> PriceQuote | None:
     return listed_price(catalog, gpu_id, req, many=many)
 
@@ -153,7 +122,7 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
         "target": ("concurrent_users" if req.concurrent_users else "requests_per_second" if req.requests_per_second
                    else "tokens_per_second" if req.tokens_per_second else f"scenario {req.scenario} on {req.n_gpus} GPUs"
                    if req.scenario else "one replica at its largest batch"),
-    } | engine_assumptions(req, arch) | _feature_assumptions(req, spec) | _expert_parallel_note(arch, req, spec)  # fmt: skip
+    } | notes.engine_assumptions(req, arch) | notes.feature_assumptions(req, spec) | notes.expert_parallel_note(arch, req, spec)  # fmt: skip
     for field in ("prefill_gpu", "decode_gpu"):  # a pool's unknown GPU is a 422 on its own field
         if (named := getattr(req, field)) is not None:
             catalog_gpu(catalog, named, field=field)
@@ -203,51 +172,8 @@ def _candidates(
     return _replicas_by_degree(
         arch, hw, weights, req.kv_dtype, req.prompt_tokens, req.output_tokens, req.tp,
         req.max_time_to_first_token_seconds if bounded else None, req.max_time_per_output_token_seconds if bounded else None,
-        req.engine, req.gpu_memory_utilization, req.runtime_reserve_bytes, spec, req.prefix_cache_hit_rate,
-        _expert_options(req),
+        req.engine, req.gpu_memory_utilization, req.runtime_reserve_bytes, spec, notes.prompt_mix(req), notes.expert_options(req),
     )  # fmt: skip
-
-
-def _expert_options(req: s.ServingPlanRequest) -> tuple[float, bool]:
-    """Expert-parallel units' load imbalance (the request's, else the stated default) and overlap."""
-    imbalance = req.moe_load_imbalance or ep_core.DEFAULT_EXPERT_LOAD_IMBALANCE
-    return imbalance, req.micro_batch_overlap
-
-
-def _feature_assumptions(req: s.ServingPlanRequest, spec: Speculation | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if req.prefix_cache_hit_rate:
-        out["prefix_cache"] = (f"{req.prefix_cache_hit_rate:.1%} of prompt tokens hit the cache: the prefill is the whole prompt's less "
-                               "the cached prefix's (causal attention); cached tokens stay in the KV cache (no copy), so the input "
-                               "price is per prompt token with the hits at the cost of the new tokens' attention over them")  # fmt: skip
-    if spec is not None:
-        out["speculative"] = (f"{spec.method.value}: {spec.tokens} drafted, each accepted with probability {spec.acceptance_rate}, "
-                              f"{spec.tokens_per_step:.3f} tokens a step (Leviathan et al. 2023 eq. 1); a step is the model's pass over "
-                              f"{spec.tokens + 1} positions per sequence plus {spec.tokens} draft steps of a {spec.draft.n_layers}-layer "
-                              "drafter, each with the engine's per-step overhead")  # fmt: skip
-    return out
-
-
-def _expert_parallel_note(arch: Architecture, req: s.ServingPlanRequest, spec: Speculation | None) -> dict[str, Any]:
-    """How a mixture's expert-parallel units are priced, where the plan considers them."""
-    if not arch.is_moe:
-        return {}
-    if req.tp is not None or spec is not None:
-        return {"expert_parallel": "not considered: " + ("tp is fixed" if req.tp is not None else "with speculative decoding")}
-    imbalance, overlap = _expert_options(req)
-    source = " (request)" if req.moe_load_imbalance else ": default, SGLang's measured EP32 imbalance, LMSYS 2025-05-05"
-    comm = ("two micro-batches, one's all-to-all under the other's compute (micro_batch_overlap)" if overlap else
-            "not overlapped (micro_batch_overlap false: a perfect overlap gains about twice SGLang's measured 25-35 %)")  # fmt: skip
-    return {"expert_parallel": (
-        "units of ep GPUs (a node and its doublings, at most one GPU per routed expert) beside the tensor-parallel degrees: "
-        "attention, dense layers and shared experts replicated on every GPU (dp_attention), each GPU attending over its own "
-        "sequences' KV cache; routed experts sharded ceil(n_experts / ep) a GPU; a decode step = its kernels one after "
-        "another, each at its roofline: the replicated matmuls, the routed experts (weights read, or the busiest GPU's "
-        f"FLOPs at moe_load_imbalance = {imbalance:.2f} x the mean{source}), the attention core at its BF16 kernel's rate "
-        "(multi-head latent attention at FlashMLA's shares of H800's peaks: 580 TFLOPS, 3,000 GB/s), + every MoE layer's "
-        "all-to-all dispatch (FP8 with FP8 weights) and combine (BF16) over NVLink and the scale-out network at the busiest "
-        f"GPU's share, {comm} (DeepSeek-V3 §3.4; open-infra-index day 6; SGLang large-EP, 2025-05-05); a prefill likewise, "
-        "attention at the BF16 peak; redundant experts' memory left out")}  # fmt: skip
 
 
 def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: CatalogReader) -> Speculation | None:
@@ -266,13 +192,13 @@ def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: Catalog
 def _replicas_by_degree(
     arch: Architecture, hw: Hardware, weights: core.Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     tp: int | None, max_ttft: float | None, max_tpot: float | None, engine: Engine, utilization: float | None,
-    reserve_bytes: int | None, spec: Speculation | None, hit_rate: float, expert: tuple[float, bool] = (1.0, False),
+    reserve_bytes: int | None, spec: Speculation | None, prompts: notes.PromptMix, expert: tuple[float, bool] = (1.0, False),
 ) -> tuple[tuple[tuple[core.Replica, load.EngineSetup], ...], str]:  # fmt: skip
     found: list[tuple[core.Replica, load.EngineSetup]] = []
     why = "no tensor-parallel degree inside a node divides the heads"
     for degree in [tp] if tp is not None else core.valid_tensor_parallel(arch, hw.gpus_per_node):
         setup = load.engine_setup(engine, arch, tp=degree, gpu_memory_bytes=hw.memory_bytes, utilization=utilization,
-                                  reserve_bytes=reserve_bytes, speculation=spec, prefix_cache_hit_rate=hit_rate)  # fmt: skip
+                                  reserve_bytes=reserve_bytes, speculation=spec, **notes.mix_arguments(prompts))  # fmt: skip
         got = core.replica_candidates(
             arch, hw, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens, tp=degree,
             max_time_to_first_token_seconds=max_ttft, max_time_per_output_token_seconds=max_tpot, utilization=setup.utilization,
@@ -284,7 +210,7 @@ def _replicas_by_degree(
             found += [(r, setup) for r in got]
     if tp is None and spec is None:
         units = _expert_parallel_units(arch, hw, weights, kv_dtype, prompt_tokens, output_tokens, max_ttft, max_tpot, engine,
-                                       utilization, reserve_bytes, hit_rate, expert)  # fmt: skip
+                                       utilization, reserve_bytes, prompts, expert)  # fmt: skip
         found += units
     return tuple(found), why
 
@@ -292,7 +218,7 @@ def _replicas_by_degree(
 def _expert_parallel_units(
     arch: Architecture, hw: Hardware, weights: core.Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
     max_ttft: float | None, max_tpot: float | None, engine: Engine, utilization: float | None, reserve_bytes: int | None,
-    hit_rate: float, expert: tuple[float, bool],
+    prompts: notes.PromptMix, expert: tuple[float, bool],
 ) -> list[tuple[core.Replica, load.EngineSetup]]:  # fmt: skip
     """A mixture's expert-parallel units (:mod:`service.core.expert_serving`) that hold a
     sequence on every GPU and meet the latency bounds, each with its engine's defaults at one GPU of
@@ -300,7 +226,7 @@ def _expert_parallel_units(
     found = []
     for ep in ep_core.expert_parallel_degrees(arch, hw.gpus_per_node):
         setup = load.engine_setup(engine, arch, tp=1, gpu_memory_bytes=hw.memory_bytes, utilization=utilization,
-                                  reserve_bytes=reserve_bytes, prefix_cache_hit_rate=hit_rate)  # fmt: skip
+                                  reserve_bytes=reserve_bytes, **notes.mix_arguments(prompts))  # fmt: skip
         r = ep_core.ep_replica(arch, hw, ep=ep, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens,
                                output_tokens=output_tokens, max_time_per_output_token_seconds=max_tpot,
                                utilization=setup.utilization, reserve_bytes=setup.reserve_bytes, limits=setup.limits,

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.api.test_calculators import problem
+from tests.api.test_calculators import locs, problem
 from tests.api.test_cost import ok
 
 # LLaMA 65B (Touvron et al. 2023 Table 2): 1.4T tokens on 2,048 A100-80GB
@@ -173,3 +173,9 @@ def test_lifetime_on_a_cluster_times_training_by_each_sizes_plan(client) -> None
     assert all(0.1 < m < 0.7 for m in mfus)
     assert problem(client, "/v1/budget/lifetime", body | {"deadline_days": 30})["errors"]
     assert math.isfinite(data["usd_saved"])
+
+
+def test_an_unknown_serving_gpu_names_its_own_field(client) -> None:
+    body = {"target_loss": 2.0, "inference_tokens": 1e12, "gpu": "h100-sxm", "serving_gpu": "h900"}
+    assert locs(problem(client, "/v1/budget/lifetime", body)) == [["body", "serving_gpu"]]
+    assert locs(problem(client, "/v1/budget/lifetime", body | {"gpu": "h900", "serving_gpu": "h100-sxm"})) == [["body", "gpu"]]

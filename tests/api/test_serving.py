@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.test_calculators import problem
+from tests.api.test_calculators import locs, problem
 from tests.api.test_cost import ok
 
 
@@ -368,3 +368,35 @@ def test_expert_parallel_units_take_the_stated_imbalance_and_overlap(client) -> 
     assert overlapped["options"][0]["ep"] == default["options"][0]["ep"] == 16
     assert overlapped["options"][0][cost] > default["options"][0][cost]
     assert "moe_load_imbalance" in str(problem(client, "/v1/plan/serving", body | {"moe_load_imbalance": 0.5}))
+
+
+def test_prompt_spread_and_prefix_reads_are_request_fields(client) -> None:
+    body = {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "weights_dtype": "fp8", "kv_dtype": "fp8",
+            "prompt_tokens": 8000, "output_tokens": 500, "concurrent_users": 16, "tp": 2}  # fmt: skip
+    flat = ok(client, "/v1/plan/serving", body)
+    spread = ok(client, "/v1/plan/serving", body | {"prompt_length_cv": 1.0})
+    assert "one length" in flat["assumptions"]["prompt_lengths"] and "E[L^2]" in spread["assumptions"]["prompt_lengths"]
+    assert spread["options"][0]["time_to_first_token_seconds"] > flat["options"][0]["time_to_first_token_seconds"]
+    hits = body | {"prefix_cache_hit_rate": 0.5}
+    kept = ok(client, "/v1/plan/serving", hits)
+    read = ok(client, "/v1/plan/serving", hits | {"prefix_read_bytes_per_s": 40 * 2**30})
+    assert read["options"][0]["time_to_first_token_seconds"] > kept["options"][0]["time_to_first_token_seconds"]
+    assert "read in" in read["assumptions"]["prefix_cache"] and "no copy" in kept["assumptions"]["prefix_cache"]
+    idle = ok(client, "/v1/plan/serving", body | {"prefix_read_bytes_per_s": 40 * 2**30})
+    assert "no effect" in idle["assumptions"]["prefix_cache"]
+    assert idle["options"][0]["time_to_first_token_seconds"] == flat["options"][0]["time_to_first_token_seconds"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("prompt_length_cv", -0.1),
+        ("prompt_length_cv", 11),
+        ("prefix_read_bytes_per_s", 0),
+        ("prefix_read_bytes_per_s", 2 * 10**14),
+    ],  # fmt: skip
+)
+def test_prompt_spread_and_prefix_reads_out_of_range_are_422(client, field: str, value: float) -> None:
+    body = {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "prompt_tokens": 800, "output_tokens": 100,
+            "concurrent_users": 4, field: value}  # fmt: skip
+    assert locs(problem(client, "/v1/plan/serving", body)) == [["body", field]]

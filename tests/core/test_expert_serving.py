@@ -27,7 +27,7 @@ import pytest
 from service.core import expert_serving as ep_core
 from service.core.compute import attention_score_flops_per_token
 from service.core.dtypes import Dtype
-from service.core.serving import weight_bytes
+from service.core.serving import prefix_read_seconds, weight_bytes
 from tests.core.helpers import hardware, preset
 from validation.serving import (
     DEEPSEEK_KV_TOKENS,
@@ -110,13 +110,13 @@ def test_cached_prefixes_on_disk_are_read_at_the_nodes_3fs_rate() -> None:
     prompt, output = deepseek_request()
     # the same unit with its prefixes kept in GPU memory
     kept = ep_core.ep_replica(arch, h800, ep=32, weights=weight_bytes(arch, Dtype.FP8), kv_dtype=Dtype.BF16, prompt_tokens=prompt,
-                              output_tokens=output, prompt_length_cv=1.0, limits=setup.limits)  # fmt: skip
+                              output_tokens=output, limits=dataclasses.replace(setup.limits, prefix_read_bytes_per_s=None))  # fmt: skip
     assert unit.cached_prompt_tokens == kept.cached_prompt_tokens == round(0.563 * prompt)
     assert unit.prompt_seconds is not None and kept.prompt_seconds is not None
     read = unit.cached_prompt_tokens * 61 * 576 * 2 / (40 * 2**30 / 8)
     assert unit.prompt_seconds - kept.prompt_seconds == pytest.approx(read, rel=1e-9)
     assert 0.02 < read < 0.05  # about a tenth of the new tokens' prefill
-    assert ep_core.prefix_read_seconds(2468, 70_272, None, 8) == 0.0 == ep_core.prefix_read_seconds(0, 70_272, 1e9, 8)
+    assert prefix_read_seconds(2468, 70_272, None, 8) == 0.0 == prefix_read_seconds(0, 70_272, 1e9, 8)
 
 
 def test_prompts_of_exponential_lengths_cost_twice_the_mean_prompts_attention() -> None:
