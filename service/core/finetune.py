@@ -31,6 +31,7 @@ Hugging Face PEFT's ``prepare_model_for_kbit_training`` casts those to fp32.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from service.core.activations import StageActivations
 from service.core.adapters import MLA_ALIASES as MLA_ALIASES
@@ -54,11 +55,11 @@ from service.core.finetune_activations import activation_changes, layer_delta_by
 from service.core.finetune_activations import adapter_activation_bytes as adapter_activation_bytes
 from service.core.finetune_activations import adapter_activation_bytes_per_layer as adapter_activation_bytes_per_layer
 from service.core.finetune_activations import frozen_input_bytes_per_layer as frozen_input_bytes_per_layer
-from service.core.finetune_layout import adapter_bytes, adapter_params_per_gpu, base_bytes_per_gpu, check_layout, zero_sharded
+from service.core.finetune_layout import adapter_bytes, adapter_params_per_gpu, check_layout, frozen_base_bytes, zero_sharded
 from service.core.finetune_spec import MASK_BYTES as MASK_BYTES
-from service.core.finetune_spec import FinetuneMethod, FinetuneSpec, base_formats, check_rank
+from service.core.finetune_spec import FinetuneMethod, FinetuneSpec, base_formats, check_rank, resolve_fp8_params
 from service.core.finetune_spec import resolve_base_format as resolve_base_format
-from service.core.fp8 import Fp8Recipe
+from service.core.fp8 import BF16_OPS, Fp8Recipe, frozen_weight_bytes_per_param
 from service.core.kernels import AttentionKernel, Kernels, dropout_mask_bytes, resolve_kernels, sdpa_math_fallback
 from service.core.limits import check_bytes, check_flops
 from service.core.memory import (
@@ -71,7 +72,6 @@ from service.core.memory import (
     ZeroSharding,
     device_total_bytes,
     expert_params_per_gpu,
-    fp8_copy_bytes,
     params_per_gpu,
     training_memory,
 )
@@ -103,6 +103,7 @@ class FinetuneMemory:
     total_if_paged_bytes: int
     trainable_params_per_gpu: int = 0  # the adapters on one GPU before ZeRO-3 (tp x pp shard)
     trainable_expert_params_per_gpu: int = 0  # of which routed experts' (split over ep)
+    fp8_params: bool = False  # the frozen matmul weights in FP8 alone (service.core.finetune_spec.resolve_fp8_params)
 
 
 def finetune_memory(
@@ -124,10 +125,9 @@ def finetune_memory(
 ) -> FinetuneMemory:
     """Per-GPU memory of LoRA or QLoRA fine-tuning.
 
-    - weights: the frozen base (:func:`base_weight_bytes`; one GPU's tp x pp shard of a 16/32-bit
-      base, :mod:`service.core.finetune_layout`) plus the adapters (split as Megatron-Bridge splits
-      them); a quantised base adds its dequantisation buffer, FP8 training the FP8 copies of the
-      frozen matmul weights (as full training counts them).
+    - weights: the frozen base (:func:`base_weight_bytes`; one GPU's tp x pp shard, FP8 alone or with FP8 copies
+      under FP8: :func:`service.core.finetune_layout.frozen_base_bytes`) plus the adapters (split as Megatron-Bridge
+      splits them); a quantised base adds its dequantisation buffer.
     - gradients: the adapters' only. LoRA adapters follow ``precision`` as full training does (mixed:
       16-bit weights and gradients, fp32 master copy and states; the same 16 bytes a parameter as PEFT's
       fp32 adapters under autocast); QLoRA adapters are bf16 (fp32 under ``precision=fp32``) with 32-bit
@@ -172,11 +172,12 @@ def finetune_memory(
     adapters = adapter_bytes(spec, precision, optimizer, p_a)
     p_gpu, p_expert = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
     dense, experts = (adapter_bytes(spec, precision, optimizer, n) for n in (a_gpu - a_expert, a_expert))
-    on_gpu = zero_sharded(ZeroSharding.of(par), base=base_bytes_per_gpu(base, fmt, p_gpu, p_expert),
-                          adapters=(dense.weights, experts.weights), gradients=(dense.gradients, experts.gradients),
-                          states=(dense.states, experts.states),
-                          fp8_copies=fp8_copy_bytes(arch, p_gpu, fp8_recipe) if precision is Precision.FP8 else 0,
-                          dequantization_buffer_bytes=base.dequantization_buffer_bytes)  # fmt: skip
+    fp8_params = resolve_fp8_params(spec, precision)
+    frozen = partial(frozen_base_bytes, arch, base, fmt, precision=precision, fp8_params=fp8_params, recipe=fp8_recipe)
+    *shard, copies = frozen(p_gpu, p_expert)
+    on_gpu = zero_sharded(ZeroSharding.of(par), base=tuple(shard), adapters=(dense.weights, experts.weights),
+                          gradients=(dense.gradients, experts.gradients), states=(dense.states, experts.states),
+                          fp8_copies=copies, dequantization_buffer_bytes=base.dequantization_buffer_bytes)  # fmt: skip
     adapter_acts, frozen_inputs, activations, stage = _activations(
         arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, fused=fused, mask_bytes=mask,
         counted=include_activations and recompute is not Recompute.FULL,  # full recompute keeps only each layer's input
@@ -191,10 +192,10 @@ def finetune_memory(
         params_per_gpu=p_gpu + a_gpu, weights_bytes=on_gpu.weights, gradients_bytes=on_gpu.gradients,
         optimizer_bytes=on_gpu.optimizer, activations_bytes=activations, total_bytes=total,
         cpu_offload_bytes=on_gpu.cpu_offload, activations=stage,
-        bytes_per_param={"weights": base.weights_bytes / total_params, "gradients": adapters.gradients / p_a,
+        bytes_per_param={"weights": frozen(total_params, 0)[0] / total_params, "gradients": adapters.gradients / p_a,
                          "optimizer": adapters.states / p_a},
         formulas=_formulas(spec, targets, fmt, kept_dtype, paged=paged),
-        notes=_notes(spec, arch, optimizer, base_mem.notes, adapters.format),
+        notes=_notes(spec, arch, optimizer, _fp8_notes(base_mem.notes, fp8_params, fp8_recipe), adapters.format),
     )  # fmt: skip
     return FinetuneMemory(
         memory=mem, spec=spec, base_format=fmt, kept_dtype=kept_dtype, targets=targets, trainable_params=p_a,
@@ -203,8 +204,21 @@ def finetune_memory(
         adapter_optimizer_bytes=on_gpu.optimizer, adapter_activations_bytes=adapter_acts,
         frozen_inputs_not_kept_bytes=frozen_inputs, adapter_checkpoint_bytes=adapters.bytes_per_param * p_a,
         paged_optimizer=paged, pageable_bytes=pageable, total_if_paged_bytes=total - pageable,
-        trainable_params_per_gpu=a_gpu, trainable_expert_params_per_gpu=a_expert,
+        trainable_params_per_gpu=a_gpu, trainable_expert_params_per_gpu=a_expert, fp8_params=fp8_params,
     )  # fmt: skip
+
+
+def _fp8_notes(notes: tuple[str, ...], fp8_params: bool, recipe: Fp8Recipe) -> tuple[str, ...]:
+    """Full training's notes, its FP8 copies' note replaced by the FP8 primary weights' when the
+    frozen base has them (:func:`service.core.finetune_layout.frozen_base_bytes`)."""
+    if not fp8_params:
+        return notes
+    kept = tuple(n for n in notes if not n.startswith("FP8 ("))
+    return kept + (
+        f"FP8 ({recipe.value}) primary weights: the frozen matmul weights in FP8 alone, {frozen_weight_bytes_per_param(recipe):g} "
+        "bytes each (row- and column-wise), no BF16 copy (Transformer Engine fp8_model_init; NeMo fp8_params, "
+        f"Megatron-Bridge fp8_param_gather); {BF16_OPS}",
+    )
 
 
 def _attention_and_masks(

@@ -25,12 +25,21 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from service.core.activations import pick
+from service.core.activations import pick, round_up
 from service.core.architecture import Architecture
 from service.core.base_weights import FLOAT_BYTES, BaseFormat, BaseWeights
 from service.core.errors import InvalidSpecError
 from service.core.finetune_spec import FinetuneMethod, FinetuneSpec
-from service.core.memory import PRECISION_BYTES, Optimizer, Precision, ZeroSharding, optimizer_state_bytes
+from service.core.fp8 import Fp8Recipe, frozen_weight_bytes_per_param
+from service.core.memory import (
+    PRECISION_BYTES,
+    Optimizer,
+    Precision,
+    ZeroSharding,
+    fp8_copy_bytes,
+    fp8_copy_params,
+    optimizer_state_bytes,
+)
 from service.core.parallelism import Parallelism
 from service.core.pipeline import stage_layers
 
@@ -78,6 +87,25 @@ def base_bytes_per_gpu(base: BaseWeights, fmt: BaseFormat, params: int, expert_p
     if fmt in FLOAT_BYTES:
         return FLOAT_BYTES[fmt] * (params - expert_params), FLOAT_BYTES[fmt] * expert_params
     return base.weights_bytes, 0
+
+
+def frozen_base_bytes(
+    model: Any, base: BaseWeights, fmt: BaseFormat, params: Any, expert_params: Any, *, precision: Precision,
+    fp8_params: bool, recipe: Fp8Recipe,
+) -> tuple[Any, Any, Any]:  # fmt: skip
+    """(the frozen base's bytes on one GPU outside and inside the routed experts, its FP8 copies):
+    :func:`base_bytes_per_gpu` with the FP8 copies of the matmul weights under ``precision=fp8``
+    (:func:`service.core.memory.fp8_copy_bytes`, as full training counts them); with FP8 primary
+    weights (:func:`service.core.finetune_spec.resolve_fp8_params`) the matmul weights are stored
+    in FP8 alone (:func:`service.core.fp8.frozen_weight_bytes_per_param`) and the embedding, the
+    output layer and the norms in ``fmt``, with no copies beside them."""
+    dense, experts = base_bytes_per_gpu(base, fmt, params, expert_params)
+    if not fp8_params:
+        return dense, experts, fp8_copy_bytes(model, params, recipe) if precision is Precision.FP8 else 0
+    per_param, fmt_bytes = frozen_weight_bytes_per_param(recipe), FLOAT_BYTES[fmt]
+    dense_matmul, expert_matmul = fp8_copy_params(model, params - expert_params), fp8_copy_params(model, expert_params)
+    fp8 = (round_up(dense - (fmt_bytes - per_param) * dense_matmul), round_up(experts - (fmt_bytes - per_param) * expert_matmul))
+    return fp8[0], fp8[1], 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -40,6 +40,8 @@ class FinetuneSpec:
     base) None: fp32, as PEFT's ``prepare_model_for_kbit_training`` leaves them.
     ``paged_optimizer`` None: on for ``qlora``. ``dropout`` is LoRA's dropout on the adapters'
     inputs. ``alpha`` scales the update (``alpha / r``) and changes no byte or FLOP.
+    ``fp8_params``: the frozen base's matmul weights held in FP8 alone, no 16-bit copy
+    (:func:`resolve_fp8_params`); None: on for ``lora`` under ``precision=fp8``.
     """
 
     method: FinetuneMethod = FinetuneMethod.LORA
@@ -51,6 +53,7 @@ class FinetuneSpec:
     double_quant: bool = True
     kept_dtype: BaseFormat | None = None
     paged_optimizer: bool | None = None
+    fp8_params: bool | None = None
 
     @property
     def paged(self) -> bool:
@@ -97,3 +100,22 @@ def base_formats(spec: FinetuneSpec, precision: Precision) -> tuple[BaseFormat, 
     if kept_dtype is not None and kept_dtype not in FLOAT_BYTES:
         raise InvalidSpecError("finetune.kept_dtype", "the unquantised parts are kept in fp32, bf16 or fp16")
     return fmt, kept_dtype
+
+
+def resolve_fp8_params(spec: FinetuneSpec, precision: Precision) -> bool:
+    """Whether the frozen base's matmul weights are FP8 primary weights, with no 16-bit copy:
+    Transformer Engine's ``fp8_model_init`` ("modules created inside this region will hold only
+    FP8 copies of its parameters ... especially useful for ... LoRA-like fine-tuning, where the
+    main parameters of the model do not change"), which NeMo's LoRA recipe turns on with FP8
+    (MLPerf Training v4.0, NVIDIA's llama2_70b_lora ``megatron_gpt_peft_tuning_config.yaml``:
+    ``fp8_params: ${FP8}``) and Megatron-Bridge's FP8 precision recipes with ``fp8_param_gather``.
+    The default: on for LoRA on a 16-bit base under ``precision=fp8``; ``false`` keeps the 16-bit
+    base and Transformer Engine's FP8 copies beside it (its default without ``fp8_model_init``)."""
+    fmt = resolve_base_format(spec, precision)
+    if spec.fp8_params is None:
+        return precision is Precision.FP8 and spec.method is FinetuneMethod.LORA and fmt in (BaseFormat.BF16, BaseFormat.FP16)
+    if spec.fp8_params and precision is not Precision.FP8:
+        raise InvalidSpecError("finetune.fp8_params", f"FP8 primary weights need precision 'fp8', not {precision.value}")
+    if spec.fp8_params and fmt not in (BaseFormat.BF16, BaseFormat.FP16):
+        raise InvalidSpecError("finetune.fp8_params", f"FP8 primary weights replace a 16-bit base, not a {fmt.value} one")
+    return spec.fp8_params

@@ -22,6 +22,18 @@ what they cost to cast, and what the FP8 weight copies hold.
   column-wise copies are kept beside them: 2 bytes per matmul weight, plus the recipe's scales;
   under ZeRO-3 the weights are gathered in FP8 one layer at a time and freed (torchtitan's
   FSDP2 Float8 all-gather; Megatron's --fp8-param-gather), so no copy persists.
+- **FP8 primary weights of a frozen base** (Transformer Engine's ``fp8_model_init``: modules "hold
+  only FP8 copies of its parameters ... especially useful for ... LoRA-like fine-tuning, where the
+  main parameters of the model do not change"; NeMo's ``fp8_params``, Megatron-Bridge's
+  ``fp8_param_gather``): no BF16 weight. The row-wise FP8 weight and the column-wise (transposed)
+  one the input-gradient GEMM reads on Hopper, whose FP8 GEMMs take only the TN layout, are both
+  kept: Transformer Engine 2's ``Linear`` forward calls ``update_usage(columnwise_usage=True)`` on
+  a quantised weight that needs a gradient through it, and a frozen weight never invalidates that
+  copy, so it is made once; MXFP8 quantises each direction on its own (1x32 blocks). Transformer
+  Engine 1 with ``disable_parameter_transpose_cache`` (NeMo 24.04) kept the row-wise copy alone
+  and transposed it again in every backward (``_Linear.backward``:
+  ``weight.transpose_2d(cache=ctx.is_first_microbatch is not None)``): a byte a weight less, a
+  memory-bound transpose more per micro-batch, not modelled.
 """
 
 from __future__ import annotations
@@ -56,6 +68,12 @@ BF16_OPS = "attention core, norms, router, embedding and output layer in BF16/FP
 def weight_copy_bytes_per_param(recipe: Fp8Recipe) -> float:
     """Bytes of FP8 weight copies (and their scales) per matmul parameter."""
     return FP8_WEIGHT_COPIES * (1 + SCALE_BYTES_PER_WEIGHT[recipe])
+
+
+def frozen_weight_bytes_per_param(recipe: Fp8Recipe) -> float:
+    """Bytes a frozen matmul parameter keeps as an FP8 primary weight (module docstring): its
+    row-wise and column-wise FP8 copies and their scales, and no BF16 weight."""
+    return weight_copy_bytes_per_param(recipe)
 
 
 def cast_bytes_per_element(recipe: Fp8Recipe) -> float:

@@ -27,11 +27,11 @@ from service.core.finetune_layout import (
     MODEL_PARALLEL,
     adapter_bytes,
     adapter_params_per_gpu,
-    base_bytes_per_gpu,
+    frozen_base_bytes,
     layout_problem,
     zero_sharded,
 )
-from service.core.finetune_spec import FinetuneSpec, base_formats, check_rank
+from service.core.finetune_spec import FinetuneSpec, base_formats, check_rank, resolve_fp8_params
 from service.core.fp8 import Fp8Recipe
 from service.core.memory import (
     PRECISION_BYTES,
@@ -40,7 +40,7 @@ from service.core.memory import (
     Precision,
     ZeroSharding,
     expert_params_per_gpu,
-    fp8_copy_bytes,
+    fp8_copy_params,
     params_per_gpu,
 )
 from service.core.pipeline import PipelineSchedule
@@ -58,6 +58,7 @@ class ResolvedFinetune:
     targets: tuple[Projection, ...]
     adapter_params: int
     routed_adapter_params: int
+    fp8_params: bool = False  # the frozen matmul weights in FP8 alone (service.core.finetune_spec.resolve_fp8_params)
 
 
 @lru_cache(maxsize=256)
@@ -70,7 +71,7 @@ def resolve_finetune(arch: Architecture, spec: FinetuneSpec, precision: Precisio
                              compute_bytes=PRECISION_BYTES[precision].activation)  # fmt: skip
     dense, routed = adapter_params_split(arch, spec.rank, targets)
     return ResolvedFinetune(spec=spec, base_format=fmt, base=base, targets=targets, adapter_params=dense + routed,
-                            routed_adapter_params=routed)  # fmt: skip
+                            routed_adapter_params=routed, fp8_params=resolve_fp8_params(spec, precision))  # fmt: skip
 
 
 def check_fixed(ft: ResolvedFinetune, fixed: dict[str, Any]) -> None:
@@ -117,12 +118,12 @@ def finetune_shard_table(
         par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=PipelineSchedule.DUALPIPE if twice else None,
                           expert_tensor_parallel=expert_tensor_parallel)  # fmt: skip
         p_gpu, p_expert = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
-        base, base_expert = base_bytes_per_gpu(ft.base, ft.base_format, p_gpu, p_expert)
+        base, base_expert, copies = frozen_base_bytes(arch, ft.base, ft.base_format, p_gpu, p_expert, precision=precision,
+                                                      fp8_params=ft.fp8_params, recipe=fp8_recipe)  # fmt: skip
         a_gpu, a_expert = adapter_params_per_gpu(
             arch, ft.adapter_params - ft.routed_adapter_params, ft.routed_adapter_params, par
         )
         dense, experts = (adapter_bytes(ft.spec, precision, optimizer, n) for n in (a_gpu - a_expert, a_expert))
-        copies = fp8_copy_bytes(arch, p_gpu, fp8_recipe) if precision is Precision.FP8 else 0
         values = (base, base_expert, p_gpu - p_expert, p_expert, copies, a_gpu, a_expert, dense.weights,
                   experts.weights, dense.gradients, experts.gradients, dense.states, experts.states)  # fmt: skip
         for name, value in zip(SHARD_TERMS, values, strict=True):
@@ -177,6 +178,8 @@ def adapter_load(arch: Architecture, ft: ResolvedFinetune, *, base_params: Any, 
         data, constants = quantized_matrix_bytes(arch.d_model, arch.d_model, ft.base_format, double_quant=ft.spec.double_quant)
         per_param = (data + constants) / arch.d_model**2 + 2  # read the stored weight, write its 16-bit copy
     gather = ft.base.weights_bytes / max(1, ft.base.quantized_params + ft.base.kept_params)
+    if ft.fp8_params:  # FP8 primary weights: ZeRO-3 gathers the matmul weights in FP8 (Megatron's --fp8-param-gather)
+        gather = gather - (gather - 1) * fp8_copy_params(arch, 1.0)
     return AdapterLoad(rank=ft.spec.rank, matrices=adapter_matrices(projection_shapes(arch), ft.targets),
                        dequantized_params_per_layer=quantised / arch.n_layers, dequantize_bytes_per_param=per_param,
                        base_params_per_gpu=base_params, base_expert_params_per_gpu=base_expert_params,

@@ -15,7 +15,8 @@ from service.schemas.base import Schema
 PEFT_NAMES = {f"{p.value}_proj": p.value for p in Projection} | {"kv_a_proj_with_mqa": Projection.KV_A.value}
 ALL_LINEAR = ("all-linear", "all_linear", "all")
 SHORTHANDS = ("lora", "qlora")
-LORA_ONLY_FIELDS = ("r", "alpha", "target_modules", "dropout", "base_format", "double_quant", "kept_dtype", "paged_optimizer")
+LORA_ONLY_FIELDS = ("r", "alpha", "target_modules", "dropout", "base_format", "double_quant", "kept_dtype", "paged_optimizer",
+                    "fp8_params")  # fmt: skip
 
 
 class Finetune(Schema):
@@ -62,6 +63,12 @@ class Finetune(Schema):
         description="Format of a quantised base's embedding, LM head, norms and biases; default fp32 (PEFT's prepare_model_for_kbit_training).",
     )
     paged_optimizer: bool | None = Field(None, description="Optimizer states may page to host memory; default true for qlora.")
+    fp8_params: bool | None = Field(
+        None,
+        description="Under precision fp8: the frozen base's matmul weights held in FP8 alone, row- and column-wise, with no "
+        "BF16 copy (Transformer Engine fp8_model_init; NeMo's fp8_params, Megatron-Bridge's fp8_param_gather). Default true "
+        "for lora on a 16-bit base under precision fp8; false keeps the BF16 base and the FP8 copies beside it.",
+    )
 
     @field_validator("target_modules")
     @classmethod
@@ -104,6 +111,7 @@ class Finetune(Schema):
             double_quant=True if self.double_quant is None else self.double_quant,
             kept_dtype=self.kept_dtype,
             paged_optimizer=self.paged_optimizer,
+            fp8_params=self.fp8_params,
         )
 
     @property
@@ -155,6 +163,7 @@ class FinetuneMemoryDetail(Schema):
     adapter_params_by_module: dict[str, int]
     base_format: BaseFormat
     kept_dtype: BaseFormat | None = Field(description="A quantised base's unquantised parts (embedding, LM head, norms, biases).")
+    fp8_params: bool = Field(description="The frozen matmul weights are FP8 primary weights, no BF16 copy (precision fp8).")
     base_weights_bytes: int = Field(description="The frozen base, quantisation constants included (after ZeRO-3).")
     quantization_constants_bytes: int = Field(description="Block constants of a quantised base (whole model).")
     dequantization_buffer_bytes: int = Field(

@@ -75,6 +75,8 @@ def test_qlora_reports_quantisation_paging_and_fit(client) -> None:
         ({"qlora": {"kept_dtype": "nf4"}}, "finetune.kept_dtype"),
         ({"precision": "int4"}, "qlora"),  # a user's first try at a 4-bit base
         ({"model": {"preset": "gpt2"}, "lora": {"target_modules": ["gate"]}}, "finetune.target_modules"),
+        ({"lora": {"fp8_params": True}}, "finetune.fp8_params"),  # FP8 primary weights need precision fp8
+        ({"qlora": {"fp8_params": True}, "precision": "fp8"}, "finetune.fp8_params"),
     ],
 )
 def test_bad_finetune_requests_are_422_naming_the_field(client, body: dict, field: str) -> None:
@@ -195,3 +197,15 @@ def test_cost_memory_check_defaults_to_the_planners_sequence_length(client) -> N
     assert data["fits"] is True and data["assumptions"]["seq_len"] == 8192
     long = ok(client, "/v1/cost/training", body | {"seq_len": 131_072})
     assert long["fits"] is False and "no layout fits" in long["reason"] and long["assumptions"]["seq_len"] == 131_072
+
+
+def test_fp8_lora_keeps_the_frozen_base_in_fp8_alone_unless_asked(client) -> None:
+    # NeMo's LoRA recipe (fp8_params) and Megatron-Bridge's FP8 recipes (fp8_param_gather): FP8 primary weights,
+    # 2 bytes a frozen matmul weight (row- and column-wise) instead of BF16 and both FP8 copies (4)
+    body = {"model": LLAMA_7B, "seq_len": 1024, "precision": "fp8", "include_activations": False}
+    fp8 = ok(client, "/v1/memory/training", body | {"lora": {"r": 8}})
+    bf16 = ok(client, "/v1/memory/training", body | {"lora": {"r": 8, "fp8_params": False}})
+    assert (fp8["finetune"]["fp8_params"], bf16["finetune"]["fp8_params"]) == (True, False)
+    matmul = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
+    assert bf16["per_gpu"]["weights_bytes"] - fp8["per_gpu"]["weights_bytes"] == pytest.approx(2 * matmul, abs=64)
+    assert not ok(client, "/v1/memory/training", {"model": LLAMA_7B, "lora": {}})["finetune"]["fp8_params"]

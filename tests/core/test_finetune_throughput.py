@@ -78,24 +78,51 @@ def test_mlperf_v4_evaluation_schedule_matches_the_log() -> None:
     assert MLPERF_EVALS.forward_microbatches(data_parallel=128, micro_batch=1) == 2
 
 
+def test_nvidia_mlperf_layout_fits_without_recompute_on_fp8_primary_weights() -> None:
+    # NeMo's LoRA recipe runs FP8 with fp8_params (megatron_gpt_peft_tuning_config.yaml: fp8_params: ${FP8}):
+    # the frozen base in FP8 alone, 2 bytes a matmul weight (row- and column-wise) instead of BF16 + both FP8
+    # copies (4). At NVIDIA's layout (no activation checkpointing, ACG unset) that is what fits on 80 GB
+    arch, spec = preset("llama-2-70b"), PlanSpec(n_gpus=1024, seq_len=8192, global_batch_size=128, finetune=MLPERF_LORA,
+                                                 fixed=MLPERF_LAYOUT | {"zero_stage": 0}, **FP8)  # fmt: skip
+    fp8_only = plan(arch, H100, spec).plans[0]
+    with_bf16 = plan(arch, H100, replace(spec, finetune=replace(MLPERF_LORA, fp8_params=False))).plans[0]
+    assert fp8_only.recompute == "none" and with_bf16.recompute == "full"
+    matmul_weights = (with_bf16.memory.weights_bytes - fp8_only.memory.weights_bytes) / 2  # 2 bytes a weight fewer
+    assert matmul_weights == pytest.approx(68.45e9 / 4, rel=0.01)  # the blocks' 68.45e9 matmul weights over tp 4
+
+
 def test_mlperf_v4_llama2_70b_lora_on_1024_h100() -> None:
-    # 89.2 s from run_start to run_stop (result_0.txt: 89.207 s): 87 training steps and 11 evaluations
-    # at NVIDIA's layout. The log splits it: the first 57 steps 55.8 s, the next 30 steps 20.5 s
-    # (0.685 s a step), the 11 evaluations 12.9 s (1.17 s each). The step-time model at this layout:
-    # 0.437 s a step without recompute, 0.180 s a forward micro-batch; our memory model counts the
-    # frozen base in BF16 plus its FP8 copies (NeMo's fp8_params keeps FP8 weights alone), so at this
-    # layout the planner needs full recompute (0.625 s a step). What the model leaves out: the steady
-    # step is 36 % slower in NeMo 24.04 than the model (calibrated on 2025's Megatron-Bridge, within
-    # 15 % of its LoRA rows), the first block carries about 17 s beyond its steps, and an evaluation
-    # takes 1.17 s for two forward micro-batches. Nothing is fitted: the time-to-train is a lower bound
+    # 89.2 s from run_start to run_stop (result_0.txt: 89.207 s): 87 training steps and 11 evaluations at
+    # NVIDIA's layout. The log splits it: the first 57 steps 55.8 s, the next 30 steps 20.5 s; its own
+    # throughput (tracked_stats) is 196-197 samples/s in the steady blocks, 0.651 s a step of 128; the 11
+    # evaluations take 12.9 s (1.15-1.27 s each). With the frozen base in FP8 alone (fp8_params, as the
+    # recipe sets) the layout fits without recompute and the step-time model gives 0.437 s a step, 0.180 s
+    # a forward micro-batch: 42.0 s, 47 % of the published time, outside the sheet's 25 % bar.
+    # What the run does that the model does not cost (megatron_gpt_peft_tuning_config.yaml, config_common.sh,
+    # NeMo 24.04's ParallelLinearAdapter; estimates at this layout, none modelled):
+    # - tensor-parallel overlap only in part: MC_TP_OVERLAP_RS_DGRAD=False and tp_comm_disable_qkv leave the
+    #   QKV all-gather and the dgrad reduce-scatters of linear_qkv and linear_fc1 exposed; with a frozen
+    #   base there is no wgrad GEMM for Transformer Engine's bulk overlap to hide the dgrad reduce-scatter
+    #   under: 3 x 0.136 ms a layer, about 0.03 s a step;
+    # - the LoRA adapter of linear_qkv gathers its dropped input over the sequence (SP) and reduce-scatters
+    #   its gradient, outside userbuffers; linear_proj's adapter an all-to-all (LORA_A2A=1): about 0.02 s;
+    # - adapter dropout 0.1 (pre) on both adapters' inputs, memory-bound: about 0.005 s;
+    # - FP8 amax all-reduce every step (FP8_REDUCE_AMAX=True) and the host issuing 80 layers of
+    #   un-graphed kernels at one micro-batch a step (no CUDA graphs in this submission): not estimated;
+    # - an evaluation's 1.17 s against two forward micro-batches (0.36 s): Lightning's validation loop,
+    #   the validation DataLoader (num_workers 1, multiprocessing_context 'spawn', not persistent)
+    #   starting its worker every evaluation, the loss all-reduce; the first block's ~17 s beyond its steps.
+    # Together the estimates explain about 0.055 s of the 0.214 s a step; the rest is unexplained.
+    # Nothing is fitted: the time-to-train is a lower bound
     spec = PlanSpec(n_gpus=1024, seq_len=8192, global_batch_size=128, finetune=MLPERF_LORA, fixed=MLPERF_LAYOUT, **FP8)
     step = plan(preset("llama-2-70b"), H100, spec).plans[0]
     forward = plan(preset("llama-2-70b"), H100, replace(spec, fixed=MLPERF_LAYOUT | {"recompute": "full"})).plans[0]
     ttt = time_to_train(samples=11136, global_batch=128, step_seconds=step.step_seconds,
                         forward_seconds=forward.step["recompute_seconds"] / forward.gradient_accumulation_steps,
                         schedule=MLPERF_EVALS, data_parallel=step.dp, micro_batch=step.micro_batch_size)  # fmt: skip
-    assert (step.tp, step.pp, step.cp, step.dp) == (4, 1, 2, 128)
+    assert (step.tp, step.pp, step.cp, step.dp, step.recompute) == (4, 1, 2, 128, "none")
     assert (ttt.steps, ttt.evaluations) == (87, 11)
     assert ttt.evaluation_seconds == pytest.approx(2 * forward.step["recompute_seconds"])
-    # about 65 % of the published time: outside the calibration sheet's 25 % bar by what the comment says
-    assert 0.55 < ttt.total_seconds / 89.2 < 0.75
+    assert step.step_seconds / 0.651 == pytest.approx(0.67, abs=0.03)  # the steady step: 67 % of the log's
+    # 47 % of the published time: outside the calibration sheet's 25 % bar by what the comment says
+    assert 0.42 < ttt.total_seconds / 89.2 < 0.52
