@@ -16,7 +16,8 @@ from service.core import serving_load as load
 from service.core.architecture import Architecture
 from service.core.dtypes import Dtype
 from service.core.engines import LAYER_OVERHEAD_SECONDS, Engine
-from service.core.serving import most_per_gpu, replica_candidates, weight_bytes
+from service.core.serving import weight_bytes
+from service.core.serving_choice import most_per_gpu, replica_candidates
 from service.core.spec import make_architecture
 from service.core.steptime import Hardware
 from service.services.efficiency import gpu_efficiency

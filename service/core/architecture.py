@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from service.core.fields import ArchField, Stored, declare, declared_fields
+from service.core.fields import ArchField, Stored, declare, declared_fields, keep_hash, kept_hash, restore_hashed
 from service.core.limits import MAX_DIM, MAX_LAYERS, MAX_SEQ_LEN
 
 ALWAYS, NULLABLE = Stored.ALWAYS, Stored.NULLABLE
@@ -389,6 +389,10 @@ class Architecture:
     )  # fmt: skip
     # where fields were defaulted or inferred (e.g. from a config.json); not part of the shape
     assumptions: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    # hashed once (every cached formula hashes its architecture): service.core.fields.keep_hash
+    __post_init__, __hash__, __setstate__ = keep_hash, kept_hash, restore_hashed
 
     @property
     def is_moe(self) -> bool:

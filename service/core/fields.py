@@ -148,3 +148,30 @@ def _value_type(hint: Any) -> tuple[type, bool]:
             raise TypeError(f"an architecture field is one type, or one type or None: {hint}")
         return args[0], True
     return hint, False
+
+
+def compared_fields_hash(obj: Any) -> int:
+    """The hash of a frozen dataclass's compared fields, as the generated ``__hash__`` takes it;
+    a class that keeps it (``_hash``, set in ``__post_init__``) hashes once instead of at every
+    ``functools.lru_cache`` lookup, where a model's 60-odd fields made hashing a visible share of a
+    serving plan's time."""
+    return hash(tuple(getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare))
+
+
+def keep_hash(obj: Any) -> None:
+    """``__post_init__`` of a frozen slotted dataclass with a ``_hash`` field (``init=False``,
+    ``compare=False``): its compared fields' hash, taken once."""
+    object.__setattr__(obj, "_hash", compared_fields_hash(obj))
+
+
+def kept_hash(obj: Any) -> int:
+    """``__hash__`` of such a class: the hash :func:`keep_hash` took (equal objects, equal hashes)."""
+    return obj._hash
+
+
+def restore_hashed(obj: Any, state: list[Any]) -> None:
+    """``__setstate__`` for a frozen slotted dataclass that keeps its hash: the fields as pickled,
+    the hash taken again (a string's hash differs between processes)."""
+    for f, value in zip(dataclasses.fields(obj), state, strict=True):
+        object.__setattr__(obj, f.name, value)
+    keep_hash(obj)

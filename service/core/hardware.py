@@ -11,12 +11,13 @@ sustained matmul rate or its memory roofline, whichever is longer (Williams et a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from service.core.efficiency import KernelEfficiency, default_efficiency
+from service.core.fields import keep_hash, kept_hash, restore_hashed
 
 # Per-hop latency of a collective step: ~5 µs inside a node, ~10 µs across InfiniBand
 # (NCCL's tuning model, src/graph/tuning.cc base latencies). NCCL uses trees at scale, so the
@@ -44,6 +45,10 @@ class Hardware:
     efficiency: KernelEfficiency | None = None
     fp8_peak_flops_per_s: float | None = None
     bf16_peak_flops_per_s: float | None = None
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    # hashed once (every cached formula hashes its hardware): service.core.fields.keep_hash
+    __post_init__, __hash__, __setstate__ = keep_hash, kept_hash, restore_hashed
 
     @property
     def kernels(self) -> KernelEfficiency:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -329,6 +328,24 @@ def token_step_seconds(
     pass over ``k + 1`` tokens per sequence plus ``k`` draft steps (each with its own overhead),
     over the tokens a step yields (:mod:`service.core.speculative`). Also whether memory bounds
     the target's step."""
+    if np.ndim(batch) == 0:  # one batch size: kept, as a plan asks it again for the queueing model
+        return _token_step_at(arch, hw, tp, float(batch), context_tokens, weights_bytes, kv_bytes_per_token, limits,
+                              state_bytes_per_sequence)  # fmt: skip
+    return _token_step(arch, hw, tp, batch, context_tokens, weights_bytes, kv_bytes_per_token, limits, state_bytes_per_sequence)
+
+
+@functools.lru_cache(maxsize=8192)  # pure; the queueing model asks the replica's batch again
+def _token_step_at(
+    arch: Architecture, hw: Hardware, tp: int, batch: float, context_tokens: float, weights_bytes: int, kv_bytes_per_token: int,
+    limits: EngineLimits, state_bytes_per_sequence: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    return _token_step(arch, hw, tp, batch, context_tokens, weights_bytes, kv_bytes_per_token, limits, state_bytes_per_sequence)
+
+
+def _token_step(
+    arch: Architecture, hw: Hardware, tp: int, batch: np.ndarray | float, context_tokens: float, weights_bytes: int,
+    kv_bytes_per_token: int, limits: EngineLimits, state_bytes_per_sequence: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     spec = limits.speculation
     if spec is None:
         step, bound = decode_step_seconds(arch, hw, tp=tp, batch=batch, context_tokens=context_tokens, weights_bytes=weights_bytes,
@@ -413,20 +430,9 @@ def replica(
     ``limits.kv_fraction_of_free`` the KV cache is that fraction of ``tp * (memory - reserve) -
     weights`` and ``utilization`` does not apply; every decode step pays
     ``limits.step_overhead_seconds(arch)`` (by default vLLM's)."""
-    check_tensor_parallel(arch, tp)
-    if limits.kv_fraction_of_free is not None:
-        usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=1.0, reserve_bytes=reserve_bytes)
-        free = math.floor(limits.kv_fraction_of_free * (usable - weights.total_bytes))
-    else:
-        usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
-        free = usable - weights.total_bytes
-    per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
-    state = state_cache_bytes_per_sequence(arch, kv_dtype)  # recurrent layers' state, as the memory counts it
-    per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
-    max_batch = max(0, free // per_sequence) if per_sequence else 0
-    attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
-    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits, attention_peak=attention_peak,
-                                     kv_bytes_per_token=per_token)  # fmt: skip
+    usable, per_token, state, per_sequence, max_batch, prefill, fresh = _replica_shape(
+        arch, hw, tp, weights, kv_dtype, prompt_tokens, output_tokens, utilization, reserve_bytes, limits
+    )
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
     context = prompt_tokens + output_tokens / 2
     if batch is None:
@@ -448,10 +454,36 @@ def replica(
         decode_step_seconds=step_s, decode_bound="memory" if bool(memory_bound) else "compute",
         time_to_first_token_seconds=prefill + step_s, time_per_output_token_seconds=tpot,
         output_tokens_per_second_per_user=1 / tpot, output_tokens_per_second=batch / tpot, cached_prompt_tokens=cached,
-        state_bytes_per_sequence=state,
-        fresh_prefill_seconds=prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens - cached,
-                                              attention_peak_flops_per_s=attention_peak) if cached else None,
+        state_bytes_per_sequence=state, fresh_prefill_seconds=fresh,
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1024)  # pure: a replica at every batch of the same shape asks it again
+def _replica_shape(
+    arch: Architecture, hw: Hardware, tp: int, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
+    utilization: float, reserve_bytes: int, limits: EngineLimits,
+) -> tuple[int, int, int, int, int, float, float | None]:  # fmt: skip
+    """What :func:`replica` is at any batch: usable memory, KV-cache bytes per token and per
+    sequence, recurrent state per sequence, the most sequences the cache holds, the prompt's
+    prefill, and with a cache hit the new tokens' prefill on their own."""
+    check_tensor_parallel(arch, tp)
+    if limits.kv_fraction_of_free is not None:
+        usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=1.0, reserve_bytes=reserve_bytes)
+        free = math.floor(limits.kv_fraction_of_free * (usable - weights.total_bytes))
+    else:
+        usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
+        free = usable - weights.total_bytes
+    per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
+    state = state_cache_bytes_per_sequence(arch, kv_dtype)  # recurrent layers' state, as the memory counts it
+    per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
+    max_batch = max(0, free // per_sequence) if per_sequence else 0
+    attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
+    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits, attention_peak=attention_peak,
+                                     kv_bytes_per_token=per_token)  # fmt: skip
+    cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
+    fresh = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens - cached, attention_peak_flops_per_s=attention_peak,
+                            length_cv=limits.prompt_length_cv) if cached else None  # fmt: skip
+    return usable, per_token, state, per_sequence, int(max_batch), prefill, fresh
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -506,83 +538,3 @@ def smallest_fitting_tp(
         if memory_fits(need, usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)):
             return tp
     return None
-
-
-def replica_candidates(
-    arch: Architecture, hw: Hardware, *, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
-    tp: int | None = None, max_time_to_first_token_seconds: float | None = None,
-    max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
-    reserve_bytes: int = RUNTIME_RESERVE_BYTES, limits: EngineLimits = DEFAULT_LIMITS,
-) -> list[Replica] | str:  # fmt: skip
-    """The replicas that can serve, one per tensor-parallel degree (``tp``, or every valid one in
-    a node) whose usable memory holds the weights and a sequence and that meets the latency
-    bounds, each at its largest batch; a string says why none qualifies."""
-    candidates: list[Replica] = []
-    why = "no tensor-parallel degree inside a node divides the heads"
-    for degree in [tp] if tp is not None else valid_tensor_parallel(arch, hw.gpus_per_node):
-        r = replica(arch, hw, tp=degree, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-                    max_time_per_output_token_seconds=max_time_per_output_token_seconds, utilization=utilization,
-                    reserve_bytes=reserve_bytes, limits=limits)  # fmt: skip
-        if r.max_batch == 0:
-            why = (f"at tp={degree} the weights ({weights.total_bytes / 2**30:.1f} GiB) and one sequence's KV cache "
-                   f"({r.kv_cache_bytes_per_sequence / 2**30:.2f} GiB) exceed the {r.usable_memory_bytes / 2**30:.1f} GiB usable")  # fmt: skip
-            continue
-        if max_time_to_first_token_seconds is not None and r.time_to_first_token_seconds > max_time_to_first_token_seconds:
-            why = f"at tp={degree} the first token takes {r.time_to_first_token_seconds:.3f} s"
-            continue
-        if max_time_per_output_token_seconds is not None and r.time_per_output_token_seconds > max_time_per_output_token_seconds:
-            why = f"at tp={degree} even one sequence takes {r.time_per_output_token_seconds * 1e3:.1f} ms per output token"
-            continue
-        candidates.append(r)
-    return candidates or why
-
-
-def choose_replica(
-    arch: Architecture, hw: Hardware, *, weights: Weights, kv_dtype: Dtype, prompt_tokens: int, output_tokens: int,
-    tp: int | None = None, max_time_to_first_token_seconds: float | None = None,
-    max_time_per_output_token_seconds: float | None = None, utilization: float = GPU_MEMORY_UTILIZATION,
-    reserve_bytes: int = RUNTIME_RESERVE_BYTES, limits: EngineLimits = DEFAULT_LIMITS,
-) -> Replica | str:  # fmt: skip
-    """The replica to serve with at saturation: of :func:`replica_candidates`, the one with the
-    most output tokens per second per GPU at its largest batch — the cheapest per token when
-    every replica runs full; the smaller degree on a tie. A string says why none qualifies."""
-    candidates = replica_candidates(
-        arch, hw, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens, tp=tp,
-        max_time_to_first_token_seconds=max_time_to_first_token_seconds,
-        max_time_per_output_token_seconds=max_time_per_output_token_seconds, utilization=utilization, reserve_bytes=reserve_bytes,
-        limits=limits,
-    )  # fmt: skip
-    if isinstance(candidates, str):
-        return candidates
-    return most_per_gpu(candidates)
-
-
-def most_per_gpu(candidates: list[Replica]) -> Replica:
-    """The replica with the most output tokens per second per GPU at its batch; the smaller degree
-    on a tie."""
-    return max(candidates, key=lambda r: (r.output_tokens_per_second / r.n_gpus, -r.n_gpus))
-
-
-def at_load(full: Replica, users: int) -> tuple[int, int]:
-    """Replicas of ``full``'s degree that serve ``users`` concurrent sequences, and the batch each
-    then runs (the users spread evenly; at most the replica's largest batch)."""
-    replicas = math.ceil(users / full.batch)
-    return replicas, math.ceil(users / replicas)
-
-
-def cheapest_at_load(candidates: list[Replica], users: int, rerun: Callable[[Replica, int], Replica]) -> tuple[Replica, int]:
-    """Of the replicas that can serve, the one whose fleet serves ``users`` concurrent sequences at
-    the least cost per output token — the fewest GPU-seconds per token, ``tp * replicas / (replicas
-    * tokens/s at the batch the load gives each replica)`` — with the smaller degree on a tie; it
-    is rerun at that batch (``rerun(full, batch)``). At low load a small degree that is not full
-    is cheaper than a larger one that would be faster at saturation; at saturation this is
-    :func:`choose_replica`'s rule. Returns the replica at the load and how many of it."""
-    best: tuple[float, int, Replica, int] | None = None
-    for full in candidates:
-        replicas, batch = at_load(full, users)
-        loaded = rerun(full, batch)
-        gpu_seconds_per_token = full.n_gpus / loaded.output_tokens_per_second
-        if best is None or (gpu_seconds_per_token, full.n_gpus) < (best[0], best[1]):
-            best = (gpu_seconds_per_token, full.n_gpus, loaded, replicas)
-    assert best is not None, "at least one candidate"
-    return best[2], best[3]

@@ -30,7 +30,6 @@ and users beyond what the KV cache (or ``max_num_seqs``) holds wait for a slot: 
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,10 +102,13 @@ def workload(
     most sequences it decodes at once (``r.batch``: the KV cache's and ``max_num_seqs``'s limit)."""
     context = prompt_tokens + output_tokens / 2
 
-    @functools.lru_cache(maxsize=64)  # a closed loop asks the same batch at every bisection step
+    kept: dict[float, float] = {}  # a closed loop asks the same batch at every bisection step
+
     def step(batch: float) -> float:
-        seconds, _ = ep_step_seconds(arch, hw, r, batch=batch, context_tokens=context, limits=setup.limits)
-        return float(seconds)
+        if batch not in kept:
+            seconds, _ = ep_step_seconds(arch, hw, r, batch=batch, context_tokens=context, limits=setup.limits)
+            kept[batch] = float(seconds)
+        return kept[batch]
 
     return Workload(prompt_tokens=prompt_tokens, output_tokens=output_tokens, prefill_seconds=r.prefill_seconds, step_seconds=step,
                     token_budget=setup.profile.token_budget, max_batch=max(1, r.batch), ranks=r.ep or 1,

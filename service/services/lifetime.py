@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from service.core import cost, scaling, serving, shapes
+from service.core import cost, scaling, serving, serving_choice, shapes
 from service.core.dtypes import Dtype
 from service.schemas import budget as s
 from service.schemas.cost import PriceQuote
@@ -72,7 +72,7 @@ def served_token_usd(arch: Any, gpu: GpuView, price: PriceQuote, req: s.Lifetime
     /v1/cost/inference use): a request's replica-time (its prefill and its share of decode steps
     at the largest batch the KV cache admits) over its prompt + output tokens, bf16 weights and KV."""
     hw, _ = serving_service.serving_hardware(gpu, Dtype.BF16)
-    chosen = serving.choose_replica(
+    chosen = serving_choice.choose_replica(
         arch, hw, weights=serving.weight_bytes(arch, Dtype.BF16), kv_dtype=Dtype.BF16, prompt_tokens=req.prompt_tokens,
         output_tokens=req.output_tokens, max_time_to_first_token_seconds=req.max_time_to_first_token_seconds,
         max_time_per_output_token_seconds=req.max_time_per_output_token_seconds,

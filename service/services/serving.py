@@ -11,6 +11,7 @@ from typing import Any
 
 from service.core import expert_serving as ep_core
 from service.core import serving as core
+from service.core import serving_choice as choice
 from service.core import serving_load as load
 from service.core.architecture import Architecture
 from service.core.compute import require_architecture
@@ -199,7 +200,7 @@ def _replicas_by_degree(
     for degree in [tp] if tp is not None else core.valid_tensor_parallel(arch, hw.gpus_per_node):
         setup = load.engine_setup(engine, arch, tp=degree, gpu_memory_bytes=hw.memory_bytes, utilization=utilization,
                                   reserve_bytes=reserve_bytes, speculation=spec, **notes.mix_arguments(prompts))  # fmt: skip
-        got = core.replica_candidates(
+        got = choice.replica_candidates(
             arch, hw, weights=weights, kv_dtype=kv_dtype, prompt_tokens=prompt_tokens, output_tokens=output_tokens, tp=degree,
             max_time_to_first_token_seconds=max_ttft, max_time_per_output_token_seconds=max_tpot, utilization=setup.utilization,
             reserve_bytes=setup.reserve_bytes, limits=setup.limits,
@@ -285,16 +286,16 @@ def _option(
     def fleet(full: core.Replica) -> tuple[core.Replica, int]:
         """``full``'s degree at the request's load: the replica at its batch, and how many."""
         if req.concurrent_users is not None:
-            replicas, batch = core.at_load(full, req.concurrent_users)
+            replicas, batch = choice.at_load(full, req.concurrent_users)
             return rerun(full, batch), replicas
         if req.tokens_per_second is not None:
             return full, math.ceil(req.tokens_per_second / full.output_tokens_per_second)
         return full, 1
 
     if req.concurrent_users is not None:  # the cheapest fleet at the user's load, not at saturation
-        chosen, replicas = core.cheapest_at_load(candidates, req.concurrent_users, rerun)
+        chosen, replicas = choice.cheapest_at_load(candidates, req.concurrent_users, rerun)
     else:
-        chosen = core.most_per_gpu(candidates)  # at saturation: core.choose_replica's rule
+        chosen = choice.most_per_gpu(candidates)  # at saturation: choice.choose_replica's rule
         chosen, replicas = fleet(chosen)
     option = _served(view, chosen, replicas, req, price, load.closed_loop(work(_full(candidates, chosen)), chosen.batch))
     others = []

@@ -13,20 +13,16 @@ from service.catalog import loader
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
 from service.core.serving import (
-    at_load,
-    cheapest_at_load,
     check_tensor_parallel,
-    choose_replica,
     decode_step_seconds,
-    most_per_gpu,
     prefill_seconds,
     replica,
-    replica_candidates,
     serving_cost,
     usable_memory_bytes,
     valid_tensor_parallel,
     weight_bytes,
 )
+from service.core.serving_choice import at_load, cheapest_at_load, choose_replica, most_per_gpu, replica_candidates
 from service.core.spec import make_architecture
 from tests.core.helpers import hardware, preset
 
