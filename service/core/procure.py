@@ -50,10 +50,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.core import spot
+from service.core.architecture import Architecture
 from service.core.errors import InvalidSpecError
+from service.core.hardware import Hardware
+from service.core.memory import Precision
 from service.core.plan import gpu_counts
 
 MAX_PAST_FIRST = 2  # counts walked past the first that meets the deadline (plan_for_deadline's rule)
+
+
+def best_rate_flops_per_s(hw: Hardware, arch: Architecture, seq_len: int, precision: Precision) -> float:
+    """A GPU's best case in model FLOP/s: its dense peak times the highest share of it any kernel
+    the step-time model times reaches (the sustained matmul rate, FP8's for FP8, or the attention
+    core's at the sequence length); no plan's MFU passes it, so a fleet or cluster size whose best
+    case misses the deadline need not be planned."""
+    eff = hw.kernels
+    matmul = eff.matmul
+    if precision is Precision.FP8 and hw.fp8_peak_flops_per_s:
+        matmul = max(matmul, (eff.matmul_fp8 or eff.matmul) * hw.fp8_peak_flops_per_s / hw.peak_flops_per_s)
+    forward, backward = eff.attention_fractions(seq_len, arch.d_head)
+    return hw.peak_flops_per_s * max(matmul, float(forward), float(backward))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

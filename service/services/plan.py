@@ -20,6 +20,7 @@ from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import BF16_OPS, check_recipe
 from service.core.memory import Optimizer, Precision
 from service.core.plan_finetune import data_parallel_only, resolve_finetune
+from service.core.procure import best_rate_flops_per_s
 from service.core.steptime import Hardware
 from service.errors import Unprocessable
 from service.schemas import plan as s
@@ -405,7 +406,8 @@ def deadline_search(
     if light_work_only():
         raise HeavyWork("deadline search")
     floor = deadline_floor(arch, hw, tokens=tokens, deadline_days=deadline_days, precision=spec.precision,
-                           effective_time_fraction=effective_time_fraction, adapters=spec.finetune is not None)  # fmt: skip
+                           effective_time_fraction=effective_time_fraction, adapters=spec.finetune is not None,
+                           seq_len=spec.seq_len)  # fmt: skip
     found = core.plan_for_deadline(arch, hw, spec, tokens=tokens, deadline_hours=deadline_days * 24,
                                    effective_time_fraction=effective_time_fraction, batch_for=batch_for,
                                    min_gpus=floor)  # fmt: skip
@@ -416,17 +418,17 @@ def deadline_search(
 
 def deadline_floor(
     arch: Architecture, hw: Hardware, *, tokens: float, deadline_days: float, precision: Precision,
-    effective_time_fraction: float, adapters: bool,
+    effective_time_fraction: float, adapters: bool, seq_len: int,
 ) -> int:  # fmt: skip
-    """The fewest GPUs that could train ``tokens`` within the deadline even at their full peak:
+    """The fewest GPUs that could train ``tokens`` within the deadline even at their best case:
     a lower bound on the model FLOPs (6P per token, Kaplan et al. 2020 §2.1; 4P for a frozen base
     with adapters: its forward and input gradients) over the deadline's training seconds at the
-    GPU's dense peak for the precision (FP8's for FP8). No plan on fewer GPUs can meet it, so a
-    deadline search starts there."""
+    GPU's best rate (:func:`service.core.procure.best_rate_flops_per_s`: the dense peak times the
+    highest share of it any kernel of the step-time model reaches). No plan on fewer GPUs can meet
+    it, so a deadline search starts there."""
     flops = (4 if adapters else 6) * active_params(arch) * tokens
-    peak = max(hw.peak_flops_per_s, hw.fp8_peak_flops_per_s or 0.0) if precision is Precision.FP8 else hw.peak_flops_per_s
     seconds = deadline_days * 86_400 * effective_time_fraction
-    return max(1, math.floor(flops / (seconds * peak)))
+    return max(1, math.floor(flops / (seconds * best_rate_flops_per_s(hw, arch, seq_len, precision))))
 
 
 def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:

@@ -106,19 +106,6 @@ def _rungs(req: s.PlanRequest, catalog: CatalogReader, i: int, pool: s.Pool, ass
     return rungs
 
 
-def best_rate_flops_per_s(cluster: single.Cluster, arch: Architecture, seq_len: int, precision: Precision) -> float:
-    """A GPU's best case in model FLOP/s: its dense peak times the highest share of it any kernel
-    the step-time model times reaches (the sustained matmul rate, FP8's for FP8, or the attention
-    core's at the sequence length); no plan's MFU passes it (:mod:`service.core.procure`)."""
-    hw = cluster.hardware
-    eff = hw.kernels
-    matmul = eff.matmul
-    if precision is Precision.FP8 and hw.fp8_peak_flops_per_s:
-        matmul = max(matmul, (eff.matmul_fp8 or eff.matmul) * hw.fp8_peak_flops_per_s / hw.peak_flops_per_s)
-    forward, backward = eff.attention_fractions(seq_len, arch.d_head)
-    return hw.peak_flops_per_s * max(matmul, float(forward), float(backward))
-
-
 def _types(
     req: s.PlanRequest, catalog: CatalogReader, arch: Architecture, seq_len: int, assumptions: dict[str, Any]
 ) -> list[_Type]:
@@ -158,7 +145,7 @@ def _type(gpu: str, name: str, pool: pooled._Pool, ladder: list[_Rung], arch: Ar
     kind = fleet_search.FleetType(gpu=gpu, name=name, tiers=tuple((r.most, r.quote.usd_per_gpu_hour) for r in ladder),
                                   interruptions=tuple(r.interruptions for r in ladder), min_gpus=sum(r.least for r in ladder),
                                   max_gpus=most, gpus_per_node=pool.cluster.hardware.gpus_per_node,
-                                  rate_flops_per_s=best_rate_flops_per_s(pool.cluster, arch, seq_len, req.precision),
+                                  rate_flops_per_s=fleet_search.best_rate_flops_per_s(pool.cluster.hardware, arch, seq_len, req.precision),
                                   priced=any(r.quote.source.startswith("request: pools") for r in ladder))  # fmt: skip
     return _Type(
         pool=pooled._Pool(view=pool.view, cluster=pool.cluster, n_gpus=most), kind=kind, quotes=[r.quote for r in ladder]

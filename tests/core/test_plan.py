@@ -16,7 +16,8 @@ import pytest
 from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.errors import InvalidSpecError
 from service.core.kernels import MEGATRON
-from service.core.memory import Parallelism, expert_params_per_gpu, params_per_gpu, training_memory
+from service.core.memory import Parallelism, Precision, expert_params_per_gpu, params_per_gpu, training_memory
+from service.core.params import count_params
 from service.core.pipeline import SCHEDULES
 from service.core.plan import (
     DIMENSIONS,
@@ -347,3 +348,26 @@ def test_the_time_bound_holds_for_a_huge_space() -> None:
     started = time.perf_counter()
     result = plan(arch, hardware("h100-sxm"), spec)
     assert time.perf_counter() - started < 5 and result.search.cut and result.search.considered > 0
+
+
+@pytest.mark.parametrize(("model", "gpu", "precision"), [("llama-3-8b", "h100-sxm", Precision.FP8), ("llama-2-7b", "a100-80gb-sxm",
+                                                         Precision.MIXED_BF16), ("llama-3-8b", "l4", Precision.MIXED_BF16)])  # fmt: skip
+def test_the_deadline_floor_at_the_best_rate_is_never_above_a_size_that_meets(model: str, gpu: str, precision: Precision) -> None:
+    # the floor divides 6P tokens by the best rate any kernel of the step-time model reaches; a size that meets the
+    # deadline is never below it, and it is above the floor at the dense peak (fewer sizes searched for nothing)
+    from service.core.procure import best_rate_flops_per_s
+    from service.services.plan import deadline_floor
+
+    arch, hw = preset(model), hardware(gpu)
+    spec = PlanSpec(n_gpus=8, seq_len=4096, global_batch_size=1024, precision=precision)
+    tokens, days = 1e12, 30
+    floor = deadline_floor(arch, hw, tokens=tokens, deadline_days=days, precision=precision, effective_time_fraction=0.9,
+                           adapters=False, seq_len=4096)  # fmt: skip
+    found = plan_for_deadline(arch, hw, spec, tokens=tokens, deadline_hours=days * 24, effective_time_fraction=0.9)
+    meeting = [n for n, hours in found.tried if hours is not None and hours <= days * 24]
+    assert meeting and floor <= min(meeting)
+    assert found.result is not None and found.result.plans[0].mfu * hw.peak_flops_per_s <= best_rate_flops_per_s(
+        hw, arch, 4096, precision
+    )
+    peak = max(hw.peak_flops_per_s, hw.fp8_peak_flops_per_s or 0) if precision is Precision.FP8 else hw.peak_flops_per_s
+    assert floor > 6 * count_params(arch).total * tokens / (days * 86_400 * 0.9 * peak)
