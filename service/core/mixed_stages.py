@@ -89,7 +89,7 @@ def layer_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout)
     """:class:`LayerSeconds` of ``lay`` on ``hw``, from :mod:`service.core.steptime`'s terms."""
     z = _sizes(arch, work, lay)
     lt = _layer_times(arch, hw, work, z)
-    tp = _tp_comm_seconds(hw, work, z, lt, arch.d_model)
+    tp = _tp_comm_seconds(arch, hw, work, z, lt)
     cp = _cp_comm_seconds(arch, hw, work, z, lt)
     ep = _ep_comm_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp + cp + ep

@@ -72,9 +72,11 @@ from service.core.hardware import (  # re-exported: the step time's callers impo
 )
 from service.core.hardware import all_to_all_seconds as all_to_all_seconds
 from service.core.op_checkpoint import recomputed_matmul_seconds
-from service.core.params import attention_matmul_weights_per_layer
+from service.core.params import attention_matmul_weights_per_layer, mlp_linear_shapes
 from service.core.steptime_moe import ExpertCosts, MoeDispatcher, expert_costs, host_wait_seconds
 from service.core.steptime_recurrent import mean_layer_matmuls, scan_seconds
+from service.core.steptime_types import RECOMPUTE_CODES as RECOMPUTE_CODES  # re-exported, as the types below
+from service.core.steptime_types import Layout, StepTime, Workload
 
 # Communication hidden under compute is not free: NCCL runs one thread block per channel on the
 # SMs the matmuls use, and its copies take HBM bandwidth (NCCL docs, NCCL_MIN/MAX_NCHANNELS: up
@@ -86,82 +88,6 @@ OVERLAP_INTERFERENCE = 0.15
 # achieved (Ren et al. 2021, ZeRO-Offload §4 and §6).
 HOST_MEMORY_BANDWIDTH_PER_GPU = 25e9
 PCIE_BANDWIDTH = 25e9
-
-RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2, "selective_op": 3}
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Workload:
-    """What one optimizer step does: ``global_batch_size`` sequences of ``seq_len`` tokens,
-    16-bit activations (``element_bytes``), gradients reduced in ``gradient_bytes`` per
-    element, weights gathered in ``weight_bytes``, ``optimizer_bytes_per_param`` of states and
-    master copy updated per parameter. ``overlap_grad_reduce`` false reduces the gradients
-    after the backward pass instead of beside it (Megatron-LM's ``local`` DDP of 2021)."""
-
-    seq_len: int
-    global_batch_size: int
-    flash_attention: bool = True
-    dropout: bool = False
-    element_bytes: int = 2
-    weight_bytes: int = 2
-    gradient_bytes: int = 2
-    optimizer_bytes_per_param: float = 12.0
-    overlap_grad_reduce: bool = True
-    fp8_cast_bytes_per_element: float = 0.0  # > 0: the blocks' matmuls run in FP8 (service.core.fp8)
-    tp_comm_overlap: bool = False
-    ep_comm_overlap: bool = False
-    moe_max_nodes_per_token: int | None = None
-    fused_kernels: bool = True  # False: PyTorch eager's element-wise kernels (EAGER_*)
-    moe_load_imbalance: float = 1.0  # tokens of the busiest expert-parallel rank over the mean
-    expert_tensor_parallel: int | None = None  # 1: MoE parallel folding; None: the experts split over tp
-    moe_dispatcher: MoeDispatcher = MoeDispatcher.DEEPEP
-
-    @property
-    def fp8(self) -> bool:
-        return self.fp8_cast_bytes_per_element > 0
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Layout:
-    """Parallel layouts as arrays (or scalars) that broadcast together. ``recompute`` holds
-    :data:`RECOMPUTE_CODES`; ``params_per_gpu`` the parameters of the busiest stage's shard
-    before ZeRO (:func:`service.core.memory.params_per_gpu`), of which ``expert_params_per_gpu``
-    are routed experts, reduced over ``dp*cp/ep`` ranks only."""
-
-    tp: Any
-    pp: Any
-    dp: Any
-    cp: Any
-    ep: Any
-    zero_stage: Any
-    offload_optimizer: Any
-    micro_batch_size: Any
-    recompute: Any
-    sequence_parallel: Any
-    virtual_stages: Any
-    params_per_gpu: Any
-    expert_params_per_gpu: Any = 0
-    pipeline_schedule: Any = None  # codes of service.core.pipeline.SCHEDULES; None: interleaved when v > 1, else 1F1B
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StepTime:
-    """Seconds of one optimizer step on the busiest pipeline stage, by part; the parts sum to
-    ``step_seconds``. Communication parts are what is exposed (not hidden under compute)."""
-
-    compute_seconds: Any
-    recompute_seconds: Any
-    tp_comm_seconds: Any
-    cp_comm_seconds: Any
-    ep_comm_seconds: Any
-    pp_comm_seconds: Any
-    bubble_seconds: Any
-    dp_comm_seconds: Any
-    optimizer_seconds: Any
-    host_seconds: Any
-    step_seconds: Any
-    microbatches: Any
-
 
 # Megatron-Core DistributedDataParallel's smallest gradient bucket, 40M parameters
 # (megatron/core/distributed/distributed_data_parallel.py, bucket_size's default floor)
@@ -375,19 +301,46 @@ def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) ->
                        backward=backward, recompute=recompute_layer)  # fmt: skip
 
 
-def _tp_comm_seconds(hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes, d_model: int) -> Any:
+def _tp_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes) -> Any:
     """One layer's exposed tensor-parallel all-reduces for one micro-batch."""
     t, rc = z.t, z.rc
     # tensor parallelism: 2 all-reduces forward, 2 backward, 2 more when the forward is repeated
     intra_bw, intra_lat = _link(hw, t)
-    tp_one = ring_all_reduce_seconds(work.element_bytes * z.tokens * d_model, t, intra_bw, intra_lat)
+    tp_one = ring_all_reduce_seconds(work.element_bytes * z.tokens * arch.d_model, t, intra_bw, intra_lat)
     tp_layer = tp_one * (4 + np.select([rc == 2, rc == 3], [2, np.where(z.sp, 1, 2)], 0))  # selective_op: all-gathers
-    if work.tp_comm_overlap:
-        # Megatron-Core's --tp-comm-overlap (Transformer Engine userbuffers): the all-gathers and
-        # reduce-scatters split into chunks pipelined with the adjacent GEMMs (Wang et al. 2023,
-        # "Overlap Communication with Dependent Computation via Decomposition" §3): exposed beyond them
-        tp_layer = _overlapped(tp_layer, lt.matmuls * (3 + np.where(rc == 2, 1, 0)))
-    return tp_layer
+    if not work.tp_comm_overlap:
+        return tp_layer
+    # Megatron-Core's --tp-comm-overlap (Transformer Engine userbuffers) and PyTorch's async TP:
+    # each all-gather or reduce-scatter splits into chunks pipelined with the GEMM that consumes or
+    # produces it (Wang et al. 2023, "Overlap Communication with Dependent Computation via
+    # Decomposition" §3): the all-gather before the QKV and the up projections with them, the
+    # reduce-scatter after the output and the down projections with them, forward and recomputed;
+    # backward each with its linear's input- and weight-gradient GEMMs. A collective longer than its
+    # GEMM is exposed by the difference (thin projections at a wide tensor-parallel group).
+    windows = _tp_windows(arch, hw, work, z)
+    if windows is None:  # mixtures, latent attention, recurrent layers: the layer's matmuls as one window
+        return _overlapped(tp_layer, lt.matmuls * (3 + np.where(rc == 2, 1, 0)))
+    half = tp_one / 2  # one all-gather or reduce-scatter (sequence parallelism)
+    forward = sum(_overlapped(half, w) for w in windows)
+    backward = sum(_overlapped(half, 2 * w) for w in windows)
+    extra = tp_one * np.where(rc == 3, np.where(z.sp, 1, 2), 0)  # selective_op's all-gathers for its recomputed matmuls
+    return forward + backward + np.where(rc == 2, forward, 0.0) + _overlapped(extra, lt.matmuls)
+
+
+def _tp_windows(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> tuple[Any, Any, Any, Any] | None:
+    """The forward GEMMs a dense attention layer's four tensor-parallel collectives pair with, on
+    one GPU for one micro-batch: the fused QKV projection, the output projection, the MLP's up (and
+    gate) and its down projection (Shoeybi et al. 2019 §3 splits); None for the layers whose matmuls
+    are not these four (mixtures of experts, multi-head latent attention, recurrent layers)."""
+    if arch.is_moe or arch.is_mla or arch.recurrent_layers:
+        return None
+    e, fp8, h, t, tokens = work.element_bytes, work.fp8, arch.d_model, z.t, z.tokens
+    qkv = matmul_seconds(tokens, arch.attention_input_width, arch.q_proj_width / t + 2 * arch.kv_dim / z.kv_ranks, hw, e, fp8=fp8)
+    out = matmul_seconds(tokens, arch.q_dim / t, h, hw, e, fp8=fp8)
+    (up_count, _, width), _ = mlp_linear_shapes(arch, arch.d_ff)
+    up = matmul_seconds(tokens, h, up_count * width / t, hw, e, fp8=fp8)
+    down = matmul_seconds(tokens, width / t, h, hw, e, fp8=fp8)
+    return qkv, out, up, down
 
 
 def _cp_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes) -> Any:
@@ -578,7 +531,7 @@ def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Lay
                       weight_grad: Any = None, frozen_gather: Any = None, paging_seconds: Any = None) -> StepTime:  # fmt: skip
     """:func:`step_time` from one layer's times ``lt`` (a fine-tune's: :mod:`service.core.steptime_finetune`,
     with its weight-gradient seconds, its frozen base's ZeRO-3 gather and its optimizer's paging)."""
-    tp_layer = _tp_comm_seconds(hw, work, z, lt, arch.d_model)
+    tp_layer = _tp_comm_seconds(arch, hw, work, z, lt)
     cp_layer = _cp_comm_seconds(arch, hw, work, z, lt)
     ep_layer = _ep_comm_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp_layer + cp_layer + ep_layer
