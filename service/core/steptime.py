@@ -301,8 +301,11 @@ def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) ->
                        backward=backward, recompute=recompute_layer)  # fmt: skip
 
 
-def _tp_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes) -> Any:
-    """One layer's exposed tensor-parallel all-reduces for one micro-batch."""
+def _tp_comm_seconds(
+    arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes, weight_gradients: bool = True
+) -> Any:
+    """One layer's exposed tensor-parallel all-reduces for one micro-batch; a frozen base (no
+    ``weight_gradients``) leaves its backward collectives only the input-gradient GEMMs to hide under."""
     t, rc = z.t, z.rc
     # tensor parallelism: 2 all-reduces forward, 2 backward, 2 more when the forward is repeated
     intra_bw, intra_lat = _link(hw, t)
@@ -317,12 +320,13 @@ def _tp_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes
     # reduce-scatter after the output and the down projections with them, forward and recomputed;
     # backward each with its linear's input- and weight-gradient GEMMs. A collective longer than its
     # GEMM is exposed by the difference (thin projections at a wide tensor-parallel group).
+    passes = 2 if weight_gradients else 1  # backward GEMMs per forward GEMM: input and weight gradients
     windows = _tp_windows(arch, hw, work, z)
     if windows is None:  # mixtures, latent attention, recurrent layers: the layer's matmuls as one window
-        return _overlapped(tp_layer, lt.matmuls * (3 + np.where(rc == 2, 1, 0)))
+        return _overlapped(tp_layer, lt.matmuls * (1 + passes + np.where(rc == 2, 1, 0)))
     half = tp_one / 2  # one all-gather or reduce-scatter (sequence parallelism)
     forward = sum(_overlapped(half, w) for w in windows)
-    backward = sum(_overlapped(half, 2 * w) for w in windows)
+    backward = sum(_overlapped(half, passes * w) for w in windows)
     extra = tp_one * np.where(rc == 3, np.where(z.sp, 1, 2), 0)  # selective_op's all-gathers for its recomputed matmuls
     return forward + backward + np.where(rc == 2, forward, 0.0) + _overlapped(extra, lt.matmuls)
 
@@ -531,7 +535,7 @@ def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Lay
                       weight_grad: Any = None, frozen_gather: Any = None, paging_seconds: Any = None) -> StepTime:  # fmt: skip
     """:func:`step_time` from one layer's times ``lt`` (a fine-tune's: :mod:`service.core.steptime_finetune`,
     with its weight-gradient seconds, its frozen base's ZeRO-3 gather and its optimizer's paging)."""
-    tp_layer = _tp_comm_seconds(arch, hw, work, z, lt)
+    tp_layer = _tp_comm_seconds(arch, hw, work, z, lt, weight_gradients=weight_grad is None)
     cp_layer = _cp_comm_seconds(arch, hw, work, z, lt)
     ep_layer = _ep_comm_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp_layer + cp_layer + ep_layer
