@@ -109,8 +109,8 @@ from service.core.serving import (
     EngineLimits,
     Replica,
     Weights,
-    _decode_terms,
-    _mlp_shapes_per_gpu,
+    decode_terms,
+    mlp_shapes_per_gpu,
     prefill_seconds,
     prefix_read_seconds,
     replica_step_seconds,
@@ -197,7 +197,7 @@ def decode_attention_seconds(
     attention at FlashMLA's rates over the absorbed form's FLOPs, other attention at the BF16 peak
     times its measured forward fraction; the cache (and a recurrent layer's state, read and written
     back) at the kernel's bandwidth; whichever is longer."""
-    cache_share, _, attention_flops = _decode_terms(arch, context_tokens)
+    cache_share, _, attention_flops = decode_terms(arch, context_tokens)
     read = batch_per_gpu * (kv_bytes_per_token * cache_share + 2 * state_bytes_per_sequence)
     bf16_peak = hw.bf16_peak_flops_per_s or hw.peak_flops_per_s
     if arch.is_mla:
@@ -221,7 +221,7 @@ def ep_decode_step_seconds(
     ``overlap`` two micro-batches of half the sequences, each ``max(own work, all-to-all)``.
     Returns the seconds and whether memory bounds the GPU's matmuls."""
     b = np.asarray(batch_per_gpu, dtype=np.float64)
-    _, matmul_weights, _ = _decode_terms(arch, context_tokens)
+    _, matmul_weights, _ = decode_terms(arch, context_tokens)
     routed_weights = _routed_active_weights(arch)
     rate, hbm = hw.peak_flops_per_s * hw.kernels.matmul, memory_rate(hw)
 
@@ -259,7 +259,7 @@ def ep_prompt_seconds(
         compute += length_cv**2 * attention_score_flops_per_token(arch, n, causal=True) * n / (bf16_peak * forward_fraction)
     if arch.moe_layers:
         routed = sum(
-            c * matmul_seconds(n * arch.experts_per_token, k, m, hw, 2) for c, k, m in _mlp_shapes_per_gpu(arch, arch.d_ff, 1)
+            c * matmul_seconds(n * arch.experts_per_token, k, m, hw, 2) for c, k, m in mlp_shapes_per_gpu(arch, arch.d_ff, 1)
         )
         compute += (imbalance - 1) * arch.moe_layers * float(routed)
     comm = imbalance * float(all_to_all_seconds(arch, hw, ep=ep, tokens=n, element_bytes=element_bytes))

@@ -261,7 +261,7 @@ def sharded_states(
     too (Rajbhandari et al. 2020 §5.1); under FP8 the matmul weights keep FP8 copies below ZeRO-3
     (:mod:`service.core.fp8`); offload moves the optimizer states to the host. The one formula of
     :func:`training_memory` (scalars, exact integers) and of the planner's grid
-    (:func:`service.core.plan_space._memory_arrays`, NumPy arrays)."""
+    (:func:`service.core.plan_space.memory_arrays`, NumPy arrays)."""
     pb = PRECISION_BYTES[precision]
     weights = zero.shard(pb.weight * dense_params, pb.weight * expert_params, 3)
     if precision is Precision.FP8:  # the FP8 row- and column-wise copies of the matmul weights

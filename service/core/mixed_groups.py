@@ -45,8 +45,17 @@ from service.core.architecture import Architecture
 from service.core.hardware import Hardware
 from service.core.mixed_stages import MemoryTables, StageMemory, busiest_layers, layout, reduction_seconds
 from service.core.plan import Search, workload_for
-from service.core.plan_mixed import MixedPlan, MixedResult, Pool, Stage, _tps, plan_mixed, search_each, validate_pools
-from service.core.plan_space import MICRO_BATCH_SIZES, RECOMPUTES, PlanSpec, _divisors, _flops_per_token
+from service.core.plan_mixed import (
+    MixedPlan,
+    MixedResult,
+    Pool,
+    Stage,
+    plan_mixed,
+    search_each,
+    tensor_parallel_sizes,
+    validate_pools,
+)
+from service.core.plan_space import MICRO_BATCH_SIZES, RECOMPUTES, PlanSpec, divisors, flops_per_token_by_recompute
 from service.core.steptime import RECOMPUTE_CODES, StepTime, Workload, step_time
 
 MAX_GROUP_BATCH = 1 << 16  # sequences per step the split of the batch is searched for (arrays of this length)
@@ -170,10 +179,10 @@ def split_batch(best: list[np.ndarray], batch: int) -> tuple[float, list[int]] |
 def _shapes(arch: Architecture, pools: list[Pool], subset: tuple[int, ...], spec: PlanSpec) -> list[tuple[int, int, int]]:
     """(tp, pp, ZeRO) every pool of ``subset`` can run: tp inside each node, dividing the heads and every pool."""
     fixed = spec.fixed
-    tps = sorted(set.intersection(*(set(_tps(arch, pools[k], fixed)) for k in subset)))
+    tps = sorted(set.intersection(*(set(tensor_parallel_sizes(arch, pools[k], fixed)) for k in subset)))
     shapes = []
     for t in tps:
-        for p in _divisors(math.gcd(*(pools[k].n_gpus // t for k in subset))):
+        for p in divisors(math.gcd(*(pools[k].n_gpus // t for k in subset))):
             ranks = sum(pools[k].n_gpus // (t * p) for k in subset)
             if p <= arch.n_layers and fixed.get("dp", ranks) == ranks:
                 shapes.extend((t, p, z) for z in (0, 1, 2, 3) if fixed.get("zero_stage", z) == z)
@@ -289,7 +298,7 @@ def plan_groups(
     pools and says ``cut``."""
     validate_pools(arch, pools, spec)
     started = time.perf_counter()
-    work, flops = workload_for(spec), _flops_per_token(arch, spec.seq_len, causal=spec.flash_attention)
+    work, flops = workload_for(spec), flops_per_token_by_recompute(arch, spec.seq_len, causal=spec.flash_attention)
     subsets = [c for r in range(2, len(pools) + 1) for c in itertools.combinations(range(len(pools)), r)]
     names = " + ".join(f"{p.gpu} x{p.n_gpus}" for p in pools)
     if spec.global_batch_size > MAX_GROUP_BATCH:
@@ -297,7 +306,7 @@ def plan_groups(
         return MixedResult(plans=[], search=Search(considered=0, feasible=0, returned=0, seconds=0.0, cut=False,
                                                    searched=f"data-parallel groups over {names}: none ({reason})"),
                            reason=reason, model_flops_per_token=flops[0])  # fmt: skip
-    tables = MemoryTables(arch, spec, [t for pool in pools for t in _tps(arch, pool, spec.fixed)] or [1])
+    tables = MemoryTables(arch, spec, [t for pool in pools for t in tensor_parallel_sizes(arch, pool, spec.fixed)] or [1])
     done, considered, feasible, found = search_each(
         subsets, lambda subset: _search_subset(arch, pools, subset, spec, work, tables, between_pools_bytes_per_s), started, spec
     )

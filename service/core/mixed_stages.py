@@ -11,10 +11,10 @@ tensor-parallel size and layers):
 - **memory**: :func:`service.core.parallelism.stage_params` for the stage's parameters, ZeRO over
   the stage's data-parallel ranks (Rajbhandari et al. 2020 §5), one layer's activations from
   :func:`service.core.activations.layer_activation_bytes` (the planner's table,
-  :func:`service.core.plan_space._layer_table`) times the micro-batches stage ``r`` of ``P`` holds
+  :func:`service.core.plan_space.layer_tables`) times the micro-batches stage ``r`` of ``P`` holds
   under 1F1B, ``min(P - r, m)`` (Narayanan et al. 2021 §2.2.1), the embedding's dropout mask on
   the first stage and the output layer's inputs and fp32 logits on the last (Korthikanti et al.
-  2022 §4.3), as :func:`service.core.plan_space._memory_arrays` counts them;
+  2022 §4.3), as :func:`service.core.plan_space.memory_arrays` counts them;
 - **data parallelism and optimizer** of each stage over its own ranks (one GPU type, its own
   network): ``steptime``'s gradient reduction and ZeRO gathers, and the optimizer update;
 - **pipeline**: 1F1B over stages of unequal time ``t_j`` per micro-batch takes
@@ -43,19 +43,19 @@ from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
 from service.core.kernels import MEGATRON, resolve_kernels
 from service.core.memory import PRECISION_BYTES, Parallelism
 from service.core.parallelism import stage_params
-from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, _layer_table
+from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, layer_tables
 from service.core.steptime import (
     Layout,
     Workload,
-    _busiest_stage,
-    _cp_comm_seconds,
-    _dp_comm_seconds,
-    _ep_comm_seconds,
-    _layer_times,
-    _link,
-    _optimizer_seconds,
-    _sizes,
-    _tp_comm_seconds,
+    busiest_stage,
+    cp_comm_layer_seconds,
+    dp_comm_step_seconds,
+    ep_comm_layer_seconds,
+    group_link,
+    layer_times,
+    layout_sizes,
+    optimizer_step_seconds,
+    tp_comm_layer_seconds,
 )
 from service.core.steptime_moe import host_wait_seconds
 
@@ -87,16 +87,16 @@ class LayerSeconds:
 
 def layer_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> LayerSeconds:
     """:class:`LayerSeconds` of ``lay`` on ``hw``, from :mod:`service.core.steptime`'s terms."""
-    z = _sizes(arch, work, lay)
-    lt = _layer_times(arch, hw, work, z)
-    tp = _tp_comm_seconds(arch, hw, work, z, lt)
-    cp = _cp_comm_seconds(arch, hw, work, z, lt)
-    ep = _ep_comm_seconds(arch, hw, work, z, lt)
+    z = layout_sizes(arch, work, lay)
+    lt = layer_times(arch, hw, work, z)
+    tp = tp_comm_layer_seconds(arch, hw, work, z, lt)
+    cp = cp_comm_layer_seconds(arch, hw, work, z, lt)
+    ep = ep_comm_layer_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp + cp + ep
     host = host_wait_seconds(arch, hw, z.rc, per_layer)
     per_layer = per_layer + host
     # the output layer: steptime's, for a stage that holds it (a one-stage view puts it there)
-    _, logits = _busiest_stage(arch, hw, work, replace(z, p=np.ones_like(z.p)), per_layer)
+    _, logits = busiest_stage(arch, hw, work, replace(z, p=np.ones_like(z.p)), per_layer)
     return LayerSeconds(per_layer=per_layer, compute=lt.forward + lt.backward, recompute=lt.recompute, tp_comm=tp, cp_comm=cp,
                         ep_comm=ep, host=host, logits=logits)  # fmt: skip
 
@@ -104,16 +104,16 @@ def layer_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout)
 def busiest_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> Any:
     """The layers of the busiest stage of a pipeline of equal-type stages, as :func:`service.core.steptime.step_time`
     counts them (its data-parallel overlap windows are that stage's)."""
-    return _busiest_stage(arch, hw, work, _sizes(arch, work, lay), layer_seconds(arch, hw, work, lay).per_layer)[0]
+    return busiest_stage(arch, hw, work, layout_sizes(arch, work, lay), layer_seconds(arch, hw, work, lay).per_layer)[0]
 
 
 def reduction_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, layers: Any) -> tuple[Any, Any]:
     """(exposed data-parallel communication, optimizer) of one stage holding ``layers`` layers
     and ``lay.params_per_gpu`` parameters per GPU, over its own data-parallel ranks."""
-    z = _sizes(arch, work, lay)
-    lt = _layer_times(arch, hw, work, z)
+    z = layout_sizes(arch, work, lay)
+    lt = layer_times(arch, hw, work, z)
     m = work.global_batch_size / (z.d * z.b)
-    return _dp_comm_seconds(arch, hw, work, lay, z, lt, layers, m), _optimizer_seconds(arch, hw, work, lay, z)
+    return dp_comm_step_seconds(arch, hw, work, lay, z, lt, layers, m), optimizer_step_seconds(arch, hw, work, lay, z)
 
 
 def send_seconds(work: Workload, d_model: int, tp: Any, bandwidth: Any, latency: Any) -> Any:
@@ -126,7 +126,7 @@ def inner_send_seconds(hw: Hardware, work: Workload, d_model: int, lay: Layout, 
     """A send between two stages of one pool (its node, or its scale-out network when the
     pool's stages span nodes: ranks ordered as Megatron-LM's, pipeline outermost)."""
     tp = np.asarray(lay.tp, dtype=np.float64)
-    bandwidth, latency = _link(hw, tp * np.asarray(lay.dp) * stages)
+    bandwidth, latency = group_link(hw, tp * np.asarray(lay.dp) * stages)
     return np.where(stages > 1, b * send_seconds(work, d_model, tp, bandwidth, latency), 0.0)
 
 
@@ -170,7 +170,7 @@ class MemoryTables:
         axes = {"tp": self.tps, "sequence_parallel": np.asarray([False, True]), "recompute": np.asarray([0, 1, 2]),
                 "micro_batch_size": np.asarray(MICRO_BATCH_SIZES), "cp": np.asarray([1])}  # fmt: skip
         assert tuple(axes) == LAYER_AXES
-        self.layer = _layer_table(arch, spec, axes)
+        self.layer = layer_tables(arch, spec, axes)
         self.params = np.zeros((len(self.tps), 2, 2, 2))  # tp, first, last, (p0, p1)
         for i, t in enumerate(self.tps.tolist()):
             for first in (0, 1):

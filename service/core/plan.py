@@ -66,12 +66,12 @@ from service.core.plan_space import (
     DIMENSIONS,
     RECOMPUTES,
     PlanSpec,
-    _axes,
-    _flops_per_token,
-    _grid,
-    _layer_table,
-    _memory_arrays,
-    _shard_table,
+    flops_per_token_by_recompute,
+    layer_tables,
+    layout_grid,
+    memory_arrays,
+    search_axes,
+    shard_tables,
 )
 from service.core.plan_space import INNER as INNER
 from service.core.plan_space import LAYER_AXES as LAYER_AXES
@@ -397,13 +397,13 @@ def _searched(arch: Architecture, hw: Hardware, spec: PlanSpec, step_ceiling_sec
     validate_spec(arch, hw, spec)
     started = time.perf_counter()
     work = workload_for(spec)
-    axes = _axes(arch, hw, spec)
+    axes = search_axes(arch, hw, spec)
     ft = None if spec.finetune is None else resolve_finetune(arch, spec.finetune, spec.precision)
     if ft is None:
-        model_per_token, hardware_per_token = _flops_per_token(arch, spec.seq_len, causal=spec.flash_attention)
+        model_per_token, hardware_per_token = flops_per_token_by_recompute(arch, spec.seq_len, causal=spec.flash_attention)
     else:
         model_per_token, hardware_per_token = finetune_flops_per_token(arch, ft, spec.seq_len, causal=spec.flash_attention)
-    layer_table = _layer_table(arch, spec, axes)
+    layer_table = layer_tables(arch, spec, axes)
     usable = usable_bytes(hw.memory_bytes, spec.usable_memory_fraction)
     considered = feasible = 0
     best: list[dict[str, np.ndarray]] = []
@@ -415,10 +415,10 @@ def _searched(arch: Architecture, hw: Hardware, spec: PlanSpec, step_ceiling_sec
             break
         done.append((p, ep))
         chunk_axes = axes | {"pp": np.asarray([p]), "ep": np.asarray([ep])}
-        grid = _grid(arch, spec, chunk_axes)
+        grid = layout_grid(arch, spec, chunk_axes)
         if not len(grid["tp"]):
             continue
-        mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, chunk_axes), layer_table)
+        mem = memory_arrays(arch, spec, grid, shard_tables(arch, spec, chunk_axes), layer_table)
         considered += len(mem["total"])
         fits = memory_fits(mem["total"], hw.memory_bytes, usable_fraction=spec.usable_memory_fraction)
         if ft is not None and ft.spec.paged:  # paged optimizer states may leave the GPU (QLoRA §3)

@@ -158,7 +158,7 @@ def finetune_layer_delta(
 def finetune_flops_per_token(arch: Architecture, ft: ResolvedFinetune, seq_len: int, causal: bool) -> tuple[float, np.ndarray]:
     """Model FLOPs per token of the fine-tune (``(4P + 6P_a)`` + the attention core,
     :func:`service.core.finetune.finetune_training_flops`) and hardware FLOPs per token for
-    none/selective/full recompute, as :func:`service.core.plan_space._flops_per_token` counts them."""
+    none/selective/full recompute, as :func:`service.core.plan_space.flops_per_token_by_recompute` counts them."""
     by_recompute = [
         finetune_training_flops(arch, 1.0, ft.spec, recompute=r, include_attention=True, attention_formula=AttentionFormula.MEGATRON,
                                 seq_len=seq_len, causal=causal)[0]

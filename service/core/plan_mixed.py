@@ -48,7 +48,7 @@ from service.core.mixed_stages import (
     reduction_seconds,
 )
 from service.core.plan import Search, workload_for
-from service.core.plan_space import MICRO_BATCH_SIZES, RECOMPUTES, PlanSpec, _divisors, _flops_per_token
+from service.core.plan_space import MICRO_BATCH_SIZES, RECOMPUTES, PlanSpec, divisors, flops_per_token_by_recompute
 from service.core.steptime import RECOMPUTE_CODES, Workload
 
 MAX_POOLS = 4
@@ -113,9 +113,9 @@ class MixedResult:
     model_flops_per_token: float
 
 
-def _tps(arch: Architecture, pool: Pool, fixed: dict[str, Any]) -> list[int]:
+def tensor_parallel_sizes(arch: Architecture, pool: Pool, fixed: dict[str, Any]) -> list[int]:
     node = min(pool.hardware.gpus_per_node, pool.n_gpus)
-    tps = [t for t in _divisors(arch.n_heads) if t <= node and pool.n_gpus % t == 0
+    tps = [t for t in divisors(arch.n_heads) if t <= node and pool.n_gpus % t == 0
            and (arch.n_kv_heads % t == 0 or t % arch.n_kv_heads == 0)]  # fmt: skip
     return [t for t in tps if t == fixed["tp"]] if "tp" in fixed else tps
 
@@ -124,12 +124,12 @@ def _grid(arch: Architecture, pools: list[Pool], order: tuple[int, ...], spec: P
     """Every layout of the pipeline through ``order``'s pools, as flat arrays (module docstring)."""
     fixed, batch = spec.fixed, spec.global_batch_size
     axes: dict[str, list[int]] = {
-        "dp": [d for d in _divisors(batch) if fixed.get("dp", d) == d],
+        "dp": [d for d in divisors(batch) if fixed.get("dp", d) == d],
         "b": [b for b in MICRO_BATCH_SIZES if fixed.get("micro_batch_size", b) == b],
         "rc": [RECOMPUTE_CODES[fixed["recompute"]]] if "recompute" in fixed else [0, 1, 2],
         "zero": [z for z in (0, 1, 2, 3) if fixed.get("zero_stage", z) == z],
     }
-    axes |= {f"tp{s}": _tps(arch, pools[k], fixed) for s, k in enumerate(order)}
+    axes |= {f"tp{s}": tensor_parallel_sizes(arch, pools[k], fixed) for s, k in enumerate(order)}
     index = np.indices(tuple(len(v) for v in axes.values())).reshape(len(axes), -1)
     g = {name: np.asarray(values)[index[i]] for i, (name, values) in enumerate(axes.items())}
     ok = (batch % (g["dp"] * g["b"]) == 0) & ((g["zero"] == 0) | (g["dp"] > 1))
@@ -383,8 +383,8 @@ def plan_mixed(
     validate_pools(arch, pools, spec)
     started = time.perf_counter()
     work = workload_for(spec)
-    flops = _flops_per_token(arch, spec.seq_len, causal=spec.flash_attention)
-    tables = MemoryTables(arch, spec, [t for pool in pools for t in _tps(arch, pool, spec.fixed)] or [1])
+    flops = flops_per_token_by_recompute(arch, spec.seq_len, causal=spec.flash_attention)
+    tables = MemoryTables(arch, spec, [t for pool in pools for t in tensor_parallel_sizes(arch, pool, spec.fixed)] or [1])
     orders = [
         o
         for r in range(2, len(pools) + 1)

@@ -1,12 +1,12 @@
 """The planner's search space: what to plan, the values each dimension may take, every valid
 layout of a chunk as flat arrays, and each layout's per-GPU memory over those arrays.
 
-:class:`PlanSpec` says what to plan; :func:`_axes` the values of each dimension; :func:`_grid` keeps
+:class:`PlanSpec` says what to plan; :func:`search_axes` the values of each dimension; :func:`layout_grid` keeps
 the layouts that obey the rules of :mod:`service.core.plan` (Narayanan et al. 2021 §3; Korthikanti
-et al. 2022 §4); :func:`_memory_arrays` prices their memory with the
+et al. 2022 §4); :func:`memory_arrays` prices their memory with the
 formulas :func:`service.core.memory.training_memory` itself calls (:func:`service.core.memory.sharded_states`,
 :func:`service.core.activations.stage_peak_bytes`), for Megatron-LM's fused kernels, from per-shard
-terms of the scalar core (:func:`_shard_table`, :func:`_layer_table`); :func:`_flops_per_token` the
+terms of the scalar core (:func:`shard_tables`, :func:`layer_tables`); :func:`flops_per_token_by_recompute` the
 FLOPs that MFU and HFU count. :mod:`service.core.plan` searches this space, ranks the layouts and
 re-exports these names.
 """
@@ -101,7 +101,7 @@ class PlanSpec:
         return tp if self.expert_tensor_parallel == 1 else 1
 
 
-def _divisors(n: int) -> list[int]:
+def divisors(n: int) -> list[int]:
     small = [i for i in range(1, math.isqrt(n) + 1) if n % i == 0]
     return sorted(set(small + [n // i for i in small]))
 
@@ -115,20 +115,20 @@ AXES = ("tp", "pp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_
         "sequence_parallel", "virtual_stages", "pipeline_schedule")  # fmt: skip
 
 
-def _axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, np.ndarray]:
+def search_axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, np.ndarray]:
     """The values each dimension may take (a fixed dimension: its one value)."""
     n, s, fixed = spec.n_gpus, spec.seq_len, spec.fixed
     node = min(hw.gpus_per_node, n)
     tps = [t for t in range(1, node + 1) if n % t == 0 and tensor_parallel_problem(arch, t) is None]
     defaults: dict[str, list[Any]] = {
         "tp": tps,
-        "pp": [p for p in _divisors(n) if p <= arch.n_layers],
+        "pp": [p for p in divisors(n) if p <= arch.n_layers],
         "cp": [
             c
             for c in CONTEXT_PARALLEL
             if n % c == 0 and context_parallel_problem(arch, c, seq_len=s, fused_attention=spec.flash_attention) is None
         ],  # fmt: skip
-        "ep": _divisors(arch.n_experts) if arch.is_moe else [1],
+        "ep": divisors(arch.n_experts) if arch.is_moe else [1],
         "zero_stage": [0, 1, 2, 3],
         "offload_optimizer": [False, True],
         "micro_batch_size": list(MICRO_BATCH_SIZES),
@@ -150,7 +150,7 @@ OUTER = ("tp", "pp", "cp", "ep", "micro_batch_size", "virtual_stages", "pipeline
 INNER = ("zero_stage", "offload_optimizer", "recompute", "sequence_parallel")
 
 
-def _grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def layout_grid(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every structurally valid layout, as flat arrays (one entry per layout); ``i_<dim>`` holds
     each layout's index into ``axes[dim]``. Built in two products so that the rules on sizes
     prune before the memory and recompute choices multiply them."""
@@ -202,7 +202,7 @@ class _ShardTable:
     optimizer_expert: np.ndarray
 
 
-def _shard_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _ShardTable | FinetuneShardTable:
+def shard_tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _ShardTable | FinetuneShardTable:
     """Indexed by (parameter copies - 1, tp, pp, ep, virtual stages): DualPipe keeps two copies.
     A fine-tune's: :func:`service.core.plan_finetune.finetune_shard_table`."""
     if spec.finetune is not None:
@@ -220,7 +220,7 @@ SHARD_AXES = ("tp", "pp", "ep", "virtual_stages")
 @functools.lru_cache(maxsize=1024)
 def _cached_shard_table(arch: Architecture, optimizer: Optimizer, precision: Precision, expert_tensor_parallel: int | None,
                         values: tuple[tuple[int, ...], ...], dual: bool) -> _ShardTable:  # fmt: skip
-    """:func:`_shard_table` of pre-training, memoised (read-only): a deadline search asks the same
+    """:func:`shard_tables` of pre-training, memoised (read-only): a deadline search asks the same
     table of every (pp, ep) chunk again for each cluster size and GPU type."""
     dense = np.zeros((2, *(len(v) for v in values)), dtype=np.float64)
     expert, optimizer_dense, optimizer_expert = np.zeros_like(dense), np.zeros_like(dense), np.zeros_like(dense)
@@ -249,7 +249,7 @@ def _layer_bytes(arch: Architecture, opts: ActivationOptions) -> int:
     return layer_activation_bytes(arch, opts).total_bytes
 
 
-def _layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> np.ndarray:
+def layer_tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> np.ndarray:
     """One layer's activation bytes by (tp, sequence_parallel, recompute, micro-batch, cp),
     from :func:`service.core.activations.layer_activation_bytes` (with a fine-tune's change,
     :func:`service.core.plan_finetune.finetune_layer_delta`); memoised (read-only): a deadline
@@ -287,7 +287,7 @@ def _build_layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.nd
     return layer
 
 
-def _memory_arrays(
+def memory_arrays(
     arch: Architecture,
     spec: PlanSpec,
     g: dict[str, np.ndarray],
@@ -339,7 +339,7 @@ def _state_arrays(
             "optimizer": s.optimizer, "offloaded": s.offloaded}  # fmt: skip
 
 
-def _flops_per_token(arch: Architecture, seq_len: int, causal: bool) -> tuple[float, np.ndarray]:
+def flops_per_token_by_recompute(arch: Architecture, seq_len: int, causal: bool) -> tuple[float, np.ndarray]:
     """Model FLOPs per token (every matmul and the attention core, Narayanan et al. 2021 §5.1,
     as PaLM's MFU counts them) and hardware FLOPs per token for none/selective/full recompute.
     The attention square is halved where the kernel skips the masked half (causal

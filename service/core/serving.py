@@ -211,7 +211,7 @@ def _attention_shapes_per_gpu(arch: Architecture, tp: int) -> list[tuple[int, fl
     return query + [(1, h, d_c + rope), (1, d_c, a * (nope + d_v) / tp), (1, a * d_v / tp, h)]
 
 
-def _mlp_shapes_per_gpu(arch: Architecture, d_ff: int, tp: int) -> list[tuple[int, float, float]]:
+def mlp_shapes_per_gpu(arch: Architecture, d_ff: int, tp: int) -> list[tuple[int, float, float]]:
     """One MLP of width ``d_ff`` on one of ``tp`` ranks: up (and gate) column-split, down row-split
     (:func:`service.core.params.mlp_linear_shapes` for the full shapes)."""
     (up_count, h, _), _down = mlp_linear_shapes(arch, d_ff)
@@ -250,11 +250,11 @@ def prefill_seconds(
     mlp = 0.0
     if arch.dense_mlp_layers:
         width = (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff
-        mlp += arch.dense_mlp_layers * seconds(_mlp_shapes_per_gpu(arch, width, tp), n)
+        mlp += arch.dense_mlp_layers * seconds(mlp_shapes_per_gpu(arch, width, tp), n)
     if arch.moe_layers:
-        mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.d_ff, tp), n * arch.experts_per_token)
+        mlp += arch.moe_layers * seconds(mlp_shapes_per_gpu(arch, arch.d_ff, tp), n * arch.experts_per_token)
         if arch.shared_expert_width:  # one MLP of the shared experts' total width
-            mlp += arch.moe_layers * seconds(_mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
+            mlp += arch.moe_layers * seconds(mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
     forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)  # the kernel's measured rate at this prompt
     peak = attention_peak_flops_per_s or hw.peak_flops_per_s
     core = (1.0 + length_cv**2) * attention_score_flops_per_token(arch, n, causal=True) * n / tp / (peak * forward_fraction)
@@ -284,7 +284,7 @@ def decode_step_seconds(
     b = float(batch) if scalar else np.asarray(batch, dtype=np.float64)
     positions = b * tokens_per_sequence
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
-    cache_share, matmul_weights, attention_flops = _decode_terms(arch, context_tokens)
+    cache_share, matmul_weights, attention_flops = decode_terms(arch, context_tokens)
     read_per_sequence = kv_bytes_per_token * cache_share
     weight_reads = weights_bytes * weight_reads_per_token(arch)  # a shared attention block (Zamba) is read once a use
     per_gpu_bytes = weight_reads / tp + b * (read_per_sequence * replication + 2 * state_bytes_per_sequence) / tp
@@ -310,7 +310,7 @@ def _all_reduce_seconds(size_bytes: np.ndarray | float, tp: int, bandwidth: floa
 
 
 @functools.lru_cache(maxsize=1024)  # pure: a serving plan asks it for every batch it tries
-def _decode_terms(arch: Architecture, context_tokens: float) -> tuple[float, int, float]:
+def decode_terms(arch: Architecture, context_tokens: float) -> tuple[float, int, float]:
     """What a decode step reads and computes per sequence that depends only on the model and the
     context: the share of a token's KV bytes the cache holds at that context
     (``kv_bytes_per_token`` spans the layers that cache: every layer of a transformer), the active

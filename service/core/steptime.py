@@ -110,7 +110,7 @@ def _overlapped(comm: Any, window: Any) -> Any:
     return np.maximum(0.0, comm - window) + OVERLAP_INTERFERENCE * np.minimum(comm, window)
 
 
-def _link(hw: Hardware, group_span: Any) -> tuple[Any, Any]:
+def group_link(hw: Hardware, group_span: Any) -> tuple[Any, Any]:
     """Achievable bandwidth and hop latency for a group spanning ``group_span`` consecutive GPUs:
     NVLink-class inside a node, the scale-out network beyond it. Ranks are laid out as
     Megatron-LM orders them, tensor-parallel innermost, then context, expert/data, and pipeline
@@ -125,7 +125,7 @@ def _link(hw: Hardware, group_span: Any) -> tuple[Any, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Sizes:
+class LayoutSizes:
     """One call's layouts as arrays: the parallel sizes (``t`` tensor, ``p`` pipeline, ``c`` context,
     ``ep`` expert, ``d`` data), the micro-batch ``b``, the chunks per stage ``v``, the recompute codes,
     sequence parallelism and ZeRO stages, and what follows from them for one GPU."""
@@ -149,7 +149,7 @@ class _Sizes:
     dual: Any  # the schedule hides the communication under paired chunks (DualPipe)
 
 
-def _sizes(arch: Architecture, work: Workload, lay: Layout) -> _Sizes:
+def layout_sizes(arch: Architecture, work: Workload, lay: Layout) -> LayoutSizes:
     """The layouts of ``lay`` as float arrays, and the per-GPU sizes the terms share."""
     s = work.seq_len
     t = np.asarray(lay.tp, dtype=np.float64)
@@ -168,14 +168,14 @@ def _sizes(arch: Architecture, work: Workload, lay: Layout) -> _Sizes:
         if lay.pipeline_schedule is None
         else np.asarray(lay.pipeline_schedule)
     )
-    return _Sizes(
+    return LayoutSizes(
         t=t, p=p, c=c, ep=ep, b=b, v=v, d=d, rc=np.asarray(lay.recompute), sp=np.asarray(lay.sequence_parallel, dtype=bool),
         zero=np.asarray(lay.zero_stage), tokens=b * s / c, kv_ranks=np.minimum(t, arch.n_kv_heads), n_gpus=t * p * d * c,
         etp=etp, imbalance=imbalance, code=code, dual=pipeline.hides_communication(code),
     )  # fmt: skip
 
 
-def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, experts: ExpertCosts) -> tuple[Any, Any]:
+def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes, experts: ExpertCosts) -> tuple[Any, Any]:
     """One layer's forward matmuls for one micro-batch on one GPU (attention's projections, and the
     MLP's: ``experts``, :func:`service.core.steptime_moe.expert_costs`), and the elements their FP8
     casts quantise."""
@@ -201,7 +201,7 @@ def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, 
     return qkv + out + experts.forward, attention_casts + experts.cast_tokens
 
 
-def _experts(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> ExpertCosts:
+def _experts(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes) -> ExpertCosts:
     """The layer's MLP on this GPU: the routed experts (each of this rank's ``n_experts/ep`` on its
     share of the routed tokens, the busiest rank's share times the load imbalance; under parallel
     folding, ``expert_tensor_parallel`` 1, whole experts and each rank routing its own
@@ -212,7 +212,7 @@ def _experts(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> Exp
                         element_bytes=work.element_bytes, fp8=work.fp8, dispatcher=work.moe_dispatcher)  # fmt: skip
 
 
-def _attention_core(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> tuple[Any, Any, Any]:
+def _attention_core(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes) -> tuple[Any, Any, Any]:
     """One layer's attention core for one micro-batch on one GPU: (forward, backward, softmax)."""
     e, s, t, c = work.element_bytes, work.seq_len, z.t, z.c
     heads = z.b * arch.n_heads / t  # attention heads on this GPU, over the micro-batch
@@ -238,7 +238,7 @@ def _attention_core(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes)
     return attention, attention_backward, softmax
 
 
-def _elementwise_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> Any:
+def _elementwise_seconds(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes) -> Any:
     """One layer's memory-bound element-wise kernels for one micro-batch on one GPU, forward: norms,
     residual adds (and dropout), the activation function, rotary embeddings."""
     e, h, f, t, tokens = work.element_bytes, arch.d_model, arch.d_ff, z.t, z.tokens
@@ -262,7 +262,7 @@ def _elementwise_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _S
 
 
 @dataclass(frozen=True, slots=True)
-class _LayerTimes:
+class LayerTimes:
     """Seconds of one layer's compute for one micro-batch on one GPU."""
 
     matmuls: Any  # the forward matmuls
@@ -273,7 +273,7 @@ class _LayerTimes:
     recompute: Any
 
 
-def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> _LayerTimes:
+def layer_times(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes) -> LayerTimes:
     """One layer's forward, backward and recomputed forward for one micro-batch on one GPU."""
     experts = _experts(arch, hw, work, z)
     matmuls, cast_tokens = _layer_matmuls(arch, hw, work, z, experts)
@@ -297,18 +297,18 @@ def _layer_times(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) ->
     op = forward - attention - matmuls + recomputed_matmul_seconds(arch, hw, tokens=z.tokens, tp=z.t, element_bytes=work.element_bytes,
                                                                    fp8=work.fp8) if np.any(rc == 3) else 0.0  # fmt: skip
     recompute_layer = np.select([rc == 2, rc == 1, rc == 3], [forward, attention + softmax, op], 0.0)
-    return _LayerTimes(matmuls=matmuls, attention=attention, attention_backward=attention_backward, forward=forward,
+    return LayerTimes(matmuls=matmuls, attention=attention, attention_backward=attention_backward, forward=forward,
                        backward=backward, recompute=recompute_layer)  # fmt: skip
 
 
-def _tp_comm_seconds(
-    arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes, weight_gradients: bool = True
+def tp_comm_layer_seconds(
+    arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes, lt: LayerTimes, weight_gradients: bool = True
 ) -> Any:
     """One layer's exposed tensor-parallel all-reduces for one micro-batch; a frozen base (no
     ``weight_gradients``) leaves its backward collectives only the input-gradient GEMMs to hide under."""
     t, rc = z.t, z.rc
     # tensor parallelism: 2 all-reduces forward, 2 backward, 2 more when the forward is repeated
-    intra_bw, intra_lat = _link(hw, t)
+    intra_bw, intra_lat = group_link(hw, t)
     tp_one = ring_all_reduce_seconds(work.element_bytes * z.tokens * arch.d_model, t, intra_bw, intra_lat)
     tp_layer = tp_one * (4 + np.select([rc == 2, rc == 3], [2, np.where(z.sp, 1, 2)], 0))  # selective_op: all-gathers
     if not work.tp_comm_overlap:
@@ -331,7 +331,7 @@ def _tp_comm_seconds(
     return forward + backward + np.where(rc == 2, forward, 0.0) + _overlapped(extra, lt.matmuls)
 
 
-def _tp_windows(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> tuple[Any, Any, Any, Any] | None:
+def _tp_windows(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes) -> tuple[Any, Any, Any, Any] | None:
     """The forward GEMMs a dense attention layer's four tensor-parallel collectives pair with, on
     one GPU for one micro-batch: the fused QKV projection, the output projection, the MLP's up (and
     gate) and its down projection (Shoeybi et al. 2019 §3 splits); None for the layers whose matmuls
@@ -347,18 +347,18 @@ def _tp_windows(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes) -> 
     return qkv, out, up, down
 
 
-def _cp_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes) -> Any:
+def cp_comm_layer_seconds(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes, lt: LayerTimes) -> Any:
     """One layer's exposed context-parallel ring exchange for one micro-batch."""
     t, c, attention = z.t, z.c, lt.attention
     # context parallelism: cp-1 ring steps of this rank's K and V chunk, under the attention
-    cp_bw, cp_lat = _link(hw, t * c)
+    cp_bw, cp_lat = group_link(hw, t * c)
     kv_chunk = 2 * work.element_bytes * z.tokens * arch.kv_dim / z.kv_ranks
     cp_pass = (c - 1) * (kv_chunk / cp_bw + cp_lat)
     cp_layer = _overlapped(cp_pass, attention) + _overlapped(2 * cp_pass, 2 * attention)
     return cp_layer + np.where(z.rc == 2, _overlapped(cp_pass, attention), 0.0)
 
 
-def _ep_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, lt: _LayerTimes) -> Any:
+def ep_comm_layer_seconds(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes, lt: LayerTimes) -> Any:
     """One layer's exposed expert-parallel all-to-alls for one micro-batch (0 for a dense model)."""
     e, t = work.element_bytes, z.t
     # expert parallelism: dispatch and combine of the routed tokens (expert_all_to_all_seconds)
@@ -384,7 +384,7 @@ def _ep_comm_seconds(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes
     return ep_layer
 
 
-def _busiest_stage(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, per_layer: Any) -> tuple[Any, Any]:
+def busiest_stage(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes, per_layer: Any) -> tuple[Any, Any]:
     """The busiest stage's layers and output-layer seconds (0 unless it is the last stage), for
     one micro-batch whose layers take ``per_layer`` seconds each."""
     e, h, vocab, t, p, tokens = work.element_bytes, arch.d_model, arch.vocab_size, z.t, z.p, z.tokens
@@ -402,8 +402,8 @@ def _busiest_stage(arch: Architecture, hw: Hardware, work: Workload, z: _Sizes, 
 def _pipeline_seconds(
     hw: Hardware,
     work: Workload,
-    z: _Sizes,
-    lt: _LayerTimes,
+    z: LayoutSizes,
+    lt: LayerTimes,
     layers: Any,
     logits: Any,
     micro: Any,
@@ -421,14 +421,14 @@ def _pipeline_seconds(
     bubble = pipeline.bubble_seconds(z.code, p, v, micro, stage_backward, stage_weight_grad)
 
     # pipeline point-to-point: activations forward, gradients backward, per chunk boundary
-    pp_bw, pp_lat = _link(hw, z.n_gpus)
+    pp_bw, pp_lat = group_link(hw, z.n_gpus)
     send = work.element_bytes * z.tokens * d_model / z.t / pp_bw + pp_lat
     pp_comm = np.where(p > 1, m * 2 * v * send, 0.0)
     pp_comm = np.where(z.dual, _overlapped(pp_comm, m * micro), pp_comm)
     return m, bubble, pp_comm
 
 
-def _dp_groups(arch: Architecture, lay: Layout, z: _Sizes) -> tuple[Any, Any, Any, Any]:
+def dp_groups(arch: Architecture, lay: Layout, z: LayoutSizes) -> tuple[Any, Any, Any, Any]:
     """(dense parameters, routed-expert parameters, the dense data-parallel group, the experts'
     data-parallel group) of one GPU's shard."""
     # data parallelism over the dp*cp ranks holding the same weights
@@ -439,13 +439,13 @@ def _dp_groups(arch: Architecture, lay: Layout, z: _Sizes) -> tuple[Any, Any, An
     return dense, expert, group, expert_group
 
 
-def _dp_comm_seconds(
+def dp_comm_step_seconds(
     arch: Architecture,
     hw: Hardware,
     work: Workload,
     lay: Layout,
-    z: _Sizes,
-    lt: _LayerTimes,
+    z: LayoutSizes,
+    lt: LayerTimes,
     layers: Any,
     m: Any,
     frozen_gather: Any = None,
@@ -454,8 +454,8 @@ def _dp_comm_seconds(
     gathers beside the backward and forward passes, and the edges nothing hides. ``frozen_gather``:
     the seconds of ZeRO-3's gather of weights that get no gradient (a fine-tune's frozen base)."""
     zero = z.zero
-    dense, expert, group, expert_group = _dp_groups(arch, lay, z)
-    dp_bw, dp_lat = _link(hw, group * z.t)
+    dense, expert, group, expert_group = dp_groups(arch, lay, z)
+    dp_bw, dp_lat = group_link(hw, group * z.t)
     forward_mb = layers * lt.forward
     backward_mb = layers * (lt.backward + lt.recompute) if work.overlap_grad_reduce else 0.0
 
@@ -499,9 +499,9 @@ def _dp_comm_seconds(
     return dp_comm + (edge if work.overlap_grad_reduce else np.where(zero == 0, 0.0, edge))
 
 
-def _optimizer_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: _Sizes) -> Any:
+def optimizer_step_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: LayoutSizes) -> Any:
     """The optimizer step on one GPU's (ZeRO-sharded) parameters, on the GPU or, offloaded, on the host."""
-    dense, expert, group, expert_group = _dp_groups(arch, lay, z)
+    dense, expert, group, expert_group = dp_groups(arch, lay, z)
     # optimizer: read gradients and states, write states and 16-bit weights, on the local shard
     local = np.where(z.zero >= 1, dense / group + expert / expert_group, dense + expert)
     update_bytes = local * (2 * work.optimizer_bytes_per_param + work.gradient_bytes + work.weight_bytes)
@@ -517,35 +517,35 @@ def step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> 
     """Seconds of one optimizer step for each layout in ``lay`` (see the module docstring for
     every term and its source). Layout arrays must already be valid (dividing, fitting);
     :mod:`service.core.plan` checks that."""
-    z = _sizes(arch, work, lay)
-    return _step_from_layers(arch, hw, work, lay, z, _layer_times(arch, hw, work, z))
+    z = layout_sizes(arch, work, lay)
+    return step_from_layers(arch, hw, work, lay, z, layer_times(arch, hw, work, z))
 
 
 def step_lower_bound(arch: Architecture, hw: Hardware, work: Workload, lay: Layout) -> Any:
     """A floor under :func:`step_time` per layout: the micro-batches times the busiest stage's
     forward, backward and recomputed forward (every other part of a step is non-negative, and the
     busiest stage's time grows with the per-layer time)."""
-    z = _sizes(arch, work, lay)
-    lt = _layer_times(arch, hw, work, z)
-    layers, logits = _busiest_stage(arch, hw, work, z, lt.forward + lt.backward + lt.recompute)
+    z = layout_sizes(arch, work, lay)
+    lt = layer_times(arch, hw, work, z)
+    layers, logits = busiest_stage(arch, hw, work, z, lt.forward + lt.backward + lt.recompute)
     return work.global_batch_size / (z.d * z.b) * (layers * (lt.forward + lt.backward + lt.recompute) + logits)
 
 
-def _step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: _Sizes, lt: _LayerTimes,
+def step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: LayoutSizes, lt: LayerTimes,
                       weight_grad: Any = None, frozen_gather: Any = None, paging_seconds: Any = None) -> StepTime:  # fmt: skip
     """:func:`step_time` from one layer's times ``lt`` (a fine-tune's: :mod:`service.core.steptime_finetune`,
     with its weight-gradient seconds, its frozen base's ZeRO-3 gather and its optimizer's paging)."""
-    tp_layer = _tp_comm_seconds(arch, hw, work, z, lt, weight_gradients=weight_grad is None)
-    cp_layer = _cp_comm_seconds(arch, hw, work, z, lt)
-    ep_layer = _ep_comm_seconds(arch, hw, work, z, lt)
+    tp_layer = tp_comm_layer_seconds(arch, hw, work, z, lt, weight_gradients=weight_grad is None)
+    cp_layer = cp_comm_layer_seconds(arch, hw, work, z, lt)
+    ep_layer = ep_comm_layer_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp_layer + cp_layer + ep_layer
     host_layer = host_wait_seconds(arch, hw, z.rc, per_layer)  # a MoE layer no faster than the host issues it
     per_layer = per_layer + host_layer
-    layers, logits = _busiest_stage(arch, hw, work, z, per_layer)
+    layers, logits = busiest_stage(arch, hw, work, z, per_layer)
     micro = layers * per_layer + logits
     m, bubble, pp_comm = _pipeline_seconds(hw, work, z, lt, layers, logits, micro, arch.d_model, weight_grad)
-    dp_comm = _dp_comm_seconds(arch, hw, work, lay, z, lt, layers, m, frozen_gather)
-    optimizer = _optimizer_seconds(arch, hw, work, lay, z)
+    dp_comm = dp_comm_step_seconds(arch, hw, work, lay, z, lt, layers, m, frozen_gather)
+    optimizer = optimizer_step_seconds(arch, hw, work, lay, z)
     if paging_seconds is not None:  # a paged optimizer's states to the GPU and back, with the update
         optimizer = optimizer + paging_seconds
 

@@ -44,14 +44,14 @@ from service.core.steptime import (
     Layout,
     StepTime,
     Workload,
-    _dp_groups,
-    _layer_times,
-    _link,
-    _sizes,
-    _step_from_layers,
+    dp_groups,
+    group_link,
+    layer_times,
+    layout_sizes,
     matmul_seconds,
     memory_rate,
     ring_gather_seconds,
+    step_from_layers,
 )
 
 
@@ -119,19 +119,19 @@ def _adapter_forward_seconds(arch: Architecture, hw: Hardware, work: Workload, z
 def finetune_step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, load: AdapterLoad) -> StepTime:
     """Seconds of one fine-tuning step for each layout in ``lay`` (module docstring), whose
     ``params_per_gpu`` are the trainable adapters' on one GPU."""
-    z = _sizes(arch, work, lay)
-    lt = _layer_times(arch, hw, work, z)
+    z = layout_sizes(arch, work, lay)
+    lt = layer_times(arch, hw, work, z)
     adapters = _adapter_forward_seconds(arch, hw, work, z, load)
     dequantize = load.dequantized_params_per_layer * load.dequantize_bytes_per_param / memory_rate(hw)
     forward = lt.forward + adapters + dequantize
     backward = lt.backward - lt.matmuls + 2 * adapters + dequantize  # dX only through the frozen weights
     lt = replace(lt, forward=forward, backward=backward, recompute=np.where(z.rc == 2, forward, lt.recompute))
-    _, _, group, expert_group = _dp_groups(arch, lay, z)
-    bandwidth, latency = _link(hw, group * z.t)
+    _, _, group, expert_group = dp_groups(arch, lay, z)
+    bandwidth, latency = group_link(hw, group * z.t)
     frozen_gather = ring_gather_seconds(load.base_gather_bytes_per_param * load.base_params_per_gpu, group, bandwidth, latency)
     frozen_gather = frozen_gather + ring_gather_seconds(
         load.base_gather_bytes_per_param * load.base_expert_params_per_gpu, expert_group, bandwidth, latency
     )
     paging = 2 * np.asarray(load.paged_bytes, dtype=np.float64) / PCIE_BANDWIDTH  # to the GPU for the update and back
-    return _step_from_layers(arch, hw, work, lay, z, lt, weight_grad=adapters, frozen_gather=frozen_gather,
+    return step_from_layers(arch, hw, work, lay, z, lt, weight_grad=adapters, frozen_gather=frozen_gather,
                              paging_seconds=paging)  # fmt: skip

@@ -40,7 +40,7 @@ MIXED_PLANS: LruCache[mixed.MixedResult] = LruCache(64)  # pipelines over pools 
 
 
 @dataclass(frozen=True)
-class _Pool:
+class PoolView:
     view: GpuView
     cluster: single.Cluster
     n_gpus: int
@@ -75,26 +75,26 @@ def pool_cluster(
     return view, cluster
 
 
-def _pools(req: s.PlanRequest, catalog: CatalogReader, assumptions: dict[str, Any]) -> list[_Pool]:
+def _pools(req: s.PlanRequest, catalog: CatalogReader, assumptions: dict[str, Any]) -> list[PoolView]:
     """The request's pools as clusters (a 422 naming the pool's field), pools of the same GPU on
     the same hardware merged into one (the step-time model cannot tell them apart)."""
     assert req.pools is not None
     known = set(catalog.gpu_ids())
-    pools: list[_Pool] = []
+    pools: list[PoolView] = []
     for i, pool in enumerate(req.pools):
         view, cluster = pool_cluster(req, catalog, known, i, pool)
         assert pool.n_gpus is not None  # pools without max_n_gpus give n_gpus (service.schemas.plan.Pool)
         assumptions.update(cluster.assumptions)
         same = next((p for p in pools if p.view.id == view.id and p.cluster.hardware == cluster.hardware), None)
         if same is not None:
-            pools[pools.index(same)] = _Pool(view=view, cluster=cluster, n_gpus=same.n_gpus + pool.n_gpus)
+            pools[pools.index(same)] = PoolView(view=view, cluster=cluster, n_gpus=same.n_gpus + pool.n_gpus)
             assumptions[f"{view.id}.pools_merged"] = "pools of the same GPU on the same hardware plan as one pool of their sum"
             continue
-        pools.append(_Pool(view=view, cluster=cluster, n_gpus=pool.n_gpus))
+        pools.append(PoolView(view=view, cluster=cluster, n_gpus=pool.n_gpus))
     return pools
 
 
-def _mixed(arch: Architecture, pools: list[_Pool], spec: core.PlanSpec, between: int | None) -> mixed.MixedResult:
+def mixed_plans(arch: Architecture, pools: list[PoolView], spec: core.PlanSpec, between: int | None) -> mixed.MixedResult:
     """:func:`service.core.mixed_groups.plan_over_pools` (pipelines across the pools and data-parallel
     groups of different types), memoised; heavy work (never on the event loop)."""
     core_pools = [mixed.Pool(gpu=p.view.id, hardware=p.cluster.hardware, n_gpus=p.n_gpus) for p in pools]
@@ -112,7 +112,7 @@ def _mixed(arch: Architecture, pools: list[_Pool], spec: core.PlanSpec, between:
     return result
 
 
-def _mixed_item(plan: mixed.MixedPlan, pools: list[_Pool], req: s.PlanRequest, prices: dict[str, float | None],
+def mixed_item(plan: mixed.MixedPlan, pools: list[PoolView], req: s.PlanRequest, prices: dict[str, float | None],
                 flops_per_token: float, energy: energy_service.EnergyTerms) -> PlanItem:  # fmt: skip
     """One pipeline over pools as answers give it; with ``tokens``, hours and dollars at each
     type's price per GPU-hour (None when one is unpriced) and energy at each type's TDP."""
@@ -200,12 +200,12 @@ def plan_over_pools(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanRespons
         spec = core.PlanSpec(n_gpus=total, seq_len=seq_len, global_batch_size=batch, precision=req.precision, optimizer=req.optimizer,
                              flash_attention=req.flash_attention, dropout=req.dropout, fixed=fixed, top_k=req.top_k,
                              usable_memory_fraction=req.usable_memory_fraction, **single.spec_options(req, pools[0].cluster))  # fmt: skip
-        found = _mixed(arch, pools, spec, req.between_pools_bandwidth_bytes_per_s)
+        found = mixed_plans(arch, pools, spec, req.between_pools_bandwidth_bytes_per_s)
         considered, feasible = considered + found.search.considered, feasible + found.search.feasible
         seconds, cut = seconds + found.search.seconds, cut or found.search.cut
         searched.append(found.search.searched)
         usd = {gpu: q.usd_per_gpu_hour if q else None for gpu, q in prices.items()}
-        items.extend(_mixed_item(p, pools, req, usd, found.model_flops_per_token, energy) for p in found.plans)
+        items.extend(mixed_item(p, pools, req, usd, found.model_flops_per_token, energy) for p in found.plans)
         if found.reason and not found.plans:
             reasons.append(f"pipelines over the pools: {found.reason}")
     items.sort(key=lambda i: (i.step_time_seconds, i.per_gpu_total_bytes))
@@ -228,7 +228,7 @@ def plan_over_pools(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanRespons
 
 
 def _summary(
-    pool: _Pool, pool_items: list[PlanItem], result: core.PlanResult, price: PriceQuote | None, batch: int
+    pool: PoolView, pool_items: list[PlanItem], result: core.PlanResult, price: PriceQuote | None, batch: int
 ) -> s.GpuSummary:
     """One pool's best plan alone, or why it has none."""
     stats = s.SearchStats(considered=result.search.considered, feasible=result.search.feasible, returned=result.search.returned,

@@ -4,7 +4,7 @@ meet ``deadline_days`` at the least cost, or finish soonest within ``budget_usd`
 
 Each fleet is planned by the existing planners: one type by :func:`service.services.plan.cached_plan`
 at the batch its size gets, two types by the pipelines over pools
-(:func:`service.services.plan_pools._mixed`). The answer's ``plans`` are the fleets that meet the
+(:func:`service.services.plan_pools.mixed_plans`). The answer's ``plans`` are the fleets that meet the
 goal, best first; ``best_homogeneous`` the best single-type fleet; ``gpus`` each type's best fleet
 alone (or why it has none); ``search`` what the fleet search covered."""
 
@@ -22,7 +22,7 @@ from service.core.context import check_context
 from service.core.errors import InvalidSpecError
 from service.core.memory import Precision
 from service.core.params import count_params
-from service.core.plan_space import _flops_per_token
+from service.core.plan_space import flops_per_token_by_recompute
 from service.errors import Unprocessable
 from service.schemas import plan as s
 from service.schemas.base import Pricing
@@ -58,7 +58,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
 class _Type:
     """One GPU type of the request's pools: its hardware, its price ladder and where each price came from."""
 
-    pool: pooled._Pool
+    pool: pooled.PoolView
     kind: fleet_search.FleetType
     quotes: list[PriceQuote]
 
@@ -114,7 +114,7 @@ def _types(
     the pool's field."""
     assert req.pools is not None
     known = set(catalog.gpu_ids())
-    merged: dict[str, tuple[pooled._Pool, list[_Rung]]] = {}
+    merged: dict[str, tuple[pooled.PoolView, list[_Rung]]] = {}
     for i, pool in enumerate(req.pools):
         view, cluster = pooled.pool_cluster(req, catalog, known, i, pool)
         entry = merged.get(view.id)
@@ -123,7 +123,7 @@ def _types(
                 f"pools.{i}", f"pools of {view.id} differ in their node or links: give one pool per GPU type"
             )
         assumptions.update(cluster.assumptions)
-        merged[view.id] = (pooled._Pool(view=view, cluster=cluster, n_gpus=0), ([] if entry is None else entry[1]) + _rungs(
+        merged[view.id] = (pooled.PoolView(view=view, cluster=cluster, n_gpus=0), ([] if entry is None else entry[1]) + _rungs(
             req, catalog, i, pool, assumptions))  # fmt: skip
     types = []
     for gpu, (pool, rungs) in merged.items():
@@ -139,7 +139,7 @@ def _types(
     return types
 
 
-def _type(gpu: str, name: str, pool: pooled._Pool, ladder: list[_Rung], arch: Architecture, seq_len: int,
+def _type(gpu: str, name: str, pool: pooled.PoolView, ladder: list[_Rung], arch: Architecture, seq_len: int,
           req: s.PlanRequest) -> _Type:  # fmt: skip
     most = sum(r.most for r in ladder)
     kind = fleet_search.FleetType(gpu=gpu, name=name, tiers=tuple((r.most, r.quote.usd_per_gpu_hour) for r in ladder),
@@ -148,7 +148,7 @@ def _type(gpu: str, name: str, pool: pooled._Pool, ladder: list[_Rung], arch: Ar
                                   rate_flops_per_s=fleet_search.best_rate_flops_per_s(pool.cluster.hardware, arch, seq_len, req.precision),
                                   priced=any(r.quote.source.startswith("request: pools") for r in ladder))  # fmt: skip
     return _Type(
-        pool=pooled._Pool(view=pool.view, cluster=pool.cluster, n_gpus=most), kind=kind, quotes=[r.quote for r in ladder]
+        pool=pooled.PoolView(view=pool.view, cluster=pool.cluster, n_gpus=most), kind=kind, quotes=[r.quote for r in ladder]
     )
 
 
@@ -213,11 +213,12 @@ class _Context:
         """A plan over two types' GPUs, a pipeline across them or a data-parallel group on each (a pipeline
         may leave some idle: the fleet is what it uses)."""
         pools = [
-            pooled._Pool(view=self.by_gpu[k.key].pool.view, cluster=self.by_gpu[k.key].pool.cluster, n_gpus=n) for k, n in members
+            pooled.PoolView(view=self.by_gpu[k.key].pool.view, cluster=self.by_gpu[k.key].pool.cluster, n_gpus=n)
+            for k, n in members
         ]
         total = sum(n for _, n in members)
         try:
-            found = pooled._mixed(
+            found = pooled.mixed_plans(
                 self.arch, pools, self.spec(total, pools[0].cluster), self.req.between_pools_bandwidth_bytes_per_s
             )
         except InvalidSpecError:
@@ -244,7 +245,7 @@ def _item(ctx: _Context, fleet: fleet_search.Fleet, energy: energy_service.Energ
                                 result.model_flops_per_token, energy=energy.for_gpu(ctx.by_gpu[key].pool.view))  # fmt: skip
     else:
         pools, found = fleet.plan
-        item = pooled._mixed_item(found.plans[0], pools, req, price, found.model_flops_per_token, energy)
+        item = pooled.mixed_item(found.plans[0], pools, req, price, found.model_flops_per_token, energy)
     if fleet.spot is None:
         return item
     scale = fleet.hours / fleet.work_hours
@@ -290,7 +291,7 @@ def procure(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         req=req, arch=arch, seq_len=seq_len, fixed=single.fixed_dimensions(req.fixed), by_gpu={t.kind.key: t for t in types}
     )
     goal = fleet_search.Goal(
-        model_flops=req.tokens * _flops_per_token(arch, seq_len, causal=req.flash_attention)[0],
+        model_flops=req.tokens * flops_per_token_by_recompute(arch, seq_len, causal=req.flash_attention)[0],
         effective_time_fraction=req.effective_time_fraction,
         deadline_hours=req.deadline_days * 24 if req.deadline_days is not None else None, budget_usd=req.budget_usd,
         spot=_spot_terms(req, arch),

@@ -29,7 +29,7 @@ from service.core.pipeline import (
     schedule_problem,
     stage_layers,
 )
-from service.core.plan import RECOMPUTES, PlanSpec, _axes, _grid, _layer_table, _memory_arrays, _shard_table, plan
+from service.core.plan import RECOMPUTES, PlanSpec, layer_tables, layout_grid, memory_arrays, plan, search_axes, shard_tables
 from tests.core.helpers import hardware, preset
 
 # One micro-batch over one stage: forward F, whole backward B (of which W is the weight-gradient part)
@@ -236,9 +236,9 @@ def test_memory_arrays_equal_the_scalar_core_for_every_schedule(model, n_gpus, d
     # as tests/core/test_plan.py::test_memory_arrays_equal_the_scalar_core, with rows of each schedule
     arch = preset(model)
     spec = PlanSpec(n_gpus=n_gpus, seq_len=1024, global_batch_size=256, dropout=dropout, precision=precision, fp8_recipe=recipe)
-    axes = _axes(arch, hardware("h100-sxm"), spec)
-    grid = _grid(arch, spec, axes)
-    mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, axes), _layer_table(arch, spec, axes))
+    axes = search_axes(arch, hardware("h100-sxm"), spec)
+    grid = layout_grid(arch, spec, axes)
+    mem = memory_arrays(arch, spec, grid, shard_tables(arch, spec, axes), layer_tables(arch, spec, axes))
     rng = random.Random(11)
     for code in range(len(SCHEDULES)):
         rows = np.flatnonzero(grid["pipeline_schedule"] == code).tolist()
@@ -274,11 +274,11 @@ def test_parallel_folding_memory_arrays_equal_the_scalar_core(model: str) -> Non
     # parallelism over tp*dp, their ZeRO shards over tp*dp*cp/ep; the planner's arrays match the core
     arch = preset(model)
     spec = PlanSpec(n_gpus=32, seq_len=1024, global_batch_size=256, expert_tensor_parallel=1)
-    axes = _axes(arch, hardware("h100-sxm"), spec)
-    grid = _grid(arch, spec, axes)
+    axes = search_axes(arch, hardware("h100-sxm"), spec)
+    grid = layout_grid(arch, spec, axes)
     folded = np.flatnonzero((grid["tp"] > 1) & (grid["ep"] > 1) & (grid["dp"] % grid["ep"] != 0))
     assert len(folded), "layouts only folding allows (ep dividing tp*dp, not dp) are searched"
-    mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, axes), _layer_table(arch, spec, axes))
+    mem = memory_arrays(arch, spec, grid, shard_tables(arch, spec, axes), layer_tables(arch, spec, axes))
     rng = np.random.default_rng(3)
     for i in rng.choice(np.flatnonzero(grid["ep"] > 1), 60).tolist():
         row = {k: grid[k][i].item() for k in grid}

@@ -23,14 +23,14 @@ from service.core.plan import (
     DIMENSIONS,
     RECOMPUTES,
     PlanSpec,
-    _axes,
-    _grid,
-    _layer_table,
-    _memory_arrays,
-    _shard_table,
     gpu_counts,
+    layer_tables,
+    layout_grid,
+    memory_arrays,
     plan,
     plan_for_deadline,
+    search_axes,
+    shard_tables,
 )
 from service.core.spec import make_architecture
 from service.core.steptime import Layout, Workload, ring_all_reduce_seconds, ring_gather_seconds, step_time
@@ -100,9 +100,9 @@ def test_memory_arrays_equal_the_scalar_core(model: str, n_gpus: int, dropout: b
     # (experts included: ZeRO shards them over dp*cp/ep ranks)
     arch = preset(model)
     spec = PlanSpec(n_gpus=n_gpus, seq_len=1024, global_batch_size=256, dropout=dropout)
-    axes = _axes(arch, hardware("h100-sxm"), spec)
-    grid = _grid(arch, spec, axes)
-    mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, axes), _layer_table(arch, spec, axes))
+    axes = search_axes(arch, hardware("h100-sxm"), spec)
+    grid = layout_grid(arch, spec, axes)
+    mem = memory_arrays(arch, spec, grid, shard_tables(arch, spec, axes), layer_tables(arch, spec, axes))
     rng = random.Random(7)
     for i in rng.sample(range(len(grid["tp"])), 80):
         row = {k: grid[k][i].item() for k in grid}
@@ -301,7 +301,7 @@ def test_a_step_ceiling_skips_only_plans_slower_than_it() -> None:
 def test_grid_respects_every_rule() -> None:
     arch = preset("llama-3-8b")
     spec = PlanSpec(n_gpus=64, seq_len=8192, global_batch_size=128)
-    g = _grid(arch, spec, _axes(arch, hardware("h100-sxm"), spec))
+    g = layout_grid(arch, spec, search_axes(arch, hardware("h100-sxm"), spec))
     t, p, d, c, b, v, z = (g[k] for k in ("tp", "pp", "dp", "cp", "micro_batch_size", "virtual_stages", "zero_stage"))
     assert np.all(t * p * d * c == 64) and np.all(arch.n_heads % t == 0) and np.all(t <= 8)
     assert np.all(128 % (d * b) == 0)

@@ -8,7 +8,7 @@ import pytest
 
 from service.core import plan as core
 from service.core import procure
-from service.core.plan_space import _axes, _grid, _layer_table, _memory_arrays, _shard_table
+from service.core.plan_space import layer_tables, layout_grid, memory_arrays, search_axes, shard_tables
 from service.core.spot import spot_run
 from service.core.steptime import Layout, step_lower_bound, step_time
 from tests.core.helpers import hardware, preset
@@ -20,15 +20,15 @@ def test_the_step_floor_is_never_above_the_step(model: str, gpu: str, n_gpus: in
     """step_lower_bound <= step_time on every layout of every pipeline size that fits."""
     arch, hw = preset(model), hardware(gpu)
     spec = core.PlanSpec(n_gpus=n_gpus, seq_len=4096, global_batch_size=256)
-    work, axes = core.workload_for(spec), _axes(arch, hw, spec)
-    table = _layer_table(arch, spec, axes)
+    work, axes = core.workload_for(spec), search_axes(arch, hw, spec)
+    table = layer_tables(arch, spec, axes)
     checked = 0
     for p in axes["pp"].tolist():
         chunk = axes | {"pp": np.asarray([p]), "ep": axes["ep"][:1]}
-        grid = _grid(arch, spec, chunk)
+        grid = layout_grid(arch, spec, chunk)
         if not len(grid["tp"]):
             continue
-        mem = _memory_arrays(arch, spec, grid, _shard_table(arch, spec, chunk), table)
+        mem = memory_arrays(arch, spec, grid, shard_tables(arch, spec, chunk), table)
         lay = Layout(
             **{k: grid[k] for k in core.DIMENSIONS}, params_per_gpu=mem["params"], expert_params_per_gpu=mem["expert_params"]
         )
