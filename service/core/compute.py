@@ -33,6 +33,14 @@ class Recompute(StrEnum):
     SELECTIVE_OP = "selective_op"
 
 
+# Each mode's code in the planner's layout arrays (service.core.steptime, service.core.plan_space)
+RECOMPUTE_CODES = {Recompute.NONE: 0, Recompute.SELECTIVE: 1, Recompute.FULL: 2, Recompute.SELECTIVE_OP: 3}
+RC_SELECTIVE, RC_FULL, RC_SELECTIVE_OP = (
+    RECOMPUTE_CODES[m] for m in (Recompute.SELECTIVE, Recompute.FULL, Recompute.SELECTIVE_OP)
+)
+SEARCHED_RECOMPUTE_CODES = [0, 1, 2]  # what a search tries: selective_op only where a request fixes it
+
+
 class AttentionFormula(StrEnum):
     """Which published formula adds the attention (sequence-length) FLOPs.
 

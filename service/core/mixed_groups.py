@@ -42,6 +42,7 @@ import numpy as np
 
 from service.core import pipeline
 from service.core.architecture import Architecture
+from service.core.compute import SEARCHED_RECOMPUTE_CODES
 from service.core.hardware import Hardware
 from service.core.mixed_stages import MemoryTables, StageMemory, busiest_layers, layout, reduction_seconds
 from service.core.plan import Search, workload_for
@@ -190,7 +191,7 @@ def _shapes(arch: Architecture, pools: list[Pool], subset: tuple[int, ...], spec
 
 
 def _options(spec: PlanSpec) -> list[tuple[int, int]]:
-    rcs = [RECOMPUTE_CODES[spec.fixed["recompute"]]] if "recompute" in spec.fixed else [0, 1, 2]
+    rcs = [RECOMPUTE_CODES[spec.fixed["recompute"]]] if "recompute" in spec.fixed else list(SEARCHED_RECOMPUTE_CODES)
     return [(b, rc) for b in MICRO_BATCH_SIZES if spec.fixed.get("micro_batch_size", b) == b for rc in rcs]
 
 

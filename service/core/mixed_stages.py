@@ -39,6 +39,7 @@ import numpy as np
 
 from service.core.activations import stage_end_bytes
 from service.core.architecture import Architecture
+from service.core.compute import SEARCHED_RECOMPUTE_CODES
 from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
 from service.core.kernels import MEGATRON, resolve_kernels
 from service.core.memory import PRECISION_BYTES, Parallelism
@@ -167,7 +168,7 @@ class MemoryTables:
     def __init__(self, arch: Architecture, spec: PlanSpec, tps: list[int]) -> None:
         self.arch, self.spec = arch, spec
         self.tps = np.asarray(sorted(set(tps)))
-        axes = {"tp": self.tps, "sequence_parallel": np.asarray([False, True]), "recompute": np.asarray([0, 1, 2]),
+        axes = {"tp": self.tps, "sequence_parallel": np.asarray([False, True]), "recompute": np.asarray(SEARCHED_RECOMPUTE_CODES),
                 "micro_batch_size": np.asarray(MICRO_BATCH_SIZES), "cp": np.asarray([1])}  # fmt: skip
         assert tuple(axes) == LAYER_AXES
         self.layer = layer_tables(arch, spec, axes)

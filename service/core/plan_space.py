@@ -23,7 +23,7 @@ import numpy as np
 from service.core import pipeline
 from service.core.activations import ActivationOptions, layer_activation_bytes, stage_end_bytes, stage_peak_bytes
 from service.core.architecture import Architecture
-from service.core.compute import AttentionFormula, Recompute, training_flops
+from service.core.compute import SEARCHED_RECOMPUTE_CODES, AttentionFormula, Recompute, training_flops
 from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import Fp8Recipe
 from service.core.kernels import MEGATRON, resolve_kernels
@@ -132,7 +132,7 @@ def search_axes(arch: Architecture, hw: Hardware, spec: PlanSpec) -> dict[str, n
         "zero_stage": [0, 1, 2, 3],
         "offload_optimizer": [False, True],
         "micro_batch_size": list(MICRO_BATCH_SIZES),
-        "recompute": [0, 1, 2],
+        "recompute": list(SEARCHED_RECOMPUTE_CODES),
         "sequence_parallel": [False, True],
         "virtual_stages": list(VIRTUAL_STAGES),
         "pipeline_schedule": list(range(len(SCHEDULES))),

@@ -58,7 +58,7 @@ import numpy as np
 
 from service.core import pipeline
 from service.core.architecture import Architecture, Ffn, Position
-from service.core.compute import attention_score_flops_per_token
+from service.core.compute import RC_FULL, RC_SELECTIVE, RC_SELECTIVE_OP, attention_score_flops_per_token
 from service.core.hardware import (  # re-exported: the step time's callers import them from here
     INTER_NODE_LATENCY_SECONDS,
     INTRA_NODE_LATENCY_SECONDS,
@@ -295,8 +295,10 @@ def layer_times(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes
     backward = 2 * (matmuls + elementwise - softmax) + mlp_backward + attention_backward + routing + fp8_casts / 2
     rc = z.rc  # selective_op: every op but the saved matmuls and the attention core (service.core.op_checkpoint)
     op = forward - attention - matmuls + recomputed_matmul_seconds(arch, hw, tokens=z.tokens, tp=z.t, element_bytes=work.element_bytes,
-                                                                   fp8=work.fp8) if np.any(rc == 3) else 0.0  # fmt: skip
-    recompute_layer = np.select([rc == 2, rc == 1, rc == 3], [forward, attention + softmax, op], 0.0)
+                                                                   fp8=work.fp8) if np.any(rc == RC_SELECTIVE_OP) else 0.0  # fmt: skip
+    recompute_layer = np.select(
+        [rc == RC_FULL, rc == RC_SELECTIVE, rc == RC_SELECTIVE_OP], [forward, attention + softmax, op], 0.0
+    )
     return LayerTimes(matmuls=matmuls, attention=attention, attention_backward=attention_backward, forward=forward,
                        backward=backward, recompute=recompute_layer)  # fmt: skip
 
@@ -310,7 +312,9 @@ def tp_comm_layer_seconds(
     # tensor parallelism: 2 all-reduces forward, 2 backward, 2 more when the forward is repeated
     intra_bw, intra_lat = group_link(hw, t)
     tp_one = ring_all_reduce_seconds(work.element_bytes * z.tokens * arch.d_model, t, intra_bw, intra_lat)
-    tp_layer = tp_one * (4 + np.select([rc == 2, rc == 3], [2, np.where(z.sp, 1, 2)], 0))  # selective_op: all-gathers
+    tp_layer = tp_one * (
+        4 + np.select([rc == RC_FULL, rc == RC_SELECTIVE_OP], [2, np.where(z.sp, 1, 2)], 0)
+    )  # selective_op: all-gathers
     if not work.tp_comm_overlap:
         return tp_layer
     # Megatron-Core's --tp-comm-overlap (Transformer Engine userbuffers) and PyTorch's async TP:
@@ -323,12 +327,14 @@ def tp_comm_layer_seconds(
     passes = 2 if weight_gradients else 1  # backward GEMMs per forward GEMM: input and weight gradients
     windows = _tp_windows(arch, hw, work, z)
     if windows is None:  # mixtures, latent attention, recurrent layers: the layer's matmuls as one window
-        return _overlapped(tp_layer, lt.matmuls * (1 + passes + np.where(rc == 2, 1, 0)))
+        return _overlapped(tp_layer, lt.matmuls * (1 + passes + np.where(rc == RC_FULL, 1, 0)))
     half = tp_one / 2  # one all-gather or reduce-scatter (sequence parallelism)
     forward = sum(_overlapped(half, w) for w in windows)
     backward = sum(_overlapped(half, passes * w) for w in windows)
-    extra = tp_one * np.where(rc == 3, np.where(z.sp, 1, 2), 0)  # selective_op's all-gathers for its recomputed matmuls
-    return forward + backward + np.where(rc == 2, forward, 0.0) + _overlapped(extra, lt.matmuls)
+    extra = tp_one * np.where(
+        rc == RC_SELECTIVE_OP, np.where(z.sp, 1, 2), 0
+    )  # selective_op's all-gathers for its recomputed matmuls
+    return forward + backward + np.where(rc == RC_FULL, forward, 0.0) + _overlapped(extra, lt.matmuls)
 
 
 def _tp_windows(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes) -> tuple[Any, Any, Any, Any] | None:
@@ -355,7 +361,7 @@ def cp_comm_layer_seconds(arch: Architecture, hw: Hardware, work: Workload, z: L
     kv_chunk = 2 * work.element_bytes * z.tokens * arch.kv_dim / z.kv_ranks
     cp_pass = (c - 1) * (kv_chunk / cp_bw + cp_lat)
     cp_layer = _overlapped(cp_pass, attention) + _overlapped(2 * cp_pass, 2 * attention)
-    return cp_layer + np.where(z.rc == 2, _overlapped(cp_pass, attention), 0.0)
+    return cp_layer + np.where(z.rc == RC_FULL, _overlapped(cp_pass, attention), 0.0)
 
 
 def ep_comm_layer_seconds(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes, lt: LayerTimes) -> Any:
@@ -372,7 +378,7 @@ def ep_comm_layer_seconds(arch: Architecture, hw: Hardware, work: Workload, z: L
             FP8_DISPATCH_BYTES if work.fp8 else e
         )  # FP8 training dispatches in FP8, combines in BF16 (DeepSeek-V3 §3.3)
         forward_bytes = dispatch_bytes + e
-        ep_layer = z.imbalance * per_byte * (forward_bytes + 2 * e + np.where(z.rc == 2, forward_bytes, 0))
+        ep_layer = z.imbalance * per_byte * (forward_bytes + 2 * e + np.where(z.rc == RC_FULL, forward_bytes, 0))
         if work.ep_comm_overlap:
             # Megatron-Core's batch-level overlap (--overlap-moe-expert-parallel-comm, v0.14): one
             # micro-batch's all-to-alls run under another's forward and backward compute

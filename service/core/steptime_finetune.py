@@ -37,6 +37,7 @@ import numpy as np
 
 from service.core.adapters import MatrixShape, Projection
 from service.core.architecture import Architecture
+from service.core.compute import RC_FULL
 from service.core.finetune_activations import ROW_PARALLEL
 from service.core.steptime import (
     PCIE_BANDWIDTH,
@@ -125,7 +126,7 @@ def finetune_step_time(arch: Architecture, hw: Hardware, work: Workload, lay: La
     dequantize = load.dequantized_params_per_layer * load.dequantize_bytes_per_param / memory_rate(hw)
     forward = lt.forward + adapters + dequantize
     backward = lt.backward - lt.matmuls + 2 * adapters + dequantize  # dX only through the frozen weights
-    lt = replace(lt, forward=forward, backward=backward, recompute=np.where(z.rc == 2, forward, lt.recompute))
+    lt = replace(lt, forward=forward, backward=backward, recompute=np.where(z.rc == RC_FULL, forward, lt.recompute))
     _, _, group, expert_group = dp_groups(arch, lay, z)
     bandwidth, latency = group_link(hw, group * z.t)
     frozen_gather = ring_gather_seconds(load.base_gather_bytes_per_param * load.base_params_per_gpu, group, bandwidth, latency)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from service.core.architecture import Architecture, Ffn
+from service.core.compute import RC_FULL
 from service.core.hardware import Hardware, matmul_seconds, memory_rate
 
 
@@ -146,5 +147,5 @@ def host_wait_seconds(arch: Architecture, hw: Hardware, recompute: Any, layer_se
     host = hw.kernels.moe_layer_host_seconds
     if not arch.is_moe or host <= 0:
         return 0.0
-    floor = host * np.where(recompute == 2, 4 / 3, 1.0)
+    floor = host * np.where(recompute == RC_FULL, 4 / 3, 1.0)
     return arch.moe_layers / arch.n_layers * np.maximum(0.0, floor - layer_seconds)

@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.core.compute import RECOMPUTE_CODES as RECOMPUTE_CODES  # re-exported: the layouts' codes
 from service.core.steptime_moe import MoeDispatcher
-
-RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2, "selective_op": 3}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
