@@ -68,11 +68,13 @@ def serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
 
 
 def _serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
-    cluster = cluster_for(gpu, Precision.MIXED_BF16)
-    key = PEAK_FOR_WEIGHTS.get(fmt, "bf16")
-    peak = gpu.peak_tflops.get(key) or gpu.peak_tflops.get("bf16")
-    if key != "bf16" and not gpu.peak_tflops.get(key):
-        key = "bf16"
+    # a GPU without bf16 tensor cores (Volta, Turing) runs its 16-bit matmuls in fp16
+    sixteen = "fp16" if not gpu.peak_tflops.get("bf16") and gpu.peak_tflops.get("fp16") else "bf16"
+    cluster = cluster_for(gpu, Precision.MIXED_FP16 if sixteen == "fp16" else Precision.MIXED_BF16)
+    key = PEAK_FOR_WEIGHTS.get(fmt, sixteen)
+    peak = gpu.peak_tflops.get(key) or gpu.peak_tflops.get(sixteen)
+    if key != sixteen and not gpu.peak_tflops.get(key):
+        key = sixteen
     bf16 = gpu.peak_tflops.get("bf16")
     return dataclasses.replace(cluster.hardware, peak_flops_per_s=float(peak) * 1e12,
                                bf16_peak_flops_per_s=float(bf16) * 1e12 if bf16 else None), key  # fmt: skip
@@ -81,10 +83,15 @@ def _serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
 def weight_only_note(gpu: GpuView, fmt: Dtype, peak_key: str) -> str | None:
     """What a weight format the GPU cannot compute in becomes: FP8 weights on a GPU without FP8
     tensor cores (A100, V100, ...) are served weight-only, dequantised to 16 bits inside the matmul
-    (vLLM's Marlin FP8 kernels), so they save memory and bandwidth but compute at the bf16 peak."""
+    (vLLM's Marlin FP8 kernels), so they save memory and bandwidth but compute at the 16-bit peak.
+    On a GPU without bf16 tensor cores (V100, T4) the 16-bit matmuls are fp16 ones, at the fp16 peak."""
     if fmt is Dtype.FP8 and peak_key != "fp8":
-        return (f"{gpu.id} has no FP8 tensor cores: FP8 weights are served weight-only (dequantised to bf16 in the matmul, "
-                "as vLLM's Marlin FP8 kernels do): half the weight memory and traffic of bf16, compute at the bf16 peak")  # fmt: skip
+        return (f"{gpu.id} has no FP8 tensor cores: FP8 weights are served weight-only (dequantised to {peak_key} in the matmul, "
+                f"as vLLM's Marlin FP8 kernels do): half the weight memory and traffic of bf16, compute at the {peak_key} peak")  # fmt: skip
+    if peak_key == "fp16" and fmt is not Dtype.FP16:
+        how = ("the checkpoint cast to fp16" if fmt is Dtype.BF16 else f"{fmt.value} weights dequantised to fp16 in the matmul, "
+               "as GPTQ/AWQ kernels do")  # fmt: skip
+        return f"{gpu.id} has no bf16 tensor cores: its 16-bit matmuls run in fp16, at the fp16 peak ({how})"
     return None
 
 

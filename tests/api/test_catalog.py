@@ -93,7 +93,7 @@ def test_list_is_a_page(client, resource: str) -> None:
 
 
 def test_seeded_catalog(client) -> None:
-    assert total(client, "gpus") == 24  # the H800 and H20 of revision 0007 included
+    assert total(client, "gpus") == 26  # the H800 and H20 of revision 0007, the V100 16GB and T4 of 0014 included
     # the Qwen3 MoE presets of 0005, the state-space ones of 0009, the hybrids of 0010, 0011's, 0012's LFM2 and Zamba,
     # 0013's RWKV-6/7
     assert total(client, "models") == 78

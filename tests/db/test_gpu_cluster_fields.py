@@ -23,8 +23,10 @@ CLUSTER = (
     "matmul_efficiency",
 )  # fmt: skip
 SEED = loader.gpus()
-# the GPUs a store seeded before 0002 could hold (0006 brought the workstation cards later, 0007 H800 and H20)
-BEFORE_0006 = [k for k in SEED if k not in {row["id"] for rev in ("0006", "0007") for row in migration_module(rev).NEW_GPUS}]
+# the GPUs a store seeded before 0002 could hold (0006 brought the workstation cards later, 0007 H800 and H20,
+# 0014 the V100 16GB and T4)
+LATER = ("0006", "0007", "0014")
+BEFORE_0006 = [k for k in SEED if k not in {row["id"] for rev in LATER for row in migration_module(rev).NEW_GPUS}]
 
 
 BACKFILL = migration_module("0002").BACKFILL
@@ -76,7 +78,7 @@ def test_nvlink_is_an_order_of_magnitude_faster_than_the_network() -> None:
         if g["intra_node_link"].startswith("PCIe"):
             assert g["gpus_per_node"] == 8
             gen = re.match(r"PCIe Gen(\d) x16", g["intra_node_link"]).group(1)
-            assert g["intra_node_bandwidth_bytes_per_s"] == {"4": 32e9, "5": 64e9}[gen], gpu_id  # nominal x16, one way
+            assert g["intra_node_bandwidth_bytes_per_s"] == {"3": 16e9, "4": 32e9, "5": 64e9}[gen], gpu_id  # nominal x16, one way
 
 
 def test_reference_values() -> None:
@@ -92,6 +94,10 @@ def test_reference_values() -> None:
     # 160 and 50 GB/s); Ant Group's H20 nodes: 900 GB/s NVLink, 4 x 400 Gb/s RDMA per 8 GPUs
     assert cluster["h800-sxm"][:3] == (8, 400e9 / 2, 8 * 400e9 / 8 / 8)
     assert cluster["h20"][:3] == (8, 900e9 / 2, 4 * 400e9 / 8 / 8)
+    # the 16 GB V100 is the 32 GB part's SXM2 module (V100 datasheet) in the same DGX-1 node; T4: PCIe Gen3 x16 each
+    # way, g4dn.metal's 100 Gbps for 8 GPUs = g4dn.12xlarge's 50 Gbps for 4 (AWS Batch GPU instance table)
+    assert cluster["v100-16gb-sxm"] == cluster["v100-32gb-sxm"]
+    assert cluster["t4"] == (8, 16e9, 100e9 / 8 / 8, "PCIe Gen3 x16", None) and 100e9 / 8 == 50e9 / 4
 
 
 def test_the_migration_backfills_what_the_seed_holds() -> None:
@@ -155,7 +161,7 @@ def test_upgrade_backfills_rows_seeded_before_0002(backend: str, make_database) 
         with engine.connect() as connection:
             rows = {r.id: r for r in connection.execute(select(gpus))}
             assert connection.execute(select(prices.c.gpu_id)).scalars().all() == ["h100-sxm"]
-        assert set(rows) == set(SEED) | {"my-gpu"}  # 0006 and 0007 added the GPUs they bring
+        assert set(rows) == set(SEED) | {"my-gpu"}  # 0006, 0007 and 0014 added the GPUs they bring
         for gpu_id in BEFORE_0006:
             seed, row = SEED[gpu_id], rows[gpu_id]
             assert tuple(getattr(row, f) for f in CLUSTER) == tuple(seed[f] for f in CLUSTER), gpu_id

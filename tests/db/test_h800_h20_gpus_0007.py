@@ -20,8 +20,9 @@ def test_upgrade_adds_the_export_hopper_gpus_to_a_seeded_store(backend: str, mak
     assert set(added) == ADDED
     engine = build_engine(make_database(backend))
     try:
-        store = upgrade_a_store_seeded_at(engine, "0006", "gpus", SEED, set(added))
-        assert set(store.rows) == set(SEED) and store.version == 8  # what a fresh seed holds; running instances reload
+        later = set(added) | set(new_gpu_ids("0014"))  # 0014's GPUs came later still
+        store = upgrade_a_store_seeded_at(engine, "0006", "gpus", SEED, later)
+        assert set(store.rows) == set(SEED) and store.version == 9  # a fresh seed's GPUs; one bump each for 0007 and 0014
         assert all(store.stored_as_seeded(gpu_id, SEED) for gpu_id in added)
         # DeepSeek ISCA 2025 §4.1: H800 NVLink 400 GB/s both ways, one 400 Gb/s NIC per GPU; H20 keeps 900 GB/s
         h800, h20 = store.rows["h800-sxm"], store.rows["h20"]

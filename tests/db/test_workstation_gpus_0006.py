@@ -28,9 +28,9 @@ def test_upgrade_adds_the_workstation_gpus_to_a_seeded_store(backend: str, make_
     assert set(added) == ADDED
     engine = build_engine(make_database(backend))
     try:
-        later = set(added) | set(new_gpu_ids("0007"))  # 0007's GPUs came later still
+        later = set(added) | set(new_gpu_ids("0007")) | set(new_gpu_ids("0014"))  # 0007's and 0014's GPUs came later still
         store = upgrade_a_store_seeded_at(engine, "0005", "gpus", SEED, later)
-        assert set(store.rows) == set(SEED) and store.version == 9  # a fresh seed's GPUs; one bump each for 0006 and 0007
+        assert set(store.rows) == set(SEED) and store.version == 10  # a fresh seed's GPUs; one bump each for 0006, 0007 and 0014
         assert all(store.stored_as_seeded(gpu_id, SEED) for gpu_id in added)
         assert store.rows["rtx-4090"]["memory_bytes"] == 24 * 2**30 and store.rows["rtx-a6000"]["memory_bytes"] == 48 * 2**30
         downgrade(engine, "0005")
@@ -42,7 +42,7 @@ def test_upgrade_adds_the_workstation_gpus_to_a_seeded_store(backend: str, make_
 
 @pytest.mark.parametrize("table", ["gpus", "model_presets"])
 def test_an_empty_store_is_left_to_the_seed(table: str, backend: str, make_database) -> None:
-    """Revisions 0004-0007 insert rows into a store seeded before them, never into an empty one."""
+    """Revisions 0004-0007 and 0009-0014 insert rows into a store seeded before them, never into an empty one."""
     engine = build_engine(make_database(backend))
     try:
         upgrade(engine)
