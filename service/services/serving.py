@@ -80,9 +80,20 @@ def _serving_hardware(gpu: GpuView, fmt: Dtype) -> tuple[Hardware, str]:
                                bf16_peak_flops_per_s=float(bf16) * 1e12 if bf16 else None), key  # fmt: skip
 
 
+def unservable_weights(gpu: GpuView, fmt: Dtype) -> str | None:
+    """Why ``gpu`` has no kernel for ``fmt`` weights, or None: FP8 weights on a GPU older than
+    Ampere (no bf16 tensor cores either: V100, T4). Weight-only FP8 is vLLM's FP8 Marlin kernel,
+    which needs compute capability 8.0 or newer (vLLM docs, "Supported Hardware" of the
+    quantization kernels: Marlin on Ampere and later only)."""
+    if fmt is Dtype.FP8 and not gpu.peak_tflops.get("fp8") and not gpu.peak_tflops.get("bf16"):
+        return (f"{gpu.id} predates Ampere: no FP8 tensor cores, and vLLM's weight-only FP8 (Marlin) kernels need compute "
+                "capability 8.0+; serve 16-bit, int8 or int4 (GPTQ/AWQ) weights on it")  # fmt: skip
+    return None
+
+
 def weight_only_note(gpu: GpuView, fmt: Dtype, peak_key: str) -> str | None:
     """What a weight format the GPU cannot compute in becomes: FP8 weights on a GPU without FP8
-    tensor cores (A100, V100, ...) are served weight-only, dequantised to 16 bits inside the matmul
+    tensor cores (A100, A10G, ...) are served weight-only, dequantised to 16 bits inside the matmul
     (vLLM's Marlin FP8 kernels), so they save memory and bandwidth but compute at the 16-bit peak.
     On a GPU without bf16 tensor cores (V100, T4) the 16-bit matmuls are fp16 ones, at the fp16 peak."""
     if fmt is Dtype.FP8 and peak_key != "fp8":
@@ -150,6 +161,9 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
         assumptions[f"{view.id}.peak_dtype"] = peak_key
         if note := weight_only_note(view, req.weights_dtype, peak_key):
             assumptions[f"{view.id}.weights"] = note
+        if why := unservable_weights(view, req.weights_dtype):
+            options.append(_unfit(view.id, why))
+            continue
         if req.disaggregated:
             decode = req.decode_gpu or view.id
             got = pools.disaggregated_option(arch, pool(req.prefill_gpu or decode), pool(decode), req)
@@ -474,6 +488,8 @@ def inference_cost(req: cs.InferenceCostRequest, catalog: CatalogReader) -> cs.I
     gpu = catalog_gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
     fmt = req.dtype
+    if why := unservable_weights(gpu, fmt):
+        raise Unprocessable.for_field("dtype", why)
     hw, peak_dtype = serving_hardware(gpu, fmt)
     kv_dtype = req.kv_dtype or Dtype.BF16
     weights = core.weight_bytes(arch, fmt)

@@ -118,3 +118,16 @@ def test_serving_one_t4_without_a_price_names_the_missing_price(client) -> None:
     body = {k: v for k, v in SERVE_7B.items() if k != "usd_per_gpu_hour"} | {"weights_dtype": "int4"}
     data = problem(client, "/v1/plan/serving", body)
     assert locs(data) == [["body", "usd_per_gpu_hour"]] and "no on_demand price for t4" in data["detail"]
+
+
+def test_fp8_weights_have_no_kernel_before_ampere(client) -> None:
+    # vLLM's weight-only FP8 (Marlin) needs compute capability 8.0+: a V100 or T4 option is unfit with the reason,
+    # the A100 beside them serves FP8 weight-only at its bf16 peak
+    body = SERVE_7B | {"gpu": ["t4", "v100-16gb-sxm", "a100-80gb-sxm"], "weights_dtype": "fp8"}
+    options = {o["gpu"]: o for o in ok(client, "/v1/plan/serving", body)["options"]}
+    for old in ("t4", "v100-16gb-sxm"):
+        assert options[old]["fits"] is False and "Marlin" in options[old]["reason"] and "8.0" in options[old]["reason"]
+    assert options["a100-80gb-sxm"]["fits"] is True
+    cost = {"model": {"preset": "llama-2-7b"}, "gpu": "v100-16gb-sxm", "dtype": "fp8", "usd_per_gpu_hour": 1.0,
+            "prompt_tokens": 512, "output_tokens": 128, "batch_size": 8}  # fmt: skip
+    assert locs(problem(client, "/v1/cost/inference", cost)) == [["body", "dtype"]]
