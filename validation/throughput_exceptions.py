@@ -51,7 +51,7 @@ from service.core.compute import attention_score_flops_per_token
 from service.core.fp8 import Fp8Recipe, cast_bytes_per_element
 from service.core.hardware import INTRA_NODE_LATENCY_SECONDS, link_bandwidths, memory_rate, ring_gather_seconds
 from service.core.params import block_linear_shapes
-from validation.throughput import KNOWN_EXCEPTIONS, Prediction, architecture, hardware, tolerance
+from validation.throughput import KNOWN_EXCEPTIONS, Prediction, architecture, hardware, predict, rows, tolerance
 
 # bytes per element of the local attention output (module docstring)
 RING_FORWARD_FIXED = 20  # K, V .contiguous() 8; the first step's out.to(float32) 2+4; the result's .to(bf16) 4+2
@@ -161,6 +161,27 @@ def checks(preds: list[Prediction]) -> list[ExceptionCheck]:
     return out
 
 
+# The same benchmark file's 405B context-parallel sweep (pytorch/torchtitan benchmarks/llama3_h100_202412_torchtitan.md,
+# Table 6: 512 GPUs, TP 8, PP 8, 1F1B, local batch 8, full recompute, compile + Float8 + AsyncTP): not a calibration
+# row, a cross-check that the 8B sweep's growth is not the 8B's alone
+SWEEP_405B = {1: 76, 2: 47, 4: 31, 8: 16}  # cp -> tokens/s per GPU, at 32K x cp tokens
+
+
+def cp_sweep_405b() -> dict[int, Prediction]:
+    """Table 6 through the planner as the calibration row ``torchtitan-405b-512gpu-1f1b`` is (its H100, recipe and
+    recompute), at each row's cp, sequence, FSDP degree (8 / cp), micro-batch 1 and async TP."""
+    base = next(r for r in rows() if r["id"] == "torchtitan-405b-512gpu-1f1b")
+    out = {}
+    for cp, published in SWEEP_405B.items():
+        dp = 8 // cp
+        row = base | {"id": f"torchtitan-405b-cp{cp}", "seq_len": 32768 * cp, "global_batch_size": 8 * dp,
+                      "fixed": base["fixed"] | {"cp": cp, "dp": dp, "micro_batch_size": 1},
+                      "options": base["options"] | {"tp_comm_overlap": True},
+                      "published": {"tokens_per_second_per_gpu": published}}  # fmt: skip
+        out[cp] = predict(row)
+    return out
+
+
 def render_section(preds: list[Prediction]) -> list[str]:
     """ACCURACY.md's check of the exceptions: each candidate's seconds and share of the modelled step,
     and the error with all of them added."""
@@ -180,4 +201,12 @@ def render_section(preds: list[Prediction]) -> list[str]:
             lines.append(f"| {check.row_id} | {c.name} | {c.seconds:+.3f} | {c.seconds / check.step_seconds:+.1%} |")
         lines.append(f"| {check.row_id} | **error with all** ({check.error:+.1%} without; bar {check.bar:.0%}) | | "
                      f"**{check.error_with_all:+.1%}** |")  # fmt: skip
+    sweep = cp_sweep_405b()
+    lines += ["", "The same benchmark file's 405B context-parallel sweep (Table 6; TP 8, PP 8, 1F1B, local batch 8; not a",
+              "calibration row) through the planner as `torchtitan-405b-512gpu-1f1b` is: the same growth with cp.", "",
+              "| cp | sequence | published tok/s/GPU | predicted | error |", "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for cp, p in sweep.items():
+        predicted = p.predicted_tokens_per_second_per_gpu or 0.0
+        lines.append(f"| {cp} | {32768 * cp:,} | {p.published_tokens_per_second_per_gpu:,.0f} | {predicted:,.1f} | "
+                     f"{predicted / p.published_tokens_per_second_per_gpu - 1:+.1%} |")  # fmt: skip
     return lines
