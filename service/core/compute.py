@@ -6,8 +6,12 @@ recomputation executes again (what HFU counts) — Chowdhery et al. 2022 (PaLM),
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from enum import StrEnum
+
+import numpy as np
 
 from service.core.architecture import Architecture, LayerType, ModelShape
 from service.core.errors import InvalidSpecError, MissingArchitectureError
@@ -38,7 +42,7 @@ RECOMPUTE_CODES = {Recompute.NONE: 0, Recompute.SELECTIVE: 1, Recompute.FULL: 2,
 RC_SELECTIVE, RC_FULL, RC_SELECTIVE_OP = (
     RECOMPUTE_CODES[m] for m in (Recompute.SELECTIVE, Recompute.FULL, Recompute.SELECTIVE_OP)
 )
-SEARCHED_RECOMPUTE_CODES = [0, 1, 2]  # what a search tries: selective_op only where a request fixes it
+SEARCHED_RECOMPUTE_CODES = (0, 1, 2)  # what a search tries: selective_op only where a request fixes it
 
 
 class AttentionFormula(StrEnum):
@@ -97,6 +101,33 @@ def attention_score_flops_per_token(arch: Architecture, context: float, *, causa
         global_keys = context
         local_keys = min(context, w)
     return per_key * (arch.global_layers * global_keys + local * local_keys)
+
+
+def prompt_attention_flops(arch: Architecture, mean_tokens: float, length_cv: float = 0.0) -> float:
+    """Forward FLOPs of a prompt's causal attention core, averaged over prompts of mean length ``n``
+    and coefficient of variation ``length_cv``: ``E[L * keys(L)]`` over the lengths ``L``. A global
+    layer's core grows as ``L^2 / 2``, so its mean is exactly ``(1 + cv^2) n^2 / 2`` (``E[L^2] = (1 +
+    cv^2) E[L]^2``); a sliding-window layer's as ``L^2 / 2`` up to its window ``w`` and ``w L - w^2 / 2``
+    beyond (:func:`attention_score_flops_per_token`), averaged over a gamma distribution of shape
+    ``1 / cv^2`` (cv 1: exponential lengths, the maximum-entropy distribution of a positive length with a
+    given mean, Jaynes 1957) by quadrature. ``length_cv`` 0: one prompt of ``n`` tokens."""
+    n = float(mean_tokens)
+    if not length_cv or n <= 0:
+        return attention_score_flops_per_token(arch, n, causal=True) * n
+    return _spread_attention_flops(arch, n, float(length_cv))
+
+
+@functools.lru_cache(maxsize=1024)  # pure; a serving plan asks it for each replica
+def _spread_attention_flops(arch: Architecture, n: float, cv: float) -> float:
+    per_key = 2.0 * attention_width_per_key(arch)
+    total = per_key * arch.global_layers * (1.0 + cv * cv) * n * n / 2.0
+    if arch.local_layers and arch.sliding_window:
+        w, shape = float(arch.sliding_window), 1.0 / (cv * cv)
+        lengths = n * np.geomspace(1e-6, 60.0, 6000)
+        log_pdf = (shape - 1.0) * np.log(lengths) - lengths * shape / n - math.lgamma(shape) - shape * math.log(n / shape)
+        per_length = np.where(lengths <= w, lengths * lengths / 2.0, w * lengths - w * w / 2.0)
+        total += per_key * arch.local_layers * float(np.trapezoid(per_length * np.exp(log_pdf), lengths))
+    return total
 
 
 def mixing_flops_per_token(arch: Architecture, context: float, *, causal: bool) -> float:

@@ -37,14 +37,17 @@ class PrefillPool:
     p99_wait_seconds: float
 
 
-def prefill_pool(rate: float, prefill_seconds: float, *, max_p99_wait_seconds: float | None = None) -> PrefillPool | None:
-    """The fewest prefill replicas for ``rate`` prompts per second (module docstring); None when
-    no count under :data:`MAX_POOL_REPLICAS` meets the wait bound."""
+def prefill_pool(
+    rate: float, prefill_seconds: float, *, max_p99_wait_seconds: float | None = None, length_cv: float = 0.0
+) -> PrefillPool | None:  # fmt: skip
+    """The fewest prefill replicas for ``rate`` prompts per second (module docstring), prompts of
+    varied length (``length_cv``) queueing as M/G/1 (:func:`service.core.serving_load.md1_wait`);
+    None when no count under :data:`MAX_POOL_REPLICAS` meets the wait bound."""
     if rate <= 0 or prefill_seconds <= 0:
         return PrefillPool(replicas=1, utilization=0.0, wait_seconds=0.0, p99_wait_seconds=0.0)
     n = max(1, math.ceil(rate * prefill_seconds / MAX_PREFILL_UTILIZATION))
     while n <= MAX_POOL_REPLICAS:
-        wait, p99 = md1_wait(rate / n, prefill_seconds)
+        wait, p99 = md1_wait(rate / n, prefill_seconds, length_cv)
         if max_p99_wait_seconds is None or p99 <= max_p99_wait_seconds:
             return PrefillPool(replicas=n, utilization=rate / n * prefill_seconds, wait_seconds=wait, p99_wait_seconds=p99)
         n = max(n + 1, math.ceil(n * 1.05))

@@ -43,7 +43,8 @@ A **unit** of ``ep`` GPUs (whole nodes) serves as one replica:
 - **prompt lengths** (``prompt_length_cv``, an input): the matmuls and the all-to-all are linear in
   a prompt's tokens, the attention core grows as its length squared, so over prompts of mean
   length ``n`` and coefficient of variation ``cv`` the mean prompt's core costs ``1 + cv**2`` times
-  the core of one prompt of ``n`` tokens (``E[L^2] = (1 + cv^2) E[L]^2``), each prompt hitting the
+  the core of one prompt of ``n`` tokens (``E[L^2] = (1 + cv^2) E[L]^2``; a sliding-window layer's
+  less: :func:`service.core.compute.prompt_attention_flops`), each prompt hitting the
   cache at the mean rate; cv 0 is prompts of one length (the benchmarks' fixed-length prompts), 1
   exponential lengths (the maximum-entropy distribution of a positive length with a given mean,
   Jaynes 1957, for a workload published only as totals). Decode is linear in the context, so its
@@ -92,7 +93,7 @@ import math
 import numpy as np
 
 from service.core.architecture import Architecture
-from service.core.compute import attention_score_flops_per_token
+from service.core.compute import attention_score_flops_per_token, prompt_attention_flops
 from service.core.dtypes import Dtype
 from service.core.hardware import (
     INTER_NODE_LATENCY_SECONDS,
@@ -246,9 +247,10 @@ def ep_prompt_seconds(
 ) -> float:  # fmt: skip
     """One prompt on one GPU of the unit (module docstring): its compute
     (:func:`service.core.serving.prefill_seconds` at one GPU) with the attention core at the BF16
-    peak, times ``1 + length_cv**2`` (the mean prompt's core over prompts of this mean length and
-    coefficient of variation), and the routed experts' matmuls times ``imbalance``, and its tokens'
-    all-to-all (times ``imbalance``): their sum, or with ``overlap`` the longer."""
+    peak, averaged over prompts of this mean length and coefficient of variation
+    (:func:`service.core.compute.prompt_attention_flops`: ``1 + length_cv**2`` times for global
+    attention), and the routed experts' matmuls times ``imbalance``, and its tokens' all-to-all
+    (times ``imbalance``): their sum, or with ``overlap`` the longer."""
     if prompt_tokens == 0:
         return 0.0
     n = prompt_tokens
@@ -256,7 +258,8 @@ def ep_prompt_seconds(
     compute = prefill_seconds(arch, hw, tp=1, prompt_tokens=n, attention_peak_flops_per_s=bf16_peak)
     if length_cv:  # the core's share beyond the mean prompt's
         forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)
-        compute += length_cv**2 * attention_score_flops_per_token(arch, n, causal=True) * n / (bf16_peak * forward_fraction)
+        beyond = prompt_attention_flops(arch, n, length_cv) - attention_score_flops_per_token(arch, n, causal=True) * n
+        compute += beyond / (bf16_peak * forward_fraction)
     if arch.moe_layers:
         routed = sum(
             c * matmul_seconds(n * arch.experts_per_token, k, m, hw, 2) for c, k, m in mlp_shapes_per_gpu(arch, arch.d_ff, 1)

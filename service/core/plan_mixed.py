@@ -126,7 +126,7 @@ def _grid(arch: Architecture, pools: list[Pool], order: tuple[int, ...], spec: P
     axes: dict[str, list[int]] = {
         "dp": [d for d in divisors(batch) if fixed.get("dp", d) == d],
         "b": [b for b in MICRO_BATCH_SIZES if fixed.get("micro_batch_size", b) == b],
-        "rc": [RECOMPUTE_CODES[fixed["recompute"]]] if "recompute" in fixed else SEARCHED_RECOMPUTE_CODES,
+        "rc": [RECOMPUTE_CODES[fixed["recompute"]]] if "recompute" in fixed else list(SEARCHED_RECOMPUTE_CODES),
         "zero": [z for z in (0, 1, 2, 3) if fixed.get("zero_stage", z) == z],
     }
     axes |= {f"tp{s}": tensor_parallel_sizes(arch, pools[k], fixed) for s, k in enumerate(order)}

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.core.architecture import Architecture
-from service.core.compute import attention_score_flops_per_token
+from service.core.compute import attention_score_flops_per_token, prompt_attention_flops
 from service.core.dtypes import Dtype
 from service.core.engines import LAYER_OVERHEAD_SECONDS, VLLM_HOST_OVERHEAD_SECONDS
 from service.core.errors import InvalidSpecError
@@ -235,9 +235,10 @@ def prefill_seconds(
     attention core runs at ``attention_peak_flops_per_s`` times the kernel's measured fraction
     (None: the matmuls' peak; :func:`attention_peak_flops_per_s` by the KV cache's format).
     ``length_cv``: prompts of this mean length spread with that coefficient of variation; the
-    matmuls are linear in a prompt's tokens, the causal core grows as its length squared, so the
-    mean prompt's core costs ``1 + length_cv**2`` times one prompt's of the mean length
-    (``E[L^2] = (1 + cv^2) E[L]^2``; :mod:`service.core.expert_serving` for cv 1)."""
+    matmuls are linear in a prompt's tokens, the causal core grows as its length squared (a global
+    layer's; a sliding-window layer's linearly past its window), so the mean prompt's core is
+    :func:`service.core.compute.prompt_attention_flops`: ``1 + length_cv**2`` times one mean-length
+    prompt's for global attention (``E[L^2] = (1 + cv^2) E[L]^2``)."""
     if prompt_tokens == 0:
         return 0.0
     n, h, L = prompt_tokens, arch.d_model, arch.n_layers
@@ -257,7 +258,7 @@ def prefill_seconds(
             mlp += arch.moe_layers * seconds(mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
     forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)  # the kernel's measured rate at this prompt
     peak = attention_peak_flops_per_s or hw.peak_flops_per_s
-    core = (1.0 + length_cv**2) * attention_score_flops_per_token(arch, n, causal=True) * n / tp / (peak * forward_fraction)
+    core = prompt_attention_flops(arch, n, length_cv) / tp / (peak * forward_fraction)
     comm = 2 * ring_all_reduce_seconds(element_bytes * n * h, tp, link_bandwidths(hw)[0], INTRA_NODE_LATENCY_SECONDS)
     logits = matmul_seconds(1, h, arch.vocab_size / tp, hw, element_bytes)
     return float(attention + mlp + core + L * comm + logits)

@@ -22,7 +22,8 @@ busy, a whole step at p99) + the wait for a prefill slot + the steps the prompt'
 prompt takes, ``D = tpot * prompt / (budget - B)``): the mean is Pollaczek-Khinchine's
 ``rho * D / (2 (1 - rho))`` and the p99 comes from the exponential tail ``P(W > t) ~ C e^(-theta t)``
 (Cramér-Lundberg), ``theta`` solving ``lam (e^(theta D) - 1) = theta`` and ``C = (1 - rho) /
-(lam D e^(theta D) - 1)`` (Asmussen, "Applied Probability and Queues", 2003, XIII.5). A closed
+(lam D e^(theta D) - 1)`` (Asmussen, "Applied Probability and Queues", 2003, XIII.5); prompts of
+varied length (``prompt_length_cv``) make it M/G/1 with gamma service (:func:`md1_wait`). A closed
 loop is priced with the same queue at its own throughput (it can only queue less: conservative),
 and users beyond what the KV cache (or ``max_num_seqs``) holds wait for a slot: ``(users - B_max)
 / throughput`` by Little's law.
@@ -59,6 +60,7 @@ class Workload:
     max_batch: int
     ranks: int = 1  # data-parallel attention ranks, each scheduling its own prompts (an expert-parallel unit's GPUs)
     prompt_seconds: float | None = None  # one prompt on its rank, when ranks > 1 (prefill_seconds is then the unit's share)
+    length_cv: float = 0.0  # the prompts' spread in length: a slot's service time varies with it (M/G/1)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -112,7 +114,7 @@ def workload(
 
     return Workload(prompt_tokens=prompt_tokens, output_tokens=output_tokens, prefill_seconds=r.prefill_seconds, step_seconds=step,
                     token_budget=setup.profile.token_budget, max_batch=max(1, r.batch), ranks=r.ep or 1,
-                    prompt_seconds=r.prompt_seconds)  # fmt: skip
+                    prompt_seconds=r.prompt_seconds, length_cv=setup.limits.prompt_length_cv)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -148,18 +150,47 @@ def decay_rate(rho: float) -> float:
     return x
 
 
-def md1_wait(rate: float, service_seconds: float) -> tuple[float, float]:
-    """Mean and p99 wait of an M/D/1 queue (module docstring); ``inf`` when ``rho >= 1``."""
+def md1_wait(rate: float, service_seconds: float, service_cv: float = 0.0) -> tuple[float, float]:
+    """Mean and p99 wait of an M/D/1 queue (module docstring), or with ``service_cv`` > 0 of an
+    M/G/1 queue whose service times are gamma-distributed with that coefficient of variation (prompts
+    of varied length take slots in proportion to their tokens): the mean is Pollaczek-Khinchine's
+    ``rho * D * (1 + cv^2) / (2 (1 - rho))`` and the tail's ``theta`` solves ``lam (M(theta) - 1) =
+    theta`` with ``M(theta) = (1 - theta D / k)^-k``, ``k = 1 / cv^2``, and ``C = (1 - rho) / (lam
+    M'(theta) - 1)`` (Asmussen 2003, XIII.5; ``k`` 1 is M/M/1's ``theta D = 1 - rho``). ``inf``
+    when ``rho >= 1``."""
     rho = rate * service_seconds
     if rho <= 0:
         return 0.0, 0.0
     if rho >= 1:
         return math.inf, math.inf
-    mean = rho * service_seconds / (2 * (1 - rho))
-    theta = decay_rate(rho) / service_seconds
-    c = (1 - rho) / (rate * service_seconds * math.exp(theta * service_seconds) - 1)
+    mean = rho * service_seconds * (1 + service_cv**2) / (2 * (1 - rho))
+    if service_cv:
+        k = 1 / service_cv**2
+        x = _gamma_decay_rate(rho, k)
+        slope = rho * (1 - x / k) ** -(k + 1)  # lam M'(theta), M' = D (1 - theta D / k)^-(k+1)
+    else:
+        x = decay_rate(rho)
+        slope = rho * math.exp(x)
+    theta = x / service_seconds
+    c = (1 - rho) / (slope - 1)
     p99 = math.log(c / P99) / theta if c > P99 else 0.0
     return mean, max(p99, 0.0)
+
+
+def _gamma_decay_rate(rho: float, k: float) -> float:
+    """The root x in (0, k) of ``rho ((1 - x/k)^-k - 1) = x`` (x = theta * D for gamma service of
+    shape ``k``): the left side less the right is convex, negative just above 0 and unbounded at k,
+    so bisection holds it."""
+    lo, hi = 0.0, k
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if rho * ((1 - mid / k) ** -k - 1) - mid < 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * hi:
+            break
+    return (lo + hi) / 2
 
 
 def chunk_steps(prompt_tokens: int, token_budget: int, batch: float) -> int:
@@ -182,7 +213,7 @@ def _point(w: Workload, rate: float, batch: float, users: float | None) -> tuple
     tpot = step / (1 - share)
     free = max(1.0, w.token_budget - batch / w.ranks)  # each rank's budget less its own decodes
     service = tpot * w.prompt_tokens / (free * w.ranks) if w.prompt_tokens else 0.0
-    wait, wait_p99 = md1_wait(rate, service) if busy else (0.0, 0.0)
+    wait, wait_p99 = md1_wait(rate, service, w.length_cv) if busy else (0.0, 0.0)
     if math.isinf(wait):
         return _unstable(rate, batch, "prompts arrive faster than the token budget admits them"), batch
     k = chunk_steps(w.prompt_tokens, w.token_budget, batch / w.ranks)

@@ -11,7 +11,7 @@ from typing import Any
 
 from service.core import plan as core
 from service.core.architecture import Architecture
-from service.core.compute import active_params, require_architecture
+from service.core.compute import require_architecture
 from service.core.context import check_context
 from service.core.cost import planned_training_cost
 from service.core.efficiency import DEFAULT_MATMUL_EFFICIENCY
@@ -20,6 +20,7 @@ from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import BF16_OPS, check_recipe
 from service.core.memory import Optimizer, Precision
 from service.core.plan_finetune import data_parallel_only, resolve_finetune
+from service.core.plan_space import flops_per_token_by_recompute
 from service.core.procure import best_rate_flops_per_s
 from service.core.steptime import Hardware
 from service.errors import Unprocessable
@@ -421,12 +422,15 @@ def deadline_floor(
     effective_time_fraction: float, adapters: bool, seq_len: int,
 ) -> int:  # fmt: skip
     """The fewest GPUs that could train ``tokens`` within the deadline even at their best case:
-    a lower bound on the model FLOPs (6P per token, Kaplan et al. 2020 §2.1; 4P for a frozen base
-    with adapters: its forward and input gradients) over the deadline's training seconds at the
-    GPU's best rate (:func:`service.core.procure.best_rate_flops_per_s`: the dense peak times the
-    highest share of it any kernel of the step-time model reaches). No plan on fewer GPUs can meet
-    it, so a deadline search starts there."""
-    flops = (4 if adapters else 6) * active_params(arch) * tokens
+    a lower bound on the FLOPs, the model FLOPs per token (6 per matmul weight, the input embedding's
+    lookup none, and the causal attention core: :func:`service.core.plan_space.flops_per_token_by_recompute`;
+    two thirds of them for a frozen base with adapters, its forward and input gradients), over the
+    deadline's training seconds at the GPU's best rate
+    (:func:`service.core.procure.best_rate_flops_per_s`: the dense peak times the highest share of it
+    any kernel of the step-time model reaches). No plan on fewer GPUs can meet it, so a deadline
+    search starts there."""
+    per_token, _ = flops_per_token_by_recompute(arch, seq_len, causal=True)
+    flops = (2 / 3 if adapters else 1.0) * per_token * tokens
     seconds = deadline_days * 86_400 * effective_time_fraction
     return max(1, math.floor(flops / (seconds * best_rate_flops_per_s(hw, arch, seq_len, precision))))
 

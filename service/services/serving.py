@@ -159,13 +159,17 @@ def plan_serving(req: s.ServingPlanRequest, catalog: CatalogReader) -> s.Serving
         view = catalog_gpu(catalog, gpu_id)
         hw, peak_key = serving_hardware(view, req.weights_dtype)
         assumptions[f"{view.id}.peak_dtype"] = peak_key
-        if note := weight_only_note(view, req.weights_dtype, peak_key):
-            assumptions[f"{view.id}.weights"] = note
         if why := unservable_weights(view, req.weights_dtype):
             options.append(_unfit(view.id, why))
             continue
+        if note := weight_only_note(view, req.weights_dtype, peak_key):
+            assumptions[f"{view.id}.weights"] = note
         if req.disaggregated:
             decode = req.decode_gpu or view.id
+            pooled = [catalog_gpu(catalog, g) for g in (req.prefill_gpu or decode, decode)]
+            if why := next((w for g in pooled if (w := unservable_weights(g, req.weights_dtype))), None):
+                options.append(_unfit(decode, why))  # a pool on a GPU with no kernel for the weights
+                continue
             got = pools.disaggregated_option(arch, pool(req.prefill_gpu or decode), pool(decode), req)
             options.append(_unfit(decode, got) if isinstance(got, str) else got)
             assumptions["disaggregated"] = pools.transfer_note()

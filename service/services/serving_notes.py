@@ -69,7 +69,8 @@ def feature_assumptions(req: s.ServingPlanRequest, spec: Speculation | None) -> 
     if req.prefix_cache_hit_rate:
         where = ("cached tokens stay in the KV cache (no copy)" if req.prefix_read_bytes_per_s is None else
                  f"cached prefixes are read in from off the GPUs at {req.prefix_read_bytes_per_s / 1e9:.3g} GB/s a node "
-                 "(prefix_read_bytes_per_s), shared by the node's replicas reading at once, before the new tokens run")  # fmt: skip
+                 "(prefix_read_bytes_per_s), shared by the node's replicas reading at once, before the new tokens run: "
+                 "no prefetch is modelled, so the replica waits on the read as on its prefill")  # fmt: skip
         out["prefix_cache"] = (f"{req.prefix_cache_hit_rate:.1%} of prompt tokens hit the cache: the prefill is the whole prompt's less "
                                f"the cached prefix's (causal attention); {where}, so the input price is per prompt token with the "
                                "hits at the cost of the new tokens' attention over them")  # fmt: skip
@@ -78,8 +79,10 @@ def feature_assumptions(req: s.ServingPlanRequest, spec: Speculation | None) -> 
     out["prompt_lengths"] = (
         "prompts of one length (prompt_length_cv 0)" if not req.prompt_length_cv else
         f"prompts of mean length prompt_tokens spread with coefficient of variation {req.prompt_length_cv:g}: a prefill's "
-        f"causal attention core is {1 + req.prompt_length_cv**2:.3g} x the mean-length prompt's (E[L^2] = (1 + cv^2) E[L]^2); "
-        "matmuls, decode and the KV cache at the mean")  # fmt: skip
+        f"causal attention core is {1 + req.prompt_length_cv**2:.3g} x the mean-length prompt's (E[L^2] = (1 + cv^2) E[L]^2; "
+        "a sliding-window layer's less, averaged over gamma-distributed lengths); prompts queue for prefill as M/G/1 "
+        "(gamma service of that cv: Pollaczek-Khinchine's mean, the Cramer-Lundberg tail); matmuls, decode and the KV "
+        "cache at the mean")  # fmt: skip
     if spec is not None:
         out["speculative"] = (f"{spec.method.value}: {spec.tokens} drafted, each accepted with probability {spec.acceptance_rate}, "
                               f"{spec.tokens_per_step:.3f} tokens a step (Leviathan et al. 2023 eq. 1); a step is the model's pass over "

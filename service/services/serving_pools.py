@@ -123,7 +123,7 @@ def _at_load(
             budget = req.max_time_to_first_token_seconds - prompt - transfer - tpot
             if budget < 0:
                 return f"a prompt's prefill and KV transfer alone take longer than {req.max_time_to_first_token_seconds:g} s"
-        pool = pools.prefill_pool(rate, prefill.prefill_seconds, max_p99_wait_seconds=budget)
+        pool = pools.prefill_pool(rate, prefill.prefill_seconds, max_p99_wait_seconds=budget, length_cv=req.prompt_length_cv)
         if pool is None:
             return "no prefill pool meets the time-to-first-token bound"
         new_ttft = pool.wait_seconds + prompt + transfer + tpot

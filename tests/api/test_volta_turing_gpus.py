@@ -131,3 +131,12 @@ def test_fp8_weights_have_no_kernel_before_ampere(client) -> None:
     cost = {"model": {"preset": "llama-2-7b"}, "gpu": "v100-16gb-sxm", "dtype": "fp8", "usd_per_gpu_hour": 1.0,
             "prompt_tokens": 512, "output_tokens": 128, "batch_size": 8}  # fmt: skip
     assert locs(problem(client, "/v1/cost/inference", cost)) == [["body", "dtype"]]
+
+
+def test_a_disaggregated_pool_before_ampere_has_no_fp8_kernel_either(client) -> None:
+    body = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "prefill_gpu": "v100-16gb-sxm", "weights_dtype": "fp8",
+            "prompt_tokens": 512, "output_tokens": 128, "requests_per_second": 2, "disaggregated": True,
+            "usd_per_gpu_hour": 1.0}  # fmt: skip
+    (option,) = ok(client, "/v1/plan/serving", body)["options"]
+    assert option["fits"] is False and "v100-16gb-sxm" in option["reason"] and "Marlin" in option["reason"]
+    assert ok(client, "/v1/plan/serving", body | {"prefill_gpu": "a100-80gb-sxm"})["options"][0]["fits"] is True

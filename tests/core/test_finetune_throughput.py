@@ -96,14 +96,14 @@ def test_mlperf_v4_llama2_70b_lora_on_1024_h100() -> None:
     # NVIDIA's layout. The log splits it: the first 57 steps 55.8 s, the next 30 steps 20.5 s; its own
     # throughput (tracked_stats) is 196-197 samples/s in the steady blocks, 0.651 s a step of 128; the 11
     # evaluations take 12.9 s (1.15-1.27 s each). With the frozen base in FP8 alone (fp8_params, as the
-    # recipe sets) the layout fits without recompute and the step-time model gives 0.437 s a step, 0.180 s
-    # a forward micro-batch: 42.0 s, 47 % of the published time, outside the sheet's 25 % bar.
+    # recipe sets) the layout fits without recompute and the step-time model gives 0.440 s a step (its
+    # tensor-parallel collectives each under its own GEMM, the frozen base's backward under its input-gradient
+    # GEMMs only), 0.180 s a forward micro-batch: 42 s, 47 % of the published time, outside the sheet's 25 % bar.
     # What the run does that the model does not cost (megatron_gpt_peft_tuning_config.yaml, config_common.sh,
     # NeMo 24.04's ParallelLinearAdapter; estimates at this layout, none modelled):
     # - tensor-parallel overlap only in part: MC_TP_OVERLAP_RS_DGRAD=False and tp_comm_disable_qkv leave the
-    #   QKV all-gather and the dgrad reduce-scatters of linear_qkv and linear_fc1 exposed; with a frozen
-    #   base there is no wgrad GEMM for Transformer Engine's bulk overlap to hide the dgrad reduce-scatter
-    #   under: 3 x 0.136 ms a layer, about 0.03 s a step;
+    #   QKV all-gather and the dgrad reduce-scatters of linear_qkv and linear_fc1 fully exposed where the
+    #   model hides what their GEMMs cover: at most 3 x 0.136 ms a layer, about 0.03 s a step;
     # - the LoRA adapter of linear_qkv gathers its dropped input over the sequence (SP) and reduce-scatters
     #   its gradient, outside userbuffers; linear_proj's adapter an all-to-all (LORA_A2A=1): about 0.02 s;
     # - adapter dropout 0.1 (pre) on both adapters' inputs, memory-bound: about 0.005 s;

@@ -31,3 +31,13 @@ def test_copies_and_unpickled_objects_hash_again() -> None:
         for twin in (pickle.loads(pickle.dumps(obj)), copy.deepcopy(obj), copy.copy(obj)):
             assert twin == obj and hash(twin) == hash(obj)
             assert {obj: 1}[twin] == 1
+
+
+def test_unpickling_takes_the_hash_again_rather_than_the_pickled_one() -> None:
+    # a string's hash differs between processes: a pickled kept hash must not be trusted; tamper with it
+    for obj in (preset("llama-3.1-8b"), hardware("h100-sxm")):
+        cls, args, state = obj.__reduce_ex__(2)[:3]
+        assert isinstance(state, list | tuple) and state[-1] == hash(obj)  # the kept hash travels in the state
+        twin = object.__new__(type(obj))
+        twin.__setstate__([*state[:-1], 12345])
+        assert twin == obj and hash(twin) == hash(obj) != 12345

@@ -166,3 +166,17 @@ def test_engine_memory_defaults_are_the_documented_ones() -> None:
                 utilization=setup.utilization, reserve_bytes=setup.reserve_bytes, limits=setup.limits)  # fmt: skip
     free = 2 * (hw.memory_bytes - reserve) - w.total_bytes
     assert r.max_batch == int(0.9 * free) // r.kv_cache_bytes_per_sequence
+
+
+def test_prompts_of_varied_length_queue_as_m_g_1() -> None:
+    # exponential service (cv 1) is M/M/1: mean wait rho D / (1 - rho), P(W > t) = rho exp(-(1 - rho) t / D) exactly
+    from service.core.serving_load import md1_wait
+
+    rate, service = 8.0, 0.1  # rho 0.8
+    mean, p99 = md1_wait(rate, service, 1.0)
+    assert mean == pytest.approx(0.8 * 0.1 / 0.2, rel=1e-12)
+    assert p99 == pytest.approx(math.log(0.8 / 0.01) / ((1 - 0.8) / 0.1), rel=1e-9)
+    deterministic = md1_wait(rate, service)
+    assert md1_wait(rate, service, 0.0) == deterministic and deterministic[0] == pytest.approx(mean / 2)
+    between = md1_wait(rate, service, 0.5)  # gamma of shape 4: Pollaczek-Khinchine's (1 + cv^2), a tail between the two
+    assert between[0] == pytest.approx(deterministic[0] * 1.25) and deterministic[1] < between[1] < p99

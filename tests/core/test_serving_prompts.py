@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -72,3 +73,18 @@ def test_a_replica_carries_the_spread_into_its_time_to_first_token() -> None:
     )
     assert spread.time_to_first_token_seconds > flat.time_to_first_token_seconds
     assert spread.kv_cache_bytes_per_sequence == flat.kv_cache_bytes_per_sequence  # the cache is sized at the mean
+
+
+def test_a_sliding_window_layers_core_grows_linearly_past_its_window() -> None:
+    # exponential prompt lengths (cv 1) of mean n over a window w: E[g(L)] = E[L^2]/2 - E[(L-w)+^2]/2 =
+    # n^2 (1 - exp(-w/n)) for g(L) = L^2/2 up to w and w L - w^2/2 beyond; one prompt of n costs w n - w^2/2
+    from service.core.compute import prompt_attention_flops
+
+    mistral = preset("mistral-7b")
+    n, w = 12_000, float(mistral.sliding_window)
+    assert mistral.global_layers == 0 and mistral.local_layers == mistral.n_layers
+    expected = n * n * (1 - math.exp(-w / n)) / (w * n - w * w / 2)
+    assert prompt_attention_flops(mistral, n, 1.0) / prompt_attention_flops(mistral, n, 0.0) == pytest.approx(expected, rel=2e-3)
+    llama = preset("llama-3.1-70b")  # global attention only: exactly 1 + cv^2
+    assert prompt_attention_flops(llama, n, 1.0) == pytest.approx(2 * prompt_attention_flops(llama, n, 0.0), rel=1e-12)
+    assert prompt_attention_flops(llama, n, 0.5) == pytest.approx(1.25 * prompt_attention_flops(llama, n, 0.0), rel=1e-12)
