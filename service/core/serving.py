@@ -515,6 +515,31 @@ def serving_cost(r: Replica, *, usd_per_gpu_hour: float, prompt_tokens: int, out
     return ServingCost(usd_per_hour=hourly, usd_per_million_output_tokens=output, usd_per_million_input_tokens=inputs)
 
 
+def fleet_serving_cost(
+    r: Replica, *, replicas: int, usd_per_gpu_hour: float, requests_per_second: float, prompt_tokens: int, output_tokens: int
+) -> ServingCost:  # fmt: skip
+    """What a fleet of ``replicas`` like ``r`` costs per token at an open-loop load of
+    ``requests_per_second``, idle time included: every GPU-hour is paid whether a replica is busy or
+    not. Input tokens keep :func:`serving_cost`'s prices (each prompt's own prefill time), output
+    tokens carry the rest of the fleet's spend, so tokens served times their prices add up to the
+    fleet's hourly price."""
+    per_token = serving_cost(r, usd_per_gpu_hour=usd_per_gpu_hour, prompt_tokens=prompt_tokens, output_tokens=output_tokens)
+    hourly = usd_per_gpu_hour * r.n_gpus * replicas
+    inputs = 0.0
+    if per_token.usd_per_million_input_tokens is not None:
+        fresh = prompt_tokens - r.cached_prompt_tokens
+        inputs = fresh * per_token.usd_per_million_input_tokens + r.cached_prompt_tokens * (
+            per_token.usd_per_million_cached_input_tokens or 0.0
+        )
+    per_request = (
+        hourly / SECONDS_PER_HOUR / requests_per_second * 1e6
+    )  # a request's dollars, x 1e6 as the prices are per million
+    output = max(0.0, per_request - inputs) / output_tokens
+    return ServingCost(usd_per_hour=per_token.usd_per_hour, usd_per_million_output_tokens=output,  # the replica's hour
+                       usd_per_million_input_tokens=per_token.usd_per_million_input_tokens,
+                       usd_per_million_cached_input_tokens=per_token.usd_per_million_cached_input_tokens)  # fmt: skip
+
+
 def replica_kv_cache_bytes(arch: Architecture, *, tp: int, seq_len: int, kv_dtype: Dtype) -> int:
     """One sequence's KV cache over all ``tp`` GPUs of a replica: :func:`kv_cache_bytes` (a
     sliding-window layer keeps at most its window, Mistral 7B §2), times ``tp / min(tp, shards)``

@@ -46,7 +46,8 @@ FORMULAS = [
     "(Pope et al. 2022 §2-3); the KV read is what the cache holds at the mean context (windows capped)",
     "time per output token = decode step + batch * prefill / output_tokens (continuous batching: Orca, Yu et al. 2022; "
     "Sarathi-Serve, Agrawal et al. 2024)",
-    "$/M output = replica $/s * decode step / batch * 1e6; $/M input = replica $/s * prefill / prompt * 1e6",
+    "$/M output = replica $/s * decode step / batch * 1e6; $/M input = replica $/s * prefill / prompt * 1e6; under "
+    "requests_per_second the fleet's $/s, idle time included, less the input tokens' share, over the output tokens served",
 ]
 
 PEAK_FOR_WEIGHTS = {Dtype.FP8: "fp8", Dtype.FP16: "fp16"}  # else bf16 (weight-only quantisation)
@@ -340,12 +341,23 @@ def _layout(r: core.Replica) -> tuple[int, int | None]:
     return r.tp, r.ep
 
 
+def _cost(r: core.Replica, replicas: int, req: s.ServingPlanRequest, price: PriceQuote | None) -> core.ServingCost | None:
+    """Dollars per token: the replica's busy time at its batch (:func:`service.core.serving.serving_cost`),
+    or under ``requests_per_second`` the fleet's hours over the tokens it serves, idle time included
+    (:func:`service.core.serving.fleet_serving_cost`)."""
+    if price is None:
+        return None
+    given = {"usd_per_gpu_hour": price.usd_per_gpu_hour, "prompt_tokens": req.prompt_tokens, "output_tokens": req.output_tokens}
+    if req.requests_per_second is None:
+        return core.serving_cost(r, **given)
+    return core.fleet_serving_cost(r, replicas=replicas, requests_per_second=req.requests_per_second, **given)
+
+
 def _alternative(
     loaded: core.Replica, replicas: int, req: s.ServingPlanRequest, price: PriceQuote | None, point: load.LoadPoint
 ) -> s.ServingAlternative:
     """Another tensor-parallel degree at the same load: its fleet, latencies and price."""
-    cost = None if price is None else core.serving_cost(loaded, usd_per_gpu_hour=price.usd_per_gpu_hour,
-                                                         prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens)  # fmt: skip
+    cost = _cost(loaded, replicas, req, price)
     return s.ServingAlternative(
         tp=loaded.tp, ep=loaded.ep, dp_attention=loaded.dp_attention, replicas=replicas, n_gpus=loaded.n_gpus * replicas,
         batch_per_replica=loaded.batch,
@@ -439,10 +451,11 @@ def _served(
     view: GpuView, chosen: core.Replica, replicas: int, req: s.ServingPlanRequest, price: PriceQuote | None, point: load.LoadPoint
 ) -> s.ServingOption:
     """The option of ``replicas`` replicas like ``chosen``, priced; latencies at the load
-    (``point``), throughput and dollars from the replica's GPU time at its batch."""
-    cost = None if price is None else core.serving_cost(chosen, usd_per_gpu_hour=price.usd_per_gpu_hour, prompt_tokens=req.prompt_tokens,
-                                                         output_tokens=req.output_tokens)  # fmt: skip
+    (``point``), throughput and dollars from the replica's GPU time at its batch, or under an
+    open-loop load the fleet's: the requests served and every GPU-hour paid (:func:`_cost`)."""
+    cost = _cost(chosen, replicas, req, price)
     tpot = point.time_per_output_token_seconds
+    served = chosen.batch / tpot * replicas if req.requests_per_second is None else req.requests_per_second * req.output_tokens
     return s.ServingOption(
         gpu=view.id, fits=True, reason=batch_limit_reason(chosen, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens),
         tp=chosen.tp, ep=chosen.ep, dp_attention=chosen.dp_attention, replicas=replicas,
@@ -456,7 +469,7 @@ def _served(
         time_per_output_token_seconds=tpot, decode_bound=chosen.decode_bound,
         speculative_tokens_per_step=None if req.speculative is None
         else expected_tokens(req.speculative.acceptance_rate, req.speculative.tokens), output_tokens_per_second_per_user=1 / tpot,
-        output_tokens_per_second_per_replica=chosen.batch / tpot, output_tokens_per_second=chosen.batch / tpot * replicas,
+        output_tokens_per_second_per_replica=served / replicas, output_tokens_per_second=served,
         usd_per_hour=cost.usd_per_hour * replicas if cost else None,
         usd_per_million_output_tokens=cost.usd_per_million_output_tokens if cost else None,
         usd_per_million_input_tokens=cost.usd_per_million_input_tokens if cost else None, price=price,

@@ -400,3 +400,19 @@ def test_prompt_spread_and_prefix_reads_out_of_range_are_422(client, field: str,
     body = {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "prompt_tokens": 800, "output_tokens": 100,
             "concurrent_users": 4, field: value}  # fmt: skip
     assert locs(problem(client, "/v1/plan/serving", body)) == [["body", field]]
+
+
+def test_an_open_loop_fleet_is_priced_by_every_hour_it_is_paid(client) -> None:
+    # Poisson arrivals: the tokens served at their prices add up to the fleet's hourly price (idle time included),
+    # whatever the prefix cache does to the replica's batch
+    body = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "prompt_tokens": 2000, "output_tokens": 200,
+            "requests_per_second": 3.0, "usd_per_gpu_hour": 2.0}  # fmt: skip
+    for extra in ({}, {"prefix_cache_hit_rate": 0.5}):
+        (o,) = ok(client, "/v1/plan/serving", body | extra)["options"]
+        per_second = o["n_gpus"] * 2.0 / 3600
+        assert o["usd_per_hour"] == pytest.approx(o["n_gpus"] * 2.0)
+        assert o["output_tokens_per_second"] == pytest.approx(3.0 * 200)
+        cached = round(0.5 * 2000) if extra else 0
+        spend = 3.0 * (200 * o["usd_per_million_output_tokens"] + (2000 - cached) * o["usd_per_million_input_tokens"]
+                       + cached * (o["usd_per_million_cached_input_tokens"] or 0.0)) / 1e6  # fmt: skip
+        assert spend == pytest.approx(per_second, rel=1e-3)
