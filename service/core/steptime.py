@@ -328,9 +328,13 @@ def tp_comm_layer_seconds(
     windows = _tp_windows(arch, hw, work, z)
     if windows is None:  # mixtures, latent attention, recurrent layers: the layer's matmuls as one window
         return _overlapped(tp_layer, lt.matmuls * (1 + passes + np.where(rc == RC_FULL, 1, 0)))
-    half = tp_one / 2  # one all-gather or reduce-scatter (sequence parallelism)
-    forward = sum(_overlapped(half, w) for w in windows)
-    backward = sum(_overlapped(half, passes * w) for w in windows)
+    qkv, out, up, down = windows
+    half = tp_one / 2  # with sequence parallelism: an all-gather before QKV and up, a reduce-scatter after out and down
+    forward = np.where(
+        z.sp, sum(_overlapped(half, w) for w in windows), _overlapped(tp_one, out) + _overlapped(tp_one, down)
+    )  # else: all-reduces after out and down
+    backward = np.where(z.sp, sum(_overlapped(half, passes * w) for w in windows),
+                        _overlapped(tp_one, passes * qkv) + _overlapped(tp_one, passes * up))  # fmt: skip
     extra = tp_one * np.where(
         rc == RC_SELECTIVE_OP, np.where(z.sp, 1, 2), 0
     )  # selective_op's all-gathers for its recomputed matmuls
