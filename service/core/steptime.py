@@ -191,14 +191,23 @@ def _layer_matmuls(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSi
         cast_widths = h + qkv_width + v_width / t + h  # each FP8 GEMM's input (forward) and output gradient (backward)
     else:
         q_proj, h_in = arch.q_proj_width, arch.attention_input_width  # Q (and Qwen3-Next's gate); 2h into Zamba's
-        qkv = matmul_seconds(tokens, h_in, q_proj / t + 2 * kv / kv_ranks, hw, e, fp8=fp8)  # fused Q, K, V projection
-        out = matmul_seconds(tokens, q / t, h, hw, e, fp8=fp8)  # attention output projection
+        qkv, out = _attention_projections(arch, hw, work, z)
         cast_widths = h_in + q_proj / t + 2 * kv / kv_ranks + q / t + h
     attention_casts = tokens * cast_widths
     if arch.recurrent_layers:  # the mean of a model's attention and recurrent layers
         return mean_layer_matmuls(arch, hw, tokens=tokens, tp=t, element_bytes=e, fp8=fp8, attention=(qkv + out, attention_casts),
                                   mlp=(experts.forward, experts.cast_tokens))  # fmt: skip
     return qkv + out + experts.forward, attention_casts + experts.cast_tokens
+
+
+def _attention_projections(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes) -> tuple[Any, Any]:
+    """One layer's fused Q, K, V projection (Q column-split, K and V over at most ``n_kv_heads``
+    ranks) and its output projection (row-split) on one GPU for one micro-batch (Shoeybi et al.
+    2019 §3); not multi-head latent attention's."""
+    e, fp8, t, tokens = work.element_bytes, work.fp8, z.t, z.tokens
+    qkv = matmul_seconds(tokens, arch.attention_input_width, arch.q_proj_width / t + 2 * arch.kv_dim / z.kv_ranks, hw, e, fp8=fp8)
+    out = matmul_seconds(tokens, arch.q_dim / t, arch.d_model, hw, e, fp8=fp8)
+    return qkv, out
 
 
 def _experts(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes) -> ExpertCosts:
@@ -349,8 +358,7 @@ def _tp_windows(arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes
     if arch.is_moe or arch.is_mla or arch.recurrent_layers:
         return None
     e, fp8, h, t, tokens = work.element_bytes, work.fp8, arch.d_model, z.t, z.tokens
-    qkv = matmul_seconds(tokens, arch.attention_input_width, arch.q_proj_width / t + 2 * arch.kv_dim / z.kv_ranks, hw, e, fp8=fp8)
-    out = matmul_seconds(tokens, arch.q_dim / t, h, hw, e, fp8=fp8)
+    qkv, out = _attention_projections(arch, hw, work, z)
     (up_count, _, width), _ = mlp_linear_shapes(arch, arch.d_ff)
     up = matmul_seconds(tokens, h, up_count * width / t, hw, e, fp8=fp8)
     down = matmul_seconds(tokens, width / t, h, hw, e, fp8=fp8)
