@@ -24,7 +24,7 @@ The search is exhaustive over that space except where a bound proves a fleet can
   (the same model; a plan across types only adds sends, uneven stages or a slower ring). A fleet
   whose best case misses the deadline, costs more than the cheapest answer found, or (budget) is
   over budget or slower than the fastest found, is not planned (the plan floor of
-  :func:`service.services.plan.deadline_floor`, per fleet).
+  :func:`deadline_floor`, per fleet).
 - **one type** walks its counts as :func:`service.core.plan.plan_for_deadline` does (up from the
   floor, two counts past the first that meets the deadline), or down from its most (budget).
 
@@ -55,6 +55,7 @@ from service.core.errors import InvalidSpecError
 from service.core.hardware import Hardware
 from service.core.memory import Precision
 from service.core.plan import gpu_counts
+from service.core.plan_space import flops_per_token_by_recompute
 
 MAX_PAST_FIRST = 2  # counts walked past the first that meets the deadline (plan_for_deadline's rule)
 
@@ -70,6 +71,24 @@ def best_rate_flops_per_s(hw: Hardware, arch: Architecture, seq_len: int, precis
         matmul = max(matmul, (eff.matmul_fp8 or eff.matmul) * hw.fp8_peak_flops_per_s / hw.peak_flops_per_s)
     forward, backward = eff.attention_fractions(seq_len, arch.d_head)
     return hw.peak_flops_per_s * max(matmul, float(forward), float(backward))
+
+
+def deadline_floor(
+    arch: Architecture, hw: Hardware, *, tokens: float, deadline_days: float, precision: Precision,
+    effective_time_fraction: float, adapters: bool, seq_len: int,
+) -> int:  # fmt: skip
+    """The fewest GPUs that could train ``tokens`` within the deadline even at their best case:
+    a lower bound on the FLOPs, the model FLOPs per token (6 per matmul weight, the input embedding's
+    lookup none, and the causal attention core: :func:`service.core.plan_space.flops_per_token_by_recompute`;
+    two thirds of them for a frozen base with adapters, its forward and input gradients), over the
+    deadline's training seconds at the GPU's best rate
+    (:func:`best_rate_flops_per_s`: the dense peak times the highest share of it
+    any kernel of the step-time model reaches). No plan on fewer GPUs can meet it, so a deadline
+    search starts there."""
+    per_token, _ = flops_per_token_by_recompute(arch, seq_len, causal=True)
+    flops = (2 / 3 if adapters else 1.0) * per_token * tokens
+    seconds = deadline_days * 86_400 * effective_time_fraction
+    return max(1, math.floor(flops / (seconds * best_rate_flops_per_s(hw, arch, seq_len, precision))))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

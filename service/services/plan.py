@@ -3,13 +3,13 @@ priced when the request gives the run's tokens. Cost and budget answers reuse :f
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from service.core import plan as core
+from service.core import procure as fleet_search
 from service.core.architecture import Architecture
 from service.core.compute import require_architecture
 from service.core.context import check_context
@@ -20,8 +20,6 @@ from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import BF16_OPS, check_recipe
 from service.core.memory import Optimizer, Precision
 from service.core.plan_finetune import data_parallel_only, resolve_finetune
-from service.core.plan_space import flops_per_token_by_recompute
-from service.core.procure import best_rate_flops_per_s
 from service.core.steptime import Hardware
 from service.errors import Unprocessable
 from service.schemas import plan as s
@@ -406,7 +404,7 @@ def deadline_search(
     on the event loop; a search cut by its time bound is not an answer to keep."""
     if light_work_only():
         raise HeavyWork("deadline search")
-    floor = deadline_floor(arch, hw, tokens=tokens, deadline_days=deadline_days, precision=spec.precision,
+    floor = fleet_search.deadline_floor(arch, hw, tokens=tokens, deadline_days=deadline_days, precision=spec.precision,
                            effective_time_fraction=effective_time_fraction, adapters=spec.finetune is not None,
                            seq_len=spec.seq_len)  # fmt: skip
     found = core.plan_for_deadline(arch, hw, spec, tokens=tokens, deadline_hours=deadline_days * 24,
@@ -415,24 +413,6 @@ def deadline_search(
     if found.cut:
         not_keepable()
     return found
-
-
-def deadline_floor(
-    arch: Architecture, hw: Hardware, *, tokens: float, deadline_days: float, precision: Precision,
-    effective_time_fraction: float, adapters: bool, seq_len: int,
-) -> int:  # fmt: skip
-    """The fewest GPUs that could train ``tokens`` within the deadline even at their best case:
-    a lower bound on the FLOPs, the model FLOPs per token (6 per matmul weight, the input embedding's
-    lookup none, and the causal attention core: :func:`service.core.plan_space.flops_per_token_by_recompute`;
-    two thirds of them for a frozen base with adapters, its forward and input gradients), over the
-    deadline's training seconds at the GPU's best rate
-    (:func:`service.core.procure.best_rate_flops_per_s`: the dense peak times the highest share of it
-    any kernel of the step-time model reaches). No plan on fewer GPUs can meet it, so a deadline
-    search starts there."""
-    per_token, _ = flops_per_token_by_recompute(arch, seq_len, causal=True)
-    flops = (2 / 3 if adapters else 1.0) * per_token * tokens
-    seconds = deadline_days * 86_400 * effective_time_fraction
-    return max(1, math.floor(flops / (seconds * best_rate_flops_per_s(hw, arch, seq_len, precision))))
 
 
 def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:

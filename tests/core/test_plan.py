@@ -355,8 +355,7 @@ def test_the_time_bound_holds_for_a_huge_space() -> None:
 def test_the_deadline_floor_at_the_best_rate_is_never_above_a_size_that_meets(model: str, gpu: str, precision: Precision) -> None:
     # the floor divides 6P tokens by the best rate any kernel of the step-time model reaches; a size that meets the
     # deadline is never below it, and it is above the floor at the dense peak (fewer sizes searched for nothing)
-    from service.core.procure import best_rate_flops_per_s
-    from service.services.plan import deadline_floor
+    from service.core.procure import best_rate_flops_per_s, deadline_floor
 
     arch, hw = preset(model), hardware(gpu)
     spec = PlanSpec(n_gpus=8, seq_len=4096, global_batch_size=1024, precision=precision)
