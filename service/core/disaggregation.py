@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from service.core.serving_load import md1_wait
+from service.core.serving_load import queue_wait
 
 # a stated bound: an M/D/1 queue waits rho / (2 (1 - rho)) service times on average (Pollaczek-Khinchine), 2 at 0.8
 MAX_PREFILL_UTILIZATION = 0.8
@@ -41,13 +41,13 @@ def prefill_pool(
     rate: float, prefill_seconds: float, *, max_p99_wait_seconds: float | None = None, length_cv: float = 0.0
 ) -> PrefillPool | None:  # fmt: skip
     """The fewest prefill replicas for ``rate`` prompts per second (module docstring), prompts of
-    varied length (``length_cv``) queueing as M/G/1 (:func:`service.core.serving_load.md1_wait`);
+    varied length (``length_cv``) queueing as M/G/1 (:func:`service.core.serving_load.queue_wait`);
     None when no count under :data:`MAX_POOL_REPLICAS` meets the wait bound."""
     if rate <= 0 or prefill_seconds <= 0:
         return PrefillPool(replicas=1, utilization=0.0, wait_seconds=0.0, p99_wait_seconds=0.0)
     n = max(1, math.ceil(rate * prefill_seconds / MAX_PREFILL_UTILIZATION))
     while n <= MAX_POOL_REPLICAS:
-        wait, p99 = md1_wait(rate / n, prefill_seconds, length_cv)
+        wait, p99 = queue_wait(rate / n, prefill_seconds, length_cv)
         if max_p99_wait_seconds is None or p99 <= max_p99_wait_seconds:
             return PrefillPool(replicas=n, utilization=rate / n * prefill_seconds, wait_seconds=wait, p99_wait_seconds=p99)
         n = max(n + 1, math.ceil(n * 1.05))

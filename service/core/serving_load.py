@@ -23,7 +23,7 @@ prompt takes, ``D = tpot * prompt / (budget - B)``): the mean is Pollaczek-Khinc
 ``rho * D / (2 (1 - rho))`` and the p99 comes from the exponential tail ``P(W > t) ~ C e^(-theta t)``
 (Cramér-Lundberg), ``theta`` solving ``lam (e^(theta D) - 1) = theta`` and ``C = (1 - rho) /
 (lam D e^(theta D) - 1)`` (Asmussen, "Applied Probability and Queues", 2003, XIII.5); prompts of
-varied length (``prompt_length_cv``) make it M/G/1 with gamma service (:func:`md1_wait`). A closed
+varied length (``prompt_length_cv``) make it M/G/1 with gamma service (:func:`queue_wait`). A closed
 loop is priced with the same queue at its own throughput (it can only queue less: conservative),
 and users beyond what the KV cache (or ``max_num_seqs``) holds wait for a slot: ``(users - B_max)
 / throughput`` by Little's law.
@@ -150,7 +150,7 @@ def decay_rate(rho: float) -> float:
     return x
 
 
-def md1_wait(rate: float, service_seconds: float, service_cv: float = 0.0) -> tuple[float, float]:
+def queue_wait(rate: float, service_seconds: float, service_cv: float = 0.0) -> tuple[float, float]:
     """Mean and p99 wait of an M/D/1 queue (module docstring), or with ``service_cv`` > 0 of an
     M/G/1 queue whose service times are gamma-distributed with that coefficient of variation (prompts
     of varied length take slots in proportion to their tokens): the mean is Pollaczek-Khinchine's
@@ -213,7 +213,7 @@ def _point(w: Workload, rate: float, batch: float, users: float | None) -> tuple
     tpot = step / (1 - share)
     free = max(1.0, w.token_budget - batch / w.ranks)  # each rank's budget less its own decodes
     service = tpot * w.prompt_tokens / (free * w.ranks) if w.prompt_tokens else 0.0
-    wait, wait_p99 = md1_wait(rate, service, w.length_cv) if busy else (0.0, 0.0)
+    wait, wait_p99 = queue_wait(rate, service, w.length_cv) if busy else (0.0, 0.0)
     if math.isinf(wait):
         return _unstable(rate, batch, "prompts arrive faster than the token budget admits them"), batch
     k = chunk_steps(w.prompt_tokens, w.token_budget, batch / w.ranks)

@@ -136,13 +136,13 @@ def test_open_loop_tpot_is_latency_less_ttft_over_the_other_tokens(nim) -> None:
 def test_md1_wait_matches_pollaczek_khinchine_and_its_tail() -> None:
     # M/D/1 at rho = 0.5, D = 1 s: mean wait rho D / (2 (1 - rho)) = 0.5 s; the tail decays at theta
     # with 0.5 (e^theta - 1) = theta, theta = 1.2564 (Asmussen 2003, XIII.5)
-    mean, p99 = load.md1_wait(0.5, 1.0)
+    mean, p99 = load.queue_wait(0.5, 1.0)
     assert mean == pytest.approx(0.5)
     theta = 1.2564
     c = 0.5 / (0.5 * math.exp(theta) - 1)
     assert p99 == pytest.approx(math.log(c / 0.01) / theta, rel=1e-3)
-    assert load.md1_wait(1.0, 1.0) == (math.inf, math.inf)
-    assert load.md1_wait(0.0, 1.0) == (0.0, 0.0)
+    assert load.queue_wait(1.0, 1.0) == (math.inf, math.inf)
+    assert load.queue_wait(0.0, 1.0) == (0.0, 0.0)
 
 
 def test_engine_memory_defaults_are_the_documented_ones() -> None:
@@ -170,13 +170,13 @@ def test_engine_memory_defaults_are_the_documented_ones() -> None:
 
 def test_prompts_of_varied_length_queue_as_m_g_1() -> None:
     # exponential service (cv 1) is M/M/1: mean wait rho D / (1 - rho), P(W > t) = rho exp(-(1 - rho) t / D) exactly
-    from service.core.serving_load import md1_wait
+    from service.core.serving_load import queue_wait
 
     rate, service = 8.0, 0.1  # rho 0.8
-    mean, p99 = md1_wait(rate, service, 1.0)
+    mean, p99 = queue_wait(rate, service, 1.0)
     assert mean == pytest.approx(0.8 * 0.1 / 0.2, rel=1e-12)
     assert p99 == pytest.approx(math.log(0.8 / 0.01) / ((1 - 0.8) / 0.1), rel=1e-9)
-    deterministic = md1_wait(rate, service)
-    assert md1_wait(rate, service, 0.0) == deterministic and deterministic[0] == pytest.approx(mean / 2)
-    between = md1_wait(rate, service, 0.5)  # gamma of shape 4: Pollaczek-Khinchine's (1 + cv^2), a tail between the two
+    deterministic = queue_wait(rate, service)
+    assert queue_wait(rate, service, 0.0) == deterministic and deterministic[0] == pytest.approx(mean / 2)
+    between = queue_wait(rate, service, 0.5)  # gamma of shape 4: Pollaczek-Khinchine's (1 + cv^2), a tail between the two
     assert between[0] == pytest.approx(deterministic[0] * 1.25) and deterministic[1] < between[1] < p99
