@@ -321,7 +321,7 @@ def plan_item(
     )  # fmt: skip
 
 
-def _stats(search: core.Search) -> s.SearchStats:
+def search_stats(search: core.Search) -> s.SearchStats:
     return s.SearchStats(considered=search.considered, feasible=search.feasible, returned=search.returned,
                          seconds=search.seconds, cut=search.cut, searched=search.searched)  # fmt: skip
 
@@ -446,7 +446,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         view = catalog_gpu(catalog, gpu_id)
         cluster = _cluster(view, req, many)
         if isinstance(cluster, str):  # a GPU type that cannot run the precision: listed, when several are compared
-            summaries.append(_unfit(gpu_id, None, cluster, None, None))
+            summaries.append(unfit_summary(gpu_id, None, cluster, None, None))
             continue
         assumptions.update(cluster.assumptions)
         spec = core.PlanSpec(
@@ -460,12 +460,12 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         except InvalidSpecError as exc:
             if not many:
                 raise
-            summaries.append(_unfit(gpu_id, None, f"{exc.field}: {exc.reason}", None, None))
+            summaries.append(unfit_summary(gpu_id, None, f"{exc.field}: {exc.reason}", None, None))
             continue
         result, n_gpus, tried = searched_gpu.result, searched_gpu.n_gpus, searched_gpu.tried
         if result is None:  # deadline search: no cluster size meets it
             stopped = " (the search stopped at its time bound)" if searched_gpu.cut else ""
-            summaries.append(_unfit(gpu_id, None, f"no cluster of up to {tried[-1] if tried else 0} GPUs trains {req.tokens:g} tokens "
+            summaries.append(unfit_summary(gpu_id, None, f"no cluster of up to {tried[-1] if tried else 0} GPUs trains {req.tokens:g} tokens "
                                                   f"within {req.deadline_days:g} days{stopped}", None, tried))  # fmt: skip
             continue
         if req.n_gpus is not None:  # a deadline search counted every size it tried in _search
@@ -482,7 +482,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
                                energy=energy.for_gpu(view)) for p in result.plans]  # fmt: skip
         items.extend(gpu_items)
         if not gpu_items:
-            summaries.append(_unfit(view.id, n_gpus, result.reason, _stats(result.search), tried))
+            summaries.append(unfit_summary(view.id, n_gpus, result.reason, search_stats(result.search), tried))
             continue
         top = gpu_items[0]
         if req.n_gpus is None and not any(g.fits for g in summaries):
@@ -491,7 +491,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
             gpu=view.id, n_gpus=n_gpus, fits=True, reason=None, tokens_per_second=top.tokens_per_second, mfu=top.mfu,
             training_hours=top.training_hours, gpu_hours=top.gpu_hours, energy_kwh=top.energy_kwh, co2e_tonnes=top.co2e_tonnes,
             cost_usd=top.cost_usd, price=price,
-            search=_stats(result.search), tried_n_gpus=tried,
+            search=search_stats(result.search), tried_n_gpus=tried,
             global_batch_size=batch_size(seq_len, req.global_batch_size, req.global_batch_tokens, n_gpus)[0],
         ))  # fmt: skip
     if req.n_gpus is not None:  # the same cluster size everywhere: the fastest step first
@@ -517,7 +517,7 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     )  # fmt: skip
 
 
-def _unfit(
+def unfit_summary(
     gpu: str, n_gpus: int | None, reason: str | None, stats: s.SearchStats | None, tried: list[int] | None
 ) -> s.GpuSummary:
     empty = s.SearchStats(considered=0, feasible=0, returned=0, seconds=0.0, cut=False, searched="nothing")

@@ -183,7 +183,7 @@ def plan_over_pools(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanRespons
         try:
             result = single.cached_plan(arch, pool.cluster.hardware, spec)
         except InvalidSpecError as exc:
-            summaries.append(single._unfit(pool.view.id, pool.n_gpus, f"{exc.field}: {exc.reason}", None, None))
+            summaries.append(single.unfit_summary(pool.view.id, pool.n_gpus, f"{exc.field}: {exc.reason}", None, None))
             continue
         considered, feasible = considered + result.search.considered, feasible + result.search.feasible
         seconds, cut = seconds + result.search.seconds, cut or result.search.cut
@@ -234,7 +234,7 @@ def _summary(
     stats = s.SearchStats(considered=result.search.considered, feasible=result.search.feasible, returned=result.search.returned,
                           seconds=result.search.seconds, cut=result.search.cut, searched=result.search.searched)  # fmt: skip
     if not pool_items:
-        return single._unfit(pool.view.id, pool.n_gpus, result.reason, stats, None)
+        return single.unfit_summary(pool.view.id, pool.n_gpus, result.reason, stats, None)
     top = pool_items[0]
     return s.GpuSummary(gpu=pool.view.id, n_gpus=pool.n_gpus, fits=True, reason=None, tokens_per_second=top.tokens_per_second,
                         mfu=top.mfu, training_hours=top.training_hours, gpu_hours=top.gpu_hours, energy_kwh=top.energy_kwh,

@@ -261,9 +261,9 @@ def _summary(ctx: _Context, t: _Type, result: fleet_search.TypeResult | None, it
     tried = result.tried if result is not None else None
     if item is None:
         reason = result.reason if result is not None else "another pool's least count (n_gpus) is in every fleet"
-        return single._unfit(t.kind.gpu, None, reason, None, tried).model_copy(update={"pricing": _pricing(ctx, t)})
+        return single.unfit_summary(t.kind.gpu, None, reason, None, tried).model_copy(update={"pricing": _pricing(ctx, t)})
     _, _, plans = result.best.plan if result and result.best else (None, None, None)
-    stats = single._stats(plans.search) if plans is not None else None
+    stats = single.search_stats(plans.search) if plans is not None else None
     assert stats is not None
     return s.GpuSummary(gpu=t.kind.gpu, n_gpus=item.n_gpus, fits=True, reason=None, tokens_per_second=item.tokens_per_second,
                         mfu=item.mfu, training_hours=item.training_hours, gpu_hours=item.gpu_hours, energy_kwh=item.energy_kwh,
