@@ -23,7 +23,10 @@ def test_a_mixed_cluster_pipelines_over_both_types_and_beats_either_alone(client
     assert {st["gpu"] for st in best["stages"]} == {"h100-sxm", "a100-80gb-sxm"}
     groups = {g: [st for st in best["stages"] if st["group"] == g] for g in {st["group"] for st in best["stages"]}}
     for stages in groups.values():  # one pipeline (or one per data-parallel group): every layer placed once in each
-        assert sum(st["layers"] for st in stages) == 80 and len(stages) == best["pp"]
+        assert sum(st["layers"] for st in stages) == 80
+    # `pp`: each group's stages, or the largest group's where the groups' splits differ
+    largest = max(groups.values(), key=lambda stages: stages[0]["n_gpus"] * len(stages))
+    assert len(largest) == best["pp"]
     assert best["n_gpus"] == sum(st["n_gpus"] for st in best["stages"]) <= 320
     # each stage's parts add up to the plan's step (what it waits for is its bubble)
     for st in best["stages"]:
