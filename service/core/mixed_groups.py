@@ -269,11 +269,11 @@ def _search_subset(arch: Architecture, pools: list[Pool], subset: tuple[int, ...
     return len(grid) * len(subset), fits, found
 
 
-def _split(priced: dict[int, dict[str, Any]], subset: tuple[int, ...], idx: np.ndarray | None,
+def _split(priced: dict[int, dict[str, Any]], subset: tuple[int, ...], idx: np.ndarray,
            batch: int) -> tuple[float, list[tuple[int, int, int]]] | None:  # fmt: skip
-    """The best split of the batch over the groups of ``subset`` at their rows ``idx`` (None: all
-    of each pool's rows): the step and (pool, row, share) per group (None: no split)."""
-    per_pool = [_best_per_share(priced[k], np.arange(len(priced[k]["tp"])) if idx is None else idx, batch) for k in subset]
+    """The best split of the batch over the groups of ``subset`` at their rows ``idx``: the step
+    and (pool, row, share) per group (None: no split)."""
+    per_pool = [_best_per_share(priced[k], idx, batch) for k in subset]
     split = split_batch([best for best, _ in per_pool], batch)
     if split is None:
         return None
@@ -284,7 +284,9 @@ def _split(priced: dict[int, dict[str, Any]], subset: tuple[int, ...], idx: np.n
 def own_split_rows(arch: Architecture, pool: Pool, spec: PlanSpec, work: Workload, tables: MemoryTables) -> dict[str, Any]:
     """Every layout of one group on ``pool`` alone, priced without the term across groups: its own
     tp (inside a node, dividing the heads and the pool), pp dividing ``n / tp`` (at most the
-    layers), ZeRO 0-3 over its own replicas (0 alone with one), micro-batch and recompute."""
+    layers), ZeRO 0-3 over its own replicas (0 alone with one), micro-batch and recompute; with
+    ``best`` and ``which``, the least step for every share of the batch over them all and its row
+    (:func:`_best_per_share`: the term across groups, one constant, shifts every step alike)."""
     fixed, options = spec.fixed, _options(spec)
     shapes = [(t, p, z) for t in tensor_parallel_sizes(arch, pool, fixed) for p in divisors(pool.n_gpus // t) if p <= arch.n_layers
               for z in (0, 1, 2, 3) if fixed.get("zero_stage", z) == z and (z == 0 or pool.n_gpus > t * p)]  # fmt: skip
@@ -293,7 +295,9 @@ def own_split_rows(arch: Architecture, pool: Pool, spec: PlanSpec, work: Workloa
     grid = np.asarray([(t, p, z, b, rc) for t, p, z in shapes for b, rc in options], dtype=np.int64).reshape(-1, 5)
     dp = pool.n_gpus // (grid[:, 0] * grid[:, 1])
     rows = {"tp": grid[:, 0], "pp": grid[:, 1], "dp": dp, "D": dp, "zero": grid[:, 2], "b": grid[:, 3], "rc": grid[:, 4]}
-    return _rows(arch, pool, rows, pool.hardware, spec, work, tables, cross=0.0)
+    priced = _rows(arch, pool, rows, pool.hardware, spec, work, tables, cross=0.0)
+    best, which = _best_per_share(priced, np.arange(len(grid)), spec.global_batch_size)
+    return priced | {"best": best, "which": which}
 
 
 def _search_own_splits(arch: Architecture, pools: list[Pool], subset: tuple[int, ...], spec: PlanSpec, work: Workload,
@@ -305,12 +309,15 @@ def _search_own_splits(arch: Architecture, pools: list[Pool], subset: tuple[int,
     ring). A fixed ``dp`` (the replicas of every group together) keeps the shared splits."""
     if "dp" in spec.fixed or any(not len(own[k]["tp"]) for k in subset):
         return 0, 0, []
+    counts = sum(len(own[k]["tp"]) for k in subset), sum(int((own[k]["mmax"] >= 1).sum()) for k in subset)
     cross = cross_group_seconds(arch, pools, subset, work, between)
-    priced = {k: own[k] | {"alpha": own[k]["alpha"] + cross} for k in subset}
-    split = _split(priced, subset, None, spec.global_batch_size)
-    splits = set() if split is None else {tuple(int(own[k][n][row]) for n in ("tp", "pp", "zero")) for k, row, _ in split[1]}
-    found = [(split[0], (cross, split[1], priced))] if split is not None and len(splits) > 1 else []
-    return sum(len(own[k]["tp"]) for k in subset), sum(int((own[k]["mmax"] >= 1).sum()) for k in subset), found
+    split = split_batch([own[k]["best"] + cross for k in subset], spec.global_batch_size)
+    if split is None:
+        return *counts, []
+    choice = [(k, int(own[k]["which"][share]), share) for k, share in zip(subset, split[1], strict=True)]
+    if len({tuple(int(own[k][n][row]) for n in ("tp", "pp", "zero")) for k, row, _ in choice}) == 1:
+        return *counts, []
+    return *counts, [(split[0], (cross, choice, {k: own[k] | {"alpha": own[k]["alpha"] + cross} for k in subset}))]
 
 
 def _group_seconds(arch: Architecture, pool: Pool, ring_hw: Hardware, work: Workload, cfg: dict[str, int],
