@@ -67,10 +67,10 @@ class Pool:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Stage:
-    """One pipeline stage: ``dp x tp`` GPUs of pool ``pool``, its layers, its per-GPU memory and
-    its step-time parts (they sum to the plan's step: its idle time is ``bubble_seconds``); the
-    data-parallel ``group`` it belongs to (0: a pipeline across pools is one group), whose
-    replicas each run ``microbatches`` micro-batches a step with ``recompute``."""
+    """One pipeline stage: ``dp x tp`` GPUs of pool ``pool``, its layers, its per-GPU memory (ZeRO
+    stage ``zero_stage``) and its step-time parts (they sum to the plan's step: its idle time is
+    ``bubble_seconds``); the data-parallel ``group`` it belongs to (0: a pipeline across pools is one
+    group), whose replicas each run ``microbatches`` micro-batches a step with ``recompute``."""
 
     gpu: str
     pool: int
@@ -83,6 +83,7 @@ class Stage:
     step: dict[str, float]
     microbatches: int
     recompute: Recompute
+    zero_stage: int
     group: int = 0
 
 
@@ -102,7 +103,10 @@ class MixedPlan:
     mfu: float
     hfu: float
     groups: int = 1  # data-parallel groups of different types (service.core.mixed_groups); 1: a pipeline across pools
-    pp: int = 0  # stages of each group's pipeline; 0: every stage is one pipeline's (len(stages))
+    pp: int = 0  # stages of each group's pipeline (the largest group's); 0: every stage is one pipeline's (len(stages))
+    # groups of their own splits: the all-reduce across the groups after each one's own reduction (in
+    # each group's dp_comm_seconds); None: a pipeline, or groups of one shared split (one ring over every replica)
+    cross_group_seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -308,7 +312,8 @@ def _materialize(arch: Architecture, pools: list[Pool], order: tuple[int, ...], 
                        step=step)  # fmt: skip
         memory = StageMemory(**{name: int(np.ceil(getattr(mem, name))) for name in StageMemory.__slots__})
         stages.append(Stage(gpu=pools[k].gpu, pool=k, n_gpus=dp * row[f"tp{s}"], layers=layers, tp=row[f"tp{s}"], dp=dp,
-                            micro_batch_size=b, memory=memory, step=parts, microbatches=m, recompute=RECOMPUTES[rc]))  # fmt: skip
+                            micro_batch_size=b, memory=memory, step=parts, microbatches=m, recompute=RECOMPUTES[rc],
+                            zero_stage=zero))  # fmt: skip
     busiest = max(range(len(built)), key=lambda i: built[i][4])
     reducing = max(range(len(built)), key=lambda i: built[i][5] + built[i][6])
     plan_parts = dict(stages[busiest].step) | {"dp_comm_seconds": built[reducing][5], "optimizer_seconds": built[reducing][6]}

@@ -161,7 +161,7 @@ class PlanStage(Schema):
     """One pipeline stage of a plan over pools: ``dp`` x ``tp`` GPUs of one type holding ``layers``
     layers; its step-time parts sum to the plan's step (what it waits for is its bubble). In
     data-parallel groups of different types, each group's stages have its own micro-batch size,
-    count and recompute."""
+    count and recompute, and, where the groups' splits differ, its own tp, stage count and ZeRO stage."""
 
     gpu: str
     n_gpus: int = Field(description="dp x tp GPUs of this stage.")
@@ -171,9 +171,15 @@ class PlanStage(Schema):
     micro_batch_size: int
     gradient_accumulation_steps: int = Field(description="Micro-batches per optimizer step on each of this stage's pipelines.")
     recompute: Recompute
+    zero_stage: int = Field(
+        description="ZeRO stage of this stage's data-parallel ranks: the plan's, except in data-parallel groups of their own "
+        "splits, where each group takes its own (sharding over that group's replicas alone)."
+    )
     group: int = Field(
         description="The data-parallel group the stage belongs to: 0 for every stage of a pipeline across pools; data-parallel "
-        "groups of different types number their groups, each a pipeline of `pp` stages on one pool."
+        "groups of different types number their groups, each a pipeline on one pool: of `pp` stages when every group shares one "
+        "tp x pp split (one gradient ring over every replica of every group), or of its own stages and tp when the groups' "
+        "splits differ (each group reduces over its own replicas, then the groups all-reduce across: `cross_group_seconds`)."
     )
     per_gpu_total_bytes: Bytes
     per_gpu: PlanMemory
@@ -214,8 +220,19 @@ class PlanItem(Schema):
         None,
         description="A plan over pools: its pipeline stages, first to last, each on one GPU type (null on one GPU type). "
         "`gpu` then names the types, `tp` the largest stage's, `pp` the stages, `per_gpu` the stage with the most bytes. "
-        "Data-parallel groups of different types list each group's stages (`group`); `pp` is then each group's stages, `dp` "
-        "the replicas of all groups, and `micro_batch_size`, `gradient_accumulation_steps` and `recompute` the largest group's.",
+        "Data-parallel groups of different types list each group's stages (`group`); `pp` is then each group's stages (the "
+        "largest group's where the groups' splits differ), `dp` the replicas of all groups, and `micro_batch_size`, "
+        "`gradient_accumulation_steps`, `recompute` and `zero_stage` the largest group's. Groups of one shared tp x pp reduce "
+        "their gradients in one ring over every replica at the slowest link between the pools (ZeRO over all replicas); "
+        "groups of their own splits each reduce over their own replicas on their own network (ZeRO over their own), then "
+        "all-reduce across the groups (`cross_group_seconds`).",
+    )
+    cross_group_seconds: float | None = Field(
+        None,
+        description="Data-parallel groups of their own tp x pp splits: seconds a step of the all-reduce across the groups after "
+        "each group's own reduction (each GPU's 1/n_k share of the gradients, a ring over the groups at the slowest link "
+        "between the pools), exposed and counted in every group's `dp_comm_seconds`. Null on one GPU type, for a pipeline "
+        "across pools (each stage reduces over its own ranks) and for groups of one shared split (one ring over every replica).",
     )
     spot: SpotDetail | None = Field(
         None,

@@ -1,5 +1,6 @@
-"""``POST /v1/plan`` over pools of GPU types: each pool's own plans (the single-type planner) and the
-pipelines across pools (:mod:`service.core.plan_mixed`), ranked together, with the best plan on one
+"""``POST /v1/plan`` over pools of GPU types: each pool's own plans (the single-type planner), the
+pipelines across pools (:mod:`service.core.plan_mixed`) and the data-parallel groups of different
+types (:mod:`service.core.mixed_groups`), ranked together, with the best plan on one
 pool as ``best_homogeneous``. Without ``pools`` the request is :func:`service.services.plan.plan`'s."""
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ MIXED_FORMULA = (
     "plans over pools: one pipeline through the pools, each stage dp x tp GPUs of one type with its own layers; step = "
     "sum_j t_j + (m-1) max_j t_j (1F1B over unequal stages: Alpa §5.1 Eq. 2; Metis §5; FlashFlex §4) + sends at the slowest "
     "boundary's link + the slowest stage's own gradient reduction and optimizer; each stage's time and memory from the "
-    "single-type models. Or data-parallel groups, one per pool, one tp x pp split in all: each group's step = the single-type "
-    "step of its replicas at its own micro-batch size and count, with one gradient ring over every replica at the slowest "
-    "link between the pools; step = the slowest group's, the batch split so they finish together (Whale, ATC'22)"
+    "single-type models. Or data-parallel groups, one per pool: each group's step = the single-type step of its replicas at "
+    "its own micro-batch size and count; with one tp x pp split in all, its gradient reduction and optimizer those of one "
+    "ring over every replica at the slowest link between the pools (ZeRO over all replicas); with each group's own split, "
+    "its own reduction over its own replicas (ZeRO over them) + an all-reduce across the groups of 2(G-1)/G * "
+    "max_k(P * gradient bytes / n_k) per GPU at the slowest link (hierarchical all-reduce: Jia et al. 2018; Mikami et al. "
+    "2018); step = the slowest group's, the batch split so they finish together (Whale, ATC'22)"
 )
 MIXED_PLANS: LruCache[mixed.MixedResult] = LruCache(64)  # pipelines over pools already searched (pure)
 
@@ -131,7 +135,7 @@ def mixed_item(plan: mixed.MixedPlan, pools: list[PoolView], req: s.PlanRequest,
         if all(part["energy_kwh"] is not None for part in parts):
             energy_fields = {name: sum(part[name] or 0.0 for part in parts) for name in energy_fields}
     stages = [PlanStage(gpu=st.gpu, n_gpus=st.n_gpus, layers=st.layers, tp=st.tp, dp=st.dp, micro_batch_size=st.micro_batch_size,
-                        gradient_accumulation_steps=st.microbatches, recompute=st.recompute, group=st.group,
+                        gradient_accumulation_steps=st.microbatches, recompute=st.recompute, zero_stage=st.zero_stage, group=st.group,
                         per_gpu_total_bytes=st.memory.total, per_gpu=_memory(st.memory), step_time=StepTimeParts(**st.step))
               for st in plan.stages]  # fmt: skip
     fullest = max(plan.stages, key=lambda st: st.memory.total)
@@ -144,7 +148,7 @@ def mixed_item(plan: mixed.MixedPlan, pools: list[PoolView], req: s.PlanRequest,
         cpu_offload_bytes=0, step_time_seconds=plan.step_seconds, step_time=StepTimeParts(**plan.step),
         tokens_per_second=plan.tokens_per_second, tflops_per_gpu=plan.tflops_per_gpu, mfu=plan.mfu, hfu=plan.hfu,
         training_hours=run.wall_clock_hours if run else None, gpu_hours=run.gpu_hours if run else None,
-        cost_usd=run.cost_usd if run else None, stages=stages, **energy_fields,
+        cost_usd=run.cost_usd if run else None, stages=stages, cross_group_seconds=plan.cross_group_seconds, **energy_fields,
     )  # fmt: skip
 
 

@@ -525,7 +525,9 @@ function drawMixed(panel, answer) {
     status.textContent = `No layout fits: ${answer.reason ?? "no reason given"}`;
   } else if (best.stages) {
     const groups = new Set(best.stages.map((st) => st.group)).size;
-    const kind = groups > 1 ? ` as ${groups} data-parallel groups of ${best.pp} (micro-batches split so they finish together)` : "";
+    const own = best.cross_group_seconds !== null && best.cross_group_seconds !== undefined;
+    const kind = groups > 1 ? (own ? ` as ${groups} data-parallel groups, each its own tp × pp (an all-reduce across them of ${fmt.seconds(best.cross_group_seconds)})`
+      : ` as ${groups} data-parallel groups of ${best.pp}`) + " (micro-batches split so they finish together)" : "";
     status.textContent = `Best plan: ${best.stages.length} stages over ${best.gpu}${kind}, ${fmt.seconds(best.step_time_seconds)} a step, ` +
       `MFU ${fmt.percent(best.mfu)}` + (single ? `; the best single pool (${single.gpu}) takes ${fmt.seconds(single.step_time_seconds)}.` : ".");
   } else {

@@ -23,7 +23,10 @@ def test_a_mixed_cluster_pipelines_over_both_types_and_beats_either_alone(client
     assert {st["gpu"] for st in best["stages"]} == {"h100-sxm", "a100-80gb-sxm"}
     groups = {g: [st for st in best["stages"] if st["group"] == g] for g in {st["group"] for st in best["stages"]}}
     for stages in groups.values():  # one pipeline (or one per data-parallel group): every layer placed once in each
-        assert sum(st["layers"] for st in stages) == 80 and len(stages) == best["pp"]
+        assert sum(st["layers"] for st in stages) == 80
+    # `pp`: each group's stages, or the largest group's where the groups' splits differ
+    largest = max(groups.values(), key=lambda stages: stages[0]["n_gpus"] * len(stages))
+    assert len(largest) == best["pp"]
     assert best["n_gpus"] == sum(st["n_gpus"] for st in best["stages"]) <= 320
     # each stage's parts add up to the plan's step (what it waits for is its bubble)
     for st in best["stages"]:
@@ -124,6 +127,7 @@ def test_data_parallel_groups_of_different_types_finish_together(client) -> None
     shares = {st["gpu"]: st["dp"] * st["micro_batch_size"] * st["gradient_accumulation_steps"] for st in best["stages"]}
     assert sum(shares.values()) == 512 and shares["h100-sxm"] > shares["a100-40gb-sxm"]
     assert best["dp"] == sum(st["dp"] for st in best["stages"][:: best["pp"]])
+    assert best["cross_group_seconds"] is None and len({st["tp"] for st in best["stages"]}) == 1  # one shared split
     for st in best["stages"]:
         assert sum(st["step_time"].values()) == pytest.approx(best["step_time_seconds"], rel=1e-9)
         assert st["per_gpu_total_bytes"] <= 0.95 * {"h100-sxm": 80, "a100-40gb-sxm": 40}[st["gpu"]] * 1e9 * 1.08
@@ -142,3 +146,36 @@ def test_a_much_slower_pool_never_makes_the_answer_slower(client) -> None:
                 fast = next(s for s in plan["stages"] if s["gpu"] == "h100-sxm")
                 share = st["micro_batch_size"] * st["gradient_accumulation_steps"] * st["dp"] / st["n_gpus"]
                 assert share < fast["micro_batch_size"] * fast["gradient_accumulation_steps"] * fast["dp"] / fast["n_gpus"]
+
+
+def test_data_parallel_groups_of_their_own_splits_list_each_groups_tp_and_stages(client) -> None:
+    """Llama-3-70B on 64 H100 (80 GB) and 256 A100 40 GB: among the answers, data-parallel groups
+    whose splits differ (the H100 group's tp or stage count is not the A100 group's); each group's
+    stages carry its own tp, ZeRO stage and micro-batches, every group's step parts include the
+    all-reduce across the groups, and every field is present on every plan."""
+    pools = [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "a100-40gb-sxm", "n_gpus": 256}]
+    data = ok(client, "/v1/plan", SEVENTY_B | {"pools": pools, "top_k": 10})
+    assert "each group its own tp x pp" in data["search"]["searched"]
+    assert "hierarchical all-reduce" in " ".join(data["formulas"])
+    assert all("cross_group_seconds" in p for p in data["plans"])
+    own = [p for p in data["plans"] if p["cross_group_seconds"] is not None]
+    assert own, [p["step_time_seconds"] for p in data["plans"]]
+    plan = own[0]
+    groups = {g: [st for st in plan["stages"] if st["group"] == g] for g in (0, 1)}
+    assert {groups[0][0]["gpu"], groups[1][0]["gpu"]} == {"h100-sxm", "a100-40gb-sxm"}
+    splits = {(stages[0]["tp"], len(stages)) for stages in groups.values()}
+    assert len(splits) == 2  # the two groups' tensor x pipeline splits differ
+    # each group's stages: one tp, its replicas x tp x stages its pool's GPUs, every layer once
+    for stages in groups.values():
+        gpus = {"h100-sxm": 64, "a100-40gb-sxm": 256}[stages[0]["gpu"]]
+        assert len({(st["tp"], st["dp"], st["zero_stage"]) for st in stages}) == 1
+        assert stages[0]["dp"] * stages[0]["tp"] * len(stages) == gpus and sum(st["layers"] for st in stages) == 80
+        for st in stages:
+            assert st["step_time"]["dp_comm_seconds"] >= plan["cross_group_seconds"] > 0
+            assert sum(st["step_time"].values()) == pytest.approx(plan["step_time_seconds"], rel=1e-9)
+    # 2 (G-1)/G * P * 2 bytes / 64 (the H100s hold the larger share) at the A100s' 25 GB/s x NCCL's 0.8, G = 2
+    assert plan["cross_group_seconds"] == pytest.approx(70_553_706_496 * 2 / 64 / (25e9 * 0.8) + 20e-6, rel=1e-9)
+    assert plan["dp"] == groups[0][0]["dp"] + groups[1][0]["dp"] and plan["pp"] == len(groups[1])
+    assert (
+        sum(st["dp"] * st["micro_batch_size"] * st["gradient_accumulation_steps"] for st in (groups[0][0], groups[1][0])) == 512
+    )

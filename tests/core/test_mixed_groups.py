@@ -13,10 +13,20 @@ import pytest
 
 from service.core.kernels import MEGATRON
 from service.core.memory import Parallelism, training_memory
-from service.core.mixed_groups import _group_seconds, _rows, busiest_params, plan_groups, ring_hardware, split_batch
-from service.core.mixed_stages import MemoryTables
+from service.core.mixed_groups import (
+    _group_seconds,
+    _rows,
+    busiest_params,
+    cross_group_seconds,
+    own_split_rows,
+    plan_groups,
+    ring_hardware,
+    split_batch,
+)
+from service.core.mixed_stages import MemoryTables, layout
 from service.core.plan import PlanSpec, plan, workload_for
 from service.core.plan_mixed import Pool
+from service.core.steptime import RECOMPUTE_CODES, step_time
 from tests.core.helpers import hardware, preset
 
 SAME_SPACE = {"pipeline_schedule": "1f1b", "virtual_stages": 1, "cp": 1, "offload_optimizer": False, "sequence_parallel": True}
@@ -156,3 +166,105 @@ def test_three_pools_split_the_batch_over_every_subset() -> None:
     for p in found.plans:
         assert sum(_shares(p).values()) == 256
         assert p.n_gpus == sum(pools[k].n_gpus for k in {st.pool for st in p.stages})
+
+
+def _groups(plan_) -> dict[int, list]:
+    out: dict[int, list] = {}
+    for st in plan_.stages:
+        out.setdefault(st.group, []).append(st)
+    return out
+
+
+def test_the_all_reduce_across_groups_is_a_ring_over_the_groups_at_the_slowest_link() -> None:
+    """Llama-3-8B (P = 8,030,261,248 parameters, bf16 gradients: 2 bytes each) on 16 H100s (50 GB/s
+    per GPU, NCCL share 0.93), 32 A100 40 GB (25 GB/s, share 0.8) and 64 A100 80 GB, 12.5 GB/s
+    given between the pools: each H100 holds the largest share after its group's reduce-scatter,
+    P * 2 / 16 = 1,003,782,656 bytes; the ring over G groups moves 2 (G-1)/G of it at
+    min(50, 25, 25, 12.5) GB/s * min(0.93, 0.8, 0.8) = 10 GB/s, plus 2 log2(G) hops of 10 us."""
+    arch = preset("llama-3-8b")
+    pools = [_pool("h100-sxm", 16), _pool("a100-40gb-sxm", 32), _pool("a100-80gb-sxm", 64)]
+    work = workload_for(PlanSpec(n_gpus=112, seq_len=4096, global_batch_size=512))
+    shard = 8_030_261_248 * 2 / 16
+    assert shard == 1_003_782_656
+    two = cross_group_seconds(arch, pools, (0, 1), work, 12.5e9)
+    assert two == pytest.approx(2 * 1 / 2 * shard / 10e9 + 2 * 1 * 10e-6, rel=1e-12)  # 0.1003982656 s
+    three = cross_group_seconds(arch, pools, (0, 1, 2), work, 12.5e9)
+    assert three == pytest.approx(2 * 2 / 3 * shard / 10e9 + 2 * np.log2(3) * 10e-6, rel=1e-12)
+    # no link given: the slower pool's scale-out link, 25 GB/s at the smaller share 0.8; the A100s'
+    # 40 GB group alone with the 80 GB one: the 32 A100s hold the largest share, P * 2 / 32
+    assert cross_group_seconds(arch, pools, (1, 2), work, None) == pytest.approx(
+        8_030_261_248 * 2 / 32 / (25e9 * 0.8) + 20e-6, rel=1e-12
+    )
+
+
+def test_a_group_of_its_own_split_steps_as_it_would_alone_plus_the_all_reduce_across() -> None:
+    """A group layout priced for its own split lies on the line its two counts give, and each
+    count's step is the single-type step of its replicas alone (its own reduction over its own
+    replicas on its own network) plus the term across groups in its data-parallel part."""
+    arch = preset("llama-3-8b")
+    pools = [_pool("h100-sxm", 64), _pool("a100-40gb-sxm", 64)]
+    spec = PlanSpec(n_gpus=128, seq_len=4096, global_batch_size=512)
+    work, tables = workload_for(spec), MemoryTables(arch, spec, [1, 2, 4, 8])
+    own = own_split_rows(arch, pools[1], spec, work, tables)
+    cross = cross_group_seconds(arch, pools, (0, 1), work, None)
+    picked = np.flatnonzero(own["mmax"] >= 1)[::97][:6].tolist()  # tp 1-4, pp 1-32, ZeRO 0-3, b 1-8, each recompute
+    assert len(picked) == 6 and len(own["tp"]) > 1000
+    for i in picked:
+        cfg = {name: int(own[name][i]) for name in ("tp", "pp", "dp", "D", "zero", "b", "rc")}
+        assert cfg["D"] == cfg["dp"] == 64 // (cfg["tp"] * cfg["pp"])
+        params = float(busiest_params(arch, tables, cfg["tp"], cfg["pp"]))
+        lay = layout(cfg["tp"], cfg["pp"], cfg["dp"], cfg["b"], cfg["rc"], cfg["zero"], params)
+        for m in (1, 5):
+            seconds, parts = _group_seconds(arch, pools[1], pools[1].hardware, work, cfg | {"m": m}, params, cross)
+            alone = step_time(arch, pools[1].hardware, dataclasses.replace(work, global_batch_size=cfg["dp"] * cfg["b"] * m), lay)
+            assert seconds == pytest.approx(float(alone.step_seconds) + cross, rel=1e-12)
+            assert parts["dp_comm_seconds"] == pytest.approx(float(alone.dp_comm_seconds) + cross, rel=1e-12)
+            assert seconds == pytest.approx(own["alpha"][i] + cross + own["beta"][i] * m, rel=1e-9)
+
+
+def test_groups_of_their_own_splits_beat_one_shared_split_on_h100_and_a100_40gb() -> None:
+    """Llama-3-70B on 64 H100 (80 GB) and 256 A100 40 GB: the best data-parallel groups give the two
+    pools different tensor x pipeline splits, and step faster than the best groups sharing one split.
+    Each group holds what the memory calculator says for its own layout, ZeRO over its own replicas,
+    within its own GPU; each group's step is its single-type step alone plus the all-reduce across."""
+    arch = preset("llama-3-70b")
+    pools = [_pool("h100-sxm", 64), _pool("a100-40gb-sxm", 256)]
+    spec = PlanSpec(n_gpus=320, seq_len=8192, global_batch_size=512, top_k=6)
+    found = plan_groups(arch, pools, spec)
+    assert "each group its own tp x pp" in found.search.searched
+    own = [p for p in found.plans if p.cross_group_seconds is not None]
+    shared = [p for p in found.plans if p.cross_group_seconds is None]
+    assert own and shared
+    best, best_shared = own[0], shared[0]
+    assert found.plans[0] is best and best.step_seconds < best_shared.step_seconds
+    work = workload_for(spec)
+    assert best.cross_group_seconds == pytest.approx(cross_group_seconds(arch, pools, (0, 1), work, None), rel=1e-12)
+    groups = _groups(best)
+    splits = {(stages[0].gpu, stages[0].tp, len(stages), stages[0].zero_stage) for stages in groups.values()}
+    assert len(splits) == 2 and len({(tp, pp) for _, tp, pp, _ in splits}) == 2  # different tp x pp per group
+    assert best.dp == sum(stages[0].dp for stages in groups.values())
+    assert best.pp == len(groups[1]) and groups[1][0].gpu == "a100-40gb-sxm"  # the largest group's stages
+    assert sum(_shares(best).values()) == 512
+    for stages in groups.values():
+        st = stages[0]
+        assert len({s.tp for s in stages}) == 1 and st.dp * st.tp * len(stages) == next(
+            p.n_gpus for p in pools if p.gpu == st.gpu
+        )
+        assert sum(s.layers for s in stages) == arch.n_layers
+        expected = training_memory(arch, parallelism=Parallelism(tp=st.tp, pp=len(stages), dp=st.dp, zero_stage=st.zero_stage,
+                                                                 sequence_parallel=st.tp > 1),
+                                   micro_batch_size=st.micro_batch_size, seq_len=8192, recompute=st.recompute,
+                                   flash_attention=True, microbatches=st.microbatches, kernels=MEGATRON)  # fmt: skip
+        assert max(s.memory.total for s in stages) == pytest.approx(expected.total_bytes, rel=1e-6)
+        assert max(s.memory.total for s in stages) <= hardware(st.gpu).memory_bytes * spec.usable_memory_fraction
+        hw = hardware(st.gpu)
+        tables = MemoryTables(arch, spec, [st.tp])
+        params = float(busiest_params(arch, tables, st.tp, len(stages)))
+        lay = layout(st.tp, len(stages), st.dp, st.micro_batch_size, RECOMPUTE_CODES[st.recompute.value], st.zero_stage, params)
+        alone = step_time(
+            arch, hw, dataclasses.replace(work, global_batch_size=st.dp * st.micro_batch_size * st.microbatches), lay
+        )
+        assert st.step["dp_comm_seconds"] == pytest.approx(float(alone.dp_comm_seconds) + best.cross_group_seconds, rel=1e-12)
+        waits = best.step_seconds - float(alone.step_seconds) - best.cross_group_seconds
+        assert st.step["bubble_seconds"] == pytest.approx(float(alone.bubble_seconds) + waits, rel=1e-9, abs=1e-9)
+        assert sum(st.step.values()) == pytest.approx(best.step_seconds, rel=1e-12)
