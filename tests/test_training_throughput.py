@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.test_cost import ok
+from validation import cross_checks
 from validation.throughput import (
     KNOWN_EXCEPTIONS,
     MEAN_TOLERANCE,
@@ -126,3 +127,15 @@ def test_the_405b_sweep_of_the_same_benchmark_grows_as_the_8b_exceptions_do() ->
     }
     assert 0 < errors[1] <= 0.20 and all(errors[cp] > 0.30 for cp in (2, 4, 8))
     assert errors[8] > errors[2] and errors[8] > errors[4]
+
+
+def test_cross_checks_are_priced_and_reported_without_a_fit() -> None:
+    # public runs outside the calibration sheet (validation/measurements/cross_checks.json): each priced with its
+    # published layout, nothing fitted; the NVL72 row's 256 GPUs at 64 an NVLink domain
+    preds = cross_checks.predictions()
+    assert all(p.predicted_tokens_per_second_per_gpu for p in preds), [p.result.reason for p in preds if not p.result.plans]
+    by_id = {p.row["id"]: p for p in preds}
+    assert by_id["bridge25.11-gb200-llama3.1-405b"].row["hardware"] == {"gpus_per_node": 64}
+    h100 = [p for p in preds if p.row["gpu"] == "h100-sxm"]
+    assert cross_checks.mean_absolute_error(h100, ("h100-sxm",)) <= MEAN_TOLERANCE  # the sheet's mean bar holds on them
+    assert all(p.row["id"] in "\n".join(cross_checks.render_section(preds)) for p in preds)

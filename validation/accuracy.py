@@ -27,6 +27,7 @@ from service.core.kernels import MEGATRON, AttentionKernel, DeviceConvention, Ke
 from service.core.memory import Optimizer, Precision, kv_cache_bytes, optimizer_state_bytes
 from service.core.params import count_params
 from service.core.spec import make_architecture
+from validation.cross_checks import render_section as cross_checks_section
 from validation.finetune import render_section as finetune_section
 from validation.serving import render_section as serving_section
 from validation.throughput import Prediction, predictions, render_section
@@ -265,6 +266,7 @@ def render(environments: list[dict], rows: list[Row], throughput: list[Predictio
     ]
     throughput = throughput if throughput is not None else predictions()
     lines += render_section(throughput, exceptions_section(throughput))
+    lines += cross_checks_section()
     lines += ["", *finetune_section()]
     lines += ["", *serving_section()]
     return "\n".join(lines)
