@@ -25,8 +25,9 @@ are reduced one of two ways:
   exactly the single-type step of that group alone, its reduction and optimizer over ``dp_k``
   ranks. Its reduce-scatter leaves each of its ``n_k`` GPUs about ``P / n_k`` of the ``P``
   parameters' gradients; the GPUs of the ``G`` groups holding the same range then all-reduce it
-  (:func:`cross_group_seconds`: ``2 (G-1)/G * max_k(P g / n_k)`` bytes per GPU at the slowest link
-  between the pools), exposed, added to every group's ``dp_comm_seconds``. The last phase, each
+  (:func:`cross_group_seconds`: ``2 (G-1)/G * P g / n_k`` bytes per GPU of group ``k`` over its own
+  link, capped by the link between the pools; the slowest group sets the pace), exposed, added to
+  every group's ``dp_comm_seconds``. The last phase, each
   group gathering the result inside itself, is the second half of its own reduction, already in
   the single-type step. Kept where two groups' splits differ (one split in every group is the
   shared reduction's).
@@ -44,7 +45,9 @@ shared ``tp`` (inside every pool's node, dividing the heads and every pool), ``p
 pool's GPUs over ``tp``) and ZeRO 0-3, the split of the batch whose slowest group is the fastest for
 each (exact: a bisection on that step over the shares each group can take); for own splits, over
 each pool's ``tp``, ``pp`` (dividing its GPUs over ``tp``) and ZeRO 0-3, priced once per pool, the
-best split of the batch over all of each pool's layouts per subset. Bounded, and said so: each
+best split of the batch over all of each pool's layouts per subset: one plan of own splits per subset
+(none when its best layouts coincide in every group, which the shared split prices). Bounded, and
+said so: each
 pool used whole, 1F1B without interleaving, no context or expert parallelism, sequence parallelism
 wherever ``tp > 1``, global batches up to :data:`MAX_GROUP_BATCH` sequences, and a fixed ``dp``
 (every group's replicas together) searched with the shared split only.
@@ -99,13 +102,21 @@ def cross_group_seconds(arch: Architecture, pools: list[Pool], subset: tuple[int
                         between: float | None) -> float:  # fmt: skip
     """The all-reduce across data-parallel groups of their own splits, after each group's own
     reduction: each of group ``k``'s ``n_k`` GPUs holds about ``P / n_k`` of the ``P`` parameters'
-    gradients, and the GPUs of every group holding the same range all-reduce it, a ring over the
-    ``G`` groups moving ``2 (G-1)/G * max_k(P g / n_k)`` bytes per GPU (``g`` the gradient's bytes,
-    the step model's) at the slowest link between the pools at the smallest NCCL scale-out share
-    (:func:`ring_hardware`), plus its latency hops (:func:`service.core.hardware.ring_all_reduce_seconds`)."""
-    rate = link_bandwidths(ring_hardware(pools, subset, between)[subset[0]])[1]
-    shard = max(count_params(arch).total * work.gradient_bytes / pools[k].n_gpus for k in subset)
-    return float(ring_all_reduce_seconds(shard, len(subset), rate, INTER_NODE_LATENCY_SECONDS))
+    gradients (``g`` bytes each, the step model's), and the GPUs of every group holding the same
+    range all-reduce it, a ring over the ``G`` groups in which each GPU of group ``k`` sends and
+    receives ``2 (G-1)/G * P g / n_k`` bytes over its own scale-out link, capped by the link between
+    the pools, at its NCCL scale-out share (:func:`service.core.hardware.link_bandwidths`), plus the
+    ring's latency hops (:func:`service.core.hardware.ring_all_reduce_seconds`). The slowest group
+    sets the pace: the one whose GPUs carry the most bytes for their link."""
+    grads = count_params(arch).total * work.gradient_bytes
+    seconds = []
+    for k in subset:
+        hw = pools[k].hardware
+        if between:
+            hw = dataclasses.replace(hw, inter_node_bandwidth_bytes_per_s=min(hw.inter_node_bandwidth_bytes_per_s, between))
+        rate = link_bandwidths(hw)[1]
+        seconds.append(float(ring_all_reduce_seconds(grads / pools[k].n_gpus, len(subset), rate, INTER_NODE_LATENCY_SECONDS)))
+    return max(seconds)
 
 
 def _positions(arch: Architecture, pp: Any) -> list[tuple[Any, Any, Any, Any, Any]]:
@@ -338,6 +349,17 @@ def _group_seconds(arch: Architecture, pool: Pool, ring_hw: Hardware, work: Work
     return sum(parts.values()), parts
 
 
+def stage_layer_counts(n_layers: int, pp: int) -> list[int]:
+    """Each stage's layers, first to last, summing to ``n_layers``: the first and last stages as
+    :func:`service.core.pipeline.stage_layers` gives them, the middle stages sharing the rest as
+    evenly as whole layers allow, none above the busiest stage's (the step-time model's)."""
+    first, full, last = pipeline.stage_layers(n_layers, pp)
+    if pp <= 2:
+        return [n_layers] if pp == 1 else [n_layers - last, last]
+    q, r = divmod(n_layers - first - last, pp - 2)
+    return [first, *([q + 1] * r), *([q] * (pp - 2 - r)), last]
+
+
 def _group_stages(arch: Architecture, pool: Pool, k: int, g: int, cfg: dict[str, int], parts: dict[str, float], wait: float,
                   spec: PlanSpec, work: Workload, tables: MemoryTables) -> list[Stage] | None:  # fmt: skip
     """Group ``g``'s stages on pool ``k`` at ``cfg``, each with its memory (ZeRO over ``cfg["D"]``
@@ -345,10 +367,8 @@ def _group_stages(arch: Architecture, pool: Pool, k: int, g: int, cfg: dict[str,
     a stage's exact memory does not fit)."""
     tp, pp = cfg["tp"], cfg["pp"]
     usable = pool.hardware.memory_bytes * spec.usable_memory_fraction
-    first_layers, full, last_layers = pipeline.stage_layers(arch.n_layers, pp)
     stages = []
-    for r in range(pp):
-        layers = first_layers if r == 0 else last_layers if r == pp - 1 else full
+    for r, layers in enumerate(stage_layer_counts(arch.n_layers, pp)):
         mem = tables.memory(cfg | {"dp": cfg["D"]}, layers, in_flight=min(pp - r, cfg["m"]), first=r == 0, last=r == pp - 1,
                             optimizer_per_param=work.optimizer_bytes_per_param)  # fmt: skip
         if float(mem.total) > usable:
@@ -390,7 +410,8 @@ def _materialize(arch: Architecture, pools: list[Pool], spec: PlanSpec, work: Wo
                      gradient_accumulation_steps=largest["m"], zero_stage=largest["zero"], recompute=RECOMPUTES[largest["rc"]],
                      n_gpus=n_gpus, step=dict(groups[slowest][3]), step_seconds=step, tokens_per_second=tokens_per_second,
                      tflops_per_gpu=model * tokens_per_second / n_gpus / 1e12, mfu=model * tokens_per_second / peak,
-                     hfu=per_token_hw * tokens_per_second / peak, groups=len(groups), pp=largest["pp"], cross_group_seconds=cross)  # fmt: skip
+                     hfu=per_token_hw * tokens_per_second / peak, groups=len(groups), pp=largest["pp"], tp=largest["tp"],
+                     cross_group_seconds=cross)  # fmt: skip
 
 
 def plan_groups(
@@ -432,7 +453,8 @@ def plan_groups(
     cut = done < len(subsets)
     covered = f"{done} of {len(subsets)} subsets" if cut else f"all {len(subsets)} subsets"
     own_splits = "" if "dp" in spec.fixed else ("; or each group its own tp x pp and ZeRO 0-3, reducing over its own "
-                                                "replicas, then one all-reduce across the groups at the slowest link")  # fmt: skip
+                                                "replicas, then one all-reduce across the groups (the best such plan per "
+                                                "subset)")  # fmt: skip
     searched = (f"data-parallel groups over {names}: {covered} of 2+ pools; one tp x pp in every group, ZeRO 0-3, one gradient "
                 f"ring over every replica at the slowest link{own_splits}; per pool micro-batch, recompute and count, the "
                 f"batch split so the slowest group is fastest; each pool whole, 1F1B, cp = ep = 1")  # fmt: skip

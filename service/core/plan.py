@@ -66,11 +66,11 @@ from service.core.plan_space import (
     DIMENSIONS,
     RECOMPUTES,
     PlanSpec,
-    divisors,
     flops_per_token_by_recompute,
     layer_tables,
     layout_grid,
     memory_arrays,
+    partial_node_hint,
     search_axes,
     shard_tables,
 )
@@ -260,9 +260,8 @@ def validate_spec(arch: Architecture, hw: Hardware, spec: PlanSpec) -> None:
     if n == 1 and fixed.get("virtual_stages", 1) > 1:
         raise InvalidSpecError("fixed.virtual_stages", "interleaving needs pipeline stages: one GPU has none")
     if n > node and n % node:
-        fewer = max(d for d in divisors(n) if d <= node)  # the most GPUs a node can take in equal shares of n
-        raise InvalidSpecError("n_gpus", f"n_gpus={n} is not a multiple of gpus_per_node={node} (whole nodes, or less than one); "
-                               f"to run {fewer} GPUs a node, give gpus_per_node={fewer} (an NVL72 rack is often run at 64)")  # fmt: skip
+        raise InvalidSpecError("n_gpus", f"n_gpus={n} is not a multiple of gpus_per_node={node} (whole nodes, or less than one): "
+                               + partial_node_hint(n, node))  # fmt: skip
     if fixed.get("tp", 1) > min(node, n):
         raise InvalidSpecError(
             "fixed.tp",

@@ -104,6 +104,7 @@ class MixedPlan:
     hfu: float
     groups: int = 1  # data-parallel groups of different types (service.core.mixed_groups); 1: a pipeline across pools
     pp: int = 0  # stages of each group's pipeline (the largest group's); 0: every stage is one pipeline's (len(stages))
+    tp: int = 0  # the largest group's tensor-parallel size; 0: a pipeline across pools (its largest stage's)
     # groups of their own splits: the all-reduce across the groups after each one's own reduction (in
     # each group's dp_comm_seconds); None: a pipeline, or groups of one shared split (one ring over every replica)
     cross_group_seconds: float | None = None

@@ -106,6 +106,20 @@ def divisors(n: int) -> list[int]:
     return sorted(set(small + [n // i for i in small]))
 
 
+def partial_node_hint(n: int, node: int) -> str:
+    """What would place ``n`` GPUs on nodes of ``node``: the whole-node counts either side, and the
+    most GPUs a node could run in equal shares of ``n`` (an NVLink domain beyond one host, such as
+    an NVL72 rack, is often run partly filled)."""
+    lower, upper = n // node * node, -(-n // node) * node
+    hint = f"{lower:,} or {upper:,} GPUs fill whole nodes"
+    fewer = max(d for d in divisors(n) if d <= node)  # the most GPUs a node can take in equal shares of n
+    if fewer > 1:
+        hint += f", or give gpus_per_node={fewer} to run {fewer} GPUs a node"
+    if node > 8:
+        hint += " (an NVL72 rack is often run at 64 of its 72 GPUs)"
+    return hint
+
+
 def _axis(name: str, default: list[Any], fixed: dict[str, Any]) -> np.ndarray:
     values = [fixed[name]] if name in fixed else default
     return np.asarray(values)

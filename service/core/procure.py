@@ -12,7 +12,7 @@ sunk), or unable to meet the goal alone within its most GPUs; that type at its m
 counts walked as one type's are (Metis, Um et al. 2024 §4, and Sailor, SOSP'25, mix GPU types for
 the same reason: the GPUs a team has, topped up). Mixing two freely rentable types is not searched:
 a plan across types runs each no faster per GPU than its own plans (a pipeline adds boundary sends
-and uneven stages; groups a gradient reduction across the types at the slowest link),
+and uneven stages; data-parallel groups, a gradient reduction across the types at the slowest link),
 so it costs at least the cheaper type's dollars per FLOP.
 
 The search is exhaustive over that space except where a bound proves a fleet cannot win:

@@ -222,7 +222,7 @@ class PlanItem(Schema):
         "`gpu` then names the types, `tp` the largest stage's, `pp` the stages, `per_gpu` the stage with the most bytes. "
         "Data-parallel groups of different types list each group's stages (`group`); `pp` is then each group's stages (the "
         "largest group's where the groups' splits differ), `dp` the replicas of all groups, and `micro_batch_size`, "
-        "`gradient_accumulation_steps`, `recompute` and `zero_stage` the largest group's. Groups of one shared tp x pp reduce "
+        "`gradient_accumulation_steps`, `recompute`, `zero_stage` and `tp` the largest group's. Groups of one shared tp x pp reduce "
         "their gradients in one ring over every replica at the slowest link between the pools (ZeRO over all replicas); "
         "groups of their own splits each reduce over their own replicas on their own network (ZeRO over their own), then "
         "all-reduce across the groups (`cross_group_seconds`).",

@@ -140,7 +140,7 @@ def mixed_item(plan: mixed.MixedPlan, pools: list[PoolView], req: s.PlanRequest,
               for st in plan.stages]  # fmt: skip
     fullest = max(plan.stages, key=lambda st: st.memory.total)
     return PlanItem(
-        gpu=" + ".join(dict.fromkeys(st.gpu for st in plan.stages)), n_gpus=plan.n_gpus, tp=max(st.tp for st in plan.stages),
+        gpu=" + ".join(dict.fromkeys(st.gpu for st in plan.stages)), n_gpus=plan.n_gpus, tp=plan.tp or max(st.tp for st in plan.stages),
         pp=plan.pp or len(plan.stages), dp=plan.dp, cp=1, ep=1, zero_stage=plan.zero_stage, micro_batch_size=plan.micro_batch_size,
         gradient_accumulation_steps=plan.gradient_accumulation_steps, recompute=plan.recompute,
         sequence_parallel=any(st.tp > 1 for st in plan.stages), virtual_stages=1, offload_optimizer=False,

@@ -258,3 +258,16 @@ def test_openapi_lists_selective_op() -> None:
     spec = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "openapi.json").read_text(encoding="utf-8"))
     recompute = spec["components"]["schemas"]["Recompute"]
     assert "selective_op" in recompute["enum"] and "torchtitan" in recompute["description"]
+
+
+def test_a_partial_rack_names_the_gpus_per_node_that_would_place_it(client) -> None:
+    # 256 GB200 are not whole 72-GPU NVL72 racks: the 422 names the whole-rack counts either side and the
+    # 64 GPUs a rack that place 256 in equal shares; given, the plan exists
+    body = {"model": {"preset": "llama-3-8b"}, "gpu": "gb200", "n_gpus": 256, "seq_len": 8192, "global_batch_size": 512}
+    data = problem(client, "/v1/plan", body)
+    detail = " ".join(error["msg"] for error in data["errors"])
+    assert "216 or 288 GPUs fill whole nodes" in detail and "gpus_per_node=64" in detail and "NVL72" in detail
+    assert ok(client, "/v1/plan", body | {"gpus_per_node": 64})["plans"]
+    # an 8-GPU node: no NVL72 note; 13 GPUs have no equal share a node but one
+    detail = " ".join(e["msg"] for e in problem(client, "/v1/plan", body | {"gpu": "h100-sxm", "n_gpus": 13})["errors"])
+    assert "8 or 16 GPUs fill whole nodes" in detail and "gpus_per_node" not in detail.split("nodes", 1)[1]

@@ -175,23 +175,24 @@ def _groups(plan_) -> dict[int, list]:
     return out
 
 
-def test_the_all_reduce_across_groups_is_a_ring_over_the_groups_at_the_slowest_link() -> None:
+def test_the_all_reduce_across_groups_is_a_ring_over_the_groups_paced_by_the_busiest_link() -> None:
     """Llama-3-8B (P = 8,030,261,248 parameters, bf16 gradients: 2 bytes each) on 16 H100s (50 GB/s
     per GPU, NCCL share 0.93), 32 A100 40 GB (25 GB/s, share 0.8) and 64 A100 80 GB, 12.5 GB/s
-    given between the pools: each H100 holds the largest share after its group's reduce-scatter,
-    P * 2 / 16 = 1,003,782,656 bytes; the ring over G groups moves 2 (G-1)/G of it at
-    min(50, 25, 25, 12.5) GB/s * min(0.93, 0.8, 0.8) = 10 GB/s, plus 2 log2(G) hops of 10 us."""
+    given between the pools: after its group's reduce-scatter each H100 holds P * 2 / 16 =
+    1,003,782,656 bytes and sends 2 (G-1)/G of it over min(50, 12.5) GB/s * 0.93 = 11.625 GB/s; each
+    A100 40 GB half that over 12.5 * 0.8 = 10 GB/s: the H100s set the pace, plus 2 log2(G) hops of 10 us."""
     arch = preset("llama-3-8b")
     pools = [_pool("h100-sxm", 16), _pool("a100-40gb-sxm", 32), _pool("a100-80gb-sxm", 64)]
     work = workload_for(PlanSpec(n_gpus=112, seq_len=4096, global_batch_size=512))
     shard = 8_030_261_248 * 2 / 16
     assert shard == 1_003_782_656
     two = cross_group_seconds(arch, pools, (0, 1), work, 12.5e9)
-    assert two == pytest.approx(2 * 1 / 2 * shard / 10e9 + 2 * 1 * 10e-6, rel=1e-12)  # 0.1003982656 s
+    assert two == pytest.approx(2 * 1 / 2 * shard / 11.625e9 + 2 * 1 * 10e-6, rel=1e-12)  # 0.0863 s
+    assert 2 * 1 / 2 * (shard / 2) / 10e9 < two  # the A100 40 GB GPUs' half share at 10 GB/s: 0.0502 s
     three = cross_group_seconds(arch, pools, (0, 1, 2), work, 12.5e9)
-    assert three == pytest.approx(2 * 2 / 3 * shard / 10e9 + 2 * np.log2(3) * 10e-6, rel=1e-12)
-    # no link given: the slower pool's scale-out link, 25 GB/s at the smaller share 0.8; the A100s'
-    # 40 GB group alone with the 80 GB one: the 32 A100s hold the largest share, P * 2 / 32
+    assert three == pytest.approx(2 * 2 / 3 * shard / 11.625e9 + 2 * np.log2(3) * 10e-6, rel=1e-12)
+    # no link given: each group at its own scale-out link; the 32 A100s 40 GB hold twice the 64 A100s 80 GB's
+    # share at the same 25 GB/s x 0.8
     assert cross_group_seconds(arch, pools, (1, 2), work, None) == pytest.approx(
         8_030_261_248 * 2 / 32 / (25e9 * 0.8) + 20e-6, rel=1e-12
     )
