@@ -52,6 +52,9 @@ class ActivationOptions:
     output and embeddings (the last two only with ``kernels.residual_dropout``); ``kernels`` the
     implementation (:mod:`service.core.kernels`): transformers with SDPA unless stated,
     :data:`service.core.kernels.MEGATRON` for Korthikanti's fused-kernel count.
+    ``linear_input_bytes``: bytes a linear layer keeps per element of its input for the weight
+    gradient, where that differs from ``element_bytes`` (FP8 training: 1 + the recipe's scales,
+    :func:`service.core.fp8.linear_input_bytes`); None keeps them at ``element_bytes``.
     """
 
     seq_len: int
@@ -62,6 +65,7 @@ class ActivationOptions:
     flash_attention: bool = False
     dropout: bool = False
     element_bytes: int = 2
+    linear_input_bytes: float | None = None
     kernels: Kernels = Kernels()
     layer_delta_bytes: int = 0  # added to every layer of a stage (a LoRA fine-tune's changes: service.core.finetune)
 
@@ -100,6 +104,20 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     keeps the dropped tensor's dtype, and SDPA with dropout runs the fp32 math path: Q, K and V in
     fp32 (K and V at the query width where transformers repeats them) and 12 bytes a score
     (:func:`service.core.kernels.sdpa_math_fallback`).
+
+    FP8 training (``linear_input_bytes``) keeps each linear layer's input as the quantised tensor
+    its weight-gradient GEMM reads, 1 byte an element plus the recipe's scales, not ``e``: the QKV
+    projection's input (MLA: and the latent up-projections' inputs), the MLP's (experts') input and,
+    of the MLP's intermediates, the down projection's input; the attention kernel still keeps its
+    ``e``-byte output and the output projection keeps its own FP8 copy besides (``a*d_head``, MLA
+    ``a*d_v``, at 1 byte plus scales). Transformer Engine's ``_Linear`` and ``_LayerNormLinear``
+    save the quantised input (``saved_inputmat = inputmat``), torchao's Float8 linear
+    ``ctx.save_for_backward(input_fp8, weight_fp8_t)``, and DeepSeek-V3 (arXiv 2412.19437 §3.3.3)
+    "cache[s] the activations in FP8 format for the backward pass of the Linear operator". A Llama
+    layer keeps ``2h + f - q_dim`` bytes a token less before tensor parallelism divides them
+    (:mod:`service.core.fp8`). Full
+    recompute's layer input, norms, Q/K/V, scores and ``selective_op``'s saved matmul outputs
+    (BF16 GEMM outputs) are unchanged.
 
     Selective recompute drops the scores (``5as/h`` term); full recompute keeps only the layer
     input ``2*sbh`` (divided by t with sequence parallelism); ``selective_op`` keeps the block input,
@@ -158,7 +176,9 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
         norm_inputs = (1 if arch.parallel_attention else arch.norms_per_layer) * e * sbh
     math_path = sdpa_math_fallback(k, dropout=opts.dropout)  # the CPU's SDPA with dropout: Q, K, V upcast to fp32
     upcast = 4 - e if math_path else 0
-    attention_replicated = e * s * b * arch.attention_input_width  # QKV projection input (2h into Zamba's shared block)
+    li = e if opts.linear_input_bytes is None else opts.linear_input_bytes  # a linear layer's kept input (FP8: 1 + scales)
+    # QKV projection input (2h into Zamba's shared block)
+    attention_replicated = math.ceil(li * s * b * arch.attention_input_width)
     if arch.is_mla:  # DeepSeek-V2 §2.1: heads of d_qk for Q and K, d_v for V and the output projection's input
         d_qk = (arch.qk_nope_head_dim or 0) + (arch.qk_rope_head_dim or 0)
         q_and_out, q_width = arch.n_heads * (d_qk + (arch.v_head_dim or 0)), arch.n_heads * d_qk
@@ -166,10 +186,14 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
         # the latents every rank computes (down-projections are not split): each one's norm input
         # and the up-projection's input; the kv_a output also carries the shared rotary key
         latents = (arch.q_lora_rank or 0) + (arch.kv_lora_rank or 0)
-        attention_replicated += (norm_kept_bytes(k, e) + e) * s * b * latents + e * s * b * (arch.qk_rope_head_dim or 0)
+        attention_replicated += norm_kept_bytes(k, e) * s * b * latents + math.ceil(li * s * b * latents)
+        attention_replicated += e * s * b * (arch.qk_rope_head_dim or 0)
+        out_width = arch.n_heads * (arch.v_head_dim or 0)
     else:
-        q_and_out, q_width, kv_width = 2 * arch.q_dim, arch.q_dim, None
+        q_and_out, q_width, kv_width, out_width = 2 * arch.q_dim, arch.q_dim, None, arch.q_dim
     attention_sharded = e * s * b * q_and_out + upcast * s * b * q_width  # Q, the output-projection input; fp32 Q
+    if opts.linear_input_bytes is not None:  # the attention kernel keeps its output, the FP8 output projection a copy
+        attention_sharded += math.ceil(opts.linear_input_bytes * s * b * out_width)
     if arch.attention_output_gate:  # the gated product's two factors: sigmoid(gate) and the attention output
         attention_sharded += e * s * b * 2 * arch.q_dim
     kv_bytes = e + upcast
@@ -196,13 +220,22 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
         norms=norm_inputs,
         attention_replicated=attention_replicated,
         # MLP (expert) input; shared with QKV under one parallel norm (Falcon, GPT-J)
-        mlp_replicated=0 if shared_input else e * sbh * mlp_inputs_per_token(arch),
+        mlp_replicated=0 if shared_input else math.ceil(li * sbh * mlp_inputs_per_token(arch)),
         mask=dropout_mask_bytes(k, e) * sbh if opts.dropout and k.residual_dropout else 0,
         attention_sharded=attention_sharded,
-        mlp_sharded=mlp_intermediates(k, arch.ffn) * e * s * b * mlp_width_per_token(arch),
+        mlp_sharded=_mlp_intermediate_bytes(k, arch, tokens=s * b, element_bytes=e, linear_input_bytes=li),
         kv=kv,
         scores=scores,
     )
+
+
+def _mlp_intermediate_bytes(k: ResolvedKernels, arch: Architecture, *, tokens: int, element_bytes: int,
+                            linear_input_bytes: float) -> int:  # fmt: skip
+    """The MLP's ``d_ff``-wide kept tensors (:func:`service.core.kernels.mlp_intermediates`): the down
+    projection's input at ``linear_input_bytes``, the others at ``element_bytes``."""
+    width = tokens * mlp_width_per_token(arch)
+    others = mlp_intermediates(k, arch.ffn) - 1
+    return others * element_bytes * width + math.ceil(linear_input_bytes * width)
 
 
 def _attention_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations:

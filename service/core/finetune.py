@@ -72,6 +72,7 @@ from service.core.memory import (
     ZeroSharding,
     device_total_bytes,
     expert_params_per_gpu,
+    kept_linear_input_bytes,
     params_per_gpu,
     training_memory,
 )
@@ -138,7 +139,8 @@ def finetune_memory(
       optimizer step, not a smaller model).
     - activations: those of full training (:func:`service.core.memory.training_memory`), less the matmul inputs
       only a frozen weight's gradient would have read (:func:`frozen_input_bytes_per_layer`), plus the adapters' own
-      (:func:`adapter_activation_bytes_per_layer`); full recompute keeps each layer's input either way.
+      (:func:`adapter_activation_bytes_per_layer`); full recompute keeps each layer's input either way. Under FP8 the
+      linear layers' inputs are counted in FP8 in both (:func:`service.core.memory.kept_linear_input_bytes`).
     - ZeRO over ``dp * cp`` (:func:`service.core.finetune_layout.zero_sharded`); a quantised base runs under dp only
       (422 otherwise); ``selective_op`` recompute (full training's block, :mod:`service.core.op_checkpoint`) is a 422.
     """
@@ -155,13 +157,12 @@ def finetune_memory(
     pb = PRECISION_BYTES[precision]
     tokens = (seq_len or arch.max_seq_len) // par.cp * micro_batch_size
     fused, mask = _attention_and_masks(arch, kernels, flash_attention=flash_attention, dropout=dropout, e=pb.activation)
-    delta = 0
-    if par.pp > 1 and include_activations:  # every stage's layers change: the stage's peak is counted again
-        delta = layer_delta_bytes(arch, spec, targets, tokens=tokens, element_bytes=pb.activation, fused_attention=fused,
-                                  recompute=recompute, tp=par.tp, sequence_parallel=par.sequence_parallel, mask_bytes=mask)  # fmt: skip
+    inputs = kept_linear_input_bytes(precision, fp8_recipe)  # FP8: the linear layers' inputs kept in FP8
+    delta = _pipeline_delta(arch, spec, targets, par, tokens=tokens, element_bytes=pb.activation, fused=fused, mask_bytes=mask,
+                            recompute=recompute, linear_input_bytes=inputs, counted=include_activations)  # fmt: skip
     base_mem = training_memory(
         arch, precision=precision, optimizer=optimizer, parallelism=par, micro_batch_size=micro_batch_size,
-        seq_len=seq_len, recompute=recompute, flash_attention=flash_attention, dropout=dropout,
+        seq_len=seq_len, recompute=recompute, flash_attention=flash_attention, dropout=dropout, fp8_recipe=fp8_recipe,
         include_activations=include_activations, microbatches=microbatches, kernels=kernels, layer_delta_bytes=delta,
     )  # fmt: skip
     base = base_weight_bytes(arch, fmt, double_quant=spec.double_quant, kept_dtype=kept_dtype or BaseFormat.FP32,
@@ -180,7 +181,7 @@ def finetune_memory(
                           fp8_copies=copies, dequantization_buffer_bytes=base.dequantization_buffer_bytes)  # fmt: skip
     adapter_acts, frozen_inputs, activations, stage = _activations(
         arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, fused=fused, mask_bytes=mask,
-        counted=include_activations and recompute is not Recompute.FULL,  # full recompute keeps only each layer's input
+        counted=include_activations and recompute is not Recompute.FULL, linear_input_bytes=inputs,  # full recompute: layer inputs
     )  # fmt: skip
     total = on_gpu.weights + on_gpu.gradients + on_gpu.optimizer + activations
     paged = spec.paged
@@ -221,6 +222,19 @@ def _fp8_notes(notes: tuple[str, ...], fp8_params: bool, recipe: Fp8Recipe) -> t
     )
 
 
+def _pipeline_delta(
+    arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], par: Parallelism, *, tokens: int,
+    element_bytes: int, fused: bool, mask_bytes: int, recompute: Recompute, linear_input_bytes: float | None, counted: bool,
+) -> int:  # fmt: skip
+    """Each layer's change (:func:`layer_delta_bytes`) with more than one pipeline stage, where every stage's
+    layers change and the stage's peak is counted again with it; 0 with one stage (shifted afterwards)."""
+    if par.pp == 1 or not counted:
+        return 0
+    return layer_delta_bytes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes, fused_attention=fused,
+                             recompute=recompute, tp=par.tp, sequence_parallel=par.sequence_parallel, mask_bytes=mask_bytes,
+                             linear_input_bytes=linear_input_bytes)  # fmt: skip
+
+
 def _attention_and_masks(
     arch: Architecture, kernels: Kernels, *, flash_attention: bool, dropout: bool, e: int
 ) -> tuple[bool, int]:
@@ -232,7 +246,7 @@ def _attention_and_masks(
 
 def _activations(
     arch: Architecture, spec: FinetuneSpec, targets: tuple[Projection, ...], base_mem: TrainingMemory, par: Parallelism, *,
-    tokens: int, element_bytes: int, fused: bool, mask_bytes: int, counted: bool,
+    tokens: int, element_bytes: int, fused: bool, mask_bytes: int, counted: bool, linear_input_bytes: float | None,
 ) -> tuple[int, int, int, StageActivations | None]:  # fmt: skip
     """(the adapters' activations, the frozen inputs not kept, the stage's activations and their
     detail): full training's shifted by the changes of every layer with one pipeline stage; with
@@ -241,7 +255,8 @@ def _activations(
     if counted:
         adapter_acts, frozen_inputs = activation_changes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes,
                                                          fused_attention=fused, tp=par.tp, mask_bytes=mask_bytes,
-                                                         sequence_parallel=par.sequence_parallel)  # fmt: skip
+                                                         sequence_parallel=par.sequence_parallel,
+                                                         linear_input_bytes=linear_input_bytes)  # fmt: skip
     if par.pp > 1:
         return adapter_acts, frozen_inputs, base_mem.activations_bytes, base_mem.activations
     stage = shifted_stage(base_mem.activations, adapter_acts - frozen_inputs, arch.n_layers)

@@ -74,6 +74,7 @@ def frozen_input_bytes_per_layer(
     fused_attention: bool,
     tp: int = 1,
     sequence_parallel: bool = False,
+    linear_input_bytes: float | None = None,
 ) -> int:
     """Bytes of one layer's full-training activations that a frozen projection no longer needs.
 
@@ -98,22 +99,32 @@ def frozen_input_bytes_per_layer(
     for them: an approximation that errs towards more memory. Under ``tp`` (Korthikanti §4.2) the
     attention and MLP inputs are split only with sequence parallelism, the output and down
     projections' inputs always.
+
+    Under FP8 (``linear_input_bytes``, :func:`service.core.fp8.linear_input_bytes`) full training
+    keeps those inputs as the quantised FP8 tensors (1 byte an element plus the recipe's scales) and
+    the output projection an FP8 copy of the attention output beside the kernel's own: the same bytes
+    are taken off here, term by term as the full-training count rounds them, the FP8 copy whatever
+    the attention kernel (an adapter that reads an input is taken to keep it as the base does).
     """
     t, e = tokens, element_bytes
+    li = e if linear_input_bytes is None else linear_input_bytes
     experts = mlp_inputs_per_token(arch)
     keeps = set() if spec.dropout > 0 else set(targets)
     qkv_read = bool(keeps & {Projection.Q, Projection.K, Projection.V, Projection.Q_A, Projection.KV_A})
     mlp_read = bool(keeps & {Projection.GATE, Projection.UP})
     replicated = sharded = 0
     if arch.parallel_attention and arch.norms_per_layer == 1:  # one input feeds attention and the MLP
-        replicated += 0 if (qkv_read or mlp_read) else e * t * arch.d_model
+        replicated += 0 if (qkv_read or mlp_read) else math.ceil(li * t * arch.d_model)
     else:
-        replicated += 0 if qkv_read else e * t * arch.d_model
-        replicated += 0 if mlp_read else e * t * arch.d_model * experts
-    if not fused_attention and Projection.O not in keeps:  # the output projection's input: a*d_v (MLA) or a*d_head
-        sharded += e * t * (arch.n_heads * (arch.v_head_dim or 0) if arch.is_mla else arch.q_dim)
+        replicated += 0 if qkv_read else math.ceil(li * t * arch.d_model)
+        replicated += 0 if mlp_read else math.ceil(li * t * arch.d_model * experts)
+    out_width = arch.n_heads * (arch.v_head_dim or 0) if arch.is_mla else arch.q_dim  # the output projection's input
+    if not fused_attention and Projection.O not in keeps:
+        sharded += e * t * out_width
+    if linear_input_bytes is not None and Projection.O not in keeps:  # the FP8 output projection's own copy
+        sharded += math.ceil(linear_input_bytes * t * out_width)
     if Projection.DOWN not in keeps:
-        sharded += e * t * mlp_width_per_token(arch)
+        sharded += math.ceil(li * t * mlp_width_per_token(arch))
     if tp == 1:
         return replicated + sharded
     return (math.floor(replicated / tp) if sequence_parallel else replicated) + math.floor(sharded / tp)
@@ -131,6 +142,7 @@ def layer_delta_bytes(
     tp: int = 1,
     sequence_parallel: bool = False,
     mask_bytes: int = MASK_BYTES,
+    linear_input_bytes: float | None = None,
 ) -> int:
     """One layer's change from full training's stored activations on one GPU: the adapters' own
     (mean over the layers, rounded up) less the frozen matmuls' inputs; 0 under full recompute,
@@ -140,7 +152,8 @@ def layer_delta_bytes(
     adapters = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes, tp=tp,
                                         sequence_parallel=sequence_parallel, mask_bytes=mask_bytes)  # fmt: skip
     frozen = frozen_input_bytes_per_layer(arch, spec, targets, tokens=tokens, element_bytes=element_bytes,
-                                          fused_attention=fused_attention, tp=tp, sequence_parallel=sequence_parallel)  # fmt: skip
+                                          fused_attention=fused_attention, tp=tp, sequence_parallel=sequence_parallel,
+                                          linear_input_bytes=linear_input_bytes)  # fmt: skip
     return -(-adapters // arch.n_layers) - frozen
 
 
@@ -155,6 +168,7 @@ def activation_changes(
     tp: int = 1,
     sequence_parallel: bool = False,
     mask_bytes: int = MASK_BYTES,
+    linear_input_bytes: float | None = None,
 ) -> tuple[int, int]:
     """What LoRA changes in full training's activations of all layers for ``tokens = s * b``
     tokens: (the adapters' own, :func:`adapter_activation_bytes`; the frozen matmuls' inputs no
@@ -163,7 +177,7 @@ def activation_changes(
                                             sequence_parallel=sequence_parallel, mask_bytes=mask_bytes)  # fmt: skip
     frozen_inputs = arch.n_layers * frozen_input_bytes_per_layer(
         arch, spec, targets, tokens=tokens, element_bytes=element_bytes, fused_attention=fused_attention, tp=tp,
-        sequence_parallel=sequence_parallel,
+        sequence_parallel=sequence_parallel, linear_input_bytes=linear_input_bytes,
     )  # fmt: skip
     return adapter_acts, frozen_inputs
 

@@ -22,6 +22,18 @@ what they cost to cast, and what the FP8 weight copies hold.
   column-wise copies are kept beside them: 2 bytes per matmul weight, plus the recipe's scales;
   under ZeRO-3 the weights are gathered in FP8 one layer at a time and freed (torchtitan's
   FSDP2 Float8 all-gather; Megatron's --fp8-param-gather), so no copy persists.
+- **Activations**: an FP8 linear layer keeps its input for the weight-gradient GEMM as the
+  quantised FP8 tensor (1 byte an element, plus the recipe's activation scales), not in BF16:
+  Transformer Engine's ``_Linear.forward`` and ``_LayerNormLinear.forward`` (Megatron-Core, NeMo,
+  Megatron-Bridge) quantise the input — the norm's output comes out of the fused norm+cast in FP8
+  — and save that tensor (``saved_inputmat = inputmat``); torchao's Float8 linear (torchtitan)
+  saves ``input_fp8`` (``manual_float8_matmul_with_args_in_float8.forward``:
+  ``ctx.save_for_backward(input_fp8, weight_fp8_t)``); DeepSeek-V3 §3.3.3: "we cache the
+  activations in FP8 format for the backward pass of the Linear operator". So the QKV (MLA's
+  latent up-projections'), MLP (experts') and down projections' inputs are kept in FP8; the
+  attention kernel keeps its BF16 output for its own backward and the output projection an FP8
+  copy of it besides (:func:`linear_input_bytes`,
+  :func:`service.core.activations.layer_activation_bytes`).
 - **FP8 primary weights of a frozen base** (Transformer Engine's ``fp8_model_init``: modules "hold
   only FP8 copies of its parameters ... especially useful for ... LoRA-like fine-tuning, where the
   main parameters of the model do not change"; NeMo's ``fp8_params``, Megatron-Bridge's
@@ -49,6 +61,7 @@ class Fp8Recipe(StrEnum):
     MXFP8 = "mxfp8"
 
 
+FP8_ACTIVATION_BYTES = 1  # one FP8 byte a kept linear-layer input element
 FP8_WEIGHT_COPIES = 2  # the row-wise and the column-wise (transposed) FP8 copy of each matmul weight
 FP8_CAST_BYTES_PER_ELEMENT = FP8_WEIGHT_COPIES * (2 + 1)  # read BF16, write FP8, for each of the two copies
 
@@ -74,6 +87,12 @@ def frozen_weight_bytes_per_param(recipe: Fp8Recipe) -> float:
     """Bytes a frozen matmul parameter keeps as an FP8 primary weight (module docstring): its
     row-wise and column-wise FP8 copies and their scales, and no BF16 weight."""
     return weight_copy_bytes_per_param(recipe)
+
+
+def linear_input_bytes(recipe: Fp8Recipe) -> float:
+    """Bytes an FP8 linear layer keeps per element of its input for the weight gradient: the
+    quantised copy (1 byte) and its scales (module docstring, "Activations")."""
+    return FP8_ACTIVATION_BYTES + SCALE_BYTES_PER_ACTIVATION[recipe]
 
 
 def cast_bytes_per_element(recipe: Fp8Recipe) -> float:

@@ -21,7 +21,7 @@ from service.core.activations import ActivationOptions, StageActivations, pick, 
 from service.core.architecture import Architecture, Ffn, LayerType, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.errors import InvalidSpecError
-from service.core.fp8 import BF16_OPS, Fp8Recipe, weight_copy_bytes_per_param
+from service.core.fp8 import BF16_OPS, Fp8Recipe, linear_input_bytes, weight_copy_bytes_per_param
 from service.core.inference import INFERENCE_OVERHEAD_FRACTION as INFERENCE_OVERHEAD_FRACTION
 from service.core.inference import InferenceMemory as InferenceMemory
 from service.core.inference import cached_tokens as cached_tokens
@@ -88,6 +88,14 @@ PRECISION_BYTES: dict[Precision, PrecisionBytes] = {
     Precision.FP32: PrecisionBytes(weight=4, gradient=4, master=0, state=4, activation=4),
     Precision.FP8: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
 }
+
+
+def kept_linear_input_bytes(precision: Precision, recipe: Fp8Recipe) -> float | None:
+    """Bytes a block's linear layer keeps per element of its input for the weight gradient
+    (:attr:`service.core.activations.ActivationOptions.linear_input_bytes`): under FP8 the quantised
+    copy and its scales (:func:`service.core.fp8.linear_input_bytes`), otherwise None (the
+    activation's bytes)."""
+    return linear_input_bytes(recipe) if precision is Precision.FP8 else None
 
 
 def fp8_copy_params(model: ModelShape, params: int) -> float:
@@ -346,10 +354,17 @@ def training_memory(
         k = resolve_kernels(kernels, arch, flash_attention=flash_attention)
         stage = _stage_activations(arch, par, k, micro_batch_size=micro_batch_size, seq_len=seq_len, recompute=recompute,
                                    flash_attention=flash_attention, dropout=dropout, element_bytes=pb.activation,
+                                   linear_input_bytes=kept_linear_input_bytes(precision, fp8_recipe),
                                    microbatches=microbatches, kernels=kernels, layer_delta_bytes=layer_delta_bytes)  # fmt: skip
         activations = stage.peak_bytes
         formulas.extend(_activation_formulas(k, recurrent=arch.recurrent_layers,
                                              deltanet=bool(arch.layers_of(LayerType.GATED_DELTANET))))  # fmt: skip
+        if precision is Precision.FP8:
+            formulas.append(
+                f"FP8 ({fp8_recipe.value}): the QKV, MLP and down projections' inputs kept at {linear_input_bytes(fp8_recipe):g} "
+                "bytes an element instead of 2, and the output projection's FP8 copy of the attention output beside it: "
+                "(2h + f - q_dim) bytes a token fewer in a dense layer before tp (Transformer Engine, torchao Float8, DeepSeek-V3 §3.3.3)"
+            )
     else:
         notes.append("activations not included")
     total = weights + gradients + optimizer_total + activations
@@ -376,11 +391,18 @@ def training_memory(
 
 
 def _fp8_note(recipe: Fp8Recipe, *, zero_3: bool) -> str:
-    """The note on FP8 training: the copies :func:`sharded_states` counts, or none under ZeRO-3."""
+    """The note on FP8 training: the copies :func:`sharded_states` counts, or none under ZeRO-3, and the
+    linear layers' inputs kept in FP8 (:mod:`service.core.fp8`, "Activations")."""
+    inputs = (
+        f"the linear layers keep their inputs for the backward in FP8, {linear_input_bytes(recipe):g} bytes an element "
+        "(Transformer Engine's saved quantised input, torchao Float8's input_fp8, DeepSeek-V3 §3.3.3), the attention "
+        "kernel its BF16 output beside the output projection's FP8 copy"
+    )
     if not zero_3:
         per_param = weight_copy_bytes_per_param(recipe)
-        return f"FP8 ({recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {BF16_OPS}"
-    return f"FP8 ({recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {BF16_OPS}"
+        return f"FP8 ({recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {inputs}; {BF16_OPS}"
+    return (f"FP8 ({recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {inputs}; "
+            f"{BF16_OPS}")  # fmt: skip
 
 
 def _stage_activations(
@@ -397,6 +419,7 @@ def _stage_activations(
     microbatches: int | None,
     kernels: Kernels,
     layer_delta_bytes: int = 0,
+    linear_input_bytes: float | None = None,
 ) -> StageActivations:
     """The busiest pipeline stage's activations (:func:`service.core.activations.stage_activation_bytes`)
     for one ``seq_len / cp`` chunk of each sequence, with ``k`` the kernels ``kernels`` resolve to; context
@@ -417,6 +440,7 @@ def _stage_activations(
             flash_attention=flash_attention,
             dropout=dropout,
             element_bytes=element_bytes,
+            linear_input_bytes=linear_input_bytes,
             kernels=kernels,
             layer_delta_bytes=layer_delta_bytes,
         ),

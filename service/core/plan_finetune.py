@@ -147,12 +147,14 @@ def finetune_state_arrays(table: FinetuneShardTable, shard: tuple[np.ndarray, ..
 
 def finetune_layer_delta(
     arch: Architecture, ft: ResolvedFinetune, *, tokens: int, element_bytes: int, flash_attention: bool, recompute: Recompute,
-    tp: int, sequence_parallel: bool,
+    tp: int, sequence_parallel: bool, linear_input_bytes: float | None = None,
 ) -> int:  # fmt: skip
     """One layer's activation change on one GPU (:func:`service.core.finetune_activations.layer_delta_bytes`),
-    Megatron-LM's kernels: fused attention exactly when FlashAttention is on."""
+    Megatron-LM's kernels: fused attention exactly when FlashAttention is on; ``linear_input_bytes`` the FP8
+    linear layers' kept inputs (:func:`service.core.memory.kept_linear_input_bytes`)."""
     return layer_delta_bytes(arch, ft.spec, ft.targets, tokens=tokens, element_bytes=element_bytes,
-                             fused_attention=flash_attention, recompute=recompute, tp=tp, sequence_parallel=sequence_parallel)  # fmt: skip
+                             fused_attention=flash_attention, recompute=recompute, tp=tp, sequence_parallel=sequence_parallel,
+                             linear_input_bytes=linear_input_bytes)  # fmt: skip
 
 
 def finetune_flops_per_token(arch: Architecture, ft: ResolvedFinetune, seq_len: int, causal: bool) -> tuple[float, np.ndarray]:

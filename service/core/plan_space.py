@@ -34,6 +34,7 @@ from service.core.memory import (
     Precision,
     ZeroSharding,
     expert_params_per_gpu,
+    kept_linear_input_bytes,
     optimizer_shard_bytes,
     params_per_gpu,
     sharded_states,
@@ -268,15 +269,15 @@ def layer_tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
     from :func:`service.core.activations.layer_activation_bytes` (with a fine-tune's change,
     :func:`service.core.plan_finetune.finetune_layer_delta`); memoised (read-only): a deadline
     search asks the same table for every cluster size and GPU type."""
-    return _cached_layer_table(arch, spec.precision, spec.seq_len, spec.flash_attention, spec.dropout, spec.finetune,
-                               tuple(tuple(axes[k].tolist()) for k in LAYER_AXES))  # fmt: skip
+    return _cached_layer_table(arch, spec.precision, spec.fp8_recipe, spec.seq_len, spec.flash_attention, spec.dropout,
+                               spec.finetune, tuple(tuple(axes[k].tolist()) for k in LAYER_AXES))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_layer_table(arch: Architecture, precision: Precision, seq_len: int, flash_attention: bool, dropout: bool,
-                        finetune: FinetuneSpec | None, values: tuple[tuple[Any, ...], ...]) -> np.ndarray:  # fmt: skip
-    spec = PlanSpec(n_gpus=1, seq_len=seq_len, global_batch_size=1, precision=precision, flash_attention=flash_attention,
-                    dropout=dropout, finetune=finetune)  # fmt: skip
+def _cached_layer_table(arch: Architecture, precision: Precision, fp8_recipe: Fp8Recipe, seq_len: int, flash_attention: bool,
+                        dropout: bool, finetune: FinetuneSpec | None, values: tuple[tuple[Any, ...], ...]) -> np.ndarray:  # fmt: skip
+    spec = PlanSpec(n_gpus=1, seq_len=seq_len, global_batch_size=1, precision=precision, fp8_recipe=fp8_recipe,
+                    flash_attention=flash_attention, dropout=dropout, finetune=finetune)  # fmt: skip
     axes = {k: np.asarray(v) for k, v in zip(LAYER_AXES, values, strict=True)}
     table = _build_layer_table(arch, spec, axes)
     table.flags.writeable = False
@@ -285,19 +286,21 @@ def _cached_layer_table(arch: Architecture, precision: Precision, seq_len: int, 
 
 def _build_layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> np.ndarray:
     e = PRECISION_BYTES[spec.precision].activation
+    inputs = kept_linear_input_bytes(spec.precision, spec.fp8_recipe)  # FP8: the linear layers' inputs kept in FP8
     ft = None if spec.finetune is None else resolve_finetune(arch, spec.finetune, spec.precision)
     layer = np.empty(tuple(len(axes[k]) for k in LAYER_AXES), dtype=np.float64)
     for idx in np.ndindex(layer.shape):
         t, sp, rc, b, c = (axes[k][i].item() for k, i in zip(LAYER_AXES, idx, strict=True))
         opts = ActivationOptions(
             seq_len=spec.seq_len // c, micro_batch_size=b, tp=t, sequence_parallel=bool(sp), recompute=RECOMPUTES[rc],
-            flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e, kernels=MEGATRON,
+            flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e, linear_input_bytes=inputs,
+            kernels=MEGATRON,
         )  # fmt: skip
         layer[idx] = _layer_bytes(arch, opts)
         if ft is not None:
             layer[idx] += finetune_layer_delta(arch, ft, tokens=spec.seq_len // c * b, element_bytes=e,
                                                flash_attention=spec.flash_attention, recompute=RECOMPUTES[rc], tp=t,
-                                               sequence_parallel=bool(sp))  # fmt: skip
+                                               sequence_parallel=bool(sp), linear_input_bytes=inputs)  # fmt: skip
     return layer
 
 

@@ -165,7 +165,10 @@ class TrainingMemoryRequest(Schema):
 
     model: ModelSpec
     precision: Precision = Precision.MIXED_BF16
-    fp8_recipe: Fp8Recipe = Field(Fp8Recipe.TENSORWISE, description="With precision fp8: how the FP8 weight copies are scaled.")
+    fp8_recipe: Fp8Recipe = Field(
+        Fp8Recipe.TENSORWISE,
+        description="With precision fp8: how the FP8 weight copies and the FP8 activations kept for the backward are scaled.",
+    )
     optimizer: Optimizer = Optimizer.ADAMW
     micro_batch_size: Batch = 1
     seq_len: SeqLen | None = Field(None, description="Default: the model's context, at most 8,192 (as the planner).")

@@ -193,9 +193,10 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         precision=req.precision, optimizer=req.optimizer, parallelism=par, micro_batch_size=req.micro_batch_size,
         seq_len=seq, recompute=req.recompute, flash_attention=req.flash_attention, dropout=req.dropout,
         include_activations=req.include_activations, microbatches=req.gradient_accumulation_steps, kernels=kernels,
+        fp8_recipe=req.fp8_recipe,
     )  # fmt: skip
     ft = finetune.finetune_memory(model, req.finetune.spec(), **options) if req.finetune and req.finetune.is_adapter else None  # type: ignore[arg-type]
-    r = ft.memory if ft else memory.training_memory(model, **options, fp8_recipe=req.fp8_recipe)  # type: ignore[arg-type]
+    r = ft.memory if ft else memory.training_memory(model, **options)  # type: ignore[arg-type]
     act = r.activations
     assumptions = model_assumptions(model, req.model, req.seq_len) | {
         "precision": req.precision.value,

@@ -257,7 +257,8 @@ def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:
     if options.precision is Precision.FP8:
         out |= {"fp8_recipe": options.fp8_recipe.value, "fp8_matmuls": "the blocks' Q/K/V, output, MLP and expert projections, "
                 "forward and both backward GEMMs, at the dense FP8 peak", "bf16_ops": BF16_OPS,
-                "fp8_memory": "BF16 weights + FP8 row- and column-wise copies of the matmul weights; parameters gathered in FP8",
+                "fp8_memory": "BF16 weights + FP8 row- and column-wise copies of the matmul weights; parameters gathered in FP8; "
+                "the linear layers' inputs kept in FP8 for the backward (1 byte an element + the recipe's scales)",
                 "mfu_peak": "dense BF16 peak"}  # fmt: skip
     return out
 

@@ -356,3 +356,26 @@ def test_review_findings_are_422s_or_stated(client) -> None:
         assert r.status_code == 422 and field in r.text and "latent" in r.text, r.text
     bare = ok(client, "/v1/memory/training", {"model": {"n_params": 7e9}, "include_activations": False})
     assert bare["assumptions"]["seq_len"] is None and bare["assumptions"]["seq_len_source"] is None
+
+
+def test_fp8_training_keeps_the_linear_inputs_in_fp8(client) -> None:
+    # Transformer Engine, torchao Float8 and DeepSeek-V3 §3.3.3 keep each linear layer's input for the
+    # backward in FP8: Llama-3-8B (h = 4096, f = 14336, q_dim = 4096, 32 layers) keeps the QKV, MLP and
+    # down inputs at 1 byte instead of 2 and an FP8 copy of the attention output: 2h + f - q_dim = 18,432
+    # bytes a token fewer per layer; MXFP8 adds a 1-byte scale per 32 of the h + h + f + q_dim elements
+    body = {"model": {"preset": "llama-3-8b"}, "seq_len": 4096, "flash_attention": True}
+    bf16 = ok(client, "/v1/memory/training", body)
+    fp8 = ok(client, "/v1/memory/training", body | {"precision": "fp8"})
+    mx = ok(client, "/v1/memory/training", body | {"precision": "fp8", "fp8_recipe": "mxfp8"})
+    assert bf16["per_gpu"]["activations_bytes"] - fp8["per_gpu"]["activations_bytes"] == 32 * 4096 * 18_432
+    assert bf16["activations"]["per_layer_bytes"] - fp8["activations"]["per_layer_bytes"] == 4096 * 18_432
+    assert mx["per_gpu"]["activations_bytes"] - fp8["per_gpu"]["activations_bytes"] == 32 * 4096 * 26_624 // 32
+    assert any("FP8 (tensorwise)" in f and "1 bytes an element" in f for f in fp8["formulas"])
+    assert any(
+        "inputs for the backward in FP8, 1.03125 bytes" in v for k, v in mx["assumptions"].items() if k.startswith("note_")
+    )
+    full = {"recompute": "full", "precision": "fp8"}  # full recompute keeps each layer's BF16 input either way
+    assert (
+        ok(client, "/v1/memory/training", body | full)["per_gpu"]["activations_bytes"]
+        == ok(client, "/v1/memory/training", body | {"recompute": "full"})["per_gpu"]["activations_bytes"]
+    )

@@ -209,3 +209,16 @@ def test_fp8_lora_keeps_the_frozen_base_in_fp8_alone_unless_asked(client) -> Non
     matmul = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
     assert bf16["per_gpu"]["weights_bytes"] - fp8["per_gpu"]["weights_bytes"] == pytest.approx(2 * matmul, abs=64)
     assert not ok(client, "/v1/memory/training", {"model": LLAMA_7B, "lora": {}})["finetune"]["fp8_params"]
+
+
+def test_an_fp8_lora_takes_the_request_s_recipe(client) -> None:
+    # the recipe reaches a LoRA's base: MXFP8 keeps a 1-byte scale per 32 elements of each FP8 activation
+    # (Llama-2-7B, LoRA on every projection: the frozen weights' inputs are all read by adapters, so
+    # the QKV, MLP and down inputs and the output projection's FP8 copy stay: 3h + f = 23,296 a token
+    # per layer) and of each FP8 primary weight, row- and column-wise
+    body = {"model": LLAMA_7B, "seq_len": 1024, "precision": "fp8", "flash_attention": True, "lora": {"r": 8}}
+    tensorwise = ok(client, "/v1/memory/training", body)
+    mx = ok(client, "/v1/memory/training", body | {"fp8_recipe": "mxfp8"})
+    assert mx["per_gpu"]["activations_bytes"] - tensorwise["per_gpu"]["activations_bytes"] == 32 * 1024 * 23_296 // 32
+    matmul = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
+    assert mx["per_gpu"]["weights_bytes"] - tensorwise["per_gpu"]["weights_bytes"] == pytest.approx(2 * matmul / 32, abs=64)
