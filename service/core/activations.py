@@ -38,7 +38,6 @@ from service.core.recurrent_activations import RECURRENT_TYPES, mixer_activation
 
 MASK_BYTES = 1  # CUDA's dropout keeps a bool mask (Korthikanti §4.1); the CPU's: service.core.kernels.dropout_mask_bytes
 LSE_BYTES = 4  # FlashAttention keeps one fp32 log-sum-exp per query and head (Dao et al. 2022 §3.1)
-LOGIT_BYTES = 4  # cross-entropy keeps fp32 logits (Korthikanti §4.3)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -352,7 +351,9 @@ def stage_activation_bytes(
     regardless of ``pp``, and also keeps the embedding dropout mask ``sbh`` per in-flight
     micro-batch; the second stage holds one micro-batch fewer of a full stage. The last stage
     holds one micro-batch and the output layer: final-norm and projection inputs ``2*e*sbh`` and
-    fp32 logits ``4*s*b*V/t`` (Korthikanti's ``4*sbh/t*(1 + V/h)``). With ``pp = 1`` all are the
+    the logits at the loss's peak, ``4*s*b*V/t`` with Megatron's fused cross entropy (Korthikanti's
+    ``4*sbh/t*(1 + V/h)``), ``12*s*b*V/t`` with PyTorch's eager one
+    (:data:`service.core.kernels.EAGER_CROSS_ENTROPY_LOGIT_BYTES`). With ``pp = 1`` all are the
     same stage. DualPipe's GPUs hold both ends of the pipeline (the first and the last stage's
     layers, the embedding and the output layer).
     """
@@ -380,16 +381,16 @@ def stage_end_bytes(
     sequence_parallel: Any, dropout: bool,
 ) -> tuple[Any, Any]:  # fmt: skip
     """(the embedding's dropout mask, the output layer's kept bytes) of one micro-batch: the mask
-    ``sbh`` (with residual dropout), the final norm's and the logit projection's inputs and the fp32
-    logits ``4*s*b*V/t`` (Korthikanti §4.3), the first two divided over ``tp`` with sequence
-    parallelism. Scalars or NumPy arrays alike (the planner prices its whole grid with it)."""
+    ``sbh`` (with residual dropout), the final norm's and the logit projection's inputs and the
+    logits at the loss's peak, ``k.logit_bytes*s*b*V/t`` (fused: 4, Korthikanti §4.3; eager: 12,
+    :mod:`service.core.kernels`), the first two divided over ``tp`` with sequence parallelism. Scalars or NumPy arrays alike (the planner prices its whole grid with it)."""
     e = element_bytes
     sbh = seq_len * micro_batch_size * arch.d_model
     embedding_mask = dropout_mask_bytes(k, e) * sbh if dropout and k.residual_dropout else 0 * sbh
     output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
     embedding_mask = pick(sequence_parallel, ceil_divide(embedding_mask, tp), embedding_mask)
     output_inputs = pick(sequence_parallel, ceil_divide(output_inputs, tp), output_inputs)
-    return embedding_mask, output_inputs + round_up(LOGIT_BYTES * seq_len * micro_batch_size * arch.vocab_size / tp)
+    return embedding_mask, output_inputs + round_up(k.logit_bytes * seq_len * micro_batch_size * arch.vocab_size / tp)
 
 
 def stage_peak_bytes(

@@ -52,6 +52,18 @@ difference is a property of the implementation, measured tensor by tensor
   RWKV-4 layers keep their fused CUDA kernels' tensors on ``cuda`` and, on ``cpu``, what transformers'
   reference torch code keeps (:mod:`service.core.recurrent_activations_cpu`).
 
+- **cross entropy**: the loss over the logits ``s*b*V/t`` (``t`` tensor-parallel vocabulary shards)
+  peaks at the loss, for the last stage's one micro-batch. ``fused``: Megatron's vocab-parallel
+  cross entropy keeps the fp32 softmax and computes its gradient in place, 4 bytes a logit
+  (Korthikanti et al. 2022 §4.3). ``eager``: PyTorch's ``F.cross_entropy`` on logits upcast to fp32
+  (transformers' ``ForCausalLMLoss``: ``logits = logits.float()``; torchtitan's loss: ``.float()``)
+  is ``log_softmax`` then ``nll_loss``; ``log_softmax`` saves its fp32 *output* for the backward
+  (PyTorch ``tools/autograd/derivatives.yaml``: ``_log_softmax_backward_data(grad, result, ...)``).
+  The forward holds the 16-bit logits, their fp32 copy and the fp32 log-softmax together
+  (``e + 8``, 10 bytes in 16 bits); the backward holds the saved log-softmax, ``nll_loss``'s dense
+  fp32 gradient and the log-softmax's fp32 input gradient together before the cast back (12 bytes),
+  the larger peak.
+
 Unset fields take the framework's value; transformers' values for norms and activations follow
 the architecture (RMSNorm upcasts, LayerNorm does not; SwiGLU is unfused, GELU is torch's
 kernel).
@@ -84,6 +96,32 @@ class DeviceConvention(StrEnum):
     CPU = "cpu"
 
 
+class CrossEntropy(StrEnum):
+    """How the loss runs over the logits (module docstring): ``fused`` (Megatron's vocab-parallel
+    cross entropy, in place on the fp32 softmax) or ``eager`` (PyTorch's ``F.cross_entropy`` on
+    logits upcast to fp32, as transformers and torchtitan call it)."""
+
+    FUSED = "fused"
+    EAGER = "eager"
+
+
+FUSED_CROSS_ENTROPY_LOGIT_BYTES = 4
+"""Bytes a logit element takes at the fused loss's peak: the fp32 softmax Megatron's
+vocab-parallel cross entropy keeps and turns into its gradient in place (Korthikanti et al. 2022
+§4.3: the ``4*s*b*V/t`` of the output layer)."""
+EAGER_CROSS_ENTROPY_LOGIT_BYTES = 4 + 4 + 4
+"""Bytes a logit element takes at the eager loss's peak, in its backward: the fp32 log-softmax
+output ``log_softmax`` saved (PyTorch ``tools/autograd/derivatives.yaml``:
+``_log_softmax_backward_data(grad, result, ...)``), ``nll_loss``'s dense fp32 gradient and the
+log-softmax's fp32 input gradient, alive together before the cast back to 16 bits. The forward
+holds less: the 16-bit logits, the fp32 copy transformers' ``ForCausalLMLoss`` makes
+(``logits.float()``) and the fp32 log-softmax, 2 + 4 + 4 = 10 in 16-bit training."""
+CROSS_ENTROPY_LOGIT_BYTES = {
+    CrossEntropy.FUSED: FUSED_CROSS_ENTROPY_LOGIT_BYTES,
+    CrossEntropy.EAGER: EAGER_CROSS_ENTROPY_LOGIT_BYTES,
+}
+
+
 class Framework(StrEnum):
     """Whose kernels: ``huggingface`` (PyTorch + transformers, the stack most users run) or
     ``megatron`` (Megatron-LM's fused kernels, the setting of Korthikanti et al. 2022)."""
@@ -106,6 +144,7 @@ class Kernels:
     residual_dropout: bool = True
     fp32_norm_weight: bool | None = None
     device: DeviceConvention = DeviceConvention.CUDA
+    cross_entropy: CrossEntropy | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -121,10 +160,16 @@ class ResolvedKernels:
     residual_dropout: bool
     fp32_norm_weight: bool = False
     device: DeviceConvention = DeviceConvention.CUDA
+    cross_entropy: CrossEntropy = CrossEntropy.FUSED
 
     @property
     def keeps_scores(self) -> bool:
         return self.attention is AttentionKernel.EAGER
+
+    @property
+    def logit_bytes(self) -> int:
+        """Bytes a logit element takes at the loss's peak (:data:`CROSS_ENTROPY_LOGIT_BYTES`)."""
+        return CROSS_ENTROPY_LOGIT_BYTES[self.cross_entropy]
 
 
 MEGATRON = Kernels(framework=Framework.MEGATRON)
@@ -165,6 +210,7 @@ def resolve_kernels(kernels: Kernels, arch: Architecture, *, flash_attention: bo
         residual_dropout=kernels.residual_dropout,
         fp32_norm_weight=bool(kernels.fp32_norm_weight),
         device=kernels.device,
+        cross_entropy=kernels.cross_entropy or (CrossEntropy.EAGER if hf else CrossEntropy.FUSED),
     )
 
 

@@ -30,7 +30,7 @@ from service.core.inference import kv_cache_bytes as kv_cache_bytes
 from service.core.inference import kv_cache_elements_per_token_per_layer as kv_cache_elements_per_token_per_layer
 from service.core.inference import kv_cache_tensor_shards as kv_cache_tensor_shards
 from service.core.inference import state_cache_bytes_per_sequence as state_cache_bytes_per_sequence
-from service.core.kernels import MEGATRON, AttentionKernel, Kernels, ResolvedKernels, resolve_kernels
+from service.core.kernels import MEGATRON, AttentionKernel, CrossEntropy, Kernels, ResolvedKernels, resolve_kernels
 from service.core.limits import check_bytes
 from service.core.parallelism import (
     Parallelism,
@@ -472,6 +472,13 @@ def _activation_formulas(k: ResolvedKernels, *, recurrent: int = 0, deltanet: bo
         f"fp32 norms {k.fp32_norms}{' with the weight in fp32' if k.fp32_norm_weight else ''}, fused activation "
         f"{k.fused_activation}, K/V repeated in eager {k.repeat_kv}, residual dropout {k.residual_dropout} "
         "(measured against PyTorch: ACCURACY.md)",
+        f"last stage: one micro-batch's output layer, the final norm's and the logit projection's inputs and the logits "
+        f"{k.logit_bytes}*s*b*V/t at the loss's peak ({k.cross_entropy.value} cross entropy: "
+        + (
+            "Megatron's vocab-parallel kernel in place on the fp32 softmax, Korthikanti et al. 2022 §4.3)"
+            if k.cross_entropy is CrossEntropy.FUSED
+            else "F.cross_entropy on fp32-upcast logits: saved log-softmax, nll_loss's gradient and the input gradient in fp32)"
+        ),
     ]
 
 

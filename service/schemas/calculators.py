@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
 from service.core.fp8 import Fp8Recipe
-from service.core.kernels import AttentionKernel, DeviceConvention, Framework
+from service.core.kernels import AttentionKernel, CrossEntropy, DeviceConvention, Framework
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import CUDA_CONTEXT_BYTES, Optimizer, Precision
 from service.core.pipeline import PipelineSchedule
@@ -211,6 +211,14 @@ class TrainingMemoryRequest(Schema):
         description="Norms multiply by their weight in fp32 and keep the fp32 normalised tensor, as OLMo 2's and Gemma's "
         "RMSNorm do in transformers (8 bytes an element). Default: the model's family (true for a Gemma or OLMo 2 preset "
         "or config.json, false otherwise).",
+    )
+    cross_entropy: CrossEntropy | None = Field(
+        None,
+        description="How the loss runs over the logits s*b*V/t of the last stage's micro-batch: `fused` (Megatron's "
+        "vocab-parallel cross entropy, in place on the fp32 softmax: 4 bytes a logit, Korthikanti et al. 2022 §4.3) or "
+        "`eager` (PyTorch's F.cross_entropy on logits upcast to fp32, as transformers' ForCausalLMLoss and torchtitan: the "
+        "saved fp32 log-softmax, nll_loss's fp32 gradient and the log-softmax's input gradient together in the backward, "
+        "12 bytes a logit). Default: the framework's (megatron fused, huggingface eager).",
     )
     residual_dropout: bool = Field(
         True, description="With dropout: also on the embedding, attention output and MLP output (GPT-2, NeoX; not Llama)."

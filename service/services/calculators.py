@@ -180,6 +180,7 @@ def _kernels(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> Kernels:
         residual_dropout=req.residual_dropout,
         fp32_norm_weight=norm_weight_fp32_default(req.model, catalog) if req.fp32_norm_weight is None else req.fp32_norm_weight,
         device=req.device_convention,
+        cross_entropy=req.cross_entropy,
     )
 
 

@@ -379,3 +379,16 @@ def test_fp8_training_keeps_the_linear_inputs_in_fp8(client) -> None:
         ok(client, "/v1/memory/training", body | full)["per_gpu"]["activations_bytes"]
         == ok(client, "/v1/memory/training", body | {"recompute": "full"})["per_gpu"]["activations_bytes"]
     )
+
+
+def test_memory_training_names_the_loss_implementation(client) -> None:
+    # transformers' eager loss (the default kernels) peaks at 12 bytes a logit, Megatron's fused one at 4:
+    # Llama-3-8B, 8,192 tokens, vocabulary 128,256
+    body = {"model": {"preset": "llama-3-8b"}, "seq_len": 8192, "micro_batch_size": 1, "recompute": "full"}
+    eager = ok(client, "/v1/memory/training", body)
+    fused = ok(client, "/v1/memory/training", body | {"cross_entropy": "fused"})
+    assert eager["per_gpu"]["activations_bytes"] - fused["per_gpu"]["activations_bytes"] == 8 * 8192 * 128_256
+    assert ok(client, "/v1/memory/training", body | {"cross_entropy": "eager"}) == eager
+    assert any("cross entropy" in f for f in eager["formulas"]), eager["formulas"]
+    data = problem(client, "/v1/memory/training", body | {"cross_entropy": "chunked"})
+    assert any(error["loc"][-1] == "cross_entropy" for error in data["errors"]), data

@@ -139,4 +139,5 @@ def test_training_memory_of_a_mamba2_model_counts_its_kernels_tensors(client):
     r = ok(client, "/v1/memory/training", {"model": {"preset": "mamba2-2.7b"}, "micro_batch_size": 1, "seq_len": 4096})
     per_layer = 4096 * (6 * 2560 + 2 * 2560 + 2 * 10576 + 2 * 5120 + 4)
     assert r["per_gpu"]["activations_bytes"] >= 64 * per_layer
-    assert r["per_gpu"]["activations_bytes"] - 64 * per_layer < 4096 * 50288 * 4 + 4096 * 2560 * 16  # + logits, output layer
+    # + the eager loss's peak (12 bytes a logit) and the output layer
+    assert r["per_gpu"]["activations_bytes"] - 64 * per_layer < 4096 * 50288 * 12 + 4096 * 2560 * 16

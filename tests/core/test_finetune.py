@@ -162,12 +162,13 @@ def test_qlora_65b_fits_one_48gb_gpu() -> None:
 
 def test_qlora_33b_needs_paging_on_a_24gb_gpu() -> None:
     # QLoRA §4: "paged optimizers are critical to do 33B/65B QLoRA tuning on a single 24/48GB GPU":
-    # with the optimizer states and the CUDA context on the GPU the 33B job leaves under half a GiB
-    # of a 24 GiB card for gradient checkpointing's spikes; paged out, it has room.
+    # with the optimizer states and the CUDA context on the GPU the 33B job (transformers' eager loss
+    # peaking at 12 bytes a logit) leaves under half a GiB of a 24 GiB card for gradient checkpointing's
+    # spikes; paged out, it has room: more than 3 GiB of the card free
     m = guanaco("33b")
     assert m.paged_optimizer and m.pageable_bytes == m.memory.optimizer_bytes
     assert 23.5 * GIB < device_total_bytes(m.memory.total_bytes) <= 24 * GIB
-    assert device_total_bytes(m.total_if_paged_bytes) < 20 * GIB
+    assert 24 * GIB - device_total_bytes(m.total_if_paged_bytes) > 3 * GIB
 
 
 def test_qlora_adapters_are_bf16_with_32_bit_states() -> None:

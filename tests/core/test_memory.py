@@ -9,7 +9,7 @@ from service.core.compute import Recompute
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError, MissingArchitectureError
 from service.core.fp8 import Fp8Recipe
-from service.core.kernels import MEGATRON
+from service.core.kernels import MEGATRON, CrossEntropy, Kernels
 from service.core.memory import (
     CUDA_CONTEXT_BYTES,
     Optimizer,
@@ -153,8 +153,9 @@ def test_full_recompute_uses_less_than_selective_less_than_none() -> None:
     none, selective, full = totals  # selective_op: tests/core/test_op_checkpoint.py
     assert full < selective < none
     # + output layer: transformers' final RMSNorm keeps its fp32 copy and the 16-bit normalised
-    # tensor (4 + 2 bytes), the logit projection its 16-bit input (2), and fp32 logits
-    assert full == 32 * 2 * 4096 * 4096 + (4 + 2 + 2) * 4096 * 4096 + 4 * 4096 * 32000
+    # tensor (4 + 2 bytes), the logit projection its 16-bit input (2), and its eager loss peaks at
+    # 12 bytes a logit (the saved fp32 log-softmax, nll_loss's fp32 gradient and the log-softmax's)
+    assert full == 32 * 2 * 4096 * 4096 + (4 + 2 + 2) * 4096 * 4096 + 12 * 4096 * 32000
     megatron = training_memory(arch, recompute=Recompute.FULL, seq_len=4096, kernels=MEGATRON).activations_bytes
     assert megatron == 32 * 2 * 4096 * 4096 + 4 * 4096 * 4096 + 4 * 4096 * 32000  # Korthikanti §4.3
 
@@ -207,3 +208,21 @@ def test_kv_heads_are_replicated_when_tp_exceeds_them() -> None:
     # with sequence parallelism everything else halves from tp = 8 to tp = 16; K and V do not
     assert at16.activations.per_layer_bytes == (at8.activations.per_layer_bytes - kv_acts) // 2 + kv_acts
     assert at8.params_per_gpu > at16.params_per_gpu
+
+
+def test_the_eager_loss_peaks_at_twelve_bytes_a_logit_the_fused_at_four() -> None:
+    # Llama-3-8B (vocab 128,256) at 8,192 tokens: PyTorch's F.cross_entropy on upcast logits holds the saved
+    # fp32 log-softmax, nll_loss's fp32 gradient and the log-softmax's gradient at once (12 bytes a logit);
+    # Megatron's vocab-parallel loss works in place on its fp32 softmax (4, Korthikanti §4.3)
+    arch = preset("llama-3-8b")
+    common = dict(seq_len=8192, micro_batch_size=1, recompute=Recompute.FULL)
+    eager = training_memory(arch, kernels=Kernels(cross_entropy=CrossEntropy.EAGER), **common).activations_bytes
+    fused = training_memory(arch, kernels=Kernels(cross_entropy=CrossEntropy.FUSED), **common).activations_bytes
+    assert eager - fused == 8 * 8192 * 128_256 == 8_405_385_216
+    assert training_memory(arch, **common).activations_bytes == eager  # transformers' default: eager
+    assert training_memory(arch, kernels=MEGATRON, **common).activations_bytes < eager
+    # vocabulary-parallel over 4 tensor ranks: a quarter of each
+    tp4 = dict(common, parallelism=Parallelism(tp=4))
+    split = (training_memory(arch, kernels=Kernels(cross_entropy=CrossEntropy.EAGER), **tp4).activations_bytes
+             - training_memory(arch, kernels=Kernels(cross_entropy=CrossEntropy.FUSED), **tp4).activations_bytes)  # fmt: skip
+    assert split == 8 * 8192 * 128_256 // 4
