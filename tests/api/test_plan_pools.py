@@ -141,6 +141,15 @@ def test_h100_and_h200_plan_in_fp8_faster_than_in_bf16(client) -> None:
     for st in mixed[0]["stages"]:
         assert st["per_gpu_total_bytes"] <= 0.95 * memory[st["gpu"]] * 1.08
     assert fp8["assumptions"]["fp8_recipe"] == "tensorwise" and "fp8_peak_tflops" in "".join(fp8["assumptions"])
+    # MXFP8 where every pool is Blackwell (B200 beside GB200): planned over both, in that recipe
+    blackwell = {
+        "pools": [{"gpu": "b200", "n_gpus": 64}, {"gpu": "gb200", "n_gpus": 64}],
+        "precision": "fp8",
+        "fp8_recipe": "mxfp8",
+    }
+    mx = ok(client, "/v1/plan", SEVENTY_B | blackwell)
+    assert mx["plans"] and mx["assumptions"]["fp8_recipe"] == "mxfp8"
+    assert "pipelines over b200 x64 + gb200 x64" in mx["search"]["searched"]
 
 
 EIGHT_B = {"model": {"preset": "llama-3-8b"}, "seq_len": 4096, "global_batch_size": 512, "top_k": 3}
