@@ -100,7 +100,8 @@ def cast_bytes_per_element(recipe: Fp8Recipe) -> float:
     return FP8_CAST_BYTES_PER_ELEMENT + FP8_WEIGHT_COPIES * SCALE_BYTES_PER_ACTIVATION[recipe]
 
 
-def check_recipe(recipe: Fp8Recipe, *, gpu: str, blackwell: bool) -> None:
-    """MXFP8 needs Blackwell tensor cores; the other recipes run on any GPU with FP8."""
+def check_recipe(recipe: Fp8Recipe, *, gpu: str, blackwell: bool, field: str = "fp8_recipe") -> None:
+    """MXFP8 needs Blackwell tensor cores; the other recipes run on any GPU with FP8. ``field``
+    the request's field a refusal names (a plan over pools: the pool's GPU)."""
     if recipe is Fp8Recipe.MXFP8 and not blackwell:
-        raise InvalidSpecError("fp8_recipe", f"mxfp8 needs {MXFP8_NEEDS}; {gpu} runs tensorwise or blockwise scaling")
+        raise InvalidSpecError(field, f"mxfp8 needs {MXFP8_NEEDS}; {gpu} runs tensorwise or blockwise scaling")

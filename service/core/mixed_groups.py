@@ -5,9 +5,9 @@ pool ``k``, each with its own micro-batch size ``b_k``, recompute and micro-batc
 step, the groups' shares ``dp_k b_k m_k`` of the global batch sized so that they finish together
 (Whale, Jia et al., USENIX ATC'22, "hardware-aware load balancing": each replica's batch sized to its
 GPU's speed). Each group's step is the single-type model (:func:`service.core.steptime.step_time`)
-of its own replicas on its own hardware, ``m_k`` micro-batches through ``pp_k`` 1F1B stages; the
-plan's step is the slowest group's (every group meets the others at the reduction). The gradients
-are reduced one of two ways:
+of its own replicas on its own hardware in the spec's precision (FP8: at that GPU's FP8 peak),
+``m_k`` micro-batches through ``pp_k`` 1F1B stages; the plan's step is the slowest group's (every
+group meets the others at the reduction). The gradients are reduced one of two ways:
 
 - **one shared split** (``tp x pp`` the same in every group): each parameter shard's gradient
   lives on one rank of every replica, so one ring all-reduce (or ZeRO's reduce-scatter and

@@ -9,12 +9,15 @@ tensor-parallel size and layers):
   expert-parallel communication of :mod:`service.core.steptime`; the output layer (logits and
   their backward) on the last stage, as ``steptime`` adds it to the last stage;
 - **memory**: :func:`service.core.parallelism.stage_params` for the stage's parameters, ZeRO over
-  the stage's data-parallel ranks (Rajbhandari et al. 2020 §5), one layer's activations from
+  the stage's data-parallel ranks (Rajbhandari et al. 2020 §5), under FP8 the matmul weights' FP8
+  copies below ZeRO-3 (:func:`service.core.memory.fp8_copy_params`,
+  :func:`service.core.fp8.weight_copy_bytes_per_param`), one layer's activations from
   :func:`service.core.activations.layer_activation_bytes` (the planner's table,
-  :func:`service.core.plan_space.layer_tables`) times the micro-batches stage ``r`` of ``P`` holds
-  under 1F1B, ``min(P - r, m)`` (Narayanan et al. 2021 §2.2.1), the embedding's dropout mask on
-  the first stage and the output layer's inputs and fp32 logits on the last (Korthikanti et al.
-  2022 §4.3), as :func:`service.core.plan_space.memory_arrays` counts them;
+  :func:`service.core.plan_space.layer_tables`, the linear layers' inputs kept in FP8 under FP8)
+  times the micro-batches stage ``r`` of ``P`` holds under 1F1B, ``min(P - r, m)`` (Narayanan et
+  al. 2021 §2.2.1), the embedding's dropout mask on the first stage and the output layer's inputs
+  and fp32 logits on the last (Korthikanti et al. 2022 §4.3), as
+  :func:`service.core.plan_space.memory_arrays` counts them;
 - **data parallelism and optimizer** of each stage over its own ranks (one GPU type, its own
   network): ``steptime``'s gradient reduction and ZeRO gathers, and the optimizer update;
 - **pipeline**: 1F1B over stages of unequal time ``t_j`` per micro-batch takes
@@ -40,9 +43,10 @@ import numpy as np
 from service.core.activations import stage_end_bytes
 from service.core.architecture import Architecture
 from service.core.compute import SEARCHED_RECOMPUTE_CODES
+from service.core.fp8 import weight_copy_bytes_per_param
 from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
 from service.core.kernels import MEGATRON, resolve_kernels
-from service.core.memory import PRECISION_BYTES, Parallelism
+from service.core.memory import PRECISION_BYTES, Parallelism, Precision, fp8_copy_params
 from service.core.parallelism import stage_params
 from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, layer_tables
 from service.core.steptime import (
@@ -180,6 +184,8 @@ class MemoryTables:
                     self.params[i, first, last] = (2 * one - two, two - one)
         pb = PRECISION_BYTES[spec.precision]
         self.weight, self.gradient, self.element = pb.weight, pb.gradient, pb.activation
+        # FP8: bytes of the matmul weights' row- and column-wise FP8 copies per parameter (none under ZeRO-3)
+        self.fp8_copy = weight_copy_bytes_per_param(spec.fp8_recipe) if spec.precision is Precision.FP8 else 0.0
 
     def layer_bytes(self, tp: Any, rc: Any, b: Any) -> Any:
         i = np.searchsorted(self.tps, tp)
@@ -196,16 +202,18 @@ class MemoryTables:
         """Per-GPU bytes of a stage of ``layers`` layers holding ``in_flight`` micro-batches.
 
         The states are ZeRO's terms (:func:`service.core.memory.sharded_states`) for a dense
-        stage in 16 or 32 bits (plans over pools refuse FP8 and fine-tunes), with two differences
-        kept on purpose: each share is left unrounded and the optimizer's bytes are a rate per
-        parameter (the step-time model's, from :func:`service.core.memory.optimizer_state_bytes`),
-        so the memory stays linear in ``layers`` and :func:`service.core.plan_mixed._caps` can
-        solve it for the most layers a stage holds (rounding each term would bend that line by a
-        few bytes); the plan reports each term rounded up once."""
+        stage of pre-training (plans over pools refuse fine-tunes), under FP8 with the matmul
+        weights' FP8 copies below ZeRO-3, with two differences kept on purpose: each share is left
+        unrounded and the optimizer's bytes are a rate per parameter (the step-time model's, from
+        :func:`service.core.memory.optimizer_state_bytes`), so the memory stays linear in
+        ``layers`` and :func:`service.core.plan_mixed._caps` can solve it for the most layers a
+        stage holds (rounding each term would bend that line by a few bytes); the plan reports each
+        term rounded up once."""
         tp, dp, zero, b, rc = cfg["tp"], cfg["dp"], cfg["zero"], cfg["b"], cfg["rc"]
         params = self.stage_params(tp, layers, first, last)
         shards = np.asarray(dp, dtype=np.float64)
-        weights = np.where(zero >= 3, self.weight * params / shards, self.weight * params)
+        copies = self.fp8_copy * fp8_copy_params(self.arch, params)
+        weights = np.where(zero >= 3, self.weight * params / shards, self.weight * params + copies)
         gradients = np.where(zero >= 2, self.gradient * params / shards, self.gradient * params)
         optimizer = np.where(zero >= 1, optimizer_per_param * params / shards, optimizer_per_param * params)
         # the stage's activations: its layers, the embedding's mask and the output layer as

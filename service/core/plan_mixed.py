@@ -8,7 +8,10 @@ split once), and the layers of each pool's stages sized to its speed under its m
 stages). A stage's data-parallel ranks are one GPU type on one network, so each stage reduces its
 gradients and updates its optimizer on its own pool; only the pipeline sends cross pools, on the
 slowest link between them. Each piece is the existing model of one GPU type per stage
-(:mod:`service.core.mixed_stages`).
+(:mod:`service.core.mixed_stages`), in the spec's precision: under FP8 (pre-training; every pool's
+GPU with FP8 tensor cores, MXFP8 on Blackwell pools only, :func:`validate_pools`) each stage's
+matmuls at its own GPU's FP8 peak with the casts of :mod:`service.core.fp8`, and its memory with the
+FP8 weight copies and the linear layers' inputs kept in FP8, as the single-type planner counts them.
 
 The search is exhaustive over: every order of every subset of two or more pools (the first stages
 hold the most micro-batches in flight: memory-bound stages belong on the larger memories), ``dp``
@@ -35,8 +38,9 @@ import numpy as np
 from service.core.architecture import Architecture
 from service.core.compute import SEARCHED_RECOMPUTE_CODES, Recompute
 from service.core.errors import InvalidSpecError
+from service.core.fp8 import check_recipe
 from service.core.hardware import Hardware
-from service.core.memory import usable_bytes
+from service.core.memory import Precision, usable_bytes
 from service.core.mixed_stages import (
     MemoryTables,
     StageMemory,
@@ -58,11 +62,13 @@ MIXED_FIXED = ("tp", "dp", "micro_batch_size", "recompute", "zero_stage")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Pool:
-    """``n_gpus`` GPUs of one type (``gpu``, its catalog id) as the step-time model sees them."""
+    """``n_gpus`` GPUs of one type (``gpu``, its catalog id) as the step-time model sees them;
+    ``blackwell``: Blackwell tensor cores, which MXFP8 needs (:func:`service.core.fp8.check_recipe`)."""
 
     gpu: str
     hardware: Hardware
     n_gpus: int
+    blackwell: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -361,7 +367,8 @@ def search_each(items: list[Any], search: Callable[[Any], tuple[int, int, list[t
 
 
 def validate_pools(arch: Architecture, pools: list[Pool], spec: PlanSpec) -> None:
-    """Reject what no mixed layout can satisfy, naming the field."""
+    """Reject what no mixed layout can satisfy, naming the field: a fine-tune, and FP8 on a pool
+    whose GPU has no FP8 tensor cores or cannot run the recipe (MXFP8 off Blackwell)."""
     if not 1 <= len(pools) <= MAX_POOLS:
         raise InvalidSpecError("pools", f"give 1 to {MAX_POOLS} pools")
     for i, pool in enumerate(pools):
@@ -373,10 +380,14 @@ def validate_pools(arch: Architecture, pools: list[Pool], spec: PlanSpec) -> Non
     for name in spec.fixed:
         if name not in MIXED_FIXED:
             raise InvalidSpecError(f"fixed.{name}", f"plans over pools fix only {', '.join(MIXED_FIXED)}")
-    if spec.finetune is not None or spec.precision.value == "fp8":
-        raise InvalidSpecError(
-            "pools", "plans over pools cover pre-training in 16- or 32-bit precision (not fp8, not fine-tunes)"
-        )
+    if spec.finetune is not None:
+        raise InvalidSpecError("pools", "plans over pools cover pre-training (not LoRA/QLoRA fine-tunes)")
+    if spec.precision is Precision.FP8:  # every pool's matmuls at its FP8 peak, in the spec's recipe
+        for i, pool in enumerate(pools):
+            if not pool.hardware.fp8_peak_flops_per_s:
+                raise InvalidSpecError(f"pools.{i}.gpu", f"{pool.gpu} has no FP8 tensor cores (no dense FP8 peak): plan "
+                                       "these pools in mixed_bf16, or without this pool")  # fmt: skip
+            check_recipe(spec.fp8_recipe, gpu=pool.gpu, blackwell=pool.blackwell, field=f"pools.{i}.gpu")
 
 
 def plan_mixed(

@@ -108,12 +108,14 @@ def cluster_for(
     inter_node_bandwidth_bytes_per_s: int | None = None,
     attention_kernel: str | None = None,
     efficiency: dict[str, float | None] | None = None,
+    precision_field: str = "precision",
 ) -> Cluster:
     """The hardware of ``gpu`` for ``precision``: request overrides, else the catalog, else a
     stated default (8 GPUs per node; half the catalog's bidirectional interconnect; 25 GB/s per
     GPU scale-out, one HDR InfiniBand port); the kernel efficiencies of the GPU
     (:func:`service.services.efficiency.gpu_efficiency`) with the request's overrides. FP8
-    training computes its matmuls at the dense FP8 peak and needs FP8 tensor cores."""
+    training computes its matmuls at the dense FP8 peak and needs FP8 tensor cores (a 422 on
+    ``precision_field`` where the GPU has none: a pool's GPU in a plan over pools)."""
     peak_key = PEAK_FOR_PRECISION[precision]
     peak = gpu.peak_tflops.get(peak_key)
     if not peak:
@@ -121,7 +123,7 @@ def cluster_for(
     fp8_peak = gpu.peak_tflops.get("fp8")
     if precision is Precision.FP8 and not fp8_peak:
         raise Unprocessable.for_field(
-            "precision", f"{gpu.id} has no FP8 tensor cores (no dense fp8 peak in the catalog): train in mixed_bf16 there"
+            precision_field, f"{gpu.id} has no FP8 tensor cores (no dense fp8 peak in the catalog): train in mixed_bf16 there"
         )
     notes: dict[str, Any] = {}
 
@@ -228,9 +230,7 @@ def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str,
     if options is None:
         return {}
     if options.precision is Precision.FP8:
-        check_recipe(
-            options.fp8_recipe, gpu=cluster.gpu.id, blackwell=cluster.assumptions.get(f"{cluster.gpu.id}.family") == "blackwell"
-        )
+        check_recipe(options.fp8_recipe, gpu=cluster.gpu.id, blackwell=is_blackwell(cluster))
     return {
         "fp8_recipe": options.fp8_recipe,
         "tp_comm_overlap": options.tp_comm_overlap,
@@ -241,6 +241,11 @@ def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str,
         "expert_tensor_parallel": options.expert_tensor_parallel,
         "moe_dispatcher": options.moe_dispatcher,
     }
+
+
+def is_blackwell(cluster: Cluster) -> bool:
+    """Whether the cluster's GPU has Blackwell tensor cores (its kernel family), which MXFP8 needs."""
+    return cluster.assumptions.get(f"{cluster.gpu.id}.family") == "blackwell"
 
 
 def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:

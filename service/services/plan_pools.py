@@ -16,6 +16,8 @@ from service.core.compute import require_architecture
 from service.core.context import check_context
 from service.core.cost import planned_training_cost
 from service.core.errors import InvalidSpecError
+from service.core.fp8 import check_recipe
+from service.core.memory import Precision
 from service.core.pipeline import PipelineSchedule
 from service.errors import Unprocessable
 from service.schemas import plan as s
@@ -60,15 +62,17 @@ def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
 def pool_cluster(
     req: s.PlanRequest, catalog: CatalogReader, known: set[str], i: int, pool: s.Pool
 ) -> tuple[GpuView, single.Cluster]:
-    """Pool ``i``'s GPU and hardware; a 422 names its field when the GPU is unknown or a count is
-    not whole nodes."""
+    """Pool ``i``'s GPU and hardware; a 422 names its field when the GPU is unknown, cannot run the
+    request's FP8 (no FP8 tensor cores; MXFP8 off Blackwell) or a count is not whole nodes."""
     if pool.gpu not in known:
         raise Unprocessable.for_field(f"pools.{i}.gpu", f"unknown GPU {pool.gpu!r}; known: {', '.join(sorted(known))}")
     view = catalog_gpu(catalog, pool.gpu)
     cluster = single.cluster_for(view, req.precision, gpus_per_node=pool.gpus_per_node,
                                  intra_node_bandwidth_bytes_per_s=pool.intra_node_bandwidth_bytes_per_s,
                                  inter_node_bandwidth_bytes_per_s=pool.inter_node_bandwidth_bytes_per_s,
-                                 **single.cluster_options(req))  # fmt: skip
+                                 precision_field=f"pools.{i}.gpu", **single.cluster_options(req))  # fmt: skip
+    if req.precision is Precision.FP8:
+        check_recipe(req.fp8_recipe, gpu=view.id, blackwell=single.is_blackwell(cluster), field=f"pools.{i}.gpu")
     node = cluster.hardware.gpus_per_node
     for name in ("n_gpus", "max_n_gpus"):
         n = getattr(pool, name)
@@ -101,7 +105,8 @@ def _pools(req: s.PlanRequest, catalog: CatalogReader, assumptions: dict[str, An
 def mixed_plans(arch: Architecture, pools: list[PoolView], spec: core.PlanSpec, between: int | None) -> mixed.MixedResult:
     """:func:`service.core.mixed_groups.plan_over_pools` (pipelines across the pools and data-parallel
     groups of different types), memoised; heavy work (never on the event loop)."""
-    core_pools = [mixed.Pool(gpu=p.view.id, hardware=p.cluster.hardware, n_gpus=p.n_gpus) for p in pools]
+    core_pools = [mixed.Pool(gpu=p.view.id, hardware=p.cluster.hardware, n_gpus=p.n_gpus, blackwell=single.is_blackwell(p.cluster))
+                  for p in pools]  # fmt: skip
     key = (arch, tuple(core_pools), between, *single.spec_key(spec))
     found = MIXED_PLANS.get(key)
     if found is not None:

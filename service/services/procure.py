@@ -20,7 +20,6 @@ from service.core.architecture import Architecture
 from service.core.compute import require_architecture
 from service.core.context import check_context
 from service.core.errors import InvalidSpecError
-from service.core.memory import Precision
 from service.core.params import count_params
 from service.core.plan_space import flops_per_token_by_recompute
 from service.errors import Unprocessable
@@ -296,8 +295,7 @@ def procure(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
         deadline_hours=req.deadline_days * 24 if req.deadline_days is not None else None, budget_usd=req.budget_usd,
         spot=_spot_terms(req, arch),
     )  # fmt: skip
-    mixing = req.precision is not Precision.FP8
-    found = fleet_search.procure([t.kind for t in types], goal, single=ctx.single, mixed=ctx.mixed if mixing else None,
+    found = fleet_search.procure([t.kind for t in types], goal, single=ctx.single, mixed=ctx.mixed,
                                  time_limit_seconds=PROCURE_SEARCH_SECONDS)  # fmt: skip
     if found.tally.cut:
         not_keepable()

@@ -47,9 +47,11 @@ def test_a_mixed_cluster_pipelines_over_both_types_and_beats_either_alone(client
     assert "data-parallel groups over h100-sxm x64 + a100-80gb-sxm x256" in data["search"]["searched"]
 
 
-def test_two_pools_of_one_gpu_plan_as_one_pool_of_their_sum(client) -> None:
-    split = ok(client, "/v1/plan", SEVENTY_B | {"pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "h100-sxm", "n_gpus": 64}]})
-    whole = ok(client, "/v1/plan", SEVENTY_B | {"gpu": "h100-sxm", "n_gpus": 128})
+@pytest.mark.parametrize("precision", ["mixed_bf16", "fp8"])
+def test_two_pools_of_one_gpu_plan_as_one_pool_of_their_sum(client, precision: str) -> None:
+    body = SEVENTY_B | {"precision": precision}
+    split = ok(client, "/v1/plan", body | {"pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "h100-sxm", "n_gpus": 64}]})
+    whole = ok(client, "/v1/plan", body | {"gpu": "h100-sxm", "n_gpus": 128})
     assert split["plans"][0]["step_time_seconds"] == pytest.approx(whole["plans"][0]["step_time_seconds"], rel=1e-9)
     assert split["best_homogeneous"]["n_gpus"] == 128
     assert "pools_merged" in "".join(split["assumptions"])
@@ -95,6 +97,19 @@ def test_memory_bound_stages_go_to_the_larger_memory(client) -> None:
         ({"pools": [{"gpu": "h100-sxm", "n_gpus": 8}], "n_gpus": 8}, "pools"),
         ({"pools": []}, "pools"),
         ({"pools": [{"gpu": "h100-sxm", "n_gpus": 8}, {"gpu": "a100-80gb-sxm", "n_gpus": 8}], "fixed": {"cp": 2}}, "fixed.cp"),
+        # FP8 needs FP8 tensor cores in every pool (A100: none); MXFP8 needs Blackwell in every pool
+        (
+            {"pools": [{"gpu": "h100-sxm", "n_gpus": 8}, {"gpu": "a100-80gb-sxm", "n_gpus": 8}], "precision": "fp8"},
+            "pools.1.gpu: a100-80gb-sxm has no FP8 tensor cores",
+        ),
+        (
+            {
+                "pools": [{"gpu": "h100-sxm", "n_gpus": 8}, {"gpu": "b200", "n_gpus": 8}],
+                "precision": "fp8",
+                "fp8_recipe": "mxfp8",
+            },
+            "pools.0.gpu: mxfp8 needs Blackwell tensor cores",
+        ),
     ],
 )
 def test_bad_pools_are_a_422_naming_the_field(client, change: dict, field: str) -> None:
@@ -108,6 +123,33 @@ def test_no_pool_fits_is_an_answer_with_the_reason(client) -> None:
             "pools": [{"gpu": "l4", "n_gpus": 1}, {"gpu": "a100-40gb-sxm", "n_gpus": 1}]}  # fmt: skip
     data = ok(client, "/v1/plan", body)
     assert data["plans"] == [] and data["reason"] and data.get("best_homogeneous") is None
+
+
+def test_h100_and_h200_plan_in_fp8_faster_than_in_bf16(client) -> None:
+    """Llama-3-70B on 64 H100 + 64 H200 in FP8: every pool's matmuls at its FP8 peak (twice the BF16
+    peak on both), so the best plan steps faster than in BF16 but less than twice as fast; the
+    stages fit their GPUs with the FP8 weight copies, and the answer says what FP8 assumed."""
+    pools = {"pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "h200-sxm", "n_gpus": 64}]}
+    fp8 = ok(client, "/v1/plan", SEVENTY_B | pools | {"precision": "fp8"})
+    bf16 = ok(client, "/v1/plan", SEVENTY_B | pools)
+    best, base = fp8["plans"][0], bf16["plans"][0]
+    assert base["step_time_seconds"] / 2 < best["step_time_seconds"] < base["step_time_seconds"]
+    assert fp8["best_homogeneous"]["step_time_seconds"] < bf16["best_homogeneous"]["step_time_seconds"]
+    mixed = [p for p in fp8["plans"] if p["stages"]]
+    assert mixed and {st["gpu"] for st in mixed[0]["stages"]} == {"h100-sxm", "h200-sxm"}
+    memory = {"h100-sxm": 80e9, "h200-sxm": 141e9}
+    for st in mixed[0]["stages"]:
+        assert st["per_gpu_total_bytes"] <= 0.95 * memory[st["gpu"]] * 1.08
+    assert fp8["assumptions"]["fp8_recipe"] == "tensorwise" and "fp8_peak_tflops" in "".join(fp8["assumptions"])
+    # MXFP8 where every pool is Blackwell (B200 beside GB200): planned over both, in that recipe
+    blackwell = {
+        "pools": [{"gpu": "b200", "n_gpus": 64}, {"gpu": "gb200", "n_gpus": 64}],
+        "precision": "fp8",
+        "fp8_recipe": "mxfp8",
+    }
+    mx = ok(client, "/v1/plan", SEVENTY_B | blackwell)
+    assert mx["plans"] and mx["assumptions"]["fp8_recipe"] == "mxfp8"
+    assert "pipelines over b200 x64 + gb200 x64" in mx["search"]["searched"]
 
 
 EIGHT_B = {"model": {"preset": "llama-3-8b"}, "seq_len": 4096, "global_batch_size": 512, "top_k": 3}

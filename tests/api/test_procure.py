@@ -84,6 +84,16 @@ def test_a_limited_pool_is_mixed_with_a_rented_type(client) -> None:
     assert not gpus["h100-sxm"]["fits"] and "no count of up to 16 h100-sxm meets the deadline" in gpus["h100-sxm"]["reason"]
 
 
+def test_an_fp8_fleet_mixes_owned_h100s_with_rented_h200s(client) -> None:
+    # in FP8 too (both types with FP8 tensor cores): the owned H100s alone miss the deadline, so fleets mix
+    # them with rented H200s, pipelines or data-parallel groups over both at their FP8 peaks
+    data = ok(client, "/v1/plan", EIGHT_B | {"deadline_days": 10, "precision": "fp8", "pools": [
+        {"gpu": "h100-sxm", "max_n_gpus": 16, "usd_per_gpu_hour": 1.0}, {"gpu": "h200-sxm", "max_n_gpus": 2048}]})  # fmt: skip
+    assert data["plans"] and data["plans"][0]["training_hours"] <= 240
+    mixed = [p for p in data["plans"] if p["stages"]]
+    assert mixed and {st["gpu"] for st in mixed[0]["stages"]} == {"h100-sxm", "h200-sxm"}
+
+
 def test_a_deadline_no_fleet_meets_is_an_answer_with_the_reason(client) -> None:
     data = ok(client, "/v1/plan", EIGHT_B | {"deadline_days": 1, "pools": [{"gpu": "h100-sxm", "max_n_gpus": 16}]})
     assert data["plans"] == [] and "no fleet meets the deadline" in data["reason"] and data["best_homogeneous"] is None
