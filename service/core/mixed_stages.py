@@ -16,7 +16,8 @@ tensor-parallel size and layers):
   :func:`service.core.plan_space.layer_tables`, the linear layers' inputs kept in FP8 under FP8)
   times the micro-batches stage ``r`` of ``P`` holds under 1F1B, ``min(P - r, m)`` (Narayanan et
   al. 2021 §2.2.1), the embedding's dropout mask on the first stage and the output layer's inputs
-  and fp32 logits on the last (Korthikanti et al. 2022 §4.3), as
+  and the logits at the loss's peak on the last (fused 4 bytes a logit, Korthikanti et al. 2022 §4.3;
+  eager 12, ``PlanSpec.cross_entropy``), as
   :func:`service.core.plan_space.memory_arrays` counts them;
 - **data parallelism and optimizer** of each stage over its own ranks (one GPU type, its own
   network): ``steptime``'s gradient reduction and ZeRO gathers, and the optimizer update;
@@ -45,7 +46,7 @@ from service.core.architecture import Architecture
 from service.core.compute import SEARCHED_RECOMPUTE_CODES
 from service.core.fp8 import weight_copy_bytes_per_param
 from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
-from service.core.kernels import MEGATRON, resolve_kernels
+from service.core.kernels import resolve_kernels
 from service.core.memory import PRECISION_BYTES, Parallelism, Precision, fp8_copy_params
 from service.core.parallelism import stage_params
 from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, layer_tables
@@ -219,7 +220,7 @@ class MemoryTables:
         # the stage's activations: its layers, the embedding's mask and the output layer as
         # service.core.activations.stage_end_bytes counts them for every plan (sequence parallel with tp)
         t = np.asarray(tp, dtype=np.float64)
-        mask, output = stage_end_bytes(self.arch, resolve_kernels(MEGATRON, self.arch, flash_attention=self.spec.flash_attention),
+        mask, output = stage_end_bytes(self.arch, resolve_kernels(self.spec.kernels, self.arch, flash_attention=self.spec.flash_attention),
                                        element_bytes=self.element, seq_len=self.spec.seq_len,
                                        micro_batch_size=np.asarray(b, dtype=np.float64), tp=t, sequence_parallel=t > 1,
                                        dropout=self.spec.dropout)  # fmt: skip

@@ -16,7 +16,8 @@ valid layout (Narayanan et al. 2021 §3; Korthikanti et al. 2022 §4):
 
 Each layout's per-GPU memory (the busiest stage) is computed with the same formulas as
 :func:`service.core.memory.training_memory`, for Megatron-LM's fused kernels
-(:data:`service.core.kernels.MEGATRON`), combined over arrays in :mod:`service.core.plan_space`
+(:data:`service.core.kernels.MEGATRON`) with the spec's loss (``PlanSpec.cross_entropy``: fused,
+or PyTorch's eager one), combined over arrays in :mod:`service.core.plan_space`
 (the search space, re-exported here); layouts that do not fit are pruned before the step-time
 model (:mod:`service.core.steptime`) prices the rest, except those whose floor
 (:func:`service.core.steptime.step_lower_bound`) is already slower than the k-th best found. The
@@ -42,7 +43,6 @@ from service.core.errors import InvalidSpecError
 from service.core.finetune import finetune_memory
 from service.core.finetune_layout import adapter_bytes
 from service.core.fp8 import cast_bytes_per_element
-from service.core.kernels import MEGATRON
 from service.core.memory import (
     PRECISION_BYTES,
     Parallelism,
@@ -284,7 +284,7 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
     microbatches = spec.global_batch_size // (row["dp"] * row["micro_batch_size"])
     options = dict(precision=spec.precision, optimizer=spec.optimizer, parallelism=par, micro_batch_size=row["micro_batch_size"],
                    seq_len=spec.seq_len, recompute=recompute, flash_attention=spec.flash_attention, dropout=spec.dropout,
-                   microbatches=microbatches, kernels=MEGATRON, fp8_recipe=spec.fp8_recipe)  # fmt: skip
+                   microbatches=microbatches, kernels=spec.kernels, fp8_recipe=spec.fp8_recipe)  # fmt: skip
     sizes = {k: row[k] for k in ("tp", "pp", "dp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_size", "recompute",
                                  "sequence_parallel", "virtual_stages", "pipeline_schedule")}  # fmt: skip
     if spec.finetune is None:

@@ -5,7 +5,8 @@ layout of a chunk as flat arrays, and each layout's per-GPU memory over those ar
 the layouts that obey the rules of :mod:`service.core.plan` (Narayanan et al. 2021 §3; Korthikanti
 et al. 2022 §4); :func:`memory_arrays` prices their memory with the
 formulas :func:`service.core.memory.training_memory` itself calls (:func:`service.core.memory.sharded_states`,
-:func:`service.core.activations.stage_peak_bytes`), for Megatron-LM's fused kernels, from per-shard
+:func:`service.core.activations.stage_peak_bytes`), for Megatron-LM's fused kernels with the spec's loss
+(:attr:`PlanSpec.kernels`), from per-shard
 terms of the scalar core (:func:`shard_tables`, :func:`layer_tables`); :func:`flops_per_token_by_recompute` the
 FLOPs that MFU and HFU count. :mod:`service.core.plan` searches this space, ranks the layouts and
 re-exports these names.
@@ -26,7 +27,7 @@ from service.core.architecture import Architecture
 from service.core.compute import SEARCHED_RECOMPUTE_CODES, AttentionFormula, Recompute, training_flops
 from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import Fp8Recipe
-from service.core.kernels import MEGATRON, resolve_kernels
+from service.core.kernels import CrossEntropy, Framework, Kernels, resolve_kernels
 from service.core.memory import (
     PRECISION_BYTES,
     Optimizer,
@@ -71,6 +72,9 @@ class PlanSpec:
     ``usable_memory_fraction`` of the GPU's memory is what a plan may fill (the rest holds the
     CUDA context, NCCL buffers and allocator fragmentation); ``time_limit_seconds`` bounds the
     search. ``finetune`` plans a LoRA/QLoRA fine-tune (None: pre-training, or a full fine-tune).
+    ``cross_entropy`` is the loss the run calls (:class:`service.core.kernels.CrossEntropy`):
+    Megatron's fused one (4 bytes a logit at its peak) or PyTorch's eager ``F.cross_entropy`` on
+    fp32 logits, as torchtitan and transformers call it (12 bytes a logit).
     """
 
     n_gpus: int
@@ -94,6 +98,13 @@ class PlanSpec:
     expert_tensor_parallel: int | None = None
     moe_dispatcher: MoeDispatcher = MoeDispatcher.DEEPEP
     finetune: FinetuneSpec | None = None
+    cross_entropy: CrossEntropy = CrossEntropy.FUSED
+
+    @property
+    def kernels(self) -> Kernels:
+        """The kernels the planner prices memory with: Megatron-LM's fused ones
+        (:data:`service.core.kernels.MEGATRON`, Korthikanti et al. 2022 §4) with the spec's loss."""
+        return Kernels(framework=Framework.MEGATRON, cross_entropy=self.cross_entropy)
 
     def expert_fold(self, tp: Any) -> Any:
         """Ranks an expert's data-parallel replicas span per data-parallel rank: ``tp`` under MoE
@@ -270,14 +281,15 @@ def layer_tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
     :func:`service.core.plan_finetune.finetune_layer_delta`); memoised (read-only): a deadline
     search asks the same table for every cluster size and GPU type."""
     return _cached_layer_table(arch, spec.precision, spec.fp8_recipe, spec.seq_len, spec.flash_attention, spec.dropout,
-                               spec.finetune, tuple(tuple(axes[k].tolist()) for k in LAYER_AXES))  # fmt: skip
+                               spec.finetune, spec.cross_entropy, tuple(tuple(axes[k].tolist()) for k in LAYER_AXES))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=256)
 def _cached_layer_table(arch: Architecture, precision: Precision, fp8_recipe: Fp8Recipe, seq_len: int, flash_attention: bool,
-                        dropout: bool, finetune: FinetuneSpec | None, values: tuple[tuple[Any, ...], ...]) -> np.ndarray:  # fmt: skip
+                        dropout: bool, finetune: FinetuneSpec | None, cross_entropy: CrossEntropy,
+                        values: tuple[tuple[Any, ...], ...]) -> np.ndarray:  # fmt: skip
     spec = PlanSpec(n_gpus=1, seq_len=seq_len, global_batch_size=1, precision=precision, fp8_recipe=fp8_recipe,
-                    flash_attention=flash_attention, dropout=dropout, finetune=finetune)  # fmt: skip
+                    flash_attention=flash_attention, dropout=dropout, finetune=finetune, cross_entropy=cross_entropy)  # fmt: skip
     axes = {k: np.asarray(v) for k, v in zip(LAYER_AXES, values, strict=True)}
     table = _build_layer_table(arch, spec, axes)
     table.flags.writeable = False
@@ -294,7 +306,7 @@ def _build_layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.nd
         opts = ActivationOptions(
             seq_len=spec.seq_len // c, micro_batch_size=b, tp=t, sequence_parallel=bool(sp), recompute=RECOMPUTES[rc],
             flash_attention=spec.flash_attention, dropout=spec.dropout, element_bytes=e, linear_input_bytes=inputs,
-            kernels=MEGATRON,
+            kernels=spec.kernels,
         )  # fmt: skip
         layer[idx] = _layer_bytes(arch, opts)
         if ft is not None:
@@ -331,7 +343,7 @@ def memory_arrays(
 
     layer = layer_table[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
     # the stage's total, by the lines service.core.activations.stage_activation_bytes uses
-    k = resolve_kernels(MEGATRON, arch, flash_attention=spec.flash_attention)
+    k = resolve_kernels(spec.kernels, arch, flash_attention=spec.flash_attention)
     embedding_mask, output = stage_end_bytes(arch, k, element_bytes=pb.activation, seq_len=spec.seq_len // c,
                                              micro_batch_size=g["micro_batch_size"].astype(np.float64), tp=t,
                                              sequence_parallel=g["sequence_parallel"], dropout=spec.dropout)  # fmt: skip

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from service.core.compute import Recompute
 from service.core.fp8 import Fp8Recipe
+from service.core.kernels import CrossEntropy
 from service.core.limits import MAX_INT64
 from service.core.memory import Precision
 from service.core.pipeline import PipelineSchedule
@@ -119,6 +120,13 @@ class StepTimeOptions(Schema):
         True,
         description="Element-wise work (norms, rotary, activation) in fused kernels, as Megatron-LM / Transformer Engine or "
         "torch.compile run it; false: PyTorch eager, one kernel per op, each intermediate through HBM.",
+    )
+    cross_entropy: CrossEntropy | None = Field(
+        None,
+        description="How the loss runs over the last stage's logits s*b*V/t, for the per-GPU memory: `fused` (Megatron's "
+        "vocab-parallel cross entropy, in place on the fp32 softmax: 4 bytes a logit, Korthikanti et al. 2022 §4.3) or "
+        "`eager` (PyTorch's F.cross_entropy on logits upcast to fp32, as torchtitan and transformers' ForCausalLMLoss call "
+        "it: 12 bytes a logit at its backward's peak). Default null: fused, the planner's Megatron-LM count.",
     )
     efficiency: EfficiencyOverrides | None = Field(None, description="Kernel efficiencies instead of the GPU's.")
 

@@ -18,6 +18,7 @@ from service.core.efficiency import DEFAULT_MATMUL_EFFICIENCY
 from service.core.errors import InvalidSpecError
 from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import BF16_OPS, check_recipe
+from service.core.kernels import CrossEntropy
 from service.core.memory import Optimizer, Precision
 from service.core.plan_finetune import data_parallel_only, resolve_finetune
 from service.core.steptime import Hardware
@@ -54,11 +55,20 @@ FORMULAS = [
     "efficiencies from nccl-tests per link)",
     "pipeline bubble by schedule: 1F1B (p-1)(F+B), interleaved (p-1)(F+B)/v, ZB-H1 (p-1)(F+B-2W), DualPipe (p/2-1)(F&B+B-3W) "
     "(Narayanan et al. 2021 §2.2; Qi et al. 2023 §3.1; DeepSeek-V3 §3.2.1)",
-    "memory per GPU = weights + gradients + optimizer (ZeRO over dp*cp) + busiest stage's activations "
+    "memory per GPU = weights + gradients + optimizer (ZeRO over dp*cp) + busiest stage's activations, the last stage's "
+    "with its micro-batch's logits at the loss's peak, 4*s*b*V/t fused or 12*s*b*V/t eager (cross_entropy) "
     "(Rajbhandari et al. 2020 §5; Korthikanti et al. 2022 §4)",
     "MFU = model FLOPs per token (every matmul + the attention core, halved by causal FlashAttention; Narayanan et al. 2021 §5.1) "
     "* tokens/s / (n * peak)",
 ]
+
+
+CROSS_ENTROPY_NOTES = {
+    CrossEntropy.FUSED: "fused (Megatron's vocab-parallel cross entropy: 4 bytes a logit at the loss's peak, "
+    "Korthikanti et al. 2022 §4.3)",
+    CrossEntropy.EAGER: "eager (PyTorch's F.cross_entropy on fp32-upcast logits, as torchtitan and transformers call it: "
+    "12 bytes a logit at its backward's peak)",
+}
 
 
 FINETUNE_FORMULAS = [
@@ -240,6 +250,7 @@ def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str,
         "moe_load_imbalance": options.moe_load_imbalance,
         "expert_tensor_parallel": options.expert_tensor_parallel,
         "moe_dispatcher": options.moe_dispatcher,
+        "cross_entropy": options.cross_entropy or CrossEntropy.FUSED,
     }
 
 
@@ -258,6 +269,7 @@ def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:
         "moe_load_imbalance": options.moe_load_imbalance,
         "expert_tensor_parallel": options.expert_tensor_parallel or "tp (the experts split like the rest)",
         "moe_dispatcher": options.moe_dispatcher.value,
+        "cross_entropy": CROSS_ENTROPY_NOTES[options.cross_entropy or CrossEntropy.FUSED],
     }
     if options.precision is Precision.FP8:
         out |= {"fp8_recipe": options.fp8_recipe.value, "fp8_matmuls": "the blocks' Q/K/V, output, MLP and expert projections, "

@@ -271,3 +271,30 @@ def test_a_partial_rack_names_the_gpus_per_node_that_would_place_it(client) -> N
     # an 8-GPU node: no NVL72 note; 13 GPUs have no equal share a node but one
     detail = " ".join(e["msg"] for e in problem(client, "/v1/plan", body | {"gpu": "h100-sxm", "n_gpus": 13})["errors"])
     assert "8 or 16 GPUs fill whole nodes" in detail and "gpus_per_node" not in detail.split("nodes", 1)[1]
+
+
+def test_plan_prices_the_eager_loss_and_says_so(client) -> None:
+    # torchtitan and transformers call F.cross_entropy on fp32-upcast logits: 12 bytes a logit at the
+    # loss's backward peak, Megatron's fused loss 4; Llama-3-8B's 128,256-token vocabulary, 8,192 tokens,
+    # micro-batch 2 on the one (last) stage: 8 * 8192 * 2 * 128,256 bytes more a GPU
+    fixed = {"tp": 1, "pp": 1, "cp": 1, "dp": 8, "zero_stage": 3, "micro_batch_size": 2, "recompute": "full"}
+    body = {"model": {"preset": "llama-3-8b"}, "gpu": "h100-sxm", "n_gpus": 8, "seq_len": 8192, "global_batch_size": 16,
+            "fixed": fixed}  # fmt: skip
+    default, fused, eager = (ok(client, "/v1/plan", body | extra) for extra in ({}, {"cross_entropy": "fused"},
+                                                                                 {"cross_entropy": "eager"}))  # fmt: skip
+    assert default["plans"][0]["per_gpu_total_bytes"] == fused["plans"][0]["per_gpu_total_bytes"]
+    said = {name: data["assumptions"]["cross_entropy"] for name, data in (("default", default), ("eager", eager))}
+    assert said["default"].startswith("fused") and "4 bytes a logit" in said["default"]
+    assert said["eager"].startswith("eager") and "12 bytes a logit" in said["eager"]
+    more = eager["plans"][0]["per_gpu_total_bytes"] - fused["plans"][0]["per_gpu_total_bytes"]
+    assert more == 8 * 8192 * 2 * 128_256
+    assert eager["plans"][0]["per_gpu"]["activations_bytes"] - fused["plans"][0]["per_gpu"]["activations_bytes"] == more
+    # the memory calculator answers the same for Megatron's kernels with the eager loss
+    memory = ok(client, "/v1/memory/training", {
+        "model": {"preset": "llama-3-8b"}, "seq_len": 8192, "micro_batch_size": 2, "recompute": "full", "flash_attention": True,
+        "framework": "megatron", "cross_entropy": "eager", "gradient_accumulation_steps": 1,
+        "parallelism": {"dp": 8, "tp": 1, "pp": 1, "cp": 1, "zero_stage": 3},
+    })  # fmt: skip
+    assert memory["per_gpu"]["total_bytes"] == eager["plans"][0]["per_gpu_total_bytes"]
+    bad = problem(client, "/v1/plan", body | {"cross_entropy": "chunked"})
+    assert any(error["loc"][-1] == "cross_entropy" for error in bad["errors"]), bad

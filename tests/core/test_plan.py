@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from service.core.compute import AttentionFormula, Recompute, training_flops
 from service.core.errors import InvalidSpecError
-from service.core.kernels import MEGATRON
+from service.core.kernels import MEGATRON, CrossEntropy
 from service.core.memory import Parallelism, Precision, expert_params_per_gpu, params_per_gpu, training_memory
 from service.core.params import count_params
 from service.core.pipeline import SCHEDULES
@@ -93,13 +94,15 @@ def test_narayanan_table_1_throughput_and_the_planner_beats_it(row) -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "n_gpus", "dropout"), [("llama-2-13b", 64, True), ("mixtral-8x7b", 64, False), ("gpt2", 16, True)]
-)
-def test_memory_arrays_equal_the_scalar_core(model: str, n_gpus: int, dropout: bool) -> None:
+    ("model", "n_gpus", "dropout", "loss"),
+    [("llama-2-13b", 64, True, CrossEntropy.FUSED), ("mixtral-8x7b", 64, False, CrossEntropy.FUSED),
+     ("gpt2", 16, True, CrossEntropy.FUSED), ("llama-3-8b", 32, True, CrossEntropy.EAGER)],
+)  # fmt: skip
+def test_memory_arrays_equal_the_scalar_core(model: str, n_gpus: int, dropout: bool, loss: CrossEntropy) -> None:
     # the vectorised memory the planner prunes with is the memory calculator's, layout by layout
-    # (experts included: ZeRO shards them over dp*cp/ep ranks)
+    # (experts included: ZeRO shards them over dp*cp/ep ranks; PyTorch's eager loss on the last stage)
     arch = preset(model)
-    spec = PlanSpec(n_gpus=n_gpus, seq_len=1024, global_batch_size=256, dropout=dropout)
+    spec = PlanSpec(n_gpus=n_gpus, seq_len=1024, global_batch_size=256, dropout=dropout, cross_entropy=loss)
     axes = search_axes(arch, hardware("h100-sxm"), spec)
     grid = layout_grid(arch, spec, axes)
     mem = memory_arrays(arch, spec, grid, shard_tables(arch, spec, axes), layer_tables(arch, spec, axes))
@@ -112,7 +115,7 @@ def test_memory_arrays_equal_the_scalar_core(model: str, n_gpus: int, dropout: b
                           pipeline_schedule=SCHEDULES[row["pipeline_schedule"]])  # fmt: skip
         exact = training_memory(arch, parallelism=par, micro_batch_size=row["micro_batch_size"], seq_len=1024,
                                 recompute=RECOMPUTES[row["recompute"]], flash_attention=True, dropout=dropout,
-                                microbatches=row["microbatches"], kernels=MEGATRON)  # fmt: skip
+                                microbatches=row["microbatches"], kernels=replace(MEGATRON, cross_entropy=loss))  # fmt: skip
         assert mem["total"][i] == exact.total_bytes, row
         assert (mem["weights"][i], mem["gradients"][i], mem["optimizer"][i], mem["activations"][i]) == (
             exact.weights_bytes,
