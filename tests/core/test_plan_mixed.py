@@ -10,7 +10,7 @@ import pytest
 from service.core.compute import Recompute
 from service.core.errors import InvalidSpecError
 from service.core.fp8 import Fp8Recipe
-from service.core.kernels import MEGATRON
+from service.core.kernels import MEGATRON, CrossEntropy
 from service.core.memory import Parallelism, Precision, training_memory
 from service.core.mixed_stages import MemoryTables, pipeline_seconds
 from service.core.plan import PlanSpec, plan
@@ -28,15 +28,16 @@ def test_unequal_stages_take_the_sum_plus_the_slowest_for_the_rest() -> None:
 
 @pytest.mark.parametrize(("precision", "recipe"), [(Precision.MIXED_BF16, Fp8Recipe.TENSORWISE),
                                                    (Precision.FP8, Fp8Recipe.TENSORWISE), (Precision.FP8, Fp8Recipe.BLOCKWISE)])  # fmt: skip
-@pytest.mark.parametrize(("recompute", "zero"), [(Recompute.NONE, 1), (Recompute.SELECTIVE, 0), (Recompute.FULL, 3)])
+@pytest.mark.parametrize(("recompute", "zero", "loss"), [(Recompute.NONE, 1, CrossEntropy.FUSED), (Recompute.SELECTIVE, 0, CrossEntropy.FUSED),
+                                                   (Recompute.FULL, 3, CrossEntropy.FUSED), (Recompute.FULL, 1, CrossEntropy.EAGER)])  # fmt: skip
 def test_a_stage_holds_what_the_memory_calculator_says(
-    recompute: Recompute, zero: int, precision: Precision, recipe: Fp8Recipe
+    recompute: Recompute, zero: int, loss: CrossEntropy, precision: Precision, recipe: Fp8Recipe
 ) -> None:
     """The busiest of an evenly split pipeline's stages, stage by stage, is training_memory's answer;
     under FP8 with the matmul weights' FP8 copies (none under ZeRO-3) and the linear layers'
     inputs kept in FP8, as the single-type memory counts them."""
     arch = preset("llama-3-70b")  # 80 layers on 4 stages: 20 each, no slack
-    spec = PlanSpec(n_gpus=128, seq_len=4096, global_batch_size=256, precision=precision, fp8_recipe=recipe)
+    spec = PlanSpec(n_gpus=128, seq_len=4096, global_batch_size=256, precision=precision, fp8_recipe=recipe, cross_entropy=loss)
     tables = MemoryTables(arch, spec, [4])
     cfg = {"tp": 4, "dp": 8, "zero": zero, "b": 1, "rc": list(Recompute).index(recompute)}
     m = 256 // 8
@@ -45,7 +46,7 @@ def test_a_stage_holds_what_the_memory_calculator_says(
     ]
     expected = training_memory(arch, parallelism=Parallelism(tp=4, pp=4, dp=8, zero_stage=zero, sequence_parallel=True),
                                micro_batch_size=1, seq_len=4096, recompute=recompute, flash_attention=True, microbatches=m,
-                               kernels=MEGATRON, precision=precision, fp8_recipe=recipe)  # fmt: skip
+                               kernels=dataclasses.replace(MEGATRON, cross_entropy=loss), precision=precision, fp8_recipe=recipe)  # fmt: skip
     assert max(float(st.total) for st in stages) == pytest.approx(expected.total_bytes, rel=1e-6)
     assert float(stages[-1].params) == expected.params_per_gpu  # the last stage (LM head) holds the most
     assert float(stages[-1].weights) == pytest.approx(expected.weights_bytes, rel=1e-9)
