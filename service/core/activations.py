@@ -109,7 +109,8 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     projection's input (MLA: and the latent up-projections' inputs), the MLP's (experts') input and,
     of the MLP's intermediates, the down projection's input; the attention kernel still keeps its
     ``e``-byte output and the output projection keeps its own FP8 copy besides (``a*d_head``, MLA
-    ``a*d_v``, at 1 byte plus scales). Transformer Engine's ``_Linear`` and ``_LayerNormLinear``
+    ``a*d_v``, at 1 byte plus scales; without a fused kernel, or behind an output gate, the 16-bit
+    tensor is kept by nothing else and only the FP8 copy stays). Transformer Engine's ``_Linear`` and ``_LayerNormLinear``
     save the quantised input (``saved_inputmat = inputmat``), torchao's Float8 linear
     ``ctx.save_for_backward(input_fp8, weight_fp8_t)``, and DeepSeek-V3 (arXiv 2412.19437 §3.3.3)
     "cache[s] the activations in FP8 format for the backward pass of the Linear operator". A Llama
@@ -191,8 +192,14 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
     else:
         q_and_out, q_width, kv_width, out_width = 2 * arch.q_dim, arch.q_dim, None, arch.q_dim
     attention_sharded = e * s * b * q_and_out + upcast * s * b * q_width  # Q, the output-projection input; fp32 Q
-    if opts.linear_input_bytes is not None:  # the attention kernel keeps its output, the FP8 output projection a copy
+    if opts.linear_input_bytes is not None:
+        # the FP8 output projection keeps its own FP8 copy of its input; the 16-bit tensor stays only where a
+        # fused attention kernel keeps it as its own output (eager attention and the math path keep none; a
+        # gated output's product is not the kernel's output, whose factors are counted with the gate below)
         attention_sharded += math.ceil(opts.linear_input_bytes * s * b * out_width)
+        fused = k.attention is not AttentionKernel.EAGER and not math_path
+        if not fused or arch.attention_output_gate:
+            attention_sharded -= e * s * b * out_width
     if arch.attention_output_gate:  # the gated product's two factors: sigmoid(gate) and the attention output
         attention_sharded += e * s * b * 2 * arch.q_dim
     kv_bytes = e + upcast
@@ -278,7 +285,8 @@ def _mean_layer(arch: Architecture, opts: ActivationOptions) -> LayerActivations
                                            device=opts.kernels.device)  # fmt: skip
             replicated += n * mixer.replicated_bytes
             sharded += n * mixer.sharded_bytes
-    replicated -= arch.layers_of(LayerType.ATTENTION_MAMBA2) * e * s * b * arch.d_model  # one input read by both mixers
+    if opts.linear_input_bytes is None:  # one input read by both mixers; under FP8 the QKV projection keeps its own FP8 copy
+        replicated -= arch.layers_of(LayerType.ATTENTION_MAMBA2) * e * s * b * arch.d_model
     replicated += arch.shared_attention_layers * _shared_use_bytes(arch, opts)
     if opts.sequence_parallel:
         replicated = math.ceil(replicated / t)

@@ -102,9 +102,10 @@ def frozen_input_bytes_per_layer(
 
     Under FP8 (``linear_input_bytes``, :func:`service.core.fp8.linear_input_bytes`) full training
     keeps those inputs as the quantised FP8 tensors (1 byte an element plus the recipe's scales) and
-    the output projection an FP8 copy of the attention output beside the kernel's own: the same bytes
-    are taken off here, term by term as the full-training count rounds them, the FP8 copy whatever
-    the attention kernel (an adapter that reads an input is taken to keep it as the base does).
+    the output projection an FP8 copy of its input (beside a fused kernel's own 16-bit output, which
+    stays): the same bytes are taken off here, term by term as the full-training count rounds them
+    (an adapter that reads an input is taken to keep it as the base does). Behind an output gate the
+    16-bit product is kept only for the output projection, so a frozen one drops it.
     """
     t, e = tokens, element_bytes
     li = e if linear_input_bytes is None else linear_input_bytes
@@ -119,10 +120,11 @@ def frozen_input_bytes_per_layer(
         replicated += 0 if qkv_read else math.ceil(li * t * arch.d_model)
         replicated += 0 if mlp_read else math.ceil(li * t * arch.d_model * experts)
     out_width = arch.n_heads * (arch.v_head_dim or 0) if arch.is_mla else arch.q_dim  # the output projection's input
-    if not fused_attention and Projection.O not in keeps:
-        sharded += e * t * out_width
-    if linear_input_bytes is not None and Projection.O not in keeps:  # the FP8 output projection's own copy
-        sharded += math.ceil(linear_input_bytes * t * out_width)
+    if Projection.O not in keeps:
+        if linear_input_bytes is not None:  # the FP8 output projection's own copy (the 16-bit tensor the base keeps
+            sharded += math.ceil(linear_input_bytes * t * out_width)  # only as a fused kernel's output, which stays)
+        elif not fused_attention or arch.attention_output_gate:  # kept only for the output projection
+            sharded += e * t * out_width
     if Projection.DOWN not in keeps:
         sharded += math.ceil(li * t * mlp_width_per_token(arch))
     if tp == 1:

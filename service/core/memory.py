@@ -359,12 +359,16 @@ def training_memory(
         activations = stage.peak_bytes
         formulas.extend(_activation_formulas(k, recurrent=arch.recurrent_layers,
                                              deltanet=bool(arch.layers_of(LayerType.GATED_DELTANET))))  # fmt: skip
-        if precision is Precision.FP8:
+        if precision is Precision.FP8 and recompute is not Recompute.FULL:
+            dense = not (
+                arch.is_moe or arch.is_mla or arch.recurrent_layers or arch.parallel_attention or arch.attention_output_gate
+            )
             formulas.append(
                 f"FP8 ({fp8_recipe.value}): the QKV, MLP and down projections' inputs kept at {linear_input_bytes(fp8_recipe):g} "
-                "bytes an element instead of 2, and the output projection's FP8 copy of the attention output beside it: "
-                "(2h + f - q_dim) bytes a token fewer in a dense layer before tp (Transformer Engine, torchao Float8, DeepSeek-V3 §3.3.3)"
-            )
+                "bytes an element instead of 2, and the output projection's FP8 copy of its input"
+                + (": (2h + f - q_dim) bytes a token fewer in this dense layer with a fused attention kernel, before tp"
+                   if dense and k.attention is not AttentionKernel.EAGER else "") + " (Transformer Engine, torchao Float8, DeepSeek-V3 §3.3.3)"
+            )  # fmt: skip
     else:
         notes.append("activations not included")
     total = weights + gradients + optimizer_total + activations

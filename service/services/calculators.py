@@ -215,7 +215,8 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
     if act is not None and isinstance(model, Architecture):
         k = resolve_kernels(kernels, model, flash_attention=req.flash_attention)
         assumptions |= {"attention_implementation": k.attention.value, "fp32_softmax": k.fp32_softmax, "fp32_norms": k.fp32_norms,
-                        "fused_activation": k.fused_activation, "eager_repeats_kv": k.repeat_kv}  # fmt: skip
+                        "fused_activation": k.fused_activation, "eager_repeats_kv": k.repeat_kv,
+                        "cross_entropy": f"{k.cross_entropy.value}: {k.logit_bytes} bytes a logit at the loss's peak"}  # fmt: skip
     recurrent = isinstance(model, Architecture) and bool(model.recurrent_layers)
     if req.dropout or recurrent or (req.finetune is not None and (req.finetune.dropout or 0) > 0):
         assumptions["device_convention"] = _DROPOUT_CONVENTIONS[req.device_convention]

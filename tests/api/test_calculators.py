@@ -392,3 +392,10 @@ def test_memory_training_names_the_loss_implementation(client) -> None:
     assert any("cross entropy" in f for f in eager["formulas"]), eager["formulas"]
     data = problem(client, "/v1/memory/training", body | {"cross_entropy": "chunked"})
     assert any(error["loc"][-1] == "cross_entropy" for error in data["errors"]), data
+
+
+def test_memory_training_states_the_loss_it_priced(client) -> None:
+    body = {"model": {"preset": "llama-3-8b"}, "seq_len": 8192, "micro_batch_size": 1}
+    assert ok(client, "/v1/memory/training", body)["assumptions"]["cross_entropy"].startswith("eager: 12 bytes a logit")
+    megatron = ok(client, "/v1/memory/training", body | {"framework": "megatron"})
+    assert megatron["assumptions"]["cross_entropy"].startswith("fused: 4 bytes a logit")

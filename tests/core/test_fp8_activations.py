@@ -6,6 +6,7 @@ recipe's scales); the output projection keeps an FP8 copy of the attention outpu
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -98,16 +99,15 @@ Q_V = (Projection.Q, Projection.V)
 def test_an_fp8_lora_drops_exactly_the_fp8_bytes_of_the_frozen_inputs(recipe: Fp8Recipe, attention: AttentionKernel) -> None:
     # LoRA on q and v (no LoRA dropout): the adapters read the QKV input, so it stays; the frozen MLP,
     # down and output projections need no weight gradient, so their FP8 inputs go: h + f + q_dim
-    # elements a token at 1 byte (+ scales), each term rounded up as the base rounds it; eager attention
-    # keeps no output of its own, so the BF16 attention output (2 * q_dim) goes too
+    # elements a token at 1 byte (+ scales), each term rounded up as the base rounds it, whatever the
+    # attention kernel: eager attention keeps no 16-bit output of its own, so under FP8 the base keeps
+    # only the output projection's FP8 copy, which goes with the frozen projection
     arch, tokens, li = preset("llama-3-8b"), 4096, linear_input_bytes(recipe)
     kernels = Kernels(attention=attention)
     common = dict(seq_len=tokens, kernels=kernels, precision=Precision.FP8, fp8_recipe=recipe)
     base = training_memory(arch, **common)  # type: ignore[arg-type]
     lora = finetune_memory(arch, FinetuneSpec(rank=16, targets=Q_V), **common)  # type: ignore[arg-type]
     per_layer = sum(-(-int(li * 32 * tokens * width) // 32) for width in (H, F, Q_DIM))  # ceil(li * tokens * width)
-    if attention is AttentionKernel.EAGER:
-        per_layer += 2 * tokens * Q_DIM
     assert lora.frozen_inputs_not_kept_bytes == LAYERS * per_layer
     assert lora.memory.activations_bytes == base.activations_bytes - LAYERS * per_layer + lora.adapter_activations_bytes
     # x*A of r = 16 for two adapters in 32 layers, BF16
@@ -133,3 +133,32 @@ def test_the_planner_s_fp8_lora_activations_equal_the_scalar_core() -> None:
                                 recompute=RECOMPUTES[row["recompute"]], flash_attention=True, microbatches=row["microbatches"],
                                 kernels=MEGATRON, precision=Precision.FP8, fp8_recipe=Fp8Recipe.MXFP8)  # fmt: skip
         assert mem["activations"][i] == exact.memory.activations_bytes, row
+
+
+def test_without_a_fused_attention_kernel_only_the_fp8_copy_of_its_output_stays() -> None:
+    # eager attention keeps no output of its own: the output projection's 16-bit input becomes its FP8 copy,
+    # 2 bytes a q_dim element less instead of 1 more, so 2 * q_dim a token more saved than with a fused kernel
+    eager = dict(flash_attention=False, kernels=Kernels(framework=MEGATRON.framework, attention=AttentionKernel.EAGER))
+    arch = preset("llama-3-8b")
+
+    def layer(li: float | None, **kw: object) -> int:
+        opts = ActivationOptions(seq_len=S, micro_batch_size=1, linear_input_bytes=li, **kw)  # type: ignore[arg-type]
+        return layer_activation_bytes(arch, opts).total_bytes
+
+    assert llama_layer(None) - llama_layer(1.0) == S * SAVED_PER_TOKEN
+    assert layer(None, **eager) - layer(1.0, **eager) == S * (H + H + F + Q_DIM)
+
+
+def test_behind_an_output_gate_the_16_bit_product_is_kept_by_nothing() -> None:
+    # a gated attention output (Qwen3-Next): the output projection's input is the gate's product, which only
+    # the projection keeps; under FP8 its FP8 copy replaces it, 2 * q_dim a token more saved than ungated
+    base = preset("llama-3-8b")
+    gated = dataclasses.replace(base, attention_output_gate=True)
+    opts = dict(seq_len=S, micro_batch_size=1, flash_attention=True, kernels=MEGATRON)
+
+    def saving(arch) -> int:
+        bf16 = layer_activation_bytes(arch, ActivationOptions(**opts)).total_bytes  # type: ignore[arg-type]
+        fp8 = layer_activation_bytes(arch, ActivationOptions(linear_input_bytes=1.0, **opts)).total_bytes  # type: ignore[arg-type]
+        return bf16 - fp8
+
+    assert saving(gated) - saving(base) == S * 2 * Q_DIM
