@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from validation.throughput import Prediction, predict
+from validation.throughput import Prediction, layout_text, predict
 
 ROWS = Path(__file__).resolve().parent / "measurements" / "cross_checks.json"
 
@@ -43,9 +43,7 @@ def render_section(preds: list[Prediction] | None = None) -> list[str]:
         "|---|---:|---|---|---:|---:|---:|",
     ]
     for p in preds:
-        r, best = p.row, p.result.plans[0] if p.result.plans else None
-        layout = (f"tp {best.tp}, pp {best.pp}, dp {best.dp}, cp {best.cp}, mbs {best.micro_batch_size}, ZeRO-{best.zero_stage}, "
-                  f"recompute {best.recompute.value}") if best else p.result.reason  # fmt: skip
+        r, layout = p.row, layout_text(p.result) if p.result.plans else p.result.reason
         predicted = f"{p.predicted_tokens_per_second_per_gpu:,.0f}" if p.predicted_tokens_per_second_per_gpu else "—"
         error = f"{p.error:+.1%}" if p.error is not None else "—"
         lines.append(f"| {r['id']} | {r['n_gpus']:,} | {r.get('fp8_recipe', 'bf16')} | {layout} | "

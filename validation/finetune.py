@@ -22,7 +22,7 @@ from service.core.finetune_spec import FinetuneMethod, FinetuneSpec
 from service.core.memory import Precision
 from service.core.plan import PlanResult, PlanSpec, plan
 from service.core.time_to_train import EvaluationSchedule, time_to_train
-from validation.throughput import ROW_TOLERANCE, architecture, hardware
+from validation.throughput import ROW_TOLERANCE, architecture, hardware, layout_text
 
 ROWS = Path(__file__).resolve().parent / "measurements" / "finetune_throughput.json"
 TIME_TO_TRAIN_TOLERANCE = 0.25  # the calibration sheet's bar on MLPerf's time to train
@@ -106,17 +106,12 @@ def _plan(row: dict[str, Any], spec: PlanSpec) -> PlanResult:
     return result
 
 
-def _layout(result: PlanResult) -> str:
-    b = result.plans[0]
-    return f"tp {b.tp}, pp {b.pp}, dp {b.dp}, cp {b.cp}, mbs {b.micro_batch_size}, recompute {b.recompute.value}"
-
-
 def row_checks(row: dict[str, Any]) -> list[Check]:
     """A row's checks: tokens/s per GPU for a throughput row; the steady step and the time to train
     for an MLPerf row."""
     spec = row_spec(row)
     result = _plan(row, spec)
-    best, layout, pub = result.plans[0], _layout(result), row["published"]
+    best, layout, pub = result.plans[0], layout_text(result), row["published"]
     common = {"row": row, "layout": layout}
     if "tokens_per_second_per_gpu" in pub:
         predicted = best.tokens_per_second / row["n_gpus"]

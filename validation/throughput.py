@@ -154,7 +154,8 @@ def mean_absolute_error(preds: list[Prediction], *, excepted: bool) -> float:
     return sum(errors) / len(errors)
 
 
-def _layout(result: PlanResult) -> str:
+def layout_text(result: PlanResult) -> str:
+    """The best plan's layout as ACCURACY.md's tables print it ("—": no plan)."""
     if not result.plans:
         return "—"
     b = result.plans[0]
@@ -184,7 +185,7 @@ def _run_gpu_hours(model: str, gpu: str, n_gpus: int, tokens: float, seq_len: in
     result = plan(arch, hardware(gpu), PlanSpec(n_gpus=n_gpus, seq_len=seq_len, global_batch_size=batch, top_k=1, **spec))
     best = result.plans[0]
     hours = tokens / best.tokens_per_second / effective / 3600 * n_gpus
-    return hours, f"{_layout(result)}, MFU {best.mfu:.2f}"
+    return hours, f"{layout_text(result)}, MFU {best.mfu:.2f}"
 
 
 def whole_runs() -> list[WholeRun]:
@@ -272,7 +273,7 @@ def render_section(preds: list[Prediction], exceptions_check: list[str] | None =
         verdict = "pass" if within(p) else ("known exception" if r["id"] in KNOWN_EXCEPTIONS else "**FAIL**")
         predicted = f"{p.predicted_tokens_per_second_per_gpu:,.0f}" if p.predicted_tokens_per_second_per_gpu else "—"
         error = f"{p.error:+.1%}" if p.error is not None else "—"
-        lines.append(f"| {r['id']} | {r['n_gpus']:,} | {r.get('precision', 'mixed_bf16')} | {_layout(p.result)} | "
+        lines.append(f"| {r['id']} | {r['n_gpus']:,} | {r.get('precision', 'mixed_bf16')} | {layout_text(p.result)} | "
                      f"{p.published_tokens_per_second_per_gpu:,.0f} | {predicted} | {error} | {tolerance(r):.0%} | {verdict} |")  # fmt: skip
     lines += ["", "Rows outside their bar:", ""]
     for p in preds:

@@ -176,6 +176,7 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
         norm_inputs = (1 if arch.parallel_attention else arch.norms_per_layer) * e * sbh
     math_path = sdpa_math_fallback(k, dropout=opts.dropout)  # the CPU's SDPA with dropout: Q, K, V upcast to fp32
     upcast = 4 - e if math_path else 0
+    fused = k.attention is not AttentionKernel.EAGER and not math_path  # a fused kernel: its output and LSE, no scores
     li = e if opts.linear_input_bytes is None else opts.linear_input_bytes  # a linear layer's kept input (FP8: 1 + scales)
     # QKV projection input (2h into Zamba's shared block)
     attention_replicated = math.ceil(li * s * b * arch.attention_input_width)
@@ -197,7 +198,6 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
         # fused attention kernel keeps it as its own output (eager attention and the math path keep none; a
         # gated output's product is not the kernel's output, whose factors are counted with the gate below)
         attention_sharded += math.ceil(opts.linear_input_bytes * s * b * out_width)
-        fused = k.attention is not AttentionKernel.EAGER and not math_path
         if not fused or arch.attention_output_gate:
             attention_sharded -= e * s * b * out_width
     if arch.attention_output_gate:  # the gated product's two factors: sigmoid(gate) and the attention output
@@ -218,7 +218,7 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
         kv += math.ceil(per_element * s * b * arch.kv_dim / min(t, arch.n_kv_heads))
     if opts.recompute is Recompute.SELECTIVE:
         scores = 0
-    elif k.attention is not AttentionKernel.EAGER and not math_path:
+    elif fused:
         scores = LSE_BYTES * s * b * arch.n_heads
     else:  # softmax output (+ mask + dropout output), or the fp32 probabilities and their cast
         scores = bytes_per_score(k, e, dropout=opts.dropout) * arch.n_heads * s * s * b
