@@ -14,17 +14,16 @@ from validation.finetune import (
     TTT,
     checks,
     render_section,
+    row_plan,
     rows,
 )
 
 CHECKS = checks()
-# the errors each known exception's reason explains: the model's step 0.440 s against 0.651 s (v4.0) and 0.547 s
-# (v4.1), its 42 s and 44 s against 89.2 s and 73.6 s
+# the errors each known exception's reason explains: the CUDA-graph run's step is the GPU's, 0.440 s modelled against
+# 0.547 s; its 53 s against 73.6 s to train
 EXCEPTION_ERRORS = {
-    ("mlperf-v4.0-lora-1024gpu", STEP): (-0.36, -0.29),
-    ("mlperf-v4.0-lora-1024gpu", TTT): (-0.56, -0.49),
     ("mlperf-v4.1-lora-1024gpu", STEP): (-0.23, -0.16),
-    ("mlperf-v4.1-lora-1024gpu", TTT): (-0.44, -0.37),
+    ("mlperf-v4.1-lora-1024gpu", TTT): (-0.32, -0.25),
 }
 
 
@@ -57,20 +56,32 @@ def test_every_row_is_checked_with_its_published_layout() -> None:
     assert by_id["bridge-llama3-70b-lora-8gpu"].layout.startswith("tp 2, pp 4, dp 1, interleaved v20, mbs 1,")
 
 
-def test_mlperf_lora_on_8_gpus_is_within_the_bars_the_1024_gpu_run_misses() -> None:
-    # the same benchmark, recipe and step-time model: 4 micro-batches a step of 3.712 s (2.155 samples/s at
-    # GBS 8) and 88 forward micro-batches an evaluation (37.3-37.5 s) on 8 H100; the 1,024-GPU run steps one
-    # micro-batch in 0.651 s and evaluates two, where the host and the evaluation loop's fixed cost set the pace
+def test_the_host_floor_binds_only_the_run_it_was_fitted_on() -> None:
+    # kernel_efficiency.json adapter_host: fitted on the v4.0 1,024-GPU step (one micro-batch of 4,096 tokens a GPU at
+    # tp 4 and cp 2: 5.4 ms of GPU work a layer against 0.651 s / 80 layers); the 8-GPU run and the Bridge rows take
+    # longer per layer on the GPU and check the rest of the model, not the fit
     got = {(c.row["id"], c.quantity): c for c in CHECKS}
-    small, large = got[("mlperf-v4.0-lora-8gpu", TTT)], got[("mlperf-v4.0-lora-1024gpu", TTT)]
-    assert small.published == pytest.approx(1629.04) and abs(small.error) <= 0.10
-    assert large.published == pytest.approx(89.207) and large.error < -0.25
-    # the CUDA-graph run of the same layout (v4.1, a newer container too) steps 0.104 s faster than v4.0: host time
-    # the model leaves out
     v40, v41 = got[("mlperf-v4.0-lora-1024gpu", STEP)], got[("mlperf-v4.1-lora-1024gpu", STEP)]
+    assert v40.error == pytest.approx(0.0, abs=0.002)  # the fit
+    host = {r["id"]: row_plan(r).step["host_seconds"] for r in rows()}
+    assert host["mlperf-v4.0-lora-1024gpu"] > 0.15 and host["mlperf-v4.1-lora-1024gpu"] == 0  # CUDA graphs: no floor
+    assert all(v == 0 for k, v in host.items() if "1024gpu" not in k)
+    # the CUDA-graph run of the same layout (v4.1) steps 0.104 s faster than v4.0; the model's 0.211 s: the GPU's
+    # step has 0.05 s of collectives the model leaves out (its exception's reason)
     assert v40.published - v41.published == pytest.approx(128 / 196.6 - 128 / 234.0)  # 0.104 s
-    assert v40.predicted == pytest.approx(v41.predicted)  # the same layout priced the same
-    assert abs(v41.error) < abs(v40.error)
+    assert 0.2 < v40.predicted - v41.predicted < 0.22
+
+
+def test_mlperf_time_to_train_is_steps_evaluations_and_the_first_block() -> None:
+    # v4.0 on 1,024 H100 (result_0.txt): 87 steps at 0.651 s and 11 evaluations of 1.135-1.272 s (1.172 s on average,
+    # NeMo's loop fitted on them) make 69.5 s of the 89.2 s; the first block's warm-up (18.7 s) and the blocks after
+    # the evaluations (1.0 s) are what the model leaves out. The 8-GPU run: 3,072 samples, 5 evaluations of 88 forward
+    # micro-batches each, within 10 %
+    got = {(c.row["id"], c.quantity): c for c in CHECKS}
+    large, small = got[("mlperf-v4.0-lora-1024gpu", TTT)], got[("mlperf-v4.0-lora-8gpu", TTT)]
+    assert large.predicted == pytest.approx(87 * 128 / 196.6 + 11 * 1.172, rel=0.005)
+    assert large.published - large.predicted == pytest.approx(18.7 + 1.0, abs=0.2)
+    assert small.published == pytest.approx(1629.04) and abs(small.error) <= 0.10
 
 
 def test_section_lists_every_check_and_reason() -> None:

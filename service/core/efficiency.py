@@ -27,7 +27,9 @@ achieved rate on each GPU:
   published shape sweeps. 0: no shape term.
 - **host**: a Mixture-of-Experts layer launches many small kernels and, dropless, waits once per
   forward on its token counts; the seconds one layer's forward and backward take on the host
-  (per micro-batch) floor the layer's time. 0: no floor.
+  (per micro-batch) floor the layer's time. A fine-tune's adapted layer, run eagerly (each module
+  launched from Python, as NeMo and PEFT run it without CUDA graphs), issues its kernels no faster
+  than the host does: its own floor, which CUDA graphs remove (one launch a layer). 0: no floor.
 
 Every value is an input: the catalog's per-GPU value, or a request's override.
 """
@@ -111,6 +113,7 @@ class KernelEfficiency:
     grouped_gemm_fixed_k: float = 0.0  # K0 of a 16-bit grouped GEMM's tiles (module docstring)
     grouped_gemm_fixed_k_fp8: float = 0.0  # and of an FP8 one
     moe_layer_host_seconds: float = 0.0  # host seconds of one MoE layer's forward + backward, per micro-batch
+    adapter_layer_host_seconds: float = 0.0  # and of one adapted (LoRA) layer's, run eagerly
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def attention_fractions(self, seq_len: Any, head_dim: float) -> tuple[Any, Any]:

@@ -155,6 +155,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         moe_load_imbalance=spec.moe_load_imbalance,
         expert_tensor_parallel=spec.expert_tensor_parallel,
         moe_dispatcher=spec.moe_dispatcher,
+        cuda_graphs=spec.cuda_graphs,
     )
 
 

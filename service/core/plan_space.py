@@ -74,7 +74,9 @@ class PlanSpec:
     search. ``finetune`` plans a LoRA/QLoRA fine-tune (None: pre-training, or a full fine-tune).
     ``cross_entropy`` is the loss the run calls (:class:`service.core.kernels.CrossEntropy`):
     Megatron's fused one (4 bytes a logit at its peak) or PyTorch's eager ``F.cross_entropy`` on
-    fp32 logits, as torchtitan and transformers call it (12 bytes a logit).
+    fp32 logits, as torchtitan and transformers call it (12 bytes a logit). ``cuda_graphs``: the
+    layers' kernels captured in CUDA graphs (one launch a layer), so no eager host floor holds an
+    adapted layer (:mod:`service.core.steptime_finetune`).
     """
 
     n_gpus: int
@@ -99,6 +101,7 @@ class PlanSpec:
     moe_dispatcher: MoeDispatcher = MoeDispatcher.DEEPEP
     finetune: FinetuneSpec | None = None
     cross_entropy: CrossEntropy = CrossEntropy.FUSED
+    cuda_graphs: bool = False
 
     @property
     def kernels(self) -> Kernels:

@@ -26,6 +26,16 @@ changes:
   ``quant_storage`` packs 4-bit weights in a float tensor that FSDP shards and gathers as bytes).
 - **paged optimizer** (QLoRA §3): states paged to host memory when the GPU runs short travel over
   PCIe to the GPU for the update and back, once a step.
+- **the host**: the GPU runs a kernel only after the host has launched it. Run eagerly, every
+  module of an adapted layer (the frozen linear, its FP8 scaling, the adapters' two small GEMMs
+  each with their own autograd node) is Python and a launch per kernel, so when a layer's GPU work
+  is small (a micro-batch of a few thousand tokens split over tensor and context ranks) the step
+  runs at the host's pace: a layer's forward and backward take at least the catalog's
+  ``adapter_layer_host_seconds`` per micro-batch (fitted, with its row, in
+  ``kernel_efficiency.json``), a third more with a recomputed forward, as the MoE host floor
+  (:mod:`service.core.steptime_moe`). CUDA graphs (``Workload.cuda_graphs``; NeMo's
+  ``LAYER_CUDA_GRAPH``, Megatron-Core's ``--enable-cuda-graph``) launch a layer's kernels at once:
+  no floor.
 """
 
 from __future__ import annotations
@@ -117,6 +127,21 @@ def _adapter_forward_seconds(arch: Architecture, hw: Hardware, work: Workload, z
     return total
 
 
+def adapter_host_floor_seconds(hw: Hardware, work: Workload, recompute: Any) -> Any:
+    """Host seconds below which one adapted layer's forward and backward (and a recomputed forward,
+    a third more) do not go for one micro-batch, run eagerly; 0 under CUDA graphs (module docstring)."""
+    if work.cuda_graphs:
+        return 0.0
+    return hw.kernels.adapter_layer_host_seconds * np.where(recompute == RC_FULL, 4 / 3, 1.0)
+
+
+def adapter_forward_host_seconds(hw: Hardware, work: Workload, layers: int) -> float:
+    """Host seconds of a forward pass alone (an evaluation's) through ``layers`` adapted layers
+    run eagerly: a third of each layer's forward and backward (module docstring); 0 under CUDA
+    graphs."""
+    return 0.0 if work.cuda_graphs else layers * hw.kernels.adapter_layer_host_seconds / 3
+
+
 def finetune_step_time(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, load: AdapterLoad) -> StepTime:
     """Seconds of one fine-tuning step for each layout in ``lay`` (module docstring), whose
     ``params_per_gpu`` are the trainable adapters' on one GPU."""
@@ -135,4 +160,4 @@ def finetune_step_time(arch: Architecture, hw: Hardware, work: Workload, lay: La
     )
     paging = 2 * np.asarray(load.paged_bytes, dtype=np.float64) / PCIE_BANDWIDTH  # to the GPU for the update and back
     return step_from_layers(arch, hw, work, lay, z, lt, weight_grad=adapters, frozen_gather=frozen_gather,
-                             paging_seconds=paging)  # fmt: skip
+                             paging_seconds=paging, host_floor=adapter_host_floor_seconds(hw, work, z.rc))  # fmt: skip

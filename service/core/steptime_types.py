@@ -36,6 +36,7 @@ class Workload:
     moe_load_imbalance: float = 1.0  # tokens of the busiest expert-parallel rank over the mean
     expert_tensor_parallel: int | None = None  # 1: MoE parallel folding; None: the experts split over tp
     moe_dispatcher: MoeDispatcher = MoeDispatcher.DEEPEP
+    cuda_graphs: bool = False  # the layers captured in CUDA graphs: no eager host floor on an adapted layer
 
     @property
     def fp8(self) -> bool:

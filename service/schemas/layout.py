@@ -128,6 +128,12 @@ class StepTimeOptions(Schema):
         "`eager` (PyTorch's F.cross_entropy on logits upcast to fp32, as torchtitan and transformers' ForCausalLMLoss call "
         "it: 12 bytes a logit at its backward's peak). Default null: fused, the planner's Megatron-LM count.",
     )
+    cuda_graphs: bool = Field(
+        False,
+        description="The layers' kernels captured in CUDA graphs (Megatron-Core --enable-cuda-graph, NeMo LAYER_CUDA_GRAPH): "
+        "the host launches a layer at once. Default false (eager): a fine-tune's adapted layer is no faster than the host "
+        "issues its kernels, the GPU's adapter_layer_host_seconds per micro-batch (fitted, stated in assumptions).",
+    )
     efficiency: EfficiencyOverrides | None = Field(None, description="Kernel efficiencies instead of the GPU's.")
 
     @model_validator(mode="after")
@@ -161,7 +167,8 @@ class StepTimeParts(Schema):
     optimizer_seconds: float = Field(description="The optimizer update (on the host with offload).")
     host_seconds: float = Field(
         description="The GPU waiting on the host: Mixture-of-Experts layers whose kernels take less time than the host "
-        "needs to issue them (and, dropless, to read their token counts); 0 for dense models."
+        "needs to issue them (and, dropless, to read their token counts), and a fine-tune's adapted layers run eagerly "
+        "(without cuda_graphs) on small micro-batches; 0 for dense pre-training."
     )
 
 

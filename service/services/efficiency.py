@@ -59,14 +59,15 @@ def attention_kernels(gpu_id: str) -> list[str]:
 
 
 def moe_terms(gpu_id: str, notes: dict[str, Any]) -> dict[str, float]:
-    """The grouped-GEMM shape terms and the MoE layer's host seconds (every GPU takes the table's;
-    :mod:`service.core.steptime_moe`), each noted with its source."""
+    """The grouped-GEMM shape terms and the host seconds of a MoE layer and of an adapted layer
+    (every GPU takes the table's; :mod:`service.core.steptime_moe`,
+    :mod:`service.core.steptime_finetune`), each noted with its source."""
     table = loader.kernel_efficiency()
-    gemm, host = table["grouped_gemm"], table["moe_host"]
-    terms = {"grouped_gemm_fixed_k": float(gemm["fixed_k_bf16"]), "grouped_gemm_fixed_k_fp8": float(gemm["fixed_k_fp8"]),
-             "moe_layer_host_seconds": float(host["layer_seconds"])}  # fmt: skip
-    for name, key, section in (("grouped_gemm_fixed_k", "fixed_k_bf16", gemm), ("grouped_gemm_fixed_k_fp8", "fixed_k_fp8", gemm),
-                               ("moe_layer_host_seconds", "layer_seconds", host)):  # fmt: skip
+    gemm, host, adapter = table["grouped_gemm"], table["moe_host"], table["adapter_host"]
+    entries = (("grouped_gemm_fixed_k", "fixed_k_bf16", gemm), ("grouped_gemm_fixed_k_fp8", "fixed_k_fp8", gemm),
+               ("moe_layer_host_seconds", "layer_seconds", host), ("adapter_layer_host_seconds", "layer_seconds", adapter))  # fmt: skip
+    terms = {name: float(section[key]) for name, key, section in entries}
+    for name, key, section in entries:
         notes[f"{gpu_id}.efficiency.{name}"] = terms[name]
         notes[f"{gpu_id}.efficiency.{name}_source"] = section[f"{key}_source"]
     return terms

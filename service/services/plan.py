@@ -251,6 +251,7 @@ def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str,
         "expert_tensor_parallel": options.expert_tensor_parallel,
         "moe_dispatcher": options.moe_dispatcher,
         "cross_entropy": options.cross_entropy or CrossEntropy.FUSED,
+        "cuda_graphs": options.cuda_graphs,
     }
 
 
@@ -270,6 +271,9 @@ def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:
         "expert_tensor_parallel": options.expert_tensor_parallel or "tp (the experts split like the rest)",
         "moe_dispatcher": options.moe_dispatcher.value,
         "cross_entropy": CROSS_ENTROPY_NOTES[options.cross_entropy or CrossEntropy.FUSED],
+        "cuda_graphs": "the layers' kernels captured in CUDA graphs: no host floor on a fine-tune's adapted layers"
+        if options.cuda_graphs
+        else "eager: a fine-tune's adapted layer takes at least the GPU's adapter_layer_host_seconds per micro-batch",
     }
     if options.precision is Precision.FP8:
         out |= {"fp8_recipe": options.fp8_recipe.value, "fp8_matmuls": "the blocks' Q/K/V, output, MLP and expert projections, "

@@ -88,3 +88,24 @@ def test_lora_cost_is_timed_by_the_plan(client) -> None:
     assert data["finetune"]["flops_saved_fraction"] > 0.2
     full = ok(client, "/v1/cost/training", {k: v for k, v in body.items() if k != "lora"})
     assert data["gpu_hours"] < full["gpu_hours"]
+
+
+def test_cuda_graphs_lift_the_host_floor_of_a_scaled_out_lora(client) -> None:
+    # MLPerf's Llama-2-70B LoRA layout on 1,024 H100 (one 8,192-token micro-batch a rank): run eagerly, the host
+    # issuing 80 adapted layers sets the step; captured in CUDA graphs, the GPU's work does
+    body = {"model": {"preset": "llama-2-70b"}, "gpu": "h100-sxm", "n_gpus": 1024, "seq_len": 8192, "global_batch_size": 128,
+            "lora": {"r": 16}, "precision": "fp8", "tp_comm_overlap": True, "top_k": 1,
+            "fixed": {"tp": 4, "pp": 1, "cp": 2, "micro_batch_size": 1, "recompute": "none"}}  # fmt: skip
+    eager = ok(client, "/v1/plan", body)
+    graphs = ok(client, "/v1/plan", body | {"cuda_graphs": True})
+    host = eager["assumptions"]["h100-sxm.efficiency.adapter_layer_host_seconds"]
+    assert eager["assumptions"]["h100-sxm.efficiency.adapter_layer_host_seconds_source"].startswith("fitted")
+    assert eager["assumptions"]["cuda_graphs"].startswith("eager") and graphs["assumptions"]["cuda_graphs"].startswith(
+        "the layers"
+    )
+    e, g = eager["plans"][0], graphs["plans"][0]
+    assert e["step_time"]["host_seconds"] > 0 and g["step_time"]["host_seconds"] == 0
+    assert e["step_time_seconds"] >= 80 * host > g["step_time_seconds"]
+    # pre-training takes no floor: the option changes nothing there
+    pre = {k: v for k, v in body.items() if k != "lora"} | {"fixed": body["fixed"] | {"recompute": "full"}}
+    assert ok(client, "/v1/plan", pre)["plans"][0]["step_time"]["host_seconds"] == 0

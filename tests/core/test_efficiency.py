@@ -129,9 +129,11 @@ def test_a_gpu_not_in_the_table_takes_the_generic_efficiencies_and_says_so() -> 
     efficiency, notes = gpu_efficiency("l40s", None)
     # every GPU takes the table's grouped-GEMM and MoE host terms (service.core.steptime_moe)
     moe = {"grouped_gemm_fixed_k": TABLE["grouped_gemm"]["fixed_k_bf16"], "grouped_gemm_fixed_k_fp8": TABLE["grouped_gemm"]["fixed_k_fp8"],
-           "moe_layer_host_seconds": TABLE["moe_host"]["layer_seconds"]}  # fmt: skip
+           "moe_layer_host_seconds": TABLE["moe_host"]["layer_seconds"],
+           "adapter_layer_host_seconds": TABLE["adapter_host"]["layer_seconds"]}  # fmt: skip
     assert efficiency == dataclasses.replace(default_efficiency(None), **moe)
     assert notes["l40s.efficiency.moe_layer_host_seconds_source"].startswith("fitted")
+    assert notes["l40s.efficiency.adapter_layer_host_seconds_source"].startswith("fitted")
     assert notes["l40s.family"] == "not listed (generic efficiencies)"
     assert notes["l40s.attention_kernel"].startswith("no measured curve")
     assert "no per-GPU value" in notes["l40s.efficiency.matmul_source"]
