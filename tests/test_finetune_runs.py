@@ -19,11 +19,11 @@ from validation.finetune import (
 )
 
 CHECKS = checks()
-# the errors each known exception's reason explains: the CUDA-graph run's step is the GPU's, 0.440 s modelled against
-# 0.547 s; its 53 s against 73.6 s to train
+# the errors each known exception's reason explains: the CUDA-graph run's step is the GPU's, 0.460 s modelled against
+# 0.547 s; its 55 s against 73.6 s to train
 EXCEPTION_ERRORS = {
-    ("mlperf-v4.1-lora-1024gpu", STEP): (-0.23, -0.16),
-    ("mlperf-v4.1-lora-1024gpu", TTT): (-0.32, -0.25),
+    ("mlperf-v4.1-lora-1024gpu", STEP): (-0.19, -0.15),
+    ("mlperf-v4.1-lora-1024gpu", TTT): (-0.30, -0.25),
 }
 
 
@@ -58,7 +58,7 @@ def test_every_row_is_checked_with_its_published_layout() -> None:
 
 def test_the_host_floor_binds_only_the_run_it_was_fitted_on() -> None:
     # kernel_efficiency.json adapter_host: fitted on the v4.0 1,024-GPU step (one micro-batch of 4,096 tokens a GPU at
-    # tp 4 and cp 2: 5.4 ms of GPU work a layer against 0.651 s / 80 layers); the 8-GPU run and the Bridge rows take
+    # tp 4 and cp 2: 5.7 ms of GPU work a layer against 0.651 s / 80 layers); the 8-GPU run and the Bridge rows take
     # longer per layer on the GPU and check the rest of the model, not the fit
     got = {(c.row["id"], c.quantity): c for c in CHECKS}
     v40, v41 = got[("mlperf-v4.0-lora-1024gpu", STEP)], got[("mlperf-v4.1-lora-1024gpu", STEP)]
@@ -66,10 +66,10 @@ def test_the_host_floor_binds_only_the_run_it_was_fitted_on() -> None:
     host = {r["id"]: row_plan(r).step["host_seconds"] for r in rows()}
     assert host["mlperf-v4.0-lora-1024gpu"] > 0.15 and host["mlperf-v4.1-lora-1024gpu"] == 0  # CUDA graphs: no floor
     assert all(v == 0 for k, v in host.items() if "1024gpu" not in k)
-    # the CUDA-graph run of the same layout (v4.1) steps 0.104 s faster than v4.0; the model's 0.211 s: the GPU's
-    # step has 0.05 s of collectives the model leaves out (its exception's reason)
+    # the CUDA-graph run of the same layout (v4.1) steps 0.104 s faster than v4.0; the model's 0.191 s: the GPU's
+    # step has what its exception's reason names (the adapters' own collectives) beside it
     assert v40.published - v41.published == pytest.approx(128 / 196.6 - 128 / 234.0)  # 0.104 s
-    assert 0.2 < v40.predicted - v41.predicted < 0.22
+    assert 0.18 < v40.predicted - v41.predicted < 0.2
 
 
 def test_mlperf_time_to_train_is_steps_evaluations_and_the_first_block() -> None:

@@ -149,6 +149,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         overlap_grad_reduce=spec.overlap_grad_reduce,
         fp8_cast_bytes_per_element=cast_bytes_per_element(spec.fp8_recipe) if fp8 else 0.0,
         tp_comm_overlap=spec.tp_comm_overlap,
+        tp_comm_overlap_rs_dgrad=spec.tp_comm_overlap_rs_dgrad,
         ep_comm_overlap=spec.ep_comm_overlap,
         moe_max_nodes_per_token=spec.moe_max_nodes_per_token,
         fused_kernels=spec.fused_kernels,

@@ -93,6 +93,7 @@ class PlanSpec:
     overlap_grad_reduce: bool = True
     fp8_recipe: Fp8Recipe = Fp8Recipe.TENSORWISE
     tp_comm_overlap: bool = False
+    tp_comm_overlap_rs_dgrad: bool = False
     ep_comm_overlap: bool = False
     moe_max_nodes_per_token: int | None = None
     fused_kernels: bool = True

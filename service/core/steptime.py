@@ -316,7 +316,8 @@ def tp_comm_layer_seconds(
     arch: Architecture, hw: Hardware, work: Workload, z: LayoutSizes, lt: LayerTimes, weight_gradients: bool = True
 ) -> Any:
     """One layer's exposed tensor-parallel all-reduces for one micro-batch; a frozen base (no
-    ``weight_gradients``) leaves its backward collectives only the input-gradient GEMMs to hide under."""
+    ``weight_gradients``) leaves the backward collectives of the row-parallel layers only their
+    input-gradient GEMMs to hide under, and those of QKV and the up projection none (below)."""
     t, rc = z.t, z.rc
     # tensor parallelism: 2 all-reduces forward, 2 backward, 2 more when the forward is repeated
     intra_bw, intra_lat = group_link(hw, t)
@@ -344,6 +345,16 @@ def tp_comm_layer_seconds(
     )  # else: all-reduces after out and down
     backward = np.where(z.sp, sum(_overlapped(half, passes * w) for w in windows),
                         _overlapped(tp_one, passes * qkv) + _overlapped(tp_one, passes * up))  # fmt: skip
+    if not weight_gradients:
+        # a frozen base: Megatron-Core overlaps the input-gradient collective of QKV and of the up projection
+        # with that layer's weight-gradient GEMM (tp_comm_bulk_dgrad; without sequence parallelism the async
+        # all-reduce beside it), which a frozen weight does not run: exposed, unless tp_comm_overlap_rs_dgrad
+        # pipelines the reduce-scatter with the input-gradient GEMM itself (ModelParallelConfig, default off)
+        pipelined = z.sp & work.tp_comm_overlap_rs_dgrad
+        column = np.where(z.sp, half, tp_one)
+        backward = np.where(
+            pipelined, backward, np.where(z.sp, _overlapped(half, out) + _overlapped(half, down), 0.0) + 2 * column
+        )
     extra = tp_one * np.where(
         rc == RC_SELECTIVE_OP, np.where(z.sp, 1, 2), 0
     )  # selective_op's all-gathers for its recomputed matmuls

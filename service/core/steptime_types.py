@@ -30,6 +30,7 @@ class Workload:
     overlap_grad_reduce: bool = True
     fp8_cast_bytes_per_element: float = 0.0  # > 0: the blocks' matmuls run in FP8 (service.core.fp8)
     tp_comm_overlap: bool = False
+    tp_comm_overlap_rs_dgrad: bool = False  # a frozen base's QKV/up reduce-scatters pipelined with their dgrad GEMMs
     ep_comm_overlap: bool = False
     moe_max_nodes_per_token: int | None = None
     fused_kernels: bool = True  # False: PyTorch eager's element-wise kernels (EAGER_*)

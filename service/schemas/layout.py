@@ -83,6 +83,12 @@ class StepTimeOptions(Schema):
         False,
         description="Tensor-parallel collectives pipelined with their GEMMs (Megatron-Core --tp-comm-overlap); default exposed.",
     )
+    tp_comm_overlap_rs_dgrad: bool = Field(
+        False,
+        description="With tp_comm_overlap and sequence parallelism: the reduce-scatters of the QKV and up projections' input "
+        "gradients pipelined with those GEMMs (Megatron-Core --tp-comm-overlap-rs-dgrad). Default false, Megatron-Core's: "
+        "they overlap the weight-gradient GEMMs instead, which a fine-tune's frozen base does not run, so there they are exposed.",
+    )
     ep_comm_overlap: bool = Field(
         False,
         description="Expert-parallel all-to-alls overlapped with another micro-batch's compute (Megatron-Core "

@@ -244,6 +244,7 @@ def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str,
     return {
         "fp8_recipe": options.fp8_recipe,
         "tp_comm_overlap": options.tp_comm_overlap,
+        "tp_comm_overlap_rs_dgrad": options.tp_comm_overlap_rs_dgrad,
         "ep_comm_overlap": options.ep_comm_overlap,
         "moe_max_nodes_per_token": options.moe_max_nodes_per_token,
         "fused_kernels": options.fused_kernels,
@@ -264,6 +265,7 @@ def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:
     """What the step-time options assumed, for ``assumptions``."""
     out: dict[str, Any] = {
         "tp_comm_overlap": options.tp_comm_overlap,
+        "tp_comm_overlap_rs_dgrad": options.tp_comm_overlap_rs_dgrad,
         "ep_comm_overlap": options.ep_comm_overlap,
         "moe_max_nodes_per_token": options.moe_max_nodes_per_token or "unlimited (uniform routing)",
         "fused_kernels": options.fused_kernels,

@@ -109,3 +109,14 @@ def test_cuda_graphs_lift_the_host_floor_of_a_scaled_out_lora(client) -> None:
     # pre-training takes no floor: the option changes nothing there
     pre = {k: v for k, v in body.items() if k != "lora"} | {"fixed": body["fixed"] | {"recompute": "full"}}
     assert ok(client, "/v1/plan", pre)["plans"][0]["step_time"]["host_seconds"] == 0
+
+
+def test_rs_dgrad_overlap_hides_a_frozen_base_s_input_gradient_reduce_scatters(client) -> None:
+    body = {"model": {"preset": "llama-2-70b"}, "gpu": "h100-sxm", "n_gpus": 8, "seq_len": 8192, "global_batch_size": 8,
+            "lora": {"r": 16}, "precision": "fp8", "tp_comm_overlap": True, "top_k": 1,
+            "fixed": {"tp": 4, "pp": 1, "cp": 1, "micro_batch_size": 1, "sequence_parallel": True}}  # fmt: skip
+    exposed = ok(client, "/v1/plan", body)
+    pipelined = ok(client, "/v1/plan", body | {"tp_comm_overlap_rs_dgrad": True})
+    assert exposed["assumptions"]["tp_comm_overlap_rs_dgrad"] is False
+    assert pipelined["assumptions"]["tp_comm_overlap_rs_dgrad"] is True
+    assert pipelined["plans"][0]["step_time"]["tp_comm_seconds"] < exposed["plans"][0]["step_time"]["tp_comm_seconds"]

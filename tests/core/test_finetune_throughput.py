@@ -98,7 +98,7 @@ def test_mlperf_v4_llama2_70b_lora_on_1024_h100() -> None:
     # NVIDIA's layout. The log splits it: the first 57 steps 55.8 s, the next 30 steps 20.5 s; its own
     # throughput (tracked_stats) is 196-197 samples/s in the steady blocks, 0.651 s a step of 128; the 11
     # evaluations take 12.9 s (1.135-1.272 s each). With the frozen base in FP8 alone (fp8_params, as the
-    # recipe sets) the layout fits without recompute and the GPU's work is 0.440 s a step, 5.4 ms a layer:
+    # recipe sets) the layout fits without recompute and the GPU's work is 0.460 s a step, 5.7 ms a layer:
     # the host, issuing 80 eager layers of small kernels (no CUDA graphs in this submission), sets the pace.
     # kernel_efficiency.json's adapter_host is fitted on this step; NeMo's evaluation loop
     # (NEMO_EVALUATION_OVERHEAD_SECONDS) on its evaluations. The time to train is then 69.5 s, -22 %: the
@@ -118,6 +118,6 @@ def test_mlperf_v4_llama2_70b_lora_on_1024_h100() -> None:
     assert (ttt.steps, ttt.evaluations) == (87, 11)
     assert step.step_seconds == pytest.approx(128 / 196.6, rel=0.002)  # the fit
     assert step.step["host_seconds"] > 0.15 and gpu.step["host_seconds"] == 0
-    assert gpu.step_seconds / 0.651 == pytest.approx(0.67, abs=0.03)  # the GPU's work alone: 67 % of the step
+    assert gpu.step_seconds / 0.651 == pytest.approx(0.71, abs=0.02)  # the GPU's work alone: 71 % of the step
     assert ttt.evaluation_seconds == pytest.approx(1.172, abs=0.005)  # the log's mean evaluation
     assert ttt.total_seconds / 89.207 - 1 == pytest.approx(-0.22, abs=0.01)  # within the sheet's 25 % bar
