@@ -359,7 +359,7 @@ def training_memory(
         activations = stage.peak_bytes
         formulas.extend(_activation_formulas(k, recurrent=arch.recurrent_layers,
                                              deltanet=bool(arch.layers_of(LayerType.GATED_DELTANET))))  # fmt: skip
-        if precision is Precision.FP8 and recompute is not Recompute.FULL:
+        if precision is Precision.FP8 and recompute in (Recompute.NONE, Recompute.SELECTIVE):  # full, selective_op: BF16 kept
             dense = not (
                 arch.is_moe or arch.is_mla or arch.recurrent_layers or arch.parallel_attention or arch.attention_output_gate
             )

@@ -67,6 +67,9 @@ def test_full_recompute_and_saved_matmul_outputs_are_unchanged(recompute: Recomp
     assert llama_layer(33 / 32, recompute=recompute, tp=8, sequence_parallel=True) == llama_layer(
         None, recompute=recompute, tp=8, sequence_parallel=True
     )
+    # and the formulas claim no FP8 inputs for them
+    fp8 = training_memory(preset("llama-3-8b"), seq_len=S, flash_attention=True, recompute=recompute, precision=Precision.FP8)
+    assert not any("inputs kept at" in f for f in fp8.formulas), fp8.formulas
 
 
 def test_mla_keeps_the_latents_and_expert_inputs_in_fp8() -> None:
