@@ -109,8 +109,9 @@ def layer_activation_bytes(arch: Architecture, opts: ActivationOptions) -> Layer
     projection's input (MLA: and the latent up-projections' inputs), the MLP's (experts') input and,
     of the MLP's intermediates, the down projection's input; the attention kernel still keeps its
     ``e``-byte output and the output projection keeps its own FP8 copy besides (``a*d_head``, MLA
-    ``a*d_v``, at 1 byte plus scales; without a fused kernel, or behind an output gate, the 16-bit
-    tensor is kept by nothing else and only the FP8 copy stays). Transformer Engine's ``_Linear`` and ``_LayerNormLinear``
+    ``a*d_v``, at 1 byte plus scales; without a fused kernel, under selective recompute (which reruns
+    the kernel in the backward, Korthikanti §5) or behind an output gate, the 16-bit tensor is kept
+    by nothing else and only the FP8 copy stays). Transformer Engine's ``_Linear`` and ``_LayerNormLinear``
     save the quantised input (``saved_inputmat = inputmat``), torchao's Float8 linear
     ``ctx.save_for_backward(input_fp8, weight_fp8_t)``, and DeepSeek-V3 (arXiv 2412.19437 §3.3.3)
     "cache[s] the activations in FP8 format for the backward pass of the Linear operator". A Llama
@@ -195,10 +196,11 @@ def _attention_parts(arch: Architecture, opts: ActivationOptions) -> _Parts:
     attention_sharded = e * s * b * q_and_out + upcast * s * b * q_width  # Q, the output-projection input; fp32 Q
     if opts.linear_input_bytes is not None:
         # the FP8 output projection keeps its own FP8 copy of its input; the 16-bit tensor stays only where a
-        # fused attention kernel keeps it as its own output (eager attention and the math path keep none; a
-        # gated output's product is not the kernel's output, whose factors are counted with the gate below)
+        # fused attention kernel keeps it as its own output (eager attention and the math path keep none, nor
+        # does a kernel that selective recompute reruns in the backward; a gated output's product is not the
+        # kernel's output, whose factors are counted with the gate below)
         attention_sharded += math.ceil(opts.linear_input_bytes * s * b * out_width)
-        if not fused or arch.attention_output_gate:
+        if not fused or opts.recompute is Recompute.SELECTIVE or arch.attention_output_gate:
             attention_sharded -= e * s * b * out_width
     if arch.attention_output_gate:  # the gated product's two factors: sigmoid(gate) and the attention output
         attention_sharded += e * s * b * 2 * arch.q_dim

@@ -103,8 +103,9 @@ def frozen_input_bytes_per_layer(
     Under FP8 (``linear_input_bytes``, :func:`service.core.fp8.linear_input_bytes`) full training
     keeps those inputs as the quantised FP8 tensors (1 byte an element plus the recipe's scales) and
     the output projection an FP8 copy of its input (beside a fused kernel's own 16-bit output, which
-    stays): the same bytes are taken off here, term by term as the full-training count rounds them
-    (an adapter that reads an input is taken to keep it as the base does). Behind an output gate the
+    stays where selective recompute does not rerun the kernel): the same bytes are taken off here,
+    term by term as the full-training count rounds them (an adapter that reads an input is taken to
+    keep it as the base does). Behind an output gate the
     16-bit product is kept only for the output projection, so a frozen one drops it.
     """
     t, e = tokens, element_bytes

@@ -30,9 +30,9 @@ what they cost to cast, and what the FP8 weight copies hold.
   saves ``input_fp8`` (``manual_float8_matmul_with_args_in_float8.forward``:
   ``ctx.save_for_backward(input_fp8, weight_fp8_t)``); DeepSeek-V3 §3.3.3: "we cache the
   activations in FP8 format for the backward pass of the Linear operator". So the QKV (MLA's
-  latent up-projections'), MLP (experts') and down projections' inputs are kept in FP8; the
-  attention kernel keeps its BF16 output for its own backward and the output projection an FP8
-  copy of it besides (:func:`linear_input_bytes`,
+  latent up-projections'), MLP (experts') and down projections' inputs are kept in FP8; a fused
+  attention kernel keeps its BF16 output for its own backward (not where selective recompute
+  reruns it) and the output projection an FP8 copy of it besides (:func:`linear_input_bytes`,
   :func:`service.core.activations.layer_activation_bytes`).
 - **FP8 primary weights of a frozen base** (Transformer Engine's ``fp8_model_init``: modules "hold
   only FP8 copies of its parameters ... especially useful for ... LoRA-like fine-tuning, where the

@@ -359,7 +359,7 @@ def training_memory(
         activations = stage.peak_bytes
         formulas.extend(_activation_formulas(k, recurrent=arch.recurrent_layers,
                                              deltanet=bool(arch.layers_of(LayerType.GATED_DELTANET))))  # fmt: skip
-        if precision is Precision.FP8 and recompute is not Recompute.FULL:
+        if precision is Precision.FP8 and recompute in (Recompute.NONE, Recompute.SELECTIVE):  # full, selective_op: BF16 kept
             dense = not (
                 arch.is_moe or arch.is_mla or arch.recurrent_layers or arch.parallel_attention or arch.attention_output_gate
             )
@@ -367,7 +367,7 @@ def training_memory(
                 f"FP8 ({fp8_recipe.value}): the QKV, MLP and down projections' inputs kept at {linear_input_bytes(fp8_recipe):g} "
                 "bytes an element instead of 2, and the output projection's FP8 copy of its input"
                 + (": (2h + f - q_dim) bytes a token fewer in this dense layer with a fused attention kernel, before tp"
-                   if dense and k.attention is not AttentionKernel.EAGER else "") + " (Transformer Engine, torchao Float8, DeepSeek-V3 §3.3.3)"
+                   if dense and k.attention is not AttentionKernel.EAGER and recompute is not Recompute.SELECTIVE else "") + " (Transformer Engine, torchao Float8, DeepSeek-V3 §3.3.3)"
             )  # fmt: skip
     else:
         notes.append("activations not included")
@@ -399,8 +399,8 @@ def _fp8_note(recipe: Fp8Recipe, *, zero_3: bool) -> str:
     linear layers' inputs kept in FP8 (:mod:`service.core.fp8`, "Activations")."""
     inputs = (
         f"the linear layers keep their inputs for the backward in FP8, {linear_input_bytes(recipe):g} bytes an element "
-        "(Transformer Engine's saved quantised input, torchao Float8's input_fp8, DeepSeek-V3 §3.3.3), the attention "
-        "kernel its BF16 output beside the output projection's FP8 copy"
+        "(Transformer Engine's saved quantised input, torchao Float8's input_fp8, DeepSeek-V3 §3.3.3), a fused attention "
+        "kernel its BF16 output (unless selective recompute reruns it) beside the output projection's FP8 copy"
     )
     if not zero_3:
         per_param = weight_copy_bytes_per_param(recipe)

@@ -67,6 +67,9 @@ def test_full_recompute_and_saved_matmul_outputs_are_unchanged(recompute: Recomp
     assert llama_layer(33 / 32, recompute=recompute, tp=8, sequence_parallel=True) == llama_layer(
         None, recompute=recompute, tp=8, sequence_parallel=True
     )
+    # and the formulas claim no FP8 inputs for them
+    fp8 = training_memory(preset("llama-3-8b"), seq_len=S, flash_attention=True, recompute=recompute, precision=Precision.FP8)
+    assert not any("inputs kept at" in f for f in fp8.formulas), fp8.formulas
 
 
 def test_mla_keeps_the_latents_and_expert_inputs_in_fp8() -> None:
@@ -162,3 +165,27 @@ def test_behind_an_output_gate_the_16_bit_product_is_kept_by_nothing() -> None:
         return bf16 - fp8
 
     assert saving(gated) - saving(base) == S * 2 * Q_DIM
+
+
+def test_under_selective_recompute_only_the_fp8_copy_of_the_attention_output_stays() -> None:
+    # selective recompute reruns the attention core in the backward (Korthikanti §5: its scores and, with a
+    # fused kernel, its log-sum-exp are not kept), so the kernel keeps no output of its own: the 16-bit
+    # tensor was held only by the output projection, which under FP8 keeps its FP8 copy instead, as with
+    # eager attention: 2h + f + q_dim bytes a token fewer, not 2h + f - q_dim
+    selective = dict(recompute=Recompute.SELECTIVE)
+    assert llama_layer(None, **selective) - llama_layer(1.0, **selective) == S * (H + H + F + Q_DIM)
+    t8 = dict(selective, tp=8, sequence_parallel=True)
+    assert llama_layer(None, **t8) - llama_layer(1.0, **t8) == S * (H + H + F + Q_DIM) // 8
+    # a frozen output projection drops that FP8 copy and nothing else, as without recompute
+    arch, common = preset("llama-3-8b"), dict(seq_len=4096, kernels=MEGATRON, flash_attention=True, precision=Precision.FP8,
+                                              recompute=Recompute.SELECTIVE)  # fmt: skip
+    base = training_memory(arch, **common)  # type: ignore[arg-type]
+    lora = finetune_memory(arch, FinetuneSpec(rank=16, targets=Q_V), **common)  # type: ignore[arg-type]
+    assert lora.frozen_inputs_not_kept_bytes == LAYERS * 4096 * (H + F + Q_DIM)
+    assert (
+        lora.memory.activations_bytes
+        == base.activations_bytes - lora.frozen_inputs_not_kept_bytes + lora.adapter_activations_bytes
+    )
+    bf16 = training_memory(arch, **(common | dict(precision=Precision.MIXED_BF16)))  # type: ignore[arg-type]
+    assert bf16.activations_bytes - base.activations_bytes == LAYERS * 4096 * (H + H + F + Q_DIM)
+    assert not any("(2h + f - q_dim)" in f for f in base.formulas)
