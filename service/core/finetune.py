@@ -180,7 +180,8 @@ def finetune_memory(
                           gradients=(dense.gradients, experts.gradients), states=(dense.states, experts.states),
                           fp8_copies=copies, dequantization_buffer_bytes=base.dequantization_buffer_bytes)  # fmt: skip
     adapter_acts, frozen_inputs, activations, stage = _activations(
-        arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, fused=fused, mask_bytes=mask,
+        arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, mask_bytes=mask,
+        fused=fused and recompute is not Recompute.SELECTIVE,  # a kernel selective recompute reruns keeps no output
         counted=include_activations and recompute is not Recompute.FULL, linear_input_bytes=inputs,  # full recompute: layer inputs
     )  # fmt: skip
     total = on_gpu.weights + on_gpu.gradients + on_gpu.optimizer + activations

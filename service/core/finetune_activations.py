@@ -86,7 +86,8 @@ def frozen_input_bytes_per_layer(
     ``x·A`` saves the same ``x``; with dropout it saves its own dropped copy instead, counted by
     :func:`adapter_activation_bytes_per_layer`) or another operation keeps them: FlashAttention
     keeps its output, the output projection's input (Dao et al. 2022 §3.1), as does PyTorch's fused
-    SDPA (``fused_attention``: any kernel but eager). Everything the backward
+    SDPA (``fused_attention``: any kernel but eager, and not rerun by selective recompute, which keeps
+    no output of the kernel). Everything the backward
     pass needs to reach the layers below stays: norm inputs, Q, K, V, scores, the MLP's
     nonlinearity inputs.
 
@@ -154,9 +155,10 @@ def layer_delta_bytes(
         return 0
     adapters = adapter_activation_bytes(arch, spec, targets, tokens=tokens, element_bytes=element_bytes, tp=tp,
                                         sequence_parallel=sequence_parallel, mask_bytes=mask_bytes)  # fmt: skip
+    # selective recompute reruns the attention kernel in the backward: it keeps no output of its own
     frozen = frozen_input_bytes_per_layer(arch, spec, targets, tokens=tokens, element_bytes=element_bytes,
-                                          fused_attention=fused_attention, tp=tp, sequence_parallel=sequence_parallel,
-                                          linear_input_bytes=linear_input_bytes)  # fmt: skip
+                                          fused_attention=fused_attention and recompute is not Recompute.SELECTIVE, tp=tp,
+                                          sequence_parallel=sequence_parallel, linear_input_bytes=linear_input_bytes)  # fmt: skip
     return -(-adapters // arch.n_layers) - frozen
 
 

@@ -246,6 +246,12 @@ class TrainingMemoryRequest(Schema):
     def _lora_shorthand(cls, data: object) -> object:
         return lora_shorthand(data)
 
+    @model_validator(mode="after")
+    def _recipe_with_fp8(self) -> TrainingMemoryRequest:
+        if "fp8_recipe" in self.model_fields_set and self.precision is not Precision.FP8:
+            raise ValueError("fp8_recipe applies to precision fp8 only")
+        return self
+
 
 class PerGpuMemory(Schema):
     weights_bytes: int

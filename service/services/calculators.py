@@ -6,7 +6,7 @@ from service.core import compute, finetune, memory, serving
 from service.core.architecture import Architecture
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
-from service.core.kernels import AttentionKernel, DeviceConvention, Kernels, resolve_kernels
+from service.core.kernels import AttentionKernel, DeviceConvention, Framework, Kernels, resolve_kernels
 from service.core.params import count_params
 from service.schemas import calculators as s
 from service.services.catalog_reader import CatalogReader
@@ -165,7 +165,8 @@ _DROPOUT_CONVENTIONS = {
 def _kernels(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> Kernels:
     """The request's implementation. ``flash_attention`` (the older input) keeps its meaning: true
     is FlashAttention, false given explicitly is eager attention with the scores kept;
-    ``fp32_norm_weight`` unset follows the model's family (Gemma, OLMo 2)."""
+    ``fp32_norm_weight`` unset follows the model's family (Gemma, OLMo 2) in transformers' code; Megatron's
+    fused RMSNorm (Transformer Engine) keeps its 16-bit input and an fp32 scalar a token whatever the family."""
     attention = req.attention_implementation
     if req.flash_attention and attention not in (None, AttentionKernel.FLASH):
         raise InvalidSpecError("attention_implementation", f"'{attention.value}' contradicts flash_attention=true")
@@ -178,7 +179,9 @@ def _kernels(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> Kernels:
         fp32_norms=req.fp32_norms,
         fused_activation=req.fused_activation,
         residual_dropout=req.residual_dropout,
-        fp32_norm_weight=norm_weight_fp32_default(req.model, catalog) if req.fp32_norm_weight is None else req.fp32_norm_weight,
+        fp32_norm_weight=(norm_weight_fp32_default(req.model, catalog) and req.framework is Framework.HUGGINGFACE)
+        if req.fp32_norm_weight is None
+        else req.fp32_norm_weight,
         device=req.device_convention,
         cross_entropy=req.cross_entropy,
     )

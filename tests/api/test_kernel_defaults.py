@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from service.core.activations import ActivationOptions, layer_activation_bytes
 from service.core.kernels import DeviceConvention, Kernels
-from tests.api.test_calculators import ok
+from tests.api.test_calculators import ok, problem
 from tests.core.helpers import preset
 
 GEMMA = {"preset": "gemma-7b"}
@@ -25,6 +25,26 @@ def test_gemma_norms_multiply_their_weight_in_fp32_by_default(client) -> None:
     assert default - llama_style == 2 * 2 * 2048 * 3072  # two norms a layer of h = 3072, 2 bytes more an element
     llama = {"preset": "llama-2-7b"}
     assert per_layer(client, {"model": llama}) == per_layer(client, {"model": llama, "fp32_norm_weight": False})
+
+
+def test_megatron_s_fused_norms_keep_no_fp32_copy_whatever_the_family(client) -> None:
+    # Megatron-Core runs Gemma with Transformer Engine's fused RMSNorm (zero-centred gamma): it keeps its 16-bit
+    # input and an fp32 scalar a token, as for any family; the planner counts the same
+    megatron = {"model": GEMMA, "framework": "megatron"}
+    assert per_layer(client, megatron) == per_layer(client, megatron | {"fp32_norm_weight": False})
+    assert per_layer(client, megatron) < per_layer(client, megatron | {"fp32_norm_weight": True})  # given: honoured
+    small = {"preset": "gemma-2b"}  # the same layout through the planner, on one GPU
+    body = {"model": small, "framework": "megatron", "seq_len": 2048, "flash_attention": True, "micro_batch_size": 1}
+    memory = ok(client, "/v1/memory/training", body)["per_gpu"]["total_bytes"]
+    planned = ok(client, "/v1/plan", {"model": small, "gpu": "h100-sxm", "n_gpus": 1, "seq_len": 2048, "global_batch_size": 1,
+                                      "fixed": {"tp": 1, "pp": 1, "micro_batch_size": 1, "recompute": "none", "zero_stage": 0},
+                                      "top_k": 1})["plans"]  # fmt: skip
+    assert planned[0]["per_gpu_total_bytes"] == memory
+
+
+def test_fp8_recipe_needs_fp8_precision(client) -> None:
+    data = problem(client, "/v1/memory/training", {"model": GEMMA, "seq_len": 1024, "fp8_recipe": "blockwise"})
+    assert "fp8_recipe applies to precision fp8 only" in str(data)
 
 
 def test_olmo2_config_norms_follow_the_model_type(client) -> None:

@@ -21,6 +21,7 @@ from service.core.finetune import (
     projection_shapes,
     resolve_targets,
 )
+from service.core.finetune_activations import layer_delta_bytes
 from service.core.kernels import AttentionKernel, Kernels
 from service.core.memory import Optimizer, Parallelism, Precision, device_total_bytes, training_memory
 from service.core.params import count_params
@@ -464,3 +465,18 @@ def test_selective_op_is_refused_for_fine_tunes() -> None:
     with pytest.raises(InvalidSpecError) as err:
         finetune_memory(preset("llama-3.1-8b"), spec, seq_len=128, recompute=Recompute.SELECTIVE_OP, flash_attention=True)
     assert err.value.field == "recompute"
+
+
+def test_a_frozen_output_projection_under_selective_recompute_keeps_no_attention_output() -> None:
+    # FlashAttention keeps its output for its backward, which is also the output projection's input; selective
+    # recompute reruns the kernel (Korthikanti et al. 2022 §5), so with a frozen output projection nothing keeps
+    # it: e * tokens * q_dim fewer bytes a layer than without recompute, the adapters alike
+    arch, spec = preset("llama-2-7b"), FinetuneSpec(method=FinetuneMethod.LORA, rank=16, targets=(Projection.Q, Projection.V))
+    common = dict(tokens=4096, element_bytes=2, fused_attention=True)
+    none = layer_delta_bytes(arch, spec, spec.targets, recompute=Recompute.NONE, **common)
+    selective = layer_delta_bytes(arch, spec, spec.targets, recompute=Recompute.SELECTIVE, **common)
+    assert none - selective == 2 * 4096 * arch.q_dim
+    # the memory calculator's one-stage path counts the same
+    frozen = {r: finetune_memory(arch, spec, seq_len=4096, recompute=r, flash_attention=True).frozen_inputs_not_kept_bytes
+              for r in (Recompute.NONE, Recompute.SELECTIVE)}  # fmt: skip
+    assert frozen[Recompute.SELECTIVE] - frozen[Recompute.NONE] == arch.n_layers * 2 * 4096 * arch.q_dim
