@@ -67,6 +67,31 @@ def test_two_pools_of_one_gpu_as_groups_step_as_one_pool_of_their_sum(precision:
     assert best.step_seconds == pytest.approx(whole.step_seconds, rel=1e-12)
 
 
+def test_a_tied_lm_head_is_the_embedding_on_a_groups_one_stage() -> None:
+    """Qwen2.5-0.5B ties its LM head to the embedding (151,936 x 896 = 136M of its 494M
+    parameters): a group of one pipeline stage holds that matrix once, as the single-type planner
+    and the memory calculator count ``pp = 1``, so two pools of 16 H100s step as one pool of 32
+    (the reduction and optimizer over the same parameters) and each group holds what
+    training_memory says."""
+    arch, h100 = preset("qwen2.5-0.5b"), hardware("h100-sxm")
+    assert arch.tied_embeddings
+    fixed = {"tp": 1, "zero_stage": 1, "micro_batch_size": 4, "recompute": "none"}
+    spec = PlanSpec(n_gpus=32, seq_len=4096, global_batch_size=128, top_k=3, fixed=fixed)
+    found = plan_groups(arch, [_pool("h100-sxm", 16)] * 2, spec)
+    one_stage = [p for p in found.plans if p.pp == 1]
+    assert one_stage
+    for p in one_stage:
+        whole = plan(arch, h100, dataclasses.replace(spec, fixed=fixed | SAME_SPACE | {"pp": 1, "sequence_parallel": False},
+                                                     top_k=1)).plans[0]  # fmt: skip
+        assert whole.dp == p.dp and p.step_seconds == pytest.approx(whole.step_seconds, rel=1e-12)
+        assert p.step == pytest.approx(whole.step, rel=1e-12)
+        for st in p.stages:
+            expected = training_memory(arch, parallelism=Parallelism(tp=1, pp=1, dp=p.dp, zero_stage=1),
+                                       micro_batch_size=4, seq_len=4096, recompute=st.recompute, flash_attention=True,
+                                       microbatches=st.microbatches, kernels=MEGATRON)  # fmt: skip
+            assert st.memory.total == pytest.approx(expected.total_bytes, rel=1e-6)
+
+
 def test_a_groups_step_is_affine_in_its_micro_batches() -> None:
     """The search prices each group layout at two micro-batch counts; every other count's step (the
     single-type step with the ring's reduction) lies on that line."""
