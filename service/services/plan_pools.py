@@ -136,7 +136,8 @@ def mixed_item(plan: mixed.MixedPlan, pools: list[PoolView], req: s.PlanRequest,
                                     n_gpus=plan.n_gpus, effective_time_fraction=req.effective_time_fraction, usd_per_gpu_hour=usd)  # fmt: skip
     energy_fields: dict[str, float | None] = {"energy_kwh": None, "co2e_tonnes": None}
     if run is not None:
-        parts = [energy.for_gpu(p.view).fields(run.wall_clock_hours * used[p.view.id]) for p in pools if used[p.view.id]]
+        views = {p.view.id: p.view for p in pools}  # one GPU's pools counted once, at all of its GPUs used
+        parts = [energy.for_gpu(views[gpu]).fields(run.wall_clock_hours * n) for gpu, n in used.items() if n]
         if all(part["energy_kwh"] is not None for part in parts):
             energy_fields = {name: sum(part[name] or 0.0 for part in parts) for name in energy_fields}
     stages = [PlanStage(gpu=st.gpu, n_gpus=st.n_gpus, layers=st.layers, tp=st.tp, dp=st.dp, micro_batch_size=st.micro_batch_size,

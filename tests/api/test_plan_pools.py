@@ -222,3 +222,17 @@ def test_data_parallel_groups_of_their_own_splits_list_each_groups_tp_and_stages
     assert (
         sum(st["dp"] * st["micro_batch_size"] * st["gradient_accumulation_steps"] for st in (groups[0][0], groups[1][0])) == 512
     )
+
+
+def test_pools_of_one_gpu_on_different_networks_count_each_gpus_energy_once(client) -> None:
+    """Two pools of H100s on different scale-out links (not one pool: their hardware differs) in one
+    plan: its energy is each GPU's at the H100's power for the run's hours, as the H100s alone count
+    theirs, not once per pool of that GPU."""
+    pools = [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "h100-sxm", "n_gpus": 64, "inter_node_bandwidth_bytes_per_s": 40e9}]
+    data = ok(client, "/v1/plan", EIGHT_B | {"pools": pools, "tokens": 1e12})
+    alone = data["gpus"][0]
+    per_gpu_hour = alone["energy_kwh"] / alone["gpu_hours"]
+    mixed = [p for p in data["plans"] if p["stages"]]
+    assert mixed and all(p["n_gpus"] == 128 for p in mixed)
+    for p in mixed:
+        assert p["energy_kwh"] == pytest.approx(per_gpu_hour * p["gpu_hours"], rel=1e-9)
