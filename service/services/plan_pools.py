@@ -85,20 +85,28 @@ def pool_cluster(
 
 def _pools(req: s.PlanRequest, catalog: CatalogReader, assumptions: dict[str, Any]) -> list[PoolView]:
     """The request's pools as clusters (a 422 naming the pool's field), pools of the same GPU on
-    the same hardware merged into one (the step-time model cannot tell them apart)."""
+    the same hardware merged into one (the step-time model cannot tell them apart) where their sum
+    fills whole nodes or fits in one; else their whole nodes merged and each pool of part of a node
+    kept apart (8 + 8 + 4 GPUs of 8 a node plan as 16 and 4: 20 fill no whole nodes)."""
     assert req.pools is not None
     known = set(catalog.gpu_ids())
-    pools: list[PoolView] = []
+    given: list[PoolView] = []
     for i, pool in enumerate(req.pools):
         view, cluster = pool_cluster(req, catalog, known, i, pool)
         assert pool.n_gpus is not None  # pools without max_n_gpus give n_gpus (service.schemas.plan.Pool)
         assumptions.update(cluster.assumptions)
-        same = next((p for p in pools if p.view.id == view.id and p.cluster.hardware == cluster.hardware), None)
-        if same is not None:
-            pools[pools.index(same)] = PoolView(view=view, cluster=cluster, n_gpus=same.n_gpus + pool.n_gpus)
-            assumptions[f"{view.id}.pools_merged"] = "pools of the same GPU on the same hardware plan as one pool of their sum"
-            continue
-        pools.append(PoolView(view=view, cluster=cluster, n_gpus=pool.n_gpus))
+        given.append(PoolView(view=view, cluster=cluster, n_gpus=pool.n_gpus))
+    pools: list[PoolView] = []
+    for p in given:
+        kin = [q for q in given if q.view.id == p.view.id and q.cluster.hardware == p.cluster.hardware]
+        if p is not kin[0]:
+            continue  # merged with (or kept beside) the first of its kind
+        node, total = p.cluster.hardware.gpus_per_node, sum(q.n_gpus for q in kin)
+        whole = [q for q in kin if q.n_gpus % node == 0]
+        parts = [kin] if total <= node or total % node == 0 else [whole] * bool(whole) + [[q] for q in kin if q.n_gpus % node]
+        pools.extend(PoolView(view=p.view, cluster=p.cluster, n_gpus=sum(q.n_gpus for q in part)) for part in parts)
+        if len(parts) < len(kin):
+            assumptions[f"{p.view.id}.pools_merged"] = "pools of the same GPU on the same hardware plan as one pool of their sum"
     return pools
 
 

@@ -236,3 +236,19 @@ def test_pools_of_one_gpu_on_different_networks_count_each_gpus_energy_once(clie
     assert mixed and all(p["n_gpus"] == 128 for p in mixed)
     for p in mixed:
         assert p["energy_kwh"] == pytest.approx(per_gpu_hour * p["gpu_hours"], rel=1e-9)
+
+
+def test_pools_of_one_gpu_whose_sum_fills_no_whole_nodes_stay_apart(client) -> None:
+    """8 H100s (a node) and 4 more (half a node): 12 fill no whole nodes of 8, so the two pools are
+    planned as given, over both and each alone, not refused as one pool of 12; beside an A100 pool
+    too. 8 + 8 + 4 merge the whole nodes (16) and keep the half node apart."""
+    eight, four = {"gpu": "h100-sxm", "n_gpus": 8}, {"gpu": "h100-sxm", "n_gpus": 4}
+    data = ok(client, "/v1/plan", EIGHT_B | {"pools": [eight, four]})
+    assert data["plans"] and data["best_homogeneous"]["n_gpus"] == 8
+    assert sorted(g["n_gpus"] for g in data["gpus"]) == [4, 8] and all(g["fits"] for g in data["gpus"])
+    assert "pipelines over h100-sxm x8 + h100-sxm x4" in data["search"]["searched"]
+    assert [p for p in data["plans"] if p["n_gpus"] == 12]
+    three = ok(client, "/v1/plan", EIGHT_B | {"pools": [eight, four, {"gpu": "a100-80gb-sxm", "n_gpus": 8}]})
+    assert three["plans"] and sorted(g["n_gpus"] for g in three["gpus"]) == [4, 8, 8]
+    merged = ok(client, "/v1/plan", EIGHT_B | {"pools": [eight, eight, four]})
+    assert sorted(g["n_gpus"] for g in merged["gpus"]) == [4, 16] and "h100-sxm.pools_merged" in merged["assumptions"]
