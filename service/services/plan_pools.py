@@ -38,9 +38,10 @@ MIXED_FORMULA = (
     "single-type models. Or data-parallel groups, one per pool: each group's step = the single-type step of its replicas at "
     "its own micro-batch size and count; with one tp x pp split in all, its gradient reduction and optimizer those of one "
     "ring over every replica at the slowest link between the pools (ZeRO over all replicas); with each group's own split, "
-    "its own reduction over its own replicas (ZeRO over them) + an all-reduce across the groups of 2(G-1)/G * "
-    "max_k(P * gradient bytes / n_k) per GPU at the slowest link (hierarchical all-reduce: Jia et al. 2018; Mikami et al. "
-    "2018); step = the slowest group's, the batch split so they finish together (Whale, ATC'22)"
+    "its own reduction over its own replicas (ZeRO over them) + an all-reduce across the groups in which each GPU of group k "
+    "moves 2(G-1)/G * P * gradient bytes / n_k over its own scale-out link (capped by the link between the pools), the "
+    "slowest group setting its pace (hierarchical all-reduce: Jia et al. 2018; Mikami et al. 2018); step = the slowest "
+    "group's, the batch split so they finish together (Whale, ATC'22)"
 )
 MIXED_PLANS: LruCache[mixed.MixedResult] = LruCache(64)  # pipelines over pools already searched (pure)
 
