@@ -26,7 +26,7 @@ from service.core.mixed_groups import (
 )
 from service.core.mixed_stages import MemoryTables, layout
 from service.core.plan import PlanSpec, plan, workload_for
-from service.core.plan_mixed import Pool
+from service.core.plan_mixed import Pool, plan_mixed
 from service.core.steptime import RECOMPUTE_CODES, step_time
 from tests.core.helpers import hardware, preset
 
@@ -90,6 +90,24 @@ def test_a_tied_lm_head_is_the_embedding_on_a_groups_one_stage() -> None:
                                        micro_batch_size=4, seq_len=4096, recompute=st.recompute, flash_attention=True,
                                        microbatches=st.microbatches, kernels=MEGATRON)  # fmt: skip
             assert st.memory.total == pytest.approx(expected.total_bytes, rel=1e-6)
+
+
+def test_a_fixed_micro_batch_of_any_size_is_searched_over_pools() -> None:
+    """The single-type planner takes a fixed micro-batch of 3 (beside the powers of two it
+    searches), and so do plans over pools: two pools of 64 H100s as groups step as the 128 do at
+    micro-batch 3, and a pipeline over H100 and A100 pools runs it, every stage within its GPU."""
+    arch, h100 = preset("llama-3-8b"), hardware("h100-sxm")
+    fixed = {"tp": 2, "micro_batch_size": 3}
+    spec = PlanSpec(n_gpus=128, seq_len=4096, global_batch_size=384, top_k=2, fixed=fixed)
+    found = plan_groups(arch, [_pool("h100-sxm", 64)] * 2, spec)
+    assert found.plans and all(st.micro_batch_size == 3 for p in found.plans for st in p.stages)
+    whole = plan(arch, h100, dataclasses.replace(spec, fixed=fixed | SAME_SPACE, top_k=1)).plans[0]
+    assert found.plans[0].step_seconds == pytest.approx(whole.step_seconds, rel=1e-12)
+    pools = [_pool("h100-sxm", 64), _pool("a100-80gb-sxm", 64)]
+    pipelines = plan_mixed(arch, pools, dataclasses.replace(spec, fixed={"micro_batch_size": 3}))
+    assert pipelines.plans and all(st.micro_batch_size == 3 for p in pipelines.plans for st in p.stages)
+    for st in pipelines.plans[0].stages:
+        assert st.memory.total <= pools[st.pool].hardware.memory_bytes * spec.usable_memory_fraction
 
 
 def test_a_groups_step_is_affine_in_its_micro_batches() -> None:
