@@ -110,6 +110,27 @@ def test_a_fixed_micro_batch_of_any_size_is_searched_over_pools() -> None:
         assert st.memory.total <= pools[st.pool].hardware.memory_bytes * spec.usable_memory_fraction
 
 
+def test_a_fixed_selective_op_recompute_is_planned_over_pools() -> None:
+    """``selective_op`` (torchtitan's op-level checkpointing) is searched only where a request fixes
+    it; plans over pools take it too (its activations, not an index past the searched three): two
+    pools of 64 H100s as groups step and hold what the 128 do, and a pipeline over H100 and A100
+    pools runs it within every stage's memory."""
+    arch, h100 = preset("llama-3-8b"), hardware("h100-sxm")
+    fixed = {"tp": 2, "recompute": "selective_op", "micro_batch_size": 2, "zero_stage": 1}
+    spec = PlanSpec(n_gpus=128, seq_len=4096, global_batch_size=512, top_k=2, fixed=fixed)
+    found = plan_groups(arch, [_pool("h100-sxm", 64)] * 2, spec)
+    assert found.plans and all(st.recompute == "selective_op" for p in found.plans for st in p.stages)
+    best = found.plans[0]
+    whole = plan(arch, h100, dataclasses.replace(spec, fixed=fixed | SAME_SPACE | {"pp": best.pp}, top_k=1)).plans[0]
+    assert best.step_seconds == pytest.approx(whole.step_seconds, rel=1e-12)
+    assert max(st.memory.total for st in best.stages) == pytest.approx(whole.memory.total_bytes, rel=1e-6)
+    pools = [_pool("h100-sxm", 64), _pool("a100-80gb-sxm", 64)]
+    pipelines = plan_mixed(arch, pools, dataclasses.replace(spec, fixed={"recompute": "selective_op"}))
+    assert pipelines.plans and all(st.recompute == "selective_op" for st in pipelines.plans[0].stages)
+    for st in pipelines.plans[0].stages:
+        assert st.memory.total <= pools[st.pool].hardware.memory_bytes * spec.usable_memory_fraction
+
+
 def test_a_groups_step_is_affine_in_its_micro_batches() -> None:
     """The search prices each group layout at two micro-batch counts; every other count's step (the
     single-type step with the ring's reduction) lies on that line."""
