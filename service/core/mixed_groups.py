@@ -80,7 +80,7 @@ from service.core.plan_mixed import (
     tensor_parallel_sizes,
     validate_pools,
 )
-from service.core.plan_space import MICRO_BATCH_SIZES, RECOMPUTES, PlanSpec, divisors, flops_per_token_by_recompute
+from service.core.plan_space import RECOMPUTES, PlanSpec, divisors, flops_per_token_by_recompute, micro_batch_sizes
 from service.core.steptime import RECOMPUTE_CODES, StepTime, Workload, step_time
 
 MAX_GROUP_BATCH = 1 << 16  # sequences per step the split of the batch is searched for (arrays of this length)
@@ -244,7 +244,7 @@ def _shapes(arch: Architecture, pools: list[Pool], subset: tuple[int, ...], spec
 
 def _options(spec: PlanSpec) -> list[tuple[int, int]]:
     rcs = [RECOMPUTE_CODES[spec.fixed["recompute"]]] if "recompute" in spec.fixed else list(SEARCHED_RECOMPUTE_CODES)
-    return [(b, rc) for b in MICRO_BATCH_SIZES if spec.fixed.get("micro_batch_size", b) == b for rc in rcs]
+    return [(b, rc) for b in micro_batch_sizes(spec.fixed) for rc in rcs]
 
 
 def _search_subset(arch: Architecture, pools: list[Pool], subset: tuple[int, ...], spec: PlanSpec, work: Workload,

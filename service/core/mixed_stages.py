@@ -49,8 +49,9 @@ from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
 from service.core.kernels import resolve_kernels
 from service.core.memory import PRECISION_BYTES, Parallelism, Precision, fp8_copy_params
 from service.core.parallelism import stage_params
-from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, layer_tables
+from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, layer_tables, micro_batch_sizes
 from service.core.steptime import (
+    RECOMPUTE_CODES,
     Layout,
     Workload,
     busiest_stage,
@@ -166,15 +167,21 @@ class StageMemory:
 
 class MemoryTables:
     """What a stage's memory needs, tabulated once per search: one layer's activation bytes by
-    (tp, sequence parallelism, recompute, micro-batch) from the planner's table, and the
-    parameters per GPU of a stage as ``p0 + p1 * layers`` by (tp, first, last) from
-    :func:`service.core.parallelism.stage_params` (exact for dense layers: each adds the same)."""
+    (tp, sequence parallelism, recompute, micro-batch: the searched ones and a fixed one) from
+    the planner's table, and the parameters per GPU of a stage as ``p0 + p1 * layers`` by (tp,
+    first, last) from :func:`service.core.parallelism.stage_params` (exact for dense layers: each
+    adds the same)."""
 
     def __init__(self, arch: Architecture, spec: PlanSpec, tps: list[int]) -> None:
         self.arch, self.spec = arch, spec
         self.tps = np.asarray(sorted(set(tps)))
-        axes = {"tp": self.tps, "sequence_parallel": np.asarray([False, True]), "recompute": np.asarray(SEARCHED_RECOMPUTE_CODES),
-                "micro_batch_size": np.asarray(MICRO_BATCH_SIZES), "cp": np.asarray([1])}  # fmt: skip
+        # the searched micro-batch sizes and a fixed one of any size (plan_space.micro_batch_sizes)
+        self.sizes = np.asarray(sorted(set(MICRO_BATCH_SIZES) | set(micro_batch_sizes(spec.fixed))))
+        # the searched recomputes and a fixed one (selective_op is only ever fixed)
+        fixed_rc = {RECOMPUTE_CODES[spec.fixed["recompute"]]} if "recompute" in spec.fixed else set()
+        self.recomputes = np.asarray(sorted(set(SEARCHED_RECOMPUTE_CODES) | fixed_rc))
+        axes = {"tp": self.tps, "sequence_parallel": np.asarray([False, True]), "recompute": self.recomputes,
+                "micro_batch_size": self.sizes, "cp": np.asarray([1])}  # fmt: skip
         assert tuple(axes) == LAYER_AXES
         self.layer = layer_tables(arch, spec, axes)
         self.params = np.zeros((len(self.tps), 2, 2, 2))  # tp, first, last, (p0, p1)
@@ -190,7 +197,9 @@ class MemoryTables:
 
     def layer_bytes(self, tp: Any, rc: Any, b: Any) -> Any:
         i = np.searchsorted(self.tps, tp)
-        return self.layer[i, (np.asarray(tp) > 1).astype(int), rc, np.searchsorted(np.asarray(MICRO_BATCH_SIZES), b), 0]
+        return self.layer[
+            i, (np.asarray(tp) > 1).astype(int), np.searchsorted(self.recomputes, rc), np.searchsorted(self.sizes, b), 0
+        ]
 
     def stage_params(self, tp: Any, layers: Any, first: Any, last: Any) -> Any:
         first, last = np.asarray(first, dtype=np.int64), np.asarray(last, dtype=np.int64)

@@ -242,18 +242,22 @@ def _busiest_shard_of(model: ModelShape, par: _ShardKey) -> tuple[int, int]:
 
 def stage_params(model: Architecture, par: Parallelism, layers: int, *, first: bool, last: bool) -> tuple[int, int]:
     """(parameters, of which routed experts) on one GPU of one pipeline stage of several holding
-    ``layers`` layers, the embedding when ``first`` and the final norm and LM head when ``last``:
+    ``layers`` layers, the embedding when ``first`` and the final norm and LM head when ``last``
+    (both: the one stage of a data-parallel group's ``pp = 1``, :mod:`service.core.mixed_groups`):
     one stage of :func:`params_per_gpu`, counted the same way (a mixed cluster's stages differ in
     their layers and tensor-parallel size, :mod:`service.core.plan_mixed`)."""
     return _shard_of_stages(model, par, [_stage_totals(model, layers, first=first, last=last)])
 
 
 def _stage_totals(model: Architecture, layers: int, *, first: bool, last: bool) -> tuple[int, int, int]:
-    """(layers, parameters, replicated norm parameters) of a stage of a pipeline of several."""
+    """(layers, parameters, replicated norm parameters) of a stage of a pipeline of several, or
+    of the one stage of a pipeline of one when both ``first`` and ``last``: its tied LM head is then
+    the embedding itself, no second copy (as :func:`params_per_gpu` counts ``pp = 1``)."""
     b = count_params(model)
     norm = norm_params(model)
     layer_norms = model.norms_per_layer * norm
-    head = model.vocab_size * model.d_model + (model.vocab_size if model.lm_head_bias else 0)
+    shared = model.tied_embeddings and first  # one stage holds the embedding and the head tied to it
+    head = (0 if shared else model.vocab_size * model.d_model) + (model.vocab_size if model.lm_head_bias else 0)
     embedding = b.embedding + (norm if model.embedding_norm else 0)
     total = stage_block_params(model, layers) + layers * layer_norms
     total += (embedding if first else 0) + (norm + head if last else 0)

@@ -52,7 +52,7 @@ from service.core.mixed_stages import (
     reduction_seconds,
 )
 from service.core.plan import Search, workload_for
-from service.core.plan_space import MICRO_BATCH_SIZES, RECOMPUTES, PlanSpec, divisors, flops_per_token_by_recompute
+from service.core.plan_space import RECOMPUTES, PlanSpec, divisors, flops_per_token_by_recompute, micro_batch_sizes
 from service.core.steptime import RECOMPUTE_CODES, Workload
 
 MAX_POOLS = 4
@@ -136,7 +136,7 @@ def _grid(arch: Architecture, pools: list[Pool], order: tuple[int, ...], spec: P
     fixed, batch = spec.fixed, spec.global_batch_size
     axes: dict[str, list[int]] = {
         "dp": [d for d in divisors(batch) if fixed.get("dp", d) == d],
-        "b": [b for b in MICRO_BATCH_SIZES if fixed.get("micro_batch_size", b) == b],
+        "b": micro_batch_sizes(fixed),
         "rc": [RECOMPUTE_CODES[fixed["recompute"]]] if "recompute" in fixed else list(SEARCHED_RECOMPUTE_CODES),
         "zero": [z for z in (0, 1, 2, 3) if fixed.get("zero_stage", z) == z],
     }

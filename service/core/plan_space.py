@@ -117,6 +117,12 @@ class PlanSpec:
         return tp if self.expert_tensor_parallel == 1 else 1
 
 
+def micro_batch_sizes(fixed: dict[str, Any]) -> list[int]:
+    """The micro-batch sizes a search covers: the fixed one, whatever its size, else
+    :data:`MICRO_BATCH_SIZES` (as :func:`search_axes` takes them)."""
+    return [fixed["micro_batch_size"]] if "micro_batch_size" in fixed else list(MICRO_BATCH_SIZES)
+
+
 def divisors(n: int) -> list[int]:
     small = [i for i in range(1, math.isqrt(n) + 1) if n % i == 0]
     return sorted(set(small + [n // i for i in small]))

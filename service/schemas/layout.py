@@ -251,8 +251,9 @@ class PlanItem(Schema):
     cross_group_seconds: float | None = Field(
         None,
         description="Data-parallel groups of their own tp x pp splits: seconds a step of the all-reduce across the groups after "
-        "each group's own reduction (each GPU's 1/n_k share of the gradients, a ring over the groups at the slowest link "
-        "between the pools), exposed and counted in every group's `dp_comm_seconds`. Null on one GPU type, for a pipeline "
+        "each group's own reduction (each GPU's 1/n_k share of the gradients, a ring over the groups on each group's own "
+        "scale-out link capped by the link between the pools, the slowest group setting the pace), exposed and counted in "
+        "every group's `dp_comm_seconds`. Null on one GPU type, for a pipeline "
         "across pools (each stage reduces over its own ranks) and for groups of one shared split (one ring over every replica).",
     )
     spot: SpotDetail | None = Field(

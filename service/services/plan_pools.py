@@ -38,9 +38,10 @@ MIXED_FORMULA = (
     "single-type models. Or data-parallel groups, one per pool: each group's step = the single-type step of its replicas at "
     "its own micro-batch size and count; with one tp x pp split in all, its gradient reduction and optimizer those of one "
     "ring over every replica at the slowest link between the pools (ZeRO over all replicas); with each group's own split, "
-    "its own reduction over its own replicas (ZeRO over them) + an all-reduce across the groups of 2(G-1)/G * "
-    "max_k(P * gradient bytes / n_k) per GPU at the slowest link (hierarchical all-reduce: Jia et al. 2018; Mikami et al. "
-    "2018); step = the slowest group's, the batch split so they finish together (Whale, ATC'22)"
+    "its own reduction over its own replicas (ZeRO over them) + an all-reduce across the groups in which each GPU of group k "
+    "moves 2(G-1)/G * P * gradient bytes / n_k over its own scale-out link (capped by the link between the pools), the "
+    "slowest group setting its pace (hierarchical all-reduce: Jia et al. 2018; Mikami et al. 2018); step = the slowest "
+    "group's, the batch split so they finish together (Whale, ATC'22)"
 )
 MIXED_PLANS: LruCache[mixed.MixedResult] = LruCache(64)  # pipelines over pools already searched (pure)
 
@@ -85,20 +86,28 @@ def pool_cluster(
 
 def _pools(req: s.PlanRequest, catalog: CatalogReader, assumptions: dict[str, Any]) -> list[PoolView]:
     """The request's pools as clusters (a 422 naming the pool's field), pools of the same GPU on
-    the same hardware merged into one (the step-time model cannot tell them apart)."""
+    the same hardware merged into one (the step-time model cannot tell them apart) where their sum
+    fills whole nodes or fits in one; else their whole nodes merged and each pool of part of a node
+    kept apart (8 + 8 + 4 GPUs of 8 a node plan as 16 and 4: 20 fill no whole nodes)."""
     assert req.pools is not None
     known = set(catalog.gpu_ids())
-    pools: list[PoolView] = []
+    given: list[PoolView] = []
     for i, pool in enumerate(req.pools):
         view, cluster = pool_cluster(req, catalog, known, i, pool)
         assert pool.n_gpus is not None  # pools without max_n_gpus give n_gpus (service.schemas.plan.Pool)
         assumptions.update(cluster.assumptions)
-        same = next((p for p in pools if p.view.id == view.id and p.cluster.hardware == cluster.hardware), None)
-        if same is not None:
-            pools[pools.index(same)] = PoolView(view=view, cluster=cluster, n_gpus=same.n_gpus + pool.n_gpus)
-            assumptions[f"{view.id}.pools_merged"] = "pools of the same GPU on the same hardware plan as one pool of their sum"
-            continue
-        pools.append(PoolView(view=view, cluster=cluster, n_gpus=pool.n_gpus))
+        given.append(PoolView(view=view, cluster=cluster, n_gpus=pool.n_gpus))
+    pools: list[PoolView] = []
+    for p in given:
+        kin = [q for q in given if q.view.id == p.view.id and q.cluster.hardware == p.cluster.hardware]
+        if p is not kin[0]:
+            continue  # merged with (or kept beside) the first of its kind
+        node, total = p.cluster.hardware.gpus_per_node, sum(q.n_gpus for q in kin)
+        whole = [q for q in kin if q.n_gpus % node == 0]
+        parts = [kin] if total <= node or total % node == 0 else [whole] * bool(whole) + [[q] for q in kin if q.n_gpus % node]
+        pools.extend(PoolView(view=p.view, cluster=p.cluster, n_gpus=sum(q.n_gpus for q in part)) for part in parts)
+        if len(parts) < len(kin):
+            assumptions[f"{p.view.id}.pools_merged"] = "pools of the same GPU on the same hardware plan as one pool of their sum"
     return pools
 
 
@@ -136,7 +145,8 @@ def mixed_item(plan: mixed.MixedPlan, pools: list[PoolView], req: s.PlanRequest,
                                     n_gpus=plan.n_gpus, effective_time_fraction=req.effective_time_fraction, usd_per_gpu_hour=usd)  # fmt: skip
     energy_fields: dict[str, float | None] = {"energy_kwh": None, "co2e_tonnes": None}
     if run is not None:
-        parts = [energy.for_gpu(p.view).fields(run.wall_clock_hours * used[p.view.id]) for p in pools if used[p.view.id]]
+        views = {p.view.id: p.view for p in pools}  # one GPU's pools counted once, at all of its GPUs used
+        parts = [energy.for_gpu(views[gpu]).fields(run.wall_clock_hours * n) for gpu, n in used.items() if n]
         if all(part["energy_kwh"] is not None for part in parts):
             energy_fields = {name: sum(part[name] or 0.0 for part in parts) for name in energy_fields}
     stages = [PlanStage(gpu=st.gpu, n_gpus=st.n_gpus, layers=st.layers, tp=st.tp, dp=st.dp, micro_batch_size=st.micro_batch_size,

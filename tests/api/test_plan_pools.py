@@ -198,7 +198,11 @@ def test_data_parallel_groups_of_their_own_splits_list_each_groups_tp_and_stages
     pools = [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "a100-40gb-sxm", "n_gpus": 256}]
     data = ok(client, "/v1/plan", SEVENTY_B | {"pools": pools, "top_k": 10})
     assert "each group its own tp x pp" in data["search"]["searched"]
-    assert "hierarchical all-reduce" in " ".join(data["formulas"])
+    formulas = " ".join(data["formulas"])
+    assert "hierarchical all-reduce" in formulas
+    # the formula the answer states is the one it prices: each group's share over its own link, not the
+    # largest share at the slowest link (which would give 0.088 s here, not 0.047 s)
+    assert "P * gradient bytes / n_k over its own scale-out link" in formulas and "max_k(P" not in formulas
     assert all("cross_group_seconds" in p for p in data["plans"])
     own = [p for p in data["plans"] if p["cross_group_seconds"] is not None]
     assert own, [p["step_time_seconds"] for p in data["plans"]]
@@ -222,3 +226,33 @@ def test_data_parallel_groups_of_their_own_splits_list_each_groups_tp_and_stages
     assert (
         sum(st["dp"] * st["micro_batch_size"] * st["gradient_accumulation_steps"] for st in (groups[0][0], groups[1][0])) == 512
     )
+
+
+def test_pools_of_one_gpu_on_different_networks_count_each_gpus_energy_once(client) -> None:
+    """Two pools of H100s on different scale-out links (not one pool: their hardware differs) in one
+    plan: its energy is each GPU's at the H100's power for the run's hours, as the H100s alone count
+    theirs, not once per pool of that GPU."""
+    pools = [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "h100-sxm", "n_gpus": 64, "inter_node_bandwidth_bytes_per_s": 40e9}]
+    data = ok(client, "/v1/plan", EIGHT_B | {"pools": pools, "tokens": 1e12})
+    alone = data["gpus"][0]
+    per_gpu_hour = alone["energy_kwh"] / alone["gpu_hours"]
+    mixed = [p for p in data["plans"] if p["stages"]]
+    assert mixed and all(p["n_gpus"] == 128 for p in mixed)
+    for p in mixed:
+        assert p["energy_kwh"] == pytest.approx(per_gpu_hour * p["gpu_hours"], rel=1e-9)
+
+
+def test_pools_of_one_gpu_whose_sum_fills_no_whole_nodes_stay_apart(client) -> None:
+    """8 H100s (a node) and 4 more (half a node): 12 fill no whole nodes of 8, so the two pools are
+    planned as given, over both and each alone, not refused as one pool of 12; beside an A100 pool
+    too. 8 + 8 + 4 merge the whole nodes (16) and keep the half node apart."""
+    eight, four = {"gpu": "h100-sxm", "n_gpus": 8}, {"gpu": "h100-sxm", "n_gpus": 4}
+    data = ok(client, "/v1/plan", EIGHT_B | {"pools": [eight, four]})
+    assert data["plans"] and data["best_homogeneous"]["n_gpus"] == 8
+    assert sorted(g["n_gpus"] for g in data["gpus"]) == [4, 8] and all(g["fits"] for g in data["gpus"])
+    assert "pipelines over h100-sxm x8 + h100-sxm x4" in data["search"]["searched"]
+    assert [p for p in data["plans"] if p["n_gpus"] == 12]
+    three = ok(client, "/v1/plan", EIGHT_B | {"pools": [eight, four, {"gpu": "a100-80gb-sxm", "n_gpus": 8}]})
+    assert three["plans"] and sorted(g["n_gpus"] for g in three["gpus"]) == [4, 8, 8]
+    merged = ok(client, "/v1/plan", EIGHT_B | {"pools": [eight, eight, four]})
+    assert sorted(g["n_gpus"] for g in merged["gpus"]) == [4, 16] and "h100-sxm.pools_merged" in merged["assumptions"]

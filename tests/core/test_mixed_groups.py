@@ -26,7 +26,7 @@ from service.core.mixed_groups import (
 )
 from service.core.mixed_stages import MemoryTables, layout
 from service.core.plan import PlanSpec, plan, workload_for
-from service.core.plan_mixed import Pool
+from service.core.plan_mixed import Pool, plan_mixed
 from service.core.steptime import RECOMPUTE_CODES, step_time
 from tests.core.helpers import hardware, preset
 
@@ -65,6 +65,70 @@ def test_two_pools_of_one_gpu_as_groups_step_as_one_pool_of_their_sum(precision:
     best = plan_groups(arch, pools, free).plans[0]
     whole = plan(arch, h100, dataclasses.replace(free, fixed=SAME_SPACE)).plans[0]
     assert best.step_seconds == pytest.approx(whole.step_seconds, rel=1e-12)
+
+
+def test_a_tied_lm_head_is_the_embedding_on_a_groups_one_stage() -> None:
+    """Qwen2.5-0.5B ties its LM head to the embedding (151,936 x 896 = 136M of its 494M
+    parameters): a group of one pipeline stage holds that matrix once, as the single-type planner
+    and the memory calculator count ``pp = 1``, so two pools of 16 H100s step as one pool of 32
+    (the reduction and optimizer over the same parameters) and each group holds what
+    training_memory says."""
+    arch, h100 = preset("qwen2.5-0.5b"), hardware("h100-sxm")
+    assert arch.tied_embeddings
+    fixed = {"tp": 1, "zero_stage": 1, "micro_batch_size": 4, "recompute": "none"}
+    spec = PlanSpec(n_gpus=32, seq_len=4096, global_batch_size=128, top_k=3, fixed=fixed)
+    found = plan_groups(arch, [_pool("h100-sxm", 16)] * 2, spec)
+    one_stage = [p for p in found.plans if p.pp == 1]
+    assert one_stage
+    for p in one_stage:
+        whole = plan(arch, h100, dataclasses.replace(spec, fixed=fixed | SAME_SPACE | {"pp": 1, "sequence_parallel": False},
+                                                     top_k=1)).plans[0]  # fmt: skip
+        assert whole.dp == p.dp and p.step_seconds == pytest.approx(whole.step_seconds, rel=1e-12)
+        assert p.step == pytest.approx(whole.step, rel=1e-12)
+        for st in p.stages:
+            expected = training_memory(arch, parallelism=Parallelism(tp=1, pp=1, dp=p.dp, zero_stage=1),
+                                       micro_batch_size=4, seq_len=4096, recompute=st.recompute, flash_attention=True,
+                                       microbatches=st.microbatches, kernels=MEGATRON)  # fmt: skip
+            assert st.memory.total == pytest.approx(expected.total_bytes, rel=1e-6)
+
+
+def test_a_fixed_micro_batch_of_any_size_is_searched_over_pools() -> None:
+    """The single-type planner takes a fixed micro-batch of 3 (beside the powers of two it
+    searches), and so do plans over pools: two pools of 64 H100s as groups step as the 128 do at
+    micro-batch 3, and a pipeline over H100 and A100 pools runs it, every stage within its GPU."""
+    arch, h100 = preset("llama-3-8b"), hardware("h100-sxm")
+    fixed = {"tp": 2, "micro_batch_size": 3}
+    spec = PlanSpec(n_gpus=128, seq_len=4096, global_batch_size=384, top_k=2, fixed=fixed)
+    found = plan_groups(arch, [_pool("h100-sxm", 64)] * 2, spec)
+    assert found.plans and all(st.micro_batch_size == 3 for p in found.plans for st in p.stages)
+    whole = plan(arch, h100, dataclasses.replace(spec, fixed=fixed | SAME_SPACE, top_k=1)).plans[0]
+    assert found.plans[0].step_seconds == pytest.approx(whole.step_seconds, rel=1e-12)
+    pools = [_pool("h100-sxm", 64), _pool("a100-80gb-sxm", 64)]
+    pipelines = plan_mixed(arch, pools, dataclasses.replace(spec, fixed={"micro_batch_size": 3}))
+    assert pipelines.plans and all(st.micro_batch_size == 3 for p in pipelines.plans for st in p.stages)
+    for st in pipelines.plans[0].stages:
+        assert st.memory.total <= pools[st.pool].hardware.memory_bytes * spec.usable_memory_fraction
+
+
+def test_a_fixed_selective_op_recompute_is_planned_over_pools() -> None:
+    """``selective_op`` (torchtitan's op-level checkpointing) is searched only where a request fixes
+    it; plans over pools take it too (its activations, not an index past the searched three): two
+    pools of 64 H100s as groups step and hold what the 128 do, and a pipeline over H100 and A100
+    pools runs it within every stage's memory."""
+    arch, h100 = preset("llama-3-8b"), hardware("h100-sxm")
+    fixed = {"tp": 2, "recompute": "selective_op", "micro_batch_size": 2, "zero_stage": 1}
+    spec = PlanSpec(n_gpus=128, seq_len=4096, global_batch_size=512, top_k=2, fixed=fixed)
+    found = plan_groups(arch, [_pool("h100-sxm", 64)] * 2, spec)
+    assert found.plans and all(st.recompute == "selective_op" for p in found.plans for st in p.stages)
+    best = found.plans[0]
+    whole = plan(arch, h100, dataclasses.replace(spec, fixed=fixed | SAME_SPACE | {"pp": best.pp}, top_k=1)).plans[0]
+    assert best.step_seconds == pytest.approx(whole.step_seconds, rel=1e-12)
+    assert max(st.memory.total for st in best.stages) == pytest.approx(whole.memory.total_bytes, rel=1e-6)
+    pools = [_pool("h100-sxm", 64), _pool("a100-80gb-sxm", 64)]
+    pipelines = plan_mixed(arch, pools, dataclasses.replace(spec, fixed={"recompute": "selective_op"}))
+    assert pipelines.plans and all(st.recompute == "selective_op" for st in pipelines.plans[0].stages)
+    for st in pipelines.plans[0].stages:
+        assert st.memory.total <= pools[st.pool].hardware.memory_bytes * spec.usable_memory_fraction
 
 
 def test_a_groups_step_is_affine_in_its_micro_batches() -> None:
