@@ -180,10 +180,9 @@ def finetune_memory(
                           gradients=(dense.gradients, experts.gradients), states=(dense.states, experts.states),
                           fp8_copies=copies, dequantization_buffer_bytes=base.dequantization_buffer_bytes)  # fmt: skip
     adapter_acts, frozen_inputs, activations, stage = _activations(
-        arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, mask_bytes=mask,
-        fused=fused and recompute is not Recompute.SELECTIVE,  # a kernel selective recompute reruns keeps no output
-        counted=include_activations and recompute is not Recompute.FULL, linear_input_bytes=inputs,  # full recompute: layer inputs
-    )  # fmt: skip
+        arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, mask_bytes=mask, linear_input_bytes=inputs,
+        fused=fused and recompute is not Recompute.SELECTIVE, counted=include_activations and recompute is not Recompute.FULL,
+    )  # fmt: skip  # a kernel selective recompute reruns keeps no output; full recompute keeps the layer inputs
     total = on_gpu.weights + on_gpu.gradients + on_gpu.optimizer + activations
     paged = spec.paged
     pageable = on_gpu.optimizer if paged else 0
