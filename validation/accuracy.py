@@ -29,6 +29,7 @@ from service.core.params import count_params
 from service.core.spec import make_architecture
 from validation.cross_checks import render_section as cross_checks_section
 from validation.finetune import render_section as finetune_section
+from validation.memory_cross_checks import render_section as memory_section
 from validation.serving import render_section as serving_section
 from validation.throughput import Prediction, predictions, render_section
 from validation.throughput_exceptions import render_section as exceptions_section
@@ -186,7 +187,8 @@ def _number(x: float) -> str:
 
 def render(environments: list[dict], rows: list[Row], throughput: list[Prediction] | None = None) -> str:
     """ACCURACY.md: every case, estimate, measurement, error, tolerance and verdict; then the training
-    throughput of published runs against the step-time model (:mod:`validation.throughput`)."""
+    throughput of published runs against the step-time model (:mod:`validation.throughput`) and
+    torchtitan's per-GPU memory readings against the same plans (:mod:`validation.memory_cross_checks`)."""
     passed = sum(r.within for r in rows)
     lines = [
         "# Accuracy: the estimator against real PyTorch runs",
@@ -267,6 +269,7 @@ def render(environments: list[dict], rows: list[Row], throughput: list[Predictio
     throughput = throughput if throughput is not None else predictions()
     lines += render_section(throughput, exceptions_section(throughput))
     lines += cross_checks_section()
+    lines += ["", *memory_section(throughput)]
     lines += ["", *finetune_section()]
     lines += ["", *serving_section()]
     return "\n".join(lines)

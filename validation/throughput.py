@@ -22,6 +22,7 @@ from service.catalog import loader
 from service.core.architecture import Architecture
 from service.core.errors import InvalidSpecError
 from service.core.fp8 import Fp8Recipe
+from service.core.kernels import CrossEntropy
 from service.core.memory import Precision
 from service.core.plan import PlanResult, PlanSpec, plan
 from service.core.spec import make_architecture
@@ -121,6 +122,7 @@ def predict(row: dict[str, Any]) -> Prediction:
         moe_max_nodes_per_token=options.get("moe_max_nodes_per_token"), fused_kernels=options.get("fused_kernels", True),
         expert_tensor_parallel=options.get("expert_tensor_parallel"), time_limit_seconds=60.0,
         moe_dispatcher=MoeDispatcher(options.get("moe_dispatcher", "deepep")),
+        cross_entropy=CrossEntropy(options.get("cross_entropy", "fused")),  # the loss: memory only, not the step
     )  # fmt: skip
     try:
         result = plan(arch, hw, spec)
