@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from service.core import pipeline
+from service.core import pipeline, plan_space
 from service.core.architecture import Architecture
 from service.core.compute import SEARCHED_RECOMPUTE_CODES
 from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware, link_bandwidths, ring_all_reduce_seconds
@@ -452,14 +452,14 @@ def plan_groups(
     plans = plans[: spec.top_k]
     cut = done < len(subsets)
     covered = f"{done} of {len(subsets)} subsets" if cut else f"all {len(subsets)} subsets"
-    own_splits = "" if "dp" in spec.fixed else ("; or each group its own tp x pp and ZeRO 0-3, reducing over its own "
+    own_splits = "" if "dp" in spec.fixed else (f"; or each group its own tp x pp and {plan_space.zero_text(spec.fixed)}, reducing over its own "
                                                 "replicas, then one all-reduce across the groups (the best such plan per "
                                                 "subset)")  # fmt: skip
-    searched = (f"data-parallel groups over {names}: {covered} of 2+ pools; one tp x pp in every group, ZeRO 0-3, one gradient "
+    searched = (f"data-parallel groups over {names}: {covered} of 2+ pools; one tp x pp in every group, {plan_space.zero_text(spec.fixed)}, one gradient "
                 f"ring over every replica at the slowest link{own_splits}; per pool micro-batch, recompute and count, the "
                 f"batch split so the slowest group is fastest; each pool whole, 1F1B, cp = ep = 1")  # fmt: skip
     reason = None if plans else ("no data-parallel groups over the pools fit" if feasible else
-                                 "no tensor and pipeline split of a group fits its pool")  # fmt: skip
+                                 "no tensor and pipeline split of a group fits its pool") + plan_space.fixed_text(spec.fixed)  # fmt: skip
     return MixedResult(plans=plans, search=Search(considered=considered, feasible=feasible, returned=len(plans),
                                                   seconds=time.perf_counter() - started, cut=cut, searched=searched),
                        reason=reason, model_flops_per_token=flops[0])  # fmt: skip

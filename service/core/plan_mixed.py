@@ -52,7 +52,15 @@ from service.core.mixed_stages import (
     reduction_seconds,
 )
 from service.core.plan import Search, workload_for
-from service.core.plan_space import RECOMPUTES, PlanSpec, divisors, flops_per_token_by_recompute, micro_batch_sizes
+from service.core.plan_space import (
+    RECOMPUTES,
+    PlanSpec,
+    divisors,
+    fixed_text,
+    flops_per_token_by_recompute,
+    micro_batch_sizes,
+    zero_text,
+)
 from service.core.steptime import RECOMPUTE_CODES, Workload
 
 MAX_POOLS = 4
@@ -425,10 +433,11 @@ def plan_mixed(
     names = [f"{p.gpu} x{p.n_gpus}" for p in pools]
     covered = f"{done} of {len(orders)} orders" if cut else f"all {len(orders)} orders"
     searched = (f"pipelines over {' + '.join(names)}: {covered} of 2+ pools, dp dividing the batch, tp per pool, micro-batch, "
-                f"recompute, ZeRO 0-3; all of each pool's stages, layers balanced under memory; 1F1B, cp = ep = 1")  # fmt: skip
+                f"recompute, {zero_text(spec.fixed)}; all of each pool's stages, layers balanced under memory; 1F1B, cp = ep = 1")  # fmt: skip
     reason = None
     if not plans:
         reason = "no pipeline over the pools fits" if considered else "no pipeline over the pools splits the batch into stages"
+        reason += fixed_text(spec.fixed)
         if len(orders) == 0:
             reason = "one pool: nothing to mix"
     seconds = time.perf_counter() - started

@@ -123,6 +123,17 @@ def micro_batch_sizes(fixed: dict[str, Any]) -> list[int]:
     return [fixed["micro_batch_size"]] if "micro_batch_size" in fixed else list(MICRO_BATCH_SIZES)
 
 
+def zero_text(fixed: dict[str, Any]) -> str:
+    """The ZeRO stages a search covers, for its ``searched`` text."""
+    return f"ZeRO {fixed['zero_stage']} (fixed)" if "zero_stage" in fixed else "ZeRO 0-3"
+
+
+def fixed_text(fixed: dict[str, Any]) -> str:
+    """The dimensions a request held fixed, for a reason that no plan was found (empty when none)."""
+    held = [f"{k}={fixed[k]}" for k in ("tp", "pp", "dp", "zero_stage", "micro_batch_size", "recompute") if k in fixed]
+    return f" with {', '.join(held)} fixed" if held else ""
+
+
 def divisors(n: int) -> list[int]:
     small = [i for i in range(1, math.isqrt(n) + 1) if n % i == 0]
     return sorted(set(small + [n // i for i in small]))
