@@ -131,7 +131,7 @@ def cluster_for(
     if not peak:
         fp16 = peak_key == "bf16" and gpu.peak_tflops.get("fp16")  # V100, T4: no bf16 tensor cores
         hint = ": train in mixed_fp16 there" if fp16 else ""
-        raise Unprocessable.for_field(precision_field, f"the catalog has no dense {peak_key} peak for {gpu.id}{hint}")
+        raise Unprocessable.for_field("precision", f"the catalog has no dense {peak_key} peak for {gpu.id}{hint}")
     fp8_peak = gpu.peak_tflops.get("fp8")
     if precision is Precision.FP8 and not fp8_peak:
         raise Unprocessable.for_field(

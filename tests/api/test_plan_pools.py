@@ -258,15 +258,6 @@ def test_pools_of_one_gpu_whose_sum_fills_no_whole_nodes_stay_apart(client) -> N
     assert sorted(g["n_gpus"] for g in merged["gpus"]) == [4, 16] and "h100-sxm.pools_merged" in merged["assumptions"]
 
 
-def test_a_pool_without_bf16_tensor_cores_is_named_with_what_would_run(client) -> None:
-    # V100s have no bf16 tensor cores (fp16 only): mixed_bf16 over a pool of them is that pool's problem
-    body = {"model": {"preset": "llama-2-7b"}, "seq_len": 2048, "global_batch_size": 64, "top_k": 1,
-            "pools": [{"gpu": "a100-80gb-sxm", "n_gpus": 8}, {"gpu": "v100-32gb-sxm", "n_gpus": 8}]}  # fmt: skip
-    data = problem(client, "/v1/plan", body)
-    assert data["errors"][0]["loc"] == ["body", "pools", "1", "gpu"]
-    assert "no dense bf16 peak for v100-32gb-sxm: train in mixed_fp16 there" in data["detail"]
-
-
 def test_the_search_text_and_reason_say_what_was_held_fixed(client) -> None:
     body = {"model": {"preset": "llama-3-70b"}, "seq_len": 8192, "global_batch_size": 64, "top_k": 1,
             "pools": [{"gpu": "h100-sxm", "n_gpus": 16}, {"gpu": "a100-40gb-sxm", "n_gpus": 16}]}  # fmt: skip

@@ -71,7 +71,7 @@ def test_a_mixed_a100_v100_cluster_refuses_mixed_bf16_with_the_reason(client) ->
     # Volta has no bf16 tensor cores: the precision is the request's error, named (as for v100-32gb-sxm)
     data = problem(client, "/v1/plan", MIXED | {"precision": "mixed_bf16"})
     assert locs(data) == [["body", "precision"]]
-    assert "no dense bf16 peak for v100-16gb-sxm" in data["detail"]
+    assert "no dense bf16 peak for v100-16gb-sxm: train in mixed_fp16 there" in data["detail"]
 
 
 # the catalog prices no T4: the request states a price (any; the fit does not depend on it)
