@@ -230,3 +230,14 @@ def test_spot_outside_a_fleet_search_is_a_422(client, change: dict) -> None:
         body.pop("gpu"), body.pop("n_gpus")
     data = problem(client, "/v1/plan", body)
     assert "fleet search" in data["detail"], data
+
+
+def test_a_most_off_the_node_series_still_finds_the_budget_fleet(client) -> None:
+    """67 nodes of H100 cannot split the 8B model's batch; a budget walks down from there to 64 nodes,
+    which can (it used to stop at the 67 and answer that no fleet fits)."""
+    body = EIGHT_B | {"tokens": 2e10, "budget_usd": 3000, "pools": [{"gpu": "h100-sxm", "max_n_gpus": 536}]}
+    data = ok(client, "/v1/plan", body)
+    best = data["plans"][0]
+    assert data["reason"] is None and best["n_gpus"] == 512 and best["cost_usd"] <= 3000
+    alone = ok(client, "/v1/plan", EIGHT_B | {"tokens": 2e10, "gpu": "h100-sxm", "n_gpus": 512, "top_k": 1})["plans"][0]
+    assert best["training_hours"] == alone["training_hours"]
