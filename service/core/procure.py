@@ -150,7 +150,8 @@ class FleetType:
 class Outcome:
     """A fleet's best plan as the caller's evaluator gives it: ``hours`` (None: no layout fits),
     the GPUs of each type the plan uses, its model FLOP/s per GPU of each type, the plan itself
-    (opaque here), and ``stop`` (a larger count cannot split the batch either)."""
+    (opaque here), and ``stop`` (the batch does not split: on :func:`service.core.plan.gpu_counts`' series a
+    larger count cannot split it either, so a walk up ends there)."""
 
     hours: float | None
     used: dict[str, int] = field(default_factory=dict)
@@ -313,8 +314,10 @@ def _walk(goal: Goal, walk: list[Members], evaluate: Callable[[Members], Outcome
     counts past the first that meets it: plan_for_deadline's walk) or down from the most (budget),
     each bounded by its best case at ``rates``. Gives the best fleet found, the last type's counts
     planned, and whether any count's best case met the goal; ``seen`` keeps each type's best model
-    FLOP/s per GPU in its own plans."""
-    if goal.budget_usd is not None:
+    FLOP/s per GPU in its own plans. A batch that does not split ends a walk up at a count of the
+    series (:func:`_regular`), never a walk down: smaller counts may split it."""
+    up = goal.budget_usd is None  # a budget walks down from the most
+    if not up:
         walk = walk[::-1]
     tally.space += len(walk)
     tried: list[int] = []
@@ -341,10 +344,18 @@ def _walk(goal: Goal, walk: list[Members], evaluate: Callable[[Members], Outcome
             after += 1
             if found is None or goal.rank(fleet) < goal.rank(found):
                 found = fleet
-        if outcome.stop or (goal.deadline_hours is not None and after > MAX_PAST_FIRST):
+        if up and ((outcome.stop and _regular(members[-1])) or after > MAX_PAST_FIRST):
             tally.past += len(walk) - i - 1
             break
     return found, tried, reachable
+
+
+def _regular(member: tuple[FleetType, int]) -> bool:
+    """Whether a count is in :func:`service.core.plan.gpu_counts`' series, where a batch that does not
+    split ends an upward walk (plan_for_deadline's rule); a least or most count off it (say 33 nodes)
+    may fail to split a batch that larger counts in the series split."""
+    t, n = member
+    return n in gpu_counts(t.gpus_per_node, t.max_gpus)
 
 
 def _limited(goal: Goal, types: list[FleetType], results: dict[str, TypeResult]) -> list[FleetType]:

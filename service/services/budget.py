@@ -252,8 +252,7 @@ def _budget_by_plan(
     if n is None:
         return _unfit(req, catalog, at_mfu, fixed, notes, f"deadline_days: spending {gpu_hours:.3g} GPU-hours within "
                       f"{req.deadline_days:g} days needs more than {bp.MAX_CLUSTER_GPUS:,} GPUs")  # fmt: skip
-    seconds = gpu_hours / n * cost.SECONDS_PER_HOUR * req.effective_time_fraction
-    run = bp.solve_budget(req, gpu, n, seconds, at_mfu, fixed)
+    run, n, seconds = bp.spend_within_deadline(req, gpu, n, gpu_hours, at_mfu, fixed)
     if isinstance(run, bp.Timed):
         size = compute.active_params(run.arch)
         return _unfit(req, catalog, at_mfu, fixed, notes, f"n_gpus: no layout of {size:.3g} parameters ({run.source} shape) fits "

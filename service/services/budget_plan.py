@@ -173,6 +173,28 @@ def _settle(
     return BudgetRun(flops, timed, steps, converged)
 
 
+def spend_within_deadline(
+    req: s.BudgetRequest, gpu: GpuView, n_gpus: int, gpu_hours: float, first_guess_flops: float, fixed: Architecture | None
+) -> tuple[BudgetRun | Timed, int, float]:
+    """``gpu_hours`` spent on ``n_gpus`` (:func:`solve_budget`), with the cluster size and its training
+    seconds. A deadline's cluster with no layout (33 nodes cannot split a 512-sequence batch) gives
+    way to the next two counts of :func:`service.core.plan.gpu_counts`' series above it, which spend
+    the same dollars sooner (plan_for_deadline's walk); of those that plan, the one whose plan buys
+    the most FLOPs."""
+
+    def spend(n: int) -> tuple[BudgetRun | Timed, int, float]:
+        seconds = gpu_hours / n * cost.SECONDS_PER_HOUR * req.effective_time_fraction
+        return solve_budget(req, gpu, n, seconds, first_guess_flops, fixed), n, seconds
+
+    first = spend(n_gpus)
+    if req.n_gpus is not None or isinstance(first[0], BudgetRun):
+        return first
+    node = plan_service.cluster_for(gpu, req.precision, **plan_service.cluster_options(req)).hardware.gpus_per_node
+    larger = [n for n in core.gpu_counts(node, MAX_CLUSTER_GPUS) if n > n_gpus][:2]
+    runs = [(run, n, seconds) for run, n, seconds in map(spend, larger) if isinstance(run, BudgetRun)]
+    return max(runs, key=lambda planned: planned[0].compute_flops, default=first)
+
+
 ALTERNATIVE_SIZES = (0.5, 2.0)  # IsoFLOP neighbours of the optimum (Hoffmann et al. 2022 §3.2, Fig. 3)
 OVERTRAINED_TOKENS_PER_PARAM = (100.0, 500.0)  # Llama 3 8B: ~1,900 (15T tokens); Llama 2 7B: ~290
 

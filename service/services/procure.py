@@ -321,7 +321,7 @@ def procure(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     for t in types:
         assumptions[f"{t.kind.key}.fleet_prices"] = "; ".join(
             f"up to {n} at ${usd:g}/GPU-h{'' if rate is None else f' on spot ({rate:g} interruptions per node-hour)'} "
-            f"({q.chosen}: {q.source})"
+            f"({q.chosen}: {q.source}{f'; as of {q.as_of.isoformat()}' if q.as_of else ''})"
             for (n, usd), rate, q in zip(t.kind.tiers, t.kind.interruptions, t.quotes, strict=True)
         )
     if warning := check_context(arch, seq_len):

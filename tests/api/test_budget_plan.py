@@ -94,6 +94,17 @@ def test_a_deadline_chooses_the_cluster_that_spends_the_budget_in_time(client) -
     assert data["plan"]["n_gpus"] == data["n_gpus"]
 
 
+def test_a_deadline_cluster_that_cannot_split_the_batch_gives_way_to_a_larger_one(client) -> None:
+    """$5,000 of H100s within 6 hours needs 33 nodes, which cannot split the default 512-sequence batch;
+    the series' next counts (48 and 64 nodes) spend it sooner, and 64 buys the most FLOPs (it used to
+    answer fits: false at a stated MFU, blaming an n_gpus the request never gave)."""
+    data = ok(client, "/v1/budget", {"budget_usd": 5000, "gpu": "h100-sxm", "deadline_days": 0.25})
+    assert data["fits"] is True and data["time_from"] == "plan" and data["n_gpus"] == 512
+    assert data["wall_clock_hours"] <= 6 and data["cost_usd"] == pytest.approx(5000)
+    on_512 = ok(client, "/v1/budget", {"budget_usd": 5000, "gpu": "h100-sxm", "n_gpus": 512})
+    assert data["compute_flops"] == on_512["compute_flops"] and data["params"] == on_512["params"]
+
+
 def test_flops_or_a_loss_in_keep_the_laws_shape_and_are_timed_by_its_plan(client) -> None:
     law_only = ok(client, "/v1/budget", {"compute_flops": 5.76e23})
     planned = ok(client, "/v1/budget", {"compute_flops": 5.76e23, "gpu": "h100-sxm", "n_gpus": 1024})

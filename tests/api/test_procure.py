@@ -230,3 +230,27 @@ def test_spot_outside_a_fleet_search_is_a_422(client, change: dict) -> None:
         body.pop("gpu"), body.pop("n_gpus")
     data = problem(client, "/v1/plan", body)
     assert "fleet search" in data["detail"], data
+
+
+def test_a_most_off_the_node_series_still_finds_the_budget_fleet(client) -> None:
+    """67 nodes of H100 cannot split the 8B model's batch; a budget walks down from there to 64 nodes,
+    which can (it used to stop at the 67 and answer that no fleet fits)."""
+    body = EIGHT_B | {"tokens": 2e10, "budget_usd": 3000, "pools": [{"gpu": "h100-sxm", "max_n_gpus": 536}]}
+    data = ok(client, "/v1/plan", body)
+    best = data["plans"][0]
+    assert data["reason"] is None and best["n_gpus"] == 512 and best["cost_usd"] <= 3000
+    alone = ok(client, "/v1/plan", EIGHT_B | {"tokens": 2e10, "gpu": "h100-sxm", "n_gpus": 512, "top_k": 1})["plans"][0]
+    assert best["training_hours"] == alone["training_hours"]
+
+
+def test_each_catalog_price_of_a_ladder_states_its_as_of_date(client) -> None:
+    """A type priced by a ladder (8 owned, then spot) has no single price quote in ``gpus``: the
+    assumptions state each catalog price's source and its as-of date (the spot row's source has none)."""
+    data = ok(client, "/v1/plan", EIGHT_B | {"tokens": 2e10, "deadline_days": 2, "pools": [
+        {"gpu": "h100-sxm", "max_n_gpus": 64, "pricing": "spot"}, {"gpu": "h100-sxm", "max_n_gpus": 8, "usd_per_gpu_hour": 0}]})  # fmt: skip
+    spot = next(g for g in data["gpus"] if g["pricing"] == "spot")
+    assert spot["fits"] and spot["price"] is None  # two prices: no single quote
+    alone = ok(client, "/v1/plan", EIGHT_B | {"tokens": 2e10, "deadline_days": 2, "pools": [
+        {"gpu": "h100-sxm", "max_n_gpus": 64, "pricing": "spot"}]})["gpus"][0]["price"]  # fmt: skip
+    text = data["assumptions"]["h100-sxm spot.fleet_prices"]
+    assert alone["as_of"] and f"${alone['usd_per_gpu_hour']:g}/GPU-h on spot" in text and f"as of {alone['as_of']}" in text

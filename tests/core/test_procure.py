@@ -123,3 +123,27 @@ def test_spot_against_on_demand_of_one_gpu(rate: float, winner: str) -> None:
         assert best.cost_usd == pytest.approx(alone.cost_usd / 2, rel=1e-15)
     else:
         assert best.spot is None if winner == "x" else best.spot.overhead_fraction > 1
+
+
+def _splits_512(kind: procure.FleetType, n: int) -> procure.Outcome:
+    """``_toy``, except that a count of 33 nodes (264 GPUs) or more off the 2^k and 3 x 2^k node series
+    cannot split the batch (``stop``), as a batch of 512 cannot be split over 33 or 67 nodes."""
+    nodes = n // 8
+    if n >= 264 and n % 8 == 0 and (nodes & (nodes - 1)) and (nodes // 3 & (nodes // 3 - 1) or nodes % 3):
+        return procure.Outcome(hours=None, stop=True)
+    return _toy(kind, n)
+
+
+@pytest.mark.parametrize(("least", "most", "goal"), [(0, 536, {"budget_usd": 4000.0}), (264, 1024, {"deadline_hours": 24.0})])
+def test_a_count_off_the_series_that_cannot_split_the_batch_ends_no_walk(least: int, most: int, goal: dict) -> None:
+    """A most of 67 nodes (a budget walks down from it) or a least of 33 nodes (a deadline walks up
+    from it) cannot split the batch; counts of the series past it can, and one of them is the answer."""
+    kind = _kind("x", tiers=((most, 2.0),), most=most, least=least, rate=1e15)
+    found = procure.procure([kind], procure.Goal(model_flops=1000 * 3600 * 1e15, effective_time_fraction=1.0, **goal),
+                            single=_splits_512, mixed=None, time_limit_seconds=60)  # fmt: skip
+    assert found.reason is None and found.fleets
+    best = found.fleets[0]
+    if "budget_usd" in goal:  # 1,000 GPU-hours at $2 cost $2,000 at any count: the most that splits, soonest
+        assert best.used == {"x": 512} and best.cost_usd == pytest.approx(2000.0)
+    else:  # every count costs $2,000: a count of the series past the least that meets 24 h
+        assert best.used["x"] in (384, 512, 768) and best.hours <= 24.0 and best.cost_usd == pytest.approx(2000.0)
