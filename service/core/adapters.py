@@ -177,6 +177,20 @@ def resolve_targets(arch: Architecture, targets: tuple[Projection, ...] | None) 
     return tuple(dict.fromkeys(resolved))  # keep order, drop repeats
 
 
+ATTENTION_PROJECTIONS = (Projection.Q, Projection.K, Projection.V, Projection.O, Projection.Q_A, Projection.Q_B,
+                         Projection.KV_A, Projection.KV_B)  # fmt: skip
+
+
+def adapted_layers(arch: Architecture, targets: tuple[Projection, ...]) -> int:
+    """Layers that hold at least one adapted matrix: the attention layers when an attention projection
+    is targeted, the layers with an MLP when an MLP's is (:meth:`Architecture.layer_parts`); a hybrid's
+    mixer-only layers (Mamba, Nemotron-H's) hold none, nor, with attention targets alone, its layers
+    without attention."""
+    attention = any(t in ATTENTION_PROJECTIONS for t in targets)
+    mlp = any(t not in ATTENTION_PROJECTIONS for t in targets)
+    return sum(1 for a, m in arch.layer_parts() if (attention and a) or (mlp and m))
+
+
 def adapter_params(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> dict[Projection, int]:
     """Trainable parameters per targeted projection, all layers: ``copies * r * (in + out)`` summed
     over the layer types (Hu et al. 2021 §4.1; §5.1's ``2 * L_LoRA * d_model * r`` for square

@@ -1,14 +1,44 @@
 """LoRA on a hybrid model (Nemotron-H, Jamba): the adapters sit in the attention and MLP layers only,
-so the frozen inputs a fine-tune drops count those layers, not every layer."""
+so the frozen inputs a fine-tune drops and the eager host floor of its adapted layers count those
+layers, not every layer."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from service.core.adapters import Projection
+from service.catalog import loader
+from service.core.adapters import Projection, adapted_layers, resolve_targets
 from service.core.finetune import finetune_memory
 from service.core.finetune_spec import FinetuneMethod, FinetuneSpec
-from tests.core.helpers import preset
+from service.core.plan import PlanSpec, plan
+from tests.core.helpers import hardware, preset
+
+ATTENTION = (Projection.Q, Projection.K, Projection.V, Projection.O)
+H100 = hardware("h100-sxm")
+FLOOR = H100.kernels.adapter_layer_host_seconds
+
+
+def test_layer_parts_count_what_the_architecture_counts() -> None:
+    for model_id in loader.model_presets():
+        arch = preset(model_id)
+        parts = arch.layer_parts()
+        assert len(parts) == arch.n_layers
+        assert sum(a for a, _ in parts) == arch.attention_layers, model_id
+        assert sum(m for _, m in parts) == arch.mlp_layers, model_id
+
+
+def test_adapted_layers_are_those_holding_a_targeted_matrix() -> None:
+    nemotron, jamba, llama = preset("nemotron-h-8b"), preset("jamba-1.5-mini"), preset("llama-3-8b")
+    # Nemotron-H-8B: 52 single-operator blocks, 24 Mamba-2, 4 attention and 24 MLP
+    assert adapted_layers(nemotron, ATTENTION) == 4
+    assert adapted_layers(nemotron, (Projection.UP, Projection.DOWN)) == 24
+    assert adapted_layers(nemotron, resolve_targets(nemotron, None)) == 28  # the Mamba-2 blocks hold none
+    # Jamba: an MLP in every layer, attention in 4 of 32
+    assert adapted_layers(jamba, (Projection.Q, Projection.V)) == 4
+    assert adapted_layers(jamba, resolve_targets(jamba, None)) == 32
+    assert adapted_layers(llama, (Projection.Q, Projection.V)) == 32
 
 
 def test_a_hybrid_drops_the_frozen_inputs_of_its_attention_and_mlp_layers_only() -> None:
@@ -25,3 +55,17 @@ def test_a_hybrid_drops_the_frozen_inputs_of_its_attention_and_mlp_layers_only()
     llama = preset("llama-3-8b")
     dense = finetune_memory(llama, spec, seq_len=4096, flash_attention=True)
     assert dense.frozen_inputs_not_kept_bytes == 32 * 2 * tokens * (llama.d_model + llama.d_model + llama.d_ff)
+
+
+def test_the_eager_host_floor_holds_the_adapted_layers_only() -> None:
+    # LoRA on Nemotron-H-8B's attention: 4 adapted layers of 52, two 2,048-token micro-batches a rank at tp 2
+    arch = preset("nemotron-h-8b")
+    spec = PlanSpec(n_gpus=64, seq_len=2048, global_batch_size=64, top_k=1,
+                    finetune=FinetuneSpec(method=FinetuneMethod.LORA, rank=16, targets=ATTENTION),
+                    fixed={"tp": 2, "pp": 1, "cp": 1, "dp": 32, "micro_batch_size": 1, "recompute": "none"})  # fmt: skip
+    eager = plan(arch, H100, spec).plans[0]
+    assert eager.gradient_accumulation_steps == 2
+    # at most the floor of 4 layers a micro-batch (was 52 layers' worth: 0.69 s against 0.14 s of GPU compute)
+    assert 0 < eager.step["host_seconds"] <= 2 * 4 * FLOOR
+    everything = plan(arch, H100, replace(spec, finetune=FinetuneSpec(method=FinetuneMethod.LORA, rank=16)))
+    assert eager.step["host_seconds"] < everything.plans[0].step["host_seconds"] <= 2 * 28 * FLOOR
