@@ -88,6 +88,9 @@ def test_lora_cost_is_timed_by_the_plan(client) -> None:
     assert data["finetune"]["flops_saved_fraction"] > 0.2
     full = ok(client, "/v1/cost/training", {k: v for k, v in body.items() if k != "lora"})
     assert data["gpu_hours"] < full["gpu_hours"]
+    # and the request's contract says so (it said LoRA was timed at the MFU, the planner planning full training)
+    described = client.get("/openapi.json").json()["components"]["schemas"]["TrainingCostRequest"]["properties"]["finetune"]
+    assert "timed by the planner's fine-tune plan" in described["description"] and "full training" not in described["description"]
 
 
 def test_cuda_graphs_lift_the_host_floor_of_a_scaled_out_lora(client) -> None:
