@@ -10,7 +10,7 @@ import pytest
 
 from service.catalog import loader
 from service.core.adapters import Projection, adapted_layers, resolve_targets
-from service.core.finetune import finetune_memory
+from service.core.finetune import finetune_memory, finetune_training_flops
 from service.core.finetune_spec import FinetuneMethod, FinetuneSpec
 from service.core.plan import PlanSpec, plan
 from tests.core.helpers import hardware, preset
@@ -69,3 +69,17 @@ def test_the_eager_host_floor_holds_the_adapted_layers_only() -> None:
     assert 0 < eager.step["host_seconds"] <= 2 * 4 * FLOOR
     everything = plan(arch, H100, replace(spec, finetune=FinetuneSpec(method=FinetuneMethod.LORA, rank=16)))
     assert eager.step["host_seconds"] < everything.plans[0].step["host_seconds"] <= 2 * 28 * FLOOR
+
+
+def test_a_shared_attention_block_holds_one_adapter_per_matrix_whatever_its_uses() -> None:
+    # Zamba-7B calls its one shared attention block (attention on the 2h-wide concatenation, then its MLP) from 13
+    # layers; PEFT wraps each of its modules once, so each adapted matrix has one adapter, as the 4-bit base stores
+    # the block once (it counted 13: 23.2M trainable parameters for 1.8M)
+    arch, r = preset("zamba-7b"), 16
+    h, h2, f = arch.d_model, arch.attention_input_width, arch.d_ff
+    one_block = r * ((h2 + arch.q_proj_width) + 2 * (h2 + arch.kv_dim) + (arch.q_dim + h) + 2 * (h + f) + (f + h))
+    lora = finetune_memory(arch, FinetuneSpec(method=FinetuneMethod.LORA, rank=r), seq_len=2048)
+    assert (arch.shared_blocks, arch.shared_attention_layers) == (1, 13)
+    assert lora.trainable_params == one_block
+    # every use runs the adapters: their FLOPs and kept x*A count each of the 13 uses
+    assert finetune_training_flops(arch, 1.0, lora.spec)[1].active_adapter_params == 13 * one_block
