@@ -9,7 +9,7 @@ attention's, the MLP's per layer type and expert), named as Hugging Face PEFT ta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from service.core.architecture import Architecture, Ffn
@@ -177,12 +177,37 @@ def resolve_targets(arch: Architecture, targets: tuple[Projection, ...] | None) 
     return tuple(dict.fromkeys(resolved))  # keep order, drop repeats
 
 
+ATTENTION_PROJECTIONS = (Projection.Q, Projection.K, Projection.V, Projection.O, Projection.Q_A, Projection.Q_B,
+                         Projection.KV_A, Projection.KV_B)  # fmt: skip
+
+
+def stored_shape(arch: Architecture, m: MatrixShape) -> MatrixShape:
+    """``m`` in the blocks that store it: a shared attention block's attention and MLP matrices once a
+    block (Zamba: ``attention_weight_layers``, ``dense_mlp_weight_layers``), not once a use; as stored, a
+    module holds one adapter (PEFT wraps each module once), however many layers call it."""
+    if not arch.shared_attention_layers:
+        return m
+    stored = {"self_attn": arch.attention_weight_layers, "mlp": arch.dense_mlp_weight_layers}
+    return replace(m, layers=stored.get(m.module.split(".")[0], m.layers))
+
+
+def adapted_layers(arch: Architecture, targets: tuple[Projection, ...]) -> int:
+    """Layers that hold at least one adapted matrix: the attention layers when an attention projection
+    is targeted, the layers with an MLP when an MLP's is (:meth:`Architecture.layer_parts`); a hybrid's
+    mixer-only layers (Mamba, Nemotron-H's) hold none, nor, with attention targets alone, its layers
+    without attention."""
+    attention = any(t in ATTENTION_PROJECTIONS for t in targets)
+    mlp = any(t not in ATTENTION_PROJECTIONS for t in targets)
+    return sum(1 for a, m in arch.layer_parts() if (attention and a) or (mlp and m))
+
+
 def adapter_params(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> dict[Projection, int]:
     """Trainable parameters per targeted projection, all layers: ``copies * r * (in + out)`` summed
     over the layer types (Hu et al. 2021 §4.1; §5.1's ``2 * L_LoRA * d_model * r`` for square
-    matrices)."""
+    matrices); a shared block's once a block (:func:`stored_shape`)."""
     shapes = projection_shapes(arch)
-    return {t: sum(m.copies(arch.n_layers) * rank * (m.rows_in + m.cols_out) for m in shapes[t]) for t in targets}
+    return {t: sum(stored_shape(arch, m).copies(arch.n_layers) * rank * (m.rows_in + m.cols_out) for m in shapes[t])
+            for t in targets}  # fmt: skip
 
 
 def active_adapter_params(arch: Architecture, rank: int, targets: tuple[Projection, ...]) -> int:
@@ -196,5 +221,6 @@ def adapter_params_split(arch: Architecture, rank: int, targets: tuple[Projectio
     """(adapter parameters outside the routed experts, the routed experts'): the routed experts'
     adapters are split over expert-parallel ranks with their experts, the rest like the layers."""
     shapes = projection_shapes(arch)
-    routed = sum(m.copies(arch.n_layers) * rank * (m.rows_in + m.cols_out) for t in targets for m in shapes[t] if m.per_layer > 1)
+    routed = sum(stored_shape(arch, m).copies(arch.n_layers) * rank * (m.rows_in + m.cols_out)
+                 for t in targets for m in shapes[t] if m.per_layer > 1)  # fmt: skip
     return sum(adapter_params(arch, rank, targets).values()) - routed, routed

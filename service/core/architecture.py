@@ -430,6 +430,21 @@ class Architecture:
             without += self.attention_layers  # single-operator blocks: the MLPs are layers of their own
         return self.n_layers - without
 
+    def layer_parts(self) -> tuple[tuple[bool, bool], ...]:
+        """(softmax attention, an MLP) of each of the ``n_layers`` layers, as :attr:`attention_layers`
+        and :attr:`mlp_layers` count them."""
+        parts = []
+        for kind in self.layer_kinds:
+            attention = kind in ATTENTION_TYPES or LayerType.ATTENTION in _BOTH.get(kind, ())
+            mixer = kind in STATE_SPACE_TYPES or any(k in STATE_SPACE_TYPES for k in _BOTH.get(kind, ()))
+            mlp = kind is LayerType.MLP or not (
+                kind is LayerType.RWKV
+                or (attention and LayerType.MLP in (self.layer_types or ()))
+                or (mixer and not self.mixer_mlp and kind not in SHARED_ATTENTION_TYPES)
+            )
+            parts.append((attention, mlp))
+        return tuple(parts)
+
     @property
     def shared_attention_layers(self) -> int:
         """Uses of a shared attention block: the ``shared_attention_*`` layers (0 without them)."""

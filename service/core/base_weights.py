@@ -10,10 +10,10 @@ unquantised. :mod:`service.core.finetune` re-exports these names.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
-from service.core.adapters import MatrixShape, projection_shapes
+from service.core.adapters import MatrixShape, projection_shapes, stored_shape
 from service.core.architecture import Architecture
 from service.core.errors import InvalidSpecError
 from service.core.params import count_params
@@ -47,10 +47,7 @@ def _block_matrices(arch: Architecture) -> list[MatrixShape]:
     ``nn.Linear`` projections (:func:`service.core.recurrent.recurrent_linear_shapes`), which
     bitsandbytes quantises as any other (their convolutions, ``A_log``, ``D`` and norms stay). A shared
     attention block's attention and MLP matrices are stored once a block (Zamba), not once a use."""
-    matrices = [m for shapes in projection_shapes(arch).values() for m in shapes]
-    if arch.shared_attention_layers:
-        stored = {"self_attn": arch.attention_weight_layers, "mlp": arch.dense_mlp_weight_layers}
-        matrices = [replace(m, layers=stored.get(m.module.split(".")[0], m.layers)) for m in matrices]
+    matrices = [stored_shape(arch, m) for shapes in projection_shapes(arch).values() for m in shapes]
     matrices += [MatrixShape(rows_in=rows_in, cols_out=cols_out, per_layer=1, active_per_layer=1, layers=count, module="mixer")
                  for count, rows_in, cols_out in recurrent_linear_shapes(arch)]  # fmt: skip
     if arch.is_moe:

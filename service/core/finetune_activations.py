@@ -99,7 +99,9 @@ def frozen_input_bytes_per_layer(
     latents (the inputs of ``q_b_proj`` and ``kv_b_proj``) are not in that count, so none is dropped
     for them: an approximation that errs towards more memory. Under ``tp`` (Korthikanti §4.2) the
     attention and MLP inputs are split only with sequence parallelism, the output and down
-    projections' inputs always.
+    projections' inputs always. A model with recurrent layers (Mamba, Gated DeltaNet...) is counted at
+    its mean layer, as the full-training count is: the attention inputs over its attention layers, the
+    MLP's over its MLP layers, none for a mixer's own projections (not adapted, and kept as counted).
 
     Under FP8 (``linear_input_bytes``, :func:`service.core.fp8.linear_input_bytes`) full training
     keeps those inputs as the quantised FP8 tensors (1 byte an element plus the recipe's scales) and
@@ -115,20 +117,23 @@ def frozen_input_bytes_per_layer(
     keeps = set() if spec.dropout > 0 else set(targets)
     qkv_read = bool(keeps & {Projection.Q, Projection.K, Projection.V, Projection.Q_A, Projection.KV_A})
     mlp_read = bool(keeps & {Projection.GATE, Projection.UP})
-    replicated = sharded = 0
     if arch.parallel_attention and arch.norms_per_layer == 1:  # one input feeds attention and the MLP
-        replicated += 0 if (qkv_read or mlp_read) else math.ceil(li * t * arch.d_model)
+        attention_in, mlp_in = 0 if (qkv_read or mlp_read) else math.ceil(li * t * arch.d_model), 0
     else:
-        replicated += 0 if qkv_read else math.ceil(li * t * arch.d_model)
-        replicated += 0 if mlp_read else math.ceil(li * t * arch.d_model * experts)
+        attention_in = 0 if qkv_read else math.ceil(li * t * arch.attention_input_width)
+        mlp_in = 0 if mlp_read else math.ceil(li * t * arch.d_model * experts)
     out_width = arch.n_heads * (arch.v_head_dim or 0) if arch.is_mla else arch.q_dim  # the output projection's input
+    attention_out = 0
     if Projection.O not in keeps:
         if linear_input_bytes is not None:  # the FP8 output projection's own copy (the 16-bit tensor the base keeps
-            sharded += math.ceil(linear_input_bytes * t * out_width)  # only as a fused kernel's output, which stays)
+            attention_out = math.ceil(linear_input_bytes * t * out_width)  # only as a fused kernel's output, which stays)
         elif not fused_attention or arch.attention_output_gate:  # kept only for the output projection
-            sharded += e * t * out_width
-    if Projection.DOWN not in keeps:
-        sharded += math.ceil(li * t * mlp_width_per_token(arch))
+            attention_out = e * t * out_width
+    mlp_out = 0 if Projection.DOWN in keeps else math.ceil(li * t * mlp_width_per_token(arch))
+    # a model with recurrent layers: its mean layer, attention's inputs over its attention layers and the
+    # MLP's over its MLP layers, as the full-training count sums them (service.core.activations._mean_layer)
+    a, m, n = (arch.attention_layers, arch.mlp_layers, arch.n_layers) if arch.recurrent_layers else (1, 1, 1)
+    replicated, sharded = (a * attention_in + m * mlp_in) // n, (a * attention_out + m * mlp_out) // n
     if tp == 1:
         return replicated + sharded
     return (math.floor(replicated / tp) if sequence_parallel else replicated) + math.floor(sharded / tp)

@@ -91,9 +91,17 @@ def resolve_base_format(spec: FinetuneSpec, precision: Precision) -> BaseFormat:
 
 def base_formats(spec: FinetuneSpec, precision: Precision) -> tuple[BaseFormat, BaseFormat | None]:
     """The base's format (:func:`resolve_base_format`) and, for a quantised base, the format of its
-    unquantised parts (None for a 16/32-bit base)."""
+    unquantised parts (None for a 16/32-bit base). A quantised base under ``precision=fp8`` is a
+    422: bitsandbytes dequantises each matrix to 16 bits for its matmul (QLoRA Eq. 6; LLM.int8's
+    ``Linear8bitLt`` multiplies in int8 and fp16), so none runs in FP8 and no FP8 copy is kept."""
     fmt = resolve_base_format(spec, precision)
     quantised = fmt not in FLOAT_BYTES
+    if quantised and precision is Precision.FP8 and not spec.fp8_params:  # asked for FP8 weights: that field's 422
+        raise InvalidSpecError(
+            "precision",
+            f"a {fmt.value} base is dequantised to 16 bits for every matmul (QLoRA Eq. 6; bitsandbytes): its matmuls "
+            "do not run in FP8; use precision mixed_bf16, or method 'lora' on a 16-bit base with fp8",
+        )
     if spec.kept_dtype is not None and not quantised:
         raise InvalidSpecError("finetune.kept_dtype", f"only applies to a quantised base (int8, nf4, fp4), not {fmt.value}")
     kept_dtype = (spec.kept_dtype or BaseFormat.FP32) if quantised else None

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from service.core import pipeline
-from service.core.adapters import Projection, adapter_params_split, projection_shapes, resolve_targets
+from service.core.adapters import Projection, adapted_layers, adapter_params_split, projection_shapes, resolve_targets
 from service.core.architecture import Architecture
 from service.core.base_weights import FLOAT_BYTES, FOUR_BIT, BaseFormat, BaseWeights, base_weight_bytes, quantized_matrix_bytes
 from service.core.compute import AttentionFormula, Recompute
@@ -185,4 +185,5 @@ def adapter_load(arch: Architecture, ft: ResolvedFinetune, *, base_params: Any, 
     return AdapterLoad(rank=ft.spec.rank, matrices=adapter_matrices(projection_shapes(arch), ft.targets),
                        dequantized_params_per_layer=quantised / arch.n_layers, dequantize_bytes_per_param=per_param,
                        base_params_per_gpu=base_params, base_expert_params_per_gpu=base_expert_params,
-                       base_gather_bytes_per_param=gather, paged_bytes=paged_bytes)  # fmt: skip
+                       base_gather_bytes_per_param=gather, paged_bytes=paged_bytes,
+                       adapted_share=adapted_layers(arch, ft.targets) / arch.n_layers)  # fmt: skip

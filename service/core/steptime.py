@@ -562,17 +562,18 @@ def step_lower_bound(arch: Architecture, hw: Hardware, work: Workload, lay: Layo
 
 def step_from_layers(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: LayoutSizes, lt: LayerTimes,
                       weight_grad: Any = None, frozen_gather: Any = None, paging_seconds: Any = None,
-                      host_floor: Any = None) -> StepTime:  # fmt: skip
+                      host_floor: Any = None, host_floor_share: float = 1.0) -> StepTime:  # fmt: skip
     """:func:`step_time` from one layer's times ``lt`` (a fine-tune's: :mod:`service.core.steptime_finetune`,
     with its weight-gradient seconds, its frozen base's ZeRO-3 gather, its optimizer's paging and the
-    host seconds below which an eagerly run adapted layer does not go, ``host_floor``)."""
+    host seconds below which an eagerly run adapted layer does not go, ``host_floor``, over the
+    ``host_floor_share`` of the layers that are adapted)."""
     tp_layer = tp_comm_layer_seconds(arch, hw, work, z, lt, weight_gradients=weight_grad is None)
     cp_layer = cp_comm_layer_seconds(arch, hw, work, z, lt)
     ep_layer = ep_comm_layer_seconds(arch, hw, work, z, lt)
     per_layer = lt.forward + lt.backward + lt.recompute + tp_layer + cp_layer + ep_layer
     host_layer = host_wait_seconds(arch, hw, z.rc, per_layer)  # a MoE layer no faster than the host issues it
-    if host_floor is not None:  # nor an adapted layer run eagerly
-        host_layer = np.maximum(host_layer, host_floor - per_layer)
+    if host_floor is not None:  # nor an adapted layer run eagerly (the mean layer: over the adapted share)
+        host_layer = np.maximum(host_layer, host_floor_share * np.maximum(0.0, host_floor - per_layer))
     per_layer = per_layer + host_layer
     layers, logits = busiest_stage(arch, hw, work, z, per_layer)
     micro = layers * per_layer + logits

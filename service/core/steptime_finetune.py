@@ -33,7 +33,9 @@ changes:
   runs at the host's pace: a layer's forward and backward take at least the catalog's
   ``adapter_layer_host_seconds`` per micro-batch (fitted, with its row, in
   ``kernel_efficiency.json``), a third more with a recomputed forward, as the MoE host floor
-  (:mod:`service.core.steptime_moe`). CUDA graphs (``Workload.cuda_graphs``; NeMo's
+  (:mod:`service.core.steptime_moe`), over the share of the layers that hold an adapter (a hybrid's
+  mixer-only layers, or its layers without attention under attention targets, take none, as
+  pre-training's layers). CUDA graphs (``Workload.cuda_graphs``; NeMo's
   ``LAYER_CUDA_GRAPH``, Megatron-Core's ``--enable-cuda-graph``) launch a layer's kernels at once:
   no floor.
 """
@@ -72,7 +74,8 @@ class AdapterLoad:
     whether its layer is row-parallel), the quantised base parameters of one layer and the bytes
     their dequantisation moves per parameter (0 for a 16/32-bit base), the frozen base on one GPU
     (arrays: parameters outside the routed experts and the routed experts') with the bytes per
-    parameter ZeRO-3 gathers, and the optimizer bytes paged to the host."""
+    parameter ZeRO-3 gathers, the optimizer bytes paged to the host, and the share of the layers that
+    hold an adapted matrix (:func:`service.core.adapters.adapted_layers`)."""
 
     rank: int
     matrices: tuple[tuple[MatrixShape, bool], ...]
@@ -82,6 +85,7 @@ class AdapterLoad:
     base_expert_params_per_gpu: Any = 0.0
     base_gather_bytes_per_param: float = 2.0
     paged_bytes: Any = 0.0
+    adapted_share: float = 1.0  # the layers holding an adapted matrix (the host floor's), over n_layers
 
 
 FUSED = ((Projection.Q, Projection.K, Projection.V), (Projection.GATE, Projection.UP))  # Megatron's linear_qkv, linear_fc1
@@ -160,4 +164,5 @@ def finetune_step_time(arch: Architecture, hw: Hardware, work: Workload, lay: La
     )
     paging = 2 * np.asarray(load.paged_bytes, dtype=np.float64) / PCIE_BANDWIDTH  # to the GPU for the update and back
     return step_from_layers(arch, hw, work, lay, z, lt, weight_grad=adapters, frozen_gather=frozen_gather,
-                             paging_seconds=paging, host_floor=adapter_host_floor_seconds(hw, work, z.rc))  # fmt: skip
+                             paging_seconds=paging, host_floor=adapter_host_floor_seconds(hw, work, z.rc),
+                             host_floor_share=load.adapted_share)  # fmt: skip

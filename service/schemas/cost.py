@@ -104,7 +104,9 @@ class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice, EnergyChoice
         None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
     )
     finetune: Finetune | None = Field(
-        None, description=FINETUNE_DESCRIPTION + " LoRA is timed at the MFU (the planner plans full training)."
+        None,
+        description=FINETUNE_DESCRIPTION + " LoRA/QLoRA is timed by the planner's fine-tune plan (a frozen base, the "
+        "adapters' own work), or at the MFU when one is given.",
     )
     fixed: FixedDimensions | None = Field(
         None, description="Layout dimensions the planner holds fixed (as POST /v1/plan's `fixed`)."
@@ -150,7 +152,8 @@ class TrainingCostResponse(Estimate):
     achieved_tflops_per_gpu: float = Field(description="Model FLOPs of the run over its GPU-seconds, 10^12.")
     scaling_efficiency: float = Field(description="1 unless the request gives one: an MFU already holds the losses of scale.")
     fits: bool | None = Field(
-        description="Whether any layout fits (null when the planner was not used; LoRA/QLoRA: the least-memory data-parallel layout)."
+        description="Whether any layout fits (null when the planner was not used, except for LoRA/QLoRA: then its "
+        "least-memory data-parallel layout)."
     )
     reason: str | None = Field(description="Why no layout fits, when `fits` is false.")
     plan: PlanItem | None = Field(description="The best plan the time comes from, when the planner priced the run.")

@@ -88,6 +88,9 @@ def test_lora_cost_is_timed_by_the_plan(client) -> None:
     assert data["finetune"]["flops_saved_fraction"] > 0.2
     full = ok(client, "/v1/cost/training", {k: v for k, v in body.items() if k != "lora"})
     assert data["gpu_hours"] < full["gpu_hours"]
+    # and the request's contract says so (it said LoRA was timed at the MFU, the planner planning full training)
+    described = client.get("/openapi.json").json()["components"]["schemas"]["TrainingCostRequest"]["properties"]["finetune"]
+    assert "timed by the planner's fine-tune plan" in described["description"] and "full training" not in described["description"]
 
 
 def test_cuda_graphs_lift_the_host_floor_of_a_scaled_out_lora(client) -> None:
@@ -120,3 +123,22 @@ def test_rs_dgrad_overlap_hides_a_frozen_base_s_input_gradient_reduce_scatters(c
     assert exposed["assumptions"]["tp_comm_overlap_rs_dgrad"] is False
     assert pipelined["assumptions"]["tp_comm_overlap_rs_dgrad"] is True
     assert pipelined["plans"][0]["step_time"]["tp_comm_seconds"] < exposed["plans"][0]["step_time"]["tp_comm_seconds"]
+
+
+def test_a_quantised_base_under_fp8_is_422_naming_the_precision(client) -> None:
+    # bitsandbytes dequantises each 4-bit (or int8) matrix to 16 bits for its matmul: no FP8 GEMM and no FP8 copy.
+    # Priced as FP8, Llama-3-8B's QLoRA stepped in 20 % less time and its memory calculator answer held 22.0 GB of
+    # weights (FP8 copies beside the nf4 base) against 8.0 GB in bf16
+    plan = {"model": {"preset": "llama-3-8b"}, "gpu": "h100-sxm", "n_gpus": 8, "seq_len": 4096, "global_batch_size": 32,
+            "qlora": {"r": 16}, "precision": "fp8", "top_k": 1}  # fmt: skip
+    memory = {"model": {"preset": "llama-3-8b"}, "seq_len": 4096, "qlora": {"r": 16}, "precision": "fp8"}
+    cost = {k: plan[k] for k in ("model", "gpu", "n_gpus", "qlora", "precision")} | {"tokens": 1e9}
+    int8 = {k: v for k, v in memory.items() if k != "qlora"} | {"lora": {"r": 16, "base_format": "int8"}}
+    for path, body in (("/v1/plan", plan), ("/v1/memory/training", memory), ("/v1/cost/training", cost),
+                       ("/v1/memory/training", int8)):  # fmt: skip
+        r = client.post(path, json=body)
+        assert r.status_code == 422, (path, r.text)
+        assert [e["loc"] for e in r.json()["errors"]] == [["body", "precision"]], r.text
+    # QLoRA in bf16 is planned, and a 16-bit base runs its matmuls in FP8
+    assert ok(client, "/v1/plan", plan | {"precision": "mixed_bf16"})["plans"]
+    assert ok(client, "/v1/plan", {k: v for k, v in plan.items() if k != "qlora"} | {"lora": {"r": 16}})["plans"]
