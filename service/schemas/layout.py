@@ -146,6 +146,8 @@ class StepTimeOptions(Schema):
     def _recipe_with_fp8(self) -> StepTimeOptions:
         if "fp8_recipe" in self.model_fields_set and self.precision is not Precision.FP8:
             raise ValueError("fp8_recipe applies to precision fp8 only")
+        if self.tp_comm_overlap_rs_dgrad and not self.tp_comm_overlap:
+            raise ValueError("tp_comm_overlap_rs_dgrad pipelines collectives that only tp_comm_overlap overlaps: set both")
         return self
 
 

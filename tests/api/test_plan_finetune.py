@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api.test_calculators import problem
 from tests.api.test_cost import ok
 
 GIB = 2**30
@@ -142,3 +143,9 @@ def test_a_quantised_base_under_fp8_is_422_naming_the_precision(client) -> None:
     # QLoRA in bf16 is planned, and a 16-bit base runs its matmuls in FP8
     assert ok(client, "/v1/plan", plan | {"precision": "mixed_bf16"})["plans"]
     assert ok(client, "/v1/plan", {k: v for k, v in plan.items() if k != "qlora"} | {"lora": {"r": 16}})["plans"]
+
+
+def test_rs_dgrad_overlap_needs_tp_comm_overlap(client) -> None:
+    body = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "n_gpus": 8, "seq_len": 4096, "global_batch_size": 8,
+            "lora": {"r": 16}, "tp_comm_overlap_rs_dgrad": True}  # fmt: skip
+    assert "set both" in problem(client, "/v1/plan", body)["detail"]
