@@ -51,20 +51,18 @@ GIB = 2**30
 # below it are KNOWN_MISSES, named with their reason, never given a wider band.
 BAND = (0.6, 1.1)
 
-_PIPELINE_MISS = (
+_PIPELINE = (
     "FSDP2 under pipelining: torchtitan's apply_fsdp sets reshard_after_forward=False when pipelining (\"to avoid "
     "per-microbatch all-gathers\"), and torch.distributed.pipelining's backward_maybe_with_nosync calls "
     "set_reshard_after_backward(False) and set_requires_gradient_sync(False) before every micro-batch's backward and "
     "reduces only after the last, so FSDP2's post_backward keeps each stage's parameters unsharded for the whole step and, through "
     "FSDPParam.to_accumulated_grad_if_needed, accumulates its gradients unsharded in the reduce dtype (fp32, "
-    "torchtitan's mixed_precision_reduce). The planner's ZeRO-3 shards them over dp (and its step time charges the "
-    "gathers and reduce-scatters of every micro-batch that this sharding needs): a layout torchtitan does not run"
+    "torchtitan's mixed_precision_reduce). The planner's ZeRO-3 under a pipeline counts it so (service.core.memory."
+    "ZeroSharding, gathered): bf16 weights and fp32 gradients of the whole stage, the optimizer states sharded, one "
+    "gather and one reduce-scatter a step"
 )
 # Rows below the band, each with the reason; a row that comes inside must leave this list.
-KNOWN_MISSES: dict[str, str] = {
-    "torchtitan-405b-512gpu-1f1b": _PIPELINE_MISS,
-    "torchtitan-405b-512gpu-interleaved": _PIPELINE_MISS,
-}
+KNOWN_MISSES: dict[str, str] = {}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -159,11 +157,9 @@ def unmodelled_terms(check: MemoryCheck) -> list[Term]:
     miss most (none for the rows without pipelining or tensor parallelism: what they miss is in no one
     tensor, see :func:`render_section`). Sizes only; nothing here enters a prediction.
 
-    - Pipelining with FSDP (ZeRO-3): the stage's parameters unsharded in bf16 (FSDP2's ``param_dtype``,
-      2 bytes a parameter; torchao's float8 all-gather would keep the matmul weights in 1) and its
-      gradients accumulated unsharded in fp32 (4 bytes), per :data:`KNOWN_MISSES`' reason; and the
-      layer whose backward runs, rebuilt whole by full recompute, on the first stage, which holds no
-      loss (:func:`_recomputed_layer_bytes`).
+    - Pipelining with FSDP (ZeRO-3), whose unsharded stage the planner counts (``_PIPELINE``): the layer
+      whose backward runs, rebuilt whole by full recompute, on the first stage, which holds no loss
+      (:func:`_recomputed_layer_bytes`).
     - Tensor parallelism with the eager loss (``torch.distributed.tensor.parallel.loss_parallel``, on
       by default in torchtitan): ``_nll_loss_and_log_softmax_backward`` builds ``zeros_like(x)``,
       ``exp(x)``, their sum and its product with the gradient in fp32 beside the saved fp32
@@ -176,12 +172,9 @@ def unmodelled_terms(check: MemoryCheck) -> list[Term]:
     if plan is None:
         return []
     terms: list[Term] = []
-    if plan.pp > 1 and plan.zero_stage >= 3:
-        terms.append(Term(name="unsharded bf16 parameters and fp32 gradients of the stage (FSDP2 under pipelining)",
-                          bytes=6.0 * plan.memory.params_per_gpu))  # fmt: skip
-        if plan.recompute is Recompute.FULL:
-            terms.append(Term(name="the recomputed layer's activations (full recompute, one micro-batch)",
-                              bytes=_recomputed_layer_bytes(row, plan)))  # fmt: skip
+    if plan.pp > 1 and plan.zero_stage >= 3 and plan.recompute is Recompute.FULL:
+        terms.append(Term(name="the recomputed layer's activations (full recompute, one micro-batch)",
+                          bytes=_recomputed_layer_bytes(row, plan)))  # fmt: skip
     if plan.pp == 1 and plan.tp > 1 and check.loss is CrossEntropy.EAGER:
         terms.append(
             Term(name="loss parallel's fp32 temporaries (16 bytes a logit, not 12)", bytes=4.0 * _logits_per_gpu(row, plan))
@@ -268,7 +261,7 @@ def render_section(preds: list[Prediction] | None = None) -> list[str]:
         'micro-batch\'s logits ("activations"). No allocator cache, communication buffers or gathered working set.',
         "",
         f"**{len(inside)} of {len(found)} rows within {lo:g}x-{hi:g}x of the reading** (a band, not a bar: "
-        f"`BAND` in the module says why); {len(found) - len(inside)} known misses below it, the pipelined rows. "
+        f"`BAND` in the module says why); {len(found) - len(inside)} known misses outside it. "
         f"Mean absolute error {mean_absolute_error(found, with_misses=False):.1%} over the rows that are not known "
         f"misses, {mean_absolute_error(found, with_misses=True):.1%} over every row. {len(below)} of {len(found)} "
         "predictions sit below their reading, as a count of tensors under a reserved peak should.",
@@ -306,7 +299,7 @@ def _explanations(found: list[MemoryCheck]) -> list[str]:
     logit_gib = {c.row["id"]: _logits_per_gpu(c.row, c.plan) / GIB for c in eager if c.plan is not None}
     pipelined = by_id["torchtitan-405b-512gpu-1f1b"]
     assert pipelined.plan is not None
-    held = unmodelled_terms(pipelined)[0].bytes / GIB
+    states = pipelined.plan.memory.weights_bytes + pipelined.plan.memory.gradients_bytes
     recomputed = [_recomputed_layer_bytes(c.row, c.plan) / GIB for c in found if c.plan and c.plan.recompute is Recompute.FULL]
     compile_gap = _pair_gap(found, "torchtitan-8b-8gpu-eager", "torchtitan-8b-8gpu-compile")
     async_gap = _pair_gap(found, "torchtitan-70b-256gpu-fp8", "torchtitan-70b-256gpu-fp8-async-tp")
@@ -334,19 +327,17 @@ def _explanations(found: list[MemoryCheck]) -> list[str]:
         "torchtitan's output projection keeps its all-gathered input where Megatron's (and the planner's) keeps a "
         f"1/t shard. AsyncTP's reading is {async_gap:.1f} GiB lower with the same tensors: the planner does not model "
         "the buffers of torch's micro-pipelined all-gather matmuls either way.",
-        "- **405B, FSDP 8 x TP 8 x PP 8 (the known misses):** " + _PIPELINE_MISS + ". For the busiest stage's "
-        f"{pipelined.plan.memory.params_per_gpu / 1e9:.1f}B parameters a GPU that is {held:.1f} GiB "
-        f"({held / 6:.1f} GiB less if the matmul weights were all-gathered in float8; the benchmark does not say). What "
-        f"is left differs between the schedules: the 1F1B reading is {schedule_gap:.1f} GiB above the interleaved one, "
-        "with the same parameters a GPU and, in the planner, about the same activations in flight; nothing in the code "
-        "read here explains it.",
+        "- **405B, FSDP 8 x TP 8 x PP 8:** " + _PIPELINE + ". For the busiest stage's "
+        f"{pipelined.plan.memory.params_per_gpu / 1e9:.1f}B parameters a GPU that is {states / GIB:.1f} GiB of weights and "
+        f"gradients ({pipelined.plan.memory.params_per_gpu / GIB:.1f} GiB less if the matmul weights were all-gathered in "
+        "float8; the benchmark does not say). What is left differs between the schedules: the 1F1B reading is "
+        f"{schedule_gap:.1f} GiB above the interleaved one, with the same parameters a GPU and, in the planner, about the "
+        "same activations in flight; nothing in the code read here explains it.",
         "- **Reported, not fixed: gaps in the planner's memory model** (each a term every framework holds, none a "
         "wrong formula). Full recompute counts only the layers' inputs: the layer whose backward runs is rebuilt whole "
         f"({_span(recomputed, 1.0, ' GiB', 1)} in these rows) and counted nowhere, which matters where a stage's peak is "
         "in its backward (the first pipeline stage). ZeRO-3 counts the sharded states only, not the gathered working "
-        "set (one or two layers' 16-bit weights, their gradients and the reduce-scatter's input). And a ZeRO-3 plan "
-        "with pipelining is a layout that re-shards every micro-batch; torchtitan's FSDP2 under pipelining keeps the "
-        "stage unsharded instead (above).",
+        "set (one or two layers' 16-bit weights, their gradients and the reduce-scatter's input) without a pipeline.",
         f"- The December 2024 benchmark's H100 is the 96 GB HBM2e part (the rows' `hardware.memory_bytes`, "
         f"{_gpu_gib(by_id['torchtitan-8b-8gpu-eager']):.0f} GiB), the June 2025 one's the H200 "
         f"({_gpu_gib(by_id['torchtitan-8b-h200-32gpu-compile-fp8']):.0f} GiB): "

@@ -160,7 +160,7 @@ def zero_sharded(
     :func:`service.core.finetune.finetune_memory` (scalars) and of the planner's grid
     (:func:`service.core.plan_finetune.finetune_state_arrays`, arrays)."""
     on_gpu_base, on_gpu_adapters = zero.shard(*base, 3), zero.shard(*adapters, 3)
-    weights = on_gpu_base + on_gpu_adapters + pick(zero.stage >= 3, 0, fp8_copies) + dequantization_buffer_bytes
+    weights = on_gpu_base + on_gpu_adapters + pick(zero.sharded(3), 0, fp8_copies) + dequantization_buffer_bytes
     optimizer = zero.shard(*states, 1)
     return ShardedFinetune(base=on_gpu_base, adapters=on_gpu_adapters, weights=weights, gradients=zero.shard(*gradients, 2),
                            optimizer=pick(zero.offload, 0, optimizer), cpu_offload=pick(zero.offload, optimizer, 0))  # fmt: skip

@@ -81,6 +81,10 @@ class PrecisionBytes:
     activation: int
 
 
+# FSDP2's reduce dtype under mixed precision (torchtitan: MixedPrecisionPolicy(param_dtype=bfloat16,
+# reduce_dtype=float32)): the dtype ZeRO-3 under a pipeline accumulates its unsharded gradients in
+FSDP_REDUCE_BYTES = 4
+
 PRECISION_BYTES: dict[Precision, PrecisionBytes] = {
     Precision.MIXED_BF16: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
     Precision.MIXED_FP16: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
@@ -215,21 +219,39 @@ class ZeroSharding:
     """How ZeRO (Rajbhandari et al. 2020 §5) shards one layout's states: its ``stage``, whether the
     optimizer states are offloaded to the host (ZeRO-Offload, Ren et al. 2021), the ranks that share
     the dense states (``dp * cp``) and the experts' ``ep`` and ``fold``
-    (:func:`zero_sharded_bytes`). Integers for one layout, NumPy arrays for the planner's grid."""
+    (:func:`zero_sharded_bytes`). Integers for one layout, NumPy arrays for the planner's grid.
+
+    ``gathered``: ZeRO-3 under a pipeline (``pp > 1``), as FSDP2 runs under PyTorch's pipeline
+    schedules (torchtitan's ``apply_fsdp`` sets ``reshard_after_forward=False`` with pipelining, "to
+    avoid per-microbatch all-gathers"; the schedule turns off gradient sync and resharding until the
+    last micro-batch's backward): the stage's weights stay gathered through the step and its
+    gradients accumulate unsharded, in the fp32 reduce dtype (FSDP2's ``to_accumulated_grad_if_needed``);
+    only the optimizer states stay sharded. It gathers and reduces once a step, as ZeRO-1 does."""
 
     stage: Any
     offload: Any
     shards: Any
     ep: Any = 1
     fold: Any = 1
+    gathered: Any = False
 
     @classmethod
     def of(cls, par: Parallelism) -> ZeroSharding:
-        return cls(stage=par.zero_stage, offload=par.offload_optimizer, shards=par.zero_shards, ep=par.ep, fold=par.expert_fold)
+        return cls(stage=par.zero_stage, offload=par.offload_optimizer, shards=par.zero_shards, ep=par.ep, fold=par.expert_fold,
+                   gathered=par.zero_stage >= 3 and par.pp > 1)  # fmt: skip
+
+    def sharded(self, from_stage: int) -> Any:
+        """Whether stages ``from_stage`` and above shard this layout's term (under ``gathered``, the
+        weights and gradients are whole)."""
+        sharded = self.stage >= from_stage
+        if from_stage >= 2:
+            sharded = sharded & (np.logical_not(self.gathered) if np.ndim(self.gathered) else not self.gathered)
+        return sharded
 
     def shard(self, dense_bytes: Any, expert_bytes: Any, from_stage: int) -> Any:
-        """One GPU's bytes of a term that stages ``from_stage`` and above shard."""
-        return zero_sharded_bytes(dense_bytes, expert_bytes, sharded=self.stage >= from_stage, shards=self.shards, ep=self.ep,
+        """One GPU's bytes of a term that stages ``from_stage`` and above shard (:meth:`sharded`)."""
+        sharded = self.sharded(from_stage)
+        return zero_sharded_bytes(dense_bytes, expert_bytes, sharded=sharded, shards=self.shards, ep=self.ep,
                                   fold=self.fold)  # fmt: skip
 
 
@@ -266,7 +288,8 @@ def sharded_states(
     """Weights ``P * w``, gradients ``P * g`` and optimizer states (``optimizer_dense`` and
     ``optimizer_expert``: :func:`optimizer_shard_bytes`) of a shard of ``dense_params`` and
     ``expert_params``; ZeRO stage 1 shards the optimizer states, 2 the gradients too, 3 the weights
-    too (Rajbhandari et al. 2020 §5.1); under FP8 the matmul weights keep FP8 copies below ZeRO-3
+    too (Rajbhandari et al. 2020 §5.1), under a pipeline with the weights gathered and the gradients
+    whole in fp32 through the step (:class:`ZeroSharding` ``gathered``); under FP8 the matmul weights keep FP8 copies below ZeRO-3
     (:mod:`service.core.fp8`); offload moves the optimizer states to the host. The one formula of
     :func:`training_memory` (scalars, exact integers) and of the planner's grid
     (:func:`service.core.plan_space.memory_arrays`, NumPy arrays)."""
@@ -274,8 +297,10 @@ def sharded_states(
     weights = zero.shard(pb.weight * dense_params, pb.weight * expert_params, 3)
     if precision is Precision.FP8:  # the FP8 row- and column-wise copies of the matmul weights
         copies = fp8_copy_bytes(model, dense_params, fp8_recipe) + fp8_copy_bytes(model, expert_params, fp8_recipe)
-        weights = weights + pick(zero.stage >= 3, 0, copies)
+        weights = weights + pick(zero.sharded(3), 0, copies)  # gathered weights keep their FP8 copies, as ZeRO-1
     gradients = zero.shard(pb.gradient * dense_params, pb.gradient * expert_params, 2)
+    # ZeRO-3 under a pipeline: gradients accumulated whole in the fp32 reduce dtype (ZeroSharding)
+    gradients = pick(zero.gathered, max(pb.gradient, FSDP_REDUCE_BYTES) * (dense_params + expert_params), gradients)
     optimizer = zero.shard(optimizer_dense, optimizer_expert, 1)
     return ShardedStates(weights=weights, gradients=gradients, optimizer=pick(zero.offload, 0, optimizer),
                          offloaded=pick(zero.offload, optimizer, 0))  # fmt: skip
@@ -343,10 +368,14 @@ def training_memory(
                             optimizer_expert=optimizer_expert, fp8_recipe=fp8_recipe)  # fmt: skip
     weights, gradients, optimizer_total, cpu_offload = states.weights, states.gradients, states.optimizer, states.offloaded
     if precision is Precision.FP8:
-        notes.append(_fp8_note(fp8_recipe, zero_3=par.zero_stage >= 3))
+        notes.append(_fp8_note(fp8_recipe, zero_3=bool(zero.sharded(3))))
     formulas = [
         "weights + gradients + optimizer per GPU, sharded by tp*pp and ZeRO over dp (Rajbhandari et al. 2020, ZeRO §5)",
     ]
+    if zero.gathered:
+        formulas.append("ZeRO-3 under a pipeline, as FSDP2 runs under PyTorch's pipeline schedules (torchtitan): the stage's "
+                        "weights gathered for the whole step, its gradients accumulated whole in fp32, the optimizer states "
+                        "sharded over dp; one gather and one reduce-scatter a step")  # fmt: skip
     stage: StageActivations | None = None
     activations = 0
     if include_activations:

@@ -147,7 +147,7 @@ def _rows(arch: Architecture, pool: Pool, rows: dict[str, Any], ring_hw: Hardwar
     over ``D`` ranks on ``ring_hw``; else the group's own split, its single-type step (its own
     reduction over its ``dp`` replicas) and ``cross`` seconds across the groups."""
     tp, pp, dp, ranks, zero, b, rc = (rows[k] for k in ("tp", "pp", "dp", "D", "zero", "b", "rc"))
-    cfg = {"tp": tp, "dp": ranks, "zero": zero, "b": b, "rc": rc}
+    cfg = {"tp": tp, "pp": pp, "dp": ranks, "zero": zero, "b": b, "rc": rc}
     usable = pool.hardware.memory_bytes * spec.usable_memory_fraction
     params = busiest_params(arch, tables, tp, pp)
     mmax = np.full(len(tp), np.inf)

@@ -499,11 +499,14 @@ def dp_comm_step_seconds(
     # ZeRO-3 gathers each layer's weights for its matmuls, in FP8 under FP8 training (torchtitan's
     # Float8 all-gather, Megatron's --fp8-param-gather); ZeRO-1/2 gather the updated BF16 weights
     gather = over_groups(ring_gather_seconds, work.weight_bytes)
-    if work.fp8:
-        gather = np.where(zero >= 3, over_groups(ring_gather_seconds, 1), gather)
+    if work.fp8:  # not under a pipeline, whose ZeRO-3 gathers its BF16 weights once a step and keeps them
+        gather = np.where((zero >= 3) & (z.p == 1), over_groups(ring_gather_seconds, 1), gather)
     if frozen_gather is not None:
         gather = np.where(zero >= 3, gather + frozen_gather, gather)
 
+    # ZeRO-3 under a pipeline keeps the stage gathered through the step (service.core.memory.ZeroSharding):
+    # one gather and one reduce-scatter a step, as ZeRO-1
+    zero = np.where((zero >= 3) & (z.p > 1), 1, zero)
     dp_comm = np.select(
         [zero == 0, zero == 1, zero == 2],
         [

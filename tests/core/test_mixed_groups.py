@@ -367,9 +367,12 @@ def test_h100_and_h200_plan_in_fp8_faster_than_in_bf16_holding_the_fp8_memory() 
                                            precision=Precision.FP8)  # fmt: skip
                 assert max(s.memory.total for s in stages) == pytest.approx(expected.total_bytes, rel=1e-6)
                 continue
-            for s in stages:  # a pipeline across the pools: each stage's states on its own ranks
+            for s in (
+                stages
+            ):  # a pipeline across the pools (2+ stages: ZeRO-3 keeps them gathered): each stage's states on its own ranks
                 params = int(s.memory.params)
-                states = sharded_states(arch, Precision.FP8, ZeroSharding(stage=s.zero_stage, offload=False, shards=s.dp),
+                zero = ZeroSharding(stage=s.zero_stage, offload=False, shards=s.dp, gathered=s.zero_stage >= 3)
+                states = sharded_states(arch, Precision.FP8, zero,
                                         dense_params=params, expert_params=0,
                                         optimizer_dense=optimizer_shard_bytes(params, 0, spec.optimizer, Precision.FP8, arch)[0],
                                         optimizer_expert=0, fp8_recipe=spec.fp8_recipe)  # fmt: skip
