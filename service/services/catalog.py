@@ -69,13 +69,14 @@ def etag(version: int) -> str:
 def parse_if_match(header: str | None) -> set[int] | None:
     """Versions an ``If-Match`` header accepts; ``None`` for no header or ``*`` (any).
 
-    If-Match uses the strong comparison (RFC 9110 §13.1.1): a weak tag ``W/"3"`` never matches."""
+    If-Match uses the strong comparison (RFC 9110 §13.1.1): a weak tag ``W/"3"`` never matches. A
+    version is ASCII digits: a header arrives as latin-1 text, whose ``²`` passes ``str.isdigit``."""
     if header is None or header.strip() == "*":
         return None
     versions = set()
     for tag in header.split(","):
         tag = tag.strip()
-        if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
+        if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isascii() and tag[1:-1].isdigit():
             versions.add(int(tag[1:-1]))
     return versions
 

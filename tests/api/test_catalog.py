@@ -5,8 +5,10 @@ Every test runs in a rolled-back transaction, once on SQLite and once on Postgre
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -538,6 +540,23 @@ def test_stale_if_match_on_delete(client) -> None:
 def test_weak_etag_never_matches_if_match(client) -> None:
     r = client.patch("/v1/gpus/h100-sxm", json={"tdp_watts": 701}, headers=AUTH | {"If-Match": 'W/"1"'})
     assert r.status_code == 412
+
+
+@pytest.mark.parametrize("tag", [b'"\xb2"', b'"1\xb9"'])  # '"²"', '"1¹"': str.isdigit holds, int() refuses
+def test_an_if_match_of_non_ascii_digits_is_a_412(client, tag: bytes) -> None:
+    """A header's bytes arrive as latin-1 text: superscript digits are no version, and no 500. Sent
+    through httpx's ASGI transport, which passes header bytes as they are (the test client re-encodes
+    them as UTF-8)."""
+    headers = [(b"authorization", AUTH["Authorization"].encode()), (b"if-match", tag)]
+
+    async def send(method: str, body: dict | None) -> int:
+        transport = httpx.ASGITransport(app=client.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as raw:
+            return (await raw.request(method, "/v1/gpus/h100-sxm", json=body, headers=headers)).status_code
+
+    assert asyncio.run(send("PATCH", {"tdp_watts": 701})) == 412
+    assert asyncio.run(send("DELETE", None)) == 412
+    assert client.get("/v1/gpus/h100-sxm").json()["tdp_watts"] == 700
 
 
 # --- delete ---------------------------------------------------------------------------------------
