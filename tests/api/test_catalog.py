@@ -368,6 +368,39 @@ def test_create_invalid_is_a_422_naming_the_field(client, resource: str, changes
     assert client.get(f"/v1/{resource}/{body['id']}").status_code == 404
 
 
+NUL = "a\x00b"  # Postgres text cannot hold U+0000 (its driver raises); SQLite would store it
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "loc"),
+    [
+        ("POST", "/v1/gpus", NEW_GPU | {"notes": NUL}, ["body", "notes"]),
+        ("POST", "/v1/gpus", NEW_GPU | {"vendor": NUL}, ["body", "vendor"]),
+        ("POST", "/v1/providers", NEW_PROVIDER | {"url": NUL}, ["body", "url"]),
+        ("POST", "/v1/models", NEW_MODEL | {"family": NUL}, ["body", "family"]),
+        ("PUT", "/v1/providers/lambda", {"name": NUL}, ["body", "name"]),
+        ("PATCH", "/v1/gpus/h100-sxm", {"intra_node_link": NUL}, ["body", "intra_node_link"]),
+        ("PATCH", "/v1/models/llama-2-7b", {"source": NUL}, ["body", "source"]),
+        ("POST", "/v1/prices", price_body(region=NUL), ["body", "region"]),
+        ("POST", "/v1/prices/batch", {"prices": [price_body(), price_body(notes=NUL)]}, ["body", "prices", 1, "notes"]),
+    ],
+)
+def test_a_nul_character_in_a_text_is_a_422_naming_the_field(client, method: str, path: str, body: dict, loc: list) -> None:
+    before = {resource: total(client, resource) for resource in ("gpus", "providers", "models", "prices")}
+    data = problem(client.request(method, path, json=body, headers=AUTH), 422)
+    assert loc in locs(data), data
+    assert {resource: total(client, resource) for resource in before} == before
+    assert client.get("/v1/gpus/h100-sxm").headers["ETag"] == '"1"'
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("resource", ["gpus", "providers", "models"])
+def test_a_write_to_an_id_holding_a_nul_is_a_404(client, resource: str, method: str) -> None:
+    body = {k: v for k, v in NEW[resource].items() if k != "id"} if method == "PUT" else {"notes": "x"}
+    r = client.request(method, f"/v1/{resource}/a%00b", json=None if method == "DELETE" else body, headers=AUTH)
+    problem(r, 404)
+
+
 def test_model_preset_heads_must_divide_d_model(client) -> None:
     data = problem(client.post("/v1/models", json=NEW_MODEL | {"d_model": 64, "n_heads": 5}, headers=AUTH), 422)
     assert locs(data) == [["body", "n_heads"]]
