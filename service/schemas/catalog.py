@@ -153,7 +153,8 @@ class GpuIn(GpuFields, StorableText):
 
 class GpuPatch(StorableText):
     """Any subset of a GPU's fields. A field that may be null on the GPU can be cleared with null;
-    the others can be changed, not cleared (``notes``: send ``""``)."""
+    the others can be changed, not cleared (``notes``: send ``""``). ``peak_tflops`` changes the
+    dtypes it names (null clears one) and keeps the others."""
 
     model_config = Schema.model_config | {
         "json_schema_extra": {"examples": [{"default_mfu": 0.42, "notes": "MFU from our own runs"}, {"matmul_efficiency": None}]}

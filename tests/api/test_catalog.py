@@ -494,6 +494,18 @@ def test_patch_changes_only_the_given_fields(client) -> None:
     assert r.headers["ETag"] == '"3"' and r.json()["tdp_watts"] == 750
 
 
+def test_patch_of_peak_tflops_changes_only_the_dtypes_given(client) -> None:
+    """Like every other field a PATCH leaves out, a dtype left out of ``peak_tflops`` keeps its peak;
+    null clears the one it names."""
+    before = client.get("/v1/gpus/h100-sxm").json()["peak_tflops"]
+    r = client.patch("/v1/gpus/h100-sxm", json={"peak_tflops": {"fp8": 2000.0}}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["peak_tflops"] == before | {"fp8": 2000.0}
+    r = client.patch("/v1/gpus/h100-sxm", json={"peak_tflops": {"int8": None}}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert client.get("/v1/gpus/h100-sxm").json()["peak_tflops"] == before | {"fp8": 2000.0, "int8": None}
+
+
 def test_patch_and_clear_the_cluster_fields(client) -> None:
     before = client.get("/v1/gpus/h100-sxm").json()
     changes = {"gpus_per_node": 16, "inter_node_bandwidth_bytes_per_s": 100_000_000_000, "matmul_efficiency": 0.75}
