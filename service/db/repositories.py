@@ -26,6 +26,8 @@ class VersionedRepository(Generic[M]):
         self.model = model
 
     def get(self, item_id: str) -> M | None:
+        if "\x00" in item_id:  # no id holds one (ids are slugs), and Postgres text cannot carry it
+            return None
         return self.session.get(self.model, item_id, populate_existing=True)
 
     def exists(self, item_id: str) -> bool:

@@ -51,6 +51,20 @@ MatmulEfficiency = Annotated[
 ]  # fmt: skip
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
+
+class StorableText(Schema):
+    """Base of the write bodies: no text may hold a NUL character (U+0000), which Postgres text
+    cannot store, so that it is a 422 naming the field on every backend. Only the bodies check it,
+    not the answers, so rows an older version stored are still read."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character (U+0000)")
+        return value
+
+
 T = TypeVar("T")
 
 
@@ -114,7 +128,7 @@ class GpuFields(Schema):
     notes: Text = ""
 
 
-class GpuIn(GpuFields):
+class GpuIn(GpuFields, StorableText):
     """A GPU to create (with ``id``) or replace (``PUT``, id from the path)."""
 
     model_config = Schema.model_config | {
@@ -137,9 +151,10 @@ class GpuIn(GpuFields):
     id: Slug | None = Field(None, description="Required on create; on PUT it must match the path if given.")
 
 
-class GpuPatch(Schema):
+class GpuPatch(StorableText):
     """Any subset of a GPU's fields. A field that may be null on the GPU can be cleared with null;
-    the others can be changed, not cleared (``notes``: send ``""``)."""
+    the others can be changed, not cleared (``notes``: send ``""``). ``peak_tflops`` changes the
+    dtypes it names (null clears one) and keeps the others."""
 
     model_config = Schema.model_config | {
         "json_schema_extra": {"examples": [{"default_mfu": 0.42, "notes": "MFU from our own runs"}, {"matmul_efficiency": None}]}
@@ -182,7 +197,7 @@ class ProviderFields(Schema):
     notes: Text = ""
 
 
-class ProviderIn(ProviderFields):
+class ProviderIn(ProviderFields, StorableText):
     model_config = Schema.model_config | {
         "json_schema_extra": {"examples": [{"id": "lambda", "name": "Lambda", "url": "https://lambda.ai/pricing"}]}
     }
@@ -190,7 +205,7 @@ class ProviderIn(ProviderFields):
     id: Slug | None = None
 
 
-class ProviderPatch(Schema):
+class ProviderPatch(StorableText):
     """Any subset of a provider's fields; ``url`` can be cleared with null."""
 
     model_config = Schema.model_config | {"json_schema_extra": {"examples": [{"url": "https://lambda.ai/service/gpu-cloud"}]}}
@@ -225,7 +240,7 @@ class PriceFields(Schema):
     notes: Text = ""
 
 
-class PriceIn(PriceFields):
+class PriceIn(PriceFields, StorableText):
     """A price to record; ``as_of`` may not lie in the future."""
 
     model_config = Schema.model_config | {
@@ -316,7 +331,7 @@ class ModelPresetFields(ModelArchitecture):
     notes: Text = ""
 
 
-class ModelPresetIn(ModelPresetFields):
+class ModelPresetIn(ModelPresetFields, StorableText):
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -340,7 +355,7 @@ class ModelPresetIn(ModelPresetFields):
         return value
 
 
-class _PresetPatchHead(Schema):
+class _PresetPatchHead(StorableText):
     name: str = Field(None, min_length=1, max_length=200)
     family: str | None = Field(None, max_length=64)
     reported_params: int | None = Field(None, ge=1, le=MAX_INT64)

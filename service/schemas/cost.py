@@ -192,6 +192,7 @@ class CompareRow(Schema):
     pricing: Pricing
     usd_per_gpu_hour: float
     as_of: dt.date
+    source: str = Field(description="Where the catalog's price comes from (its `source`).")
     gpu_hours: float | None
     energy_kwh: EnergyKwh = None
     co2e_tonnes: Co2eTonnes = None

@@ -48,9 +48,19 @@ def _architecture(values: dict[str, Any]) -> dict[str, Any]:
     return values | {"n_kv_heads": arch.n_kv_heads, "d_head": arch.d_head}
 
 
+def _merge_gpu_patch(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A GPU's PATCH: ``peak_tflops`` changes the dtypes it names (null clears one) and keeps the
+    others, as the GPU's other fields are kept when left out."""
+    merged = current | changes
+    if isinstance(changes.get("peak_tflops"), dict) and isinstance(current.get("peak_tflops"), dict):
+        merged["peak_tflops"] = current["peak_tflops"] | changes["peak_tflops"]
+    return merged
+
+
 GPUS = Resource(
     "GPU", "/v1/gpus", Gpu, s.GpuFields, s.GpuOut,
     referenced_by=lambda session, item_id: PriceRepository(session).count_referencing(gpu_id=item_id),
+    merge_patch=_merge_gpu_patch,
 )  # fmt: skip
 PROVIDERS = Resource(
     "provider", "/v1/providers", Provider, s.ProviderFields, s.ProviderOut,
@@ -69,13 +79,14 @@ def etag(version: int) -> str:
 def parse_if_match(header: str | None) -> set[int] | None:
     """Versions an ``If-Match`` header accepts; ``None`` for no header or ``*`` (any).
 
-    If-Match uses the strong comparison (RFC 9110 §13.1.1): a weak tag ``W/"3"`` never matches."""
+    If-Match uses the strong comparison (RFC 9110 §13.1.1): a weak tag ``W/"3"`` never matches. A
+    version is ASCII digits: a header arrives as latin-1 text, whose ``²`` passes ``str.isdigit``."""
     if header is None or header.strip() == "*":
         return None
     versions = set()
     for tag in header.split(","):
         tag = tag.strip()
-        if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
+        if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isascii() and tag[1:-1].isdigit():
             versions.add(int(tag[1:-1]))
     return versions
 

@@ -171,6 +171,8 @@ def lifetime(req: s.LifetimeRequest, catalog: CatalogReader) -> s.LifetimeRespon
             "serving": flop.serving, "training_cost_usd": flop.training_usd, "inference_cost_usd": flop.serving_usd,
             "training_time_from": "each size's best plan on n_gpus (step-time model)" if planned(req) else "the MFU",
             "serving_gpu": serve_gpu.id, "serving_price_usd_per_gpu_hour": pricing.serve_price.usd_per_gpu_hour,
+            "serving_price_as_of": pricing.serve_price.as_of.isoformat() if pricing.serve_price.as_of else None,
+            "serving_price_source": pricing.serve_price.source,
             "shape_family": req.shape_family.value, "dollar_optimum_search": f"{len(pricer.seen)} sizes priced",
             "price_as_of": price.as_of.isoformat() if price.as_of else None,
             "cost_note": "training dollars from the training throughput; served tokens priced by the serving model "

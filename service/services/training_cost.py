@@ -328,6 +328,7 @@ def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
         gpu_hours = terms["gpu_hours"]
         out.append(terms | {
             "provider": row.provider_id, "pricing": row.pricing, "usd_per_gpu_hour": row.usd_per_gpu_hour, "as_of": row.as_of,
+            "source": row.source,
             "cost_usd": None if gpu_hours is None else cost.dollars(gpu_hours, row.usd_per_gpu_hour),
         })  # fmt: skip
     metric = "cost_usd" if req.sort_by == "cost" else "wall_clock_hours"

@@ -190,3 +190,15 @@ def test_an_unknown_serving_gpu_names_its_own_field(client) -> None:
     body = {"target_loss": 2.0, "inference_tokens": 1e12, "gpu": "h100-sxm", "serving_gpu": "h900"}
     assert locs(problem(client, "/v1/budget/lifetime", body)) == [["body", "serving_gpu"]]
     assert locs(problem(client, "/v1/budget/lifetime", body | {"gpu": "h900", "serving_gpu": "h100-sxm"})) == [["body", "gpu"]]
+
+
+def test_the_serving_gpus_price_states_its_date_and_source(client) -> None:
+    """The serving GPU's catalog price carries its as-of date and source, as the training price does."""
+    current = client.get("/v1/prices?gpu_id=l40s&pricing=on_demand&latest=true&limit=500").json()["items"]
+    cheapest = min(current, key=lambda p: (p["usd_per_gpu_hour"], p["provider_id"]))
+    body = {"target_loss": 2.0, "inference_tokens": 2e13, "gpu": "h100-sxm", "serving_gpu": "l40s"}
+    notes = ok(client, "/v1/budget/lifetime", body)["assumptions"]
+    assert notes["serving_price_usd_per_gpu_hour"] == cheapest["usd_per_gpu_hour"]
+    assert (notes["serving_price_as_of"], notes["serving_price_source"]) == (cheapest["as_of"], cheapest["source"])
+    explicit = ok(client, "/v1/budget/lifetime", body | {"usd_per_gpu_hour": 2.0})["assumptions"]
+    assert (explicit["serving_price_as_of"], explicit["serving_price_source"]) == (None, "request")

@@ -5,8 +5,10 @@ Every test runs in a rolled-back transaction, once on SQLite and once on Postgre
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -366,6 +368,39 @@ def test_create_invalid_is_a_422_naming_the_field(client, resource: str, changes
     assert client.get(f"/v1/{resource}/{body['id']}").status_code == 404
 
 
+NUL = "a\x00b"  # Postgres text cannot hold U+0000 (its driver raises); SQLite would store it
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "loc"),
+    [
+        ("POST", "/v1/gpus", NEW_GPU | {"notes": NUL}, ["body", "notes"]),
+        ("POST", "/v1/gpus", NEW_GPU | {"vendor": NUL}, ["body", "vendor"]),
+        ("POST", "/v1/providers", NEW_PROVIDER | {"url": NUL}, ["body", "url"]),
+        ("POST", "/v1/models", NEW_MODEL | {"family": NUL}, ["body", "family"]),
+        ("PUT", "/v1/providers/lambda", {"name": NUL}, ["body", "name"]),
+        ("PATCH", "/v1/gpus/h100-sxm", {"intra_node_link": NUL}, ["body", "intra_node_link"]),
+        ("PATCH", "/v1/models/llama-2-7b", {"source": NUL}, ["body", "source"]),
+        ("POST", "/v1/prices", price_body(region=NUL), ["body", "region"]),
+        ("POST", "/v1/prices/batch", {"prices": [price_body(), price_body(notes=NUL)]}, ["body", "prices", 1, "notes"]),
+    ],
+)
+def test_a_nul_character_in_a_text_is_a_422_naming_the_field(client, method: str, path: str, body: dict, loc: list) -> None:
+    before = {resource: total(client, resource) for resource in ("gpus", "providers", "models", "prices")}
+    data = problem(client.request(method, path, json=body, headers=AUTH), 422)
+    assert loc in locs(data), data
+    assert {resource: total(client, resource) for resource in before} == before
+    assert client.get("/v1/gpus/h100-sxm").headers["ETag"] == '"1"'
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("resource", ["gpus", "providers", "models"])
+def test_a_write_to_an_id_holding_a_nul_is_a_404(client, resource: str, method: str) -> None:
+    body = {k: v for k, v in NEW[resource].items() if k != "id"} if method == "PUT" else {"notes": "x"}
+    r = client.request(method, f"/v1/{resource}/a%00b", json=None if method == "DELETE" else body, headers=AUTH)
+    problem(r, 404)
+
+
 def test_model_preset_heads_must_divide_d_model(client) -> None:
     data = problem(client.post("/v1/models", json=NEW_MODEL | {"d_model": 64, "n_heads": 5}, headers=AUTH), 422)
     assert locs(data) == [["body", "n_heads"]]
@@ -459,6 +494,18 @@ def test_patch_changes_only_the_given_fields(client) -> None:
     assert r.headers["ETag"] == '"3"' and r.json()["tdp_watts"] == 750
 
 
+def test_patch_of_peak_tflops_changes_only_the_dtypes_given(client) -> None:
+    """Like every other field a PATCH leaves out, a dtype left out of ``peak_tflops`` keeps its peak;
+    null clears the one it names."""
+    before = client.get("/v1/gpus/h100-sxm").json()["peak_tflops"]
+    r = client.patch("/v1/gpus/h100-sxm", json={"peak_tflops": {"fp8": 2000.0}}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["peak_tflops"] == before | {"fp8": 2000.0}
+    r = client.patch("/v1/gpus/h100-sxm", json={"peak_tflops": {"int8": None}}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert client.get("/v1/gpus/h100-sxm").json()["peak_tflops"] == before | {"fp8": 2000.0, "int8": None}
+
+
 def test_patch_and_clear_the_cluster_fields(client) -> None:
     before = client.get("/v1/gpus/h100-sxm").json()
     changes = {"gpus_per_node": 16, "inter_node_bandwidth_bytes_per_s": 100_000_000_000, "matmul_efficiency": 0.75}
@@ -538,6 +585,23 @@ def test_stale_if_match_on_delete(client) -> None:
 def test_weak_etag_never_matches_if_match(client) -> None:
     r = client.patch("/v1/gpus/h100-sxm", json={"tdp_watts": 701}, headers=AUTH | {"If-Match": 'W/"1"'})
     assert r.status_code == 412
+
+
+@pytest.mark.parametrize("tag", [b'"\xb2"', b'"1\xb9"'])  # '"²"', '"1¹"': str.isdigit holds, int() refuses
+def test_an_if_match_of_non_ascii_digits_is_a_412(client, tag: bytes) -> None:
+    """A header's bytes arrive as latin-1 text: superscript digits are no version, and no 500. Sent
+    through httpx's ASGI transport, which passes header bytes as they are (the test client re-encodes
+    them as UTF-8)."""
+    headers = [(b"authorization", AUTH["Authorization"].encode()), (b"if-match", tag)]
+
+    async def send(method: str, body: dict | None) -> int:
+        transport = httpx.ASGITransport(app=client.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as raw:
+            return (await raw.request(method, "/v1/gpus/h100-sxm", json=body, headers=headers)).status_code
+
+    assert asyncio.run(send("PATCH", {"tdp_watts": 701})) == 412
+    assert asyncio.run(send("DELETE", None)) == 412
+    assert client.get("/v1/gpus/h100-sxm").json()["tdp_watts"] == 700
 
 
 # --- delete ---------------------------------------------------------------------------------------

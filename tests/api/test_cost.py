@@ -155,6 +155,15 @@ def test_compare_sorts_and_marks_gpus_that_cannot_hold_the_job(client) -> None:
     assert hours == sorted(hours) and {r["gpu"] for r in by_time["rows"]} == {"h100-sxm", "a100-80gb-sxm"}
 
 
+def test_compare_rows_state_each_prices_date_and_source(client) -> None:
+    """Each row is one current catalog price: its as-of date and its source, as GET /v1/prices has them."""
+    body = {"model": {"n_params": 1e9}, "tokens": 1e10, "gpus": ["h100-sxm"]}
+    rows = ok(client, "/v1/cost/compare", body)["rows"]
+    current = client.get("/v1/prices?gpu_id=h100-sxm&pricing=on_demand&latest=true&limit=500").json()["items"]
+    listed = {p["provider_id"]: (p["as_of"], p["source"]) for p in current}
+    assert rows and {r["provider"]: (r["as_of"], r["source"]) for r in rows} == listed
+
+
 def test_compare_unknown_filter(client) -> None:
     data = problem(client, "/v1/cost/compare", {"model": {"n_params": 1e9}, "tokens": 1e10, "gpus": ["h100-sxm", "tpu-v9"]})
     assert ["body", "gpus"] in locs(data) and "tpu-v9" in data["detail"]

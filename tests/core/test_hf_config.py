@@ -220,6 +220,47 @@ def test_a_multimodal_gemma3_config_is_read_from_its_text_config():
     assert (arch.sliding_window, arch.local_layers, arch.max_seq_len) == (1024, 52, 131_072)
 
 
+# the text_config of google/gemma-3-{4b,12b,27b}-it as the hub publishes it: a nested config is saved
+# as its difference from Gemma3TextConfig's defaults, so the 4B names no heads and none names vocab_size
+GEMMA3_HUB_TEXT_CONFIGS = {
+    "4b": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text", "num_hidden_layers": 34,
+           "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+    "12b": {"hidden_size": 3840, "intermediate_size": 15360, "model_type": "gemma3_text", "num_attention_heads": 16,
+            "num_hidden_layers": 48, "num_key_value_heads": 8, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+            "sliding_window": 1024},
+    "27b": {"head_dim": 128, "hidden_size": 5376, "intermediate_size": 21504, "model_type": "gemma3_text",
+            "num_attention_heads": 32, "num_hidden_layers": 62, "num_key_value_heads": 16, "query_pre_attn_scalar": 168,
+            "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+}  # fmt: skip
+# Gemma 3 Technical Report (arXiv 2503.19786), Table 1: non-embedding parameters of the language model
+GEMMA3_NON_EMBEDDING_MILLIONS = {"4b": 3_209, "12b": 10_759, "27b": 25_600}
+
+
+@pytest.mark.parametrize("size", sorted(GEMMA3_HUB_TEXT_CONFIGS))
+def test_published_gemma3_configs_take_the_text_config_class_defaults(size):
+    """What the text_config leaves out is Gemma3TextConfig's default (8 heads, 4 KV heads, head_dim 256,
+    vocab 262,208), each said; the counts match the report's, and the 27B's the measured full config's."""
+    config = {"model_type": "gemma3", "mm_tokens_per_image": 256, "text_config": GEMMA3_HUB_TEXT_CONFIGS[size],
+              "vision_config": {"hidden_size": 1152, "model_type": "siglip_vision_model"}}  # fmt: skip
+    arch = architecture_from_hf_config(config)
+    total = count_params(arch).total
+    non_embedding = total - arch.vocab_size * arch.d_model  # tied: one table
+    assert non_embedding / 1e6 == pytest.approx(GEMMA3_NON_EMBEDDING_MILLIONS[size], rel=1e-3)
+    assert arch.vocab_size == 262_208 and "vocab_size" in dict(arch.assumptions)
+    if size == "4b":
+        assert (arch.n_heads, arch.n_kv_heads, arch.d_head) == (8, 4, 256)
+        assert {"num_attention_heads", "num_key_value_heads"} <= set(dict(arch.assumptions))
+    if size == "27b":
+        assert total == MODELS["gemma-3-27b"]["parameters"]
+
+
+def test_gemma3_text_without_kv_heads_or_window_takes_the_class_defaults():
+    """Gemma3TextConfig: num_key_value_heads 4 (not the head count), sliding_window 4096."""
+    given = MODELS["gemma-3-1b"]["config"] | {"num_attention_heads": 8}
+    f = dict(map_hf_config({k: v for k, v in given.items() if k not in ("num_key_value_heads", "sliding_window")}).fields)
+    assert (f["n_kv_heads"], f["sliding_window"]) == (4, 4096)
+
+
 def test_qwen2_moe_dense_layers_and_shared_expert():
     """Qwen1.5-MoE-A2.7B: 60 experts of 1408, 4 active, one shared expert of 5632 with a sigmoid gate;
     14.3B total, 2.7B activated (Qwen blog, 'Qwen1.5-MoE'), exact against transformers above."""

@@ -58,13 +58,30 @@ def _map_gemma(r: _Reader) -> dict[str, Any]:
     return f
 
 
+# Gemma3TextConfig's defaults of keys that fix the shape and that the published multimodal configs leave
+# out of their text_config (a nested config is saved as its difference from its class's defaults):
+# google/gemma-3-4b-it names no heads, no gemma-3-{4b,12b,27b}-it names vocab_size
+GEMMA3_TEXT_DEFAULTS = {"num_attention_heads": 8, "num_key_value_heads": 4, "vocab_size": 262_208}
+
+
+def _class_defaults(r: _Reader, defaults: dict[str, Any], config_class: str) -> None:
+    """Take ``defaults`` for the keys ``r``'s config does not give (or gives as null), each said."""
+    missing = {name: value for name, value in defaults.items() if r.config.get(name) is None}
+    if missing:
+        r.config = {**r.config, **missing}
+        for name, value in missing.items():
+            r.assumptions[name] = f"not given; {value!r} (the {config_class} default)"
+
+
 def _map_gemma2(r: _Reader, *, pattern: int = 2, model_type: str = "gemma2") -> dict[str, Any]:
+    if model_type == "gemma3_text":
+        _class_defaults(r, GEMMA3_TEXT_DEFAULTS, "Gemma3TextConfig")
     f = _llama_like(r, model_type, max_pos=8192 if model_type == "gemma2" else 131072, tie=True, window_rule=None)
     f["norms_per_layer"] = 4  # input, post-attention, pre- and post-feedforward RMSNorms
     if "head_dim" not in r.config:
         f["d_head"] = 256
         r.assumptions["head_dim"] = "not given; 256 (the transformers default)"
-    window = r.optional("sliding_window", 4096 if model_type == "gemma2" else 512)
+    window = r.optional("sliding_window", 4096)  # Gemma2Config and Gemma3TextConfig alike
     if model_type == "gemma3_text":
         f["qk_norm"] = True
         pattern = _int_key(r, "sliding_window_pattern", 6, minimum=1) if "sliding_window_pattern" in r.config else 6
