@@ -17,7 +17,8 @@ Slug = Annotated[
 ]
 Text = Annotated[str, Field(max_length=4000)]
 PositiveBytes = Annotated[int, Field(gt=0, le=MAX_INT64)]
-Tflops = Annotated[float, Field(gt=0, le=1e7)]
+# at least 1 GFLOP/s: every accelerator clears it, and a peak near zero would turn times into overflows
+Tflops = Annotated[float, Field(ge=1e-3, le=1e7)]
 GpusPerNode = Annotated[
     int,
     Field(ge=1, le=1024, description="GPUs sharing the fast intra-node link in a typical server (HGX: 8; GB200 NVL72: 72)."),
@@ -44,7 +45,7 @@ IntraNodeLink = Annotated[
 MatmulEfficiency = Annotated[
     float,
     Field(
-        gt=0, le=1,
+        ge=1e-3, le=1,  # as a request's efficiency overrides: a fraction near zero overflows the times
         description="Fraction of the dense bf16 peak that large bf16 GEMMs reach (maximum achievable matmul FLOP/s "
         "/ `peak_tflops.bf16`); null where no measurement is published.",
     ),
@@ -118,7 +119,7 @@ class GpuFields(Schema):
     )
     tdp_watts: int | None = Field(None, gt=0, le=100_000)
     form_factor: str | None = Field(None, max_length=64)
-    default_mfu: float | None = Field(None, gt=0, le=1, description="Typical training MFU on this device.")
+    default_mfu: float | None = Field(None, ge=1e-3, le=1, description="Typical training MFU on this device.")
     gpus_per_node: GpusPerNode | None = None
     intra_node_bandwidth_bytes_per_s: IntraNodeBandwidth | None = None
     inter_node_bandwidth_bytes_per_s: InterNodeBandwidth | None = None
@@ -168,7 +169,7 @@ class GpuPatch(StorableText):
     interconnect_bytes_per_s: PositiveBytes | None = None
     tdp_watts: int | None = Field(None, gt=0, le=100_000)
     form_factor: str | None = Field(None, max_length=64)
-    default_mfu: float | None = Field(None, gt=0, le=1)
+    default_mfu: float | None = Field(None, ge=1e-3, le=1)
     gpus_per_node: GpusPerNode | None = None
     intra_node_bandwidth_bytes_per_s: IntraNodeBandwidth | None = None
     inter_node_bandwidth_bytes_per_s: InterNodeBandwidth | None = None

@@ -860,3 +860,15 @@ def test_patching_heads_keeps_derived_fields_derived(client) -> None:
     gqa = client.patch("/v1/models/tiny-mha", json={"n_kv_heads": 2}, headers=AUTH).json()
     wider = client.patch("/v1/models/tiny-mha", json={"d_model": 128}, headers=AUTH).json()
     assert (wider["n_kv_heads"], wider["d_head"]) == (gqa["n_kv_heads"], 16)  # explicit GQA kept
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("peak_tflops", {"bf16": 1e-300}), ("matmul_efficiency", 1e-300), ("default_mfu", 1e-300)],
+)
+def test_a_near_zero_rate_is_refused_before_it_overflows_an_estimate(client, field: str, value: object) -> None:
+    # a peak of 1e-300 TFLOP/s (or an efficiency or MFU near zero) turns a step or a decode time into an overflow:
+    # refused at the write, as a request's efficiency overrides are, naming the field
+    data = problem(client.post("/v1/gpus", json=NEW_GPU | {field: value}, headers=AUTH), 422)
+    assert locs(data)[0][:2] == ["body", field]
+    assert total(client, "gpus") == SEEDED["gpus"]
