@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 WRITE_OPTION = "catalog_write"  # execution option: the write's longest wait for the write lock, in ms
+WAIT_KEY = "write_wait_seconds"  # Session.info: the wait begin_write gave the session's writes
 READ_BUSY_TIMEOUT_MS = 30_000  # SQLite readers (WAL: they wait only in rare recovery cases)
 
 
@@ -65,6 +66,15 @@ def begin_write(session: Session, wait_seconds: float = 30.0) -> None:
     bounds each lock wait of the transaction (``SET LOCAL lock_timeout``). A wait that runs out
     raises OperationalError (SQLITE_BUSY, SQLSTATE 55P03), which answers 503 with Retry-After."""
     wait_ms = max(1, round(1000 * wait_seconds))
+    session.info[WAIT_KEY] = wait_seconds
     connection = session.connection(execution_options={WRITE_OPTION: wait_ms})
     if connection.dialect.name == "postgresql":
         session.execute(text(f"SET LOCAL lock_timeout = {wait_ms}"))
+
+
+def restart_write(session: Session) -> None:
+    """After a rollback, start the session's next transaction as a write again, with the wait
+    :func:`begin_write` gave it: a rollback ends the transaction and with it ``SET LOCAL
+    lock_timeout`` (Postgres) and the write lock (SQLite), so a retried write would otherwise wait
+    on a row lock without bound."""
+    begin_write(session, session.info.get(WAIT_KEY, 30.0))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.core.errors import InvalidSpecError
 from service.core.spec import make_architecture
+from service.db.engine import restart_write
 from service.db.models import Gpu, ModelPreset, Provider
 from service.db.repositories import PriceRepository, VersionedRepository
 from service.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_error
@@ -186,6 +187,7 @@ def _write(
         session.rollback()
         if if_match is not None:
             raise PreconditionFailed(f"{res.label} {item_id!r} changed while this request was applied")
+        restart_write(session)  # the retry waits for locks as long as the first try, no longer
     raise Conflict(f"{res.label} {item_id!r} is being changed by other writers; try again")
 
 
