@@ -17,8 +17,8 @@ One model prices every serving answer (the serving plan, ``/v1/cost/inference``,
 - **Prefill** (compute-bound): every matmul of the prompt on its per-GPU shape
   (:func:`service.core.steptime.matmul_seconds`), causal FlashAttention over the prompt, and two
   tensor-parallel all-reduces per layer.
-- **Decode** (memory-bound roofline, Pope et al. 2022 §2-3): a step reads the weights once and
-  every sequence's KV cache at its context; it is compute-bound beyond the ridge point; plus two
+- **Decode** (memory-bound roofline, Pope et al. 2022 §2-3): a step reads the weights once (of a
+  mixture's routed experts, those its tokens pick) and every sequence's KV cache at its context; it is compute-bound beyond the ridge point; plus two
   all-reduces per layer, latency-bound at small batches.
 - **Continuous batching**: the prompts of new requests run on the same GPUs between decode steps
   (Yu et al. 2022, Orca; Agrawal et al. 2024, Sarathi-Serve), so in the steady state each output
@@ -54,6 +54,7 @@ from service.core.params import (
     block_linear_shapes,
     count_params,
     mlp_linear_shapes,
+    unread_expert_share,
     weight_reads_per_token,
 )
 from service.core.recurrent import recurrent_linear_shapes
@@ -269,7 +270,8 @@ def decode_step_seconds(
     kv_bytes_per_token: int, tokens_per_sequence: int = 1, state_bytes_per_sequence: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """One decode step for ``batch`` sequences at a mean context: the weights read once (a shared
-    attention block once a use: :func:`service.core.params.weight_reads_per_token`) and every
+    attention block once a use: :func:`service.core.params.weight_reads_per_token`; of a mixture's
+    routed experts those the step's tokens pick: :func:`service.core.params.unread_expert_share`) and every
     sequence's KV cache (and a recurrent layer's state, read and written back: Gu & Dao 2023 §3.3.2,
     the recurrent mode's step) at the achievable HBM bandwidth, or the step's FLOPs at the matmul rate,
     whichever is longer (Pope et al. 2022 §2-3); plus two all-reduces of ``batch*h`` per layer.
@@ -279,15 +281,16 @@ def decode_step_seconds(
     on every rank). FLOPs per sequence: ``2*W`` (W the active matmul weights: the embedding lookup
     is free) plus the attention core over the context
     (:func:`service.core.compute.attention_score_flops_per_token`). ``tokens_per_sequence`` > 1 is
-    a speculative verification pass: the reads once, the FLOPs and the all-reduced activations for
-    every position. Returns the seconds and whether memory bounds them."""
+    a speculative verification pass: the reads once (a mixture's experts as every position picks
+    them), the FLOPs and the all-reduced activations for every position. Returns the seconds and whether memory bounds them."""
     scalar = np.ndim(batch) == 0  # one batch size: plain floats (NumPy's overhead outweighs one element)
     b = float(batch) if scalar else np.asarray(batch, dtype=np.float64)
     positions = b * tokens_per_sequence
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
     cache_share, matmul_weights, attention_flops = decode_terms(arch, context_tokens)
     read_per_sequence = kv_bytes_per_token * cache_share
-    weight_reads = weights_bytes * weight_reads_per_token(arch)  # a shared attention block (Zamba) is read once a use
+    # a shared attention block (Zamba) is read once a use; a mixture's routed experts only where a token picks them
+    weight_reads = weights_bytes * (weight_reads_per_token(arch) - unread_expert_share(arch, positions))
     per_gpu_bytes = weight_reads / tp + b * (read_per_sequence * replication + 2 * state_bytes_per_sequence) / tp
     memory_time = per_gpu_bytes / memory_rate(hw)
     flops = positions * (2.0 * matmul_weights + attention_flops) / tp

@@ -43,7 +43,8 @@ FORMULAS = [
     "prefill = the prompt's matmuls on per-GPU shapes + causal attention (at the FP8 peak over an FP8 KV cache, as "
     "FlashAttention-3 and TensorRT-LLM attend; else the 16-bit peak) + 2 all-reduces per layer (compute-bound)",
     "decode step = max((weights/tp + batch * KV read) / HBM bandwidth, FLOPs / matmul rate) + 2 all-reduces per layer "
-    "(Pope et al. 2022 §2-3); the KV read is what the cache holds at the mean context (windows capped)",
+    "(Pope et al. 2022 §2-3); the KV read is what the cache holds at the mean context (windows capped); of a mixture's "
+    "routed experts the step reads those its tokens pick, E * (1 - (1 - k/E)^tokens) a layer",
     "time per output token = decode step + batch * prefill / output_tokens (continuous batching: Orca, Yu et al. 2022; "
     "Sarathi-Serve, Agrawal et al. 2024)",
     "$/M output = replica $/s * decode step / batch * 1e6; $/M input = replica $/s * prefill / prompt * 1e6; under "

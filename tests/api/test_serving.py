@@ -177,9 +177,12 @@ def test_an_open_loop_beyond_any_bound_is_an_answer_not_an_error(client) -> None
 MTP = {"method": "mtp", "tokens": 1, "acceptance_rate": 0.875}
 
 
-def test_deepseek_v3_multi_token_prediction_gives_its_published_speed_up(client) -> None:
+def test_deepseek_v3_multi_token_prediction_speeds_up_decoding(client) -> None:
     # DeepSeek-V3 §5.4.3: the second token is accepted 85-90 % of the time, for 1.8x the tokens per
-    # second; one 8-GPU H200 node in FP8, one to 32 users
+    # second in DeepSeek's deployment, whose decode batches read every expert either way. On one
+    # 8-GPU H200 node at one to 32 users a plain step reads only the experts its tokens pick, and the
+    # verification pass routes two tokens a sequence, so it reads more of them: less than 1.8x, more
+    # than none, never the 1.875 tokens a step
     for users in (1, 8, 32):
         body = {"model": {"preset": "deepseek-v3"}, "gpu": "h200-sxm", "weights_dtype": "fp8", "prompt_tokens": 1000,
                 "output_tokens": 1000, "concurrent_users": users}  # fmt: skip
@@ -188,7 +191,7 @@ def test_deepseek_v3_multi_token_prediction_gives_its_published_speed_up(client)
         option = drafted["options"][0]
         assert option["speculative_tokens_per_step"] == pytest.approx(1.875)
         speed_up = plain["time_per_output_token_seconds"] / option["time_per_output_token_seconds"]
-        assert speed_up == pytest.approx(1.8, rel=0.05), users
+        assert 1.3 < speed_up < 1.8, users
         assert "Leviathan" in drafted["assumptions"]["speculative"]
 
 
