@@ -287,6 +287,18 @@ def test_disaggregated_pools_meet_both_latency_bounds(client) -> None:
     assert option["n_gpus"] <= colocated["n_gpus"]  # the goodput DistServe reports: no more GPUs for both bounds
 
 
+@pytest.mark.parametrize("load", [{}, {"concurrent_users": 7}, {"scenario": "offline", "n_gpus": 8}])
+def test_a_disaggregated_request_of_one_output_token_and_no_prompt_is_an_answer(client, load: dict) -> None:
+    # no prompt to prefill or send, one token to decode: the request's latency is that one step, not 0
+    body = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "prompt_tokens": 0, "output_tokens": 1,
+            "disaggregated": True} | load  # fmt: skip
+    option = ok(client, "/v1/plan/serving", body)["options"][0]
+    assert option["fits"] and option["latency_seconds"] == pytest.approx(option["time_per_output_token_seconds"])
+    assert option["output_tokens_per_second"] == pytest.approx(
+        option["batch_per_replica"] * option["replicas"] / option["latency_seconds"]
+    )
+
+
 def test_a_pool_that_cannot_serve_is_unfit_and_pools_need_disaggregation(client) -> None:
     # Llama 3.1 405B in bf16 (810 GB) holds on no node of 8 H100 (640 GB)
     body = DISAGGREGATED | {"model": {"preset": "llama-3.1-405b"}, "weights_dtype": "bf16", "disaggregated": True}
