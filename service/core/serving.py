@@ -58,7 +58,7 @@ from service.core.params import (
     weight_reads_per_token,
 )
 from service.core.recurrent import recurrent_linear_shapes
-from service.core.speculative import Speculation, cached_prefix_tokens
+from service.core.speculative import Speculation, cached_prefix_tokens, draft_kv_bytes_per_token
 from service.core.steptime import (
     Hardware,
     link_bandwidths,
@@ -362,8 +362,7 @@ def _token_step(
     share = count_params(spec.draft).total / count_params(arch).total
     draft, _ = decode_step_seconds(spec.draft, hw, tp=tp, batch=batch, context_tokens=context_tokens,
                                    weights_bytes=round(weights_bytes * share),
-                                   kv_bytes_per_token=round(kv_bytes_per_token * spec.draft.attention_layers
-                                                            / max(1, arch.attention_layers)))  # fmt: skip
+                                   kv_bytes_per_token=draft_kv_bytes_per_token(spec.draft, arch, kv_bytes_per_token))  # fmt: skip
     step = verify + limits.step_overhead_seconds(arch) + spec.tokens * (draft + limits.step_overhead_seconds(spec.draft))
     return step / spec.tokens_per_step, bound
 
