@@ -58,7 +58,7 @@ from service.core.params import (
     weight_reads_per_token,
 )
 from service.core.recurrent import recurrent_linear_shapes
-from service.core.speculative import Speculation, cached_prefix_tokens, draft_kv_bytes_per_token
+from service.core.speculative import Speculation, cached_prefix_tokens, draft_kv_bytes_per_token, draft_memory_share
 from service.core.steptime import (
     Hardware,
     link_bandwidths,
@@ -467,18 +467,23 @@ def _replica_shape(
     utilization: float, reserve_bytes: int, limits: EngineLimits,
 ) -> tuple[int, int, int, int, int, float, float | None]:  # fmt: skip
     """What :func:`replica` is at any batch: usable memory, KV-cache bytes per token and per
-    sequence, recurrent state per sequence, the most sequences the cache holds, the prompt's
-    prefill, and with a cache hit the new tokens' prefill on their own."""
+    sequence (a drafter's cache beside the target's), recurrent state per sequence, the most
+    sequences the cache holds beside the weights (a drafter's too:
+    :func:`service.core.speculative.draft_memory_share`), the prompt's prefill, and with a cache hit
+    the new tokens' prefill on their own."""
     check_tensor_parallel(arch, tp)
+    spec, seq_len = limits.speculation, prompt_tokens + output_tokens  # a drafter's weights and KV cache sit beside
+    held = weights.total_bytes + (round(weights.total_bytes * draft_memory_share(spec, arch)) if spec else 0)
     if limits.kv_fraction_of_free is not None:
         usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=1.0, reserve_bytes=reserve_bytes)
-        free = math.floor(limits.kv_fraction_of_free * (usable - weights.total_bytes))
+        free = math.floor(limits.kv_fraction_of_free * (usable - held))
     else:
         usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
-        free = usable - weights.total_bytes
+        free = usable - held
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
     state = state_cache_bytes_per_sequence(arch, kv_dtype)  # recurrent layers' state, as the memory counts it
-    per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
+    per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype)
+    per_sequence += replica_kv_cache_bytes(spec.draft, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) if spec else 0
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
     prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits, attention_peak=attention_peak,

@@ -72,3 +72,31 @@ def test_a_draft_models_steps_read_its_own_kv_cache() -> None:
     assert own == 6144
     draft, _ = decode_step_seconds(drafter, h100, kv_bytes_per_token=own, **common | {"weights_bytes": round(70e9 * share)})
     assert float(step) == pytest.approx((float(verify) + 4 * float(draft)) / spec.tokens_per_step, rel=1e-6)
+
+
+def test_a_drafter_takes_memory_beside_the_target() -> None:
+    # Llama-3.1-8B drafting for Llama-3.1-70B on 2 H100: its weights sit beside the target's and its
+    # KV cache (131,072 bytes a token in bf16) beside the target's (327,680); EAGLE's one layer shares
+    # the target's embedding and output layer, so only the layer's weights are added
+    from service.core.dtypes import Dtype
+    from service.core.params import count_params
+    from service.core.serving import replica, replica_kv_cache_bytes, weight_bytes
+
+    h100, drafter = hardware("h100-sxm"), preset("llama-3.1-8b")
+    weights = weight_bytes(LLAMA_70B, Dtype.FP8)
+    common = {"tp": 2, "weights": weights, "kv_dtype": Dtype.BF16, "prompt_tokens": 4000, "output_tokens": 500}
+    plain = replica(LLAMA_70B, h100, **common)
+    for spec, added in (
+        (speculation(DraftMethod.DRAFT_MODEL, target=LLAMA_70B, tokens=4, acceptance_rate=0.7, draft_model=drafter),
+         count_params(drafter).total),
+        (speculation(DraftMethod.EAGLE, target=LLAMA_70B, tokens=3, acceptance_rate=0.8), None),
+    ):  # fmt: skip
+        if added is None:
+            added = count_params(spec.draft).non_embedding
+        r = replica(LLAMA_70B, h100, limits=EngineLimits(speculation=spec), **common)
+        draft_weights = round(weights.total_bytes * added / count_params(LLAMA_70B).total)
+        per_sequence = plain.kv_cache_bytes_per_sequence + replica_kv_cache_bytes(spec.draft, tp=2, seq_len=4500,
+                                                                                  kv_dtype=Dtype.BF16)  # fmt: skip
+        assert r.kv_cache_bytes_per_sequence == per_sequence
+        assert r.max_batch == (plain.usable_memory_bytes - weights.total_bytes - draft_weights) // per_sequence
+        assert r.max_batch < plain.max_batch
