@@ -102,7 +102,7 @@ from service.core.hardware import (
     expert_all_to_all_seconds,
     matmul_seconds,
 )
-from service.core.memory import kv_cache_bytes, state_cache_bytes_per_sequence
+from service.core.memory import kv_cache_bytes, recurrent_state_dtype, state_cache_bytes_per_sequence
 from service.core.params import mlp_params
 from service.core.serving import (
     DEFAULT_LIMITS,
@@ -315,7 +315,7 @@ def ep_replica(
         free = usable - replicated - routed
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
     per_sequence = kv_cache_bytes(arch, seq_len=prompt_tokens + output_tokens, batch_size=1, kv_dtype=kv_dtype)
-    state = state_cache_bytes_per_sequence(arch, kv_dtype)
+    state = state_cache_bytes_per_sequence(arch, recurrent_state_dtype(weights.format))  # the model's dtype, not the KV cache's
     per_sequence += state
     per_gpu = max(0, free // per_sequence) if per_sequence else 0
     per_gpu = min(per_gpu, limits.max_num_seqs or per_gpu)

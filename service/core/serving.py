@@ -46,6 +46,7 @@ from service.core.memory import (
     kv_cache_bytes,
     kv_cache_tensor_shards,
     memory_fits,
+    recurrent_state_dtype,
     state_cache_bytes_per_sequence,
 )
 from service.core.parallelism import tensor_parallel_problem
@@ -481,8 +482,9 @@ def _replica_shape(
         usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
         free = usable - held
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
-    state = state_cache_bytes_per_sequence(arch, kv_dtype)  # recurrent layers' state, as the memory counts it
-    per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype)
+    state_dtype = recurrent_state_dtype(weights.format)  # recurrent layers' state in the model's dtype, as the memory counts it
+    state = state_cache_bytes_per_sequence(arch, state_dtype)
+    per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype, state_dtype=state_dtype)
     per_sequence += replica_kv_cache_bytes(spec.draft, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) if spec else 0
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
@@ -547,27 +549,32 @@ def fleet_serving_cost(
                        usd_per_million_cached_input_tokens=per_token.usd_per_million_cached_input_tokens)  # fmt: skip
 
 
-def replica_kv_cache_bytes(arch: Architecture, *, tp: int, seq_len: int, kv_dtype: Dtype) -> int:
+def replica_kv_cache_bytes(arch: Architecture, *, tp: int, seq_len: int, kv_dtype: Dtype, state_dtype: Dtype = Dtype.BF16) -> int:
     """One sequence's KV cache over all ``tp`` GPUs of a replica: :func:`kv_cache_bytes` (a
     sliding-window layer keeps at most its window, Mistral 7B §2), times ``tp / min(tp, shards)``
     where K/V heads are replicated over the tensor ranks beyond ``n_kv_heads`` (an MLA latent over
     every rank: DeepSeek-V2 §2.1.2, :func:`kv_cache_tensor_shards`); plus the recurrent layers'
     fixed state per sequence (:func:`~service.core.memory.state_cache_bytes_per_sequence`, split
-    over the ranks with the channels and heads, constant in ``seq_len``)."""
+    over the ranks with the channels and heads, constant in ``seq_len``) in ``state_dtype``, the
+    model's (:func:`~service.core.memory.recurrent_state_dtype`), not the KV cache's."""
     shards = min(tp, kv_cache_tensor_shards(arch))
     kv = math.ceil(kv_cache_bytes(arch, seq_len=seq_len, batch_size=1, kv_dtype=kv_dtype) * tp / shards)
-    return kv + state_cache_bytes_per_sequence(arch, kv_dtype)
+    return kv + state_cache_bytes_per_sequence(arch, state_dtype)
 
 
 def smallest_fitting_tp(
     arch: Architecture, *, memory_bytes: int, gpus_per_node: int, weights_bytes: int, kv_dtype: Dtype, seq_len: int,
     batch_size: int = 1, utilization: float = GPU_MEMORY_UTILIZATION, reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+    state_dtype: Dtype = Dtype.BF16,
 ) -> int | None:  # fmt: skip
     """The smallest valid tensor-parallel degree whose usable memory holds the weights and the KV
     cache of ``batch_size`` sequences of ``seq_len`` tokens (sliding-window layers capped at their
     window, as :func:`replica` counts them); None when no degree inside a node does."""
     for tp in valid_tensor_parallel(arch, gpus_per_node):
-        need = weights_bytes + replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) * batch_size
+        need = (
+            weights_bytes
+            + replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype, state_dtype=state_dtype) * batch_size
+        )
         if memory_fits(need, usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)):
             return tp
     return None

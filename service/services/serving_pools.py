@@ -14,6 +14,7 @@ from service.core import serving as core
 from service.core import serving_load as load
 from service.core.architecture import Architecture
 from service.core.hardware import link_bandwidths
+from service.core.memory import recurrent_state_dtype
 from service.core.serving_reason import batch_limit_reason
 from service.core.speculative import expected_tokens
 from service.core.steptime import Hardware
@@ -101,7 +102,8 @@ def _at_load(
     :mod:`service.core.disaggregation`)."""
     out = req.output_tokens
     link = min(link_bandwidths(pre.hw)[1], link_bandwidths(dec.hw)[1])
-    kv = core.replica_kv_cache_bytes(arch, tp=prefill.tp, seq_len=req.prompt_tokens, kv_dtype=req.kv_dtype)
+    kv = core.replica_kv_cache_bytes(arch, tp=prefill.tp, seq_len=req.prompt_tokens, kv_dtype=req.kv_dtype,
+                                     state_dtype=recurrent_state_dtype(req.weights_dtype))  # fmt: skip
     transfer = pools.kv_transfer_seconds(kv, prefill_tp=prefill.tp, link_bytes_per_s=link) if req.prompt_tokens else 0.0
     prompt = _prompt_seconds(prefill)
     ttft: float | None = None  # the first round's guess: no wait for a prefill replica
