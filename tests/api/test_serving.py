@@ -20,11 +20,25 @@ def test_serving_plan_compares_gpus_for_a_user_target(client) -> None:
         assert o["replicas"] * o["batch_per_replica"] >= 200 and o["batch_per_replica"] <= o["max_batch_per_replica"]
         assert 64 % o["tp"] == 0 and 8 % o["tp"] == 0 and o["n_gpus"] == o["tp"] * o["replicas"]
         assert o["weights_bytes"] + o["batch_per_replica"] * o["kv_cache_bytes_per_sequence"] <= o["usable_memory_bytes"]
-        assert o["output_tokens_per_second_per_replica"] == pytest.approx(
-            o["batch_per_replica"] / o["time_per_output_token_seconds"]
-        )
+        assert o["output_tokens_per_second_per_replica"] == pytest.approx(o["requests_per_second_per_replica"] * 500)
         assert o["usd_per_million_input_tokens"] > 0 and o["price"]["as_of"]
     assert data["assumptions"]["kv_dtype"] == "fp8"
+
+
+@pytest.mark.parametrize("load", [{"concurrent_users": 32}, {}, {"tokens_per_second": 100}])
+def test_output_tokens_per_second_are_the_requests_served_times_their_tokens(client, load: dict) -> None:
+    # 8,000-token prompts and 10 output tokens: a user spends most of a request waiting for its first token,
+    # so the users in flight are not all decoding; a replica's tokens/s is its requests/s x 10 (Little's law:
+    # users x 10 / latency), not batch / time per output token
+    body = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "tp": 1, "prompt_tokens": 8000, "output_tokens": 10} | load
+    o = ok(client, "/v1/plan/serving", body)["options"][0]
+    per_replica = o["requests_per_second_per_replica"] * 10
+    assert o["output_tokens_per_second_per_replica"] == pytest.approx(per_replica)
+    assert o["output_tokens_per_second"] == pytest.approx(per_replica * o["replicas"])
+    assert per_replica == pytest.approx(o["batch_per_replica"] * 10 / o["latency_seconds"], rel=1e-3)
+    assert per_replica < 0.5 * o["batch_per_replica"] / o["time_per_output_token_seconds"]
+    if "tokens_per_second" in load:
+        assert o["output_tokens_per_second"] >= 100
 
 
 def test_int4_weights_count_their_scales_and_kv_stays_bf16(client) -> None:
