@@ -18,9 +18,10 @@ A **unit** of ``ep`` GPUs (whole nodes) serves as one replica:
 - **a decode step** on one GPU with ``b`` sequences runs its kernels one after another, each at its
   own roofline (Williams et al. 2009): the replicated matmuls (attention projections, dense layers,
   shared experts, head: their weights read or ``b`` tokens' FLOPs at the matmul rate), the routed
-  experts (all its experts read, as a tensor-parallel replica's step reads all its weights: at the
-  batches expert parallelism is for, ``ep * b * k`` routed tokens reach every expert; or the
-  busiest GPU's routed FLOPs, the mean's times the **load imbalance**, below), and the **attention
+  experts (those of its experts the unit's ``ep * b`` tokens pick, as a tensor-parallel replica's
+  step reads them: :func:`service.core.params.unread_expert_share`, every expert at the batches
+  expert parallelism is for; or the busiest GPU's routed FLOPs, the mean's times the **load
+  imbalance**, below), and the **attention
   core** at its kernel's rate, not the matmul rate: for multi-head latent attention FlashMLA's
   (deepseek-ai/FlashMLA README, 2025-02: up to 3,000 GB/s memory-bound and 580 TFLOPS
   compute-bound on H800 SXM5, BF16; as fractions of H800's 3.35 TB/s and 989.5 TFLOPS), over the
@@ -101,7 +102,7 @@ from service.core.hardware import (
     expert_all_to_all_seconds,
     matmul_seconds,
 )
-from service.core.memory import kv_cache_bytes, state_cache_bytes_per_sequence
+from service.core.memory import kv_cache_bytes, recurrent_state_dtype, state_cache_bytes_per_sequence
 from service.core.params import mlp_params
 from service.core.serving import (
     DEFAULT_LIMITS,
@@ -226,9 +227,12 @@ def ep_decode_step_seconds(
     routed_weights = _routed_active_weights(arch)
     rate, hbm = hw.peak_flops_per_s * hw.kernels.matmul, memory_rate(hw)
 
+    def picked(tokens: np.ndarray) -> np.ndarray:  # the GPU's experts the unit's tokens pick (unread_expert_share)
+        return routed_bytes_per_gpu * (1 - np.power(1 - arch.experts_per_token / arch.n_experts, ep * tokens))
+
     def own(tokens: np.ndarray) -> np.ndarray:
         replicated = np.maximum(replicated_bytes / hbm, tokens * 2.0 * (matmul_weights - routed_weights) / rate)
-        routed = np.maximum(routed_bytes_per_gpu / hbm, imbalance * tokens * 2.0 * routed_weights / rate)
+        routed = np.maximum(picked(tokens) / hbm, imbalance * tokens * 2.0 * routed_weights / rate)
         core = decode_attention_seconds(arch, hw, batch_per_gpu=tokens, context_tokens=context_tokens,
                                         kv_bytes_per_token=kv_bytes_per_token, state_bytes_per_sequence=state_bytes_per_sequence)  # fmt: skip
         return replicated + routed + core
@@ -237,7 +241,7 @@ def ep_decode_step_seconds(
         return imbalance * all_to_all_seconds(arch, hw, ep=ep, tokens=tokens, element_bytes=element_bytes)
 
     step = 2 * np.maximum(own(b / 2), comm(b / 2)) if overlap else own(b) + comm(b)
-    memory_bound = (replicated_bytes + routed_bytes_per_gpu) / hbm >= b * 2.0 * matmul_weights / rate
+    memory_bound = (replicated_bytes + picked(b)) / hbm >= b * 2.0 * matmul_weights / rate
     return step, memory_bound
 
 
@@ -311,7 +315,7 @@ def ep_replica(
         free = usable - replicated - routed
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
     per_sequence = kv_cache_bytes(arch, seq_len=prompt_tokens + output_tokens, batch_size=1, kv_dtype=kv_dtype)
-    state = state_cache_bytes_per_sequence(arch, kv_dtype)
+    state = state_cache_bytes_per_sequence(arch, recurrent_state_dtype(weights.format))  # the model's dtype, not the KV cache's
     per_sequence += state
     per_gpu = max(0, free // per_sequence) if per_sequence else 0
     per_gpu = min(per_gpu, limits.max_num_seqs or per_gpu)

@@ -89,6 +89,15 @@ def state_cache_bytes_per_sequence(arch: Architecture, state_dtype: Dtype) -> in
     return tensor_bytes(state_elements_per_sequence(arch) - fp32, state_dtype) + 4 * fp32
 
 
+def recurrent_state_dtype(weights: Dtype) -> Dtype:
+    """The format a recurrent layer's state is held in when serving: the model's own dtype, not the KV
+    cache's (vLLM's ``mamba_cache_dtype`` ``auto`` takes the model config's dtype whatever
+    ``kv_cache_dtype``: ``MambaStateDtypeCalculator`` in vllm/model_executor/layers/mamba/mamba_utils.py).
+    fp32 and fp16 weights keep their own; bf16 weights and quantised ones (fp8, int8, int4, whose
+    activations are 16-bit) bf16."""
+    return weights if weights in (Dtype.FP32, Dtype.FP16) else Dtype.BF16
+
+
 def inference_memory(
     model: ModelShape,
     *,
@@ -107,7 +116,8 @@ def inference_memory(
     bf16 unless ``kv_dtype`` says otherwise (never the weights' format silently);
     ``weights_bytes`` replaces ``P * bytes(dtype)`` where a caller counts quantisation scales
     (:func:`service.core.serving.weight_bytes`). Recurrent layers add a fixed-size state per sequence
-    in ``kv_dtype`` (:func:`state_cache_bytes_per_sequence`), whatever ``seq_len``."""
+    in the model's dtype (:func:`state_cache_bytes_per_sequence` in :func:`recurrent_state_dtype` of
+    ``dtype``), whatever ``seq_len`` and ``kv_dtype``."""
     kv_dtype = kv_dtype or Dtype.BF16
     total_params = count_params(model).total if isinstance(model, Architecture) else model.n_params
     weights = tensor_bytes(total_params, dtype) if weights_bytes is None else weights_bytes
@@ -115,10 +125,10 @@ def inference_memory(
     formulas = ["memory = 1.2 * P * bytes(dtype) + KV cache (Transformers Math 101)"]
     state, per_sequence = 0, 0
     if isinstance(model, Architecture) and model.recurrent_layers:
-        per_sequence = state_cache_bytes_per_sequence(model, kv_dtype)
+        per_sequence = state_cache_bytes_per_sequence(model, recurrent_state_dtype(dtype))
         state = per_sequence * batch_size
         formulas.append(
-            f"state = {model.recurrent_layers} recurrent layers' fixed state per sequence * batch * bytes(kv_dtype), "
+            f"state = {model.recurrent_layers} recurrent layers' fixed state per sequence * batch * bytes(the model's dtype), "
             "constant in the context (Mamba: I*(K + N), Gu & Dao 2023 §3.4; Mamba-2: (I + 2GN)*K + H*P*N, Dao & Gu "
             "2024 §7; RWKV-4: 5*h, Peng et al. 2023 §3.4)"
         )

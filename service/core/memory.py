@@ -29,6 +29,7 @@ from service.core.inference import inference_memory as inference_memory
 from service.core.inference import kv_cache_bytes as kv_cache_bytes
 from service.core.inference import kv_cache_elements_per_token_per_layer as kv_cache_elements_per_token_per_layer
 from service.core.inference import kv_cache_tensor_shards as kv_cache_tensor_shards
+from service.core.inference import recurrent_state_dtype as recurrent_state_dtype
 from service.core.inference import state_cache_bytes_per_sequence as state_cache_bytes_per_sequence
 from service.core.kernels import MEGATRON, AttentionKernel, CrossEntropy, Kernels, ResolvedKernels, resolve_kernels
 from service.core.limits import check_bytes

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+import numpy as np
 
 from service.core.architecture import Architecture, Ffn, Norm
 from service.core.recurrent import channel_mix_params, mixer_params, recurrent_linear_shapes, recurrent_matmul_weights
@@ -269,3 +272,19 @@ def weight_reads_per_token(arch: Architecture) -> float:
     if extra_uses <= 0:
         return 1.0
     return 1.0 + extra_uses * (attention_params_per_layer(arch) + dense_mlp_params(arch)) / count_params(arch).total
+
+
+def unread_expert_share(arch: Architecture, tokens: Any) -> Any:
+    """The share of the stored weights a decode step over ``tokens`` routed tokens leaves unread: the
+    routed experts none of them picks. Each token picks ``k`` of the ``E`` experts of a layer; with
+    routing balanced over the experts (what the load-balancing loss aims at: Fedus et al. 2022,
+    Switch Transformer §2.2; DeepSeek-V3 §2.1.2) one token misses a given expert with probability
+    ``1 - k/E``, all ``tokens`` with ``(1 - k/E)^tokens``, so the step streams ``E (1 - (1 - k/E)^tokens)``
+    experts a layer from HBM (the union over the batch, "reuse fragmentation": Adhinarayanan &
+    Jayasena 2026, arXiv:2603.08960). The experts' bytes are taken at the model's mean bytes a
+    parameter; 0 for a dense model."""
+    if not arch.moe_layers:
+        return 0.0
+    routed = arch.moe_layers * arch.n_experts * mlp_params_per_expert(arch)
+    missed = np.power(1.0 - arch.experts_per_token / arch.n_experts, tokens)
+    return routed / count_params(arch).total * missed

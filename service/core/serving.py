@@ -17,8 +17,8 @@ One model prices every serving answer (the serving plan, ``/v1/cost/inference``,
 - **Prefill** (compute-bound): every matmul of the prompt on its per-GPU shape
   (:func:`service.core.steptime.matmul_seconds`), causal FlashAttention over the prompt, and two
   tensor-parallel all-reduces per layer.
-- **Decode** (memory-bound roofline, Pope et al. 2022 §2-3): a step reads the weights once and
-  every sequence's KV cache at its context; it is compute-bound beyond the ridge point; plus two
+- **Decode** (memory-bound roofline, Pope et al. 2022 §2-3): a step reads the weights once (of a
+  mixture's routed experts, those its tokens pick) and every sequence's KV cache at its context; it is compute-bound beyond the ridge point; plus two
   all-reduces per layer, latency-bound at small batches.
 - **Continuous batching**: the prompts of new requests run on the same GPUs between decode steps
   (Yu et al. 2022, Orca; Agrawal et al. 2024, Sarathi-Serve), so in the steady state each output
@@ -46,6 +46,7 @@ from service.core.memory import (
     kv_cache_bytes,
     kv_cache_tensor_shards,
     memory_fits,
+    recurrent_state_dtype,
     state_cache_bytes_per_sequence,
 )
 from service.core.parallelism import tensor_parallel_problem
@@ -54,10 +55,11 @@ from service.core.params import (
     block_linear_shapes,
     count_params,
     mlp_linear_shapes,
+    unread_expert_share,
     weight_reads_per_token,
 )
 from service.core.recurrent import recurrent_linear_shapes
-from service.core.speculative import Speculation, cached_prefix_tokens
+from service.core.speculative import Speculation, cached_prefix_tokens, draft_kv_bytes_per_token, draft_memory_share
 from service.core.steptime import (
     Hardware,
     link_bandwidths,
@@ -269,7 +271,8 @@ def decode_step_seconds(
     kv_bytes_per_token: int, tokens_per_sequence: int = 1, state_bytes_per_sequence: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """One decode step for ``batch`` sequences at a mean context: the weights read once (a shared
-    attention block once a use: :func:`service.core.params.weight_reads_per_token`) and every
+    attention block once a use: :func:`service.core.params.weight_reads_per_token`; of a mixture's
+    routed experts those the step's tokens pick: :func:`service.core.params.unread_expert_share`) and every
     sequence's KV cache (and a recurrent layer's state, read and written back: Gu & Dao 2023 §3.3.2,
     the recurrent mode's step) at the achievable HBM bandwidth, or the step's FLOPs at the matmul rate,
     whichever is longer (Pope et al. 2022 §2-3); plus two all-reduces of ``batch*h`` per layer.
@@ -279,15 +282,16 @@ def decode_step_seconds(
     on every rank). FLOPs per sequence: ``2*W`` (W the active matmul weights: the embedding lookup
     is free) plus the attention core over the context
     (:func:`service.core.compute.attention_score_flops_per_token`). ``tokens_per_sequence`` > 1 is
-    a speculative verification pass: the reads once, the FLOPs and the all-reduced activations for
-    every position. Returns the seconds and whether memory bounds them."""
+    a speculative verification pass: the reads once (a mixture's experts as every position picks
+    them), the FLOPs and the all-reduced activations for every position. Returns the seconds and whether memory bounds them."""
     scalar = np.ndim(batch) == 0  # one batch size: plain floats (NumPy's overhead outweighs one element)
     b = float(batch) if scalar else np.asarray(batch, dtype=np.float64)
     positions = b * tokens_per_sequence
     replication = tp / min(tp, kv_cache_tensor_shards(arch))
     cache_share, matmul_weights, attention_flops = decode_terms(arch, context_tokens)
     read_per_sequence = kv_bytes_per_token * cache_share
-    weight_reads = weights_bytes * weight_reads_per_token(arch)  # a shared attention block (Zamba) is read once a use
+    # a shared attention block (Zamba) is read once a use; a mixture's routed experts only where a token picks them
+    weight_reads = weights_bytes * (weight_reads_per_token(arch) - unread_expert_share(arch, positions))
     per_gpu_bytes = weight_reads / tp + b * (read_per_sequence * replication + 2 * state_bytes_per_sequence) / tp
     memory_time = per_gpu_bytes / memory_rate(hw)
     flops = positions * (2.0 * matmul_weights + attention_flops) / tp
@@ -359,8 +363,7 @@ def _token_step(
     share = count_params(spec.draft).total / count_params(arch).total
     draft, _ = decode_step_seconds(spec.draft, hw, tp=tp, batch=batch, context_tokens=context_tokens,
                                    weights_bytes=round(weights_bytes * share),
-                                   kv_bytes_per_token=round(kv_bytes_per_token * spec.draft.attention_layers
-                                                            / max(1, arch.attention_layers)))  # fmt: skip
+                                   kv_bytes_per_token=draft_kv_bytes_per_token(spec.draft, arch, kv_bytes_per_token))  # fmt: skip
     step = verify + limits.step_overhead_seconds(arch) + spec.tokens * (draft + limits.step_overhead_seconds(spec.draft))
     return step / spec.tokens_per_step, bound
 
@@ -465,18 +468,24 @@ def _replica_shape(
     utilization: float, reserve_bytes: int, limits: EngineLimits,
 ) -> tuple[int, int, int, int, int, float, float | None]:  # fmt: skip
     """What :func:`replica` is at any batch: usable memory, KV-cache bytes per token and per
-    sequence, recurrent state per sequence, the most sequences the cache holds, the prompt's
-    prefill, and with a cache hit the new tokens' prefill on their own."""
+    sequence (a drafter's cache beside the target's), recurrent state per sequence, the most
+    sequences the cache holds beside the weights (a drafter's too:
+    :func:`service.core.speculative.draft_memory_share`), the prompt's prefill, and with a cache hit
+    the new tokens' prefill on their own."""
     check_tensor_parallel(arch, tp)
+    spec, seq_len = limits.speculation, prompt_tokens + output_tokens  # a drafter's weights and KV cache sit beside
+    held = weights.total_bytes + (round(weights.total_bytes * draft_memory_share(spec, arch)) if spec else 0)
     if limits.kv_fraction_of_free is not None:
         usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=1.0, reserve_bytes=reserve_bytes)
-        free = math.floor(limits.kv_fraction_of_free * (usable - weights.total_bytes))
+        free = math.floor(limits.kv_fraction_of_free * (usable - held))
     else:
         usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)
-        free = usable - weights.total_bytes
+        free = usable - held
     per_token = kv_cache_bytes(arch, seq_len=1, batch_size=1, kv_dtype=kv_dtype)
-    state = state_cache_bytes_per_sequence(arch, kv_dtype)  # recurrent layers' state, as the memory counts it
-    per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=prompt_tokens + output_tokens, kv_dtype=kv_dtype)
+    state_dtype = recurrent_state_dtype(weights.format)  # recurrent layers' state in the model's dtype, as the memory counts it
+    state = state_cache_bytes_per_sequence(arch, state_dtype)
+    per_sequence = replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype, state_dtype=state_dtype)
+    per_sequence += replica_kv_cache_bytes(spec.draft, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) if spec else 0
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
     prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits, attention_peak=attention_peak,
@@ -540,27 +549,32 @@ def fleet_serving_cost(
                        usd_per_million_cached_input_tokens=per_token.usd_per_million_cached_input_tokens)  # fmt: skip
 
 
-def replica_kv_cache_bytes(arch: Architecture, *, tp: int, seq_len: int, kv_dtype: Dtype) -> int:
+def replica_kv_cache_bytes(arch: Architecture, *, tp: int, seq_len: int, kv_dtype: Dtype, state_dtype: Dtype = Dtype.BF16) -> int:
     """One sequence's KV cache over all ``tp`` GPUs of a replica: :func:`kv_cache_bytes` (a
     sliding-window layer keeps at most its window, Mistral 7B §2), times ``tp / min(tp, shards)``
     where K/V heads are replicated over the tensor ranks beyond ``n_kv_heads`` (an MLA latent over
     every rank: DeepSeek-V2 §2.1.2, :func:`kv_cache_tensor_shards`); plus the recurrent layers'
     fixed state per sequence (:func:`~service.core.memory.state_cache_bytes_per_sequence`, split
-    over the ranks with the channels and heads, constant in ``seq_len``)."""
+    over the ranks with the channels and heads, constant in ``seq_len``) in ``state_dtype``, the
+    model's (:func:`~service.core.memory.recurrent_state_dtype`), not the KV cache's."""
     shards = min(tp, kv_cache_tensor_shards(arch))
     kv = math.ceil(kv_cache_bytes(arch, seq_len=seq_len, batch_size=1, kv_dtype=kv_dtype) * tp / shards)
-    return kv + state_cache_bytes_per_sequence(arch, kv_dtype)
+    return kv + state_cache_bytes_per_sequence(arch, state_dtype)
 
 
 def smallest_fitting_tp(
     arch: Architecture, *, memory_bytes: int, gpus_per_node: int, weights_bytes: int, kv_dtype: Dtype, seq_len: int,
     batch_size: int = 1, utilization: float = GPU_MEMORY_UTILIZATION, reserve_bytes: int = RUNTIME_RESERVE_BYTES,
+    state_dtype: Dtype = Dtype.BF16,
 ) -> int | None:  # fmt: skip
     """The smallest valid tensor-parallel degree whose usable memory holds the weights and the KV
     cache of ``batch_size`` sequences of ``seq_len`` tokens (sliding-window layers capped at their
     window, as :func:`replica` counts them); None when no degree inside a node does."""
     for tp in valid_tensor_parallel(arch, gpus_per_node):
-        need = weights_bytes + replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) * batch_size
+        need = (
+            weights_bytes
+            + replica_kv_cache_bytes(arch, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype, state_dtype=state_dtype) * batch_size
+        )
         if memory_fits(need, usable_memory_bytes(memory_bytes, tp, utilization=utilization, reserve_bytes=reserve_bytes)):
             return tp
     return None

@@ -26,7 +26,9 @@ prompt takes, ``D = tpot * prompt / (budget - B)``): the mean is Pollaczek-Khinc
 varied length (``prompt_length_cv``) make it M/G/1 with gamma service (:func:`queue_wait`). A closed
 loop is priced with the same queue at its own throughput (it can only queue less: conservative),
 and users beyond what the KV cache (or ``max_num_seqs``) holds wait for a slot: ``(users - B_max)
-/ throughput`` by Little's law.
+/ throughput`` by Little's law. Where the replica's GPU time caps the closed loop's throughput, the
+sequences it holds wait for it too: ``B / throughput`` less the latency the queue gives, so that
+throughput x latency = ``B`` (Little's law with no think time).
 """
 
 from __future__ import annotations
@@ -263,7 +265,9 @@ def open_loop(w: Workload, rate: float) -> LoadPoint:
 
 def closed_loop(w: Workload, users: int) -> LoadPoint:
     """The replica with ``users`` sequences in flight and no think time: those the KV cache holds
-    decode at once; the rest wait for a slot (module docstring)."""
+    decode at once; the rest wait for a slot (module docstring). Where the replica's GPU time bounds
+    the throughput, the sequences it holds wait for it before their first token, so that throughput
+    times latency is the sequences in flight (Little's law)."""
     if users < 1:
         raise ValueError("users must be at least 1")
     batch = float(min(users, w.max_batch))
@@ -293,16 +297,20 @@ def closed_loop(w: Workload, users: int) -> LoadPoint:
                 g_lo /= 2
         if hi - lo <= 1e-6 * hi or (g is not None and abs(g) <= 1e-9 * batch):
             break
+    wait = 0.0
     if point is None:  # not even a trickle meets the fixed point's condition: the trickle's numbers
         point = _point(w, hi * 1e-9, batch, float(users))[0]
-    if users <= w.max_batch:
+    else:  # saturated at the GPU-time bound, the sequences in flight wait for it: Little's law, batch = rate * latency
+        wait = max(0.0, batch / point.requests_per_second - point.latency_seconds)
+    if users > w.max_batch:
+        wait += (users - w.max_batch) / point.requests_per_second  # Little's law over the users waiting for a slot
+    if not wait:
         return point
-    slot_wait = (users - w.max_batch) / point.requests_per_second  # Little's law over the waiting users
     return LoadPoint(
         requests_per_second=point.requests_per_second, batch=point.batch,
-        time_to_first_token_seconds=point.time_to_first_token_seconds + slot_wait,
-        p99_time_to_first_token_seconds=point.p99_time_to_first_token_seconds + slot_wait,
-        time_per_output_token_seconds=point.time_per_output_token_seconds, latency_seconds=point.latency_seconds + slot_wait,
+        time_to_first_token_seconds=point.time_to_first_token_seconds + wait,
+        p99_time_to_first_token_seconds=point.p99_time_to_first_token_seconds + wait,
+        time_per_output_token_seconds=point.time_per_output_token_seconds, latency_seconds=point.latency_seconds + wait,
         output_tokens_per_second=point.output_tokens_per_second, prefill_share=point.prefill_share, stable=True, reason=None,
     )  # fmt: skip
 

@@ -26,10 +26,13 @@ prefill of all ``P`` tokens less the prefill of the cached ``h*P``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
 from service.core.architecture import Architecture
+from service.core.inference import cached_tokens, kv_cache_elements_per_token_per_layer
+from service.core.params import count_params
 
 
 class DraftMethod(StrEnum):
@@ -77,6 +80,27 @@ def speculation(
         # one attention layer, whatever mixers the target's layers have (EAGLE's and MTP's block)
         draft = dataclasses.replace(target, n_layers=1, first_k_dense=0, sliding_window_layers=window, layer_types=None)
     return Speculation(method=method, tokens=tokens, acceptance_rate=acceptance_rate, draft=draft)
+
+
+def draft_kv_bytes_per_token(draft: Architecture, target: Architecture, target_kv_bytes_per_token: int) -> int:
+    """The drafter's KV-cache bytes per token over its layers, in the target's KV-cache format: its own
+    cached values a token (its attention layers, KV heads and head width, or MLA latent:
+    :func:`service.core.inference.kv_cache_elements_per_token_per_layer`) at the target's bytes a
+    value; 2 bytes a value (bf16, the KV cache's default) where the target caches none (a recurrent model)."""
+    target_values = kv_cache_elements_per_token_per_layer(target) * cached_tokens(target, 1)
+    per_value = target_kv_bytes_per_token / target_values if target_values else 2.0
+    return math.ceil(kv_cache_elements_per_token_per_layer(draft) * cached_tokens(draft, 1) * per_value)
+
+
+def draft_memory_share(spec: Speculation, target: Architecture) -> float:
+    """The weights the drafter adds to a replica, as a share of the target's parameters (its bytes
+    taken at the target's mean bytes a parameter): a draft model's every parameter; EAGLE's and
+    MTP's block without the embedding and output layer they share with the target (Li et al. 2024
+    §3; DeepSeek-V3 §2.2). Its KV cache sits beside the target's in the same pool, as vLLM allocates
+    the drafter's layers' blocks with the target's."""
+    params = count_params(spec.draft)
+    added = params.total if spec.method is DraftMethod.DRAFT_MODEL else params.non_embedding
+    return added / count_params(target).total
 
 
 def cached_prefix_tokens(prompt_tokens: int, hit_rate: float) -> int:

@@ -305,7 +305,7 @@ class InferenceMemoryRequest(Schema):
 
     model: ModelSpec
     dtype: Dtype = Dtype.BF16
-    kv_dtype: Dtype | None = Field(None, description="Default: dtype.")
+    kv_dtype: Dtype | None = Field(None, description="KV-cache format; default bf16 (never the weights' format silently).")
     batch_size: Batch = 1
     seq_len: int | None = Field(None, ge=0, le=MAX_SEQ_LEN, description="Default max_seq_len; 0 = no KV cache.")
     gpu: GpuId | None = None

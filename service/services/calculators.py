@@ -314,7 +314,8 @@ def inference_memory(req: s.InferenceMemoryRequest, catalog: CatalogReader) -> s
         seq = req.seq_len if req.seq_len is not None else arch.max_seq_len
         node = (gpu_row.gpus_per_node if gpu_row else None) or 8
         gpus_needed = serving.smallest_fitting_tp(arch, memory_bytes=gpu_bytes, gpus_per_node=node, weights_bytes=weights.total_bytes,
-                                                  kv_dtype=kv_dtype, seq_len=seq, batch_size=req.batch_size)  # fmt: skip
+                                                  kv_dtype=kv_dtype, seq_len=seq, batch_size=req.batch_size,
+                                                  state_dtype=memory.recurrent_state_dtype(req.dtype))  # fmt: skip
         rule = (f"smallest tensor-parallel degree dividing the heads whose {serving.GPU_MEMORY_UTILIZATION:.0%} of memory, less "
                 f"{serving.RUNTIME_RESERVE_BYTES / GIB:.0f} GiB per GPU, holds the weights and the KV cache; null: none within a node of {node}")  # fmt: skip
     return s.InferenceMemoryResponse(

@@ -43,7 +43,8 @@ FORMULAS = [
     "prefill = the prompt's matmuls on per-GPU shapes + causal attention (at the FP8 peak over an FP8 KV cache, as "
     "FlashAttention-3 and TensorRT-LLM attend; else the 16-bit peak) + 2 all-reduces per layer (compute-bound)",
     "decode step = max((weights/tp + batch * KV read) / HBM bandwidth, FLOPs / matmul rate) + 2 all-reduces per layer "
-    "(Pope et al. 2022 §2-3); the KV read is what the cache holds at the mean context (windows capped)",
+    "(Pope et al. 2022 §2-3); the KV read is what the cache holds at the mean context (windows capped); of a mixture's "
+    "routed experts the step reads those its tokens pick, E * (1 - (1 - k/E)^tokens) a layer",
     "time per output token = decode step + batch * prefill / output_tokens (continuous batching: Orca, Yu et al. 2022; "
     "Sarathi-Serve, Agrawal et al. 2024)",
     "$/M output = replica $/s * decode step / batch * 1e6; $/M input = replica $/s * prefill / prompt * 1e6; under "
@@ -314,8 +315,9 @@ def _option(
         if req.concurrent_users is not None:
             replicas, batch = choice.at_load(full, req.concurrent_users)
             return rerun(full, batch), replicas
-        if req.tokens_per_second is not None:
-            return full, math.ceil(req.tokens_per_second / full.output_tokens_per_second)
+        if req.tokens_per_second is not None:  # the replicas whose requests served at a full batch give the tokens
+            per_replica = load.closed_loop(work(full), full.batch).output_tokens_per_second
+            return full, math.ceil(req.tokens_per_second / per_replica * (1 - 1e-12))
         return full, 1
 
     if req.concurrent_users is not None:  # the cheapest fleet at the user's load, not at saturation
@@ -450,12 +452,18 @@ def _name(r: core.Replica) -> str:
 def _served(
     view: GpuView, chosen: core.Replica, replicas: int, req: s.ServingPlanRequest, price: PriceQuote | None, point: load.LoadPoint
 ) -> s.ServingOption:
-    """The option of ``replicas`` replicas like ``chosen``, priced; latencies at the load
-    (``point``), throughput and dollars from the replica's GPU time at its batch, or under an
-    open-loop load the fleet's: the requests served and every GPU-hour paid (:func:`_cost`)."""
+    """The option of ``replicas`` replicas like ``chosen``, priced; latencies and throughput at the
+    load (``point``: the requests a replica completes a second times their output tokens, Little's
+    law over the users in flight, who are not all decoding while they wait for a first token),
+    dollars from the replica's GPU time at its batch, or under an open-loop load the fleet's: the
+    requests served and every GPU-hour paid (:func:`_cost`)."""
     cost = _cost(chosen, replicas, req, price)
     tpot = point.time_per_output_token_seconds
-    served = chosen.batch / tpot * replicas if req.requests_per_second is None else req.requests_per_second * req.output_tokens
+    served = (
+        point.output_tokens_per_second * replicas
+        if req.requests_per_second is None
+        else req.requests_per_second * req.output_tokens
+    )
     return s.ServingOption(
         gpu=view.id, fits=True, reason=batch_limit_reason(chosen, prompt_tokens=req.prompt_tokens, output_tokens=req.output_tokens),
         tp=chosen.tp, ep=chosen.ep, dp_attention=chosen.dp_attention, replicas=replicas,

@@ -87,7 +87,9 @@ def feature_assumptions(req: s.ServingPlanRequest, spec: Speculation | None) -> 
         out["speculative"] = (f"{spec.method.value}: {spec.tokens} drafted, each accepted with probability {spec.acceptance_rate}, "
                               f"{spec.tokens_per_step:.3f} tokens a step (Leviathan et al. 2023 eq. 1); a step is the model's pass over "
                               f"{spec.tokens + 1} positions per sequence plus {spec.tokens} draft steps of a {spec.draft.n_layers}-layer "
-                              "drafter, each with the engine's per-step overhead")  # fmt: skip
+                              "drafter, each with the engine's per-step overhead; the drafter's weights (a draft model's "
+                              "all, EAGLE's or MTP's block without the embedding and head it shares) and its KV cache take "
+                              "memory beside the target's")  # fmt: skip
     return out
 
 

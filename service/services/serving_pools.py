@@ -14,6 +14,7 @@ from service.core import serving as core
 from service.core import serving_load as load
 from service.core.architecture import Architecture
 from service.core.hardware import link_bandwidths
+from service.core.memory import recurrent_state_dtype
 from service.core.serving_reason import batch_limit_reason
 from service.core.speculative import expected_tokens
 from service.core.steptime import Hardware
@@ -101,10 +102,11 @@ def _at_load(
     :mod:`service.core.disaggregation`)."""
     out = req.output_tokens
     link = min(link_bandwidths(pre.hw)[1], link_bandwidths(dec.hw)[1])
-    kv = core.replica_kv_cache_bytes(arch, tp=prefill.tp, seq_len=req.prompt_tokens, kv_dtype=req.kv_dtype)
+    kv = core.replica_kv_cache_bytes(arch, tp=prefill.tp, seq_len=req.prompt_tokens, kv_dtype=req.kv_dtype,
+                                     state_dtype=recurrent_state_dtype(req.weights_dtype))  # fmt: skip
     transfer = pools.kv_transfer_seconds(kv, prefill_tp=prefill.tp, link_bytes_per_s=link) if req.prompt_tokens else 0.0
     prompt = _prompt_seconds(prefill)
-    ttft = prompt + transfer
+    ttft: float | None = None  # the first round's guess: no wait for a prefill replica
     plan: _Plan | str = "no fixed point"
     for _ in range(FIXED_POINT_STEPS):
         if req.concurrent_users is not None:
@@ -117,7 +119,8 @@ def _at_load(
             in_flight = float(d.max_batch)  # one decode replica, full
         replicas, batch = pools.decode_replicas(in_flight, d.max_batch)
         tpot, bound = _decode_step(arch, dec, d, batch, req)
-        rate = (req.requests_per_second or (req.tokens_per_second or 0) / out) or in_flight / (ttft + (out - 1) * tpot)
+        guess = prompt + transfer + tpot if ttft is None else ttft  # a first token takes a decode step after the prefill
+        rate = (req.requests_per_second or (req.tokens_per_second or 0) / out) or in_flight / (guess + (out - 1) * tpot)
         budget = None
         if req.max_time_to_first_token_seconds is not None:
             budget = req.max_time_to_first_token_seconds - prompt - transfer - tpot
@@ -129,7 +132,7 @@ def _at_load(
         new_ttft = pool.wait_seconds + prompt + transfer + tpot
         plan = _Plan(d, replicas, batch, tpot, bound, rate, pool, transfer, new_ttft,
                      pool.p99_wait_seconds + prompt + transfer + tpot)  # fmt: skip
-        if abs(new_ttft - ttft) <= 1e-9 * new_ttft:
+        if ttft is not None and abs(new_ttft - ttft) <= 1e-9 * new_ttft:
             break
         ttft = new_ttft
     return plan

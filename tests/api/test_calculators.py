@@ -181,6 +181,14 @@ def test_memory_inference_gpus_needed(client) -> None:
     assert int4["gpus_needed"] in (2, 4, 8)  # never 1 (the measured 79.42 GiB on 80) and never 3
 
 
+def test_memory_inference_kv_dtype_default_is_documented_as_applied(client) -> None:
+    # the KV cache stays bf16 when kv_dtype is not given, whatever the weights' format
+    fields = client.get("/openapi.json").json()["components"]["schemas"]["InferenceMemoryRequest"]["properties"]
+    data = ok(client, "/v1/memory/inference", {"model": {"preset": "llama-2-7b"}, "dtype": "fp8", "seq_len": 16})
+    assert data["assumptions"]["kv_dtype"] == "bf16" and data["kv_cache_bytes_per_token"] == 2 * 32 * 4096 * 2
+    assert "bf16" in fields["kv_dtype"]["description"] and "Default: dtype" not in fields["kv_dtype"]["description"]
+
+
 def test_compute_inference(client) -> None:
     data = ok(client, "/v1/compute/inference", {"model": LLAMA_7B, "prompt_tokens": 1000, "output_tokens": 100})
     assert data["total_flops"] == pytest.approx(data["prefill_flops"] + data["decode_flops"])

@@ -77,6 +77,23 @@ def test_serving_a_hybrid_at_8k_and_256k(client, preset_id, state, kv_per_token)
     assert long["max_batch_per_replica"] < short["max_batch_per_replica"]
 
 
+def test_a_hybrid_state_keeps_the_models_dtype_whatever_the_kv_caches(client):
+    # vLLM holds a Mamba layer's state in the model's dtype (mamba_cache_dtype auto), not kv_cache_dtype: an FP8 KV
+    # cache leaves Nemotron-H's state in bf16; fp32 weights keep it in fp32
+    for dtype, state in (("bf16", NEMOTRON_STATE_BYTES), ("fp8", NEMOTRON_STATE_BYTES), ("fp32", 2 * NEMOTRON_STATE_BYTES)):
+        memory = ok(client, "/v1/memory/inference", {"model": {"preset": "nemotron-h-8b"}, "seq_len": 8192, "dtype": dtype,
+                                                       "kv_dtype": "fp8", "gpu": "h100-sxm"})  # fmt: skip
+        assert (
+            memory["state_cache_bytes_per_sequence"] == state
+            and memory["kv_cache_bytes"] == 8192 * NEMOTRON_KV_BYTES_PER_TOKEN // 2
+        )
+        body = {"model": {"preset": "nemotron-h-8b"}, "gpu": "h100-sxm", "weights_dtype": dtype, "kv_dtype": "fp8",
+                "prompt_tokens": 8_000, "output_tokens": 192}  # fmt: skip
+        o = ok(client, "/v1/plan/serving", body)["options"][0]
+        assert o["state_cache_bytes_per_sequence"] == state, dtype
+        assert o["kv_cache_bytes_per_sequence"] == state + NEMOTRON_KV_BYTES_PER_TOKEN // 2 * 8_192
+
+
 def test_serving_a_transformer_names_no_recurrent_state(client):
     body = {"model": {"preset": "llama-3-8b"}, "gpu": "h100-sxm", "prompt_tokens": 8_000, "output_tokens": 192}
     o = ok(client, "/v1/plan/serving", body)["options"][0]

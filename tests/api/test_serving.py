@@ -20,11 +20,25 @@ def test_serving_plan_compares_gpus_for_a_user_target(client) -> None:
         assert o["replicas"] * o["batch_per_replica"] >= 200 and o["batch_per_replica"] <= o["max_batch_per_replica"]
         assert 64 % o["tp"] == 0 and 8 % o["tp"] == 0 and o["n_gpus"] == o["tp"] * o["replicas"]
         assert o["weights_bytes"] + o["batch_per_replica"] * o["kv_cache_bytes_per_sequence"] <= o["usable_memory_bytes"]
-        assert o["output_tokens_per_second_per_replica"] == pytest.approx(
-            o["batch_per_replica"] / o["time_per_output_token_seconds"]
-        )
+        assert o["output_tokens_per_second_per_replica"] == pytest.approx(o["requests_per_second_per_replica"] * 500)
         assert o["usd_per_million_input_tokens"] > 0 and o["price"]["as_of"]
     assert data["assumptions"]["kv_dtype"] == "fp8"
+
+
+@pytest.mark.parametrize("load", [{"concurrent_users": 32}, {}, {"tokens_per_second": 100}])
+def test_output_tokens_per_second_are_the_requests_served_times_their_tokens(client, load: dict) -> None:
+    # 8,000-token prompts and 10 output tokens: a user spends most of a request waiting for its first token,
+    # so the users in flight are not all decoding; a replica's tokens/s is its requests/s x 10 (Little's law:
+    # users x 10 / latency), not batch / time per output token
+    body = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "tp": 1, "prompt_tokens": 8000, "output_tokens": 10} | load
+    o = ok(client, "/v1/plan/serving", body)["options"][0]
+    per_replica = o["requests_per_second_per_replica"] * 10
+    assert o["output_tokens_per_second_per_replica"] == pytest.approx(per_replica)
+    assert o["output_tokens_per_second"] == pytest.approx(per_replica * o["replicas"])
+    assert per_replica == pytest.approx(o["batch_per_replica"] * 10 / o["latency_seconds"], rel=1e-3)
+    assert per_replica < 0.5 * o["batch_per_replica"] / o["time_per_output_token_seconds"]
+    if "tokens_per_second" in load:
+        assert o["output_tokens_per_second"] >= 100
 
 
 def test_int4_weights_count_their_scales_and_kv_stays_bf16(client) -> None:
@@ -177,9 +191,12 @@ def test_an_open_loop_beyond_any_bound_is_an_answer_not_an_error(client) -> None
 MTP = {"method": "mtp", "tokens": 1, "acceptance_rate": 0.875}
 
 
-def test_deepseek_v3_multi_token_prediction_gives_its_published_speed_up(client) -> None:
+def test_deepseek_v3_multi_token_prediction_speeds_up_decoding(client) -> None:
     # DeepSeek-V3 §5.4.3: the second token is accepted 85-90 % of the time, for 1.8x the tokens per
-    # second; one 8-GPU H200 node in FP8, one to 32 users
+    # second in DeepSeek's deployment, whose decode batches read every expert either way. On one
+    # 8-GPU H200 node at one to 32 users a plain step reads only the experts its tokens pick, and the
+    # verification pass routes two tokens a sequence, so it reads more of them: less than 1.8x, more
+    # than none, never the 1.875 tokens a step
     for users in (1, 8, 32):
         body = {"model": {"preset": "deepseek-v3"}, "gpu": "h200-sxm", "weights_dtype": "fp8", "prompt_tokens": 1000,
                 "output_tokens": 1000, "concurrent_users": users}  # fmt: skip
@@ -188,7 +205,7 @@ def test_deepseek_v3_multi_token_prediction_gives_its_published_speed_up(client)
         option = drafted["options"][0]
         assert option["speculative_tokens_per_step"] == pytest.approx(1.875)
         speed_up = plain["time_per_output_token_seconds"] / option["time_per_output_token_seconds"]
-        assert speed_up == pytest.approx(1.8, rel=0.05), users
+        assert 1.3 < speed_up < 1.8, users
         assert "Leviathan" in drafted["assumptions"]["speculative"]
 
 
@@ -282,6 +299,18 @@ def test_disaggregated_pools_meet_both_latency_bounds(client) -> None:
     assert option["p99_time_to_first_token_seconds"] <= 1.0 and option["time_per_output_token_seconds"] <= 0.03
     colocated = ok(client, "/v1/plan/serving", DISAGGREGATED | bounds)["options"][0]
     assert option["n_gpus"] <= colocated["n_gpus"]  # the goodput DistServe reports: no more GPUs for both bounds
+
+
+@pytest.mark.parametrize("load", [{}, {"concurrent_users": 7}, {"scenario": "offline", "n_gpus": 8}])
+def test_a_disaggregated_request_of_one_output_token_and_no_prompt_is_an_answer(client, load: dict) -> None:
+    # no prompt to prefill or send, one token to decode: the request's latency is that one step, not 0
+    body = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "prompt_tokens": 0, "output_tokens": 1,
+            "disaggregated": True} | load  # fmt: skip
+    option = ok(client, "/v1/plan/serving", body)["options"][0]
+    assert option["fits"] and option["latency_seconds"] == pytest.approx(option["time_per_output_token_seconds"])
+    assert option["output_tokens_per_second"] == pytest.approx(
+        option["batch_per_replica"] * option["replicas"] / option["latency_seconds"]
+    )
 
 
 def test_a_pool_that_cannot_serve_is_unfit_and_pools_need_disaggregation(client) -> None:

@@ -227,3 +227,29 @@ def test_a_recurrent_decode_step_reads_and_writes_each_sequences_state() -> None
     assert float(many - one) == pytest.approx(64 * 2 * state / memory_rate(hw), rel=1e-9)  # tp 1: no all-reduce
     stateless, _ = decode_step_seconds(arch, hw, batch=65, **common)
     assert float(stateless) < float(many)
+
+
+def test_a_mixtures_decode_step_reads_the_experts_its_tokens_pick() -> None:
+    # Qwen3-30B-A3B routes each token to 8 of 128 experts: one sequence's step reads the 8 experts
+    # it picks in each layer, not all 128 (about 3.3B of the 30.5B parameters); a large batch
+    # touches every expert and reads them all
+    from service.core.params import mlp_params
+    from service.core.steptime import memory_rate
+
+    arch, hw = preset("qwen3-30b-a3b"), hardware("h100-sxm")
+    weights = weight_bytes(arch, Dtype.BF16).total_bytes
+    routed = 2 * arch.moe_layers * arch.n_experts * mlp_params(arch, arch.d_ff)
+    common = {"tp": 1, "context_tokens": 1, "weights_bytes": weights, "kv_bytes_per_token": 0}
+    for batch in (1, 4):
+        step, bound = decode_step_seconds(arch, hw, batch=batch, **common)
+        touched = 1 - (1 - arch.experts_per_token / arch.n_experts) ** batch  # each expert missed by every token
+        read = weights - routed + routed * touched
+        assert bool(bound) and float(step) == pytest.approx(read / memory_rate(hw), rel=1e-6), batch
+    one, _ = decode_step_seconds(arch, hw, batch=1, **common)
+    assert float(one) < 0.2 * weights / memory_rate(hw)
+    full, _ = decode_step_seconds(arch, hw, batch=1024, **common)
+    assert float(full) >= weights / memory_rate(hw) * (1 - 1e-9)
+    # a speculative pass over k + 1 positions a sequence routes each of them
+    verify, _ = decode_step_seconds(arch, hw, batch=1, tokens_per_sequence=4, **common)
+    four, _ = decode_step_seconds(arch, hw, batch=4, **common)
+    assert float(verify) == pytest.approx(float(four), rel=1e-9)

@@ -180,3 +180,25 @@ def test_prompts_of_varied_length_queue_as_m_g_1() -> None:
     assert queue_wait(rate, service, 0.0) == deterministic and deterministic[0] == pytest.approx(mean / 2)
     between = queue_wait(rate, service, 0.5)  # gamma of shape 4: Pollaczek-Khinchine's (1 + cv^2), a tail between the two
     assert between[0] == pytest.approx(deterministic[0] * 1.25) and deterministic[1] < between[1] < p99
+
+
+@pytest.mark.parametrize(("prompt", "output", "users"), [(32_000, 100, 8), (8_000, 10, 32), (1_000, 200, 64), (5_000, 500, 50)])
+def test_a_closed_loop_keeps_its_users_in_flight(prompt: int, output: int, users: int) -> None:
+    # Little's law with no think time: the users the cache holds are in flight the whole time, so
+    # throughput x latency is their number, whether the replica's GPU time is saturated or not.
+    # Llama-3.1-8B on one H100 under vLLM: 8 users of 32,000-token prompts saturate its GPU time
+    # (1.33 s of prefill each) at 0.634 requests/s, so each waits 8 / 0.634 = 12.6 s, not 9.1 s
+    from service.core.serving import replica, weight_bytes
+
+    arch, hw = preset("llama-3.1-8b"), hardware("h100-sxm")
+    setup = load.engine_setup(Engine.VLLM, arch, tp=1, gpu_memory_bytes=hw.memory_bytes)
+    full = replica(arch, hw, tp=1, weights=weight_bytes(arch, Dtype.BF16), kv_dtype=Dtype.BF16, prompt_tokens=prompt,
+                   output_tokens=output, utilization=setup.utilization, reserve_bytes=setup.reserve_bytes, limits=setup.limits)  # fmt: skip
+    w = load.workload(arch, hw, full, setup=setup, prompt_tokens=prompt, output_tokens=output)
+    point = load.closed_loop(w, users)
+    assert users <= w.max_batch
+    assert point.requests_per_second * point.latency_seconds == pytest.approx(users, rel=1e-3)
+    assert point.latency_seconds == pytest.approx(
+        point.time_to_first_token_seconds + (output - 1) * point.time_per_output_token_seconds
+    )
+    assert point.output_tokens_per_second == pytest.approx(point.requests_per_second * output)

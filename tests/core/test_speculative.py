@@ -51,3 +51,52 @@ def test_a_hybrids_one_layer_drafter_is_an_attention_layer() -> None:
     spec = speculation(DraftMethod.MTP, target=jamba, tokens=1, acceptance_rate=0.8)
     assert (spec.draft.n_layers, spec.draft.attention_layers, spec.draft.layer_types) == (1, 1, None)
     assert jamba.attention_layers == 4
+
+
+def test_a_draft_models_steps_read_its_own_kv_cache() -> None:
+    # Qwen2.5-0.5B caches 2 KV heads of 64 over 24 layers (12,288 bytes a token in bf16); scaled from
+    # Llama-3.1-70B's 8 heads of 128 by its layer count it would be 98,304: eight times the read
+    from service.core.dtypes import Dtype
+    from service.core.memory import kv_cache_bytes
+    from service.core.serving import decode_step_seconds, token_step_seconds
+
+    h100, drafter = hardware("h100-sxm"), preset("qwen2.5-0.5b")
+    spec = speculation(DraftMethod.DRAFT_MODEL, target=LLAMA_70B, tokens=4, acceptance_rate=0.7, draft_model=drafter)
+    per_token = kv_cache_bytes(LLAMA_70B, seq_len=1, batch_size=1, kv_dtype=Dtype.FP8)
+    common = {"tp": 4, "batch": 64, "context_tokens": 5000.0, "weights_bytes": 70 * 10**9}
+    step, _ = token_step_seconds(LLAMA_70B, h100, kv_bytes_per_token=per_token, limits=EngineLimits(
+        layer_overhead_seconds=0.0, host_overhead_seconds=0.0, speculation=spec), **common)  # fmt: skip
+    verify, _ = decode_step_seconds(LLAMA_70B, h100, kv_bytes_per_token=per_token, tokens_per_sequence=5, **common)
+    share = 494_032_768 / 70_553_706_496  # the drafter's parameters over the target's
+    own = kv_cache_bytes(drafter, seq_len=1, batch_size=1, kv_dtype=Dtype.FP8)
+    assert own == 6144
+    draft, _ = decode_step_seconds(drafter, h100, kv_bytes_per_token=own, **common | {"weights_bytes": round(70e9 * share)})
+    assert float(step) == pytest.approx((float(verify) + 4 * float(draft)) / spec.tokens_per_step, rel=1e-6)
+
+
+def test_a_drafter_takes_memory_beside_the_target() -> None:
+    # Llama-3.1-8B drafting for Llama-3.1-70B on 2 H100: its weights sit beside the target's and its
+    # KV cache (131,072 bytes a token in bf16) beside the target's (327,680); EAGLE's one layer shares
+    # the target's embedding and output layer, so only the layer's weights are added
+    from service.core.dtypes import Dtype
+    from service.core.params import count_params
+    from service.core.serving import replica, replica_kv_cache_bytes, weight_bytes
+
+    h100, drafter = hardware("h100-sxm"), preset("llama-3.1-8b")
+    weights = weight_bytes(LLAMA_70B, Dtype.FP8)
+    common = {"tp": 2, "weights": weights, "kv_dtype": Dtype.BF16, "prompt_tokens": 4000, "output_tokens": 500}
+    plain = replica(LLAMA_70B, h100, **common)
+    for spec, added in (
+        (speculation(DraftMethod.DRAFT_MODEL, target=LLAMA_70B, tokens=4, acceptance_rate=0.7, draft_model=drafter),
+         count_params(drafter).total),
+        (speculation(DraftMethod.EAGLE, target=LLAMA_70B, tokens=3, acceptance_rate=0.8), None),
+    ):  # fmt: skip
+        if added is None:
+            added = count_params(spec.draft).non_embedding
+        r = replica(LLAMA_70B, h100, limits=EngineLimits(speculation=spec), **common)
+        draft_weights = round(weights.total_bytes * added / count_params(LLAMA_70B).total)
+        per_sequence = plain.kv_cache_bytes_per_sequence + replica_kv_cache_bytes(spec.draft, tp=2, seq_len=4500,
+                                                                                  kv_dtype=Dtype.BF16)  # fmt: skip
+        assert r.kv_cache_bytes_per_sequence == per_sequence
+        assert r.max_batch == (plain.usable_memory_bytes - weights.total_bytes - draft_weights) // per_sequence
+        assert r.max_batch < plain.max_batch
