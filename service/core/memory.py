@@ -415,7 +415,7 @@ def training_memory(
         activations=stage,
         bytes_per_param={
             "weights": pb.weight,
-            "gradients": pb.gradient,
+            "gradients": max(pb.gradient, FSDP_REDUCE_BYTES) if zero.gathered else pb.gradient,  # as sharded_states counts them
             "optimizer": optimizer_state_bytes(1e6, optimizer, precision, arch) / 1e6,
         },
         formulas=tuple(formulas),

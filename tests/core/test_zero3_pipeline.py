@@ -65,3 +65,11 @@ def test_it_communicates_once_a_step_as_zero_1() -> None:
 
     assert step(3)["dp_comm_seconds"] == pytest.approx(step(1)["dp_comm_seconds"])
     assert step(2)["dp_comm_seconds"] > step(1)["dp_comm_seconds"]  # ZeRO-2 reduce-scatters every micro-batch
+
+
+def test_its_bytes_per_parameter_are_the_gradients_it_counts() -> None:
+    # the answer's gradient_bytes_per_param is the dtype the gradients are counted in: fp32 when gathered
+    m = training_memory(ARCH, parallelism=Parallelism(dp=4, pp=2, zero_stage=3), seq_len=4096, include_activations=False)
+    assert m.gradients_bytes == m.bytes_per_param["gradients"] * m.params_per_gpu
+    alone = training_memory(ARCH, parallelism=Parallelism(dp=4, pp=1, zero_stage=3), seq_len=4096, include_activations=False)
+    assert alone.bytes_per_param["gradients"] == 2
