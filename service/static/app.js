@@ -31,7 +31,9 @@ function memoryChanges(v) {
     ["selective recompute", v.recompute === "none" && { recompute: "selective" }],
     ["full recompute", v.recompute !== "full" && { recompute: "full" }],
     ["micro-batch 1", v.micro_batch_size > 1 && { micro_batch_size: 1 }],
-    ["ZeRO stage 3", v.dp > 1 && v.zero_stage < 3 && { zero_stage: 3 }],
+    // under a pipeline ZeRO-3 keeps the stage gathered and its gradients whole in fp32: ZeRO-2 holds the least
+    ...(v.pp > 1 ? [["ZeRO stage 2", v.dp > 1 && v.zero_stage !== 2 && { zero_stage: 2 }]]
+      : [["ZeRO stage 3", v.dp > 1 && v.zero_stage < 3 && { zero_stage: 3 }]]),
     ["8-bit AdamW", v.optimizer === "adamw" && { optimizer: "adamw_8bit" }],
     ["optimizer on the CPU", !v.offload_optimizer && { offload_optimizer: true }],
     [`tp ${v.tp} → ${2 * v.tp} (${v.dp * 2 * v.tp * v.pp} GPUs)`, { tp: 2 * v.tp, sequence_parallel: true }],
@@ -41,7 +43,7 @@ function memoryChanges(v) {
   // that no single change saves
   const savers = [
     ["fused attention", "flash_attention", true], ["full recompute", "recompute", "full"], ["micro-batch 1", "micro_batch_size", 1],
-    ...(v.dp > 1 ? [["ZeRO-3", "zero_stage", 3]] : []),
+    ...(v.dp > 1 ? [v.pp > 1 ? ["ZeRO-2", "zero_stage", 2] : ["ZeRO-3", "zero_stage", 3]] : []),
   ].filter(([, name, value]) => v[name] !== value);
   const all = Object.fromEntries(savers.map(([, name, value]) => [name, value]));
   const names = savers.map(([label]) => label).join(", ");
