@@ -71,6 +71,7 @@ from service.core.hardware import (  # re-exported: the step time's callers impo
     ring_gather_seconds,
 )
 from service.core.hardware import all_to_all_seconds as all_to_all_seconds
+from service.core.memory import FSDP_REDUCE_BYTES
 from service.core.op_checkpoint import recomputed_matmul_seconds
 from service.core.params import attention_matmul_weights_per_layer, mlp_linear_shapes
 from service.core.steptime_moe import ExpertCosts, MoeDispatcher, expert_costs, host_wait_seconds
@@ -496,6 +497,11 @@ def dp_comm_step_seconds(
 
     all_reduce = over_groups(ring_all_reduce_seconds, work.gradient_bytes)
     reduce_scatter = over_groups(ring_gather_seconds, work.gradient_bytes)
+    # ZeRO-3 under a pipeline reduce-scatters its whole fp32 gradients once a step (FSDP2's reduce dtype,
+    # service.core.memory.ZeroSharding)
+    gathered = (zero >= 3) & (z.p > 1)
+    reduce_scatter = np.where(gathered, over_groups(ring_gather_seconds, max(work.gradient_bytes, FSDP_REDUCE_BYTES)),
+                              reduce_scatter)  # fmt: skip
     # ZeRO-3 gathers each layer's weights for its matmuls, in FP8 under FP8 training (torchtitan's
     # Float8 all-gather, Megatron's --fp8-param-gather); ZeRO-1/2 gather the updated BF16 weights
     gather = over_groups(ring_gather_seconds, work.weight_bytes)
@@ -506,7 +512,7 @@ def dp_comm_step_seconds(
 
     # ZeRO-3 under a pipeline keeps the stage gathered through the step (service.core.memory.ZeroSharding):
     # one gather and one reduce-scatter a step, as ZeRO-1
-    zero = np.where((zero >= 3) & (z.p > 1), 1, zero)
+    zero = np.where(gathered, 1, zero)
     dp_comm = np.select(
         [zero == 0, zero == 1, zero == 2],
         [

@@ -277,7 +277,10 @@ class ActivationDetail(Schema):
 class TrainingMemoryResponse(Estimate):
     per_gpu: PerGpuMemory
     cpu_offload_bytes: int = Field(description="Host memory per GPU for offloaded optimizer states.")
-    params_per_gpu: int = Field(description="Parameters one GPU holds: its tp x pp shard, divided over the ZeRO-3 shards.")
+    params_per_gpu: int = Field(
+        description="Parameters one GPU holds: its tp x pp shard, divided over the ZeRO-3 shards (whole under a pipeline, "
+        "where ZeRO-3 keeps the stage gathered through the step)."
+    )
     n_gpus: int
     activations: ActivationDetail | None
     gpu: str | None

@@ -75,7 +75,7 @@ FINETUNE_FORMULAS = [
     "fine-tune step: forward + adapters' x*A*B; backward through the frozen base dX only (no dW GEMMs: its matmuls once, "
     "not twice) + the adapters' dX and dW (Hu et al. 2021 §4.2); QLoRA dequantises each 4-bit matrix before every forward "
     "and backward matmul, memory-bound (Dettmers et al. 2023 Eq. 6); paged optimizer states cross PCIe twice a step",
-    "fine-tune memory per GPU = frozen base (its tp x pp shard; ZeRO-3 shards it) + adapters with their gradients and "
+    "fine-tune memory per GPU = frozen base (its tp x pp shard; ZeRO-3 shards it, except under a pipeline) + adapters with their gradients and "
     "optimizer states (ZeRO 1-3) + full training's activations less the frozen matmuls' inputs plus the adapters' "
     "(service.core.finetune; Korthikanti et al. 2022 §4)",
     "MFU counts a fine-tune's model FLOPs: (4P + 6P_a) per token + the attention core (Hu et al. 2021 §4.2)",

@@ -49,7 +49,7 @@ def test_the_planner_prices_it_as_the_calculator_counts_it() -> None:
     assert best.memory.optimizer_bytes == counted.optimizer_bytes
 
 
-def test_it_communicates_once_a_step_as_zero_1() -> None:
+def test_it_communicates_once_a_step_reducing_in_fp32() -> None:
     def step(zero: int) -> dict:
         fixed = {
             "tp": 1,
@@ -63,8 +63,9 @@ def test_it_communicates_once_a_step_as_zero_1() -> None:
         spec = PlanSpec(n_gpus=8, seq_len=4096, global_batch_size=32, fixed=fixed, top_k=1, precision=Precision.MIXED_BF16)
         return plan(ARCH, hardware("h100-sxm"), spec).plans[0].step
 
-    assert step(3)["dp_comm_seconds"] == pytest.approx(step(1)["dp_comm_seconds"])
-    assert step(2)["dp_comm_seconds"] > step(1)["dp_comm_seconds"]  # ZeRO-2 reduce-scatters every micro-batch
+    # once a step as ZeRO-1, its reduce-scatter in fp32 (FSDP2's reduce dtype): more than ZeRO-1's bf16 one, less
+    # than ZeRO-2's reduce-scatter of every micro-batch (8 here) or ZeRO-3's gathers and reductions of each
+    assert step(1)["dp_comm_seconds"] < step(3)["dp_comm_seconds"] < step(2)["dp_comm_seconds"]
 
 
 def test_its_bytes_per_parameter_are_the_gradients_it_counts() -> None:
