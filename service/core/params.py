@@ -264,14 +264,18 @@ def active_matmul_weights(arch: Architecture) -> int:
 
 
 def weight_reads_per_token(arch: Architecture) -> float:
-    """How many times a decode step reads the stored weights, as a multiple of them: once, plus each use of
-    a shared attention block beyond its first reads the block's attention and MLP again (Zamba: a block of
-    Zamba2 7B's is over 600 MB in bf16, far beyond a GPU's L2 cache, so every use streams it from HBM). The
-    block's bytes are taken at the model's mean bytes a parameter."""
+    """How many times a decode step reads the stored weights, as a multiple of them: once, less the input
+    embedding of a model whose LM head is its own matrix (an embedding lookup reads the rows of the step's
+    tokens, ``torch.nn.functional.embedding``'s gather, not the table; a tied table is read whole by the
+    head), plus each use of a shared attention block beyond its first reads the block's attention and MLP
+    again (Zamba: a block of Zamba2 7B's is over 600 MB in bf16, far beyond a GPU's L2 cache, so every use
+    streams it from HBM). The parts' bytes are taken at the model's mean bytes a parameter."""
+    params = count_params(arch)
+    reads = 1.0 - (0.0 if arch.tied_embeddings else params.embedding / params.total)
     extra_uses = arch.shared_attention_layers - arch.shared_blocks
     if extra_uses <= 0:
-        return 1.0
-    return 1.0 + extra_uses * (attention_params_per_layer(arch) + dense_mlp_params(arch)) / count_params(arch).total
+        return reads
+    return reads + extra_uses * (attention_params_per_layer(arch) + dense_mlp_params(arch)) / params.total
 
 
 def unread_expert_share(arch: Architecture, tokens: Any) -> Any:

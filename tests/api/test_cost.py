@@ -247,11 +247,13 @@ def test_serving_cost_of_an_expert_parallel_unit(client) -> None:
 def test_serving_cost_roofline(client) -> None:
     base = {"model": {"preset": "llama-2-7b"}, "gpu": "h100-sxm", "usd_per_gpu_hour": 3.6, "prompt_tokens": 0, "output_tokens": 2}
     one = ok(client, "/v1/cost/inference", base | {"batch_size": 1})
-    # batch 1 is memory-bound: one step reads the 13.48 GB of bf16 weights at 90 % of 3.35 TB/s
-    # (plus two latency-bound all-reduces per layer, none on one GPU), plus vLLM's per-step
-    # overhead: 60 us per layer (fitted, service.core.engines) over 32 layers and 1 ms on the host
+    # batch 1 is memory-bound: one step reads the 13.48 GB of bf16 weights less the input embedding it only looks
+    # up (32,000 x 4,096 x 2 bytes) at 90 % of 3.35 TB/s (plus two latency-bound all-reduces per layer, none on
+    # one GPU), plus vLLM's per-step overhead: 60 us per layer (fitted, service.core.engines) over 32 layers and
+    # 1 ms on the host
     assert one["decode_bound"] == "memory"
-    assert one["decode_step_seconds"] == pytest.approx(13_476_831_232 / (3.35e12 * 0.9) + 32 * 60e-6 + 1e-3, rel=0.01)
+    read = 13_476_831_232 - 32_000 * 4_096 * 2
+    assert one["decode_step_seconds"] == pytest.approx(read / (3.35e12 * 0.9) + 32 * 60e-6 + 1e-3, rel=0.01)
     # $3.60/h = $0.001/s; per million output tokens at the decode step's pace (no prompt here)
     assert one["usd_per_million_output_tokens"] == pytest.approx(0.001 * one["decode_step_seconds"] * 1e6)
     assert one["time_per_output_token_seconds"] == pytest.approx(one["decode_step_seconds"])

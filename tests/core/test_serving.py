@@ -233,23 +233,40 @@ def test_a_mixtures_decode_step_reads_the_experts_its_tokens_pick() -> None:
     # Qwen3-30B-A3B routes each token to 8 of 128 experts: one sequence's step reads the 8 experts
     # it picks in each layer, not all 128 (about 3.3B of the 30.5B parameters); a large batch
     # touches every expert and reads them all
-    from service.core.params import mlp_params
+    from service.core.params import count_params, mlp_params
     from service.core.steptime import memory_rate
 
     arch, hw = preset("qwen3-30b-a3b"), hardware("h100-sxm")
     weights = weight_bytes(arch, Dtype.BF16).total_bytes
     routed = 2 * arch.moe_layers * arch.n_experts * mlp_params(arch, arch.d_ff)
+    table = 2 * count_params(arch).embedding  # the untied input embedding: looked up, not read (bf16)
     common = {"tp": 1, "context_tokens": 1, "weights_bytes": weights, "kv_bytes_per_token": 0}
     for batch in (1, 4):
         step, bound = decode_step_seconds(arch, hw, batch=batch, **common)
         touched = 1 - (1 - arch.experts_per_token / arch.n_experts) ** batch  # each expert missed by every token
-        read = weights - routed + routed * touched
+        read = weights - table - routed + routed * touched
         assert bool(bound) and float(step) == pytest.approx(read / memory_rate(hw), rel=1e-6), batch
     one, _ = decode_step_seconds(arch, hw, batch=1, **common)
     assert float(one) < 0.2 * weights / memory_rate(hw)
     full, _ = decode_step_seconds(arch, hw, batch=1024, **common)
-    assert float(full) >= weights / memory_rate(hw) * (1 - 1e-9)
+    assert float(full) >= (weights - table) / memory_rate(hw) * (1 - 1e-9)
     # a speculative pass over k + 1 positions a sequence routes each of them
     verify, _ = decode_step_seconds(arch, hw, batch=1, tokens_per_sequence=4, **common)
     four, _ = decode_step_seconds(arch, hw, batch=4, **common)
     assert float(verify) == pytest.approx(float(four), rel=1e-9)
+
+
+def test_a_decode_step_looks_up_its_tokens_embeddings_not_the_table() -> None:
+    # an embedding lookup gathers the step's rows; an untied model's input table is otherwise unread (Llama-3.1-8B:
+    # 525M of 8.03B parameters), while a tied one is read whole by the LM head (Llama-3.2-1B)
+    from service.core.params import count_params, weight_reads_per_token
+    from service.core.steptime import memory_rate
+
+    untied, tied = preset("llama-3.1-8b"), preset("llama-3.2-1b")
+    params = count_params(untied)
+    assert not untied.tied_embeddings and weight_reads_per_token(untied) == pytest.approx(1 - params.embedding / params.total)
+    assert tied.tied_embeddings and weight_reads_per_token(tied) == 1.0
+    hw = hardware("h100-sxm")
+    weights = weight_bytes(untied, Dtype.BF16).total_bytes
+    step, bound = decode_step_seconds(untied, hw, batch=1, tp=1, context_tokens=1, weights_bytes=weights, kv_bytes_per_token=0)
+    assert bool(bound) and float(step) == pytest.approx(weights * (1 - params.embedding / params.total) / memory_rate(hw))
