@@ -86,6 +86,18 @@ class PrecisionBytes:
 # reduce_dtype=float32)): the dtype ZeRO-3 under a pipeline accumulates its unsharded gradients in
 FSDP_REDUCE_BYTES = 4
 
+
+def zero3_gathered(zero_stage: Any, pp: Any) -> Any:
+    """Whether ZeRO-3 runs under a pipeline, its stage gathered through the step (:class:`ZeroSharding`
+    ``gathered``); scalars or arrays alike."""
+    return (zero_stage >= 3) & (pp > 1)
+
+
+def gathered_gradient_bytes(gradient_bytes: int) -> int:
+    """Bytes a gradient element takes under :func:`zero3_gathered`: accumulated whole in FSDP2's reduce dtype."""
+    return max(gradient_bytes, FSDP_REDUCE_BYTES)
+
+
 PRECISION_BYTES: dict[Precision, PrecisionBytes] = {
     Precision.MIXED_BF16: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
     Precision.MIXED_FP16: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
@@ -239,7 +251,7 @@ class ZeroSharding:
     @classmethod
     def of(cls, par: Parallelism) -> ZeroSharding:
         return cls(stage=par.zero_stage, offload=par.offload_optimizer, shards=par.zero_shards, ep=par.ep, fold=par.expert_fold,
-                   gathered=par.zero_stage >= 3 and par.pp > 1)  # fmt: skip
+                   gathered=zero3_gathered(par.zero_stage, par.pp))  # fmt: skip
 
     def sharded(self, from_stage: int) -> Any:
         """Whether stages ``from_stage`` and above shard this layout's term (under ``gathered``, the
@@ -301,7 +313,7 @@ def sharded_states(
         weights = weights + pick(zero.sharded(3), 0, copies)  # gathered weights keep their FP8 copies, as ZeRO-1
     gradients = zero.shard(pb.gradient * dense_params, pb.gradient * expert_params, 2)
     # ZeRO-3 under a pipeline: gradients accumulated whole in the fp32 reduce dtype (ZeroSharding)
-    gradients = pick(zero.gathered, max(pb.gradient, FSDP_REDUCE_BYTES) * (dense_params + expert_params), gradients)
+    gradients = pick(zero.gathered, gathered_gradient_bytes(pb.gradient) * (dense_params + expert_params), gradients)
     optimizer = zero.shard(optimizer_dense, optimizer_expert, 1)
     return ShardedStates(weights=weights, gradients=gradients, optimizer=pick(zero.offload, 0, optimizer),
                          offloaded=pick(zero.offload, optimizer, 0))  # fmt: skip
@@ -415,7 +427,7 @@ def training_memory(
         activations=stage,
         bytes_per_param={
             "weights": pb.weight,
-            "gradients": max(pb.gradient, FSDP_REDUCE_BYTES) if zero.gathered else pb.gradient,  # as sharded_states counts them
+            "gradients": gathered_gradient_bytes(pb.gradient) if zero.gathered else pb.gradient,  # as sharded_states counts them
             "optimizer": optimizer_state_bytes(1e6, optimizer, precision, arch) / 1e6,
         },
         formulas=tuple(formulas),

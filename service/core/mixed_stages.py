@@ -47,7 +47,14 @@ from service.core.compute import SEARCHED_RECOMPUTE_CODES
 from service.core.fp8 import weight_copy_bytes_per_param
 from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
 from service.core.kernels import resolve_kernels
-from service.core.memory import FSDP_REDUCE_BYTES, PRECISION_BYTES, Parallelism, Precision, fp8_copy_params
+from service.core.memory import (
+    PRECISION_BYTES,
+    Parallelism,
+    Precision,
+    fp8_copy_params,
+    gathered_gradient_bytes,
+    zero3_gathered,
+)
 from service.core.parallelism import stage_params
 from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, layer_tables, micro_batch_sizes
 from service.core.steptime import (
@@ -225,10 +232,10 @@ class MemoryTables:
         copies = self.fp8_copy * fp8_copy_params(self.arch, params)
         # ZeRO-3 under a pipeline (a pipeline over pools has 2+ stages) keeps its weights gathered and
         # its gradients whole in fp32 (service.core.memory.ZeroSharding)
-        gathered = (zero >= 3) & (np.asarray(cfg.get("pp", 2)) > 1)
+        gathered = zero3_gathered(np.asarray(zero), np.asarray(cfg.get("pp", 2)))
         weights = np.where((zero >= 3) & ~gathered, self.weight * params / shards, self.weight * params + copies)
         gradients = np.where(zero >= 2, self.gradient * params / shards, self.gradient * params)
-        gradients = np.where(gathered, max(self.gradient, FSDP_REDUCE_BYTES) * params, gradients)
+        gradients = np.where(gathered, gathered_gradient_bytes(self.gradient) * params, gradients)
         optimizer = np.where(zero >= 1, optimizer_per_param * params / shards, optimizer_per_param * params)
         # the stage's activations: its layers, the embedding's mask and the output layer as
         # service.core.activations.stage_end_bytes counts them for every plan (sequence parallel with tp)

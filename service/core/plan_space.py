@@ -39,6 +39,7 @@ from service.core.memory import (
     optimizer_shard_bytes,
     params_per_gpu,
     sharded_states,
+    zero3_gathered,
 )
 from service.core.op_checkpoint import op_checkpoint_problem
 from service.core.parallelism import context_parallel_problem, tensor_parallel_problem
@@ -356,7 +357,7 @@ def memory_arrays(
     copies = (code == pipeline.DUALPIPE) & (p > 1)
     shard = (copies.astype(np.int64), g["i_tp"], g["i_pp"], g["i_ep"], g["i_virtual_stages"])
     zero = ZeroSharding(stage=g["zero_stage"], offload=g["offload_optimizer"], shards=(g["dp"] * c).astype(np.float64),
-                        ep=g["ep"], fold=spec.expert_fold(t), gathered=(g["zero_stage"] >= 3) & (p > 1))  # fmt: skip
+                        ep=g["ep"], fold=spec.expert_fold(t), gathered=zero3_gathered(g["zero_stage"], p))  # fmt: skip
     if isinstance(shard_table, FinetuneShardTable):
         states = finetune_state_arrays(shard_table, shard, zero)
     else:
