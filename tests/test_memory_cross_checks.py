@@ -71,15 +71,39 @@ def test_known_misses_are_torchtitan_rows_with_pipelining() -> None:
 def test_fsdp_under_pipelining_holds_the_stage_whole() -> None:
     # torchtitan's FSDP2 under pipelining keeps the stage's bf16 weights and fp32 gradients whole through the step,
     # the optimizer states sharded over its 8 FSDP ranks (service.core.memory.ZeroSharding, gathered): 2 + 4 bytes a
-    # parameter (and, under FP8, the matmul weights' FP8 copies, as ZeRO-1 keeps them) and 12 / 8; the readings
-    # (82.5 and 72.7 GiB) stay above, by what the section says
+    # parameter (and, under FP8, the matmul weights' FP8 copies, as ZeRO-1 keeps them) and 12 / 8. Both stay in the
+    # band; the 1F1B count stays below its 82.5 GiB reading, the interleaved one, whose busiest stage now holds the
+    # layer full recompute rebuilds, comes 1.6 % above its 72.7 GiB reading: a count above a reserved peak is an
+    # overcount elsewhere, which the section names and does not hide (a fix there turns this assertion)
     for rid in ("torchtitan-405b-512gpu-1f1b", "torchtitan-405b-512gpu-interleaved"):
         check = next(c for c in CHECKS if c.row["id"] == rid)
         memory = check.plan.memory
         assert 2 * memory.params_per_gpu < memory.weights_bytes < 4 * memory.params_per_gpu
         assert memory.gradients_bytes == 4 * memory.params_per_gpu
         assert memory.optimizer_bytes == pytest.approx(12 * memory.params_per_gpu / 8, rel=1e-6)
-        assert check.within and check.below
+        assert check.within and check.below == rid.endswith("1f1b")
+
+
+def test_the_first_stage_holds_the_layer_full_recompute_rebuilds() -> None:
+    # 405B on 8 stages, 8 micro-batches of 4 x 8,192 tokens: the busiest stage keeps each layer's input, 2 x 32,768 x
+    # 16,384 / 8 bytes with sequence parallelism, for all 8 micro-batches (15 layers on the first stage of 1F1B; 16 on
+    # the interleaved second stage) and, once its backward starts, one layer rebuilt whole for one micro-batch
+    for rid, layers in (("torchtitan-405b-512gpu-1f1b", 15), ("torchtitan-405b-512gpu-interleaved", 16)):
+        stage = next(c for c in CHECKS if c.row["id"] == rid).plan.memory.activations
+        assert stage.per_layer_bytes == 2 * 32_768 * 16_384 // 8
+        assert stage.recompute_working_bytes == 1_713_373_184  # 1.6 GiB
+        assert stage.first_stage_bytes == 8 * layers * stage.per_layer_bytes + stage.recompute_working_bytes
+
+
+def test_tensor_parallel_rows_count_loss_parallel_s_sixteen_bytes_a_logit() -> None:
+    # the 70B rows' eager loss on 8 vocabulary shards: torch's loss_parallel holds 16 bytes a logit at its backward's
+    # peak, 12 more than the fused loss's 4, over one micro-batch's 16 x 8,192 x 128,256 / 8 logits
+    row = next(c.row for c in CHECKS if c.row["id"] == "torchtitan-70b-256gpu-fp8")
+    eager, fused = (
+        predict(row | {"options": row["options"] | {"cross_entropy": loss.value}}).result.plans[0].memory
+        for loss in (CrossEntropy.EAGER, CrossEntropy.FUSED)
+    )
+    assert eager.activations_bytes - fused.activations_bytes == 12 * 16 * 8192 * 128_256 // 8 == 25_216_155_648
 
 
 def test_the_loss_changes_the_memory_not_the_step() -> None:

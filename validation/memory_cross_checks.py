@@ -16,8 +16,10 @@ below it.
 
 What the planner counts: :attr:`service.core.plan.Plan.memory` ``.total_bytes``, the busiest stage's
 weights, gradients and optimizer states (sharded as the layout says: ZeRO-3 over ``dp * cp``), the
-activations of its micro-batches in flight and, on the last stage, the loss's peak over one
-micro-batch's logits; no allocator cache, no communication buffers, no gathered working set. The
+activations of its micro-batches in flight with, under recompute, the layer whose backward rebuilds it
+(:func:`service.core.activations.recompute_working_bytes`) and, on the last stage, the loss's peak over one
+micro-batch's logits (16 bytes a logit under torch's loss parallel, with tensor parallelism); no allocator
+cache, no communication buffers, no gathered working set. The
 prediction is the training-throughput table's (:func:`validation.throughput.predict`: the published
 layout fixed, the row's loss in ``options.cross_entropy``).
 
@@ -30,11 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.core.activations import ActivationOptions, layer_activation_bytes
 from service.core.compute import Recompute
-from service.core.fp8 import Fp8Recipe
-from service.core.kernels import CrossEntropy, Framework, Kernels
-from service.core.memory import Precision, kept_linear_input_bytes
+from service.core.kernels import LOSS_PARALLEL_LOGIT_BYTES, CrossEntropy
 from service.core.plan import Plan
 from validation.throughput import Prediction, architecture, hardware, layout_text, predict, predictions
 
@@ -43,7 +42,7 @@ GIB = 2**30
 # The band a prediction must fall in, as a share of the reading. Wide on purpose, and not a bar:
 # the reading is reserved memory, so the tensors the planner counts should come below it, by the
 # allocator's cache and by the buffers no tensor count holds (FSDP's gathered layers and reduce-scatter
-# inputs, NCCL's staging, the recomputed layer). The top, 1.1, lets a count exceed the reading by
+# inputs, NCCL's staging). The top, 1.1, lets a count exceed the reading by
 # a tenth (what torchtitan may hold in fewer bytes than the planner's kernels, e.g. a compiled loss);
 # beyond that the planner counts memory the run does not use. The bottom, 0.6, is below every row
 # that runs without pipelining (the lowest, the 70B with tensor parallelism, is 0.67): it catches a
@@ -139,17 +138,11 @@ def _logits_per_gpu(row: dict[str, Any], plan: Plan) -> float:
     return row["seq_len"] / plan.cp * plan.micro_batch_size * vocab / plan.tp
 
 
-def _recomputed_layer_bytes(row: dict[str, Any], plan: Plan) -> float:
-    """One layer's activations for one micro-batch, as the planner counts them without recompute:
-    what full recompute rebuilds for the layer whose backward runs."""
-    precision = Precision(row.get("precision", "mixed_bf16"))
-    opts = ActivationOptions(
-        seq_len=row["seq_len"] // plan.cp, micro_batch_size=plan.micro_batch_size, tp=plan.tp,
-        sequence_parallel=plan.sequence_parallel, recompute=Recompute.NONE, flash_attention=True, element_bytes=2,
-        linear_input_bytes=kept_linear_input_bytes(precision, Fp8Recipe(row.get("fp8_recipe", "tensorwise"))),
-        kernels=Kernels(framework=Framework.MEGATRON),
-    )  # fmt: skip
-    return float(layer_activation_bytes(architecture(row["model"]), opts).total_bytes)
+def _rebuilt_layer_bytes(check: MemoryCheck) -> float:
+    """The layer recomputation rebuilds in its backward, as the plan counts it
+    (:func:`service.core.activations.recompute_working_bytes`); 0 without activations."""
+    stage = None if check.plan is None else check.plan.memory.activations
+    return 0.0 if stage is None else float(stage.recompute_working_bytes)
 
 
 def unmodelled_terms(check: MemoryCheck) -> list[Term]:
@@ -157,28 +150,19 @@ def unmodelled_terms(check: MemoryCheck) -> list[Term]:
     miss most (none for the rows without pipelining or tensor parallelism: what they miss is in no one
     tensor, see :func:`render_section`). Sizes only; nothing here enters a prediction.
 
-    - Pipelining with FSDP (ZeRO-3), whose unsharded stage the planner counts (``_PIPELINE``): the layer
-      whose backward runs, rebuilt whole by full recompute, on the first stage, which holds no loss
-      (:func:`_recomputed_layer_bytes`).
-    - Tensor parallelism with the eager loss (``torch.distributed.tensor.parallel.loss_parallel``, on
-      by default in torchtitan): ``_nll_loss_and_log_softmax_backward`` builds ``zeros_like(x)``,
-      ``exp(x)``, their sum and its product with the gradient in fp32 beside the saved fp32
-      log-softmax, 16 bytes a logit where the planner counts 12; and torchtitan's output projection
+    - Tensor parallelism with sequence parallelism and the eager loss: torchtitan's output projection
       (``ColwiseParallel(input_layouts=Shard(1))``) keeps its all-gathered input, ``2*s*b*h``, where
-      the planner keeps a ``1/t`` sequence shard. Without pipelining the recomputed layer does not add
-      here: it comes after the loss's peak, once the logits' fp32 tensors are freed.
+      the planner keeps a ``1/t`` sequence shard.
+
+    Loss parallel's fp32 temporaries (16 bytes a logit, :data:`service.core.kernels.LOSS_PARALLEL_LOGIT_BYTES`)
+    and the layer full recompute rebuilds (:func:`service.core.activations.recompute_working_bytes`) were
+    here; the planner counts both.
     """
     plan, row = check.plan, check.row
     if plan is None:
         return []
     terms: list[Term] = []
-    if plan.pp > 1 and plan.zero_stage >= 3 and plan.recompute is Recompute.FULL:
-        terms.append(Term(name="the recomputed layer's activations (full recompute, one micro-batch)",
-                          bytes=_recomputed_layer_bytes(row, plan)))  # fmt: skip
     if plan.pp == 1 and plan.tp > 1 and check.loss is CrossEntropy.EAGER:
-        terms.append(
-            Term(name="loss parallel's fp32 temporaries (16 bytes a logit, not 12)", bytes=4.0 * _logits_per_gpu(row, plan))
-        )
         if plan.sequence_parallel:
             h = architecture(row["model"]).d_model
             tokens = row["seq_len"] // plan.cp * plan.micro_batch_size
@@ -258,7 +242,7 @@ def render_section(preds: list[Prediction] | None = None) -> list[str]:
         "upper reading of what the tensors need.",
         "- **The prediction** is the plan's per-GPU total (`Plan.memory`): the busiest stage's weights, gradients and "
         'optimizer states as the layout shards them ("states"), and its activations with the loss\'s peak over one '
-        'micro-batch\'s logits ("activations"). No allocator cache, communication buffers or gathered working set.',
+        'micro-batch\'s logits and, under recompute, the layer its backward rebuilds ("activations"). No allocator cache, communication buffers or gathered working set.',
         "",
         f"**{len(inside)} of {len(found)} rows within {lo:g}x-{hi:g}x of the reading** (a band, not a bar: "
         f"`BAND` in the module says why); {len(found) - len(inside)} known misses outside it. "
@@ -300,7 +284,11 @@ def _explanations(found: list[MemoryCheck]) -> list[str]:
     pipelined = by_id["torchtitan-405b-512gpu-1f1b"]
     assert pipelined.plan is not None
     states = pipelined.plan.memory.weights_bytes + pipelined.plan.memory.gradients_bytes
-    recomputed = [_recomputed_layer_bytes(c.row, c.plan) / GIB for c in found if c.plan and c.plan.recompute is Recompute.FULL]
+    recomputed = [_rebuilt_layer_bytes(c) / GIB for c in found if c.plan and c.plan.recompute is Recompute.FULL]
+    tensor_parallel = [
+        c for c in found if c.plan is not None and c.plan.pp == 1 and c.plan.tp > 1 and c.loss is CrossEntropy.EAGER
+    ]
+    interleaved = by_id["torchtitan-405b-512gpu-interleaved"]
     compile_gap = _pair_gap(found, "torchtitan-8b-8gpu-eager", "torchtitan-8b-8gpu-compile")
     async_gap = _pair_gap(found, "torchtitan-70b-256gpu-fp8", "torchtitan-70b-256gpu-fp8-async-tp")
     schedule_gap = _pair_gap(found, "torchtitan-405b-512gpu-1f1b", "torchtitan-405b-512gpu-interleaved")
@@ -317,27 +305,39 @@ def _explanations(found: list[MemoryCheck]) -> list[str]:
         f"tensors, {_span([4 * g for g in logit_gib.values()], 1.0, ' GiB', 1)} each, are cached once freed, and the reading is "
         "the peak reserved), FSDP2's working set (the gathered bf16 layer and the prefetched next one, the unsharded "
         "gradients and their fp32 reduce-scatter input, the root module's embedding and output layer gathered again "
-        "through the backward) and the layer a checkpoint recomputes. torch.compile takes "
+        "through the backward) and what the allocator keeps of the layer a checkpoint recomputes (counted, but after the "
+        "loss's peak, once the logits' fp32 tensors are freed). torch.compile takes "
         f"{compile_gap:.1f} GiB off the 8-GPU reading (Table 1) with the same tensors kept: the eager step's unfused "
         "RMSNorm and SwiGLU make more and larger temporaries for the allocator to cache. The planner counts fused "
         "kernels for both.",
         "- **70B, FSDP 32 x TP 8:** loss parallelism's backward (`torch.distributed.tensor.parallel.loss`, "
         "`_nll_loss_and_log_softmax_backward`) builds `zeros_like(x)`, `exp(x)`, their sum and the product with the "
-        "gradient in fp32 beside the saved log-softmax (16 bytes a logit, where the planner's eager loss counts 12), and "
-        "torchtitan's output projection keeps its all-gathered input where Megatron's (and the planner's) keeps a "
-        f"1/t shard. AsyncTP's reading is {async_gap:.1f} GiB lower with the same tensors: the planner does not model "
+        f"gradient in fp32 beside the saved log-softmax: {LOSS_PARALLEL_LOGIT_BYTES} bytes a logit, which the planner counts "
+        "for the eager loss on vocabulary shards (service.core.kernels.LOSS_PARALLEL_LOGIT_BYTES; "
+        f"{_span([LOSS_PARALLEL_LOGIT_BYTES * _logits_per_gpu(c.row, c.plan) / GIB for c in tensor_parallel if c.plan], 1.0, ' GiB', 1)} "
+        "here). Not counted: torchtitan's output projection keeps its all-gathered input where Megatron's (and the "
+        f"planner's) keeps a 1/t shard. AsyncTP's reading is {async_gap:.1f} GiB lower with the same tensors: the planner does not model "
         "the buffers of torch's micro-pipelined all-gather matmuls either way.",
         "- **405B, FSDP 8 x TP 8 x PP 8:** " + _PIPELINE + ". For the busiest stage's "
         f"{pipelined.plan.memory.params_per_gpu / 1e9:.1f}B parameters a GPU that is {states / GIB:.1f} GiB of weights and "
         f"gradients ({pipelined.plan.memory.params_per_gpu / GIB:.1f} GiB less if the matmul weights were all-gathered in "
         "float8; the benchmark does not say). What is left differs between the schedules: the 1F1B reading is "
         f"{schedule_gap:.1f} GiB above the interleaved one, with the same parameters a GPU and, in the planner, about the "
-        "same activations in flight; nothing in the code read here explains it.",
-        "- **Reported, not fixed: gaps in the planner's memory model** (each a term every framework holds, none a "
-        "wrong formula). Full recompute counts only the layers' inputs: the layer whose backward runs is rebuilt whole "
-        f"({_span(recomputed, 1.0, ' GiB', 1)} in these rows) and counted nowhere, which matters where a stage's peak is "
-        "in its backward (the first pipeline stage). ZeRO-3 counts the sharded states only, not the gathered working "
-        "set (one or two layers' 16-bit weights, their gradients and the reduce-scatter's input) without a pipeline.",
+        "same activations in flight; nothing in the code read here explains it."
+        + (
+            ""
+            if interleaved.below
+            else f" The interleaved prediction comes {interleaved.error:+.1%} above its reserved reading, so the planner "
+            "counts more than the run holds there. A candidate, not checked here: the stage's FP8 weight copies, which the "
+            f"planner keeps for a gathered stage ({(pipelined.plan.memory.weights_bytes - 2 * pipelined.plan.memory.params_per_gpu) / GIB:.1f} "
+            "GiB beyond the bf16 weights), where torchao's tensorwise Float8 casts each weight when its matmul runs."
+        ),
+        "- **Counted: the layer full recompute rebuilds** (service.core.activations.recompute_working_bytes, "
+        f"{_span(recomputed, 1.0, ' GiB', 1)} a micro-batch in these rows): the layer whose backward runs is rebuilt whole on "
+        "top of the kept layer inputs (Korthikanti et al. 2022 §5), one layer of one micro-batch a GPU. It adds where a "
+        "stage's peak is in its backward (the 405B rows' busiest pipeline stage); on the stage with the loss it comes after "
+        "the loss's peak, so the rows without pipelining do not change. **Not counted:** ZeRO-3's gathered working set "
+        "without a pipeline (one or two layers' 16-bit weights, their gradients and the reduce-scatter's input).",
         f"- The December 2024 benchmark's H100 is the 96 GB HBM2e part (the rows' `hardware.memory_bytes`, "
         f"{_gpu_gib(by_id['torchtitan-8b-8gpu-eager']):.0f} GiB), the June 2025 one's the H200 "
         f"({_gpu_gib(by_id['torchtitan-8b-h200-32gpu-compile-fp8']):.0f} GiB): "

@@ -12,7 +12,7 @@ exactly (tests/core/test_activations.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from service.core.compute import Recompute
 from service.core.errors import InvalidSpecError
 from service.core.kernels import (
     AttentionKernel,
+    CrossEntropy,
     Kernels,
     ResolvedKernels,
     bytes_per_score,
@@ -37,6 +38,11 @@ from service.core.pipeline import SCHEDULE_CODES, PipelineSchedule, default_sche
 from service.core.recurrent_activations import RECURRENT_TYPES, mixer_activation_bytes
 
 MASK_BYTES = 1  # CUDA's dropout keeps a bool mask (Korthikanti §4.1); the CPU's: service.core.kernels.dropout_mask_bytes
+REBUILT_LAYER_FORMULA = (
+    "recompute: the layer whose backward runs is rebuilt on top of the kept activations, one layer of one micro-batch "
+    "(full: its activations without recompute; selective: its attention core; Korthikanti et al. 2022 §5), after the "
+    "loss's peak on the stage with the output layer"
+)
 LSE_BYTES = 4  # FlashAttention keeps one fp32 log-sum-exp per query and head (Dao et al. 2022 §3.1)
 
 
@@ -321,6 +327,81 @@ class StageActivations:
     first_stage_bytes: int
     last_stage_bytes: int
     peak_bytes: int
+    recompute_working_bytes: int = 0  # the layer a recompute rebuilds in its backward (recompute_working_bytes)
+
+
+def recompute_working_bytes(arch: Architecture, opts: ActivationOptions) -> int:
+    """Bytes of the layer that recomputation rebuilds in its backward, for one micro-batch: what a
+    stage holds at once on top of its kept activations while one layer's backward runs.
+
+    Recomputation reruns a layer's forward in its backward and the rebuilt tensors stay until that
+    layer's backward has used them (Korthikanti et al. 2022 §5: full recompute "stores only the input
+    to each transformer layer" and recomputes the rest "during the backward pass"; ``torch.utils.
+    checkpoint`` reruns the checkpointed block from its saved inputs when the backward reaches it,
+    Megatron-LM's ``CheckpointFunction.backward`` likewise). One layer is rebuilt at a time on a GPU,
+    whatever the micro-batches in flight, so the peak adds one layer of one micro-batch:
+
+    - ``full``: the layer's activations without recompute (:func:`layer_activation_bytes`); the layer
+      input it is rebuilt from is kept already, and is the same tensor as its first norm's saved input
+      where the norm keeps its 16-bit input (not where an fp32-upcasting norm keeps an fp32 copy),
+      so it is counted once;
+    - ``selective``: the attention core Korthikanti §5 recomputes, what the layer keeps without
+      recompute beyond what it keeps with it (the scores and their mask, or a fused kernel's output and
+      log-sum-exp);
+    - ``selective_op``: the ops torchtitan's policy recomputes (:mod:`service.core.op_checkpoint`):
+      the layer's activations without recompute less the saved column-parallel matmul outputs and
+      SDPA's output and log-sum-exp (and the block input where the norm keeps it); the saved
+      row-parallel outputs are not among what the backward reads;
+    - ``none``: 0.
+
+    A model with recurrent layers rebuilds its mean layer (:func:`_mean_layer`); a fine-tune's
+    layers are counted as the base's."""
+    if opts.recompute is Recompute.NONE:
+        return 0
+    rebuilt = layer_activation_bytes(arch, replace(opts, recompute=Recompute.NONE)).total_bytes
+    kept = layer_activation_bytes(arch, opts)
+    if opts.recompute is Recompute.SELECTIVE:
+        return max(0, rebuilt - kept.total_bytes)
+    k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
+    layer_input = 0 if k.fp32_norms else layer_activation_bytes(arch, replace(opts, recompute=Recompute.FULL)).total_bytes
+    shared = layer_input if opts.recompute is Recompute.FULL else layer_input + kept.sharded_bytes + kept.scores_bytes
+    return max(0, rebuilt - shared)
+
+
+def activation_formulas(k: ResolvedKernels, *, recurrent: int = 0, deltanet: bool = False, tp: int = 1,
+                        recompute: Recompute = Recompute.NONE) -> list[str]:  # fmt: skip
+    """The activation terms' formulas and the kept tensors of the kernels ``k``."""
+    mixers = [
+        f"the {recurrent} recurrent layers keep what their fused training kernels save for backward, averaged with the "
+        "attention layers: Mamba-2 zxbcdt, out_x and the gated norm's fp32 rstd (mamba_split_conv1d_scan_combined), "
+        "Mamba xz, x_dbl, B, C, out and fp32 chunk states (mamba_inner_fn, checkpoint_lvl 1), RWKV-4 the WKV kernel's "
+        "k, v, output and the mixing tensors; context parallelism refused (service.core.recurrent_activations)"
+        + (
+            "; Gated DeltaNet the normalised q, k, v, g, beta and the WY block A (fla's chunk_gated_delta_rule), "
+            "the convolution's input and the gated norm's tensors"
+            if deltanet
+            else ""
+        )
+    ]
+    return (mixers if recurrent else []) + [
+        "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
+        "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)",
+        f"kept tensors of {k.framework.value} kernels: attention {k.attention.value}, fp32 softmax {k.fp32_softmax}, "
+        f"fp32 norms {k.fp32_norms}{' with the weight in fp32' if k.fp32_norm_weight else ''}, fused activation "
+        f"{k.fused_activation}, K/V repeated in eager {k.repeat_kv}, residual dropout {k.residual_dropout} "
+        "(measured against PyTorch: ACCURACY.md)",
+        *([REBUILT_LAYER_FORMULA] if recompute is not Recompute.NONE else []),
+        f"last stage: one micro-batch's output layer, the final norm's and the logit projection's inputs and the logits "
+        f"{k.logit_bytes(tp)}*s*b*V/t at the loss's peak ({k.cross_entropy.value} cross entropy: "
+        + (
+            "Megatron's vocab-parallel kernel in place on the fp32 softmax, Korthikanti et al. 2022 §4.3)"
+            if k.cross_entropy is CrossEntropy.FUSED
+            else "F.cross_entropy on fp32-upcast logits: saved log-softmax, nll_loss's gradient and the input gradient in fp32)"
+            if tp == 1
+            else "PyTorch's loss_parallel on the vocabulary shards: the saved fp32 log-softmax and three fp32 temporaries "
+            "of its fused backward)"
+        ),
+    ]
 
 
 def layers_per_stage(n_layers: Any, pp: Any, virtual_stages: Any = 1) -> Any:
@@ -363,11 +444,15 @@ def stage_activation_bytes(
     holds one micro-batch and the output layer: final-norm and projection inputs ``2*e*sbh`` and
     the logits at the loss's peak, ``4*s*b*V/t`` with Megatron's fused cross entropy (Korthikanti's
     ``4*sbh/t*(1 + V/h)``), ``12*s*b*V/t`` with PyTorch's eager one
-    (:data:`service.core.kernels.EAGER_CROSS_ENTROPY_LOGIT_BYTES`). With ``pp = 1`` all are the
+    (:data:`service.core.kernels.EAGER_CROSS_ENTROPY_LOGIT_BYTES`), ``16*s*b*V/t`` with its loss
+    parallel on ``t > 1`` vocabulary shards (:data:`service.core.kernels.LOSS_PARALLEL_LOGIT_BYTES`). With ``pp = 1`` all are the
     same stage. DualPipe's GPUs hold both ends of the pipeline (the first and the last stage's
-    layers, the embedding and the output layer).
+    layers, the embedding and the output layer). Under recompute the layer whose backward runs is
+    rebuilt on top (:func:`recompute_working_bytes`, one layer of one micro-batch; where it falls
+    in the peak: :func:`stage_peak_bytes`).
     """
     layer = layer_activation_bytes(arch, opts).total_bytes + opts.layer_delta_bytes
+    rebuilt = recompute_working_bytes(arch, opts)
     schedule = schedule or default_schedule(virtual_stages)
     k = resolve_kernels(opts.kernels, arch, flash_attention=opts.flash_attention)
     embedding_mask, output = stage_end_bytes(arch, k, element_bytes=opts.element_bytes, seq_len=opts.seq_len,
@@ -375,7 +460,7 @@ def stage_activation_bytes(
                                              sequence_parallel=opts.sequence_parallel, dropout=opts.dropout)  # fmt: skip
     m = math.inf if microbatches is None else microbatches  # unknown: enough that none of the caps binds
     first, last = stage_peak_bytes(arch.n_layers, layer, embedding_mask, output, pp=pp, virtual_stages=virtual_stages,
-                                   microbatches=m, schedule=SCHEDULE_CODES[schedule])  # fmt: skip
+                                   microbatches=m, schedule=SCHEDULE_CODES[schedule], rebuilt=rebuilt)  # fmt: skip
     return StageActivations(
         per_layer_bytes=layer,
         layers_per_stage=pipeline.stage_layers(arch.n_layers, pp, virtual_stages)[1],
@@ -383,6 +468,7 @@ def stage_activation_bytes(
         first_stage_bytes=int(first),
         last_stage_bytes=int(last),
         peak_bytes=int(max(first, last)),
+        recompute_working_bytes=rebuilt,
     )
 
 
@@ -392,34 +478,44 @@ def stage_end_bytes(
 ) -> tuple[Any, Any]:  # fmt: skip
     """(the embedding's dropout mask, the output layer's kept bytes) of one micro-batch: the mask
     ``sbh`` (with residual dropout), the final norm's and the logit projection's inputs and the
-    logits at the loss's peak, ``k.logit_bytes*s*b*V/t`` (fused: 4, Korthikanti §4.3; eager: 12,
-    :mod:`service.core.kernels`), the first two divided over ``tp`` with sequence parallelism. Scalars or NumPy arrays alike (the planner prices its whole grid with it)."""
+    logits at the loss's peak, ``k.logit_bytes(t)*s*b*V/t`` (fused: 4, Korthikanti §4.3; eager: 12, and
+    16 on vocabulary shards, PyTorch's loss parallel: :func:`service.core.kernels.cross_entropy_logit_bytes`),
+    the first two divided over ``tp`` with sequence parallelism. Scalars or NumPy arrays alike (the
+    planner prices its whole grid with it)."""
     e = element_bytes
     sbh = seq_len * micro_batch_size * arch.d_model
     embedding_mask = dropout_mask_bytes(k, e) * sbh if dropout and k.residual_dropout else 0 * sbh
     output_inputs = (norm_kept_bytes(k, e) + e) * sbh  # final-norm input and the logit projection's input
     embedding_mask = pick(sequence_parallel, ceil_divide(embedding_mask, tp), embedding_mask)
     output_inputs = pick(sequence_parallel, ceil_divide(output_inputs, tp), output_inputs)
-    return embedding_mask, output_inputs + round_up(k.logit_bytes * seq_len * micro_batch_size * arch.vocab_size / tp)
+    return embedding_mask, output_inputs + round_up(k.logit_bytes(tp) * seq_len * micro_batch_size * arch.vocab_size / tp)
 
 
 def stage_peak_bytes(
     n_layers: int, layer: Any, embedding_mask: Any, output: Any, *, pp: Any, virtual_stages: Any, microbatches: Any,
-    schedule: Any,
+    schedule: Any, rebuilt: Any = 0,
 ) -> tuple[Any, Any]:  # fmt: skip
     """(first, last) pipeline stage's activation bytes from one layer's, as
     :func:`stage_activation_bytes` describes them: scalars (exact integers) or NumPy arrays alike,
     so the planner's grid and one layout are priced by the same lines. ``schedule`` is a schedule
-    code."""
+    code.
+
+    ``rebuilt``, the layer recomputation rebuilds (:func:`recompute_working_bytes`), comes on top of
+    every micro-batch a stage holds when its backward starts (the first and the second stage). On the
+    stage with the output layer it comes after the loss's peak: the last layer's backward starts once
+    the loss's and the output layer's backward have freed their tensors, so that stage holds the larger
+    of the two. DualPipe's GPUs overlap one micro-batch's forward chunk with another's backward chunk
+    (DeepSeek-V3 §3.2.1), so the loss of one and the rebuilt layer of the other add."""
     first_layers, per_stage, last_layers = pipeline.stage_layers(n_layers, pp, virtual_stages)
     in_flight = pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=0)
-    first = round_up(in_flight * (first_layers * layer + embedding_mask))
+    first = round_up(in_flight * (first_layers * layer + embedding_mask)) + rebuilt
     # the second stage: a full stage, one micro-batch fewer in flight
-    second = round_up(pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=1) * per_stage * layer)
-    first = pick(np.asarray(pp) > 2, np.maximum(first, second) if np.ndim(first) else max(first, second), first)
-    last = last_layers * layer + output
-    both_ends = round_up(in_flight * (per_stage * layer + embedding_mask)) + output  # DualPipe's GPUs hold both ends
-    single = per_stage * layer + embedding_mask + output
+    second = round_up(pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=1) * per_stage * layer) + rebuilt
+    first = pick(np.asarray(pp) > 2, larger(first, second), first)
+    loss_or_rebuilt = larger(output, rebuilt)
+    last = last_layers * layer + loss_or_rebuilt
+    both_ends = round_up(in_flight * (per_stage * layer + embedding_mask)) + output + rebuilt  # DualPipe: both ends
+    single = per_stage * layer + embedding_mask + loss_or_rebuilt
     ends, one = pipeline.hides_communication(schedule), np.asarray(pp) == 1
     return pick(one, single, pick(ends, both_ends, first)), pick(one, single, pick(ends, both_ends, last))
 
@@ -435,6 +531,11 @@ def ceil_divide(a: Any, b: Any) -> Any:
     a whole number, more than one division's rounding; and far faster than NumPy's float floor
     division)."""
     return np.ceil(a / b) if np.ndim(a) or np.ndim(b) else -(-a // b)
+
+
+def larger(a: Any, b: Any) -> Any:
+    """The larger of two scalars (exact integers kept) or, elementwise, of arrays."""
+    return np.maximum(a, b) if np.ndim(a) or np.ndim(b) else max(a, b)
 
 
 def pick(condition: Any, a: Any, b: Any) -> Any:

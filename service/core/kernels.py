@@ -62,7 +62,9 @@ difference is a property of the implementation, measured tensor by tensor
   The forward holds the 16-bit logits, their fp32 copy and the fp32 log-softmax together
   (``e + 8``, 10 bytes in 16 bits); the backward holds the saved log-softmax, ``nll_loss``'s dense
   fp32 gradient and the log-softmax's fp32 input gradient together before the cast back (12 bytes),
-  the larger peak.
+  the larger peak. On logits split over ``t > 1`` vocabulary shards the eager loss is PyTorch's loss
+  parallel (torchtitan's with tensor parallelism), whose fused backward holds four fp32 tensors, 16
+  bytes a logit (:data:`LOSS_PARALLEL_LOGIT_BYTES`).
 
 Unset fields take the framework's value; transformers' values for norms and activations follow
 the architecture (RMSNorm upcasts, LayerNorm does not; SwiGLU is unfused, GELU is torch's
@@ -73,6 +75,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+import numpy as np
 
 from service.core.architecture import Architecture, Ffn, Norm
 
@@ -120,6 +125,28 @@ CROSS_ENTROPY_LOGIT_BYTES = {
     CrossEntropy.FUSED: FUSED_CROSS_ENTROPY_LOGIT_BYTES,
     CrossEntropy.EAGER: EAGER_CROSS_ENTROPY_LOGIT_BYTES,
 }
+LOSS_PARALLEL_LOGIT_BYTES = 4 + 4 + 4 + 4
+"""Bytes a logit element takes at the eager loss's peak on vocab-sharded logits (tensor parallelism):
+PyTorch's loss parallel (``torch.distributed.tensor.parallel.loss_parallel``, on in torchtitan whenever
+tensor parallelism is, unless ``disable_loss_parallel``) runs ``F.cross_entropy`` on the fp32-upcast
+shards through its own handlers. Its backward, ``_nll_loss_and_log_softmax_backward``
+(``torch/distributed/tensor/parallel/loss.py``), fuses ``nll_loss``'s and ``log_softmax``'s backward as
+``grad_input = torch.zeros_like(x)`` then ``(grad_input + torch.exp(x)) * grad_output``, with ``x`` the
+saved fp32 log-softmax: while the sum is formed the saved ``x``, ``grad_input``, ``exp(x)`` and the sum
+are alive, and while the product is formed ``x``, ``grad_input``, the sum and the product: four fp32
+tensors, 16 bytes a logit (the forward's ``_log_softmax`` holds the 16-bit shard, its fp32 copy, the
+shifted logits and their ``exp``: 14)."""
+
+
+def cross_entropy_logit_bytes(cross_entropy: CrossEntropy, tp: Any = 1) -> Any:
+    """Bytes a logit element takes at the loss's peak over logits split into ``tp`` vocabulary shards:
+    fused :data:`FUSED_CROSS_ENTROPY_LOGIT_BYTES`; eager :data:`EAGER_CROSS_ENTROPY_LOGIT_BYTES` on whole
+    logits, :data:`LOSS_PARALLEL_LOGIT_BYTES` on shards (``tp > 1``). Scalars or NumPy arrays of ``tp``."""
+    if cross_entropy is CrossEntropy.FUSED:
+        return FUSED_CROSS_ENTROPY_LOGIT_BYTES
+    if np.ndim(tp):
+        return np.where(np.asarray(tp) > 1, LOSS_PARALLEL_LOGIT_BYTES, EAGER_CROSS_ENTROPY_LOGIT_BYTES)
+    return LOSS_PARALLEL_LOGIT_BYTES if tp > 1 else EAGER_CROSS_ENTROPY_LOGIT_BYTES
 
 
 class Framework(StrEnum):
@@ -166,10 +193,10 @@ class ResolvedKernels:
     def keeps_scores(self) -> bool:
         return self.attention is AttentionKernel.EAGER
 
-    @property
-    def logit_bytes(self) -> int:
-        """Bytes a logit element takes at the loss's peak (:data:`CROSS_ENTROPY_LOGIT_BYTES`)."""
-        return CROSS_ENTROPY_LOGIT_BYTES[self.cross_entropy]
+    def logit_bytes(self, tp: Any = 1) -> Any:
+        """Bytes a logit element takes at the loss's peak over ``tp`` vocabulary shards
+        (:func:`cross_entropy_logit_bytes`)."""
+        return cross_entropy_logit_bytes(self.cross_entropy, tp)
 
 
 MEGATRON = Kernels(framework=Framework.MEGATRON)

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from service.core.activations import ActivationOptions, StageActivations, pick, round_up, stage_activation_bytes
+from service.core.activations import (
+    ActivationOptions,
+    StageActivations,
+    activation_formulas,
+    pick,
+    round_up,
+    stage_activation_bytes,
+)
 from service.core.architecture import Architecture, Ffn, LayerType, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.errors import InvalidSpecError
@@ -31,7 +38,7 @@ from service.core.inference import kv_cache_elements_per_token_per_layer as kv_c
 from service.core.inference import kv_cache_tensor_shards as kv_cache_tensor_shards
 from service.core.inference import recurrent_state_dtype as recurrent_state_dtype
 from service.core.inference import state_cache_bytes_per_sequence as state_cache_bytes_per_sequence
-from service.core.kernels import MEGATRON, AttentionKernel, CrossEntropy, Kernels, ResolvedKernels, resolve_kernels
+from service.core.kernels import MEGATRON, AttentionKernel, Kernels, ResolvedKernels, resolve_kernels
 from service.core.limits import check_bytes
 from service.core.parallelism import (
     Parallelism,
@@ -399,8 +406,8 @@ def training_memory(
                                    linear_input_bytes=kept_linear_input_bytes(precision, fp8_recipe),
                                    microbatches=microbatches, kernels=kernels, layer_delta_bytes=layer_delta_bytes)  # fmt: skip
         activations = stage.peak_bytes
-        formulas.extend(_activation_formulas(k, recurrent=arch.recurrent_layers,
-                                             deltanet=bool(arch.layers_of(LayerType.GATED_DELTANET))))  # fmt: skip
+        formulas.extend(activation_formulas(k, recurrent=arch.recurrent_layers, tp=par.tp, recompute=recompute,
+                                            deltanet=bool(arch.layers_of(LayerType.GATED_DELTANET))))  # fmt: skip
         if precision is Precision.FP8 and recompute in (Recompute.NONE, Recompute.SELECTIVE):  # full, selective_op: BF16 kept
             dense = not (
                 arch.is_moe or arch.is_mla or arch.recurrent_layers or arch.parallel_attention or arch.attention_output_gate
@@ -495,37 +502,6 @@ def _stage_activations(
         microbatches=microbatches,
         schedule=par.schedule,
     )
-
-
-def _activation_formulas(k: ResolvedKernels, *, recurrent: int = 0, deltanet: bool = False) -> list[str]:
-    """The activation terms' formulas and the kept tensors of the kernels ``k``."""
-    mixers = [
-        f"the {recurrent} recurrent layers keep what their fused training kernels save for backward, averaged with the "
-        "attention layers: Mamba-2 zxbcdt, out_x and the gated norm's fp32 rstd (mamba_split_conv1d_scan_combined), "
-        "Mamba xz, x_dbl, B, C, out and fp32 chunk states (mamba_inner_fn, checkpoint_lvl 1), RWKV-4 the WKV kernel's "
-        "k, v, output and the mixing tensors; context parallelism refused (service.core.recurrent_activations)"
-        + (
-            "; Gated DeltaNet the normalised q, k, v, g, beta and the WY block A (fla's chunk_gated_delta_rule), "
-            "the convolution's input and the gated norm's tensors"
-            if deltanet
-            else ""
-        )
-    ]
-    return (mixers if recurrent else []) + [
-        "activations per layer s*b*h*(10 + 24/t + 5*a*s/(h*t)) generalised to the architecture; "
-        "first pipeline stage holds pp micro-batches (Korthikanti et al. 2022 §4, Table 2)",
-        f"kept tensors of {k.framework.value} kernels: attention {k.attention.value}, fp32 softmax {k.fp32_softmax}, "
-        f"fp32 norms {k.fp32_norms}{' with the weight in fp32' if k.fp32_norm_weight else ''}, fused activation "
-        f"{k.fused_activation}, K/V repeated in eager {k.repeat_kv}, residual dropout {k.residual_dropout} "
-        "(measured against PyTorch: ACCURACY.md)",
-        f"last stage: one micro-batch's output layer, the final norm's and the logit projection's inputs and the logits "
-        f"{k.logit_bytes}*s*b*V/t at the loss's peak ({k.cross_entropy.value} cross entropy: "
-        + (
-            "Megatron's vocab-parallel kernel in place on the fp32 softmax, Korthikanti et al. 2022 §4.3)"
-            if k.cross_entropy is CrossEntropy.FUSED
-            else "F.cross_entropy on fp32-upcast logits: saved log-softmax, nll_loss's gradient and the input gradient in fp32)"
-        ),
-    ]
 
 
 def device_total_bytes(tensor_bytes: int, cuda_context_bytes: int = CUDA_CONTEXT_BYTES) -> int:

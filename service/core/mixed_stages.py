@@ -17,7 +17,8 @@ tensor-parallel size and layers):
   times the micro-batches stage ``r`` of ``P`` holds under 1F1B, ``min(P - r, m)`` (Narayanan et
   al. 2021 §2.2.1), the embedding's dropout mask on the first stage and the output layer's inputs
   and the logits at the loss's peak on the last (fused 4 bytes a logit, Korthikanti et al. 2022 §4.3;
-  eager 12, ``PlanSpec.cross_entropy``), as
+  eager 12, 16 on vocabulary shards, ``PlanSpec.cross_entropy``), and the layer recomputation rebuilds
+  (:func:`service.core.activations.recompute_working_bytes`), as
   :func:`service.core.plan_space.memory_arrays` counts them;
 - **data parallelism and optimizer** of each stage over its own ranks (one GPU type, its own
   network): ``steptime``'s gradient reduction and ZeRO gathers, and the optimizer update;
@@ -202,10 +203,11 @@ class MemoryTables:
         # FP8: bytes of the matmul weights' row- and column-wise FP8 copies per parameter (none under ZeRO-3)
         self.fp8_copy = weight_copy_bytes_per_param(spec.fp8_recipe) if spec.precision is Precision.FP8 else 0.0
 
-    def layer_bytes(self, tp: Any, rc: Any, b: Any) -> Any:
+    def layer_bytes(self, tp: Any, rc: Any, b: Any, part: int = 0) -> Any:
+        """One layer's kept bytes (``part`` 0) or the layer recomputation rebuilds (``part`` 1)."""
         i = np.searchsorted(self.tps, tp)
         return self.layer[
-            i, (np.asarray(tp) > 1).astype(int), np.searchsorted(self.recomputes, rc), np.searchsorted(self.sizes, b), 0
+            i, (np.asarray(tp) > 1).astype(int), np.searchsorted(self.recomputes, rc), np.searchsorted(self.sizes, b), 0, part
         ]
 
     def stage_params(self, tp: Any, layers: Any, first: Any, last: Any) -> Any:
@@ -245,5 +247,7 @@ class MemoryTables:
                                        micro_batch_size=np.asarray(b, dtype=np.float64), tp=t, sequence_parallel=t > 1,
                                        dropout=self.spec.dropout)  # fmt: skip
         activations = np.ceil(in_flight * (layers * self.layer_bytes(tp, rc, b) + np.where(first, mask, 0.0)))
-        activations = activations + np.where(last, output, 0.0)
+        # the layer recomputation rebuilds: on top, or after the loss's peak on the last stage (stage_peak_bytes)
+        rebuilt = self.layer_bytes(tp, rc, b, part=1)
+        activations = activations + np.where(last, np.maximum(output, rebuilt), rebuilt)
         return StageMemory(params=params, weights=weights, gradients=gradients, optimizer=optimizer, activations=activations)

@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from service.core import pipeline
-from service.core.activations import ActivationOptions, layer_activation_bytes, stage_end_bytes, stage_peak_bytes
+from service.core.activations import (
+    ActivationOptions,
+    layer_activation_bytes,
+    recompute_working_bytes,
+    stage_end_bytes,
+    stage_peak_bytes,
+)
 from service.core.architecture import Architecture
 from service.core.compute import SEARCHED_RECOMPUTE_CODES, AttentionFormula, Recompute, training_flops
 from service.core.finetune_spec import FinetuneSpec
@@ -75,7 +81,8 @@ class PlanSpec:
     search. ``finetune`` plans a LoRA/QLoRA fine-tune (None: pre-training, or a full fine-tune).
     ``cross_entropy`` is the loss the run calls (:class:`service.core.kernels.CrossEntropy`):
     Megatron's fused one (4 bytes a logit at its peak) or PyTorch's eager ``F.cross_entropy`` on
-    fp32 logits, as torchtitan and transformers call it (12 bytes a logit). ``cuda_graphs``: the
+    fp32 logits, as torchtitan and transformers call it (12 bytes a logit; 16 on ``tp > 1`` vocabulary
+    shards, :func:`service.core.kernels.cross_entropy_logit_bytes`). ``cuda_graphs``: the
     layers' kernels captured in CUDA graphs (one launch a layer), so no eager host floor holds an
     adapted layer (:mod:`service.core.steptime_finetune`).
     """
@@ -291,16 +298,19 @@ LAYER_AXES = ("tp", "sequence_parallel", "recompute", "micro_batch_size", "cp")
 
 
 @functools.lru_cache(maxsize=16_384)
-def _layer_bytes(arch: Architecture, opts: ActivationOptions) -> int:
-    """:func:`service.core.activations.layer_activation_bytes`' total, memoised: every search asks
+def _layer_bytes(arch: Architecture, opts: ActivationOptions) -> tuple[int, int]:
+    """:func:`service.core.activations.layer_activation_bytes`' total and the layer recomputation
+    rebuilds (:func:`service.core.activations.recompute_working_bytes`), memoised: every search asks
     the same (tp, sp, recompute, micro-batch, cp) entries again for each cluster size and GPU type."""
-    return layer_activation_bytes(arch, opts).total_bytes
+    return layer_activation_bytes(arch, opts).total_bytes, recompute_working_bytes(arch, opts)
 
 
 def layer_tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> np.ndarray:
-    """One layer's activation bytes by (tp, sequence_parallel, recompute, micro-batch, cp),
-    from :func:`service.core.activations.layer_activation_bytes` (with a fine-tune's change,
-    :func:`service.core.plan_finetune.finetune_layer_delta`); memoised (read-only): a deadline
+    """One layer's activation bytes by (tp, sequence_parallel, recompute, micro-batch, cp) and, on a
+    last axis of two, (kept, rebuilt): the kept bytes from
+    :func:`service.core.activations.layer_activation_bytes` (with a fine-tune's change,
+    :func:`service.core.plan_finetune.finetune_layer_delta`), the layer recomputation rebuilds from
+    :func:`service.core.activations.recompute_working_bytes`; memoised (read-only): a deadline
     search asks the same table for every cluster size and GPU type."""
     return _cached_layer_table(arch, spec.precision, spec.fp8_recipe, spec.seq_len, spec.flash_attention, spec.dropout,
                                spec.finetune, spec.cross_entropy, tuple(tuple(axes[k].tolist()) for k in LAYER_AXES))  # fmt: skip
@@ -322,8 +332,8 @@ def _build_layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.nd
     e = PRECISION_BYTES[spec.precision].activation
     inputs = kept_linear_input_bytes(spec.precision, spec.fp8_recipe)  # FP8: the linear layers' inputs kept in FP8
     ft = None if spec.finetune is None else resolve_finetune(arch, spec.finetune, spec.precision)
-    layer = np.empty(tuple(len(axes[k]) for k in LAYER_AXES), dtype=np.float64)
-    for idx in np.ndindex(layer.shape):
+    layer = np.empty((*(len(axes[k]) for k in LAYER_AXES), 2), dtype=np.float64)
+    for idx in np.ndindex(layer.shape[:-1]):
         t, sp, rc, b, c = (axes[k][i].item() for k, i in zip(LAYER_AXES, idx, strict=True))
         opts = ActivationOptions(
             seq_len=spec.seq_len // c, micro_batch_size=b, tp=t, sequence_parallel=bool(sp), recompute=RECOMPUTES[rc],
@@ -332,7 +342,7 @@ def _build_layer_table(arch: Architecture, spec: PlanSpec, axes: dict[str, np.nd
         )  # fmt: skip
         layer[idx] = _layer_bytes(arch, opts)
         if ft is not None:
-            layer[idx] += finetune_layer_delta(arch, ft, tokens=spec.seq_len // c * b, element_bytes=e,
+            layer[(*idx, 0)] += finetune_layer_delta(arch, ft, tokens=spec.seq_len // c * b, element_bytes=e,
                                                flash_attention=spec.flash_attention, recompute=RECOMPUTES[rc], tp=t,
                                                sequence_parallel=bool(sp), linear_input_bytes=inputs)  # fmt: skip
     return layer
@@ -363,14 +373,16 @@ def memory_arrays(
     else:
         states = _state_arrays(arch, spec, shard_table, shard, zero)
 
-    layer = layer_table[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]]
+    layer, rebuilt = np.moveaxis(
+        layer_table[g["i_tp"], g["i_sequence_parallel"], g["i_recompute"], g["i_micro_batch_size"], g["i_cp"]], -1, 0
+    )
     # the stage's total, by the lines service.core.activations.stage_activation_bytes uses
     k = resolve_kernels(spec.kernels, arch, flash_attention=spec.flash_attention)
     embedding_mask, output = stage_end_bytes(arch, k, element_bytes=pb.activation, seq_len=spec.seq_len // c,
                                              micro_batch_size=g["micro_batch_size"].astype(np.float64), tp=t,
                                              sequence_parallel=g["sequence_parallel"], dropout=spec.dropout)  # fmt: skip
     first, last = stage_peak_bytes(arch.n_layers, layer, embedding_mask, output, pp=p, virtual_stages=g["virtual_stages"],
-                                   microbatches=g["microbatches"], schedule=code)  # fmt: skip
+                                   microbatches=g["microbatches"], schedule=code, rebuilt=rebuilt)  # fmt: skip
     activations = np.maximum(first, last)
     total = states["weights"] + states["gradients"] + states["optimizer"] + activations
     return states | {"total": total, "activations": activations}

@@ -218,7 +218,8 @@ class TrainingMemoryRequest(Schema):
         "vocab-parallel cross entropy, in place on the fp32 softmax: 4 bytes a logit, Korthikanti et al. 2022 §4.3) or "
         "`eager` (PyTorch's F.cross_entropy on logits upcast to fp32, as transformers' ForCausalLMLoss and torchtitan: the "
         "saved fp32 log-softmax, nll_loss's fp32 gradient and the log-softmax's input gradient together in the backward, "
-        "12 bytes a logit). Default: the framework's (megatron fused, huggingface eager).",
+        "12 bytes a logit; on tp > 1 vocabulary shards PyTorch's loss_parallel, whose fused backward holds four fp32 "
+        "tensors, 16). Default: the framework's (megatron fused, huggingface eager).",
     )
     residual_dropout: bool = Field(
         True, description="With dropout: also on the embedding, attention output and MLP output (GPT-2, NeoX; not Llama)."
@@ -272,6 +273,12 @@ class ActivationDetail(Schema):
     )
     first_stage_bytes: int
     last_stage_bytes: int
+    recompute_working_bytes: int = Field(
+        description="The layer recomputation rebuilds in its backward, one layer of one micro-batch, counted in the stages' "
+        "bytes on top of what they keep (after the loss's peak on the last stage): full recompute's layer without "
+        "recompute, selective's attention core (Korthikanti et al. 2022 §5), selective_op's recomputed ops; 0 without "
+        "recompute."
+    )
 
 
 class TrainingMemoryResponse(Estimate):

@@ -132,7 +132,8 @@ class StepTimeOptions(Schema):
         description="How the loss runs over the last stage's logits s*b*V/t, for the per-GPU memory: `fused` (Megatron's "
         "vocab-parallel cross entropy, in place on the fp32 softmax: 4 bytes a logit, Korthikanti et al. 2022 §4.3) or "
         "`eager` (PyTorch's F.cross_entropy on logits upcast to fp32, as torchtitan and transformers' ForCausalLMLoss call "
-        "it: 12 bytes a logit at its backward's peak). Default null: fused, the planner's Megatron-LM count.",
+        "it: 12 bytes a logit at its backward's peak; 16 on tp > 1 vocabulary shards, PyTorch's loss_parallel). Default "
+        "null: fused, the planner's Megatron-LM count.",
     )
     cuda_graphs: bool = Field(
         False,

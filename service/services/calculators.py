@@ -219,7 +219,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         k = resolve_kernels(kernels, model, flash_attention=req.flash_attention)
         assumptions |= {"attention_implementation": k.attention.value, "fp32_softmax": k.fp32_softmax, "fp32_norms": k.fp32_norms,
                         "fused_activation": k.fused_activation, "eager_repeats_kv": k.repeat_kv,
-                        "cross_entropy": f"{k.cross_entropy.value}: {k.logit_bytes} bytes a logit at the loss's peak"}  # fmt: skip
+                        "cross_entropy": f"{k.cross_entropy.value}: {k.logit_bytes(par.tp)} bytes a logit at the loss's peak"}  # fmt: skip
     recurrent = isinstance(model, Architecture) and bool(model.recurrent_layers)
     if req.dropout or recurrent or (req.finetune is not None and (req.finetune.dropout or 0) > 0):
         assumptions["device_convention"] = _DROPOUT_CONVENTIONS[req.device_convention]
@@ -258,6 +258,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
                 "in_flight_microbatches": act.in_flight_microbatches,
                 "first_stage_bytes": act.first_stage_bytes,
                 "last_stage_bytes": act.last_stage_bytes,
+                "recompute_working_bytes": act.recompute_working_bytes,
             },
             "gpu": gpu_row.id if gpu_row else None,
             "gpu_memory_bytes": gpu_bytes,

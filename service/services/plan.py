@@ -56,8 +56,9 @@ FORMULAS = [
     "pipeline bubble by schedule: 1F1B (p-1)(F+B), interleaved (p-1)(F+B)/v, ZB-H1 (p-1)(F+B-2W), DualPipe (p/2-1)(F&B+B-3W) "
     "(Narayanan et al. 2021 §2.2; Qi et al. 2023 §3.1; DeepSeek-V3 §3.2.1)",
     "memory per GPU = weights + gradients + optimizer (ZeRO over dp*cp) + busiest stage's activations, the last stage's "
-    "with its micro-batch's logits at the loss's peak, 4*s*b*V/t fused or 12*s*b*V/t eager (cross_entropy) "
-    "(Rajbhandari et al. 2020 §5; Korthikanti et al. 2022 §4)",
+    "with its micro-batch's logits at the loss's peak, 4*s*b*V/t fused or 12*s*b*V/t eager (16 on tp > 1 vocabulary "
+    "shards, PyTorch's loss_parallel) (cross_entropy); under recompute the layer whose backward runs rebuilt on top "
+    "(Rajbhandari et al. 2020 §5; Korthikanti et al. 2022 §4-5)",
     "MFU = model FLOPs per token (every matmul + the attention core, halved by causal FlashAttention; Narayanan et al. 2021 §5.1) "
     "* tokens/s / (n * peak)",
 ]
@@ -67,7 +68,7 @@ CROSS_ENTROPY_NOTES = {
     CrossEntropy.FUSED: "fused (Megatron's vocab-parallel cross entropy: 4 bytes a logit at the loss's peak, "
     "Korthikanti et al. 2022 §4.3)",
     CrossEntropy.EAGER: "eager (PyTorch's F.cross_entropy on fp32-upcast logits, as torchtitan and transformers call it: "
-    "12 bytes a logit at its backward's peak)",
+    "12 bytes a logit at its backward's peak; with tp > 1 PyTorch's loss_parallel on the vocabulary shards, 16)",
 }
 
 

@@ -407,3 +407,19 @@ def test_memory_training_states_the_loss_it_priced(client) -> None:
     assert ok(client, "/v1/memory/training", body)["assumptions"]["cross_entropy"].startswith("eager: 12 bytes a logit")
     megatron = ok(client, "/v1/memory/training", body | {"framework": "megatron"})
     assert megatron["assumptions"]["cross_entropy"].startswith("fused: 4 bytes a logit")
+
+
+def test_memory_training_lists_the_rebuilt_layer_and_the_loss_parallel_bytes(client) -> None:
+    # Llama-3-8B at 8,192 tokens, full recompute, transformers' kernels, 2 tensor ranks without sequence
+    # parallelism: the layer rebuilt in its backward keeps its norms' and the QKV and MLP inputs whole (16h a
+    # token), Q, the output projection's input, the SwiGLU tensors, K, V and the log-sum-exp halved
+    # (tests/core/test_recompute_working.py); the eager loss on vocabulary shards is PyTorch's loss_parallel,
+    # 16 bytes a logit
+    body = {"model": {"preset": "llama-3-8b"}, "seq_len": 8192, "recompute": "full", "flash_attention": True,
+            "parallelism": {"tp": 2}}  # fmt: skip
+    data = ok(client, "/v1/memory/training", body)
+    per_token = 16 * 4096 + (4 * 4096 + 8 * 14336 + 4 * 1024 + 4 * 32) // 2
+    assert data["activations"]["recompute_working_bytes"] == 8192 * per_token == 1_091_043_328
+    assert data["assumptions"]["cross_entropy"].startswith("eager: 16 bytes a logit")
+    none = ok(client, "/v1/memory/training", body | {"recompute": "none"})
+    assert none["activations"]["recompute_working_bytes"] == 0

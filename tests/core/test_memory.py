@@ -156,8 +156,14 @@ def test_full_recompute_uses_less_than_selective_less_than_none() -> None:
     # tensor (4 + 2 bytes), the logit projection its 16-bit input (2), and its eager loss peaks at
     # 12 bytes a logit (the saved fp32 log-softmax, nll_loss's fp32 gradient and the log-softmax's)
     assert full == 32 * 2 * 4096 * 4096 + (4 + 2 + 2) * 4096 * 4096 + 12 * 4096 * 32000
+    # (the layer full recompute rebuilds after the loss, 763 MB with SDPA, stays below the loss's 1.7 GB)
     megatron = training_memory(arch, recompute=Recompute.FULL, seq_len=4096, kernels=MEGATRON).activations_bytes
-    assert megatron == 32 * 2 * 4096 * 4096 + 4 * 4096 * 4096 + 4 * 4096 * 32000  # Korthikanti §4.3
+    # Megatron's kernels: the kept inputs (Korthikanti §4.3) and, above the fused loss's 4 bytes a logit and
+    # the output layer's inputs (0.59 GB), the layer rebuilt in its backward, eager attention's scores included:
+    # per token 16h + 6f + 2*a*s bytes without recompute, less the input its first norm shares with the kept set
+    rebuilt = 4096 * (16 * 4096 + 6 * 11008 + 2 * 32 * 4096) - 2 * 4096 * 4096
+    assert rebuilt == 1_579_155_456 > 4 * 4096 * 4096 + 4 * 4096 * 32000
+    assert megatron == 32 * 2 * 4096 * 4096 + rebuilt
 
 
 # --- inference -------------------------------------------------------------------------------
@@ -210,7 +216,7 @@ def test_kv_heads_are_replicated_when_tp_exceeds_them() -> None:
     assert at8.params_per_gpu > at16.params_per_gpu
 
 
-def test_the_eager_loss_peaks_at_twelve_bytes_a_logit_the_fused_at_four() -> None:
+def test_the_eager_loss_peaks_at_twelve_bytes_a_logit_sixteen_on_shards_the_fused_at_four() -> None:
     # Llama-3-8B (vocab 128,256) at 8,192 tokens: PyTorch's F.cross_entropy on upcast logits holds the saved
     # fp32 log-softmax, nll_loss's fp32 gradient and the log-softmax's gradient at once (12 bytes a logit);
     # Megatron's vocab-parallel loss works in place on its fp32 softmax (4, Korthikanti §4.3)
@@ -221,8 +227,10 @@ def test_the_eager_loss_peaks_at_twelve_bytes_a_logit_the_fused_at_four() -> Non
     assert eager - fused == 8 * 8192 * 128_256 == 8_405_385_216
     assert training_memory(arch, **common).activations_bytes == eager  # transformers' default: eager
     assert training_memory(arch, kernels=MEGATRON, **common).activations_bytes < eager
-    # vocabulary-parallel over 4 tensor ranks: a quarter of each
+    # vocabulary-parallel over 4 tensor ranks: a quarter of the logits each, the eager loss now PyTorch's
+    # loss_parallel, whose fused backward holds the saved fp32 log-softmax, zeros_like(x), exp(x), their sum
+    # and its product with the gradient: four fp32 tensors at once, 16 bytes a logit (12 more than the fused 4)
     tp4 = dict(common, parallelism=Parallelism(tp=4))
     split = (training_memory(arch, kernels=Kernels(cross_entropy=CrossEntropy.EAGER), **tp4).activations_bytes
              - training_memory(arch, kernels=Kernels(cross_entropy=CrossEntropy.FUSED), **tp4).activations_bytes)  # fmt: skip
-    assert split == 8 * 8192 * 128_256 // 4
+    assert split == (16 - 4) * 8192 * 128_256 // 4 == 3_152_019_456
