@@ -179,6 +179,8 @@ def test_a_row_the_user_stored_under_a_seeded_id_is_neither_overwritten_nor_dele
     mine = rows(engine, "gpus")["t4"]
     upgrade(engine)
     assert rows(engine, "gpus")["t4"] == mine  # left as the user stored it
+    (served_t4,) = served(engine, "/v1/gpus/t4")
+    assert (served_t4["name"], served_t4["memory_bytes"]) == ("our T4 (a V100 really)", 2**34)
     downgrade(engine, "0013")
     assert rows(engine, "gpus")["t4"] == mine  # not the seeded T4: kept
     assert set(rows(engine, "gpus")) == set(before) | {"t4"}
