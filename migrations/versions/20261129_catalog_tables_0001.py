@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.seeded import refuse_dropping_tables
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -114,6 +116,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    refuse_dropping_tables(("prices", "providers", "model_presets", "gpus"), revision=revision)
     with op.batch_alter_table("prices", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_prices_provider_id"))
         batch_op.drop_index("ix_prices_lookup")

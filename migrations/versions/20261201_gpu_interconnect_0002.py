@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.seeded import refuse_dropping
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -102,6 +104,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    names = [column.name for column in _columns()]
+    # the backfilled values come back with the upgrade; a value the user stored would be lost
+    restored = {gpu_id: dict(zip(names, values, strict=True)) for gpu_id, values in BACKFILL.items()}
+    refuse_dropping("gpus", names, revision=revision, restored=restored)
     with op.batch_alter_table("gpus", recreate="never") as batch_op:
         for column in reversed(_columns()):
             batch_op.drop_column(column.name)

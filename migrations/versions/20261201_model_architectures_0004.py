@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.seeded import bump_catalog_version, delete_unchanged, insert_missing, refuse_dropping
+
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -842,27 +844,20 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column(name, type_, nullable=True))
     if op.get_context().as_sql:
         return  # offline (--sql): no rows to read
-    connection = op.get_bind()
-    present = set(connection.execute(sa.select(PRESETS.c.id)).scalars())
-    if not present:
-        return  # an empty store: the seed inserts the current catalog
-    keys = sorted({key for row in NEW_PRESETS for key in row})  # one column set for every row (null where absent)
-    rows = [{key: row.get(key) for key in keys} | {"version": 1} for row in NEW_PRESETS if row["id"] not in present]
-    if rows:
-        op.bulk_insert(PRESETS, rows)
-    op.execute(
+    inserted = insert_missing(PRESETS, NEW_PRESETS)  # bumps the catalog version when it inserts
+    window = op.get_bind().execute(
         PRESETS.update()
         .where(PRESETS.c.id == "mistral-7b", PRESETS.c.sliding_window.is_(None))
         .values(sliding_window=MISTRAL_7B_WINDOW, version=PRESETS.c.version + 1, updated_at=sa.func.now())
     )
-    op.execute(sa.text("UPDATE catalog_version SET version = version + 1"))
+    if window.rowcount and not inserted:
+        bump_catalog_version()
 
 
 def downgrade() -> None:
-    if not op.get_context().as_sql:
-        ids = [row["id"] for row in NEW_PRESETS]
-        op.execute(PRESETS.delete().where(PRESETS.c.id.in_(ids)))
-        op.execute(sa.text("UPDATE catalog_version SET version = version + 1"))
+    delete_unchanged("model_presets", NEW_PRESETS)
+    # Mistral 7B's window is put back by the upgrade; any other value would be lost
+    refuse_dropping("model_presets", COLUMNS, revision=revision, restored={"mistral-7b": {"sliding_window": MISTRAL_7B_WINDOW}})
     with op.batch_alter_table("model_presets", recreate="never") as batch_op:
         for name in reversed(COLUMNS):
             batch_op.drop_column(name)

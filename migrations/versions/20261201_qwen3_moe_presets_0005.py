@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from migrations.seeded import delete_unchanged, insert_missing
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -139,22 +140,8 @@ NEW_PRESETS: list[dict] = [
 
 
 def upgrade() -> None:
-    if op.get_context().as_sql:
-        return  # offline (--sql): no rows to read
-    connection = op.get_bind()
-    present = set(connection.execute(sa.select(PRESETS.c.id)).scalars())
-    if not present:
-        return  # an empty store: the seed inserts the current catalog
-    keys = sorted({key for row in NEW_PRESETS for key in row})  # one column set for every row (null where absent)
-    rows = [{key: row.get(key) for key in keys} | {"version": 1} for row in NEW_PRESETS if row["id"] not in present]
-    if rows:
-        op.bulk_insert(PRESETS, rows)
-        op.execute(sa.text("UPDATE catalog_version SET version = version + 1"))
+    insert_missing(PRESETS, NEW_PRESETS)
 
 
 def downgrade() -> None:
-    if op.get_context().as_sql:
-        return
-    ids = [row["id"] for row in NEW_PRESETS]
-    op.execute(PRESETS.delete().where(PRESETS.c.id.in_(ids)))
-    op.execute(sa.text("UPDATE catalog_version SET version = version + 1"))
+    delete_unchanged("model_presets", NEW_PRESETS)

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+
+from migrations.seeded import delete_unchanged, insert_missing
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -145,21 +146,8 @@ NEW_GPUS: list[dict] = [
 
 
 def upgrade() -> None:
-    if op.get_context().as_sql:
-        return  # offline (--sql): no rows to read
-    connection = op.get_bind()
-    present = set(connection.execute(sa.select(GPUS.c.id)).scalars())
-    if not present:
-        return  # an empty store: the seed inserts the current catalog
-    rows = [row | {"version": 1} for row in NEW_GPUS if row["id"] not in present]
-    if rows:
-        op.bulk_insert(GPUS, rows)
-        op.execute(sa.text("UPDATE catalog_version SET version = version + 1"))
+    insert_missing(GPUS, NEW_GPUS)
 
 
 def downgrade() -> None:
-    if op.get_context().as_sql:
-        return
-    ids = [row["id"] for row in NEW_GPUS]
-    op.execute(GPUS.delete().where(GPUS.c.id.in_(ids)))
-    op.execute(sa.text("UPDATE catalog_version SET version = version + 1"))
+    delete_unchanged("gpus", NEW_GPUS)

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.seeded import delete_unchanged, insert_missing, refuse_dropping
+
 revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
@@ -109,24 +111,12 @@ def upgrade() -> None:
     with op.batch_alter_table("model_presets", recreate="never") as batch_op:
         for name, type_ in COLUMNS.items():
             batch_op.add_column(sa.Column(name, type_, nullable=True))
-    if op.get_context().as_sql:
-        return  # offline (--sql): no rows to read
-    connection = op.get_bind()
-    present = set(connection.execute(sa.select(PRESETS.c.id)).scalars())
-    if not present:
-        return  # an empty store: the seed inserts the current catalog
-    keys = sorted({key for row in NEW_PRESETS for key in row})  # one column set for every row (null where absent)
-    rows = [{key: row.get(key) for key in keys} | {"version": 1} for row in NEW_PRESETS if row["id"] not in present]
-    if rows:
-        op.bulk_insert(PRESETS, rows)
-        op.execute(sa.text("UPDATE catalog_version SET version = version + 1"))
+    insert_missing(PRESETS, NEW_PRESETS)
 
 
 def downgrade() -> None:
-    if not op.get_context().as_sql:
-        ids = [row["id"] for row in NEW_PRESETS]
-        op.execute(PRESETS.delete().where(PRESETS.c.id.in_(ids)))
-        op.execute(sa.text("UPDATE catalog_version SET version = version + 1"))
+    delete_unchanged("model_presets", NEW_PRESETS)
+    refuse_dropping("model_presets", COLUMNS, revision=revision)
     with op.batch_alter_table("model_presets", recreate="never") as batch_op:
         for name in reversed(COLUMNS):
             batch_op.drop_column(name)

@@ -65,8 +65,13 @@ class VersionedRepository(Generic[M]):
         )
         return _bumped_if(self.session, self.session.execute(stmt).rowcount == 1)
 
-    def delete(self, item_id: str) -> bool:
+    def delete(self, item_id: str, version: int | None = None) -> bool:
+        """``DELETE ... WHERE id = :id``, and ``AND version = :version`` when given (a conditional
+        delete: a row another writer changed since it was read at ``version`` stays). Returns
+        whether a row was deleted."""
         stmt = delete(self.model).where(self.model.id == item_id)
+        if version is not None:
+            stmt = stmt.where(self.model.version == version)
         return _bumped_if(self.session, self.session.execute(stmt).rowcount == 1)
 
 

@@ -215,10 +215,16 @@ def delete_item(session: Session, res: Resource, item_id: str, if_match: str | N
     if res.referenced_by is not None and (n := res.referenced_by(session, item_id)):
         raise Conflict(f"{res.label} {item_id!r} is referenced by {n} price(s); delete those first")
     try:
-        repo.delete(item_id)
+        # with If-Match, only the version it accepted: a write committed since the read keeps the row
+        deleted = repo.delete(item_id, version=None if accepted is None else row.version)
     except IntegrityError as exc:  # a price was added concurrently
         session.rollback()
         raise Conflict(f"{res.label} {item_id!r} is referenced by prices") from exc
+    if not deleted:
+        session.rollback()
+        if accepted is not None and repo.exists(item_id):
+            raise PreconditionFailed(f"{res.label} {item_id!r} changed while this request was applied")
+        raise NotFound(f"{res.label} {item_id!r} not found")
     return finish(session, WriteAnswer(204))
 
 
