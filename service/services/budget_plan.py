@@ -110,6 +110,11 @@ def gpus_for_deadline(gpu_hours: float, deadline_hours: float, gpus_per_node: in
     return n if n <= MAX_CLUSTER_GPUS else None
 
 
+def deadline_unmet(gpu_hours: float, deadline_days: float) -> str:
+    """Why no cluster of up to :data:`MAX_CLUSTER_GPUS` spends ``gpu_hours`` within the deadline."""
+    return f"deadline_days: spending {gpu_hours:.3g} GPU-hours within {deadline_days:g} days needs more than {MAX_CLUSTER_GPUS:,} GPUs"
+
+
 @dataclass(frozen=True)
 class BudgetRun:
     """What a budget buys on a cluster: the FLOPs at the size's own plan, the plan, and how the

@@ -130,6 +130,27 @@ def test_a_deadline_no_cluster_meets_is_a_reasoned_answer(client) -> None:
     assert step["fits"] is False and step["reason"].startswith("budget_usd: one step takes")
 
 
+def test_a_deadline_at_a_stated_mfu_is_met_or_said_to_be_unmet(client) -> None:
+    """With the request's MFU no plan times the run, yet the deadline still sizes the cluster: $1M at
+    $2/GPU-hour is 500,000 GPU-hours, within 10 days 2,083.3 GPUs, so 261 nodes of 8 (2,088). $10B is
+    5e9 GPU-hours, within half a day 4.2e8 GPUs, more than any cluster: fits false and why (it used
+    to answer n_gpus and wall clock null with fits null, the deadline silently dropped)."""
+    at = {"gpu": "h100-sxm", "usd_per_gpu_hour": 2.0, "mfu": 0.4}
+    met = ok(client, "/v1/budget", at | {"budget_usd": 1e6, "deadline_days": 10})
+    assert met["n_gpus"] == 2088 and met["wall_clock_hours"] == pytest.approx(500_000 / 2088)
+    assert met["fits"] is None and met["reason"] is None and met["time_from"] == "mfu"
+    unmet = ok(client, "/v1/budget", at | {"budget_usd": 1e10, "deadline_days": 0.5})
+    assert unmet["compute_flops"] == pytest.approx(5e9 * 3600 * 989.5e12 * 0.4)  # still what the dollars buy
+    assert unmet["fits"] is False and unmet["n_gpus"] is None and unmet["wall_clock_hours"] is None
+    assert unmet["reason"] == "deadline_days: spending 5e+09 GPU-hours within 0.5 days needs more than 131,072 GPUs"
+    # FLOPs in: Chinchilla's 5.76e23 at 0.4 of 989.5 TFLOP/s is 404,245 GPU-hours; in 0.24 hours 1.7M GPUs
+    flops = ok(client, "/v1/budget", at | {"compute_flops": 5.76e23, "deadline_days": 0.01})
+    assert flops["gpu_hours"] == pytest.approx(5.76e23 / (989.5e12 * 0.4) / 3600)
+    assert flops["fits"] is False and flops["reason"].startswith("deadline_days: spending 4.04e+05 GPU-hours")
+    loss = ok(client, "/v1/budget/for-loss", at | {"target_loss": 1.9, "deadline_days": 0.01})
+    assert loss["fits"] is False and loss["reason"].startswith("deadline_days: spending")
+
+
 @pytest.mark.parametrize(
     ("body", "loc"),
     [
