@@ -86,6 +86,25 @@ def test_each_alternative_is_timed_by_its_own_plan_and_none_beats_the_optimum(cl
     assert len({a["mfu"] for a in data["alternatives"]}) > 1  # sizes run at their own efficiency
 
 
+def test_an_alternative_answers_the_architecture_its_plan_times(client) -> None:
+    """$300 at $2/GPU-hour on 8 H100: the optimum is about 1e9 parameters, and half of it (4.9e8) and the
+    size at 100 tokens a parameter (5.3e8) both come out of Llama 3's shape rules as the same 435,463,168-
+    parameter model (20 layers of d_model 1,024, 8 heads, d_ff 3,584, its 128,256 x 1,024 embedding
+    tied): 20 x (4 x 1024^2 + 3 x 1024 x 3584 + 2 x 1024) + 1024 + 128256 x 1024. One plan, one run: the
+    same params, tokens and loss (they used to answer the two sizes asked for, trained on tokens of
+    FLOPs the other architecture's plan bought, and non-integer counts)."""
+    data = ok(client, "/v1/budget", {"budget_usd": 300, "gpu": "h100-sxm", "n_gpus": 8, "usd_per_gpu_hour": 2.0})
+    alts = {a["label"]: a for a in data["alternatives"]}
+    half, over = alts["isoflop 0.5x"], alts["tokens_per_param 100"]
+    assert 20 * (4 * 1024**2 + 3 * 1024 * 3584 + 2 * 1024) + 1024 + 128256 * 1024 == 435_463_168
+    assert half["params"] == over["params"] == 435_463_168
+    assert half["compute_flops"] == over["compute_flops"] and half["tokens"] == over["tokens"]
+    assert half["tokens"] == round(half["compute_flops"] / (6 * 435_463_168))
+    loss = 1.6934 + 406.4 / 435_463_168**0.3392 + 410.7 / half["tokens"] ** 0.2849  # Hoffmann et al. 2022 eq. 2, unrounded fit
+    assert half["predicted_loss"] == over["predicted_loss"] == pytest.approx(loss, rel=1e-12)
+    assert all(a["params"] == round(a["params"]) and a["tokens"] == round(a["tokens"]) for a in alts.values())
+
+
 def test_a_deadline_chooses_the_cluster_that_spends_the_budget_in_time(client) -> None:
     data = ok(client, "/v1/budget", {"budget_usd": 5e6, "gpu": "h100-sxm", "deadline_days": 30})
     need = data["gpu_hours"] / (30 * 24)
