@@ -69,8 +69,10 @@ class BudgetPoint(Schema):
     """Another size for the same dollars, timed by its own best plan on the same cluster."""
 
     label: str = Field(description="`isoflop 0.5x`-style (a size around the optimum) or `tokens_per_param 100`-style.")
-    params: float
-    tokens: float
+    params: float = Field(
+        description="Active parameters of the architecture planned for the size (the family's shape nearest it)."
+    )
+    tokens: float = Field(description="The tokens its plan trains for the dollars: compute_flops / (6 params).")
     tokens_per_param: float
     compute_flops: float = Field(description="What the budget buys at this size's own plan.")
     predicted_loss: float | None = Field(description="None where no layout fits this size.")

@@ -85,10 +85,12 @@ def mfu_economics(catalog: CatalogReader, req: BudgetLike, compute_flops: float,
     price = resolve_price(catalog, gpu.id, req)
     r = cost.training_cost(compute_flops, flops_per_s_per_gpu=rate.flops_per_s_per_gpu, n_gpus=1, scaling_efficiency=efficiency,
                            usd_per_gpu_hour=price.usd_per_gpu_hour, mfu=rate.mfu)  # fmt: skip
-    n = req.n_gpus
+    n, unmet = req.n_gpus, None
     if n is None and req.deadline_days is not None:
         node = gpu.gpus_per_node or plan_service.DEFAULT_GPUS_PER_NODE
         n = bp.gpus_for_deadline(r.gpu_hours, req.deadline_days * 24, node)
+        if n is None:  # no cluster spends the GPU-hours in time: say so, never drop the deadline
+            unmet = bp.deadline_unmet(r.gpu_hours, req.deadline_days)
     energy = _energy(req)
     return Economics(
         gpu_hours=r.gpu_hours,
@@ -102,7 +104,7 @@ def mfu_economics(catalog: CatalogReader, req: BudgetLike, compute_flops: float,
         | (energy.assumptions([gpu], per_gpu=False) if energy else {}),
         energy=energy.for_gpu(gpu).fields(r.gpu_hours) if energy else {},
         formulas=(energy_service.FORMULA,) if energy else (),
-        n_gpus=n, mfu=rate.mfu, time_from="mfu", fits=None if reason is None else False, reason=reason,
+        n_gpus=n, mfu=rate.mfu, time_from="mfu", fits=None if (reason or unmet) is None else False, reason=reason or unmet,
     )  # fmt: skip
 
 
@@ -250,8 +252,7 @@ def _budget_by_plan(
     n = req.n_gpus or bp.gpus_for_deadline(gpu_hours, (req.deadline_days or 0) * 24, node)
     at_mfu = rates.rate(gpu, req).flops_per_s_per_gpu * gpu_hours * cost.SECONDS_PER_HOUR
     if n is None:
-        return _unfit(req, catalog, at_mfu, fixed, notes, f"deadline_days: spending {gpu_hours:.3g} GPU-hours within "
-                      f"{req.deadline_days:g} days needs more than {bp.MAX_CLUSTER_GPUS:,} GPUs")  # fmt: skip
+        return _unfit(req, catalog, at_mfu, fixed, notes, bp.deadline_unmet(gpu_hours, req.deadline_days or 0))
     run, n, seconds = bp.spend_within_deadline(req, gpu, n, gpu_hours, at_mfu, fixed)
     if isinstance(run, bp.Timed):
         size = compute.active_params(run.arch)

@@ -110,6 +110,11 @@ def gpus_for_deadline(gpu_hours: float, deadline_hours: float, gpus_per_node: in
     return n if n <= MAX_CLUSTER_GPUS else None
 
 
+def deadline_unmet(gpu_hours: float, deadline_days: float) -> str:
+    """Why no cluster of up to :data:`MAX_CLUSTER_GPUS` spends ``gpu_hours`` within the deadline."""
+    return f"deadline_days: spending {gpu_hours:.3g} GPU-hours within {deadline_days:g} days needs more than {MAX_CLUSTER_GPUS:,} GPUs"
+
+
 @dataclass(frozen=True)
 class BudgetRun:
     """What a budget buys on a cluster: the FLOPs at the size's own plan, the plan, and how the
@@ -202,7 +207,9 @@ OVERTRAINED_TOKENS_PER_PARAM = (100.0, 500.0)  # Llama 3 8B: ~1,900 (15T tokens)
 def alternatives(req: s.BudgetRequest, gpu: GpuView, run: BudgetRun, training_seconds: float) -> list[s.BudgetPoint]:
     """Other sizes for the same dollars on the same cluster, each timed by its own plan: the
     IsoFLOP neighbours at half and twice the optimum, and over-trained sizes at 100 and 500
-    tokens per parameter of the optimum's FLOPs (the size a team picks to serve cheaper)."""
+    tokens per parameter of the optimum's FLOPs (the size a team picks to serve cheaper). Each
+    answers the architecture it planned (the family's shape nearest the size: its active
+    parameters, the P of C = 6PD its plan's FLOPs count) with the tokens that plan trains and their loss."""
     optimum = scaling.optimal_shape(run.compute_flops, req.scaling_law)[0]
     sizes = [(f"isoflop {k:g}x", optimum * k) for k in ALTERNATIVE_SIZES]
     sizes += [(f"tokens_per_param {r:g}", math.sqrt(run.compute_flops / (6 * r))) for r in OVERTRAINED_TOKENS_PER_PARAM]
@@ -211,14 +218,15 @@ def alternatives(req: s.BudgetRequest, gpu: GpuView, run: BudgetRun, training_se
     for label, size in sizes:
         arch, source = architecture_for(size, req, None)
         timed = time_on(arch, source, gpu, run.timed.n_gpus, req)
+        params = timed.params  # the architecture planned, not the size asked for (coarse at small sizes)
         if timed.best is None:
-            out.append(s.BudgetPoint(label=label, params=size, tokens=0.0, tokens_per_param=0.0, compute_flops=0.0,
+            out.append(s.BudgetPoint(label=label, params=params, tokens=0.0, tokens_per_param=0.0, compute_flops=0.0,
                                      predicted_loss=None, mfu=None, plan=timed.reason))  # fmt: skip
             continue
         flops = timed.model_flops_per_s * training_seconds
-        tokens = flops / (6 * size)
-        out.append(s.BudgetPoint(label=label, params=size, tokens=tokens, tokens_per_param=tokens / size, compute_flops=flops,
-                                 predicted_loss=fit.loss(size, tokens), mfu=timed.best.mfu,
+        tokens = round(flops / (6 * params))  # counts are integer-valued (API.md)
+        out.append(s.BudgetPoint(label=label, params=params, tokens=tokens, tokens_per_param=tokens / params, compute_flops=flops,
+                                 predicted_loss=fit.loss(params, tokens), mfu=timed.best.mfu,
                                  plan=plan_service.plan_summary(timed.best)))  # fmt: skip
     return out
 

@@ -86,6 +86,25 @@ def test_each_alternative_is_timed_by_its_own_plan_and_none_beats_the_optimum(cl
     assert len({a["mfu"] for a in data["alternatives"]}) > 1  # sizes run at their own efficiency
 
 
+def test_an_alternative_answers_the_architecture_its_plan_times(client) -> None:
+    """$300 at $2/GPU-hour on 8 H100: the optimum is about 1e9 parameters, and half of it (4.9e8) and the
+    size at 100 tokens a parameter (5.3e8) both come out of Llama 3's shape rules as the same 435,463,168-
+    parameter model (20 layers of d_model 1,024, 8 heads, d_ff 3,584, its 128,256 x 1,024 embedding
+    tied): 20 x (4 x 1024^2 + 3 x 1024 x 3584 + 2 x 1024) + 1024 + 128256 x 1024. One plan, one run: the
+    same params, tokens and loss (they used to answer the two sizes asked for, trained on tokens of
+    FLOPs the other architecture's plan bought, and non-integer counts)."""
+    data = ok(client, "/v1/budget", {"budget_usd": 300, "gpu": "h100-sxm", "n_gpus": 8, "usd_per_gpu_hour": 2.0})
+    alts = {a["label"]: a for a in data["alternatives"]}
+    half, over = alts["isoflop 0.5x"], alts["tokens_per_param 100"]
+    assert 20 * (4 * 1024**2 + 3 * 1024 * 3584 + 2 * 1024) + 1024 + 128256 * 1024 == 435_463_168
+    assert half["params"] == over["params"] == 435_463_168
+    assert half["compute_flops"] == over["compute_flops"] and half["tokens"] == over["tokens"]
+    assert half["tokens"] == round(half["compute_flops"] / (6 * 435_463_168))
+    loss = 1.6934 + 406.4 / 435_463_168**0.3392 + 410.7 / half["tokens"] ** 0.2849  # Hoffmann et al. 2022 eq. 2, unrounded fit
+    assert half["predicted_loss"] == over["predicted_loss"] == pytest.approx(loss, rel=1e-12)
+    assert all(a["params"] == round(a["params"]) and a["tokens"] == round(a["tokens"]) for a in alts.values())
+
+
 def test_a_deadline_chooses_the_cluster_that_spends_the_budget_in_time(client) -> None:
     data = ok(client, "/v1/budget", {"budget_usd": 5e6, "gpu": "h100-sxm", "deadline_days": 30})
     need = data["gpu_hours"] / (30 * 24)
@@ -128,6 +147,27 @@ def test_a_deadline_no_cluster_meets_is_a_reasoned_answer(client) -> None:
         client, "/v1/budget", {"budget_usd": 50, "gpu": "h100-sxm", "n_gpus": 8192, "global_batch_tokens": 8192 * 8192 * 1024}
     )
     assert step["fits"] is False and step["reason"].startswith("budget_usd: one step takes")
+
+
+def test_a_deadline_at_a_stated_mfu_is_met_or_said_to_be_unmet(client) -> None:
+    """With the request's MFU no plan times the run, yet the deadline still sizes the cluster: $1M at
+    $2/GPU-hour is 500,000 GPU-hours, within 10 days 2,083.3 GPUs, so 261 nodes of 8 (2,088). $10B is
+    5e9 GPU-hours, within half a day 4.2e8 GPUs, more than any cluster: fits false and why (it used
+    to answer n_gpus and wall clock null with fits null, the deadline silently dropped)."""
+    at = {"gpu": "h100-sxm", "usd_per_gpu_hour": 2.0, "mfu": 0.4}
+    met = ok(client, "/v1/budget", at | {"budget_usd": 1e6, "deadline_days": 10})
+    assert met["n_gpus"] == 2088 and met["wall_clock_hours"] == pytest.approx(500_000 / 2088)
+    assert met["fits"] is None and met["reason"] is None and met["time_from"] == "mfu"
+    unmet = ok(client, "/v1/budget", at | {"budget_usd": 1e10, "deadline_days": 0.5})
+    assert unmet["compute_flops"] == pytest.approx(5e9 * 3600 * 989.5e12 * 0.4)  # still what the dollars buy
+    assert unmet["fits"] is False and unmet["n_gpus"] is None and unmet["wall_clock_hours"] is None
+    assert unmet["reason"] == "deadline_days: spending 5e+09 GPU-hours within 0.5 days needs more than 131,072 GPUs"
+    # FLOPs in: Chinchilla's 5.76e23 at 0.4 of 989.5 TFLOP/s is 404,245 GPU-hours; in 0.24 hours 1.7M GPUs
+    flops = ok(client, "/v1/budget", at | {"compute_flops": 5.76e23, "deadline_days": 0.01})
+    assert flops["gpu_hours"] == pytest.approx(5.76e23 / (989.5e12 * 0.4) / 3600)
+    assert flops["fits"] is False and flops["reason"].startswith("deadline_days: spending 4.04e+05 GPU-hours")
+    loss = ok(client, "/v1/budget/for-loss", at | {"target_loss": 1.9, "deadline_days": 0.01})
+    assert loss["fits"] is False and loss["reason"].startswith("deadline_days: spending")
 
 
 @pytest.mark.parametrize(
