@@ -41,7 +41,9 @@ FORMULAS = [
     "caches kv_lora_rank + qk_rope_head_dim per layer, on every tensor rank (DeepSeek-V2 §2.1); a sliding-window layer holds "
     "at most its window (Mistral 7B §2)",
     "prefill = the prompt's matmuls on per-GPU shapes + causal attention (at the FP8 peak over an FP8 KV cache, as "
-    "FlashAttention-3 and TensorRT-LLM attend; else the 16-bit peak) + 2 all-reduces per layer (compute-bound)",
+    "FlashAttention-3 and TensorRT-LLM attend; else the 16-bit peak) + 2 all-reduces per layer (compute-bound); a mixture's "
+    "routed experts one GEMM per touched expert, E * (1 - (1 - k/E)^prompt_tokens) a layer with prompt_tokens * k / touched "
+    "rows each, on its own roofline (its weights read) at the grouped-GEMM rate for its reduction depth",
     "decode step = max((weights/tp + batch * KV read) / HBM bandwidth, FLOPs / matmul rate) + 2 all-reduces per layer "
     "(Pope et al. 2022 §2-3); the KV read is what the cache holds at the mean context (windows capped); of a mixture's "
     "routed experts the step reads those its tokens pick, E * (1 - (1 - k/E)^tokens) a layer",
