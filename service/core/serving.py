@@ -17,7 +17,7 @@ One model prices every serving answer (the serving plan, ``/v1/cost/inference``,
 - **Prefill** (compute-bound): every matmul of the prompt on its per-GPU shape
   (:func:`service.core.steptime.matmul_seconds`; a mixture's routed experts one touched expert at a
   time, :mod:`service.core.expert_prefill`), causal FlashAttention over the prompt, and two
-  tensor-parallel all-reduces per layer.
+  tensor-parallel all-reduces per layer; a drafter's own prefill of the prompt after it.
 - **Decode** (memory-bound roofline, Pope et al. 2022 §2-3): a step reads the weights once (of a
   mixture's routed experts, those its tokens pick) and every sequence's KV cache at its context; it is compute-bound beyond the ridge point; plus two
   all-reduces per layer, latency-bound at small batches.
@@ -395,12 +395,18 @@ def prompt_prefill_seconds(
     prompts spread by ``limits.prompt_length_cv`` (each hitting the cache at the mean rate); a
     prefix kept off the GPUs (``limits.prefix_read_bytes_per_s``) is read in first
     (:func:`prefix_read_seconds`, the node's ``gpus_per_node / tp`` replicas reading at once).
-    ``cached`` (None: ``limits.prefix_cache_hit_rate``'s) the prefix
+    With a drafter (``limits.speculation``) the drafter prefills the prompt too, after the target
+    and on the same GPUs, before the first token: vLLM's spec-decode worker runs the scorer then the
+    proposer on a prefill "so that the KV cache is consistent between the two" (V0
+    ``spec_decode/spec_decode_worker.py``, ``_run_no_spec``), and V1's model runner feeds the
+    drafter every scheduled token of the step with the target's hidden states
+    (``v1/worker/gpu_model_runner.py``, ``propose_draft_token_ids``); EAGLE's and MTP's one layer
+    prefill as a one-layer model. ``cached`` (None: ``limits.prefix_cache_hit_rate``'s) the prefix
     tokens left out; ``fp8``: the routed experts' GEMMs at FP8's grouped-GEMM tile cost."""
     if cached is None:
         cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
     given = {"tp": tp, "attention_peak_flops_per_s": attention_peak, "length_cv": limits.prompt_length_cv, "fp8": fp8}
-    models = [arch]
+    models = [arch] if limits.speculation is None else [arch, limits.speculation.draft]
     full = sum(prefill_seconds(m, hw, prompt_tokens=prompt_tokens, **given) for m in models)
     if not cached:
         return full
@@ -489,7 +495,7 @@ def _replica_shape(
     per_sequence += replica_kv_cache_bytes(spec.draft, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) if spec else 0
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
-    read_per_token = per_token
+    read_per_token = per_token + (draft_kv_bytes_per_token(spec.draft, arch, per_token) if spec else 0)  # a prefix's both caches
     given = {"tp": tp, "limits": limits, "attention_peak": attention_peak, "fp8": fp8_matmuls(hw, weights.format)}
     prefill = prompt_prefill_seconds(arch, hw, prompt_tokens=prompt_tokens, kv_bytes_per_token=read_per_token, **given)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
