@@ -207,7 +207,11 @@ def _candidates(
 
 
 def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: CatalogReader) -> Speculation | None:
-    """The request's speculative decoding, with its drafter's architecture."""
+    """The request's speculative decoding, with its drafter's architecture; 422 naming
+    ``speculative.draft_model`` when the draft model's vocabulary is not the target's: the drafter
+    proposes token ids the target verifies (Leviathan et al. 2023 §2.3, both distributions over one
+    vocabulary), and vLLM's spec-decode worker asserts the two vocab sizes are equal
+    (``spec_decode/spec_decode_worker.py``, ``_vocab_size``)."""
     spec = req.speculative
     if spec is None:
         return None
@@ -215,6 +219,9 @@ def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: Catalog
     if spec.draft_model is not None:
         model = resolve_model(spec.draft_model, catalog, field="speculative.draft_model")
         draft = require_architecture(model, "a draft model's decode steps")
+        if draft.vocab_size != arch.vocab_size:
+            raise Unprocessable.for_field("speculative.draft_model", f"its vocabulary ({draft.vocab_size} tokens) is not the "
+                                          f"target's ({arch.vocab_size}): a drafter proposes the target's token ids")  # fmt: skip
     return speculation(spec.method, target=arch, tokens=spec.tokens, acceptance_rate=spec.acceptance_rate, draft_model=draft)
 
 
