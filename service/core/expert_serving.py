@@ -34,7 +34,8 @@ A **unit** of ``ep`` GPUs (whole nodes) serves as one replica:
   network across nodes, each token sent once per node it reaches), the busiest GPU's share. The
   dispatch is FP8 when the weights are (DeepSeek-V3 §3.3.2: activations quantised to FP8 before
   the dispatch), the combine BF16;
-- **a prefill** on one GPU is its prompt's compute as one GPU would run it (the expert FLOPs the GPU
+- **a prefill** on one GPU is its prompt's compute as one GPU would run it, its routed experts those
+  it holds over the unit's tokens (:mod:`service.core.expert_prefill`: the expert FLOPs the GPU
   does for others balance those others do for it, times the load imbalance), with the attention
   core at the BF16 peak times the kernel's measured forward fraction (day 6: FP8 for the matmuls
   and the dispatch, BF16 for the core MLA computations and the combine; FlashAttention-3's
@@ -96,11 +97,11 @@ import numpy as np
 from service.core.architecture import Architecture
 from service.core.compute import attention_score_flops_per_token, prompt_attention_flops
 from service.core.dtypes import Dtype
+from service.core.expert_prefill import fp8_matmuls, routed_expert_seconds
 from service.core.hardware import (
     INTER_NODE_LATENCY_SECONDS,
     INTRA_NODE_LATENCY_SECONDS,
     expert_all_to_all_seconds,
-    matmul_seconds,
 )
 from service.core.memory import kv_cache_bytes, recurrent_state_dtype, state_cache_bytes_per_sequence
 from service.core.params import mlp_params
@@ -112,7 +113,6 @@ from service.core.serving import (
     Replica,
     Weights,
     decode_terms,
-    mlp_shapes_per_gpu,
     prefill_seconds,
     prefix_read_seconds,
     replica_step_seconds,
@@ -247,10 +247,12 @@ def ep_decode_step_seconds(
 
 def ep_prompt_seconds(
     arch: Architecture, hw: Hardware, *, ep: int, prompt_tokens: int, element_bytes: int, imbalance: float = 1.0,
-    overlap: bool = False, length_cv: float = 0.0,
+    overlap: bool = False, length_cv: float = 0.0, fp8: bool = False,
 ) -> float:  # fmt: skip
     """One prompt on one GPU of the unit (module docstring): its compute
-    (:func:`service.core.serving.prefill_seconds` at one GPU) with the attention core at the BF16
+    (:func:`service.core.serving.prefill_seconds` at one GPU, the routed experts those the GPU
+    holds over the unit's tokens: :func:`service.core.expert_prefill.routed_expert_seconds`, at
+    FP8's grouped-GEMM tile cost with ``fp8``) with the attention core at the BF16
     peak, averaged over prompts of this mean length and coefficient of variation
     (:func:`service.core.compute.prompt_attention_flops`: ``1 + length_cv**2`` times for global
     attention), and the routed experts' matmuls times ``imbalance``, and its tokens' all-to-all
@@ -259,16 +261,13 @@ def ep_prompt_seconds(
         return 0.0
     n = prompt_tokens
     bf16_peak = hw.bf16_peak_flops_per_s or hw.peak_flops_per_s
-    compute = prefill_seconds(arch, hw, tp=1, prompt_tokens=n, attention_peak_flops_per_s=bf16_peak)
+    compute = prefill_seconds(arch, hw, tp=1, prompt_tokens=n, attention_peak_flops_per_s=bf16_peak, ep=ep, fp8=fp8)
     if length_cv:  # the core's share beyond the mean prompt's
         forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)
         beyond = prompt_attention_flops(arch, n, length_cv) - attention_score_flops_per_token(arch, n, causal=True) * n
         compute += beyond / (bf16_peak * forward_fraction)
     if arch.moe_layers:
-        routed = sum(
-            c * matmul_seconds(n * arch.experts_per_token, k, m, hw, 2) for c, k, m in mlp_shapes_per_gpu(arch, arch.d_ff, 1)
-        )
-        compute += (imbalance - 1) * arch.moe_layers * float(routed)
+        compute += (imbalance - 1) * arch.moe_layers * routed_expert_seconds(arch, hw, tokens=n, ep=ep, fp8=fp8)
     comm = imbalance * float(all_to_all_seconds(arch, hw, ep=ep, tokens=n, element_bytes=element_bytes))
     return max(compute / (1 - PREFILL_COMMUNICATION_SM_SHARE), comm) if overlap else compute + comm
 
@@ -321,7 +320,8 @@ def ep_replica(
     per_gpu = min(per_gpu, limits.max_num_seqs or per_gpu)
     element = dispatch_bytes(weights)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    given = {"ep": ep, "element_bytes": element, "imbalance": imbalance, "overlap": overlap, "length_cv": limits.prompt_length_cv}
+    given = {"ep": ep, "element_bytes": element, "imbalance": imbalance, "overlap": overlap, "length_cv": limits.prompt_length_cv,
+             "fp8": fp8_matmuls(hw, weights.format)}  # fmt: skip
     prompt = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens, **given)
     fresh = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens - cached, **given) if cached else None
     if cached:

@@ -15,8 +15,9 @@ One model prices every serving answer (the serving plan, ``/v1/cost/inference``,
   (activations of the largest forward, CUDA graphs, NCCL buffers); the weights are sharded over
   ``tp``; what is left holds the KV cache, and its size caps the batch.
 - **Prefill** (compute-bound): every matmul of the prompt on its per-GPU shape
-  (:func:`service.core.steptime.matmul_seconds`), causal FlashAttention over the prompt, and two
-  tensor-parallel all-reduces per layer.
+  (:func:`service.core.steptime.matmul_seconds`; a mixture's routed experts one touched expert at a
+  time, :mod:`service.core.expert_prefill`), causal FlashAttention over the prompt, and two
+  tensor-parallel all-reduces per layer; a drafter's own prefill of the prompt after it.
 - **Decode** (memory-bound roofline, Pope et al. 2022 §2-3): a step reads the weights once (of a
   mixture's routed experts, those its tokens pick) and every sequence's KV cache at its context; it is compute-bound beyond the ridge point; plus two
   all-reduces per layer, latency-bound at small batches.
@@ -41,6 +42,7 @@ from service.core.compute import attention_score_flops_per_token, prompt_attenti
 from service.core.dtypes import Dtype
 from service.core.engines import LAYER_OVERHEAD_SECONDS, VLLM_HOST_OVERHEAD_SECONDS
 from service.core.errors import InvalidSpecError
+from service.core.expert_prefill import fp8_matmuls, mlp_shapes_per_gpu, routed_expert_seconds
 from service.core.memory import (
     cached_tokens,
     kv_cache_bytes,
@@ -54,7 +56,6 @@ from service.core.params import (
     active_matmul_weights,
     block_linear_shapes,
     count_params,
-    mlp_linear_shapes,
     unread_expert_share,
     weight_reads_per_token,
 )
@@ -213,25 +214,21 @@ def _attention_shapes_per_gpu(arch: Architecture, tp: int) -> list[tuple[int, fl
     return query + [(1, h, d_c + rope), (1, d_c, a * (nope + d_v) / tp), (1, a * d_v / tp, h)]
 
 
-def mlp_shapes_per_gpu(arch: Architecture, d_ff: int, tp: int) -> list[tuple[int, float, float]]:
-    """One MLP of width ``d_ff`` on one of ``tp`` ranks: up (and gate) column-split, down row-split
-    (:func:`service.core.params.mlp_linear_shapes` for the full shapes)."""
-    (up_count, h, _), _down = mlp_linear_shapes(arch, d_ff)
-    return [(up_count, h, d_ff / tp), (1, d_ff / tp, h)]
-
-
 @functools.lru_cache(maxsize=4096)  # pure; a replica at every batch asks it again
 def prefill_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2,
-    attention_peak_flops_per_s: float | None = None, length_cv: float = 0.0,
+    attention_peak_flops_per_s: float | None = None, length_cv: float = 0.0, ep: int = 1, fp8: bool = False,
 ) -> float:  # fmt: skip
     """One prompt through the replica: every matmul on its per-GPU shape (tensor parallelism splits
     each projection's output, or its input for the output and down projections; an MLA latent's
     down-projections are not split), the causal attention core over the prompt at the
     FlashAttention rate (:func:`service.core.compute.attention_score_flops_per_token`: windows and
     MLA widths included), the output layer for the last token, and two all-reduces of ``n*h``
-    activations per layer (Shoeybi et al. 2019 §3). Routed experts see their share of the tokens;
-    dense first layers and shared experts see every token. Recurrent layers (``layer_types``) run
+    activations per layer (Shoeybi et al. 2019 §3). Routed experts run one at a time, each touched
+    expert on its own rows and weights at the grouped-GEMM rate (FP8's tile cost with ``fp8``), a
+    GPU of an ``ep``-GPU unit its own experts over the unit's tokens
+    (:func:`service.core.expert_prefill.routed_expert_seconds`); dense first layers and shared
+    experts see every token. Recurrent layers (``layer_types``) run
     their projections (:func:`~service.core.recurrent.recurrent_linear_shapes`, column-split) instead
     of attention's; their scans are left out (small beside the projections at Mamba's sizes). The
     attention core runs at ``attention_peak_flops_per_s`` times the kernel's measured fraction
@@ -255,7 +252,7 @@ def prefill_seconds(
         width = (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff
         mlp += arch.dense_mlp_layers * seconds(mlp_shapes_per_gpu(arch, width, tp), n)
     if arch.moe_layers:
-        mlp += arch.moe_layers * seconds(mlp_shapes_per_gpu(arch, arch.d_ff, tp), n * arch.experts_per_token)
+        mlp += arch.moe_layers * routed_expert_seconds(arch, hw, tokens=n, tp=tp, ep=ep, fp8=fp8, element_bytes=element_bytes)
         if arch.shared_expert_width:  # one MLP of the shared experts' total width
             mlp += arch.moe_layers * seconds(mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
     forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)  # the kernel's measured rate at this prompt
@@ -391,20 +388,30 @@ def attention_peak_flops_per_s(hw: Hardware, kv_dtype: Dtype) -> float:
 
 def prompt_prefill_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, limits: EngineLimits,
-    attention_peak: float | None = None, kv_bytes_per_token: int = 0,
+    attention_peak: float | None = None, kv_bytes_per_token: int = 0, fp8: bool = False, cached: int | None = None,
 ) -> float:  # fmt: skip
     """A prompt's prefill less its cached prefix's (:mod:`service.core.speculative`: causal
     attention makes the rest's cost the difference), the attention core at ``attention_peak`` over
     prompts spread by ``limits.prompt_length_cv`` (each hitting the cache at the mean rate); a
     prefix kept off the GPUs (``limits.prefix_read_bytes_per_s``) is read in first
-    (:func:`prefix_read_seconds`, the node's ``gpus_per_node / tp`` replicas reading at once)."""
-    cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    given = {"tp": tp, "attention_peak_flops_per_s": attention_peak, "length_cv": limits.prompt_length_cv}
-    full = prefill_seconds(arch, hw, prompt_tokens=prompt_tokens, **given)
+    (:func:`prefix_read_seconds`, the node's ``gpus_per_node / tp`` replicas reading at once).
+    With a drafter (``limits.speculation``) the drafter prefills the prompt too, after the target
+    and on the same GPUs, before the first token: vLLM's spec-decode worker runs the scorer then the
+    proposer on a prefill "so that the KV cache is consistent between the two" (V0
+    ``spec_decode/spec_decode_worker.py``, ``_run_no_spec``), and V1's model runner feeds the
+    drafter every scheduled token of the step with the target's hidden states
+    (``v1/worker/gpu_model_runner.py``, ``propose_draft_token_ids``); EAGLE's and MTP's one layer
+    prefill as a one-layer model. ``cached`` (None: ``limits.prefix_cache_hit_rate``'s) the prefix
+    tokens left out; ``fp8``: the routed experts' GEMMs at FP8's grouped-GEMM tile cost."""
+    if cached is None:
+        cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
+    given = {"tp": tp, "attention_peak_flops_per_s": attention_peak, "length_cv": limits.prompt_length_cv, "fp8": fp8}
+    models = [arch] if limits.speculation is None else [arch, limits.speculation.draft]
+    full = sum(prefill_seconds(m, hw, prompt_tokens=prompt_tokens, **given) for m in models)
     if not cached:
         return full
     read = prefix_read_seconds(cached, kv_bytes_per_token, limits.prefix_read_bytes_per_s, max(1, hw.gpus_per_node // tp))
-    return full - prefill_seconds(arch, hw, prompt_tokens=cached, **given) + read
+    return full - sum(prefill_seconds(m, hw, prompt_tokens=cached, **given) for m in models) + read
 
 
 def prefix_read_seconds(
@@ -488,11 +495,11 @@ def _replica_shape(
     per_sequence += replica_kv_cache_bytes(spec.draft, tp=tp, seq_len=seq_len, kv_dtype=kv_dtype) if spec else 0
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
-    prefill = prompt_prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens, limits=limits, attention_peak=attention_peak,
-                                     kv_bytes_per_token=per_token)  # fmt: skip
+    read_per_token = per_token + (draft_kv_bytes_per_token(spec.draft, arch, per_token) if spec else 0)  # a prefix's both caches
+    given = {"tp": tp, "limits": limits, "attention_peak": attention_peak, "fp8": fp8_matmuls(hw, weights.format)}
+    prefill = prompt_prefill_seconds(arch, hw, prompt_tokens=prompt_tokens, kv_bytes_per_token=read_per_token, **given)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    fresh = prefill_seconds(arch, hw, tp=tp, prompt_tokens=prompt_tokens - cached, attention_peak_flops_per_s=attention_peak,
-                            length_cv=limits.prompt_length_cv) if cached else None  # fmt: skip
+    fresh = prompt_prefill_seconds(arch, hw, prompt_tokens=prompt_tokens - cached, cached=0, **given) if cached else None
     return usable, per_token, state, per_sequence, int(max_batch), prefill, fresh
 
 

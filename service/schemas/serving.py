@@ -29,7 +29,9 @@ class SpeculativeDecoding(Schema):
     acceptance_rate: float = Field(
         ge=0, le=1, description="Probability each drafted token is accepted (DeepSeek-V3's MTP: 0.85-0.9).", examples=[0.8]
     )
-    draft_model: ModelSpec | None = Field(None, description="With method draft: the drafter.")
+    draft_model: ModelSpec | None = Field(
+        None, description="With method draft: the drafter, of the model's vocabulary (vocab_size; else a 422)."
+    )
 
     @model_validator(mode="after")
     def _draft(self) -> SpeculativeDecoding:

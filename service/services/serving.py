@@ -41,7 +41,9 @@ FORMULAS = [
     "caches kv_lora_rank + qk_rope_head_dim per layer, on every tensor rank (DeepSeek-V2 §2.1); a sliding-window layer holds "
     "at most its window (Mistral 7B §2)",
     "prefill = the prompt's matmuls on per-GPU shapes + causal attention (at the FP8 peak over an FP8 KV cache, as "
-    "FlashAttention-3 and TensorRT-LLM attend; else the 16-bit peak) + 2 all-reduces per layer (compute-bound)",
+    "FlashAttention-3 and TensorRT-LLM attend; else the 16-bit peak) + 2 all-reduces per layer (compute-bound); a mixture's "
+    "routed experts one GEMM per touched expert, E * (1 - (1 - k/E)^prompt_tokens) a layer with prompt_tokens * k / touched "
+    "rows each, on its own roofline (its weights read) at the grouped-GEMM rate for its reduction depth",
     "decode step = max((weights/tp + batch * KV read) / HBM bandwidth, FLOPs / matmul rate) + 2 all-reduces per layer "
     "(Pope et al. 2022 §2-3); the KV read is what the cache holds at the mean context (windows capped); of a mixture's "
     "routed experts the step reads those its tokens pick, E * (1 - (1 - k/E)^tokens) a layer",
@@ -205,7 +207,11 @@ def _candidates(
 
 
 def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: CatalogReader) -> Speculation | None:
-    """The request's speculative decoding, with its drafter's architecture."""
+    """The request's speculative decoding, with its drafter's architecture; 422 naming
+    ``speculative.draft_model`` when the draft model's vocabulary is not the target's: the drafter
+    proposes token ids the target verifies (Leviathan et al. 2023 §2.3, both distributions over one
+    vocabulary), and vLLM's spec-decode worker asserts the two vocab sizes are equal
+    (``spec_decode/spec_decode_worker.py``, ``_vocab_size``)."""
     spec = req.speculative
     if spec is None:
         return None
@@ -213,6 +219,9 @@ def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: Catalog
     if spec.draft_model is not None:
         model = resolve_model(spec.draft_model, catalog, field="speculative.draft_model")
         draft = require_architecture(model, "a draft model's decode steps")
+        if draft.vocab_size != arch.vocab_size:
+            raise Unprocessable.for_field("speculative.draft_model", f"its vocabulary ({draft.vocab_size} tokens) is not the "
+                                          f"target's ({arch.vocab_size}): a drafter proposes the target's token ids")  # fmt: skip
     return speculation(spec.method, target=arch, tokens=spec.tokens, acceptance_rate=spec.acceptance_rate, draft_model=draft)
 
 

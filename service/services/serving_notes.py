@@ -89,7 +89,8 @@ def feature_assumptions(req: s.ServingPlanRequest, spec: Speculation | None) -> 
                               f"{spec.tokens + 1} positions per sequence plus {spec.tokens} draft steps of a {spec.draft.n_layers}-layer "
                               "drafter, each with the engine's per-step overhead; the drafter's weights (a draft model's "
                               "all, EAGLE's or MTP's block without the embedding and head it shares) and its KV cache take "
-                              "memory beside the target's")  # fmt: skip
+                              "memory beside the target's; the drafter prefills each prompt after the target, on the same GPUs, "
+                              "before the first token (vLLM's spec-decode worker), so TTFT and the input price include it")  # fmt: skip
     return out
 
 

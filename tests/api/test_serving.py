@@ -230,6 +230,19 @@ def test_a_draft_model_and_a_prefix_cache_are_priced(client) -> None:
     assert plain["usd_per_million_cached_input_tokens"] is None and "prefix_cache" in cached["assumptions"]
 
 
+def test_a_draft_model_of_another_vocabulary_is_a_422(client) -> None:
+    # a drafter proposes token ids the target verifies (Leviathan et al. 2023 §2.3: p and q over one vocabulary);
+    # vLLM's spec-decode worker asserts the draft's and the target's vocab sizes are equal (_vocab_size). Qwen2.5-0.5B
+    # (151,936 tokens) cannot draft for Llama-3.1-70B (128,256); Llama-3.2-1B (128,256) can
+    body = {"model": {"preset": "llama-3.1-70b"}, "gpu": "h100-sxm", "prompt_tokens": 1000, "output_tokens": 200,
+            "concurrent_users": 4}  # fmt: skip
+    draft = {"method": "draft", "tokens": 4, "acceptance_rate": 0.7}
+    data = problem(client, "/v1/plan/serving", body | {"speculative": draft | {"draft_model": {"preset": "qwen2.5-0.5b"}}})
+    assert ["body", "speculative", "draft_model"] in locs(data)
+    assert "151936" in data["detail"] and "128256" in data["detail"]
+    ok(client, "/v1/plan/serving", body | {"speculative": draft | {"draft_model": {"preset": "llama-3.2-1b"}}})
+
+
 @pytest.mark.parametrize(
     ("extra", "loc"),
     [

@@ -66,6 +66,7 @@ def test_eagle_prices_its_drafter_and_the_verification(client) -> None:
     assert option["time_per_output_token_seconds"] < plain["time_per_output_token_seconds"]
     assert option["usd_per_million_output_tokens"] < plain["usd_per_million_output_tokens"]
     assert "1-layer drafter" in good["assumptions"]["speculative"]
+    assert "the drafter prefills each prompt after the target" in good["assumptions"]["speculative"]
     # nothing accepted: one token a step, and the drafter's steps and the 4-position verification still paid
     wasted = useless["options"][0]
     assert wasted["speculative_tokens_per_step"] == pytest.approx(1.0)

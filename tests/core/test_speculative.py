@@ -100,3 +100,52 @@ def test_a_drafter_takes_memory_beside_the_target() -> None:
         assert r.kv_cache_bytes_per_sequence == per_sequence
         assert r.max_batch == (plain.usable_memory_bytes - weights.total_bytes - draft_weights) // per_sequence
         assert r.max_batch < plain.max_batch
+
+
+def test_the_drafter_prefills_the_prompt_after_the_target() -> None:
+    # vLLM runs the drafter over the prompt in the step that prefills it, after the target (V0
+    # spec_decode_worker._run_no_spec: the scorer, then the proposer, "so that the KV cache is consistent";
+    # V1 gpu_model_runner: the drafter takes the step's every scheduled token and the target's hidden states), so
+    # the first token waits for both. Llama-3.2-1B drafting for Llama-3.1-70B on 2 H100, 4,000-token prompt: its 16
+    # layers' matmul weights, 16 x (2 x 2,048^2 + 2 x 2,048 x 512 + 3 x 2,048 x 8,192) = 973,078,528, take
+    # 2 x 4,000 x 973,078,528 / 2 GPUs / (989.5 TFLOP/s x 0.54) = 7.28 ms; its attention core, all-reduces and
+    # last-token logits add about 3 ms
+    from service.core.dtypes import Dtype
+    from service.core.serving import replica, serving_cost, weight_bytes
+
+    h100, drafter = hardware("h100-sxm"), preset("llama-3.2-1b")
+    spec = speculation(DraftMethod.DRAFT_MODEL, target=LLAMA_70B, tokens=4, acceptance_rate=0.7, draft_model=drafter)
+    common = {"tp": 2, "weights": weight_bytes(LLAMA_70B, Dtype.BF16), "kv_dtype": Dtype.BF16, "prompt_tokens": 4000,
+              "output_tokens": 500, "batch": 8}  # fmt: skip
+    plain = replica(LLAMA_70B, h100, **common)
+    drafted = replica(LLAMA_70B, h100, limits=EngineLimits(speculation=spec), **common)
+    target = prefill_seconds(LLAMA_70B, h100, tp=2, prompt_tokens=4000)
+    own = prefill_seconds(drafter, h100, tp=2, prompt_tokens=4000)
+    assert plain.prefill_seconds == target
+    assert drafted.prefill_seconds == pytest.approx(target + own, rel=1e-12)
+    matmuls = 2 * 4000 * 973_078_528 / 2 / (989.5e12 * 0.54)
+    assert matmuls == pytest.approx(7.2845e-3, rel=1e-4)
+    assert matmuls < own < matmuls + 4e-3
+    ttft_gain = drafted.time_to_first_token_seconds - drafted.decode_step_seconds
+    assert ttft_gain == pytest.approx(target + own, rel=1e-12)
+    price = {"usd_per_gpu_hour": 3.0, "prompt_tokens": 4000, "output_tokens": 500}
+    inputs = serving_cost(drafted, **price).usd_per_million_input_tokens
+    assert inputs == pytest.approx(6.0 / 3600 * (target + own) / 4000 * 1e6, rel=1e-12)
+
+
+def test_eagle_prefills_its_one_layer_and_a_cached_prefix_spares_both() -> None:
+    # EAGLE's head is one decoder layer of the target's width over the prompt's features: its prefill is that
+    # layer's and the shared output layer's for the last token; a prefix-cache hit leaves both models the rest
+    h100 = hardware("h100-sxm")
+    spec = speculation(DraftMethod.EAGLE, target=LLAMA_70B, tokens=3, acceptance_rate=0.8)
+    limits = EngineLimits(speculation=spec)
+    one = prefill_seconds(spec.draft, h100, tp=4, prompt_tokens=5000)
+    full = prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000)
+    assert prompt_prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000, limits=limits) == pytest.approx(full + one)
+    assert one == pytest.approx(full / 80, rel=0.05)  # one of 80 layers (the last-token logits are small)
+    cached = EngineLimits(speculation=spec, prefix_cache_hit_rate=0.563)
+    rest = prompt_prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000, limits=cached)
+    prefix = prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=2815) + prefill_seconds(
+        spec.draft, h100, tp=4, prompt_tokens=2815
+    )
+    assert rest == pytest.approx(full + one - prefix, rel=1e-12)
