@@ -27,7 +27,7 @@ tensor-parallel size and layers):
   stage once, the rest runs at the slowest stage's pace. Equal stages give Narayanan's
   ``(m + p - 1) t``. Point-to-point sends of ``b*s*h/t`` per micro-batch boundary, forward and
   backward, at the slowest boundary's link (between pools: the slower of the two pools' scale-out
-  links, or the link given between them; Sailor, Strati et al. 2025 §4.2, costs the
+  links, capped by the link given between them; Sailor, Strati et al. 2025 §4.2, costs the
   inter-zone link the same way).
 
 The functions take NumPy arrays (or scalars) for the layouts, so the search prices many at once

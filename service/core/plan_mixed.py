@@ -220,10 +220,12 @@ def _balance(g: dict[str, Any], n_segments: int, per_layer: list[Any], caps: lis
 
 
 def _bandwidth_between(pools: list[Pool], a: int, b: int, between: float | None) -> tuple[float, float]:
-    """(link rate, NCCL's scale-out share) between pools ``a`` and ``b``: the link given, else the
-    slower of their scale-out links (module docstring)."""
+    """(link rate, NCCL's scale-out share) between pools ``a`` and ``b``: the slower of their
+    scale-out links, and of the link given between them: a send leaves one GPU's network link, crosses
+    the link between the pools and enters the other's, so it moves at the slowest of the three, as the
+    data-parallel groups' reductions cap it (:func:`service.core.mixed_groups.ring_hardware`)."""
     ha, hb = pools[a].hardware, pools[b].hardware
-    rate = between if between is not None else min(ha.inter_node_bandwidth_bytes_per_s, hb.inter_node_bandwidth_bytes_per_s)
+    rate = min(ha.inter_node_bandwidth_bytes_per_s, hb.inter_node_bandwidth_bytes_per_s, *([] if between is None else [between]))
     return rate, min(ha.kernels.inter_node_collective, hb.kernels.inter_node_collective)
 
 
@@ -402,8 +404,8 @@ def plan_mixed(
     arch: Architecture, pools: list[Pool], spec: PlanSpec, *, between_pools_bytes_per_s: float | None = None
 ) -> MixedResult:
     """The ``spec.top_k`` fastest pipelines over two or more of ``pools`` (module docstring);
-    ``between_pools_bytes_per_s`` the link between pools per GPU and direction (None: the slower
-    pool's scale-out link). Past ``spec.time_limit_seconds`` the search stops after a whole order
+    ``between_pools_bytes_per_s`` the link between pools per GPU and direction (a cap on the slower
+    pool's scale-out link; None: that link). Past ``spec.time_limit_seconds`` the search stops after a whole order
     of pools and says ``cut``."""
     validate_pools(arch, pools, spec)
     started = time.perf_counter()

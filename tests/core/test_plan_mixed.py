@@ -89,3 +89,19 @@ def test_the_search_says_what_it_covered_and_rejects_what_it_cannot_plan() -> No
             arch, [dataclasses.replace(pools[0], n_gpus=12), pools[1]], PlanSpec(n_gpus=268, seq_len=8192, global_batch_size=512)
         )
     assert err.value.field == "pools.0.n_gpus"
+
+
+def test_a_link_between_pools_faster_than_their_own_caps_nothing() -> None:
+    """A send between pools leaves one GPU's scale-out link and enters the other's: a faster link
+    between the pools (1 TB/s against the A100's 25 GB/s) leaves the pipeline as the slower pool's
+    link prices it (0.108 s of sends a step, not 0.054), as the data-parallel groups cap it."""
+    arch = preset("llama-3-70b")
+    pools = [Pool(gpu="h100-sxm", hardware=hardware("h100-sxm"), n_gpus=64),
+             Pool(gpu="a100-80gb-sxm", hardware=hardware("a100-80gb-sxm"), n_gpus=256)]  # fmt: skip
+    spec = PlanSpec(n_gpus=320, seq_len=8192, global_batch_size=512, top_k=1)
+    own = plan_mixed(arch, pools, spec).plans[0]
+    fast = plan_mixed(arch, pools, spec, between_pools_bytes_per_s=1e12).plans[0]
+    assert fast.step_seconds == own.step_seconds
+    assert fast.step["pp_comm_seconds"] == own.step["pp_comm_seconds"] == pytest.approx(0.1080, rel=1e-3)
+    slow = plan_mixed(arch, pools, spec, between_pools_bytes_per_s=1e9).plans[0]  # a slower link does slow it
+    assert slow.step["pp_comm_seconds"] > 20 * own.step["pp_comm_seconds"]
