@@ -242,11 +242,11 @@ def _sends(arch: Architecture, pools: list[Pool], order: tuple[int, ...], g: dic
     worst = np.zeros(len(g["P"]))
     for s, k in enumerate(order):
         lay = layout(g[f"tp{s}"], g["P"], g["dp"], g["b"], g["rc"], g["zero"])
-        worst = np.maximum(worst, inner_send_seconds(pools[k].hardware, work, arch.d_model, lay, 1, g[f"pp{s}"]))
+        worst = np.maximum(worst, inner_send_seconds(pools[k].hardware, work, arch.d_model, lay, g["b"], g[f"pp{s}"]))
         if s + 1 < len(order):
             rate, share = _bandwidth_between(pools, k, order[s + 1], between)
             tp = np.minimum(g[f"tp{s}"], g[f"tp{s + 1}"])
-            worst = np.maximum(worst, boundary_send_seconds(work, arch.d_model, tp, 1, rate, share))
+            worst = np.maximum(worst, boundary_send_seconds(work, arch.d_model, tp, g["b"], rate, share))
     return worst
 
 
@@ -275,7 +275,7 @@ def _search_order(arch: Architecture, pools: list[Pool], order: tuple[int, ...],
             lay = layout(g[f"tp{s}"], g["P"], g["dp"], g["b"], g["rc"], g["zero"], params)
             dp, opt = reduction_seconds(arch, pools[k].hardware, work, lay, held)
             reduction = np.maximum(reduction, dp + opt)
-    step = pipeline + 2 * g["m"] * g["b"] * _sends(arch, pools, order, g, work, between) + reduction
+    step = pipeline + 2 * g["m"] * _sends(arch, pools, order, g, work, between) + reduction
     step = np.where(feasible, step, np.inf)
     fits = int(feasible.sum())
     if not fits:
@@ -320,7 +320,7 @@ def _materialize(arch: Architecture, pools: list[Pool], order: tuple[int, ...], 
     ]
     per_stage = _stage_layers(row, order, [float(x.per_layer) for x in secs], float(secs[-1].logits), arch.n_layers)
     g = {name: np.asarray([value]) for name, value in row.items()}
-    pp_comm = float(2 * m * b * _sends(arch, pools, order, g, work, between)[0])
+    pp_comm = float(2 * m * _sends(arch, pools, order, g, work, between)[0])
     built: list[tuple[int, int, int, StageMemory, float, float, float]] = []
     position = 0
     for s, k in enumerate(order):

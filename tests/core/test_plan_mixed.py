@@ -136,3 +136,20 @@ def test_the_last_stage_holds_fewer_layers_for_its_output_layer() -> None:
             moved[j] += per_layer[j]
             assert max(moved) >= max(times)
     assert best.step_seconds == pytest.approx(2.957, rel=1e-3)
+
+
+def test_a_micro_batch_crosses_a_pool_boundary_as_one_message() -> None:
+    """Llama-3-8B on 8 H100 + 8 L40S at tp 8 (a stage per pool) and micro-batches of 4: each of the
+    16 micro-batches sends b*s*h/t bytes forward and back over the slower pool's scale-out link at
+    the smaller NCCL share, one message with one hop's latency (as the single-type step sends it),
+    not four."""
+    arch = preset("llama-3-8b")
+    h100, l40s = hardware("h100-sxm"), hardware("l40s")
+    pools = [Pool(gpu="h100-sxm", hardware=h100, n_gpus=8), Pool(gpu="l40s", hardware=l40s, n_gpus=8)]
+    spec = PlanSpec(n_gpus=16, seq_len=4096, global_batch_size=64, top_k=1, fixed={"tp": 8, "micro_batch_size": 4})
+    best = plan_mixed(arch, pools, spec).plans[0]
+    assert [st.tp for st in best.stages] == [8, 8] and best.gradient_accumulation_steps == 16
+    rate = min(h100.inter_node_bandwidth_bytes_per_s, l40s.inter_node_bandwidth_bytes_per_s)
+    share = min(h100.kernels.inter_node_collective, l40s.kernels.inter_node_collective)
+    send = 4 * 2 * 4096 * 4096 / 8 / (rate * share) + 10e-6
+    assert best.step["pp_comm_seconds"] == pytest.approx(2 * 16 * send, rel=1e-12)
