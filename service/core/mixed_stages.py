@@ -28,7 +28,7 @@ tensor-parallel size and layers):
   stage once, the rest runs at the slowest stage's pace. Equal stages give Narayanan's
   ``(m + p - 1) t``. Point-to-point sends of ``b*s*h/t`` per micro-batch boundary, forward and
   backward, at the slowest boundary's link (between pools: the slower of the two pools' scale-out
-  links, or the link given between them; Sailor, Strati et al. 2025 §4.2, costs the
+  links, capped by the link given between them; Sailor, Strati et al. 2025 §4.2, costs the
   inter-zone link the same way).
 
 The functions take NumPy arrays (or scalars) for the layouts, so the search prices many at once
@@ -131,10 +131,11 @@ def reduction_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Lay
     return dp_comm_step_seconds(arch, hw, work, lay, z, lt, layers, m), optimizer_step_seconds(arch, hw, work, lay, z)
 
 
-def send_seconds(work: Workload, d_model: int, tp: Any, bandwidth: Any, latency: Any) -> Any:
+def send_seconds(work: Workload, d_model: int, tp: Any, b: Any, bandwidth: Any, latency: Any) -> Any:
     """One micro-batch's activations (or their gradients) across a stage boundary: ``b*s*h/t``
-    bytes per GPU (Narayanan et al. 2021 §4.1, scatter/gather), ``tp`` the smaller side's."""
-    return work.element_bytes * work.seq_len * d_model / np.asarray(tp, dtype=np.float64) / bandwidth + latency
+    bytes per GPU (Narayanan et al. 2021 §4.1, scatter/gather), ``tp`` the smaller side's, in one
+    message (one hop's latency, as :func:`service.core.steptime.step_time` sends it)."""
+    return b * work.element_bytes * work.seq_len * d_model / np.asarray(tp, dtype=np.float64) / bandwidth + latency
 
 
 def inner_send_seconds(hw: Hardware, work: Workload, d_model: int, lay: Layout, b: Any, stages: Any) -> Any:
@@ -142,12 +143,12 @@ def inner_send_seconds(hw: Hardware, work: Workload, d_model: int, lay: Layout, 
     pool's stages span nodes: ranks ordered as Megatron-LM's, pipeline outermost)."""
     tp = np.asarray(lay.tp, dtype=np.float64)
     bandwidth, latency = group_link(hw, tp * np.asarray(lay.dp) * stages)
-    return np.where(stages > 1, b * send_seconds(work, d_model, tp, bandwidth, latency), 0.0)
+    return np.where(stages > 1, send_seconds(work, d_model, tp, b, bandwidth, latency), 0.0)
 
 
 def boundary_send_seconds(work: Workload, d_model: int, tp: Any, b: Any, bandwidth: float, efficiency: float) -> Any:
     """A send between stages on two pools, over the link between them at NCCL's scale-out share."""
-    return b * send_seconds(work, d_model, tp, bandwidth * efficiency, INTER_NODE_LATENCY_SECONDS)
+    return send_seconds(work, d_model, tp, b, bandwidth * efficiency, INTER_NODE_LATENCY_SECONDS)
 
 
 def pipeline_seconds(stage_seconds: list[Any], microbatches: Any) -> tuple[Any, Any]:

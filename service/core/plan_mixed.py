@@ -17,12 +17,12 @@ The search is exhaustive over: every order of every subset of two or more pools 
 hold the most micro-batches in flight: memory-bound stages belong on the larger memories), ``dp``
 dividing the batch, ``tp`` per pool, the micro-batch size, recompute none/selective/full and ZeRO
 0-3 within each stage. Bounded, and said so in ``searched``: each pool gives all the stages its GPUs
-allow (``pp_k = floor(n_k / (dp tp_k))``, fewer when the layers run out; an idle pool is a plan on
-the other pools), 1F1B without interleaving, no context or expert parallelism, sequence
-parallelism wherever ``tp > 1``. The layers follow from a bisection on the slowest stage's time:
-each pool's stages hold as many layers as fit that time and their memory; the best layouts are
-then priced stage by stage. The best plan on any single pool is :func:`service.core.plan.plan`'s
-(the caller compares them).
+allow (``pp_k = floor(n_k / (dp tp_k))``; a layout with more stages than layers is left out; an
+idle pool is a plan on the other pools), 1F1B without interleaving, no context or expert
+parallelism, sequence parallelism wherever ``tp > 1``. The layers follow from a bisection on the
+slowest stage's time: each pool's stages hold as many layers as fit that time and their memory, the
+last stage as many as fit beside its output layer; the best layouts are then priced stage by stage.
+The best plan on any single pool is :func:`service.core.plan.plan`'s (the caller compares them).
 """
 
 from __future__ import annotations
@@ -196,34 +196,43 @@ def _caps(arch: Architecture, pools: list[Pool], order: tuple[int, ...], g: dict
     return caps
 
 
-def _balance(g: dict[str, Any], n_segments: int, per_layer: list[Any], caps: list[Any], n_layers: int) -> tuple[Any, list[Any]]:
-    """Layers per stage of each pool: the least slowest-stage time ``T`` at which stages holding
-    ``min(cap, floor(T / t_layer))`` layers (at least one) hold the model; a bisection per layout."""
+def _balance(g: dict[str, Any], n_segments: int, per_layer: list[Any], caps: list[Any], n_layers: int,
+             logits: Any) -> tuple[Any, list[Any], Any]:  # fmt: skip
+    """Layers per stage of each pool, and of the last stage: the least slowest-stage time ``T`` at
+    which stages holding ``min(cap, floor(T / t_layer))`` layers (at least one), the last
+    ``floor((T - logits) / t_layer)`` (it also runs the output layer), hold the model; a bisection
+    per layout."""
     feasible = np.ones(len(g["P"]), dtype=bool)
     for s in range(n_segments):
         feasible &= caps[s] >= 1
     capacity = sum(g[f"pp{s}"] * np.clip(caps[s], 0, n_layers) for s in range(n_segments))
     feasible &= capacity >= n_layers
     lo = np.zeros(len(g["P"]))
-    hi = n_layers * np.maximum.reduce(per_layer)
+    hi = n_layers * np.maximum.reduce(per_layer) + logits
+    last = n_segments - 1
 
-    def held(limit: Any) -> list[Any]:
-        return [
-            np.clip(np.floor(limit / per_layer[s] * (1 + 1e-12)), 1, np.clip(caps[s], 1, n_layers)) for s in range(n_segments)
-        ]
+    def fit(limit: Any, s: int) -> Any:
+        return np.clip(np.floor(limit / per_layer[s] * (1 + 1e-12)), 1, np.clip(caps[s], 1, n_layers))
+
+    def held(limit: Any) -> tuple[list[Any], Any]:
+        return [fit(limit, s) for s in range(n_segments)], fit(limit - logits, last)
 
     for _ in range(48):
         mid = (lo + hi) / 2
-        enough = sum(g[f"pp{s}"] * layers for s, layers in enumerate(held(mid))) >= n_layers
+        layers, end = held(mid)
+        enough = sum(g[f"pp{s}"] * layers[s] for s in range(n_segments)) - layers[last] + end >= n_layers
         hi, lo = np.where(enough, mid, hi), np.where(enough, lo, mid)
-    return feasible, [layers.astype(np.int64) for layers in held(hi)]
+    layers, end = held(hi)
+    return feasible, [x.astype(np.int64) for x in layers], end.astype(np.int64)
 
 
 def _bandwidth_between(pools: list[Pool], a: int, b: int, between: float | None) -> tuple[float, float]:
-    """(link rate, NCCL's scale-out share) between pools ``a`` and ``b``: the link given, else the
-    slower of their scale-out links (module docstring)."""
+    """(link rate, NCCL's scale-out share) between pools ``a`` and ``b``: the slower of their
+    scale-out links, and of the link given between them: a send leaves one GPU's network link, crosses
+    the link between the pools and enters the other's, so it moves at the slowest of the three, as the
+    data-parallel groups' reductions cap it (:func:`service.core.mixed_groups.ring_hardware`)."""
     ha, hb = pools[a].hardware, pools[b].hardware
-    rate = between if between is not None else min(ha.inter_node_bandwidth_bytes_per_s, hb.inter_node_bandwidth_bytes_per_s)
+    rate = min(ha.inter_node_bandwidth_bytes_per_s, hb.inter_node_bandwidth_bytes_per_s, *([] if between is None else [between]))
     return rate, min(ha.kernels.inter_node_collective, hb.kernels.inter_node_collective)
 
 
@@ -233,11 +242,11 @@ def _sends(arch: Architecture, pools: list[Pool], order: tuple[int, ...], g: dic
     worst = np.zeros(len(g["P"]))
     for s, k in enumerate(order):
         lay = layout(g[f"tp{s}"], g["P"], g["dp"], g["b"], g["rc"], g["zero"])
-        worst = np.maximum(worst, inner_send_seconds(pools[k].hardware, work, arch.d_model, lay, 1, g[f"pp{s}"]))
+        worst = np.maximum(worst, inner_send_seconds(pools[k].hardware, work, arch.d_model, lay, g["b"], g[f"pp{s}"]))
         if s + 1 < len(order):
             rate, share = _bandwidth_between(pools, k, order[s + 1], between)
             tp = np.minimum(g[f"tp{s}"], g[f"tp{s + 1}"])
-            worst = np.maximum(worst, boundary_send_seconds(work, arch.d_model, tp, 1, rate, share))
+            worst = np.maximum(worst, boundary_send_seconds(work, arch.d_model, tp, g["b"], rate, share))
     return worst
 
 
@@ -251,19 +260,22 @@ def _search_order(arch: Architecture, pools: list[Pool], order: tuple[int, ...],
     seconds = [layer_seconds(arch, pools[k].hardware, work, layout(g[f"tp{s}"], g["P"], g["dp"], g["b"], g["rc"], g["zero"]))
                for s, k in enumerate(order)]  # fmt: skip
     caps = _caps(arch, pools, order, g, tables, spec, work)
-    feasible, layers = _balance(g, n, [x.per_layer for x in seconds], caps, arch.n_layers)
-    stage = [layers[s] * seconds[s].per_layer for s in range(n)]
     logits = seconds[last].logits
-    slowest = np.maximum(np.maximum.reduce(stage), stage[last] + logits)
-    pipeline = sum(g[f"pp{s}"] * stage[s] for s in range(n)) + logits + (g["m"] - 1) * slowest
+    feasible, layers, end_layers = _balance(g, n, [x.per_layer for x in seconds], caps, arch.n_layers, logits)
+    stage = [layers[s] * seconds[s].per_layer for s in range(n)]
+    end_stage = end_layers * seconds[last].per_layer + logits  # the last stage, with the output layer
+    stage[last] = np.where(g[f"pp{last}"] > 1, stage[last], 0.0)  # the last pool's other stages, if any
+    slowest = np.maximum(np.maximum.reduce(stage), end_stage)
+    pipeline = sum(g[f"pp{s}"] * stage[s] for s in range(n)) - stage[last] + end_stage + (g["m"] - 1) * slowest
     reduction = np.zeros(len(g["P"]))
     for s, k in enumerate(order):
         for first, end in ((s == 0, False), (False, s == last)):
-            params = tables.stage_params(g[f"tp{s}"], layers[s], int(first), int(end))
+            held = end_layers if end else layers[s]
+            params = tables.stage_params(g[f"tp{s}"], held, int(first), int(end))
             lay = layout(g[f"tp{s}"], g["P"], g["dp"], g["b"], g["rc"], g["zero"], params)
-            dp, opt = reduction_seconds(arch, pools[k].hardware, work, lay, layers[s])
+            dp, opt = reduction_seconds(arch, pools[k].hardware, work, lay, held)
             reduction = np.maximum(reduction, dp + opt)
-    step = pipeline + 2 * g["m"] * g["b"] * _sends(arch, pools, order, g, work, between) + reduction
+    step = pipeline + 2 * g["m"] * _sends(arch, pools, order, g, work, between) + reduction
     step = np.where(feasible, step, np.inf)
     fits = int(feasible.sum())
     if not fits:
@@ -272,18 +284,23 @@ def _search_order(arch: Architecture, pools: list[Pool], order: tuple[int, ...],
     return (
         len(g["P"]),
         fits,
-        {name: a[keep] for name, a in g.items()} | {f"l{s}": layers[s][keep] for s in range(n)} | {"_step": step[keep]},
+        {name: a[keep] for name, a in g.items()}
+        | {f"l{s}": layers[s][keep] for s in range(n)}
+        | {"l_end": end_layers[keep], "_step": step[keep]},
     )
 
 
-def _stage_layers(row: dict[str, int], order: tuple[int, ...], per_layer: list[float], n_layers: int) -> list[list[int]]:
-    """Each stage's layers: the pools' per-stage counts, less the layers beyond the model taken
-    one per stage from the last stage (it holds the output layer), then the slowest stages."""
+def _stage_layers(row: dict[str, int], order: tuple[int, ...], per_layer: list[float], logits: float,
+                  n_layers: int) -> list[list[int]]:  # fmt: skip
+    """Each stage's layers: the pools' per-stage counts and the last stage's (it also runs the output
+    layer, ``logits`` seconds), less the layers beyond the model taken one per stage from the
+    slowest stages first."""
     layers = [[row[f"l{s}"]] * row[f"pp{s}"] for s in range(len(order))]
+    layers[-1][-1] = row["l_end"]
     extra = sum(sum(x) for x in layers) - n_layers
     flat = [(s, j) for s in range(len(order)) for j in range(len(layers[s]))]
     end = flat[-1]
-    flat.sort(key=lambda sj: (sj != end, -layers[sj[0]][sj[1]] * per_layer[sj[0]]))
+    flat.sort(key=lambda sj: (-(layers[sj[0]][sj[1]] * per_layer[sj[0]] + (logits if sj == end else 0.0)), sj != end))
     while extra > 0:
         for s, j in flat:
             if extra and layers[s][j] > 1:
@@ -301,9 +318,9 @@ def _materialize(arch: Architecture, pools: list[Pool], order: tuple[int, ...], 
     secs = [
         layer_seconds(arch, pools[k].hardware, work, layout(row[f"tp{s}"], total, dp, b, rc, zero)) for s, k in enumerate(order)
     ]
-    per_stage = _stage_layers(row, order, [float(x.per_layer) for x in secs], arch.n_layers)
+    per_stage = _stage_layers(row, order, [float(x.per_layer) for x in secs], float(secs[-1].logits), arch.n_layers)
     g = {name: np.asarray([value]) for name, value in row.items()}
-    pp_comm = float(2 * m * b * _sends(arch, pools, order, g, work, between)[0])
+    pp_comm = float(2 * m * _sends(arch, pools, order, g, work, between)[0])
     built: list[tuple[int, int, int, StageMemory, float, float, float]] = []
     position = 0
     for s, k in enumerate(order):
@@ -402,8 +419,8 @@ def plan_mixed(
     arch: Architecture, pools: list[Pool], spec: PlanSpec, *, between_pools_bytes_per_s: float | None = None
 ) -> MixedResult:
     """The ``spec.top_k`` fastest pipelines over two or more of ``pools`` (module docstring);
-    ``between_pools_bytes_per_s`` the link between pools per GPU and direction (None: the slower
-    pool's scale-out link). Past ``spec.time_limit_seconds`` the search stops after a whole order
+    ``between_pools_bytes_per_s`` the link between pools per GPU and direction (a cap on the slower
+    pool's scale-out link; None: that link). Past ``spec.time_limit_seconds`` the search stops after a whole order
     of pools and says ``cut``."""
     validate_pools(arch, pools, spec)
     started = time.perf_counter()

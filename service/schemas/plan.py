@@ -123,7 +123,8 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
     )
     between_pools_bandwidth_bytes_per_s: Bandwidth | None = Field(
         None,
-        description="With pools: the link between two pools per GPU and direction; default the slower pool's scale-out link.",
+        description="With pools: the link between two pools per GPU and direction, a cap on the pools' own scale-out links "
+        "(a send or reduction across pools moves at the slowest); default the slower pool's scale-out link.",
     )
     n_gpus: NGpus | None = Field(None, description="Cluster size; omit it and give tokens + deadline_days to have it found.")
     gpus_per_node: Size | None = Field(None, description="Default: the catalog's, else 8.")

@@ -289,6 +289,9 @@ def procure(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
     ctx = _Context(
         req=req, arch=arch, seq_len=seq_len, fixed=single.fixed_dimensions(req.fixed), by_gpu={t.kind.key: t for t in types}
     )
+    # a fixed dimension no fleet size can satisfy is the request's error, as in the deadline search
+    # (service.core.plan.plan_for_deadline), not a fleet that misses the deadline at every size
+    core.validate_fixed(arch, ctx.spec(1, types[0].pool.cluster))
     goal = fleet_search.Goal(
         model_flops=req.tokens * flops_per_token_by_recompute(arch, seq_len, causal=req.flash_attention)[0],
         effective_time_fraction=req.effective_time_fraction,

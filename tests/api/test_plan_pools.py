@@ -158,12 +158,14 @@ EIGHT_B = {"model": {"preset": "llama-3-8b"}, "seq_len": 4096, "global_batch_siz
 def test_data_parallel_groups_of_different_types_finish_together(client) -> None:
     """64 H100s and 64 A100 40 GB as two data-parallel groups: each group's replicas take their own
     micro-batch size and count, the shares sum to the batch, every stage fits its own GPU, and
-    together they step faster than either pool alone."""
+    together they step faster than either pool alone (a pipeline across the pools, 2.868 s, a hair
+    faster still)."""
     data = ok(
         client, "/v1/plan", EIGHT_B | {"pools": [{"gpu": "h100-sxm", "n_gpus": 64}, {"gpu": "a100-40gb-sxm", "n_gpus": 64}]}
     )
-    best, alone = data["plans"][0], data["best_homogeneous"]
-    assert best["step_time_seconds"] < alone["step_time_seconds"]
+    best = next(p for p in data["plans"] if len({st["group"] for st in p["stages"]}) > 1)
+    alone = data["best_homogeneous"]
+    assert data["plans"][0]["step_time_seconds"] <= best["step_time_seconds"] < alone["step_time_seconds"]
     groups = {st["group"] for st in best["stages"]}
     assert groups == {0, 1} and len(best["stages"]) == 2 * best["pp"] and best["n_gpus"] == 128
     shares = {st["gpu"]: st["dp"] * st["micro_batch_size"] * st["gradient_accumulation_steps"] for st in best["stages"]}

@@ -128,6 +128,22 @@ def test_bad_procurements_are_a_422_naming_the_field(client, change: dict, field
     assert field in data["detail"] or any(field in ".".join(map(str, e["loc"])) for e in data.get("errors", [])), data
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"fixed": {"tp": 3}}, "fixed.tp", "tp=3 must divide n_heads=32"),
+        ({"fixed": {"recompute": "selective_op"}, "flash_attention": False}, "fixed.recompute", "needs flash_attention"),
+    ],
+)
+def test_a_fixed_dimension_no_fleet_can_hold_is_a_422_as_in_the_deadline_search(
+    client, change: dict, field: str, reason: str
+) -> None:
+    """Not a 200 saying that no count of up to 64 GPUs meets the deadline after planning all nine."""
+    for where in ({"pools": [POOL]}, {"gpu": "h100-sxm"}):
+        data = problem(client, "/v1/plan", EIGHT_B | {"deadline_days": 30} | where | change)
+        assert [e["loc"][1:] for e in data["errors"]] == [field.split(".")] and reason in data["detail"], data
+
+
 def test_max_n_gpus_without_tokens_is_a_422(client) -> None:
     body = {k: v for k, v in EIGHT_B.items() if k != "tokens"} | {"pools": [POOL], "deadline_days": 10}
     data = problem(client, "/v1/plan", body)

@@ -12,9 +12,10 @@ from service.core.errors import InvalidSpecError
 from service.core.fp8 import Fp8Recipe
 from service.core.kernels import MEGATRON, CrossEntropy
 from service.core.memory import Parallelism, Precision, training_memory
-from service.core.mixed_stages import MemoryTables, pipeline_seconds
-from service.core.plan import PlanSpec, plan
+from service.core.mixed_stages import MemoryTables, layer_seconds, layout, pipeline_seconds
+from service.core.plan import PlanSpec, plan, workload_for
 from service.core.plan_mixed import Pool, plan_mixed
+from service.core.steptime import RECOMPUTE_CODES
 from tests.core.helpers import hardware, preset
 
 
@@ -89,3 +90,66 @@ def test_the_search_says_what_it_covered_and_rejects_what_it_cannot_plan() -> No
             arch, [dataclasses.replace(pools[0], n_gpus=12), pools[1]], PlanSpec(n_gpus=268, seq_len=8192, global_batch_size=512)
         )
     assert err.value.field == "pools.0.n_gpus"
+
+
+def test_a_link_between_pools_faster_than_their_own_caps_nothing() -> None:
+    """A send between pools leaves one GPU's scale-out link and enters the other's: a faster link
+    between the pools (1 TB/s against the A100's 25 GB/s) leaves the pipeline as the slower pool's
+    link prices it (0.108 s of sends a step, not 0.054), as the data-parallel groups cap it."""
+    arch = preset("llama-3-70b")
+    pools = [Pool(gpu="h100-sxm", hardware=hardware("h100-sxm"), n_gpus=64),
+             Pool(gpu="a100-80gb-sxm", hardware=hardware("a100-80gb-sxm"), n_gpus=256)]  # fmt: skip
+    spec = PlanSpec(n_gpus=320, seq_len=8192, global_batch_size=512, top_k=1)
+    own = plan_mixed(arch, pools, spec).plans[0]
+    fast = plan_mixed(arch, pools, spec, between_pools_bytes_per_s=1e12).plans[0]
+    assert fast.step_seconds == own.step_seconds
+    assert fast.step["pp_comm_seconds"] == own.step["pp_comm_seconds"] == pytest.approx(0.1080, rel=1e-3)
+    slow = plan_mixed(arch, pools, spec, between_pools_bytes_per_s=1e9).plans[0]  # a slower link does slow it
+    assert slow.step["pp_comm_seconds"] > 20 * own.step["pp_comm_seconds"]
+
+
+def test_the_last_stage_holds_fewer_layers_for_its_output_layer() -> None:
+    """Llama-3-8B (a 128K vocabulary: its output layer takes about two layers' time) on 8 H100 + 8
+    L40S: the layers balance the stages' times with the last stage's output layer counted, so no
+    layer moved off the slowest stage makes the slowest faster (Alpa §5.1: the pipeline runs at its
+    slowest stage). Balancing the layers alone put 24 layers and the output layer on the H100s'
+    last stage (0.311 s a micro-batch against the L40S's 0.257): 3.043 s a step, now 2.957."""
+    arch = preset("llama-3-8b")
+    pools = [Pool(gpu="h100-sxm", hardware=hardware("h100-sxm"), n_gpus=8), Pool(gpu="l40s", hardware=hardware("l40s"), n_gpus=8)]
+    spec = PlanSpec(n_gpus=16, seq_len=4096, global_batch_size=64, top_k=1)
+    best = plan_mixed(arch, pools, spec).plans[0]
+    work = workload_for(spec)
+    total = len(best.stages)
+    per_layer, times = [], []
+    for j, st in enumerate(best.stages):
+        sec = layer_seconds(arch, pools[st.pool].hardware, work, layout(st.tp, total, st.dp, st.micro_batch_size,
+                                                                         RECOMPUTE_CODES[st.recompute], st.zero_stage))  # fmt: skip
+        per_layer.append(float(sec.per_layer))
+        times.append(st.layers * float(sec.per_layer) + (float(sec.logits) if j == total - 1 else 0.0))
+    assert sum(st.layers for st in best.stages) == 32
+    assert max(times) == pytest.approx(pipeline_seconds(times, best.gradient_accumulation_steps)[0])
+    slowest = times.index(max(times))
+    for j in range(total):
+        if j != slowest and best.stages[slowest].layers > 1:
+            moved = list(times)
+            moved[slowest] -= per_layer[slowest]
+            moved[j] += per_layer[j]
+            assert max(moved) >= max(times)
+    assert best.step_seconds == pytest.approx(2.957, rel=1e-3)
+
+
+def test_a_micro_batch_crosses_a_pool_boundary_as_one_message() -> None:
+    """Llama-3-8B on 8 H100 + 8 L40S at tp 8 (a stage per pool) and micro-batches of 4: each of the
+    16 micro-batches sends b*s*h/t bytes forward and back over the slower pool's scale-out link at
+    the smaller NCCL share, one message with one hop's latency (as the single-type step sends it),
+    not four."""
+    arch = preset("llama-3-8b")
+    h100, l40s = hardware("h100-sxm"), hardware("l40s")
+    pools = [Pool(gpu="h100-sxm", hardware=h100, n_gpus=8), Pool(gpu="l40s", hardware=l40s, n_gpus=8)]
+    spec = PlanSpec(n_gpus=16, seq_len=4096, global_batch_size=64, top_k=1, fixed={"tp": 8, "micro_batch_size": 4})
+    best = plan_mixed(arch, pools, spec).plans[0]
+    assert [st.tp for st in best.stages] == [8, 8] and best.gradient_accumulation_steps == 16
+    rate = min(h100.inter_node_bandwidth_bytes_per_s, l40s.inter_node_bandwidth_bytes_per_s)
+    share = min(h100.kernels.inter_node_collective, l40s.kernels.inter_node_collective)
+    send = 4 * 2 * 4096 * 4096 / 8 / (rate * share) + 10e-6
+    assert best.step["pp_comm_seconds"] == pytest.approx(2 * 16 * send, rel=1e-12)
