@@ -69,19 +69,18 @@ def test_known_misses_are_torchtitan_rows_with_pipelining() -> None:
 
 
 def test_fsdp_under_pipelining_holds_the_stage_whole() -> None:
-    # torchtitan's FSDP2 under pipelining keeps the stage's bf16 weights and fp32 gradients whole through the step,
-    # the optimizer states sharded over its 8 FSDP ranks (service.core.memory.ZeroSharding, gathered): 2 + 4 bytes a
-    # parameter (and, under FP8, the matmul weights' FP8 copies, as ZeRO-1 keeps them) and 12 / 8. Both stay in the
-    # band; the 1F1B count stays below its 82.5 GiB reading, the interleaved one, whose busiest stage now holds the
-    # layer full recompute rebuilds, comes 1.6 % above its 72.7 GiB reading: a count above a reserved peak is an
-    # overcount elsewhere, which the section names and does not hide (a fix there turns this assertion)
+    # torchtitan's FSDP2 under pipelining keeps the stage's weights and fp32 gradients whole through the step, the
+    # optimizer states sharded over its 8 FSDP ranks (service.core.memory.ZeroSharding, gathered): 4 bytes a parameter
+    # of gradients, 12 / 8 of states, and weights as the Float8 all-gather holds them (1 byte a matmul weight, 2 for the
+    # embedding and norms: service.core.fp8.gathered_weight_bytes_per_param). Both counts sit in the band and below
+    # their reserved readings, as a count of tensors under a reserved peak should
     for rid in ("torchtitan-405b-512gpu-1f1b", "torchtitan-405b-512gpu-interleaved"):
         check = next(c for c in CHECKS if c.row["id"] == rid)
         memory = check.plan.memory
-        assert 2 * memory.params_per_gpu < memory.weights_bytes < 4 * memory.params_per_gpu
+        assert memory.params_per_gpu < memory.weights_bytes < 1.02 * memory.params_per_gpu
         assert memory.gradients_bytes == 4 * memory.params_per_gpu
         assert memory.optimizer_bytes == pytest.approx(12 * memory.params_per_gpu / 8, rel=1e-6)
-        assert check.within and check.below == rid.endswith("1f1b")
+        assert check.within and check.below
 
 
 def test_the_first_stage_holds_the_layer_full_recompute_rebuilds() -> None:

@@ -57,8 +57,12 @@ _PIPELINE = (
     "reduces only after the last, so FSDP2's post_backward keeps each stage's parameters unsharded for the whole step and, through "
     "FSDPParam.to_accumulated_grad_if_needed, accumulates its gradients unsharded in the reduce dtype (fp32, "
     "torchtitan's mixed_precision_reduce). The planner's ZeRO-3 under a pipeline counts it so (service.core.memory."
-    "ZeroSharding, gathered): bf16 weights and fp32 gradients of the whole stage, the optimizer states sharded, one "
-    "gather and one reduce-scatter a step"
+    "ZeroSharding, gathered): the whole stage's weights and fp32 gradients, the optimizer states sharded, one "
+    "gather and one reduce-scatter a step. Under Float8 the weights are what the all-gather holds: torchtitan's "
+    "405B config turns on enable_fsdp_float8_all_gather, torchao's WeightWithDynamicFloat8CastTensor.fsdp_pre_all_gather "
+    "casts each fp32 shard to FP8 and fsdp_post_all_gather wraps the gathered bytes as the unsharded Float8Tensor, so a "
+    "matmul weight is one FP8 byte with no BF16 copy and no FP8 copies beside it (service.core.fp8."
+    "gathered_weight_bytes_per_param), the embedding and norms bf16"
 )
 # Rows below the band, each with the reason; a row that comes inside must leave this list.
 KNOWN_MISSES: dict[str, str] = {}
@@ -320,17 +324,14 @@ def _explanations(found: list[MemoryCheck]) -> list[str]:
         "the buffers of torch's micro-pipelined all-gather matmuls either way.",
         "- **405B, FSDP 8 x TP 8 x PP 8:** " + _PIPELINE + ". For the busiest stage's "
         f"{pipelined.plan.memory.params_per_gpu / 1e9:.1f}B parameters a GPU that is {states / GIB:.1f} GiB of weights and "
-        f"gradients ({pipelined.plan.memory.params_per_gpu / GIB:.1f} GiB less if the matmul weights were all-gathered in "
-        "float8; the benchmark does not say). What is left differs between the schedules: the 1F1B reading is "
+        "gradients. What is left differs between the schedules: the 1F1B reading is "
         f"{schedule_gap:.1f} GiB above the interleaved one, with the same parameters a GPU and, in the planner, about the "
         "same activations in flight; nothing in the code read here explains it."
         + (
             ""
             if interleaved.below
             else f" The interleaved prediction comes {interleaved.error:+.1%} above its reserved reading, so the planner "
-            "counts more than the run holds there. A candidate, not checked here: the stage's FP8 weight copies, which the "
-            f"planner keeps for a gathered stage ({(pipelined.plan.memory.weights_bytes - 2 * pipelined.plan.memory.params_per_gpu) / GIB:.1f} "
-            "GiB beyond the bf16 weights), where torchao's tensorwise Float8 casts each weight when its matmul runs."
+            "counts more than the run holds there."
         ),
         "- **Counted: the layer full recompute rebuilds** (service.core.activations.recompute_working_bytes, "
         f"{_span(recomputed, 1.0, ' GiB', 1)} a micro-batch in these rows): the layer whose backward runs is rebuilt whole on "

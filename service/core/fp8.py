@@ -21,7 +21,10 @@ what they cost to cast, and what the FP8 weight copies hold.
 - **Memory**: the BF16 weights stay (the optimizer updates them) and the FP8 row-wise and
   column-wise copies are kept beside them: 2 bytes per matmul weight, plus the recipe's scales;
   under ZeRO-3 the weights are gathered in FP8 one layer at a time and freed (torchtitan's
-  FSDP2 Float8 all-gather; Megatron's --fp8-param-gather), so no copy persists.
+  FSDP2 Float8 all-gather; Megatron's --fp8-param-gather), so no copy persists. A stage that
+  ZeRO-3 keeps gathered through the step (under a pipeline, FSDP2 with
+  ``reshard_after_forward=False``) holds the all-gather's output and nothing else of a matmul
+  weight (:func:`gathered_weight_bytes_per_param`).
 - **Activations**: an FP8 linear layer keeps its input for the weight-gradient GEMM as the
   quantised FP8 tensor (1 byte an element, plus the recipe's activation scales), not in BF16:
   Transformer Engine's ``_Linear.forward`` and ``_LayerNormLinear.forward`` (Megatron-Core, NeMo,
@@ -64,6 +67,8 @@ class Fp8Recipe(StrEnum):
 FP8_ACTIVATION_BYTES = 1  # one FP8 byte a kept linear-layer input element
 FP8_WEIGHT_COPIES = 2  # the row-wise and the column-wise (transposed) FP8 copy of each matmul weight
 FP8_CAST_BYTES_PER_ELEMENT = FP8_WEIGHT_COPIES * (2 + 1)  # read BF16, write FP8, for each of the two copies
+FP8_GATHERED_WEIGHT_BYTES = 1  # a tensorwise weight FSDP2 gathers in FP8 (gathered_weight_bytes_per_param)
+BF16_GATHERED_WEIGHT_BYTES = 2  # a weight of another recipe, gathered in BF16
 
 # Scale bytes per element of each FP8 copy: none per tensor; DeepSeek-V3's one fp32 scale per 128x128
 # weight block; MX: one 1-byte E8M0 scale per 32 elements
@@ -81,6 +86,34 @@ BF16_OPS = "attention core, norms, router, embedding and output layer in BF16/FP
 def weight_copy_bytes_per_param(recipe: Fp8Recipe) -> float:
     """Bytes of FP8 weight copies (and their scales) per matmul parameter."""
     return FP8_WEIGHT_COPIES * (1 + SCALE_BYTES_PER_WEIGHT[recipe])
+
+
+def gathered_weight_bytes_per_param(recipe: Fp8Recipe) -> float:
+    """Bytes a matmul parameter of a stage that ZeRO-3 keeps gathered through the step holds
+    (:class:`service.core.memory.ZeroSharding` ``gathered``: FSDP2 under a pipeline, torchtitan's
+    ``apply_fsdp`` with ``reshard_after_forward=False``): FSDP2's all-gather output, the weight's one
+    unsharded copy, and no FP8 copies beside it.
+
+    - ``tensorwise``: one FP8 byte (the scale is one fp32 number a tensor). torchtitan's Float8
+      handler (``torchtitan/float8.py``, late 2024) turns on ``enable_fsdp_float8_all_gather`` under
+      FSDP, and its Llama 3.1 405B config sets it with ``precompute_float8_dynamic_scale_for_fsdp``
+      (``train_configs/llama3_405b.toml``, pytorch/torchtitan 37c4b81); torchao's
+      ``WeightWithDynamicFloat8CastTensor.fsdp_pre_all_gather`` (``torchao/float8/fsdp_utils.py``)
+      casts the fp32 shard to FP8 and all-gathers ``float8_tensor._data``, and
+      ``fsdp_post_all_gather`` wraps the gathered bytes as the unsharded ``Float8Tensor(data, scale,
+      param_dtype)``, which FSDP2's ``FSDPParam.init_unsharded_param`` makes the unsharded parameter
+      (``torch/distributed/_composable/fsdp/_fsdp_param.py``): no BF16 copy of the weight exists.
+      ``Float8Linear.forward`` takes it as it is (``cast_weight_to_float8_t``: ``if
+      tensor_already_casted_to_fp8(weight): return weight.t()``, torchao v0.8.0), and the backward's
+      transposed operand is made for its GEMM and freed.
+    - ``blockwise`` and ``mxfp8``: gathered in BF16, 2 bytes, each matmul casting its weight when it
+      runs: torchao's FSDP2 Float8 all-gather is the tensorwise weight subclass's (torchtitan's
+      Float8 converter refuses ``enable_fsdp_float8_all_gather`` with a ``recipe_name``), and the
+      axiswise path (``manual_float8_matmul_with_args_in_hp``) saves the high-precision weight and
+      casts it again in the backward."""
+    if recipe is Fp8Recipe.TENSORWISE:
+        return FP8_GATHERED_WEIGHT_BYTES + SCALE_BYTES_PER_WEIGHT[recipe]
+    return BF16_GATHERED_WEIGHT_BYTES
 
 
 def frozen_weight_bytes_per_param(recipe: Fp8Recipe) -> float:

@@ -28,7 +28,7 @@ from service.core.activations import (
 from service.core.architecture import Architecture, Ffn, LayerType, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.errors import InvalidSpecError
-from service.core.fp8 import BF16_OPS, Fp8Recipe, linear_input_bytes, weight_copy_bytes_per_param
+from service.core.fp8 import BF16_OPS, Fp8Recipe, gathered_weight_bytes_per_param, linear_input_bytes, weight_copy_bytes_per_param
 from service.core.inference import INFERENCE_OVERHEAD_FRACTION as INFERENCE_OVERHEAD_FRACTION
 from service.core.inference import InferenceMemory as InferenceMemory
 from service.core.inference import cached_tokens as cached_tokens
@@ -244,7 +244,8 @@ class ZeroSharding:
     ``gathered``: ZeRO-3 under a pipeline (``pp > 1``), as FSDP2 runs under PyTorch's pipeline
     schedules (torchtitan's ``apply_fsdp`` sets ``reshard_after_forward=False`` with pipelining, "to
     avoid per-microbatch all-gathers"; the schedule turns off gradient sync and resharding until the
-    last micro-batch's backward): the stage's weights stay gathered through the step and its
+    last micro-batch's backward): the stage's weights stay gathered through the step (under FP8 the
+    matmul weights as the all-gather holds them, :func:`gathered_fp8_weight_bytes`) and its
     gradients accumulate unsharded, in the fp32 reduce dtype (FSDP2's ``to_accumulated_grad_if_needed``);
     only the optimizer states stay sharded. It gathers and reduces once a step, as ZeRO-1 does."""
 
@@ -281,6 +282,16 @@ def fp8_copy_bytes(model: ModelShape, params: Any, recipe: Fp8Recipe) -> Any:
     return round_up(weight_copy_bytes_per_param(recipe) * fp8_copy_params(model, params))
 
 
+def gathered_fp8_weight_bytes(model: ModelShape, params: Any, recipe: Fp8Recipe, weight_bytes: int) -> Any:
+    """Bytes of the weights of ``params`` that ZeRO-3 keeps gathered through the step under FP8
+    (:class:`ZeroSharding` ``gathered``): the matmul weights (:func:`fp8_copy_params`) as FSDP2's
+    all-gather holds them (:func:`service.core.fp8.gathered_weight_bytes_per_param`: one FP8 byte under
+    tensorwise scaling, no BF16 weight and no FP8 copies beside it), the rest in ``weight_bytes``;
+    rounded up, scalars or arrays."""
+    matmul_bytes = gathered_weight_bytes_per_param(recipe)
+    return round_up(weight_bytes * params - (weight_bytes - matmul_bytes) * fp8_copy_params(model, params))
+
+
 def optimizer_shard_bytes(
     p_dense: int, p_expert: int, optimizer: Optimizer, precision: Precision, arch: Architecture | None
 ) -> tuple[int, int]:
@@ -310,14 +321,17 @@ def sharded_states(
     ``expert_params``; ZeRO stage 1 shards the optimizer states, 2 the gradients too, 3 the weights
     too (Rajbhandari et al. 2020 §5.1), under a pipeline with the weights gathered and the gradients
     whole in fp32 through the step (:class:`ZeroSharding` ``gathered``); under FP8 the matmul weights keep FP8 copies below ZeRO-3
-    (:mod:`service.core.fp8`); offload moves the optimizer states to the host. The one formula of
+    (:mod:`service.core.fp8`), and a gathered stage holds them as its FP8 all-gather output
+    (:func:`gathered_fp8_weight_bytes`); offload moves the optimizer states to the host. The one formula of
     :func:`training_memory` (scalars, exact integers) and of the planner's grid
     (:func:`service.core.plan_space.memory_arrays`, NumPy arrays)."""
     pb = PRECISION_BYTES[precision]
     weights = zero.shard(pb.weight * dense_params, pb.weight * expert_params, 3)
     if precision is Precision.FP8:  # the FP8 row- and column-wise copies of the matmul weights
         copies = fp8_copy_bytes(model, dense_params, fp8_recipe) + fp8_copy_bytes(model, expert_params, fp8_recipe)
-        weights = weights + pick(zero.sharded(3), 0, copies)  # gathered weights keep their FP8 copies, as ZeRO-1
+        # ZeRO-3 under a pipeline: the stage's matmul weights held as FSDP2's FP8 all-gather output, no copies
+        gathered = gathered_fp8_weight_bytes(model, dense_params + expert_params, fp8_recipe, pb.weight)
+        weights = pick(zero.gathered, gathered, weights + pick(zero.sharded(3), 0, copies))
     gradients = zero.shard(pb.gradient * dense_params, pb.gradient * expert_params, 2)
     # ZeRO-3 under a pipeline: gradients accumulated whole in the fp32 reduce dtype (ZeroSharding)
     gradients = pick(zero.gathered, gathered_gradient_bytes(pb.gradient) * (dense_params + expert_params), gradients)
@@ -388,7 +402,7 @@ def training_memory(
                             optimizer_expert=optimizer_expert, fp8_recipe=fp8_recipe)  # fmt: skip
     weights, gradients, optimizer_total, cpu_offload = states.weights, states.gradients, states.optimizer, states.offloaded
     if precision is Precision.FP8:
-        notes.append(_fp8_note(fp8_recipe, zero_3=bool(zero.sharded(3))))
+        notes.append(_fp8_note(fp8_recipe, zero_3=bool(zero.sharded(3)), gathered=bool(zero.gathered)))
     formulas = [
         "weights + gradients + optimizer per GPU, sharded by tp*pp and ZeRO over dp (Rajbhandari et al. 2020, ZeRO §5)",
     ]
@@ -443,14 +457,20 @@ def training_memory(
     )
 
 
-def _fp8_note(recipe: Fp8Recipe, *, zero_3: bool) -> str:
-    """The note on FP8 training: the copies :func:`sharded_states` counts, or none under ZeRO-3, and the
-    linear layers' inputs kept in FP8 (:mod:`service.core.fp8`, "Activations")."""
+def _fp8_note(recipe: Fp8Recipe, *, zero_3: bool, gathered: bool = False) -> str:
+    """The note on FP8 training: the copies :func:`sharded_states` counts, or none under ZeRO-3 (a stage
+    kept gathered: its matmul weights as the all-gather holds them), and the linear layers' inputs kept
+    in FP8 (:mod:`service.core.fp8`, "Activations")."""
     inputs = (
         f"the linear layers keep their inputs for the backward in FP8, {linear_input_bytes(recipe):g} bytes an element "
         "(Transformer Engine's saved quantised input, torchao Float8's input_fp8, DeepSeek-V3 §3.3.3), a fused attention "
         "kernel its BF16 output (unless selective recompute reruns it) beside the output projection's FP8 copy"
     )
+    if gathered:
+        held = gathered_weight_bytes_per_param(recipe)
+        how = "FSDP2's FP8 all-gather output" if held < 2 else "gathered in BF16, cast for each matmul"
+        return (f"FP8 ({recipe.value}) under ZeRO-3 with a pipeline: the stage's matmul weights held gathered through the "
+                f"step at {held:g} bytes a parameter ({how}), no persistent FP8 copies; {inputs}; {BF16_OPS}")  # fmt: skip
     if not zero_3:
         per_param = weight_copy_bytes_per_param(recipe)
         return f"FP8 ({recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {inputs}; {BF16_OPS}"

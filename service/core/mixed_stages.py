@@ -11,7 +11,8 @@ tensor-parallel size and layers):
 - **memory**: :func:`service.core.parallelism.stage_params` for the stage's parameters, ZeRO over
   the stage's data-parallel ranks (Rajbhandari et al. 2020 §5), under FP8 the matmul weights' FP8
   copies below ZeRO-3 (:func:`service.core.memory.fp8_copy_params`,
-  :func:`service.core.fp8.weight_copy_bytes_per_param`), one layer's activations from
+  :func:`service.core.fp8.weight_copy_bytes_per_param`) and a gathered stage's matmul weights as its
+  all-gather holds them (:func:`service.core.fp8.gathered_weight_bytes_per_param`), one layer's activations from
   :func:`service.core.activations.layer_activation_bytes` (the planner's table,
   :func:`service.core.plan_space.layer_tables`, the linear layers' inputs kept in FP8 under FP8)
   times the micro-batches stage ``r`` of ``P`` holds under 1F1B, ``min(P - r, m)`` (Narayanan et
@@ -45,7 +46,7 @@ import numpy as np
 from service.core.activations import stage_end_bytes
 from service.core.architecture import Architecture
 from service.core.compute import SEARCHED_RECOMPUTE_CODES
-from service.core.fp8 import weight_copy_bytes_per_param
+from service.core.fp8 import gathered_weight_bytes_per_param, weight_copy_bytes_per_param
 from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
 from service.core.kernels import resolve_kernels
 from service.core.memory import (
@@ -201,8 +202,11 @@ class MemoryTables:
                     self.params[i, first, last] = (2 * one - two, two - one)
         pb = PRECISION_BYTES[spec.precision]
         self.weight, self.gradient, self.element = pb.weight, pb.gradient, pb.activation
-        # FP8: bytes of the matmul weights' row- and column-wise FP8 copies per parameter (none under ZeRO-3)
-        self.fp8_copy = weight_copy_bytes_per_param(spec.fp8_recipe) if spec.precision is Precision.FP8 else 0.0
+        # FP8: bytes of the matmul weights' row- and column-wise FP8 copies per parameter (none under ZeRO-3),
+        # and what a matmul weight of a stage ZeRO-3 keeps gathered holds (service.core.memory.gathered_fp8_weight_bytes)
+        fp8 = spec.precision is Precision.FP8
+        self.fp8_copy = weight_copy_bytes_per_param(spec.fp8_recipe) if fp8 else 0.0
+        self.gathered_matmul = gathered_weight_bytes_per_param(spec.fp8_recipe) if fp8 else float(self.weight)
 
     def layer_bytes(self, tp: Any, rc: Any, b: Any, part: int = 0) -> Any:
         """One layer's kept bytes (``part`` 0) or the layer recomputation rebuilds (``part`` 1)."""
@@ -223,7 +227,8 @@ class MemoryTables:
 
         The states are ZeRO's terms (:func:`service.core.memory.sharded_states`) for a dense
         stage of pre-training (plans over pools refuse fine-tunes), under FP8 with the matmul
-        weights' FP8 copies below ZeRO-3, with two differences kept on purpose: each share is left
+        weights' FP8 copies below ZeRO-3 and a gathered stage's matmul weights as its all-gather holds
+        them, with two differences kept on purpose: each share is left
         unrounded and the optimizer's bytes are a rate per parameter (the step-time model's, from
         :func:`service.core.memory.optimizer_state_bytes`), so the memory stays linear in
         ``layers`` and :func:`service.core.plan_mixed._caps` can solve it for the most layers a
@@ -236,7 +241,8 @@ class MemoryTables:
         # ZeRO-3 under a pipeline (a pipeline over pools has 2+ stages) keeps its weights gathered and
         # its gradients whole in fp32 (service.core.memory.ZeroSharding)
         gathered = zero3_gathered(np.asarray(zero), np.asarray(cfg.get("pp", 2)))
-        weights = np.where((zero >= 3) & ~gathered, self.weight * params / shards, self.weight * params + copies)
+        held = self.weight * params - (self.weight - self.gathered_matmul) * fp8_copy_params(self.arch, params)
+        weights = np.where(gathered, held, np.where(zero >= 3, self.weight * params / shards, self.weight * params + copies))
         gradients = np.where(zero >= 2, self.gradient * params / shards, self.gradient * params)
         gradients = np.where(gathered, gathered_gradient_bytes(self.gradient) * params, gradients)
         optimizer = np.where(zero >= 1, optimizer_per_param * params / shards, optimizer_per_param * params)

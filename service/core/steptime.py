@@ -505,7 +505,7 @@ def dp_comm_step_seconds(
     # ZeRO-3 gathers each layer's weights for its matmuls, in FP8 under FP8 training (torchtitan's
     # Float8 all-gather, Megatron's --fp8-param-gather); ZeRO-1/2 gather the updated BF16 weights
     gather = over_groups(ring_gather_seconds, work.weight_bytes)
-    if work.fp8:  # not under a pipeline, whose ZeRO-3 gathers its BF16 weights once a step and keeps them
+    if work.fp8:  # not under a pipeline: its once-a-step gather priced in BF16 (tensorwise goes in FP8, not priced)
         gather = np.where((zero >= 3) & np.logical_not(gathered), over_groups(ring_gather_seconds, 1), gather)
     if frozen_gather is not None:
         gather = np.where(zero >= 3, gather + frozen_gather, gather)

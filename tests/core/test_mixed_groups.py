@@ -347,12 +347,14 @@ def test_h100_and_h200_plan_in_fp8_faster_than_in_bf16_holding_the_fp8_memory() 
     sharded_states' for its parameters (the FP8 weight copies below ZeRO-3)."""
     arch = preset("llama-3-70b")
     pools = [_pool("h100-sxm", 64), _pool("h200-sxm", 64)]
-    bf16 = PlanSpec(n_gpus=128, seq_len=8192, global_batch_size=512, top_k=6)
+    # pipelines across the pools take the first places (some under ZeRO-3, the stages gathered with their matmul
+    # weights in FP8); the pairs of data-parallel groups are planned on their own below
+    bf16 = PlanSpec(n_gpus=128, seq_len=8192, global_batch_size=512, top_k=10)
     spec = dataclasses.replace(bf16, precision=Precision.FP8)
     fp8, base = plan_over_pools(arch, pools, spec), plan_over_pools(arch, pools, bf16)
     assert fp8.plans and base.plans and not fp8.search.cut
     assert base.plans[0].step_seconds / 2 < fp8.plans[0].step_seconds < base.plans[0].step_seconds
-    groups = plan_groups(arch, pools, spec)  # both kinds of plan (the pipelines fill the top 6)
+    groups = plan_groups(arch, pools, spec)  # both kinds of plan
     assert groups.plans and {p.groups > 1 for p in [*fp8.plans, *groups.plans]} == {True, False}
     per_param = workload_for(spec).optimizer_bytes_per_param
     for p in [*fp8.plans, *groups.plans]:
