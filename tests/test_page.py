@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.schemas.budget import NEEDS_GPU
 from tests.test_faults import Server, start_server
 
 pytestmark = pytest.mark.slow  # a real server and a headless browser
@@ -269,6 +270,8 @@ def test_cost_view_sorts_the_api_rows_and_shows_each_price_on_hover(page, server
 
 
 def test_budget_view_draws_the_isoflop_curve_with_its_optimum(page, server: Server) -> None:
+    answered: list[tuple[str, int, str | None]] = []  # every budget request the page sends: path, status, body
+    page.on("response", lambda r: answered.append((r.url, r.status, r.request.post_data)) if "/v1/budget" in r.url else None)
     page.goto(f"{server.url}/?view=budget&budget_usd=2000000")
     body = wait_ready(page, "budget", budget_usd=2000000)
     assert body["scaling_law"] == "hoffmann2022"
@@ -319,6 +322,11 @@ def test_budget_view_draws_the_isoflop_curve_with_its_optimum(page, server: Serv
     assert float(shown.get_attribute("data-dollar-params")) == life["dollar_optimal"]["params"]
     assert float(shown.get_attribute("data-usd-saved")) == pytest.approx(life["usd_saved"], rel=1e-12)
     assert "dollar-optimal" in shown.inner_text()
+    # the page never sends an input that needs a GPU type without one (a 422 it would drop from the curve)
+    assert len(answered) == 1 + 20 + 4 + 1 and {status for _, status, _ in answered} == {200}, answered
+    for _, _, sent in answered:
+        body = json.loads(sent or "{}")
+        assert body.get("gpu") or not NEEDS_GPU.keys() & body.keys(), body
     screenshot(page, "budget")
 
 

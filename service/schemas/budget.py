@@ -3,7 +3,7 @@ size, its tokens and loss out, timed by the planner on the request's cluster."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,17 +17,61 @@ from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
 from service.schemas.layout import PlanItem, StepTimeOptions
 from service.schemas.model import ModelSpec
 
+# Inputs that time, price or weigh a run on a GPU type, and why each needs ``gpu``: given without
+# one, each is a 422 naming it (the service would otherwise answer null time fields, unexplained).
+NEEDS_GPU: dict[str, str] = {
+    "n_gpus": "the GPU type whose count it is",
+    "deadline_days": "the GPU type whose cluster is sized to meet it",
+    "mfu": "the GPU type whose peak FLOP/s it is a fraction of",
+    "achieved_tflops_per_gpu": "the GPU type whose hours it times",
+    "scaling_efficiency": "the GPU type whose throughput it scales",
+    "dtype": "the GPU type whose peak for this dtype the MFU applies to",
+    "usd_per_gpu_hour": "the GPU type whose hours it prices",
+    "provider": "the GPU type whose price at this provider is used",
+    "pricing": "the GPU type whose price of this kind is used",
+    "pue": "the GPU type whose hours and power draw the energy follows",
+    "grid_kg_co2e_per_kwh": "the GPU type whose hours and power draw the energy follows",
+    "gpu_power_fraction": "the GPU type whose TDP it is a fraction of",
+    "serving_gpu": "the GPU type that trains the model; serving_gpu only replaces it for serving",
+    "max_time_to_first_token_seconds": "the GPU type whose serving it bounds",
+    "max_time_per_output_token_seconds": "the GPU type whose serving it bounds",
+}
+PLANNED_RUN_INPUTS = ("n_gpus", "deadline_days", "mfu", "achieved_tflops_per_gpu", "scaling_efficiency", "dtype",
+                      "usd_per_gpu_hour", "provider", "pricing")  # fmt: skip
+ENERGY_INPUTS = ("pue", "grid_kg_co2e_per_kwh", "gpu_power_fraction")
+SERVING_INPUTS = ("serving_gpu", "max_time_to_first_token_seconds", "max_time_per_output_token_seconds")
+
+
+def gpu_field(inputs: tuple[str, ...]) -> Any:
+    """The optional ``gpu`` of a budget request, its description naming the ``inputs`` that need it."""
+    return Field(
+        None,
+        description="Catalog GPU id, e.g. `h100-sxm`: the GPU type that times and prices the run. Without it the answer "
+        "has no time, price or energy (null), and each of these inputs is a 422 naming it: " + ", ".join(inputs) + ".",
+    )
+
+
+def given_without_gpu(req: Schema) -> list[str]:
+    """The inputs of :data:`NEEDS_GPU` the request gives (not null; a defaulted one only when sent)
+    while it has no ``gpu``, in that order."""
+    if getattr(req, "gpu", None) is not None:
+        return []
+    return [f for f in NEEDS_GPU if f in req.model_fields_set and getattr(req, f, None) is not None]
+
 
 class PlannedRun(StepTimeOptions):
     """How the planner times a budget's run: on ``n_gpus`` GPUs, or on the cluster a deadline asks
     for, with the shape of a model family at each size (or one explicit model)."""
 
     n_gpus: NGpus | None = Field(
-        None, description="Cluster size: the run is timed by its best plan there (the step-time model, POST /v1/plan)."
+        None,
+        description="Cluster size of `gpu` (needs it): the run is timed by its best plan there (the step-time model, "
+        "POST /v1/plan), or at the MFU when the request gives mfu or achieved_tflops_per_gpu.",
     )
     deadline_days: float | None = Field(
-        None, gt=0, le=36_500, description="Instead of n_gpus: the cluster that finishes within this many days is chosen."
-    )
+        None, gt=0, le=36_500,
+        description="Instead of n_gpus (needs `gpu`): the cluster of `gpu` that finishes within this many days is chosen.",
+    )  # fmt: skip
     shape_family: ShapeFamily = Field(
         ShapeFamily.LLAMA3,
         description="Whose shape rules turn a parameter count into an architecture for the planner: llama3 (default), "
@@ -81,11 +125,15 @@ class BudgetPoint(Schema):
 
 
 class BudgetRequest(Throughput, PriceChoice, EnergyChoice, PlannedRun):
+    """Dollars (`budget_usd`, with `gpu` and its price) or FLOPs (`compute_flops`) to a model size; with `gpu`, the
+    run is also timed and priced (on `n_gpus`, on a deadline's cluster, or at the MFU)."""
+
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
                 {"budget_usd": 1_000_000, "gpu": "h100-sxm", "scaling_law": "hoffmann2022", "n_gpus": 256},
                 {"compute_flops": 5.76e23, "scaling_law": "besiroglu2024"},
+                {"compute_flops": 5.76e23, "gpu": "h100-sxm", "n_gpus": 1024, "usd_per_gpu_hour": 2.5},
                 {"budget_usd": 100_000, "gpu": "h100-sxm", "tokens_per_param": 200},
                 {"budget_usd": 5_000_000, "gpu": "h100-sxm", "deadline_days": 30, "shape_family": "qwen2.5"},
                 {"budget_usd": 10_000_000, "gpu": "a100-80gb-sxm", "n_gpus": 2048, "model": {"preset": "llama-2-70b"}},
@@ -98,7 +146,7 @@ class BudgetRequest(Throughput, PriceChoice, EnergyChoice, PlannedRun):
         None, description="An explicit architecture instead of a family's shape: its size is then fixed (n_params = its count)."
     )
     compute_flops: float | None = Field(None, gt=0, le=1e35)
-    gpu: GpuId | None = None
+    gpu: GpuId | None = gpu_field(PLANNED_RUN_INPUTS + ENERGY_INPUTS)
     scaling_law: ScalingLaw = ScalingLaw.HOFFMANN2022
     n_params: float | None = Field(None, ge=1, le=1e16, description="Fixed model size instead of the optimum.")
     tokens_per_param: float | None = Field(None, ge=1e-3, le=1e6, description="Fixed data/model ratio instead of the optimum.")
@@ -168,6 +216,8 @@ class BudgetResponse(Estimate):
 
 
 class ForLossRequest(Throughput, PriceChoice, EnergyChoice, PlannedRun):
+    """A target loss to the compute-optimal run that reaches it; with `gpu`, its time and dollars."""
+
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -179,10 +229,13 @@ class ForLossRequest(Throughput, PriceChoice, EnergyChoice, PlannedRun):
 
     target_loss: float = Field(gt=0, le=100, description="Nats per token on the fit's data.")
     scaling_law: ScalingLaw = ScalingLaw.HOFFMANN2022
-    gpu: GpuId | None = None
+    gpu: GpuId | None = gpu_field(PLANNED_RUN_INPUTS + ENERGY_INPUTS)
 
 
 class LifetimeRequest(Throughput, PriceChoice, PlannedRun):
+    """A target loss and the tokens served over the model's lifetime to the size of least training plus inference
+    FLOPs; with `gpu`, also the size of least training plus serving dollars."""
+
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -203,8 +256,8 @@ class LifetimeRequest(Throughput, PriceChoice, PlannedRun):
     target_loss: float = Field(gt=0, le=100)
     inference_tokens: float = Field(ge=0, le=1e18, description="Tokens served over the model's lifetime.")
     scaling_law: Literal["hoffmann2022", "besiroglu2024"] = "hoffmann2022"
-    gpu: GpuId | None = None
-    serving_gpu: GpuId | None = Field(None, description="The GPU that serves the model; default `gpu`.")
+    gpu: GpuId | None = gpu_field(tuple(f for f in PLANNED_RUN_INPUTS if f != "deadline_days") + SERVING_INPUTS)
+    serving_gpu: GpuId | None = Field(None, description="The GPU that serves the model (needs `gpu`); default `gpu`.")
     prompt_tokens: int = Field(1000, ge=0, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")
     output_tokens: int = Field(200, ge=1, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")
     max_time_to_first_token_seconds: float | None = Field(

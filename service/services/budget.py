@@ -11,7 +11,7 @@ from typing import Any
 
 from service.core import compute, cost, scaling
 from service.core.architecture import Architecture
-from service.errors import Unprocessable
+from service.errors import Unprocessable, field_error
 from service.schemas import budget as s
 from service.schemas.cost import PriceQuote
 from service.schemas.layout import PlanItem
@@ -59,6 +59,19 @@ def planned(req: BudgetLike) -> bool:
         and req.mfu is None
         and req.achieved_tflops_per_gpu is None
     )
+
+
+def require_gpu(req: BudgetLike) -> None:
+    """A 422 naming each input that times, prices or weighs the run on a GPU type
+    (:data:`service.schemas.budget.NEEDS_GPU`) when the request gives it without ``gpu``: the
+    answer would otherwise carry null time fields and never say why."""
+    given = s.given_without_gpu(req)
+    if given:
+        reasons = {name: f"needs gpu ({s.NEEDS_GPU[name]})" for name in given}
+        raise Unprocessable(
+            "; ".join(f"{name}: {reason}" for name, reason in reasons.items()),
+            errors=[field_error(name, reason) for name, reason in reasons.items()],
+        )
 
 
 def price_for(catalog: CatalogReader, gpu: GpuView, req: BudgetLike) -> PriceQuote:
@@ -191,6 +204,7 @@ def _shape_note(req: s.BudgetRequest) -> str:
 
 
 def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
+    require_gpu(req)
     notes = {"scaling_law": req.scaling_law.value, "shape": _shape_note(req)}
     fixed = bp.fixed_architecture(req, catalog)
     n_params = compute.active_params(fixed) if fixed is not None else req.n_params
@@ -291,6 +305,7 @@ INVERSE_FORMULA = "inverse: on the optimal path alpha*A/N^alpha = beta*B/D^beta,
 
 
 def for_loss(req: s.ForLossRequest, catalog: CatalogReader) -> s.BudgetResponse:
+    require_gpu(req)
     shape = scaling.compute_for_loss(req.target_loss, req.scaling_law)
     economics = _time_shape(req, catalog, shape) if planned(req) else mfu_economics(catalog, req, shape.compute_flops)
     return _budget_response(shape, economics, {"scaling_law": req.scaling_law.value, "target_loss": req.target_loss},

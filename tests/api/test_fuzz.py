@@ -60,6 +60,7 @@ from service.db.engine import build_engine, session_factory
 from service.db.migrate import upgrade
 from service.db.seed import seed_catalog
 from service.main import create_app
+from service.schemas.budget import NEEDS_GPU
 from service.settings import Settings
 from tests.conftest import API_TOKEN
 
@@ -466,7 +467,20 @@ def _repair_budget_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
             body["gpu"] = "h100-sxm"
         if body.get("n_params") is not None:
             body.pop("tokens_per_param", None)
+    elif isinstance(body.get("target_loss"), int | float) and body["target_loss"] < 2:  # above every law's floor E
+        body["target_loss"] += 2
+    if body.get("gpu") is None and any(body.get(name) is not None for name in NEEDS_GPU):
+        if _pick([True, False], body):  # inputs that time or price a run need its GPU: add one, or drop them
+            body["gpu"] = "h100-sxm"
+        else:
+            body = {k: v for k, v in body.items() if k not in NEEDS_GPU}
+    if body.get("fp8_recipe") is not None and body.get("precision") != "fp8":
+        body.pop("fp8_recipe")
     _repair_rate_and_price(body)
+    if body.get("serving_gpu") is not None:  # priced as the training GPU is: a seeded price of the kind asked for
+        kind = body.get("pricing", "on_demand")
+        priced = GPUS if body.get("usd_per_gpu_hour") is not None else sorted({row[0] for row in PRICED if row[2] == kind})
+        body["serving_gpu"] = _pick(priced, body["serving_gpu"])
     return body
 
 
