@@ -75,14 +75,20 @@ def backend(request) -> str:
     return request.param
 
 
-@pytest.fixture(scope="session")
-def seeded_engine(backend: str, make_database) -> Iterator[Engine]:
-    """The backend's database, migrated to head and seeded once for the run."""
-    engine = build_engine(make_database(backend))
+def seeded_engine_at(url: str) -> Engine:
+    """An engine on the empty database ``url``, migrated to head and seeded."""
+    engine = build_engine(url)
     upgrade(engine)
     with Session(engine) as session:
         seed_catalog(session)
         session.commit()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def seeded_engine(backend: str, make_database) -> Iterator[Engine]:
+    """The backend's database, migrated to head and seeded once for the run."""
+    engine = seeded_engine_at(make_database(backend))
     yield engine
     engine.dispose()
 

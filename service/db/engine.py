@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,6 +70,33 @@ def begin_write(session: Session, wait_seconds: float = 30.0) -> None:
     connection = session.connection(execution_options={WRITE_OPTION: wait_ms})
     if connection.dialect.name == "postgresql":
         session.execute(text(f"SET LOCAL lock_timeout = {wait_ms}"))
+
+
+def begin_consistent_read(session: Session) -> bool:
+    """Start the session's transaction as one read of a single database state, however many
+    statements it makes; True where this call set it up.
+
+    Postgres: REPEATABLE READ READ ONLY. At the default READ COMMITTED each statement sees the
+    commits made before *it*, so two SELECTs of one transaction can read two states (PostgreSQL
+    docs, "Transaction Isolation", 13.2.1-13.2.2); at REPEATABLE READ every statement reads the
+    state as of the transaction's first one. A read-only transaction at that level never fails
+    with a serialization error. The level is set on the connection the session checks out and
+    reset when it goes back to the pool (SQLAlchemy, "Setting Isolation For Individual
+    Transactions").
+
+    SQLite: nothing to do (False). A WAL reader's transaction reads one snapshot of the database
+    from its first read to its end (SQLite docs, "Write-Ahead Logging", 2.2 Concurrency), and
+    the engine's ``begin`` hook opens one transaction per session.
+
+    A session that already began, or one bound to a connection whose transaction is already
+    under way (the test fixtures' sessions, which turn their transactions into savepoints of an
+    outer one), reads in that transaction at its level (False): a level can only be set before
+    a transaction's first statement."""
+    bind = session.get_bind()
+    if session.in_transaction() or isinstance(bind, Connection) or bind.dialect.name != "postgresql":
+        return False
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+    return True
 
 
 def restart_write(session: Session) -> None:

@@ -161,9 +161,13 @@ def catalog_version(session: Session) -> int | None:
 
 def catalog_rows(session: Session) -> dict[str, list[Row[Any]]]:
     """Every row of the catalog's tables by table name, as plain rows (no ORM identity), in the
-    order the list endpoints answer: by id, prices in :data:`PRICE_ORDER`. Read the version
-    first, in the same transaction: on Postgres each statement sees the commits made before it,
-    so rows read after the version are at least as new as it."""
+    order the list endpoints answer: by id, prices in :data:`PRICE_ORDER`. Read them, and the
+    version before them, in one transaction begun by
+    :func:`service.db.engine.begin_consistent_read`: then the version and every row are of one
+    database state. (In a transaction that could not be begun so, a Postgres READ COMMITTED one,
+    each statement sees the commits made before it: rows read after the version are at least as
+    new as it, never older, so a snapshot tagged with that version is read again at its next
+    check after a write it missed.)"""
     out: dict[str, list[Row[Any]]] = {}
     for model, order in ((Gpu, (Gpu.id,)), (Provider, (Provider.id,)), (ModelPreset, (ModelPreset.id,)), (Price, PRICE_ORDER)):
         out[model.__tablename__] = list(session.execute(select(*model.__table__.columns).order_by(*order)))

@@ -14,6 +14,9 @@ Freshness:
   catalog is read again when the version changed. So a write committed by another worker or
   replica on the same database is served here at most 0.5 s (plus one reload) after its
   commit;
+* a snapshot is read in one transaction that sees one database state (Postgres: REPEATABLE
+  READ, :func:`service.db.engine.begin_consistent_read`), so it never mixes a row from before a
+  write with one from after it, and its version is the one its rows are at;
 * a write committed by this process drops its snapshots at once (the write session's
   ``after_commit`` calls :meth:`CatalogCache.clear`): this process reads its own writes;
 * with the database down a snapshot due for its check fails with it, and the read answers 503
@@ -40,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from service.core.architecture import ARCHITECTURE_FIELDS
 from service.core.fields import Stored
+from service.db.engine import begin_consistent_read
 from service.db.repositories import catalog_rows, catalog_version
 from service.schemas import catalog as s
 from service.schemas.base import Schema
@@ -181,7 +185,8 @@ class CatalogSnapshot:
 
     @classmethod
     def load(cls, session: Session, version: int | None) -> CatalogSnapshot:
-        """Read every table; ``version`` must have been read first, in the same transaction."""
+        """Read every table; ``version`` must have been read first, in the same transaction
+        (begun by :func:`begin_consistent_read`)."""
         return cls(version, catalog_rows(session))
 
     def item(self, table: str, item_id: object) -> tuple[Schema, Row[Any]] | None:
@@ -275,7 +280,9 @@ class Snapshots:
     def get(self, session: Session, max_age: float = MAX_STALE_SECONDS) -> CatalogSnapshot:
         """The snapshot of the session's database: as held if checked less than ``max_age``
         seconds ago; else as held if ``catalog_version`` has not moved since it was loaded (one
-        primary-key read in ``session``); else the catalog read again in ``session``. An empty
+        primary-key read in ``session``); else the catalog read again in ``session``, in the
+        transaction that read the version (:func:`begin_consistent_read`), so the snapshot is
+        tagged with the version its rows are at, never a newer one. An empty
         snapshot (a catalog not yet seeded: seeding bumps no version), or one of a database
         without the version row, is read again at every check."""
         database = database_of(session)
@@ -290,6 +297,7 @@ class Snapshots:
             if slot is not None and now - slot[1] < max_age:
                 return slot[0]
             generation = self._generation
+            begin_consistent_read(session)  # the version and every row: one database state
             version = catalog_version(session)
             held = slot[0] if slot is not None else None
             if held is not None and version is not None and held.version == version and not held.empty:

@@ -12,14 +12,10 @@ from dataclasses import dataclass
 import pytest
 import uvicorn
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
-from service.db.engine import build_engine
-from service.db.migrate import upgrade
-from service.db.seed import seed_catalog
 from service.main import create_app
 from service.settings import Settings
-from tests.conftest import API_TOKEN
+from tests.conftest import API_TOKEN, seeded_engine_at
 
 
 @dataclass(frozen=True)
@@ -31,11 +27,7 @@ class LiveServer:
 @pytest.fixture
 def live_server(backend: str, make_database) -> Iterator[LiveServer]:
     url = make_database(backend)
-    engine = build_engine(url)
-    upgrade(engine)
-    with Session(engine) as session:
-        seed_catalog(session)
-        session.commit()
+    engine = seeded_engine_at(url)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
