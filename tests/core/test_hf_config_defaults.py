@@ -125,3 +125,14 @@ def test_a_mistyped_expert_or_window_key_is_named(config, key):
     with pytest.raises(InvalidSpecError) as err:
         architecture_from_hf_config(config)
     assert err.value.field == f"hf_config.{key}"
+
+
+@pytest.mark.parametrize("key", ["tie_word_embeddings", "attention_bias", "mlp_bias"])
+def test_a_switch_given_as_a_string_is_refused_naming_it(key):
+    """``"tie_word_embeddings": "false"`` read as ``bool("false")`` tied Llama-2-7B's LM head
+    (6,607,343,616 instead of 6,738,415,616): a string where true/false belongs is a 422 naming the key."""
+    llama_2_7b = {**MISTRAL_7B_NO_KV, "model_type": "llama", "intermediate_size": 11008}
+    assert _total({**llama_2_7b, "tie_word_embeddings": False}) == 6_738_415_616
+    with pytest.raises(InvalidSpecError) as err:
+        architecture_from_hf_config({**llama_2_7b, key: "false"})
+    assert err.value.field == f"hf_config.{key}"

@@ -61,9 +61,14 @@ class _Reader:
         return None
 
     def optional(self, name: str, default: Any, *, why: str | None = None) -> Any:
-        """``name`` if present, else ``default`` (reported in assumptions)."""
+        """``name`` if present, else ``default`` (reported in assumptions). A switch (a key whose default
+        is a boolean) given as anything but a boolean, a 0/1 or null is refused naming it: ``"false"``
+        would otherwise read as true."""
         if name in self.config:
-            return self.config[name]
+            value = self.config[name]
+            if isinstance(default, bool) and value is not None and not isinstance(value, (bool, int)):
+                raise InvalidSpecError(f"{self.prefix}.{name}", f"must be true or false, got {value!r:.40}")
+            return value
         self.assumptions[name] = f"not given; {default!r}" + (f" ({why})" if why else " (the transformers default)")
         return default
 
