@@ -226,7 +226,10 @@ class Architecture:
     # ``attention_bias``: ``PhimoeAttention.q_proj``...``o_proj``); ``bias`` has them too, ``qkv_bias`` not the output's
     attention_bias: bool = field(
         default=False,
-        metadata=declare("Biases on the Q, K, V and output projections but not the MLP (Phi-3.5-MoE); bias implies them."),
+        metadata=declare(
+            "Biases on the Q, K, V and output projections but not the MLP (Phi-3.5-MoE); with kv_lora_rank, on MLA's "
+            "down- and output projections (DeepSeek's attention_bias); bias implies them."
+        ),
     )
     # a bias on the LM head, ``V`` values, kept when the weight is tied (Phi-1/1.5/2: ``PhiForCausalLM.lm_head``
     # is ``nn.Linear(h, V, bias=True)``; Phi-3.5-MoE's ``lm_head_bias``)

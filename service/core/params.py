@@ -91,18 +91,21 @@ def mla_params_per_layer(arch: Architecture) -> int:
     queries ``h*d_q + d_q`` (down-projection and its RMSNorm) ``+ d_q*a*d_qk`` (up), or ``h*a*d_qk``
     without a query rank; keys and values ``h*(d_c + d_r)`` (latent and the shared rotary key)
     ``+ d_c`` (RMSNorm) ``+ d_c*a*(qk_nope_head_dim + d_v)`` (up); output ``a*d_v*h``. With
-    ``bias`` the down-projections and the output carry biases (``attention_bias``).
+    ``bias`` or ``attention_bias`` the down-projections and the output carry biases (DeepSeek's
+    ``attention_bias``: ``q_a_proj``, ``kv_a_proj_with_mqa`` and ``o_proj`` in ``DeepseekV2Attention``;
+    ``bias`` adds the MLPs' too, ``attention_bias`` not).
     """
     h, a = arch.d_model, arch.n_heads
+    biased = arch.bias or arch.attention_bias
     nope, rope, d_v = arch.qk_nope_head_dim or 0, arch.qk_rope_head_dim or 0, arch.v_head_dim or 0
     d_c, d_qk = arch.kv_lora_rank or 0, nope + rope
     if arch.q_lora_rank:
         d_q = arch.q_lora_rank
-        query = h * d_q + d_q + d_q * a * d_qk + (d_q if arch.bias else 0)  # q_a_proj + q_a_layernorm + q_b_proj
+        query = h * d_q + d_q + d_q * a * d_qk + (d_q if biased else 0)  # q_a_proj + q_a_layernorm + q_b_proj
     else:
         query = h * a * d_qk  # q_proj
-    kv = h * (d_c + rope) + d_c + d_c * a * (nope + d_v) + ((d_c + rope) if arch.bias else 0)  # kv_a + norm + kv_b
-    out = a * d_v * h + (h if arch.bias else 0)  # o_proj
+    kv = h * (d_c + rope) + d_c + d_c * a * (nope + d_v) + ((d_c + rope) if biased else 0)  # kv_a + norm + kv_b
+    out = a * d_v * h + (h if biased else 0)  # o_proj
     return query + kv + out
 
 

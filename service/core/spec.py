@@ -47,7 +47,7 @@ def make_architecture(*, prefix: str = "model", assumptions: tuple[tuple[str, st
 
     v = _with_defaults(given)
     _check_attention_options(f, kv_lora_rank=v["kv_lora_rank"], qk_norm=v["qk_norm"], qk_norm_full_width=v["qk_norm_full_width"],
-                             attention_sinks=v["attention_sinks"], attention_bias=v["attention_bias"])  # fmt: skip
+                             attention_sinks=v["attention_sinks"])  # fmt: skip
     v["n_kv_heads"], v["d_head"] = _check_shape(f, **{name: v[name] for name in _SHAPE_FIELDS})
     try:
         v["ffn"], v["norm"], v["position"] = Ffn(v["ffn"]), Norm(v["norm"]), Position(v["position"])
@@ -98,19 +98,18 @@ def _with_defaults(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_attention_options(
-    f, *, kv_lora_rank: int | None, qk_norm: bool, qk_norm_full_width: bool, attention_sinks: bool, attention_bias: bool
+    f, *, kv_lora_rank: int | None, qk_norm: bool, qk_norm_full_width: bool, attention_sinks: bool
 ) -> None:
-    """Rules of the query/key norms, attention sinks and attention biases: one kind of query/key
-    norm, and none of them on multi-head latent attention."""
+    """Rules of the query/key norms and attention sinks: one kind of query/key norm, and none of them
+    on multi-head latent attention (whose ``attention_bias`` biases its down- and output projections)."""
     if qk_norm_full_width and qk_norm:
         raise InvalidSpecError(
             f("qk_norm_full_width"), "give qk_norm (per head) or qk_norm_full_width (whole projection), not both"
         )
-    not_for_mla = (("qk_norm_full_width", qk_norm_full_width, ""), ("qk_norm", qk_norm, ""),
-                   ("attention_sinks", attention_sinks, ""), ("attention_bias", attention_bias, "; give bias"))  # fmt: skip
-    for name, given, hint in not_for_mla:
-        if given and kv_lora_rank is not None:  # MLA's latents carry their own norms and biases; no model pairs them
-            raise InvalidSpecError(f(name), f"does not apply to multi-head latent attention (kv_lora_rank{hint})")
+    not_for_mla = (("qk_norm_full_width", qk_norm_full_width), ("qk_norm", qk_norm), ("attention_sinks", attention_sinks))
+    for name, given in not_for_mla:
+        if given and kv_lora_rank is not None:  # MLA's latents carry their own norms; no model pairs them
+            raise InvalidSpecError(f(name), "does not apply to multi-head latent attention (kv_lora_rank)")
 
 
 def _check_shape(

@@ -73,7 +73,7 @@ def test_mistral_at_32k_caches_its_window(client):
         ({"hf_config": {"model_type": "made_up"}}, "hf_config.model_type", "unsupported model_type 'made_up'"),
         ({"hf_config": {"model_type": "qwen2", "hidden_size": 896}}, "hf_config.num_hidden_layers", "missing"),
         ({"hf_config": {"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 64, "num_hidden_layers": 2,
-                        "num_attention_heads": 4, "vocab_size": 10, "num_experts_per_tok": 9}},
+                        "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 10, "num_experts_per_tok": 9}},
          "hf_config.num_experts_per_tok", "exceeds"),
         ({"hf_config": []}, "hf_config", "should be an object"),
     ],

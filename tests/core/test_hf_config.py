@@ -190,7 +190,8 @@ def test_defaults_and_context_are_reported():
         ({"model_type": "llama", "hidden_size": "64", "intermediate_size": 128, "num_hidden_layers": 2,
           "num_attention_heads": 4, "vocab_size": 100}, "hf_config.hidden_size", "must be an integer"),
         ({"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-          "num_attention_heads": 4, "vocab_size": 100, "num_local_experts": 2, "num_experts_per_tok": 3},
+          "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 100, "num_local_experts": 2,
+          "num_experts_per_tok": 3},
          "hf_config.num_experts_per_tok", "exceeds"),
     ],
 )  # fmt: skip
@@ -838,12 +839,16 @@ def test_phimoe_attention_biases_lm_head_bias_and_defaults():
     assert {"num_local_experts", "num_experts_per_tok", "attention_bias", "lm_head_bias"} <= set(notes)
 
 
-def test_attention_bias_does_not_apply_to_mla():
+def test_attention_bias_on_mla_biases_its_down_and_output_projections():
+    """On multi-head latent attention ``attention_bias`` is DeepSeek's: ``kv_a_proj_with_mqa``
+    (``kv_lora_rank + qk_rope_head_dim`` = 24) and ``o_proj`` (``h`` = 64) a layer, 2 layers; the
+    experts keep none."""
     arch = architecture_from_hf_config(MODELS["tiny-phimoe"]["config"])
-    with pytest.raises(InvalidSpecError) as err:
-        make_architecture(**{**_fields(arch), "attention_bias": True, "kv_lora_rank": 16, "qk_nope_head_dim": 8,
-                             "qk_rope_head_dim": 8, "v_head_dim": 8})  # fmt: skip
-    assert err.value.field == "model.attention_bias"
+    mla = {**_fields(arch), "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8}
+    plain = count_params(make_architecture(**mla))
+    biased = count_params(make_architecture(**{**mla, "attention_bias": True}))
+    assert biased.total - plain.total == 2 * (16 + 8 + 64)
+    assert biased.mlp == plain.mlp
 
 
 def test_cohere_parallel_block_bias_free_layernorms_and_qk_norms():

@@ -61,9 +61,14 @@ class _Reader:
         return None
 
     def optional(self, name: str, default: Any, *, why: str | None = None) -> Any:
-        """``name`` if present, else ``default`` (reported in assumptions)."""
+        """``name`` if present, else ``default`` (reported in assumptions). A switch (a key whose default
+        is a boolean) given as anything but a boolean, a 0/1 or null is refused naming it: ``"false"``
+        would otherwise read as true."""
         if name in self.config:
-            return self.config[name]
+            value = self.config[name]
+            if isinstance(default, bool) and value is not None and not isinstance(value, (bool, int)):
+                raise InvalidSpecError(f"{self.prefix}.{name}", f"must be true or false, got {value!r:.40}")
+            return value
         self.assumptions[name] = f"not given; {default!r}" + (f" ({why})" if why else " (the transformers default)")
         return default
 
@@ -146,7 +151,9 @@ def _sliding_layers(r: _Reader, n_layers: int, window: int | None, rule: Callabl
 
 def _common_decoder(r: _Reader, model_type: str, *, kv_default: int | None = None) -> dict[str, Any]:
     """The Llama-style keys most families share. ``kv_default``: the config class's
-    ``num_key_value_heads`` when it is not the head count (SmolLM3's 4, StarCoder2's 2)."""
+    ``num_key_value_heads`` when it is not the head count (SmolLM3's 4, StarCoder2's 2, Mistral's 8),
+    taken when the key is absent; an explicit null is the head count (the config classes'
+    ``__post_init__``: ``if self.num_key_value_heads is None: ... = self.num_attention_heads``)."""
     fields: dict[str, Any] = {
         "n_layers": r.required("num_hidden_layers"),
         "d_model": r.required("hidden_size"),
@@ -158,7 +165,7 @@ def _common_decoder(r: _Reader, model_type: str, *, kv_default: int | None = Non
     }
     r.check_missing(model_type)
     kv = r.config.get("num_key_value_heads")
-    if kv is None and kv_default is None:
+    if kv is None and (kv_default is None or "num_key_value_heads" in r.config):  # null: __post_init__ takes the heads
         r.assumptions["num_key_value_heads"] = "not given; num_attention_heads (multi-head attention)"
         kv = fields["n_heads"]
     elif kv is None:
@@ -227,7 +234,7 @@ def _qwen_window(r: _Reader, f: dict[str, Any], sliding: Callable[[int, int], bo
     config class's rule for which layers use them (its ``layer_types`` win when given)."""
     if not r.config.get("use_sliding_window"):
         return
-    max_window = r.optional("max_window_layers", 28)
+    max_window = _int_key(r, "max_window_layers", 28)
     window = r.optional("sliding_window", 4096)
     f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: sliding(i, max_window))
 

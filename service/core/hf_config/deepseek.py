@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.core.errors import InvalidSpecError
 from service.core.hf_config.common import _common_decoder, _gated_ffn, _int_key, _max_positions, _Reader
 
 
@@ -19,9 +20,13 @@ def _map_deepseek(r: _Reader, model_type: str) -> dict[str, Any]:
     f["ffn"] = _gated_ffn(r, "hidden_act", "silu")
     f["tied_embeddings"] = bool(r.optional("tie_word_embeddings", False))
     f["max_seq_len"] = _max_positions(r, 4096 if v3 else 2048)
-    if r.optional("attention_bias", False):
-        f["bias"] = True
+    if r.optional("attention_bias", False):  # q_a_proj, kv_a_proj_with_mqa, o_proj; the MLPs keep none
+        f["attention_bias"] = True
         r.assumptions["attention_bias"] = "true: biases counted on the MLA down- and output projections"
+    if not v3 and r.optional("mlp_bias", False):  # DeepseekV2MLP only: dense and shared experts, not routed ones
+        raise InvalidSpecError(
+            f"{r.prefix}.mlp_bias", "biases on the dense and shared-expert MLPs but not the routed experts are not modelled"
+        )
     f.pop("d_head", None)
     f.pop("n_kv_heads", None)
     f["q_lora_rank"] = r.optional("q_lora_rank", 1536)
@@ -30,22 +35,26 @@ def _map_deepseek(r: _Reader, model_type: str) -> dict[str, Any]:
     f["qk_rope_head_dim"] = r.optional("qk_rope_head_dim", 64)
     f["v_head_dim"] = r.optional("v_head_dim", 128)
     n_experts = r.optional("n_routed_experts", 256 if v3 else 64)
+    if n_experts is not None:  # null: a dense model
+        n_experts = _int_key(r, "n_routed_experts", 256 if v3 else 64)
     if n_experts and n_experts > 1:
         top_k = r.config.get("num_experts_per_tok")
         if top_k is None:
             r.missing.append("num_experts_per_tok")
             r.check_missing(model_type)
-        first_dense = r.optional("first_k_dense_replace", 3 if v3 else 0)
+        first_dense = _int_key(r, "first_k_dense_replace", 3 if v3 else 0)
         if r.config.get("moe_layer_freq", 1) != 1:
             r.assumptions["moe_layer_freq"] = (
                 "ignored: the transformers implementation puts experts in every layer after first_k_dense_replace"
             )
         f["d_ff_dense"] = f["d_ff"]
-        f["d_ff"] = r.optional("moe_intermediate_size", 2048 if v3 else 1407)
+        f["d_ff"] = _int_key(r, "moe_intermediate_size", 2048 if v3 else 1407, minimum=1)
         r.key_names |= {"d_ff": "moe_intermediate_size", "n_experts": "n_routed_experts"}
         f["n_experts"] = n_experts
         f["experts_per_token"] = top_k
         shared = r.optional("n_shared_experts", 1 if v3 else 2)
+        if shared is not None:  # null: no shared experts
+            shared = _int_key(r, "n_shared_experts", 1 if v3 else 2)
         if shared:
             # one MLP of width moe_intermediate_size * n_shared_experts (DeepseekV3MoE.shared_experts)
             f["n_shared_experts"] = shared

@@ -32,25 +32,28 @@ def _map_llama(r: _Reader) -> dict[str, Any]:
 
 
 def _map_mistral(r: _Reader) -> dict[str, Any]:
-    return _llama_like(r, "mistral", max_pos=4096 * 32, tie=False, window_rule=lambda i: True)
+    return _llama_like(r, "mistral", max_pos=4096 * 32, tie=False, window_rule=lambda i: True, kv_default=8)
 
 
 def _map_qwen2(r: _Reader) -> dict[str, Any]:
-    f = _llama_like(r, "qwen2", max_pos=32768, tie=False, window_rule=None)
+    f = _llama_like(r, "qwen2", max_pos=32768, tie=False, window_rule=None, kv_default=32)
     f["qkv_bias"] = True  # Qwen2Attention: q, k, v with bias, o without
     _qwen_window(r, f, lambda i, max_window: i >= max_window)
     return f
 
 
 def _map_qwen3(r: _Reader) -> dict[str, Any]:
-    f = _llama_like(r, "qwen3", max_pos=32768, tie=False, window_rule=None)
+    f = _llama_like(r, "qwen3", max_pos=32768, tie=False, window_rule=None, kv_default=32)
     f["qk_norm"] = True  # Qwen3Attention: q_norm, k_norm over head_dim
+    if "head_dim" not in r.config:  # Qwen3Config's head_dim: int = 128, whatever hidden_size / heads
+        f["d_head"] = 128
+        r.assumptions["head_dim"] = "not given; 128 (the transformers default)"
     _qwen_window(r, f, lambda i, max_window: i >= max_window)
     return f
 
 
 def _map_gemma(r: _Reader) -> dict[str, Any]:
-    f = _llama_like(r, "gemma", max_pos=8192, tie=True, window_rule=None)
+    f = _llama_like(r, "gemma", max_pos=8192, tie=True, window_rule=None, kv_default=16)
     r.assumptions.setdefault("embedding", "scaled by sqrt(hidden_size): no parameters")
     if "head_dim" not in r.config:
         f["d_head"] = 256
@@ -76,7 +79,8 @@ def _class_defaults(r: _Reader, defaults: dict[str, Any], config_class: str) -> 
 def _map_gemma2(r: _Reader, *, pattern: int = 2, model_type: str = "gemma2") -> dict[str, Any]:
     if model_type == "gemma3_text":
         _class_defaults(r, GEMMA3_TEXT_DEFAULTS, "Gemma3TextConfig")
-    f = _llama_like(r, model_type, max_pos=8192 if model_type == "gemma2" else 131072, tie=True, window_rule=None)
+    max_pos = 8192 if model_type == "gemma2" else 131072
+    f = _llama_like(r, model_type, max_pos=max_pos, tie=True, window_rule=None, kv_default=4)  # Gemma2Config, Gemma3TextConfig
     f["norms_per_layer"] = 4  # input, post-attention, pre- and post-feedforward RMSNorms
     if "head_dim" not in r.config:
         f["d_head"] = 256
@@ -253,7 +257,7 @@ def _map_qwen_vl_text(r: _Reader) -> dict[str, Any]:
     f.pop("d_head", None)
     f["qkv_bias"] = True
     if r.config.get("use_sliding_window"):
-        max_window = r.optional("max_window_layers", 80)
+        max_window = _int_key(r, "max_window_layers", 80)
         window = r.optional("sliding_window", 4096)
         f["sliding_window"], f["sliding_window_layers"] = _sliding_layers(r, f["n_layers"], window, lambda i: i >= max_window)
     return f

@@ -31,7 +31,7 @@ from service.core.limits import MAX_LAYERS
 
 
 def _map_mixtral(r: _Reader) -> dict[str, Any]:
-    f = _llama_like(r, "mixtral", max_pos=4096 * 32, tie=False, window_rule=lambda i: True)
+    f = _llama_like(r, "mixtral", max_pos=4096 * 32, tie=False, window_rule=lambda i: True, kv_default=8)
     f["n_experts"] = r.optional("num_local_experts", 8)
     f["experts_per_token"] = r.optional("num_experts_per_tok", 2)
     r.key_names["n_experts"] = "num_local_experts"
@@ -48,8 +48,9 @@ def _qwen_moe_layers(r: _Reader, f: dict[str, Any], *, experts: int, top_k: int,
     if n_layers is None:
         return False  # the spec check names num_hidden_layers
     step = _int_key(r, "decoder_sparse_step", 1, minimum=1)
-    mlp_only = set(r.optional("mlp_only_layers", None) or [])
-    n_experts = r.optional("num_experts", experts)
+    r.optional("mlp_only_layers", None)  # said when absent
+    mlp_only = set(_int_list(r, "mlp_only_layers") or [])
+    n_experts = _int_key(r, "num_experts", experts)
     moe = [i for i in range(n_layers) if i not in mlp_only and n_experts > 0 and (i + 1) % step == 0]
     if not (n_experts > 1 and moe):
         return False
@@ -68,7 +69,7 @@ def _qwen_moe_layers(r: _Reader, f: dict[str, Any], *, experts: int, top_k: int,
 
 
 def _map_qwen2_moe(r: _Reader) -> dict[str, Any]:
-    f = _llama_like(r, "qwen2_moe", max_pos=32768, tie=False, window_rule=None)
+    f = _llama_like(r, "qwen2_moe", max_pos=32768, tie=False, window_rule=None, kv_default=16)
     f["qkv_bias"] = bool(r.optional("qkv_bias", True))
     if _qwen_moe_layers(r, f, experts=60, top_k=4, moe_ff=1408):
         shared = r.optional("shared_expert_intermediate_size", 5632)
@@ -84,7 +85,7 @@ def _map_qwen3_moe(r: _Reader) -> dict[str, Any]:
     need not be ``hidden_size / num_attention_heads``; RMSNorm on q and k per head) with Qwen2-MoE's
     layer rule. ``norm_topk_prob`` only rescales the routing weights: no parameters, no FLOPs counted.
     With ``use_sliding_window`` every layer uses the window (the config class has no per-layer rule)."""
-    f = _llama_like(r, "qwen3_moe", max_pos=32768, tie=False, window_rule=None)
+    f = _llama_like(r, "qwen3_moe", max_pos=32768, tie=False, window_rule=None, kv_default=4)
     f["qk_norm"] = True  # Qwen3MoeAttention: q_norm, k_norm over head_dim
     if _qwen_moe_layers(r, f, experts=128, top_k=8, moe_ff=768):
         renormalised = r.optional("norm_topk_prob", False)
@@ -323,7 +324,7 @@ def _map_phimoe(r: _Reader) -> dict[str, Any]:
     behind a bias-free router (``PhimoeTopKRouter``), two LayerNorms with bias a layer and a final one
     (``nn.LayerNorm``, eps from ``rms_norm_eps``), an LM head with a bias when ``lm_head_bias``;
     ``sliding_window`` on every layer when set. The jitter noises have no parameters."""
-    f = _llama_like(r, "phimoe", max_pos=4096 * 32, tie=False, window_rule=lambda i: True)
+    f = _llama_like(r, "phimoe", max_pos=4096 * 32, tie=False, window_rule=lambda i: True, kv_default=8)
     if r.config.get("sliding_window") is None:
         f["sliding_window"], f["sliding_window_layers"] = None, None
     key = _experts_key(r, "num_local_experts", "num_experts")
