@@ -20,10 +20,7 @@ only the touched experts' weights are read (all ``E`` once ``T k`` is large). Ea
 at the grouped-GEMM share of the fitted matmul rate its reduction depth gives
 (:func:`service.core.steptime_moe.grouped_gemm_factor`: ``K0`` of 190 in 16 bits, 720 in FP8, the
 training side's measured values in ``service/catalog/kernel_efficiency.json``), ``K`` the model
-width for the up projection and the expert's width on the GPU for the down projection. An expert's
-weights are read as their format stores them (FP8 one byte, int4 half a byte and its group scales:
-:mod:`service.core.weight_format`), and FP8 weights on FP8 tensor cores multiply FP8 activations
-at the FP8 rate (W8A8; elsewhere, and for int8/int4, weight-only at the 16-bit rate).
+width for the up projection and the expert's width on the GPU for the down projection.
 
 With **expert parallelism** (``ep`` GPUs each holding ``E / ep`` experts and prefilling its own
 prompt, :mod:`service.core.expert_serving`), a GPU's experts see the unit's ``ep * T`` tokens: it
@@ -50,7 +47,6 @@ from service.core.dtypes import Dtype
 from service.core.hardware import Hardware, matmul_seconds
 from service.core.params import mlp_linear_shapes
 from service.core.steptime_moe import grouped_gemm_factor
-from service.core.weight_format import INT4_GROUP_SIZE, bytes_per_weight
 
 
 def mlp_shapes_per_gpu(arch: Architecture, d_ff: int, tp: int) -> list[tuple[int, float, float]]:
@@ -76,24 +72,20 @@ def experts_touched(arch: Architecture, tokens: float, ep: int = 1) -> float:
 
 
 def routed_expert_seconds(
-    arch: Architecture, hw: Hardware, *, tokens: float, tp: int = 1, ep: int = 1, weights_format: Dtype = Dtype.BF16,
-    group_size: int = INT4_GROUP_SIZE, element_bytes: int = 2,
+    arch: Architecture, hw: Hardware, *, tokens: float, tp: int = 1, ep: int = 1, fp8: bool = False, element_bytes: int = 2
 ) -> float:  # fmt: skip
     """One MoE layer's routed experts over ``tokens`` prompt tokens on one GPU (module docstring):
     every touched expert's GEMMs on its own shape, ``tokens * k / touched`` rows each, split over
-    ``tp`` ranks as the dense MLP is, at the grouped-GEMM share of the matmul rate; its weights read
-    as ``weights_format`` stores them (:func:`service.core.weight_format.bytes_per_weight`: int4
-    with ``group_size``'s scales), FP8 weights on FP8 tensor cores at the FP8 rate and ``K0``
-    (:func:`fp8_matmuls`); 0 for a dense model or no tokens."""
+    ``tp`` ranks as the dense MLP is, at the grouped-GEMM share of the matmul rate (FP8's ``K0``
+    with ``fp8``); 0 for a dense model or no tokens."""
     touched = experts_touched(arch, tokens, ep)
     if touched <= 0:
         return 0.0
     rows = tokens * arch.experts_per_token / touched
-    eff, fp8 = hw.kernels, fp8_matmuls(hw, weights_format)
+    eff = hw.kernels
     fixed_k = eff.grouped_gemm_fixed_k_fp8 if fp8 else eff.grouped_gemm_fixed_k
     per_expert = sum(
-        count * matmul_seconds(rows, k_in, n_out, hw, element_bytes, fp8=fp8, rate_factor=grouped_gemm_factor(k_in, fixed_k),
-                               weight_bytes_per_element=bytes_per_weight(weights_format, k_in, n_out, group_size=group_size))
+        count * matmul_seconds(rows, k_in, n_out, hw, element_bytes, rate_factor=grouped_gemm_factor(k_in, fixed_k))
         for count, k_in, n_out in mlp_shapes_per_gpu(arch, arch.d_ff, tp)
-    )  # fmt: skip
+    )
     return float(touched * per_expert)

@@ -97,7 +97,7 @@ import numpy as np
 from service.core.architecture import Architecture
 from service.core.compute import attention_score_flops_per_token, prompt_attention_flops
 from service.core.dtypes import Dtype
-from service.core.expert_prefill import routed_expert_seconds
+from service.core.expert_prefill import fp8_matmuls, routed_expert_seconds
 from service.core.hardware import (
     INTER_NODE_LATENCY_SECONDS,
     INTRA_NODE_LATENCY_SECONDS,
@@ -120,7 +120,6 @@ from service.core.serving import (
 )
 from service.core.speculative import cached_prefix_tokens
 from service.core.steptime import Hardware, memory_rate
-from service.core.weight_format import INT4_GROUP_SIZE
 
 COMBINE_BYTES = 2  # the combine returns BF16 (DeepSeek-V3 §3.3.2)
 # FlashMLA on H800 SXM5 (deepseek-ai/FlashMLA README, 2025-02, BF16): up to 580 TFLOPS compute-bound of the
@@ -248,12 +247,12 @@ def ep_decode_step_seconds(
 
 def ep_prompt_seconds(
     arch: Architecture, hw: Hardware, *, ep: int, prompt_tokens: int, element_bytes: int, imbalance: float = 1.0,
-    overlap: bool = False, length_cv: float = 0.0, weights_format: Dtype = Dtype.BF16, group_size: int = INT4_GROUP_SIZE,
+    overlap: bool = False, length_cv: float = 0.0, fp8: bool = False,
 ) -> float:  # fmt: skip
     """One prompt on one GPU of the unit (module docstring): its compute
     (:func:`service.core.serving.prefill_seconds` at one GPU, the routed experts those the GPU
-    holds over the unit's tokens: :func:`service.core.expert_prefill.routed_expert_seconds`; the
-    weights read as ``weights_format`` stores them) with the attention core at the BF16
+    holds over the unit's tokens: :func:`service.core.expert_prefill.routed_expert_seconds`, at
+    FP8's grouped-GEMM tile cost with ``fp8``) with the attention core at the BF16
     peak, averaged over prompts of this mean length and coefficient of variation
     (:func:`service.core.compute.prompt_attention_flops`: ``1 + length_cv**2`` times for global
     attention), and the routed experts' matmuls times ``imbalance``, and its tokens' all-to-all
@@ -262,14 +261,13 @@ def ep_prompt_seconds(
         return 0.0
     n = prompt_tokens
     bf16_peak = hw.bf16_peak_flops_per_s or hw.peak_flops_per_s
-    stored = {"weights_format": weights_format, "group_size": group_size}
-    compute = prefill_seconds(arch, hw, tp=1, prompt_tokens=n, attention_peak_flops_per_s=bf16_peak, ep=ep, **stored)
+    compute = prefill_seconds(arch, hw, tp=1, prompt_tokens=n, attention_peak_flops_per_s=bf16_peak, ep=ep, fp8=fp8)
     if length_cv:  # the core's share beyond the mean prompt's
         forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)
         beyond = prompt_attention_flops(arch, n, length_cv) - attention_score_flops_per_token(arch, n, causal=True) * n
         compute += beyond / (bf16_peak * forward_fraction)
     if arch.moe_layers:
-        compute += (imbalance - 1) * arch.moe_layers * routed_expert_seconds(arch, hw, tokens=n, ep=ep, **stored)
+        compute += (imbalance - 1) * arch.moe_layers * routed_expert_seconds(arch, hw, tokens=n, ep=ep, fp8=fp8)
     comm = imbalance * float(all_to_all_seconds(arch, hw, ep=ep, tokens=n, element_bytes=element_bytes))
     return max(compute / (1 - PREFILL_COMMUNICATION_SM_SHARE), comm) if overlap else compute + comm
 
@@ -323,7 +321,7 @@ def ep_replica(
     element = dispatch_bytes(weights)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
     given = {"ep": ep, "element_bytes": element, "imbalance": imbalance, "overlap": overlap, "length_cv": limits.prompt_length_cv,
-             "weights_format": weights.format, "group_size": weights.group_size}  # fmt: skip
+             "fp8": fp8_matmuls(hw, weights.format)}  # fmt: skip
     prompt = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens, **given)
     fresh = ep_prompt_seconds(arch, hw, prompt_tokens=prompt_tokens - cached, **given) if cached else None
     if cached:

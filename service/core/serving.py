@@ -68,10 +68,10 @@ from service.core.steptime import (
     memory_rate,
     ring_all_reduce_seconds,
 )
-from service.core.weight_format import INT4_GROUP_SIZE, bytes_per_weight, linear_weight_bytes
 
 GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default gpu_memory_utilization (vLLM engine arguments)
 RUNTIME_RESERVE_BYTES = 2 * 2**30  # per GPU: CUDA context (~0.5 GiB), CUDA graphs, NCCL, peak activations
+INT4_GROUP_SIZE = 128  # GPTQ (Frantar et al. 2023 §5) and AWQ (Lin et al. 2024 §3.3) default
 INTRA_NODE_LATENCY_SECONDS = 5e-6  # per all-reduce hop, as service.core.steptime prices them
 SECONDS_PER_HOUR = 3600.0
 
@@ -79,19 +79,17 @@ SECONDS_PER_HOUR = 3600.0
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Weights:
     """Bytes of a model's weights in a format: the quantised linear layers, their scales (and
-    zero points), and the 16-bit rest; ``group_size`` the int4 group the scales are for."""
+    zero points), and the 16-bit rest."""
 
     total_bytes: int
     quantized_params: int
     scale_bytes: int
     other_bytes: int
     format: Dtype
-    group_size: int = INT4_GROUP_SIZE
 
 
 def weight_bytes(arch: Architecture, fmt: Dtype, *, group_size: int = INT4_GROUP_SIZE) -> Weights:
-    """Serving bytes of ``arch``'s weights in ``fmt``: the block's linear layers as stored
-    (:func:`service.core.weight_format.linear_weight_bytes` for each format's source), the rest 16-bit."""
+    """Serving bytes of ``arch``'s weights in ``fmt`` (module docstring for each format's source)."""
     if group_size < 1:
         raise InvalidSpecError("group_size", "must be at least 1")
     shapes = block_linear_shapes(arch)  # the router stays 16-bit
@@ -101,11 +99,16 @@ def weight_bytes(arch: Architecture, fmt: Dtype, *, group_size: int = INT4_GROUP
         raise AssertionError(f"the quantised layers ({quantized}) exceed the model's parameters")
     if fmt in (Dtype.FP32, Dtype.BF16, Dtype.FP16):
         size = (4 if fmt is Dtype.FP32 else 2) * count_params(arch).total
-        return Weights(total_bytes=size, quantized_params=0, scale_bytes=0, other_bytes=size, format=fmt, group_size=group_size)
-    stored = [(n, linear_weight_bytes(fmt, i, o, group_size=group_size)) for n, i, o in shapes]
-    body, scales = math.ceil(sum(n * b for n, (b, _) in stored)), math.ceil(sum(n * c for n, (_, c) in stored))
+        return Weights(total_bytes=size, quantized_params=0, scale_bytes=0, other_bytes=size, format=fmt)
+    if fmt is Dtype.FP8:
+        body, scales = quantized, 4 * sum(n for n, _, _ in shapes)  # one fp32 scale per tensor
+    elif fmt is Dtype.INT8:
+        body, scales = quantized, 2 * sum(n * o for n, _, o in shapes)  # fp16 scale per output channel
+    else:  # int4: half a byte, and per group of `group_size` inputs an fp16 scale and a 4-bit zero
+        body = math.ceil(quantized / 2)
+        scales = math.ceil(sum(n * math.ceil(i / group_size) * o for n, i, o in shapes) * 2.5)
     return Weights(total_bytes=body + scales + 2 * rest, quantized_params=quantized, scale_bytes=scales,
-                   other_bytes=2 * rest, format=fmt, group_size=group_size)  # fmt: skip
+                   other_bytes=2 * rest, format=fmt)  # fmt: skip
 
 
 def valid_tensor_parallel(arch: Architecture, gpus_per_node: int) -> list[int]:
@@ -214,20 +217,15 @@ def _attention_shapes_per_gpu(arch: Architecture, tp: int) -> list[tuple[int, fl
 @functools.lru_cache(maxsize=4096)  # pure; a replica at every batch asks it again
 def prefill_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, element_bytes: int = 2,
-    attention_peak_flops_per_s: float | None = None, length_cv: float = 0.0, ep: int = 1, weights_format: Dtype = Dtype.BF16,
-    group_size: int = INT4_GROUP_SIZE,
+    attention_peak_flops_per_s: float | None = None, length_cv: float = 0.0, ep: int = 1, fp8: bool = False,
 ) -> float:  # fmt: skip
     """One prompt through the replica: every matmul on its per-GPU shape (tensor parallelism splits
     each projection's output, or its input for the output and down projections; an MLA latent's
     down-projections are not split), the causal attention core over the prompt at the
     FlashAttention rate (:func:`service.core.compute.attention_score_flops_per_token`: windows and
     MLA widths included), the output layer for the last token, and two all-reduces of ``n*h``
-    activations per layer (Shoeybi et al. 2019 §3). Every block matmul reads its weights as
-    ``weights_format`` stores them (int4 with ``group_size``'s scales:
-    :func:`service.core.weight_format.bytes_per_weight`, as a decode step reads them) and runs W8A8
-    at the FP8 rate for FP8 weights on FP8 tensor cores, else at the 16-bit rate
-    (:func:`service.core.expert_prefill.fp8_matmuls`; the output layer stays 16-bit). Routed experts run one at a time, each touched
-    expert on its own rows and weights at the grouped-GEMM rate (FP8's tile cost under FP8 matmuls), a
+    activations per layer (Shoeybi et al. 2019 §3). Routed experts run one at a time, each touched
+    expert on its own rows and weights at the grouped-GEMM rate (FP8's tile cost with ``fp8``), a
     GPU of an ``ep``-GPU unit its own experts over the unit's tokens
     (:func:`service.core.expert_prefill.routed_expert_seconds`); dense first layers and shared
     experts see every token. Recurrent layers (``layer_types``) run
@@ -243,12 +241,9 @@ def prefill_seconds(
     if prompt_tokens == 0:
         return 0.0
     n, h, L = prompt_tokens, arch.d_model, arch.n_layers
-    fp8 = fp8_matmuls(hw, weights_format)
 
     def seconds(per_gpu: list[tuple[int, float, float]], tokens: float) -> float:
-        return sum(count * matmul_seconds(tokens, k_in, n_out, hw, element_bytes, fp8=fp8,
-                                          weight_bytes_per_element=bytes_per_weight(weights_format, k_in, n_out, group_size=group_size))
-                   for count, k_in, n_out in per_gpu)  # fmt: skip
+        return sum(count * matmul_seconds(tokens, k_in, n_out, hw, element_bytes) for count, k_in, n_out in per_gpu)
 
     attention = arch.attention_layers * seconds(_attention_shapes_per_gpu(arch, tp), n)
     attention += seconds([(c, k_in, n_out / tp) for c, k_in, n_out in recurrent_linear_shapes(arch)], n)  # Mamba/RWKV
@@ -257,8 +252,7 @@ def prefill_seconds(
         width = (arch.d_ff_dense or arch.d_ff) if arch.is_moe else arch.d_ff
         mlp += arch.dense_mlp_layers * seconds(mlp_shapes_per_gpu(arch, width, tp), n)
     if arch.moe_layers:
-        mlp += arch.moe_layers * routed_expert_seconds(arch, hw, tokens=n, tp=tp, ep=ep, weights_format=weights_format,
-                                                         group_size=group_size, element_bytes=element_bytes)  # fmt: skip
+        mlp += arch.moe_layers * routed_expert_seconds(arch, hw, tokens=n, tp=tp, ep=ep, fp8=fp8, element_bytes=element_bytes)
         if arch.shared_expert_width:  # one MLP of the shared experts' total width
             mlp += arch.moe_layers * seconds(mlp_shapes_per_gpu(arch, arch.shared_expert_width, tp), n)
     forward_fraction, _ = hw.kernels.attention_fractions(n, arch.d_head)  # the kernel's measured rate at this prompt
@@ -394,8 +388,7 @@ def attention_peak_flops_per_s(hw: Hardware, kv_dtype: Dtype) -> float:
 
 def prompt_prefill_seconds(
     arch: Architecture, hw: Hardware, *, tp: int, prompt_tokens: int, limits: EngineLimits,
-    attention_peak: float | None = None, kv_bytes_per_token: int = 0, weights_format: Dtype = Dtype.BF16,
-    group_size: int = INT4_GROUP_SIZE, cached: int | None = None,
+    attention_peak: float | None = None, kv_bytes_per_token: int = 0, fp8: bool = False, cached: int | None = None,
 ) -> float:  # fmt: skip
     """A prompt's prefill less its cached prefix's (:mod:`service.core.speculative`: causal
     attention makes the rest's cost the difference), the attention core at ``attention_peak`` over
@@ -409,11 +402,10 @@ def prompt_prefill_seconds(
     drafter every scheduled token of the step with the target's hidden states
     (``v1/worker/gpu_model_runner.py``, ``propose_draft_token_ids``); EAGLE's and MTP's one layer
     prefill as a one-layer model. ``cached`` (None: ``limits.prefix_cache_hit_rate``'s) the prefix
-    tokens left out; ``weights_format`` and ``group_size`` the weights as stored (:func:`prefill_seconds`)."""
+    tokens left out; ``fp8``: the routed experts' GEMMs at FP8's grouped-GEMM tile cost."""
     if cached is None:
         cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
-    given = {"tp": tp, "attention_peak_flops_per_s": attention_peak, "length_cv": limits.prompt_length_cv,
-             "weights_format": weights_format, "group_size": group_size}  # fmt: skip
+    given = {"tp": tp, "attention_peak_flops_per_s": attention_peak, "length_cv": limits.prompt_length_cv, "fp8": fp8}
     models = [arch] if limits.speculation is None else [arch, limits.speculation.draft]
     full = sum(prefill_seconds(m, hw, prompt_tokens=prompt_tokens, **given) for m in models)
     if not cached:
@@ -504,8 +496,7 @@ def _replica_shape(
     max_batch = max(0, free // per_sequence) if per_sequence else 0
     attention_peak = attention_peak_flops_per_s(hw, kv_dtype)
     read_per_token = per_token + (draft_kv_bytes_per_token(spec.draft, arch, per_token) if spec else 0)  # a prefix's both caches
-    given = {"tp": tp, "limits": limits, "attention_peak": attention_peak, "weights_format": weights.format,
-             "group_size": weights.group_size}  # fmt: skip
+    given = {"tp": tp, "limits": limits, "attention_peak": attention_peak, "fp8": fp8_matmuls(hw, weights.format)}
     prefill = prompt_prefill_seconds(arch, hw, prompt_tokens=prompt_tokens, kv_bytes_per_token=read_per_token, **given)
     cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
     fresh = prompt_prefill_seconds(arch, hw, prompt_tokens=prompt_tokens - cached, cached=0, **given) if cached else None

@@ -40,9 +40,7 @@ FORMULAS = [
     "KV per token = 2 * L * n_kv_heads * d_head * bytes(kv_dtype) (Pope et al. 2022 §3.1); multi-head latent attention "
     "caches kv_lora_rank + qk_rope_head_dim per layer, on every tensor rank (DeepSeek-V2 §2.1); a sliding-window layer holds "
     "at most its window (Mistral 7B §2)",
-    "prefill = the prompt's matmuls on per-GPU shapes, their weights read as stored (fp8 1 byte, int4 0.5 byte + group "
-    "scales, as a decode step reads them; fp8 on fp8 tensor cores W8A8 at the fp8 rate, int8/int4 weight-only at the 16-bit "
-    "rate) + causal attention (at the FP8 peak over an FP8 KV cache, as "
+    "prefill = the prompt's matmuls on per-GPU shapes + causal attention (at the FP8 peak over an FP8 KV cache, as "
     "FlashAttention-3 and TensorRT-LLM attend; else the 16-bit peak) + 2 all-reduces per layer (compute-bound); a mixture's "
     "routed experts one GEMM per touched expert, E * (1 - (1 - k/E)^prompt_tokens) a layer with prompt_tokens * k / touched "
     "rows each, on its own roofline (its weights read) at the grouped-GEMM rate for its reduction depth",

@@ -12,7 +12,6 @@ import dataclasses
 import pytest
 
 from service.core import expert_serving as ep_core
-from service.core.dtypes import Dtype
 from service.core.efficiency import KernelEfficiency
 from service.core.expert_prefill import experts_touched, routed_expert_seconds
 from service.core.serving import prefill_seconds
@@ -49,13 +48,9 @@ def test_a_long_prompt_runs_every_expert_at_its_grouped_gemm_rate() -> None:
     expected = 8 * (2 * gemm / 0.5625 + gemm / 0.375)
     assert expected == pytest.approx(5.344848e-5, rel=1e-6)
     assert routed_expert_seconds(TOY, fast_memory, tokens=4096) == pytest.approx(expected, rel=1e-12)
-    # FP8 weights on FP8 tensor cores (1 PFLOP/s here too) take FP8's tile cost (2,048):
-    # f = (1,024 / 3,072) / (8,192 / 10,240) = 0.41667, down 0.25
+    # FP8 matmuls take FP8's tile cost (2,048): f = (1,024 / 3,072) / (8,192 / 10,240) = 0.41667, down 0.25
     fp8 = 8 * (2 * gemm / (1024 / 3072 * 10240 / 8192) + gemm / (512 / 2560 * 10240 / 8192))
-    fp8_gpu = dataclasses.replace(fast_memory, fp8_peak_flops_per_s=1e15)
-    assert routed_expert_seconds(TOY, fp8_gpu, tokens=4096, weights_format=Dtype.FP8) == pytest.approx(fp8, rel=1e-12)
-    # without FP8 tensor cores the FP8 weights are dequantised into 16-bit GEMMs: the 16-bit tile cost
-    assert routed_expert_seconds(TOY, fast_memory, tokens=4096, weights_format=Dtype.FP8) == pytest.approx(expected, rel=1e-12)
+    assert routed_expert_seconds(TOY, fast_memory, tokens=4096, fp8=True) == pytest.approx(fp8, rel=1e-12)
 
 
 def test_a_short_prompt_in_a_wide_mixture_reads_only_the_experts_it_touches() -> None:
@@ -95,19 +90,3 @@ def test_tensor_parallel_ranks_split_every_touched_expert() -> None:
     assert routed_expert_seconds(TOY, GPU, tokens=0) == 0.0
     dense = dataclasses.replace(TOY, n_experts=1, experts_per_token=1)
     assert routed_expert_seconds(dense, GPU, tokens=100) == 0.0
-
-
-def test_an_expert_gemm_reads_its_weights_as_stored() -> None:
-    # one token, k = 2: two experts' weights read, each GEMM memory-bound at 1 TB/s. 16-bit: 2 bytes a weight;
-    # FP8 on FP8 tensor cores: 1-byte weights and activations (W8A8) and a 4-byte scale per tensor;
-    # int4: half a byte and 2.5 bytes a group of 128 inputs (up, gate: 8 groups x 512; down: 4 x 1,024)
-    fp8_gpu = dataclasses.replace(GPU, fp8_peak_flops_per_s=1e15)
-    bf16 = 2 * 3 * 2 * (1024 + 1024 * 512 + 512)
-    fp8 = 2 * (2 * (1024 + 1024 * 512 + 4 + 2 * 512) + (512 + 512 * 1024 + 4 + 2 * 1024))
-    int4 = 2 * (
-        2 * (2 * 1024 + 1024 * 512 / 2 + 2.5 * 8 * 512 + 2 * 512) + (2 * 512 + 512 * 1024 / 2 + 2.5 * 4 * 1024 + 2 * 1024)
-    )
-    assert routed_expert_seconds(TOY, fp8_gpu, tokens=1) == pytest.approx(bf16 / 1e12, rel=1e-12)
-    assert routed_expert_seconds(TOY, fp8_gpu, tokens=1, weights_format=Dtype.FP8) == pytest.approx(fp8 / 1e12, rel=1e-12)
-    assert routed_expert_seconds(TOY, GPU, tokens=1, weights_format=Dtype.INT4) == pytest.approx(int4 / 1e12, rel=1e-12)
-    assert (bf16, fp8, int4) == (6309888, 3159064, 1652736)
