@@ -82,6 +82,20 @@ def speculation(
     return Speculation(method=method, tokens=tokens, acceptance_rate=acceptance_rate, draft=draft)
 
 
+def oversized_draft(draft: Architecture, target: Architecture) -> str | None:
+    """Why ``draft`` can never speed up ``target``, or None: its parameters a token (what a draft
+    step computes and at least reads) exceed all of the target's (what a target step at most reads
+    and computes), so a draft step costs more than a target step, ``c > 1``. Leviathan et al. 2023
+    §3.4 (Theorem 3.8) give the expected speed-up as ``(1 - a^(k+1)) / ((1 - a)(k c + 1))``, at most
+    ``(k + 1) / (k c + 1) < 1`` for ``c > 1`` whatever the acceptance rate ``a`` and the ``k``
+    drafted tokens (their Corollary 3.9: a speed-up needs ``a > c``)."""
+    drafted, verified = count_params(draft).active, count_params(target).total
+    if drafted <= verified:
+        return None
+    return (f"the drafter's {drafted:,} parameters a token exceed the target's {verified:,}: each draft step costs more "
+            "than a target step, so speculative decoding is never faster (Leviathan et al. 2023 §3.4)")  # fmt: skip
+
+
 def draft_kv_bytes_per_token(draft: Architecture, target: Architecture, target_kv_bytes_per_token: int) -> int:
     """The drafter's KV-cache bytes per token over its layers, in the target's KV-cache format: its own
     cached values a token (its attention layers, KV heads and head width, or MLA latent:

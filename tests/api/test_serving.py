@@ -243,6 +243,18 @@ def test_a_draft_model_of_another_vocabulary_is_a_422(client) -> None:
     ok(client, "/v1/plan/serving", body | {"speculative": draft | {"draft_model": {"preset": "llama-3.2-1b"}}})
 
 
+def test_a_draft_model_larger_than_the_model_is_a_422(client) -> None:
+    # Llama-3.1-70B drafting for Llama-3.1-8B (one vocabulary): a draft step costs more than a target step,
+    # never faster (Leviathan et al. 2023 §3.4); the 422 names the field and both parameter counts
+    body = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "prompt_tokens": 1000, "output_tokens": 200,
+            "concurrent_users": 4}  # fmt: skip
+    draft = {"method": "draft", "tokens": 4, "acceptance_rate": 0.7, "draft_model": {"preset": "llama-3.1-70b"}}
+    data = problem(client, "/v1/plan/serving", body | {"speculative": draft})
+    assert ["body", "speculative", "draft_model"] in locs(data)
+    assert "70,553,706,496" in data["detail"] and "8,030,261,248" in data["detail"]
+    ok(client, "/v1/plan/serving", body | {"speculative": draft | {"draft_model": {"preset": "llama-3.2-1b"}}})
+
+
 @pytest.mark.parametrize(
     ("extra", "loc"),
     [

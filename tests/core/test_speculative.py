@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.core.serving import ROOFLINE, EngineLimits, prefill_seconds, prompt_prefill_seconds
-from service.core.speculative import DraftMethod, cached_prefix_tokens, expected_tokens, speculation
+from service.core.speculative import DraftMethod, cached_prefix_tokens, expected_tokens, oversized_draft, speculation
 from tests.core.helpers import hardware, preset
 
 LLAMA_70B = preset("llama-3.1-70b")
@@ -149,3 +149,17 @@ def test_eagle_prefills_its_one_layer_and_a_cached_prefix_spares_both() -> None:
         spec.draft, h100, tp=4, prompt_tokens=2815
     )
     assert rest == pytest.approx(full + one - prefix, rel=1e-12)
+
+
+def test_a_drafter_larger_than_its_target_is_never_faster() -> None:
+    # dense: 70.6 B against 8.0 B; a mixture target is compared by all its parameters (Mixtral 8x7B's
+    # 46.7 B), a mixture drafter by its parameters a token (what a draft step computes)
+    big, small = preset("llama-3.1-70b"), preset("llama-3.1-8b")
+    assert oversized_draft(big, small) == (
+        "the drafter's 70,553,706,496 parameters a token exceed the target's 8,030,261,248: each draft step costs "
+        "more than a target step, so speculative decoding is never faster (Leviathan et al. 2023 §3.4)"
+    )
+    assert oversized_draft(small, big) is None and oversized_draft(small, small) is None
+    mixtral = preset("mixtral-8x7b")
+    assert oversized_draft(small, mixtral) is None  # 8.0 B a token against 46.7 B
+    assert oversized_draft(mixtral, small) is not None  # 12.9 B a token against 8.0 B
