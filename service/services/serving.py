@@ -252,6 +252,8 @@ def _replicas_by_degree(
         units = _expert_parallel_units(arch, hw, weights, kv_dtype, prompt_tokens, output_tokens, max_ttft, max_tpot, engine,
                                        utilization, reserve_bytes, prompts, expert)  # fmt: skip
         found += units
+    elif tp is None and not found and ep_core.expert_parallel_degrees(arch, hw.gpus_per_node):  # say what was not tried
+        why += "; expert-parallel units are not considered with speculative decoding (assumptions: expert_parallel)"
     return tuple(found), why
 
 
