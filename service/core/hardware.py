@@ -123,19 +123,24 @@ def expert_all_to_all_seconds(
     return np.where(n > 1, np.where(inside, within, across), 0.0)
 
 
-def matmul_seconds(m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int, *, fp8: bool = False, rate_factor: Any = 1.0) -> Any:
+def matmul_seconds(
+    m: Any, k: Any, n: Any, hw: Hardware, element_bytes: int, *, fp8: bool = False, rate_factor: Any = 1.0,
+    weight_bytes_per_element: float | None = None,
+) -> Any:  # fmt: skip
     """An ``m x k`` by ``k x n`` matrix multiply: ``2mkn`` FLOPs at the sustained matmul rate
     (:mod:`service.core.efficiency`; the FP8 rate with ``fp8``, operands of one byte) times
     ``rate_factor`` (a shape's share of it: :func:`service.core.steptime_moe.grouped_gemm_factor`),
-    or its operands and result through HBM, whichever is longer (roofline, Williams et al. 2009)."""
+    or its operands and result through HBM, whichever is longer (roofline, Williams et al. 2009).
+    ``weight_bytes_per_element``: the ``k x n`` operand's bytes a weight as stored, scales included
+    (:func:`service.core.weight_format.bytes_per_weight`; None: the activations' width)."""
     eff = hw.kernels
     flops = 2.0 * m * k * n / rate_factor
     if fp8 and hw.fp8_peak_flops_per_s:
-        rate = hw.fp8_peak_flops_per_s * (eff.matmul_fp8 or eff.matmul)
-        moved = (m * k + k * n) + element_bytes * m * n
+        rate, activation = hw.fp8_peak_flops_per_s * (eff.matmul_fp8 or eff.matmul), 1
     else:
-        rate = hw.peak_flops_per_s * eff.matmul
-        moved = element_bytes * (m * k + k * n + m * n)
+        rate, activation = hw.peak_flops_per_s * eff.matmul, element_bytes
+    weight = activation if weight_bytes_per_element is None else weight_bytes_per_element
+    moved = activation * m * k + weight * k * n + element_bytes * m * n
     return np.maximum(flops / rate, moved / memory_rate(hw))
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.core import speculative as drafts
 from service.core.architecture import Architecture
 from service.core.compute import attention_score_flops_per_token, prompt_attention_flops
 from service.core.dtypes import Dtype
@@ -60,7 +61,7 @@ from service.core.params import (
     weight_reads_per_token,
 )
 from service.core.recurrent import recurrent_linear_shapes
-from service.core.speculative import Speculation, cached_prefix_tokens, draft_kv_bytes_per_token, draft_memory_share
+from service.core.speculative import Speculation, cached_prefix_tokens, draft_kv_bytes_per_token
 from service.core.steptime import (
     Hardware,
     link_bandwidths,
@@ -328,8 +329,8 @@ def token_step_seconds(
     """The decode time per output token of every sequence in the batch, the engine's per-step
     overhead included: one :func:`decode_step_seconds`, or with speculative decoding the target's
     pass over ``k + 1`` tokens per sequence plus ``k`` draft steps (each with its own overhead),
-    over the tokens a step yields (:mod:`service.core.speculative`). Also whether memory bounds
-    the target's step."""
+    over the tokens a step yields (:mod:`service.core.speculative`; EAGLE's and MTP's input projection
+    a kernel of its own in each draft step). Also whether memory bounds the target's step."""
     if np.ndim(batch) == 0:  # one batch size: kept, as a plan asks it again for the queueing model
         return _token_step_at(arch, hw, tp, float(batch), context_tokens, weights_bytes, kv_bytes_per_token, limits,
                               state_bytes_per_sequence)  # fmt: skip
@@ -361,6 +362,7 @@ def _token_step(
     draft, _ = decode_step_seconds(spec.draft, hw, tp=tp, batch=batch, context_tokens=context_tokens,
                                    weights_bytes=round(weights_bytes * share),
                                    kv_bytes_per_token=draft_kv_bytes_per_token(spec.draft, arch, kv_bytes_per_token))  # fmt: skip
+    draft = draft + drafts.projection_seconds(spec, hw, batch, weights_bytes / count_params(arch).total)  # EAGLE's, MTP's 2h -> h
     step = verify + limits.step_overhead_seconds(arch) + spec.tokens * (draft + limits.step_overhead_seconds(spec.draft))
     return step / spec.tokens_per_step, bound
 
@@ -401,17 +403,24 @@ def prompt_prefill_seconds(
     ``spec_decode/spec_decode_worker.py``, ``_run_no_spec``), and V1's model runner feeds the
     drafter every scheduled token of the step with the target's hidden states
     (``v1/worker/gpu_model_runner.py``, ``propose_draft_token_ids``); EAGLE's and MTP's one layer
-    prefill as a one-layer model. ``cached`` (None: ``limits.prefix_cache_hit_rate``'s) the prefix
-    tokens left out; ``fp8``: the routed experts' GEMMs at FP8's grouped-GEMM tile cost."""
+    prefill as a one-layer model after their input projection
+    (:func:`service.core.speculative.projection_seconds`). ``cached`` (None:
+    ``limits.prefix_cache_hit_rate``'s) the prefix tokens left out; ``fp8``: the routed experts' GEMMs at FP8's grouped-GEMM tile cost."""
     if cached is None:
         cached = cached_prefix_tokens(prompt_tokens, limits.prefix_cache_hit_rate)
     given = {"tp": tp, "attention_peak_flops_per_s": attention_peak, "length_cv": limits.prompt_length_cv, "fp8": fp8}
-    models = [arch] if limits.speculation is None else [arch, limits.speculation.draft]
-    full = sum(prefill_seconds(m, hw, prompt_tokens=prompt_tokens, **given) for m in models)
+    spec = limits.speculation
+    models = [arch] if spec is None else [arch, spec.draft]
+
+    def prompt(tokens: int) -> float:  # the drafter's input projection beside its layers
+        return sum(prefill_seconds(m, hw, prompt_tokens=tokens, **given) for m in models) + float(
+            drafts.projection_seconds(spec, hw, tokens) if tokens else 0.0
+        )
+
     if not cached:
-        return full
+        return prompt(prompt_tokens)
     read = prefix_read_seconds(cached, kv_bytes_per_token, limits.prefix_read_bytes_per_s, max(1, hw.gpus_per_node // tp))
-    return full - sum(prefill_seconds(m, hw, prompt_tokens=cached, **given) for m in models) + read
+    return prompt(prompt_tokens) - prompt(cached) + read
 
 
 def prefix_read_seconds(
@@ -481,7 +490,7 @@ def _replica_shape(
     the new tokens' prefill on their own."""
     check_tensor_parallel(arch, tp)
     spec, seq_len = limits.speculation, prompt_tokens + output_tokens  # a drafter's weights and KV cache sit beside
-    held = weights.total_bytes + (round(weights.total_bytes * draft_memory_share(spec, arch)) if spec else 0)
+    held = weights.total_bytes + (round(weights.total_bytes * drafts.draft_memory_share(spec, arch, tp)) if spec else 0)
     if limits.kv_fraction_of_free is not None:
         usable = usable_memory_bytes(hw.memory_bytes, tp, utilization=1.0, reserve_bytes=reserve_bytes)
         free = math.floor(limits.kv_fraction_of_free * (usable - held))

@@ -30,7 +30,8 @@ class SpeculativeDecoding(Schema):
         ge=0, le=1, description="Probability each drafted token is accepted (DeepSeek-V3's MTP: 0.85-0.9).", examples=[0.8]
     )
     draft_model: ModelSpec | None = Field(
-        None, description="With method draft: the drafter, of the model's vocabulary (vocab_size; else a 422)."
+        None,
+        description="With method draft: the drafter, of the model's vocabulary (vocab_size) and no more parameters a token than the model has in all (else a 422: never faster).",
     )
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from service.core.dtypes import Dtype
 from service.core.engines import Engine
 from service.core.memory import Precision
 from service.core.serving_reason import batch_limit_reason
-from service.core.speculative import Speculation, expected_tokens, speculation
+from service.core.speculative import Speculation, expected_tokens, oversized_draft, speculation
 from service.core.steptime import Hardware
 from service.errors import Unprocessable
 from service.schemas import cost as cs
@@ -211,7 +211,8 @@ def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: Catalog
     ``speculative.draft_model`` when the draft model's vocabulary is not the target's: the drafter
     proposes token ids the target verifies (Leviathan et al. 2023 §2.3, both distributions over one
     vocabulary), and vLLM's spec-decode worker asserts the two vocab sizes are equal
-    (``spec_decode/spec_decode_worker.py``, ``_vocab_size``)."""
+    (``spec_decode/spec_decode_worker.py``, ``_vocab_size``); and when it is larger than the target,
+    which is then never faster (:func:`service.core.speculative.oversized_draft`)."""
     spec = req.speculative
     if spec is None:
         return None
@@ -222,6 +223,8 @@ def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: Catalog
         if draft.vocab_size != arch.vocab_size:
             raise Unprocessable.for_field("speculative.draft_model", f"its vocabulary ({draft.vocab_size} tokens) is not the "
                                           f"target's ({arch.vocab_size}): a drafter proposes the target's token ids")  # fmt: skip
+        if problem := oversized_draft(draft, arch):
+            raise Unprocessable.for_field("speculative.draft_model", problem)
     return speculation(spec.method, target=arch, tokens=spec.tokens, acceptance_rate=spec.acceptance_rate, draft_model=draft)
 
 
@@ -249,6 +252,8 @@ def _replicas_by_degree(
         units = _expert_parallel_units(arch, hw, weights, kv_dtype, prompt_tokens, output_tokens, max_ttft, max_tpot, engine,
                                        utilization, reserve_bytes, prompts, expert)  # fmt: skip
         found += units
+    elif tp is None and not found and ep_core.expert_parallel_degrees(arch, hw.gpus_per_node):  # say what was not tried
+        why += "; expert-parallel units are not considered with speculative decoding (assumptions: expert_parallel)"
     return tuple(found), why
 
 

@@ -84,11 +84,13 @@ def feature_assumptions(req: s.ServingPlanRequest, spec: Speculation | None) -> 
         "(gamma service of that cv: Pollaczek-Khinchine's mean, the Cramer-Lundberg tail); matmuls, decode and the KV "
         "cache at the mean")  # fmt: skip
     if spec is not None:
+        projection = (" after its 2h -> h input projection, whole on every tensor rank (EAGLE, Li et al. 2024 §3; "
+                      "DeepSeek-V3 §2.2 eq. 21)") if spec.input_projection else ""  # fmt: skip
         out["speculative"] = (f"{spec.method.value}: {spec.tokens} drafted, each accepted with probability {spec.acceptance_rate}, "
                               f"{spec.tokens_per_step:.3f} tokens a step (Leviathan et al. 2023 eq. 1); a step is the model's pass over "
                               f"{spec.tokens + 1} positions per sequence plus {spec.tokens} draft steps of a {spec.draft.n_layers}-layer "
-                              "drafter, each with the engine's per-step overhead; the drafter's weights (a draft model's "
-                              "all, EAGLE's or MTP's block without the embedding and head it shares) and its KV cache take "
+                              f"drafter{projection}, each with the engine's per-step overhead; the drafter's weights (a draft model's "
+                              "all, EAGLE's or MTP's block without the embedding and head it shares, its projection on every GPU) and its KV cache take "
                               "memory beside the target's; the drafter prefills each prompt after the target, on the same GPUs, "
                               "before the first token (vLLM's spec-decode worker), so TTFT and the input price include it")  # fmt: skip
     return out

@@ -243,6 +243,31 @@ def test_a_draft_model_of_another_vocabulary_is_a_422(client) -> None:
     ok(client, "/v1/plan/serving", body | {"speculative": draft | {"draft_model": {"preset": "llama-3.2-1b"}}})
 
 
+def test_a_draft_model_larger_than_the_model_is_a_422(client) -> None:
+    # Llama-3.1-70B drafting for Llama-3.1-8B (one vocabulary): a draft step costs more than a target step,
+    # never faster (Leviathan et al. 2023 §3.4); the 422 names the field and both parameter counts
+    body = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "prompt_tokens": 1000, "output_tokens": 200,
+            "concurrent_users": 4}  # fmt: skip
+    draft = {"method": "draft", "tokens": 4, "acceptance_rate": 0.7, "draft_model": {"preset": "llama-3.1-70b"}}
+    data = problem(client, "/v1/plan/serving", body | {"speculative": draft})
+    assert ["body", "speculative", "draft_model"] in locs(data)
+    assert "70,553,706,496" in data["detail"] and "8,030,261,248" in data["detail"]
+    ok(client, "/v1/plan/serving", body | {"speculative": draft | {"draft_model": {"preset": "llama-3.2-1b"}}})
+
+
+def test_a_mixture_unfit_with_speculation_says_expert_parallel_units_were_not_tried(client) -> None:
+    # DeepSeek-V3 in FP8 (627 GiB) fits no tensor-parallel degree of one H100 node; without speculative decoding an
+    # expert-parallel unit serves it, with MTP the plan does not model those units and its reason says so
+    body = {"model": {"preset": "deepseek-v3"}, "gpu": "h100-sxm", "weights_dtype": "fp8", "concurrent_users": 4}
+    assert ok(client, "/v1/plan/serving", body)["options"][0]["ep"] == 16
+    mtp = ok(client, "/v1/plan/serving", body | {"speculative": {"method": "mtp", "tokens": 1, "acceptance_rate": 0.8}})
+    option = mtp["options"][0]
+    assert option["fits"] is False
+    assert option["reason"].startswith("at tp=8 the weights (626.8 GiB)")
+    assert option["reason"].endswith("expert-parallel units are not considered with speculative decoding (assumptions: "
+                                     "expert_parallel)")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("extra", "loc"),
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.core.serving import ROOFLINE, EngineLimits, prefill_seconds, prompt_prefill_seconds
-from service.core.speculative import DraftMethod, cached_prefix_tokens, expected_tokens, speculation
+from service.core.speculative import DraftMethod, cached_prefix_tokens, expected_tokens, oversized_draft, speculation
 from tests.core.helpers import hardware, preset
 
 LLAMA_70B = preset("llama-3.1-70b")
@@ -91,8 +91,8 @@ def test_a_drafter_takes_memory_beside_the_target() -> None:
          count_params(drafter).total),
         (speculation(DraftMethod.EAGLE, target=LLAMA_70B, tokens=3, acceptance_rate=0.8), None),
     ):  # fmt: skip
-        if added is None:
-            added = count_params(spec.draft).non_embedding
+        if added is None:  # its layer and its 2h -> h input projection, whole on each of the 2 GPUs
+            added = count_params(spec.draft).non_embedding + 2 * 16384 * 8192
         r = replica(LLAMA_70B, h100, limits=EngineLimits(speculation=spec), **common)
         draft_weights = round(weights.total_bytes * added / count_params(LLAMA_70B).total)
         per_sequence = plain.kv_cache_bytes_per_sequence + replica_kv_cache_bytes(spec.draft, tp=2, seq_len=4500,
@@ -135,17 +135,64 @@ def test_the_drafter_prefills_the_prompt_after_the_target() -> None:
 
 def test_eagle_prefills_its_one_layer_and_a_cached_prefix_spares_both() -> None:
     # EAGLE's head is one decoder layer of the target's width over the prompt's features: its prefill is that
-    # layer's and the shared output layer's for the last token; a prefix-cache hit leaves both models the rest
+    # layer's and the shared output layer's for the last token, after its 2h -> h input projection (EAGLE §3),
+    # whole on each of the 4 GPUs: 2 x 5,000 x 16,384 x 8,192 FLOPs at 989.5 TFLOP/s x 0.54 = 2.512 ms;
+    # a prefix-cache hit leaves both models the rest
     h100 = hardware("h100-sxm")
     spec = speculation(DraftMethod.EAGLE, target=LLAMA_70B, tokens=3, acceptance_rate=0.8)
     limits = EngineLimits(speculation=spec)
     one = prefill_seconds(spec.draft, h100, tp=4, prompt_tokens=5000)
     full = prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000)
-    assert prompt_prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000, limits=limits) == pytest.approx(full + one)
+    projection = 2 * 5000 * 16384 * 8192 / (989.5e12 * 0.54)
+    assert projection == pytest.approx(2.5119e-3, rel=1e-4)
+    assert prompt_prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000, limits=limits) == pytest.approx(
+        full + one + projection, rel=1e-9
+    )
     assert one == pytest.approx(full / 80, rel=0.05)  # one of 80 layers (the last-token logits are small)
     cached = EngineLimits(speculation=spec, prefix_cache_hit_rate=0.563)
     rest = prompt_prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=5000, limits=cached)
     prefix = prefill_seconds(LLAMA_70B, h100, tp=4, prompt_tokens=2815) + prefill_seconds(
         spec.draft, h100, tp=4, prompt_tokens=2815
     )
-    assert rest == pytest.approx(full + one - prefix, rel=1e-12)
+    assert rest == pytest.approx(full + one + projection * (5000 - 2815) / 5000 - prefix, rel=1e-9)
+
+
+def test_a_drafter_larger_than_its_target_is_never_faster() -> None:
+    # dense: 70.6 B against 8.0 B; a mixture target is compared by all its parameters (Mixtral 8x7B's
+    # 46.7 B), a mixture drafter by its parameters a token (what a draft step computes)
+    big, small = preset("llama-3.1-70b"), preset("llama-3.1-8b")
+    assert oversized_draft(big, small) == (
+        "the drafter's 70,553,706,496 parameters a token exceed the target's 8,030,261,248: each draft step costs "
+        "more than a target step, so speculative decoding is never faster (Leviathan et al. 2023 §3.4)"
+    )
+    assert oversized_draft(small, big) is None and oversized_draft(small, small) is None
+    mixtral = preset("mixtral-8x7b")
+    assert oversized_draft(small, mixtral) is None  # 8.0 B a token against 46.7 B
+    assert oversized_draft(mixtral, small) is not None  # 12.9 B a token against 8.0 B
+
+
+def test_eagle_and_mtp_heads_project_the_feature_and_embedding_to_the_width() -> None:
+    # EAGLE (Li et al. 2024 §3) and DeepSeek-V3's MTP (§2.2 eq. 21) project [feature; embedding], 2h values, to h
+    # before their layer: 2 x 8,192^2 = 134,217,728 weights for Llama-3.1-70B, whole on every tensor rank. At batch 1
+    # the projection is a kernel of its own bound by its read on each GPU (its weights at the target's 70e9 /
+    # 70,553,706,496 bytes a parameter, one row in and out in 16 bits) at H100's read rate; 3 draft steps a verification
+    import dataclasses
+
+    from service.core.serving import token_step_seconds
+
+    h100 = hardware("h100-sxm")
+    for method in (DraftMethod.EAGLE, DraftMethod.MTP):
+        spec = speculation(method, target=LLAMA_70B, tokens=3, acceptance_rate=0.8)
+        assert (spec.input_projection, spec.projection_params) == ((16384, 8192), 134_217_728)
+    assert speculation(DraftMethod.DRAFT_MODEL, target=LLAMA_70B, tokens=3, acceptance_rate=0.8,
+                       draft_model=preset("llama-3.2-1b")).input_projection is None  # fmt: skip
+    bare = dataclasses.replace(spec, input_projection=None)
+    common = {"tp": 4, "batch": 1, "context_tokens": 1000.0, "weights_bytes": 70 * 10**9, "kv_bytes_per_token": 163840}
+
+    def step(s) -> float:
+        return float(token_step_seconds(LLAMA_70B, h100, limits=EngineLimits(speculation=s), **common)[0])
+
+    rate = h100.memory_bandwidth_bytes_per_s * h100.kernels.memory_bandwidth
+    added = 3 * (134_217_728 * 70e9 / 70_553_706_496 + 2 * 16384 + 2 * 8192) / rate / spec.tokens_per_step
+    assert step(spec) - step(bare) == pytest.approx(added, rel=1e-3)
+    assert added == pytest.approx(44.90e-6, rel=1e-3)
