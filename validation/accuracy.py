@@ -30,6 +30,7 @@ from service.core.spec import make_architecture
 from validation.cross_checks import render_section as cross_checks_section
 from validation.finetune import render_section as finetune_section
 from validation.memory_cross_checks import render_section as memory_section
+from validation.mixed_clusters import render_section as mixed_clusters_section
 from validation.serving import render_section as serving_section
 from validation.throughput import Prediction, predictions, render_section
 from validation.throughput_exceptions import render_section as exceptions_section
@@ -272,6 +273,7 @@ def render(environments: list[dict], rows: list[Row], throughput: list[Predictio
     lines += ["", *memory_section(throughput)]
     lines += ["", *finetune_section()]
     lines += ["", *serving_section()]
+    lines += mixed_clusters_section()
     return "\n".join(lines)
 
 
