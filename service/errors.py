@@ -114,6 +114,33 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _located_json_error(error: dict[str, Any], doc: Any) -> dict[str, Any]:
+    """FastAPI's entry for a body that is not JSON names the character offset as if it were a
+    field (``["body", 17]``) and keeps json's reason in ``ctx``: give it the body's location and
+    the reason with its line and column, as the calculators' parser words it."""
+    loc, reason = error.get("loc", ()), (error.get("ctx") or {}).get("error")
+    if error.get("type") != "json_invalid" or len(loc) != 2 or not isinstance(loc[1], int) or reason is None:
+        return error
+    text = doc if isinstance(doc, str) else ""
+    line = text.count("\n", 0, loc[1]) + 1
+    column = loc[1] - (text.rfind("\n", 0, loc[1]) + 1) + 1
+    return {"loc": ["body"], "msg": f"Invalid JSON: {reason} at line {line} column {column}", "type": "json_invalid"}
+
+
+def unparsable_body(cause: BaseException | None) -> list[dict[str, Any]] | None:
+    """The 422 entry for a JSON body that ``json.loads`` could not even scan (FastAPI answers
+    those with a bare 400): bytes that are not UTF-8, or nesting deeper than the parser's stack."""
+    if isinstance(cause, UnicodeDecodeError):
+        reason = f"the body is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset {cause.start})"
+    elif isinstance(cause, RecursionError):
+        reason = "nested too deeply"
+    elif isinstance(cause, ValueError):
+        reason = str(cause)
+    else:
+        return None
+    return [{"loc": ["body"], "msg": f"Invalid JSON: {reason}", "type": "json_invalid"}]
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path. Starlette's own ``Allow`` names only the
     first route that matched the path, but a 405 must list them all (RFC 9110 §15.5.6)."""
@@ -162,7 +189,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _clean_validation_errors(exc.errors())
+        errors = _clean_validation_errors([_located_json_error(e, exc.body) for e in exc.errors()])
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
         return problem(422, "Unprocessable request", detail, errors)
 
@@ -186,6 +213,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and (errors := unparsable_body(exc.__cause__)) is not None:
+            return problem(422, "Unprocessable request", f"body: {errors[0]['msg']}", errors)
         title = HTTPStatus(exc.status_code).phrase
         response = problem(exc.status_code, title, str(exc.detail))
         response.headers.update(exc.headers or {})

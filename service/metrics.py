@@ -7,6 +7,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+# the methods HTTP defines (RFC 9110 §9, RFC 5789); a client may send any token as a method, and
+# each one as a label value would add series (and memory here) without bound
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+OTHER_METHOD = "OTHER"
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -20,7 +25,10 @@ class Metrics:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one request and its latency (label children are looked up once per key)."""
+        """Count one request and its latency (label children are looked up once per key); a
+        method HTTP does not define is counted as :data:`OTHER_METHOD`."""
+        if method not in KNOWN_METHODS:
+            method = OTHER_METHOD
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:

@@ -476,6 +476,54 @@ def test_serve_view_compares_gpu_types_at_the_users_load(page, server: Server) -
     screenshot(page, "serve")
 
 
+def test_serve_view_states_the_price_behind_each_dollar_figure(page, server: Server) -> None:
+    """The $/M tokens rest on a catalog price: each option shows its provider, $/GPU-h and the
+    price's as-of date (and its source on hover), as the cost view does."""
+    page.goto(f"{server.url}/?view=serve&model=llama-3-8b&concurrent_users=32&serve_gpus=h100-sxm,a100-80gb-sxm,l40s")
+    body = wait_ready(page, "serve", concurrent_users=32)
+    answer = post(server, "/v1/plan/serving", body)
+    rows = table_rows(page, "serve")
+    priced = [(row, o) for row, o in zip(rows, answer["options"], strict=True) if o["price"] is not None]
+    assert priced, "the catalog prices every GPU type asked for"
+    for row, option in priced:
+        price = option["price"]
+        assert (row["provider"], row["asOf"]) == (price["provider"], price["as_of"])
+        assert float(row["usdPerGpuHour"]) == price["usd_per_gpu_hour"]
+        assert price["as_of"] in row["title"] and price["source"] in row["title"]
+    headers = page.eval_on_selector_all("#serve thead th", "cells => cells.map(c => c.textContent)")
+    assert "price as of" in headers
+    cells = page.eval_on_selector_all("#serve tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+    column = headers.index("price as of")
+    assert [cells[i][column] for i, (_, o) in enumerate(zip(rows, answer["options"], strict=True)) if o["price"]] == [
+        o["price"]["as_of"] for o in answer["options"] if o["price"]
+    ]
+    best = next(o for o in answer["options"] if o["fits"] and o["usd_per_million_output_tokens"] is not None)
+    status = page.text_content("#serve .status")
+    assert f"as of {best['price']['as_of']}" in status and best["price"]["provider"] in status
+
+
+def test_an_error_shows_beside_the_field_of_the_open_view(page, server: Server) -> None:
+    """A field two views send under one API name (the serve view's GPU list and the scenario's GPU
+    picker both send `gpu`; the mixed view's batch and the plan view's both `global_batch_size`)
+    gets the API's message beside the input the open view sent it from."""
+    page.goto(f"{server.url}/?view=serve&serve_gpus=h100-sxm,no-such-gpu")
+    page.wait_for_selector("#serve[data-state=error]")
+    assert page.is_visible("#serve_gpus-error")
+    assert "unknown GPU 'no-such-gpu'" in page.text_content("#serve_gpus-error")
+    assert page.get_attribute("#serve_gpus", "aria-invalid") == "true"
+    assert not page.is_visible("#gpu-error") and page.get_attribute("#gpu", "aria-invalid") is None
+
+    page.goto(f"{server.url}/?view=mixed&mixed_batch=0")
+    page.wait_for_selector("#mixed[data-state=error]")
+    assert "greater than or equal to 1" in page.text_content("#mixed_batch-error")
+    assert page.get_attribute("#mixed_batch", "aria-invalid") == "true"
+
+    # a field of the shared scenario still gets its message beside it from every view
+    page.goto(f"{server.url}/?view=serve&model=no-such-model")
+    page.wait_for_selector("#serve[data-state=error]")
+    assert "unknown preset 'no-such-model'" in page.text_content("#model-error")
+
+
 def test_mixed_view_draws_the_stages_across_gpu_types_beside_the_best_single_pool(page, server: Server) -> None:
     page.goto(f"{server.url}/?view=mixed&model=llama-3-70b&seq_len=4096&pool_a_n=64&pool_b_n=256")
     body = wait_ready(page, "mixed")

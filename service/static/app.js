@@ -456,6 +456,11 @@ async function runServe(panel) {
   return () => drawServe(panel, answer);
 }
 
+/** " (provider, $/GPU-h, as of date)": the catalog price a dollar figure rests on. */
+function priceNote(price) {
+  return price ? ` (${price.provider}, ${fmt.usdPerHour(price.usd_per_gpu_hour)}, as of ${price.as_of})` : "";
+}
+
 function drawServe(panel, answer) {
   const served = answer.options.filter((o) => o.fits && o.usd_per_million_output_tokens != null);
   const status = panel.querySelector(".status");
@@ -463,7 +468,7 @@ function drawServe(panel, answer) {
   const best = served[0];
   status.textContent = best
     ? `Cheapest: ${best.gpu}, ${best.replicas} replica(s) of tp=${best.tp} (${best.n_gpus} GPUs) at ` +
-      `${fmt.price(best.usd_per_million_output_tokens)} per million output tokens; first token in ${fmt.seconds(best.time_to_first_token_seconds)} ` +
+      `${fmt.price(best.usd_per_million_output_tokens)} per million output tokens${priceNote(best.price)}; first token in ${fmt.seconds(best.time_to_first_token_seconds)} ` +
       `(p99 ${fmt.seconds(best.p99_time_to_first_token_seconds)}), then ${fmt.seconds(best.time_per_output_token_seconds)} a token.`
     : `No GPU type serves the load: ${answer.options.map((o) => `${o.gpu}: ${o.reason}`).join("; ")}`;
   drawChart(panel.querySelector("canvas"), {
@@ -480,8 +485,8 @@ function drawServe(panel, answer) {
           callbacks: {
             afterBody: (items) => {
               const o = served[items[0].dataIndex];
-              return `TTFT ${fmt.seconds(o.time_to_first_token_seconds)} (p99 ${fmt.seconds(o.p99_time_to_first_token_seconds)}), ` +
-                `TPOT ${fmt.seconds(o.time_per_output_token_seconds)}, ${o.decode_bound}-bound decode`;
+              return [`TTFT ${fmt.seconds(o.time_to_first_token_seconds)} (p99 ${fmt.seconds(o.p99_time_to_first_token_seconds)}), ` +
+                `TPOT ${fmt.seconds(o.time_per_output_token_seconds)}, ${o.decode_bound}-bound decode`, `price${priceNote(o.price)}`];
             },
           },
         },
@@ -497,10 +502,14 @@ function drawServe(panel, answer) {
     { label: "TPOT", value: (r) => fmt.seconds(r.time_per_output_token_seconds) },
     { label: "$/M output", value: (r) => fmt.price(r.usd_per_million_output_tokens) },
     { label: "$/M input", value: (r) => fmt.price(r.usd_per_million_input_tokens) },
+    { label: "price", value: (r) => (r.price ? `${fmt.usdPerHour(r.price.usd_per_gpu_hour)} at ${r.price.provider}` : "—") },
+    { label: "price as of", value: (r) => r.price?.as_of ?? "—" },
   ], answer.options.map((o) => ({
     ...o, className: o === best ? "chosen" : "",
+    title: o.price ? `${o.gpu} at ${o.price.provider}: ${fmt.usdPerHour(o.price.usd_per_gpu_hour)} (${o.price.pricing}), price as of ${o.price.as_of}; source: ${o.price.source}` : "",
     data: { gpu: o.gpu, fits: o.fits, tp: o.tp, replicas: o.replicas, usd_per_million_output_tokens: o.usd_per_million_output_tokens,
-      time_to_first_token_seconds: o.time_to_first_token_seconds, time_per_output_token_seconds: o.time_per_output_token_seconds },
+      time_to_first_token_seconds: o.time_to_first_token_seconds, time_per_output_token_seconds: o.time_per_output_token_seconds,
+      provider: o.price?.provider, usd_per_gpu_hour: o.price?.usd_per_gpu_hour, as_of: o.price?.as_of, source: o.price?.source },
   })));
   panel.querySelector(".formulas").textContent = answer.formulas.join(" · ");
 }

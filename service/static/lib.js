@@ -119,10 +119,13 @@ export function clearErrors() {
 }
 
 /** The control a problem's `loc` names: the longest `data-api` prefix of the path
- * (`model.n_layers` -> the model select; `parallelism.tp` -> the tp field). */
-function fieldFor(path) {
+ * (`model.n_layers` -> the model select; `parallelism.tp` -> the tp field). Two views may send
+ * one API field from inputs of their own (the serve view's GPU list and the scenario's GPU
+ * picker are both `gpu`): the view's own input (inside `scope`) wins over the others. */
+function fieldFor(path, scope) {
   for (let p = path; p; p = p.includes(".") ? p.slice(0, p.lastIndexOf(".")) : "") {
-    const el = document.querySelector(`[data-api="${CSS.escape(p)}"]`);
+    const selector = `[data-api="${CSS.escape(p)}"]`;
+    const el = scope?.querySelector(selector) ?? document.querySelector(selector);
     if (el) return el;
   }
   return null;
@@ -139,7 +142,7 @@ export function showError(error, status) {
   const fields = error.problem?.errors ?? [];
   for (const item of fields) {
     const path = (item.loc ?? []).filter((part) => part !== "body").join(".");
-    const el = fieldFor(path);
+    const el = fieldFor(path, status.closest('[role="tabpanel"]'));
     // a field on another (hidden) view would hide its message: the status line carries it instead
     const box = el && !el.closest("[hidden]") && document.getElementById(`${el.id}-error`);
     if (!box) {

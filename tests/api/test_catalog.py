@@ -420,6 +420,22 @@ def test_create_malformed_body_is_a_422(client, raw: bytes) -> None:
     assert total(client, "gpus") == SEEDED["gpus"]
 
 
+@pytest.mark.parametrize(
+    ("path", "raw", "reason"),
+    [
+        ("/v1/gpus", b'{"id": "a",\n  "name" 1}', "Invalid JSON: Expecting ':' delimiter at line 2 column 10"),
+        ("/v1/providers", b'{"id": "caf\xe9", "name": "x"}', "Invalid JSON: the body is not UTF-8 (byte 0xe9 at offset 11)"),
+        ("/v1/prices", b"[" * 5000 + b"]" * 5000, "Invalid JSON: nested too deeply"),
+    ],
+)
+def test_a_body_that_is_not_json_is_a_422_with_the_reason(client, path: str, raw: bytes, reason: str) -> None:
+    """As the calculators answer it: located at the body (not at a character offset posing as a
+    field) with the parser's reason; bytes json cannot even scan are no bare 400."""
+    data = problem(client.post(path, content=raw, headers=AUTH | {"content-type": "application/json"}), 422)
+    assert data["errors"] == [{"loc": ["body"], "msg": reason, "type": "json_invalid"}]
+    assert data["detail"] == f"body: {reason}"
+
+
 # --- replace and update ---------------------------------------------------------------------------
 
 

@@ -131,6 +131,19 @@ def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
     assert (count("GET", gpu, 503), count("POST", "unmatched", 415)) == (before[0] + 1, before[1] + 1)
 
 
+def test_metrics_label_an_unknown_method_as_other(client: TestClient) -> None:
+    """A method name is any token a client sends: each new one as a label would grow the series
+    (and this process's memory) without bound, so the methods HTTP defines keep their names and
+    every other is counted as ``OTHER``."""
+    for i in range(20):
+        assert client.request(f"BREW{i}", "/v1/gpus").status_code == 405
+    rows = [row for row in client.get("/metrics").text.splitlines() if row.startswith("http_requests_total{")]
+    methods = {re.search(r'method="([^"]*)"', row)[1] for row in rows}
+    assert not any(m.startswith("BREW") for m in methods)
+    other = re.compile(r'http_requests_total{method="OTHER",route="/v1/gpus",status="405"} (\S+)')
+    assert sum(float(m[1]) for row in rows if (m := other.fullmatch(row))) == 20.0
+
+
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     """The service's loggers written through the JSON formatter and the request-id filter, as
