@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.schemas.budget import NEEDS_GPU
+from service.schemas.budget import MFU_INPUTS, NEEDS_GPU, PLANNER_INPUTS
 from tests.test_faults import Server, start_server
 
 pytestmark = pytest.mark.slow  # a real server and a headless browser
@@ -322,11 +322,13 @@ def test_budget_view_draws_the_isoflop_curve_with_its_optimum(page, server: Serv
     assert float(shown.get_attribute("data-dollar-params")) == life["dollar_optimal"]["params"]
     assert float(shown.get_attribute("data-usd-saved")) == pytest.approx(life["usd_saved"], rel=1e-12)
     assert "dollar-optimal" in shown.inner_text()
-    # the page never sends an input that needs a GPU type without one (a 422 it would drop from the curve)
+    # the page never sends an input that needs a GPU type without one, nor the planner's without it (a 422)
     assert len(answered) == 1 + 20 + 4 + 1 and {status for _, status, _ in answered} == {200}, answered
     for _, _, sent in answered:
         body = json.loads(sent or "{}")
         assert body.get("gpu") or not NEEDS_GPU.keys() & body.keys(), body
+        planner = body.get("gpu") and body.get("n_gpus") and not body.get("mfu")  # nor an input the answer would not read
+        assert not (MFU_INPUTS.keys() if planner else set(PLANNER_INPUTS)) & body.keys(), body
     screenshot(page, "budget")
 
 

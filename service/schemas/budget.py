@@ -42,13 +42,67 @@ ENERGY_INPUTS = ("pue", "grid_kg_co2e_per_kwh", "gpu_power_fraction")
 SERVING_INPUTS = ("serving_gpu", "max_time_to_first_token_seconds", "max_time_per_output_token_seconds")
 
 
-def gpu_field(inputs: tuple[str, ...]) -> Any:
+def gpu_field(inputs: tuple[str, ...], planner_cluster: bool = True) -> Any:
     """The optional ``gpu`` of a budget request, its description naming the ``inputs`` that need it."""
     return Field(
         None,
         description="Catalog GPU id, e.g. `h100-sxm`: the GPU type that times and prices the run. Without it the answer "
-        "has no time, price or energy (null), and each of these inputs is a 422 naming it: " + ", ".join(inputs) + ".",
+        "has no time, price or energy (null), and each of these inputs is a 422 naming it: " + ", ".join(inputs) + ". "
+        "The planner's inputs (shape_family, seq_len, precision, ...) also need n_gpus"
+        + (" or deadline_days" if planner_cluster else "")
+        + " and no stated mfu.",
     )
+
+
+# Inputs only the planner reads (its step-time options, the family whose shape it plans, the batch,
+# the sequence and the downtime): the planner runs with ``gpu`` and ``n_gpus`` or ``deadline_days``
+# and no throughput of the request's own; given otherwise, each is a 422 naming it.
+PLANNER_INPUTS: tuple[str, ...] = (
+    *StepTimeOptions.model_fields, "shape_family", "seq_len", "global_batch_tokens", "effective_time_fraction",
+)  # fmt: skip
+# Inputs only a stated MFU reads, and why: the planner times the run by its step-time model instead.
+MFU_INPUTS: dict[str, str] = {
+    "dtype": "the peak a stated MFU applies to; the planner times the run at `precision` (give precision, or mfu to time "
+    "the run at an MFU)",
+    "scaling_efficiency": "it scales a stated MFU's throughput; the planner's step-time model times the communication of "
+    "scale itself (give mfu to time the run at an MFU)",
+}
+# The lifetime optimum reads shape_family with any gpu (the serving model serves the family's shape at
+# each size), and dtype with any gpu (sizes no replica serves are priced at the training rate).
+LIFETIME_WITH_GPU = ("shape_family", "dtype")
+
+
+def _given(req: Schema, names: Any) -> list[str]:
+    """Those of ``names`` the request gives: not null, and a defaulted one only when sent."""
+    return [f for f in names if f in req.model_fields_set and getattr(req, f, None) is not None]
+
+
+def unused_inputs(req: Schema, planner: bool) -> dict[str, str]:
+    """The inputs the request gives that its answer would not read, each with why: the planner's
+    without the planner (``planner``: whether it runs), a stated MFU's with it, ``shape_family``
+    beside an explicit ``model``. Inputs that need ``gpu`` without one are :func:`given_without_gpu`'s."""
+    lifetime = isinstance(req, LifetimeRequest)
+    gpu = getattr(req, "gpu", None)
+    out: dict[str, str] = {}
+    if planner:
+        for f in _given(req, MFU_INPUTS):
+            if not (lifetime and f in LIFETIME_WITH_GPU):
+                out[f] = f"used at a stated MFU only: {MFU_INPUTS[f]}"
+    else:
+        runs = "gpu and n_gpus" if lifetime else "gpu and n_gpus or deadline_days"
+        rate = gpu is not None and (getattr(req, "mfu", None), getattr(req, "achieved_tflops_per_gpu", None)) != (None, None)
+        why = f"used by the planner, which runs with {runs}" + (
+            ", not at a stated mfu or achieved_tflops_per_gpu" if rate else ""
+        )
+        for f in _given(req, PLANNER_INPUTS):
+            if lifetime and f in LIFETIME_WITH_GPU:
+                if gpu is None:
+                    out[f] = "needs gpu (the GPU type that trains and serves the family's shape at each size)"
+                continue
+            out[f] = why + ("; at a stated MFU, dtype picks the peak" if f == "precision" else "")
+    if getattr(req, "model", None) is not None and _given(req, ["shape_family"]):
+        out["shape_family"] = "the explicit model fixes the architecture: give one or the other"
+    return out
 
 
 def given_without_gpu(req: Schema) -> list[str]:
@@ -56,17 +110,22 @@ def given_without_gpu(req: Schema) -> list[str]:
     while it has no ``gpu``, in that order."""
     if getattr(req, "gpu", None) is not None:
         return []
-    return [f for f in NEEDS_GPU if f in req.model_fields_set and getattr(req, f, None) is not None]
+    return _given(req, NEEDS_GPU)
 
 
 class PlannedRun(StepTimeOptions):
     """How the planner times a budget's run: on ``n_gpus`` GPUs, or on the cluster a deadline asks
-    for, with the shape of a model family at each size (or one explicit model)."""
+    for, with the shape of a model family at each size (or one explicit model). The planner runs with
+    `gpu` and `n_gpus` or `deadline_days` and no `mfu` or `achieved_tflops_per_gpu`; otherwise each of its
+    inputs (the step-time options from `precision` to `efficiency`, `shape_family`, `seq_len`,
+    `global_batch_tokens`, `effective_time_fraction`) is a 422 naming it, and where it runs, so are
+    `dtype` and `scaling_efficiency` (a stated MFU's: the planner times the run at `precision`)."""
 
     n_gpus: NGpus | None = Field(
         None,
         description="Cluster size of `gpu` (needs it): the run is timed by its best plan there (the step-time model, "
-        "POST /v1/plan), or at the MFU when the request gives mfu or achieved_tflops_per_gpu.",
+        "POST /v1/plan), or at the MFU when the request gives mfu or achieved_tflops_per_gpu (the planner's inputs are "
+        "then a 422).",
     )
     deadline_days: float | None = Field(
         None, gt=0, le=36_500,
@@ -75,16 +134,27 @@ class PlannedRun(StepTimeOptions):
     shape_family: ShapeFamily = Field(
         ShapeFamily.LLAMA3,
         description="Whose shape rules turn a parameter count into an architecture for the planner: llama3 (default), "
-        "qwen2.5 or olmo2 (depth, width, GQA, d_ff and vocabulary interpolated between the family's released configs).",
+        "qwen2.5 or olmo2 (depth, width, GQA, d_ff and vocabulary interpolated between the family's released configs). "
+        "The planner's (a 422 where it does not run, or beside `model`); the lifetime optimum serves it with any `gpu`.",
     )
     seq_len: int | None = Field(
-        None, ge=1, le=MAX_SEQ_LEN, description="Training sequence length; default the family's pre-training length."
+        None,
+        ge=1,
+        le=MAX_SEQ_LEN,
+        description="The planner's training sequence length; default the family's pre-training length.",
     )
     global_batch_tokens: int | None = Field(
-        None, ge=1, le=10**12, description="Tokens per optimizer step; default max(4M, 1,024 per GPU), as /v1/cost/training."
+        None,
+        ge=1,
+        le=10**12,
+        description="The planner's tokens per optimizer step; default max(4M, 1,024 per GPU), as /v1/cost/training.",
     )
     effective_time_fraction: float = Field(
-        0.9, ge=0.1, le=1, description="Wall-clock share spent training (failures, restarts), as /v1/cost/training."
+        0.9,
+        ge=0.1,
+        le=1,
+        description="Wall-clock share spent training (failures, restarts), as /v1/cost/training: the planner's (a stated MFU "
+        "is measured over the wall clock and holds it already).",
     )
 
     @model_validator(mode="after")
@@ -234,7 +304,9 @@ class ForLossRequest(Throughput, PriceChoice, EnergyChoice, PlannedRun):
 
 class LifetimeRequest(Throughput, PriceChoice, PlannedRun):
     """A target loss and the tokens served over the model's lifetime to the size of least training plus inference
-    FLOPs; with `gpu`, also the size of least training plus serving dollars."""
+    FLOPs; with `gpu`, also the size of least training plus serving dollars. The planner runs with `gpu` and `n_gpus`;
+    `shape_family` (the shape served at each size) and `dtype` (the peak that prices the sizes no replica serves) are
+    read with any `gpu`."""
 
     model_config = Schema.model_config | {
         "json_schema_extra": {
@@ -256,7 +328,7 @@ class LifetimeRequest(Throughput, PriceChoice, PlannedRun):
     target_loss: float = Field(gt=0, le=100)
     inference_tokens: float = Field(ge=0, le=1e18, description="Tokens served over the model's lifetime.")
     scaling_law: Literal["hoffmann2022", "besiroglu2024"] = "hoffmann2022"
-    gpu: GpuId | None = gpu_field(tuple(f for f in PLANNED_RUN_INPUTS if f != "deadline_days") + SERVING_INPUTS)
+    gpu: GpuId | None = gpu_field(tuple(f for f in PLANNED_RUN_INPUTS if f != "deadline_days") + SERVING_INPUTS, False)
     serving_gpu: GpuId | None = Field(None, description="The GPU that serves the model (needs `gpu`); default `gpu`.")
     prompt_tokens: int = Field(1000, ge=0, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")
     output_tokens: int = Field(200, ge=1, le=MAX_SEQ_LEN, description="Per served request, for the serving price.")

@@ -61,13 +61,14 @@ def planned(req: BudgetLike) -> bool:
     )
 
 
-def require_gpu(req: BudgetLike) -> None:
-    """A 422 naming each input that times, prices or weighs the run on a GPU type
-    (:data:`service.schemas.budget.NEEDS_GPU`) when the request gives it without ``gpu``: the
-    answer would otherwise carry null time fields and never say why."""
-    given = s.given_without_gpu(req)
-    if given:
-        reasons = {name: f"needs gpu ({s.NEEDS_GPU[name]})" for name in given}
+def require_used(req: BudgetLike) -> None:
+    """A 422 naming each input the answer would not read, and why: one that times, prices or weighs
+    the run on a GPU type (:data:`service.schemas.budget.NEEDS_GPU`) without ``gpu``, one only the
+    planner reads when it does not run, one only a stated MFU reads when the planner runs
+    (:func:`service.schemas.budget.unused_inputs`). Never an answer that silently drops one."""
+    reasons = {name: f"needs gpu ({s.NEEDS_GPU[name]})" for name in s.given_without_gpu(req)}
+    reasons |= {name: why for name, why in s.unused_inputs(req, planned(req)).items() if name not in reasons}
+    if reasons:
         raise Unprocessable(
             "; ".join(f"{name}: {reason}" for name, reason in reasons.items()),
             errors=[field_error(name, reason) for name, reason in reasons.items()],
@@ -204,7 +205,7 @@ def _shape_note(req: s.BudgetRequest) -> str:
 
 
 def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
-    require_gpu(req)
+    require_used(req)
     notes = {"scaling_law": req.scaling_law.value, "shape": _shape_note(req)}
     fixed = bp.fixed_architecture(req, catalog)
     n_params = compute.active_params(fixed) if fixed is not None else req.n_params
@@ -305,7 +306,7 @@ INVERSE_FORMULA = "inverse: on the optimal path alpha*A/N^alpha = beta*B/D^beta,
 
 
 def for_loss(req: s.ForLossRequest, catalog: CatalogReader) -> s.BudgetResponse:
-    require_gpu(req)
+    require_used(req)
     shape = scaling.compute_for_loss(req.target_loss, req.scaling_law)
     economics = _time_shape(req, catalog, shape) if planned(req) else mfu_economics(catalog, req, shape.compute_flops)
     return _budget_response(shape, economics, {"scaling_law": req.scaling_law.value, "target_loss": req.target_loss},

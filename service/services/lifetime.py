@@ -16,7 +16,7 @@ from service.schemas.cost import PriceQuote
 from service.services import budget_plan as bp
 from service.services import rates
 from service.services import serving as serving_service
-from service.services.budget import planned, price_for, require_gpu
+from service.services.budget import planned, price_for, require_used
 from service.services.catalog_reader import CatalogReader, GpuView
 from service.services.models import catalog_gpu
 
@@ -154,7 +154,7 @@ def dollar_optimum(pricer: Pricer, n_min: float, n_max: float) -> Choice | None:
 
 
 def lifetime(req: s.LifetimeRequest, catalog: CatalogReader) -> s.LifetimeResponse:
-    require_gpu(req)
+    require_used(req)
     law = scaling.ScalingLaw(req.scaling_law)
     r = scaling.lifetime_optimal(req.target_loss, req.inference_tokens, law)
     more: dict[str, Any] = {}

@@ -60,7 +60,7 @@ from service.db.engine import build_engine, session_factory
 from service.db.migrate import upgrade
 from service.db.seed import seed_catalog
 from service.main import create_app
-from service.schemas.budget import NEEDS_GPU
+from service.schemas.budget import LIFETIME_WITH_GPU, MFU_INPUTS, NEEDS_GPU, PLANNER_INPUTS
 from service.settings import Settings
 from tests.conftest import API_TOKEN
 
@@ -463,12 +463,27 @@ def _repair_budget_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
             body = {k: v for k, v in body.items() if k not in NEEDS_GPU}
     if body.get("fp8_recipe") is not None and body.get("precision") != "fp8":
         body.pop("fp8_recipe")
+    body = _repair_planner_inputs(path, body)
     _repair_rate_and_price(body)
     if body.get("serving_gpu") is not None:  # priced as the training GPU is: a seeded price of the kind asked for
         kind = body.get("pricing", "on_demand")
         priced = GPUS if body.get("usd_per_gpu_hour") is not None else sorted({row[0] for row in PRICED if row[2] == kind})
         body["serving_gpu"] = _pick(priced, body["serving_gpu"])
     return body
+
+
+def _repair_planner_inputs(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Only the inputs the answer reads: the planner's where it runs (gpu, a cluster, no stated
+    throughput), a stated MFU's where it does not; a shape family only without an explicit model."""
+    lifetime = path.endswith("/lifetime")
+    cluster = body.get("n_gpus") is not None or (not lifetime and body.get("deadline_days") is not None)
+    rate = body.get("mfu") is not None or body.get("achieved_tflops_per_gpu") is not None
+    planner = body.get("gpu") is not None and cluster and not rate
+    kept = LIFETIME_WITH_GPU if lifetime and body.get("gpu") is not None else ()
+    unread = set(MFU_INPUTS) - set(kept) if planner else set(PLANNER_INPUTS) - set(kept)
+    if body.get("model") is not None:
+        unread.add("shape_family")
+    return {k: v for k, v in body.items() if k not in unread}
 
 
 def _repair_preset_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
