@@ -90,15 +90,16 @@ def data_parallel_only(ft: ResolvedFinetune) -> bool:
 class FinetuneShardTable:
     """Per-shard terms by (parameter copies - 1, tp, pp, ep, virtual stages), as
     :class:`service.core.plan_space._ShardTable`: the frozen base's bytes and parameters, FP8
-    copies, and the adapters' parameters, weights, gradients and optimizer states, each outside
-    and inside the routed experts."""
+    copies, the base a stage ZeRO-3 keeps gathered holds, and the adapters' parameters, weights,
+    gradients and optimizer states, each outside and inside the routed experts."""
 
     terms: dict[str, np.ndarray]
     dequantization_buffer_bytes: int
 
 
 SHARD_TERMS = ("base", "base_expert", "base_params", "base_expert_params", "fp8_copies", "trainable", "trainable_expert",
-               "weights", "weights_expert", "gradients", "gradients_expert", "states", "states_expert")  # fmt: skip
+               "weights", "weights_expert", "gradients", "gradients_expert", "states", "states_expert",
+               "gathered_base")  # fmt: skip
 
 
 def finetune_shard_table(
@@ -118,14 +119,14 @@ def finetune_shard_table(
         par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=PipelineSchedule.DUALPIPE if twice else None,
                           expert_tensor_parallel=expert_tensor_parallel)  # fmt: skip
         p_gpu, p_expert = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
-        base, base_expert, copies = frozen_base_bytes(arch, ft.base, ft.base_format, p_gpu, p_expert, precision=precision,
+        base, base_expert, copies, gathered = frozen_base_bytes(arch, ft.base, ft.base_format, p_gpu, p_expert, precision=precision,
                                                       fp8_params=ft.fp8_params, recipe=fp8_recipe)  # fmt: skip
         a_gpu, a_expert = adapter_params_per_gpu(
             arch, ft.adapter_params - ft.routed_adapter_params, ft.routed_adapter_params, par
         )
         dense, experts = (adapter_bytes(ft.spec, precision, optimizer, n) for n in (a_gpu - a_expert, a_expert))
         values = (base, base_expert, p_gpu - p_expert, p_expert, copies, a_gpu, a_expert, dense.weights,
-                  experts.weights, dense.gradients, experts.gradients, dense.states, experts.states)  # fmt: skip
+                  experts.weights, dense.gradients, experts.gradients, dense.states, experts.states, gathered)  # fmt: skip
         for name, value in zip(SHARD_TERMS, values, strict=True):
             terms[name][idx] = value
     return FinetuneShardTable(terms=terms, dequantization_buffer_bytes=ft.base.dequantization_buffer_bytes)
@@ -139,7 +140,8 @@ def finetune_state_arrays(table: FinetuneShardTable, shard: tuple[np.ndarray, ..
     t = {name: table.terms[name][shard] for name in SHARD_TERMS}
     s = zero_sharded(zero, base=(t["base"], t["base_expert"]), adapters=(t["weights"], t["weights_expert"]),
                      gradients=(t["gradients"], t["gradients_expert"]), states=(t["states"], t["states_expert"]),
-                     fp8_copies=t["fp8_copies"], dequantization_buffer_bytes=table.dequantization_buffer_bytes)  # fmt: skip
+                     fp8_copies=t["fp8_copies"], dequantization_buffer_bytes=table.dequantization_buffer_bytes,
+                     gathered_base=t["gathered_base"])  # fmt: skip
     return {"weights": s.weights, "gradients": s.gradients, "optimizer": s.optimizer, "offloaded": s.cpu_offload,
             "params": t["trainable"], "expert_params": t["trainable_expert"], "base_params": t["base_params"],
             "base_expert_params": t["base_expert_params"]}  # fmt: skip
