@@ -32,7 +32,7 @@ from service.core.finetune_layout import (
     zero_sharded,
 )
 from service.core.finetune_spec import FinetuneSpec, base_formats, check_rank, resolve_fp8_params
-from service.core.fp8 import Fp8Recipe
+from service.core.fp8 import Fp8Recipe, zero3_gather_bytes_per_param
 from service.core.memory import (
     PRECISION_BYTES,
     Optimizer,
@@ -172,10 +172,14 @@ def finetune_flops_per_token(arch: Architecture, ft: ResolvedFinetune, seq_len: 
 
 
 def adapter_load(arch: Architecture, ft: ResolvedFinetune, *, base_params: Any, base_expert_params: Any,
-                 paged_bytes: Any = 0.0) -> AdapterLoad:  # fmt: skip
+                 paged_bytes: Any = 0.0, fp8_recipe: Fp8Recipe | None = None) -> AdapterLoad:  # fmt: skip
     """The step-time model's :class:`service.core.steptime_finetune.AdapterLoad`: a quantised base's
     dequantisation reads its data and block constants and writes 16 bits a weight (bitsandbytes'
-    ``dequantize_4bit``; QLoRA Eq. 6); ZeRO-3 gathers the base in its storage format."""
+    ``dequantize_4bit``; QLoRA Eq. 6); ZeRO-3 gathers the base in its storage format, FP8 primary
+    weights' matmul weights in FP8 (Megatron's --fp8-param-gather) and, under FP8 training
+    (``fp8_recipe``), a 16-bit base's as FSDP2's all-gather sends them
+    (:func:`service.core.fp8.zero3_gather_bytes_per_param`, what a gathered stage holds:
+    :func:`service.core.finetune_layout.frozen_base_bytes`)."""
     quantised = ft.base.quantized_params
     per_param = 0.0
     if quantised and ft.base_format in FOUR_BIT + (BaseFormat.INT8,):
@@ -184,6 +188,8 @@ def adapter_load(arch: Architecture, ft: ResolvedFinetune, *, base_params: Any, 
     gather = ft.base.weights_bytes / max(1, ft.base.quantized_params + ft.base.kept_params)
     if ft.fp8_params:  # FP8 primary weights: ZeRO-3 gathers the matmul weights in FP8 (Megatron's --fp8-param-gather)
         gather = gather - (gather - 1) * fp8_copy_params(arch, 1.0)
+    elif quantised == 0:  # a 16/32-bit base (a quantised one never runs in FP8)
+        gather = zero3_gather_bytes_per_param(gather, fp8_copy_params(arch, 1.0), fp8_recipe)
     return AdapterLoad(rank=ft.spec.rank, matrices=adapter_matrices(projection_shapes(arch), ft.targets),
                        dequantized_params_per_layer=quantised / arch.n_layers, dequantize_bytes_per_param=per_param,
                        base_params_per_gpu=base_params, base_expert_params_per_gpu=base_expert_params,
