@@ -175,10 +175,10 @@ def finetune_memory(
     dense, experts = (adapter_bytes(spec, precision, optimizer, n) for n in (a_gpu - a_expert, a_expert))
     fp8_params = resolve_fp8_params(spec, precision)
     frozen = partial(frozen_base_bytes, arch, base, fmt, precision=precision, fp8_params=fp8_params, recipe=fp8_recipe)
-    *shard, copies = frozen(p_gpu, p_expert)
-    on_gpu = zero_sharded(ZeroSharding.of(par), base=tuple(shard), adapters=(dense.weights, experts.weights),
-                          gradients=(dense.gradients, experts.gradients), states=(dense.states, experts.states),
-                          fp8_copies=copies, dequantization_buffer_bytes=base.dequantization_buffer_bytes)  # fmt: skip
+    base_dense, base_experts, copies, gathered = frozen(p_gpu, p_expert)
+    on_gpu = zero_sharded(ZeroSharding.of(par), base=(base_dense, base_experts), adapters=(dense.weights, experts.weights),
+                          gradients=(dense.gradients, experts.gradients), states=(dense.states, experts.states), fp8_copies=copies,
+                          dequantization_buffer_bytes=base.dequantization_buffer_bytes, gathered_base=gathered)  # fmt: skip
     adapter_acts, frozen_inputs, activations, stage = _activations(
         arch, spec, targets, base_mem, par, tokens=tokens, element_bytes=pb.activation, mask_bytes=mask, linear_input_bytes=inputs,
         fused=fused and recompute is not Recompute.SELECTIVE, counted=include_activations and recompute is not Recompute.FULL,

@@ -17,6 +17,14 @@ the frozen base and of the adapters with their gradients and optimizer states.
   ranks; they run under data parallelism, sharded by FSDP or ZeRO-3 when the packed 4-bit
   storage is given a float dtype (Answer.AI's FSDP+QLoRA, bitsandbytes' ``quant_storage``,
   torchtune's QLoRA recipes). A quantised base with tp, pp, cp or ep above 1 is refused.
+- **A frozen base under ZeRO-3 with a pipeline** (:class:`service.core.memory.ZeroSharding`
+  ``gathered``: FSDP2 keeps the stage gathered through the step) holds what pre-training's gathered
+  stage holds (:func:`service.core.memory.gathered_fp8_weight_bytes`): under FP8 with a 16-bit base
+  its matmul weights as FSDP2's all-gather output, one FP8 byte under tensorwise scaling (torchao's
+  ``WeightWithDynamicFloat8CastTensor`` wraps a ``Float8Linear``'s weight whether it trains or not),
+  and no FP8 copies; FP8 primary weights as they are stored, unsharded. A quantised base never
+  gathers under a pipeline (``pp`` above 1 is refused) and never runs in FP8
+  (:func:`service.core.finetune_spec.base_formats`).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from service.core.memory import (
     ZeroSharding,
     fp8_copy_bytes,
     fp8_copy_params,
+    gathered_fp8_weight_bytes,
     optimizer_state_bytes,
 )
 from service.core.parallelism import Parallelism
@@ -92,20 +101,26 @@ def base_bytes_per_gpu(base: BaseWeights, fmt: BaseFormat, params: int, expert_p
 def frozen_base_bytes(
     model: Any, base: BaseWeights, fmt: BaseFormat, params: Any, expert_params: Any, *, precision: Precision,
     fp8_params: bool, recipe: Fp8Recipe,
-) -> tuple[Any, Any, Any]:  # fmt: skip
-    """(the frozen base's bytes on one GPU outside and inside the routed experts, its FP8 copies):
-    :func:`base_bytes_per_gpu` with the FP8 copies of the matmul weights under ``precision=fp8``
-    (:func:`service.core.memory.fp8_copy_bytes`, as full training counts them); with FP8 primary
-    weights (:func:`service.core.finetune_spec.resolve_fp8_params`) the matmul weights are stored
-    in FP8 alone (:func:`service.core.fp8.frozen_weight_bytes_per_param`) and the embedding, the
-    output layer and the norms in ``fmt``, with no copies beside them."""
+) -> tuple[Any, Any, Any, Any]:  # fmt: skip
+    """(the frozen base's bytes on one GPU outside and inside the routed experts, its FP8 copies, and
+    its bytes on a GPU of a stage ZeRO-3 keeps gathered): :func:`base_bytes_per_gpu` with the FP8
+    copies of the matmul weights under ``precision=fp8`` (:func:`service.core.memory.fp8_copy_bytes`,
+    as full training counts them); with FP8 primary weights
+    (:func:`service.core.finetune_spec.resolve_fp8_params`) the matmul weights are stored in FP8
+    alone (:func:`service.core.fp8.frozen_weight_bytes_per_param`) and the embedding, the output
+    layer and the norms in ``fmt``, with no copies beside them. Gathered (module docstring): the
+    base as stored, unsharded, except that under FP8 a 16-bit base's matmul weights are held as
+    the all-gather's output (:func:`service.core.memory.gathered_fp8_weight_bytes`)."""
     dense, experts = base_bytes_per_gpu(base, fmt, params, expert_params)
     if not fp8_params:
-        return dense, experts, fp8_copy_bytes(model, params, recipe) if precision is Precision.FP8 else 0
+        if precision is not Precision.FP8:
+            return dense, experts, 0, dense + experts
+        gathered = gathered_fp8_weight_bytes(model, params, recipe, FLOAT_BYTES[fmt])
+        return dense, experts, fp8_copy_bytes(model, params, recipe), gathered
     per_param, fmt_bytes = frozen_weight_bytes_per_param(recipe), FLOAT_BYTES[fmt]
     dense_matmul, expert_matmul = fp8_copy_params(model, params - expert_params), fp8_copy_params(model, expert_params)
     fp8 = (round_up(dense - (fmt_bytes - per_param) * dense_matmul), round_up(experts - (fmt_bytes - per_param) * expert_matmul))
-    return fp8[0], fp8[1], 0
+    return fp8[0], fp8[1], 0, fp8[0] + fp8[1]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -149,18 +164,20 @@ class ShardedFinetune:
 
 def zero_sharded(
     zero: ZeroSharding, *, base: tuple[Any, Any], adapters: tuple[Any, Any], gradients: tuple[Any, Any],
-    states: tuple[Any, Any], fp8_copies: Any, dequantization_buffer_bytes: int,
+    states: tuple[Any, Any], fp8_copies: Any, dequantization_buffer_bytes: int, gathered_base: Any,
 ) -> ShardedFinetune:  # fmt: skip
     """ZeRO over ``dp * cp`` (routed experts over ``dp * cp / ep``) of (dense, expert) byte pairs:
     stage 1 shards the adapters' optimizer ``states``, 2 their ``gradients`` too, 3 every weight,
     the frozen ``base`` included (FSDP with LoRA); the weights add the FP8 copies of the frozen
     matmul weights below ZeRO-3 (as full training counts them,
     :func:`service.core.memory.sharded_states`) and a quantised base's dequantisation buffer;
-    ``offload`` moves the states to the host. The one formula of
+    ZeRO-3 under a pipeline holds the base as ``gathered_base`` (:func:`frozen_base_bytes`) and no
+    FP8 copies; ``offload`` moves the states to the host. The one formula of
     :func:`service.core.finetune.finetune_memory` (scalars) and of the planner's grid
     (:func:`service.core.plan_finetune.finetune_state_arrays`, arrays)."""
-    on_gpu_base, on_gpu_adapters = zero.shard(*base, 3), zero.shard(*adapters, 3)
-    weights = on_gpu_base + on_gpu_adapters + pick(zero.sharded(3), 0, fp8_copies) + dequantization_buffer_bytes
+    # ZeRO-3 under a pipeline: the stage's base as its all-gather holds it
+    on_gpu_base, on_gpu_adapters = pick(zero.gathered, gathered_base, zero.shard(*base, 3)), zero.shard(*adapters, 3)
+    weights = on_gpu_base + on_gpu_adapters + pick(zero.stage >= 3, 0, fp8_copies) + dequantization_buffer_bytes
     optimizer = zero.shard(*states, 1)
     return ShardedFinetune(base=on_gpu_base, adapters=on_gpu_adapters, weights=weights, gradients=zero.shard(*gradients, 2),
                            optimizer=pick(zero.offload, 0, optimizer), cpu_offload=pick(zero.offload, optimizer, 0))  # fmt: skip

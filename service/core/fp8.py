@@ -20,8 +20,9 @@ what they cost to cast, and what the FP8 weight copies hold.
   rate; weights are cast once per step (cached across micro-batches).
 - **Memory**: the BF16 weights stay (the optimizer updates them) and the FP8 row-wise and
   column-wise copies are kept beside them: 2 bytes per matmul weight, plus the recipe's scales;
-  under ZeRO-3 the weights are gathered in FP8 one layer at a time and freed (torchtitan's
-  FSDP2 Float8 all-gather; Megatron's --fp8-param-gather), so no copy persists. A stage that
+  under ZeRO-3 the weights are gathered one layer at a time and freed, so no copy persists, the
+  matmul weights in FP8 under tensorwise scaling (torchtitan's FSDP2 Float8 all-gather; Megatron's
+  --fp8-param-gather) and in BF16 under the others (:func:`zero3_gather_bytes_per_param`). A stage that
   ZeRO-3 keeps gathered through the step (under a pipeline, FSDP2 with
   ``reshard_after_forward=False``) holds the all-gather's output and nothing else of a matmul
   weight (:func:`gathered_weight_bytes_per_param`).
@@ -114,6 +115,19 @@ def gathered_weight_bytes_per_param(recipe: Fp8Recipe) -> float:
     if recipe is Fp8Recipe.TENSORWISE:
         return FP8_GATHERED_WEIGHT_BYTES + SCALE_BYTES_PER_WEIGHT[recipe]
     return BF16_GATHERED_WEIGHT_BYTES
+
+
+def zero3_gather_bytes_per_param(weight_bytes: float, matmul_share: float, recipe: Fp8Recipe | None) -> float:
+    """Bytes ZeRO-3's all-gather moves a parameter of a shard whose ``matmul_share`` are matmul weights
+    (:func:`service.core.memory.fp8_copy_params`), per micro-batch and layer or, a stage kept gathered
+    under a pipeline, once a step: under FP8 (``recipe``) the matmul weights as FSDP2 gathers them
+    (:func:`gathered_weight_bytes_per_param`: tensorwise in FP8, torchtitan's
+    ``enable_fsdp_float8_all_gather``, as :func:`service.core.memory.gathered_fp8_weight_bytes` holds
+    them; blockwise and MXFP8 in BF16), the embedding, the output layer and the norms, which no
+    ``Float8Linear`` wraps, in ``weight_bytes``; ``recipe`` None (not FP8): all in ``weight_bytes``."""
+    if recipe is None:
+        return weight_bytes
+    return weight_bytes - (weight_bytes - gathered_weight_bytes_per_param(recipe)) * matmul_share
 
 
 def frozen_weight_bytes_per_param(recipe: Fp8Recipe) -> float:

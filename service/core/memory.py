@@ -466,16 +466,16 @@ def _fp8_note(recipe: Fp8Recipe, *, zero_3: bool, gathered: bool = False) -> str
         "(Transformer Engine's saved quantised input, torchao Float8's input_fp8, DeepSeek-V3 §3.3.3), a fused attention "
         "kernel its BF16 output (unless selective recompute reruns it) beside the output projection's FP8 copy"
     )
+    held = gathered_weight_bytes_per_param(recipe)  # what ZeRO-3's all-gather moves a matmul weight (service.core.fp8)
+    how = "FSDP2's FP8 all-gather output" if held < 2 else "gathered in BF16, cast for each matmul"
     if gathered:
-        held = gathered_weight_bytes_per_param(recipe)
-        how = "FSDP2's FP8 all-gather output" if held < 2 else "gathered in BF16, cast for each matmul"
         return (f"FP8 ({recipe.value}) under ZeRO-3 with a pipeline: the stage's matmul weights held gathered through the "
                 f"step at {held:g} bytes a parameter ({how}), no persistent FP8 copies; {inputs}; {BF16_OPS}")  # fmt: skip
     if not zero_3:
         per_param = weight_copy_bytes_per_param(recipe)
         return f"FP8 ({recipe.value}): {per_param:g} bytes of FP8 weight copies per matmul parameter; {inputs}; {BF16_OPS}"
-    return (f"FP8 ({recipe.value}) under ZeRO-3: weights gathered in FP8 layer by layer, no persistent FP8 copies; {inputs}; "
-            f"{BF16_OPS}")  # fmt: skip
+    return (f"FP8 ({recipe.value}) under ZeRO-3: matmul weights gathered layer by layer at {held:g} bytes a parameter ({how}), "
+            f"no persistent FP8 copies; {inputs}; {BF16_OPS}")  # fmt: skip
 
 
 def _stage_activations(

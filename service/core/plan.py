@@ -143,11 +143,12 @@ def workload_for(spec: PlanSpec) -> Workload:
         flash_attention=spec.flash_attention,
         dropout=spec.dropout,
         element_bytes=pb.activation,
-        weight_bytes=pb.weight,  # ZeRO-3 under FP8 gathers in FP8 (service.core.steptime)
+        weight_bytes=pb.weight,  # ZeRO-3 under FP8 gathers the matmul weights as zero3_fp8_recipe's all-gather sends them
         gradient_bytes=pb.gradient,
         optimizer_bytes_per_param=optimizer_bytes,
         overlap_grad_reduce=spec.overlap_grad_reduce,
         fp8_cast_bytes_per_element=cast_bytes_per_element(spec.fp8_recipe) if fp8 else 0.0,
+        zero3_fp8_recipe=spec.fp8_recipe if fp8 else None,
         tp_comm_overlap=spec.tp_comm_overlap,
         tp_comm_overlap_rs_dgrad=spec.tp_comm_overlap_rs_dgrad,
         ep_comm_overlap=spec.ep_comm_overlap,
@@ -304,7 +305,7 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
         )
         expert = expert_params_per_gpu(arch, par)
         load = adapter_load(arch, resolve_finetune(arch, spec.finetune, spec.precision), base_expert_params=expert,
-                            base_params=params_per_gpu(arch, par) - expert, paged_bytes=paged)  # fmt: skip
+                            base_params=params_per_gpu(arch, par) - expert, paged_bytes=paged, fp8_recipe=work.zero3_fp8_recipe)  # fmt: skip
         st = finetune_step_time(arch, hw, work, lay, load)
     step = float(st.step_seconds)
     if not (math.isfinite(step) and step > 0):  # efficiencies and bandwidths are bounded so that this cannot happen
@@ -446,7 +447,8 @@ def _searched(arch: Architecture, hw: Hardware, spec: PlanSpec, step_ceiling_sec
             step = np.asarray(step_time(arch, hw, work, lay).step_seconds, dtype=np.float64)
         else:
             load = adapter_load(arch, ft, base_params=mem["base_params"][idx], base_expert_params=mem["base_expert_params"][idx],
-                                paged_bytes=np.maximum(0.0, mem["total"][idx] - usable) if ft.spec.paged else 0.0)  # fmt: skip
+                                paged_bytes=np.maximum(0.0, mem["total"][idx] - usable) if ft.spec.paged else 0.0,
+                                fp8_recipe=work.zero3_fp8_recipe)  # fmt: skip
             step = np.asarray(finetune_step_time(arch, hw, work, lay, load).step_seconds, dtype=np.float64)
         keep = _top(step, mem["total"][idx], spec.top_k)
         best.append({k: a[keep] for k, a in rows.items()} | {"_step": step[keep], "_total": mem["total"][idx][keep]})

@@ -32,7 +32,7 @@ from service.core.finetune_layout import (
     zero_sharded,
 )
 from service.core.finetune_spec import FinetuneSpec, base_formats, check_rank, resolve_fp8_params
-from service.core.fp8 import Fp8Recipe
+from service.core.fp8 import Fp8Recipe, zero3_gather_bytes_per_param
 from service.core.memory import (
     PRECISION_BYTES,
     Optimizer,
@@ -90,15 +90,16 @@ def data_parallel_only(ft: ResolvedFinetune) -> bool:
 class FinetuneShardTable:
     """Per-shard terms by (parameter copies - 1, tp, pp, ep, virtual stages), as
     :class:`service.core.plan_space._ShardTable`: the frozen base's bytes and parameters, FP8
-    copies, and the adapters' parameters, weights, gradients and optimizer states, each outside
-    and inside the routed experts."""
+    copies, the base a stage ZeRO-3 keeps gathered holds, and the adapters' parameters, weights,
+    gradients and optimizer states, each outside and inside the routed experts."""
 
     terms: dict[str, np.ndarray]
     dequantization_buffer_bytes: int
 
 
 SHARD_TERMS = ("base", "base_expert", "base_params", "base_expert_params", "fp8_copies", "trainable", "trainable_expert",
-               "weights", "weights_expert", "gradients", "gradients_expert", "states", "states_expert")  # fmt: skip
+               "weights", "weights_expert", "gradients", "gradients_expert", "states", "states_expert",
+               "gathered_base")  # fmt: skip
 
 
 def finetune_shard_table(
@@ -118,14 +119,14 @@ def finetune_shard_table(
         par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=PipelineSchedule.DUALPIPE if twice else None,
                           expert_tensor_parallel=expert_tensor_parallel)  # fmt: skip
         p_gpu, p_expert = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
-        base, base_expert, copies = frozen_base_bytes(arch, ft.base, ft.base_format, p_gpu, p_expert, precision=precision,
+        base, base_expert, copies, gathered = frozen_base_bytes(arch, ft.base, ft.base_format, p_gpu, p_expert, precision=precision,
                                                       fp8_params=ft.fp8_params, recipe=fp8_recipe)  # fmt: skip
         a_gpu, a_expert = adapter_params_per_gpu(
             arch, ft.adapter_params - ft.routed_adapter_params, ft.routed_adapter_params, par
         )
         dense, experts = (adapter_bytes(ft.spec, precision, optimizer, n) for n in (a_gpu - a_expert, a_expert))
         values = (base, base_expert, p_gpu - p_expert, p_expert, copies, a_gpu, a_expert, dense.weights,
-                  experts.weights, dense.gradients, experts.gradients, dense.states, experts.states)  # fmt: skip
+                  experts.weights, dense.gradients, experts.gradients, dense.states, experts.states, gathered)  # fmt: skip
         for name, value in zip(SHARD_TERMS, values, strict=True):
             terms[name][idx] = value
     return FinetuneShardTable(terms=terms, dequantization_buffer_bytes=ft.base.dequantization_buffer_bytes)
@@ -139,7 +140,8 @@ def finetune_state_arrays(table: FinetuneShardTable, shard: tuple[np.ndarray, ..
     t = {name: table.terms[name][shard] for name in SHARD_TERMS}
     s = zero_sharded(zero, base=(t["base"], t["base_expert"]), adapters=(t["weights"], t["weights_expert"]),
                      gradients=(t["gradients"], t["gradients_expert"]), states=(t["states"], t["states_expert"]),
-                     fp8_copies=t["fp8_copies"], dequantization_buffer_bytes=table.dequantization_buffer_bytes)  # fmt: skip
+                     fp8_copies=t["fp8_copies"], dequantization_buffer_bytes=table.dequantization_buffer_bytes,
+                     gathered_base=t["gathered_base"])  # fmt: skip
     return {"weights": s.weights, "gradients": s.gradients, "optimizer": s.optimizer, "offloaded": s.cpu_offload,
             "params": t["trainable"], "expert_params": t["trainable_expert"], "base_params": t["base_params"],
             "base_expert_params": t["base_expert_params"]}  # fmt: skip
@@ -170,10 +172,14 @@ def finetune_flops_per_token(arch: Architecture, ft: ResolvedFinetune, seq_len: 
 
 
 def adapter_load(arch: Architecture, ft: ResolvedFinetune, *, base_params: Any, base_expert_params: Any,
-                 paged_bytes: Any = 0.0) -> AdapterLoad:  # fmt: skip
+                 paged_bytes: Any = 0.0, fp8_recipe: Fp8Recipe | None = None) -> AdapterLoad:  # fmt: skip
     """The step-time model's :class:`service.core.steptime_finetune.AdapterLoad`: a quantised base's
     dequantisation reads its data and block constants and writes 16 bits a weight (bitsandbytes'
-    ``dequantize_4bit``; QLoRA Eq. 6); ZeRO-3 gathers the base in its storage format."""
+    ``dequantize_4bit``; QLoRA Eq. 6); ZeRO-3 gathers the base in its storage format, FP8 primary
+    weights' matmul weights in FP8 (Megatron's --fp8-param-gather) and, under FP8 training
+    (``fp8_recipe``), a 16-bit base's as FSDP2's all-gather sends them
+    (:func:`service.core.fp8.zero3_gather_bytes_per_param`, what a gathered stage holds:
+    :func:`service.core.finetune_layout.frozen_base_bytes`)."""
     quantised = ft.base.quantized_params
     per_param = 0.0
     if quantised and ft.base_format in FOUR_BIT + (BaseFormat.INT8,):
@@ -182,6 +188,8 @@ def adapter_load(arch: Architecture, ft: ResolvedFinetune, *, base_params: Any, 
     gather = ft.base.weights_bytes / max(1, ft.base.quantized_params + ft.base.kept_params)
     if ft.fp8_params:  # FP8 primary weights: ZeRO-3 gathers the matmul weights in FP8 (Megatron's --fp8-param-gather)
         gather = gather - (gather - 1) * fp8_copy_params(arch, 1.0)
+    elif quantised == 0:  # a 16/32-bit base (a quantised one never runs in FP8)
+        gather = zero3_gather_bytes_per_param(gather, fp8_copy_params(arch, 1.0), fp8_recipe)
     return AdapterLoad(rank=ft.spec.rank, matrices=adapter_matrices(projection_shapes(arch), ft.targets),
                        dequantized_params_per_layer=quantised / arch.n_layers, dequantize_bytes_per_param=per_param,
                        base_params_per_gpu=base_params, base_expert_params_per_gpu=base_expert_params,

@@ -59,6 +59,7 @@ import numpy as np
 from service.core import pipeline
 from service.core.architecture import Architecture, Ffn, Position
 from service.core.compute import RC_FULL, RC_SELECTIVE, RC_SELECTIVE_OP, attention_score_flops_per_token
+from service.core.fp8 import zero3_gather_bytes_per_param
 from service.core.hardware import (  # re-exported: the step time's callers import them from here
     INTER_NODE_LATENCY_SECONDS,
     INTRA_NODE_LATENCY_SECONDS,
@@ -71,7 +72,7 @@ from service.core.hardware import (  # re-exported: the step time's callers impo
     ring_gather_seconds,
 )
 from service.core.hardware import all_to_all_seconds as all_to_all_seconds
-from service.core.memory import gathered_gradient_bytes, zero3_gathered
+from service.core.memory import fp8_copy_params, gathered_gradient_bytes, zero3_gathered
 from service.core.op_checkpoint import recomputed_matmul_seconds
 from service.core.params import attention_matmul_weights_per_layer, mlp_linear_shapes
 from service.core.steptime_moe import ExpertCosts, MoeDispatcher, expert_costs, host_wait_seconds
@@ -502,11 +503,10 @@ def dp_comm_step_seconds(
     gathered = zero3_gathered(zero, z.p)
     reduce_scatter = np.where(gathered, over_groups(ring_gather_seconds, gathered_gradient_bytes(work.gradient_bytes)),
                               reduce_scatter)  # fmt: skip
-    # ZeRO-3 gathers each layer's weights for its matmuls, in FP8 under FP8 training (torchtitan's
-    # Float8 all-gather, Megatron's --fp8-param-gather); ZeRO-1/2 gather the updated BF16 weights
-    gather = over_groups(ring_gather_seconds, work.weight_bytes)
-    if work.fp8:  # not under a pipeline: its once-a-step gather priced in BF16 (tensorwise goes in FP8, not priced)
-        gather = np.where((zero >= 3) & np.logical_not(gathered), over_groups(ring_gather_seconds, 1), gather)
+    # ZeRO-1/2 gather the updated weights; ZeRO-3 each layer's for its matmuls (once a step under a pipeline),
+    # under FP8 the matmul weights as FSDP2's all-gather sends them (service.core.fp8.zero3_gather_bytes_per_param)
+    fsdp = zero3_gather_bytes_per_param(work.weight_bytes, fp8_copy_params(arch, 1.0), work.zero3_fp8_recipe)
+    gather = np.where(zero >= 3, over_groups(ring_gather_seconds, fsdp), over_groups(ring_gather_seconds, work.weight_bytes))
     if frozen_gather is not None:
         gather = np.where(zero >= 3, gather + frozen_gather, gather)
 

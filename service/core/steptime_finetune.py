@@ -23,7 +23,9 @@ changes:
   reading half a byte and the block constants a weight and writing the 16-bit copy.
 - **data parallelism**: the adapters' gradients alone are reduced and their states alone
   updated; ZeRO-3/FSDP still gathers the frozen base in its storage format (bitsandbytes'
-  ``quant_storage`` packs 4-bit weights in a float tensor that FSDP shards and gathers as bytes).
+  ``quant_storage`` packs 4-bit weights in a float tensor that FSDP shards and gathers as bytes), under
+  FP8 a 16-bit base's matmul weights as FSDP2's all-gather sends them
+  (:func:`service.core.plan_finetune.adapter_load`), the adapters in their own 16/32-bit format.
 - **paged optimizer** (QLoRA §3): states paged to host memory when the GPU runs short travel over
   PCIe to the GPU for the update and back, once a step.
 - **the host**: the GPU runs a kernel only after the host has launched it. Run eagerly, every
@@ -163,6 +165,7 @@ def finetune_step_time(arch: Architecture, hw: Hardware, work: Workload, lay: La
         load.base_gather_bytes_per_param * load.base_expert_params_per_gpu, expert_group, bandwidth, latency
     )
     paging = 2 * np.asarray(load.paged_bytes, dtype=np.float64) / PCIE_BANDWIDTH  # to the GPU for the update and back
+    work = replace(work, zero3_fp8_recipe=None)  # the adapters: gathered in their 16/32-bit format, no Float8Linear's
     return step_from_layers(arch, hw, work, lay, z, lt, weight_grad=adapters, frozen_gather=frozen_gather,
                              paging_seconds=paging, host_floor=adapter_host_floor_seconds(hw, work, z.rc),
                              host_floor_share=load.adapted_share)  # fmt: skip

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.core.compute import RECOMPUTE_CODES as RECOMPUTE_CODES  # re-exported: the layouts' codes
+from service.core.fp8 import Fp8Recipe
 from service.core.steptime_moe import MoeDispatcher
 
 
@@ -29,6 +30,7 @@ class Workload:
     optimizer_bytes_per_param: float = 12.0
     overlap_grad_reduce: bool = True
     fp8_cast_bytes_per_element: float = 0.0  # > 0: the blocks' matmuls run in FP8 (service.core.fp8)
+    zero3_fp8_recipe: Fp8Recipe | None = None  # FP8: ZeRO-3 gathers the matmul weights as this recipe's FSDP2 all-gather
     tp_comm_overlap: bool = False
     tp_comm_overlap_rs_dgrad: bool = False  # a frozen base's QKV/up reduce-scatters pipelined with their dgrad GEMMs
     ep_comm_overlap: bool = False
