@@ -60,6 +60,7 @@ from service.core.finetune_spec import MASK_BYTES as MASK_BYTES
 from service.core.finetune_spec import FinetuneMethod, FinetuneSpec, base_formats, check_rank, resolve_fp8_params
 from service.core.finetune_spec import resolve_base_format as resolve_base_format
 from service.core.fp8 import BF16_OPS, Fp8Recipe, frozen_weight_bytes_per_param
+from service.core.gradients import GradReduceDtype
 from service.core.kernels import AttentionKernel, Kernels, dropout_mask_bytes, resolve_kernels, sdpa_math_fallback
 from service.core.limits import check_bytes, check_flops
 from service.core.memory import (
@@ -123,14 +124,15 @@ def finetune_memory(
     microbatches: int | None = None,
     kernels: Kernels = Kernels(),
     fp8_recipe: Fp8Recipe = Fp8Recipe.TENSORWISE,
+    grad_reduce_dtype: GradReduceDtype | None = None,
 ) -> FinetuneMemory:
     """Per-GPU memory of LoRA or QLoRA fine-tuning.
 
     - weights: the frozen base (:func:`base_weight_bytes`; one GPU's tp x pp shard, FP8 alone or with FP8 copies
       under FP8: :func:`service.core.finetune_layout.frozen_base_bytes`) plus the adapters (split as Megatron-Bridge
       splits them); a quantised base adds its dequantisation buffer.
-    - gradients: the adapters' only. LoRA adapters follow ``precision`` as full training does (mixed:
-      16-bit weights and gradients, fp32 master copy and states; the same 16 bytes a parameter as PEFT's
+    - gradients: the adapters' only, in ``grad_reduce_dtype``'s bytes where given (:mod:`service.core.gradients`). LoRA
+      adapters otherwise follow ``precision`` as full training does (mixed: 16-bit weights and gradients, fp32 master copy and states; the same 16 bytes a parameter as PEFT's
       fp32 adapters under autocast); QLoRA adapters are bf16 (fp32 under ``precision=fp32``) with 32-bit
       optimizer states and no master copy (QLoRA Eq. 5; the reference uses bitsandbytes' ``paged_adamw_32bit``).
     - optimizer: the adapters' states (:func:`service.core.memory.optimizer_state_bytes`). Paged (QLoRA §3),
@@ -152,8 +154,7 @@ def finetune_memory(
     par = parallelism
     fmt, kept_dtype = base_formats(spec, precision)
     check_layout(fmt, par)
-    targets = resolve_targets(arch, spec.targets)
-    check_rank(arch, spec, targets)
+    check_rank(arch, spec, targets := resolve_targets(arch, spec.targets))
     pb = PRECISION_BYTES[precision]
     tokens = (seq_len or arch.max_seq_len) // par.cp * micro_batch_size
     fused, mask = _attention_and_masks(arch, kernels, flash_attention=flash_attention, dropout=dropout, e=pb.activation)
@@ -170,9 +171,9 @@ def finetune_memory(
     by_target = adapter_params(arch, spec.rank, targets)
     p_a = sum(by_target.values())
     a_gpu, a_expert = adapter_params_per_gpu(arch, *adapter_params_split(arch, spec.rank, targets), par)
-    adapters = adapter_bytes(spec, precision, optimizer, p_a)
+    adapters = adapter_bytes(spec, precision, optimizer, p_a, grad_reduce_dtype)
     p_gpu, p_expert = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
-    dense, experts = (adapter_bytes(spec, precision, optimizer, n) for n in (a_gpu - a_expert, a_expert))
+    dense, experts = (adapter_bytes(spec, precision, optimizer, n, grad_reduce_dtype) for n in (a_gpu - a_expert, a_expert))
     fp8_params = resolve_fp8_params(spec, precision)
     frozen = partial(frozen_base_bytes, arch, base, fmt, precision=precision, fp8_params=fp8_params, recipe=fp8_recipe)
     base_dense, base_experts, copies, gathered = frozen(p_gpu, p_expert)

@@ -39,6 +39,7 @@ from service.core.base_weights import FLOAT_BYTES, BaseFormat, BaseWeights
 from service.core.errors import InvalidSpecError
 from service.core.finetune_spec import FinetuneMethod, FinetuneSpec
 from service.core.fp8 import Fp8Recipe, frozen_weight_bytes_per_param
+from service.core.gradients import GRAD_DTYPE_BYTES, GradReduceDtype, resolve_gradient_bytes
 from service.core.memory import (
     PRECISION_BYTES,
     Optimizer,
@@ -134,18 +135,23 @@ class AdapterBytes:
     format: str
 
 
-def adapter_bytes(spec: FinetuneSpec, precision: Precision, optimizer: Optimizer, p_a: int) -> AdapterBytes:
+def adapter_bytes(
+    spec: FinetuneSpec, precision: Precision, optimizer: Optimizer, p_a: int, grad_reduce_dtype: GradReduceDtype | None = None
+) -> AdapterBytes:
     """The ``p_a`` adapter parameters' weights, gradients and optimizer states: QLoRA's in bf16 (fp32
     under ``precision=fp32``) with 32-bit states and no master copy (QLoRA Eq. 5); LoRA's as
-    ``precision`` says."""
+    ``precision`` says. The gradients take ``grad_reduce_dtype``'s bytes where it is given (as full
+    training's, :mod:`service.core.gradients`), else the adapters' own (LoRA: the 16-bit format)."""
     pb = PRECISION_BYTES[precision]
     if spec.method is FinetuneMethod.QLORA:
         per_param = 4 if precision is Precision.FP32 else 2
         state_precision = Precision.BF16 if precision is Precision.BF16 else Precision.FP32
-        return AdapterBytes(bytes_per_param=per_param, weights=per_param * p_a, gradients=per_param * p_a,
+        g = GRAD_DTYPE_BYTES[grad_reduce_dtype] if grad_reduce_dtype else per_param
+        return AdapterBytes(bytes_per_param=per_param, weights=per_param * p_a, gradients=g * p_a,
                             states=optimizer_state_bytes(p_a, optimizer, state_precision),
                             format="bf16" if per_param == 2 else "fp32")  # fmt: skip
-    return AdapterBytes(bytes_per_param=pb.weight, weights=pb.weight * p_a, gradients=pb.gradient * p_a,
+    g = resolve_gradient_bytes(precision, grad_reduce_dtype)[0]
+    return AdapterBytes(bytes_per_param=pb.weight, weights=pb.weight * p_a, gradients=g * p_a,
                         states=optimizer_state_bytes(p_a, optimizer, precision), format={2: "16-bit", 4: "fp32"}[pb.weight])  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from service.core.architecture import Architecture, Ffn, LayerType, ModelShape
 from service.core.compute import Recompute, require_architecture
 from service.core.errors import InvalidSpecError
 from service.core.fp8 import BF16_OPS, Fp8Recipe, gathered_weight_bytes_per_param, linear_input_bytes, weight_copy_bytes_per_param
+from service.core.gradients import GradReduceDtype, grad_formula, resolve_gradient_bytes
 from service.core.inference import INFERENCE_OVERHEAD_FRACTION as INFERENCE_OVERHEAD_FRACTION
 from service.core.inference import InferenceMemory as InferenceMemory
 from service.core.inference import cached_tokens as cached_tokens
@@ -55,7 +56,9 @@ class Precision(StrEnum):
     """Training number formats.
 
     ``mixed_bf16``/``mixed_fp16``: 16-bit weights and gradients with an fp32 master copy and
-    fp32 optimizer states (Micikevicius et al. 2018; ZeRO §3: 2 + 2 + 12 bytes/param with AdamW).
+    fp32 optimizer states (Micikevicius et al. 2018; ZeRO §3: 2 + 2 + 12 = 16 bytes/param with AdamW;
+    2 + 4 + 12 = 18 with the fp32 gradients Megatron-LM keeps under ``--bf16``, ``grad_reduce_dtype``
+    fp32: :mod:`service.core.gradients`).
     ``bf16``: everything in bf16, no master copy. ``fp32``: everything in fp32. ``fp8``:
     mixed bf16 with the blocks' matmuls in FP8 and FP8 copies of their weights
     (:mod:`service.core.fp8`).
@@ -89,20 +92,10 @@ class PrecisionBytes:
     activation: int
 
 
-# FSDP2's reduce dtype under mixed precision (torchtitan: MixedPrecisionPolicy(param_dtype=bfloat16,
-# reduce_dtype=float32)): the dtype ZeRO-3 under a pipeline accumulates its unsharded gradients in
-FSDP_REDUCE_BYTES = 4
-
-
 def zero3_gathered(zero_stage: Any, pp: Any) -> Any:
     """Whether ZeRO-3 runs under a pipeline, its stage gathered through the step (:class:`ZeroSharding`
     ``gathered``); scalars or arrays alike."""
     return (zero_stage >= 3) & (pp > 1)
-
-
-def gathered_gradient_bytes(gradient_bytes: int) -> int:
-    """Bytes a gradient element takes under :func:`zero3_gathered`: accumulated whole in FSDP2's reduce dtype."""
-    return max(gradient_bytes, FSDP_REDUCE_BYTES)
 
 
 PRECISION_BYTES: dict[Precision, PrecisionBytes] = {
@@ -314,13 +307,14 @@ class ShardedStates:
 
 def sharded_states(
     model: ModelShape, precision: Precision, zero: ZeroSharding, *, dense_params: Any, expert_params: Any,
-    optimizer_dense: Any, optimizer_expert: Any, fp8_recipe: Fp8Recipe,
+    optimizer_dense: Any, optimizer_expert: Any, fp8_recipe: Fp8Recipe, grad_reduce_dtype: GradReduceDtype | None = None,
 ) -> ShardedStates:  # fmt: skip
     """Weights ``P * w``, gradients ``P * g`` and optimizer states (``optimizer_dense`` and
     ``optimizer_expert``: :func:`optimizer_shard_bytes`) of a shard of ``dense_params`` and
     ``expert_params``; ZeRO stage 1 shards the optimizer states, 2 the gradients too, 3 the weights
-    too (Rajbhandari et al. 2020 §5.1), under a pipeline with the weights gathered and the gradients
-    whole in fp32 through the step (:class:`ZeroSharding` ``gathered``); under FP8 the matmul weights keep FP8 copies below ZeRO-3
+    too (Rajbhandari et al. 2020 §5.1; ZeRO-2 shards the gradients in ``grad_reduce_dtype``'s bytes,
+    :func:`service.core.gradients.resolve_gradient_bytes`), under a pipeline with the weights gathered and the gradients
+    whole (in FSDP2's fp32 reduce dtype unless ``grad_reduce_dtype`` names one) through the step (:class:`ZeroSharding` ``gathered``); under FP8 the matmul weights keep FP8 copies below ZeRO-3
     (:mod:`service.core.fp8`), and a gathered stage holds them as its FP8 all-gather output
     (:func:`gathered_fp8_weight_bytes`); offload moves the optimizer states to the host. The one formula of
     :func:`training_memory` (scalars, exact integers) and of the planner's grid
@@ -332,9 +326,10 @@ def sharded_states(
         # ZeRO-3 under a pipeline: the stage's matmul weights held as FSDP2's FP8 all-gather output, no copies
         gathered = gathered_fp8_weight_bytes(model, dense_params + expert_params, fp8_recipe, pb.weight)
         weights = pick(zero.gathered, gathered, weights + pick(zero.sharded(3), 0, copies))
-    gradients = zero.shard(pb.gradient * dense_params, pb.gradient * expert_params, 2)
-    # ZeRO-3 under a pipeline: gradients accumulated whole in the fp32 reduce dtype (ZeroSharding)
-    gradients = pick(zero.gathered, gathered_gradient_bytes(pb.gradient) * (dense_params + expert_params), gradients)
+    g, g_gathered = resolve_gradient_bytes(precision, grad_reduce_dtype)
+    gradients = zero.shard(g * dense_params, g * expert_params, 2)
+    # ZeRO-3 under a pipeline: gradients accumulated whole in the reduce dtype (ZeroSharding)
+    gradients = pick(zero.gathered, g_gathered * (dense_params + expert_params), gradients)
     optimizer = zero.shard(optimizer_dense, optimizer_expert, 1)
     return ShardedStates(weights=weights, gradients=gradients, optimizer=pick(zero.offload, 0, optimizer),
                          offloaded=pick(zero.offload, optimizer, 0))  # fmt: skip
@@ -374,6 +369,7 @@ def training_memory(
     kernels: Kernels = Kernels(),
     fp8_recipe: Fp8Recipe = Fp8Recipe.TENSORWISE,
     layer_delta_bytes: int = 0,
+    grad_reduce_dtype: GradReduceDtype | None = None,
 ) -> TrainingMemory:
     """Memory per GPU for training ``model``.
 
@@ -384,7 +380,7 @@ def training_memory(
     (:func:`service.core.activations.stage_activation_bytes`) and depend on the implementation's
     ``kernels`` (:mod:`service.core.kernels`; transformers with SDPA unless stated).
     ``layer_delta_bytes`` changes every layer's activations (a LoRA fine-tune's frozen inputs and
-    adapters, :func:`service.core.finetune.finetune_memory`).
+    adapters, :func:`service.core.finetune.finetune_memory`); ``grad_reduce_dtype`` the gradients' (:mod:`service.core.gradients`).
     """
     validate_parallelism(parallelism, model, microbatches)
     par = parallelism
@@ -399,12 +395,14 @@ def training_memory(
     zero = ZeroSharding.of(par)
     optimizer_dense, optimizer_expert = optimizer_shard_bytes(p_dense, p_expert, optimizer, precision, arch)
     states = sharded_states(model, precision, zero, dense_params=p_dense, expert_params=p_expert, optimizer_dense=optimizer_dense,
-                            optimizer_expert=optimizer_expert, fp8_recipe=fp8_recipe)  # fmt: skip
+                            optimizer_expert=optimizer_expert, fp8_recipe=fp8_recipe, grad_reduce_dtype=grad_reduce_dtype)  # fmt: skip
     weights, gradients, optimizer_total, cpu_offload = states.weights, states.gradients, states.optimizer, states.offloaded
     if precision is Precision.FP8:
         notes.append(_fp8_note(fp8_recipe, zero_3=bool(zero.sharded(3)), gathered=bool(zero.gathered)))
+    g, g_gathered = resolve_gradient_bytes(precision, grad_reduce_dtype)
     formulas = [
         "weights + gradients + optimizer per GPU, sharded by tp*pp and ZeRO over dp (Rajbhandari et al. 2020, ZeRO §5)",
+        grad_formula(precision, grad_reduce_dtype, g_gathered if zero.gathered else g),
     ]
     if zero.gathered:
         formulas.append("ZeRO-3 under a pipeline, as FSDP2 runs under PyTorch's pipeline schedules (torchtitan): the stage's "
@@ -448,7 +446,7 @@ def training_memory(
         activations=stage,
         bytes_per_param={
             "weights": pb.weight,
-            "gradients": gathered_gradient_bytes(pb.gradient) if zero.gathered else pb.gradient,  # as sharded_states counts them
+            "gradients": g_gathered if zero.gathered else g,  # as sharded_states counts them
             "optimizer": optimizer_state_bytes(1e6, optimizer, precision, arch) / 1e6,
         },
         formulas=tuple(formulas),

@@ -47,6 +47,7 @@ from service.core.activations import stage_end_bytes
 from service.core.architecture import Architecture
 from service.core.compute import SEARCHED_RECOMPUTE_CODES
 from service.core.fp8 import gathered_weight_bytes_per_param, weight_copy_bytes_per_param
+from service.core.gradients import resolve_gradient_bytes
 from service.core.hardware import INTER_NODE_LATENCY_SECONDS, Hardware
 from service.core.kernels import resolve_kernels
 from service.core.memory import (
@@ -54,7 +55,6 @@ from service.core.memory import (
     Parallelism,
     Precision,
     fp8_copy_params,
-    gathered_gradient_bytes,
     zero3_gathered,
 )
 from service.core.parallelism import stage_params
@@ -201,7 +201,8 @@ class MemoryTables:
                     one, two = (stage_params(arch, Parallelism(tp=t), k, first=bool(first), last=bool(last))[0] for k in (1, 2))
                     self.params[i, first, last] = (2 * one - two, two - one)
         pb = PRECISION_BYTES[spec.precision]
-        self.weight, self.gradient, self.element = pb.weight, pb.gradient, pb.activation
+        self.weight, self.element = pb.weight, pb.activation
+        self.gradient, self.gathered_gradient = resolve_gradient_bytes(spec.precision, spec.grad_reduce_dtype)
         # FP8: bytes of the matmul weights' row- and column-wise FP8 copies per parameter (none under ZeRO-3),
         # and what a matmul weight of a stage ZeRO-3 keeps gathered holds (service.core.memory.gathered_fp8_weight_bytes)
         fp8 = spec.precision is Precision.FP8
@@ -239,12 +240,12 @@ class MemoryTables:
         shards = np.asarray(dp, dtype=np.float64)
         copies = self.fp8_copy * fp8_copy_params(self.arch, params)
         # ZeRO-3 under a pipeline (a pipeline over pools has 2+ stages) keeps its weights gathered and
-        # its gradients whole in fp32 (service.core.memory.ZeroSharding)
+        # its gradients whole in the reduce dtype (service.core.memory.ZeroSharding)
         gathered = zero3_gathered(np.asarray(zero), np.asarray(cfg.get("pp", 2)))
         held = self.weight * params - (self.weight - self.gathered_matmul) * fp8_copy_params(self.arch, params)
         weights = np.where(gathered, held, np.where(zero >= 3, self.weight * params / shards, self.weight * params + copies))
         gradients = np.where(zero >= 2, self.gradient * params / shards, self.gradient * params)
-        gradients = np.where(gathered, gathered_gradient_bytes(self.gradient) * params, gradients)
+        gradients = np.where(gathered, self.gathered_gradient * params, gradients)
         optimizer = np.where(zero >= 1, optimizer_per_param * params / shards, optimizer_per_param * params)
         # the stage's activations: its layers, the embedding's mask and the output layer as
         # service.core.activations.stage_end_bytes counts them for every plan (sequence parallel with tp)

@@ -43,6 +43,7 @@ from service.core.errors import InvalidSpecError
 from service.core.finetune import finetune_memory
 from service.core.finetune_layout import adapter_bytes
 from service.core.fp8 import cast_bytes_per_element
+from service.core.gradients import workload_gradient_bytes
 from service.core.memory import (
     PRECISION_BYTES,
     Parallelism,
@@ -130,10 +131,9 @@ class PlanResult:
 
 def workload_for(spec: PlanSpec) -> Workload:
     """The step-time model's view of the spec: 16-bit activations and weights (fp32 for fp32
-    training), gradients reduced in the gradient dtype, and the optimizer's bytes per parameter
-    (master copy and states, :func:`service.core.memory.optimizer_state_bytes`)."""
-    pb = PRECISION_BYTES[spec.precision]
-    fp8 = spec.precision is Precision.FP8
+    training), gradients reduced in ``grad_reduce_dtype``'s bytes (:func:`service.core.gradients.workload_gradient_bytes`),
+    and the optimizer's bytes per parameter (master copy and states, :func:`service.core.memory.optimizer_state_bytes`)."""
+    pb, fp8 = PRECISION_BYTES[spec.precision], spec.precision is Precision.FP8
     optimizer_bytes = optimizer_state_bytes(1e6, spec.optimizer, spec.precision) / 1e6
     if spec.finetune is not None:  # the adapters' states alone are updated (QLoRA's 32-bit, no master copy)
         optimizer_bytes = adapter_bytes(spec.finetune, spec.precision, spec.optimizer, 10**6).states / 1e6
@@ -144,7 +144,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         dropout=spec.dropout,
         element_bytes=pb.activation,
         weight_bytes=pb.weight,  # ZeRO-3 under FP8 gathers the matmul weights as zero3_fp8_recipe's all-gather sends them
-        gradient_bytes=pb.gradient,
+        **workload_gradient_bytes(spec.precision, spec.grad_reduce_dtype),
         optimizer_bytes_per_param=optimizer_bytes,
         overlap_grad_reduce=spec.overlap_grad_reduce,
         fp8_cast_bytes_per_element=cast_bytes_per_element(spec.fp8_recipe) if fp8 else 0.0,
@@ -287,7 +287,8 @@ def _scalar_plan(arch: Architecture, hw: Hardware, spec: PlanSpec, work: Workloa
     microbatches = spec.global_batch_size // (row["dp"] * row["micro_batch_size"])
     options = dict(precision=spec.precision, optimizer=spec.optimizer, parallelism=par, micro_batch_size=row["micro_batch_size"],
                    seq_len=spec.seq_len, recompute=recompute, flash_attention=spec.flash_attention, dropout=spec.dropout,
-                   microbatches=microbatches, kernels=spec.kernels, fp8_recipe=spec.fp8_recipe)  # fmt: skip
+                   microbatches=microbatches, kernels=spec.kernels, fp8_recipe=spec.fp8_recipe,
+                   grad_reduce_dtype=spec.grad_reduce_dtype)  # fmt: skip
     sizes = {k: row[k] for k in ("tp", "pp", "dp", "cp", "ep", "zero_stage", "offload_optimizer", "micro_batch_size", "recompute",
                                  "sequence_parallel", "virtual_stages", "pipeline_schedule")}  # fmt: skip
     if spec.finetune is None:

@@ -33,6 +33,7 @@ from service.core.finetune_layout import (
 )
 from service.core.finetune_spec import FinetuneSpec, base_formats, check_rank, resolve_fp8_params
 from service.core.fp8 import Fp8Recipe, zero3_gather_bytes_per_param
+from service.core.gradients import GradReduceDtype
 from service.core.memory import (
     PRECISION_BYTES,
     Optimizer,
@@ -104,7 +105,7 @@ SHARD_TERMS = ("base", "base_expert", "base_params", "base_expert_params", "fp8_
 
 def finetune_shard_table(
     arch: Architecture, ft: ResolvedFinetune, axes: dict[str, np.ndarray], *, precision: Precision, optimizer: Optimizer,
-    fp8_recipe: Fp8Recipe, expert_tensor_parallel: int | None,
+    fp8_recipe: Fp8Recipe, expert_tensor_parallel: int | None, grad_reduce_dtype: GradReduceDtype | None = None,
 ) -> FinetuneShardTable:  # fmt: skip
     """:class:`FinetuneShardTable` from the scalar core's terms
     (:mod:`service.core.finetune_layout`), one shard at a time."""
@@ -124,7 +125,9 @@ def finetune_shard_table(
         a_gpu, a_expert = adapter_params_per_gpu(
             arch, ft.adapter_params - ft.routed_adapter_params, ft.routed_adapter_params, par
         )
-        dense, experts = (adapter_bytes(ft.spec, precision, optimizer, n) for n in (a_gpu - a_expert, a_expert))
+        dense, experts = (
+            adapter_bytes(ft.spec, precision, optimizer, n, grad_reduce_dtype) for n in (a_gpu - a_expert, a_expert)
+        )
         values = (base, base_expert, p_gpu - p_expert, p_expert, copies, a_gpu, a_expert, dense.weights,
                   experts.weights, dense.gradients, experts.gradients, dense.states, experts.states, gathered)  # fmt: skip
         for name, value in zip(SHARD_TERMS, values, strict=True):

@@ -33,6 +33,7 @@ from service.core.architecture import Architecture
 from service.core.compute import SEARCHED_RECOMPUTE_CODES, AttentionFormula, Recompute, training_flops
 from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import Fp8Recipe
+from service.core.gradients import GradReduceDtype
 from service.core.kernels import CrossEntropy, Framework, Kernels, resolve_kernels
 from service.core.memory import (
     PRECISION_BYTES,
@@ -84,7 +85,8 @@ class PlanSpec:
     fp32 logits, as torchtitan and transformers call it (12 bytes a logit; 16 on ``tp > 1`` vocabulary
     shards, :func:`service.core.kernels.cross_entropy_logit_bytes`). ``cuda_graphs``: the
     layers' kernels captured in CUDA graphs (one launch a layer), so no eager host floor holds an
-    adapted layer (:mod:`service.core.steptime_finetune`).
+    adapted layer (:mod:`service.core.steptime_finetune`). ``grad_reduce_dtype``: the gradients' dtype in memory
+    and in the data-parallel reduction (None: the 16-bit format, :mod:`service.core.gradients`).
     """
 
     n_gpus: int
@@ -111,6 +113,7 @@ class PlanSpec:
     finetune: FinetuneSpec | None = None
     cross_entropy: CrossEntropy = CrossEntropy.FUSED
     cuda_graphs: bool = False
+    grad_reduce_dtype: GradReduceDtype | None = None
 
     @property
     def kernels(self) -> Kernels:
@@ -263,7 +266,8 @@ def shard_tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]
     if spec.finetune is not None:
         return finetune_shard_table(arch, resolve_finetune(arch, spec.finetune, spec.precision), axes, precision=spec.precision,
                                     optimizer=spec.optimizer, fp8_recipe=spec.fp8_recipe,
-                                    expert_tensor_parallel=spec.expert_tensor_parallel)  # fmt: skip
+                                    expert_tensor_parallel=spec.expert_tensor_parallel,
+                                    grad_reduce_dtype=spec.grad_reduce_dtype)  # fmt: skip
     return _cached_shard_table(arch, spec.optimizer, spec.precision, spec.expert_tensor_parallel,
                                tuple(tuple(axes[k].tolist()) for k in SHARD_AXES),
                                bool(pipeline.DUALPIPE in axes["pipeline_schedule"]))  # fmt: skip
@@ -397,7 +401,7 @@ def _state_arrays(
     dense, expert = shard_table.dense[shard], shard_table.expert[shard]
     s = sharded_states(arch, spec.precision, zero, dense_params=dense, expert_params=expert,
                        optimizer_dense=shard_table.optimizer_dense[shard], optimizer_expert=shard_table.optimizer_expert[shard],
-                       fp8_recipe=spec.fp8_recipe)  # fmt: skip
+                       fp8_recipe=spec.fp8_recipe, grad_reduce_dtype=spec.grad_reduce_dtype)  # fmt: skip
     return {"params": dense + expert, "expert_params": expert, "weights": s.weights, "gradients": s.gradients,
             "optimizer": s.optimizer, "offloaded": s.offloaded}  # fmt: skip
 

@@ -72,7 +72,7 @@ from service.core.hardware import (  # re-exported: the step time's callers impo
     ring_gather_seconds,
 )
 from service.core.hardware import all_to_all_seconds as all_to_all_seconds
-from service.core.memory import fp8_copy_params, gathered_gradient_bytes, zero3_gathered
+from service.core.memory import fp8_copy_params, zero3_gathered
 from service.core.op_checkpoint import recomputed_matmul_seconds
 from service.core.params import attention_matmul_weights_per_layer, mlp_linear_shapes
 from service.core.steptime_moe import ExpertCosts, MoeDispatcher, expert_costs, host_wait_seconds
@@ -498,10 +498,10 @@ def dp_comm_step_seconds(
 
     all_reduce = over_groups(ring_all_reduce_seconds, work.gradient_bytes)
     reduce_scatter = over_groups(ring_gather_seconds, work.gradient_bytes)
-    # ZeRO-3 under a pipeline reduce-scatters its whole fp32 gradients once a step (FSDP2's reduce dtype,
+    # ZeRO-3 under a pipeline reduce-scatters its whole gradients once a step (in FSDP2's reduce dtype,
     # service.core.memory.ZeroSharding)
     gathered = zero3_gathered(zero, z.p)
-    reduce_scatter = np.where(gathered, over_groups(ring_gather_seconds, gathered_gradient_bytes(work.gradient_bytes)),
+    reduce_scatter = np.where(gathered, over_groups(ring_gather_seconds, work.gathered_gradient_bytes),
                               reduce_scatter)  # fmt: skip
     # ZeRO-1/2 gather the updated weights; ZeRO-3 each layer's for its matmuls (once a step under a pipeline),
     # under FP8 the matmul weights as FSDP2's all-gather sends them (service.core.fp8.zero3_gather_bytes_per_param)

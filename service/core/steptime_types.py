@@ -16,7 +16,7 @@ from service.core.steptime_moe import MoeDispatcher
 class Workload:
     """What one optimizer step does: ``global_batch_size`` sequences of ``seq_len`` tokens,
     16-bit activations (``element_bytes``), gradients reduced in ``gradient_bytes`` per
-    element, weights gathered in ``weight_bytes``, ``optimizer_bytes_per_param`` of states and
+    element (``gathered_gradient_bytes`` under ZeRO-3 with a pipeline; :mod:`service.core.gradients`), weights gathered in ``weight_bytes``, ``optimizer_bytes_per_param`` of states and
     master copy updated per parameter. ``overlap_grad_reduce`` false reduces the gradients
     after the backward pass instead of beside it (Megatron-LM's ``local`` DDP of 2021)."""
 
@@ -27,6 +27,7 @@ class Workload:
     element_bytes: int = 2
     weight_bytes: int = 2
     gradient_bytes: int = 2
+    gathered_gradient_bytes: int = 4  # FSDP2's fp32 reduce dtype unless grad_reduce_dtype names one
     optimizer_bytes_per_param: float = 12.0
     overlap_grad_reduce: bool = True
     fp8_cast_bytes_per_element: float = 0.0  # > 0: the blocks' matmuls run in FP8 (service.core.fp8)

@@ -10,12 +10,14 @@ from pydantic import Field, model_validator
 from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
 from service.core.fp8 import Fp8Recipe
+from service.core.gradients import GradReduceDtype, grad_dtype_problem
 from service.core.kernels import AttentionKernel, CrossEntropy, DeviceConvention, Framework
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import CUDA_CONTEXT_BYTES, Optimizer, Precision
 from service.core.pipeline import PipelineSchedule
 from service.schemas.base import Assumptions, Schema
 from service.schemas.finetune import Finetune, FinetuneComputeDetail, FinetuneMemoryDetail, lora_shorthand
+from service.schemas.layout import GRAD_REDUCE_DESCRIPTION
 from service.schemas.model import ModelSpec
 
 SeqLen = Annotated[int, Field(ge=1, le=MAX_SEQ_LEN)]
@@ -170,6 +172,7 @@ class TrainingMemoryRequest(Schema):
         description="With precision fp8: how the FP8 weight copies and the FP8 activations kept for the backward are scaled.",
     )
     optimizer: Optimizer = Optimizer.ADAMW
+    grad_reduce_dtype: GradReduceDtype | None = Field(None, description=GRAD_REDUCE_DESCRIPTION)
     micro_batch_size: Batch = 1
     seq_len: SeqLen | None = Field(None, description="Default: the model's context, at most 8,192 (as the planner).")
     recompute: Recompute = Recompute.NONE
@@ -251,6 +254,8 @@ class TrainingMemoryRequest(Schema):
     def _recipe_with_fp8(self) -> TrainingMemoryRequest:
         if "fp8_recipe" in self.model_fields_set and self.precision is not Precision.FP8:
             raise ValueError("fp8_recipe applies to precision fp8 only")
+        if problem := grad_dtype_problem(self.precision, self.grad_reduce_dtype):
+            raise ValueError(f"grad_reduce_dtype: {problem}")
         return self
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from service.core.compute import Recompute
 from service.core.fp8 import Fp8Recipe
+from service.core.gradients import GradReduceDtype, grad_dtype_problem
 from service.core.kernels import CrossEntropy
 from service.core.limits import MAX_INT64
 from service.core.memory import Precision
@@ -61,6 +62,15 @@ class EfficiencyOverrides(Schema):
     inter_node_collective: Fraction | None = Field(None, description="NCCL bus bandwidth over the scale-out link rate.")
 
 
+GRAD_REDUCE_DESCRIPTION = (
+    "The dtype gradients are accumulated, stored (ZeRO-2 shards them) and reduced over data parallelism in: `fp32` (4 bytes: "
+    "Megatron-LM's --bf16 default, grad_reduce_in_fp32; Megatron-Bridge's bf16_mixed; FSDP2's reduce_dtype=float32 in "
+    "torchtitan; 18 bytes a parameter with AdamW) or the weights' 16-bit format (`bf16`, or `fp16` under mixed_fp16: 2 bytes, "
+    "ZeRO §3's 16 bytes a parameter; Megatron-LM --fp16, --grad-reduce-in-bf16, DeepSpeed ZeRO). Default null: the 16-bit "
+    "format, with ZeRO-3 under a pipeline in FSDP2's fp32."
+)
+
+
 class StepTimeOptions(Schema):
     """How the step-time model runs a training step: precision, FP8 recipe, kernels, overlaps."""
 
@@ -73,6 +83,7 @@ class StepTimeOptions(Schema):
         Fp8Recipe.TENSORWISE,
         description="With precision fp8: tensorwise (one scale per tensor), blockwise (DeepSeek-V3's 1x128 / 128x128) or mxfp8 (Blackwell).",
     )
+    grad_reduce_dtype: GradReduceDtype | None = Field(None, description=GRAD_REDUCE_DESCRIPTION)
     attention_kernel: str | None = Field(
         None,
         max_length=32,
@@ -147,6 +158,8 @@ class StepTimeOptions(Schema):
     def _recipe_with_fp8(self) -> StepTimeOptions:
         if "fp8_recipe" in self.model_fields_set and self.precision is not Precision.FP8:
             raise ValueError("fp8_recipe applies to precision fp8 only")
+        if problem := grad_dtype_problem(self.precision, self.grad_reduce_dtype):
+            raise ValueError(f"grad_reduce_dtype: {problem}")
         if self.tp_comm_overlap_rs_dgrad and not self.tp_comm_overlap:
             raise ValueError("tp_comm_overlap_rs_dgrad pipelines collectives that only tp_comm_overlap overlaps: set both")
         return self

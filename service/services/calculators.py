@@ -6,6 +6,7 @@ from service.core import compute, finetune, memory, serving
 from service.core.architecture import Architecture
 from service.core.dtypes import Dtype
 from service.core.errors import InvalidSpecError
+from service.core.gradients import grad_dtype_assumption
 from service.core.kernels import AttentionKernel, DeviceConvention, Framework, Kernels, resolve_kernels
 from service.core.params import count_params
 from service.schemas import calculators as s
@@ -197,7 +198,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         precision=req.precision, optimizer=req.optimizer, parallelism=par, micro_batch_size=req.micro_batch_size,
         seq_len=seq, recompute=req.recompute, flash_attention=req.flash_attention, dropout=req.dropout,
         include_activations=req.include_activations, microbatches=req.gradient_accumulation_steps, kernels=kernels,
-        fp8_recipe=req.fp8_recipe,
+        fp8_recipe=req.fp8_recipe, grad_reduce_dtype=req.grad_reduce_dtype,
     )  # fmt: skip
     ft = finetune.finetune_memory(model, req.finetune.spec(), **options) if req.finetune and req.finetune.is_adapter else None  # type: ignore[arg-type]
     r = ft.memory if ft else memory.training_memory(model, **options)  # type: ignore[arg-type]
@@ -207,6 +208,7 @@ def training_memory(req: s.TrainingMemoryRequest, catalog: CatalogReader) -> s.T
         "optimizer": req.optimizer.value,
         "weight_bytes_per_param": r.bytes_per_param["weights"],
         "gradient_bytes_per_param": r.bytes_per_param["gradients"],
+        "grad_reduce_dtype": grad_dtype_assumption(req.precision, req.grad_reduce_dtype),
         "optimizer_bytes_per_param": r.bytes_per_param["optimizer"],
         "seq_len": seq,
         "seq_len_source": seq_source,

@@ -18,6 +18,7 @@ from service.core.efficiency import DEFAULT_MATMUL_EFFICIENCY
 from service.core.errors import InvalidSpecError
 from service.core.finetune_spec import FinetuneSpec
 from service.core.fp8 import BF16_OPS, check_recipe
+from service.core.gradients import grad_dtype_assumption
 from service.core.kernels import CrossEntropy
 from service.core.memory import Optimizer, Precision
 from service.core.plan_finetune import data_parallel_only, resolve_finetune
@@ -256,6 +257,7 @@ def spec_options(options: StepTimeOptions | None, cluster: Cluster) -> dict[str,
         "moe_dispatcher": options.moe_dispatcher,
         "cross_entropy": options.cross_entropy or CrossEntropy.FUSED,
         "cuda_graphs": options.cuda_graphs,
+        "grad_reduce_dtype": options.grad_reduce_dtype,
     }
 
 
@@ -276,6 +278,7 @@ def options_assumptions(options: StepTimeOptions) -> dict[str, Any]:
         "expert_tensor_parallel": options.expert_tensor_parallel or "tp (the experts split like the rest)",
         "moe_dispatcher": options.moe_dispatcher.value,
         "cross_entropy": CROSS_ENTROPY_NOTES[options.cross_entropy or CrossEntropy.FUSED],
+        "grad_reduce_dtype": grad_dtype_assumption(options.precision, options.grad_reduce_dtype),
         "cuda_graphs": "the layers' kernels captured in CUDA graphs: no host floor on a fine-tune's adapted layers"
         if options.cuda_graphs
         else "eager: a fine-tune's adapted layer takes at least the GPU's adapter_layer_host_seconds per micro-batch",
