@@ -25,6 +25,7 @@ PLANNER_ONLY: dict[str, dict] = {
     "fused_kernels": {"fused_kernels": False},
     "cross_entropy": {"cross_entropy": "eager"},
     "cuda_graphs": {"cuda_graphs": True},
+    "grad_reduce_dtype": {"grad_reduce_dtype": "fp32"},
     "efficiency": {"efficiency": {"matmul": 0.7}},
     "shape_family": {"shape_family": "qwen2.5"},
     "seq_len": {"seq_len": 4096},
