@@ -449,7 +449,7 @@ def _pipeline_seconds(
     # backward of the stage (B) and its weight-gradient half (W: one more pass of the forward matmuls)
     stage_backward = layers * (lt.backward + lt.recompute) + logits * 2 / 3
     stage_weight_grad = layers * (lt.matmuls if weight_grad is None else weight_grad) + logits / 3
-    bubble = pipeline.bubble_seconds(z.code, p, v, micro, stage_backward, stage_weight_grad)
+    bubble = pipeline.bubble_seconds(z.code, p, v, micro, stage_backward, stage_weight_grad, m)
 
     # pipeline point-to-point: activations forward, gradients backward, per chunk boundary
     pp_bw, pp_lat = group_link(hw, z.n_gpus)

@@ -55,6 +55,42 @@ def test_bubbles_are_the_dualpipe_readme_table(pp: int) -> None:
         assert bubble(DUALPIPE) < bubble(ZERO_BUBBLE) < bubble(ONE_F_ONE_B)
 
 
+def test_zero_bubble_with_fewer_micro_batches_than_stages_keeps_the_first_stages_critical_path() -> None:
+    # Qi et al. 2023 §3.1's (p-1)(F+B-2W) fills the first stage's wait with other micro-batches' W
+    # passes; with m < p that stage's first backward still waits for a micro-batch's forward through
+    # all p stages and its input gradient (B - W) back through p - 1, then runs its m backwards:
+    # step pF + (p-1)(B-W) + mB, bubble (p-m)F + (p-1)(B-W). F, B, W = 1, 2, 1 on 8 stages:
+    def bubble(m: float) -> float:
+        return float(bubble_seconds(ZERO_BUBBLE, 8, 1, F + B, B, W, m))
+
+    assert bubble(1) == 14.0  # one micro-batch: 8 F + 8 (B - W) + W = 17 in all, 3 of it work
+    assert bubble(1) + 1 * (F + B) == 8 * F + 8 * (B - W) + W
+    assert bubble(2) == 13.0 and bubble(4) == 11.0
+    assert bubble(8) == bubble(32) == 7 * (F + B - 2 * W) == 7.0  # m >= p: the paper's
+    assert float(bubble_seconds(ZERO_BUBBLE, 8, 1, F + B, B, W)) == 7.0  # m not given: the paper's
+    # never more than 1F1B's (p-1)(F+B) = 21
+    assert bubble(1) < float(bubble_seconds(ONE_F_ONE_B, 8, 1, F + B, B, W, 1)) == 21.0
+
+
+def test_zero_bubble_step_at_one_micro_batch_saves_one_weight_gradient_per_stage() -> None:
+    # through the step-time model: ZB-H1 takes (p-1)W off 1F1B's bubble with one micro-batch
+    # (bubble above) and 2(p-1)W with m >= p, the same layer times in both
+    from service.core.steptime import Layout, Workload, step_time
+
+    arch, h100 = preset("llama-3-8b"), hardware("h100-sxm")
+
+    def saved(batch: int) -> float:
+        lay = dict(tp=1, pp=8, dp=1, cp=1, ep=1, zero_stage=0, offload_optimizer=False, micro_batch_size=1, recompute=0,
+                   sequence_parallel=False, virtual_stages=1, params_per_gpu=1e9)  # fmt: skip
+        work = Workload(seq_len=4096, global_batch_size=batch)
+        one, zb = (float(step_time(arch, h100, work, Layout(**lay, pipeline_schedule=code)).bubble_seconds)
+                   for code in (ONE_F_ONE_B, ZERO_BUBBLE))  # fmt: skip
+        return one - zb
+
+    assert saved(1) > 0
+    assert saved(1) == pytest.approx(saved(8) / 2, rel=1e-12)
+
+
 @pytest.mark.parametrize(("pp", "v"), [(2, 2), (4, 2), (8, 3), (16, 4)])
 def test_interleaved_bubble_shrinks_by_the_virtual_stages(pp: int, v: int) -> None:
     # Narayanan et al. 2021 §2.2.2: the interleaved schedule's bubble fraction is (p-1)/(v m) of the
