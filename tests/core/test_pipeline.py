@@ -155,6 +155,30 @@ def test_interleaved_in_flight_is_megatrons_warm_up(pp: int, v: int) -> None:
     assert float(in_flight(INTERLEAVED, pp, v, m, rank=0)) == pytest.approx(pp * (1 + (pp - 1) / (pp * v)), rel=1e-12)
 
 
+def test_interleaved_last_stage_holds_its_warm_up_chunks_beside_the_loss() -> None:
+    # Megatron-LM's interleaved schedule: the last rank (r = p - 1) runs (v - 1)p warm-up chunk
+    # forwards and one more before its first backward, which starts at the loss: (v-1)p + 1 chunks of
+    # a stage of v, beside one micro-batch's output layer. Llama 3.2 1B (16 layers) on p = 4, v = 4:
+    # 4 layers a stage, 13 chunks of one layer = 13 layers, with the fused loss
+    from service.core.activations import ActivationOptions, layer_activation_bytes, stage_activation_bytes, stage_end_bytes
+    from service.core.kernels import resolve_kernels
+
+    arch = preset("llama-3.2-1b")
+    opts = ActivationOptions(seq_len=8192, micro_batch_size=1, flash_attention=True, kernels=MEGATRON)
+    layer = layer_activation_bytes(arch, opts).total_bytes
+    k = resolve_kernels(MEGATRON, arch, flash_attention=True)
+    mask, output = stage_end_bytes(arch, k, element_bytes=2, seq_len=8192, micro_batch_size=1, tp=1, sequence_parallel=False,
+                                   dropout=False)  # fmt: skip
+    got = stage_activation_bytes(arch, opts, pp=4, virtual_stages=4, microbatches=64, schedule=PipelineSchedule.INTERLEAVED)
+    assert float(in_flight(INTERLEAVED, 4, 4, 64, rank=3)) == 13 / 4
+    assert got.last_stage_bytes == 13 * layer + output
+    assert got.first_stage_bytes == (4 + 3 / 4) * 4 * layer + mask == 19 * layer  # 2*3 + 12 + 1 chunks on rank 0
+    assert got.peak_bytes == got.last_stage_bytes > got.first_stage_bytes  # the loss on top of 13 layers
+    # 1F1B's last stage holds one micro-batch
+    one = stage_activation_bytes(arch, opts, pp=4, microbatches=64, schedule=PipelineSchedule.ONE_F_ONE_B)
+    assert one.last_stage_bytes == 4 * layer + output
+
+
 def test_interleaved_in_flight_never_exceeds_the_micro_batches_of_the_step() -> None:
     # p = 4, v = 2, m = 4: total chunk micro-batches m*v = 8; warm-up 2*3 + 4 = 10 >= 8, so every
     # chunk forward runs before the first backward: 8 chunks = 4 stage micro-batches
