@@ -491,10 +491,9 @@ def dp_comm_step_seconds(
     backward_mb = layers * (lt.backward + lt.recompute) if work.overlap_grad_reduce else 0.0
 
     def over_groups(collective: Any, element_bytes: int) -> Any:
-        # dense parameters over the dp*cp ranks, routed experts over the dp*cp/ep that share them
-        return collective(element_bytes * dense, group, dp_bw, dp_lat) + collective(
-            element_bytes * expert, expert_group, dp_bw, dp_lat
-        )
+        # dense parameters over the dp*cp ranks, routed experts over the dp*cp/ep that share them (none: no collective)
+        return sum(np.where(params > 0, collective(element_bytes * params, ranks, dp_bw, dp_lat), 0.0)
+                   for params, ranks in ((dense, group), (expert, expert_group)))  # fmt: skip
 
     all_reduce = over_groups(ring_all_reduce_seconds, work.gradient_bytes)
     reduce_scatter = over_groups(ring_gather_seconds, work.gradient_bytes)
