@@ -527,13 +527,13 @@ def dp_comm_step_seconds(
     embedding = arch.vocab_size * arch.d_model / z.t
     bucket = np.where(zero >= 3, np.maximum(dense / np.maximum(layers, 1), embedding), np.maximum(DDP_BUCKET_PARAMS, embedding))
     bucket = np.minimum(bucket, dense)
-    edge = np.where(
-        zero == 0,
-        ring_all_reduce_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat),
-        ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat)
-        + ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat),
-    )
-    return dp_comm + (edge if work.overlap_grad_reduce else np.where(zero == 0, 0.0, edge))
+    # (reduced after the backward, every reduction is exposed already: only the first gather is left)
+    first_gather = ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat)
+    if not work.overlap_grad_reduce:
+        return dp_comm + np.where(zero == 0, 0.0, first_gather)
+    last_reduction = np.where(zero == 0, ring_all_reduce_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat),
+                              ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat) + first_gather)  # fmt: skip
+    return dp_comm + last_reduction
 
 
 def optimizer_step_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: LayoutSizes) -> Any:
