@@ -441,7 +441,8 @@ def stage_activation_bytes(
     one layer fewer where the stages have room), so the first stage stores about ``L`` layers' worth
     regardless of ``pp``, and also keeps the embedding dropout mask ``sbh`` per in-flight
     micro-batch; the second stage holds one micro-batch fewer of a full stage. The last stage
-    holds one micro-batch and the output layer: final-norm and projection inputs ``2*e*sbh`` and
+    holds one micro-batch (interleaved, its ``(v - 1)p + 1`` warm-up chunks: ``p - (p - 1)/v`` of
+    a stage) and the output layer: final-norm and projection inputs ``2*e*sbh`` and
     the logits at the loss's peak, ``4*s*b*V/t`` with Megatron's fused cross entropy (Korthikanti's
     ``4*sbh/t*(1 + V/h)``), ``12*s*b*V/t`` with PyTorch's eager one
     (:data:`service.core.kernels.EAGER_CROSS_ENTROPY_LOGIT_BYTES`), ``16*s*b*V/t`` with its loss
@@ -513,7 +514,9 @@ def stage_peak_bytes(
     second = round_up(pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=1) * per_stage * layer) + rebuilt
     first = pick(np.asarray(pp) > 2, larger(first, second), first)
     loss_or_rebuilt = larger(output, rebuilt)
-    last = last_layers * layer + loss_or_rebuilt
+    # the last stage: one micro-batch under 1F1B; interleaved, its (v - 1)p + 1 chunk warm-up (pipeline.in_flight)
+    last_in_flight = pipeline.in_flight(schedule, pp, virtual_stages, microbatches, rank=np.asarray(pp) - 1)
+    last = round_up(last_in_flight * last_layers * layer) + loss_or_rebuilt
     both_ends = round_up(in_flight * (per_stage * layer + embedding_mask)) + output + rebuilt  # DualPipe: both ends
     single = per_stage * layer + embedding_mask + loss_or_rebuilt
     ends, one = pipeline.hides_communication(schedule), np.asarray(pp) == 1

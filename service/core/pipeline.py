@@ -10,7 +10,8 @@ Schedules (``p`` stages, ``m`` micro-batches per step, ``v`` interleaved chunks 
   stage ``r`` (``p(1 + (p - 1)/(p v))`` stage micro-batches on the first, Korthikanti et al. 2022
   §4.2.3); it needs ``m`` in multiples of ``p``.
 - ``zero_bubble``: ZB-H1 (Qi et al. 2023, "Zero Bubble Pipeline Parallelism" §3.1): the weight
-  gradients ``W`` are deferred into the bubble; same memory as 1F1B, bubble ``(p - 1)(F + B - 2W)``.
+  gradients ``W`` are deferred into the bubble; same memory as 1F1B, bubble ``(p - 1)(F + B - 2W)``
+  (with fewer micro-batches than stages, no less than the first stage's critical path: :func:`bubble_seconds`).
 - ``dualpipe``: DeepSeek-V3's bidirectional schedule (DeepSeek-AI 2024, arXiv 2412.19437 §3.2.1;
   ``deepseek-ai/DualPipe`` README): bubble ``(p/2 - 1)(F&B + B - 3W)``, two copies of the
   parameters, ``p + 1`` micro-batches of activations; the forward and backward chunks it pairs
@@ -126,18 +127,30 @@ def parameter_copies(schedule: Any) -> Any:
     return np.where(np.asarray(schedule) == DUALPIPE, 2, 1)
 
 
-def bubble_seconds(schedule: Any, pp: Any, virtual_stages: Any, micro: Any, backward: Any, weight_grad: Any) -> Any:
+def bubble_seconds(
+    schedule: Any, pp: Any, virtual_stages: Any, micro: Any, backward: Any, weight_grad: Any, microbatches: Any = np.inf
+) -> Any:
     """The pipeline bubble of one step, from a micro-batch's time over the stage ``micro``
     (= F + B), its whole backward ``backward`` (B) and the weight-gradient part ``weight_grad``
-    (W): module docstring, per schedule."""
+    (W): module docstring, per schedule, with ``microbatches`` (m) per step.
+
+    ZB-H1's ``(p - 1)(F + B - 2W)`` (Qi et al. 2023 §3.1) has W passes of other micro-batches to
+    fill the first stage's wait; with fewer micro-batches than stages it cannot go below that
+    stage's critical path: its first backward waits for a micro-batch's forward through all ``p``
+    stages and its input gradient (``B - W``) back through ``p - 1``, then runs its ``m`` backwards,
+    ``pF + (p - 1)(B - W) + mB``, a bubble of ``(p - m)F + (p - 1)(B - W)`` beyond ``m(F + B)``."""
     p = np.asarray(pp, dtype=np.float64)
     v = np.asarray(virtual_stages, dtype=np.float64)
+    m = np.asarray(microbatches, dtype=np.float64)
     code = np.asarray(schedule)
     paired = np.maximum(micro + backward - 3 * weight_grad, 0.0)  # F&B + B - 3W
+    first_stage = np.maximum(p - m, 0.0) * (micro - backward) + (p - 1) * (backward - weight_grad)
+    zero_bubble = np.where(
+        m < p, np.maximum((p - 1) * (micro - 2 * weight_grad), first_stage), (p - 1) * (micro - 2 * weight_grad)
+    )
     return np.select(
         [code == INTERLEAVED, code == ZERO_BUBBLE, code == DUALPIPE, code == DUALPIPEV],
-        [(p - 1) / v * micro, (p - 1) * np.maximum(micro - 2 * weight_grad, 0.0), np.maximum(p / 2 - 1, 0.0) * paired,
-         (p - 1) / 2 * paired],
+        [(p - 1) / v * micro, np.maximum(zero_bubble, 0.0), np.maximum(p / 2 - 1, 0.0) * paired, (p - 1) / 2 * paired],
         (p - 1) * micro,
     )  # fmt: skip
 

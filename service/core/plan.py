@@ -67,6 +67,7 @@ from service.core.plan_space import (
     DIMENSIONS,
     RECOMPUTES,
     PlanSpec,
+    batch_split_rule,
     flops_per_token_by_recompute,
     layer_tables,
     layout_grid,
@@ -459,7 +460,7 @@ def _searched(arch: Architecture, hw: Hardware, spec: PlanSpec, step_ceiling_sec
         raise InvalidSpecError(
             "global_batch_size",
             f"no layout of {spec.n_gpus} GPUs splits global_batch_size={spec.global_batch_size} "
-            f"under the fixed dimensions {spec.fixed or '{}'} (dp * micro_batch_size must divide it)",
+            f"under the fixed dimensions {spec.fixed or '{}'} {batch_split_rule(spec.fixed)}",
         )
     covered = sorted({p for p, _ in done})
     where = f"{len(done)} of {len(chunks)} (pp, ep) chunks: pp in {covered}" if cut else f"all {len(axes['pp'])} pipeline sizes"

@@ -145,6 +145,19 @@ def fixed_text(fixed: dict[str, Any]) -> str:
     return f" with {', '.join(held)} fixed" if held else ""
 
 
+def batch_split_rule(fixed: dict[str, Any]) -> str:
+    """The rules on the micro-batches a step that no layout met, for the reason that none splits the
+    batch: ``dp * micro_batch_size`` divides it, and the fixed schedule's count
+    (:func:`service.core.pipeline.schedule_problem`; interleaving: a multiple of ``pp``)."""
+    schedule = fixed.get("pipeline_schedule")
+    rule = "dp * micro_batch_size must divide it"
+    if schedule == "interleaved" or fixed.get("virtual_stages", 1) > 1:
+        rule += "; interleaving needs its micro-batches, global_batch_size / (dp * micro_batch_size), in multiples of pp"
+    elif schedule in ("dualpipe", "dualpipev"):
+        rule += f"; {schedule} needs at least 2*pp micro-batches, global_batch_size / (dp * micro_batch_size)"
+    return f"({rule})"
+
+
 def divisors(n: int) -> list[int]:
     small = [i for i in range(1, math.isqrt(n) + 1) if n % i == 0]
     return sorted(set(small + [n // i for i in small]))

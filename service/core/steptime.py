@@ -449,7 +449,7 @@ def _pipeline_seconds(
     # backward of the stage (B) and its weight-gradient half (W: one more pass of the forward matmuls)
     stage_backward = layers * (lt.backward + lt.recompute) + logits * 2 / 3
     stage_weight_grad = layers * (lt.matmuls if weight_grad is None else weight_grad) + logits / 3
-    bubble = pipeline.bubble_seconds(z.code, p, v, micro, stage_backward, stage_weight_grad)
+    bubble = pipeline.bubble_seconds(z.code, p, v, micro, stage_backward, stage_weight_grad, m)
 
     # pipeline point-to-point: activations forward, gradients backward, per chunk boundary
     pp_bw, pp_lat = group_link(hw, z.n_gpus)
@@ -491,10 +491,9 @@ def dp_comm_step_seconds(
     backward_mb = layers * (lt.backward + lt.recompute) if work.overlap_grad_reduce else 0.0
 
     def over_groups(collective: Any, element_bytes: int) -> Any:
-        # dense parameters over the dp*cp ranks, routed experts over the dp*cp/ep that share them
-        return collective(element_bytes * dense, group, dp_bw, dp_lat) + collective(
-            element_bytes * expert, expert_group, dp_bw, dp_lat
-        )
+        # dense parameters over the dp*cp ranks, routed experts over the dp*cp/ep that share them (none: no collective)
+        return sum(np.where(params > 0, collective(element_bytes * params, ranks, dp_bw, dp_lat), 0.0)
+                   for params, ranks in ((dense, group), (expert, expert_group)))  # fmt: skip
 
     all_reduce = over_groups(ring_all_reduce_seconds, work.gradient_bytes)
     reduce_scatter = over_groups(ring_gather_seconds, work.gradient_bytes)
@@ -528,13 +527,13 @@ def dp_comm_step_seconds(
     embedding = arch.vocab_size * arch.d_model / z.t
     bucket = np.where(zero >= 3, np.maximum(dense / np.maximum(layers, 1), embedding), np.maximum(DDP_BUCKET_PARAMS, embedding))
     bucket = np.minimum(bucket, dense)
-    edge = np.where(
-        zero == 0,
-        ring_all_reduce_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat),
-        ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat)
-        + ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat),
-    )
-    return dp_comm + (edge if work.overlap_grad_reduce else np.where(zero == 0, 0.0, edge))
+    # (reduced after the backward, every reduction is exposed already: only the first gather is left)
+    first_gather = ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat)
+    if not work.overlap_grad_reduce:
+        return dp_comm + np.where(zero == 0, 0.0, first_gather)
+    last_reduction = np.where(zero == 0, ring_all_reduce_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat),
+                              ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat) + first_gather)  # fmt: skip
+    return dp_comm + last_reduction
 
 
 def optimizer_step_seconds(arch: Architecture, hw: Hardware, work: Workload, lay: Layout, z: LayoutSizes) -> Any:

@@ -28,6 +28,25 @@ def only_plan(client, body: dict) -> dict:
 
 
 @pytest.mark.parametrize(
+    ("fixed", "rule"),
+    [
+        # pp 8, v 2 on 8 GPUs: dp 1, and 4 sequences split into micro-batches of 1, 2 or 4, but 4 < 8 micro-batches
+        (
+            {"pp": 8, "virtual_stages": 2},
+            "interleaving needs its micro-batches, global_batch_size / (dp * micro_batch_size), in multiples of pp",
+        ),
+        # DualPipe on pp 4: at most 4 micro-batches of the 4 sequences, fewer than 2*pp = 8
+        ({"pp": 4, "pipeline_schedule": "dualpipe"}, "dualpipe needs at least 2*pp micro-batches"),
+    ],
+)
+def test_a_batch_too_small_for_the_schedule_says_which_rule(client, fixed: dict, rule: str) -> None:
+    body = {"model": LLAMA_3_8B, "gpu": "h100-sxm", "n_gpus": 8, "seq_len": 4096, "global_batch_size": 4, "fixed": fixed}
+    data = problem(client, "/v1/plan", body)
+    assert data["errors"][0]["loc"] == ["body", "global_batch_size"]
+    assert rule in data["detail"] and "dp * micro_batch_size must divide it" in data["detail"]
+
+
+@pytest.mark.parametrize(
     ("extra", "loc"),
     [
         ({"fp8_recipe": "fp4"}, ["body", "fp8_recipe"]),

@@ -55,6 +55,42 @@ def test_bubbles_are_the_dualpipe_readme_table(pp: int) -> None:
         assert bubble(DUALPIPE) < bubble(ZERO_BUBBLE) < bubble(ONE_F_ONE_B)
 
 
+def test_zero_bubble_with_fewer_micro_batches_than_stages_keeps_the_first_stages_critical_path() -> None:
+    # Qi et al. 2023 §3.1's (p-1)(F+B-2W) fills the first stage's wait with other micro-batches' W
+    # passes; with m < p that stage's first backward still waits for a micro-batch's forward through
+    # all p stages and its input gradient (B - W) back through p - 1, then runs its m backwards:
+    # step pF + (p-1)(B-W) + mB, bubble (p-m)F + (p-1)(B-W). F, B, W = 1, 2, 1 on 8 stages:
+    def bubble(m: float) -> float:
+        return float(bubble_seconds(ZERO_BUBBLE, 8, 1, F + B, B, W, m))
+
+    assert bubble(1) == 14.0  # one micro-batch: 8 F + 8 (B - W) + W = 17 in all, 3 of it work
+    assert bubble(1) + 1 * (F + B) == 8 * F + 8 * (B - W) + W
+    assert bubble(2) == 13.0 and bubble(4) == 11.0
+    assert bubble(8) == bubble(32) == 7 * (F + B - 2 * W) == 7.0  # m >= p: the paper's
+    assert float(bubble_seconds(ZERO_BUBBLE, 8, 1, F + B, B, W)) == 7.0  # m not given: the paper's
+    # never more than 1F1B's (p-1)(F+B) = 21
+    assert bubble(1) < float(bubble_seconds(ONE_F_ONE_B, 8, 1, F + B, B, W, 1)) == 21.0
+
+
+def test_zero_bubble_step_at_one_micro_batch_saves_one_weight_gradient_per_stage() -> None:
+    # through the step-time model: ZB-H1 takes (p-1)W off 1F1B's bubble with one micro-batch
+    # (bubble above) and 2(p-1)W with m >= p, the same layer times in both
+    from service.core.steptime import Layout, Workload, step_time
+
+    arch, h100 = preset("llama-3-8b"), hardware("h100-sxm")
+
+    def saved(batch: int) -> float:
+        lay = dict(tp=1, pp=8, dp=1, cp=1, ep=1, zero_stage=0, offload_optimizer=False, micro_batch_size=1, recompute=0,
+                   sequence_parallel=False, virtual_stages=1, params_per_gpu=1e9)  # fmt: skip
+        work = Workload(seq_len=4096, global_batch_size=batch)
+        one, zb = (float(step_time(arch, h100, work, Layout(**lay, pipeline_schedule=code)).bubble_seconds)
+                   for code in (ONE_F_ONE_B, ZERO_BUBBLE))  # fmt: skip
+        return one - zb
+
+    assert saved(1) > 0
+    assert saved(1) == pytest.approx(saved(8) / 2, rel=1e-12)
+
+
 @pytest.mark.parametrize(("pp", "v"), [(2, 2), (4, 2), (8, 3), (16, 4)])
 def test_interleaved_bubble_shrinks_by_the_virtual_stages(pp: int, v: int) -> None:
     # Narayanan et al. 2021 §2.2.2: the interleaved schedule's bubble fraction is (p-1)/(v m) of the
@@ -117,6 +153,30 @@ def test_interleaved_in_flight_is_megatrons_warm_up(pp: int, v: int) -> None:
         chunks = 2 * (pp - r - 1) + (v - 1) * pp + 1
         assert float(in_flight(INTERLEAVED, pp, v, m, rank=r)) == pytest.approx(chunks / v, rel=1e-12), r
     assert float(in_flight(INTERLEAVED, pp, v, m, rank=0)) == pytest.approx(pp * (1 + (pp - 1) / (pp * v)), rel=1e-12)
+
+
+def test_interleaved_last_stage_holds_its_warm_up_chunks_beside_the_loss() -> None:
+    # Megatron-LM's interleaved schedule: the last rank (r = p - 1) runs (v - 1)p warm-up chunk
+    # forwards and one more before its first backward, which starts at the loss: (v-1)p + 1 chunks of
+    # a stage of v, beside one micro-batch's output layer. Llama 3.2 1B (16 layers) on p = 4, v = 4:
+    # 4 layers a stage, 13 chunks of one layer = 13 layers, with the fused loss
+    from service.core.activations import ActivationOptions, layer_activation_bytes, stage_activation_bytes, stage_end_bytes
+    from service.core.kernels import resolve_kernels
+
+    arch = preset("llama-3.2-1b")
+    opts = ActivationOptions(seq_len=8192, micro_batch_size=1, flash_attention=True, kernels=MEGATRON)
+    layer = layer_activation_bytes(arch, opts).total_bytes
+    k = resolve_kernels(MEGATRON, arch, flash_attention=True)
+    mask, output = stage_end_bytes(arch, k, element_bytes=2, seq_len=8192, micro_batch_size=1, tp=1, sequence_parallel=False,
+                                   dropout=False)  # fmt: skip
+    got = stage_activation_bytes(arch, opts, pp=4, virtual_stages=4, microbatches=64, schedule=PipelineSchedule.INTERLEAVED)
+    assert float(in_flight(INTERLEAVED, 4, 4, 64, rank=3)) == 13 / 4
+    assert got.last_stage_bytes == 13 * layer + output
+    assert got.first_stage_bytes == (4 + 3 / 4) * 4 * layer + mask == 19 * layer  # 2*3 + 12 + 1 chunks on rank 0
+    assert got.peak_bytes == got.last_stage_bytes > got.first_stage_bytes  # the loss on top of 13 layers
+    # 1F1B's last stage holds one micro-batch
+    one = stage_activation_bytes(arch, opts, pp=4, microbatches=64, schedule=PipelineSchedule.ONE_F_ONE_B)
+    assert one.last_stage_bytes == 4 * layer + output
 
 
 def test_interleaved_in_flight_never_exceeds_the_micro_batches_of_the_step() -> None:

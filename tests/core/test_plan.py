@@ -174,6 +174,45 @@ def test_step_parts_sum_and_vanish_without_their_parallelism() -> None:
     assert 0 < float(at(tp=2, dp=4).tp_comm_seconds) < float(at(tp=8, dp=1).tp_comm_seconds)
 
 
+def test_a_dense_model_pays_no_expert_gradient_collective() -> None:
+    # a dense model has no routed experts to reduce: its gradients are one ring all-reduce over the
+    # data-parallel ranks, 2(n-1)/n * S / B + 2 log2(n) hops (no second, empty collective's latency).
+    # Llama 2 7B, ZeRO-0, dp 8 on one H100 node, reduced after the backward: all of it exposed
+    arch, h100 = preset("llama-2-7b"), hardware("h100-sxm")
+    params = params_per_gpu(arch, Parallelism())
+    lay = Layout(tp=1, pp=1, dp=8, cp=1, ep=1, zero_stage=0, offload_optimizer=False, micro_batch_size=1, recompute=0,
+                 sequence_parallel=False, virtual_stages=1, params_per_gpu=params)  # fmt: skip
+    work = Workload(seq_len=4096, global_batch_size=64, overlap_grad_reduce=False)
+    bw = h100.intra_node_bandwidth_bytes_per_s * h100.kernels.intra_node_collective
+    expected = 2 * 7 / 8 * 2 * params / bw + 2 * 3 * 5e-6
+    assert float(step_time(arch, h100, work, lay).dp_comm_seconds) == pytest.approx(expected, rel=1e-12)
+
+
+def test_gradients_reduced_after_the_backward_are_counted_once() -> None:
+    # overlap_grad_reduce False (Megatron-LM's "local" DDP): ZeRO-1 reduce-scatters every gradient after
+    # the backward, all of it exposed; the last bucket is part of it, not an edge on top. Left: the
+    # weights' all-gather beside the forward and its first bucket before it. Llama 2 7B, dp 8 on one
+    # H100 node: ring reduce-scatter and all-gather (n-1)/n * S / B + log2(n) hops of 5 us
+    from service.core.steptime import OVERLAP_INTERFERENCE, layer_times, layout_sizes
+
+    arch, h100 = preset("llama-2-7b"), hardware("h100-sxm")
+    params = params_per_gpu(arch, Parallelism())
+    lay = Layout(tp=1, pp=1, dp=8, cp=1, ep=1, zero_stage=1, offload_optimizer=False, micro_batch_size=1, recompute=0,
+                 sequence_parallel=False, virtual_stages=1, params_per_gpu=params)  # fmt: skip
+    work = Workload(seq_len=4096, global_batch_size=64, overlap_grad_reduce=False)
+    bw = h100.intra_node_bandwidth_bytes_per_s * h100.kernels.intra_node_collective
+
+    def ring(size: float) -> float:
+        return 7 / 8 * size / bw + 3 * 5e-6
+
+    forward = 32 * float(layer_times(arch, h100, work, layout_sizes(arch, work, lay)).forward)
+    gather = ring(2 * params)
+    beside_forward = max(0.0, gather - forward) + OVERLAP_INTERFERENCE * min(gather, forward)
+    bucket = 32000 * 4096  # the embedding, larger than Megatron-Core's 40M-parameter bucket
+    expected = ring(2 * params) + beside_forward + ring(2 * bucket)
+    assert float(step_time(arch, h100, work, lay).dp_comm_seconds) == pytest.approx(expected, rel=1e-12)
+
+
 def test_ring_collectives() -> None:
     # formula sheet, "Parallel time": 2(n-1)/n * S / B for an all-reduce, half for RS or AG
     assert float(ring_all_reduce_seconds(8e9, 8, 100e9, 0.0)) == pytest.approx(2 * 7 / 8 * 8e9 / 100e9)
