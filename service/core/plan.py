@@ -131,18 +131,15 @@ class PlanResult:
 
 
 def workload_for(spec: PlanSpec) -> Workload:
-    """The step-time model's view of the spec: 16-bit activations and weights (fp32 for fp32
-    training), gradients reduced in ``grad_reduce_dtype``'s bytes (:func:`service.core.gradients.workload_gradient_bytes`),
-    and the optimizer's bytes per parameter (master copy and states, :func:`service.core.memory.optimizer_state_bytes`)."""
+    """The step-time model's view of the spec: 16-bit activations and weights (fp32 for fp32 training), gradients
+    reduced in ``grad_reduce_dtype``'s bytes (:func:`service.core.gradients.workload_gradient_bytes`), and the optimizer's
+    bytes per parameter (master copy and states, :func:`service.core.memory.optimizer_state_bytes`)."""
     pb, fp8 = PRECISION_BYTES[spec.precision], spec.precision is Precision.FP8
     optimizer_bytes = optimizer_state_bytes(1e6, spec.optimizer, spec.precision) / 1e6
     if spec.finetune is not None:  # the adapters' states alone are updated (QLoRA's 32-bit, no master copy)
         optimizer_bytes = adapter_bytes(spec.finetune, spec.precision, spec.optimizer, 10**6).states / 1e6
     return Workload(
-        seq_len=spec.seq_len,
-        global_batch_size=spec.global_batch_size,
-        flash_attention=spec.flash_attention,
-        dropout=spec.dropout,
+        seq_len=spec.seq_len, global_batch_size=spec.global_batch_size, flash_attention=spec.flash_attention, dropout=spec.dropout,
         element_bytes=pb.activation,
         weight_bytes=pb.weight,  # ZeRO-3 under FP8 gathers the matmul weights as zero3_fp8_recipe's all-gather sends them
         **workload_gradient_bytes(spec.precision, spec.grad_reduce_dtype),
@@ -159,7 +156,7 @@ def workload_for(spec: PlanSpec) -> Workload:
         expert_tensor_parallel=spec.expert_tensor_parallel,
         moe_dispatcher=spec.moe_dispatcher,
         cuda_graphs=spec.cuda_graphs,
-    )
+    )  # fmt: skip
 
 
 SIZES = ("tp", "pp", "dp", "cp", "ep", "micro_batch_size", "virtual_stages")
