@@ -83,6 +83,14 @@ class Unprocessable(ServiceError):
     def for_field(cls, field: str, reason: str) -> Unprocessable:
         return cls(f"{field}: {reason}", errors=[field_error(field, reason)])
 
+    @classmethod
+    def for_fields(cls, reasons: dict[str, str]) -> Unprocessable:
+        """One 422 naming each field with its reason, in order (``a: why; b: why``)."""
+        return cls(
+            "; ".join(f"{name}: {reason}" for name, reason in reasons.items()),
+            errors=[field_error(name, reason) for name, reason in reasons.items()],
+        )
+
 
 def field_error(field: str, reason: str, kind: str = "value_error") -> dict[str, Any]:
     """One 422 entry: ``loc`` as FastAPI writes it (``["body", "model", "n_heads"]``)."""

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from service.schemas.budget import MFU_INPUTS, NEEDS_GPU, PLANNER_INPUTS
+from service.schemas.inputs import ADAPTER_OPTIONS, MOE_OPTIONS
 from tests.test_faults import Server, start_server
 
 pytestmark = pytest.mark.slow  # a real server and a headless browser
@@ -74,15 +75,23 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def page(browser) -> Iterator:
-    """A fresh browser context and page; a script error on the page fails the test."""
+    """A fresh browser context and page; a script error on the page fails the test, and so does a
+    request carrying a step-time option no step of its run reads (a mixture's, which the page's dense
+    models refuse, or cuda_graphs without LoRA/QLoRA adapters): the API answers those with a 422."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     opened = context.new_page()
     errors: list[str] = []
+    sent: list[dict] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("request", lambda r: sent.append(json.loads(r.post_data)) if r.method == "POST" and r.post_data else None)
     yield opened
     context.close()
     assert errors == [], errors
+    for body in sent:
+        tune = body.get("finetune")
+        adapters = (isinstance(tune, dict) and tune.get("method", "lora") != "full") or {"lora", "qlora"} & body.keys()
+        assert not set(MOE_OPTIONS) & body.keys() and (adapters or not ADAPTER_OPTIONS.keys() & body.keys()), body
 
 
 def screenshot(page, name: str) -> None:

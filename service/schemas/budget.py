@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from service.core.limits import MAX_SEQ_LEN
 from service.core.scaling import ScalingLaw
 from service.core.shapes import ShapeFamily
+from service.schemas import inputs
 from service.schemas.base import Schema
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, NGpus, PriceChoice, PriceQuote, Throughput
@@ -58,49 +59,33 @@ def gpu_field(inputs: tuple[str, ...], planner_cluster: bool = True) -> Any:
 # the sequence and the downtime): the planner runs with ``gpu`` and ``n_gpus`` or ``deadline_days``
 # and no throughput of the request's own; given otherwise, each is a 422 naming it.
 PLANNER_INPUTS: tuple[str, ...] = (
-    *StepTimeOptions.model_fields, "shape_family", "seq_len", "global_batch_tokens", "effective_time_fraction",
+    *inputs.STEP_TIME_INPUTS, "shape_family", "seq_len", "global_batch_tokens", "effective_time_fraction",
 )  # fmt: skip
-# Inputs only a stated MFU reads, and why: the planner times the run by its step-time model instead.
-MFU_INPUTS: dict[str, str] = {
-    "dtype": "the peak a stated MFU applies to; the planner times the run at `precision` (give precision, or mfu to time "
-    "the run at an MFU)",
-    "scaling_efficiency": "it scales a stated MFU's throughput; the planner's step-time model times the communication of "
-    "scale itself (give mfu to time the run at an MFU)",
-}
+MFU_INPUTS = inputs.MFU_INPUTS  # inputs only a stated MFU reads, and why
 # The lifetime optimum reads shape_family with any gpu (the serving model serves the family's shape at
 # each size), and dtype with any gpu (sizes no replica serves are priced at the training rate).
 LIFETIME_WITH_GPU = ("shape_family", "dtype")
 
 
-def _given(req: Schema, names: Any) -> list[str]:
-    """Those of ``names`` the request gives: not null, and a defaulted one only when sent."""
-    return [f for f in names if f in req.model_fields_set and getattr(req, f, None) is not None]
-
-
 def unused_inputs(req: Schema, planner: bool) -> dict[str, str]:
     """The inputs the request gives that its answer would not read, each with why: the planner's
     without the planner (``planner``: whether it runs), a stated MFU's with it, ``shape_family``
-    beside an explicit ``model``. Inputs that need ``gpu`` without one are :func:`given_without_gpu`'s."""
+    beside an explicit ``model`` (:mod:`service.schemas.inputs`). Inputs that need ``gpu`` without
+    one are :func:`given_without_gpu`'s; step-time options no step of the run reads (a mixture's on
+    a dense model) are :func:`service.schemas.inputs.inapplicable_options`'."""
     lifetime = isinstance(req, LifetimeRequest)
     gpu = getattr(req, "gpu", None)
-    out: dict[str, str] = {}
+    kept = LIFETIME_WITH_GPU if lifetime else ()
     if planner:
-        for f in _given(req, MFU_INPUTS):
-            if not (lifetime and f in LIFETIME_WITH_GPU):
-                out[f] = f"used at a stated MFU only: {MFU_INPUTS[f]}"
+        out = inputs.mfu_only(req, {f: why for f, why in MFU_INPUTS.items() if f not in kept})
     else:
         runs = "gpu and n_gpus" if lifetime else "gpu and n_gpus or deadline_days"
-        rate = gpu is not None and (getattr(req, "mfu", None), getattr(req, "achieved_tflops_per_gpu", None)) != (None, None)
-        why = f"used by the planner, which runs with {runs}" + (
-            ", not at a stated mfu or achieved_tflops_per_gpu" if rate else ""
-        )
-        for f in _given(req, PLANNER_INPUTS):
-            if lifetime and f in LIFETIME_WITH_GPU:
-                if gpu is None:
-                    out[f] = "needs gpu (the GPU type that trains and serves the family's shape at each size)"
-                continue
-            out[f] = why + ("; at a stated MFU, dtype picks the peak" if f == "precision" else "")
-    if getattr(req, "model", None) is not None and _given(req, ["shape_family"]):
+        rate = gpu is not None and inputs.stated_rate(req)
+        out = inputs.planner_only(req, [f for f in PLANNER_INPUTS if f not in kept], runs, rate)
+        if gpu is None:
+            for f in inputs.given(req, [f for f in kept if f in PLANNER_INPUTS]):
+                out[f] = "needs gpu (the GPU type that trains and serves the family's shape at each size)"
+    if getattr(req, "model", None) is not None and inputs.given(req, ["shape_family"]):
         out["shape_family"] = "the explicit model fixes the architecture: give one or the other"
     return out
 
@@ -110,7 +95,7 @@ def given_without_gpu(req: Schema) -> list[str]:
     while it has no ``gpu``, in that order."""
     if getattr(req, "gpu", None) is not None:
         return []
-    return _given(req, NEEDS_GPU)
+    return inputs.given(req, NEEDS_GPU)
 
 
 class PlannedRun(StepTimeOptions):
@@ -119,7 +104,9 @@ class PlannedRun(StepTimeOptions):
     `gpu` and `n_gpus` or `deadline_days` and no `mfu` or `achieved_tflops_per_gpu`; otherwise each of its
     inputs (the step-time options from `precision` to `efficiency`, `shape_family`, `seq_len`,
     `global_batch_tokens`, `effective_time_fraction`) is a 422 naming it, and where it runs, so are
-    `dtype` and `scaling_efficiency` (a stated MFU's: the planner times the run at `precision`)."""
+    `dtype` and `scaling_efficiency` (a stated MFU's: the planner times the run at `precision`), the
+    mixture-of-experts options on the dense shapes it plans (every family's; an explicit `model` without
+    experts) and `cuda_graphs` (no budget run fine-tunes adapters)."""
 
     n_gpus: NGpus | None = Field(
         None,

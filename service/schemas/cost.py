@@ -70,6 +70,12 @@ class PriceQuote(Schema):
 
 
 class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice, EnergyChoice):
+    """A training run's FLOPs, time and dollars. The planner times it where the model has its architecture and the
+    request states no `mfu` or `achieved_tflops_per_gpu`; otherwise each of the planner's inputs (the step-time options
+    from `precision` to `efficiency`, `fixed`, `global_batch_tokens`, `effective_time_fraction`, and `seq_len` without
+    `include_attention` or an adapter fine-tune) is a 422 naming it, and where it runs, so are `scaling_efficiency` and
+    `dtype` beside `precision` (a stated MFU's)."""
+
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -98,25 +104,28 @@ class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice, EnergyChoice
     include_attention: bool = False
     seq_len: int | None = Field(
         None, ge=1, le=MAX_SEQ_LEN,
-        description="Tokens per sequence, for the planner and the memory check; default: the model's context, at most 8,192.",
+        description="Tokens per sequence, for the planner, the attention FLOPs (include_attention) and an adapter fine-tune's "
+        "memory check; default: the model's context, at most 8,192. At a stated MFU without either, a 422.",
     )  # fmt: skip
     global_batch_tokens: int | None = Field(
-        None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
-    )
+        None, ge=1, le=10**12,
+        description="Tokens per optimizer step, for the planner (a 422 at a stated MFU); default max(4M, 1,024 per GPU).",
+    )  # fmt: skip
     finetune: Finetune | None = Field(
         None,
         description=FINETUNE_DESCRIPTION + " LoRA/QLoRA is timed by the planner's fine-tune plan (a frozen base, the "
         "adapters' own work), or at the MFU when one is given.",
     )
     fixed: FixedDimensions | None = Field(
-        None, description="Layout dimensions the planner holds fixed (as POST /v1/plan's `fixed`)."
+        None, description="Layout dimensions the planner holds fixed (as POST /v1/plan's `fixed`; a 422 at a stated MFU)."
     )
     effective_time_fraction: float = Field(
         0.9,
         ge=0.1,
         le=1,
         description="With the planner: wall-clock share spent training (failures, restarts); Llama 3 §3.3.4 "
-        "reports > 90 %. 1 compares with a throughput-only figure (DeepSeek-V3's GPU-hours per trillion tokens).",
+        "reports > 90 %. 1 compares with a throughput-only figure (DeepSeek-V3's GPU-hours per trillion tokens). A 422 at a "
+        "stated MFU, which is measured over the wall clock and holds the downtime already.",
     )
 
     spot: SpotOptions | None = Field(
@@ -182,8 +191,10 @@ class CompareRequest(Throughput, EnergyChoice):
         description="Tokens per sequence, for the planner and the memory check; default: the model's context, at most 8,192.",
     )  # fmt: skip
     global_batch_tokens: int | None = Field(
-        None, ge=1, le=10**12, description="Tokens per optimizer step, for the planner; default max(4M, 1,024 per GPU)."
-    )
+        None, ge=1, le=10**12,
+        description="Tokens per optimizer step, for the planner (a 422 at a stated MFU or without the architecture); "
+        "default max(4M, 1,024 per GPU).",
+    )  # fmt: skip
 
 
 class CompareRow(Schema):

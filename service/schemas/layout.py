@@ -72,7 +72,11 @@ GRAD_REDUCE_DESCRIPTION = (
 
 
 class StepTimeOptions(Schema):
-    """How the step-time model runs a training step: precision, FP8 recipe, kernels, overlaps."""
+    """How the step-time model runs a training step: precision, FP8 recipe, kernels, overlaps. Read by
+    the planner only; the mixture-of-experts options (`ep_comm_overlap`, `moe_max_nodes_per_token`,
+    `moe_load_imbalance`, `moe_dispatcher`, `expert_tensor_parallel`) on a model without experts, and
+    `cuda_graphs` without LoRA/QLoRA adapters, are a 422 naming them (sent, not null: a default sent
+    counts)."""
 
     precision: Precision = Field(
         Precision.MIXED_BF16,
@@ -103,14 +107,15 @@ class StepTimeOptions(Schema):
     ep_comm_overlap: bool = Field(
         False,
         description="Expert-parallel all-to-alls overlapped with another micro-batch's compute (Megatron-Core "
-        "--overlap-moe-expert-parallel-comm); default exposed (DualPipe schedules hide them anyway).",
+        "--overlap-moe-expert-parallel-comm); default exposed (DualPipe schedules hide them anyway). Mixtures only (a 422 on a "
+        "dense model).",
     )
     moe_max_nodes_per_token: int | None = Field(
         None,
         ge=1,
         le=4096,
         description="Node-limited routing: each token's experts on at most this many nodes (DeepSeek-V3: 4); "
-        "default unlimited (experts chosen uniformly). Sets the scale-out traffic of the expert all-to-alls.",
+        "default unlimited (experts chosen uniformly). Sets the scale-out traffic of the expert all-to-alls. Mixtures only.",
     )
     moe_load_imbalance: float = Field(
         1.0,
@@ -118,20 +123,21 @@ class StepTimeOptions(Schema):
         le=64,
         description="Routed tokens of the busiest expert-parallel rank over the mean (its expert GEMMs and "
         "all-to-alls wait for it); default 1.0: balanced, as the published MoE benchmarks force it. Dropless runs without "
-        "balancing see more.",
+        "balancing see more. Mixtures only (a 422 on a dense model).",
     )
     moe_dispatcher: MoeDispatcher = Field(
         MoeDispatcher.DEEPEP,
         description="How the expert all-to-alls move tokens: deepep (DeepEP / HybridEP, Megatron-Core's flex dispatcher: "
         "a token crosses the network once per node holding its experts; the default) or alltoall (NCCL all-to-all: "
-        "every routed copy on its own, and two more permutation passes).",
+        "every routed copy on its own, and two more permutation passes). Mixtures only (a 422 on a dense model).",
     )
     expert_tensor_parallel: int | None = Field(
         None,
         ge=1,
         le=1,
         description="1: MoE parallel folding (Megatron-Core): whole experts on each rank, expert parallelism "
-        "across the tensor- and data-parallel ranks (ep divides tp*dp); default unset: the experts split over tp like the rest.",
+        "across the tensor- and data-parallel ranks (ep divides tp*dp); default unset: the experts split over tp like the rest. "
+        "Mixtures only (a 422 on a dense model).",
     )
     fused_kernels: bool = Field(
         True,
@@ -150,7 +156,8 @@ class StepTimeOptions(Schema):
         False,
         description="The layers' kernels captured in CUDA graphs (Megatron-Core --enable-cuda-graph, NeMo LAYER_CUDA_GRAPH): "
         "the host launches a layer at once. Default false (eager): a fine-tune's adapted layer is no faster than the host "
-        "issues its kernels, the GPU's adapter_layer_host_seconds per micro-batch (fitted, stated in assumptions).",
+        "issues its kernels, the GPU's adapter_layer_host_seconds per micro-batch (fitted, stated in assumptions). LoRA/QLoRA "
+        "only: pre-training's layers (a mixture's too) and a full fine-tune's have no such floor to lift (a 422).",
     )
     efficiency: EfficiencyOverrides | None = Field(None, description="Kernel efficiencies instead of the GPU's.")
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from service.core import compute, cost, scaling
 from service.core.architecture import Architecture
-from service.errors import Unprocessable, field_error
+from service.errors import Unprocessable
 from service.schemas import budget as s
+from service.schemas import inputs
 from service.schemas.cost import PriceQuote
 from service.schemas.layout import PlanItem
 from service.services import budget_plan as bp
@@ -61,18 +62,20 @@ def planned(req: BudgetLike) -> bool:
     )
 
 
-def require_used(req: BudgetLike) -> None:
+def require_used(req: BudgetLike, fixed: Architecture | None = None) -> None:
     """A 422 naming each input the answer would not read, and why: one that times, prices or weighs
     the run on a GPU type (:data:`service.schemas.budget.NEEDS_GPU`) without ``gpu``, one only the
     planner reads when it does not run, one only a stated MFU reads when the planner runs
-    (:func:`service.schemas.budget.unused_inputs`). Never an answer that silently drops one."""
+    (:func:`service.schemas.budget.unused_inputs`), and where it runs a mixture's step-time option on
+    the dense shapes it plans (the families', or the explicit model ``fixed`` without experts) and
+    a fine-tune's (no budget run has adapters). Never an answer that silently drops one."""
     reasons = {name: f"needs gpu ({s.NEEDS_GPU[name]})" for name in s.given_without_gpu(req)}
     reasons |= {name: why for name, why in s.unused_inputs(req, planned(req)).items() if name not in reasons}
+    if planned(req):
+        moe = fixed is not None and fixed.is_moe
+        reasons |= inputs.inapplicable_options(req, moe=moe, adapters=False)
     if reasons:
-        raise Unprocessable(
-            "; ".join(f"{name}: {reason}" for name, reason in reasons.items()),
-            errors=[field_error(name, reason) for name, reason in reasons.items()],
-        )
+        raise Unprocessable.for_fields(reasons)
 
 
 def price_for(catalog: CatalogReader, gpu: GpuView, req: BudgetLike) -> PriceQuote:
@@ -205,9 +208,9 @@ def _shape_note(req: s.BudgetRequest) -> str:
 
 
 def budget(req: s.BudgetRequest, catalog: CatalogReader) -> s.BudgetResponse:
-    require_used(req)
-    notes = {"scaling_law": req.scaling_law.value, "shape": _shape_note(req)}
     fixed = bp.fixed_architecture(req, catalog)
+    require_used(req, fixed)
+    notes = {"scaling_law": req.scaling_law.value, "shape": _shape_note(req)}
     n_params = compute.active_params(fixed) if fixed is not None else req.n_params
     if req.budget_usd is not None:
         gpu = catalog_gpu(catalog, req.gpu)

@@ -23,6 +23,7 @@ from service.core.errors import InvalidSpecError
 from service.core.params import count_params
 from service.core.plan_space import flops_per_token_by_recompute
 from service.errors import Unprocessable
+from service.schemas import inputs
 from service.schemas import plan as s
 from service.schemas.base import Pricing
 from service.schemas.cost import PriceChoice, PriceQuote
@@ -47,7 +48,13 @@ FORMULA = (
 
 
 def plan(req: s.PlanRequest, catalog: CatalogReader) -> s.PlanResponse:
-    """``POST /v1/plan``: a fleet search when pools carry ``max_n_gpus``, else the pools' or one type's plans."""
+    """``POST /v1/plan``: a fleet search when pools carry ``max_n_gpus``, else the pools' or one type's plans.
+    A step-time option no step of the run reads (a mixture's on a dense model, a fine-tune's without
+    adapters) is a 422 naming it (:func:`service.schemas.inputs.inapplicable_options`)."""
+    arch = require_architecture(resolve_model(req.model, catalog), "the planner")
+    adapters = req.finetune is not None and req.finetune.is_adapter
+    if unread := inputs.inapplicable_options(req, moe=arch.is_moe, adapters=adapters):
+        raise Unprocessable.for_fields(unread)
     if req.procurement:
         return procure(req, catalog)
     return pooled.plan(req, catalog)

@@ -17,6 +17,7 @@ from service.core.params import count_params
 from service.core.plan import PlanResult
 from service.errors import Unprocessable
 from service.schemas import cost as s
+from service.schemas import inputs
 from service.schemas.finetune import Finetune
 from service.schemas.layout import StepTimeOptions
 from service.schemas.spot import spot_detail
@@ -94,6 +95,38 @@ def _planned(
 STEP_TIME_FIELDS = ("precision", "fp8_recipe", "attention_kernel", "efficiency", "fixed")
 
 
+# What the planner of a cost answer runs with (an architecture, and no throughput of the request's own).
+PLANNER_RUNS = "the model's architecture (a preset or its fields)"
+COST_PLANNER_INPUTS = (*inputs.STEP_TIME_INPUTS, "fixed", "global_batch_tokens", "effective_time_fraction", "seq_len")
+SEQ_AT_AN_MFU = "at a stated MFU it counts the attention FLOPs (include_attention) and an adapter fine-tune's memory only"
+
+
+def plans(model: ModelShape, req: Costed) -> bool:
+    """Whether the planner times the run: the architecture is known and no throughput was given
+    (it may still find no layout, and the answer then falls back to the MFU)."""
+    return isinstance(model, Architecture) and not inputs.stated_rate(req)
+
+
+def require_used(req: s.TrainingCostRequest, model: ModelShape) -> None:
+    """A 422 naming each input the answer would not read, and why (:mod:`service.schemas.inputs`):
+    the planner's (step-time options, fixed, the batch, the downtime, the sequence where nothing
+    else counts it) when the planner does not run; ``scaling_efficiency``, and ``dtype`` beside
+    ``precision``, when it does; a mixture's step-time options on a dense model and a fine-tune's
+    without adapters."""
+    adapters = req.finetune is not None and req.finetune.is_adapter
+    if not plans(model, req):
+        names = [f for f in COST_PLANNER_INPUTS if f != "seq_len" or not (req.include_attention or adapters)]
+        reasons = inputs.planner_only(req, names, PLANNER_RUNS, inputs.stated_rate(req),
+                                      inputs.AT_AN_MFU | {"seq_len": SEQ_AT_AN_MFU})  # fmt: skip
+    else:
+        unread = {"scaling_efficiency"} | ({"dtype"} if inputs.given(req, ["precision"]) else set())
+        reasons = inputs.mfu_only(req, {f: why for f, why in inputs.MFU_INPUTS.items() if f in unread})
+        moe = isinstance(model, Architecture) and model.is_moe
+        reasons |= inputs.inapplicable_options(req, moe=moe, adapters=adapters)
+    if reasons:
+        raise Unprocessable.for_fields(reasons)
+
+
 def _names_an_option(field: str, req: Costed) -> bool:
     """Whether a planner error is about a step-time option the request itself gave (a 422 then),
     rather than about a cluster the planner cannot lay out (the answer then falls back to the MFU)."""
@@ -116,6 +149,7 @@ def _plan_assumptions(planned: Planned) -> dict[str, Any]:
 
 def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.TrainingCostResponse:
     model = resolve_model(req.model, catalog)
+    require_used(req, model)
     model_notes = model_assumptions(model, req.model, req.seq_len)
     gpu = catalog_gpu(catalog, req.gpu)
     price = resolve_price(catalog, gpu.id, req)
@@ -244,7 +278,8 @@ def _time_at_mfu(
     ft_compute: finetune.FinetuneCompute | None,
 ) -> tuple[cost.TrainingCost, float | None, dict[str, Any], float, str, str]:
     """A run timed at the MFU (no plan): its cost, MFU, assumptions (why the planner was not
-    used, what was ignored), scaling efficiency with its source, and the time formula."""
+    used, which step-time options its failed search read), scaling efficiency with its source,
+    and the time formula."""
     rate = rates.rate(gpu, req)
     efficiency, efficiency_source = rates.scaling_efficiency(req)
     # MFU counts model FLOPs only (PaLM App. B): time = model FLOPs / (peak * MFU). Recompute
@@ -266,9 +301,12 @@ def _time_at_mfu(
         rate_assumptions["planner"] = "not used: the step-time model needs the architecture (a preset or its fields)"
     elif planned is not None and planned.plan is None:  # the cluster or batch admits no layout at all
         rate_assumptions["planner"] = f"not used: {planned.reason}"
-    given = sorted(set(req.model_fields_set) & set(StepTimeOptions.model_fields) | ({"fixed"} & req.model_fields_set))
-    if given:  # the step-time options shape the planner's answer only
-        rate_assumptions["ignored"] = f"{', '.join(given)}: the time comes from the MFU, not the step-time model"
+    # the planner ran and found no plan (without it, or with a stated MFU, they are a 422: require_used)
+    given = inputs.given(req, (*inputs.STEP_TIME_INPUTS, "fixed")) if planned is not None else []
+    if given:
+        rate_assumptions["ignored"] = (
+            f"{', '.join(given)}: the planner found no plan with them, so the time comes from the MFU, not the step-time model"
+        )
     return r, rate.mfu, rate_assumptions, efficiency, efficiency_source, time_formula
 
 
@@ -297,6 +335,9 @@ def _finetune_fits(
 
 def compare(req: s.CompareRequest, catalog: CatalogReader) -> s.CompareResponse:
     model = resolve_model(req.model, catalog)
+    if not plans(model, req) and (unread := inputs.planner_only(req, ["global_batch_tokens"], PLANNER_RUNS,
+                                                                 inputs.stated_rate(req))):  # fmt: skip
+        raise Unprocessable.for_fields(unread)
     model_notes = model_assumptions(model, req.model, req.seq_len)
     flops = compute.training_flops(model, req.tokens)
     snapshot = catalog.snapshot()

@@ -61,6 +61,8 @@ from service.db.migrate import upgrade
 from service.db.seed import seed_catalog
 from service.main import create_app
 from service.schemas.budget import LIFETIME_WITH_GPU, MFU_INPUTS, NEEDS_GPU, PLANNER_INPUTS
+from service.schemas.inputs import ADAPTER_OPTIONS, MOE_OPTIONS
+from service.services.training_cost import COST_PLANNER_INPUTS
 from service.settings import Settings
 from tests.conftest import API_TOKEN
 
@@ -433,9 +435,56 @@ def _repair_rate_and_price(body: dict[str, Any]) -> None:
         body["provider"] = provider
 
 
+def _adapters(body: dict[str, Any]) -> bool:
+    """Whether the body fine-tunes LoRA/QLoRA adapters (``finetune``'s method defaults to lora)."""
+    tune = body.get("finetune")
+    return (isinstance(tune, dict) and tune.get("method", "lora") != "full") or any(
+        body.get(k) is not None for k in ("lora", "qlora")
+    )
+
+
+def _is_moe(model: Any) -> bool:
+    """Whether a (repaired) model spec has experts: its own n_experts, else its preset's."""
+    if not isinstance(model, dict):
+        return False
+    preset = PRESETS.get(model.get("preset") or "") or {}
+    return (model["n_experts"] if "n_experts" in model else preset.get("n_experts") or 1) > 1
+
+
+def _drop_inapplicable_options(body: dict[str, Any], moe: bool) -> dict[str, Any]:
+    """Only the step-time options some step of the run reads: a mixture's on a model with experts,
+    cuda_graphs with LoRA/QLoRA adapters."""
+    unread = (set() if moe else set(MOE_OPTIONS)) | (set() if _adapters(body) else set(ADAPTER_OPTIONS))
+    return {k: v for k, v in body.items() if k not in unread}
+
+
+def _repair_steptime_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """/v1/plan and /v1/cost/training read their step-time options where the run has the work they
+    time; /v1/cost/training and /v1/cost/compare read the planner's inputs only where the planner runs
+    (an architecture, no stated throughput), and a stated MFU's only where it does not."""
+    if path not in ("/v1/plan", "/v1/cost/training", "/v1/cost/compare"):
+        return body
+    arch = isinstance(body.get("model"), dict) and "n_params" not in body["model"]
+    if path == "/v1/plan" or (path == "/v1/cost/training" and arch):
+        body = _drop_inapplicable_options(body, _is_moe(body.get("model")))
+    if path == "/v1/plan":
+        return body
+    planner = arch and body.get("mfu") is None and body.get("achieved_tflops_per_gpu") is None
+    if not planner:
+        unread = {"global_batch_tokens"} if path == "/v1/cost/compare" else set(COST_PLANNER_INPUTS)
+        if body.get("include_attention") or (_adapters(body) and path == "/v1/cost/training"):
+            unread.discard("seq_len")
+    elif path == "/v1/cost/training":
+        unread = {"scaling_efficiency"} | ({"dtype"} if "precision" in body else set())
+    else:
+        unread = set()
+    return {k: v for k, v in body.items() if k not in unread}
+
+
 def _repair_cost_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
     body = _repair_model_body(path, body)
     _repair_rate_and_price(body)
+    body = _repair_steptime_body(path, body)
     if body.get("gpus"):
         body["gpus"] = sorted({_pick(GPUS, gpu) for gpu in body["gpus"]})
     if body.get("providers"):
@@ -465,6 +514,9 @@ def _repair_budget_body(path: str, body: dict[str, Any]) -> dict[str, Any]:
         body.pop("fp8_recipe")
     body = _repair_planner_inputs(path, body)
     _repair_rate_and_price(body)
+    if body.get("gpu") is not None and (body.get("n_gpus") is not None or body.get("deadline_days") is not None):
+        if body.get("mfu") is None and body.get("achieved_tflops_per_gpu") is None:  # planned: the family's shapes are dense
+            body = _drop_inapplicable_options(body, _is_moe(body.get("model")))
     if body.get("serving_gpu") is not None:  # priced as the training GPU is: a seeded price of the kind asked for
         kind = body.get("pricing", "on_demand")
         priced = GPUS if body.get("usd_per_gpu_hour") is not None else sorted({row[0] for row in PRICED if row[2] == kind})
@@ -510,7 +562,7 @@ def map_body(ctx, body):  # noqa: ANN001 (Schemathesis hook signature)
         return body
     if path.startswith("/v1/cost"):
         return _repair_cost_body(path, body)
-    return _repair_model_body(path, body)
+    return _repair_steptime_body(path, _repair_model_body(path, body))
 
 
 # --- the tests ------------------------------------------------------------------------------------

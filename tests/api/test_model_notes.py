@@ -11,8 +11,10 @@ PRICE = {"usd_per_gpu_hour": 2.0}
 
 
 def test_training_cost_warns_beyond_the_context(client):
-    """llama-3-70b has an 8,192-token context (Llama 3 §3.4 before long-context training)."""
-    body = {"model": {"preset": "llama-3-70b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 64, "mfu": 0.4} | PRICE
+    """llama-3-70b has an 8,192-token context (Llama 3 §3.4 before long-context training). At a stated MFU
+    the sequence counts the attention FLOPs (include_attention); without them nothing reads it (a 422)."""
+    body = {"model": {"preset": "llama-3-70b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 64, "mfu": 0.4,
+            "include_attention": True} | PRICE  # fmt: skip
     beyond = ok(client, "/v1/cost/training", body | {"seq_len": 32_768})["assumptions"]
     assert "exceeds the model's context of 8192" in beyond["seq_len_warning"]
     assert beyond["architecture"] == "preset llama-3-70b" and beyond["max_seq_len"] == 8192

@@ -133,10 +133,11 @@ def test_parallel_folding_lays_experts_over_tensor_and_data_ranks(client) -> Non
     ]
 
 
-def test_load_imbalance_leaves_dense_models_and_unspread_experts_alone(client) -> None:
+def test_load_imbalance_is_refused_on_dense_models_and_leaves_unspread_experts_alone(client) -> None:
     # the busiest expert-parallel rank waits for its extra tokens; one rank running every expert does not
-    dense, _ = plan(client, DENSE)
-    assert plan(client, DENSE | {"moe_load_imbalance": 4})[0]["step_time_seconds"] == dense["step_time_seconds"]
+    assert (
+        problem(client, "/v1/plan", DENSE | {"moe_load_imbalance": 4})["detail"] == "moe_load_imbalance: the model has no experts"
+    )
     unspread = MOE | {"fixed": MOE_FIXED | {"ep": 1, "zero_stage": 3}}  # ZeRO-3: every expert on each rank still fits
     assert (
         plan(client, unspread | {"moe_load_imbalance": 4})[0]["step_time_seconds"]
@@ -161,8 +162,8 @@ def test_a_fixed_schedule_on_one_gpu_names_the_field_and_the_deadline_search_wal
     assert found["plans"] and found["plans"][0]["pipeline_schedule"] == "zero_bubble" and found["plans"][0]["n_gpus"] > 1
 
 
-def test_a_recipe_needs_fp8_and_the_mfu_path_says_what_it_ignored(client) -> None:
+def test_a_recipe_needs_fp8_and_the_mfu_path_refuses_the_planners_options(client) -> None:
     body = {"model": {"preset": "llama-3-8b"}, "tokens": 1e12, "gpu": "h100-sxm", "n_gpus": 8, "usd_per_gpu_hour": 2.0}
     assert problem(client, "/v1/cost/training", body | {"fp8_recipe": "blockwise"})["errors"][0]["loc"][:1] == ["body"]
-    data = ok(client, "/v1/cost/training", body | {"mfu": 0.4, "tp_comm_overlap": True, "fixed": {"tp": 2}})
-    assert "tp_comm_overlap" in data["assumptions"]["ignored"] and "fixed" in data["assumptions"]["ignored"]
+    data = problem(client, "/v1/cost/training", body | {"mfu": 0.4, "tp_comm_overlap": True, "fixed": {"tp": 2}})
+    assert [e["loc"] for e in data["errors"]] == [["body", "tp_comm_overlap"], ["body", "fixed"]]
