@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from service.core.limits import MAX_SEQ_LEN
 from service.core.scaling import ScalingLaw
 from service.core.shapes import ShapeFamily
-from service.schemas.base import Schema
+from service.schemas.base import Schema, sent
 from service.schemas.calculators import Estimate
 from service.schemas.cost import GpuId, NGpus, PriceChoice, PriceQuote, Throughput
 from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
@@ -73,8 +73,8 @@ LIFETIME_WITH_GPU = ("shape_family", "dtype")
 
 
 def _given(req: Schema, names: Any) -> list[str]:
-    """Those of ``names`` the request gives: not null, and a defaulted one only when sent."""
-    return [f for f in names if f in req.model_fields_set and getattr(req, f, None) is not None]
+    """Those of ``names`` the request gives: not null, and a defaulted one only when sent at another value."""
+    return [f for f in names if sent(req, f) and getattr(req, f, None) is not None]
 
 
 def unused_inputs(req: Schema, planner: bool) -> dict[str, str]:
@@ -106,7 +106,7 @@ def unused_inputs(req: Schema, planner: bool) -> dict[str, str]:
 
 
 def given_without_gpu(req: Schema) -> list[str]:
-    """The inputs of :data:`NEEDS_GPU` the request gives (not null; a defaulted one only when sent)
+    """The inputs of :data:`NEEDS_GPU` the request gives (not null; a defaulted one only when sent at another value)
     while it has no ``gpu``, in that order."""
     if getattr(req, "gpu", None) is not None:
         return []

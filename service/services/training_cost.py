@@ -17,6 +17,7 @@ from service.core.params import count_params
 from service.core.plan import PlanResult
 from service.errors import Unprocessable
 from service.schemas import cost as s
+from service.schemas.base import sent
 from service.schemas.finetune import Finetune
 from service.schemas.layout import StepTimeOptions
 from service.schemas.spot import spot_detail
@@ -266,7 +267,7 @@ def _time_at_mfu(
         rate_assumptions["planner"] = "not used: the step-time model needs the architecture (a preset or its fields)"
     elif planned is not None and planned.plan is None:  # the cluster or batch admits no layout at all
         rate_assumptions["planner"] = f"not used: {planned.reason}"
-    given = sorted(set(req.model_fields_set) & set(StepTimeOptions.model_fields) | ({"fixed"} & req.model_fields_set))
+    given = sorted(f for f in [*StepTimeOptions.model_fields, "fixed"] if sent(req, f))
     if given:  # the step-time options shape the planner's answer only
         rate_assumptions["ignored"] = f"{', '.join(given)}: the time comes from the MFU, not the step-time model"
     return r, rate.mfu, rate_assumptions, efficiency, efficiency_source, time_formula
