@@ -67,7 +67,7 @@ def _planned(
     fixed = plan_service.fixed_dimensions(options.fixed if options is not None else None)
     if options is not None and "recompute" in options.model_fields_set:
         fixed["recompute"] = options.recompute.value
-    if options is not None and "precision" in req.model_fields_set:
+    if options is not None and sent(req, "precision"):  # the default sent explicitly: the dtype's, as left out
         precision: Precision | None = options.precision  # the planner's precision, FP8 included
     else:
         precision = PRECISION_FOR_DTYPE.get(req.dtype)

@@ -24,6 +24,8 @@ TIMED: dict[str, dict] = {
     "/v1/budget/for-loss mfu": {"target_loss": 2.0, "gpu": "h100-sxm", "deadline_days": 30, "mfu": 0.4},
     "/v1/budget/lifetime mfu": {"target_loss": 2.0, "inference_tokens": 1e13, "gpu": "h100-sxm", "mfu": 0.4},
     "/v1/cost/training mfu": {"model": {"preset": "llama-3-8b"}, "tokens": 1e12, "gpu": "h100-sxm", "mfu": 0.4},
+    # the planner trains at the dtype's precision (mixed_fp16 on a V100, which has no bf16), not the default precision sent
+    "/v1/cost/training fp16": {"model": {"preset": "llama-3-8b"}, "tokens": 1e12, "gpu": "v100-32gb-sxm", "dtype": "fp16"},
 }
 CASES = {path: body for path, body in MINIMUM.items()} | TIMED
 
@@ -45,3 +47,11 @@ def test_every_default_sent_explicitly_answers_as_left_out(client, case: str) ->
     left_out = client.post(path, json=CASES[case])
     assert left_out.status_code == 200, left_out.text
     assert sent.json() == left_out.json()
+
+
+def test_a_v100_run_at_fp16_with_every_default_sent_is_planned_at_mixed_fp16(client) -> None:
+    body = {"model": {"preset": "llama-3-8b"}, "tokens": 1e12, "gpu": "v100-32gb-sxm", "dtype": "fp16"}
+    data = client.post("/v1/cost/training", json=defaults("/v1/cost/training") | body)
+    assert data.status_code == 200, data.text
+    assert data.json()["assumptions"]["precision"] == "mixed_fp16"
+    assert data.json()["gpu_hours"] == pytest.approx(253_034, rel=1e-3)
