@@ -24,6 +24,15 @@ class Schema(BaseModel):
     )
 
 
+def sent(model: BaseModel, name: str) -> bool:
+    """Whether the request gives ``name`` at a value of its own: sent, and not its schema default (a
+    generated client sends every default explicitly, and such a body means what one without them does)."""
+    field = type(model).model_fields.get(name)
+    if field is None or name not in model.model_fields_set:
+        return False
+    return getattr(model, name) != field.get_default(call_default_factory=True)
+
+
 class Pricing(StrEnum):
     """How a GPU-hour is bought: on demand, spot (preemptible) or reserved (committed)."""
 

@@ -91,7 +91,7 @@ def unused_inputs(req: Schema, planner: bool) -> dict[str, str]:
 
 
 def given_without_gpu(req: Schema) -> list[str]:
-    """The inputs of :data:`NEEDS_GPU` the request gives (not null; a defaulted one only when sent)
+    """The inputs of :data:`NEEDS_GPU` the request gives (not null; a defaulted one only when sent at another value)
     while it has no ``gpu``, in that order."""
     if getattr(req, "gpu", None) is not None:
         return []

@@ -15,7 +15,7 @@ from service.core.kernels import AttentionKernel, CrossEntropy, DeviceConvention
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import CUDA_CONTEXT_BYTES, Optimizer, Precision
 from service.core.pipeline import PipelineSchedule
-from service.schemas.base import Assumptions, Schema
+from service.schemas.base import Assumptions, Schema, sent
 from service.schemas.finetune import Finetune, FinetuneComputeDetail, FinetuneMemoryDetail, lora_shorthand
 from service.schemas.layout import GRAD_REDUCE_DESCRIPTION
 from service.schemas.model import ModelSpec
@@ -169,7 +169,8 @@ class TrainingMemoryRequest(Schema):
     precision: Precision = Precision.MIXED_BF16
     fp8_recipe: Fp8Recipe = Field(
         Fp8Recipe.TENSORWISE,
-        description="With precision fp8: how the FP8 weight copies and the FP8 activations kept for the backward are scaled.",
+        description="With precision fp8: how the FP8 weight copies and the FP8 activations kept for the backward are scaled. "
+        "Another recipe than the default without fp8 is a 422.",
     )
     optimizer: Optimizer = Optimizer.ADAMW
     grad_reduce_dtype: GradReduceDtype | None = Field(None, description=GRAD_REDUCE_DESCRIPTION)
@@ -252,7 +253,7 @@ class TrainingMemoryRequest(Schema):
 
     @model_validator(mode="after")
     def _recipe_with_fp8(self) -> TrainingMemoryRequest:
-        if "fp8_recipe" in self.model_fields_set and self.precision is not Precision.FP8:
+        if sent(self, "fp8_recipe") and self.precision is not Precision.FP8:
             raise ValueError("fp8_recipe applies to precision fp8 only")
         if problem := grad_dtype_problem(self.precision, self.grad_reduce_dtype):
             raise ValueError(f"grad_reduce_dtype: {problem}")

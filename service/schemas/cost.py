@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from service.core.compute import Recompute
 from service.core.dtypes import Dtype
 from service.core.limits import MAX_SEQ_LEN, MAX_TOKENS
+from service.core.memory import Precision
 from service.schemas.base import PeakDtype, Pricing, Schema
 from service.schemas.calculators import FINETUNE_DESCRIPTION, Estimate
 from service.schemas.energy import Co2eTonnes, EnergyChoice, EnergyKwh
@@ -97,6 +98,13 @@ class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice, EnergyChoice
     tokens: float = Field(gt=0, le=MAX_TOKENS)
     gpu: GpuId
     n_gpus: NGpus = 8
+    precision: Precision = Field(
+        Precision.MIXED_BF16,
+        description="The planner's: mixed_bf16, mixed_fp16, bf16, fp32, or fp8 (the blocks' matmuls in FP8 with BF16 master "
+        "weights and gradients as Transformer Engine runs them; needs FP8 tensor cores). Left out or at the default "
+        "mixed_bf16, the planner trains at `dtype`'s: bf16 mixed_bf16, fp16 mixed_fp16, fp32 fp32 (another dtype times "
+        "the run at the MFU).",
+    )
     recompute: Recompute = Field(
         Recompute.NONE,
         description="Adds hardware FLOPs (reported, with the HFU they imply); time follows model FLOPs at the MFU.",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from service.schemas.base import Schema
+from service.schemas.base import Schema, sent
 from service.schemas.layout import StepTimeOptions
 
 # The step-time model's options: read by the planner only.
@@ -38,8 +38,9 @@ AT_A_RATE = ", not at a stated mfu or achieved_tflops_per_gpu"
 
 
 def given(req: Schema, names: Iterable[str]) -> list[str]:
-    """Those of ``names`` the request gives: not null, and a defaulted one only when sent."""
-    return [f for f in names if f in req.model_fields_set and getattr(req, f, None) is not None]
+    """Those of ``names`` the request gives: not null, and a defaulted one only when sent at another value
+    (:func:`service.schemas.base.sent`: a generated client sends every default, and means what leaving it out does)."""
+    return [f for f in names if sent(req, f) and getattr(req, f, None) is not None]
 
 
 def stated_rate(req: Schema) -> bool:

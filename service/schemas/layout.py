@@ -15,7 +15,7 @@ from service.core.limits import MAX_INT64
 from service.core.memory import Precision
 from service.core.pipeline import PipelineSchedule
 from service.core.steptime_moe import MoeDispatcher
-from service.schemas.base import Schema
+from service.schemas.base import Schema, sent
 from service.schemas.energy import Co2eTonnes, EnergyKwh
 from service.schemas.spot import SpotDetail
 
@@ -75,8 +75,8 @@ class StepTimeOptions(Schema):
     """How the step-time model runs a training step: precision, FP8 recipe, kernels, overlaps. Read by
     the planner only; the mixture-of-experts options (`ep_comm_overlap`, `moe_max_nodes_per_token`,
     `moe_load_imbalance`, `moe_dispatcher`, `expert_tensor_parallel`) on a model without experts, and
-    `cuda_graphs` without LoRA/QLoRA adapters, are a 422 naming them (sent, not null: a default sent
-    counts)."""
+    `cuda_graphs` without LoRA/QLoRA adapters, are a 422 naming them (sent at a value other than their
+    default: a default sent means what leaving it out does)."""
 
     precision: Precision = Field(
         Precision.MIXED_BF16,
@@ -85,7 +85,8 @@ class StepTimeOptions(Schema):
     )
     fp8_recipe: Fp8Recipe = Field(
         Fp8Recipe.TENSORWISE,
-        description="With precision fp8: tensorwise (one scale per tensor), blockwise (DeepSeek-V3's 1x128 / 128x128) or mxfp8 (Blackwell).",
+        description="With precision fp8: tensorwise (one scale per tensor), blockwise (DeepSeek-V3's 1x128 / 128x128) or mxfp8 (Blackwell). "
+        "Another recipe than the default without fp8 is a 422.",
     )
     grad_reduce_dtype: GradReduceDtype | None = Field(None, description=GRAD_REDUCE_DESCRIPTION)
     attention_kernel: str | None = Field(
@@ -163,7 +164,7 @@ class StepTimeOptions(Schema):
 
     @model_validator(mode="after")
     def _recipe_with_fp8(self) -> StepTimeOptions:
-        if "fp8_recipe" in self.model_fields_set and self.precision is not Precision.FP8:
+        if sent(self, "fp8_recipe") and self.precision is not Precision.FP8:
             raise ValueError("fp8_recipe applies to precision fp8 only")
         if problem := grad_dtype_problem(self.precision, self.grad_reduce_dtype):
             raise ValueError(f"grad_reduce_dtype: {problem}")

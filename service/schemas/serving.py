@@ -31,7 +31,8 @@ class SpeculativeDecoding(Schema):
     )
     draft_model: ModelSpec | None = Field(
         None,
-        description="With method draft: the drafter, of the model's vocabulary (vocab_size) and no more parameters a token than the model has in all (else a 422: never faster).",
+        description="With method draft: the drafter, of the model's vocabulary (vocab_size, at most 128 apart: one tokenizer padded "
+        "otherwise, as llama.cpp allows) and no more parameters a token than the model has in all (else a 422: never faster).",
     )
 
     @model_validator(mode="after")

@@ -206,13 +206,20 @@ def _candidates(
     )  # fmt: skip
 
 
+# Embedding rows two sizes of one tokenizer may differ by (padding to 128 or 256 rows): llama.cpp's
+# SPEC_VOCAB_MAX_SIZE_DIFFERENCE (common/speculative.cpp), which lets Qwen2.5-0.5B draft for Qwen2.5-72B
+DRAFT_VOCAB_PADDING = 128
+
+
 def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: CatalogReader) -> Speculation | None:
     """The request's speculative decoding, with its drafter's architecture; 422 naming
     ``speculative.draft_model`` when the draft model's vocabulary is not the target's: the drafter
     proposes token ids the target verifies (Leviathan et al. 2023 §2.3, both distributions over one
-    vocabulary), and vLLM's spec-decode worker asserts the two vocab sizes are equal
-    (``spec_decode/spec_decode_worker.py``, ``_vocab_size``); and when it is larger than the target,
-    which is then never faster (:func:`service.core.speculative.oversized_draft`)."""
+    vocabulary). Embedding sizes up to :data:`DRAFT_VOCAB_PADDING` apart are one tokenizer padded
+    otherwise (Qwen2.5: 151,936 to 3B, 152,064 from 7B, over 151,665 tokens), as llama.cpp allows
+    (``common/speculative.cpp``, ``SPEC_VOCAB_MAX_SIZE_DIFFERENCE``); a larger gap is another
+    tokenizer. Also a 422 when the drafter is larger than the target, which is then never faster
+    (:func:`service.core.speculative.oversized_draft`)."""
     spec = req.speculative
     if spec is None:
         return None
@@ -220,9 +227,10 @@ def _speculation(arch: Architecture, req: s.ServingPlanRequest, catalog: Catalog
     if spec.draft_model is not None:
         model = resolve_model(spec.draft_model, catalog, field="speculative.draft_model")
         draft = require_architecture(model, "a draft model's decode steps")
-        if draft.vocab_size != arch.vocab_size:
+        if abs(draft.vocab_size - arch.vocab_size) > DRAFT_VOCAB_PADDING:
             raise Unprocessable.for_field("speculative.draft_model", f"its vocabulary ({draft.vocab_size} tokens) is not the "
-                                          f"target's ({arch.vocab_size}): a drafter proposes the target's token ids")  # fmt: skip
+                                          f"target's ({arch.vocab_size}, more than {DRAFT_VOCAB_PADDING} apart): a drafter "
+                                          "proposes the target's token ids")  # fmt: skip
         if problem := oversized_draft(draft, arch):
             raise Unprocessable.for_field("speculative.draft_model", problem)
     return speculation(spec.method, target=arch, tokens=spec.tokens, acceptance_rate=spec.acceptance_rate, draft_model=draft)

@@ -18,6 +18,7 @@ from service.core.plan import PlanResult
 from service.errors import Unprocessable
 from service.schemas import cost as s
 from service.schemas import inputs
+from service.schemas.base import sent
 from service.schemas.finetune import Finetune
 from service.schemas.layout import StepTimeOptions
 from service.schemas.spot import spot_detail
@@ -67,7 +68,7 @@ def _planned(
     fixed = plan_service.fixed_dimensions(options.fixed if options is not None else None)
     if options is not None and "recompute" in options.model_fields_set:
         fixed["recompute"] = options.recompute.value
-    if options is not None and "precision" in req.model_fields_set:
+    if options is not None and sent(req, "precision"):  # the default sent explicitly: the dtype's, as left out
         precision: Precision | None = options.precision  # the planner's precision, FP8 included
     else:
         precision = PRECISION_FOR_DTYPE.get(req.dtype)

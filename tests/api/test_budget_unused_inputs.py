@@ -131,11 +131,13 @@ def test_shape_family_beside_an_explicit_model_is_a_422(client) -> None:
     assert data["detail"] == "shape_family: the explicit model fixes the architecture: give one or the other"
 
 
-def test_a_default_sent_counts_and_null_does_not(client) -> None:
+def test_another_value_counts_and_a_default_or_null_does_not(client) -> None:
     base = {"compute_flops": 5.76e23, "gpu": "h100-sxm"}
-    assert problem(client, "/v1/budget", base | {"effective_time_fraction": 0.9})["errors"][0]["loc"] == [
+    assert problem(client, "/v1/budget", base | {"effective_time_fraction": 0.8})["errors"][0]["loc"] == [
         "body",
         "effective_time_fraction",
     ]
+    # a generated client sends every default: the default means what leaving it out does
+    assert ok(client, "/v1/budget", base | {"effective_time_fraction": 0.9}) == ok(client, "/v1/budget", base)
     r = ok(client, "/v1/budget", base | {"seq_len": None, "global_batch_tokens": None, "mfu": 0.4, "usd_per_gpu_hour": 2.0})
     assert r["gpu_hours"] == pytest.approx(5.76e23 / (0.4 * 989.5e12) / 3600, rel=1e-9)

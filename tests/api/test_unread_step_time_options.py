@@ -73,9 +73,9 @@ def test_at_a_stated_mfu_seq_len_counts_the_attention_and_a_null_option_is_not_g
 
 
 def test_a_stated_mfus_inputs_are_a_422_where_the_planner_runs(client) -> None:
-    data = problem(client, "/v1/cost/training", LLAMA | {"scaling_efficiency": 0.9})
+    data = problem(client, "/v1/cost/training", LLAMA | {"scaling_efficiency": 0.8})
     assert data["detail"] == f"scaling_efficiency: used at a stated MFU only: {inputs.MFU_INPUTS['scaling_efficiency']}"
-    data = problem(client, "/v1/cost/training", LLAMA | {"precision": "mixed_bf16", "dtype": "fp16"})
+    data = problem(client, "/v1/cost/training", LLAMA | {"precision": "mixed_fp16", "dtype": "fp16"})
     assert data["detail"] == f"dtype: used at a stated MFU only: {inputs.MFU_INPUTS['dtype']}"
     # without precision, dtype picks the planner's precision: read
     planned = ok(client, "/v1/cost/training", LLAMA | {"dtype": "fp16"})
@@ -142,13 +142,16 @@ def test_cuda_graphs_on_a_full_fine_tune_or_a_mixtures_pre_training_is_a_422(cli
     assert problem(client, path, moe)["errors"][0]["loc"] == ["body", "cuda_graphs"]
 
 
-def test_a_default_sent_is_given_and_null_is_not(client) -> None:
-    assert problem(client, "/v1/plan", PLAN | {"moe_load_imbalance": 1.0, "cuda_graphs": False})["errors"] == [
+def test_another_value_is_given_and_a_default_or_null_is_not(client) -> None:
+    assert problem(client, "/v1/plan", PLAN | {"moe_load_imbalance": 1.2, "cuda_graphs": True})["errors"] == [
         {"loc": ["body", "moe_load_imbalance"], "msg": "the model has no experts", "type": "value_error"},
         {"loc": ["body", "cuda_graphs"], "msg": inputs.ADAPTER_OPTIONS["cuda_graphs"], "type": "value_error"},
     ]
+    # a generated client sends every default: such a body means what one without them does
+    step = ok(client, "/v1/plan", PLAN)["plans"][0]["step_time_seconds"]
+    defaults = ok(client, "/v1/plan", PLAN | {"moe_load_imbalance": 1.0, "cuda_graphs": False})
     nulls = ok(client, "/v1/plan", PLAN | {"moe_max_nodes_per_token": None, "expert_tensor_parallel": None})
-    assert nulls["plans"][0]["step_time_seconds"] == ok(client, "/v1/plan", PLAN)["plans"][0]["step_time_seconds"]
+    assert defaults["plans"][0]["step_time_seconds"] == nulls["plans"][0]["step_time_seconds"] == step
 
 
 def test_cuda_graphs_on_a_lora_cost_lifts_the_host_floor(client) -> None:
