@@ -77,6 +77,7 @@ from service.core.memory import (
     params_per_gpu,
     training_memory,
 )
+from service.core.parallelism import end_params_per_gpu
 from service.core.params import count_params
 
 
@@ -176,7 +177,7 @@ def finetune_memory(
     dense, experts = (adapter_bytes(spec, precision, optimizer, n, grad_reduce_dtype) for n in (a_gpu - a_expert, a_expert))
     fp8_params = resolve_fp8_params(spec, precision)
     frozen = partial(frozen_base_bytes, arch, base, fmt, precision=precision, fp8_params=fp8_params, recipe=fp8_recipe)
-    base_dense, base_experts, copies, gathered = frozen(p_gpu, p_expert)
+    base_dense, base_experts, copies, gathered = frozen(p_gpu, p_expert, ends=end_params_per_gpu(arch, par))
     on_gpu = zero_sharded(ZeroSharding.of(par), base=(base_dense, base_experts), adapters=(dense.weights, experts.weights),
                           gradients=(dense.gradients, experts.gradients), states=(dense.states, experts.states), fp8_copies=copies,
                           dequantization_buffer_bytes=base.dequantization_buffer_bytes, gathered_base=gathered)  # fmt: skip

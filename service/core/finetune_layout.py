@@ -101,7 +101,7 @@ def base_bytes_per_gpu(base: BaseWeights, fmt: BaseFormat, params: int, expert_p
 
 def frozen_base_bytes(
     model: Any, base: BaseWeights, fmt: BaseFormat, params: Any, expert_params: Any, *, precision: Precision,
-    fp8_params: bool, recipe: Fp8Recipe,
+    fp8_params: bool, recipe: Fp8Recipe, ends: Any = None,
 ) -> tuple[Any, Any, Any, Any]:  # fmt: skip
     """(the frozen base's bytes on one GPU outside and inside the routed experts, its FP8 copies, and
     its bytes on a GPU of a stage ZeRO-3 keeps gathered): :func:`base_bytes_per_gpu` with the FP8
@@ -111,15 +111,20 @@ def frozen_base_bytes(
     alone (:func:`service.core.fp8.frozen_weight_bytes_per_param`) and the embedding, the output
     layer and the norms in ``fmt``, with no copies beside them. Gathered (module docstring): the
     base as stored, unsharded, except that under FP8 a 16-bit base's matmul weights are held as
-    the all-gather's output (:func:`service.core.memory.gathered_fp8_weight_bytes`)."""
+    the all-gather's output (:func:`service.core.memory.gathered_fp8_weight_bytes`). ``ends``: the
+    embedding's and LM head's parameters among ``params`` (:func:`service.core.memory.fp8_copy_params`)."""
     dense, experts = base_bytes_per_gpu(base, fmt, params, expert_params)
     if not fp8_params:
         if precision is not Precision.FP8:
             return dense, experts, 0, dense + experts
-        gathered = gathered_fp8_weight_bytes(model, params, recipe, FLOAT_BYTES[fmt])
-        return dense, experts, fp8_copy_bytes(model, params, recipe), gathered
+        gathered = gathered_fp8_weight_bytes(model, params, recipe, FLOAT_BYTES[fmt], ends)
+        return dense, experts, fp8_copy_bytes(model, params, recipe, ends), gathered
     per_param, fmt_bytes = frozen_weight_bytes_per_param(recipe), FLOAT_BYTES[fmt]
-    dense_matmul, expert_matmul = fp8_copy_params(model, params - expert_params), fp8_copy_params(model, expert_params)
+    no_ends = None if ends is None else 0
+    dense_matmul, expert_matmul = (
+        fp8_copy_params(model, params - expert_params, ends),
+        fp8_copy_params(model, expert_params, no_ends),
+    )
     fp8 = (round_up(dense - (fmt_bytes - per_param) * dense_matmul), round_up(experts - (fmt_bytes - per_param) * expert_matmul))
     return fp8[0], fp8[1], 0, fp8[0] + fp8[1]
 

@@ -44,6 +44,7 @@ from service.core.limits import check_bytes
 from service.core.parallelism import (
     Parallelism,
     context_parallel_problem,
+    end_params_per_gpu,
     expert_params_per_gpu,
     params_per_gpu,
     validate_parallelism,
@@ -115,13 +116,16 @@ def kept_linear_input_bytes(precision: Precision, recipe: Fp8Recipe) -> float | 
     return linear_input_bytes(recipe) if precision is Precision.FP8 else None
 
 
-def fp8_copy_params(model: ModelShape, params: int) -> float:
-    """The matmul weights among ``params`` of a shard (the blocks' share of all parameters:
-    embeddings, the output layer and norms keep no FP8 copy), for :mod:`service.core.fp8`."""
+def fp8_copy_params(model: ModelShape, params: Any, ends: Any = None) -> Any:
+    """The matmul weights among ``params`` of a shard (the embedding, LM head and norms keep no FP8 copy): with ``ends``,
+    the embedding's and LM head's among them (a stage's, :func:`service.core.parallelism.end_params_per_gpu`), the
+    blocks' share of the rest; without, the blocks' share of all parameters (a whole model's rate)."""
+    outside = 0 if ends is None else ends
     if not isinstance(model, Architecture):
-        return float(params)
+        return params - outside
     b = count_params(model)
-    return params * (b.attention + b.mlp) / b.total
+    rest = b.total if ends is None else b.total - b.embedding - b.lm_head
+    return (params - outside) * (b.attention + b.mlp) / rest
 
 
 # Dettmers et al. 2022 ("8-bit Optimizers via Block-wise Quantization") use blocks of 2048 (§2);
@@ -269,20 +273,20 @@ class ZeroSharding:
                                   fold=self.fold)  # fmt: skip
 
 
-def fp8_copy_bytes(model: ModelShape, params: Any, recipe: Fp8Recipe) -> Any:
+def fp8_copy_bytes(model: ModelShape, params: Any, recipe: Fp8Recipe, ends: Any = None) -> Any:
     """Bytes of the FP8 copies of the matmul weights among ``params`` (:func:`fp8_copy_params`;
     :func:`service.core.fp8.weight_copy_bytes_per_param`), rounded up; scalars or arrays."""
-    return round_up(weight_copy_bytes_per_param(recipe) * fp8_copy_params(model, params))
+    return round_up(weight_copy_bytes_per_param(recipe) * fp8_copy_params(model, params, ends))
 
 
-def gathered_fp8_weight_bytes(model: ModelShape, params: Any, recipe: Fp8Recipe, weight_bytes: int) -> Any:
+def gathered_fp8_weight_bytes(model: ModelShape, params: Any, recipe: Fp8Recipe, weight_bytes: int, ends: Any = None) -> Any:
     """Bytes of the weights of ``params`` that ZeRO-3 keeps gathered through the step under FP8
     (:class:`ZeroSharding` ``gathered``): the matmul weights (:func:`fp8_copy_params`) as FSDP2's
     all-gather holds them (:func:`service.core.fp8.gathered_weight_bytes_per_param`: one FP8 byte under
     tensorwise scaling, no BF16 weight and no FP8 copies beside it), the rest in ``weight_bytes``;
     rounded up, scalars or arrays."""
     matmul_bytes = gathered_weight_bytes_per_param(recipe)
-    return round_up(weight_bytes * params - (weight_bytes - matmul_bytes) * fp8_copy_params(model, params))
+    return round_up(weight_bytes * params - (weight_bytes - matmul_bytes) * fp8_copy_params(model, params, ends))
 
 
 def optimizer_shard_bytes(
@@ -306,7 +310,7 @@ class ShardedStates:
 
 
 def sharded_states(
-    model: ModelShape, precision: Precision, zero: ZeroSharding, *, dense_params: Any, expert_params: Any,
+    model: ModelShape, precision: Precision, zero: ZeroSharding, *, dense_params: Any, expert_params: Any, end_params: Any = None,
     optimizer_dense: Any, optimizer_expert: Any, fp8_recipe: Fp8Recipe, grad_reduce_dtype: GradReduceDtype | None = None,
 ) -> ShardedStates:  # fmt: skip
     """Weights ``P * w``, gradients ``P * g`` and optimizer states (``optimizer_dense`` and
@@ -316,15 +320,17 @@ def sharded_states(
     :func:`service.core.gradients.resolve_gradient_bytes`), under a pipeline with the weights gathered and the gradients
     whole (in FSDP2's fp32 reduce dtype unless ``grad_reduce_dtype`` names one) through the step (:class:`ZeroSharding` ``gathered``); under FP8 the matmul weights keep FP8 copies below ZeRO-3
     (:mod:`service.core.fp8`), and a gathered stage holds them as its FP8 all-gather output
-    (:func:`gathered_fp8_weight_bytes`); offload moves the optimizer states to the host. The one formula of
+    (:func:`gathered_fp8_weight_bytes`), the matmul weights those of ``dense_params`` less ``end_params``, its
+    embedding and LM head (:func:`fp8_copy_params`); offload moves the optimizer states to the host. The one formula of
     :func:`training_memory` (scalars, exact integers) and of the planner's grid
     (:func:`service.core.plan_space.memory_arrays`, NumPy arrays)."""
     pb = PRECISION_BYTES[precision]
     weights = zero.shard(pb.weight * dense_params, pb.weight * expert_params, 3)
     if precision is Precision.FP8:  # the FP8 row- and column-wise copies of the matmul weights
-        copies = fp8_copy_bytes(model, dense_params, fp8_recipe) + fp8_copy_bytes(model, expert_params, fp8_recipe)
+        ends, no_ends = (None, None) if end_params is None else (end_params, 0)  # the stage's embedding and LM head
+        copies = fp8_copy_bytes(model, dense_params, fp8_recipe, ends) + fp8_copy_bytes(model, expert_params, fp8_recipe, no_ends)
         # ZeRO-3 under a pipeline: the stage's matmul weights held as FSDP2's FP8 all-gather output, no copies
-        gathered = gathered_fp8_weight_bytes(model, dense_params + expert_params, fp8_recipe, pb.weight)
+        gathered = gathered_fp8_weight_bytes(model, dense_params + expert_params, fp8_recipe, pb.weight, ends)
         weights = pick(zero.gathered, gathered, weights + pick(zero.sharded(3), 0, copies))
     g, g_gathered = resolve_gradient_bytes(precision, grad_reduce_dtype)
     gradients = zero.shard(g * dense_params, g * expert_params, 2)
@@ -388,14 +394,14 @@ def training_memory(
     arch = model if isinstance(model, Architecture) else None
     notes: list[str] = []
     p_gpu = params_per_gpu(model, par)
-    p_expert = expert_params_per_gpu(model, par)
-    p_dense = p_gpu - p_expert
+    p_dense = p_gpu - (p_expert := expert_params_per_gpu(model, par))
     if optimizer is Optimizer.ADAFACTOR and arch is None:
         notes.append("Adafactor's factored second moment needs the shapes; counted as 0 bytes")
     zero = ZeroSharding.of(par)
     optimizer_dense, optimizer_expert = optimizer_shard_bytes(p_dense, p_expert, optimizer, precision, arch)
     states = sharded_states(model, precision, zero, dense_params=p_dense, expert_params=p_expert, optimizer_dense=optimizer_dense,
-                            optimizer_expert=optimizer_expert, fp8_recipe=fp8_recipe, grad_reduce_dtype=grad_reduce_dtype)  # fmt: skip
+                            optimizer_expert=optimizer_expert, fp8_recipe=fp8_recipe, grad_reduce_dtype=grad_reduce_dtype,
+                            end_params=end_params_per_gpu(model, par))  # fmt: skip
     weights, gradients, optimizer_total, cpu_offload = states.weights, states.gradients, states.optimizer, states.offloaded
     if precision is Precision.FP8:
         notes.append(_fp8_note(fp8_recipe, zero_3=bool(zero.sharded(3)), gathered=bool(zero.gathered)))

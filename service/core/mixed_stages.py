@@ -57,7 +57,7 @@ from service.core.memory import (
     fp8_copy_params,
     zero3_gathered,
 )
-from service.core.parallelism import stage_params
+from service.core.parallelism import stage_end_params, stage_params
 from service.core.plan_space import LAYER_AXES, MICRO_BATCH_SIZES, PlanSpec, layer_tables, micro_batch_sizes
 from service.core.steptime import (
     RECOMPUTE_CODES,
@@ -195,11 +195,13 @@ class MemoryTables:
         assert tuple(axes) == LAYER_AXES
         self.layer = layer_tables(arch, spec, axes)
         self.params = np.zeros((len(self.tps), 2, 2, 2))  # tp, first, last, (p0, p1)
+        self.ends = np.zeros((len(self.tps), 2, 2))  # tp, first, last: the embedding's and LM head's
         for i, t in enumerate(self.tps.tolist()):
             for first in (0, 1):
                 for last in (0, 1):
                     one, two = (stage_params(arch, Parallelism(tp=t), k, first=bool(first), last=bool(last))[0] for k in (1, 2))
                     self.params[i, first, last] = (2 * one - two, two - one)
+                    self.ends[i, first, last] = stage_end_params(arch, Parallelism(tp=t), first=bool(first), last=bool(last))
         pb = PRECISION_BYTES[spec.precision]
         self.weight, self.element = pb.weight, pb.activation
         self.gradient, self.gathered_gradient = resolve_gradient_bytes(spec.precision, spec.grad_reduce_dtype)
@@ -238,11 +240,12 @@ class MemoryTables:
         tp, dp, zero, b, rc = cfg["tp"], cfg["dp"], cfg["zero"], cfg["b"], cfg["rc"]
         params = self.stage_params(tp, layers, first, last)
         shards = np.asarray(dp, dtype=np.float64)
-        copies = self.fp8_copy * fp8_copy_params(self.arch, params)
+        ends = self.ends[np.searchsorted(self.tps, tp), np.asarray(first, dtype=int), np.asarray(last, dtype=int)]
+        copies = self.fp8_copy * fp8_copy_params(self.arch, params, ends)
         # ZeRO-3 under a pipeline (a pipeline over pools has 2+ stages) keeps its weights gathered and
         # its gradients whole in the reduce dtype (service.core.memory.ZeroSharding)
         gathered = zero3_gathered(np.asarray(zero), np.asarray(cfg.get("pp", 2)))
-        held = self.weight * params - (self.weight - self.gathered_matmul) * fp8_copy_params(self.arch, params)
+        held = self.weight * params - (self.weight - self.gathered_matmul) * fp8_copy_params(self.arch, params, ends)
         weights = np.where(gathered, held, np.where(zero >= 3, self.weight * params / shards, self.weight * params + copies))
         gradients = np.where(zero >= 2, self.gradient * params / shards, self.gradient * params)
         gradients = np.where(gathered, self.gathered_gradient * params, gradients)

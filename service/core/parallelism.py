@@ -194,8 +194,16 @@ def params_per_gpu(model: ModelShape, par: Parallelism) -> int:
     return _busiest_shard(model, par)[0]
 
 
-def _busiest_shard(model: ModelShape, par: Parallelism) -> tuple[int, int]:
-    """(parameters, of which routed experts) on one GPU of the stage with the most parameters."""
+def end_params_per_gpu(model: ModelShape, par: Parallelism) -> int:
+    """Of :func:`params_per_gpu`, the embedding's and the LM head's (split over ``tp``, Megatron-LM's
+    vocab-parallel layers) on one GPU of the busiest stage: the parameters outside the blocks that a
+    first or last stage adds (0 on a middle stage; without the architecture, 0)."""
+    return _busiest_shard(model, par)[2]
+
+
+def _busiest_shard(model: ModelShape, par: Parallelism) -> tuple[int, int, int]:
+    """(parameters, of which routed experts, of which the embedding and LM head) on one GPU of the
+    stage with the most parameters."""
     return _busiest_shard_of(model, _ShardKey(tp=par.tp, pp=par.pp, ep=par.ep, virtual_stages=par.virtual_stages,
                                               pipeline_schedule=par.schedule, expert_tensor_parallel=par.expert_tensor_parallel))  # fmt: skip
 
@@ -221,23 +229,23 @@ class _ShardKey:
 
 
 @functools.lru_cache(maxsize=65_536)
-def _busiest_shard_of(model: ModelShape, par: _ShardKey) -> tuple[int, int]:
+def _busiest_shard_of(model: ModelShape, par: _ShardKey) -> tuple[int, int, int]:
     """:func:`_busiest_shard`, memoised: the planner asks the same shard for every data-parallel
     size, ZeRO stage and micro-batch of a layout, and again for every cluster size and GPU type."""
     copies = int(parameter_copies(SCHEDULE_CODES[par.schedule])) if par.pp > 1 else 1
     if not isinstance(model, Architecture):
-        return copies * math.ceil(model.n_params / (par.tp * par.pp)), 0
+        return copies * math.ceil(model.n_params / (par.tp * par.pp)), 0, 0
     if par.pp == 1:
         b = count_params(model)
-        stages = [(model.n_layers, b.total, b.norm)]
+        stages = [(model.n_layers, b.total, b.norm, b.embedding + b.lm_head)]
     else:
         first_layers, layers, last_layers = stage_layers(model.n_layers, par.pp, par.virtual_stages)
         stages = [_stage_totals(model, first_layers, first=True, last=False),
                   _stage_totals(model, last_layers, first=False, last=True)]  # fmt: skip
         if par.pp > 2:
             stages.append(_stage_totals(model, layers, first=False, last=False))
-    params, experts = _shard_of_stages(model, par, stages)
-    return copies * params, copies * experts
+    params, experts, ends = _shard_of_stages(model, par, stages)
+    return copies * params, copies * experts, copies * ends
 
 
 def stage_params(model: Architecture, par: Parallelism, layers: int, *, first: bool, last: bool) -> tuple[int, int]:
@@ -246,11 +254,16 @@ def stage_params(model: Architecture, par: Parallelism, layers: int, *, first: b
     (both: the one stage of a data-parallel group's ``pp = 1``, :mod:`service.core.mixed_groups`):
     one stage of :func:`params_per_gpu`, counted the same way (a mixed cluster's stages differ in
     their layers and tensor-parallel size, :mod:`service.core.plan_mixed`)."""
-    return _shard_of_stages(model, par, [_stage_totals(model, layers, first=first, last=last)])
+    return _shard_of_stages(model, par, [_stage_totals(model, layers, first=first, last=last)])[:2]
 
 
-def _stage_totals(model: Architecture, layers: int, *, first: bool, last: bool) -> tuple[int, int, int]:
-    """(layers, parameters, replicated norm parameters) of a stage of a pipeline of several, or
+def stage_end_params(model: Architecture, par: Parallelism, *, first: bool, last: bool) -> int:
+    """Of :func:`stage_params`, the embedding's and the LM head's on one GPU (:func:`end_params_per_gpu`)."""
+    return _shard_of_stages(model, par, [_stage_totals(model, 1, first=first, last=last)])[2]
+
+
+def _stage_totals(model: Architecture, layers: int, *, first: bool, last: bool) -> tuple[int, int, int, int]:
+    """(layers, parameters, replicated norm parameters, embedding and LM head parameters) of a stage of a pipeline of several, or
     of the one stage of a pipeline of one when both ``first`` and ``last``: its tied LM head is then
     the embedding itself, no second copy (as :func:`params_per_gpu` counts ``pp = 1``)."""
     b = count_params(model)
@@ -261,18 +274,21 @@ def _stage_totals(model: Architecture, layers: int, *, first: bool, last: bool) 
     embedding = b.embedding + (norm if model.embedding_norm else 0)
     total = stage_block_params(model, layers) + layers * layer_norms
     total += (embedding if first else 0) + (norm + head if last else 0)
-    return layers, total, layers * layer_norms + norm
+    return layers, total, layers * layer_norms + norm, (b.embedding if first else 0) + (head if last else 0)
 
 
-def _shard_of_stages(model: Architecture, par: Parallelism | _ShardKey, stages: list[tuple[int, int, int]]) -> tuple[int, int]:
-    """The largest per-GPU shard of ``stages`` (layers, parameters, norms), one copy."""
+def _shard_of_stages(
+    model: Architecture, par: Parallelism | _ShardKey, stages: list[tuple[int, int, int, int]]
+) -> tuple[int, int, int]:
+    """The largest per-GPU shard of ``stages`` (layers, parameters, norms, embedding and LM head), one
+    copy: (parameters, of which routed experts, of which the embedding and LM head, split over ``tp``)."""
     # with more tensor-parallel ranks than KV heads, each rank keeps a whole KV head (replicated)
     kv_ranks = min(par.tp, model.n_kv_heads)
     kv_bias = model.bias or model.qkv_bias or model.attention_bias
     kv_per_layer = 2 * model.d_model * model.kv_dim + (2 * model.kv_dim if kv_bias else 0)
     per_expert = mlp_params_per_expert(model)
-    best = (-1, 0)
-    for layers, total, norms in stages:
+    best = (-1, 0, 0)
+    for layers, total, norms, ends in stages:
         attention_layers = -(-layers * model.attention_layers // model.n_layers)  # a hybrid's stage: its share
         kv_replication = attention_layers * kv_per_layer * (1 / kv_ranks - 1 / par.tp)
         # expert parallelism: each rank keeps n_experts / ep of every layer's experts
@@ -284,7 +300,7 @@ def _shard_of_stages(model: Architecture, par: Parallelism | _ShardKey, stages: 
         else:  # whole experts under parallel folding
             shard = math.ceil((total - norms - elsewhere - local) / par.tp + local / par.etp + kv_replication) + norms
         experts = math.ceil(local / par.etp) if model.is_moe and par.ep > 1 else 0
-        best = max(best, (shard, experts))
+        best = max(best, (shard, experts, math.ceil(ends / par.tp)))
     return best
 
 

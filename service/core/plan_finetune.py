@@ -44,6 +44,7 @@ from service.core.memory import (
     fp8_copy_params,
     params_per_gpu,
 )
+from service.core.parallelism import end_params_per_gpu
 from service.core.pipeline import PipelineSchedule
 from service.core.steptime_finetune import AdapterLoad, adapter_matrices
 
@@ -121,7 +122,8 @@ def finetune_shard_table(
                           expert_tensor_parallel=expert_tensor_parallel)  # fmt: skip
         p_gpu, p_expert = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
         base, base_expert, copies, gathered = frozen_base_bytes(arch, ft.base, ft.base_format, p_gpu, p_expert, precision=precision,
-                                                      fp8_params=ft.fp8_params, recipe=fp8_recipe)  # fmt: skip
+                                                      fp8_params=ft.fp8_params, recipe=fp8_recipe,
+                                                      ends=end_params_per_gpu(arch, par))  # fmt: skip
         a_gpu, a_expert = adapter_params_per_gpu(
             arch, ft.adapter_params - ft.routed_adapter_params, ft.routed_adapter_params, par
         )

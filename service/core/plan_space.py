@@ -49,7 +49,7 @@ from service.core.memory import (
     zero3_gathered,
 )
 from service.core.op_checkpoint import op_checkpoint_problem
-from service.core.parallelism import context_parallel_problem, tensor_parallel_problem
+from service.core.parallelism import context_parallel_problem, end_params_per_gpu, tensor_parallel_problem
 from service.core.pipeline import SCHEDULE_CODES, SCHEDULES, PipelineSchedule
 from service.core.plan_finetune import (
     FinetuneShardTable,
@@ -271,6 +271,7 @@ class _ShardTable:
     expert: np.ndarray
     optimizer_dense: np.ndarray
     optimizer_expert: np.ndarray
+    ends: np.ndarray  # of dense, the embedding's and LM head's (service.core.parallelism.end_params_per_gpu)
 
 
 def shard_tables(arch: Architecture, spec: PlanSpec, axes: dict[str, np.ndarray]) -> _ShardTable | FinetuneShardTable:
@@ -295,7 +296,7 @@ def _cached_shard_table(arch: Architecture, optimizer: Optimizer, precision: Pre
     """:func:`shard_tables` of pre-training, memoised (read-only): a deadline search asks the same
     table of every (pp, ep) chunk again for each cluster size and GPU type."""
     dense = np.zeros((2, *(len(v) for v in values)), dtype=np.float64)
-    expert, optimizer_dense, optimizer_expert = np.zeros_like(dense), np.zeros_like(dense), np.zeros_like(dense)
+    expert, optimizer_dense, optimizer_expert, ends = (np.zeros_like(dense) for _ in range(4))
     for idx in np.ndindex(dense.shape):
         twice, (t, p, ep, v) = idx[0], (values[k][i] for k, i in enumerate(idx[1:]))
         if p * v > pipeline.max_chunks(arch.n_layers) or (v > 1 and p == 1) or (twice and (not dual or v > 1 or p % 2)):
@@ -304,11 +305,11 @@ def _cached_shard_table(arch: Architecture, optimizer: Optimizer, precision: Pre
         par = Parallelism(tp=t, pp=p, ep=ep, virtual_stages=v, pipeline_schedule=schedule,
                           expert_tensor_parallel=expert_tensor_parallel)  # fmt: skip
         total, experts = params_per_gpu(arch, par), expert_params_per_gpu(arch, par)
-        dense[idx], expert[idx] = total - experts, experts
+        dense[idx], expert[idx], ends[idx] = total - experts, experts, end_params_per_gpu(arch, par)
         optimizer_dense[idx], optimizer_expert[idx] = optimizer_shard_bytes(total - experts, experts, optimizer, precision, arch)
-    for table in (dense, expert, optimizer_dense, optimizer_expert):
+    for table in (dense, expert, optimizer_dense, optimizer_expert, ends):
         table.flags.writeable = False
-    return _ShardTable(dense=dense, expert=expert, optimizer_dense=optimizer_dense, optimizer_expert=optimizer_expert)
+    return _ShardTable(dense=dense, expert=expert, optimizer_dense=optimizer_dense, optimizer_expert=optimizer_expert, ends=ends)
 
 
 LAYER_AXES = ("tp", "sequence_parallel", "recompute", "micro_batch_size", "cp")
@@ -414,7 +415,8 @@ def _state_arrays(
     dense, expert = shard_table.dense[shard], shard_table.expert[shard]
     s = sharded_states(arch, spec.precision, zero, dense_params=dense, expert_params=expert,
                        optimizer_dense=shard_table.optimizer_dense[shard], optimizer_expert=shard_table.optimizer_expert[shard],
-                       fp8_recipe=spec.fp8_recipe, grad_reduce_dtype=spec.grad_reduce_dtype)  # fmt: skip
+                       fp8_recipe=spec.fp8_recipe, grad_reduce_dtype=spec.grad_reduce_dtype,
+                       end_params=shard_table.ends[shard])  # fmt: skip
     return {"params": dense + expert, "expert_params": expert, "weights": s.weights, "gradients": s.gradients,
             "optimizer": s.optimizer, "offloaded": s.offloaded}  # fmt: skip
 

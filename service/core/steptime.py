@@ -531,8 +531,9 @@ def dp_comm_step_seconds(
     first_gather = ring_gather_seconds(work.weight_bytes * bucket, group, dp_bw, dp_lat)
     if not work.overlap_grad_reduce:
         return dp_comm + np.where(zero == 0, 0.0, first_gather)
+    last_bytes = np.where(gathered, work.gathered_gradient_bytes, work.gradient_bytes) * bucket  # in its stage's dtype
     last_reduction = np.where(zero == 0, ring_all_reduce_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat),
-                              ring_gather_seconds(work.gradient_bytes * bucket, group, dp_bw, dp_lat) + first_gather)  # fmt: skip
+                              ring_gather_seconds(last_bytes, group, dp_bw, dp_lat) + first_gather)  # fmt: skip
     return dp_comm + last_reduction
 
 

@@ -72,3 +72,30 @@ def test_the_planner_counts_and_reduces_them():
     assert fp32.memory.gradients_bytes == 4 * LLAMA_3_8B_PARAMS
     assert fp32.memory.gradients_bytes - bf16.memory.gradients_bytes == 2 * LLAMA_3_8B_PARAMS
     assert fp32.step_seconds > bf16.step_seconds
+
+
+def test_a_gathered_stage_s_last_bucket_is_reduced_in_its_gradients_dtype():
+    # ZeRO-3 under a pipeline reduce-scatters its whole gradients once a step in their dtype (FSDP2's fp32 reduce
+    # dtype by default), the last bucket after the backward included. Llama-3-8B on 2 stages, FSDP over 4 GPUs of an
+    # H100 node, nothing to hide behind: fp32 instead of bf16 gathered gradients add 2 bytes a parameter to the
+    # stage's reduce-scatter (4,015,132,672 parameters) and to its last bucket (the embedding, 128,256 x 4,096 =
+    # 525,336,576 parameters), each a ring of 3/4 of the bytes over NVLink
+    import numpy as np
+
+    from service.core.memory import params_per_gpu
+    from service.core.steptime import LayerTimes, Layout, Workload, dp_comm_step_seconds, layout_sizes, link_bandwidths
+
+    arch, h100 = preset("llama-3-8b"), hardware("h100-sxm")
+    params = params_per_gpu(arch, Parallelism(pp=2, dp=4))
+    assert params == 4_015_132_672
+    lay = Layout(tp=1, pp=2, dp=4, cp=1, ep=1, zero_stage=3, offload_optimizer=False, micro_batch_size=1, recompute=0,
+                 sequence_parallel=False, virtual_stages=1, params_per_gpu=params)  # fmt: skip
+    idle = LayerTimes(*(np.float64(0.0),) * 6)
+
+    def exposed(gathered_bytes: int) -> float:
+        work = Workload(seq_len=8192, global_batch_size=16, gradient_bytes=2, gathered_gradient_bytes=gathered_bytes)
+        return float(dp_comm_step_seconds(arch, h100, work, lay, layout_sizes(arch, work, lay), idle, 16, 4))
+
+    nvlink = link_bandwidths(h100)[0]
+    extra = 3 / 4 * 2 * (4_015_132_672 + 525_336_576) / nvlink
+    assert exposed(4) - exposed(2) == pytest.approx(extra, rel=1e-12)

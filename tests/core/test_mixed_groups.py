@@ -25,6 +25,7 @@ from service.core.mixed_groups import (
     split_batch,
 )
 from service.core.mixed_stages import MemoryTables, layout
+from service.core.parallelism import stage_end_params
 from service.core.plan import PlanSpec, plan, workload_for
 from service.core.plan_mixed import Pool, plan_mixed
 from service.core.steptime import RECOMPUTE_CODES, step_time
@@ -370,13 +371,12 @@ def test_h100_and_h200_plan_in_fp8_faster_than_in_bf16_holding_the_fp8_memory() 
                                            precision=Precision.FP8)  # fmt: skip
                 assert max(s.memory.total for s in stages) == pytest.approx(expected.total_bytes, rel=1e-6)
                 continue
-            for s in (
-                stages
-            ):  # a pipeline across the pools (2+ stages: ZeRO-3 keeps them gathered): each stage's states on its own ranks
-                params = int(s.memory.params)
+            for i, s in enumerate(stages):  # a pipeline across the pools (2+ stages: ZeRO-3 keeps them gathered)
+                params = int(s.memory.params)  # each stage's states on its own ranks, its embedding or LM head its own
+                ends = stage_end_params(arch, Parallelism(tp=s.tp), first=i == 0, last=i == len(stages) - 1)
                 zero = ZeroSharding(stage=s.zero_stage, offload=False, shards=s.dp, gathered=s.zero_stage >= 3)
                 states = sharded_states(arch, Precision.FP8, zero,
-                                        dense_params=params, expert_params=0,
+                                        dense_params=params, expert_params=0, end_params=ends,
                                         optimizer_dense=optimizer_shard_bytes(params, 0, spec.optimizer, Precision.FP8, arch)[0],
                                         optimizer_expert=0, fp8_recipe=spec.fp8_recipe)  # fmt: skip
                 assert s.memory.weights == pytest.approx(states.weights, rel=1e-6)
