@@ -109,6 +109,17 @@ def problem(status: int, title: str, detail: str, errors: list[dict[str, Any]] |
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def located_error(error: dict[str, Any]) -> dict[str, Any]:
+    """A model validator's :class:`InvalidSpecError` names the field it faults: pydantic puts the
+    entry at the model (``["body"]``) with ``Value error, `` before the text; put it at the field
+    (``["body", "fp8_recipe"]``, ``["body", "speculative", "draft_model"]``) with the reason alone."""
+    cause = (error.get("ctx") or {}).get("error")
+    if error.get("type") != "value_error" or not isinstance(cause, InvalidSpecError):
+        return error
+    path = [int(part) if part.isdigit() else part for part in cause.field.split(".")]  # list indices as pydantic's
+    return {"loc": [*error.get("loc", ()), *path], "msg": cause.reason, "type": "value_error"}
+
+
 def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     """Keep ``loc``, ``msg`` and ``type`` only: pydantic's ``ctx`` may hold exceptions and its
     ``input`` may echo a huge or non-JSON value."""
@@ -197,7 +208,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _clean_validation_errors([_located_json_error(e, exc.body) for e in exc.errors()])
+        errors = _clean_validation_errors([located_error(_located_json_error(e, exc.body)) for e in exc.errors()])
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
         return problem(422, "Unprocessable request", detail, errors)
 

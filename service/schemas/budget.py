@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from service.core.errors import InvalidSpecError
 from service.core.limits import MAX_SEQ_LEN
 from service.core.scaling import ScalingLaw
 from service.core.shapes import ShapeFamily
@@ -213,7 +214,7 @@ class BudgetRequest(Throughput, PriceChoice, EnergyChoice, PlannedRun):
         if (self.budget_usd is None) == (self.compute_flops is None):
             raise ValueError("give exactly one of budget_usd or compute_flops")
         if self.budget_usd is not None and self.gpu is None:
-            raise ValueError("budget_usd needs a gpu to turn dollars into FLOPs")
+            raise InvalidSpecError("gpu", "budget_usd needs a gpu to turn dollars into FLOPs")
         if sum(x is not None for x in (self.n_params, self.tokens_per_param, self.model)) > 1:
             raise ValueError("give one of n_params, tokens_per_param or model (which fixes the size), not several")
         return self
@@ -330,7 +331,7 @@ class LifetimeRequest(Throughput, PriceChoice, PlannedRun):
     @model_validator(mode="after")
     def _no_deadline(self) -> LifetimeRequest:
         if self.deadline_days is not None:
-            raise ValueError("deadline_days: the lifetime optimum times each size on n_gpus; give n_gpus instead")
+            raise InvalidSpecError("deadline_days", "the lifetime optimum times each size on n_gpus; give n_gpus instead")
         return self
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
+from service.core.errors import InvalidSpecError
 from service.core.fp8 import Fp8Recipe
 from service.core.gradients import GradReduceDtype, grad_dtype_problem
 from service.core.kernels import AttentionKernel, CrossEntropy, DeviceConvention, Framework
@@ -254,9 +255,9 @@ class TrainingMemoryRequest(Schema):
     @model_validator(mode="after")
     def _recipe_with_fp8(self) -> TrainingMemoryRequest:
         if sent(self, "fp8_recipe") and self.precision is not Precision.FP8:
-            raise ValueError("fp8_recipe applies to precision fp8 only")
+            raise InvalidSpecError("fp8_recipe", "fp8_recipe applies to precision fp8 only")
         if problem := grad_dtype_problem(self.precision, self.grad_reduce_dtype):
-            raise ValueError(f"grad_reduce_dtype: {problem}")
+            raise InvalidSpecError("grad_reduce_dtype", problem)
         return self
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from service.core.compute import Recompute
 from service.core.dtypes import Dtype
+from service.core.errors import InvalidSpecError
 from service.core.limits import MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import Precision
 from service.schemas.base import PeakDtype, Pricing, Schema
@@ -149,7 +150,7 @@ class TrainingCostRequest(StepTimeOptions, Throughput, PriceChoice, EnergyChoice
     @model_validator(mode="after")
     def _spot_price(self) -> TrainingCostRequest:
         if self.spot is not None and self.usd_per_gpu_hour is None and self.pricing is not Pricing.SPOT:
-            raise ValueError("spot: price it at spot (pricing: spot) or give usd_per_gpu_hour")
+            raise InvalidSpecError("spot", "price it at spot (pricing: spot) or give usd_per_gpu_hour")
         return self
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from service.core.errors import InvalidSpecError
 from service.core.finetune import BaseFormat, FinetuneMethod, FinetuneSpec, Projection
 from service.schemas.base import Schema
 
@@ -96,7 +97,7 @@ class Finetune(Schema):
         if self.method is FinetuneMethod.FULL:
             given = [f for f in LORA_ONLY_FIELDS if getattr(self, f) is not None]
             if given:
-                raise ValueError(f"{', '.join(given)}: only for method 'lora' or 'qlora'")
+                raise InvalidSpecError(given[0], f"{', '.join(given)}: only for method 'lora' or 'qlora'")
         return self
 
     def spec(self) -> FinetuneSpec:
@@ -128,9 +129,10 @@ def lora_shorthand(data: Any) -> Any:
     if not isinstance(data, dict):
         return data
     if isinstance(data.get("precision"), str) and data["precision"].lower() in STORAGE_FORMATS:
-        raise ValueError(
-            f"precision: {data['precision']!r} stores a frozen base, it does not train one; keep a training precision "
-            "(mixed_bf16...) and give qlora: {...} for a 4-bit base, or finetune.base_format"
+        raise InvalidSpecError(
+            "precision",
+            f"{data['precision']!r} stores a frozen base, it does not train one; keep a training precision "
+            "(mixed_bf16...) and give qlora: {...} for a 4-bit base, or finetune.base_format",
         )
     if not any(k in data for k in SHORTHANDS):
         return data
@@ -143,9 +145,9 @@ def lora_shorthand(data: Any) -> Any:
     if body is None or body is True:
         body = {}
     if not isinstance(body, dict):
-        raise ValueError(f'{key}: an object such as {{"r": 16}} (it stands for finetune: {{"method": "{key}", ...}})')
+        raise InvalidSpecError(key, f'an object such as {{"r": 16}} (it stands for finetune: {{"method": "{key}", ...}})')
     if body.get("method", key) != key:
-        raise ValueError(f"{key}.method: {body['method']!r} contradicts {key}")
+        raise InvalidSpecError(f"{key}.method", f"{body['method']!r} contradicts {key}")
     data["finetune"] = body | {"method": key}
     return data
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from service.core.compute import Recompute
+from service.core.errors import InvalidSpecError
 from service.core.fp8 import Fp8Recipe
 from service.core.gradients import GradReduceDtype, grad_dtype_problem
 from service.core.kernels import CrossEntropy
@@ -165,11 +166,14 @@ class StepTimeOptions(Schema):
     @model_validator(mode="after")
     def _recipe_with_fp8(self) -> StepTimeOptions:
         if sent(self, "fp8_recipe") and self.precision is not Precision.FP8:
-            raise ValueError("fp8_recipe applies to precision fp8 only")
+            raise InvalidSpecError("fp8_recipe", "fp8_recipe applies to precision fp8 only")
         if problem := grad_dtype_problem(self.precision, self.grad_reduce_dtype):
-            raise ValueError(f"grad_reduce_dtype: {problem}")
+            raise InvalidSpecError("grad_reduce_dtype", problem)
         if self.tp_comm_overlap_rs_dgrad and not self.tp_comm_overlap:
-            raise ValueError("tp_comm_overlap_rs_dgrad pipelines collectives that only tp_comm_overlap overlaps: set both")
+            raise InvalidSpecError(
+                "tp_comm_overlap_rs_dgrad",
+                "tp_comm_overlap_rs_dgrad pipelines collectives that only tp_comm_overlap overlaps: set both",
+            )
         return self
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from service.core.errors import InvalidSpecError
 from service.core.limits import MAX_BATCH, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import Optimizer
 from service.schemas.base import Pricing, Schema
@@ -58,11 +59,11 @@ class Pool(Schema):
         if self.n_gpus is None and self.max_n_gpus is None:
             raise ValueError("give n_gpus (or max_n_gpus, with tokens and deadline_days or budget_usd)")
         if self.n_gpus is not None and self.max_n_gpus is not None and self.n_gpus > self.max_n_gpus:
-            raise ValueError(f"n_gpus={self.n_gpus} is more than max_n_gpus={self.max_n_gpus}")
+            raise InvalidSpecError("n_gpus", f"n_gpus={self.n_gpus} is more than max_n_gpus={self.max_n_gpus}")
         for name in ("n_gpus", "max_n_gpus"):
             n = getattr(self, name)
             if self.gpus_per_node is not None and n is not None and n > self.gpus_per_node and n % self.gpus_per_node:
-                raise ValueError(f"gpus_per_node={self.gpus_per_node} does not divide {name}={n} (whole nodes)")
+                raise InvalidSpecError(name, f"gpus_per_node={self.gpus_per_node} does not divide {name}={n} (whole nodes)")
         return self
 
 
@@ -171,10 +172,12 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
         if self.pools is not None:
             return self._pooled()
         if self.budget_usd is not None:
-            raise ValueError("budget_usd: give it with pools carrying max_n_gpus (POST /v1/budget sizes a model for dollars)")
+            raise InvalidSpecError(
+                "budget_usd", "give it with pools carrying max_n_gpus (POST /v1/budget sizes a model for dollars)"
+            )
         if self.spot is not None or self.compare_spot:
             name = "spot" if self.spot is not None else "compare_spot"
-            raise ValueError(f"{name}: spot capacity is priced in a fleet search (pools carrying max_n_gpus)")
+            raise InvalidSpecError(name, "spot capacity is priced in a fleet search (pools carrying max_n_gpus)")
         if self.gpu is None:
             raise ValueError("give gpu (with n_gpus, or tokens and deadline_days), or pools")
         if self.global_batch_size is not None and self.global_batch_tokens is not None:
@@ -184,7 +187,7 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
         if self.n_gpus is not None and self.deadline_days is not None:
             raise ValueError("give n_gpus or deadline_days, not both")
         if isinstance(self.gpu, list) and not 1 <= len(self.gpu) <= 20:
-            raise ValueError("gpu: give 1 to 20 GPU ids")
+            raise InvalidSpecError("gpu", "give 1 to 20 GPU ids")
         return self
 
     def _pooled(self) -> PlanRequest:
@@ -194,33 +197,38 @@ class PlanRequest(StepTimeOptions, PriceChoice, EnergyChoice):
         given = [name for name in ("gpu", "n_gpus", "gpus_per_node", "intra_node_bandwidth_bytes_per_s",
                                    "inter_node_bandwidth_bytes_per_s") if getattr(self, name) is not None]  # fmt: skip
         if given:
-            raise ValueError(f"pools: give {', '.join(given)} in each pool, not with pools")
+            raise InvalidSpecError("pools", f"give {', '.join(given)} in each pool, not with pools")
         if self.procurement:
             if self.tokens is None or (self.deadline_days is None) == (self.budget_usd is None):
-                raise ValueError("pools: max_n_gpus needs tokens and one of deadline_days or budget_usd (what to rent for them)")
+                raise InvalidSpecError(
+                    "pools", "max_n_gpus needs tokens and one of deadline_days or budget_usd (what to rent for them)"
+                )
             for i, p in enumerate(self.pools):
                 if (
                     p.interruptions_per_node_hour is not None
                     and (p.pricing or self.pricing) is not Pricing.SPOT
                     and not self.compare_spot
                 ):
-                    raise ValueError(f"pools.{i}.interruptions_per_node_hour: a spot pool's (pricing: spot, or compare_spot)")
+                    raise InvalidSpecError(
+                        f"pools.{i}.interruptions_per_node_hour", "a spot pool's (pricing: spot, or compare_spot)"
+                    )
         else:
             spot = [
                 name for name in ("pricing", "interruptions_per_node_hour") for p in self.pools if getattr(p, name) is not None
             ]
             if self.spot is not None or self.compare_spot or spot:
-                name = "spot" if self.spot is not None else "compare_spot" if self.compare_spot else f"pools: {spot[0]}"
-                raise ValueError(f"{name}: spot capacity is priced in a fleet search (pools carrying max_n_gpus)")
+                name = "spot" if self.spot is not None else "compare_spot" if self.compare_spot else "pools"
+                reason = "spot capacity is priced in a fleet search (pools carrying max_n_gpus)"
+                raise InvalidSpecError(name, reason if name != "pools" else f"{spot[0]}: {reason}")
             if self.deadline_days is not None or self.budget_usd is not None:
                 name = "deadline_days" if self.deadline_days is not None else "budget_usd"
-                raise ValueError(f"{name}: with pools, give max_n_gpus in the pools the planner may size")
+                raise InvalidSpecError(name, "with pools, give max_n_gpus in the pools the planner may size")
             if len(self.pools) > MAX_MIXED_POOLS:
-                raise ValueError(f"pools: give 1 to {MAX_MIXED_POOLS} pools of fixed counts (more with max_n_gpus)")
+                raise InvalidSpecError("pools", f"give 1 to {MAX_MIXED_POOLS} pools of fixed counts (more with max_n_gpus)")
         if self.global_batch_size is not None and self.global_batch_tokens is not None:
             raise ValueError("give global_batch_size or global_batch_tokens, not both")
         if self.finetune is not None and self.finetune.is_adapter:
-            raise ValueError("pools: plans over pools cover pre-training and full fine-tunes, not LoRA/QLoRA")
+            raise InvalidSpecError("pools", "plans over pools cover pre-training and full fine-tunes, not LoRA/QLoRA")
         return self
 
     @property

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from service.core.dtypes import Dtype
 from service.core.engines import Engine
+from service.core.errors import InvalidSpecError
 from service.core.limits import MAX_INT64, MAX_SEQ_LEN
 from service.core.serving import INT4_GROUP_SIZE
 from service.core.speculative import DraftMethod
@@ -38,7 +39,7 @@ class SpeculativeDecoding(Schema):
     @model_validator(mode="after")
     def _draft(self) -> SpeculativeDecoding:
         if (self.method is DraftMethod.DRAFT_MODEL) != (self.draft_model is not None):
-            raise ValueError("draft_model: give it with method draft, and only then")
+            raise InvalidSpecError("draft_model", "give it with method draft, and only then")
         return self
 
 
@@ -160,9 +161,12 @@ class ServingPlanRequest(PriceChoice):
                 f"not {' and '.join(given)}"
             )
         if isinstance(self.gpu, list) and not 1 <= len(self.gpu) <= 20:
-            raise ValueError("gpu: give 1 to 20 GPU ids")
+            raise InvalidSpecError("gpu", "give 1 to 20 GPU ids")
         if not self.disaggregated and (self.prefill_gpu or self.decode_gpu):
-            raise ValueError("prefill_gpu and decode_gpu name the pools of a disaggregated plan: give disaggregated: true")
+            field = "prefill_gpu" if self.prefill_gpu else "decode_gpu"
+            raise InvalidSpecError(
+                field, "prefill_gpu and decode_gpu name the pools of a disaggregated plan: give disaggregated: true"
+            )
         return self
 
 
