@@ -56,7 +56,7 @@ def _planned(
     model: ModelShape, gpu: GpuView, n_gpus: int, seq_len: int | None, req: Costed, finetune: FinetuneSpec | None = None
 ) -> Planned | None:
     """The step-time model's best plan when the architecture is known and no throughput was given
-    (None otherwise: the answer then uses the MFU). A recompute setting the request gives is
+    (None otherwise: the answer then uses the MFU). A recompute other than none the request gives is
     held fixed; the planner models 16- and 32-bit training (another dtype falls back to the MFU).
     A training-cost request also brings its step-time options, fixed dimensions and downtime; a
     comparison plans with the defaults. ``finetune`` plans a LoRA/QLoRA fine-tune."""
@@ -66,7 +66,7 @@ def _planned(
     batch, _ = plan_service.batch_size(seq, None, req.global_batch_tokens, n_gpus)
     options = req if isinstance(req, s.TrainingCostRequest) else None
     fixed = plan_service.fixed_dimensions(options.fixed if options is not None else None)
-    if options is not None and "recompute" in options.model_fields_set:
+    if options is not None and sent(options, "recompute"):  # "none" sent, as left out: the planner's choice
         fixed["recompute"] = options.recompute.value
     if options is not None and sent(req, "precision"):  # the default sent explicitly: the dtype's, as left out
         precision: Precision | None = options.precision  # the planner's precision, FP8 included

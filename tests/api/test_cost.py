@@ -410,3 +410,18 @@ def test_spot_interruptions_add_checkpoints_and_lost_work(client) -> None:
 def test_bad_spot_input_is_a_422(client, extra: dict, loc: list) -> None:
     data = problem(client, "/v1/cost/training", SPOT_RUN | extra)
     assert any(error["loc"][: len(loc)] == loc for error in data["errors"]), data
+
+
+def test_recompute_sent_at_its_default_leaves_the_planner_its_choice(client) -> None:
+    # Llama 3.1 8B on two H100s without optimizer offload: only full recompute fits, so the planner
+    # picks it when recompute is left out; "none" sent (the schema's default) must mean the same
+    base = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "n_gpus": 2, "tokens": 1e10,
+            "fixed": {"offload_optimizer": False, "zero_stage": 3}}  # fmt: skip
+    left_out = ok(client, "/v1/cost/training", base)
+    sent = ok(client, "/v1/cost/training", base | {"recompute": "none"})
+    assert left_out["assumptions"]["plan"] == "tp=1 pp=1 dp=2 cp=1 ZeRO-3 micro-batch 2 recompute=full"
+    assert left_out["gpu_hours"] == pytest.approx(430.199, rel=1e-4)
+    assert sent == left_out
+    # another recompute sent is held: no plan fits it, and the answer falls back to the MFU
+    selective = ok(client, "/v1/cost/training", base | {"recompute": "selective"})
+    assert "plan" not in selective["assumptions"] and selective["gpu_hours"] == pytest.approx(338.145, rel=1e-4)
