@@ -132,7 +132,8 @@ def versioned_router(
         dependencies=[Writer],
     )
     def replace(item_id: ItemId, body: item_in, session: WriteSessionDep, if_match: IfMatch = None) -> Any:
-        """Replaces every field; with `If-Match` only if the stored version still matches (412 otherwise)."""
+        """Replaces every field; with `If-Match` only if the stored version still matches (412 otherwise). A
+        replacement equal to the stored item writes nothing: the same version and `ETag`."""
         return write_response(catalog.replace_item(session, res, item_id, body, if_match))
 
     @router.patch(
@@ -143,7 +144,8 @@ def versioned_router(
         dependencies=[Writer],
     )
     def update(item_id: ItemId, body: patch, session: WriteSessionDep, if_match: IfMatch = None) -> Any:
-        """Changes the fields given; with `If-Match` only if the stored version still matches (412 otherwise)."""
+        """Changes the fields given; with `If-Match` only if the stored version still matches (412 otherwise). A
+        patch that changes no value (`{}`, or every value as stored) writes nothing: the same version and `ETag`."""
         return write_response(catalog.patch_item(session, res, item_id, body, if_match))
 
     @router.delete(

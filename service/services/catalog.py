@@ -172,7 +172,9 @@ def _write(
 
     With ``If-Match`` the read version must be one it names (412 otherwise) and a concurrent
     write in between is a 412 too; without it a concurrent write makes us re-read and merge
-    again, so no field another writer changed is silently put back."""
+    again, so no field another writer changed is silently put back. A write that changes no value
+    (an empty PATCH, or every value as stored) writes nothing: the item keeps its version and ETag,
+    and the catalog its version, so no other client's If-Match fails for it."""
     repo = VersionedRepository(session, res.model)
     accepted = parse_if_match(if_match)
     for _ in range(MAX_RETRIES):
@@ -181,7 +183,10 @@ def _write(
             raise NotFound(f"{res.label} {item_id!r} not found")
         if accepted is not None and row.version not in accepted:
             raise PreconditionFailed(f"{res.label} {item_id!r} is at version {row.version}; If-Match was {if_match}")
-        values = _validated(res, merge(_stored_values(res, row)))
+        stored = _stored_values(res, row)
+        values = _validated(res, merge(stored))
+        if values == _validated(res, stored):  # nothing changes: no write, the same version and ETag
+            return finish(session, _item_answer(res, row))
         if repo.update_if_version(item_id, values, row.version):
             return finish(session, _stored_item(session, res, item_id))
         session.rollback()

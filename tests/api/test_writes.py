@@ -19,7 +19,7 @@ from service.db.models import IdempotencyKey, Price
 from service.db.seed import seed_catalog
 from service.errors import Busy
 from service.main import create_app
-from service.schemas.catalog import MAX_PRICE_BATCH
+from service.schemas.catalog import MAX_PRICE_BATCH, ProviderIn
 from service.settings import Settings
 from tests.conftest import API_TOKEN, AUTH
 
@@ -328,3 +328,53 @@ def test_serve_refuses_a_store_behind_the_code_and_migrates_when_asked(tmp_path:
     finally:
         engine.dispose()
     cli.get_settings.cache_clear()
+
+
+# --- writes that change nothing -----------------------------------------------------------------
+
+
+def catalog_version(connection) -> int:
+    return connection.execute(text("SELECT version FROM catalog_version")).scalar_one()
+
+
+@pytest.mark.parametrize(
+    ("path", "same"),
+    [
+        ("/v1/gpus/h100-sxm", {"memory_bytes": 85_899_345_920, "peak_tflops": {"bf16": 989.5}}),
+        ("/v1/providers/lambda", {"name": "Lambda"}),
+        ("/v1/models/llama-3.1-8b", {"n_layers": 32, "d_model": 4096}),
+    ],
+)
+def test_a_patch_that_changes_nothing_writes_nothing(client: TestClient, db_connection, path: str, same: dict) -> None:
+    before = client.get(path)
+    stored = before.json()
+    assert {k: stored[k] if k != "peak_tflops" else {"bf16": stored[k]["bf16"]} for k in same} == same  # as seeded
+    version = catalog_version(db_connection)
+    for body in ({}, same):
+        r = client.patch(path, json=body, headers=AUTH | {"If-Match": before.headers["ETag"]})
+        assert r.status_code == 200, r.text
+        assert r.headers["ETag"] == before.headers["ETag"] and r.json() == stored
+    assert catalog_version(db_connection) == version
+    assert client.get(path).headers["ETag"] == before.headers["ETag"]
+    # another client's conditional write at the ETag it read still goes through
+    changed = client.patch(path, json={"notes": "changed"}, headers=AUTH | {"If-Match": before.headers["ETag"]})
+    assert changed.status_code == 200 and changed.headers["ETag"] == f'"{stored["version"] + 1}"'
+    assert catalog_version(db_connection) == version + 1
+
+
+def test_a_keyed_patch_that_changes_nothing_is_replayed_unchanged(client: TestClient, db_connection) -> None:
+    before = client.get("/v1/providers/lambda")
+    first = client.patch("/v1/providers/lambda", json={}, headers=key("noop-1"))
+    again = client.patch("/v1/providers/lambda", json={}, headers=key("noop-1"))
+    assert first.status_code == again.status_code == 200 and again.content == first.content
+    assert again.headers["Idempotent-Replayed"] == "true" and first.headers["ETag"] == before.headers["ETag"]
+    assert db_connection.execute(select(func.count()).select_from(IdempotencyKey)).scalar_one() >= 1
+
+
+def test_a_put_of_the_stored_item_writes_nothing(client: TestClient, db_connection) -> None:
+    before = client.get("/v1/providers/lambda")
+    body = {k: v for k, v in before.json().items() if k in ProviderIn.model_fields}
+    version = catalog_version(db_connection)
+    r = client.put("/v1/providers/lambda", json=body, headers=AUTH | {"If-Match": before.headers["ETag"]})
+    assert r.status_code == 200 and r.headers["ETag"] == before.headers["ETag"] and r.json() == before.json()
+    assert catalog_version(db_connection) == version
