@@ -288,7 +288,7 @@ def test_serving_cost_roofline(client) -> None:
         ("/v1/budget", {"budget_usd": 1e20, "gpu": "h100-sxm"}, ["body", "budget_usd"]),
         ("/v1/budget", {"budget_usd": 1e-12, "gpu": "h100-sxm", "usd_per_gpu_hour": 1e6}, ["body", "budget_usd"]),
         ("/v1/budget", {"compute_flops": 1}, ["body", "compute_flops"]),
-        ("/v1/budget", {"budget_usd": 1e6}, ["body"]),
+        ("/v1/budget", {"budget_usd": 1e6}, ["body", "gpu"]),
         ("/v1/budget", {"budget_usd": 1e6, "compute_flops": 1e20, "gpu": "h100-sxm"}, ["body"]),
         ("/v1/budget", {"budget_usd": 1e6, "gpu": "h100-sxm", "mfu": 0}, ["body", "mfu"]),
         ("/v1/budget", {"budget_usd": 1e6, "gpu": "h100-sxm", "mfu": 1.5}, ["body", "mfu"]),
