@@ -165,18 +165,19 @@ def training_cost(req: s.TrainingCostRequest, catalog: CatalogReader) -> s.Train
             f"time it at a bf16, fp16 or fp32 peak, not {req.dtype}",
         )
     seq, _ = model_training_seq_len(model, req.seq_len)  # the planner's, the memory check's and the attention FLOPs' length
-    if ft is None:
-        flops = compute.training_flops(
-            model, req.tokens, recompute=req.recompute, include_attention=req.include_attention, seq_len=seq
-        )
-    else:
-        flops, ft_compute = finetune.finetune_training_flops(
-            model, req.tokens, ft.spec(), recompute=req.recompute, include_attention=req.include_attention, seq_len=seq
-        )
-        ft_detail = finetune_compute_detail(ft_compute)
     # the step-time model plans full training and LoRA/QLoRA fine-tunes (service.core.steptime_finetune)
     planned = _planned(model, gpu, req.n_gpus, req.seq_len, req, ft.spec() if ft is not None else None)
     best = planned.plan.plans[0] if planned and planned.plan and planned.plan.plans else None
+    recompute = best.recompute if best is not None else req.recompute  # the hardware FLOPs of the run that is timed
+    if ft is None:
+        flops = compute.training_flops(
+            model, req.tokens, recompute=recompute, include_attention=req.include_attention, seq_len=seq
+        )
+    else:
+        flops, ft_compute = finetune.finetune_training_flops(
+            model, req.tokens, ft.spec(), recompute=recompute, include_attention=req.include_attention, seq_len=seq
+        )
+        ft_detail = finetune_compute_detail(ft_compute)
     if best is not None:
         r = cost.planned_training_cost(
             tokens=req.tokens, model_flops=flops.model_flops, tokens_per_second=best.tokens_per_second, n_gpus=req.n_gpus,

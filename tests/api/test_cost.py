@@ -425,3 +425,17 @@ def test_recompute_sent_at_its_default_leaves_the_planner_its_choice(client) -> 
     # another recompute sent is held: no plan fits it, and the answer falls back to the MFU
     selective = ok(client, "/v1/cost/training", base | {"recompute": "selective"})
     assert "plan" not in selective["assumptions"] and selective["gpu_hours"] == pytest.approx(338.145, rel=1e-4)
+
+
+def test_the_hardware_flops_are_those_of_the_plan_s_recompute(client) -> None:
+    # the planner picks full recompute for Llama 3.1 8B on two H100s without offload (above): the run it
+    # times re-runs every forward, 8PD hardware FLOPs against 6PD of the model (Korthikanti et al. 2022 §5)
+    base = {"model": {"preset": "llama-3.1-8b"}, "gpu": "h100-sxm", "n_gpus": 2, "tokens": 1e10,
+            "fixed": {"offload_optimizer": False, "zero_stage": 3}}  # fmt: skip
+    data = ok(client, "/v1/cost/training", base)
+    assert data["assumptions"]["plan"].endswith("recompute=full")
+    assert data["total_flops"] == pytest.approx(6 * 8_030_261_248 * 1e10, rel=1e-12)
+    assert data["hardware_flops"] == pytest.approx(8 * 8_030_261_248 * 1e10, rel=1e-12)
+    # at a stated MFU nothing is planned: the request's recompute (none by default) counts
+    mfu = ok(client, "/v1/cost/training", {k: v for k, v in base.items() if k != "fixed"} | {"mfu": 0.4})
+    assert mfu["hardware_flops"] == mfu["total_flops"]
