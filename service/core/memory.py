@@ -83,11 +83,10 @@ class Optimizer(StrEnum):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PrecisionBytes:
-    """Bytes per parameter of the weights, the gradients and the master copy, and bytes per
-    optimizer-state element (fp32 states under mixed precision)."""
+    """Bytes per parameter of the weights and the master copy, and bytes per optimizer-state element
+    (fp32 states under mixed precision); the gradients' are :func:`service.core.gradients.resolve_gradient_bytes`'."""
 
     weight: int
-    gradient: int
     master: int
     state: int
     activation: int
@@ -100,11 +99,11 @@ def zero3_gathered(zero_stage: Any, pp: Any) -> Any:
 
 
 PRECISION_BYTES: dict[Precision, PrecisionBytes] = {
-    Precision.MIXED_BF16: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
-    Precision.MIXED_FP16: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
-    Precision.BF16: PrecisionBytes(weight=2, gradient=2, master=0, state=2, activation=2),
-    Precision.FP32: PrecisionBytes(weight=4, gradient=4, master=0, state=4, activation=4),
-    Precision.FP8: PrecisionBytes(weight=2, gradient=2, master=4, state=4, activation=2),
+    Precision.MIXED_BF16: PrecisionBytes(weight=2, master=4, state=4, activation=2),
+    Precision.MIXED_FP16: PrecisionBytes(weight=2, master=4, state=4, activation=2),
+    Precision.BF16: PrecisionBytes(weight=2, master=0, state=2, activation=2),
+    Precision.FP32: PrecisionBytes(weight=4, master=0, state=4, activation=4),
+    Precision.FP8: PrecisionBytes(weight=2, master=4, state=4, activation=2),
 }
 
 
