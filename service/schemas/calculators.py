@@ -9,16 +9,15 @@ from pydantic import Field, model_validator
 
 from service.core.compute import AttentionFormula, Recompute
 from service.core.dtypes import Dtype
-from service.core.errors import InvalidSpecError
 from service.core.fp8 import Fp8Recipe
-from service.core.gradients import GradReduceDtype, grad_dtype_problem
+from service.core.gradients import GradReduceDtype
 from service.core.kernels import AttentionKernel, CrossEntropy, DeviceConvention, Framework
 from service.core.limits import MAX_BATCH, MAX_INT64, MAX_SEQ_LEN, MAX_TOKENS
 from service.core.memory import CUDA_CONTEXT_BYTES, Optimizer, Precision
 from service.core.pipeline import PipelineSchedule
-from service.schemas.base import Assumptions, Schema, sent
+from service.schemas.base import Assumptions, Schema
 from service.schemas.finetune import Finetune, FinetuneComputeDetail, FinetuneMemoryDetail, lora_shorthand
-from service.schemas.layout import GRAD_REDUCE_DESCRIPTION
+from service.schemas.layout import GRAD_REDUCE_DESCRIPTION, check_precision_options
 from service.schemas.model import ModelSpec
 
 SeqLen = Annotated[int, Field(ge=1, le=MAX_SEQ_LEN)]
@@ -254,10 +253,7 @@ class TrainingMemoryRequest(Schema):
 
     @model_validator(mode="after")
     def _recipe_with_fp8(self) -> TrainingMemoryRequest:
-        if sent(self, "fp8_recipe") and self.precision is not Precision.FP8:
-            raise InvalidSpecError("fp8_recipe", "fp8_recipe applies to precision fp8 only")
-        if problem := grad_dtype_problem(self.precision, self.grad_reduce_dtype):
-            raise InvalidSpecError("grad_reduce_dtype", problem)
+        check_precision_options(self)
         return self
 
 

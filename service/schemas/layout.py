@@ -72,6 +72,17 @@ GRAD_REDUCE_DESCRIPTION = (
 )
 
 
+def check_precision_options(req: Schema) -> None:
+    """A request's ``fp8_recipe`` and ``grad_reduce_dtype`` against its ``precision`` (a recipe sent at
+    another value than its default needs fp8; :func:`service.core.gradients.grad_dtype_problem`), each
+    a 422 naming its field."""
+    precision = req.precision
+    if sent(req, "fp8_recipe") and precision is not Precision.FP8:
+        raise InvalidSpecError("fp8_recipe", "fp8_recipe applies to precision fp8 only")
+    if problem := grad_dtype_problem(precision, req.grad_reduce_dtype):
+        raise InvalidSpecError("grad_reduce_dtype", problem)
+
+
 class StepTimeOptions(Schema):
     """How the step-time model runs a training step: precision, FP8 recipe, kernels, overlaps. Read by
     the planner only; the mixture-of-experts options (`ep_comm_overlap`, `moe_max_nodes_per_token`,
@@ -165,10 +176,7 @@ class StepTimeOptions(Schema):
 
     @model_validator(mode="after")
     def _recipe_with_fp8(self) -> StepTimeOptions:
-        if sent(self, "fp8_recipe") and self.precision is not Precision.FP8:
-            raise InvalidSpecError("fp8_recipe", "fp8_recipe applies to precision fp8 only")
-        if problem := grad_dtype_problem(self.precision, self.grad_reduce_dtype):
-            raise InvalidSpecError("grad_reduce_dtype", problem)
+        check_precision_options(self)
         if self.tp_comm_overlap_rs_dgrad and not self.tp_comm_overlap:
             raise InvalidSpecError(
                 "tp_comm_overlap_rs_dgrad",
