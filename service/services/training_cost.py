@@ -132,7 +132,7 @@ def _names_an_option(field: str, req: Costed) -> bool:
     """Whether a planner error is about a step-time option the request itself gave (a 422 then),
     rather than about a cluster the planner cannot lay out (the answer then falls back to the MFU)."""
     root = field.split(".")[0]
-    return root in STEP_TIME_FIELDS and root in req.model_fields_set
+    return root in STEP_TIME_FIELDS and sent(req, root)  # a default sent means what leaving it out does
 
 
 def _plan_assumptions(planned: Planned) -> dict[str, Any]:
