@@ -45,7 +45,7 @@ from __future__ import annotations
 from service.core.architecture import Architecture
 from service.core.dtypes import Dtype
 from service.core.hardware import Hardware, matmul_seconds
-from service.core.params import mlp_linear_shapes
+from service.core.params import expert_missed, mlp_linear_shapes
 from service.core.steptime_moe import grouped_gemm_factor
 
 
@@ -67,8 +67,7 @@ def experts_touched(arch: Architecture, tokens: float, ep: int = 1) -> float:
     ``E/ep (1 - (1 - k/E)^(ep tokens))`` (module docstring); 0 for a dense model or no tokens."""
     if not arch.moe_layers or tokens <= 0:
         return 0.0
-    e, k = arch.n_experts, arch.experts_per_token
-    return e / ep * (1.0 - (1.0 - k / e) ** (ep * tokens))
+    return arch.n_experts / ep * (1.0 - float(expert_missed(arch, ep * tokens)))
 
 
 def routed_expert_seconds(

@@ -104,7 +104,7 @@ from service.core.hardware import (
     expert_all_to_all_seconds,
 )
 from service.core.memory import kv_cache_bytes, recurrent_state_dtype, state_cache_bytes_per_sequence
-from service.core.params import mlp_params
+from service.core.params import expert_missed, mlp_params
 from service.core.serving import (
     DEFAULT_LIMITS,
     GPU_MEMORY_UTILIZATION,
@@ -228,7 +228,7 @@ def ep_decode_step_seconds(
     rate, hbm = hw.peak_flops_per_s * hw.kernels.matmul, memory_rate(hw)
 
     def picked(tokens: np.ndarray) -> np.ndarray:  # the GPU's experts the unit's tokens pick (unread_expert_share)
-        return routed_bytes_per_gpu * (1 - np.power(1 - arch.experts_per_token / arch.n_experts, ep * tokens))
+        return routed_bytes_per_gpu * (1 - expert_missed(arch, ep * tokens))
 
     def own(tokens: np.ndarray) -> np.ndarray:
         replicated = np.maximum(replicated_bytes / hbm, tokens * 2.0 * (matmul_weights - routed_weights) / rate)

@@ -241,11 +241,12 @@ class MemoryTables:
         params = self.stage_params(tp, layers, first, last)
         shards = np.asarray(dp, dtype=np.float64)
         ends = self.ends[np.searchsorted(self.tps, tp), np.asarray(first, dtype=int), np.asarray(last, dtype=int)]
-        copies = self.fp8_copy * fp8_copy_params(self.arch, params, ends)
+        matmul = fp8_copy_params(self.arch, params, ends)  # the stage's matmul weights
+        copies = self.fp8_copy * matmul
         # ZeRO-3 under a pipeline (a pipeline over pools has 2+ stages) keeps its weights gathered and
         # its gradients whole in the reduce dtype (service.core.memory.ZeroSharding)
         gathered = zero3_gathered(np.asarray(zero), np.asarray(cfg.get("pp", 2)))
-        held = self.weight * params - (self.weight - self.gathered_matmul) * fp8_copy_params(self.arch, params, ends)
+        held = self.weight * params - (self.weight - self.gathered_matmul) * matmul
         weights = np.where(gathered, held, np.where(zero >= 3, self.weight * params / shards, self.weight * params + copies))
         gradients = np.where(zero >= 2, self.gradient * params / shards, self.gradient * params)
         gradients = np.where(gathered, self.gathered_gradient * params, gradients)

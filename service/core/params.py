@@ -281,6 +281,13 @@ def weight_reads_per_token(arch: Architecture) -> float:
     return reads + extra_uses * (attention_params_per_layer(arch) + dense_mlp_params(arch)) / params.total
 
 
+def expert_missed(arch: Architecture, tokens: Any) -> Any:
+    """The chance that ``tokens`` routed tokens all miss a given routed expert of a layer, each
+    picking ``k`` of the ``E`` with routing balanced over the experts: ``(1 - k/E)^tokens``
+    (:func:`unread_expert_share`); scalars or arrays."""
+    return np.power(1.0 - arch.experts_per_token / arch.n_experts, tokens)
+
+
 def unread_expert_share(arch: Architecture, tokens: Any) -> Any:
     """The share of the stored weights a decode step over ``tokens`` routed tokens leaves unread: the
     routed experts none of them picks. Each token picks ``k`` of the ``E`` experts of a layer; with
@@ -293,5 +300,4 @@ def unread_expert_share(arch: Architecture, tokens: Any) -> Any:
     if not arch.moe_layers:
         return 0.0
     routed = arch.moe_layers * arch.n_experts * mlp_params_per_expert(arch)
-    missed = np.power(1.0 - arch.experts_per_token / arch.n_experts, tokens)
-    return routed / count_params(arch).total * missed
+    return routed / count_params(arch).total * expert_missed(arch, tokens)
