@@ -174,16 +174,22 @@ def test_step_parts_sum_and_vanish_without_their_parallelism() -> None:
     assert 0 < float(at(tp=2, dp=4).tp_comm_seconds) < float(at(tp=8, dp=1).tp_comm_seconds)
 
 
+def _llama_2_7b_dp8_reduced_after_backward(zero_stage: int) -> tuple:
+    """Llama 2 7B at dp 8 on one H100 node, ZeRO ``zero_stage``, gradients reduced after the backward:
+    (architecture, hardware, parameters a GPU, layout, workload, the node's collective bandwidth)."""
+    arch, h100 = preset("llama-2-7b"), hardware("h100-sxm")
+    params = params_per_gpu(arch, Parallelism())
+    lay = Layout(tp=1, pp=1, dp=8, cp=1, ep=1, zero_stage=zero_stage, offload_optimizer=False, micro_batch_size=1,
+                 recompute=0, sequence_parallel=False, virtual_stages=1, params_per_gpu=params)  # fmt: skip
+    work = Workload(seq_len=4096, global_batch_size=64, overlap_grad_reduce=False)
+    return arch, h100, params, lay, work, h100.intra_node_bandwidth_bytes_per_s * h100.kernels.intra_node_collective
+
+
 def test_a_dense_model_pays_no_expert_gradient_collective() -> None:
     # a dense model has no routed experts to reduce: its gradients are one ring all-reduce over the
     # data-parallel ranks, 2(n-1)/n * S / B + 2 log2(n) hops (no second, empty collective's latency).
     # Llama 2 7B, ZeRO-0, dp 8 on one H100 node, reduced after the backward: all of it exposed
-    arch, h100 = preset("llama-2-7b"), hardware("h100-sxm")
-    params = params_per_gpu(arch, Parallelism())
-    lay = Layout(tp=1, pp=1, dp=8, cp=1, ep=1, zero_stage=0, offload_optimizer=False, micro_batch_size=1, recompute=0,
-                 sequence_parallel=False, virtual_stages=1, params_per_gpu=params)  # fmt: skip
-    work = Workload(seq_len=4096, global_batch_size=64, overlap_grad_reduce=False)
-    bw = h100.intra_node_bandwidth_bytes_per_s * h100.kernels.intra_node_collective
+    arch, h100, params, lay, work, bw = _llama_2_7b_dp8_reduced_after_backward(zero_stage=0)
     expected = 2 * 7 / 8 * 2 * params / bw + 2 * 3 * 5e-6
     assert float(step_time(arch, h100, work, lay).dp_comm_seconds) == pytest.approx(expected, rel=1e-12)
 
@@ -195,12 +201,7 @@ def test_gradients_reduced_after_the_backward_are_counted_once() -> None:
     # H100 node: ring reduce-scatter and all-gather (n-1)/n * S / B + log2(n) hops of 5 us
     from service.core.steptime import OVERLAP_INTERFERENCE, layer_times, layout_sizes
 
-    arch, h100 = preset("llama-2-7b"), hardware("h100-sxm")
-    params = params_per_gpu(arch, Parallelism())
-    lay = Layout(tp=1, pp=1, dp=8, cp=1, ep=1, zero_stage=1, offload_optimizer=False, micro_batch_size=1, recompute=0,
-                 sequence_parallel=False, virtual_stages=1, params_per_gpu=params)  # fmt: skip
-    work = Workload(seq_len=4096, global_batch_size=64, overlap_grad_reduce=False)
-    bw = h100.intra_node_bandwidth_bytes_per_s * h100.kernels.intra_node_collective
+    arch, h100, params, lay, work, bw = _llama_2_7b_dp8_reduced_after_backward(zero_stage=1)
 
     def ring(size: float) -> float:
         return 7 / 8 * size / bw + 3 * 5e-6
